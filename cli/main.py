@@ -1,0 +1,180 @@
+"""`zoo` commands. Each one parses options, calls the public API and prints; a user's mistake ends in
+one clear message and a non-zero exit code. Nothing here imports torch until a command runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import click
+
+
+class ZooGroup(click.Group):
+    """Turns zoo's errors into a clean message and an exit code instead of a traceback."""
+
+    def invoke(self, ctx):
+        from zoo.errors import ZooError
+
+        try:
+            return super().invoke(ctx)
+        except ZooError as e:
+            click.secho(f"Error: {e.message}", err=True, fg="red")
+            if e.hint:
+                click.echo(e.hint, err=True)
+            ctx.exit(e.exit_code)
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="zoo", prog_name="zoo")
+def cli():
+    """zoo: a plugin-based model zoo for unsupervised deep learning on images.
+
+    \b
+    zoo list                                  installed architectures
+    zoo info convae                           hyperparameters and presets
+    zoo train convae --dataset mnist --epochs 30 --set latent_dim=6 --out runs/ae6
+    zoo train --resume runs/ae6               continue after Ctrl-C or a crash
+    zoo eval runs/ae6                         test MSE, BCE, PSNR
+    zoo reconstruct runs/ae6 --n 16 --out recon.png
+    """
+
+
+def _echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
+
+
+@cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def list_cmd(as_json):
+    """Every installed architecture plugin: name, description, package."""
+    from zoo import registry
+
+    reg = registry.load_registry()
+    rows = [{"name": e.name, "description": e.description, "package": f"{e.package} {e.version}"}
+            for e in sorted(reg.models.values(), key=lambda e: e.name)]
+    if as_json:
+        _echo_json({"models": rows, "failed": [f.__dict__ for f in reg.failures]})
+        return
+    width = max([len(r["name"]) for r in rows] + [4])
+    pw = max([len(r["package"]) for r in rows] + [7])
+    click.echo(f"{'name':<{width}}  {'package':<{pw}}  description")
+    for r in rows:
+        click.echo(f"{r['name']:<{width}}  {r['package']:<{pw}}  {r['description']}")
+    for f in reg.failures:
+        click.secho(f"plugin '{f.entry_point}' from package {f.package} failed to load: {f.error}", err=True,
+                    fg="yellow")
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def info(model, as_json):
+    """A model's hyperparameters (name, type, default, valid range) and presets."""
+    from zoo.api import model_info
+
+    data = model_info(model)
+    if as_json:
+        _echo_json(data)
+        return
+    click.echo(f"{data['name']}: {data['description']}")
+    click.echo(f"package: {data['package']} {data['version']}    can: {', '.join(data['capabilities'])}")
+    for title, rows in (("model hyperparameters", data["params"]), ("training settings", data["train_params"])):
+        click.echo(f"\n{title} (--set key=value):")
+        w = max(len(r["name"]) for r in rows)
+        for r in rows:
+            default = json.dumps(r["default"]) if not isinstance(r["default"], str) else r["default"] or '""'
+            rng = f"  [{r['range']}]" if r["range"] else ""
+            click.echo(f"  {r['name']:<{w}}  {r['type']:<9}  default {default}{rng}\n  {'':<{w}}  {r['help']}")
+    click.echo("\npresets (--preset NAME):")
+    if not data["presets"]:
+        click.echo("  none")
+    for name, p in data["presets"].items():
+        click.echo(f"  {name}: {p.get('description', '')}")
+        if p.get("source"):
+            click.echo(f"    source: {p['source']}")
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("--dataset", "-d", help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
+@click.option("--preset", "-p", help="A preset from registry.toml (see `zoo info MODEL`).")
+@click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False), help="A TOML file of config keys.")
+@click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), help="Run folder (default runs/MODEL-DATA-TIME).")
+@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
+@click.option("--epochs", type=int, help="Maximum epochs.")
+@click.option("--batch-size", type=int, help="Training batch size.")
+@click.option("--lr", type=float, help="Learning rate.")
+@click.option("--patience", type=int, help="Early-stopping patience (0: off).")
+@click.option("--device", help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--seed", type=int, help="Random seed.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Look for data files here first.")
+@click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast on CUDA.")
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+def train(model, dataset, preset, config_file, assignments, out, resume, epochs, batch_size, lr, patience, device,
+          seed, data_dir, bf16, progress):
+    """Train MODEL; or continue a run with --resume RUN."""
+    from zoo.api import train as api_train
+    from zoo.config import parse_assignments
+    from zoo.errors import ConfigError
+
+    if model is None and resume is None:
+        raise ConfigError("which model? e.g. `zoo train convae`", "`zoo list` shows the installed models.")
+    overrides = parse_assignments(assignments)
+    options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "device": device,
+               "seed": seed, "data_dir": data_dir, "bf16": bf16}
+    overrides.update({k: v for k, v in options.items() if v is not None})
+    result = api_train(model, dataset=dataset, preset=preset, config=config_file, out=out, resume=resume,
+                       progress=progress, **overrides)
+    best = f"{result.best_value:.5g}" if result.best_value is not None else "-"
+    click.echo(f"{result.stopped}: best epoch {result.best_epoch} (validation loss {best}); run in {result.run_dir}")
+
+
+def _print_metrics(result: dict) -> None:
+    click.echo(f"{result['model']} on {result['dataset']} ({result['split']}, {result['images']} images)")
+    for k, v in result["metrics"].items():
+        click.echo(f"  {k:<8} {v:.6g}")
+
+
+@cli.command("eval")
+@click.argument("run")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the data set's files are.")
+@click.option("--device", default=None, help="auto, cpu, cuda, mps.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_cmd(run, split, data_dir, device, as_json):
+    """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json."""
+    from zoo.api import evaluate
+
+    result = evaluate(run, split=split, data_dir=data_dir, device=device)
+    if as_json:
+        _echo_json(result)
+    else:
+        _print_metrics(result)
+        click.echo(f"written to {run}/eval.json")
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--n", default=16, show_default=True, type=click.IntRange(1, 256), help="How many images.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG to write (default RUN/reconstructions.png).")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--device", default=None)
+def reconstruct(run, n, out, split, data_dir, device):
+    """Originals beside their reconstructions, as a PNG."""
+    from zoo.api import reconstruct as api_reconstruct
+
+    path = api_reconstruct(run, n=n, out=out, split=split, data_dir=data_dir, device=device)
+    click.echo(f"wrote {path}")
+
+
+def main() -> None:
+    cli(prog_name="zoo")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,153 @@
+"""Convolutional encoder/decoder stacks shared by the autoencoder plugins.
+
+The config fields below are the common vocabulary: channels, kernel, stride and padding per conv
+layer, hidden linear sizes, latent size, activation. The decoder mirrors the encoder unless its
+layers are given explicitly; output paddings are computed so the output has the input's size.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from zoo.config import param
+from zoo.errors import ConfigError
+
+ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": lambda: nn.LeakyReLU(0.2),
+    "elu": nn.ELU,
+    "gelu": nn.GELU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+}
+
+
+@dataclass
+class ConvNetConfig:
+    channels: list[int] = param([8, 16, 32], "output channels of each encoder conv layer (one per layer)",
+                                low=1, high=4096)
+    kernel: list[int] = param([3], "kernel size of each conv layer (one value: every layer)", low=1, high=15)
+    stride: list[int] = param([2], "stride of each conv layer (one value: every layer)", low=1, high=8)
+    padding: list[int] = param([1, 1, 0], "padding of each conv layer (one value: every layer)", low=0, high=16)
+    hidden: list[int] = param([128], "hidden linear layers between the convolutions and the latent", low=1,
+                              high=65536)
+    latent_dim: int = param(4, "size of the latent code", low=1, high=4096)
+    activation: str = param("relu", "activation between layers", choices=tuple(ACTIVATIONS))
+    batch_norm: bool = param(False, "batch norm after each hidden conv layer")
+    dropout: float = param(0.0, "dropout probability before each hidden linear layer", low=0.0, high=0.95)
+    dropout_decoder: bool = param(False, "dropout in the decoder's linear layers too (else encoder only)")
+    decoder_channels: list[int] = param([], "decoder: output channels of each transposed conv but the last "
+                                        "(empty: mirror the encoder)", low=1, high=4096)
+    decoder_kernel: list[int] = param([], "decoder: kernel of each transposed conv (empty: mirror)", low=1, high=15)
+    decoder_stride: list[int] = param([], "decoder: stride of each transposed conv (empty: mirror)", low=1, high=8)
+    decoder_padding: list[int] = param([], "decoder: padding of each transposed conv (empty: mirror)", low=0,
+                                       high=16)
+    decoder_hidden: list[int] = param([], "decoder: hidden linear layers (empty: mirror the encoder's)", low=1,
+                                      high=65536)
+
+
+def _per_layer(values: list[int], n: int, key: str) -> list[int]:
+    if len(values) == 1:
+        return values * n
+    if len(values) != n:
+        raise ConfigError(f"{key} has {len(values)} values for {n} conv layers", f"Give one value or {n}.")
+    return list(values)
+
+
+def _out_size(size: int, k: int, s: int, p: int) -> int:
+    return (size + 2 * p - k) // s + 1
+
+
+def _transposed_size(size: int, k: int, s: int, p: int) -> int:
+    return (size - 1) * s - 2 * p + k
+
+
+def _act(cfg) -> nn.Module:
+    return ACTIVATIONS[cfg.activation]()
+
+
+def build_encoder(cfg: ConvNetConfig, shape: tuple[int, int, int], out_features: int):
+    """Conv stack + linear layers ending in `out_features` (no activation). Returns (module, conv_shapes)."""
+    c, h, w = shape
+    n = len(cfg.channels)
+    if n == 0:
+        raise ConfigError("channels must list at least one conv layer")
+    ks, ss, ps = (_per_layer(v, n, k) for v, k in ((cfg.kernel, "kernel"), (cfg.stride, "stride"),
+                                                   (cfg.padding, "padding")))
+    sizes = [(h, w)]
+    layers: list[nn.Module] = []
+    in_c = c
+    for i, (out_c, k, s, p) in enumerate(zip(cfg.channels, ks, ss, ps)):
+        nh, nw = _out_size(sizes[-1][0], k, s, p), _out_size(sizes[-1][1], k, s, p)
+        if nh < 1 or nw < 1:
+            raise ConfigError(
+                f"conv layer {i + 1} (kernel {k}, stride {s}, padding {p}) reduces "
+                f"{sizes[-1][0]}×{sizes[-1][1]} images to nothing",
+                "Use fewer conv layers, smaller strides or kernels, or more padding.")
+        layers.append(nn.Conv2d(in_c, out_c, k, stride=s, padding=p))
+        if cfg.batch_norm:
+            layers.append(nn.BatchNorm2d(out_c))
+        layers.append(_act(cfg))
+        sizes.append((nh, nw))
+        in_c = out_c
+    layers.append(nn.Flatten())
+    flat = in_c * sizes[-1][0] * sizes[-1][1]
+    layers += _linear_stack([flat, *cfg.hidden, out_features], cfg, dropout=cfg.dropout)
+    geometry = {"sizes": sizes, "kernel": ks, "stride": ss, "padding": ps, "channels": [c, *cfg.channels]}
+    return nn.Sequential(*layers), geometry
+
+
+def _linear_stack(widths: list[int], cfg, dropout: float, final_activation: bool = False) -> list[nn.Module]:
+    layers: list[nn.Module] = []
+    for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
+        if i > 0 and dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        layers.append(nn.Linear(a, b))
+        if i < len(widths) - 2 or final_activation:
+            layers.append(_act(cfg))
+    return layers
+
+
+def build_decoder(cfg: ConvNetConfig, geometry: dict, in_features: int) -> nn.Sequential:
+    """Linear layers then transposed convs back to the input shape; outputs logits (no final activation)."""
+    sizes, chans = geometry["sizes"], geometry["channels"]
+    last_c, (lh, lw) = chans[-1], sizes[-1]
+    hidden = cfg.decoder_hidden or list(reversed(cfg.hidden))
+    layers = _linear_stack([in_features, *hidden, last_c * lh * lw], cfg,
+                           dropout=cfg.dropout if cfg.dropout_decoder else 0.0, final_activation=True)
+    layers.append(nn.Unflatten(1, (last_c, lh, lw)))
+    explicit = any((cfg.decoder_channels, cfg.decoder_kernel, cfg.decoder_stride, cfg.decoder_padding))
+    if explicit:
+        n = len(cfg.decoder_kernel) or len(cfg.decoder_channels) + 1
+        ks = _per_layer(cfg.decoder_kernel or geometry["kernel"][-1:], n, "decoder_kernel")
+        ss = _per_layer(cfg.decoder_stride or [1], n, "decoder_stride")
+        ps = _per_layer(cfg.decoder_padding or [0], n, "decoder_padding")
+        outs = list(cfg.decoder_channels) + [chans[0]]
+        if len(outs) != n:
+            raise ConfigError(f"decoder_channels needs {n - 1} values for {n} transposed conv layers")
+        targets = [None] * (n - 1) + [sizes[0]]  # only the last layer must land on the image size
+    else:
+        ks, ss, ps = (list(reversed(geometry[k])) for k in ("kernel", "stride", "padding"))
+        outs = list(reversed(chans[:-1]))
+        targets = list(reversed(sizes[:-1]))
+        n = len(ks)
+    cur, in_c = (lh, lw), last_c
+    for i in range(n):
+        k, s, p = ks[i], ss[i], ps[i]
+        natural = (_transposed_size(cur[0], k, s, p), _transposed_size(cur[1], k, s, p))
+        target = targets[i] or natural
+        op = (target[0] - natural[0], target[1] - natural[1])
+        if min(op) < 0 or max(op) >= max(s, 1) or min(natural) < 1:
+            raise ConfigError(
+                f"decoder layer {i + 1} (kernel {k}, stride {s}, padding {p}) turns {cur[0]}×{cur[1]} into "
+                f"{natural[0]}×{natural[1]}, and cannot reach {target[0]}×{target[1]}",
+                "Change the decoder's kernels, strides or paddings (or leave them empty to mirror the encoder).")
+        layers.append(nn.ConvTranspose2d(in_c, outs[i], k, stride=s, padding=p, output_padding=op))
+        if i < n - 1:
+            if cfg.batch_norm:
+                layers.append(nn.BatchNorm2d(outs[i]))
+            layers.append(_act(cfg))
+        cur, in_c = target, outs[i]
+    return nn.Sequential(*layers)

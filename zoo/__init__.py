@@ -1,0 +1,43 @@
+"""zoo: a plugin-based model zoo for unsupervised deep learning on images.
+
+    import zoo
+    zoo.list_models()
+    model = zoo.create("convae", latent_dim=6)
+    result = zoo.train("convae", dataset="mnist", epochs=30, latent_dim=6, out="runs/ae6")
+    model = zoo.load("runs/ae6")
+
+Names are imported lazily so that `zoo --help` and `zoo list` start without importing torch.
+"""
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "ZooModel": "zoo.model",
+    "Batch": "zoo.model",
+    "StepContext": "zoo.model",
+    "hookimpl": "zoo.hooks",
+    "hookspec": "zoo.hooks",
+    "param": "zoo.config",
+    "TrainConfig": "zoo.config",
+    "ZooError": "zoo.errors",
+    "list_models": "zoo.api",
+    "model_info": "zoo.api",
+    "create": "zoo.api",
+    "train": "zoo.api",
+    "load": "zoo.api",
+    "evaluate": "zoo.api",
+    "reconstruct": "zoo.api",
+    "load_dataset": "zoo.data",
+}
+
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'zoo' has no attribute {name!r}")

@@ -1,0 +1,283 @@
+"""The public Python API. The CLI is a thin layer over these functions."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+import zoo
+from zoo import checkpoint as ckpt
+from zoo import config as cfgmod
+from zoo import registry
+from zoo.config import TrainConfig
+from zoo.data import load_dataset
+from zoo.device import pick_device
+from zoo.engine import Trainer, TrainResult, _stderr, batches
+from zoo.errors import ConfigError, RunError, UnknownModelError
+from zoo.model import ZooModel
+
+RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every"}
+
+
+def list_models() -> list[str]:
+    """Names of every installed architecture plugin."""
+    return registry.list_models()
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """A plugin's description, hyperparameters (type, default, range), training defaults and presets."""
+    entry = registry.get_entry(name)
+    cls = entry.cls
+
+    def describe(dc, defaults=None):
+        rows = []
+        for f in cfgmod.fields_of(dc):
+            default = (defaults or {}).get(f.name, _default_of(f))
+            rows.append({"name": f.name, "type": cfgmod.type_name(cfgmod.field_type(f, dc)), "default": default,
+                         "range": cfgmod.describe_range(f), "help": f.metadata.get("help", "")})
+        return rows
+
+    return {
+        "name": entry.name, "description": entry.description, "package": entry.package, "version": entry.version,
+        "capabilities": [c for c in ("encode", "decode", "reconstruct", "sample", "classify")
+                         if getattr(cls, c, None) is not getattr(ZooModel, c)],
+        "params": describe(cls.Config),
+        "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),
+        "presets": registry.presets(entry.name),
+    }
+
+
+def _default_of(f: dataclasses.Field) -> Any:
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
+
+
+def resolve_config(name: str, *, preset: str | None = None, config: str | Path | dict | None = None,
+                   overrides: dict[str, Any] | None = None) -> tuple[type, Any, TrainConfig]:
+    """Layer defaults < plugin training defaults < preset < config file < overrides; type-check it all."""
+    cls = registry.get_model_class(name)
+    values: dict[str, Any] = dict(getattr(cls, "train_defaults", {}))
+    if preset:
+        values.update(registry.get_preset(preset, name).get("config", {}))
+    if config is not None:
+        file_values = dict(config) if isinstance(config, dict) else cfgmod.read_toml(config)
+        named = file_values.pop("model", None)
+        if named and named != name:
+            raise ConfigError(f"the config file is for model '{named}', not '{name}'")
+        values.update(file_values)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return (cls, *split_config(cls, values))
+
+
+def split_config(cls: type, values: dict[str, Any]) -> tuple[Any, TrainConfig]:
+    model_keys = {f.name for f in cfgmod.fields_of(cls.Config)}
+    train_keys = {f.name for f in cfgmod.fields_of(TrainConfig)}
+    for key in values:
+        if key not in model_keys and key not in train_keys:
+            raise cfgmod.unknown_key(key, model_keys | train_keys, cls.name)
+    model_cfg = cfgmod.build(cls.Config, {k: v for k, v in values.items() if k in model_keys}, where=cls.name)
+    train_cfg = cfgmod.build(TrainConfig, {k: v for k, v in values.items() if k in train_keys}, where="training")
+    return model_cfg, train_cfg
+
+
+def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, **config) -> ZooModel:
+    """Build an untrained model by name, sized for images of `shape` (C, H, W)."""
+    cls, model_cfg, _ = resolve_config(name, overrides=config)
+    return cls(model_cfg, shape, num_classes)
+
+
+# ------------------------------------------------------------------------------------- train
+
+def _default_out(name: str, dataset: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", dataset.split(":")[0]).strip("-")
+    return Path("runs") / f"{name}-{slug}-{stamp}"
+
+
+def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> dict[str, Any]:
+    return {
+        "zoo_version": zoo.__version__,
+        "model": entry.name,
+        "plugin": {"name": entry.name, "package": entry.package, "version": entry.version},
+        "config": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(train_cfg),
+        "data": data_info,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def train(model: str | None = None, *, dataset: str | None = None, preset: str | None = None,
+          config: str | Path | dict | None = None, out: str | Path | None = None, resume: str | Path | None = None,
+          log: Callable[[str], None] = _stderr, progress: bool | None = None, callbacks=(),
+          **overrides) -> TrainResult:
+    """Train `model` (a plugin name) and write a run folder; or continue one with `resume=RUN`.
+
+    Keyword overrides are config keys of the model or of `TrainConfig` (epochs=30, latent_dim=6, ...).
+    """
+    if dataset is not None:
+        overrides["dataset"] = dataset
+    if resume is not None:
+        return _resume(Path(resume), model, log, progress, callbacks, overrides)
+    if model is None:
+        raise ConfigError("which model? e.g. zoo.train('convae', ...)", "`zoo list` shows the installed models.")
+    entry = registry.get_entry(model)
+    cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
+    device = pick_device(train_cfg.device)
+    data = load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
+                        image_size=train_cfg.image_size, device=device)
+    run_dir = Path(out) if out else _default_out(model, train_cfg.dataset)
+    if (run_dir / ckpt.CONFIG).exists():
+        raise RunError(f"{run_dir} already holds a run",
+                       f"Continue it with `zoo train --resume {run_dir}`, or choose another --out.")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir} exists and is not a folder")
+    torch.manual_seed(train_cfg.seed)
+    net = cls(model_cfg, data.shape, data.num_classes).to(device)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
+    log(f"training {model} on {data.name} ({data.info()['sizes']['train']} images, {tuple(data.shape)}) "
+        f"on {device} -> {run_dir}")
+    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress, callbacks=callbacks)
+    result = trainer.fit()
+    _write_card(run_dir)
+    return result
+
+
+def _resume(run_dir: Path, model: str | None, log, progress, callbacks, overrides) -> TrainResult:
+    run = read_run(run_dir)
+    if model is not None and model != run["model"]:
+        raise ConfigError(f"{run_dir} is a '{run['model']}' run, not '{model}'")
+    changed = {k for k, v in overrides.items() if v is not None and k not in RESUME_CHANGEABLE
+               and run["train"].get(k, object()) != v}
+    if changed:
+        raise ConfigError(f"--resume continues a run as it was configured; cannot change {', '.join(sorted(changed))}",
+                          f"Only {', '.join(sorted(RESUME_CHANGEABLE))} may change; start a new run for the rest.")
+    if not (run_dir / ckpt.CHECKPOINT).exists():
+        raise RunError(f"{run_dir} has no checkpoint to resume from (it stopped before its first epoch ended)",
+                       f"Start it again: remove {run_dir} and train anew.")
+    entry = registry.get_entry(run["model"])
+    train_values = {**run["train"], **{k: v for k, v in overrides.items() if v is not None}}
+    model_cfg, train_cfg = split_config(entry.cls, {**run["config"], **train_values})
+    device = pick_device(train_cfg.device)
+    data = load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
+                        image_size=train_cfg.image_size, device=device)
+    net = entry.cls(model_cfg, tuple(run["data"]["shape"]), len(run["data"].get("classes", []))).to(device)
+    if train_cfg.epochs != run["train"]["epochs"] or train_cfg.patience != run["train"]["patience"]:
+        ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg)})
+    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress, callbacks=callbacks)
+    trainer.resume()
+    done = trainer.state["epoch"]
+    if done >= train_cfg.epochs:
+        log(f"{run_dir} already finished its {train_cfg.epochs} epochs; pass --epochs N to train further")
+    elif trainer.state.get("stopped") == "early_stopping":
+        log(f"{run_dir} stopped early at epoch {done}; continuing to epoch {train_cfg.epochs}")
+        trainer.state["bad_epochs"] = 0
+    else:
+        log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
+    result = trainer.fit(resume=True)
+    _write_card(run_dir)
+    return result
+
+
+# ------------------------------------------------------------------------------------- load
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """The run's config.json, checked to be a zoo run."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunError(f"{run_dir} does not exist")
+    if not run_dir.is_dir() or not (run_dir / ckpt.CONFIG).is_file():
+        raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG})",
+                       "Pass a folder written by `zoo train`.")
+    run = ckpt.read_json(run_dir / ckpt.CONFIG)
+    if not isinstance(run, dict) or "model" not in run or "config" not in run:
+        raise RunError(f"{run_dir / ckpt.CONFIG} is not a zoo run config (no 'model' and 'config')")
+    return run
+
+
+def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:
+    """Rebuild a trained model from a run folder (config.json + model.safetensors), in eval mode."""
+    if isinstance(source, ZooModel):
+        return source
+    run_dir = Path(source)
+    run = read_run(run_dir)
+    try:
+        entry = registry.get_entry(run["model"])
+    except UnknownModelError:
+        package = run.get("plugin", {}).get("package", "?")
+        raise RunError(f"{run_dir} was made by model '{run['model']}', which is not installed",
+                       f"Install the package that provides it (pip install {package}); `zoo list` shows what is.") \
+            from None
+    values = dict(run["config"])
+    model_cfg = cfgmod.build(entry.cls.Config, values, where=f"{run_dir / ckpt.CONFIG}")
+    shape = tuple(run.get("data", {}).get("shape", (1, 28, 28)))
+    net = entry.cls(model_cfg, shape, len(run.get("data", {}).get("classes", [])))
+    weights, _ = ckpt.load_tensors(run_dir / ckpt.WEIGHTS)
+    ckpt.load_state(net, weights, run_dir / ckpt.WEIGHTS)
+    net.to(pick_device(device or "auto")).eval()
+    net.run_dir = run_dir
+    net.run_config = run
+    return net
+
+
+def _run_data(net: ZooModel, split: str, data_dir: str | None):
+    train = net.run_config["train"]
+    data = load_dataset(train["dataset"], data_dir=data_dir or train.get("data_dir") or None,
+                        val_fraction=train.get("val_fraction", 0.1), image_size=train.get("image_size", 0),
+                        device=net.device)
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"unknown split '{split}'", "Use train, val or test.")
+    return data, *data.split(split)
+
+
+@torch.no_grad()
+def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: str | None = None,
+             device: str | None = None, save: bool = True) -> dict[str, Any]:
+    """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json."""
+    net = load(source, device=device)
+    data, x, y = _run_data(net, split, data_dir)
+    sums: dict[str, float] = {}
+    for batch in batches(x, y, 1024):
+        for k, v in net.metrics(batch.x).items():
+            sums[k] = sums.get(k, 0.0) + float(v.double().sum())
+    n = x.shape[0]
+    result = {"model": net.run_config["model"], "dataset": data.name, "split": split, "images": n,
+              "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
+    if save:
+        ckpt.write_json(net.run_dir / ckpt.EVAL, result)
+        _write_card(net.run_dir)
+    return result
+
+
+@torch.no_grad()
+def reconstruct(source: str | Path | ZooModel, *, n: int = 16, out: str | Path | None = None, split: str = "test",
+                data_dir: str | None = None, device: str | None = None) -> Path:
+    """A picture of `n` images of the split beside their reconstructions."""
+    from zoo import plots
+    from zoo.errors import CapabilityError
+
+    net = load(source, device=device)
+    if not net.can("reconstruct"):
+        raise CapabilityError(f"model '{net.name}' cannot reconstruct images",
+                              f"It can: {', '.join(net.capabilities()) or 'nothing listed'}.")
+    if n < 1:
+        raise ConfigError("--n must be at least 1")
+    _, x, _ = _run_data(net, split, data_dir)
+    xb = x[:n].float() / 255.0
+    out = Path(out) if out else net.run_dir / "reconstructions.png"
+    return plots.image_rows([("original", xb), ("reconstruction", net.reconstruct(xb))], out,
+                            title=f"{net.name}: {split} images and reconstructions")
+
+
+def _write_card(run_dir: Path) -> None:
+    from zoo.modelcard import write_card
+
+    write_card(run_dir)

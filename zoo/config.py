@@ -1,0 +1,244 @@
+"""Typed configurations: dataclass fields with help, range and choices; TOML files; `key=value` overrides.
+
+A model plugin's hyperparameters live in its own dataclass; the settings every run shares
+(optimizer, batch size, data set, ...) live in `TrainConfig`. Both are flat, so one TOML file
+or one `--set key=value` can address any key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def param(default: Any, help: str, *, low: float | None = None, high: float | None = None,
+          choices: tuple | list | None = None):
+    """A config field with its documentation and valid range; lists get a fresh copy per instance."""
+    meta = {"help": help, "low": low, "high": high, "choices": tuple(choices) if choices else None}
+    if isinstance(default, list):
+        return field(default_factory=lambda d=default: list(d), metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass
+class TrainConfig:
+    """Settings the engine uses for every plugin."""
+
+    dataset: str = param("digits", "data set: mnist, fashion-mnist, kmnist, digits, folder:PATH")
+    data_dir: str = param("", "where to look first for data files (else $ZOO_DATA_DIR, cache, /usr/share/datasets)")
+    image_size: int = param(0, "resize folder images to this size (0: keep the first image's size)", low=0, high=1024)
+    val_fraction: float = param(0.1, "fraction of the training set held out for validation", low=0.0, high=0.9)
+    optimizer: str = param("adam", "optimizer", choices=("adam", "adamw", "sgd", "adagrad"))
+    lr: float = param(1e-3, "learning rate", low=0.0, high=10.0)
+    weight_decay: float = param(0.0, "L2 weight decay", low=0.0, high=10.0)
+    momentum: float = param(0.9, "momentum (sgd only)", low=0.0, high=1.0)
+    batch_size: int = param(256, "training batch size", low=1, high=1_000_000)
+    epochs: int = param(10, "maximum number of epochs", low=1, high=100_000)
+    patience: int = param(0, "early stopping: epochs without a better validation loss (0: off)", low=0, high=100_000)
+    seed: int = param(0, "random seed for initialisation and shuffling", low=0, high=2**32 - 1)
+    device: str = param("auto", "auto, cpu, cuda, cuda:N or mps")
+    bf16: bool = param(False, "bfloat16 autocast on CUDA")
+    plot_every: int = param(0, "save a sample/reconstruction grid every N epochs (0: only at the end)", low=0, high=100_000)
+
+
+def fields_of(cls) -> list[dataclasses.Field]:
+    return list(dataclasses.fields(cls))
+
+
+def field_type(f: dataclasses.Field, owner) -> Any:
+    hints = typing.get_type_hints(owner)
+    return hints[f.name]
+
+
+def type_name(tp: Any) -> str:
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        return f"list[{getattr(inner, '__name__', str(inner))}]"
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_name(a) for a in typing.get_args(tp))
+    return getattr(tp, "__name__", str(tp))
+
+
+def describe_range(f: dataclasses.Field) -> str:
+    meta = f.metadata
+    if meta.get("choices"):
+        return "one of " + ", ".join(str(c) for c in meta["choices"])
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and high is not None:
+        return f"{low:g} .. {high:g}"
+    if low is not None:
+        return f">= {low:g}"
+    if high is not None:
+        return f"<= {high:g}"
+    return ""
+
+
+def _scalar(value: Any, tp: type, key: str) -> Any:
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("0", "false", "no", "off"):
+            return False
+        if isinstance(value, int) and value in (0, 1):
+            return bool(value)
+        raise ValueError
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError
+        if isinstance(value, float):
+            if not value.is_integer():
+                raise ValueError
+            return int(value)
+        return int(value)
+    if tp is float:
+        if isinstance(value, bool):
+            raise ValueError
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ValueError
+        return str(value)
+    raise ValueError
+
+
+def coerce(value: Any, tp: Any, key: str) -> Any:
+    """Convert a TOML or command-line value to the field's type, or raise ValueError."""
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp)
+        if isinstance(value, str):
+            text = value.strip().strip("[]")
+            items = [v.strip() for v in text.split(",") if v.strip()] if text else []
+        elif isinstance(value, (list, tuple)):
+            items = list(value)
+        else:
+            items = [value]
+        return [_scalar(v, inner, key) for v in items]
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(tp):
+            if arg is type(None):
+                if value is None or (isinstance(value, str) and value.lower() in ("none", "null", "")):
+                    return None
+                continue
+            try:
+                return coerce(value, arg, key)
+            except ValueError:
+                pass
+        raise ValueError
+    return _scalar(value, tp, key)
+
+
+def check_range(value: Any, f: dataclasses.Field) -> bool:
+    meta = f.metadata
+    values = value if isinstance(value, list) else [value]
+    for v in values:
+        if v is None:
+            continue
+        if meta.get("choices") and v not in meta["choices"]:
+            return False
+        if meta.get("low") is not None and v < meta["low"]:
+            return False
+        if meta.get("high") is not None and v > meta["high"]:
+            return False
+    return True
+
+
+def build(cls, values: dict[str, Any], *, where: str = "config"):
+    """Instantiate dataclass `cls` from `values` (unknown keys are an error), typed and range-checked."""
+    known = {f.name: f for f in fields_of(cls)}
+    kwargs = {}
+    for key, value in values.items():
+        f = known.get(key)
+        if f is None:
+            raise unknown_key(key, known, where)
+        tp = field_type(f, cls)
+        try:
+            v = coerce(value, tp, key)
+        except (ValueError, TypeError):
+            raise ConfigError(
+                f"{where}: {key}={value!r} is not a valid {type_name(tp)}",
+                f"{key}: {f.metadata.get('help', '')} (type {type_name(tp)}"
+                + (f", {describe_range(f)}" if describe_range(f) else "") + ")",
+            ) from None
+        if not check_range(v, f):
+            raise ConfigError(f"{where}: {key}={value!r} is out of range",
+                              f"{key} must be {describe_range(f)}")
+        kwargs[key] = v
+    return cls(**kwargs)
+
+
+def unknown_key(key: str, known, where: str) -> ConfigError:
+    close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
+    hint = f"Did you mean: {', '.join(close)}?" if close else "`zoo info MODEL` lists the valid keys."
+    return ConfigError(f"{where}: unknown key '{key}'", hint)
+
+
+def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """`["latent_dim=6", "channels=8,16,32"]` -> {"latent_dim": "6", "channels": "8,16,32"}."""
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got '{item}'")
+        out[key.strip().replace("-", "_")] = value.strip()
+    return out
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    try:
+        with open(p, "rb") as fh:
+            data = tomllib.load(fh)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p} is not valid TOML: {e}") from None
+    return flatten_sections(data)
+
+
+def flatten_sections(data: dict[str, Any]) -> dict[str, Any]:
+    """Accept flat keys, or [model]/[train]/[data] tables, in a config file."""
+    flat = {}
+    for key, value in data.items():
+        if key in ("model", "train", "data") and isinstance(value, dict):
+            flat.update(value)
+        else:
+            flat[key] = value
+    return flat
+
+
+def to_toml(values: dict[str, Any]) -> str:
+    """Write a flat dict of scalars and lists as TOML (enough for configs)."""
+    lines = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'

@@ -1,0 +1,5 @@
+"""Data sets as device-resident uint8 tensors."""
+
+from zoo.data.datasets import ImageData, dataset_names, load_dataset
+
+__all__ = ["ImageData", "load_dataset", "dataset_names"]

@@ -1,0 +1,116 @@
+"""Finding the files of the torchvision data sets: local folders first, then a download."""
+
+from __future__ import annotations
+
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from zoo.errors import DataNotFoundError
+
+FILES = {
+    "train_images": "train-images-idx3-ubyte",
+    "train_labels": "train-labels-idx1-ubyte",
+    "test_images": "t10k-images-idx3-ubyte",
+    "test_labels": "t10k-labels-idx1-ubyte",
+}
+
+
+@dataclass(frozen=True)
+class TorchvisionSet:
+    name: str           # zoo's name, also the Debian /usr/share/datasets/<name> folder
+    tv_class: str       # torchvision class name, also its <root>/<Class>/raw folder
+    classes: tuple[str, ...]
+
+
+SETS = {
+    s.name: s
+    for s in (
+        TorchvisionSet("mnist", "MNIST", tuple(str(i) for i in range(10))),
+        TorchvisionSet("fashion-mnist", "FashionMNIST", (
+            "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+            "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")),
+        TorchvisionSet("kmnist", "KMNIST", ("o", "ki", "su", "tsu", "na", "ha", "ma", "ya", "re", "wo")),
+    )
+}
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(base) / "zoo" / "datasets"
+
+
+def search_roots(data_dir: str | None) -> list[tuple[str, Path]]:
+    """The places looked in, in order, each with where it came from."""
+    roots = []
+    if data_dir:
+        roots.append(("--data-dir", Path(data_dir).expanduser()))
+    env = os.environ.get("ZOO_DATA_DIR")
+    if env:
+        roots.append(("$ZOO_DATA_DIR", Path(env).expanduser()))
+    roots.append(("user cache", cache_dir()))
+    return roots
+
+
+def candidate_dirs(spec: TorchvisionSet, data_dir: str | None) -> list[Path]:
+    dirs = []
+    for _, root in search_roots(data_dir):
+        dirs += [root / spec.name, root / spec.tv_class / "raw", root / spec.tv_class, root]
+    dirs.append(Path("/usr/share/datasets") / spec.name)
+    return dirs
+
+
+def find_in(directory: Path) -> dict[str, Path] | None:
+    """The four IDX files in `directory`, gzipped or not, or None if any is missing."""
+    found = {}
+    for key, stem in FILES.items():
+        for name in (stem, stem + ".gz"):
+            if (directory / name).is_file():
+                found[key] = directory / name
+                break
+        else:
+            return None
+    return found
+
+
+def locate(spec: TorchvisionSet, data_dir: str | None = None, download: bool | None = None) -> dict[str, Path]:
+    """Find the data set's files, downloading them into the user cache as a last resort."""
+    looked = candidate_dirs(spec, data_dir)
+    for d in looked:
+        files = find_in(d)
+        if files:
+            return files
+    if download is None:
+        download = os.environ.get("ZOO_OFFLINE", "") in ("", "0") and os.environ.get("HF_HUB_OFFLINE", "") in ("", "0")
+    error = "downloads are off (ZOO_OFFLINE or HF_HUB_OFFLINE is set)"
+    if download:
+        try:
+            return _download(spec)
+        except Exception as e:  # offline, DNS failure, refused, time-out, bad archive
+            error = f"download failed: {type(e).__name__}: {e}".splitlines()[0]
+    places = "\n".join(f"  {d}" for d in dict.fromkeys(looked))
+    raise DataNotFoundError(
+        f"data set '{spec.name}' not found. Looked for the four IDX files ({', '.join(FILES.values())}, "
+        f"gzipped or not) in:\n{places}\nand {error}.",
+        f"Fix: put the files in one of those folders, or pass --data-dir DIR, or set ZOO_DATA_DIR"
+        + (", or `apt-get install dataset-fashion-mnist`" if spec.name == "fashion-mnist" else "")
+        + ", or run once with a network.",
+    )
+
+
+def _download(spec: TorchvisionSet) -> dict[str, Path]:
+    import torchvision.datasets as tvd
+
+    root = cache_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    old = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(20)
+    try:
+        getattr(tvd, spec.tv_class)(root=str(root), train=True, download=True)
+    finally:
+        socket.setdefaulttimeout(old)
+    files = find_in(root / spec.tv_class / "raw")
+    if not files:
+        raise RuntimeError("downloaded files are incomplete")
+    return files

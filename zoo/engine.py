@@ -1,0 +1,272 @@
+"""The one training loop every plugin shares.
+
+Batches are formed by indexing device-resident uint8 tensors; the plugin's `training_step` does the
+rest through `StepContext.optimize`. Each epoch ends with validation, early-stopping bookkeeping, an
+atomic checkpoint and a line in metrics.jsonl, in that order, so a run killed at any moment resumes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from zoo import checkpoint as ckpt
+from zoo.config import TrainConfig
+from zoo.data import ImageData
+from zoo.errors import TrainingDiverged, ZooError
+from zoo.model import Batch, StepContext, ZooModel
+from zoo.optim import make_optimizer
+
+EVAL_BATCH = 1024
+
+
+class Interrupted(ZooError):
+    """Ctrl-C: the last finished epoch is saved; `--resume` continues."""
+
+    exit_code = 130
+
+
+@dataclass
+class TrainResult:
+    model: ZooModel
+    run_dir: Path | None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int = 0
+    best_value: float | None = None
+    stopped: str = "completed"  # completed | early_stopping
+
+
+class Callback:
+    """Hooks for things that act on the model during training (pruning, plots, ...)."""
+
+    def on_train_start(self, trainer: "Trainer") -> None: ...
+
+    def after_backward(self, trainer: "Trainer", optimizer: str) -> None: ...
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, record: dict[str, Any]) -> None: ...
+
+
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | None = None):
+    """Yield `Batch`es of floats in [0, 1] by indexing uint8 tensors (on their device)."""
+    n = x.shape[0]
+    for start in range(0, n, size):
+        if order is None:
+            xb, yb = x[start:start + size], y[start:start + size]
+        else:
+            idx = order[start:start + size]
+            xb, yb = x[idx], y[idx]
+        yield Batch(xb.float().div_(255.0), yb)
+
+
+class Trainer:
+    def __init__(self, model: ZooModel, data: ImageData, train: TrainConfig, *, run_dir: Path | None = None,
+                 callbacks: list[Callback] | tuple = (), log: Callable[[str], None] = _stderr,
+                 progress: bool | None = None):
+        self.model = model
+        self.data = data
+        self.train = train
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.callbacks = list(callbacks)
+        self.log = log
+        self.progress = sys.stderr.isatty() if progress is None else progress
+        self.device = model.device
+        self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
+        self.shuffle = torch.Generator().manual_seed(train.seed)
+        self.state: dict[str, Any] = {"epoch": 0, "best_value": None, "best_epoch": 0, "bad_epochs": 0,
+                                      "stopped": None}
+        self.history: list[dict[str, Any]] = []
+        self.resumed = False
+
+    # ------------------------------------------------------------------ paths
+    def _path(self, name: str) -> Path | None:
+        return self.run_dir / name if self.run_dir else None
+
+    # ------------------------------------------------------------------ rng state for exact resume
+    def _rng(self) -> dict[str, torch.Tensor]:
+        rng = {"shuffle": self.shuffle.get_state(), "torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            rng["cuda"] = torch.cuda.get_rng_state(self.device)
+        return rng
+
+    def _restore_rng(self, rng: dict[str, torch.Tensor]) -> None:
+        if "shuffle" in rng:
+            self.shuffle.set_state(rng["shuffle"])
+        if "torch" in rng:
+            torch.set_rng_state(rng["torch"])
+        if "cuda" in rng and self.device.type == "cuda":
+            torch.cuda.set_rng_state(rng["cuda"], self.device)
+
+    def resume(self) -> None:
+        """Load checkpoint.safetensors and the metrics written up to it."""
+        state, rng = ckpt.load_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers)
+        self.state.update(state)
+        self._restore_rng(rng)
+        metrics = self._path(ckpt.METRICS)
+        if metrics.exists():
+            lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+            self.history = [r for r in lines if r.get("epoch", 0) <= self.state["epoch"]]
+            ckpt.atomic_write(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
+        self.resumed = True
+
+    # ------------------------------------------------------------------ the loop
+    def _autocast(self):
+        if self.train.bf16 and self.device.type == "cuda":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
+    def _train_epoch(self, epoch: int) -> tuple[dict[str, float], float, float]:
+        model, data, bs = self.model, self.data, self.train.batch_size
+        model.train()
+        n = data.train_x.shape[0]
+        order = torch.randperm(n, generator=self.shuffle).to(self.device)
+        ctx = StepContext(self.optimizers, epoch,
+                          after_backward=(lambda name: [cb.after_backward(self, name) for cb in self.callbacks])
+                          if self.callbacks else None)
+        sums: dict[str, torch.Tensor] = {}
+        steps = math.ceil(n / bs)
+        bar = None
+        if self.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=n, unit="img", unit_scale=True, leave=False, file=sys.stderr,
+                       desc=f"epoch {epoch}/{self.train.epochs}", dynamic_ncols=True)
+        start = time.perf_counter()
+        for i, batch in enumerate(batches(data.train_x, data.train_y, bs, order)):
+            with self._autocast():
+                out = model.training_step(batch, ctx)
+            ctx.step += 1
+            for k, v in out.items():
+                v = v.detach().float() * len(batch)
+                sums[k] = sums[k] + v if k in sums else v
+            if bar is not None:
+                bar.update(len(batch))
+                if i % 20 == 0 or i == steps - 1:
+                    bar.set_postfix(loss=f"{out['loss'].item():.4g}" if "loss" in out else "")
+        means = {k: v.item() / n for k, v in sums.items()}  # .item() waits for the device
+        seconds = time.perf_counter() - start
+        if bar is not None:
+            bar.close()
+        return means, n / seconds, seconds
+
+    @torch.no_grad()
+    def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
+        """Mean of the model's validation losses over (x, y)."""
+        self.model.eval()
+        sums: dict[str, torch.Tensor] = {}
+        n = x.shape[0]
+        for batch in batches(x, y, max(EVAL_BATCH, self.train.batch_size)):
+            with self._autocast():
+                out = self.model.validation_step(batch)
+            for k, v in out.items():
+                v = v.detach().float() * len(batch)
+                sums[k] = sums[k] + v if k in sums else v
+        return {k: v.item() / max(n, 1) for k, v in sums.items()}
+
+    def _save_best(self) -> None:
+        if self.run_dir:
+            ckpt.save_tensors(self._path(ckpt.WEIGHTS), self.model.state_dict(), {"format": "pt"})
+
+    def fit(self, resume: bool = False) -> TrainResult:
+        if resume and not self.resumed:
+            self.resume()
+        elif not resume and self.run_dir:
+            self._save_best()  # a run is loadable from its first moment
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        first = self.state["epoch"] + 1
+        monitor = self.model.monitor
+        try:
+            for epoch in range(first, self.train.epochs + 1):
+                train_m, ips, secs = self._train_epoch(epoch)
+                has_val = self.data.val_x.shape[0] > 0
+                val_m = self.evaluate(self.data.val_x, self.data.val_y) if has_val else {}
+                record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_m.items()},
+                          **{f"val_{k}": v for k, v in val_m.items()},
+                          "images_per_s": round(ips, 1), "seconds": round(secs, 3)}
+                watched = (val_m if has_val else train_m).get(monitor) if monitor else None
+                bad = [k for k, v in {**train_m, **val_m}.items() if not math.isfinite(v)]
+                if bad:
+                    self._diverged(epoch, record, bad)
+                improved = monitor is None or self.state["best_value"] is None or watched < self.state["best_value"]
+                if improved:
+                    self.state.update(best_value=watched, best_epoch=epoch, bad_epochs=0)
+                    self._save_best()
+                else:
+                    self.state["bad_epochs"] += 1
+                self.state["epoch"] = epoch
+                stop = bool(self.train.patience) and self.state["bad_epochs"] >= self.train.patience
+                if stop:
+                    self.state["stopped"] = "early_stopping"
+                record["best"] = improved
+                self._end_epoch(epoch, record)
+                if stop:
+                    self.log(f"early stopping: no better {monitor} for {self.train.patience} epochs; "
+                             f"best was epoch {self.state['best_epoch']}")
+                    break
+        except KeyboardInterrupt:
+            where = f" Resume with: zoo train --resume {self.run_dir}" if self.run_dir else ""
+            raise Interrupted(f"interrupted during epoch {self.state['epoch'] + 1}; "
+                              f"epochs up to {self.state['epoch']} are saved.{where}") from None
+        if self.state["stopped"] is None:
+            self.state["stopped"] = "completed"
+        return self._finish()
+
+    def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+        self.history.append(record)
+        if self.run_dir:
+            ckpt.save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers,
+                                     self.state, self._rng())
+            with open(self._path(ckpt.METRICS), "a") as fh:
+                fh.write(json.dumps(record) + "\n")
+        for cb in self.callbacks:
+            cb.on_epoch_end(self, epoch, record)
+        every = self.train.plot_every
+        if self.run_dir and every and epoch % every == 0:
+            from zoo import plots
+
+            plots.preview(self.model, self.data.test_x[:16], self._path(f"progress/epoch_{epoch:04d}.png"),
+                          title=f"epoch {epoch}")
+        parts = [f"epoch {epoch}/{self.train.epochs}"]
+        parts += [f"{k} {v:.5g}" for k, v in record.items() if k.endswith("loss")]
+        parts += [f"{record['images_per_s']:,.0f} img/s", f"{record['seconds']:.1f} s"]
+        self.log("  ".join(parts) + ("  *" if record.get("best") else ""))
+
+    def _diverged(self, epoch: int, record: dict[str, Any], bad: list[str]) -> None:
+        self.state["stopped"] = "diverged"
+        if self.run_dir:
+            with open(self._path(ckpt.METRICS), "a") as fh:
+                fh.write(json.dumps({**record, "diverged": True}) + "\n")
+        kept = (f"The best weights (epoch {self.state['best_epoch']}) are kept in {self._path(ckpt.WEIGHTS)}."
+                if self.run_dir else "")
+        raise TrainingDiverged(
+            f"training diverged at epoch {epoch}: {', '.join(bad)} is not finite. {kept}".strip(),
+            "Try a lower learning rate (--set lr=...), or bf16 off.")
+
+    def _finish(self) -> TrainResult:
+        if self.run_dir and self.model.monitor is not None:
+            weights, _ = ckpt.load_tensors(self._path(ckpt.WEIGHTS))  # restore the best epoch
+            ckpt.load_state(self.model, {k: v.to(self.device) for k, v in weights.items()}, self._path(ckpt.WEIGHTS))
+        elif self.model.monitor is not None and self.state["best_epoch"] != self.state["epoch"]:
+            self.log("note: no run folder, so the weights are the last epoch's, not the best")
+        self.model.eval()
+        if self.run_dir:
+            from zoo import plots
+
+            plots.loss_curves(self.history, self._path("loss.png"), title=f"{self.model.name} on {self.data.name}")
+            name = "reconstructions.png" if self.model.can("reconstruct") else "samples.png"
+            plots.preview(self.model, self.data.test_x[:16], self._path(name),
+                          title=f"{self.model.name}, best epoch {self.state['best_epoch']}")
+        return TrainResult(self.model, self.run_dir, self.history, self.state["best_epoch"],
+                           self.state["best_value"], self.state["stopped"])

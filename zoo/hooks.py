@@ -1,0 +1,16 @@
+"""pluggy hook specifications: what a zoo plugin can provide.
+
+A plugin is any module (or object) with functions marked `@zoo.hookimpl`, registered through the
+`zoo.models` entry-point group. zoo's built-in architectures use the same group.
+"""
+
+import pluggy
+
+PROJECT = "zoo"
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+
+@hookspec
+def zoo_models():
+    """Return a list of `zoo.ZooModel` subclasses this plugin provides."""

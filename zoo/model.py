@@ -1,0 +1,134 @@
+"""The contract between an architecture plugin and the engine.
+
+A plugin subclasses `ZooModel`, declares its `Config` dataclass and implements `loss` (and the
+capabilities it has: `encode`, `decode`, `reconstruct`, `sample`, `classify`). Models with more than
+one optimizer (a GAN) override `configure_optimizers` and `training_step`, calling `step.optimize`
+once per optimizer: the engine never needs to know what the model is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+CAPABILITIES = ("encode", "decode", "reconstruct", "sample", "classify")
+
+
+@dataclass
+class Batch:
+    """Images as floats in [0, 1], [B, C, H, W], and their labels (-1 where unknown)."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+class StepContext:
+    """What a training step may ask of the engine: run one optimizer on one loss."""
+
+    def __init__(self, optimizers: dict[str, torch.optim.Optimizer], epoch: int = 0,
+                 after_backward: Callable[[str], None] | None = None):
+        self.optimizers = optimizers
+        self.epoch = epoch
+        self.step = 0
+        self._after_backward = after_backward
+
+    def optimize(self, loss: torch.Tensor, name: str = "main") -> None:
+        try:
+            opt = self.optimizers[name]
+        except KeyError:
+            raise KeyError(f"no optimizer named '{name}' (have: {', '.join(self.optimizers)})") from None
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if self._after_backward is not None:
+            self._after_backward(name)
+        opt.step()
+
+
+class ZooModel(nn.Module):
+    """Base class of every architecture. Subclasses set the class attributes and implement `loss`."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    Config: ClassVar[type]
+    # Training settings this architecture prefers (e.g. a GAN's lr and batch size); presets and the
+    # user override them.
+    train_defaults: ClassVar[dict[str, Any]] = {}
+    # The validation metric early stopping watches (lower is better); None: keep the last epoch.
+    monitor: ClassVar[str | None] = "loss"
+
+    def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
+        super().__init__()
+        self.config = config
+        self.shape = tuple(int(s) for s in shape)
+        self.num_classes = int(num_classes)
+
+    # ------------------------------------------------------------------ training contract
+    def configure_optimizers(self, make_optimizer) -> dict[str, torch.optim.Optimizer]:
+        """`make_optimizer(params, **overrides)` builds the optimizer the run's settings name."""
+        return {"main": make_optimizer(self.parameters())}
+
+    def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
+        """Scalar losses for one batch; the key 'loss' is the one optimised and monitored."""
+        raise NotImplementedError
+
+    def training_step(self, batch: Batch, step: StepContext) -> dict[str, torch.Tensor]:
+        out = self.loss(batch)
+        step.optimize(out["loss"])
+        return out
+
+    def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
+        return self.loss(batch)
+
+    # ------------------------------------------------------------------ what it can do afterwards
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def can(self, capability: str) -> bool:
+        """True if this architecture implements `capability` (overrides the base method)."""
+        impl = getattr(type(self), capability, None)
+        return impl is not None and impl is not getattr(ZooModel, capability, None)
+
+    def capabilities(self) -> list[str]:
+        return [c for c in CAPABILITIES if self.can(c)]
+
+    # ------------------------------------------------------------------ evaluation and pictures
+    def metrics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Per-image test metrics ([B] tensors) for `zoo eval`; reconstruction metrics by default."""
+        if not self.can("reconstruct"):
+            return {}
+        from zoo.metrics import reconstruction_metrics
+
+        return reconstruction_metrics(x, self.reconstruct(x))
+
+    def preview(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+        """Rows of images that show what the model does, for the end-of-training picture."""
+        rows = []
+        if self.can("reconstruct"):
+            rows += [("original", x), ("reconstruction", self.reconstruct(x))]
+        if self.can("sample"):
+            rows.append(("samples", self.sample(x.shape[0])))
+        return rows
+
+    @property
+    def device(self) -> torch.device:
+        for p in self.parameters():
+            return p.device
+        return torch.device("cpu")

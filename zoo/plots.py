@@ -1,0 +1,92 @@
+"""Pictures of a run: loss curves and rows of images. Written as PNG with matplotlib's Agg backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig, path: Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)
+    return path
+
+
+def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
+    """Every '*loss' series of metrics.jsonl against the epoch."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    epochs = [r["epoch"] for r in history]
+    keys = sorted({k for r in history for k in r if k.endswith("loss")})
+    for k in keys:
+        ax.plot(epochs, [r.get(k, float("nan")) for r in history], marker="o", markersize=3, label=k.replace("_", " "))
+    best = [r["epoch"] for r in history if r.get("best")]
+    if best:
+        ax.axvline(best[-1], color="grey", linestyle=":", label=f"best epoch ({best[-1]})")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    if keys and all(r.get(k, 1) > 0 for r in history for k in keys):
+        ax.set_yscale("log")
+    ax.set_title(title or "loss")
+    ax.grid(alpha=0.3)
+    if keys:
+        ax.legend()
+    fig.tight_layout()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = "") -> Path:
+    """Rows of images (each [n, C, H, W] in [0, 1]) with a label on the left of each row."""
+    from torchvision.utils import make_grid
+
+    plt = _pyplot()
+    n_cols = max(r.shape[0] for _, r in rows)
+    per_row = min(n_cols, 16)
+    grids = []
+    for label, imgs in rows:
+        imgs = imgs.detach().float().clamp(0, 1).cpu()
+        grid = make_grid(imgs, nrow=per_row, padding=2, pad_value=1.0)
+        grids.append((label, grid))
+    heights = [g.shape[1] for _, g in grids]
+    fig, axes = plt.subplots(len(grids), 1, figsize=(min(1.0 * per_row + 1.5, 18), sum(heights) / 28 * 0.9 + 0.6),
+                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    for ax, (label, grid) in zip(axes[:, 0], grids):
+        img = grid.permute(1, 2, 0).numpy()
+        ax.imshow(img[:, :, 0] if img.shape[2] == 1 or (grid[0] == grid[1]).all() else img,
+                  cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+@torch.no_grad()
+def preview(model, x_uint8: torch.Tensor, path: Path, title: str = "") -> Path | None:
+    """What the model does to (or instead of) a few test images, as labelled rows."""
+    was_training = model.training
+    model.eval()
+    x = x_uint8.to(model.device).float() / 255.0
+    rows = model.preview(x)
+    model.train(was_training)
+    return image_rows(rows, path, title) if rows else None

@@ -1,0 +1,149 @@
+"""Plugin discovery (pluggy + entry points) and the presets catalogued in registry.toml."""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as md
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pluggy
+
+from zoo import hooks
+from zoo.errors import ConfigError, UnknownModelError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+ENTRY_POINT_GROUP = "zoo.models"
+REGISTRY_FILE = Path(__file__).with_name("registry.toml")
+
+
+@dataclass
+class ModelEntry:
+    """One architecture as zoo knows it: the class and where it came from."""
+
+    name: str
+    cls: type
+    package: str
+    version: str
+
+    @property
+    def description(self) -> str:
+        return getattr(self.cls, "description", "")
+
+
+@dataclass
+class PluginFailure:
+    entry_point: str
+    package: str
+    error: str
+
+
+@dataclass
+class Registry:
+    models: dict[str, ModelEntry] = field(default_factory=dict)
+    failures: list[PluginFailure] = field(default_factory=list)
+    manager: pluggy.PluginManager | None = None
+
+
+_registry: Registry | None = None
+
+
+def _plugin_manager() -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hooks.PROJECT)
+    pm.add_hookspecs(hooks)
+    return pm
+
+
+def load_registry(refresh: bool = False) -> Registry:
+    """Load every plugin in the entry-point group; a plugin that fails is recorded, not fatal."""
+    global _registry
+    if _registry is not None and not refresh:
+        return _registry
+    reg = Registry(manager=_plugin_manager())
+    origin = {}
+    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+        dist = getattr(ep, "dist", None)
+        package = dist.name if dist is not None else "?"
+        version = dist.version if dist is not None else "0"
+        plugin_name = f"{package}:{ep.name}"
+        if reg.manager.has_plugin(plugin_name):  # the same distribution visible twice on sys.path
+            continue
+        try:
+            reg.manager.register(ep.load(), name=plugin_name)
+        except Exception as e:  # a broken plugin must not take the others down
+            reg.failures.append(PluginFailure(ep.name, package, f"{type(e).__name__}: {e}"))
+            continue
+        origin[plugin_name] = (ep.name, package, version)
+    for impl in reg.manager.hook.zoo_models.get_hookimpls():
+        ep_name, package, version = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
+        try:
+            classes = list(impl.function())
+        except Exception as e:
+            reg.failures.append(PluginFailure(ep_name, package, f"{type(e).__name__}: {e}"))
+            continue
+        for cls in classes:
+            name = getattr(cls, "name", None)
+            if not name:
+                reg.failures.append(PluginFailure(ep_name, package, f"{cls!r} has no name"))
+            elif name in reg.models:
+                reg.failures.append(PluginFailure(
+                    ep_name, package, f"model '{name}' is already provided by {reg.models[name].package}"))
+            else:
+                reg.models[name] = ModelEntry(name, cls, package, version)
+    _registry = reg
+    return reg
+
+
+def list_models() -> list[str]:
+    """Names of every installed architecture."""
+    return sorted(load_registry().models)
+
+
+def get_entry(name: str) -> ModelEntry:
+    reg = load_registry()
+    if name in reg.models:
+        return reg.models[name]
+    failed = [f for f in reg.failures if f.entry_point == name]
+    if failed:
+        f = failed[0]
+        raise UnknownModelError(f"model '{name}' is installed (package {f.package}) but failed to load: {f.error}",
+                                "Reinstall or fix that package; the other models still work.")
+    close = difflib.get_close_matches(name, list(reg.models), n=3, cutoff=0.5)
+    hint = (f"Did you mean: {', '.join(close)}?" if close else "") + " `zoo list` shows the installed models."
+    raise UnknownModelError(f"unknown model '{name}'", hint.strip())
+
+
+def get_model_class(name: str) -> type:
+    return get_entry(name).cls
+
+
+# ---------------------------------------------------------------- registry.toml: presets
+
+def read_catalog() -> dict[str, Any]:
+    with open(REGISTRY_FILE, "rb") as fh:
+        return tomllib.load(fh)
+
+
+def presets(model: str | None = None) -> dict[str, dict[str, Any]]:
+    """Named configurations from registry.toml, optionally only those of one model."""
+    all_presets = read_catalog().get("presets", {})
+    return {k: v for k, v in all_presets.items() if model is None or v.get("model") == model}
+
+
+def get_preset(name: str, model: str | None = None) -> dict[str, Any]:
+    available = presets()
+    if name not in available:
+        close = difflib.get_close_matches(name, list(available), n=3, cutoff=0.5)
+        hint = f"Did you mean: {', '.join(close)}?" if close else "`zoo info MODEL` lists its presets."
+        raise ConfigError(f"unknown preset '{name}'", hint)
+    preset = available[name]
+    if model is not None and preset.get("model") != model:
+        raise ConfigError(f"preset '{name}' is for model '{preset.get('model')}', not '{model}'",
+                          f"Use `zoo train {preset.get('model')} --preset {name}`.")
+    return preset
