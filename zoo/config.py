@@ -45,6 +45,7 @@ class TrainConfig:
     lr: float = param(1e-3, "learning rate", low=0.0, high=10.0)
     weight_decay: float = param(0.0, "L2 weight decay", low=0.0, high=10.0)
     momentum: float = param(0.9, "momentum (sgd only)", low=0.0, high=1.0)
+    lr_schedule: str = param("constant", "learning-rate schedule over the epochs", choices=("constant", "cosine"))
     batch_size: int = param(256, "training batch size", low=1, high=1_000_000)
     epochs: int = param(10, "maximum number of epochs", low=1, high=100_000)
     patience: int = param(0, "early stopping: epochs without a better validation loss (0: off)", low=0, high=100_000)

@@ -126,8 +126,20 @@ class Trainer:
             return torch.autocast("cuda", dtype=torch.bfloat16)
         return contextlib.nullcontext()
 
+    def _set_lr(self, epoch: int) -> None:
+        """Stateless schedule: the factor depends on the epoch alone, so resume needs no scheduler state."""
+        if self.train.lr_schedule == "cosine":
+            factor = 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(self.train.epochs, 1)))
+        else:
+            factor = 1.0
+        for opt in self.optimizers.values():
+            for group in opt.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+                group["lr"] = group["initial_lr"] * factor
+
     def _train_epoch(self, epoch: int) -> tuple[dict[str, float], float, float]:
         model, data, bs = self.model, self.data, self.train.batch_size
+        self._set_lr(epoch)
         model.train()
         n = data.train_x.shape[0]
         order = torch.randperm(n, generator=self.shuffle).to(self.device)
@@ -194,6 +206,7 @@ class Trainer:
                 val_m = self.evaluate(self.data.val_x, self.data.val_y) if has_val else {}
                 record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_m.items()},
                           **{f"val_{k}": v for k, v in val_m.items()},
+                          "lr": next(iter(self.optimizers.values())).param_groups[0]["lr"],
                           "images_per_s": round(ips, 1), "seconds": round(secs, 3)}
                 watched = (val_m if has_val else train_m).get(monitor) if monitor else None
                 bad = [k for k, v in {**train_m, **val_m}.items() if not math.isfinite(v)]

@@ -1,0 +1,116 @@
+"""Training speed of zoo against the reference reports' loop, same model, same optimizer, one run.
+
+    python benchmarks/bench_convae.py                      # CPU defaults: 3 timed epochs each
+    python benchmarks/bench_convae.py --device cuda --epochs 30 --latent 6
+
+The reference loop is what the reports wrote by hand: torchvision.datasets.MNIST + ToTensor +
+DataLoader(batch 256, shuffle=True), the model and Adam stepped per batch. zoo trains the same
+lab-basic ConvAE (preset convae-lab) with its engine: the data set on the device as uint8, batches by
+indexing. Both train on the same number of images per epoch (zoo's train split, 54,000).
+Prints images/s and seconds per epoch (medians) for both, their ratio, and zoo's test MSE.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+import zoo
+from zoo.data import sources
+
+
+def reference_root(tmp: Path, data_dir: str | None) -> Path:
+    """Lay the MNIST files out as torchvision expects: <root>/MNIST/raw/<name> (not gzipped)."""
+    files = sources.locate(sources.SETS["mnist"], data_dir, download=False)
+    raw = tmp / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for path in files.values():
+        target = raw / path.name.removesuffix(".gz")
+        opener = gzip.open if path.suffix == ".gz" else open
+        with opener(path, "rb") as src, open(target, "wb") as dst:
+            shutil.copyfileobj(src, dst)
+    return tmp
+
+
+def reference_loop(root: Path, model, epochs: int, n_train: int, device: torch.device, workers: int):
+    """The reports' training loop, timed per epoch (training only)."""
+    from torchvision import datasets, transforms
+
+    full = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+    train_set, _ = torch.utils.data.random_split(full, [n_train, len(full) - n_train],
+                                                 generator=torch.Generator().manual_seed(0))
+    loader = torch.utils.data.DataLoader(train_set, batch_size=256, shuffle=True, num_workers=workers,
+                                         pin_memory=device.type == "cuda")
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, weight_decay=1e-5)
+    times = []
+    for _ in range(epochs):
+        model.train()
+        start = time.perf_counter()
+        for x, _ in loader:
+            x = x.to(device)
+            loss = F.mse_loss(model.reconstruct(x), x)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--epochs", type=int, default=3, help="epochs zoo trains (test MSE is after these)")
+    ap.add_argument("--ref-epochs", type=int, default=3, help="epochs of the reference loop")
+    ap.add_argument("--latent", type=int, default=4, help="latent size (the lab preset has 4)")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the reference loop")
+    ap.add_argument("--set", dest="assignments", action="append", default=[], help="extra zoo config key=value")
+    args = ap.parse_args()
+
+    from zoo.config import parse_assignments
+    from zoo.device import pick_device
+
+    device = pick_device(args.device)
+    extra = parse_assignments(args.assignments)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        root = reference_root(tmp / "ref", args.data_dir)
+        torch.manual_seed(0)
+        ref_model = zoo.create("convae", latent_dim=args.latent).to(device)
+        n_train = 54_000
+        ref_times = reference_loop(root, ref_model, args.ref_epochs, n_train, device, args.workers)
+
+        result = zoo.train("convae", preset="convae-lab", dataset="mnist", data_dir=args.data_dir or "",
+                           epochs=args.epochs, latent_dim=args.latent, device=str(device), out=tmp / "zoo-run",
+                           progress=False, log=lambda m: None, **extra)
+        zoo_times = [r["seconds"] for r in result.history]
+        metrics = zoo.evaluate(result.run_dir, save=False)["metrics"]
+
+    def summary(times):
+        med = statistics.median(times)
+        return med, n_train / med
+
+    ref_s, ref_ips = summary(ref_times)
+    zoo_s, zoo_ips = summary(zoo_times)
+    print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
+          f"torch {torch.__version__}, threads {torch.get_num_threads()}")
+    print(f"model: convae-lab, latent {args.latent}, batch 256, Adam 1e-3, {n_train} training images an epoch")
+    print(f"{'loop':<10} {'epochs':>6} {'s/epoch':>9} {'images/s':>10}")
+    print(f"{'reference':<10} {len(ref_times):>6} {ref_s:>9.2f} {ref_ips:>10,.0f}")
+    print(f"{'zoo':<10} {len(zoo_times):>6} {zoo_s:>9.2f} {zoo_ips:>10,.0f}")
+    print(f"zoo / reference: {zoo_ips / ref_ips:.2f}x images/s (medians over epochs)")
+    print(f"zoo test MSE after {len(zoo_times)} epochs: {metrics['mse']:.4f} (PSNR {metrics['psnr']:.2f} dB)")
+
+
+if __name__ == "__main__":
+    main()
