@@ -145,10 +145,27 @@ def _print_metrics(result: dict) -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False), help="Where the data set's files are.")
 @click.option("--device", default=None, help="auto, cpu, cuda, mps.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def eval_cmd(run, split, data_dir, device, as_json):
+@click.option("--noise-sweep", is_flag=True, help="Test MSE at 1x-5x the training noise and other noise kinds.")
+@click.option("--noise", default=None, help="Noise to sweep (default: the one the run was trained with).")
+@click.option("--baseline", default=None, help="With --noise-sweep: a run to compare, fed the same noisy images.")
+def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json."""
     from zoo.api import evaluate
+    from zoo.api import noise_sweep as api_sweep
 
+    if noise_sweep:
+        result = api_sweep(run, baseline=baseline, noise=noise, split=split, data_dir=data_dir, device=device)
+        if as_json:
+            _echo_json(result)
+            return
+        click.echo(f"noise sweep of {run} (trained with {result['trained_noise']}), {result['images']} "
+                   f"{split} images: test MSE against the clean images")
+        click.echo(f"  {'noise':<22} {'noisy input':>12} {'model':>10} {'baseline':>10}")
+        for r in result["rows"]:
+            base = f"{r['baseline_mse']:>10.4f}" if r["baseline_mse"] is not None else f"{'-':>10}"
+            click.echo(f"  {r['noise']:<22} {r['noisy_mse']:>12.4f} {r['model_mse']:>10.4f} {base}")
+        click.echo(f"written to {run}/noise_sweep.json and noise_sweep.png")
+        return
     result = evaluate(run, split=split, data_dir=data_dir, device=device)
     if as_json:
         _echo_json(result)
@@ -169,6 +186,40 @@ def reconstruct(run, n, out, split, data_dir, device):
     from zoo.api import reconstruct as api_reconstruct
 
     path = api_reconstruct(run, n=n, out=out, split=split, data_dir=data_dir, device=device)
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--noise", default=None, help="Corruption to add, e.g. gaussian:0.6 (default: the training noise).")
+@click.option("--n", default=16, show_default=True, type=click.IntRange(1, 1024), help="How many images.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG to write (default RUN/denoised.png).")
+@click.option("--input", "input_path", type=click.Path(), help="Denoise your own image file(s) instead.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--device", default=None)
+def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
+    """Rows of clean, noisy and denoised images (or your own images, denoised)."""
+    from zoo.api import denoise as api_denoise
+
+    path = api_denoise(run, noise=noise, n=n, out=out, input=input_path, seed=seed, split=split,
+                       data_dir=data_dir, device=device)
+    click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--n", default=64, show_default=True, type=click.IntRange(1, 100_000), help="How many samples.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", "-o", type=click.Path(dir_okay=False),
+              help="A .png grid (default RUN/samples.png) or a .safetensors file of the images.")
+@click.option("--device", default=None)
+def generate(run, n, seed, out, device):
+    """Sample new images from a generative model."""
+    from zoo.api import generate as api_generate
+
+    path = api_generate(run, n=n, seed=seed, out=out, device=device)
     click.echo(f"wrote {path}")
 
 

@@ -240,17 +240,21 @@ def _run_data(net: ZooModel, split: str, data_dir: str | None):
 
 @torch.no_grad()
 def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: str | None = None,
-             device: str | None = None, save: bool = True) -> dict[str, Any]:
-    """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json."""
+             device: str | None = None, save: bool = True, options: dict | None = None) -> dict[str, Any]:
+    """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json.
+    `options` pass model-specific settings to its `metrics` (e.g. {"iwae_k": 1000})."""
     net = load(source, device=device)
     data, x, y = _run_data(net, split, data_dir)
     sums: dict[str, float] = {}
     for batch in batches(x, y, 1024):
-        for k, v in net.metrics(batch.x).items():
+        for k, v in net.metrics(batch, **(options or {})).items():
             sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     n = x.shape[0]
     result = {"model": net.run_config["model"], "dataset": data.name, "split": split, "images": n,
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
+    report = net.evaluation_report(x, y, net.run_dir if save else None)
+    if report:
+        result["report"] = report
     if save:
         ckpt.write_json(net.run_dir / ckpt.EVAL, result)
         _write_card(net.run_dir)
@@ -281,3 +285,147 @@ def _write_card(run_dir: Path) -> None:
     from zoo.modelcard import write_card
 
     write_card(run_dir)
+
+
+# ------------------------------------------------------------------------------------- denoising
+
+def _require(net: ZooModel, capability: str) -> None:
+    from zoo.errors import CapabilityError
+
+    if not net.can(capability):
+        raise CapabilityError(f"model '{net.name}' cannot {capability}",
+                              f"It can: {', '.join(net.capabilities()) or 'nothing listed'}.")
+
+
+def _model_noise(net: ZooModel, noise):
+    from zoo.noise import parse_noise
+
+    chosen = parse_noise(noise) if noise is not None else parse_noise(getattr(net.config, "noise", None))
+    if chosen is None:
+        raise ConfigError(f"model '{net.name}' was not trained with noise; say which with --noise, "
+                          "e.g. --noise gaussian:0.3")
+    return chosen
+
+
+def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tuple[torch.Tensor, list[Path]]:
+    """A user's image files as floats in [0, 1], converted to the model's channels and size."""
+    import numpy as np
+    from PIL import Image, UnidentifiedImageError
+
+    from zoo.data.datasets import IMAGE_SUFFIXES
+    from zoo.errors import DataNotFoundError
+
+    root = Path(folder)
+    files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if root.exists() else []
+    if not files:
+        raise DataNotFoundError(f"no images found at {root}", f"Give a folder of {', '.join(sorted(IMAGE_SUFFIXES))} files.")
+    c, h, w = shape
+    arrays = []
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                arr = np.asarray(im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR), dtype=np.uint8)
+        except (UnidentifiedImageError, OSError) as e:
+            raise DataNotFoundError(f"cannot read image {p}: {e}") from None
+        arrays.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(arrays)).to(device).float() / 255.0, files
+
+
+@torch.no_grad()
+def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | None = None,
+            input: str | Path | None = None, split: str = "test", seed: int = 0, data_dir: str | None = None,
+            device: str | None = None) -> Path:
+    """A picture of clean, noisy and denoised images; or, with `input`, of a user's own images denoised."""
+    from zoo import plots
+
+    net = load(source, device=device)
+    _require(net, "reconstruct")
+    if n < 1:
+        raise ConfigError("--n must be at least 1")
+    gen = torch.Generator(device=net.device).manual_seed(seed)
+    if input is not None:
+        x, files = load_images(input, net.shape, net.device)
+        x = x[:max(n, 1)] if n else x
+        rows = [("input", x)]
+        if noise is not None:
+            x = _model_noise(net, noise)(x, gen)
+            rows.append((f"noisy ({noise})", x))
+        rows.append(("denoised", net.reconstruct(x)))
+        title = f"{net.name}: {len(files)} image(s) from {input}"
+    else:
+        chosen = _model_noise(net, noise)
+        _, xs, _ = _run_data(net, split, data_dir)
+        clean = xs[:n].float() / 255.0
+        noisy = chosen(clean, gen)
+        rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", net.reconstruct(noisy))]
+        title = f"{net.name}: denoising {chosen} on {split} images"
+    out = Path(out) if out else net.run_dir / "denoised.png"
+    return plots.image_rows(rows, out, title=title)
+
+
+@torch.no_grad()
+def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 2, 3, 4, 5), split: str = "test",
+                seed: int = 0, data_dir: str | None = None, device: str | None = None,
+                save: bool = True) -> dict[str, Any]:
+    """Test MSE at 1x..5x the training noise and under the other noise kinds, beside an optional baseline
+    run fed exactly the same noisy images. Written to noise_sweep.json and noise_sweep.png."""
+    from zoo import plots
+    from zoo.noise import noise_models
+
+    net = load(source, device=device)
+    _require(net, "reconstruct")
+    base_net = load(baseline, device=str(net.device)) if baseline is not None else None
+    if base_net is not None:
+        _require(base_net, "reconstruct")
+        if tuple(base_net.shape) != tuple(net.shape):
+            raise ConfigError(f"the baseline's images are {base_net.shape}, the model's {net.shape}")
+    trained = _model_noise(net, noise)
+    levels = [(trained.scaled(f), f) for f in factors]
+    levels += [(cls(), None) for name, cls in sorted(noise_models().items()) if name != trained.name]
+    _, x, y = _run_data(net, split, data_dir)
+    rows = []
+    for i, (level, factor) in enumerate(levels):
+        gen = torch.Generator(device=net.device).manual_seed(seed + i)
+        sums = {"model": 0.0, "baseline": 0.0, "noisy": 0.0}
+        for batch in batches(x, y, 1024):
+            noisy = level(batch.x, gen)
+            sums["noisy"] += float((noisy - batch.x).pow(2).mean((1, 2, 3)).double().sum())
+            sums["model"] += float((net.reconstruct(noisy) - batch.x).pow(2).mean((1, 2, 3)).double().sum())
+            if base_net is not None:
+                sums["baseline"] += float((base_net.reconstruct(noisy) - batch.x).pow(2).mean((1, 2, 3)).double().sum())
+        n = x.shape[0]
+        rows.append({"noise": level.spec, "factor": factor, "noisy_mse": sums["noisy"] / n,
+                     "model_mse": sums["model"] / n,
+                     "baseline_mse": sums["baseline"] / n if base_net is not None else None})
+    result = {"model": str(net.run_dir), "baseline": str(base_net.run_dir) if base_net is not None else None,
+              "trained_noise": trained.spec, "split": split, "images": int(x.shape[0]), "rows": rows}
+    if save:
+        ckpt.write_json(net.run_dir / "noise_sweep.json", result)
+        plots.noise_sweep(result, net.run_dir / "noise_sweep.png")
+    return result
+
+
+# ------------------------------------------------------------------------------------- sampling
+
+@torch.no_grad()
+def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = None,
+             device: str | None = None) -> Path:
+    """Sample `n` images from a generative model: a grid PNG, or a tensor file if `out` ends in .safetensors."""
+    from zoo import plots
+
+    net = load(source, device=device)
+    _require(net, "sample")
+    if n < 1:
+        raise ConfigError("--n must be at least 1")
+    gen = torch.Generator(device=net.device).manual_seed(seed)
+    images = net.sample(n, generator=gen).float().clamp(0, 1)
+    out = Path(out) if out else net.run_dir / "samples.png"
+    if out.suffix == ".safetensors":
+        ckpt.save_tensors(out, {"images": images}, {"model": net.name, "seed": str(seed), "n": str(n)})
+        return out
+    from torchvision.utils import make_grid
+
+    per_row = max(1, int(round(n ** 0.5)))
+    grid = make_grid(images.cpu(), nrow=per_row, padding=2, pad_value=1.0)
+    return plots.image_rows([("", grid.unsqueeze(0))], out, title=f"{net.name}: {n} samples (seed {seed})")

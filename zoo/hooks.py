@@ -14,3 +14,8 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 @hookspec
 def zoo_models():
     """Return a list of `zoo.ZooModel` subclasses this plugin provides."""
+
+
+@hookspec
+def zoo_noise_models():
+    """Return a list of `zoo.noise.NoiseModel` subclasses (corruptions for denoising)."""

@@ -110,13 +110,18 @@ class ZooModel(nn.Module):
         return [c for c in CAPABILITIES if self.can(c)]
 
     # ------------------------------------------------------------------ evaluation and pictures
-    def metrics(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Per-image test metrics ([B] tensors) for `zoo eval`; reconstruction metrics by default."""
+    def metrics(self, batch: Batch, **options) -> dict[str, torch.Tensor]:
+        """Per-image test metrics ([B] tensors) for `zoo eval`; reconstruction metrics by default.
+        `options` come from the command line (e.g. iwae_k); a model ignores those it does not know."""
         if not self.can("reconstruct"):
             return {}
         from zoo.metrics import reconstruction_metrics
 
-        return reconstruction_metrics(x, self.reconstruct(x))
+        return reconstruction_metrics(batch.x, self.reconstruct(batch.x))
+
+    def evaluation_report(self, x: torch.Tensor, y: torch.Tensor, out_dir) -> dict:
+        """Whole-split results that are not per-image means (confusion matrices, ...); may write files."""
+        return {}
 
     def preview(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         """Rows of images that show what the model does, for the end-of-training picture."""

@@ -90,3 +90,36 @@ def preview(model, x_uint8: torch.Tensor, path: Path, title: str = "") -> Path |
     rows = model.preview(x)
     model.train(was_training)
     return image_rows(rows, path, title) if rows else None
+
+
+def noise_sweep(result: dict, path: Path) -> Path:
+    """Test MSE against noise strength for the model (and its baseline), other noise kinds as points."""
+    plt = _pyplot()
+    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
+    scaled = [r for r in result["rows"] if r["factor"] is not None]
+    others = [r for r in result["rows"] if r["factor"] is None]
+    series = [("model", "model_mse", "o-"), ("baseline", "baseline_mse", "s--"), ("noisy input", "noisy_mse", ":")]
+    for label, key, style in series:
+        if scaled and scaled[0][key] is not None:
+            ax.plot([r["factor"] for r in scaled], [r[key] for r in scaled], style, label=label)
+    ax.set_xlabel(f"noise strength (× training noise {result['trained_noise']})")
+    ax.set_ylabel("test MSE against the clean image")
+    ax.set_yscale("log")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title("noise sweep")
+    if others:
+        names = [r["noise"] for r in others]
+        width = 0.27
+        for j, (label, key, _) in enumerate(series):
+            if others[0][key] is not None:
+                ax2.bar([i + (j - 1) * width for i in range(len(others))], [r[key] for r in others], width, label=label)
+        ax2.set_xticks(range(len(others)))
+        ax2.set_xticklabels(names, rotation=15)
+        ax2.set_ylabel("test MSE")
+        ax2.set_title("other noise kinds")
+        ax2.legend(fontsize=8)
+    fig.tight_layout()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out

@@ -47,6 +47,7 @@ class PluginFailure:
 @dataclass
 class Registry:
     models: dict[str, ModelEntry] = field(default_factory=dict)
+    noise_models: dict[str, type] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
 
@@ -82,12 +83,7 @@ def load_registry(refresh: bool = False) -> Registry:
         origin[plugin_name] = (ep.name, package, version)
     for impl in reg.manager.hook.zoo_models.get_hookimpls():
         ep_name, package, version = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
-        try:
-            classes = list(impl.function())
-        except Exception as e:
-            reg.failures.append(PluginFailure(ep_name, package, f"{type(e).__name__}: {e}"))
-            continue
-        for cls in classes:
+        for cls in _call(impl, reg, ep_name, package):
             name = getattr(cls, "name", None)
             if not name:
                 reg.failures.append(PluginFailure(ep_name, package, f"{cls!r} has no name"))
@@ -96,8 +92,21 @@ def load_registry(refresh: bool = False) -> Registry:
                     ep_name, package, f"model '{name}' is already provided by {reg.models[name].package}"))
             else:
                 reg.models[name] = ModelEntry(name, cls, package, version)
+    for impl in reg.manager.hook.zoo_noise_models.get_hookimpls():
+        ep_name, package, _ = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
+        for cls in _call(impl, reg, ep_name, package):
+            reg.noise_models.setdefault(cls.name, cls)
     _registry = reg
     return reg
+
+
+def _call(impl, reg: Registry, ep_name: str, package: str) -> list:
+    """Call one plugin's hook implementation; a failure is recorded against the plugin, not raised."""
+    try:
+        return list(impl.function())
+    except Exception as e:
+        reg.failures.append(PluginFailure(ep_name, package, f"{type(e).__name__}: {e}"))
+        return []
 
 
 def list_models() -> list[str]:

@@ -1,0 +1,61 @@
+"""DAE: a denoising convolutional autoencoder, trained to map noisy images to clean ones.
+
+The corruption is a noise model (`gaussian:0.3`, `salt-pepper:0.1`, `occlusion:8:1`, or a plugin's),
+drawn afresh for every batch on the training device.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from zoo import hookimpl, param
+from zoo.metrics import reconstruction_metrics
+from zoo.noise import parse_noise
+from zoo.plugins.convae import ConvAE, ConvAEConfig
+
+
+@dataclass
+class DAEConfig(ConvAEConfig):
+    noise: str = param("gaussian:0.3", "training corruption: gaussian:SIGMA, salt-pepper:FRACTION, "
+                                       "occlusion:SIZE:COUNT")
+
+
+class DAE(ConvAE):
+    name = "dae"
+    description = "Denoising convolutional autoencoder: noisy image in, clean image out"
+    Config = DAEConfig
+
+    def __init__(self, config: DAEConfig, shape, num_classes: int = 0):
+        super().__init__(config, shape, num_classes)
+        self.noise = parse_noise(config.noise)
+
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.noise(x, generator) if self.noise is not None else x
+
+    def loss(self, batch):
+        logits = self.decode_logits(self.encode(self.corrupt(batch.x)))
+        return {"loss": self.reconstruction_loss(logits, batch.x)}
+
+    def validation_step(self, batch):
+        logits = self.decode_logits(self.encode(self.corrupt(batch.x)))
+        out = torch.sigmoid(logits) if self.config.sigmoid_output else logits
+        return {"loss": self.reconstruction_loss(logits, batch.x), "mse": F.mse_loss(out.float(), batch.x)}
+
+    def metrics(self, batch, **options) -> dict[str, torch.Tensor]:
+        """Denoising metrics at the training noise (mse, bce, psnr), and the clean reconstruction MSE."""
+        x = batch.x
+        denoised = reconstruction_metrics(x, self.reconstruct(self.corrupt(x)))
+        clean = reconstruction_metrics(x, self.reconstruct(x))
+        return {**denoised, "clean_mse": clean["mse"]}
+
+    def preview(self, x: torch.Tensor):
+        noisy = self.corrupt(x, torch.Generator(device=x.device).manual_seed(0))
+        return [("clean", x), (f"noisy ({self.noise})", noisy), ("denoised", self.reconstruct(noisy))]
+
+
+@hookimpl
+def zoo_models():
+    return [DAE]

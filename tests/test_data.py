@@ -1,0 +1,325 @@
+"""Data sets: digits, IDX files in their usual layouts, the search order, folders of images."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import IDX_NAMES, assert_clean_error, invoke, make_idx_arrays, real_data, write_idx_set
+from PIL import Image
+
+import zoo
+from zoo.errors import DataNotFoundError
+
+
+def _ids(x: torch.Tensor) -> list[int]:
+    """The id each synthetic image carries in its pixel [0, 0]."""
+    return x[:, 0, 0, 0].tolist()
+
+
+# ------------------------------------------------------------------------------------------ digits
+
+def test_digits_shapes_and_split_sizes():
+    data = zoo.load_dataset("digits")
+    for split in ("train", "val", "test"):
+        x, y = data.split(split)
+        assert x.dtype == torch.uint8 and x.shape[1:] == (1, 28, 28)
+        assert y.dtype == torch.int64 and y.shape == (x.shape[0],)
+        assert 0 <= int(y.min()) and int(y.max()) <= 9
+    sizes = data.info()["sizes"]
+    assert sum(sizes.values()) == 1797
+    assert sizes == {"train": 1294, "val": 144, "test": 359}
+    assert data.shape == (1, 28, 28)
+    assert data.num_classes == 10
+    assert int(data.train_x.max()) == 255 and int(data.train_x.min()) == 0
+
+
+def test_digits_split_is_fixed():
+    a, b = zoo.load_dataset("digits"), zoo.load_dataset("digits")
+    for split in ("train", "val", "test"):
+        assert torch.equal(a.split(split)[0], b.split(split)[0])
+        assert torch.equal(a.split(split)[1], b.split(split)[1])
+
+
+def test_val_fraction_moves_images_from_train_to_val_only():
+    a, b = zoo.load_dataset("digits", val_fraction=0.1), zoo.load_dataset("digits", val_fraction=0.5)
+    assert torch.equal(a.test_x, b.test_x)
+    assert b.val_x.shape[0] == 719 and b.train_x.shape[0] == 719
+    assert a.train_x.shape[0] + a.val_x.shape[0] == b.train_x.shape[0] + b.val_x.shape[0]
+
+
+def test_unknown_data_set_name():
+    with pytest.raises(DataNotFoundError) as e:
+        zoo.load_dataset("cifar10")
+    assert "unknown data set 'cifar10'" in str(e.value)
+    assert "mnist" in e.value.hint and "digits" in e.value.hint and "folder:PATH" in e.value.hint
+
+
+# ------------------------------------------------------------------------------------------ IDX files
+
+@pytest.mark.parametrize("gz", [True, False], ids=["gzipped", "plain"])
+@pytest.mark.parametrize("layout", ["mnist", "MNIST/raw", "MNIST", "."], ids=["DIR-mnist", "DIR-MNIST-raw",
+                                                                            "DIR-MNIST", "DIR"])
+def test_idx_files_are_read_in_each_layout(tmp_path, gz, layout):
+    root = tmp_path / "data"
+    arrays = write_idx_set(root / layout, gz=gz, n_train=40, n_test=12)
+    data = zoo.load_dataset("mnist", data_dir=str(root))
+    assert data.name == "mnist"
+    assert data.test_x.shape == (12, 1, 28, 28)
+    assert torch.equal(data.test_x[:, 0], torch.from_numpy(arrays["test_images"]))
+    assert torch.equal(data.test_y, torch.from_numpy(arrays["test_labels"]).long())
+    # train + val hold every training image exactly once, each with its own label
+    ids = _ids(data.train_x) + _ids(data.val_x)
+    assert sorted(ids) == list(range(40))
+    assert data.val_x.shape[0] == 4
+    for x, y in ((data.train_x, data.train_y), (data.val_x, data.val_y)):
+        for i, label in zip(_ids(x), y.tolist()):
+            assert label == i % 10
+            assert torch.equal(x[_ids(x).index(i), 0], torch.from_numpy(arrays["train_images"][i]))
+
+
+def test_fashion_mnist_torchvision_layout(tmp_path):
+    write_idx_set(tmp_path / "FashionMNIST" / "raw", gz=False, n_train=20, n_test=5)
+    data = zoo.load_dataset("fashion-mnist", data_dir=str(tmp_path))
+    assert data.name == "fashion-mnist"
+    assert data.classes[0] == "T-shirt/top" and data.classes[9] == "Ankle boot"
+    assert data.test_x.shape == (5, 1, 28, 28)
+
+
+def _fill(data) -> int:
+    return int(data.test_x[0, 0, 5, 5])
+
+
+def test_search_order_data_dir_then_env_then_cache(tmp_path, monkeypatch):
+    given, env, cache = tmp_path / "given", tmp_path / "env", tmp_path / "xdg-cache" / "zoo" / "datasets"
+    write_idx_set(given / "mnist", fill=11)
+    write_idx_set(env / "MNIST" / "raw", fill=22)
+    write_idx_set(cache / "mnist", fill=33)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(env))
+    assert _fill(zoo.load_dataset("mnist", data_dir=str(given))) == 11   # --data-dir first
+    assert _fill(zoo.load_dataset("mnist")) == 22                         # then $ZOO_DATA_DIR
+    monkeypatch.delenv("ZOO_DATA_DIR")
+    assert _fill(zoo.load_dataset("mnist")) == 33                         # then the user cache
+    # an empty --data-dir or $ZOO_DATA_DIR is passed over
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "empty"))
+    assert _fill(zoo.load_dataset("mnist", data_dir=str(tmp_path / "empty2"))) == 33
+
+
+def test_cli_data_dir_option_beats_env(tmp_path, monkeypatch):
+    write_idx_set(tmp_path / "given" / "mnist", fill=11, n_train=50, n_test=10)
+    write_idx_set(tmp_path / "env" / "mnist", fill=22, n_train=30, n_test=10)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "env"))
+    run = tmp_path / "run"
+    invoke("train", "convae", "--dataset", "mnist", "--data-dir", tmp_path / "given", "--epochs", "1",
+           "--out", run, "--set", "channels=4,8,8", "--set", "hidden=16", "--device", "cpu", "--no-progress")
+    import json
+
+    assert json.loads((run / "config.json").read_text())["data"]["sizes"]["train"] == 45
+
+
+def test_not_found_offline_names_every_place_and_the_fix(tmp_path, monkeypatch):
+    given, env = tmp_path / "given", tmp_path / "env"
+    given.mkdir()
+    monkeypatch.setenv("ZOO_DATA_DIR", str(env))
+    with pytest.raises(DataNotFoundError) as e:
+        zoo.load_dataset("kmnist", data_dir=str(given))
+    text = str(e.value)
+    cache = tmp_path / "xdg-cache" / "zoo" / "datasets"
+    for root in (given, env, cache):
+        for sub in ("kmnist", os.path.join("KMNIST", "raw"), "KMNIST"):
+            assert f"  {root / sub}\n" in text, (root / sub, text)
+        assert f"  {root}\n" in text
+    assert str(Path("/usr/share/datasets/kmnist")) in text
+    assert "train-images-idx3-ubyte" in text and "gzipped or not" in text
+    assert "downloads are off" in text
+    assert "--data-dir" in e.value.hint and "ZOO_DATA_DIR" in e.value.hint
+    assert not cache.exists()  # nothing was downloaded
+
+
+def test_fashion_mnist_not_found_mentions_the_debian_package(tmp_path):
+    with pytest.raises(DataNotFoundError) as e:
+        zoo.load_dataset("fashion-mnist", data_dir=str(tmp_path))
+    assert "apt-get install dataset-fashion-mnist" in e.value.hint
+
+
+def test_missing_one_of_the_four_files_is_not_found(tmp_path):
+    write_idx_set(tmp_path / "mnist")
+    (tmp_path / "mnist" / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataNotFoundError, match="not found"):
+        zoo.load_dataset("mnist", data_dir=str(tmp_path))
+
+
+def test_truncated_plain_idx_file_is_a_clear_error(tmp_path):
+    write_idx_set(tmp_path / "mnist", gz=False)
+    path = tmp_path / "mnist" / IDX_NAMES["train_images"]
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DataNotFoundError) as e:
+        zoo.load_dataset("mnist", data_dir=str(tmp_path))
+    assert str(path) in str(e.value)
+    assert "truncated or corrupt" in str(e.value)
+    assert "expected 23520 bytes of data, found 23420" in str(e.value)
+
+
+def test_truncated_gzip_file_is_a_clear_error(tmp_path):
+    write_idx_set(tmp_path / "mnist")
+    path = tmp_path / "mnist" / (IDX_NAMES["test_images"] + ".gz")
+    path.write_bytes(path.read_bytes()[:40])
+    with pytest.raises(DataNotFoundError) as e:
+        zoo.load_dataset("mnist", data_dir=str(tmp_path))
+    assert str(path) in str(e.value) and "cannot read" in str(e.value)
+
+
+def test_file_that_is_not_idx_is_a_clear_error(tmp_path):
+    write_idx_set(tmp_path / "mnist", gz=False)
+    (tmp_path / "mnist" / IDX_NAMES["train_labels"]).write_bytes(b"<html>404 not found</html>")
+    with pytest.raises(DataNotFoundError, match="not an IDX file"):
+        zoo.load_dataset("mnist", data_dir=str(tmp_path))
+
+
+def test_images_and_labels_that_do_not_match(tmp_path):
+    arrays = make_idx_arrays(n_train=20)
+    arrays["train_labels"] = arrays["train_labels"][:15]
+    write_idx_set(tmp_path / "mnist", arrays)
+    with pytest.raises(DataNotFoundError, match="train images and labels do not match"):
+        zoo.load_dataset("mnist", data_dir=str(tmp_path))
+
+
+def test_cli_missing_data_offline_is_one_message(tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    out = assert_clean_error(invoke("train", "convae", "--dataset", "kmnist", "--data-dir", empty,
+                                    "--out", tmp_path / "run"), "data set 'kmnist' not found", "--data-dir")
+    assert str(empty / "KMNIST" / "raw") in out
+    assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------------------------------ folders of images
+
+def _write_pngs(root: Path, classes: dict[str, int], n: int, size: tuple[int, int], mode: str) -> None:
+    """`n` images per class; every pixel of class c has the value classes[c] (its label is recoverable)."""
+    for cls, value in classes.items():
+        (root / cls).mkdir(parents=True)
+        colour = value if mode == "L" else (value, 255 - value, value // 2)
+        for i in range(n):
+            Image.new(mode, size, colour).save(root / cls / f"{i:03d}.png")
+
+
+def test_folder_of_grey_pngs_in_class_folders(tmp_path):
+    values = {"cats": 30, "dogs": 200}
+    _write_pngs(tmp_path / "pics", values, n=6, size=(20, 20), mode="L")
+    data = zoo.load_dataset(f"folder:{tmp_path / 'pics'}")
+    assert data.classes == ("cats", "dogs")
+    assert data.shape == (1, 20, 20)
+    total = sum(data.split(s)[0].shape[0] for s in ("train", "val", "test"))
+    assert total == 12
+    for split in ("train", "val", "test"):
+        x, y = data.split(split)
+        assert x.dtype == torch.uint8
+        for img, label in zip(x, y.tolist()):
+            assert int(img[0, 3, 3]) == values[data.classes[label]]
+
+
+def test_folder_of_rgb_pngs(tmp_path):
+    values = {"a": 10, "b": 100, "c": 250}
+    _write_pngs(tmp_path / "pics", values, n=4, size=(32, 32), mode="RGB")
+    data = zoo.load_dataset(f"folder:{tmp_path / 'pics'}")
+    assert data.shape == (3, 32, 32)
+    assert data.num_classes == 3
+    x, y = data.train_x, data.train_y
+    assert x.shape[1:] == (3, 32, 32)
+    for img, label in zip(x, y.tolist()):
+        v = values[data.classes[label]]
+        assert img[:, 0, 0].tolist() == [v, 255 - v, v // 2]
+
+
+def test_folder_image_size_resizes(tmp_path):
+    _write_pngs(tmp_path / "pics", {"a": 10, "b": 100}, n=3, size=(32, 32), mode="RGB")
+    data = zoo.load_dataset(f"folder:{tmp_path / 'pics'}", image_size=16)
+    assert data.shape == (3, 16, 16)
+    assert data.test_x.shape[1:] == (3, 16, 16)
+
+
+def test_folder_images_of_different_sizes_take_the_first_size(tmp_path):
+    root = tmp_path / "pics"
+    root.mkdir()
+    Image.new("L", (24, 24), 5).save(root / "a.png")
+    Image.new("L", (40, 30), 5).save(root / "b.png")
+    data = zoo.load_dataset(f"folder:{root}")
+    assert data.shape == (1, 24, 24)
+    assert data.classes == ("image",)
+
+
+def test_flat_folder_has_one_unlabelled_class_and_tiny_folders_still_split(tmp_path):
+    root = tmp_path / "pics"
+    root.mkdir()
+    for i in range(3):
+        Image.new("L", (28, 28), i * 50).save(root / f"{i}.png")
+    data = zoo.load_dataset(f"folder:{root}")
+    assert data.classes == ("image",)
+    for split in ("train", "val", "test"):
+        assert data.split(split)[0].shape[0] > 0, split
+
+
+@pytest.mark.parametrize("make, words", [
+    (lambda root: None, ["image folder not found"]),
+    (lambda root: root.mkdir(), ["no images in"]),
+    (lambda root: (root.mkdir(), (root / "x.png").write_bytes(b"not a png")), ["cannot read image", "x.png"]),
+], ids=["missing", "empty", "corrupt-png"])
+def test_bad_image_folder_is_a_clear_error(tmp_path, make, words):
+    root = tmp_path / "pics"
+    make(root)
+    with pytest.raises(DataNotFoundError) as e:
+        zoo.load_dataset(f"folder:{root}")
+    for w in words:
+        assert w in str(e.value)
+
+
+def test_train_on_a_folder_of_rgb_images(tmp_path):
+    _write_pngs(tmp_path / "pics", {"a": 10, "b": 100}, n=5, size=(40, 40), mode="RGB")
+    result = zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", image_size=32, epochs=1,
+                       out=tmp_path / "run", log=lambda m: None, progress=False,
+                       channels=[4, 8, 8], hidden=[16], device="cpu")
+    assert result.model.shape == (3, 32, 32)
+    ev = zoo.evaluate(tmp_path / "run")
+    assert ev["images"] == 2 and ev["dataset"] == f"folder:{tmp_path / 'pics'}"
+    model = zoo.load(tmp_path / "run")
+    assert model.reconstruct(torch.rand(2, 3, 32, 32)).shape == (2, 3, 32, 32)
+
+
+# ------------------------------------------------------------------------------------------ real data
+
+@pytest.mark.parametrize("name, first_class", [("mnist", "0"), ("fashion-mnist", "T-shirt/top")])
+def test_real_data_set_loads(name, first_class):
+    root = real_data(name)
+    data = zoo.load_dataset(name, data_dir=str(root))
+    assert data.info()["sizes"] == {"train": 54000, "val": 6000, "test": 10000}
+    assert data.train_x.dtype == torch.uint8 and data.shape == (1, 28, 28)
+    assert data.classes[0] == first_class
+    assert sorted(torch.unique(data.test_y).tolist()) == list(range(10))
+    assert torch.bincount(data.test_y).tolist() == [1000] * 10 if name == "fashion-mnist" else True
+    assert 30 < float(data.test_x.float().mean()) < 100
+
+
+def test_real_fashion_mnist_trains_and_evaluates_via_zoo_data_dir(monkeypatch, tmp_path):
+    root = real_data("fashion-mnist")
+    monkeypatch.setenv("ZOO_DATA_DIR", str(root))
+    run = tmp_path / "run"
+    result = zoo.train("convae", dataset="fashion-mnist", epochs=1, val_fraction=0.9, batch_size=512,
+                       out=run, log=lambda m: None, progress=False, channels=[4, 8, 8], hidden=[16], device="cpu")
+    assert result.history[0]["val_loss"] < 0.2
+    ev = zoo.evaluate(run)
+    assert ev["dataset"] == "fashion-mnist" and ev["images"] == 10000
+    assert ev["metrics"]["mse"] < 0.2
+
+
+def test_real_gzip_is_what_we_read(tmp_path):
+    """The reader and our synthetic writer agree with the real files' header layout."""
+    root = real_data("mnist")
+    raw = gzip.decompress((root / "mnist" / "t10k-labels-idx1-ubyte.gz").read_bytes())
+    assert raw[:4] == bytes([0, 0, 8, 1]) and int.from_bytes(raw[4:8], "big") == 10000
+    data = zoo.load_dataset("mnist", data_dir=str(root))
+    assert data.test_y.tolist() == list(np.frombuffer(raw, dtype=np.uint8, offset=8))

@@ -1,0 +1,153 @@
+"""Plugins: the built-in ConvAE, a third-party plugin installed through a real entry point, a broken
+plugin, and runs whose plugin is not installed."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import (TINY_SET, assert_clean_error, assert_ok, invoke, read_config, read_metrics, run_zoo,
+                      with_pythonpath)
+
+import zoo
+from zoo.errors import ConfigError, RunError, UnknownModelError
+
+
+def test_list_shows_convae_with_its_package():
+    out = assert_ok(invoke("list"))
+    assert re.search(rf"^convae\s+zoo {re.escape(zoo.__version__)}\s+Convolutional autoencoder", out, re.M), out
+    assert "convae" in zoo.list_models()
+
+
+def test_list_json():
+    data = json.loads(assert_ok(invoke("list", "--json")))
+    convae = next(m for m in data["models"] if m["name"] == "convae")
+    assert convae["package"] == f"zoo {zoo.__version__}"
+    assert data["failed"] == []
+
+
+def test_model_info_describes_params_and_presets():
+    info = zoo.model_info("convae")
+    assert info["package"] == "zoo"
+    assert set(info["capabilities"]) == {"encode", "decode", "reconstruct"}
+    params = {p["name"]: p for p in info["params"]}
+    assert params["latent_dim"]["type"] == "int"
+    assert params["latent_dim"]["default"] == 4
+    assert params["latent_dim"]["range"] == "1 .. 4096"
+    assert params["channels"]["type"] == "list[int]"
+    assert params["activation"]["range"].startswith("one of relu")
+    train = {p["name"]: p for p in info["train_params"]}
+    assert train["optimizer"]["default"] == "adam"
+    assert {"convae-lab", "convae-fashion-report", "convae-latent2-report"} <= set(info["presets"])
+
+
+def test_info_cli_lists_keys_and_presets():
+    out = assert_ok(invoke("info", "convae"))
+    for word in ("latent_dim", "list[int]", "batch_size", "convae-lab", "convae-fashion-report"):
+        assert word in out
+
+
+def test_unknown_model_suggests_the_close_match():
+    with pytest.raises(UnknownModelError) as e:
+        zoo.create("convea")
+    assert "unknown model 'convea'" in str(e.value)
+    assert "Did you mean: convae" in str(e.value)
+
+
+# ------------------------------------------------------------------------------------------ third-party plugin
+
+@pytest.fixture(scope="module")
+def tinyae_run(tinyplug_dir, tmp_path_factory) -> Path:
+    """A tinyae run trained by a real `python -m zoo train` that finds the plugin by its entry point."""
+    run = tmp_path_factory.mktemp("tinyae") / "run"
+    assert_ok(run_zoo("train", "tinyae", "--dataset", "digits", "--epochs", "1", "--out", run,
+                      "--device", "cpu", "--no-progress", env=with_pythonpath(tinyplug_dir)))
+    return run
+
+
+def test_third_party_plugin_is_listed_with_its_package(tinyplug_dir):
+    out = assert_ok(run_zoo("list", env=with_pythonpath(tinyplug_dir)))
+    assert re.search(r"^tinyae\s+tinyplug 0\.1\s+one linear layer each way", out, re.M), out
+    assert re.search(r"^convae\s+zoo ", out, re.M), out
+
+
+def test_third_party_plugin_trains_into_a_run(tinyae_run):
+    cfg = read_config(tinyae_run)
+    assert cfg["model"] == "tinyae"
+    assert cfg["plugin"] == {"name": "tinyae", "package": "tinyplug", "version": "0.1"}
+    assert cfg["config"] == {"latent_dim": 3}
+    assert len(read_metrics(tinyae_run)) == 1
+    for name in ("model.safetensors", "checkpoint.safetensors", "README.md", "reconstructions.png"):
+        assert (tinyae_run / name).is_file(), name
+
+
+def test_third_party_run_evaluates_through_the_cli(tinyae_run, tinyplug_dir, tmp_path):
+    run = Path(shutil.copytree(tinyae_run, tmp_path / "run"))
+    out = assert_ok(run_zoo("eval", run, "--json", env=with_pythonpath(tinyplug_dir)))
+    result = json.loads(out[out.index("{"):])
+    assert result["model"] == "tinyae"
+    assert result["images"] == 359
+    assert 0 < result["metrics"]["mse"] < 1
+    assert json.loads((run / "eval.json").read_text())["metrics"] == result["metrics"]
+
+
+def test_third_party_run_loads_in_python(tinyae_run, tinyplug_installed):
+    assert "tinyae" in zoo.list_models()
+    model = zoo.load(tinyae_run)
+    assert type(model).__name__ == "TinyAE"
+    assert model.name == "tinyae"
+    assert not model.training
+    x = torch.rand(2, 1, 28, 28)
+    assert model.reconstruct(x).shape == (2, 1, 28, 28)
+    assert model.encode(x).shape == (2, 3)
+    assert zoo.model_info("tinyae")["package"] == "tinyplug"
+
+
+def test_third_party_model_is_created_and_configured(tinyplug_installed):
+    model = zoo.create("tinyae", latent_dim="7")
+    assert model.encode(torch.rand(1, 1, 28, 28)).shape == (1, 7)
+    with pytest.raises(ConfigError, match="out of range"):
+        zoo.create("tinyae", latent_dim=65)
+    with pytest.raises(ConfigError, match="unknown key 'channels'"):
+        zoo.create("tinyae", channels=[4])
+
+
+def test_run_of_a_model_that_is_not_installed_names_its_package(tinyae_run):
+    assert "tinyae" not in zoo.list_models()
+    with pytest.raises(RunError) as e:
+        zoo.load(tinyae_run)
+    assert "'tinyae', which is not installed" in str(e.value)
+    assert "pip install tinyplug" in str(e.value)
+
+
+def test_cli_eval_of_a_model_that_is_not_installed(tinyae_run, tmp_path):
+    run = Path(shutil.copytree(tinyae_run, tmp_path / "run"))
+    assert_clean_error(invoke("eval", run), "not installed", "pip install tinyplug")
+
+
+# ------------------------------------------------------------------------------------------ broken plugin
+
+def test_broken_plugin_is_reported_and_convae_still_works(brokenplug_dir, tmp_path):
+    env = with_pythonpath(brokenplug_dir)
+    listed = run_zoo("list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert re.search(r"^convae\s+zoo ", listed.stdout, re.M), listed.stdout
+    assert "plugin 'broken' from package brokenplug failed to load" in listed.stderr
+    assert "ImportError: brokenplug needs a library that is not installed" in listed.stderr
+    assert "Traceback" not in listed.stderr
+
+
+def test_broken_plugin_in_process(brokenplug_installed, tmp_path):
+    assert "convae" in zoo.list_models()
+    data = json.loads(assert_ok(invoke("list", "--json")))
+    assert data["failed"] == [{"entry_point": "broken", "package": "brokenplug",
+                               "error": "ImportError: brokenplug needs a library that is not installed"}]
+    out = assert_clean_error(invoke("train", "broken", "--dataset", "digits", "--out", tmp_path / "r"))
+    assert "model 'broken' is installed (package brokenplug) but failed to load" in out
+    run = tmp_path / "ok"
+    assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", run, *TINY_SET))
+    assert (run / "model.safetensors").is_file()

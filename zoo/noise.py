@@ -1,0 +1,83 @@
+"""Noise models: corruptions of images in [0, 1], drawn on the images' device, named like `gaussian:0.3`.
+
+They are pluggable: a plugin returns `NoiseModel` subclasses from the `zoo_noise_models` hook.
+"""
+
+from __future__ import annotations
+
+import difflib
+from typing import ClassVar
+
+import torch
+
+from zoo.errors import ConfigError
+
+
+class NoiseModel:
+    """A corruption with numeric parameters; `strength` is the one a noise sweep scales."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    params: ClassVar[tuple[str, ...]] = ()          # parameter names, in the order of the spec string
+    defaults: ClassVar[tuple[float, ...]] = ()
+    integer: ClassVar[tuple[str, ...]] = ()         # parameters that must be whole numbers
+
+    def __init__(self, *values: float):
+        if len(values) > len(self.params):
+            raise ConfigError(f"noise '{self.name}' takes {len(self.params)} value(s): {':'.join(self.params)}")
+        full = list(values) + list(self.defaults[len(values):])
+        self.values = dict(zip(self.params, full))
+        for k in self.integer:
+            if float(self.values[k]) != int(self.values[k]):
+                raise ConfigError(f"noise '{self.name}': {k} must be a whole number, got {self.values[k]}")
+            self.values[k] = int(self.values[k])
+        self.check()
+
+    def check(self) -> None:
+        """Raise ConfigError for values out of range."""
+
+    def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def scaled(self, factor: float) -> "NoiseModel":
+        """The same noise with its first parameter multiplied by `factor` (for sweeps)."""
+        first, *rest = self.values.values()
+        value = first * factor
+        if self.params[0] in self.integer:
+            value = int(round(value))
+        return type(self)(value, *rest)
+
+    @property
+    def spec(self) -> str:
+        return self.name + ":" + ":".join(f"{v:g}" for v in self.values.values())
+
+    def __repr__(self) -> str:
+        return self.spec
+
+
+def noise_models() -> dict[str, type[NoiseModel]]:
+    from zoo.registry import load_registry
+
+    return load_registry().noise_models
+
+
+def parse_noise(spec: str | NoiseModel | None) -> NoiseModel | None:
+    """'gaussian:0.3' -> GaussianNoise(0.3); 'none' or '' -> None."""
+    if spec is None or isinstance(spec, NoiseModel):
+        return spec
+    spec = spec.strip()
+    if spec.lower() in ("", "none", "off"):
+        return None
+    name, *raw = spec.split(":")
+    available = noise_models()
+    cls = available.get(name.lower())
+    if cls is None:
+        close = difflib.get_close_matches(name, list(available), n=3, cutoff=0.5)
+        raise ConfigError(f"unknown noise '{name}'",
+                          (f"Did you mean: {', '.join(close)}? " if close else "")
+                          + "Known: " + ", ".join(f"{n}:{':'.join(c.params)}" for n, c in sorted(available.items())))
+    try:
+        values = [float(v) for v in raw if v != ""]
+    except ValueError:
+        raise ConfigError(f"noise '{spec}': its values must be numbers, as in {name}:{':'.join(cls.params)}") from None
+    return cls(*values)
