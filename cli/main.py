@@ -134,7 +134,8 @@ def train(model, dataset, preset, config_file, assignments, out, resume, epochs,
 
 
 def _print_metrics(result: dict) -> None:
-    click.echo(f"{result['model']} on {result['dataset']} ({result['split']}, {result['images']} images)")
+    click.echo(f"{result['model']} on {result['dataset']} ({result['split']}, {result['images']} images, "
+               f"{result.get('pixels', 'grey levels')})")
     for k, v in result["metrics"].items():
         click.echo(f"  {k:<8} {v:.6g}")
 
@@ -148,7 +149,9 @@ def _print_metrics(result: dict) -> None:
 @click.option("--noise-sweep", is_flag=True, help="Test MSE at 1x-5x the training noise and other noise kinds.")
 @click.option("--noise", default=None, help="Noise to sweep (default: the one the run was trained with).")
 @click.option("--baseline", default=None, help="With --noise-sweep: a run to compare, fed the same noisy images.")
-def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline):
+@click.option("--iwae-k", type=click.IntRange(0, 100_000), default=None,
+              help="VAE: importance samples for the -log p(x) estimate (default 1000; 0: skip).")
+def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json."""
     from zoo.api import evaluate
     from zoo.api import noise_sweep as api_sweep
@@ -166,11 +169,14 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
             click.echo(f"  {r['noise']:<22} {r['noisy_mse']:>12.4f} {r['model_mse']:>10.4f} {base}")
         click.echo(f"written to {run}/noise_sweep.json and noise_sweep.png")
         return
-    result = evaluate(run, split=split, data_dir=data_dir, device=device)
+    options = {"iwae_k": iwae_k} if iwae_k is not None else {}
+    result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options)
     if as_json:
         _echo_json(result)
     else:
         _print_metrics(result)
+        if "report" in result and "per_class_accuracy" in result["report"]:
+            _print_classification(result)
         click.echo(f"written to {run}/eval.json")
 
 
@@ -221,6 +227,50 @@ def generate(run, n, seed, out, device):
 
     path = api_generate(run, n=n, seed=seed, out=out, device=device)
     click.echo(f"wrote {path}")
+
+
+@cli.command()
+@click.argument("run")
+@click.option("--hidden", default="60", show_default=True, help="Hidden layer sizes of the head, e.g. 60 or 128,64.")
+@click.option("--freeze", default="all", show_default=True, type=click.Choice(["all", "none"]),
+              help="Keep the encoder fixed (all) or train it too (none).")
+@click.option("--unfreeze-last", default=0, show_default=True, type=click.IntRange(0, 100),
+              help="With --freeze all: train the encoder's last K weight layers anyway.")
+@click.option("--features", default="latent", show_default=True, type=click.Choice(["latent", "conv"]),
+              help="The head reads the latent code or the flattened conv features.")
+@click.option("--dataset", "-d", default=None, help="Labelled data (default: the run's data set).")
+@click.option("--out", "-o", type=click.Path(file_okay=False), help="Run folder for the classifier.")
+@click.option("--epochs", type=int)
+@click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Any other config key.")
+@click.option("--device", default=None)
+@click.option("--progress/--no-progress", default=None)
+def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, epochs, assignments, device, progress):
+    """Train a classifier head on the encoder of RUN (frozen by default), then report test accuracy."""
+    from zoo.api import evaluate
+    from zoo.api import finetune as api_finetune
+    from zoo.config import coerce, parse_assignments
+    from zoo.errors import ConfigError
+
+    try:
+        sizes = coerce(hidden, list[int], "hidden")
+    except ValueError:
+        raise ConfigError(f"--hidden {hidden!r}: give layer sizes like 60 or 128,64") from None
+    overrides = parse_assignments(assignments)
+    overrides.update({k: v for k, v in {"epochs": epochs, "device": device}.items() if v is not None})
+    result = api_finetune(run, hidden=sizes, freeze=freeze, unfreeze_last=unfreeze_last, features=features,
+                          dataset=dataset, out=out, progress=progress, **overrides)
+    report = evaluate(result.run_dir)
+    _print_classification(report)
+
+
+def _print_classification(result: dict) -> None:
+    rep = result.get("report", {})
+    click.echo(f"test accuracy {result['metrics']['accuracy']:.2%} on {result['images']} {result['dataset']} images")
+    if rep:
+        p = rep["parameters"]
+        click.echo(f"parameters: {p['trainable']:,} trainable of {p['total']:,}; "
+                   f"training time {rep.get('train_seconds', 0):.1f} s over {rep.get('epochs', '?')} epochs")
+        click.echo("per-class accuracy: " + ", ".join(f"{i}: {a:.1%}" for i, a in enumerate(rep["per_class_accuracy"])))
 
 
 def main() -> None:

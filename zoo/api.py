@@ -88,6 +88,11 @@ def split_config(cls: type, values: dict[str, Any]) -> tuple[Any, TrainConfig]:
     return model_cfg, train_cfg
 
 
+def _load_data(train_cfg: TrainConfig, device):
+    return load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
+                        image_size=train_cfg.image_size, binarize=train_cfg.binarize, device=device)
+
+
 def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, **config) -> ZooModel:
     """Build an untrained model by name, sized for images of `shape` (C, H, W)."""
     cls, model_cfg, _ = resolve_config(name, overrides=config)
@@ -117,10 +122,11 @@ def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> di
 def train(model: str | None = None, *, dataset: str | None = None, preset: str | None = None,
           config: str | Path | dict | None = None, out: str | Path | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] = _stderr, progress: bool | None = None, callbacks=(),
-          **overrides) -> TrainResult:
+          init: Callable[[ZooModel], None] | None = None, **overrides) -> TrainResult:
     """Train `model` (a plugin name) and write a run folder; or continue one with `resume=RUN`.
 
     Keyword overrides are config keys of the model or of `TrainConfig` (epochs=30, latent_dim=6, ...).
+    `init(model)` may set the new model's weights before training (finetune uses it).
     """
     if dataset is not None:
         overrides["dataset"] = dataset
@@ -131,8 +137,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     entry = registry.get_entry(model)
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
     device = pick_device(train_cfg.device)
-    data = load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
-                        image_size=train_cfg.image_size, device=device)
+    data = _load_data(train_cfg, device)
     run_dir = Path(out) if out else _default_out(model, train_cfg.dataset)
     if (run_dir / ckpt.CONFIG).exists():
         raise RunError(f"{run_dir} already holds a run",
@@ -141,6 +146,8 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         raise RunError(f"{run_dir} exists and is not a folder")
     torch.manual_seed(train_cfg.seed)
     net = cls(model_cfg, data.shape, data.num_classes).to(device)
+    if init is not None:
+        init(net)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
     log(f"training {model} on {data.name} ({data.info()['sizes']['train']} images, {tuple(data.shape)}) "
@@ -167,8 +174,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     train_values = {**run["train"], **{k: v for k, v in overrides.items() if v is not None}}
     model_cfg, train_cfg = split_config(entry.cls, {**run["config"], **train_values})
     device = pick_device(train_cfg.device)
-    data = load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
-                        image_size=train_cfg.image_size, device=device)
+    data = _load_data(train_cfg, device)
     net = entry.cls(model_cfg, tuple(run["data"]["shape"]), len(run["data"].get("classes", []))).to(device)
     if train_cfg.epochs != run["train"]["epochs"] or train_cfg.patience != run["train"]["patience"]:
         ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg)})
@@ -232,7 +238,7 @@ def _run_data(net: ZooModel, split: str, data_dir: str | None):
     train = net.run_config["train"]
     data = load_dataset(train["dataset"], data_dir=data_dir or train.get("data_dir") or None,
                         val_fraction=train.get("val_fraction", 0.1), image_size=train.get("image_size", 0),
-                        device=net.device)
+                        binarize=train.get("binarize", "none"), device=net.device)
     if split not in ("train", "val", "test"):
         raise ConfigError(f"unknown split '{split}'", "Use train, val or test.")
     return data, *data.split(split)
@@ -251,6 +257,7 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
             sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     n = x.shape[0]
     result = {"model": net.run_config["model"], "dataset": data.name, "split": split, "images": n,
+              "pixels": data.info()["pixels"],
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
     report = net.evaluation_report(x, y, net.run_dir if save else None)
     if report:
@@ -429,3 +436,42 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
     per_row = max(1, int(round(n ** 0.5)))
     grid = make_grid(images.cpu(), nrow=per_row, padding=2, pad_value=1.0)
     return plots.image_rows([("", grid.unsqueeze(0))], out, title=f"{net.name}: {n} samples (seed {seed})")
+
+
+# ------------------------------------------------------------------------------------- transfer
+
+def finetune(source, *, hidden: list[int] | tuple[int, ...] = (60,), freeze: str = "all", unfreeze_last: int = 0,
+             features: str = "latent", dataset: str | None = None, out: str | Path | None = None,
+             **overrides) -> TrainResult:
+    """Train a classifier head on the labels, on top of the encoder of a trained run.
+
+    freeze="all" keeps the encoder fixed (but its last `unfreeze_last` weight layers); "none" trains all.
+    features="latent" reads the code (a VAE's mean); "conv" reads the flattened conv features."""
+    from torch import nn
+
+    from zoo.errors import CapabilityError
+
+    src = load(source)
+    encoder = getattr(src, "encoder", None)
+    if not src.can("encode") or not isinstance(encoder, nn.Sequential) or not isinstance(encoder[-1], nn.Linear):
+        raise CapabilityError(f"model '{src.name}' has no conv encoder to fine-tune",
+                              "finetune works from runs of convae, dae, vae (any model built on zoo.plugins.conv).")
+    cls = registry.get_model_class("classifier")
+    own_keys = {f.name for f in cfgmod.fields_of(cls.Config)}
+    values = {k: v for k, v in src.run_config["config"].items() if k in own_keys}
+    values.update(head=list(hidden), freeze=freeze, unfreeze_last=unfreeze_last, features=features,
+                  encoder_out=encoder[-1].out_features, init_from=str(source))
+    src_train = src.run_config["train"]
+    dataset = dataset or src_train["dataset"]
+    if dataset == src_train["dataset"] and src_train.get("data_dir") and "data_dir" not in overrides:
+        overrides["data_dir"] = src_train["data_dir"]
+    source_state = {k: v for k, v in src.state_dict().items() if k.startswith("encoder.")}
+
+    def copy_encoder(net: ZooModel) -> None:
+        own = {k: v for k, v in net.state_dict().items() if k.startswith("encoder.")}
+        missing = [k for k in own if k not in source_state or source_state[k].shape != own[k].shape]
+        if missing:
+            raise RunError(f"the encoder of {source} does not fit the classifier ({', '.join(missing[:3])})")
+        net.load_state_dict({k: source_state[k] for k in own}, strict=False)
+
+    return train("classifier", dataset=dataset, out=out, init=copy_encoder, **{**values, **overrides})

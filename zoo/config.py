@@ -41,6 +41,9 @@ class TrainConfig:
     data_dir: str = param("", "where to look first for data files (else $ZOO_DATA_DIR, cache, /usr/share/datasets)")
     image_size: int = param(0, "resize folder images to this size (0: keep the first image's size)", low=0, high=1024)
     val_fraction: float = param(0.1, "fraction of the training set held out for validation", low=0.0, high=0.9)
+    binarize: str = param("none", "binary pixels: dynamic (resampled ~ Bernoulli(grey) every batch; validation and "
+                          "test sampled once, fixed), static (all sampled once), none (grey levels)",
+                          choices=("none", "dynamic", "static"))
     optimizer: str = param("adam", "optimizer", choices=("adam", "adamw", "sgd", "adagrad"))
     lr: float = param(1e-3, "learning rate", low=0.0, high=10.0)
     weight_decay: float = param(0.0, "L2 weight decay", low=0.0, high=10.0)

@@ -58,8 +58,10 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | None = None):
-    """Yield `Batch`es of floats in [0, 1] by indexing uint8 tensors (on their device)."""
+def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | None = None,
+            binarize: bool = False):
+    """Yield `Batch`es of floats in [0, 1] by indexing uint8 tensors (on their device);
+    with `binarize`, pixels are resampled ~ Bernoulli(grey level) for every batch."""
     n = x.shape[0]
     for start in range(0, n, size):
         if order is None:
@@ -67,7 +69,8 @@ def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | N
         else:
             idx = order[start:start + size]
             xb, yb = x[idx], y[idx]
-        yield Batch(xb.float().div_(255.0), yb)
+        xf = xb.float().div_(255.0)
+        yield Batch(torch.bernoulli(xf) if binarize else xf, yb)
 
 
 class Trainer:
@@ -148,6 +151,7 @@ class Trainer:
                           if self.callbacks else None)
         sums: dict[str, torch.Tensor] = {}
         steps = math.ceil(n / bs)
+        ctx.steps_per_epoch = steps
         bar = None
         if self.progress:
             from tqdm.auto import tqdm
@@ -155,7 +159,8 @@ class Trainer:
             bar = tqdm(total=n, unit="img", unit_scale=True, leave=False, file=sys.stderr,
                        desc=f"epoch {epoch}/{self.train.epochs}", dynamic_ncols=True)
         start = time.perf_counter()
-        for i, batch in enumerate(batches(data.train_x, data.train_y, bs, order)):
+        for i, batch in enumerate(batches(data.train_x, data.train_y, bs, order,
+                                                   binarize=self.train.binarize == "dynamic")):
             with self._autocast():
                 out = model.training_step(batch, ctx)
             ctx.step += 1

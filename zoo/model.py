@@ -35,8 +35,14 @@ class StepContext:
                  after_backward: Callable[[str], None] | None = None):
         self.optimizers = optimizers
         self.epoch = epoch
-        self.step = 0
+        self.step = 0                  # steps taken this epoch
+        self.steps_per_epoch = 1
         self._after_backward = after_backward
+
+    @property
+    def step_in_epoch(self) -> float:
+        """Fraction of the current epoch done, in [0, 1): for schedules inside an epoch (KL warm-up)."""
+        return self.step / max(self.steps_per_epoch, 1)
 
     def optimize(self, loss: torch.Tensor, name: str = "main") -> None:
         try:

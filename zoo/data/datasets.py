@@ -33,6 +33,7 @@ class ImageData:
     test_x: torch.Tensor
     test_y: torch.Tensor
     classes: tuple[str, ...]
+    binarize: str = "none"
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -53,6 +54,7 @@ class ImageData:
     def info(self) -> dict:
         return {
             "name": self.name,
+            "pixels": {"none": "grey levels"}.get(self.binarize, f"binarised ({self.binarize})"),
             "shape": list(self.shape),
             "classes": list(self.classes),
             "sizes": {s: int(getattr(self, f"{s}_x").shape[0]) for s in ("train", "val", "test")},
@@ -73,9 +75,23 @@ def _assemble(name, train_x, train_y, test_x, test_y, classes, val_fraction) -> 
     return ImageData(name, tx, ty, vx, vy, test_x, test_y, tuple(classes))
 
 
+BINARIZE_SEED = 31337  # fixed: binarised validation and test sets are the same in every run
+
+
+def binarized(x: torch.Tensor, seed: int) -> torch.Tensor:
+    """uint8 grey levels -> uint8 {0, 255}, each pixel ~ Bernoulli(grey / 255), reproducibly."""
+    gen = torch.Generator().manual_seed(seed)
+    p = x.float().div(255.0)
+    return (torch.rand(p.shape, generator=gen) < p).to(torch.uint8) * 255
+
+
 def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float = 0.1,
-                 image_size: int = 0, device: str | torch.device = "cpu") -> ImageData:
-    """Load a data set by name: mnist, fashion-mnist, kmnist, digits or folder:PATH."""
+                 image_size: int = 0, binarize: str = "none", device: str | torch.device = "cpu") -> ImageData:
+    """Load a data set by name: mnist, fashion-mnist, kmnist, digits or folder:PATH.
+
+    binarize: "none" keeps grey levels; "static" samples binary pixels once for every split;
+    "dynamic" does so once for validation and test (fixed seed) and leaves the training images grey,
+    for the engine to resample every batch, as the literature's likelihood figures do."""
     key = name.strip()
     if key.lower().startswith("folder:"):
         data = _load_folder(key[len("folder:"):], val_fraction, image_size)
@@ -86,6 +102,13 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
     else:
         known = ", ".join(list(sources.SETS) + ["digits", "folder:PATH"])
         raise DataNotFoundError(f"unknown data set '{name}'", f"Known data sets: {known}.")
+    if binarize in ("static", "dynamic"):
+        data = replace(data, val_x=binarized(data.val_x, BINARIZE_SEED), test_x=binarized(data.test_x, BINARIZE_SEED + 1))
+        if binarize == "static":
+            data = replace(data, train_x=binarized(data.train_x, BINARIZE_SEED + 2))
+    elif binarize not in ("none", "", None):
+        raise DataNotFoundError(f"unknown binarize option '{binarize}'", "Use none, static or dynamic.")
+    data.binarize = binarize or "none"
     return data.to(device)
 
 

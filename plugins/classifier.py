@@ -1,0 +1,173 @@
+"""Classifier: the conv encoder of the autoencoders with a head that predicts the labels.
+
+Trained from scratch (`zoo train classifier`) it is the supervised baseline; `zoo finetune RUN` copies
+a trained autoencoder's encoder into it and, by default, freezes it, so the head learns on the
+features the autoencoder found without labels.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo import ZooModel, hookimpl, param
+from zoo.errors import ConfigError
+from zoo.plugins.conv import ConvNetConfig, _act, build_encoder
+
+
+@dataclass
+class ClassifierConfig(ConvNetConfig):
+    head: list[int] = param([60], "hidden layers of the classification head", low=1, high=65536)
+    head_dropout: float = param(0.0, "dropout before each layer of the head", low=0.0, high=0.95)
+    features: str = param("latent", "what the head reads: latent (the encoder's code) or conv (the flattened "
+                                    "conv features)", choices=("latent", "conv"))
+    encoder_out: int = param(0, "width of the encoder's last layer (0: latent_dim; a VAE's is 2 × latent_dim, "
+                                "of which the head reads the mean)", low=0, high=8192)
+    freeze: str = param("none", "encoder weights kept fixed: none, or all (but the last `unfreeze_last` layers)",
+                        choices=("none", "all"))
+    unfreeze_last: int = param(0, "with freeze=all, the number of last encoder weight layers still trained",
+                               low=0, high=1000)
+    init_from: str = param("", "the run whose encoder weights this model started from (set by zoo finetune)")
+
+
+class Classifier(ZooModel):
+    name = "classifier"
+    description = "Conv encoder + MLP head on the labels; frozen-encoder transfer with `zoo finetune`"
+    Config = ClassifierConfig
+    train_defaults = {"lr": 1e-3, "epochs": 20, "patience": 5}
+
+    def __init__(self, config: ClassifierConfig, shape, num_classes: int = 10):
+        super().__init__(config, shape, num_classes)
+        if num_classes < 2:
+            raise ConfigError("a classifier needs a labelled data set with at least two classes",
+                              "folder:PATH data sets are labelled by their sub-folders.")
+        width = config.encoder_out or config.latent_dim
+        encoder, _ = build_encoder(config, self.shape, width)
+        if config.features == "conv":
+            flat = next(i for i, m in enumerate(encoder) if isinstance(m, nn.Flatten))
+            encoder = encoder[:flat + 1]
+            with torch.no_grad():
+                n_in = encoder(torch.zeros(1, *self.shape)).shape[1]
+        else:
+            n_in = config.latent_dim
+        self.encoder = encoder
+        layers: list[nn.Module] = []
+        for a, b in zip([n_in, *config.head], [*config.head, num_classes]):
+            if config.head_dropout > 0:
+                layers.append(nn.Dropout(config.head_dropout))
+            layers += [nn.Linear(a, b), _act(config)]
+        self.head = nn.Sequential(*layers[:-1])  # no activation after the logits
+        self._apply_freeze()
+
+    # ---------------------------------------------------------------- freezing
+    def _frozen_modules(self) -> list[nn.Module]:
+        if self.config.freeze == "none":
+            return []
+        weighted = [m for m in self.encoder if isinstance(m, (nn.Conv2d, nn.Linear))]
+        keep = self.config.unfreeze_last
+        trainable = weighted[len(weighted) - keep:] if keep else []
+        frozen, seen_trainable = [], False
+        for m in self.encoder:
+            seen_trainable = seen_trainable or any(m is t for t in trainable)
+            if not seen_trainable and any(True for _ in m.parameters()):
+                frozen.append(m)
+        return frozen
+
+    def _apply_freeze(self) -> None:
+        for m in self._frozen_modules():
+            for p in m.parameters():
+                p.requires_grad_(False)
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for m in self._frozen_modules():  # frozen batch norm keeps its statistics too
+            m.eval()
+        return self
+
+    # ---------------------------------------------------------------- model
+    def features_of(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.encoder(x)
+        return h[:, : self.config.latent_dim] if self.config.features == "latent" else h
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits."""
+        return self.head(self.features_of(x))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features_of(x)
+
+    def loss(self, batch):
+        logits = self.classify(batch.x)
+        return {"loss": F.cross_entropy(logits.float(), batch.y)}
+
+    def validation_step(self, batch):
+        logits = self.classify(batch.x)
+        return {"loss": F.cross_entropy(logits.float(), batch.y),
+                "accuracy": (logits.argmax(1) == batch.y).float().mean()}
+
+    def metrics(self, batch, **options):
+        logits = self.classify(batch.x).float()
+        return {"accuracy": (logits.argmax(1) == batch.y).float(),
+                "cross_entropy": F.cross_entropy(logits, batch.y, reduction="none")}
+
+    @torch.no_grad()
+    def evaluation_report(self, x, y, out_dir):
+        from zoo.engine import batches
+
+        preds = torch.cat([self.classify(b.x).argmax(1) for b in batches(x, y, 1024)]).cpu()
+        y = y.cpu()
+        k = self.num_classes
+        confusion = torch.zeros((k, k), dtype=torch.long)
+        confusion.index_put_((y, preds), torch.ones_like(y), accumulate=True)
+        per_class = (confusion.diag().float() / confusion.sum(1).clamp_min(1).float()).tolist()
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        report = {"accuracy": float(confusion.diag().sum() / confusion.sum().clamp_min(1)),
+                  "per_class_accuracy": per_class, "confusion": confusion.tolist(),
+                  "parameters": {"total": total, "trainable": trainable}}
+        run_dir = getattr(self, "run_dir", None)
+        if run_dir is not None and (Path(run_dir) / "metrics.jsonl").exists():
+            lines = [json.loads(s) for s in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if s.strip()]
+            report["train_seconds"] = round(sum(r.get("seconds", 0.0) for r in lines), 2)
+            report["epochs"] = len(lines)
+        if out_dir is not None:
+            classes = getattr(self, "run_config", {}).get("data", {}).get("classes") or [str(i) for i in range(k)]
+            _confusion_png(confusion, classes, Path(out_dir) / "confusion.png", report["accuracy"])
+            report["confusion_png"] = "confusion.png"
+        return report
+
+
+def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float) -> None:
+    from zoo.plots import _pyplot, _save
+
+    plt = _pyplot()
+    k = len(classes)
+    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    rates = confusion.float() / confusion.sum(1, keepdim=True).clamp_min(1)
+    im = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for i in range(k):
+        for j in range(k):
+            if confusion[i, j]:
+                ax.text(j, i, str(int(confusion[i, j])), ha="center", va="center", fontsize=7,
+                        color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(k))
+    ax.set_xticklabels(classes, rotation=45, ha="right")
+    ax.set_yticks(range(k))
+    ax.set_yticklabels(classes)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"confusion matrix (test accuracy {accuracy:.2%})")
+    fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+
+
+@hookimpl
+def zoo_models():
+    return [Classifier]

@@ -1,0 +1,241 @@
+"""GAN: a DCGAN-style generator and discriminator with batch norm, sized for the data set's images.
+
+The generator maps z ~ N(0, I) through a linear layer to a small feature map (H/2^k × W/2^k, the
+largest k that leaves an integer side of at least 4: 7×7 for 28×28, 4×4 for 32×32), then k stride-2
+transposed convolutions (kernel 4, padding 1) with batch norm and ReLU, and a tanh. The discriminator
+mirrors it: k stride-2 convolutions with LeakyReLU(0.2) and batch norm (not after the first), and a
+linear layer to one logit. Images are scaled from [0, 1] to [-1, 1] for both networks.
+
+Training alternates `d_steps` discriminator steps (optimizer "d") and one generator step (optimizer
+"g"). NaN/inf is the engine's business; a collapse (the discriminator's loss pinned near zero, so the
+generator has stopped learning) is detected here, with a counter kept on the device and read only
+every few steps, and ends training with `TrainingDiverged`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo import ZooModel, hookimpl, param
+from zoo.errors import ConfigError, TrainingDiverged
+
+MIN_BASE = 4      # smallest side of the generator's first feature map
+MAX_UPSAMPLE = 6  # at most 6 doublings (a 256×256 image starts at 4×4)
+CHECK_EVERY = 50  # read the collapse flag from the device every this many steps
+
+
+@dataclass
+class GANConfig:
+    latent_dim: int = param(100, "size of the noise vector z the generator maps to an image", low=1, high=4096)
+    g_channels: int = param(64, "generator width: channels of its last hidden layer, doubled toward the "
+                                "base feature map", low=1, high=1024)
+    d_channels: int = param(64, "discriminator width: channels of its first conv layer, doubled at each "
+                                "further layer", low=1, high=1024)
+    loss: str = param("ns", "adversarial loss: ns (non-saturating, the DCGAN loss) or hinge",
+                      choices=("ns", "hinge"))
+    beta1: float = param(0.5, "Adam beta1 for both networks (DCGAN: 0.5)", low=0.0, high=0.9999)
+    beta2: float = param(0.999, "Adam beta2 for both networks", low=0.0, high=0.99999)
+    d_steps: int = param(1, "discriminator steps per generator step (each on the same real batch, fresh noise)",
+                         low=1, high=100)
+    g_lr_scale: float = param(1.0, "generator learning rate = lr × this", low=0.0, high=1000.0)
+    d_lr_scale: float = param(1.0, "discriminator learning rate = lr × this", low=0.0, high=1000.0)
+    collapse_steps: int = param(500, "stop with an error after this many consecutive steps with the "
+                                     "discriminator loss below collapse_threshold (0: never)",
+                                low=0, high=1_000_000_000)
+    collapse_threshold: float = param(0.01, "discriminator loss below which a step counts toward collapse",
+                                      low=0.0, high=10.0)
+
+
+def upsamplings(height: int, width: int) -> int:
+    """The number k of stride-2 layers: the largest k with H/2^k and W/2^k integers >= MIN_BASE."""
+    k = 0
+    while (k < MAX_UPSAMPLE and height % 2 ** (k + 1) == 0 and width % 2 ** (k + 1) == 0
+           and height // 2 ** (k + 1) >= MIN_BASE and width // 2 ** (k + 1) >= MIN_BASE):
+        k += 1
+    return k
+
+
+def _init_weights(module: nn.Module) -> None:
+    """DCGAN initialisation: N(0, 0.02) weights, batch-norm scales N(1, 0.02)."""
+    if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear)):
+        nn.init.normal_(module.weight, 0.0, 0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        nn.init.normal_(module.weight, 1.0, 0.02)
+        nn.init.zeros_(module.bias)
+
+
+class Generator(nn.Module):
+    def __init__(self, latent_dim: int, width: int, shape: tuple[int, int, int]):
+        super().__init__()
+        c, h, w = shape
+        k = upsamplings(h, w)
+        self.base = (h // 2 ** k, w // 2 ** k)
+        self.base_channels = width * 2 ** max(k - 1, 0)
+        self.project = nn.Sequential(
+            nn.Linear(latent_dim, self.base_channels * self.base[0] * self.base[1], bias=False),
+        )
+        self.project_norm = nn.Sequential(nn.BatchNorm2d(self.base_channels), nn.ReLU(inplace=True))
+        layers: list[nn.Module] = []
+        ch = self.base_channels
+        for i in range(k):
+            last = i == k - 1
+            out = c if last else ch // 2
+            layers.append(nn.ConvTranspose2d(ch, out, 4, stride=2, padding=1, bias=last))
+            if not last:
+                layers += [nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+            ch = out
+        if k == 0:  # an image too small (or odd) to halve: one 3×3 conv to the image's channels
+            layers.append(nn.Conv2d(ch, c, 3, padding=1))
+        layers.append(nn.Tanh())
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.project(z).view(z.shape[0], self.base_channels, *self.base)
+        return self.body(self.project_norm(h))
+
+
+class Discriminator(nn.Module):
+    def __init__(self, width: int, shape: tuple[int, int, int]):
+        super().__init__()
+        c, h, w = shape
+        k = upsamplings(h, w)
+        layers: list[nn.Module] = []
+        ch = c
+        for i in range(k):
+            out = width * 2 ** i
+            layers.append(nn.Conv2d(ch, out, 4, stride=2, padding=1, bias=i == 0))
+            if i > 0:
+                layers.append(nn.BatchNorm2d(out))
+            layers.append(nn.LeakyReLU(0.2, inplace=True))
+            ch = out
+        if k == 0:
+            layers += [nn.Conv2d(ch, width, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            ch = width
+        self.body = nn.Sequential(*layers)
+        self.head = nn.Linear(ch * (h // 2 ** k) * (w // 2 ** k), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(x).flatten(1)).squeeze(1)
+
+
+class GAN(ZooModel):
+    name = "gan"
+    description = "DCGAN: transposed-conv generator against a conv discriminator, both with batch norm"
+    Config = GANConfig
+    train_defaults = {"lr": 2e-4, "batch_size": 128, "epochs": 30, "plot_every": 5}
+    monitor = None  # no validation loss means "better" for a GAN: keep the last epoch
+
+    def __init__(self, config: GANConfig, shape, num_classes: int = 0):
+        super().__init__(config, shape, num_classes)
+        c, h, w = self.shape
+        if h < 1 or w < 1 or c < 1:
+            raise ConfigError(f"gan: cannot build for images of shape {self.shape}")
+        self.generator = Generator(config.latent_dim, config.g_channels, self.shape)
+        self.discriminator = Discriminator(config.d_channels, self.shape)
+        self.apply(_init_weights)
+        # Collapse bookkeeping stays on the device (no sync per step) and out of the weights file.
+        self.register_buffer("_low_streak", torch.zeros((), dtype=torch.long), persistent=False)
+        self.register_buffer("_collapsed", torch.zeros((), dtype=torch.bool), persistent=False)
+        self._steps = 0
+
+    # ------------------------------------------------------------------ training
+    def configure_optimizers(self, make_optimizer):
+        betas = (self.config.beta1, self.config.beta2)
+        opts = {"d": self._optimizer(make_optimizer, self.discriminator, betas, self.config.d_lr_scale),
+                "g": self._optimizer(make_optimizer, self.generator, betas, self.config.g_lr_scale)}
+        return opts
+
+    @staticmethod
+    def _optimizer(make_optimizer, net: nn.Module, betas, scale: float):
+        try:
+            opt = make_optimizer(net.parameters(), betas=betas)
+        except TypeError:  # an optimizer without betas (sgd, adagrad): the user's choice wins
+            opt = make_optimizer(net.parameters())
+        for group in opt.param_groups:
+            group["lr"] = group["lr"] * scale
+        return opt
+
+    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
+
+    def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
+        real_logits, fake_logits = real_logits.float(), fake_logits.float()
+        if self.config.loss == "hinge":
+            return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
+        return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
+
+    def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
+        fake_logits = fake_logits.float()
+        if self.config.loss == "hinge":
+            return -fake_logits.mean()
+        return F.softplus(-fake_logits).mean()
+
+    def training_step(self, batch, step):
+        real = batch.x * 2 - 1
+        n = real.shape[0]
+        for _ in range(self.config.d_steps):
+            fake = self.generator(self.noise(n))
+            real_logits = self.discriminator(real)
+            fake_logits = self.discriminator(fake.detach())
+            d_loss = self.d_loss(real_logits, fake_logits)
+            step.optimize(d_loss, "d")
+        # The generator step reuses the last fake batch against the updated discriminator.
+        self.discriminator.requires_grad_(False)  # no gradients for D's weights in the G step
+        try:
+            g_loss = self.g_loss(self.discriminator(fake))
+            step.optimize(g_loss, "g")
+        finally:
+            self.discriminator.requires_grad_(True)
+        d_loss = d_loss.detach()
+        self._watch_collapse(d_loss, step)
+        return {"loss": g_loss.detach(), "d_loss": d_loss, "g_loss": g_loss.detach(),
+                "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
+                "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
+
+    def _watch_collapse(self, d_loss: torch.Tensor, step) -> None:
+        limit = self.config.collapse_steps
+        if not limit:
+            return
+        low = d_loss < self.config.collapse_threshold
+        self._low_streak.copy_(torch.where(low, self._low_streak + 1, torch.zeros_like(self._low_streak)))
+        self._collapsed.logical_or_(self._low_streak >= limit)  # latched: a check between streaks sees it
+        self._steps += 1
+        if self._steps % min(CHECK_EVERY, limit) == 0 and bool(self._collapsed):
+            self._low_streak.zero_()
+            self._collapsed.zero_()
+            raise TrainingDiverged(
+                f"GAN collapse: the discriminator loss stayed below {self.config.collapse_threshold:g} for "
+                f"{limit} consecutive steps (epoch {step.epoch}, step {step.step + 1} of the epoch), so the "
+                "generator is no longer learning. model.safetensors keeps the last finished epoch.",
+                "Try a lower discriminator learning rate (--set d_lr_scale=0.5), fewer d_steps, loss=hinge, "
+                "or another --seed; --set collapse_steps=0 turns this check off.")
+
+    @torch.no_grad()
+    def validation_step(self, batch):
+        real = batch.x * 2 - 1
+        fake = self.generator(self.noise(real.shape[0]))
+        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
+        return {"d_loss": self.d_loss(real_logits, fake_logits), "g_loss": self.g_loss(fake_logits),
+                "d_real": torch.sigmoid(real_logits.float()).mean(),
+                "d_fake": torch.sigmoid(fake_logits.float()).mean()}
+
+    # ------------------------------------------------------------------ what it can do
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` images in [0, 1]; `generator` (on the model's device) makes them reproducible."""
+        return (self.generator(self.noise(n, generator)).float() + 1) / 2
+
+    def preview(self, x: torch.Tensor):
+        n = x.shape[0] or 16
+        gen = torch.Generator(device=self.device).manual_seed(0)
+        return [("samples (fixed noise)", self.sample(n, generator=gen))]
+
+
+@hookimpl
+def zoo_models():
+    return [GAN]

@@ -1,0 +1,129 @@
+"""VAE: a convolutional variational autoencoder (Kingma & Welling) with Bernoulli or Gaussian likelihood.
+
+Losses are per image, in nats: `loss` is the negative ELBO with the KL term weighted by β (warmed
+up over `kl_warmup` epochs). `zoo eval` adds an importance-weighted estimate of −log p(x) (the IWAE
+bound with k samples, Burda et al.), batched on the device.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from zoo import ZooModel, hookimpl, param
+from zoo.metrics import reconstruction_metrics
+from zoo.plugins.conv import ConvNetConfig, build_decoder, build_encoder
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+@dataclass
+class VAEConfig(ConvNetConfig):
+    likelihood: str = param("bernoulli", "p(x|z): bernoulli (cross-entropy) or gaussian (squared error, fixed sigma)",
+                            choices=("bernoulli", "gaussian"))
+    sigma: float = param(0.1, "gaussian likelihood: the fixed standard deviation of each pixel", low=1e-4, high=10.0)
+    beta: float = param(1.0, "weight of the KL term (β-VAE); 1 is the ELBO", low=0.0, high=1000.0)
+    kl_warmup: int = param(0, "epochs over which the KL weight rises linearly from 0 to β (0: none)", low=0,
+                           high=100_000)
+
+
+class VAE(ZooModel):
+    name = "vae"
+    description = "Variational autoencoder: conv encoder -> N(mu, sigma²) -> decoder; sampling from the prior"
+    Config = VAEConfig
+
+    def __init__(self, config: VAEConfig, shape, num_classes: int = 0):
+        super().__init__(config, shape, num_classes)
+        self.encoder, geometry = build_encoder(config, self.shape, 2 * config.latent_dim)
+        self.decoder = build_decoder(config, geometry, config.latent_dim)
+        self.kl_weight = config.beta if config.kl_warmup == 0 else 0.0
+
+    # ---------------------------------------------------------------- the model
+    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(x).float().chunk(2, dim=1)
+        return mu, logvar.clamp(-30.0, 20.0)
+
+    def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) per image, summed over pixels."""
+        logits = logits.float()
+        if self.config.likelihood == "bernoulli":
+            ll = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none")
+        else:
+            s = self.config.sigma
+            ll = -0.5 * ((x - torch.sigmoid(logits)) / s) ** 2 - math.log(s) - 0.5 * LOG_2PI
+        return ll.flatten(1).sum(1)
+
+    def _terms(self, x: torch.Tensor):
+        mu, logvar = self.posterior(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        rec = -self.log_likelihood(self.decoder(z), x)
+        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+        return rec, kl
+
+    def loss(self, batch):
+        rec, kl = self._terms(batch.x)
+        return {"loss": (rec + self.kl_weight * kl).mean(), "rec": rec.mean(), "kl": kl.mean()}
+
+    def training_step(self, batch, step):
+        warm = self.config.kl_warmup
+        self.kl_weight = self.config.beta * (min(1.0, (step.epoch - 1 + step.step_in_epoch) / warm) if warm else 1.0)
+        return super().training_step(batch, step)
+
+    def validation_step(self, batch):
+        rec, kl = self._terms(batch.x)
+        recon = self.reconstruct(batch.x)
+        return {"loss": (rec + self.config.beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean(),
+                "mse": F.mse_loss(recon.float(), batch.x)}
+
+    # ---------------------------------------------------------------- capabilities
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.posterior(x)[0]
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.decoder(z))
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.decode(self.encode(x))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        z = torch.randn((n, self.config.latent_dim), device=self.device, generator=generator)
+        return self.decode(z)
+
+    # ---------------------------------------------------------------- evaluation
+    @torch.no_grad()
+    def iwae_nll(self, x: torch.Tensor, k: int, chunk_images: int = 65536) -> torch.Tensor:
+        """−log p(x) per image, estimated with k importance samples from q(z|x) (the IWAE bound)."""
+        mu, logvar = self.posterior(x)
+        std = (0.5 * logvar).exp()
+        b, d = mu.shape
+        per_chunk = max(1, chunk_images // max(b, 1))
+        log_w = []
+        for start in range(0, k, per_chunk):
+            s = min(per_chunk, k - start)
+            eps = torch.randn((s, b, d), device=x.device)
+            z = mu + std * eps                                               # [s, b, d]
+            logits = self.decoder(z.reshape(s * b, d))
+            xs = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])
+            log_px = self.log_likelihood(logits, xs).view(s, b)
+            log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
+            log_qz = -0.5 * (eps.pow(2) + LOG_2PI + logvar).sum(-1)
+            log_w.append(log_px + log_pz - log_qz)
+        return -(torch.logsumexp(torch.cat(log_w), 0) - math.log(k))
+
+    def metrics(self, batch, iwae_k: int = 1000, **options):
+        x = batch.x
+        out = reconstruction_metrics(x, self.reconstruct(x))
+        rec, kl = self._terms(x)
+        out["neg_elbo_nats"] = rec + kl
+        out["kl_nats"] = kl
+        if iwae_k and iwae_k > 0:
+            out[f"nll_iwae_k{iwae_k}_nats"] = self.iwae_nll(x, iwae_k)
+        return out
+
+
+@hookimpl
+def zoo_models():
+    return [VAE]
