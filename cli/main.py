@@ -151,7 +151,11 @@ def _print_metrics(result: dict) -> None:
 @click.option("--baseline", default=None, help="With --noise-sweep: a run to compare, fed the same noisy images.")
 @click.option("--iwae-k", type=click.IntRange(0, 100_000), default=None,
               help="VAE: importance samples for the -log p(x) estimate (default 1000; 0: skip).")
-def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k):
+@click.option("--fid", is_flag=True, help="Classifier-feature FID and KID of samples against the test set.")
+@click.option("--features", default=None, help="With --fid: the feature network (default features-DATASET).")
+@click.option("--fid-n", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000),
+              help="With --fid: how many samples and test images.")
+def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json."""
     from zoo.api import evaluate
     from zoo.api import noise_sweep as api_sweep
@@ -168,6 +172,19 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
             base = f"{r['baseline_mse']:>10.4f}" if r["baseline_mse"] is not None else f"{'-':>10}"
             click.echo(f"  {r['noise']:<22} {r['noisy_mse']:>12.4f} {r['model_mse']:>10.4f} {base}")
         click.echo(f"written to {run}/noise_sweep.json and noise_sweep.png")
+        return
+    if fid:
+        from zoo.api import sample_quality
+
+        result = sample_quality(run, features=features, n=fid_n, data_dir=data_dir, device=device)
+        if as_json:
+            _echo_json(result)
+            return
+        click.echo(f"{result['note']}; feature network {result['feature_network']}, {result['images']} images")
+        for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
+            r = result[key]
+            click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.5f} ± {r['kid_std']:.5f}")
+        click.echo(f"written to {run}/quality.json")
         return
     options = {"iwae_k": iwae_k} if iwae_k is not None else {}
     result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options)

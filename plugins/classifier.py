@@ -101,6 +101,10 @@ class Classifier(ZooModel):
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.features_of(x)
 
+    def embed(self, x: torch.Tensor) -> torch.Tensor:
+        """The head's last hidden activations: the feature space of classifier-feature FID."""
+        return self.head[:-1](self.features_of(x))
+
     def loss(self, batch):
         logits = self.classify(batch.x)
         return {"loss": F.cross_entropy(logits.float(), batch.y)}

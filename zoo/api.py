@@ -209,11 +209,39 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     return run
 
 
+def resolve(source: str | Path) -> Path:
+    """A run folder, or the bundled folder of a name catalogued in registry.toml (checked by sha256)."""
+    path = Path(source)
+    if path.exists() or not isinstance(source, str) or "/" in source:
+        return path
+    folder = registry.weights_folder(source)
+    if folder is None:
+        close = [n for n in registry.weights() if source in n or n in source]
+        raise RunError(f"{source} is neither a run folder nor a catalogued name",
+                       (f"Did you mean: {', '.join(close)}? " if close else "") + "`zoo list --pretrained` lists the names.")
+    _verify_sha256(folder / ckpt.WEIGHTS, registry.weights()[source].get("sha256"), source)
+    return folder
+
+
+def _verify_sha256(path: Path, expected: str | None, name: str) -> None:
+    import hashlib
+
+    if not expected:
+        return
+    if not path.is_file():
+        raise RunError(f"the weights of '{name}' are missing ({path})", "Reinstall zoo.")
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    if digest != expected:
+        raise RunError(f"the weights of '{name}' do not match their catalogued sha256 (got {digest[:12]}..., "
+                       f"expected {expected[:12]}...): refusing to load them", "Reinstall zoo or pull them again.")
+
+
 def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:
-    """Rebuild a trained model from a run folder (config.json + model.safetensors), in eval mode."""
+    """Rebuild a trained model from a run folder (config.json + model.safetensors), or a catalogued
+    name, in eval mode."""
     if isinstance(source, ZooModel):
         return source
-    run_dir = Path(source)
+    run_dir = resolve(source)
     run = read_run(run_dir)
     try:
         entry = registry.get_entry(run["model"])
@@ -475,3 +503,39 @@ def finetune(source, *, hidden: list[int] | tuple[int, ...] = (60,), freeze: str
         net.load_state_dict({k: source_state[k] for k in own}, strict=False)
 
     return train("classifier", dataset=dataset, out=out, init=copy_encoder, **{**values, **overrides})
+
+
+# ------------------------------------------------------------------------------------- sample quality
+
+def feature_network_name(dataset: str) -> str:
+    return f"features-{dataset}"
+
+
+@torch.no_grad()
+def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed: int = 0,
+                   data_dir: str | None = None, device: str | None = None, save: bool = True) -> dict[str, Any]:
+    """Classifier-feature FID and KID of `n` samples against `n` test images, with the test set against
+    the training set as the floor. `features` names the feature network (default features-<dataset>)."""
+    from zoo import quality
+
+    net = load(source, device=device)
+    _require(net, "sample")
+    dataset = net.run_config["train"]["dataset"]
+    features = features or feature_network_name(dataset)
+    feat = load(features, device=str(net.device))
+    if not hasattr(feat, "embed"):
+        raise ConfigError(f"'{features}' is not a feature network (a classifier run)")
+    if tuple(feat.shape) != tuple(net.shape):
+        raise ConfigError(f"the feature network '{features}' takes {feat.shape} images, the model makes {net.shape}")
+    data, test_x, _ = _run_data(net, "test", data_dir)
+    m = min(n, test_x.shape[0], data.train_x.shape[0])
+    gen = torch.Generator(device=net.device).manual_seed(seed)
+    samples = torch.cat([net.sample(min(1000, m - i), generator=gen).float().clamp(0, 1) for i in range(0, m, 1000)])
+    pick = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(seed))[:m]
+    result = {"feature_network": features, "note": "classifier-feature FID/KID: not comparable to Inception FID",
+              "images": m, "seed": seed,
+              "samples_vs_test": quality.compare(feat, samples, test_x[:m]),
+              "floor_test_vs_train": quality.compare(feat, test_x[:m], data.train_x[pick.to(data.train_x.device)])}
+    if save:
+        ckpt.write_json(net.run_dir / "quality.json", result)
+    return result

@@ -156,3 +156,19 @@ def get_preset(name: str, model: str | None = None) -> dict[str, Any]:
         raise ConfigError(f"preset '{name}' is for model '{preset.get('model')}', not '{model}'",
                           f"Use `zoo train {preset.get('model')} --preset {name}`.")
     return preset
+
+
+# ---------------------------------------------------------------- registry.toml: pretrained weights
+
+def weights(model: str | None = None) -> dict[str, dict[str, Any]]:
+    """Catalogued pretrained weights, optionally only those of one model."""
+    all_weights = read_catalog().get("weights", {})
+    return {k: v for k, v in all_weights.items() if model is None or v.get("model") == model}
+
+
+def weights_folder(name: str) -> Path | None:
+    """The bundled folder of catalogued weights `name`, or None if the name is not catalogued."""
+    entry = weights().get(name)
+    if entry is None:
+        return None
+    return Path(__file__).parent / entry["path"]

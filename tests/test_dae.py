@@ -1,0 +1,71 @@
+"""The denoising autoencoder plugin and the denoise / noise-sweep commands."""
+
+from pathlib import Path
+
+import pytest
+
+import zoo
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
+
+
+@pytest.fixture(scope="module")
+def dae_and_baseline(tmp_path_factory):
+    root = tmp_path_factory.mktemp("dae")
+    dae = zoo.train("dae", dataset="digits", epochs=2, noise="gaussian:0.3", lr=3e-3, out=root / "dae",
+                    log=quiet, progress=False, **TINY).run_dir
+    ae = zoo.train("convae", dataset="digits", epochs=2, lr=3e-3, out=root / "ae", log=quiet, progress=False,
+                   **TINY).run_dir
+    return dae, ae
+
+
+def test_dae_is_listed_with_its_noise_key():
+    info = zoo.model_info("dae")
+    assert "noise" in {p["name"] for p in info["params"]}
+    assert "reconstruct" in info["capabilities"]
+
+
+def test_unknown_noise_is_refused_before_training(tmp_path):
+    result = invoke("train", "dae", "--dataset", "digits", "--set", "noise=gausian:0.3", "--out", tmp_path / "r")
+    assert_clean_error(result, "unknown noise", "gaussian")
+    assert not (tmp_path / "r" / "config.json").exists()
+
+
+def test_eval_reports_denoising_and_clean_mse(dae_and_baseline):
+    dae, _ = dae_and_baseline
+    result = zoo.evaluate(dae)
+    assert {"mse", "bce", "psnr", "clean_mse"} <= set(result["metrics"])
+
+
+def test_noise_sweep_compares_with_the_baseline_on_the_same_noisy_images(dae_and_baseline):
+    dae, ae = dae_and_baseline
+    out = assert_ok(invoke("eval", dae, "--noise-sweep", "--baseline", ae))
+    assert "gaussian:1.5" in out and "salt-pepper" in out and "occlusion" in out
+    sweep = zoo.api.noise_sweep(dae, baseline=ae, save=False)
+    rows = sweep["rows"]
+    assert [r["factor"] for r in rows[:5]] == [1, 2, 3, 4, 5]
+    noisy = [r["noisy_mse"] for r in rows[:5]]
+    assert noisy == sorted(noisy)  # stronger noise, further from the clean image
+    again = zoo.api.noise_sweep(dae, baseline=ae, save=False)
+    assert again["rows"] == rows  # the same noisy images every time (seeded)
+    assert is_png(Path(dae) / "noise_sweep.png")
+
+
+def test_denoise_grid_and_own_images(dae_and_baseline, tmp_path):
+    dae, _ = dae_and_baseline
+    assert_ok(invoke("denoise", dae, "--noise", "gaussian:0.6", "--n", "8", "--out", tmp_path / "grid.png"))
+    assert is_png(tmp_path / "grid.png")
+    from PIL import Image
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    Image.new("RGB", (40, 30), (200, 10, 10)).save(mine / "a.png")
+    Image.new("L", (28, 28), 128).save(mine / "b.jpg")
+    assert_ok(invoke("denoise", dae, "--input", mine, "--out", tmp_path / "mine.png"))
+    assert is_png(tmp_path / "mine.png")
+    assert_clean_error(invoke("denoise", dae, "--input", tmp_path / "nothing-here"), "no images")
+
+
+def test_sweep_of_a_plain_autoencoder_needs_a_noise(dae_and_baseline):
+    _, ae = dae_and_baseline
+    assert_clean_error(invoke("eval", ae, "--noise-sweep"), "--noise")
+    assert_ok(invoke("eval", ae, "--noise-sweep", "--noise", "salt-pepper:0.1"))
