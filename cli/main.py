@@ -237,12 +237,18 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--out", "-o", type=click.Path(dir_okay=False),
               help="A .png grid (default RUN/samples.png) or a .safetensors file of the images.")
+@click.option("--sampler", default=None,
+              help="Latent sampler for autoencoders: gaussian, gmm, standard-normal (fitted on the training codes).")
+@click.option("--class", "class_label", default=None, help="Decode around the mean code of this class.")
+@click.option("--noise-scale", default=0.0, show_default=True, type=float,
+              help="With --class: spread around the class mean, as a fraction of the class's own spread.")
 @click.option("--device", default=None)
-def generate(run, n, seed, out, device):
-    """Sample new images from a generative model."""
+def generate(run, n, seed, out, sampler, class_label, noise_scale, device):
+    """Sample new images from a generative model (or from an autoencoder, with a latent sampler)."""
     from zoo.api import generate as api_generate
 
-    path = api_generate(run, n=n, seed=seed, out=out, device=device)
+    path = api_generate(run, n=n, seed=seed, out=out, device=device, sampler=sampler, class_label=class_label,
+                        noise_scale=noise_scale)
     click.echo(f"wrote {path}")
 
 
@@ -288,6 +294,22 @@ def _print_classification(result: dict) -> None:
         click.echo(f"parameters: {p['trainable']:,} trainable of {p['total']:,}; "
                    f"training time {rep.get('train_seconds', 0):.1f} s over {rep.get('epochs', '?')} epochs")
         click.echo("per-class accuracy: " + ", ".join(f"{i}: {a:.1%}" for i, a in enumerate(rep["per_class_accuracy"])))
+
+
+def _load_command_modules() -> None:
+    """Every other module of this package adds its commands to `cli` (search, hub, analysis, ...).
+    They import torch only inside their commands, so `zoo --help` stays fast."""
+    import importlib
+    import pkgutil
+
+    from zoo import cli as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if info.name != "main" and not info.name.startswith("_"):
+            importlib.import_module(f"zoo.cli.{info.name}")
+
+
+_load_command_modules()
 
 
 def main() -> None:

@@ -444,17 +444,37 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
 # ------------------------------------------------------------------------------------- sampling
 
 @torch.no_grad()
-def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = None,
-             device: str | None = None) -> Path:
-    """Sample `n` images from a generative model: a grid PNG, or a tensor file if `out` ends in .safetensors."""
+def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = None, device: str | None = None,
+             sampler: str | None = None, class_label: str | int | None = None,
+             noise_scale: float = 0.0) -> Path:
+    """Sample `n` images: a grid PNG, or a tensor file if `out` ends in .safetensors.
+
+    A generative model (VAE, GAN) samples itself; an autoencoder that can decode samples its latent
+    space through a sampler fitted on its training codes (`sampler="gmm"`, ...), or around the mean
+    code of a class (`class_label=7`)."""
     from zoo import plots
 
     net = load(source, device=device)
-    _require(net, "sample")
     if n < 1:
         raise ConfigError("--n must be at least 1")
     gen = torch.Generator(device=net.device).manual_seed(seed)
-    images = net.sample(n, generator=gen).float().clamp(0, 1)
+    if sampler is None and class_label is None:
+        if not net.can("sample"):
+            from zoo.errors import CapabilityError
+
+            raise CapabilityError(f"model '{net.name}' cannot sample by itself",
+                                  "Sample its latent space with a fitted sampler: "
+                                  f"zoo generate {source} --sampler gmm (or gaussian, standard-normal), "
+                                  f"or decode around a class mean with --class LABEL.")
+        images = net.sample(n, generator=gen)
+    else:
+        _require(net, "decode")
+        from zoo.samplers import latent_samples
+
+        z = latent_samples(net, sampler=sampler, n=n, generator=gen, class_label=class_label,
+                           noise_scale=noise_scale)
+        images = net.decode(z)
+    images = images.float().clamp(0, 1)
     out = Path(out) if out else net.run_dir / "samples.png"
     if out.suffix == ".safetensors":
         ckpt.save_tensors(out, {"images": images}, {"model": net.name, "seed": str(seed), "n": str(n)})

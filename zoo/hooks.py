@@ -19,3 +19,8 @@ def zoo_models():
 @hookspec
 def zoo_noise_models():
     """Return a list of `zoo.noise.NoiseModel` subclasses (corruptions for denoising)."""
+
+
+@hookspec
+def zoo_samplers():
+    """Return a list of latent sampler classes (see zoo.samplers) for sampling autoencoders' codes."""

@@ -48,6 +48,7 @@ class PluginFailure:
 class Registry:
     models: dict[str, ModelEntry] = field(default_factory=dict)
     noise_models: dict[str, type] = field(default_factory=dict)
+    samplers: dict[str, type] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
 
@@ -96,6 +97,10 @@ def load_registry(refresh: bool = False) -> Registry:
         ep_name, package, _ = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
         for cls in _call(impl, reg, ep_name, package):
             reg.noise_models.setdefault(cls.name, cls)
+    for impl in reg.manager.hook.zoo_samplers.get_hookimpls():
+        ep_name, package, _ = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
+        for cls in _call(impl, reg, ep_name, package):
+            reg.samplers.setdefault(cls.name, cls)
     _registry = reg
     return reg
 
