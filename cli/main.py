@@ -171,7 +171,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         for r in result["rows"]:
             base = f"{r['baseline_mse']:>10.4f}" if r["baseline_mse"] is not None else f"{'-':>10}"
             click.echo(f"  {r['noise']:<22} {r['noisy_mse']:>12.4f} {r['model_mse']:>10.4f} {base}")
-        click.echo(f"written to {run}/noise_sweep.json and noise_sweep.png")
+        click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
     if fid:
         from zoo.api import sample_quality
@@ -184,7 +184,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
             r = result[key]
             click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.5f} ± {r['kid_std']:.5f}")
-        click.echo(f"written to {run}/quality.json")
+        click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
     options = {"iwae_k": iwae_k} if iwae_k is not None else {}
     result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options)
@@ -194,7 +194,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         _print_metrics(result)
         if "report" in result and "per_class_accuracy" in result["report"]:
             _print_classification(result)
-        click.echo(f"written to {run}/eval.json")
+        click.echo(f"written to {' and '.join(result.get('written', []))}")
 
 
 @cli.command()

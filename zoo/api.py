@@ -210,17 +210,28 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
 
 
 def resolve(source: str | Path) -> Path:
-    """A run folder, or the bundled folder of a name catalogued in registry.toml (checked by sha256)."""
+    """A run folder; a name catalogued in registry.toml (its bundled folder, or its copy pulled from the hub
+    its entry names; checked by sha256); or a hub location, hf://ORG/NAME[@REVISION] or file:///PATH,
+    fetched into the cache and verified (see zoo.hub)."""
+    if isinstance(source, str) and source.startswith(("hf://", "file://")):
+        from zoo import hub
+
+        return hub.resolve(source)
     path = Path(source)
     if path.exists() or not isinstance(source, str) or "/" in source:
         return path
-    folder = registry.weights_folder(source)
-    if folder is None:
+    entry = registry.weights().get(source)
+    if entry is None:
         close = [n for n in registry.weights() if source in n or n in source]
         raise RunError(f"{source} is neither a run folder nor a catalogued name",
                        (f"Did you mean: {', '.join(close)}? " if close else "") + "`zoo list --pretrained` lists the names.")
-    _verify_sha256(folder / ckpt.WEIGHTS, registry.weights()[source].get("sha256"), source)
-    return folder
+    folder = registry.weights_folder(source) if entry.get("path") else None
+    if folder is not None and (folder.is_dir() or not entry.get("hub")):
+        _verify_sha256(folder / ckpt.WEIGHTS, entry.get("sha256"), source)
+        return folder
+    from zoo import hub
+
+    return hub.resolve(source)
 
 
 def _verify_sha256(path: Path, expected: str | None, name: str) -> None:
@@ -259,6 +270,9 @@ def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:
     net.to(pick_device(device or "auto")).eval()
     net.run_dir = run_dir
     net.run_config = run
+    # Results are written beside a run the user owns; a catalogued or downloaded model is read-only,
+    # so its outputs go to the working directory instead.
+    net.output_dir = run_dir if Path(source) == run_dir else Path.cwd()
     return net
 
 
@@ -287,12 +301,18 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
     result = {"model": net.run_config["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.info()["pixels"],
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
-    report = net.evaluation_report(x, y, net.run_dir if save else None)
+    report = net.evaluation_report(x, y, net.output_dir if save else None)
     if report:
         result["report"] = report
     if save:
-        ckpt.write_json(net.run_dir / ckpt.EVAL, result)
-        _write_card(net.run_dir)
+        if net.output_dir == net.run_dir:
+            written = net.run_dir / ckpt.EVAL
+            ckpt.write_json(written, result)
+            _write_card(net.run_dir)
+        else:
+            written = net.output_dir / f"{net.run_dir.name}-eval.json"
+            ckpt.write_json(written, result)
+        result["written"] = [str(written)]
     return result
 
 
@@ -311,7 +331,7 @@ def reconstruct(source: str | Path | ZooModel, *, n: int = 16, out: str | Path |
         raise ConfigError("--n must be at least 1")
     _, x, _ = _run_data(net, split, data_dir)
     xb = x[:n].float() / 255.0
-    out = Path(out) if out else net.run_dir / "reconstructions.png"
+    out = Path(out) if out else net.output_dir / "reconstructions.png"
     return plots.image_rows([("original", xb), ("reconstruction", net.reconstruct(xb))], out,
                             title=f"{net.name}: {split} images and reconstructions")
 
@@ -395,7 +415,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
         noisy = chosen(clean, gen)
         rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", net.reconstruct(noisy))]
         title = f"{net.name}: denoising {chosen} on {split} images"
-    out = Path(out) if out else net.run_dir / "denoised.png"
+    out = Path(out) if out else net.output_dir / "denoised.png"
     return plots.image_rows(rows, out, title=title)
 
 
@@ -436,8 +456,9 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     result = {"model": str(net.run_dir), "baseline": str(base_net.run_dir) if base_net is not None else None,
               "trained_noise": trained.spec, "split": split, "images": int(x.shape[0]), "rows": rows}
     if save:
-        ckpt.write_json(net.run_dir / "noise_sweep.json", result)
-        plots.noise_sweep(result, net.run_dir / "noise_sweep.png")
+        ckpt.write_json(net.output_dir / "noise_sweep.json", result)
+        plots.noise_sweep(result, net.output_dir / "noise_sweep.png")
+        result["written"] = [str(net.output_dir / "noise_sweep.json"), str(net.output_dir / "noise_sweep.png")]
     return result
 
 
@@ -475,7 +496,7 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
                            noise_scale=noise_scale)
         images = net.decode(z)
     images = images.float().clamp(0, 1)
-    out = Path(out) if out else net.run_dir / "samples.png"
+    out = Path(out) if out else net.output_dir / "samples.png"
     if out.suffix == ".safetensors":
         ckpt.save_tensors(out, {"images": images}, {"model": net.name, "seed": str(seed), "n": str(n)})
         return out
@@ -557,5 +578,6 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
               "samples_vs_test": quality.compare(feat, samples, test_x[:m]),
               "floor_test_vs_train": quality.compare(feat, test_x[:m], data.train_x[pick.to(data.train_x.device)])}
     if save:
-        ckpt.write_json(net.run_dir / "quality.json", result)
+        ckpt.write_json(net.output_dir / "quality.json", result)
+        result["written"] = [str(net.output_dir / "quality.json")]
     return result
