@@ -129,8 +129,11 @@ def train(model, dataset, preset, config_file, assignments, out, resume, epochs,
     overrides.update({k: v for k, v in options.items() if v is not None})
     result = api_train(model, dataset=dataset, preset=preset, config=config_file, out=out, resume=resume,
                        progress=progress, **overrides)
-    best = f"{result.best_value:.5g}" if result.best_value is not None else "-"
-    click.echo(f"{result.stopped}: best epoch {result.best_epoch} (validation loss {best}); run in {result.run_dir}")
+    if result.best_value is None:
+        click.echo(f"{result.stopped}: last epoch ({result.best_epoch}) kept; run in {result.run_dir}")
+    else:
+        click.echo(f"{result.stopped}: best epoch {result.best_epoch} (validation loss {result.best_value:.5g}); "
+                   f"run in {result.run_dir}")
 
 
 def _print_metrics(result: dict) -> None:

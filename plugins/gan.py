@@ -212,7 +212,8 @@ class GAN(ZooModel):
             raise TrainingDiverged(
                 f"GAN collapse: the discriminator loss stayed below {self.config.collapse_threshold:g} for "
                 f"{limit} consecutive steps (epoch {step.epoch}, step {step.step + 1} of the epoch), so the "
-                "generator is no longer learning. model.safetensors keeps the last finished epoch.",
+                "generator is no longer learning. The run's model.safetensors keeps the weights of the last "
+                "finished epoch.",
                 "Try a lower discriminator learning rate (--set d_lr_scale=0.5), fewer d_steps, loss=hinge, "
                 "or another --seed; --set collapse_steps=0 turns this check off.")
 

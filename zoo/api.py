@@ -298,6 +298,11 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
         for k, v in net.metrics(batch, **(options or {})).items():
             sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     n = x.shape[0]
+    if not sums:
+        from zoo.errors import CapabilityError
+
+        raise CapabilityError(f"model '{net.name}' has no per-image test metrics",
+                              f"Measure its samples instead: zoo eval {source} --fid")
     result = {"model": net.run_config["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.info()["pixels"],
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
@@ -500,11 +505,8 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
     if out.suffix == ".safetensors":
         ckpt.save_tensors(out, {"images": images}, {"model": net.name, "seed": str(seed), "n": str(n)})
         return out
-    from torchvision.utils import make_grid
-
     per_row = max(1, int(round(n ** 0.5)))
-    grid = make_grid(images.cpu(), nrow=per_row, padding=2, pad_value=1.0)
-    return plots.image_rows([("", grid.unsqueeze(0))], out, title=f"{net.name}: {n} samples (seed {seed})")
+    return plots.image_rows([("", images)], out, title=f"{net.name}: {n} samples (seed {seed})", per_row=per_row)
 
 
 # ------------------------------------------------------------------------------------- transfer

@@ -140,6 +140,11 @@ class Trainer:
                 group.setdefault("initial_lr", group["lr"])
                 group["lr"] = group["initial_lr"] * factor
 
+    def _learning_rates(self) -> dict[str, float]:
+        if len(self.optimizers) == 1:
+            return {"lr": next(iter(self.optimizers.values())).param_groups[0]["lr"]}
+        return {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+
     def _train_epoch(self, epoch: int) -> tuple[dict[str, float], float, float]:
         model, data, bs = self.model, self.data, self.train.batch_size
         self._set_lr(epoch)
@@ -206,12 +211,16 @@ class Trainer:
         monitor = self.model.monitor
         try:
             for epoch in range(first, self.train.epochs + 1):
-                train_m, ips, secs = self._train_epoch(epoch)
+                try:
+                    train_m, ips, secs = self._train_epoch(epoch)
+                except TrainingDiverged as e:  # a plugin's own check (e.g. a GAN's collapse)
+                    self._record_divergence({"epoch": epoch, "reason": e.message})
+                    raise
                 has_val = self.data.val_x.shape[0] > 0
                 val_m = self.evaluate(self.data.val_x, self.data.val_y) if has_val else {}
                 record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_m.items()},
                           **{f"val_{k}": v for k, v in val_m.items()},
-                          "lr": next(iter(self.optimizers.values())).param_groups[0]["lr"],
+                          **self._learning_rates(),
                           "images_per_s": round(ips, 1), "seconds": round(secs, 3)}
                 watched = (val_m if has_val else train_m).get(monitor) if monitor else None
                 bad = [k for k, v in {**train_m, **val_m}.items() if not math.isfinite(v)]
@@ -261,11 +270,14 @@ class Trainer:
         parts += [f"{record['images_per_s']:,.0f} img/s", f"{record['seconds']:.1f} s"]
         self.log("  ".join(parts) + ("  *" if record.get("best") else ""))
 
-    def _diverged(self, epoch: int, record: dict[str, Any], bad: list[str]) -> None:
+    def _record_divergence(self, record: dict[str, Any]) -> None:
         self.state["stopped"] = "diverged"
         if self.run_dir:
             with open(self._path(ckpt.METRICS), "a") as fh:
                 fh.write(json.dumps({**record, "diverged": True}) + "\n")
+
+    def _diverged(self, epoch: int, record: dict[str, Any], bad: list[str]) -> None:
+        self._record_divergence(record)
         kept = (f"The best weights (epoch {self.state['best_epoch']}) are kept in {self._path(ckpt.WEIGHTS)}."
                 if self.run_dir else "")
         raise TrainingDiverged(

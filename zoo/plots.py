@@ -51,20 +51,24 @@ def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     return out
 
 
-def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = "") -> Path:
-    """Rows of images (each [n, C, H, W] in [0, 1]) with a label on the left of each row."""
+def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = "", per_row: int | None = None) -> Path:
+    """Rows of images (each [n, C, H, W] in [0, 1]) with a label on the left of each row; a row holding
+    more than `per_row` images (default 16) wraps onto several lines."""
     from torchvision.utils import make_grid
 
     plt = _pyplot()
     n_cols = max(r.shape[0] for _, r in rows)
-    per_row = min(n_cols, 16)
+    per_row = min(n_cols, per_row or 16)
     grids = []
     for label, imgs in rows:
         imgs = imgs.detach().float().clamp(0, 1).cpu()
         grid = make_grid(imgs, nrow=per_row, padding=2, pad_value=1.0)
         grids.append((label, grid))
     heights = [g.shape[1] for _, g in grids]
-    fig, axes = plt.subplots(len(grids), 1, figsize=(min(1.0 * per_row + 1.5, 18), sum(heights) / 28 * 0.9 + 0.6),
+    width = max(g.shape[2] for _, g in grids)
+    scale = min(1.0, 16.0 / (width / 30 * 0.9 + 1.5))  # at most about 18 inches wide
+    fig, axes = plt.subplots(len(grids), 1, figsize=((width / 30 * 0.9 + 1.5) * scale,
+                                                     (sum(heights) / 30 * 0.9 + 0.6) * scale),
                              squeeze=False, gridspec_kw={"height_ratios": heights})
     for ax, (label, grid) in zip(axes[:, 0], grids):
         img = grid.permute(1, 2, 0).numpy()

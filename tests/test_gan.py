@@ -1,0 +1,146 @@
+"""The GAN plugin: network shapes, a real (tiny) training run, sampling through the API and the CLI,
+no reconstruction, and collapse detection."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import assert_clean_error, assert_ok, invoke, is_png, quiet, read_config, read_metrics, run_zoo, weights
+
+import zoo
+from zoo.api import generate
+from zoo.errors import TrainingDiverged
+
+# Narrow networks: an epoch of digits (~1300 images) takes well under a second on one thread.
+SMALL = {"g_channels": 8, "d_channels": 8, "latent_dim": 16, "device": "cpu"}
+
+
+@pytest.fixture(autouse=True)
+def _offline(monkeypatch):
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory) -> Path:
+    """A finished 2-epoch tiny GAN run on digits with a progress grid every epoch. Read-only."""
+    out = tmp_path_factory.mktemp("gan") / "run"
+    zoo.train("gan", dataset="digits", epochs=2, out=out, progress=False, log=quiet, plot_every=1, **SMALL)
+    return out
+
+
+# ------------------------------------------------------------------------------------------ networks
+
+@pytest.mark.parametrize("shape, base", [((1, 28, 28), (7, 7)), ((3, 32, 32), (4, 4))])
+def test_generator_shape_and_range(shape, base):
+    torch.manual_seed(0)
+    model = zoo.create("gan", shape=shape, g_channels=8, d_channels=8)
+    assert model.generator.base == base
+    model.eval()
+    with torch.no_grad():
+        x = model.sample(5)
+        logits = model.discriminator(x * 2 - 1)
+    assert tuple(x.shape) == (5, *shape)
+    assert x.min() >= 0 and x.max() <= 1
+    assert logits.shape == (5,)
+
+
+def test_capabilities_and_config():
+    info = zoo.model_info("gan")
+    assert info["capabilities"] == ["sample"]
+    params = {p["name"]: p for p in info["params"]}
+    assert params["latent_dim"]["default"] == 100
+    assert params["loss"]["default"] == "ns" and "hinge" in params["loss"]["range"]
+    assert (params["beta1"]["default"], params["beta2"]["default"]) == (0.5, 0.999)
+    assert params["d_steps"]["default"] == 1
+    train = {p["name"]: p for p in info["train_params"]}
+    assert train["lr"]["default"] == 2e-4 and train["batch_size"]["default"] == 128
+
+
+def test_optimizers_use_betas_and_lr_scales():
+    from zoo.config import TrainConfig
+    from zoo.optim import make_optimizer
+
+    model = zoo.create("gan", g_channels=8, d_channels=8, beta1=0.3, g_lr_scale=0.5)
+    opts = model.configure_optimizers(lambda params, **kw: make_optimizer(params, TrainConfig(lr=1e-3), **kw))
+    assert set(opts) == {"d", "g"}
+    assert opts["d"].param_groups[0]["betas"] == (0.3, 0.999)
+    assert opts["d"].param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert opts["g"].param_groups[0]["lr"] == pytest.approx(5e-4)
+    g_params = {id(p) for p in model.generator.parameters()}
+    assert {id(p) for p in opts["g"].param_groups[0]["params"]} == g_params
+    assert not g_params & {id(p) for p in opts["d"].param_groups[0]["params"]}
+
+
+# ------------------------------------------------------------------------------------------ a real run
+
+def test_training_writes_a_run(gan_run):
+    for name in ("model.safetensors", "checkpoint.safetensors", "config.json", "samples.png", "loss.png"):
+        assert (gan_run / name).is_file(), name
+    assert not (gan_run / "reconstructions.png").exists()
+    assert is_png(gan_run / "progress" / "epoch_0001.png") and is_png(gan_run / "progress" / "epoch_0002.png")
+    records = read_metrics(gan_run)
+    assert [r["epoch"] for r in records] == [1, 2]
+    for r in records:
+        for key in ("train_d_loss", "train_g_loss", "train_d_real", "train_d_fake", "val_d_loss", "val_g_loss"):
+            assert key in r and r[key] == r[key], key
+        assert 0 <= r["train_d_real"] <= 1 and 0 <= r["train_d_fake"] <= 1
+    assert read_config(gan_run)["config"]["g_channels"] == 8
+    # Only network weights: the collapse counters are not part of the model file.
+    keys = weights(gan_run / "model.safetensors")
+    assert all(k.startswith(("generator.", "discriminator.")) for k in keys)
+
+
+def test_generate_is_reproducible(gan_run, tmp_path):
+    png = generate(gan_run, n=16, seed=0, out=tmp_path / "s.png")
+    assert is_png(png)
+    a = weights(generate(gan_run, n=16, seed=0, out=tmp_path / "a.safetensors"))["images"]
+    b = weights(generate(gan_run, n=16, seed=0, out=tmp_path / "b.safetensors"))["images"]
+    c = weights(generate(gan_run, n=16, seed=1, out=tmp_path / "c.safetensors"))["images"]
+    assert tuple(a.shape) == (16, 1, 28, 28)
+    assert a.min() >= 0 and a.max() <= 1
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a, c)
+
+
+def test_loaded_model_samples_like_the_trained_one(gan_run):
+    model = zoo.load(gan_run)
+    assert model.can("sample") and not model.can("reconstruct") and not model.can("encode")
+    with torch.no_grad():
+        x = model.sample(3, generator=torch.Generator().manual_seed(5))
+        y = model.sample(3, generator=torch.Generator().manual_seed(5))
+    torch.testing.assert_close(x, y)
+
+
+def test_cli_generate_and_reconstruct(gan_run, tmp_path):
+    out = tmp_path / "cli.png"
+    assert_ok(run_zoo("generate", gan_run, "--n", "8", "--out", out))
+    assert is_png(out)
+    # In-process (a second subprocess costs seconds): the same click app and error handling.
+    assert_clean_error(invoke("reconstruct", str(gan_run)), "cannot reconstruct")
+
+
+# ------------------------------------------------------------------------------------------ failure
+
+def test_collapse_is_detected(tmp_path):
+    # The generator cannot learn (lr × 0) while the discriminator learns fast: its loss goes to ~0.
+    with pytest.raises(TrainingDiverged, match="collapse") as e:
+        zoo.train("gan", dataset="digits", epochs=20, out=tmp_path / "run", progress=False, log=quiet,
+                  lr=0.01, g_lr_scale=0.0, collapse_steps=5, collapse_threshold=0.05, **SMALL)
+    assert "discriminator loss" in str(e.value)
+    assert "consecutive steps" in str(e.value)
+
+
+def test_collapse_check_can_be_turned_off(tmp_path):
+    result = zoo.train("gan", dataset="digits", epochs=1, out=tmp_path / "run", progress=False, log=quiet,
+                       lr=0.01, g_lr_scale=0.0, collapse_steps=0, collapse_threshold=10.0, **SMALL)
+    assert result.stopped == "completed"
+
+
+def test_hinge_loss_and_two_d_steps_train(tmp_path):
+    result = zoo.train("gan", dataset="digits", epochs=1, out=tmp_path / "run", progress=False, log=quiet,
+                       loss="hinge", d_steps=2, **SMALL)
+    record = result.history[-1]
+    assert record["train_d_loss"] == record["train_d_loss"]  # finite, checked by the engine too
+    assert result.stopped == "completed"
