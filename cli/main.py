@@ -48,9 +48,15 @@ def _echo_json(obj) -> None:
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def list_cmd(as_json):
+@click.option("--pretrained", is_flag=True, help="The catalogued pretrained weights instead.")
+def list_cmd(as_json, pretrained):
     """Every installed architecture plugin: name, description, package."""
     from zoo import registry
+
+    if pretrained:
+        from zoo.cli.hub import list_pretrained
+
+        return list_pretrained(as_json)
 
     reg = registry.load_registry()
     rows = [{"name": e.name, "description": e.description, "package": f"{e.package} {e.version}"}
@@ -72,8 +78,15 @@ def list_cmd(as_json):
 @click.argument("model")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(model, as_json):
-    """A model's hyperparameters (name, type, default, valid range) and presets."""
+    """A model's hyperparameters (name, type, default, valid range) and presets; or what a catalogued
+    pretrained name holds."""
+    from zoo import registry
     from zoo.api import model_info
+
+    if model not in registry.list_models() and model in registry.weights():
+        from zoo.cli.hub import show_pretrained
+
+        return show_pretrained(model, as_json)
 
     data = model_info(model)
     if as_json:

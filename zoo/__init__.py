@@ -28,6 +28,8 @@ _LAZY = {
     "evaluate": "zoo.api",
     "reconstruct": "zoo.api",
     "load_dataset": "zoo.data",
+    "push": "zoo.hub",
+    "pull": "zoo.hub",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -1,0 +1,129 @@
+"""`zoo push`, `zoo pull` and `zoo pretrained`: sharing runs through the Hugging Face Hub or a folder hub,
+and the pretrained weights catalogued in registry.toml. Nothing here imports torch or huggingface-hub
+until a command runs."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from zoo.cli.main import cli
+
+
+def _err(msg: str) -> None:
+    click.echo(msg, err=True)
+
+
+@cli.command()
+@click.argument("run")
+@click.argument("destination")
+@click.option("--private", is_flag=True, help="Create the Hugging Face repository as private.")
+@click.option("--revision", default=None, help="Branch to commit to on the Hugging Face Hub (default main).")
+@click.option("--message", "-m", default=None, help="Commit message.")
+def push(run, destination, private, revision, message):
+    """Publish RUN to DESTINATION: hf://ORG/NAME or a folder hub file:///PATH.
+
+    \b
+    The repository gets config.json, model.safetensors, a README.md model card (metadata, metrics, how to
+    load it, the training configuration) and the run's pictures. On the Hugging Face Hub the repository
+    is created if needed (HF_TOKEN or `hf auth login` authorises it); the printed location is pinned to
+    the new commit. A folder hub is replaced as a whole, atomically.
+
+    \b
+    zoo push runs/vae16 hf://my-org/zoo-vae-mnist --private
+    zoo push runs/vae16 file:///team/hub/vae-mnist
+    """
+    from zoo.hub import push as hub_push
+
+    result = hub_push(run, destination, private=private, revision=revision, message=message, log=_err)
+    where = f" (commit {result.commit})" if result.commit else ""
+    _err(f"pushed {run} to {destination}{where}: {', '.join(result.files)}")
+    if result.url:
+        _err(f"commit: {result.url}")
+    _err(f"load it with: zoo.load(\"{result.location}\")")
+    click.echo(result.location)
+
+
+@cli.command()
+@click.argument("source")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def pull(source, as_json):
+    """Fetch SOURCE into the cache, verify it, and print the folder it is in.
+
+    SOURCE is a catalogued name (`zoo pretrained`), hf://ORG/NAME[@REVISION] or file:///PATH. Only
+    safetensors are fetched; every file is checked against the hub's checksum and a catalogued name also
+    against its sha256 in registry.toml. Once pulled, it loads offline (HF_HUB_OFFLINE=1).
+    """
+    from zoo.hub import pull as hub_pull
+
+    result = hub_pull(source, log=_err)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+        return
+    how = {"bundled": "bundled with zoo", "cached": "already in the cache", "fetched": "fetched"}[result["how"]]
+    commit = f", commit {result['commit']}" if result.get("commit") else ""
+    _err(f"{source}: {how}{commit}; verified {', '.join(sorted(result['files']))}")
+    click.echo(result["folder"])
+
+
+def list_pretrained(as_json: bool = False, model: str | None = None) -> None:
+    """The catalogued pretrained weights: name, model, data set, where they are, measured metrics.
+    (`zoo list --pretrained` calls this.)"""
+    from zoo.hub import catalogue
+
+    rows = catalogue(model)
+    if as_json:
+        click.echo(json.dumps({"pretrained": rows}, indent=2))
+        return
+    if not rows:
+        click.echo("no pretrained weights are catalogued" + (f" for model '{model}'" if model else "")
+                   + " (registry.toml [weights.NAME])")
+        return
+    table = [(r["name"], r["model"] or "?", r["dataset"] or "?", r["available"],
+              ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in r["metrics"].items())
+              or "-") for r in rows]
+    heads = ("name", "model", "dataset", "where", "metrics")
+    widths = [max(len(str(row[i])) for row in [heads, *table]) for i in range(4)]
+    for row in [heads, *table]:
+        click.echo("  ".join(f"{str(row[i]):<{widths[i]}}" for i in range(4)) + "  " + row[4])
+
+
+def show_pretrained(name: str, as_json: bool = False) -> None:
+    """Everything catalogued about pretrained weights NAME. (`zoo info NAME` calls this for a catalogued name.)"""
+    from zoo.hub import catalogue_info
+
+    data = catalogue_info(name)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    click.echo(f"{data['name']}: pretrained {data['model']} on {data['dataset']}"
+               + (f" - {data['description']}" if data["description"] else ""))
+    where = {"bundled": f"bundled with zoo ({data['bundled']})", "cached": f"in the cache ({data['cached']})",
+             "hub": f"on the hub, not fetched yet (`zoo pull {name}`)",
+             "missing": "missing: neither bundled nor on a hub"}[data["available"]]
+    click.echo(f"where: {where}")
+    if data["hub"]:
+        click.echo(f"hub: {data['hub']}")
+    if data["sha256"]:
+        click.echo(f"sha256 (model.safetensors): {data['sha256']}")
+    if data["command"]:
+        click.echo(f"trained with: {data['command']}")
+    click.echo("measured metrics:" if data["metrics"] else "measured metrics: none recorded")
+    for k, v in data["metrics"].items():
+        click.echo(f"  {k:<10} {v:.6g}" if isinstance(v, (int, float)) else f"  {k:<10} {v}")
+    for k, v in data["extra"].items():
+        click.echo(f"{k}: {v}")
+    click.echo(f"load it: zoo.load(\"{name}\"), or `zoo <command> {name}` wherever a run folder is accepted")
+
+
+@cli.command()
+@click.argument("name", required=False)
+@click.option("--model", default=None, help="Only the weights of this architecture.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def pretrained(name, model, as_json):
+    """The pretrained weights catalogued in registry.toml, with their measured metrics; or all about NAME."""
+    if name:
+        show_pretrained(name, as_json)
+    else:
+        list_pretrained(as_json, model)
