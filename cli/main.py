@@ -171,7 +171,9 @@ def _print_metrics(result: dict) -> None:
 @click.option("--features", default=None, help="With --fid: the feature network (default features-DATASET).")
 @click.option("--fid-n", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000),
               help="With --fid: how many samples and test images.")
-def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n):
+@click.option("--sampler", default=None, help="With --fid: sample an autoencoder's latent space with this sampler.")
+def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
+             sampler):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json."""
     from zoo.api import evaluate
     from zoo.api import noise_sweep as api_sweep
@@ -192,7 +194,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
     if fid:
         from zoo.api import sample_quality
 
-        result = sample_quality(run, features=features, n=fid_n, data_dir=data_dir, device=device)
+        result = sample_quality(run, features=features, n=fid_n, sampler=sampler, data_dir=data_dir, device=device)
         if as_json:
             _echo_json(result)
             return

@@ -103,16 +103,12 @@ def test_out_of_range_value_names_the_range(key, value, words):
         assert w in str(e.value)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG zoo/config.py check_range: NaN passes every range check "
-                                       "(nan < low and nan > high are both False); lr=nan then crashes in torch")
 @pytest.mark.parametrize("key", ["lr", "dropout"])
 def test_nan_is_out_of_range(key):
     with pytest.raises(ConfigError, match="out of range"):
         zoo.create("convae", **{key: "nan"})
 
 
-@pytest.mark.xfail(strict=True, reason="BUG zoo/config.py check_range: `--set lr=nan` is accepted and "
-                                       "torch.optim.Adam raises ValueError, printed as a traceback")
 def test_cli_nan_learning_rate_is_a_clean_error(tmp_path):
     assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", tmp_path / "r",
                               *TINY_SET, "--set", "lr=nan"), "lr")
@@ -177,8 +173,6 @@ def test_missing_toml_file_is_a_clean_error(tmp_path):
     assert_clean_error(invoke("train", "convae", "--config", tmp_path / "nope.toml"), "config file not found")
 
 
-@pytest.mark.xfail(strict=True, reason="BUG zoo/api.py resolve_config: a dict `config` is not flattened like a "
-                                       "TOML file, so {'model': {...}, 'train': {...}} is read as a model name")
 def test_dict_config_with_tables_is_read_like_a_toml_file(tmp_path):
     result = zoo.train("convae", dataset="digits", out=tmp_path / "run", log=quiet, progress=False,
                        config={"model": {"latent_dim": 2, "channels": [4, 8, 8], "hidden": [16]},

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import (TINY_SET, assert_clean_error, assert_ok, invoke, read_config, read_metrics, run_zoo,
-                      with_pythonpath)
+                      with_pythonpath, write_plugin)
 
 import zoo
 from zoo.errors import ConfigError, RunError, UnknownModelError
@@ -151,3 +151,26 @@ def test_broken_plugin_in_process(brokenplug_installed, tmp_path):
     run = tmp_path / "ok"
     assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", run, *TINY_SET))
     assert (run / "model.safetensors").is_file()
+
+
+HIJACK = '''\
+import zoo
+from zoo.plugins.convae import ConvAE
+
+
+class Impostor(ConvAE):
+    description = "not zoo's convae"
+
+
+@zoo.hookimpl
+def zoo_models():
+    return [Impostor]
+'''
+
+
+def test_a_plugin_cannot_take_over_a_built_in_name(tmp_path):
+    root = write_plugin(tmp_path / "site", "impostor", "convae", HIJACK)
+    data = json.loads(run_zoo("list", "--json", env=with_pythonpath(root)).stdout)
+    convae = next(m for m in data["models"] if m["name"] == "convae")
+    assert convae["package"] == f"zoo {zoo.__version__}"
+    assert [f["package"] for f in data["failed"]] == ["impostor"]

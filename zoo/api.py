@@ -68,7 +68,7 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
     if preset:
         values.update(registry.get_preset(preset, name).get("config", {}))
     if config is not None:
-        file_values = dict(config) if isinstance(config, dict) else cfgmod.read_toml(config)
+        file_values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
         named = file_values.pop("model", None)
         if named and named != name:
             raise ConfigError(f"the config file is for model '{named}', not '{name}'")
@@ -104,7 +104,12 @@ def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes:
 def _default_out(name: str, dataset: str) -> Path:
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9]+", "-", dataset.split(":")[0]).strip("-")
-    return Path("runs") / f"{name}-{slug}-{stamp}"
+    base = Path("runs") / f"{name}-{slug}-{stamp}"
+    path, i = base, 1
+    while path.exists():  # two runs started in the same second
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
 
 
 def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> dict[str, Any]:
@@ -162,17 +167,20 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     run = read_run(run_dir)
     if model is not None and model != run["model"]:
         raise ConfigError(f"{run_dir} is a '{run['model']}' run, not '{model}'")
-    changed = {k for k, v in overrides.items() if v is not None and k not in RESUME_CHANGEABLE
-               and run["train"].get(k, object()) != v}
+    entry = registry.get_entry(run["model"])
+    given = {k: v for k, v in overrides.items() if v is not None}
+    old_model, old_train = split_config(entry.cls, {**run["config"], **run["train"]})
+    new_model, new_train = split_config(entry.cls, {**run["config"], **run["train"], **given})
+    before = {**dataclasses.asdict(old_model), **dataclasses.asdict(old_train)}
+    after = {**dataclasses.asdict(new_model), **dataclasses.asdict(new_train)}
+    changed = {k for k in after if after[k] != before[k] and k not in RESUME_CHANGEABLE}
     if changed:
         raise ConfigError(f"--resume continues a run as it was configured; cannot change {', '.join(sorted(changed))}",
                           f"Only {', '.join(sorted(RESUME_CHANGEABLE))} may change; start a new run for the rest.")
     if not (run_dir / ckpt.CHECKPOINT).exists():
         raise RunError(f"{run_dir} has no checkpoint to resume from (it stopped before its first epoch ended)",
                        f"Start it again: remove {run_dir} and train anew.")
-    entry = registry.get_entry(run["model"])
-    train_values = {**run["train"], **{k: v for k, v in overrides.items() if v is not None}}
-    model_cfg, train_cfg = split_config(entry.cls, {**run["config"], **train_values})
+    model_cfg, train_cfg = new_model, new_train
     device = pick_device(train_cfg.device)
     data = _load_data(train_cfg, device)
     net = entry.cls(model_cfg, tuple(run["data"]["shape"]), len(run["data"].get("classes", []))).to(device)
@@ -186,6 +194,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     elif trainer.state.get("stopped") == "early_stopping":
         log(f"{run_dir} stopped early at epoch {done}; continuing to epoch {train_cfg.epochs}")
         trainer.state["bad_epochs"] = 0
+        trainer.state["stopped"] = None
     else:
         log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
     result = trainer.fit(resume=True)
@@ -204,8 +213,10 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG})",
                        "Pass a folder written by `zoo train`.")
     run = ckpt.read_json(run_dir / ckpt.CONFIG)
-    if not isinstance(run, dict) or "model" not in run or "config" not in run:
-        raise RunError(f"{run_dir / ckpt.CONFIG} is not a zoo run config (no 'model' and 'config')")
+    missing = [k for k in ("model", "config", "train", "data") if not isinstance(run, dict) or k not in run]
+    if missing:
+        raise RunError(f"{run_dir / ckpt.CONFIG} is not a zoo run config (missing {', '.join(missing)})",
+                       "The folder was not written by `zoo train`, or its config.json was edited.")
     return run
 
 
@@ -469,6 +480,16 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
 
 # ------------------------------------------------------------------------------------- sampling
 
+def _decoded_samples(net: ZooModel, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
+                     noise_scale: float = 0.0) -> torch.Tensor:
+    """Images decoded from latent codes drawn by a fitted sampler, or around a class mean."""
+    from zoo.samplers import latent_samples
+
+    _require(net, "decode")
+    z = latent_samples(net, sampler=sampler, n=n, generator=gen, class_label=class_label, noise_scale=noise_scale)
+    return net.decode(z)
+
+
 @torch.no_grad()
 def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = None, device: str | None = None,
              sampler: str | None = None, class_label: str | int | None = None,
@@ -492,21 +513,21 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
                                   "Sample its latent space with a fitted sampler: "
                                   f"zoo generate {source} --sampler gmm (or gaussian, standard-normal), "
                                   f"or decode around a class mean with --class LABEL.")
+        if noise_scale:
+            raise ConfigError("--noise-scale goes with --class")
         images = net.sample(n, generator=gen)
+        how = "the model's prior"
     else:
-        _require(net, "decode")
-        from zoo.samplers import latent_samples
-
-        z = latent_samples(net, sampler=sampler, n=n, generator=gen, class_label=class_label,
-                           noise_scale=noise_scale)
-        images = net.decode(z)
+        images = _decoded_samples(net, n, gen, sampler=sampler, class_label=class_label, noise_scale=noise_scale)
+        how = f"sampler {sampler}" if sampler else f"class {class_label}"
     images = images.float().clamp(0, 1)
     out = Path(out) if out else net.output_dir / "samples.png"
     if out.suffix == ".safetensors":
         ckpt.save_tensors(out, {"images": images}, {"model": net.name, "seed": str(seed), "n": str(n)})
         return out
     per_row = max(1, int(round(n ** 0.5)))
-    return plots.image_rows([("", images)], out, title=f"{net.name}: {n} samples (seed {seed})", per_row=per_row)
+    return plots.image_rows([("", images)], out, title=f"{net.name}: {n} samples ({how}, seed {seed})",
+                             per_row=per_row)
 
 
 # ------------------------------------------------------------------------------------- transfer
@@ -555,14 +576,15 @@ def feature_network_name(dataset: str) -> str:
 
 
 @torch.no_grad()
-def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed: int = 0,
+def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed: int = 0, sampler: str | None = None,
                    data_dir: str | None = None, device: str | None = None, save: bool = True) -> dict[str, Any]:
     """Classifier-feature FID and KID of `n` samples against `n` test images, with the test set against
     the training set as the floor. `features` names the feature network (default features-<dataset>)."""
     from zoo import quality
 
     net = load(source, device=device)
-    _require(net, "sample")
+    if sampler is None:
+        _require(net, "sample")
     dataset = net.run_config["train"]["dataset"]
     features = features or feature_network_name(dataset)
     feat = load(features, device=str(net.device))
@@ -573,13 +595,17 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     data, test_x, _ = _run_data(net, "test", data_dir)
     m = min(n, test_x.shape[0], data.train_x.shape[0])
     gen = torch.Generator(device=net.device).manual_seed(seed)
-    samples = torch.cat([net.sample(min(1000, m - i), generator=gen).float().clamp(0, 1) for i in range(0, m, 1000)])
+    def draw(k: int) -> torch.Tensor:
+        return net.sample(k, generator=gen) if sampler is None else _decoded_samples(net, k, gen, sampler=sampler)
+
+    samples = torch.cat([draw(min(1000, m - i)).float().clamp(0, 1) for i in range(0, m, 1000)])
     pick = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(seed))[:m]
     result = {"feature_network": features, "note": "classifier-feature FID/KID: not comparable to Inception FID",
-              "images": m, "seed": seed,
+              "images": m, "seed": seed, "sampler": sampler or "model",
               "samples_vs_test": quality.compare(feat, samples, test_x[:m]),
               "floor_test_vs_train": quality.compare(feat, test_x[:m], data.train_x[pick.to(data.train_x.device)])}
     if save:
-        ckpt.write_json(net.output_dir / "quality.json", result)
-        result["written"] = [str(net.output_dir / "quality.json")]
+        name = "quality.json" if sampler is None else f"quality-{sampler}.json"
+        ckpt.write_json(net.output_dir / name, result)
+        result["written"] = [str(net.output_dir / name)]
     return result

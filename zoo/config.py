@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import sys
 import types
 import typing
@@ -154,6 +155,8 @@ def check_range(value: Any, f: dataclasses.Field) -> bool:
     for v in values:
         if v is None:
             continue
+        if isinstance(v, float) and not math.isfinite(v):
+            return False
         if meta.get("choices") and v not in meta["choices"]:
             return False
         if meta.get("low") is not None and v < meta["low"]:

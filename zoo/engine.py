@@ -253,10 +253,12 @@ class Trainer:
     def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         self.history.append(record)
         if self.run_dir:
-            ckpt.save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers,
-                                     self.state, self._rng())
+            # The metrics line first: a kill before the checkpoint is written leaves a line that resume
+            # drops (it keeps lines up to the checkpoint's epoch) and then writes again.
             with open(self._path(ckpt.METRICS), "a") as fh:
                 fh.write(json.dumps(record) + "\n")
+            ckpt.save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers,
+                                     self.state, self._rng())
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, record)
         every = self.train.plot_every

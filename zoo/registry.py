@@ -69,7 +69,9 @@ def load_registry(refresh: bool = False) -> Registry:
         return _registry
     reg = Registry(manager=_plugin_manager())
     origin = {}
-    for ep in md.entry_points(group=ENTRY_POINT_GROUP):
+    points = sorted(md.entry_points(group=ENTRY_POINT_GROUP),  # zoo's own first: a newcomer cannot take a name
+                    key=lambda ep: getattr(getattr(ep, "dist", None), "name", "") != "zoo")
+    for ep in points:
         dist = getattr(ep, "dist", None)
         package = dist.name if dist is not None else "?"
         version = dist.version if dist is not None else "0"

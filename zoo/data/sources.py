@@ -55,8 +55,10 @@ def search_roots(data_dir: str | None) -> list[tuple[str, Path]]:
 
 def candidate_dirs(spec: TorchvisionSet, data_dir: str | None) -> list[Path]:
     dirs = []
-    for _, root in search_roots(data_dir):
-        dirs += [root / spec.name, root / spec.tv_class / "raw", root / spec.tv_class, root]
+    for origin, root in search_roots(data_dir):
+        dirs += [root / spec.name, root / spec.tv_class / "raw", root / spec.tv_class]
+        if origin == "--data-dir":  # every set has the same file names: a shared root would mix them up
+            dirs.append(root)
     dirs.append(Path("/usr/share/datasets") / spec.name)
     return dirs
 

@@ -1,0 +1,108 @@
+"""Built-in latent samplers: standard-normal, gaussian (full covariance), gmm (Gaussian mixture).
+
+Fitted parameters are kept in float64 and sampled in float32; every random draw comes from the
+caller's torch.Generator, on its device, so the same seed gives the same codes.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from zoo import hookimpl
+from zoo.samplers import LatentSampler
+
+JITTER = 1e-6  # added to covariance diagonals (relative to their mean variance) so Cholesky never fails
+
+
+def _cholesky(cov: torch.Tensor) -> torch.Tensor:
+    """Lower Cholesky factor of a (batch of) covariance(s), with growing jitter if it is singular."""
+    d = cov.shape[-1]
+    eye = torch.eye(d, dtype=cov.dtype)
+    scale = float(cov.diagonal(dim1=-2, dim2=-1).mean().clamp_min(1e-12))
+    for k in range(8):
+        L, info = torch.linalg.cholesky_ex(cov + (JITTER * 10 ** k) * scale * eye)
+        if int(info.max()) == 0:
+            return L
+    raise ValueError("covariance is not positive definite")
+
+
+def _check(tensors: dict[str, torch.Tensor], dim: int, shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
+    out = {}
+    for key, shape in shapes.items():
+        t = tensors[key]
+        if tuple(t.shape) != shape:
+            raise ValueError(f"{key} has shape {tuple(t.shape)}, expected {shape}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{key} is not finite")
+        out[key] = t.to(torch.float64)
+    return out
+
+
+class StandardNormal(LatentSampler):
+    name = "standard-normal"
+    description = "N(0, I): what a VAE's prior would be; for comparison with the fitted samplers"
+    needs_fit = False
+
+    def sample(self, n, generator=None):
+        return torch.randn((n, self.dim), generator=generator, device=self._device(generator))
+
+
+class Gaussian(LatentSampler):
+    name = "gaussian"
+    description = "one Gaussian with the mean and full covariance of the training codes"
+
+    def _fit(self, codes, seed):
+        self.mean = codes.mean(0)
+        centred = codes - self.mean
+        cov = centred.T @ centred / max(codes.shape[0] - 1, 1)
+        self.chol = _cholesky(cov)
+
+    def sample(self, n, generator=None):
+        device = self._device(generator)
+        eps = torch.randn((n, self.dim), generator=generator, device=device)
+        return self.mean.float().to(device) + eps @ self.chol.float().to(device).T
+
+    def state(self):
+        return {"mean": self.mean, "cholesky": self.chol}
+
+    def _load(self, tensors):
+        t = _check(tensors, self.dim, {"mean": (self.dim,), "cholesky": (self.dim, self.dim)})
+        self.mean, self.chol = t["mean"], t["cholesky"]
+
+
+class GaussianMixture(LatentSampler):
+    name = "gmm"
+    description = "a mixture of 10 full-covariance Gaussians fitted by EM (scikit-learn) to the training codes"
+    components = 10
+
+    def _fit(self, codes, seed):
+        from sklearn.mixture import GaussianMixture as SkGMM
+
+        k = max(1, min(self.components, codes.shape[0] // 2))
+        gmm = SkGMM(n_components=k, covariance_type="full", reg_covar=1e-6, max_iter=200, n_init=1,
+                    random_state=seed).fit(codes.numpy())
+        self.weights = torch.from_numpy(gmm.weights_).to(torch.float64)
+        self.means = torch.from_numpy(gmm.means_).to(torch.float64)
+        self.chol = _cholesky(torch.from_numpy(gmm.covariances_).to(torch.float64))
+
+    def sample(self, n, generator=None):
+        device = self._device(generator)
+        comp = torch.multinomial(self.weights.float().to(device), n, replacement=True, generator=generator)
+        eps = torch.randn((n, self.dim), generator=generator, device=device)
+        chol = self.chol.float().to(device)[comp]                       # [n, D, D]
+        return self.means.float().to(device)[comp] + (chol @ eps.unsqueeze(-1)).squeeze(-1)
+
+    def state(self):
+        return {"weights": self.weights, "means": self.means, "cholesky": self.chol}
+
+    def _load(self, tensors):
+        k = tensors["weights"].shape[0]
+        t = _check(tensors, self.dim, {"weights": (k,), "means": (k, self.dim), "cholesky": (k, self.dim, self.dim)})
+        if k < 1 or (t["weights"] < 0).any() or float(t["weights"].sum()) <= 0:
+            raise ValueError("mixture weights must be non-negative and not all zero")
+        self.weights, self.means, self.chol = t["weights"], t["means"], t["cholesky"]
+
+
+@hookimpl
+def zoo_samplers():
+    return [StandardNormal, Gaussian, GaussianMixture]

@@ -1,0 +1,260 @@
+"""Latent-space analysis: `zoo latent` (PCA / t-SNE scatter + CSV), `zoo manifold` (decoded grids) and
+`zoo interpolate` (between class means or test images), through the API and the CLI, on real runs."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import zoo
+import zoo.analysis as analysis
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
+from zoo.errors import CapabilityError, ConfigError
+
+DIGITS_TEST = 359  # digits' test split
+
+
+@pytest.fixture(scope="module")
+def ae2(tmp_path_factory) -> Path:
+    """A ConvAE with a 2-D latent (this module's own: default outputs may be written into it)."""
+    out = tmp_path_factory.mktemp("an") / "ae2"
+    zoo.train("convae", dataset="digits", epochs=1, latent_dim=2, out=out, log=quiet, progress=False, **TINY)
+    return out
+
+
+@pytest.fixture(scope="module")
+def vae3(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("an") / "vae3"
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=3, out=out, log=quiet, progress=False, **TINY)
+    return out
+
+
+@pytest.fixture(scope="module")
+def shapes_run(tmp_path_factory) -> Path:
+    """A ConvAE on an RGB folder data set whose classes have names (circle, square)."""
+    from PIL import Image, ImageDraw
+
+    root = tmp_path_factory.mktemp("shapes")
+    rng = np.random.default_rng(0)
+    for cls in ("circle", "square"):
+        (root / "data" / cls).mkdir(parents=True)
+        for i in range(20):
+            im = Image.new("RGB", (28, 28), (0, 0, 0))
+            a, b = int(rng.integers(2, 8)), int(rng.integers(18, 26))
+            colour = tuple(int(v) for v in rng.integers(80, 256, 3))
+            (ImageDraw.Draw(im).ellipse if cls == "circle" else ImageDraw.Draw(im).rectangle)((a, a, b, b), fill=colour)
+            im.save(root / "data" / cls / f"{i}.png")
+    out = root / "run"
+    zoo.train("convae", dataset=f"folder:{root / 'data'}", epochs=1, latent_dim=3, out=out, log=quiet,
+              progress=False, **TINY)
+    return out
+
+
+@pytest.fixture(scope="module")
+def gan_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("an") / "gan"
+    zoo.train("gan", dataset="digits", epochs=1, out=out, log=quiet, progress=False, g_channels=4, d_channels=4,
+              latent_dim=8, device="cpu")
+    return out
+
+
+@pytest.fixture(scope="module")
+def classifier_run(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("an") / "clf"
+    zoo.train("classifier", dataset="digits", epochs=1, out=out, log=quiet, progress=False, **TINY)
+    return out
+
+
+def read_csv(path: Path) -> tuple[list[str], list[dict]]:
+    with open(path, newline="") as fh:
+        reader = csv.DictReader(fh)
+        return reader.fieldnames, list(reader)
+
+
+@torch.no_grad()
+def codes_of(run: Path, dataset: str = "digits") -> tuple[torch.Tensor, torch.Tensor]:
+    """The test codes and labels, computed here without zoo.analysis."""
+    net = zoo.load(run)
+    data = zoo.load_dataset(dataset)
+    return net.encode(data.test_x.float() / 255.0), data.test_y
+
+
+
+
+# ------------------------------------------------------------------------------------------ zoo latent
+
+def test_latent_pca_writes_png_and_csv(digits_run, tmp_path):
+    out = assert_ok(invoke("latent", digits_run, "--method", "pca", "--out", tmp_path / "pca.png"))
+    assert "pca" in out and "pca.csv" in out
+    assert is_png(tmp_path / "pca.png")
+    header, rows = read_csv(tmp_path / "pca.csv")
+    assert header == ["index", "label", "class", "x", "y"]
+    assert len(rows) == DIGITS_TEST  # --n 5000 asks for more than the test set has: all of it
+    _, labels = codes_of(digits_run)
+    assert [int(r["index"]) for r in rows] == list(range(DIGITS_TEST))
+    assert [int(r["label"]) for r in rows] == labels.tolist()
+    assert all(r["class"] == r["label"] for r in rows)  # digits' class names are the digits
+    xy = np.array([[float(r["x"]), float(r["y"])] for r in rows])
+    assert np.allclose(xy.mean(0), 0, atol=1e-4) and xy[:, 0].var() >= xy[:, 1].var()  # principal components
+
+
+def test_latent_api_n_legend_and_default_output(ae2):
+    r = analysis.latent_scatter(ae2, method="pca", n=40)
+    assert r.png == ae2 / "latent-pca.png" and is_png(r.png) and r.csv == ae2 / "latent-pca.csv"
+    assert len(read_csv(r.csv)[1]) == 40
+    assert r.legend == sorted({str(int(v)) for v in r.labels}, key=int)  # class names, only those present
+
+
+def test_two_dimensional_latent_is_plotted_as_it_is(ae2, tmp_path):
+    z, labels = codes_of(ae2)
+    for method in ("pca", "tsne"):
+        out = assert_ok(invoke("latent", ae2, "--method", method, "--n", "60", "--out", tmp_path / f"{method}.png"))
+        assert "as it is" in out
+        _, rows = read_csv(tmp_path / f"{method}.csv")
+        xy = torch.tensor([[float(r["x"]), float(r["y"])] for r in rows], dtype=torch.float64)
+        torch.testing.assert_close(xy, z[:60].double(), rtol=1e-5, atol=1e-6)
+        assert [int(r["label"]) for r in rows] == labels[:60].tolist()
+
+
+def test_latent_tsne(digits_run, tmp_path):
+    r = analysis.latent_scatter(digits_run, method="t-SNE", n=120, out=tmp_path / "t.png")
+    assert r.method == "tsne" and r.coords.shape == (120, 2) and np.isfinite(r.coords).all()
+    assert is_png(tmp_path / "t.png") and len(read_csv(tmp_path / "t.csv")[1]) == 120
+    assert r.seconds > 0
+
+
+def test_class_names_in_csv_and_legend(shapes_run, tmp_path):
+    r = analysis.latent_scatter(shapes_run, method="pca", out=tmp_path / "s.png")
+    assert r.legend == ["circle", "square"]
+    _, rows = read_csv(tmp_path / "s.csv")
+    assert {r["class"] for r in rows} == {"circle", "square"}
+    assert all(r["class"] == ["circle", "square"][int(r["label"])] for r in rows)
+
+
+def test_latent_errors(digits_run, tmp_path):
+    assert_clean_error(invoke("latent", digits_run, "--method", "tnse", "--out", tmp_path / "x.png"),
+                       "unknown projection method 'tnse'", "tsne")
+    assert_clean_error(invoke("latent", digits_run, "--out", tmp_path / "x.csv"), ".png")
+    assert_clean_error(invoke("latent", tmp_path / "nowhere"), "does not exist")
+    with pytest.raises(ConfigError, match="umap"):
+        analysis.latent_scatter(digits_run, method="umap", out=tmp_path / "x.png")
+
+
+# ------------------------------------------------------------------------------------------ zoo manifold
+
+def test_manifold_of_a_two_dimensional_latent(ae2, tmp_path):
+    r = analysis.manifold(ae2, steps=6, out=tmp_path / "m.png")
+    assert r.kind == "latent" and is_png(r.png)
+    assert tuple(r.latents.shape) == (6, 6, 2) and tuple(r.images.shape) == (6, 6, 1, 28, 28)
+    z, _ = codes_of(ae2)
+    lo, hi = z.min(0).values, z.max(0).values
+    # Columns run left to right over z[0]; rows top to bottom over z[1] from its largest value.
+    torch.testing.assert_close(r.latents[0, 0], torch.stack([lo[0], hi[1]]), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(r.latents[-1, -1], torch.stack([hi[0], lo[1]]), rtol=1e-5, atol=1e-6)
+    assert torch.allclose(r.latents[:, 0, 0], r.latents[0, 0, 0])  # one z[0] per column
+    assert torch.allclose(r.latents[0, :, 1], r.latents[0, 0, 1])  # one z[1] per row
+    net = zoo.load(ae2)
+    with torch.no_grad():
+        torch.testing.assert_close(r.images[2, 3], net.decode(r.latents[2, 3][None])[0], rtol=1e-4, atol=1e-5)
+    out = assert_ok(invoke("manifold", ae2, "--steps", "4"))
+    assert "4×4" in out and is_png(ae2 / "manifold.png")
+
+
+def test_manifold_of_a_vae_is_over_the_prior_quantiles(vae3, tmp_path):
+    r = analysis.manifold(vae3, steps=5, out=tmp_path / "m.png")
+    assert r.kind == "prior" and tuple(r.latents.shape) == (5, 5, 3) and is_png(r.png)
+    expected = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(5) + 0.5) / 5)
+    torch.testing.assert_close(r.xs, expected)
+    torch.testing.assert_close(r.latents[0, :, 0], expected)
+    torch.testing.assert_close(r.latents[:, 0, 1], expected.flip(0))
+    assert (r.latents[..., 2] == 0).all()  # the other dimensions at 0
+
+
+def test_manifold_of_a_larger_latent_is_over_two_principal_directions(digits_run, tmp_path):
+    from sklearn.decomposition import PCA
+
+    r = analysis.manifold(digits_run, steps=5, out=tmp_path / "m.png")
+    assert r.kind == "pca" and tuple(r.latents.shape) == (5, 5, 4) and is_png(r.png)
+    flat = r.latents.reshape(-1, 4).double()
+    assert torch.linalg.matrix_rank(flat - flat[0], rtol=1e-4) == 2  # a plane in the 4-D latent
+    z, _ = codes_of(digits_run)
+    scores = PCA(n_components=2, random_state=0).fit(z.double().numpy()).transform(flat.numpy())
+    grid = torch.stack(torch.meshgrid(r.ys, r.xs, indexing="ij")[::-1], -1).reshape(-1, 2)
+    np.testing.assert_allclose(scores, grid.double().numpy(), rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(r.xs[[0, -1]].numpy(), [scores[:, 0].min(), scores[:, 0].max()], rtol=1e-4)
+
+
+def test_manifold_rgb_data(shapes_run, tmp_path):
+    r = analysis.manifold(shapes_run, steps=3, out=tmp_path / "m.png")
+    assert tuple(r.images.shape) == (3, 3, 3, 28, 28) and is_png(r.png)
+
+
+# ------------------------------------------------------------------------------------------ zoo interpolate
+
+def test_interpolation_between_class_means(digits_run, tmp_path):
+    r = analysis.interpolate(digits_run, 3, "8", steps=7, out=tmp_path / "i.png")
+    assert is_png(r.png) and tuple(r.latents.shape) == (7, 4) and tuple(r.images.shape) == (7, 1, 28, 28)
+    z, labels = codes_of(digits_run)
+    torch.testing.assert_close(r.latents[0], z[labels == 3].mean(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(r.latents[-1], z[labels == 8].mean(0), rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(r.latents[3], (r.latents[0] + r.latents[-1]) / 2, rtol=1e-5, atol=1e-6)
+    net = zoo.load(digits_run)
+    with torch.no_grad():
+        torch.testing.assert_close(r.images[[0, -1]], net.decode(r.latents[[0, -1]]), rtol=1e-4, atol=1e-5)
+    out = assert_ok(invoke("interpolate", digits_run, "--from", "3", "--to", "8", "--steps", "5", "--out",
+                           tmp_path / "cli.png"))
+    assert "5 steps" in out and is_png(tmp_path / "cli.png")
+
+
+def test_interpolation_between_test_images(digits_run, tmp_path):
+    r = analysis.interpolate(digits_run, "#5", "#200", steps=4, out=tmp_path / "i.png")
+    z, _ = codes_of(digits_run)
+    torch.testing.assert_close(r.latents[0], z[5], rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(r.latents[-1], z[200], rtol=1e-5, atol=1e-6)
+    assert r.start.kind == r.end.kind == "image" and r.start.image is not None
+    mixed = analysis.interpolate(digits_run, "#5", "7", steps=3, out=tmp_path / "m.png")
+    assert mixed.end.kind == "class" and is_png(mixed.png)
+
+
+def test_interpolation_by_class_name(shapes_run, tmp_path):
+    out = assert_ok(invoke("interpolate", shapes_run, "--from", "Circle", "--to", "square", "--steps", "4"))
+    assert "circle" in out and "square" in out and is_png(shapes_run / "interpolation.png")
+    r = analysis.interpolate(shapes_run, "circle", 1, steps=3, out=tmp_path / "i.png")
+    assert (r.start.index, r.end.index) == (0, 1) and tuple(r.images.shape) == (3, 3, 28, 28)
+
+
+def test_interpolation_errors(digits_run, shapes_run, tmp_path):
+    png = tmp_path / "x.png"
+    assert_clean_error(invoke("interpolate", digits_run, "--from", "3", "--to", "12", "--out", png), "out of range")
+    assert_clean_error(invoke("interpolate", shapes_run, "--from", "sqare", "--to", "circle", "--out", png),
+                       "unknown class 'sqare'", "square")
+    assert_clean_error(invoke("interpolate", digits_run, "--from", "#99999", "--to", "3", "--out", png),
+                       "does not exist", f"#{DIGITS_TEST - 1}")
+    assert_clean_error(invoke("interpolate", digits_run, "--from", "#x", "--to", "3", "--out", png), "#INDEX")
+    assert_clean_error(invoke("interpolate", digits_run, "--from", "3"), "--to")
+
+
+# ------------------------------------------------------------------------------------------ capabilities
+
+def test_gan_is_refused_cleanly(gan_run, tmp_path):
+    png = tmp_path / "x.png"
+    assert_clean_error(invoke("latent", gan_run, "--out", png), "cannot encode")
+    assert_clean_error(invoke("manifold", gan_run, "--out", png), "cannot decode")
+    assert_clean_error(invoke("interpolate", gan_run, "--from", "1", "--to", "2", "--out", png), "cannot encode")
+    assert_clean_error(invoke("generate", gan_run, "--sampler", "gmm", "--out", png), "cannot decode")
+    assert not png.exists()
+
+
+def test_classifier_codes_plot_but_do_not_decode(classifier_run, tmp_path):
+    r = analysis.latent_scatter(classifier_run, method="pca", n=50, out=tmp_path / "c.png")  # it can encode
+    assert is_png(r.png)
+    with pytest.raises(CapabilityError):
+        analysis.manifold(classifier_run, out=tmp_path / "m.png")
+    assert_clean_error(invoke("interpolate", classifier_run, "--from", "1", "--to", "2", "--out", tmp_path / "i.png"),
+                       "cannot decode")
+    assert_clean_error(invoke("generate", classifier_run, "--class", "1", "--out", tmp_path / "g.png"),
+                       "cannot decode")

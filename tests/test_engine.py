@@ -1,0 +1,340 @@
+"""The training engine and run folders: contents, early stopping, divergence, resume, crashes."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import (TINY, TINY_SET, assert_clean_error, assert_ok, assert_same_tensors, invoke, is_png, quiet,
+                      read_config, read_metrics, weights)
+
+import zoo
+from zoo.errors import ConfigError, RunError, TrainingDiverged
+
+TIMING = {"images_per_s", "seconds"}
+
+
+def _without_timing(history: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in history]
+
+
+def train(out: Path, **kw):
+    return zoo.train("convae", dataset="digits", out=out, log=quiet, progress=False, **{**TINY, **kw})
+
+
+# ------------------------------------------------------------------------------------------ the run folder
+
+def test_run_folder_holds_every_file(digits_run):
+    names = {p.name for p in digits_run.iterdir()}
+    assert {"config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "loss.png",
+            "reconstructions.png", "README.md"} <= names
+    assert not [n for n in names if n.startswith(".") or n.endswith(".tmp")]  # no half-written files left
+    assert is_png(digits_run / "loss.png") and is_png(digits_run / "reconstructions.png")
+
+
+def test_run_config_describes_model_plugin_training_and_data(digits_run):
+    cfg = read_config(digits_run)
+    assert cfg["model"] == "convae"
+    assert cfg["plugin"] == {"name": "convae", "package": "zoo", "version": zoo.__version__}
+    assert cfg["zoo_version"] == zoo.__version__
+    assert cfg["config"]["channels"] == [4, 8, 8] and cfg["config"]["latent_dim"] == 4
+    assert cfg["train"]["epochs"] == 2 and cfg["train"]["dataset"] == "digits" and cfg["train"]["optimizer"] == "adam"
+    assert cfg["data"]["name"] == "digits"
+    assert cfg["data"]["shape"] == [1, 28, 28]
+    assert cfg["data"]["sizes"] == {"train": 1294, "val": 144, "test": 359}
+    assert cfg["data"]["classes"] == [str(i) for i in range(10)]
+
+
+def test_metrics_has_one_line_per_epoch(digits_run):
+    lines = read_metrics(digits_run)
+    assert [r["epoch"] for r in lines] == [1, 2]
+    for r in lines:
+        assert {"train_loss", "val_loss", "val_mse", "best"} <= set(r)
+        assert 0 < r["val_loss"] < 1 and math.isfinite(r["train_loss"])
+
+
+def test_readme_is_a_model_card(digits_run):
+    card = (digits_run / "README.md").read_text()
+    assert card.startswith("---\nlibrary_name: zoo\n")
+    assert "`convae` trained on digits" in card
+    assert f'zoo.load("{digits_run.name}")' in card
+    assert "![loss.png](loss.png)" in card and "![reconstructions.png](reconstructions.png)" in card
+
+
+def test_saved_weights_are_the_returned_model(tmp_path):
+    result = train(tmp_path / "run", epochs=1)
+    assert_same_tensors(weights(tmp_path / "run" / "model.safetensors"), result.model.state_dict())
+    assert result.stopped == "completed" and result.best_epoch == 1
+    assert not result.model.training
+
+
+def test_same_seed_same_weights_other_seed_other_weights(tmp_path):
+    a, b, c = train(tmp_path / "a", epochs=1), train(tmp_path / "b", epochs=1), train(tmp_path / "c", epochs=1, seed=1)
+    assert_same_tensors(a.model.state_dict(), b.model.state_dict(), rtol=0, atol=0)
+    assert not torch.equal(a.model.encoder[0].weight, c.model.encoder[0].weight)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "adamw", "sgd", "adagrad"])
+def test_each_optimizer_trains_an_epoch(tmp_path, optimizer):
+    torch.manual_seed(0)
+    init = zoo.create("convae", **TINY).state_dict()  # the weights a seed-0 run starts from
+    result = train(tmp_path / "run", epochs=1, optimizer=optimizer, lr=0.01)
+    (record,) = result.history
+    assert math.isfinite(record["train_loss"]) and math.isfinite(record["val_loss"])
+    assert read_config(tmp_path / "run")["train"]["optimizer"] == optimizer
+    trained = weights(tmp_path / "run" / "model.safetensors")
+    assert not torch.equal(trained["encoder.0.weight"], init["encoder.0.weight"])
+
+
+# ------------------------------------------------------------------------------------------ early stopping
+
+def test_early_stopping_keeps_the_best_epoch(tmp_path):
+    run = tmp_path / "run"
+    # plain SGD with a large step overshoots: the validation loss gets worse after a few epochs
+    result = train(run, epochs=12, patience=1, optimizer="sgd", lr=2.0)
+    lines = read_metrics(run)
+    last = lines[-1]["epoch"]
+    assert result.stopped == "early_stopping"
+    assert last < 12
+    assert result.best_epoch == last - 1  # patience 1: one worse epoch, then stop
+    best = min(lines, key=lambda r: r["val_loss"])
+    assert best["epoch"] == result.best_epoch and best["best"] is True
+    assert lines[-1]["val_loss"] > best["val_loss"] and lines[-1]["best"] is False
+    assert result.best_value == pytest.approx(best["val_loss"])
+    # model.safetensors (and the returned model) hold the best epoch's weights, not the last epoch's
+    saved = weights(run / "model.safetensors")
+    assert_same_tensors(saved, result.model.state_dict())
+    val = zoo.evaluate(run, split="val", save=False)["metrics"]["mse"]
+    assert val == pytest.approx(best["val_mse"], rel=1e-4)
+    assert val != pytest.approx(lines[-1]["val_mse"], rel=1e-4)
+    # ... which are exactly those of the same run stopped after its best epoch
+    again = train(tmp_path / "again", epochs=result.best_epoch, optimizer="sgd", lr=2.0)
+    assert_same_tensors(saved, again.model.state_dict())
+    # the checkpoint holds the last epoch (to resume from), not the best
+    assert not torch.equal(weights(run / "checkpoint.safetensors")["model.encoder.0.weight"],
+                           saved["encoder.0.weight"])
+
+
+def test_resumed_early_stopped_run_reports_completion(tmp_path):
+    run = tmp_path / "run"
+    first = train(run, epochs=12, patience=1, optimizer="sgd", lr=2.0)
+    assert first.stopped == "early_stopping"
+    last = read_metrics(run)[-1]["epoch"]
+    result = zoo.train(resume=run, epochs=last + 1, patience=0, log=quiet, progress=False)
+    assert [r["epoch"] for r in read_metrics(run)][-1] == last + 1
+    assert result.stopped == "completed"
+
+
+# ------------------------------------------------------------------------------------------ divergence
+
+DIVERGE = {"optimizer": "sgd", "lr": 6.0, "sigmoid_output": False}  # unbounded output, huge steps
+
+
+def test_nan_loss_stops_with_a_clear_error_and_keeps_the_best_weights(tmp_path):
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged) as e:
+        train(run, epochs=20, **DIVERGE)
+    text = str(e.value)
+    assert "training diverged at epoch" in text and "is not finite" in text
+    assert str(run / "model.safetensors") in text
+    assert "lower learning rate" in e.value.hint
+    lines = read_metrics(run)
+    assert lines[-1]["diverged"] is True
+    assert not math.isfinite(lines[-1]["train_loss"]) or not math.isfinite(lines[-1]["val_loss"])
+    model = zoo.load(run)
+    assert all(torch.isfinite(p).all() for p in model.state_dict().values())
+    best_epoch = int(text.split("best weights (epoch ")[1].split(")")[0])
+    assert best_epoch >= 1, text  # this configuration learns for an epoch before it blows up
+    best = next(r for r in lines if r["epoch"] == best_epoch)
+    # the saved model is the best epoch's: its validation MSE (of unclamped outputs) is that epoch's
+    val_x = zoo.load_dataset("digits").val_x.float() / 255
+    with torch.no_grad():
+        mse = torch.nn.functional.mse_loss(model.reconstruct(val_x), val_x).item()
+    assert mse == pytest.approx(best["val_mse"], rel=1e-4)
+
+
+def test_cli_divergence_is_one_message(tmp_path):
+    run = tmp_path / "run"
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", "20", "--out", run, *TINY_SET,
+                              "--set", "optimizer=sgd", "--set", "lr=6", "--set", "sigmoid_output=false"),
+                       "training diverged at epoch", "--set lr=", code=1)
+    assert (run / "model.safetensors").is_file()
+
+
+# ------------------------------------------------------------------------------------------ resume
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])
+def test_resumed_run_equals_an_uninterrupted_one(tmp_path, optimizer):
+    """2 epochs, then --resume to 4, is the same run as 4 epochs straight (RNG and optimizer state saved)."""
+    kw = {"optimizer": optimizer, "lr": 0.01, "dropout": 0.2}  # dropout draws from torch's RNG
+    straight = train(tmp_path / "straight", epochs=4, **kw)
+    train(tmp_path / "resumed", epochs=2, **kw)
+    resumed = zoo.train(resume=tmp_path / "resumed", epochs=4, log=quiet, progress=False)
+    assert resumed.best_epoch == straight.best_epoch
+    assert_same_tensors(weights(tmp_path / "resumed" / "model.safetensors"),
+                        weights(tmp_path / "straight" / "model.safetensors"), rtol=1e-5, atol=1e-7)
+    assert_same_tensors(weights(tmp_path / "resumed" / "checkpoint.safetensors"),
+                        weights(tmp_path / "straight" / "checkpoint.safetensors"), rtol=1e-5, atol=1e-7)
+    a, b = _without_timing(read_metrics(tmp_path / "straight")), _without_timing(read_metrics(tmp_path / "resumed"))
+    assert [r["epoch"] for r in b] == [1, 2, 3, 4]
+    for ra, rb in zip(a, b):
+        assert ra == pytest.approx(rb, rel=1e-5)
+    assert read_config(tmp_path / "resumed")["train"]["epochs"] == 4
+
+
+def test_cli_resume_continues(run_copy):
+    out = assert_ok(invoke("train", "--resume", run_copy, "--epochs", "3", "--no-progress"))
+    assert f"resuming {run_copy} after epoch 2 of 3" in out
+    assert [r["epoch"] for r in read_metrics(run_copy)] == [1, 2, 3]
+    assert read_config(run_copy)["train"]["epochs"] == 3
+
+
+def test_resume_of_a_finished_run_changes_nothing(run_copy):
+    before = weights(run_copy / "model.safetensors")
+    metrics = (run_copy / "metrics.jsonl").read_text()
+    out = assert_ok(invoke("train", "--resume", run_copy, "--no-progress"))
+    assert "already finished its 2 epochs" in out
+    assert_same_tensors(weights(run_copy / "model.safetensors"), before, rtol=0, atol=0)
+    assert (run_copy / "metrics.jsonl").read_text() == metrics
+
+
+@pytest.mark.parametrize("args, word", [
+    (["--set", "latent_dim=8"], "latent_dim"),
+    (["--set", "optimizer=sgd"], "optimizer"),
+    (["--lr", "0.5"], "lr"),
+    (["--dataset", "mnist"], "dataset"),
+])
+def test_resume_refuses_changed_settings(run_copy, args, word):
+    before = (run_copy / "config.json").read_text()
+    assert_clean_error(invoke("train", "--resume", run_copy, *args),
+                       f"cannot change {word}", "start a new run", code=2)
+    assert (run_copy / "config.json").read_text() == before
+
+
+def test_resume_refuses_another_model_name(run_copy):
+    with pytest.raises(ConfigError, match="is a 'convae' run, not 'tinyae'"):
+        zoo.train("tinyae", resume=run_copy)
+
+
+def test_resume_accepts_a_setting_given_again_unchanged(run_copy):
+    assert_ok(invoke("train", "--resume", run_copy, "--epochs", "3", "--set", "batch_size=256", "--no-progress"))
+
+
+def test_resume_without_checkpoint_is_refused(run_copy):
+    (run_copy / "checkpoint.safetensors").unlink()
+    assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", "3"), "has no checkpoint to resume from")
+
+
+def test_resume_of_a_missing_folder(tmp_path):
+    assert_clean_error(invoke("train", "--resume", tmp_path / "nope"), "does not exist")
+
+
+def test_crash_between_metrics_line_and_checkpoint_keeps_every_epoch_once(run_copy):
+    # The state a kill leaves after metrics.jsonl got its epoch-3 line and before checkpoint.safetensors
+    # (still at epoch 2) was replaced: resume drops the orphan line and writes epoch 3 again.
+    with open(run_copy / "metrics.jsonl", "a") as fh:
+        fh.write(json.dumps({"epoch": 3, "train_loss": -1.0}) + "\n")
+    zoo.train(resume=run_copy, epochs=3, log=quiet, progress=False)
+    rows = read_metrics(run_copy)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    assert rows[-1]["train_loss"] > 0
+
+
+def _train_in_background(run: Path) -> subprocess.Popen:
+    """`python -m zoo train` for (far) more epochs than it will get, once it has finished two of them."""
+    cmd = [sys.executable, "-m", "zoo", "train", "convae", "--dataset", "digits", "--epochs", "100000",
+           "--out", str(run), *TINY_SET]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not ((run / "metrics.jsonl").is_file() and len(read_metrics(run)) >= 2):
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            out, err = proc.communicate()
+            pytest.fail(f"no two epochs (rc {proc.returncode}):\n{out}\n{err}")
+        time.sleep(0.05)
+    return proc
+
+
+def test_killed_training_resumes(tmp_path):
+    """SIGKILL in the middle of training leaves a loadable run that --resume continues."""
+    run = tmp_path / "run"
+    proc = _train_in_background(run)
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    done = len(read_metrics(run))
+
+    model = zoo.load(run)
+    assert model.reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+
+    out = assert_ok(invoke("train", "--resume", run, "--epochs", str(done + 2), "--no-progress"))
+    assert "completed" in out
+    epochs = [r["epoch"] for r in read_metrics(run)]
+    assert epochs[-1] == done + 2
+    assert epochs == sorted(set(epochs))
+    assert read_config(run)["train"]["epochs"] == done + 2
+    assert zoo.evaluate(run)["images"] == 359
+
+
+def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
+    run = tmp_path / "run"
+    proc = _train_in_background(run)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "interrupted during epoch" in err
+    assert f"zoo train --resume {run}" in err
+    assert "Traceback" not in err
+    assert zoo.load(run) is not None
+    done = len(read_metrics(run))
+    assert_ok(invoke("train", "--resume", run, "--epochs", str(done + 1), "--no-progress"))
+
+
+# ------------------------------------------------------------------------------------------ folders
+
+def test_training_into_an_existing_run_is_refused(run_copy):
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir()}
+    with pytest.raises(RunError) as e:
+        train(run_copy, epochs=1)
+    assert "already holds a run" in str(e.value)
+    assert f"zoo train --resume {run_copy}" in e.value.hint
+    assert {p.name: p.read_bytes() for p in run_copy.iterdir()} == before
+
+
+def test_cli_training_into_an_existing_run_is_refused(run_copy):
+    before = (run_copy / "model.safetensors").read_bytes()
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--out", run_copy, *TINY_SET),
+                       "already holds a run")
+    assert (run_copy / "model.safetensors").read_bytes() == before
+
+
+def test_out_that_is_a_file_is_refused(tmp_path):
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(RunError, match="is not a folder"):
+        train(tmp_path / "file", epochs=1)
+
+
+def test_default_run_folder_is_under_runs(tmp_path):
+    result = zoo.train("convae", dataset="digits", epochs=1, log=quiet, progress=False, **TINY)
+    assert result.run_dir.parent == Path("runs")
+    assert result.run_dir.name.startswith("convae-digits-")
+    assert (tmp_path / result.run_dir / "model.safetensors").is_file()
+
+
+def test_default_run_folders_do_not_collide(tmp_path):
+    # Runs that already took the names of this moment (and the next seconds): a new run must find its own folder.
+    now = dt.datetime.now()
+    for s in range(-1, 6):
+        taken = Path("runs") / f"convae-digits-{(now + dt.timedelta(seconds=s)).strftime('%Y%m%d-%H%M%S')}"
+        taken.mkdir(parents=True, exist_ok=True)
+        (taken / "config.json").write_text(json.dumps({"model": "convae", "config": {}}))
+    result = zoo.train("convae", dataset="digits", epochs=1, log=quiet, progress=False, **TINY)
+    assert (result.run_dir / "model.safetensors").is_file()

@@ -1,0 +1,473 @@
+"""Latent-space analysis of a trained run: where the test images land, what a grid of codes decodes
+to, and what lies between two classes or two images.
+
+    zoo.analysis.latent_scatter(RUN, method="tsne", n=5000)   # PNG scatter + CSV of coordinates
+    zoo.analysis.manifold(RUN, steps=15)                       # PNG of a decoded 2-D grid
+    zoo.analysis.interpolate(RUN, "3", "8", steps=10)          # PNG of decodes between class means
+    zoo.analysis.interpolate(RUN, "#12", "#40")                # ... between two test images' codes
+
+Codes come from the model's `encode` (a VAE's posterior mean); class means are over the test set.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.errors import ConfigError
+from zoo.samplers import CLASS_SPLIT, class_stats, encode_images, latent_dim, resolve_class, run_split
+
+METHODS = {"pca": "PCA", "tsne": "t-SNE"}
+TSNE_MAX_ITER = 500   # scikit-learn default 1000: about twice the time for a barely different map
+
+
+# ---------------------------------------------------------------------------------- codes
+
+@dataclass
+class Codes:
+    """Codes of (the first n images of) a split: z [N, D] float32 on the CPU, labels [N] (-1: none),
+    indices [N] into the split, and the data set's class names."""
+
+    z: torch.Tensor
+    labels: torch.Tensor
+    indices: torch.Tensor
+    classes: tuple[str, ...]
+    split: str
+    dataset: str
+
+    def class_name(self, label: int) -> str:
+        return self.classes[label] if 0 <= label < len(self.classes) else "unlabelled"
+
+
+def _load(source, device):
+    from zoo.api import load
+
+    return load(source, device=device)
+
+
+def _require(net, *capabilities: str) -> None:
+    from zoo.api import _require as require
+
+    for c in capabilities:
+        require(net, c)
+
+
+def codes(source, *, split: str = "test", n: int | None = None, data_dir: str | None = None,
+          device: str | None = None) -> Codes:
+    """Encode the first `n` images (all if None) of a run's split."""
+    net = _load(source, device)
+    return _codes(net, split, n, data_dir)
+
+
+def _codes(net, split: str, n: int | None, data_dir: str | None) -> Codes:
+    _require(net, "encode")
+    if n is not None and n < 1:
+        raise ConfigError("--n must be at least 1")
+    data, x, y = run_split(net, split, data_dir)
+    if n is not None:
+        x, y = x[:n], y[:n]
+    return Codes(encode_images(net, x), y.cpu(), torch.arange(x.shape[0]), tuple(data.classes), split, data.name)
+
+
+def class_means(c: Codes) -> dict[int, torch.Tensor]:
+    """The mean code of every class that has images in `c`."""
+    return {i: class_stats(c.z, c.labels, i)[0] for i in range(len(c.classes)) if bool((c.labels == i).any())}
+
+
+# ---------------------------------------------------------------------------------- projection
+
+@dataclass
+class Projection:
+    coords: np.ndarray            # [N, 2]
+    method: str                   # pca, tsne, as-is
+    xlabel: str
+    ylabel: str
+    explained: list[float] | None = None  # PCA: fraction of variance of each axis
+
+
+def normalise_method(method: str) -> str:
+    key = str(method).strip().lower().replace("-", "").replace("_", "").replace(" ", "")
+    if key in METHODS:
+        return key
+    close = difflib.get_close_matches(key, list(METHODS), n=2, cutoff=0.3)
+    raise ConfigError(f"unknown projection method '{method}'",
+                      (f"Did you mean: {', '.join(close)}? " if close else "") + "Use pca or tsne.")
+
+
+def project(z: torch.Tensor | np.ndarray, method: str = "pca", *, seed: int = 0,
+            labels: torch.Tensor | None = None) -> Projection:
+    """2-D coordinates of codes: a 2-D latent as it is (whatever the method), a 1-D latent against the
+    label, else the first two principal components (pca) or a t-SNE embedding (tsne)."""
+    method = normalise_method(method)
+    z = np.asarray(torch.as_tensor(z).detach().cpu().double())
+    n, d = z.shape
+    if d == 2:
+        return Projection(z.copy(), "as-is", "z[0]", "z[1]")
+    if d == 1:
+        lab = np.zeros(n) if labels is None else np.asarray(labels.cpu(), dtype=np.float64)
+        return Projection(np.stack([z[:, 0], lab], 1), "as-is", "z[0]", "class")
+    if n < 3:
+        raise ConfigError(f"{METHODS[method]} needs at least 3 codes, got {n}")
+    if method == "pca":
+        from sklearn.decomposition import PCA
+
+        pca = PCA(n_components=2, random_state=seed).fit(z)
+        ev = [float(v) for v in pca.explained_variance_ratio_]
+        return Projection(pca.transform(z), "pca", f"PC 1 ({ev[0]:.0%} of variance)",
+                          f"PC 2 ({ev[1]:.0%} of variance)", ev)
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed,
+                **_tsne_iterations(TSNE_MAX_ITER))
+    return Projection(tsne.fit_transform(z.astype(np.float32)).astype(np.float64), "tsne", "t-SNE 1", "t-SNE 2")
+
+
+def _tsne_iterations(k: int) -> dict:
+    import inspect
+
+    from sklearn.manifold import TSNE
+
+    params = inspect.signature(TSNE).parameters
+    return {"max_iter": k} if "max_iter" in params else {"n_iter": k}  # scikit-learn < 1.5
+
+
+# ---------------------------------------------------------------------------------- zoo latent
+
+@dataclass
+class LatentResult:
+    png: Path
+    csv: Path
+    method: str                   # pca, tsne, as-is
+    coords: np.ndarray            # [N, 2], the CSV's x, y
+    labels: np.ndarray            # [N]
+    indices: np.ndarray           # [N] into the split
+    classes: tuple[str, ...]
+    latent_dim: int
+    seconds: float                # time of the projection
+    legend: list[str] = field(default_factory=list)
+    explained: list[float] | None = None
+
+
+def _png_out(out, default: Path) -> Path:
+    path = Path(out) if out else default
+    if path.suffix.lower() != ".png":
+        raise ConfigError(f"--out {path}: pictures are written as PNG; give a name ending in .png")
+    return path
+
+
+def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Path | None = None,
+                   split: str = "test", seed: int = 0, data_dir: str | None = None,
+                   device: str | None = None) -> LatentResult:
+    """A 2-D scatter of the codes of the first `n` images of the split, coloured by class, as PNG; the
+    coordinates beside it as CSV (same name, .csv: index,label,class,x,y)."""
+    method = normalise_method(method)
+    net = _load(source, device)
+    _require(net, "encode")
+    path = _png_out(out, net.output_dir / f"latent-{method}.png")
+    c = _codes(net, split, n, data_dir)
+    start = time.perf_counter()
+    proj = project(c.z, method, seed=seed, labels=c.labels)
+    seconds = time.perf_counter() - start
+    d = int(c.z.shape[1])
+    labels = c.labels.numpy()
+    csv_path = path.with_suffix(".csv")
+    csv_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
+    with open(tmp, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["index", "label", "class", "x", "y"])
+        for i, lab, (x, y) in zip(c.indices.tolist(), labels.tolist(), proj.coords.tolist()):
+            w.writerow([i, lab, c.class_name(lab), repr(float(x)), repr(float(y))])
+    tmp.replace(csv_path)
+    if proj.method == "as-is":
+        how = f"the {d}-D latent as it is"
+    else:
+        how = f"{METHODS[proj.method]} of the {d}-D codes"
+    title = f"{net.name} on {c.dataset}: {how}\n{len(labels)} {split} images, coloured by class"
+    legend = _scatter(proj.coords, labels, c.classes, path, title, proj.xlabel, proj.ylabel)
+    return LatentResult(path, csv_path, proj.method, proj.coords, labels, c.indices.numpy(), c.classes, d, seconds,
+                        legend, proj.explained)
+
+
+def _class_colours(k: int):
+    plt = _plt()
+    if k <= 10:
+        return [plt.get_cmap("tab10")(i) for i in range(k)]
+    if k <= 20:
+        return [plt.get_cmap("tab20")(i) for i in range(k)]
+    return [plt.get_cmap("turbo")(i / max(k - 1, 1)) for i in range(k)]
+
+
+def _plt():
+    from zoo.plots import _pyplot
+
+    return _pyplot()
+
+
+def _scatter(coords: np.ndarray, labels: np.ndarray, classes, path: Path, title: str, xlabel: str,
+             ylabel: str) -> list[str]:
+    """Scatter coloured by class with a legend of class names (and names at the class medians)."""
+    from zoo.plots import _save
+
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(8.5, 6.5))
+    n = len(labels)
+    size = 14 if n <= 500 else 7 if n <= 3000 else 4
+    present = [i for i in range(len(classes)) if (labels == i).any()]
+    colours = _class_colours(len(classes))
+    unlabelled = ~np.isin(labels, present)
+    if unlabelled.any():
+        ax.scatter(coords[unlabelled, 0], coords[unlabelled, 1], s=size, c="0.5", alpha=0.6, linewidths=0,
+                   label="unlabelled")
+    # Interleave the classes (not one after another) so no class hides all the others.
+    order = np.random.default_rng(0).permutation(n)
+    order = order[~unlabelled[order]]
+    if len(order):
+        ax.scatter(coords[order, 0], coords[order, 1], s=size, c=[colours[i] for i in labels[order]], alpha=0.75,
+                   linewidths=0)
+    for i in present:  # legend handles and labels at the class medians
+        ax.scatter([], [], s=30, color=colours[i], label=classes[i])
+        mx, my = np.median(coords[labels == i], axis=0)
+        ax.annotate(classes[i], (mx, my), ha="center", va="center", fontsize=9, weight="bold",
+                    bbox={"boxstyle": "round,pad=0.2", "fc": "white", "ec": colours[i], "alpha": 0.8})
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.25)
+    names: list[str] = []
+    if present or unlabelled.any():
+        if len(present) <= 30:
+            leg = ax.legend(title="class", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
+                            markerscale=1.0, fontsize=9)
+            names = [t.get_text() for t in leg.get_texts()]
+    fig.tight_layout()
+    _save(fig, path)
+    plt.close(fig)
+    return names
+
+
+# ---------------------------------------------------------------------------------- zoo manifold
+
+@dataclass
+class ManifoldResult:
+    png: Path
+    kind: str                     # prior, latent, pca
+    xs: torch.Tensor              # [steps] grid values along the horizontal axis
+    ys: torch.Tensor              # [steps] ... along the vertical axis, top row first
+    latents: torch.Tensor         # [rows, steps, D]: the code decoded in each cell (row 0 at the top)
+    images: torch.Tensor          # [rows, steps, C, H, W]
+
+
+@torch.no_grad()
+def manifold(source, *, steps: int = 15, out: str | Path | None = None, data_dir: str | None = None,
+             device: str | None = None) -> ManifoldResult:
+    """Decode a regular 2-D grid of codes: over the prior's quantiles for a model that can sample (a
+    VAE; other dimensions at 0), over the range of the test codes for a 2-D latent, or over the first
+    two principal directions of the test codes, mapped back by the inverse PCA, for a larger one."""
+    net = _load(source, device)
+    _require(net, "decode")
+    if not 2 <= steps <= 100:
+        raise ConfigError(f"--steps must be in 2..100, got {steps}")
+    path = _png_out(out, net.output_dir / "manifold.png")
+    d = latent_dim(net)
+    two = d >= 2
+    if net.can("sample"):
+        kind = "prior"
+        p = (torch.arange(steps, dtype=torch.float64) + 0.5) / steps
+        q = torch.distributions.Normal(0.0, 1.0).icdf(p)
+        xs, ys_up = q, q
+        labels = ("z[0]: N(0,1) quantile", "z[1]: N(0,1) quantile")
+        how = (f"the prior's quantiles Φ⁻¹(p), p evenly spaced in (0, 1)"
+               + (f"; z[2:{d}] = 0" if d > 2 else ""))
+    else:
+        _require(net, "encode")
+        c = _codes(net, "test", None, data_dir)
+        z = c.z.double()
+        if d <= 2:
+            kind = "latent"
+            xs = torch.linspace(float(z[:, 0].min()), float(z[:, 0].max()), steps, dtype=torch.float64)
+            ys_up = torch.linspace(float(z[:, 1].min()), float(z[:, 1].max()), steps, dtype=torch.float64) \
+                if two else torch.zeros(1, dtype=torch.float64)
+            labels = ("z[0]", "z[1]")
+            how = f"the {d}-D latent, over the range of the {z.shape[0]} test codes"
+        else:
+            from sklearn.decomposition import PCA
+
+            kind = "pca"
+            pca = PCA(n_components=2, random_state=0).fit(z.numpy())
+            scores = torch.from_numpy(pca.transform(z.numpy()))
+            xs = torch.linspace(float(scores[:, 0].min()), float(scores[:, 0].max()), steps, dtype=torch.float64)
+            ys_up = torch.linspace(float(scores[:, 1].min()), float(scores[:, 1].max()), steps, dtype=torch.float64)
+            ev = pca.explained_variance_ratio_
+            labels = (f"PC 1 score ({ev[0]:.0%} of variance)", f"PC 2 score ({ev[1]:.0%} of variance)")
+            how = f"the first two principal directions of the {d}-D test codes (inverse PCA)"
+    if not two:
+        ys_up = torch.zeros(1, dtype=torch.float64)               # a 1-D latent: one row
+    ys = ys_up.flip(0)                                            # top row: the largest value
+    gx, gy = xs.view(1, -1).expand(len(ys), -1), ys.view(-1, 1).expand(-1, len(xs))
+    grid = torch.stack([gx, gy], -1)                              # [rows, steps, 2]
+    if kind == "pca":
+        flat = torch.from_numpy(pca.inverse_transform(grid.reshape(-1, 2).numpy()))
+    else:
+        flat = torch.zeros((grid.shape[0] * grid.shape[1], d), dtype=torch.float64)
+        flat[:, :min(d, 2)] = grid.reshape(-1, 2)[:, :min(d, 2)]
+    latents = flat.float().view(grid.shape[0], grid.shape[1], d)
+    images = torch.cat([net.decode(b.to(net.device)).float().clamp(0, 1).cpu()
+                        for b in flat.float().split(1024)])
+    images = images.view(grid.shape[0], grid.shape[1], *images.shape[1:])
+    title = f"{net.name}: decoded {len(ys)}×{len(xs)} grid over\n{how}" if two else \
+        f"{net.name}: decoded codes along {how}"
+    _grid_picture(images, xs, ys if two else None, labels, title, path)
+    return ManifoldResult(path, kind, xs.float(), ys.float(), latents, images)
+
+
+def _display(img: torch.Tensor) -> np.ndarray:
+    """[C, H, W] in [0, 1] -> an array imshow takes (grey [H, W] or RGB [H, W, 3])."""
+    a = img.detach().float().clamp(0, 1).cpu().numpy()
+    return a[0] if a.shape[0] == 1 else a[:3].transpose(1, 2, 0)
+
+
+def _ticks(values: torch.Tensor, max_ticks: int = 9) -> tuple[list[int], list[str]]:
+    k = len(values)
+    every = max(1, int(np.ceil(k / max_ticks)))
+    pos = list(range(0, k, every))
+    return pos, [f"{float(values[i]):.2g}" for i in pos]
+
+
+def _grid_picture(images: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | None, labels, title: str,
+                  path: Path) -> Path:
+    from zoo.plots import _save
+
+    plt = _plt()
+    rows, cols, c, h, w = images.shape
+    mosaic = images.permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)   # [rows*H, cols*W, C]
+    arr = mosaic[..., 0].numpy() if c == 1 else mosaic[..., :3].numpy()
+    side = min(12.0, max(4.0, 0.55 * cols))
+    fig, ax = plt.subplots(figsize=(side + 1.2, side * rows / cols + 1.4))
+    ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest",
+              extent=(-0.5, cols - 0.5, rows - 0.5, -0.5))
+    pos, text = _ticks(xs)
+    ax.set_xticks(pos, text)
+    ax.set_xlabel(labels[0])
+    if ys is not None:
+        pos, text = _ticks(ys)
+        ax.set_yticks(pos, text)
+        ax.set_ylabel(labels[1])
+    else:
+        ax.set_yticks([])
+    ax.set_title(title)
+    fig.tight_layout()
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+# ---------------------------------------------------------------------------------- zoo interpolate
+
+@dataclass
+class Endpoint:
+    spec: str                     # what the user wrote
+    kind: str                     # class or image
+    index: int                    # class index, or test-image index
+    label: str                    # for the picture
+    z: torch.Tensor               # [D]
+    image: torch.Tensor | None = None  # [C, H, W] in [0, 1] for a test image
+
+
+@dataclass
+class InterpolationResult:
+    png: Path
+    start: Endpoint
+    end: Endpoint
+    t: torch.Tensor               # [steps], 0 .. 1
+    latents: torch.Tensor         # [steps, D]
+    images: torch.Tensor          # [steps, C, H, W]
+
+
+def _endpoint(spec: str | int, net, data, x, y, class_codes) -> Endpoint:
+    text = str(spec).strip()
+    if text.startswith("#"):
+        raw = text[1:].strip()
+        if not raw.isdigit():
+            raise ConfigError(f"'{text}': a test image is written #INDEX, e.g. #123")
+        i = int(raw)
+        if i >= x.shape[0]:
+            raise ConfigError(f"test image #{i} does not exist: the test set has {x.shape[0]} images "
+                              f"(#0..#{x.shape[0] - 1})")
+        z = encode_images(net, x[i:i + 1])[0]
+        lab = int(y[i])
+        name = data.classes[lab] if 0 <= lab < len(data.classes) else "unlabelled"
+        return Endpoint(text, "image", i, f"test #{i}\n({name})", z, x[i].float().cpu() / 255.0)
+    index = resolve_class(text, data.classes)
+    mean, _ = class_stats(*class_codes(), index)
+    return Endpoint(text, "class", index, f"mean of\n'{data.classes[index]}'", mean)
+
+
+@torch.no_grad()
+def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, out: str | Path | None = None,
+                data_dir: str | None = None, device: str | None = None) -> InterpolationResult:
+    """Decode `steps` codes along the straight line between two endpoints: each a class (index or
+    name: its mean code over the test set) or a test image written `#INDEX` (its code)."""
+    net = _load(source, device)
+    _require(net, "encode", "decode")
+    if not 2 <= steps <= 200:
+        raise ConfigError(f"--steps must be in 2..200, got {steps}")
+    path = _png_out(out, net.output_dir / "interpolation.png")
+    data, x, y = run_split(net, CLASS_SPLIT, data_dir)
+    cache: dict[str, tuple] = {}
+
+    def class_codes():
+        if "all" not in cache:
+            cache["all"] = (encode_images(net, x), y.cpu())
+        return cache["all"]
+
+    a = _endpoint(start, net, data, x, y, class_codes)
+    b = _endpoint(end, net, data, x, y, class_codes)
+    t = torch.linspace(0.0, 1.0, steps)
+    latents = (1 - t).unsqueeze(1) * a.z.unsqueeze(0) + t.unsqueeze(1) * b.z.unsqueeze(0)
+    latents[0], latents[-1] = a.z, b.z                              # exactly the endpoints
+    images = net.decode(latents.to(net.device)).float().clamp(0, 1).cpu()
+    what = {"class": "class means", "image": "test images' codes"}
+    kinds = what[a.kind] if a.kind == b.kind else "codes"
+    title = (f"{net.name} on {data.name}: decoded along the line between {kinds}\n"
+             f"{a.label.replace(chr(10), ' ')} → {b.label.replace(chr(10), ' ')}, {steps} steps")
+    _interpolation_picture(a, b, t, images, title, path)
+    return InterpolationResult(path, a, b, t, latents, images)
+
+
+def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: torch.Tensor, title: str,
+                           path: Path) -> Path:
+    from zoo.plots import _save
+
+    plt = _plt()
+    panels: list[tuple[str, torch.Tensor, str]] = []
+    if a.image is not None:
+        panels.append(("input", a.image, f"input\n#{a.index}"))
+    for i, (ti, img) in enumerate(zip(t.tolist(), images)):
+        name = a.label if i == 0 else b.label if i == len(t) - 1 else ""
+        panels.append(("decoded", img, f"t={ti:.2f}" + (f"\n{name}" if name else "")))
+    if b.image is not None:
+        panels.append(("input", b.image, f"input\n#{b.index}"))
+    k = len(panels)
+    width = min(1.25 * k + 0.4, 26)
+    fig, axes = plt.subplots(1, k, figsize=(width, width / k + 1.0), squeeze=False, layout="constrained")
+    for ax, (kind, img, caption) in zip(axes[0], panels):
+        ax.imshow(_display(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(caption, fontsize=8)
+        if kind == "input":
+            for spine in ax.spines.values():
+                spine.set_edgecolor("tab:red")
+                spine.set_linewidth(2)
+    fig.suptitle(title, fontsize=10)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out

@@ -1,0 +1,292 @@
+"""Latent samplers: new codes for an autoencoder's decoder, fitted on the run's training codes.
+
+A plain autoencoder has no prior to sample from; a density fitted to the codes of its training
+images stands in for one (a Gaussian with full covariance, a Gaussian mixture, ...). A fitted sampler
+is saved in the run as `sampler-NAME.safetensors` (tensors only; never a pickle) and reused while the
+model's weights are the ones it was fitted to; it is refitted when the file is missing, damaged or
+stale. Fitting is seeded with a fixed seed, so a refit gives the same sampler, and sampling draws
+everything from the caller's `torch.Generator`, so `--seed` reproduces the images.
+
+Samplers are pluggable: a plugin returns `LatentSampler` subclasses from the `zoo_samplers` hook
+(zoo's own, in zoo.plugins.samplers, are registered the same way).
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+from pathlib import Path
+from typing import Callable, ClassVar
+
+import torch
+
+from zoo.errors import ConfigError, RunError
+
+FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
+FIT_SPLIT = "train"       # samplers are fitted on the training codes, never on the test set
+CLASS_SPLIT = "test"      # class means (generate --class, interpolate) are over the test set
+ENCODE_BATCH = 1024
+
+
+class LatentSampler:
+    """A distribution over latent codes.
+
+    Subclasses set `name` and `description` and implement `_fit` (set tensors from the codes),
+    `sample` and `state`/`_load` (the fitted parameters as named tensors). A sampler that needs no
+    fitting (`needs_fit = False`) is defined by the latent size alone and is never saved."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    needs_fit: ClassVar[bool] = True
+
+    def __init__(self, dim: int | None = None):
+        self.dim = dim
+
+    # ------------------------------------------------------------------ to implement
+    def _fit(self, codes: torch.Tensor, seed: int) -> None:
+        """Set the parameters from `codes` ([N, D] float64 on the CPU)."""
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` codes [n, D] (float32), drawn on the generator's device with that generator only."""
+        raise NotImplementedError
+
+    def state(self) -> dict[str, torch.Tensor]:
+        """The fitted parameters, as tensors for safetensors."""
+        return {}
+
+    def _load(self, tensors: dict[str, torch.Tensor]) -> None:
+        """Set the parameters from what `state` returned; raise KeyError/ValueError if they do not fit."""
+
+    # ------------------------------------------------------------------ shared
+    def fit(self, codes: torch.Tensor, seed: int = FIT_SEED) -> "LatentSampler":
+        codes = torch.as_tensor(codes).detach().to("cpu", torch.float64)
+        if codes.ndim != 2 or codes.shape[0] < 1:
+            raise ConfigError(f"sampler '{self.name}': need codes of shape [N, D], got {tuple(codes.shape)}")
+        self.dim = int(codes.shape[1])
+        self._fit(codes, seed)
+        return self
+
+    @classmethod
+    def from_state(cls, tensors: dict[str, torch.Tensor], dim: int) -> "LatentSampler":
+        sampler = cls(dim)
+        sampler._load(tensors)
+        return sampler
+
+    @staticmethod
+    def _device(generator: torch.Generator | None) -> torch.device:
+        return generator.device if generator is not None else torch.device("cpu")
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(dim={self.dim})"
+
+
+# ---------------------------------------------------------------------------------- registry
+
+def samplers() -> dict[str, type[LatentSampler]]:
+    """Every installed sampler by name."""
+    from zoo.registry import load_registry
+
+    return load_registry().samplers
+
+
+def get_sampler(name: str) -> type[LatentSampler]:
+    available = samplers()
+    key = str(name).strip().lower()
+    if key in available:
+        return available[key]
+    close = difflib.get_close_matches(key, list(available), n=3, cutoff=0.4)
+    hint = (f"Did you mean: {', '.join(close)}? " if close else "") + "Known samplers: " + (
+        ", ".join(sorted(available)) or "none installed")
+    raise ConfigError(f"unknown sampler '{name}'", hint)
+
+
+# ---------------------------------------------------------------------------------- codes of a run
+
+def latent_dim(net) -> int:
+    """Size of the model's code: from encoding one blank image if it can encode, else config.latent_dim."""
+    if net.can("encode"):
+        with torch.no_grad():
+            return int(net.encode(torch.zeros((1, *net.shape), device=net.device)).flatten(1).shape[1])
+    dim = getattr(getattr(net, "config", None), "latent_dim", None)
+    if dim is None:
+        raise ConfigError(f"model '{net.name}' has no latent_dim and cannot encode: its latent size is unknown")
+    return int(dim)
+
+
+@torch.no_grad()
+def encode_images(net, x_uint8: torch.Tensor, batch_size: int = ENCODE_BATCH) -> torch.Tensor:
+    """Codes [N, D] (float32, CPU) of uint8 images, in batches."""
+    out = []
+    for i in range(0, x_uint8.shape[0], batch_size):
+        xb = x_uint8[i:i + batch_size].to(net.device).float() / 255.0
+        out.append(net.encode(xb).float().flatten(1).cpu())
+    if not out:
+        return torch.zeros((0, latent_dim(net)))
+    return torch.cat(out)
+
+
+def run_split(net, split: str, data_dir: str | None = None):
+    """(ImageData, images, labels) of a loaded run's split."""
+    from zoo.api import _run_data
+
+    if getattr(net, "run_config", None) is None:
+        raise RunError(f"model '{net.name}' was not loaded from a run folder: its data set is unknown",
+                       "Load it with zoo.load(RUN).")
+    return _run_data(net, split, data_dir)
+
+
+def split_codes(net, split: str, data_dir: str | None = None):
+    """(codes [N, D] float32 CPU, labels [N] CPU, class names) of a run's split."""
+    _require(net, "encode")
+    data, x, y = run_split(net, split, data_dir)
+    return encode_images(net, x), y.cpu(), tuple(data.classes)
+
+
+def _require(net, capability: str) -> None:
+    from zoo.api import _require as require
+
+    require(net, capability)
+
+
+# ---------------------------------------------------------------------------------- fitted samplers
+
+def sampler_path(run_dir: str | Path, name: str) -> Path:
+    return Path(run_dir) / f"sampler-{name}.safetensors"
+
+
+def _weights_digest(run_dir: Path) -> str:
+    from zoo.checkpoint import WEIGHTS
+
+    path = Path(run_dir) / WEIGHTS
+    if not path.is_file():
+        return ""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int) -> LatentSampler | None:
+    """The sampler saved at `path` if it is intact, of this kind, and fitted to these weights."""
+    from zoo.checkpoint import load_tensors
+
+    if not path.is_file():
+        return None
+    try:
+        tensors, meta = load_tensors(path)
+        if meta.get("sampler") != cls.name or meta.get("weights_sha256", "") != digest or int(meta["dim"]) != dim:
+            return None
+        return cls.from_state(tensors, dim)
+    except (RunError, KeyError, ValueError, RuntimeError):
+        return None
+
+
+def fitted_sampler(net, name: str, *, data_dir: str | None = None, refit: bool = False,
+                   log: Callable[[str], None] | None = None) -> LatentSampler:
+    """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
+    training codes (and saved there) when that file is missing, damaged, or made for other weights."""
+    from zoo.checkpoint import save_tensors
+
+    cls = get_sampler(name)
+    if not cls.needs_fit:
+        return cls(latent_dim(net))
+    _require(net, "encode")
+    run_dir = getattr(net, "run_dir", None)
+    if run_dir is None:
+        raise RunError(f"model '{net.name}' was not loaded from a run folder: there are no training codes to fit "
+                       f"the '{cls.name}' sampler on", "Load it with zoo.load(RUN).")
+    # A run the user owns keeps its fitted samplers; a catalogued or downloaded one is left untouched,
+    # so they go beside the outputs (the working directory) instead.
+    owned = getattr(net, "output_dir", run_dir) == run_dir
+    path = sampler_path(run_dir, cls.name) if owned else sampler_path(net.output_dir, f"{run_dir.name}-{cls.name}")
+    digest = _weights_digest(run_dir)
+    dim = latent_dim(net)
+    if not refit:
+        saved = _read_saved(path, cls, digest, dim)
+        if saved is not None:
+            return saved
+    codes, _, _ = split_codes(net, FIT_SPLIT, data_dir)
+    if codes.shape[0] < 2:
+        raise ConfigError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")
+    sampler = cls().fit(codes, seed=FIT_SEED)
+    meta = {"sampler": cls.name, "dim": str(sampler.dim), "codes": str(codes.shape[0]), "split": FIT_SPLIT,
+            "seed": str(FIT_SEED), "weights_sha256": digest}
+    try:
+        save_tensors(path, sampler.state(), meta)
+        (log or _log)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes -> {path}")
+    except OSError as e:  # a read-only (catalogued) run: use it without saving
+        (log or _log)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes (not saved: {e})")
+    return sampler
+
+
+def _log(msg: str) -> None:
+    import sys
+
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------------------------- classes
+
+def resolve_class(label: str | int, classes: tuple[str, ...] | list[str]) -> int:
+    """A class index from an index (7, "7") or a class name ("Sneaker", case-insensitive)."""
+    classes = list(classes)
+    if not classes:
+        raise ConfigError("the run's data set has no class labels")
+    text = str(label).strip()
+    for i, c in enumerate(classes):  # a name first: MNIST's names are its digits
+        if text == c:
+            return i
+    lowered = [c.lower() for c in classes]
+    if text.lower() in lowered:
+        return lowered.index(text.lower())
+    if text.lstrip("-").isdigit():
+        i = int(text)
+        if 0 <= i < len(classes):
+            return i
+        raise ConfigError(f"class {i} is out of range: the data set has classes 0..{len(classes) - 1}",
+                          "Classes: " + ", ".join(f"{j}={c}" for j, c in enumerate(classes)))
+    close = difflib.get_close_matches(text, classes, n=3, cutoff=0.4)
+    raise ConfigError(f"unknown class '{label}'", (f"Did you mean: {', '.join(close)}? " if close else "")
+                      + "Classes: " + ", ".join(f"{j}={c}" for j, c in enumerate(classes)))
+
+
+def class_stats(codes: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and per-dimension standard deviation of one class's codes."""
+    mine = codes[labels.to(codes.device) == index]
+    if mine.shape[0] == 0:
+        raise ConfigError(f"class {index} has no images in the {CLASS_SPLIT} set")
+    std = mine.std(0) if mine.shape[0] > 1 else torch.zeros_like(mine[0])
+    return mine.mean(0), std
+
+
+# ---------------------------------------------------------------------------------- for generate
+
+@torch.no_grad()
+def latent_samples(net, *, sampler: str | None = None, n: int = 64, generator: torch.Generator | None = None,
+                   class_label: str | int | None = None, noise_scale: float = 0.0, data_dir: str | None = None,
+                   log: Callable[[str], None] | None = None) -> torch.Tensor:
+    """`n` codes [n, D] on the model's device for its decoder: from the named sampler (fitted on the
+    training codes), or the mean code of a class (over the test set) plus Gaussian noise of
+    `noise_scale` times that class's own per-dimension standard deviation."""
+    if n < 1:
+        raise ConfigError("--n must be at least 1")
+    noise_scale = float(noise_scale or 0.0)
+    if noise_scale < 0 or noise_scale != noise_scale:
+        raise ConfigError(f"--noise-scale must be 0 or more, got {noise_scale}")
+    if class_label is not None:
+        if sampler is not None:
+            raise ConfigError("give either --sampler or --class, not both")
+        codes, labels, classes = split_codes(net, CLASS_SPLIT, data_dir)
+        index = resolve_class(class_label, classes)
+        mean, std = class_stats(codes, labels, index)
+        device = generator.device if generator is not None else torch.device("cpu")
+        eps = torch.randn((n, mean.shape[0]), generator=generator, device=device)
+        z = mean.to(device) + noise_scale * std.to(device) * eps
+        return z.to(net.device)
+    if noise_scale:
+        raise ConfigError("--noise-scale goes with --class (the spread around a class mean)")
+    if sampler is None:
+        raise ConfigError("which sampler? e.g. gmm, gaussian or standard-normal")
+    chosen = fitted_sampler(net, sampler, data_dir=data_dir, log=log)
+    return chosen.sample(n, generator=generator).float().to(net.device)
