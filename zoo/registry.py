@@ -173,6 +173,14 @@ def weights(model: str | None = None) -> dict[str, dict[str, Any]]:
     return {k: v for k, v in all_weights.items() if model is None or v.get("model") == model}
 
 
+def default_weights_name(model: str) -> str | None:
+    """The catalogued weights marked `default = true` for a model name, so `zoo generate gan` works."""
+    for name, entry in weights(model).items():
+        if entry.get("default"):
+            return name
+    return None
+
+
 def weights_folder(name: str) -> Path | None:
     """The bundled folder of catalogued weights `name`, or None if the name is not catalogued."""
     entry = weights().get(name)

@@ -1,0 +1,89 @@
+"""Add a trained run to zoo's catalogue: copy what loading needs into the bundled folder hub
+(zoo/weights/NAME: config.json, model.safetensors, README.md, the picture), measure it with
+`zoo eval` now, and write its [weights.NAME] entry into registry.toml (sha256, metrics, command).
+
+    python benchmarks/catalogue.py gan-mnist /tmp/bench/runs/gan-mnist --default \\
+        --command "zoo train gan --dataset mnist --set g_channels=32 --set d_channels=32 --epochs 8"
+
+The folder has a run's layout, so `zoo push zoo/weights/NAME hf://org/NAME` publishes it unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import zoo
+from zoo import registry
+from zoo.errors import ZooError
+
+ROOT = Path(__file__).resolve().parents[1]
+KEEP = ("config.json", "model.safetensors", "README.md", "reconstructions.png", "samples.png", "loss.png")
+
+
+def toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return f"{v:.6g}" if isinstance(v, float) else str(v)
+    return json.dumps(str(v))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("name")
+    ap.add_argument("run")
+    ap.add_argument("--command", required=True, help="the exact command that trained the run")
+    ap.add_argument("--description", default="")
+    ap.add_argument("--default", action="store_true", help="what `zoo generate MODEL` loads by the model's name")
+    ap.add_argument("--iwae-k", type=int, default=0, help="VAE: importance samples for the catalogued -log p(x)")
+    args = ap.parse_args()
+
+    run = Path(args.run)
+    net = zoo.load(run)
+    metrics = {}
+    try:
+        metrics = zoo.evaluate(run, options={"iwae_k": args.iwae_k})["metrics"]
+    except ZooError:  # a GAN has no per-image metrics
+        pass
+    quality = run / "quality.json"
+    if quality.exists():
+        q = json.loads(quality.read_text())["samples_vs_test"]
+        metrics.update({"classifier_fid": q["fid"], "classifier_kid": q["kid"]})
+    target = ROOT / "zoo" / "weights" / args.name
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for name in KEEP:
+        if (run / name).exists():
+            shutil.copy2(run / name, target / name)
+    (target / "README.md").write_text((target / "README.md").read_text().replace(f"# {run.name}:", f"# {args.name}:")
+                                      .replace(f'zoo.load("{run.name}")', f'zoo.load("{args.name}")')
+                                      .replace(f"zoo eval {run.name}", f"zoo eval {args.name}")
+                                      .replace(f"zoo reconstruct {run.name}", f"zoo reconstruct {args.name}"))
+    digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()
+    cfg = net.run_config
+    lines = [f"[weights.{args.name}]", f'model = "{cfg["model"]}"', f'dataset = "{cfg["train"]["dataset"]}"',
+             f"description = {json.dumps(args.description or cfg['model'] + ' trained on ' + cfg['train']['dataset'])}",
+             f'path = "weights/{args.name}"', f'sha256 = "{digest}"', f"command = {json.dumps(args.command)}"]
+    if args.default:
+        lines.append("default = true")
+    if metrics:
+        lines.append(f"[weights.{args.name}.metrics]")
+        lines += [f"{k} = {toml_value(v)}" for k, v in metrics.items()]
+    entry = "\n".join(lines) + "\n"
+    text = (ROOT / "registry.toml").read_text()
+    text = re.sub(rf"\n\[weights\.{re.escape(args.name)}\][^\[]*(\[weights\.{re.escape(args.name)}\.metrics\][^\[]*)?",
+                  "\n", text)
+    (ROOT / "registry.toml").write_text(text.rstrip("\n") + "\n\n" + entry)
+    registry._registry = None
+    print(entry)
+    print(f"bundled {args.name} in {target} ({sum(p.stat().st_size for p in target.iterdir()) / 1024:.0f} KiB)")
+
+
+if __name__ == "__main__":
+    main()
