@@ -1,0 +1,54 @@
+"""The pretrained weights catalogued in registry.toml and bundled with the package."""
+
+import hashlib
+import shutil
+
+import pytest
+
+import zoo
+from conftest import assert_clean_error, assert_ok, invoke, real_data
+from zoo import registry
+
+
+def catalogue():
+    return registry.weights()
+
+
+def test_every_catalogued_bundle_is_intact_and_loads():
+    assert catalogue(), "registry.toml catalogues no weights"
+    for name, entry in catalogue().items():
+        folder = registry.weights_folder(name)
+        assert (folder / "config.json").is_file() and (folder / "README.md").is_file(), name
+        digest = hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
+        assert digest == entry["sha256"], name
+        assert entry.get("command", "").startswith("zoo "), name
+        net = zoo.load(name)
+        assert net.name == entry["model"] and net.run_config["train"]["dataset"] == entry["dataset"]
+
+
+def test_catalogued_metrics_match_what_eval_measures_now():
+    """A cheap one: the MNIST feature network's test accuracy, recomputed."""
+    data_dir = real_data("mnist")
+    entry = catalogue()["features-mnist"]
+    result = zoo.evaluate("features-mnist", data_dir=str(data_dir), save=False)
+    assert result["metrics"]["accuracy"] == pytest.approx(entry["metrics"]["accuracy"], abs=1e-4)
+
+
+def test_list_pretrained_and_info_by_name():
+    out = assert_ok(invoke("list", "--pretrained"))
+    assert "features-mnist" in out and "bundled" in out
+    out = assert_ok(invoke("info", "features-mnist"))
+    assert "classifier" in out and "accuracy" in out
+
+
+def test_a_tampered_bundle_is_refused(tmp_path, monkeypatch):
+    """A bundled file whose sha256 differs from the catalogue never loads."""
+    original = registry.weights_folder("features-mnist")
+    fake_pkg = tmp_path / "pkg"
+    shutil.copytree(original, fake_pkg / "weights" / "features-mnist")
+    weights = fake_pkg / "weights" / "features-mnist" / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    monkeypatch.setattr(registry, "weights_folder", lambda name: fake_pkg / "weights" / name)
+    assert_clean_error(invoke("eval", "features-mnist"), "sha256")
