@@ -154,6 +154,10 @@ def _print_metrics(result: dict) -> None:
                f"{result.get('pixels', 'grey levels')})")
     for k, v in result["metrics"].items():
         click.echo(f"  {k:<8} {v:.6g}")
+    if result.get("sparsity"):
+        click.echo("weight sparsity (pruned):")
+        for group, v in result["sparsity"].items():
+            click.echo(f"  {group.replace('_', ' '):<15} {v['sparsity']:7.2%}  ({v['zeros']:,} of {v['weights']:,} weights)")
 
 
 @cli.command("eval")
@@ -172,8 +176,10 @@ def _print_metrics(result: dict) -> None:
 @click.option("--fid-n", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000),
               help="With --fid: how many samples and test images.")
 @click.option("--sampler", default=None, help="With --fid: sample an autoencoder's latent space with this sampler.")
+@click.option("--limit", type=click.IntRange(1, 10_000_000), default=None,
+              help="Only the first N images of the split (for costly metrics).")
 def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
-             sampler):
+             sampler, limit):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json."""
     from zoo.api import evaluate
     from zoo.api import noise_sweep as api_sweep
@@ -205,7 +211,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
     options = {"iwae_k": iwae_k} if iwae_k is not None else {}
-    result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options)
+    result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options, limit=limit)
     if as_json:
         _echo_json(result)
     else:

@@ -66,7 +66,13 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
     cls = registry.get_model_class(name)
     values: dict[str, Any] = dict(getattr(cls, "train_defaults", {}))
     if preset:
-        values.update(registry.get_preset(preset, name).get("config", {}))
+        chosen = registry.get_preset(preset)
+        preset_values = chosen.get("config", {})
+        if chosen.get("model") != name:  # another model's preset fits if its keys do (a DAE takes a ConvAE's)
+            known = {f.name for f in cfgmod.fields_of(cls.Config)} | {f.name for f in cfgmod.fields_of(TrainConfig)}
+            if not set(preset_values) <= known:
+                registry.get_preset(preset, name)  # raises: the preset is for another model
+        values.update(preset_values)
     if config is not None:
         file_values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
         named = file_values.pop("model", None)
@@ -149,15 +155,20 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
                        f"Continue it with `zoo train --resume {run_dir}`, or choose another --out.")
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder")
+    from zoo import regularize
+
+    regs = regularize.callbacks_for(train_cfg)  # pruning, iterative autoencoding (as configured)
     torch.manual_seed(train_cfg.seed)
     net = cls(model_cfg, data.shape, data.num_classes).to(device)
+    regularize.check(regs, net)
     if init is not None:
         init(net)
     run_dir.mkdir(parents=True, exist_ok=True)
     ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
     log(f"training {model} on {data.name} ({data.info()['sizes']['train']} images, {tuple(data.shape)}) "
         f"on {device} -> {run_dir}")
-    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress, callbacks=callbacks)
+    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
+                      callbacks=[*regs, *callbacks])
     result = trainer.fit()
     _write_card(run_dir)
     return result
@@ -186,7 +197,10 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     net = entry.cls(model_cfg, tuple(run["data"]["shape"]), len(run["data"].get("classes", []))).to(device)
     if train_cfg.epochs != run["train"]["epochs"] or train_cfg.patience != run["train"]["patience"]:
         ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg)})
-    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress, callbacks=callbacks)
+    from zoo import regularize
+
+    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
+                      callbacks=[*regularize.callbacks_for(train_cfg), *callbacks])
     trainer.resume()
     done = trainer.state["epoch"]
     if done >= train_cfg.epochs:
@@ -231,6 +245,8 @@ def resolve(source: str | Path) -> Path:
     path = Path(source)
     if path.exists() or not isinstance(source, str) or "/" in source:
         return path
+    if source not in registry.weights():
+        source = registry.default_weights_name(source) or source  # `zoo generate gan`: the model's default
     entry = registry.weights().get(source)
     if entry is None:
         close = [n for n in registry.weights() if source in n or n in source]
@@ -299,11 +315,14 @@ def _run_data(net: ZooModel, split: str, data_dir: str | None):
 
 @torch.no_grad()
 def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: str | None = None,
-             device: str | None = None, save: bool = True, options: dict | None = None) -> dict[str, Any]:
+             device: str | None = None, save: bool = True, options: dict | None = None,
+             limit: int | None = None) -> dict[str, Any]:
     """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json.
     `options` pass model-specific settings to its `metrics` (e.g. {"iwae_k": 1000})."""
     net = load(source, device=device)
     data, x, y = _run_data(net, split, data_dir)
+    if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
+        x, y = x[:limit], y[:limit]
     sums: dict[str, float] = {}
     for batch in batches(x, y, 1024):
         for k, v in net.metrics(batch, **(options or {})).items():
@@ -317,6 +336,10 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
     result = {"model": net.run_config["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.info()["pixels"],
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
+    from zoo import regularize
+
+    if regularize.prunes(net.run_config.get("train", {})):
+        result["sparsity"] = regularize.sparsity(net)  # zeros per group of the pruned weights
     report = net.evaluation_report(x, y, net.output_dir if save else None)
     if report:
         result["report"] = report

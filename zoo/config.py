@@ -56,7 +56,21 @@ class TrainConfig:
     seed: int = param(0, "random seed for initialisation and shuffling", low=0, high=2**32 - 1)
     device: str = param("auto", "auto, cpu, cuda, cuda:N or mps")
     bf16: bool = param(False, "bfloat16 autocast on CUDA")
+    channels_last: bool = param(True, "keep conv weights and image batches in channels-last memory layout "
+                                      "(faster convolutions on CPU and GPU; the results are the same)")
     plot_every: int = param(0, "save a sample/reconstruction grid every N epochs (0: only at the end)", low=0, high=100_000)
+    # Regularisers the engine applies to models with `encoder` and `decoder` modules (zoo.regularize).
+    prune_every: int = param(0, "L1-prune weights every N epochs (0: never); amounts per group below", low=0,
+                             high=100_000)
+    prune_encoder_linear: float = param(0.0, "fraction of the unpruned weights of each encoder linear layer "
+                                        "pruned every prune_every epochs", low=0.0, high=0.99)
+    prune_encoder_conv: float = param(0.0, "the same for each encoder conv layer", low=0.0, high=0.99)
+    prune_decoder_linear: float = param(0.0, "the same for each decoder linear layer", low=0.0, high=0.99)
+    prune_decoder_conv: float = param(0.0, "the same for each decoder (transposed) conv layer", low=0.0, high=0.99)
+    iterative_passes: int = param(1, "iterative autoencoding: reconstructions in the training loss (the "
+                                  "decoder's output fed back into the encoder); 1: plain", low=1, high=16)
+    iterative_weights: list[float] = param([], "weight of each pass's loss (empty: 1 for every pass)", low=0.0,
+                                           high=1e6)
 
 
 def fields_of(cls) -> list[dataclasses.Field]:

@@ -49,6 +49,8 @@ class Callback:
 
     def on_train_start(self, trainer: "Trainer") -> None: ...
 
+    def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None: ...
+
     def after_backward(self, trainer: "Trainer", optimizer: str) -> None: ...
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, record: dict[str, Any]) -> None: ...
@@ -59,7 +61,7 @@ def _stderr(msg: str) -> None:
 
 
 def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | None = None,
-            binarize: bool = False):
+            binarize: bool = False, channels_last: bool = False):
     """Yield `Batch`es of floats in [0, 1] by indexing uint8 tensors (on their device);
     with `binarize`, pixels are resampled ~ Bernoulli(grey level) for every batch."""
     n = x.shape[0]
@@ -70,7 +72,11 @@ def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | N
             idx = order[start:start + size]
             xb, yb = x[idx], y[idx]
         xf = xb.float().div_(255.0)
-        yield Batch(torch.bernoulli(xf) if binarize else xf, yb)
+        if binarize:
+            xf = torch.bernoulli(xf)
+        if channels_last and xf.dim() == 4:
+            xf = xf.contiguous(memory_format=torch.channels_last)
+        yield Batch(xf, yb)
 
 
 class Trainer:
@@ -85,6 +91,8 @@ class Trainer:
         self.log = log
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.device = model.device
+        if train.channels_last:
+            model.to(memory_format=torch.channels_last)  # 4-D weights only; the rest is unchanged
         self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
         self.shuffle = torch.Generator().manual_seed(train.seed)
         self.state: dict[str, Any] = {"epoch": 0, "best_value": None, "best_epoch": 0, "bad_epochs": 0,
@@ -113,6 +121,9 @@ class Trainer:
 
     def resume(self) -> None:
         """Load checkpoint.safetensors and the metrics written up to it."""
+        from zoo.regularize import reparametrize_like
+
+        reparametrize_like(self.model, self._path(ckpt.CHECKPOINT))  # pruning masks saved mid-training
         state, rng = ckpt.load_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers)
         self.state.update(state)
         self._restore_rng(rng)
@@ -165,7 +176,8 @@ class Trainer:
                        desc=f"epoch {epoch}/{self.train.epochs}", dynamic_ncols=True)
         start = time.perf_counter()
         for i, batch in enumerate(batches(data.train_x, data.train_y, bs, order,
-                                                   binarize=self.train.binarize == "dynamic")):
+                                                   binarize=self.train.binarize == "dynamic",
+                                                   channels_last=self.train.channels_last)):
             with self._autocast():
                 out = model.training_step(batch, ctx)
             ctx.step += 1
@@ -188,7 +200,7 @@ class Trainer:
         self.model.eval()
         sums: dict[str, torch.Tensor] = {}
         n = x.shape[0]
-        for batch in batches(x, y, max(EVAL_BATCH, self.train.batch_size)):
+        for batch in batches(x, y, max(EVAL_BATCH, self.train.batch_size), channels_last=self.train.channels_last):
             with self._autocast():
                 out = self.model.validation_step(batch)
             for k, v in out.items():
@@ -198,7 +210,9 @@ class Trainer:
 
     def _save_best(self) -> None:
         if self.run_dir:
-            ckpt.save_tensors(self._path(ckpt.WEIGHTS), self.model.state_dict(), {"format": "pt"})
+            from zoo.regularize import plain_state_dict  # pruned weights saved permanent, loadable anywhere
+
+            ckpt.save_tensors(self._path(ckpt.WEIGHTS), plain_state_dict(self.model), {"format": "pt"})
 
     def fit(self, resume: bool = False) -> TrainResult:
         if resume and not self.resumed:
@@ -211,6 +225,8 @@ class Trainer:
         monitor = self.model.monitor
         try:
             for epoch in range(first, self.train.epochs + 1):
+                for cb in self.callbacks:
+                    cb.on_epoch_start(self, epoch)
                 try:
                     train_m, ips, secs = self._train_epoch(epoch)
                 except TrainingDiverged as e:  # a plugin's own check (e.g. a GAN's collapse)
@@ -287,6 +303,9 @@ class Trainer:
             "Try a lower learning rate (--set lr=...), or bf16 off.")
 
     def _finish(self) -> TrainResult:
+        from zoo.regularize import make_permanent
+
+        make_permanent(self.model)  # pruning masks folded into plain weights
         if self.run_dir and self.model.monitor is not None:
             weights, _ = ckpt.load_tensors(self._path(ckpt.WEIGHTS))  # restore the best epoch
             ckpt.load_state(self.model, {k: v.to(self.device) for k, v in weights.items()}, self._path(ckpt.WEIGHTS))

@@ -1,0 +1,173 @@
+"""`zoo search` (Optuna studies over a space file) and `zoo cv` (k-fold cross-validation).
+Thin wrappers over zoo.search and zoo.cv; torch and optuna are imported only when a command runs."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from zoo.cli.main import cli
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return json.dumps(v) if isinstance(v, (list, dict)) else str(v)
+
+
+@cli.command()
+@click.argument("model", required=False)
+@click.option("--space", "space", help="A space file (TOML), or the name of an example space (--list-spaces).")
+@click.option("--sampler", type=click.Choice(["tpe", "random", "grid"]), default=None,
+              help="Sampler (default: the space's, else tpe).")
+@click.option("--trials", type=int, default=None, help="Trials in the study, over all workers (default: the space's).")
+@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default=None,
+              help="Pruner fed every epoch's validation loss (default: the space's, else hyperband).")
+@click.option("--study", default=None, help="Study name (default MODEL-SPACE); rerun with it to resume.")
+@click.option("--storage", default=None,
+              help="Optuna storage URL shared by workers (default: a journal file in the study folder).")
+@click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes.")
+@click.option("--cv", "cv", type=int, default=None, help="Score each trial by K-fold cross-validation.")
+@click.option("--timeout", type=float, default=None, help="Start no new trial after S seconds.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), help="Study folder (default studies/STUDY).")
+@click.option("--dataset", "-d", default=None, help="Data set (overrides the space's).")
+@click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Fix a config key in every trial.")
+@click.option("--epochs", type=int, default=None, help="Epochs per trial.")
+@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--seed", type=int, default=None, help="Seed of the sampler.")
+@click.option("--heartbeat", default=30, show_default=True, type=click.IntRange(1, 3600),
+              help="Seconds between a trial's heartbeats; a trial silent for 2-3 of them is failed and retried.")
+@click.option("--vectorize", default=1, show_default=True, type=click.IntRange(1, 4096),
+              help="Ask K trials at once; those with the same shapes (differing in lr, weight decay, momentum, "
+                   "seed, patience) train together in one vmapped step.")
+@click.option("--list-spaces", is_flag=True, help="List the example spaces zoo ships.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def search(model, space, sampler, trials, pruner, study, storage, workers, cv, timeout, out, dataset, assignments,
+           epochs, device, data_dir, seed, heartbeat, vectorize, list_spaces, as_json):
+    """Hyperparameter search over a space file with Optuna.
+
+    \b
+    zoo search convae --space report-001-mnist-optuna --dataset mnist
+    zoo search convae --space my.toml --trials 50 --workers 4 --study s1
+    zoo search convae --space my.toml --study s1 --storage postgresql://user@host/db
+    zoo train convae --config studies/s1/best.toml     # retrain the best trial
+
+    Outputs in the study folder: trials.csv, best.toml, history.png, importance.png, summary.json.
+    """
+    from zoo.config import parse_assignments
+    from zoo.errors import ConfigError
+    from zoo.space import bundled_spaces, load_space
+
+    if list_spaces:
+        for name, path in sorted(bundled_spaces().items()):
+            desc = load_space(path).search.get("description", "")
+            click.echo(f"{name:<28} {desc}")
+        return
+    if model is None:
+        raise ConfigError("which model? e.g. zoo search convae --space space.toml",
+                          "`zoo list` shows the installed models.")
+    from zoo.search import run_search
+
+    overrides = parse_assignments(assignments)
+    overrides.update({k: v for k, v in {"dataset": dataset, "epochs": epochs, "device": device,
+                                        "data_dir": data_dir}.items() if v is not None})
+    summary = run_search(model, space, study=study, out=out, storage=storage, sampler=sampler, pruner=pruner,
+                         trials=trials, cv=cv, seed=seed, timeout=timeout, workers=workers, heartbeat=heartbeat,
+                         vectorize=vectorize,
+                         overrides=overrides, log=lambda m: click.echo(m))
+    if as_json:
+        click.echo(json.dumps(summary, indent=2, default=str))
+        return
+    _print_summary(summary)
+
+
+def _print_summary(s: dict) -> None:
+    st = s["states"]
+    click.echo(f"\nstudy {s['study']} ({s['model']}): {s['trials']} trials: {st['complete']} complete, "
+               f"{st['pruned']} pruned, {st['fail']} failed"
+               + (f", {st['running']} running" if st["running"] else "")
+               + (f", {st['waiting']} queued" if st["waiting"] else "")
+               + (f"  ({s['seconds']:.0f} s)" if s.get("seconds") is not None else ""))
+    if s["pruned_reasons"]:
+        click.echo("pruned: " + ", ".join(f"{n} {r}" for r, n in s["pruned_reasons"].items()))
+    best = s.get("best")
+    if best:
+        obj = s["objective"]
+        parts = f"val {obj['metric'][4:]} {best['loss']:.5g}" if best.get("loss") is not None else ""
+        if best.get("loss") is not None and abs(best["value"] - best["loss"]) > 0:
+            parts += f" + penalties {best['value'] - best['loss']:.4g}"
+        click.echo(f"best: trial {best['number']}, objective {best['value']:.5g}" + (f" ({parts})" if parts else ""))
+        for k, v in best["values"].items():
+            click.echo(f"  {k} = {_fmt(v)}")
+        click.echo(f"retrain it: {s['retrain']}")
+    else:
+        click.echo("no trial completed")
+    click.echo("written: " + ", ".join(s["written"]))
+
+
+@cli.command("search-worker", hidden=True)
+@click.option("--label", default="", help="Prefix of this worker's lines.")
+@click.option("--index", default=0, type=int, help="This worker's number (varies the sampler's seed).")
+def search_worker(label, index):
+    """A worker process of `zoo search --workers N` (settings come from the environment)."""
+    from zoo.search import worker_main
+
+    worker_main(label, index)
+
+
+@cli.command()
+@click.argument("model")
+@click.option("--folds", "-k", default=5, show_default=True, type=int, help="Number of folds.")
+@click.option("--compare-holdout", is_flag=True, help="Also train on the plain validation split, beside the folds.")
+@click.option("--dataset", "-d", help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
+@click.option("--preset", "-p", help="A preset from registry.toml.")
+@click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False), help="A TOML file of config keys.")
+@click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
+@click.option("--epochs", type=int)
+@click.option("--batch-size", type=int)
+@click.option("--lr", type=float)
+@click.option("--patience", type=int)
+@click.option("--device")
+@click.option("--seed", type=int, help="Seed of training and of the folds' shuffle.")
+@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--reduce", type=click.Choice(["best", "mean", "last"]), default="best", show_default=True,
+              help="Each fold's score: the best, mean or last epoch's validation loss.")
+@click.option("--out", "-o", type=click.Path(file_okay=False), help="Write cv.json and cv.png here.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments, epochs, batch_size, lr, patience,
+       device, seed, data_dir, reduce, out, as_json):
+    """K-fold cross-validation of one configuration: mean ± std of the validation loss, per fold."""
+    from zoo.config import parse_assignments
+    from zoo.cv import cross_validate
+
+    overrides = parse_assignments(assignments)
+    overrides.update({k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
+                                        "device": device, "seed": seed, "data_dir": data_dir}.items() if v is not None})
+    result = cross_validate(model, folds_k=folds, dataset=dataset, preset=preset, config=config_file,
+                            overrides=overrides, compare_holdout=compare_holdout, reduce=reduce, out=out,
+                            log=lambda m: click.echo(m, err=True))
+    if as_json:
+        click.echo(json.dumps({k: v for k, v in result.items()}, indent=2, default=str))
+        return
+    metric = result["metric"]
+    click.echo(f"{model} on {result['dataset']}: {result['folds']}-fold cross-validation, {metric} "
+               f"({result['reduce']} epoch)")
+    click.echo(f"  {'fold':<8} {'train':>6} {'val':>6} {'epochs':>6} {'best':>5} {metric:>12} {'test':>10} {'seconds':>8}")
+    rows = list(result["per_fold"]) + ([result["holdout"]] if "holdout" in result else [])
+    key = metric[4:]
+    for r in rows:
+        test = r["test"].get(key) if r.get("test") else None
+        click.echo(f"  {r['fold']:<8} {r['train_images']:>6} {r['val_images']:>6} {r['epochs']:>6} "
+                   f"{r['best_epoch']:>5} {r['value']:>12.5g} {(f'{test:.5g}' if test is not None else '-'):>10} "
+                   f"{r['seconds']:>8.1f}")
+    click.echo(f"mean ± std over {result['folds']} folds: {result['mean']:.5g} ± {result['std']:.2g}"
+               + (f"  (test {result['test_mean']:.5g} ± {result['test_std']:.2g})" if "test_mean" in result else ""))
+    if "holdout" in result:
+        h = result["holdout"]
+        click.echo(f"holdout split: {h['value']:.5g} "
+                   f"({'inside' if abs(h['value'] - result['mean']) <= result['std'] else 'outside'} one std of the "
+                   "CV mean)")
+    if result.get("written"):
+        click.echo("written: " + ", ".join(result["written"]))

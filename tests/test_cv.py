@@ -1,0 +1,66 @@
+"""`zoo cv`: scikit-learn folds of the training set, mean ± std, per-fold table, holdout beside it."""
+
+from __future__ import annotations
+
+import json
+import statistics
+
+import pytest
+import torch
+from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, is_png
+
+from zoo import cv
+from zoo.data import load_dataset
+from zoo.errors import ConfigError
+
+
+def test_folds_partition_the_whole_training_set():
+    data = load_dataset("digits")
+    folds = list(cv.folds(data, 4, seed=0))
+    n = data.train_x.shape[0] + data.val_x.shape[0]
+    assert len(folds) == 4
+    val_sizes = [f.val_x.shape[0] for f in folds]
+    assert sum(val_sizes) == n and max(val_sizes) - min(val_sizes) <= 1
+    for f in folds:
+        assert f.train_x.shape[0] + f.val_x.shape[0] == n
+        assert torch.equal(f.test_x, data.test_x)  # the test set is never part of a fold
+    # Each image is validated on exactly once: the validation sets' images are the whole set.
+    everything = torch.cat([data.train_x, data.val_x]).flatten(1).sum(1).sort().values
+    validated = torch.cat([f.val_x for f in folds]).flatten(1).sum(1).sort().values
+    assert torch.equal(everything, validated)
+    again = list(cv.folds(data, 4, seed=0))
+    assert all(torch.equal(a.val_x, b.val_x) for a, b in zip(folds, again))  # reproducible
+
+
+def test_cross_validate_reports_mean_std_and_each_fold(tmp_path):
+    r = cv.cross_validate("convae", folds_k=3, dataset="digits", overrides={**TINY, "epochs": 1},
+                          compare_holdout=True, out=tmp_path / "cv")
+    values = [f["value"] for f in r["per_fold"]]
+    assert len(values) == 3 and all(0 < v < 1 for v in values)
+    assert r["mean"] == pytest.approx(statistics.fmean(values))
+    assert r["std"] == pytest.approx(statistics.stdev(values))
+    assert [f["val_images"] for f in r["per_fold"]] == [480, 479, 479]
+    assert r["holdout"]["val_images"] == 144 and r["holdout"]["train_images"] == 1294
+    assert all(f["test"]["loss"] > 0 for f in r["per_fold"])
+    saved = json.loads((tmp_path / "cv" / "cv.json").read_text())
+    assert saved["mean"] == pytest.approx(r["mean"]) and len(saved["per_fold"]) == 3
+    assert is_png(tmp_path / "cv" / "cv.png")
+
+
+def test_cv_command_prints_the_table(tmp_path):
+    out = assert_ok(invoke("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1",
+                           "--compare-holdout", "--out", tmp_path / "o"))
+    assert "2-fold cross-validation" in out
+    assert "mean ± std over 2 folds" in out and "holdout split" in out
+    lines = [ln for ln in out.splitlines() if ln.startswith("  ") and ln.split()[0] in ("1", "2", "holdout")]
+    assert len(lines) == 3
+    assert (tmp_path / "o" / "cv.json").is_file()
+
+
+def test_cv_mistakes_are_clean_errors():
+    assert_clean_error(invoke("cv", "convae", "--folds", "1", "--dataset", "digits", *TINY_SET[:-1]),
+                       "at least 2 folds")
+    assert_clean_error(invoke("cv", "convae", "--folds", "3", "--dataset", "digits", "--set", "latnt_dim=3"),
+                       "unknown key 'latnt_dim'")
+    with pytest.raises(ConfigError, match="more than"):
+        list(cv.folds(load_dataset("digits"), 5000))

@@ -1,0 +1,215 @@
+"""K-fold cross-validation of a configuration (`zoo cv`), and the one-configuration fit that both
+`zoo cv` and `zoo search` run: no run folder, the best epoch's weights kept in memory.
+
+Folds are scikit-learn's `KFold` over the whole training set (the training and validation images of
+the data set together); the test set is never touched by the folds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+
+from zoo.config import TrainConfig
+from zoo.data import ImageData
+from zoo.engine import Callback, Trainer
+from zoo.errors import ConfigError
+
+REDUCE = ("best", "mean", "last")
+
+
+def _quiet(_msg: str) -> None:
+    pass
+
+
+@dataclass
+class FitResult:
+    value: float                      # the validation metric reduced over the epochs (REDUCE)
+    best_value: float | None          # the best epoch's validation metric
+    best_epoch: int
+    epochs: int
+    seconds: float
+    stopped: str
+    history: list[dict[str, Any]] = field(default_factory=list)
+    test: dict[str, float] | None = None
+    model: Any = None
+
+
+class KeepBest(Callback):
+    """Keeps the best epoch's weights in memory (no run folder), restored by `restore`."""
+
+    def __init__(self):
+        self.state: dict[str, torch.Tensor] | None = None
+
+    def on_epoch_end(self, trainer, epoch, record) -> None:
+        if record.get("best"):
+            from zoo.regularize import plain_state_dict
+
+            self.state = {k: v.detach().clone() for k, v in plain_state_dict(trainer.model).items()}
+
+    def restore(self, model) -> None:
+        if self.state is not None:
+            model.load_state_dict(self.state, strict=True)
+
+
+def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "best") -> float:
+    """The validation `metric` over the epochs: its best (lowest), mean or last value."""
+    key = f"val_{metric}"
+    values = [r[key] for r in history if key in r]
+    if not values:
+        have = sorted(k[4:] for r in history[:1] for k in r if k.startswith("val_"))
+        raise ConfigError(f"no validation '{metric}' was recorded",
+                          f"The model's validation metrics are: {', '.join(have) or 'none (is val_fraction 0?)'}.")
+    if reduce == "best":
+        return min(values)
+    if reduce == "mean":
+        return sum(values) / len(values)
+    if reduce == "last":
+        return values[-1]
+    raise ConfigError(f"unknown reduction '{reduce}'", f"Use one of {', '.join(REDUCE)}.")
+
+
+def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callbacks=(),
+        log: Callable[[str], None] = _quiet, metric: str | None = None, reduce: str = "best",
+        test: bool = False, keep_model: bool = False) -> FitResult:
+    """Train one configuration on `data` without a run folder (regularisers as configured)."""
+    from zoo import regularize
+
+    if data.val_x.shape[0] == 0:
+        raise ConfigError("there is no validation split to score the configuration on",
+                          "Set val_fraction above 0 (or use cross-validation).")
+    regs = regularize.callbacks_for(train_cfg)
+    torch.manual_seed(train_cfg.seed)
+    device = data.train_x.device
+    net = cls(model_cfg, data.shape, data.num_classes).to(device)
+    regularize.check(regs, net)
+    keep = KeepBest()
+    trainer = Trainer(net, data, train_cfg, run_dir=None, callbacks=[*regs, *callbacks, keep], log=log,
+                      progress=False)
+    start = time.perf_counter()
+    result = trainer.fit()
+    seconds = time.perf_counter() - start
+    metric = metric or net.monitor or "loss"
+    value = reduce_history(result.history, metric, reduce)
+    keep.restore(net)
+    net.eval()
+    test_metrics = trainer.evaluate(data.test_x, data.test_y) if test and data.test_x.shape[0] else None
+    return FitResult(value=value, best_value=result.best_value, best_epoch=result.best_epoch,
+                     epochs=len(result.history), seconds=seconds, stopped=result.stopped, history=result.history,
+                     test=test_metrics, model=net if keep_model else None)
+
+
+def folds(data: ImageData, k: int, seed: int = 0) -> Iterator[ImageData]:
+    """The k folds of the whole training set (train + validation images): scikit-learn's KFold,
+    shuffled with `seed`; each fold trains on k-1 parts and validates on the remaining one."""
+    import numpy as np
+    from sklearn.model_selection import KFold
+
+    x = torch.cat([data.train_x, data.val_x])
+    y = torch.cat([data.train_y, data.val_y])
+    n = x.shape[0]
+    if k < 2:
+        raise ConfigError(f"cross-validation needs at least 2 folds, got {k}")
+    if k > n:
+        raise ConfigError(f"{k} folds is more than the {n} training images")
+    splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
+    for tr, va in splitter.split(np.arange(n)):
+        tr_i = torch.as_tensor(tr, device=x.device)
+        va_i = torch.as_tensor(va, device=x.device)
+        yield dataclasses.replace(data, train_x=x[tr_i], train_y=y[tr_i], val_x=x[va_i], val_y=y[va_i])
+
+
+def mean_std(values: list[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1; 0 for one value)."""
+    if not values:
+        return math.nan, math.nan
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+
+
+def _row(name: str, data: ImageData, r: FitResult) -> dict[str, Any]:
+    return {"fold": name, "train_images": int(data.train_x.shape[0]), "val_images": int(data.val_x.shape[0]),
+            "epochs": r.epochs, "best_epoch": r.best_epoch, "value": r.value,
+            "test": r.test, "seconds": round(r.seconds, 3), "stopped": r.stopped,
+            "curve": [{k: v for k, v in h.items() if k in ("epoch", "train_loss", "val_loss")} for h in r.history]}
+
+
+def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, preset: str | None = None,
+                   config: str | Path | dict | None = None, overrides: dict[str, Any] | None = None,
+                   compare_holdout: bool = False, metric: str | None = None, reduce: str = "best",
+                   out: str | Path | None = None, log: Callable[[str], None] = _quiet) -> dict[str, Any]:
+    """K-fold cross-validation of one configuration: per-fold validation (and test) losses, their mean
+    and standard deviation; with `compare_holdout`, the plain validation split trained beside it.
+    With `out`, writes cv.json and cv.png (validation curves per fold) there."""
+    from zoo.api import _load_data, resolve_config
+    from zoo.device import pick_device
+
+    overrides = dict(overrides or {})
+    if dataset is not None:
+        overrides["dataset"] = dataset
+    cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
+    if reduce not in REDUCE:
+        raise ConfigError(f"unknown reduction '{reduce}'", f"Use one of {', '.join(REDUCE)}.")
+    device = pick_device(train_cfg.device)
+    data = _load_data(train_cfg, device)
+    metric = metric or cls.monitor or "loss"
+    rows = []
+    for i, fold in enumerate(folds(data, folds_k, train_cfg.seed)):
+        r = fit(cls, model_cfg, train_cfg, fold, metric=metric, reduce=reduce, test=True)
+        rows.append(_row(str(i + 1), fold, r))
+        log(f"fold {i + 1}/{folds_k}: validation {metric} {r.value:.5g} (best epoch {r.best_epoch}), "
+            f"{r.seconds:.1f} s")
+    mean, std = mean_std([r["value"] for r in rows])
+    result: dict[str, Any] = {
+        "model": model, "dataset": data.name, "folds": folds_k, "metric": f"val_{metric}", "reduce": reduce,
+        "config": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
+        "mean": mean, "std": std, "per_fold": rows,
+    }
+    tests = [r["test"][metric] for r in rows if r["test"] and metric in r["test"]]
+    if tests:
+        result["test_mean"], result["test_std"] = mean_std(tests)
+    if compare_holdout:
+        r = fit(cls, model_cfg, train_cfg, data, metric=metric, reduce=reduce, test=True)
+        result["holdout"] = _row("holdout", data, r)
+        log(f"holdout ({train_cfg.val_fraction:g} of the training set): validation {metric} {r.value:.5g}")
+    if out is not None:
+        from zoo import checkpoint as ckpt
+
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        ckpt.write_json(out / "cv.json", result)
+        _plot(result, out / "cv.png")
+        result["written"] = [str(out / "cv.json"), str(out / "cv.png")]
+    return result
+
+
+def _plot(result: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    for r in result["per_fold"]:
+        pts = [(c["epoch"], c["val_loss"]) for c in r["curve"] if "val_loss" in c]
+        if pts:
+            ax.plot(*zip(*pts), color="tab:blue", alpha=0.45, lw=1)
+    if "holdout" in result:
+        pts = [(c["epoch"], c["val_loss"]) for c in result["holdout"]["curve"] if "val_loss" in c]
+        if pts:
+            ax.plot(*zip(*pts), color="tab:red", lw=2, label="holdout split")
+    ax.plot([], [], color="tab:blue", label=f"{result['folds']} folds")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss")
+    ax.set_title(f"{result['model']} on {result['dataset']}: {result['folds']}-fold CV "
+                 f"{result['mean']:.4g} ± {result['std']:.2g}", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)

@@ -1,0 +1,506 @@
+"""Search-space files for `zoo search`: which config keys to search, how, and the search's defaults.
+
+A space file is TOML:
+
+    [search]                 # defaults for the command line (each option overrides its key)
+    preset = "convae-lab"    # start every trial from this preset
+    sampler = "tpe"          # tpe | random | grid
+    pruner = "hyperband"     # hyperband | median | none
+    trials = 40
+    cv = 0                   # k > 1: k-fold cross-validation of every trial
+    seed = 0                 # the sampler's seed
+
+    [objective]
+    metric = "loss"          # the model's validation metric
+    reduce = "best"          # best | mean | last over the epochs
+    time_penalty = 0.0       # + λ × training minutes (per fold)
+    latent_penalty = 0.0     # + μ × latent size
+    latent_key = "latent_dim"
+
+    [fixed]                  # config keys every trial shares
+    epochs = 10
+
+    [params]                 # the searched keys, in order (a key may use those above it)
+    optimizer = { choices = ["adam", "sgd"] }                   # categorical
+    lr = { low = 1e-5, high = 1e-2, log = true }                # float (log scale)
+    latent_dim = { low = 2, high = 6 }                          # int
+    n_conv = { low = 2, high = 4, helper = true }               # a helper: not a config key
+    channels = { length = "n_conv", element = { low = 4, high = "4 * 2 ** (i + 1)" } }
+    padding = { length = "n_conv", element = { low = 0, high = "kernel[i] // 2" } }
+    hidden = { elements = [ { choices = [32, 64] } ] }          # one spec per element
+    decoder_channels = { value = "[2 * n, n]" }                 # computed from other keys
+    prune_encoder_linear = { low = 0.0, high = 0.5, when = "prune_every > 0" }   # conditional
+
+Types are inferred (choices: categorical; integer bounds: int; float bounds: float) or given with
+`type`; `step` and `log` work as in Optuna. Bounds, lengths, `value` and `when` may be expressions
+over the keys sampled before them (and `i`, an element's index): numbers, + - * / // % **, comparisons,
+and/or/not, `x if c else y`, [lists], x[i], and min, max, abs, int, float, round, len.
+"""
+
+from __future__ import annotations
+
+import ast
+import math
+import operator
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ConfigError
+
+SAMPLERS = ("tpe", "random", "grid")
+PRUNERS = ("median", "hyperband", "none")
+TABLES = ("search", "objective", "fixed", "params")
+SEARCH_KEYS = {"preset": str, "sampler": str, "pruner": str, "trials": int, "cv": int, "seed": int,
+               "description": str, "source": str}
+OBJECTIVE_KEYS = {"metric": str, "reduce": str, "time_penalty": float, "latent_penalty": float,
+                  "latent_key": str}
+SPEC_KEYS = {"type", "choices", "low", "high", "step", "log", "when", "helper", "length", "element", "elements",
+             "value"}
+TYPES = ("categorical", "int", "float", "list", "value")
+GRID_MAX = 1000  # values of one integer range that a grid may enumerate
+
+
+# ----------------------------------------------------------------------------------------- expressions
+
+_BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+        ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
+        ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
+_FUNCS = {"min": min, "max": max, "abs": abs, "int": int, "float": float, "round": round, "len": len}
+
+
+class Expr:
+    """A small arithmetic expression over earlier keys; parsed once, evaluated without `eval`."""
+
+    def __init__(self, text: str, where: str):
+        self.text = text
+        self.where = where
+        try:
+            self.tree = ast.parse(text.strip(), mode="eval").body
+        except SyntaxError as e:
+            raise ConfigError(f"{where}: '{text}' is not a valid expression ({e.msg})") from None
+        self.names = set()
+        self._check(self.tree)
+
+    def _check(self, node) -> None:
+        allowed = (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Subscript, ast.Name, ast.Constant,
+                   ast.List, ast.Tuple, ast.Call, ast.Load, ast.operator, ast.unaryop, ast.boolop, ast.cmpop,
+                   ast.Slice)
+        if not isinstance(node, allowed):
+            raise ConfigError(f"{self.where}: '{self.text}' uses {type(node).__name__}, which space expressions "
+                              "do not allow", "Use numbers, names of earlier keys, arithmetic, comparisons and "
+                              "min/max/abs/int/float/round/len.")
+        if isinstance(node, ast.Call):
+            if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCS or node.keywords:
+                raise ConfigError(f"{self.where}: '{self.text}' calls something other than "
+                                  f"{', '.join(_FUNCS)}")
+            for a in node.args:
+                self._check(a)
+            return
+        if isinstance(node, ast.Name):
+            self.names.add(node.id)
+        if isinstance(node, ast.BinOp) and type(node.op) not in _BIN:
+            raise ConfigError(f"{self.where}: '{self.text}' uses an operator space expressions do not allow")
+        for child in ast.iter_child_nodes(node):
+            self._check(child)
+
+    def __call__(self, env: dict[str, Any]) -> Any:
+        try:
+            return self._eval(self.tree, env)
+        except ConfigError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a user's expression: any failure is their message
+            raise ConfigError(f"{self.where}: '{self.text}' cannot be evaluated ({type(e).__name__}: {e})") from None
+
+    def _eval(self, node, env):
+        if isinstance(node, ast.Constant):
+            return node.value
+        if isinstance(node, ast.Name):
+            if node.id in env:
+                return env[node.id]
+            if node.id in ("true", "false"):
+                return node.id == "true"
+            raise ConfigError(f"{self.where}: '{self.text}' uses '{node.id}', which is not set at this point",
+                              "An expression may use keys defined above it (a conditional key that was skipped "
+                              "is not set).")
+        if isinstance(node, ast.BinOp):
+            return _BIN[type(node.op)](self._eval(node.left, env), self._eval(node.right, env))
+        if isinstance(node, ast.UnaryOp):
+            v = self._eval(node.operand, env)
+            return {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_,
+                    ast.Invert: operator.invert}[type(node.op)](v)
+        if isinstance(node, ast.BoolOp):
+            if isinstance(node.op, ast.And):
+                v = True
+                for n in node.values:
+                    v = self._eval(n, env)
+                    if not v:
+                        return v
+                return v
+            v = False
+            for n in node.values:
+                v = self._eval(n, env)
+                if v:
+                    return v
+            return v
+        if isinstance(node, ast.Compare):
+            left = self._eval(node.left, env)
+            for op, comp in zip(node.ops, node.comparators):
+                right = self._eval(comp, env)
+                if not _CMP[type(op)](left, right):
+                    return False
+                left = right
+            return True
+        if isinstance(node, ast.IfExp):
+            return self._eval(node.body, env) if self._eval(node.test, env) else self._eval(node.orelse, env)
+        if isinstance(node, ast.Subscript):
+            return self._eval(node.value, env)[self._eval(node.slice, env)]
+        if isinstance(node, (ast.List, ast.Tuple)):
+            return [self._eval(e, env) for e in node.elts]
+        if isinstance(node, ast.Call):
+            return _FUNCS[node.func.id](*[self._eval(a, env) for a in node.args])
+        if isinstance(node, ast.Slice):
+            return slice(*(self._eval(x, env) if x is not None else None for x in (node.lower, node.upper, node.step)))
+        raise ConfigError(f"{self.where}: cannot evaluate '{self.text}'")
+
+
+def _value(v: Any, where: str) -> Any:
+    """A literal stays itself; a string in a numeric slot is an expression."""
+    return Expr(v, where) if isinstance(v, str) else v
+
+
+def _resolve(v: Any, env: dict[str, Any]) -> Any:
+    return v(env) if isinstance(v, Expr) else v
+
+
+# ----------------------------------------------------------------------------------------- parameters
+
+@dataclass
+class Param:
+    name: str                       # the config key (or helper name); elements: key[i]
+    kind: str
+    choices: list | None = None
+    low: Any = None
+    high: Any = None
+    step: Any = None
+    log: bool = False
+    when: Expr | None = None
+    helper: bool = False
+    length: Any = None
+    element: "Param | None" = None
+    elements: list["Param"] = field(default_factory=list)
+    value: Any = None
+
+    # ------------------------------------------------------------------ parsing
+    @classmethod
+    def parse(cls, name: str, spec: Any, where: str, element: bool = False) -> "Param":
+        w = f"{where}: {name}"
+        if not isinstance(spec, dict):
+            if element:
+                raise ConfigError(f"{w} must be a table such as {{ low = 1, high = 8 }}")
+            raise ConfigError(f"{w} must be a table such as {{ low = 1, high = 8 }} or {{ choices = [...] }}",
+                              "Keys every trial shares go in [fixed].")
+        unknown = set(spec) - SPEC_KEYS
+        if unknown:
+            raise ConfigError(f"{w}: unknown field(s) {', '.join(sorted(unknown))}",
+                              f"A parameter may have: {', '.join(sorted(SPEC_KEYS))}.")
+        kind = spec.get("type")
+        if kind is None:
+            if "choices" in spec:
+                kind = "categorical"
+            elif "value" in spec:
+                kind = "value"
+            elif "length" in spec or "elements" in spec or "element" in spec:
+                kind = "list"
+            elif "low" in spec or "high" in spec:
+                lo, hi, st = spec.get("low"), spec.get("high"), spec.get("step")
+                kind = "float" if any(isinstance(v, float) for v in (lo, hi, st)) else "int"
+            else:
+                raise ConfigError(f"{w}: say what to search: choices, low/high, length/element(s) or value")
+        if kind not in TYPES:
+            raise ConfigError(f"{w}: unknown type '{kind}'", f"Use one of {', '.join(TYPES)}.")
+        if element and kind in ("list",):
+            raise ConfigError(f"{w}: a list's elements cannot be lists")
+        p = cls(name=name, kind=kind, log=bool(spec.get("log", False)), helper=bool(spec.get("helper", False)))
+        if "when" in spec:
+            if element:
+                raise ConfigError(f"{w}: `when` belongs to the whole key, not to an element")
+            p.when = Expr(str(spec["when"]), f"{w}.when")
+        if kind == "categorical":
+            choices = spec.get("choices")
+            if not isinstance(choices, list) or not choices:
+                raise ConfigError(f"{w}: choices must be a non-empty list")
+            for c in choices:
+                if not isinstance(c, (bool, int, float, str)):
+                    raise ConfigError(f"{w}: choice {c!r} is not a number, string or boolean",
+                                      "A list-valued key is searched with `length` and `element`.")
+            p.choices = list(choices)
+        elif kind in ("int", "float"):
+            if "low" not in spec or "high" not in spec:
+                raise ConfigError(f"{w}: an {kind} range needs both low and high")
+            p.low, p.high = _value(spec["low"], f"{w}.low"), _value(spec["high"], f"{w}.high")
+            p.step = _value(spec["step"], f"{w}.step") if "step" in spec else None
+            if p.log and p.step is not None:
+                raise ConfigError(f"{w}: log scale and step cannot be combined")
+            for attr in ("low", "high", "step"):
+                v = getattr(p, attr)
+                if v is not None and not isinstance(v, (Expr, int, float)) or isinstance(v, bool):
+                    raise ConfigError(f"{w}: {attr} must be a number or an expression")
+            p._check_bounds(None, w)
+        elif kind == "list":
+            if "elements" in spec:
+                if not isinstance(spec["elements"], list) or not spec["elements"]:
+                    raise ConfigError(f"{w}: elements must be a non-empty list of tables")
+                p.elements = [cls.parse(f"{name}[{i}]", e, where, element=True) for i, e in enumerate(spec["elements"])]
+                if "length" in spec or "element" in spec:
+                    raise ConfigError(f"{w}: give either `elements` or `length` and `element`, not both")
+            else:
+                if "length" not in spec or "element" not in spec:
+                    raise ConfigError(f"{w}: a list needs `length` and `element` (or `elements`)")
+                p.length = _value(spec["length"], f"{w}.length")
+                if not isinstance(p.length, (Expr, int)) or isinstance(p.length, bool):
+                    raise ConfigError(f"{w}: length must be an integer or an expression")
+                p.element = cls.parse(f"{name}[i]", spec["element"], where, element=True)
+        elif kind == "value":
+            if "value" not in spec:
+                raise ConfigError(f"{w}: a computed key needs `value`")
+            p.value = _value(spec["value"], f"{w}.value")
+        return p
+
+    def _check_bounds(self, env: dict[str, Any] | None, where: str) -> tuple[Any, Any, Any]:
+        if env is None and any(isinstance(v, Expr) for v in (self.low, self.high, self.step)):
+            return None, None, None
+        low, high = _resolve(self.low, env or {}), _resolve(self.high, env or {})
+        step = _resolve(self.step, env or {}) if self.step is not None else None
+        for label, v in (("low", low), ("high", high), ("step", step)):
+            if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
+                raise ConfigError(f"{where}: {label} is {v!r}, not a number")
+        if self.kind == "int":
+            for label, v in (("low", low), ("high", high), ("step", step)):
+                if isinstance(v, float) and not v.is_integer():
+                    raise ConfigError(f"{where}: {label} {v} is not an integer")
+            low, high = int(low), int(high)
+            step = int(step) if step is not None else None
+        if high < low:
+            raise ConfigError(f"{where}: empty range {low}..{high}")
+        if self.log and low <= 0:
+            raise ConfigError(f"{where}: a log-scale range must start above 0 (low = {low})")
+        if step is not None and step <= 0:
+            raise ConfigError(f"{where}: step must be positive")
+        return low, high, step
+
+    def names(self) -> set[str]:
+        """Keys this parameter's expressions read."""
+        out: set[str] = set()
+        for v in (self.low, self.high, self.step, self.when, self.length, self.value):
+            if isinstance(v, Expr):
+                out |= v.names
+        for e in [self.element, *self.elements]:
+            if e is not None:
+                out |= e.names()
+        return out
+
+    # ------------------------------------------------------------------ sampling
+    def sample(self, trial, env: dict[str, Any], grid: bool = False) -> Any:
+        if self.kind == "value":
+            return _resolve(self.value, env)
+        if self.kind == "list":
+            if self.elements:
+                return [e.sample(trial, env, grid) for e in self.elements]
+            n = _resolve(self.length, env)
+            if isinstance(n, float) and n.is_integer():
+                n = int(n)
+            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+                raise ConfigError(f"{self.name}: length is {n!r}, not a count")
+            out = []
+            for i in range(n):
+                el = Param(**{**self.element.__dict__, "name": f"{self.name}[{i}]"})
+                out.append(el.sample(trial, {**env, "i": i, self.name: out}, grid))
+            return out
+        if grid or self.kind == "categorical":
+            return trial.suggest_categorical(self.name, self.grid_values() if grid else self.choices)
+        low, high, step = self._check_bounds(env, self.name)
+        if self.kind == "int":
+            return trial.suggest_int(self.name, low, high, step=step or 1, log=self.log)
+        return trial.suggest_float(self.name, float(low), float(high), step=step, log=self.log)
+
+    def grid_values(self) -> list:
+        if self.kind == "categorical":
+            return list(self.choices)
+        if self.kind in ("int", "float"):
+            if any(isinstance(v, Expr) for v in (self.low, self.high, self.step)):
+                raise ConfigError(f"{self.name}: the grid sampler needs fixed values; this range depends on "
+                                  "other keys", "Give it `choices`, or use the tpe or random sampler.")
+            low, high, step = self._check_bounds({}, self.name)
+            if self.kind == "float" and step is None:
+                raise ConfigError(f"{self.name}: the grid sampler cannot enumerate a continuous range",
+                                  "Give it `choices` or a `step`.")
+            step = step or 1
+            count = int(math.floor((high - low) / step + 1e-9)) + 1
+            if count > GRID_MAX:
+                raise ConfigError(f"{self.name}: {count} grid values is too many (most {GRID_MAX})")
+            return [low + k * step if self.kind == "int" else round(low + k * step, 12) for k in range(count)]
+        raise ConfigError(f"{self.name}: cannot be enumerated for a grid")
+
+    def grid_space(self) -> dict[str, list]:
+        """{optuna name: values} for the grid sampler."""
+        if self.kind == "value":
+            return {}
+        if self.kind == "list":
+            if self.elements:
+                out: dict[str, list] = {}
+                for e in self.elements:
+                    out.update(e.grid_space())
+                return out
+            if isinstance(self.length, Expr):
+                raise ConfigError(f"{self.name}: the grid sampler needs a fixed length (not '{self.length.text}')",
+                                  "Give the list a fixed length, or use the tpe or random sampler.")
+            out = {}
+            for i in range(self.length):
+                el = Param(**{**self.element.__dict__, "name": f"{self.name}[{i}]"})
+                out.update(el.grid_space())
+            return out
+        return {self.name: self.grid_values()}
+
+
+# ----------------------------------------------------------------------------------------- spaces
+
+@dataclass
+class Space:
+    params: list[Param]
+    fixed: dict[str, Any]
+    search: dict[str, Any]
+    objective: dict[str, Any]
+    source: str = ""
+    text: str = ""
+
+    def sample(self, trial, grid: bool = False) -> tuple[dict[str, Any], dict[str, Any]]:
+        """(config values, helper values) for one trial; ConfigError if a range or expression fails."""
+        env: dict[str, Any] = {}
+        helpers: dict[str, Any] = {}
+        for p in self.params:
+            if p.when is not None and not p.when(env):
+                continue
+            v = p.sample(trial, env, grid)
+            env[p.name] = v
+            if p.helper:
+                helpers[p.name] = v
+        return {k: v for k, v in env.items() if k not in helpers}, helpers
+
+    def grid(self) -> dict[str, list]:
+        space: dict[str, list] = {}
+        for p in self.params:
+            space.update(p.grid_space())
+        if not space:
+            raise ConfigError("the space has nothing to search")
+        return space
+
+    def grid_size(self) -> int:
+        n = 1
+        for values in self.grid().values():
+            n *= len(values)
+        return n
+
+    def keys(self) -> list[str]:
+        return [p.name for p in self.params if not p.helper]
+
+    def check_keys(self, known: set[str], model: str) -> None:
+        """Every searched or fixed key must be a config key of the model or of the training settings."""
+        import difflib
+
+        for key in [*self.keys(), *self.fixed]:
+            if key not in known:
+                close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+                raise ConfigError(f"{self.source}: '{key}' is not a config key of {model}",
+                                  (f"Did you mean: {', '.join(close)}? " if close else "")
+                                  + "A parameter that only feeds others needs `helper = true`; "
+                                    f"`zoo info {model}` lists the keys.")
+        overlap = set(self.keys()) & set(self.fixed)
+        if overlap:
+            raise ConfigError(f"{self.source}: {', '.join(sorted(overlap))} is both searched and fixed")
+
+
+def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> Space:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{source}: not a table of settings")
+    unknown = set(data) - set(TABLES)
+    if unknown:
+        raise ConfigError(f"{source}: unknown table(s) {', '.join(sorted(unknown))}",
+                          f"A space file has [{'], ['.join(TABLES)}].")
+    for t in TABLES:
+        if t in data and not isinstance(data[t], dict):
+            raise ConfigError(f"{source}: [{t}] must be a table")
+    search = dict(data.get("search", {}))
+    objective = dict(data.get("objective", {}))
+    for table, allowed, values in (("search", SEARCH_KEYS, search), ("objective", OBJECTIVE_KEYS, objective)):
+        for k, v in values.items():
+            if k not in allowed:
+                raise ConfigError(f"{source}: unknown key '{k}' in [{table}]", f"[{table}] may have: "
+                                  f"{', '.join(allowed)}.")
+            tp = allowed[k]
+            ok = isinstance(v, tp) and not isinstance(v, bool) or (tp is float and isinstance(v, int)
+                                                                    and not isinstance(v, bool))
+            if not ok:
+                raise ConfigError(f"{source}: [{table}] {k} = {v!r} is not a{'n' if tp is int else ''} "
+                                  f"{tp.__name__}")
+    if search.get("sampler", "tpe") not in SAMPLERS:
+        raise ConfigError(f"{source}: unknown sampler '{search['sampler']}'", f"Use one of {', '.join(SAMPLERS)}.")
+    if search.get("pruner", "hyperband") not in PRUNERS:
+        raise ConfigError(f"{source}: unknown pruner '{search['pruner']}'", f"Use one of {', '.join(PRUNERS)}.")
+    from zoo.cv import REDUCE
+
+    if objective.get("reduce", "best") not in REDUCE:
+        raise ConfigError(f"{source}: unknown reduce '{objective['reduce']}'", f"Use one of {', '.join(REDUCE)}.")
+    params: list[Param] = []
+    defined: set[str] = set()
+    for name, spec in data.get("params", {}).items():
+        p = Param.parse(name, spec, source)
+        missing = p.names() - defined - {"i", name, "true", "false"}
+        if missing:
+            raise ConfigError(f"{source}: {name} uses {', '.join(sorted(missing))}, which is not defined above it",
+                              "Keys are sampled in file order: define a key before the keys that use it.")
+        params.append(p)
+        defined.add(name)
+    if not params:
+        raise ConfigError(f"{source}: [params] lists nothing to search")
+    return Space(params=params, fixed=dict(data.get("fixed", {})), search=search, objective=objective,
+                 source=source, text=text)
+
+
+def bundled_spaces() -> dict[str, Path]:
+    """The example spaces shipped with zoo: {name: path}."""
+    try:
+        folder = resources.files("zoo") / "spaces"
+        return {Path(str(p)).stem: Path(str(p)) for p in folder.iterdir() if str(p).endswith(".toml")}
+    except (FileNotFoundError, NotADirectoryError, ModuleNotFoundError):
+        return {}
+
+
+def load_space(source: str | Path) -> Space:
+    """A space file by path, or by the name of one zoo ships (`zoo search --list-spaces`)."""
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    path = Path(source)
+    if not path.is_file():
+        bundled = bundled_spaces()
+        name = str(source)[:-5] if str(source).endswith(".toml") else str(source)
+        if name in bundled:
+            path = bundled[name]
+        else:
+            raise ConfigError(f"space file not found: {source}",
+                              "Give a TOML file, or one of zoo's example spaces: " + ", ".join(sorted(bundled)))
+    try:
+        text = path.read_text()
+        data = tomllib.loads(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path} is not a text file") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    return parse_space(data, source=str(path), text=text)
