@@ -252,7 +252,10 @@ def _train_in_background(run: Path) -> subprocess.Popen:
     """`python -m zoo train` for (far) more epochs than it will get, once it has finished two of them."""
     cmd = [sys.executable, "-m", "zoo", "train", "convae", "--dataset", "digits", "--epochs", "100000",
            "--out", str(run), *TINY_SET]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # A shell that starts the suite in the background hands its children SIGINT ignored, and Python then
+    # installs no Ctrl-C handler: give the child the default disposition, as a terminal would.
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + 120
     while not ((run / "metrics.jsonl").is_file() and len(read_metrics(run)) >= 2):
         if proc.poll() is not None or time.monotonic() > deadline:
