@@ -320,6 +320,11 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
     """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json.
     `options` pass model-specific settings to its `metrics` (e.g. {"iwae_k": 1000})."""
     net = load(source, device=device)
+    if type(net).metrics is ZooModel.metrics and not net.can("reconstruct"):
+        from zoo.errors import CapabilityError
+
+        raise CapabilityError(f"model '{net.name}' has no per-image test metrics",
+                              f"Measure its samples instead: zoo eval {source} --fid")
     data, x, y = _run_data(net, split, data_dir)
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
