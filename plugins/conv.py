@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from zoo.config import param
 from zoo.errors import ConfigError
+from zoo.model import hyper_buffer
 
 ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -46,6 +48,21 @@ class ConvNetConfig:
                                        high=16)
     decoder_hidden: list[int] = param([], "decoder: hidden linear layers (empty: mirror the encoder's)", low=1,
                                       high=65536)
+
+
+class Dropout(nn.Dropout):
+    """nn.Dropout whose probability is read from a tensor buffer (`rate`), so trials that differ only
+    in dropout train together in one vectorised step (zoo.multitrial)."""
+
+    def __init__(self, p: float):
+        super().__init__(p)
+        hyper_buffer(self, "rate", p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training:
+            return x
+        keep = 1.0 - self.rate
+        return x * (torch.rand_like(x) < keep).to(x.dtype) / keep
 
 
 def _per_layer(values: list[int], n: int, key: str) -> list[int]:
@@ -103,7 +120,7 @@ def _linear_stack(widths: list[int], cfg, dropout: float, final_activation: bool
     layers: list[nn.Module] = []
     for i, (a, b) in enumerate(zip(widths[:-1], widths[1:])):
         if i > 0 and dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         layers.append(nn.Linear(a, b))
         if i < len(widths) - 2 or final_activation:
             layers.append(_act(cfg))

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from zoo import hookimpl, param
+from zoo import hookimpl, hyper_buffer, param
 from zoo.metrics import reconstruction_metrics
 from zoo.noise import parse_noise
 from zoo.plugins.convae import ConvAE, ConvAEConfig
@@ -27,13 +27,31 @@ class DAE(ConvAE):
     name = "dae"
     description = "Denoising convolutional autoencoder: noisy image in, clean image out"
     Config = DAEConfig
+    vectorized_keys = (*ConvAE.vectorized_keys, "noise")
 
     def __init__(self, config: DAEConfig, shape, num_classes: int = 0):
         super().__init__(config, shape, num_classes)
         self.noise = parse_noise(config.noise)
+        if self.noise is not None and self.noise.vectorized:
+            hyper_buffer(self, "noise_level", next(iter(self.noise.values.values())))
+
+    @classmethod
+    def shared_config(cls, config):
+        """Denoisers train together when only the level of a vectorised noise differs."""
+        shared = super().shared_config(config)
+        noise = parse_noise(config.noise)
+        if noise is None or not noise.vectorized:
+            shared["noise"] = config.noise
+        else:
+            shared["noise"] = [noise.name, *list(noise.values.values())[1:]]
+        return shared
 
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.noise(x, generator) if self.noise is not None else x
+        if self.noise is None:
+            return x
+        if self.noise.vectorized:
+            return self.noise(x, generator, strength=self.noise_level)
+        return self.noise(x, generator)
 
     def loss(self, batch):
         logits = self.decode_logits(self.encode(self.corrupt(batch.x)))

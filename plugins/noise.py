@@ -18,14 +18,16 @@ class GaussianNoise(NoiseModel):
     description = "add N(0, sigma²) to every pixel, clipped to [0, 1]"
     params = ("sigma",)
     defaults = (0.3,)
+    vectorized = True
 
     def check(self):
         if not 0 <= self.values["sigma"] <= 10:
             raise ConfigError(f"gaussian noise: sigma must be in 0..10, got {self.values['sigma']}")
 
-    def __call__(self, x, generator=None):
+    def __call__(self, x, generator=None, strength=None):
+        sigma = self.values["sigma"] if strength is None else strength
         noise = torch.randn(x.shape, device=x.device, dtype=x.dtype, generator=generator)
-        return (x + self.values["sigma"] * noise).clamp_(0, 1)
+        return (x + sigma * noise).clamp(0, 1)
 
 
 class SaltPepperNoise(NoiseModel):
@@ -33,6 +35,7 @@ class SaltPepperNoise(NoiseModel):
     description = "set a fraction of the pixels to 0 or 1 (half each)"
     params = ("fraction",)
     defaults = (0.1,)
+    vectorized = True
 
     def check(self):
         if not 0 <= self.values["fraction"] <= 1:
@@ -41,10 +44,10 @@ class SaltPepperNoise(NoiseModel):
     def scaled(self, factor):
         return type(self)(min(1.0, self.values["fraction"] * factor))
 
-    def __call__(self, x, generator=None):
+    def __call__(self, x, generator=None, strength=None):
         b, _, h, w = x.shape
         u = _rand((b, 1, h, w), x, generator)  # the same pixels in every channel
-        f = self.values["fraction"]
+        f = self.values["fraction"] if strength is None else strength
         out = torch.where(u < f / 2, torch.zeros_like(x), x)
         return torch.where((u >= f / 2) & (u < f), torch.ones_like(x), out)
 

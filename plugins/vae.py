@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from zoo import ZooModel, hookimpl, param
+from zoo import ZooModel, hookimpl, hyper_buffer, param
 from zoo.metrics import reconstruction_metrics
 from zoo.plugins.conv import ConvNetConfig, build_decoder, build_encoder
 
@@ -34,12 +34,14 @@ class VAE(ZooModel):
     name = "vae"
     description = "Variational autoencoder: conv encoder -> N(mu, sigma²) -> decoder; sampling from the prior"
     Config = VAEConfig
+    vectorized_keys = ("dropout", "beta")
 
     def __init__(self, config: VAEConfig, shape, num_classes: int = 0):
         super().__init__(config, shape, num_classes)
         self.encoder, geometry = build_encoder(config, self.shape, 2 * config.latent_dim)
         self.decoder = build_decoder(config, geometry, config.latent_dim)
-        self.kl_weight = config.beta if config.kl_warmup == 0 else 0.0
+        hyper_buffer(self, "beta", config.beta)
+        self.warmup = 1.0 if config.kl_warmup == 0 else 0.0  # fraction of β in the training loss
 
     # ---------------------------------------------------------------- the model
     def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,17 +67,19 @@ class VAE(ZooModel):
 
     def loss(self, batch):
         rec, kl = self._terms(batch.x)
-        return {"loss": (rec + self.kl_weight * kl).mean(), "rec": rec.mean(), "kl": kl.mean()}
+        return {"loss": (rec + self.warmup * self.beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean()}
 
-    def training_step(self, batch, step):
+    def capturable(self):
+        return self.config.kl_warmup == 0  # the warm-up changes a Python number every step
+
+    def before_step(self, step):
         warm = self.config.kl_warmup
-        self.kl_weight = self.config.beta * (min(1.0, (step.epoch - 1 + step.step_in_epoch) / warm) if warm else 1.0)
-        return super().training_step(batch, step)
+        self.warmup = min(1.0, (step.epoch - 1 + step.step_in_epoch) / warm) if warm else 1.0
 
     def validation_step(self, batch):
         rec, kl = self._terms(batch.x)
         recon = self.reconstruct(batch.x)
-        return {"loss": (rec + self.config.beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean(),
+        return {"loss": (rec + self.beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean(),
                 "mse": F.mse_loss(recon.float(), batch.x)}
 
     # ---------------------------------------------------------------- capabilities

@@ -60,9 +60,17 @@ def test_what_cannot_be_stacked_is_refused(setup):
     bn_cls, bn_cfg, _ = resolve_config("convae", overrides={**TINY, "batch_norm": True})
     with pytest.raises(ConfigError, match="buffers"):
         multitrial.train_together(bn_cls, bn_cfg, [base, base], data)
-    vae_cls, vae_cfg, _ = resolve_config("vae", overrides=TINY)
+    gan_cls, gan_cfg, _ = resolve_config("gan", overrides={"dataset": "digits"})
     with pytest.raises(ConfigError, match="own training step"):
-        multitrial.train_together(vae_cls, vae_cfg, [base, base], data)
+        multitrial.train_together(gan_cls, gan_cfg, [base, base], data)
+    with pytest.raises(ConfigError, match="differ in dropout; these differ: latent_dim"):
+        multitrial.train_together(cls, [model_cfg, dataclasses.replace(model_cfg, latent_dim=3)], [base, base], data)
+    with pytest.raises(ConfigError, match="same names and shapes"):
+        multitrial.train_together(cls, [model_cfg, dataclasses.replace(model_cfg, dropout=0.2)], [base, base], data)
+    dae_cls, dae_cfg, _ = resolve_config("dae", overrides={**TINY, "noise": "gaussian:0.3"})
+    with pytest.raises(ConfigError, match="these differ: noise"):
+        multitrial.train_together(dae_cls, [dae_cfg, dataclasses.replace(dae_cfg, noise="salt-pepper:0.3")],
+                                  [base, base], data)
 
 
 def test_search_vectorises_same_shape_trials(tmp_path, setup):
@@ -82,3 +90,56 @@ def test_search_vectorises_same_shape_trials(tmp_path, setup):
         mc = dataclasses.replace(model_cfg, latent_dim=int(r["latent_dim"]))
         alone = cv.fit(cls, mc, dataclasses.replace(base, lr=float(r["lr"]), seed=int(r["seed"])), data)
         assert float(r["loss"]) == pytest.approx(alone.value, rel=1e-5)
+
+
+# ------------------------------------------------------------------ model hyperparameters held in tensors
+
+def _vectorised_against_alone(arch, key, values):
+    cls, model_cfg, train_cfg = resolve_config(arch, overrides={
+        "device": "cpu", "dataset": "digits", "hidden": [32, 16], "epochs": 4, "lr": 3e-3, "batch_size": 32})
+    data = _load_data(train_cfg, "cpu")
+    cfgs = [dataclasses.replace(model_cfg, **{key: v}) for v in values]
+    together = multitrial.train_together(cls, cfgs, [train_cfg] * len(cfgs), data)
+    alone = [cv.fit(cls, m, train_cfg, data) for m in cfgs]
+    return [r.history[-1] for r in together], [a.history[-1] for a in alone]
+
+
+def test_denoisers_differing_in_noise_level_train_together():
+    together, alone = _vectorised_against_alone("dae", "noise", ["gaussian:0", "gaussian:0.3", "gaussian:0.6"])
+    for k in ("train_loss", "val_loss", "val_mse"):  # σ 0: no randomness, so exactly as alone
+        assert together[0][k] == pytest.approx(alone[0][k], rel=1e-5)
+    for t, a in zip(together, alone):  # the others draw other noise than alone: close, not equal
+        assert t["val_loss"] == pytest.approx(a["val_loss"], rel=0.02)
+    assert together[0]["val_loss"] < together[1]["val_loss"] < together[2]["val_loss"]  # each its own level
+
+
+def test_autoencoders_differing_in_dropout_train_together():
+    together, alone = _vectorised_against_alone("convae", "dropout", [0.05, 0.3, 0.6])
+    for t, a in zip(together, alone):
+        assert t["val_loss"] == pytest.approx(a["val_loss"], rel=0.02)
+    assert together[0]["train_loss"] < together[1]["train_loss"] < together[2]["train_loss"]
+
+
+def test_vaes_differing_in_beta_train_together():
+    together, alone = _vectorised_against_alone("vae", "beta", [0.0, 1.0, 4.0])
+    for t, a in zip(together, alone):
+        assert t["val_rec"] == pytest.approx(a["val_rec"], rel=0.02)
+    assert together[0]["val_kl"] > 10 * together[1]["val_kl"] > together[2]["val_kl"]  # β = 0 leaves the KL free
+    assert together[2]["val_loss"] == pytest.approx(together[2]["val_rec"] + 4 * together[2]["val_kl"], rel=1e-4)
+
+
+def test_search_groups_trials_by_what_can_share_a_step(tmp_path):
+    space = tmp_path / "s.toml"
+    space.write_text('[search]\nsampler = "random"\npruner = "none"\nseed = 1\n[fixed]\ndataset = "digits"\n'
+                     'channels = [4, 8, 8]\nhidden = [16, 16]\ndevice = "cpu"\nepochs = 2\n[params]\n'
+                     'dropout = { low = 0.1, high = 0.5 }\n'
+                     'noise = { choices = ["gaussian:0.1", "gaussian:0.4", "salt-pepper:0.2"] }\n')
+    out = assert_ok(invoke("search", "dae", "--space", space, "--out", tmp_path / "v", "--trials", "8",
+                           "--vectorize", "8"))
+    with open(tmp_path / "v" / "trials.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert len(rows) == 8 and all(r["state"] == "complete" for r in rows)
+    gaussian = sum(r["noise"].startswith("gaussian") for r in rows)
+    assert 2 <= gaussian <= 6  # two groups: the gaussian levels together, the salt-pepper ones together
+    assert out.count(f"{gaussian} trials vectorised") >= gaussian
+    assert out.count(f"{8 - gaussian} trials vectorised") >= 8 - gaussian

@@ -15,6 +15,7 @@ _LAZY = {
     "ZooModel": "zoo.model",
     "Batch": "zoo.model",
     "StepContext": "zoo.model",
+    "hyper_buffer": "zoo.model",
     "hookimpl": "zoo.hooks",
     "hookspec": "zoo.hooks",
     "param": "zoo.config",

@@ -109,7 +109,8 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str
                     tensors[f"opt.{name}.{idx}.{key}"] = value
                 else:
                     scalars[f"{idx}.{key}"] = value
-        meta[f"opt.{name}.param_groups"] = json.dumps(sd["param_groups"])
+        groups = [{k: float(v) if torch.is_tensor(v) else v for k, v in g.items()} for g in sd["param_groups"]]
+        meta[f"opt.{name}.param_groups"] = json.dumps(groups)  # a CUDA-graph run keeps its lr in a tensor
         meta[f"opt.{name}.scalars"] = json.dumps(scalars)
     tensors.update({f"rng.{k}": v for k, v in rng.items()})
     save_tensors(path, tensors, meta)
@@ -126,9 +127,14 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str
         scalars = json.loads(meta.get(f"opt.{name}.scalars", "{}"))
         state: dict[int, dict[str, Any]] = {}
         prefix = f"opt.{name}."
+        params = [p for g in opt.param_groups for p in g["params"]]
         for k, v in tensors.items():
             if k.startswith(prefix):
                 idx, key = k[len(prefix):].split(".", 1)
+                p = params[int(idx)] if int(idx) < len(params) else None
+                if p is not None and v.shape == p.shape:
+                    # the parameter's memory layout (channels-last): fused optimizers read both as flat arrays
+                    v = torch.empty_like(p, dtype=v.dtype).copy_(v)
                 state.setdefault(int(idx), {})[key] = v.to(device) if key != "step" else v
         for k, v in scalars.items():
             idx, key = k.split(".", 1)

@@ -60,6 +60,16 @@ def _stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def to_batch(xb: torch.Tensor, yb: torch.Tensor, binarize: bool = False, channels_last: bool = False) -> Batch:
+    """uint8 images -> a `Batch` of floats in [0, 1]; with `binarize`, pixels ~ Bernoulli(grey level)."""
+    xf = xb.float().div_(255.0)
+    if binarize:
+        xf = torch.bernoulli(xf)
+    if channels_last and xf.dim() == 4:
+        xf = xf.contiguous(memory_format=torch.channels_last)
+    return Batch(xf, yb)
+
+
 def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | None = None,
             binarize: bool = False, channels_last: bool = False):
     """Yield `Batch`es of floats in [0, 1] by indexing uint8 tensors (on their device);
@@ -71,12 +81,7 @@ def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | N
         else:
             idx = order[start:start + size]
             xb, yb = x[idx], y[idx]
-        xf = xb.float().div_(255.0)
-        if binarize:
-            xf = torch.bernoulli(xf)
-        if channels_last and xf.dim() == 4:
-            xf = xf.contiguous(memory_format=torch.channels_last)
-        yield Batch(xf, yb)
+        yield to_batch(xb, yb, binarize, channels_last)
 
 
 class Trainer:
@@ -99,6 +104,11 @@ class Trainer:
                                       "stopped": None}
         self.history: list[dict[str, Any]] = []
         self.resumed = False
+        self.graph_step = None  # zoo.graphstep.GraphStep with cuda_graph, made once the state is final
+        if train.cuda_graph:
+            from zoo.graphstep import check_supported
+
+            check_supported(model, train)
 
     # ------------------------------------------------------------------ paths
     def _path(self, name: str) -> Path | None:
@@ -135,9 +145,10 @@ class Trainer:
         self.resumed = True
 
     # ------------------------------------------------------------------ the loop
-    def _autocast(self):
+    def _autocast(self, cache: bool = True):
         if self.train.bf16 and self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+            # a recorded CUDA graph must not keep autocast's cast cache between replays
+            return torch.autocast("cuda", dtype=torch.bfloat16, cache_enabled=cache)
         return contextlib.nullcontext()
 
     def _set_lr(self, epoch: int) -> None:
@@ -148,13 +159,20 @@ class Trainer:
             factor = 1.0
         for opt in self.optimizers.values():
             for group in opt.param_groups:
-                group.setdefault("initial_lr", group["lr"])
-                group["lr"] = group["initial_lr"] * factor
+                group.setdefault("initial_lr", float(group["lr"]))
+                if torch.is_tensor(group["lr"]):  # a recorded CUDA graph reads this very tensor
+                    group["lr"].fill_(group["initial_lr"] * factor)
+                else:
+                    group["lr"] = group["initial_lr"] * factor
 
     def _learning_rates(self) -> dict[str, float]:
+        def lr(opt):  # a float, or a float32 tensor under cuda_graph (shown without its rounding noise)
+            value = opt.param_groups[0]["lr"]
+            return float(f"{float(value):.7g}") if torch.is_tensor(value) else value
+
         if len(self.optimizers) == 1:
-            return {"lr": next(iter(self.optimizers.values())).param_groups[0]["lr"]}
-        return {f"lr_{name}": opt.param_groups[0]["lr"] for name, opt in self.optimizers.items()}
+            return {"lr": lr(next(iter(self.optimizers.values())))}
+        return {f"lr_{name}": lr(opt) for name, opt in self.optimizers.items()}
 
     def _train_epoch(self, epoch: int) -> tuple[dict[str, float], float, float]:
         model, data, bs = self.model, self.data, self.train.batch_size
@@ -174,20 +192,35 @@ class Trainer:
 
             bar = tqdm(total=n, unit="img", unit_scale=True, leave=False, file=sys.stderr,
                        desc=f"epoch {epoch}/{self.train.epochs}", dynamic_ncols=True)
-        start = time.perf_counter()
-        for i, batch in enumerate(batches(data.train_x, data.train_y, bs, order,
-                                                   binarize=self.train.binarize == "dynamic",
-                                                   channels_last=self.train.channels_last)):
-            with self._autocast():
-                out = model.training_step(batch, ctx)
-            ctx.step += 1
-            for k, v in out.items():
-                v = v.detach().float() * len(batch)
-                sums[k] = sums[k] + v if k in sums else v
+        done = 0
+
+        def on_batch(size: int, out: dict[str, torch.Tensor]) -> None:
+            nonlocal done
             if bar is not None:
-                bar.update(len(batch))
-                if i % 20 == 0 or i == steps - 1:
+                bar.update(size)
+                if done % 20 == 0 or done == steps - 1:
                     bar.set_postfix(loss=f"{out['loss'].item():.4g}" if "loss" in out else "")
+            done += 1
+
+        start = time.perf_counter()
+        if self.train.cuda_graph:
+            if self.graph_step is None:
+                from zoo.graphstep import GraphStep
+
+                self.graph_step = GraphStep(model, data, self.train, self.optimizers,
+                                            lambda: self._autocast(cache=False))
+            sums = self.graph_step.run_epoch(order, ctx, on_batch)
+        else:
+            for batch in batches(data.train_x, data.train_y, bs, order, binarize=self.train.binarize == "dynamic",
+                                 channels_last=self.train.channels_last):
+                model.before_step(ctx)
+                with self._autocast():
+                    out = model.training_step(batch, ctx)
+                ctx.step += 1
+                for k, v in out.items():
+                    v = v.detach().float() * len(batch)
+                    sums[k] = sums[k] + v if k in sums else v
+                on_batch(len(batch), out)
         means = {k: v.item() / n for k, v in sums.items()}  # .item() waits for the device
         seconds = time.perf_counter() - start
         if bar is not None:

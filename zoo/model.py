@@ -56,6 +56,13 @@ class StepContext:
         opt.step()
 
 
+def hyper_buffer(module: nn.Module, name: str, value: float) -> None:
+    """Keep a hyperparameter the model reads at run time (dropout p, noise level, β) in a float tensor:
+    a non-persistent buffer, so it is not saved with the weights, and `zoo.multitrial` can give every
+    trial of a vectorised step its own value."""
+    module.register_buffer(name, torch.tensor(float(value)), persistent=False)
+
+
 class ZooModel(nn.Module):
     """Base class of every architecture. Subclasses set the class attributes and implement `loss`."""
 
@@ -67,6 +74,9 @@ class ZooModel(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}
     # The validation metric early stopping watches (lower is better); None: keep the last epoch.
     monitor: ClassVar[str | None] = "loss"
+    # Config keys the model reads only from tensors kept with `hyper_buffer` (never from the config
+    # while training): trials that differ only in these train together in one vectorised step.
+    vectorized_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()
@@ -82,6 +92,25 @@ class ZooModel(nn.Module):
     def loss(self, batch: Batch) -> dict[str, torch.Tensor]:
         """Scalar losses for one batch; the key 'loss' is the one optimised and monitored."""
         raise NotImplementedError
+
+    @classmethod
+    def shared_config(cls, config) -> dict[str, Any]:
+        """What trials must share to train together in one vectorised step: the config without
+        `vectorized_keys` (a plugin adds back the parts of such a key that are not a tensor)."""
+        from dataclasses import asdict
+
+        return {k: v for k, v in asdict(config).items() if k not in cls.vectorized_keys}
+
+    def before_step(self, step: StepContext) -> None:
+        """Set schedules that change within training (a KL warm-up) before each training step; called
+        by the engine and by vectorised training alike, so keep it to plain attributes."""
+
+    def capturable(self) -> bool:
+        """True if a training step can be recorded once in a CUDA graph and replayed (`cuda_graph`):
+        it must change no Python state between steps and never wait for the device. True for models
+        with the default training step and no `before_step`; a plugin overriding those decides."""
+        cls = type(self)
+        return cls.training_step is ZooModel.training_step and cls.before_step is ZooModel.before_step
 
     def training_step(self, batch: Batch, step: StepContext) -> dict[str, torch.Tensor]:
         out = self.loss(batch)

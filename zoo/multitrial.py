@@ -1,21 +1,25 @@
-"""Many trials in one vectorised step: trials whose tensors have the same shapes (the same model config)
-and differ only in learning rate, weight decay, momentum, seed or patience train together, with
+"""Many trials in one vectorised step: trials whose tensors have the same shapes and differ only in
+learning rate, weight decay, momentum, seed, patience or a model hyperparameter the plugin reads from a
+tensor (`ZooModel.vectorized_keys`: dropout p, a denoiser's noise level, a VAE's β) train together, with
 `torch.func.stack_module_state` + `vmap`: one kernel launch per layer for all of them instead of one
 per trial, which is what keeps a GPU busy with small models.
 
 Each trial is trained as the engine would train it alone: its own seeded initialisation and batch
 order, its own optimizer state (Adam, AdamW, SGD or Adagrad, written out with torch's update rules),
-its own early stopping; the losses agree with `zoo.cv.fit` of the trial alone to float rounding.
+its own hyperparameter values, its own early stopping. Deterministic models agree with `zoo.cv.fit` of
+the trial alone to float rounding; in stochastic ones (dropout, noise, a VAE's sampling) each trial
+draws its own random numbers, from another stream than it would alone.
 
-What cannot be stacked is refused with a ConfigError: differing model configs, models with buffers
-(batch norm), custom training steps (VAE warm-up, GANs), pruning or iterative autoencoding, bf16,
-dynamic binarisation.
+What cannot be stacked is refused with a ConfigError: model configs differing elsewhere, tensors of
+different shapes (dropout 0 beside dropout > 0 adds layers), models with saved buffers (batch norm),
+custom training steps (GANs), pruning or iterative autoencoding, bf16, dynamic binarisation.
 """
 
 from __future__ import annotations
 
 import copy
 import dataclasses
+import json
 import math
 import time
 from typing import Any, Callable
@@ -28,7 +32,8 @@ from zoo.cv import FitResult, reduce_history
 from zoo.data import ImageData
 from zoo.engine import EVAL_BATCH, batches
 from zoo.errors import ConfigError
-from zoo.model import Batch, ZooModel
+from zoo.graphstep import WARMUP_STEPS
+from zoo.model import Batch, StepContext, ZooModel
 
 MAY_DIFFER = {"lr", "weight_decay", "momentum", "seed", "patience"}
 
@@ -46,11 +51,34 @@ class _Loss(nn.Module):
         return self.model.validation_step(batch) if self.validation else self.model.loss(batch)
 
 
-def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig]) -> None:
+def layout(cls: type, model_cfg, shape, num_classes: int = 0) -> tuple:
+    """Names and shapes of a model's parameters and buffers (built on the meta device: no memory)."""
+    with torch.device("meta"):
+        model = cls(model_cfg, shape, num_classes)
+    saved = set(model.state_dict())
+    return (tuple((k, tuple(v.shape)) for k, v in model.named_parameters()),
+            tuple((k, tuple(v.shape), k in saved) for k, v in model.named_buffers()))
+
+
+def group_key(cls: type, model_cfg, train_cfg: TrainConfig, shape, num_classes: int = 0) -> str:
+    """Trials with equal keys may train together (if `check_stackable` agrees)."""
+    train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in MAY_DIFFER}
+    return json.dumps([cls.name, cls.shared_config(model_cfg), train, layout(cls, model_cfg, shape, num_classes)],
+                      sort_keys=True, default=str)
+
+
+def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], shape, num_classes: int = 0) -> None:
     if not train_cfgs:
         raise ConfigError("no trials to train")
-    if any(m != model_cfgs[0] for m in model_cfgs):
-        raise ConfigError("trials train together only with the same model config (the same tensor shapes)")
+    if len(model_cfgs) != len(train_cfgs):
+        raise ConfigError(f"{len(model_cfgs)} model configs for {len(train_cfgs)} trials")
+    shared = cls.shared_config(model_cfgs[0])
+    for m in model_cfgs[1:]:
+        differ = {k for k, v in cls.shared_config(m).items() if shared.get(k) != v}
+        if differ:
+            free = ", ".join(cls.vectorized_keys) or "nothing"
+            raise ConfigError(f"trials train together only when their model configs differ in {free}; "
+                              f"these differ: {', '.join(sorted(differ))}")
     first = dataclasses.asdict(train_cfgs[0])
     for t in train_cfgs[1:]:
         differ = {k for k, v in dataclasses.asdict(t).items() if first[k] != v} - MAY_DIFFER
@@ -66,16 +94,26 @@ def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig]) 
         raise ConfigError(f"optimizer '{t.optimizer}' is not vectorised")
     if cls.training_step is not ZooModel.training_step:
         raise ConfigError(f"model '{cls.name}' has its own training step; its trials train one by one")
+    layouts = [layout(cls, m, shape, num_classes) for m in model_cfgs]
+    if any(lay != layouts[0] for lay in layouts):
+        raise ConfigError("trials train together only when their tensors have the same names and shapes "
+                          "(dropout 0 beside dropout > 0 adds layers); train them in separate groups")
+    if any(saved for _, _, saved in layouts[0][1]):
+        raise ConfigError("models with saved buffers (batch norm) are not vectorised; train these trials one by one")
 
 
 class _Optim:
     """torch's Adam / AdamW / SGD / Adagrad update rules on stacked tensors [K, ...], with a learning rate,
-    weight decay and momentum per trial."""
+    weight decay and momentum per trial. The step count and the schedule's factor are device tensors,
+    as in torch's capturable optimizers, so an update recorded in a CUDA graph replays correctly."""
 
     def __init__(self, name: str, params: dict[str, torch.Tensor], lr, wd, momentum):
         self.name = name
         self.lr, self.wd, self.momentum = lr, wd, momentum  # [K] tensors
-        self.step = 0
+        wide = torch.float32 if lr.device.type == "mps" else torch.float64  # float64: torch's own rounding
+        self.t = torch.zeros((), dtype=wide, device=lr.device)
+        self.factor = torch.ones((), device=lr.device)
+        self.decay = bool((wd != 0).any())  # read from the device here, never inside a recorded step
         self.state: dict[str, dict[str, torch.Tensor]] = {k: {} for k in params}
         self.b1, self.b2, self.eps = 0.9, 0.999, 1e-8
 
@@ -85,28 +123,31 @@ class _Optim:
 
     def keep(self, idx: torch.Tensor) -> None:
         self.lr, self.wd, self.momentum = self.lr[idx], self.wd[idx], self.momentum[idx]
+        self.decay = bool((self.wd != 0).any())
         self.state = {k: {s: v[idx] for s, v in st.items()} for k, st in self.state.items()}
 
     @torch.no_grad()
-    def update(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor], factor: float) -> None:
-        self.step += 1
-        t = self.step
+    def update(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
+        self.t.add_(1)
+        lrs = self.lr * self.factor
+        if self.name in ("adam", "adamw"):
+            correction1 = 1 - torch.pow(self.b1, self.t)
+            correction2 = (1 - torch.pow(self.b2, self.t)).sqrt()
         for k, p in params.items():
             g = grads[k]
-            lr, wd = self._b(self.lr * factor, p), self._b(self.wd, p)
+            lr, wd = self._b(lrs, p), self._b(self.wd, p)
             st = self.state[k]
             if self.name == "adamw":
                 p.mul_(1 - lr * wd)
-            elif bool((self.wd != 0).any()):
+            elif self.decay:
                 g = g + wd * p
             if self.name in ("adam", "adamw"):
                 if not st:
                     st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
                 st["m"].lerp_(g, 1 - self.b1)
                 st["v"].mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-                step_size = lr / (1 - self.b1 ** t)
-                denom = (st["v"].sqrt() / math.sqrt(1 - self.b2 ** t)).add_(self.eps)
-                p.sub_(step_size * st["m"] / denom)
+                denom = (st["v"].sqrt() / correction2).add_(self.eps)
+                p.sub_((lr.to(correction1.dtype) / correction1).float() * st["m"] / denom)
             elif self.name == "sgd":
                 mom = self._b(self.momentum, p)
                 if "buf" not in st:
@@ -122,41 +163,104 @@ class _Optim:
                 p.sub_(lr * g / (st["sum"].sqrt() + 1e-10))
 
 
-def train_together(cls: type, model_cfg, train_cfgs: list[TrainConfig], data: ImageData, *,
+class _Stack:
+    """The trials still training: stacked parameters, hyperparameters and optimizer state, and the step
+    that trains all of them on one batch. With `record` (cuda_graph on a CUDA device) that step, from
+    gathering the batches to the update and the loss sums, is recorded once in a CUDA graph and
+    replayed: one launch a batch for every trial together."""
+
+    def __init__(self, params, hypers, opt: _Optim, step, data: ImageData, batch_size: int, record: bool):
+        self.params, self.hypers, self.opt, self.step = params, hypers, opt, step
+        self.data, self.record = data, record
+        k = next(iter(params.values())).shape[0]
+        self.index = torch.zeros((k, batch_size), dtype=torch.long, device=data.train_x.device)
+        self.sums: dict[str, torch.Tensor] = {}
+        self.graph = None
+        self.eager_steps = 0
+
+    def _train(self, index: torch.Tensor) -> None:
+        xs = self.data.train_x[index].float().div_(255.0)                  # [K, B, C, H, W]
+        grads, (_, out) = self.step(self.params, self.hypers, xs, self.data.train_y[index])
+        self.opt.update(self.params, grads)
+        for key, v in out.items():
+            if key not in self.sums:  # made by the first eager step, before any recording
+                self.sums[key] = torch.zeros(index.shape[0], device=index.device)
+            self.sums[key].add_(v.detach().float() * index.shape[1])
+
+    def _eager(self, index: torch.Tensor) -> None:
+        if not self.record:
+            return self._train(index)
+        side = torch.cuda.Stream(index.device)
+        side.wait_stream(torch.cuda.current_stream(index.device))
+        with torch.cuda.stream(side):
+            self._train(index)
+        torch.cuda.current_stream(index.device).wait_stream(side)
+
+    def train_batch(self, index: torch.Tensor) -> None:
+        """One step of every trial; index: [K, b] rows of the training set, a row of indices per trial."""
+        if index.shape != self.index.shape:  # the short last batch of an epoch
+            return self._eager(index)
+        self.index.copy_(index)
+        if self.graph is None and self.record and self.eager_steps >= WARMUP_STEPS:
+            self.graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(self.graph):
+                self._train(self.index)
+        if self.graph is not None:
+            self.graph.replay()
+        else:
+            self._eager(self.index)
+            self.eager_steps += 1
+
+    def keep(self, sel: torch.Tensor) -> None:
+        """Drop the trials not in `sel`; the shapes change, so a recorded step is recorded again."""
+        self.params = {k: v[sel].clone() for k, v in self.params.items()}
+        self.hypers = {k: v[sel] for k, v in self.hypers.items()}
+        self.opt.keep(sel)
+        self.sums = {k: v[sel] for k, v in self.sums.items()}
+        self.index = self.index[sel].clone()
+        self.graph, self.eager_steps = None, 0
+
+
+def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: ImageData, *,
                    report: Callable[[int, int, dict[str, Any]], bool] | None = None, metric: str | None = None,
                    reduce: str = "best", keep_models: bool = False) -> list[FitResult]:
-    """Train one model per TrainConfig, all at once; `report(k, epoch, record)` is called for every trial
-    after every epoch and may return False to stop that trial (a pruner). Returns a FitResult per trial."""
+    """Train one model per (model config, TrainConfig), all at once; `model_cfgs` is a list or one config
+    for every trial. `report(k, epoch, record)` is called for every trial after every epoch and may
+    return False to stop that trial (a pruner). Returns a FitResult per trial."""
     from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-    check_stackable(cls, [model_cfg] * len(train_cfgs), train_cfgs)
+    if not isinstance(model_cfgs, (list, tuple)):
+        model_cfgs = [model_cfgs] * len(train_cfgs)
+    check_stackable(cls, model_cfgs, train_cfgs, data.shape, data.num_classes)
     device = data.train_x.device
     models = []
-    for t in train_cfgs:
+    for m, t in zip(model_cfgs, train_cfgs):
         torch.manual_seed(t.seed)
-        models.append(cls(model_cfg, data.shape, data.num_classes).to(device))
-    if any(True for _ in models[0].buffers()):
-        raise ConfigError("models with buffers (batch norm) are not vectorised; train these trials one by one")
-    params, _ = stack_module_state(models)
+        models.append(cls(m, data.shape, data.num_classes).to(device))
+    params, buffers = stack_module_state(models)
     params = {k: v.detach().clone() for k, v in params.items()}
+    hypers = {k: v.clone() for k, v in buffers.items()}  # each trial's dropout p, noise level, β
     base = copy.deepcopy(models[0]).to("meta")
     train_net, val_net = _Loss(base), _Loss(base, validation=True)
     names = list(params)
 
-    def loss_fn(p, x, y):
-        out = functional_call(train_net, {f"model.{k}": v for k, v in p.items()}, (x, y))
+    def tensors(p, h):
+        return {f"model.{k}": v for k, v in (*p.items(), *h.items())}
+
+    def loss_fn(p, h, x, y):
+        out = functional_call(train_net, tensors(p, h), (x, y))
         return out["loss"], out
 
-    def val_fn(p, x, y):
-        return functional_call(val_net, {f"model.{k}": v for k, v in p.items()}, (x, y))
+    def val_fn(p, h, x, y):
+        return functional_call(val_net, tensors(p, h), (x, y))
 
-    step = vmap(grad_and_value(loss_fn, has_aux=True), randomness="different")
-    validate = vmap(val_fn, in_dims=(0, None, None), randomness="different")
-
+    validate = vmap(val_fn, in_dims=(0, 0, None, None), randomness="different")
     t0 = train_cfgs[0]
     as_tensor = lambda vals: torch.tensor(vals, dtype=torch.float32, device=device)  # noqa: E731
     opt = _Optim(t0.optimizer, params, as_tensor([t.lr for t in train_cfgs]),
                  as_tensor([t.weight_decay for t in train_cfgs]), as_tensor([t.momentum for t in train_cfgs]))
+    stack = _Stack(params, hypers, opt, vmap(grad_and_value(loss_fn, has_aux=True), randomness="different"),
+                   data, t0.batch_size, record=t0.cuda_graph and device.type == "cuda" and models[0].capturable())
     shuffles = [torch.Generator().manual_seed(t.seed) for t in train_cfgs]
     active = list(range(len(train_cfgs)))  # trial indices still training, in stack order
     histories: list[list[dict]] = [[] for _ in train_cfgs]
@@ -168,29 +272,28 @@ def train_together(cls: type, model_cfg, train_cfgs: list[TrainConfig], data: Im
     start_all = time.perf_counter()
     for epoch in range(1, t0.epochs + 1):
         factor = 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(t0.epochs, 1))) if t0.lr_schedule == "cosine" else 1.0
+        opt.factor.fill_(factor)
         base.train()
-        orders = [torch.randperm(n, generator=shuffles[k]).to(device) for k in active]
-        sums: dict[str, torch.Tensor] = {}
+        orders = torch.stack([torch.randperm(n, generator=shuffles[k]) for k in active]).to(device)  # [K, n]
+        for acc in stack.sums.values():
+            acc.zero_()
+        ctx = StepContext({}, epoch)
+        ctx.steps_per_epoch = math.ceil(n / bs)
         start = time.perf_counter()
         for s in range(0, n, bs):
-            idx = torch.stack([o[s:s + bs] for o in orders])                       # [K, B]
-            xs = data.train_x[idx].float().div_(255.0)
-            ys = data.train_y[idx]
-            grads, (_, out) = step(params, xs, ys)
-            opt.update(params, grads, factor)
-            for key, v in out.items():
-                v = v.detach().float() * idx.shape[1]
-                sums[key] = sums[key] + v if key in sums else v
+            base.before_step(ctx)
+            stack.train_batch(orders[:, s:s + bs])
+            ctx.step += 1
+        train_m = {k: (v / n).tolist() for k, v in stack.sums.items()}  # waits for the device
         seconds = time.perf_counter() - start
         base.eval()
         vsums: dict[str, torch.Tensor] = {}
         nv = data.val_x.shape[0]
         with torch.no_grad():
             for batch in batches(data.val_x, data.val_y, max(EVAL_BATCH, bs)):
-                for key, v in validate(params, batch.x, batch.y).items():
+                for key, v in validate(stack.params, stack.hypers, batch.x, batch.y).items():
                     v = v.detach().float() * len(batch)
                     vsums[key] = vsums[key] + v if key in vsums else v
-        train_m = {k: (v / n).tolist() for k, v in sums.items()}
         val_m = {k: (v / max(nv, 1)).tolist() for k, v in vsums.items()}
         keep = []
         for j, k in enumerate(active):
@@ -200,7 +303,7 @@ def train_together(cls: type, model_cfg, train_cfgs: list[TrainConfig], data: Im
             watched = (val_m if nv else train_m).get(monitor, [None] * len(active))[j] if monitor else None
             improved = monitor is None or best[k][0] is None or watched < best[k][0]
             if improved:
-                best[k] = (watched, epoch, {name: params[name][j].detach().clone() for name in names}
+                best[k] = (watched, epoch, {name: stack.params[name][j].detach().clone() for name in names}
                            if keep_models else None)
                 bad[k] = 0
             else:
@@ -217,9 +320,7 @@ def train_together(cls: type, model_cfg, train_cfgs: list[TrainConfig], data: Im
             if go_on:
                 keep.append(j)
         if len(keep) < len(active):
-            sel = torch.tensor(keep, dtype=torch.long, device=device)
-            params = {k2: v[sel].clone() for k2, v in params.items()}
-            opt.keep(sel)
+            stack.keep(torch.tensor(keep, dtype=torch.long, device=device))
             active = [active[j] for j in keep]
         if not active:
             break
@@ -229,7 +330,7 @@ def train_together(cls: type, model_cfg, train_cfgs: list[TrainConfig], data: Im
     for k, t in enumerate(train_cfgs):
         model = None
         if keep_models and best[k][2] is not None:
-            model = cls(model_cfg, data.shape, data.num_classes).to(device)
+            model = cls(model_cfgs[k], data.shape, data.num_classes).to(device)
             model.load_state_dict(best[k][2])
             model.eval()
         results.append(FitResult(value=reduce_history(histories[k], metric, reduce) if histories[k] else math.nan,

@@ -21,6 +21,9 @@ class NoiseModel:
     params: ClassVar[tuple[str, ...]] = ()          # parameter names, in the order of the spec string
     defaults: ClassVar[tuple[float, ...]] = ()
     integer: ClassVar[tuple[str, ...]] = ()         # parameters that must be whole numbers
+    # True if __call__ takes `strength=`, a tensor that replaces the first parameter: denoisers that
+    # differ only in that level then train together in one vectorised step.
+    vectorized: ClassVar[bool] = False
 
     def __init__(self, *values: float):
         if len(values) > len(self.params):

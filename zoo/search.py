@@ -679,11 +679,14 @@ class Worker:
 
     # ------------------------------------------------------------------ several trials in one vectorised step
     def run_group(self, size: int) -> None:
-        """Ask `size` trials at once; those with the same model config (the same tensor shapes) and the
-        same training settings but lr, weight decay, momentum, seed and patience train together in one
-        vmapped step (zoo.multitrial); the rest one by one. Each is told its own result."""
+        """Ask `size` trials at once; those with the same tensor shapes that differ only in lr, weight
+        decay, momentum, seed, patience and the model's vectorised keys (dropout p, noise level, β)
+        train together in one vmapped step (zoo.multitrial); the rest one by one. Each is told its own
+        result."""
         optuna = _optuna()
         from optuna.trial import TrialState
+
+        from zoo import multitrial
 
         trials = [self.study.ask() for _ in range(size)]
         told: set[int] = set()
@@ -706,9 +709,8 @@ class Worker:
             groups: dict[str, list] = {}
             for item in ready:
                 t, values, cls, model_cfg, train_cfg = item
-                key = json.dumps([dataclasses.asdict(model_cfg),
-                                  {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in _MAY_DIFFER}],
-                                 sort_keys=True, default=str)
+                data = self._data(train_cfg)
+                key = multitrial.group_key(cls, model_cfg, train_cfg, data.shape, data.num_classes)
                 groups.setdefault(key, []).append(item)
             for members in groups.values():
                 self._run_members(members, tell)
@@ -728,13 +730,13 @@ class Worker:
 
         from zoo import multitrial
 
-        cls, model_cfg = members[0][2], members[0][3]
+        cls = members[0][2]
         stackable = len(members) > 1
         if stackable:
+            data = self._data(members[0][4])
             try:
-                multitrial.check_stackable(cls, [m[3] for m in members], [m[4] for m in members])
-                probe = cls(model_cfg, self._data(members[0][4]).shape)
-                stackable = not any(True for _ in probe.buffers())
+                multitrial.check_stackable(cls, [m[3] for m in members], [m[4] for m in members], data.shape,
+                                           data.num_classes)
             except ConfigError:
                 stackable = False
         if not stackable:
@@ -766,8 +768,8 @@ class Worker:
                     return False
                 return True
 
-            results = multitrial.train_together(cls, model_cfg, [m[4] for m in alive], part, report=report,
-                                                metric=s.metric, reduce=s.reduce)
+            results = multitrial.train_together(cls, [m[3] for m in alive], [m[4] for m in alive], part,
+                                                report=report, metric=s.metric, reduce=s.reduce)
             seconds += sum(r.seconds for r in results)
             survivors = []
             for k, (m, r) in enumerate(zip(alive, results)):
@@ -785,9 +787,6 @@ class Worker:
         for t, values, _, mc, _ in alive:
             tell(t, self._finish(t, values, mc, losses[t.number], seconds / len(members), epochs[t.number],
                                  note=f", {len(members)} trials vectorised"))
-
-
-_MAY_DIFFER = {"lr", "weight_decay", "momentum", "seed", "patience"}
 
 
 def _short(v: Any) -> str:

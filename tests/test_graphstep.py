@@ -1,0 +1,79 @@
+"""`cuda_graph`: the whole training step recorded once and replayed. Without a GPU the same static step
+runs unrecorded, so everything but the recording itself is tested here; the recording test needs CUDA."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, quiet, read_metrics
+
+import zoo
+from zoo.errors import ConfigError
+
+TIMING = {"images_per_s", "seconds", "lr"}
+
+
+def train(out, model="convae", **kw):
+    small = {} if model == "gan" else TINY
+    return zoo.train(model, dataset="digits", out=out, log=quiet, progress=False,
+                     **{**small, "device": "cpu", "batch_size": 100, **kw})
+
+
+def _curves(run):
+    return [{k: v for k, v in r.items() if k not in TIMING} for r in read_metrics(run)]
+
+
+@pytest.mark.parametrize("extra", [{}, {"lr_schedule": "cosine", "optimizer": "adamw", "weight_decay": 1e-3}])
+def test_the_static_step_trains_exactly_like_the_engine(tmp_path, extra):
+    """Full batches through the static step, the last short one eagerly, losses summed on the device."""
+    train(tmp_path / "eager", epochs=3, **extra)
+    train(tmp_path / "graph", epochs=3, cuda_graph=True, **extra)
+    for a, b in zip(_curves(tmp_path / "eager"), _curves(tmp_path / "graph"), strict=True):
+        assert a == pytest.approx(b, rel=1e-5)
+    lrs = [r["lr"] for r in read_metrics(tmp_path / "graph")]
+    assert lrs == pytest.approx([r["lr"] for r in read_metrics(tmp_path / "eager")], rel=1e-6)
+
+
+def test_a_graph_run_resumes_like_an_uninterrupted_one(tmp_path):
+    kw = {"cuda_graph": True, "dropout": 0.2}  # (a cosine schedule depends on the planned epochs)
+    train(tmp_path / "straight", epochs=3, **kw)
+    train(tmp_path / "resumed", epochs=2, **kw)
+    zoo.train(resume=tmp_path / "resumed", epochs=3, log=quiet, progress=False)
+    for a, b in zip(_curves(tmp_path / "straight"), _curves(tmp_path / "resumed"), strict=True):
+        assert a == pytest.approx(b, rel=1e-5)
+
+
+def test_denoisers_and_vaes_without_warm_up_can_be_recorded(tmp_path):
+    assert train(tmp_path / "dae", "dae", epochs=1, cuda_graph=True).history[0]["train_loss"] > 0
+    assert train(tmp_path / "vae", "vae", epochs=1, cuda_graph=True).history[0]["train_kl"] > 0
+
+
+@pytest.mark.parametrize("model, kw, message", [
+    ("convae", {"optimizer": "sgd"}, "adam and adamw"),
+    ("vae", {"kl_warmup": 2}, "changes Python state"),
+    ("gan", {}, "changes Python state"),
+    ("convae", {"prune_every": 1, "prune_encoder_linear": 0.2}, "pruning"),
+])
+def test_what_cannot_be_recorded_is_refused_before_training(tmp_path, model, kw, message):
+    with pytest.raises(ConfigError, match=message):
+        train(tmp_path / "x", model, epochs=1, cuda_graph=True, **kw)
+    assert not (tmp_path / "x" / "metrics.jsonl").exists()
+
+
+def test_cli_refusal_is_one_message(tmp_path):
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", tmp_path / "r",
+                              *TINY_SET, "--set", "cuda_graph=true", "--set", "optimizer=sgd"),
+                       "cuda_graph supports the adam and adamw optimizers", "optimizer=adam")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="recording a CUDA graph needs a GPU")
+def test_recorded_steps_train_like_eager_ones_on_a_gpu(tmp_path):
+    kw = {"device": "cuda", "batch_size": 64, "epochs": 3, "lr_schedule": "cosine"}
+    eager = train(tmp_path / "eager", **kw)
+    graph = train(tmp_path / "graph", cuda_graph=True, **kw)
+    for a, b in zip(eager.history, graph.history, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=2e-3)
+        assert b["val_loss"] == pytest.approx(a["val_loss"], rel=2e-3)
+    out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", tmp_path / "cli",
+                           "--set", "cuda_graph=true", "--device", "cuda", "--no-progress"))
+    assert "epoch 1/1" in out

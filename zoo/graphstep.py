@@ -1,0 +1,131 @@
+"""The whole training step recorded once in a CUDA graph and replayed for every batch (`cuda_graph`).
+
+A small model spends most of an eager step launching kernels from Python: the lab-basic ConvAE needs
+about a hundred launches a batch, each costing more than the work it starts. Recorded once, the step
+(the batch gathered from the device-resident uint8 data, forward, backward, a fused capturable Adam
+update and the running sums of the losses) replays as one launch, with no host synchronisation until
+the epoch ends. Shapes must be static, so the last, shorter batch of an epoch runs eagerly.
+
+Supported: adam / adamw, models whose steps keep no Python state (`ZooModel.capturable`), no pruning.
+Without CUDA (tests, CPU runs) the same static step runs without recording, so its bookkeeping is
+exercised everywhere; only the recording itself needs a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import Callable
+
+import torch
+
+from zoo.config import TrainConfig
+from zoo.data import ImageData
+from zoo.engine import to_batch
+from zoo.errors import ConfigError
+from zoo.model import StepContext, ZooModel
+
+WARMUP_STEPS = 3  # eager steps on a side stream before recording: cuDNN and the allocator settle
+
+
+def check_supported(model: ZooModel, train: TrainConfig) -> None:
+    if train.optimizer not in ("adam", "adamw"):
+        raise ConfigError(f"cuda_graph supports the adam and adamw optimizers, not '{train.optimizer}'",
+                          "Use --set optimizer=adam, or cuda_graph=false.")
+    if not model.capturable():
+        raise ConfigError(f"model '{model.name}' changes Python state between training steps, so its step "
+                          "cannot be recorded in a CUDA graph", "Train it with cuda_graph=false.")
+    if train.prune_every:
+        raise ConfigError("pruning replaces weights during training, which a recorded CUDA graph cannot follow",
+                          "Train with cuda_graph=false to prune.")
+
+
+def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
+    """Turn an Adam/AdamW (new or restored from a checkpoint) into the fused, capturable form: the
+    learning rate and step counts live in device tensors, which a recorded graph reads at replay."""
+    cuda = device.type == "cuda"
+    for group in optimizer.param_groups:
+        group["fused"], group["foreach"] = True, None
+        group["capturable"] = cuda  # capturable needs a CUDA device; fused alone runs anywhere
+        if not torch.is_tensor(group["lr"]):
+            group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
+    for state in optimizer.state.values():
+        if "step" in state:
+            state["step"] = torch.as_tensor(state["step"], dtype=torch.float32).to(device)
+
+
+class GraphStep:
+    """Runs the training batches of an epoch: eagerly at first, then by replaying one recorded step."""
+
+    def __init__(self, model: ZooModel, data: ImageData, train: TrainConfig,
+                 optimizers: dict[str, torch.optim.Optimizer],
+                 autocast: Callable[[], contextlib.AbstractContextManager]):
+        check_supported(model, train)
+        self.model, self.data, self.train = model, data, train
+        self.optimizers = optimizers
+        self.autocast = autocast
+        self.device = data.train_x.device
+        self.record = self.device.type == "cuda"
+        self.index = torch.zeros(train.batch_size, dtype=torch.long, device=self.device)  # the static batch
+        self.sums: dict[str, torch.Tensor] = {}   # running loss sums, written by the recorded step
+        self.out: dict[str, torch.Tensor] = {}    # the recorded step's losses, valid after each replay
+        self.graph = None
+        self.eager_steps = 0
+        for opt in optimizers.values():
+            make_capturable(opt, self.device)
+        if self.record:
+            torch.backends.cudnn.benchmark = True  # static shapes: let cuDNN pick its fastest kernels once
+
+    def _step(self, index: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
+        batch = to_batch(self.data.train_x[index], self.data.train_y[index],
+                         binarize=self.train.binarize == "dynamic", channels_last=self.train.channels_last)
+        with self.autocast():
+            out = self.model.training_step(batch, ctx)
+        for k, v in out.items():
+            if k not in self.sums:  # first eager step: the accumulators exist before any recording
+                self.sums[k] = torch.zeros((), dtype=torch.float32, device=self.device)
+            self.sums[k].add_(v.detach().float() * index.shape[0])
+        return out
+
+    def _eager(self, index: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
+        if not self.record:
+            return self._step(index, ctx)
+        side = torch.cuda.Stream(self.device)
+        side.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(side):
+            out = self._step(index, ctx)
+        torch.cuda.current_stream(self.device).wait_stream(side)
+        return out
+
+    def _capture(self, ctx: StepContext) -> None:
+        self.graph = torch.cuda.CUDAGraph()
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)  # the recorded backward allocates its gradients in the graph's pool
+        with torch.cuda.graph(self.graph):
+            self.out = self._step(self.index, ctx)
+
+    def run_epoch(self, order: torch.Tensor, ctx: StepContext,
+                  on_batch: Callable[[int, dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
+        """Train on the images in `order`; returns the sums of the losses over them (device tensors)."""
+        for acc in self.sums.values():
+            acc.zero_()
+        bs, n = self.train.batch_size, order.shape[0]
+        full = n // bs
+        for i in range(full):
+            self.index.copy_(order[i * bs:(i + 1) * bs])
+            self.model.before_step(ctx)
+            if self.graph is None and self.record and self.eager_steps >= WARMUP_STEPS:
+                self._capture(ctx)
+            if self.graph is not None:
+                self.graph.replay()
+                out = self.out
+            else:
+                out = self._eager(self.index, ctx)
+                self.eager_steps += 1
+            ctx.step += 1
+            on_batch(bs, out)
+        if n % bs:
+            self.model.before_step(ctx)
+            out = self._eager(order[full * bs:], ctx)
+            ctx.step += 1
+            on_batch(n % bs, out)
+        return dict(self.sums)
