@@ -2,12 +2,15 @@
 
     python benchmarks/bench_convae.py                      # CPU defaults: 3 timed epochs each
     python benchmarks/bench_convae.py --device cuda --epochs 30 --latent 6
+    python benchmarks/bench_convae.py --device cuda --variant eager: --variant graph:cuda_graph=true
 
 The reference loop is what the reports wrote by hand: torchvision.datasets.MNIST + ToTensor +
 DataLoader(batch 256, shuffle=True), the model and Adam stepped per batch. zoo trains the same
 lab-basic ConvAE (preset convae-lab) with its engine: the data set on the device as uint8, batches by
 indexing. Both train on the same number of images per epoch (zoo's train split, 54,000).
-Prints images/s and seconds per epoch (medians) for both, their ratio, and zoo's test MSE.
+Prints images/s and seconds per epoch (medians) for both, their ratio, and zoo's test MSE. Each
+`--variant NAME:key=value,...` trains zoo once more with those settings (e.g. cuda_graph=true), in the
+same run, for a side-by-side table.
 """
 
 from __future__ import annotations
@@ -75,6 +78,8 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the reference loop")
     ap.add_argument("--set", dest="assignments", action="append", default=[], help="extra zoo config key=value")
+    ap.add_argument("--variant", dest="variants", action="append", default=[],
+                    help="NAME:key=value,... a zoo run with these settings (repeatable; default: one run, 'zoo')")
     args = ap.parse_args()
 
     from zoo.config import parse_assignments
@@ -90,26 +95,32 @@ def main() -> None:
         n_train = 54_000
         ref_times = reference_loop(root, ref_model, args.ref_epochs, n_train, device, args.workers)
 
-        result = zoo.train("convae", preset="convae-lab", dataset="mnist", data_dir=args.data_dir or "",
-                           epochs=args.epochs, latent_dim=args.latent, device=str(device), out=tmp / "zoo-run",
-                           progress=False, log=lambda m: None, **extra)
-        zoo_times = [r["seconds"] for r in result.history]
-        metrics = zoo.evaluate(result.run_dir, save=False)["metrics"]
+        variants = [v.partition(":") for v in args.variants] or [("zoo", ":", "")]
+        rows = []
+        for name, _, settings in variants:
+            overrides = {**extra, **parse_assignments([a for a in settings.split(",") if a])}
+            result = zoo.train("convae", preset="convae-lab", dataset="mnist", data_dir=args.data_dir or "",
+                               epochs=args.epochs, latent_dim=args.latent, device=str(device),
+                               out=tmp / f"zoo-{len(rows)}", progress=False, log=lambda m: None, **overrides)
+            # the first epoch holds one-off costs (cuDNN autotuning, graph recording): medians leave it out
+            times = [r["seconds"] for r in result.history]
+            rows.append((name, times, zoo.evaluate(result.run_dir, save=False)["metrics"]))
 
     def summary(times):
+        times = times[1:] if len(times) > 2 else times
         med = statistics.median(times)
         return med, n_train / med
 
     ref_s, ref_ips = summary(ref_times)
-    zoo_s, zoo_ips = summary(zoo_times)
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"model: convae-lab, latent {args.latent}, batch 256, Adam 1e-3, {n_train} training images an epoch")
-    print(f"{'loop':<10} {'epochs':>6} {'s/epoch':>9} {'images/s':>10}")
-    print(f"{'reference':<10} {len(ref_times):>6} {ref_s:>9.2f} {ref_ips:>10,.0f}")
-    print(f"{'zoo':<10} {len(zoo_times):>6} {zoo_s:>9.2f} {zoo_ips:>10,.0f}")
-    print(f"zoo / reference: {zoo_ips / ref_ips:.2f}x images/s (medians over epochs)")
-    print(f"zoo test MSE after {len(zoo_times)} epochs: {metrics['mse']:.4f} (PSNR {metrics['psnr']:.2f} dB)")
+    print(f"{'loop':<12} {'epochs':>6} {'s/epoch':>9} {'images/s':>10} {'vs ref':>7} {'test MSE':>9}")
+    print(f"{'reference':<12} {len(ref_times):>6} {ref_s:>9.3f} {ref_ips:>10,.0f} {1:>6.2f}x {'':>9}")
+    for name, times, metrics in rows:
+        s, ips = summary(times)
+        print(f"{name:<12} {len(times):>6} {s:>9.3f} {ips:>10,.0f} {ips / ref_ips:>6.2f}x {metrics['mse']:>9.4f}")
+    print("s/epoch and images/s: medians over the epochs, without the first when there are 3 or more")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,6 @@ one clear message and a non-zero exit code. Nothing here imports torch until a c
 from __future__ import annotations
 
 import json
-import sys
 
 import click
 

@@ -41,11 +41,14 @@ def _fmt(v) -> str:
               help="Seconds between a trial's heartbeats; a trial silent for 2-3 of them is failed and retried.")
 @click.option("--vectorize", default=1, show_default=True, type=click.IntRange(1, 4096),
               help="Ask K trials at once; those with the same shapes (differing in lr, weight decay, momentum, "
-                   "seed, patience) train together in one vmapped step.")
+                   "seed, patience, dropout p, noise level, β) train together in one vmapped step.")
+@click.option("--concurrent/--sequential", default=None,
+              help="Train the different-shape groups of --vectorize at once, each in a thread with its own CUDA "
+                   "stream (default: concurrent on CUDA, sequential elsewhere).")
 @click.option("--list-spaces", is_flag=True, help="List the example spaces zoo ships.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def search(model, space, sampler, trials, pruner, study, storage, workers, cv, timeout, out, dataset, assignments,
-           epochs, device, data_dir, seed, heartbeat, vectorize, list_spaces, as_json):
+           epochs, device, data_dir, seed, heartbeat, vectorize, concurrent, list_spaces, as_json):
     """Hyperparameter search over a space file with Optuna.
 
     \b
@@ -75,7 +78,7 @@ def search(model, space, sampler, trials, pruner, study, storage, workers, cv, t
                                         "data_dir": data_dir}.items() if v is not None})
     summary = run_search(model, space, study=study, out=out, storage=storage, sampler=sampler, pruner=pruner,
                          trials=trials, cv=cv, seed=seed, timeout=timeout, workers=workers, heartbeat=heartbeat,
-                         vectorize=vectorize,
+                         vectorize=vectorize, concurrent=concurrent,
                          overrides=overrides, log=lambda m: click.echo(m))
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))

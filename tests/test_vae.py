@@ -1,7 +1,6 @@
 """The VAE plugin: losses in nats, IWAE estimate, binarised data, sampling."""
 
 import math
-from pathlib import Path
 
 import pytest
 import torch

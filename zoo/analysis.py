@@ -284,7 +284,7 @@ def manifold(source, *, steps: int = 15, out: str | Path | None = None, data_dir
         q = torch.distributions.Normal(0.0, 1.0).icdf(p)
         xs, ys_up = q, q
         labels = ("z[0]: N(0,1) quantile", "z[1]: N(0,1) quantile")
-        how = (f"the prior's quantiles Φ⁻¹(p), p evenly spaced in (0, 1)"
+        how = ("the prior's quantiles Φ⁻¹(p), p evenly spaced in (0, 1)"
                + (f"; z[2:{d}] = 0" if d > 2 else ""))
     else:
         _require(net, "encode")

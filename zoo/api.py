@@ -19,7 +19,7 @@ from zoo.data import load_dataset
 from zoo.device import pick_device
 from zoo.engine import Trainer, TrainResult, _stderr, batches
 from zoo.errors import ConfigError, RunError, UnknownModelError
-from zoo.model import ZooModel
+from zoo.model import ZooModel, build_seeded
 
 RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every"}
 
@@ -158,8 +158,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     from zoo import regularize
 
     regs = regularize.callbacks_for(train_cfg)  # pruning, iterative autoencoding (as configured)
-    torch.manual_seed(train_cfg.seed)
-    net = cls(model_cfg, data.shape, data.num_classes).to(device)
+    net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, device)
     regularize.check(regs, net)
     if init is not None:
         init(net)

@@ -58,7 +58,7 @@ class TrainConfig:
     bf16: bool = param(False, "bfloat16 autocast on CUDA")
     channels_last: bool = param(True, "keep conv weights and image batches in channels-last memory layout "
                                       "(faster convolutions on CPU and GPU; the results are the same)")
-    cuda_graph: bool = param(False, "capture the whole training step in one CUDA graph (adam / adamw, models "
+    cuda_graph: bool = param(False, "capture the whole training step in one CUDA graph (adam / adamw / sgd, models "
                                     "whose steps keep no Python state): far fewer launches for small models")
     plot_every: int = param(0, "save a sample/reconstruction grid every N epochs (0: only at the end)", low=0, high=100_000)
     # Regularisers the engine applies to models with `encoder` and `decoder` modules (zoo.regularize).

@@ -21,6 +21,7 @@ from zoo.config import TrainConfig
 from zoo.data import ImageData
 from zoo.engine import Callback, Trainer
 from zoo.errors import ConfigError
+from zoo.model import build_seeded
 
 REDUCE = ("best", "mean", "last")
 
@@ -86,9 +87,7 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
         raise ConfigError("there is no validation split to score the configuration on",
                           "Set val_fraction above 0 (or use cross-validation).")
     regs = regularize.callbacks_for(train_cfg)
-    torch.manual_seed(train_cfg.seed)
-    device = data.train_x.device
-    net = cls(model_cfg, data.shape, data.num_classes).to(device)
+    net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, data.train_x.device)
     regularize.check(regs, net)
     keep = KeepBest()
     trainer = Trainer(net, data, train_cfg, run_dir=None, callbacks=[*regs, *callbacks, keep], log=log,

@@ -6,7 +6,7 @@ about a hundred launches a batch, each costing more than the work it starts. Rec
 update and the running sums of the losses) replays as one launch, with no host synchronisation until
 the epoch ends. Shapes must be static, so the last, shorter batch of an epoch runs eagerly.
 
-Supported: adam / adamw, models whose steps keep no Python state (`ZooModel.capturable`), no pruning.
+Supported: adam / adamw / sgd, models whose steps keep no Python state (`ZooModel.capturable`), no pruning.
 Without CUDA (tests, CPU runs) the same static step runs without recording, so its bookkeeping is
 exercised everywhere; only the recording itself needs a GPU.
 """
@@ -14,6 +14,7 @@ exercised everywhere; only the recording itself needs a GPU.
 from __future__ import annotations
 
 import contextlib
+import threading
 from typing import Callable
 
 import torch
@@ -25,11 +26,24 @@ from zoo.errors import ConfigError
 from zoo.model import StepContext, ZooModel
 
 WARMUP_STEPS = 3  # eager steps on a side stream before recording: cuDNN and the allocator settle
+RECORDABLE = ("adam", "adamw", "sgd")  # torch's fused forms read the learning rate from a tensor
+
+
+_RECORDING = threading.Lock()
+
+
+@contextlib.contextmanager
+def recording(graph: "torch.cuda.CUDAGraph", device: torch.device):
+    """Record into `graph`: one thread at a time, on a stream of our own (torch's default capture
+    stream is shared by every thread), forbidding unsafe calls in this thread only, since other threads
+    (a search's concurrent groups) may be training meanwhile."""
+    with _RECORDING, torch.cuda.graph(graph, stream=torch.cuda.Stream(device), capture_error_mode="thread_local"):
+        yield
 
 
 def check_supported(model: ZooModel, train: TrainConfig) -> None:
-    if train.optimizer not in ("adam", "adamw"):
-        raise ConfigError(f"cuda_graph supports the adam and adamw optimizers, not '{train.optimizer}'",
+    if train.optimizer not in RECORDABLE:
+        raise ConfigError(f"cuda_graph supports the {', '.join(RECORDABLE)} optimizers, not '{train.optimizer}'",
                           "Use --set optimizer=adam, or cuda_graph=false.")
     if not model.capturable():
         raise ConfigError(f"model '{model.name}' changes Python state between training steps, so its step "
@@ -40,12 +54,13 @@ def check_supported(model: ZooModel, train: TrainConfig) -> None:
 
 
 def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
-    """Turn an Adam/AdamW (new or restored from a checkpoint) into the fused, capturable form: the
-    learning rate and step counts live in device tensors, which a recorded graph reads at replay."""
-    cuda = device.type == "cuda"
+    """Turn an Adam / AdamW / SGD (new or restored from a checkpoint) into the fused, capturable form:
+    the learning rate and Adam's step counts live in device tensors, which a recorded graph reads."""
+    adam = isinstance(optimizer, (torch.optim.Adam, torch.optim.AdamW))
     for group in optimizer.param_groups:
         group["fused"], group["foreach"] = True, None
-        group["capturable"] = cuda  # capturable needs a CUDA device; fused alone runs anywhere
+        if adam:
+            group["capturable"] = device.type == "cuda"  # needs a CUDA device; fused alone runs anywhere
         if not torch.is_tensor(group["lr"]):
             group["lr"] = torch.tensor(float(group["lr"]), dtype=torch.float32, device=device)
     for state in optimizer.state.values():
@@ -100,7 +115,7 @@ class GraphStep:
         self.graph = torch.cuda.CUDAGraph()
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)  # the recorded backward allocates its gradients in the graph's pool
-        with torch.cuda.graph(self.graph):
+        with recording(self.graph, self.device):
             self.out = self._step(self.index, ctx)
 
     def run_epoch(self, order: torch.Tensor, ctx: StepContext,

@@ -8,6 +8,7 @@ once per optimizer: the engine never needs to know what the model is.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar
 
@@ -54,6 +55,17 @@ class StepContext:
         if self._after_backward is not None:
             self._after_backward(name)
         opt.step()
+
+
+_SEEDING = threading.Lock()
+
+
+def build_seeded(cls: type, config, shape, num_classes: int, seed: int, device) -> "ZooModel":
+    """Seed torch's generator and build a model on `device`, under a lock, so that trials built in
+    threads at the same moment (a search's concurrent groups) start from the weights they would alone."""
+    with _SEEDING:
+        torch.manual_seed(seed)
+        return cls(config, shape, num_classes).to(device)
 
 
 def hyper_buffer(module: nn.Module, name: str, value: float) -> None:

@@ -32,8 +32,8 @@ from zoo.cv import FitResult, reduce_history
 from zoo.data import ImageData
 from zoo.engine import EVAL_BATCH, batches
 from zoo.errors import ConfigError
-from zoo.graphstep import WARMUP_STEPS
-from zoo.model import Batch, StepContext, ZooModel
+from zoo.graphstep import WARMUP_STEPS, recording
+from zoo.model import Batch, StepContext, ZooModel, build_seeded
 
 MAY_DIFFER = {"lr", "weight_decay", "momentum", "seed", "patience"}
 
@@ -203,7 +203,7 @@ class _Stack:
         self.index.copy_(index)
         if self.graph is None and self.record and self.eager_steps >= WARMUP_STEPS:
             self.graph = torch.cuda.CUDAGraph()
-            with torch.cuda.graph(self.graph):
+            with recording(self.graph, index.device):
                 self._train(self.index)
         if self.graph is not None:
             self.graph.replay()
@@ -235,8 +235,7 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
     device = data.train_x.device
     models = []
     for m, t in zip(model_cfgs, train_cfgs):
-        torch.manual_seed(t.seed)
-        models.append(cls(m, data.shape, data.num_classes).to(device))
+        models.append(build_seeded(cls, m, data.shape, data.num_classes, t.seed, device))
     params, buffers = stack_module_state(models)
     params = {k: v.detach().clone() for k, v in params.items()}
     hypers = {k: v.clone() for k, v in buffers.items()}  # each trial's dropout p, noise level, β

@@ -84,6 +84,7 @@ class Settings:
     latent_key: str = "latent_dim"
     workers: int = 1
     vectorize: int = 1               # trials asked at once; same-shape ones train in one vmapped step
+    concurrent: bool | None = None   # their different-shape groups at once, in threads (None: on CUDA)
 
     @property
     def grace(self) -> int:
@@ -105,7 +106,7 @@ def _optuna():
 def prepare(model: str, space: str | Path | None = None, *, study: str | None = None, out: str | Path | None = None,
             storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
             trials: int | None = None, cv: int | None = None, seed: int | None = None, timeout: float | None = None,
-            workers: int = 1, heartbeat: int = 30, vectorize: int = 1,
+            workers: int = 1, heartbeat: int = 30, vectorize: int = 1, concurrent: bool | None = None,
             overrides: dict[str, Any] | None = None) -> tuple[Settings, Space]:
     """Check everything a user can get wrong before any trial runs; return the settings and the space."""
     from zoo import registry
@@ -183,7 +184,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         seed=seed if seed is not None else search.get("seed"), timeout=timeout, heartbeat=int(heartbeat),
         preset=preset, overrides=overrides, metric=obj.get("metric"), reduce=obj.get("reduce", "best"),
         time_penalty=float(obj.get("time_penalty", 0.0)), latent_penalty=latent_penalty, latent_key=latent_key,
-        workers=int(workers), vectorize=int(vectorize))
+        workers=int(workers), vectorize=int(vectorize), concurrent=concurrent)
     if settings.metric is None:
         settings.metric = cls.monitor or "loss"
     return settings, sp
@@ -690,10 +691,14 @@ class Worker:
 
         trials = [self.study.ask() for _ in range(size)]
         told: set[int] = set()
+        lock = threading.Lock()
 
         def tell(trial, value=None, state=None):
-            self.study.tell(trial, value, state=state)
-            told.add(trial.number)
+            with lock:  # groups may finish at once, in their own threads
+                if trial.number in told:
+                    return
+                self.study.tell(trial, value, state=state)
+                told.add(trial.number)
 
         beat = _Heartbeat(self.storage, [t._trial_id for t in trials], self.settings.heartbeat, self.native)
         for t in trials:
@@ -712,8 +717,11 @@ class Worker:
                 data = self._data(train_cfg)
                 key = multitrial.group_key(cls, model_cfg, train_cfg, data.shape, data.num_classes)
                 groups.setdefault(key, []).append(item)
-            for members in groups.values():
-                self._run_members(members, tell)
+            if len(groups) > 1 and self._concurrent(next(iter(groups.values()))[0][4]):
+                self._run_concurrently(list(groups.values()), tell)
+            else:
+                for members in groups.values():
+                    self._run_members(members, tell)
         except BaseException:
             for t in trials:
                 if t.number not in told:
@@ -723,6 +731,44 @@ class Worker:
             raise
         finally:
             beat.stop()
+
+    def _concurrent(self, train_cfg) -> bool:
+        if self.settings.concurrent is not None:
+            return self.settings.concurrent
+        return self._data(train_cfg).train_x.device.type == "cuda"
+
+    def _run_concurrently(self, groups: list[list], tell) -> None:
+        """Train groups of different shapes at once, each in a thread with its own CUDA stream: small
+        models leave most of a GPU idle, and kernels from different streams run side by side. (With
+        cuda_graph each step is one launch, so the threads hardly contend for Python.)"""
+        import torch
+
+        errors: list[BaseException] = []
+        sizes = "+".join(str(len(m)) for m in groups)
+        self.log(f"{self.prefix}{len(groups)} groups of different shapes ({sizes} trials) train concurrently")
+
+        def run(members):
+            try:
+                device = self._data(members[0][4]).train_x.device
+                stream = torch.cuda.stream(torch.cuda.Stream(device)) if device.type == "cuda" else \
+                    contextlib.nullcontext()
+                with stream:
+                    self._run_members(members, tell)
+                if device.type == "cuda":
+                    torch.cuda.current_stream(device).synchronize()  # this thread's work only
+            except BaseException as e:  # re-raised in the searching thread
+                errors.append(e)
+
+        # daemon threads: after Ctrl-C the process exits without waiting for their trials (which are
+        # failed and queued again by run_group, like any interrupted trial)
+        threads = [threading.Thread(target=run, args=(m,), name=f"zoo-group-{i}", daemon=True)
+                   for i, m in enumerate(groups)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
 
     def _run_members(self, members: list, tell) -> None:
         optuna = _optuna()

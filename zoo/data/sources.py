@@ -95,7 +95,7 @@ def locate(spec: TorchvisionSet, data_dir: str | None = None, download: bool | N
     raise DataNotFoundError(
         f"data set '{spec.name}' not found. Looked for the four IDX files ({', '.join(FILES.values())}, "
         f"gzipped or not) in:\n{places}\nand {error}.",
-        f"Fix: put the files in one of those folders, or pass --data-dir DIR, or set ZOO_DATA_DIR"
+        "Fix: put the files in one of those folders, or pass --data-dir DIR, or set ZOO_DATA_DIR"
         + (", or `apt-get install dataset-fashion-mnist`" if spec.name == "fashion-mnist" else "")
         + ", or run once with a network.",
     )

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# The GPU figures of issues 2 and 4, prepared to run on a GPU machine without a network:
+#   bash benchmarks/gpu_check.sh mnist      # carry .whl .data/mnist; about 5 minutes on an H100 / H200:
+#       the recorded-step tests on the GPU (cuda_graph: single models, vectorised trials); the lab-basic
+#       ConvAE against the reference loop (eager, cuda_graph, cuda_graph without channels-last);
+#       64 same-shape trials at once (eager vmap and recorded)
+#   bash benchmarks/gpu_check.sh fashion    # carry .whl .data/fashion-mnist; at most 5.5 minutes:
+#       the Fashion-MNIST report's random search, 80 trials x 30 epochs, wall time
+# Prepare them with benchmarks/gpu_prepare.sh. Logs go to $OUT (or ./gpu-check).
+set -uo pipefail
+export PYTHONUNBUFFERED=1 ZOO_DATA_DIR=$PWD/.data
+out=${OUT:-gpu-check}
+mkdir -p "$out"
+part=${1:?say which part: mnist or fashion}
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+  && export PYTHONPATH=/tmp/site || exit 1
+export PATH=/tmp/site/bin:$PATH
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv | tee "$out/gpu.txt"
+step() {
+  local name=$1 start=$SECONDS; shift
+  echo "== $name" | tee -a "$out/log.txt"
+  "$@" 2>&1 | tee -a "$out/log.txt"
+  echo "($name: $((SECONDS - start)) s wall)" | tee -a "$out/log.txt"
+}
+if [ "$part" = mnist ]; then
+  step "recorded steps on the GPU" timeout 120 python3 -P -m pytest -q -p no:cacheprovider \
+    tests/test_graphstep.py -k gpu  # -P: import the installed zoo, not ./zoo
+  step "lab-basic ConvAE, batch 256" timeout 150 python3 benchmarks/bench_convae.py --device cuda --epochs 6 \
+    --ref-epochs 3 --variant eager: --variant graph:cuda_graph=true \
+    --variant graph-nchw:cuda_graph=true,channels_last=false
+  step "64 same-shape trials" timeout 150 python3 benchmarks/bench_trials.py --device cuda --trials 64 --epochs 3 \
+    --cuda-graph
+else
+  step "Fashion-MNIST report search, 80 trials x 30 epochs" timeout 330 zoo search convae \
+    --space report-000-fashion-random --vectorize 80 --set cuda_graph=true --device cuda --out "$out/fashion80"
+fi
