@@ -99,10 +99,15 @@ def main() -> None:
         rows = []
         for name, _, settings in variants:
             overrides = {**extra, **parse_assignments([a for a in settings.split(",") if a])}
-            result = zoo.train("convae", preset="convae-lab", dataset="mnist", data_dir=args.data_dir or "",
-                               epochs=args.epochs, latent_dim=args.latent, device=str(device),
-                               out=tmp / f"zoo-{len(rows)}", progress=False, log=lambda m: None, **overrides)
-            # the first epoch holds one-off costs (cuDNN autotuning, graph recording): medians leave it out
+            try:
+                result = zoo.train("convae", preset="convae-lab", dataset="mnist", data_dir=args.data_dir or "",
+                                   epochs=args.epochs, latent_dim=args.latent, device=str(device),
+                                   out=tmp / f"zoo-{len(rows)}", progress=False, log=lambda m: None, **overrides)
+            except Exception as e:  # one failing variant must not cost the others' figures
+                print(f"variant {name} failed: {type(e).__name__}: {e}", flush=True)
+                continue
+            # the first epoch holds one-off costs (cuDNN autotuning, graph recording, compiling): medians
+            # leave it out
             times = [r["seconds"] for r in result.history]
             rows.append((name, times, zoo.evaluate(result.run_dir, save=False)["metrics"]))
 

@@ -44,6 +44,16 @@ def test_a_graph_run_resumes_like_an_uninterrupted_one(tmp_path):
         assert a == pytest.approx(b, rel=1e-5)
 
 
+def test_compiled_layers_train_like_eager_ones_and_save_plain_weights(tmp_path):
+    """compile=true (torch.compile of the model's layers, with or without the recorded step): the same
+    losses, and a run that loads as any other (compiled in place, the weights keep their names)."""
+    train(tmp_path / "eager", epochs=2)
+    train(tmp_path / "compiled", epochs=2, compile=True, cuda_graph=True)
+    for a, b in zip(_curves(tmp_path / "eager"), _curves(tmp_path / "compiled"), strict=True):
+        assert a == pytest.approx(b, rel=1e-4)
+    assert zoo.evaluate(tmp_path / "compiled", save=False)["metrics"]["mse"] > 0
+
+
 def test_denoisers_and_vaes_without_warm_up_can_be_recorded(tmp_path):
     assert train(tmp_path / "dae", "dae", epochs=1, cuda_graph=True).history[0]["train_loss"] > 0
     assert train(tmp_path / "vae", "vae", epochs=1, cuda_graph=True).history[0]["train_kl"] > 0

@@ -60,6 +60,8 @@ class TrainConfig:
                                       "(faster convolutions on CPU and GPU; the results are the same)")
     cuda_graph: bool = param(False, "capture the whole training step in one CUDA graph (adam / adamw / sgd, models "
                                     "whose steps keep no Python state): far fewer launches for small models")
+    compile: bool = param(False, "torch.compile the model's layers (fused kernels, for GPUs; the first steps "
+                                 "take longer while it compiles)")
     plot_every: int = param(0, "save a sample/reconstruction grid every N epochs (0: only at the end)", low=0, high=100_000)
     # Regularisers the engine applies to models with `encoder` and `decoder` modules (zoo.regularize).
     prune_every: int = param(0, "L1-prune weights every N epochs (0: never); amounts per group below", low=0,

@@ -98,6 +98,9 @@ class Trainer:
         self.device = model.device
         if train.channels_last:
             model.to(memory_format=torch.channels_last)  # 4-D weights only; the rest is unchanged
+        if train.compile:
+            for child in model.children():
+                child.compile()  # in place: the weights keep their names in checkpoints
         self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
         self.shuffle = torch.Generator().manual_seed(train.seed)
         self.state: dict[str, Any] = {"epoch": 0, "best_value": None, "best_epoch": 0, "bad_epochs": 0,
