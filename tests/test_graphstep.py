@@ -108,3 +108,19 @@ def test_recorded_vectorised_trials_train_like_eager_ones_on_a_gpu():
         for a, b in zip(e.history, g.history):  # trial 1 stops after epoch 2: the rest are recorded again
             assert b["train_loss"] == pytest.approx(a["train_loss"], rel=2e-3)
     assert [r.epochs for r in graph] == [3, 2, 3]
+
+
+def test_a_failing_compiler_is_one_message(tmp_path):
+    """compile=true where torch.compile cannot build its kernels (here: no C++ compiler)."""
+    from conftest import run_zoo
+
+    env = {"CXX": str(tmp_path / "no-such-g++"), "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    assert_clean_error(run_zoo("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", tmp_path / "r",
+                               *TINY_SET, "--set", "compile=true", env=env),
+                       "torch.compile failed", "compile=false", code=2)
+
+
+def test_cuda_graph_without_cuda_says_it_runs_unrecorded(tmp_path):
+    out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", tmp_path / "r",
+                           *TINY_SET, "--set", "cuda_graph=true"))
+    assert "records the step on CUDA devices only" in out

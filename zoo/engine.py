@@ -21,7 +21,7 @@ import torch
 from zoo import checkpoint as ckpt
 from zoo.config import TrainConfig
 from zoo.data import ImageData
-from zoo.errors import TrainingDiverged, ZooError
+from zoo.errors import ConfigError, TrainingDiverged, ZooError
 from zoo.model import Batch, StepContext, ZooModel
 from zoo.optim import make_optimizer
 
@@ -54,6 +54,12 @@ class Callback:
     def after_backward(self, trainer: "Trainer", optimizer: str) -> None: ...
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, record: dict[str, Any]) -> None: ...
+
+
+def _from_compiler(e: BaseException) -> bool:
+    """True for errors raised by torch.compile (Dynamo, Inductor, a missing C++ compiler or Triton)."""
+    return any(type(x).__module__.startswith(("torch._dynamo", "torch._inductor"))
+               for x in (e, e.__cause__) if x is not None)
 
 
 def _stderr(msg: str) -> None:
@@ -101,6 +107,9 @@ class Trainer:
         if train.compile:
             for child in model.children():
                 child.compile()  # in place: the weights keep their names in checkpoints
+        if train.cuda_graph and self.device.type != "cuda":
+            log(f"note: cuda_graph records the step on CUDA devices only; on {self.device.type} the same "
+                "step runs unrecorded")
         self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
         self.shuffle = torch.Generator().manual_seed(train.seed)
         self.state: dict[str, Any] = {"epoch": 0, "best_value": None, "best_epoch": 0, "bad_epochs": 0,
@@ -267,6 +276,12 @@ class Trainer:
                     train_m, ips, secs = self._train_epoch(epoch)
                 except TrainingDiverged as e:  # a plugin's own check (e.g. a GAN's collapse)
                     self._record_divergence({"epoch": epoch, "reason": e.message})
+                    raise
+                except Exception as e:
+                    if self.train.compile and _from_compiler(e):
+                        raise ConfigError(f"torch.compile failed: {str(e).strip().splitlines()[0][:300]}",
+                                          "Train with compile=false (it changes speed only, never results).") \
+                            from e
                     raise
                 has_val = self.data.val_x.shape[0] > 0
                 val_m = self.evaluate(self.data.val_x, self.data.val_y) if has_val else {}
