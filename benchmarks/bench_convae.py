@@ -69,6 +69,54 @@ def reference_loop(root: Path, model, epochs: int, n_train: int, device: torch.d
     return times
 
 
+def pythae_loop(images: torch.Tensor, epochs: int, latent: int, device: torch.device, out: Path):
+    """pythae's trainer (BaseTrainer.train_step: its DataLoader over a tensor data set, a loss.item() per
+    batch) on the same ConvAE, wrapped in pythae's encoder / decoder classes; timed per epoch, without
+    its progress bar (zoo's runs here have none either)."""
+    from pythae.data.datasets import BaseDataset
+    from pythae.models import AE, AEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+
+    torch.manual_seed(0)
+    net = zoo.create("convae", latent_dim=latent)
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.net = net.encoder
+
+        def forward(self, x):
+            return ModelOutput(embedding=self.net(x))
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.net = net.decoder
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+
+    model = AE(AEConfig(input_dim=tuple(images.shape[1:]), latent_dim=latent), encoder=Encoder(), decoder=Decoder())
+    config = BaseTrainerConfig(output_dir=str(out), num_epochs=epochs, learning_rate=1e-3,
+                               per_device_train_batch_size=256, per_device_eval_batch_size=256,
+                               optimizer_cls="Adam", optimizer_params={"weight_decay": 1e-5},
+                               no_cuda=device.type != "cuda")
+    trainer = BaseTrainer(model, train_dataset=BaseDataset(images, torch.zeros(len(images))), training_config=config)
+    trainer.prepare_training()
+    handler = trainer.callback_handler
+    handler.callbacks = [c for c in handler.callbacks if type(c).__name__ != "ProgressBarCallback"]
+    times = []
+    for epoch in range(1, epochs + 1):
+        start = time.perf_counter()
+        trainer.train_step(epoch)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--epochs", type=int, default=3, help="epochs zoo trains (test MSE is after these)")
@@ -78,6 +126,7 @@ def main() -> None:
     ap.add_argument("--data-dir", default=None)
     ap.add_argument("--workers", type=int, default=0, help="DataLoader workers of the reference loop")
     ap.add_argument("--set", dest="assignments", action="append", default=[], help="extra zoo config key=value")
+    ap.add_argument("--pythae", action="store_true", help="also time pythae's trainer on the same net (needs pythae)")
     ap.add_argument("--variant", dest="variants", action="append", default=[],
                     help="NAME:key=value,... a zoo run with these settings (repeatable; default: one run, 'zoo')")
     args = ap.parse_args()
@@ -94,6 +143,11 @@ def main() -> None:
         ref_model = zoo.create("convae", latent_dim=args.latent).to(device)
         n_train = 54_000
         ref_times = reference_loop(root, ref_model, args.ref_epochs, n_train, device, args.workers)
+        pythae_times = None
+        if args.pythae:
+            data = zoo.load_dataset("mnist", data_dir=args.data_dir or None)
+            images = data.train_x[:n_train].float().div(255.0)
+            pythae_times = pythae_loop(images, args.ref_epochs, args.latent, device, tmp / "pythae")
 
         variants = [v.partition(":") for v in args.variants] or [("zoo", ":", "")]
         rows = []
@@ -122,6 +176,9 @@ def main() -> None:
     print(f"model: convae-lab, latent {args.latent}, batch 256, Adam 1e-3, {n_train} training images an epoch")
     print(f"{'loop':<12} {'epochs':>6} {'s/epoch':>9} {'images/s':>10} {'vs ref':>7} {'test MSE':>9}")
     print(f"{'reference':<12} {len(ref_times):>6} {ref_s:>9.3f} {ref_ips:>10,.0f} {1:>6.2f}x {'':>9}")
+    if pythae_times:
+        s, ips = summary(pythae_times)
+        print(f"{'pythae':<12} {len(pythae_times):>6} {s:>9.3f} {ips:>10,.0f} {ips / ref_ips:>6.2f}x {'':>9}")
     for name, times, metrics in rows:
         s, ips = summary(times)
         print(f"{name:<12} {len(times):>6} {s:>9.3f} {ips:>10,.0f} {ips / ref_ips:>6.2f}x {metrics['mse']:>9.4f}")

@@ -2,8 +2,8 @@
 # The GPU figures of issues 2 and 4, prepared to run on a GPU machine without a network:
 #   bash benchmarks/gpu_check.sh mnist      # carry .whl .data/mnist; about 5 minutes on an H100 / H200:
 #       the recorded-step tests on the GPU (cuda_graph: single models, vectorised trials); the lab-basic
-#       ConvAE against the reference loop (eager, cuda_graph, cuda_graph without channels-last, cuda_graph with
-#       compiled layers);
+#       ConvAE against the reference loop and pythae's trainer (zoo eager, cuda_graph, cuda_graph without
+#       channels-last, cuda_graph with compiled layers);
 #       64 same-shape trials at once (eager vmap and recorded)
 #   bash benchmarks/gpu_check.sh fashion    # carry .whl .data/fashion-mnist; at most 5.5 minutes:
 #       the Fashion-MNIST report's random search, 80 trials x 30 epochs, wall time
@@ -27,7 +27,7 @@ if [ "$part" = mnist ]; then
   step "recorded steps on the GPU" timeout 120 python3 -P -m pytest -q -p no:cacheprovider \
     tests/test_graphstep.py -k gpu  # -P: import the installed zoo, not ./zoo
   step "lab-basic ConvAE, batch 256" timeout 150 python3 benchmarks/bench_convae.py --device cuda --epochs 6 \
-    --ref-epochs 3 --variant eager: --variant graph:cuda_graph=true \
+    --ref-epochs 3 --pythae --variant eager: --variant graph:cuda_graph=true \
     --variant graph-nchw:cuda_graph=true,channels_last=false --variant graph-compiled:cuda_graph=true,compile=true
   step "64 same-shape trials" timeout 150 python3 benchmarks/bench_trials.py --device cuda --trials 64 --epochs 3 \
     --cuda-graph
