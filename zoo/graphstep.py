@@ -1,7 +1,7 @@
 """The whole training step recorded once in a CUDA graph and replayed for every batch (`cuda_graph`).
 
-A small model spends most of an eager step launching kernels from Python: the lab-basic ConvAE needs
-about a hundred launches a batch, each costing more than the work it starts. Recorded once, the step
+A small model spends most of an eager step launching kernels from Python: each of the many small
+kernels of a batch costs more to launch than the work it starts. Recorded once, the step
 (the batch gathered from the device-resident uint8 data, forward, backward, a fused capturable Adam
 update and the running sums of the losses) replays as one launch, with no host synchronisation until
 the epoch ends. Shapes must be static, so the last, shorter batch of an epoch runs eagerly.
