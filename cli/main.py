@@ -93,6 +93,9 @@ def info(model, as_json):
         return
     click.echo(f"{data['name']}: {data['description']}")
     click.echo(f"package: {data['package']} {data['version']}    can: {', '.join(data['capabilities'])}")
+    if data["vectorized_keys"]:
+        click.echo(f"search trials that differ only in {', '.join(data['vectorized_keys'])} (and lr, weight decay, "
+                   "seed) train together with --vectorize")
     for title, rows in (("model hyperparameters", data["params"]), ("training settings", data["train_params"])):
         click.echo(f"\n{title} (--set key=value):")
         w = max(len(r["name"]) for r in rows)

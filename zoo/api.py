@@ -47,6 +47,7 @@ def model_info(name: str) -> dict[str, Any]:
         "capabilities": [c for c in ("encode", "decode", "reconstruct", "sample", "classify")
                          if getattr(cls, c, None) is not getattr(ZooModel, c)],
         "params": describe(cls.Config),
+        "vectorized_keys": list(getattr(cls, "vectorized_keys", ())),
         "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),
         "presets": registry.presets(entry.name),
     }
