@@ -316,6 +316,7 @@ def test_command_line_mistakes_are_clean_errors(tmp_path):
     assert "secret" not in r.output  # the password is not echoed
     assert_clean_error(invoke(*base, "--set", "lr=0.1"), "searched by the space and also set")
     assert_clean_error(invoke(*base, "--cv", "1"), "at least 2 folds")
+    assert_clean_error(invoke(*base, "--concurrent"), "--vectorize is 1", code=2)
     assert_clean_error(invoke(*base, "--sampler", "grid"), "cannot enumerate a continuous range")
     assert_clean_error(invoke(*base, "--dataset", "mnist"), "mnist")
     assert_clean_error(invoke("search", "convae"), "which space")

@@ -149,6 +149,9 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         raise ConfigError("--workers must be at least 1")
     if vectorize < 1:
         raise ConfigError("--vectorize must be at least 1")
+    if concurrent and vectorize == 1:
+        raise ConfigError("--concurrent trains the groups of trials that --vectorize K asks for at once, and "
+                          "--vectorize is 1", "Add --vectorize K (e.g. 16).")
     if heartbeat < 1:
         raise ConfigError("--heartbeat must be at least 1 second")
     if timeout is not None and timeout <= 0:
