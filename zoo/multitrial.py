@@ -177,6 +177,8 @@ class _Stack:
         self.sums: dict[str, torch.Tensor] = {}
         self.graph = None
         self.eager_steps = 0
+        if record:
+            torch.backends.cudnn.benchmark = True  # static shapes: let cuDNN pick its fastest kernels once
 
     def _train(self, index: torch.Tensor) -> None:
         xs = self.data.train_x[index].float().div_(255.0)                  # [K, B, C, H, W]
