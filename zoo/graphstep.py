@@ -41,6 +41,19 @@ def recording(graph: "torch.cuda.CUDAGraph", device: torch.device):
         yield
 
 
+def on_side_stream(step: Callable[[], object], device: torch.device, side: bool = True):
+    """Run an eager step; before a recording, on a side stream of its own, as torch's CUDA-graph
+    guide asks of warm-up steps (so nothing recorded later depends on the main stream's history)."""
+    if not side or device.type != "cuda":
+        return step()
+    stream = torch.cuda.Stream(device)
+    stream.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(stream):
+        out = step()
+    torch.cuda.current_stream(device).wait_stream(stream)
+    return out
+
+
 def check_supported(model: ZooModel, train: TrainConfig) -> None:
     if train.optimizer not in RECORDABLE:
         raise ConfigError(f"cuda_graph supports the {', '.join(RECORDABLE)} optimizers, not '{train.optimizer}'",
@@ -102,14 +115,7 @@ class GraphStep:
         return out
 
     def _eager(self, index: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
-        if not self.record:
-            return self._step(index, ctx)
-        side = torch.cuda.Stream(self.device)
-        side.wait_stream(torch.cuda.current_stream(self.device))
-        with torch.cuda.stream(side):
-            out = self._step(index, ctx)
-        torch.cuda.current_stream(self.device).wait_stream(side)
-        return out
+        return on_side_stream(lambda: self._step(index, ctx), self.device, side=self.record)
 
     def _capture(self, ctx: StepContext) -> None:
         self.graph = torch.cuda.CUDAGraph()

@@ -32,7 +32,7 @@ from zoo.cv import FitResult, reduce_history
 from zoo.data import ImageData
 from zoo.engine import EVAL_BATCH, batches
 from zoo.errors import ConfigError
-from zoo.graphstep import WARMUP_STEPS, recording
+from zoo.graphstep import WARMUP_STEPS, on_side_stream, recording
 from zoo.model import Batch, StepContext, ZooModel, build_seeded
 
 MAY_DIFFER = {"lr", "weight_decay", "momentum", "seed", "patience"}
@@ -190,13 +190,7 @@ class _Stack:
             self.sums[key].add_(v.detach().float() * index.shape[1])
 
     def _eager(self, index: torch.Tensor) -> None:
-        if not self.record:
-            return self._train(index)
-        side = torch.cuda.Stream(index.device)
-        side.wait_stream(torch.cuda.current_stream(index.device))
-        with torch.cuda.stream(side):
-            self._train(index)
-        torch.cuda.current_stream(index.device).wait_stream(side)
+        on_side_stream(lambda: self._train(index), index.device, side=self.record)
 
     def train_batch(self, index: torch.Tensor) -> None:
         """One step of every trial; index: [K, b] rows of the training set, a row of indices per trial."""
