@@ -5,7 +5,8 @@
 #       ConvAE against the reference loop and pythae's trainer (zoo eager, cuda_graph, cuda_graph without
 #       channels-last, cuda_graph with compiled layers);
 #       64 same-shape trials at once (eager vmap and recorded)
-#   bash benchmarks/gpu_check.sh fashion    # carry .whl .data/fashion-mnist; at most 5.5 minutes:
+#   bash benchmarks/gpu_check.sh fashion    # carry .whl .data/fashion-mnist (about 61 of the 64 MiB a call
+#                                           # may send, with the working tree); at most 5.5 minutes:
 #       the Fashion-MNIST report's random search, 80 trials x 30 epochs, wall time
 # Prepare them with benchmarks/gpu_prepare.sh. Logs go to $OUT (or ./gpu-check).
 set -uo pipefail
