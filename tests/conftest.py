@@ -25,6 +25,8 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
+from zoo.console import quiet  # noqa: E402,F401  (a `log` for the library that keeps test output short)
+
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -46,10 +48,6 @@ IDX_NAMES = {
 # A small ConvAE that trains an epoch of `digits` in a fraction of a second on one CPU thread.
 TINY = {"channels": [4, 8, 8], "hidden": [16], "device": "cpu"}
 TINY_SET = ["--set", "channels=4,8,8", "--set", "hidden=16", "--device", "cpu", "--no-progress"]
-
-
-def quiet(_msg: str) -> None:
-    """A `log` for zoo.train that keeps test output short."""
 
 
 # ------------------------------------------------------------------------------------------ environment

@@ -91,6 +91,29 @@ def test_recorded_steps_train_like_eager_ones_on_a_gpu(tmp_path):
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="recording a CUDA graph needs a GPU")
+def test_a_step_that_cannot_be_recorded_runs_eagerly_and_says_so_on_a_gpu(tmp_path, monkeypatch):
+    """A plugin that declares itself capturable but synchronises with the host in its step."""
+    from zoo.plugins.convae import ConvAE
+
+    loss = ConvAE.loss
+
+    def syncing_loss(self, batch):
+        out = loss(self, batch)
+        float(out["loss"])  # waits for the device: forbidden while a CUDA graph records
+        return out
+
+    monkeypatch.setattr(ConvAE, "loss", syncing_loss)
+    kw = {"device": "cuda", "batch_size": 64, "epochs": 2}
+    eager = train(tmp_path / "eager", **kw)
+    notes: list[str] = []
+    graph = zoo.train("convae", dataset="digits", out=tmp_path / "graph", log=notes.append, progress=False,
+                      **{**TINY, **kw, "cuda_graph": True})
+    assert any("could not be recorded in a CUDA graph" in n and "runs eagerly" in n for n in notes), notes
+    for a, b in zip(eager.history, graph.history, strict=True):
+        assert b["train_loss"] == pytest.approx(a["train_loss"], rel=2e-3)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="recording a CUDA graph needs a GPU")
 def test_recorded_vectorised_trials_train_like_eager_ones_on_a_gpu():
     import dataclasses
 

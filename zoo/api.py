@@ -17,7 +17,8 @@ from zoo import registry
 from zoo.config import TrainConfig
 from zoo.data import load_dataset
 from zoo.device import pick_device
-from zoo.engine import Trainer, TrainResult, _stderr, batches
+from zoo.console import to_stderr
+from zoo.engine import Trainer, TrainResult, batches
 from zoo.errors import ConfigError, RunError, UnknownModelError
 from zoo.model import ZooModel, build_seeded
 
@@ -133,7 +134,7 @@ def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> di
 
 def train(model: str | None = None, *, dataset: str | None = None, preset: str | None = None,
           config: str | Path | dict | None = None, out: str | Path | None = None, resume: str | Path | None = None,
-          log: Callable[[str], None] = _stderr, progress: bool | None = None, callbacks=(),
+          log: Callable[[str], None] = to_stderr, progress: bool | None = None, callbacks=(),
           init: Callable[[ZooModel], None] | None = None, **overrides) -> TrainResult:
     """Train `model` (a plugin name) and write a run folder; or continue one with `resume=RUN`.
 

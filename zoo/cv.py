@@ -18,16 +18,13 @@ from typing import Any, Callable, Iterator
 import torch
 
 from zoo.config import TrainConfig
+from zoo.console import quiet
 from zoo.data import ImageData
 from zoo.engine import Callback, Trainer
 from zoo.errors import ConfigError
 from zoo.model import build_seeded
 
 REDUCE = ("best", "mean", "last")
-
-
-def _quiet(_msg: str) -> None:
-    pass
 
 
 @dataclass
@@ -78,7 +75,7 @@ def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "be
 
 
 def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callbacks=(),
-        log: Callable[[str], None] = _quiet, metric: str | None = None, reduce: str = "best",
+        log: Callable[[str], None] = quiet, metric: str | None = None, reduce: str = "best",
         test: bool = False, keep_model: bool = False) -> FitResult:
     """Train one configuration on `data` without a run folder (regularisers as configured)."""
     from zoo import regularize
@@ -142,7 +139,7 @@ def _row(name: str, data: ImageData, r: FitResult) -> dict[str, Any]:
 def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, preset: str | None = None,
                    config: str | Path | dict | None = None, overrides: dict[str, Any] | None = None,
                    compare_holdout: bool = False, metric: str | None = None, reduce: str = "best",
-                   out: str | Path | None = None, log: Callable[[str], None] = _quiet) -> dict[str, Any]:
+                   out: str | Path | None = None, log: Callable[[str], None] = quiet) -> dict[str, Any]:
     """K-fold cross-validation of one configuration: per-fold validation (and test) losses, their mean
     and standard deviation; with `compare_holdout`, the plain validation split trained beside it.
     With `out`, writes cv.json and cv.png (validation curves per fold) there."""

@@ -20,6 +20,7 @@ import torch
 
 from zoo import checkpoint as ckpt
 from zoo.config import TrainConfig
+from zoo.console import to_stderr
 from zoo.data import ImageData
 from zoo.errors import ConfigError, TrainingDiverged, ZooError
 from zoo.model import Batch, StepContext, ZooModel
@@ -62,10 +63,6 @@ def _from_compiler(e: BaseException) -> bool:
                for x in (e, e.__cause__) if x is not None)
 
 
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
 def to_batch(xb: torch.Tensor, yb: torch.Tensor, binarize: bool = False, channels_last: bool = False) -> Batch:
     """uint8 images -> a `Batch` of floats in [0, 1]; with `binarize`, pixels ~ Bernoulli(grey level)."""
     xf = xb.float().div_(255.0)
@@ -92,7 +89,7 @@ def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | N
 
 class Trainer:
     def __init__(self, model: ZooModel, data: ImageData, train: TrainConfig, *, run_dir: Path | None = None,
-                 callbacks: list[Callback] | tuple = (), log: Callable[[str], None] = _stderr,
+                 callbacks: list[Callback] | tuple = (), log: Callable[[str], None] = to_stderr,
                  progress: bool | None = None):
         self.model = model
         self.data = data
@@ -220,7 +217,7 @@ class Trainer:
                 from zoo.graphstep import GraphStep
 
                 self.graph_step = GraphStep(model, data, self.train, self.optimizers,
-                                            lambda: self._autocast(cache=False))
+                                            lambda: self._autocast(cache=False), self.log)
             sums = self.graph_step.run_epoch(order, ctx, on_batch)
         else:
             for batch in batches(data.train_x, data.train_y, bs, order, binarize=self.train.binarize == "dynamic",

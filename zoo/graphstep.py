@@ -41,6 +41,27 @@ def recording(graph: "torch.cuda.CUDAGraph", device: torch.device):
         yield
 
 
+def try_recording(step: Callable[[], object], device: torch.device,
+                  log: Callable[[str], None]) -> "torch.cuda.CUDAGraph | None":
+    """Record `step` into a new CUDA graph (recording runs nothing: replay it to run the step). Where
+    an operation in the step cannot be recorded (a host synchronisation, a data-dependent shape: torch
+    raises a RuntimeError), say so and return None; the caller goes on eagerly, so the run is slower but
+    neither lost nor wrong."""
+    graph = torch.cuda.CUDAGraph()
+    stream = torch.cuda.current_stream(device)
+    try:
+        with recording(graph, device):
+            step()
+    except RuntimeError as e:
+        torch.cuda.set_stream(stream)  # a failed recording can leave torch's capture stream current
+        while isinstance(e.__context__, RuntimeError):  # the first failure, not the ended recording's
+            e = e.__context__
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        log(f"note: the training step could not be recorded in a CUDA graph ({reason}); it runs eagerly")
+        return None
+    return graph
+
+
 def on_side_stream(step: Callable[[], object], device: torch.device, side: bool = True):
     """Run an eager step; before a recording, on a side stream of its own, as torch's CUDA-graph
     guide asks of warm-up steps (so nothing recorded later depends on the main stream's history)."""
@@ -86,11 +107,12 @@ class GraphStep:
 
     def __init__(self, model: ZooModel, data: ImageData, train: TrainConfig,
                  optimizers: dict[str, torch.optim.Optimizer],
-                 autocast: Callable[[], contextlib.AbstractContextManager]):
+                 autocast: Callable[[], contextlib.AbstractContextManager], log: Callable[[str], None]):
         check_supported(model, train)
         self.model, self.data, self.train = model, data, train
         self.optimizers = optimizers
         self.autocast = autocast
+        self.log = log
         self.device = data.train_x.device
         self.record = self.device.type == "cuda"
         self.index = torch.zeros(train.batch_size, dtype=torch.long, device=self.device)  # the static batch
@@ -118,11 +140,17 @@ class GraphStep:
         return on_side_stream(lambda: self._step(index, ctx), self.device, side=self.record)
 
     def _capture(self, ctx: StepContext) -> None:
-        self.graph = torch.cuda.CUDAGraph()
         for opt in self.optimizers.values():
             opt.zero_grad(set_to_none=True)  # the recorded backward allocates its gradients in the graph's pool
-        with recording(self.graph, self.device):
+
+        def step():
             self.out = self._step(self.index, ctx)
+
+        self.graph = try_recording(step, self.device, self.log)
+        if self.graph is None:  # not recordable: every later step eager, on the main stream
+            self.record = False
+            for opt in self.optimizers.values():
+                opt.zero_grad(set_to_none=True)  # gradients left by the failed recording
 
     def run_epoch(self, order: torch.Tensor, ctx: StepContext,
                   on_batch: Callable[[int, dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:

@@ -61,6 +61,7 @@ from typing import Any, Callable
 from urllib.parse import quote
 
 from zoo import registry
+from zoo.console import to_stderr
 from zoo.errors import ZooError
 
 HF_SCHEME = "hf://"
@@ -83,14 +84,6 @@ Log = Callable[[str], None]
 
 class HubError(ZooError):
     """A hub location is malformed, unreachable, missing, or offers something zoo will not load."""
-
-
-def _stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def _quiet(_msg: str) -> None:
-    pass
 
 
 # ---------------------------------------------------------------------------------------- locations
@@ -656,7 +649,7 @@ def _fetch_folder(loc: Location, log: Log) -> Fetched:
 
 # ---------------------------------------------------------------------------------------- pull / resolve
 
-def fetch(source: str, *, log: Log = _stderr) -> Fetched:
+def fetch(source: str, *, log: Log = to_stderr) -> Fetched:
     """A verified local copy of hf://… or file://… (downloaded or copied only when needed)."""
     loc = parse(source)
     return _fetch_hf(loc, log) if loc.kind == "hf" else _fetch_folder(loc, log)
@@ -668,7 +661,7 @@ def _bundled_folder(name: str, entry: dict) -> Path | None:
     return registry.weights_folder(name)
 
 
-def pull(source: str, *, log: Log = _stderr) -> dict[str, Any]:
+def pull(source: str, *, log: Log = to_stderr) -> dict[str, Any]:
     """Fetch hf://…, file://… or a catalogued name into the cache (or find it bundled), verify it, and
     say where it is: {"folder", "location", "name", "commit", "files" (sha256s), "how"}."""
     if is_hub_source(source):
@@ -705,7 +698,7 @@ def pull(source: str, *, log: Log = _stderr) -> dict[str, Any]:
             "files": got.files, "how": "cached" if got.cached else "fetched"}
 
 
-def resolve(source: str, *, log: Log = _stderr) -> Path:
+def resolve(source: str, *, log: Log = to_stderr) -> Path:
     """The local, verified folder of hf://…, file://… or a catalogued name (see `pull`)."""
     return Path(pull(source, log=log)["folder"])
 
@@ -856,7 +849,7 @@ def _push_files(run_dir: Path, location: str) -> dict[str, Path | bytes]:
 
 
 def push(run: str | Path, destination: str, *, private: bool = False, revision: str | None = None,
-         message: str | None = None, log: Log = _stderr) -> Pushed:
+         message: str | None = None, log: Log = to_stderr) -> Pushed:
     """Publish a run folder (config.json, model.safetensors, a model card, its pictures) to
     hf://ORG/NAME (a commit on `revision`, default main; the repository is created if needed, private if
     asked) or to a folder hub file:///PATH (replaced as a whole, atomically)."""

@@ -30,9 +30,10 @@ from torch import nn
 from zoo.config import TrainConfig
 from zoo.cv import FitResult, reduce_history
 from zoo.data import ImageData
+from zoo.console import to_stderr
 from zoo.engine import EVAL_BATCH, batches
 from zoo.errors import ConfigError
-from zoo.graphstep import WARMUP_STEPS, on_side_stream, recording
+from zoo.graphstep import WARMUP_STEPS, on_side_stream, try_recording
 from zoo.model import Batch, StepContext, ZooModel, build_seeded
 
 MAY_DIFFER = {"lr", "weight_decay", "momentum", "seed", "patience"}
@@ -169,9 +170,10 @@ class _Stack:
     gathering the batches to the update and the loss sums, is recorded once in a CUDA graph and
     replayed: one launch a batch for every trial together."""
 
-    def __init__(self, params, hypers, opt: _Optim, step, data: ImageData, batch_size: int, record: bool):
+    def __init__(self, params, hypers, opt: _Optim, step, data: ImageData, batch_size: int, record: bool,
+                 log: Callable[[str], None]):
         self.params, self.hypers, self.opt, self.step = params, hypers, opt, step
-        self.data, self.record = data, record
+        self.data, self.record, self.log = data, record, log
         k = next(iter(params.values())).shape[0]
         self.index = torch.zeros((k, batch_size), dtype=torch.long, device=data.train_x.device)
         self.sums: dict[str, torch.Tensor] = {}
@@ -198,9 +200,8 @@ class _Stack:
             return self._eager(index)
         self.index.copy_(index)
         if self.graph is None and self.record and self.eager_steps >= WARMUP_STEPS:
-            self.graph = torch.cuda.CUDAGraph()
-            with recording(self.graph, index.device):
-                self._train(self.index)
+            self.graph = try_recording(lambda: self._train(self.index), index.device, self.log)
+            self.record = self.graph is not None  # not recordable: every later step eager
         if self.graph is not None:
             self.graph.replay()
         else:
@@ -219,7 +220,8 @@ class _Stack:
 
 def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: ImageData, *,
                    report: Callable[[int, int, dict[str, Any]], bool] | None = None, metric: str | None = None,
-                   reduce: str = "best", keep_models: bool = False) -> list[FitResult]:
+                   reduce: str = "best", keep_models: bool = False,
+                   log: Callable[[str], None] = to_stderr) -> list[FitResult]:
     """Train one model per (model config, TrainConfig), all at once; `model_cfgs` is a list or one config
     for every trial. `report(k, epoch, record)` is called for every trial after every epoch and may
     return False to stop that trial (a pruner). Returns a FitResult per trial."""
@@ -255,7 +257,7 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
     opt = _Optim(t0.optimizer, params, as_tensor([t.lr for t in train_cfgs]),
                  as_tensor([t.weight_decay for t in train_cfgs]), as_tensor([t.momentum for t in train_cfgs]))
     stack = _Stack(params, hypers, opt, vmap(grad_and_value(loss_fn, has_aux=True), randomness="different"),
-                   data, t0.batch_size, record=t0.cuda_graph and device.type == "cuda" and models[0].capturable())
+                   data, t0.batch_size, record=t0.cuda_graph and device.type == "cuda" and models[0].capturable(), log=log)
     shuffles = [torch.Generator().manual_seed(t.seed) for t in train_cfgs]
     active = list(range(len(train_cfgs)))  # trial indices still training, in stack order
     histories: list[list[dict]] = [[] for _ in train_cfgs]

@@ -20,6 +20,7 @@ from typing import Callable, ClassVar
 
 import torch
 
+from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
@@ -214,16 +215,10 @@ def fitted_sampler(net, name: str, *, data_dir: str | None = None, refit: bool =
             "seed": str(FIT_SEED), "weights_sha256": digest}
     try:
         save_tensors(path, sampler.state(), meta)
-        (log or _log)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes -> {path}")
+        (log or to_stderr)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes -> {path}")
     except OSError as e:  # a read-only (catalogued) run: use it without saving
-        (log or _log)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes (not saved: {e})")
+        (log or to_stderr)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes (not saved: {e})")
     return sampler
-
-
-def _log(msg: str) -> None:
-    import sys
-
-    print(msg, file=sys.stderr, flush=True)
 
 
 # ---------------------------------------------------------------------------------- classes

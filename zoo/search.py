@@ -818,7 +818,7 @@ class Worker:
                 return True
 
             results = multitrial.train_together(cls, [m[3] for m in alive], [m[4] for m in alive], part,
-                                                report=report, metric=s.metric, reduce=s.reduce)
+                                                report=report, metric=s.metric, reduce=s.reduce, log=self.log)
             seconds += sum(r.seconds for r in results)
             survivors = []
             for k, (m, r) in enumerate(zip(alive, results)):
