@@ -49,7 +49,8 @@ def _echo_json(obj) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--pretrained", is_flag=True, help="The catalogued pretrained weights instead.")
 def list_cmd(as_json, pretrained):
-    """Every installed architecture plugin: name, description, package."""
+    """Every installed architecture plugin (then the noise models and latent samplers plugins provide):
+    name, package, description."""
     from zoo import registry
 
     if pretrained:
@@ -58,16 +59,30 @@ def list_cmd(as_json, pretrained):
         return list_pretrained(as_json)
 
     reg = registry.load_registry()
-    rows = [{"name": e.name, "description": e.description, "package": f"{e.package} {e.version}"}
-            for e in sorted(reg.models.values(), key=lambda e: e.name)]
+
+    def rows(entries, **extra):
+        return [{"name": e.name, "description": e.description, "package": f"{e.package} {e.version}",
+                 **{k: f(e) for k, f in extra.items()}} for e in sorted(entries.values(), key=lambda e: e.name)]
+
+    sections = {  # key in --json: (heading, rows)
+        "models": ("", rows(reg.models)),
+        "noise_models": ("noise models (--set noise=NAME:VALUES)",
+                         rows(reg.noise_models, params=lambda e: list(e.cls.params))),
+        "samplers": ("latent samplers (zoo generate --sampler NAME)", rows(reg.samplers)),
+    }
     if as_json:
-        _echo_json({"models": rows, "failed": [f.__dict__ for f in reg.failures]})
+        _echo_json({**{key: r for key, (_, r) in sections.items()}, "failed": [f.__dict__ for f in reg.failures]})
         return
-    width = max([len(r["name"]) for r in rows] + [4])
-    pw = max([len(r["package"]) for r in rows] + [7])
+    shown = lambda r: ":".join([r["name"], *r.get("params", [])])  # noqa: E731  (gaussian:sigma)
+    every = [r for _, section in sections.values() for r in section]
+    width = max([len(shown(r)) for r in every] + [4])
+    pw = max([len(r["package"]) for r in every] + [7])
     click.echo(f"{'name':<{width}}  {'package':<{pw}}  description")
-    for r in rows:
-        click.echo(f"{r['name']:<{width}}  {r['package']:<{pw}}  {r['description']}")
+    for heading, section in sections.values():
+        if heading:
+            click.echo(f"\n{heading}")
+        for r in section:
+            click.echo(f"{shown(r):<{width}}  {r['package']:<{pw}}  {r['description']}")
     for f in reg.failures:
         click.secho(f"plugin '{f.entry_point}' from package {f.package} failed to load: {f.error}", err=True,
                     fg="yellow")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from zoo import hookimpl
-from zoo.errors import ConfigError
 from zoo.noise import NoiseModel
 
 
@@ -18,11 +17,8 @@ class GaussianNoise(NoiseModel):
     description = "add N(0, sigma²) to every pixel, clipped to [0, 1]"
     params = ("sigma",)
     defaults = (0.3,)
+    ranges = {"sigma": (0, 10)}
     vectorized = True
-
-    def check(self):
-        if not 0 <= self.values["sigma"] <= 10:
-            raise ConfigError(f"gaussian noise: sigma must be in 0..10, got {self.values['sigma']}")
 
     def __call__(self, x, generator=None, strength=None):
         sigma = self.values["sigma"] if strength is None else strength
@@ -35,11 +31,8 @@ class SaltPepperNoise(NoiseModel):
     description = "set a fraction of the pixels to 0 or 1 (half each)"
     params = ("fraction",)
     defaults = (0.1,)
+    ranges = {"fraction": (0, 1)}
     vectorized = True
-
-    def check(self):
-        if not 0 <= self.values["fraction"] <= 1:
-            raise ConfigError(f"salt-pepper noise: fraction must be in 0..1, got {self.values['fraction']}")
 
     def scaled(self, factor):
         return type(self)(min(1.0, self.values["fraction"] * factor))
@@ -58,10 +51,7 @@ class OcclusionNoise(NoiseModel):
     params = ("size", "count")
     defaults = (8, 1)
     integer = ("size", "count")
-
-    def check(self):
-        if self.values["size"] < 1 or self.values["count"] < 0:
-            raise ConfigError("occlusion noise: size must be >= 1 and count >= 0")
+    ranges = {"size": (1, float("inf")), "count": (0, float("inf"))}
 
     def __call__(self, x, generator=None):
         b, _, h, w = x.shape

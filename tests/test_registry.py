@@ -176,3 +176,75 @@ def test_a_plugin_cannot_take_over_a_built_in_name(tmp_path):
     convae = next(m for m in data["models"] if m["name"] == "convae")
     assert convae["package"] == f"zoo {zoo.__version__}"
     assert [f["package"] for f in data["failed"]] == ["impostor"]
+
+
+# ------------------------------------------------------------------ noise models and samplers from a plugin
+
+NOISEPLUG = '''\
+import torch
+
+import zoo
+from zoo.noise import NoiseModel
+from zoo.samplers import LatentSampler
+
+
+class Erase(NoiseModel):
+    name = "erase"
+    description = "set a random fraction of the pixels to 0"
+    params = ("fraction",)
+    defaults = (0.25,)
+    ranges = {"fraction": (0, 1)}
+
+    def __call__(self, x, generator=None):
+        return x * (torch.rand(x.shape, device=x.device, generator=generator) >= self.values["fraction"])
+
+
+class Clash(Erase):
+    name = "gaussian"
+
+
+class Uniform(LatentSampler):
+    name = "uniform"
+    description = "U(-1, 1) in every dimension"
+    needs_fit = False
+
+    def sample(self, n, generator=None):
+        return torch.rand((n, self.dim), generator=generator) * 2 - 1
+
+
+@zoo.hookimpl
+def zoo_noise_models():
+    return [Erase, Clash]
+
+
+@zoo.hookimpl
+def zoo_samplers():
+    return [Uniform]
+'''
+
+
+@pytest.fixture
+def noiseplug_installed(tmp_path):
+    from conftest import _install_in_process
+
+    yield from _install_in_process(write_plugin(tmp_path / "site", "noiseplug", "erase", NOISEPLUG), "noiseplug")
+
+
+def test_a_plugin_adds_a_noise_model_and_a_sampler(noiseplug_installed, tmp_path):
+    data = json.loads(assert_ok(invoke("list", "--json")))
+    erase = next(m for m in data["noise_models"] if m["name"] == "erase")
+    assert (erase["package"], erase["params"]) == ("noiseplug 0.1", ["fraction"])
+    assert next(m for m in data["noise_models"] if m["name"] == "gaussian")["package"].startswith("zoo ")
+    assert data["failed"] == [{"entry_point": "erase", "package": "noiseplug",
+                               "error": "noise model 'gaussian' is already provided by zoo"}]
+    assert "uniform" in [m["name"] for m in data["samplers"]]
+    assert re.search(r"^erase:fraction\s+noiseplug 0\.1\s+set a random fraction", assert_ok(invoke("list")), re.M)
+
+    run = tmp_path / "dae"
+    assert_ok(invoke("train", "dae", "--dataset", "digits", "--epochs", "1", "--out", run, *TINY_SET,
+                     "--set", "noise=erase:0.3"))
+    assert read_config(run)["config"]["noise"] == "erase:0.3"
+    assert_ok(invoke("generate", run, "--sampler", "uniform", "--n", "4", "--out", tmp_path / "samples.png"))
+    assert (tmp_path / "samples.png").is_file()
+    assert_clean_error(invoke("train", "dae", "--dataset", "digits", "--out", tmp_path / "bad", *TINY_SET,
+                              "--set", "noise=erase:2"), "erase noise: fraction must be in 0..1, got 2")

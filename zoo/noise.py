@@ -21,6 +21,7 @@ class NoiseModel:
     params: ClassVar[tuple[str, ...]] = ()          # parameter names, in the order of the spec string
     defaults: ClassVar[tuple[float, ...]] = ()
     integer: ClassVar[tuple[str, ...]] = ()         # parameters that must be whole numbers
+    ranges: ClassVar[dict[str, tuple[float, float]]] = {}  # valid (low, high) of a parameter, both included
     # True if __call__ takes `strength=`, a tensor that replaces the first parameter: denoisers that
     # differ only in that level then train together in one vectorised step.
     vectorized: ClassVar[bool] = False
@@ -37,7 +38,11 @@ class NoiseModel:
         self.check()
 
     def check(self) -> None:
-        """Raise ConfigError for values out of range."""
+        """Raise ConfigError for values out of `ranges` (override for other rules)."""
+        for k, (low, high) in self.ranges.items():
+            if not low <= self.values[k] <= high:
+                valid = f">= {low:g}" if high == float("inf") else f"in {low:g}..{high:g}"
+                raise ConfigError(f"{self.name} noise: {k} must be {valid}, got {self.values[k]:g}")
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -61,7 +66,7 @@ class NoiseModel:
 def noise_models() -> dict[str, type[NoiseModel]]:
     from zoo.registry import load_registry
 
-    return load_registry().noise_models
+    return {name: e.cls for name, e in load_registry().noise_models.items()}
 
 
 def parse_noise(spec: str | NoiseModel | None) -> NoiseModel | None:

@@ -25,7 +25,8 @@ REGISTRY_FILE = Path(__file__).with_name("registry.toml")
 
 @dataclass
 class ModelEntry:
-    """One architecture as zoo knows it: the class and where it came from."""
+    """One plugin class as zoo knows it (an architecture, a noise model, a latent sampler): the class and
+    where it came from."""
 
     name: str
     cls: type
@@ -47,8 +48,8 @@ class PluginFailure:
 @dataclass
 class Registry:
     models: dict[str, ModelEntry] = field(default_factory=dict)
-    noise_models: dict[str, type] = field(default_factory=dict)
-    samplers: dict[str, type] = field(default_factory=dict)
+    noise_models: dict[str, ModelEntry] = field(default_factory=dict)
+    samplers: dict[str, ModelEntry] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
 
@@ -84,27 +85,27 @@ def load_registry(refresh: bool = False) -> Registry:
             reg.failures.append(PluginFailure(ep.name, package, f"{type(e).__name__}: {e}"))
             continue
         origin[plugin_name] = (ep.name, package, version)
-    for impl in reg.manager.hook.zoo_models.get_hookimpls():
+    _collect(reg, reg.manager.hook.zoo_models, "model", reg.models, origin)
+    _collect(reg, reg.manager.hook.zoo_noise_models, "noise model", reg.noise_models, origin)
+    _collect(reg, reg.manager.hook.zoo_samplers, "sampler", reg.samplers, origin)
+    _registry = reg
+    return reg
+
+
+def _collect(reg: Registry, hook, kind: str, into: dict[str, ModelEntry], origin: dict) -> None:
+    """Every class a hook's implementations return, by name; a nameless class or a name already taken
+    (zoo's own plugins load first) is recorded as that plugin's failure."""
+    for impl in hook.get_hookimpls():
         ep_name, package, version = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
         for cls in _call(impl, reg, ep_name, package):
             name = getattr(cls, "name", None)
             if not name:
                 reg.failures.append(PluginFailure(ep_name, package, f"{cls!r} has no name"))
-            elif name in reg.models:
+            elif name in into:
                 reg.failures.append(PluginFailure(
-                    ep_name, package, f"model '{name}' is already provided by {reg.models[name].package}"))
+                    ep_name, package, f"{kind} '{name}' is already provided by {into[name].package}"))
             else:
-                reg.models[name] = ModelEntry(name, cls, package, version)
-    for impl in reg.manager.hook.zoo_noise_models.get_hookimpls():
-        ep_name, package, _ = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
-        for cls in _call(impl, reg, ep_name, package):
-            reg.noise_models.setdefault(cls.name, cls)
-    for impl in reg.manager.hook.zoo_samplers.get_hookimpls():
-        ep_name, package, _ = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
-        for cls in _call(impl, reg, ep_name, package):
-            reg.samplers.setdefault(cls.name, cls)
-    _registry = reg
-    return reg
+                into[name] = ModelEntry(name, cls, package, version)
 
 
 def _call(impl, reg: Registry, ep_name: str, package: str) -> list:

@@ -87,7 +87,7 @@ def samplers() -> dict[str, type[LatentSampler]]:
     """Every installed sampler by name."""
     from zoo.registry import load_registry
 
-    return load_registry().samplers
+    return {name: e.cls for name, e in load_registry().samplers.items()}
 
 
 def get_sampler(name: str) -> type[LatentSampler]:
