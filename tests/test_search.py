@@ -273,9 +273,9 @@ def test_postgres_storage_shared_by_workers_one_killed(tmp_path):
     name = f"pg-{uuid.uuid4().hex[:10]}"
     work = tmp_path / name
     work.mkdir()
-    from zoo.search import _normalise_url
+    from zoo.search.study import normalise_url
 
-    storage = optuna.storages.RDBStorage(_normalise_url(url))  # psycopg2 or psycopg, whichever is installed
+    storage = optuna.storages.RDBStorage(normalise_url(url))  # psycopg2 or psycopg, whichever is installed
     _workers_survive_a_killed_worker(work, ["--storage", url], lambda: optuna.load_study(study_name=name,
                                                                                          storage=storage))
     assert not (work / "w" / "journal.log").exists()

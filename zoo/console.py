@@ -10,5 +10,9 @@ def to_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def to_stdout(msg: str) -> None:
+    print(msg, flush=True)
+
+
 def quiet(_msg: str) -> None:
     """Say nothing."""

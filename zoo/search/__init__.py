@@ -1,0 +1,24 @@
+"""Hyperparameter search (`zoo search`): Optuna studies over a space file (zoo.space).
+
+Each trial samples the space, trains the configuration without a run folder (on the validation split,
+or k folds of the training set), reports every epoch's validation metric to the pruner and returns
+the objective: the validation metric (reduced over the epochs; the mean over folds) plus optional
+penalties, λ × training minutes and μ × latent size. A configuration that cannot be built (the plugin
+raises ConfigError) or diverges is pruned with its reason.
+
+The study lives in a storage: by default Optuna's journal file in the study folder (safe for several
+processes on one disk, and on a shared disk across machines), or any Optuna storage URL (SQLite,
+PostgreSQL, MySQL). `--workers N` starts N local worker processes on the same storage; several
+machines share a study by pointing `--storage` at the same database. The trial budget is the
+study's, not a process's: workers stop when the study holds N complete or pruned trials (Optuna's
+MaxTrialsCallback semantics, enforced before a trial starts, so a study does not overshoot).
+
+A dead worker's trial is failed and queued again (Optuna's RetryHeartbeatStaleTrialCallback, formerly
+RetryFailedTrialCallback): database storages use Optuna's own heartbeats; the journal file, which
+has none, gets the same from a heartbeat user attribute and, on one host, a process check.
+"""
+
+from zoo.search.run import run_search, worker_main
+from zoo.search.settings import Interrupted, Settings, prepare
+
+__all__ = ["Interrupted", "Settings", "prepare", "run_search", "worker_main"]

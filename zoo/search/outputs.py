@@ -1,0 +1,193 @@
+"""A study's outputs: every trial as a CSV row, the best config as TOML, history and importance plots,
+and the summary."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from zoo.console import to_stdout
+from zoo.search.settings import Settings
+from zoo.search.study import journal_path, open_study, redact
+from zoo.space import Space
+
+
+def _state(t) -> str:
+    return t.state.name.lower()
+
+
+def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None] = to_stdout,
+                  seconds: float | None = None) -> dict[str, Any]:
+    """trials.csv, best.toml, history.png, importance.png and summary.json in the study folder."""
+    from optuna.trial import TrialState
+
+    from zoo import checkpoint as ckpt
+
+    study, _, _ = open_study(settings, space)
+    study_dir = Path(settings.study_dir)
+    trials = study.get_trials(deepcopy=False)
+    written = [write_csv(trials, study_dir / "trials.csv")]
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    best = min(complete, key=lambda t: t.value) if complete else None
+    if best is not None and "config" in best.user_attrs:
+        written.append(write_best(settings, best, study_dir / "best.toml", total=len(trials)))
+    for name, plot in (("history.png", plot_history), ("importance.png", plot_importance)):
+        try:
+            if plot(study, trials, study_dir / name):
+                written.append(study_dir / name)
+        except Exception as e:  # noqa: BLE001 - a missing plot must not lose the study's results
+            log(f"note: no {name} ({type(e).__name__}: {e})")
+    counts = {s: sum(_state(t) == s for t in trials) for s in ("complete", "pruned", "fail", "running", "waiting")}
+    reasons: dict[str, int] = {}
+    for t in trials:
+        if t.state == TrialState.PRUNED:
+            r = t.user_attrs.get("pruned_reason", "pruned")
+            r = "invalid configuration" if r.startswith("invalid configuration") else \
+                ("pruner" if r.startswith("pruned by") else r)
+            reasons[r] = reasons.get(r, 0) + 1
+    summary: dict[str, Any] = {
+        "study": settings.study, "model": settings.model, "study_dir": str(study_dir),
+        "storage": redact(settings.storage) if settings.storage else str(journal_path(settings)),
+        "sampler": settings.sampler, "pruner": settings.pruner, "cv": settings.cv, "budget": settings.trials,
+        "trials": len(trials), "states": counts, "pruned_reasons": reasons,
+        "objective": {"metric": f"val_{settings.metric}", "reduce": settings.reduce,
+                      "time_penalty": settings.time_penalty, "latent_penalty": settings.latent_penalty},
+        "seconds": round(seconds, 1) if seconds is not None else None,
+    }
+    if best is not None:
+        summary["best"] = {"number": best.number, "value": best.value, "loss": best.user_attrs.get("loss"),
+                           "minutes": best.user_attrs.get("minutes"), "latent": best.user_attrs.get("latent"),
+                           "values": best.user_attrs.get("values", best.params)}
+        summary["retrain"] = f"zoo train {settings.model} --config {study_dir / 'best.toml'}"
+    summary["written"] = [str(p) for p in written] + [str(study_dir / "summary.json")]
+    ckpt.write_json(study_dir / "summary.json", summary)
+    return summary
+
+
+def _cell(v: Any) -> Any:
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return "" if v is None else v
+
+
+def write_csv(trials, path: Path) -> Path:
+    from zoo import checkpoint as ckpt
+
+    keys: list[str] = []
+    for t in trials:
+        for k in [*t.user_attrs.get("values", {}), *t.user_attrs.get("helpers", {})]:
+            if k not in keys:
+                keys.append(k)
+    head = ["number", "state", "value", "loss", "loss_std", "minutes", "latent", "epochs", "duration_s", "started",
+            "worker", "retry_of", "note"]
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(head + keys)
+    for t in trials:
+        a = t.user_attrs
+        vals = {**a.get("values", {}), **a.get("helpers", {})}
+        if not vals and t.params:
+            vals = dict(t.params)
+        dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start \
+            else None
+        worker = a.get("worker") or {}
+        w.writerow([t.number, _state(t), _cell(t.value), _cell(a.get("loss")), _cell(a.get("loss_std")),
+                    _cell(a.get("minutes")), _cell(a.get("latent")), _cell(a.get("epochs")),
+                    _cell(round(dur, 3) if dur is not None else None),
+                    t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
+                    f"{worker.get('host', '')}:{worker.get('pid', '')}" if worker.get("trial") == t.number else "",
+                    _cell(t.system_attrs.get("failed_trial")), a.get("pruned_reason", "")]
+                   + [_cell(vals.get(k)) for k in keys])
+    ckpt.atomic_write(path, buf.getvalue())
+    return path
+
+
+def write_best(settings: Settings, best, path: Path, total: int) -> Path:
+    from zoo import checkpoint as ckpt
+    from zoo.config import to_toml
+
+    config = {k: v for k, v in best.user_attrs["config"].items() if k != "device"}
+    loss, penalty = best.user_attrs.get("loss"), best.user_attrs.get("penalty") or 0.0
+    head = [f"# zoo search: the best trial of study '{settings.study}' (trial {best.number} of {total})",
+            f"# objective {best.value:.6g}" + (f" = validation {settings.metric} {loss:.6g} + penalties {penalty:.4g}"
+                                               if penalty and loss is not None else ""),
+            f"# searched: {json.dumps(best.user_attrs.get('values', {}))}",
+            f"# retrain: zoo train {settings.model} --config {path}"]
+    ckpt.atomic_write(path, "\n".join(head) + "\n" + to_toml({"model": settings.model, **config}))
+    return path
+
+
+def plot_history(study, trials, path: Path) -> bool:
+    from optuna.trial import TrialState
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+    pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    if complete:
+        xs, ys = [t.number for t in complete], [t.value for t in complete]
+        ax.scatter(xs, ys, s=18, color="tab:blue", label="complete", zorder=3)
+        best, run = [], math.inf
+        for y in ys:
+            run = min(run, y)
+            best.append(run)
+        ax.step(xs, best, where="post", color="tab:red", label="best so far")
+    if pruned:
+        last = [t.intermediate_values[max(t.intermediate_values)] if t.intermediate_values else None for t in pruned]
+        pts = [(t.number, v) for t, v in zip(pruned, last) if v is not None and math.isfinite(v)]
+        if pts:
+            ax.scatter(*zip(*pts), s=14, marker="x", color="grey", label="pruned (last report)")
+    ax.set_xlabel("trial")
+    ax.set_ylabel("objective")
+    values = [t.value for t in complete]
+    if values and min(values) > 0 and max(values) / min(values) > 20:
+        ax.set_yscale("log")
+    ax.set_title(f"{study.study_name}: {len(complete)} complete, {len(pruned)} pruned", fontsize=10)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def plot_importance(study, trials, path: Path) -> bool:
+    """fANOVA hyperparameter importances (Optuna), as a bar chart; False if too few trials."""
+    import optuna
+    from optuna.trial import TrialState
+
+    complete = [t for t in trials if t.state == TrialState.COMPLETE]
+    if len(complete) < 2:
+        return False
+    importances = None
+    for make in (lambda: optuna.importance.FanovaImportanceEvaluator(seed=0),
+                 lambda: optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0)):
+        try:
+            importances = optuna.importance.get_param_importances(study, evaluator=make())
+            break
+        except Exception:  # noqa: BLE001 - try the next evaluator
+            continue
+    if not importances:
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = list(importances)[::-1]
+    fig, ax = plt.subplots(figsize=(6.4, max(2.4, 0.9 + 0.32 * len(names))), dpi=100)
+    ax.barh(names, [importances[n] for n in names], color="tab:blue")
+    ax.set_xlabel("importance (fANOVA)")
+    ax.set_title(f"{study.study_name}: hyperparameter importance ({len(complete)} trials)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+

@@ -1,0 +1,116 @@
+"""Running a whole search: the workers (in this process or in N worker processes), then the outputs."""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from zoo.console import to_stdout
+from zoo.errors import ConfigError, RunError
+from zoo.search.outputs import write_outputs
+from zoo.search.settings import Interrupted, Settings, prepare
+from zoo.search.study import journal_path, open_study, redact
+from zoo.search.worker import Worker
+from zoo.space import load_space
+
+SETTINGS_ENV = "ZOO_SEARCH_SETTINGS"
+
+
+def run_search(model: str, space: str | Path | None = None, *, log: Callable[[str], None] = to_stdout,
+               **options) -> dict[str, Any]:
+    """Run (or resume) a study; write its outputs; return the summary (see `write_outputs`)."""
+    settings, sp = prepare(model, space, **options)
+    study_dir = Path(settings.study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    copy_path = study_dir / "space.toml"
+    if not copy_path.is_file() or copy_path.read_text() != sp.text:
+        from zoo import checkpoint as ckpt
+
+        if copy_path.is_file():
+            log(f"note: the space differs from the one this study began with; {copy_path} now holds the new one")
+        ckpt.atomic_write(copy_path, sp.text)
+    study, _, _ = open_study(settings, sp, create=True)
+    meta = study.user_attrs.get("zoo")
+    if meta is None:
+        study.set_user_attr("zoo", {"model": model, "space": Path(sp.source).name, "metric": settings.metric,
+                                    "reduce": settings.reduce, "cv": settings.cv})
+    elif meta.get("model") != model:
+        raise ConfigError(f"study '{settings.study}' is a search over '{meta.get('model')}', not '{model}'",
+                          "Choose another --study name.")
+    done = len(study.get_trials(deepcopy=False))
+    if settings.workers > 1 and (settings.storage or "").startswith("sqlite"):
+        log("note: several workers writing one SQLite file may wait on its lock (and SQLite on a network disk "
+            "is unsafe); the default journal file suits workers that share a disk")
+    log(f"study {settings.study}: {model}, {settings.sampler} sampler, {settings.pruner} pruner, "
+        f"{settings.trials} trials{f', {settings.cv}-fold CV' if settings.cv else ''}, "
+        f"{settings.workers} worker(s); storage {redact(settings.storage) if settings.storage else journal_path(settings)}"
+        + (f"; resuming with {done} trials stored" if done else ""))
+    interrupted: Interrupted | None = None
+    started = time.time()
+    try:
+        if settings.workers == 1:
+            worker = Worker(settings, sp, log=log)
+            worker.warm_up()
+            worker.run()
+        else:
+            Worker(settings, sp, log=log).warm_up()  # a missing data set fails here, once
+            _run_workers(settings, log)
+    except Interrupted as e:
+        interrupted = e
+    summary = write_outputs(settings, sp, log=log, seconds=time.time() - started)
+    if interrupted is not None:
+        raise interrupted
+    done = summary["states"]["complete"] + summary["states"]["pruned"]
+    if done < settings.trials and settings.timeout is None:
+        raise RunError(f"the workers ended with {done} of {settings.trials} trials done (see their messages above)",
+                       "The trials done are stored: resume with the same command.")
+    return summary
+
+
+def _run_workers(settings: Settings, log: Callable[[str], None]) -> None:
+    env = {**os.environ, SETTINGS_ENV: json.dumps(dataclasses.asdict(settings))}
+    if "OMP_NUM_THREADS" not in os.environ:  # share the cores instead of oversubscribing them
+        env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
+    procs = []
+    for k in range(settings.workers):
+        procs.append(subprocess.Popen([sys.executable, "-m", "zoo", "search-worker", "--label", f"worker {k + 1}",
+                                       "--index", str(k)], env=env))
+    try:
+        pending = dict(enumerate(procs))
+        while pending:
+            for k, p in list(pending.items()):
+                rc = p.poll()  # also reaps a killed worker, so the others see it is gone
+                if rc is None:
+                    continue
+                del pending[k]
+                if rc not in (0, 130):
+                    how = f"signal {-rc}" if rc < 0 else f"exit code {rc}"
+                    log(f"worker {k + 1} (pid {p.pid}) ended with {how}; the others carry on, and its trial, "
+                        "if any, is failed and queued again")
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        for p in procs:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                p.wait(timeout=30)
+            if p.poll() is None:
+                p.terminate()
+        raise Interrupted("search interrupted; the trials done are stored. Resume with the same command.") from None
+
+
+def worker_main(label: str = "", index: int = 0) -> int:
+    """A worker process started by `zoo search --workers N` (settings in the environment)."""
+    raw = os.environ.get(SETTINGS_ENV)
+    if not raw:
+        raise ConfigError(f"search-worker is started by `zoo search --workers N` (no {SETTINGS_ENV})")
+    settings = Settings(**json.loads(raw))
+    space = load_space(settings.space)
+    worker = Worker(settings, space, label=label, index=index)
+    worker.run()
+    return 0

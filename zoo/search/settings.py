@@ -1,0 +1,138 @@
+"""What a search is: its `Settings` (everything a worker process needs, JSON-serialisable), made
+from the command line and a space file by `prepare`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ConfigError, ZooError
+from zoo.search.study import normalise_url
+from zoo.space import PRUNERS, SAMPLERS, Space, load_space
+
+
+class Interrupted(ZooError):
+    exit_code = 130
+
+
+@dataclass
+class Settings:
+    """Everything a worker needs, JSON-serialisable (passed to worker processes)."""
+
+    model: str
+    space: str                       # the space file (the study folder's copy)
+    study: str
+    study_dir: str
+    storage: str | None              # None: the journal file in the study folder
+    sampler: str = "tpe"
+    pruner: str = "hyperband"
+    trials: int = 20
+    cv: int = 0
+    seed: int | None = None
+    timeout: float | None = None
+    heartbeat: int = 30
+    preset: str | None = None
+    overrides: dict[str, Any] = field(default_factory=dict)
+    metric: str | None = None
+    reduce: str = "best"
+    time_penalty: float = 0.0
+    latent_penalty: float = 0.0
+    latent_key: str = "latent_dim"
+    workers: int = 1
+    vectorize: int = 1               # trials asked at once; same-shape ones train in one vmapped step
+    concurrent: bool | None = None   # their different-shape groups at once, in threads (None: on CUDA)
+
+    @property
+    def grace(self) -> int:
+        return 3 * self.heartbeat
+
+
+def prepare(model: str, space: str | Path | None = None, *, study: str | None = None, out: str | Path | None = None,
+            storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
+            trials: int | None = None, cv: int | None = None, seed: int | None = None, timeout: float | None = None,
+            workers: int = 1, heartbeat: int = 30, vectorize: int = 1, concurrent: bool | None = None,
+            overrides: dict[str, Any] | None = None) -> tuple[Settings, Space]:
+    """Check everything a user can get wrong before any trial runs; return the settings and the space."""
+    from zoo import registry
+    from zoo.api import resolve_config
+    from zoo.config import TrainConfig, fields_of
+
+    cls = registry.get_model_class(model)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if study is not None and not study.strip():
+        raise ConfigError("--study needs a name")
+    study_dir = Path(out) if out else None
+    # The space: the file given, else the copy in the study folder (resuming a study by name).
+    if space is None:
+        if study is None:
+            raise ConfigError("which space? e.g. zoo search convae --space space.toml",
+                              "Give --space FILE (or the name of an example space), or --study NAME of a study "
+                              "begun before.")
+        study_dir = study_dir or Path("studies") / study
+        if not (study_dir / "space.toml").is_file():
+            raise ConfigError(f"no study folder {study_dir} with a space.toml to resume",
+                              "Give --space FILE, or --out with the study's folder.")
+        sp = load_space(study_dir / "space.toml")
+    else:
+        sp = load_space(space)
+    name = study or f"{model}-{Path(sp.source).stem}"
+    study_dir = study_dir or Path("studies") / name
+    search, obj = sp.search, sp.objective
+
+    sampler = sampler or search.get("sampler", "tpe")
+    # Optuna's advice for deep learning with few workers: TPE with the Hyperband pruner.
+    pruner = pruner or search.get("pruner", "hyperband")
+    if sampler not in SAMPLERS:
+        raise ConfigError(f"unknown sampler '{sampler}'", f"Use one of {', '.join(SAMPLERS)}.")
+    if pruner not in PRUNERS:
+        raise ConfigError(f"unknown pruner '{pruner}'", f"Use one of {', '.join(PRUNERS)}.")
+    cv = search.get("cv", 0) if cv is None else cv
+    if cv == 1 or cv < 0:
+        raise ConfigError(f"--cv {cv}: cross-validation needs at least 2 folds (0: the validation split)")
+    if workers < 1:
+        raise ConfigError("--workers must be at least 1")
+    if vectorize < 1:
+        raise ConfigError("--vectorize must be at least 1")
+    if concurrent and vectorize == 1:
+        raise ConfigError("--concurrent trains the groups of trials that --vectorize K asks for at once, and "
+                          "--vectorize is 1", "Add --vectorize K (e.g. 16).")
+    if heartbeat < 1:
+        raise ConfigError("--heartbeat must be at least 1 second")
+    if timeout is not None and timeout <= 0:
+        raise ConfigError("--timeout must be positive")
+
+    known = {f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}
+    sp.check_keys(known, model)
+    searched = set(sp.keys())
+    clash = sorted(searched & set(overrides))
+    if clash:
+        raise ConfigError(f"{', '.join(clash)} is searched by the space and also set on the command line",
+                          "Remove it from --set (or from the space's [params]).")
+    preset = search.get("preset")
+    # The fixed part must be valid on its own (a typo fails here, not in every trial).
+    _, model_cfg, train_cfg = resolve_config(model, preset=preset, config={**sp.fixed, **overrides})
+    latent_key = obj.get("latent_key", "latent_dim")
+    latent_penalty = float(obj.get("latent_penalty", 0.0))
+    if latent_penalty and latent_key not in {f.name for f in fields_of(cls.Config)}:
+        raise ConfigError(f"the latent penalty reads '{latent_key}', which {model} does not have",
+                          "Set [objective] latent_key to the model's latent size key.")
+    if sampler == "grid":
+        size = sp.grid_size()
+        trials = min(trials, size) if trials else size
+    trials = trials or search.get("trials", 20)
+    if trials < 1:
+        raise ConfigError("--trials must be at least 1")
+    if not train_cfg.val_fraction and not cv:
+        raise ConfigError("the search scores trials on the validation split, and val_fraction is 0",
+                          "Set val_fraction above 0, or use --cv K.")
+    settings = Settings(
+        model=model, space=str(study_dir / "space.toml"), study=name, study_dir=str(study_dir),
+        storage=normalise_url(storage), sampler=sampler, pruner=pruner, trials=int(trials), cv=int(cv or 0),
+        seed=seed if seed is not None else search.get("seed"), timeout=timeout, heartbeat=int(heartbeat),
+        preset=preset, overrides=overrides, metric=obj.get("metric"), reduce=obj.get("reduce", "best"),
+        time_penalty=float(obj.get("time_penalty", 0.0)), latent_penalty=latent_penalty, latent_key=latent_key,
+        workers=int(workers), vectorize=int(vectorize), concurrent=concurrent)
+    if settings.metric is None:
+        settings.metric = cls.monitor or "loss"
+    return settings, sp
