@@ -316,7 +316,7 @@ def _toml(value) -> str:
 
 def test_bundled_catalogue_name_is_verified_listed_and_described(catalogue, digits_run, tmp_path):
     bundled = Path(shutil.copytree(digits_run, tmp_path / "bundled"))
-    digest = zhub._sha256(bundled / "model.safetensors")
+    digest = zhub.file_sha256(bundled / "model.safetensors")
     catalogue("digits-ae", model="convae", dataset="digits", path=bundled, sha256=digest,
               command="zoo train convae --dataset digits --epochs 2", metrics={"mse": 0.0123, "psnr": 19.5})
 
@@ -331,7 +331,7 @@ def test_bundled_catalogue_name_is_verified_listed_and_described(catalogue, digi
     assert_clean_error(invoke("pretrained", "digits-ea"), "no pretrained weights named 'digits-ea'", "digits-ae")
 
     (bundled / "model.safetensors").write_bytes(b"\0" * 16)
-    with pytest.raises(RunError, match="do not match their catalogued sha256"):
+    with pytest.raises(zhub.HubError, match="do not match their catalogued sha256"):
         zoo.load("digits-ae")
     assert_clean_error(invoke("pull", "digits-ae"), "do not match their catalogued sha256")
 
@@ -339,7 +339,7 @@ def test_bundled_catalogue_name_is_verified_listed_and_described(catalogue, digi
 def test_catalogue_name_on_a_folder_hub_is_pulled_on_first_use_and_checked(catalogue, digits_run, tmp_path):
     dest = tmp_path / "shared" / "digits-ae"
     zhub.push(digits_run, f"file://{dest}")
-    digest = zhub._sha256(digits_run / "model.safetensors")
+    digest = zhub.file_sha256(digits_run / "model.safetensors")
     catalogue("digits-ae", model="convae", dataset="digits", hub=f"file://{dest}", sha256=digest)
     catalogue("digits-ae-bad", model="convae", dataset="digits", hub=f"file://{dest}", sha256="0" * 64)
     catalogue("digits-ae-nowhere", model="convae", dataset="digits", sha256=digest)
@@ -361,7 +361,7 @@ RUN_WITH_REGISTRY = ("import sys; from pathlib import Path; import zoo.registry 
 
 def test_catalogue_name_on_the_hugging_face_hub_is_checked_by_sha256(catalogue, server, hf_env, digits_run):
     sha = server.seed(REPO_ID, run_bytes(digits_run))
-    digest = zhub._sha256(digits_run / "model.safetensors")
+    digest = zhub.file_sha256(digits_run / "model.safetensors")
     catalogue("digits-ae", model="convae", dataset="digits", hub=f"hf://{REPO_ID}@{sha}", sha256=digest)
     path = catalogue("digits-ae-bad", model="convae", dataset="digits", hub=f"hf://{REPO_ID}", sha256="f" * 64)
 

@@ -239,40 +239,20 @@ def resolve(source: str | Path) -> Path:
     """A run folder; a name catalogued in registry.toml (its bundled folder, or its copy pulled from the hub
     its entry names; checked by sha256); or a hub location, hf://ORG/NAME[@REVISION] or file:///PATH,
     fetched into the cache and verified (see zoo.hub)."""
-    if isinstance(source, str) and source.startswith(("hf://", "file://")):
-        from zoo import hub
+    from zoo import hub
 
+    if hub.is_hub_source(source):
         return hub.resolve(source)
     path = Path(source)
     if path.exists() or not isinstance(source, str) or "/" in source:
         return path
     if source not in registry.weights():
         source = registry.default_weights_name(source) or source  # `zoo generate gan`: the model's default
-    entry = registry.weights().get(source)
-    if entry is None:
+    if source not in registry.weights():
         close = [n for n in registry.weights() if source in n or n in source]
         raise RunError(f"{source} is neither a run folder nor a catalogued name",
                        (f"Did you mean: {', '.join(close)}? " if close else "") + "`zoo list --pretrained` lists the names.")
-    folder = registry.weights_folder(source) if entry.get("path") else None
-    if folder is not None and (folder.is_dir() or not entry.get("hub")):
-        _verify_sha256(folder / ckpt.WEIGHTS, entry.get("sha256"), source)
-        return folder
-    from zoo import hub
-
-    return hub.resolve(source)
-
-
-def _verify_sha256(path: Path, expected: str | None, name: str) -> None:
-    import hashlib
-
-    if not expected:
-        return
-    if not path.is_file():
-        raise RunError(f"the weights of '{name}' are missing ({path})", "Reinstall zoo.")
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
-    if digest != expected:
-        raise RunError(f"the weights of '{name}' do not match their catalogued sha256 (got {digest[:12]}..., "
-                       f"expected {expected[:12]}...): refusing to load them", "Reinstall zoo or pull them again.")
+    return hub.resolve(source)  # bundled or pulled, checked against its catalogued sha256
 
 
 def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:

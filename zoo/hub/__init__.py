@@ -1,0 +1,55 @@
+"""Hubs: publish a run folder, fetch one back, and the pretrained weights catalogued in registry.toml.
+
+Everywhere a run folder is accepted, these work too (`zoo.api.resolve` sends them here):
+
+    hf://ORG/NAME[@REVISION]   a model repository on the Hugging Face Hub; REVISION is a branch, tag or
+                               commit (default main). huggingface-hub's own settings apply: HF_ENDPOINT,
+                               HF_TOKEN (or `hf auth login`), HF_HUB_CACHE / HF_HOME, HF_HUB_OFFLINE,
+                               HF_HUB_DOWNLOAD_TIMEOUT and HF_HUB_ETAG_TIMEOUT (seconds, default 10).
+    file:///PATH               a folder hub: the same files in a folder, e.g. on a shared disk
+                               (file://RELATIVE/PATH is taken relative to the working directory).
+    NAME                       a name catalogued in registry.toml under [weights.NAME]: its bundled
+                               folder, or its copy pulled from the hub named by its `hub` key.
+
+A repository (or folder) holds config.json, model.safetensors, README.md (a model card with YAML
+metadata: library, tags, data set, metrics, licence) and the run's pictures. `push` writes exactly that.
+
+Trust. Only safetensors are ever read: a location that offers only pickle-based weights (.bin, .pt,
+.pth, .ckpt, .pkl) is refused, and nothing but the files above is ever downloaded. File names a hub
+lists are checked (no '..', no absolute path, no backslash) before anything is fetched. Every file
+fetched from the Hugging Face Hub is checked against the checksum the hub lists for it (sha256 for LFS
+files, the git blob id otherwise); only then does zoo record the snapshot as verified (in
+$XDG_CACHE_HOME/zoo/hub), and it only ever loads verified snapshots, so an interrupted or damaged
+download is never loaded (huggingface-hub itself downloads to `.incomplete` files and renames them into
+place). Offline, a verified snapshot is checked against the recorded sha256s again before use. A
+catalogued name is also checked against the sha256 registry.toml gives for its model.safetensors.
+
+A folder hub is copied into zoo's cache (content-addressed, verified, renamed into place when complete)
+and loaded from there, so a push that replaces the folder while it is read cannot mix two versions, and
+nothing is ever written into the shared folder by loading it.
+
+registry.toml catalogues pretrained weights as
+
+    [weights.vae-mnist]
+    model = "vae"                                # the plugin
+    dataset = "mnist"
+    description = "..."
+    path = "weights/vae-mnist"                   # bundled folder, relative to the zoo package (optional)
+    hub = "hf://zoo-models/vae-mnist@<commit>"   # where it lives on a hub (optional; hf:// or file://)
+    sha256 = "..."                               # of model.safetensors
+    command = "zoo train vae --preset ... --dataset mnist"   # how it was trained
+    [weights.vae-mnist.metrics]                  # measured test metrics
+    mse = 0.0123
+
+This package imports neither torch nor huggingface-hub at import time.
+"""
+
+from zoo.hub.cache import Fetched, is_managed, zoo_cache
+from zoo.hub.files import check_config, check_safetensors, file_sha256, safe_name, select_files
+from zoo.hub.locations import HubError, Location, is_hub_source, parse
+from zoo.hub.pull import catalogue, catalogue_info, fetch, pull, resolve
+from zoo.hub.push import Pushed, model_card, push
+
+__all__ = ["Fetched", "HubError", "Location", "Pushed", "catalogue", "catalogue_info", "check_config",
+           "check_safetensors", "fetch", "file_sha256", "is_hub_source", "is_managed", "model_card", "parse",
+           "pull", "push", "resolve", "safe_name", "select_files", "zoo_cache"]

@@ -1,0 +1,127 @@
+"""Pull and resolve by location or by catalogued name, and the catalogue of pretrained weights
+(registry.toml's [weights.NAME] tables)."""
+
+from __future__ import annotations
+
+import difflib
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from zoo import registry
+from zoo.console import to_stderr
+from zoo.hub.cache import Fetched, read_json, zoo_cache
+from zoo.hub.files import MODEL_FILES, WEIGHTS, check_safetensors, file_sha256, verify_catalogued
+from zoo.hub.folder import fetch_folder, slug
+from zoo.hub.hf import fetch_hf, hf_store, import_hf
+from zoo.hub.locations import COMMIT_RE, HubError, Log, is_hub_source, parse
+
+
+def fetch(source: str, *, log: Log = to_stderr) -> Fetched:
+    """A verified local copy of hf://… or file://… (downloaded or copied only when needed)."""
+    loc = parse(source)
+    return fetch_hf(loc, log) if loc.kind == "hf" else fetch_folder(loc, log)
+
+
+def _bundled_folder(name: str, entry: dict) -> Path | None:
+    if not entry.get("path"):
+        return None
+    return registry.weights_folder(name)
+
+
+def pull(source: str, *, log: Log = to_stderr) -> dict[str, Any]:
+    """Fetch hf://…, file://… or a catalogued name into the cache (or find it bundled), verify it, and
+    say where it is: {"folder", "location", "name", "commit", "files" (sha256s), "how"}."""
+    if is_hub_source(source):
+        got = fetch(source, log=log)
+        return {"folder": str(got.folder), "location": got.location, "name": None, "commit": got.commit,
+                "files": got.files, "how": "cached" if got.cached else "fetched"}
+    entries = registry.weights()
+    if source not in entries:
+        close = difflib.get_close_matches(source, list(entries), n=3, cutoff=0.5)
+        hint = (f"Did you mean: {', '.join(close)}? " if close else "") + \
+            "`zoo pretrained` lists the catalogued names; a hub location is hf://ORG/NAME or file:///PATH."
+        raise HubError(f"'{source}' is not a catalogued name or a hub location", hint)
+    entry = entries[source]
+    expected = entry.get("sha256")
+    bundled = _bundled_folder(source, entry)
+    if bundled is not None and (bundled.is_dir() or not entry.get("hub")):
+        weights = bundled / WEIGHTS
+        if not weights.is_file():
+            raise HubError(f"the weights of '{source}' are missing ({weights})", "Reinstall zoo.")
+        digest = file_sha256(weights)
+        verify_catalogued(digest, expected, source, str(bundled))
+        check_safetensors(weights, str(bundled))
+        return {"folder": str(bundled), "location": str(bundled), "name": source, "commit": None,
+                "files": {WEIGHTS: digest}, "how": "bundled"}
+    if not entry.get("hub"):
+        raise HubError(f"'{source}' has neither bundled weights nor a hub location in registry.toml",
+                       "Its entry needs `path` (bundled) or `hub` (hf://ORG/NAME@REVISION or file:///PATH).")
+    if not is_hub_source(entry["hub"]):
+        raise HubError(f"registry.toml gives '{source}' the hub location '{entry['hub']}', which is not one",
+                       "Use hf://ORG/NAME@REVISION or file:///PATH.")
+    got = fetch(entry["hub"], log=log)
+    verify_catalogued(got.files[WEIGHTS], expected, source, got.location)
+    return {"folder": str(got.folder), "location": got.location, "name": source, "commit": got.commit,
+            "files": got.files, "how": "cached" if got.cached else "fetched"}
+
+
+def resolve(source: str, *, log: Log = to_stderr) -> Path:
+    """The local, verified folder of hf://…, file://… or a catalogued name (see `pull`)."""
+    return Path(pull(source, log=log)["folder"])
+
+
+def catalogue_info(name: str) -> dict[str, Any]:
+    """What registry.toml says about pretrained weights `name`, and where they are now (no network)."""
+    entries = registry.weights()
+    if name not in entries:
+        close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
+        raise HubError(f"no pretrained weights named '{name}'",
+                       (f"Did you mean: {', '.join(close)}? " if close else "") + "`zoo pretrained` lists them.")
+    entry = entries[name]
+    bundled = _bundled_folder(name, entry)
+    cached = _cached_folder(entry.get("hub")) if entry.get("hub") else None
+    if bundled is not None and (bundled / WEIGHTS).is_file():
+        where = "bundled"
+    elif cached is not None:
+        where = "cached"
+    elif entry.get("hub"):
+        where = "hub"
+    else:
+        where = "missing"
+    return {"name": name, "model": entry.get("model"), "dataset": entry.get("dataset"),
+            "description": entry.get("description", ""), "metrics": dict(entry.get("metrics", {})),
+            "command": entry.get("command"), "sha256": entry.get("sha256"), "hub": entry.get("hub"),
+            "bundled": str(bundled) if bundled is not None else None,
+            "cached": str(cached) if cached is not None else None, "available": where,
+            "extra": {k: v for k, v in entry.items() if k not in (
+                "model", "dataset", "description", "metrics", "command", "sha256", "hub", "path")}}
+
+
+def catalogue(model: str | None = None) -> list[dict[str, Any]]:
+    """`catalogue_info` of every catalogued name (of one model's, if given)."""
+    return [catalogue_info(n) for n in sorted(registry.weights(model))]
+
+
+def _cached_folder(hub: str) -> Path | None:
+    """The verified local copy of a hub location, if there is one (no network, no hashing)."""
+    try:
+        loc = parse(hub)
+    except HubError:
+        return None
+    if loc.kind == "file":
+        copies = sorted((zoo_cache() / "file").glob(f"{slug(str(loc.path))}-*"),
+                        key=lambda p: p.stat().st_mtime, reverse=True)
+        return copies[0] if copies else None
+    revision = loc.revision or "main"
+    store = hf_store(loc)
+    commit = revision if COMMIT_RE.fullmatch(revision) else None
+    ref = store / "refs" / quote(revision, safe="")
+    if commit is None and ref.is_file():
+        commit = ref.read_text().strip()
+    manifest = read_json(store / "verified" / f"{commit}.json") if commit else None
+    if not isinstance(manifest, dict):
+        return None
+    hf = import_hf()
+    found = [hf.try_to_load_from_cache(loc.repo, n, revision=commit) for n in MODEL_FILES]
+    return Path(found[0]).parent if all(isinstance(f, str) for f in found) else None

@@ -1,0 +1,145 @@
+"""Publish a run folder: its config, weights, a model card and its pictures, to the Hugging Face Hub or
+a folder hub."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from zoo import registry
+from zoo.console import to_stderr
+from zoo.hub.cache import read_json
+from zoo.hub.files import CARD, CONFIG, IMAGES, MODEL_FILES, WEIGHTS, check_config, check_safetensors
+from zoo.hub.folder import push_folder
+from zoo.hub.hf import hub_error, import_hf, zoo_version
+from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
+from zoo.hub.pull import fetch, pull
+
+
+@dataclasses.dataclass
+class Pushed:
+    location: str          # where it can be loaded from (pinned to the commit on the Hugging Face Hub)
+    files: list[str]
+    commit: str | None = None
+    url: str | None = None
+
+
+def _run_folder(run: str | Path, log: Log) -> Path:
+    if is_hub_source(run):
+        return fetch(run, log=log).folder
+    path = Path(run)
+    if not path.exists() and isinstance(run, str) and "/" not in run and run in registry.weights():
+        return Path(pull(run, log=log)["folder"])
+    if not path.is_dir():
+        raise HubError(f"{path} is not a run folder" if path.exists() else f"{path} does not exist",
+                       "Pass a folder written by `zoo train`.")
+    return path
+
+
+def _training_summary(run_dir: Path) -> dict[str, Any] | None:
+    rows = []
+    try:
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines():
+            if line.strip():
+                rows.append(json.loads(line))
+    except (OSError, ValueError):
+        return None
+    if not rows:
+        return None
+    best = [r for r in rows if r.get("best")]
+    row = best[-1] if best else rows[-1]
+    keep = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and k not in ("lr", "images_per_s", "seconds")}
+    return {"best_epoch": row.get("epoch"), "epochs": rows[-1].get("epoch"), "metrics": keep}
+
+
+def model_card(run_dir: Path, location: str) -> str:
+    """The README.md pushed with a run: zoo's model card, addressed to `location`, plus the metrics
+    measured during training (in the YAML metadata and the body)."""
+    from zoo.modelcard import render_card
+
+    run = check_config(run_dir / CONFIG, str(run_dir))
+    eval_path = run_dir / "eval.json"
+    eval_result = read_json(eval_path) if eval_path.is_file() else None
+    images = [p for p in IMAGES if (run_dir / p).is_file()]
+    card = render_card(run, eval_result if isinstance(eval_result, dict) else None, images, location)
+    summary = _training_summary(run_dir)
+    plugin = run.get("plugin", {})
+    plugin_text = f"{plugin.get('package', 'zoo')} {plugin.get('version', '')}".strip()
+    meta = ["zoo:", f"  model: {json.dumps(run['model'])}", f"  plugin: {json.dumps(plugin_text)}",
+            f"  zoo_version: {json.dumps(str(run.get('zoo_version', '')))}"]
+    body = ["## Get it", "", "```", f"zoo pull {location}", f"zoo info {run['model']}", "```", ""]
+    if summary:
+        meta.append(f"  training: {{best_epoch: {summary['best_epoch']}, epochs: {summary['epochs']}}}")
+        if summary["metrics"]:
+            meta.append("  training_metrics:")
+            meta += [f"    {k}: {v:.6g}" for k, v in summary["metrics"].items() if k != "epoch"]
+        body += [f"## Training metrics (best epoch {summary['best_epoch']} of {summary['epochs']})", "",
+                 "| metric | value |", "| --- | --- |"]
+        body += [f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items() if k != "epoch"]
+        body.append("")
+    head, sep, rest = card.partition("\n---\n")  # the closing line of the YAML front matter
+    if not sep:
+        return card + "\n" + "\n".join(body)
+    marker = "## Training configuration"
+    rest = rest.replace(marker, "\n".join(body) + "\n" + marker, 1) if marker in rest else rest + "\n".join(body)
+    return head + "\n" + "\n".join(meta) + sep + rest
+
+
+def _push_files(run_dir: Path, location: str) -> dict[str, Path | bytes]:
+    for name in MODEL_FILES:
+        if not (run_dir / name).is_file():
+            raise HubError(f"{run_dir} has no {name}: nothing to push",
+                           "Push a finished run folder (one written by `zoo train`).")
+    check_config(run_dir / CONFIG, str(run_dir))
+    check_safetensors(run_dir / WEIGHTS, str(run_dir))
+    files: dict[str, Path | bytes] = {CONFIG: run_dir / CONFIG, WEIGHTS: run_dir / WEIGHTS,
+                                      CARD: model_card(run_dir, location).encode()}
+    for image in IMAGES:
+        if (run_dir / image).is_file():
+            files[image] = run_dir / image
+    return files
+
+
+def push(run: str | Path, destination: str, *, private: bool = False, revision: str | None = None,
+         message: str | None = None, log: Log = to_stderr) -> Pushed:
+    """Publish a run folder (config.json, model.safetensors, a model card, its pictures) to
+    hf://ORG/NAME (a commit on `revision`, default main; the repository is created if needed, private if
+    asked) or to a folder hub file:///PATH (replaced as a whole, atomically)."""
+    loc = parse(destination)
+    if loc.kind == "hf" and loc.revision and revision and loc.revision != revision:
+        raise HubError(f"two revisions given: @{loc.revision} and --revision {revision}")
+    revision = revision or loc.revision
+    run_dir = _run_folder(run, log)
+    if loc.kind == "file":
+        if revision:
+            raise HubError("a folder hub keeps one version: --revision is for hf:// locations")
+        files = _push_files(run_dir, str(loc))
+        push_folder(loc.path, files)
+        return Pushed(str(loc), sorted(files))
+    base = f"{HF_SCHEME}{loc.repo}"
+    files = _push_files(run_dir, base)
+    if os.environ.get("ZOO_OFFLINE", "") not in ("", "0"):
+        raise HubError(f"cannot push to {base}: zoo is offline (ZOO_OFFLINE is set)")
+    hf = import_hf()
+    api = hf.HfApi(library_name="zoo", library_version=zoo_version())
+    branch = revision or "main"
+    if COMMIT_RE.fullmatch(branch):
+        raise HubError(f"cannot push onto commit {branch}: push to a branch (--revision NAME)")
+    run = check_config(run_dir / CONFIG, str(run_dir))
+    summary = message or f"zoo push: {run['model']} trained on {run.get('data', {}).get('name', '?')} ({run_dir.name})"
+    try:
+        api.create_repo(loc.repo, private=True if private else None, exist_ok=True)
+        if branch != "main":
+            api.create_branch(loc.repo, branch=branch, exist_ok=True)
+        operations = [hf.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(v) if isinstance(v, Path) else v)
+                      for name, v in files.items()]
+        info = api.create_commit(loc.repo, operations, commit_message=summary, revision=branch)
+    except Exception as e:
+        raise hub_error(e, Location("hf", loc.repo, branch), action="push to") from None
+    commit = getattr(info, "oid", None)
+    return Pushed(f"{base}@{commit}" if commit else f"{base}@{branch}", sorted(files), commit,
+                  getattr(info, "commit_url", None))
