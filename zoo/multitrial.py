@@ -218,28 +218,20 @@ class _Stack:
         self.graph, self.eager_steps = None, 0
 
 
-def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: ImageData, *,
-                   report: Callable[[int, int, dict[str, Any]], bool] | None = None, metric: str | None = None,
-                   reduce: str = "best", keep_models: bool = False,
-                   log: Callable[[str], None] = to_stderr) -> list[FitResult]:
-    """Train one model per (model config, TrainConfig), all at once; `model_cfgs` is a list or one config
-    for every trial. `report(k, epoch, record)` is called for every trial after every epoch and may
-    return False to stop that trial (a pruner). Returns a FitResult per trial."""
+def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], data: ImageData,
+                  log: Callable[[str], None]):
+    """Build every trial's model from its own seed and stack them: returns the `_Stack` that trains them,
+    the vmapped validation step, and the shared module (on the meta device) the steps call."""
     from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
-    if not isinstance(model_cfgs, (list, tuple)):
-        model_cfgs = [model_cfgs] * len(train_cfgs)
-    check_stackable(cls, model_cfgs, train_cfgs, data.shape, data.num_classes)
     device = data.train_x.device
-    models = []
-    for m, t in zip(model_cfgs, train_cfgs):
-        models.append(build_seeded(cls, m, data.shape, data.num_classes, t.seed, device))
+    models = [build_seeded(cls, m, data.shape, data.num_classes, t.seed, device)
+              for m, t in zip(model_cfgs, train_cfgs)]
     params, buffers = stack_module_state(models)
     params = {k: v.detach().clone() for k, v in params.items()}
     hypers = {k: v.clone() for k, v in buffers.items()}  # each trial's dropout p, noise level, β
     base = copy.deepcopy(models[0]).to("meta")
     train_net, val_net = _Loss(base), _Loss(base, validation=True)
-    names = list(params)
 
     def tensors(p, h):
         return {f"model.{k}": v for k, v in (*p.items(), *h.items())}
@@ -251,25 +243,83 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
     def val_fn(p, h, x, y):
         return functional_call(val_net, tensors(p, h), (x, y))
 
-    validate = vmap(val_fn, in_dims=(0, 0, None, None), randomness="different")
     t0 = train_cfgs[0]
     as_tensor = lambda vals: torch.tensor(vals, dtype=torch.float32, device=device)  # noqa: E731
     opt = _Optim(t0.optimizer, params, as_tensor([t.lr for t in train_cfgs]),
                  as_tensor([t.weight_decay for t in train_cfgs]), as_tensor([t.momentum for t in train_cfgs]))
+    record = t0.cuda_graph and device.type == "cuda" and models[0].capturable()
     stack = _Stack(params, hypers, opt, vmap(grad_and_value(loss_fn, has_aux=True), randomness="different"),
-                   data, t0.batch_size, record=t0.cuda_graph and device.type == "cuda" and models[0].capturable(), log=log)
+                   data, t0.batch_size, record=record, log=log)
+    validate = vmap(val_fn, in_dims=(0, 0, None, None), randomness="different")
+    return stack, validate, base
+
+
+def _validation_means(stack: _Stack, validate, data: ImageData, batch_size: int) -> dict[str, list[float]]:
+    """Every active trial's validation losses: {key: [one mean per trial]}."""
+    sums: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for batch in batches(data.val_x, data.val_y, max(EVAL_BATCH, batch_size)):
+            for key, v in validate(stack.params, stack.hypers, batch.x, batch.y).items():
+                v = v.detach().float() * len(batch)
+                sums[key] = sums[key] + v if key in sums else v
+    return {k: (v / max(data.val_x.shape[0], 1)).tolist() for k, v in sums.items()}
+
+
+class _Trial:
+    """One trial's record while it trains with others: its history, best epoch, patience and end."""
+
+    def __init__(self, train: TrainConfig):
+        self.train = train
+        self.history: list[dict[str, Any]] = []
+        self.best_value, self.best_epoch, self.best_params = None, 0, None
+        self.bad_epochs = 0
+        self.stopped = "completed"
+
+    def add(self, record: dict[str, Any], watched: float | None, params: Callable[[], dict] | None) -> None:
+        """Append an epoch's record; `params()` copies the trial's weights (asked only when they are its best)."""
+        improved = watched is None or self.best_value is None or watched < self.best_value
+        if improved:
+            self.best_value, self.best_epoch = watched, record["epoch"]
+            self.best_params = params() if params is not None else None
+            self.bad_epochs = 0
+        else:
+            self.bad_epochs += 1
+        record["best"] = improved
+        self.history.append(record)
+
+    def goes_on(self, pruned: bool, monitor: str | None) -> bool:
+        last = self.history[-1]
+        if pruned:
+            self.stopped = "pruned"
+        elif self.train.patience and self.bad_epochs >= self.train.patience:
+            self.stopped = "early_stopping"
+        elif not all(math.isfinite(v) for v in (last.get(f"val_{monitor}", 0.0), last.get("train_loss", 0.0))):
+            self.stopped = "diverged"
+        return self.stopped == "completed"
+
+
+def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: ImageData, *,
+                   report: Callable[[int, int, dict[str, Any]], bool] | None = None, metric: str | None = None,
+                   reduce: str = "best", keep_models: bool = False,
+                   log: Callable[[str], None] = to_stderr) -> list[FitResult]:
+    """Train one model per (model config, TrainConfig), all at once; `model_cfgs` is a list or one config
+    for every trial. `report(k, epoch, record)` is called for every trial after every epoch and may
+    return False to stop that trial (a pruner). Returns a FitResult per trial."""
+    if not isinstance(model_cfgs, (list, tuple)):
+        model_cfgs = [model_cfgs] * len(train_cfgs)
+    check_stackable(cls, model_cfgs, train_cfgs, data.shape, data.num_classes)
+    stack, validate, base = _stack_trials(cls, model_cfgs, train_cfgs, data, log)
+    device = data.train_x.device
+    trials = [_Trial(t) for t in train_cfgs]
     shuffles = [torch.Generator().manual_seed(t.seed) for t in train_cfgs]
     active = list(range(len(train_cfgs)))  # trial indices still training, in stack order
-    histories: list[list[dict]] = [[] for _ in train_cfgs]
-    best = [(None, 0, None)] * len(train_cfgs)  # (value, epoch, params)
-    bad = [0] * len(train_cfgs)
-    stopped = ["completed"] * len(train_cfgs)
     monitor = cls.monitor
+    t0 = train_cfgs[0]
     n, bs = data.train_x.shape[0], t0.batch_size
     start_all = time.perf_counter()
     for epoch in range(1, t0.epochs + 1):
         factor = 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(t0.epochs, 1))) if t0.lr_schedule == "cosine" else 1.0
-        opt.factor.fill_(factor)
+        stack.opt.factor.fill_(factor)
         base.train()
         orders = torch.stack([torch.randperm(n, generator=shuffles[k]) for k in active]).to(device)  # [K, n]
         for acc in stack.sums.values():
@@ -284,54 +334,34 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
         train_m = {k: (v / n).tolist() for k, v in stack.sums.items()}  # waits for the device
         seconds = time.perf_counter() - start
         base.eval()
-        vsums: dict[str, torch.Tensor] = {}
-        nv = data.val_x.shape[0]
-        with torch.no_grad():
-            for batch in batches(data.val_x, data.val_y, max(EVAL_BATCH, bs)):
-                for key, v in validate(stack.params, stack.hypers, batch.x, batch.y).items():
-                    v = v.detach().float() * len(batch)
-                    vsums[key] = vsums[key] + v if key in vsums else v
-        val_m = {k: (v / max(nv, 1)).tolist() for k, v in vsums.items()}
+        val_m = _validation_means(stack, validate, data, bs)
+        watched = (val_m if data.val_x.shape[0] else train_m).get(monitor) if monitor else None
         keep = []
         for j, k in enumerate(active):
             record = {"epoch": epoch, **{f"train_{m}": v[j] for m, v in train_m.items()},
                       **{f"val_{m}": v[j] for m, v in val_m.items()},
                       "lr": train_cfgs[k].lr * factor, "seconds": round(seconds / len(active), 3)}
-            watched = (val_m if nv else train_m).get(monitor, [None] * len(active))[j] if monitor else None
-            improved = monitor is None or best[k][0] is None or watched < best[k][0]
-            if improved:
-                best[k] = (watched, epoch, {name: stack.params[name][j].detach().clone() for name in names}
-                           if keep_models else None)
-                bad[k] = 0
-            else:
-                bad[k] += 1
-            record["best"] = improved
-            histories[k].append(record)
-            go_on = True
-            if report is not None and not report(k, epoch, record):
-                stopped[k], go_on = "pruned", False
-            elif train_cfgs[k].patience and bad[k] >= train_cfgs[k].patience:
-                stopped[k], go_on = "early_stopping", False
-            elif not all(math.isfinite(v) for v in (record.get(f"val_{monitor}", 0.0), record.get("train_loss", 0.0))):
-                stopped[k], go_on = "diverged", False
-            if go_on:
+            weights = (lambda j=j: {name: v[j].detach().clone() for name, v in stack.params.items()}) \
+                if keep_models else None
+            trials[k].add(record, watched[j] if watched is not None else None, weights)
+            pruned = report is not None and not report(k, epoch, record)
+            if trials[k].goes_on(pruned, monitor):
                 keep.append(j)
         if len(keep) < len(active):
             stack.keep(torch.tensor(keep, dtype=torch.long, device=device))
             active = [active[j] for j in keep]
         if not active:
             break
-    total = time.perf_counter() - start_all
-    results = []
+    seconds = (time.perf_counter() - start_all) / len(train_cfgs)
     metric = metric or monitor or "loss"
-    for k, t in enumerate(train_cfgs):
+    results = []
+    for trial, model_cfg in zip(trials, model_cfgs):
         model = None
-        if keep_models and best[k][2] is not None:
-            model = cls(model_cfgs[k], data.shape, data.num_classes).to(device)
-            model.load_state_dict(best[k][2])
+        if trial.best_params is not None:
+            model = cls(model_cfg, data.shape, data.num_classes).to(device)
+            model.load_state_dict(trial.best_params)
             model.eval()
-        results.append(FitResult(value=reduce_history(histories[k], metric, reduce) if histories[k] else math.nan,
-                                 best_value=best[k][0], best_epoch=best[k][1], epochs=len(histories[k]),
-                                 seconds=total / len(train_cfgs), stopped=stopped[k], history=histories[k],
-                                 model=model))
+        results.append(FitResult(value=reduce_history(trial.history, metric, reduce) if trial.history else math.nan,
+                                 best_value=trial.best_value, best_epoch=trial.best_epoch, epochs=len(trial.history),
+                                 seconds=seconds, stopped=trial.stopped, history=trial.history, model=model))
     return results
