@@ -24,7 +24,7 @@ REGISTRY_FILE = Path(__file__).with_name("registry.toml")
 
 
 @dataclass
-class ModelEntry:
+class PluginEntry:
     """One plugin class as zoo knows it (an architecture, a noise model, a latent sampler): the class and
     where it came from."""
 
@@ -47,9 +47,9 @@ class PluginFailure:
 
 @dataclass
 class Registry:
-    models: dict[str, ModelEntry] = field(default_factory=dict)
-    noise_models: dict[str, ModelEntry] = field(default_factory=dict)
-    samplers: dict[str, ModelEntry] = field(default_factory=dict)
+    models: dict[str, PluginEntry] = field(default_factory=dict)
+    noise_models: dict[str, PluginEntry] = field(default_factory=dict)
+    samplers: dict[str, PluginEntry] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
 
@@ -92,7 +92,7 @@ def load_registry(refresh: bool = False) -> Registry:
     return reg
 
 
-def _collect(reg: Registry, hook, kind: str, into: dict[str, ModelEntry], origin: dict) -> None:
+def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origin: dict) -> None:
     """Every class a hook's implementations return, by name; a nameless class or a name already taken
     (zoo's own plugins load first) is recorded as that plugin's failure."""
     for impl in hook.get_hookimpls():
@@ -105,7 +105,7 @@ def _collect(reg: Registry, hook, kind: str, into: dict[str, ModelEntry], origin
                 reg.failures.append(PluginFailure(
                     ep_name, package, f"{kind} '{name}' is already provided by {into[name].package}"))
             else:
-                into[name] = ModelEntry(name, cls, package, version)
+                into[name] = PluginEntry(name, cls, package, version)
 
 
 def _call(impl, reg: Registry, ep_name: str, package: str) -> list:
@@ -122,7 +122,7 @@ def list_models() -> list[str]:
     return sorted(load_registry().models)
 
 
-def get_entry(name: str) -> ModelEntry:
+def get_entry(name: str) -> PluginEntry:
     reg = load_registry()
     if name in reg.models:
         return reg.models[name]
