@@ -20,7 +20,7 @@ from zoo.plugins.convae import ConvAE, ConvAEConfig
 @dataclass
 class DAEConfig(ConvAEConfig):
     noise: str = param("gaussian:0.3", "training corruption: gaussian:SIGMA, salt-pepper:FRACTION, "
-                                       "occlusion:SIZE:COUNT")
+                                       "occlusion:SIZE:COUNT, or one a plugin adds (zoo list)")
 
 
 class DAE(ConvAE):
