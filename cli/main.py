@@ -67,7 +67,7 @@ def list_cmd(as_json, pretrained):
     sections = {  # key in --json: (heading, rows)
         "models": ("", rows(reg.models)),
         "noise_models": ("noise models (--set noise=NAME:VALUES)",
-                         rows(reg.noise_models, params=lambda e: list(e.cls.params))),
+                         rows(reg.noise_models, params=lambda e: list(getattr(e.cls, "params", ())))),
         "samplers": ("latent samplers (zoo generate --sampler NAME)", rows(reg.samplers)),
     }
     if as_json:
