@@ -51,41 +51,31 @@ def _echo_json(obj) -> None:
 def list_cmd(as_json, pretrained):
     """Every installed architecture plugin (then the noise models and latent samplers plugins provide):
     name, package, description."""
-    from zoo import registry
-
     if pretrained:
         from zoo.cli.hub import list_pretrained
 
         return list_pretrained(as_json)
+    import zoo
 
-    reg = registry.load_registry()
-
-    def rows(entries, **extra):
-        return [{"name": e.name, "description": e.description, "package": f"{e.package} {e.version}",
-                 **{k: f(e) for k, f in extra.items()}} for e in sorted(entries.values(), key=lambda e: e.name)]
-
-    sections = {  # key in --json: (heading, rows)
-        "models": ("", rows(reg.models)),
-        "noise_models": ("noise models (--set noise=NAME:VALUES)",
-                         rows(reg.noise_models, params=lambda e: list(getattr(e.cls, "params", ())))),
-        "samplers": ("latent samplers (zoo generate --sampler NAME)", rows(reg.samplers)),
-    }
+    listing = zoo.list_plugins()
     if as_json:
-        _echo_json({**{key: r for key, (_, r) in sections.items()}, "failed": [f.__dict__ for f in reg.failures]})
+        _echo_json(listing)
         return
+    sections = [("", listing["models"]), ("noise models (--set noise=NAME:VALUES)", listing["noise_models"]),
+                ("latent samplers (zoo generate --sampler NAME)", listing["samplers"])]
     shown = lambda r: ":".join([r["name"], *r.get("params", [])])  # noqa: E731  (gaussian:sigma)
-    every = [r for _, section in sections.values() for r in section]
+    every = [r for _, section in sections for r in section]
     width = max([len(shown(r)) for r in every] + [4])
     pw = max([len(r["package"]) for r in every] + [7])
     click.echo(f"{'name':<{width}}  {'package':<{pw}}  description")
-    for heading, section in sections.values():
+    for heading, section in sections:
         if heading:
             click.echo(f"\n{heading}")
         for r in section:
             click.echo(f"{shown(r):<{width}}  {r['package']:<{pw}}  {r['description']}")
-    for f in reg.failures:
-        click.secho(f"plugin '{f.entry_point}' from package {f.package} failed to load: {f.error}", err=True,
-                    fg="yellow")
+    for f in listing["failed"]:
+        click.secho(f"plugin '{f['entry_point']}' from package {f['package']} failed to load: {f['error']}",
+                    err=True, fg="yellow")
 
 
 @cli.command()

@@ -232,6 +232,7 @@ def noiseplug_installed(tmp_path):
 
 def test_a_plugin_adds_a_noise_model_and_a_sampler(noiseplug_installed, tmp_path):
     data = json.loads(assert_ok(invoke("list", "--json")))
+    assert data == zoo.list_plugins()  # the CLI prints the public API's listing
     erase = next(m for m in data["noise_models"] if m["name"] == "erase")
     assert (erase["package"], erase["params"]) == ("noiseplug 0.1", ["fraction"])
     assert next(m for m in data["noise_models"] if m["name"] == "gaussian")["package"].startswith("zoo ")

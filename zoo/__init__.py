@@ -22,6 +22,7 @@ _LAZY = {
     "TrainConfig": "zoo.config",
     "ZooError": "zoo.errors",
     "list_models": "zoo.api",
+    "list_plugins": "zoo.api",
     "model_info": "zoo.api",
     "create": "zoo.api",
     "train": "zoo.api",

@@ -30,6 +30,21 @@ def list_models() -> list[str]:
     return registry.list_models()
 
 
+def list_plugins() -> dict[str, list[dict[str, Any]]]:
+    """Every installed plugin class by kind: "models", "noise_models" (with their "params") and "samplers",
+    each a row of name, package ("NAME VERSION") and description; "failed": the plugins that did not load."""
+    reg = registry.load_registry()
+
+    def rows(entries, **extra):
+        return [{"name": e.name, "description": e.description, "package": f"{e.package} {e.version}",
+                 **{k: f(e) for k, f in extra.items()}} for e in sorted(entries.values(), key=lambda e: e.name)]
+
+    return {"models": rows(reg.models),
+            "noise_models": rows(reg.noise_models, params=lambda e: list(getattr(e.cls, "params", ()))),
+            "samplers": rows(reg.samplers),
+            "failed": [dict(f.__dict__) for f in reg.failures]}
+
+
 def model_info(name: str) -> dict[str, Any]:
     """A plugin's description, hyperparameters (type, default, range), training defaults and presets."""
     entry = registry.get_entry(name)
