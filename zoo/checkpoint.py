@@ -1,12 +1,16 @@
 """Run folders on disk: config.json, model.safetensors, checkpoint.safetensors, metrics.jsonl.
 
 Every file is written to a temporary name and renamed into place, so a process killed at any moment
-leaves the previous complete version. Only safetensors are ever read: zoo never unpickles anything.
+leaves the previous complete version. Every safetensors file zoo writes carries the sha256 of its
+tensors in its metadata (`zoo_sha256`), checked whenever it is read: a damaged file is refused, never
+loaded. Only safetensors are ever read: zoo never unpickles anything.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -25,12 +29,14 @@ CHECKPOINT = "checkpoint.safetensors"
 METRICS = "metrics.jsonl"
 EVAL = "eval.json"
 CARD = "README.md"
+DIGEST_KEY = "zoo_sha256"   # safetensors metadata: the sha256 of the file's tensors (tensor_digest)
+TMP_SUFFIX = ".tmp"          # atomic_write's temporary files: .NAME.XXXX.tmp
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode() if isinstance(data, str) else data)
@@ -42,6 +48,20 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files atomic_write leaves when a process is killed mid-write (.NAME.XXXX.tmp).
+    Call it only while holding the folder's lock (zoo.runlock), so no live writer owns them."""
+    removed = []
+    for p in Path(folder).glob(f".*{TMP_SUFFIX}"):
+        if p.is_file() and not p.is_symlink():
+            try:
+                p.unlink()
+                removed.append(p)
+            except OSError:
+                pass
+    return removed
 
 
 def _umask() -> int:
@@ -68,12 +88,94 @@ def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
 
 
+def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """sha256 over every tensor's name, dtype, shape and bytes, in name order: the same tensors give the
+    same digest whatever the file layout."""
+    h = hashlib.sha256()
+    for name in sorted(tensors):
+        t = tensors[name].detach().to("cpu").contiguous()
+        h.update(json.dumps([name, str(t.dtype), list(t.shape)]).encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
-    atomic_write(path, st_save(_plain(tensors), metadata=metadata))
+    plain = _plain(tensors)
+    atomic_write(path, st_save(plain, metadata={**(metadata or {}), DIGEST_KEY: tensor_digest(plain)}))
+
+
+class TensorStream:
+    """Write one tensor of known shape into a safetensors file a batch at a time, so memory holds one
+    batch whatever the tensor's size. The file appears (atomically) only when every row was written;
+    its checksum (DIGEST_KEY) is the one `save_tensors` would record for the same tensor."""
+
+    def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
+                 metadata: dict[str, str] | None = None):
+        from zoo.runfiles import DTYPES
+
+        self.path, self.name, self.shape, self.dtype = Path(path), name, tuple(shape), dtype
+        code = next(k for k, v in DTYPES.items() if v == dtype)
+        self.row_bytes = torch.empty((), dtype=dtype).element_size()
+        for s in self.shape[1:]:
+            self.row_bytes *= s
+        self.rows = 0
+        placeholder = "0" * 64  # overwritten with the real digest once every byte is known
+        header = {name: {"dtype": code, "shape": list(self.shape), "data_offsets": [0, self.row_bytes * self.shape[0]]},
+                  "__metadata__": {**(metadata or {}), DIGEST_KEY: placeholder}}
+        text = json.dumps(header, separators=(",", ":"))
+        text += " " * (-len(text) % 8)
+        self._header = text.encode()
+        self._digest_at = 8 + self._header.index(placeholder.encode())
+        self._hash = hashlib.sha256(json.dumps([name, str(dtype), list(self.shape)]).encode())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=TMP_SUFFIX)
+        self._fh = os.fdopen(fd, "w+b")
+        self._fh.write(len(self._header).to_bytes(8, "little") + self._header)
+
+    def write(self, batch: torch.Tensor) -> None:
+        if tuple(batch.shape[1:]) != self.shape[1:] or self.rows + batch.shape[0] > self.shape[0]:
+            raise ValueError(f"batch {tuple(batch.shape)} does not continue a tensor of shape {self.shape}")
+        data = batch.detach().to("cpu", self.dtype).contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        self._hash.update(data)
+        self._fh.write(data)
+        self.rows += batch.shape[0]
+
+    def close(self) -> Path:
+        if self.rows != self.shape[0]:
+            raise ValueError(f"{self.rows} of {self.shape[0]} rows written")
+        self._fh.seek(self._digest_at)
+        self._fh.write(self._hash.hexdigest().encode())
+        self._fh.flush()
+        os.fsync(self._fh.fileno())
+        self._fh.close()
+        os.chmod(self._tmp, 0o666 & ~_umask())
+        os.replace(self._tmp, self.path)
+        return self.path
+
+    def abort(self) -> None:
+        self._fh.close()
+        if os.path.exists(self._tmp):
+            os.unlink(self._tmp)
+
+    def __enter__(self) -> "TensorStream":
+        return self
+
+    def __exit__(self, exc_type, *rest) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def _damaged(path: Path, why: str) -> RunError:
+    return RunError(f"{path} is damaged: {why}",
+                    "Restore the file from a copy, or train again; zoo does not load damaged files.")
 
 
 def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """Read a safetensors file, with clear errors for missing, truncated or foreign files."""
+    """Read a safetensors file, with clear errors for missing, truncated, foreign or damaged files: the
+    tensors must match the checksum recorded when zoo wrote the file (files without one, written by
+    other tools or older zoo versions, are read as they are)."""
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path} is missing")
@@ -84,13 +186,24 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     except (SafetensorError, ValueError, RuntimeError, OSError, UnicodeDecodeError) as e:
         raise RunError(f"{path} is truncated or corrupt: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
                        "Delete the run or restore the file; zoo only reads intact safetensors files.") from None
+    expected = metadata.get(DIGEST_KEY)
+    if expected is not None and tensor_digest(tensors) != expected:
+        raise _damaged(path, "its contents do not match the checksum recorded when it was written")
     return tensors, metadata
+
+
+def verify_file(path: Path) -> None:
+    """Raise a RunError if a safetensors file is unreadable or does not match its recorded checksum."""
+    load_tensors(path)
 
 
 def read_metadata(data: bytes) -> dict[str, str]:
     n = int.from_bytes(data[:8], "little")
     header = json.loads(data[8:8 + n])
-    return header.get("__metadata__", {}) or {}
+    meta = header.get("__metadata__", {}) or {}
+    if not isinstance(meta, dict) or not all(isinstance(v, str) for v in meta.values()):
+        raise ValueError("its metadata is not a table of strings")
+    return meta
 
 
 # --------------------------------------------------------------------------- training state
@@ -117,47 +230,100 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str
 
 
 def load_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer]):
-    """Restore model and optimizer state; return (trainer_state, rng tensors)."""
+    """Restore model and optimizer state; return (trainer_state, rng tensors). A checkpoint whose
+    metadata is missing, not JSON, of the wrong type or inconsistent with the optimizers or the random
+    generators is refused as damaged, with nothing half-restored left to train on."""
+    path = Path(path)
     tensors, meta = load_tensors(path)
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     load_state(model, model_sd, path)
-    for name, opt in optimizers.items():
-        groups = json.loads(meta[f"opt.{name}.param_groups"])
-        scalars = json.loads(meta.get(f"opt.{name}.scalars", "{}"))
-        state: dict[int, dict[str, Any]] = {}
-        prefix = f"opt.{name}."
-        params = [p for g in opt.param_groups for p in g["params"]]
-        for k, v in tensors.items():
-            if k.startswith(prefix):
-                idx, key = k[len(prefix):].split(".", 1)
-                p = params[int(idx)] if int(idx) < len(params) else None
-                if p is not None and v.shape == p.shape:
-                    # the parameter's memory layout (channels-last): fused optimizers read both as flat arrays
-                    v = torch.empty_like(p, dtype=v.dtype).copy_(v)
-                state.setdefault(int(idx), {})[key] = v.to(device) if key != "step" else v
-        for k, v in scalars.items():
-            idx, key = k.split(".", 1)
-            state.setdefault(int(idx), {})[key] = v
-        opt.load_state_dict({"state": state, "param_groups": groups})
-    rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}
-    return json.loads(meta["trainer"]), rng
+    try:
+        trainer = _trainer_state(meta)
+        for name, opt in optimizers.items():
+            _restore_optimizer(opt, name, tensors, meta, device)
+        rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}
+        for key, value in rng.items():
+            if value.dtype != torch.uint8 or value.dim() != 1:
+                raise ValueError(f"random-generator state '{key}' is not a byte vector")
+        if "shuffle" in rng:  # the state a torch.Generator accepts (set_state checks its size)
+            torch.Generator().set_state(rng["shuffle"])
+        if "torch" in rng:
+            torch.Generator().set_state(rng["torch"])
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError, json.JSONDecodeError) as e:
+        raise _damaged(path, f"its training state is inconsistent ({type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200] if str(e) else 'missing field'})") from None
+    return trainer, rng
+
+
+TRAINER_FIELDS = {"epoch": int, "best_epoch": int, "bad_epochs": int}
+
+
+def _trainer_state(meta: dict[str, str]) -> dict[str, Any]:
+    if "trainer" not in meta:
+        raise KeyError("the trainer's state is missing")
+    state = json.loads(meta["trainer"])
+    if not isinstance(state, dict):
+        raise TypeError("the trainer's state is not a table")
+    for key, tp in TRAINER_FIELDS.items():
+        if type(state.get(key)) is not tp or state[key] < 0:
+            raise ValueError(f"trainer.{key} must be a count, it is {state.get(key)!r}")
+    best = state.get("best_value")
+    if best is not None and (type(best) not in (int, float) or not math.isfinite(best)):
+        raise ValueError(f"trainer.best_value must be a finite number, it is {best!r}")
+    if state.get("stopped") not in (None, "completed", "early_stopping", "diverged"):
+        raise ValueError(f"trainer.stopped is {state.get('stopped')!r}")
+    return state
+
+
+def _restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, torch.Tensor],
+                       meta: dict[str, str], device: torch.device) -> None:
+    groups = json.loads(meta[f"opt.{name}.param_groups"])
+    scalars = json.loads(meta.get(f"opt.{name}.scalars", "{}"))
+    if not (isinstance(groups, list) and len(groups) == len(opt.param_groups)
+            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)):
+        raise ValueError(f"optimizer '{name}' has {len(opt.param_groups)} parameter groups, the checkpoint "
+                         "describes others")
+    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in opt.param_groups]:
+        raise ValueError(f"optimizer '{name}' holds other parameters than the checkpoint describes")
+    if not isinstance(scalars, dict):
+        raise TypeError(f"optimizer '{name}': its scalars are not a table")
+    state: dict[int, dict[str, Any]] = {}
+    prefix = f"opt.{name}."
+    params = [p for g in opt.param_groups for p in g["params"]]
+    for k, v in tensors.items():
+        if k.startswith(prefix):
+            idx, key = k[len(prefix):].split(".", 1)
+            p = params[int(idx)]
+            if v.dim() > 0 and v.shape != p.shape:
+                raise ValueError(f"optimizer '{name}': state {key} of parameter {idx} has shape "
+                                 f"{tuple(v.shape)}, the parameter {tuple(p.shape)}")
+            if v.shape == p.shape:
+                # the parameter's memory layout (channels-last): fused optimizers read both as flat arrays
+                v = torch.empty_like(p, dtype=v.dtype).copy_(v)
+            state.setdefault(int(idx), {})[key] = v.to(device) if key != "step" else v
+    for k, v in scalars.items():
+        idx, key = k.split(".", 1)
+        params[int(idx)]  # noqa: B018  (an index past the parameters is damage)
+        state.setdefault(int(idx), {})[key] = v
+    opt.load_state_dict({"state": state, "param_groups": groups})
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
-    """Load weights strictly: a file whose tensors do not fit the model is foreign, and refused."""
-    own = model.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
-    wrong = sorted(k for k in set(own) & set(state) if tuple(own[k].shape) != tuple(state[k].shape))
-    if missing or unexpected or wrong:
-        details = []
-        if missing:
-            details.append(f"missing {', '.join(missing[:3])}{' ...' if len(missing) > 3 else ''}")
-        if unexpected:
-            details.append(f"unexpected {', '.join(unexpected[:3])}{' ...' if len(unexpected) > 3 else ''}")
-        if wrong:
-            details.append(f"wrong shape {', '.join(wrong[:3])}")
-        raise RunError(f"{source} does not fit the model described by its config.json ({'; '.join(details)})",
-                       "The weights come from another model or configuration.")
+    """Load weights strictly: a file whose tensors do not fit the model (names, shapes, dtypes) is
+    foreign, and weights that are not finite are damaged: both are refused."""
+    from zoo.runfiles import check_weights_fit, state_spec
+
+    declared = {k: (tuple(v.shape), _safetensors_dtype(v.dtype)) for k, v in state.items()}
+    check_weights_fit(state_spec(model), declared, source)
+    bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        raise _damaged(Path(source), f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
+                                     "hold values that are not finite (NaN or infinity)")
     model.load_state_dict(state, strict=True)
+
+
+def _safetensors_dtype(dtype: torch.dtype) -> str:
+    from zoo.runfiles import DTYPES
+
+    return next((k for k, v in DTYPES.items() if v == dtype), str(dtype))

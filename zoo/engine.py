@@ -22,7 +22,7 @@ from zoo import checkpoint as ckpt
 from zoo.config import TrainConfig
 from zoo.console import to_stderr
 from zoo.data import ImageData
-from zoo.errors import ConfigError, TrainingDiverged, ZooError
+from zoo.errors import ConfigError, TrainingDiverged, ZooError, storage_error
 from zoo.model import Batch, StepContext, ZooModel
 from zoo.optim import make_optimizer
 
@@ -87,6 +87,23 @@ def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | N
         yield to_batch(xb, yb, binarize, channels_last)
 
 
+def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The rows of a metrics.jsonl, and how many lines were not a row (cut short by a kill, or edited)."""
+    rows, dropped = [], 0
+    for line in Path(path).read_text(errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError:
+            row = None
+        if isinstance(row, dict) and type(row.get("epoch")) is int:
+            rows.append(row)
+        else:
+            dropped += 1
+    return rows, dropped
+
+
 class Trainer:
     def __init__(self, model: ZooModel, data: ImageData, train: TrainConfig, *, run_dir: Path | None = None,
                  callbacks: list[Callback] | tuple = (), log: Callable[[str], None] = to_stderr,
@@ -113,6 +130,8 @@ class Trainer:
                                       "stopped": None}
         self.history: list[dict[str, Any]] = []
         self.resumed = False
+        self.started = False  # begin() wrote the epoch-0 files
+        self.saved_epoch = 0  # the epoch checkpoint.safetensors holds
         self.graph_step = None  # zoo.graphstep.GraphStep with cuda_graph, made once the state is final
         if train.cuda_graph:
             from zoo.graphstep import check_supported
@@ -145,11 +164,14 @@ class Trainer:
         reparametrize_like(self.model, self._path(ckpt.CHECKPOINT))  # pruning masks saved mid-training
         state, rng = ckpt.load_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers)
         self.state.update(state)
+        self.saved_epoch = self.state["epoch"]
         self._restore_rng(rng)
         metrics = self._path(ckpt.METRICS)
         if metrics.exists():
-            lines = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
-            self.history = [r for r in lines if r.get("epoch", 0) <= self.state["epoch"]]
+            rows, dropped = read_metrics(metrics)
+            if dropped:
+                self.log(f"note: {dropped} damaged line(s) of {metrics} dropped (a write was cut short)")
+            self.history = [r for r in rows if r["epoch"] <= self.state["epoch"]]
             ckpt.atomic_write(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
         self.resumed = True
 
@@ -256,11 +278,21 @@ class Trainer:
 
             ckpt.save_tensors(self._path(ckpt.WEIGHTS), plain_state_dict(self.model), {"format": "pt"})
 
+    def begin(self) -> None:
+        """Write the run's epoch-0 files: the initial weights, a checkpoint to resume from and an empty
+        metrics.jsonl, so a run is loadable and resumable from its first moment (the caller writes
+        config.json after them: the file that makes a folder a run)."""
+        if self.run_dir:
+            self._save_best()
+            ckpt.save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers, self.state, self._rng())
+            ckpt.atomic_write(self._path(ckpt.METRICS), "")
+        self.started = True
+
     def fit(self, resume: bool = False) -> TrainResult:
         if resume and not self.resumed:
             self.resume()
-        elif not resume and self.run_dir:
-            self._save_best()  # a run is loadable from its first moment
+        elif not resume and not self.started:
+            self.begin()
         for cb in self.callbacks:
             cb.on_train_start(self)
         first = self.state["epoch"] + 1
@@ -310,9 +342,20 @@ class Trainer:
             where = f" Resume with: zoo train --resume {self.run_dir}" if self.run_dir else ""
             raise Interrupted(f"interrupted during epoch {self.state['epoch'] + 1}; "
                               f"epochs up to {self.state['epoch']} are saved.{where}") from None
+        except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
+            raise storage_error(e, "cannot write", self._saved_note()) from None
         if self.state["stopped"] is None:
             self.state["stopped"] = "completed"
-        return self._finish()
+        try:
+            return self._finish()
+        except OSError as e:
+            raise storage_error(e, "cannot write", self._saved_note()) from None
+
+    def _saved_note(self) -> str:
+        if not self.run_dir:
+            return ""
+        return (f"Epochs up to {self.saved_epoch} are saved in {self.run_dir}; once that is fixed, "
+                f"continue with `zoo train --resume {self.run_dir}`")
 
     def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         self.history.append(record)
@@ -323,6 +366,7 @@ class Trainer:
                 fh.write(json.dumps(record) + "\n")
             ckpt.save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers,
                                      self.state, self._rng())
+            self.saved_epoch = epoch
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, record)
         every = self.train.plot_every

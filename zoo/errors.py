@@ -39,3 +39,36 @@ class TrainingDiverged(ZooError):
 
 class CapabilityError(ZooError):
     """The model cannot do what was asked (e.g. sample from a plain autoencoder)."""
+
+
+class StorageError(ZooError):
+    """The operating system refused a read or a write: a full disk, a file-size limit, a read-only or
+    foreign folder. What was complete before is kept (zoo writes every file atomically)."""
+
+    exit_code = 74  # EX_IOERR
+
+
+_OS_HINTS = {
+    "ENOSPC": "Free some space on that disk (or write elsewhere), then try again.",
+    "EDQUOT": "Your disk quota is used up: free some space (or write elsewhere), then try again.",
+    "EFBIG": "A file-size limit stopped the write (`ulimit -f`): raise it, then try again.",
+    "EROFS": "That file system is read-only: choose a writable place (--out, -o, XDG_CACHE_HOME).",
+    "EACCES": "You may not write there: choose a folder you own (--out, -o, XDG_CACHE_HOME) or fix its permissions.",
+    "EPERM": "You may not write there: choose a folder you own (--out, -o, XDG_CACHE_HOME) or fix its permissions.",
+}
+
+
+def storage_error(e: OSError, doing: str = "", kept: str = "") -> StorageError:
+    """One clear StorageError for an OSError: what could not be done, on which path, why, and what to do.
+    `kept` says what is safe (e.g. which epoch of a run is saved)."""
+    import errno as _errno
+    import os as _os
+
+    name = _errno.errorcode.get(e.errno or 0, "")
+    why = (e.strerror or _os.strerror(e.errno) if e.errno else str(e) or type(e).__name__).lower()
+    path = e.filename if e.filename is not None else ""
+    what = f"{doing} {path}".strip() if doing else (f"cannot use {path}" if path else "an operating-system error")
+    message = f"{what}: {why}" + (f" ({name})" if name else "")
+    if kept:
+        message += f". {kept}"
+    return StorageError(message, _OS_HINTS.get(name, "Check the path, the disk and its permissions, then try again."))

@@ -61,8 +61,12 @@ _SEEDING = threading.Lock()
 
 
 def build_seeded(cls: type, config, shape, num_classes: int, seed: int, device) -> "ZooModel":
-    """Seed torch's generator and build a model on `device`, under a lock, so that trials built in
-    threads at the same moment (a search's concurrent groups) start from the weights they would alone."""
+    """Seed torch's generator and build a model for training on `device`, under a lock, so that trials
+    built in threads at the same moment (a search's concurrent groups) start from the weights they would
+    alone. A model too large for the memory at hand is refused first."""
+    from zoo.runfiles import check_fits
+
+    check_fits(cls, config, shape, num_classes, device)  # before a byte is allocated
     with _SEEDING:
         torch.manual_seed(seed)
         return cls(config, shape, num_classes).to(device)

@@ -266,6 +266,15 @@ def latent_samples(net, *, sampler: str | None = None, n: int = 64, generator: t
     `noise_scale` times that class's own per-dimension standard deviation."""
     if n < 1:
         raise ConfigError("--n must be at least 1")
+    return latent_drawer(net, sampler=sampler, generator=generator, class_label=class_label,
+                         noise_scale=noise_scale, data_dir=data_dir, log=log)(n)
+
+
+def latent_drawer(net, *, sampler: str | None = None, generator: torch.Generator | None = None,
+                  class_label: str | int | None = None, noise_scale: float = 0.0, data_dir: str | None = None,
+                  log: Callable[[str], None] | None = None) -> Callable[[int], torch.Tensor]:
+    """`draw(k)`: k more codes as `latent_samples` describes them, the sampler fitted (or the class's
+    statistics measured) once, so that many samples can be drawn batch by batch."""
     noise_scale = float(noise_scale or 0.0)
     if noise_scale < 0 or noise_scale != noise_scale:
         raise ConfigError(f"--noise-scale must be 0 or more, got {noise_scale}")
@@ -276,12 +285,16 @@ def latent_samples(net, *, sampler: str | None = None, n: int = 64, generator: t
         index = resolve_class(class_label, classes)
         mean, std = class_stats(codes, labels, index)
         device = generator.device if generator is not None else torch.device("cpu")
-        eps = torch.randn((n, mean.shape[0]), generator=generator, device=device)
-        z = mean.to(device) + noise_scale * std.to(device) * eps
-        return z.to(net.device)
+        mean, std = mean.to(device), std.to(device)
+
+        def around_class(k: int) -> torch.Tensor:
+            eps = torch.randn((k, mean.shape[0]), generator=generator, device=device)
+            return (mean + noise_scale * std * eps).to(net.device)
+
+        return around_class
     if noise_scale:
         raise ConfigError("--noise-scale goes with --class (the spread around a class mean)")
     if sampler is None:
         raise ConfigError("which sampler? e.g. gmm, gaussian or standard-normal")
     chosen = fitted_sampler(net, sampler, data_dir=data_dir, log=log)
-    return chosen.sample(n, generator=generator).float().to(net.device)
+    return lambda k: chosen.sample(k, generator=generator).float().to(net.device)

@@ -1,0 +1,215 @@
+"""What zoo checks before it trusts a run's files or allocates a model: the fields and types of a
+config.json, the shapes and dtypes a config implies against a weights file's header (read without
+loading anything), and the memory a new model would need against the memory at hand.
+
+Every check here runs before a single large tensor exists, so a hostile or careless config cannot
+make zoo allocate gigabytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.errors import ConfigError, RunError
+
+MAX_HEADER = 100_000_000         # bytes of a safetensors header zoo will read
+MAX_CHANNELS = 64
+MAX_SIDE = 4096
+# Training holds the weights, their gradients and two Adam moments: about four copies of the weights.
+TRAINING_COPIES = 4
+
+DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+           "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+           "BOOL": torch.bool}
+
+
+# ----------------------------------------------------------------------------------------- config.json
+
+def _fail(where: str, what: str) -> RunError:
+    return RunError(f"{where} is not a zoo run config: {what}",
+                    "The folder was not written by `zoo train`, or its config.json was edited or damaged.")
+
+
+def check_run_config(run: Any, where: str) -> dict[str, Any]:
+    """The parsed config.json of a run, with every field zoo reads checked for its type; a RunError
+    names the first field that is missing, null or of the wrong type."""
+    if not isinstance(run, dict):
+        raise _fail(where, f"it holds a {type(run).__name__}, not a table")
+    model = run.get("model")
+    if not isinstance(model, str) or not model.strip():
+        raise _fail(where, "'model' must be the name of a model (a non-empty string)")
+    for section in ("config", "train", "data"):
+        if not isinstance(run.get(section), dict):
+            got = "missing" if section not in run else f"a {type(run[section]).__name__}"
+            raise _fail(where, f"'{section}' must be a table, it is {got}")
+    shape = run["data"].get("shape")
+    if not (isinstance(shape, list) and len(shape) == 3 and all(type(s) is int for s in shape)
+            and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= s <= MAX_SIDE for s in shape[1:])):
+        raise _fail(where, f"data.shape must be [channels, height, width] (channels 1..{MAX_CHANNELS}, "
+                           f"sides 1..{MAX_SIDE}), it is {json.dumps(shape)[:80]}")
+    classes = run["data"].get("classes", [])
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes) or len(classes) > 100_000:
+        raise _fail(where, "data.classes must be a list of class names")
+    plugin = run.get("plugin", {})
+    if not isinstance(plugin, dict):
+        raise _fail(where, "'plugin' must be a table")
+    dataset = run["train"].get("dataset", "")
+    if not isinstance(dataset, str):
+        raise _fail(where, "train.dataset must be the name of a data set (a string)")
+    return run
+
+
+def run_shape(run: dict[str, Any]) -> tuple[int, int, int]:
+    return tuple(run["data"]["shape"])
+
+
+def run_classes(run: dict[str, Any]) -> int:
+    return len(run["data"].get("classes", []))
+
+
+# ----------------------------------------------------------------------------------------- the model's size
+
+def skeleton(cls: type, config, shape, num_classes: int) -> torch.nn.Module | None:
+    """The model built on the meta device: every shape and dtype, no memory. None where a plugin's
+    constructor cannot run without real tensors (then the checks below are skipped for it)."""
+    from zoo.errors import ZooError
+
+    try:
+        with torch.device("meta"):
+            return cls(config, tuple(shape), num_classes)
+    except ZooError:
+        raise
+    except Exception:
+        return None
+
+
+def state_spec(module: torch.nn.Module) -> dict[str, tuple[tuple[int, ...], torch.dtype]]:
+    return {k: (tuple(v.shape), v.dtype) for k, v in module.state_dict().items()}
+
+
+def nbytes(spec: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> int:
+    total = 0
+    for shape, dtype in spec.values():
+        n = 1
+        for s in shape:
+            n *= s
+        total += n * torch.empty((), dtype=dtype).element_size()
+    return total
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**27 else f"{n / 2**20:.1f} MiB"
+
+
+def available_memory(device: torch.device | str) -> int | None:
+    """Bytes that can still be allocated on `device` (None where zoo cannot tell)."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        try:
+            free, _ = torch.cuda.mem_get_info(device)
+            return int(free)
+        except Exception:
+            return None
+    if device.type == "meta":
+        return None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def check_fits(cls: type, config, shape, num_classes: int, device, *, copies: int = TRAINING_COPIES,
+               what: str = "train") -> None:
+    """Refuse a model whose weights (times `copies`: gradients and optimizer state) would not fit in the
+    memory at hand, before any of it is allocated."""
+    meta = skeleton(cls, config, shape, num_classes)
+    if meta is None:
+        return
+    need = nbytes(state_spec(meta)) * copies
+    free = available_memory(device)
+    if free is not None and need > free:
+        raise ConfigError(
+            f"this {cls.name} would need about {_gib(need)} on {torch.device(device).type} to {what} "
+            f"(its weights are {_gib(need / copies)}), and {_gib(free)} are free",
+            "Choose smaller layers (channels, hidden, latent_dim); `zoo info MODEL` lists the sizes.")
+
+
+# ----------------------------------------------------------------------------------------- weights files
+
+def read_header(path: Path) -> tuple[dict[str, tuple[tuple[int, ...], str]], dict[str, str]]:
+    """The tensors a safetensors file declares (name -> (shape, dtype name)) and its metadata, read
+    from the header alone."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(8)
+            n = int.from_bytes(head, "little") if len(head) == 8 else -1
+            if n < 2 or n > MAX_HEADER:
+                raise ValueError("no safetensors header")
+            header = json.loads(fh.read(n))
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except (ValueError, UnicodeDecodeError) as e:
+        raise RunError(f"{path} is truncated or corrupt ({e})",
+                       "Delete the run or restore the file; zoo only reads intact safetensors files.") from None
+    if not isinstance(header, dict):
+        raise RunError(f"{path} is corrupt (its header is not a table)")
+    meta = header.pop("__metadata__", None) or {}
+    data_bytes = path.stat().st_size - 8 - n
+    tensors = {}
+    for name, info in header.items():
+        shape = info.get("shape") if isinstance(info, dict) else None
+        dtype = info.get("dtype") if isinstance(info, dict) else None
+        offsets = info.get("data_offsets") if isinstance(info, dict) else None
+        if not (isinstance(shape, list) and all(type(s) is int and s >= 0 for s in shape) and dtype in DTYPES
+                and isinstance(offsets, list) and len(offsets) == 2 and all(type(o) is int for o in offsets)):
+            raise RunError(f"{path} is corrupt (tensor {name!r} has no valid shape, dtype and offsets)")
+        numel = 1
+        for s in shape:
+            numel *= s
+        size = numel * torch.empty((), dtype=DTYPES[dtype]).element_size()
+        if offsets[1] - offsets[0] != size or not 0 <= offsets[0] <= offsets[1] <= data_bytes:
+            # a header may not declare tensors larger than the file holds
+            raise RunError(f"{path} is truncated or corrupt (tensor {name!r} does not fit in the file)",
+                           "Delete the run or restore the file; zoo only reads intact safetensors files.")
+        tensors[name] = (tuple(shape), dtype)
+    return tensors, meta if isinstance(meta, dict) else {}
+
+
+def _kind(dtype: torch.dtype) -> str:
+    return "float" if dtype.is_floating_point else ("bool" if dtype == torch.bool else "int")
+
+
+def check_weights_fit(spec: dict[str, tuple[tuple[int, ...], torch.dtype]],
+                      declared: dict[str, tuple[tuple[int, ...], str]], source: Path | str) -> None:
+    """The tensors a weights file declares must be exactly those the model has: the same names and
+    shapes, and dtypes of the same kind (floats for floats; integers exactly)."""
+    missing = sorted(set(spec) - set(declared))
+    unexpected = sorted(set(declared) - set(spec))
+    wrong_shape = sorted(k for k in set(spec) & set(declared) if spec[k][0] != declared[k][0])
+    wrong_type = []
+    for k in sorted(set(spec) & set(declared)):
+        got = DTYPES.get(declared[k][1])
+        want = spec[k][1]
+        if got is None or _kind(got) != _kind(want) or (_kind(want) != "float" and got != want):
+            wrong_type.append(f"{k} ({declared[k][1]}, the model has {str(want).replace('torch.', '')})")
+    if missing or unexpected or wrong_shape or wrong_type:
+        details = []
+        for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape),
+                             ("wrong dtype", wrong_type)):
+            if names:
+                details.append(f"{label} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}")
+        raise RunError(f"{source} does not fit the model described by its config.json ({'; '.join(details)})",
+                       "The weights come from another model or configuration.")
