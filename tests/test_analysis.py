@@ -258,3 +258,87 @@ def test_classifier_codes_plot_but_do_not_decode(classifier_run, tmp_path):
                        "cannot decode")
     assert_clean_error(invoke("generate", classifier_run, "--class", "1", "--out", tmp_path / "g.png"),
                        "cannot decode")
+
+
+# ------------------------------------------------------------------------------------------ tiny data sets
+
+def _tiny_run(root: Path, model: str, values: list[int], **config) -> Path:
+    """A run trained for one epoch on a flat folder of grey images, one per value in `values`."""
+    from PIL import Image
+
+    (root / "pics").mkdir(parents=True)
+    for i, v in enumerate(values):
+        Image.fromarray(np.random.default_rng(v).integers(0, 256, (28, 28), dtype=np.uint8)).save(
+            root / "pics" / f"{i}.png")
+    zoo.train(model, dataset=f"folder:{root / 'pics'}", epochs=1, out=root / "run", log=quiet, progress=False,
+              **TINY, **config)
+    return root / "run"
+
+
+@pytest.fixture(scope="module")
+def one_image(tmp_path_factory) -> Path:
+    """A ConvAE with a 4-D latent trained on a folder of one image."""
+    return _tiny_run(tmp_path_factory.mktemp("one"), "convae", [0], latent_dim=4)
+
+
+@pytest.fixture(scope="module")
+def one_image_1d(tmp_path_factory) -> Path:
+    return _tiny_run(tmp_path_factory.mktemp("one1d"), "convae", [0], latent_dim=1)
+
+
+def test_manifold_on_a_one_image_data_set_is_a_clear_error(one_image, one_image_1d, tmp_path):
+    for run in (one_image, one_image_1d):
+        assert_clean_error(invoke("manifold", run, "--out", tmp_path / "m.png"),
+                           "needs at least 2 codes, got 1 from the test images of folder:")
+    assert not (tmp_path / "m.png").exists()
+
+
+def test_manifold_over_the_prior_needs_no_test_images(tmp_path):
+    for d in (1, 3):
+        run = _tiny_run(tmp_path / f"vae{d}", "vae", [0], latent_dim=d)
+        r = analysis.manifold(run, steps=3, out=tmp_path / f"m{d}.png")
+        assert r.kind == "prior" and tuple(r.latents.shape) == ((3, 3, d) if d > 1 else (1, 3, 1)) and is_png(r.png)
+
+
+def test_latent_on_fewer_images_than_a_projection_needs_is_a_clear_error(one_image, one_image_1d, tmp_path):
+    for method, name in (("pca", "PCA"), ("tsne", "t-SNE")):
+        assert_clean_error(invoke("latent", one_image, "--method", method, "--out", tmp_path / "l.png"),
+                           f"{name} needs at least 3 codes, got 1 from the test images of folder:")
+    r = analysis.latent_scatter(one_image_1d, out=tmp_path / "one.png")  # a 1-D latent: plotted as it is
+    assert r.method == "as-is" and r.coords.shape == (1, 2) and is_png(r.png)
+
+
+def test_latent_of_an_empty_split_is_a_clear_error(tmp_path):
+    run = tmp_path / "run"
+    zoo.train("convae", dataset="digits", epochs=1, val_fraction=0.0, latent_dim=2, out=run, log=quiet,
+              progress=False, **TINY)
+    assert_clean_error(invoke("latent", run, "--split", "val", "--out", tmp_path / "l.png"),
+                       "a plot needs at least 1 code, got 0 from the val images of digits")
+
+
+def test_identical_codes_are_refused_not_crashed(tmp_path):
+    run = _tiny_run(tmp_path, "convae", [7, 7, 7], latent_dim=4)  # three copies of one image: one code
+    assert_clean_error(invoke("manifold", run, "--out", tmp_path / "m.png"), "all 3 codes", "are the same")
+    for method in ("pca", "tsne"):  # scikit-learn's t-SNE of identical codes used to kill the process
+        assert_clean_error(invoke("latent", run, "--method", method, "--out", tmp_path / "l.png"),
+                           "all 3 codes from the test images of", "no spread to show")
+        with pytest.raises(ConfigError, match="all 5 codes from the given codes are the same"):
+            analysis.project(torch.ones(5, 4), method)
+
+
+def test_codes_that_are_not_finite_are_refused():
+    z = torch.randn(6, 4)
+    z[2, 1] = float("nan")
+    for method in ("pca", "tsne"):
+        with pytest.raises(ConfigError, match="NaN or infinite"):
+            analysis.project(z, method)
+    with pytest.raises(ConfigError, match="NaN or infinite"):
+        analysis.project(torch.full((3, 2), float("inf")))
+
+
+def test_interpolation_on_a_one_image_data_set(one_image, tmp_path):
+    r = analysis.interpolate(one_image, "#0", "image", steps=3, out=tmp_path / "i.png")  # its code, its class mean
+    torch.testing.assert_close(r.latents[0], r.latents[-1])  # one image: its code is its class's mean
+    assert is_png(r.png)
+    assert_clean_error(invoke("interpolate", one_image, "--from", "#1", "--to", "0", "--out", tmp_path / "x.png"),
+                       "test image #1 does not exist: the test set has 1 images (#0..#0)")

@@ -64,3 +64,58 @@ def test_cv_mistakes_are_clean_errors():
                        "unknown key 'latnt_dim'")
     with pytest.raises(ConfigError, match="more than"):
         list(cv.folds(load_dataset("digits"), 5000))
+
+
+# ------------------------------------------------------------------------------------------ tiny folders
+
+def _flat_folder(root, n: int) -> str:
+    """A folder of `n` different grey images (pixel value 40 * i), as a data set name."""
+    from PIL import Image
+
+    root.mkdir()
+    for i in range(n):
+        Image.new("L", (12, 12), 40 * i).save(root / f"{i}.png")
+    return f"folder:{root}"
+
+
+def test_cv_refuses_more_folds_than_distinct_images(tmp_path):
+    one = _flat_folder(tmp_path / "one", 1)
+    assert_clean_error(invoke("cv", "convae", "--folds", "2", "--dataset", one, *TINY_SET[:-1], "--epochs", "1"),
+                       "2 folds is more than the 1 training image(s)", "each fold must hold out different images")
+    three = load_dataset(_flat_folder(tmp_path / "three", 3))
+    assert three.reused["val"] == "train"  # the validation split is the training images again
+    with pytest.raises(ConfigError, match="4 folds is more than the 3 training image") as e:
+        cv.folds(three, 4)
+    assert e.value.hint == "Ask for at most 3 folds."
+
+
+def test_each_fold_holds_out_different_images_of_a_tiny_folder(tmp_path):
+    data = load_dataset(_flat_folder(tmp_path / "two", 2))
+    folds = list(cv.folds(data, 2))
+    held_out = sorted(int(f.val_x[0, 0, 0, 0]) for f in folds)
+    assert [f.val_x.shape[0] for f in folds] == [1, 1] and held_out == [0, 40]
+    for f in folds:
+        assert "val" not in f.reused  # a fold's validation image is its own, not a training image
+        assert not torch.equal(f.train_x, f.val_x)
+
+
+def test_cv_on_a_tiny_folder_reports_no_test_figures_and_refuses_a_holdout(tmp_path):
+    name = _flat_folder(tmp_path / "four", 4)
+    notes = []
+    r = cv.cross_validate("convae", folds_k=2, dataset=name, overrides={**TINY, "epochs": 1}, log=notes.append)
+    assert len(r["per_fold"]) == 2 and all(f["test"] is None for f in r["per_fold"]) and "test_mean" not in r
+    assert any("no test figures" in n and "reuses the training images" in n for n in notes)
+    with pytest.raises(ConfigError, match="--compare-holdout: .* reuses the training images"):
+        cv.cross_validate("convae", folds_k=2, dataset=name, overrides={**TINY, "epochs": 1}, compare_holdout=True)
+
+
+def test_a_configuration_is_not_scored_on_a_validation_split_that_reuses_the_training_images(tmp_path):
+    from zoo.api import resolve_config
+
+    data = load_dataset(_flat_folder(tmp_path / "three", 3))
+    cls, model_cfg, train_cfg = resolve_config("convae", overrides={**TINY, "epochs": 1})
+    with pytest.raises(ConfigError, match="no validation score: .* reuses the training images") as e:
+        cv.fit(cls, model_cfg, train_cfg, data)
+    assert "Cross-validate instead" in e.value.hint
+    fold = next(cv.folds(data, 3))
+    assert cv.fit(cls, model_cfg, train_cfg, fold).epochs == 1  # a fold's validation image is its own

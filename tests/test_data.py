@@ -1,4 +1,5 @@
-"""Data sets: digits, IDX files in their usual layouts, the search order, folders of images."""
+"""Data sets: digits, IDX files in their usual layouts, the search order. (Folders of images:
+test_folder_datasets.py.)"""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ import pytest
 import torch
 from conftest import (IDX_NAMES, TINY_SET, assert_clean_error, assert_ok, invoke, make_idx_arrays, read_config,
                       real_data, write_idx_set)
-from PIL import Image
 
 import zoo
 from zoo.errors import DataNotFoundError
@@ -196,99 +196,6 @@ def test_cli_missing_data_offline_is_one_message(tmp_path):
                                     "--out", tmp_path / "run"), "data set 'kmnist' not found", "--data-dir")
     assert str(empty / "KMNIST" / "raw") in out
     assert not (tmp_path / "run").exists()
-
-
-# ------------------------------------------------------------------------------------------ folders of images
-
-def _write_pngs(root: Path, classes: dict[str, int], n: int, size: tuple[int, int], mode: str) -> None:
-    """`n` images per class; every pixel of class c has the value classes[c] (its label is recoverable)."""
-    for cls, value in classes.items():
-        (root / cls).mkdir(parents=True)
-        colour = value if mode == "L" else (value, 255 - value, value // 2)
-        for i in range(n):
-            Image.new(mode, size, colour).save(root / cls / f"{i:03d}.png")
-
-
-def test_folder_of_grey_pngs_in_class_folders(tmp_path):
-    values = {"cats": 30, "dogs": 200}
-    _write_pngs(tmp_path / "pics", values, n=6, size=(20, 20), mode="L")
-    data = zoo.load_dataset(f"folder:{tmp_path / 'pics'}")
-    assert data.classes == ("cats", "dogs")
-    assert data.shape == (1, 20, 20)
-    total = sum(data.split(s)[0].shape[0] for s in ("train", "val", "test"))
-    assert total == 12
-    for split in ("train", "val", "test"):
-        x, y = data.split(split)
-        assert x.dtype == torch.uint8
-        for img, label in zip(x, y.tolist()):
-            assert int(img[0, 3, 3]) == values[data.classes[label]]
-
-
-def test_folder_of_rgb_pngs(tmp_path):
-    values = {"a": 10, "b": 100, "c": 250}
-    _write_pngs(tmp_path / "pics", values, n=4, size=(32, 32), mode="RGB")
-    data = zoo.load_dataset(f"folder:{tmp_path / 'pics'}")
-    assert data.shape == (3, 32, 32)
-    assert data.num_classes == 3
-    x, y = data.train_x, data.train_y
-    assert x.shape[1:] == (3, 32, 32)
-    for img, label in zip(x, y.tolist()):
-        v = values[data.classes[label]]
-        assert img[:, 0, 0].tolist() == [v, 255 - v, v // 2]
-
-
-def test_folder_image_size_resizes(tmp_path):
-    _write_pngs(tmp_path / "pics", {"a": 10, "b": 100}, n=3, size=(32, 32), mode="RGB")
-    data = zoo.load_dataset(f"folder:{tmp_path / 'pics'}", image_size=16)
-    assert data.shape == (3, 16, 16)
-    assert data.test_x.shape[1:] == (3, 16, 16)
-
-
-def test_folder_images_of_different_sizes_take_the_first_size(tmp_path):
-    root = tmp_path / "pics"
-    root.mkdir()
-    Image.new("L", (24, 24), 5).save(root / "a.png")
-    Image.new("L", (40, 30), 5).save(root / "b.png")
-    data = zoo.load_dataset(f"folder:{root}")
-    assert data.shape == (1, 24, 24)
-    assert data.classes == ("image",)
-
-
-def test_flat_folder_has_one_unlabelled_class_and_tiny_folders_still_split(tmp_path):
-    root = tmp_path / "pics"
-    root.mkdir()
-    for i in range(3):
-        Image.new("L", (28, 28), i * 50).save(root / f"{i}.png")
-    data = zoo.load_dataset(f"folder:{root}")
-    assert data.classes == ("image",)
-    for split in ("train", "val", "test"):
-        assert data.split(split)[0].shape[0] > 0, split
-
-
-@pytest.mark.parametrize("make, words", [
-    (lambda root: None, ["image folder not found"]),
-    (lambda root: root.mkdir(), ["no images in"]),
-    (lambda root: (root.mkdir(), (root / "x.png").write_bytes(b"not a png")), ["cannot read image", "x.png"]),
-], ids=["missing", "empty", "corrupt-png"])
-def test_bad_image_folder_is_a_clear_error(tmp_path, make, words):
-    root = tmp_path / "pics"
-    make(root)
-    with pytest.raises(DataNotFoundError) as e:
-        zoo.load_dataset(f"folder:{root}")
-    for w in words:
-        assert w in str(e.value)
-
-
-def test_train_on_a_folder_of_rgb_images(tmp_path):
-    _write_pngs(tmp_path / "pics", {"a": 10, "b": 100}, n=5, size=(40, 40), mode="RGB")
-    result = zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", image_size=32, epochs=1,
-                       out=tmp_path / "run", log=lambda m: None, progress=False,
-                       channels=[4, 8, 8], hidden=[16], device="cpu")
-    assert result.model.shape == (3, 32, 32)
-    ev = zoo.evaluate(tmp_path / "run")
-    assert ev["images"] == 2 and ev["dataset"] == f"folder:{tmp_path / 'pics'}"
-    model = zoo.load(tmp_path / "run")
-    assert model.reconstruct(torch.rand(2, 3, 32, 32)).shape == (2, 3, 32, 32)
 
 
 # ------------------------------------------------------------------------------------------ real data

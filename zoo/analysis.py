@@ -44,6 +44,10 @@ class Codes:
     def class_name(self, label: int) -> str:
         return self.classes[label] if 0 <= label < len(self.classes) else "unlabelled"
 
+    def where(self) -> str:
+        """Where the codes come from, for messages."""
+        return f"the {self.split} images of {self.dataset}"
+
 
 def _load(source, device):
     from zoo.api import load
@@ -100,20 +104,38 @@ def normalise_method(method: str) -> str:
                       (f"Did you mean: {', '.join(close)}? " if close else "") + "Use pca or tsne.")
 
 
+def check_codes(z: np.ndarray, what: str, where: str, *, need: int, spread: bool) -> None:
+    """Refuse codes that `what` (a plot, a projection, a grid) cannot use: fewer than `need`, not finite,
+    or, with `spread`, all the same. scikit-learn would fail on them, and its t-SNE of identical codes
+    even kills the process."""
+    n = z.shape[0]
+    if n < need:
+        raise ConfigError(f"{what} needs at least {need} code{'s' if need > 1 else ''}, got {n} from {where}",
+                          "Use a split or data set with more images.")
+    if not np.isfinite(z).all():
+        raise ConfigError(f"some codes from {where} are NaN or infinite",
+                          "The model's weights may be damaged: retrain it or use an earlier copy of the run.")
+    if spread and not np.ptp(z, axis=0).any():
+        raise ConfigError(f"all {n} codes from {where} are the same: {what} has no spread to show",
+                          "Use more, or more varied, images (or a model trained for longer).")
+
+
 def project(z: torch.Tensor | np.ndarray, method: str = "pca", *, seed: int = 0,
-            labels: torch.Tensor | None = None) -> Projection:
+            labels: torch.Tensor | None = None, where: str = "the given codes") -> Projection:
     """2-D coordinates of codes: a 2-D latent as it is (whatever the method), a 1-D latent against the
-    label, else the first two principal components (pca) or a t-SNE embedding (tsne)."""
+    label, else the first two principal components (pca) or a t-SNE embedding (tsne). `where` names
+    the codes' source in messages."""
     method = normalise_method(method)
     z = np.asarray(torch.as_tensor(z).detach().cpu().double())
     n, d = z.shape
+    if d <= 2:
+        check_codes(z, "a plot", where, need=1, spread=False)
     if d == 2:
         return Projection(z.copy(), "as-is", "z[0]", "z[1]")
     if d == 1:
         lab = np.zeros(n) if labels is None else np.asarray(labels.cpu(), dtype=np.float64)
         return Projection(np.stack([z[:, 0], lab], 1), "as-is", "z[0]", "class")
-    if n < 3:
-        raise ConfigError(f"{METHODS[method]} needs at least 3 codes, got {n}")
+    check_codes(z, METHODS[method], where, need=3, spread=True)
     if method == "pca":
         from sklearn.decomposition import PCA
 
@@ -173,7 +195,7 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     path = _png_out(out, net.output_dir / f"latent-{method}.png")
     c = _codes(net, split, n, data_dir)
     start = time.perf_counter()
-    proj = project(c.z, method, seed=seed, labels=c.labels)
+    proj = project(c.z, method, seed=seed, labels=c.labels, where=c.where())
     seconds = time.perf_counter() - start
     d = int(c.z.shape[1])
     labels = c.labels.numpy()
@@ -290,6 +312,7 @@ def manifold(source, *, steps: int = 15, out: str | Path | None = None, data_dir
         _require(net, "encode")
         c = _codes(net, "test", None, data_dir)
         z = c.z.double()
+        check_codes(z.numpy(), "a grid over the codes' range", c.where(), need=2, spread=True)
         if d <= 2:
             kind = "latent"
             xs = torch.linspace(float(z[:, 0].min()), float(z[:, 0].max()), steps, dtype=torch.float64)
@@ -398,9 +421,10 @@ def _endpoint(spec: str | int, net, data, x, y, class_codes) -> Endpoint:
         if not raw.isdigit():
             raise ConfigError(f"'{text}': a test image is written #INDEX, e.g. #123")
         i = int(raw)
-        if i >= x.shape[0]:
-            raise ConfigError(f"test image #{i} does not exist: the test set has {x.shape[0]} images "
-                              f"(#0..#{x.shape[0] - 1})")
+        n = x.shape[0]
+        if i >= n:
+            have = f"the test set has {n} images (#0..#{n - 1})" if n else "the test set has no images"
+            raise ConfigError(f"test image #{i} does not exist: {have}")
         z = encode_images(net, x[i:i + 1])[0]
         lab = int(y[i])
         name = data.classes[lab] if 0 <= lab < len(data.classes) else "unlabelled"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime as _dt
 import re
@@ -13,14 +14,15 @@ import torch
 import zoo
 from zoo import checkpoint as ckpt
 from zoo import config as cfgmod
-from zoo import registry
-from zoo.config import TrainConfig
-from zoo.data import load_dataset
+from zoo import registry, runfiles
+from zoo.config import TrainConfig, check_seed
+from zoo.data import canonical_dataset_name, load_dataset
 from zoo.device import pick_device
 from zoo.console import to_stderr
 from zoo.engine import Trainer, TrainResult, batches
-from zoo.errors import ConfigError, RunError, UnknownModelError
+from zoo.errors import ConfigError, RunError, UnknownModelError, storage_error
 from zoo.model import ZooModel, build_seeded
+from zoo.runlock import lock_run
 
 RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every"}
 
@@ -111,14 +113,20 @@ def split_config(cls: type, values: dict[str, Any]) -> tuple[Any, TrainConfig]:
     return model_cfg, train_cfg
 
 
-def _load_data(train_cfg: TrainConfig, device):
+def _load_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = None):
+    """The training settings' data set; for an existing `run`, brought to the shape and classes it was
+    trained on (a folder whose images changed size is converted, one whose classes changed refused)."""
+    shape = runfiles.run_shape(run) if run else None
+    classes = tuple(run["data"]["classes"]) if run and "classes" in run["data"] else None
     return load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
-                        image_size=train_cfg.image_size, binarize=train_cfg.binarize, device=device)
+                        image_size=train_cfg.image_size, binarize=train_cfg.binarize, device=device, shape=shape,
+                        classes=classes)
 
 
 def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, **config) -> ZooModel:
     """Build an untrained model by name, sized for images of `shape` (C, H, W)."""
     cls, model_cfg, _ = resolve_config(name, overrides=config)
+    runfiles.check_fits(cls, model_cfg, shape, num_classes, "cpu", copies=1, what="build")
     return cls(model_cfg, shape, num_classes)
 
 
@@ -155,47 +163,112 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
 
     Keyword overrides are config keys of the model or of `TrainConfig` (epochs=30, latent_dim=6, ...).
     `init(model)` may set the new model's weights before training (finetune uses it).
+    A run folder has one writer at a time (zoo.runlock), and it is a run only once it is complete:
+    config.json is written last, after the initial weights and an epoch-0 checkpoint.
     """
     if dataset is not None:
         overrides["dataset"] = dataset
     if resume is not None:
-        return _resume(Path(resume), model, log, progress, callbacks, overrides)
+        return _resume(Path(resume), model, log, progress, callbacks, overrides, preset=preset, config=config,
+                       out=out)
     if model is None:
         raise ConfigError("which model? e.g. zoo.train('convae', ...)", "`zoo list` shows the installed models.")
     entry = registry.get_entry(model)
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
+    train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)
     device = pick_device(train_cfg.device)
     data = _load_data(train_cfg, device)
+    if data.caveat():
+        log(f"note: {data.caveat()}")
     run_dir = Path(out) if out else _default_out(model, train_cfg.dataset)
-    if (run_dir / ckpt.CONFIG).exists():
-        raise RunError(f"{run_dir} already holds a run",
-                       f"Continue it with `zoo train --resume {run_dir}`, or choose another --out.")
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder")
     from zoo import regularize
 
     regs = regularize.callbacks_for(train_cfg)  # pruning, iterative autoencoding (as configured)
-    net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, device)
-    regularize.check(regs, net)
-    if init is not None:
-        init(net)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
-    log(f"training {model} on {data.name} ({data.info()['sizes']['train']} images, {tuple(data.shape)}) "
-        f"on {device} -> {run_dir}")
-    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
-                      callbacks=[*regs, *callbacks])
-    result = trainer.fit()
-    _write_card(run_dir)
+    with _new_run_folder(run_dir) as started:
+        net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, device)
+        regularize.check(regs, net)
+        if init is not None:
+            init(net)
+        trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
+                          callbacks=[*regs, *callbacks])
+        trainer.begin()
+        ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
+        started()
+        log(f"training {model} on {data.name} ({data.info()['sizes']['train']} images, {tuple(data.shape)}) "
+            f"on {device} -> {run_dir}")
+        result = trainer.fit()
+        _write_card(run_dir)
     return result
 
 
-def _resume(run_dir: Path, model: str | None, log, progress, callbacks, overrides) -> TrainResult:
+def _refuse_existing_run(run_dir: Path) -> None:
+    if (run_dir / ckpt.CONFIG).exists():
+        raise RunError(f"{run_dir} already holds a run",
+                       f"Continue it with `zoo train --resume {run_dir}`, or choose another --out.")
+
+
+@contextlib.contextmanager
+def _new_run_folder(run_dir: Path):
+    """Hold `run_dir`'s writer lock while a new run is made in it. Until the caller says the run has
+    started (config.json written), a failure removes what this start wrote (and the folder, if made
+    here): no half-made run is left behind for `--resume` to trip over."""
+    _refuse_existing_run(run_dir)  # before anything is written, even a lock file
+    made = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_run(run_dir)
+    except OSError as e:
+        if made:
+            _remove_empty(run_dir)
+        raise storage_error(e, "cannot write the run folder") from None
+    state = {"started": False}
+    try:
+        with lock:
+            _refuse_existing_run(run_dir)  # a writer that finished while this one waited for the lock
+            ckpt.remove_stale_temporaries(run_dir)
+            try:
+                yield lambda: state.update(started=True)
+            except BaseException:
+                if not state["started"]:
+                    for name in (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS):
+                        with contextlib.suppress(OSError):
+                            (run_dir / name).unlink(missing_ok=True)
+                raise
+    finally:
+        if made and not state["started"]:
+            _remove_empty(run_dir)
+
+
+def _remove_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only if nothing else is in it
+
+
+def _resume(run_dir: Path, model: str | None, log, progress, callbacks, overrides, *, preset=None, config=None,
+            out=None) -> TrainResult:
+    """Continue a run as it was configured: options that would change what it is are refused, the ones
+    that may change (epochs, patience, device, ...) are honoured and written to its config.json."""
+    if preset is not None:
+        raise ConfigError("--preset cannot be used with --resume: the run keeps the configuration it started with",
+                          f"Start a new run with the preset, or resume {run_dir} without it.")
+    if out is not None and Path(out).absolute() != run_dir.absolute():
+        raise ConfigError(f"--out {out} with --resume {run_dir}: a resumed run stays in its own folder",
+                          "Resume without --out; copy the folder first to continue a copy.")
     run = read_run(run_dir)
     if model is not None and model != run["model"]:
         raise ConfigError(f"{run_dir} is a '{run['model']}' run, not '{model}'")
-    entry = registry.get_entry(run["model"])
+    entry = _installed_entry(run, run_dir)
     given = {k: v for k, v in overrides.items() if v is not None}
+    if config is not None:  # a config file's keys count as if given one by one: unknown or fixed keys refused
+        file_values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
+        named = file_values.pop("model", None)
+        if named and named != run["model"]:
+            raise ConfigError(f"the config file is for model '{named}', not '{run['model']}'")
+        given = {**file_values, **given}
+    if "dataset" in given:
+        given["dataset"] = canonical_dataset_name(str(given["dataset"]))
     old_model, old_train = split_config(entry.cls, {**run["config"], **run["train"]})
     new_model, new_train = split_config(entry.cls, {**run["config"], **run["train"], **given})
     before = {**dataclasses.asdict(old_model), **dataclasses.asdict(old_train)}
@@ -204,50 +277,54 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     if changed:
         raise ConfigError(f"--resume continues a run as it was configured; cannot change {', '.join(sorted(changed))}",
                           f"Only {', '.join(sorted(RESUME_CHANGEABLE))} may change; start a new run for the rest.")
-    if not (run_dir / ckpt.CHECKPOINT).exists():
-        raise RunError(f"{run_dir} has no checkpoint to resume from (it stopped before its first epoch ended)",
-                       f"Start it again: remove {run_dir} and train anew.")
     model_cfg, train_cfg = new_model, new_train
-    device = pick_device(train_cfg.device)
-    data = _load_data(train_cfg, device)
-    net = entry.cls(model_cfg, tuple(run["data"]["shape"]), len(run["data"].get("classes", []))).to(device)
-    if train_cfg.epochs != run["train"]["epochs"] or train_cfg.patience != run["train"]["patience"]:
-        ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg)})
-    from zoo import regularize
+    try:
+        lock = lock_run(run_dir)
+    except OSError as e:
+        raise storage_error(e, "cannot write to the run folder") from None
+    with lock:
+        if not (run_dir / ckpt.CHECKPOINT).exists():
+            raise RunError(f"{run_dir} has no checkpoint to resume from",
+                           f"Its files are incomplete; train it anew into another folder (or remove {run_dir}).")
+        ckpt.remove_stale_temporaries(run_dir)
+        device = pick_device(train_cfg.device)
+        data = _load_data(train_cfg, device, run)
+        net = entry.cls(model_cfg, runfiles.run_shape(run), runfiles.run_classes(run)).to(device)
+        from zoo import regularize
 
-    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
-                      callbacks=[*regularize.callbacks_for(train_cfg), *callbacks])
-    trainer.resume()
-    done = trainer.state["epoch"]
-    if done >= train_cfg.epochs:
-        log(f"{run_dir} already finished its {train_cfg.epochs} epochs; pass --epochs N to train further")
-    elif trainer.state.get("stopped") == "early_stopping":
-        log(f"{run_dir} stopped early at epoch {done}; continuing to epoch {train_cfg.epochs}")
-        trainer.state["bad_epochs"] = 0
-        trainer.state["stopped"] = None
-    else:
-        log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
-    result = trainer.fit(resume=True)
-    _write_card(run_dir)
+        trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
+                          callbacks=[*regularize.callbacks_for(train_cfg), *callbacks])
+        trainer.resume()
+        done = trainer.state["epoch"]
+        if train_cfg.epochs < done:
+            raise ConfigError(f"{run_dir} has already trained {done} epochs; --epochs {train_cfg.epochs} would "
+                              "undo them", f"Pass --epochs {done} or more (or leave it out).")
+        if after != before:
+            ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg)})
+        if done >= train_cfg.epochs:
+            log(f"{run_dir} already finished its {train_cfg.epochs} epochs; pass --epochs N to train further")
+        elif trainer.state.get("stopped") == "early_stopping":
+            log(f"{run_dir} stopped early at epoch {done}; continuing to epoch {train_cfg.epochs}")
+            trainer.state["bad_epochs"] = 0
+            trainer.state["stopped"] = None
+        else:
+            log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
+        result = trainer.fit(resume=True)
+        _write_card(run_dir)
     return result
 
 
 # ------------------------------------------------------------------------------------- load
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """The run's config.json, checked to be a zoo run."""
+    """The run's config.json, checked to be a zoo run: every field zoo reads present and of its type."""
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise RunError(f"{run_dir} does not exist")
     if not run_dir.is_dir() or not (run_dir / ckpt.CONFIG).is_file():
         raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG})",
                        "Pass a folder written by `zoo train`.")
-    run = ckpt.read_json(run_dir / ckpt.CONFIG)
-    missing = [k for k in ("model", "config", "train", "data") if not isinstance(run, dict) or k not in run]
-    if missing:
-        raise RunError(f"{run_dir / ckpt.CONFIG} is not a zoo run config (missing {', '.join(missing)})",
-                       "The folder was not written by `zoo train`, or its config.json was edited.")
-    return run
+    return runfiles.check_run_config(ckpt.read_json(run_dir / ckpt.CONFIG), str(run_dir / ckpt.CONFIG))
 
 
 def resolve(source: str | Path) -> Path:
@@ -270,42 +347,70 @@ def resolve(source: str | Path) -> Path:
     return hub.resolve(source)  # bundled or pulled, checked against its catalogued sha256
 
 
+def _installed_entry(run: dict[str, Any], run_dir: Path):
+    try:
+        return registry.get_entry(run["model"])
+    except UnknownModelError:
+        plugin = run.get("plugin", {})
+        package = plugin.get("package") if isinstance(plugin.get("package"), str) else "?"
+        raise RunError(f"{run_dir} was made by model '{run['model']}', which is not installed",
+                       f"Install the package that provides it (pip install {package}); `zoo list` shows what is.") \
+            from None
+
+
 def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:
     """Rebuild a trained model from a run folder (config.json + model.safetensors), or a catalogued
-    name, in eval mode."""
+    name, in eval mode.
+
+    Nothing is allocated before the shapes the config implies match the weights file's header, and the
+    weights are checked against the checksum recorded when they were written, then for NaN."""
     if isinstance(source, ZooModel):
         return source
     run_dir = resolve(source)
     run = read_run(run_dir)
-    try:
-        entry = registry.get_entry(run["model"])
-    except UnknownModelError:
-        package = run.get("plugin", {}).get("package", "?")
-        raise RunError(f"{run_dir} was made by model '{run['model']}', which is not installed",
-                       f"Install the package that provides it (pip install {package}); `zoo list` shows what is.") \
-            from None
-    values = dict(run["config"])
-    model_cfg = cfgmod.build(entry.cls.Config, values, where=f"{run_dir / ckpt.CONFIG}")
-    shape = tuple(run.get("data", {}).get("shape", (1, 28, 28)))
-    net = entry.cls(model_cfg, shape, len(run.get("data", {}).get("classes", [])))
-    weights, _ = ckpt.load_tensors(run_dir / ckpt.WEIGHTS)
-    ckpt.load_state(net, weights, run_dir / ckpt.WEIGHTS)
+    entry = _installed_entry(run, run_dir)
+    model_cfg = cfgmod.build(entry.cls.Config, dict(run["config"]), where=f"{run_dir / ckpt.CONFIG}")
+    shape, classes = runfiles.run_shape(run), runfiles.run_classes(run)
+    weights_path = run_dir / ckpt.WEIGHTS
+    declared, _ = runfiles.read_header(weights_path)
+    skeleton = runfiles.skeleton(entry.cls, model_cfg, shape, classes)
+    if skeleton is not None:
+        runfiles.check_weights_fit(runfiles.state_spec(skeleton), declared, weights_path)
+    net = entry.cls(model_cfg, shape, classes)
+    weights, _ = ckpt.load_tensors(weights_path)
+    ckpt.load_state(net, weights, weights_path)
     net.to(pick_device(device or "auto")).eval()
     net.run_dir = run_dir
     net.run_config = run
-    # Results are written beside a run the user owns; a catalogued or downloaded model is read-only,
-    # so its outputs go to the working directory instead.
+    # Results are written beside a run the user owns; a catalogued or downloaded model, or a run in a
+    # folder this process cannot write, is left alone: its outputs go to the working directory instead.
     net.output_dir = run_dir if Path(source) == run_dir else Path.cwd()
+    if net.output_dir == run_dir and not _writable(run_dir):
+        net.output_dir = Path.cwd()
+        to_stderr(f"note: {run_dir} cannot be written; outputs go to {net.output_dir}")
     return net
 
 
+def _writable(folder: Path) -> bool:
+    """True if a file can be made in `folder` (tried for real: permission bits say nothing to root, and
+    a read-only mount is only found by writing)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
 def _run_data(net: ZooModel, split: str, data_dir: str | None):
-    train = net.run_config["train"]
-    data = load_dataset(train["dataset"], data_dir=data_dir or train.get("data_dir") or None,
-                        val_fraction=train.get("val_fraction", 0.1), image_size=train.get("image_size", 0),
-                        binarize=train.get("binarize", "none"), device=net.device)
+    """The data set a run was trained on, brought to the shape its model takes."""
     if split not in ("train", "val", "test"):
         raise ConfigError(f"unknown split '{split}'", "Use train, val or test.")
+    train = cfgmod.build(TrainConfig, net.run_config["train"], where=f"{net.run_dir / ckpt.CONFIG} [train]")
+    if data_dir:
+        train.data_dir = data_dir
+    data = _load_data(train, net.device, net.run_config)
     return data, *data.split(split)
 
 
@@ -337,6 +442,8 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
     result = {"model": net.run_config["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.info()["pixels"],
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
+    if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
+        result["caveat"] = data.caveat()
     from zoo import regularize
 
     if regularize.prunes(net.run_config.get("train", {})):
@@ -432,6 +539,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
             input: str | Path | None = None, split: str = "test", seed: int = 0, data_dir: str | None = None,
             device: str | None = None) -> Path:
     """A picture of clean, noisy and denoised images; or, with `input`, of a user's own images denoised."""
+    check_seed(seed)
     from zoo import plots
 
     net = load(source, device=device)
@@ -465,6 +573,7 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
                 save: bool = True) -> dict[str, Any]:
     """Test MSE at 1x..5x the training noise and under the other noise kinds, beside an optional baseline
     run fed exactly the same noisy images. Written to noise_sweep.json and noise_sweep.png."""
+    check_seed(seed)
     from zoo import plots
     from zoo.noise import noise_models
 
@@ -504,30 +613,57 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
 
 # ------------------------------------------------------------------------------------- sampling
 
+SAMPLE_BATCH = 256      # samples made at once: memory stays one batch, whatever --n
+MAX_GRID = 2_500        # samples one PNG may show (50 × 50); more go to a .safetensors file
+
+
 def _decoded_samples(net: ZooModel, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
                      noise_scale: float = 0.0) -> torch.Tensor:
     """Images decoded from latent codes drawn by a fitted sampler, or around a class mean."""
-    from zoo.samplers import latent_samples
+    return torch.cat(list(_sample_batches(net, n, gen, sampler=sampler, class_label=class_label,
+                                          noise_scale=noise_scale)))
 
-    _require(net, "decode")
-    z = latent_samples(net, sampler=sampler, n=n, generator=gen, class_label=class_label, noise_scale=noise_scale)
-    return net.decode(z)
+
+def _sample_batches(net: ZooModel, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
+                    noise_scale: float = 0.0, batch: int = SAMPLE_BATCH):
+    """`n` samples in [0, 1] as batches of at most `batch`: from the model's own prior, or decoded from
+    latent codes (a fitted sampler, or around a class mean). One generator runs through every batch, so
+    the same seed gives the same images."""
+    if sampler is None and class_label is None:
+        if noise_scale:
+            raise ConfigError("--noise-scale goes with --class")
+        draw = lambda k: net.sample(k, generator=gen)  # noqa: E731
+    else:
+        from zoo.samplers import latent_drawer
+
+        _require(net, "decode")
+        codes = latent_drawer(net, sampler=sampler, generator=gen, class_label=class_label, noise_scale=noise_scale)
+        draw = lambda k: net.decode(codes(k))  # noqa: E731
+    for start in range(0, n, batch):
+        yield draw(min(batch, n - start)).float().clamp(0, 1)
 
 
 @torch.no_grad()
 def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = None, device: str | None = None,
              sampler: str | None = None, class_label: str | int | None = None,
              noise_scale: float = 0.0) -> Path:
-    """Sample `n` images: a grid PNG, or a tensor file if `out` ends in .safetensors.
+    """Sample `n` images: a grid PNG, or a tensor file if `out` ends in .safetensors (written batch by
+    batch: memory does not grow with `n`).
 
     A generative model (VAE, GAN) samples itself; an autoencoder that can decode samples its latent
     space through a sampler fitted on its training codes (`sampler="gmm"`, ...), or around the mean
     code of a class (`class_label=7`)."""
     from zoo import plots
 
+    check_seed(seed)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"--n must be a whole number of at least 1, got {n!r}")
+    out = Path(out) if out is not None else None
+    to_file = out is not None and out.suffix == ".safetensors"
+    if not to_file and n > MAX_GRID:
+        raise ConfigError(f"--n {n}: a picture shows at most {MAX_GRID:,} samples",
+                          "Write them to a tensor file instead: --out samples.safetensors.")
     net = load(source, device=device)
-    if n < 1:
-        raise ConfigError("--n must be at least 1")
     gen = torch.Generator(device=net.device).manual_seed(seed)
     if sampler is None and class_label is None:
         if not net.can("sample"):
@@ -537,18 +673,18 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
                                   "Sample its latent space with a fitted sampler: "
                                   f"zoo generate {source} --sampler gmm (or gaussian, standard-normal), "
                                   f"or decode around a class mean with --class LABEL.")
-        if noise_scale:
-            raise ConfigError("--noise-scale goes with --class")
-        images = net.sample(n, generator=gen)
         how = "the model's prior"
     else:
-        images = _decoded_samples(net, n, gen, sampler=sampler, class_label=class_label, noise_scale=noise_scale)
         how = f"sampler {sampler}" if sampler else f"class {class_label}"
-    images = images.float().clamp(0, 1)
-    out = Path(out) if out else net.output_dir / "samples.png"
-    if out.suffix == ".safetensors":
-        ckpt.save_tensors(out, {"images": images}, {"model": net.name, "seed": str(seed), "n": str(n)})
+    batches_ = _sample_batches(net, n, gen, sampler=sampler, class_label=class_label, noise_scale=noise_scale)
+    if to_file:
+        with ckpt.TensorStream(out, "images", (n, *net.shape), torch.float32,
+                               {"model": net.name, "seed": str(seed), "n": str(n)}) as stream:
+            for images in batches_:
+                stream.write(images)
         return out
+    images = torch.cat(list(batches_))
+    out = out or net.output_dir / "samples.png"
     per_row = max(1, int(round(n ** 0.5)))
     return plots.image_rows([("", images)], out, title=f"{net.name}: {n} samples ({how}, seed {seed})",
                              per_row=per_row)
@@ -604,6 +740,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                    data_dir: str | None = None, device: str | None = None, save: bool = True) -> dict[str, Any]:
     """Classifier-feature FID and KID of `n` samples against `n` test images, with the test set against
     the training set as the floor. `features` names the feature network (default features-<dataset>)."""
+    check_seed(seed)
     from zoo import quality
 
     net = load(source, device=device)
@@ -617,6 +754,9 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     if tuple(feat.shape) != tuple(net.shape):
         raise ConfigError(f"the feature network '{features}' takes {feat.shape} images, the model makes {net.shape}")
     data, test_x, _ = _run_data(net, "test", data_dir)
+    if "test" in data.reused:
+        raise ConfigError(f"no sample-quality figure for {data.name}: {data.caveat()}",
+                          "FID and KID compare samples with held-out images; add images to the folder.")
     m = min(n, test_x.shape[0], data.train_x.shape[0])
     gen = torch.Generator(device=net.device).manual_seed(seed)
     def draw(k: int) -> torch.Tensor:

@@ -83,6 +83,9 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
     if data.val_x.shape[0] == 0:
         raise ConfigError("there is no validation split to score the configuration on",
                           "Set val_fraction above 0 (or use cross-validation).")
+    if "val" in data.reused:  # a score on the training images would rank configurations by memorising
+        raise ConfigError(f"no validation score: {data.caveat()}",
+                          "Cross-validate instead (each fold holds out images of its own), or add images.")
     regs = regularize.callbacks_for(train_cfg)
     net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, data.train_x.device)
     regularize.check(regs, net)
@@ -96,30 +99,50 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
     value = reduce_history(result.history, metric, reduce)
     keep.restore(net)
     net.eval()
-    test_metrics = trainer.evaluate(data.test_x, data.test_y) if test and data.test_x.shape[0] else None
+    test_metrics = trainer.evaluate(data.test_x, data.test_y) if test and has_own_test(data) else None
     return FitResult(value=value, best_value=result.best_value, best_epoch=result.best_epoch,
                      epochs=len(result.history), seconds=seconds, stopped=result.stopped, history=result.history,
                      test=test_metrics, model=net if keep_model else None)
 
 
+def has_own_test(data: ImageData) -> bool:
+    """Whether the test split holds images of its own (a tiny folder's reuses the training images)."""
+    return data.test_x.shape[0] > 0 and "test" not in data.reused
+
+
+def training_pool(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training and validation images together, each image once: a tiny folder's validation split
+    reuses the training images, and counting them twice would let two folds hold out the same image."""
+    if "val" in data.reused:
+        return data.train_x, data.train_y
+    return torch.cat([data.train_x, data.val_x]), torch.cat([data.train_y, data.val_y])
+
+
 def folds(data: ImageData, k: int, seed: int = 0) -> Iterator[ImageData]:
     """The k folds of the whole training set (train + validation images): scikit-learn's KFold,
-    shuffled with `seed`; each fold trains on k-1 parts and validates on the remaining one."""
-    import numpy as np
-    from sklearn.model_selection import KFold
-
-    x = torch.cat([data.train_x, data.val_x])
-    y = torch.cat([data.train_y, data.val_y])
+    shuffled with `seed`; each fold trains on k-1 parts and validates on the remaining one, so every
+    fold holds out different images. Too few images are refused here, before any fold is made."""
+    x, y = training_pool(data)
     n = x.shape[0]
     if k < 2:
         raise ConfigError(f"cross-validation needs at least 2 folds, got {k}")
     if k > n:
-        raise ConfigError(f"{k} folds is more than the {n} training images")
-    splitter = KFold(n_splits=k, shuffle=True, random_state=seed)
-    for tr, va in splitter.split(np.arange(n)):
+        raise ConfigError(f"{k} folds is more than the {n} training image(s) of {data.name}: each fold must "
+                          f"hold out different images", f"Ask for at most {n} folds." if n >= 2 else
+                          "Cross-validation needs a data set with at least 2 training images.")
+    return _folds(data, x, y, k, seed)
+
+
+def _folds(data: ImageData, x: torch.Tensor, y: torch.Tensor, k: int, seed: int) -> Iterator[ImageData]:
+    import numpy as np
+    from sklearn.model_selection import KFold
+
+    reused = {split: of for split, of in data.reused.items() if split != "val"}  # each fold has its own
+    for tr, va in KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(x.shape[0])):
         tr_i = torch.as_tensor(tr, device=x.device)
         va_i = torch.as_tensor(va, device=x.device)
-        yield dataclasses.replace(data, train_x=x[tr_i], train_y=y[tr_i], val_x=x[va_i], val_y=y[va_i])
+        yield dataclasses.replace(data, train_x=x[tr_i], train_y=y[tr_i], val_x=x[va_i], val_y=y[va_i],
+                                  reused=reused)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -155,8 +178,13 @@ def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, 
     device = pick_device(train_cfg.device)
     data = _load_data(train_cfg, device)
     metric = metric or cls.monitor or "loss"
+    parts = folds(data, folds_k, train_cfg.seed)  # refuses too few images before any training
+    if compare_holdout and "val" in data.reused:
+        raise ConfigError(f"--compare-holdout: {data.caveat()}", "Leave out --compare-holdout, or add images.")
+    if not has_own_test(data):
+        log(f"no test figures: {data.caveat() or f'{data.name} has no test images'}")
     rows = []
-    for i, fold in enumerate(folds(data, folds_k, train_cfg.seed)):
+    for i, fold in enumerate(parts):
         r = fit(cls, model_cfg, train_cfg, fold, metric=metric, reduce=reduce, test=True)
         rows.append(_row(str(i + 1), fold, r))
         log(f"fold {i + 1}/{folds_k}: validation {metric} {r.value:.5g} (best epoch {r.best_epoch}), "

@@ -1,5 +1,6 @@
 """Data sets as device-resident uint8 tensors."""
 
-from zoo.data.datasets import ImageData, dataset_names, load_dataset
+from zoo.data.datasets import ImageData, canonical_dataset_name, dataset_names, load_dataset
 
-__all__ = ["ImageData", "load_dataset", "dataset_names"]
+__all__ = ["ImageData", "load_dataset", "dataset_names", "canonical_dataset_name"]
+

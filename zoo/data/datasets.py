@@ -6,7 +6,8 @@ per-sample Python and no DataLoader on the hot path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+import os
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,11 +15,13 @@ import torch
 
 from zoo.data import sources
 from zoo.data.idx import IDXError, read_idx
-from zoo.errors import DataNotFoundError
+from zoo.errors import ConfigError, DataNotFoundError
 
 SPLIT_SEED = 20221  # fixed: the same split for every run, whatever its training seed
 TEST_FRACTION = 0.2  # for sets that come without a test split (digits, folders)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+FOLDER_PREFIX = "folder:"
+MODES = {1: "L", 3: "RGB"}  # channels -> the PIL mode a folder's images are converted to
 
 
 @dataclass
@@ -34,6 +37,9 @@ class ImageData:
     test_y: torch.Tensor
     classes: tuple[str, ...]
     binarize: str = "none"
+    # split -> "train" where a tiny folder has too few images for that split and reuses the training
+    # images instead: figures on that split then measure fit, not generalisation.
+    reused: dict[str, str] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -52,13 +58,25 @@ class ImageData:
         return replace(self, **moved)
 
     def info(self) -> dict:
-        return {
+        info = {
             "name": self.name,
             "pixels": {"none": "grey levels"}.get(self.binarize, f"binarised ({self.binarize})"),
             "shape": list(self.shape),
             "classes": list(self.classes),
             "sizes": {s: int(getattr(self, f"{s}_x").shape[0]) for s in ("train", "val", "test")},
         }
+        if self.reused:
+            info["reused"] = dict(self.reused)
+            info["caveat"] = self.caveat()
+        return info
+
+    def caveat(self) -> str:
+        """One sentence on the splits that reuse the training images ("" when none does)."""
+        if not self.reused:
+            return ""
+        splits = " and ".join({"val": "validation", "test": "test"}[s] for s in sorted(self.reused, reverse=True))
+        return (f"{self.name} has too few images for a separate {splits} split: it reuses the training images, "
+                f"so {splits} figures measure fit to them, not generalisation")
 
 
 def _split_off(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int):
@@ -86,15 +104,20 @@ def binarized(x: torch.Tensor, seed: int) -> torch.Tensor:
 
 
 def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float = 0.1,
-                 image_size: int = 0, binarize: str = "none", device: str | torch.device = "cpu") -> ImageData:
+                 image_size: int = 0, binarize: str = "none", device: str | torch.device = "cpu",
+                 shape: tuple[int, int, int] | None = None, classes: tuple[str, ...] | None = None) -> ImageData:
     """Load a data set by name: mnist, fashion-mnist, kmnist, digits or folder:PATH.
 
     binarize: "none" keeps grey levels; "static" samples binary pixels once for every split;
     "dynamic" does so once for validation and test (fixed seed) and leaves the training images grey,
-    for the engine to resample every batch, as the literature's likelihood figures do."""
+    for the engine to resample every batch, as the literature's likelihood figures do.
+
+    shape and classes: what a run was trained on (C, H, W and the class names). A folder's images are
+    converted to exactly that shape (it wins over image_size); any other mismatch is refused here,
+    rather than crashing in the model or mislabelling images later."""
     key = name.strip()
-    if key.lower().startswith("folder:"):
-        data = _load_folder(key[len("folder:"):], val_fraction, image_size)
+    if _is_folder(key):
+        data = _load_folder(_folder_root(key), val_fraction, image_size, shape)
     elif key.lower() == "digits":
         data = _load_digits(val_fraction)
     elif key.lower() in sources.SETS:
@@ -102,6 +125,7 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
     else:
         known = ", ".join(list(sources.SETS) + ["digits", "folder:PATH"])
         raise DataNotFoundError(f"unknown data set '{name}'", f"Known data sets: {known}.")
+    _check_expected(data, shape, classes)
     if binarize in ("static", "dynamic"):
         data = replace(data, val_x=binarized(data.val_x, BINARIZE_SEED), test_x=binarized(data.test_x, BINARIZE_SEED + 1))
         if binarize == "static":
@@ -112,8 +136,55 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
     return data.to(device)
 
 
+def canonical_dataset_name(name: str) -> str:
+    """The name a run records: folder:PATH with PATH absolute (so the run can be evaluated from any
+    working directory), a known set's name in lower case, anything else unchanged."""
+    key = name.strip()
+    if _is_folder(key):
+        return f"{FOLDER_PREFIX}{_folder_root(key)}"
+    if key.lower() in sources.SETS or key.lower() == "digits":
+        return key.lower()
+    return name
+
+
+def _is_folder(key: str) -> bool:
+    return key.lower().startswith(FOLDER_PREFIX)
+
+
+def _folder_root(key: str) -> Path:
+    """The absolute folder of a folder:PATH name. An empty PATH is refused: it would silently mean
+    the working directory."""
+    path = key[len(FOLDER_PREFIX):].strip()
+    if not path:
+        raise DataNotFoundError("folder: needs the path of a folder of images, e.g. folder:~/pictures",
+                                "For the working directory, say so: folder:.")
+    return Path(path).expanduser().resolve()
+
+
+def _check_expected(data: ImageData, shape, classes) -> None:
+    """Refuse a data set that no longer matches the shape or the classes a run was trained on."""
+    if shape is not None and tuple(data.shape) != tuple(shape):
+        raise DataNotFoundError(f"{data.name} has images of shape {_dims(data.shape)}, but the run was trained on "
+                                f"{_dims(shape)}", "Evaluate the run on the data set it was trained on.")
+    if classes is not None and tuple(data.classes) != tuple(classes):
+        raise DataNotFoundError(f"{data.name} has the classes {_few(data.classes)}, but the run was trained on "
+                                f"{_few(classes)}: its labels would not mean the same",
+                                "Evaluate the run on the data set it was trained on (restore its class folders).")
+
+
+def _dims(shape) -> str:
+    return "×".join(str(int(v)) for v in shape)
+
+
+def _few(names, k: int = 5) -> str:
+    """A few names for a message: 'a, b, c and 7 more'."""
+    names = [str(n) for n in names]
+    more = f" and {len(names) - k} more" if len(names) > k else ""
+    return ", ".join(names[:k]) + more
+
+
 def dataset_names() -> list[str]:
-    return list(sources.SETS) + ["digits", "folder:PATH"]
+    return list(sources.SETS) + ["digits", f"{FOLDER_PREFIX}PATH"]
 
 
 def _load_idx_set(spec: sources.TorchvisionSet, data_dir, val_fraction) -> ImageData:
@@ -150,39 +221,127 @@ def _load_digits(val_fraction) -> ImageData:
     return _assemble("digits", train_x, train_y, test_x, test_y, [str(i) for i in range(10)], val_fraction)
 
 
-def _load_folder(path: str, val_fraction: float, image_size: int) -> ImageData:
-    """A user's own images: grey or RGB, labelled by sub-folder if they are in sub-folders."""
-    from PIL import Image, UnidentifiedImageError
-
-    root = Path(path).expanduser()
+def _load_folder(root: Path, val_fraction: float, image_size: int,
+                 shape: tuple[int, int, int] | None = None) -> ImageData:
+    """A user's own images, grey or RGB: root/CLASS/IMAGE (labelled by class folder) or root/IMAGE
+    (one class, 'image'). With `shape` (C, H, W), every image is converted to exactly that."""
     if not root.is_dir():
         raise DataNotFoundError(f"image folder not found: {root}", "Use folder:PATH with an existing folder.")
-    files = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not files:
-        raise DataNotFoundError(f"no images in {root}",
-                                f"zoo reads files ending in {', '.join(sorted(IMAGE_SUFFIXES))}.")
-    in_subdirs = all(p.parent != root for p in files)
-    classes = sorted({p.relative_to(root).parts[0] for p in files}) if in_subdirs else ["image"]
-    pics = []
-    for p in files:
-        try:
-            with Image.open(p) as im:
-                im.load()
-                pics.append(im.copy())
-        except (UnidentifiedImageError, OSError) as e:
-            raise DataNotFoundError(f"cannot read image {p}: {e}", "Remove or replace that file.") from None
-    grey = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in pics)
-    mode = "L" if grey else "RGB"
-    size = (image_size, image_size) if image_size else pics[0].size
-    arrays = [np.asarray(im.convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8) for im in pics]
-    x = torch.from_numpy(np.stack(arrays))
-    x = x.unsqueeze(1) if grey else x.permute(0, 3, 1, 2).contiguous()
-    index = {c: i for i, c in enumerate(classes)}
-    y = torch.tensor([index[p.relative_to(root).parts[0]] if in_subdirs else 0 for p in files], dtype=torch.int64)
-    (train_x, train_y), (test_x, test_y) = _split_off(x, y, TEST_FRACTION if len(files) >= 5 else 0.0, SPLIT_SEED + 2)
-    if test_x.shape[0] == 0:  # tiny folders: evaluate on the training images
-        test_x, test_y = train_x, train_y
-    data = _assemble(f"folder:{root}", train_x, train_y, test_x, test_y, classes, val_fraction)
+    files, labels, classes = _folder_layout(root)
+    x = _folder_pixels([_read_image(p) for p in files], image_size, shape)
+    y = torch.tensor(labels, dtype=torch.int64)
+    n = len(files)
+    (train_x, train_y), (test_x, test_y) = _split_off(x, y, TEST_FRACTION if n >= 5 else 0.0, SPLIT_SEED + 2)
+    reused = {}
+    if test_x.shape[0] == 0:  # a tiny folder: the test split reuses the training images, and says so
+        test_x, test_y, reused["test"] = train_x, train_y, "train"
+    data = _assemble(f"{FOLDER_PREFIX}{root}", train_x, train_y, test_x, test_y, classes, val_fraction)
     if data.val_x.shape[0] == 0:
         data = replace(data, val_x=data.train_x, val_y=data.train_y)
-    return data
+        reused["val"] = "train"
+    return replace(data, reused=reused)
+
+
+def _folder_layout(root: Path) -> tuple[list[Path], list[int], list[str]]:
+    """Image files, their labels and the class names of a folder data set.
+
+    Two layouts only, since anything else would silently drop or merge labels: images straight in
+    `root` (one class), or in class folders root/CLASS/IMAGE. Hidden files and folders (.DS_Store,
+    .ipynb_checkpoints) are tools' files and are skipped; other files that are not images are ignored."""
+    entries = _visible(root)
+    loose = [p for p in entries if _is_image(p)]
+    folders = [p for p in entries if p.is_dir() and _holds_images(p)]
+    _refuse_strays(root, loose, folders)
+    if loose:
+        return loose, [0] * len(loose), ["image"]
+    if not folders:
+        raise DataNotFoundError(f"no images in {root}",
+                                f"zoo reads files ending in {', '.join(sorted(IMAGE_SUFFIXES))}.")
+    _refuse_nested(root, [p for folder in folders for p in _visible(folder) if p.is_dir() and _holds_images(p)])
+    _refuse_empty_classes(root, [p for p in entries if p.is_dir() and p not in folders])
+    files, labels = [], []
+    for label, folder in enumerate(folders):
+        own = [p for p in _visible(folder) if _is_image(p)]
+        files += own
+        labels += [label] * len(own)
+    return files, labels, [p.name for p in folders]
+
+
+def _refuse_strays(root: Path, loose: list[Path], folders: list[Path]) -> None:
+    """Images beside class folders would have no label (they used to drop every folder's label)."""
+    if loose and folders:
+        raise DataNotFoundError(
+            f"{root} holds both class folders ({_few([p.name for p in folders])}) and {len(loose)} image(s) "
+            f"outside them ({_few([p.name for p in loose], 3)}): those images would have no label",
+            "Move them into a class folder or remove them. zoo labels an image by the folder it is in.")
+
+
+def _refuse_nested(root: Path, nested: list[Path]) -> None:
+    """Images in a folder inside a class folder: whose class are they? (root/train/cats, root/cats/kittens)"""
+    if nested:
+        where = _few([str(p.relative_to(root)) for p in nested], 3)
+        raise DataNotFoundError(
+            f"images in folders inside class folders of {root}: {where}. zoo labels an image by the folder "
+            f"directly under {root} that it is in (folder/CLASS/IMAGE), so the inner folders' names would be lost",
+            "Point folder: at the folder whose sub-folders are the classes, or move those images up into "
+            "their class folder.")
+
+
+def _refuse_empty_classes(root: Path, empty: list[Path]) -> None:
+    """A class folder without images would silently be no class at all."""
+    if empty:
+        raise DataNotFoundError(
+            f"class folder(s) of {root} with no images: {_few([p.name for p in empty])}",
+            f"Add images (files ending in {', '.join(sorted(IMAGE_SUFFIXES))}) or remove those folders; "
+            "a folder whose name starts with '.' is skipped.")
+
+
+def _visible(folder: Path) -> list[Path]:
+    """The entries of a folder, sorted, without hidden ones (names starting with '.')."""
+    try:
+        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    except OSError as e:
+        raise DataNotFoundError(f"cannot read folder {folder}: {e.strerror or e}") from None
+
+
+def _is_image(path: Path) -> bool:
+    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
+
+
+def _holds_images(folder: Path) -> bool:
+    """Whether a folder holds an image at any depth (hidden files and folders aside)."""
+    for _, dirs, names in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        if any(not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES for n in names):
+            return True
+    return False
+
+
+def _read_image(path: Path):
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im.copy()
+    except (UnidentifiedImageError, OSError) as e:
+        raise DataNotFoundError(f"cannot read image {path}: {e}", "Remove or replace that file.") from None
+
+
+def _folder_pixels(pics: list, image_size: int, shape: tuple[int, int, int] | None) -> torch.Tensor:
+    """uint8 [N, C, H, W]: grey if every image is grey, else RGB; all at the first image's size (or
+    image_size). A given `shape` decides both instead: a run's model takes only that."""
+    from PIL import Image
+
+    if shape is not None:
+        channels, height, width = (int(v) for v in shape)
+        if channels not in MODES:
+            raise ConfigError(f"folder images can be grey (1 channel) or RGB (3), not {channels} channels")
+        mode, size = MODES[channels], (width, height)
+    else:
+        grey = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in pics)
+        mode = "L" if grey else "RGB"
+        size = (image_size, image_size) if image_size else pics[0].size
+    arrays = [np.asarray(im.convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8) for im in pics]
+    x = torch.from_numpy(np.stack(arrays))
+    return x.unsqueeze(1) if mode == "L" else x.permute(0, 3, 1, 2).contiguous()
