@@ -3,27 +3,120 @@ one clear message and a non-zero exit code. Nothing here imports torch until a c
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import sys
 
 import click
 
+from zoo.config import SEED_MAX
+
+# Every command's --seed: what torch, numpy and scikit-learn all accept.
+SEED = click.IntRange(0, SEED_MAX)
+
+
+def _refuse_empty(kind: click.ParamType, value, param, ctx) -> None:
+    """An empty value would silently mean the default (--preset "", --device "") or the working directory
+    (pathlib reads "" as "."): refuse it."""
+    if isinstance(value, str) and not value.strip():
+        kind.fail("an empty value names nothing", param, ctx)
+
+
+class Text(click.ParamType):
+    """A name or a value in words that is not empty (a model, a run, a preset, a device, a noise, ...)."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        _refuse_empty(self, value, param, ctx)
+        return value
+
+
+class ZooPath(click.Path):
+    """click.Path that refuses an empty name and, for what zoo writes, anything already there that is
+    neither a regular file nor a folder: zoo writes by renaming a finished file into place, which would
+    replace a device such as /dev/null, a FIFO or a socket."""
+
+    def __init__(self, *, output: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.output = output
+
+    def convert(self, value, param, ctx):
+        _refuse_empty(self, value, param, ctx)
+        path = super().convert(value, param, ctx)
+        if self.output and os.path.lexists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+            self.fail(f"{path} exists and is not a regular file; zoo writes only files and folders", param, ctx)
+        return path
+
+
+# The types of every command's names and paths (the other command modules use them too).
+TEXT = Text()
+IN_FILE = ZooPath(dir_okay=False)
+IN_FOLDER = ZooPath(file_okay=False)
+IN_PATH = ZooPath()
+OUT_FILE = ZooPath(dir_okay=False, output=True)
+OUT_FOLDER = ZooPath(file_okay=False, output=True)
+
+# Errors only a write can cause: the message says "cannot write" even when the OS names no file.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _fail(ctx: click.Context, error) -> None:
+    """Print a ZooError as one "Error:" line (and its hint) on stderr and exit with its code."""
+    click.secho(f"Error: {error.message}", err=True, fg="red")
+    if error.hint:
+        click.echo(error.hint, err=True)
+    ctx.exit(error.exit_code)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit does not fail on the closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's captured output)
+        pass
+
 
 class ZooGroup(click.Group):
-    """Turns zoo's errors into a clean message and an exit code instead of a traceback."""
+    """Turns zoo's errors, and the operating system's (a full disk, a file-size limit, a read-only
+    folder), into one clean message and an exit code instead of a traceback."""
 
     def invoke(self, ctx):
-        from zoo.errors import ZooError
+        from zoo.errors import ZooError, storage_error
 
         try:
             return super().invoke(ctx)
         except ZooError as e:
-            click.secho(f"Error: {e.message}", err=True, fg="red")
-            if e.hint:
-                click.echo(e.hint, err=True)
-            ctx.exit(e.exit_code)
+            _fail(ctx, e)
+        except BrokenPipeError:  # the reader went away (`zoo list | head -1`): nothing left to say
+            _discard_stdout()
+            ctx.exit(141)  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
+        except OSError as e:  # whatever a command did not word itself: the path, why, and what to do
+            _fail(ctx, storage_error(e, "cannot write" if e.errno in _WRITE_ERRNOS else ""))
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+
+
+def _config_overrides(command: str, assignments, functions, options: dict) -> dict:
+    """The config keys a command passes on to the API: its --set KEY=VALUE pairs, then the options given
+    (which win). A key that is an argument of those API functions themselves (out, resume, progress, ...)
+    is no config key, and passed on it would reach them twice: it is refused."""
+    import inspect
+
+    from zoo.config import parse_assignments
+    from zoo.errors import ConfigError
+
+    overrides = parse_assignments(assignments)
+    arguments = {name for f in functions for name, p in inspect.signature(f).parameters.items()
+                 if p.kind is not p.VAR_KEYWORD} - set(options)
+    taken = sorted(set(overrides) & arguments)
+    if taken:
+        raise ConfigError(f"--set {taken[0]}=...: --set cannot change '{taken[0]}'",
+                          f"`zoo {command} --help` lists its options; `zoo info MODEL` lists the config keys.")
+    overrides.update({k: v for k, v in options.items() if v is not None})
+    return overrides
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -79,7 +172,7 @@ def list_cmd(as_json, pretrained):
 
 
 @cli.command()
-@click.argument("model")
+@click.argument("model", type=TEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(model, as_json):
     """A model's hyperparameters (name, type, default, valid range) and presets; or what a catalogued
@@ -118,37 +211,35 @@ def info(model, as_json):
 
 
 @cli.command()
-@click.argument("model", required=False)
-@click.option("--dataset", "-d", help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
-@click.option("--preset", "-p", help="A preset from registry.toml (see `zoo info MODEL`).")
-@click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False), help="A TOML file of config keys.")
+@click.argument("model", type=TEXT, required=False)
+@click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
+@click.option("--preset", "-p", type=TEXT, help="A preset from registry.toml (see `zoo info MODEL`).")
+@click.option("--config", "-c", "config_file", type=IN_FILE, help="A TOML file of config keys.")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
-@click.option("--out", "-o", type=click.Path(file_okay=False), help="Run folder (default runs/MODEL-DATA-TIME).")
-@click.option("--resume", type=click.Path(file_okay=False), help="Continue the run in this folder.")
+@click.option("--out", "-o", type=OUT_FOLDER, help="Run folder (default runs/MODEL-DATA-TIME).")
+@click.option("--resume", type=IN_FOLDER, help="Continue the run in this folder.")
 @click.option("--epochs", type=int, help="Maximum epochs.")
 @click.option("--batch-size", type=int, help="Training batch size.")
 @click.option("--lr", type=float, help="Learning rate.")
 @click.option("--patience", type=int, help="Early-stopping patience (0: off).")
-@click.option("--device", help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--seed", type=int, help="Random seed.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Look for data files here first.")
+@click.option("--device", type=TEXT, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--seed", type=SEED, help="Random seed.")
+@click.option("--data-dir", type=IN_FOLDER, help="Look for data files here first.")
 @click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast on CUDA.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 def train(model, dataset, preset, config_file, assignments, out, resume, epochs, batch_size, lr, patience, device,
           seed, data_dir, bf16, progress):
     """Train MODEL; or continue a run with --resume RUN."""
     from zoo.api import train as api_train
-    from zoo.config import parse_assignments
     from zoo.errors import ConfigError
 
     if model is None and resume is None:
         raise ConfigError("which model? e.g. `zoo train convae`", "`zoo list` shows the installed models.")
-    overrides = parse_assignments(assignments)
-    options = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience, "device": device,
-               "seed": seed, "data_dir": data_dir, "bf16": bf16}
-    overrides.update({k: v for k, v in options.items() if v is not None})
-    result = api_train(model, dataset=dataset, preset=preset, config=config_file, out=out, resume=resume,
-                       progress=progress, **overrides)
+    overrides = _config_overrides("train", assignments, [api_train], {
+        "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
+        "device": device, "seed": seed, "data_dir": data_dir, "bf16": bf16})
+    result = api_train(model, preset=preset, config=config_file, out=out, resume=resume, progress=progress,
+                       **overrides)
     if result.best_value is None:
         click.echo(f"{result.stopped}: last epoch ({result.best_epoch}) kept; run in {result.run_dir}")
     else:
@@ -161,6 +252,8 @@ def _print_metrics(result: dict) -> None:
                f"{result.get('pixels', 'grey levels')})")
     for k, v in result["metrics"].items():
         click.echo(f"  {k:<8} {v:.6g}")
+    if result.get("caveat"):
+        click.secho(f"note: {result['caveat']}", err=True, fg="yellow")
     if result.get("sparsity"):
         click.echo("weight sparsity (pruned):")
         for group, v in result["sparsity"].items():
@@ -168,21 +261,24 @@ def _print_metrics(result: dict) -> None:
 
 
 @cli.command("eval")
-@click.argument("run")
+@click.argument("run", type=TEXT)
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where the data set's files are.")
-@click.option("--device", default=None, help="auto, cpu, cuda, mps.")
+@click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are.")
+@click.option("--device", type=TEXT, default=None, help="auto, cpu, cuda, mps.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--noise-sweep", is_flag=True, help="Test MSE at 1x-5x the training noise and other noise kinds.")
-@click.option("--noise", default=None, help="Noise to sweep (default: the one the run was trained with).")
-@click.option("--baseline", default=None, help="With --noise-sweep: a run to compare, fed the same noisy images.")
+@click.option("--noise", type=TEXT, default=None,
+              help="Noise to sweep (default: the one the run was trained with).")
+@click.option("--baseline", type=TEXT, default=None,
+              help="With --noise-sweep: a run to compare, fed the same noisy images.")
 @click.option("--iwae-k", type=click.IntRange(0, 100_000), default=None,
               help="VAE: importance samples for the -log p(x) estimate (default 1000; 0: skip).")
 @click.option("--fid", is_flag=True, help="Classifier-feature FID and KID of samples against the test set.")
-@click.option("--features", default=None, help="With --fid: the feature network (default features-DATASET).")
+@click.option("--features", type=TEXT, default=None, help="With --fid: the feature network (default features-DATASET).")
 @click.option("--fid-n", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000),
               help="With --fid: how many samples and test images.")
-@click.option("--sampler", default=None, help="With --fid: sample an autoencoder's latent space with this sampler.")
+@click.option("--sampler", type=TEXT, default=None,
+              help="With --fid: sample an autoencoder's latent space with this sampler.")
 @click.option("--limit", type=click.IntRange(1, 10_000_000), default=None,
               help="Only the first N images of the split (for costly metrics).")
 def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
@@ -229,12 +325,12 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
 
 
 @cli.command()
-@click.argument("run")
+@click.argument("run", type=TEXT)
 @click.option("--n", default=16, show_default=True, type=click.IntRange(1, 256), help="How many images.")
-@click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG to write (default RUN/reconstructions.png).")
+@click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/reconstructions.png).")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--data-dir", type=click.Path(file_okay=False))
-@click.option("--device", default=None)
+@click.option("--data-dir", type=IN_FOLDER)
+@click.option("--device", type=TEXT, default=None)
 def reconstruct(run, n, out, split, data_dir, device):
     """Originals beside their reconstructions, as a PNG."""
     from zoo.api import reconstruct as api_reconstruct
@@ -244,15 +340,16 @@ def reconstruct(run, n, out, split, data_dir, device):
 
 
 @cli.command()
-@click.argument("run")
-@click.option("--noise", default=None, help="Corruption to add, e.g. gaussian:0.6 (default: the training noise).")
+@click.argument("run", type=TEXT)
+@click.option("--noise", type=TEXT, default=None,
+              help="Corruption to add, e.g. gaussian:0.6 (default: the training noise).")
 @click.option("--n", default=16, show_default=True, type=click.IntRange(1, 1024), help="How many images.")
-@click.option("--out", "-o", type=click.Path(dir_okay=False), help="PNG to write (default RUN/denoised.png).")
-@click.option("--input", "input_path", type=click.Path(), help="Denoise your own image file(s) instead.")
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/denoised.png).")
+@click.option("--input", "input_path", type=IN_PATH, help="Denoise your own image file(s) instead.")
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--data-dir", type=click.Path(file_okay=False))
-@click.option("--device", default=None)
+@click.option("--data-dir", type=IN_FOLDER)
+@click.option("--device", type=TEXT, default=None)
 def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
     """Rows of clean, noisy and denoised images (or your own images, denoised)."""
     from zoo.api import denoise as api_denoise
@@ -263,17 +360,17 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 
 
 @cli.command()
-@click.argument("run")
+@click.argument("run", type=TEXT)
 @click.option("--n", default=64, show_default=True, type=click.IntRange(1, 100_000), help="How many samples.")
-@click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--out", "-o", type=click.Path(dir_okay=False),
+@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--out", "-o", type=OUT_FILE,
               help="A .png grid (default RUN/samples.png) or a .safetensors file of the images.")
-@click.option("--sampler", default=None,
+@click.option("--sampler", type=TEXT, default=None,
               help="Latent sampler for autoencoders: gaussian, gmm, standard-normal (fitted on the training codes).")
-@click.option("--class", "class_label", default=None, help="Decode around the mean code of this class.")
+@click.option("--class", "class_label", type=TEXT, default=None, help="Decode around the mean code of this class.")
 @click.option("--noise-scale", default=0.0, show_default=True, type=float,
               help="With --class: spread around the class mean, as a fraction of the class's own spread.")
-@click.option("--device", default=None)
+@click.option("--device", type=TEXT, default=None)
 def generate(run, n, seed, out, sampler, class_label, noise_scale, device):
     """Sample new images from a generative model (or from an autoencoder, with a latent sampler)."""
     from zoo.api import generate as api_generate
@@ -284,35 +381,37 @@ def generate(run, n, seed, out, sampler, class_label, noise_scale, device):
 
 
 @cli.command()
-@click.argument("run")
-@click.option("--hidden", default="60", show_default=True, help="Hidden layer sizes of the head, e.g. 60 or 128,64.")
+@click.argument("run", type=TEXT)
+@click.option("--hidden", type=TEXT, default="60", show_default=True,
+              help="Hidden layer sizes of the head, e.g. 60 or 128,64.")
 @click.option("--freeze", default="all", show_default=True, type=click.Choice(["all", "none"]),
               help="Keep the encoder fixed (all) or train it too (none).")
 @click.option("--unfreeze-last", default=0, show_default=True, type=click.IntRange(0, 100),
               help="With --freeze all: train the encoder's last K weight layers anyway.")
 @click.option("--features", default="latent", show_default=True, type=click.Choice(["latent", "conv"]),
               help="The head reads the latent code or the flattened conv features.")
-@click.option("--dataset", "-d", default=None, help="Labelled data (default: the run's data set).")
-@click.option("--out", "-o", type=click.Path(file_okay=False), help="Run folder for the classifier.")
+@click.option("--dataset", "-d", type=TEXT, default=None, help="Labelled data (default: the run's data set).")
+@click.option("--out", "-o", type=OUT_FOLDER, help="Run folder for the classifier.")
 @click.option("--epochs", type=int)
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Any other config key.")
-@click.option("--device", default=None)
+@click.option("--device", type=TEXT, default=None)
 @click.option("--progress/--no-progress", default=None)
 def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, epochs, assignments, device, progress):
     """Train a classifier head on the encoder of RUN (frozen by default), then report test accuracy."""
     from zoo.api import evaluate
     from zoo.api import finetune as api_finetune
-    from zoo.config import coerce, parse_assignments
+    from zoo.api import train as api_train
+    from zoo.config import coerce
     from zoo.errors import ConfigError
 
     try:
         sizes = coerce(hidden, list[int], "hidden")
     except ValueError:
         raise ConfigError(f"--hidden {hidden!r}: give layer sizes like 60 or 128,64") from None
-    overrides = parse_assignments(assignments)
-    overrides.update({k: v for k, v in {"epochs": epochs, "device": device}.items() if v is not None})
+    overrides = _config_overrides("finetune", assignments, [api_finetune, api_train],  # finetune passes them on
+                                  {"dataset": dataset, "epochs": epochs, "device": device})
     result = api_finetune(run, hidden=sizes, freeze=freeze, unfreeze_last=unfreeze_last, features=features,
-                          dataset=dataset, out=out, progress=progress, **overrides)
+                          out=out, progress=progress, **overrides)
     report = evaluate(result.run_dir)
     _print_classification(report)
 

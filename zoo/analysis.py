@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import difflib
+import io
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.checkpoint import atomic_write
 from zoo.errors import ConfigError
 from zoo.samplers import CLASS_SPLIT, class_stats, encode_images, latent_dim, resolve_class, run_split
 
@@ -200,14 +202,12 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     d = int(c.z.shape[1])
     labels = c.labels.numpy()
     csv_path = path.with_suffix(".csv")
-    csv_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = csv_path.with_name(f".{csv_path.name}.tmp")
-    with open(tmp, "w", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(["index", "label", "class", "x", "y"])
-        for i, lab, (x, y) in zip(c.indices.tolist(), labels.tolist(), proj.coords.tolist()):
-            w.writerow([i, lab, c.class_name(lab), repr(float(x)), repr(float(y))])
-    tmp.replace(csv_path)
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["index", "label", "class", "x", "y"])
+    for i, lab, (x, y) in zip(c.indices.tolist(), labels.tolist(), proj.coords.tolist()):
+        w.writerow([i, lab, c.class_name(lab), repr(float(x)), repr(float(y))])
+    atomic_write(csv_path, text.getvalue())
     if proj.method == "as-is":
         how = f"the {d}-D latent as it is"
     else:
@@ -418,8 +418,8 @@ def _endpoint(spec: str | int, net, data, x, y, class_codes) -> Endpoint:
     text = str(spec).strip()
     if text.startswith("#"):
         raw = text[1:].strip()
-        if not raw.isdigit():
-            raise ConfigError(f"'{text}': a test image is written #INDEX, e.g. #123")
+        if not raw.isdigit() or len(raw) > 18:
+            raise ConfigError(f"'{text[:40]}': a test image is written #INDEX, e.g. #123")
         i = int(raw)
         n = x.shape[0]
         if i >= n:

@@ -222,7 +222,7 @@ def _new_run_folder(run_dir: Path):
     except OSError as e:
         if made:
             _remove_empty(run_dir)
-        raise storage_error(e, "cannot write the run folder") from None
+        raise storage_error(e, "cannot write the run folder", path=run_dir) from None
     state = {"started": False}
     try:
         with lock:
@@ -281,7 +281,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     try:
         lock = lock_run(run_dir)
     except OSError as e:
-        raise storage_error(e, "cannot write to the run folder") from None
+        raise storage_error(e, "cannot write to the run folder", path=run_dir) from None
     with lock:
         if not (run_dir / ckpt.CHECKPOINT).exists():
             raise RunError(f"{run_dir} has no checkpoint to resume from",

@@ -34,7 +34,11 @@ TMP_SUFFIX = ".tmp"          # atomic_write's temporary files: .NAME.XXXX.tmp
 
 
 def atomic_write(path: Path, data: bytes | str) -> None:
+    """Write `data` to `path` through a temporary file renamed into place: readers and a kill see the
+    old file or the new one, never a mixture. Only a regular file (or nothing) is ever replaced: a
+    device, a pipe or a folder at `path` is refused, not swapped for a file."""
     path = Path(path)
+    refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
     try:
@@ -44,10 +48,23 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        if isinstance(e, OSError) and (e.filename is None or e.filename == tmp):
+            e.filename = str(path)  # the file the user asked for, not zoo's temporary
         raise
+
+
+def refuse_special(path: Path) -> None:
+    """A ConfigError if `path` exists and is not a regular file (a device such as /dev/null, a pipe, a
+    folder): zoo writes by renaming a new file into place, which would replace it."""
+    from zoo.errors import ConfigError
+
+    if path.exists() and not path.is_file():
+        kind = "a folder" if path.is_dir() else "not a regular file"
+        raise ConfigError(f"{path} is {kind}: zoo will not replace it with a file",
+                          "Give the path of a file to write (a new one, or one zoo wrote before).")
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:

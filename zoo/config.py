@@ -25,6 +25,9 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+SEED_MAX = 2**32 - 1  # the largest seed torch, numpy and scikit-learn all accept
+
+
 def param(default: Any, help: str, *, low: float | None = None, high: float | None = None,
           choices: tuple | list | None = None):
     """A config field with its documentation and valid range; lists get a fresh copy per instance."""
@@ -53,7 +56,7 @@ class TrainConfig:
     batch_size: int = param(256, "training batch size", low=1, high=1_000_000)
     epochs: int = param(10, "maximum number of epochs", low=1, high=100_000)
     patience: int = param(0, "early stopping: epochs without a better validation loss (0: off)", low=0, high=100_000)
-    seed: int = param(0, "random seed for initialisation and shuffling", low=0, high=2**32 - 1)
+    seed: int = param(0, "random seed for initialisation and shuffling", low=0, high=SEED_MAX)
     device: str = param("auto", "auto, cpu, cuda, cuda:N or mps")
     bf16: bool = param(False, "bfloat16 autocast on CUDA")
     channels_last: bool = param(True, "keep conv weights and image batches in channels-last memory layout "
@@ -225,13 +228,27 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     return out
 
 
+MAX_CONFIG_BYTES = 10_000_000  # far beyond any config: a larger --config is some other file
+
+
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML config file's keys, its sections flattened. A file that is missing, not a file, unreadable,
+    too large, not UTF-8 or not TOML is a ConfigError that says which."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(f"config file not found: {p}")
     try:
-        with open(p, "rb") as fh:
-            data = tomllib.load(fh)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} is not a file" if p.exists() else f"config file not found: {p}",
+                              "--config takes a TOML file of config keys.")
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p} is too large to be a config file ({p.stat().st_size:,} bytes)",
+                              "--config takes a TOML file of config keys.")
+        text = p.read_bytes().decode("utf-8-sig")  # UTF-8, with or without the mark some editors begin with
+        data = tomllib.loads(text)
+    except OSError as e:  # unreadable: permissions, a name too long, a failing disk
+        raise ConfigError(f"cannot read config file {p}: {(e.strerror or str(e)).lower()}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})",
+                          "TOML files are UTF-8: save it in that encoding.") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p} is not valid TOML: {e}") from None
     return flatten_sections(data)
@@ -267,3 +284,10 @@ def _toml_value(v: Any) -> str:
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     s = str(v).replace("\\", "\\\\").replace('"', '\\"')
     return f'"{s}"'
+
+
+def check_seed(seed: Any, what: str = "--seed") -> int:
+    """A seed as an int in 0 .. 2**32-1, or a ConfigError (not an overflow deep inside a library)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
+        raise ConfigError(f"{what} must be a whole number from 0 to {SEED_MAX}, got {seed!r}")
+    return seed

@@ -219,6 +219,8 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from zoo.plots import save_figure
+
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     for r in result["per_fold"]:
         pts = [(c["epoch"], c["val_loss"]) for c in r["curve"] if "val_loss" in c]
@@ -235,5 +237,5 @@ def _plot(result: dict[str, Any], path: Path) -> None:
                  f"{result['mean']:.4g} ± {result['std']:.2g}", fontsize=10)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)
     plt.close(fig)

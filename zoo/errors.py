@@ -55,18 +55,20 @@ _OS_HINTS = {
     "EROFS": "That file system is read-only: choose a writable place (--out, -o, XDG_CACHE_HOME).",
     "EACCES": "You may not write there: choose a folder you own (--out, -o, XDG_CACHE_HOME) or fix its permissions.",
     "EPERM": "You may not write there: choose a folder you own (--out, -o, XDG_CACHE_HOME) or fix its permissions.",
+    "ENOTDIR": "A part of that path is a file, not a folder: choose another path.",
+    "EEXIST": "A part of that path is a file, not a folder: choose another path.",
 }
 
 
-def storage_error(e: OSError, doing: str = "", kept: str = "") -> StorageError:
-    """One clear StorageError for an OSError: what could not be done, on which path, why, and what to do.
-    `kept` says what is safe (e.g. which epoch of a run is saved)."""
+def storage_error(e: OSError, doing: str = "", kept: str = "", path=None) -> StorageError:
+    """One clear StorageError for an OSError: what could not be done, on which path (the error's own, or
+    `path`), why, and what to do. `kept` says what is safe (e.g. which epoch of a run is saved)."""
     import errno as _errno
     import os as _os
 
     name = _errno.errorcode.get(e.errno or 0, "")
     why = (e.strerror or _os.strerror(e.errno) if e.errno else str(e) or type(e).__name__).lower()
-    path = e.filename if e.filename is not None else ""
+    path = e.filename if e.filename is not None else (path if path is not None else "")
     what = f"{doing} {path}".strip() if doing else (f"cannot use {path}" if path else "an operating-system error")
     message = f"{what}: {why}" + (f" ({name})" if name else "")
     if kept:

@@ -17,13 +17,21 @@ def _pyplot():
     return plt
 
 
+def save_figure(fig, path: Path, **savefig) -> Path:
+    """Write a matplotlib figure as a PNG through checkpoint.atomic_write, the one file writer: a kill
+    or a full disk leaves the previous picture, never half of one."""
+    import io
+
+    from zoo.checkpoint import atomic_write
+
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", **savefig)
+    atomic_write(Path(path), buf.getvalue())
+    return Path(path)
+
+
 def _save(fig, path: Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp.png")
-    fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    tmp.replace(path)
-    return path
+    return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:

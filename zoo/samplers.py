@@ -13,6 +13,8 @@ Samplers are pluggable: a plugin returns `LatentSampler` subclasses from the `zo
 
 from __future__ import annotations
 
+import math
+
 import difflib
 import hashlib
 from pathlib import Path
@@ -236,7 +238,7 @@ def resolve_class(label: str | int, classes: tuple[str, ...] | list[str]) -> int
     if text.lower() in lowered:
         return lowered.index(text.lower())
     if text.lstrip("-").isdigit():
-        i = int(text)
+        i = int(text) if len(text) <= 18 else len(classes)  # a number that long names no class
         if 0 <= i < len(classes):
             return i
         raise ConfigError(f"class {i} is out of range: the data set has classes 0..{len(classes) - 1}",
@@ -276,8 +278,8 @@ def latent_drawer(net, *, sampler: str | None = None, generator: torch.Generator
     """`draw(k)`: k more codes as `latent_samples` describes them, the sampler fitted (or the class's
     statistics measured) once, so that many samples can be drawn batch by batch."""
     noise_scale = float(noise_scale or 0.0)
-    if noise_scale < 0 or noise_scale != noise_scale:
-        raise ConfigError(f"--noise-scale must be 0 or more, got {noise_scale}")
+    if not (0 <= noise_scale < math.inf):
+        raise ConfigError(f"--noise-scale must be 0 or more (and finite), got {noise_scale}")
     if class_label is not None:
         if sampler is not None:
             raise ConfigError("give either --sampler or --class, not both")
