@@ -28,7 +28,9 @@ def push(run, destination, private, revision, message):
     The repository gets config.json, model.safetensors, a README.md model card (metadata, metrics, how to
     load it, the training configuration) and the run's pictures. On the Hugging Face Hub the repository
     is created if needed (HF_TOKEN or `hf auth login` authorises it); the printed location is pinned to
-    the new commit. A folder hub is replaced as a whole, atomically.
+    the new commit. A folder hub is created, or replaced as a whole, atomically, only if an earlier push
+    made it: zoo never replaces another run or other files, the run itself, or a cache. A damaged run
+    (config.json, or weights that fail their recorded checksum) is refused before anything is written.
 
     \b
     zoo push runs/vae16 hf://my-org/zoo-vae-mnist --private
@@ -54,6 +56,10 @@ def pull(source, as_json):
     SOURCE is a catalogued name (`zoo pretrained`), hf://ORG/NAME[@REVISION] or file:///PATH. Only
     safetensors are fetched; every file is checked against the hub's checksum and a catalogued name also
     against its sha256 in registry.toml. Once pulled, it loads offline (HF_HUB_OFFLINE=1).
+
+    Each file has a size cap, checked before it is fetched: 1 MiB for config.json and the card, 20 MiB
+    a picture, and the weights the config describes plus 1 MiB (ZOO_HUB_MAX_BYTES=N overrides them all).
+    An optional file over its cap, or a link in a folder hub, is skipped with a note; a model file is refused.
     """
     from zoo.hub import pull as hub_pull
 

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from zoo.cli.main import cli
+from zoo.cli.main import SEED, cli
 
 
 def _fmt(v) -> str:
@@ -36,7 +36,7 @@ def _fmt(v) -> str:
 @click.option("--epochs", type=int, default=None, help="Epochs per trial.")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option("--seed", type=int, default=None, help="Seed of the sampler.")
+@click.option("--seed", type=SEED, default=None, help="Seed of the sampler (0 to 2**32-1).")
 @click.option("--heartbeat", default=30, show_default=True, type=click.IntRange(1, 3600),
               help="Seconds between a trial's heartbeats; a trial silent for 2-3 of them is failed and retried.")
 @click.option("--vectorize", default=1, show_default=True, type=click.IntRange(1, 4096),
@@ -112,12 +112,11 @@ def _print_summary(s: dict) -> None:
 
 @cli.command("search-worker", hidden=True)
 @click.option("--label", default="", help="Prefix of this worker's lines.")
-@click.option("--index", default=0, type=int, help="This worker's number (varies the sampler's seed).")
-def search_worker(label, index):
+def search_worker(label):
     """A worker process of `zoo search --workers N` (settings come from the environment)."""
     from zoo.search import worker_main
 
-    worker_main(label, index)
+    worker_main(label)
 
 
 @cli.command()
@@ -133,7 +132,7 @@ def search_worker(label, index):
 @click.option("--lr", type=float)
 @click.option("--patience", type=int)
 @click.option("--device")
-@click.option("--seed", type=int, help="Seed of training and of the folds' shuffle.")
+@click.option("--seed", type=SEED, help="Seed of training and of the folds' shuffle (0 to 2**32-1).")
 @click.option("--data-dir", type=click.Path(file_okay=False))
 @click.option("--reduce", type=click.Choice(["best", "mean", "last"]), default="best", show_default=True,
               help="Each fold's score: the best, mean or last epoch's validation loss.")

@@ -9,8 +9,9 @@ EntryNotFound). Every commit gets a sha, so a pinned revision keeps returning wh
 
 Failure modes for tests: `mode = "error500"` (every request answers 500), `mode = "hang"` (every
 request waits until the server stops), `short_get = {"model.safetensors"}` (a download ends early:
-GET sends half the file while HEAD announced all of it), and `seed()` commits any files directly
-(pickle-only repositories, unsafe names, corrupt weights).
+GET sends half the file while HEAD announced all of it), `listed_sizes = {"samples.png": 10}` (the
+file listing claims a size the download does not keep to), and `seed()` commits any files directly
+(pickle-only repositories, unsafe names, corrupt weights). `requests` logs every (method, path).
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class HubServer:
         self.repos: dict[str, Repo] = {}
         self.mode = "ok"
         self.short_get: set[str] = set()
+        self.listed_sizes: dict[str, int] = {}
         self.requests: list[tuple[str, str]] = []
         self.authorizations: list[str | None] = []
         self.lock = threading.Lock()
@@ -114,6 +116,11 @@ class HubServer:
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
         return dict(self.repos[repo_id].resolve(revision).files)
+
+    def requested(self, filename: str) -> list[tuple[str, str]]:
+        """The requests (HEAD or GET) that asked for `filename` of any repository."""
+        with self.lock:
+            return [(m, p) for m, p in self.requests if "/resolve/" in p and p.split("?")[0].endswith("/" + filename)]
 
     def _commit(self, repo: Repo, branch: str, files: dict[str, bytes], message: str, base: str | None) -> Commit:
         self._counter += 1
@@ -209,7 +216,8 @@ class HubServer:
         blobs = query.get("blobs", ["false"])[0].lower() in ("true", "1")
         siblings = []
         for p, d in sorted(commit.files.items()):
-            siblings.append({"rfilename": p, **({"size": len(d), "blobId": git_blob_sha1(d)} if blobs else {})})
+            size = self.listed_sizes.get(p, len(d))
+            siblings.append({"rfilename": p, **({"size": size, "blobId": git_blob_sha1(d)} if blobs else {})})
         body = {"_id": repo.repo_id, "id": repo.repo_id, "modelId": repo.repo_id, "sha": commit.sha,
                 "private": repo.private, "lastModified": commit.date, "createdAt": commit.date, "tags": [],
                 "library_name": "zoo", "disabled": False, "gated": False, "siblings": siblings}

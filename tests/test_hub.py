@@ -205,8 +205,8 @@ def test_folder_hub_push_pull_load(digits_run, run_copy, tmp_path):
     dest = tmp_path / "team" / "hub" / "digits"
     pushed = zhub.push(digits_run, f"file://{dest}")
     assert pushed.location == f"file://{dest}"
-    assert sorted(p.name for p in dest.iterdir()) == ["README.md", "config.json", "loss.png", "model.safetensors",
-                                                      "reconstructions.png"]
+    assert sorted(p.name for p in dest.iterdir()) == [".zoo-pushed.json", "README.md", "config.json", "loss.png",
+                                                      "model.safetensors", "reconstructions.png"]
     assert [p.name for p in dest.parent.iterdir()] == ["digits"]  # no temporary folder left behind
     assert yaml.safe_load((dest / "README.md").read_text().split("---\n")[1])["library_name"] == "zoo"
 
@@ -262,7 +262,7 @@ def test_folder_hub_refusals(digits_run, tmp_path):
 
     # push never replaces a folder that is not a zoo model, and needs a finished run
     other = _folder(tmp_path / "photos", {"cat.jpg": b"\xff\xd8"})
-    assert_clean_error(invoke("push", digits_run, f"file://{other}"), "not a zoo model: refusing to replace it")
+    assert_clean_error(invoke("push", digits_run, f"file://{other}"), "not a folder hub that `zoo push` made")
     assert (other / "cat.jpg").is_file()
     half = _folder(tmp_path / "half-run", {"config.json": good["config.json"]})
     assert_clean_error(invoke("push", half, f"file://{tmp_path / 'dest'}"), "has no model.safetensors")

@@ -96,8 +96,11 @@ def read_json(path: Path) -> Any:
         return json.loads(Path(path).read_text())
     except FileNotFoundError:
         raise RunError(f"{path} is missing") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise RunError(f"{path} is not valid JSON ({e})", "The run folder is damaged.") from None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+        raise RunError(f"{path} is not valid JSON ({type(e).__name__}: {str(e)[:200]})",
+                       "The run folder is damaged.") from None
+    except IsADirectoryError:
+        raise RunError(f"{path} is a folder, not a file", "The run folder is damaged.") from None
 
 
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -200,7 +203,7 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     try:
         tensors = st_load(data)
         metadata = read_metadata(data)
-    except (SafetensorError, ValueError, RuntimeError, OSError, UnicodeDecodeError) as e:
+    except (SafetensorError, ValueError, RuntimeError, OSError, UnicodeDecodeError, AttributeError) as e:
         raise RunError(f"{path} is truncated or corrupt: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
                        "Delete the run or restore the file; zoo only reads intact safetensors files.") from None
     expected = metadata.get(DIGEST_KEY)

@@ -161,7 +161,7 @@ def read_header(path: Path) -> tuple[dict[str, tuple[tuple[int, ...], str]], dic
             header = json.loads(fh.read(n))
     except FileNotFoundError:
         raise RunError(f"{path} is missing") from None
-    except (ValueError, UnicodeDecodeError) as e:
+    except (ValueError, UnicodeDecodeError, RecursionError, IsADirectoryError) as e:
         raise RunError(f"{path} is truncated or corrupt ({e})",
                        "Delete the run or restore the file; zoo only reads intact safetensors files.") from None
     if not isinstance(header, dict):

@@ -35,6 +35,13 @@ Types are inferred (choices: categorical; integer bounds: int; float bounds: flo
 `type`; `step` and `log` work as in Optuna. Bounds, lengths, `value` and `when` may be expressions
 over the keys sampled before them (and `i`, an element's index): numbers, + - * / // % **, comparisons,
 and/or/not, `x if c else y`, [lists], x[i], and min, max, abs, int, float, round, len.
+
+The language is bounded, so that every expression evaluates at once or fails with a message naming
+its key: at most MAX_TEXT characters nested MAX_DEPTH deep, integers within ±2**64, finite floats,
+lists and strings of at most MAX_ITEMS items (checked before `[0] * n` or `a ** b` is computed).
+Every number in a space (bounds, choices, values, penalties) must be finite; a searched list has at
+most MAX_LENGTH elements and a grid at most GRID_POINTS_MAX points. An expression without names is
+evaluated when the file is read, so its mistakes show before any trial runs.
 """
 
 from __future__ import annotations
@@ -60,61 +67,162 @@ SPEC_KEYS = {"type", "choices", "low", "high", "step", "log", "when", "helper", 
              "value"}
 TYPES = ("categorical", "int", "float", "list", "value")
 GRID_MAX = 1000  # values of one integer range that a grid may enumerate
+GRID_POINTS_MAX = 100_000  # points of a whole grid (Optuna's grid sampler lists them all)
+MAX_LENGTH = 256  # elements of a searched list
+
+# What an expression may compute (see the module's docstring).
+MAX_TEXT = 1000   # characters of one expression
+MAX_DEPTH = 50    # nesting of its syntax tree
+MAX_INT_BITS = 64  # integers within ±2**64
+MAX_ITEMS = 1000  # items of a list (nested ones counted) or characters of a string
+MAX_ROUND = 100   # |ndigits| of round(): round(5, -10**18) would compute 10**(10**18)
+LIMITS_HINT = (f"Space expressions compute integers within ±2**{MAX_INT_BITS}, finite floats, and lists and "
+               f"strings of up to {MAX_ITEMS} items.")
 
 
 # ----------------------------------------------------------------------------------------- expressions
 
 _BIN = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
         ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+_SYMBOL = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/", ast.FloorDiv: "//", ast.Mod: "%", ast.Pow: "**"}
 _CMP = {ast.Eq: operator.eq, ast.NotEq: operator.ne, ast.Lt: operator.lt, ast.LtE: operator.le,
         ast.Gt: operator.gt, ast.GtE: operator.ge, ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b}
-_FUNCS = {"min": min, "max": max, "abs": abs, "int": int, "float": float, "round": round, "len": len}
+_UNARY = {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_, ast.Invert: operator.invert}
+
+
+class Beyond(ValueError):
+    """A value outside what the space language holds; reported with the key that computed it."""
+
+
+def checked(v: Any) -> Any:
+    """`v` if the space language may hold it (a bool, an integer within ±2**64, a finite float, a
+    string or list of at most MAX_ITEMS items); else Beyond, saying what it is."""
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, int):
+        if v.bit_length() > MAX_INT_BITS:
+            raise Beyond(f"an integer beyond ±2**{MAX_INT_BITS}")
+        return v
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            raise Beyond(f"{v}, not a finite number")
+        return v
+    if isinstance(v, (str, list)):
+        if _size(v) > MAX_ITEMS:
+            raise Beyond(f"a {type(v).__name__} of more than {MAX_ITEMS} items")
+        if isinstance(v, list):
+            for x in v:
+                checked(x)
+        return v
+    raise Beyond(f"a value of type {type(v).__name__}, which space expressions do not compute")
+
+
+def _size(v: Any) -> int:
+    """Items of a value: a string's characters, a list's elements and theirs."""
+    if isinstance(v, str):
+        return len(v)
+    if isinstance(v, list):
+        return len(v) + sum(_size(x) for x in v if isinstance(x, (str, list)))
+    return 1
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float))
+
+
+def _binop(op: type, a: Any, b: Any) -> Any:
+    """a <op> b between numbers; + joins two strings or two lists; * repeats one. Refused before
+    computing a result beyond the language's bounds (pow and repetition could run for ever)."""
+    if _number(a) and _number(b):
+        if op is ast.Pow and isinstance(a, int) and isinstance(b, int) and b > 0 and abs(a) > 1 \
+                and (abs(a).bit_length() - 1) * b > MAX_INT_BITS:
+            raise Beyond(f"{a} ** {b} is an integer beyond ±2**{MAX_INT_BITS}")
+        return _BIN[op](a, b)
+    if op is ast.Add and type(a) is type(b) and isinstance(a, (str, list)):
+        return a + b
+    if op is ast.Mult and isinstance(a, int) and isinstance(b, (str, list)):
+        a, b = b, a
+    if op is ast.Mult and isinstance(a, (str, list)) and isinstance(b, int):
+        if b > 0 and _size(a) * b > MAX_ITEMS:
+            raise Beyond(f"a {type(a).__name__} repeated {b} times has more than {MAX_ITEMS} items")
+        return a * b
+    raise TypeError(f"unsupported operand types for {_SYMBOL[op]}: '{type(a).__name__}' and '{type(b).__name__}'")
+
+
+def _round(x: Any, ndigits: Any = None) -> Any:
+    if ndigits is not None and (not isinstance(ndigits, int) or abs(ndigits) > MAX_ROUND):
+        raise Beyond(f"round() to {ndigits!r} digits (at most {MAX_ROUND} either way)")
+    return round(x, ndigits)
+
+
+_FUNCS = {"min": min, "max": max, "abs": abs, "int": int, "float": float, "round": _round, "len": len}
 
 
 class Expr:
-    """A small arithmetic expression over earlier keys; parsed once, evaluated without `eval`."""
+    """A small arithmetic expression over earlier keys; parsed once, evaluated without `eval`, within
+    the language's bounds. One without names is evaluated at once (`constant`)."""
 
     def __init__(self, text: str, where: str):
         self.text = text
         self.where = where
+        self.shown = text if len(text) <= 80 else text[:77] + "..."  # for messages
+        if len(text) > MAX_TEXT:
+            raise ConfigError(f"{where}: the expression '{self.shown}' has {len(text)} characters "
+                              f"(at most {MAX_TEXT})")
         try:
             self.tree = ast.parse(text.strip(), mode="eval").body
         except SyntaxError as e:
-            raise ConfigError(f"{where}: '{text}' is not a valid expression ({e.msg})") from None
+            raise ConfigError(f"{where}: '{self.shown}' is not a valid expression ({e.msg})") from None
+        except (RecursionError, MemoryError, ValueError) as e:  # the parser's own limits
+            raise ConfigError(f"{where}: '{self.shown}' is not a valid expression ({type(e).__name__})") from None
         self.names = set()
-        self._check(self.tree)
+        self._check(self.tree, 0)
+        self.constant = not self.names - {"true", "false"}
+        if self.constant:
+            self.value = self({})  # its mistakes show when the file is read
 
-    def _check(self, node) -> None:
+    def _check(self, node, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            raise ConfigError(f"{self.where}: '{self.shown}' is nested more than {MAX_DEPTH} deep")
         allowed = (ast.BinOp, ast.UnaryOp, ast.BoolOp, ast.Compare, ast.IfExp, ast.Subscript, ast.Name, ast.Constant,
                    ast.List, ast.Tuple, ast.Call, ast.Load, ast.operator, ast.unaryop, ast.boolop, ast.cmpop,
                    ast.Slice)
         if not isinstance(node, allowed):
-            raise ConfigError(f"{self.where}: '{self.text}' uses {type(node).__name__}, which space expressions "
+            raise ConfigError(f"{self.where}: '{self.shown}' uses {type(node).__name__}, which space expressions "
                               "do not allow", "Use numbers, names of earlier keys, arithmetic, comparisons and "
                               "min/max/abs/int/float/round/len.")
         if isinstance(node, ast.Call):
             if not isinstance(node.func, ast.Name) or node.func.id not in _FUNCS or node.keywords:
-                raise ConfigError(f"{self.where}: '{self.text}' calls something other than "
+                raise ConfigError(f"{self.where}: '{self.shown}' calls something other than "
                                   f"{', '.join(_FUNCS)}")
             for a in node.args:
-                self._check(a)
+                self._check(a, depth + 1)
             return
         if isinstance(node, ast.Name):
             self.names.add(node.id)
         if isinstance(node, ast.BinOp) and type(node.op) not in _BIN:
-            raise ConfigError(f"{self.where}: '{self.text}' uses an operator space expressions do not allow")
+            raise ConfigError(f"{self.where}: '{self.shown}' uses an operator space expressions do not allow")
         for child in ast.iter_child_nodes(node):
-            self._check(child)
+            self._check(child, depth + 1)
 
     def __call__(self, env: dict[str, Any]) -> Any:
         try:
             return self._eval(self.tree, env)
         except ConfigError:
             raise
+        except (Beyond, OverflowError) as e:
+            what = "a number beyond what a float holds" if isinstance(e, OverflowError) else str(e)
+            raise ConfigError(f"{self.where}: '{self.shown}' is beyond what a space expression may compute: {what}",
+                              LIMITS_HINT) from None
         except Exception as e:  # noqa: BLE001 - a user's expression: any failure is their message
-            raise ConfigError(f"{self.where}: '{self.text}' cannot be evaluated ({type(e).__name__}: {e})") from None
+            raise ConfigError(f"{self.where}: '{self.shown}' cannot be evaluated ({type(e).__name__}: {e})") from None
 
     def _eval(self, node, env):
+        """The node's value, checked against the language's bounds (a slice is only an index)."""
+        value = self._value(node, env)
+        return value if isinstance(node, ast.Slice) else checked(value)
+
+    def _value(self, node, env):
         if isinstance(node, ast.Constant):
             return node.value
         if isinstance(node, ast.Name):
@@ -122,15 +230,13 @@ class Expr:
                 return env[node.id]
             if node.id in ("true", "false"):
                 return node.id == "true"
-            raise ConfigError(f"{self.where}: '{self.text}' uses '{node.id}', which is not set at this point",
+            raise ConfigError(f"{self.where}: '{self.shown}' uses '{node.id}', which is not set at this point",
                               "An expression may use keys defined above it (a conditional key that was skipped "
                               "is not set).")
         if isinstance(node, ast.BinOp):
-            return _BIN[type(node.op)](self._eval(node.left, env), self._eval(node.right, env))
+            return _binop(type(node.op), self._eval(node.left, env), self._eval(node.right, env))
         if isinstance(node, ast.UnaryOp):
-            v = self._eval(node.operand, env)
-            return {ast.USub: operator.neg, ast.UAdd: operator.pos, ast.Not: operator.not_,
-                    ast.Invert: operator.invert}[type(node.op)](v)
+            return _UNARY[type(node.op)](self._eval(node.operand, env))
         if isinstance(node, ast.BoolOp):
             if isinstance(node.op, ast.And):
                 v = True
@@ -163,16 +269,42 @@ class Expr:
             return _FUNCS[node.func.id](*[self._eval(a, env) for a in node.args])
         if isinstance(node, ast.Slice):
             return slice(*(self._eval(x, env) if x is not None else None for x in (node.lower, node.upper, node.step)))
-        raise ConfigError(f"{self.where}: cannot evaluate '{self.text}'")
+        raise ConfigError(f"{self.where}: cannot evaluate '{self.shown}'")
+
+
+def literal(v: Any, where: str) -> Any:
+    """A value written in the space file, if the space language may hold it (finite numbers, ...)."""
+    try:
+        return checked(v)
+    except Beyond as e:
+        raise ConfigError(f"{where} is {e}", LIMITS_HINT) from None
 
 
 def _value(v: Any, where: str) -> Any:
     """A literal stays itself; a string in a numeric slot is an expression."""
-    return Expr(v, where) if isinstance(v, str) else v
+    return Expr(v, where) if isinstance(v, str) else literal(v, where)
 
 
 def _resolve(v: Any, env: dict[str, Any]) -> Any:
-    return v(env) if isinstance(v, Expr) else v
+    if isinstance(v, Expr):
+        return v.value if v.constant else v(env)
+    return v
+
+
+def _known(*values: Any) -> bool:
+    """True when the values do not depend on sampled keys (literals and constant expressions)."""
+    return not any(isinstance(v, Expr) and not v.constant for v in values)
+
+
+def _count(n: Any, where: str) -> int:
+    """A searched list's length: a whole number from 0 to MAX_LENGTH."""
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ConfigError(f"{where}: length is {n!r}, not a count")
+    if n > MAX_LENGTH:
+        raise ConfigError(f"{where}: length {n} is more than a searched list may have ({MAX_LENGTH})")
+    return n
 
 
 # ----------------------------------------------------------------------------------------- parameters
@@ -236,6 +368,7 @@ class Param:
                 if not isinstance(c, (bool, int, float, str)):
                     raise ConfigError(f"{w}: choice {c!r} is not a number, string or boolean",
                                       "A list-valued key is searched with `length` and `element`.")
+                literal(c, f"{w}: choice {c!r}")
             p.choices = list(choices)
         elif kind in ("int", "float"):
             if "low" not in spec or "high" not in spec:
@@ -253,6 +386,7 @@ class Param:
             if "elements" in spec:
                 if not isinstance(spec["elements"], list) or not spec["elements"]:
                     raise ConfigError(f"{w}: elements must be a non-empty list of tables")
+                _count(len(spec["elements"]), w)
                 p.elements = [cls.parse(f"{name}[{i}]", e, where, element=True) for i, e in enumerate(spec["elements"])]
                 if "length" in spec or "element" in spec:
                     raise ConfigError(f"{w}: give either `elements` or `length` and `element`, not both")
@@ -262,6 +396,8 @@ class Param:
                 p.length = _value(spec["length"], f"{w}.length")
                 if not isinstance(p.length, (Expr, int)) or isinstance(p.length, bool):
                     raise ConfigError(f"{w}: length must be an integer or an expression")
+                if _known(p.length):
+                    _count(_resolve(p.length, {}), w)
                 p.element = cls.parse(f"{name}[i]", spec["element"], where, element=True)
         elif kind == "value":
             if "value" not in spec:
@@ -270,13 +406,19 @@ class Param:
         return p
 
     def _check_bounds(self, env: dict[str, Any] | None, where: str) -> tuple[Any, Any, Any]:
-        if env is None and any(isinstance(v, Expr) for v in (self.low, self.high, self.step)):
+        """(low, high, step) as numbers; ConfigError for a range Optuna cannot sample. Without `env`
+        (reading the file), only bounds that depend on no sampled key are checked."""
+        if env is None and not _known(self.low, self.high, self.step):
             return None, None, None
         low, high = _resolve(self.low, env or {}), _resolve(self.high, env or {})
         step = _resolve(self.step, env or {}) if self.step is not None else None
         for label, v in (("low", low), ("high", high), ("step", step)):
             if v is not None and (not isinstance(v, (int, float)) or isinstance(v, bool)):
                 raise ConfigError(f"{where}: {label} is {v!r}, not a number")
+            if v is not None:
+                literal(v, f"{where}.{label}")  # finite: nan or inf is no bound
+        if not math.isfinite(high - low):
+            raise ConfigError(f"{where}: the range {low}..{high} is wider than a float can hold")
         if self.kind == "int":
             for label, v in (("low", low), ("high", high), ("step", step)):
                 if isinstance(v, float) and not v.is_integer():
@@ -309,11 +451,7 @@ class Param:
         if self.kind == "list":
             if self.elements:
                 return [e.sample(trial, env, grid) for e in self.elements]
-            n = _resolve(self.length, env)
-            if isinstance(n, float) and n.is_integer():
-                n = int(n)
-            if not isinstance(n, int) or isinstance(n, bool) or n < 0:
-                raise ConfigError(f"{self.name}: length is {n!r}, not a count")
+            n = _count(_resolve(self.length, env), self.name)
             out = []
             for i in range(n):
                 el = Param(**{**self.element.__dict__, "name": f"{self.name}[{i}]"})
@@ -330,7 +468,7 @@ class Param:
         if self.kind == "categorical":
             return list(self.choices)
         if self.kind in ("int", "float"):
-            if any(isinstance(v, Expr) for v in (self.low, self.high, self.step)):
+            if not _known(self.low, self.high, self.step):
                 raise ConfigError(f"{self.name}: the grid sampler needs fixed values; this range depends on "
                                   "other keys", "Give it `choices`, or use the tpe or random sampler.")
             low, high, step = self._check_bounds({}, self.name)
@@ -354,11 +492,11 @@ class Param:
                 for e in self.elements:
                     out.update(e.grid_space())
                 return out
-            if isinstance(self.length, Expr):
+            if not _known(self.length):
                 raise ConfigError(f"{self.name}: the grid sampler needs a fixed length (not '{self.length.text}')",
                                   "Give the list a fixed length, or use the tpe or random sampler.")
             out = {}
-            for i in range(self.length):
+            for i in range(_count(_resolve(self.length, {}), self.name)):
                 el = Param(**{**self.element.__dict__, "name": f"{self.name}[{i}]"})
                 out.update(el.grid_space())
             return out
@@ -390,18 +528,22 @@ class Space:
         return {k: v for k, v in env.items() if k not in helpers}, helpers
 
     def grid(self) -> dict[str, list]:
+        """{optuna name: values}; at most GRID_POINTS_MAX points (Optuna's grid sampler lists them all)."""
         space: dict[str, list] = {}
         for p in self.params:
             space.update(p.grid_space())
         if not space:
             raise ConfigError("the space has nothing to search")
+        n = 1
+        for values in space.values():
+            n *= len(values)
+            if n > GRID_POINTS_MAX:
+                raise ConfigError(f"{self.source}: the grid has more than {GRID_POINTS_MAX:,} points",
+                                  "Search fewer values, or use the tpe or random sampler.")
         return space
 
     def grid_size(self) -> int:
-        n = 1
-        for values in self.grid().values():
-            n *= len(values)
-        return n
+        return math.prod(len(values) for values in self.grid().values())
 
     def keys(self) -> list[str]:
         return [p.name for p in self.params if not p.helper]
@@ -445,6 +587,7 @@ def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> 
             if not ok:
                 raise ConfigError(f"{source}: [{table}] {k} = {v!r} is not a{'n' if tp is int else ''} "
                                   f"{tp.__name__}")
+            literal(v, f"{source}: [{table}] {k}")
     if search.get("sampler", "tpe") not in SAMPLERS:
         raise ConfigError(f"{source}: unknown sampler '{search['sampler']}'", f"Use one of {', '.join(SAMPLERS)}.")
     if search.get("pruner", "hyperband") not in PRUNERS:

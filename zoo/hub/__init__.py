@@ -26,7 +26,24 @@ catalogued name is also checked against the sha256 registry.toml gives for its m
 
 A folder hub is copied into zoo's cache (content-addressed, verified, renamed into place when complete)
 and loaded from there, so a push that replaces the folder while it is read cannot mix two versions, and
-nothing is ever written into the shared folder by loading it.
+nothing is ever written into the shared folder by loading it. A copy never follows a link out of the hub
+(zoo.hub.folder): a model file that is a link refuses the pull, an optional one is skipped with a note.
+
+Sizes. A pull fetches at most a cap per kind of file (zoo.hub.limits: 1 MiB for config.json and the
+card, 20 MiB a picture, the weights the config.json describes plus 1 MiB; ZOO_HUB_MAX_BYTES overrides
+them all), checked against the size the hub lists (or `stat`) before a file is requested, and again
+while it streams. config.json is fetched first, and checked field by field (runfiles.check_run_config);
+the weights' header must declare exactly the tensors of the model it describes, so nothing is
+allocated for a config that does not match its weights.
+
+Pushing. A push refuses a damaged run (its config, or weights that do not match the checksum recorded
+when they were written) before anything is written or uploaded. A folder-hub push only creates a folder
+or replaces one an earlier push made (it leaves .zoo-pushed.json, the files it wrote and their sha256s):
+never another run or other files, the run itself, zoo's or huggingface-hub's caches, zoo's bundled
+weights, or anything through a link.
+
+Temporaries a killed process leaves (`.tmp-*` copies, `.NAME.tmp-*` beside a pushed folder, `.*.tmp`
+records) are removed by a later pull or push once no live process holds them (zoo.hub.temps).
 
 registry.toml catalogues pretrained weights as
 

@@ -52,9 +52,13 @@ def offline() -> bool:
 
 def write_json(path: Path, obj: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n")
-    os.replace(tmp, path)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")  # a killed writer's: see zoo.hub.temps
+    try:
+        tmp.write_text(json.dumps(obj, indent=2) + "\n")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def read_json(path: Path) -> Any:
@@ -77,3 +81,12 @@ class Fetched:
     files: dict[str, str]            # name -> sha256
     commit: str | None = None
     cached: bool = False             # served from an earlier verified copy, without downloading
+
+
+def cache_error(e: OSError, where: Path):
+    """One StorageError (the exit code of every operating-system error) for a cache zoo cannot write."""
+    from zoo.errors import StorageError, storage_error
+
+    return StorageError(storage_error(e, "cannot write to zoo's cache at", path=where).message,
+                        "zoo keeps verified copies under $XDG_CACHE_HOME/zoo/hub: free space there or make it "
+                        "writable, or point XDG_CACHE_HOME at a folder that is.")

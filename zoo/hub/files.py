@@ -19,7 +19,8 @@ IMAGES = ("reconstructions.png", "samples.png", "loss.png")
 MODEL_FILES = (CONFIG, WEIGHTS)                  # what loading needs; checked on every load
 REPO_FILES = (CONFIG, WEIGHTS, CARD, *IMAGES)    # all that is ever downloaded or pushed
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
-PULLED_MANIFEST = ".zoo-pulled.json"
+PULLED_MANIFEST = ".zoo-pulled.json"   # in a cached copy of a folder hub: where it came from, its sha256s
+PUSHED_MANIFEST = ".zoo-pushed.json"   # in a folder hub: the mark of a push, the files it wrote and their sha256s
 
 
 def file_sha256(path: Path) -> str:
@@ -68,55 +69,85 @@ def select_files(names: list[str], where: str) -> list[str]:
     return [n for n in REPO_FILES if n in present]
 
 
-def check_safetensors(path: Path, where: str) -> None:
-    """A well-formed safetensors file (header and offsets), read without torch and without unpickling."""
-    problem = None
+def check_safetensors(path: Path, where: str) -> dict[str, tuple[tuple[int, ...], str]]:
+    """The tensors a safetensors file declares (name -> (shape, dtype)), from its header alone: a file
+    whose header is malformed or declares more than the file holds is refused. Nothing is loaded."""
+    from zoo.errors import RunError
+    from zoo.runfiles import read_header
+
     try:
-        size = os.path.getsize(path)
-        with open(path, "rb") as fh:
-            head = fh.read(8)
-            n = int.from_bytes(head, "little") if len(head) == 8 else -1
-            if n < 2 or n > 100_000_000:
-                problem = "no safetensors header"
-            elif n > size - 8:
-                problem = f"it is truncated: {size} bytes, its header alone needs {n + 8}"
-            else:
-                header = json.loads(fh.read(n))
-                if not isinstance(header, dict):
-                    problem = "its header is not a table"
-                else:
-                    end = 0
-                    for key, info in header.items():
-                        if key == "__metadata__":
-                            continue
-                        offsets = info.get("data_offsets") if isinstance(info, dict) else None
-                        if not (isinstance(offsets, list) and len(offsets) == 2 and 0 <= offsets[0] <= offsets[1]):
-                            problem = f"tensor {key!r} has no valid offsets"
-                            break
-                        end = max(end, offsets[1])
-                    if problem is None and end > size - 8 - n:
-                        problem = f"it is truncated ({size} bytes, the header needs {end + 8 + n})"
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        problem = problem or f"{type(e).__name__}: {e}"
-    if problem:
-        raise HubError(f"{WEIGHTS} from {where} is not a valid safetensors file ({problem}): refusing it",
-                       "zoo only loads intact safetensors files; the upload or the copy is damaged.")
+        declared, _ = read_header(Path(path))
+    except RunError as e:
+        problem = e.message.replace(f"{path} ", "it ")  # the cache path means nothing to the user
+    except RecursionError:
+        problem = "its header is nested too deeply"
+    except OSError as e:
+        raise HubError(f"cannot read {WEIGHTS} from {where}: {e.strerror or e}") from None
+    else:
+        return declared
+    raise HubError(f"{WEIGHTS} from {where} is not a valid safetensors file ({problem}): refusing it",
+                   "zoo only loads intact safetensors files; the upload or the copy is damaged.")
 
 
 def check_config(path: Path, where: str) -> dict:
+    """The run config a location offers, with every field zoo reads checked (runfiles.check_run_config):
+    a hostile or damaged config.json ends in one message, never a traceback later."""
+    from zoo.errors import RunError
+    from zoo.runfiles import check_run_config
+
     try:
-        run = json.loads(Path(path).read_text())
-    except (OSError, ValueError, UnicodeDecodeError) as e:
-        raise HubError(f"{CONFIG} from {where} is not valid JSON ({e})") from None
-    if not isinstance(run, dict) or not isinstance(run.get("model"), str) or not isinstance(run.get("config"), dict):
-        raise HubError(f"{CONFIG} from {where} is not a zoo run config (no 'model' and 'config')",
-                       "`zoo push RUN LOCATION` publishes a run in the layout zoo loads.")
+        run = json.loads(Path(path).read_bytes())
+    except OSError as e:
+        raise HubError(f"cannot read {CONFIG} from {where}: {e.strerror or e}") from None
+    except (ValueError, RecursionError) as e:
+        raise HubError(f"{CONFIG} from {where} is not valid JSON ({_json_problem(e)})",
+                       "`zoo push RUN LOCATION` publishes a run in the layout zoo loads.") from None
+    try:
+        return check_run_config(run, f"{CONFIG} from {where}")
+    except RunError as e:
+        raise HubError(e.message, e.hint) from None
+
+
+def _json_problem(e: Exception) -> str:
+    if isinstance(e, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    if isinstance(e, RecursionError):  # '[[[[...': nested past Python's limit
+        return "it is nested too deeply"
+    return str(e).splitlines()[0][:200] if str(e) else "it cannot be parsed"
+
+
+def model_spec(run: dict) -> dict | None:
+    """The weights (name -> (shape, dtype)) of the model `run` describes, built on the meta device (no
+    memory); None where its plugin is not installed or its config does not build here (loading says why)."""
+    from zoo import config as cfgmod
+    from zoo import registry
+    from zoo.runfiles import run_classes, run_shape, skeleton, state_spec
+
+    try:
+        cls = registry.get_entry(run["model"]).cls
+        meta = skeleton(cls, cfgmod.build(cls.Config, dict(run["config"]), where=CONFIG), run_shape(run),
+                        run_classes(run))
+    except Exception:  # noqa: BLE001 - a best-effort size: any config that does not build is for `load` to explain
+        return None
+    return None if meta is None else state_spec(meta)
+
+
+def check_model_files(folder: Path, where: str) -> dict:
+    """config.json and model.safetensors of a copy checked before it is used or recorded as verified:
+    the config's fields, the weights' header, and (where the plugin is installed) that the header
+    declares exactly the tensors the config's model has, so nothing is allocated for a mismatch."""
+    from zoo.errors import RunError
+    from zoo.runfiles import check_weights_fit
+
+    run = check_config(folder / CONFIG, where)
+    declared = check_safetensors(folder / WEIGHTS, where)
+    spec = model_spec(run)
+    if spec is not None:
+        try:
+            check_weights_fit(spec, declared, f"{WEIGHTS} from {where}")
+        except RunError as e:
+            raise HubError(f"{e.message}: refusing it", e.hint) from None
     return run
-
-
-def check_model_files(folder: Path, where: str) -> None:
-    check_config(folder / CONFIG, where)
-    check_safetensors(folder / WEIGHTS, where)
 
 
 def verify_catalogued(sha256: str, expected: str | None, name: str | None, where: str) -> None:

@@ -1,23 +1,43 @@
 """Folder hubs (file:///PATH): fetched as a verified, content-addressed copy in zoo's cache; pushed by
-swapping a complete new folder into place."""
+swapping a complete new folder into place.
+
+Fetching never follows a link out of the hub: every file is opened relative to the hub folder with
+O_NOFOLLOW and checked to be a regular file on the open descriptor, so a link swapped in between a
+check and the copy is refused too. A model file that is a link refuses the pull; an optional one (the
+card, a picture) is skipped with a note. Copies are made with ordinary permissions, and no more bytes
+are read than the file's cap (zoo.hub.limits).
+
+A push only ever creates a folder hub or replaces one a push made: it leaves PUSHED_MANIFEST (the
+files it wrote and their sha256s) in the folder, and replaces an existing non-empty folder only if
+that mark is there and the folder holds nothing else, unchanged. It never writes into or over the
+run it publishes, into zoo's or huggingface-hub's caches or zoo's bundled weights, or through a link.
+"""
 
 from __future__ import annotations
 
+import errno
+import glob
 import hashlib
 import json
 import os
-import shutil
+import stat
 import uuid
 from pathlib import Path
 
-from zoo.hub.cache import Fetched, now, read_json, write_json, zoo_cache
-from zoo.hub.files import CONFIG, MODEL_FILES, PULLED_MANIFEST, check_model_files, file_sha256, select_files
+from zoo.hub import limits, temps
+from zoo.hub.cache import Fetched, cache_error, is_managed, now, read_json, write_json, zoo_cache
+from zoo.hub.files import (CONFIG, MODEL_FILES, PULLED_MANIFEST, PUSHED_MANIFEST, check_config,
+                           check_model_files, file_sha256, select_files)
 from zoo.hub.locations import HubError, Location, Log
+
+RUN_MARKERS = ("checkpoint.safetensors", "metrics.jsonl", ".zoo.lock")  # files only a run folder holds
 
 
 def slug(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
+
+# ------------------------------------------------------------------------------------------ fetch
 
 def fetch_folder(loc: Location, log: Log) -> Fetched:
     src = loc.path
@@ -25,88 +45,327 @@ def fetch_folder(loc: Location, log: Log) -> Fetched:
     if not src.is_dir():
         raise HubError(f"no folder hub at {src}" if not src.exists() else f"{src} is not a folder",
                        "file:// locations name a folder written by `zoo push RUN file:///PATH`.")
-    names = sorted(p.name for p in src.iterdir() if p.is_file())
-    wanted = select_files(names, str(loc))
-    stat = {n: [(src / n).stat().st_size, (src / n).stat().st_mtime_ns] for n in wanted}
-    base = zoo_cache() / "file"
-    prefix = slug(str(src))
-    for folder in sorted(base.glob(f"{prefix}-*")):  # a copy of this very version, made before
-        manifest = read_json(folder / PULLED_MANIFEST)
-        if isinstance(manifest, dict) and manifest.get("stat") == stat and all(
-                (folder / n).is_file() and file_sha256(folder / n) == manifest["files"].get(n) for n in MODEL_FILES):
-            return Fetched(folder, str(loc), dict(manifest["files"]), cached=True)
-    base.mkdir(parents=True, exist_ok=True)
-    tmp = base / f".tmp-{uuid.uuid4().hex}"
-    tmp.mkdir()
     try:
-        files = {}
-        for name in wanted:
-            try:
-                shutil.copyfile(src / name, tmp / name)
-            except OSError as e:
-                raise HubError(f"cannot read {src / name}: {e.strerror or e}") from None
-            files[name] = file_sha256(tmp / name)
-        check_model_files(tmp, str(loc))
-        key = slug(json.dumps(files, sort_keys=True))
-        final = base / f"{prefix}-{key}"
-        write_json(tmp / PULLED_MANIFEST, {"location": str(loc), "files": files, "stat": stat, "pulled": now()})
-        if final.exists():
-            write_json(final / PULLED_MANIFEST, {"location": str(loc), "files": files, "stat": stat,
-                                                   "pulled": now()})
-        else:
-            try:
-                os.rename(tmp, final)
-            except OSError:  # another process made the same copy first
-                pass
+        dir_fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError as e:
+        raise HubError(f"cannot read the folder hub {src}: {e.strerror or e}") from None
+    try:
+        return _fetch_from(dir_fd, loc, log)
     finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+        os.close(dir_fd)
+
+
+def _fetch_from(dir_fd: int, loc: Location, log: Log) -> Fetched:
+    where = str(loc)
+    listing = _listing(dir_fd, loc)
+    wanted = [n for n in select_files(list(listing), where) if _plain_file(n, listing[n], where, log)]
+    fingerprint = {n: [listing[n].st_size, listing[n].st_mtime_ns] for n in wanted}
+    base = zoo_cache() / "file"
+    temps.sweep(base, ".tmp-*")  # copies a killed pull left half-made
+    prefix = slug(str(loc.path))
+    cached = _cached_copy(base, prefix, fingerprint, where)
+    if cached is not None:
+        return cached
+    try:
+        base.mkdir(parents=True, exist_ok=True)
+        files, final = _copy_into_cache(dir_fd, wanted, listing, fingerprint, base, prefix, where, log)
+    except OSError as e:
+        raise cache_error(e, base) from None
     for name in MODEL_FILES:
         if file_sha256(final / name) != files[name]:
             raise HubError(f"the cached copy of {loc} at {final} is damaged", f"Delete {final} and try again.")
-    return Fetched(final, str(loc), files)
+    return Fetched(final, where, files)
 
 
-def push_folder(dest: Path, files: dict[str, Path | bytes]) -> None:
-    """Write the files into a new folder beside `dest`, then swap it in: readers see the old or the new
-    version, never a mixture or a half-written file."""
-    if dest.exists() and not dest.is_dir():
-        raise HubError(f"{dest} exists and is not a folder")
-    if dest.is_dir() and any(dest.iterdir()) and not (dest / CONFIG).is_file():
-        raise HubError(f"{dest} is a folder that is not a zoo model: refusing to replace it",
-                       "Push to a new or empty folder, or to one an earlier `zoo push` wrote.")
+def _copy_into_cache(dir_fd: int, wanted: list[str], listing: dict, fingerprint: dict, base: Path, prefix: str,
+                     where: str, log: Log) -> tuple[dict[str, str], Path]:
+    """Copy the hub into a temporary folder in `base`, check it, and rename it into place as
+    PREFIX-CONTENTS (content-addressed); the files' sha256s and that folder."""
+    with temps.make_dir(base, ".tmp-") as tmp:
+        try:
+            files = _copy_files(dir_fd, wanted, listing, tmp.path, where, log)
+            check_model_files(tmp.path, where)
+            final = base / f"{prefix}-{slug(json.dumps(files, sort_keys=True))}"
+            record = {"location": where, "files": files, "stat": fingerprint, "pulled": now()}
+            write_json(tmp.path / PULLED_MANIFEST, record)
+            if final.exists():
+                write_json(final / PULLED_MANIFEST, record)
+            else:
+                try:
+                    os.rename(tmp.path, final)
+                except OSError:  # another process made the same copy first
+                    pass
+        finally:
+            temps.remove(tmp.path)  # gone already when it was renamed into place
+    return files, final
+
+
+def _listing(dir_fd: int, loc: Location) -> dict[str, os.stat_result]:
+    """The hub's entries (name -> lstat: links are not followed); one removed meanwhile is left out."""
+    listing = {}
+    try:
+        for name in os.listdir(dir_fd):
+            try:
+                listing[name] = os.lstat(name, dir_fd=dir_fd)
+            except FileNotFoundError:
+                continue
+    except OSError as e:
+        raise HubError(f"cannot read the folder hub {loc.path}: {e.strerror or e}") from None
+    return listing
+
+
+def _plain_file(name: str, st: os.stat_result, where: str, log: Log) -> bool:
+    """Whether `name` is a regular file to fetch; a link or anything else refuses a model file and
+    skips an optional one."""
+    if stat.S_ISREG(st.st_mode):
+        return True
+    limits.skip(name, _not_plain(name, where, stat.S_ISLNK(st.st_mode)), log)
+    return False
+
+
+def _not_plain(name: str, where: str, link: bool) -> HubError:
+    if link:
+        return HubError(f"{name} of {where} is a symbolic link: zoo never follows a link out of a hub",
+                        "A folder hub holds the files themselves; `zoo push` writes them so.")
+    return HubError(f"{name} of {where} is not a regular file", "A folder hub holds plain files.")
+
+
+def _cached_copy(base: Path, prefix: str, fingerprint: dict, where: str) -> Fetched | None:
+    """A copy of this very version made before (same sizes and times, model files intact)."""
+    for folder in sorted(base.glob(f"{glob.escape(prefix)}-*")):
+        manifest = read_json(folder / PULLED_MANIFEST)
+        if isinstance(manifest, dict) and manifest.get("stat") == fingerprint and all(
+                (folder / n).is_file() and file_sha256(folder / n) == manifest["files"].get(n) for n in MODEL_FILES):
+            temps.sweep(folder, ".*.tmp")  # a record a killed pull was writing
+            return Fetched(folder, where, dict(manifest["files"]), cached=True)
+    return None
+
+
+def _copy_files(dir_fd: int, wanted: list[str], listing: dict, tmp: Path, where: str, log: Log) -> dict[str, str]:
+    """Copy config.json first, then, within the caps its model implies, the other files: name -> sha256."""
+    files = {}
+    run = None
+    for name in [CONFIG, *(n for n in wanted if n != CONFIG)]:
+        cap = limits.cap(name, run)
+        if not limits.admit(name, listing[name].st_size, cap, where, log):
+            continue
+        try:
+            files[name] = _copy_nofollow(dir_fd, name, tmp / name, cap, where)
+        except HubError as e:
+            limits.skip(name, e, log)
+            continue
+        if name == CONFIG:
+            run = check_config(tmp / CONFIG, where)
+    return files
+
+
+def _copy_nofollow(dir_fd: int, name: str, dest: Path, cap: limits.Cap, where: str) -> str:
+    """Copy hub file `name` to `dest` without following a link and reading at most `cap` bytes; its sha256."""
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise _not_plain(name, where, link=True) from None
+        raise HubError(f"cannot read {name} of {where}: {e.strerror or e}") from None
+    h = hashlib.sha256()
+    with os.fdopen(fd, "rb") as src:
+        st = os.fstat(src.fileno())
+        if not stat.S_ISREG(st.st_mode):
+            raise _not_plain(name, where, link=False)
+        if st.st_size > cap.limit:
+            raise limits.too_big(name, st.st_size, cap, where)
+        try:
+            with open(dest, "xb") as out:  # a new file: the process's ordinary permissions, not the hub's
+                total = 0
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    total += len(chunk)
+                    if total > cap.limit:
+                        raise limits.too_big(name, None, cap, where)
+                    h.update(chunk)
+                    out.write(chunk)
+        except HubError:
+            dest.unlink(missing_ok=True)
+            raise
+        except OSError as e:
+            dest.unlink(missing_ok=True)
+            raise HubError(f"cannot copy {name} of {where}: {e.strerror or e}") from None
+    return h.hexdigest()
+
+
+# ------------------------------------------------------------------------------------------ push
+
+def check_destination(dest: Path, run_dir: Path) -> None:
+    """Refuse a push destination that is not allowed (`refuse_location`) or not replaceable."""
+    refuse_location(dest, run_dir)
+    check_replaceable(dest)
+
+
+def refuse_location(dest: Path, run_dir: Path) -> None:
+    """Refuse a push destination that is, holds or lies inside the run, or lies in a folder zoo or
+    huggingface-hub manage (links resolved: a link cannot disguise one)."""
+    real, run = Path(os.path.realpath(dest)), Path(os.path.realpath(run_dir))
+    if real == run or run in real.parents:
+        raise HubError(f"{dest} is {'the run' if real == run else 'inside the run'} {run_dir} that is being "
+                       "pushed: refusing to write there",
+                       "A folder hub is a separate folder: push to file:///SOME/OTHER/PATH.")
+    if real in run.parents:
+        raise HubError(f"{dest} holds the run {run_dir} that is being pushed: refusing to replace it",
+                       "A folder hub is a separate folder: push to file:///SOME/OTHER/PATH.")
+    if is_managed(dest) or is_managed(real):
+        raise HubError(f"{dest} is inside zoo's cache, the Hugging Face Hub cache or zoo's bundled weights: "
+                       "refusing to write there",
+                       "Those folders belong to zoo and huggingface-hub; push to a folder of your own.")
+
+
+def check_replaceable(dest: Path, shown: Path | None = None) -> None:
+    """Refuse to replace `dest` unless it is missing, an empty folder, or a folder hub a push made and
+    nobody changed since: every file it holds is one the push listed, with the sha256 it wrote. `shown`
+    is the name to give in messages (`dest` itself unless it was moved aside)."""
+    shown = shown or dest
+    try:
+        _check_replaceable(dest, shown)
+    except OSError as e:
+        raise HubError(f"cannot read {shown} to check that a push may replace it: {e.strerror or e}",
+                       "A push only replaces a folder it can check; push to a new folder.") from None
+
+
+def _check_replaceable(dest: Path, shown: Path) -> None:
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        return
+    if stat.S_ISLNK(st.st_mode):
+        raise HubError(f"{shown} is a symbolic link: zoo push does not write through links",
+                       f"Push to the folder it points to, or to a new folder; {shown} was left as it is.")
+    if not stat.S_ISDIR(st.st_mode):
+        raise HubError(f"{shown} exists and is not a folder: refusing to replace it",
+                       "Push to a new or empty folder.")
+    names = sorted(os.listdir(dest))
+    if not names:
+        return
+    pushed = _pushed_files(dest)
+    if pushed is None:
+        raise HubError(f"{shown} is {_describe(names)}, not a folder hub that `zoo push` made: "
+                       "refusing to replace it",
+                       f"A push only creates a folder hub or replaces one a push made (it holds {PUSHED_MANIFEST}). "
+                       f"Push to a new or empty folder, or move {shown} away first.")
+    extra = [n for n in names if n not in pushed and n != PUSHED_MANIFEST]
+    if extra:
+        raise HubError(f"{shown} holds files no push wrote ({_names(extra)}): refusing to replace it",
+                       "Move them elsewhere first: a push replaces only what a push wrote.")
+    changed = [n for n in names if n in pushed and not _unchanged(dest / n, pushed[n])]
+    if changed:
+        raise HubError(f"{shown}: {_names(changed)} changed since zoo pushed it: refusing to replace it",
+                       f"Keep a copy of the changed files elsewhere and delete {shown}, or push to a new folder.")
+
+
+def _pushed_files(folder: Path) -> dict[str, str] | None:
+    """The files a push recorded in `folder` (name -> sha256), or None if it holds no valid mark."""
+    path = folder / PUSHED_MANIFEST
+    if not path.is_file() or path.is_symlink():
+        return None
+    manifest = read_json(path)
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return None
+    return files
+
+
+def _unchanged(path: Path, sha256: str) -> bool:
+    return path.is_file() and not path.is_symlink() and file_sha256(path) == sha256
+
+
+def _describe(names: list[str]) -> str:
+    if CONFIG in names and any(m in names for m in RUN_MARKERS):
+        return f"a zoo run folder ({_names(names)})"
+    return f"a folder holding {_names(names)}"
+
+
+def _names(names: list[str]) -> str:
+    return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
+
+
+def push_folder(dest: Path, files: dict[str, Path | bytes], run_dir: Path) -> None:
+    """Write the files (and the push's mark) into a new folder beside `dest`, then swap it in: readers
+    see the old or the new version, never a mixture or a half-written file. One push at a time into a
+    parent folder; `dest` is checked under that lock, and once more as it is moved aside."""
+    refuse_location(dest, run_dir)
     parent = dest.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        tmp = parent / f".{dest.name}.tmp-{uuid.uuid4().hex[:8]}"
-        tmp.mkdir()
+        lock = temps.hold(parent)
     except OSError as e:
         raise HubError(f"cannot write to {parent}: {e.strerror or e}") from None
-    try:
-        for name, value in files.items():
-            with open(tmp / name, "wb") as fh:
-                if isinstance(value, Path):
-                    with open(value, "rb") as src:
-                        shutil.copyfileobj(src, fh, 1 << 20)
-                else:
-                    fh.write(value)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp / name, 0o644)
-        os.chmod(tmp, 0o755)
-        if dest.is_dir():
-            old = parent / f".{dest.name}.old-{uuid.uuid4().hex[:8]}"
-            os.rename(dest, old)
+    with lock:
+        check_replaceable(dest)
+        _recover(dest)
+        try:
+            with temps.make_dir(parent, f".{dest.name}.tmp-") as tmp:
+                try:
+                    written = {name: _write(tmp.path / name, value) for name, value in files.items()}
+                    _write(tmp.path / PUSHED_MANIFEST, _manifest(written))
+                    os.chmod(tmp.path, 0o755)
+                    _swap(tmp.path, dest)
+                finally:
+                    temps.remove(tmp.path)  # gone already when it was swapped in
+        except OSError as e:
+            raise HubError(f"cannot write to {dest}: {e.strerror or e}") from None
+
+
+def _recover(dest: Path) -> None:
+    """Clean up after a push killed beside `dest`: its half-written folder goes, and a previous version
+    it had moved aside is put back if nothing took its place (else it goes: it was replaced)."""
+    pattern = glob.escape(f".{dest.name}")
+    temps.sweep(dest.parent, f"{pattern}.tmp-*")
+    for old in temps.stale(dest.parent, f"{pattern}.old-*"):
+        if not os.path.lexists(dest):
             try:
-                os.rename(tmp, dest)
-            except OSError:
                 os.rename(old, dest)
-                raise
-            shutil.rmtree(old, ignore_errors=True)
+                continue
+            except OSError:
+                pass
+        temps.remove(old)
+
+
+def _manifest(written: dict[str, str]) -> bytes:
+    from zoo.hub.hf import zoo_version
+
+    return (json.dumps({"written_by": "zoo push", "zoo_version": zoo_version(), "pushed": now(),
+                        "files": written}, indent=2) + "\n").encode()
+
+
+def _write(path: Path, value: Path | bytes) -> str:
+    """Write one file (from a path or bytes), synced to disk, readable by all; its sha256."""
+    h = hashlib.sha256()
+    with open(path, "xb") as fh:
+        if isinstance(value, Path):
+            with open(value, "rb") as src:
+                for chunk in iter(lambda: src.read(1 << 20), b""):
+                    h.update(chunk)
+                    fh.write(chunk)
         else:
-            os.rename(tmp, dest)
-    except OSError as e:
-        raise HubError(f"cannot write to {dest}: {e.strerror or e}") from None
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            h.update(value)
+            fh.write(value)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.chmod(path, 0o644)
+    return h.hexdigest()
+
+
+def _swap(new: Path, dest: Path) -> None:
+    """Put folder `new` in the place of `dest`. An existing `dest` is moved aside under a lock (a later
+    push puts it back if this process dies before the swap ends) and checked again there: what is
+    deleted is exactly what was checked."""
+    if not os.path.lexists(dest):
+        os.rename(new, dest)  # fails if a non-empty folder appeared there meanwhile
+        return
+    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:12]}"
+    with temps.hold(dest):
+        os.rename(dest, old)
+        try:
+            check_replaceable(old, shown=dest)
+            os.rename(new, dest)
+        except BaseException:
+            os.rename(old, dest)
+            raise
+    temps.remove(old)

@@ -3,6 +3,7 @@ commit, with time limits, and one clear message for each way a request can fail.
 
 from __future__ import annotations
 
+import contextvars
 import os
 import re
 import sys
@@ -11,19 +12,26 @@ from pathlib import Path
 from urllib.parse import quote
 
 from zoo.errors import ZooError
-from zoo.hub.cache import Fetched, now, offline, read_json, write_json, zoo_cache
-from zoo.hub.files import MODEL_FILES, check_model_files, file_sha256, git_blob_sha1, safe_name, select_files
+from zoo.hub import limits, temps
+from zoo.hub.cache import Fetched, cache_error, now, offline, read_json, write_json, zoo_cache
+from zoo.hub.files import (CONFIG, MODEL_FILES, check_config, check_model_files, file_sha256, git_blob_sha1,
+                           safe_name, select_files)
 from zoo.hub.locations import COMMIT_RE, HubError, Location, Log
 
 
 _TIMEOUTS_BOUND = False
+# While zoo downloads one file: (the most bytes it may take, the HubError to raise past that).
+_DOWNLOAD_CAP: contextvars.ContextVar[tuple[int, HubError] | None] = contextvars.ContextVar(
+    "zoo_download_cap", default=None)
 
 
 def import_hf():
-    """huggingface_hub, imported on first use, with a time limit on every request.
+    """huggingface_hub, imported on first use, with a time limit on every request and a cap on the
+    bytes of every download.
 
     Some of its calls pass no time-out (timeout=None); unless the user installed their own client
-    factory, zoo installs one whose requests without a limit get HF_HUB_DOWNLOAD_TIMEOUT seconds."""
+    factory, zoo installs one whose requests without a limit get HF_HUB_DOWNLOAD_TIMEOUT seconds, and
+    whose downloads stop at the file's cap (zoo.hub.limits) whatever size the server announced."""
     global _TIMEOUTS_BOUND
     try:
         import huggingface_hub
@@ -51,12 +59,40 @@ def _bound_timeouts(hf) -> None:
             self.inner = inner
 
         def handle_request(self, request):
-            limits = dict(request.extensions.get("timeout") or {})
-            if not limits or any(v is None for v in limits.values()):
+            given = dict(request.extensions.get("timeout") or {})
+            if not given or any(v is None for v in given.values()):
                 request.extensions = {**request.extensions, "timeout": {
-                    k: (limits.get(k) if limits.get(k) is not None else seconds)
+                    k: (given.get(k) if given.get(k) is not None else seconds)
                     for k in ("connect", "read", "write", "pool")}}
-            return self.inner.handle_request(request)
+            cap = _DOWNLOAD_CAP.get() if request.method == "GET" else None
+            if cap is not None:
+                request.headers["Accept-Encoding"] = "identity"  # the bytes counted are the bytes kept
+            response = self.inner.handle_request(request)
+            if cap is not None:
+                response.stream = CappedStream(response, *cap)
+            return response
+
+        def close(self):
+            self.inner.close()
+
+    class CappedStream(httpx2.SyncByteStream):
+        """A response body that raises its HubError past `limit` bytes, before reading any further."""
+
+        def __init__(self, response, limit, error):
+            self.inner, self.limit, self.error = response.stream, limit, error
+            length = response.headers.get("Content-Length", "")
+            encoding = response.headers.get("Content-Encoding", "identity").lower()
+            self.refuse = (length.isdigit() and int(length) > limit) or encoding not in ("", "identity")
+
+        def __iter__(self):
+            if self.refuse:  # announced too large, or compressed (its size on disk unknown)
+                raise self.error
+            total = 0
+            for chunk in self.inner:
+                total += len(chunk)
+                if total > self.limit:
+                    raise self.error
+                yield chunk
 
         def close(self):
             self.inner.close()
@@ -205,12 +241,29 @@ def _hf_cached(hf, loc: Location, commit: str, *, strict: bool) -> Fetched | Non
     return Fetched(folder, str(loc), dict(manifest["files"]), commit, cached=True)
 
 
-def _hf_download(hf, loc: Location, name: str, commit: str) -> Path:
+def _hf_download(hf, loc: Location, name: str, commit: str, cap: limits.Cap) -> Path:
+    token = _DOWNLOAD_CAP.set((cap.limit, limits.too_big(name, None, cap, str(loc))))
     try:
         return Path(hf.hf_hub_download(loc.repo, name, revision=commit, etag_timeout=_timeout(),
                                        library_name="zoo", library_version=zoo_version()))
     except Exception as e:
         raise hub_error(e, loc) from None
+    finally:
+        _DOWNLOAD_CAP.reset(token)
+
+
+def _download_checked(hf, loc: Location, name: str, commit: str, sibling, cap: limits.Cap) -> Path:
+    """One file of `commit`, within its cap, matching the checksum the hub lists (fetched once more if not)."""
+    path = _hf_download(hf, loc, name, commit, cap)
+    if _matches_hub(path, sibling) is False:  # a damaged copy: fetch it once more
+        _evict(path)
+        path = _hf_download(hf, loc, name, commit, cap)
+        if _matches_hub(path, sibling) is False:
+            _evict(path)
+            raise HubError(f"{name} of {loc} does not match the checksum the hub lists for it "
+                           f"(commit {commit[:12]}): refusing it",
+                           "The download was damaged or the hub is inconsistent; nothing was kept. Try again.")
+    return path
 
 
 def _evict(path: Path) -> None:
@@ -240,6 +293,8 @@ def fetch_hf(loc: Location, log: Log) -> Fetched:
     pinned = COMMIT_RE.fullmatch(revision) is not None
     store = hf_store(loc)
     ref_file = store / "refs" / quote(revision, safe="")
+    for records in ("refs", "verified"):
+        temps.sweep(store / records, ".*.tmp")  # left by a process killed while writing a record
     if pinned:  # a commit never changes: a verified copy needs no network
         cached = _hf_cached(hf, loc, revision, strict=offline())
         if cached is not None:
@@ -268,32 +323,43 @@ def fetch_hf(loc: Location, log: Log) -> Fetched:
         raise HubError(f"{_endpoint()} gave no commit for {loc}: it does not look like a Hugging Face Hub")
     siblings = {s.rfilename: s for s in (info.siblings or [])}
     wanted = select_files(list(siblings), str(loc))
+    assert wanted[0] == CONFIG  # fetched first: the model it describes sizes the weights' cap
+    before = {n: isinstance(hf.try_to_load_from_cache(loc.repo, n, revision=commit), str) for n in wanted}
     files: dict[str, str] = {}
     folder = None
-    had = all(isinstance(hf.try_to_load_from_cache(loc.repo, n, revision=commit), str) for n in wanted)
+    run = None
     for name in wanted:
-        path = _hf_download(hf, loc, name, commit)
-        if _matches_hub(path, siblings[name]) is False:  # a damaged copy: fetch it once more
-            _evict(path)
-            path = _hf_download(hf, loc, name, commit)
-            if _matches_hub(path, siblings[name]) is False:
-                _evict(path)
-                raise HubError(f"{name} of {loc} does not match the checksum the hub lists for it "
-                               f"(commit {commit[:12]}): refusing it",
-                               "The download was damaged or the hub is inconsistent; nothing was kept. Try again.")
+        cap = limits.cap(name, run)
+        if not limits.admit(name, getattr(siblings[name], "size", None), cap, str(loc), log):
+            continue  # over its listed size: never requested
+        try:
+            path = _download_checked(hf, loc, name, commit, siblings[name], cap)
+        except limits.TooBig as e:  # larger than it was listed: stopped at its cap
+            limits.skip(name, e, log)
+            continue
         files[name] = file_sha256(path)
         folder = path.parent
+        if name == CONFIG:
+            run = check_config(path, str(loc))
     assert folder is not None
     check_model_files(folder, str(loc))
+    try:
+        _record(store, loc, commit, files, None if pinned else ref_file)
+    except OSError as e:
+        raise cache_error(e, store) from None
+    return Fetched(folder, str(loc), files, commit, cached=all(before[n] for n in files))
+
+
+def _record(store: Path, loc: Location, commit: str, files: dict[str, str], ref_file: Path | None) -> None:
+    """Record `commit` as verified (with its files' sha256s), and where a branch or tag points now."""
     write_json(store / "verified" / f"{commit}.json",
-                {"location": str(loc), "endpoint": _endpoint(), "repo": loc.repo, "commit": commit,
-                 "files": files, "verified": now()})
-    if not pinned:
+               {"location": str(loc), "endpoint": _endpoint(), "repo": loc.repo, "commit": commit,
+                "files": files, "verified": now()})
+    if ref_file is not None:
         ref_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = ref_file.with_name(f".{ref_file.name}.{uuid.uuid4().hex[:8]}.tmp")
         tmp.write_text(commit)
         os.replace(tmp, ref_file)
-    return Fetched(folder, str(loc), files, commit, cached=had)
 
 
 def zoo_version() -> str:

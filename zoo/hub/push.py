@@ -12,8 +12,8 @@ from typing import Any
 from zoo import registry
 from zoo.console import to_stderr
 from zoo.hub.cache import read_json
-from zoo.hub.files import CARD, CONFIG, IMAGES, MODEL_FILES, WEIGHTS, check_config, check_safetensors
-from zoo.hub.folder import push_folder
+from zoo.hub.files import CARD, CONFIG, IMAGES, MODEL_FILES, WEIGHTS, check_config, check_model_files
+from zoo.hub.folder import check_destination, push_folder
 from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
 from zoo.hub.pull import fetch, pull
@@ -90,12 +90,15 @@ def model_card(run_dir: Path, location: str) -> str:
 
 
 def _push_files(run_dir: Path, location: str) -> dict[str, Path | bytes]:
+    """What a push publishes, after refusing a run that is incomplete or damaged: a config.json whose
+    fields are not all there and typed, weights whose header does not fit it, or whose contents do not
+    match the checksum recorded when they were written. Nothing is written or uploaded before this."""
     for name in MODEL_FILES:
         if not (run_dir / name).is_file():
             raise HubError(f"{run_dir} has no {name}: nothing to push",
                            "Push a finished run folder (one written by `zoo train`).")
-    check_config(run_dir / CONFIG, str(run_dir))
-    check_safetensors(run_dir / WEIGHTS, str(run_dir))
+    check_model_files(run_dir, str(run_dir))
+    _verify_weights(run_dir / WEIGHTS)
     files: dict[str, Path | bytes] = {CONFIG: run_dir / CONFIG, WEIGHTS: run_dir / WEIGHTS,
                                       CARD: model_card(run_dir, location).encode()}
     for image in IMAGES:
@@ -104,11 +107,22 @@ def _push_files(run_dir: Path, location: str) -> dict[str, Path | bytes]:
     return files
 
 
+def _verify_weights(path: Path) -> None:
+    from zoo import checkpoint
+    from zoo.errors import RunError
+
+    try:
+        checkpoint.verify_file(path)
+    except RunError as e:
+        raise HubError(f"refusing to push a damaged run: {e.message}", e.hint) from None
+
+
 def push(run: str | Path, destination: str, *, private: bool = False, revision: str | None = None,
          message: str | None = None, log: Log = to_stderr) -> Pushed:
     """Publish a run folder (config.json, model.safetensors, a model card, its pictures) to
     hf://ORG/NAME (a commit on `revision`, default main; the repository is created if needed, private if
-    asked) or to a folder hub file:///PATH (replaced as a whole, atomically)."""
+    asked) or to a folder hub file:///PATH (created, or replaced as a whole, atomically, only if an earlier
+    push made it: see zoo.hub.folder). A damaged run is refused before anything is written or uploaded."""
     loc = parse(destination)
     if loc.kind == "hf" and loc.revision and revision and loc.revision != revision:
         raise HubError(f"two revisions given: @{loc.revision} and --revision {revision}")
@@ -117,8 +131,9 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
     if loc.kind == "file":
         if revision:
             raise HubError("a folder hub keeps one version: --revision is for hf:// locations")
+        check_destination(loc.path, run_dir)  # before the run is even read
         files = _push_files(run_dir, str(loc))
-        push_folder(loc.path, files)
+        push_folder(loc.path, files, run_dir)
         return Pushed(str(loc), sorted(files))
     base = f"{HF_SCHEME}{loc.repo}"
     files = _push_files(run_dir, base)

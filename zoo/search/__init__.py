@@ -13,6 +13,11 @@ machines share a study by pointing `--storage` at the same database. The trial b
 study's, not a process's: workers stop when the study holds N complete or pruned trials (Optuna's
 MaxTrialsCallback semantics, enforced before a trial starts, so a study does not overshoot).
 
+Workers sharing a study never draw from the same random stream: trial n draws from one seeded by
+(seed, n), and trial numbers are unique in a study (a grid gives trial n its n-th point). A draw equal
+to an earlier trial still queued or running is failed ("drew the configuration of trial K"), not run.
+Before any trial, the objective metric is checked against those the model reports (zoo.search.objective).
+
 A dead worker's trial is failed and queued again (Optuna's RetryHeartbeatStaleTrialCallback, formerly
 RetryFailedTrialCallback): database storages use Optuna's own heartbeats; the journal file, which
 has none, gets the same from a heartbeat user attribute and, on one host, a process check.

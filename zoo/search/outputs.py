@@ -100,7 +100,7 @@ def write_csv(trials, path: Path) -> Path:
                     _cell(round(dur, 3) if dur is not None else None),
                     t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
                     f"{worker.get('host', '')}:{worker.get('pid', '')}" if worker.get("trial") == t.number else "",
-                    _cell(t.system_attrs.get("failed_trial")), a.get("pruned_reason", "")]
+                    _cell(t.system_attrs.get("failed_trial")), a.get("pruned_reason") or a.get("note", "")]
                    + [_cell(vals.get(k)) for k in keys])
     ckpt.atomic_write(path, buf.getvalue())
     return path
@@ -129,6 +129,8 @@ def plot_history(study, trials, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from zoo.plots import save_figure
+
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
@@ -151,9 +153,10 @@ def plot_history(study, trials, path: Path) -> bool:
     if values and min(values) > 0 and max(values) / min(values) > 20:
         ax.set_yscale("log")
     ax.set_title(f"{study.study_name}: {len(complete)} complete, {len(pruned)} pruned", fontsize=10)
-    ax.legend(fontsize=8)
+    if ax.get_legend_handles_labels()[0]:  # nothing to label when no trial completed or reported
+        ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)  # atomically, like every file zoo writes
     plt.close(fig)
     return True
 
@@ -181,13 +184,15 @@ def plot_importance(study, trials, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from zoo.plots import save_figure
+
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(6.4, max(2.4, 0.9 + 0.32 * len(names))), dpi=100)
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
     ax.set_xlabel("importance (fANOVA)")
     ax.set_title(f"{study.study_name}: hyperparameter importance ({len(complete)} trials)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(path)
+    save_figure(fig, path)  # atomically, like every file zoo writes
     plt.close(fig)
     return True
 

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from zoo.console import to_stdout
 from zoo.errors import ConfigError, RunError
+from zoo.search.objective import check_metric
 from zoo.search.outputs import write_outputs
 from zoo.search.settings import Interrupted, Settings, prepare
 from zoo.search.study import journal_path, open_study, redact
@@ -27,6 +28,8 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
                **options) -> dict[str, Any]:
     """Run (or resume) a study; write its outputs; return the summary (see `write_outputs`)."""
     settings, sp = prepare(model, space, **options)
+    data_cache: dict = {}
+    check_metric(settings, sp, data_cache)  # loads the data set: a missing one fails here, once
     study_dir = Path(settings.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     copy_path = study_dir / "space.toml"
@@ -56,11 +59,8 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     started = time.time()
     try:
         if settings.workers == 1:
-            worker = Worker(settings, sp, log=log)
-            worker.warm_up()
-            worker.run()
+            Worker(settings, sp, log=log, data_cache=data_cache).run()
         else:
-            Worker(settings, sp, log=log).warm_up()  # a missing data set fails here, once
             _run_workers(settings, log)
     except Interrupted as e:
         interrupted = e
@@ -80,8 +80,8 @@ def _run_workers(settings: Settings, log: Callable[[str], None]) -> None:
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
     procs = []
     for k in range(settings.workers):
-        procs.append(subprocess.Popen([sys.executable, "-m", "zoo", "search-worker", "--label", f"worker {k + 1}",
-                                       "--index", str(k)], env=env))
+        procs.append(subprocess.Popen([sys.executable, "-m", "zoo", "search-worker", "--label", f"worker {k + 1}"],
+                                      env=env))
     try:
         pending = dict(enumerate(procs))
         while pending:
@@ -104,13 +104,12 @@ def _run_workers(settings: Settings, log: Callable[[str], None]) -> None:
         raise Interrupted("search interrupted; the trials done are stored. Resume with the same command.") from None
 
 
-def worker_main(label: str = "", index: int = 0) -> int:
+def worker_main(label: str = "") -> int:
     """A worker process started by `zoo search --workers N` (settings in the environment)."""
     raw = os.environ.get(SETTINGS_ENV)
     if not raw:
         raise ConfigError(f"search-worker is started by `zoo search --workers N` (no {SETTINGS_ENV})")
     settings = Settings(**json.loads(raw))
     space = load_space(settings.space)
-    worker = Worker(settings, space, label=label, index=index)
-    worker.run()
+    Worker(settings, space, label=label).run()
     return 0

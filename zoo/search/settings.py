@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ConfigError, ZooError
+from zoo.search.objective import metric_name
 from zoo.search.study import normalise_url
 from zoo.space import PRUNERS, SAMPLERS, Space, load_space
 
@@ -56,7 +57,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     """Check everything a user can get wrong before any trial runs; return the settings and the space."""
     from zoo import registry
     from zoo.api import resolve_config
-    from zoo.config import TrainConfig, fields_of
+    from zoo.config import TrainConfig, check_seed, fields_of
 
     cls = registry.get_model_class(model)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -101,6 +102,10 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         raise ConfigError("--heartbeat must be at least 1 second")
     if timeout is not None and timeout <= 0:
         raise ConfigError("--timeout must be positive")
+    if seed is not None:
+        check_seed(seed)
+    elif "seed" in search:
+        seed = check_seed(search["seed"], f"{sp.source}: [search] seed")
 
     known = {f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}
     sp.check_keys(known, model)
@@ -129,10 +134,8 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     settings = Settings(
         model=model, space=str(study_dir / "space.toml"), study=name, study_dir=str(study_dir),
         storage=normalise_url(storage), sampler=sampler, pruner=pruner, trials=int(trials), cv=int(cv or 0),
-        seed=seed if seed is not None else search.get("seed"), timeout=timeout, heartbeat=int(heartbeat),
-        preset=preset, overrides=overrides, metric=obj.get("metric"), reduce=obj.get("reduce", "best"),
+        seed=seed, timeout=timeout, heartbeat=int(heartbeat), preset=preset, overrides=overrides,
+        metric=metric_name(obj.get("metric") or cls.monitor or "loss"), reduce=obj.get("reduce", "best"),
         time_penalty=float(obj.get("time_penalty", 0.0)), latent_penalty=latent_penalty, latent_key=latent_key,
         workers=int(workers), vectorize=int(vectorize), concurrent=concurrent)
-    if settings.metric is None:
-        settings.metric = cls.monitor or "loss"
     return settings, sp

@@ -3,8 +3,9 @@ database URL), the sampler and pruner, and opening or creating the study."""
 
 from __future__ import annotations
 
-import os
+import secrets
 import socket
+import time
 import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ HOST = socket.gethostname()
 JOURNAL = "journal.log"
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 MAX_RETRY = 3
+SCHEMA_TRIES = 5  # attempts at opening a database whose tables another process is creating
 
 
 def optuna_module():
@@ -106,13 +108,8 @@ def open_storage(settings: Settings):
         raise ConfigError(f"unsupported storage URL '{redact(settings.storage)}'",
                           "Use a database URL (sqlite:///study.db, postgresql://USER@HOST/DB, mysql://...), "
                           "a journal file path, or leave --storage out for the study folder's journal file.")
-    callback = retry_callback()
-    kw = ("heartbeat_stale_trial_callback" if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
-          else "failed_trial_callback")
     try:
-        storage = optuna.storages.RDBStorage(settings.storage, heartbeat_interval=settings.heartbeat,
-                                             grace_period=settings.grace, **{kw: callback},
-                                             engine_kwargs={"pool_pre_ping": True})
+        storage = _rdb_storage(settings)
     except ImportError as e:
         name = getattr(e, "name", None) or getattr(e.__cause__, "name", None) or str(e).split("'")[1:2] or "?"
         name = name[0] if isinstance(name, list) else name
@@ -128,34 +125,91 @@ def open_storage(settings: Settings):
     return storage, True
 
 
-def worker_seed(settings: Settings, index: int = 0) -> int | None:
-    """The sampler seed of one worker: workers sharing a study must not draw the same points, so each
-    local worker adds its index, and a process on a shared database (maybe on another machine) also
-    its host and pid. A single local worker keeps the seed as given (a reproducible study)."""
-    if settings.seed is None:
-        return None
-    seed = settings.seed + index
-    if settings.storage is not None and journal_path(settings) is None:
-        import zlib
-
-        seed += 1000 * (zlib.crc32(f"{HOST}:{os.getpid()}".encode()) % 1_000_000)
-    return seed % 2**32
-
-
-def make_sampler(settings: Settings, space: Space, index: int = 0):
+def _rdb_storage(settings: Settings):
+    """Optuna's RDBStorage with heartbeats. Processes started at once on a new database race to create
+    its tables (the losers see them exist half-made): a loser tries again, and finds them made."""
     optuna = optuna_module()
-    seed = worker_seed(settings, index)
-    if settings.sampler == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
+    kw = ("heartbeat_stale_trial_callback" if hasattr(optuna.storages, "RetryHeartbeatStaleTrialCallback")
+          else "failed_trial_callback")
+    for attempt in range(SCHEMA_TRIES):
+        try:
+            return optuna.storages.RDBStorage(settings.storage, heartbeat_interval=settings.heartbeat,
+                                              grace_period=settings.grace, **{kw: retry_callback()},
+                                              engine_kwargs={"pool_pre_ping": True})
+        except Exception as e:
+            if attempt == SCHEMA_TRIES - 1 or not _creating_at_once(e):
+                raise
+            time.sleep(0.2 * (attempt + 1))
+
+
+def _creating_at_once(e: Exception) -> bool:
+    """True for the errors another process's creating the same tables causes (a duplicate row of the
+    schema version, a table that already exists, SQLite's lock)."""
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    text = str(e)
+    return isinstance(e, IntegrityError) or isinstance(e, OperationalError) and (
+        "already exists" in text or "database is locked" in text)
+
+
+def trial_seed(seed: int, number: int) -> int:
+    """The seed of one trial's draws: (the study's seed, the trial's number) mixed by NumPy's SeedSequence."""
+    import numpy as np
+
+    return int(np.random.SeedSequence([seed, number]).generate_state(1)[0])
+
+
+def make_sampler(settings: Settings, space: Space):
+    """The study's sampler. Grid: Optuna's, which gives trial n the n-th point of one order (shuffled
+    by the seed, the same in every worker). TPE and random: each trial drawn from its own random
+    stream (see `PerTrial`)."""
+    optuna = optuna_module()
     if settings.sampler == "grid":
         class Grid(optuna.samplers.GridSampler):
             def after_trial(self, study, trial, state, values):  # zoo's loop keeps the budget
                 return None
 
-        return Grid(space.grid(), seed=seed)
-    # TPE (Optuna's advice for deep learning with few workers); the constant liar keeps parallel
-    # workers from sampling the same point while trials run.
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+        return Grid(space.grid(), seed=settings.seed)
+    seed = settings.seed if settings.seed is not None else secrets.randbits(32)
+
+    def make(stream: int):
+        if settings.sampler == "random":
+            return optuna.samplers.RandomSampler(seed=stream)
+        # TPE (Optuna's advice for deep learning with few workers); the constant liar keeps parallel
+        # workers from sampling the same point while trials run.
+        return optuna.samplers.TPESampler(seed=stream, constant_liar=True)
+
+    class PerTrial(optuna.samplers.BaseSampler):
+        """Draws each trial with a sampler seeded by (seed, trial number). Trial numbers are unique in
+        a study (the storage hands them out), so processes sharing a study never draw from the same
+        stream, however they were started; and one process given a seed draws the same trials again,
+        resumed or not. The inner samplers keep no state between trials but their random numbers."""
+
+        def __init__(self):
+            self.inner: dict[int, optuna.samplers.BaseSampler] = {}
+
+        def _for(self, trial):
+            if trial.number not in self.inner:
+                self.inner[trial.number] = make(trial_seed(seed, trial.number))
+            return self.inner[trial.number]
+
+        def infer_relative_search_space(self, study, trial):
+            return self._for(trial).infer_relative_search_space(study, trial)
+
+        def sample_relative(self, study, trial, search_space):
+            return self._for(trial).sample_relative(study, trial, search_space)
+
+        def sample_independent(self, study, trial, param_name, param_distribution):
+            return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+        def before_trial(self, study, trial):
+            self._for(trial).before_trial(study, trial)
+
+        def after_trial(self, study, trial, state, values):
+            self._for(trial).after_trial(study, trial, state, values)
+            self.inner.pop(trial.number, None)
+
+    return PerTrial()
 
 
 def make_pruner(settings: Settings, epochs: int | None):
@@ -178,10 +232,10 @@ def _fixed_epochs(settings: Settings, space: Space) -> int | None:
     return train_cfg.epochs
 
 
-def open_study(settings: Settings, space: Space, create: bool = False, index: int = 0):
+def open_study(settings: Settings, space: Space, create: bool = False):
     optuna = optuna_module()
     storage, native = open_storage(settings)
-    sampler = make_sampler(settings, space, index)
+    sampler = make_sampler(settings, space)
     pruner = make_pruner(settings, _fixed_epochs(settings, space))
     try:
         if create:
@@ -193,7 +247,4 @@ def open_study(settings: Settings, space: Space, create: bool = False, index: in
         raise ConfigError(f"study '{settings.study}': {e}") from None
     except KeyError:
         raise ConfigError(f"no study '{settings.study}' in {redact(settings.storage)}") from None
-    stored = len(study.get_trials(deepcopy=False))
-    if stored and settings.seed is not None:  # a resumed study must not replay its first session's draws
-        study.sampler = make_sampler(settings, space, index + 7919 * stored)
     return study, storage, native

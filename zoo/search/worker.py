@@ -22,6 +22,13 @@ from zoo.search.study import HOST, open_study, optuna_module, retry_callback
 from zoo.space import Space
 
 
+DRAW_WAIT = 5.0  # seconds a trial waits for earlier trials to finish drawing before comparing with them
+
+
+class Duplicate(Exception):
+    """A trial drew the configuration of an earlier trial still queued or running: failed, not run."""
+
+
 def _jsonable(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
 
@@ -118,13 +125,14 @@ class Worker:
     """Runs trials of one study until the study's budget is spent."""
 
     def __init__(self, settings: Settings, space: Space, log: Callable[[str], None] = to_stdout, label: str = "",
-                 index: int = 0):
+                 data_cache: dict | None = None):
         self.settings, self.space, self.log = settings, space, log
         self.prefix = f"[{label}] " if label else ""
-        self.study, self.storage, self.native = open_study(settings, space, index=index)
+        self.study, self.storage, self.native = open_study(settings, space)
         self.retry = retry_callback()
-        self.data_cache: dict[tuple, Any] = {}
+        self.data_cache: dict[tuple, Any] = {} if data_cache is None else data_cache
         self.current = None
+        self.duplicates = 0  # draws in a row that were an earlier trial's (this worker then backs off)
 
     # ------------------------------------------------------------------ stale trials
     def fail_stale(self) -> None:
@@ -190,9 +198,11 @@ class Worker:
                     self.run_group(max(size, min(waiting, self.settings.vectorize)))
                     ran += size
                 else:
-                    self.study.optimize(self.objective, n_trials=1, catch=(), gc_after_trial=False,
+                    self.study.optimize(self.objective, n_trials=1, catch=(Duplicate,), gc_after_trial=False,
                                         show_progress_bar=False)
                     ran += 1
+                if self.duplicates:  # the space offers little else while those trials run: wait a little
+                    time.sleep(min(poll * 2 ** (self.duplicates - 1), 30.0))
         except (KeyboardInterrupt, ZooError) as e:
             if isinstance(e, ZooError) and e.exit_code != 130:  # not Ctrl-C inside a trial's training
                 raise
@@ -218,23 +228,7 @@ class Worker:
 
     # ------------------------------------------------------------------ one trial
     def _data(self, train_cfg):
-        from zoo.api import _load_data
-        from zoo.device import pick_device
-
-        device = pick_device(train_cfg.device)
-        key = (train_cfg.dataset, train_cfg.data_dir, train_cfg.val_fraction, train_cfg.image_size,
-               train_cfg.binarize, str(device))
-        if key not in self.data_cache:
-            self.data_cache[key] = _load_data(train_cfg, device)
-        return self.data_cache[key]
-
-    def warm_up(self) -> None:
-        """Load the data set once (and fail early and clearly if it is missing)."""
-        from zoo.api import resolve_config
-
-        _, _, train_cfg = resolve_config(self.settings.model, preset=self.settings.preset,
-                                         config={**self.space.fixed, **self.settings.overrides})
-        self._data(train_cfg)
+        return load_data(train_cfg, self.data_cache)
 
     def objective(self, trial) -> float:
         self.current = trial
@@ -266,9 +260,10 @@ class Worker:
             values, helpers = self.space.sample(trial, grid=s.sampler == "grid")
         except ConfigError as e:
             self._prune(trial, f"invalid configuration: {e.message}")
-        trial.set_user_attr("values", _jsonable(values))
         if helpers:
             trial.set_user_attr("helpers", _jsonable(helpers))
+        trial.set_user_attr("values", _jsonable(values))  # last: it marks the trial's draw as complete
+        self._refuse_duplicate(trial)
         try:
             cls, model_cfg, train_cfg = resolve_config(s.model, preset=s.preset,
                                                        config={**self.space.fixed, **s.overrides}, overrides=values)
@@ -277,6 +272,38 @@ class Worker:
         full = {**dataclasses.asdict(model_cfg), **dataclasses.asdict(train_cfg)}
         trial.set_user_attr("config", _jsonable(full))
         return values, cls, model_cfg, train_cfg
+
+    def _refuse_duplicate(self, trial) -> None:
+        """Fail a trial that drew the configuration of an earlier trial still queued or running (in any
+        worker): running it again would add nothing. Of two such twins the later one always yields,
+        because it compares only after every earlier trial has finished drawing."""
+        twin = self._earlier_twin(trial)
+        if twin is None:
+            self.duplicates = 0
+            return
+        self.duplicates += 1
+        note = f"drew the configuration of trial {twin}, which is queued or running: not run"
+        trial.set_user_attr("note", note)
+        self.log(f"{self.prefix}trial {trial.number}  {note}")
+        self.current = None  # failed on purpose: Ctrl-C must not queue it again
+        raise Duplicate(note)
+
+    def _earlier_twin(self, trial) -> int | None:
+        """The number of an earlier trial, queued or running, with `trial`'s params; None if none."""
+        from optuna.trial import TrialState
+
+        params = trial.params
+        deadline = time.time() + DRAW_WAIT
+        while True:
+            earlier = [t for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING, TrialState.WAITING))
+                       if t.number < trial.number]
+            for t in earlier:
+                if "values" in t.user_attrs and t.params == params:
+                    return t.number
+            drawing = any(t.state == TrialState.RUNNING and "values" not in t.user_attrs for t in earlier)
+            if not drawing or time.time() > deadline:  # (a worker killed while drawing never finishes)
+                return None
+            time.sleep(0.05)
 
     def _parts(self, train_cfg):
         from zoo import cv as cvmod
@@ -374,6 +401,8 @@ class Worker:
                     ready.append((t, *self._configure(t)))
                 except optuna.TrialPruned:
                     tell(t, state=TrialState.PRUNED)
+                except Duplicate:
+                    tell(t, state=TrialState.FAIL)
             groups: dict[str, list] = {}
             for item in ready:
                 t, values, cls, model_cfg, train_cfg = item
@@ -496,6 +525,19 @@ class Worker:
         for t, values, _, mc, _ in alive:
             tell(t, self._finish(t, values, mc, losses[t.number], seconds / len(members), epochs[t.number],
                                  note=f", {len(members)} trials vectorised"))
+
+
+def load_data(train_cfg, cache: dict):
+    """The data set a trial trains on, loaded once per process and kept in `cache`."""
+    from zoo.api import _load_data
+    from zoo.device import pick_device
+
+    device = pick_device(train_cfg.device)
+    key = (train_cfg.dataset, train_cfg.data_dir, train_cfg.val_fraction, train_cfg.image_size,
+           train_cfg.binarize, str(device))
+    if key not in cache:
+        cache[key] = _load_data(train_cfg, device)
+    return cache[key]
 
 
 def _short(v: Any) -> str:

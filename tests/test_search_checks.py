@@ -1,0 +1,136 @@
+"""`zoo search` refuses what would waste every trial before the first one runs: an objective metric the
+model does not report, and a seed outside 0 .. 2**32-1 (`zoo cv` too)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import assert_clean_error, assert_ok, invoke, quiet, read_metrics
+
+import zoo
+from zoo.errors import ConfigError
+from zoo.search import prepare, run_search
+
+optuna = pytest.importorskip("optuna")
+
+FIXED = """
+[fixed]
+dataset = "digits"
+device = "cpu"
+epochs = 1
+"""
+TINY = 'channels = [4, 8, 8]\nhidden = [16]\n'
+PARAMS = "[params]\nlr = { low = 1e-3, high = 1e-2, log = true }\n"
+
+
+def write_space(path: Path, *, metric: str | None = None, fixed: str = TINY, params: str = PARAMS,
+                search: str = "") -> Path:
+    objective = f'[objective]\nmetric = "{metric}"\nreduce = "last"\n' if metric else ""
+    path.write_text(f"[search]\nsampler = \"random\"\npruner = \"none\"\n{search}{objective}{FIXED}{fixed}{params}")
+    return path
+
+
+# ------------------------------------------------------------------------------------------ the objective metric
+
+@pytest.mark.parametrize("model, metric, names", [
+    ("convae", "nonexistent", "val_loss (or loss), val_mse (or mse)"),
+    ("vae", "val_psnr", "val_loss (or loss), val_rec (or rec), val_kl (or kl), val_mse (or mse)"),
+    ("classifier", "mse", "val_loss (or loss), val_accuracy (or accuracy)"),
+])
+def test_a_metric_the_model_does_not_report_is_refused_before_any_trial_with_the_valid_names(
+        tmp_path, model, metric, names):
+    space = write_space(tmp_path / "m.toml", metric=metric)
+    assert_clean_error(invoke("search", model, "--space", space, "--out", tmp_path / "s"),
+                       f"the objective metric '{metric}' is not one that {model} reports", names, code=2)
+    assert not (tmp_path / "s").exists()  # no study, no trial
+
+
+def test_a_default_metric_the_model_does_not_report_is_refused_with_the_valid_names(tmp_path):
+    space = write_space(tmp_path / "gan.toml", fixed="", params="[params]\nlr = { low = 1e-4, high = 1e-3 }\n")
+    assert_clean_error(invoke("search", "gan", "--space", space, "--out", tmp_path / "s"),
+                       "the objective metric 'loss' (the default) is not one that gan reports",
+                       "val_d_loss (or d_loss), val_g_loss (or g_loss)", code=2)
+
+
+def test_a_third_party_plugins_metrics_are_those_its_validation_step_returns(tmp_path, tinyplug_installed):
+    space = write_space(tmp_path / "t.toml", metric="mse", fixed="",
+                        params="[params]\nlatent_dim = { low = 2, high = 4 }\n")
+    assert_clean_error(invoke("search", "tinyae", "--space", space, "--out", tmp_path / "s"),
+                       "the objective metric 'mse' is not one that tinyae reports",
+                       "tinyae's validation metrics: val_loss (or loss).", code=2)
+
+
+def test_the_metric_is_checked_even_when_no_drawn_configuration_builds(tmp_path):
+    # a stride of 8 in the second layer collapses digits' images: every draw fails, the fixed part alone builds
+    stride = "[params]\nstride = { elements = [{ choices = [2] }, { choices = [8] }, { choices = [2] }] }\n"
+    space = write_space(tmp_path / "m.toml", metric="nonexistent", params=stride)
+    assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
+                       "the objective metric 'nonexistent' is not one that convae reports", code=2)
+
+
+def test_a_training_metric_is_refused_naming_its_validation_twin(tmp_path):
+    space = write_space(tmp_path / "m.toml", metric="train_loss")
+    assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
+                       "'train_loss' is measured on the training images", "Use val_loss (or loss).", code=2)
+
+
+@pytest.mark.parametrize("metric", ["val_mse", "mse"])
+def test_a_metric_is_named_as_in_metrics_jsonl_or_short(tmp_path, metric):
+    settings, _ = prepare("convae", write_space(tmp_path / "m.toml", metric=metric), out=tmp_path / "s")
+    assert settings.metric == "mse"
+
+
+def test_trials_are_scored_on_the_named_metric(tmp_path):
+    # bce training: the loss and the mse differ, and the trial's score must be the epoch's val_mse
+    space = write_space(tmp_path / "m.toml", metric="val_mse", fixed=TINY + 'loss = "bce"\n')
+    out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "1"))
+    assert "val mse" in out
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["objective"]["metric"] == "val_mse"
+    zoo.train("convae", config=tmp_path / "s" / "best.toml", out=tmp_path / "run", log=quiet, progress=False)
+    epoch = read_metrics(tmp_path / "run")[-1]
+    assert summary["best"]["loss"] == pytest.approx(epoch["val_mse"], rel=1e-5)
+    assert abs(epoch["val_mse"] - epoch["val_loss"]) > 1e-3
+
+
+# ------------------------------------------------------------------------------------------ seeds
+
+@pytest.mark.parametrize("seed", ["-1", str(2**32), str(2**64)])
+def test_search_and_cv_refuse_a_seed_outside_0_to_2_32_with_a_clean_error(tmp_path, seed):
+    space = write_space(tmp_path / "s.toml")
+    for args in (["search", "convae", "--space", space, "--out", tmp_path / "s"],
+                 ["cv", "convae", "--dataset", "digits", "--folds", "2"]):
+        assert_clean_error(invoke(*args, "--seed", seed), "--seed", "0<=x<=4294967295", code=2)
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("seed", [-1, 2**32, 2**64, True, 1.5])
+def test_the_python_api_refuses_a_seed_outside_0_to_2_32(tmp_path, seed):
+    with pytest.raises(ConfigError, match="--seed must be a whole number from 0 to 4294967295"):
+        run_search("convae", write_space(tmp_path / "s.toml"), out=tmp_path / "s", seed=seed, log=quiet)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_space_files_seed_outside_0_to_2_32_is_refused_naming_it(tmp_path):
+    space = write_space(tmp_path / "s.toml", search="seed = -1\n")
+    assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
+                       "[search] seed must be a whole number from 0 to 4294967295", code=2)
+    settings, _ = prepare("convae", write_space(tmp_path / "top.toml", search=f"seed = {2**32 - 1}\n"))
+    assert settings.seed == 2**32 - 1  # the largest seed is fine
+
+
+def test_a_search_on_a_folder_too_small_to_hold_out_images_is_refused_before_any_trial(tmp_path):
+    from PIL import Image
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(2):
+        Image.new("L", (28, 28), 40 * i).save(pics / f"{i}.png")
+    space = tmp_path / "f.toml"
+    space.write_text('[search]\nsampler = "random"\npruner = "none"\n[fixed]\n'
+                     f'dataset = "folder:{pics}"\ndevice = "cpu"\nepochs = 1\n{TINY}{PARAMS}')
+    assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
+                       "cannot score trials on folder:", "training images", "--cv K")
+    assert not (tmp_path / "s").exists()
