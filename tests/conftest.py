@@ -320,3 +320,25 @@ def real_data(name: str) -> Path:
     if REAL_DATA_DIR is None or not all((REAL_DATA_DIR / name / (s + ".gz")).is_file() for s in IDX_NAMES.values()):
         pytest.skip(f"real {name} files not found (set ZOO_DATA_DIR)")
     return REAL_DATA_DIR
+
+
+# ------------------------------------------------------------------------------------------ searches and hubs
+
+# The [fixed] table of a search space that trains the tiny ConvAE on digits (add `epochs = N`).
+SEARCH_FIXED = """
+[fixed]
+dataset = "digits"
+channels = [4, 8, 8]
+hidden = [16]
+device = "cpu"
+"""
+
+
+@pytest.fixture
+def folder_hub(digits_run, tmp_path) -> Path:
+    """`digits_run` pushed to a folder hub of this test's own."""
+    from zoo import hub
+
+    dest = tmp_path / "shared" / "digits"
+    hub.push(digits_run, f"file://{dest}")
+    return dest

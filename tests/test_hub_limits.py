@@ -92,10 +92,8 @@ def test_ZOO_HUB_MAX_BYTES_raises_the_caps(server, hf_env, digits_run):  # noqa:
 # ------------------------------------------------------------------------------------------ folder hubs
 
 @pytest.fixture
-def hub(digits_run, tmp_path) -> Path:
-    dest = tmp_path / "shared" / "digits"
-    zhub.push(digits_run, f"file://{dest}")
-    return dest
+def hub(folder_hub) -> Path:
+    return folder_hub
 
 
 def cached_copies() -> list[Path]:

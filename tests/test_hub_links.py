@@ -29,10 +29,8 @@ def secret(tmp_path) -> Path:
 
 
 @pytest.fixture
-def hub(digits_run, tmp_path) -> Path:
-    dest = tmp_path / "shared" / "digits"
-    zhub.push(digits_run, f"file://{dest}")
-    return dest
+def hub(folder_hub) -> Path:
+    return folder_hub
 
 
 def assert_cache_clean() -> list[Path]:

@@ -78,10 +78,8 @@ def held(path: Path) -> int:
 
 
 @pytest.fixture
-def hub(digits_run, tmp_path) -> Path:
-    dest = tmp_path / "shared" / "digits"
-    zhub.push(digits_run, f"file://{dest}")
-    return dest
+def hub(folder_hub) -> Path:
+    return folder_hub
 
 
 def test_a_pull_killed_mid_copy_leaves_a_folder_that_a_later_pull_removes(hub):

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean_error, assert_ok, invoke, is_png, quiet
+from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, invoke, is_png, quiet
 
 import zoo
 from zoo import space as spacemod
@@ -23,13 +23,7 @@ from zoo.errors import ConfigError
 optuna = pytest.importorskip("optuna")
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
-FIXED = """
-[fixed]
-dataset = "digits"
-channels = [4, 8, 8]
-hidden = [16]
-device = "cpu"
-"""
+FIXED = SEARCH_FIXED
 
 # Ten TPE trials on digits; stride 8 in the second conv layer collapses the images (pruned, not a crash).
 SPACE = """

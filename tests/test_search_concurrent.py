@@ -9,17 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import quiet
+from conftest import SEARCH_FIXED, quiet
 
 optuna = pytest.importorskip("optuna")
 
-FIXED = """
-[fixed]
-dataset = "digits"
-channels = [4, 8, 8]
-hidden = [16]
-device = "cpu"
-"""
+FIXED = SEARCH_FIXED
 
 
 def write(path: Path, text: str) -> Path:

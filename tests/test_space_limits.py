@@ -8,21 +8,14 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_clean_error, invoke
+from conftest import SEARCH_FIXED, assert_clean_error, invoke
 
 from zoo import space as spacemod
 from zoo.errors import ConfigError
 
 optuna = pytest.importorskip("optuna")
 
-FIXED = """
-[fixed]
-dataset = "digits"
-channels = [4, 8, 8]
-hidden = [16]
-device = "cpu"
-epochs = 1
-"""
+FIXED = SEARCH_FIXED + "epochs = 1\n"
 
 
 def write(path: Path, text: str) -> Path:
