@@ -123,13 +123,18 @@ def test_a_refused_start_in_an_existing_folder_keeps_the_users_files(tmp_path):
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
 
 
-def test_temporaries_left_by_a_kill_are_removed_by_the_next_writer(run_copy):
-    stale = [run_copy / ".model.safetensors.k2j3.tmp", run_copy / ".checkpoint.safetensors.x9.tmp"]
-    for p in stale:
+def test_temporaries_left_by_a_kill_are_removed_by_the_next_writer_and_nothing_else(run_copy):
+    stale = [run_copy / ".model.safetensors.k2j3x9a_.tmp", run_copy / ".checkpoint.safetensors.x9q2w3e4.tmp"]
+    fresh = run_copy / ".eval.json.a1b2c3d4.tmp"      # another command's write in progress
+    mine = run_copy / ".notes.tmp"                     # a user's file that merely looks temporary
+    for p in [*stale, fresh, mine]:
         p.write_bytes(b"\0" * 4096)
+    hour_ago = time.time() - 3600
+    for p in [*stale, mine]:
+        os.utime(p, (hour_ago, hour_ago))
     assert_ok(invoke("train", "--resume", run_copy, "--epochs", 3, "--no-progress"))
     assert not [p for p in stale if p.exists()]
-    assert not [p.name for p in run_copy.iterdir() if p.name.startswith(".")]
+    assert fresh.exists() and mine.exists()
 
 
 # ------------------------------------------------------------------------------------------ resume options
@@ -344,3 +349,69 @@ def test_generate_refuses_a_seed_out_of_range(vae_run, seed):
     assert_clean_error(invoke("generate", vae_run, "--n", 4, "--seed", seed), "--seed")
     with pytest.raises(ConfigError, match="--seed must be a whole number"):
         generate(vae_run, n=4, seed=int(seed))
+
+
+# ------------------------------------------------------------------------------------------ found by the second hostile run
+
+def test_a_start_into_a_folder_holding_a_users_run_files_is_refused_and_keeps_them(digits_run, tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    for name in ("model.safetensors", "checkpoint.safetensors", "metrics.jsonl"):
+        (out / name).write_bytes((digits_run / name).read_bytes())
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", 1, "--out", out, *TINY_SET),
+                       "holds files a new run would replace", "model.safetensors")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("command", [
+    ["generate", "{run}", "--sampler", "gaussian", "--n", "4", "--out", "{run}/model.safetensors"],
+    ["reconstruct", "{run}", "--n", "4", "--out", "{run}/checkpoint.safetensors"],
+    ["generate", "{run}", "--sampler", "gaussian", "--n", "4", "--out", "{run}/config.json"],
+])
+def test_an_output_may_not_replace_a_runs_own_records(run_copy, command):
+    before = {p.name: p.read_bytes() for p in run_copy.iterdir()}
+    assert_clean_error(invoke(*[c.format(run=run_copy) for c in command]), "would replace the run's own")
+    after = {p.name: p.read_bytes() for p in run_copy.iterdir() if not p.name.startswith("sampler-")}
+    assert after == {k: v for k, v in before.items() if not k.startswith("sampler-")}
+
+
+def test_an_edited_optimizer_setting_in_the_checkpoint_is_damage(run_copy):
+    path = run_copy / "checkpoint.safetensors"
+    data = path.read_bytes()
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    groups = json.loads(header["__metadata__"]["opt.main.param_groups"])
+    groups[0]["weight_decay"] = 50.0
+    header["__metadata__"]["opt.main.param_groups"] = json.dumps(groups)
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + n:])
+    assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", 3), "checkpoint.safetensors is damaged")
+
+
+def test_a_forged_optimizer_setting_that_disagrees_with_the_config_is_refused(run_copy):
+    def change(tensors, meta):
+        groups = json.loads(meta["opt.main.param_groups"])
+        groups[0]["amsgrad"] = True
+        meta["opt.main.param_groups"] = json.dumps(groups)
+
+    _rewrite_checkpoint_meta(run_copy, change)  # with a recomputed checksum
+    assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", 3), "amsgrad", "disagrees with")
+
+
+def test_bytes_appended_to_the_weights_are_refused_before_being_read(run_copy):
+    with open(run_copy / "model.safetensors", "ab") as fh:
+        fh.write(b"\0" * 4096)
+    assert_clean_error(invoke("eval", run_copy), "bytes past its tensors")
+
+
+def test_a_deeply_nested_config_file_is_one_message(tmp_path):
+    (tmp_path / "d.toml").write_text("x = " + "[" * 5000 + "]" * 5000 + "\n")
+    assert_clean_error(invoke("train", "convae", "--config", tmp_path / "d.toml"), "nested too deeply")
+
+
+def test_out_that_is_a_hub_location_is_refused(tmp_path):
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--out", f"file://{tmp_path}/x", *TINY_SET),
+                       "is a hub location", "zoo push")
+    assert not (Path.cwd() / "file:").exists()

@@ -180,7 +180,9 @@ class LatentResult:
 
 
 def _png_out(out, default: Path) -> Path:
-    path = Path(out) if out else default
+    from zoo.runfiles import check_output
+
+    path = check_output(out) if out else default
     if path.suffix.lower() != ".png":
         raise ConfigError(f"--out {path}: pictures are written as PNG; give a name ending in .png")
     return path

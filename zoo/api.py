@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import datetime as _dt
+import os
 import re
 from pathlib import Path
 from typing import Any, Callable
@@ -180,6 +181,11 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     data = _load_data(train_cfg, device)
     if data.caveat():
         log(f"note: {data.caveat()}")
+    from zoo.hub import is_hub_source
+
+    if is_hub_source(str(out or "")):
+        raise ConfigError(f"--out {out} is a hub location: a run is trained into a folder",
+                          f"Train into a folder, then publish it: zoo push RUN {out}")
     run_dir = Path(out) if out else _default_out(model, train_cfg.dataset)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder")
@@ -203,6 +209,12 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     return result
 
 
+# What a new run writes into its folder: a folder already holding any of these is not trained into.
+RUN_OUTPUTS = (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS, ckpt.CARD, ckpt.EVAL, "loss.png",
+               "reconstructions.png", "samples.png")
+START_MARK = ".zoo-starting"  # present while a run is being started: a kill leaves it with zoo's own files
+
+
 def _refuse_existing_run(run_dir: Path) -> None:
     if (run_dir / ckpt.CONFIG).exists():
         raise RunError(f"{run_dir} already holds a run",
@@ -224,15 +236,26 @@ def _new_run_folder(run_dir: Path):
             _remove_empty(run_dir)
         raise storage_error(e, "cannot write the run folder", path=run_dir) from None
     state = {"started": False}
+    mark = run_dir / START_MARK
+
+    def started() -> None:
+        state["started"] = True
+        mark.unlink(missing_ok=True)
+
     try:
         with lock:
             _refuse_existing_run(run_dir)  # a writer that finished while this one waited for the lock
+            clash = [n for n in RUN_OUTPUTS if (run_dir / n).exists()]
+            if clash and not mark.exists():  # the mark: files of a start that was killed, zoo's own
+                raise RunError(f"{run_dir} holds files a new run would replace ({', '.join(clash[:4])})",
+                               "Choose another --out, or move those files away first.")
             ckpt.remove_stale_temporaries(run_dir)
+            ckpt.atomic_write(mark, f"{os.getpid()}\n")
             try:
-                yield lambda: state.update(started=True)
+                yield started
             except BaseException:
                 if not state["started"]:
-                    for name in (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS):
+                    for name in (*RUN_OUTPUTS, START_MARK):
                         with contextlib.suppress(OSError):
                             (run_dir / name).unlink(missing_ok=True)
                 raise
@@ -478,7 +501,7 @@ def reconstruct(source: str | Path | ZooModel, *, n: int = 16, out: str | Path |
         raise ConfigError("--n must be at least 1")
     _, x, _ = _run_data(net, split, data_dir)
     xb = x[:n].float() / 255.0
-    out = Path(out) if out else net.output_dir / "reconstructions.png"
+    out = runfiles.check_output(out) if out else net.output_dir / "reconstructions.png"
     return plots.image_rows([("original", xb), ("reconstruction", net.reconstruct(xb))], out,
                             title=f"{net.name}: {split} images and reconstructions")
 
@@ -528,7 +551,7 @@ def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tupl
         try:
             with Image.open(p) as im:
                 arr = np.asarray(im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR), dtype=np.uint8)
-        except (UnidentifiedImageError, OSError) as e:
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
             raise DataNotFoundError(f"cannot read image {p}: {e}") from None
         arrays.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
     return torch.from_numpy(np.stack(arrays)).to(device).float() / 255.0, files
@@ -563,7 +586,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
         noisy = chosen(clean, gen)
         rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", net.reconstruct(noisy))]
         title = f"{net.name}: denoising {chosen} on {split} images"
-    out = Path(out) if out else net.output_dir / "denoised.png"
+    out = runfiles.check_output(out) if out else net.output_dir / "denoised.png"
     return plots.image_rows(rows, out, title=title)
 
 
@@ -658,7 +681,7 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
     check_seed(seed)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"--n must be a whole number of at least 1, got {n!r}")
-    out = Path(out) if out is not None else None
+    out = runfiles.check_output(out) if out is not None else None
     to_file = out is not None and out.suffix == ".safetensors"
     if not to_file and n > MAX_GRID:
         raise ConfigError(f"--n {n}: a picture shows at most {MAX_GRID:,} samples",

@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -67,12 +68,20 @@ def refuse_special(path: Path) -> None:
                           "Give the path of a file to write (a new one, or one zoo wrote before).")
 
 
-def remove_stale_temporaries(folder: Path) -> list[Path]:
-    """Delete the temporary files atomic_write leaves when a process is killed mid-write (.NAME.XXXX.tmp).
-    Call it only while holding the folder's lock (zoo.runlock), so no live writer owns them."""
+_TEMPORARY = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")  # what mkstemp makes for atomic_write
+STALE_SECONDS = 600
+
+
+def remove_stale_temporaries(folder: Path, older_than: float = STALE_SECONDS) -> list[Path]:
+    """Delete the temporary files atomic_write leaves when a process is killed mid-write
+    (.NAME.XXXXXXXX.tmp), once they are `older_than` seconds old (a live write takes far less); files
+    of other names, a user's `.notes.tmp` among them, are never touched."""
+    import time
+
     removed = []
     for p in Path(folder).glob(f".*{TMP_SUFFIX}"):
-        if p.is_file() and not p.is_symlink():
+        if (_TEMPORARY.match(p.name) and p.is_file() and not p.is_symlink()
+                and time.time() - p.stat().st_mtime >= older_than):
             try:
                 p.unlink()
                 removed.append(p)
@@ -119,9 +128,17 @@ def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+def file_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
+    """The checksum zoo records in a file: its tensors and its other metadata (an edited optimizer
+    setting or trainer state is damage too)."""
+    meta = {k: v for k, v in metadata.items() if k != DIGEST_KEY}
+    return hashlib.sha256((tensor_digest(tensors) + json.dumps(meta, sort_keys=True)).encode()).hexdigest()
+
+
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     plain = _plain(tensors)
-    atomic_write(path, st_save(plain, metadata={**(metadata or {}), DIGEST_KEY: tensor_digest(plain)}))
+    meta = dict(metadata or {})
+    atomic_write(path, st_save(plain, metadata={**meta, DIGEST_KEY: file_digest(plain, meta)}))
 
 
 class TensorStream:
@@ -147,6 +164,7 @@ class TensorStream:
         self._header = text.encode()
         self._digest_at = 8 + self._header.index(placeholder.encode())
         self._hash = hashlib.sha256(json.dumps([name, str(dtype), list(self.shape)]).encode())
+        self._meta = dict(metadata or {})
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=TMP_SUFFIX)
         self._fh = os.fdopen(fd, "w+b")
@@ -163,8 +181,9 @@ class TensorStream:
     def close(self) -> Path:
         if self.rows != self.shape[0]:
             raise ValueError(f"{self.rows} of {self.shape[0]} rows written")
+        digest = hashlib.sha256((self._hash.hexdigest() + json.dumps(self._meta, sort_keys=True)).encode())
         self._fh.seek(self._digest_at)
-        self._fh.write(self._hash.hexdigest().encode())
+        self._fh.write(digest.hexdigest().encode())
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
@@ -199,6 +218,9 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path} is missing")
+    from zoo.runfiles import read_header
+
+    read_header(path)  # its declared tensors fill the file exactly: nothing large is read before that
     data = path.read_bytes()
     try:
         tensors = st_load(data)
@@ -207,7 +229,7 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
         raise RunError(f"{path} is truncated or corrupt: {str(e).splitlines()[0] if str(e) else type(e).__name__}",
                        "Delete the run or restore the file; zoo only reads intact safetensors files.") from None
     expected = metadata.get(DIGEST_KEY)
-    if expected is not None and tensor_digest(tensors) != expected:
+    if expected is not None and file_digest(tensors, metadata) != expected:
         raise _damaged(path, "its contents do not match the checksum recorded when it was written")
     return tensors, metadata
 
@@ -270,7 +292,7 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str
             torch.Generator().set_state(rng["shuffle"])
         if "torch" in rng:
             torch.Generator().set_state(rng["torch"])
-    except (KeyError, ValueError, TypeError, IndexError, RuntimeError, json.JSONDecodeError) as e:
+    except (KeyError, ValueError, TypeError, IndexError, RuntimeError, AssertionError, AttributeError) as e:
         raise _damaged(path, f"its training state is inconsistent ({type(e).__name__}: "
                              f"{str(e).splitlines()[0][:200] if str(e) else 'missing field'})") from None
     return trainer, rng
@@ -304,8 +326,21 @@ def _restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str,
             and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)):
         raise ValueError(f"optimizer '{name}' has {len(opt.param_groups)} parameter groups, the checkpoint "
                          "describes others")
-    if [len(g["params"]) for g in groups] != [len(g["params"]) for g in opt.param_groups]:
+    if [g["params"] for g in groups] != [list(range(sum(len(h["params"]) for h in opt.param_groups[:i]),
+                                                 sum(len(h["params"]) for h in opt.param_groups[:i + 1])))
+                                          for i in range(len(opt.param_groups))]:
         raise ValueError(f"optimizer '{name}' holds other parameters than the checkpoint describes")
+    for live, saved in zip(opt.param_groups, groups):
+        # Everything but the learning rate (the schedule's) comes from config.json: it must agree.
+        for key, value in live.items():
+            if key in ("params", "lr", "initial_lr"):
+                continue
+            if key not in saved or _plain_value(saved[key]) != _plain_value(value):
+                raise ValueError(f"optimizer '{name}': {key}={saved.get(key)!r} disagrees with the run's "
+                                 f"config.json ({_plain_value(value)!r})")
+        lr = saved.get("lr")
+        if type(lr) not in (int, float) or not math.isfinite(lr) or lr < 0:
+            raise ValueError(f"optimizer '{name}': lr={lr!r} is not a learning rate")
     if not isinstance(scalars, dict):
         raise TypeError(f"optimizer '{name}': its scalars are not a table")
     state: dict[int, dict[str, Any]] = {}
@@ -318,6 +353,10 @@ def _restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str,
             if v.dim() > 0 and v.shape != p.shape:
                 raise ValueError(f"optimizer '{name}': state {key} of parameter {idx} has shape "
                                  f"{tuple(v.shape)}, the parameter {tuple(p.shape)}")
+            if v.is_floating_point() and not bool(torch.isfinite(v).all()):
+                raise ValueError(f"optimizer '{name}': state {key} of parameter {idx} is not finite")
+            if key == "step" and float(v) < 0:
+                raise ValueError(f"optimizer '{name}': step {float(v)} is negative")
             if v.shape == p.shape:
                 # the parameter's memory layout (channels-last): fused optimizers read both as flat arrays
                 v = torch.empty_like(p, dtype=v.dtype).copy_(v)
@@ -327,6 +366,15 @@ def _restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str,
         params[int(idx)]  # noqa: B018  (an index past the parameters is damage)
         state.setdefault(int(idx), {})[key] = v
     opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+def _plain_value(value: Any) -> Any:
+    """A param-group setting as JSON has it (tuples as lists, tensors as floats), for comparison."""
+    if torch.is_tensor(value):
+        return float(value)
+    if isinstance(value, (tuple, list)):
+        return [_plain_value(v) for v in value]
+    return value
 
 
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:

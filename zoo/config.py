@@ -251,6 +251,8 @@ def read_toml(path: str | Path) -> dict[str, Any]:
                           "TOML files are UTF-8: save it in that encoding.") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{p} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{p} is not valid TOML: its values are nested too deeply") from None
     return flatten_sections(data)
 
 

@@ -168,7 +168,7 @@ def read_header(path: Path) -> tuple[dict[str, tuple[tuple[int, ...], str]], dic
         raise RunError(f"{path} is corrupt (its header is not a table)")
     meta = header.pop("__metadata__", None) or {}
     data_bytes = path.stat().st_size - 8 - n
-    tensors = {}
+    tensors, end = {}, 0
     for name, info in header.items():
         shape = info.get("shape") if isinstance(info, dict) else None
         dtype = info.get("dtype") if isinstance(info, dict) else None
@@ -185,6 +185,10 @@ def read_header(path: Path) -> tuple[dict[str, tuple[tuple[int, ...], str]], dic
             raise RunError(f"{path} is truncated or corrupt (tensor {name!r} does not fit in the file)",
                            "Delete the run or restore the file; zoo only reads intact safetensors files.")
         tensors[name] = (tuple(shape), dtype)
+        end = max(end, offsets[1])
+    if end != data_bytes:  # bytes no tensor accounts for: appended junk, or a file grown on purpose
+        raise RunError(f"{path} is corrupt ({data_bytes - end:,} bytes past its tensors)",
+                       "Delete the run or restore the file; zoo only reads intact safetensors files.")
     return tensors, meta if isinstance(meta, dict) else {}
 
 
@@ -213,3 +217,28 @@ def check_weights_fit(spec: dict[str, tuple[tuple[int, ...], torch.dtype]],
                 details.append(f"{label} {', '.join(names[:3])}{' ...' if len(names) > 3 else ''}")
         raise RunError(f"{source} does not fit the model described by its config.json ({'; '.join(details)})",
                        "The weights come from another model or configuration.")
+
+
+# ----------------------------------------------------------------------------------------- outputs
+
+# A run's own records: no output of a command may take their place.
+RUN_RECORDS = ("config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "README.md",
+               "eval.json", ".zoo-pushed.json")
+
+
+def check_output(path: str | Path) -> Path:
+    """A file a user named for a command's output (--out): refused where writing it would replace a
+    run's own records (its weights, checkpoint, config, metrics, samplers) or a file in zoo's or the
+    Hugging Face Hub's caches or the bundled weights."""
+    from zoo.hub.cache import is_managed
+
+    path = Path(path)
+    folder = path.absolute().parent
+    is_record = path.name in RUN_RECORDS or (path.name.startswith("sampler-") and path.suffix == ".safetensors")
+    if is_record and (folder / "config.json").is_file():
+        raise ConfigError(f"--out {path} would replace the run's own {path.name}",
+                          "Write the output elsewhere (another name or folder).")
+    if is_managed(folder):
+        raise ConfigError(f"--out {path} is inside a folder zoo or the Hugging Face Hub manages "
+                          "(a verified cache or the bundled weights)", "Write the output elsewhere.")
+    return path

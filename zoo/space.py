@@ -646,4 +646,6 @@ def load_space(source: str | Path) -> Space:
         raise ConfigError(f"{path} is not a text file") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{path} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{path} is not valid TOML: its values are nested too deeply") from None
     return parse_space(data, source=str(path), text=text)

@@ -324,7 +324,7 @@ def _read_image(path: Path):
         with Image.open(path) as im:
             im.load()
             return im.copy()
-    except (UnidentifiedImageError, OSError) as e:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
         raise DataNotFoundError(f"cannot read image {path}: {e}", "Remove or replace that file.") from None
 
 
