@@ -134,3 +134,13 @@ def test_a_search_on_a_folder_too_small_to_hold_out_images_is_refused_before_any
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
                        "cannot score trials on folder:", "training images", "--cv K")
     assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("planted", ["summary.json", "config.json"])
+def test_a_search_never_writes_over_files_it_did_not_write(tmp_path, planted):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / planted).write_text("{}")
+    space = write_space(tmp_path / "s.toml")
+    assert_clean_error(invoke("search", "convae", "--space", space, "--out", out, "--trials", 1), str(out))
+    assert sorted(p.name for p in out.iterdir()) == [planted] and (out / planted).read_text() == "{}"

@@ -331,9 +331,10 @@ def _restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str,
                                           for i in range(len(opt.param_groups))]:
         raise ValueError(f"optimizer '{name}' holds other parameters than the checkpoint describes")
     for live, saved in zip(opt.param_groups, groups):
-        # Everything but the learning rate (the schedule's) comes from config.json: it must agree.
+        # The hyperparameters but the learning rate (the schedule's) come from config.json: they must
+        # agree. How the update runs (fused, capturable, ...) is the engine's choice at run time.
         for key, value in live.items():
-            if key in ("params", "lr", "initial_lr"):
+            if key in ("params", "lr", "initial_lr", *RUNTIME_GROUP_KEYS):
                 continue
             if key not in saved or _plain_value(saved[key]) != _plain_value(value):
                 raise ValueError(f"optimizer '{name}': {key}={saved.get(key)!r} disagrees with the run's "
@@ -366,6 +367,9 @@ def _restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str,
         params[int(idx)]  # noqa: B018  (an index past the parameters is damage)
         state.setdefault(int(idx), {})[key] = v
     opt.load_state_dict({"state": state, "param_groups": groups})
+
+
+RUNTIME_GROUP_KEYS = ("fused", "capturable", "foreach", "differentiable")
 
 
 def _plain_value(value: Any) -> Any:

@@ -79,6 +79,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         sp = load_space(space)
     name = study or f"{model}-{Path(sp.source).stem}"
     study_dir = study_dir or Path("studies") / name
+    _check_study_folder(study_dir)
     search, obj = sp.search, sp.objective
 
     sampler = sampler or search.get("sampler", "tpe")
@@ -139,3 +140,22 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         time_penalty=float(obj.get("time_penalty", 0.0)), latent_penalty=latent_penalty, latent_key=latent_key,
         workers=int(workers), vectorize=int(vectorize), concurrent=concurrent)
     return settings, sp
+
+
+STUDY_OUTPUTS = ("summary.json", "trials.csv", "best.toml", "history.png", "importance.png")
+
+
+def _check_study_folder(study_dir: Path) -> None:
+    """A search writes into a new folder or a study folder of its own (one holding the space.toml a
+    search copied there): never over a run, nor over files of those names that a search did not write."""
+    if not study_dir.exists():
+        return
+    if not study_dir.is_dir():
+        raise ConfigError(f"--out {study_dir} exists and is not a folder")
+    if (study_dir / "config.json").is_file():
+        raise ConfigError(f"--out {study_dir} is a run folder: a study goes into a folder of its own",
+                          "Choose another --out (default: studies/NAME).")
+    clash = [n for n in STUDY_OUTPUTS if (study_dir / n).exists()]
+    if clash and not (study_dir / "space.toml").is_file():
+        raise ConfigError(f"--out {study_dir} holds files a search would replace ({', '.join(clash)})",
+                          "Choose another --out, or move those files away first.")
