@@ -63,18 +63,17 @@ def test_a_second_writer_of_a_run_folder_is_refused_while_the_first_trains(tmp_p
 
 
 def test_two_trainings_started_at_once_into_one_folder_never_interleave(tmp_path):
-    for attempt in range(1):
-        out = tmp_path / f"run{attempt}"
-        procs = [_popen("train", "convae", "--dataset", "digits", "--epochs", 3, "--out", out, *TINY_SET)
-                 for _ in range(2)]
-        results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
-        codes = sorted(r[0] for r in results)
-        assert codes[0] == 0 and codes[1] != 0, results
-        loser = next(r for r in results if r[0] != 0)
-        assert "Traceback" not in loser[2]
-        assert ("is being written by another zoo process" in loser[2]) or ("already holds a run" in loser[2])
-        assert [r["epoch"] for r in read_metrics(out)] == [1, 2, 3]
-        zoo.evaluate(out, save=False)
+    out = tmp_path / "run"
+    procs = [_popen("train", "convae", "--dataset", "digits", "--epochs", 3, "--out", out, *TINY_SET)
+             for _ in range(2)]
+    results = [(p.wait(timeout=120), *p.communicate()) for p in procs]
+    codes = sorted(r[0] for r in results)
+    assert codes[0] == 0 and codes[1] != 0, results
+    loser = next(r for r in results if r[0] != 0)
+    assert "Traceback" not in loser[2]
+    assert ("is being written by another zoo process" in loser[2]) or ("already holds a run" in loser[2])
+    assert [r["epoch"] for r in read_metrics(out)] == [1, 2, 3]
+    zoo.evaluate(out, save=False)
 
 
 # ------------------------------------------------------------------------------------------ complete or absent

@@ -131,8 +131,13 @@ def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
 def file_digest(tensors: dict[str, torch.Tensor], metadata: dict[str, str]) -> str:
     """The checksum zoo records in a file: its tensors and its other metadata (an edited optimizer
     setting or trainer state is damage too)."""
+    return _with_metadata(tensor_digest(tensors), metadata)
+
+
+def _with_metadata(tensors_hex: str, metadata: dict[str, str]) -> str:
+    """The file's checksum from its tensors' digest and its metadata (less the checksum itself)."""
     meta = {k: v for k, v in metadata.items() if k != DIGEST_KEY}
-    return hashlib.sha256((tensor_digest(tensors) + json.dumps(meta, sort_keys=True)).encode()).hexdigest()
+    return hashlib.sha256((tensors_hex + json.dumps(meta, sort_keys=True)).encode()).hexdigest()
 
 
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
@@ -181,9 +186,8 @@ class TensorStream:
     def close(self) -> Path:
         if self.rows != self.shape[0]:
             raise ValueError(f"{self.rows} of {self.shape[0]} rows written")
-        digest = hashlib.sha256((self._hash.hexdigest() + json.dumps(self._meta, sort_keys=True)).encode())
         self._fh.seek(self._digest_at)
-        self._fh.write(digest.hexdigest().encode())
+        self._fh.write(_with_metadata(self._hash.hexdigest(), self._meta).encode())
         self._fh.flush()
         os.fsync(self._fh.fileno())
         self._fh.close()
