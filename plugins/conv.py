@@ -3,6 +3,14 @@
 The config fields below are the common vocabulary: channels, kernel, stride and padding per conv
 layer, hidden linear sizes, latent size, activation. The decoder mirrors the encoder unless its
 layers are given explicitly; output paddings are computed so the output has the input's size.
+
+Every pixel counts, at any image size. Where PyTorch's rounding down would leave an encoder layer's
+last rows or columns unread (kernel 3, stride 2, padding 0 reads rows 0-6 of 8), the layer pads its
+bottom and right edges for one more window, and the mirrored decoder crops what it padded; so the
+encoder reads the whole image, and every output pixel of the decoder depends on the code rather than
+on a bias alone. An explicit decoder is held to the same. Geometries that already read every row (the
+defaults at 28×28) are built exactly as before. Only a kernel smaller than its stride still skips the
+rows between its windows (in the encoder) and leaves them as gaps (in the mirrored decoder).
 """
 
 from __future__ import annotations
@@ -10,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from zoo.config import param
@@ -65,6 +74,43 @@ class Dropout(nn.Dropout):
         return x * (torch.rand_like(x) < keep).to(x.dtype) / keep
 
 
+class Conv2d(nn.Conv2d):
+    """nn.Conv2d that first zero-pads its bottom and right edges by `pad_end` (rows, columns), so its
+    windows reach the last rows and columns. A plain layer's parameter names stay the same."""
+
+    def __init__(self, *args, pad_end: tuple[int, int] = (0, 0), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pad_end = tuple(pad_end)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows, cols = self.pad_end
+        if rows or cols:
+            x = F.pad(x, (0, cols, 0, rows))
+        return super().forward(x)
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", pad_end={self.pad_end}" if any(self.pad_end) else "")
+
+
+class ConvTranspose2d(nn.ConvTranspose2d):
+    """nn.ConvTranspose2d that drops its last `crop_end` (rows, columns): the mirror of a `Conv2d` that
+    padded them."""
+
+    def __init__(self, *args, crop_end: tuple[int, int] = (0, 0), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.crop_end = tuple(crop_end)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = super().forward(x)
+        rows, cols = self.crop_end
+        if not (rows or cols):
+            return y
+        return y[..., : y.shape[-2] - rows, : y.shape[-1] - cols]
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + (f", crop_end={self.crop_end}" if any(self.crop_end) else "")
+
+
 def _per_layer(values: list[int], n: int, key: str) -> list[int]:
     if len(values) == 1:
         return values * n
@@ -77,6 +123,16 @@ def _out_size(size: int, k: int, s: int, p: int) -> int:
     return (size + 2 * p - k) // s + 1
 
 
+def _end_padding(size: int, k: int, s: int, p: int) -> int:
+    """Extra rows of zeros after the input so the layer's windows read its last rows: none when they
+    already do; else enough for one more window, if that window starts on a real row."""
+    out = _out_size(size, k, s, p)
+    last_row = p + size - 1                      # in the padded input
+    if (out - 1) * s + k - 1 >= last_row or out * s > last_row:
+        return 0
+    return out * s + k - (size + 2 * p)
+
+
 def _transposed_size(size: int, k: int, s: int, p: int) -> int:
     return (size - 1) * s - 2 * p + k
 
@@ -86,7 +142,8 @@ def _act(cfg) -> nn.Module:
 
 
 def build_encoder(cfg: ConvNetConfig, shape: tuple[int, int, int], out_features: int):
-    """Conv stack + linear layers ending in `out_features` (no activation). Returns (module, conv_shapes)."""
+    """Conv stack + linear layers ending in `out_features` (no activation). Returns (module, geometry): the
+    sizes, kernels, strides, paddings and end paddings the mirrored decoder follows back."""
     c, h, w = shape
     n = len(cfg.channels)
     if n == 0:
@@ -96,14 +153,17 @@ def build_encoder(cfg: ConvNetConfig, shape: tuple[int, int, int], out_features:
     sizes = [(h, w)]
     layers: list[nn.Module] = []
     in_c = c
+    pad_end: list[tuple[int, int]] = []
     for i, (out_c, k, s, p) in enumerate(zip(cfg.channels, ks, ss, ps)):
-        nh, nw = _out_size(sizes[-1][0], k, s, p), _out_size(sizes[-1][1], k, s, p)
-        if nh < 1 or nw < 1:
+        ih, iw = sizes[-1]
+        if min(_out_size(ih, k, s, p), _out_size(iw, k, s, p)) < 1:
             raise ConfigError(
-                f"conv layer {i + 1} (kernel {k}, stride {s}, padding {p}) reduces "
-                f"{sizes[-1][0]}×{sizes[-1][1]} images to nothing",
+                f"conv layer {i + 1} (kernel {k}, stride {s}, padding {p}) reduces {ih}×{iw} images to nothing",
                 "Use fewer conv layers, smaller strides or kernels, or more padding.")
-        layers.append(nn.Conv2d(in_c, out_c, k, stride=s, padding=p))
+        end = (_end_padding(ih, k, s, p), _end_padding(iw, k, s, p))
+        nh, nw = _out_size(ih + end[0], k, s, p), _out_size(iw + end[1], k, s, p)
+        layers.append(Conv2d(in_c, out_c, k, stride=s, padding=p, pad_end=end))
+        pad_end.append(end)
         if cfg.batch_norm:
             layers.append(nn.BatchNorm2d(out_c))
         layers.append(_act(cfg))
@@ -112,7 +172,8 @@ def build_encoder(cfg: ConvNetConfig, shape: tuple[int, int, int], out_features:
     layers.append(nn.Flatten())
     flat = in_c * sizes[-1][0] * sizes[-1][1]
     layers += _linear_stack([flat, *cfg.hidden, out_features], cfg, dropout=cfg.dropout)
-    geometry = {"sizes": sizes, "kernel": ks, "stride": ss, "padding": ps, "channels": [c, *cfg.channels]}
+    geometry = {"sizes": sizes, "kernel": ks, "stride": ss, "padding": ps, "pad_end": pad_end,
+                "channels": [c, *cfg.channels]}
     return nn.Sequential(*layers), geometry
 
 
@@ -145,26 +206,38 @@ def build_decoder(cfg: ConvNetConfig, geometry: dict, in_features: int) -> nn.Se
         if len(outs) != n:
             raise ConfigError(f"decoder_channels needs {n - 1} values for {n} transposed conv layers")
         targets = [None] * (n - 1) + [sizes[0]]  # only the last layer must land on the image size
+        crops = [(0, 0)] * n
     else:
         ks, ss, ps = (list(reversed(geometry[k])) for k in ("kernel", "stride", "padding"))
         outs = list(reversed(chans[:-1]))
         targets = list(reversed(sizes[:-1]))
+        crops = list(reversed(geometry["pad_end"]))  # what the encoder padded, the decoder crops
         n = len(ks)
     cur, in_c = (lh, lw), last_c
     for i in range(n):
-        k, s, p = ks[i], ss[i], ps[i]
-        natural = (_transposed_size(cur[0], k, s, p), _transposed_size(cur[1], k, s, p))
+        k, s, p, crop = ks[i], ss[i], ps[i], crops[i]
+        natural = (_transposed_size(cur[0], k, s, p) - crop[0], _transposed_size(cur[1], k, s, p) - crop[1])
         target = targets[i] or natural
         op = (target[0] - natural[0], target[1] - natural[1])
-        if min(op) < 0 or max(op) >= max(s, 1) or min(natural) < 1:
-            raise ConfigError(
-                f"decoder layer {i + 1} (kernel {k}, stride {s}, padding {p}) turns {cur[0]}×{cur[1]} into "
-                f"{natural[0]}×{natural[1]}, and cannot reach {target[0]}×{target[1]}",
-                "Change the decoder's kernels, strides or paddings (or leave them empty to mirror the encoder).")
-        layers.append(nn.ConvTranspose2d(in_c, outs[i], k, stride=s, padding=p, output_padding=op))
+        _check_transposed(i, k, s, p, cur, natural, target, op)
+        layers.append(ConvTranspose2d(in_c, outs[i], k, stride=s, padding=p, output_padding=op, crop_end=crop))
         if i < n - 1:
             if cfg.batch_norm:
                 layers.append(nn.BatchNorm2d(outs[i]))
             layers.append(_act(cfg))
         cur, in_c = target, outs[i]
     return nn.Sequential(*layers)
+
+
+def _check_transposed(i: int, k: int, s: int, p: int, cur, natural, target, op) -> None:
+    """A transposed layer must land on its target, and its output padding may only take back rows its
+    padding cropped: rows past those no kernel reaches, so they would hold the bias, the same for every code
+    (a kernel smaller than its stride leaves such gaps anyway)."""
+    where = (f"decoder layer {i + 1} (kernel {k}, stride {s}, padding {p}) turns {cur[0]}×{cur[1]} into "
+             f"{natural[0]}×{natural[1]}")
+    hint = "Change the decoder's kernels, strides or paddings (or leave them empty to mirror the encoder)."
+    if min(op) < 0 or max(op) >= max(s, 1) or min(natural) < 1:
+        raise ConfigError(f"{where}, and cannot reach {target[0]}×{target[1]}", hint)
+    if k >= s and max(op) > p:
+        raise ConfigError(f"{where}; growing that to {target[0]}×{target[1]} would leave its last {max(op) - p} "
+                          "rows or columns to the bias alone, the same for every code", hint)

@@ -86,7 +86,7 @@ def test_collapsing_conv_stack_is_a_config_error():
     with pytest.raises(ConfigError) as e:
         zoo.create("convae", channels=[8] * 6, stride=[2], padding=[0])
     assert "reduces" in str(e.value) and "to nothing" in str(e.value)
-    assert "conv layer 4" in str(e.value)
+    assert "conv layer 5" in str(e.value)  # 28 → 14 → 7 → 3 → 1: every layer reads its last rows
     assert "fewer conv layers" in e.value.hint
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import difflib
 import importlib.metadata as md
+import inspect
 import sys
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -64,12 +66,13 @@ def _plugin_manager() -> pluggy.PluginManager:
 
 
 def load_registry(refresh: bool = False) -> Registry:
-    """Load every plugin in the entry-point group; a plugin that fails is recorded, not fatal."""
+    """Load every plugin in the entry-point group; a plugin that fails, or provides nothing, is recorded,
+    not fatal."""
     global _registry
     if _registry is not None and not refresh:
         return _registry
     reg = Registry(manager=_plugin_manager())
-    origin = {}
+    origin, loaded = {}, {}
     points = sorted(md.entry_points(group=ENTRY_POINT_GROUP),  # zoo's own first: a newcomer cannot take a name
                     key=lambda ep: getattr(getattr(ep, "dist", None), "name", "") != "zoo")
     for ep in points:
@@ -80,24 +83,30 @@ def load_registry(refresh: bool = False) -> Registry:
         if reg.manager.has_plugin(plugin_name):  # the same distribution visible twice on sys.path
             continue
         try:
-            reg.manager.register(ep.load(), name=plugin_name)
+            plugin = ep.load()
+            reg.manager.register(plugin, name=plugin_name)
         except Exception as e:  # a broken plugin must not take the others down
             reg.failures.append(PluginFailure(ep.name, package, f"{type(e).__name__}: {e}"))
             continue
         origin[plugin_name] = (ep.name, package, version)
-    _collect(reg, reg.manager.hook.zoo_models, "model", reg.models, origin)
-    _collect(reg, reg.manager.hook.zoo_noise_models, "noise model", reg.noise_models, origin)
-    _collect(reg, reg.manager.hook.zoo_samplers, "sampler", reg.samplers, origin)
+        loaded[plugin_name] = plugin
+    provided: Counter = Counter()
+    _collect(reg, reg.manager.hook.zoo_models, "model", reg.models, origin, provided)
+    _collect(reg, reg.manager.hook.zoo_noise_models, "noise model", reg.noise_models, origin, provided)
+    _collect(reg, reg.manager.hook.zoo_samplers, "sampler", reg.samplers, origin, provided)
+    _report_empty(reg, loaded, origin, provided)
     _registry = reg
     return reg
 
 
-def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origin: dict) -> None:
-    """Every class a hook's implementations return, by name; a nameless class or a name already taken
-    (zoo's own plugins load first) is recorded as that plugin's failure."""
+def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origin: dict, provided: Counter) -> None:
+    """Every class a hook's implementations return, by name, counted per plugin in `provided`; a nameless
+    class or a name already taken (zoo's own plugins load first) is recorded as that plugin's failure."""
     for impl in hook.get_hookimpls():
         ep_name, package, version = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
-        for cls in _call(impl, reg, ep_name, package):
+        classes = _call(impl, reg, ep_name, package)
+        provided[impl.plugin_name] += len(classes)
+        for cls in classes:
             name = getattr(cls, "name", None)
             if not name:
                 reg.failures.append(PluginFailure(ep_name, package, f"{cls!r} has no name"))
@@ -117,6 +126,32 @@ def _call(impl, reg: Registry, ep_name: str, package: str) -> list:
         return []
 
 
+def _report_empty(reg: Registry, loaded: dict, origin: dict, provided: Counter) -> None:
+    """An entry point that loaded but provides no class is recorded, with where its module came from;
+    else the plugin would vanish without a word."""
+    failed = {(f.entry_point, f.package) for f in reg.failures}
+    for plugin_name, plugin in loaded.items():
+        ep_name, package, _ = origin[plugin_name]
+        if not provided[plugin_name] and (ep_name, package) not in failed:
+            reg.failures.append(PluginFailure(ep_name, package, f"provides nothing: {_why_empty(reg, plugin)}"))
+
+
+def _why_empty(reg: Registry, plugin) -> str:
+    """The module an entry point loaded and its file. A namespace package (a folder without __init__.py:
+    what an empty folder named like the package in the working directory gives) has no file, so its
+    folder is named: found first on the import path, it hides the installed package."""
+    module = plugin if inspect.ismodule(plugin) else inspect.getmodule(plugin)
+    file = getattr(module, "__file__", None)
+    if module is not None and not file:
+        folders = ", ".join(getattr(module, "__path__", None) or [])
+        return (f"{module.__name__} is a namespace package with no file (folder {folders}); a folder of that name "
+                "found first on the import path, often in the working directory, hides the installed package")
+    where = f"module {module.__name__} ({file})" if module is not None else repr(plugin)
+    if reg.manager.get_hookcallers(plugin):
+        return f"the hooks of {where} returned no classes"
+    return f"{where} has no @zoo.hookimpl function (zoo_models, zoo_noise_models or zoo_samplers)"
+
+
 def list_models() -> list[str]:
     """Names of every installed architecture."""
     return sorted(load_registry().models)
@@ -133,6 +168,9 @@ def get_entry(name: str) -> PluginEntry:
                                 "Reinstall or fix that package; the other models still work.")
     close = difflib.get_close_matches(name, list(reg.models), n=3, cutoff=0.5)
     hint = (f"Did you mean: {', '.join(close)}?" if close else "") + " `zoo list` shows the installed models."
+    if reg.failures:
+        plugins = ", ".join(sorted({f"'{f.entry_point}' ({f.package})" for f in reg.failures}))
+        hint += f" These plugins failed to load or provide nothing, and `zoo list` says why: {plugins}."
     raise UnknownModelError(f"unknown model '{name}'", hint.strip())
 
 
