@@ -73,15 +73,6 @@ def test_folder_image_size_resizes(tmp_path):
     assert data.test_x.shape[1:] == (3, 16, 16)
 
 
-def test_folder_images_of_different_sizes_take_the_first_size(tmp_path):
-    root = tmp_path / "pics"
-    _png(root / "a.png", 5, (24, 24))
-    _png(root / "b.png", 5, (40, 30))
-    data = zoo.load_dataset(f"folder:{root}")
-    assert data.shape == (1, 24, 24)
-    assert data.classes == ("image",)
-
-
 def test_flat_folder_has_one_unlabelled_class_and_tiny_folders_still_split(tmp_path):
     root = tmp_path / "pics"
     for i in range(3):

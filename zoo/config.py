@@ -43,7 +43,7 @@ class TrainConfig:
 
     dataset: str = param("digits", "data set: mnist, fashion-mnist, kmnist, digits, folder:PATH")
     data_dir: str = param("", "where to look first for data files (else $ZOO_DATA_DIR, cache, /usr/share/datasets)")
-    image_size: int = param(0, "resize folder images to this size (0: keep the first image's size)", low=0, high=1024)
+    image_size: int = param(0, "resize folder images to this size (0: their most common size)", low=0, high=1024)
     val_fraction: float = param(0.1, "fraction of the training set held out for validation", low=0.0, high=0.9)
     binarize: str = param("none", "binary pixels: dynamic (resampled ~ Bernoulli(grey) every batch; validation and "
                           "test sampled once, fixed), static (all sampled once), none (grey levels)",
@@ -150,7 +150,9 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
         (inner, *_) = typing.get_args(tp)
         if isinstance(value, str):
             text = value.strip().strip("[]")
-            items = [v.strip() for v in text.split(",") if v.strip()] if text else []
+            items = [v.strip() for v in text.split(",")] if text.strip() else []
+            if "" in items:  # "60,,": a value left out is a typo, not a shorter list
+                raise ValueError
         elif isinstance(value, (list, tuple)):
             items = list(value)
         else:

@@ -2,11 +2,29 @@
 
 The whole set lives on the training device; the engine forms batches by indexing, so there is no
 per-sample Python and no DataLoader on the hot path.
+
+How the splits are made. MNIST, Fashion-MNIST and KMNIST keep their own test split. digits and a folder
+(folder:PATH) have none, so 20% of their images (TEST_FRACTION, rounded; none for a folder of fewer than
+5 images) are held out for test. Then `val_fraction` (default 10%) of the remaining images is held out
+for validation; 50 images give 36 / 4 / 10. Both are drawn by permutations with fixed seeds (SPLIT_SEED),
+never the run's seed: the same files give the same splits in every run. A folder's files are taken in
+sorted order (class folders by name, files by name within each), so its splits depend on the list of
+file names only. Adding, removing or renaming a file redraws the whole permutation, so the new test split
+overlaps the old training images: evaluate a run on the folder as it was trained. A folder split that
+gets no image reuses the training images instead (ImageData.reused, and caveat() says so).
+
+A folder's images are read as grey (1 channel) if every file is grey, else as RGB (3 channels); at
+`image_size` if set, else at the most common size among all the files. Where a folder mixes grey and
+colour files, or sizes, `ImageData.notes` says so and names the files (`zoo train` prints the notes,
+config.json keeps them as data.notes). A folder's class names are its class folders' names, in label
+order: `ImageData.classes[label]`, recorded in a run's config.json as data.classes.
 """
 
 from __future__ import annotations
 
 import os
+from collections import Counter
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -40,6 +58,8 @@ class ImageData:
     # split -> "train" where a tiny folder has too few images for that split and reuses the training
     # images instead: figures on that split then measure fit, not generalisation.
     reused: dict[str, str] = field(default_factory=dict)
+    # What reading a folder changed in some of its files (colour or size), for the user to be told.
+    notes: tuple[str, ...] = ()
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -68,6 +88,8 @@ class ImageData:
         if self.reused:
             info["reused"] = dict(self.reused)
             info["caveat"] = self.caveat()
+        if self.notes:
+            info["notes"] = list(self.notes)
         return info
 
     def caveat(self) -> str:
@@ -224,11 +246,19 @@ def _load_digits(val_fraction) -> ImageData:
 def _load_folder(root: Path, val_fraction: float, image_size: int,
                  shape: tuple[int, int, int] | None = None) -> ImageData:
     """A user's own images, grey or RGB: root/CLASS/IMAGE (labelled by class folder) or root/IMAGE
-    (one class, 'image'). With `shape` (C, H, W), every image is converted to exactly that."""
+    (one class, 'image'). Channels and size are decided from every file's header, never the first
+    file's alone; with `shape` (C, H, W), every image is converted to exactly that."""
     if not root.is_dir():
         raise DataNotFoundError(f"image folder not found: {root}", "Use folder:PATH with an existing folder.")
     files, labels, classes = _folder_layout(root)
-    x = _folder_pixels([_read_image(p) for p in files], image_size, shape)
+    if shape is not None:
+        mode, size, notes = _run_format(shape), (int(shape[2]), int(shape[1])), []
+    else:
+        heads = [_image_header(p) for p in files]
+        mode, mode_note = _folder_mode(root, files, [m for m, _ in heads])
+        size, size_note = _folder_size(root, files, [wh for _, wh in heads], image_size)
+        notes = [n for n in (mode_note, size_note) if n]
+    x = _folder_pixels(files, mode, size)
     y = torch.tensor(labels, dtype=torch.int64)
     n = len(files)
     (train_x, train_y), (test_x, test_y) = _split_off(x, y, TEST_FRACTION if n >= 5 else 0.0, SPLIT_SEED + 2)
@@ -239,7 +269,7 @@ def _load_folder(root: Path, val_fraction: float, image_size: int,
     if data.val_x.shape[0] == 0:
         data = replace(data, val_x=data.train_x, val_y=data.train_y)
         reused["val"] = "train"
-    return replace(data, reused=reused)
+    return replace(data, reused=reused, notes=tuple(notes))
 
 
 def _folder_layout(root: Path) -> tuple[list[Path], list[int], list[str]]:
@@ -317,31 +347,85 @@ def _holds_images(folder: Path) -> bool:
     return False
 
 
-def _read_image(path: Path):
+GREY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}  # PIL modes without colour
+
+
+@contextmanager
+def _opened(path: Path):
+    """The file as a PIL image; one PIL cannot read (not an image, damaged, a decompression bomb) is one
+    clear error naming it, whether it fails at the header or later, at the pixels."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            im.load()
-            return im.copy()
+            yield im
     except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
         raise DataNotFoundError(f"cannot read image {path}: {e}", "Remove or replace that file.") from None
 
 
-def _folder_pixels(pics: list, image_size: int, shape: tuple[int, int, int] | None) -> torch.Tensor:
-    """uint8 [N, C, H, W]: grey if every image is grey, else RGB; all at the first image's size (or
-    image_size). A given `shape` decides both instead: a run's model takes only that."""
+def _image_header(path: Path) -> tuple[str, tuple[int, int]]:
+    """An image's PIL mode and (width, height), from its header only: Image.open reads no pixels, so
+    every file can be looked at before deciding the data set's channels and size."""
+    with _opened(path) as im:
+        return im.mode, im.size
+
+
+def _folder_mode(root: Path, files: list[Path], modes: list[str]) -> tuple[str, str]:
+    """"L" if every image is grey, else "RGB" (grey converts to RGB without loss, as torchvision reads
+    every image), with a note naming the files that decided it when the folder mixes the two."""
+    colour = [p for p, m in zip(files, modes) if m not in GREY_MODES]
+    if not colour:
+        return "L", ""
+    if len(colour) == len(files):
+        return "RGB", ""
+    grey = [p for p, m in zip(files, modes) if m in GREY_MODES]
+    return "RGB", (f"{root} mixes colour and grey images ({len(colour)} colour: {_names(root, colour)}; "
+                   f"{len(grey)} grey: {_names(root, grey)}): all are read as RGB (3 channels). "
+                   "For grey images, convert the colour files to grey or remove them.")
+
+
+def _folder_size(root: Path, files: list[Path], sizes: list[tuple[int, int]],
+                 image_size: int) -> tuple[tuple[int, int], str]:
+    """(width, height): image_size if set, else the most common size of all the files (the larger on a
+    tie), with a note naming the files resized to it."""
+    if image_size:
+        return (image_size, image_size), ""
+    counts = Counter(sizes)
+    size = max(counts, key=lambda wh: (counts[wh], wh[0] * wh[1], wh))
+    if len(counts) == 1:
+        return size, ""
+    other = [p for p, wh in zip(files, sizes) if wh != size]
+    return size, (f"{root} has images of {len(counts)} sizes: all are read at {_wh(size)}, the most common "
+                  f"({counts[size]} of {len(files)} files); the other {len(other)} are resized "
+                  f"({_names(root, other)}). To choose the size, set image_size (e.g. --set image_size=32).")
+
+
+def _run_format(shape: tuple[int, int, int]) -> str:
+    """The PIL mode of a run's (C, H, W): its model takes only that many channels."""
+    channels = int(shape[0])
+    if channels not in MODES:
+        raise ConfigError(f"folder images can be grey (1 channel) or RGB (3), not {channels} channels")
+    return MODES[channels]
+
+
+def _names(root: Path, files: list[Path]) -> str:
+    """A few of `files`, relative to root, for a message."""
+    return _few([str(p.relative_to(root)) for p in files], 3)
+
+
+def _wh(size: tuple[int, int]) -> str:
+    return f"{size[0]}×{size[1]}"
+
+
+def _folder_pixels(files: list[Path], mode: str, size: tuple[int, int]) -> torch.Tensor:
+    """uint8 [N, C, H, W]: every file converted to `mode` ("L" or "RGB") and resized to `size` (W, H),
+    one at a time into one array (a folder's decoded images are never all held twice)."""
     from PIL import Image
 
-    if shape is not None:
-        channels, height, width = (int(v) for v in shape)
-        if channels not in MODES:
-            raise ConfigError(f"folder images can be grey (1 channel) or RGB (3), not {channels} channels")
-        mode, size = MODES[channels], (width, height)
-    else:
-        grey = all(im.mode in ("1", "L", "LA", "I", "I;16", "F") for im in pics)
-        mode = "L" if grey else "RGB"
-        size = (image_size, image_size) if image_size else pics[0].size
-    arrays = [np.asarray(im.convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8) for im in pics]
-    x = torch.from_numpy(np.stack(arrays))
-    return x.unsqueeze(1) if mode == "L" else x.permute(0, 3, 1, 2).contiguous()
+    width, height = size
+    x = np.empty((len(files), height, width) + ((3,) if mode == "RGB" else ()), dtype=np.uint8)
+    for i, path in enumerate(files):
+        with _opened(path) as im:
+            x[i] = np.asarray(im.convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
+    t = torch.from_numpy(x)
+    return t.unsqueeze(1) if mode == "L" else t.permute(0, 3, 1, 2).contiguous()
