@@ -15,36 +15,45 @@ from zoo.cli.main import IN_FOLDER, OUT_FILE, SEED, TEXT, cli
 @click.option("--n", default=5000, show_default=True, type=click.IntRange(1, 1_000_000),
               help="How many test images (the first N).")
 @click.option("--out", "-o", type=OUT_FILE,
-              help="PNG to write (default RUN/latent-METHOD.png); the coordinates go beside it as .csv.")
+              help="PNG to write (default RUN/latent-METHOD.png, or RUN/latent.png for a latent of 1 or 2 "
+                   "dimensions, which is plotted as it is); the coordinates go beside it as .csv.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of PCA / t-SNE.")
 @click.option("--data-dir", type=IN_FOLDER)
 @click.option("--device", type=TEXT, default=None)
 def latent(run, method, n, out, split, seed, data_dir, device):
     """A 2-D scatter of RUN's codes of test images, coloured by class (PNG + CSV)."""
-    from zoo.analysis import latent_scatter
+    from zoo.analysis import METHODS, latent_scatter
 
     r = latent_scatter(run, method=method, n=n, out=out, split=split, seed=seed, data_dir=data_dir, device=device)
-    how = "the 2-D latent as it is" if r.method == "as-is" and r.latent_dim == 2 else \
-        "the 1-D latent against the class" if r.method == "as-is" else f"{r.method} ({r.seconds:.1f} s)"
-    click.echo(f"{len(r.labels)} {split} codes ({r.latent_dim}-D), {how}")
+    if r.method == "as-is":
+        against = " against the class" if r.latent_dim == 1 else ""
+        click.echo(f"{len(r.labels)} {split} codes ({r.latent_dim}-D) plotted as they are{against}: the latent is "
+                   f"already {r.latent_dim}-D, so the {METHODS[r.requested]} projection was skipped")
+    else:
+        click.echo(f"{len(r.labels)} {split} codes ({r.latent_dim}-D), {r.method} ({r.seconds:.1f} s)")
     click.echo(f"wrote {r.png} and {r.csv}")
 
 
 @cli.command()
 @click.argument("run", type=TEXT)
 @click.option("--steps", default=15, show_default=True, type=click.IntRange(2, 100), help="Grid points per axis.")
+@click.option("--dims", type=TEXT, default=None,
+              help="The two latent dimensions to sweep, e.g. 3,7 (default: a VAE's two most active; a 2-D "
+                   "latent's own; the principal directions of a larger latent).")
 @click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/manifold.png).")
 @click.option("--data-dir", type=IN_FOLDER)
 @click.option("--device", type=TEXT, default=None)
-def manifold(run, steps, out, data_dir, device):
-    """Decode a regular 2-D grid of codes: prior quantiles (VAE), the 2-D latent, or two principal directions."""
+def manifold(run, steps, dims, out, data_dir, device):
+    """Decode a regular 2-D grid of codes: a VAE's prior quantiles, or the central 90% of the test codes.
+
+    The grid runs along two latent dimensions (for a VAE by default the two most active: whose posterior
+    means vary most over the test images), or the first two principal directions of a larger latent."""
     from zoo.analysis import manifold as api_manifold
 
-    r = api_manifold(run, steps=steps, out=out, data_dir=data_dir, device=device)
-    over = {"prior": "the prior's quantiles", "latent": "the latent (range of the test codes)",
-            "pca": "the first two principal directions of the test codes"}[r.kind]
-    click.echo(f"decoded a {r.latents.shape[0]}×{r.latents.shape[1]} grid over {over}")
+    r = api_manifold(run, steps=steps, dims=dims, out=out, data_dir=data_dir, device=device)
+    for line in r.summary():
+        click.echo(line)
     click.echo(f"wrote {r.png}")
 
 

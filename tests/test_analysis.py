@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import csv
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -102,9 +103,12 @@ def test_latent_pca_writes_png_and_csv(digits_run, tmp_path):
     assert np.allclose(xy.mean(0), 0, atol=1e-4) and xy[:, 0].var() >= xy[:, 1].var()  # principal components
 
 
-def test_latent_api_n_legend_and_default_output(ae2):
-    r = analysis.latent_scatter(ae2, method="pca", n=40)
-    assert r.png == ae2 / "latent-pca.png" and is_png(r.png) and r.csv == ae2 / "latent-pca.csv"
+def test_latent_api_n_legend_and_default_output(digits_run, ae2, tmp_path):
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))  # a 4-D latent: projected
+    r = analysis.latent_scatter(run, method="pca", n=40)
+    assert r.png == run / "latent-pca.png" and is_png(r.png) and r.csv == run / "latent-pca.csv"
+    r = analysis.latent_scatter(ae2, method="pca", n=40)  # a 2-D latent: plotted as it is, named so
+    assert r.png == ae2 / "latent.png" and is_png(r.png) and r.csv == ae2 / "latent.csv"
     assert len(read_csv(r.csv)[1]) == 40
     assert r.legend == sorted({str(int(v)) for v in r.labels}, key=int)  # class names, only those present
 
@@ -113,7 +117,7 @@ def test_two_dimensional_latent_is_plotted_as_it_is(ae2, tmp_path):
     z, labels = codes_of(ae2)
     for method in ("pca", "tsne"):
         out = assert_ok(invoke("latent", ae2, "--method", method, "--n", "60", "--out", tmp_path / f"{method}.png"))
-        assert "as it is" in out
+        assert "plotted as they are" in out
         _, rows = read_csv(tmp_path / f"{method}.csv")
         xy = torch.tensor([[float(r["x"]), float(r["y"])] for r in rows], dtype=torch.float64)
         torch.testing.assert_close(xy, z[:60].double(), rtol=1e-5, atol=1e-6)
@@ -151,7 +155,7 @@ def test_manifold_of_a_two_dimensional_latent(ae2, tmp_path):
     assert r.kind == "latent" and is_png(r.png)
     assert tuple(r.latents.shape) == (6, 6, 2) and tuple(r.images.shape) == (6, 6, 1, 28, 28)
     z, _ = codes_of(ae2)
-    lo, hi = z.min(0).values, z.max(0).values
+    lo, hi = (torch.from_numpy(np.percentile(z.double().numpy(), q, axis=0)).float() for q in (5, 95))
     # Columns run left to right over z[0]; rows top to bottom over z[1] from its largest value.
     torch.testing.assert_close(r.latents[0, 0], torch.stack([lo[0], hi[1]]), rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(r.latents[-1, -1], torch.stack([hi[0], lo[1]]), rtol=1e-5, atol=1e-6)
@@ -169,9 +173,10 @@ def test_manifold_of_a_vae_is_over_the_prior_quantiles(vae3, tmp_path):
     assert r.kind == "prior" and tuple(r.latents.shape) == (5, 5, 3) and is_png(r.png)
     expected = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(5) + 0.5) / 5)
     torch.testing.assert_close(r.xs, expected)
-    torch.testing.assert_close(r.latents[0, :, 0], expected)
-    torch.testing.assert_close(r.latents[:, 0, 1], expected.flip(0))
-    assert (r.latents[..., 2] == 0).all()  # the other dimensions at 0
+    (i, j), (other,) = r.dims, set(range(3)) - set(r.dims)
+    torch.testing.assert_close(r.latents[0, :, i], expected)
+    torch.testing.assert_close(r.latents[:, 0, j], expected.flip(0))
+    assert (r.latents[..., other] == 0).all()  # the other dimension at 0
 
 
 def test_manifold_of_a_larger_latent_is_over_two_principal_directions(digits_run, tmp_path):
@@ -186,6 +191,9 @@ def test_manifold_of_a_larger_latent_is_over_two_principal_directions(digits_run
     grid = torch.stack(torch.meshgrid(r.ys, r.xs, indexing="ij")[::-1], -1).reshape(-1, 2)
     np.testing.assert_allclose(scores, grid.double().numpy(), rtol=1e-3, atol=1e-4)
     np.testing.assert_allclose(r.xs[[0, -1]].numpy(), [scores[:, 0].min(), scores[:, 0].max()], rtol=1e-4)
+    code_scores = PCA(n_components=2, random_state=0).fit(z.double().numpy()).transform(z.double().numpy())
+    np.testing.assert_allclose(r.xs[[0, -1]].numpy(), np.percentile(code_scores[:, 0], [5, 95]), rtol=1e-4)
+    assert r.dims is None and r.explained[0] >= r.explained[1] > 0
 
 
 def test_manifold_rgb_data(shapes_run, tmp_path):

@@ -3,6 +3,7 @@ to, and what lies between two classes or two images.
 
     zoo.analysis.latent_scatter(RUN, method="tsne", n=5000)   # PNG scatter + CSV of coordinates
     zoo.analysis.manifold(RUN, steps=15)                       # PNG of a decoded 2-D grid
+    zoo.analysis.manifold(RUN, dims="3,7")                     # ... over latent dimensions 3 and 7
     zoo.analysis.interpolate(RUN, "3", "8", steps=10)          # PNG of decodes between class means
     zoo.analysis.interpolate(RUN, "#12", "#40")                # ... between two test images' codes
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 import csv
 import difflib
 import io
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +25,7 @@ import torch
 
 from zoo.checkpoint import atomic_write
 from zoo.errors import ConfigError
+from zoo.runfiles import picture_output
 from zoo.samplers import CLASS_SPLIT, class_stats, encode_images, latent_dim, resolve_class, run_split
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}
@@ -133,10 +136,10 @@ def project(z: torch.Tensor | np.ndarray, method: str = "pca", *, seed: int = 0,
     if d <= 2:
         check_codes(z, "a plot", where, need=1, spread=False)
     if d == 2:
-        return Projection(z.copy(), "as-is", "z[0]", "z[1]")
+        return Projection(z.copy(), "as-is", "latent z[0]", "latent z[1]")
     if d == 1:
         lab = np.zeros(n) if labels is None else np.asarray(labels.cpu(), dtype=np.float64)
-        return Projection(np.stack([z[:, 0], lab], 1), "as-is", "z[0]", "class")
+        return Projection(np.stack([z[:, 0], lab], 1), "as-is", "latent z[0]", "class (label index)")
     check_codes(z, METHODS[method], where, need=3, spread=True)
     if method == "pca":
         from sklearn.decomposition import PCA
@@ -175,28 +178,23 @@ class LatentResult:
     classes: tuple[str, ...]
     latent_dim: int
     seconds: float                # time of the projection
+    requested: str = "pca"        # the method asked for (pca, tsne); not run when `method` is as-is
     legend: list[str] = field(default_factory=list)
     explained: list[float] | None = None
-
-
-def _png_out(out, default: Path) -> Path:
-    from zoo.runfiles import check_output
-
-    path = check_output(out) if out else default
-    if path.suffix.lower() != ".png":
-        raise ConfigError(f"--out {path}: pictures are written as PNG; give a name ending in .png")
-    return path
 
 
 def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Path | None = None,
                    split: str = "test", seed: int = 0, data_dir: str | None = None,
                    device: str | None = None) -> LatentResult:
     """A 2-D scatter of the codes of the first `n` images of the split, coloured by class, as PNG; the
-    coordinates beside it as CSV (same name, .csv: index,label,class,x,y)."""
+    coordinates beside it as CSV (same name, .csv: index,label,class,x,y). A latent of 1 or 2 dimensions
+    needs no projection: its codes are plotted as they are, by default into latent.png (not
+    latent-METHOD.png, which would name a projection that was not done)."""
     method = normalise_method(method)
     net = _load(source, device)
     _require(net, "encode")
-    path = _png_out(out, net.output_dir / f"latent-{method}.png")
+    projected = latent_dim(net) > 2
+    path = picture_output(out, net.output_dir / (f"latent-{method}.png" if projected else "latent.png"))
     c = _codes(net, split, n, data_dir)
     start = time.perf_counter()
     proj = project(c.z, method, seed=seed, labels=c.labels, where=c.where())
@@ -211,13 +209,13 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
         w.writerow([i, lab, c.class_name(lab), repr(float(x)), repr(float(y))])
     atomic_write(csv_path, text.getvalue())
     if proj.method == "as-is":
-        how = f"the {d}-D latent as it is"
+        how = f"latent codes ({d}-D, no projection needed" + (", against the class)" if d == 1 else ")")
     else:
         how = f"{METHODS[proj.method]} of the {d}-D codes"
     title = f"{net.name} on {c.dataset}: {how}\n{len(labels)} {split} images, coloured by class"
     legend = _scatter(proj.coords, labels, c.classes, path, title, proj.xlabel, proj.ylabel)
     return LatentResult(path, csv_path, proj.method, proj.coords, labels, c.indices.numpy(), c.classes, d, seconds,
-                        legend, proj.explained)
+                        method, legend, proj.explained)
 
 
 def _class_colours(k: int):
@@ -279,6 +277,13 @@ def _scatter(coords: np.ndarray, labels: np.ndarray, classes, path: Path, title:
 
 # ---------------------------------------------------------------------------------- zoo manifold
 
+# A grid over the test codes spans their central 90% along each axis, not their min..max: a few outlying
+# codes would otherwise leave most tiles decoding empty space. (A VAE's grid is over its prior instead.)
+SPAN_PERCENTILES = (5.0, 95.0)
+# Burda et al.'s threshold: a VAE's latent unit whose posterior mean varies less over the data is inactive.
+ACTIVE_THRESHOLD = 0.01
+
+
 @dataclass
 class ManifoldResult:
     png: Path
@@ -287,70 +292,202 @@ class ManifoldResult:
     ys: torch.Tensor              # [steps] ... along the vertical axis, top row first
     latents: torch.Tensor         # [rows, steps, D]: the code decoded in each cell (row 0 at the top)
     images: torch.Tensor          # [rows, steps, C, H, W]
+    dims: tuple[int, ...] | None  # the latent dimensions along x (and y); None for principal directions
+    chosen_by: str                # dims: "--dims", "activity" (the most active), "all" (the latent has no
+                                  # more), "first" (activity unknown); "pca" for principal directions
+    activity: torch.Tensor | None  # [D] variance of each dimension's code over the test images (a VAE:
+                                  # of its posterior means); None with fewer than 2 codes
+    n_codes: int                  # how many test codes were measured
+    explained: list[float] | None = None  # pca: fraction of the codes' variance along each direction
+
+    def summary(self) -> list[str]:
+        """What the grid is over and why those axes, in words (what `zoo manifold` prints)."""
+        rows, cols = self.latents.shape[:2]
+        d = self.latents.shape[-1]
+        if self.dims is None:
+            ev = self.explained
+            return [f"decoded a {rows}×{cols} grid over the first two principal directions of the {d}-D test "
+                    f"codes ({SPAN_PERCENTILES[0]:g}th to {SPAN_PERCENTILES[1]:g}th percentile of their scores)",
+                    f"PC 1 holds {ev[0]:.0%} and PC 2 {ev[1]:.0%} of the codes' variance; "
+                    "to sweep latent dimensions instead, pick two with --dims I,J"]
+        names = _names(self.dims)
+        others = d - len(self.dims)
+        if self.kind == "prior":
+            over = f"the prior's quantiles of {names}" + (f" (the other {others} dimensions at 0)" if others else "")
+            measure = "the variance of the posterior means"
+        else:
+            over = (f"{names}, {SPAN_PERCENTILES[0]:g}th to {SPAN_PERCENTILES[1]:g}th percentile of the test codes"
+                    + (f" (the other {others} dimensions at their mean)" if others else ""))
+            measure = "the variance of the codes"
+        lines = [f"decoded a {rows}×{cols} grid over {over}"]
+        why = {"--dims": "chosen with --dims",
+               "activity": f"the two most active of {d}; pick others with --dims I,J",
+               "all": f"the {d}-D latent's own axes" + ("; swap them with --dims 1,0" if d == 2 else ""),
+               "first": "the first ones, their activity unknown (it needs the codes of 2 or more test images); "
+                        "pick others with --dims I,J"}
+        if self.activity is None:
+            lines.append(f"dimensions {', '.join(f'z[{i}]' for i in self.dims)}: {why[self.chosen_by]}")
+            return lines
+        parts = []
+        for i in self.dims:
+            a = float(self.activity[i])
+            parts.append(f"z[{i}] {a:.3g}" + (" (inactive)" if self.kind == "prior" and a < ACTIVE_THRESHOLD else ""))
+        lines.append(f"activity ({measure} over {self.n_codes} test images): {', '.join(parts)}; "
+                     f"{why[self.chosen_by]}")
+        return lines
+
+
+def parse_dims(spec: str | tuple[int, ...] | list[int], d: int) -> tuple[int, ...]:
+    """The latent dimensions a user named for a grid's axes ("3,7", "3 7" or (3, 7)): two different ones
+    in 0..d-1 (for a 1-D latent, its one). Anything else is one ConfigError saying what to give."""
+    want = min(d, 2)
+    text = spec if isinstance(spec, str) else ",".join(str(v) for v in spec)
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    hint = (f"Give {'two different dimensions' if want == 2 else 'its one dimension'} of the {d}-D latent "
+            f"(0..{d - 1}), e.g. --dims {'0,1' if want == 2 else '0'}.")
+    parts = [p for p in text.replace(" ", ",").split(",") if p]
+    bad = [p for p in parts if not re.fullmatch(r"[+-]?\d{1,18}", p)]
+    if bad:
+        raise ConfigError(f"--dims '{shown}': '{bad[0][:20]}' is not a whole number", hint)
+    if len(parts) != want:
+        raise ConfigError(f"--dims '{shown}' names {len(parts)} dimension{'s' if len(parts) != 1 else ''}; "
+                          f"the grid has {want} ax{'es' if want == 2 else 'is'}", hint)
+    dims = tuple(int(p) for p in parts)
+    wrong = [i for i in dims if not 0 <= i < d]
+    if wrong:
+        raise ConfigError(f"--dims '{shown}': dimension {wrong[0]} does not exist in the {d}-D latent", hint)
+    if len(set(dims)) != len(dims):
+        raise ConfigError(f"--dims '{shown}' names dimension {dims[0]} twice", hint)
+    return dims
+
+
+def activity(z: torch.Tensor) -> torch.Tensor | None:
+    """Each latent dimension's activity: the variance of its codes over the images (for a VAE's posterior
+    means, Burda et al.'s measure of an active unit). None when fewer than 2 codes leave it undefined."""
+    return z.double().var(0) if z.shape[0] >= 2 else None
+
+
+def _pick_dims(d: int, given: tuple[int, ...] | None, act: torch.Tensor | None,
+               prior: bool) -> tuple[tuple[int, ...] | None, str]:
+    """The latent dimensions a grid runs along, and why: the user's, all of a latent of 1 or 2, else the two
+    most active (the most active along the horizontal axis; ties: the lower index) for a model with a
+    prior, or none (the principal directions) for one without."""
+    if given is not None:
+        return given, "--dims"
+    if d <= 2:
+        return tuple(range(d)), "all"
+    if not prior:
+        return None, "pca"
+    if act is None:
+        return (0, 1), "first"
+    order = torch.argsort(act, descending=True, stable=True)
+    return (int(order[0]), int(order[1])), "activity"
+
+
+def _span(values: torch.Tensor, steps: int) -> torch.Tensor:
+    """`steps` values evenly spaced from the 5th to the 95th percentile of `values` (SPAN_PERCENTILES)."""
+    lo, hi = np.percentile(values.double().numpy(), SPAN_PERCENTILES)
+    return torch.linspace(float(lo), float(hi), steps, dtype=torch.float64)
 
 
 @torch.no_grad()
-def manifold(source, *, steps: int = 15, out: str | Path | None = None, data_dir: str | None = None,
-             device: str | None = None) -> ManifoldResult:
-    """Decode a regular 2-D grid of codes: over the prior's quantiles for a model that can sample (a
-    VAE; other dimensions at 0), over the range of the test codes for a 2-D latent, or over the first
-    two principal directions of the test codes, mapped back by the inverse PCA, for a larger one."""
+def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int] | None = None,
+             out: str | Path | None = None, data_dir: str | None = None, device: str | None = None) -> ManifoldResult:
+    """Decode a regular 2-D grid of codes along two latent dimensions (or the principal directions).
+
+    A model that can sample (a VAE): over the prior's quantiles Φ⁻¹(p), p evenly spaced in (0, 1), as in
+    Kingma & Welling's figure; the other dimensions at the prior's mean, 0. Another: from the 5th to the
+    95th percentile of the test codes (SPAN_PERCENTILES), the other dimensions at the codes' mean; for a
+    latent of more than 2 dimensions and no `dims`, along the first two principal directions of the test
+    codes instead (the same percentiles of their scores, mapped back by the inverse PCA).
+
+    The dimensions are `dims` ("3,7" or (3, 7)) if given; else, for a VAE, the two most active, whose
+    posterior means vary most over the test images (Burda et al.): the first two may be inactive."""
     net = _load(source, device)
     _require(net, "decode")
     if not 2 <= steps <= 100:
         raise ConfigError(f"--steps must be in 2..100, got {steps}")
-    path = _png_out(out, net.output_dir / "manifold.png")
+    path = picture_output(out, net.output_dir / "manifold.png")
     d = latent_dim(net)
-    two = d >= 2
-    if net.can("sample"):
-        kind = "prior"
-        p = (torch.arange(steps, dtype=torch.float64) + 0.5) / steps
-        q = torch.distributions.Normal(0.0, 1.0).icdf(p)
-        xs, ys_up = q, q
-        labels = ("z[0]: N(0,1) quantile", "z[1]: N(0,1) quantile")
-        how = ("the prior's quantiles Φ⁻¹(p), p evenly spaced in (0, 1)"
-               + (f"; z[2:{d}] = 0" if d > 2 else ""))
-    else:
+    given = parse_dims(dims, d) if dims is not None else None
+    prior = net.can("sample")
+    if not prior:
         _require(net, "encode")
-        c = _codes(net, "test", None, data_dir)
-        z = c.z.double()
-        check_codes(z.numpy(), "a grid over the codes' range", c.where(), need=2, spread=True)
-        if d <= 2:
-            kind = "latent"
-            xs = torch.linspace(float(z[:, 0].min()), float(z[:, 0].max()), steps, dtype=torch.float64)
-            ys_up = torch.linspace(float(z[:, 1].min()), float(z[:, 1].max()), steps, dtype=torch.float64) \
-                if two else torch.zeros(1, dtype=torch.float64)
-            labels = ("z[0]", "z[1]")
-            how = f"the {d}-D latent, over the range of the {z.shape[0]} test codes"
-        else:
-            from sklearn.decomposition import PCA
+    c = _prior_codes(net, data_dir, needed=given is None and d > 2) if prior else _codes(net, "test", None, data_dir)
+    z = c.z.double() if c is not None else torch.zeros((0, d), dtype=torch.float64)
+    if c is not None:
+        check_codes(z.numpy(), "a grid over the codes", c.where(), need=0 if prior else 2, spread=not prior)
+    act = activity(z)
+    chosen, chosen_by = _pick_dims(d, given, act, prior)
+    explained = None
+    if chosen is None:
+        from sklearn.decomposition import PCA
 
-            kind = "pca"
-            pca = PCA(n_components=2, random_state=0).fit(z.numpy())
-            scores = torch.from_numpy(pca.transform(z.numpy()))
-            xs = torch.linspace(float(scores[:, 0].min()), float(scores[:, 0].max()), steps, dtype=torch.float64)
-            ys_up = torch.linspace(float(scores[:, 1].min()), float(scores[:, 1].max()), steps, dtype=torch.float64)
-            ev = pca.explained_variance_ratio_
-            labels = (f"PC 1 score ({ev[0]:.0%} of variance)", f"PC 2 score ({ev[1]:.0%} of variance)")
-            how = f"the first two principal directions of the {d}-D test codes (inverse PCA)"
-    if not two:
-        ys_up = torch.zeros(1, dtype=torch.float64)               # a 1-D latent: one row
-    ys = ys_up.flip(0)                                            # top row: the largest value
-    gx, gy = xs.view(1, -1).expand(len(ys), -1), ys.view(-1, 1).expand(-1, len(xs))
-    grid = torch.stack([gx, gy], -1)                              # [rows, steps, 2]
-    if kind == "pca":
-        flat = torch.from_numpy(pca.inverse_transform(grid.reshape(-1, 2).numpy()))
+        kind = "pca"
+        pca = PCA(n_components=2, random_state=0).fit(z.numpy())
+        scores = torch.from_numpy(pca.transform(z.numpy()))
+        axes = [_span(scores[:, 0], steps), _span(scores[:, 1], steps)]
+        explained = [float(v) for v in pca.explained_variance_ratio_]
+        labels = (f"PC 1 score ({explained[0]:.0%} of variance)", f"PC 2 score ({explained[1]:.0%} of variance)")
+        how = (f"the first two principal directions of the {d}-D test codes, {SPAN_PERCENTILES[0]:g}th to "
+               f"{SPAN_PERCENTILES[1]:g}th percentile of their scores (inverse PCA)")
+    elif prior:
+        kind = "prior"
+        q = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(steps, dtype=torch.float64) + 0.5) / steps)
+        axes = [q for _ in chosen]
+        labels = tuple(f"z[{i}]: N(0,1) quantile" for i in chosen)
+        how = (f"the prior's quantiles Φ⁻¹(p) of {_names(chosen)}, p evenly spaced in (0, 1)"
+               + (f"; the other {d - len(chosen)} dimensions at 0" if d > len(chosen) else ""))
+        base = torch.zeros(d, dtype=torch.float64)
     else:
-        flat = torch.zeros((grid.shape[0] * grid.shape[1], d), dtype=torch.float64)
-        flat[:, :min(d, 2)] = grid.reshape(-1, 2)[:, :min(d, 2)]
-    latents = flat.float().view(grid.shape[0], grid.shape[1], d)
+        kind = "latent"
+        axes = [_span(z[:, i], steps) for i in chosen]
+        labels = tuple(f"z[{i}]" for i in chosen)
+        how = (f"{_names(chosen)}, {SPAN_PERCENTILES[0]:g}th to {SPAN_PERCENTILES[1]:g}th percentile of the "
+               f"{z.shape[0]} test codes" + (f"; the other {d - len(chosen)} dimensions at their mean"
+                                             if d > len(chosen) else ""))
+        base = z.mean(0)
+    two = len(axes) == 2
+    xs = axes[0]
+    ys = axes[1].flip(0) if two else torch.zeros(1, dtype=torch.float64)  # top row: the largest value
+    gx, gy = xs.view(1, -1).expand(len(ys), -1), ys.view(-1, 1).expand(-1, len(xs))
+    grid = torch.stack([gx, gy], -1).reshape(-1, 2)              # [rows * steps, 2], row by row
+    if kind == "pca":
+        flat = torch.from_numpy(pca.inverse_transform(grid.numpy()))
+    else:
+        flat = base.expand(grid.shape[0], d).clone()
+        for axis, i in enumerate(chosen):
+            flat[:, i] = grid[:, axis]
+    latents = flat.float().view(len(ys), len(xs), d)
     images = torch.cat([net.decode(b.to(net.device)).float().clamp(0, 1).cpu()
                         for b in flat.float().split(1024)])
-    images = images.view(grid.shape[0], grid.shape[1], *images.shape[1:])
+    images = images.view(len(ys), len(xs), *images.shape[1:])
     title = f"{net.name}: decoded {len(ys)}×{len(xs)} grid over\n{how}" if two else \
         f"{net.name}: decoded codes along {how}"
     _grid_picture(images, xs, ys if two else None, labels, title, path)
-    return ManifoldResult(path, kind, xs.float(), ys.float(), latents, images)
+    return ManifoldResult(path, kind, xs.float(), ys.float(), latents, images, chosen, chosen_by, act,
+                          int(z.shape[0]), explained)
+
+
+def _prior_codes(net, data_dir: str | None, *, needed: bool) -> Codes | None:
+    """The test codes of a model with a prior, which measure its dimensions' activity. Its grid itself
+    needs no data: unless they are `needed` to choose the dimensions, missing data only leaves the
+    activity unknown (None: also for a model that cannot encode)."""
+    from zoo.errors import DataNotFoundError
+
+    if not net.can("encode"):
+        return None
+    try:
+        return _codes(net, "test", None, data_dir)
+    except DataNotFoundError as e:
+        if needed:
+            raise DataNotFoundError(e.message, ((e.hint + "\n") if e.hint else "") + "Or name the two dimensions "
+                                    "to sweep with --dims I,J: a grid over the prior needs no data then.") from None
+        return None
+
+
+def _names(dims: tuple[int, ...]) -> str:
+    return " and ".join(f"z[{i}]" for i in dims)
 
 
 def _display(img: torch.Tensor) -> np.ndarray:
@@ -445,7 +582,7 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
     _require(net, "encode", "decode")
     if not 2 <= steps <= 200:
         raise ConfigError(f"--steps must be in 2..200, got {steps}")
-    path = _png_out(out, net.output_dir / "interpolation.png")
+    path = picture_output(out, net.output_dir / "interpolation.png")
     data, x, y = run_split(net, CLASS_SPLIT, data_dir)
     cache: dict[str, tuple] = {}
 
