@@ -7,7 +7,6 @@ features the autoencoder found without labels.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo import ZooModel, hookimpl, param
+from zoo.checkpoint import METRICS, read_metrics
 from zoo.errors import ConfigError
 from zoo.plugins.conv import ConvNetConfig, _act, build_encoder
 
@@ -62,6 +62,7 @@ class Classifier(ZooModel):
                 layers.append(nn.Dropout(config.head_dropout))
             layers += [nn.Linear(a, b), _act(config)]
         self.head = nn.Sequential(*layers[:-1])  # no activation after the logits
+        self._check_unfreeze()
         self._apply_freeze()
 
     # ---------------------------------------------------------------- freezing
@@ -77,6 +78,18 @@ class Classifier(ZooModel):
             if not seen_trainable and any(True for _ in m.parameters()):
                 frozen.append(m)
         return frozen
+
+    def _check_unfreeze(self) -> None:
+        """unfreeze_last counts layers of a frozen encoder: it means nothing without freeze=all, and
+        cannot exceed the encoder's weight layers (a typo would silently train everything)."""
+        keep = self.config.unfreeze_last
+        if keep and self.config.freeze != "all":
+            raise ConfigError(f"unfreeze_last={keep} with freeze={self.config.freeze}: it counts the layers of a "
+                              "frozen encoder that still train", "Use freeze=all with it, or leave it out.")
+        layers = sum(isinstance(m, (nn.Conv2d, nn.Linear)) for m in self.encoder)
+        if keep > layers:
+            raise ConfigError(f"unfreeze_last={keep}, but the encoder has {layers} weight layers",
+                              f"Give at most {layers} (or freeze=none to train them all).")
 
     def _apply_freeze(self) -> None:
         for m in self._frozen_modules():
@@ -135,8 +148,8 @@ class Classifier(ZooModel):
                   "per_class_accuracy": per_class, "confusion": confusion.tolist(),
                   "parameters": {"total": total, "trainable": trainable}}
         run_dir = getattr(self, "run_dir", None)
-        if run_dir is not None and (Path(run_dir) / "metrics.jsonl").exists():
-            lines = [json.loads(s) for s in (Path(run_dir) / "metrics.jsonl").read_text().splitlines() if s.strip()]
+        if run_dir is not None and (Path(run_dir) / METRICS).exists():
+            lines, _ = read_metrics(Path(run_dir) / METRICS)
             report["train_seconds"] = round(sum(r.get("seconds", 0.0) for r in lines), 2)
             report["epochs"] = len(lines)
         if out_dir is not None:

@@ -122,8 +122,14 @@ def assert_clean_error(result, *fragments: str, code: int | None = None) -> str:
 
 # ------------------------------------------------------------------------------------------ runs
 
+def _not_json(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
 def read_metrics(run: Path) -> list[dict]:
-    return [json.loads(line) for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    """metrics.jsonl's rows, read as strict JSON (NaN or Infinity fail the test)."""
+    return [json.loads(line, parse_constant=_not_json)
+            for line in (Path(run) / "metrics.jsonl").read_text().splitlines() if line.strip()]
 
 
 def read_config(run: Path) -> dict:

@@ -50,6 +50,15 @@ def test_noise_sweep_compares_with_the_baseline_on_the_same_noisy_images(dae_and
     assert is_png(Path(dae) / "noise_sweep.png")
 
 
+def test_noise_sweep_says_what_the_model_was_trained_with_and_what_was_swept(dae_and_baseline):
+    dae, ae = dae_and_baseline  # a DAE trained with gaussian noise; a plain autoencoder trained on clean images
+    assert "(trained with gaussian:0.3)" in assert_ok(invoke("eval", dae, "--noise-sweep"))
+    out = assert_ok(invoke("eval", ae, "--noise-sweep", "--noise", "gaussian:0.2"))
+    assert "(trained with no noise; sweeping gaussian:0.2)" in out
+    sweep = zoo.api.noise_sweep(ae, noise="gaussian:0.2", save=False)
+    assert sweep["trained_noise"] is None and sweep["noise"] == "gaussian:0.2"
+
+
 def test_denoise_grid_and_own_images(dae_and_baseline, tmp_path):
     dae, _ = dae_and_baseline
     assert_ok(invoke("denoise", dae, "--noise", "gaussian:0.6", "--n", "8", "--out", tmp_path / "grid.png"))

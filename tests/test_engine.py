@@ -133,6 +133,20 @@ def test_resumed_early_stopped_run_reports_completion(tmp_path):
     assert result.stopped == "completed"
 
 
+def test_resuming_an_early_stopped_run_trains_only_when_asked(tmp_path):
+    run = tmp_path / "run"
+    assert train(run, epochs=12, patience=1, optimizer="sgd", lr=2.0).stopped == "early_stopping"
+    before = (run / "metrics.jsonl").read_text()
+    said = []
+    result = zoo.train(resume=run, log=said.append, progress=False)  # like a finished run: nothing to do
+    assert (run / "metrics.jsonl").read_text() == before and result.stopped == "early_stopping"
+    assert any("already stopped early" in m and "--patience" in m for m in said)
+    last = read_metrics(run)[-1]["epoch"]
+    result = zoo.train(resume=run, patience=3, log=said.append, progress=False)  # asked: it trains on
+    assert read_metrics(run)[-1]["epoch"] > last
+    assert any("continuing to epoch 12 with patience 3" in m for m in said)
+
+
 # ------------------------------------------------------------------------------------------ divergence
 
 DIVERGE = {"optimizer": "sgd", "lr": 6.0, "sigmoid_output": False}  # unbounded output, huge steps
@@ -148,7 +162,8 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_best_weights(tmp_path):
     assert "lower learning rate" in e.value.hint
     lines = read_metrics(run)
     assert lines[-1]["diverged"] is True
-    assert not math.isfinite(lines[-1]["train_loss"]) or not math.isfinite(lines[-1]["val_loss"])
+    bad = lines[-1]["not_finite"]  # named, and written as null: NaN is not JSON
+    assert bad and all(lines[-1][k] is None for k in bad)
     model = zoo.load(run)
     assert all(torch.isfinite(p).all() for p in model.state_dict().values())
     best_epoch = int(text.split("best weights (epoch ")[1].split(")")[0])

@@ -213,9 +213,9 @@ def test_folder_hub_push_pull_load(digits_run, run_copy, tmp_path):
     net = zoo.load(f"file://{dest}")
     assert_same_tensors(net.state_dict(), weights(digits_run / "model.safetensors"))
     assert net.run_dir != dest and zhub.is_managed(net.run_dir) and not zhub.is_managed(digits_run)
-    # default outputs go to the working directory, not into the cache copy or the shared folder
+    # default outputs go to ./zoo-outputs/NAME, not into the cache copy or the shared folder
     written = generate(f"file://{dest}", n=4, sampler="standard-normal")
-    assert written.parent == Path.cwd() and is_png(written)
+    assert written == Path.cwd() / "zoo-outputs" / "digits" / "samples.png" and is_png(written)
     assert not (net.run_dir / written.name).exists() and not (dest / written.name).exists()
 
     # A second push replaces the folder as a whole; loading it gives the new weights.

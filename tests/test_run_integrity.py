@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import zoo
+from zoo import hub as zhub
 from zoo.api import generate
 from zoo.errors import ConfigError, RunError
 from tests.conftest import (TINY, TINY_SET, assert_clean_error, assert_ok, invoke, quiet, read_config, read_metrics,
@@ -414,3 +415,18 @@ def test_out_that_is_a_hub_location_is_refused(tmp_path):
     assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--out", f"file://{tmp_path}/x", *TINY_SET),
                        "is a hub location", "zoo push")
     assert not (Path.cwd() / "file:").exists()
+
+
+def test_resume_drops_hand_edited_metrics_and_writes_strict_json(run_copy):
+    lines = (run_copy / "metrics.jsonl").read_text().splitlines()
+    first = json.loads(lines[0])
+    edited = [json.dumps({**first, "val_loss": "oops"}).replace('"oops"', "1e999"), *lines[1:],
+              json.dumps({**first, "epoch": 99})]  # an infinity and an epoch from nowhere
+    (run_copy / "metrics.jsonl").write_text("\n".join(edited) + "\n")
+    done = len(lines)
+    out = assert_ok(invoke("train", "--resume", run_copy, "--epochs", done + 1))
+    assert "1 damaged line(s)" in out
+    rows = read_metrics(run_copy)  # strict JSON: no Infinity survives the rewrite
+    assert [r["epoch"] for r in rows] == list(range(2, done + 2))
+    push_card = zhub.model_card(run_copy, "file:///hub/x")
+    assert ": inf" not in push_card and "| inf |" not in push_card and "epochs: 99" not in push_card

@@ -8,7 +8,6 @@ atomic checkpoint and a line in metrics.jsonl, in that order, so a run killed at
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import sys
 import time
@@ -87,23 +86,6 @@ def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | N
         yield to_batch(xb, yb, binarize, channels_last)
 
 
-def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
-    """The rows of a metrics.jsonl, and how many lines were not a row (cut short by a kill, or edited)."""
-    rows, dropped = [], 0
-    for line in Path(path).read_text(errors="replace").splitlines():
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except ValueError:
-            row = None
-        if isinstance(row, dict) and type(row.get("epoch")) is int:
-            rows.append(row)
-        else:
-            dropped += 1
-    return rows, dropped
-
-
 class Trainer:
     def __init__(self, model: ZooModel, data: ImageData, train: TrainConfig, *, run_dir: Path | None = None,
                  callbacks: list[Callback] | tuple = (), log: Callable[[str], None] = to_stderr,
@@ -168,11 +150,11 @@ class Trainer:
         self._restore_rng(rng)
         metrics = self._path(ckpt.METRICS)
         if metrics.exists():
-            rows, dropped = read_metrics(metrics)
+            rows, dropped = ckpt.read_metrics(metrics)
             if dropped:
-                self.log(f"note: {dropped} damaged line(s) of {metrics} dropped (a write was cut short)")
+                self.log(f"note: {dropped} damaged line(s) of {metrics} dropped (cut short by a kill, or edited)")
             self.history = [r for r in rows if r["epoch"] <= self.state["epoch"]]
-            ckpt.atomic_write(metrics, "".join(json.dumps(r) + "\n" for r in self.history))
+            ckpt.atomic_write(metrics, "".join(ckpt.metrics_line(r) for r in self.history))
         self.resumed = True
 
     # ------------------------------------------------------------------ the loop
@@ -319,7 +301,7 @@ class Trainer:
                           **self._learning_rates(),
                           "images_per_s": round(ips, 1), "seconds": round(secs, 3)}
                 watched = (val_m if has_val else train_m).get(monitor) if monitor else None
-                bad = [k for k, v in {**train_m, **val_m}.items() if not math.isfinite(v)]
+                bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
                 if bad:
                     self._diverged(epoch, record, bad)
                 improved = monitor is None or self.state["best_value"] is None or watched < self.state["best_value"]
@@ -363,7 +345,7 @@ class Trainer:
             # The metrics line first: a kill before the checkpoint is written leaves a line that resume
             # drops (it keeps lines up to the checkpoint's epoch) and then writes again.
             with open(self._path(ckpt.METRICS), "a") as fh:
-                fh.write(json.dumps(record) + "\n")
+                fh.write(ckpt.metrics_line(record))
             ckpt.save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers,
                                      self.state, self._rng())
             self.saved_epoch = epoch
@@ -384,10 +366,10 @@ class Trainer:
         self.state["stopped"] = "diverged"
         if self.run_dir:
             with open(self._path(ckpt.METRICS), "a") as fh:
-                fh.write(json.dumps({**record, "diverged": True}) + "\n")
+                fh.write(ckpt.metrics_line({**record, "diverged": True}))
 
     def _diverged(self, epoch: int, record: dict[str, Any], bad: list[str]) -> None:
-        self._record_divergence(record)
+        self._record_divergence({**record, "not_finite": bad})
         kept = (f"The best weights (epoch {self.state['best_epoch']}) are kept in {self._path(ckpt.WEIGHTS)}."
                 if self.run_dir else "")
         raise TrainingDiverged(

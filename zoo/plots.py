@@ -114,7 +114,8 @@ def noise_sweep(result: dict, path: Path) -> Path:
     for label, key, style in series:
         if scaled and scaled[0][key] is not None:
             ax.plot([r["factor"] for r in scaled], [r[key] for r in scaled], style, label=label)
-    ax.set_xlabel(f"noise strength (× training noise {result['trained_noise']})")
+    ax.set_xlabel(f"noise strength (× {result['noise']}"
+                  + (", the training noise)" if result["noise"] == result["trained_noise"] else ")"))
     ax.set_ylabel("test MSE against the clean image")
     ax.set_yscale("log")
     ax.grid(alpha=0.3)

@@ -242,3 +242,18 @@ def check_output(path: str | Path) -> Path:
         raise ConfigError(f"--out {path} is inside a folder zoo or the Hugging Face Hub manages "
                           "(a verified cache or the bundled weights)", "Write the output elsewhere.")
     return path
+
+
+def picture_output(out: str | Path | None, default: Path, *, tensors: bool = False) -> Path:
+    """Where a command writes its picture: `default`, or the --out the user named, checked like any
+    output (check_output) and refused unless it ends in .png, the format zoo writes (a .jpg or .txt
+    name holding PNG bytes would mislead every later reader). `tensors`: .safetensors is accepted too
+    (zoo generate writes the images themselves there)."""
+    if out is None or out == "":
+        return default
+    path = check_output(out)
+    allowed = (".png", ".safetensors") if tensors else (".png",)
+    if path.suffix.lower() not in allowed:
+        also = " (a picture) or .safetensors (the images as a tensor)" if tensors else ""
+        raise ConfigError(f"--out {path}: zoo writes pictures as PNG; give a name ending in .png{also}")
+    return path

@@ -200,9 +200,8 @@ def fitted_sampler(net, name: str, *, data_dir: str | None = None, refit: bool =
         raise RunError(f"model '{net.name}' was not loaded from a run folder: there are no training codes to fit "
                        f"the '{cls.name}' sampler on", "Load it with zoo.load(RUN).")
     # A run the user owns keeps its fitted samplers; a catalogued or downloaded one is left untouched,
-    # so they go beside the outputs (the working directory) instead.
-    owned = getattr(net, "output_dir", run_dir) == run_dir
-    path = sampler_path(run_dir, cls.name) if owned else sampler_path(net.output_dir, f"{run_dir.name}-{cls.name}")
+    # so they go with its other outputs (zoo.api.output_folder) instead.
+    path = sampler_path(getattr(net, "output_dir", run_dir), cls.name)
     digest = _weights_digest(run_dir)
     dim = latent_dim(net)
     if not refit:

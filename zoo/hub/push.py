@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
+from zoo.checkpoint import METRICS, read_metrics
 from zoo.console import to_stderr
 from zoo.hub.cache import read_json
 from zoo.hub.files import CARD, CONFIG, IMAGES, MODEL_FILES, WEIGHTS, check_config, check_model_files
@@ -40,12 +41,9 @@ def _run_folder(run: str | Path, log: Log) -> Path:
 
 
 def _training_summary(run_dir: Path) -> dict[str, Any] | None:
-    rows = []
     try:
-        for line in (run_dir / "metrics.jsonl").read_text().splitlines():
-            if line.strip():
-                rows.append(json.loads(line))
-    except (OSError, ValueError):
+        rows, _ = read_metrics(run_dir / METRICS)
+    except OSError:
         return None
     if not rows:
         return None
