@@ -133,3 +133,49 @@ def pretrained(name, model, as_json):
         show_pretrained(name, as_json)
     else:
         list_pretrained(as_json, model)
+
+
+def show_run(source: str, as_json: bool = False) -> None:
+    """What a run is (`zoo info RUN` for a folder or a hub location), or what a folder hub holds
+    (`zoo info file:///PATH` of a folder that holds pushed entries rather than one run)."""
+    from pathlib import Path
+
+    from zoo.hub import list_folder_hub, parse
+
+    if source.startswith("file://") and not (parse(source).path / "config.json").exists():
+        entries = list_folder_hub(parse(source).path)
+        if as_json:
+            click.echo(json.dumps({"entries": entries}, indent=2))
+            return
+        if not entries:
+            click.echo(f"{source} holds no pushed runs (`zoo push RUN {source.rstrip('/')}/NAME` adds one)")
+        for e in entries:
+            click.echo(f"{e['location']}  {e['model']} on {e['dataset']}")
+        return
+    from zoo.runinfo import run_info
+
+    data = run_info(Path(source) if not source.startswith(("hf://", "file://")) else source)
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    plugin = data["plugin"]
+    click.echo(f"{source}: a {data['model']} run ({plugin.get('package', '?')} {plugin.get('version', '')}) "
+               f"on {data['dataset']}, images {tuple(data['shape'] or ())}")
+    t = data["training"]
+    line = (f"training: {t['epochs']} of {t['of']} epochs" if t["epochs"] is not None else
+            f"training: {t['of']} epochs configured; no training log (metrics.jsonl) with these weights")
+    if "best_epoch" in t:
+        line += f", best epoch {t['best_epoch']} (" + ", ".join(f"{k} {v:.5g}" for k, v in t["best"].items()) + ")"
+    if "seconds" in t:
+        line += f", {t['seconds']:.0f} s"
+    click.echo(line)
+    if data["classes"]:
+        click.echo(f"classes: {', '.join(map(str, data['classes']))}")
+    if data.get("test_metrics"):
+        m = dict(data["test_metrics"])
+        split, images = m.pop("split"), m.pop("images")
+        click.echo(f"{split} metrics ({images} images): " + ", ".join(f"{k} {v:.5g}" for k, v in m.items()))
+    click.echo("config (as trained, where not the default): "
+               + (", ".join(f"{k}={json.dumps(v)}" for k, v in data["changed"].items()) or "all defaults"))
+    click.echo("files: " + ", ".join(f"{n} ({s:,} B)" for n, s in data["files"].items()))
+    click.echo(f"load it: {data['load']}")

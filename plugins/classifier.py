@@ -24,8 +24,9 @@ from zoo.plugins.conv import ConvNetConfig, _act, build_encoder
 class ClassifierConfig(ConvNetConfig):
     head: list[int] = param([60], "hidden layers of the classification head", low=1, high=65536)
     head_dropout: float = param(0.0, "dropout before each layer of the head", low=0.0, high=0.95)
-    features: str = param("latent", "what the head reads: latent (the encoder's code) or conv (the flattened "
-                                    "conv features)", choices=("latent", "conv"))
+    features: str = param("conv", "what the head reads: conv (the flattened conv features: a plain CNN "
+                                  "classifier) or latent (the encoder's code, as zoo finetune does by default)",
+                          choices=("latent", "conv"))
     encoder_out: int = param(0, "width of the encoder's last layer (0: latent_dim; a VAE's is 2 × latent_dim, "
                                 "of which the head reads the mean)", low=0, high=8192)
     freeze: str = param("none", "encoder weights kept fixed: none, or all (but the last `unfreeze_last` layers)",
@@ -155,7 +156,7 @@ class Classifier(ZooModel):
         if out_dir is not None:
             classes = getattr(self, "run_config", {}).get("data", {}).get("classes") or [str(i) for i in range(k)]
             _confusion_png(confusion, classes, Path(out_dir) / "confusion.png", report["accuracy"])
-            report["confusion_png"] = "confusion.png"
+            report["confusion_png"] = "confusion.png"  # beside eval.json
         return report
 
 

@@ -4,10 +4,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
-from conftest import assert_ok, invoke, is_png
+from conftest import assert_ok, invoke, is_png, write_idx_set
 
 import zoo
 
@@ -22,28 +21,14 @@ def test_outputs_of_a_catalogued_model_go_to_its_own_folder_and_spare_the_users_
 
 
 def test_eval_of_a_catalogued_name_writes_eval_json_in_its_output_folder(tmp_path):
-    result = zoo.evaluate("convae-mnist", save=True, limit=64, data_dir=str(_digits_as_mnist(tmp_path)))
+    result = zoo.evaluate("convae-mnist", save=True, limit=64, data_dir=str(_tiny_mnist(tmp_path)))
     written = Path(result["written"][0])
     assert written == tmp_path / "zoo-outputs" / "convae-mnist" / "eval.json"
     assert json.loads(written.read_text())["metrics"] == result["metrics"]
     assert not list(tmp_path.glob("*eval.json"))
 
 
-def _digits_as_mnist(tmp_path: Path) -> Path:
-    """A tiny MNIST-shaped IDX data folder, so a catalogued MNIST model can be evaluated offline."""
-    import gzip
-    import struct
-
-    import numpy as np
-
-    folder = tmp_path / "data" / "mnist"
-    folder.mkdir(parents=True)
-    rng = np.random.default_rng(0)
-    for split, n in (("train", 256), ("t10k", 64)):
-        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
-        labels = rng.integers(0, 10, size=n, dtype=np.uint8)
-        with gzip.open(folder / f"{split}-images-idx3-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">IIII", 2051, n, 28, 28) + images.tobytes())
-        with gzip.open(folder / f"{split}-labels-idx1-ubyte.gz", "wb") as f:
-            f.write(struct.pack(">II", 2049, n) + labels.tobytes())
+def _tiny_mnist(tmp_path: Path) -> Path:
+    """A data folder whose `mnist` is 64 random 28×28 images: enough to evaluate a catalogued MNIST model."""
+    write_idx_set(tmp_path / "data" / "mnist", n_train=64, n_test=64)
     return tmp_path / "data"

@@ -65,7 +65,8 @@ class TrainConfig:
                                     "whose steps keep no Python state): far fewer launches for small models")
     compile: bool = param(False, "torch.compile the model's layers (fused kernels, for GPUs; the first steps "
                                  "take longer while it compiles)")
-    plot_every: int = param(0, "save a sample/reconstruction grid every N epochs (0: only at the end)", low=0, high=100_000)
+    plot_every: int = param(0, "also save a sample/reconstruction grid in progress/ every N epochs and after "
+                               "the last (0: none; the final picture is written in any case)", low=0, high=100_000)
     # Regularisers the engine applies to models with `encoder` and `decoder` modules (zoo.regularize).
     prune_every: int = param(0, "L1-prune weights every N epochs (0: never); amounts per group below", low=0,
                              high=100_000)
@@ -141,6 +142,15 @@ def _scalar(value: Any, tp: type, key: str) -> Any:
             raise ValueError
         return str(value)
     raise ValueError
+
+
+def default_of(f: dataclasses.Field) -> Any:
+    """A config field's default value (a fresh list for list fields)."""
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return None
 
 
 def coerce(value: Any, tp: Any, key: str) -> Any:

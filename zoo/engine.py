@@ -352,7 +352,7 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, record)
         every = self.train.plot_every
-        if self.run_dir and every and epoch % every == 0:
+        if self.run_dir and every and (epoch % every == 0 or epoch == self.train.epochs):  # and the last
             from zoo import plots
 
             plots.preview(self.model, self.data.test_x[:16], self._path(f"progress/epoch_{epoch:04d}.png"),

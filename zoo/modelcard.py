@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from zoo import checkpoint as ckpt
@@ -12,7 +13,10 @@ def _yaml_list(items) -> str:
     return "".join(f"\n  - {json.dumps(str(i))}" for i in items)
 
 
-def render_card(run: dict, eval_result: dict | None, images: list[str], run_name: str) -> str:
+def render_card(run: dict, eval_result: dict | None, images: list[str], address: str) -> str:
+    """The card of a run reached at `address` (a folder, a catalogued name or a hub location): its
+    load lines use the address as it is, so they work as written."""
+    run_name = address.rstrip("/").rsplit("/", 1)[-1]
     model, data = run["model"], run.get("data", {})
     dataset = data.get("name", run.get("train", {}).get("dataset", "?"))
     metrics = (eval_result or {}).get("metrics", {})
@@ -39,8 +43,9 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], run_name
                   "| metric | value |", "| --- | --- |"]
         lines += [f"| {k} | {v:.5g} |" for k, v in metrics.items()]
         lines.append("")
-    lines += ["## Use it", "", "```python", "import zoo", f'model = zoo.load("{run_name}")', "```", "",
-              "```", f"zoo eval {run_name}", f"zoo reconstruct {run_name} --n 16 --out recon.png", "```", "",
+    shell = shlex.quote(address)
+    lines += ["## Use it", "", "```python", "import zoo", f"model = zoo.load({json.dumps(address)})", "```", "",
+              "```", f"zoo eval {shell}", f"zoo reconstruct {shell} --n 16 --out recon.png", "```", "",
               "## Training configuration", "", "```json",
               json.dumps({"config": run.get("config"), "train": run.get("train")}, indent=2), "```", ""]
     for img in images:
@@ -55,5 +60,6 @@ def write_card(run_dir: Path) -> Path:
     eval_result = ckpt.read_json(eval_path) if eval_path.exists() else None
     images = [p for p in ("reconstructions.png", "samples.png", "loss.png") if (run_dir / p).exists()]
     path = run_dir / ckpt.CARD
-    ckpt.atomic_write(path, render_card(run, eval_result, images, run_dir.name))
+    # The run as the user reached it (runs/ae, /data/runs/ae): the load line works from where they work.
+    ckpt.atomic_write(path, render_card(run, eval_result, images, str(run_dir)))
     return path

@@ -77,10 +77,15 @@ class ImageData:
                  ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}
         return replace(self, **moved)
 
+    def pixels(self) -> str:
+        """What a pixel holds, in words: 8-bit grey or colour levels, or binarised."""
+        levels = "grey levels" if self.shape[0] == 1 else "colour levels (RGB)"
+        return levels if self.binarize == "none" else f"binarised ({self.binarize})"
+
     def info(self) -> dict:
         info = {
             "name": self.name,
-            "pixels": {"none": "grey levels"}.get(self.binarize, f"binarised ({self.binarize})"),
+            "pixels": self.pixels(),
             "shape": list(self.shape),
             "classes": list(self.classes),
             "sizes": {s: int(getattr(self, f"{s}_x").shape[0]) for s in ("train", "val", "test")},

@@ -62,11 +62,12 @@ This package imports neither torch nor huggingface-hub at import time.
 """
 
 from zoo.hub.cache import Fetched, is_managed, zoo_cache
+from zoo.hub.folder import list_folder_hub
 from zoo.hub.files import check_config, check_safetensors, file_sha256, safe_name, select_files
 from zoo.hub.locations import HubError, Location, is_hub_source, parse
 from zoo.hub.pull import catalogue, catalogue_info, fetch, pull, resolve
 from zoo.hub.push import Pushed, model_card, push
 
 __all__ = ["Fetched", "HubError", "Location", "Pushed", "catalogue", "catalogue_info", "check_config",
-           "check_safetensors", "fetch", "file_sha256", "is_hub_source", "is_managed", "model_card", "parse",
+           "check_safetensors", "fetch", "file_sha256", "is_hub_source", "is_managed", "list_folder_hub", "model_card", "parse",
            "pull", "push", "resolve", "safe_name", "select_files", "zoo_cache"]

@@ -369,3 +369,28 @@ def _swap(new: Path, dest: Path) -> None:
             os.rename(old, dest)
             raise
     temps.remove(old)
+
+
+# ------------------------------------------------------------------------------------------ list
+
+def list_folder_hub(root: Path) -> list[dict]:
+    """The entries of a folder hub: every folder below `root` (at any depth, links not followed) that a
+    push wrote, with its location, model, data set and when it was pushed. Read from the entries'
+    config.json and push mark only: nothing is fetched or hashed."""
+    root = Path(root)
+    if not root.is_dir():
+        raise HubError(f"no folder hub at {root}" if not root.exists() else f"{root} is not a folder",
+                       "Give the folder that `zoo push RUN file:///PATH/NAME` pushed into (PATH).")
+    entries = []
+    for mark in sorted(root.rglob(PUSHED_MANIFEST)):
+        folder = mark.parent
+        if mark.is_symlink() or any(p.is_symlink() for p in folder.relative_to(root).parents if p != Path(".")):
+            continue
+        config = read_json(folder / CONFIG) if (folder / CONFIG).is_file() else None
+        config = config if isinstance(config, dict) else {}
+        data = config.get("data") if isinstance(config.get("data"), dict) else {}
+        entries.append({"location": f"file://{folder.absolute()}", "name": str(folder.relative_to(root)),
+                        "model": config.get("model") if isinstance(config.get("model"), str) else "?",
+                        "dataset": data.get("name") if isinstance(data.get("name"), str) else "?",
+                        "pushed": mark.stat().st_mtime})
+    return entries

@@ -1,0 +1,68 @@
+"""What a trained run is, without loading its weights: `zoo info RUN` for a run folder, a catalogued
+name or a hub location. Read from config.json, metrics.jsonl and eval.json."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from zoo import checkpoint as ckpt
+from zoo import config as cfgmod
+from zoo import registry
+from zoo.api import read_run, resolve
+from zoo.errors import UnknownModelError
+
+
+def run_info(source: str | Path) -> dict[str, Any]:
+    """The run's model and plugin, data, the config values that differ from the model's defaults, how
+    its training went (epochs, best epoch and value, how it stopped), its test metrics if measured, its
+    files, and a line that loads it."""
+    run_dir = resolve(source)
+    run = read_run(run_dir)
+    data = run.get("data", {})
+    info: dict[str, Any] = {
+        "source": str(source), "folder": str(run_dir), "model": run["model"],
+        "plugin": run.get("plugin", {}), "zoo_version": run.get("zoo_version"),
+        "dataset": data.get("name", run["train"].get("dataset")), "shape": data.get("shape"),
+        "classes": data.get("classes"), "sizes": data.get("sizes"),
+        "changed": _changed_from_defaults(run), "training": _training(run_dir, run),
+        "files": {p.name: p.stat().st_size for p in sorted(run_dir.iterdir())
+                  if p.is_file() and not p.name.startswith(".")},
+        "load": f"zoo.load({json.dumps(str(source))})",
+    }
+    if (run_dir / ckpt.EVAL).is_file():
+        evaluated = ckpt.read_json(run_dir / ckpt.EVAL)
+        if isinstance(evaluated, dict) and isinstance(evaluated.get("metrics"), dict):
+            info["test_metrics"] = {"split": evaluated.get("split"), "images": evaluated.get("images"),
+                                    **evaluated["metrics"]}
+    return info
+
+
+def _changed_from_defaults(run: dict[str, Any]) -> dict[str, Any]:
+    """The config keys whose value is not the model's (or training's) default, as they were trained."""
+    try:
+        cls = registry.get_model_class(run["model"])
+    except UnknownModelError:  # a model not installed here: every key is shown as recorded
+        return {**run["config"], **run["train"]}
+    defaults = {f.name: cfgmod.default_of(f) for f in cfgmod.fields_of(cls.Config)}
+    defaults.update({f.name: cfgmod.default_of(f) for f in cfgmod.fields_of(cfgmod.TrainConfig)})
+    defaults.update(getattr(cls, "train_defaults", {}))
+    values = {**run["config"], **run["train"]}
+    return {k: v for k, v in values.items() if k not in defaults or defaults[k] != v}
+
+
+def _training(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
+    """Epochs done of those configured, the best epoch and its monitored values, from metrics.jsonl."""
+    path = run_dir / ckpt.METRICS
+    if not path.is_file():  # published weights carry no training log
+        return {"epochs": None, "of": run["train"].get("epochs")}
+    rows, _ = ckpt.read_metrics(path)
+    out: dict[str, Any] = {"epochs": rows[-1]["epoch"] if rows else 0, "of": run["train"].get("epochs")}
+    best = [r for r in rows if r.get("best")]
+    if best:
+        out["best_epoch"] = best[-1]["epoch"]
+        out["best"] = {k: v for k, v in best[-1].items() if k.endswith("loss")}
+    if rows and sum(r.get("seconds", 0) for r in rows):
+        out["seconds"] = round(sum(r.get("seconds", 0) for r in rows), 1)
+    return out
