@@ -22,8 +22,12 @@ def _fmt(v) -> str:
 @click.option("--sampler", type=click.Choice(["tpe", "random", "grid"]), default=None,
               help="Sampler (default: the space's, else tpe).")
 @click.option("--trials", type=int, default=None, help="Trials in the study, over all workers (default: the space's).")
-@click.option("--pruner", type=click.Choice(["median", "hyperband", "none"]), default=None,
-              help="Pruner fed every epoch's validation loss (default: the space's, else hyperband).")
+@click.option("--pruner", type=click.Choice(["auto", "median", "hyperband", "none"]), default=None,
+              help="Pruner fed every epoch's objective metric (default: the space's, else auto: no pruning for a "
+                   "search of at most 5 trials, or of epochs too few to prune; else Optuna's median pruner, "
+                   "pruning only once max(5, trials/10) trials are complete, after a trial's first "
+                   "max(2, epochs/3) epochs). median: Optuna's defaults. No pruner stops a trial at its last "
+                   "epoch.")
 @click.option("--study", default=None, help="Study name (default MODEL-SPACE); rerun with it to resume.")
 @click.option("--storage", default=None,
               help="Optuna storage URL shared by workers (default: a journal file in the study folder).")
@@ -95,10 +99,12 @@ def _print_summary(s: dict) -> None:
                + (f"  ({s['seconds']:.0f} s)" if s.get("seconds") is not None else ""))
     if s["pruned_reasons"]:
         click.echo("pruned: " + ", ".join(f"{n} {r}" for r, n in s["pruned_reasons"].items()))
+    for note in s.get("notes", []):
+        click.echo(f"note: {note}")
     best = s.get("best")
     if best:
         obj = s["objective"]
-        parts = f"val {obj['metric'][4:]} {best['loss']:.5g}" if best.get("loss") is not None else ""
+        parts = f"{obj['metric']} {best['loss']:.5g}" if best.get("loss") is not None else ""
         if best.get("loss") is not None and abs(best["value"] - best["loss"]) > 0:
             parts += f" + penalties {best['value'] - best['loss']:.4g}"
         click.echo(f"best: trial {best['number']}, objective {best['value']:.5g}" + (f" ({parts})" if parts else ""))

@@ -1,5 +1,6 @@
 """`zoo search` refuses what would waste every trial before the first one runs: an objective metric the
-model does not report, and a seed outside 0 .. 2**32-1 (`zoo cv` too)."""
+model does not record (any name metrics.jsonl shows is accepted), and a seed outside 0 .. 2**32-1
+(`zoo cv` too)."""
 
 from __future__ import annotations
 
@@ -50,7 +51,7 @@ def test_a_metric_the_model_does_not_report_is_refused_before_any_trial_with_the
 def test_a_default_metric_the_model_does_not_report_is_refused_with_the_valid_names(tmp_path):
     space = write_space(tmp_path / "gan.toml", fixed="", params="[params]\nlr = { low = 1e-4, high = 1e-3 }\n")
     assert_clean_error(invoke("search", "gan", "--space", space, "--out", tmp_path / "s"),
-                       "the objective metric 'loss' (the default) is not one that gan reports",
+                       "the objective metric 'val_loss' (the default) is not one that gan reports",
                        "val_d_loss (or d_loss), val_g_loss (or g_loss)", code=2)
 
 
@@ -59,7 +60,7 @@ def test_a_third_party_plugins_metrics_are_those_its_validation_step_returns(tmp
                         params="[params]\nlatent_dim = { low = 2, high = 4 }\n")
     assert_clean_error(invoke("search", "tinyae", "--space", space, "--out", tmp_path / "s"),
                        "the objective metric 'mse' is not one that tinyae reports",
-                       "tinyae's validation metrics: val_loss (or loss).", code=2)
+                       "tinyae's metrics, as metrics.jsonl names them: val_loss (or loss), train_loss.", code=2)
 
 
 def test_the_metric_is_checked_even_when_no_drawn_configuration_builds(tmp_path):
@@ -70,23 +71,47 @@ def test_the_metric_is_checked_even_when_no_drawn_configuration_builds(tmp_path)
                        "the objective metric 'nonexistent' is not one that convae reports", code=2)
 
 
-def test_a_training_metric_is_refused_naming_its_validation_twin(tmp_path):
-    space = write_space(tmp_path / "m.toml", metric="train_loss")
+def test_a_training_metric_the_model_does_not_record_is_refused_with_every_valid_name(tmp_path):
+    space = write_space(tmp_path / "m.toml", metric="train_mse")  # convae's training step returns its loss only
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
-                       "'train_loss' is measured on the training images", "Use val_loss (or loss).", code=2)
+                       "the objective metric 'train_mse' is not one that convae reports",
+                       "val_loss (or loss), val_mse (or mse), train_loss.", code=2)
+    assert not (tmp_path / "s").exists()
 
 
-@pytest.mark.parametrize("metric", ["val_mse", "mse"])
-def test_a_metric_is_named_as_in_metrics_jsonl_or_short(tmp_path, metric):
+@pytest.mark.parametrize("metric, key", [("val_loss", "val_loss"), ("loss", "val_loss"), ("val_mse", "val_mse"),
+                                         ("mse", "val_mse"), ("train_loss", "train_loss")])
+def test_a_metric_is_named_as_in_metrics_jsonl_or_short(tmp_path, metric, key):
     settings, _ = prepare("convae", write_space(tmp_path / "m.toml", metric=metric), out=tmp_path / "s")
-    assert settings.metric == "mse"
+    assert settings.metric == key
+
+
+def test_val_loss_as_metrics_jsonl_names_it_scores_every_trial(tmp_path):
+    # the issue's case: `metric = "val_loss"` once trained every trial and then pruned each as invalid
+    space = write_space(tmp_path / "m.toml", metric="val_loss")
+    out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "2"))
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["states"]["complete"] == 2 and "invalid configuration" not in out
+    assert summary["objective"]["metric"] == "val_loss" and "(val_loss " in out
+
+
+def test_trials_can_be_scored_on_a_training_metric_the_trainer_records(tmp_path):
+    space = write_space(tmp_path / "m.toml", metric="train_loss")
+    out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "1"))
+    assert "(train_loss " in out
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert summary["objective"]["metric"] == "train_loss"
+    zoo.train("convae", config=tmp_path / "s" / "best.toml", out=tmp_path / "run", log=quiet, progress=False)
+    epoch = read_metrics(tmp_path / "run")[-1]
+    assert summary["best"]["loss"] == pytest.approx(epoch["train_loss"], rel=1e-5)
+    assert abs(epoch["train_loss"] - epoch["val_loss"]) > 1e-4  # the training images' score, not the held-out one
 
 
 def test_trials_are_scored_on_the_named_metric(tmp_path):
     # bce training: the loss and the mse differ, and the trial's score must be the epoch's val_mse
     space = write_space(tmp_path / "m.toml", metric="val_mse", fixed=TINY + 'loss = "bce"\n')
     out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "1"))
-    assert "val mse" in out
+    assert "(val_mse " in out
     summary = json.loads((tmp_path / "s" / "summary.json").read_text())
     assert summary["objective"]["metric"] == "val_mse"
     zoo.train("convae", config=tmp_path / "s" / "best.toml", out=tmp_path / "run", log=quiet, progress=False)

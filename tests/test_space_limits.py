@@ -57,15 +57,25 @@ def test_a_non_finite_objective_penalty_is_refused(tmp_path):
                        "[objective] time_penalty is nan, not a finite number", code=2)
 
 
-def test_a_non_finite_bound_computed_from_a_drawn_key_prunes_that_trial_with_its_reason(tmp_path):
+def test_a_non_finite_bound_computed_from_listable_drawn_keys_is_refused_naming_the_draw(tmp_path):
+    space = write(tmp_path / "dep.toml", FIXED + "[params]\nscale = { low = 400, high = 410, helper = true }\n"
+                                                 "lr = { low = 1e-4, high = \"10.0 ** scale\" }\n")
+    assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
+                       "lr.high: '10.0 ** scale' is beyond what a space expression may compute", "(when scale = 400)",
+                       code=2)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_non_finite_bound_computed_from_a_float_draw_prunes_that_trial_and_the_summary_says_so(tmp_path):
     space = write(tmp_path / "dep.toml", "[search]\nsampler = \"random\"\npruner = \"none\"\n" + FIXED
-                  + "[params]\nscale = { low = 400, high = 410, helper = true }\n"
+                  + "[params]\nscale = { low = 400.0, high = 410.0, helper = true }\n"
                     "lr = { low = 1e-4, high = \"10.0 ** scale\" }\n")
     out = invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "2")
     assert out.exit_code == 0 and "Traceback" not in out.output, out.output
     pruned = [line for line in out.output.splitlines() if "pruned: invalid configuration:" in line]
     assert len(pruned) == 2 and all("lr.high: '10.0 ** scale' is beyond what a space expression may compute" in line
                                     for line in pruned)
+    assert out.output.count("note: the values or bounds of lr depend on drawn keys") == 2  # at the start, in the summary
 
 
 # ------------------------------------------------------------------------------------------ bounded expressions
@@ -166,3 +176,68 @@ def test_every_expression_of_the_language_evaluates_at_once_or_fails_with_a_mess
         outcomes["value"] += 1
     assert time.perf_counter() - start < 5
     assert outcomes["value"] > 50 and outcomes["refused"] > 50  # the generator explores both sides
+
+
+# ------------------------------------------------------------------------------------------ values a key takes
+
+@pytest.mark.parametrize("params, message, hint", [
+    pytest.param('latent_dim = { choices = [2, "3", true] }',
+                 'latent_dim: the choices "3", true are not values that latent_dim takes',
+                 "latent_dim takes an int, 1 .. 4096", id="mixed-type choices"),
+    pytest.param('optimizer = { choices = ["adam", "rmsprop"] }',
+                 'optimizer: the choice "rmsprop" is not a value that optimizer takes',
+                 "optimizer takes a str, one of adam, adamw, sgd, adagrad", id="a choice outside the key's choices"),
+    pytest.param("kernel = { elements = [{ choices = [3, 0] }, { low = 3, high = 5 }] }",
+                 "kernel[0]: the choice 0 is not a value that kernel takes", "kernel takes a list[int], 1 .. 15",
+                 id="an element's choice out of range"),
+    pytest.param("latent_dim = { low = 0, high = 4 }", "latent_dim: low = 0 is outside the range of latent_dim",
+                 "Give bounds within that range", id="a bound below the range"),
+    pytest.param("lr = { low = 1e-4, high = 20.0 }", "lr: high = 20.0 is outside the range of lr",
+                 "lr takes a float, 0 .. 10", id="a bound above the range"),
+    pytest.param('latent_dim = { low = 2, high = "2 * 3000" }', "latent_dim: high = 6000 is outside the range",
+                 "latent_dim takes an int, 1 .. 4096", id="a constant expression"),
+    pytest.param("latent_dim = { low = 2.0, high = 6.0 }",
+                 "latent_dim: a float range draws fractions, and latent_dim takes whole numbers",
+                 "Give integer bounds", id="float bounds for an int key"),
+    pytest.param("optimizer = { low = 1, high = 2 }", "optimizer: a range draws numbers, and optimizer takes a str",
+                 "Search it with `choices`", id="a range for a text key"),
+    pytest.param("latent_dim = { length = 2, element = { low = 1, high = 2 } }",
+                 "latent_dim: a searched list, and latent_dim is not a list", "latent_dim takes an int",
+                 id="a list for a scalar key"),
+    pytest.param('n = { low = 1, high = 2, helper = true }\nmomentum = { low = 0.0, high = "n * 0.6" }',
+                 "momentum: high = 'n * 0.6' (1.2 when n = 2) is outside the range of momentum",
+                 "for every draw of the keys they read", id="a bound over a drawn key"),
+    pytest.param('n = { low = 1, high = 3, helper = true }\n'
+                 'decoder_hidden = { length = "n", element = { low = "n - i - 1", high = 64 } }',
+                 "decoder_hidden[i]: low = 'n - i - 1' (0 when n = 1, i = 0)", "decoder_hidden takes a list[int], 1 ..",
+                 id="an element's bound over its index"),
+    pytest.param('k = { choices = [3, 5], helper = true }\nkernel = { value = "[k, k * 4]" }',
+                 "kernel: value = '[k, k * 4]' ([5, 20] when k = 5) is not one that kernel takes",
+                 "kernel takes a list[int], 1 .. 15", id="a computed value"),
+    pytest.param('p = { choices = [false, true], helper = true }\nprune_every = { low = 1, high = 2, when = "p" }\n'
+                 'prune_encoder_linear = { low = 0.0, high = "1.0 if p else 0.5", when = "p" }',
+                 "prune_encoder_linear: high = '1.0 if p else 0.5' (1.0 when p = true)", "0 .. 0.99",
+                 id="a conditional key, in the draws that draw it"),
+])
+def test_a_value_its_config_key_cannot_take_stops_the_search_before_the_first_trial(tmp_path, params, message, hint):
+    space = write(tmp_path / "bad.toml", FIXED + "[params]\n" + params + "\n")
+    assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
+                       f"{space}: {message}", hint, code=2)
+    assert not (tmp_path / "s").exists()  # no study, no trial
+
+
+@pytest.mark.parametrize("params", [
+    "kernel = { choices = [3, 5] }",                                              # one value: every layer
+    "lr = { choices = [1, 0.5] }",                                                # an int for a float key
+    'n = { low = 1, high = 2, helper = true }\nmomentum = { low = 0.0, high = "n * 0.5" }',
+    'n = { low = 1, high = 3, helper = true }\n'
+    'decoder_hidden = { length = "n", element = { low = "n - i", high = 64 } }',  # i < n in every draw
+    'p = { choices = [false, true], helper = true }\nprune_every = { low = 1, high = 2, when = "p" }\n'
+    'prune_encoder_linear = { low = 0.0, high = "0.5 if p else 5.0", when = "p" }',  # 5.0 is never drawn
+])
+def test_values_every_draw_of_which_fits_the_key_are_accepted_without_a_note(tmp_path, params):
+    from zoo.search import prepare
+
+    settings, _ = prepare("convae", write(tmp_path / "ok.toml", FIXED + "[params]\n" + params + "\n"),
+                          out=tmp_path / "s")
+    assert settings.notes == []

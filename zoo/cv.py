@@ -58,8 +58,9 @@ class KeepBest(Callback):
 
 
 def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "best") -> float:
-    """The validation `metric` over the epochs: its best (lowest), mean or last value."""
-    key = f"val_{metric}"
+    """The `metric` over the epochs: its best (lowest), mean or last value. A metrics.jsonl key
+    (`val_loss`, `train_loss`) as written; a bare name (`loss`) is the validation one."""
+    key = metric if metric.startswith(("val_", "train_")) else f"val_{metric}"
     values = [r[key] for r in history if key in r]
     if not values:
         have = sorted(k[4:] for r in history[:1] for k in r if k.startswith("val_"))

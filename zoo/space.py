@@ -5,7 +5,7 @@ A space file is TOML:
     [search]                 # defaults for the command line (each option overrides its key)
     preset = "convae-lab"    # start every trial from this preset
     sampler = "tpe"          # tpe | random | grid
-    pruner = "hyperband"     # hyperband | median | none
+    pruner = "auto"          # auto | median | hyperband | none (auto: see zoo.search.study.auto_pruning)
     trials = 40
     cv = 0                   # k > 1: k-fold cross-validation of every trial
     seed = 0                 # the sampler's seed
@@ -42,22 +42,30 @@ lists and strings of at most MAX_ITEMS items (checked before `[0] * n` or `a ** 
 Every number in a space (bounds, choices, values, penalties) must be finite; a searched list has at
 most MAX_LENGTH elements and a grid at most GRID_POINTS_MAX points. An expression without names is
 evaluated when the file is read, so its mistakes show before any trial runs.
+
+Before a search, `Space.check_values` checks every searched key against the config key it sets: its
+choices, the kind of its range and its bounds (those computed from drawn keys for every draw of the keys
+they read, where those are few and fixed) must fit the key's type and range.
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
+import json
 import math
 import operator
+import typing
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
+from zoo.config import check_range, coerce, describe_range, type_name
 from zoo.errors import ConfigError
 
 SAMPLERS = ("tpe", "random", "grid")
-PRUNERS = ("median", "hyperband", "none")
+PRUNERS = ("auto", "median", "hyperband", "none")
 TABLES = ("search", "objective", "fixed", "params")
 SEARCH_KEYS = {"preset": str, "sampler": str, "pruner": str, "trials": int, "cv": int, "seed": int,
                "description": str, "source": str}
@@ -69,6 +77,7 @@ TYPES = ("categorical", "int", "float", "list", "value")
 GRID_MAX = 1000  # values of one integer range that a grid may enumerate
 GRID_POINTS_MAX = 100_000  # points of a whole grid (Optuna's grid sampler lists them all)
 MAX_LENGTH = 256  # elements of a searched list
+ENUM_MAX = 10_000  # draws of the keys an expression reads, each checked before the first trial
 
 # What an expression may compute (see the module's docstring).
 MAX_TEXT = 1000   # characters of one expression
@@ -296,6 +305,70 @@ def _known(*values: Any) -> bool:
     return not any(isinstance(v, Expr) and not v.constant for v in values)
 
 
+def _draw_values(p: "Param") -> list | None:
+    """The values a draw of `p` can take, when few and fixed: its choices, a range with fixed bounds that
+    a grid could enumerate (integers, or floats with a step), its constant value; else None."""
+    if p.kind == "categorical":
+        return list(p.choices)
+    if p.kind == "value" and _known(p.value):
+        return [_resolve(p.value, {})]
+    if p.kind in ("int", "float") and _known(p.low, p.high, p.step) and (p.kind == "int" or p.step is not None):
+        try:
+            return p.grid_values()
+        except ConfigError:  # too many values: checked draw by draw
+            return None
+    return None
+
+
+def _element_type(tp: Any) -> Any:
+    """The type of a key's values: int for list[int] and for int | None (a union of several types stays)."""
+    if typing.get_origin(tp) in (list, tuple):
+        return _element_type(typing.get_args(tp)[0])
+    args = [a for a in typing.get_args(tp) if a is not type(None)]
+    return args[0] if len(args) == 1 and typing.get_origin(tp) is not None else tp
+
+
+def _fits(value: Any, f, tp: Any) -> bool:
+    """Whether `value`, as written in the space, is a value of config key `f` (of type `tp`): of the key's
+    type (an int for a float is fine; "3" or true for an int is not), and within its range. A list key
+    also takes one element (`kernel = 3`: every layer)."""
+    if typing.get_origin(tp) in (list, tuple):
+        inner = typing.get_args(tp)[0]
+        return all(_fits(v, f, inner) for v in (value if isinstance(value, list) else [value]))
+    try:
+        v = coerce(value, tp, f.name)
+    except (ValueError, TypeError):
+        return False
+    return v == value and isinstance(v, bool) == isinstance(value, bool) and check_range(v, f)
+
+
+def _takes(f, tp: Any) -> str:
+    """What a config key takes: `latent_dim takes an int, 1 .. 4096 (size of the latent code)`."""
+    name = type_name(tp)
+    limits = describe_range(f)
+    about = f.metadata.get("help", "")
+    return (f"{f.name} takes {'an' if name[0] in 'aeiou' else 'a'} {name}" + (f", {limits}" if limits else "")
+            + (f" ({about})" if about else ""))
+
+
+def _shown(v: Any) -> str:
+    """A value as TOML writes it (true, "3", 2)."""
+    return json.dumps(v)
+
+
+def _said(label: str, v: Any, value: Any, env: dict[str, Any]) -> str:
+    """`high = 20`, or for an expression `high = 'n * 10' (20 when n = 2)`."""
+    if not isinstance(v, Expr) or (v.constant and not env):
+        return f"{label} = {_shown(value)}"
+    when = f" when {_assigned(env)}" if env else ""
+    return f"{label} = '{v.shown}' ({_shown(value)}{when})"
+
+
+def _assigned(env: dict[str, Any]) -> str:
+    """A draw as `n = 2, i = 1`."""
+    return ", ".join(f"{k} = {_shown(x)}" for k, x in env.items())
+
+
 def _count(n: Any, where: str) -> int:
     """A searched list's length: a whole number from 0 to MAX_LENGTH."""
     if isinstance(n, float) and n.is_integer():
@@ -433,6 +506,108 @@ class Param:
             raise ConfigError(f"{where}: step must be positive")
         return low, high, step
 
+    # ------------------------------------------------------------------ against the config key
+    def check_key(self, f, tp: Any, where: str, envs: Callable[[set[str]], list[dict] | None]) -> list[str]:
+        """Refuse a value of this parameter that its config key (field `f`, of type `tp`) cannot take: a
+        choice of another type or outside the key's range, a range of the wrong kind, a bound (or a
+        computed value) outside the key's range. An expression over drawn keys is checked for every
+        draw of the keys it reads where `envs(names)` lists those draws (few, fixed values: choices,
+        integer ranges with fixed bounds); returns [the key's name] where it cannot, so that only each
+        draw can be checked (a draw outside the range is then pruned with its reason)."""
+        w = f"{where}: {self.name}"
+        listed = typing.get_origin(tp) in (list, tuple)
+        scalar = _element_type(tp)
+        if self.kind == "list":
+            if not listed:
+                raise ConfigError(f"{w}: a searched list, and {f.name} is not a list",
+                                  f"{_takes(f, tp)}. Search it with `choices` or `low`/`high`.")
+            element_envs = self._element_envs(envs)
+            return [n for e in (self.elements or [self.element]) for n in e.check_key(f, tp, where, element_envs)]
+        if self.kind == "categorical":
+            bad = [c for c in self.choices if not _fits(c, f, tp)]
+            if bad:
+                many = len(bad) > 1
+                raise ConfigError(f"{w}: the choice{'s' if many else ''} {', '.join(_shown(c) for c in bad)} "
+                                  f"{'are' if many else 'is'} not {'values' if many else 'a value'} that {f.name} takes",
+                                  f"{_takes(f, tp)}. Give choices of that type within that range"
+                                  + (" (numbers without quotes)." if scalar in (int, float) else "."))
+            return []
+        if self.kind == "value":
+            outcomes = self._outcomes(self.value, envs)
+            for env, value in outcomes or []:
+                if not _fits(value, f, tp):
+                    raise ConfigError(f"{w}: {_said('value', self.value, value, env)} is not one that {f.name} "
+                                      "takes", f"{_takes(f, tp)}.")
+            return [f.name] if outcomes is None else []
+        if isinstance(scalar, type) and scalar not in (int, float):
+            raise ConfigError(f"{w}: a range draws numbers, and {f.name} takes a {type_name(scalar)}",
+                              f"{_takes(f, tp)}. Search it with `choices`.")
+        if scalar is int and self.kind == "float":
+            raise ConfigError(f"{w}: a float range draws fractions, and {f.name} takes whole numbers",
+                              f"{_takes(f, tp)}. Give integer bounds (low = 2, not 2.0).")
+        unknown = False
+        for label in ("low", "high"):
+            bound = getattr(self, label)
+            outcomes = self._outcomes(bound, envs)
+            unknown = unknown or outcomes is None
+            for env, value in outcomes or []:
+                if _number(value) and not isinstance(value, bool) and not check_range(value, f):
+                    raise ConfigError(f"{w}: {_said(label, bound, value, env)} is outside the range of {f.name}",
+                                      f"{_takes(f, tp)}. Give bounds within that range"
+                                      + (" for every draw of the keys they read." if env else "."))
+        return [f.name] if unknown else []
+
+    def _outcomes(self, v: Any, envs: Callable[[set[str]], list[dict] | None]) -> list[tuple[dict, Any]] | None:
+        """(draw, value) of `v`, a literal or an expression, for every draw of the keys it reads in which this
+        parameter is drawn (its `when` holds); None where those draws are not few and fixed. An expression
+        that fails for one of them is refused now, naming that draw (each trial drawing it would fail)."""
+        if _known(v):
+            return [({}, _resolve(v, {}))]
+        names = v.names | (self.when.names if self.when is not None else set())
+        found = envs(names - {"true", "false"})
+        if found is None:
+            return None
+        out = []
+        for env in found:
+            try:
+                if self.when is None or self.when(env):
+                    out.append((env, v(env)))
+            except ConfigError as e:
+                raise ConfigError(f"{e.message} (when {_assigned(env)})", e.hint) from None
+        return out
+
+    def _element_envs(self, envs: Callable[[set[str]], list[dict] | None]) -> Callable[[set[str]], list[dict] | None]:
+        """`envs` for this list's elements: the draws in which the list is drawn (its `when` holds), and with
+        `length`/`element`, `i` below the length of each draw. None for an element that reads the list's
+        own earlier elements."""
+        def element_envs(names: set[str]) -> list[dict] | None:
+            if self.name in names:
+                return None
+            indexed = "i" in names and self.element is not None
+            extra = set(self.when.names) if self.when is not None else set()
+            if indexed and isinstance(self.length, Expr):
+                extra |= self.length.names
+            found = envs((names - {"i"} if indexed else names) | (extra - {"true", "false"}))
+            if found is None:
+                return None
+            out: list[dict] = []
+            for env in found:
+                try:
+                    if self.when is not None and not self.when(env):
+                        continue
+                    n = _resolve(self.length, env) if indexed else None
+                except ConfigError:  # refused by the list's own checks, or failing each such draw
+                    continue
+                if not indexed:
+                    out.append(env)
+                elif isinstance(n, int):
+                    out += [{**env, "i": i} for i in range(min(n, MAX_LENGTH))]
+                if len(out) > ENUM_MAX:
+                    return None
+            return out
+
+        return element_envs
+
     def names(self) -> set[str]:
         """Keys this parameter's expressions read."""
         out: set[str] = set()
@@ -563,6 +738,37 @@ class Space:
         if overlap:
             raise ConfigError(f"{self.source}: {', '.join(sorted(overlap))} is both searched and fixed")
 
+    def check_values(self, fields: dict[str, tuple[Any, Any]]) -> list[str]:
+        """Refuse, before any trial, a searched value its config key cannot take (`Param.check_key`);
+        `fields` maps each config key to (its dataclass field, its type). Returns notes for the search's
+        log and summary: the keys whose values or bounds depend on drawn keys in ways that only each
+        draw can check."""
+        unchecked: list[str] = []
+        for p in self.params:
+            if p.helper:
+                continue
+            f, tp = fields[p.name]
+            unchecked += [n for n in p.check_key(f, tp, self.source, self._draws) if n not in unchecked]
+        if not unchecked:
+            return []
+        return [f"the values or bounds of {', '.join(unchecked)} depend on drawn keys that zoo cannot list before "
+                "the search (a float range, a list, a computed key), so only each draw is checked against the "
+                "key's range: a draw outside it is pruned as an invalid configuration"]
+
+    def _draws(self, names: set[str]) -> list[dict[str, Any]] | None:
+        """Every draw of the keys `names` (their product), where each takes few, fixed values (`_draw_values`)
+        and there are at most ENUM_MAX; else None."""
+        by_name = {p.name: p for p in self.params}
+        values: dict[str, list] = {}
+        for n in sorted(names):
+            found = _draw_values(by_name[n]) if n in by_name else None
+            if found is None:
+                return None
+            values[n] = found
+        if math.prod(len(v) for v in values.values()) > ENUM_MAX:
+            return None
+        return [dict(zip(values, combo)) for combo in itertools.product(*values.values())]
+
 
 def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> Space:
     if not isinstance(data, dict):
@@ -590,7 +796,7 @@ def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> 
             literal(v, f"{source}: [{table}] {k}")
     if search.get("sampler", "tpe") not in SAMPLERS:
         raise ConfigError(f"{source}: unknown sampler '{search['sampler']}'", f"Use one of {', '.join(SAMPLERS)}.")
-    if search.get("pruner", "hyperband") not in PRUNERS:
+    if search.get("pruner", "auto") not in PRUNERS:
         raise ConfigError(f"{source}: unknown pruner '{search['pruner']}'", f"Use one of {', '.join(PRUNERS)}.")
     from zoo.cv import REDUCE
 

@@ -1,52 +1,55 @@
 """The objective's metric, checked before any trial runs.
 
-A trial is scored on a validation metric of the model, as the engine records it (`val_<name>` in
-metrics.jsonl). Which names a model reports is told by its own `validation_step`, so one step on a
-few real images, with a configuration of the space, lists them for any plugin, with nothing to
-declare. A name the model does not report is refused at once, not after every trial has trained.
+A trial is scored on one of the metrics the engine records every epoch, named as in metrics.jsonl:
+`val_<k>` (measured on the validation images; `<k>` alone means the same) or `train_<k>` (the mean
+over the epoch's training batches). Which names a model records is told by training it: one epoch on
+a few images of the data set, with a configuration of the space, exactly as a trial trains
+(zoo.cv.fit), lists them for any plugin, with nothing to declare. A name it does not record is refused
+before the first trial, with the names it does, not after every trial has trained.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any, Iterator
 
 from zoo.errors import ConfigError
 from zoo.space import Space
 
-PROBE_IMAGES = 4  # images of the validation step that lists the metrics
+SPLITS = ("val_", "train_")  # the prefixes of metrics.jsonl's metric keys
+PROBE_IMAGES = 4  # training and validation images of the epoch that lists the metrics
 PROBE_DRAWS = 4   # configurations drawn from the space to find one that builds (then the fixed part alone)
 
 
-def metric_name(name: str) -> str:
-    """The model's name for the objective metric: `loss` for `loss` or `val_loss` (metrics.jsonl's name).
-    A training metric is refused: a search scores trials on images they did not train on."""
-    if name.startswith("train_"):
-        raise ConfigError(f"the objective metric '{name}' is measured on the training images, and a search "
-                          "scores trials on held-out ones", f"Use val_{name[6:]} (or {name[6:]}).")
-    return name[4:] if name.startswith("val_") else name
+def metric_key(name: str) -> str:
+    """The metrics.jsonl key of an objective name: `val_loss` and `train_loss` as written, `loss` the
+    validation one (`val_loss`)."""
+    return name if name.startswith(SPLITS) else f"val_{name}"
 
 
-def describe(names: list[str]) -> str:
-    """The names a user may give, as in metrics.jsonl and short: `val_loss (or loss), ...`."""
-    return ", ".join(f"val_{k} (or {k})" for k in names)
+def describe(keys: list[str]) -> str:
+    """The names a user may give, as metrics.jsonl writes them: `val_loss (or loss), ..., train_loss, ...`."""
+    val = [f"{k} (or {k[4:]})" for k in keys if k.startswith("val_")]
+    train = [k for k in keys if k.startswith("train_")]
+    return ", ".join(val + train)
 
 
 def check_metric(settings, space: Space, data_cache: dict) -> None:
-    """Refuse an objective metric the model does not report (ConfigError listing those it does).
+    """Refuse an objective metric the model does not record (ConfigError listing those it does).
     Loads the data set into `data_cache` (a missing one fails here, once)."""
-    names = reported_metrics(settings, space, data_cache)
-    if names is None or settings.metric in names:
+    keys = recorded_metrics(settings, space, data_cache)
+    if keys is None or settings.metric in keys:
         return
     given = space.objective.get("metric")
     what = f"'{given}'" if given else f"'{settings.metric}' (the default)"
     raise ConfigError(f"the objective metric {what} is not one that {settings.model} reports",
-                      f"{settings.model}'s validation metrics: {describe(names)}. "
+                      f"{settings.model}'s metrics, as metrics.jsonl names them: {describe(keys)}. "
                       "Set `metric` in the space file's [objective].")
 
 
-def reported_metrics(settings, space: Space, data_cache: dict) -> list[str] | None:
-    """The names of the model's validation metrics, from one validation step of the first configuration
-    that builds; None if none does (each trial then says why)."""
+def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | None:
+    """The metrics.jsonl keys of the model's metrics (`val_...`, `train_...`), from one epoch of the first
+    configuration that builds and trains; None if none does (each trial then says why)."""
     from zoo.search.worker import load_data
 
     for cls, model_cfg, train_cfg in _configurations(settings, space):
@@ -55,8 +58,8 @@ def reported_metrics(settings, space: Space, data_cache: dict) -> list[str] | No
             raise ConfigError(f"cannot score trials on {data.name}: {data.caveat()}",
                               "Add images to the folder, or cross-validate with --cv K.")
         try:
-            return _validation_names(cls, model_cfg, train_cfg, data)
-        except Exception:  # noqa: BLE001 - this configuration cannot be built or run: its trial says why
+            return _epoch_keys(cls, model_cfg, train_cfg, data)
+        except Exception:  # noqa: BLE001 - this configuration cannot be built or trained: its trial says why
             continue
     return None
 
@@ -80,17 +83,31 @@ def _configurations(settings, space: Space) -> Iterator[tuple[type, Any, Any]]:
     yield resolve_config(settings.model, preset=settings.preset, config=base)
 
 
-def _validation_names(cls: type, model_cfg, train_cfg, data) -> list[str]:
-    """The keys of one validation step on a few images, on the CPU."""
-    import torch
+class _Listed(Exception):
+    """Ends the probe's training after its first epoch, carrying that epoch's metric keys."""
 
-    from zoo.engine import to_batch
-    from zoo.model import build_seeded
+    def __init__(self, keys: list[str]):
+        super().__init__()
+        self.keys = keys
 
-    x, y = (data.val_x, data.val_y) if data.val_x.shape[0] else (data.train_x, data.train_y)
-    cpu = torch.device("cpu")
-    net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, cpu)
-    net.eval()
-    with torch.no_grad():
-        out = net.validation_step(to_batch(x[:PROBE_IMAGES].to(cpu), y[:PROBE_IMAGES].to(cpu)))
-    return list(out)
+
+def _epoch_keys(cls: type, model_cfg, train_cfg, data) -> list[str]:
+    """The metric keys of one epoch trained as a trial trains (zoo.cv.fit, with the configuration's
+    regularisers), on a few images, on the CPU."""
+    from zoo import cv as cvmod
+    from zoo.engine import Callback
+
+    class Stop(Callback):
+        def on_epoch_end(self, trainer, epoch, record):
+            raise _Listed([k for k in record if k.startswith(SPLITS)])
+
+    n = PROBE_IMAGES
+    val_x, val_y = (data.val_x, data.val_y) if data.val_x.shape[0] else (data.train_x, data.train_y)
+    tiny = dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n], val_x=val_x[:n],
+                               val_y=val_y[:n], test_x=data.test_x[:0], test_y=data.test_y[:0], reused={}).to("cpu")
+    one_epoch = dataclasses.replace(train_cfg, epochs=1, patience=0, plot_every=0, compile=False, cuda_graph=False)
+    try:
+        cvmod.fit(cls, model_cfg, one_epoch, tiny, callbacks=[Stop()])
+    except _Listed as listed:
+        return listed.keys
+    raise RuntimeError("the probe's epoch ended without its callback")  # (fit calls it every epoch)

@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 from zoo.console import to_stdout
 from zoo.search.settings import Settings
-from zoo.search.study import journal_path, open_study, redact
+from zoo.search.study import describe_pruner, journal_path, open_study, redact
 from zoo.space import Space
 
 
@@ -52,11 +52,12 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
     summary: dict[str, Any] = {
         "study": settings.study, "model": settings.model, "study_dir": str(study_dir),
         "storage": redact(settings.storage) if settings.storage else str(journal_path(settings)),
-        "sampler": settings.sampler, "pruner": settings.pruner, "cv": settings.cv, "budget": settings.trials,
+        "sampler": settings.sampler, "pruner": settings.pruner, "pruning": describe_pruner(settings, space),
+        "cv": settings.cv, "budget": settings.trials,
         "trials": len(trials), "states": counts, "pruned_reasons": reasons,
-        "objective": {"metric": f"val_{settings.metric}", "reduce": settings.reduce,
+        "objective": {"metric": settings.metric, "reduce": settings.reduce,
                       "time_penalty": settings.time_penalty, "latent_penalty": settings.latent_penalty},
-        "seconds": round(seconds, 1) if seconds is not None else None,
+        "seconds": round(seconds, 1) if seconds is not None else None, "notes": list(settings.notes),
     }
     if best is not None:
         summary["best"] = {"number": best.number, "value": best.value, "loss": best.user_attrs.get("loss"),
@@ -113,7 +114,7 @@ def write_best(settings: Settings, best, path: Path, total: int) -> Path:
     config = {k: v for k, v in best.user_attrs["config"].items() if k != "device"}
     loss, penalty = best.user_attrs.get("loss"), best.user_attrs.get("penalty") or 0.0
     head = [f"# zoo search: the best trial of study '{settings.study}' (trial {best.number} of {total})",
-            f"# objective {best.value:.6g}" + (f" = validation {settings.metric} {loss:.6g} + penalties {penalty:.4g}"
+            f"# objective {best.value:.6g}" + (f" = {settings.metric} {loss:.6g} + penalties {penalty:.4g}"
                                                if penalty and loss is not None else ""),
             f"# searched: {json.dumps(best.user_attrs.get('values', {}))}",
             f"# retrain: zoo train {settings.model} --config {path}"]

@@ -17,7 +17,7 @@ from zoo.errors import ConfigError, RunError
 from zoo.search.objective import check_metric
 from zoo.search.outputs import write_outputs
 from zoo.search.settings import Interrupted, Settings, prepare
-from zoo.search.study import journal_path, open_study, redact
+from zoo.search.study import describe_pruner, journal_path, open_study, redact
 from zoo.search.worker import Worker
 from zoo.space import load_space
 
@@ -51,10 +51,12 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     if settings.workers > 1 and (settings.storage or "").startswith("sqlite"):
         log("note: several workers writing one SQLite file may wait on its lock (and SQLite on a network disk "
             "is unsafe); the default journal file suits workers that share a disk")
-    log(f"study {settings.study}: {model}, {settings.sampler} sampler, {settings.pruner} pruner, "
+    log(f"study {settings.study}: {model}, {settings.sampler} sampler, {describe_pruner(settings, sp)}, "
         f"{settings.trials} trials{f', {settings.cv}-fold CV' if settings.cv else ''}, "
         f"{settings.workers} worker(s); storage {redact(settings.storage) if settings.storage else journal_path(settings)}"
         + (f"; resuming with {done} trials stored" if done else ""))
+    for note in settings.notes:
+        log(f"note: {note}")
     interrupted: Interrupted | None = None
     started = time.time()
     try:

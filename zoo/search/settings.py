@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.errors import ConfigError, ZooError
-from zoo.search.objective import metric_name
+from zoo.search.objective import metric_key
 from zoo.search.study import normalise_url
 from zoo.space import PRUNERS, SAMPLERS, Space, load_space
 
@@ -27,7 +27,7 @@ class Settings:
     study_dir: str
     storage: str | None              # None: the journal file in the study folder
     sampler: str = "tpe"
-    pruner: str = "hyperband"
+    pruner: str = "auto"
     trials: int = 20
     cv: int = 0
     seed: int | None = None
@@ -43,6 +43,7 @@ class Settings:
     workers: int = 1
     vectorize: int = 1               # trials asked at once; same-shape ones train in one vmapped step
     concurrent: bool | None = None   # their different-shape groups at once, in threads (None: on CUDA)
+    notes: list[str] = field(default_factory=list)  # what only each draw can check (log and summary)
 
     @property
     def grace(self) -> int:
@@ -57,7 +58,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     """Check everything a user can get wrong before any trial runs; return the settings and the space."""
     from zoo import registry
     from zoo.api import resolve_config
-    from zoo.config import TrainConfig, check_seed, fields_of
+    from zoo.config import TrainConfig, check_seed, field_type, fields_of
 
     cls = registry.get_model_class(model)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -83,8 +84,9 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     search, obj = sp.search, sp.objective
 
     sampler = sampler or search.get("sampler", "tpe")
-    # Optuna's advice for deep learning with few workers: TPE with the Hyperband pruner.
-    pruner = pruner or search.get("pruner", "hyperband")
+    # auto: no pruning where the search is too small for it, else a median pruner sized from the
+    # search (zoo.search.study.auto_pruning)
+    pruner = pruner or search.get("pruner", "auto")
     if sampler not in SAMPLERS:
         raise ConfigError(f"unknown sampler '{sampler}'", f"Use one of {', '.join(SAMPLERS)}.")
     if pruner not in PRUNERS:
@@ -108,8 +110,9 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     elif "seed" in search:
         seed = check_seed(search["seed"], f"{sp.source}: [search] seed")
 
-    known = {f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}
-    sp.check_keys(known, model)
+    fields = {f.name: (f, field_type(f, owner)) for owner in (cls.Config, TrainConfig) for f in fields_of(owner)}
+    sp.check_keys(set(fields), model)
+    notes = sp.check_values(fields)  # mixed-type choices, bounds outside a key's range: refused here
     searched = set(sp.keys())
     clash = sorted(searched & set(overrides))
     if clash:
@@ -136,9 +139,9 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         model=model, space=str(study_dir / "space.toml"), study=name, study_dir=str(study_dir),
         storage=normalise_url(storage), sampler=sampler, pruner=pruner, trials=int(trials), cv=int(cv or 0),
         seed=seed, timeout=timeout, heartbeat=int(heartbeat), preset=preset, overrides=overrides,
-        metric=metric_name(obj.get("metric") or cls.monitor or "loss"), reduce=obj.get("reduce", "best"),
+        metric=metric_key(obj.get("metric") or cls.monitor or "loss"), reduce=obj.get("reduce", "best"),
         time_penalty=float(obj.get("time_penalty", 0.0)), latent_penalty=latent_penalty, latent_key=latent_key,
-        workers=int(workers), vectorize=int(vectorize), concurrent=concurrent)
+        workers=int(workers), vectorize=int(vectorize), concurrent=concurrent, notes=notes)
     return settings, sp
 
 

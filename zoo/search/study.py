@@ -21,6 +21,8 @@ JOURNAL = "journal.log"
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 MAX_RETRY = 3
 SCHEMA_TRIES = 5  # attempts at opening a database whose tables another process is creating
+MIN_TRIALS = 5   # the auto pruner prunes once this many trials are complete (Optuna's n_startup_trials default)
+MIN_EPOCHS = 2   # and never before a trial's 2nd epoch
 
 
 def optuna_module():
@@ -212,14 +214,53 @@ def make_sampler(settings: Settings, space: Space):
     return PerTrial()
 
 
+def auto_pruning(settings: Settings, epochs: int | None) -> tuple[int, int] | None:
+    """The default (`auto`) pruner's plan, sized from the search: (S, W) for Optuna's median pruner,
+    which prunes a trial only once S trials are complete (and S have reported the same epoch), and only
+    once the trial has trained W epochs; S = max(MIN_TRIALS, trials / 10), W = max(MIN_EPOCHS, epochs / 3).
+    None where the search is too small for it to prune anything: trials <= S, or (the epochs fixed) no
+    epoch from the W-th on but the last, where no pruner stops a trial (zoo.search.worker._Report)."""
+    startup, warmup = _auto_sizes(settings, epochs)
+    steps = epochs * max(settings.cv, 1) if epochs else None
+    if settings.trials <= startup or (steps is not None and steps <= warmup):
+        return None
+    return startup, warmup
+
+
+def _auto_sizes(settings: Settings, epochs: int | None) -> tuple[int, int]:
+    """(S, W) of `auto_pruning` (W is MIN_EPOCHS where the epochs are searched)."""
+    return max(MIN_TRIALS, settings.trials // 10), max(MIN_EPOCHS, (epochs or 0) // 3)
+
+
+def describe_pruner(settings: Settings, space: Space) -> str:
+    """The pruner in words, for the search's first line and its summary."""
+    if settings.pruner != "auto":
+        return f"{settings.pruner} pruner"
+    epochs = _fixed_epochs(settings, space)
+    plan = auto_pruning(settings, epochs)
+    if plan is None:
+        startup, warmup = _auto_sizes(settings, epochs)
+        size = f"{settings.trials} trial{'s' * (settings.trials != 1)}" + (
+            f" of {epochs} epoch{'s' * (epochs != 1)}" if epochs else "")
+        return (f"no pruning (auto: {size} is too small a search to prune; the median pruner would start "
+                f"after {startup} complete trials and a trial's first {warmup} epochs)")
+    return f"median pruner (auto: after {plan[0]} complete trials, from epoch {plan[1]})"
+
+
 def make_pruner(settings: Settings, epochs: int | None):
     optuna = optuna_module()
+    if settings.pruner == "auto":
+        plan = auto_pruning(settings, epochs)
+        if plan is None:
+            return optuna.pruners.NopPruner()
+        startup, warmup = plan
+        return optuna.pruners.MedianPruner(n_startup_trials=startup, n_warmup_steps=warmup, n_min_trials=startup)
     if settings.pruner == "none":
         return optuna.pruners.NopPruner()
     if settings.pruner == "hyperband":
         steps = epochs * max(settings.cv, 1) if epochs else "auto"
         return optuna.pruners.HyperbandPruner(min_resource=1, max_resource=steps, reduction_factor=3)
-    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)
+    return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=0)  # Optuna's defaults
 
 
 def _fixed_epochs(settings: Settings, space: Space) -> int | None:

@@ -50,12 +50,13 @@ def _alive(pid: int | None) -> bool:
 
 
 class _Report:
-    """Reports every epoch's validation metric to the trial and prunes when the pruner says so."""
+    """Reports every epoch's objective metric to the trial and prunes when the pruner says so, but never
+    at the trial's last epoch (`last`, over all folds): it has trained to the end, and keeps its score."""
 
-    def __init__(self, trial, metric: str, offset: int, pruner: str):
+    def __init__(self, trial, metric: str, offset: int, last: int, pruner: str):
         from zoo.engine import Callback
 
-        self.trial, self.metric, self.offset, self.pruner = trial, metric, offset, pruner
+        self.trial, self.metric, self.offset, self.last, self.pruner = trial, metric, offset, last, pruner
         outer = self
 
         class Report(Callback):
@@ -66,11 +67,12 @@ class _Report:
 
     def report(self, epoch: int, record: dict[str, Any]) -> None:
         optuna = optuna_module()
-        v = record.get(f"val_{self.metric}")
+        v = record.get(self.metric)
         if v is None or not math.isfinite(v):
             return
-        self.trial.report(float(v), self.offset + epoch)
-        if self.trial.should_prune():
+        step = self.offset + epoch
+        self.trial.report(float(v), step)
+        if step < self.last and self.trial.should_prune():
             reason = f"pruned by the {self.pruner} pruner after epoch {epoch}"
             self.trial.set_user_attr("pruned_reason", reason)
             raise optuna.TrialPruned(reason)
@@ -326,7 +328,7 @@ class Worker:
         parts = self._parts(train_cfg)
         losses, seconds, epochs = [], 0.0, 0
         for i, part in enumerate(parts):
-            report = _Report(trial, s.metric, i * train_cfg.epochs, s.pruner)
+            report = _Report(trial, s.metric, i * train_cfg.epochs, len(parts) * train_cfg.epochs, _pruner_name(s))
             try:
                 r = cvmod.fit(cls, model_cfg, train_cfg, part, callbacks=[report.callback], metric=s.metric,
                               reduce=s.reduce)
@@ -340,7 +342,7 @@ class Worker:
                 self.log(f"{self.prefix}trial {trial.number}  {e}")
                 raise
             if not math.isfinite(r.value):
-                self._prune(trial, f"the validation {s.metric} is not finite")
+                self._prune(trial, f"the {s.metric} is not finite")
             losses.append(r.value)
             seconds += r.seconds
             epochs += r.epochs
@@ -364,7 +366,7 @@ class Worker:
         shown = ", ".join(f"{k}={_short(v)}" for k, v in values.items())
         extra = f" + penalties {penalty:.4g}" if penalty else ""
         cvtxt = f" (mean of {len(losses)} folds)" if len(losses) > 1 else ""
-        self.log(f"{self.prefix}trial {trial.number}  {value:.5g}  (val {s.metric} {loss:.5g}{cvtxt}{extra}; "
+        self.log(f"{self.prefix}trial {trial.number}  {value:.5g}  ({s.metric} {loss:.5g}{cvtxt}{extra}; "
                  f"{seconds:.1f} s{note})  {shown}")
         return value
 
@@ -489,18 +491,19 @@ class Worker:
         losses: dict[int, list[float]] = {m[0].number: [] for m in members}
         seconds, epochs = 0.0, {m[0].number: 0 for m in members}
         parts = self._parts(members[0][4])
+        last = len(parts) * members[0][4].epochs
         for i, part in enumerate(parts):
             pruned: set[int] = set()
 
             def report(k, epoch, record, alive=alive, offset=i * members[0][4].epochs, pruned=pruned):
                 t = alive[k][0]
-                v = record.get(f"val_{s.metric}")
+                v = record.get(s.metric)
                 if v is None or not math.isfinite(v):
                     return True
                 t.report(float(v), offset + epoch)
-                if t.should_prune():
+                if offset + epoch < last and t.should_prune():  # never at the last epoch (see _Report)
                     pruned.add(k)
-                    reason = f"pruned by the {s.pruner} pruner after epoch {epoch}"
+                    reason = f"pruned by the {_pruner_name(s)} pruner after epoch {epoch}"
                     t.set_user_attr("pruned_reason", reason)
                     self.log(f"{self.prefix}trial {t.number}  {reason}")
                     return False
@@ -525,6 +528,11 @@ class Worker:
         for t, values, _, mc, _ in alive:
             tell(t, self._finish(t, values, mc, losses[t.number], seconds / len(members), epochs[t.number],
                                  note=f", {len(members)} trials vectorised"))
+
+
+def _pruner_name(settings: Settings) -> str:
+    """The pruner that prunes: `auto` prunes with the median pruner (zoo.search.study.auto_pruning)."""
+    return "median" if settings.pruner == "auto" else settings.pruner
 
 
 def load_data(train_cfg, cache: dict):
