@@ -7,6 +7,7 @@ import errno
 import json
 import os
 import sys
+from pathlib import Path
 
 import click
 
@@ -175,15 +176,19 @@ def list_cmd(as_json, pretrained):
 @click.argument("model", type=TEXT)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def info(model, as_json):
-    """A model's hyperparameters (name, type, default, valid range) and presets; or what a catalogued
-    pretrained name holds."""
+    """MODEL's hyperparameters (name, type, default, valid range) and presets. Also anything a run is
+    accepted as: a catalogued pretrained name, a run folder, a hub location (hf://ORG/NAME, file:///PATH);
+    and a folder hub's entries (file:///PATH of the folder pushed into)."""
     from zoo import registry
     from zoo.api import model_info
 
-    if model not in registry.list_models() and model in registry.weights():
-        from zoo.cli.hub import show_pretrained
+    if model not in registry.list_models():
+        from zoo.cli.hub import show_pretrained, show_run
 
-        return show_pretrained(model, as_json)
+        if model in registry.weights():
+            return show_pretrained(model, as_json)
+        if _names_a_run(model):
+            return show_run(model, as_json)
 
     data = model_info(model)
     if as_json:
@@ -210,6 +215,13 @@ def info(model, as_json):
             click.echo(f"    source: {p['source']}")
 
 
+def _names_a_run(text: str) -> bool:
+    """True for what is not a model name but a place: a hub location or an existing path."""
+    from zoo.hub import is_hub_source
+
+    return is_hub_source(text) or "/" in text or Path(text).exists()
+
+
 @cli.command()
 @click.argument("model", type=TEXT, required=False)
 @click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
@@ -218,6 +230,8 @@ def info(model, as_json):
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
 @click.option("--out", "-o", type=OUT_FOLDER, help="Run folder (default runs/MODEL-DATA-TIME).")
 @click.option("--resume", type=IN_FOLDER, help="Continue the run in this folder.")
+@click.option("--overwrite", is_flag=True, help="Replace the run already in --out (its weights, metrics and "
+              "pictures); without it such a folder is refused.")
 @click.option("--epochs", type=int, help="Maximum epochs.")
 @click.option("--batch-size", type=int, help="Training batch size.")
 @click.option("--lr", type=float, help="Learning rate.")
@@ -227,19 +241,16 @@ def info(model, as_json):
 @click.option("--data-dir", type=IN_FOLDER, help="Look for data files here first.")
 @click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast on CUDA.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
-def train(model, dataset, preset, config_file, assignments, out, resume, epochs, batch_size, lr, patience, device,
-          seed, data_dir, bf16, progress):
+def train(model, dataset, preset, config_file, assignments, out, resume, overwrite, epochs, batch_size, lr, patience,
+          device, seed, data_dir, bf16, progress):
     """Train MODEL; or continue a run with --resume RUN."""
     from zoo.api import train as api_train
-    from zoo.errors import ConfigError
 
-    if model is None and resume is None:
-        raise ConfigError("which model? e.g. `zoo train convae`", "`zoo list` shows the installed models.")
     overrides = _config_overrides("train", assignments, [api_train], {
         "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
         "device": device, "seed": seed, "data_dir": data_dir, "bf16": bf16})
     result = api_train(model, preset=preset, config=config_file, out=out, resume=resume, progress=progress,
-                       **overrides)
+                       overwrite=overwrite, **overrides)
     if result.best_value is None:
         click.echo(f"{result.stopped}: last epoch ({result.best_epoch}) kept; run in {result.run_dir}")
     else:
@@ -271,18 +282,24 @@ def _print_metrics(result: dict) -> None:
               help="Noise to sweep (default: the one the run was trained with).")
 @click.option("--baseline", type=TEXT, default=None,
               help="With --noise-sweep: a run to compare, fed the same noisy images.")
-@click.option("--iwae-k", type=click.IntRange(0, 100_000), default=None,
-              help="VAE: importance samples for the -log p(x) estimate (default 1000; 0: skip).")
+@click.option("--iwae-k", type=click.IntRange(0, 100_000), default=0, metavar="K",
+              help="VAE: also estimate -log p(x) with K importance samples (the IWAE bound; K decoder passes "
+                   "per image: minutes on a CPU for K=1000). Default: off.")
 @click.option("--fid", is_flag=True, help="Classifier-feature FID and KID of samples against the test set.")
-@click.option("--features", type=TEXT, default=None, help="With --fid: the feature network (default features-DATASET).")
+@click.option("--features", type=TEXT, default=None,
+              help="With --fid: the feature network, a classifier run trained on the same data set "
+                   "(default: the catalogued features-DATASET).")
 @click.option("--fid-n", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000),
               help="With --fid: how many samples and test images.")
 @click.option("--sampler", type=TEXT, default=None,
               help="With --fid: sample an autoencoder's latent space with this sampler.")
 @click.option("--limit", type=click.IntRange(1, 10_000_000), default=None,
               help="Only the first N images of the split (for costly metrics).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress bar on stderr for an evaluation that runs longer than a few seconds "
+                   "(default: when on a terminal).")
 def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
-             sampler, limit):
+             sampler, limit, progress):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json."""
     from zoo.api import evaluate
     from zoo.api import noise_sweep as api_sweep
@@ -292,7 +309,10 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         if as_json:
             _echo_json(result)
             return
-        click.echo(f"noise sweep of {run} (trained with {result['trained_noise']}), {result['images']} "
+        trained = result["trained_noise"]
+        how = (f"trained with {trained}" if trained == result["noise"] else
+               f"trained with {trained or 'no noise'}; sweeping {result['noise']}")
+        click.echo(f"noise sweep of {run} ({how}), {result['images']} "
                    f"{split} images: test MSE against the clean images")
         click.echo(f"  {'noise':<22} {'noisy input':>12} {'model':>10} {'baseline':>10}")
         for r in result["rows"]:
@@ -303,18 +323,22 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
     if fid:
         from zoo.api import sample_quality
 
-        result = sample_quality(run, features=features, n=fid_n, sampler=sampler, data_dir=data_dir, device=device)
+        result = sample_quality(run, features=features, n=fid_n, sampler=sampler, data_dir=data_dir, device=device,
+                                progress=progress)
         if as_json:
             _echo_json(result)
             return
         click.echo(f"{result['note']}; feature network {result['feature_network']}, {result['images']} images")
         for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
             r = result[key]
-            click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.5f} ± {r['kid_std']:.5f}")
+            click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.4g} ± {r['kid_std']:.2g}")
+        r = result["samples_vs_test"]
+        click.echo(f"  (KID: mean ± std over {r['kid_subsets']} random subsets of {r['kid_subset_size']} images)")
         click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
-    options = {"iwae_k": iwae_k} if iwae_k is not None else {}
-    result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options, limit=limit)
+    options = {"iwae_k": iwae_k} if iwae_k else {}
+    result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options, limit=limit,
+                      progress=progress)
     if as_json:
         _echo_json(result)
     else:
@@ -343,19 +367,23 @@ def reconstruct(run, n, out, split, data_dir, device):
 @click.argument("run", type=TEXT)
 @click.option("--noise", type=TEXT, default=None,
               help="Corruption to add, e.g. gaussian:0.6 (default: the training noise).")
-@click.option("--n", default=16, show_default=True, type=click.IntRange(1, 1024), help="How many images.")
-@click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/denoised.png).")
-@click.option("--input", "input_path", type=IN_PATH, help="Denoise your own image file(s) instead.")
+@click.option("--n", default=16, show_default=True, type=click.IntRange(1, 1024),
+              help="How many images the picture shows (with --input, every image is denoised and written).")
+@click.option("--out", "-o", type=OUT_FILE,
+              help="PNG to write (default RUN/denoised.png); with --input, each denoised image goes beside it, "
+                   "under its input's name, into NAME_files/ for NAME.png (RUN/denoised_files/).")
+@click.option("--input", "input_path", type=IN_PATH,
+              help="Denoise your own image file, or folder of images, instead.")
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--data-dir", type=IN_FOLDER)
 @click.option("--device", type=TEXT, default=None)
 def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
-    """Rows of clean, noisy and denoised images (or your own images, denoised)."""
+    """Rows of clean, noisy and denoised images (or your own images, denoised, each also written as a PNG)."""
     from zoo.api import denoise as api_denoise
 
     path = api_denoise(run, noise=noise, n=n, out=out, input=input_path, seed=seed, split=split,
-                       data_dir=data_dir, device=device)
+                       data_dir=data_dir, device=device, log=click.echo)
     click.echo(f"wrote {path}")
 
 
@@ -423,7 +451,11 @@ def _print_classification(result: dict) -> None:
         p = rep["parameters"]
         click.echo(f"parameters: {p['trainable']:,} trainable of {p['total']:,}; "
                    f"training time {rep.get('train_seconds', 0):.1f} s over {rep.get('epochs', '?')} epochs")
-        click.echo("per-class accuracy: " + ", ".join(f"{i}: {a:.1%}" for i, a in enumerate(rep["per_class_accuracy"])))
+        names = result.get("classes") or [str(i) for i in range(len(rep["per_class_accuracy"]))]
+        click.echo("per-class accuracy: " + ", ".join(f"{name}: {a:.1%}"
+                                                      for name, a in zip(names, rep["per_class_accuracy"])))
+        if rep.get("confusion_png") and result.get("written"):
+            click.echo(f"confusion matrix: {Path(result['written'][0]).parent / rep['confusion_png']}")
 
 
 def _load_command_modules() -> None:

@@ -1,8 +1,9 @@
 """VAE: a convolutional variational autoencoder (Kingma & Welling) with Bernoulli or Gaussian likelihood.
 
 Losses are per image, in nats: `loss` is the negative ELBO with the KL term weighted by β (warmed
-up over `kl_warmup` epochs). `zoo eval` adds an importance-weighted estimate of −log p(x) (the IWAE
-bound with k samples, Burda et al.), batched on the device.
+up over `kl_warmup` epochs). `zoo eval --iwae-k K` adds an importance-weighted estimate of −log p(x)
+(the IWAE bound with K samples, Burda et al.), batched on the device; it costs K decoder passes per
+image, so it is asked for, never run by default.
 """
 
 from __future__ import annotations
@@ -117,7 +118,9 @@ class VAE(ZooModel):
             log_w.append(log_px + log_pz - log_qz)
         return -(torch.logsumexp(torch.cat(log_w), 0) - math.log(k))
 
-    def metrics(self, batch, iwae_k: int = 1000, **options):
+    def metrics(self, batch, iwae_k: int = 0, **options):
+        """Reconstruction metrics, the negative ELBO and its KL term; with `iwae_k` K > 0 also the IWAE
+        bound `nll_iwae_kK_nats` (costly: K decoder passes per image, hence off by default)."""
         x = batch.x
         out = reconstruction_metrics(x, self.reconstruct(x))
         rec, kl = self._terms(x)

@@ -5,7 +5,8 @@ import pytest
 
 import zoo
 from conftest import TINY, quiet
-from zoo.quality import frechet_distance, kernel_inception_distance
+from zoo.errors import ConfigError
+from zoo.quality import frechet_distance, kernel_inception_distance, kid_subset_size
 
 
 def test_frechet_distance_of_gaussians():
@@ -26,6 +27,21 @@ def test_kid_is_near_zero_for_one_distribution_and_positive_otherwise():
     assert abs(same) < 0.05 and other > 1.0
 
 
+def test_kid_subsets_hold_at_most_half_the_images_so_their_spread_is_not_zero():
+    rng = np.random.default_rng(2)
+    a, b = rng.normal(size=(1000, 8)), rng.normal(loc=0.3, size=(1000, 8))
+    assert kid_subset_size(1000) == 500 and kid_subset_size(10_000) == 1000
+    _, spread = kernel_inception_distance(a, b)  # subsets of all 1,000 would all be one set: spread 0
+    assert spread > 0
+    _, whole = kernel_inception_distance(a, b, subsets=5, subset_size=1000)
+    assert whole < 1e-12  # the same set every time: only rounding differs
+
+
+def test_kid_of_too_few_images_is_one_clear_error():
+    with pytest.raises(ConfigError, match="at least 4 images"):
+        kernel_inception_distance(np.zeros((3, 2)), np.ones((3, 2)))
+
+
 def test_sample_quality_of_a_vae_with_a_feature_network(tmp_path):
     feats = zoo.train("classifier", dataset="digits", epochs=1, out=tmp_path / "feat", log=quiet, progress=False,
                       **TINY).run_dir
@@ -35,3 +51,5 @@ def test_sample_quality_of_a_vae_with_a_feature_network(tmp_path):
     assert result["images"] == 300
     assert result["samples_vs_test"]["fid"] > result["floor_test_vs_train"]["fid"] >= 0
     assert "not comparable to Inception" in result["note"]
+    for pair in ("samples_vs_test", "floor_test_vs_train"):  # subsets of 150 of the 300 images
+        assert result[pair]["kid_subset_size"] == 150 and result[pair]["kid_std"] > 0

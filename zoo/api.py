@@ -7,6 +7,7 @@ import dataclasses
 import datetime as _dt
 import os
 import re
+import shutil
 from pathlib import Path
 from typing import Any, Callable
 
@@ -56,7 +57,7 @@ def model_info(name: str) -> dict[str, Any]:
     def describe(dc, defaults=None):
         rows = []
         for f in cfgmod.fields_of(dc):
-            default = (defaults or {}).get(f.name, _default_of(f))
+            default = (defaults or {}).get(f.name, cfgmod.default_of(f))
             rows.append({"name": f.name, "type": cfgmod.type_name(cfgmod.field_type(f, dc)), "default": default,
                          "range": cfgmod.describe_range(f), "help": f.metadata.get("help", "")})
         return rows
@@ -70,14 +71,6 @@ def model_info(name: str) -> dict[str, Any]:
         "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),
         "presets": registry.presets(entry.name),
     }
-
-
-def _default_of(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
 
 
 def resolve_config(name: str, *, preset: str | None = None, config: str | Path | dict | None = None,
@@ -101,6 +94,18 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
         values.update(file_values)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return (cls, *split_config(cls, values))
+
+
+def _model_named_by(preset: str | None, config: str | Path | dict | None) -> str | None:
+    """The model a config file names (`model = "vae"`, as `zoo search` writes best.toml), or else the
+    one a preset is for: `zoo train --config best.toml` needs no model name."""
+    if config is not None:
+        values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
+        if isinstance(values.get("model"), str) and values["model"]:
+            return values["model"]
+    if preset:
+        return registry.get_preset(preset).get("model")
+    return None
 
 
 def split_config(cls: type, values: dict[str, Any]) -> tuple[Any, TrainConfig]:
@@ -159,8 +164,9 @@ def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> di
 def train(model: str | None = None, *, dataset: str | None = None, preset: str | None = None,
           config: str | Path | dict | None = None, out: str | Path | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] = to_stderr, progress: bool | None = None, callbacks=(),
-          init: Callable[[ZooModel], None] | None = None, **overrides) -> TrainResult:
+          init: Callable[[ZooModel], None] | None = None, overwrite: bool = False, **overrides) -> TrainResult:
     """Train `model` (a plugin name) and write a run folder; or continue one with `resume=RUN`.
+    A folder that holds a run is refused unless `overwrite`: then the old run's files are replaced.
 
     Keyword overrides are config keys of the model or of `TrainConfig` (epochs=30, latent_dim=6, ...).
     `init(model)` may set the new model's weights before training (finetune uses it).
@@ -170,17 +176,24 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     if dataset is not None:
         overrides["dataset"] = dataset
     if resume is not None:
+        if overwrite:
+            raise ConfigError("--overwrite with --resume: a resumed run continues in its folder, nothing is replaced",
+                              "Leave out one of them.")
         return _resume(Path(resume), model, log, progress, callbacks, overrides, preset=preset, config=config,
                        out=out)
+    model = model or _model_named_by(preset, config)
     if model is None:
-        raise ConfigError("which model? e.g. zoo.train('convae', ...)", "`zoo list` shows the installed models.")
+        raise ConfigError("which model? e.g. `zoo train convae` (or zoo.train('convae', ...))",
+                          'Or name it in the config file (model = "convae") or pick a preset; '
+                          "`zoo list` shows the installed models.")
     entry = registry.get_entry(model)
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
     train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)
     device = pick_device(train_cfg.device)
     data = _load_data(train_cfg, device)
-    if data.caveat():
-        log(f"note: {data.caveat()}")
+    for note in (*data.notes, data.caveat()):  # what reading a folder changed, and splits that reuse images
+        if note:
+            log(f"note: {note}")
     from zoo.hub import is_hub_source
 
     if is_hub_source(str(out or "")):
@@ -192,11 +205,13 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     from zoo import regularize
 
     regs = regularize.callbacks_for(train_cfg)  # pruning, iterative autoencoding (as configured)
-    with _new_run_folder(run_dir) as started:
-        net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, device)
-        regularize.check(regs, net)
-        if init is not None:
-            init(net)
+    # The model is built before the folder is touched: a configuration that cannot be built leaves an
+    # old run in place (with --overwrite too).
+    net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, device)
+    regularize.check(regs, net)
+    if init is not None:
+        init(net)
+    with _new_run_folder(run_dir, overwrite=overwrite, log=log) as started:
         trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
                           callbacks=[*regs, *callbacks])
         trainer.begin()
@@ -215,18 +230,38 @@ RUN_OUTPUTS = (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS, ckpt.CARD, ckpt.EVAL
 START_MARK = ".zoo-starting"  # present while a run is being started: a kill leaves it with zoo's own files
 
 
-def _refuse_existing_run(run_dir: Path) -> None:
-    if (run_dir / ckpt.CONFIG).exists():
+def _refuse_existing_run(run_dir: Path, overwrite: bool = False) -> None:
+    if (run_dir / ckpt.CONFIG).exists() and not overwrite:
         raise RunError(f"{run_dir} already holds a run",
-                       f"Continue it with `zoo train --resume {run_dir}`, or choose another --out.")
+                       f"Continue it with `zoo train --resume {run_dir}`, replace it with --overwrite, "
+                       "or choose another --out.")
+
+
+def _remove_old_run(run_dir: Path, log) -> None:
+    """--overwrite: remove what a training wrote into `run_dir` (config.json first, so that from the
+    first deletion on the folder is no longer a run), its fitted samplers and progress grids. Other
+    files are kept and named."""
+    read_run(run_dir)  # a zoo run, readable: --overwrite replaces runs, not whatever holds a config.json
+    (run_dir / ckpt.CONFIG).unlink()
+    for path in [*(run_dir / n for n in RUN_OUTPUTS), *run_dir.glob("sampler-*.safetensors")]:
+        path.unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "progress", ignore_errors=True)
+    kept = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
+    log(f"--overwrite: removed the run in {run_dir}" + (f"; kept {', '.join(kept[:6])}" if kept else ""))
 
 
 @contextlib.contextmanager
-def _new_run_folder(run_dir: Path):
+def _new_run_folder(run_dir: Path, *, overwrite: bool = False, log=to_stderr):
     """Hold `run_dir`'s writer lock while a new run is made in it. Until the caller says the run has
     started (config.json written), a failure removes what this start wrote (and the folder, if made
-    here): no half-made run is left behind for `--resume` to trip over."""
-    _refuse_existing_run(run_dir)  # before anything is written, even a lock file
+    here): no half-made run is left behind for `--resume` to trip over. `overwrite`: a run already in
+    the folder is removed first (under the lock), never any other folder's files."""
+    _refuse_existing_run(run_dir, overwrite)  # before anything is written, even a lock file
+    from zoo.hub.cache import is_managed
+
+    if overwrite and is_managed(run_dir):
+        raise RunError(f"{run_dir} is in a folder zoo or the Hugging Face Hub manages; --overwrite is refused",
+                       "Train into a folder of your own.")
     made = not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -244,13 +279,16 @@ def _new_run_folder(run_dir: Path):
 
     try:
         with lock:
-            _refuse_existing_run(run_dir)  # a writer that finished while this one waited for the lock
+            _refuse_existing_run(run_dir, overwrite)  # a writer that finished while this one waited
+            replacing = overwrite and (run_dir / ckpt.CONFIG).exists()
             clash = [n for n in RUN_OUTPUTS if (run_dir / n).exists()]
-            if clash and not mark.exists():  # the mark: files of a start that was killed, zoo's own
+            if clash and not mark.exists() and not replacing:  # the mark: a killed start's files, zoo's own
                 raise RunError(f"{run_dir} holds files a new run would replace ({', '.join(clash[:4])})",
                                "Choose another --out, or move those files away first.")
             ckpt.remove_stale_temporaries(run_dir)
             ckpt.atomic_write(mark, f"{os.getpid()}\n")
+            if replacing:
+                _remove_old_run(run_dir, log)
             try:
                 yield started
             except BaseException:
@@ -324,10 +362,20 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
                               "undo them", f"Pass --epochs {done} or more (or leave it out).")
         if after != before:
             ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg)})
+        # A run that ended, by its epochs or by early stopping, is finished: resuming it trains further
+        # only when asked to (more --epochs, or another --patience), and says how otherwise.
+        early = trainer.state.get("stopped") == "early_stopping"
+        asked = any(k in given and after[k] != before[k] for k in ("epochs", "patience"))
         if done >= train_cfg.epochs:
             log(f"{run_dir} already finished its {train_cfg.epochs} epochs; pass --epochs N to train further")
-        elif trainer.state.get("stopped") == "early_stopping":
-            log(f"{run_dir} stopped early at epoch {done}; continuing to epoch {train_cfg.epochs}")
+        elif early and not asked:
+            log(f"{run_dir} already stopped early at epoch {done} (no better {net.monitor} for "
+                f"{train_cfg.patience} epochs; best epoch {trainer.state['best_epoch']}); to train further, "
+                f"pass --patience N (more than {train_cfg.patience}, or 0 to turn early stopping off) or --epochs N")
+            trainer.train.epochs = done  # nothing to train: fit only restores and reports the best epoch
+        elif early:
+            log(f"{run_dir} stopped early at epoch {done}; continuing to epoch {train_cfg.epochs} "
+                f"with patience {train_cfg.patience or 'off'}")
             trainer.state["bad_epochs"] = 0
             trainer.state["stopped"] = None
         else:
@@ -361,13 +409,23 @@ def resolve(source: str | Path) -> Path:
     path = Path(source)
     if path.exists() or not isinstance(source, str) or "/" in source:
         return path
-    if source not in registry.weights():
-        source = registry.default_weights_name(source) or source  # `zoo generate gan`: the model's default
+    if source not in registry.weights() and _catalogued_name(source) != source:
+        to_stderr(f"note: using the catalogued weights '{_catalogued_name(source)}' for model '{source}' "
+                  f"(`zoo list --pretrained` lists the others)")
+        source = _catalogued_name(source)
     if source not in registry.weights():
         close = [n for n in registry.weights() if source in n or n in source]
         raise RunError(f"{source} is neither a run folder nor a catalogued name",
                        (f"Did you mean: {', '.join(close)}? " if close else "") + "`zoo list --pretrained` lists the names.")
     return hub.resolve(source)  # bundled or pulled, checked against its catalogued sha256
+
+
+def _catalogued_name(source: str) -> str:
+    """The catalogued weights a name means: itself, or for a model's name (`zoo generate gan`) the
+    weights marked as its default."""
+    if source in registry.weights():
+        return source
+    return registry.default_weights_name(source) or source
 
 
 def _installed_entry(run: dict[str, Any], run_dir: Path):
@@ -405,13 +463,33 @@ def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:
     net.to(pick_device(device or "auto")).eval()
     net.run_dir = run_dir
     net.run_config = run
-    # Results are written beside a run the user owns; a catalogued or downloaded model, or a run in a
-    # folder this process cannot write, is left alone: its outputs go to the working directory instead.
-    net.output_dir = run_dir if Path(source) == run_dir else Path.cwd()
-    if net.output_dir == run_dir and not _writable(run_dir):
-        net.output_dir = Path.cwd()
-        to_stderr(f"note: {run_dir} cannot be written; outputs go to {net.output_dir}")
+    net.output_dir = output_folder(source, run_dir)
     return net
+
+
+OUTPUTS = "zoo-outputs"  # where the results of a model the user does not own are written
+
+
+def output_folder(source: str | Path, run_dir: Path) -> Path:
+    """Where a task writes its results for `source`. Beside a run the user owns. A catalogued or
+    downloaded model, or a run in a folder this process cannot write, is left alone: its results go to
+    ./zoo-outputs/NAME/ (NAME: the catalogued name, the hub repository's name, or the run folder's
+    name), so they never mix with, or overwrite, the user's own files in the working directory."""
+    from zoo import hub
+
+    owned = not hub.is_hub_source(source) and Path(source) == run_dir
+    if owned and _writable(run_dir):
+        return run_dir
+    if hub.is_hub_source(source):
+        where = hub.parse(str(source))
+        label = where.repo.rsplit("/", 1)[-1] + (f"@{where.revision}" if where.revision else "") \
+            if where.kind == "hf" else where.path.name
+    else:
+        label = run_dir.name if owned else _catalogued_name(str(source))
+    folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
+    why = f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours"
+    to_stderr(f"note: {why}; outputs go to {folder.relative_to(Path.cwd())}/")
+    return folder
 
 
 def _writable(folder: Path) -> bool:
@@ -440,9 +518,11 @@ def _run_data(net: ZooModel, split: str, data_dir: str | None):
 @torch.no_grad()
 def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: str | None = None,
              device: str | None = None, save: bool = True, options: dict | None = None,
-             limit: int | None = None) -> dict[str, Any]:
+             limit: int | None = None, progress: bool | None = None) -> dict[str, Any]:
     """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json.
-    `options` pass model-specific settings to its `metrics` (e.g. {"iwae_k": 1000})."""
+    `options` pass model-specific settings to its `metrics` (e.g. {"iwae_k": 1000}: a VAE's IWAE bound,
+    off by default for its cost). An evaluation that runs longer than a few seconds shows a progress bar
+    on stderr; `progress` None: when stderr is a terminal."""
     net = load(source, device=device)
     if type(net).metrics is ZooModel.metrics and not net.can("reconstruct"):
         from zoo.errors import CapabilityError
@@ -452,10 +532,13 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
     data, x, y = _run_data(net, split, data_dir)
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
+    from zoo import metrics
+
     sums: dict[str, float] = {}
-    for batch in batches(x, y, 1024):
-        for k, v in net.metrics(batch, **(options or {})).items():
-            sums[k] = sums.get(k, 0.0) + float(v.double().sum())
+    with metrics.progress_bar(x.shape[0], f"eval {split}", progress) as bar:
+        for batch in metrics.growing_batches(x, y, bar):
+            for k, v in net.metrics(batch, **(options or {})).items():
+                sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     n = x.shape[0]
     if not sums:
         from zoo.errors import CapabilityError
@@ -463,7 +546,7 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
         raise CapabilityError(f"model '{net.name}' has no per-image test metrics",
                               f"Measure its samples instead: zoo eval {source} --fid")
     result = {"model": net.run_config["model"], "dataset": data.name, "split": split, "images": n,
-              "pixels": data.info()["pixels"],
+              "pixels": data.pixels(), "classes": list(data.classes),
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
     if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
         result["caveat"] = data.caveat()
@@ -480,7 +563,7 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
             ckpt.write_json(written, result)
             _write_card(net.run_dir)
         else:
-            written = net.output_dir / f"{net.run_dir.name}-eval.json"
+            written = net.output_dir / ckpt.EVAL
             ckpt.write_json(written, result)
         result["written"] = [str(written)]
     return result
@@ -501,7 +584,7 @@ def reconstruct(source: str | Path | ZooModel, *, n: int = 16, out: str | Path |
         raise ConfigError("--n must be at least 1")
     _, x, _ = _run_data(net, split, data_dir)
     xb = x[:n].float() / 255.0
-    out = runfiles.check_output(out) if out else net.output_dir / "reconstructions.png"
+    out = runfiles.picture_output(out, net.output_dir / "reconstructions.png")
     return plots.image_rows([("original", xb), ("reconstruction", net.reconstruct(xb))], out,
                             title=f"{net.name}: {split} images and reconstructions")
 
@@ -532,6 +615,14 @@ def _model_noise(net: ZooModel, noise):
     return chosen
 
 
+def _training_noise(net: ZooModel) -> str | None:
+    """The noise the model was trained with, as a spec, or None for a model trained on clean images."""
+    from zoo.noise import parse_noise
+
+    noise = parse_noise(getattr(net.config, "noise", None))
+    return noise.spec if noise is not None else None
+
+
 def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tuple[torch.Tensor, list[Path]]:
     """A user's image files as floats in [0, 1], converted to the model's channels and size."""
     import numpy as np
@@ -560,9 +651,21 @@ def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tupl
 @torch.no_grad()
 def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | None = None,
             input: str | Path | None = None, split: str = "test", seed: int = 0, data_dir: str | None = None,
-            device: str | None = None) -> Path:
-    """A picture of clean, noisy and denoised images; or, with `input`, of a user's own images denoised."""
+            device: str | None = None, log: Callable[[str], None] = to_stderr) -> Path:
+    """A picture of clean, noisy and denoised images (the first `n` of the split); returns its path.
+
+    With `input` (an image file or a folder of them, searched recursively), a user's own images instead:
+    every one is denoised (noised first with `noise`, if given) and written as a PNG at the model's image
+    size, under its own name with .png (and its subfolder), into the picture's folder of files: its name
+    without .png plus _files (RUN/denoised_files/ beside RUN/denoised.png; a browser's "page.html" and
+    "page_files/"), so that a picture named like the input folder keeps apart from it. The picture shows
+    the first `n`. The files' folder may not be the input folder or inside it (a later run would read the
+    outputs as inputs); `log` says where the files went."""
     check_seed(seed)
+    import io
+
+    from PIL import Image
+
     from zoo import plots
 
     net = load(source, device=device)
@@ -570,32 +673,62 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     if n < 1:
         raise ConfigError("--n must be at least 1")
     gen = torch.Generator(device=net.device).manual_seed(seed)
-    if input is not None:
-        x, files = load_images(input, net.shape, net.device)
-        x = x[:max(n, 1)] if n else x
-        rows = [("input", x)]
-        if noise is not None:
-            x = _model_noise(net, noise)(x, gen)
-            rows.append((f"noisy ({noise})", x))
-        rows.append(("denoised", net.reconstruct(x)))
-        title = f"{net.name}: {len(files)} image(s) from {input}"
-    else:
+    out = runfiles.picture_output(out, net.output_dir / "denoised.png")
+    if input is None:
         chosen = _model_noise(net, noise)
         _, xs, _ = _run_data(net, split, data_dir)
         clean = xs[:n].float() / 255.0
         noisy = chosen(clean, gen)
         rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", net.reconstruct(noisy))]
-        title = f"{net.name}: denoising {chosen} on {split} images"
-    out = runfiles.check_output(out) if out else net.output_dir / "denoised.png"
-    return plots.image_rows(rows, out, title=title)
+        return plots.image_rows(rows, out, title=f"{net.name}: denoising {chosen} on {split} images")
+
+    # The files' folder and names, checked before anything is written: never the input folder, never two
+    # inputs to one name.
+    root = Path(input)
+    folder = out.with_name(out.stem + "_files")
+    x, files = load_images(root, net.shape, net.device)
+    in_folder = (root if root.is_dir() else root.parent).resolve()
+    where = folder.resolve()
+    if where == in_folder or (root.is_dir() and in_folder in where.parents):
+        raise ConfigError(f"the denoised files would be written into {folder}, "
+                          f"{'the input folder' if where == in_folder else 'inside the input folder'} {root}",
+                          "Name the picture elsewhere with --out (the files go beside it, into NAME_files/ "
+                          "for NAME.png).")
+    names = [p.relative_to(root).with_suffix(".png") if root.is_dir() else Path(p.stem + ".png") for p in files]
+    seen: dict[Path, Path] = {}
+    for p, name in zip(files, names):
+        if name in seen:
+            raise ConfigError(f"{seen[name]} and {p} would both be written as {folder / name}",
+                              "Rename one of them (the denoised files keep the inputs' names, with .png).")
+        seen[name] = p
+    targets = [runfiles.check_output(folder / name) for name in names]
+
+    rows = [("input", x[:n])]
+    if noise is not None:
+        x = _model_noise(net, noise)(x, gen)
+        rows.append((f"noisy ({noise})", x[:n]))
+    denoised = torch.cat([net.reconstruct(b).float().clamp(0, 1) for b in x.split(256)])
+    rows.append(("denoised", denoised[:n]))
+    pixels = (denoised * 255).round().to(torch.uint8).cpu().numpy()
+    for target, arr in zip(targets, pixels):
+        buf = io.BytesIO()
+        Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)).save(buf, format="PNG")
+        ckpt.atomic_write(target, buf.getvalue())
+    c, h, w = net.shape
+    log(f"wrote {len(files)} denoised image{'s' if len(files) != 1 else ''} ({w}×{h}, the model's size) "
+        f"to {folder}/, named as the inputs")
+    shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"
+    return plots.image_rows(rows, out, title=f"{net.name}: {shown} image(s) from {input}, denoised")
 
 
 @torch.no_grad()
 def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 2, 3, 4, 5), split: str = "test",
                 seed: int = 0, data_dir: str | None = None, device: str | None = None,
                 save: bool = True) -> dict[str, Any]:
-    """Test MSE at 1x..5x the training noise and under the other noise kinds, beside an optional baseline
-    run fed exactly the same noisy images. Written to noise_sweep.json and noise_sweep.png."""
+    """Test MSE at 1x..5x a noise (`noise`, else the one the model was trained with) and under the other
+    noise kinds, beside an optional baseline run fed exactly the same noisy images. Written to
+    noise_sweep.json and noise_sweep.png; `trained_noise` says what the model was trained with (None:
+    clean images), `noise` what was swept."""
     check_seed(seed)
     from zoo import plots
     from zoo.noise import noise_models
@@ -626,7 +759,7 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
                      "model_mse": sums["model"] / n,
                      "baseline_mse": sums["baseline"] / n if base_net is not None else None})
     result = {"model": str(net.run_dir), "baseline": str(base_net.run_dir) if base_net is not None else None,
-              "trained_noise": trained.spec, "split": split, "images": int(x.shape[0]), "rows": rows}
+              "noise": trained.spec, "trained_noise": _training_noise(net), "split": split, "images": int(x.shape[0]), "rows": rows}
     if save:
         ckpt.write_json(net.output_dir / "noise_sweep.json", result)
         plots.noise_sweep(result, net.output_dir / "noise_sweep.png")
@@ -681,7 +814,7 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
     check_seed(seed)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ConfigError(f"--n must be a whole number of at least 1, got {n!r}")
-    out = runfiles.check_output(out) if out is not None else None
+    out = runfiles.picture_output(out, None, tensors=True)
     to_file = out is not None and out.suffix == ".safetensors"
     if not to_file and n > MAX_GRID:
         raise ConfigError(f"--n {n}: a picture shows at most {MAX_GRID:,} samples",
@@ -760,16 +893,30 @@ def feature_network_name(dataset: str) -> str:
 
 @torch.no_grad()
 def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed: int = 0, sampler: str | None = None,
-                   data_dir: str | None = None, device: str | None = None, save: bool = True) -> dict[str, Any]:
+                   data_dir: str | None = None, device: str | None = None, save: bool = True,
+                   progress: bool | None = None) -> dict[str, Any]:
     """Classifier-feature FID and KID of `n` samples against `n` test images, with the test set against
-    the training set as the floor. `features` names the feature network (default features-<dataset>)."""
+    the training set as the floor. `features` names the feature network (default features-<dataset>,
+    where one is catalogued). KID is the mean ± std over random subsets of at most half the images.
+    A run longer than a few seconds shows a progress bar on stderr (`progress` None: on a terminal)."""
     check_seed(seed)
-    from zoo import quality
+    from zoo import metrics, quality
 
     net = load(source, device=device)
     if sampler is None:
         _require(net, "sample")
-    dataset = net.run_config["train"]["dataset"]
+    train_cfg = net.run_config["train"]
+    dataset = train_cfg["dataset"]
+    if features is None and feature_network_name(dataset) not in registry.weights():
+        import shlex
+
+        option = f" --data-dir {shlex.quote(train_cfg['data_dir'])}" if train_cfg.get("data_dir") else ""
+        option += f" --set image_size={train_cfg['image_size']}" if train_cfg.get("image_size") else ""
+        raise ConfigError(f"no feature network is catalogued for {dataset}: FID and KID measure samples in the "
+                          "features of a classifier trained on the same data set",
+                          "Train one, then pass it with --features RUN:\n"
+                          f"  zoo train classifier --dataset {shlex.quote(dataset)}{option} --out runs/features\n"
+                          f"  zoo eval {shlex.quote(str(source))} --fid --features runs/features")
     features = features or feature_network_name(dataset)
     feat = load(features, device=str(net.device))
     if not hasattr(feat, "embed"):
@@ -785,12 +932,21 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     def draw(k: int) -> torch.Tensor:
         return net.sample(k, generator=gen) if sampler is None else _decoded_samples(net, k, gen, sampler=sampler)
 
-    samples = torch.cat([draw(min(1000, m - i)).float().clamp(0, 1) for i in range(0, m, 1000)])
     pick = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(seed))[:m]
-    result = {"feature_network": features, "note": "classifier-feature FID/KID: not comparable to Inception FID",
-              "images": m, "seed": seed, "sampler": sampler or "model",
-              "samples_vs_test": quality.compare(feat, samples, test_x[:m]),
-              "floor_test_vs_train": quality.compare(feat, test_x[:m], data.train_x[pick.to(data.train_x.device)])}
+    per_set = -(-m // 1000)  # batches of 1000 to draw or embed for each set of m images
+    with metrics.progress_bar(4 * per_set + 2 * quality.KID_SUBSETS, "fid: sampling", progress, unit="step") as bar:
+        samples = []
+        for i in range(0, m, 1000):
+            samples.append(draw(min(1000, m - i)).float().clamp(0, 1))
+            bar.update()
+        bar.set_description_str("fid: features", refresh=False)
+        f_samples, f_test, f_train = [quality.embed(feat, images, bar=bar) for images in
+                                      (torch.cat(samples), test_x[:m], data.train_x[pick.to(data.train_x.device)])]
+        bar.set_description_str("fid: KID", refresh=False)
+        result = {"feature_network": features, "note": "classifier-feature FID/KID: not comparable to Inception FID",
+                  "images": m, "seed": seed, "sampler": sampler or "model",
+                  "samples_vs_test": quality.compare(f_samples, f_test, bar=bar),
+                  "floor_test_vs_train": quality.compare(f_test, f_train, bar=bar)}
     if save:
         name = "quality.json" if sampler is None else f"quality-{sampler}.json"
         ckpt.write_json(net.output_dir / name, result)

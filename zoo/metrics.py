@@ -1,4 +1,5 @@
-"""Image metrics, per image so they average correctly over batches of any size."""
+"""Image metrics, per image so they average correctly over batches of any size; and what a long
+evaluation loop shows while it runs."""
 
 import torch
 import torch.nn.functional as F
@@ -13,3 +14,38 @@ def reconstruction_metrics(x: torch.Tensor, recon: torch.Tensor) -> dict[str, to
     bce = F.binary_cross_entropy(recon.clamp(1e-6, 1 - 1e-6), x, reduction="none").mean(dims)
     psnr = 10 * torch.log10(1.0 / mse.clamp_min(1e-10))
     return {"mse": mse, "bce": bce, "psnr": psnr}
+
+
+# An evaluation shows a progress bar once it has run this long: a quick one prints nothing extra.
+PROGRESS_AFTER_S = 2.0
+
+
+def progress_bar(total: int, what: str, enabled: bool | None = None, unit: str = "img"):
+    """A tqdm bar on stderr for a long evaluation, drawn only after PROGRESS_AFTER_S seconds and
+    removed when done (so stdout, e.g. --json, never carries it). `enabled` None: when stderr is a
+    terminal, as training's bar."""
+    import sys
+
+    from tqdm.auto import tqdm
+
+    show = sys.stderr.isatty() if enabled is None else enabled
+    return tqdm(total=total, desc=what, unit=unit, unit_scale=unit == "img", leave=False, file=sys.stderr,
+                dynamic_ncols=True, delay=PROGRESS_AFTER_S, disable=not show)
+
+
+def growing_batches(x: torch.Tensor, y: torch.Tensor, bar, largest: int = 1024, target_s: float = 0.5):
+    """Batches of (x, y) that start at 16 images and double while one takes under `target_s`, up to
+    `largest`: a costly metric (an IWAE bound) still moves `bar` every second or so, a cheap one soon runs
+    at full size. Metrics are per image, so the batch sizes do not change the means."""
+    import time
+
+    from zoo.engine import batches
+
+    size, start, n = 16, 0, x.shape[0]
+    while start < n:
+        began = time.perf_counter()
+        yield from batches(x[start:start + size], y[start:start + size], size)
+        bar.update(min(size, n - start))
+        start += size
+        if time.perf_counter() - began < target_s:
+            size = min(2 * size, largest)

@@ -1,0 +1,77 @@
+"""`zoo eval` answers quickly by default, shows progress when it is slow, and says what to do when --fid
+has no feature network (issue 12: a newcomer's frictions)."""
+
+import json
+import re
+
+import pytest
+
+import zoo
+import zoo.metrics
+from conftest import TINY, assert_clean_error, assert_ok, invoke, quiet
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval-frictions") / "vae"
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=out, log=quiet, progress=False, **TINY)
+    return out
+
+
+@pytest.fixture(scope="module")
+def features_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval-frictions") / "features"
+    zoo.train("classifier", dataset="digits", epochs=1, out=out, log=quiet, progress=False, **TINY)
+    return out
+
+
+def test_plain_eval_of_a_vae_has_no_iwae_figure(vae_run):
+    result = invoke("eval", vae_run, "--no-progress")
+    output = assert_ok(result)
+    assert "neg_elbo_nats" in output and "mse" in output
+    assert "iwae" not in output
+    assert not any("iwae" in k for k in json.loads((vae_run / "eval.json").read_text())["metrics"])
+
+
+def test_iwae_k_opts_in_and_the_metric_names_k(vae_run):
+    output = assert_ok(invoke("eval", vae_run, "--iwae-k", "5", "--no-progress"))
+    assert re.search(r"nll_iwae_k5_nats\s+\d", output), output
+
+
+def test_slow_eval_shows_progress_on_stderr_never_in_json(vae_run, monkeypatch):
+    # The real bar and its real delay, with the delay shortened below this evaluation's length.
+    monkeypatch.setattr(zoo.metrics, "PROGRESS_AFTER_S", 0.05)
+    result = invoke("eval", vae_run, "--iwae-k", "50", "--device", "cpu", "--json", "--progress")
+    assert_ok(result)
+    assert "eval test" in result.stderr and "img" in result.stderr, result.stderr
+    assert "nll_iwae_k50_nats" in json.loads(result.stdout)["metrics"]  # stdout is JSON only
+
+
+def test_quick_eval_draws_no_progress_bar(vae_run):
+    result = invoke("eval", vae_run, "--progress")  # well under zoo.metrics.PROGRESS_AFTER_S
+    assert_ok(result)
+    assert "eval test" not in result.stderr, result.stderr
+
+
+def test_fid_without_a_catalogued_feature_network_says_how_to_give_one(vae_run):
+    assert_clean_error(invoke("eval", vae_run, "--fid"), "no feature network is catalogued for digits",
+                       "--features RUN", "zoo train classifier --dataset digits")
+
+
+def test_kid_spread_is_not_zero_at_small_n_and_its_subsets_are_said(vae_run, features_run):
+    result = invoke("eval", vae_run, "--fid", "--features", features_run, "--fid-n", "300", "--no-progress")
+    output = assert_ok(result)
+    assert "subsets of 150 images" in output, output
+    spreads = re.findall(r"KID \S+ ± (\S+)", output)
+    assert len(spreads) == 2 and all(float(s) > 0 for s in spreads), output
+    saved = json.loads(next(vae_run.glob("quality.json")).read_text())["samples_vs_test"]
+    assert saved["kid_std"] > 0 and saved["kid_subset_size"] == 150 and saved["kid_subsets"] == 100
+
+
+def test_fid_shows_its_progress_on_stderr_never_in_json(vae_run, features_run, monkeypatch):
+    monkeypatch.setattr(zoo.metrics, "PROGRESS_AFTER_S", 0)  # drawn at once: this FID of 300 images is quick
+    result = invoke("eval", vae_run, "--fid", "--features", features_run, "--fid-n", "300", "--device", "cpu",
+                    "--json", "--progress")
+    assert_ok(result)
+    assert "fid: " in result.stderr and "step" in result.stderr, result.stderr
+    assert json.loads(result.stdout)["samples_vs_test"]["kid_subset_size"] == 150
