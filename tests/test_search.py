@@ -392,4 +392,4 @@ def test_example_spaces_reproduce_the_reports():
 
 def test_list_spaces_names_the_examples():
     out = assert_ok(invoke("search", "--list-spaces"))
-    assert "report-002-mnist-large" in out and "reports/004" in out
+    assert "report-002-mnist-large" in out and "docs/reports.md#report-004" in out
