@@ -376,8 +376,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         elif early:
             log(f"{run_dir} stopped early at epoch {done}; continuing to epoch {train_cfg.epochs} "
                 f"with patience {train_cfg.patience or 'off'}")
-            trainer.state["bad_epochs"] = 0
-            trainer.state["stopped"] = None
+            trainer.tracker.go_on_after_early_stop()
         else:
             log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
         result = trainer.fit(resume=True)

@@ -21,6 +21,7 @@ from zoo import checkpoint as ckpt
 from zoo.config import TrainConfig
 from zoo.console import to_stderr
 from zoo.data import ImageData
+from zoo.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
 from zoo.errors import ConfigError, TrainingDiverged, ZooError, storage_error
 from zoo.model import Batch, StepContext, ZooModel
 from zoo.optim import make_optimizer
@@ -108,8 +109,8 @@ class Trainer:
                 "step runs unrecorded")
         self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
         self.shuffle = torch.Generator().manual_seed(train.seed)
-        self.state: dict[str, Any] = {"epoch": 0, "best_value": None, "best_epoch": 0, "bad_epochs": 0,
-                                      "stopped": None}
+        self.state: dict[str, Any] = {}  # the epoch done, the best epoch and value, ...: saved in checkpoints
+        self.tracker = Tracker(train.patience, self.state)
         self.history: list[dict[str, Any]] = []
         self.resumed = False
         self.started = False  # begin() wrote the epoch-0 files
@@ -166,10 +167,7 @@ class Trainer:
 
     def _set_lr(self, epoch: int) -> None:
         """Stateless schedule: the factor depends on the epoch alone, so resume needs no scheduler state."""
-        if self.train.lr_schedule == "cosine":
-            factor = 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(self.train.epochs, 1)))
-        else:
-            factor = 1.0
+        factor = lr_factor(self.train, epoch)
         for opt in self.optimizers.values():
             for group in opt.param_groups:
                 group.setdefault("initial_lr", float(group["lr"]))
@@ -196,7 +194,6 @@ class Trainer:
         ctx = StepContext(self.optimizers, epoch,
                           after_backward=(lambda name: [cb.after_backward(self, name) for cb in self.callbacks])
                           if self.callbacks else None)
-        sums: dict[str, torch.Tensor] = {}
         steps = math.ceil(n / bs)
         ctx.steps_per_epoch = steps
         bar = None
@@ -224,17 +221,16 @@ class Trainer:
                                             lambda: self._autocast(cache=False), self.log)
             sums = self.graph_step.run_epoch(order, ctx, on_batch)
         else:
+            sums = LossSums()
             for batch in batches(data.train_x, data.train_y, bs, order, binarize=self.train.binarize == "dynamic",
                                  channels_last=self.train.channels_last):
                 model.before_step(ctx)
                 with self._autocast():
                     out = model.training_step(batch, ctx)
                 ctx.step += 1
-                for k, v in out.items():
-                    v = v.detach().float() * len(batch)
-                    sums[k] = sums[k] + v if k in sums else v
+                sums.add(out, len(batch))
                 on_batch(len(batch), out)
-        means = {k: v.item() / n for k, v in sums.items()}  # .item() waits for the device
+        means = sums.means(n)  # waits for the device
         seconds = time.perf_counter() - start
         if bar is not None:
             bar.close()
@@ -244,15 +240,11 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean of the model's validation losses over (x, y)."""
         self.model.eval()
-        sums: dict[str, torch.Tensor] = {}
-        n = x.shape[0]
+        sums = LossSums()
         for batch in batches(x, y, max(EVAL_BATCH, self.train.batch_size), channels_last=self.train.channels_last):
             with self._autocast():
-                out = self.model.validation_step(batch)
-            for k, v in out.items():
-                v = v.detach().float() * len(batch)
-                sums[k] = sums[k] + v if k in sums else v
-        return {k: v.item() / max(n, 1) for k, v in sums.items()}
+                sums.add(self.model.validation_step(batch), len(batch))
+        return sums.means(x.shape[0])
 
     def _save_best(self) -> None:
         if self.run_dir:
@@ -296,24 +288,15 @@ class Trainer:
                     raise
                 has_val = self.data.val_x.shape[0] > 0
                 val_m = self.evaluate(self.data.val_x, self.data.val_y) if has_val else {}
-                record = {"epoch": epoch, **{f"train_{k}": v for k, v in train_m.items()},
-                          **{f"val_{k}": v for k, v in val_m.items()},
-                          **self._learning_rates(),
-                          "images_per_s": round(ips, 1), "seconds": round(secs, 3)}
+                record = epoch_record(epoch, train_m, val_m, self._learning_rates(), ips, secs)
                 watched = (val_m if has_val else train_m).get(monitor) if monitor else None
-                bad = [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+                bad = not_finite(record)
                 if bad:
                     self._diverged(epoch, record, bad)
-                improved = monitor is None or self.state["best_value"] is None or watched < self.state["best_value"]
+                improved = self.tracker.end_epoch(epoch, watched)
                 if improved:
-                    self.state.update(best_value=watched, best_epoch=epoch, bad_epochs=0)
                     self._save_best()
-                else:
-                    self.state["bad_epochs"] += 1
-                self.state["epoch"] = epoch
-                stop = bool(self.train.patience) and self.state["bad_epochs"] >= self.train.patience
-                if stop:
-                    self.state["stopped"] = "early_stopping"
+                stop = self.tracker.should_stop()
                 record["best"] = improved
                 self._end_epoch(epoch, record)
                 if stop:
@@ -326,8 +309,7 @@ class Trainer:
                               f"epochs up to {self.state['epoch']} are saved.{where}") from None
         except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
             raise storage_error(e, "cannot write", self._saved_note()) from None
-        if self.state["stopped"] is None:
-            self.state["stopped"] = "completed"
+        self.tracker.finish()
         try:
             return self._finish()
         except OSError as e:
@@ -363,7 +345,7 @@ class Trainer:
         self.log("  ".join(parts) + ("  *" if record.get("best") else ""))
 
     def _record_divergence(self, record: dict[str, Any]) -> None:
-        self.state["stopped"] = "diverged"
+        self.tracker.stop("diverged")
         if self.run_dir:
             with open(self._path(ckpt.METRICS), "a") as fh:
                 fh.write(ckpt.metrics_line({**record, "diverged": True}))

@@ -22,6 +22,7 @@ import torch
 from zoo.config import TrainConfig
 from zoo.data import ImageData
 from zoo.engine import to_batch
+from zoo.epochs import LossSums
 from zoo.errors import ConfigError
 from zoo.model import StepContext, ZooModel
 
@@ -116,7 +117,7 @@ class GraphStep:
         self.device = data.train_x.device
         self.record = self.device.type == "cuda"
         self.index = torch.zeros(train.batch_size, dtype=torch.long, device=self.device)  # the static batch
-        self.sums: dict[str, torch.Tensor] = {}   # running loss sums, written by the recorded step
+        self.sums = LossSums()                    # running loss sums, written by the recorded step
         self.out: dict[str, torch.Tensor] = {}    # the recorded step's losses, valid after each replay
         self.graph = None
         self.eager_steps = 0
@@ -130,10 +131,7 @@ class GraphStep:
                          binarize=self.train.binarize == "dynamic", channels_last=self.train.channels_last)
         with self.autocast():
             out = self.model.training_step(batch, ctx)
-        for k, v in out.items():
-            if k not in self.sums:  # first eager step: the accumulators exist before any recording
-                self.sums[k] = torch.zeros((), dtype=torch.float32, device=self.device)
-            self.sums[k].add_(v.detach().float() * index.shape[0])
+        self.sums.add(out, index.shape[0])
         return out
 
     def _eager(self, index: torch.Tensor, ctx: StepContext) -> dict[str, torch.Tensor]:
@@ -153,10 +151,9 @@ class GraphStep:
                 opt.zero_grad(set_to_none=True)  # gradients left by the failed recording
 
     def run_epoch(self, order: torch.Tensor, ctx: StepContext,
-                  on_batch: Callable[[int, dict[str, torch.Tensor]], None]) -> dict[str, torch.Tensor]:
-        """Train on the images in `order`; returns the sums of the losses over them (device tensors)."""
-        for acc in self.sums.values():
-            acc.zero_()
+                  on_batch: Callable[[int, dict[str, torch.Tensor]], None]) -> LossSums:
+        """Train on the images in `order`; returns the sums of the losses over them (on the device)."""
+        self.sums.zero()
         bs, n = self.train.batch_size, order.shape[0]
         full = n // bs
         for i in range(full):
@@ -177,4 +174,4 @@ class GraphStep:
             out = self._eager(order[full * bs:], ctx)
             ctx.step += 1
             on_batch(n % bs, out)
-        return dict(self.sums)
+        return self.sums

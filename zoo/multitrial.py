@@ -32,6 +32,7 @@ from zoo.cv import FitResult, reduce_history
 from zoo.data import ImageData
 from zoo.console import to_stderr
 from zoo.engine import EVAL_BATCH, batches
+from zoo.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
 from zoo.errors import ConfigError
 from zoo.graphstep import WARMUP_STEPS, on_side_stream, try_recording
 from zoo.model import Batch, StepContext, ZooModel, build_seeded
@@ -176,7 +177,7 @@ class _Stack:
         self.data, self.record, self.log = data, record, log
         k = next(iter(params.values())).shape[0]
         self.index = torch.zeros((k, batch_size), dtype=torch.long, device=data.train_x.device)
-        self.sums: dict[str, torch.Tensor] = {}
+        self.sums = LossSums()  # a value per trial
         self.graph = None
         self.eager_steps = 0
         if record:
@@ -186,10 +187,7 @@ class _Stack:
         xs = self.data.train_x[index].float().div_(255.0)                  # [K, B, C, H, W]
         grads, (_, out) = self.step(self.params, self.hypers, xs, self.data.train_y[index])
         self.opt.update(self.params, grads)
-        for key, v in out.items():
-            if key not in self.sums:  # made by the first eager step, before any recording
-                self.sums[key] = torch.zeros(index.shape[0], device=index.device)
-            self.sums[key].add_(v.detach().float() * index.shape[1])
+        self.sums.add(out, index.shape[1])
 
     def _eager(self, index: torch.Tensor) -> None:
         on_side_stream(lambda: self._train(index), index.device, side=self.record)
@@ -213,7 +211,7 @@ class _Stack:
         self.params = {k: v[sel].clone() for k, v in self.params.items()}
         self.hypers = {k: v[sel] for k, v in self.hypers.items()}
         self.opt.keep(sel)
-        self.sums = {k: v[sel] for k, v in self.sums.items()}
+        self.sums.keep(sel)
         self.index = self.index[sel].clone()
         self.graph, self.eager_steps = None, 0
 
@@ -256,46 +254,39 @@ def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], da
 
 def _validation_means(stack: _Stack, validate, data: ImageData, batch_size: int) -> dict[str, list[float]]:
     """Every active trial's validation losses: {key: [one mean per trial]}."""
-    sums: dict[str, torch.Tensor] = {}
+    sums = LossSums()
     with torch.no_grad():
         for batch in batches(data.val_x, data.val_y, max(EVAL_BATCH, batch_size)):
-            for key, v in validate(stack.params, stack.hypers, batch.x, batch.y).items():
-                v = v.detach().float() * len(batch)
-                sums[key] = sums[key] + v if key in sums else v
-    return {k: (v / max(data.val_x.shape[0], 1)).tolist() for k, v in sums.items()}
+            sums.add(validate(stack.params, stack.hypers, batch.x, batch.y), len(batch))
+    return sums.means(data.val_x.shape[0])
 
 
 class _Trial:
-    """One trial's record while it trains with others: its history, best epoch, patience and end."""
+    """One trial while it trains with others: its history, its progress (zoo.epochs.Tracker, as a run
+    alone keeps it) and its best weights."""
 
     def __init__(self, train: TrainConfig):
-        self.train = train
         self.history: list[dict[str, Any]] = []
-        self.best_value, self.best_epoch, self.best_params = None, 0, None
-        self.bad_epochs = 0
-        self.stopped = "completed"
+        self.tracker = Tracker(train.patience)
+        self.best_params = None
 
     def add(self, record: dict[str, Any], watched: float | None, params: Callable[[], dict] | None) -> None:
         """Append an epoch's record; `params()` copies the trial's weights (asked only when they are its best)."""
-        improved = watched is None or self.best_value is None or watched < self.best_value
+        improved = self.tracker.end_epoch(record["epoch"], watched)
         if improved:
-            self.best_value, self.best_epoch = watched, record["epoch"]
             self.best_params = params() if params is not None else None
-            self.bad_epochs = 0
-        else:
-            self.bad_epochs += 1
         record["best"] = improved
         self.history.append(record)
 
-    def goes_on(self, pruned: bool, monitor: str | None) -> bool:
-        last = self.history[-1]
+    def goes_on(self, pruned: bool) -> bool:
+        """Whether the trial trains another epoch: not if pruned, stopped early or diverged."""
         if pruned:
-            self.stopped = "pruned"
-        elif self.train.patience and self.bad_epochs >= self.train.patience:
-            self.stopped = "early_stopping"
-        elif not all(math.isfinite(v) for v in (last.get(f"val_{monitor}", 0.0), last.get("train_loss", 0.0))):
-            self.stopped = "diverged"
-        return self.stopped == "completed"
+            self.tracker.stop("pruned")
+        elif not_finite(self.history[-1]):
+            self.tracker.stop("diverged")
+        else:
+            return not self.tracker.should_stop()
+        return False
 
 
 def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: ImageData, *,
@@ -318,12 +309,11 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
     n, bs = data.train_x.shape[0], t0.batch_size
     start_all = time.perf_counter()
     for epoch in range(1, t0.epochs + 1):
-        factor = 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(t0.epochs, 1))) if t0.lr_schedule == "cosine" else 1.0
+        factor = lr_factor(t0, epoch)
         stack.opt.factor.fill_(factor)
         base.train()
         orders = torch.stack([torch.randperm(n, generator=shuffles[k]) for k in active]).to(device)  # [K, n]
-        for acc in stack.sums.values():
-            acc.zero_()
+        stack.sums.zero()
         ctx = StepContext({}, epoch)
         ctx.steps_per_epoch = math.ceil(n / bs)
         start = time.perf_counter()
@@ -331,21 +321,21 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
             base.before_step(ctx)
             stack.train_batch(orders[:, s:s + bs])
             ctx.step += 1
-        train_m = {k: (v / n).tolist() for k, v in stack.sums.items()}  # waits for the device
+        train_m = stack.sums.means(n)  # waits for the device
         seconds = time.perf_counter() - start
         base.eval()
         val_m = _validation_means(stack, validate, data, bs)
         watched = (val_m if data.val_x.shape[0] else train_m).get(monitor) if monitor else None
         keep = []
         for j, k in enumerate(active):
-            record = {"epoch": epoch, **{f"train_{m}": v[j] for m, v in train_m.items()},
-                      **{f"val_{m}": v[j] for m, v in val_m.items()},
-                      "lr": train_cfgs[k].lr * factor, "seconds": round(seconds / len(active), 3)}
+            share = seconds / len(active)  # the trials trained side by side: each its share of the time
+            record = epoch_record(epoch, {m: v[j] for m, v in train_m.items()}, {m: v[j] for m, v in val_m.items()},
+                                  {"lr": train_cfgs[k].lr * factor}, n / share, share)
             weights = (lambda j=j: {name: v[j].detach().clone() for name, v in stack.params.items()}) \
                 if keep_models else None
             trials[k].add(record, watched[j] if watched is not None else None, weights)
             pruned = report is not None and not report(k, epoch, record)
-            if trials[k].goes_on(pruned, monitor):
+            if trials[k].goes_on(pruned):
                 keep.append(j)
         if len(keep) < len(active):
             stack.keep(torch.tensor(keep, dtype=torch.long, device=device))
@@ -356,12 +346,14 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
     metric = metric or monitor or "loss"
     results = []
     for trial, model_cfg in zip(trials, model_cfgs):
+        trial.tracker.finish()
         model = None
         if trial.best_params is not None:
             model = cls(model_cfg, data.shape, data.num_classes).to(device)
             model.load_state_dict(trial.best_params)
             model.eval()
         results.append(FitResult(value=reduce_history(trial.history, metric, reduce) if trial.history else math.nan,
-                                 best_value=trial.best_value, best_epoch=trial.best_epoch, epochs=len(trial.history),
-                                 seconds=seconds, stopped=trial.stopped, history=trial.history, model=model))
+                                 best_value=trial.tracker.best_value, best_epoch=trial.tracker.best_epoch,
+                                 epochs=len(trial.history), seconds=seconds, stopped=trial.tracker.stopped,
+                                 history=trial.history, model=model))
     return results

@@ -1,0 +1,127 @@
+"""The bookkeeping of an epoch, written once for every way zoo trains: one run eagerly or through a
+recorded CUDA graph (zoo.engine), and many trials in one vectorised step (zoo.multitrial).
+
+- `lr_factor`: the learning-rate schedule, a function of the epoch alone (resume needs no state);
+- `LossSums`: the running sums of a step's losses, weighted by the batch size, kept on the device
+  (scalars for one run, a value per trial for many) until the epoch ends;
+- `epoch_record`: the metrics.jsonl row of an epoch;
+- `not_finite`: the values of a row that diverged;
+- `Tracker`: one run's (or trial's) best epoch, patience and ending.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from zoo.config import TrainConfig
+
+
+def lr_factor(train: TrainConfig, epoch: int) -> float:
+    """The factor on the learning rate in `epoch` (1-based): 1, or a cosine from 1 towards 0."""
+    if train.lr_schedule == "cosine":
+        return 0.5 * (1 + math.cos(math.pi * (epoch - 1) / max(train.epochs, 1)))
+    return 1.0
+
+
+class LossSums:
+    """Sums of losses over the images of an epoch. `add(out, n)` adds a step's mean losses times its
+    batch size; `means(n)` divides by the images seen, as Python floats (or a list per trial), which is
+    the one point where the device is waited for. The sums are device tensors, updated in place, so a
+    recorded CUDA graph may hold them."""
+
+    def __init__(self) -> None:
+        self.sums: dict[str, torch.Tensor] = {}
+
+    def add(self, out: dict[str, torch.Tensor], n: int) -> None:
+        for key, value in out.items():
+            value = value.detach().float()
+            if key not in self.sums:  # made by the first (eager) step, before any recording
+                self.sums[key] = torch.zeros_like(value)
+            self.sums[key].add_(value * n)
+
+    def zero(self) -> None:
+        for acc in self.sums.values():
+            acc.zero_()
+
+    def keep(self, index: torch.Tensor) -> None:
+        """Only the trials at `index` go on (a value per trial)."""
+        self.sums = {k: v[index] for k, v in self.sums.items()}
+
+    def means(self, n: int) -> dict[str, Any]:
+        return {k: (v / max(n, 1)).tolist() for k, v in self.sums.items()}
+
+
+def epoch_record(epoch: int, train: dict[str, float], val: dict[str, float], lrs: dict[str, float],
+                 images_per_s: float, seconds: float) -> dict[str, Any]:
+    """The metrics.jsonl row of an epoch: its number, the training and validation losses, the learning
+    rates, and how fast it went."""
+    return {"epoch": epoch, **{f"train_{k}": v for k, v in train.items()}, **{f"val_{k}": v for k, v in val.items()},
+            **lrs, "images_per_s": round(images_per_s, 1), "seconds": round(seconds, 3)}
+
+
+def not_finite(record: dict[str, Any]) -> list[str]:
+    """The keys of a row whose value is NaN or infinite: the training diverged."""
+    return [k for k, v in record.items() if isinstance(v, float) and not math.isfinite(v)]
+
+
+class Tracker:
+    """One run's or trial's progress over the epochs: the epoch done, the best value of the monitored
+    loss and its epoch, the epochs since it last improved, and why training stopped. It reads and
+    writes a plain dict (`state`), the one a checkpoint saves, so a resumed run goes on exactly."""
+
+    KEYS = ("epoch", "best_value", "best_epoch", "bad_epochs", "stopped")
+
+    def __init__(self, patience: int, state: dict[str, Any] | None = None):
+        """`state`: the dict to keep the progress in (a trainer's, saved with its checkpoint)."""
+        self.patience = patience
+        self.state = state if state is not None else {}
+        for key, value in zip(self.KEYS, (0, None, 0, 0, None)):
+            self.state.setdefault(key, value)
+
+    @property
+    def best_epoch(self) -> int:
+        return self.state["best_epoch"]
+
+    @property
+    def best_value(self) -> float | None:
+        return self.state["best_value"]
+
+    @property
+    def stopped(self) -> str | None:
+        return self.state["stopped"]
+
+    def end_epoch(self, epoch: int, watched: float | None) -> bool:
+        """Count `epoch` done with the monitored value `watched` (None: nothing is monitored, every
+        epoch is the best); returns whether it is the best so far."""
+        best = self.state["best_value"]
+        improved = watched is None or best is None or watched < best
+        if improved:
+            self.state.update(best_value=watched, best_epoch=epoch, bad_epochs=0)
+        else:
+            self.state["bad_epochs"] += 1
+        self.state["epoch"] = epoch
+        return improved
+
+    def should_stop(self) -> bool:
+        """Early stopping: `patience` epochs without a better value (0: never); marks the ending."""
+        if self.patience and self.state["bad_epochs"] >= self.patience:
+            self.state["stopped"] = "early_stopping"
+            return True
+        return False
+
+    def stop(self, why: str) -> None:
+        """Training ended for another reason: pruned, diverged."""
+        self.state["stopped"] = why
+
+    def finish(self) -> str:
+        """How training ended: what stopped it, else it completed its epochs."""
+        if self.state["stopped"] is None:
+            self.state["stopped"] = "completed"
+        return self.state["stopped"]
+
+    def go_on_after_early_stop(self) -> None:
+        """A resumed early-stopped run asked to train further: patience counts afresh."""
+        self.state.update(bad_epochs=0, stopped=None)
