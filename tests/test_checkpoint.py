@@ -110,7 +110,7 @@ def test_folder_that_is_not_a_run(tmp_path):
 
 
 def test_file_that_is_not_a_run(run_copy):
-    assert_clean_error(invoke("eval", run_copy / "model.safetensors"), "is not a zoo run")
+    assert_clean_error(invoke("eval", run_copy / "model.safetensors"), "is a file, not a run folder")
 
 
 def test_missing_folder(tmp_path):

@@ -81,8 +81,15 @@ def test_train_takes_the_model_a_config_file_names(tmp_path):
     assert read_config(tmp_path / "r")["model"] == "dae"
 
 
-def test_train_without_any_model_says_where_one_may_be_named():
+def test_train_without_any_model_says_where_one_may_be_named(tmp_path):
     assert_clean_error(invoke("train"), "which model?", 'model = "convae"')
+    (tmp_path / "odd.toml").write_text("model = 123\n")
+    assert_clean_error(invoke("train", "--config", tmp_path / "odd.toml"), "model = 123", "named by a string")
+
+
+def test_an_eval_option_the_model_does_not_take_is_refused(run_copy):
+    assert_clean_error(invoke("eval", run_copy, "--iwae-k", 3), "--iwae-k does not apply to model 'convae'")
+    assert not (run_copy / "eval.json").exists()
 
 
 # ------------------------------------------------------------------------------------------ --overwrite

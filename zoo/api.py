@@ -101,7 +101,10 @@ def _model_named_by(preset: str | None, config: str | Path | dict | None) -> str
     one a preset is for: `zoo train --config best.toml` needs no model name."""
     if config is not None:
         values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
-        if isinstance(values.get("model"), str) and values["model"]:
+        if "model" in values:
+            if not isinstance(values["model"], str) or not values["model"]:
+                raise ConfigError(f"model = {values['model']!r} in {config}: a model is named by a string",
+                                  'Write e.g. model = "convae"; `zoo list` shows the installed models.')
             return values["model"]
     if preset:
         return registry.get_preset(preset).get("model")
@@ -391,7 +394,9 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     run_dir = Path(run_dir)
     if not run_dir.exists():
         raise RunError(f"{run_dir} does not exist")
-    if not run_dir.is_dir() or not (run_dir / ckpt.CONFIG).is_file():
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is a file, not a run folder", "Pass the folder written by `zoo train`.")
+    if not (run_dir / ckpt.CONFIG).is_file():
         raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG})",
                        "Pass a folder written by `zoo train`.")
     return runfiles.check_run_config(ckpt.read_json(run_dir / ckpt.CONFIG), str(run_dir / ckpt.CONFIG))
@@ -514,6 +519,19 @@ def _run_data(net: ZooModel, split: str, data_dir: str | None):
     return data, *data.split(split)
 
 
+def _check_metric_options(net: ZooModel, options: dict) -> None:
+    """An option of `zoo eval` (e.g. --iwae-k) is refused for a model whose `metrics` does not take it,
+    rather than silently measuring without it."""
+    import inspect
+
+    taken = inspect.signature(type(net).metrics).parameters
+    unknown = [k for k in options if k not in taken]
+    if unknown:
+        flag = "--" + unknown[0].replace("_", "-")
+        raise ConfigError(f"{flag} does not apply to model '{net.name}': its metrics take no '{unknown[0]}'",
+                          "Leave it out (--iwae-k applies to models with a likelihood bound, such as vae).")
+
+
 @torch.no_grad()
 def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: str | None = None,
              device: str | None = None, save: bool = True, options: dict | None = None,
@@ -528,6 +546,7 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
 
         raise CapabilityError(f"model '{net.name}' has no per-image test metrics",
                               f"Measure its samples instead: zoo eval {source} --fid")
+    _check_metric_options(net, options or {})
     data, x, y = _run_data(net, split, data_dir)
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
