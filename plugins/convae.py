@@ -50,6 +50,12 @@ class ConvAE(ZooModel):
         out = torch.sigmoid(logits) if self.config.sigmoid_output else logits
         return F.mse_loss(out.float(), target)
 
+    def reconstruction_error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The training loss's pixel error, on reconstructions in [0, 1] (for zoo's callbacks)."""
+        if self.config.loss == "bce":
+            return F.binary_cross_entropy(recon.float().clamp(1e-6, 1 - 1e-6), x)
+        return F.mse_loss(recon.float(), x)
+
     def loss(self, batch):
         return {"loss": self.reconstruction_loss(self.decode_logits(self.encode(batch.x)), batch.x)}
 

@@ -59,6 +59,13 @@ class VAE(ZooModel):
             ll = -0.5 * ((x - torch.sigmoid(logits)) / s) ** 2 - math.log(s) - 0.5 * LOG_2PI
         return ll.flatten(1).sum(1)
 
+    def reconstruction_error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The likelihood's pixel error, on reconstructions in [0, 1] (for zoo's callbacks): cross-entropy
+        for a Bernoulli likelihood, else squared error."""
+        if self.config.likelihood == "bernoulli":
+            return F.binary_cross_entropy(recon.float().clamp(1e-6, 1 - 1e-6), x)
+        return F.mse_loss(recon.float(), x)
+
     def _terms(self, x: torch.Tensor):
         mu, logvar = self.posterior(x)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()

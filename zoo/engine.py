@@ -18,6 +18,7 @@ from typing import Any, Callable
 import torch
 
 from zoo import checkpoint as ckpt
+from zoo.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.engine.Callback)
 from zoo.config import TrainConfig
 from zoo.console import to_stderr
 from zoo.data import ImageData
@@ -43,18 +44,6 @@ class TrainResult:
     best_epoch: int = 0
     best_value: float | None = None
     stopped: str = "completed"  # completed | early_stopping
-
-
-class Callback:
-    """Hooks for things that act on the model during training (pruning, plots, ...)."""
-
-    def on_train_start(self, trainer: "Trainer") -> None: ...
-
-    def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None: ...
-
-    def after_backward(self, trainer: "Trainer", optimizer: str) -> None: ...
-
-    def on_epoch_end(self, trainer: "Trainer", epoch: int, record: dict[str, Any]) -> None: ...
 
 
 def _from_compiler(e: BaseException) -> bool:
@@ -193,7 +182,7 @@ class Trainer:
         order = torch.randperm(n, generator=self.shuffle).to(self.device)
         ctx = StepContext(self.optimizers, epoch,
                           after_backward=(lambda name: [cb.after_backward(self, name) for cb in self.callbacks])
-                          if self.callbacks else None)
+                          if self.callbacks else None, on_loss=self._on_loss())
         steps = math.ceil(n / bs)
         ctx.steps_per_epoch = steps
         bar = None
@@ -226,7 +215,7 @@ class Trainer:
                                  channels_last=self.train.channels_last):
                 model.before_step(ctx)
                 with self._autocast():
-                    out = model.training_step(batch, ctx)
+                    out = ctx.run(model, batch)
                 ctx.step += 1
                 sums.add(out, len(batch))
                 on_batch(len(batch), out)
@@ -235,6 +224,19 @@ class Trainer:
         if bar is not None:
             bar.close()
         return means, n / seconds, seconds
+
+    def _on_loss(self):
+        """StepContext's `on_loss`: each callback in turn may change the loss an optimizer minimises."""
+        if not any(type(cb).on_loss is not Callback.on_loss for cb in self.callbacks):
+            return None
+
+        def on_loss(ctx: StepContext, loss: torch.Tensor, optimizer: str) -> torch.Tensor:
+            step = LossStep(self.model, ctx.batch, optimizer, loss, ctx.logs)
+            for cb in self.callbacks:
+                cb.on_loss(self, step)
+            return step.loss
+
+        return on_loss
 
     @torch.no_grad()
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:

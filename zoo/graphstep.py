@@ -130,7 +130,7 @@ class GraphStep:
         batch = to_batch(self.data.train_x[index], self.data.train_y[index],
                          binarize=self.train.binarize == "dynamic", channels_last=self.train.channels_last)
         with self.autocast():
-            out = self.model.training_step(batch, ctx)
+            out = ctx.run(self.model, batch)
         self.sums.add(out, index.shape[0])
         return out
 

@@ -1,7 +1,7 @@
 """pluggy hook specifications: what a zoo plugin can provide.
 
 A plugin is any module (or object) with functions marked `@zoo.hookimpl`, registered through the
-`zoo.models` entry-point group. zoo's built-in architectures use the same group.
+`zoo.models` entry-point group. zoo's built-in architectures and callbacks use the same group.
 """
 
 import pluggy
@@ -24,3 +24,9 @@ def zoo_noise_models():
 @hookspec
 def zoo_samplers():
     """Return a list of latent sampler classes (see zoo.samplers) for sampling autoencoders' codes."""
+
+
+@hookspec
+def zoo_callbacks():
+    """Return a list of `zoo.callbacks.Callback` subclasses: behaviour applied to any model while it trains,
+    turned on by the run's configuration (`train_callbacks = ["NAME:VALUES"]`)."""

@@ -30,26 +30,49 @@ class Batch:
 
 
 class StepContext:
-    """What a training step may ask of the engine: run one optimizer on one loss."""
+    """What a training step may ask of the engine: run one optimizer on one loss. The engine's callbacks
+    may change that loss (`on_loss`, e.g. iterative autoencoding, an activity penalty): `run` gives
+    them the batch and adds what they log to the step's losses."""
 
     def __init__(self, optimizers: dict[str, torch.optim.Optimizer], epoch: int = 0,
-                 after_backward: Callable[[str], None] | None = None):
+                 after_backward: Callable[[str], None] | None = None,
+                 on_loss: Callable[["StepContext", torch.Tensor, str], torch.Tensor] | None = None):
         self.optimizers = optimizers
         self.epoch = epoch
         self.step = 0                  # steps taken this epoch
         self.steps_per_epoch = 1
         self._after_backward = after_backward
+        self._on_loss = on_loss
+        self.batch: Batch | None = None  # the batch `run` is training on
+        self.logs: dict[str, torch.Tensor] = {}  # what on_loss logged during this step
+        self.minimised: dict[str, torch.Tensor] = {}  # the loss each optimizer minimised, once changed
 
     @property
     def step_in_epoch(self) -> float:
         """Fraction of the current epoch done, in [0, 1): for schedules inside an epoch (KL warm-up)."""
         return self.step / max(self.steps_per_epoch, 1)
 
+    def run(self, model: "ZooModel", batch: Batch) -> dict[str, torch.Tensor]:
+        """One training step of `model` on `batch`: its losses, with what the callbacks logged, and as
+        'loss' what a sole optimizer minimised when a callback changed it."""
+        if self._on_loss is None:
+            return model.training_step(batch, self)
+        self.batch, self.logs, self.minimised = batch, {}, {}
+        out = model.training_step(batch, self)
+        out = {**out, **self.logs}
+        if len(self.optimizers) == 1 and self.minimised:
+            out["loss"] = next(iter(self.minimised.values()))
+        return out
+
     def optimize(self, loss: torch.Tensor, name: str = "main") -> None:
         try:
             opt = self.optimizers[name]
         except KeyError:
             raise KeyError(f"no optimizer named '{name}' (have: {', '.join(self.optimizers)})") from None
+        if self._on_loss is not None and self.batch is not None:
+            changed = self._on_loss(self, loss, name)
+            if changed is not loss:
+                self.minimised[name] = loss = changed
         opt.zero_grad(set_to_none=True)
         loss.backward()
         if self._after_backward is not None:
@@ -135,6 +158,12 @@ class ZooModel(nn.Module):
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.loss(batch)
+
+    def reconstruction_error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        """The mean per-pixel error of reconstructions `recon` (in [0, 1]) of `x` that this model trains
+        with, for callbacks that compare reconstructions (iterative autoencoding): squared error here;
+        a model trained with cross-entropy says so by overriding it."""
+        return torch.nn.functional.mse_loss(recon.float(), x)
 
     # ------------------------------------------------------------------ what it can do afterwards
     def encode(self, x: torch.Tensor) -> torch.Tensor:

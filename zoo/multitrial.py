@@ -88,8 +88,9 @@ def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], 
             raise ConfigError(f"trials train together only when they differ in {', '.join(sorted(MAY_DIFFER))}; "
                               f"these differ: {', '.join(sorted(differ))}")
     t = train_cfgs[0]
-    if t.prune_every or t.iterative_passes > 1:
-        raise ConfigError("pruning and iterative autoencoding are not vectorised; train these trials one by one")
+    if t.prune_every or t.iterative_passes > 1 or t.train_callbacks:
+        raise ConfigError("pruning, iterative autoencoding and other training callbacks are not vectorised; "
+                          "train these trials one by one")
     if t.bf16 or t.binarize == "dynamic":
         raise ConfigError("bf16 and dynamic binarisation are not vectorised; train these trials one by one")
     if t.optimizer not in ("adam", "adamw", "sgd", "adagrad"):

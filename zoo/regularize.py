@@ -1,4 +1,5 @@
-"""Regularisers the engine applies to any plugin with an encoder and a decoder.
+"""Regularisers for any plugin with an encoder and a decoder, as training callbacks (zoo.callbacks) that
+zoo registers through the `zoo_callbacks` hook like a third-party plugin would (zoo.plugins.callbacks).
 
 * Weight pruning (`prune_every`, `prune_encoder_linear`, `prune_encoder_conv`, `prune_decoder_linear`,
   `prune_decoder_conv`): every `prune_every` epochs, L1-unstructured pruning (torch.nn.utils.prune) of
@@ -7,24 +8,25 @@
   pruned weight stays zero for the rest of training; checkpoint.safetensors holds the orig/mask pairs
   (resume re-creates them), model.safetensors holds plain, permanently pruned weights.
 * Iterative autoencoding (`iterative_passes`, `iterative_weights`): the training loss adds the error
-  of the 2nd..k-th reconstruction (the decoder's output fed back into the encoder), one weight per pass.
+  of the 2nd..k-th reconstruction (the decoder's output fed back into the encoder), one weight per pass,
+  through the callbacks' `on_loss` hook; the error is the model's own `reconstruction_error`.
 * Dropout lives in the plugins' layers (`dropout`, `dropout_decoder`).
 
 Nothing here names an architecture: layers are found by module type under the model's `encoder` and
-`decoder` attributes, and a model without them is refused with a clear message.
+`decoder` attributes, and a model without them is refused with a clear message. Nothing reads a
+plugin's config fields or replaces a method of a model.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import prune
 
-from zoo.engine import Callback
+from zoo.callbacks import Callback, LossStep
 from zoo.errors import ConfigError
 
 GROUPS = ("encoder_linear", "encoder_conv", "decoder_linear", "decoder_conv")
@@ -145,6 +147,10 @@ class Pruning(Callback):
     checkpoint of the previous one, makes an interrupted and resumed run prune exactly as an
     uninterrupted one."""
 
+    name = "pruning"
+    description = "L1-prune encoder/decoder weights every N epochs (prune_every, prune_<part>_<kind>)"
+    keys: ClassVar[tuple[str, ...]] = ("prune_every", *(f"prune_{g}" for g in GROUPS))
+
     def __init__(self, every: int, amounts: dict[str, float]):
         self.every = int(every)
         self.amounts = {g: float(amounts.get(g, 0.0)) for g in GROUPS}
@@ -211,9 +217,13 @@ def l1_mask(module: nn.Module, amount: float) -> torch.Tensor:
 
 class IterativeAutoencoding(Callback):
     """Training loss = w1 * (the model's own loss) + sum over passes i = 2..k of wi * error(x, r_i), where
-    r_1 = reconstruct(x) and r_i = reconstruct(r_{i-1}). The error is the model's pixel loss (binary
-    cross-entropy when its config says `loss = "bce"` or `likelihood = "bernoulli"`, else squared error),
-    averaged over pixels. Validation is untouched, so validation losses stay comparable across k."""
+    r_1 = reconstruct(x) and r_i = reconstruct(r_{i-1}). The error is the model's own
+    `reconstruction_error` (its pixel loss, averaged over pixels). Only the loss the main optimizer
+    minimises changes: validation is untouched, so validation losses stay comparable across k."""
+
+    name = "iterative"
+    description = "iterative autoencoding: later reconstructions in the loss (iterative_passes, iterative_weights)"
+    keys = ("iterative_passes", "iterative_weights")
 
     def __init__(self, passes: int, weights: list[float] | tuple[float, ...] = ()):
         self.passes = int(passes)
@@ -242,61 +252,24 @@ class IterativeAutoencoding(Callback):
                               "Iterative autoencoding needs an autoencoder; set iterative_passes = 1.")
 
     def on_train_start(self, trainer) -> None:
-        model = trainer.model
-        self.check(model)
-        if getattr(model, "_zoo_iterative", None) is not None:
+        self.check(trainer.model)
+
+    def on_loss(self, trainer, step: LossStep) -> None:
+        if step.optimizer != "main":
             return
-        model._zoo_iterative = self
-        plain = model.loss
-        cfg = getattr(model, "config", None)
-        bce = getattr(cfg, "loss", None) == "bce" or getattr(cfg, "likelihood", None) == "bernoulli"
-        weights = self.weights
-
-        def error(r: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-            r = r.float()
-            if bce:
-                return F.binary_cross_entropy(r.clamp(1e-6, 1 - 1e-6), x)
-            return F.mse_loss(r, x)
-
-        def loss(batch) -> dict[str, Any]:
-            out = plain(batch)
-            if not model.training:
-                return out
-            x = batch.x
-            first = out["loss"]
-            total = weights[0] * first
-            out = dict(out)
-            out["pass1_loss"] = first.detach()
-            r = model.reconstruct(x)
-            for i in range(2, len(weights) + 1):
-                r = model.reconstruct(r)
-                e = error(r, x)
-                out[f"pass{i}_loss"] = e.detach()
-                total = total + weights[i - 1] * e
-            out["loss"] = total
-            return out
-
-        model.loss = loss  # an instance attribute: the class's training_step calls self.loss
+        model, x, first = step.model, step.batch.x, step.loss
+        total = self.weights[0] * first
+        step.logs["pass1_loss"] = first.detach()
+        r = model.reconstruct(x)
+        for i in range(2, len(self.weights) + 1):
+            r = model.reconstruct(r)
+            e = model.reconstruction_error(r, x)
+            step.logs[f"pass{i}_loss"] = e.detach()
+            total = total + self.weights[i - 1] * e
+        step.loss = total
 
 
 # ----------------------------------------------------------------------------------------- from a config
-
-def callbacks_for(train) -> list[Callback]:
-    """The regulariser callbacks a TrainConfig asks for (empty when none is on)."""
-    cbs: list[Callback] = []
-    for make in (Pruning.from_config, IterativeAutoencoding.from_config):
-        cb = make(train)
-        if cb is not None:
-            cbs.append(cb)
-    return cbs
-
-
-def check(callbacks, model: nn.Module) -> None:
-    """Refuse, before anything is written, a regulariser the model cannot take."""
-    for cb in callbacks:
-        if hasattr(cb, "check"):
-            cb.check(model)
-
 
 def prunes(train: dict | Any) -> bool:
     """Whether a training config (TrainConfig or the dict in config.json) asks for pruning."""

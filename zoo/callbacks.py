@@ -1,0 +1,134 @@
+"""Training callbacks: behaviour that acts on any model while it trains (pruning, iterative autoencoding,
+activity penalties, ...), kept out of the models and out of the engine's loop.
+
+A callback is a `Callback` subclass that a plugin returns from the `zoo_callbacks` hook (zoo's own
+register through the same hook, in zoo.plugins.callbacks). It is turned on by the run's configuration:
+
+* by the `train_callbacks` key, a list of `NAME:VALUES` specs (like a noise model: `l1-activity:0.01`), whose
+  values are the class's `params`; or
+* by training keys of its own that zoo knows (`keys`: pruning's `prune_*`), read in `from_config`.
+
+It changes training through its hooks only: `on_loss` may change the loss an optimizer minimises
+(and log values to metrics.jsonl); nothing replaces a method of the model.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from zoo.errors import ConfigError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zoo.engine import Trainer
+    from zoo.model import Batch, ZooModel
+
+
+@dataclass
+class LossStep:
+    """One optimizer's loss on one training batch, as callbacks see it: `on_loss` may replace `loss`,
+    and put detached scalars in `logs` (they become `train_KEY` in metrics.jsonl)."""
+
+    model: "ZooModel"
+    batch: "Batch"
+    optimizer: str
+    loss: torch.Tensor
+    logs: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+class Callback:
+    """Hooks into training. A plugin's callback also sets `name`, `description` and either `params`
+    (the values of its `train_callbacks = ["NAME:VALUES"]` spec) or `keys` and `from_config`."""
+
+    name: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+    params: ClassVar[tuple[str, ...]] = ()       # spec values, in order: l1-activity:WEIGHT
+    defaults: ClassVar[tuple[float, ...]] = ()   # of the trailing params a spec may leave out
+    ranges: ClassVar[dict[str, tuple[float, float]]] = {}  # valid (low, high) of a param, both included
+    keys: ClassVar[tuple[str, ...]] = ()         # TrainConfig keys that turn it on (zoo's own callbacks)
+
+    @classmethod
+    def from_config(cls, train) -> "Callback | None":
+        """The callback a TrainConfig asks for, or None. By default: the one named in `train_callbacks`."""
+        for spec in train.train_callbacks:
+            name, values = _split_spec(spec)
+            if name == cls.name:
+                return cls(*cls.parse_values(spec, values))
+        return None
+
+    @classmethod
+    def parse_values(cls, spec: str, values: list[str]) -> list[float]:
+        """The numbers of a spec, defaults filled in, range-checked: one ConfigError for any mistake."""
+        form = ":".join([cls.name, *cls.params])
+        if len(values) > len(cls.params):
+            raise ConfigError(f"train_callbacks: '{spec}' has {len(values)} value(s); {cls.name} takes {len(cls.params)}",
+                              f"Write it as {form}.")
+        try:
+            numbers = [float(v) for v in values]
+        except ValueError:
+            raise ConfigError(f"train_callbacks: '{spec}': its values must be numbers", f"Write it as {form}.") from None
+        missing = len(cls.params) - len(numbers)
+        if missing > len(cls.defaults):
+            raise ConfigError(f"train_callbacks: '{spec}' leaves out a value {cls.name} needs", f"Write it as {form}.")
+        numbers += list(cls.defaults[len(cls.defaults) - missing:]) if missing else []
+        for key, number in zip(cls.params, numbers):
+            low, high = cls.ranges.get(key, (float("-inf"), float("inf")))
+            if not low <= number <= high:
+                raise ConfigError(f"train_callbacks: '{spec}': {key} must be in {low:g}..{high:g}, got {number:g}")
+        return numbers
+
+    def check(self, model: "ZooModel") -> None:
+        """Refuse, with a ConfigError, a model this callback cannot work on (before anything is written)."""
+
+    def on_train_start(self, trainer: "Trainer") -> None: ...
+
+    def on_epoch_start(self, trainer: "Trainer", epoch: int) -> None: ...
+
+    def on_loss(self, trainer: "Trainer", step: LossStep) -> None:
+        """Change `step.loss` (what `step.optimizer` minimises on `step.batch`) and log to `step.logs`."""
+
+    def after_backward(self, trainer: "Trainer", optimizer: str) -> None: ...
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, record: dict[str, Any]) -> None: ...
+
+
+def _split_spec(spec: str) -> tuple[str, list[str]]:
+    name, *values = str(spec).strip().split(":")
+    return name.strip().lower(), [v.strip() for v in values if v.strip() != ""]
+
+
+def installed() -> dict[str, type[Callback]]:
+    """Every callback class the installed plugins provide, by name."""
+    from zoo.registry import load_registry
+
+    return {name: e.cls for name, e in load_registry().callbacks.items()}
+
+
+def callbacks_for(train) -> list[Callback]:
+    """The callbacks a TrainConfig turns on, in the registry's order (zoo's own first). A name in
+    `train_callbacks` that no plugin provides is refused."""
+    available = installed()
+    names = [_split_spec(spec)[0] for spec in train.train_callbacks]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"train_callbacks names {', '.join(twice)} more than once", "Name each callback once.")
+    for name in names:
+        cls = available.get(name)
+        if cls is None or cls.keys:  # zoo's own are turned on by their keys, not by name
+            selectable = sorted(n for n, c in available.items() if not c.keys)
+            close = difflib.get_close_matches(name, selectable, n=3, cutoff=0.5)
+            raise ConfigError(f"train_callbacks: unknown callback '{name}'",
+                              (f"Did you mean: {', '.join(close)}? " if close else "")
+                              + "`zoo list` shows the installed callbacks"
+                              + (f" ({', '.join(selectable)})." if selectable else "."))
+    made = (cls.from_config(train) for cls in available.values())
+    return [cb for cb in made if cb is not None]
+
+
+def check(callbacks, model) -> None:
+    """Refuse, before anything is written, a callback the model cannot take."""
+    for cb in callbacks:
+        cb.check(model)
