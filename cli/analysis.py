@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import click
 
-from zoo.cli.main import IN_FOLDER, OUT_FILE, SEED, TEXT, cli
+from zoo.cli.app import IN_FOLDER, OUT_FILE, SEED, TEXT, cli
 
 
 @cli.command()

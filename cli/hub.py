@@ -8,7 +8,7 @@ import json
 
 import click
 
-from zoo.cli.main import cli
+from zoo.cli.app import cli
 
 
 def _err(msg: str) -> None:

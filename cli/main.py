@@ -3,141 +3,13 @@ one clear message and a non-zero exit code. Nothing here imports torch until a c
 
 from __future__ import annotations
 
-import errno
 import json
-import os
-import sys
 from pathlib import Path
 
 import click
 
-from zoo.config import SEED_MAX
-
-# Every command's --seed: what torch, numpy and scikit-learn all accept.
-SEED = click.IntRange(0, SEED_MAX)
-
-
-def _refuse_empty(kind: click.ParamType, value, param, ctx) -> None:
-    """An empty value would silently mean the default (--preset "", --device "") or the working directory
-    (pathlib reads "" as "."): refuse it."""
-    if isinstance(value, str) and not value.strip():
-        kind.fail("an empty value names nothing", param, ctx)
-
-
-class Text(click.ParamType):
-    """A name or a value in words that is not empty (a model, a run, a preset, a device, a noise, ...)."""
-
-    name = "text"
-
-    def convert(self, value, param, ctx):
-        _refuse_empty(self, value, param, ctx)
-        return value
-
-
-class ZooPath(click.Path):
-    """click.Path that refuses an empty name and, for what zoo writes, anything already there that is
-    neither a regular file nor a folder: zoo writes by renaming a finished file into place, which would
-    replace a device such as /dev/null, a FIFO or a socket."""
-
-    def __init__(self, *, output: bool = False, **kwargs):
-        super().__init__(**kwargs)
-        self.output = output
-
-    def convert(self, value, param, ctx):
-        _refuse_empty(self, value, param, ctx)
-        path = super().convert(value, param, ctx)
-        if self.output and os.path.lexists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
-            self.fail(f"{path} exists and is not a regular file; zoo writes only files and folders", param, ctx)
-        return path
-
-
-# The types of every command's names and paths (the other command modules use them too).
-TEXT = Text()
-IN_FILE = ZooPath(dir_okay=False)
-IN_FOLDER = ZooPath(file_okay=False)
-IN_PATH = ZooPath()
-OUT_FILE = ZooPath(dir_okay=False, output=True)
-OUT_FOLDER = ZooPath(file_okay=False, output=True)
-
-# Errors only a write can cause: the message says "cannot write" even when the OS names no file.
-_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
-
-
-def _fail(ctx: click.Context, error) -> None:
-    """Print a ZooError as one "Error:" line (and its hint) on stderr and exit with its code."""
-    click.secho(f"Error: {error.message}", err=True, fg="red")
-    if error.hint:
-        click.echo(error.hint, err=True)
-    ctx.exit(error.exit_code)
-
-
-def _discard_stdout() -> None:
-    """Point stdout at /dev/null, so the interpreter's last flush at exit does not fail on the closed pipe."""
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # not a real file (a test's captured output)
-        pass
-
-
-class ZooGroup(click.Group):
-    """Turns zoo's errors, and the operating system's (a full disk, a file-size limit, a read-only
-    folder), into one clean message and an exit code instead of a traceback."""
-
-    def invoke(self, ctx):
-        from zoo.errors import ZooError, storage_error
-
-        try:
-            return super().invoke(ctx)
-        except ZooError as e:
-            _fail(ctx, e)
-        except BrokenPipeError:  # the reader went away (`zoo list | head -1`): nothing left to say
-            _discard_stdout()
-            ctx.exit(141)  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
-        except OSError as e:  # whatever a command did not word itself: the path, why, and what to do
-            _fail(ctx, storage_error(e, "cannot write" if e.errno in _WRITE_ERRNOS else ""))
-        except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
-
-
-def _config_overrides(command: str, assignments, functions, options: dict) -> dict:
-    """The config keys a command passes on to the API: its --set KEY=VALUE pairs, then the options given
-    (which win). A key that is an argument of those API functions themselves (out, resume, progress, ...)
-    is no config key, and passed on it would reach them twice: it is refused."""
-    import inspect
-
-    from zoo.config import parse_assignments
-    from zoo.errors import ConfigError
-
-    overrides = parse_assignments(assignments)
-    arguments = {name for f in functions for name, p in inspect.signature(f).parameters.items()
-                 if p.kind is not p.VAR_KEYWORD} - set(options)
-    taken = sorted(set(overrides) & arguments)
-    if taken:
-        raise ConfigError(f"--set {taken[0]}=...: --set cannot change '{taken[0]}'",
-                          f"`zoo {command} --help` lists its options; `zoo info MODEL` lists the config keys.")
-    overrides.update({k: v for k, v in options.items() if v is not None})
-    return overrides
-
-
-@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(package_name="zoo", prog_name="zoo")
-def cli():
-    """zoo: a plugin-based model zoo for unsupervised deep learning on images.
-
-    \b
-    zoo list                                  installed architectures
-    zoo info convae                           hyperparameters and presets
-    zoo train convae --dataset mnist --epochs 30 --set latent_dim=6 --out runs/ae6
-    zoo train --resume runs/ae6               continue after Ctrl-C or a crash
-    zoo eval runs/ae6                         test MSE, BCE, PSNR
-    zoo reconstruct runs/ae6 --n 16 --out recon.png
-    """
-
-
-def _echo_json(obj) -> None:
-    click.echo(json.dumps(obj, indent=2, default=str))
-
+from zoo.cli.app import (IN_FILE, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli, config_overrides,
+                         echo_json)
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -146,17 +18,17 @@ def list_cmd(as_json, pretrained):
     """Every installed architecture plugin (then the noise models and latent samplers plugins provide):
     name, package, description."""
     if pretrained:
-        from zoo.cli.hub import list_pretrained
 
-        return list_pretrained(as_json)
+        return hub.list_pretrained(as_json)
     import zoo
 
     listing = zoo.list_plugins()
     if as_json:
-        _echo_json(listing)
+        echo_json(listing)
         return
     sections = [("", listing["models"]), ("noise models (--set noise=NAME:VALUES)", listing["noise_models"]),
-                ("latent samplers (zoo generate --sampler NAME)", listing["samplers"])]
+                ("latent samplers (zoo generate --sampler NAME)", listing["samplers"]),
+                ("training callbacks (--set train_callbacks=NAME:VALUES; zoo's own: by their keys)", listing["callbacks"])]
     shown = lambda r: ":".join([r["name"], *r.get("params", [])])  # noqa: E731  (gaussian:sigma)
     every = [r for _, section in sections for r in section]
     width = max([len(shown(r)) for r in every] + [4])
@@ -183,16 +55,14 @@ def info(model, as_json):
     from zoo.api import model_info
 
     if model not in registry.list_models():
-        from zoo.cli.hub import show_pretrained, show_run
-
         if model in registry.weights():
-            return show_pretrained(model, as_json)
+            return hub.show_pretrained(model, as_json)
         if _names_a_run(model):
-            return show_run(model, as_json)
+            return hub.show_run(model, as_json)
 
     data = model_info(model)
     if as_json:
-        _echo_json(data)
+        echo_json(data)
         return
     click.echo(f"{data['name']}: {data['description']}")
     click.echo(f"package: {data['package']} {data['version']}    can: {', '.join(data['capabilities'])}")
@@ -246,7 +116,7 @@ def train(model, dataset, preset, config_file, assignments, out, resume, overwri
     """Train MODEL; or continue a run with --resume RUN."""
     from zoo.api import train as api_train
 
-    overrides = _config_overrides("train", assignments, [api_train], {
+    overrides = config_overrides("train", assignments, [api_train], {
         "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
         "device": device, "seed": seed, "data_dir": data_dir, "bf16": bf16})
     result = api_train(model, preset=preset, config=config_file, out=out, resume=resume, progress=progress,
@@ -307,7 +177,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
     if noise_sweep:
         result = api_sweep(run, baseline=baseline, noise=noise, split=split, data_dir=data_dir, device=device)
         if as_json:
-            _echo_json(result)
+            echo_json(result)
             return
         trained = result["trained_noise"]
         how = (f"trained with {trained}" if trained == result["noise"] else
@@ -326,7 +196,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         result = sample_quality(run, features=features, n=fid_n, sampler=sampler, data_dir=data_dir, device=device,
                                 progress=progress)
         if as_json:
-            _echo_json(result)
+            echo_json(result)
             return
         click.echo(f"{result['note']}; feature network {result['feature_network']}, {result['images']} images")
         for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
@@ -340,7 +210,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
     result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options, limit=limit,
                       progress=progress)
     if as_json:
-        _echo_json(result)
+        echo_json(result)
     else:
         _print_metrics(result)
         if "report" in result and "per_class_accuracy" in result["report"]:
@@ -436,7 +306,7 @@ def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, epochs,
         sizes = coerce(hidden, list[int], "hidden")
     except ValueError:
         raise ConfigError(f"--hidden {hidden!r}: give layer sizes like 60 or 128,64") from None
-    overrides = _config_overrides("finetune", assignments, [api_finetune, api_train],  # finetune passes them on
+    overrides = config_overrides("finetune", assignments, [api_finetune, api_train],  # finetune passes them on
                                   {"dataset": dataset, "epochs": epochs, "device": device})
     result = api_finetune(run, hidden=sizes, freeze=freeze, unfreeze_last=unfreeze_last, features=features,
                           out=out, progress=progress, **overrides)
@@ -458,20 +328,9 @@ def _print_classification(result: dict) -> None:
             click.echo(f"confusion matrix: {Path(result['written'][0]).parent / rep['confusion_png']}")
 
 
-def _load_command_modules() -> None:
-    """Every other module of this package adds its commands to `cli` (search, hub, analysis, ...).
-    They import torch only inside their commands, so `zoo --help` stays fast."""
-    import importlib
-    import pkgutil
-
-    from zoo import cli as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        if info.name != "main" and not info.name.startswith("_"):
-            importlib.import_module(f"zoo.cli.{info.name}")
-
-
-_load_command_modules()
+# The other command modules add their commands to `cli` when imported (they import torch only inside
+# their commands, so `zoo --help` stays fast).
+from zoo.cli import analysis, hub, search  # noqa: E402,F401
 
 
 def main() -> None:

@@ -7,7 +7,7 @@ import json
 
 import click
 
-from zoo.cli.main import SEED, cli
+from zoo.cli.app import SEED, cli
 
 
 def _fmt(v) -> str:

@@ -1,0 +1,140 @@
+"""The `zoo` command group and what every command module shares: the types of its names and paths,
+the group that turns zoo's and the operating system's errors into one clean message, and the reading
+of --set assignments. The command modules (main, analysis, hub, search) import this; nothing here
+imports them."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import sys
+
+import click
+
+from zoo.config import SEED_MAX
+
+# Every command's --seed: what torch, numpy and scikit-learn all accept.
+SEED = click.IntRange(0, SEED_MAX)
+
+
+def _refuse_empty(kind: click.ParamType, value, param, ctx) -> None:
+    """An empty value would silently mean the default (--preset "", --device "") or the working directory
+    (pathlib reads "" as "."): refuse it."""
+    if isinstance(value, str) and not value.strip():
+        kind.fail("an empty value names nothing", param, ctx)
+
+
+class Text(click.ParamType):
+    """A name or a value in words that is not empty (a model, a run, a preset, a device, a noise, ...)."""
+
+    name = "text"
+
+    def convert(self, value, param, ctx):
+        _refuse_empty(self, value, param, ctx)
+        return value
+
+
+class ZooPath(click.Path):
+    """click.Path that refuses an empty name and, for what zoo writes, anything already there that is
+    neither a regular file nor a folder: zoo writes by renaming a finished file into place, which would
+    replace a device such as /dev/null, a FIFO or a socket."""
+
+    def __init__(self, *, output: bool = False, **kwargs):
+        super().__init__(**kwargs)
+        self.output = output
+
+    def convert(self, value, param, ctx):
+        _refuse_empty(self, value, param, ctx)
+        path = super().convert(value, param, ctx)
+        if self.output and os.path.lexists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
+            self.fail(f"{path} exists and is not a regular file; zoo writes only files and folders", param, ctx)
+        return path
+
+
+# The types of every command's names and paths (the other command modules use them too).
+TEXT = Text()
+IN_FILE = ZooPath(dir_okay=False)
+IN_FOLDER = ZooPath(file_okay=False)
+IN_PATH = ZooPath()
+OUT_FILE = ZooPath(dir_okay=False, output=True)
+OUT_FOLDER = ZooPath(file_okay=False, output=True)
+
+# Errors only a write can cause: the message says "cannot write" even when the OS names no file.
+_WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
+
+
+def _fail(ctx: click.Context, error) -> None:
+    """Print a ZooError as one "Error:" line (and its hint) on stderr and exit with its code."""
+    click.secho(f"Error: {error.message}", err=True, fg="red")
+    if error.hint:
+        click.echo(error.hint, err=True)
+    ctx.exit(error.exit_code)
+
+
+def _discard_stdout() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush at exit does not fail on the closed pipe."""
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's captured output)
+        pass
+
+
+class ZooGroup(click.Group):
+    """Turns zoo's errors, and the operating system's (a full disk, a file-size limit, a read-only
+    folder), into one clean message and an exit code instead of a traceback."""
+
+    def invoke(self, ctx):
+        from zoo.errors import ZooError, storage_error
+
+        try:
+            return super().invoke(ctx)
+        except ZooError as e:
+            _fail(ctx, e)
+        except BrokenPipeError:  # the reader went away (`zoo list | head -1`): nothing left to say
+            _discard_stdout()
+            ctx.exit(141)  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
+        except OSError as e:  # whatever a command did not word itself: the path, why, and what to do
+            _fail(ctx, storage_error(e, "cannot write" if e.errno in _WRITE_ERRNOS else ""))
+        except KeyboardInterrupt:
+            click.echo("Interrupted.", err=True)
+            ctx.exit(130)
+
+
+def config_overrides(command: str, assignments, functions, options: dict) -> dict:
+    """The config keys a command passes on to the API: its --set KEY=VALUE pairs, then the options given
+    (which win). A key that is an argument of those API functions themselves (out, resume, progress, ...)
+    is no config key, and passed on it would reach them twice: it is refused."""
+    import inspect
+
+    from zoo.config import parse_assignments
+    from zoo.errors import ConfigError
+
+    overrides = parse_assignments(assignments)
+    arguments = {name for f in functions for name, p in inspect.signature(f).parameters.items()
+                 if p.kind is not p.VAR_KEYWORD} - set(options)
+    taken = sorted(set(overrides) & arguments)
+    if taken:
+        raise ConfigError(f"--set {taken[0]}=...: --set cannot change '{taken[0]}'",
+                          f"`zoo {command} --help` lists its options; `zoo info MODEL` lists the config keys.")
+    overrides.update({k: v for k, v in options.items() if v is not None})
+    return overrides
+
+
+@click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="zoo", prog_name="zoo")
+def cli():
+    """zoo: a plugin-based model zoo for unsupervised deep learning on images.
+
+    \b
+    zoo list                                  installed architectures
+    zoo info convae                           hyperparameters and presets
+    zoo train convae --dataset mnist --epochs 30 --set latent_dim=6 --out runs/ae6
+    zoo train --resume runs/ae6               continue after Ctrl-C or a crash
+    zoo eval runs/ae6                         test MSE, BCE, PSNR
+    zoo reconstruct runs/ae6 --n 16 --out recon.png
+    """
+
+
+def echo_json(obj) -> None:
+    click.echo(json.dumps(obj, indent=2, default=str))
