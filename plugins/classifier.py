@@ -17,7 +17,7 @@ from torch import nn
 from zoo import ZooModel, hookimpl, param
 from zoo.checkpoint import METRICS, read_metrics
 from zoo.errors import ConfigError
-from zoo.plugins.conv import ConvNetConfig, _act, build_encoder
+from zoo.plugins.conv import ConvNetConfig, activation, build_encoder
 
 
 @dataclass
@@ -61,7 +61,7 @@ class Classifier(ZooModel):
         for a, b in zip([n_in, *config.head], [*config.head, num_classes]):
             if config.head_dropout > 0:
                 layers.append(nn.Dropout(config.head_dropout))
-            layers += [nn.Linear(a, b), _act(config)]
+            layers += [nn.Linear(a, b), activation(config)]
         self.head = nn.Sequential(*layers[:-1])  # no activation after the logits
         self._check_unfreeze()
         self._apply_freeze()
@@ -161,9 +161,9 @@ class Classifier(ZooModel):
 
 
 def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float) -> None:
-    from zoo.plots import _pyplot, _save
+    from zoo.plots import pyplot, save_png
 
-    plt = _pyplot()
+    plt = pyplot()
     k = len(classes)
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
     rates = confusion.float() / confusion.sum(1, keepdim=True).clamp_min(1)
@@ -182,7 +182,7 @@ def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float
     ax.set_title(f"confusion matrix (test accuracy {accuracy:.2%})")
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
 
 

@@ -137,7 +137,7 @@ def _transposed_size(size: int, k: int, s: int, p: int) -> int:
     return (size - 1) * s - 2 * p + k
 
 
-def _act(cfg) -> nn.Module:
+def activation(cfg) -> nn.Module:
     return ACTIVATIONS[cfg.activation]()
 
 
@@ -166,7 +166,7 @@ def build_encoder(cfg: ConvNetConfig, shape: tuple[int, int, int], out_features:
         pad_end.append(end)
         if cfg.batch_norm:
             layers.append(nn.BatchNorm2d(out_c))
-        layers.append(_act(cfg))
+        layers.append(activation(cfg))
         sizes.append((nh, nw))
         in_c = out_c
     layers.append(nn.Flatten())
@@ -184,7 +184,7 @@ def _linear_stack(widths: list[int], cfg, dropout: float, final_activation: bool
             layers.append(Dropout(dropout))
         layers.append(nn.Linear(a, b))
         if i < len(widths) - 2 or final_activation:
-            layers.append(_act(cfg))
+            layers.append(activation(cfg))
     return layers
 
 
@@ -224,7 +224,7 @@ def build_decoder(cfg: ConvNetConfig, geometry: dict, in_features: int) -> nn.Se
         if i < n - 1:
             if cfg.batch_norm:
                 layers.append(nn.BatchNorm2d(outs[i]))
-            layers.append(_act(cfg))
+            layers.append(activation(cfg))
         cur, in_c = target, outs[i]
     return nn.Sequential(*layers)
 

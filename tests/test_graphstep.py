@@ -118,11 +118,12 @@ def test_recorded_vectorised_trials_train_like_eager_ones_on_a_gpu():
     import dataclasses
 
     from zoo import multitrial
-    from zoo.api import _load_data, resolve_config
+    from zoo.api import resolve_config
+    from zoo.runs import training_data
 
     cls, model_cfg, base = resolve_config("convae", overrides={**TINY, "device": "cuda", "dataset": "digits",
                                                                 "epochs": 3, "batch_size": 64})
-    data = _load_data(base, "cuda")
+    data = training_data(base, "cuda")
     trials = [dataclasses.replace(base, lr=lr, seed=s) for lr, s in [(1e-3, 0), (3e-3, 1), (2e-3, 2)]]
     eager = multitrial.train_together(cls, model_cfg, trials, data)
     graph = multitrial.train_together(cls, model_cfg, [dataclasses.replace(t, cuda_graph=True) for t in trials],

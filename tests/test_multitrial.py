@@ -9,14 +9,15 @@ import pytest
 from conftest import TINY, assert_ok, invoke
 
 from zoo import cv, multitrial
-from zoo.api import _load_data, resolve_config
+from zoo.api import resolve_config
 from zoo.errors import ConfigError
+from zoo.runs import training_data
 
 
 @pytest.fixture(scope="module")
 def setup():
     cls, model_cfg, train_cfg = resolve_config("convae", overrides={**TINY, "dataset": "digits", "epochs": 2})
-    return cls, model_cfg, train_cfg, _load_data(train_cfg, "cpu")
+    return cls, model_cfg, train_cfg, training_data(train_cfg, "cpu")
 
 
 def _curves(r):
@@ -104,7 +105,7 @@ def test_search_vectorises_same_shape_trials(tmp_path, setup):
 def _vectorised_against_alone(arch, key, values):
     cls, model_cfg, train_cfg = resolve_config(arch, overrides={
         "device": "cpu", "dataset": "digits", "hidden": [32, 16], "epochs": 4, "lr": 3e-3, "batch_size": 32})
-    data = _load_data(train_cfg, "cpu")
+    data = training_data(train_cfg, "cpu")
     cfgs = [dataclasses.replace(model_cfg, **{key: v}) for v in values]
     together = multitrial.train_together(cls, cfgs, [train_cfg] * len(cfgs), data)
     alone = [cv.fit(cls, m, train_cfg, data) for m in cfgs]

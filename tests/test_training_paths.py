@@ -10,7 +10,8 @@ import pytest
 from conftest import TINY
 
 from zoo import cv, multitrial
-from zoo.api import _load_data, resolve_config
+from zoo.api import resolve_config
+from zoo.runs import training_data
 
 TIMING = {"seconds", "images_per_s"}  # measured, not computed: they differ from run to run
 
@@ -18,7 +19,7 @@ TIMING = {"seconds", "images_per_s"}  # measured, not computed: they differ from
 @pytest.fixture(scope="module")
 def setup():
     cls, model_cfg, train_cfg = resolve_config("convae", overrides={**TINY, "dataset": "digits", "epochs": 4})
-    return cls, model_cfg, train_cfg, _load_data(train_cfg, "cpu")
+    return cls, model_cfg, train_cfg, training_data(train_cfg, "cpu")
 
 
 def _rows(result) -> list[dict]:

@@ -24,9 +24,18 @@ import numpy as np
 import torch
 
 from zoo.checkpoint import atomic_write
+from zoo.plots import pyplot, save_png
 from zoo.errors import ConfigError
 from zoo.runfiles import picture_output
-from zoo.samplers import CLASS_SPLIT, class_stats, encode_images, latent_dim, resolve_class, run_split
+from zoo.runs import load, require
+from zoo.samplers import (
+    CLASS_SPLIT,
+    class_stats,
+    encode_images,
+    latent_dim,
+    resolve_class,
+    run_split,
+)
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}
 TSNE_MAX_ITER = 1000  # scikit-learn's default
@@ -55,13 +64,11 @@ class Codes:
 
 
 def _load(source, device):
-    from zoo.api import load
 
     return load(source, device=device)
 
 
 def _require(net, *capabilities: str) -> None:
-    from zoo.api import _require as require
 
     for c in capabilities:
         require(net, c)
@@ -219,7 +226,7 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
 
 
 def _class_colours(k: int):
-    plt = _plt()
+    plt = pyplot()
     if k <= 10:
         return [plt.get_cmap("tab10")(i) for i in range(k)]
     if k <= 20:
@@ -227,18 +234,10 @@ def _class_colours(k: int):
     return [plt.get_cmap("turbo")(i / max(k - 1, 1)) for i in range(k)]
 
 
-def _plt():
-    from zoo.plots import _pyplot
-
-    return _pyplot()
-
-
 def _scatter(coords: np.ndarray, labels: np.ndarray, classes, path: Path, title: str, xlabel: str,
              ylabel: str) -> list[str]:
     """Scatter coloured by class with a legend of class names (and names at the class medians)."""
-    from zoo.plots import _save
-
-    plt = _plt()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(8.5, 6.5))
     n = len(labels)
     size = 14 if n <= 500 else 7 if n <= 3000 else 4
@@ -270,7 +269,7 @@ def _scatter(coords: np.ndarray, labels: np.ndarray, classes, path: Path, title:
                             markerscale=1.0, fontsize=9)
             names = [t.get_text() for t in leg.get_texts()]
     fig.tight_layout()
-    _save(fig, path)
+    save_png(fig, path)
     plt.close(fig)
     return names
 
@@ -505,9 +504,7 @@ def _ticks(values: torch.Tensor, max_ticks: int = 9) -> tuple[list[int], list[st
 
 def _grid_picture(images: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | None, labels, title: str,
                   path: Path) -> Path:
-    from zoo.plots import _save
-
-    plt = _plt()
+    plt = pyplot()
     rows, cols, c, h, w = images.shape
     mosaic = images.permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)   # [rows*H, cols*W, C]
     arr = mosaic[..., 0].numpy() if c == 1 else mosaic[..., :3].numpy()
@@ -526,7 +523,7 @@ def _grid_picture(images: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | Non
         ax.set_yticks([])
     ax.set_title(title)
     fig.tight_layout()
-    out = _save(fig, path)
+    out = save_png(fig, path)
     plt.close(fig)
     return out
 
@@ -607,9 +604,7 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
 
 def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: torch.Tensor, title: str,
                            path: Path) -> Path:
-    from zoo.plots import _save
-
-    plt = _plt()
+    plt = pyplot()
     panels: list[tuple[str, torch.Tensor, str]] = []
     if a.image is not None:
         panels.append(("input", a.image, f"input\n#{a.index}"))
@@ -631,6 +626,6 @@ def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: to
                 spine.set_edgecolor("tab:red")
                 spine.set_linewidth(2)
     fig.suptitle(title, fontsize=10)
-    out = _save(fig, path)
+    out = save_png(fig, path)
     plt.close(fig)
     return out

@@ -17,15 +17,21 @@ import zoo
 from zoo import checkpoint as ckpt
 from zoo import config as cfgmod
 from zoo import registry, runfiles
-from zoo.config import TrainConfig, check_seed
-from zoo.data import canonical_dataset_name, load_dataset
+from zoo.config import TrainConfig, check_seed, model_named_by, resolve_config, split_config
+from zoo.data import canonical_dataset_name
 from zoo.device import pick_device
 from zoo.console import to_stderr
 from zoo.engine import Trainer, TrainResult, batches
-from zoo.errors import ConfigError, RunError, UnknownModelError, storage_error
+from zoo.errors import ConfigError, RunError, storage_error
 from zoo.model import ZooModel, build_seeded
 from zoo.runlock import lock_run
+from zoo.runs import installed_entry, load, read_run, require, resolve, run_data, training_data
 
+__all__ = ["create", "denoise", "evaluate", "feature_network_name", "finetune", "generate", "list_models",
+           "list_plugins", "load", "load_images", "model_info", "noise_sweep", "read_run", "reconstruct",
+           "resolve", "resolve_config", "sample_quality", "split_config", "train"]
+
+EVAL_SEED = 0  # the random draws of an evaluation (see evaluate)
 RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every"}
 
 
@@ -35,8 +41,9 @@ def list_models() -> list[str]:
 
 
 def list_plugins() -> dict[str, list[dict[str, Any]]]:
-    """Every installed plugin class by kind: "models", "noise_models" (with their "params") and "samplers",
-    each a row of name, package ("NAME VERSION") and description; "failed": the plugins that did not load."""
+    """Every installed plugin class by kind: "models", "noise_models" (with their "params"), "samplers" and
+    "callbacks" (with their "params", or the training "keys" that turn them on), each a row of name,
+    package ("NAME VERSION") and description; "failed": the plugins that did not load."""
     reg = registry.load_registry()
 
     def rows(entries, **extra):
@@ -46,6 +53,7 @@ def list_plugins() -> dict[str, list[dict[str, Any]]]:
     return {"models": rows(reg.models),
             "noise_models": rows(reg.noise_models, params=lambda e: list(getattr(e.cls, "params", ()))),
             "samplers": rows(reg.samplers),
+            "callbacks": rows(reg.callbacks, params=lambda e: list(e.cls.params), keys=lambda e: list(e.cls.keys)),
             "failed": [dict(f.__dict__) for f in reg.failures]}
 
 
@@ -71,65 +79,6 @@ def model_info(name: str) -> dict[str, Any]:
         "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),
         "presets": registry.presets(entry.name),
     }
-
-
-def resolve_config(name: str, *, preset: str | None = None, config: str | Path | dict | None = None,
-                   overrides: dict[str, Any] | None = None) -> tuple[type, Any, TrainConfig]:
-    """Layer defaults < plugin training defaults < preset < config file < overrides; type-check it all."""
-    cls = registry.get_model_class(name)
-    values: dict[str, Any] = dict(getattr(cls, "train_defaults", {}))
-    if preset:
-        chosen = registry.get_preset(preset)
-        preset_values = chosen.get("config", {})
-        if chosen.get("model") != name:  # another model's preset fits if its keys do (a DAE takes a ConvAE's)
-            known = {f.name for f in cfgmod.fields_of(cls.Config)} | {f.name for f in cfgmod.fields_of(TrainConfig)}
-            if not set(preset_values) <= known:
-                registry.get_preset(preset, name)  # raises: the preset is for another model
-        values.update(preset_values)
-    if config is not None:
-        file_values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
-        named = file_values.pop("model", None)
-        if named and named != name:
-            raise ConfigError(f"the config file is for model '{named}', not '{name}'")
-        values.update(file_values)
-    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    return (cls, *split_config(cls, values))
-
-
-def _model_named_by(preset: str | None, config: str | Path | dict | None) -> str | None:
-    """The model a config file names (`model = "vae"`, as `zoo search` writes best.toml), or else the
-    one a preset is for: `zoo train --config best.toml` needs no model name."""
-    if config is not None:
-        values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
-        if "model" in values:
-            if not isinstance(values["model"], str) or not values["model"]:
-                raise ConfigError(f"model = {values['model']!r} in {config}: a model is named by a string",
-                                  'Write e.g. model = "convae"; `zoo list` shows the installed models.')
-            return values["model"]
-    if preset:
-        return registry.get_preset(preset).get("model")
-    return None
-
-
-def split_config(cls: type, values: dict[str, Any]) -> tuple[Any, TrainConfig]:
-    model_keys = {f.name for f in cfgmod.fields_of(cls.Config)}
-    train_keys = {f.name for f in cfgmod.fields_of(TrainConfig)}
-    for key in values:
-        if key not in model_keys and key not in train_keys:
-            raise cfgmod.unknown_key(key, model_keys | train_keys, cls.name)
-    model_cfg = cfgmod.build(cls.Config, {k: v for k, v in values.items() if k in model_keys}, where=cls.name)
-    train_cfg = cfgmod.build(TrainConfig, {k: v for k, v in values.items() if k in train_keys}, where="training")
-    return model_cfg, train_cfg
-
-
-def _load_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = None):
-    """The training settings' data set; for an existing `run`, brought to the shape and classes it was
-    trained on (a folder whose images changed size is converted, one whose classes changed refused)."""
-    shape = runfiles.run_shape(run) if run else None
-    classes = tuple(run["data"]["classes"]) if run and "classes" in run["data"] else None
-    return load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
-                        image_size=train_cfg.image_size, binarize=train_cfg.binarize, device=device, shape=shape,
-                        classes=classes)
 
 
 def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, **config) -> ZooModel:
@@ -184,7 +133,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
                               "Leave out one of them.")
         return _resume(Path(resume), model, log, progress, callbacks, overrides, preset=preset, config=config,
                        out=out)
-    model = model or _model_named_by(preset, config)
+    model = model or model_named_by(preset, config)
     if model is None:
         raise ConfigError("which model? e.g. `zoo train convae` (or zoo.train('convae', ...))",
                           'Or name it in the config file (model = "convae") or pick a preset; '
@@ -193,7 +142,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
     train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)
     device = pick_device(train_cfg.device)
-    data = _load_data(train_cfg, device)
+    data = training_data(train_cfg, device)
     for note in (*data.notes, data.caveat()):  # what reading a folder changed, and splits that reuse images
         if note:
             log(f"note: {note}")
@@ -205,13 +154,13 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     run_dir = Path(out) if out else _default_out(model, train_cfg.dataset)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder")
-    from zoo import regularize
+    from zoo import callbacks as zoo_callbacks
 
-    regs = regularize.callbacks_for(train_cfg)  # pruning, iterative autoencoding (as configured)
+    regs = zoo_callbacks.callbacks_for(train_cfg)  # pruning, iterative autoencoding, plugins' (as configured)
     # The model is built before the folder is touched: a configuration that cannot be built leaves an
     # old run in place (with --overwrite too).
     net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, device)
-    regularize.check(regs, net)
+    zoo_callbacks.check(regs, net)
     if init is not None:
         init(net)
     with _new_run_folder(run_dir, overwrite=overwrite, log=log) as started:
@@ -323,7 +272,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     run = read_run(run_dir)
     if model is not None and model != run["model"]:
         raise ConfigError(f"{run_dir} is a '{run['model']}' run, not '{model}'")
-    entry = _installed_entry(run, run_dir)
+    entry = installed_entry(run, run_dir)
     given = {k: v for k, v in overrides.items() if v is not None}
     if config is not None:  # a config file's keys count as if given one by one: unknown or fixed keys refused
         file_values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
@@ -352,12 +301,12 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
                            f"Its files are incomplete; train it anew into another folder (or remove {run_dir}).")
         ckpt.remove_stale_temporaries(run_dir)
         device = pick_device(train_cfg.device)
-        data = _load_data(train_cfg, device, run)
+        data = training_data(train_cfg, device, run)
         net = entry.cls(model_cfg, runfiles.run_shape(run), runfiles.run_classes(run)).to(device)
-        from zoo import regularize
+        from zoo.callbacks import callbacks_for
 
         trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
-                          callbacks=[*regularize.callbacks_for(train_cfg), *callbacks])
+                          callbacks=[*callbacks_for(train_cfg), *callbacks])
         trainer.resume()
         done = trainer.state["epoch"]
         if train_cfg.epochs < done:
@@ -389,136 +338,6 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
 
 # ------------------------------------------------------------------------------------- load
 
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """The run's config.json, checked to be a zoo run: every field zoo reads present and of its type."""
-    run_dir = Path(run_dir)
-    if not run_dir.exists():
-        raise RunError(f"{run_dir} does not exist")
-    if not run_dir.is_dir():
-        raise RunError(f"{run_dir} is a file, not a run folder", "Pass the folder written by `zoo train`.")
-    if not (run_dir / ckpt.CONFIG).is_file():
-        raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG})",
-                       "Pass a folder written by `zoo train`.")
-    return runfiles.check_run_config(ckpt.read_json(run_dir / ckpt.CONFIG), str(run_dir / ckpt.CONFIG))
-
-
-def resolve(source: str | Path) -> Path:
-    """A run folder; a name catalogued in registry.toml (its bundled folder, or its copy pulled from the hub
-    its entry names; checked by sha256); or a hub location, hf://ORG/NAME[@REVISION] or file:///PATH,
-    fetched into the cache and verified (see zoo.hub)."""
-    from zoo import hub
-
-    if hub.is_hub_source(source):
-        return hub.resolve(source)
-    path = Path(source)
-    if path.exists() or not isinstance(source, str) or "/" in source:
-        return path
-    if source not in registry.weights() and _catalogued_name(source) != source:
-        to_stderr(f"note: using the catalogued weights '{_catalogued_name(source)}' for model '{source}' "
-                  f"(`zoo list --pretrained` lists the others)")
-        source = _catalogued_name(source)
-    if source not in registry.weights():
-        close = [n for n in registry.weights() if source in n or n in source]
-        raise RunError(f"{source} is neither a run folder nor a catalogued name",
-                       (f"Did you mean: {', '.join(close)}? " if close else "") + "`zoo list --pretrained` lists the names.")
-    return hub.resolve(source)  # bundled or pulled, checked against its catalogued sha256
-
-
-def _catalogued_name(source: str) -> str:
-    """The catalogued weights a name means: itself, or for a model's name (`zoo generate gan`) the
-    weights marked as its default."""
-    if source in registry.weights():
-        return source
-    return registry.default_weights_name(source) or source
-
-
-def _installed_entry(run: dict[str, Any], run_dir: Path):
-    try:
-        return registry.get_entry(run["model"])
-    except UnknownModelError:
-        plugin = run.get("plugin", {})
-        package = plugin.get("package") if isinstance(plugin.get("package"), str) else "?"
-        raise RunError(f"{run_dir} was made by model '{run['model']}', which is not installed",
-                       f"Install the package that provides it (pip install {package}); `zoo list` shows what is.") \
-            from None
-
-
-def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:
-    """Rebuild a trained model from a run folder (config.json + model.safetensors), or a catalogued
-    name, in eval mode.
-
-    Nothing is allocated before the shapes the config implies match the weights file's header, and the
-    weights are checked against the checksum recorded when they were written, then for NaN."""
-    if isinstance(source, ZooModel):
-        return source
-    run_dir = resolve(source)
-    run = read_run(run_dir)
-    entry = _installed_entry(run, run_dir)
-    model_cfg = cfgmod.build(entry.cls.Config, dict(run["config"]), where=f"{run_dir / ckpt.CONFIG}")
-    shape, classes = runfiles.run_shape(run), runfiles.run_classes(run)
-    weights_path = run_dir / ckpt.WEIGHTS
-    declared, _ = runfiles.read_header(weights_path)
-    skeleton = runfiles.skeleton(entry.cls, model_cfg, shape, classes)
-    if skeleton is not None:
-        runfiles.check_weights_fit(runfiles.state_spec(skeleton), declared, weights_path)
-    net = entry.cls(model_cfg, shape, classes)
-    weights, _ = ckpt.load_tensors(weights_path)
-    ckpt.load_state(net, weights, weights_path)
-    net.to(pick_device(device or "auto")).eval()
-    net.run_dir = run_dir
-    net.run_config = run
-    net.output_dir = output_folder(source, run_dir)
-    return net
-
-
-OUTPUTS = "zoo-outputs"  # where the results of a model the user does not own are written
-
-
-def output_folder(source: str | Path, run_dir: Path) -> Path:
-    """Where a task writes its results for `source`. Beside a run the user owns. A catalogued or
-    downloaded model, or a run in a folder this process cannot write, is left alone: its results go to
-    ./zoo-outputs/NAME/ (NAME: the catalogued name, the hub repository's name, or the run folder's
-    name), so they never mix with, or overwrite, the user's own files in the working directory."""
-    from zoo import hub
-
-    owned = not hub.is_hub_source(source) and Path(source) == run_dir
-    if owned and _writable(run_dir):
-        return run_dir
-    if hub.is_hub_source(source):
-        where = hub.parse(str(source))
-        label = where.repo.rsplit("/", 1)[-1] + (f"@{where.revision}" if where.revision else "") \
-            if where.kind == "hf" else where.path.name
-    else:
-        label = run_dir.name if owned else _catalogued_name(str(source))
-    folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
-    why = f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours"
-    to_stderr(f"note: {why}; outputs go to {folder.relative_to(Path.cwd())}/")
-    return folder
-
-
-def _writable(folder: Path) -> bool:
-    """True if a file can be made in `folder` (tried for real: permission bits say nothing to root, and
-    a read-only mount is only found by writing)."""
-    import tempfile
-
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False
-
-
-def _run_data(net: ZooModel, split: str, data_dir: str | None):
-    """The data set a run was trained on, brought to the shape its model takes."""
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"unknown split '{split}'", "Use train, val or test.")
-    train = cfgmod.build(TrainConfig, net.run_config["train"], where=f"{net.run_dir / ckpt.CONFIG} [train]")
-    if data_dir:
-        train.data_dir = data_dir
-    data = _load_data(train, net.device, net.run_config)
-    return data, *data.split(split)
-
-
 def _check_metric_options(net: ZooModel, options: dict) -> None:
     """An option of `zoo eval` (e.g. --iwae-k) is refused for a model whose `metrics` does not take it,
     rather than silently measuring without it."""
@@ -547,13 +366,17 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
         raise CapabilityError(f"model '{net.name}' has no per-image test metrics",
                               f"Measure its samples instead: zoo eval {source} --fid")
     _check_metric_options(net, options or {})
-    data, x, y = _run_data(net, split, data_dir)
+    data, x, y = run_data(net, split, data_dir)
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
     from zoo import metrics
 
     sums: dict[str, float] = {}
-    with metrics.progress_bar(x.shape[0], f"eval {split}", progress) as bar:
+    # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
+    # every evaluation: a fixed seed, in a forked random state that leaves the caller's untouched.
+    devices = [net.device] if net.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), metrics.progress_bar(x.shape[0], f"eval {split}", progress) as bar:
+        torch.manual_seed(EVAL_SEED)
         for batch in metrics.growing_batches(x, y, bar):
             for k, v in net.metrics(batch, **(options or {})).items():
                 sums[k] = sums.get(k, 0.0) + float(v.double().sum())
@@ -600,7 +423,7 @@ def reconstruct(source: str | Path | ZooModel, *, n: int = 16, out: str | Path |
                               f"It can: {', '.join(net.capabilities()) or 'nothing listed'}.")
     if n < 1:
         raise ConfigError("--n must be at least 1")
-    _, x, _ = _run_data(net, split, data_dir)
+    _, x, _ = run_data(net, split, data_dir)
     xb = x[:n].float() / 255.0
     out = runfiles.picture_output(out, net.output_dir / "reconstructions.png")
     return plots.image_rows([("original", xb), ("reconstruction", net.reconstruct(xb))], out,
@@ -614,14 +437,6 @@ def _write_card(run_dir: Path) -> None:
 
 
 # ------------------------------------------------------------------------------------- denoising
-
-def _require(net: ZooModel, capability: str) -> None:
-    from zoo.errors import CapabilityError
-
-    if not net.can(capability):
-        raise CapabilityError(f"model '{net.name}' cannot {capability}",
-                              f"It can: {', '.join(net.capabilities()) or 'nothing listed'}.")
-
 
 def _model_noise(net: ZooModel, noise):
     from zoo.noise import parse_noise
@@ -687,14 +502,14 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     from zoo import plots
 
     net = load(source, device=device)
-    _require(net, "reconstruct")
+    require(net, "reconstruct")
     if n < 1:
         raise ConfigError("--n must be at least 1")
     gen = torch.Generator(device=net.device).manual_seed(seed)
     out = runfiles.picture_output(out, net.output_dir / "denoised.png")
     if input is None:
         chosen = _model_noise(net, noise)
-        _, xs, _ = _run_data(net, split, data_dir)
+        _, xs, _ = run_data(net, split, data_dir)
         clean = xs[:n].float() / 255.0
         noisy = chosen(clean, gen)
         rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", net.reconstruct(noisy))]
@@ -752,16 +567,16 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     from zoo.noise import noise_models
 
     net = load(source, device=device)
-    _require(net, "reconstruct")
+    require(net, "reconstruct")
     base_net = load(baseline, device=str(net.device)) if baseline is not None else None
     if base_net is not None:
-        _require(base_net, "reconstruct")
+        require(base_net, "reconstruct")
         if tuple(base_net.shape) != tuple(net.shape):
             raise ConfigError(f"the baseline's images are {base_net.shape}, the model's {net.shape}")
     trained = _model_noise(net, noise)
     levels = [(trained.scaled(f), f) for f in factors]
     levels += [(cls(), None) for name, cls in sorted(noise_models().items()) if name != trained.name]
-    _, x, y = _run_data(net, split, data_dir)
+    _, x, y = run_data(net, split, data_dir)
     rows = []
     for i, (level, factor) in enumerate(levels):
         gen = torch.Generator(device=net.device).manual_seed(seed + i)
@@ -810,7 +625,7 @@ def _sample_batches(net: ZooModel, n: int, gen: torch.Generator, *, sampler=None
     else:
         from zoo.samplers import latent_drawer
 
-        _require(net, "decode")
+        require(net, "decode")
         codes = latent_drawer(net, sampler=sampler, generator=gen, class_label=class_label, noise_scale=noise_scale)
         draw = lambda k: net.decode(codes(k))  # noqa: E731
     for start in range(0, n, batch):
@@ -922,7 +737,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
 
     net = load(source, device=device)
     if sampler is None:
-        _require(net, "sample")
+        require(net, "sample")
     train_cfg = net.run_config["train"]
     dataset = train_cfg["dataset"]
     if features is None and feature_network_name(dataset) not in registry.weights():
@@ -941,7 +756,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         raise ConfigError(f"'{features}' is not a feature network (a classifier run)")
     if tuple(feat.shape) != tuple(net.shape):
         raise ConfigError(f"the feature network '{features}' takes {feat.shape} images, the model makes {net.shape}")
-    data, test_x, _ = _run_data(net, "test", data_dir)
+    data, test_x, _ = run_data(net, "test", data_dir)
     if "test" in data.reused:
         raise ConfigError(f"no sample-quality figure for {data.name}: {data.caveat()}",
                           "FID and KID compare samples with held-out images; add images to the folder.")

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo import registry
 from zoo.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -79,6 +80,8 @@ class TrainConfig:
                                   "decoder's output fed back into the encoder); 1: plain", low=1, high=16)
     iterative_weights: list[float] = param([], "weight of each pass's loss (empty: 1 for every pass)", low=0.0,
                                            high=1e6)
+    train_callbacks: list[str] = param([], "training callbacks plugins provide, each as NAME:VALUES (`zoo list` "
+                                       "shows the installed ones and their values)")
 
 
 def fields_of(cls) -> list[dataclasses.Field]:
@@ -305,3 +308,54 @@ def check_seed(seed: Any, what: str = "--seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
         raise ConfigError(f"{what} must be a whole number from 0 to {SEED_MAX}, got {seed!r}")
     return seed
+
+
+# ------------------------------------------------------------------------------------- resolution
+
+def resolve_config(name: str, *, preset: str | None = None, config: str | Path | dict | None = None,
+                   overrides: dict[str, Any] | None = None) -> tuple[type, Any, TrainConfig]:
+    """Layer defaults < plugin training defaults < preset < config file < overrides; type-check it all."""
+    cls = registry.get_model_class(name)
+    values: dict[str, Any] = dict(getattr(cls, "train_defaults", {}))
+    if preset:
+        chosen = registry.get_preset(preset)
+        preset_values = chosen.get("config", {})
+        if chosen.get("model") != name:  # another model's preset fits if its keys do (a DAE takes a ConvAE's)
+            known = {f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}
+            if not set(preset_values) <= known:
+                registry.get_preset(preset, name)  # raises: the preset is for another model
+        values.update(preset_values)
+    if config is not None:
+        file_values = flatten_sections(dict(config)) if isinstance(config, dict) else read_toml(config)
+        named = file_values.pop("model", None)
+        if named and named != name:
+            raise ConfigError(f"the config file is for model '{named}', not '{name}'")
+        values.update(file_values)
+    values.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    return (cls, *split_config(cls, values))
+
+
+def model_named_by(preset: str | None, config: str | Path | dict | None) -> str | None:
+    """The model a config file names (`model = "vae"`, as `zoo search` writes best.toml), or else the
+    one a preset is for: `zoo train --config best.toml` needs no model name."""
+    if config is not None:
+        values = flatten_sections(dict(config)) if isinstance(config, dict) else read_toml(config)
+        if "model" in values:
+            if not isinstance(values["model"], str) or not values["model"]:
+                raise ConfigError(f"model = {values['model']!r} in {config}: a model is named by a string",
+                                  'Write e.g. model = "convae"; `zoo list` shows the installed models.')
+            return values["model"]
+    if preset:
+        return registry.get_preset(preset).get("model")
+    return None
+
+
+def split_config(cls: type, values: dict[str, Any]) -> tuple[Any, TrainConfig]:
+    model_keys = {f.name for f in fields_of(cls.Config)}
+    train_keys = {f.name for f in fields_of(TrainConfig)}
+    for key in values:
+        if key not in model_keys and key not in train_keys:
+            raise unknown_key(key, model_keys | train_keys, cls.name)
+    model_cfg = build(cls.Config, {k: v for k, v in values.items() if k in model_keys}, where=cls.name)
+    train_cfg = build(TrainConfig, {k: v for k, v in values.items() if k in train_keys}, where="training")
+    return model_cfg, train_cfg

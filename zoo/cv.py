@@ -17,12 +17,13 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from zoo.config import TrainConfig
+from zoo.config import TrainConfig, resolve_config
 from zoo.console import quiet
 from zoo.data import ImageData
 from zoo.engine import Callback, Trainer
 from zoo.errors import ConfigError
 from zoo.model import build_seeded
+from zoo.runs import training_data
 
 REDUCE = ("best", "mean", "last")
 
@@ -79,7 +80,7 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
         log: Callable[[str], None] = quiet, metric: str | None = None, reduce: str = "best",
         test: bool = False, keep_model: bool = False) -> FitResult:
     """Train one configuration on `data` without a run folder (regularisers as configured)."""
-    from zoo import regularize
+    from zoo.callbacks import callbacks_for, check
 
     if data.val_x.shape[0] == 0:
         raise ConfigError("there is no validation split to score the configuration on",
@@ -87,9 +88,9 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
     if "val" in data.reused:  # a score on the training images would rank configurations by memorising
         raise ConfigError(f"no validation score: {data.caveat()}",
                           "Cross-validate instead (each fold holds out images of its own), or add images.")
-    regs = regularize.callbacks_for(train_cfg)
+    regs = callbacks_for(train_cfg)
     net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, data.train_x.device)
-    regularize.check(regs, net)
+    check(regs, net)
     keep = KeepBest()
     trainer = Trainer(net, data, train_cfg, run_dir=None, callbacks=[*regs, *callbacks, keep], log=log,
                       progress=False)
@@ -167,7 +168,6 @@ def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, 
     """K-fold cross-validation of one configuration: per-fold validation (and test) losses, their mean
     and standard deviation; with `compare_holdout`, the plain validation split trained beside it.
     With `out`, writes cv.json and cv.png (validation curves per fold) there."""
-    from zoo.api import _load_data, resolve_config
     from zoo.device import pick_device
 
     overrides = dict(overrides or {})
@@ -177,7 +177,7 @@ def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, 
     if reduce not in REDUCE:
         raise ConfigError(f"unknown reduction '{reduce}'", f"Use one of {', '.join(REDUCE)}.")
     device = pick_device(train_cfg.device)
-    data = _load_data(train_cfg, device)
+    data = training_data(train_cfg, device)
     metric = metric or cls.monitor or "loss"
     parts = folds(data, folds_k, train_cfg.seed)  # refuses too few images before any training
     if compare_holdout and "val" in data.reused:

@@ -8,7 +8,8 @@ from typing import Any
 import torch
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib's pyplot on the Agg backend (files only, no display), imported when first drawn."""
     import matplotlib
 
     matplotlib.use("Agg", force=True)
@@ -30,13 +31,14 @@ def save_figure(fig, path: Path, **savefig) -> Path:
     return Path(path)
 
 
-def _save(fig, path: Path) -> Path:
+def save_png(fig, path: Path) -> Path:
+    """A figure as zoo writes every picture: 110 dpi, cropped to its content."""
     return save_figure(fig, path, dpi=110, bbox_inches="tight")
 
 
 def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
     """Every '*loss' series of metrics.jsonl against the epoch."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
     epochs = [r["epoch"] for r in history]
     keys = sorted({k for r in history for k in r if k.endswith("loss")})
@@ -54,7 +56,7 @@ def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     if keys:
         ax.legend()
     fig.tight_layout()
-    out = _save(fig, path)
+    out = save_png(fig, path)
     plt.close(fig)
     return out
 
@@ -64,7 +66,7 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
     more than `per_row` images (default 16) wraps onto several lines."""
     from torchvision.utils import make_grid
 
-    plt = _pyplot()
+    plt = pyplot()
     n_cols = max(r.shape[0] for _, r in rows)
     per_row = min(n_cols, per_row or 16)
     grids = []
@@ -88,7 +90,7 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = _save(fig, path)
+    out = save_png(fig, path)
     plt.close(fig)
     return out
 
@@ -106,7 +108,7 @@ def preview(model, x_uint8: torch.Tensor, path: Path, title: str = "") -> Path |
 
 def noise_sweep(result: dict, path: Path) -> Path:
     """Test MSE against noise strength for the model (and its baseline), other noise kinds as points."""
-    plt = _pyplot()
+    plt = pyplot()
     fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
     scaled = [r for r in result["rows"] if r["factor"] is not None]
     others = [r for r in result["rows"] if r["factor"] is None]
@@ -133,6 +135,6 @@ def noise_sweep(result: dict, path: Path) -> Path:
         ax2.set_title("other noise kinds")
         ax2.legend(fontsize=8)
     fig.tight_layout()
-    out = _save(fig, path)
+    out = save_png(fig, path)
     plt.close(fig)
     return out

@@ -10,7 +10,7 @@ from typing import Any
 from zoo import checkpoint as ckpt
 from zoo import config as cfgmod
 from zoo import registry
-from zoo.api import read_run, resolve
+from zoo.runs import read_run, resolve
 from zoo.errors import UnknownModelError
 
 

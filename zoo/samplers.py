@@ -13,10 +13,9 @@ Samplers are pluggable: a plugin returns `LatentSampler` subclasses from the `zo
 
 from __future__ import annotations
 
-import math
-
 import difflib
 import hashlib
+import math
 from pathlib import Path
 from typing import Callable, ClassVar
 
@@ -24,6 +23,7 @@ import torch
 
 from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
+from zoo.runs import require, run_data
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
 FIT_SPLIT = "train"       # samplers are fitted on the training codes, never on the test set
@@ -130,12 +130,11 @@ def encode_images(net, x_uint8: torch.Tensor, batch_size: int = ENCODE_BATCH) ->
 
 def run_split(net, split: str, data_dir: str | None = None):
     """(ImageData, images, labels) of a loaded run's split."""
-    from zoo.api import _run_data
 
     if getattr(net, "run_config", None) is None:
         raise RunError(f"model '{net.name}' was not loaded from a run folder: its data set is unknown",
                        "Load it with zoo.load(RUN).")
-    return _run_data(net, split, data_dir)
+    return run_data(net, split, data_dir)
 
 
 def split_codes(net, split: str, data_dir: str | None = None):
@@ -146,7 +145,6 @@ def split_codes(net, split: str, data_dir: str | None = None):
 
 
 def _require(net, capability: str) -> None:
-    from zoo.api import _require as require
 
     require(net, capability)
 

@@ -13,7 +13,10 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
+from zoo.config import resolve_config
 from zoo.errors import ConfigError
+from zoo.search.data import load_data
+from zoo.search.study import optuna_module
 from zoo.space import Space
 
 SPLITS = ("val_", "train_")  # the prefixes of metrics.jsonl's metric keys
@@ -50,8 +53,6 @@ def check_metric(settings, space: Space, data_cache: dict) -> None:
 def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | None:
     """The metrics.jsonl keys of the model's metrics (`val_...`, `train_...`), from one epoch of the first
     configuration that builds and trains; None if none does (each trial then says why)."""
-    from zoo.search.worker import load_data
-
     for cls, model_cfg, train_cfg in _configurations(settings, space):
         data = load_data(train_cfg, data_cache)
         if "val" in data.reused and not settings.cv:  # every trial would be scored on its training images
@@ -67,9 +68,6 @@ def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | No
 def _configurations(settings, space: Space) -> Iterator[tuple[type, Any, Any]]:
     """(cls, model config, training config): a few drawn from the space (a throwaway in-memory study),
     then the fixed part alone."""
-    from zoo.api import resolve_config
-    from zoo.search.study import optuna_module
-
     optuna = optuna_module()
     base = {**space.fixed, **settings.overrides}
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))

@@ -123,9 +123,8 @@ def write_best(settings: Settings, best, path: Path, total: int) -> Path:
 
 
 def plot_history(study, trials, path: Path) -> bool:
-    from optuna.trial import TrialState
-
     import matplotlib
+    from optuna.trial import TrialState
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.config import resolve_config
 from zoo.errors import ConfigError, ZooError
 from zoo.search.objective import metric_key
 from zoo.search.study import normalise_url
@@ -57,7 +58,6 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
             overrides: dict[str, Any] | None = None) -> tuple[Settings, Space]:
     """Check everything a user can get wrong before any trial runs; return the settings and the space."""
     from zoo import registry
-    from zoo.api import resolve_config
     from zoo.config import TrainConfig, check_seed, field_type, fields_of
 
     cls = registry.get_model_class(model)

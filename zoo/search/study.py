@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zoo.config import resolve_config
 from zoo.errors import ConfigError
 from zoo.space import Space
 
@@ -266,7 +267,6 @@ def make_pruner(settings: Settings, epochs: int | None):
 def _fixed_epochs(settings: Settings, space: Space) -> int | None:
     if "epochs" in space.keys():
         return None
-    from zoo.api import resolve_config
 
     _, _, train_cfg = resolve_config(settings.model, preset=settings.preset, config={**space.fixed,
                                                                                     **settings.overrides})

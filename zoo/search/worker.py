@@ -15,12 +15,13 @@ import threading
 import time
 from typing import Any, Callable
 
+from zoo.config import resolve_config
 from zoo.console import to_stdout
 from zoo.errors import ConfigError, RunError, ZooError
+from zoo.search.data import load_data
 from zoo.search.settings import Interrupted, Settings
 from zoo.search.study import HOST, open_study, optuna_module, retry_callback
 from zoo.space import Space
-
 
 DRAW_WAIT = 5.0  # seconds a trial waits for earlier trials to finish drawing before comparing with them
 
@@ -255,7 +256,6 @@ class Worker:
     def _configure(self, trial):
         """Sample the trial's keys and build its config: (values, cls, model_cfg, train_cfg); prunes an
         invalid configuration with its reason."""
-        from zoo.api import resolve_config
 
         s = self.settings
         try:
@@ -533,19 +533,6 @@ class Worker:
 def _pruner_name(settings: Settings) -> str:
     """The pruner that prunes: `auto` prunes with the median pruner (zoo.search.study.auto_pruning)."""
     return "median" if settings.pruner == "auto" else settings.pruner
-
-
-def load_data(train_cfg, cache: dict):
-    """The data set a trial trains on, loaded once per process and kept in `cache`."""
-    from zoo.api import _load_data
-    from zoo.device import pick_device
-
-    device = pick_device(train_cfg.device)
-    key = (train_cfg.dataset, train_cfg.data_dir, train_cfg.val_fraction, train_cfg.image_size,
-           train_cfg.binarize, str(device))
-    if key not in cache:
-        cache[key] = _load_data(train_cfg, device)
-    return cache[key]
 
 
 def _short(v: Any) -> str:

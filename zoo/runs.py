@@ -1,0 +1,166 @@
+"""A trained run: found by what a user calls it (a folder, a catalogued name, a hub location), its
+config.json read and checked, its model rebuilt from the weights, the data it was trained on, and where
+the results of a task on it go."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch  # noqa: F401  (the model classes need it loaded)
+
+from zoo import checkpoint as ckpt
+from zoo import config as cfgmod
+from zoo import registry, runfiles
+from zoo.config import TrainConfig
+from zoo.console import to_stderr
+from zoo.data import load_dataset
+from zoo.device import pick_device
+from zoo.errors import CapabilityError, ConfigError, RunError, UnknownModelError
+from zoo.model import ZooModel
+
+
+def training_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = None):
+    """The training settings' data set; for an existing `run`, brought to the shape and classes it was
+    trained on (a folder whose images changed size is converted, one whose classes changed refused)."""
+    shape = runfiles.run_shape(run) if run else None
+    classes = tuple(run["data"]["classes"]) if run and "classes" in run["data"] else None
+    return load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
+                        image_size=train_cfg.image_size, binarize=train_cfg.binarize, device=device, shape=shape,
+                        classes=classes)
+
+
+def read_run(run_dir: str | Path) -> dict[str, Any]:
+    """The run's config.json, checked to be a zoo run: every field zoo reads present and of its type."""
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        raise RunError(f"{run_dir} does not exist")
+    if not run_dir.is_dir():
+        raise RunError(f"{run_dir} is a file, not a run folder", "Pass the folder written by `zoo train`.")
+    if not (run_dir / ckpt.CONFIG).is_file():
+        raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG})",
+                       "Pass a folder written by `zoo train`.")
+    return runfiles.check_run_config(ckpt.read_json(run_dir / ckpt.CONFIG), str(run_dir / ckpt.CONFIG))
+
+
+def resolve(source: str | Path) -> Path:
+    """A run folder; a name catalogued in registry.toml (its bundled folder, or its copy pulled from the hub
+    its entry names; checked by sha256); or a hub location, hf://ORG/NAME[@REVISION] or file:///PATH,
+    fetched into the cache and verified (see zoo.hub)."""
+    from zoo import hub
+
+    if hub.is_hub_source(source):
+        return hub.resolve(source)
+    path = Path(source)
+    if path.exists() or not isinstance(source, str) or "/" in source:
+        return path
+    if source not in registry.weights() and catalogued_name(source) != source:
+        to_stderr(f"note: using the catalogued weights '{catalogued_name(source)}' for model '{source}' "
+                  f"(`zoo list --pretrained` lists the others)")
+        source = catalogued_name(source)
+    if source not in registry.weights():
+        close = [n for n in registry.weights() if source in n or n in source]
+        raise RunError(f"{source} is neither a run folder nor a catalogued name",
+                       (f"Did you mean: {', '.join(close)}? " if close else "") + "`zoo list --pretrained` lists the names.")
+    return hub.resolve(source)  # bundled or pulled, checked against its catalogued sha256
+
+
+def catalogued_name(source: str) -> str:
+    """The catalogued weights a name means: itself, or for a model's name (`zoo generate gan`) the
+    weights marked as its default."""
+    if source in registry.weights():
+        return source
+    return registry.default_weights_name(source) or source
+
+
+def installed_entry(run: dict[str, Any], run_dir: Path):
+    try:
+        return registry.get_entry(run["model"])
+    except UnknownModelError:
+        plugin = run.get("plugin", {})
+        package = plugin.get("package") if isinstance(plugin.get("package"), str) else "?"
+        raise RunError(f"{run_dir} was made by model '{run['model']}', which is not installed",
+                       f"Install the package that provides it (pip install {package}); `zoo list` shows what is.") \
+            from None
+
+
+def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:
+    """Rebuild a trained model from a run folder (config.json + model.safetensors), or a catalogued
+    name, in eval mode.
+
+    Nothing is allocated before the shapes the config implies match the weights file's header, and the
+    weights are checked against the checksum recorded when they were written, then for NaN."""
+    if isinstance(source, ZooModel):
+        return source
+    run_dir = resolve(source)
+    run = read_run(run_dir)
+    entry = installed_entry(run, run_dir)
+    model_cfg = cfgmod.build(entry.cls.Config, dict(run["config"]), where=f"{run_dir / ckpt.CONFIG}")
+    shape, classes = runfiles.run_shape(run), runfiles.run_classes(run)
+    weights_path = run_dir / ckpt.WEIGHTS
+    declared, _ = runfiles.read_header(weights_path)
+    skeleton = runfiles.skeleton(entry.cls, model_cfg, shape, classes)
+    if skeleton is not None:
+        runfiles.check_weights_fit(runfiles.state_spec(skeleton), declared, weights_path)
+    net = entry.cls(model_cfg, shape, classes)
+    weights, _ = ckpt.load_tensors(weights_path)
+    ckpt.load_state(net, weights, weights_path)
+    net.to(pick_device(device or "auto")).eval()
+    net.run_dir = run_dir
+    net.run_config = run
+    net.output_dir = output_folder(source, run_dir)
+    return net
+
+
+OUTPUTS = "zoo-outputs"  # where the results of a model the user does not own are written
+
+
+def output_folder(source: str | Path, run_dir: Path) -> Path:
+    """Where a task writes its results for `source`. Beside a run the user owns. A catalogued or
+    downloaded model, or a run in a folder this process cannot write, is left alone: its results go to
+    ./zoo-outputs/NAME/ (NAME: the catalogued name, the hub repository's name, or the run folder's
+    name), so they never mix with, or overwrite, the user's own files in the working directory."""
+    from zoo import hub
+
+    owned = not hub.is_hub_source(source) and Path(source) == run_dir
+    if owned and writable(run_dir):
+        return run_dir
+    if hub.is_hub_source(source):
+        where = hub.parse(str(source))
+        label = where.repo.rsplit("/", 1)[-1] + (f"@{where.revision}" if where.revision else "") \
+            if where.kind == "hf" else where.path.name
+    else:
+        label = run_dir.name if owned else catalogued_name(str(source))
+    folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
+    why = f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours"
+    to_stderr(f"note: {why}; outputs go to {folder.relative_to(Path.cwd())}/")
+    return folder
+
+
+def writable(folder: Path) -> bool:
+    """True if a file can be made in `folder` (tried for real: permission bits say nothing to root, and
+    a read-only mount is only found by writing)."""
+    import tempfile
+
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def run_data(net: ZooModel, split: str, data_dir: str | None):
+    """The data set a run was trained on, brought to the shape its model takes."""
+    if split not in ("train", "val", "test"):
+        raise ConfigError(f"unknown split '{split}'", "Use train, val or test.")
+    train = cfgmod.build(TrainConfig, net.run_config["train"], where=f"{net.run_dir / ckpt.CONFIG} [train]")
+    if data_dir:
+        train.data_dir = data_dir
+    data = training_data(train, net.device, net.run_config)
+    return data, *data.split(split)
+
+
+def require(net: ZooModel, capability: str) -> None:
+    if not net.can(capability):
+        raise CapabilityError(f"model '{net.name}' cannot {capability}",
+                              f"It can: {', '.join(net.capabilities()) or 'nothing listed'}.")
