@@ -7,8 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, is_png, quiet, read_config

@@ -1,13 +1,22 @@
 """The VAE plugin: losses in nats, IWAE estimate, binarised data, sampling."""
 
+import itertools
 import math
 
 import pytest
 import torch
+from conftest import (
+    TINY,
+    assert_clean_error,
+    assert_ok,
+    invoke,
+    is_png,
+    quiet,
+    read_metrics,
+)
 from safetensors.torch import load_file
 
 import zoo
-from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
 from zoo.model import Batch
 
 
@@ -36,10 +45,22 @@ def test_elbo_terms_and_iwae_bound_are_consistent():
     assert abs(rec.mean().item() - 784 * math.log(2)) < 60
 
 
-def test_gaussian_likelihood_and_beta(tmp_path):
-    net = zoo.create("vae", latent_dim=2, likelihood="gaussian", sigma=0.5, beta=0.0, **{k: TINY[k] for k in ("channels", "hidden")})
-    out = net.loss(Batch(torch.rand(4, 1, 28, 28), torch.zeros(4, dtype=torch.long)))
-    assert torch.allclose(out["loss"], out["rec"])  # beta 0: no KL in the objective
+def test_gaussian_likelihood_and_beta():
+    """`rec` is −log N(x; decoded mean, σ²) summed over pixels, and β weighs the KL term: loss = rec + β·KL."""
+    small = {k: TINY[k] for k in ("channels", "hidden")}
+    x = torch.rand(4, 1, 28, 28)
+    for beta in (0.0, 0.5, 3.0):
+        net = zoo.create("vae", latent_dim=2, likelihood="gaussian", sigma=0.5, beta=beta, **small).eval()
+        torch.manual_seed(1)
+        out = net.loss(Batch(x, torch.zeros(4, dtype=torch.long)))
+        assert out["kl"] > 0
+        torch.testing.assert_close(out["loss"], out["rec"] + beta * out["kl"])
+        # The same z drawn by hand: the Gaussian negative log-likelihood of x around the decoded mean.
+        torch.manual_seed(1)
+        mu, logvar = net.posterior(x)
+        z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
+        nll = -torch.distributions.Normal(net.decode(z), 0.5).log_prob(x).flatten(1).sum(1)
+        torch.testing.assert_close(out["rec"], nll.mean())
 
 
 def test_run_eval_labels_binarised_data_and_reports_nats(vae_run):
@@ -48,6 +69,11 @@ def test_run_eval_labels_binarised_data_and_reports_nats(vae_run):
     m = result["metrics"]
     assert {"mse", "neg_elbo_nats", "kl_nats", "nll_iwae_k50_nats"} <= set(m)
     assert m["nll_iwae_k50_nats"] <= m["neg_elbo_nats"] + 1e-3
+    # nats per image, the training objective's unit: on the validation set, the best epoch's loss and KL
+    best = [r for r in read_metrics(vae_run) if r["best"]][-1]
+    val = zoo.evaluate(vae_run, split="val", save=False)["metrics"]
+    assert val["neg_elbo_nats"] == pytest.approx(best["val_loss"], rel=1e-3)
+    assert val["kl_nats"] == pytest.approx(best["val_kl"], rel=1e-3, abs=1e-6)
 
 
 def test_binarised_test_set_is_fixed():
@@ -72,8 +98,24 @@ def test_plain_autoencoder_cannot_generate(digits_run):
     assert_clean_error(invoke("generate", digits_run, "--n", "4"), "cannot sample")
 
 
-def test_kl_warmup_rises_over_the_first_epoch(vae_run):
-    from conftest import read_metrics
+def test_kl_warmup_rises_over_the_first_epoch(tmp_path):
+    """With kl_warmup=1 the KL weight in the training loss climbs step by step from 0 to β through epoch 1,
+    then stays at β; the weight is observed after every training step through a zoo.train callback."""
+    from zoo.engine import Callback
 
-    rows = read_metrics(vae_run)
-    assert len(rows) == 2 and all(math.isfinite(r["val_kl"]) for r in rows)
+    weights = {1: [], 2: []}
+
+    class Record(Callback):
+        def on_epoch_start(self, trainer, epoch):
+            self.epoch = epoch
+
+        def after_backward(self, trainer, optimizer):
+            weights[self.epoch].append(trainer.model.warmup * float(trainer.model.beta))
+
+    zoo.train("vae", dataset="digits", epochs=2, latent_dim=2, beta=2.0, kl_warmup=1, batch_size=128,
+              out=tmp_path / "run", log=quiet, progress=False, callbacks=[Record()], **TINY)
+    first, second = weights[1], weights[2]
+    assert len(first) == len(second) == 11  # ceil(1294 / 128) steps per epoch
+    assert first[0] == 0.0 and first[-1] == pytest.approx(2.0 * 10 / 11)
+    assert all(b > a for a, b in itertools.pairwise(first))  # rises at every step of the first epoch
+    assert second == [2.0] * 11  # warmed up: β from epoch 2 on
