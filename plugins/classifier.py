@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
+from zoo.plugins.conv import ConvNetConfig, activation, build_encoder
 
 from zoo import ZooModel, hookimpl, param
+from zoo.batching import batches
 from zoo.checkpoint import METRICS, read_metrics
 from zoo.errors import ConfigError
-from zoo.plugins.conv import ConvNetConfig, activation, build_encoder
 
 
 @dataclass
@@ -135,7 +136,6 @@ class Classifier(ZooModel):
 
     @torch.no_grad()
     def evaluation_report(self, x, y, out_dir):
-        from zoo.engine import batches
 
         preds = torch.cat([self.classify(b.x).argmax(1) for b in batches(x, y, 1024)]).cpu()
         y = y.cpu()

@@ -5,15 +5,7 @@ import math
 
 import pytest
 import torch
-from conftest import (
-    TINY,
-    assert_clean_error,
-    assert_ok,
-    invoke,
-    is_png,
-    quiet,
-    read_metrics,
-)
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet, read_metrics
 from safetensors.torch import load_file
 
 import zoo

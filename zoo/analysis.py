@@ -28,14 +28,7 @@ from zoo.plots import pyplot, save_png
 from zoo.errors import ConfigError
 from zoo.runfiles import picture_output
 from zoo.runs import load, require
-from zoo.samplers import (
-    CLASS_SPLIT,
-    class_stats,
-    encode_images,
-    latent_dim,
-    resolve_class,
-    run_split,
-)
+from zoo.samplers import CLASS_SPLIT, class_stats, encode_images, latent_dim, resolve_class, run_split
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}
 TSNE_MAX_ITER = 1000  # scikit-learn's default

@@ -21,7 +21,8 @@ from zoo.config import TrainConfig, check_seed, model_named_by, resolve_config, 
 from zoo.data import canonical_dataset_name
 from zoo.device import pick_device
 from zoo.console import to_stderr
-from zoo.engine import Trainer, TrainResult, batches
+from zoo.batching import batches, growing_batches
+from zoo.engine import Trainer, TrainResult
 from zoo.errors import ConfigError, RunError, storage_error
 from zoo.model import ZooModel, build_seeded
 from zoo.runlock import lock_run
@@ -377,7 +378,7 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
     devices = [net.device] if net.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), metrics.progress_bar(x.shape[0], f"eval {split}", progress) as bar:
         torch.manual_seed(EVAL_SEED)
-        for batch in metrics.growing_batches(x, y, bar):
+        for batch in growing_batches(x, y, bar):
             for k, v in net.metrics(batch, **(options or {})).items():
                 sums[k] = sums.get(k, 0.0) + float(v.double().sum())
     n = x.shape[0]

@@ -18,13 +18,14 @@ from typing import Any, Callable
 import torch
 
 from zoo import checkpoint as ckpt
+from zoo.batching import batches
 from zoo.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.engine.Callback)
 from zoo.config import TrainConfig
 from zoo.console import to_stderr
 from zoo.data import ImageData
 from zoo.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
 from zoo.errors import ConfigError, TrainingDiverged, ZooError, storage_error
-from zoo.model import Batch, StepContext, ZooModel
+from zoo.model import StepContext, ZooModel
 from zoo.optim import make_optimizer
 
 EVAL_BATCH = 1024
@@ -50,30 +51,6 @@ def _from_compiler(e: BaseException) -> bool:
     """True for errors raised by torch.compile (Dynamo, Inductor, a missing C++ compiler or Triton)."""
     return any(type(x).__module__.startswith(("torch._dynamo", "torch._inductor"))
                for x in (e, e.__cause__) if x is not None)
-
-
-def to_batch(xb: torch.Tensor, yb: torch.Tensor, binarize: bool = False, channels_last: bool = False) -> Batch:
-    """uint8 images -> a `Batch` of floats in [0, 1]; with `binarize`, pixels ~ Bernoulli(grey level)."""
-    xf = xb.float().div_(255.0)
-    if binarize:
-        xf = torch.bernoulli(xf)
-    if channels_last and xf.dim() == 4:
-        xf = xf.contiguous(memory_format=torch.channels_last)
-    return Batch(xf, yb)
-
-
-def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | None = None,
-            binarize: bool = False, channels_last: bool = False):
-    """Yield `Batch`es of floats in [0, 1] by indexing uint8 tensors (on their device);
-    with `binarize`, pixels are resampled ~ Bernoulli(grey level) for every batch."""
-    n = x.shape[0]
-    for start in range(0, n, size):
-        if order is None:
-            xb, yb = x[start:start + size], y[start:start + size]
-        else:
-            idx = order[start:start + size]
-            xb, yb = x[idx], y[idx]
-        yield to_batch(xb, yb, binarize, channels_last)
 
 
 class Trainer:

@@ -19,9 +19,9 @@ from typing import Callable
 
 import torch
 
+from zoo.batching import to_batch
 from zoo.config import TrainConfig
 from zoo.data import ImageData
-from zoo.engine import to_batch
 from zoo.epochs import LossSums
 from zoo.errors import ConfigError
 from zoo.model import StepContext, ZooModel

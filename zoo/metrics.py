@@ -33,15 +33,3 @@ def progress_bar(total: int, what: str, enabled: bool | None = None, unit: str =
                 dynamic_ncols=True, delay=PROGRESS_AFTER_S, disable=not show)
 
 
-def growing_batches(x: torch.Tensor, y: torch.Tensor, bar, largest: int = 1024):
-    """Batches of (x, y) of 16, 32, 64, ... images up to `largest`: a costly metric (an IWAE bound) moves
-    `bar` soon after it starts, a cheap one soon runs at full size. The sizes are fixed, never timed, so
-    a seeded evaluation draws the same random numbers for the same images every time."""
-    from zoo.engine import batches
-
-    size, start, n = 16, 0, x.shape[0]
-    while start < n:
-        yield from batches(x[start:start + size], y[start:start + size], size)
-        bar.update(min(size, n - start))
-        start += size
-        size = min(2 * size, largest)

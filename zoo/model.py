@@ -15,6 +15,8 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
+from zoo.metrics import reconstruction_metrics
+
 CAPABILITIES = ("encode", "decode", "reconstruct", "sample", "classify")
 
 
@@ -195,8 +197,6 @@ class ZooModel(nn.Module):
         `options` come from the command line (e.g. iwae_k); a model ignores those it does not know."""
         if not self.can("reconstruct"):
             return {}
-        from zoo.metrics import reconstruction_metrics
-
         return reconstruction_metrics(batch.x, self.reconstruct(batch.x))
 
     def evaluation_report(self, x: torch.Tensor, y: torch.Tensor, out_dir) -> dict:

@@ -27,11 +27,12 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
+from zoo.batching import batches
 from zoo.config import TrainConfig
+from zoo.console import to_stderr
 from zoo.cv import FitResult, reduce_history
 from zoo.data import ImageData
-from zoo.console import to_stderr
-from zoo.engine import EVAL_BATCH, batches
+from zoo.engine import EVAL_BATCH
 from zoo.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
 from zoo.errors import ConfigError
 from zoo.graphstep import WARMUP_STEPS, on_side_stream, try_recording
