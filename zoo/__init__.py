@@ -19,6 +19,7 @@ _LAZY = {
     "hookimpl": "zoo.hooks",
     "hookspec": "zoo.hooks",
     "param": "zoo.config",
+    "Callback": "zoo.callbacks",
     "TrainConfig": "zoo.config",
     "ZooError": "zoo.errors",
     "list_models": "zoo.api",

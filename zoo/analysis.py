@@ -84,11 +84,6 @@ def _codes(net, split: str, n: int | None, data_dir: str | None) -> Codes:
     return Codes(encode_images(net, x), y.cpu(), torch.arange(x.shape[0]), tuple(data.classes), split, data.name)
 
 
-def class_means(c: Codes) -> dict[int, torch.Tensor]:
-    """The mean code of every class that has images in `c`."""
-    return {i: class_stats(c.z, c.labels, i)[0] for i in range(len(c.classes)) if bool((c.labels == i).any())}
-
-
 # ---------------------------------------------------------------------------------- projection
 
 @dataclass
