@@ -131,7 +131,7 @@ def main() -> None:
                     help="NAME:key=value,... a zoo run with these settings (repeatable; default: one run, 'zoo')")
     args = ap.parse_args()
 
-    from zoo.config import parse_assignments
+    from zoo.runs.config import parse_assignments
     from zoo.device import pick_device
 
     device = pick_device(args.device)

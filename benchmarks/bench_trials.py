@@ -1,4 +1,4 @@
-"""Throughput of many same-shape trials trained together (zoo.multitrial) against one model at a time.
+"""Throughput of many same-shape trials trained together (zoo.training.multitrial) against one model at a time.
 
     python benchmarks/bench_trials.py                                  # CPU: 8 trials, 1 epoch
     python benchmarks/bench_trials.py --device cuda --trials 64 --epochs 3 --cuda-graph
@@ -22,7 +22,7 @@ from pathlib import Path
 import torch
 
 import zoo
-from zoo import multitrial
+from zoo.training import multitrial
 from zoo.api import _load_data, resolve_config
 
 

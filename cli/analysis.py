@@ -1,5 +1,5 @@
 """`zoo latent`, `zoo manifold`, `zoo interpolate`: pictures of a run's latent space.
-Thin wrappers over zoo.analysis; torch is imported only when a command runs."""
+Thin wrappers over zoo.analysis.latent; torch is imported only when a command runs."""
 
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from zoo.cli.app import IN_FOLDER, OUT_FILE, SEED, TEXT, cli
 @click.option("--device", type=TEXT, default=None)
 def latent(run, method, n, out, split, seed, data_dir, device):
     """A 2-D scatter of RUN's codes of test images, coloured by class (PNG + CSV)."""
-    from zoo.analysis import METHODS, latent_scatter
+    from zoo.analysis.latent import METHODS, latent_scatter
 
     r = latent_scatter(run, method=method, n=n, out=out, split=split, seed=seed, data_dir=data_dir, device=device)
     if r.method == "as-is":
@@ -49,7 +49,7 @@ def manifold(run, steps, dims, out, data_dir, device):
 
     The grid runs along two latent dimensions (for a VAE by default the two most active: whose posterior
     means vary most over the test images), or the first two principal directions of a larger latent."""
-    from zoo.analysis import manifold as api_manifold
+    from zoo.analysis.latent import manifold as api_manifold
 
     r = api_manifold(run, steps=steps, dims=dims, out=out, data_dir=data_dir, device=device)
     for line in r.summary():
@@ -67,7 +67,7 @@ def manifold(run, steps, dims, out, data_dir, device):
 @click.option("--device", type=TEXT, default=None)
 def interpolate(run, start, end, steps, out, data_dir, device):
     """Decode along the line between two class means or two test images' codes."""
-    from zoo.analysis import interpolate as api_interpolate
+    from zoo.analysis.latent import interpolate as api_interpolate
 
     r = api_interpolate(run, start, end, steps=steps, out=out, data_dir=data_dir, device=device)
     click.echo(f"{steps} steps from {r.start.label.replace(chr(10), ' ')} to {r.end.label.replace(chr(10), ' ')}")

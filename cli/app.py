@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from zoo.config import SEED_MAX
+from zoo.runs.config import SEED_MAX
 
 # Every command's --seed: what torch, numpy and scikit-learn all accept.
 SEED = click.IntRange(0, SEED_MAX)
@@ -107,7 +107,7 @@ def config_overrides(command: str, assignments, functions, options: dict) -> dic
     is no config key, and passed on it would reach them twice: it is refused."""
     import inspect
 
-    from zoo.config import parse_assignments
+    from zoo.runs.config import parse_assignments
     from zoo.errors import ConfigError
 
     overrides = parse_assignments(assignments)

@@ -152,7 +152,7 @@ def show_run(source: str, as_json: bool = False) -> None:
         for e in entries:
             click.echo(f"{e['location']}  {e['model']} on {e['dataset']}")
         return
-    from zoo.runinfo import run_info
+    from zoo.runs.info import run_info
 
     data = run_info(Path(source) if not source.startswith(("hf://", "file://")) else source)
     if as_json:

@@ -299,7 +299,7 @@ def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, epochs,
     from zoo.api import evaluate
     from zoo.api import finetune as api_finetune
     from zoo.api import train as api_train
-    from zoo.config import coerce
+    from zoo.runs.config import coerce
     from zoo.errors import ConfigError
 
     try:

@@ -1,5 +1,5 @@
 """`zoo search` (Optuna studies over a space file) and `zoo cv` (k-fold cross-validation).
-Thin wrappers over zoo.search and zoo.cv; torch and optuna are imported only when a command runs."""
+Thin wrappers over zoo.search and zoo.search.cv; torch and optuna are imported only when a command runs."""
 
 from __future__ import annotations
 
@@ -63,9 +63,9 @@ def search(model, space, sampler, trials, pruner, study, storage, workers, cv, t
 
     Outputs in the study folder: trials.csv, best.toml, history.png, importance.png, summary.json.
     """
-    from zoo.config import parse_assignments
+    from zoo.runs.config import parse_assignments
     from zoo.errors import ConfigError
-    from zoo.space import bundled_spaces, load_space
+    from zoo.search.space import bundled_spaces, load_space
 
     if list_spaces:
         for name, path in sorted(bundled_spaces().items()):
@@ -147,8 +147,8 @@ def search_worker(label):
 def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments, epochs, batch_size, lr, patience,
        device, seed, data_dir, reduce, out, as_json):
     """K-fold cross-validation of one configuration: mean ± std of the validation loss, per fold."""
-    from zoo.config import parse_assignments
-    from zoo.cv import cross_validate
+    from zoo.runs.config import parse_assignments
+    from zoo.search.cv import cross_validate
 
     overrides = parse_assignments(assignments)
     overrides.update({k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,

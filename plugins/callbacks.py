@@ -1,10 +1,10 @@
-"""zoo's built-in training callbacks (zoo.regularize), registered through the `zoo_callbacks` hook as a
+"""zoo's built-in training callbacks (zoo.training.regularize), registered through the `zoo_callbacks` hook as a
 third-party package would register its own."""
 
 from __future__ import annotations
 
 from zoo import hookimpl
-from zoo.regularize import IterativeAutoencoding, Pruning
+from zoo.training.regularize import IterativeAutoencoding, Pruning
 
 
 @hookimpl

@@ -16,8 +16,8 @@ from torch import nn
 from zoo.plugins.conv import ConvNetConfig, activation, build_encoder
 
 from zoo import ZooModel, hookimpl, param
-from zoo.batching import batches
-from zoo.checkpoint import METRICS, read_metrics
+from zoo.training.batching import batches
+from zoo.runs.checkpoint import METRICS, read_metrics
 from zoo.errors import ConfigError
 
 
@@ -161,7 +161,7 @@ class Classifier(ZooModel):
 
 
 def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float) -> None:
-    from zoo.plots import pyplot, save_png
+    from zoo.analysis.plots import pyplot, save_png
 
     plt = pyplot()
     k = len(classes)

@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo.config import param
+from zoo.runs.config import param
 from zoo.errors import ConfigError
 from zoo.model import hyper_buffer
 
@@ -61,7 +61,7 @@ class ConvNetConfig:
 
 class Dropout(nn.Dropout):
     """nn.Dropout whose probability is read from a tensor buffer (`rate`), so trials that differ only
-    in dropout train together in one vectorised step (zoo.multitrial)."""
+    in dropout train together in one vectorised step (zoo.training.multitrial)."""
 
     def __init__(self, p: float):
         super().__init__(p)

@@ -12,8 +12,8 @@ import torch
 import torch.nn.functional as F
 
 from zoo import hookimpl, hyper_buffer, param
-from zoo.metrics import reconstruction_metrics
-from zoo.noise import parse_noise
+from zoo.analysis.metrics import reconstruction_metrics
+from zoo.data.noise import parse_noise
 from zoo.plugins.convae import ConvAE, ConvAEConfig
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from zoo import hookimpl
-from zoo.noise import NoiseModel
+from zoo.data.noise import NoiseModel
 
 
 def _rand(shape, like: torch.Tensor, generator):

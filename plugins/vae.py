@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from zoo import ZooModel, hookimpl, hyper_buffer, param
-from zoo.metrics import reconstruction_metrics
+from zoo.analysis.metrics import reconstruction_metrics
 from zoo.plugins.conv import ConvNetConfig, build_decoder, build_encoder
 
 LOG_2PI = math.log(2 * math.pi)

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 import zoo
-import zoo.analysis as analysis
+import zoo.analysis.latent as analysis
 from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
 from zoo.errors import CapabilityError, ConfigError
 
@@ -78,7 +78,7 @@ def read_csv(path: Path) -> tuple[list[str], list[dict]]:
 
 @torch.no_grad()
 def codes_of(run: Path, dataset: str = "digits") -> tuple[torch.Tensor, torch.Tensor]:
-    """The test codes and labels, computed here without zoo.analysis."""
+    """The test codes and labels, computed here without zoo.analysis.latent."""
     net = zoo.load(run)
     data = zoo.load_dataset(dataset)
     return net.encode(data.test_x.float() / 255.0), data.test_y

@@ -14,16 +14,16 @@ from PIL import Image
 from torch import nn
 
 import zoo
-import zoo.analysis as analysis
-import zoo.plots
+import zoo.analysis.latent as analysis
+import zoo.analysis.plots
 from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
-from zoo import checkpoint as ckpt
-from zoo.regularize import plain_state_dict
+from zoo.runs import checkpoint as ckpt
+from zoo.training.regularize import plain_state_dict
 
 
 @torch.no_grad()
 def codes_of(net, dataset: str = "digits") -> torch.Tensor:
-    """The test codes of `net`, computed here without zoo.analysis."""
+    """The test codes of `net`, computed here without zoo.analysis.latent."""
     return net.encode(zoo.load_dataset(dataset).test_x.float() / 255.0).double()
 
 
@@ -60,14 +60,14 @@ def dae(tmp_path_factory) -> Path:
 
 def test_latent_of_a_2d_latent_is_named_for_the_codes_not_a_projection(ae2, monkeypatch):
     figures = []
-    save = zoo.plots.save_figure
+    save = zoo.analysis.plots.save_figure
 
     def spy(fig, path, **kw):  # what the written picture says: its title and axis labels
         ax = fig.axes[0]
         figures.append((ax.get_title(), ax.get_xlabel(), ax.get_ylabel()))
         return save(fig, path, **kw)
 
-    monkeypatch.setattr(zoo.plots, "save_figure", spy)
+    monkeypatch.setattr(zoo.analysis.plots, "save_figure", spy)
     out = assert_ok(invoke("latent", ae2, "--method", "tsne", "--n", "50"))
     assert "the t-SNE projection was skipped" in out and "already 2-D" in out
     assert is_png(ae2 / "latent.png") and (ae2 / "latent.csv").is_file()

@@ -14,7 +14,7 @@ from zoo.errors import ConfigError
 L1PLUG = '''\
 """A third-party zoo plugin: an L1 penalty on the codes (activity regularisation)."""
 import zoo
-from zoo.callbacks import Callback
+from zoo.training.callbacks import Callback
 from zoo.errors import ConfigError
 
 
@@ -116,8 +116,8 @@ def test_bad_callback_values_are_one_clear_error(l1plug_installed, spec, message
 
 
 def test_the_default_value_is_used_when_a_spec_leaves_it_out(l1plug_installed, tmp_path):
-    from zoo.callbacks import callbacks_for
-    from zoo.config import TrainConfig
+    from zoo.training.callbacks import callbacks_for
+    from zoo.runs.config import TrainConfig
 
     (cb,) = callbacks_for(TrainConfig(train_callbacks=["l1-activity"]))
     assert cb.weight == 0.01

@@ -9,7 +9,7 @@ import pytest
 import torch
 from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, is_png
 
-from zoo import cv
+from zoo.search import cv
 from zoo.data import load_dataset
 from zoo.errors import ConfigError
 

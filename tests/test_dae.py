@@ -7,7 +7,7 @@ import torch
 from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
 
 import zoo
-from zoo.noise import parse_noise
+from zoo.data.noise import parse_noise
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +38,7 @@ LEARNING = {"channels": [8, 16, 16], "hidden": [64], "latent_dim": 16, "activati
 
 
 def _mse(net, noisy, clean):
-    """Per-image MSE between the model's output for `noisy` and the `clean` images, as zoo.metrics clamps it."""
+    """Per-image MSE between the model's output for `noisy` and the `clean` images, as zoo.analysis.metrics clamps it."""
     return (net.reconstruct(noisy).clamp(0, 1) - clean).pow(2).mean((1, 2, 3))
 
 

@@ -7,7 +7,7 @@ import re
 import pytest
 
 import zoo
-import zoo.metrics
+import zoo.analysis.metrics
 from conftest import TINY, assert_clean_error, assert_ok, invoke, quiet
 
 
@@ -40,7 +40,7 @@ def test_iwae_k_opts_in_and_the_metric_names_k(vae_run):
 
 def test_slow_eval_shows_progress_on_stderr_never_in_json(vae_run, monkeypatch):
     # The real bar and its real delay, with the delay shortened below this evaluation's length.
-    monkeypatch.setattr(zoo.metrics, "PROGRESS_AFTER_S", 0.05)
+    monkeypatch.setattr(zoo.analysis.metrics, "PROGRESS_AFTER_S", 0.05)
     result = invoke("eval", vae_run, "--iwae-k", "50", "--device", "cpu", "--json", "--progress")
     assert_ok(result)
     assert "eval test" in result.stderr and "img" in result.stderr, result.stderr
@@ -48,7 +48,7 @@ def test_slow_eval_shows_progress_on_stderr_never_in_json(vae_run, monkeypatch):
 
 
 def test_quick_eval_draws_no_progress_bar(vae_run):
-    result = invoke("eval", vae_run, "--progress")  # well under zoo.metrics.PROGRESS_AFTER_S
+    result = invoke("eval", vae_run, "--progress")  # well under zoo.analysis.metrics.PROGRESS_AFTER_S
     assert_ok(result)
     assert "eval test" not in result.stderr, result.stderr
 
@@ -69,7 +69,7 @@ def test_kid_spread_is_not_zero_at_small_n_and_its_subsets_are_said(vae_run, fea
 
 
 def test_fid_shows_its_progress_on_stderr_never_in_json(vae_run, features_run, monkeypatch):
-    monkeypatch.setattr(zoo.metrics, "PROGRESS_AFTER_S", 0)  # drawn at once: this FID of 300 images is quick
+    monkeypatch.setattr(zoo.analysis.metrics, "PROGRESS_AFTER_S", 0)  # drawn at once: this FID of 300 images is quick
     result = invoke("eval", vae_run, "--fid", "--features", features_run, "--fid-n", "300", "--device", "cpu",
                     "--json", "--progress")
     assert_ok(result)

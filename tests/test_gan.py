@@ -59,8 +59,8 @@ def test_capabilities_and_config():
 
 
 def test_optimizers_use_betas_and_lr_scales():
-    from zoo.config import TrainConfig
-    from zoo.optim import make_optimizer
+    from zoo.runs.config import TrainConfig
+    from zoo.training.optim import make_optimizer
 
     model = zoo.create("gan", g_channels=8, d_channels=8, beta1=0.3, g_lr_scale=0.5)
     opts = model.configure_optimizers(lambda params, **kw: make_optimizer(params, TrainConfig(lr=1e-3), **kw))

@@ -117,9 +117,9 @@ def test_a_step_that_cannot_be_recorded_runs_eagerly_and_says_so_on_a_gpu(tmp_pa
 def test_recorded_vectorised_trials_train_like_eager_ones_on_a_gpu():
     import dataclasses
 
-    from zoo import multitrial
+    from zoo.training import multitrial
     from zoo.api import resolve_config
-    from zoo.runs import training_data
+    from zoo.runs.loading import training_data
 
     cls, model_cfg, base = resolve_config("convae", overrides={**TINY, "device": "cuda", "dataset": "digits",
                                                                 "epochs": 3, "batch_size": 64})

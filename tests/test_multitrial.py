@@ -8,10 +8,12 @@ import dataclasses
 import pytest
 from conftest import TINY, assert_ok, invoke
 
-from zoo import cv, multitrial
+from zoo.search import cv
+
+from zoo.training import multitrial
 from zoo.api import resolve_config
 from zoo.errors import ConfigError
-from zoo.runs import training_data
+from zoo.runs.loading import training_data
 
 
 @pytest.fixture(scope="module")

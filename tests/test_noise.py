@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from zoo.errors import ConfigError
-from zoo.noise import noise_models, parse_noise
+from zoo.data.noise import noise_models, parse_noise
 
 
 def test_builtin_noise_models_are_registered_through_the_plugin_hook():

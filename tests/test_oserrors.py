@@ -22,7 +22,7 @@ import pytest
 from conftest import TINY_SET, assert_clean_error
 
 from zoo.errors import StorageError
-from zoo.runlock import LOCK
+from zoo.runs.lock import LOCK
 
 ZOO = [sys.executable, "-m", "zoo"]
 TRAIN = ["train", "convae", "--dataset", "digits", "--epochs", "1", *TINY_SET]

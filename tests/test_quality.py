@@ -6,7 +6,7 @@ import pytest
 import zoo
 from conftest import TINY, quiet
 from zoo.errors import ConfigError
-from zoo.quality import frechet_distance, kernel_inception_distance, kid_subset_size
+from zoo.analysis.quality import frechet_distance, kernel_inception_distance, kid_subset_size
 
 
 def test_frechet_distance_of_gaussians():

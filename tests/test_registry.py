@@ -184,8 +184,8 @@ NOISEPLUG = '''\
 import torch
 
 import zoo
-from zoo.noise import NoiseModel
-from zoo.samplers import LatentSampler
+from zoo.data.noise import NoiseModel
+from zoo.analysis.samplers import LatentSampler
 
 
 class Erase(NoiseModel):

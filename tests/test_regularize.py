@@ -14,7 +14,7 @@ from torch import nn
 from torch.nn.utils import prune
 
 import zoo
-from zoo import regularize
+from zoo.training import regularize
 from zoo.errors import ConfigError
 
 PRUNE = {"prune_every": 1, "prune_encoder_linear": 0.3, "prune_encoder_conv": 0.1, "prune_decoder_linear": 0.2,
@@ -72,7 +72,7 @@ def test_saved_weights_are_plain_and_permanent_checkpoint_keeps_the_masks(pruned
 
 def test_masks_hold_through_training(tmp_path):
     """A weight pruned before epoch 2 is still zero after epochs 2 and 3 (the mask, not the optimizer, rules)."""
-    from zoo.engine import Callback
+    from zoo.training.engine import Callback
 
     seen = {}
 

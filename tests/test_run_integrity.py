@@ -210,14 +210,14 @@ def test_weights_that_are_not_finite_are_refused(run_copy):
     tensors = load_file(str(run_copy / "model.safetensors"))
     first = sorted(k for k in tensors if tensors[k].is_floating_point())[0]
     tensors[first] = torch.full_like(tensors[first], float("nan"))
-    from zoo.checkpoint import save_tensors
+    from zoo.runs.checkpoint import save_tensors
 
     save_tensors(run_copy / "model.safetensors", tensors)  # a valid checksum over NaN weights
     assert_clean_error(invoke("eval", run_copy), "not finite")
 
 
 def _rewrite_checkpoint_meta(run: Path, change) -> None:
-    from zoo.checkpoint import load_tensors, save_tensors
+    from zoo.runs.checkpoint import load_tensors, save_tensors
 
     tensors, meta = load_tensors(run / "checkpoint.safetensors")
     meta.pop("zoo_sha256")
@@ -330,7 +330,7 @@ def test_generate_streams_samples_to_a_file_with_memory_flat_in_n(vae_run, tmp_p
     assert_ok(small), assert_ok(big)
     # 60,000 images of 28×28 floats are 188 MB: none of it may be held at once.
     assert big_peak - small_peak < 60, (small_peak, big_peak)
-    from zoo.checkpoint import load_tensors
+    from zoo.runs.checkpoint import load_tensors
 
     images = load_tensors(tmp_path / "b.safetensors")[0]["images"]  # checksum verified
     assert images.shape == (60000, 1, 28, 28) and float(images.min()) >= 0 and float(images.max()) <= 1

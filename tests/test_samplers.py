@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 import zoo
 from conftest import assert_clean_error, assert_ok, invoke, is_png, weights
 from zoo.errors import ConfigError
-from zoo.samplers import LatentSampler, get_sampler, latent_samples, sampler_path, samplers
+from zoo.analysis.samplers import LatentSampler, get_sampler, latent_samples, sampler_path, samplers
 
 
 @pytest.fixture(scope="module")

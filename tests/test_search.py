@@ -17,7 +17,7 @@ import pytest
 from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, invoke, is_png, quiet
 
 import zoo
-from zoo import space as spacemod
+from zoo.search import space as spacemod
 from zoo.errors import ConfigError
 
 optuna = pytest.importorskip("optuna")
@@ -351,7 +351,7 @@ def test_expressions_conditions_and_dependent_ranges():
 
 def test_example_spaces_reproduce_the_reports():
     from zoo.api import resolve_config
-    from zoo.config import TrainConfig, fields_of
+    from zoo.runs.config import TrainConfig, fields_of
     from zoo.registry import get_model_class
 
     bundled = spacemod.bundled_spaces()

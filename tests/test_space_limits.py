@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import SEARCH_FIXED, assert_clean_error, invoke
 
-from zoo import space as spacemod
+from zoo.search import space as spacemod
 from zoo.errors import ConfigError
 
 optuna = pytest.importorskip("optuna")

@@ -9,9 +9,11 @@ import dataclasses
 import pytest
 from conftest import TINY
 
-from zoo import cv, multitrial
+from zoo.search import cv
+
+from zoo.training import multitrial
 from zoo.api import resolve_config
-from zoo.runs import training_data
+from zoo.runs.loading import training_data
 
 TIMING = {"seconds", "images_per_s"}  # measured, not computed: they differ from run to run
 

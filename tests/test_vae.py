@@ -93,7 +93,7 @@ def test_plain_autoencoder_cannot_generate(digits_run):
 def test_kl_warmup_rises_over_the_first_epoch(tmp_path):
     """With kl_warmup=1 the KL weight in the training loss climbs step by step from 0 to β through epoch 1,
     then stays at β; the weight is observed after every training step through a zoo.train callback."""
-    from zoo.engine import Callback
+    from zoo.training.engine import Callback
 
     weights = {1: [], 2: []}
 

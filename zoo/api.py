@@ -14,19 +14,20 @@ from typing import Any, Callable
 import torch
 
 import zoo
-from zoo import checkpoint as ckpt
-from zoo import config as cfgmod
-from zoo import registry, runfiles
-from zoo.config import TrainConfig, check_seed, model_named_by, resolve_config, split_config
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import config as cfgmod
+from zoo import registry
+from zoo.runs import files as runfiles
+from zoo.runs.config import TrainConfig, check_seed, model_named_by, resolve_config, split_config
 from zoo.data import canonical_dataset_name
 from zoo.device import pick_device
 from zoo.console import to_stderr
-from zoo.batching import batches, growing_batches
-from zoo.engine import Trainer, TrainResult
+from zoo.training.batching import batches, growing_batches
+from zoo.training.engine import Trainer, TrainResult
 from zoo.errors import ConfigError, RunError, storage_error
 from zoo.model import ZooModel, build_seeded
-from zoo.runlock import lock_run
-from zoo.runs import installed_entry, load, read_run, require, resolve, run_data, training_data
+from zoo.runs.lock import lock_run
+from zoo.runs.loading import installed_entry, load, read_run, require, resolve, run_data, training_data
 
 __all__ = ["create", "denoise", "evaluate", "feature_network_name", "finetune", "generate", "list_models",
            "list_plugins", "load", "load_images", "model_info", "noise_sweep", "read_run", "reconstruct",
@@ -123,7 +124,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
 
     Keyword overrides are config keys of the model or of `TrainConfig` (epochs=30, latent_dim=6, ...).
     `init(model)` may set the new model's weights before training (finetune uses it).
-    A run folder has one writer at a time (zoo.runlock), and it is a run only once it is complete:
+    A run folder has one writer at a time (zoo.runs.lock), and it is a run only once it is complete:
     config.json is written last, after the initial weights and an epoch-0 checkpoint.
     """
     if dataset is not None:
@@ -155,7 +156,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     run_dir = Path(out) if out else _default_out(model, train_cfg.dataset)
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder")
-    from zoo import callbacks as zoo_callbacks
+    from zoo.training import callbacks as zoo_callbacks
 
     regs = zoo_callbacks.callbacks_for(train_cfg)  # pruning, iterative autoencoding, plugins' (as configured)
     # The model is built before the folder is touched: a configuration that cannot be built leaves an
@@ -304,7 +305,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         device = pick_device(train_cfg.device)
         data = training_data(train_cfg, device, run)
         net = entry.cls(model_cfg, runfiles.run_shape(run), runfiles.run_classes(run)).to(device)
-        from zoo.callbacks import callbacks_for
+        from zoo.training.callbacks import callbacks_for
 
         trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
                           callbacks=[*callbacks_for(train_cfg), *callbacks])
@@ -370,7 +371,7 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
     data, x, y = run_data(net, split, data_dir)
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
-    from zoo import metrics
+    from zoo.analysis import metrics
 
     sums: dict[str, float] = {}
     # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
@@ -392,7 +393,7 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
     if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
         result["caveat"] = data.caveat()
-    from zoo import regularize
+    from zoo.training import regularize
 
     if regularize.prunes(net.run_config.get("train", {})):
         result["sparsity"] = regularize.sparsity(net)  # zeros per group of the pruned weights
@@ -415,7 +416,7 @@ def evaluate(source: str | Path | ZooModel, *, split: str = "test", data_dir: st
 def reconstruct(source: str | Path | ZooModel, *, n: int = 16, out: str | Path | None = None, split: str = "test",
                 data_dir: str | None = None, device: str | None = None) -> Path:
     """A picture of `n` images of the split beside their reconstructions."""
-    from zoo import plots
+    from zoo.analysis import plots
     from zoo.errors import CapabilityError
 
     net = load(source, device=device)
@@ -432,7 +433,7 @@ def reconstruct(source: str | Path | ZooModel, *, n: int = 16, out: str | Path |
 
 
 def _write_card(run_dir: Path) -> None:
-    from zoo.modelcard import write_card
+    from zoo.runs.modelcard import write_card
 
     write_card(run_dir)
 
@@ -440,7 +441,7 @@ def _write_card(run_dir: Path) -> None:
 # ------------------------------------------------------------------------------------- denoising
 
 def _model_noise(net: ZooModel, noise):
-    from zoo.noise import parse_noise
+    from zoo.data.noise import parse_noise
 
     chosen = parse_noise(noise) if noise is not None else parse_noise(getattr(net.config, "noise", None))
     if chosen is None:
@@ -451,7 +452,7 @@ def _model_noise(net: ZooModel, noise):
 
 def _training_noise(net: ZooModel) -> str | None:
     """The noise the model was trained with, as a spec, or None for a model trained on clean images."""
-    from zoo.noise import parse_noise
+    from zoo.data.noise import parse_noise
 
     noise = parse_noise(getattr(net.config, "noise", None))
     return noise.spec if noise is not None else None
@@ -500,7 +501,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
 
     from PIL import Image
 
-    from zoo import plots
+    from zoo.analysis import plots
 
     net = load(source, device=device)
     require(net, "reconstruct")
@@ -564,8 +565,8 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     noise_sweep.json and noise_sweep.png; `trained_noise` says what the model was trained with (None:
     clean images), `noise` what was swept."""
     check_seed(seed)
-    from zoo import plots
-    from zoo.noise import noise_models
+    from zoo.analysis import plots
+    from zoo.data.noise import noise_models
 
     net = load(source, device=device)
     require(net, "reconstruct")
@@ -624,7 +625,7 @@ def _sample_batches(net: ZooModel, n: int, gen: torch.Generator, *, sampler=None
             raise ConfigError("--noise-scale goes with --class")
         draw = lambda k: net.sample(k, generator=gen)  # noqa: E731
     else:
-        from zoo.samplers import latent_drawer
+        from zoo.analysis.samplers import latent_drawer
 
         require(net, "decode")
         codes = latent_drawer(net, sampler=sampler, generator=gen, class_label=class_label, noise_scale=noise_scale)
@@ -643,7 +644,7 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
     A generative model (VAE, GAN) samples itself; an autoencoder that can decode samples its latent
     space through a sampler fitted on its training codes (`sampler="gmm"`, ...), or around the mean
     code of a class (`class_label=7`)."""
-    from zoo import plots
+    from zoo.analysis import plots
 
     check_seed(seed)
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
@@ -734,7 +735,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     where one is catalogued). KID is the mean ± std over random subsets of at most half the images.
     A run longer than a few seconds shows a progress bar on stderr (`progress` None: on a terminal)."""
     check_seed(seed)
-    from zoo import metrics, quality
+    from zoo.analysis import metrics, quality
 
     net = load(source, device=device)
     if sampler is None:

@@ -18,15 +18,15 @@ def zoo_models():
 
 @hookspec
 def zoo_noise_models():
-    """Return a list of `zoo.noise.NoiseModel` subclasses (corruptions for denoising)."""
+    """Return a list of `zoo.data.noise.NoiseModel` subclasses (corruptions for denoising)."""
 
 
 @hookspec
 def zoo_samplers():
-    """Return a list of latent sampler classes (see zoo.samplers) for sampling autoencoders' codes."""
+    """Return a list of latent sampler classes (see zoo.analysis.samplers) for sampling autoencoders' codes."""
 
 
 @hookspec
 def zoo_callbacks():
-    """Return a list of `zoo.callbacks.Callback` subclasses: behaviour applied to any model while it trains,
+    """Return a list of `zoo.training.callbacks.Callback` subclasses: behaviour applied to any model while it trains,
     turned on by the run's configuration (`train_callbacks = ["NAME:VALUES"]`)."""

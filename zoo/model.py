@@ -15,7 +15,7 @@ from typing import Any, Callable, ClassVar
 import torch
 from torch import nn
 
-from zoo.metrics import reconstruction_metrics
+from zoo.analysis.metrics import reconstruction_metrics
 
 CAPABILITIES = ("encode", "decode", "reconstruct", "sample", "classify")
 
@@ -89,7 +89,7 @@ def build_seeded(cls: type, config, shape, num_classes: int, seed: int, device) 
     """Seed torch's generator and build a model for training on `device`, under a lock, so that trials
     built in threads at the same moment (a search's concurrent groups) start from the weights they would
     alone. A model too large for the memory at hand is refused first."""
-    from zoo.runfiles import check_fits
+    from zoo.runs.files import check_fits
 
     check_fits(cls, config, shape, num_classes, device)  # before a byte is allocated
     with _SEEDING:
@@ -99,7 +99,7 @@ def build_seeded(cls: type, config, shape, num_classes: int, seed: int, device) 
 
 def hyper_buffer(module: nn.Module, name: str, value: float) -> None:
     """Keep a hyperparameter the model reads at run time (dropout p, noise level, β) in a float tensor:
-    a non-persistent buffer, so it is not saved with the weights, and `zoo.multitrial` can give every
+    a non-persistent buffer, so it is not saved with the weights, and `zoo.training.multitrial` can give every
     trial of a vectorised step its own value."""
     module.register_buffer(name, torch.tensor(float(value)), persistent=False)
 

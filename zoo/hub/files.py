@@ -73,7 +73,7 @@ def check_safetensors(path: Path, where: str) -> dict[str, tuple[tuple[int, ...]
     """The tensors a safetensors file declares (name -> (shape, dtype)), from its header alone: a file
     whose header is malformed or declares more than the file holds is refused. Nothing is loaded."""
     from zoo.errors import RunError
-    from zoo.runfiles import read_header
+    from zoo.runs.files import read_header
 
     try:
         declared, _ = read_header(Path(path))
@@ -93,7 +93,7 @@ def check_config(path: Path, where: str) -> dict:
     """The run config a location offers, with every field zoo reads checked (runfiles.check_run_config):
     a hostile or damaged config.json ends in one message, never a traceback later."""
     from zoo.errors import RunError
-    from zoo.runfiles import check_run_config
+    from zoo.runs.files import check_run_config
 
     try:
         run = json.loads(Path(path).read_bytes())
@@ -119,9 +119,9 @@ def _json_problem(e: Exception) -> str:
 def model_spec(run: dict) -> dict | None:
     """The weights (name -> (shape, dtype)) of the model `run` describes, built on the meta device (no
     memory); None where its plugin is not installed or its config does not build here (loading says why)."""
-    from zoo import config as cfgmod
+    from zoo.runs import config as cfgmod
     from zoo import registry
-    from zoo.runfiles import run_classes, run_shape, skeleton, state_spec
+    from zoo.runs.files import run_classes, run_shape, skeleton, state_spec
 
     try:
         cls = registry.get_entry(run["model"]).cls
@@ -137,7 +137,7 @@ def check_model_files(folder: Path, where: str) -> dict:
     the config's fields, the weights' header, and (where the plugin is installed) that the header
     declares exactly the tensors the config's model has, so nothing is allocated for a mismatch."""
     from zoo.errors import RunError
-    from zoo.runfiles import check_weights_fit
+    from zoo.runs.files import check_weights_fit
 
     run = check_config(folder / CONFIG, where)
     declared = check_safetensors(folder / WEIGHTS, where)

@@ -47,7 +47,7 @@ def _override() -> int | None:
 
 def expected_weights(run: dict | None) -> int | None:
     """Bytes of the weights of the model `run` describes (None where zoo cannot build it here)."""
-    from zoo.runfiles import nbytes
+    from zoo.runs.files import nbytes
 
     spec = model_spec(run) if run is not None else None
     return None if spec is None else nbytes(spec)

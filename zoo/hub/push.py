@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
-from zoo.checkpoint import METRICS, read_metrics
+from zoo.runs.checkpoint import METRICS, read_metrics
 from zoo.console import to_stderr
 from zoo.hub.cache import read_json
 from zoo.hub.files import CARD, CONFIG, IMAGES, MODEL_FILES, WEIGHTS, check_config, check_model_files
@@ -57,7 +57,7 @@ def _training_summary(run_dir: Path) -> dict[str, Any] | None:
 def model_card(run_dir: Path, location: str) -> str:
     """The README.md pushed with a run: zoo's model card, addressed to `location`, plus the metrics
     measured during training (in the YAML metadata and the body)."""
-    from zoo.modelcard import render_card
+    from zoo.runs.modelcard import render_card
 
     run = check_config(run_dir / CONFIG, str(run_dir))
     eval_path = run_dir / "eval.json"
@@ -106,7 +106,7 @@ def _push_files(run_dir: Path, location: str) -> dict[str, Path | bytes]:
 
 
 def _verify_weights(path: Path) -> None:
-    from zoo import checkpoint
+    from zoo.runs import checkpoint
     from zoo.errors import RunError
 
     try:

@@ -1,4 +1,4 @@
-"""Hyperparameter search (`zoo search`): Optuna studies over a space file (zoo.space).
+"""Hyperparameter search (`zoo search`): Optuna studies over a space file (zoo.search.space).
 
 Each trial samples the space, trains the configuration without a run folder (on the validation split,
 or k folds of the training set), reports every epoch's objective metric (a metrics.jsonl key, `val_loss`
@@ -18,7 +18,7 @@ Workers sharing a study never draw from the same random stream: trial n draws fr
 (seed, n), and trial numbers are unique in a study (a grid gives trial n its n-th point). A draw equal
 to an earlier trial still queued or running is failed ("drew the configuration of trial K"), not run.
 Before any trial, the objective metric is checked against those the model records (zoo.search.objective),
-and every searched value against the config key it sets (zoo.space.Space.check_values).
+and every searched value against the config key it sets (zoo.search.space.Space.check_values).
 
 A dead worker's trial is failed and queued again (Optuna's RetryHeartbeatStaleTrialCallback, formerly
 RetryFailedTrialCallback): database storages use Optuna's own heartbeats; the journal file, which

@@ -4,7 +4,7 @@ A trial is scored on one of the metrics the engine records every epoch, named as
 `val_<k>` (measured on the validation images; `<k>` alone means the same) or `train_<k>` (the mean
 over the epoch's training batches). Which names a model records is told by training it: one epoch on
 a few images of the data set, with a configuration of the space, exactly as a trial trains
-(zoo.cv.fit), lists them for any plugin, with nothing to declare. A name it does not record is refused
+(zoo.search.cv.fit), lists them for any plugin, with nothing to declare. A name it does not record is refused
 before the first trial, with the names it does, not after every trial has trained.
 """
 
@@ -13,11 +13,11 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
-from zoo.config import resolve_config
+from zoo.runs.config import resolve_config
 from zoo.errors import ConfigError
 from zoo.search.data import load_data
 from zoo.search.study import optuna_module
-from zoo.space import Space
+from zoo.search.space import Space
 
 SPLITS = ("val_", "train_")  # the prefixes of metrics.jsonl's metric keys
 PROBE_IMAGES = 4  # training and validation images of the epoch that lists the metrics
@@ -90,10 +90,10 @@ class _Listed(Exception):
 
 
 def _epoch_keys(cls: type, model_cfg, train_cfg, data) -> list[str]:
-    """The metric keys of one epoch trained as a trial trains (zoo.cv.fit, with the configuration's
+    """The metric keys of one epoch trained as a trial trains (zoo.search.cv.fit, with the configuration's
     regularisers), on a few images, on the CPU."""
-    from zoo import cv as cvmod
-    from zoo.engine import Callback
+    from zoo.search import cv as cvmod
+    from zoo.training.engine import Callback
 
     class Stop(Callback):
         def on_epoch_end(self, trainer, epoch, record):

@@ -13,7 +13,7 @@ from typing import Any, Callable
 from zoo.console import to_stdout
 from zoo.search.settings import Settings
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
-from zoo.space import Space
+from zoo.search.space import Space
 
 
 def _state(t) -> str:
@@ -25,7 +25,7 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
     """trials.csv, best.toml, history.png, importance.png and summary.json in the study folder."""
     from optuna.trial import TrialState
 
-    from zoo import checkpoint as ckpt
+    from zoo.runs import checkpoint as ckpt
 
     study, _, _ = open_study(settings, space)
     study_dir = Path(settings.study_dir)
@@ -76,7 +76,7 @@ def _cell(v: Any) -> Any:
 
 
 def write_csv(trials, path: Path) -> Path:
-    from zoo import checkpoint as ckpt
+    from zoo.runs import checkpoint as ckpt
 
     keys: list[str] = []
     for t in trials:
@@ -108,8 +108,8 @@ def write_csv(trials, path: Path) -> Path:
 
 
 def write_best(settings: Settings, best, path: Path, total: int) -> Path:
-    from zoo import checkpoint as ckpt
-    from zoo.config import to_toml
+    from zoo.runs import checkpoint as ckpt
+    from zoo.runs.config import to_toml
 
     config = {k: v for k, v in best.user_attrs["config"].items() if k != "device"}
     loss, penalty = best.user_attrs.get("loss"), best.user_attrs.get("penalty") or 0.0
@@ -129,7 +129,7 @@ def plot_history(study, trials, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.plots import save_figure
+    from zoo.analysis.plots import save_figure
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -184,7 +184,7 @@ def plot_importance(study, trials, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.plots import save_figure
+    from zoo.analysis.plots import save_figure
 
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(6.4, max(2.4, 0.9 + 0.32 * len(names))), dpi=100)

@@ -19,7 +19,7 @@ from zoo.search.outputs import write_outputs
 from zoo.search.settings import Interrupted, Settings, prepare
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
 from zoo.search.worker import Worker
-from zoo.space import load_space
+from zoo.search.space import load_space
 
 SETTINGS_ENV = "ZOO_SEARCH_SETTINGS"
 
@@ -34,7 +34,7 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     study_dir.mkdir(parents=True, exist_ok=True)
     copy_path = study_dir / "space.toml"
     if not copy_path.is_file() or copy_path.read_text() != sp.text:
-        from zoo import checkpoint as ckpt
+        from zoo.runs import checkpoint as ckpt
 
         if copy_path.is_file():
             log(f"note: the space differs from the one this study began with; {copy_path} now holds the new one")

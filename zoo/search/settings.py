@@ -7,11 +7,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.config import resolve_config
+from zoo.runs.config import resolve_config
 from zoo.errors import ConfigError, ZooError
 from zoo.search.objective import metric_key
 from zoo.search.study import normalise_url
-from zoo.space import PRUNERS, SAMPLERS, Space, load_space
+from zoo.search.space import PRUNERS, SAMPLERS, Space, load_space
 
 
 class Interrupted(ZooError):
@@ -58,7 +58,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
             overrides: dict[str, Any] | None = None) -> tuple[Settings, Space]:
     """Check everything a user can get wrong before any trial runs; return the settings and the space."""
     from zoo import registry
-    from zoo.config import TrainConfig, check_seed, field_type, fields_of
+    from zoo.runs.config import TrainConfig, check_seed, field_type, fields_of
 
     cls = registry.get_model_class(model)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}

@@ -10,9 +10,9 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from zoo.config import resolve_config
+from zoo.runs.config import resolve_config
 from zoo.errors import ConfigError
-from zoo.space import Space
+from zoo.search.space import Space
 
 if TYPE_CHECKING:  # (settings imports this module)
     from zoo.search.settings import Settings

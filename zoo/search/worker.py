@@ -15,13 +15,13 @@ import threading
 import time
 from typing import Any, Callable
 
-from zoo.config import resolve_config
+from zoo.runs.config import resolve_config
 from zoo.console import to_stdout
 from zoo.errors import ConfigError, RunError, ZooError
 from zoo.search.data import load_data
 from zoo.search.settings import Interrupted, Settings
 from zoo.search.study import HOST, open_study, optuna_module, retry_callback
-from zoo.space import Space
+from zoo.search.space import Space
 
 DRAW_WAIT = 5.0  # seconds a trial waits for earlier trials to finish drawing before comparing with them
 
@@ -55,7 +55,7 @@ class _Report:
     at the trial's last epoch (`last`, over all folds): it has trained to the end, and keeps its score."""
 
     def __init__(self, trial, metric: str, offset: int, last: int, pruner: str):
-        from zoo.engine import Callback
+        from zoo.training.engine import Callback
 
         self.trial, self.metric, self.offset, self.last, self.pruner = trial, metric, offset, last, pruner
         outer = self
@@ -308,7 +308,7 @@ class Worker:
             time.sleep(0.05)
 
     def _parts(self, train_cfg):
-        from zoo import cv as cvmod
+        from zoo.search import cv as cvmod
 
         data = self._data(train_cfg)
         return list(cvmod.folds(data, self.settings.cv, train_cfg.seed)) if self.settings.cv else [data]
@@ -320,7 +320,7 @@ class Worker:
     def _score(self, trial, values, cls, model_cfg, train_cfg) -> float:
         import torch
 
-        from zoo import cv as cvmod
+        from zoo.search import cv as cvmod
         from zoo.errors import TrainingDiverged
 
         optuna = optuna_module()
@@ -374,12 +374,12 @@ class Worker:
     def run_group(self, size: int) -> None:
         """Ask `size` trials at once; those with the same tensor shapes that differ only in lr, weight
         decay, momentum, seed, patience and the model's vectorised keys (dropout p, noise level, β)
-        train together in one vmapped step (zoo.multitrial); the rest one by one. Each is told its own
+        train together in one vmapped step (zoo.training.multitrial); the rest one by one. Each is told its own
         result."""
         optuna = optuna_module()
         from optuna.trial import TrialState
 
-        from zoo import multitrial
+        from zoo.training import multitrial
 
         trials = [self.study.ask() for _ in range(size)]
         told: set[int] = set()
@@ -468,7 +468,7 @@ class Worker:
         optuna = optuna_module()
         from optuna.trial import TrialState
 
-        from zoo import multitrial
+        from zoo.training import multitrial
 
         cls = members[0][2]
         stackable = len(members) > 1

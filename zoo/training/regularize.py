@@ -1,4 +1,4 @@
-"""Regularisers for any plugin with an encoder and a decoder, as training callbacks (zoo.callbacks) that
+"""Regularisers for any plugin with an encoder and a decoder, as training callbacks (zoo.training.callbacks) that
 zoo registers through the `zoo_callbacks` hook like a third-party plugin would (zoo.plugins.callbacks).
 
 * Weight pruning (`prune_every`, `prune_encoder_linear`, `prune_encoder_conv`, `prune_decoder_linear`,
@@ -26,7 +26,7 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from zoo.callbacks import Callback, LossStep
+from zoo.training.callbacks import Callback, LossStep
 from zoo.errors import ConfigError
 
 GROUPS = ("encoder_linear", "encoder_conv", "decoder_linear", "decoder_conv")

@@ -19,10 +19,10 @@ from typing import Callable
 
 import torch
 
-from zoo.batching import to_batch
-from zoo.config import TrainConfig
+from zoo.training.batching import to_batch
+from zoo.runs.config import TrainConfig
 from zoo.data import ImageData
-from zoo.epochs import LossSums
+from zoo.training.epochs import LossSums
 from zoo.errors import ConfigError
 from zoo.model import StepContext, ZooModel
 

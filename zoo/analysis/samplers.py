@@ -23,7 +23,7 @@ import torch
 
 from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
-from zoo.runs import require, run_data
+from zoo.runs.loading import require, run_data
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
 FIT_SPLIT = "train"       # samplers are fitted on the training codes, never on the test set
@@ -156,7 +156,7 @@ def sampler_path(run_dir: str | Path, name: str) -> Path:
 
 
 def _weights_digest(run_dir: Path) -> str:
-    from zoo.checkpoint import WEIGHTS
+    from zoo.runs.checkpoint import WEIGHTS
 
     path = Path(run_dir) / WEIGHTS
     if not path.is_file():
@@ -170,7 +170,7 @@ def _weights_digest(run_dir: Path) -> str:
 
 def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int) -> LatentSampler | None:
     """The sampler saved at `path` if it is intact, of this kind, and fitted to these weights."""
-    from zoo.checkpoint import load_tensors
+    from zoo.runs.checkpoint import load_tensors
 
     if not path.is_file():
         return None
@@ -187,7 +187,7 @@ def fitted_sampler(net, name: str, *, data_dir: str | None = None, refit: bool =
                    log: Callable[[str], None] | None = None) -> LatentSampler:
     """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
     training codes (and saved there) when that file is missing, damaged, or made for other weights."""
-    from zoo.checkpoint import save_tensors
+    from zoo.runs.checkpoint import save_tensors
 
     cls = get_sampler(name)
     if not cls.needs_fit:

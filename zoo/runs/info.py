@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo import checkpoint as ckpt
-from zoo import config as cfgmod
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import config as cfgmod
 from zoo import registry
-from zoo.runs import read_run, resolve
+from zoo.runs.loading import read_run, resolve
 from zoo.errors import UnknownModelError
 
 

@@ -6,7 +6,7 @@ import json
 import shlex
 from pathlib import Path
 
-from zoo import checkpoint as ckpt
+from zoo.runs import checkpoint as ckpt
 
 
 def _yaml_list(items) -> str:

@@ -192,7 +192,7 @@ class TensorStream:
 
     def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
                  metadata: dict[str, str] | None = None):
-        from zoo.runfiles import DTYPES
+        from zoo.runs.files import DTYPES
 
         self.path, self.name, self.shape, self.dtype = Path(path), name, tuple(shape), dtype
         code = next(k for k, v in DTYPES.items() if v == dtype)
@@ -261,7 +261,7 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path} is missing")
-    from zoo.runfiles import read_header
+    from zoo.runs.files import read_header
 
     read_header(path)  # its declared tensors fill the file exactly: nothing large is read before that
     data = path.read_bytes()
@@ -427,7 +427,7 @@ def _plain_value(value: Any) -> Any:
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
     """Load weights strictly: a file whose tensors do not fit the model (names, shapes, dtypes) is
     foreign, and weights that are not finite are damaged: both are refused."""
-    from zoo.runfiles import check_weights_fit, state_spec
+    from zoo.runs.files import check_weights_fit, state_spec
 
     declared = {k: (tuple(v.shape), _safetensors_dtype(v.dtype)) for k, v in state.items()}
     check_weights_fit(state_spec(model), declared, source)
@@ -439,6 +439,6 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: P
 
 
 def _safetensors_dtype(dtype: torch.dtype) -> str:
-    from zoo.runfiles import DTYPES
+    from zoo.runs.files import DTYPES
 
     return next((k for k, v in DTYPES.items() if v == dtype), str(dtype))

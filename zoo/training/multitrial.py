@@ -6,7 +6,7 @@ per trial, which is what keeps a GPU busy with small models.
 
 Each trial is trained as the engine would train it alone: its own seeded initialisation and batch
 order, its own optimizer state (Adam, AdamW, SGD or Adagrad, written out with torch's update rules),
-its own hyperparameter values, its own early stopping. Deterministic models agree with `zoo.cv.fit` of
+its own hyperparameter values, its own early stopping. Deterministic models agree with `zoo.search.cv.fit` of
 the trial alone to float rounding; in stochastic ones (dropout, noise, a VAE's sampling) each trial
 draws its own random numbers, from another stream than it would alone.
 
@@ -27,15 +27,15 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from zoo.batching import batches
-from zoo.config import TrainConfig
+from zoo.training.batching import batches
+from zoo.runs.config import TrainConfig
 from zoo.console import to_stderr
-from zoo.cv import FitResult, reduce_history
+from zoo.search.cv import FitResult, reduce_history
 from zoo.data import ImageData
-from zoo.engine import EVAL_BATCH
-from zoo.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
+from zoo.training.engine import EVAL_BATCH
+from zoo.training.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
 from zoo.errors import ConfigError
-from zoo.graphstep import WARMUP_STEPS, on_side_stream, try_recording
+from zoo.training.graphstep import WARMUP_STEPS, on_side_stream, try_recording
 from zoo.model import Batch, StepContext, ZooModel, build_seeded
 
 MAY_DIFFER = {"lr", "weight_decay", "momentum", "seed", "patience"}
@@ -264,7 +264,7 @@ def _validation_means(stack: _Stack, validate, data: ImageData, batch_size: int)
 
 
 class _Trial:
-    """One trial while it trains with others: its history, its progress (zoo.epochs.Tracker, as a run
+    """One trial while it trains with others: its history, its progress (zoo.training.epochs.Tracker, as a run
     alone keeps it) and its best weights."""
 
     def __init__(self, train: TrainConfig):

@@ -2,7 +2,7 @@
 
 import torch
 
-from zoo.config import TrainConfig
+from zoo.runs.config import TrainConfig
 
 
 def make_optimizer(params, train: TrainConfig, **overrides) -> torch.optim.Optimizer:

@@ -17,13 +17,13 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from zoo.config import TrainConfig, resolve_config
+from zoo.runs.config import TrainConfig, resolve_config
 from zoo.console import quiet
 from zoo.data import ImageData
-from zoo.engine import Callback, Trainer
+from zoo.training.engine import Callback, Trainer
 from zoo.errors import ConfigError
 from zoo.model import build_seeded
-from zoo.runs import training_data
+from zoo.runs.loading import training_data
 
 REDUCE = ("best", "mean", "last")
 
@@ -49,7 +49,7 @@ class KeepBest(Callback):
 
     def on_epoch_end(self, trainer, epoch, record) -> None:
         if record.get("best"):
-            from zoo.regularize import plain_state_dict
+            from zoo.training.regularize import plain_state_dict
 
             self.state = {k: v.detach().clone() for k, v in plain_state_dict(trainer.model).items()}
 
@@ -80,7 +80,7 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
         log: Callable[[str], None] = quiet, metric: str | None = None, reduce: str = "best",
         test: bool = False, keep_model: bool = False) -> FitResult:
     """Train one configuration on `data` without a run folder (regularisers as configured)."""
-    from zoo.callbacks import callbacks_for, check
+    from zoo.training.callbacks import callbacks_for, check
 
     if data.val_x.shape[0] == 0:
         raise ConfigError("there is no validation split to score the configuration on",
@@ -204,7 +204,7 @@ def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, 
         result["holdout"] = _row("holdout", data, r)
         log(f"holdout ({train_cfg.val_fraction:g} of the training set): validation {metric} {r.value:.5g}")
     if out is not None:
-        from zoo import checkpoint as ckpt
+        from zoo.runs import checkpoint as ckpt
 
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -220,7 +220,7 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.plots import save_figure
+    from zoo.analysis.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     for r in result["per_fold"]:

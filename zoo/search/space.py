@@ -61,7 +61,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from zoo.config import check_range, coerce, describe_range, type_name
+from zoo.runs.config import check_range, coerce, describe_range, type_name
 from zoo.errors import ConfigError
 
 SAMPLERS = ("tpe", "random", "grid")
@@ -798,7 +798,7 @@ def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> 
         raise ConfigError(f"{source}: unknown sampler '{search['sampler']}'", f"Use one of {', '.join(SAMPLERS)}.")
     if search.get("pruner", "auto") not in PRUNERS:
         raise ConfigError(f"{source}: unknown pruner '{search['pruner']}'", f"Use one of {', '.join(PRUNERS)}.")
-    from zoo.cv import REDUCE
+    from zoo.search.cv import REDUCE
 
     if objective.get("reduce", "best") not in REDUCE:
         raise ConfigError(f"{source}: unknown reduce '{objective['reduce']}'", f"Use one of {', '.join(REDUCE)}.")

@@ -23,7 +23,7 @@ import torch
 from zoo.errors import ConfigError
 
 if TYPE_CHECKING:  # pragma: no cover
-    from zoo.engine import Trainer
+    from zoo.training.engine import Trainer
     from zoo.model import Batch, ZooModel
 
 

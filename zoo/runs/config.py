@@ -68,7 +68,7 @@ class TrainConfig:
                                  "take longer while it compiles)")
     plot_every: int = param(0, "also save a sample/reconstruction grid in progress/ every N epochs and after "
                                "the last (0: none; the final picture is written in any case)", low=0, high=100_000)
-    # Regularisers the engine applies to models with `encoder` and `decoder` modules (zoo.regularize).
+    # Regularisers the engine applies to models with `encoder` and `decoder` modules (zoo.training.regularize).
     prune_every: int = param(0, "L1-prune weights every N epochs (0: never); amounts per group below", low=0,
                              high=100_000)
     prune_encoder_linear: float = param(0.0, "fraction of the unpruned weights of each encoder linear layer "

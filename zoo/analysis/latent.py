@@ -1,11 +1,11 @@
 """Latent-space analysis of a trained run: where the test images land, what a grid of codes decodes
 to, and what lies between two classes or two images.
 
-    zoo.analysis.latent_scatter(RUN, method="tsne", n=5000)   # PNG scatter + CSV of coordinates
-    zoo.analysis.manifold(RUN, steps=15)                       # PNG of a decoded 2-D grid
-    zoo.analysis.manifold(RUN, dims="3,7")                     # ... over latent dimensions 3 and 7
-    zoo.analysis.interpolate(RUN, "3", "8", steps=10)          # PNG of decodes between class means
-    zoo.analysis.interpolate(RUN, "#12", "#40")                # ... between two test images' codes
+    zoo.analysis.latent.latent_scatter(RUN, method="tsne", n=5000)   # PNG scatter + CSV of coordinates
+    zoo.analysis.latent.manifold(RUN, steps=15)                       # PNG of a decoded 2-D grid
+    zoo.analysis.latent.manifold(RUN, dims="3,7")                     # ... over latent dimensions 3 and 7
+    zoo.analysis.latent.interpolate(RUN, "3", "8", steps=10)          # PNG of decodes between class means
+    zoo.analysis.latent.interpolate(RUN, "#12", "#40")                # ... between two test images' codes
 
 Codes come from the model's `encode` (a VAE's posterior mean); class means are over the test set.
 """
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.checkpoint import atomic_write
-from zoo.plots import pyplot, save_png
+from zoo.runs.checkpoint import atomic_write
+from zoo.analysis.plots import pyplot, save_png
 from zoo.errors import ConfigError
-from zoo.runfiles import picture_output
-from zoo.runs import load, require
-from zoo.samplers import CLASS_SPLIT, class_stats, encode_images, latent_dim, resolve_class, run_split
+from zoo.runs.files import picture_output
+from zoo.runs.loading import load, require
+from zoo.analysis.samplers import CLASS_SPLIT, class_stats, encode_images, latent_dim, resolve_class, run_split
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}
 TSNE_MAX_ITER = 1000  # scikit-learn's default

@@ -23,7 +23,7 @@ def save_figure(fig, path: Path, **savefig) -> Path:
     or a full disk leaves the previous picture, never half of one."""
     import io
 
-    from zoo.checkpoint import atomic_write
+    from zoo.runs.checkpoint import atomic_write
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", **savefig)

@@ -1,5 +1,5 @@
 """The bookkeeping of an epoch, written once for every way zoo trains: one run eagerly or through a
-recorded CUDA graph (zoo.engine), and many trials in one vectorised step (zoo.multitrial).
+recorded CUDA graph (zoo.training.engine), and many trials in one vectorised step (zoo.training.multitrial).
 
 - `lr_factor`: the learning-rate schedule, a function of the epoch alone (resume needs no state);
 - `LossSums`: the running sums of a step's losses, weighted by the batch size, kept on the device
@@ -16,7 +16,7 @@ from typing import Any
 
 import torch
 
-from zoo.config import TrainConfig
+from zoo.runs.config import TrainConfig
 
 
 def lr_factor(train: TrainConfig, epoch: int) -> float:

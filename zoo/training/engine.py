@@ -17,16 +17,16 @@ from typing import Any, Callable
 
 import torch
 
-from zoo import checkpoint as ckpt
-from zoo.batching import batches
-from zoo.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.engine.Callback)
-from zoo.config import TrainConfig
+from zoo.runs import checkpoint as ckpt
+from zoo.training.batching import batches
+from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
+from zoo.runs.config import TrainConfig
 from zoo.console import to_stderr
 from zoo.data import ImageData
-from zoo.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
+from zoo.training.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
 from zoo.errors import ConfigError, TrainingDiverged, ZooError, storage_error
 from zoo.model import StepContext, ZooModel
-from zoo.optim import make_optimizer
+from zoo.training.optim import make_optimizer
 
 EVAL_BATCH = 1024
 
@@ -81,9 +81,9 @@ class Trainer:
         self.resumed = False
         self.started = False  # begin() wrote the epoch-0 files
         self.saved_epoch = 0  # the epoch checkpoint.safetensors holds
-        self.graph_step = None  # zoo.graphstep.GraphStep with cuda_graph, made once the state is final
+        self.graph_step = None  # zoo.training.graphstep.GraphStep with cuda_graph, made once the state is final
         if train.cuda_graph:
-            from zoo.graphstep import check_supported
+            from zoo.training.graphstep import check_supported
 
             check_supported(model, train)
 
@@ -108,7 +108,7 @@ class Trainer:
 
     def resume(self) -> None:
         """Load checkpoint.safetensors and the metrics written up to it."""
-        from zoo.regularize import reparametrize_like
+        from zoo.training.regularize import reparametrize_like
 
         reparametrize_like(self.model, self._path(ckpt.CHECKPOINT))  # pruning masks saved mid-training
         state, rng = ckpt.load_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers)
@@ -181,7 +181,7 @@ class Trainer:
         start = time.perf_counter()
         if self.train.cuda_graph:
             if self.graph_step is None:
-                from zoo.graphstep import GraphStep
+                from zoo.training.graphstep import GraphStep
 
                 self.graph_step = GraphStep(model, data, self.train, self.optimizers,
                                             lambda: self._autocast(cache=False), self.log)
@@ -227,7 +227,7 @@ class Trainer:
 
     def _save_best(self) -> None:
         if self.run_dir:
-            from zoo.regularize import plain_state_dict  # pruned weights saved permanent, loadable anywhere
+            from zoo.training.regularize import plain_state_dict  # pruned weights saved permanent, loadable anywhere
 
             ckpt.save_tensors(self._path(ckpt.WEIGHTS), plain_state_dict(self.model), {"format": "pt"})
 
@@ -314,7 +314,7 @@ class Trainer:
             cb.on_epoch_end(self, epoch, record)
         every = self.train.plot_every
         if self.run_dir and every and (epoch % every == 0 or epoch == self.train.epochs):  # and the last
-            from zoo import plots
+            from zoo.analysis import plots
 
             plots.preview(self.model, self.data.test_x[:16], self._path(f"progress/epoch_{epoch:04d}.png"),
                           title=f"epoch {epoch}")
@@ -338,7 +338,7 @@ class Trainer:
             "Try a lower learning rate (--set lr=...), or bf16 off.")
 
     def _finish(self) -> TrainResult:
-        from zoo.regularize import make_permanent
+        from zoo.training.regularize import make_permanent
 
         make_permanent(self.model)  # pruning masks folded into plain weights
         if self.run_dir and self.model.monitor is not None:
@@ -348,7 +348,7 @@ class Trainer:
             self.log("note: no run folder, so the weights are the last epoch's, not the best")
         self.model.eval()
         if self.run_dir:
-            from zoo import plots
+            from zoo.analysis import plots
 
             plots.loss_curves(self.history, self._path("loss.png"), title=f"{self.model.name} on {self.data.name}")
             name = "reconstructions.png" if self.model.can("reconstruct") else "samples.png"

@@ -9,10 +9,11 @@ from typing import Any
 
 import torch  # noqa: F401  (the model classes need it loaded)
 
-from zoo import checkpoint as ckpt
-from zoo import config as cfgmod
-from zoo import registry, runfiles
-from zoo.config import TrainConfig
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import config as cfgmod
+from zoo import registry
+from zoo.runs import files as runfiles
+from zoo.runs.config import TrainConfig
 from zoo.console import to_stderr
 from zoo.data import load_dataset
 from zoo.device import pick_device

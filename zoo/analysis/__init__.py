@@ -1,0 +1,1 @@
+"""Analysis: latent spaces, latent samplers, sample metrics and plots."""

@@ -1,0 +1,1 @@
+"""Runs: configs, run folders, checkpoints, model cards and loading a trained model."""

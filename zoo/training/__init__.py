@@ -1,0 +1,1 @@
+"""Training: the engine's epoch loop, its step runners, callbacks and optimizers."""
