@@ -23,7 +23,8 @@ import torch
 
 import zoo
 from zoo.training import multitrial
-from zoo.api import _load_data, resolve_config
+from zoo.api import resolve_config
+from zoo.runs.run import training_data
 
 
 def median_seconds(history: list[dict], trials: int) -> float:
@@ -49,7 +50,7 @@ def main() -> None:
             "device": str(device)}
     cls, model_cfg, train_cfg = resolve_config("convae", overrides={k: v for k, v in base.items() if k != "preset"},
                                                preset="convae-lab")
-    data = _load_data(train_cfg, device)
+    data = training_data(train_cfg, device)
     n = data.train_x.shape[0]
     graph_modes = [False, True] if args.cuda_graph else [False]
     rows = []

@@ -1,10 +1,9 @@
 """`zoo latent`, `zoo manifold`, `zoo interpolate`: pictures of a run's latent space.
-Thin wrappers over zoo.analysis.latent; torch is imported only when a command runs."""
+Thin wrappers over zoo.analysis.latent, .manifold and .interpolation; torch is imported only when a command runs."""
 
 from __future__ import annotations
 
 import click
-
 from zoo.cli.app import IN_FOLDER, OUT_FILE, SEED, TEXT, cli
 
 
@@ -49,7 +48,7 @@ def manifold(run, steps, dims, out, data_dir, device):
 
     The grid runs along two latent dimensions (for a VAE by default the two most active: whose posterior
     means vary most over the test images), or the first two principal directions of a larger latent."""
-    from zoo.analysis.latent import manifold as api_manifold
+    from zoo.analysis.manifold import manifold as api_manifold
 
     r = api_manifold(run, steps=steps, dims=dims, out=out, data_dir=data_dir, device=device)
     for line in r.summary():
@@ -67,7 +66,7 @@ def manifold(run, steps, dims, out, data_dir, device):
 @click.option("--device", type=TEXT, default=None)
 def interpolate(run, start, end, steps, out, data_dir, device):
     """Decode along the line between two class means or two test images' codes."""
-    from zoo.analysis.latent import interpolate as api_interpolate
+    from zoo.analysis.interpolation import interpolate as api_interpolate
 
     r = api_interpolate(run, start, end, steps=steps, out=out, data_dir=data_dir, device=device)
     click.echo(f"{steps} steps from {r.start.label.replace(chr(10), ' ')} to {r.end.label.replace(chr(10), ' ')}")

@@ -7,7 +7,7 @@ features the autoencoder found without labels.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
@@ -16,9 +16,8 @@ from torch import nn
 from zoo.plugins.conv import ConvNetConfig, activation, build_encoder
 
 from zoo import ZooModel, hookimpl, param
+from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.training.batching import batches
-from zoo.runs.checkpoint import METRICS, read_metrics
-from zoo.errors import ConfigError
 
 
 @dataclass
@@ -66,6 +65,29 @@ class Classifier(ZooModel):
         self.head = nn.Sequential(*layers[:-1])  # no activation after the logits
         self._check_unfreeze()
         self._apply_freeze()
+
+    @classmethod
+    def transfer_from(cls, source, *, hidden=(60,), freeze="all", unfreeze_last=0, features="latent"):
+        """A classifier on the conv encoder of `source` (a run of any model built on zoo.plugins.conv):
+        its encoder's settings and weights, with a new head."""
+        encoder = getattr(source.model, "encoder", None)
+        if not source.can("encode") or not isinstance(encoder, nn.Sequential) or not isinstance(encoder[-1], nn.Linear):
+            raise CapabilityError(f"model '{source.name}' has no conv encoder to fine-tune",
+                                  "finetune works from runs of models built on zoo.plugins.conv (convae, dae, vae).")
+        own_keys = {f.name for f in fields(cls.Config)}
+        values = {k: v for k, v in source.record["config"].items() if k in own_keys}
+        values.update(head=list(hidden), freeze=freeze, unfreeze_last=unfreeze_last, features=features,
+                      encoder_out=encoder[-1].out_features, init_from=source.source)
+        weights = {k: v for k, v in source.model.state_dict().items() if k.startswith("encoder.")}
+
+        def copy_encoder(net: "Classifier") -> None:
+            own = {k: v for k, v in net.state_dict().items() if k.startswith("encoder.")}
+            missing = [k for k in own if k not in weights or weights[k].shape != own[k].shape]
+            if missing:
+                raise RunError(f"the encoder of {source.source} does not fit the classifier ({', '.join(missing[:3])})")
+            net.load_state_dict({k: weights[k] for k in own}, strict=False)
+
+        return values, copy_encoder
 
     # ---------------------------------------------------------------- freezing
     def _frozen_modules(self) -> list[nn.Module]:
@@ -135,7 +157,7 @@ class Classifier(ZooModel):
                 "cross_entropy": F.cross_entropy(logits, batch.y, reduction="none")}
 
     @torch.no_grad()
-    def evaluation_report(self, x, y, out_dir):
+    def evaluation_report(self, x, y, run, out_dir):
 
         preds = torch.cat([self.classify(b.x).argmax(1) for b in batches(x, y, 1024)]).cpu()
         y = y.cpu()
@@ -148,13 +170,12 @@ class Classifier(ZooModel):
         report = {"accuracy": float(confusion.diag().sum() / confusion.sum().clamp_min(1)),
                   "per_class_accuracy": per_class, "confusion": confusion.tolist(),
                   "parameters": {"total": total, "trainable": trainable}}
-        run_dir = getattr(self, "run_dir", None)
-        if run_dir is not None and (Path(run_dir) / METRICS).exists():
-            lines, _ = read_metrics(Path(run_dir) / METRICS)
-            report["train_seconds"] = round(sum(r.get("seconds", 0.0) for r in lines), 2)
-            report["epochs"] = len(lines)
+        history = run.training_history()
+        if history:
+            report["train_seconds"] = round(sum(r.get("seconds", 0.0) for r in history), 2)
+            report["epochs"] = len(history)
         if out_dir is not None:
-            classes = getattr(self, "run_config", {}).get("data", {}).get("classes") or [str(i) for i in range(k)]
+            classes = run.classes
             _confusion_png(confusion, classes, Path(out_dir) / "confusion.png", report["accuracy"])
             report["confusion_png"] = "confusion.png"  # beside eval.json
         return report

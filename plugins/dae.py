@@ -46,6 +46,9 @@ class DAE(ConvAE):
             shared["noise"] = [noise.name, *list(noise.values.values())[1:]]
         return shared
 
+    def training_corruption(self):
+        return self.noise
+
     def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.noise is None:
             return x

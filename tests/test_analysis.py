@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
 
 import zoo
-import zoo.analysis.latent as analysis
-from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
+from zoo.analysis import interpolation, latent, manifold
 from zoo.errors import CapabilityError, ConfigError
 
 DIGITS_TEST = 359  # digits' test split
@@ -78,7 +78,7 @@ def read_csv(path: Path) -> tuple[list[str], list[dict]]:
 
 @torch.no_grad()
 def codes_of(run: Path, dataset: str = "digits") -> tuple[torch.Tensor, torch.Tensor]:
-    """The test codes and labels, computed here without zoo.analysis.latent."""
+    """The test codes and labels, computed here without the latent tools (zoo.analysis)."""
     net = zoo.load(run)
     data = zoo.load_dataset(dataset)
     return net.encode(data.test_x.float() / 255.0), data.test_y
@@ -105,9 +105,9 @@ def test_latent_pca_writes_png_and_csv(digits_run, tmp_path):
 
 def test_latent_api_n_legend_and_default_output(digits_run, ae2, tmp_path):
     run = Path(shutil.copytree(digits_run, tmp_path / "run"))  # a 4-D latent: projected
-    r = analysis.latent_scatter(run, method="pca", n=40)
+    r = latent.latent_scatter(run, method="pca", n=40)
     assert r.png == run / "latent-pca.png" and is_png(r.png) and r.csv == run / "latent-pca.csv"
-    r = analysis.latent_scatter(ae2, method="pca", n=40)  # a 2-D latent: plotted as it is, named so
+    r = latent.latent_scatter(ae2, method="pca", n=40)  # a 2-D latent: plotted as it is, named so
     assert r.png == ae2 / "latent.png" and is_png(r.png) and r.csv == ae2 / "latent.csv"
     assert len(read_csv(r.csv)[1]) == 40
     assert r.legend == sorted({str(int(v)) for v in r.labels}, key=int)  # class names, only those present
@@ -125,14 +125,14 @@ def test_two_dimensional_latent_is_plotted_as_it_is(ae2, tmp_path):
 
 
 def test_latent_tsne(digits_run, tmp_path):
-    r = analysis.latent_scatter(digits_run, method="t-SNE", n=120, out=tmp_path / "t.png")
+    r = latent.latent_scatter(digits_run, method="t-SNE", n=120, out=tmp_path / "t.png")
     assert r.method == "tsne" and r.coords.shape == (120, 2) and np.isfinite(r.coords).all()
     assert is_png(tmp_path / "t.png") and len(read_csv(tmp_path / "t.csv")[1]) == 120
     assert r.seconds > 0
 
 
 def test_class_names_in_csv_and_legend(shapes_run, tmp_path):
-    r = analysis.latent_scatter(shapes_run, method="pca", out=tmp_path / "s.png")
+    r = latent.latent_scatter(shapes_run, method="pca", out=tmp_path / "s.png")
     assert r.legend == ["circle", "square"]
     _, rows = read_csv(tmp_path / "s.csv")
     assert {r["class"] for r in rows} == {"circle", "square"}
@@ -145,13 +145,13 @@ def test_latent_errors(digits_run, tmp_path):
     assert_clean_error(invoke("latent", digits_run, "--out", tmp_path / "x.csv"), ".png")
     assert_clean_error(invoke("latent", tmp_path / "nowhere"), "does not exist")
     with pytest.raises(ConfigError, match="umap"):
-        analysis.latent_scatter(digits_run, method="umap", out=tmp_path / "x.png")
+        latent.latent_scatter(digits_run, method="umap", out=tmp_path / "x.png")
 
 
 # ------------------------------------------------------------------------------------------ zoo manifold
 
 def test_manifold_of_a_two_dimensional_latent(ae2, tmp_path):
-    r = analysis.manifold(ae2, steps=6, out=tmp_path / "m.png")
+    r = manifold.manifold(ae2, steps=6, out=tmp_path / "m.png")
     assert r.kind == "latent" and is_png(r.png)
     assert tuple(r.latents.shape) == (6, 6, 2) and tuple(r.images.shape) == (6, 6, 1, 28, 28)
     z, _ = codes_of(ae2)
@@ -169,7 +169,7 @@ def test_manifold_of_a_two_dimensional_latent(ae2, tmp_path):
 
 
 def test_manifold_of_a_vae_is_over_the_prior_quantiles(vae3, tmp_path):
-    r = analysis.manifold(vae3, steps=5, out=tmp_path / "m.png")
+    r = manifold.manifold(vae3, steps=5, out=tmp_path / "m.png")
     assert r.kind == "prior" and tuple(r.latents.shape) == (5, 5, 3) and is_png(r.png)
     expected = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(5) + 0.5) / 5)
     torch.testing.assert_close(r.xs, expected)
@@ -182,7 +182,7 @@ def test_manifold_of_a_vae_is_over_the_prior_quantiles(vae3, tmp_path):
 def test_manifold_of_a_larger_latent_is_over_two_principal_directions(digits_run, tmp_path):
     from sklearn.decomposition import PCA
 
-    r = analysis.manifold(digits_run, steps=5, out=tmp_path / "m.png")
+    r = manifold.manifold(digits_run, steps=5, out=tmp_path / "m.png")
     assert r.kind == "pca" and tuple(r.latents.shape) == (5, 5, 4) and is_png(r.png)
     flat = r.latents.reshape(-1, 4).double()
     assert torch.linalg.matrix_rank(flat - flat[0], rtol=1e-4) == 2  # a plane in the 4-D latent
@@ -197,14 +197,14 @@ def test_manifold_of_a_larger_latent_is_over_two_principal_directions(digits_run
 
 
 def test_manifold_rgb_data(shapes_run, tmp_path):
-    r = analysis.manifold(shapes_run, steps=3, out=tmp_path / "m.png")
+    r = manifold.manifold(shapes_run, steps=3, out=tmp_path / "m.png")
     assert tuple(r.images.shape) == (3, 3, 3, 28, 28) and is_png(r.png)
 
 
 # ------------------------------------------------------------------------------------------ zoo interpolate
 
 def test_interpolation_between_class_means(digits_run, tmp_path):
-    r = analysis.interpolate(digits_run, 3, "8", steps=7, out=tmp_path / "i.png")
+    r = interpolation.interpolate(digits_run, 3, "8", steps=7, out=tmp_path / "i.png")
     assert is_png(r.png) and tuple(r.latents.shape) == (7, 4) and tuple(r.images.shape) == (7, 1, 28, 28)
     z, labels = codes_of(digits_run)
     torch.testing.assert_close(r.latents[0], z[labels == 3].mean(0), rtol=1e-5, atol=1e-6)
@@ -219,19 +219,19 @@ def test_interpolation_between_class_means(digits_run, tmp_path):
 
 
 def test_interpolation_between_test_images(digits_run, tmp_path):
-    r = analysis.interpolate(digits_run, "#5", "#200", steps=4, out=tmp_path / "i.png")
+    r = interpolation.interpolate(digits_run, "#5", "#200", steps=4, out=tmp_path / "i.png")
     z, _ = codes_of(digits_run)
     torch.testing.assert_close(r.latents[0], z[5], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(r.latents[-1], z[200], rtol=1e-5, atol=1e-6)
     assert r.start.kind == r.end.kind == "image" and r.start.image is not None
-    mixed = analysis.interpolate(digits_run, "#5", "7", steps=3, out=tmp_path / "m.png")
+    mixed = interpolation.interpolate(digits_run, "#5", "7", steps=3, out=tmp_path / "m.png")
     assert mixed.end.kind == "class" and is_png(mixed.png)
 
 
 def test_interpolation_by_class_name(shapes_run, tmp_path):
     out = assert_ok(invoke("interpolate", shapes_run, "--from", "Circle", "--to", "square", "--steps", "4"))
     assert "circle" in out and "square" in out and is_png(shapes_run / "interpolation.png")
-    r = analysis.interpolate(shapes_run, "circle", 1, steps=3, out=tmp_path / "i.png")
+    r = interpolation.interpolate(shapes_run, "circle", 1, steps=3, out=tmp_path / "i.png")
     assert (r.start.index, r.end.index) == (0, 1) and tuple(r.images.shape) == (3, 3, 28, 28)
 
 
@@ -258,10 +258,10 @@ def test_gan_is_refused_cleanly(gan_run, tmp_path):
 
 
 def test_classifier_codes_plot_but_do_not_decode(classifier_run, tmp_path):
-    r = analysis.latent_scatter(classifier_run, method="pca", n=50, out=tmp_path / "c.png")  # it can encode
+    r = latent.latent_scatter(classifier_run, method="pca", n=50, out=tmp_path / "c.png")  # it can encode
     assert is_png(r.png)
     with pytest.raises(CapabilityError):
-        analysis.manifold(classifier_run, out=tmp_path / "m.png")
+        manifold.manifold(classifier_run, out=tmp_path / "m.png")
     assert_clean_error(invoke("interpolate", classifier_run, "--from", "1", "--to", "2", "--out", tmp_path / "i.png"),
                        "cannot decode")
     assert_clean_error(invoke("generate", classifier_run, "--class", "1", "--out", tmp_path / "g.png"),
@@ -304,7 +304,7 @@ def test_manifold_on_a_one_image_data_set_is_a_clear_error(one_image, one_image_
 def test_manifold_over_the_prior_needs_no_test_images(tmp_path):
     for d in (1, 3):
         run = _tiny_run(tmp_path / f"vae{d}", "vae", [0], latent_dim=d)
-        r = analysis.manifold(run, steps=3, out=tmp_path / f"m{d}.png")
+        r = manifold.manifold(run, steps=3, out=tmp_path / f"m{d}.png")
         assert r.kind == "prior" and tuple(r.latents.shape) == ((3, 3, d) if d > 1 else (1, 3, 1)) and is_png(r.png)
 
 
@@ -312,7 +312,7 @@ def test_latent_on_fewer_images_than_a_projection_needs_is_a_clear_error(one_ima
     for method, name in (("pca", "PCA"), ("tsne", "t-SNE")):
         assert_clean_error(invoke("latent", one_image, "--method", method, "--out", tmp_path / "l.png"),
                            f"{name} needs at least 3 codes, got 1 from the test images of folder:")
-    r = analysis.latent_scatter(one_image_1d, out=tmp_path / "one.png")  # a 1-D latent: plotted as it is
+    r = latent.latent_scatter(one_image_1d, out=tmp_path / "one.png")  # a 1-D latent: plotted as it is
     assert r.method == "as-is" and r.coords.shape == (1, 2) and is_png(r.png)
 
 
@@ -331,7 +331,7 @@ def test_identical_codes_are_refused_not_crashed(tmp_path):
         assert_clean_error(invoke("latent", run, "--method", method, "--out", tmp_path / "l.png"),
                            "all 3 codes from the test images of", "no spread to show")
         with pytest.raises(ConfigError, match="all 5 codes from the given codes are the same"):
-            analysis.project(torch.ones(5, 4), method)
+            latent.project(torch.ones(5, 4), method)
 
 
 def test_codes_that_are_not_finite_are_refused():
@@ -339,13 +339,13 @@ def test_codes_that_are_not_finite_are_refused():
     z[2, 1] = float("nan")
     for method in ("pca", "tsne"):
         with pytest.raises(ConfigError, match="NaN or infinite"):
-            analysis.project(z, method)
+            latent.project(z, method)
     with pytest.raises(ConfigError, match="NaN or infinite"):
-        analysis.project(torch.full((3, 2), float("inf")))
+        latent.project(torch.full((3, 2), float("inf")))
 
 
 def test_interpolation_on_a_one_image_data_set(one_image, tmp_path):
-    r = analysis.interpolate(one_image, "#0", "image", steps=3, out=tmp_path / "i.png")  # its code, its class mean
+    r = interpolation.interpolate(one_image, "#0", "image", steps=3, out=tmp_path / "i.png")  # its code, its class mean
     torch.testing.assert_close(r.latents[0], r.latents[-1])  # one image: its code is its class's mean
     assert is_png(r.png)
     assert_clean_error(invoke("interpolate", one_image, "--from", "#1", "--to", "0", "--out", tmp_path / "x.png"),

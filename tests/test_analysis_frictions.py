@@ -10,20 +10,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
 from PIL import Image
 from torch import nn
 
 import zoo
-import zoo.analysis.latent as analysis
 import zoo.analysis.plots
-from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
+from zoo.analysis import manifold
 from zoo.runs import checkpoint as ckpt
 from zoo.training.regularize import plain_state_dict
 
 
 @torch.no_grad()
 def codes_of(net, dataset: str = "digits") -> torch.Tensor:
-    """The test codes of `net`, computed here without zoo.analysis.latent."""
+    """The test codes of `net`, computed here without the latent tools (zoo.analysis)."""
     return net.encode(zoo.load_dataset(dataset).test_x.float() / 255.0).double()
 
 
@@ -40,7 +40,7 @@ def vae4_inactive01(tmp_path_factory) -> Path:
     means are 0 for every image (the encoder's rows for them are zeroed, and the weights saved)."""
     out = tmp_path_factory.mktemp("fr") / "vae4"
     zoo.train("vae", dataset="digits", epochs=1, latent_dim=4, out=out, log=quiet, progress=False, **TINY)
-    net = zoo.load(out)
+    net = zoo.load(out).model
     last = [m for m in net.encoder.modules() if isinstance(m, nn.Linear)][-1]  # outputs [mu (4), logvar (4)]
     with torch.no_grad():
         last.weight[[0, 1]] = 0.0
@@ -98,7 +98,7 @@ def test_manifold_of_a_vae_sweeps_its_most_active_dimensions(vae4_inactive01, tm
         assert f"z[{i}] {float(act[i]):.3g}" in out
     assert is_png(tmp_path / "m.png")
 
-    r = analysis.manifold(vae4_inactive01, steps=5, out=tmp_path / "m2.png")
+    r = manifold.manifold(vae4_inactive01, steps=5, out=tmp_path / "m2.png")
     assert r.dims == expected and r.chosen_by == "activity" and r.n_codes == 359
     torch.testing.assert_close(r.activity, act, rtol=1e-4, atol=1e-9)
     q = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(5) + 0.5) / 5)
@@ -110,14 +110,14 @@ def test_manifold_of_a_vae_sweeps_its_most_active_dimensions(vae4_inactive01, tm
 def test_manifold_dims_option_picks_the_swept_dimensions(vae4_inactive01, digits_run, tmp_path):
     out = assert_ok(invoke("manifold", vae4_inactive01, "--steps", "4", "--dims", "3, 0", "--out", tmp_path / "m.png"))
     assert "z[3] and z[0]" in out and "chosen with --dims" in out and "z[0] 0 (inactive)" in out
-    r = analysis.manifold(vae4_inactive01, steps=4, dims="3,0", out=tmp_path / "m.png")
+    r = manifold.manifold(vae4_inactive01, steps=4, dims="3,0", out=tmp_path / "m.png")
     assert r.dims == (3, 0) and r.chosen_by == "--dims"
     assert (r.latents[..., [1, 2]] == 0).all()
     assert len(set(r.latents[0, :, 3].tolist())) == 4 and len(set(r.latents[:, 0, 0].tolist())) == 4
 
     # An autoencoder with a 4-D latent: the named dimensions over the central 90% of their test codes,
     # the others at the codes' mean (instead of the principal directions).
-    r = analysis.manifold(digits_run, steps=4, dims=(1, 2), out=tmp_path / "ae.png")
+    r = manifold.manifold(digits_run, steps=4, dims=(1, 2), out=tmp_path / "ae.png")
     z = codes_of(zoo.load(digits_run))
     assert r.kind == "latent" and r.dims == (1, 2)
     np.testing.assert_allclose(r.xs[[0, -1]].numpy(), np.percentile(z[:, 1].numpy(), [5, 95]), rtol=1e-4)
@@ -175,7 +175,8 @@ def test_manifold_span_excludes_an_outlier(tinyplug_installed, tmp_path):
     run = tmp_path / "run"
     zoo.train("tinyae", dataset=f"folder:{root}", epochs=1, latent_dim=2, out=run, log=quiet, progress=False,
               device="cpu")
-    net = zoo.load(run)
+    loaded = zoo.load(run)
+    net = loaded.model
     with torch.no_grad():
         net.enc.weight.zero_()
         net.enc.weight[0] = 100.0 / 784
@@ -186,7 +187,7 @@ def test_manifold_span_excludes_an_outlier(tinyplug_installed, tmp_path):
     rest = z[z[:, 0] < 40]
     assert len(rest) == 39 and rest.abs().max() < 10  # every other code lies near 0
 
-    r = analysis.manifold(net, steps=7, out=tmp_path / "m.png")
+    r = manifold.manifold(loaded, steps=7, out=tmp_path / "m.png")  # the run, with the weights set above
     assert r.kind == "latent" and r.dims == (0, 1) and is_png(r.png)
     np.testing.assert_allclose(r.xs[[0, -1]].numpy(), np.percentile(z[:, 0].numpy(), [5, 95]), rtol=1e-4)
     np.testing.assert_allclose(r.ys[[-1, 0]].numpy(), np.percentile(z[:, 1].numpy(), [5, 95]), rtol=1e-4)

@@ -93,3 +93,36 @@ def test_no_module_imports_another_modules_private_names():
     private = [(name, module, n) for name, path in modules.items() for module, names in _imports(path)
                if module in modules for n in names if n.startswith("_") and not n.startswith("__")]
     assert private == []
+
+
+def _plugin_facts() -> tuple[set[str], set[str]]:
+    """The built-in architectures' names and their config fields, read from plugins/ itself."""
+    names, fields = set(), set()
+    for path in (REPO / "plugins").glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                for item in node.body:
+                    if isinstance(item, ast.Assign) and [getattr(t, "id", "") for t in item.targets] == ["name"] \
+                            and isinstance(item.value, ast.Constant):
+                        names.add(item.value.value)
+                    if node.name.endswith("Config") and isinstance(item, ast.AnnAssign):
+                        fields.add(item.target.id)
+    return names, fields
+
+
+def test_no_module_under_zoo_names_an_architecture_or_reads_a_plugin_config_field():
+    names, fields = _plugin_facts()
+    assert {"convae", "vae", "gan", "classifier"} <= names and {"noise", "beta", "head"} <= fields  # read for real
+    found = []
+    for path in sorted((REPO / "zoo").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and node.value in names:  # a name as a value, not in a docstring
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} {node.value!r}")
+            # `<model>.config.FIELD`: the config a plugin defines, read from outside the plugin
+            if isinstance(node, ast.Attribute) and node.attr in fields and isinstance(node.value, ast.Attribute) \
+                    and node.value.attr == "config":
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} .config.{node.attr}")
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "getattr" and len(node.args) >= 2 \
+                    and isinstance(node.args[1], ast.Constant) and node.args[1].value in fields:
+                found.append(f"{path.relative_to(REPO)}:{node.lineno} getattr(..., {node.args[1].value!r})")
+    assert not found, found

@@ -119,7 +119,7 @@ def test_the_default_value_is_used_when_a_spec_leaves_it_out(l1plug_installed, t
     from zoo.training.callbacks import callbacks_for
     from zoo.runs.config import TrainConfig
 
-    (cb,) = callbacks_for(TrainConfig(train_callbacks=["l1-activity"]))
+    (cb,) = [c for c in callbacks_for(TrainConfig(train_callbacks=["l1-activity"])) if c.name == "l1-activity"]
     assert cb.weight == 0.01
 
 

@@ -23,7 +23,7 @@ def test_every_catalogued_bundle_is_intact_and_loads():
         assert digest == entry["sha256"], name
         assert entry.get("command", "").startswith("zoo "), name
         net = zoo.load(name)
-        assert net.name == entry["model"] and net.run_config["train"]["dataset"] == entry["dataset"]
+        assert net.name == entry["model"] and net.record["train"]["dataset"] == entry["dataset"]
 
 
 def test_catalogued_metrics_match_what_eval_measures_now():

@@ -107,7 +107,7 @@ def test_a_convae_trained_on_32px_folder_images_reconstructs_every_pixel(tmp_pat
             Image.fromarray(pixels, "RGB").save(tmp_path / "pics" / cls / f"{i}.png")
     zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=tmp_path / "run", log=quiet,
               progress=False, activation="leaky_relu", **TINY)
-    model = zoo.load(tmp_path / "run").eval()
+    model = zoo.load(tmp_path / "run").model
     with torch.no_grad():
         images = model.decode(torch.randn(256, model.config.latent_dim, generator=torch.Generator().manual_seed(0)))
     live = images.std(0) > 0

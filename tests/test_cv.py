@@ -10,6 +10,7 @@ import torch
 from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, is_png
 
 from zoo.search import cv
+from zoo.training.fit import fit
 from zoo.data import load_dataset
 from zoo.errors import ConfigError
 
@@ -115,7 +116,7 @@ def test_a_configuration_is_not_scored_on_a_validation_split_that_reuses_the_tra
     data = load_dataset(_flat_folder(tmp_path / "three", 3))
     cls, model_cfg, train_cfg = resolve_config("convae", overrides={**TINY, "epochs": 1})
     with pytest.raises(ConfigError, match="no validation score: .* reuses the training images") as e:
-        cv.fit(cls, model_cfg, train_cfg, data)
+        fit(cls, model_cfg, train_cfg, data)
     assert "Cross-validate instead" in e.value.hint
     fold = next(cv.folds(data, 3))
-    assert cv.fit(cls, model_cfg, train_cfg, fold).epochs == 1  # a fold's validation image is its own
+    assert fit(cls, model_cfg, train_cfg, fold).epochs == 1  # a fold's validation image is its own

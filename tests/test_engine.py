@@ -164,7 +164,7 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_best_weights(tmp_path):
     assert lines[-1]["diverged"] is True
     bad = lines[-1]["not_finite"]  # named, and written as null: NaN is not JSON
     assert bad and all(lines[-1][k] is None for k in bad)
-    model = zoo.load(run)
+    model = zoo.load(run).model
     assert all(torch.isfinite(p).all() for p in model.state_dict().values())
     best_epoch = int(text.split("best weights (epoch ")[1].split(")")[0])
     assert best_epoch >= 1, text  # this configuration learns for an epoch before it blows up

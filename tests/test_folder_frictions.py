@@ -127,7 +127,7 @@ def test_class_names_are_the_folder_names_in_label_order_on_the_data_and_in_the_
     run = tmp_path / "run"
     zoo.train("convae", dataset=f"folder:{root}", epochs=1, out=run, log=quiet, progress=False, **TINY)
     assert read_config(run)["data"]["classes"] == ["cats", "dogs", "mice"]
-    assert zoo.load(run).run_config["data"]["classes"] == ["cats", "dogs", "mice"]
+    assert zoo.load(run).record["data"]["classes"] == ["cats", "dogs", "mice"]
 
 
 # ------------------------------------------------------------------------------------------ the splits

@@ -119,7 +119,7 @@ def test_recorded_vectorised_trials_train_like_eager_ones_on_a_gpu():
 
     from zoo.training import multitrial
     from zoo.api import resolve_config
-    from zoo.runs.loading import training_data
+    from zoo.runs.run import training_data
 
     cls, model_cfg, base = resolve_config("convae", overrides={**TINY, "device": "cuda", "dataset": "digits",
                                                                 "epochs": 3, "batch_size": 64})

@@ -210,20 +210,20 @@ def test_folder_hub_push_pull_load(digits_run, run_copy, tmp_path):
     assert [p.name for p in dest.parent.iterdir()] == ["digits"]  # no temporary folder left behind
     assert yaml.safe_load((dest / "README.md").read_text().split("---\n")[1])["library_name"] == "zoo"
 
-    net = zoo.load(f"file://{dest}")
-    assert_same_tensors(net.state_dict(), weights(digits_run / "model.safetensors"))
-    assert net.run_dir != dest and zhub.is_managed(net.run_dir) and not zhub.is_managed(digits_run)
+    run = zoo.load(f"file://{dest}")
+    assert_same_tensors(run.model.state_dict(), weights(digits_run / "model.safetensors"))
+    assert run.folder != dest and zhub.is_managed(run.folder) and not zhub.is_managed(digits_run)
     # default outputs go to ./zoo-outputs/NAME, not into the cache copy or the shared folder
     written = generate(f"file://{dest}", n=4, sampler="standard-normal")
     assert written == Path.cwd() / "zoo-outputs" / "digits" / "samples.png" and is_png(written)
-    assert not (net.run_dir / written.name).exists() and not (dest / written.name).exists()
+    assert not (run.folder / written.name).exists() and not (dest / written.name).exists()
 
     # A second push replaces the folder as a whole; loading it gives the new weights.
     state = weights(run_copy / "model.safetensors")
     save_file({k: v * 0 for k, v in state.items()}, str(run_copy / "model.safetensors"))
     out = assert_ok(invoke("push", run_copy, f"file://{dest}"))
     assert f"file://{dest}" in out
-    assert_same_tensors(zoo.load(f"file://{dest}").state_dict(), weights(run_copy / "model.safetensors"))
+    assert_same_tensors(zoo.load(f"file://{dest}").model.state_dict(), weights(run_copy / "model.safetensors"))
     folder = Path(assert_ok(invoke("pull", f"file://{dest}")).strip().splitlines()[-1])
     assert zhub.is_managed(folder) and run_bytes(folder) == run_bytes(run_copy)
 
@@ -320,7 +320,7 @@ def test_bundled_catalogue_name_is_verified_listed_and_described(catalogue, digi
     catalogue("digits-ae", model="convae", dataset="digits", path=bundled, sha256=digest,
               command="zoo train convae --dataset digits --epochs 2", metrics={"mse": 0.0123, "psnr": 19.5})
 
-    assert_same_tensors(zoo.load("digits-ae").state_dict(), weights(digits_run / "model.safetensors"))
+    assert_same_tensors(zoo.load("digits-ae").model.state_dict(), weights(digits_run / "model.safetensors"))
     assert zhub.pull("digits-ae")["how"] == "bundled"
     listing = assert_ok(invoke("pretrained"))
     assert re.search(r"digits-ae\s+convae\s+digits\s+bundled\s+mse 0.0123, psnr 19.5", listing), listing
@@ -345,7 +345,7 @@ def test_catalogue_name_on_a_folder_hub_is_pulled_on_first_use_and_checked(catal
     catalogue("digits-ae-nowhere", model="convae", dataset="digits", sha256=digest)
 
     assert zhub.catalogue_info("digits-ae")["available"] == "hub"
-    assert_same_tensors(zoo.load("digits-ae").state_dict(), weights(digits_run / "model.safetensors"))
+    assert_same_tensors(zoo.load("digits-ae").model.state_dict(), weights(digits_run / "model.safetensors"))
     info = zhub.catalogue_info("digits-ae")
     assert info["available"] == "cached" and zhub.is_managed(info["cached"])
     with pytest.raises(zhub.HubError, match="do not match their catalogued sha256"):

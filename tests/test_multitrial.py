@@ -8,12 +8,12 @@ import dataclasses
 import pytest
 from conftest import TINY, assert_ok, invoke
 
-from zoo.search import cv
+from zoo.training.fit import fit
 
 from zoo.training import multitrial
 from zoo.api import resolve_config
 from zoo.errors import ConfigError
-from zoo.runs.loading import training_data
+from zoo.runs.run import training_data
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +33,7 @@ def test_each_trial_trains_as_it_would_alone(setup, optimizer):
               for lr, wd, seed in [(1e-3, 0.0, 0), (3e-3, 1e-4, 1), (5e-4, 1e-3, 2)]]
     together = multitrial.train_together(cls, model_cfg, trials, data)
     for t, r in zip(trials, together):
-        alone = cv.fit(cls, model_cfg, t, data)
+        alone = fit(cls, model_cfg, t, data)
         assert _curves(r) == pytest.approx(_curves(alone), rel=1e-5)
         assert r.best_epoch == alone.best_epoch and r.value == pytest.approx(alone.value, rel=1e-5)
 
@@ -50,7 +50,7 @@ def test_a_stopped_trial_leaves_the_others_untouched(setup):
     together = multitrial.train_together(cls, model_cfg, trials, data, report=report)
     assert [r.epochs for r in together] == [2, 1, 2] and together[1].stopped == "pruned"
     assert calls == [(0, 1), (1, 1), (2, 1), (0, 2), (2, 2)]
-    alone = cv.fit(cls, model_cfg, trials[2], data)
+    alone = fit(cls, model_cfg, trials[2], data)
     assert _curves(together[2]) == pytest.approx(_curves(alone), rel=1e-5)
 
 
@@ -92,7 +92,7 @@ def _lr_seed_latent_search(tmp_path, setup, latents, seed, *options):
     assert len(rows) == 6 and all(r["state"] == "complete" for r in rows)
     for r in rows:  # the same loss as the trial trained alone
         mc = dataclasses.replace(model_cfg, latent_dim=int(r["latent_dim"]))
-        alone = cv.fit(cls, mc, dataclasses.replace(base, lr=float(r["lr"]), seed=int(r["seed"])), data)
+        alone = fit(cls, mc, dataclasses.replace(base, lr=float(r["lr"]), seed=int(r["seed"])), data)
         assert float(r["loss"]) == pytest.approx(alone.value, rel=1e-5)
     return out, rows
 
@@ -110,7 +110,7 @@ def _vectorised_against_alone(arch, key, values):
     data = training_data(train_cfg, "cpu")
     cfgs = [dataclasses.replace(model_cfg, **{key: v}) for v in values]
     together = multitrial.train_together(cls, cfgs, [train_cfg] * len(cfgs), data)
-    alone = [cv.fit(cls, m, train_cfg, data) for m in cfgs]
+    alone = [fit(cls, m, train_cfg, data) for m in cfgs]
     return [r.history[-1] for r in together], [a.history[-1] for a in alone]
 
 

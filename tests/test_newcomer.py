@@ -20,7 +20,7 @@ from zoo import hub as zhub
 
 def _card_lines(card: str) -> tuple[str, str]:
     """The Python load line and the `zoo eval` line a model card shows."""
-    load = re.search(r"^model = (zoo\.load\(.*\))$", card, re.M).group(1)
+    load = re.search(r"^run = (zoo\.load\(.*\))  #", card, re.M).group(1)
     cli = re.search(r"^zoo eval (.*)$", card, re.M).group(1)
     return load, cli
 
@@ -29,7 +29,7 @@ def test_a_run_cards_load_lines_work_as_written(tmp_path):
     zoo.train("convae", dataset="digits", epochs=1, out="runs/digits", log=quiet, progress=False, **TINY)
     load, cli = _card_lines((tmp_path / "runs" / "digits" / "README.md").read_text())
     assert load == 'zoo.load("runs/digits")'
-    assert eval(load, {"zoo": zoo}).run_dir == Path("runs/digits")  # noqa: S307  (the card's own line)
+    assert eval(load, {"zoo": zoo}).folder == Path("runs/digits")  # noqa: S307  (the card's own line)
     assert_ok(invoke("eval", *cli.split()))
 
 
@@ -38,7 +38,7 @@ def test_a_pushed_cards_load_line_works_from_the_hub(digits_run, tmp_path):
     zhub.push(digits_run, f"file://{dest}")
     load, cli = _card_lines((dest / "README.md").read_text())
     assert load == f'zoo.load("file://{dest}")'
-    assert eval(load, {"zoo": zoo}).run_config["model"] == "convae"  # noqa: S307
+    assert eval(load, {"zoo": zoo}).record["model"] == "convae"  # noqa: S307
     assert_ok(invoke("eval", cli))
 
 
@@ -80,7 +80,7 @@ def test_train_takes_the_model_a_config_file_names(tmp_path):
 
 
 def test_train_without_any_model_says_where_one_may_be_named(tmp_path):
-    assert_clean_error(invoke("train"), "which model?", 'model = "convae"')
+    assert_clean_error(invoke("train"), "which model?", 'model = "NAME"', "Installed: classifier, convae, dae")
     (tmp_path / "odd.toml").write_text("model = 123\n")
     assert_clean_error(invoke("train", "--config", tmp_path / "odd.toml"), "model = 123", "named by a string")
 

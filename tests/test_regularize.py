@@ -44,7 +44,7 @@ def pruned_run(tmp_path_factory) -> Path:
 # ------------------------------------------------------------------------------------------ pruning
 
 def test_pruning_removes_the_configured_fraction_per_layer_and_group(pruned_run):
-    model = zoo.load(pruned_run)
+    model = zoo.load(pruned_run).model
     groups = regularize.layer_groups(model)
     assert {g: len(m) for g, m in groups.items()} == {"encoder_linear": 2, "encoder_conv": 3,
                                                       "decoder_linear": 2, "decoder_conv": 3}

@@ -118,7 +118,7 @@ def test_best_toml_retrains_the_best_trial(tpe_study, tmp_path):
     assert text.startswith("# zoo search: the best trial") and 'model = "convae"' in text
     result = zoo.train("convae", config=study_dir / "best.toml", out=tmp_path / "best", log=quiet, progress=False)
     assert result.best_value == pytest.approx(float(best["loss"]), rel=1e-5)  # the same training, the same loss
-    assert zoo.load(tmp_path / "best").config.latent_dim == int(best["latent_dim"])
+    assert zoo.load(tmp_path / "best").model.config.latent_dim == int(best["latent_dim"])
 
 
 def test_a_study_resumes_by_name_and_keeps_its_trials(tpe_study):

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 from conftest import SEARCH_FIXED, assert_clean_error, invoke
 
-from zoo.search import space as spacemod
 from zoo.errors import ConfigError
+from zoo.search import expressions
+from zoo.search import space as spacemod
 
 optuna = pytest.importorskip("optuna")
 
@@ -166,13 +167,13 @@ def test_every_expression_of_the_language_evaluates_at_once_or_fails_with_a_mess
     for _ in range(400):
         text = _random_expression(rng, rng.randint(1, 6))
         try:
-            expr = spacemod.Expr(text, "s.toml: k")
+            expr = expressions.Expr(text, "s.toml: k")
             value = expr({"n": 10 ** 9, "true": True})
         except ConfigError as e:
             assert e.message.startswith("s.toml: k: "), e.message
             outcomes["refused"] += 1
             continue
-        spacemod.checked(value)  # whatever it computed is within the language's bounds
+        expressions.checked(value)  # whatever it computed is within the language's bounds
         outcomes["value"] += 1
     assert time.perf_counter() - start < 5
     assert outcomes["value"] > 50 and outcomes["refused"] > 50  # the generator explores both sides

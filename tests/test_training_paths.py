@@ -9,11 +9,11 @@ import dataclasses
 import pytest
 from conftest import TINY
 
-from zoo.search import cv
+from zoo.training.fit import fit
 
 from zoo.training import multitrial
 from zoo.api import resolve_config
-from zoo.runs.loading import training_data
+from zoo.runs.run import training_data
 
 TIMING = {"seconds", "images_per_s"}  # measured, not computed: they differ from run to run
 
@@ -31,8 +31,8 @@ def _rows(result) -> list[dict]:
 def _three_ways(setup, **train):
     cls, model_cfg, base, data = setup
     cfg = dataclasses.replace(base, **train)
-    eager = cv.fit(cls, model_cfg, cfg, data)
-    recorded = cv.fit(cls, model_cfg, dataclasses.replace(cfg, cuda_graph=True), data)
+    eager = fit(cls, model_cfg, cfg, data)
+    recorded = fit(cls, model_cfg, dataclasses.replace(cfg, cuda_graph=True), data)
     (vectorised,) = multitrial.train_together(cls, model_cfg, [cfg], data)
     return eager, recorded, vectorised
 

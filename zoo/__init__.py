@@ -4,7 +4,7 @@
     zoo.list_models()
     model = zoo.create("convae", latent_dim=6)
     result = zoo.train("convae", dataset="mnist", epochs=30, latent_dim=6, out="runs/ae6")
-    model = zoo.load("runs/ae6")
+    run = zoo.load("runs/ae6")        # a Run: run.model, run.encode(x), run.folder, run.data("test")
 
 Names are imported lazily so that `zoo --help` and `zoo list` start without importing torch.
 """
@@ -28,6 +28,7 @@ _LAZY = {
     "create": "zoo.api",
     "train": "zoo.api",
     "load": "zoo.api",
+    "Run": "zoo.api",
     "evaluate": "zoo.api",
     "reconstruct": "zoo.api",
     "load_dataset": "zoo.data",

@@ -199,9 +199,25 @@ class ZooModel(nn.Module):
             return {}
         return reconstruction_metrics(batch.x, self.reconstruct(batch.x))
 
-    def evaluation_report(self, x: torch.Tensor, y: torch.Tensor, out_dir) -> dict:
-        """Whole-split results that are not per-image means (confusion matrices, ...); may write files."""
+    def evaluation_report(self, x: torch.Tensor, y: torch.Tensor, run, out_dir) -> dict:
+        """Whole-split results that are not per-image means (confusion matrices, ...) of the images `x`
+        (the split as stored: uint8 [N, C, H, W]) and labels `y`. `run` is the `zoo.runs.run.Run` the model came
+        in (its class names, its training history); files may be written into `out_dir` (None: write none)."""
         return {}
+
+    @classmethod
+    def transfer_from(cls, source, **options) -> tuple[dict[str, Any], Callable[["ZooModel"], None]]:
+        """For a model that trains on top of another run's encoder (`zoo finetune`): from the `source`
+        run (a `zoo.runs.run.Run`) and the task's `options` (hidden, freeze, unfreeze_last, features),
+        the new model's config values and a function that copies the source's weights into the new
+        model before training. Raise `zoo.errors.CapabilityError` if the source has nothing to build on.
+        Only models that can be trained this way implement it."""
+        raise NotImplementedError
+
+    def training_corruption(self):
+        """The corruption (a `zoo.data.noise.NoiseModel`) this model learned to undo, or None for one
+        trained on clean images: denoising and the noise sweep use it when no noise is named."""
+        return None
 
     def preview(self, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
         """Rows of images that show what the model does, for the end-of-training picture."""

@@ -23,7 +23,7 @@ import torch
 
 from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
-from zoo.runs.loading import require, run_data
+from zoo.runs.run import Run
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
 FIT_SPLIT = "train"       # samplers are fitted on the training codes, never on the test set
@@ -105,48 +105,39 @@ def get_sampler(name: str) -> type[LatentSampler]:
 
 # ---------------------------------------------------------------------------------- codes of a run
 
-def latent_dim(net) -> int:
-    """Size of the model's code: from encoding one blank image if it can encode, else config.latent_dim."""
-    if net.can("encode"):
-        with torch.no_grad():
-            return int(net.encode(torch.zeros((1, *net.shape), device=net.device)).flatten(1).shape[1])
-    dim = getattr(getattr(net, "config", None), "latent_dim", None)
-    if dim is None:
-        raise ConfigError(f"model '{net.name}' has no latent_dim and cannot encode: its latent size is unknown")
-    return int(dim)
+def latent_dim(run: Run) -> int:
+    """Size of the model's code, from encoding one blank image (a latent sampler draws codes of that
+    size for the decoder)."""
+    run.require("encode")
+    with torch.no_grad():
+        return int(run.encode(torch.zeros((1, *run.shape), device=run.device)).flatten(1).shape[1])
 
 
 @torch.no_grad()
-def encode_images(net, x_uint8: torch.Tensor, batch_size: int = ENCODE_BATCH) -> torch.Tensor:
+def encode_images(run: Run, x_uint8: torch.Tensor, batch_size: int = ENCODE_BATCH) -> torch.Tensor:
     """Codes [N, D] (float32, CPU) of uint8 images, in batches."""
     out = []
     for i in range(0, x_uint8.shape[0], batch_size):
-        xb = x_uint8[i:i + batch_size].to(net.device).float() / 255.0
-        out.append(net.encode(xb).float().flatten(1).cpu())
+        xb = x_uint8[i:i + batch_size].to(run.device).float() / 255.0
+        out.append(run.encode(xb).float().flatten(1).cpu())
     if not out:
-        return torch.zeros((0, latent_dim(net)))
+        return torch.zeros((0, latent_dim(run)))
     return torch.cat(out)
 
 
-def run_split(net, split: str, data_dir: str | None = None):
+def run_split(run: Run, split: str, data_dir: str | None = None):
     """(ImageData, images, labels) of a loaded run's split."""
-
-    if getattr(net, "run_config", None) is None:
-        raise RunError(f"model '{net.name}' was not loaded from a run folder: its data set is unknown",
+    if not isinstance(run, Run):
+        raise RunError(f"model '{run.name}' was not loaded from a run folder: its data set is unknown",
                        "Load it with zoo.load(RUN).")
-    return run_data(net, split, data_dir)
+    return run.data(split, data_dir)
 
 
-def split_codes(net, split: str, data_dir: str | None = None):
+def split_codes(run: Run, split: str, data_dir: str | None = None):
     """(codes [N, D] float32 CPU, labels [N] CPU, class names) of a run's split."""
-    _require(net, "encode")
-    data, x, y = run_split(net, split, data_dir)
-    return encode_images(net, x), y.cpu(), tuple(data.classes)
-
-
-def _require(net, capability: str) -> None:
-
-    require(net, capability)
+    run.require("encode")
+    data, x, y = run_split(run, split, data_dir)
+    return encode_images(run, x), y.cpu(), tuple(data.classes)
 
 
 # ---------------------------------------------------------------------------------- fitted samplers
@@ -183,7 +174,7 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int) -> 
         return None
 
 
-def fitted_sampler(net, name: str, *, data_dir: str | None = None, refit: bool = False,
+def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: bool = False,
                    log: Callable[[str], None] | None = None) -> LatentSampler:
     """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
     training codes (and saved there) when that file is missing, damaged, or made for other weights."""
@@ -191,22 +182,22 @@ def fitted_sampler(net, name: str, *, data_dir: str | None = None, refit: bool =
 
     cls = get_sampler(name)
     if not cls.needs_fit:
-        return cls(latent_dim(net))
-    _require(net, "encode")
-    run_dir = getattr(net, "run_dir", None)
-    if run_dir is None:
-        raise RunError(f"model '{net.name}' was not loaded from a run folder: there are no training codes to fit "
+        return cls(latent_dim(run))
+    if not isinstance(run, Run):
+        raise RunError(f"model '{run.name}' was not loaded from a run folder: there are no training codes to fit "
                        f"the '{cls.name}' sampler on", "Load it with zoo.load(RUN).")
+    run.require("encode")
+    run_dir = run.folder
     # A run the user owns keeps its fitted samplers; a catalogued or downloaded one is left untouched,
-    # so they go with its other outputs (zoo.api.output_folder) instead.
-    path = sampler_path(getattr(net, "output_dir", run_dir), cls.name)
+    # so they go with its other outputs (Run.output_dir) instead.
+    path = sampler_path(run.output_dir, cls.name)
     digest = _weights_digest(run_dir)
-    dim = latent_dim(net)
+    dim = latent_dim(run)
     if not refit:
         saved = _read_saved(path, cls, digest, dim)
         if saved is not None:
             return saved
-    codes, _, _ = split_codes(net, FIT_SPLIT, data_dir)
+    codes, _, _ = split_codes(run, FIT_SPLIT, data_dir)
     if codes.shape[0] < 2:
         raise ConfigError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")
     sampler = cls().fit(codes, seed=FIT_SEED)
@@ -257,7 +248,7 @@ def class_stats(codes: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[
 # ---------------------------------------------------------------------------------- for generate
 
 @torch.no_grad()
-def latent_samples(net, *, sampler: str | None = None, n: int = 64, generator: torch.Generator | None = None,
+def latent_samples(run: Run, *, sampler: str | None = None, n: int = 64, generator: torch.Generator | None = None,
                    class_label: str | int | None = None, noise_scale: float = 0.0, data_dir: str | None = None,
                    log: Callable[[str], None] | None = None) -> torch.Tensor:
     """`n` codes [n, D] on the model's device for its decoder: from the named sampler (fitted on the
@@ -265,11 +256,11 @@ def latent_samples(net, *, sampler: str | None = None, n: int = 64, generator: t
     `noise_scale` times that class's own per-dimension standard deviation."""
     if n < 1:
         raise ConfigError("--n must be at least 1")
-    return latent_drawer(net, sampler=sampler, generator=generator, class_label=class_label,
+    return latent_drawer(run, sampler=sampler, generator=generator, class_label=class_label,
                          noise_scale=noise_scale, data_dir=data_dir, log=log)(n)
 
 
-def latent_drawer(net, *, sampler: str | None = None, generator: torch.Generator | None = None,
+def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Generator | None = None,
                   class_label: str | int | None = None, noise_scale: float = 0.0, data_dir: str | None = None,
                   log: Callable[[str], None] | None = None) -> Callable[[int], torch.Tensor]:
     """`draw(k)`: k more codes as `latent_samples` describes them, the sampler fitted (or the class's
@@ -280,7 +271,7 @@ def latent_drawer(net, *, sampler: str | None = None, generator: torch.Generator
     if class_label is not None:
         if sampler is not None:
             raise ConfigError("give either --sampler or --class, not both")
-        codes, labels, classes = split_codes(net, CLASS_SPLIT, data_dir)
+        codes, labels, classes = split_codes(run, CLASS_SPLIT, data_dir)
         index = resolve_class(class_label, classes)
         mean, std = class_stats(codes, labels, index)
         device = generator.device if generator is not None else torch.device("cpu")
@@ -288,12 +279,12 @@ def latent_drawer(net, *, sampler: str | None = None, generator: torch.Generator
 
         def around_class(k: int) -> torch.Tensor:
             eps = torch.randn((k, mean.shape[0]), generator=generator, device=device)
-            return (mean + noise_scale * std * eps).to(net.device)
+            return (mean + noise_scale * std * eps).to(run.device)
 
         return around_class
     if noise_scale:
         raise ConfigError("--noise-scale goes with --class (the spread around a class mean)")
     if sampler is None:
         raise ConfigError("which sampler? e.g. gmm, gaussian or standard-normal")
-    chosen = fitted_sampler(net, sampler, data_dir=data_dir, log=log)
-    return lambda k: chosen.sample(k, generator=generator).float().to(net.device)
+    chosen = fitted_sampler(run, sampler, data_dir=data_dir, log=log)
+    return lambda k: chosen.sample(k, generator=generator).float().to(run.device)

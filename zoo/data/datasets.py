@@ -22,9 +22,6 @@ order: `ImageData.classes[label]`, recorded in a run's config.json as data.class
 
 from __future__ import annotations
 
-import os
-from collections import Counter
-from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -32,14 +29,13 @@ import numpy as np
 import torch
 
 from zoo.data import sources
+from zoo.data.folders import few, read_folder
 from zoo.data.idx import IDXError, read_idx
-from zoo.errors import ConfigError, DataNotFoundError
+from zoo.errors import DataNotFoundError
 
 SPLIT_SEED = 20221  # fixed: the same split for every run, whatever its training seed
 TEST_FRACTION = 0.2  # for sets that come without a test split (digits, folders)
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
 FOLDER_PREFIX = "folder:"
-MODES = {1: "L", 3: "RGB"}  # channels -> the PIL mode a folder's images are converted to
 
 
 @dataclass
@@ -194,20 +190,13 @@ def _check_expected(data: ImageData, shape, classes) -> None:
         raise DataNotFoundError(f"{data.name} has images of shape {_dims(data.shape)}, but the run was trained on "
                                 f"{_dims(shape)}", "Evaluate the run on the data set it was trained on.")
     if classes is not None and tuple(data.classes) != tuple(classes):
-        raise DataNotFoundError(f"{data.name} has the classes {_few(data.classes)}, but the run was trained on "
-                                f"{_few(classes)}: its labels would not mean the same",
+        raise DataNotFoundError(f"{data.name} has the classes {few(data.classes)}, but the run was trained on "
+                                f"{few(classes)}: its labels would not mean the same",
                                 "Evaluate the run on the data set it was trained on (restore its class folders).")
 
 
 def _dims(shape) -> str:
     return "×".join(str(int(v)) for v in shape)
-
-
-def _few(names, k: int = 5) -> str:
-    """A few names for a message: 'a, b, c and 7 more'."""
-    names = [str(n) for n in names]
-    more = f" and {len(names) - k} more" if len(names) > k else ""
-    return ", ".join(names[:k]) + more
 
 
 def dataset_names() -> list[str]:
@@ -250,22 +239,10 @@ def _load_digits(val_fraction) -> ImageData:
 
 def _load_folder(root: Path, val_fraction: float, image_size: int,
                  shape: tuple[int, int, int] | None = None) -> ImageData:
-    """A user's own images, grey or RGB: root/CLASS/IMAGE (labelled by class folder) or root/IMAGE
-    (one class, 'image'). Channels and size are decided from every file's header, never the first
-    file's alone; with `shape` (C, H, W), every image is converted to exactly that."""
-    if not root.is_dir():
-        raise DataNotFoundError(f"image folder not found: {root}", "Use folder:PATH with an existing folder.")
-    files, labels, classes = _folder_layout(root)
-    if shape is not None:
-        mode, size, notes = _run_format(shape), (int(shape[2]), int(shape[1])), []
-    else:
-        heads = [_image_header(p) for p in files]
-        mode, mode_note = _folder_mode(root, files, [m for m, _ in heads])
-        size, size_note = _folder_size(root, files, [wh for _, wh in heads], image_size)
-        notes = [n for n in (mode_note, size_note) if n]
-    x = _folder_pixels(files, mode, size)
-    y = torch.tensor(labels, dtype=torch.int64)
-    n = len(files)
+    """A user's own images (zoo.data.folders.read_folder), split: TEST_FRACTION held out for test (none
+    for fewer than 5 images); a split that gets no image reuses the training images, and says so."""
+    x, y, classes, notes = read_folder(root, image_size, shape)
+    n = x.shape[0]
     (train_x, train_y), (test_x, test_y) = _split_off(x, y, TEST_FRACTION if n >= 5 else 0.0, SPLIT_SEED + 2)
     reused = {}
     if test_x.shape[0] == 0:  # a tiny folder: the test split reuses the training images, and says so
@@ -275,162 +252,3 @@ def _load_folder(root: Path, val_fraction: float, image_size: int,
         data = replace(data, val_x=data.train_x, val_y=data.train_y)
         reused["val"] = "train"
     return replace(data, reused=reused, notes=tuple(notes))
-
-
-def _folder_layout(root: Path) -> tuple[list[Path], list[int], list[str]]:
-    """Image files, their labels and the class names of a folder data set.
-
-    Two layouts only, since anything else would silently drop or merge labels: images straight in
-    `root` (one class), or in class folders root/CLASS/IMAGE. Hidden files and folders (.DS_Store,
-    .ipynb_checkpoints) are tools' files and are skipped; other files that are not images are ignored."""
-    entries = _visible(root)
-    loose = [p for p in entries if _is_image(p)]
-    folders = [p for p in entries if p.is_dir() and _holds_images(p)]
-    _refuse_strays(root, loose, folders)
-    if loose:
-        return loose, [0] * len(loose), ["image"]
-    if not folders:
-        raise DataNotFoundError(f"no images in {root}",
-                                f"zoo reads files ending in {', '.join(sorted(IMAGE_SUFFIXES))}.")
-    _refuse_nested(root, [p for folder in folders for p in _visible(folder) if p.is_dir() and _holds_images(p)])
-    _refuse_empty_classes(root, [p for p in entries if p.is_dir() and p not in folders])
-    files, labels = [], []
-    for label, folder in enumerate(folders):
-        own = [p for p in _visible(folder) if _is_image(p)]
-        files += own
-        labels += [label] * len(own)
-    return files, labels, [p.name for p in folders]
-
-
-def _refuse_strays(root: Path, loose: list[Path], folders: list[Path]) -> None:
-    """Images beside class folders would have no label (they used to drop every folder's label)."""
-    if loose and folders:
-        raise DataNotFoundError(
-            f"{root} holds both class folders ({_few([p.name for p in folders])}) and {len(loose)} image(s) "
-            f"outside them ({_few([p.name for p in loose], 3)}): those images would have no label",
-            "Move them into a class folder or remove them. zoo labels an image by the folder it is in.")
-
-
-def _refuse_nested(root: Path, nested: list[Path]) -> None:
-    """Images in a folder inside a class folder: whose class are they? (root/train/cats, root/cats/kittens)"""
-    if nested:
-        where = _few([str(p.relative_to(root)) for p in nested], 3)
-        raise DataNotFoundError(
-            f"images in folders inside class folders of {root}: {where}. zoo labels an image by the folder "
-            f"directly under {root} that it is in (folder/CLASS/IMAGE), so the inner folders' names would be lost",
-            "Point folder: at the folder whose sub-folders are the classes, or move those images up into "
-            "their class folder.")
-
-
-def _refuse_empty_classes(root: Path, empty: list[Path]) -> None:
-    """A class folder without images would silently be no class at all."""
-    if empty:
-        raise DataNotFoundError(
-            f"class folder(s) of {root} with no images: {_few([p.name for p in empty])}",
-            f"Add images (files ending in {', '.join(sorted(IMAGE_SUFFIXES))}) or remove those folders; "
-            "a folder whose name starts with '.' is skipped.")
-
-
-def _visible(folder: Path) -> list[Path]:
-    """The entries of a folder, sorted, without hidden ones (names starting with '.')."""
-    try:
-        return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
-    except OSError as e:
-        raise DataNotFoundError(f"cannot read folder {folder}: {e.strerror or e}") from None
-
-
-def _is_image(path: Path) -> bool:
-    return path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()
-
-
-def _holds_images(folder: Path) -> bool:
-    """Whether a folder holds an image at any depth (hidden files and folders aside)."""
-    for _, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        if any(not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES for n in names):
-            return True
-    return False
-
-
-GREY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}  # PIL modes without colour
-
-
-@contextmanager
-def _opened(path: Path):
-    """The file as a PIL image; one PIL cannot read (not an image, damaged, a decompression bomb) is one
-    clear error naming it, whether it fails at the header or later, at the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            yield im
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
-        raise DataNotFoundError(f"cannot read image {path}: {e}", "Remove or replace that file.") from None
-
-
-def _image_header(path: Path) -> tuple[str, tuple[int, int]]:
-    """An image's PIL mode and (width, height), from its header only: Image.open reads no pixels, so
-    every file can be looked at before deciding the data set's channels and size."""
-    with _opened(path) as im:
-        return im.mode, im.size
-
-
-def _folder_mode(root: Path, files: list[Path], modes: list[str]) -> tuple[str, str]:
-    """"L" if every image is grey, else "RGB" (grey converts to RGB without loss, as torchvision reads
-    every image), with a note naming the files that decided it when the folder mixes the two."""
-    colour = [p for p, m in zip(files, modes) if m not in GREY_MODES]
-    if not colour:
-        return "L", ""
-    if len(colour) == len(files):
-        return "RGB", ""
-    grey = [p for p, m in zip(files, modes) if m in GREY_MODES]
-    return "RGB", (f"{root} mixes colour and grey images ({len(colour)} colour: {_names(root, colour)}; "
-                   f"{len(grey)} grey: {_names(root, grey)}): all are read as RGB (3 channels). "
-                   "For grey images, convert the colour files to grey or remove them.")
-
-
-def _folder_size(root: Path, files: list[Path], sizes: list[tuple[int, int]],
-                 image_size: int) -> tuple[tuple[int, int], str]:
-    """(width, height): image_size if set, else the most common size of all the files (the larger on a
-    tie), with a note naming the files resized to it."""
-    if image_size:
-        return (image_size, image_size), ""
-    counts = Counter(sizes)
-    size = max(counts, key=lambda wh: (counts[wh], wh[0] * wh[1], wh))
-    if len(counts) == 1:
-        return size, ""
-    other = [p for p, wh in zip(files, sizes) if wh != size]
-    return size, (f"{root} has images of {len(counts)} sizes: all are read at {_wh(size)}, the most common "
-                  f"({counts[size]} of {len(files)} files); the other {len(other)} are resized "
-                  f"({_names(root, other)}). To choose the size, set image_size (e.g. --set image_size=32).")
-
-
-def _run_format(shape: tuple[int, int, int]) -> str:
-    """The PIL mode of a run's (C, H, W): its model takes only that many channels."""
-    channels = int(shape[0])
-    if channels not in MODES:
-        raise ConfigError(f"folder images can be grey (1 channel) or RGB (3), not {channels} channels")
-    return MODES[channels]
-
-
-def _names(root: Path, files: list[Path]) -> str:
-    """A few of `files`, relative to root, for a message."""
-    return _few([str(p.relative_to(root)) for p in files], 3)
-
-
-def _wh(size: tuple[int, int]) -> str:
-    return f"{size[0]}×{size[1]}"
-
-
-def _folder_pixels(files: list[Path], mode: str, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 [N, C, H, W]: every file converted to `mode` ("L" or "RGB") and resized to `size` (W, H),
-    one at a time into one array (a folder's decoded images are never all held twice)."""
-    from PIL import Image
-
-    width, height = size
-    x = np.empty((len(files), height, width) + ((3,) if mode == "RGB" else ()), dtype=np.uint8)
-    for i, path in enumerate(files):
-        with _opened(path) as im:
-            x[i] = np.asarray(im.convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
-    t = torch.from_numpy(x)
-    return t.unsqueeze(1) if mode == "L" else t.permute(0, 3, 1, 2).contiguous()

@@ -3,7 +3,8 @@
 Every file is written to a temporary name and renamed into place, so a process killed at any moment
 leaves the previous complete version. Every safetensors file zoo writes carries the sha256 of its
 tensors in its metadata (`zoo_sha256`), checked whenever it is read: a damaged file is refused, never
-loaded. Only safetensors are ever read: zoo never unpickles anything.
+loaded. Only safetensors are ever read: zoo never unpickles anything. What checkpoint.safetensors holds,
+and how a run resumes from it, is zoo.runs.training_state.
 """
 
 from __future__ import annotations
@@ -249,7 +250,8 @@ class TensorStream:
             self.abort()
 
 
-def _damaged(path: Path, why: str) -> RunError:
+def damaged(path: Path, why: str) -> RunError:
+    """The error for a file zoo wrote whose contents are no longer what it wrote."""
     return RunError(f"{path} is damaged: {why}",
                     "Restore the file from a copy, or train again; zoo does not load damaged files.")
 
@@ -273,7 +275,7 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
                        "Delete the run or restore the file; zoo only reads intact safetensors files.") from None
     expected = metadata.get(DIGEST_KEY)
     if expected is not None and file_digest(tensors, metadata) != expected:
-        raise _damaged(path, "its contents do not match the checksum recorded when it was written")
+        raise damaged(path, "its contents do not match the checksum recorded when it was written")
     return tensors, metadata
 
 
@@ -291,139 +293,6 @@ def read_metadata(data: bytes) -> dict[str, str]:
     return meta
 
 
-# --------------------------------------------------------------------------- training state
-
-def save_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],
-                        trainer_state: dict[str, Any], rng: dict[str, torch.Tensor]) -> None:
-    """Everything resume needs, in one file, so one rename makes it consistent."""
-    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-    meta = {"trainer": json.dumps(trainer_state)}
-    for name, opt in optimizers.items():
-        sd = opt.state_dict()
-        scalars = {}
-        for idx, st in sd["state"].items():
-            for key, value in st.items():
-                if torch.is_tensor(value):
-                    tensors[f"opt.{name}.{idx}.{key}"] = value
-                else:
-                    scalars[f"{idx}.{key}"] = value
-        groups = [{k: float(v) if torch.is_tensor(v) else v for k, v in g.items()} for g in sd["param_groups"]]
-        meta[f"opt.{name}.param_groups"] = json.dumps(groups)  # a CUDA-graph run keeps its lr in a tensor
-        meta[f"opt.{name}.scalars"] = json.dumps(scalars)
-    tensors.update({f"rng.{k}": v for k, v in rng.items()})
-    save_tensors(path, tensors, meta)
-
-
-def load_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer]):
-    """Restore model and optimizer state; return (trainer_state, rng tensors). A checkpoint whose
-    metadata is missing, not JSON, of the wrong type or inconsistent with the optimizers or the random
-    generators is refused as damaged, with nothing half-restored left to train on."""
-    path = Path(path)
-    tensors, meta = load_tensors(path)
-    device = next((p.device for p in model.parameters()), torch.device("cpu"))
-    model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
-    load_state(model, model_sd, path)
-    try:
-        trainer = _trainer_state(meta)
-        for name, opt in optimizers.items():
-            _restore_optimizer(opt, name, tensors, meta, device)
-        rng = {k[len("rng."):]: v for k, v in tensors.items() if k.startswith("rng.")}
-        for key, value in rng.items():
-            if value.dtype != torch.uint8 or value.dim() != 1:
-                raise ValueError(f"random-generator state '{key}' is not a byte vector")
-        if "shuffle" in rng:  # the state a torch.Generator accepts (set_state checks its size)
-            torch.Generator().set_state(rng["shuffle"])
-        if "torch" in rng:
-            torch.Generator().set_state(rng["torch"])
-    except (KeyError, ValueError, TypeError, IndexError, RuntimeError, AssertionError, AttributeError) as e:
-        raise _damaged(path, f"its training state is inconsistent ({type(e).__name__}: "
-                             f"{str(e).splitlines()[0][:200] if str(e) else 'missing field'})") from None
-    return trainer, rng
-
-
-TRAINER_FIELDS = {"epoch": int, "best_epoch": int, "bad_epochs": int}
-
-
-def _trainer_state(meta: dict[str, str]) -> dict[str, Any]:
-    if "trainer" not in meta:
-        raise KeyError("the trainer's state is missing")
-    state = json.loads(meta["trainer"])
-    if not isinstance(state, dict):
-        raise TypeError("the trainer's state is not a table")
-    for key, tp in TRAINER_FIELDS.items():
-        if type(state.get(key)) is not tp or state[key] < 0:
-            raise ValueError(f"trainer.{key} must be a count, it is {state.get(key)!r}")
-    best = state.get("best_value")
-    if best is not None and (type(best) not in (int, float) or not math.isfinite(best)):
-        raise ValueError(f"trainer.best_value must be a finite number, it is {best!r}")
-    if state.get("stopped") not in (None, "completed", "early_stopping", "diverged"):
-        raise ValueError(f"trainer.stopped is {state.get('stopped')!r}")
-    return state
-
-
-def _restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str, torch.Tensor],
-                       meta: dict[str, str], device: torch.device) -> None:
-    groups = json.loads(meta[f"opt.{name}.param_groups"])
-    scalars = json.loads(meta.get(f"opt.{name}.scalars", "{}"))
-    if not (isinstance(groups, list) and len(groups) == len(opt.param_groups)
-            and all(isinstance(g, dict) and isinstance(g.get("params"), list) for g in groups)):
-        raise ValueError(f"optimizer '{name}' has {len(opt.param_groups)} parameter groups, the checkpoint "
-                         "describes others")
-    if [g["params"] for g in groups] != [list(range(sum(len(h["params"]) for h in opt.param_groups[:i]),
-                                                 sum(len(h["params"]) for h in opt.param_groups[:i + 1])))
-                                          for i in range(len(opt.param_groups))]:
-        raise ValueError(f"optimizer '{name}' holds other parameters than the checkpoint describes")
-    for live, saved in zip(opt.param_groups, groups):
-        # The hyperparameters but the learning rate (the schedule's) come from config.json: they must
-        # agree. How the update runs (fused, capturable, ...) is the engine's choice at run time.
-        for key, value in live.items():
-            if key in ("params", "lr", "initial_lr", *RUNTIME_GROUP_KEYS):
-                continue
-            if key not in saved or _plain_value(saved[key]) != _plain_value(value):
-                raise ValueError(f"optimizer '{name}': {key}={saved.get(key)!r} disagrees with the run's "
-                                 f"config.json ({_plain_value(value)!r})")
-        lr = saved.get("lr")
-        if type(lr) not in (int, float) or not math.isfinite(lr) or lr < 0:
-            raise ValueError(f"optimizer '{name}': lr={lr!r} is not a learning rate")
-    if not isinstance(scalars, dict):
-        raise TypeError(f"optimizer '{name}': its scalars are not a table")
-    state: dict[int, dict[str, Any]] = {}
-    prefix = f"opt.{name}."
-    params = [p for g in opt.param_groups for p in g["params"]]
-    for k, v in tensors.items():
-        if k.startswith(prefix):
-            idx, key = k[len(prefix):].split(".", 1)
-            p = params[int(idx)]
-            if v.dim() > 0 and v.shape != p.shape:
-                raise ValueError(f"optimizer '{name}': state {key} of parameter {idx} has shape "
-                                 f"{tuple(v.shape)}, the parameter {tuple(p.shape)}")
-            if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-                raise ValueError(f"optimizer '{name}': state {key} of parameter {idx} is not finite")
-            if key == "step" and float(v) < 0:
-                raise ValueError(f"optimizer '{name}': step {float(v)} is negative")
-            if v.shape == p.shape:
-                # the parameter's memory layout (channels-last): fused optimizers read both as flat arrays
-                v = torch.empty_like(p, dtype=v.dtype).copy_(v)
-            state.setdefault(int(idx), {})[key] = v.to(device) if key != "step" else v
-    for k, v in scalars.items():
-        idx, key = k.split(".", 1)
-        params[int(idx)]  # noqa: B018  (an index past the parameters is damage)
-        state.setdefault(int(idx), {})[key] = v
-    opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-RUNTIME_GROUP_KEYS = ("fused", "capturable", "foreach", "differentiable")
-
-
-def _plain_value(value: Any) -> Any:
-    """A param-group setting as JSON has it (tuples as lists, tensors as floats), for comparison."""
-    if torch.is_tensor(value):
-        return float(value)
-    if isinstance(value, (tuple, list)):
-        return [_plain_value(v) for v in value]
-    return value
-
-
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
     """Load weights strictly: a file whose tensors do not fit the model (names, shapes, dtypes) is
     foreign, and weights that are not finite are damaged: both are refused."""
@@ -433,7 +302,7 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: P
     check_weights_fit(state_spec(model), declared, source)
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
-        raise _damaged(Path(source), f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
+        raise damaged(Path(source), f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "
                                      "hold values that are not finite (NaN or infinity)")
     model.load_state_dict(state, strict=True)
 

@@ -343,7 +343,7 @@ def model_named_by(preset: str | None, config: str | Path | dict | None) -> str 
         if "model" in values:
             if not isinstance(values["model"], str) or not values["model"]:
                 raise ConfigError(f"model = {values['model']!r} in {config}: a model is named by a string",
-                                  'Write e.g. model = "convae"; `zoo list` shows the installed models.')
+                                  'Write model = "NAME" with one of: ' + ", ".join(registry.list_models()) + ".")
             return values["model"]
     if preset:
         return registry.get_preset(preset).get("model")

@@ -1,6 +1,6 @@
-"""A trained run: found by what a user calls it (a folder, a catalogued name, a hub location), its
-config.json read and checked, its model rebuilt from the weights, the data it was trained on, and where
-the results of a task on it go."""
+"""Loading a trained run: found by what a user calls it (a folder, a catalogued name, a hub location),
+its config.json read and checked, its model rebuilt from the weights, and where the results of a task
+on it go."""
 
 from __future__ import annotations
 
@@ -9,26 +9,15 @@ from typing import Any
 
 import torch  # noqa: F401  (the model classes need it loaded)
 
+from zoo import registry
+from zoo.console import to_stderr
+from zoo.device import pick_device
+from zoo.errors import ConfigError, RunError, UnknownModelError
+from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
-from zoo import registry
 from zoo.runs import files as runfiles
-from zoo.runs.config import TrainConfig
-from zoo.console import to_stderr
-from zoo.data import load_dataset
-from zoo.device import pick_device
-from zoo.errors import CapabilityError, ConfigError, RunError, UnknownModelError
-from zoo.model import ZooModel
-
-
-def training_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = None):
-    """The training settings' data set; for an existing `run`, brought to the shape and classes it was
-    trained on (a folder whose images changed size is converted, one whose classes changed refused)."""
-    shape = runfiles.run_shape(run) if run else None
-    classes = tuple(run["data"]["classes"]) if run and "classes" in run["data"] else None
-    return load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
-                        image_size=train_cfg.image_size, binarize=train_cfg.binarize, device=device, shape=shape,
-                        classes=classes)
+from zoo.runs.run import Run
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
@@ -85,14 +74,17 @@ def installed_entry(run: dict[str, Any], run_dir: Path):
             from None
 
 
-def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:
-    """Rebuild a trained model from a run folder (config.json + model.safetensors), or a catalogued
-    name, in eval mode.
+def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
+    """A trained run, rebuilt from its folder (config.json + model.safetensors), a catalogued name or a
+    hub location, with its model in eval mode on `device`.
 
     Nothing is allocated before the shapes the config implies match the weights file's header, and the
     weights are checked against the checksum recorded when they were written, then for NaN."""
-    if isinstance(source, ZooModel):
+    if isinstance(source, Run):
         return source
+    if isinstance(source, ZooModel):
+        raise ConfigError("a bare model has no run folder: its data set and training are unknown",
+                          "Pass the run it came from: its folder, catalogued name or hub location, or zoo.load(...).")
     run_dir = resolve(source)
     run = read_run(run_dir)
     entry = installed_entry(run, run_dir)
@@ -107,10 +99,7 @@ def load(source: str | Path | ZooModel, device: str | None = "cpu") -> ZooModel:
     weights, _ = ckpt.load_tensors(weights_path)
     ckpt.load_state(net, weights, weights_path)
     net.to(pick_device(device or "auto")).eval()
-    net.run_dir = run_dir
-    net.run_config = run
-    net.output_dir = output_folder(source, run_dir)
-    return net
+    return Run(model=net, folder=run_dir, record=run, output_dir=output_folder(source, run_dir), source=str(source))
 
 
 OUTPUTS = "zoo-outputs"  # where the results of a model the user does not own are written
@@ -148,20 +137,3 @@ def writable(folder: Path) -> bool:
             return True
     except OSError:
         return False
-
-
-def run_data(net: ZooModel, split: str, data_dir: str | None):
-    """The data set a run was trained on, brought to the shape its model takes."""
-    if split not in ("train", "val", "test"):
-        raise ConfigError(f"unknown split '{split}'", "Use train, val or test.")
-    train = cfgmod.build(TrainConfig, net.run_config["train"], where=f"{net.run_dir / ckpt.CONFIG} [train]")
-    if data_dir:
-        train.data_dir = data_dir
-    data = training_data(train, net.device, net.run_config)
-    return data, *data.split(split)
-
-
-def require(net: ZooModel, capability: str) -> None:
-    if not net.can(capability):
-        raise CapabilityError(f"model '{net.name}' cannot {capability}",
-                              f"It can: {', '.join(net.capabilities()) or 'nothing listed'}.")

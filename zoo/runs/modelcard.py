@@ -44,7 +44,7 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
         lines += [f"| {k} | {v:.5g} |" for k, v in metrics.items()]
         lines.append("")
     shell = shlex.quote(address)
-    lines += ["## Use it", "", "```python", "import zoo", f"model = zoo.load({json.dumps(address)})", "```", "",
+    lines += ["## Use it", "", "```python", "import zoo", f"run = zoo.load({json.dumps(address)})  # run.model: the torch module; run.encode(x), run.sample(n)", "```", "",
               "```", f"zoo eval {shell}", f"zoo reconstruct {shell} --n 16 --out recon.png", "```", "",
               "## Training configuration", "", "```json",
               json.dumps({"config": run.get("config"), "train": run.get("train")}, indent=2), "```", ""]

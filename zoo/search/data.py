@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from zoo.device import pick_device
-from zoo.runs.loading import training_data
+from zoo.runs.run import training_data
 
 
 def load_data(train_cfg, cache: dict):

@@ -4,7 +4,7 @@ A trial is scored on one of the metrics the engine records every epoch, named as
 `val_<k>` (measured on the validation images; `<k>` alone means the same) or `train_<k>` (the mean
 over the epoch's training batches). Which names a model records is told by training it: one epoch on
 a few images of the data set, with a configuration of the space, exactly as a trial trains
-(zoo.search.cv.fit), lists them for any plugin, with nothing to declare. A name it does not record is refused
+(zoo.training.fit.fit), lists them for any plugin, with nothing to declare. A name it does not record is refused
 before the first trial, with the names it does, not after every trial has trained.
 """
 
@@ -13,11 +13,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
-from zoo.runs.config import resolve_config
 from zoo.errors import ConfigError
+from zoo.runs.config import resolve_config
 from zoo.search.data import load_data
-from zoo.search.study import optuna_module
 from zoo.search.space import Space
+from zoo.search.study import optuna_module
+from zoo.training.engine import Callback
+from zoo.training.fit import fit
 
 SPLITS = ("val_", "train_")  # the prefixes of metrics.jsonl's metric keys
 PROBE_IMAGES = 4  # training and validation images of the epoch that lists the metrics
@@ -90,11 +92,8 @@ class _Listed(Exception):
 
 
 def _epoch_keys(cls: type, model_cfg, train_cfg, data) -> list[str]:
-    """The metric keys of one epoch trained as a trial trains (zoo.search.cv.fit, with the configuration's
+    """The metric keys of one epoch trained as a trial trains (zoo.training.fit.fit, with the configuration's
     regularisers), on a few images, on the CPU."""
-    from zoo.search import cv as cvmod
-    from zoo.training.engine import Callback
-
     class Stop(Callback):
         def on_epoch_end(self, trainer, epoch, record):
             raise _Listed([k for k in record if k.startswith(SPLITS)])
@@ -105,7 +104,7 @@ def _epoch_keys(cls: type, model_cfg, train_cfg, data) -> list[str]:
                                val_y=val_y[:n], test_x=data.test_x[:0], test_y=data.test_y[:0], reused={}).to("cpu")
     one_epoch = dataclasses.replace(train_cfg, epochs=1, patience=0, plot_every=0, compile=False, cuda_graph=False)
     try:
-        cvmod.fit(cls, model_cfg, one_epoch, tiny, callbacks=[Stop()])
+        fit(cls, model_cfg, one_epoch, tiny, callbacks=[Stop()])
     except _Listed as listed:
         return listed.keys
     raise RuntimeError("the probe's epoch ended without its callback")  # (fit calls it every epoch)

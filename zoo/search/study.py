@@ -220,7 +220,7 @@ def auto_pruning(settings: Settings, epochs: int | None) -> tuple[int, int] | No
     which prunes a trial only once S trials are complete (and S have reported the same epoch), and only
     once the trial has trained W epochs; S = max(MIN_TRIALS, trials / 10), W = max(MIN_EPOCHS, epochs / 3).
     None where the search is too small for it to prune anything: trials <= S, or (the epochs fixed) no
-    epoch from the W-th on but the last, where no pruner stops a trial (zoo.search.worker._Report)."""
+    epoch from the W-th on but the last, where no pruner stops a trial (zoo.search.trial.Report)."""
     startup, warmup = _auto_sizes(settings, epochs)
     steps = epochs * max(settings.cv, 1) if epochs else None
     if settings.trials <= startup or (steps is not None and steps <= warmup):

@@ -94,6 +94,9 @@ class Callback:
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, record: dict[str, Any]) -> None: ...
 
+    def on_train_end(self, trainer: "Trainer") -> None:
+        """After the last epoch, with the best weights restored (and the model in eval mode)."""
+
 
 def _split_spec(spec: str) -> tuple[str, list[str]]:
     name, *values = str(spec).strip().split(":")

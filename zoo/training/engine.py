@@ -17,16 +17,18 @@ from typing import Any, Callable
 
 import torch
 
-from zoo.runs import checkpoint as ckpt
-from zoo.training.batching import batches
-from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
-from zoo.runs.config import TrainConfig
 from zoo.console import to_stderr
 from zoo.data import ImageData
-from zoo.training.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
 from zoo.errors import ConfigError, TrainingDiverged, ZooError, storage_error
 from zoo.model import StepContext, ZooModel
+from zoo.runs import checkpoint as ckpt
+from zoo.runs.config import TrainConfig
+from zoo.runs.training_state import load_training_state, save_training_state
+from zoo.training.batching import batches
+from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
+from zoo.training.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
 from zoo.training.optim import make_optimizer
+from zoo.training.regularize import make_permanent, plain_state_dict, reparametrize_like
 
 EVAL_BATCH = 1024
 
@@ -108,10 +110,8 @@ class Trainer:
 
     def resume(self) -> None:
         """Load checkpoint.safetensors and the metrics written up to it."""
-        from zoo.training.regularize import reparametrize_like
-
         reparametrize_like(self.model, self._path(ckpt.CHECKPOINT))  # pruning masks saved mid-training
-        state, rng = ckpt.load_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers)
+        state, rng = load_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers)
         self.state.update(state)
         self.saved_epoch = self.state["epoch"]
         self._restore_rng(rng)
@@ -227,8 +227,6 @@ class Trainer:
 
     def _save_best(self) -> None:
         if self.run_dir:
-            from zoo.training.regularize import plain_state_dict  # pruned weights saved permanent, loadable anywhere
-
             ckpt.save_tensors(self._path(ckpt.WEIGHTS), plain_state_dict(self.model), {"format": "pt"})
 
     def begin(self) -> None:
@@ -237,7 +235,7 @@ class Trainer:
         config.json after them: the file that makes a folder a run)."""
         if self.run_dir:
             self._save_best()
-            ckpt.save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers, self.state, self._rng())
+            save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers, self.state, self._rng())
             ckpt.atomic_write(self._path(ckpt.METRICS), "")
         self.started = True
 
@@ -307,17 +305,11 @@ class Trainer:
             # drops (it keeps lines up to the checkpoint's epoch) and then writes again.
             with open(self._path(ckpt.METRICS), "a") as fh:
                 fh.write(ckpt.metrics_line(record))
-            ckpt.save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers,
-                                     self.state, self._rng())
+            save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers,
+                                self.state, self._rng())
             self.saved_epoch = epoch
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, record)
-        every = self.train.plot_every
-        if self.run_dir and every and (epoch % every == 0 or epoch == self.train.epochs):  # and the last
-            from zoo.analysis import plots
-
-            plots.preview(self.model, self.data.test_x[:16], self._path(f"progress/epoch_{epoch:04d}.png"),
-                          title=f"epoch {epoch}")
         parts = [f"epoch {epoch}/{self.train.epochs}"]
         parts += [f"{k} {v:.5g}" for k, v in record.items() if k.endswith("loss")]
         parts += [f"{record['images_per_s']:,.0f} img/s", f"{record['seconds']:.1f} s"]
@@ -338,8 +330,6 @@ class Trainer:
             "Try a lower learning rate (--set lr=...), or bf16 off.")
 
     def _finish(self) -> TrainResult:
-        from zoo.training.regularize import make_permanent
-
         make_permanent(self.model)  # pruning masks folded into plain weights
         if self.run_dir and self.model.monitor is not None:
             weights, _ = ckpt.load_tensors(self._path(ckpt.WEIGHTS))  # restore the best epoch
@@ -347,12 +337,7 @@ class Trainer:
         elif self.model.monitor is not None and self.state["best_epoch"] != self.state["epoch"]:
             self.log("note: no run folder, so the weights are the last epoch's, not the best")
         self.model.eval()
-        if self.run_dir:
-            from zoo.analysis import plots
-
-            plots.loss_curves(self.history, self._path("loss.png"), title=f"{self.model.name} on {self.data.name}")
-            name = "reconstructions.png" if self.model.can("reconstruct") else "samples.png"
-            plots.preview(self.model, self.data.test_x[:16], self._path(name),
-                          title=f"{self.model.name}, best epoch {self.state['best_epoch']}")
+        for cb in self.callbacks:
+            cb.on_train_end(self)
         return TrainResult(self.model, self.run_dir, self.history, self.state["best_epoch"],
                            self.state["best_value"], self.state["stopped"])

@@ -6,7 +6,7 @@ per trial, which is what keeps a GPU busy with small models.
 
 Each trial is trained as the engine would train it alone: its own seeded initialisation and batch
 order, its own optimizer state (Adam, AdamW, SGD or Adagrad, written out with torch's update rules),
-its own hyperparameter values, its own early stopping. Deterministic models agree with `zoo.search.cv.fit` of
+its own hyperparameter values, its own early stopping. Deterministic models agree with `zoo.training.fit.fit` of
 the trial alone to float rounding; in stochastic ones (dropout, noise, a VAE's sampling) each trial
 draws its own random numbers, from another stream than it would alone.
 
@@ -27,16 +27,17 @@ from typing import Any, Callable
 import torch
 from torch import nn
 
-from zoo.training.batching import batches
-from zoo.runs.config import TrainConfig
 from zoo.console import to_stderr
-from zoo.search.cv import FitResult, reduce_history
 from zoo.data import ImageData
+from zoo.errors import ConfigError
+from zoo.model import Batch, StepContext, ZooModel, build_seeded
+from zoo.runs.config import TrainConfig
+from zoo.training.batching import batches
 from zoo.training.engine import EVAL_BATCH
 from zoo.training.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
-from zoo.errors import ConfigError
+from zoo.training.fit import FitResult, reduce_history
 from zoo.training.graphstep import WARMUP_STEPS, on_side_stream, try_recording
-from zoo.model import Batch, StepContext, ZooModel, build_seeded
+from zoo.training.optim import StackedOptimizer
 
 MAY_DIFFER = {"lr", "weight_decay", "momentum", "seed", "patience"}
 
@@ -106,74 +107,13 @@ def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], 
         raise ConfigError("models with saved buffers (batch norm) are not vectorised; train these trials one by one")
 
 
-class _Optim:
-    """torch's Adam / AdamW / SGD / Adagrad update rules on stacked tensors [K, ...], with a learning rate,
-    weight decay and momentum per trial. The step count and the schedule's factor are device tensors,
-    as in torch's capturable optimizers, so an update recorded in a CUDA graph replays correctly."""
-
-    def __init__(self, name: str, params: dict[str, torch.Tensor], lr, wd, momentum):
-        self.name = name
-        self.lr, self.wd, self.momentum = lr, wd, momentum  # [K] tensors
-        wide = torch.float32 if lr.device.type == "mps" else torch.float64  # float64: torch's own rounding
-        self.t = torch.zeros((), dtype=wide, device=lr.device)
-        self.factor = torch.ones((), device=lr.device)
-        self.decay = bool((wd != 0).any())  # read from the device here, never inside a recorded step
-        self.state: dict[str, dict[str, torch.Tensor]] = {k: {} for k in params}
-        self.b1, self.b2, self.eps = 0.9, 0.999, 1e-8
-
-    @staticmethod
-    def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-        return v.view(-1, *([1] * (like.dim() - 1)))
-
-    def keep(self, idx: torch.Tensor) -> None:
-        self.lr, self.wd, self.momentum = self.lr[idx], self.wd[idx], self.momentum[idx]
-        self.decay = bool((self.wd != 0).any())
-        self.state = {k: {s: v[idx] for s, v in st.items()} for k, st in self.state.items()}
-
-    @torch.no_grad()
-    def update(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
-        self.t.add_(1)
-        lrs = self.lr * self.factor
-        if self.name in ("adam", "adamw"):
-            correction1 = 1 - torch.pow(self.b1, self.t)
-            correction2 = (1 - torch.pow(self.b2, self.t)).sqrt()
-        for k, p in params.items():
-            g = grads[k]
-            lr, wd = self._b(lrs, p), self._b(self.wd, p)
-            st = self.state[k]
-            if self.name == "adamw":
-                p.mul_(1 - lr * wd)
-            elif self.decay:
-                g = g + wd * p
-            if self.name in ("adam", "adamw"):
-                if not st:
-                    st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
-                st["m"].lerp_(g, 1 - self.b1)
-                st["v"].mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
-                denom = (st["v"].sqrt() / correction2).add_(self.eps)
-                p.sub_((lr.to(correction1.dtype) / correction1).float() * st["m"] / denom)
-            elif self.name == "sgd":
-                mom = self._b(self.momentum, p)
-                if "buf" not in st:
-                    st["buf"] = g.clone()
-                else:
-                    st["buf"].mul_(mom).add_(g)
-                d = torch.where(mom != 0, st["buf"], g)
-                p.sub_(lr * d)
-            else:  # adagrad
-                if not st:
-                    st["sum"] = torch.zeros_like(p)
-                st["sum"].addcmul_(g, g, value=1)
-                p.sub_(lr * g / (st["sum"].sqrt() + 1e-10))
-
-
 class _Stack:
     """The trials still training: stacked parameters, hyperparameters and optimizer state, and the step
     that trains all of them on one batch. With `record` (cuda_graph on a CUDA device) that step, from
     gathering the batches to the update and the loss sums, is recorded once in a CUDA graph and
     replayed: one launch a batch for every trial together."""
 
-    def __init__(self, params, hypers, opt: _Optim, step, data: ImageData, batch_size: int, record: bool,
+    def __init__(self, params, hypers, opt: StackedOptimizer, step, data: ImageData, batch_size: int, record: bool,
                  log: Callable[[str], None]):
         self.params, self.hypers, self.opt, self.step = params, hypers, opt, step
         self.data, self.record, self.log = data, record, log
@@ -245,7 +185,7 @@ def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], da
 
     t0 = train_cfgs[0]
     as_tensor = lambda vals: torch.tensor(vals, dtype=torch.float32, device=device)  # noqa: E731
-    opt = _Optim(t0.optimizer, params, as_tensor([t.lr for t in train_cfgs]),
+    opt = StackedOptimizer(t0.optimizer, params, as_tensor([t.lr for t in train_cfgs]),
                  as_tensor([t.weight_decay for t in train_cfgs]), as_tensor([t.momentum for t in train_cfgs]))
     record = t0.cuda_graph and device.type == "cuda" and models[0].capturable()
     stack = _Stack(params, hypers, opt, vmap(grad_and_value(loss_fn, has_aux=True), randomness="different"),

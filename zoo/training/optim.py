@@ -1,4 +1,5 @@
-"""Optimizers by name, from the run's settings."""
+"""Optimizers by name, from the run's settings: torch's for one model, and the same update rules on
+stacked tensors for trials that train together (zoo.training.multitrial)."""
 
 import torch
 
@@ -21,3 +22,64 @@ def make_optimizer(params, train: TrainConfig, **overrides) -> torch.optim.Optim
     if name == "adagrad":
         return torch.optim.Adagrad(params, lr=lr, weight_decay=wd, **overrides)
     raise ValueError(f"unknown optimizer '{name}'")
+
+
+class StackedOptimizer:
+    """torch's Adam / AdamW / SGD / Adagrad update rules on stacked tensors [K, ...], with a learning rate,
+    weight decay and momentum per trial. The step count and the schedule's factor are device tensors,
+    as in torch's capturable optimizers, so an update recorded in a CUDA graph replays correctly."""
+
+    def __init__(self, name: str, params: dict[str, torch.Tensor], lr, wd, momentum):
+        self.name = name
+        self.lr, self.wd, self.momentum = lr, wd, momentum  # [K] tensors
+        wide = torch.float32 if lr.device.type == "mps" else torch.float64  # float64: torch's own rounding
+        self.t = torch.zeros((), dtype=wide, device=lr.device)
+        self.factor = torch.ones((), device=lr.device)
+        self.decay = bool((wd != 0).any())  # read from the device here, never inside a recorded step
+        self.state: dict[str, dict[str, torch.Tensor]] = {k: {} for k in params}
+        self.b1, self.b2, self.eps = 0.9, 0.999, 1e-8
+
+    @staticmethod
+    def _b(v: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+        return v.view(-1, *([1] * (like.dim() - 1)))
+
+    def keep(self, idx: torch.Tensor) -> None:
+        self.lr, self.wd, self.momentum = self.lr[idx], self.wd[idx], self.momentum[idx]
+        self.decay = bool((self.wd != 0).any())
+        self.state = {k: {s: v[idx] for s, v in st.items()} for k, st in self.state.items()}
+
+    @torch.no_grad()
+    def update(self, params: dict[str, torch.Tensor], grads: dict[str, torch.Tensor]) -> None:
+        self.t.add_(1)
+        lrs = self.lr * self.factor
+        if self.name in ("adam", "adamw"):
+            correction1 = 1 - torch.pow(self.b1, self.t)
+            correction2 = (1 - torch.pow(self.b2, self.t)).sqrt()
+        for k, p in params.items():
+            g = grads[k]
+            lr, wd = self._b(lrs, p), self._b(self.wd, p)
+            st = self.state[k]
+            if self.name == "adamw":
+                p.mul_(1 - lr * wd)
+            elif self.decay:
+                g = g + wd * p
+            if self.name in ("adam", "adamw"):
+                if not st:
+                    st["m"], st["v"] = torch.zeros_like(p), torch.zeros_like(p)
+                st["m"].lerp_(g, 1 - self.b1)
+                st["v"].mul_(self.b2).addcmul_(g, g, value=1 - self.b2)
+                denom = (st["v"].sqrt() / correction2).add_(self.eps)
+                p.sub_((lr.to(correction1.dtype) / correction1).float() * st["m"] / denom)
+            elif self.name == "sgd":
+                mom = self._b(self.momentum, p)
+                if "buf" not in st:
+                    st["buf"] = g.clone()
+                else:
+                    st["buf"].mul_(mom).add_(g)
+                d = torch.where(mom != 0, st["buf"], g)
+                p.sub_(lr * d)
+            else:  # adagrad
+                if not st:
+                    st["sum"] = torch.zeros_like(p)
+                st["sum"].addcmul_(g, g, value=1)
+                p.sub_(lr * g / (st["sum"].sqrt() + 1e-10))

@@ -167,8 +167,8 @@ class Pruning(Callback):
             part = group.split("_")[0]
             if amount > 0 and not isinstance(getattr(model, part, None), nn.Module):
                 raise ConfigError(f"prune_{group}={amount:g}: model '{model.name}' has no `{part}` module to prune",
-                                  "Pruning works on models with `encoder` and `decoder` modules (convae, dae, vae, "
-                                  "...); set the prune_* amounts to 0 for this one.")
+                                  "Pruning works on models with `encoder` and `decoder` modules; "
+                                  "set the prune_* amounts to 0 for this one.")
 
     def on_train_start(self, trainer) -> None:
         self.check(trainer.model)

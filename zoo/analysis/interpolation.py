@@ -1,0 +1,130 @@
+"""Interpolation in a trained run's latent space: the codes along the straight line between two class
+means or two test images' codes, decoded.
+
+    zoo.analysis.interpolation.interpolate(RUN, "3", "8", steps=10)   # PNG of decodes between class means
+    zoo.analysis.interpolation.interpolate(RUN, "#12", "#40")         # ... between two test images' codes
+
+Codes come from the model's `encode` (a VAE's posterior mean); class means are over the test set.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from zoo.analysis.common import load_run, require_all
+from zoo.analysis.plots import pyplot, save_png
+from zoo.analysis.samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
+from zoo.errors import ConfigError
+from zoo.runs.files import picture_output
+
+
+def _display(img: torch.Tensor) -> np.ndarray:
+    """[C, H, W] in [0, 1] -> an array imshow takes (grey [H, W] or RGB [H, W, 3])."""
+    a = img.detach().float().clamp(0, 1).cpu().numpy()
+    return a[0] if a.shape[0] == 1 else a[:3].transpose(1, 2, 0)
+
+
+
+@dataclass
+class Endpoint:
+    spec: str                     # what the user wrote
+    kind: str                     # class or image
+    index: int                    # class index, or test-image index
+    label: str                    # for the picture
+    z: torch.Tensor               # [D]
+    image: torch.Tensor | None = None  # [C, H, W] in [0, 1] for a test image
+
+
+@dataclass
+class InterpolationResult:
+    png: Path
+    start: Endpoint
+    end: Endpoint
+    t: torch.Tensor               # [steps], 0 .. 1
+    latents: torch.Tensor         # [steps, D]
+    images: torch.Tensor          # [steps, C, H, W]
+
+
+def _endpoint(spec: str | int, net, data, x, y, class_codes) -> Endpoint:
+    text = str(spec).strip()
+    if text.startswith("#"):
+        raw = text[1:].strip()
+        if not raw.isdigit() or len(raw) > 18:
+            raise ConfigError(f"'{text[:40]}': a test image is written #INDEX, e.g. #123")
+        i = int(raw)
+        n = x.shape[0]
+        if i >= n:
+            have = f"the test set has {n} images (#0..#{n - 1})" if n else "the test set has no images"
+            raise ConfigError(f"test image #{i} does not exist: {have}")
+        z = encode_images(net, x[i:i + 1])[0]
+        lab = int(y[i])
+        name = data.classes[lab] if 0 <= lab < len(data.classes) else "unlabelled"
+        return Endpoint(text, "image", i, f"test #{i}\n({name})", z, x[i].float().cpu() / 255.0)
+    index = resolve_class(text, data.classes)
+    mean, _ = class_stats(*class_codes(), index)
+    return Endpoint(text, "class", index, f"mean of\n'{data.classes[index]}'", mean)
+
+
+@torch.no_grad()
+def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, out: str | Path | None = None,
+                data_dir: str | None = None, device: str | None = None) -> InterpolationResult:
+    """Decode `steps` codes along the straight line between two endpoints: each a class (index or
+    name: its mean code over the test set) or a test image written `#INDEX` (its code)."""
+    net = load_run(source, device)
+    require_all(net, "encode", "decode")
+    if not 2 <= steps <= 200:
+        raise ConfigError(f"--steps must be in 2..200, got {steps}")
+    path = picture_output(out, net.output_dir / "interpolation.png")
+    data, x, y = run_split(net, CLASS_SPLIT, data_dir)
+    cache: dict[str, tuple] = {}
+
+    def class_codes():
+        if "all" not in cache:
+            cache["all"] = (encode_images(net, x), y.cpu())
+        return cache["all"]
+
+    a = _endpoint(start, net, data, x, y, class_codes)
+    b = _endpoint(end, net, data, x, y, class_codes)
+    t = torch.linspace(0.0, 1.0, steps)
+    latents = (1 - t).unsqueeze(1) * a.z.unsqueeze(0) + t.unsqueeze(1) * b.z.unsqueeze(0)
+    latents[0], latents[-1] = a.z, b.z                              # exactly the endpoints
+    images = net.decode(latents.to(net.device)).float().clamp(0, 1).cpu()
+    what = {"class": "class means", "image": "test images' codes"}
+    kinds = what[a.kind] if a.kind == b.kind else "codes"
+    title = (f"{net.name} on {data.name}: decoded along the line between {kinds}\n"
+             f"{a.label.replace(chr(10), ' ')} → {b.label.replace(chr(10), ' ')}, {steps} steps")
+    _interpolation_picture(a, b, t, images, title, path)
+    return InterpolationResult(path, a, b, t, latents, images)
+
+
+def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: torch.Tensor, title: str,
+                           path: Path) -> Path:
+    plt = pyplot()
+    panels: list[tuple[str, torch.Tensor, str]] = []
+    if a.image is not None:
+        panels.append(("input", a.image, f"input\n#{a.index}"))
+    for i, (ti, img) in enumerate(zip(t.tolist(), images)):
+        name = a.label if i == 0 else b.label if i == len(t) - 1 else ""
+        panels.append(("decoded", img, f"t={ti:.2f}" + (f"\n{name}" if name else "")))
+    if b.image is not None:
+        panels.append(("input", b.image, f"input\n#{b.index}"))
+    k = len(panels)
+    width = min(1.25 * k + 0.4, 26)
+    fig, axes = plt.subplots(1, k, figsize=(width, width / k + 1.0), squeeze=False, layout="constrained")
+    for ax, (kind, img, caption) in zip(axes[0], panels):
+        ax.imshow(_display(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(caption, fontsize=8)
+        if kind == "input":
+            for spine in ax.spines.values():
+                spine.set_edgecolor("tab:red")
+                spine.set_linewidth(2)
+    fig.suptitle(title, fontsize=10)
+    out = save_png(fig, path)
+    plt.close(fig)
+    return out

@@ -1,0 +1,96 @@
+"""A new run folder: one writer at a time, and a run only once it is complete (a failed start leaves
+nothing behind for `--resume` to trip over; `--overwrite` replaces only a run)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+from pathlib import Path
+
+from zoo.console import to_stderr
+from zoo.errors import RunError, storage_error
+from zoo.hub.cache import is_managed
+from zoo.runs import checkpoint as ckpt
+from zoo.runs.loading import read_run
+from zoo.runs.lock import lock_run
+
+# What a new run writes into its folder: a folder already holding any of these is not trained into.
+RUN_OUTPUTS = (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS, ckpt.CARD, ckpt.EVAL, "loss.png",
+               "reconstructions.png", "samples.png")
+START_MARK = ".zoo-starting"  # present while a run is being started: a kill leaves it with zoo's own files
+
+
+def refuse_existing_run(run_dir: Path, overwrite: bool = False) -> None:
+    if (run_dir / ckpt.CONFIG).exists() and not overwrite:
+        raise RunError(f"{run_dir} already holds a run",
+                       f"Continue it with `zoo train --resume {run_dir}`, replace it with --overwrite, "
+                       "or choose another --out.")
+
+
+def remove_old_run(run_dir: Path, log) -> None:
+    """--overwrite: remove what a training wrote into `run_dir` (config.json first, so that from the
+    first deletion on the folder is no longer a run), its fitted samplers and progress grids. Other
+    files are kept and named."""
+    read_run(run_dir)  # a zoo run, readable: --overwrite replaces runs, not whatever holds a config.json
+    (run_dir / ckpt.CONFIG).unlink()
+    for path in [*(run_dir / n for n in RUN_OUTPUTS), *run_dir.glob("sampler-*.safetensors")]:
+        path.unlink(missing_ok=True)
+    shutil.rmtree(run_dir / "progress", ignore_errors=True)
+    kept = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
+    log(f"--overwrite: removed the run in {run_dir}" + (f"; kept {', '.join(kept[:6])}" if kept else ""))
+
+
+@contextlib.contextmanager
+def new_run_folder(run_dir: Path, *, overwrite: bool = False, log=to_stderr):
+    """Hold `run_dir`'s writer lock while a new run is made in it. Until the caller says the run has
+    started (config.json written), a failure removes what this start wrote (and the folder, if made
+    here): no half-made run is left behind for `--resume` to trip over. `overwrite`: a run already in
+    the folder is removed first (under the lock), never any other folder's files."""
+    refuse_existing_run(run_dir, overwrite)  # before anything is written, even a lock file
+    if overwrite and is_managed(run_dir):
+        raise RunError(f"{run_dir} is in a folder zoo or the Hugging Face Hub manages; --overwrite is refused",
+                       "Train into a folder of your own.")
+    made = not run_dir.exists()
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        lock = lock_run(run_dir)
+    except OSError as e:
+        if made:
+            _remove_empty(run_dir)
+        raise storage_error(e, "cannot write the run folder", path=run_dir) from None
+    state = {"started": False}
+    mark = run_dir / START_MARK
+
+    def started() -> None:
+        state["started"] = True
+        mark.unlink(missing_ok=True)
+
+    try:
+        with lock:
+            refuse_existing_run(run_dir, overwrite)  # a writer that finished while this one waited
+            replacing = overwrite and (run_dir / ckpt.CONFIG).exists()
+            clash = [n for n in RUN_OUTPUTS if (run_dir / n).exists()]
+            if clash and not mark.exists() and not replacing:  # the mark: a killed start's files, zoo's own
+                raise RunError(f"{run_dir} holds files a new run would replace ({', '.join(clash[:4])})",
+                               "Choose another --out, or move those files away first.")
+            ckpt.remove_stale_temporaries(run_dir)
+            ckpt.atomic_write(mark, f"{os.getpid()}\n")
+            if replacing:
+                remove_old_run(run_dir, log)
+            try:
+                yield started
+            except BaseException:
+                if not state["started"]:
+                    for name in (*RUN_OUTPUTS, START_MARK):
+                        with contextlib.suppress(OSError):
+                            (run_dir / name).unlink(missing_ok=True)
+                raise
+    finally:
+        if made and not state["started"]:
+            _remove_empty(run_dir)
+
+
+def _remove_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):
+        folder.rmdir()  # only if nothing else is in it

@@ -1,0 +1,113 @@
+"""A trained run as one object: its model, the config.json it was trained with, its folder, where the
+results of a task on it go, and the data it was trained on. `zoo.load` returns one, and every task
+takes one (or anything `zoo.load` accepts)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.data import ImageData, load_dataset
+from zoo.errors import CapabilityError, ConfigError
+from zoo.model import ZooModel
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import config as cfgmod
+from zoo.runs import files as runfiles
+from zoo.runs.config import TrainConfig
+
+SPLITS = ("train", "val", "test")
+
+
+def training_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = None) -> ImageData:
+    """The training settings' data set; for an existing run (its config.json), brought to the shape and
+    classes it was trained on (a folder whose images changed size is converted, one whose classes
+    changed refused)."""
+    shape = runfiles.run_shape(run) if run else None
+    classes = tuple(run["data"]["classes"]) if run and "classes" in run["data"] else None
+    return load_dataset(train_cfg.dataset, data_dir=train_cfg.data_dir or None, val_fraction=train_cfg.val_fraction,
+                        image_size=train_cfg.image_size, binarize=train_cfg.binarize, device=device, shape=shape,
+                        classes=classes)
+
+
+@dataclass(eq=False)
+class Run:
+    """A trained model with what it came from.
+
+    `run.model` is the `ZooModel` (an `nn.Module`, in eval mode); the model's abilities are one step
+    away on the run too: `run.encode(x)`, `run.decode(z)`, `run.reconstruct(x)`, `run.sample(n)`,
+    `run.classify(x)`."""
+
+    model: ZooModel
+    folder: Path       # the run folder; for a catalogued or hub name, its verified local copy
+    record: dict[str, Any]  # config.json: model, plugin, config, train, data (checked field by field)
+    output_dir: Path   # where tasks write results: the folder itself if the user owns it, else ./zoo-outputs/NAME/
+    source: str        # what the user called it: a folder, a catalogued name or a hub location
+
+    # ------------------------------------------------------------------ the model, one step away
+    @property
+    def name(self) -> str:
+        return self.model.name
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return self.model.shape
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    def can(self, capability: str) -> bool:
+        return self.model.can(capability)
+
+    def capabilities(self) -> list[str]:
+        return self.model.capabilities()
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.encode(x)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.model.decode(z)
+
+    def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.reconstruct(x)
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.model.sample(n, generator=generator)
+
+    def classify(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model.classify(x)
+
+    def require(self, capability: str) -> None:
+        """Refuse, with what the model can do instead, a task that needs `capability`."""
+        if not self.can(capability):
+            raise CapabilityError(f"model '{self.name}' cannot {capability}",
+                                  f"It can: {', '.join(self.capabilities()) or 'nothing listed'}.")
+
+    # ------------------------------------------------------------------ what it was trained with
+    @property
+    def train_config(self) -> TrainConfig:
+        return cfgmod.build(TrainConfig, self.record["train"], where=f"{self.folder / ckpt.CONFIG} [train]")
+
+    @property
+    def classes(self) -> list[str]:
+        """The names of the classes of its training data."""
+        return list(self.record["data"].get("classes") or [str(i) for i in range(self.model.num_classes)])
+
+    def training_history(self) -> list[dict[str, Any]]:
+        """The rows of its metrics.jsonl (none for a run without one)."""
+        path = self.folder / ckpt.METRICS
+        return ckpt.read_metrics(path)[0] if path.is_file() else []
+
+    def data(self, split: str, data_dir: str | None = None) -> tuple[ImageData, torch.Tensor, torch.Tensor]:
+        """The data set it was trained on, brought to the shape its model takes, with `split`'s images
+        and labels. `data_dir` points at the data set elsewhere than when it was trained."""
+        if split not in SPLITS:
+            raise ConfigError(f"unknown split '{split}'", f"Use {', '.join(SPLITS)}.")
+        train = self.train_config
+        if data_dir:
+            train.data_dir = data_dir
+        data = training_data(train, self.device, self.record)
+        return data, *data.split(split)

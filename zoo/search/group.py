@@ -1,0 +1,180 @@
+"""Several trials at once (`--vectorize K`): `run_group` asks K trials, trains those of the same tensor
+shapes together in one vmapped step (zoo.training.multitrial), groups of different shapes concurrently,
+and tells each trial its own result."""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import math
+import os
+import threading
+from typing import TYPE_CHECKING
+
+import torch
+
+from zoo.errors import ConfigError
+from zoo.search.duplicates import Duplicate
+from zoo.search.liveness import Heartbeat
+from zoo.search.study import HOST, optuna_module
+from zoo.search.trial import configure, data_parts, finish, pruner_name, score
+from zoo.training import multitrial
+
+if TYPE_CHECKING:
+    from zoo.search.worker import Worker
+
+
+def run_group(worker: Worker, size: int) -> None:
+    """Ask `size` trials at once; those with the same tensor shapes that differ only in lr, weight
+    decay, momentum, seed, patience and the model's vectorised keys (dropout p, noise level, β)
+    train together in one vmapped step (zoo.training.multitrial); the rest one by one. Each is told its own
+    result."""
+    optuna = optuna_module()
+    from optuna.trial import TrialState
+
+    trials = [worker.study.ask() for _ in range(size)]
+    told: set[int] = set()
+    lock = threading.Lock()
+
+    def tell(trial, value=None, state=None):
+        with lock:  # groups may finish at once, in their own threads
+            if trial.number in told:
+                return
+            worker.study.tell(trial, value, state=state)
+            told.add(trial.number)
+
+    beat = Heartbeat(worker.storage, [t._trial_id for t in trials], worker.settings.heartbeat, worker.native)
+    for t in trials:
+        t.set_user_attr("worker", {"host": HOST, "pid": os.getpid(), "trial": t.number})
+    beat.start()
+    try:
+        ready = []
+        for t in trials:
+            try:
+                ready.append((t, *configure(worker, t)))
+            except optuna.TrialPruned:
+                tell(t, state=TrialState.PRUNED)
+            except Duplicate:
+                tell(t, state=TrialState.FAIL)
+        groups: dict[str, list] = {}
+        for item in ready:
+            t, values, cls, model_cfg, train_cfg = item
+            data = worker.data(train_cfg)
+            key = multitrial.group_key(cls, model_cfg, train_cfg, data.shape, data.num_classes)
+            groups.setdefault(key, []).append(item)
+        if len(groups) > 1 and _concurrent(worker, next(iter(groups.values()))[0][4]):
+            _run_concurrently(worker, list(groups.values()), tell)
+        else:
+            for members in groups.values():
+                _run_members(worker, members, tell)
+    except BaseException:
+        for t in trials:
+            if t.number not in told:
+                with contextlib.suppress(Exception):
+                    tell(t, state=TrialState.FAIL)
+                    worker.retry(worker.study, copy.deepcopy(worker.storage.get_trial(t._trial_id)))
+        raise
+    finally:
+        beat.stop()
+
+
+def _concurrent(worker: Worker, train_cfg) -> bool:
+    if worker.settings.concurrent is not None:
+        return worker.settings.concurrent
+    return worker.data(train_cfg).train_x.device.type == "cuda"
+
+
+def _run_concurrently(worker: Worker, groups: list[list], tell) -> None:
+    """Train groups of different shapes at once, each in a thread with its own CUDA stream: small
+    models leave most of a GPU idle, and kernels from different streams run side by side. (With
+    cuda_graph each step is one launch, so the threads hardly contend for Python.)"""
+    errors: list[BaseException] = []
+    sizes = "+".join(str(len(m)) for m in groups)
+    worker.log(f"{worker.prefix}{len(groups)} groups of different shapes ({sizes} trials) train concurrently")
+
+    def run(members):
+        try:
+            device = worker.data(members[0][4]).train_x.device
+            stream = torch.cuda.stream(torch.cuda.Stream(device)) if device.type == "cuda" else \
+                contextlib.nullcontext()
+            with stream:
+                _run_members(worker, members, tell)
+            if device.type == "cuda":
+                torch.cuda.current_stream(device).synchronize()  # this thread's work only
+        except BaseException as e:  # re-raised in the searching thread
+            errors.append(e)
+
+    # daemon threads: after Ctrl-C the process exits without waiting for their trials (which are
+    # failed and queued again by run_group, like any interrupted trial)
+    threads = [threading.Thread(target=run, args=(m,), name=f"zoo-group-{i}", daemon=True)
+               for i, m in enumerate(groups)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+def _run_members(worker: Worker, members: list, tell) -> None:
+    optuna = optuna_module()
+    from optuna.trial import TrialState
+
+    cls = members[0][2]
+    stackable = len(members) > 1
+    if stackable:
+        data = worker.data(members[0][4])
+        try:
+            multitrial.check_stackable(cls, [m[3] for m in members], [m[4] for m in members], data.shape,
+                                       data.num_classes)
+        except ConfigError:
+            stackable = False
+    if not stackable:
+        for t, values, cls_, mc, tc in members:
+            try:
+                tell(t, score(worker, t, values, cls_, mc, tc))
+            except optuna.TrialPruned:
+                tell(t, state=TrialState.PRUNED)
+        return
+    s = worker.settings
+    alive = list(members)
+    losses: dict[int, list[float]] = {m[0].number: [] for m in members}
+    seconds, epochs = 0.0, {m[0].number: 0 for m in members}
+    parts = data_parts(worker, members[0][4])
+    last = len(parts) * members[0][4].epochs
+    for i, part in enumerate(parts):
+        pruned: set[int] = set()
+
+        def report(k, epoch, record, alive=alive, offset=i * members[0][4].epochs, pruned=pruned):
+            t = alive[k][0]
+            v = record.get(s.metric)
+            if v is None or not math.isfinite(v):
+                return True
+            t.report(float(v), offset + epoch)
+            if offset + epoch < last and t.should_prune():  # never at the last epoch (see trial.Report)
+                pruned.add(k)
+                reason = f"pruned by the {pruner_name(s)} pruner after epoch {epoch}"
+                t.set_user_attr("pruned_reason", reason)
+                worker.log(f"{worker.prefix}trial {t.number}  {reason}")
+                return False
+            return True
+
+        results = multitrial.train_together(cls, [m[3] for m in alive], [m[4] for m in alive], part,
+                                            report=report, metric=s.metric, reduce=s.reduce, log=worker.log)
+        seconds += sum(r.seconds for r in results)
+        survivors = []
+        for k, (m, r) in enumerate(zip(alive, results)):
+            if k in pruned:
+                tell(m[0], state=TrialState.PRUNED)
+            elif r.stopped == "diverged" or not math.isfinite(r.value):
+                m[0].set_user_attr("pruned_reason", "diverged")
+                worker.log(f"{worker.prefix}trial {m[0].number}  pruned: diverged")
+                tell(m[0], state=TrialState.PRUNED)
+            else:
+                losses[m[0].number].append(r.value)
+                epochs[m[0].number] += r.epochs
+                survivors.append(m)
+        alive = survivors
+    for t, values, _, mc, _ in alive:
+        tell(t, finish(worker, t, values, mc, losses[t.number], seconds / len(members), epochs[t.number],
+                   note=f", {len(members)} trials vectorised"))

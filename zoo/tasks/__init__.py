@@ -1,0 +1,2 @@
+"""Tasks on runs: training, evaluation, denoising, generation, transfer and sample quality. zoo.api
+exposes each as a public function."""

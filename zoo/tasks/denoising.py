@@ -1,0 +1,164 @@
+"""Denoising: a picture of clean, noisy and denoised images, a user's own images denoised, and the
+test error over noise levels and kinds (the noise sweep)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from zoo.analysis import plots
+from zoo.console import to_stderr
+from zoo.data.folders import IMAGE_SUFFIXES
+from zoo.data.noise import NoiseModel, noise_models, parse_noise
+from zoo.errors import ConfigError, DataNotFoundError
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import files as runfiles
+from zoo.runs.config import check_seed
+from zoo.runs.loading import load
+from zoo.runs.run import Run
+from zoo.training.batching import batches
+
+
+def corruption(run: Run, noise: str | None) -> NoiseModel:
+    """The noise named (`noise`), else the corruption the model learned to undo."""
+    chosen = parse_noise(noise) if noise is not None else run.model.training_corruption()
+    if chosen is None:
+        raise ConfigError(f"model '{run.name}' was not trained with noise; say which with --noise, "
+                          "e.g. --noise gaussian:0.3")
+    return chosen
+
+
+def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tuple[torch.Tensor, list[Path]]:
+    """A user's image files as floats in [0, 1], converted to the model's channels and size."""
+    root = Path(folder)
+    files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if root.exists() else []
+    if not files:
+        raise DataNotFoundError(f"no images found at {root}", f"Give a folder of {', '.join(sorted(IMAGE_SUFFIXES))} files.")
+    c, h, w = shape
+    arrays = []
+    for p in files:
+        try:
+            with Image.open(p) as im:
+                arr = np.asarray(im.convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR), dtype=np.uint8)
+        except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
+            raise DataNotFoundError(f"cannot read image {p}: {e}") from None
+        arrays.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
+    return torch.from_numpy(np.stack(arrays)).to(device).float() / 255.0, files
+
+
+@torch.no_grad()
+def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | None = None,
+            input: str | Path | None = None, split: str = "test", seed: int = 0, data_dir: str | None = None,
+            device: str | None = None, log: Callable[[str], None] = to_stderr) -> Path:
+    """A picture of clean, noisy and denoised images (the first `n` of the split); returns its path.
+
+    With `input` (an image file or a folder of them, searched recursively), a user's own images instead:
+    every one is denoised (noised first with `noise`, if given) and written as a PNG at the model's image
+    size, under its own name with .png (and its subfolder), into the picture's folder of files: its name
+    without .png plus _files (RUN/denoised_files/ beside RUN/denoised.png; a browser's "page.html" and
+    "page_files/"), so that a picture named like the input folder keeps apart from it. The picture shows
+    the first `n`. The files' folder may not be the input folder or inside it (a later run would read the
+    outputs as inputs); `log` says where the files went."""
+    check_seed(seed)
+    run = load(source, device=device)
+    run.require("reconstruct")
+    if n < 1:
+        raise ConfigError("--n must be at least 1")
+    gen = torch.Generator(device=run.device).manual_seed(seed)
+    out = runfiles.picture_output(out, run.output_dir / "denoised.png")
+    if input is None:
+        chosen = corruption(run, noise)
+        _, xs, _ = run.data(split, data_dir)
+        clean = xs[:n].float() / 255.0
+        noisy = chosen(clean, gen)
+        rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", run.reconstruct(noisy))]
+        return plots.image_rows(rows, out, title=f"{run.name}: denoising {chosen} on {split} images")
+
+    # The files' folder and names, checked before anything is written: never the input folder, never two
+    # inputs to one name.
+    root = Path(input)
+    folder = out.with_name(out.stem + "_files")
+    x, files = load_images(root, run.shape, run.device)
+    in_folder = (root if root.is_dir() else root.parent).resolve()
+    where = folder.resolve()
+    if where == in_folder or (root.is_dir() and in_folder in where.parents):
+        raise ConfigError(f"the denoised files would be written into {folder}, "
+                          f"{'the input folder' if where == in_folder else 'inside the input folder'} {root}",
+                          "Name the picture elsewhere with --out (the files go beside it, into NAME_files/ "
+                          "for NAME.png).")
+    names = [p.relative_to(root).with_suffix(".png") if root.is_dir() else Path(p.stem + ".png") for p in files]
+    seen: dict[Path, Path] = {}
+    for p, name in zip(files, names):
+        if name in seen:
+            raise ConfigError(f"{seen[name]} and {p} would both be written as {folder / name}",
+                              "Rename one of them (the denoised files keep the inputs' names, with .png).")
+        seen[name] = p
+    targets = [runfiles.check_output(folder / name) for name in names]
+
+    rows = [("input", x[:n])]
+    if noise is not None:
+        x = corruption(run, noise)(x, gen)
+        rows.append((f"noisy ({noise})", x[:n]))
+    denoised = torch.cat([run.reconstruct(b).float().clamp(0, 1) for b in x.split(256)])
+    rows.append(("denoised", denoised[:n]))
+    pixels = (denoised * 255).round().to(torch.uint8).cpu().numpy()
+    for target, arr in zip(targets, pixels):
+        buf = io.BytesIO()
+        Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)).save(buf, format="PNG")
+        ckpt.atomic_write(target, buf.getvalue())
+    c, h, w = run.shape
+    log(f"wrote {len(files)} denoised image{'s' if len(files) != 1 else ''} ({w}×{h}, the model's size) "
+        f"to {folder}/, named as the inputs")
+    shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"
+    return plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised")
+
+
+@torch.no_grad()
+def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 2, 3, 4, 5), split: str = "test",
+                seed: int = 0, data_dir: str | None = None, device: str | None = None,
+                save: bool = True) -> dict[str, Any]:
+    """Test MSE at 1x..5x a noise (`noise`, else the one the model was trained with) and under the other
+    noise kinds, beside an optional baseline run fed exactly the same noisy images. Written to
+    noise_sweep.json and noise_sweep.png; `trained_noise` says what the model was trained with (None:
+    clean images), `noise` what was swept."""
+    check_seed(seed)
+    run = load(source, device=device)
+    run.require("reconstruct")
+    base = load(baseline, device=str(run.device)) if baseline is not None else None
+    if base is not None:
+        base.require("reconstruct")
+        if tuple(base.shape) != tuple(run.shape):
+            raise ConfigError(f"the baseline's images are {base.shape}, the model's {run.shape}")
+    trained = corruption(run, noise)
+    levels = [(trained.scaled(f), f) for f in factors]
+    levels += [(cls(), None) for name, cls in sorted(noise_models().items()) if name != trained.name]
+    _, x, y = run.data(split, data_dir)
+    rows = []
+    for i, (level, factor) in enumerate(levels):
+        gen = torch.Generator(device=run.device).manual_seed(seed + i)
+        sums = {"model": 0.0, "baseline": 0.0, "noisy": 0.0}
+        for batch in batches(x, y, 1024):
+            noisy = level(batch.x, gen)
+            sums["noisy"] += float((noisy - batch.x).pow(2).mean((1, 2, 3)).double().sum())
+            sums["model"] += float((run.reconstruct(noisy) - batch.x).pow(2).mean((1, 2, 3)).double().sum())
+            if base is not None:
+                sums["baseline"] += float((base.reconstruct(noisy) - batch.x).pow(2).mean((1, 2, 3)).double().sum())
+        n = x.shape[0]
+        rows.append({"noise": level.spec, "factor": factor, "noisy_mse": sums["noisy"] / n,
+                     "model_mse": sums["model"] / n,
+                     "baseline_mse": sums["baseline"] / n if base is not None else None})
+    learned = run.model.training_corruption()
+    trained_spec = learned.spec if learned is not None else None
+    result = {"model": str(run.folder), "baseline": str(base.folder) if base is not None else None,
+              "noise": trained.spec, "trained_noise": trained_spec, "split": split, "images": int(x.shape[0]), "rows": rows}
+    if save:
+        ckpt.write_json(run.output_dir / "noise_sweep.json", result)
+        plots.noise_sweep(result, run.output_dir / "noise_sweep.png")
+        result["written"] = [str(run.output_dir / "noise_sweep.json"), str(run.output_dir / "noise_sweep.png")]
+    return result

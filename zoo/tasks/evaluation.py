@@ -1,0 +1,102 @@
+"""Test metrics of a run (eval.json) and a picture of its reconstructions."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.analysis import metrics, plots
+from zoo.errors import CapabilityError, ConfigError
+from zoo.model import ZooModel
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import files as runfiles
+from zoo.runs.loading import load
+from zoo.runs.modelcard import write_card
+from zoo.runs.run import Run
+from zoo.training import regularize
+from zoo.training.batching import growing_batches
+
+EVAL_SEED = 0  # the random draws of an evaluation (see evaluate)
+
+
+def check_metric_options(model: ZooModel, options: dict) -> None:
+    """An option of `zoo eval` (e.g. --iwae-k) is refused for a model whose `metrics` does not take it,
+    rather than silently measuring without it."""
+    taken = inspect.signature(type(model).metrics).parameters
+    unknown = [k for k in options if k not in taken]
+    if unknown:
+        flag = "--" + unknown[0].replace("_", "-")
+        raise ConfigError(f"{flag} does not apply to model '{model.name}': its metrics take no '{unknown[0]}'",
+                          f"Leave it out ({flag} applies to models whose metrics take it, e.g. a likelihood bound).")
+
+
+def _no_metrics(run: Run, source) -> CapabilityError:
+    return CapabilityError(f"model '{run.name}' has no per-image test metrics",
+                           f"Measure its samples instead: zoo eval {source} --fid")
+
+
+@torch.no_grad()
+def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | None = None,
+             device: str | None = None, save: bool = True, options: dict | None = None,
+             limit: int | None = None, progress: bool | None = None) -> dict[str, Any]:
+    """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json.
+    `options` pass model-specific settings to its `metrics` (e.g. {"iwae_k": 1000}: a VAE's IWAE bound,
+    off by default for its cost). An evaluation that runs longer than a few seconds shows a progress bar
+    on stderr; `progress` None: when stderr is a terminal."""
+    run = load(source, device=device)
+    model = run.model
+    if type(model).metrics is ZooModel.metrics and not run.can("reconstruct"):
+        raise _no_metrics(run, source)
+    check_metric_options(model, options or {})
+    data, x, y = run.data(split, data_dir)
+    if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
+        x, y = x[:limit], y[:limit]
+    sums: dict[str, float] = {}
+    # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
+    # every evaluation: a fixed seed, in a forked random state that leaves the caller's untouched.
+    devices = [run.device] if run.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices), metrics.progress_bar(x.shape[0], f"eval {split}", progress) as bar:
+        torch.manual_seed(EVAL_SEED)
+        for batch in growing_batches(x, y, bar):
+            for k, v in model.metrics(batch, **(options or {})).items():
+                sums[k] = sums.get(k, 0.0) + float(v.double().sum())
+    n = x.shape[0]
+    if not sums:
+        raise _no_metrics(run, source)
+    result = {"model": run.record["model"], "dataset": data.name, "split": split, "images": n,
+              "pixels": data.pixels(), "classes": list(data.classes),
+              "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
+    if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
+        result["caveat"] = data.caveat()
+    if regularize.prunes(run.record.get("train", {})):
+        result["sparsity"] = regularize.sparsity(model)  # zeros per group of the pruned weights
+    report = model.evaluation_report(x, y, run, run.output_dir if save else None)
+    if report:
+        result["report"] = report
+    if save:
+        written = run.output_dir / ckpt.EVAL
+        ckpt.write_json(written, result)
+        if run.output_dir == run.folder:
+            write_card(run.folder)
+        result["written"] = [str(written)]
+    return result
+
+
+@torch.no_grad()
+def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None = None, split: str = "test",
+                data_dir: str | None = None, device: str | None = None) -> Path:
+    """A picture of `n` images of the split beside their reconstructions."""
+    run = load(source, device=device)
+    if not run.can("reconstruct"):
+        raise CapabilityError(f"model '{run.name}' cannot reconstruct images",
+                              f"It can: {', '.join(run.capabilities()) or 'nothing listed'}.")
+    if n < 1:
+        raise ConfigError("--n must be at least 1")
+    _, x, _ = run.data(split, data_dir)
+    xb = x[:n].float() / 255.0
+    out = runfiles.picture_output(out, run.output_dir / "reconstructions.png")
+    return plots.image_rows([("original", xb), ("reconstruction", run.reconstruct(xb))], out,
+                            title=f"{run.name}: {split} images and reconstructions")

@@ -1,0 +1,87 @@
+"""Sampling images from a run: from the model's prior, or decoded from latent codes a fitted sampler
+draws or around a class mean."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from zoo.analysis import plots
+from zoo.analysis.samplers import latent_drawer
+from zoo.errors import CapabilityError, ConfigError
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import files as runfiles
+from zoo.runs.config import check_seed
+from zoo.runs.loading import load
+from zoo.runs.run import Run
+
+SAMPLE_BATCH = 256      # samples made at once: memory stays one batch, whatever --n
+MAX_GRID = 2_500        # samples one PNG may show (50 × 50); more go to a .safetensors file
+
+
+def decoded_samples(run: Run, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
+                     noise_scale: float = 0.0) -> torch.Tensor:
+    """Images decoded from latent codes drawn by a fitted sampler, or around a class mean."""
+    return torch.cat(list(sample_batches(run, n, gen, sampler=sampler, class_label=class_label,
+                                          noise_scale=noise_scale)))
+
+
+def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
+                    noise_scale: float = 0.0, batch: int = SAMPLE_BATCH):
+    """`n` samples in [0, 1] as batches of at most `batch`: from the model's own prior, or decoded from
+    latent codes (a fitted sampler, or around a class mean). One generator runs through every batch, so
+    the same seed gives the same images."""
+    if sampler is None and class_label is None:
+        if noise_scale:
+            raise ConfigError("--noise-scale goes with --class")
+        draw = lambda k: run.sample(k, generator=gen)  # noqa: E731
+    else:
+        run.require("decode")
+        codes = latent_drawer(run, sampler=sampler, generator=gen, class_label=class_label, noise_scale=noise_scale)
+        draw = lambda k: run.decode(codes(k))  # noqa: E731
+    for start in range(0, n, batch):
+        yield draw(min(batch, n - start)).float().clamp(0, 1)
+
+
+@torch.no_grad()
+def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = None, device: str | None = None,
+             sampler: str | None = None, class_label: str | int | None = None,
+             noise_scale: float = 0.0) -> Path:
+    """Sample `n` images: a grid PNG, or a tensor file if `out` ends in .safetensors (written batch by
+    batch: memory does not grow with `n`).
+
+    A generative model (VAE, GAN) samples itself; an autoencoder that can decode samples its latent
+    space through a sampler fitted on its training codes (`sampler="gmm"`, ...), or around the mean
+    code of a class (`class_label=7`)."""
+    check_seed(seed)
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(f"--n must be a whole number of at least 1, got {n!r}")
+    out = runfiles.picture_output(out, None, tensors=True)
+    to_file = out is not None and out.suffix == ".safetensors"
+    if not to_file and n > MAX_GRID:
+        raise ConfigError(f"--n {n}: a picture shows at most {MAX_GRID:,} samples",
+                          "Write them to a tensor file instead: --out samples.safetensors.")
+    run = load(source, device=device)
+    gen = torch.Generator(device=run.device).manual_seed(seed)
+    if sampler is None and class_label is None:
+        if not run.can("sample"):
+            raise CapabilityError(f"model '{run.name}' cannot sample by itself",
+                                  "Sample its latent space with a fitted sampler: "
+                                  f"zoo generate {source} --sampler gmm (or gaussian, standard-normal), "
+                                  f"or decode around a class mean with --class LABEL.")
+        how = "the model's prior"
+    else:
+        how = f"sampler {sampler}" if sampler else f"class {class_label}"
+    batches_ = sample_batches(run, n, gen, sampler=sampler, class_label=class_label, noise_scale=noise_scale)
+    if to_file:
+        with ckpt.TensorStream(out, "images", (n, *run.shape), torch.float32,
+                               {"model": run.name, "seed": str(seed), "n": str(n)}) as stream:
+            for images in batches_:
+                stream.write(images)
+        return out
+    images = torch.cat(list(batches_))
+    out = out or run.output_dir / "samples.png"
+    per_row = max(1, int(round(n ** 0.5)))
+    return plots.image_rows([("", images)], out, title=f"{run.name}: {n} samples ({how}, seed {seed})",
+                             per_row=per_row)

@@ -1,0 +1,88 @@
+"""Sample quality: classifier-feature FID and KID of a run's samples against held-out images, beside
+the floor of the test set against the training set."""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+import torch
+
+from zoo import registry
+from zoo.analysis import metrics, quality
+from zoo.errors import ConfigError
+from zoo.runs import checkpoint as ckpt
+from zoo.runs.config import check_seed
+from zoo.runs.loading import load
+from zoo.tasks.generation import decoded_samples
+
+
+def _feature_model() -> str:
+    """An installed model whose runs are feature networks (it has `embed`), to name in a hint."""
+    return next((name for name, e in sorted(registry.load_registry().models.items()) if hasattr(e.cls, "embed")),
+                "NAME")
+
+
+def feature_network_name(dataset: str) -> str:
+    return f"features-{dataset}"
+
+
+@torch.no_grad()
+def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed: int = 0, sampler: str | None = None,
+                   data_dir: str | None = None, device: str | None = None, save: bool = True,
+                   progress: bool | None = None) -> dict[str, Any]:
+    """Classifier-feature FID and KID of `n` samples against `n` test images, with the test set against
+    the training set as the floor. `features` names the feature network (default features-<dataset>,
+    where one is catalogued). KID is the mean ± std over random subsets of at most half the images.
+    A run longer than a few seconds shows a progress bar on stderr (`progress` None: on a terminal)."""
+    check_seed(seed)
+    run = load(source, device=device)
+    if sampler is None:
+        run.require("sample")
+    train_cfg = run.record["train"]
+    dataset = train_cfg["dataset"]
+    if features is None and feature_network_name(dataset) not in registry.weights():
+        option = f" --data-dir {shlex.quote(train_cfg['data_dir'])}" if train_cfg.get("data_dir") else ""
+        option += f" --set image_size={train_cfg['image_size']}" if train_cfg.get("image_size") else ""
+        raise ConfigError(f"no feature network is catalogued for {dataset}: FID and KID measure samples in the "
+                          "features of a classifier trained on the same data set",
+                          "Train one, then pass it with --features RUN:\n"
+                          f"  zoo train {_feature_model()} --dataset {shlex.quote(dataset)}{option} --out runs/features\n"
+                          f"  zoo eval {shlex.quote(str(source))} --fid --features runs/features")
+    features = features or feature_network_name(dataset)
+    feat = load(features, device=str(run.device)).model
+    if not hasattr(feat, "embed"):
+        raise ConfigError(f"'{features}' is not a feature network (a run of a model with `embed`, such as "
+                          f"{_feature_model()})")
+    if tuple(feat.shape) != tuple(run.shape):
+        raise ConfigError(f"the feature network '{features}' takes {feat.shape} images, the model makes {run.shape}")
+    data, test_x, _ = run.data("test", data_dir)
+    if "test" in data.reused:
+        raise ConfigError(f"no sample-quality figure for {data.name}: {data.caveat()}",
+                          "FID and KID compare samples with held-out images; add images to the folder.")
+    m = min(n, test_x.shape[0], data.train_x.shape[0])
+    gen = torch.Generator(device=run.device).manual_seed(seed)
+
+    def draw(k: int) -> torch.Tensor:
+        return run.sample(k, generator=gen) if sampler is None else decoded_samples(run, k, gen, sampler=sampler)
+
+    pick = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(seed))[:m]
+    per_set = -(-m // 1000)  # batches of 1000 to draw or embed for each set of m images
+    with metrics.progress_bar(4 * per_set + 2 * quality.KID_SUBSETS, "fid: sampling", progress, unit="step") as bar:
+        samples = []
+        for i in range(0, m, 1000):
+            samples.append(draw(min(1000, m - i)).float().clamp(0, 1))
+            bar.update()
+        bar.set_description_str("fid: features", refresh=False)
+        f_samples, f_test, f_train = [quality.embed(feat, images, bar=bar) for images in
+                                      (torch.cat(samples), test_x[:m], data.train_x[pick.to(data.train_x.device)])]
+        bar.set_description_str("fid: KID", refresh=False)
+        result = {"feature_network": features, "note": "classifier-feature FID/KID: not comparable to Inception FID",
+                  "images": m, "seed": seed, "sampler": sampler or "model",
+                  "samples_vs_test": quality.compare(f_samples, f_test, bar=bar),
+                  "floor_test_vs_train": quality.compare(f_test, f_train, bar=bar)}
+    if save:
+        name = "quality.json" if sampler is None else f"quality-{sampler}.json"
+        ckpt.write_json(run.output_dir / name, result)
+        result["written"] = [str(run.output_dir / name)]
+    return result

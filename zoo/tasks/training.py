@@ -1,0 +1,188 @@
+"""Training a model into a run folder, and resuming a run."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import re
+from pathlib import Path
+from typing import Any, Callable
+
+import zoo
+from zoo import registry
+from zoo.console import to_stderr
+from zoo.data import canonical_dataset_name
+from zoo.device import pick_device
+from zoo.errors import ConfigError, RunError, storage_error
+from zoo.hub import is_hub_source
+from zoo.model import ZooModel, build_seeded
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import config as cfgmod
+from zoo.runs import files as runfiles
+from zoo.runs.config import TrainConfig, model_named_by, resolve_config, split_config
+from zoo.runs.folder import new_run_folder
+from zoo.runs.loading import installed_entry, read_run
+from zoo.runs.lock import lock_run
+from zoo.runs.modelcard import write_card
+from zoo.runs.run import training_data
+from zoo.training import callbacks as zoo_callbacks
+from zoo.training.engine import Trainer, TrainResult
+
+RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every"}
+
+
+def _default_out(name: str, dataset: str) -> Path:
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", dataset.split(":")[0]).strip("-")
+    base = Path("runs") / f"{name}-{slug}-{stamp}"
+    path, i = base, 1
+    while path.exists():  # two runs started in the same second
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
+def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> dict[str, Any]:
+    return {
+        "zoo_version": zoo.__version__,
+        "model": entry.name,
+        "plugin": {"name": entry.name, "package": entry.package, "version": entry.version},
+        "config": dataclasses.asdict(model_cfg),
+        "train": dataclasses.asdict(train_cfg),
+        "data": data_info,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def train(model: str | None = None, *, dataset: str | None = None, preset: str | None = None,
+          config: str | Path | dict | None = None, out: str | Path | None = None, resume: str | Path | None = None,
+          log: Callable[[str], None] = to_stderr, progress: bool | None = None, callbacks=(),
+          init: Callable[[ZooModel], None] | None = None, overwrite: bool = False, **overrides) -> TrainResult:
+    """Train `model` (a plugin name) and write a run folder; or continue one with `resume=RUN`.
+    A folder that holds a run is refused unless `overwrite`: then the old run's files are replaced.
+
+    Keyword overrides are config keys of the model or of `TrainConfig` (epochs=30, latent_dim=6, ...).
+    `init(model)` may set the new model's weights before training (finetune uses it).
+    A run folder has one writer at a time (zoo.runs.lock), and it is a run only once it is complete:
+    config.json is written last, after the initial weights and an epoch-0 checkpoint.
+    """
+    if dataset is not None:
+        overrides["dataset"] = dataset
+    if resume is not None:
+        if overwrite:
+            raise ConfigError("--overwrite with --resume: a resumed run continues in its folder, nothing is replaced",
+                              "Leave out one of them.")
+        return _resume(Path(resume), model, log, progress, callbacks, overrides, preset=preset, config=config,
+                       out=out)
+    model = model or model_named_by(preset, config)
+    if model is None:
+        raise ConfigError("which model? e.g. `zoo train NAME` (or zoo.train('NAME', ...))",
+                          'Or name it in the config file (model = "NAME") or pick a preset. Installed: '
+                          + ", ".join(registry.list_models()) + ".")
+    entry = registry.get_entry(model)
+    cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
+    train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)
+    device = pick_device(train_cfg.device)
+    data = training_data(train_cfg, device)
+    for note in (*data.notes, data.caveat()):  # what reading a folder changed, and splits that reuse images
+        if note:
+            log(f"note: {note}")
+    if is_hub_source(str(out or "")):
+        raise ConfigError(f"--out {out} is a hub location: a run is trained into a folder",
+                          f"Train into a folder, then publish it: zoo push RUN {out}")
+    run_dir = Path(out) if out else _default_out(model, train_cfg.dataset)
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunError(f"{run_dir} exists and is not a folder")
+    regs = zoo_callbacks.callbacks_for(train_cfg)  # pruning, iterative autoencoding, plugins' (as configured)
+    # The model is built before the folder is touched: a configuration that cannot be built leaves an
+    # old run in place (with --overwrite too).
+    net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, device)
+    zoo_callbacks.check(regs, net)
+    if init is not None:
+        init(net)
+    with new_run_folder(run_dir, overwrite=overwrite, log=log) as started:
+        trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
+                          callbacks=[*regs, *callbacks])
+        trainer.begin()
+        ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
+        started()
+        log(f"training {model} on {data.name} ({data.info()['sizes']['train']} images, {tuple(data.shape)}) "
+            f"on {device} -> {run_dir}")
+        result = trainer.fit()
+        write_card(run_dir)
+    return result
+
+
+def _resume(run_dir: Path, model: str | None, log, progress, callbacks, overrides, *, preset=None, config=None,
+            out=None) -> TrainResult:
+    """Continue a run as it was configured: options that would change what it is are refused, the ones
+    that may change (epochs, patience, device, ...) are honoured and written to its config.json."""
+    if preset is not None:
+        raise ConfigError("--preset cannot be used with --resume: the run keeps the configuration it started with",
+                          f"Start a new run with the preset, or resume {run_dir} without it.")
+    if out is not None and Path(out).absolute() != run_dir.absolute():
+        raise ConfigError(f"--out {out} with --resume {run_dir}: a resumed run stays in its own folder",
+                          "Resume without --out; copy the folder first to continue a copy.")
+    run = read_run(run_dir)
+    if model is not None and model != run["model"]:
+        raise ConfigError(f"{run_dir} is a '{run['model']}' run, not '{model}'")
+    entry = installed_entry(run, run_dir)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    if config is not None:  # a config file's keys count as if given one by one: unknown or fixed keys refused
+        file_values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
+        named = file_values.pop("model", None)
+        if named and named != run["model"]:
+            raise ConfigError(f"the config file is for model '{named}', not '{run['model']}'")
+        given = {**file_values, **given}
+    if "dataset" in given:
+        given["dataset"] = canonical_dataset_name(str(given["dataset"]))
+    old_model, old_train = split_config(entry.cls, {**run["config"], **run["train"]})
+    new_model, new_train = split_config(entry.cls, {**run["config"], **run["train"], **given})
+    before = {**dataclasses.asdict(old_model), **dataclasses.asdict(old_train)}
+    after = {**dataclasses.asdict(new_model), **dataclasses.asdict(new_train)}
+    changed = {k for k in after if after[k] != before[k] and k not in RESUME_CHANGEABLE}
+    if changed:
+        raise ConfigError(f"--resume continues a run as it was configured; cannot change {', '.join(sorted(changed))}",
+                          f"Only {', '.join(sorted(RESUME_CHANGEABLE))} may change; start a new run for the rest.")
+    model_cfg, train_cfg = new_model, new_train
+    try:
+        lock = lock_run(run_dir)
+    except OSError as e:
+        raise storage_error(e, "cannot write to the run folder", path=run_dir) from None
+    with lock:
+        if not (run_dir / ckpt.CHECKPOINT).exists():
+            raise RunError(f"{run_dir} has no checkpoint to resume from",
+                           f"Its files are incomplete; train it anew into another folder (or remove {run_dir}).")
+        ckpt.remove_stale_temporaries(run_dir)
+        device = pick_device(train_cfg.device)
+        data = training_data(train_cfg, device, run)
+        net = entry.cls(model_cfg, runfiles.run_shape(run), runfiles.run_classes(run)).to(device)
+        trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
+                          callbacks=[*zoo_callbacks.callbacks_for(train_cfg), *callbacks])
+        trainer.resume()
+        done = trainer.state["epoch"]
+        if train_cfg.epochs < done:
+            raise ConfigError(f"{run_dir} has already trained {done} epochs; --epochs {train_cfg.epochs} would "
+                              "undo them", f"Pass --epochs {done} or more (or leave it out).")
+        if after != before:
+            ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg)})
+        # A run that ended, by its epochs or by early stopping, is finished: resuming it trains further
+        # only when asked to (more --epochs, or another --patience), and says how otherwise.
+        early = trainer.state.get("stopped") == "early_stopping"
+        asked = any(k in given and after[k] != before[k] for k in ("epochs", "patience"))
+        if done >= train_cfg.epochs:
+            log(f"{run_dir} already finished its {train_cfg.epochs} epochs; pass --epochs N to train further")
+        elif early and not asked:
+            log(f"{run_dir} already stopped early at epoch {done} (no better {net.monitor} for "
+                f"{train_cfg.patience} epochs; best epoch {trainer.state['best_epoch']}); to train further, "
+                f"pass --patience N (more than {train_cfg.patience}, or 0 to turn early stopping off) or --epochs N")
+            trainer.train.epochs = done  # nothing to train: fit only restores and reports the best epoch
+        elif early:
+            log(f"{run_dir} stopped early at epoch {done}; continuing to epoch {train_cfg.epochs} "
+                f"with patience {train_cfg.patience or 'off'}")
+            trainer.tracker.go_on_after_early_stop()
+        else:
+            log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
+        result = trainer.fit(resume=True)
+        write_card(run_dir)
+    return result
