@@ -16,6 +16,7 @@ from torch import nn
 from zoo.plugins.conv import ConvNetConfig, activation, build_encoder
 
 from zoo import ZooModel, hookimpl, param
+from zoo.analysis.plots import pyplot, save_png
 from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.training.batching import batches
 
@@ -182,8 +183,6 @@ class Classifier(ZooModel):
 
 
 def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float) -> None:
-    from zoo.analysis.plots import pyplot, save_png
-
     plt = pyplot()
     k = len(classes)
     fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))

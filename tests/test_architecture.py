@@ -126,3 +126,22 @@ def test_no_module_under_zoo_names_an_architecture_or_reads_a_plugin_config_fiel
                     and isinstance(node.args[1], ast.Constant) and node.args[1].value in fields:
                 found.append(f"{path.relative_to(REPO)}:{node.lineno} getattr(..., {node.args[1].value!r})")
     assert not found, found
+
+
+# A zoo module imported inside a function is a cycle dodged or a start-up cost deferred; the one kept
+# says why where it stands. (cli/ defers importing the library so that `zoo --help` needs no torch.)
+DEFERRED = {("zoo/search/space.py", "zoo.training.fit")}  # reading a space file imports no torch
+
+
+def test_no_function_in_zoo_or_plugins_imports_a_zoo_module():
+    late = set()
+    for root in ("zoo", "plugins"):
+        for path in sorted((REPO / root).rglob("*.py")):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                    for sub in ast.walk(node):
+                        module = sub.module if isinstance(sub, ast.ImportFrom) else \
+                            (sub.names[0].name if isinstance(sub, ast.Import) else None)
+                        if module and module.split(".")[0] == "zoo":
+                            late.add((str(path.relative_to(REPO)), module))
+    assert late == DEFERRED, sorted(late - DEFERRED)

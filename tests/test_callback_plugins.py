@@ -55,7 +55,7 @@ def l1plug_installed(l1plug_dir):
 
 
 def _train(out, **kw):
-    return zoo.train("convae", dataset="digits", out=out, log=quiet, progress=False, epochs=2, **{**TINY, **kw})
+    return zoo.train("convae", dataset="digits", out=out, log=quiet, progress=False, **{"epochs": 2, **TINY, **kw})
 
 
 def _mean_abs_code(run) -> float:
@@ -128,3 +128,38 @@ def test_a_model_the_callback_cannot_work_on_is_refused(l1plug_installed, tmp_pa
         zoo.train("gan", dataset="digits", out=tmp_path / "g", log=quiet, progress=False, device="cpu", epochs=1,
                   train_callbacks=["l1-activity:1"])
     assert not (tmp_path / "g").exists()
+
+
+# ------------------------------------------------------------------------------------------ dropout schedule
+
+class _DropoutRates(zoo.Callback):
+    """Records the rate of every dropout layer as each epoch ends."""
+
+    def __init__(self):
+        self.rates: list[list[float]] = []
+
+    def on_epoch_end(self, trainer, epoch, record):
+        self.rates.append([round(float(m.rate), 6) for m in trainer.model.modules()
+                           if isinstance(m, torch.nn.Dropout)])
+
+
+def test_a_dropout_schedule_moves_every_layers_rate_from_start_to_the_configured_dropout(tmp_path):
+    probe = _DropoutRates()
+    _train(tmp_path / "run", epochs=4, dropout=0.4, dropout_decoder=True, callbacks=[probe],
+           train_callbacks=["dropout-schedule:0:3"])
+    assert [len(r) for r in probe.rates] == [2] * 4  # encoder and decoder layers alike
+    assert [r[0] for r in probe.rates] == [0.0, 0.2, 0.4, 0.4]  # linear to the configured rate, then kept
+    assert [round(r["train_dropout"], 6) for r in read_metrics(tmp_path / "run")] == [0.0, 0.2, 0.4, 0.4]
+
+
+def test_a_resumed_run_goes_on_with_the_scheduled_rate_of_its_epoch(tmp_path):
+    _train(tmp_path / "run", epochs=2, dropout=0.5, train_callbacks=["dropout-schedule:0.1:5"])
+    probe = _DropoutRates()
+    zoo.train(resume=tmp_path / "run", epochs=3, log=quiet, progress=False, callbacks=[probe])
+    assert probe.rates == [[0.3]]  # epoch 3 of 5: 0.1 + (0.5 - 0.1) * 2/4
+
+
+def test_a_dropout_schedule_on_a_model_without_dropout_is_refused_before_training(tmp_path):
+    with pytest.raises(ConfigError, match="has no dropout layers to schedule"):
+        _train(tmp_path / "run", train_callbacks=["dropout-schedule:0"])
+    assert not (tmp_path / "run").exists()

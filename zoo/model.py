@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from zoo.analysis.metrics import reconstruction_metrics
+from zoo.runs.files import check_fits
 
 CAPABILITIES = ("encode", "decode", "reconstruct", "sample", "classify")
 
@@ -89,8 +90,6 @@ def build_seeded(cls: type, config, shape, num_classes: int, seed: int, device) 
     """Seed torch's generator and build a model for training on `device`, under a lock, so that trials
     built in threads at the same moment (a search's concurrent groups) start from the weights they would
     alone. A model too large for the memory at hand is refused first."""
-    from zoo.runs.files import check_fits
-
     check_fits(cls, config, shape, num_classes, device)  # before a byte is allocated
     with _SEEDING:
         torch.manual_seed(seed)

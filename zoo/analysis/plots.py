@@ -7,6 +7,8 @@ from typing import Any
 
 import torch
 
+from zoo.runs.checkpoint import atomic_write
+
 
 def pyplot():
     """matplotlib's pyplot on the Agg backend (files only, no display), imported when first drawn."""
@@ -23,7 +25,6 @@ def save_figure(fig, path: Path, **savefig) -> Path:
     or a full disk leaves the previous picture, never half of one."""
     import io
 
-    from zoo.runs.checkpoint import atomic_write
 
     buf = io.BytesIO()
     fig.savefig(buf, format="png", **savefig)

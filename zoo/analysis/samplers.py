@@ -23,6 +23,8 @@ import torch
 
 from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
+from zoo.registry import load_registry
+from zoo.runs.checkpoint import WEIGHTS, load_tensors, save_tensors
 from zoo.runs.run import Run
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
@@ -87,8 +89,6 @@ class LatentSampler:
 
 def samplers() -> dict[str, type[LatentSampler]]:
     """Every installed sampler by name."""
-    from zoo.registry import load_registry
-
     return {name: e.cls for name, e in load_registry().samplers.items()}
 
 
@@ -147,8 +147,6 @@ def sampler_path(run_dir: str | Path, name: str) -> Path:
 
 
 def _weights_digest(run_dir: Path) -> str:
-    from zoo.runs.checkpoint import WEIGHTS
-
     path = Path(run_dir) / WEIGHTS
     if not path.is_file():
         return ""
@@ -161,8 +159,6 @@ def _weights_digest(run_dir: Path) -> str:
 
 def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int) -> LatentSampler | None:
     """The sampler saved at `path` if it is intact, of this kind, and fitted to these weights."""
-    from zoo.runs.checkpoint import load_tensors
-
     if not path.is_file():
         return None
     try:
@@ -178,8 +174,6 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
                    log: Callable[[str], None] | None = None) -> LatentSampler:
     """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
     training codes (and saved there) when that file is missing, damaged, or made for other weights."""
-    from zoo.runs.checkpoint import save_tensors
-
     cls = get_sampler(name)
     if not cls.needs_fit:
         return cls(latent_dim(run))

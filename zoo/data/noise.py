@@ -11,6 +11,7 @@ from typing import ClassVar
 import torch
 
 from zoo.errors import ConfigError
+from zoo.registry import load_registry
 
 
 class NoiseModel:
@@ -64,8 +65,6 @@ class NoiseModel:
 
 
 def noise_models() -> dict[str, type[NoiseModel]]:
-    from zoo.registry import load_registry
-
     return {name: e.cls for name, e in load_registry().noise_models.items()}
 
 

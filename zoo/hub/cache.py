@@ -1,4 +1,5 @@
-"""zoo's own cache of verified hub copies ($XDG_CACHE_HOME/zoo/hub) and the folders nothing may write into."""
+"""The records of zoo's cache of verified hub copies (JSON written atomically), what a fetch gave back,
+the offline switch, and the one error for a cache zoo cannot write. Where the caches are: zoo.caches."""
 
 from __future__ import annotations
 
@@ -11,34 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-from zoo import registry
-
-
-def zoo_cache() -> Path:
-    """Where zoo keeps its hub records and folder-hub copies: $XDG_CACHE_HOME/zoo/hub."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zoo" / "hub"
-
-
-def _hf_caches() -> list[Path]:
-    """huggingface-hub's cache: as the environment says now, and as the imported library took it."""
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
-    roots = [Path(os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
-                  or os.path.join(home, "hub")).expanduser()]
-    if "huggingface_hub" in sys.modules:
-        from huggingface_hub import constants
-
-        roots.append(Path(constants.HF_HUB_CACHE))
-    return roots
-
-
-def is_managed(folder: str | Path) -> bool:
-    """True for folders that zoo or huggingface-hub manage (pulled copies, the HF cache, bundled weights):
-    nothing should write into them (outputs, fitted samplers)."""
-    folder = Path(folder).absolute()
-    roots = [zoo_cache(), *_hf_caches(), Path(registry.__file__).parent]
-    return any(folder == r.absolute() or r.absolute() in folder.parents for r in roots)
+from zoo.errors import StorageError, storage_error
 
 
 def offline() -> bool:
@@ -85,8 +59,6 @@ class Fetched:
 
 def cache_error(e: OSError, where: Path):
     """One StorageError (the exit code of every operating-system error) for a cache zoo cannot write."""
-    from zoo.errors import StorageError, storage_error
-
     return StorageError(storage_error(e, "cannot write to zoo's cache at", path=where).message,
                         "zoo keeps verified copies under $XDG_CACHE_HOME/zoo/hub: free space there or make it "
                         "writable, or point XDG_CACHE_HOME at a folder that is.")

@@ -10,7 +10,19 @@ import re
 from pathlib import Path
 from typing import Any
 
+from zoo import registry
+from zoo.errors import RunError
 from zoo.hub.locations import HubError
+from zoo.runs import config as cfgmod
+from zoo.runs.files import (
+    check_run_config,
+    check_weights_fit,
+    read_header,
+    run_classes,
+    run_shape,
+    skeleton,
+    state_spec,
+)
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -72,8 +84,6 @@ def select_files(names: list[str], where: str) -> list[str]:
 def check_safetensors(path: Path, where: str) -> dict[str, tuple[tuple[int, ...], str]]:
     """The tensors a safetensors file declares (name -> (shape, dtype)), from its header alone: a file
     whose header is malformed or declares more than the file holds is refused. Nothing is loaded."""
-    from zoo.errors import RunError
-    from zoo.runs.files import read_header
 
     try:
         declared, _ = read_header(Path(path))
@@ -92,8 +102,6 @@ def check_safetensors(path: Path, where: str) -> dict[str, tuple[tuple[int, ...]
 def check_config(path: Path, where: str) -> dict:
     """The run config a location offers, with every field zoo reads checked (runfiles.check_run_config):
     a hostile or damaged config.json ends in one message, never a traceback later."""
-    from zoo.errors import RunError
-    from zoo.runs.files import check_run_config
 
     try:
         run = json.loads(Path(path).read_bytes())
@@ -119,9 +127,6 @@ def _json_problem(e: Exception) -> str:
 def model_spec(run: dict) -> dict | None:
     """The weights (name -> (shape, dtype)) of the model `run` describes, built on the meta device (no
     memory); None where its plugin is not installed or its config does not build here (loading says why)."""
-    from zoo.runs import config as cfgmod
-    from zoo import registry
-    from zoo.runs.files import run_classes, run_shape, skeleton, state_spec
 
     try:
         cls = registry.get_entry(run["model"]).cls
@@ -136,8 +141,6 @@ def check_model_files(folder: Path, where: str) -> dict:
     """config.json and model.safetensors of a copy checked before it is used or recorded as verified:
     the config's fields, the weights' header, and (where the plugin is installed) that the header
     declares exactly the tensors the config's model has, so nothing is allocated for a mismatch."""
-    from zoo.errors import RunError
-    from zoo.runs.files import check_weights_fit
 
     run = check_config(folder / CONFIG, where)
     declared = check_safetensors(folder / WEIGHTS, where)

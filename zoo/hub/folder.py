@@ -24,10 +24,20 @@ import stat
 import uuid
 from pathlib import Path
 
+from zoo.caches import is_managed, zoo_cache
 from zoo.hub import limits, temps
-from zoo.hub.cache import Fetched, cache_error, is_managed, now, read_json, write_json, zoo_cache
-from zoo.hub.files import (CONFIG, MODEL_FILES, PULLED_MANIFEST, PUSHED_MANIFEST, check_config,
-                           check_model_files, file_sha256, select_files)
+from zoo.hub.cache import Fetched, cache_error, now, read_json, write_json
+from zoo.hub.files import (
+    CONFIG,
+    MODEL_FILES,
+    PULLED_MANIFEST,
+    PUSHED_MANIFEST,
+    check_config,
+    check_model_files,
+    file_sha256,
+    select_files,
+)
+from zoo.hub.hf import zoo_version
 from zoo.hub.locations import HubError, Location, Log
 
 RUN_MARKERS = ("checkpoint.safetensors", "metrics.jsonl", ".zoo.lock")  # files only a run folder holds
@@ -328,8 +338,6 @@ def _recover(dest: Path) -> None:
 
 
 def _manifest(written: dict[str, str]) -> bytes:
-    from zoo.hub.hf import zoo_version
-
     return (json.dumps({"written_by": "zoo push", "zoo_version": zoo_version(), "pushed": now(),
                         "files": written}, indent=2) + "\n").encode()
 

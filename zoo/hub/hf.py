@@ -11,13 +11,22 @@ import uuid
 from pathlib import Path
 from urllib.parse import quote
 
+import zoo
+from zoo.caches import zoo_cache
 from zoo.errors import ZooError
 from zoo.hub import limits, temps
-from zoo.hub.cache import Fetched, cache_error, now, offline, read_json, write_json, zoo_cache
-from zoo.hub.files import (CONFIG, MODEL_FILES, check_config, check_model_files, file_sha256, git_blob_sha1,
-                           safe_name, select_files)
+from zoo.hub.cache import Fetched, cache_error, now, offline, read_json, write_json
+from zoo.hub.files import (
+    CONFIG,
+    MODEL_FILES,
+    check_config,
+    check_model_files,
+    file_sha256,
+    git_blob_sha1,
+    safe_name,
+    select_files,
+)
 from zoo.hub.locations import COMMIT_RE, HubError, Location, Log
-
 
 _TIMEOUTS_BOUND = False
 # While zoo downloads one file: (the most bytes it may take, the HubError to raise past that).
@@ -363,6 +372,4 @@ def _record(store: Path, loc: Location, commit: str, files: dict[str, str], ref_
 
 
 def zoo_version() -> str:
-    import zoo
-
     return zoo.__version__

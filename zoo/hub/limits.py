@@ -18,6 +18,7 @@ import os
 
 from zoo.hub.files import CONFIG, IMAGES, MODEL_FILES, WEIGHTS, model_spec
 from zoo.hub.locations import HubError, Log
+from zoo.runs.files import nbytes
 
 ENV = "ZOO_HUB_MAX_BYTES"
 MiB = 1 << 20
@@ -47,8 +48,6 @@ def _override() -> int | None:
 
 def expected_weights(run: dict | None) -> int | None:
     """Bytes of the weights of the model `run` describes (None where zoo cannot build it here)."""
-    from zoo.runs.files import nbytes
-
     spec = model_spec(run) if run is not None else None
     return None if spec is None else nbytes(spec)
 

@@ -9,8 +9,9 @@ from typing import Any
 from urllib.parse import quote
 
 from zoo import registry
+from zoo.caches import zoo_cache
 from zoo.console import to_stderr
-from zoo.hub.cache import Fetched, read_json, zoo_cache
+from zoo.hub.cache import Fetched, read_json
 from zoo.hub.files import MODEL_FILES, WEIGHTS, check_safetensors, file_sha256, verify_catalogued
 from zoo.hub.folder import fetch_folder, slug
 from zoo.hub.hf import fetch_hf, hf_store, import_hf

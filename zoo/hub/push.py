@@ -10,14 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
-from zoo.runs.checkpoint import METRICS, read_metrics
 from zoo.console import to_stderr
+from zoo.errors import RunError
 from zoo.hub.cache import read_json
 from zoo.hub.files import CARD, CONFIG, IMAGES, MODEL_FILES, WEIGHTS, check_config, check_model_files
 from zoo.hub.folder import check_destination, push_folder
 from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
 from zoo.hub.pull import fetch, pull
+from zoo.runs import checkpoint
+from zoo.runs.checkpoint import METRICS, read_metrics
+from zoo.runs.modelcard import render_card
 
 
 @dataclasses.dataclass
@@ -57,8 +60,6 @@ def _training_summary(run_dir: Path) -> dict[str, Any] | None:
 def model_card(run_dir: Path, location: str) -> str:
     """The README.md pushed with a run: zoo's model card, addressed to `location`, plus the metrics
     measured during training (in the YAML metadata and the body)."""
-    from zoo.runs.modelcard import render_card
-
     run = check_config(run_dir / CONFIG, str(run_dir))
     eval_path = run_dir / "eval.json"
     eval_result = read_json(eval_path) if eval_path.is_file() else None
@@ -106,8 +107,6 @@ def _push_files(run_dir: Path, location: str) -> dict[str, Path | bytes]:
 
 
 def _verify_weights(path: Path) -> None:
-    from zoo.runs import checkpoint
-    from zoo.errors import RunError
 
     try:
         checkpoint.verify_file(path)

@@ -23,7 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from zoo.errors import RunError
+from zoo.errors import ConfigError, RunError
+from zoo.runs.files import DTYPES, check_weights_fit, read_header, state_spec
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -61,8 +62,6 @@ def atomic_write(path: Path, data: bytes | str) -> None:
 def refuse_special(path: Path) -> None:
     """A ConfigError if `path` exists and is not a regular file (a device such as /dev/null, a pipe, a
     folder): zoo writes by renaming a new file into place, which would replace it."""
-    from zoo.errors import ConfigError
-
     if path.exists() and not path.is_file():
         kind = "a folder" if path.is_dir() else "not a regular file"
         raise ConfigError(f"{path} is {kind}: zoo will not replace it with a file",
@@ -193,8 +192,6 @@ class TensorStream:
 
     def __init__(self, path: Path, name: str, shape: tuple[int, ...], dtype: torch.dtype = torch.float32,
                  metadata: dict[str, str] | None = None):
-        from zoo.runs.files import DTYPES
-
         self.path, self.name, self.shape, self.dtype = Path(path), name, tuple(shape), dtype
         code = next(k for k, v in DTYPES.items() if v == dtype)
         self.row_bytes = torch.empty((), dtype=dtype).element_size()
@@ -263,8 +260,6 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     path = Path(path)
     if not path.is_file():
         raise RunError(f"{path} is missing")
-    from zoo.runs.files import read_header
-
     read_header(path)  # its declared tensors fill the file exactly: nothing large is read before that
     data = path.read_bytes()
     try:
@@ -296,8 +291,6 @@ def read_metadata(data: bytes) -> dict[str, str]:
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
     """Load weights strictly: a file whose tensors do not fit the model (names, shapes, dtypes) is
     foreign, and weights that are not finite are damaged: both are refused."""
-    from zoo.runs.files import check_weights_fit, state_spec
-
     declared = {k: (tuple(v.shape), _safetensors_dtype(v.dtype)) for k, v in state.items()}
     check_weights_fit(state_spec(model), declared, source)
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
@@ -308,6 +301,4 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: P
 
 
 def _safetensors_dtype(dtype: torch.dtype) -> str:
-    from zoo.runs.files import DTYPES
-
     return next((k for k, v in DTYPES.items() if v == dtype), str(dtype))

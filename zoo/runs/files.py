@@ -15,7 +15,8 @@ from typing import Any
 
 import torch
 
-from zoo.errors import ConfigError, RunError
+from zoo.caches import is_managed
+from zoo.errors import ConfigError, RunError, ZooError
 
 MAX_HEADER = 100_000_000         # bytes of a safetensors header zoo will read
 MAX_CHANNELS = 64
@@ -77,8 +78,6 @@ def run_classes(run: dict[str, Any]) -> int:
 def skeleton(cls: type, config, shape, num_classes: int) -> torch.nn.Module | None:
     """The model built on the meta device: every shape and dtype, no memory. None where a plugin's
     constructor cannot run without real tensors (then the checks below are skipped for it)."""
-    from zoo.errors import ZooError
-
     try:
         with torch.device("meta"):
             return cls(config, tuple(shape), num_classes)
@@ -230,8 +229,6 @@ def check_output(path: str | Path) -> Path:
     """A file a user named for a command's output (--out): refused where writing it would replace a
     run's own records (its weights, checkpoint, config, metrics, samplers) or a file in zoo's or the
     Hugging Face Hub's caches or the bundled weights."""
-    from zoo.hub.cache import is_managed
-
     path = Path(path)
     folder = path.absolute().parent
     is_record = path.name in RUN_RECORDS or (path.name.startswith("sampler-") and path.suffix == ".safetensors")

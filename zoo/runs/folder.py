@@ -8,9 +8,9 @@ import os
 import shutil
 from pathlib import Path
 
+from zoo.caches import is_managed
 from zoo.console import to_stderr
 from zoo.errors import RunError, storage_error
-from zoo.hub.cache import is_managed
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.loading import read_run
 from zoo.runs.lock import lock_run

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch  # noqa: F401  (the model classes need it loaded)
 
-from zoo import registry
+from zoo import hub, registry
 from zoo.console import to_stderr
 from zoo.device import pick_device
 from zoo.errors import ConfigError, RunError, UnknownModelError
@@ -37,8 +37,6 @@ def resolve(source: str | Path) -> Path:
     """A run folder; a name catalogued in registry.toml (its bundled folder, or its copy pulled from the hub
     its entry names; checked by sha256); or a hub location, hf://ORG/NAME[@REVISION] or file:///PATH,
     fetched into the cache and verified (see zoo.hub)."""
-    from zoo import hub
-
     if hub.is_hub_source(source):
         return hub.resolve(source)
     path = Path(source)
@@ -110,8 +108,6 @@ def output_folder(source: str | Path, run_dir: Path) -> Path:
     downloaded model, or a run in a folder this process cannot write, is left alone: its results go to
     ./zoo-outputs/NAME/ (NAME: the catalogued name, the hub repository's name, or the run folder's
     name), so they never mix with, or overwrite, the user's own files in the working directory."""
-    from zoo import hub
-
     owned = not hub.is_hub_source(source) and Path(source) == run_dir
     if owned and writable(run_dir):
         return run_dir

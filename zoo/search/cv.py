@@ -14,9 +14,12 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from zoo.analysis.plots import save_figure
 from zoo.console import quiet
 from zoo.data import ImageData
+from zoo.device import pick_device
 from zoo.errors import ConfigError
+from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import resolve_config
 from zoo.runs.run import training_data
 from zoo.training.fit import REDUCE, FitResult, fit, has_own_test
@@ -78,8 +81,6 @@ def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, 
     """K-fold cross-validation of one configuration: per-fold validation (and test) losses, their mean
     and standard deviation; with `compare_holdout`, the plain validation split trained beside it.
     With `out`, writes cv.json and cv.png (validation curves per fold) there."""
-    from zoo.device import pick_device
-
     overrides = dict(overrides or {})
     if dataset is not None:
         overrides["dataset"] = dataset
@@ -114,8 +115,6 @@ def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, 
         result["holdout"] = _row("holdout", data, r)
         log(f"holdout ({train_cfg.val_fraction:g} of the training set): validation {metric} {r.value:.5g}")
     if out is not None:
-        from zoo.runs import checkpoint as ckpt
-
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
         ckpt.write_json(out / "cv.json", result)
@@ -130,7 +129,6 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.analysis.plots import save_figure
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     for r in result["per_fold"]:

@@ -10,10 +10,13 @@ import math
 from pathlib import Path
 from typing import Any, Callable
 
+from zoo.analysis.plots import save_figure
 from zoo.console import to_stdout
+from zoo.runs import checkpoint as ckpt
+from zoo.runs.config import to_toml
 from zoo.search.settings import Settings
-from zoo.search.study import describe_pruner, journal_path, open_study, redact
 from zoo.search.space import Space
+from zoo.search.study import describe_pruner, journal_path, open_study, redact
 
 
 def _state(t) -> str:
@@ -25,7 +28,6 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
     """trials.csv, best.toml, history.png, importance.png and summary.json in the study folder."""
     from optuna.trial import TrialState
 
-    from zoo.runs import checkpoint as ckpt
 
     study, _, _ = open_study(settings, space)
     study_dir = Path(settings.study_dir)
@@ -76,8 +78,6 @@ def _cell(v: Any) -> Any:
 
 
 def write_csv(trials, path: Path) -> Path:
-    from zoo.runs import checkpoint as ckpt
-
     keys: list[str] = []
     for t in trials:
         for k in [*t.user_attrs.get("values", {}), *t.user_attrs.get("helpers", {})]:
@@ -108,8 +108,6 @@ def write_csv(trials, path: Path) -> Path:
 
 
 def write_best(settings: Settings, best, path: Path, total: int) -> Path:
-    from zoo.runs import checkpoint as ckpt
-    from zoo.runs.config import to_toml
 
     config = {k: v for k, v in best.user_attrs["config"].items() if k != "device"}
     loss, penalty = best.user_attrs.get("loss"), best.user_attrs.get("penalty") or 0.0
@@ -129,7 +127,6 @@ def plot_history(study, trials, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.analysis.plots import save_figure
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
@@ -184,7 +181,6 @@ def plot_importance(study, trials, path: Path) -> bool:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from zoo.analysis.plots import save_figure
 
     names = list(importances)[::-1]
     fig, ax = plt.subplots(figsize=(6.4, max(2.4, 0.9 + 0.32 * len(names))), dpi=100)

@@ -14,12 +14,13 @@ from typing import Any, Callable
 
 from zoo.console import to_stdout
 from zoo.errors import ConfigError, RunError
+from zoo.runs import checkpoint as ckpt
 from zoo.search.objective import check_metric
 from zoo.search.outputs import write_outputs
 from zoo.search.settings import Interrupted, Settings, prepare
+from zoo.search.space import load_space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
 from zoo.search.worker import Worker
-from zoo.search.space import load_space
 
 SETTINGS_ENV = "ZOO_SEARCH_SETTINGS"
 
@@ -34,8 +35,6 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     study_dir.mkdir(parents=True, exist_ok=True)
     copy_path = study_dir / "space.toml"
     if not copy_path.is_file() or copy_path.read_text() != sp.text:
-        from zoo.runs import checkpoint as ckpt
-
         if copy_path.is_file():
             log(f"note: the space differs from the one this study began with; {copy_path} now holds the new one")
         ckpt.atomic_write(copy_path, sp.text)

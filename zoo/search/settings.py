@@ -7,11 +7,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo.runs.config import resolve_config
+from zoo import registry
 from zoo.errors import ConfigError, ZooError
+from zoo.runs.config import TrainConfig, check_seed, field_type, fields_of, resolve_config
 from zoo.search.objective import metric_key
-from zoo.search.study import normalise_url
 from zoo.search.space import PRUNERS, SAMPLERS, Space, load_space
+from zoo.search.study import normalise_url
 
 
 class Interrupted(ZooError):
@@ -57,8 +58,6 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
             workers: int = 1, heartbeat: int = 30, vectorize: int = 1, concurrent: bool | None = None,
             overrides: dict[str, Any] | None = None) -> tuple[Settings, Space]:
     """Check everything a user can get wrong before any trial runs; return the settings and the space."""
-    from zoo import registry
-    from zoo.runs.config import TrainConfig, check_seed, field_type, fields_of
 
     cls = registry.get_model_class(model)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}

@@ -21,10 +21,11 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from zoo.errors import ConfigError
+from zoo.registry import load_registry
 
 if TYPE_CHECKING:  # pragma: no cover
-    from zoo.training.engine import Trainer
     from zoo.model import Batch, ZooModel
+    from zoo.training.engine import Trainer
 
 
 @dataclass
@@ -105,8 +106,6 @@ def _split_spec(spec: str) -> tuple[str, list[str]]:
 
 def installed() -> dict[str, type[Callback]]:
     """Every callback class the installed plugins provide, by name."""
-    from zoo.registry import load_registry
-
     return {name: e.cls for name, e in load_registry().callbacks.items()}
 
 

@@ -26,7 +26,8 @@ from zoo.runs.config import TrainConfig
 from zoo.runs.training_state import load_training_state, save_training_state
 from zoo.training.batching import batches
 from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
-from zoo.training.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
+from zoo.training.epochs import LossSums, Tracker, close_epoch, lr_factor
+from zoo.training.graphstep import GraphStep, check_supported
 from zoo.training.optim import make_optimizer
 from zoo.training.regularize import make_permanent, plain_state_dict, reparametrize_like
 
@@ -85,8 +86,6 @@ class Trainer:
         self.saved_epoch = 0  # the epoch checkpoint.safetensors holds
         self.graph_step = None  # zoo.training.graphstep.GraphStep with cuda_graph, made once the state is final
         if train.cuda_graph:
-            from zoo.training.graphstep import check_supported
-
             check_supported(model, train)
 
     # ------------------------------------------------------------------ paths
@@ -181,8 +180,6 @@ class Trainer:
         start = time.perf_counter()
         if self.train.cuda_graph:
             if self.graph_step is None:
-                from zoo.training.graphstep import GraphStep
-
                 self.graph_step = GraphStep(model, data, self.train, self.optimizers,
                                             lambda: self._autocast(cache=False), self.log)
             sums = self.graph_step.run_epoch(order, ctx, on_batch)
@@ -263,20 +260,14 @@ class Trainer:
                                           "Train with compile=false (it changes speed only, never results).") \
                             from e
                     raise
-                has_val = self.data.val_x.shape[0] > 0
-                val_m = self.evaluate(self.data.val_x, self.data.val_y) if has_val else {}
-                record = epoch_record(epoch, train_m, val_m, self._learning_rates(), ips, secs)
-                watched = (val_m if has_val else train_m).get(monitor) if monitor else None
-                bad = not_finite(record)
-                if bad:
-                    self._diverged(epoch, record, bad)
-                improved = self.tracker.end_epoch(epoch, watched)
-                if improved:
+                val_m = self.evaluate(self.data.val_x, self.data.val_y) if self.data.val_x.shape[0] else {}
+                end = close_epoch(self.tracker, epoch, train_m, val_m, self._learning_rates(), ips, secs, monitor)
+                if end.not_finite:
+                    self._diverged(epoch, end.record, end.not_finite)
+                if end.improved:
                     self._save_best()
-                stop = self.tracker.should_stop()
-                record["best"] = improved
-                self._end_epoch(epoch, record)
-                if stop:
+                self._end_epoch(epoch, end.record)
+                if end.stop:
                     self.log(f"early stopping: no better {monitor} for {self.train.patience} epochs; "
                              f"best was epoch {self.state['best_epoch']}")
                     break

@@ -6,12 +6,15 @@ recorded CUDA graph (zoo.training.engine), and many trials in one vectorised ste
   (scalars for one run, a value per trial for many) until the epoch ends;
 - `epoch_record`: the metrics.jsonl row of an epoch;
 - `not_finite`: the values of a row that diverged;
-- `Tracker`: one run's (or trial's) best epoch, patience and ending.
+- `Tracker`: one run's (or trial's) best epoch, patience and ending;
+- `close_epoch`: what an epoch's losses mean for training: its row, whether it is the best so far,
+  and whether training stops (diverged, or early stopping).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -125,3 +128,27 @@ class Tracker:
     def go_on_after_early_stop(self) -> None:
         """A resumed early-stopped run asked to train further: patience counts afresh."""
         self.state.update(bad_epochs=0, stopped=None)
+
+
+@dataclass
+class EpochEnd:
+    record: dict[str, Any]                                 # the metrics.jsonl row
+    improved: bool = False                                 # the best epoch so far: keep its weights
+    not_finite: list[str] = field(default_factory=list)    # the row's NaN or infinite keys: diverged
+    stop: str | None = None                                # "diverged" or "early_stopping": train no further
+
+
+def close_epoch(tracker: Tracker, epoch: int, train: dict[str, float], val: dict[str, float],
+                lrs: dict[str, float], images_per_s: float, seconds: float, monitor: str | None) -> EpochEnd:
+    """End `epoch` of one run or trial: its row, the monitored value (the validation one, else the
+    training one) counted by `tracker`, and whether training stops. A row with a non-finite value ends
+    training as diverged, and counts no epoch."""
+    record = epoch_record(epoch, train, val, lrs, images_per_s, seconds)
+    bad = not_finite(record)
+    if bad:
+        tracker.stop("diverged")
+        return EpochEnd(record, not_finite=bad, stop="diverged")
+    watched = (val or train).get(monitor) if monitor else None
+    improved = tracker.end_epoch(epoch, watched)
+    record["best"] = improved
+    return EpochEnd(record, improved, stop="early_stopping" if tracker.should_stop() else None)

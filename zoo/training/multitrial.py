@@ -34,7 +34,7 @@ from zoo.model import Batch, StepContext, ZooModel, build_seeded
 from zoo.runs.config import TrainConfig
 from zoo.training.batching import batches
 from zoo.training.engine import EVAL_BATCH
-from zoo.training.epochs import LossSums, Tracker, epoch_record, lr_factor, not_finite
+from zoo.training.epochs import EpochEnd, LossSums, Tracker, close_epoch, lr_factor
 from zoo.training.fit import FitResult, reduce_history
 from zoo.training.graphstep import WARMUP_STEPS, on_side_stream, try_recording
 from zoo.training.optim import StackedOptimizer
@@ -212,23 +212,19 @@ class _Trial:
         self.tracker = Tracker(train.patience)
         self.best_params = None
 
-    def add(self, record: dict[str, Any], watched: float | None, params: Callable[[], dict] | None) -> None:
-        """Append an epoch's record; `params()` copies the trial's weights (asked only when they are its best)."""
-        improved = self.tracker.end_epoch(record["epoch"], watched)
-        if improved:
+    def add(self, end: EpochEnd, params: Callable[[], dict] | None) -> None:
+        """Append an epoch's row; `params()` copies the trial's weights (asked only when they are its best)."""
+        if end.improved:
             self.best_params = params() if params is not None else None
-        record["best"] = improved
-        self.history.append(record)
+        end.record.setdefault("best", False)
+        self.history.append(end.record)
 
-    def goes_on(self, pruned: bool) -> bool:
+    def goes_on(self, end: EpochEnd, pruned: bool) -> bool:
         """Whether the trial trains another epoch: not if pruned, stopped early or diverged."""
         if pruned:
             self.tracker.stop("pruned")
-        elif not_finite(self.history[-1]):
-            self.tracker.stop("diverged")
-        else:
-            return not self.tracker.should_stop()
-        return False
+            return False
+        return end.stop is None
 
 
 def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: ImageData, *,
@@ -267,17 +263,17 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
         seconds = time.perf_counter() - start
         base.eval()
         val_m = _validation_means(stack, validate, data, bs)
-        watched = (val_m if data.val_x.shape[0] else train_m).get(monitor) if monitor else None
         keep = []
         for j, k in enumerate(active):
             share = seconds / len(active)  # the trials trained side by side: each its share of the time
-            record = epoch_record(epoch, {m: v[j] for m, v in train_m.items()}, {m: v[j] for m, v in val_m.items()},
-                                  {"lr": train_cfgs[k].lr * factor}, n / share, share)
+            end = close_epoch(trials[k].tracker, epoch, {m: v[j] for m, v in train_m.items()},
+                              {m: v[j] for m, v in val_m.items()}, {"lr": train_cfgs[k].lr * factor}, n / share,
+                              share, monitor)
             weights = (lambda j=j: {name: v[j].detach().clone() for name, v in stack.params.items()}) \
                 if keep_models else None
-            trials[k].add(record, watched[j] if watched is not None else None, weights)
-            pruned = report is not None and not report(k, epoch, record)
-            if trials[k].goes_on(pruned):
+            trials[k].add(end, weights)
+            pruned = report is not None and not report(k, epoch, end.record)
+            if trials[k].goes_on(end, pruned):
                 keep.append(j)
         if len(keep) < len(active):
             stack.keep(torch.tensor(keep, dtype=torch.long, device=device))
