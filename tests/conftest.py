@@ -31,6 +31,15 @@ torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 
+# The files whose tests take minutes start first: with `-n 2 --dist loadfile` (the README's test
+# command) the other process works through the rest meanwhile, instead of waiting for them at the end.
+LONGEST_FIRST = ("test_readme.py", "test_search.py", "test_hub.py")
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: the rest keep their order
+
 # Real MNIST / Fashion-MNIST: $ZOO_DATA_DIR as the suite was started (CI: ../shared/datasets, relative to
 # the repository), else the repository's sibling shared/datasets. Tests that need them skip without them.
 _env_data = os.environ.get("ZOO_DATA_DIR")

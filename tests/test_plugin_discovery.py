@@ -126,3 +126,37 @@ def test_an_empty_folder_that_hides_an_installed_plugin_is_named(tmp_path):
     assert_clean_error(run_zoo("train", "tinyae", "--dataset", "digits", "--out", work / "run", env=env, cwd=work),
                        "model 'tinyae' is installed (package tinyplug) but failed to load: provides nothing",
                        f"folder {work / 'tinyplug'}")
+
+
+OLDPATHS = '''\
+"""A noise plugin written against zoo 0.1, which had zoo/noise.py."""
+import zoo
+from zoo.noise import NoiseModel
+
+
+class Speckle(NoiseModel):
+    name = "speckle"
+
+
+@zoo.hookimpl
+def zoo_noise_models():
+    return [Speckle]
+'''
+
+
+def test_a_plugin_importing_a_module_that_moved_is_told_where_it_went(tmp_path):
+    root = write_plugin(tmp_path / "site", "oldplug", "speckle", OLDPATHS)
+    for _ in _install_in_process(root, "oldplug"):
+        [failure] = zoo.list_plugins()["failed"]
+        assert failure["package"] == "oldplug"
+        assert failure["error"].startswith("ModuleNotFoundError: No module named 'zoo.noise'")
+        assert "zoo moved zoo.noise to zoo.data.noise" in failure["error"]
+        assert "from zoo import ZooModel, Callback, NoiseModel, LatentSampler" in failure["error"]
+        listed = invoke("list")
+        assert "plugin 'speckle' from package oldplug failed to load" in listed.output
+        assert "zoo moved zoo.noise to zoo.data.noise" in listed.output
+    fixed = write_plugin(tmp_path / "site2", "newplug", "speckle", OLDPATHS.replace(
+        "from zoo.noise import NoiseModel", "from zoo import NoiseModel"))
+    for _ in _install_in_process(fixed, "newplug"):  # the change the message asks for is enough
+        plugins = zoo.list_plugins()
+        assert not plugins["failed"] and "speckle" in [n["name"] for n in plugins["noise_models"]]

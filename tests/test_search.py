@@ -36,6 +36,7 @@ seed = 0
 [objective]
 time_penalty = 0.01
 latent_penalty = 0.001
+latent_key = "latent_dim"
 """ + FIXED + """epochs = 2
 
 [params]

@@ -171,3 +171,14 @@ def test_a_search_never_writes_over_files_it_did_not_write(tmp_path, planted):
     space = write_space(tmp_path / "s.toml")
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", out, "--trials", 1), str(out))
     assert sorted(p.name for p in out.iterdir()) == [planted] and (out / planted).read_text() == "{}"
+
+
+def test_a_latent_penalty_without_the_key_of_the_latent_size_is_refused_with_the_candidates(tmp_path):
+    space = write_space(tmp_path / "m.toml", metric="loss")
+    space.write_text(space.read_text().replace('reduce = "last"\n', 'reduce = "last"\nlatent_penalty = 0.01\n'))
+    with pytest.raises(ConfigError, match="the latent penalty needs the config key that holds the latent size") as e:
+        prepare("convae", space, out=tmp_path / "s")
+    assert 'latent_key = "KEY"' in e.value.hint and "latent_dim" in e.value.hint
+    space.write_text(space.read_text().replace("latent_penalty = 0.01\n", 'latent_penalty = 0.01\nlatent_key = "latent_dim"\n'))
+    settings, _ = prepare("convae", space, out=tmp_path / "s")
+    assert (settings.latent_key, settings.latent_penalty) == ("latent_dim", 0.01)

@@ -9,7 +9,7 @@
 Names are imported lazily so that `zoo --help` and `zoo list` start without importing torch.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 _LAZY = {
     "ZooModel": "zoo.model",
@@ -20,6 +20,8 @@ _LAZY = {
     "hookspec": "zoo.hooks",
     "param": "zoo.runs.config",
     "Callback": "zoo.training.callbacks",
+    "NoiseModel": "zoo.data.noise",
+    "LatentSampler": "zoo.analysis.samplers",
     "TrainConfig": "zoo.runs.config",
     "ZooError": "zoo.errors",
     "list_models": "zoo.api",

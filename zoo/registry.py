@@ -41,6 +41,33 @@ class PluginEntry:
         return getattr(self.cls, "description", "")
 
 
+# Modules that moved when zoo/ was grouped into folders (0.1 -> 0.2), for the message a plugin that
+# still imports an old path gets; the base classes a plugin needs are importable from `zoo` itself.
+MOVED_MODULES = {
+    "zoo.engine": "zoo.training.engine", "zoo.epochs": "zoo.training.epochs", "zoo.graphstep": "zoo.training.graphstep",
+    "zoo.multitrial": "zoo.training.multitrial", "zoo.callbacks": "zoo.training.callbacks",
+    "zoo.regularize": "zoo.training.regularize", "zoo.optim": "zoo.training.optim",
+    "zoo.batching": "zoo.training.batching", "zoo.runs": "zoo.runs.loading", "zoo.runfiles": "zoo.runs.files",
+    "zoo.runlock": "zoo.runs.lock", "zoo.runinfo": "zoo.runs.info", "zoo.checkpoint": "zoo.runs.checkpoint",
+    "zoo.modelcard": "zoo.runs.modelcard", "zoo.config": "zoo.runs.config", "zoo.analysis": "zoo.analysis.latent",
+    "zoo.samplers": "zoo.analysis.samplers", "zoo.metrics": "zoo.analysis.metrics",
+    "zoo.quality": "zoo.analysis.quality", "zoo.plots": "zoo.analysis.plots", "zoo.cv": "zoo.search.cv",
+    "zoo.noise": "zoo.data.noise", "zoo.space": "zoo.search.space",
+}
+PUBLIC_BASES = "from zoo import ZooModel, Callback, NoiseModel, LatentSampler, param, hookimpl"
+
+
+def _load_error(e: Exception) -> str:
+    """What a plugin's failure to load says: the error, and for an import of a module that moved, where
+    it is now."""
+    text = f"{type(e).__name__}: {e}"
+    missing = getattr(e, "name", None) if isinstance(e, ImportError) else None
+    if missing in MOVED_MODULES:
+        text += (f". zoo moved {missing} to {MOVED_MODULES[missing]}: import from there, or the base classes "
+                 f"from zoo itself ({PUBLIC_BASES})")
+    return text
+
+
 @dataclass
 class PluginFailure:
     entry_point: str
@@ -88,7 +115,7 @@ def load_registry(refresh: bool = False) -> Registry:
             plugin = ep.load()
             reg.manager.register(plugin, name=plugin_name)
         except Exception as e:  # a broken plugin must not take the others down
-            reg.failures.append(PluginFailure(ep.name, package, f"{type(e).__name__}: {e}"))
+            reg.failures.append(PluginFailure(ep.name, package, _load_error(e)))
             continue
         origin[plugin_name] = (ep.name, package, version)
         loaded[plugin_name] = plugin

@@ -41,7 +41,7 @@ class Settings:
     reduce: str = "best"
     time_penalty: float = 0.0
     latent_penalty: float = 0.0
-    latent_key: str = "latent_dim"
+    latent_key: str = ""     # the model's config key of the latent size (named by the space)
     workers: int = 1
     vectorize: int = 1               # trials asked at once; same-shape ones train in one vmapped step
     concurrent: bool | None = None   # their different-shape groups at once, in threads (None: on CUDA)
@@ -120,8 +120,13 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     preset = search.get("preset")
     # The fixed part must be valid on its own (a typo fails here, not in every trial).
     _, model_cfg, train_cfg = resolve_config(model, preset=preset, config={**sp.fixed, **overrides})
-    latent_key = obj.get("latent_key", "latent_dim")
+    latent_key = obj.get("latent_key", "")
     latent_penalty = float(obj.get("latent_penalty", 0.0))
+    sizes = [f.name for f in fields_of(cls.Config) if field_type(f, cls.Config) is int]
+    if latent_penalty and not latent_key:
+        raise ConfigError("the latent penalty needs the config key that holds the latent size",
+                          f"Name it in [objective]: latent_key = \"KEY\", one of {model}'s whole-number keys: "
+                          + ", ".join(sizes) + ".")
     if latent_penalty and latent_key not in {f.name for f in fields_of(cls.Config)}:
         raise ConfigError(f"the latent penalty reads '{latent_key}', which {model} does not have",
                           "Set [objective] latent_key to the model's latent size key.")

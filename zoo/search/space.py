@@ -15,7 +15,7 @@ A space file is TOML:
     reduce = "best"          # best | mean | last over the epochs
     time_penalty = 0.0       # + λ × training minutes (per fold)
     latent_penalty = 0.0     # + μ × latent size
-    latent_key = "latent_dim"
+    latent_key = "latent_dim"   # the model's config key the latent penalty reads (needed with it)
 
     [fixed]                  # config keys every trial shares
     epochs = 10
