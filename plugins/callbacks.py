@@ -18,7 +18,8 @@ class DropoutSchedule(Callback):
     """Dropout that changes over training: the rate of every dropout layer moves linearly from `start`
     in the first epoch to the model's configured `dropout` in epoch `epochs`, and stays there. Start
     at 0 for curriculum dropout (Morerio et al. 2017), above the configured rate to anneal it. The
-    rate depends on the epoch alone, so a resumed run goes on where it was."""
+    rate depends on the epoch alone, so a resumed run goes on where it was; it changes only between
+    epochs, in place, so a recorded CUDA-graph step replays with the new rate."""
 
     name = "dropout-schedule"
     description = "dropout rate from START in epoch 1 to the configured dropout in epoch EPOCHS (then kept)"
@@ -50,9 +51,6 @@ class DropoutSchedule(Callback):
             if isinstance(getattr(layer, "rate", None), torch.Tensor):
                 layer.rate.fill_(self.rate)  # zoo.plugins.conv.Dropout reads its rate from this buffer
             layer.p = self.rate
-
-    def on_loss(self, trainer, step) -> None:
-        step.logs["dropout"] = torch.tensor(self.rate)  # the epoch's rate in metrics.jsonl (train_dropout)
 
 
 @hookimpl

@@ -149,7 +149,7 @@ def test_a_dropout_schedule_moves_every_layers_rate_from_start_to_the_configured
            train_callbacks=["dropout-schedule:0:3"])
     assert [len(r) for r in probe.rates] == [2] * 4  # encoder and decoder layers alike
     assert [r[0] for r in probe.rates] == [0.0, 0.2, 0.4, 0.4]  # linear to the configured rate, then kept
-    assert [round(r["train_dropout"], 6) for r in read_metrics(tmp_path / "run")] == [0.0, 0.2, 0.4, 0.4]
+    assert all(len(set(r)) == 1 for r in probe.rates)
 
 
 def test_a_resumed_run_goes_on_with_the_scheduled_rate_of_its_epoch(tmp_path):

@@ -156,9 +156,7 @@ class Trainer:
         model.train()
         n = data.train_x.shape[0]
         order = torch.randperm(n, generator=self.shuffle).to(self.device)
-        ctx = StepContext(self.optimizers, epoch,
-                          after_backward=(lambda name: [cb.after_backward(self, name) for cb in self.callbacks])
-                          if self.callbacks else None, on_loss=self._on_loss())
+        ctx = StepContext(self.optimizers, epoch, after_backward=self._after_backward(), on_loss=self._on_loss())
         steps = math.ceil(n / bs)
         ctx.steps_per_epoch = steps
         bar = None
@@ -198,6 +196,13 @@ class Trainer:
         if bar is not None:
             bar.close()
         return means, n / seconds, seconds
+
+    def _after_backward(self):
+        """StepContext's `after_backward`, when a callback has one (none: no call per step)."""
+        active = [cb for cb in self.callbacks if type(cb).after_backward is not Callback.after_backward]
+        if not active:
+            return None
+        return lambda name: [cb.after_backward(self, name) for cb in active]
 
     def _on_loss(self):
         """StepContext's `on_loss`: each callback in turn may change the loss an optimizer minimises."""
