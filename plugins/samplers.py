@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from zoo import hookimpl
-from zoo.analysis.samplers import LatentSampler
+from zoo.analysis.latent_samplers import LatentSampler
 
 JITTER = 1e-6  # added to covariance diagonals (relative to their mean variance) so Cholesky never fails
 

@@ -185,7 +185,7 @@ import torch
 
 import zoo
 from zoo.data.noise import NoiseModel
-from zoo.analysis.samplers import LatentSampler
+from zoo.analysis.latent_samplers import LatentSampler
 
 
 class Erase(NoiseModel):

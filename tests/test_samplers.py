@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import assert_clean_error, assert_ok, invoke, is_png, weights
 from safetensors.torch import load_file, save_file
 
 import zoo
-from conftest import assert_clean_error, assert_ok, invoke, is_png, weights
+from zoo.analysis.latent_samplers import LatentSampler, get_sampler, latent_samples, sampler_path, samplers
 from zoo.errors import ConfigError
-from zoo.analysis.samplers import LatentSampler, get_sampler, latent_samples, sampler_path, samplers
 
 
 @pytest.fixture(scope="module")

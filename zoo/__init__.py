@@ -21,7 +21,7 @@ _LAZY = {
     "param": "zoo.runs.config",
     "Callback": "zoo.training.callbacks",
     "NoiseModel": "zoo.data.noise",
-    "LatentSampler": "zoo.analysis.samplers",
+    "LatentSampler": "zoo.analysis.latent_samplers",
     "TrainConfig": "zoo.runs.config",
     "ZooError": "zoo.errors",
     "list_models": "zoo.api",

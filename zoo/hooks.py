@@ -23,7 +23,7 @@ def zoo_noise_models():
 
 @hookspec
 def zoo_samplers():
-    """Return a list of latent sampler classes (see zoo.analysis.samplers) for sampling autoencoders' codes."""
+    """Return a list of latent sampler classes (see zoo.analysis.latent_samplers) for sampling autoencoders' codes."""
 
 
 @hookspec

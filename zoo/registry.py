@@ -50,7 +50,7 @@ MOVED_MODULES = {
     "zoo.batching": "zoo.training.batching", "zoo.runs": "zoo.runs.loading", "zoo.runfiles": "zoo.runs.files",
     "zoo.runlock": "zoo.runs.lock", "zoo.runinfo": "zoo.runs.info", "zoo.checkpoint": "zoo.runs.checkpoint",
     "zoo.modelcard": "zoo.runs.modelcard", "zoo.config": "zoo.runs.config", "zoo.analysis": "zoo.analysis.latent",
-    "zoo.samplers": "zoo.analysis.samplers", "zoo.metrics": "zoo.analysis.metrics",
+    "zoo.samplers": "zoo.analysis.latent_samplers", "zoo.metrics": "zoo.analysis.metrics",
     "zoo.quality": "zoo.analysis.quality", "zoo.plots": "zoo.analysis.plots", "zoo.cv": "zoo.search.cv",
     "zoo.noise": "zoo.data.noise", "zoo.space": "zoo.search.space",
 }

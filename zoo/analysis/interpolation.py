@@ -16,8 +16,8 @@ import numpy as np
 import torch
 
 from zoo.analysis.common import load_run, require_all
+from zoo.analysis.latent_samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
 from zoo.analysis.plots import pyplot, save_png
-from zoo.analysis.samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
 from zoo.errors import ConfigError
 from zoo.runs.files import picture_output
 

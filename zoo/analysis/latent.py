@@ -20,8 +20,8 @@ import numpy as np
 import torch
 
 from zoo.analysis.common import load_run, require_all
+from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
 from zoo.analysis.plots import pyplot, save_png
-from zoo.analysis.samplers import encode_images, latent_dim, run_split
 from zoo.errors import ConfigError
 from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import picture_output

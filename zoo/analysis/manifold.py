@@ -16,8 +16,8 @@ import torch
 
 from zoo.analysis.common import load_run, require_all
 from zoo.analysis.latent import Codes, check_codes, net_codes
+from zoo.analysis.latent_samplers import latent_dim
 from zoo.analysis.plots import pyplot, save_png
-from zoo.analysis.samplers import latent_dim
 from zoo.errors import ConfigError, DataNotFoundError
 from zoo.runs.files import picture_output
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from zoo.analysis import plots
-from zoo.analysis.samplers import latent_drawer
+from zoo.analysis.latent_samplers import latent_drawer
 from zoo.errors import CapabilityError, ConfigError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
