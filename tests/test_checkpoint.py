@@ -157,3 +157,16 @@ def test_weights_are_never_unpickled(run_copy, tmp_path):
     with pytest.raises(RunError):
         zoo.load(run_copy)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("made_by, says", [("0.1.0", "written by zoo 0.1.0, and zoo"),
+                                           (None, "another model or configuration")])
+def test_weights_that_do_not_fit_say_when_another_zoo_version_wrote_the_run(run_copy, made_by, says):
+    config = json.loads((run_copy / "config.json").read_text())
+    config["config"]["hidden"] = [17]  # the weights file holds a [16] layer
+    config["zoo_version"] = made_by or zoo.__version__
+    (run_copy / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RunError, match="does not fit the model described by its config.json") as e:
+        zoo.load(run_copy)
+    assert says in e.value.hint
+    assert ("train it again with zoo " + zoo.__version__ in e.value.hint) == (made_by is not None)

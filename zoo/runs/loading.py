@@ -9,6 +9,7 @@ from typing import Any
 
 import torch  # noqa: F401  (the model classes need it loaded)
 
+import zoo
 from zoo import hub, registry
 from zoo.console import to_stderr
 from zoo.device import pick_device
@@ -92,12 +93,26 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     declared, _ = runfiles.read_header(weights_path)
     skeleton = runfiles.skeleton(entry.cls, model_cfg, shape, classes)
     if skeleton is not None:
-        runfiles.check_weights_fit(runfiles.state_spec(skeleton), declared, weights_path)
+        try:
+            runfiles.check_weights_fit(runfiles.state_spec(skeleton), declared, weights_path)
+        except RunError as e:
+            raise RunError(e.message, _other_version_hint(run, e.hint)) from None
     net = entry.cls(model_cfg, shape, classes)
     weights, _ = ckpt.load_tensors(weights_path)
     ckpt.load_state(net, weights, weights_path)
     net.to(pick_device(device or "auto")).eval()
     return Run(model=net, folder=run_dir, record=run, output_dir=output_folder(source, run_dir), source=str(source))
+
+
+def _other_version_hint(run: dict[str, Any], hint: str | None) -> str | None:
+    """For weights that do not fit: a run written by another zoo version may be built differently."""
+    made_by = run.get("zoo_version")
+    if not isinstance(made_by, str) or made_by == zoo.__version__:
+        return hint
+    return (f"The run was written by zoo {made_by}, and zoo {zoo.__version__} builds this configuration "
+            "differently (since 0.2 the decoder is sized from the encoder's geometry for every image size, "
+            f"which changes models of images other than 28×28): train it again with zoo {zoo.__version__}, "
+            f"or load it with zoo {made_by}.")
 
 
 OUTPUTS = "zoo-outputs"  # where the results of a model the user does not own are written
