@@ -26,12 +26,10 @@ from zoo.runs.config import TrainConfig
 from zoo.runs.training_state import load_training_state, save_training_state
 from zoo.training.batching import batches
 from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
-from zoo.training.epochs import LossSums, Tracker, close_epoch, lr_factor
+from zoo.training.epochs import LossSums, Tracker, close_epoch, lr_factor, validation_means
 from zoo.training.graphstep import GraphStep, check_supported
 from zoo.training.optim import make_optimizer
 from zoo.training.regularize import make_permanent, plain_state_dict, reparametrize_like
-
-EVAL_BATCH = 1024
 
 
 class Interrupted(ZooError):
@@ -221,11 +219,12 @@ class Trainer:
     def evaluate(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         """Mean of the model's validation losses over (x, y)."""
         self.model.eval()
-        sums = LossSums()
-        for batch in batches(x, y, max(EVAL_BATCH, self.train.batch_size), channels_last=self.train.channels_last):
+
+        def step(batch):
             with self._autocast():
-                sums.add(self.model.validation_step(batch), len(batch))
-        return sums.means(x.shape[0])
+                return self.model.validation_step(batch)
+
+        return validation_means(step, x, y, self.train.batch_size, channels_last=self.train.channels_last)
 
     def _save_best(self) -> None:
         if self.run_dir:

@@ -7,6 +7,7 @@ recorded CUDA graph (zoo.training.engine), and many trials in one vectorised ste
 - `epoch_record`: the metrics.jsonl row of an epoch;
 - `not_finite`: the values of a row that diverged;
 - `Tracker`: one run's (or trial's) best epoch, patience and ending;
+- `validation_means`: the mean validation losses over a split, in batches;
 - `close_epoch`: what an epoch's losses mean for training: its row, whether it is the best so far,
   and whether training stops (diverged, or early stopping).
 """
@@ -20,6 +21,9 @@ from typing import Any
 import torch
 
 from zoo.runs.config import TrainConfig
+from zoo.training.batching import batches
+
+EVAL_BATCH = 1024  # images a validation batch holds at least (no gradients: larger than training's)
 
 
 def lr_factor(train: TrainConfig, epoch: int) -> float:
@@ -55,6 +59,16 @@ class LossSums:
 
     def means(self, n: int) -> dict[str, Any]:
         return {k: (v / max(n, 1)).tolist() for k, v in self.sums.items()}
+
+
+@torch.no_grad()
+def validation_means(step, x: torch.Tensor, y: torch.Tensor, batch_size: int, **batching) -> dict[str, Any]:
+    """The mean of `step(batch)`'s losses over the images `x` (labels `y`), in batches of at least
+    EVAL_BATCH: floats for one model, a list per trial for many."""
+    sums = LossSums()
+    for batch in batches(x, y, max(EVAL_BATCH, batch_size), **batching):
+        sums.add(step(batch), len(batch))
+    return sums.means(x.shape[0])
 
 
 def epoch_record(epoch: int, train: dict[str, float], val: dict[str, float], lrs: dict[str, float],

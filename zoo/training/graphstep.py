@@ -19,12 +19,12 @@ from typing import Callable
 
 import torch
 
-from zoo.training.batching import to_batch
-from zoo.runs.config import TrainConfig
 from zoo.data import ImageData
-from zoo.training.epochs import LossSums
 from zoo.errors import ConfigError
 from zoo.model import StepContext, ZooModel
+from zoo.runs.config import TrainConfig
+from zoo.training.batching import to_batch
+from zoo.training.epochs import LossSums
 
 WARMUP_STEPS = 3  # eager steps on a side stream before recording: cuDNN and the allocator settle
 RECORDABLE = ("adam", "adamw", "sgd")  # torch's fused forms read the learning rate from a tensor

@@ -32,9 +32,7 @@ from zoo.data import ImageData
 from zoo.errors import ConfigError
 from zoo.model import Batch, StepContext, ZooModel, build_seeded
 from zoo.runs.config import TrainConfig
-from zoo.training.batching import batches
-from zoo.training.engine import EVAL_BATCH
-from zoo.training.epochs import EpochEnd, LossSums, Tracker, close_epoch, lr_factor
+from zoo.training.epochs import EpochEnd, LossSums, Tracker, close_epoch, lr_factor, validation_means
 from zoo.training.fit import FitResult, reduce_history
 from zoo.training.graphstep import WARMUP_STEPS, on_side_stream, try_recording
 from zoo.training.optim import StackedOptimizer
@@ -194,15 +192,6 @@ def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], da
     return stack, validate, base
 
 
-def _validation_means(stack: _Stack, validate, data: ImageData, batch_size: int) -> dict[str, list[float]]:
-    """Every active trial's validation losses: {key: [one mean per trial]}."""
-    sums = LossSums()
-    with torch.no_grad():
-        for batch in batches(data.val_x, data.val_y, max(EVAL_BATCH, batch_size)):
-            sums.add(validate(stack.params, stack.hypers, batch.x, batch.y), len(batch))
-    return sums.means(data.val_x.shape[0])
-
-
 class _Trial:
     """One trial while it trains with others: its history, its progress (zoo.training.epochs.Tracker, as a run
     alone keeps it) and its best weights."""
@@ -262,7 +251,8 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
         train_m = stack.sums.means(n)  # waits for the device
         seconds = time.perf_counter() - start
         base.eval()
-        val_m = _validation_means(stack, validate, data, bs)
+        val_m = validation_means(lambda batch: validate(stack.params, stack.hypers, batch.x, batch.y),
+                                 data.val_x, data.val_y, bs)
         keep = []
         for j, k in enumerate(active):
             share = seconds / len(active)  # the trials trained side by side: each its share of the time

@@ -26,8 +26,8 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from zoo.training.callbacks import Callback, LossStep
 from zoo.errors import ConfigError
+from zoo.training.callbacks import Callback, LossStep
 
 GROUPS = ("encoder_linear", "encoder_conv", "decoder_linear", "decoder_conv")
 
