@@ -145,3 +145,9 @@ def test_no_function_in_zoo_or_plugins_imports_a_zoo_module():
                         if module and module.split(".")[0] == "zoo":
                             late.add((str(path.relative_to(REPO)), module))
     assert late == DEFERRED, sorted(late - DEFERRED)
+
+
+def test_the_facade_is_thin_and_no_module_under_zoo_outgrows_one_job():
+    sizes = {str(p.relative_to(REPO)): len(p.read_text().splitlines()) for p in (REPO / "zoo").rglob("*.py")}
+    assert sizes["zoo/api.py"] <= 250
+    assert max(sizes.values()) <= 400, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]

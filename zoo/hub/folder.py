@@ -27,16 +27,8 @@ from pathlib import Path
 from zoo.caches import is_managed, zoo_cache
 from zoo.hub import limits, temps
 from zoo.hub.cache import Fetched, cache_error, now, read_json, write_json
-from zoo.hub.files import (
-    CONFIG,
-    MODEL_FILES,
-    PULLED_MANIFEST,
-    PUSHED_MANIFEST,
-    check_config,
-    check_model_files,
-    file_sha256,
-    select_files,
-)
+from zoo.hub.files import (CONFIG, MODEL_FILES, PULLED_MANIFEST, PUSHED_MANIFEST, check_config, check_model_files,
+                           file_sha256, select_files)
 from zoo.hub.hf import zoo_version
 from zoo.hub.locations import HubError, Location, Log
 
