@@ -1,8 +1,10 @@
-"""The one training loop every plugin shares.
+"""Training a run: the engine every plugin shares, in the one epoch loop (zoo.training.epochs.run_epochs)
+that vectorised trials (zoo.training.multitrial) go through too.
 
 Batches are formed by indexing device-resident uint8 tensors; the plugin's `training_step` does the
-rest through `StepContext.optimize`. Each epoch ends with validation, early-stopping bookkeeping, an
-atomic checkpoint and a line in metrics.jsonl, in that order, so a run killed at any moment resumes.
+rest through `StepContext.optimize`, eagerly or recorded once in a CUDA graph (zoo.training.graphstep).
+Each epoch ends with validation, early-stopping bookkeeping, an atomic checkpoint and a line in
+metrics.jsonl, in that order, so a run killed at any moment resumes.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from zoo.runs.config import TrainConfig
 from zoo.runs.training_state import load_training_state, save_training_state
 from zoo.training.batching import batches
 from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
-from zoo.training.epochs import LossSums, Tracker, close_epoch, lr_factor, validation_means
+from zoo.training.epochs import EpochEnd, EpochLosses, LossSums, Tracker, lr_factor, run_epochs, validation_means
 from zoo.training.graphstep import GraphStep, check_supported
 from zoo.training.optim import make_optimizer
 from zoo.training.regularize import make_permanent, plain_state_dict, reparametrize_like
@@ -148,7 +150,7 @@ class Trainer:
             return {"lr": lr(next(iter(self.optimizers.values())))}
         return {f"lr_{name}": lr(opt) for name, opt in self.optimizers.items()}
 
-    def _train_epoch(self, epoch: int) -> tuple[dict[str, float], float, float]:
+    def _train_epoch(self, epoch: int) -> tuple[dict[str, float], float]:
         model, data, bs = self.model, self.data, self.train.batch_size
         self._set_lr(epoch)
         model.train()
@@ -193,7 +195,7 @@ class Trainer:
         seconds = time.perf_counter() - start
         if bar is not None:
             bar.close()
-        return means, n / seconds, seconds
+        return means, seconds
 
     def _after_backward(self):
         """StepContext's `after_backward`, when a callback has one (none: no call per step)."""
@@ -247,34 +249,11 @@ class Trainer:
             self.begin()
         for cb in self.callbacks:
             cb.on_train_start(self)
-        first = self.state["epoch"] + 1
-        monitor = self.model.monitor
         try:
-            for epoch in range(first, self.train.epochs + 1):
-                for cb in self.callbacks:
-                    cb.on_epoch_start(self, epoch)
-                try:
-                    train_m, ips, secs = self._train_epoch(epoch)
-                except TrainingDiverged as e:  # a plugin's own check (e.g. a GAN's collapse)
-                    self._record_divergence({"epoch": epoch, "reason": e.message})
-                    raise
-                except Exception as e:
-                    if self.train.compile and _from_compiler(e):
-                        raise ConfigError(f"torch.compile failed: {str(e).strip().splitlines()[0][:300]}",
-                                          "Train with compile=false (it changes speed only, never results).") \
-                            from e
-                    raise
-                val_m = self.evaluate(self.data.val_x, self.data.val_y) if self.data.val_x.shape[0] else {}
-                end = close_epoch(self.tracker, epoch, train_m, val_m, self._learning_rates(), ips, secs, monitor)
-                if end.not_finite:
-                    self._diverged(epoch, end.record, end.not_finite)
-                if end.improved:
-                    self._save_best()
-                self._end_epoch(epoch, end.record)
-                if end.stop:
-                    self.log(f"early stopping: no better {monitor} for {self.train.patience} epochs; "
-                             f"best was epoch {self.state['best_epoch']}")
-                    break
+            run_epochs([self], range(self.state["epoch"] + 1, self.train.epochs + 1), self.model.monitor,
+                       start_epoch=lambda epoch: [cb.on_epoch_start(self, epoch) for cb in self.callbacks],
+                       train_epoch=self._epoch_losses, validate=lambda: [self._validation()],
+                       end_member=self._end_of_epoch)
         except KeyboardInterrupt:
             where = f" Resume with: zoo train --resume {self.run_dir}" if self.run_dir else ""
             raise Interrupted(f"interrupted during epoch {self.state['epoch'] + 1}; "
@@ -286,6 +265,36 @@ class Trainer:
             return self._finish()
         except OSError as e:
             raise storage_error(e, "cannot write", self._saved_note()) from None
+
+    def _epoch_losses(self, epoch: int) -> EpochLosses:
+        try:
+            means, seconds = self._train_epoch(epoch)
+        except TrainingDiverged as e:  # a plugin's own check (e.g. a GAN's collapse)
+            self._record_divergence({"epoch": epoch, "reason": e.message})
+            raise
+        except Exception as e:
+            if self.train.compile and _from_compiler(e):
+                raise ConfigError(f"torch.compile failed: {str(e).strip().splitlines()[0][:300]}",
+                                  "Train with compile=false (it changes speed only, never results).") from e
+            raise
+        return EpochLosses([means], [self._learning_rates()], self.data.train_x.shape[0], seconds)
+
+    def _validation(self) -> dict[str, float]:
+        return self.evaluate(self.data.val_x, self.data.val_y) if self.data.val_x.shape[0] else {}
+
+    def _end_of_epoch(self, epoch: int, member, end: EpochEnd) -> bool:
+        """The run's side of an epoch's end: divergence stops it with an error, the best weights and the
+        epoch's row and checkpoint are written; False once it stops early."""
+        if end.not_finite:
+            self._diverged(epoch, end.record, end.not_finite)
+        if end.improved:
+            self._save_best()
+        self._end_epoch(epoch, end.record)
+        if end.stop:
+            self.log(f"early stopping: no better {self.model.monitor} for {self.train.patience} epochs; "
+                     f"best was epoch {self.state['best_epoch']}")
+            return False
+        return True
 
     def _saved_note(self) -> str:
         if not self.run_dir:

@@ -9,14 +9,17 @@ recorded CUDA graph (zoo.training.engine), and many trials in one vectorised ste
 - `Tracker`: one run's (or trial's) best epoch, patience and ending;
 - `validation_means`: the mean validation losses over a split, in batches;
 - `close_epoch`: what an epoch's losses mean for training: its row, whether it is the best so far,
-  and whether training stops (diverged, or early stopping).
+  and whether training stops (diverged, or early stopping);
+- `run_epochs`: the epoch loop itself, for one run (zoo.training.engine) or trials that train together
+  (zoo.training.multitrial): they differ only in how an epoch's batches are stepped and what a member
+  does with the end of its epoch.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
@@ -166,3 +169,50 @@ def close_epoch(tracker: Tracker, epoch: int, train: dict[str, float], val: dict
     improved = tracker.end_epoch(epoch, watched)
     record["best"] = improved
     return EpochEnd(record, improved, stop="early_stopping" if tracker.should_stop() else None)
+
+
+class Member(Protocol):
+    """What trains in the loop: one run, or one of the trials training together."""
+
+    tracker: Tracker
+
+
+@dataclass
+class EpochLosses:
+    """An epoch of training steps, for each member still training (in order)."""
+
+    train: list[dict[str, float]]   # the mean training losses
+    lrs: list[dict[str, float]]     # the learning rates it ran with
+    images: int                     # images each member trained on
+    seconds: float                  # the wall time of the epoch's steps (the members' together)
+
+
+def run_epochs(members: Sequence[Member], epochs: range, monitor: str | None, *,
+               train_epoch: Callable[[int], EpochLosses], validate: Callable[[], list[dict[str, float]]],
+               end_member: Callable[[int, Member, EpochEnd], bool],
+               start_epoch: Callable[[int], None] | None = None,
+               keep: Callable[[list[int]], None] | None = None) -> None:
+    """The one epoch loop: for each epoch, `start_epoch(epoch)`, the training steps (`train_epoch`),
+    the validation losses (`validate`), then for each member its row, best epoch, divergence and early
+    stopping (close_epoch), and `end_member(epoch, member, end)`, which says whether it trains on. The
+    members that stop leave (`keep(indices)` is told who stays); the loop ends when none is left. The
+    members trained side by side: each is given its share of the time."""
+    members = list(members)
+    for epoch in epochs:
+        if start_epoch is not None:
+            start_epoch(epoch)
+        losses = train_epoch(epoch)
+        val = validate()
+        share = losses.seconds / len(members)
+        staying = []
+        for j, member in enumerate(members):
+            end = close_epoch(member.tracker, epoch, losses.train[j], val[j], losses.lrs[j],
+                              losses.images / share, share, monitor)
+            if end_member(epoch, member, end):
+                staying.append(j)
+        if len(staying) < len(members):
+            if keep is not None and staying:
+                keep(staying)
+            members = [members[j] for j in staying]
+        if not members:
+            return

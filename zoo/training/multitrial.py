@@ -4,7 +4,9 @@ tensor (`ZooModel.vectorized_keys`: dropout p, a denoiser's noise level, a VAE's
 `torch.func.stack_module_state` + `vmap`: one kernel launch per layer for all of them instead of one
 per trial, which is what keeps a GPU busy with small models.
 
-Each trial is trained as the engine would train it alone: its own seeded initialisation and batch
+The trials go through the same epoch loop as a run alone (zoo.training.epochs.run_epochs): only the
+batch step differs, and every quantity carries a trial axis. Each trial is trained as the engine would
+train it alone: its own seeded initialisation and batch
 order, its own optimizer state (Adam, AdamW, SGD or Adagrad, written out with torch's update rules),
 its own hyperparameter values, its own early stopping. Deterministic models agree with `zoo.training.fit.fit` of
 the trial alone to float rounding; in stochastic ones (dropout, noise, a VAE's sampling) each trial
@@ -32,7 +34,7 @@ from zoo.data import ImageData
 from zoo.errors import ConfigError
 from zoo.model import Batch, StepContext, ZooModel, build_seeded
 from zoo.runs.config import TrainConfig
-from zoo.training.epochs import EpochEnd, LossSums, Tracker, close_epoch, lr_factor, validation_means
+from zoo.training.epochs import EpochEnd, EpochLosses, LossSums, Tracker, lr_factor, run_epochs, validation_means
 from zoo.training.fit import FitResult, reduce_history
 from zoo.training.graphstep import WARMUP_STEPS, on_side_stream, try_recording
 from zoo.training.optim import StackedOptimizer
@@ -192,11 +194,17 @@ def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], da
     return stack, validate, base
 
 
+def _per_trial(means: dict[str, list[float]], k: int) -> list[dict[str, float]]:
+    """{key: [a value per trial]} as one {key: value} per trial."""
+    return [{key: values[j] for key, values in means.items()} for j in range(k)]
+
+
 class _Trial:
     """One trial while it trains with others: its history, its progress (zoo.training.epochs.Tracker, as a run
     alone keeps it) and its best weights."""
 
-    def __init__(self, train: TrainConfig):
+    def __init__(self, index: int, train: TrainConfig):
+        self.index = index  # its place among the trials given
         self.history: list[dict[str, Any]] = []
         self.tracker = Tracker(train.patience)
         self.best_params = None
@@ -226,16 +234,18 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
     if not isinstance(model_cfgs, (list, tuple)):
         model_cfgs = [model_cfgs] * len(train_cfgs)
     check_stackable(cls, model_cfgs, train_cfgs, data.shape, data.num_classes)
-    stack, validate, base = _stack_trials(cls, model_cfgs, train_cfgs, data, log)
+    stack, validate_step, base = _stack_trials(cls, model_cfgs, train_cfgs, data, log)
     device = data.train_x.device
-    trials = [_Trial(t) for t in train_cfgs]
+    trials = [_Trial(k, t) for k, t in enumerate(train_cfgs)]
     shuffles = [torch.Generator().manual_seed(t.seed) for t in train_cfgs]
     active = list(range(len(train_cfgs)))  # trial indices still training, in stack order
     monitor = cls.monitor
     t0 = train_cfgs[0]
     n, bs = data.train_x.shape[0], t0.batch_size
     start_all = time.perf_counter()
-    for epoch in range(1, t0.epochs + 1):
+
+    def train_epoch(epoch: int) -> EpochLosses:
+        """Every active trial's steps of `epoch`, at once: each its own batch order."""
         factor = lr_factor(t0, epoch)
         stack.opt.factor.fill_(factor)
         base.train()
@@ -248,28 +258,29 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
             base.before_step(ctx)
             stack.train_batch(orders[:, s:s + bs])
             ctx.step += 1
-        train_m = stack.sums.means(n)  # waits for the device
-        seconds = time.perf_counter() - start
+        means = stack.sums.means(n)  # waits for the device
+        return EpochLosses(_per_trial(means, len(active)), [{"lr": train_cfgs[k].lr * factor} for k in active], n,
+                           time.perf_counter() - start)
+
+    def validate() -> list[dict[str, float]]:
         base.eval()
-        val_m = validation_means(lambda batch: validate(stack.params, stack.hypers, batch.x, batch.y),
+        means = validation_means(lambda batch: validate_step(stack.params, stack.hypers, batch.x, batch.y),
                                  data.val_x, data.val_y, bs)
-        keep = []
-        for j, k in enumerate(active):
-            share = seconds / len(active)  # the trials trained side by side: each its share of the time
-            end = close_epoch(trials[k].tracker, epoch, {m: v[j] for m, v in train_m.items()},
-                              {m: v[j] for m, v in val_m.items()}, {"lr": train_cfgs[k].lr * factor}, n / share,
-                              share, monitor)
-            weights = (lambda j=j: {name: v[j].detach().clone() for name, v in stack.params.items()}) \
-                if keep_models else None
-            trials[k].add(end, weights)
-            pruned = report is not None and not report(k, epoch, end.record)
-            if trials[k].goes_on(end, pruned):
-                keep.append(j)
-        if len(keep) < len(active):
-            stack.keep(torch.tensor(keep, dtype=torch.long, device=device))
-            active = [active[j] for j in keep]
-        if not active:
-            break
+        return _per_trial(means, len(active))
+
+    def end_member(epoch: int, trial: _Trial, end: EpochEnd) -> bool:
+        j = active.index(trial.index)  # its place in the stack
+        weights = (lambda: {name: v[j].detach().clone() for name, v in stack.params.items()}) if keep_models else None
+        trial.add(end, weights)
+        pruned = report is not None and not report(trial.index, epoch, end.record)
+        return trial.goes_on(end, pruned)
+
+    def keep(staying: list[int]) -> None:
+        stack.keep(torch.tensor(staying, dtype=torch.long, device=device))
+        active[:] = [active[j] for j in staying]
+
+    run_epochs(trials, range(1, t0.epochs + 1), monitor, train_epoch=train_epoch, validate=validate,
+               end_member=end_member, keep=keep)
     seconds = (time.perf_counter() - start_all) / len(train_cfgs)
     metric = metric or monitor or "loss"
     results = []
