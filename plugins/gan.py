@@ -30,7 +30,7 @@ CHECK_EVERY = 50  # read the collapse flag from the device every this many steps
 
 @dataclass
 class GANConfig:
-    latent_dim: int = param(100, "size of the noise vector z the generator maps to an image", low=1, high=4096)
+    latent_dim: int = param(100, "size of the latent code z the generator maps to an image", low=1, high=4096)
     g_channels: int = param(64, "generator width: channels of its last hidden layer, doubled toward the "
                                 "base feature map", low=1, high=1024)
     d_channels: int = param(64, "discriminator width: channels of its first conv layer, doubled at each "
@@ -39,7 +39,7 @@ class GANConfig:
                       choices=("ns", "hinge"))
     beta1: float = param(0.5, "Adam beta1 for both networks (DCGAN: 0.5)", low=0.0, high=0.9999)
     beta2: float = param(0.999, "Adam beta2 for both networks", low=0.0, high=0.99999)
-    d_steps: int = param(1, "discriminator steps per generator step (each on the same real batch, fresh noise)",
+    d_steps: int = param(1, "discriminator steps per generator step (each on the same real batch, fresh codes z)",
                          low=1, high=100)
     g_lr_scale: float = param(1.0, "generator learning rate = lr × this", low=0.0, high=1000.0)
     d_lr_scale: float = param(1.0, "discriminator learning rate = lr × this", low=0.0, high=1000.0)
@@ -161,7 +161,7 @@ class GAN(ZooModel):
             group["lr"] = group["lr"] * scale
         return opt
 
-    def noise(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -180,7 +180,7 @@ class GAN(ZooModel):
         real = batch.x * 2 - 1
         n = real.shape[0]
         for _ in range(self.config.d_steps):
-            fake = self.generator(self.noise(n))
+            fake = self.generator(self.prior_codes(n))
             real_logits = self.discriminator(real)
             fake_logits = self.discriminator(fake.detach())
             d_loss = self.d_loss(real_logits, fake_logits)
@@ -220,7 +220,7 @@ class GAN(ZooModel):
     @torch.no_grad()
     def validation_step(self, batch):
         real = batch.x * 2 - 1
-        fake = self.generator(self.noise(real.shape[0]))
+        fake = self.generator(self.prior_codes(real.shape[0]))
         real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
         return {"d_loss": self.d_loss(real_logits, fake_logits), "g_loss": self.g_loss(fake_logits),
                 "d_real": torch.sigmoid(real_logits.float()).mean(),
@@ -229,12 +229,12 @@ class GAN(ZooModel):
     # ------------------------------------------------------------------ what it can do
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` images in [0, 1]; `generator` (on the model's device) makes them reproducible."""
-        return (self.generator(self.noise(n, generator)).float() + 1) / 2
+        return (self.generator(self.prior_codes(n, generator)).float() + 1) / 2
 
     def preview(self, x: torch.Tensor):
         n = x.shape[0] or 16
         gen = torch.Generator(device=self.device).manual_seed(0)
-        return [("samples (fixed noise)", self.sample(n, generator=gen))]
+        return [("samples (fixed codes z)", self.sample(n, generator=gen))]
 
 
 @hookimpl
