@@ -290,11 +290,14 @@ def generate(run, n, seed, out, sampler, class_label, noise_scale, device):
               help="The head reads the latent code or the flattened conv features.")
 @click.option("--dataset", "-d", type=TEXT, default=None, help="Labelled data (default: the run's data set).")
 @click.option("--out", "-o", type=OUT_FOLDER, help="Run folder for the classifier.")
+@click.option("--model", "transfer_model", type=TEXT, default=None,
+              help="Which installed model to train on the encoder, when more than one can (default: the one).")
 @click.option("--epochs", type=int)
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Any other config key.")
 @click.option("--device", type=TEXT, default=None)
 @click.option("--progress/--no-progress", default=None)
-def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, epochs, assignments, device, progress):
+def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, transfer_model, epochs, assignments, device,
+             progress):
     """Train a classifier head on the encoder of RUN (frozen by default), then report test accuracy."""
     from zoo.api import evaluate
     from zoo.api import finetune as api_finetune
@@ -309,7 +312,7 @@ def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, epochs,
     overrides = config_overrides("finetune", assignments, [api_finetune, api_train],  # finetune passes them on
                                   {"dataset": dataset, "epochs": epochs, "device": device})
     result = api_finetune(run, hidden=sizes, freeze=freeze, unfreeze_last=unfreeze_last, features=features,
-                          out=out, progress=progress, **overrides)
+                          out=out, model=transfer_model, progress=progress, **overrides)
     report = evaluate(result.run_dir)
     _print_classification(report)
 

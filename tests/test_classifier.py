@@ -48,3 +48,12 @@ def test_classifier_from_scratch_and_load(tmp_path):
 def test_finetune_needs_an_encoder(tmp_path):
     zoo.train("classifier", dataset="digits", epochs=1, out=tmp_path / "c", log=quiet, progress=False, **TINY)
     assert_clean_error(invoke("finetune", tmp_path / "nope"), "does not exist")
+
+
+def test_finetune_model_must_be_one_that_trains_on_an_encoder(digits_run, tmp_path):
+    assert_clean_error(invoke("finetune", digits_run, "--model", "convae", "--out", tmp_path / "h"),
+                       "model 'convae' cannot be trained on top of another run", "These can: classifier")
+    assert not (tmp_path / "h").exists()
+    assert_ok(invoke("finetune", digits_run, "--model", "classifier", "--hidden", "8", "--epochs", "1",
+                     "--out", tmp_path / "h", "--no-progress"))
+    assert (tmp_path / "h" / "model.safetensors").is_file()

@@ -32,7 +32,8 @@ def _pick(model: str | None) -> type[ZooModel]:
     if len(found) != 1:
         raise ConfigError("no installed model trains on top of another run's encoder" if not found else
                           f"several installed models train on top of another run: {', '.join(found)}",
-                          "Name one with model=NAME (--model NAME)." if found else "`zoo list` shows the models.")
+                          "Name one with --model NAME (model=NAME in Python)." if found else
+                          "`zoo list` shows the models.")
     return next(iter(found.values()))
 
 
