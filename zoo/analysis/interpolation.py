@@ -15,11 +15,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.analysis.common import load_run, require_all
 from zoo.analysis.latent_samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
 from zoo.analysis.plots import pyplot, save_png
 from zoo.errors import ConfigError
 from zoo.runs.files import picture_output
+from zoo.runs.loading import load
 
 
 def _display(img: torch.Tensor) -> np.ndarray:
@@ -74,8 +74,9 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
                 data_dir: str | None = None, device: str | None = None) -> InterpolationResult:
     """Decode `steps` codes along the straight line between two endpoints: each a class (index or
     name: its mean code over the test set) or a test image written `#INDEX` (its code)."""
-    net = load_run(source, device)
-    require_all(net, "encode", "decode")
+    net = load(source, device=device)
+    net.require("encode")
+    net.require("decode")
     if not 2 <= steps <= 200:
         raise ConfigError(f"--steps must be in 2..200, got {steps}")
     path = picture_output(out, net.output_dir / "interpolation.png")

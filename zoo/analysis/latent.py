@@ -19,12 +19,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.analysis.common import load_run, require_all
 from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
 from zoo.analysis.plots import pyplot, save_png
 from zoo.errors import ConfigError
 from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import picture_output
+from zoo.runs.loading import load
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}
 TSNE_MAX_ITER = 1000  # scikit-learn's default
@@ -55,12 +55,12 @@ class Codes:
 def codes(source, *, split: str = "test", n: int | None = None, data_dir: str | None = None,
           device: str | None = None) -> Codes:
     """Encode the first `n` images (all if None) of a run's split."""
-    net = load_run(source, device)
+    net = load(source, device=device)
     return net_codes(net, split, n, data_dir)
 
 
 def net_codes(net, split: str, n: int | None, data_dir: str | None) -> Codes:
-    require_all(net, "encode")
+    net.require("encode")
     if n is not None and n < 1:
         raise ConfigError("--n must be at least 1")
     data, x, y = run_split(net, split, data_dir)
@@ -171,8 +171,8 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     needs no projection: its codes are plotted as they are, by default into latent.png (not
     latent-METHOD.png, which would name a projection that was not done)."""
     method = normalise_method(method)
-    net = load_run(source, device)
-    require_all(net, "encode")
+    net = load(source, device=device)
+    net.require("encode")
     projected = latent_dim(net) > 2
     path = picture_output(out, net.output_dir / (f"latent-{method}.png" if projected else "latent.png"))
     c = net_codes(net, split, n, data_dir)

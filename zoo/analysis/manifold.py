@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.analysis.common import load_run, require_all
 from zoo.analysis.latent import Codes, check_codes, net_codes
 from zoo.analysis.latent_samplers import latent_dim
 from zoo.analysis.plots import pyplot, save_png
 from zoo.errors import ConfigError, DataNotFoundError
 from zoo.runs.files import picture_output
+from zoo.runs.loading import load
 
 # A grid over the test codes spans their central 90% along each axis, not their min..max: a few outlying
 # codes would otherwise leave most tiles decoding empty space. (A VAE's grid is over its prior instead.)
@@ -147,8 +147,8 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
 
     The dimensions are `dims` ("3,7" or (3, 7)) if given; else, for a VAE, the two most active, whose
     posterior means vary most over the test images (Burda et al.): the first two may be inactive."""
-    net = load_run(source, device)
-    require_all(net, "decode")
+    net = load(source, device=device)
+    net.require("decode")
     if not 2 <= steps <= 100:
         raise ConfigError(f"--steps must be in 2..100, got {steps}")
     path = picture_output(out, net.output_dir / "manifold.png")
@@ -156,7 +156,7 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
     given = parse_dims(dims, d) if dims is not None else None
     prior = net.can("sample")
     if not prior:
-        require_all(net, "encode")
+        net.require("encode")
     c = _prior_codes(net, data_dir, needed=given is None and d > 2) if prior else net_codes(net, "test", None, data_dir)
     z = c.z.double() if c is not None else torch.zeros((0, d), dtype=torch.float64)
     if c is not None:
