@@ -197,21 +197,24 @@ class Trainer:
             bar.close()
         return means, seconds
 
+    def _having(self, hook: str) -> list[Callback]:
+        """The callbacks that implement a per-step `hook`: with none, the step makes no call for it."""
+        return [cb for cb in self.callbacks if getattr(type(cb), hook) is not getattr(Callback, hook)]
+
     def _after_backward(self):
-        """StepContext's `after_backward`, when a callback has one (none: no call per step)."""
-        active = [cb for cb in self.callbacks if type(cb).after_backward is not Callback.after_backward]
-        if not active:
-            return None
-        return lambda name: [cb.after_backward(self, name) for cb in active]
+        """StepContext's `after_backward`, when a callback has one."""
+        active = self._having("after_backward")
+        return (lambda name: [cb.after_backward(self, name) for cb in active]) if active else None
 
     def _on_loss(self):
         """StepContext's `on_loss`: each callback in turn may change the loss an optimizer minimises."""
-        if not any(type(cb).on_loss is not Callback.on_loss for cb in self.callbacks):
+        active = self._having("on_loss")
+        if not active:
             return None
 
         def on_loss(ctx: StepContext, loss: torch.Tensor, optimizer: str) -> torch.Tensor:
             step = LossStep(self.model, ctx.batch, optimizer, loss, ctx.logs)
-            for cb in self.callbacks:
+            for cb in active:
                 cb.on_loss(self, step)
             return step.loss
 
