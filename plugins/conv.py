@@ -65,7 +65,7 @@ class Dropout(nn.Dropout):
 
     def __init__(self, p: float):
         super().__init__(p)
-        hyper_buffer(self, "rate", p)
+        hyper_buffer(self, "rate", p, key="dropout")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if not self.training:

@@ -22,7 +22,6 @@ class ConvAE(ZooModel):
     name = "convae"
     description = "Convolutional autoencoder: conv encoder -> latent code -> transposed-conv decoder"
     Config = ConvAEConfig
-    vectorized_keys = ("dropout",)
 
     def __init__(self, config: ConvAEConfig, shape, num_classes: int = 0):
         super().__init__(config, shape, num_classes)

@@ -6,15 +6,16 @@ drawn afresh for every batch on the training device.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+from zoo.plugins.convae import ConvAE, ConvAEConfig
 
 from zoo import hookimpl, hyper_buffer, param
 from zoo.analysis.metrics import reconstruction_metrics
 from zoo.data.noise import parse_noise
-from zoo.plugins.convae import ConvAE, ConvAEConfig
 
 
 @dataclass
@@ -27,24 +28,17 @@ class DAE(ConvAE):
     name = "dae"
     description = "Denoising convolutional autoencoder: noisy image in, clean image out"
     Config = DAEConfig
-    vectorized_keys = (*ConvAE.vectorized_keys, "noise")
 
     def __init__(self, config: DAEConfig, shape, num_classes: int = 0):
         super().__init__(config, shape, num_classes)
         self.noise = parse_noise(config.noise)
         if self.noise is not None and self.noise.vectorized:
-            hyper_buffer(self, "noise_level", next(iter(self.noise.values.values())))
-
-    @classmethod
-    def shared_config(cls, config):
-        """Denoisers train together when only the level of a vectorised noise differs."""
-        shared = super().shared_config(config)
-        noise = parse_noise(config.noise)
-        if noise is None or not noise.vectorized:
-            shared["noise"] = config.noise
-        else:
-            shared["noise"] = [noise.name, *list(noise.values.values())[1:]]
-        return shared
+            # The first value (the level) in a tensor, named after the noise and its other values: denoisers
+            # train together in a vectorised search when only the level differs.
+            level, *rest = self.noise.values.items()
+            self.level_name = "_".join([self.noise.name, *(f"{k}{v:g}" for k, v in rest), level[0]])
+            self.level_name = re.sub(r"\W", "_", self.level_name)
+            hyper_buffer(self, self.level_name, level[1], key="noise")
 
     def training_corruption(self):
         return self.noise
@@ -53,7 +47,7 @@ class DAE(ConvAE):
         if self.noise is None:
             return x
         if self.noise.vectorized:
-            return self.noise(x, generator, strength=self.noise_level)
+            return self.noise(x, generator, strength=getattr(self, self.level_name))
         return self.noise(x, generator)
 
     def loss(self, batch):

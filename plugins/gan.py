@@ -4,7 +4,15 @@ The generator maps z ~ N(0, I) through a linear layer to a small feature map (H/
 largest k that leaves an integer side of at least 4: 7×7 for 28×28, 4×4 for 32×32), then k stride-2
 transposed convolutions (kernel 4, padding 1) with batch norm and ReLU, and a tanh. The discriminator
 mirrors it: k stride-2 convolutions with LeakyReLU(0.2) and batch norm (not after the first), and a
-linear layer to one logit. Images are scaled from [0, 1] to [-1, 1] for both networks.
+linear layer to one logit (with `spectral_norm`: spectral normalisation of every discriminator layer
+instead of its batch norm, as in SNGAN). Images are scaled from [0, 1] to [-1, 1] for both networks.
+
+With `ema` > 0 the model keeps an exponential moving average of the generator's weights
+(`ema_generator`) and samples from it: the raw generator oscillates from step to step with the
+adversarial game, and its average makes much cleaner digits (lower FID). The average keeps its own
+batch-norm statistics, refreshed by running it (without gradients) on each training step's codes,
+because the live generator's running statistics do not match the averaged weights. Old runs, whose
+config has no `ema`, load without it (the config default is 0); new trainings get `train_defaults`'s.
 
 Training alternates `d_steps` discriminator steps (optimizer "d") and one generator step (optimizer
 "g"). NaN/inf is the engine's business; a collapse (the discriminator's loss pinned near zero, so the
@@ -48,6 +56,11 @@ class GANConfig:
                                 low=0, high=1_000_000_000)
     collapse_threshold: float = param(0.01, "discriminator loss below which a step counts toward collapse",
                                       low=0.0, high=10.0)
+    ema: float = param(0.0, "decay of the exponential moving average of the generator's weights that sampling "
+                            "uses (0: off, sample the raw generator); new trainings default to 0.999",
+                       low=0.0, high=0.99999)
+    spectral_norm: bool = param(False, "spectral normalisation on the discriminator's layers instead of its batch "
+                                       "norm (SNGAN; pair it with loss=hinge)")
 
 
 def upsamplings(height: int, width: int) -> int:
@@ -101,24 +114,25 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, width: int, shape: tuple[int, int, int]):
+    def __init__(self, width: int, shape: tuple[int, int, int], spectral: bool = False):
         super().__init__()
         c, h, w = shape
         k = upsamplings(h, w)
+        sn = nn.utils.spectral_norm if spectral else (lambda m: m)
         layers: list[nn.Module] = []
         ch = c
         for i in range(k):
             out = width * 2 ** i
-            layers.append(nn.Conv2d(ch, out, 4, stride=2, padding=1, bias=i == 0))
-            if i > 0:
+            layers.append(sn(nn.Conv2d(ch, out, 4, stride=2, padding=1, bias=i == 0 or spectral)))
+            if i > 0 and not spectral:
                 layers.append(nn.BatchNorm2d(out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             ch = out
         if k == 0:
-            layers += [nn.Conv2d(ch, width, 3, padding=1), nn.LeakyReLU(0.2, inplace=True)]
+            layers += [sn(nn.Conv2d(ch, width, 3, padding=1)), nn.LeakyReLU(0.2, inplace=True)]
             ch = width
         self.body = nn.Sequential(*layers)
-        self.head = nn.Linear(ch * (h // 2 ** k) * (w // 2 ** k), 1)
+        self.head = sn(nn.Linear(ch * (h // 2 ** k) * (w // 2 ** k), 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(self.body(x).flatten(1)).squeeze(1)
@@ -128,7 +142,8 @@ class GAN(ZooModel):
     name = "gan"
     description = "DCGAN: transposed-conv generator against a conv discriminator, both with batch norm"
     Config = GANConfig
-    train_defaults = {"lr": 2e-4, "batch_size": 128, "epochs": 30, "plot_every": 5}
+    # `ema` here, not in GANConfig: runs saved before it existed have no average and must still load.
+    train_defaults = {"lr": 2e-4, "batch_size": 128, "epochs": 30, "plot_every": 5, "ema": 0.999}
     monitor = None  # no validation loss means "better" for a GAN: keep the last epoch
 
     def __init__(self, config: GANConfig, shape, num_classes: int = 0):
@@ -137,14 +152,25 @@ class GAN(ZooModel):
         if h < 1 or w < 1 or c < 1:
             raise ConfigError(f"gan: cannot build for images of shape {self.shape}")
         self.generator = Generator(config.latent_dim, config.g_channels, self.shape)
-        self.discriminator = Discriminator(config.d_channels, self.shape)
+        self.discriminator = Discriminator(config.d_channels, self.shape, config.spectral_norm)
         self.apply(_init_weights)
+        # The averaged generator that sampling uses (no optimizer: `_update_ema` moves it).
+        self.ema_generator = None
+        if config.ema > 0:
+            self.ema_generator = Generator(config.latent_dim, config.g_channels, self.shape)
+            self.ema_generator.load_state_dict(self.generator.state_dict())
+            self.ema_generator.requires_grad_(False)
         # Collapse bookkeeping stays on the device (no sync per step) and out of the weights file.
         self.register_buffer("_low_streak", torch.zeros((), dtype=torch.long), persistent=False)
         self.register_buffer("_collapsed", torch.zeros((), dtype=torch.bool), persistent=False)
         self._steps = 0
 
     # ------------------------------------------------------------------ training
+    @property
+    def sampler(self) -> nn.Module:
+        """The generator that makes samples: the weight average when there is one."""
+        return self.ema_generator if self.ema_generator is not None else self.generator
+
     def configure_optimizers(self, make_optimizer):
         betas = (self.config.beta1, self.config.beta2)
         opts = {"d": self._optimizer(make_optimizer, self.discriminator, betas, self.config.d_lr_scale),
@@ -192,11 +218,23 @@ class GAN(ZooModel):
             step.optimize(g_loss, "g")
         finally:
             self.discriminator.requires_grad_(True)
+        self._update_ema(fake.shape[0])
         d_loss = d_loss.detach()
         self._watch_collapse(d_loss, step)
         return {"loss": g_loss.detach(), "d_loss": d_loss, "g_loss": g_loss.detach(),
                 "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
                 "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
+
+    @torch.no_grad()
+    def _update_ema(self, n: int) -> None:
+        """Move the averaged weights toward the generator's, then run the average once in train mode on
+        fresh codes so that its batch-norm running statistics are those of the averaged weights."""
+        if self.ema_generator is None:
+            return
+        for avg, live in zip(self.ema_generator.parameters(), self.generator.parameters()):
+            avg.lerp_(live.detach(), 1.0 - self.config.ema)
+        self.ema_generator.train()
+        self.ema_generator(self.prior_codes(n))
 
     def _watch_collapse(self, d_loss: torch.Tensor, step) -> None:
         limit = self.config.collapse_steps
@@ -229,7 +267,7 @@ class GAN(ZooModel):
     # ------------------------------------------------------------------ what it can do
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` images in [0, 1]; `generator` (on the model's device) makes them reproducible."""
-        return (self.generator(self.prior_codes(n, generator)).float() + 1) / 2
+        return (self.sampler(self.prior_codes(n, generator)).float() + 1) / 2
 
     def preview(self, x: torch.Tensor):
         n = x.shape[0] or 16

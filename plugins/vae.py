@@ -35,7 +35,6 @@ class VAE(ZooModel):
     name = "vae"
     description = "Variational autoencoder: conv encoder -> N(mu, sigma²) -> decoder; sampling from the prior"
     Config = VAEConfig
-    vectorized_keys = ("dropout", "beta")
 
     def __init__(self, config: VAEConfig, shape, num_classes: int = 0):
         super().__init__(config, shape, num_classes)
@@ -76,9 +75,6 @@ class VAE(ZooModel):
     def loss(self, batch):
         rec, kl = self._terms(batch.x)
         return {"loss": (rec + self.warmup * self.beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean()}
-
-    def capturable(self):
-        return self.config.kl_warmup == 0  # the warm-up changes a Python number every step
 
     def before_step(self, step):
         warm = self.config.kl_warmup

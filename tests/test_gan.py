@@ -87,9 +87,12 @@ def test_training_writes_a_run(gan_run):
             assert key in r and r[key] == r[key], key
         assert 0 <= r["train_d_real"] <= 1 and 0 <= r["train_d_fake"] <= 1
     assert read_config(gan_run)["config"]["g_channels"] == 8
-    # Only network weights: the collapse counters are not part of the model file.
+    # Only network weights (new runs also keep the generator's weight average, `ema`, on by default):
+    # the collapse counters are not part of the model file.
     keys = weights(gan_run / "model.safetensors")
-    assert all(k.startswith(("generator.", "discriminator.")) for k in keys)
+    assert read_config(gan_run)["config"]["ema"] == 0.999
+    assert all(k.startswith(("generator.", "discriminator.", "ema_generator.")) for k in keys)
+    assert any(k.startswith("ema_generator.") for k in keys)
 
 
 def test_generate_is_reproducible(gan_run, tmp_path):
@@ -136,6 +139,27 @@ def test_collapse_check_can_be_turned_off(tmp_path):
     result = zoo.train("gan", dataset="digits", epochs=1, out=tmp_path / "run", progress=False, log=quiet,
                        lr=0.01, g_lr_scale=0.0, collapse_steps=0, collapse_threshold=10.0, **SMALL)
     assert result.stopped == "completed"
+
+
+def test_ema_is_what_samples_and_old_configs_load_without_it():
+    torch.manual_seed(0)
+    plain = zoo.create("gan", g_channels=8, d_channels=8)  # the config default: no average (old runs)
+    assert plain.ema_generator is None and plain.sampler is plain.generator
+    model = zoo.create("gan", g_channels=8, d_channels=8, ema=0.9)
+    assert model.sampler is model.ema_generator
+    with torch.no_grad():
+        model.generator.project[0].weight.add_(1.0)
+    before = model.ema_generator.project[0].weight.clone()
+    model._update_ema(4)
+    torch.testing.assert_close(model.ema_generator.project[0].weight, before + 0.1)
+
+
+def test_spectral_norm_hinge_trains(tmp_path):
+    result = zoo.train("gan", dataset="digits", epochs=1, out=tmp_path / "run", progress=False, log=quiet,
+                       loss="hinge", spectral_norm=True, **SMALL)
+    assert result.stopped == "completed"
+    model = zoo.load(tmp_path / "run").model
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.discriminator.modules())
 
 
 def test_hinge_loss_and_two_d_steps_train(tmp_path):

@@ -66,13 +66,13 @@ def test_what_cannot_be_stacked_is_refused(setup):
     gan_cls, gan_cfg, _ = resolve_config("gan", overrides={"dataset": "digits"})
     with pytest.raises(ConfigError, match="own training step"):
         multitrial.train_together(gan_cls, gan_cfg, [base, base], data)
-    with pytest.raises(ConfigError, match="differ in dropout; these differ: latent_dim"):
+    with pytest.raises(ConfigError, match=r"held in tensors \(none here\); these differ: latent_dim"):
         multitrial.train_together(cls, [model_cfg, dataclasses.replace(model_cfg, latent_dim=3)], [base, base], data)
     with pytest.raises(ConfigError, match="same names and shapes"):
         multitrial.train_together(cls, [model_cfg, dataclasses.replace(model_cfg, dropout=0.2)], [base, base], data)
-    dae_cls, dae_cfg, _ = resolve_config("dae", overrides={**TINY, "noise": "gaussian:0.3"})
-    with pytest.raises(ConfigError, match="these differ: noise"):
-        multitrial.train_together(dae_cls, [dae_cfg, dataclasses.replace(dae_cfg, noise="salt-pepper:0.3")],
+    dae_cls, dae_cfg, _ = resolve_config("dae", overrides={**TINY, "noise": "occlusion:4:1"})
+    with pytest.raises(ConfigError, match="these differ: noise"):  # occlusion keeps its sizes in Python
+        multitrial.train_together(dae_cls, [dae_cfg, dataclasses.replace(dae_cfg, noise="occlusion:6:1")],
                                   [base, base], data)
 
 
@@ -121,6 +121,19 @@ def test_denoisers_differing_in_noise_level_train_together():
     for t, a in zip(together, alone):  # the others draw other noise than alone: close, not equal
         assert t["val_loss"] == pytest.approx(a["val_loss"], rel=0.02)
     assert together[0]["val_loss"] < together[1]["val_loss"] < together[2]["val_loss"]  # each its own level
+
+
+def test_denoisers_with_different_noise_kinds_are_not_stacked():
+    """The noise kind stays in Python; only its level is a tensor, named after the kind, so a gaussian and a
+    salt-and-pepper denoiser never share a step (and a search puts them in separate groups)."""
+    cls, model_cfg, train_cfg = resolve_config("dae", overrides={"dataset": "digits", "hidden": [16]})
+    cfgs = [dataclasses.replace(model_cfg, noise=n) for n in ("gaussian:0.3", "salt-pepper:0.3")]
+    assert multitrial.vectorizable_keys(cls, cfgs[0]) == ["noise"]
+    with pytest.raises(ConfigError, match="same names and shapes"):
+        multitrial.check_stackable(cls, cfgs, [train_cfg] * 2, (1, 28, 28))
+    keys = {multitrial.group_key(cls, c, train_cfg, (1, 28, 28)) for c in [*cfgs, dataclasses.replace(
+        model_cfg, noise="gaussian:0.5")]}
+    assert len(keys) == 2
 
 
 def test_autoencoders_differing_in_dropout_train_together():

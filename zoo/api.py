@@ -18,6 +18,7 @@ from zoo.tasks.generation import generate
 from zoo.tasks.sample_quality import feature_network_name, sample_quality
 from zoo.tasks.training import train
 from zoo.tasks.transfer import finetune
+from zoo.training import multitrial
 
 __all__ = ["Run", "create", "denoise", "evaluate", "feature_network_name", "finetune", "generate", "list_models",
            "list_plugins", "load", "load_images", "model_info", "noise_sweep", "read_run", "reconstruct",
@@ -64,10 +65,18 @@ def model_info(name: str) -> dict[str, Any]:
         "capabilities": [c for c in ("encode", "decode", "reconstruct", "sample", "classify")
                          if getattr(cls, c, None) is not getattr(ZooModel, c)],
         "params": describe(cls.Config),
-        "vectorized_keys": list(getattr(cls, "vectorized_keys", ())),
+        "vectorized_keys": _vectorizable(cls),
         "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),
         "presets": registry.presets(entry.name),
     }
+
+
+def _vectorizable(cls: type) -> list[str]:
+    """The config keys that search trials with the default config may differ in and train together."""
+    try:
+        return multitrial.vectorizable_keys(cls, cls.Config(), (1, 28, 28), 10)
+    except Exception:  # a third-party model that cannot be built on the meta device: it shows none
+        return []
 
 
 def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, **config) -> ZooModel:

@@ -96,11 +96,25 @@ def build_seeded(cls: type, config, shape, num_classes: int, seed: int, device) 
         return cls(config, shape, num_classes).to(device)
 
 
-def hyper_buffer(module: nn.Module, name: str, value: float) -> None:
+def hyper_buffer(module: nn.Module, name: str, value: float, key: str | None = None) -> None:
     """Keep a hyperparameter the model reads at run time (dropout p, noise level, β) in a float tensor:
     a non-persistent buffer, so it is not saved with the weights, and `zoo.training.multitrial` can give every
-    trial of a vectorised step its own value."""
+    trial of a vectorised step its own value. `key` names the config key the value comes from (default:
+    `name`): search trials whose configs differ only in such keys train together in one vectorised step."""
     module.register_buffer(name, torch.tensor(float(value)), persistent=False)
+    module.__dict__.setdefault("_zoo_hyper_keys", {})[name] = key or name
+
+
+def hyper_keys(model: nn.Module) -> set[str]:
+    """The config keys whose values `model` holds in `hyper_buffer` tensors (and reads from nowhere else)."""
+    return {key for m in model.modules() for key in m.__dict__.get("_zoo_hyper_keys", {}).values()}
+
+
+def has_own_training_step(model: "ZooModel | type") -> bool:
+    """True for a model that overrides `training_step` (a GAN's alternating updates): the engine then runs
+    its steps as written, eagerly, not recorded in a CUDA graph or stacked with other trials."""
+    cls = model if isinstance(model, type) else type(model)
+    return cls.training_step is not ZooModel.training_step
 
 
 class ZooModel(nn.Module):
@@ -114,9 +128,6 @@ class ZooModel(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}
     # The validation metric early stopping watches (lower is better); None: keep the last epoch.
     monitor: ClassVar[str | None] = "loss"
-    # Config keys the model reads only from tensors kept with `hyper_buffer` (never from the config
-    # while training): trials that differ only in these train together in one vectorised step.
-    vectorized_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()
@@ -133,24 +144,11 @@ class ZooModel(nn.Module):
         """Scalar losses for one batch; the key 'loss' is the one optimised and monitored."""
         raise NotImplementedError
 
-    @classmethod
-    def shared_config(cls, config) -> dict[str, Any]:
-        """What trials must share to train together in one vectorised step: the config without
-        `vectorized_keys` (a plugin adds back the parts of such a key that are not a tensor)."""
-        from dataclasses import asdict
-
-        return {k: v for k, v in asdict(config).items() if k not in cls.vectorized_keys}
-
     def before_step(self, step: StepContext) -> None:
         """Set schedules that change within training (a KL warm-up) before each training step; called
-        by the engine and by vectorised training alike, so keep it to plain attributes."""
-
-    def capturable(self) -> bool:
-        """True if a training step can be recorded once in a CUDA graph and replayed (`cuda_graph`):
-        it must change no Python state between steps and never wait for the device. True for models
-        with the default training step and no `before_step`; a plugin overriding those decides."""
-        cls = type(self)
-        return cls.training_step is ZooModel.training_step and cls.before_step is ZooModel.before_step
+        by the engine and by vectorised training alike, outside any recorded CUDA graph. A step recorded
+        in a graph replays the Python numbers it saw, so when `before_step` changes one the engine stops
+        replaying and trains on eagerly (and says so)."""
 
     def training_step(self, batch: Batch, step: StepContext) -> dict[str, torch.Tensor]:
         out = self.loss(batch)

@@ -6,7 +6,8 @@ kernels of a batch costs more to launch than the work it starts. Recorded once, 
 update and the running sums of the losses) replays as one launch, with no host synchronisation until
 the epoch ends. Shapes must be static, so the last, shorter batch of an epoch runs eagerly.
 
-Supported: adam / adamw / sgd, models whose steps keep no Python state (`ZooModel.capturable`), no pruning.
+Supported: adam / adamw / sgd, models with the default `training_step`, no pruning. A `before_step` that
+changes a plain Python number the step reads (a KL warm-up's weight) ends the replays: the run goes on eagerly.
 Without CUDA (tests, CPU runs) the same static step runs without recording, so its bookkeeping is
 exercised everywhere; only the recording itself needs a GPU.
 """
@@ -18,10 +19,11 @@ import threading
 from typing import Callable
 
 import torch
+from torch import nn
 
 from zoo.data import ImageData
 from zoo.errors import ConfigError
-from zoo.model import StepContext, ZooModel
+from zoo.model import StepContext, ZooModel, has_own_training_step
 from zoo.runs.config import TrainConfig
 from zoo.training.batching import to_batch
 from zoo.training.epochs import LossSums
@@ -80,12 +82,36 @@ def check_supported(model: ZooModel, train: TrainConfig) -> None:
     if train.optimizer not in RECORDABLE:
         raise ConfigError(f"cuda_graph supports the {', '.join(RECORDABLE)} optimizers, not '{train.optimizer}'",
                           "Use --set optimizer=adam, or cuda_graph=false.")
-    if not model.capturable():
-        raise ConfigError(f"model '{model.name}' changes Python state between training steps, so its step "
-                          "cannot be recorded in a CUDA graph", "Train it with cuda_graph=false.")
+    if has_own_training_step(model):
+        raise ConfigError(f"model '{model.name}' has its own training_step, which cuda_graph does not record",
+                          "Train it with cuda_graph=false.")
     if train.prune_every:
         raise ConfigError("pruning replaces weights during training, which a recorded CUDA graph cannot follow",
                           "Train with cuda_graph=false to prune.")
+
+
+def plain_numbers(model: nn.Module) -> dict[str, object]:
+    """The plain Python numbers (and flags) set on the model's modules: state a recorded step cannot see."""
+    return {f"{prefix}.{k}".lstrip("."): v for prefix, m in model.named_modules() for k, v in vars(m).items()
+            if isinstance(v, (bool, int, float)) and k != "training"}
+
+
+class NumberWatch:
+    """Notices a `before_step` that changes a plain Python number on the model (a KL warm-up's weight):
+    a recorded step would replay the value it was recorded with, so the caller stops recording."""
+
+    def __init__(self, model: nn.Module, log: Callable[[str], None]):
+        self.model, self.log = model, log
+        self.seen = plain_numbers(model)
+
+    def unchanged(self) -> bool:
+        now = plain_numbers(self.model)
+        changed = sorted(k for k, v in now.items() if self.seen.get(k) != v)
+        self.seen = now
+        if changed:
+            self.log(f"note: {getattr(self.model, 'name', 'the model')} changes {', '.join(changed)} (a Python "
+                     "number) between steps, which a recorded CUDA graph cannot follow; its steps run eagerly")
+        return not changed
 
 
 def make_capturable(optimizer: torch.optim.Optimizer, device: torch.device) -> None:
@@ -121,6 +147,7 @@ class GraphStep:
         self.out: dict[str, torch.Tensor] = {}    # the recorded step's losses, valid after each replay
         self.graph = None
         self.eager_steps = 0
+        self.watch = NumberWatch(model, log)
         for opt in optimizers.values():
             make_capturable(opt, self.device)
         if self.record:
@@ -146,9 +173,13 @@ class GraphStep:
 
         self.graph = try_recording(step, self.device, self.log)
         if self.graph is None:  # not recordable: every later step eager, on the main stream
-            self.record = False
-            for opt in self.optimizers.values():
-                opt.zero_grad(set_to_none=True)  # gradients left by the failed recording
+            self.stop_recording()
+
+    def stop_recording(self) -> None:
+        """Every later step eager, on the main stream."""
+        self.record, self.graph = False, None
+        for opt in self.optimizers.values():
+            opt.zero_grad(set_to_none=True)  # gradients in a failed or dropped recording's memory
 
     def run_epoch(self, order: torch.Tensor, ctx: StepContext,
                   on_batch: Callable[[int, dict[str, torch.Tensor]], None]) -> LossSums:
@@ -159,6 +190,8 @@ class GraphStep:
         for i in range(full):
             self.index.copy_(order[i * bs:(i + 1) * bs])
             self.model.before_step(ctx)
+            if self.record and not self.watch.unchanged():
+                self.stop_recording()
             if self.graph is None and self.record and self.eager_steps >= WARMUP_STEPS:
                 self._capture(ctx)
             if self.graph is not None:

@@ -1,6 +1,6 @@
 """Many trials in one vectorised step: trials whose tensors have the same shapes and differ only in
 learning rate, weight decay, momentum, seed, patience or a model hyperparameter the plugin reads from a
-tensor (`ZooModel.vectorized_keys`: dropout p, a denoiser's noise level, a VAE's β) train together, with
+tensor made with `zoo.hyper_buffer` (dropout p, a denoiser's noise level, a VAE's β) train together, with
 `torch.func.stack_module_state` + `vmap`: one kernel launch per layer for all of them instead of one
 per trial, which is what keeps a GPU busy with small models.
 
@@ -32,11 +32,11 @@ from torch import nn
 from zoo.console import to_stderr
 from zoo.data import ImageData
 from zoo.errors import ConfigError
-from zoo.model import Batch, StepContext, ZooModel, build_seeded
+from zoo.model import Batch, StepContext, ZooModel, build_seeded, has_own_training_step, hyper_keys
 from zoo.runs.config import TrainConfig
 from zoo.training.epochs import EpochEnd, EpochLosses, LossSums, Tracker, lr_factor, run_epochs, validation_means
 from zoo.training.fit import FitResult, reduce_history
-from zoo.training.graphstep import WARMUP_STEPS, on_side_stream, try_recording
+from zoo.training.graphstep import WARMUP_STEPS, NumberWatch, on_side_stream, try_recording
 from zoo.training.optim import StackedOptimizer
 
 MAY_DIFFER = {"lr", "weight_decay", "momentum", "seed", "patience"}
@@ -55,20 +55,36 @@ class _Loss(nn.Module):
         return self.model.validation_step(batch) if self.validation else self.model.loss(batch)
 
 
-def layout(cls: type, model_cfg, shape, num_classes: int = 0) -> tuple:
-    """Names and shapes of a model's parameters and buffers (built on the meta device: no memory)."""
-    with torch.device("meta"):
-        model = cls(model_cfg, shape, num_classes)
+def _on_meta(cls: type, model_cfg, shape, num_classes: int) -> ZooModel:
+    with torch.device("meta"):  # no memory: only names, shapes and what the constructor registered
+        return cls(model_cfg, shape, num_classes)
+
+
+def layout(model: ZooModel) -> tuple:
+    """Names and shapes of a model's parameters and buffers, and which buffers are saved."""
     saved = set(model.state_dict())
     return (tuple((k, tuple(v.shape)) for k, v in model.named_parameters()),
             tuple((k, tuple(v.shape), k in saved) for k, v in model.named_buffers()))
 
 
+def vectorizable_keys(cls: type, model_cfg, shape=(1, 28, 28), num_classes: int = 0) -> list[str]:
+    """The config keys trials of this model may differ in and still train together: those whose values
+    the model holds in `hyper_buffer` tensors."""
+    return sorted(hyper_keys(_on_meta(cls, model_cfg, shape, num_classes)))
+
+
+def _shared(model: ZooModel, model_cfg) -> dict[str, Any]:
+    """What trials must share to train together: the config without the keys held in hyper buffers. The
+    rest of such a key (a denoiser's noise kind) shows in the buffers' names, which `layout` compares."""
+    free = hyper_keys(model)
+    return {k: v for k, v in dataclasses.asdict(model_cfg).items() if k not in free}
+
+
 def group_key(cls: type, model_cfg, train_cfg: TrainConfig, shape, num_classes: int = 0) -> str:
     """Trials with equal keys may train together (if `check_stackable` agrees)."""
+    model = _on_meta(cls, model_cfg, shape, num_classes)
     train = {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in MAY_DIFFER}
-    return json.dumps([cls.name, cls.shared_config(model_cfg), train, layout(cls, model_cfg, shape, num_classes)],
-                      sort_keys=True, default=str)
+    return json.dumps([cls.name, _shared(model, model_cfg), train, layout(model)], sort_keys=True, default=str)
 
 
 def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], shape, num_classes: int = 0) -> None:
@@ -76,13 +92,14 @@ def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], 
         raise ConfigError("no trials to train")
     if len(model_cfgs) != len(train_cfgs):
         raise ConfigError(f"{len(model_cfgs)} model configs for {len(train_cfgs)} trials")
-    shared = cls.shared_config(model_cfgs[0])
-    for m in model_cfgs[1:]:
-        differ = {k for k, v in cls.shared_config(m).items() if shared.get(k) != v}
+    models = [_on_meta(cls, m, shape, num_classes) for m in model_cfgs]
+    shared = _shared(models[0], model_cfgs[0])
+    for model, m in zip(models[1:], model_cfgs[1:]):
+        differ = {k for k, v in _shared(model, m).items() if shared.get(k) != v}
         if differ:
-            free = ", ".join(cls.vectorized_keys) or "nothing"
-            raise ConfigError(f"trials train together only when their model configs differ in {free}; "
-                              f"these differ: {', '.join(sorted(differ))}")
+            free = ", ".join(sorted(hyper_keys(models[0]))) or "none here"
+            raise ConfigError(f"trials train together only when their model configs differ in values held in "
+                              f"tensors ({free}); these differ: {', '.join(sorted(differ))}")
     first = dataclasses.asdict(train_cfgs[0])
     for t in train_cfgs[1:]:
         differ = {k for k, v in dataclasses.asdict(t).items() if first[k] != v} - MAY_DIFFER
@@ -97,12 +114,13 @@ def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], 
         raise ConfigError("bf16 and dynamic binarisation are not vectorised; train these trials one by one")
     if t.optimizer not in ("adam", "adamw", "sgd", "adagrad"):
         raise ConfigError(f"optimizer '{t.optimizer}' is not vectorised")
-    if cls.training_step is not ZooModel.training_step:
+    if has_own_training_step(cls):
         raise ConfigError(f"model '{cls.name}' has its own training step; its trials train one by one")
-    layouts = [layout(cls, m, shape, num_classes) for m in model_cfgs]
+    layouts = [layout(m) for m in models]
     if any(lay != layouts[0] for lay in layouts):
         raise ConfigError("trials train together only when their tensors have the same names and shapes "
-                          "(dropout 0 beside dropout > 0 adds layers); train them in separate groups")
+                          "(dropout 0 beside dropout > 0 adds layers, a noise kind names its level's tensor); "
+                          "train them in separate groups")
     if any(saved for _, _, saved in layouts[0][1]):
         raise ConfigError("models with saved buffers (batch norm) are not vectorised; train these trials one by one")
 
@@ -157,6 +175,9 @@ class _Stack:
         self.index = self.index[sel].clone()
         self.graph, self.eager_steps = None, 0
 
+    def stop_recording(self) -> None:
+        self.graph, self.record = None, False
+
 
 def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], data: ImageData,
                   log: Callable[[str], None]):
@@ -187,7 +208,7 @@ def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], da
     as_tensor = lambda vals: torch.tensor(vals, dtype=torch.float32, device=device)  # noqa: E731
     opt = StackedOptimizer(t0.optimizer, params, as_tensor([t.lr for t in train_cfgs]),
                  as_tensor([t.weight_decay for t in train_cfgs]), as_tensor([t.momentum for t in train_cfgs]))
-    record = t0.cuda_graph and device.type == "cuda" and models[0].capturable()
+    record = t0.cuda_graph and device.type == "cuda" and not has_own_training_step(cls)
     stack = _Stack(params, hypers, opt, vmap(grad_and_value(loss_fn, has_aux=True), randomness="different"),
                    data, t0.batch_size, record=record, log=log)
     validate = vmap(val_fn, in_dims=(0, 0, None, None), randomness="different")
@@ -235,6 +256,7 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
         model_cfgs = [model_cfgs] * len(train_cfgs)
     check_stackable(cls, model_cfgs, train_cfgs, data.shape, data.num_classes)
     stack, validate_step, base = _stack_trials(cls, model_cfgs, train_cfgs, data, log)
+    watch = NumberWatch(base, log)
     device = data.train_x.device
     trials = [_Trial(k, t) for k, t in enumerate(train_cfgs)]
     shuffles = [torch.Generator().manual_seed(t.seed) for t in train_cfgs]
@@ -256,6 +278,8 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
         start = time.perf_counter()
         for s in range(0, n, bs):
             base.before_step(ctx)
+            if stack.record and not watch.unchanged():
+                stack.stop_recording()
             stack.train_batch(orders[:, s:s + bs])
             ctx.step += 1
         means = stack.sums.means(n)  # waits for the device
