@@ -266,15 +266,18 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @click.option("--sampler", type=TEXT, default=None,
               help="Latent sampler for autoencoders: gaussian, gmm, standard-normal (fitted on the training codes).")
 @click.option("--class", "class_label", type=TEXT, default=None, help="Decode around the mean code of this class.")
-@click.option("--noise-scale", default=0.0, show_default=True, type=float,
+@click.option("--spread", default=0.0, show_default=True, type=float,
               help="With --class: spread around the class mean, as a fraction of the class's own spread.")
+@click.option("--noise-scale", "old_noise_scale", hidden=True, default=None)
 @click.option("--device", type=TEXT, default=None)
-def generate(run, n, seed, out, sampler, class_label, noise_scale, device):
+def generate(run, n, seed, out, sampler, class_label, spread, old_noise_scale, device):
     """Sample new images from a generative model (or from an autoencoder, with a latent sampler)."""
     from zoo.api import generate as api_generate
 
+    if old_noise_scale is not None:  # zoo 0.1's name; "noise" now means only a denoiser's corruption
+        raise click.UsageError(f"--noise-scale is now --spread (zoo 0.2): write --spread {old_noise_scale}")
     path = api_generate(run, n=n, seed=seed, out=out, device=device, sampler=sampler, class_label=class_label,
-                        noise_scale=noise_scale)
+                        spread=spread)
     click.echo(f"wrote {path}")
 
 

@@ -19,8 +19,9 @@ def _fmt(v) -> str:
 @cli.command()
 @click.argument("model", required=False)
 @click.option("--space", "space", help="A space file (TOML), or the name of an example space (--list-spaces).")
-@click.option("--sampler", type=click.Choice(["tpe", "random", "grid"]), default=None,
-              help="Sampler (default: the space's, else tpe).")
+@click.option("--strategy", type=click.Choice(["tpe", "random", "grid"]), default=None,
+              help="How trials are drawn: Optuna's TPE, random or grid sampler (default: the space's, else tpe).")
+@click.option("--sampler", "old_sampler", hidden=True, default=None)
 @click.option("--trials", type=int, default=None, help="Trials in the study, over all workers (default: the space's).")
 @click.option("--pruner", type=click.Choice(["auto", "median", "hyperband", "none"]), default=None,
               help="Pruner fed every epoch's objective metric (default: the space's, else auto: no pruning for a "
@@ -40,7 +41,7 @@ def _fmt(v) -> str:
 @click.option("--epochs", type=int, default=None, help="Epochs per trial.")
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
-@click.option("--seed", type=SEED, default=None, help="Seed of the sampler (0 to 2**32-1).")
+@click.option("--seed", type=SEED, default=None, help="Seed of the trials' draws (0 to 2**32-1).")
 @click.option("--heartbeat", default=30, show_default=True, type=click.IntRange(1, 3600),
               help="Seconds between a trial's heartbeats; a trial silent for 2-3 of them is failed and retried.")
 @click.option("--vectorize", default=1, show_default=True, type=click.IntRange(1, 4096),
@@ -51,7 +52,7 @@ def _fmt(v) -> str:
                    "stream (default: concurrent on CUDA, sequential elsewhere).")
 @click.option("--list-spaces", is_flag=True, help="List the example spaces zoo ships.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def search(model, space, sampler, trials, pruner, study, storage, workers, cv, timeout, out, dataset, assignments,
+def search(model, space, strategy, old_sampler, trials, pruner, study, storage, workers, cv, timeout, out, dataset, assignments,
            epochs, device, data_dir, seed, heartbeat, vectorize, concurrent, list_spaces, as_json):
     """Hyperparameter search over a space file with Optuna.
 
@@ -72,6 +73,8 @@ def search(model, space, sampler, trials, pruner, study, storage, workers, cv, t
             desc = load_space(path).search.get("description", "")
             click.echo(f"{name:<28} {desc}")
         return
+    if old_sampler is not None:  # zoo 0.1's name; "sampler" now means a latent sampler (zoo generate)
+        raise click.UsageError(f"--sampler is now --strategy (zoo 0.2): write --strategy {old_sampler}")
     if model is None:
         raise ConfigError("which model? e.g. zoo search convae --space space.toml",
                           "`zoo list` shows the installed models.")
@@ -80,7 +83,7 @@ def search(model, space, sampler, trials, pruner, study, storage, workers, cv, t
     overrides = parse_assignments(assignments)
     overrides.update({k: v for k, v in {"dataset": dataset, "epochs": epochs, "device": device,
                                         "data_dir": data_dir}.items() if v is not None})
-    summary = run_search(model, space, study=study, out=out, storage=storage, sampler=sampler, pruner=pruner,
+    summary = run_search(model, space, study=study, out=out, storage=storage, strategy=strategy, pruner=pruner,
                          trials=trials, cv=cv, seed=seed, timeout=timeout, workers=workers, heartbeat=heartbeat,
                          vectorize=vectorize, concurrent=concurrent,
                          overrides=overrides, log=lambda m: click.echo(m))

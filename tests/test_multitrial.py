@@ -81,7 +81,7 @@ def _lr_seed_latent_search(tmp_path, setup, latents, seed, *options):
     checking every trial's loss against the same trial trained alone."""
     cls, model_cfg, base, data = setup
     space = tmp_path / "s.toml"
-    space.write_text(f'[search]\nsampler = "random"\npruner = "none"\nseed = {seed}\n[fixed]\ndataset = "digits"\n'
+    space.write_text(f'[search]\nstrategy = "random"\npruner = "none"\nseed = {seed}\n[fixed]\ndataset = "digits"\n'
                      'channels = [4, 8, 8]\nhidden = [16]\ndevice = "cpu"\nepochs = 2\n[params]\n'
                      'lr = { low = 1e-4, high = 1e-2, log = true }\nseed = { low = 0, high = 99 }\n'
                      f'latent_dim = {{ choices = {latents} }}\n')
@@ -153,7 +153,7 @@ def test_vaes_differing_in_beta_train_together():
 
 def test_search_groups_trials_by_what_can_share_a_step(tmp_path):
     space = tmp_path / "s.toml"
-    space.write_text('[search]\nsampler = "random"\npruner = "none"\nseed = 1\n[fixed]\ndataset = "digits"\n'
+    space.write_text('[search]\nstrategy = "random"\npruner = "none"\nseed = 1\n[fixed]\ndataset = "digits"\n'
                      'channels = [4, 8, 8]\nhidden = [16, 16]\ndevice = "cpu"\nepochs = 2\n[params]\n'
                      'dropout = { low = 0.1, high = 0.5 }\n'
                      'noise = { choices = ["gaussian:0.1", "gaussian:0.4", "salt-pepper:0.2"] }\n')

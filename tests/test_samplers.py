@@ -150,12 +150,12 @@ def test_generate_from_a_class_mean(run, tmp_path):
         expected = net.decode(mean[None])[0]
     x = images(run, tmp_path, "seven", "--class", "7", "--n", "4")
     assert all(torch.allclose(x[i], expected, atol=1e-5) for i in range(4))  # no noise: the decoded class mean
-    noisy = images(run, tmp_path, "noisy", "--class", "7", "--n", "4", "--noise-scale", "0.5", "--seed", "1")
+    noisy = images(run, tmp_path, "noisy", "--class", "7", "--n", "4", "--spread", "0.5", "--seed", "1")
     assert not torch.allclose(noisy[0], noisy[1])
-    assert torch.equal(noisy, images(run, tmp_path, "noisy2", "--class", "7", "--n", "4", "--noise-scale", "0.5",
+    assert torch.equal(noisy, images(run, tmp_path, "noisy2", "--class", "7", "--n", "4", "--spread", "0.5",
                                      "--seed", "1"))
     # The spread is the class's own per-dimension std, scaled.
-    codes = latent_samples(net, class_label="7", noise_scale=0.5, n=20000, generator=torch.Generator().manual_seed(0))
+    codes = latent_samples(net, class_label="7", spread=0.5, n=20000, generator=torch.Generator().manual_seed(0))
     std = z[data.test_y == 7].std(0)
     torch.testing.assert_close(codes.std(0), 0.5 * std, rtol=0.05, atol=1e-6)
     torch.testing.assert_close(codes.mean(0), mean, atol=float(std.max()) * 0.05, rtol=0)
@@ -165,5 +165,7 @@ def test_class_errors(run):
     assert_clean_error(invoke("generate", run, "--class", "11", "--n", "2"), "out of range")
     assert_clean_error(invoke("generate", run, "--class", "seven", "--n", "2"), "unknown class 'seven'")
     assert_clean_error(invoke("generate", run, "--class", "7", "--sampler", "gmm"), "not both")
-    assert_clean_error(invoke("generate", run, "--sampler", "gmm", "--noise-scale", "0.3"), "--class")
-    assert_clean_error(invoke("generate", run, "--class", "7", "--noise-scale", "-1"), "0 or more")
+    assert_clean_error(invoke("generate", run, "--sampler", "gmm", "--spread", "0.3"), "--class")
+    assert_clean_error(invoke("generate", run, "--class", "7", "--spread", "-1"), "0 or more")
+    assert_clean_error(invoke("generate", run, "--class", "7", "--noise-scale", "0.5"),
+                       "--noise-scale is now --spread", "--spread 0.5")  # zoo 0.1's name

@@ -28,7 +28,7 @@ FIXED = SEARCH_FIXED
 # Ten TPE trials on digits; stride 8 in the second conv layer collapses the images (pruned, not a crash).
 SPACE = """
 [search]
-sampler = "tpe"
+strategy = "tpe"
 pruner = "median"
 trials = 10
 seed = 0
@@ -49,7 +49,7 @@ dropout = { low = 0.0, high = 0.5 }
 # Trials of about a second or two, for killing a worker in the middle of one.
 SLOW = """
 [search]
-sampler = "random"
+strategy = "random"
 pruner = "none"
 seed = 0
 """ + FIXED + """epochs = 10
@@ -133,8 +133,8 @@ def test_a_study_resumes_by_name_and_keeps_its_trials(tpe_study):
 
 # ------------------------------------------------------------------------------------------ samplers, pruners, cv
 
-def test_grid_sampler_runs_every_point_once(tmp_path):
-    space = write(tmp_path / "grid.toml", "[search]\nsampler = \"grid\"\npruner = \"none\"\n" + FIXED
+def test_grid_strategy_runs_every_point_once(tmp_path):
+    space = write(tmp_path / "grid.toml", "[search]\nstrategy = \"grid\"\npruner = \"none\"\n" + FIXED
                   + "epochs = 1\n[params]\nlr = { choices = [1e-3, 3e-3] }\nlatent_dim = { low = 2, high = 3 }\n")
     assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "g", "--trials", "50"))
     table = rows(tmp_path / "g")
@@ -142,9 +142,9 @@ def test_grid_sampler_runs_every_point_once(tmp_path):
     assert {(float(r["lr"]), int(r["latent_dim"])) for r in table} == {(1e-3, 2), (1e-3, 3), (3e-3, 2), (3e-3, 3)}
 
 
-def test_random_sampler_hyperband_and_cross_validated_trials(tmp_path):
+def test_random_strategy_hyperband_and_cross_validated_trials(tmp_path):
     space = write(tmp_path / "r.toml", FIXED + "epochs = 2\n[params]\nlr = { low = 1e-3, high = 1e-2, log = true }\n")
-    out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "r", "--sampler", "random",
+    out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "r", "--strategy", "random",
                            "--pruner", "hyperband", "--trials", "2", "--cv", "2", "--seed", "3"))
     assert "2-fold CV" in out
     table = rows(tmp_path / "r")
@@ -287,7 +287,7 @@ def test_postgres_storage_shared_by_workers_one_killed(tmp_path):
     ("[params]\nlr = { value = \"__import__('os')\" }\n", "calls something other than"),
     ("[params]\nlr = { value = \"x.y\" }\n", "uses Attribute"),
     ("[params]\nlr = { low = 0.0, high = 1.0, log = true }\n", "must start above 0"),
-    ("[search]\nsampler = \"annealing\"\n[params]\nlr = { choices = [0.1] }\n", "unknown sampler 'annealing'"),
+    ("[search]\nstrategy = \"annealing\"\n[params]\nlr = { choices = [0.1] }\n", "unknown search strategy 'annealing'"),
     ("[serach]\n[params]\nlr = { choices = [0.1] }\n", "unknown table(s) serach"),
     ("[params]\n", "lists nothing to search"),
     ("[params\n", "is not valid TOML"),
@@ -303,7 +303,12 @@ def test_command_line_mistakes_are_clean_errors(tmp_path):
     space = write(tmp_path / "ok.toml", FIXED + "epochs = 1\n[params]\nlr = { low = 1e-3, high = 1e-2 }\n")
     base = ["search", "convae", "--space", space, "--out", tmp_path / "s"]
     assert_clean_error(invoke("search", "convae", "--space", tmp_path / "nope.toml"), "space file not found")
-    assert_clean_error(invoke(*base, "--sampler", "annealing"), "annealing")
+    assert_clean_error(invoke(*base, "--strategy", "annealing"), "annealing")
+    # zoo 0.1 called the strategy "sampler", the word zoo generate uses for latent samplers
+    assert_clean_error(invoke(*base, "--sampler", "random"), "--sampler is now --strategy", "--strategy random")
+    old = write(tmp_path / "old.toml", '[search]\nsampler = "grid"\n' + FIXED + "[params]\nlr = { choices = [0.1] }\n")
+    assert_clean_error(invoke("search", "convae", "--space", old), "[search] sampler is now called strategy",
+                       'strategy = "grid"')
     assert_clean_error(invoke(*base, "--storage", "redis://localhost/0"), "unsupported storage URL")
     assert_clean_error(invoke(*base, "--storage", "postgresql://nobody:secret@127.0.0.1:1/none"),
                        "cannot open the storage")
@@ -312,7 +317,7 @@ def test_command_line_mistakes_are_clean_errors(tmp_path):
     assert_clean_error(invoke(*base, "--set", "lr=0.1"), "searched by the space and also set")
     assert_clean_error(invoke(*base, "--cv", "1"), "at least 2 folds")
     assert_clean_error(invoke(*base, "--concurrent"), "--vectorize is 1", code=2)
-    assert_clean_error(invoke(*base, "--sampler", "grid"), "cannot enumerate a continuous range")
+    assert_clean_error(invoke(*base, "--strategy", "grid"), "cannot enumerate a continuous range")
     assert_clean_error(invoke(*base, "--dataset", "mnist"), "mnist")
     assert_clean_error(invoke("search", "convae"), "which space")
     assert_clean_error(invoke("search", "nosuchmodel", "--space", space), "nosuchmodel")
@@ -364,13 +369,13 @@ def test_example_spaces_reproduce_the_reports():
     for sp in spaces.values():
         sp.check_keys(known, "convae")
     s000, s001, s002, s004 = (spaces[n] for n in sorted(spaces))
-    assert (s000.search["sampler"], s000.search["trials"], s000.objective["reduce"]) == ("random", 80, "mean")
+    assert (s000.search["strategy"], s000.search["trials"], s000.objective["reduce"]) == ("random", 80, "mean")
     for v in _sample(s000, 10):
         n = v["n_channels"]
         assert v["channels"] == [n, 2 * n, 3 * n] and v["decoder_channels"] == [2 * n, n]
         resolve_config("convae", preset=s000.search["preset"], config=s000.fixed, overrides={
             k: x for k, x in v.items() if k != "n_channels"})
-    assert (s001.search["sampler"], s001.search["pruner"], s001.search["trials"]) == ("tpe", "median", 40)
+    assert (s001.search["strategy"], s001.search["pruner"], s001.search["trials"]) == ("tpe", "median", 40)
     assert {p.name for p in s001.params} == {"optimizer", "lr", "weight_decay", "hidden", "latent_dim"}
     assert (s002.search["cv"], s002.objective["time_penalty"], s002.objective["latent_penalty"]) == (5, 1e-5, 1e-2)
     built = 0

@@ -29,7 +29,7 @@ PARAMS = "[params]\nlr = { low = 1e-3, high = 1e-2, log = true }\n"
 def write_space(path: Path, *, metric: str | None = None, fixed: str = TINY, params: str = PARAMS,
                 search: str = "") -> Path:
     objective = f'[objective]\nmetric = "{metric}"\nreduce = "last"\n' if metric else ""
-    path.write_text(f"[search]\nsampler = \"random\"\npruner = \"none\"\n{search}{objective}{FIXED}{fixed}{params}")
+    path.write_text(f"[search]\nstrategy = \"random\"\npruner = \"none\"\n{search}{objective}{FIXED}{fixed}{params}")
     return path
 
 
@@ -156,7 +156,7 @@ def test_a_search_on_a_folder_too_small_to_hold_out_images_is_refused_before_any
     for i in range(2):
         Image.new("L", (28, 28), 40 * i).save(pics / f"{i}.png")
     space = tmp_path / "f.toml"
-    space.write_text('[search]\nsampler = "random"\npruner = "none"\n[fixed]\n'
+    space.write_text('[search]\nstrategy = "random"\npruner = "none"\n[fixed]\n'
                      f'dataset = "folder:{pics}"\ndevice = "cpu"\nepochs = 1\n{TINY}{PARAMS}')
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
                        "cannot score trials on folder:", "training images", "--cv K")

@@ -15,7 +15,7 @@ optuna = pytest.importorskip("optuna")
 
 # lr from 1e-5 (hardly learns in a few epochs) to 3e-2: the trials differ, so a pruner has something to prune.
 SPACE = """[search]
-sampler = "random"
+strategy = "random"
 seed = 0
 """ + SEARCH_FIXED + """epochs = {epochs}
 

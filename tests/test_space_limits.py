@@ -68,7 +68,7 @@ def test_a_non_finite_bound_computed_from_listable_drawn_keys_is_refused_naming_
 
 
 def test_a_non_finite_bound_computed_from_a_float_draw_prunes_that_trial_and_the_summary_says_so(tmp_path):
-    space = write(tmp_path / "dep.toml", "[search]\nsampler = \"random\"\npruner = \"none\"\n" + FIXED
+    space = write(tmp_path / "dep.toml", "[search]\nstrategy = \"random\"\npruner = \"none\"\n" + FIXED
                   + "[params]\nscale = { low = 400.0, high = 410.0, helper = true }\n"
                     "lr = { low = 1e-4, high = \"10.0 ** scale\" }\n")
     out = invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "2")

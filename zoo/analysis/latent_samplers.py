@@ -243,25 +243,25 @@ def class_stats(codes: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[
 
 @torch.no_grad()
 def latent_samples(run: Run, *, sampler: str | None = None, n: int = 64, generator: torch.Generator | None = None,
-                   class_label: str | int | None = None, noise_scale: float = 0.0, data_dir: str | None = None,
+                   class_label: str | int | None = None, spread: float = 0.0, data_dir: str | None = None,
                    log: Callable[[str], None] | None = None) -> torch.Tensor:
     """`n` codes [n, D] on the model's device for its decoder: from the named sampler (fitted on the
     training codes), or the mean code of a class (over the test set) plus Gaussian noise of
-    `noise_scale` times that class's own per-dimension standard deviation."""
+    `spread` times that class's own per-dimension standard deviation."""
     if n < 1:
         raise ConfigError("--n must be at least 1")
     return latent_drawer(run, sampler=sampler, generator=generator, class_label=class_label,
-                         noise_scale=noise_scale, data_dir=data_dir, log=log)(n)
+                         spread=spread, data_dir=data_dir, log=log)(n)
 
 
 def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Generator | None = None,
-                  class_label: str | int | None = None, noise_scale: float = 0.0, data_dir: str | None = None,
+                  class_label: str | int | None = None, spread: float = 0.0, data_dir: str | None = None,
                   log: Callable[[str], None] | None = None) -> Callable[[int], torch.Tensor]:
     """`draw(k)`: k more codes as `latent_samples` describes them, the sampler fitted (or the class's
     statistics measured) once, so that many samples can be drawn batch by batch."""
-    noise_scale = float(noise_scale or 0.0)
-    if not (0 <= noise_scale < math.inf):
-        raise ConfigError(f"--noise-scale must be 0 or more (and finite), got {noise_scale}")
+    spread = float(spread or 0.0)
+    if not (0 <= spread < math.inf):
+        raise ConfigError(f"--spread must be 0 or more (and finite), got {spread}")
     if class_label is not None:
         if sampler is not None:
             raise ConfigError("give either --sampler or --class, not both")
@@ -273,11 +273,11 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
 
         def around_class(k: int) -> torch.Tensor:
             eps = torch.randn((k, mean.shape[0]), generator=generator, device=device)
-            return (mean + noise_scale * std * eps).to(run.device)
+            return (mean + spread * std * eps).to(run.device)
 
         return around_class
-    if noise_scale:
-        raise ConfigError("--noise-scale goes with --class (the spread around a class mean)")
+    if spread:
+        raise ConfigError("--spread goes with --class (the spread around a class mean)")
     if sampler is None:
         raise ConfigError("which sampler? e.g. gmm, gaussian or standard-normal")
     chosen = fitted_sampler(run, sampler, data_dir=data_dir, log=log)

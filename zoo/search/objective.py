@@ -75,7 +75,7 @@ def _configurations(settings, space: Space) -> Iterator[tuple[type, Any, Any]]:
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(PROBE_DRAWS):
         try:
-            values, _ = space.sample(study.ask(), grid=settings.sampler == "grid")
+            values, _ = space.sample(study.ask(), grid=settings.strategy == "grid")
             drawn = resolve_config(settings.model, preset=settings.preset, config=base, overrides=values)
         except ConfigError:
             continue

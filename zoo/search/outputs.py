@@ -54,7 +54,7 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
     summary: dict[str, Any] = {
         "study": settings.study, "model": settings.model, "study_dir": str(study_dir),
         "storage": redact(settings.storage) if settings.storage else str(journal_path(settings)),
-        "sampler": settings.sampler, "pruner": settings.pruner, "pruning": describe_pruner(settings, space),
+        "strategy": settings.strategy, "pruner": settings.pruner, "pruning": describe_pruner(settings, space),
         "cv": settings.cv, "budget": settings.trials,
         "trials": len(trials), "states": counts, "pruned_reasons": reasons,
         "objective": {"metric": settings.metric, "reduce": settings.reduce,

@@ -179,11 +179,11 @@ class Param(KeyChecks):
             return list(self.choices)
         if self.kind in ("int", "float"):
             if not known(self.low, self.high, self.step):
-                raise ConfigError(f"{self.name}: the grid sampler needs fixed values; this range depends on "
-                                  "other keys", "Give it `choices`, or use the tpe or random sampler.")
+                raise ConfigError(f"{self.name}: the grid strategy needs fixed values; this range depends on "
+                                  "other keys", "Give it `choices`, or use the tpe or random strategy.")
             low, high, step = self._check_bounds({}, self.name)
             if self.kind == "float" and step is None:
-                raise ConfigError(f"{self.name}: the grid sampler cannot enumerate a continuous range",
+                raise ConfigError(f"{self.name}: the grid strategy cannot enumerate a continuous range",
                                   "Give it `choices` or a `step`.")
             step = step or 1
             count = int(math.floor((high - low) / step + 1e-9)) + 1
@@ -193,7 +193,7 @@ class Param(KeyChecks):
         raise ConfigError(f"{self.name}: cannot be enumerated for a grid")
 
     def grid_space(self) -> dict[str, list]:
-        """{optuna name: values} for the grid sampler."""
+        """{optuna name: values} for the grid strategy."""
         if self.kind == "value":
             return {}
         if self.kind == "list":
@@ -203,8 +203,8 @@ class Param(KeyChecks):
                     out.update(e.grid_space())
                 return out
             if not known(self.length):
-                raise ConfigError(f"{self.name}: the grid sampler needs a fixed length (not '{self.length.text}')",
-                                  "Give the list a fixed length, or use the tpe or random sampler.")
+                raise ConfigError(f"{self.name}: the grid strategy needs a fixed length (not '{self.length.text}')",
+                                  "Give the list a fixed length, or use the tpe or random strategy.")
             out = {}
             for i in range(checked_length(resolve(self.length, {}), self.name)):
                 el = Param(**{**self.element.__dict__, "name": f"{self.name}[{i}]"})

@@ -50,7 +50,7 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     if settings.workers > 1 and (settings.storage or "").startswith("sqlite"):
         log("note: several workers writing one SQLite file may wait on its lock (and SQLite on a network disk "
             "is unsafe); the default journal file suits workers that share a disk")
-    log(f"study {settings.study}: {model}, {settings.sampler} sampler, {describe_pruner(settings, sp)}, "
+    log(f"study {settings.study}: {model}, {settings.strategy} strategy, {describe_pruner(settings, sp)}, "
         f"{settings.trials} trials{f', {settings.cv}-fold CV' if settings.cv else ''}, "
         f"{settings.workers} worker(s); storage {redact(settings.storage) if settings.storage else journal_path(settings)}"
         + (f"; resuming with {done} trials stored" if done else ""))

@@ -11,7 +11,7 @@ from zoo import registry
 from zoo.errors import ConfigError, ZooError
 from zoo.runs.config import TrainConfig, check_seed, field_type, fields_of, resolve_config
 from zoo.search.objective import metric_key
-from zoo.search.space import PRUNERS, SAMPLERS, Space, load_space
+from zoo.search.space import PRUNERS, STRATEGIES, Space, load_space
 from zoo.search.study import normalise_url
 
 
@@ -28,7 +28,7 @@ class Settings:
     study: str
     study_dir: str
     storage: str | None              # None: the journal file in the study folder
-    sampler: str = "tpe"
+    strategy: str = "tpe"            # how trials are drawn: tpe | random | grid (an Optuna sampler)
     pruner: str = "auto"
     trials: int = 20
     cv: int = 0
@@ -53,7 +53,7 @@ class Settings:
 
 
 def prepare(model: str, space: str | Path | None = None, *, study: str | None = None, out: str | Path | None = None,
-            storage: str | None = None, sampler: str | None = None, pruner: str | None = None,
+            storage: str | None = None, strategy: str | None = None, pruner: str | None = None,
             trials: int | None = None, cv: int | None = None, seed: int | None = None, timeout: float | None = None,
             workers: int = 1, heartbeat: int = 30, vectorize: int = 1, concurrent: bool | None = None,
             overrides: dict[str, Any] | None = None) -> tuple[Settings, Space]:
@@ -82,12 +82,12 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     _check_study_folder(study_dir)
     search, obj = sp.search, sp.objective
 
-    sampler = sampler or search.get("sampler", "tpe")
+    strategy = strategy or search.get("strategy", "tpe")
     # auto: no pruning where the search is too small for it, else a median pruner sized from the
     # search (zoo.search.study.auto_pruning)
     pruner = pruner or search.get("pruner", "auto")
-    if sampler not in SAMPLERS:
-        raise ConfigError(f"unknown sampler '{sampler}'", f"Use one of {', '.join(SAMPLERS)}.")
+    if strategy not in STRATEGIES:
+        raise ConfigError(f"unknown search strategy '{strategy}'", f"Use one of {', '.join(STRATEGIES)}.")
     if pruner not in PRUNERS:
         raise ConfigError(f"unknown pruner '{pruner}'", f"Use one of {', '.join(PRUNERS)}.")
     cv = search.get("cv", 0) if cv is None else cv
@@ -130,7 +130,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     if latent_penalty and latent_key not in {f.name for f in fields_of(cls.Config)}:
         raise ConfigError(f"the latent penalty reads '{latent_key}', which {model} does not have",
                           "Set [objective] latent_key to the model's latent size key.")
-    if sampler == "grid":
+    if strategy == "grid":
         size = sp.grid_size()
         trials = min(trials, size) if trials else size
     trials = trials or search.get("trials", 20)
@@ -141,7 +141,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
                           "Set val_fraction above 0, or use --cv K.")
     settings = Settings(
         model=model, space=str(study_dir / "space.toml"), study=name, study_dir=str(study_dir),
-        storage=normalise_url(storage), sampler=sampler, pruner=pruner, trials=int(trials), cv=int(cv or 0),
+        storage=normalise_url(storage), strategy=strategy, pruner=pruner, trials=int(trials), cv=int(cv or 0),
         seed=seed, timeout=timeout, heartbeat=int(heartbeat), preset=preset, overrides=overrides,
         metric=metric_key(obj.get("metric") or cls.monitor or "loss"), reduce=obj.get("reduce", "best"),
         time_penalty=float(obj.get("time_penalty", 0.0)), latent_penalty=latent_penalty, latent_key=latent_key,

@@ -4,11 +4,11 @@ A space file is TOML:
 
     [search]                 # defaults for the command line (each option overrides its key)
     preset = "convae-lab"    # start every trial from this preset
-    sampler = "tpe"          # tpe | random | grid
+    strategy = "tpe"         # tpe | random | grid
     pruner = "auto"          # auto | median | hyperband | none (auto: see zoo.search.study.auto_pruning)
     trials = 40
     cv = 0                   # k > 1: k-fold cross-validation of every trial
-    seed = 0                 # the sampler's seed
+    seed = 0                 # the seed of the trials' draws
 
     [objective]
     metric = "loss"          # the model's validation metric
@@ -51,6 +51,7 @@ they read, where those are few and fixed) must fit the key's type and range.
 from __future__ import annotations
 
 import itertools
+import json
 import math
 from dataclasses import dataclass
 from importlib import resources
@@ -62,10 +63,10 @@ from zoo.search.expressions import known, literal, resolve
 from zoo.search.param_checks import ENUM_MAX
 from zoo.search.params import Param
 
-SAMPLERS = ("tpe", "random", "grid")
+STRATEGIES = ("tpe", "random", "grid")  # how trials are drawn (Optuna samplers)
 PRUNERS = ("auto", "median", "hyperband", "none")
 TABLES = ("search", "objective", "fixed", "params")
-SEARCH_KEYS = {"preset": str, "sampler": str, "pruner": str, "trials": int, "cv": int, "seed": int,
+SEARCH_KEYS = {"preset": str, "strategy": str, "pruner": str, "trials": int, "cv": int, "seed": int,
                "description": str, "source": str}
 OBJECTIVE_KEYS = {"metric": str, "reduce": str, "time_penalty": float, "latent_penalty": float,
                   "latent_key": str}
@@ -123,7 +124,7 @@ class Space:
             n *= len(values)
             if n > GRID_POINTS_MAX:
                 raise ConfigError(f"{self.source}: the grid has more than {GRID_POINTS_MAX:,} points",
-                                  "Search fewer values, or use the tpe or random sampler.")
+                                  "Search fewer values, or use the tpe or random strategy.")
         return space
 
     def grid_size(self) -> int:
@@ -193,6 +194,9 @@ def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> 
     objective = dict(data.get("objective", {}))
     for table, allowed, values in (("search", SEARCH_KEYS, search), ("objective", OBJECTIVE_KEYS, objective)):
         for k, v in values.items():
+            if table == "search" and k == "sampler":  # zoo 0.1's name, beside the latent samplers of generate
+                raise ConfigError(f"{source}: [search] sampler is now called strategy (zoo 0.2)",
+                                  f"Write strategy = {json.dumps(v)} in [search].")
             if k not in allowed:
                 raise ConfigError(f"{source}: unknown key '{k}' in [{table}]", f"[{table}] may have: "
                                   f"{', '.join(allowed)}.")
@@ -203,8 +207,9 @@ def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> 
                 raise ConfigError(f"{source}: [{table}] {k} = {v!r} is not a{'n' if tp is int else ''} "
                                   f"{tp.__name__}")
             literal(v, f"{source}: [{table}] {k}")
-    if search.get("sampler", "tpe") not in SAMPLERS:
-        raise ConfigError(f"{source}: unknown sampler '{search['sampler']}'", f"Use one of {', '.join(SAMPLERS)}.")
+    if search.get("strategy", "tpe") not in STRATEGIES:
+        raise ConfigError(f"{source}: unknown search strategy '{search['strategy']}'",
+                          f"Use one of {', '.join(STRATEGIES)}.")
     if search.get("pruner", "auto") not in PRUNERS:
         raise ConfigError(f"{source}: unknown pruner '{search['pruner']}'", f"Use one of {', '.join(PRUNERS)}.")
     from zoo.training.fit import REDUCE  # here, not at the top: reading a space needs no torch

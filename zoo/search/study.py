@@ -167,7 +167,7 @@ def make_sampler(settings: Settings, space: Space):
     by the seed, the same in every worker). TPE and random: each trial drawn from its own random
     stream (see `PerTrial`)."""
     optuna = optuna_module()
-    if settings.sampler == "grid":
+    if settings.strategy == "grid":
         class Grid(optuna.samplers.GridSampler):
             def after_trial(self, study, trial, state, values):  # zoo's loop keeps the budget
                 return None
@@ -176,7 +176,7 @@ def make_sampler(settings: Settings, space: Space):
     seed = settings.seed if settings.seed is not None else secrets.randbits(32)
 
     def make(stream: int):
-        if settings.sampler == "random":
+        if settings.strategy == "random":
             return optuna.samplers.RandomSampler(seed=stream)
         # TPE (Optuna's advice for deep learning with few workers); the constant liar keeps parallel
         # workers from sampling the same point while trials run.

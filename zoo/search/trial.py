@@ -65,7 +65,7 @@ def configure(worker: Worker, trial):
 
     s = worker.settings
     try:
-        values, helpers = worker.space.sample(trial, grid=s.sampler == "grid")
+        values, helpers = worker.space.sample(trial, grid=s.strategy == "grid")
     except ConfigError as e:
         prune(worker, trial, f"invalid configuration: {e.message}")
     if helpers:

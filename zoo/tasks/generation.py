@@ -21,24 +21,24 @@ MAX_GRID = 2_500        # samples one PNG may show (50 × 50); more go to a .saf
 
 
 def decoded_samples(run: Run, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
-                     noise_scale: float = 0.0) -> torch.Tensor:
+                     spread: float = 0.0) -> torch.Tensor:
     """Images decoded from latent codes drawn by a fitted sampler, or around a class mean."""
     return torch.cat(list(sample_batches(run, n, gen, sampler=sampler, class_label=class_label,
-                                          noise_scale=noise_scale)))
+                                          spread=spread)))
 
 
 def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
-                    noise_scale: float = 0.0, batch: int = SAMPLE_BATCH):
+                    spread: float = 0.0, batch: int = SAMPLE_BATCH):
     """`n` samples in [0, 1] as batches of at most `batch`: from the model's own prior, or decoded from
     latent codes (a fitted sampler, or around a class mean). One generator runs through every batch, so
     the same seed gives the same images."""
     if sampler is None and class_label is None:
-        if noise_scale:
-            raise ConfigError("--noise-scale goes with --class")
+        if spread:
+            raise ConfigError("--spread goes with --class")
         draw = lambda k: run.sample(k, generator=gen)  # noqa: E731
     else:
         run.require("decode")
-        codes = latent_drawer(run, sampler=sampler, generator=gen, class_label=class_label, noise_scale=noise_scale)
+        codes = latent_drawer(run, sampler=sampler, generator=gen, class_label=class_label, spread=spread)
         draw = lambda k: run.decode(codes(k))  # noqa: E731
     for start in range(0, n, batch):
         yield draw(min(batch, n - start)).float().clamp(0, 1)
@@ -47,7 +47,7 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
 @torch.no_grad()
 def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = None, device: str | None = None,
              sampler: str | None = None, class_label: str | int | None = None,
-             noise_scale: float = 0.0) -> Path:
+             spread: float = 0.0) -> Path:
     """Sample `n` images: a grid PNG, or a tensor file if `out` ends in .safetensors (written batch by
     batch: memory does not grow with `n`).
 
@@ -73,7 +73,7 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
         how = "the model's prior"
     else:
         how = f"sampler {sampler}" if sampler else f"class {class_label}"
-    batches_ = sample_batches(run, n, gen, sampler=sampler, class_label=class_label, noise_scale=noise_scale)
+    batches_ = sample_batches(run, n, gen, sampler=sampler, class_label=class_label, spread=spread)
     if to_file:
         with ckpt.TensorStream(out, "images", (n, *run.shape), torch.float32,
                                {"model": run.name, "seed": str(seed), "n": str(n)}) as stream:
