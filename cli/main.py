@@ -201,9 +201,16 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         click.echo(f"{result['note']}; feature network {result['feature_network']}, {result['images']} images")
         for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
             r = result[key]
-            click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.4g} ± {r['kid_std']:.2g}")
+            click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.4g} ± {r['kid_std']:.2g}   "
+                       f"precision {r['precision']:.3f}   recall {r['recall']:.3f}")
+        if "class_accuracy" in result:
+            acc = result["class_accuracy"]
+            worst = min(acc["per_class"], key=acc["per_class"].get)
+            click.echo(f"  class accuracy of the samples {acc['mean']:.1%} (the feature network's; lowest: "
+                       f"{worst} {acc['per_class'][worst]:.1%})")
         r = result["samples_vs_test"]
-        click.echo(f"  (KID: mean ± std over {r['kid_subsets']} random subsets of {r['kid_subset_size']} images)")
+        click.echo(f"  (KID: mean ± std over {r['kid_subsets']} random subsets of {r['kid_subset_size']} images; "
+                   f"precision and recall: {r['pr_neighbours']}-NN manifolds, Kynkäänniemi et al. 2019)")
         click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
     options = {"iwae_k": iwae_k} if iwae_k else {}
@@ -265,19 +272,23 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
               help="A .png grid (default RUN/samples.png) or a .safetensors file of the images.")
 @click.option("--sampler", type=TEXT, default=None,
               help="Latent sampler for autoencoders: gaussian, gmm, standard-normal (fitted on the training codes).")
-@click.option("--class", "class_label", type=TEXT, default=None, help="Decode around the mean code of this class.")
+@click.option("--class", "class_label", type=TEXT, default=None,
+              help="A conditional model: samples of this class (index or name). An autoencoder: decoded around "
+                   "the mean code of this class.")
+@click.option("--per-class", type=click.IntRange(1, 2_500), default=None,
+              help="A conditional model: K samples of every class, a row per class (instead of --n).")
 @click.option("--spread", default=0.0, show_default=True, type=float,
               help="With --class: spread around the class mean, as a fraction of the class's own spread.")
 @click.option("--noise-scale", "old_noise_scale", hidden=True, default=None)
 @click.option("--device", type=TEXT, default=None)
-def generate(run, n, seed, out, sampler, class_label, spread, old_noise_scale, device):
+def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noise_scale, device):
     """Sample new images from a generative model (or from an autoencoder, with a latent sampler)."""
     from zoo.api import generate as api_generate
 
     if old_noise_scale is not None:  # zoo 0.1's name; "noise" now means only a denoiser's corruption
         raise click.UsageError(f"--noise-scale is now --spread (zoo 0.2): write --spread {old_noise_scale}")
     path = api_generate(run, n=n, seed=seed, out=out, device=device, sampler=sampler, class_label=class_label,
-                        spread=spread)
+                        spread=spread, per_class=per_class)
     click.echo(f"wrote {path}")
 
 

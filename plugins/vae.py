@@ -38,15 +38,37 @@ class VAE(ZooModel):
 
     def __init__(self, config: VAEConfig, shape, num_classes: int = 0):
         super().__init__(config, shape, num_classes)
-        self.encoder, geometry = build_encoder(config, self.shape, 2 * config.latent_dim)
-        self.decoder = build_decoder(config, geometry, config.latent_dim)
+        c, h, w = self.shape
+        extra = self.condition_size()
+        self.encoder, geometry = build_encoder(config, (c + extra, h, w), 2 * config.latent_dim)
+        geometry["channels"][0] = c  # the decoder makes the image alone, not the condition's channels
+        self.decoder = build_decoder(config, geometry, config.latent_dim + extra)
         hyper_buffer(self, "beta", config.beta)
         self.warmup = 1.0 if config.kl_warmup == 0 else 0.0  # fraction of β in the training loss
 
+    # ---------------------------------------------------------------- what a conditional VAE changes
+    def condition_size(self) -> int:
+        """Features of the condition given to the encoder (as extra image channels) and the decoder
+        (beside z): none for the plain VAE (plugins/cvae.py conditions on the class)."""
+        return 0
+
+    def encoder_input(self, x: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return x
+
+    def decoder_input(self, z: torch.Tensor, y: torch.Tensor | None) -> torch.Tensor:
+        return z
+
     # ---------------------------------------------------------------- the model
-    def posterior(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encoder(x).float().chunk(2, dim=1)
+    def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encoder(self.encoder_input(x, y)).float().chunk(2, dim=1)
         return mu, logvar.clamp(-30.0, 20.0)
+
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.decoder(self.decoder_input(z, y))
+
+    def reconstruction(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoded posterior mean, in [0, 1]."""
+        return torch.sigmoid(self.decode_logits(self.posterior(x, y)[0], y))
 
     def log_likelihood(self, logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """log p(x|z) per image, summed over pixels."""
@@ -65,15 +87,15 @@ class VAE(ZooModel):
             return F.binary_cross_entropy(recon.float().clamp(1e-6, 1 - 1e-6), x)
         return F.mse_loss(recon.float(), x)
 
-    def _terms(self, x: torch.Tensor):
-        mu, logvar = self.posterior(x)
+    def _terms(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        mu, logvar = self.posterior(x, y)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
-        rec = -self.log_likelihood(self.decoder(z), x)
+        rec = -self.log_likelihood(self.decode_logits(z, y), x)
         kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
         return rec, kl
 
     def loss(self, batch):
-        rec, kl = self._terms(batch.x)
+        rec, kl = self._terms(batch.x, batch.y)
         return {"loss": (rec + self.warmup * self.beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean()}
 
     def before_step(self, step):
@@ -81,8 +103,8 @@ class VAE(ZooModel):
         self.warmup = min(1.0, (step.epoch - 1 + step.step_in_epoch) / warm) if warm else 1.0
 
     def validation_step(self, batch):
-        rec, kl = self._terms(batch.x)
-        recon = self.reconstruct(batch.x)
+        rec, kl = self._terms(batch.x, batch.y)
+        recon = self.reconstruction(batch.x, batch.y)
         return {"loss": (rec + self.beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean(),
                 "mse": F.mse_loss(recon.float(), batch.x)}
 
@@ -91,10 +113,10 @@ class VAE(ZooModel):
         return self.posterior(x)[0]
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.decoder(z))
+        return torch.sigmoid(self.decode_logits(z))
 
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(x))
+        return self.reconstruction(x)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         z = torch.randn((n, self.config.latent_dim), device=self.device, generator=generator)
@@ -102,9 +124,11 @@ class VAE(ZooModel):
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
-    def iwae_nll(self, x: torch.Tensor, k: int, chunk_images: int = 65536) -> torch.Tensor:
-        """−log p(x) per image, estimated with k importance samples from q(z|x) (the IWAE bound)."""
-        mu, logvar = self.posterior(x)
+    def iwae_nll(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None,
+                 chunk_images: int = 65536) -> torch.Tensor:
+        """−log p(x) per image (−log p(x|y) given a condition), estimated with k importance samples from
+        q(z|x) (the IWAE bound)."""
+        mu, logvar = self.posterior(x, y)
         std = (0.5 * logvar).exp()
         b, d = mu.shape
         per_chunk = max(1, chunk_images // max(b, 1))
@@ -113,7 +137,8 @@ class VAE(ZooModel):
             s = min(per_chunk, k - start)
             eps = torch.randn((s, b, d), device=x.device)
             z = mu + std * eps                                               # [s, b, d]
-            logits = self.decoder(z.reshape(s * b, d))
+            ys = None if y is None else y.unsqueeze(0).expand(s, b).reshape(s * b)
+            logits = self.decode_logits(z.reshape(s * b, d), ys)
             xs = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])
             log_px = self.log_likelihood(logits, xs).view(s, b)
             log_pz = -0.5 * (z.pow(2) + LOG_2PI).sum(-1)
@@ -124,13 +149,13 @@ class VAE(ZooModel):
     def metrics(self, batch, iwae_k: int = 0, **options):
         """Reconstruction metrics, the negative ELBO and its KL term; with `iwae_k` K > 0 also the IWAE
         bound `nll_iwae_kK_nats` (costly: K decoder passes per image, hence off by default)."""
-        x = batch.x
-        out = reconstruction_metrics(x, self.reconstruct(x))
-        rec, kl = self._terms(x)
+        x, y = batch.x, batch.y
+        out = reconstruction_metrics(x, self.reconstruction(x, y))
+        rec, kl = self._terms(x, y)
         out["neg_elbo_nats"] = rec + kl
         out["kl_nats"] = kl
         if iwae_k and iwae_k > 0:
-            out[f"nll_iwae_k{iwae_k}_nats"] = self.iwae_nll(x, iwae_k)
+            out[f"nll_iwae_k{iwae_k}_nats"] = self.iwae_nll(x, iwae_k, y)
         return out
 
 

@@ -1,4 +1,4 @@
-"""Classifier-feature FID and KID."""
+"""Classifier-feature FID, KID, precision and recall."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ import pytest
 import zoo
 from conftest import TINY, quiet
 from zoo.errors import ConfigError
-from zoo.analysis.quality import frechet_distance, kernel_inception_distance, kid_subset_size
+from zoo.analysis.quality import frechet_distance, kernel_inception_distance, kid_subset_size, precision_recall
 
 
 def test_frechet_distance_of_gaussians():
@@ -42,6 +42,22 @@ def test_kid_of_too_few_images_is_one_clear_error():
         kernel_inception_distance(np.zeros((3, 2)), np.ones((3, 2)))
 
 
+def test_precision_and_recall_tell_unrealistic_samples_from_dropped_modes():
+    """Precision: how many samples fall on the data's manifold; recall: how much of it they cover."""
+    rng = np.random.default_rng(3)
+    real = rng.normal(size=(2000, 2))
+    same = precision_recall(real, rng.normal(size=(2000, 2)))
+    assert min(same) > 0.9  # one distribution: nearly all of each inside the other's manifold
+    one_mode = rng.normal(size=(2000, 2)) * 0.3 + np.array([1.0, 0.0])  # all realistic, a small part covered
+    precision, recall = precision_recall(real, one_mode)
+    assert precision > 0.95 and recall < 0.5
+    off = rng.normal(size=(2000, 2)) + np.array([12.0, 0.0])  # nothing like the data
+    precision, recall = precision_recall(real, off)
+    assert precision < 0.05 and recall < 0.05
+    with pytest.raises(ConfigError, match="more than 3 images"):
+        precision_recall(real[:3], real[:3])
+
+
 def test_sample_quality_of_a_vae_with_a_feature_network(tmp_path):
     feats = zoo.train("classifier", dataset="digits", epochs=1, out=tmp_path / "feat", log=quiet, progress=False,
                       **TINY).run_dir
@@ -53,3 +69,5 @@ def test_sample_quality_of_a_vae_with_a_feature_network(tmp_path):
     assert "not comparable to Inception" in result["note"]
     for pair in ("samples_vs_test", "floor_test_vs_train"):  # subsets of 150 of the 300 images
         assert result[pair]["kid_subset_size"] == 150 and result[pair]["kid_std"] > 0
+        assert 0 <= result[pair]["precision"] <= 1 and 0 <= result[pair]["recall"] <= 1
+    assert result["floor_test_vs_train"]["recall"] > result["samples_vs_test"]["recall"]  # 1 epoch covers less

@@ -18,7 +18,7 @@ from torch import nn
 from zoo.analysis.metrics import reconstruction_metrics
 from zoo.runs.files import check_fits
 
-CAPABILITIES = ("encode", "decode", "reconstruct", "sample", "classify")
+CAPABILITIES = ("encode", "decode", "reconstruct", "sample", "sample_class", "classify")
 
 
 @dataclass
@@ -175,6 +175,10 @@ class ZooModel(nn.Module):
         raise NotImplementedError
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        raise NotImplementedError
+
+    def sample_class(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Conditional sampling: one new image of each class index in `labels` ([n] int64)."""
         raise NotImplementedError
 
     def classify(self, x: torch.Tensor) -> torch.Tensor:

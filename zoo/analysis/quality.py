@@ -61,6 +61,43 @@ def kernel_inception_distance(a: np.ndarray, b: np.ndarray, subsets: int = KID_S
     return float(np.mean(values)), float(np.std(values))
 
 
+PR_NEIGHBOURS = 3  # k of the k-NN manifolds, as Kynkäänniemi et al. 2019
+
+
+def _kth_neighbour_radii(x: torch.Tensor, k: int, rows: int) -> torch.Tensor:
+    """Distance from each point of `x` to its k-th nearest other point of `x`."""
+    radii = []
+    for start in range(0, len(x), rows):
+        d = torch.cdist(x[start:start + rows], x)
+        radii.append(d.kthvalue(k + 1, dim=1).values)  # the point itself is its own nearest, at 0
+    return torch.cat(radii)
+
+
+def _covered(points: torch.Tensor, centres: torch.Tensor, radii: torch.Tensor, rows: int) -> torch.Tensor:
+    """For each point: whether it lies within the radius of some centre (the centres' k-NN manifold)."""
+    inside = []
+    for start in range(0, len(points), rows):
+        d = torch.cdist(points[start:start + rows], centres)
+        inside.append((d <= radii[None, :]).any(dim=1))
+    return torch.cat(inside)
+
+
+@torch.no_grad()
+def precision_recall(real: np.ndarray, fake: np.ndarray, k: int = PR_NEIGHBOURS,
+                     rows: int = 1000) -> tuple[float, float]:
+    """Improved precision and recall (Kynkäänniemi et al. 2019): precision is the fraction of generated
+    points inside the real points' k-NN manifold (the union of balls reaching each real point's k-th
+    nearest real neighbour), recall the fraction of real points inside the generated one. Precision
+    says how many samples look real, recall how much of the data the samples cover."""
+    real_t, fake_t = torch.as_tensor(real, dtype=torch.float32), torch.as_tensor(fake, dtype=torch.float32)
+    if min(len(real_t), len(fake_t)) <= k:
+        raise ConfigError(f"precision and recall need more than {k} images in each set",
+                          "Compare more images: raise --fid-n.")
+    precision = _covered(fake_t, real_t, _kth_neighbour_radii(real_t, k, rows), rows).float().mean()
+    recall = _covered(real_t, fake_t, _kth_neighbour_radii(fake_t, k, rows), rows).float().mean()
+    return float(precision), float(recall)
+
+
 @torch.no_grad()
 def embed(feature_net, images: torch.Tensor, batch: int = 1000, bar=None) -> np.ndarray:
     """Features of images (floats in [0, 1], or uint8) from the feature network's penultimate layer;
@@ -76,8 +113,10 @@ def embed(feature_net, images: torch.Tensor, batch: int = 1000, bar=None) -> np.
 
 
 def compare(fa: np.ndarray, fb: np.ndarray, bar=None) -> dict[str, float]:
-    """FID and KID (with the subsets KID was averaged over) between two sets of features."""
+    """FID, KID (with the subsets KID was averaged over), precision and recall of the images `fa` against
+    the reference images `fb`, from their features."""
     size = kid_subset_size(min(len(fa), len(fb)))
     kid, kid_std = kernel_inception_distance(fa, fb, subset_size=size, bar=bar)
+    precision, recall = precision_recall(fb, fa)
     return {"fid": frechet_distance(fa, fb), "kid": kid, "kid_std": kid_std, "kid_subsets": KID_SUBSETS,
-            "kid_subset_size": size}
+            "kid_subset_size": size, "precision": precision, "recall": recall, "pr_neighbours": PR_NEIGHBOURS}

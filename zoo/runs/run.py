@@ -77,6 +77,9 @@ class Run:
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.model.sample(n, generator=generator)
 
+    def sample_class(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.model.sample_class(labels.to(self.device), generator=generator)
+
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         return self.model.classify(x)
 

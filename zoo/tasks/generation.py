@@ -1,5 +1,5 @@
-"""Sampling images from a run: from the model's prior, or decoded from latent codes a fitted sampler
-draws or around a class mean."""
+"""Sampling images from a run: from the model's prior, of given classes (a conditional model), or
+decoded from latent codes a fitted sampler draws or around a class mean."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from zoo.analysis import plots
-from zoo.analysis.latent_samplers import latent_drawer
+from zoo.analysis.latent_samplers import latent_drawer, resolve_class
 from zoo.errors import CapabilityError, ConfigError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
@@ -36,6 +36,12 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
         if spread:
             raise ConfigError("--spread goes with --class")
         draw = lambda k: run.sample(k, generator=gen)  # noqa: E731
+    elif class_label is not None and run.can("sample_class"):  # a conditional model draws the class itself
+        if sampler is not None or spread:
+            raise ConfigError(f"model '{run.name}' samples a class itself: --class goes without --sampler "
+                              "and --spread")
+        index = resolve_class(class_label, run.classes)
+        draw = lambda k: run.sample_class(torch.full((k,), index, dtype=torch.long), generator=gen)  # noqa: E731
     else:
         run.require("decode")
         codes = latent_drawer(run, sampler=sampler, generator=gen, class_label=class_label, spread=spread)
@@ -44,19 +50,36 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
         yield draw(min(batch, n - start)).float().clamp(0, 1)
 
 
+def per_class_batches(run: Run, per_class: int, gen: torch.Generator, batch: int = SAMPLE_BATCH):
+    """`per_class` images of every class in turn (class 0's first), from a conditional model."""
+    run.require("sample_class")
+    labels = torch.arange(len(run.classes)).repeat_interleave(per_class)
+    for start in range(0, len(labels), batch):
+        yield run.sample_class(labels[start:start + batch], generator=gen).float().clamp(0, 1)
+
+
+def _whole_number(value, option: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(f"{option} must be a whole number of at least 1, got {value!r}")
+
+
 @torch.no_grad()
 def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = None, device: str | None = None,
              sampler: str | None = None, class_label: str | int | None = None,
-             spread: float = 0.0) -> Path:
+             spread: float = 0.0, per_class: int | None = None) -> Path:
     """Sample `n` images: a grid PNG, or a tensor file if `out` ends in .safetensors (written batch by
     batch: memory does not grow with `n`).
 
-    A generative model (VAE, GAN) samples itself; an autoencoder that can decode samples its latent
-    space through a sampler fitted on its training codes (`sampler="gmm"`, ...), or around the mean
-    code of a class (`class_label=7`)."""
+    A generative model (VAE, GAN) samples itself; a conditional one samples a class (`class_label=7`),
+    or `per_class` images of every class (a grid with a row per class, instead of `n`); an autoencoder
+    that can decode samples its latent space through a sampler fitted on its training codes
+    (`sampler="gmm"`, ...), or around the mean code of a class (`class_label=7`)."""
     check_seed(seed)
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ConfigError(f"--n must be a whole number of at least 1, got {n!r}")
+    _whole_number(n, "--n")
+    if per_class is not None:
+        _whole_number(per_class, "--per-class")
+        if sampler is not None or class_label is not None or spread:
+            raise ConfigError("--per-class draws every class: it goes without --class, --sampler and --spread")
     out = runfiles.picture_output(out, None, tensors=True)
     to_file = out is not None and out.suffix == ".safetensors"
     if not to_file and n > MAX_GRID:
@@ -64,7 +87,15 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
                           "Write them to a tensor file instead: --out samples.safetensors.")
     run = load(source, device=device)
     gen = torch.Generator(device=run.device).manual_seed(seed)
-    if sampler is None and class_label is None:
+    if per_class is not None:
+        if not run.can("sample_class"):
+            raise CapabilityError(f"model '{run.name}' is not conditional: it cannot sample a given class",
+                                  "Sample it without --per-class, or train a conditional model (zoo list).")
+        n, how = per_class * len(run.classes), f"{per_class} per class, a row each"
+        if not to_file and n > MAX_GRID:
+            raise ConfigError(f"--per-class {per_class}: {n} samples, and a picture shows at most {MAX_GRID:,}",
+                              "Ask fewer per class, or write them to a tensor file: --out samples.safetensors.")
+    elif sampler is None and class_label is None:
         if not run.can("sample"):
             raise CapabilityError(f"model '{run.name}' cannot sample by itself",
                                   "Sample its latent space with a fitted sampler: "
@@ -73,7 +104,10 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
         how = "the model's prior"
     else:
         how = f"sampler {sampler}" if sampler else f"class {class_label}"
-    batches_ = sample_batches(run, n, gen, sampler=sampler, class_label=class_label, spread=spread)
+    if per_class is not None:
+        batches_ = per_class_batches(run, per_class, gen)
+    else:
+        batches_ = sample_batches(run, n, gen, sampler=sampler, class_label=class_label, spread=spread)
     if to_file:
         with ckpt.TensorStream(out, "images", (n, *run.shape), torch.float32,
                                {"model": run.name, "seed": str(seed), "n": str(n)}) as stream:
@@ -82,6 +116,6 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
         return out
     images = torch.cat(list(batches_))
     out = out or run.output_dir / "samples.png"
-    per_row = max(1, int(round(n ** 0.5)))
+    per_row = per_class or max(1, int(round(n ** 0.5)))
     return plots.image_rows([("", images)], out, title=f"{run.name}: {n} samples ({how}, seed {seed})",
                              per_row=per_row)

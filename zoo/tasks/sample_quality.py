@@ -1,5 +1,6 @@
-"""Sample quality: classifier-feature FID and KID of a run's samples against held-out images, beside
-the floor of the test set against the training set."""
+"""Sample quality: classifier-feature FID, KID, precision and recall of a run's samples against held-out
+images, beside the floor of the test set against the training set; for a conditional model, how often
+the classifier finds the class each sample was drawn for."""
 
 from __future__ import annotations
 
@@ -28,12 +29,25 @@ def feature_network_name(dataset: str) -> str:
 
 
 @torch.no_grad()
+def class_accuracy(classifier, images: torch.Tensor, wanted: torch.Tensor, classes: list[str]) -> dict[str, Any]:
+    """How often `classifier` gives conditional samples the class they were drawn for: overall and per class."""
+    said = torch.cat([classifier.classify(images[i:i + 1000].to(classifier.device)).argmax(1).cpu()
+                      for i in range(0, images.shape[0], 1000)])
+    right = said == wanted
+    per_class = {name: float(right[wanted == j].float().mean()) for j, name in enumerate(classes)
+                 if bool((wanted == j).any())}
+    return {"mean": float(right.float().mean()), "per_class": per_class}
+
+
+@torch.no_grad()
 def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed: int = 0, sampler: str | None = None,
                    data_dir: str | None = None, device: str | None = None, save: bool = True,
                    progress: bool | None = None) -> dict[str, Any]:
-    """Classifier-feature FID and KID of `n` samples against `n` test images, with the test set against
-    the training set as the floor. `features` names the feature network (default features-<dataset>,
-    where one is catalogued). KID is the mean ± std over random subsets of at most half the images.
+    """Classifier-feature FID, KID, precision and recall of `n` samples against `n` test images, with the
+    test set against the training set as the floor. `features` names the feature network (default
+    features-<dataset>, where one is catalogued). KID is the mean ± std over random subsets of at most
+    half the images. A conditional model (`sample_class`) draws every class equally often, and the
+    feature network's accuracy on its samples is reported per class (`class_accuracy`).
     A run longer than a few seconds shows a progress bar on stderr (`progress` None: on a terminal)."""
     check_seed(seed)
     run = load(source, device=device)
@@ -63,15 +77,24 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     m = min(n, test_x.shape[0], data.train_x.shape[0])
     gen = torch.Generator(device=run.device).manual_seed(seed)
 
-    def draw(k: int) -> torch.Tensor:
-        return run.sample(k, generator=gen) if sampler is None else decoded_samples(run, k, gen, sampler=sampler)
+    # A conditional model draws every class equally often, in order, so the feature network (a classifier)
+    # can say how often each class came out right.
+    conditional = sampler is None and run.can("sample_class")
+    if conditional and not feat.can("classify"):
+        raise ConfigError(f"'{features}' cannot classify, so it cannot check the class of conditional samples",
+                          "Give a feature network that is a classifier run (--features RUN).")
+    wanted = torch.arange(m) % max(len(run.classes), 1)
 
+    def draw(start: int, k: int) -> torch.Tensor:
+        if conditional:
+            return run.sample_class(wanted[start:start + k], generator=gen)
+        return run.sample(k, generator=gen) if sampler is None else decoded_samples(run, k, gen, sampler=sampler)
     pick = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(seed))[:m]
     per_set = -(-m // 1000)  # batches of 1000 to draw or embed for each set of m images
     with metrics.progress_bar(4 * per_set + 2 * quality.KID_SUBSETS, "fid: sampling", progress, unit="step") as bar:
         samples = []
         for i in range(0, m, 1000):
-            samples.append(draw(min(1000, m - i)).float().clamp(0, 1))
+            samples.append(draw(i, min(1000, m - i)).float().clamp(0, 1))
             bar.update()
         bar.set_description_str("fid: features", refresh=False)
         f_samples, f_test, f_train = [quality.embed(feat, images, bar=bar) for images in
@@ -81,6 +104,8 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                   "images": m, "seed": seed, "sampler": sampler or "model",
                   "samples_vs_test": quality.compare(f_samples, f_test, bar=bar),
                   "floor_test_vs_train": quality.compare(f_test, f_train, bar=bar)}
+        if conditional:
+            result["class_accuracy"] = class_accuracy(feat, torch.cat(samples), wanted, run.classes)
     if save:
         name = "quality.json" if sampler is None else f"quality-{sampler}.json"
         ckpt.write_json(run.output_dir / name, result)
