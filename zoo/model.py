@@ -225,7 +225,11 @@ class ZooModel(nn.Module):
         rows = []
         if self.can("reconstruct"):
             rows += [("original", x), ("reconstruction", self.reconstruct(x))]
-        if self.can("sample"):
+        if self.can("sample_class"):  # a conditional model: a row for each class
+            k = min(x.shape[0], 10)
+            rows += [(f"class {j}", self.sample_class(torch.full((k,), j, dtype=torch.long, device=self.device)))
+                     for j in range(self.num_classes)]
+        elif self.can("sample"):
             rows.append(("samples", self.sample(x.shape[0])))
         return rows
 
