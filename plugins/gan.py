@@ -160,6 +160,8 @@ class GAN(ZooModel):
             self.ema_generator = Generator(config.latent_dim, config.g_channels, self.shape)
             self.ema_generator.load_state_dict(self.generator.state_dict())
             self.ema_generator.requires_grad_(False)
+            # Steps averaged so far (saved, so a resumed run continues the same average).
+            self.ema_generator.register_buffer("steps", torch.zeros((), dtype=torch.long))
         # Collapse bookkeeping stays on the device (no sync per step) and out of the weights file.
         self.register_buffer("_low_streak", torch.zeros((), dtype=torch.long), persistent=False)
         self.register_buffer("_collapsed", torch.zeros((), dtype=torch.bool), persistent=False)
@@ -228,11 +230,16 @@ class GAN(ZooModel):
     @torch.no_grad()
     def _update_ema(self, n: int) -> None:
         """Move the averaged weights toward the generator's, then run the average once in train mode on
-        fresh codes so that its batch-norm running statistics are those of the averaged weights."""
+        fresh codes so that its batch-norm running statistics are those of the averaged weights. The
+        decay warms up as min(ema, (1 + t) / (10 + t)) over the steps t, so that the early average is not
+        dominated by the random initial weights (with 0.999 they would still weigh 66 % after an epoch)."""
         if self.ema_generator is None:
             return
+        t = self.ema_generator.steps
+        decay = torch.clamp((1.0 + t) / (10.0 + t), max=self.config.ema)
         for avg, live in zip(self.ema_generator.parameters(), self.generator.parameters()):
-            avg.lerp_(live.detach(), 1.0 - self.config.ema)
+            avg.lerp_(live.detach(), (1.0 - decay).to(avg.dtype))
+        t.add_(1)
         self.ema_generator.train()
         self.ema_generator(self.prior_codes(n))
 

@@ -143,15 +143,23 @@ def test_collapse_check_can_be_turned_off(tmp_path):
 
 def test_ema_is_what_samples_and_old_configs_load_without_it():
     torch.manual_seed(0)
-    plain = zoo.create("gan", g_channels=8, d_channels=8)  # the config default: no average (old runs)
+    assert zoo.create("gan", g_channels=8, d_channels=8).config.ema == 0.999  # the default for new models
+    plain = zoo.create("gan", g_channels=8, d_channels=8, ema=0.0)  # what a run saved without `ema` builds
     assert plain.ema_generator is None and plain.sampler is plain.generator
     model = zoo.create("gan", g_channels=8, d_channels=8, ema=0.9)
     assert model.sampler is model.ema_generator
     with torch.no_grad():
         model.generator.project[0].weight.add_(1.0)
     before = model.ema_generator.project[0].weight.clone()
+    model._update_ema(4)  # first step: the warm-up decay min(0.9, 1/10) moves it 90 % of the way
+    torch.testing.assert_close(model.ema_generator.project[0].weight, before + 0.9)
+    model.ema_generator.steps.fill_(1000)  # warmed up: the configured decay
+    before = model.ema_generator.project[0].weight.clone()
+    with torch.no_grad():
+        model.generator.project[0].weight.add_(1.0)
     model._update_ema(4)
-    torch.testing.assert_close(model.ema_generator.project[0].weight, before + 0.1)
+    torch.testing.assert_close(model.ema_generator.project[0].weight,
+                               before + 0.1 * (model.generator.project[0].weight - before))
 
 
 def test_spectral_norm_hinge_trains(tmp_path):
