@@ -163,13 +163,18 @@ def _print_metrics(result: dict) -> None:
               help="With --fid: how many samples and test images.")
 @click.option("--sampler", type=TEXT, default=None,
               help="With --fid: sample an autoencoder's latent space with this sampler.")
+@click.option("--inception", type=TEXT, default=None, metavar="PATH|auto",
+              help="With --fid (implied): also Inception FID, KID and IS of the same samples (torch-fidelity), "
+                   "comparable with published figures. PATH: the weights file "
+                   "weights-inception-2015-12-05-6726825d.pth or its folder; auto: torch hub's cache "
+                   "($TORCH_HOME/hub/checkpoints). Never downloaded.")
 @click.option("--limit", type=click.IntRange(1, 10_000_000), default=None,
               help="Only the first N images of the split (for costly metrics).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr for an evaluation that runs longer than a few seconds "
                    "(default: when on a terminal).")
 def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
-             sampler, limit, progress):
+             sampler, inception, limit, progress):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json."""
     from zoo.api import evaluate
     from zoo.api import noise_sweep as api_sweep
@@ -190,11 +195,11 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
             click.echo(f"  {r['noise']:<22} {r['noisy_mse']:>12.4f} {r['model_mse']:>10.4f} {base}")
         click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
-    if fid:
+    if fid or inception:
         from zoo.api import sample_quality
 
         result = sample_quality(run, features=features, n=fid_n, sampler=sampler, data_dir=data_dir, device=device,
-                                progress=progress)
+                                progress=progress, inception=inception)
         if as_json:
             echo_json(result)
             return
@@ -211,6 +216,15 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         r = result["samples_vs_test"]
         click.echo(f"  (KID: mean ± std over {r['kid_subsets']} random subsets of {r['kid_subset_size']} images; "
                    f"precision and recall: {r['pr_neighbours']}-NN manifolds, Kynkäänniemi et al. 2019)")
+        if "inception" in result:
+            inc = result["inception"]
+            click.echo(f"{inc['note']}; {inc['feature_extractor']} weights {inc['weights']}, {inc['images']} images")
+            for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
+                r = inc[key]
+                click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.4g} ± {r['kid_std']:.2g}   "
+                           f"IS {r['is']:.3f} ± {r['is_std']:.2g}")
+            click.echo(f"  (IS: of the first set of each pair, mean ± std over {r['is_splits']} splits; "
+                       f"{inc['library']})")
         click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
     options = {"iwae_k": iwae_k} if iwae_k else {}

@@ -12,10 +12,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
+from zoo.plugins.vae import VAE, VAEConfig
 
 from zoo import ZooModel, hookimpl
 from zoo.errors import ConfigError
-from zoo.plugins.vae import VAE, VAEConfig
 
 
 @dataclass

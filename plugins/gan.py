@@ -134,7 +134,7 @@ class Discriminator(nn.Module):
         self.body = nn.Sequential(*layers)
         self.head = sn(nn.Linear(ch * (h // 2 ** k) * (w // 2 ** k), 1))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.head(self.body(x).flatten(1)).squeeze(1)
 
 
@@ -151,13 +151,14 @@ class GAN(ZooModel):
         c, h, w = self.shape
         if h < 1 or w < 1 or c < 1:
             raise ConfigError(f"gan: cannot build for images of shape {self.shape}")
-        self.generator = Generator(config.latent_dim, config.g_channels, self.shape)
-        self.discriminator = Discriminator(config.d_channels, self.shape, config.spectral_norm)
+        inputs = config.latent_dim + self.condition_size()
+        self.generator = Generator(inputs, config.g_channels, self.shape)
+        self.discriminator = self.build_discriminator()
         self.apply(_init_weights)
         # The averaged generator that sampling uses (no optimizer: `_update_ema` moves it).
         self.ema_generator = None
         if config.ema > 0:
-            self.ema_generator = Generator(config.latent_dim, config.g_channels, self.shape)
+            self.ema_generator = Generator(inputs, config.g_channels, self.shape)
             self.ema_generator.load_state_dict(self.generator.state_dict())
             self.ema_generator.requires_grad_(False)
             # Steps averaged so far (saved, so a resumed run continues the same average).
@@ -166,6 +167,22 @@ class GAN(ZooModel):
         self.register_buffer("_low_streak", torch.zeros((), dtype=torch.long), persistent=False)
         self.register_buffer("_collapsed", torch.zeros((), dtype=torch.bool), persistent=False)
         self._steps = 0
+
+    # ------------------------------------------------------------------ what a conditional GAN changes
+    def condition_size(self) -> int:
+        """Features of the condition the generator takes beside z: none here (plugins/cgan.py: the class)."""
+        return 0
+
+    def build_discriminator(self) -> nn.Module:
+        return Discriminator(self.config.d_channels, self.shape, self.config.spectral_norm)
+
+    def fake_labels(self, real_labels: torch.Tensor) -> torch.Tensor | None:
+        """The classes the fakes of a training step are drawn for: none for an unconditional GAN."""
+        return None
+
+    def generate(self, net: nn.Module, codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
+        """Images in [-1, 1] from `net` (the live or the averaged generator)."""
+        return net(codes)
 
     # ------------------------------------------------------------------ training
     @property
@@ -207,20 +224,21 @@ class GAN(ZooModel):
     def training_step(self, batch, step):
         real = batch.x * 2 - 1
         n = real.shape[0]
+        labels = self.fake_labels(batch.y)
         for _ in range(self.config.d_steps):
-            fake = self.generator(self.prior_codes(n))
-            real_logits = self.discriminator(real)
-            fake_logits = self.discriminator(fake.detach())
+            fake = self.generate(self.generator, self.prior_codes(n), labels)
+            real_logits = self.discriminator(real, batch.y)
+            fake_logits = self.discriminator(fake.detach(), labels)
             d_loss = self.d_loss(real_logits, fake_logits)
             step.optimize(d_loss, "d")
         # The generator step reuses the last fake batch against the updated discriminator.
         self.discriminator.requires_grad_(False)  # no gradients for D's weights in the G step
         try:
-            g_loss = self.g_loss(self.discriminator(fake))
+            g_loss = self.g_loss(self.discriminator(fake, labels))
             step.optimize(g_loss, "g")
         finally:
             self.discriminator.requires_grad_(True)
-        self._update_ema(fake.shape[0])
+        self._update_ema(fake.shape[0], labels)
         d_loss = d_loss.detach()
         self._watch_collapse(d_loss, step)
         return {"loss": g_loss.detach(), "d_loss": d_loss, "g_loss": g_loss.detach(),
@@ -228,7 +246,7 @@ class GAN(ZooModel):
                 "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
 
     @torch.no_grad()
-    def _update_ema(self, n: int) -> None:
+    def _update_ema(self, n: int, labels: torch.Tensor | None = None) -> None:
         """Move the averaged weights toward the generator's, then run the average once in train mode on
         fresh codes so that its batch-norm running statistics are those of the averaged weights. The
         decay warms up as min(ema, (1 + t) / (10 + t)) over the steps t, so that the early average is not
@@ -241,7 +259,7 @@ class GAN(ZooModel):
             avg.lerp_(live.detach(), (1.0 - decay).to(avg.dtype))
         t.add_(1)
         self.ema_generator.train()
-        self.ema_generator(self.prior_codes(n))
+        self.generate(self.ema_generator, self.prior_codes(n), labels)
 
     def _watch_collapse(self, d_loss: torch.Tensor, step) -> None:
         limit = self.config.collapse_steps
@@ -265,8 +283,9 @@ class GAN(ZooModel):
     @torch.no_grad()
     def validation_step(self, batch):
         real = batch.x * 2 - 1
-        fake = self.generator(self.prior_codes(real.shape[0]))
-        real_logits, fake_logits = self.discriminator(real), self.discriminator(fake)
+        labels = self.fake_labels(batch.y)
+        fake = self.generate(self.generator, self.prior_codes(real.shape[0]), labels)
+        real_logits, fake_logits = self.discriminator(real, batch.y), self.discriminator(fake, labels)
         return {"d_loss": self.d_loss(real_logits, fake_logits), "g_loss": self.g_loss(fake_logits),
                 "d_real": torch.sigmoid(real_logits.float()).mean(),
                 "d_fake": torch.sigmoid(fake_logits.float()).mean()}
@@ -274,7 +293,7 @@ class GAN(ZooModel):
     # ------------------------------------------------------------------ what it can do
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """`n` images in [0, 1]; `generator` (on the model's device) makes them reproducible."""
-        return (self.sampler(self.prior_codes(n, generator)).float() + 1) / 2
+        return (self.generate(self.sampler, self.prior_codes(n, generator), None).float() + 1) / 2
 
     def preview(self, x: torch.Tensor):
         n = x.shape[0] or 16

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from zoo import registry
+from zoo.analysis import inception as inception_mod
 from zoo.analysis import metrics, quality
 from zoo.errors import ConfigError
 from zoo.runs import checkpoint as ckpt
@@ -42,14 +43,19 @@ def class_accuracy(classifier, images: torch.Tensor, wanted: torch.Tensor, class
 @torch.no_grad()
 def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed: int = 0, sampler: str | None = None,
                    data_dir: str | None = None, device: str | None = None, save: bool = True,
-                   progress: bool | None = None) -> dict[str, Any]:
+                   progress: bool | None = None, inception: str | bool | None = None) -> dict[str, Any]:
     """Classifier-feature FID, KID, precision and recall of `n` samples against `n` test images, with the
     test set against the training set as the floor. `features` names the feature network (default
     features-<dataset>, where one is catalogued). KID is the mean ± std over random subsets of at most
     half the images. A conditional model (`sample_class`) draws every class equally often, and the
     feature network's accuracy on its samples is reported per class (`class_accuracy`).
-    A run longer than a few seconds shows a progress bar on stderr (`progress` None: on a terminal)."""
+    A run longer than a few seconds shows a progress bar on stderr (`progress` None: on a terminal).
+    `inception` (a weights file or folder, or True / "auto": torch hub's cache) adds Inception FID, KID
+    and IS of the same samples through torch-fidelity under "inception"; the weights are never downloaded."""
     check_seed(seed)
+    if inception:  # a missing file or library fails before minutes of sampling
+        inception_mod.find_weights(inception)
+        inception_mod.require_library()
     run = load(source, device=device)
     if sampler is None:
         run.require("sample")
@@ -97,15 +103,19 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
             samples.append(draw(i, min(1000, m - i)).float().clamp(0, 1))
             bar.update()
         bar.set_description_str("fid: features", refresh=False)
+        samples, train_x = torch.cat(samples), data.train_x[pick.to(data.train_x.device)]
         f_samples, f_test, f_train = [quality.embed(feat, images, bar=bar) for images in
-                                      (torch.cat(samples), test_x[:m], data.train_x[pick.to(data.train_x.device)])]
+                                      (samples, test_x[:m], train_x)]
         bar.set_description_str("fid: KID", refresh=False)
         result = {"feature_network": features, "note": "classifier-feature FID/KID: not comparable to Inception FID",
                   "images": m, "seed": seed, "sampler": sampler or "model",
                   "samples_vs_test": quality.compare(f_samples, f_test, bar=bar),
                   "floor_test_vs_train": quality.compare(f_test, f_train, bar=bar)}
         if conditional:
-            result["class_accuracy"] = class_accuracy(feat, torch.cat(samples), wanted, run.classes)
+            result["class_accuracy"] = class_accuracy(feat, samples, wanted, run.classes)
+    if inception:  # the same samples and images, in Inception's features (minutes on a CPU)
+        result["inception"] = inception_mod.inception_quality(samples, test_x[:m], train_x, inception=inception,
+                                                              device=run.device, seed=seed)
     if save:
         name = "quality.json" if sampler is None else f"quality-{sampler}.json"
         ckpt.write_json(run.output_dir / name, result)
