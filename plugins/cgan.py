@@ -29,8 +29,9 @@ class CGANConfig(GANConfig):
 class ProjectionDiscriminator(Discriminator):
     """D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩ over the flattened features φ(x) of the conv body."""
 
-    def __init__(self, width: int, shape: tuple[int, int, int], spectral: bool, num_classes: int):
-        super().__init__(width, shape, spectral)
+    def __init__(self, width: int, shape: tuple[int, int, int], spectral: bool, num_classes: int,
+                 batch_norm: bool = True):
+        super().__init__(width, shape, spectral, batch_norm)
         features = self.head.in_features
         self.embed = nn.Embedding(num_classes, features)
         nn.init.normal_(self.embed.weight, 0.0, 0.02)  # small, like the other layers: the sum starts near ψ
@@ -59,7 +60,7 @@ class CGAN(GAN):
 
     def build_discriminator(self) -> nn.Module:
         return ProjectionDiscriminator(self.config.d_channels, self.shape, self.config.spectral_norm,
-                                       self.num_classes)
+                                       self.num_classes, batch_norm=self.config.loss != "wgan-gp")
 
     def fake_labels(self, real_labels: torch.Tensor) -> torch.Tensor:
         return real_labels

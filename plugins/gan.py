@@ -7,6 +7,13 @@ mirrors it: k stride-2 convolutions with LeakyReLU(0.2) and batch norm (not afte
 linear layer to one logit (with `spectral_norm`: spectral normalisation of every discriminator layer
 instead of its batch norm, as in SNGAN). Images are scaled from [0, 1] to [-1, 1] for both networks.
 
+The loss: `ns`, the DCGAN's non-saturating loss; `hinge`, SNGAN's (Miyato et al. 2018; with
+`spectral_norm`, the `sngan` preset); `wgan-gp`, the Wasserstein loss with a gradient penalty on points
+between real and fake images (Gulrajani et al. 2017; its critic has no batch norm, which would make
+the penalty per batch instead of per image; the `wgan-gp` preset trains it as the paper: 5 critic
+steps a generator step, Adam 1e-4, betas 0 / 0.9). `d_steps` is n_critic, `g_lr_scale` and
+`d_lr_scale` the two time scales.
+
 With `ema` > 0 the model keeps an exponential moving average of the generator's weights
 (`ema_generator`) and samples from it: the raw generator oscillates from step to step with the
 adversarial game, and its average makes much cleaner digits (lower FID). The average keeps its own
@@ -43,8 +50,11 @@ class GANConfig:
                                 "base feature map", low=1, high=1024)
     d_channels: int = param(64, "discriminator width: channels of its first conv layer, doubled at each "
                                 "further layer", low=1, high=1024)
-    loss: str = param("ns", "adversarial loss: ns (non-saturating, the DCGAN loss) or hinge",
-                      choices=("ns", "hinge"))
+    loss: str = param("ns", "adversarial loss: ns (non-saturating, the DCGAN loss), hinge (SNGAN), or wgan-gp "
+                            "(Wasserstein with a gradient penalty; its critic has no batch norm)",
+                      choices=("ns", "hinge", "wgan-gp"))
+    gp_weight: float = param(10.0, "wgan-gp: weight λ of the gradient penalty (Gulrajani et al.: 10)",
+                             low=0.0, high=1e6)
     beta1: float = param(0.5, "Adam beta1 for both networks (DCGAN: 0.5)", low=0.0, high=0.9999)
     beta2: float = param(0.999, "Adam beta2 for both networks", low=0.0, high=0.99999)
     d_steps: int = param(1, "discriminator steps per generator step (each on the same real batch, fresh codes z)",
@@ -114,7 +124,7 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    def __init__(self, width: int, shape: tuple[int, int, int], spectral: bool = False):
+    def __init__(self, width: int, shape: tuple[int, int, int], spectral: bool = False, batch_norm: bool = True):
         super().__init__()
         c, h, w = shape
         k = upsamplings(h, w)
@@ -124,7 +134,7 @@ class Discriminator(nn.Module):
         for i in range(k):
             out = width * 2 ** i
             layers.append(sn(nn.Conv2d(ch, out, 4, stride=2, padding=1, bias=i == 0 or spectral)))
-            if i > 0 and not spectral:
+            if i > 0 and batch_norm and not spectral:
                 layers.append(nn.BatchNorm2d(out))
             layers.append(nn.LeakyReLU(0.2, inplace=True))
             ch = out
@@ -174,7 +184,8 @@ class GAN(ZooModel):
         return 0
 
     def build_discriminator(self) -> nn.Module:
-        return Discriminator(self.config.d_channels, self.shape, self.config.spectral_norm)
+        return Discriminator(self.config.d_channels, self.shape, self.config.spectral_norm,
+                             batch_norm=self.config.loss != "wgan-gp")
 
     def fake_labels(self, real_labels: torch.Tensor) -> torch.Tensor | None:
         """The classes the fakes of a training step are drawn for: none for an unconditional GAN."""
@@ -211,13 +222,15 @@ class GAN(ZooModel):
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         real_logits, fake_logits = real_logits.float(), fake_logits.float()
+        if self.config.loss == "wgan-gp":  # the critic's estimate of the Wasserstein distance, negated
+            return fake_logits.mean() - real_logits.mean()
         if self.config.loss == "hinge":
             return F.relu(1 - real_logits).mean() + F.relu(1 + fake_logits).mean()
         return F.softplus(-real_logits).mean() + F.softplus(fake_logits).mean()
 
     def g_loss(self, fake_logits: torch.Tensor) -> torch.Tensor:
         fake_logits = fake_logits.float()
-        if self.config.loss == "hinge":
+        if self.config.loss in ("hinge", "wgan-gp"):
             return -fake_logits.mean()
         return F.softplus(-fake_logits).mean()
 
@@ -230,6 +243,8 @@ class GAN(ZooModel):
             real_logits = self.discriminator(real, batch.y)
             fake_logits = self.discriminator(fake.detach(), labels)
             d_loss = self.d_loss(real_logits, fake_logits)
+            if self.config.loss == "wgan-gp":
+                d_loss = d_loss + self.config.gp_weight * self.gradient_penalty(real, fake.detach(), batch.y, labels)
             step.optimize(d_loss, "d")
         # The generator step reuses the last fake batch against the updated discriminator.
         self.discriminator.requires_grad_(False)  # no gradients for D's weights in the G step
@@ -244,6 +259,15 @@ class GAN(ZooModel):
         return {"loss": g_loss.detach(), "d_loss": d_loss, "g_loss": g_loss.detach(),
                 "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
                 "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
+
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, real_labels, fake_labels) -> torch.Tensor:
+        """(‖∇D(x̂)‖₂ − 1)² at random points x̂ between real and fake images (Gulrajani et al. 2017), which
+        keeps the critic near 1-Lipschitz. A conditional critic is asked about the real image's class."""
+        mix = torch.rand((real.shape[0], 1, 1, 1), device=real.device, dtype=real.dtype)
+        points = (mix * real + (1 - mix) * fake).requires_grad_(True)
+        scores = self.discriminator(points, real_labels if fake_labels is not None else None)
+        grads, = torch.autograd.grad(scores.float().sum(), points, create_graph=True)
+        return (grads.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
 
     @torch.no_grad()
     def _update_ema(self, n: int, labels: torch.Tensor | None = None) -> None:
@@ -263,7 +287,7 @@ class GAN(ZooModel):
 
     def _watch_collapse(self, d_loss: torch.Tensor, step) -> None:
         limit = self.config.collapse_steps
-        if not limit:
+        if not limit or self.config.loss == "wgan-gp":  # a critic's loss is negative by design: no floor
             return
         low = d_loss < self.config.collapse_threshold
         self._low_streak.copy_(torch.where(low, self._low_streak + 1, torch.zeros_like(self._low_streak)))
