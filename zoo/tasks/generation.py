@@ -43,6 +43,10 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
         index = resolve_class(class_label, run.classes)
         draw = lambda k: run.sample_class(torch.full((k,), index, dtype=torch.long), generator=gen)  # noqa: E731
     else:
+        if class_label is not None and not run.can("decode"):
+            raise CapabilityError(f"model '{run.name}' is not conditional: it cannot sample a given class, nor "
+                                  "decode around a class's mean code",
+                                  "Sample it without --class, or train a conditional model (cgan, cvae).")
         run.require("decode")
         codes = latent_drawer(run, sampler=sampler, generator=gen, class_label=class_label, spread=spread)
         draw = lambda k: run.decode(codes(k))  # noqa: E731
