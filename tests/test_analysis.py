@@ -265,7 +265,7 @@ def test_classifier_codes_plot_but_do_not_decode(classifier_run, tmp_path):
     assert_clean_error(invoke("interpolate", classifier_run, "--from", "1", "--to", "2", "--out", tmp_path / "i.png"),
                        "cannot decode")
     assert_clean_error(invoke("generate", classifier_run, "--class", "1", "--out", tmp_path / "g.png"),
-                       "cannot decode")
+                       "is not conditional", "nor decode around a class's mean code")
 
 
 # ------------------------------------------------------------------------------------------ tiny data sets

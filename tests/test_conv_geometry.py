@@ -17,7 +17,7 @@ from zoo import registry
 from zoo.errors import ConfigError
 
 # The built-in plugins; the first test keeps this list whole.
-BUILT_IN = ["classifier", "convae", "dae", "gan", "vae"]
+BUILT_IN = ["cgan", "classifier", "convae", "cvae", "dae", "gan", "vae"]
 SHAPES = [(c, s, s) for s in (28, 32, 64, 27, 33) for c in (1, 3)] + [(3, 32, 27)]
 
 
@@ -55,10 +55,13 @@ def _inputs_reach_the_code(model, shape) -> dict[str, torch.Tensor]:
     """Per network that reads images (the encoder's code, the GAN's discriminator logit): which input pixels
     move its output, by the gradient over 8 random images."""
     readers = {}
+    labels = torch.arange(8) % model.num_classes if model.can("sample_class") else None  # a conditional model
     if model.can("encode"):
         readers["encode"] = model.encode
+    elif hasattr(model, "posterior"):  # a conditional VAE's encoder, given the class
+        readers["posterior"] = lambda x: model.posterior(x, labels)[0]
     if hasattr(model, "discriminator"):
-        readers["discriminator"] = model.discriminator
+        readers["discriminator"] = lambda x: model.discriminator(x, labels)
     assert readers, f"{model.name} reads no images"
     live = {}
     for what, read in readers.items():
@@ -90,11 +93,11 @@ def test_every_catalogued_preset_reads_and_makes_every_mnist_pixel(preset):
     entry = registry.presets()[preset]
     model = _create(entry["model"], **entry["config"])
     shape = (1, 28, 28)
-    if model.can("decode"):
-        live = _outputs_vary_with_the_code(model, shape)["decode"]
-        assert live.all(), f"{preset}: pixels the same for every code: {_dead_pixels(live)}"
-    live = _inputs_reach_the_code(model, shape)["encode"]
-    assert live.all(), f"{preset}: input pixels it never reads: {_dead_pixels(live)}"
+    makes = model.can("decode") or model.can("sample")
+    for what, live in (_outputs_vary_with_the_code(model, shape) if makes else {}).items():
+        assert live.all(), f"{preset} {what}: pixels the same for every code: {_dead_pixels(live)}"
+    for what, live in _inputs_reach_the_code(model, shape).items():  # the encoder, or a GAN's discriminator
+        assert live.all(), f"{preset} {what}: input pixels it never reads: {_dead_pixels(live)}"
 
 
 def test_a_convae_trained_on_32px_folder_images_reconstructs_every_pixel(tmp_path):

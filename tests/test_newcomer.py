@@ -80,7 +80,7 @@ def test_train_takes_the_model_a_config_file_names(tmp_path):
 
 
 def test_train_without_any_model_says_where_one_may_be_named(tmp_path):
-    assert_clean_error(invoke("train"), "which model?", 'model = "NAME"', "Installed: classifier, convae, dae")
+    assert_clean_error(invoke("train"), "which model?", 'model = "NAME"', "Installed: cgan, classifier, convae, cvae, dae")
     (tmp_path / "odd.toml").write_text("model = 123\n")
     assert_clean_error(invoke("train", "--config", tmp_path / "odd.toml"), "model = 123", "named by a string")
 

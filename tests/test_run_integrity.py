@@ -21,7 +21,7 @@ import zoo
 from zoo import hub as zhub
 from zoo.api import generate
 from zoo.errors import ConfigError, RunError
-from tests.conftest import (TINY, TINY_SET, assert_clean_error, assert_ok, invoke, quiet, read_config, read_metrics,
+from conftest import (TINY, TINY_SET, assert_clean_error, assert_ok, invoke, quiet, read_config, read_metrics,
                             run_zoo)
 
 ZOO = [sys.executable, "-m", "zoo"]
