@@ -69,6 +69,9 @@ class GANConfig:
     ema: float = param(0.0, "decay of the exponential moving average of the generator's weights that sampling "
                             "uses (0: off, sample the raw generator); new trainings default to 0.999",
                        low=0.0, high=0.99999)
+    upsample: str = param("transposed", "generator upsampling: transposed (kernel-4 stride-2 transposed convs, "
+                                        "DCGAN) or nearest (nearest-neighbour ×2, then a 3×3 conv: no "
+                                        "checkerboard traces, Odena et al. 2016)", choices=("transposed", "nearest"))
     spectral_norm: bool = param(False, "spectral normalisation on the discriminator's layers instead of its batch "
                                        "norm (SNGAN; pair it with loss=hinge)")
 
@@ -94,7 +97,7 @@ def _init_weights(module: nn.Module) -> None:
 
 
 class Generator(nn.Module):
-    def __init__(self, latent_dim: int, width: int, shape: tuple[int, int, int]):
+    def __init__(self, latent_dim: int, width: int, shape: tuple[int, int, int], upsample: str = "transposed"):
         super().__init__()
         c, h, w = shape
         k = upsamplings(h, w)
@@ -109,7 +112,10 @@ class Generator(nn.Module):
         for i in range(k):
             last = i == k - 1
             out = c if last else ch // 2
-            layers.append(nn.ConvTranspose2d(ch, out, 4, stride=2, padding=1, bias=last))
+            if upsample == "nearest":
+                layers += [nn.Upsample(scale_factor=2, mode="nearest"), nn.Conv2d(ch, out, 3, padding=1, bias=last)]
+            else:
+                layers.append(nn.ConvTranspose2d(ch, out, 4, stride=2, padding=1, bias=last))
             if not last:
                 layers += [nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
             ch = out
@@ -162,13 +168,13 @@ class GAN(ZooModel):
         if h < 1 or w < 1 or c < 1:
             raise ConfigError(f"gan: cannot build for images of shape {self.shape}")
         inputs = config.latent_dim + self.condition_size()
-        self.generator = Generator(inputs, config.g_channels, self.shape)
+        self.generator = Generator(inputs, config.g_channels, self.shape, config.upsample)
         self.discriminator = self.build_discriminator()
         self.apply(_init_weights)
         # The averaged generator that sampling uses (no optimizer: `_update_ema` moves it).
         self.ema_generator = None
         if config.ema > 0:
-            self.ema_generator = Generator(inputs, config.g_channels, self.shape)
+            self.ema_generator = Generator(inputs, config.g_channels, self.shape, config.upsample)
             self.ema_generator.load_state_dict(self.generator.state_dict())
             self.ema_generator.requires_grad_(False)
             # Steps averaged so far (saved, so a resumed run continues the same average).

@@ -236,3 +236,14 @@ def test_the_sngan_and_wgan_gp_presets_train(tmp_path, preset, expected):
             train()
     else:
         assert train().stopped == "completed"
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (3, 32, 32), (1, 27, 27)])
+def test_nearest_upsampling_makes_images_of_the_data_size_from_the_codes(shape):
+    """upsample=nearest (upsampling then a 3×3 conv): the data's shape, and every pixel moves with z."""
+    model = zoo.create("gan", shape=shape, upsample="nearest", g_channels=8, d_channels=8).eval()
+    assert not any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.generator.modules())
+    with torch.no_grad():
+        images = model.sample(64, generator=torch.Generator().manual_seed(0))
+    assert images.shape == (64, *shape)
+    assert bool((images.std(0) > 0).all())
