@@ -51,9 +51,13 @@ def main() -> None:
     except ZooError:  # a GAN has no per-image metrics
         pass
     quality = run / "quality.json"
-    if quality.exists():
-        q = json.loads(quality.read_text())["samples_vs_test"]
-        metrics.update({"classifier_fid": q["fid"], "classifier_kid": q["kid"]})
+    if quality.exists():  # zoo eval RUN --fid: FID never without precision and recall
+        measured = json.loads(quality.read_text())
+        q = measured["samples_vs_test"]
+        metrics.update({"classifier_fid": q["fid"], "classifier_kid": q["kid"], "classifier_precision": q["precision"],
+                        "classifier_recall": q["recall"]})
+        if "class_accuracy" in measured:
+            metrics["class_accuracy"] = measured["class_accuracy"]["mean"]
     target = ROOT / "zoo" / "weights" / args.name
     if target.exists():
         shutil.rmtree(target)
@@ -66,7 +70,7 @@ def main() -> None:
                                       .replace(f"zoo eval {run.name}", f"zoo eval {args.name}")
                                       .replace(f"zoo reconstruct {run.name}", f"zoo reconstruct {args.name}"))
     digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()
-    cfg = net.run_config
+    cfg = net.record
     lines = [f"[weights.{args.name}]", f'model = "{cfg["model"]}"', f'dataset = "{cfg["train"]["dataset"]}"',
              f"description = {json.dumps(args.description or cfg['model'] + ' trained on ' + cfg['train']['dataset'])}",
              f'path = "weights/{args.name}"', f'sha256 = "{digest}"', f"command = {json.dumps(args.command)}"]
@@ -76,10 +80,10 @@ def main() -> None:
         lines.append(f"[weights.{args.name}.metrics]")
         lines += [f"{k} = {toml_value(v)}" for k, v in metrics.items()]
     entry = "\n".join(lines) + "\n"
-    text = (ROOT / "registry.toml").read_text()
+    text = (ROOT / "zoo" / "registry.toml").read_text()
     text = re.sub(rf"\n\[weights\.{re.escape(args.name)}\][^\[]*(\[weights\.{re.escape(args.name)}\.metrics\][^\[]*)?",
                   "\n", text)
-    (ROOT / "registry.toml").write_text(text.rstrip("\n") + "\n\n" + entry)
+    (ROOT / "zoo" / "registry.toml").write_text(text.rstrip("\n") + "\n\n" + entry)
     registry._registry = None
     print(entry)
     print(f"bundled {args.name} in {target} ({sum(p.stat().st_size for p in target.iterdir()) / 1024:.0f} KiB)")
