@@ -79,3 +79,14 @@ def test_a_cgan_needs_labelled_data(tmp_path):
     with pytest.raises(ConfigError, match="no class labels"):
         zoo.create("cgan", num_classes=0)
     assert_clean_error(invoke("generate", "cgan", "--per-class", "0"), "--per-class")
+
+
+def test_the_bundled_cgan_draws_each_class_the_feature_classifier_recognises(monkeypatch):
+    """cgan-mnist, by name, offline: the bundled MNIST classifier finds the asked-for digit in its samples."""
+    monkeypatch.setenv("ZOO_OFFLINE", "1")
+    cgan, classifier = zoo.load("cgan-mnist"), zoo.load("features-mnist")
+    wanted = torch.arange(10).repeat_interleave(5)
+    with torch.no_grad():
+        images = cgan.sample_class(wanted, generator=torch.Generator().manual_seed(0))
+        said = classifier.classify(images).argmax(1)
+    assert (said == wanted).float().mean() >= 0.95
