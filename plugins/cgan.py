@@ -15,10 +15,10 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from zoo.plugins.gan import GAN, Discriminator, GANConfig
 
 from zoo import hookimpl
-from zoo.errors import ConfigError
+from zoo.plugins.conditional import ClassConditional, one_hot, require_labels
+from zoo.plugins.gan import GAN, Discriminator, GANConfig
 
 
 @dataclass
@@ -43,16 +43,13 @@ class ProjectionDiscriminator(Discriminator):
         return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 
-class CGAN(GAN):
+class CGAN(ClassConditional, GAN):
     name = "cgan"
     description = "Class-conditional GAN: projection discriminator; zoo generate --class / --per-class"
     Config = CGANConfig
 
     def __init__(self, config: CGANConfig, shape, num_classes: int = 0):
-        if num_classes < 2:
-            raise ConfigError("cgan learns to draw each class, and this data set has no class labels",
-                              "Train it on a labelled data set (mnist, fashion-mnist, digits, or a folder with "
-                              "one sub-folder per class), or train the unconditional gan.")
+        require_labels("cgan", num_classes, ", or train the unconditional gan")
         super().__init__(config, shape, num_classes)
 
     def condition_size(self) -> int:
@@ -66,21 +63,13 @@ class CGAN(GAN):
         return real_labels
 
     def generate(self, net, codes, labels):
-        one_hot = torch.zeros((codes.shape[0], self.num_classes), device=codes.device, dtype=codes.dtype)
-        return net(torch.cat([codes, one_hot.scatter_(1, labels.long()[:, None], 1.0)], dim=1))
+        return net(torch.cat([codes, one_hot(labels, self.num_classes, codes.dtype)], dim=1))
 
     # ------------------------------------------------------------------ what it can do
     def sample_class(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        labels = labels.to(self.device)
-        if bool(((labels < 0) | (labels >= self.num_classes)).any()):
-            raise ConfigError(f"class indices must lie in 0..{self.num_classes - 1}")
+        labels = self.checked_labels(labels)
         codes = self.prior_codes(labels.shape[0], generator)
         return (self.generate(self.sampler, codes, labels).float() + 1) / 2
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images of classes drawn uniformly (for `zoo eval --fid` and grids without a class)."""
-        labels = torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
-        return self.sample_class(labels, generator=generator)
 
     def preview(self, x: torch.Tensor):
         """A row per class, every row from the same codes z: the class changes the digit, z its style."""

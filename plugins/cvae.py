@@ -12,10 +12,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from zoo.plugins.vae import VAE, VAEConfig
 
 from zoo import ZooModel, hookimpl
 from zoo.errors import ConfigError
+from zoo.plugins.conditional import ClassConditional, one_hot, require_labels
+from zoo.plugins.vae import VAE, VAEConfig
 
 
 @dataclass
@@ -23,7 +24,7 @@ class CVAEConfig(VAEConfig):
     pass
 
 
-class CVAE(VAE):
+class CVAE(ClassConditional, VAE):
     name = "cvae"
     description = "Conditional VAE: encoder and decoder given the class; zoo generate --class / --per-class"
     Config = CVAEConfig
@@ -34,20 +35,16 @@ class CVAE(VAE):
     reconstruct = ZooModel.reconstruct
 
     def __init__(self, config: CVAEConfig, shape, num_classes: int = 0):
-        if num_classes < 2:
-            raise ConfigError("cvae learns one distribution per class, and this data set has no class labels",
-                              "Train it on a labelled data set (mnist, fashion-mnist, digits, or a folder with "
-                              "one sub-folder per class).")
+        require_labels("cvae", num_classes)
         super().__init__(config, shape, num_classes)
 
     def condition_size(self) -> int:
         return self.num_classes
 
     def _one_hot(self, y: torch.Tensor | None) -> torch.Tensor:
-        """[B, classes]; built without reading the labels back to the host, so training never waits."""
         if y is None:
             raise ConfigError("cvae needs the class of every image it encodes or decodes")
-        return torch.zeros((y.shape[0], self.num_classes), device=y.device).scatter_(1, y.long()[:, None], 1.0)
+        return one_hot(y, self.num_classes)
 
     def encoder_input(self, x, y):
         h, w = x.shape[-2:]
@@ -59,16 +56,9 @@ class CVAE(VAE):
 
     # ---------------------------------------------------------------- capabilities
     def sample_class(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        labels = labels.to(self.device)
-        if bool(((labels < 0) | (labels >= self.num_classes)).any()):
-            raise ConfigError(f"class indices must lie in 0..{self.num_classes - 1}")
+        labels = self.checked_labels(labels)
         z = torch.randn((labels.shape[0], self.config.latent_dim), device=self.device, generator=generator)
         return torch.sigmoid(self.decode_logits(z, labels))
-
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Images of classes drawn uniformly (for `zoo eval --fid` and sample grids)."""
-        labels = torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
-        return self.sample_class(labels, generator=generator)
 
 
 @hookimpl

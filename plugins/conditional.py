@@ -1,0 +1,36 @@
+"""What the class-conditional plugins (cvae, cgan) share: they need labelled data, take the class as a
+one-hot vector, check the classes they are asked for, and sample without a class by drawing one."""
+
+from __future__ import annotations
+
+import torch
+
+from zoo.errors import ConfigError
+
+
+def require_labels(name: str, num_classes: int, alternative: str = "") -> None:
+    if num_classes < 2:
+        raise ConfigError(f"{name} learns one distribution per class, and this data set has no class labels",
+                          "Train it on a labelled data set (mnist, fashion-mnist, digits, or a folder with one "
+                          f"sub-folder per class){alternative}.")
+
+
+def one_hot(labels: torch.Tensor, num_classes: int, dtype=torch.float32) -> torch.Tensor:
+    """[B, classes], built without reading the labels back to the host, so a training step never waits."""
+    out = torch.zeros((labels.shape[0], num_classes), device=labels.device, dtype=dtype)
+    return out.scatter_(1, labels.long()[:, None], 1.0)
+
+
+class ClassConditional:
+    """Mixin for a model with `sample_class`: the classes checked, and `sample` drawing them uniformly."""
+
+    def checked_labels(self, labels: torch.Tensor) -> torch.Tensor:
+        labels = labels.to(self.device)
+        if bool(((labels < 0) | (labels >= self.num_classes)).any()):
+            raise ConfigError(f"class indices must lie in 0..{self.num_classes - 1}")
+        return labels
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Images of classes drawn uniformly (for `zoo eval --fid` and grids without a class)."""
+        labels = torch.randint(self.num_classes, (n,), device=self.device, generator=generator)
+        return self.sample_class(labels, generator=generator)
