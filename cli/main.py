@@ -280,7 +280,7 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 
 @cli.command()
 @click.argument("run", type=TEXT)
-@click.option("--n", default=64, show_default=True, type=click.IntRange(1, 100_000), help="How many samples.")
+@click.option("--n", default=None, type=click.IntRange(1, 100_000), help="How many samples (default 64).")
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--out", "-o", type=OUT_FILE,
               help="A .png grid (default RUN/samples.png) or a .safetensors file of the images.")

@@ -79,6 +79,7 @@ def test_a_cgan_needs_labelled_data(tmp_path):
     with pytest.raises(ConfigError, match="no class labels"):
         zoo.create("cgan", num_classes=0)
     assert_clean_error(invoke("generate", "cgan", "--per-class", "0"), "--per-class")
+    assert_clean_error(invoke("generate", "cgan", "--per-class", "2", "--n", "5"), "goes without --n")
 
 
 def test_the_bundled_cgan_draws_each_class_the_feature_classifier_recognises(monkeypatch):

@@ -68,7 +68,7 @@ def _whole_number(value, option: str) -> None:
 
 
 @torch.no_grad()
-def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = None, device: str | None = None,
+def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | None = None, device: str | None = None,
              sampler: str | None = None, class_label: str | int | None = None,
              spread: float = 0.0, per_class: int | None = None) -> Path:
     """Sample `n` images: a grid PNG, or a tensor file if `out` ends in .safetensors (written batch by
@@ -79,11 +79,12 @@ def generate(source, *, n: int = 64, seed: int = 0, out: str | Path | None = Non
     that can decode samples its latent space through a sampler fitted on its training codes
     (`sampler="gmm"`, ...), or around the mean code of a class (`class_label=7`)."""
     check_seed(seed)
-    _whole_number(n, "--n")
     if per_class is not None:
         _whole_number(per_class, "--per-class")
-        if sampler is not None or class_label is not None or spread:
-            raise ConfigError("--per-class draws every class: it goes without --class, --sampler and --spread")
+        if sampler is not None or class_label is not None or spread or n is not None:
+            raise ConfigError("--per-class draws every class: it goes without --n, --class, --sampler and --spread")
+    n = 64 if n is None else n  # the default; --per-class sets it from the classes below
+    _whole_number(n, "--n")
     out = runfiles.picture_output(out, None, tensors=True)
     to_file = out is not None and out.suffix == ".safetensors"
     if not to_file and n > MAX_GRID:
