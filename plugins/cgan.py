@@ -14,33 +14,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from zoo import hookimpl
-from zoo.plugins.conditional import ClassConditional, one_hot, require_labels
-from zoo.plugins.gan import GAN, Discriminator, GANConfig
+from zoo.errors import ConfigError
+from zoo.plugins.conditional import ClassConditional, require_labels
+from zoo.plugins.gan import GAN, GANConfig
 
 
 @dataclass
 class CGANConfig(GANConfig):
     pass
-
-
-class ProjectionDiscriminator(Discriminator):
-    """D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩ over the flattened features φ(x) of the conv body."""
-
-    def __init__(self, width: int, shape: tuple[int, int, int], spectral: bool, num_classes: int,
-                 batch_norm: bool = True):
-        super().__init__(width, shape, spectral, batch_norm)
-        features = self.head.in_features
-        self.embed = nn.Embedding(num_classes, features)
-        nn.init.normal_(self.embed.weight, 0.0, 0.02)  # small, like the other layers: the sum starts near ψ
-        if spectral:
-            self.embed = nn.utils.spectral_norm(self.embed)
-
-    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
-        h = self.body(x).flatten(1)
-        return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
 
 
 class CGAN(ClassConditional, GAN):
@@ -50,20 +33,17 @@ class CGAN(ClassConditional, GAN):
 
     def __init__(self, config: CGANConfig, shape, num_classes: int = 0):
         require_labels("cgan", num_classes, ", or train the unconditional gan")
+        if config.clusters:
+            raise ConfigError("cgan is conditioned on the class labels; clusters is the unconditional gan's "
+                              "conditioning on clusters it finds itself",
+                              "Drop the clusters setting, or train gan --set clusters=K.")
         super().__init__(config, shape, num_classes)
 
     def condition_size(self) -> int:
         return self.num_classes
 
-    def build_discriminator(self) -> nn.Module:
-        return ProjectionDiscriminator(self.config.d_channels, self.shape, self.config.spectral_norm,
-                                       self.num_classes, batch_norm=self.config.loss != "wgan-gp")
-
-    def fake_labels(self, real_labels: torch.Tensor) -> torch.Tensor:
-        return real_labels
-
-    def generate(self, net, codes, labels):
-        return net(torch.cat([codes, one_hot(labels, self.num_classes, codes.dtype)], dim=1))
+    def real_condition(self, batch, learn: bool = False) -> torch.Tensor:
+        return batch.y
 
     # ------------------------------------------------------------------ what it can do
     def sample_class(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -21,6 +21,13 @@ batch-norm statistics, refreshed by running it (without gradients) on each train
 because the live generator's running statistics do not match the averaged weights. Old runs, whose
 config has no `ema`, load without it (the config default is 0); new trainings get `train_defaults`'s.
 
+With `clusters` = K > 0 the GAN conditions itself without labels (a self-conditioned GAN, Liu et al.
+2020, clustering pixels rather than discriminator features): an online k-means (plugins/clusters.py)
+finds K clusters of the training images as they come, both networks take an image's cluster as the
+class-conditional GAN takes its class (one-hot beside z; the projection discriminator), and sampling
+draws clusters by their size. Each sample then commits to one kind of image, instead of drifting between
+digits, which is what the unconditional generator gets wrong most.
+
 Training alternates `d_steps` discriminator steps (optimizer "d") and one generator step (optimizer
 "g"). NaN/inf is the engine's business; a collapse (the discriminator's loss pinned near zero, so the
 generator has stopped learning) is detected here, with a counter kept on the device and read only
@@ -37,6 +44,8 @@ from torch import nn
 
 from zoo import ZooModel, hookimpl, param
 from zoo.errors import ConfigError, TrainingDiverged
+from zoo.plugins.clusters import OnlineKMeans
+from zoo.plugins.conditional import one_hot
 
 MIN_BASE = 4      # smallest side of the generator's first feature map
 MAX_UPSAMPLE = 6  # at most 6 doublings (a 256×256 image starts at 4×4)
@@ -74,6 +83,9 @@ class GANConfig:
                                         "checkerboard traces, Odena et al. 2016)", choices=("transposed", "nearest"))
     spectral_norm: bool = param(False, "spectral normalisation on the discriminator's layers instead of its batch "
                                        "norm (SNGAN; pair it with loss=hinge)")
+    clusters: int = param(0, "self-conditioning: condition both networks on the k-means cluster of each real "
+                             "image, found online from the training batches without labels, and sample clusters "
+                             "by their size (0: off)", low=0, high=1024)
 
 
 def upsamplings(height: int, width: int) -> int:
@@ -154,6 +166,24 @@ class Discriminator(nn.Module):
         return self.head(self.body(x).flatten(1)).squeeze(1)
 
 
+class ProjectionDiscriminator(Discriminator):
+    """D(x, y) = ψ(φ(x)) + ⟨embed(y), φ(x)⟩ over the flattened features φ(x) of the conv body (Miyato &
+    Koyama 2018): the unconditional logit plus the projection of the features on the condition's embedding."""
+
+    def __init__(self, width: int, shape: tuple[int, int, int], spectral: bool, conditions: int,
+                 batch_norm: bool = True):
+        super().__init__(width, shape, spectral, batch_norm)
+        features = self.head.in_features
+        self.embed = nn.Embedding(conditions, features)
+        nn.init.normal_(self.embed.weight, 0.0, 0.02)  # small, like the other layers: the sum starts near ψ
+        if spectral:
+            self.embed = nn.utils.spectral_norm(self.embed)
+
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.body(x).flatten(1)
+        return self.head(h).squeeze(1) + (self.embed(labels) * h).sum(1)
+
+
 class GAN(ZooModel):
     name = "gan"
     description = "DCGAN: transposed-conv generator against a conv discriminator, both with batch norm"
@@ -167,6 +197,8 @@ class GAN(ZooModel):
         c, h, w = self.shape
         if h < 1 or w < 1 or c < 1:
             raise ConfigError(f"gan: cannot build for images of shape {self.shape}")
+        # With `clusters`, the clusters of the real images that both networks are conditioned on.
+        self.kmeans = OnlineKMeans(config.clusters, c * h * w) if config.clusters else None
         inputs = config.latent_dim + self.condition_size()
         self.generator = Generator(inputs, config.g_channels, self.shape, config.upsample)
         self.discriminator = self.build_discriminator()
@@ -186,20 +218,29 @@ class GAN(ZooModel):
 
     # ------------------------------------------------------------------ what a conditional GAN changes
     def condition_size(self) -> int:
-        """Features of the condition the generator takes beside z: none here (plugins/cgan.py: the class)."""
-        return 0
+        """How many values the condition of both networks takes: the clusters with `clusters`, else none
+        (plugins/cgan.py: the classes)."""
+        return self.config.clusters
+
+    def real_condition(self, batch, learn: bool = False) -> torch.Tensor | None:
+        """The condition of the real images, which the fakes of a step are drawn for too, so their mix is
+        the data's: none, or with `clusters` their clusters (`learn`: moving the centres toward them)."""
+        if self.kmeans is None:
+            return None
+        return self.kmeans.update(batch.x) if learn else self.kmeans.assign(batch.x)
 
     def build_discriminator(self) -> nn.Module:
-        return Discriminator(self.config.d_channels, self.shape, self.config.spectral_norm,
-                             batch_norm=self.config.loss != "wgan-gp")
-
-    def fake_labels(self, real_labels: torch.Tensor) -> torch.Tensor | None:
-        """The classes the fakes of a training step are drawn for: none for an unconditional GAN."""
-        return None
+        batch_norm = self.config.loss != "wgan-gp"
+        if self.condition_size():
+            return ProjectionDiscriminator(self.config.d_channels, self.shape, self.config.spectral_norm,
+                                           self.condition_size(), batch_norm=batch_norm)
+        return Discriminator(self.config.d_channels, self.shape, self.config.spectral_norm, batch_norm=batch_norm)
 
     def generate(self, net: nn.Module, codes: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor:
-        """Images in [-1, 1] from `net` (the live or the averaged generator)."""
-        return net(codes)
+        """Images in [-1, 1] from `net` (the live or the averaged generator), given the condition as one-hot."""
+        if labels is None:
+            return net(codes)
+        return net(torch.cat([codes, one_hot(labels, self.condition_size(), codes.dtype)], dim=1))
 
     # ------------------------------------------------------------------ training
     @property
@@ -243,14 +284,14 @@ class GAN(ZooModel):
     def training_step(self, batch, step):
         real = batch.x * 2 - 1
         n = real.shape[0]
-        labels = self.fake_labels(batch.y)
+        labels = self.real_condition(batch, learn=True)
         for _ in range(self.config.d_steps):
             fake = self.generate(self.generator, self.prior_codes(n), labels)
-            real_logits = self.discriminator(real, batch.y)
+            real_logits = self.discriminator(real, labels)
             fake_logits = self.discriminator(fake.detach(), labels)
             d_loss = self.d_loss(real_logits, fake_logits)
             if self.config.loss == "wgan-gp":
-                d_loss = d_loss + self.config.gp_weight * self.gradient_penalty(real, fake.detach(), batch.y, labels)
+                d_loss = d_loss + self.config.gp_weight * self.gradient_penalty(real, fake.detach(), labels)
             step.optimize(d_loss, "d")
         # The generator step reuses the last fake batch against the updated discriminator.
         self.discriminator.requires_grad_(False)  # no gradients for D's weights in the G step
@@ -266,12 +307,12 @@ class GAN(ZooModel):
                 "d_real": torch.sigmoid(real_logits.detach().float()).mean(),
                 "d_fake": torch.sigmoid(fake_logits.detach().float()).mean()}
 
-    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, real_labels, fake_labels) -> torch.Tensor:
+    def gradient_penalty(self, real: torch.Tensor, fake: torch.Tensor, labels) -> torch.Tensor:
         """(‖∇D(x̂)‖₂ − 1)² at random points x̂ between real and fake images (Gulrajani et al. 2017), which
-        keeps the critic near 1-Lipschitz. A conditional critic is asked about the real image's class."""
+        keeps the critic near 1-Lipschitz. A conditional critic is asked about the pair's condition."""
         mix = torch.rand((real.shape[0], 1, 1, 1), device=real.device, dtype=real.dtype)
         points = (mix * real + (1 - mix) * fake).requires_grad_(True)
-        scores = self.discriminator(points, real_labels if fake_labels is not None else None)
+        scores = self.discriminator(points, labels)
         grads, = torch.autograd.grad(scores.float().sum(), points, create_graph=True)
         return (grads.flatten(1).norm(2, dim=1) - 1).pow(2).mean()
 
@@ -313,17 +354,19 @@ class GAN(ZooModel):
     @torch.no_grad()
     def validation_step(self, batch):
         real = batch.x * 2 - 1
-        labels = self.fake_labels(batch.y)
+        labels = self.real_condition(batch)
         fake = self.generate(self.generator, self.prior_codes(real.shape[0]), labels)
-        real_logits, fake_logits = self.discriminator(real, batch.y), self.discriminator(fake, labels)
+        real_logits, fake_logits = self.discriminator(real, labels), self.discriminator(fake, labels)
         return {"d_loss": self.d_loss(real_logits, fake_logits), "g_loss": self.g_loss(fake_logits),
                 "d_real": torch.sigmoid(real_logits.float()).mean(),
                 "d_fake": torch.sigmoid(fake_logits.float()).mean()}
 
     # ------------------------------------------------------------------ what it can do
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """`n` images in [0, 1]; `generator` (on the model's device) makes them reproducible."""
-        return (self.generate(self.sampler, self.prior_codes(n, generator), None).float() + 1) / 2
+        """`n` images in [0, 1]; `generator` (on the model's device) makes them reproducible. With `clusters`,
+        each from a cluster drawn by its size."""
+        labels = self.kmeans.draw(n, generator) if self.kmeans is not None else None
+        return (self.generate(self.sampler, self.prior_codes(n, generator), labels).float() + 1) / 2
 
     def preview(self, x: torch.Tensor):
         n = x.shape[0] or 16

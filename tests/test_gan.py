@@ -11,6 +11,7 @@ from conftest import assert_clean_error, assert_ok, invoke, is_png, quiet, read_
 
 import zoo
 from zoo.api import generate
+from zoo.data.datasets import load_dataset
 from zoo.errors import TrainingDiverged
 
 # Narrow networks: an epoch of digits (~1300 images) takes well under a second on one thread.
@@ -206,9 +207,9 @@ def test_the_gradient_penalty_is_zero_for_a_unit_gradient_critic_and_grows_away_
 
     real, fake = torch.rand(8, 1, 28, 28), torch.rand(8, 1, 28, 28)
     model.discriminator = LinearCritic(1.0)
-    assert float(model.gradient_penalty(real, fake, None, None)) == pytest.approx(0.0, abs=1e-10)
+    assert float(model.gradient_penalty(real, fake, None)) == pytest.approx(0.0, abs=1e-10)
     model.discriminator = LinearCritic(3.0)
-    assert float(model.gradient_penalty(real, fake, None, None)) == pytest.approx(4.0, rel=1e-5)
+    assert float(model.gradient_penalty(real, fake, None)) == pytest.approx(4.0, rel=1e-5)
 
 
 @pytest.mark.parametrize("preset, expected", [
@@ -247,3 +248,67 @@ def test_nearest_upsampling_makes_images_of_the_data_size_from_the_codes(shape):
         images = model.sample(64, generator=torch.Generator().manual_seed(0))
     assert images.shape == (64, *shape)
     assert bool((images.std(0) > 0).all())
+
+
+# ------------------------------------------------------------------------------------------ self-conditioning
+
+def test_online_kmeans_finds_the_means_of_separated_groups_and_draws_by_size():
+    from zoo.plugins.clusters import OnlineKMeans
+
+    gen = torch.Generator().manual_seed(0)
+    # Three groups of 4×4 "images" around 0, 0.5 and 1, of 300, 200 and 100 images, fed in shuffled batches.
+    centres = torch.tensor([0.0, 0.5, 1.0])
+    group = torch.cat([torch.full((n,), g) for g, n in enumerate((300, 200, 100))])
+    images = centres[group][:, None, None, None] + 0.02 * torch.randn(600, 1, 4, 4, generator=gen)
+    order = torch.randperm(600, generator=gen)
+    images, group = images[order], group[order]
+    kmeans = OnlineKMeans(3, 16)
+    # The first batch holds all three groups, so each centre starts in its own group.
+    first = torch.cat([torch.nonzero(group == g)[0] for g in range(3)])
+    rest = torch.tensor([i for i in range(600) if i not in set(first.tolist())])
+    order = torch.cat([first, rest])
+    for batch in order.split(50):
+        kmeans.update(images[batch])
+    assert kmeans.counts.sum() == 600
+    found = kmeans.assign(images)
+    for g in range(3):  # every group is one cluster, whose centre is the group's mean
+        members = found[group == g]
+        assert (members == members[0]).all()
+        torch.testing.assert_close(kmeans.centres[members[0]], images[group == g].flatten(1).mean(0))
+    assert sorted(kmeans.counts.tolist()) == [100.0, 200.0, 300.0]
+    draws = kmeans.draw(6000, generator=torch.Generator().manual_seed(1))
+    share = torch.bincount(draws, minlength=3).float() / 6000
+    torch.testing.assert_close(share, kmeans.counts / 600, atol=0.03, rtol=0)
+
+
+def test_a_kmeans_centre_with_no_image_takes_one_from_the_next_batch():
+    from zoo.plugins.clusters import OnlineKMeans
+
+    kmeans = OnlineKMeans(4, 1)
+    kmeans.update(torch.tensor([[0.0], [0.0]]).view(2, 1, 1, 1))  # a batch of 2 for 4 centres, all alike
+    assert (kmeans.counts > 0).sum() == 1  # one centre holds both, three are still empty
+    kmeans.update(torch.tensor([[5.0], [9.0], [0.0]]).view(3, 1, 1, 1))
+    assert (kmeans.counts > 0).sum() == 3 and sorted(kmeans.centres.flatten().tolist())[-2:] == [5.0, 9.0]
+
+
+def test_a_self_conditioned_gan_saves_its_clusters_and_samples_them_reproducibly(tmp_path):
+    out = tmp_path / "run"
+    zoo.train("gan", dataset="digits", epochs=2, out=out, progress=False, log=quiet, clusters=6, **SMALL)
+    saved = weights(out / "model.safetensors")
+    train_images = load_dataset("digits").train_x.shape[0]
+    assert saved["kmeans.counts"].sum() == 2 * train_images  # every training image, once an epoch
+    model = zoo.load(out).model
+    torch.testing.assert_close(model.kmeans.centres, saved["kmeans.centres"])
+    assert model.discriminator.embed.num_embeddings == 6 and not model.can("sample_class")
+    a = weights(generate(out, n=8, seed=4, out=tmp_path / "a.safetensors"))["images"]
+    b = weights(generate(out, n=8, seed=4, out=tmp_path / "b.safetensors"))["images"]
+    torch.testing.assert_close(a, b)
+    assert_clean_error(invoke("generate", str(out), "--class", "1", "--out", str(tmp_path / "c.png")),
+                       "not conditional")
+
+
+def test_cgan_refuses_clusters(tmp_path):
+    result = invoke("train", "cgan", "--dataset", "digits", "--epochs", "1", "--set", "clusters=3",
+                    "--out", str(tmp_path / "run"))
+    assert_clean_error(result, "conditioned on the class labels", "gan --set clusters")
+    assert not (tmp_path / "run").exists()
