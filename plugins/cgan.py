@@ -30,6 +30,7 @@ class CGAN(ClassConditional, GAN):
     name = "cgan"
     description = "Class-conditional GAN: projection discriminator; zoo generate --class / --per-class"
     Config = CGANConfig
+    train_defaults = {**GAN.train_defaults, "clusters": 0}  # the class is its condition
 
     def __init__(self, config: CGANConfig, shape, num_classes: int = 0):
         require_labels("cgan", num_classes, ", or train the unconditional gan")

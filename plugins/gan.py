@@ -26,7 +26,9 @@ With `clusters` = K > 0 the GAN conditions itself without labels (a self-conditi
 finds K clusters of the training images as they come, both networks take an image's cluster as the
 class-conditional GAN takes its class (one-hot beside z; the projection discriminator), and sampling
 draws clusters by their size. Each sample then commits to one kind of image, instead of drifting between
-digits, which is what the unconditional generator gets wrong most.
+digits, which is what the unconditional generator gets wrong most. New trainings default to 50 clusters
+(`train_defaults`; MNIST after 6 epochs: FID 75 against 437 without after 10); `--set clusters=0` is the
+plain DCGAN, and runs saved before the option load without it.
 
 Training alternates `d_steps` discriminator steps (optimizer "d") and one generator step (optimizer
 "g"). NaN/inf is the engine's business; a collapse (the discriminator's loss pinned near zero, so the
@@ -186,10 +188,11 @@ class ProjectionDiscriminator(Discriminator):
 
 class GAN(ZooModel):
     name = "gan"
-    description = "DCGAN: transposed-conv generator against a conv discriminator, both with batch norm"
+    description = ("DCGAN: transposed-conv generator against a conv discriminator, both with batch norm, "
+                   "self-conditioned on 50 clusters it finds (clusters=0: plain)")
     Config = GANConfig
-    # `ema` here, not in GANConfig: runs saved before it existed have no average and must still load.
-    train_defaults = {"lr": 2e-4, "batch_size": 128, "epochs": 30, "plot_every": 5, "ema": 0.999}
+    # `ema` and `clusters` here, not in GANConfig: runs saved before they existed must still load as saved.
+    train_defaults = {"lr": 2e-4, "batch_size": 128, "epochs": 30, "plot_every": 5, "ema": 0.999, "clusters": 50}
     monitor = None  # no validation loss means "better" for a GAN: keep the last epoch
 
     def __init__(self, config: GANConfig, shape, num_classes: int = 0):

@@ -55,7 +55,9 @@ def _inputs_reach_the_code(model, shape) -> dict[str, torch.Tensor]:
     """Per network that reads images (the encoder's code, the GAN's discriminator logit): which input pixels
     move its output, by the gradient over 8 random images."""
     readers = {}
-    labels = torch.arange(8) % model.num_classes if model.can("sample_class") else None  # a conditional model
+    # A conditional model's condition: the class (cgan, cvae), or the cluster of a self-conditioned gan.
+    conditions = model.condition_size() if hasattr(model, "condition_size") else 0
+    labels = torch.arange(8) % conditions if conditions else None
     if model.can("encode"):
         readers["encode"] = model.encode
     elif hasattr(model, "posterior"):  # a conditional VAE's encoder, given the class

@@ -36,7 +36,7 @@ def gan_run(tmp_path_factory) -> Path:
 @pytest.mark.parametrize("shape, base", [((1, 28, 28), (7, 7)), ((3, 32, 32), (4, 4))])
 def test_generator_shape_and_range(shape, base):
     torch.manual_seed(0)
-    model = zoo.create("gan", shape=shape, g_channels=8, d_channels=8)
+    model = zoo.create("gan", shape=shape, g_channels=8, d_channels=8, clusters=0)
     assert model.generator.base == base
     model.eval()
     with torch.no_grad():
@@ -88,11 +88,12 @@ def test_training_writes_a_run(gan_run):
             assert key in r and r[key] == r[key], key
         assert 0 <= r["train_d_real"] <= 1 and 0 <= r["train_d_fake"] <= 1
     assert read_config(gan_run)["config"]["g_channels"] == 8
-    # Only network weights (new runs also keep the generator's weight average, `ema`, on by default):
+    # Only network weights and cluster centres (new runs keep the generator's weight average, `ema`, and
+    # self-condition on `clusters`, both on by default):
     # the collapse counters are not part of the model file.
     keys = weights(gan_run / "model.safetensors")
-    assert read_config(gan_run)["config"]["ema"] == 0.999
-    assert all(k.startswith(("generator.", "discriminator.", "ema_generator.")) for k in keys)
+    assert read_config(gan_run)["config"]["ema"] == 0.999 and read_config(gan_run)["config"]["clusters"] == 50
+    assert all(k.startswith(("generator.", "discriminator.", "ema_generator.", "kmeans.")) for k in keys)
     assert any(k.startswith("ema_generator.") for k in keys)
 
 
@@ -147,7 +148,7 @@ def test_ema_is_what_samples_and_old_configs_load_without_it():
     assert zoo.create("gan", g_channels=8, d_channels=8).config.ema == 0.999  # the default for new models
     plain = zoo.create("gan", g_channels=8, d_channels=8, ema=0.0)  # what a run saved without `ema` builds
     assert plain.ema_generator is None and plain.sampler is plain.generator
-    model = zoo.create("gan", g_channels=8, d_channels=8, ema=0.9)
+    model = zoo.create("gan", g_channels=8, d_channels=8, ema=0.9, clusters=0)
     assert model.sampler is model.ema_generator
     with torch.no_grad():
         model.generator.project[0].weight.add_(1.0)
