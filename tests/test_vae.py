@@ -2,6 +2,7 @@
 
 import itertools
 import math
+import platform
 
 import pytest
 import torch
@@ -35,6 +36,34 @@ def test_elbo_terms_and_iwae_bound_are_consistent():
     assert (net.iwae_nll(x, 300) <= one_sample + 0.05).all()
     # An untrained Bernoulli decoder has about 784·log 2 nats per image.
     assert abs(rec.mean().item() - 784 * math.log(2)) < 60
+
+
+def test_the_chunked_iwae_bound_is_the_log_mean_of_all_k_weights_whatever_the_chunk_size():
+    """The bound decodes a few samples per chunk and sums the weights as they come: it must equal the
+    log-mean-exp of all K importance weights, written out here with torch.distributions."""
+    torch.manual_seed(0)
+    net = zoo.create("vae", latent_dim=16, channels=[4, 8, 8], hidden=[16]).eval()
+    x = torch.bernoulli(torch.rand(3, 1, 28, 28))
+    k = 7
+    with torch.no_grad():
+        mu, logvar = net.posterior(x)
+        std = (0.5 * logvar).exp()
+        torch.manual_seed(1)
+        z = mu + std * torch.randn(k, 3, 16)
+        log_px = net.log_likelihood(net.decode_logits(z.view(k * 3, 16)), x.repeat(k, 1, 1, 1)).view(k, 3)
+        log_w = (log_px + torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+                 - torch.distributions.Normal(mu, std).log_prob(z).sum(-1))
+        expected = -(torch.logsumexp(log_w, 0) - math.log(k))
+    for chunk_images in (3, 6, 9, 1000):  # 1, 2 and 3 samples a chunk (a short last one), all 7 at once
+        torch.manual_seed(1)
+        torch.testing.assert_close(net.iwae_nll(x, k, chunk_images=chunk_images), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_keeping_freed_cpu_buffers_is_asked_of_glibc_once():
+    from zoo.device import keep_freed_cpu_buffers
+
+    assert keep_freed_cpu_buffers() is (platform.libc_ver()[0] == "glibc")
+    assert keep_freed_cpu_buffers.cache_info().currsize == 1  # asked once per process
 
 
 def test_gaussian_likelihood_and_beta():

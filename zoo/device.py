@@ -1,4 +1,8 @@
-"""Choosing the training device."""
+"""Choosing the training device, and how the CPU keeps its memory."""
+
+import ctypes
+import ctypes.util
+import functools
 
 import torch
 
@@ -28,3 +32,25 @@ def pick_device(name: str = "auto") -> torch.device:
     if dev.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"unsupported device '{name}'", "Use auto, cpu, cuda, cuda:N or mps.")
     return dev
+
+
+# glibc's mallopt parameters (malloc.h): M_TRIM_THRESHOLD and M_MMAP_THRESHOLD.
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+
+
+@functools.cache
+def keep_freed_cpu_buffers() -> bool:
+    """Ask glibc to keep freed CPU buffers of up to 32 MB for reuse instead of handing them back to the
+    kernel. PyTorch's CPU allocator caches nothing, so a loop that allocates and frees buffers of a few MB
+    (an IWAE bound decoding hundreds of images per chunk) otherwise maps, faults in and unmaps them on every
+    pass: as much time in the kernel as in the computation. Process-wide and done once; a no-op (False)
+    where the C library is not glibc."""
+    name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(name) if name else None
+        mallopt = libc.mallopt if libc is not None else None
+    except (OSError, AttributeError):
+        return False
+    if mallopt is None:
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)) and bool(mallopt(_M_TRIM_THRESHOLD, 1024 ** 3))
