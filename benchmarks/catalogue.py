@@ -20,6 +20,7 @@ from pathlib import Path
 import zoo
 from zoo import registry
 from zoo.errors import ZooError
+from zoo.runs.modelcard import render_card
 
 ROOT = Path(__file__).resolve().parents[1]
 KEEP = ("config.json", "model.safetensors", "README.md", "reconstructions.png", "samples.png", "loss.png")
@@ -65,10 +66,10 @@ def main() -> None:
     for name in KEEP:
         if (run / name).exists():
             shutil.copy2(run / name, target / name)
-    (target / "README.md").write_text((target / "README.md").read_text().replace(f"# {run.name}:", f"# {args.name}:")
-                                      .replace(f'zoo.load("{run.name}")', f'zoo.load("{args.name}")')
-                                      .replace(f"zoo eval {run.name}", f"zoo eval {args.name}")
-                                      .replace(f"zoo reconstruct {run.name}", f"zoo reconstruct {args.name}"))
+    # The card again, addressed by the catalogued name (the run's own names its folder, wherever it was).
+    eval_result = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else None
+    images = [p for p in ("reconstructions.png", "samples.png", "loss.png") if (target / p).exists()]
+    (target / "README.md").write_text(render_card(net.record, eval_result, images, args.name))
     digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()
     cfg = net.record
     lines = [f"[weights.{args.name}]", f'model = "{cfg["model"]}"', f'dataset = "{cfg["train"]["dataset"]}"',

@@ -313,3 +313,11 @@ def test_cgan_refuses_clusters(tmp_path):
                     "--out", str(tmp_path / "run"))
     assert_clean_error(result, "conditioned on the class labels", "gan --set clusters")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_gan_runs_model_card_shows_only_the_commands_a_gan_can_run(gan_run):
+    card = (gan_run / "README.md").read_text()
+    usage = card[card.index("## Use it"):card.index("## Training configuration")]
+    assert f"zoo generate {gan_run} --n 64" in usage and f"zoo eval {gan_run} --fid" in usage
+    assert "run.sample(n)" in usage
+    assert "reconstruct" not in usage and "run.encode" not in usage

@@ -13,6 +13,39 @@ def _yaml_list(items) -> str:
     return "".join(f"\n  - {json.dumps(str(i))}" for i in items)
 
 
+def _capabilities(model: str) -> list[str] | None:
+    """What the run's model can do, from its plugin (None when the plugin is not installed here)."""
+    from zoo import registry
+    from zoo.model import CAPABILITIES, ZooModel
+
+    try:
+        cls = registry.get_model_class(model)
+    except Exception:  # an unknown or broken plugin: the card still renders, with the general lines
+        return None
+    return [c for c in CAPABILITIES if getattr(cls, c, None) is not getattr(ZooModel, c)]
+
+
+def _usage(address: str, capabilities: list[str] | None) -> tuple[str, list[str]]:
+    """The card's load line and the commands that apply to the model (all of them when unknown)."""
+    can = set(capabilities) if capabilities is not None else {"encode", "reconstruct", "sample"}
+    shell = shlex.quote(address)
+    methods = [m for m, c in (("run.encode(x)", "encode"), ("run.reconstruct(x)", "reconstruct"),
+                              ("run.sample(n)", "sample"), ("run.sample_class(labels)", "sample_class"),
+                              ("run.classify(x)", "classify")) if c in can]
+    python_line = f"run = zoo.load({json.dumps(address)})  # run.model: the torch module" + \
+        (f"; {', '.join(methods)}" if methods else "")
+    commands = []
+    if can & {"reconstruct", "classify"}:
+        commands.append(f"zoo eval {shell}")
+    if "reconstruct" in can:
+        commands.append(f"zoo reconstruct {shell} --n 16 --out recon.png")
+    if "sample" in can:
+        commands += [f"zoo generate {shell} --n 64 --out samples.png", f"zoo eval {shell} --fid"]
+    if "sample_class" in can:
+        commands.append(f"zoo generate {shell} --per-class 8 --out per-class.png")
+    return python_line, commands
+
+
 def render_card(run: dict, eval_result: dict | None, images: list[str], address: str) -> str:
     """The card of a run reached at `address` (a folder, a catalogued name or a hub location): its
     load lines use the address as it is, so they work as written."""
@@ -43,9 +76,8 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
                   "| metric | value |", "| --- | --- |"]
         lines += [f"| {k} | {v:.5g} |" for k, v in metrics.items()]
         lines.append("")
-    shell = shlex.quote(address)
-    lines += ["## Use it", "", "```python", "import zoo", f"run = zoo.load({json.dumps(address)})  # run.model: the torch module; run.encode(x), run.sample(n)", "```", "",
-              "```", f"zoo eval {shell}", f"zoo reconstruct {shell} --n 16 --out recon.png", "```", "",
+    python_line, commands = _usage(address, _capabilities(model))
+    lines += ["## Use it", "", "```python", "import zoo", python_line, "```", "", "```", *commands, "```", "",
               "## Training configuration", "", "```json",
               json.dumps({"config": run.get("config"), "train": run.get("train")}, indent=2), "```", ""]
     for img in images:
