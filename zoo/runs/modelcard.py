@@ -6,6 +6,8 @@ import json
 import shlex
 from pathlib import Path
 
+from zoo import registry
+from zoo.model import CAPABILITIES, ZooModel
 from zoo.runs import checkpoint as ckpt
 
 
@@ -15,9 +17,6 @@ def _yaml_list(items) -> str:
 
 def _capabilities(model: str) -> list[str] | None:
     """What the run's model can do, from its plugin (None when the plugin is not installed here)."""
-    from zoo import registry
-    from zoo.model import CAPABILITIES, ZooModel
-
     try:
         cls = registry.get_model_class(model)
     except Exception:  # an unknown or broken plugin: the card still renders, with the general lines
