@@ -138,24 +138,30 @@ class VAE(ZooModel):
         if x.device.type == "cpu":
             keep_freed_cpu_buffers()
         mu, logvar = self.posterior(x, y)
-        std = (0.5 * logvar).exp()
         b, d = mu.shape
         per_chunk = max(1, min(k, chunk_images // max(b, 1)))
-        log_norm = -0.5 * (LOG_2PI * d + logvar.sum(1))  # the terms of log q(z|x) that do not depend on z
         eps = torch.empty((per_chunk, b, d), device=x.device)
-        xs = x.unsqueeze(0).expand(per_chunk, *x.shape).reshape(per_chunk * b, *x.shape[1:])
-        ys = None if y is None else y.unsqueeze(0).expand(per_chunk, b).reshape(per_chunk * b)
         total = torch.full((b,), -math.inf, device=x.device)
         for start in range(0, k, per_chunk):
             s = min(per_chunk, k - start)
-            e = eps[:s].normal_()
-            z = torch.addcmul(mu, std, e)                                    # [s, b, d]
-            logits = self.decode_logits(z.view(s * b, d), None if ys is None else ys[:s * b])
-            log_px = self.log_likelihood(logits, xs[:s * b]).view(s, b)
-            log_pz = -0.5 * (z.pow(2).sum(-1) + LOG_2PI * d)
-            log_qz = log_norm - 0.5 * e.pow(2).sum(-1)
-            total = torch.logaddexp(total, torch.logsumexp(log_px + log_pz - log_qz, 0))
+            log_w = self.log_weights(x, y, mu, logvar, eps[:s].normal_())
+            total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         return -(total - math.log(k))
+
+    def log_weights(self, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor,
+                    eps: torch.Tensor, prior_weight: float = 1.0) -> torch.Tensor:
+        """log p(x|z) + w·(log p(z) − log q(z|x)) for the s codes z = μ + σ·ε of each image, ε [s, B, d]
+        drawn by the caller: [s, B], the importance log-weights of the IWAE bound (w = 1; a smaller w is
+        a KL warm-up's share). The one place that scores codes, for the evaluation bound and the IWAE's
+        training loss."""
+        s, b, d = eps.shape
+        z = torch.addcmul(mu, (0.5 * logvar).exp(), eps)                   # [s, B, d]
+        ys = None if y is None else y.unsqueeze(0).expand(s, b).reshape(s * b)
+        xs = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])
+        log_px = self.log_likelihood(self.decode_logits(z.reshape(s * b, d), ys), xs).view(s, b)
+        log_pz = -0.5 * (z.pow(2).sum(-1) + LOG_2PI * d)
+        log_qz = -0.5 * (eps.pow(2).sum(-1) + LOG_2PI * d + logvar.sum(-1))
+        return log_px + prior_weight * (log_pz - log_qz)
 
     def metrics(self, batch, iwae_k: int = 0, **options):
         """Reconstruction metrics, the negative ELBO and its KL term; with `iwae_k` K > 0 also the IWAE

@@ -1,0 +1,75 @@
+"""IWAE: the VAE trained on the importance-weighted bound (Burda et al. 2015), and the variants of
+Rainforth et al. 2018 as options of the same model, not copies.
+
+With K importance samples z_k ~ q(z|x) and weights w_k = p(x, z_k) / q(z_k|x), the training loss is
+−log (1/K) Σ_k w_k per image: a tighter bound on log p(x) than the ELBO (K = 1 is the VAE), at K decoder
+passes per image.
+
+- `bound = iwae`: that bound with `k` samples.
+- `bound = miwae`: the mean of `m` independent IWAE-K bounds (M·K decoder passes): the encoder's gradient
+  keeps its signal, which fades as K grows for the plain IWAE.
+- `bound = ciwae`: `ciwae_beta`·ELBO + (1 − `ciwae_beta`)·IWAE-K over the same K samples.
+
+β and `kl_warmup` weigh log p(z) − log q(z|x) inside each weight as they weigh the KL term of the VAE
+(with β = 1 and the warm-up over, the bound is exact). Everything else (the nets, `zoo eval --iwae-k`,
+sampling from the prior) is the VAE's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from zoo import hookimpl, param
+from zoo.plugins.vae import VAE, VAEConfig
+
+
+@dataclass
+class IWAEConfig(VAEConfig):
+    bound: str = param("iwae", "training bound: iwae (IWAE-K), miwae (mean of m IWAE-K bounds), ciwae "
+                               "(ciwae_beta·ELBO + (1 − ciwae_beta)·IWAE-K)", choices=("iwae", "miwae", "ciwae"))
+    k: int = param(5, "importance samples per image in each bound (K; decoder passes per image: K, or M·K)",
+                   low=1, high=5000)
+    m: int = param(1, "miwae: independent IWAE-K bounds averaged per image (M)", low=1, high=1000)
+    ciwae_beta: float = param(0.5, "ciwae: the ELBO's share of the loss (0: IWAE-K, 1: ELBO)", low=0.0, high=1.0)
+
+
+class IWAE(VAE):
+    name = "iwae"
+    description = "Importance-weighted autoencoder: the VAE trained on the IWAE-K bound (or MIWAE, CIWAE)"
+    Config = IWAEConfig
+
+    def samples_per_image(self) -> int:
+        return self.config.k * (self.config.m if self.config.bound == "miwae" else 1)
+
+    def bound_terms(self, x: torch.Tensor, y: torch.Tensor | None, prior_weight) -> dict[str, torch.Tensor]:
+        """Per image: the training bound (in nats, higher is better), and the IWAE-K and ELBO it is made of."""
+        mu, logvar = self.posterior(x, y)
+        c = self.config
+        groups = c.m if c.bound == "miwae" else 1
+        eps = torch.randn((groups * c.k, *mu.shape), device=mu.device, dtype=mu.dtype)
+        log_w = self.log_weights(x, y, mu, logvar, eps, prior_weight).view(groups, c.k, -1)
+        iwae = (torch.logsumexp(log_w, 1) - math.log(c.k)).mean(0)        # [B]: MIWAE's mean over M
+        elbo = log_w.mean((0, 1))
+        bound = c.ciwae_beta * elbo + (1 - c.ciwae_beta) * iwae if c.bound == "ciwae" else iwae
+        return {"bound": bound, "iwae": iwae, "elbo": elbo}
+
+    def loss(self, batch):
+        terms = self.bound_terms(batch.x, batch.y, self.warmup * self.beta)
+        return {"loss": -terms["bound"].mean(), f"iwae_k{self.config.k}": -terms["iwae"].mean(),
+                "neg_elbo": -terms["elbo"].mean()}
+
+    def validation_step(self, batch):
+        """The training bound (β and the warm-up at their end), so early stopping watches what is trained."""
+        terms = self.bound_terms(batch.x, batch.y, self.beta)
+        recon = self.reconstruction(batch.x, batch.y)
+        return {"loss": -terms["bound"].mean(), f"iwae_k{self.config.k}": -terms["iwae"].mean(),
+                "neg_elbo": -terms["elbo"].mean(), "mse": F.mse_loss(recon.float(), batch.x)}
+
+
+@hookimpl
+def zoo_models():
+    return [IWAE]

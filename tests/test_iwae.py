@@ -1,0 +1,90 @@
+"""The IWAE plugin: its training bounds (IWAE, MIWAE, CIWAE) against the importance weights written out,
+and a real (tiny) training run through the CLI."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, read_metrics
+
+import zoo
+
+
+def _model(**config):
+    torch.manual_seed(0)
+    return zoo.create("iwae", latent_dim=4, **{k: v for k, v in TINY.items() if k != "device"}, **config).eval()
+
+
+def _images(n=5):
+    return torch.bernoulli(torch.rand(n, 1, 28, 28, generator=torch.Generator().manual_seed(2)))
+
+
+def _weights(model, x, samples):
+    """The importance log-weights of `samples` codes per image, drawn as the model draws them (seed 0)."""
+    mu, logvar = model.posterior(x)
+    torch.manual_seed(0)
+    return model.log_weights(x, None, mu, logvar, torch.randn(samples, *mu.shape))
+
+
+@torch.no_grad()
+def test_the_iwae_bound_is_the_log_mean_of_the_k_weights_and_above_their_mean():
+    model, x = _model(k=6), _images()
+    expected = torch.logsumexp(_weights(model, x, 6), 0) - math.log(6)
+    torch.manual_seed(0)
+    terms = model.bound_terms(x, None, 1.0)
+    torch.testing.assert_close(terms["bound"], expected)
+    torch.testing.assert_close(terms["elbo"], _weights(model, x, 6).mean(0))
+    assert (terms["iwae"] >= terms["elbo"]).all()  # Jensen: the IWAE bound is the tighter one
+
+
+@torch.no_grad()
+def test_with_one_sample_the_iwae_is_the_vae():
+    model, x = _model(k=1), _images()
+    torch.manual_seed(0)
+    terms = model.bound_terms(x, None, 1.0)
+    torch.testing.assert_close(terms["iwae"], terms["elbo"])
+
+
+@torch.no_grad()
+def test_miwae_averages_m_independent_iwae_bounds():
+    model, x = _model(bound="miwae", k=3, m=4), _images()
+    assert model.samples_per_image() == 12
+    groups = _weights(model, x, 12).view(4, 3, -1)
+    torch.manual_seed(0)
+    terms = model.bound_terms(x, None, 1.0)
+    torch.testing.assert_close(terms["bound"], (torch.logsumexp(groups, 1) - math.log(3)).mean(0))
+
+
+@torch.no_grad()
+def test_ciwae_mixes_the_elbo_and_the_iwae_bound_by_its_beta():
+    model, x = _model(bound="ciwae", k=4, ciwae_beta=0.25), _images()
+    torch.manual_seed(0)
+    terms = model.bound_terms(x, None, 1.0)
+    torch.testing.assert_close(terms["bound"], 0.25 * terms["elbo"] + 0.75 * terms["iwae"])
+
+
+def test_iwae_trains_evaluates_and_samples_through_the_cli(tmp_path):
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "iwae", "--dataset", "digits", "--epochs", "2", "--set", "k=3", "--set", "latent_dim=4",
+                     "--set", "binarize=dynamic", *TINY_SET, "--out", str(run)))
+    records = read_metrics(run)
+    assert [r["epoch"] for r in records] == [1, 2]
+    for r in records:  # the bound is tighter than the ELBO on the same samples
+        assert r["train_iwae_k3"] <= r["train_neg_elbo"] and r["val_iwae_k3"] <= r["val_neg_elbo"]
+        assert r["val_loss"] == pytest.approx(r["val_iwae_k3"])
+    assert_ok(invoke("eval", str(run), "--iwae-k", "10", "--json", "--no-progress"))
+    metrics = json.loads((run / "eval.json").read_text())["metrics"]
+    assert metrics["nll_iwae_k10_nats"] <= metrics["neg_elbo_nats"] + 1.0
+    assert_ok(invoke("generate", str(run), "--n", "8", "--out", str(tmp_path / "s.png")))
+    assert (tmp_path / "s.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("setting, fragment", [("k=0", "k"), ("bound=piwae", "iwae, miwae, ciwae"),
+                                               ("ciwae_beta=2", "ciwae_beta")])
+def test_bad_iwae_settings_are_refused_with_a_message(tmp_path, setting, fragment):
+    result = invoke("train", "iwae", "--dataset", "digits", "--epochs", "1", "--set", setting, *TINY_SET,
+                    "--out", str(tmp_path / "run"))
+    assert_clean_error(result, fragment)
