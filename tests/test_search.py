@@ -360,7 +360,7 @@ def test_example_spaces_reproduce_the_reports():
     from zoo.runs.config import TrainConfig, fields_of
     from zoo.registry import get_model_class
 
-    bundled = spacemod.bundled_spaces()
+    bundled = [name for name in spacemod.bundled_spaces() if name.startswith("report-")]
     assert set(bundled) == {"report-000-fashion-random", "report-001-mnist-optuna", "report-002-mnist-large",
                             "report-004-mnist-grid"}
     cls = get_model_class("convae")
@@ -394,6 +394,22 @@ def test_example_spaces_reproduce_the_reports():
     points = _sample(s004, 20, grid=True)
     assert all(len(v["channels"]) == 3 and v["hidden"][0] in (32, 64) for v in points)
     assert len({json.dumps(v, sort_keys=True) for v in points}) == 20
+
+
+def test_the_iwae_space_trains_the_iwae_50_bound_on_dynamically_binarised_mnist():
+    from zoo.api import resolve_config
+    from zoo.registry import get_model_class
+    from zoo.runs.config import TrainConfig, fields_of
+
+    sp = spacemod.load_space("iwae-mnist")
+    cls = get_model_class("iwae")
+    sp.check_keys({f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}, "iwae")
+    assert (sp.fixed["bound"], sp.fixed["k"], sp.fixed["binarize"]) == ("iwae", 50, "dynamic")
+    for v in _sample(sp, 5):
+        assert 16 <= v["latent_dim"] <= 64 and v["hidden"][0] in (256, 512)
+        _, model_cfg, train = resolve_config("iwae", config=sp.fixed, overrides=v)
+        assert (model_cfg.k, model_cfg.latent_dim, train.binarize) == (50, v["latent_dim"], "dynamic")
+        cls(model_cfg, (1, 28, 28))
 
 
 def test_list_spaces_names_the_examples():
