@@ -85,3 +85,12 @@ def test_conditional_options_are_refused_where_they_do_not_apply(runs, tmp_path)
 def test_a_cvae_needs_labelled_data():
     with pytest.raises(ConfigError, match="no class labels"):
         zoo.create("cvae", num_classes=0)
+
+
+def test_a_cvae_runs_model_card_offers_eval_generation_by_class_and_no_reconstruction(runs):
+    cvae, _ = runs
+    card = (cvae / "README.md").read_text()
+    commands = card[card.index("## Use it"):card.index("## Training configuration")].splitlines()
+    assert f"zoo eval {cvae}" in commands and f"zoo eval {cvae} --fid" in commands  # it has test metrics
+    assert f"zoo generate {cvae} --per-class 8 --out per-class.png" in commands
+    assert not any("zoo reconstruct" in line for line in commands)  # it needs the class to reconstruct

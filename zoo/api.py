@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo import registry
-from zoo.model import CAPABILITIES, ZooModel
+from zoo.model import ZooModel
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.config import TrainConfig, resolve_config, split_config
@@ -62,8 +62,7 @@ def model_info(name: str) -> dict[str, Any]:
 
     return {
         "name": entry.name, "description": entry.description, "package": entry.package, "version": entry.version,
-        "capabilities": [c for c in CAPABILITIES
-                         if getattr(cls, c, None) is not getattr(ZooModel, c)],
+        "capabilities": cls.capabilities(),
         "params": describe(cls.Config),
         "vectorized_keys": _vectorizable(cls),
         "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),

@@ -184,13 +184,21 @@ class ZooModel(nn.Module):
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def can(self, capability: str) -> bool:
-        """True if this architecture implements `capability` (overrides the base method)."""
-        impl = getattr(type(self), capability, None)
+    @classmethod
+    def can(cls, capability: str) -> bool:
+        """True if this architecture implements `capability` (overrides the base method); asked of a model
+        or of its class (a model card, `zoo info`)."""
+        impl = getattr(cls, capability, None)
         return impl is not None and impl is not getattr(ZooModel, capability, None)
 
-    def capabilities(self) -> list[str]:
-        return [c for c in CAPABILITIES if self.can(c)]
+    @classmethod
+    def capabilities(cls) -> list[str]:
+        return [c for c in CAPABILITIES if cls.can(c)]
+
+    @classmethod
+    def has_test_metrics(cls) -> bool:
+        """True if `zoo eval` has per-image figures for it: its own `metrics`, or reconstruction metrics."""
+        return cls.metrics is not ZooModel.metrics or cls.can("reconstruct")
 
     # ------------------------------------------------------------------ evaluation and pictures
     def metrics(self, batch: Batch, **options) -> dict[str, torch.Tensor]:

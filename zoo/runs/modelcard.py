@@ -7,7 +7,7 @@ import shlex
 from pathlib import Path
 
 from zoo import registry
-from zoo.model import CAPABILITIES, ZooModel
+from zoo.errors import ZooError
 from zoo.runs import checkpoint as ckpt
 
 
@@ -15,18 +15,18 @@ def _yaml_list(items) -> str:
     return "".join(f"\n  - {json.dumps(str(i))}" for i in items)
 
 
-def _capabilities(model: str) -> list[str] | None:
-    """What the run's model can do, from its plugin (None when the plugin is not installed here)."""
+def _model_class(model: str) -> type | None:
+    """The run's model class, from its plugin (None when the plugin is not installed here)."""
     try:
-        cls = registry.get_model_class(model)
-    except Exception:  # an unknown or broken plugin: the card still renders, with the general lines
+        return registry.get_model_class(model)
+    except ZooError:  # an unknown or broken plugin: the card still renders, with the general lines
         return None
-    return [c for c in CAPABILITIES if getattr(cls, c, None) is not getattr(ZooModel, c)]
 
 
-def _usage(address: str, capabilities: list[str] | None) -> tuple[str, list[str]]:
+def _usage(address: str, cls: type | None) -> tuple[str, list[str]]:
     """The card's load line and the commands that apply to the model (all of them when unknown)."""
-    can = set(capabilities) if capabilities is not None else {"encode", "reconstruct", "sample"}
+    can = set(cls.capabilities()) if cls is not None else {"encode", "reconstruct", "sample"}
+    evaluates = cls.has_test_metrics() if cls is not None else True
     shell = shlex.quote(address)
     methods = [m for m, c in (("run.encode(x)", "encode"), ("run.reconstruct(x)", "reconstruct"),
                               ("run.sample(n)", "sample"), ("run.sample_class(labels)", "sample_class"),
@@ -34,7 +34,7 @@ def _usage(address: str, capabilities: list[str] | None) -> tuple[str, list[str]
     python_line = f"run = zoo.load({json.dumps(address)})  # run.model: the torch module" + \
         (f"; {', '.join(methods)}" if methods else "")
     commands = []
-    if can & {"reconstruct", "classify"}:
+    if evaluates:
         commands.append(f"zoo eval {shell}")
     if "reconstruct" in can:
         commands.append(f"zoo reconstruct {shell} --n 16 --out recon.png")
@@ -75,7 +75,7 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
                   "| metric | value |", "| --- | --- |"]
         lines += [f"| {k} | {v:.5g} |" for k, v in metrics.items()]
         lines.append("")
-    python_line, commands = _usage(address, _capabilities(model))
+    python_line, commands = _usage(address, _model_class(model))
     lines += ["## Use it", "", "```python", "import zoo", python_line, "```", "", "```", *commands, "```", "",
               "## Training configuration", "", "```json",
               json.dumps({"config": run.get("config"), "train": run.get("train")}, indent=2), "```", ""]

@@ -48,7 +48,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     on stderr; `progress` None: when stderr is a terminal."""
     run = load(source, device=device)
     model = run.model
-    if type(model).metrics is ZooModel.metrics and not run.can("reconstruct"):
+    if not model.has_test_metrics():
         raise _no_metrics(run, source)
     check_metric_options(model, options or {})
     data, x, y = run.data(split, data_dir)
