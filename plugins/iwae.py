@@ -24,7 +24,11 @@ import torch
 import torch.nn.functional as F
 
 from zoo import hookimpl, param
+from zoo.errors import ConfigError
 from zoo.plugins.vae import VAE, VAEConfig
+
+
+CIWAE_BETA = 0.5  # the ELBO's default share in the CIWAE loss
 
 
 @dataclass
@@ -34,13 +38,23 @@ class IWAEConfig(VAEConfig):
     k: int = param(5, "importance samples per image in each bound (K; decoder passes per image: K, or M·K)",
                    low=1, high=5000)
     m: int = param(1, "miwae: independent IWAE-K bounds averaged per image (M)", low=1, high=1000)
-    ciwae_beta: float = param(0.5, "ciwae: the ELBO's share of the loss (0: IWAE-K, 1: ELBO)", low=0.0, high=1.0)
+    ciwae_beta: float = param(CIWAE_BETA, "ciwae: the ELBO's share of the loss (0: IWAE-K, 1: ELBO)", low=0.0, high=1.0)
 
 
 class IWAE(VAE):
     name = "iwae"
     description = "Importance-weighted autoencoder: the VAE trained on the IWAE-K bound (or MIWAE, CIWAE)"
     Config = IWAEConfig
+
+    def __init__(self, config: IWAEConfig, shape, num_classes: int = 0):
+        # A setting of another bound would be silently ignored: say so instead.
+        if config.m != 1 and config.bound != "miwae":
+            raise ConfigError(f"iwae: m={config.m} counts the bounds of MIWAE, and bound is {config.bound}",
+                              "Add --set bound=miwae, or leave m out.")
+        if config.ciwae_beta != CIWAE_BETA and config.bound != "ciwae":
+            raise ConfigError(f"iwae: ciwae_beta={config.ciwae_beta:g} weighs the ELBO in CIWAE, and bound is "
+                              f"{config.bound}", "Add --set bound=ciwae, or leave ciwae_beta out.")
+        super().__init__(config, shape, num_classes)
 
     def samples_per_image(self) -> int:
         return self.config.k * (self.config.m if self.config.bound == "miwae" else 1)

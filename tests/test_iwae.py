@@ -82,9 +82,12 @@ def test_iwae_trains_evaluates_and_samples_through_the_cli(tmp_path):
     assert (tmp_path / "s.png").stat().st_size > 0
 
 
-@pytest.mark.parametrize("setting, fragment", [("k=0", "k"), ("bound=piwae", "iwae, miwae, ciwae"),
-                                               ("ciwae_beta=2", "ciwae_beta")])
+@pytest.mark.parametrize("setting, fragment", [
+    ("k=0", "k must be 1 .. 5000"), ("bound=piwae", "iwae, miwae, ciwae"), ("ciwae_beta=2", "ciwae_beta must be 0 .. 1"),
+    ("m=4", "--set bound=miwae"), ("ciwae_beta=0.2", "--set bound=ciwae"),  # another bound's setting, not ignored
+])
 def test_bad_iwae_settings_are_refused_with_a_message(tmp_path, setting, fragment):
     result = invoke("train", "iwae", "--dataset", "digits", "--epochs", "1", "--set", setting, *TINY_SET,
                     "--out", str(tmp_path / "run"))
     assert_clean_error(result, fragment)
+    assert not (tmp_path / "run").exists()
