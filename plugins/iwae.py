@@ -9,6 +9,11 @@ passes per image.
 - `bound = miwae`: the mean of `m` independent IWAE-K bounds (M·K decoder passes): the encoder's gradient
   keeps its signal, which fades as K grows for the plain IWAE.
 - `bound = ciwae`: `ciwae_beta`·ELBO + (1 − `ciwae_beta`)·IWAE-K over the same K samples.
+- `bound = piwae`: each network its own bound over the same M·K samples: the decoder climbs the IWAE-(M·K)
+  bound (the tighter one makes the better model), the encoder the MIWAE(M, K) bound (whose gradient keeps
+  its signal). One forward pass serves both: the encoder's path sees the decoder only through
+  ∂log p(x|z)/∂z, taken once, so neither network gets the other's gradient. With a batch-normalised
+  decoder that derivative leaves out how each code moves the batch's statistics.
 
 β and `kl_warmup` weigh log p(z) − log q(z|x) inside each weight as they weigh the KL term of the VAE
 (with β = 1 and the warm-up over, the bound is exact). Everything else (the nets, `zoo eval --iwae-k`,
@@ -29,15 +34,17 @@ from zoo.plugins.vae import VAE, VAEConfig
 
 
 CIWAE_BETA = 0.5  # the ELBO's default share in the CIWAE loss
+GROUPED = ("miwae", "piwae")  # the bounds that draw M groups of K samples
 
 
 @dataclass
 class IWAEConfig(VAEConfig):
     bound: str = param("iwae", "training bound: iwae (IWAE-K), miwae (mean of m IWAE-K bounds), ciwae "
-                               "(ciwae_beta·ELBO + (1 − ciwae_beta)·IWAE-K)", choices=("iwae", "miwae", "ciwae"))
+                               "(ciwae_beta·ELBO + (1 − ciwae_beta)·IWAE-K), piwae (decoder: IWAE-(m·k), "
+                               "encoder: MIWAE(m, k))", choices=("iwae", "miwae", "ciwae", "piwae"))
     k: int = param(5, "importance samples per image in each bound (K; decoder passes per image: K, or M·K)",
                    low=1, high=5000)
-    m: int = param(1, "miwae: independent IWAE-K bounds averaged per image (M)", low=1, high=1000)
+    m: int = param(1, "miwae, piwae: independent IWAE-K bounds averaged per image (M)", low=1, high=1000)
     ciwae_beta: float = param(CIWAE_BETA, "ciwae: the ELBO's share of the loss (0: IWAE-K, 1: ELBO)", low=0.0, high=1.0)
 
 
@@ -48,28 +55,50 @@ class IWAE(VAE):
 
     def __init__(self, config: IWAEConfig, shape, num_classes: int = 0):
         # A setting of another bound would be silently ignored: say so instead.
-        if config.m != 1 and config.bound != "miwae":
-            raise ConfigError(f"iwae: m={config.m} counts the bounds of MIWAE, and bound is {config.bound}",
-                              "Add --set bound=miwae, or leave m out.")
+        if config.m != 1 and config.bound not in GROUPED:
+            raise ConfigError(f"iwae: m={config.m} counts the bounds of MIWAE (and PIWAE's encoder), and bound is "
+                              f"{config.bound}", "Add --set bound=miwae or bound=piwae, or leave m out.")
         if config.ciwae_beta != CIWAE_BETA and config.bound != "ciwae":
             raise ConfigError(f"iwae: ciwae_beta={config.ciwae_beta:g} weighs the ELBO in CIWAE, and bound is "
                               f"{config.bound}", "Add --set bound=ciwae, or leave ciwae_beta out.")
         super().__init__(config, shape, num_classes)
 
     def samples_per_image(self) -> int:
-        return self.config.k * (self.config.m if self.config.bound == "miwae" else 1)
+        return self.config.k * (self.config.m if self.config.bound in GROUPED else 1)
 
     def bound_terms(self, x: torch.Tensor, y: torch.Tensor | None, prior_weight) -> dict[str, torch.Tensor]:
-        """Per image: the training bound (in nats, higher is better), and the IWAE-K and ELBO it is made of."""
+        """Per image: the training bound (in nats, higher is better), and the IWAE-K (MIWAE's mean over M)
+        and ELBO it is made of."""
         mu, logvar = self.posterior(x, y)
         c = self.config
-        groups = c.m if c.bound == "miwae" else 1
+        groups = c.m if c.bound in GROUPED else 1
         eps = torch.randn((groups * c.k, *mu.shape), device=mu.device, dtype=mu.dtype)
-        log_w = self.log_weights(x, y, mu, logvar, eps, prior_weight).view(groups, c.k, -1)
+        if c.bound == "piwae" and torch.is_grad_enabled():
+            for_decoder, for_encoder = self.split_log_weights(x, y, mu, logvar, eps, prior_weight)
+        else:
+            for_decoder = for_encoder = self.log_weights(x, y, mu, logvar, eps, prior_weight)
+        log_w = for_encoder.view(groups, c.k, -1)
         iwae = (torch.logsumexp(log_w, 1) - math.log(c.k)).mean(0)        # [B]: MIWAE's mean over M
         elbo = log_w.mean((0, 1))
-        bound = c.ciwae_beta * elbo + (1 - c.ciwae_beta) * iwae if c.bound == "ciwae" else iwae
+        if c.bound == "ciwae":
+            bound = c.ciwae_beta * elbo + (1 - c.ciwae_beta) * iwae
+        elif c.bound == "piwae":  # the value is IWAE-(M·K); the encoder's gradient comes from MIWAE alone
+            bound = torch.logsumexp(for_decoder, 0) - math.log(groups * c.k) + (iwae - iwae.detach())
+        else:
+            bound = iwae
         return {"bound": bound, "iwae": iwae, "elbo": elbo}
+
+    def split_log_weights(self, x, y, mu, logvar, eps, prior_weight) -> tuple[torch.Tensor, torch.Tensor]:
+        """The log-weights [s, B] twice, equal in value: the first passes gradients to the decoder only, the
+        second to the encoder only (through z = μ + σ·ε, with ∂log p(x|z)/∂z held fixed)."""
+        z = self.codes(mu, logvar, eps)
+        z_in = z.detach().requires_grad_()
+        log_px = self.codes_log_likelihood(x, y, z_in)
+        (dlog_px_dz,) = torch.autograd.grad(log_px.sum(), z_in, retain_graph=True)
+        prior = prior_weight * self.log_prior_ratio(z, logvar, eps)
+        for_decoder = log_px + prior.detach()
+        for_encoder = log_px.detach() + ((z - z.detach()) * dlog_px_dz).sum(-1) + prior
+        return for_decoder, for_encoder
 
     def loss(self, batch):
         terms = self.bound_terms(batch.x, batch.y, self.warmup * self.beta)

@@ -8,6 +8,7 @@ image, so it is asked for, never run by default.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import dataclass
 
@@ -92,12 +93,30 @@ class VAE(ZooModel):
             return F.binary_cross_entropy(recon.float().clamp(1e-6, 1 - 1e-6), x)
         return F.mse_loss(recon.float(), x)
 
+    # ---------------------------------------------------------------- the prior (VampPrior changes it)
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z) of codes [..., d], summed over d: the standard normal."""
+        return -0.5 * (z.pow(2).sum(-1) + LOG_2PI * z.shape[-1])
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """KL(q(z|x) || p(z)) per image: exact for the standard normal (a prior without a closed form
+        estimates it from the code z drawn from q)."""
+        return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """n codes drawn from p(z)."""
+        return torch.randn((n, self.config.latent_dim), device=self.device, generator=generator)
+
+    def prior_fixed(self):
+        """A context in which the prior's parameters are computed once (evaluation without gradients):
+        nothing to do for the standard normal."""
+        return contextlib.nullcontext()
+
     def _terms(self, x: torch.Tensor, y: torch.Tensor | None = None):
         mu, logvar = self.posterior(x, y)
         z = mu + torch.randn_like(mu) * (0.5 * logvar).exp()
         rec = -self.log_likelihood(self.decode_logits(z, y), x)
-        kl = 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar).sum(1)
-        return rec, kl
+        return rec, self.kl(mu, logvar, z)
 
     def loss(self, batch):
         rec, kl = self._terms(batch.x, batch.y)
@@ -124,8 +143,7 @@ class VAE(ZooModel):
         return self.reconstruction(x)
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        z = torch.randn((n, self.config.latent_dim), device=self.device, generator=generator)
-        return self.decode(z)
+        return self.decode(self.prior_sample(n, generator))
 
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
@@ -142,10 +160,11 @@ class VAE(ZooModel):
         per_chunk = max(1, min(k, chunk_images // max(b, 1)))
         eps = torch.empty((per_chunk, b, d), device=x.device)
         total = torch.full((b,), -math.inf, device=x.device)
-        for start in range(0, k, per_chunk):
-            s = min(per_chunk, k - start)
-            log_w = self.log_weights(x, y, mu, logvar, eps[:s].normal_())
-            total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
+        with self.prior_fixed():
+            for start in range(0, k, per_chunk):
+                s = min(per_chunk, k - start)
+                log_w = self.log_weights(x, y, mu, logvar, eps[:s].normal_())
+                total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
         return -(total - math.log(k))
 
     def log_weights(self, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor,
@@ -153,15 +172,42 @@ class VAE(ZooModel):
         """log p(x|z) + w·(log p(z) − log q(z|x)) for the s codes z = μ + σ·ε of each image, ε [s, B, d]
         drawn by the caller: [s, B], the importance log-weights of the IWAE bound (w = 1; a smaller w is
         a KL warm-up's share). The one place that scores codes, for the evaluation bound and the IWAE's
-        training loss."""
-        s, b, d = eps.shape
-        z = torch.addcmul(mu, (0.5 * logvar).exp(), eps)                   # [s, B, d]
+        training loss (which also uses its two parts, below, on their own)."""
+        z = self.codes(mu, logvar, eps)
+        return self.codes_log_likelihood(x, y, z) + prior_weight * self.log_prior_ratio(z, logvar, eps)
+
+    @staticmethod
+    def codes(mu: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """z = μ + σ·ε: [s, B, d] codes from the posterior."""
+        return torch.addcmul(mu, (0.5 * logvar).exp(), eps)
+
+    def codes_log_likelihood(self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) [s, B] of the s codes [s, B, d] of each image of x."""
+        s, b, d = z.shape
         ys = None if y is None else y.unsqueeze(0).expand(s, b).reshape(s * b)
         xs = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])
-        log_px = self.log_likelihood(self.decode_logits(z.reshape(s * b, d), ys), xs).view(s, b)
-        log_pz = -0.5 * (z.pow(2).sum(-1) + LOG_2PI * d)
-        log_qz = -0.5 * (eps.pow(2).sum(-1) + LOG_2PI * d + logvar.sum(-1))
-        return log_px + prior_weight * (log_pz - log_qz)
+        return self.decoded_log_likelihood(z.reshape(s * b, d), ys, xs).view(s, b)
+
+    def log_prior_ratio(self, z: torch.Tensor, logvar: torch.Tensor, eps: torch.Tensor) -> torch.Tensor:
+        """log p(z) − log q(z|x) [s, B] of codes z = μ + σ·ε [s, B, d]."""
+        log_qz = -0.5 * (eps.pow(2).sum(-1) + LOG_2PI * z.shape[-1] + logvar.sum(-1))
+        return self.log_prior(z) - log_qz
+
+    def decoded_log_likelihood(self, z: torch.Tensor, y: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
+        """log p(x|z) of codes z [N, d] for their images x [N, C, H, W], decoded IWAE_CHUNK_IMAGES at a time
+        on the CPU: there every buffer of a chunk stays small enough for the C library to reuse (see
+        zoo.device.keep_freed_cpu_buffers), where one pass over the K·B codes of an IWAE's training batch
+        would map and unmap hundreds of MB per layer. A batch-normalised decoder normalises each chunk by
+        its own statistics."""
+        n = z.shape[0]
+        if z.device.type != "cpu" or n <= IWAE_CHUNK_IMAGES:
+            return self.log_likelihood(self.decode_logits(z, y), x)
+        keep_freed_cpu_buffers()
+        parts = [self.log_likelihood(self.decode_logits(z[i:i + IWAE_CHUNK_IMAGES],
+                                                        None if y is None else y[i:i + IWAE_CHUNK_IMAGES]),
+                                     x[i:i + IWAE_CHUNK_IMAGES])
+                 for i in range(0, n, IWAE_CHUNK_IMAGES)]
+        return torch.cat(parts)
 
     def metrics(self, batch, iwae_k: int = 0, **options):
         """Reconstruction metrics, the negative ELBO and its KL term; with `iwae_k` K > 0 also the IWAE

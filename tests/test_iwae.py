@@ -1,4 +1,4 @@
-"""The IWAE plugin: its training bounds (IWAE, MIWAE, CIWAE) against the importance weights written out,
+"""The IWAE plugin: its training bounds (IWAE, MIWAE, CIWAE, PIWAE) against the importance weights written out,
 and a real (tiny) training run through the CLI."""
 
 from __future__ import annotations
@@ -66,6 +66,23 @@ def test_ciwae_mixes_the_elbo_and_the_iwae_bound_by_its_beta():
     torch.testing.assert_close(terms["bound"], 0.25 * terms["elbo"] + 0.75 * terms["iwae"])
 
 
+def test_piwae_gives_the_decoder_the_iwae_mk_gradient_and_the_encoder_the_miwae_gradient():
+    model, x = _model(bound="piwae", k=3, m=2), _images()
+    model.train()
+    torch.manual_seed(0)
+    out = model.loss(zoo.Batch(x, torch.zeros(len(x), dtype=torch.long)))
+    out["loss"].backward()
+    log_w = _weights(model, x, 6)  # the same six codes per image
+    iwae_6 = (torch.logsumexp(log_w, 0) - math.log(6)).mean()
+    miwae = (torch.logsumexp(log_w.view(2, 3, -1), 1) - math.log(3)).mean()
+    decoder, encoder = list(model.decoder.parameters()), list(model.encoder.parameters())
+    for params, bound in ((decoder, iwae_6), (encoder, miwae)):
+        expected = torch.autograd.grad(-bound, params, retain_graph=True)
+        for p, g in zip(params, expected):
+            torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
+    torch.testing.assert_close(out["loss"], -iwae_6)  # what is logged is the decoder's bound, IWAE-(M·K)
+
+
 def test_iwae_trains_evaluates_and_samples_through_the_cli(tmp_path):
     run = tmp_path / "run"
     assert_ok(invoke("train", "iwae", "--dataset", "digits", "--epochs", "2", "--set", "k=3", "--set", "latent_dim=4",
@@ -83,8 +100,8 @@ def test_iwae_trains_evaluates_and_samples_through_the_cli(tmp_path):
 
 
 @pytest.mark.parametrize("setting, fragment", [
-    ("k=0", "k must be 1 .. 5000"), ("bound=piwae", "iwae, miwae, ciwae"), ("ciwae_beta=2", "ciwae_beta must be 0 .. 1"),
-    ("m=4", "--set bound=miwae"), ("ciwae_beta=0.2", "--set bound=ciwae"),  # another bound's setting, not ignored
+    ("k=0", "k must be 1 .. 5000"), ("bound=riwae", "iwae, miwae, ciwae, piwae"), ("ciwae_beta=2", "ciwae_beta must be 0 .. 1"),
+    ("m=4", "--set bound=miwae or bound=piwae"), ("ciwae_beta=0.2", "--set bound=ciwae"),  # another bound's setting, not ignored
 ])
 def test_bad_iwae_settings_are_refused_with_a_message(tmp_path, setting, fragment):
     result = invoke("train", "iwae", "--dataset", "digits", "--epochs", "1", "--set", setting, *TINY_SET,

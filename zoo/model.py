@@ -86,14 +86,16 @@ class StepContext:
 _SEEDING = threading.Lock()
 
 
-def build_seeded(cls: type, config, shape, num_classes: int, seed: int, device) -> "ZooModel":
-    """Seed torch's generator and build a model for training on `device`, under a lock, so that trials
-    built in threads at the same moment (a search's concurrent groups) start from the weights they would
-    alone. A model too large for the memory at hand is refused first."""
-    check_fits(cls, config, shape, num_classes, device)  # before a byte is allocated
+def build_seeded(cls: type, config, data, seed: int, device) -> "ZooModel":
+    """Seed torch's generator and build a model for training on `data` (a zoo.data.ImageData) on `device`,
+    under a lock, so that trials built in threads at the same moment (a search's concurrent groups) start
+    from the weights they would alone. Data the model cannot learn from, and a model too large for the
+    memory at hand, are refused first."""
+    cls.check_data(config, data)
+    check_fits(cls, config, data.shape, data.num_classes, device)  # before a byte is allocated
     with _SEEDING:
         torch.manual_seed(seed)
-        return cls(config, shape, num_classes).to(device)
+        return cls(config, data.shape, data.num_classes).to(device)
 
 
 def hyper_buffer(module: nn.Module, name: str, value: float, key: str | None = None) -> None:
@@ -157,6 +159,12 @@ class ZooModel(nn.Module):
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         return self.loss(batch)
+
+    @classmethod
+    def check_data(cls, config, data) -> None:
+        """Refuse, with a `zoo.errors.ConfigError`, training data (a zoo.data.ImageData) this configuration
+        cannot learn from, before the model is built and before a run folder is touched: e.g. more
+        VampPrior pseudo-inputs than training images. Anything goes by default."""
 
     def reconstruction_error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The mean per-pixel error of reconstructions `recon` (in [0, 1]) of `x` that this model trains

@@ -96,7 +96,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     regs = zoo_callbacks.callbacks_for(train_cfg)  # pruning, iterative autoencoding, plugins' (as configured)
     # The model is built before the folder is touched: a configuration that cannot be built leaves an
     # old run in place (with --overwrite too).
-    net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, device)
+    net = build_seeded(cls, model_cfg, data, train_cfg.seed, device)
     zoo_callbacks.check(regs, net)
     if init is not None:
         init(net)

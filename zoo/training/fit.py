@@ -78,7 +78,7 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
         raise ConfigError(f"no validation score: {data.caveat()}",
                           "Cross-validate instead (each fold holds out images of its own), or add images.")
     regs = callbacks_for(train_cfg)
-    net = build_seeded(cls, model_cfg, data.shape, data.num_classes, train_cfg.seed, data.train_x.device)
+    net = build_seeded(cls, model_cfg, data, train_cfg.seed, data.train_x.device)
     check(regs, net)
     keep = KeepBest()
     trainer = Trainer(net, data, train_cfg, run_dir=None, callbacks=[*regs, *callbacks, keep], log=log,

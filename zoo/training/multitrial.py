@@ -186,7 +186,7 @@ def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], da
     from torch.func import functional_call, grad_and_value, stack_module_state, vmap
 
     device = data.train_x.device
-    models = [build_seeded(cls, m, data.shape, data.num_classes, t.seed, device)
+    models = [build_seeded(cls, m, data, t.seed, device)
               for m, t in zip(model_cfgs, train_cfgs)]
     params, buffers = stack_module_state(models)
     params = {k: v.detach().clone() for k, v in params.items()}

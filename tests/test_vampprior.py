@@ -1,0 +1,93 @@
+"""The VampPrior VAE: the mixture density against its definition, sampling from the pseudo-inputs'
+posteriors, a real (tiny) training run through the CLI, and the settings it refuses."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, read_metrics
+
+import zoo
+from zoo.plugins.vampprior import VampPrior, log_normal
+
+
+def _model(**config):
+    torch.manual_seed(0)
+    return zoo.create("vampprior", latent_dim=3, **{k: v for k, v in TINY.items() if k != "device"},
+                      **config).eval()
+
+
+def test_the_prior_density_is_the_mean_of_the_components_densities():
+    g = torch.Generator().manual_seed(0)
+    mu, logvar, z = torch.randn(7, 4, generator=g), 0.5 * torch.randn(7, 4, generator=g), torch.randn(3, 5, 4, generator=g)
+    by_definition = torch.log(torch.stack([log_normal(z, mu[k], logvar[k]).exp() for k in range(7)]).mean(0))
+    torch.testing.assert_close(VampPrior.log_prob(z, mu, logvar), by_definition, atol=1e-5, rtol=1e-5)
+
+
+@torch.no_grad()
+def test_the_prior_is_the_mixture_of_the_posteriors_at_the_pseudo_inputs():
+    model = _model(pseudo_inputs=5)
+    z = torch.randn(4, 3)
+    mu, logvar = model.posterior(model.prior.inputs())
+    expected = torch.logsumexp(log_normal(z[:, None], mu[None], logvar[None]), 1) - math.log(5)
+    torch.testing.assert_close(model.log_prior(z), expected)
+    assert ((model.prior.inputs() >= 0) & (model.prior.inputs() <= 1)).all()  # pseudo-inputs are images
+
+
+@torch.no_grad()
+def test_samples_come_from_the_posterior_of_a_pseudo_input():
+    model = _model(pseudo_inputs=1)
+    mu, logvar = model.posterior(model.prior.inputs())
+    codes = model.prior_sample(4000, torch.Generator().manual_seed(1))
+    torch.testing.assert_close(codes.mean(0), mu[0], atol=0.1, rtol=0)
+    torch.testing.assert_close(codes.std(0), (0.5 * logvar[0]).exp(), atol=0.1, rtol=0.1)
+
+
+@torch.no_grad()
+def test_the_iwae_bound_is_the_same_with_the_prior_computed_once():
+    model, x = _model(pseudo_inputs=6), torch.bernoulli(torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2)))
+    mu, logvar = model.posterior(x)
+    eps = torch.randn(5, *mu.shape, generator=torch.Generator().manual_seed(3))
+    each_time = model.log_weights(x, None, mu, logvar, eps)
+    with model.prior_fixed():
+        once = model.log_weights(x, None, mu, logvar, eps)
+    torch.testing.assert_close(once, each_time)
+
+
+def test_the_kl_term_is_estimated_at_the_sampled_code():
+    model = _model(pseudo_inputs=4)
+    mu, logvar, z = torch.zeros(2, 3), torch.zeros(2, 3), torch.randn(2, 3)
+    torch.testing.assert_close(model.kl(mu, logvar, z), log_normal(z, mu, logvar) - model.log_prior(z))
+
+
+def test_vampprior_trains_evaluates_and_samples_through_the_cli(tmp_path):
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "vampprior", "--dataset", "digits", "--epochs", "2", "--set", "latent_dim=4",
+                     "--set", "pseudo_inputs=20", "--set", "binarize=dynamic", *TINY_SET, "--out", str(run)))
+    records = read_metrics(run)
+    assert [r["epoch"] for r in records] == [1, 2] and records[1]["val_loss"] < records[0]["val_loss"]
+    assert_ok(invoke("eval", str(run), "--iwae-k", "20", "--json", "--no-progress"))
+    metrics = json.loads((run / "eval.json").read_text())["metrics"]
+    assert metrics["nll_iwae_k20_nats"] <= metrics["neg_elbo_nats"] + 1.0
+    assert_ok(invoke("generate", str(run), "--n", "8", "--out", str(tmp_path / "s.png")))
+    assert (tmp_path / "s.png").stat().st_size > 0
+    trained = zoo.load(str(run)).model
+    torch.manual_seed(0)  # the run's seed: the weights it started from
+    start = type(trained)(trained.config, trained.shape)
+    assert trained.prior.pseudo.shape == (20, 1, 28, 28)  # saved with the weights, and trained with them
+    assert float((trained.prior.pseudo - start.prior.pseudo).abs().max().detach()) > 1e-3
+
+
+@pytest.mark.parametrize("setting, fragment", [
+    ("pseudo_inputs=100000", "more than the"),   # the digits' training split is a few hundred images
+    ("batch_norm=true", "batch_norm=false"),
+    ("pseudo_inputs=0", "pseudo_inputs must be"),
+])
+def test_bad_vampprior_settings_are_refused_before_a_run_folder_exists(tmp_path, setting, fragment):
+    result = invoke("train", "vampprior", "--dataset", "digits", "--epochs", "1", "--set", setting, *TINY_SET,
+                    "--out", str(tmp_path / "run"))
+    assert_clean_error(result, fragment)
+    assert not (tmp_path / "run").exists()
