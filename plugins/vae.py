@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from zoo import ZooModel, hookimpl, hyper_buffer, param
 from zoo.analysis.metrics import reconstruction_metrics
 from zoo.device import keep_freed_cpu_buffers
+from zoo.errors import ConfigError
 from zoo.plugins.conv import ConvNetConfig, build_decoder, build_encoder
 
 LOG_2PI = math.log(2 * math.pi)
@@ -153,6 +154,8 @@ class VAE(ZooModel):
         q(z|x) (the IWAE bound). The k samples go through the decoder `chunk_images` decoded images at a
         time, and their log-weights are summed as they come (a running logsumexp), so memory does not grow
         with k and the same few buffers are reused from chunk to chunk."""
+        if not isinstance(k, int) or k < 1:
+            raise ConfigError(f"the IWAE bound needs k ≥ 1 importance samples, got {k!r}")
         if x.device.type == "cpu":
             keep_freed_cpu_buffers()
         mu, logvar = self.posterior(x, y)

@@ -10,6 +10,7 @@ from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet,
 from safetensors.torch import load_file
 
 import zoo
+from zoo.errors import ConfigError
 from zoo.model import Batch
 
 
@@ -57,6 +58,30 @@ def test_the_chunked_iwae_bound_is_the_log_mean_of_all_k_weights_whatever_the_ch
     for chunk_images in (3, 6, 9, 1000):  # 1, 2 and 3 samples a chunk (a short last one), all 7 at once
         torch.manual_seed(1)
         torch.testing.assert_close(net.iwae_nll(x, k, chunk_images=chunk_images), expected, rtol=1e-5, atol=1e-3)
+
+
+def test_decoding_in_chunks_gives_the_likelihood_of_one_pass_with_its_gradient():
+    """An IWAE's training batch (K·B codes) is decoded 512 images a chunk on the CPU: the same values and
+    gradients as one pass through the decoder."""
+    from zoo.plugins.vae import IWAE_CHUNK_IMAGES
+
+    torch.manual_seed(0)
+    net = zoo.create("vae", latent_dim=4, channels=[4, 8, 8], hidden=[16])
+    n = 2 * IWAE_CHUNK_IMAGES + 5
+    z, x = torch.randn(n, 4), torch.bernoulli(torch.rand(n, 1, 28, 28))
+    chunked = net.decoded_log_likelihood(z, None, x)
+    whole = net.log_likelihood(net.decode_logits(z), x)
+    torch.testing.assert_close(chunked, whole)
+    params = list(net.decoder.parameters())
+    for a, b in zip(torch.autograd.grad(chunked.sum(), params), torch.autograd.grad(whole.sum(), params)):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
+
+
+def test_the_bound_with_no_samples_is_refused():
+    net = zoo.create("vae", latent_dim=2, channels=[4, 8, 8], hidden=[16]).eval()
+    for k in (0, -5):
+        with pytest.raises(ConfigError, match="k ≥ 1"):
+            net.iwae_nll(torch.zeros(2, 1, 28, 28), k)
 
 
 def test_keeping_freed_cpu_buffers_is_asked_of_glibc_once():

@@ -1,0 +1,90 @@
+"""Re-measure a row of docs/model-zoo.md: train the row's model on dynamically binarised MNIST with its
+command, then estimate −log p(x) over the whole binarised test set (fixed seed) with the IWAE bound.
+Prints the row's figures as JSON and as the table's markdown line.
+
+    OMP_NUM_THREADS=1 python benchmarks/model_zoo.py ROW [--epochs N] [--k 5000] [--out DIR]
+    python benchmarks/model_zoo.py ROW --run DIR [--k 1000]       # only the bound, of a run trained before
+    python benchmarks/model_zoo.py --list
+
+The published figures beside each row are the papers' and pythae's reproduction (its README table);
+they are quoted, never computed here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import time
+from pathlib import Path
+
+import zoo
+
+# Shared by every row: the `vae-mnist` conv net at latent 32, dynamically binarised MNIST, KL warm-up.
+COMMON = {"preset": "vae-mnist", "dataset": "mnist", "binarize": "dynamic", "latent_dim": 32, "kl_warmup": 5}
+
+ROWS = {
+    "vae": {"model": "vae", "epochs": 40, "set": {},
+            "paper": "88.56 (VampPrior paper); 86.76 (Burda et al., 1 layer)", "pythae": "89.78"},
+    "iwae-k5": {"model": "iwae", "epochs": 40, "set": {"k": 5},
+                "paper": "85.54 (Burda et al., 1 layer, K = 5)", "pythae": "—"},
+    "iwae-k50": {"model": "iwae", "epochs": 40, "set": {"k": 50},
+                 "paper": "84.78 (Burda et al., 1 layer); 82.90 (2 layers)", "pythae": "86.82"},
+    "miwae": {"model": "iwae", "epochs": 40, "set": {"bound": "miwae", "m": 8, "k": 8},
+              "paper": "84.97 (Rainforth et al., M = K = 8)", "pythae": "85.09"},
+    "piwae": {"model": "iwae", "epochs": 40, "set": {"bound": "piwae", "m": 8, "k": 8},
+              "paper": "84.46", "pythae": "84.58"},
+    "ciwae": {"model": "iwae", "epochs": 40, "set": {"bound": "ciwae", "k": 64},
+              "paper": "84.57", "pythae": "84.74"},
+    "vampprior": {"model": "vampprior", "epochs": 40, "set": {"batch_norm": False},
+                  "paper": "85.57", "pythae": "85.79"},
+    "hvae-vampprior": {"model": "hvae", "epochs": 40, "set": {"batch_norm": False, "prior": "vampprior"},
+                       "paper": "83.19 (HVAE); ≈ 81.1 (convHVAE), VampPrior paper", "pythae": "—"},
+}
+
+
+def command(row: dict, epochs: int, out: str) -> str:
+    """The row's `zoo train` line."""
+    settings = {**{k: v for k, v in COMMON.items() if k not in ("preset", "dataset")}, **row["set"]}
+    sets = " ".join(f"--set {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items())
+    return (f"zoo train {row['model']} --preset {COMMON['preset']} --dataset {COMMON['dataset']} {sets} "
+            f"--epochs {epochs} --out {shlex.quote(out)}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("row", nargs="?", choices=sorted(ROWS))
+    ap.add_argument("--list", action="store_true", help="print every row's training command")
+    ap.add_argument("--epochs", type=int, default=None, help="epochs (default: the row's)")
+    ap.add_argument("--k", type=int, default=5000, help="importance samples of the bound (default 5000)")
+    ap.add_argument("--limit", type=int, default=None, help="only the first N test images (a quick check)")
+    ap.add_argument("--out", default=None, help="run folder (default: runs/model-zoo-ROW)")
+    ap.add_argument("--run", default=None, help="a run trained before: measure its bound only")
+    args = ap.parse_args()
+    if args.list or args.row is None:
+        for name, row in ROWS.items():
+            print(f"{name:16s} {command(row, row['epochs'], f'runs/model-zoo-{name}')}")
+        return
+    row = ROWS[args.row]
+    epochs = args.epochs or row["epochs"]
+    run = Path(args.run or args.out or f"runs/model-zoo-{args.row}")
+    if args.run is None:
+        settings = {**{k: v for k, v in COMMON.items() if k not in ("preset", "dataset")}, **row["set"]}
+        zoo.train(row["model"], preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=epochs, out=run,
+                  progress=False, **settings)
+    history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    train_s = sum(r.get("seconds", 0.0) for r in history)
+    start = time.perf_counter()
+    result = zoo.evaluate(str(run), options={"iwae_k": args.k}, limit=args.limit, progress=False)
+    eval_s = time.perf_counter() - start
+    nll = result["metrics"][f"nll_iwae_k{args.k}_nats"]
+    images = args.limit or 10_000
+    figures = {"row": args.row, "nll_nats": round(nll, 2), "k": args.k, "test_images": images,
+               "epochs": len(history), "train_s": round(train_s), "eval_s": round(eval_s), "run": str(run)}
+    print(json.dumps(figures))
+    print(f"| {args.row} | **{nll:.2f}** (K = {args.k:,}, {images:,} test images) | {row['paper']} | {row['pythae']} | "
+          f"{len(history)} | {train_s / 60:.0f} min | `{command(row, len(history), str(run))}` |")
+
+
+if __name__ == "__main__":
+    main()
