@@ -412,6 +412,21 @@ def test_the_iwae_space_trains_the_iwae_50_bound_on_dynamically_binarised_mnist(
         cls(model_cfg, (1, 28, 28))
 
 
+def test_the_vampprior_space_searches_pseudo_inputs_on_dynamically_binarised_mnist():
+    from zoo.api import resolve_config
+    from zoo.registry import get_model_class
+    from zoo.runs.config import TrainConfig, fields_of
+
+    sp = spacemod.load_space("vampprior-mnist")
+    cls = get_model_class("vampprior")
+    sp.check_keys({f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}, "vampprior")
+    for v in _sample(sp, 5):
+        assert 100 <= v["pseudo_inputs"] <= 1000 and 16 <= v["latent_dim"] <= 64
+        _, model_cfg, train = resolve_config("vampprior", config=sp.fixed, overrides=v)
+        assert (model_cfg.pseudo_inputs, model_cfg.batch_norm, train.binarize) == (v["pseudo_inputs"], False, "dynamic")
+        cls(model_cfg, (1, 28, 28))
+
+
 def test_list_spaces_names_the_examples():
     out = assert_ok(invoke("search", "--list-spaces"))
     assert "report-002-mnist-large" in out and "docs/reports.md#report-004" in out
