@@ -8,12 +8,15 @@
 #   bash benchmarks/gpu_check.sh fashion    # carry .whl .data/fashion-mnist (about 61 of the 64 MiB a call
 #                                           # may send, with the working tree); at most 5.5 minutes:
 #       the Fashion-MNIST report's random search, 80 trials x 30 epochs, wall time
+#   bash benchmarks/gpu_check.sh likelihood # carry .whl .data/mnist; at most 9 minutes (issue 15): the
+#       IWAE-50 and PIWAE rows of docs/model-zoo.md, 40 epochs each recorded in a CUDA graph, and their
+#       -log p(x) over the 10,000 binarised test images with K = 1,000 (benchmarks/model_zoo.py)
 # Prepare them with benchmarks/gpu_prepare.sh. Logs go to $OUT (or ./gpu-check).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 ZOO_DATA_DIR=$PWD/.data
 out=${OUT:-gpu-check}
 mkdir -p "$out"
-part=${1:?say which part: mnist or fashion}
+part=${1:?say which part: mnist, fashion or likelihood}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site || exit 1
 export PATH=/tmp/site/bin:$PATH
@@ -32,6 +35,11 @@ if [ "$part" = mnist ]; then
     --variant graph-nchw:cuda_graph=true,channels_last=false --variant graph-compiled:cuda_graph=true,compile=true
   step "64 same-shape trials" timeout 150 python3 benchmarks/bench_trials.py --device cuda --trials 64 --epochs 3 \
     --cuda-graph
+elif [ "$part" = likelihood ]; then
+  for row in iwae-k50 piwae; do
+    step "likelihood row $row" timeout 260 python3 benchmarks/model_zoo.py $row --k 1000 --out "$out/$row" \
+      --set device=cuda --set cuda_graph=true
+  done
 else
   step "Fashion-MNIST report search, 80 trials x 30 epochs" timeout 330 zoo search convae \
     --space report-000-fashion-random --vectorize 80 --set cuda_graph=true --device cuda --out "$out/fashion80"

@@ -60,6 +60,8 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N test images (a quick check)")
     ap.add_argument("--out", default=None, help="run folder (default: runs/model-zoo-ROW)")
     ap.add_argument("--run", default=None, help="a run trained before: measure its bound only")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a training setting beside the row's (device=cuda, cuda_graph=true, ...)")
     args = ap.parse_args()
     if args.list or args.row is None:
         for name, row in ROWS.items():
@@ -70,6 +72,7 @@ def main() -> None:
     run = Path(args.run or args.out or f"runs/model-zoo-{args.row}")
     if args.run is None:
         settings = {**{k: v for k, v in COMMON.items() if k not in ("preset", "dataset")}, **row["set"]}
+        settings.update(item.split("=", 1) for item in args.set)  # zoo parses the strings as --set does
         zoo.train(row["model"], preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=epochs, out=run,
                   progress=False, **settings)
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
