@@ -17,7 +17,7 @@ from zoo import registry
 from zoo.errors import ConfigError
 
 # The built-in plugins; the first test keeps this list whole.
-BUILT_IN = ["cgan", "classifier", "convae", "cvae", "dae", "gan", "iwae", "vae", "vampprior"]
+BUILT_IN = ["cgan", "classifier", "convae", "cvae", "dae", "gan", "hvae", "iwae", "vae", "vampprior"]
 SHAPES = [(c, s, s) for s in (28, 32, 64, 27, 33) for c in (1, 3)] + [(3, 32, 27)]
 
 

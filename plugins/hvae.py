@@ -1,0 +1,253 @@
+"""Hierarchical VAE: L ≥ 2 stochastic layers z_1 (nearest the image) ... z_L (the top), with a top-down
+inference path, as the convHVAE of the VampPrior paper (Tomczak & Welling 2018, §4; their
+models/convHVAE_2level.py) and the ladder VAE of Sønderby et al. 2016.
+
+Generative model, top down:
+
+    p(z_L)                  the standard normal, or the VampPrior: (1/K) Σ_k q(z_L | u_k) at K learned
+                            pseudo-inputs (`prior = vampprior`, `pseudo_inputs` = K)
+    p(z_l | z_{l+1})        a diagonal Gaussian from a small MLP, for l = L−1 .. 1
+    p(x | z_1, ..., z_L)    the conv decoder (plugins/conv.py) on all the codes side by side: at L = 2 that is
+                            the paper's p(x | z_1, z_2)
+
+Inference, top down too: one conv encoder reads x into features h(x); q(z_L | x) is a linear head on h(x),
+and q(z_l | x, z_{l+1}) an MLP on h(x) beside z_{l+1} (itself through a small MLP), for l = L−1 .. 1. Every
+code has `latent_dim` units; every log-variance is clamped to [−30, 20] as the VAE's posterior is.
+
+The loss per image is the negative ELBO with one sample of every layer,
+
+    −log p(x | z) + β·Σ_l [log q(z_l | ·) − log p(z_l | ·)],
+
+each KL term estimated at the sampled codes (the top one with the prior's log-density), β warmed up over
+`kl_warmup` epochs as in the VAE. `zoo eval --iwae-k K` estimates −log p(x) with K joint samples of all the
+layers from q (the VAE's chunking: 512 decoded images a chunk, a running logsumexp; the VampPrior's
+components computed once per evaluation); with K = 1 it is one sample of the negative ELBO.
+
+Capabilities: `encode(x)` is the top layer's posterior mean (`latent_dim` numbers: what `zoo latent`,
+`zoo interpolate` and the latent samplers see); `decode(z)` walks down from that top code through the
+conditional means of p(z_l | z_{l+1}); `sample(n)` is ancestral sampling: z_L from the prior, then every
+lower layer *drawn* from p(z_l | z_{l+1}) (as the paper's generate_x does), and the decoder's Bernoulli
+means (or Gaussian means) as the image. The training step is plain (no `training_step` of its own), so
+`cuda_graph` can record it like the VAE's.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from zoo import ZooModel, hookimpl, hyper_buffer, param
+from zoo.device import keep_freed_cpu_buffers
+from zoo.errors import ConfigError
+from zoo.plugins.conv import activation, build_decoder, build_encoder
+from zoo.plugins.vae import IWAE_CHUNK_IMAGES, VAE, VAEConfig
+from zoo.plugins.vampprior import FixedComponents, VampPrior, check_pseudo_inputs, log_normal
+
+PSEUDO_INPUTS = 500  # the default K of the VampPrior (the paper's, for MNIST)
+
+
+@dataclass
+class HVAEConfig(VAEConfig):
+    layers: int = param(2, "stochastic layers L (z_1 nearest the image, z_L the top), each of latent_dim units",
+                        low=2, high=16)
+    layer_hidden: int = param(256, "width of the MLPs of each stochastic layer: p(z_l|z_l+1), and "
+                                   "q(z_l|x, z_l+1) on the encoder's features beside z_l+1 (also the features' width)",
+                              low=1, high=65536)
+    prior: str = param("standard", "p(z_L), the top layer's prior: standard normal, or the VampPrior (a mixture "
+                                   "of the top posteriors at pseudo_inputs learned pseudo-inputs)",
+                       choices=("standard", "vampprior"))
+    pseudo_inputs: int = param(PSEUDO_INPUTS, "prior=vampprior: K, the learned pseudo-inputs", low=1, high=100_000)
+
+
+def gaussian(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(μ, log σ²) from a head's output [..., 2d], the log-variance clamped as VAE.posterior clamps it."""
+    mu, logvar = out.float().chunk(2, dim=-1)
+    return mu, logvar.clamp(-30.0, 20.0)
+
+
+class HVAE(VAE):
+    name = "hvae"
+    description = ("Hierarchical conv VAE: L stochastic layers, top-down inference (convHVAE); standard or "
+                   "VampPrior prior on the top")
+    Config = HVAEConfig
+
+    def __init__(self, config: HVAEConfig, shape, num_classes: int = 0):
+        if config.prior == "standard" and config.pseudo_inputs != PSEUDO_INPUTS:
+            raise ConfigError(f"hvae: pseudo_inputs={config.pseudo_inputs} counts the VampPrior's pseudo-inputs, "
+                              "and prior is standard", "Add --set prior=vampprior, or leave pseudo_inputs out.")
+        if config.prior == "vampprior" and config.batch_norm:
+            raise ConfigError("hvae: batch_norm would normalise the pseudo-inputs by their own batch's statistics "
+                              "(and mix them into the running ones)", "Use --set batch_norm=false.")
+        ZooModel.__init__(self, config, shape, num_classes)  # the VAE's nets are not built: these replace them
+        d, width, steps = config.latent_dim, config.layer_hidden, config.layers - 1
+        self.encoder, geometry = build_encoder(config, self.shape, width)
+        self.act = activation(config)  # on the features: the encoder's last layer is linear
+        self.top = nn.Linear(width, 2 * d)  # q(z_L | x)
+        # Step i of the top-down path goes from z_{L-i} to z_{L-i-1}: q and p of the layer below.
+        self.q_from_z = nn.ModuleList(nn.Sequential(nn.Linear(d, width), activation(config)) for _ in range(steps))
+        self.q_joint = nn.ModuleList(nn.Sequential(nn.Linear(2 * width, width), activation(config),
+                                                   nn.Linear(width, 2 * d)) for _ in range(steps))
+        self.p_down = nn.ModuleList(nn.Sequential(nn.Linear(d, width), activation(config), nn.Linear(width, width),
+                                                  activation(config), nn.Linear(width, 2 * d)) for _ in range(steps))
+        self.decoder = build_decoder(config, geometry, config.layers * d)  # p(x | z_1, ..., z_L)
+        hyper_buffer(self, "beta", config.beta)
+        self.warmup = 1.0 if config.kl_warmup == 0 else 0.0
+        self.prior = VampPrior(config.pseudo_inputs, self.shape) if config.prior == "vampprior" else None
+        self.components = FixedComponents(lambda: self.posterior(self.prior.inputs()))
+
+    @classmethod
+    def check_data(cls, config, data) -> None:
+        if config.prior == "vampprior":
+            check_pseudo_inputs(config.pseudo_inputs, data)
+
+    # ---------------------------------------------------------------- the networks
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """h(x) [B, layer_hidden]: the conv encoder's features, read by every layer's posterior."""
+        return self.act(self.encoder(x))
+
+    def posterior(self, x: torch.Tensor, y: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """q(z_L | x): the top layer's (μ, log σ²)."""
+        return gaussian(self.top(self.features(x)))
+
+    def down(self, feats: torch.Tensor, z: torch.Tensor, sample: bool = True):
+        """The top-down inference path from the top code z [..., B, d] (leading sample dimensions allowed),
+        given the features h(x) [B, F]: the codes [z_L, ..., z_1], and per layer below the top (top down)
+        log q(z_l | x, z_{l+1}) and log p(z_l | z_{l+1}) at them [..., B]. `sample=False` takes the means."""
+        codes, log_q, log_p = [z], [], []
+        hx = feats.expand(*z.shape[:-1], feats.shape[-1])
+        for q_from_z, q_joint, p_down in zip(self.q_from_z, self.q_joint, self.p_down):
+            q_mu, q_logvar = gaussian(q_joint(torch.cat([hx, q_from_z(z)], -1)))
+            p_mu, p_logvar = gaussian(p_down(z))
+            z = q_mu + (0.5 * q_logvar).exp() * torch.randn_like(q_mu) if sample else q_mu
+            codes.append(z)
+            log_q.append(log_normal(z, q_mu, q_logvar))
+            log_p.append(log_normal(z, p_mu, p_logvar))
+        return codes, log_q, log_p
+
+    def generative_down(self, z: torch.Tensor, sample: bool, generator=None) -> list[torch.Tensor]:
+        """[z_L, ..., z_1] from the top code z [B, d] through p(z_l | z_{l+1}): drawn, or its means."""
+        codes = [z]
+        for p_down in self.p_down:
+            mu, logvar = gaussian(p_down(z))
+            z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, device=mu.device, generator=generator) \
+                if sample else mu
+            codes.append(z)
+        return codes
+
+    def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoder's logits from all the codes side by side, [N, L·d] (top first): not the top code
+        alone (that is `decode`)."""
+        return self.decoder(z)
+
+    def reconstruction(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The decoded posterior means, every layer's mean given the mean above it, in [0, 1]."""
+        feats = self.features(x)
+        codes, _, _ = self.down(feats, self.posterior_from(feats)[0], sample=False)
+        return torch.sigmoid(self.decode_logits(torch.cat(codes, -1)))
+
+    def posterior_from(self, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return gaussian(self.top(feats))
+
+    # ---------------------------------------------------------------- the top layer's prior
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        """log p(z_L) of top codes [..., d]."""
+        if self.prior is None:
+            return super().log_prior(z)
+        return self.prior.log_prob(z, *self.components.get())
+
+    def kl(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The top layer's KL term, log q(z_L|x) − log p(z_L), estimated at the sampled top code."""
+        return log_normal(z, mu, logvar) - self.log_prior(z)
+
+    def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        if self.prior is None:
+            return super().prior_sample(n, generator)
+        with torch.no_grad():
+            return self.prior.sample(n, *self.components.get(), generator=generator)
+
+    def prior_fixed(self):
+        return self.components.held() if self.prior is not None else super().prior_fixed()
+
+    # ---------------------------------------------------------------- training
+    def layer_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """−log p(x | z) and the KL term of every layer, top first ([B] each), at one joint sample."""
+        feats = self.features(x)
+        mu, logvar = self.posterior_from(feats)
+        z = mu + (0.5 * logvar).exp() * torch.randn_like(mu)
+        codes, log_q, log_p = self.down(feats, z)
+        rec = -self.log_likelihood(self.decode_logits(torch.cat(codes, -1)), x)
+        return rec, [self.kl(mu, logvar, z), *(q - p for q, p in zip(log_q, log_p))]
+
+    def _terms(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        rec, kls = self.layer_terms(x)
+        return rec, torch.stack(kls).sum(0)
+
+    def _losses(self, x: torch.Tensor, weight) -> dict[str, torch.Tensor]:
+        rec, kls = self.layer_terms(x)
+        kl = torch.stack(kls).sum(0)
+        out = {"loss": (rec + weight * kl).mean(), "rec": rec.mean(), "kl": kl.mean()}
+        top = self.config.layers
+        out.update({f"kl_z{top - i}": k.mean() for i, k in enumerate(kls)})  # which layers carry information
+        return out
+
+    def loss(self, batch):
+        return self._losses(batch.x, self.warmup * self.beta)
+
+    def validation_step(self, batch):
+        out = self._losses(batch.x, self.beta)
+        out["mse"] = F.mse_loss(self.reconstruction(batch.x).float(), batch.x)
+        return out
+
+    # ---------------------------------------------------------------- capabilities
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Top codes [B, d] to images: every lower layer the mean of p(z_l | z_{l+1})."""
+        return torch.sigmoid(self.decode_logits(torch.cat(self.generative_down(z, sample=False), -1)))
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Ancestral sampling: z_L from the prior, each lower layer drawn from p(z_l | z_{l+1})."""
+        codes = self.generative_down(self.prior_sample(n, generator), sample=True, generator=generator)
+        return torch.sigmoid(self.decode_logits(torch.cat(codes, -1)))
+
+    # ---------------------------------------------------------------- evaluation
+    def log_weights(self, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor,
+                    eps: torch.Tensor, prior_weight: float = 1.0) -> torch.Tensor:
+        """The VAE's log_weights for this model: eps [s, B, d] places the top codes, the layers below are
+        drawn from q (the global generator), [s, B] importance log-weights of the joint samples."""
+        return self.joint_log_weights(x, self.features(x), mu, logvar, eps, prior_weight)
+
+    def joint_log_weights(self, x, feats, mu, logvar, eps, prior_weight: float = 1.0) -> torch.Tensor:
+        """log p(x | z) + w·[log p(z_L) + Σ log p(z_l | z_{l+1}) − Σ log q(z_l | ·)] for s joint samples of
+        each image, the top ones z_L = μ + σ·ε (eps [s, B, d]): [s, B]."""
+        z = self.codes(mu, logvar, eps)
+        codes, log_q, log_p = self.down(feats, z)
+        ratio = self.log_prior(z) - log_normal(z, mu, logvar) + sum(p - q for p, q in zip(log_p, log_q))
+        return self.codes_log_likelihood(x, None, torch.cat(codes, -1)) + prior_weight * ratio
+
+    @torch.no_grad()
+    def iwae_nll(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None,
+                 chunk_images: int = IWAE_CHUNK_IMAGES) -> torch.Tensor:
+        """−log p(x) per image, estimated with k joint samples of all the layers from q (the IWAE bound):
+        the encoder runs once, the samples go through the top-down path and the decoder `chunk_images`
+        decoded images at a time, and their log-weights are summed as they come (a running logsumexp)."""
+        if x.device.type == "cpu":
+            keep_freed_cpu_buffers()
+        feats = self.features(x)
+        mu, logvar = self.posterior_from(feats)
+        b, d = mu.shape
+        per_chunk = max(1, min(k, chunk_images // max(b, 1)))
+        total = torch.full((b,), -math.inf, device=x.device)
+        with self.prior_fixed():
+            for start in range(0, k, per_chunk):
+                s = min(per_chunk, k - start)
+                log_w = self.joint_log_weights(x, feats, mu, logvar, torch.randn((s, b, d), device=x.device))
+                total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
+        return -(total - math.log(k))
+
+
+@hookimpl
+def zoo_models():
+    return [HVAE]
