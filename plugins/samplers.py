@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 
 from zoo import hookimpl
-from zoo.analysis.latent_samplers import LatentSampler
+from zoo.analysis.latent_samplers import LatentSampler, check_state
 
 JITTER = 1e-6  # added to covariance diagonals (relative to their mean variance) so Cholesky never fails
 
@@ -24,18 +24,6 @@ def _cholesky(cov: torch.Tensor) -> torch.Tensor:
         if int(info.max()) == 0:
             return L
     raise ValueError("covariance is not positive definite")
-
-
-def _check(tensors: dict[str, torch.Tensor], dim: int, shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
-    out = {}
-    for key, shape in shapes.items():
-        t = tensors[key]
-        if tuple(t.shape) != shape:
-            raise ValueError(f"{key} has shape {tuple(t.shape)}, expected {shape}")
-        if not torch.isfinite(t).all():
-            raise ValueError(f"{key} is not finite")
-        out[key] = t.to(torch.float64)
-    return out
 
 
 class StandardNormal(LatentSampler):
@@ -66,7 +54,7 @@ class Gaussian(LatentSampler):
         return {"mean": self.mean, "cholesky": self.chol}
 
     def _load(self, tensors):
-        t = _check(tensors, self.dim, {"mean": (self.dim,), "cholesky": (self.dim, self.dim)})
+        t = check_state(tensors, {"mean": (self.dim,), "cholesky": (self.dim, self.dim)})
         self.mean, self.chol = t["mean"], t["cholesky"]
 
 
@@ -97,7 +85,7 @@ class GaussianMixture(LatentSampler):
 
     def _load(self, tensors):
         k = tensors["weights"].shape[0]
-        t = _check(tensors, self.dim, {"weights": (k,), "means": (k, self.dim), "cholesky": (k, self.dim, self.dim)})
+        t = check_state(tensors, {"weights": (k,), "means": (k, self.dim), "cholesky": (k, self.dim, self.dim)})
         if k < 1 or (t["weights"] < 0).any() or float(t["weights"].sum()) <= 0:
             raise ValueError("mixture weights must be non-negative and not all zero")
         self.weights, self.means, self.chol = t["weights"], t["means"], t["cholesky"]

@@ -4,11 +4,13 @@ A plain autoencoder has no prior to sample from; a density fitted to the codes o
 images stands in for one (a Gaussian with full covariance, a Gaussian mixture, ...). A fitted sampler
 is saved in the run as `sampler-NAME.safetensors` (tensors only; never a pickle) and reused while the
 model's weights are the ones it was fitted to; it is refitted when the file is missing, damaged or
-stale. Fitting is seeded with a fixed seed, so a refit gives the same sampler, and sampling draws
-everything from the caller's `torch.Generator`, so `--seed` reproduces the images.
+stale (the run's weights changed since). The file records the run it was fitted on (model and creation
+time), and one fitted on another run's codes is refused, not overwritten. Fitting is seeded with a
+fixed seed, so a refit gives the same sampler, and sampling draws everything from the caller's
+`torch.Generator`, so `--seed` reproduces the images.
 
 Samplers are pluggable: a plugin returns `LatentSampler` subclasses from the `zoo_samplers` hook
-(zoo's own, in zoo.plugins.samplers, are registered the same way).
+(zoo's own, in zoo.plugins.samplers and zoo.plugins.flow_samplers, are registered the same way).
 """
 
 from __future__ import annotations
@@ -85,6 +87,20 @@ class LatentSampler:
         return f"{type(self).__name__}(dim={self.dim})"
 
 
+def check_state(tensors: dict[str, torch.Tensor], shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
+    """The tensors named in `shapes`, as float64, for a sampler's `_load`: KeyError if one is missing,
+    ValueError if one has another shape or is not finite (a damaged or foreign file)."""
+    out = {}
+    for key, shape in shapes.items():
+        t = tensors[key]
+        if tuple(t.shape) != tuple(shape):
+            raise ValueError(f"{key} has shape {tuple(t.shape)}, expected {tuple(shape)}")
+        if not torch.isfinite(t).all():
+            raise ValueError(f"{key} is not finite")
+        out[key] = t.to(torch.float64)
+    return out
+
+
 # ---------------------------------------------------------------------------------- registry
 
 def samplers() -> dict[str, type[LatentSampler]]:
@@ -157,23 +173,41 @@ def _weights_digest(run_dir: Path) -> str:
     return h.hexdigest()
 
 
-def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int) -> LatentSampler | None:
-    """The sampler saved at `path` if it is intact, of this kind, and fitted to these weights."""
+def run_identity(run: Run) -> str:
+    """Which run a sampler's codes came from, as saved with it: the model's name and config.json's
+    `created` time ("" for a run that records no creation time)."""
+    created = run.record.get("created")
+    return f"{run.record.get('model', run.name)} created {created}" if created else ""
+
+
+def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, identity: str) -> LatentSampler | None:
+    """The sampler saved at `path` if it is intact, of this kind, and fitted to these weights; None (refit)
+    if it is missing, damaged or stale. A file fitted on another run's codes is refused, and left as it is."""
     if not path.is_file():
         return None
     try:
         tensors, meta = load_tensors(path)
-        if meta.get("sampler") != cls.name or meta.get("weights_sha256", "") != digest or int(meta["dim"]) != dim:
-            return None
-        return cls.from_state(tensors, dim)
     except (RunError, KeyError, ValueError, RuntimeError):
+        return None
+    fitted_on = meta.get("run", "")
+    if fitted_on and identity and fitted_on != identity:  # files saved before runs were recorded: refitted
+        raise ConfigError(f"{path} holds a sampler fitted on another run's codes ({fitted_on}), not on this run's "
+                          f"({identity}); it was left as it is",
+                          f"Delete it (rm {path}) and zoo fits the '{cls.name}' sampler on this run's training "
+                          f"codes.")
+    try:
+        if meta.get("sampler") != cls.name or meta.get("weights_sha256", "") != digest or int(meta["dim"]) != dim:
+            return None  # stale: this run's weights changed (a resumed training) since it was fitted
+        return cls.from_state(tensors, dim)
+    except (KeyError, ValueError, RuntimeError):
         return None
 
 
 def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: bool = False,
                    log: Callable[[str], None] | None = None) -> LatentSampler:
     """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
-    training codes (and saved there) when that file is missing, damaged, or made for other weights."""
+    training codes (and saved there) when that file is missing, damaged, or made for other weights of
+    this run. A file fitted on another run's codes is refused (ConfigError) unless `refit`."""
     cls = get_sampler(name)
     if not cls.needs_fit:
         return cls(latent_dim(run))
@@ -187,8 +221,9 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     path = sampler_path(run.output_dir, cls.name)
     digest = _weights_digest(run_dir)
     dim = latent_dim(run)
+    identity = run_identity(run)
     if not refit:
-        saved = _read_saved(path, cls, digest, dim)
+        saved = _read_saved(path, cls, digest, dim, identity)
         if saved is not None:
             return saved
     codes, _, _ = split_codes(run, FIT_SPLIT, data_dir)
@@ -196,7 +231,7 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
         raise ConfigError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")
     sampler = cls().fit(codes, seed=FIT_SEED)
     meta = {"sampler": cls.name, "dim": str(sampler.dim), "codes": str(codes.shape[0]), "split": FIT_SPLIT,
-            "seed": str(FIT_SEED), "weights_sha256": digest}
+            "seed": str(FIT_SEED), "weights_sha256": digest, "run": identity}
     try:
         save_tensors(path, sampler.state(), meta)
         (log or to_stderr)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes -> {path}")
