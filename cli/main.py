@@ -285,7 +285,8 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @click.option("--out", "-o", type=OUT_FILE,
               help="A .png grid (default RUN/samples.png) or a .safetensors file of the images.")
 @click.option("--sampler", type=TEXT, default=None,
-              help="Latent sampler for autoencoders: gaussian, gmm, standard-normal (fitted on the training codes).")
+              help="Latent sampler for autoencoders, fitted on the training codes: gaussian, gmm, maf, two-stage, "
+                   "standard-normal or a plugin's (zoo list shows them).")
 @click.option("--class", "class_label", type=TEXT, default=None,
               help="A conditional model: samples of this class (index or name). An autoencoder: decoded around "
                    "the mean code of this class.")
