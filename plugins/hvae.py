@@ -44,7 +44,7 @@ from zoo import ZooModel, hookimpl, hyper_buffer, param
 from zoo.device import keep_freed_cpu_buffers
 from zoo.errors import ConfigError
 from zoo.plugins.conv import activation, build_decoder, build_encoder
-from zoo.plugins.vae import IWAE_CHUNK_IMAGES, VAE, VAEConfig
+from zoo.plugins.vae import IWAE_CHUNK_IMAGES, VAE, VAEConfig, check_samples
 from zoo.plugins.vampprior import FixedComponents, VampPrior, check_pseudo_inputs, log_normal
 
 PSEUDO_INPUTS = 500  # the default K of the VampPrior (the paper's, for MNIST)
@@ -233,6 +233,7 @@ class HVAE(VAE):
         """−log p(x) per image, estimated with k joint samples of all the layers from q (the IWAE bound):
         the encoder runs once, the samples go through the top-down path and the decoder `chunk_images`
         decoded images at a time, and their log-weights are summed as they come (a running logsumexp)."""
+        check_samples(k)
         if x.device.type == "cpu":
             keep_freed_cpu_buffers()
         feats = self.features(x)

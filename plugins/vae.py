@@ -28,6 +28,12 @@ LOG_2PI = math.log(2 * math.pi)
 IWAE_CHUNK_IMAGES = 512
 
 
+def check_samples(k) -> None:
+    """The IWAE bound's K: a whole number of importance samples, at least one."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ConfigError(f"the IWAE bound needs k ≥ 1 importance samples, got {k!r}")
+
+
 @dataclass
 class VAEConfig(ConvNetConfig):
     likelihood: str = param("bernoulli", "p(x|z): bernoulli (cross-entropy) or gaussian (squared error, fixed sigma)",
@@ -154,8 +160,7 @@ class VAE(ZooModel):
         q(z|x) (the IWAE bound). The k samples go through the decoder `chunk_images` decoded images at a
         time, and their log-weights are summed as they come (a running logsumexp), so memory does not grow
         with k and the same few buffers are reused from chunk to chunk."""
-        if not isinstance(k, int) or k < 1:
-            raise ConfigError(f"the IWAE bound needs k ≥ 1 importance samples, got {k!r}")
+        check_samples(k)
         if x.device.type == "cpu":
             keep_freed_cpu_buffers()
         mu, logvar = self.posterior(x, y)

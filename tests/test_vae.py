@@ -77,9 +77,10 @@ def test_decoding_in_chunks_gives_the_likelihood_of_one_pass_with_its_gradient()
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-4)
 
 
-def test_the_bound_with_no_samples_is_refused():
-    net = zoo.create("vae", latent_dim=2, channels=[4, 8, 8], hidden=[16]).eval()
-    for k in (0, -5):
+@pytest.mark.parametrize("model", ["vae", "vampprior", "hvae"])
+def test_the_bound_with_no_samples_is_refused(model):
+    net = zoo.create(model, latent_dim=2, channels=[4, 8, 8], hidden=[16]).eval()
+    for k in (0, -5, 2.5):
         with pytest.raises(ConfigError, match="k ≥ 1"):
             net.iwae_nll(torch.zeros(2, 1, 28, 28), k)
 
