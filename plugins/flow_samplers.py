@@ -114,6 +114,17 @@ class _LearnedDensity(LatentSampler):
         self.steps_taken = fit_nll(self.net, self.net.nll, data, seed, steps=self.steps,
                                    batch_size=self.batch_size, lr=self.lr)
 
+    def _from_noise(self, u: torch.Tensor) -> torch.Tensor:
+        """Standardised codes from N(0, I) noise u [n, D] (the flow's inverse, the second VAE's decoder)."""
+        raise NotImplementedError
+
+    def sample(self, n, generator=None):
+        device = self._device(generator)
+        u = torch.randn((n, self.dim), generator=generator, device=device)
+        with torch.no_grad():
+            self.net.to(device)
+            return self._to_codes(self._from_noise(u))
+
     def _to_codes(self, x: torch.Tensor) -> torch.Tensor:
         return (x * self.std.float().to(x.device) + self.mean.float().to(x.device)).float()
 
@@ -205,11 +216,8 @@ class MaskedAutoregressiveFlow(_LearnedDensity):
     def _net(self, hidden, generator):
         return _Maf(self.dim, hidden, self.layers, generator)
 
-    def sample(self, n, generator=None):
-        device = self._device(generator)
-        u = torch.randn((n, self.dim), generator=generator, device=device)
-        with torch.no_grad():
-            return self._to_codes(self.net.to(device).inverse(u))
+    def _from_noise(self, u: torch.Tensor) -> torch.Tensor:
+        return self.net.inverse(u)
 
     def log_prob(self, codes: torch.Tensor) -> torch.Tensor:
         """The fitted log-density of `codes` [N, D] (in the codes' own units, not the standardised ones)."""
@@ -281,11 +289,8 @@ class TwoStageVae(_LearnedDensity):
     def _net(self, hidden, generator):
         return _SecondStageVae(self.dim, hidden, self.depth, generator)
 
-    def sample(self, n, generator=None):
-        device = self._device(generator)
-        u = torch.randn((n, self.dim), generator=generator, device=device)
-        with torch.no_grad():
-            return self._to_codes(self.net.to(device).dec(u))
+    def _from_noise(self, u: torch.Tensor) -> torch.Tensor:
+        return self.net.dec(u)
 
     def _load(self, tensors):
         self._load_net(tensors, int(tensors["enc.0.weight"].shape[0]))
