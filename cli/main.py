@@ -28,7 +28,8 @@ def list_cmd(as_json, pretrained):
         return
     sections = [("", listing["models"]), ("noise models (--set noise=NAME:VALUES)", listing["noise_models"]),
                 ("latent samplers (zoo generate --sampler NAME)", listing["samplers"]),
-                ("training callbacks (--set train_callbacks=NAME:VALUES; zoo's own: by their keys)", listing["callbacks"])]
+                ("training callbacks (--set train_callbacks=NAME:VALUES; zoo's own: by their keys)", listing["callbacks"]),
+                ("loggers (zoo train --log NAME[,NAME]; metrics.jsonl is always written)", listing["loggers"])]
     shown = lambda r: ":".join([r["name"], *r.get("params", [])])  # noqa: E731  (gaussian:sigma)
     every = [r for _, section in sections for r in section]
     width = max([len(shown(r)) for r in every] + [4])
@@ -111,14 +112,16 @@ def _names_a_run(text: str) -> bool:
 @click.option("--data-dir", type=IN_FOLDER, help="Look for data files here first.")
 @click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast on CUDA.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
+@click.option("--log", "loggers", type=TEXT, metavar="NAME[,NAME]",
+              help="Also log to these loggers: tensorboard, mlflow (metrics.jsonl is always written).")
 def train(model, dataset, preset, config_file, assignments, out, resume, overwrite, epochs, batch_size, lr, patience,
-          device, seed, data_dir, bf16, progress):
+          device, seed, data_dir, bf16, progress, loggers):
     """Train MODEL; or continue a run with --resume RUN."""
     from zoo.api import train as api_train
 
     overrides = config_overrides("train", assignments, [api_train], {
         "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
-        "device": device, "seed": seed, "data_dir": data_dir, "bf16": bf16})
+        "device": device, "seed": seed, "data_dir": data_dir, "bf16": bf16, "loggers": loggers})
     result = api_train(model, preset=preset, config=config_file, out=out, resume=resume, progress=progress,
                        overwrite=overwrite, **overrides)
     if result.best_value is None:

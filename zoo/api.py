@@ -9,6 +9,7 @@ from zoo import registry
 from zoo.model import ZooModel
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
+from zoo.runs.compare import Comparison, compare
 from zoo.runs.config import TrainConfig, resolve_config, split_config
 from zoo.runs.loading import load, read_run, resolve
 from zoo.runs.run import Run
@@ -20,9 +21,9 @@ from zoo.tasks.training import train
 from zoo.tasks.transfer import finetune
 from zoo.training import multitrial
 
-__all__ = ["Run", "create", "denoise", "evaluate", "feature_network_name", "finetune", "generate", "list_models",
-           "list_plugins", "load", "load_images", "model_info", "noise_sweep", "read_run", "reconstruct",
-           "resolve", "resolve_config", "sample_quality", "split_config", "train"]
+__all__ = ["Comparison", "Run", "compare", "create", "denoise", "evaluate", "feature_network_name", "finetune",
+           "generate", "list_models", "list_plugins", "load", "load_images", "model_info", "noise_sweep", "read_run",
+           "reconstruct", "resolve", "resolve_config", "sample_quality", "split_config", "train"]
 
 
 def list_models() -> list[str]:
@@ -31,8 +32,9 @@ def list_models() -> list[str]:
 
 
 def list_plugins() -> dict[str, list[dict[str, Any]]]:
-    """Every installed plugin class by kind: "models", "noise_models" (with their "params"), "samplers" and
-    "callbacks" (with their "params", or the training "keys" that turn them on), each a row of name,
+    """Every installed plugin class by kind: "models", "noise_models" (with their "params"), "samplers",
+    "callbacks" (with their "params", or the training "keys" that turn them on) and "loggers" (with what
+    to "install" for them), each a row of name,
     package ("NAME VERSION") and description; "failed": the plugins that did not load."""
     reg = registry.load_registry()
 
@@ -44,6 +46,7 @@ def list_plugins() -> dict[str, list[dict[str, Any]]]:
             "noise_models": rows(reg.noise_models, params=lambda e: list(getattr(e.cls, "params", ()))),
             "samplers": rows(reg.samplers),
             "callbacks": rows(reg.callbacks, params=lambda e: list(e.cls.params), keys=lambda e: list(e.cls.keys)),
+            "loggers": rows(reg.loggers, install=lambda e: e.cls.install or e.cls.requires),
             "failed": [dict(f.__dict__) for f in reg.failures]}
 
 

@@ -30,3 +30,9 @@ def zoo_samplers():
 def zoo_callbacks():
     """Return a list of `zoo.training.callbacks.Callback` subclasses: behaviour applied to any model while it trains,
     turned on by the run's configuration (`train_callbacks = ["NAME:VALUES"]`)."""
+
+
+@hookspec
+def zoo_loggers():
+    """Return a list of `zoo.tracking.Logger` subclasses: where training is watched besides metrics.jsonl
+    (TensorBoard, MLflow, ...), turned on by the run's configuration (`loggers = ["NAME"]`, `--log NAME`)."""

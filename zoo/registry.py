@@ -28,8 +28,7 @@ REGISTRY_FILE = Path(__file__).with_name("registry.toml")
 @dataclass
 class PluginEntry:
     """One plugin class as zoo knows it (an architecture, a noise model, a latent sampler, a training
-    callback): the class and
-    where it came from."""
+    callback, a logger): the class and where it came from."""
 
     name: str
     cls: type
@@ -81,6 +80,7 @@ class Registry:
     noise_models: dict[str, PluginEntry] = field(default_factory=dict)
     samplers: dict[str, PluginEntry] = field(default_factory=dict)
     callbacks: dict[str, PluginEntry] = field(default_factory=dict)
+    loggers: dict[str, PluginEntry] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
     manager: pluggy.PluginManager | None = None
 
@@ -124,6 +124,7 @@ def load_registry(refresh: bool = False) -> Registry:
     _collect(reg, reg.manager.hook.zoo_noise_models, "noise model", reg.noise_models, origin, provided)
     _collect(reg, reg.manager.hook.zoo_samplers, "sampler", reg.samplers, origin, provided)
     _collect(reg, reg.manager.hook.zoo_callbacks, "callback", reg.callbacks, origin, provided)
+    _collect(reg, reg.manager.hook.zoo_loggers, "logger", reg.loggers, origin, provided)
     _report_empty(reg, loaded, origin, provided)
     _registry = reg
     return reg
@@ -179,7 +180,7 @@ def _why_empty(reg: Registry, plugin) -> str:
     where = f"module {module.__name__} ({file})" if module is not None else repr(plugin)
     if reg.manager.get_hookcallers(plugin):
         return f"the hooks of {where} returned no classes"
-    return f"{where} has no @zoo.hookimpl function (zoo_models, zoo_noise_models, zoo_samplers or zoo_callbacks)"
+    return f"{where} has no @zoo.hookimpl function (zoo_models, zoo_noise_models, zoo_samplers, zoo_callbacks or zoo_loggers)"
 
 
 def list_models() -> list[str]:

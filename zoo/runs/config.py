@@ -82,6 +82,12 @@ class TrainConfig:
                                            high=1e6)
     train_callbacks: list[str] = param([], "training callbacks plugins provide, each as NAME:VALUES (`zoo list` "
                                        "shows the installed ones and their values)")
+    # Where training is watched besides metrics.jsonl (always written): logger plugins (zoo.tracking).
+    loggers: list[str] = param([], "also log training to these loggers: tensorboard, mlflow, or a plugin's "
+                               "(`zoo list`); metrics.jsonl is always written")
+    tensorboard_dir: str = param("", "TensorBoard event files go to RUN/tensorboard; with a folder here, to "
+                                 "FOLDER/RUN-NAME instead (one --logdir for many runs)")
+    mlflow_uri: str = param("", "MLflow tracking URI (else $MLFLOW_TRACKING_URI, else ./mlruns)")
 
 
 def fields_of(cls) -> list[dataclasses.Field]:

@@ -25,10 +25,12 @@ from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
 from zoo.runs.modelcard import write_card
 from zoo.runs.run import training_data
+from zoo.tracking import finishing, loggers_for
 from zoo.training import callbacks as zoo_callbacks
 from zoo.training.engine import Trainer, TrainResult
 
-RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every"}
+RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every", "loggers", "tensorboard_dir",
+                     "mlflow_uri"}
 
 
 def _default_out(name: str, dataset: str) -> Path:
@@ -94,6 +96,9 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder")
     regs = zoo_callbacks.callbacks_for(train_cfg)  # pruning, iterative autoencoding, plugins' (as configured)
+    loggers = loggers_for(train_cfg, log)  # TensorBoard, MLflow, ...: refused here when unknown or not installed
+    for logger in loggers:
+        logger.prepare(run_dir)
     # The model is built before the folder is touched: a configuration that cannot be built leaves an
     # old run in place (with --overwrite too).
     net = build_seeded(cls, model_cfg, data, train_cfg.seed, device)
@@ -102,14 +107,15 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         init(net)
     with new_run_folder(run_dir, overwrite=overwrite, log=log) as started:
         trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
-                          callbacks=[*regs, *callbacks])
+                          callbacks=[*regs, *callbacks, *loggers])
         trainer.begin()
         ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
         started()
         log(f"training {model} on {data.name} ({data.info()['sizes']['train']} images, {tuple(data.shape)}) "
             f"on {device} -> {run_dir}")
-        result = trainer.fit()
-        write_card(run_dir)
+        with finishing(loggers):
+            result = trainer.fit()
+            write_card(run_dir)
     return result
 
 
@@ -155,10 +161,13 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
                            f"Its files are incomplete; train it anew into another folder (or remove {run_dir}).")
         ckpt.remove_stale_temporaries(run_dir)
         device = pick_device(train_cfg.device)
+        loggers = loggers_for(train_cfg, log)
+        for logger in loggers:
+            logger.prepare(run_dir)
         data = training_data(train_cfg, device, run)
         net = entry.cls(model_cfg, runfiles.run_shape(run), runfiles.run_classes(run)).to(device)
         trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
-                          callbacks=[*zoo_callbacks.callbacks_for(train_cfg), *callbacks])
+                          callbacks=[*zoo_callbacks.callbacks_for(train_cfg), *callbacks, *loggers])
         trainer.resume()
         done = trainer.state["epoch"]
         if train_cfg.epochs < done:
@@ -183,6 +192,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
             trainer.tracker.go_on_after_early_stop()
         else:
             log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
-        result = trainer.fit(resume=True)
-        write_card(run_dir)
+        with finishing(loggers):
+            result = trainer.fit(resume=True)
+            write_card(run_dir)
     return result

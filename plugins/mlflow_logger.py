@@ -1,0 +1,147 @@
+"""The MLflow logger (`--log mlflow`), through MLflow's own client.
+
+A training is one MLflow run (named like the run folder, in the experiment $MLFLOW_EXPERIMENT_NAME,
+else "zoo"): the resolved config as its params, every number of metrics.jsonl per epoch as metrics,
+and once it has finished the run folder's safetensors weights, config.json, model card and
+metrics.jsonl as artifacts (never a pickled model). The tracking URI is `--set mlflow_uri=...`, else
+$MLFLOW_TRACKING_URI, else MLflow's default. RUN/mlflow.json says which MLflow run it is, so
+`--resume` goes on in that same run.
+
+A server that cannot be reached never stops training: the message says that the run is not logged
+there, and the run folder holds everything.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from zoo.hooks import hookimpl
+from zoo.runs import checkpoint as ckpt
+from zoo.tracking.logger import Logger, RunView, final_metrics, flat_params, scalars
+
+RUN_FILE = "mlflow.json"  # in the run folder: the tracking URI and the MLflow run this folder is logged to
+ARTIFACTS = (ckpt.WEIGHTS, ckpt.CONFIG, "README.md", ckpt.METRICS, "loss.png")
+STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
+PROBE_SECONDS = 5.0
+BATCH = 100  # params per log_batch call (MLflow's limit)
+
+
+class Unreachable(Exception):
+    """The tracking server did not answer."""
+
+
+def tracking_uri(configured: str) -> str:
+    import mlflow
+
+    return configured or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+
+
+def probe(uri: str) -> None:
+    """Fail fast, before any MLflow call retries for minutes, when an HTTP tracking server is down."""
+    if not uri.startswith(("http://", "https://")):
+        return
+    try:
+        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_SECONDS):
+            pass
+    except urllib.error.HTTPError:
+        return  # it answered: a server without /health, or behind a proxy
+    except (OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise Unreachable(f"cannot reach the MLflow server at {uri} ({reason})") from None
+
+
+def client_for(uri: str):
+    """MLflow's client, with short retries: a server that goes down costs seconds, not minutes."""
+    from mlflow.tracking import MlflowClient
+
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
+    probe(uri)
+    return MlflowClient(tracking_uri=uri)
+
+
+def experiment_id(client, name: str) -> str:
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found is not None else client.create_experiment(name)
+
+
+def log_params(client, run_id: str, params: dict[str, Any]) -> None:
+    from mlflow.entities import Param
+
+    items = [Param(k, str(v)) for k, v in params.items()]
+    for i in range(0, len(items), BATCH):
+        client.log_batch(run_id, params=items[i:i + BATCH])
+
+
+def log_metrics(client, run_id: str, values: dict[str, float], step: int) -> None:
+    from mlflow.entities import Metric
+
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
+
+
+class MLflow(Logger):
+    name = "mlflow"
+    description = ("an MLflow run per training: params, per-epoch metrics, the weights and model card as artifacts "
+                   "(--set mlflow_uri=... or $MLFLOW_TRACKING_URI)")
+    requires = "mlflow"
+    install = "zoo[mlflow]"
+
+    def __init__(self, train, say):
+        super().__init__(train, say)
+        self.client = None
+        self.run_id = ""
+
+    def open(self, run: RunView) -> int:
+        uri = tracking_uri(self.train.mlflow_uri)
+        self.client = client_for(uri)
+        known = run.folder / RUN_FILE
+        saved = ckpt.read_json(known) if run.resumed and known.is_file() else {}
+        if saved.get("tracking_uri") == uri and self.goes_on(saved.get("run_id", "")):
+            self.run_id = saved["run_id"]
+            history = self.client.get_metric_history(self.run_id, "images_per_s")
+            return max((m.step for m in history), default=0)
+        experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "zoo"
+        created = self.client.create_run(experiment_id(self.client, experiment), run_name=run.name,
+                                         tags={"zoo.model": str(run.config.get("model", "")),
+                                               "zoo.run_folder": str(run.folder.absolute())})
+        self.run_id = created.info.run_id
+        log_params(self.client, self.run_id, flat_params(run.config))
+        ckpt.write_json(known, {"tracking_uri": uri, "run_id": self.run_id, "experiment": experiment})
+        self.say(f"mlflow: logging to run {self.run_id} in experiment '{experiment}' at {uri}")
+        return 0
+
+    def goes_on(self, run_id: str) -> bool:
+        """Whether the tracking server still holds this run (it may have been deleted meanwhile)."""
+        from mlflow.exceptions import MlflowException
+
+        if not run_id:
+            return False
+        try:
+            return self.client.get_run(run_id).info.lifecycle_stage == "active"
+        except MlflowException:
+            return False
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        log_metrics(self.client, self.run_id, scalars(record), record["epoch"])
+
+    def close(self, run: RunView, status: str) -> None:
+        if not self.run_id:
+            return
+        if status == "finished" and run.history:
+            log_metrics(self.client, self.run_id, final_metrics(run.history), run.history[-1]["epoch"])
+            for name in ARTIFACTS:
+                path = Path(run.folder) / name
+                if path.is_file():
+                    self.client.log_artifact(self.run_id, str(path))
+        self.client.set_terminated(self.run_id, STATUS[status])
+
+
+@hookimpl
+def zoo_loggers():
+    return [MLflow]

@@ -1,0 +1,142 @@
+"""The TensorBoard logger (`--log tensorboard`), through torch.utils.tensorboard.
+
+Event files go to RUN/tensorboard (or TENSORBOARD_DIR/RUN-NAME with `--set tensorboard_dir=...`, so one
+`tensorboard --logdir` shows many runs). Every number of an epoch's metrics.jsonl row is a scalar
+(`loss/train` and `loss/val` side by side, `lr`, `images_per_s`, ...), the model's preview rows are
+images every `plot_every` epochs and at the end, and the finished run's config is its hparams, with
+its final metrics, for the HParams dashboard. `zoo latent --log tensorboard` writes the test codes
+with their labels and a sprite of the images for the Embedding Projector.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.errors import ConfigError
+from zoo.hooks import hookimpl
+from zoo.tracking.logger import Logger, RunView, final_metrics, flat_params, scalars
+
+EVENTS = "events.out.tfevents"
+SPRITE_IMAGES = 4096  # at most this many images in the projector's sprite (TensorBoard's 8192 px limit at 28 px)
+
+
+def tag(key: str) -> str:
+    """A metrics.jsonl key as a TensorBoard tag: train_loss -> loss/train, so both splits share a section."""
+    for split in ("train", "val"):
+        if key.startswith(split + "_"):
+            return f"{key[len(split) + 1:]}/{split}"
+    return key
+
+
+def writable_folder(path: Path, what: str) -> None:
+    """Refuse a folder that cannot be made or written, before anything is trained."""
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write {what} to {path}: {existing} is not a folder",
+                          "Choose another folder (--set tensorboard_dir=...).")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"cannot write {what} to {path}: {existing} is not writable",
+                          "Make it writable, or choose another folder (--set tensorboard_dir=...).")
+
+
+def last_logged_epoch(folder: Path) -> int:
+    """The last epoch the event files in `folder` hold (0: none), read with TensorBoard's own reader."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not any(folder.glob(f"{EVENTS}*")):
+        return 0
+    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
+    events.Reload()
+    steps = [e.step for t in events.Tags()["scalars"] for e in events.Scalars(t) if t == "images_per_s"]
+    return max(steps, default=0)
+
+
+def writer(folder: Path, purge_step: int | None = None):
+    from torch.utils.tensorboard import SummaryWriter
+
+    return SummaryWriter(str(folder), purge_step=purge_step)
+
+
+def grid(images: torch.Tensor) -> torch.Tensor:
+    from torchvision.utils import make_grid
+
+    return make_grid(images, nrow=images.shape[0], padding=2, pad_value=1.0)
+
+
+class TensorBoard(Logger):
+    name = "tensorboard"
+    description = ("TensorBoard event files in RUN/tensorboard: every metric per epoch, image grids, the config "
+                   "as hparams; `tensorboard --logdir runs`")
+    requires = "tensorboard"
+    install = "zoo[tensorboard]"
+
+    def __init__(self, train, say):
+        super().__init__(train, say)
+        self.writer = None
+
+    def folder(self, run_folder: Path) -> Path:
+        base = self.train.tensorboard_dir
+        return Path(base).expanduser() / run_folder.name if base else run_folder / "tensorboard"
+
+    def prepare(self, folder: Path) -> None:
+        writable_folder(self.folder(folder), "TensorBoard event files")
+
+    def open(self, run: RunView) -> int:
+        folder = self.folder(run.folder)
+        logged = last_logged_epoch(folder)
+        # Events past what this run holds are hidden (an old run of the same name, a resume): TensorBoard
+        # purges a run's events from `purge_step` on when it reads them.
+        done = min(logged, run.history[-1]["epoch"] if run.resumed and run.history else 0)
+        self.writer = writer(folder, purge_step=done + 1 if logged else None)
+        return done
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        for key, value in scalars(record).items():
+            self.writer.add_scalar(tag(key), value, record["epoch"])
+        self.writer.flush()  # a kill between epochs loses none of them
+
+    def log_images(self, epoch: int, rows) -> None:
+        for label, images in rows:
+            self.writer.add_image(f"images/{label}", grid(images), epoch)
+        self.writer.flush()
+
+    def close(self, run: RunView, status: str) -> None:
+        if self.writer is None:
+            return
+        try:
+            if status == "finished" and run.history:
+                from torch.utils.tensorboard.summary import hparams
+
+                metrics = {f"final/{k}": v for k, v in final_metrics(run.history).items()}
+                for summary in hparams(flat_params(run.config), metrics):
+                    self.writer.file_writer.add_summary(summary)
+                for key, value in metrics.items():
+                    self.writer.add_scalar(key, value, run.history[-1]["epoch"])
+        finally:
+            self.writer.close()
+
+    @staticmethod
+    def log_codes(folder: Path, codes: torch.Tensor, labels: torch.Tensor | None, images: torch.Tensor,
+                  names: list[str] | None = None) -> Path:
+        """The codes (one row per image) for the Embedding Projector, with their labels (as class names
+        when given) and a sprite of the images, into `folder`."""
+        writable_folder(folder, "TensorBoard's projector files")
+        n = min(codes.shape[0], SPRITE_IMAGES)
+        metadata = None
+        if labels is not None:
+            metadata = [names[int(y)] if names and 0 <= int(y) < len(names) else str(int(y)) for y in labels[:n]]
+        with writer(folder) as w:
+            w.add_embedding(codes[:n].float().cpu(), metadata=metadata, label_img=images[:n].float().cpu(),
+                            tag="latent codes")
+        return folder
+
+
+@hookimpl
+def zoo_loggers():
+    return [TensorBoard]

@@ -1,0 +1,244 @@
+"""Loggers: where a run is watched besides metrics.jsonl (TensorBoard, MLflow, a plugin's).
+
+A logger is a `Logger` subclass a plugin returns from the `zoo_loggers` hook (zoo's own register the
+same way, in zoo.plugins.tensorboard_logger and zoo.plugins.mlflow_logger). A run turns it on by name:
+`zoo train ... --log tensorboard,mlflow`, or the config key `loggers`.
+
+metrics.jsonl stays the record: the engine writes it before the checkpoint, and resume and early
+stopping read it. A logger only mirrors it, at each epoch's end (after the checkpoint, so it never
+holds an epoch the run does not), and its failures never stop training: a logger that fails says once
+what was not logged and is left out for the rest of the run.
+
+A subclass writes four things, each in its own terms:
+
+* `open(run)`: its destination for the run (a folder of event files, a tracking server's run), and
+  returns the last epoch that destination already holds (0: none): on resume, the epochs after it are
+  logged again from metrics.jsonl, and none twice;
+* `log_epoch(record)`: an epoch's row of metrics.jsonl;
+* `log_images(epoch, rows)`: labelled rows of images (the model's `preview`), every `plot_every` epochs
+  and at the end;
+* `close(run, status)`: the end of the run (its final metrics, files, status).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import importlib.util
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+import torch
+
+from zoo.errors import ConfigError
+from zoo.registry import load_registry
+from zoo.runs import checkpoint as ckpt
+from zoo.training.callbacks import Callback
+
+if TYPE_CHECKING:  # pragma: no cover
+    from zoo.runs.config import TrainConfig
+    from zoo.training.engine import Trainer
+
+JSONL = "jsonl"  # metrics.jsonl: always written, by the engine; named so `--log jsonl` is accepted
+PREVIEW_IMAGES = 16  # test images in a logged preview, as in the run folder's pictures
+
+
+@dataclass
+class RunView:
+    """What a logger sees of the run it logs: its folder, its config.json, its rows so far."""
+
+    folder: Path
+    config: dict[str, Any]           # config.json: model, config, train, data, ...
+    history: list[dict[str, Any]]    # metrics.jsonl's rows up to the checkpoint
+    resumed: bool
+
+    @property
+    def name(self) -> str:
+        return self.folder.name
+
+
+def flat_params(config: dict[str, Any]) -> dict[str, Any]:
+    """A run's hyperparameters as one flat dict of scalars (model name, model and training keys; lists
+    as text), as tracking tools take them."""
+    params: dict[str, Any] = {"model": config.get("model", "")}
+    for section in ("config", "train"):
+        for key, value in (config.get(section) or {}).items():
+            params[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
+    return params
+
+
+def scalars(record: dict[str, Any]) -> dict[str, float]:
+    """The numbers of a metrics.jsonl row worth plotting: every finite number but the epoch itself."""
+    return {k: float(v) for k, v in record.items()
+            if k not in ("epoch", "best") and isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v)}
+
+
+def final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:
+    """The run's result: the best epoch's validation metrics (the last epoch's when none is marked best),
+    with the epochs trained."""
+    if not history:
+        return {}
+    best = [r for r in history if r.get("best")]
+    row = best[-1] if best else history[-1]
+    out = {f"best_{k}": v for k, v in scalars(row).items() if k.startswith("val_")}
+    out["best_epoch"] = float(row["epoch"])
+    out["epochs"] = float(history[-1]["epoch"])
+    return out
+
+
+class Logger(Callback):
+    """Mirrors a run's metrics.jsonl to a tracking tool. A plugin's logger sets `name`, `description`,
+    and the module it needs (`requires`) with the zoo extra or package that installs it (`install`)."""
+
+    requires: ClassVar[str] = ""   # a module to import, e.g. "tensorboard"
+    install: ClassVar[str] = ""    # what to pip install for it, e.g. 'zoo[tensorboard]'
+
+    def __init__(self, train: "TrainConfig", say: Callable[[str], None]):
+        self.train = train
+        self.say = say
+        self.failed = False  # after a failure the logger is left out for the rest of the run
+        self.run: RunView | None = None
+
+    # ---------------------------------------------------------------- what a subclass writes
+    def prepare(self, folder: Path) -> None:
+        """Refuse, with a ConfigError, a destination that cannot be written, before the run folder is
+        touched (a new run) or training goes on (a resumed one)."""
+
+    def open(self, run: RunView) -> int:
+        raise NotImplementedError
+
+    def log_epoch(self, record: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+    def log_images(self, epoch: int, rows: list[tuple[str, torch.Tensor]]) -> None:
+        """Labelled rows of images in [0, 1] ([n, C, H, W] each). By default: not logged."""
+
+    def close(self, run: RunView, status: str) -> None:
+        """The run ended: `status` is "finished", "failed" or "killed"; the run folder is complete
+        (weights, config.json, model card) when it is "finished"."""
+
+    @staticmethod
+    def log_codes(folder: Path, codes: torch.Tensor, labels: torch.Tensor | None, images: torch.Tensor,
+                  names: list[str] | None = None) -> Path:
+        """Latent codes (a row per image) with their labels and images, for the tool's embedding viewer,
+        into `folder`; returns where they are. A logger without one leaves this out."""
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- the training hooks, guarded
+    def guarded(self, what: str, fn: Callable, *args) -> Any:
+        """Call `fn`; a failure is said once, and the logger is left out from then on."""
+        if self.failed:
+            return None
+        try:
+            return fn(*args)
+        except Exception as e:  # noqa: BLE001 - a tracking tool's failure must never stop training
+            self.failed = True
+            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            self.say(f"note: {self.name}: {what} failed ({type(e).__name__}: {first}); the rest of this run is "
+                     "not logged there. metrics.jsonl in the run folder holds every epoch")
+            return None
+
+    def on_train_start(self, trainer: "Trainer") -> None:
+        self.run = RunView(trainer.run_dir, run_config(trainer), list(trainer.history), trainer.resumed)
+        done = self.guarded("opening the run", self.open, self.run)
+        for record in trainer.history:  # what the destination misses (a new logger on resume)
+            if done is not None and record["epoch"] > done:
+                self.guarded(f"logging epoch {record['epoch']}", self.log_epoch, record)
+
+    def on_epoch_end(self, trainer: "Trainer", epoch: int, record: dict[str, Any]) -> None:
+        if self.run is not None:
+            self.run.history.append(record)
+        self.guarded(f"logging epoch {epoch}", self.log_epoch, record)
+        every = trainer.train.plot_every
+        if every and epoch % every == 0 and epoch != trainer.train.epochs:
+            self.guarded(f"logging epoch {epoch}'s images", self.log_images, epoch, preview_rows(trainer))
+
+    def on_train_end(self, trainer: "Trainer") -> None:
+        """The best weights are back: the last picture is of them, at the last epoch's step."""
+        if trainer.history:
+            self.guarded("logging the final images", self.log_images, trainer.history[-1]["epoch"],
+                         preview_rows(trainer))
+
+    def finish(self, status: str) -> None:
+        if self.run is not None:
+            self.guarded("closing the run", self.close, self.run, status)
+
+
+@contextlib.contextmanager
+def finishing(loggers: list[Logger]):
+    """Close the loggers when training ends: "finished" after the block, "killed" on Ctrl-C, else
+    "failed" (the error goes on)."""
+    try:
+        yield
+    except BaseException as e:
+        status = "killed" if isinstance(e, KeyboardInterrupt) or getattr(e, "exit_code", None) == 130 else "failed"
+        for logger in loggers:
+            logger.finish(status)
+        raise
+    for logger in loggers:
+        logger.finish("finished")
+
+
+def run_config(trainer: "Trainer") -> dict[str, Any]:
+    """The run's config.json (written once training has begun)."""
+    return ckpt.read_json(trainer.run_dir / ckpt.CONFIG)
+
+
+def preview_rows(trainer: "Trainer") -> list[tuple[str, torch.Tensor]]:
+    """The model's preview rows of the first test images, in [0, 1], as the run folder's pictures show."""
+    model = trainer.model
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        x = trainer.data.test_x[:PREVIEW_IMAGES].to(model.device).float() / 255.0
+        rows = [(label, images.detach().float().clamp(0, 1).cpu()) for label, images in model.preview(x)]
+    model.train(was_training)
+    return rows
+
+
+# -------------------------------------------------------------------- choosing loggers
+
+def installed() -> dict[str, type[Logger]]:
+    """Every logger class the installed plugins provide, by name."""
+    return {name: e.cls for name, e in load_registry().loggers.items()}
+
+
+def logger_names(value: Any) -> list[str]:
+    """`--log tensorboard,mlflow`, ["tensorboard"], "tensorboard": the names, lower-case, each once."""
+    items = value.split(",") if isinstance(value, str) else list(value or [])
+    names = []
+    for item in items:
+        name = str(item).strip().lower()
+        if name and name not in names:
+            names.append(name)
+    return names
+
+
+def loggers_for(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger]:
+    """The loggers `train.loggers` names, made; an unknown name, or one whose package is missing, is
+    refused with what to do (before anything is written)."""
+    available = installed()
+    made = []
+    for name in logger_names(train.loggers):
+        if name == JSONL:
+            continue
+        cls = available.get(name)
+        if cls is None:
+            names = sorted([JSONL, *available])
+            close = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
+            raise ConfigError(f"unknown logger '{name}'",
+                              (f"Did you mean: {', '.join(close)}? " if close else "")
+                              + f"The installed loggers are: {', '.join(names)} (`zoo list` shows them).")
+        require(cls)
+        made.append(cls(train, say))
+    return made
+
+
+def require(cls: type[Logger]) -> None:
+    """Refuse a logger whose package is not installed, in one line that says what to install."""
+    if cls.requires and importlib.util.find_spec(cls.requires) is None:
+        raise ConfigError(f"--log {cls.name} needs the '{cls.requires}' package, which is not installed",
+                          f'Install it: pip install "{cls.install or cls.requires}"')
