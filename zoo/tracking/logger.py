@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
-import importlib.util
+import importlib
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -239,6 +239,12 @@ def loggers_for(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger
 
 def require(cls: type[Logger]) -> None:
     """Refuse a logger whose package is not installed, in one line that says what to install."""
-    if cls.requires and importlib.util.find_spec(cls.requires) is None:
-        raise ConfigError(f"--log {cls.name} needs the '{cls.requires}' package, which is not installed",
-                          f'Install it: pip install "{cls.install or cls.requires}"')
+    if not cls.requires:
+        return
+    try:
+        importlib.import_module(cls.requires)
+    except ImportError as e:  # not installed, or installed broken (a mismatched dependency)
+        why = "which is not installed" if isinstance(e, ModuleNotFoundError) and e.name == cls.requires else \
+            f"which cannot be imported ({e})"
+        raise ConfigError(f"--log {cls.name} needs the '{cls.requires}' package, {why}",
+                          f'Install it: pip install "{cls.install or cls.requires}"') from None

@@ -1,0 +1,187 @@
+"""The TensorBoard logger, on the real components: event files read back with TensorBoard's own reader,
+and a real `tensorboard` server on a loopback port answering for the scalars over its HTTP API."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import TINY_SET, assert_clean_error, assert_ok, invoke, read_metrics
+
+pytest.importorskip("tensorboard", reason='the tensorboard extra is not installed (pip install "zoo[tensorboard]")')
+
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator  # noqa: E402
+from tensorboard.plugins.hparams import plugin_data_pb2  # noqa: E402
+
+
+def events(folder: Path) -> EventAccumulator:
+    acc = EventAccumulator(str(folder), size_guidance={"scalars": 0, "images": 0, "tensors": 0})
+    acc.Reload()
+    return acc
+
+
+def steps(acc: EventAccumulator, tag: str) -> list[int]:
+    return [e.step for e in acc.Scalars(tag)]
+
+
+def train(*args: str) -> str:
+    return assert_ok(invoke("train", "convae", "--dataset", "digits", *TINY_SET, *args))
+
+
+@pytest.fixture(scope="module")
+def logged_run(tmp_path_factory):
+    """Three epochs with a preview grid every epoch, logged to TensorBoard."""
+    run = tmp_path_factory.mktemp("tb") / "run"
+    train("--epochs", "3", "--log", "tensorboard", "--set", "plot_every=2", "--out", run)
+    return run
+
+
+def test_every_number_of_every_metrics_row_is_a_scalar_at_its_epoch(logged_run):
+    acc = events(logged_run / "tensorboard")
+    rows = read_metrics(logged_run)
+    assert [r["epoch"] for r in rows] == [1, 2, 3]
+    for row in rows:
+        for key, value in row.items():
+            if key in ("epoch", "best"):
+                continue
+            tag = {"train_loss": "loss/train", "val_loss": "loss/val", "val_mse": "mse/val"}.get(key, key)
+            logged = {e.step: e.value for e in acc.Scalars(tag)}
+            assert math.isclose(logged[row["epoch"]], value, rel_tol=1e-6), (key, logged, value)
+    assert steps(acc, "loss/val") == [1, 2, 3]  # each epoch once
+
+
+def test_preview_grids_are_logged_every_plot_every_epochs_and_at_the_end(logged_run):
+    acc = events(logged_run / "tensorboard")
+    assert set(acc.Tags()["images"]) == {"images/original", "images/reconstruction"}
+    shown = acc.Images("images/reconstruction")
+    assert [e.step for e in shown] == [2, 3]  # plot_every=2, then the best weights after the last epoch
+    assert shown[0].width > shown[0].height > 28  # a row of 16 images of 28 px with their padding
+
+
+def test_the_config_is_the_runs_hparams_with_its_final_metrics(logged_run):
+    acc = events(logged_run / "tensorboard")
+    content = acc.PluginTagToContent("hparams")
+    start = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/session_start_info"])
+    hparams = start.session_start_info.hparams
+    config = json.loads((logged_run / "config.json").read_text())
+    assert hparams["model"].string_value == "convae"
+    assert hparams["epochs"].number_value == 3
+    assert hparams["hidden"].string_value == str(config["config"]["hidden"])
+    experiment = plugin_data_pb2.HParamsPluginData.FromString(content["_hparams_/experiment"]).experiment
+    assert "final/best_val_loss" in {m.name.tag for m in experiment.metric_infos}
+    best = min(r["val_loss"] for r in read_metrics(logged_run))
+    assert math.isclose(acc.Scalars("final/best_val_loss")[-1].value, best, rel_tol=1e-6)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(url: str):
+    with urllib.request.urlopen(url, timeout=10) as response:
+        return json.loads(response.read())
+
+
+def test_a_tensorboard_server_serves_the_runs_scalars_over_http(logged_run, tmp_path):
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logged_run.parent),
+                               "--host", "127.0.0.1", "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=(tmp_path / "tb.log").open("w"))
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                tags = get_json(f"{base}/data/plugin/scalars/tags")
+                if tags:
+                    break
+            except OSError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, (tmp_path / "tb.log").read_text()
+            time.sleep(0.5)
+        run = "run/tensorboard"
+        assert {"loss/train", "loss/val", "lr", "images_per_s"} <= set(tags[run])
+        query = urllib.parse.urlencode({"run": run, "tag": "loss/val"})
+        served = get_json(f"{base}/data/plugin/scalars/scalars?{query}")  # [wall_time, step, value] rows
+        expected = [(r["epoch"], r["val_loss"]) for r in read_metrics(logged_run)]
+        assert [(s, pytest.approx(v, rel=1e-6)) for _, s, v in served] == expected
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def test_resume_appends_to_the_same_event_folder_without_repeating_an_epoch(tmp_path):
+    run = tmp_path / "run"
+    train("--epochs", "2", "--log", "tensorboard", "--out", run)
+    assert_ok(invoke("train", "--resume", run, "--epochs", "4", "--no-progress"))
+    acc = events(run / "tensorboard")
+    assert steps(acc, "loss/train") == [1, 2, 3, 4]
+    assert len(list((run / "tensorboard").glob("events.out.tfevents*"))) == 2
+
+
+def test_a_logger_turned_on_at_resume_logs_the_epochs_before_it_too(tmp_path):
+    run = tmp_path / "run"
+    train("--epochs", "2", "--out", run)
+    assert not (run / "tensorboard").exists()
+    assert_ok(invoke("train", "--resume", run, "--epochs", "3", "--log", "tensorboard", "--no-progress"))
+    assert steps(events(run / "tensorboard"), "loss/val") == [1, 2, 3]
+    assert json.loads((run / "config.json").read_text())["train"]["loggers"] == ["tensorboard"]
+
+
+def test_a_new_run_hides_the_events_an_old_run_of_the_same_name_left(tmp_path):
+    shared = tmp_path / "tb"
+    run = tmp_path / "run"
+    train("--epochs", "3", "--log", "tensorboard", "--set", f"tensorboard_dir={shared}", "--out", run)
+    train("--epochs", "2", "--log", "tensorboard", "--set", f"tensorboard_dir={shared}", "--out", run, "--overwrite")
+    assert steps(events(shared / "run"), "loss/val") == [1, 2]  # epoch 3 of the old run purged
+
+
+def test_a_tensorboard_dir_gathers_each_run_under_its_folder_name(tmp_path):
+    shared = tmp_path / "all-runs"
+    for name in ("a", "b"):
+        train("--epochs", "1", "--log", "tensorboard", "--set", f"tensorboard_dir={shared}", "--out", tmp_path / name)
+    assert sorted(p.name for p in shared.iterdir()) == ["a", "b"]
+    assert not (tmp_path / "a" / "tensorboard").exists()
+    assert steps(events(shared / "b"), "loss/val") == [1]
+
+
+def test_a_log_folder_that_cannot_be_written_is_refused_before_the_run_folder_exists(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    result = invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "1", "--log", "tensorboard",
+                    "--set", f"tensorboard_dir={blocker / 'logs'}", "--out", tmp_path / "run")
+    out = assert_clean_error(result, "cannot write TensorBoard event files", "is not a folder")
+    assert "tensorboard_dir" in out
+    assert not (tmp_path / "run").exists()
+
+
+def test_an_unknown_logger_is_refused_with_the_installed_ones(tmp_path):
+    result = invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "tensorbord", "--out", tmp_path / "r")
+    out = assert_clean_error(result, "unknown logger 'tensorbord'", "Did you mean: tensorboard")
+    assert "jsonl, mlflow, tensorboard" in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_jsonl_is_always_on_and_may_be_named(tmp_path):
+    train("--epochs", "1", "--log", "jsonl", "--out", tmp_path / "r")
+    assert [r["epoch"] for r in read_metrics(tmp_path / "r")] == [1]
+    assert not (tmp_path / "r" / "tensorboard").exists()
+
+
+def test_a_missing_tensorboard_package_is_named_in_one_line_with_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
+    result = invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "tensorboard", "--out", tmp_path / "r")
+    out = assert_clean_error(result, "--log tensorboard needs the 'tensorboard' package, which is not installed",
+                             'pip install "zoo[tensorboard]"')
+    assert len([line for line in out.splitlines() if line.strip()]) <= 2  # the error and its hint
+    assert not (tmp_path / "r").exists()
