@@ -32,6 +32,7 @@ _LAZY = {
     "load": "zoo.api",
     "Run": "zoo.api",
     "evaluate": "zoo.api",
+    "compare": "zoo.api",
     "reconstruct": "zoo.api",
     "load_dataset": "zoo.data",
     "push": "zoo.hub",

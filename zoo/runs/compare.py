@@ -1,0 +1,365 @@
+"""`zoo compare RUN...`: runs side by side, read from their config.json and metrics.jsonl (never their
+weights). One row per run: its model, the config keys whose values differ between the runs (the keys
+equal in all of them are only counted), and its final metrics: the best epoch's row of metrics.jsonl
+(the last row where none is marked best), the epochs trained and the seconds they took. Test metrics
+come from eval.json, or for published weights from their model card or catalogue entry.
+
+A run is a folder, a glob of folders (expanded here: `runs/vae-*`), a catalogued name or a hub location
+(resolved by zoo.runs.loading, as every command resolves them)."""
+
+from __future__ import annotations
+
+import csv
+import glob
+import io
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo import registry
+from zoo.analysis import plots
+from zoo.console import to_stderr
+from zoo.errors import ConfigError, RunError, ZooError, storage_error
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import files as runfiles
+from zoo.runs.loading import catalogued_name, read_run, resolve
+
+GLOB_CHARS = re.compile(r"[*?[]")
+# Columns of a metrics.jsonl row that are not a measured metric of the epoch.
+NOT_METRICS = ("epoch", "best", "lr", "images_per_s", "seconds", "diverged")
+DEFAULT_METRIC = "val_loss"
+
+
+@dataclass
+class Compared:
+    """One run of a comparison: what it is and how its training ended."""
+
+    name: str                                   # as the user gave it (a glob's match: the path)
+    folder: Path
+    model: str
+    config: dict[str, Any]                      # every config key, flat: model hyperparameters and training
+    metrics: dict[str, float] = field(default_factory=dict)       # the best epoch's row (train_*, val_*)
+    test_metrics: dict[str, float] = field(default_factory=dict)  # eval.json, the model card or the catalogue
+    best_epoch: int | None = None
+    epochs: int | None = None
+    seconds: float | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)   # metrics.jsonl's rows
+    notes: list[str] = field(default_factory=list)
+
+    def value(self, metric: str) -> float | None:
+        if metric in self.metrics:
+            return self.metrics[metric]
+        if metric.startswith("test_"):
+            return self.test_metrics.get(metric.removeprefix("test_"))
+        return None
+
+    def known(self) -> set[str]:
+        return set(self.metrics) | {f"test_{k}" for k in self.test_metrics}
+
+
+@dataclass
+class Comparison:
+    """Runs in the order of `metric` (those without it last); the config keys that differ between them,
+    those equal in all of them and those only some of them have (see differing_keys); `plot`: the PNG of
+    their curves, if one was asked for."""
+
+    runs: list[Compared]
+    metric: str
+    descending: bool
+    differing: list[str]
+    equal: list[str]
+    partial: list[str] = field(default_factory=list)
+    plot: Path | None = None
+
+    def metric_columns(self) -> list[str]:
+        """The metrics a table shows: the sort metric, the validation metrics, then the test metrics."""
+        known = set().union(*(r.known() for r in self.runs)) if self.runs else set()
+        rest = sorted(k for k in known if k.startswith("val_")) + sorted(k for k in known if k.startswith("test_"))
+        return ([self.metric] if self.metric in known else []) + [k for k in rest if k != self.metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"sort": self.metric, "descending": self.descending, "differing_keys": self.differing,
+                "equal_keys": self.equal, "partial_keys": self.partial, "plot": str(self.plot) if self.plot else None,
+                "runs": [{"name": r.name, "folder": str(r.folder), "model": r.model,
+                          "config": {k: r.config.get(k) for k in self.differing},
+                          "best_epoch": r.best_epoch, "epochs": r.epochs, "seconds": r.seconds,
+                          "sort_value": r.value(self.metric), "metrics": r.metrics,
+                          "test_metrics": r.test_metrics, "notes": r.notes} for r in self.runs]}
+
+    def to_csv(self) -> str:
+        """A header, then a row per run: name, folder, model, the differing keys (config.KEY), the best
+        epoch, the epochs trained, their seconds and every metric (train, validation, test); an empty cell
+        where a run has none."""
+        metrics = self.metric_columns()
+        metrics += sorted(set().union(*(r.metrics for r in self.runs)) - set(metrics)) if self.runs else []
+        buf = io.StringIO()
+        out = csv.writer(buf, lineterminator="\n")
+        out.writerow(["name", "folder", "model", *(f"config.{k}" for k in self.differing), "best_epoch", "epochs",
+                      "seconds", *metrics])
+        for r in self.runs:
+            out.writerow([r.name, r.folder, r.model, *(_cell(r.config, k, compact=True) for k in self.differing),
+                          _blank(r.best_epoch), _blank(r.epochs), _blank(r.seconds),
+                          *(_blank(r.value(m)) for m in metrics)])
+        return buf.getvalue()
+
+    def table(self) -> list[str]:
+        """The comparison as aligned text lines: a heading, a row per run, then notes."""
+        metrics = self.metric_columns()
+        head = ["run", "model", *self.differing, "best_epoch", "trained", "seconds", *metrics]
+        body = [[r.name, r.model, *(_cell(r.config, k) for k in self.differing), _blank(r.best_epoch),
+                 _blank(r.epochs), "" if r.seconds is None else f"{r.seconds:.1f}",
+                 *("" if r.value(m) is None else f"{r.value(m):.5g}" for m in metrics)] for r in self.runs]
+        widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
+        numeric = set(range(len(head) - len(metrics) - 3, len(head)))
+        fmt = lambda row: "  ".join(c.rjust(w) if i in numeric else c.ljust(w)  # noqa: E731
+                                    for i, (c, w) in enumerate(zip(row, widths))).rstrip()
+        order = "descending" if self.descending else "ascending"
+        partial = f", {len(self.partial)} only some runs have" if self.partial else ""
+        lines = [f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}, sorted by {self.metric} ({order}; "
+                 f"runs without it last); {len(self.equal)} config keys equal in all runs{partial}"
+                 + ("" if self.differing else ", none differs"), "", fmt(head), *map(fmt, body)]
+        notes = [f"  {r.name}: {note}" for r in self.runs for note in r.notes]
+        return lines + (["", "notes:", *notes] if notes else [])
+
+
+def _cell(config: dict[str, Any], key: str, compact: bool = False) -> str:
+    if key not in config:
+        return "" if compact else "-"
+    value = config[key]
+    return value if isinstance(value, str) else json.dumps(value, separators=(",", ":"))
+
+
+def _blank(value) -> str:
+    return "" if value is None else str(value)
+
+
+# ------------------------------------------------------------------------------------------ finding runs
+
+def expand(sources: list[str | Path]) -> list[tuple[str, Path]]:
+    """Each source's name and folder: a glob becomes its matching run folders (sorted), anything else is
+    resolved as every command resolves a run. The same folder named twice counts once."""
+    if not sources:
+        raise ConfigError("no runs to compare",
+                          "Give run folders, globs ('runs/vae-*'), catalogued names or hub locations "
+                          "(hf://ORG/NAME, file:///PATH).")
+    found: list[tuple[str, Path]] = []
+    for source in sources:
+        text = str(source)
+        if GLOB_CHARS.search(text) and not Path(text).exists() and "://" not in text:
+            matches = sorted(glob.glob(text))
+            if not matches:
+                raise RunError(f"{text} matches nothing", "Check the pattern; quote it so that zoo, not the shell, "
+                                                          "expands it, and `ls` what it should match.")
+            runs = [m for m in matches if (Path(m) / ckpt.CONFIG).is_file()]
+            if not runs:
+                raise RunError(f"{text} matches {len(matches)} path{'s' * (len(matches) != 1)}, none a run folder",
+                               "A run folder holds the config.json `zoo train` writes.")
+            skipped = len(matches) - len(runs)
+            if skipped:
+                to_stderr(f"note: {text}: {skipped} match{'es' * (skipped != 1)} not a run folder, left out")
+            found += [(m, Path(m)) for m in runs]
+        else:
+            found.append((text, resolve(source)))
+    unique, seen = [], set()
+    for name, folder in found:
+        key = folder.resolve()
+        if key not in seen:
+            seen.add(key)
+            unique.append((name, folder))
+    return unique
+
+
+def flat_config(run: dict[str, Any]) -> dict[str, Any]:
+    """config.json's model and training keys in one table, by the names `--set` takes (a training key
+    that a model key also has is `train.KEY`)."""
+    flat = dict(run["config"])
+    for k, v in run["train"].items():
+        flat[f"train.{k}" if k in flat else k] = v
+    return flat
+
+
+def read_compared(name: str, folder: Path) -> Compared:
+    """A run's summary from its config.json, metrics.jsonl, eval.json and model card (no weights)."""
+    run = read_run(folder)
+    row = Compared(name=name, folder=folder, model=run["model"], config=flat_config(run))
+    path = folder / ckpt.METRICS
+    if path.is_file():
+        try:
+            rows, dropped = ckpt.read_metrics(path)
+        except OSError as e:
+            rows, dropped = [], 0
+            row.notes.append(f"{ckpt.METRICS} cannot be read ({e.strerror or e})")
+        if dropped:
+            row.notes.append(f"{dropped} damaged line{'s' * (dropped != 1)} of {ckpt.METRICS} skipped")
+        _summarise(row, rows)
+    else:
+        row.notes.append(f"no {ckpt.METRICS} (published weights carry no training log)")
+    row.test_metrics = _test_metrics(folder, name)
+    if not row.metrics and not row.history:
+        card = _card_training(folder / ckpt.CARD)
+        if card:
+            row.metrics, row.best_epoch, row.epochs = card
+            row.notes.append("training metrics from its model card")
+    return row
+
+
+def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:
+    row.history = rows
+    if not rows:
+        row.notes.append(f"{ckpt.METRICS} holds no epoch")
+        return
+    best = [r for r in rows if r.get("best")]
+    final = best[-1] if best else rows[-1]
+    row.best_epoch, row.epochs = final["epoch"], rows[-1]["epoch"]
+    row.metrics = {k: v for k, v in final.items() if k not in NOT_METRICS and _number(v)}
+    row.seconds = round(sum(r.get("seconds", 0) for r in rows if _number(r.get("seconds"))), 2)
+
+
+def _number(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _test_metrics(folder: Path, name: str) -> dict[str, float]:
+    """The run's test metrics: its eval.json, else its model card's, else its catalogue entry's."""
+    path = folder / ckpt.EVAL
+    if path.is_file():
+        try:
+            evaluated = ckpt.read_json(path)
+        except ZooError:
+            evaluated = None
+        if isinstance(evaluated, dict) and evaluated.get("split", "test") == "test" \
+                and isinstance(evaluated.get("metrics"), dict):
+            return {k: v for k, v in evaluated["metrics"].items() if _number(v)}
+    card = _front_matter(folder / ckpt.CARD)
+    found = {m[1]: float(m[2]) for m in re.finditer(r"-\s*\{type:\s*([\w.-]+),\s*value:\s*([-+\d.eE]+)\}", card)
+             if _float(m[2])} if card else {}
+    if found:
+        return found
+    entry = registry.weights().get(catalogued_name(name)) if "/" not in name else None
+    return {k: v for k, v in (entry or {}).get("metrics", {}).items() if _number(v)}
+
+
+def _float(text: str) -> bool:
+    try:
+        return math.isfinite(float(text))
+    except ValueError:
+        return False
+
+
+def _front_matter(path: Path) -> str:
+    """The YAML metadata at the top of a model card ("" without one)."""
+    try:
+        text = path.read_text(errors="replace")[:200_000] if path.is_file() else ""
+    except OSError:
+        return ""
+    parts = text.split("\n---\n", 1)
+    return parts[0] if text.startswith("---\n") and len(parts) == 2 else ""
+
+
+def _card_training(path: Path) -> tuple[dict[str, float], int | None, int | None] | None:
+    """A pushed run's training summary from its card's metadata (`zoo push` writes it): the best epoch's
+    metrics, the best epoch and the epochs trained."""
+    meta = _front_matter(path)
+    block = re.search(r"^  training_metrics:\n((?:    [\w.-]+: .*\n?)+)", meta, re.MULTILINE)
+    if not block:
+        return None
+    metrics = {k: float(v) for k, v in re.findall(r"^    ([\w.-]+): (\S+)", block[1], re.MULTILINE) if _float(v)}
+    epochs = re.search(r"training: \{best_epoch: (\d+), epochs: (\d+)\}", meta)
+    return metrics, int(epochs[1]) if epochs else None, int(epochs[2]) if epochs else None
+
+
+# ------------------------------------------------------------------------------------------ comparing
+
+def default_metric(runs: list[Compared]) -> str:
+    """The runs' models' monitored metric, on the validation split where they have one (val_loss)."""
+    for r in runs:
+        try:
+            monitor = registry.get_model_class(r.model).monitor
+        except ZooError:  # a model not installed here
+            continue
+        if monitor:
+            for name in (f"val_{monitor}", f"train_{monitor}"):
+                if any(name in x.metrics for x in runs):
+                    return name
+            return f"val_{monitor}"
+    return DEFAULT_METRIC
+
+
+def pick_metric(runs: list[Compared], metric: str | None) -> str:
+    """The metric to sort by: the one asked for (or its validation value: loss is val_loss), which some
+    run must have; by default the models' monitored one."""
+    if not metric:
+        return default_metric(runs)
+    known = set().union(*(r.known() for r in runs))
+    for name in (metric, f"val_{metric}"):
+        if name in known:
+            return name
+    raise ConfigError(f"--sort {metric}: no run has this metric",
+                      f"The runs have: {', '.join(sorted(known))}." if known else
+                      "None of the runs has any metric (no metrics.jsonl, eval.json or model card metrics).")
+
+
+def differing_keys(runs: list[Compared]) -> tuple[list[str], list[str], list[str]]:
+    """The config keys whose values differ between the runs that have them; those equal in all runs; and
+    those only some runs have (another model's hyperparameters, a key newer zoo versions write), with one
+    value wherever they are."""
+    keys = sorted(set().union(*(r.config for r in runs)))
+    values = {k: {json.dumps(r.config[k], sort_keys=True) for r in runs if k in r.config} for k in keys}
+    differ = [k for k in keys if len(values[k]) > 1]
+    partial = [k for k in keys if k not in differ and any(k not in r.config for r in runs)]
+    return differ, [k for k in keys if k not in differ and k not in partial], partial
+
+
+def compare(sources: list[str | Path], metric: str | None = None, *, descending: bool = False,
+            plot: str | Path | None = None) -> Comparison:
+    """Compare runs: folders, globs of folders, catalogued names, hub locations (hf://, file://).
+
+    Reads config.json and metrics.jsonl (skipping damaged lines), never the weights. Sorted by `metric`
+    (default: the models' monitored metric, val_loss), ascending unless `descending`; a run without it
+    comes last. `plot`: a PNG to draw the runs' curves of that metric into, one line per run."""
+    runs = [read_compared(name, folder) for name, folder in expand(list(sources))]
+    chosen = pick_metric(runs, metric)
+    have = sorted((r for r in runs if r.value(chosen) is not None), key=lambda r: r.value(chosen), reverse=descending)
+    ordered = have + [r for r in runs if r.value(chosen) is None]
+    result = Comparison(ordered, chosen, descending, *differing_keys(runs))
+    if plot is not None:
+        result.plot = plot_curves(ordered, chosen, plot)
+    return result
+
+
+def plot_curves(runs: list[Compared], metric: str, path: str | Path) -> Path:
+    """One PNG of every run's `metric` against the epoch, a labelled line per run, its best epoch marked."""
+    out = runfiles.picture_output(path, Path(path))
+    curves = [(r, [(x["epoch"], x[metric]) for x in r.history if _number(x.get(metric))]) for r in runs]
+    curves = [(r, points) for r, points in curves if points]
+    if not curves:
+        with_curves = sorted({k for r in runs for x in r.history for k in x if k not in NOT_METRICS})
+        raise ConfigError(f"--plot: no run has a {metric} curve in its {ckpt.METRICS}",
+                          f"Sort by one that runs logged to plot it: {', '.join(with_curves)}." if with_curves else
+                          f"None of the runs has a {ckpt.METRICS} (published weights carry no training log).")
+    plt = plots.pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for r, points in curves:
+        xs, ys = zip(*points)
+        line, = ax.plot(xs, ys, marker="o", markersize=3, label=f"{r.name} ({r.model})")
+        if r.best_epoch in xs:
+            ax.plot([r.best_epoch], [ys[xs.index(r.best_epoch)]], marker="*", markersize=11, color=line.get_color())
+    values = [y for _, points in curves for _, y in points]
+    if min(values) > 0 and max(values) / min(values) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by epoch (★ best epoch)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    try:
+        plots.save_png(fig, out)
+    except OSError as e:
+        raise storage_error(e, f"--plot {out}: cannot write", path=out) from None
+    finally:
+        plt.close(fig)
+    return out
