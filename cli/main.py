@@ -365,7 +365,7 @@ def _print_classification(result: dict) -> None:
 
 # The other command modules add their commands to `cli` when imported (they import torch only inside
 # their commands, so `zoo --help` stays fast).
-from zoo.cli import analysis, hub, search  # noqa: E402,F401
+from zoo.cli import analysis, compare, hub, search  # noqa: E402,F401
 
 
 def main() -> None:

@@ -50,10 +50,12 @@ def _fmt(v) -> str:
 @click.option("--concurrent/--sequential", default=None,
               help="Train the different-shape groups of --vectorize at once, each in a thread with its own CUDA "
                    "stream (default: concurrent on CUDA, sequential elsewhere).")
+@click.option("--log", "loggers", default=None, metavar="NAME[,NAME]",
+              help="Also log the study to these loggers (tensorboard, mlflow): a parent with a child per trial.")
 @click.option("--list-spaces", is_flag=True, help="List the example spaces zoo ships.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 def search(model, space, strategy, old_sampler, trials, pruner, study, storage, workers, cv, timeout, out, dataset, assignments,
-           epochs, device, data_dir, seed, heartbeat, vectorize, concurrent, list_spaces, as_json):
+           epochs, device, data_dir, seed, heartbeat, vectorize, concurrent, loggers, list_spaces, as_json):
     """Hyperparameter search over a space file with Optuna.
 
     \b
@@ -82,7 +84,7 @@ def search(model, space, strategy, old_sampler, trials, pruner, study, storage, 
 
     overrides = parse_assignments(assignments)
     overrides.update({k: v for k, v in {"dataset": dataset, "epochs": epochs, "device": device,
-                                        "data_dir": data_dir}.items() if v is not None})
+                                        "data_dir": data_dir, "loggers": loggers}.items() if v is not None})
     summary = run_search(model, space, study=study, out=out, storage=storage, strategy=strategy, pruner=pruner,
                          trials=trials, cv=cv, seed=seed, timeout=timeout, workers=workers, heartbeat=heartbeat,
                          vectorize=vectorize, concurrent=concurrent,

@@ -22,10 +22,12 @@ from typing import Any
 
 from zoo.hooks import hookimpl
 from zoo.runs import checkpoint as ckpt
-from zoo.tracking.logger import Logger, RunView, final_metrics, flat_params, scalars
+from zoo.tracking.logger import Logger, RunView, StudyView, final_metrics, flat_params, scalars
 
-RUN_FILE = "mlflow.json"  # in the run folder: the tracking URI and the MLflow run this folder is logged to
+RUN_FILE = "mlflow.json"  # in a run or study folder: the tracking URI and the MLflow run it is logged to
 ARTIFACTS = (ckpt.WEIGHTS, ckpt.CONFIG, "README.md", ckpt.METRICS, "loss.png")
+STUDY_ARTIFACTS = ("summary.json", "trials.csv", "best.toml", "space.toml", "history.png", "importance.png")
+MAX_TRIALS = 50_000  # child runs read back per search (MLflow's page limit)
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 PROBE_SECONDS = 5.0
 BATCH = 100  # params per log_batch call (MLflow's limit)
@@ -60,6 +62,7 @@ def client_for(uri: str):
     from mlflow.tracking import MlflowClient
 
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "1")
+    os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # stdout is the commands' (--json)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     probe(uri)
     return MlflowClient(tracking_uri=uri)
@@ -98,23 +101,30 @@ class MLflow(Logger):
         self.run_id = ""
 
     def open(self, run: RunView) -> int:
+        if self.mlflow_run(run.folder, run.resumed, run.name, {"zoo.model": str(run.config.get("model", "")),
+                                                                "zoo.run_folder": str(run.folder.absolute())},
+                           flat_params(run.config)):
+            return 0
+        history = self.client.get_metric_history(self.run_id, "images_per_s")
+        return max((m.step for m in history), default=0)
+
+    def mlflow_run(self, folder: Path, resumed: bool, name: str, tags: dict[str, str], params: dict[str, Any]) -> bool:
+        """Go on in the MLflow run FOLDER/mlflow.json names (when resumed, on the same server and still
+        there), else create one with `params`; returns whether it was created."""
         uri = tracking_uri(self.train.mlflow_uri)
         self.client = client_for(uri)
-        known = run.folder / RUN_FILE
-        saved = ckpt.read_json(known) if run.resumed and known.is_file() else {}
+        known = folder / RUN_FILE
+        saved = ckpt.read_json(known) if resumed and known.is_file() else {}
         if saved.get("tracking_uri") == uri and self.goes_on(saved.get("run_id", "")):
             self.run_id = saved["run_id"]
-            history = self.client.get_metric_history(self.run_id, "images_per_s")
-            return max((m.step for m in history), default=0)
+            return False
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "zoo"
-        created = self.client.create_run(experiment_id(self.client, experiment), run_name=run.name,
-                                         tags={"zoo.model": str(run.config.get("model", "")),
-                                               "zoo.run_folder": str(run.folder.absolute())})
-        self.run_id = created.info.run_id
-        log_params(self.client, self.run_id, flat_params(run.config))
+        self.run_id = self.client.create_run(experiment_id(self.client, experiment), run_name=name,
+                                             tags=tags).info.run_id
+        log_params(self.client, self.run_id, params)
         ckpt.write_json(known, {"tracking_uri": uri, "run_id": self.run_id, "experiment": experiment})
         self.say(f"mlflow: logging to run {self.run_id} in experiment '{experiment}' at {uri}")
-        return 0
+        return True
 
     def goes_on(self, run_id: str) -> bool:
         """Whether the tracking server still holds this run (it may have been deleted meanwhile)."""
@@ -140,6 +150,40 @@ class MLflow(Logger):
                 if path.is_file():
                     self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id, STATUS[status])
+
+    def log_study(self, study: StudyView) -> None:
+        """The study as a parent run (STUDY/mlflow.json; its fixed keys as params, its outputs as
+        artifacts), each finished trial a child run: its drawn values as params, the objective's metric
+        at each epoch, its results. Trials already logged as children are left as they are."""
+        from mlflow.entities import Metric
+
+        self.mlflow_run(study.folder, True, study.name, {"zoo.model": study.model, "zoo.study": study.name,
+                                                         "zoo.study_folder": str(study.folder.absolute())},
+                        {**flat_params({"train": study.fixed}), "model": study.model, "metric": study.metric})
+        parent = self.client.get_run(self.run_id).info
+        children = self.client.search_runs([parent.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'",
+                                           max_results=MAX_TRIALS)
+        logged = {r.data.tags.get("zoo.trial") for r in children}
+        for trial in study.trials:
+            if str(trial.number) in logged:
+                continue
+            child = self.client.create_run(parent.experiment_id, run_name=f"trial-{trial.number}",
+                                           tags={"mlflow.parentRunId": self.run_id, "zoo.trial": str(trial.number),
+                                                 "zoo.state": trial.state}).info.run_id
+            log_params(self.client, child, trial.params)
+            now = int(time.time() * 1000)
+            curve = [Metric(study.metric, v, now, step) for step, v in sorted(trial.curve.items())]
+            last = max(trial.curve, default=0)
+            results = {**trial.metrics, **({"objective": trial.value} if trial.value is not None else {})}
+            self.client.log_batch(child, metrics=curve + [Metric(k, v, now, last) for k, v in results.items()])
+            self.client.set_terminated(child, "FAILED" if trial.state == "fail" else "FINISHED")
+        best = next((t for t in study.trials if t.number == study.best), None)
+        if best is not None:
+            log_metrics(self.client, self.run_id, {"best_objective": best.value, "best_trial": float(best.number)}, 0)
+        for name in STUDY_ARTIFACTS:
+            if (study.folder / name).is_file():
+                self.client.log_artifact(self.run_id, str(study.folder / name))
+        self.client.set_terminated(self.run_id, "FINISHED")
 
 
 @hookimpl

@@ -18,7 +18,7 @@ import torch
 
 from zoo.errors import ConfigError
 from zoo.hooks import hookimpl
-from zoo.tracking.logger import Logger, RunView, final_metrics, flat_params, scalars
+from zoo.tracking.logger import Logger, RunView, StudyView, final_metrics, flat_params, scalars
 
 EVENTS = "events.out.tfevents"
 SPRITE_IMAGES = 4096  # at most this many images in the projector's sprite (TensorBoard's 8192 px limit at 28 px)
@@ -120,6 +120,29 @@ class TensorBoard(Logger):
                     self.writer.add_scalar(key, value, run.history[-1]["epoch"])
         finally:
             self.writer.close()
+
+    def log_study(self, study: StudyView) -> None:
+        """Each finished trial as a run of its own (STUDY/tensorboard/trial-NNNN): the objective's metric
+        at each epoch, and its drawn values as hparams with its results, so the HParams dashboard
+        compares the trials. A trial whose folder holds events was logged by an earlier session."""
+        from torch.utils.tensorboard.summary import hparams
+
+        for trial in study.trials:
+            folder = self.folder(study.folder) / f"trial-{trial.number:04d}"
+            if any(folder.glob(f"{EVENTS}*")):
+                continue
+            with writer(folder) as w:
+                for step, value in sorted(trial.curve.items()):
+                    w.add_scalar(tag(study.metric), value, step)
+                results = {f"trial/{k}": v for k, v in trial.metrics.items()}
+                if trial.value is not None:
+                    results["trial/objective"] = trial.value
+                params = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in trial.params.items()}
+                for summary in hparams({**params, "state": trial.state}, results):
+                    w.file_writer.add_summary(summary)
+                last = max(trial.curve, default=0)
+                for key, value in results.items():
+                    w.add_scalar(key, value, last)
 
     @staticmethod
     def log_codes(folder: Path, codes: torch.Tensor, labels: torch.Tensor | None, images: torch.Tensor,

@@ -185,3 +185,33 @@ def test_a_missing_tensorboard_package_is_named_in_one_line_with_what_to_install
                              'pip install "zoo[tensorboard]"')
     assert len([line for line in out.splitlines() if line.strip()]) <= 2  # the error and its hint
     assert not (tmp_path / "r").exists()
+
+
+SPACE = """\
+[search]
+trials = 2
+[params]
+lr = {low = 1e-4, high = 1e-2, log = true}
+[fixed]
+epochs = 2
+dataset = "digits"
+channels = [4, 8, 8]
+hidden = [16]
+device = "cpu"
+"""
+
+
+def test_a_search_logs_each_trial_as_a_run_with_its_curve_and_hparams(tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    study = tmp_path / "study"
+    assert_ok(invoke("search", "convae", "--space", tmp_path / "space.toml", "--out", study, "--seed", "0",
+                     "--log", "tensorboard"))
+    summary = json.loads((study / "summary.json").read_text())
+    folders = sorted(p.name for p in (study / "tensorboard").iterdir())
+    assert folders == ["trial-0000", "trial-0001"]
+    best = events(study / "tensorboard" / f"trial-{summary['best']['number']:04d}")
+    assert steps(best, "loss/val") == [1, 2]
+    assert best.Scalars("trial/objective")[-1].value == pytest.approx(summary["best"]["value"], rel=1e-6)
+    start = plugin_data_pb2.HParamsPluginData.FromString(
+        best.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
+    assert start.hparams["lr"].number_value == pytest.approx(summary["best"]["values"]["lr"])

@@ -20,6 +20,7 @@ from zoo.search.outputs import write_outputs
 from zoo.search.settings import Interrupted, Settings, prepare
 from zoo.search.space import load_space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
+from zoo.search.tracking import log_search, search_loggers
 from zoo.search.worker import Worker
 
 SETTINGS_ENV = "ZOO_SEARCH_SETTINGS"
@@ -31,6 +32,7 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     settings, sp = prepare(model, space, **options)
     data_cache: dict = {}
     check_metric(settings, sp, data_cache)  # loads the data set: a missing one fails here, once
+    loggers = search_loggers(settings, sp, log)  # --log: refused here when unknown or not installed
     study_dir = Path(settings.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     copy_path = study_dir / "space.toml"
@@ -66,6 +68,7 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     except Interrupted as e:
         interrupted = e
     summary = write_outputs(settings, sp, log=log, seconds=time.time() - started)
+    log_search(loggers, settings, sp)
     if interrupted is not None:
         raise interrupted
     done = summary["states"]["complete"] + summary["states"]["pruned"]

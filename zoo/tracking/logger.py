@@ -59,6 +59,31 @@ class RunView:
         return self.folder.name
 
 
+@dataclass
+class TrialView:
+    """One finished trial of a search, as a logger sees it."""
+
+    number: int
+    state: str                      # complete, pruned or fail
+    value: float | None             # the objective (None when pruned or failed)
+    params: dict[str, Any]          # the drawn values
+    metrics: dict[str, float]       # what the search recorded: loss, minutes, epochs, ...
+    curve: dict[int, float]         # the objective's metric at each epoch (over the folds, with CV)
+
+
+@dataclass
+class StudyView:
+    """A search, as a logger sees it: its finished trials, in order."""
+
+    name: str
+    folder: Path                    # the study folder (summary.json, trials.csv, best.toml, ...)
+    model: str
+    metric: str
+    fixed: dict[str, Any]           # the keys every trial shares (the space's and --set's)
+    trials: list[TrialView]
+    best: int | None                # the best trial's number
+
+
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
     """A run's hyperparameters as one flat dict of scalars (model name, model and training keys; lists
     as text), as tracking tools take them."""
@@ -119,6 +144,14 @@ class Logger(Callback):
     def close(self, run: RunView, status: str) -> None:
         """The run ended: `status` is "finished", "failed" or "killed"; the run folder is complete
         (weights, config.json, model card) when it is "finished"."""
+
+    def prepare_study(self, folder: Path) -> None:
+        """Refuse, with a ConfigError, a destination a search in `folder` could not log to."""
+        self.prepare(folder)
+
+    def log_study(self, study: StudyView) -> None:
+        """A search: each finished trial not logged before (a resumed search logs only the new ones)."""
+        raise NotImplementedError
 
     @staticmethod
     def log_codes(folder: Path, codes: torch.Tensor, labels: torch.Tensor | None, images: torch.Tensor,

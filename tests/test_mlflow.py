@@ -1,0 +1,164 @@
+"""The MLflow logger against a real `mlflow server` (SQLite backend, a local artifact store, a loopback
+port), read back with MLflow's own client."""
+
+from __future__ import annotations
+
+import json
+import math
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from conftest import TINY_SET, assert_ok, invoke, read_metrics
+
+pytest.importorskip("mlflow", reason='the mlflow extra is not installed (pip install "zoo[mlflow]")')
+
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    """A real tracking server for this module's tests; its URL."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = free_port()
+    log = (root / "server.log").open("w")
+    proc = subprocess.Popen([sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+                             "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+                             "--artifacts-destination", str(root / "artifacts"), "--workers", "1"],
+                            stdout=log, stderr=subprocess.STDOUT, cwd=root)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 120
+    try:
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/health", timeout=2):
+                    break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, (root / "server.log").read_text()
+                time.sleep(0.5)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+def train(*args) -> str:
+    return assert_ok(invoke("train", "convae", "--dataset", "digits", *TINY_SET, *args))
+
+
+def mlflow_run(run_folder: Path) -> str:
+    return json.loads((run_folder / "mlflow.json").read_text())["run_id"]
+
+
+def test_a_training_is_one_mlflow_run_with_its_params_epoch_metrics_and_safetensors_artifacts(server, tmp_path):
+    folder = tmp_path / "ae"
+    train("--epochs", "2", "--set", "latent_dim=5", "--log", "mlflow", "--set", f"mlflow_uri={server}", "--out", folder)
+    client = MlflowClient(server)
+    run = client.get_run(mlflow_run(folder))
+    assert run.info.status == "FINISHED" and run.info.run_name == "ae"
+    assert run.data.params["model"] == "convae" and run.data.params["latent_dim"] == "5"
+    assert run.data.params["epochs"] == "2" and run.data.params["loggers"] == "['mlflow']"
+    rows = read_metrics(folder)
+    for key in ("train_loss", "val_loss", "lr", "images_per_s"):
+        history = client.get_metric_history(run.info.run_id, key)
+        assert [(m.step, m.value) for m in history] == [(r["epoch"], pytest.approx(r[key])) for r in rows]
+    assert math.isclose(run.data.metrics["best_val_loss"], min(r["val_loss"] for r in rows))
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"model.safetensors", "config.json", "README.md", "metrics.jsonl"} <= artifacts
+    assert not any(a.endswith((".pkl", ".pt", ".pth")) or a == "MLmodel" for a in artifacts)  # never a pickle
+    copy = client.download_artifacts(run.info.run_id, "model.safetensors", str(tmp_path))
+    assert Path(copy).read_bytes() == (folder / "model.safetensors").read_bytes()
+
+
+def test_resume_goes_on_in_the_same_mlflow_run_without_a_repeated_epoch(server, tmp_path):
+    folder = tmp_path / "ae"
+    train("--epochs", "2", "--log", "mlflow", "--set", f"mlflow_uri={server}", "--out", folder)
+    first = mlflow_run(folder)
+    assert_ok(invoke("train", "--resume", folder, "--epochs", "4", "--no-progress"))
+    assert mlflow_run(folder) == first
+    client = MlflowClient(server)
+    assert [m.step for m in client.get_metric_history(first, "val_loss")] == [1, 2, 3, 4]
+    assert client.get_run(first).info.status == "FINISHED"
+    runs = client.search_runs([client.get_run(first).info.experiment_id],
+                              filter_string=f"tags.`zoo.run_folder` = '{folder.absolute()}'")
+    assert [r.info.run_id for r in runs] == [first]  # one MLflow run for the folder, not one per session
+
+
+def test_the_tracking_uri_comes_from_the_environment_when_not_set(server, tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "from-env")
+    folder = tmp_path / "env-run"
+    train("--epochs", "1", "--log", "mlflow", "--out", folder)
+    client = MlflowClient(server)
+    run = client.get_run(mlflow_run(folder))
+    assert client.get_experiment(run.info.experiment_id).name == "from-env"
+
+
+def test_an_unreachable_server_leaves_the_run_complete_and_says_what_was_not_logged(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    folder = tmp_path / "ae"
+    start = time.monotonic()
+    out = train("--epochs", "2", "--log", "mlflow", "--set", f"mlflow_uri={dead}", "--out", folder)
+    assert time.monotonic() - start < 60  # no minutes of retries
+    assert f"cannot reach the MLflow server at {dead}" in out
+    assert "not logged there" in out and "metrics.jsonl" in out
+    assert [r["epoch"] for r in read_metrics(folder)] == [1, 2]
+    assert (folder / "model.safetensors").is_file() and (folder / "README.md").is_file()
+    assert not (folder / "mlflow.json").exists()
+
+
+SPACE = """\
+[search]
+trials = 2
+[params]
+lr = {low = 1e-4, high = 1e-2, log = true}
+[fixed]
+epochs = 2
+dataset = "digits"
+channels = [4, 8, 8]
+hidden = [16]
+device = "cpu"
+"""
+
+
+def test_a_search_is_a_parent_run_with_each_trial_a_child_run(server, tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    study = tmp_path / "study"
+    search = ("search", "convae", "--space", tmp_path / "space.toml", "--out", study, "--seed", "0",
+              "--log", "mlflow", "--set", f"mlflow_uri={server}")
+    assert_ok(invoke(*search))
+    client = MlflowClient(server)
+    parent_id = json.loads((study / "mlflow.json").read_text())["run_id"]
+    parent = client.get_run(parent_id)
+    summary = json.loads((study / "summary.json").read_text())
+    assert parent.info.status == "FINISHED" and parent.data.params["model"] == "convae"
+    assert parent.data.metrics["best_trial"] == summary["best"]["number"]
+    assert {"summary.json", "trials.csv", "best.toml", "space.toml"} <= {a.path for a in client.list_artifacts(parent_id)}
+
+    def children():
+        runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")
+        return {int(r.data.tags["zoo.trial"]): r for r in runs}
+
+    kids = children()
+    assert sorted(kids) == [0, 1]
+    best = kids[summary["best"]["number"]]
+    assert float(best.data.params["lr"]) == pytest.approx(summary["best"]["values"]["lr"])
+    assert best.data.metrics["objective"] == pytest.approx(summary["best"]["value"])
+    curve = client.get_metric_history(best.info.run_id, "val_loss")
+    assert [m.step for m in curve] == [1, 2]
+    # Resumed with more trials: the two logged ones stay as they are, the new one joins the same parent.
+    assert_ok(invoke(*search, "--trials", "3"))
+    assert json.loads((study / "mlflow.json").read_text())["run_id"] == parent_id
+    again = children()
+    assert sorted(again) == [0, 1, 2]
+    assert again[0].info.run_id == kids[0].info.run_id

@@ -1,0 +1,61 @@
+"""A search's trials, logged to the loggers its `loggers` key names (`zoo search --log mlflow`): the
+study as one parent with each finished trial as a child (zoo.tracking.logger.StudyView), once the
+trials are done (also when the search is interrupted). A resumed search logs only the trials its
+loggers do not hold yet."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Callable
+
+from zoo.runs.config import resolve_config
+from zoo.search.settings import Settings
+from zoo.search.space import Space
+from zoo.search.study import open_study
+from zoo.tracking import Logger, StudyView, TrialView, loggers_for
+
+FINISHED = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "fail"}
+RESULTS = ("loss", "loss_std", "minutes", "epochs", "penalty", "latent")  # the numbers a trial records (trial.finish)
+
+
+def search_loggers(settings: Settings, space: Space, say: Callable[[str], None]) -> list[Logger]:
+    """The loggers the search's fixed keys name, checked before any trial runs (unknown, not installed,
+    a folder that cannot be written: refused)."""
+    _, _, train_cfg = resolve_config(settings.model, preset=settings.preset,
+                                     config={**space.fixed, **settings.overrides})
+    loggers = loggers_for(train_cfg, say)
+    for logger in loggers:
+        logger.prepare_study(Path(settings.study_dir))
+    return loggers
+
+
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def study_view(settings: Settings, space: Space) -> StudyView:
+    """The study's finished trials as loggers see them."""
+    study, _, _ = open_study(settings, space)
+    trials = []
+    for t in study.get_trials(deepcopy=False):
+        state = FINISHED.get(t.state.name)
+        if state is None:  # running or queued: logged by a later search, once finished
+            continue
+        metrics = {k: float(t.user_attrs[k]) for k in RESULTS if _number(t.user_attrs.get(k))}
+        trials.append(TrialView(t.number, state, t.value if state == "complete" else None,
+                                dict(t.user_attrs.get("values", t.params)), metrics,
+                                {int(k): float(v) for k, v in t.intermediate_values.items() if _number(v)}))
+    complete = [t for t in trials if t.value is not None]
+    best = min(complete, key=lambda t: t.value).number if complete else None
+    return StudyView(settings.study, Path(settings.study_dir), settings.model, settings.metric or "",
+                     {**space.fixed, **settings.overrides}, trials, best)
+
+
+def log_search(loggers: list[Logger], settings: Settings, space: Space) -> None:
+    """Hand the finished study to each logger; a logger's failure is said, never raised."""
+    if not loggers:
+        return
+    view = study_view(settings, space)
+    for logger in loggers:
+        logger.guarded("logging the search", logger.log_study, view)
