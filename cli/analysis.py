@@ -20,11 +20,15 @@ from zoo.cli.app import IN_FOLDER, OUT_FILE, SEED, TEXT, cli
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of PCA / t-SNE.")
 @click.option("--data-dir", type=IN_FOLDER)
 @click.option("--device", type=TEXT, default=None)
-def latent(run, method, n, out, split, seed, data_dir, device):
+@click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME",
+              help="Also write the codes with their labels and images for a logger's viewer: tensorboard "
+                   "(its Projector; `tensorboard --logdir` the folder printed).")
+def latent(run, method, n, out, split, seed, data_dir, device, loggers):
     """A 2-D scatter of RUN's codes of test images, coloured by class (PNG + CSV)."""
     from zoo.analysis.latent import METHODS, latent_scatter
 
-    r = latent_scatter(run, method=method, n=n, out=out, split=split, seed=seed, data_dir=data_dir, device=device)
+    r = latent_scatter(run, method=method, n=n, out=out, split=split, seed=seed, data_dir=data_dir, device=device,
+                       loggers=loggers)
     if r.method == "as-is":
         against = " against the class" if r.latent_dim == 1 else ""
         click.echo(f"{len(r.labels)} {split} codes ({r.latent_dim}-D) plotted as they are{against}: the latent is "
@@ -32,6 +36,8 @@ def latent(run, method, n, out, split, seed, data_dir, device):
     else:
         click.echo(f"{len(r.labels)} {split} codes ({r.latent_dim}-D), {r.method} ({r.seconds:.1f} s)")
     click.echo(f"wrote {r.png} and {r.csv}")
+    for folder in r.logged:
+        click.echo(f"wrote the codes with their labels and images for the embedding viewer in {folder}")
 
 
 @cli.command()

@@ -215,3 +215,31 @@ def test_a_search_logs_each_trial_as_a_run_with_its_curve_and_hparams(tmp_path):
     start = plugin_data_pb2.HParamsPluginData.FromString(
         best.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["lr"].number_value == pytest.approx(summary["best"]["values"]["lr"])
+
+
+def test_zoo_latent_log_tensorboard_writes_the_codes_their_labels_and_a_sprite_for_the_projector(logged_run):
+    import torch
+    from PIL import Image
+
+    import zoo
+
+    out = assert_ok(invoke("latent", logged_run, "--n", "100", "--log", "tensorboard"))
+    folder = logged_run / "tensorboard"
+    assert f"embedding viewer in {folder}" in out
+    config = (folder / "projector_config.pbtxt").read_text()
+    assert 'metadata_path: "00000/latent codes/metadata.tsv"' in config
+    embedded = folder / "00000" / "latent codes"
+    codes = [[float(v) for v in line.split("\t")] for line in (embedded / "tensors.tsv").read_text().splitlines()]
+    run = zoo.load(logged_run)
+    _, x, _ = run.data("test")
+    with torch.no_grad():
+        expected = run.encode(x[:100].float() / 255.0)
+    assert torch.allclose(torch.tensor(codes), expected, atol=1e-4)
+    csv_labels = [line.split(",")[2] for line in (logged_run / "latent-pca.csv").read_text().splitlines()[1:]]
+    assert (embedded / "metadata.tsv").read_text().split() == csv_labels  # class names, in order
+    assert Image.open(embedded / "sprite.png").size == (10 * 28, 10 * 28)  # 100 images, 10 by 10
+
+
+def test_zoo_latent_refuses_a_logger_without_an_embedding_viewer(logged_run):
+    assert_clean_error(invoke("latent", logged_run, "--n", "10", "--log", "mlflow"),
+                       "mlflow has no viewer for latent codes", "tensorboard")

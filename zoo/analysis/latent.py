@@ -25,6 +25,7 @@ from zoo.errors import ConfigError
 from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import picture_output
 from zoo.runs.loading import load
+from zoo.tracking import code_loggers
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}
 TSNE_MAX_ITER = 1000  # scikit-learn's default
@@ -43,6 +44,7 @@ class Codes:
     classes: tuple[str, ...]
     split: str
     dataset: str
+    images: torch.Tensor | None = None  # the encoded images, uint8 [N, C, H, W] on the CPU
 
     def class_name(self, label: int) -> str:
         return self.classes[label] if 0 <= label < len(self.classes) else "unlabelled"
@@ -66,7 +68,8 @@ def net_codes(net, split: str, n: int | None, data_dir: str | None) -> Codes:
     data, x, y = run_split(net, split, data_dir)
     if n is not None:
         x, y = x[:n], y[:n]
-    return Codes(encode_images(net, x), y.cpu(), torch.arange(x.shape[0]), tuple(data.classes), split, data.name)
+    return Codes(encode_images(net, x), y.cpu(), torch.arange(x.shape[0]), tuple(data.classes), split, data.name,
+                 x.cpu())
 
 
 # ---------------------------------------------------------------------------------- projection
@@ -161,16 +164,21 @@ class LatentResult:
     requested: str = "pca"        # the method asked for (pca, tsne); not run when `method` is as-is
     legend: list[str] = field(default_factory=list)
     explained: list[float] | None = None
+    logged: list[Path] = field(default_factory=list)  # where loggers' viewers find the codes (--log)
 
 
 def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Path | None = None,
                    split: str = "test", seed: int = 0, data_dir: str | None = None,
-                   device: str | None = None) -> LatentResult:
+                   device: str | None = None, loggers=None) -> LatentResult:
     """A 2-D scatter of the codes of the first `n` images of the split, coloured by class, as PNG; the
     coordinates beside it as CSV (same name, .csv: index,label,class,x,y). A latent of 1 or 2 dimensions
     needs no projection: its codes are plotted as they are, by default into latent.png (not
-    latent-METHOD.png, which would name a projection that was not done)."""
+    latent-METHOD.png, which would name a projection that was not done).
+
+    `loggers` ("tensorboard"): also write the codes, labels and images for the logger's embedding viewer
+    (TensorBoard's Projector), into the folder of the PNG, under tensorboard/."""
     method = normalise_method(method)
+    viewers = code_loggers(loggers)  # refused before any work
     net = load(source, device=device)
     net.require("encode")
     projected = latent_dim(net) > 2
@@ -194,8 +202,10 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
         how = f"{METHODS[proj.method]} of the {d}-D codes"
     title = f"{net.name} on {c.dataset}: {how}\n{len(labels)} {split} images, coloured by class"
     legend = _scatter(proj.coords, labels, c.classes, path, title, proj.xlabel, proj.ylabel)
+    logged = [cls.log_codes(path.parent / cls.name, c.z, c.labels, c.images.float() / 255.0, list(c.classes))
+              for cls in viewers]
     return LatentResult(path, csv_path, proj.method, proj.coords, labels, c.indices.numpy(), c.classes, d, seconds,
-                        method, legend, proj.explained)
+                        method, legend, proj.explained, logged)
 
 
 def _class_colours(k: int):

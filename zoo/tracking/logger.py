@@ -250,24 +250,40 @@ def logger_names(value: Any) -> list[str]:
     return names
 
 
-def loggers_for(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger]:
-    """The loggers `train.loggers` names, made; an unknown name, or one whose package is missing, is
-    refused with what to do (before anything is written)."""
+def logger_classes(names: Any) -> list[type[Logger]]:
+    """The logger classes `names` name (`jsonl`, always on, needs none); an unknown name, or one whose
+    package is missing, is refused with what to do (before anything is written)."""
     available = installed()
-    made = []
-    for name in logger_names(train.loggers):
+    classes = []
+    for name in logger_names(names):
         if name == JSONL:
             continue
         cls = available.get(name)
         if cls is None:
-            names = sorted([JSONL, *available])
-            close = difflib.get_close_matches(name, names, n=2, cutoff=0.5)
+            known = sorted([JSONL, *available])
+            close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
             raise ConfigError(f"unknown logger '{name}'",
                               (f"Did you mean: {', '.join(close)}? " if close else "")
-                              + f"The installed loggers are: {', '.join(names)} (`zoo list` shows them).")
+                              + f"The installed loggers are: {', '.join(known)} (`zoo list` shows them).")
         require(cls)
-        made.append(cls(train, say))
-    return made
+        classes.append(cls)
+    return classes
+
+
+def loggers_for(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger]:
+    """The loggers `train.loggers` names, made for a run or a search."""
+    return [cls(train, say) for cls in logger_classes(train.loggers)]
+
+
+def code_loggers(names: Any) -> list[type[Logger]]:
+    """The logger classes `names` name, each one that can show latent codes (`log_codes`)."""
+    classes = logger_classes(names)
+    for cls in classes:
+        if cls.log_codes is Logger.log_codes:
+            able = sorted(n for n, c in installed().items() if c.log_codes is not Logger.log_codes)
+            raise ConfigError(f"--log {cls.name}: {cls.name} has no viewer for latent codes",
+                              f"Loggers that show them: {', '.join(able) or 'none installed'}.")
+    return classes
 
 
 def require(cls: type[Logger]) -> None:

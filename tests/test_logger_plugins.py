@@ -1,0 +1,112 @@
+"""Loggers as plugins: a third-party package's logger, registered through the `zoo_loggers` hook and
+chosen with `--log NAME`, gets every epoch and the run's end; a logger's failure never stops training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import TINY_SET, _install_in_process, assert_clean_error, assert_ok, invoke, read_metrics, write_plugin
+
+ROWLOG = '''\
+"""A third-party zoo logger: each epoch's row and the run's end, appended to RUN/rows.jsonl."""
+import json
+
+import zoo
+from zoo.tracking import Logger
+
+
+class RowLog(Logger):
+    name = "rowlog"
+    description = "appends every epoch to RUN/rows.jsonl"
+
+    def open(self, run):
+        self.path = run.folder / "rows.jsonl"
+        done = [json.loads(line)["epoch"] for line in self.path.read_text().splitlines()] if self.path.exists() else []
+        return max(done, default=0)
+
+    def log_epoch(self, record):
+        with open(self.path, "a") as fh:
+            fh.write(json.dumps({"epoch": record["epoch"], "val_loss": record["val_loss"]}) + "\\n")
+
+    def close(self, run, status):
+        (run.folder / "closed.txt").write_text(f"{status} {len(run.history)}")
+
+
+class Flaky(Logger):
+    name = "flaky"
+    description = "fails at epoch 2"
+
+    def open(self, run):
+        self.seen = []
+        return 0
+
+    def log_epoch(self, record):
+        if record["epoch"] == 2:
+            raise RuntimeError("the tracking server went away")
+        self.seen.append(record["epoch"])
+
+
+class Missing(Logger):
+    name = "needs-missing"
+    description = "needs a package that is not installed"
+    requires = "zoo_no_such_package_xyz"
+    install = "zoo-xyz-logger"
+
+
+@zoo.hookimpl
+def zoo_loggers():
+    return [RowLog, Flaky, Missing]
+'''
+
+
+@pytest.fixture(scope="module")
+def rowlog_dir(tmp_path_factory):
+    return write_plugin(tmp_path_factory.mktemp("rowlog"), "rowlog", "rowlog", ROWLOG)
+
+
+@pytest.fixture
+def rowlog_installed(rowlog_dir):
+    yield from _install_in_process(rowlog_dir, "rowlog")
+
+
+def train(*args):
+    return invoke("train", "convae", "--dataset", "digits", *TINY_SET, *args)
+
+
+def test_a_third_party_logger_gets_every_epoch_and_the_runs_end(rowlog_installed, tmp_path):
+    run = tmp_path / "run"
+    assert_ok(train("--epochs", "3", "--log", "rowlog", "--out", run))
+    rows = [json.loads(line) for line in (run / "rows.jsonl").read_text().splitlines()]
+    assert rows == [{"epoch": r["epoch"], "val_loss": r["val_loss"]} for r in read_metrics(run)]
+    assert (run / "closed.txt").read_text() == "finished 3"
+    assert_ok(invoke("train", "--resume", run, "--epochs", "4", "--no-progress"))
+    assert [json.loads(line)["epoch"] for line in (run / "rows.jsonl").read_text().splitlines()] == [1, 2, 3, 4]
+
+
+def test_zoo_list_shows_the_plugins_loggers_beside_zoos_own(rowlog_installed):
+    out = assert_ok(invoke("list"))
+    loggers = out.split("loggers (")[1]
+    for name in ("rowlog", "flaky", "tensorboard", "mlflow"):
+        assert f"\n{name} " in loggers
+    listing = json.loads(assert_ok(invoke("list", "--json")))
+    assert {"name": "rowlog", "package": "rowlog 0.1"}.items() <= \
+        next(r for r in listing["loggers"] if r["name"] == "rowlog").items()
+
+
+def test_a_failing_logger_never_stops_training_and_says_what_was_not_logged(rowlog_installed, tmp_path):
+    run = tmp_path / "run"
+    out = assert_ok(train("--epochs", "3", "--log", "flaky,rowlog", "--out", run))
+    assert "flaky: logging epoch 2 failed (RuntimeError: the tracking server went away)" in out
+    assert "the rest of this run is not logged there" in out
+    assert out.count("flaky:") == 1  # said once, not at every later epoch
+    assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3]  # no epoch lost
+    assert len((run / "rows.jsonl").read_text().splitlines()) == 3  # the other logger carried on
+    assert (run / "model.safetensors").is_file()
+
+
+def test_a_logger_whose_package_is_missing_says_what_to_install(rowlog_installed, tmp_path):
+    assert_clean_error(train("--log", "needs-missing", "--out", tmp_path / "r"),
+                       "--log needs-missing needs the 'zoo_no_such_package_xyz' package, which is not installed",
+                       'pip install "zoo-xyz-logger"')
+    assert not (tmp_path / "r").exists()
