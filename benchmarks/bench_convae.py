@@ -3,6 +3,7 @@
     python benchmarks/bench_convae.py                      # CPU defaults: 3 timed epochs each
     python benchmarks/bench_convae.py --device cuda --epochs 30 --latent 6
     python benchmarks/bench_convae.py --device cuda --variant eager: --variant graph:cuda_graph=true
+    python benchmarks/bench_convae.py --variant plain: --variant tensorboard:loggers=tensorboard,plot_every=1
 
 The reference loop is what the reports wrote by hand: torchvision.datasets.MNIST + ToTensor +
 DataLoader(batch 256, shuffle=True), the model and Adam stepped per batch. zoo trains the same
@@ -163,7 +164,8 @@ def main() -> None:
             # the first epoch holds one-off costs (cuDNN autotuning, graph recording, compiling): medians
             # leave it out
             times = [r["seconds"] for r in result.history]
-            rows.append((name, times, zoo.evaluate(result.run_dir, save=False)["metrics"]))
+            logging = sum(result.logging_seconds.values()) / max(len(times), 1)  # --log: its time per epoch
+            rows.append((name, times, zoo.evaluate(result.run_dir, save=False)["metrics"], logging))
 
     def summary(times):
         times = times[1:] if len(times) > 2 else times
@@ -174,15 +176,20 @@ def main() -> None:
     print(f"device: {device} ({torch.cuda.get_device_name(device) if device.type == 'cuda' else 'cpu'}), "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}")
     print(f"model: convae-lab, latent {args.latent}, batch 256, Adam 1e-3, {n_train} training images an epoch")
-    print(f"{'loop':<12} {'epochs':>6} {'s/epoch':>9} {'images/s':>10} {'vs ref':>7} {'test MSE':>9}")
+    print(f"{'loop':<12} {'epochs':>6} {'s/epoch':>9} {'images/s':>10} {'vs ref':>7} {'test MSE':>9} "
+          f"{'logging s/epoch':>16}")
     print(f"{'reference':<12} {len(ref_times):>6} {ref_s:>9.3f} {ref_ips:>10,.0f} {1:>6.2f}x {'':>9}")
     if pythae_times:
         s, ips = summary(pythae_times)
         print(f"{'pythae':<12} {len(pythae_times):>6} {s:>9.3f} {ips:>10,.0f} {ips / ref_ips:>6.2f}x {'':>9}")
-    for name, times, metrics in rows:
+    for name, times, metrics, logging in rows:
         s, ips = summary(times)
-        print(f"{name:<12} {len(times):>6} {s:>9.3f} {ips:>10,.0f} {ips / ref_ips:>6.2f}x {metrics['mse']:>9.4f}")
+        cost = f"{logging:.3f} ({logging / s:.1%})" if logging else ""
+        print(f"{name:<12} {len(times):>6} {s:>9.3f} {ips:>10,.0f} {ips / ref_ips:>6.2f}x {metrics['mse']:>9.4f} "
+              f"{cost:>16}")
     print("s/epoch and images/s: medians over the epochs, without the first when there are 3 or more")
+    print("logging s/epoch: the time loggers (--variant NAME:loggers=tensorboard) took, per epoch, opening and "
+          "closing included, and its share of the median epoch")
 
 
 if __name__ == "__main__":

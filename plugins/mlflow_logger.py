@@ -126,6 +126,14 @@ class MLflow(Logger):
         self.say(f"mlflow: logging to run {self.run_id} in experiment '{experiment}' at {uri}")
         return True
 
+    def where(self) -> str:
+        """The run's page on a tracking server (its id elsewhere)."""
+        uri = self.client.tracking_uri
+        if not uri.startswith(("http://", "https://")):
+            return f"run {self.run_id} at {uri}"
+        info = self.client.get_run(self.run_id).info
+        return f"{uri.rstrip('/')}/#/experiments/{info.experiment_id}/runs/{self.run_id}"
+
     def goes_on(self, run_id: str) -> bool:
         """Whether the tracking server still holds this run (it may have been deleted meanwhile)."""
         from mlflow.exceptions import MlflowException
@@ -150,6 +158,7 @@ class MLflow(Logger):
                 if path.is_file():
                     self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id, STATUS[status])
+        self.say(f"mlflow: {status}: {self.where()}")
 
     def log_study(self, study: StudyView) -> None:
         """The study as a parent run (STUDY/mlflow.json; its fixed keys as params, its outputs as
@@ -184,6 +193,7 @@ class MLflow(Logger):
             if (study.folder / name).is_file():
                 self.client.log_artifact(self.run_id, str(study.folder / name))
         self.client.set_terminated(self.run_id, "FINISHED")
+        self.say(f"mlflow: the study and {len(study.trials)} trial(s): {self.where()}")
 
 
 @hookimpl

@@ -11,6 +11,7 @@ with their labels and a sprite of the images for the Embedding Projector.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,12 @@ def tag(key: str) -> str:
         if key.startswith(split + "_"):
             return f"{key[len(split) + 1:]}/{split}"
     return key
+
+
+def image_tag(label: str) -> str:
+    """A preview row's label as a tag: "noisy (gaussian:0.5)" -> images/noisy, "class 3" -> images/class_3."""
+    words = re.sub(r"[^A-Za-z0-9_. -]", "", label.split(" (")[0]).split()
+    return "images/" + ("_".join(words) or "preview")
 
 
 def writable_folder(path: Path, what: str) -> None:
@@ -103,7 +110,7 @@ class TensorBoard(Logger):
 
     def log_images(self, epoch: int, rows) -> None:
         for label, images in rows:
-            self.writer.add_image(f"images/{label}", grid(images), epoch)
+            self.writer.add_image(image_tag(label), grid(images), epoch)
         self.writer.flush()
 
     def close(self, run: RunView, status: str) -> None:

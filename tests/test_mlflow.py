@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SET, assert_ok, invoke, read_metrics
+from conftest import TINY_SET, assert_clean_error, assert_ok, invoke, read_metrics
 
 pytest.importorskip("mlflow", reason='the mlflow extra is not installed (pip install "zoo[mlflow]")')
 
@@ -162,3 +162,13 @@ def test_a_search_is_a_parent_run_with_each_trial_a_child_run(server, tmp_path):
     again = children()
     assert sorted(again) == [0, 1, 2]
     assert again[0].info.run_id == kids[0].info.run_id
+
+
+def test_a_missing_mlflow_package_is_named_in_one_line_with_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if it were not installed
+    out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "mlflow",
+                                    "--out", tmp_path / "r"),
+                             "--log mlflow needs the 'mlflow' package, which is not installed",
+                             'pip install "zoo[mlflow]"')
+    assert len([line for line in out.splitlines() if line.strip()]) <= 2
+    assert not (tmp_path / "r").exists()

@@ -151,7 +151,7 @@ def test_a_plugin_importing_a_module_that_moved_is_told_where_it_went(tmp_path):
         assert failure["package"] == "oldplug"
         assert failure["error"].startswith("ModuleNotFoundError: No module named 'zoo.noise'")
         assert "zoo moved zoo.noise to zoo.data.noise" in failure["error"]
-        assert "from zoo import ZooModel, Callback, NoiseModel, LatentSampler" in failure["error"]
+        assert "from zoo import ZooModel, Callback, Logger, NoiseModel, LatentSampler" in failure["error"]
         listed = invoke("list")
         assert "plugin 'speckle' from package oldplug failed to load" in listed.output
         assert "zoo moved zoo.noise to zoo.data.noise" in listed.output

@@ -20,6 +20,7 @@ _LAZY = {
     "hookspec": "zoo.hooks",
     "param": "zoo.runs.config",
     "Callback": "zoo.training.callbacks",
+    "Logger": "zoo.tracking",
     "NoiseModel": "zoo.data.noise",
     "LatentSampler": "zoo.analysis.latent_samplers",
     "TrainConfig": "zoo.runs.config",

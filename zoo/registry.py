@@ -53,7 +53,7 @@ MOVED_MODULES = {
     "zoo.quality": "zoo.analysis.quality", "zoo.plots": "zoo.analysis.plots", "zoo.cv": "zoo.search.cv",
     "zoo.noise": "zoo.data.noise", "zoo.space": "zoo.search.space",
 }
-PUBLIC_BASES = "from zoo import ZooModel, Callback, NoiseModel, LatentSampler, param, hookimpl"
+PUBLIC_BASES = "from zoo import ZooModel, Callback, Logger, NoiseModel, LatentSampler, param, hookimpl"
 
 
 def _load_error(e: Exception) -> str:

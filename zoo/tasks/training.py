@@ -116,6 +116,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         with finishing(loggers):
             result = trainer.fit()
             write_card(run_dir)
+        result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
 
 
@@ -195,4 +196,5 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         with finishing(loggers):
             result = trainer.fit(resume=True)
             write_card(run_dir)
+        result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result

@@ -26,6 +26,7 @@ import contextlib
 import difflib
 import importlib
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -126,6 +127,7 @@ class Logger(Callback):
         self.say = say
         self.failed = False  # after a failure the logger is left out for the rest of the run
         self.run: RunView | None = None
+        self.seconds = 0.0  # wall time spent logging (what it cost the run)
 
     # ---------------------------------------------------------------- what a subclass writes
     def prepare(self, folder: Path) -> None:
@@ -165,6 +167,7 @@ class Logger(Callback):
         """Call `fn`; a failure is said once, and the logger is left out from then on."""
         if self.failed:
             return None
+        start = time.perf_counter()
         try:
             return fn(*args)
         except Exception as e:  # noqa: BLE001 - a tracking tool's failure must never stop training
@@ -173,6 +176,8 @@ class Logger(Callback):
             self.say(f"note: {self.name}: {what} failed ({type(e).__name__}: {first}); the rest of this run is "
                      "not logged there. metrics.jsonl in the run folder holds every epoch")
             return None
+        finally:
+            self.seconds += time.perf_counter() - start
 
     def on_train_start(self, trainer: "Trainer") -> None:
         self.run = RunView(trainer.run_dir, run_config(trainer), list(trainer.history), trainer.resumed)

@@ -48,6 +48,7 @@ class TrainResult:
     best_epoch: int = 0
     best_value: float | None = None
     stopped: str = "completed"  # completed | early_stopping
+    logging_seconds: dict[str, float] = field(default_factory=dict)  # the time each logger (--log) took
 
 
 def _from_compiler(e: BaseException) -> bool:
