@@ -16,13 +16,14 @@ from __future__ import annotations
 import os
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from zoo.hooks import hookimpl
 from zoo.runs import checkpoint as ckpt
-from zoo.tracking.logger import Logger, RunView, StudyView, final_metrics, flat_params, scalars
+from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
 
 RUN_FILE = "mlflow.json"  # in a run or study folder: the tracking URI and the MLflow run it is logged to
 ARTIFACTS = (ckpt.WEIGHTS, ckpt.CONFIG, "README.md", ckpt.METRICS, "loss.png")
@@ -41,6 +42,18 @@ def tracking_uri(configured: str) -> str:
     import mlflow
 
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+
+
+def local_store(uri: str) -> Path | None:
+    """The folder a local tracking store writes into (file:PATH, sqlite:///PATH, a plain path), else None."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "file":
+        return Path(urllib.request.url2pathname(parsed.path))
+    if not parsed.scheme and uri and not uri.startswith("databricks"):  # MLflow reads a bare path as a folder
+        return Path(uri)
+    if parsed.scheme == "sqlite" and parsed.path not in ("", "/", "/:memory:"):
+        return Path(parsed.path[1:]).parent  # sqlite:///relative.db, sqlite:////absolute.db
+    return None
 
 
 def probe(uri: str) -> None:
@@ -100,6 +113,13 @@ class MLflow(Logger):
         self.client = None
         self.run_id = ""
 
+    def prepare(self, folder: Path) -> None:
+        """A tracking store in local files (file:, sqlite:, a plain path) must be writable."""
+        uri = tracking_uri(self.train.mlflow_uri)
+        local = local_store(uri)
+        if local is not None:
+            check_writable(local, "the MLflow tracking store", "--set mlflow_uri=...")
+
     def open(self, run: RunView) -> int:
         if self.mlflow_run(run.folder, run.resumed, run.name, {"zoo.model": str(run.config.get("model", "")),
                                                                 "zoo.run_folder": str(run.folder.absolute())},
@@ -112,6 +132,9 @@ class MLflow(Logger):
         """Go on in the MLflow run FOLDER/mlflow.json names (when resumed, on the same server and still
         there), else create one with `params`; returns whether it was created."""
         uri = tracking_uri(self.train.mlflow_uri)
+        local = local_store(uri)
+        if local is not None:  # MLflow makes a store's own folder, not the folders above it
+            local.mkdir(parents=True, exist_ok=True)
         self.client = client_for(uri)
         known = folder / RUN_FILE
         saved = ckpt.read_json(known) if resumed and known.is_file() else {}

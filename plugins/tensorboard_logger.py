@@ -10,16 +10,14 @@ with their labels and a sprite of the images for the Embedding Projector.
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from zoo.errors import ConfigError
 from zoo.hooks import hookimpl
-from zoo.tracking.logger import Logger, RunView, StudyView, final_metrics, flat_params, scalars
+from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
 
 EVENTS = "events.out.tfevents"
 SPRITE_IMAGES = 4096  # at most this many images in the projector's sprite (TensorBoard's 8192 px limit at 28 px)
@@ -37,19 +35,6 @@ def image_tag(label: str) -> str:
     """A preview row's label as a tag: "noisy (gaussian:0.5)" -> images/noisy, "class 3" -> images/class_3."""
     words = re.sub(r"[^A-Za-z0-9_. -]", "", label.split(" (")[0]).split()
     return "images/" + ("_".join(words) or "preview")
-
-
-def writable_folder(path: Path, what: str) -> None:
-    """Refuse a folder that cannot be made or written, before anything is trained."""
-    existing = path
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
-    if not existing.is_dir():
-        raise ConfigError(f"cannot write {what} to {path}: {existing} is not a folder",
-                          "Choose another folder (--set tensorboard_dir=...).")
-    if not os.access(existing, os.W_OK | os.X_OK):
-        raise ConfigError(f"cannot write {what} to {path}: {existing} is not writable",
-                          "Make it writable, or choose another folder (--set tensorboard_dir=...).")
 
 
 def last_logged_epoch(folder: Path) -> int:
@@ -92,7 +77,7 @@ class TensorBoard(Logger):
         return Path(base).expanduser() / run_folder.name if base else run_folder / "tensorboard"
 
     def prepare(self, folder: Path) -> None:
-        writable_folder(self.folder(folder), "TensorBoard event files")
+        check_writable(self.folder(folder), "TensorBoard event files", "--set tensorboard_dir=...")
 
     def open(self, run: RunView) -> int:
         folder = self.folder(run.folder)
@@ -156,7 +141,7 @@ class TensorBoard(Logger):
                   names: list[str] | None = None) -> Path:
         """The codes (one row per image) for the Embedding Projector, with their labels (as class names
         when given) and a sprite of the images, into `folder`."""
-        writable_folder(folder, "TensorBoard's projector files")
+        check_writable(folder, "TensorBoard's projector files", "--out elsewhere")
         n = min(codes.shape[0], SPRITE_IMAGES)
         metadata = None
         if labels is not None:

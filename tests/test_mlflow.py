@@ -172,3 +172,23 @@ def test_a_missing_mlflow_package_is_named_in_one_line_with_what_to_install(tmp_
                              'pip install "zoo[mlflow]"')
     assert len([line for line in out.splitlines() if line.strip()]) <= 2
     assert not (tmp_path / "r").exists()
+
+
+def test_a_local_tracking_store_that_cannot_be_written_is_refused_before_the_run_folder_exists(tmp_path):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "mlflow",
+                                    "--set", f"mlflow_uri=sqlite:///{blocker}/mlflow.db", "--out", tmp_path / "r"),
+                             "cannot write the MLflow tracking store", "is not a folder")
+    assert "mlflow_uri" in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_local_sqlite_store_holds_the_run_without_a_server(tmp_path):
+    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    folder = tmp_path / "ae"
+    train("--epochs", "2", "--log", "mlflow", "--set", f"mlflow_uri={store}", "--out", folder)
+    client = MlflowClient(store)
+    run = client.get_run(mlflow_run(folder))
+    assert run.info.status == "FINISHED"
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]

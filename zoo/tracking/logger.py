@@ -36,6 +36,7 @@ import torch
 from zoo.errors import ConfigError
 from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
+from zoo.runs.loading import writable
 from zoo.training.callbacks import Callback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -218,6 +219,20 @@ def finishing(loggers: list[Logger]):
         raise
     for logger in loggers:
         logger.finish("finished")
+
+
+def check_writable(path: Path, what: str, instead: str) -> None:
+    """Refuse, before anything is trained, a folder that cannot be made or written (tried for real: to
+    root, permission bits say nothing). `instead`: the option that chooses another."""
+    existing = Path(path)
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"cannot write {what} to {path}: {existing} is not a folder",
+                          f"Choose another folder ({instead}).")
+    if not writable(existing):
+        raise ConfigError(f"cannot write {what} to {path}: {existing} is not writable",
+                          f"Make it writable, or choose another folder ({instead}).")
 
 
 def run_config(trainer: "Trainer") -> dict[str, Any]:
