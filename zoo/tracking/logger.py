@@ -193,13 +193,13 @@ class Logger(Callback):
         self.guarded(f"logging epoch {epoch}", self.log_epoch, record)
         every = trainer.train.plot_every
         if every and epoch % every == 0 and epoch != trainer.train.epochs:
-            self.guarded(f"logging epoch {epoch}'s images", self.log_images, epoch, preview_rows(trainer))
+            self.guarded(f"logging epoch {epoch}'s images", lambda: self.log_images(epoch, preview_rows(trainer)))
 
     def on_train_end(self, trainer: "Trainer") -> None:
         """The best weights are back: the last picture is of them, at the last epoch's step."""
         if trainer.history:
-            self.guarded("logging the final images", self.log_images, trainer.history[-1]["epoch"],
-                         preview_rows(trainer))
+            last = trainer.history[-1]["epoch"]
+            self.guarded("logging the final images", lambda: self.log_images(last, preview_rows(trainer)))
 
     def finish(self, status: str) -> None:
         if self.run is not None:
