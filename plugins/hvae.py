@@ -33,7 +33,6 @@ means (or Gaussian means) as the image. The training step is plain (no `training
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +43,7 @@ from zoo import ZooModel, hookimpl, hyper_buffer, param
 from zoo.device import keep_freed_cpu_buffers
 from zoo.errors import ConfigError
 from zoo.plugins.conv import activation, build_decoder, build_encoder
-from zoo.plugins.vae import IWAE_CHUNK_IMAGES, VAE, VAEConfig, check_samples
+from zoo.plugins.vae import IWAE_CHUNK_IMAGES, VAE, VAEConfig, check_samples, importance_nll, samples_per_chunk
 from zoo.plugins.vampprior import FixedComponents, VampPrior, check_pseudo_inputs, log_normal
 
 PSEUDO_INPUTS = 500  # the default K of the VampPrior (the paper's, for MNIST)
@@ -239,14 +238,11 @@ class HVAE(VAE):
         feats = self.features(x)
         mu, logvar = self.posterior_from(feats)
         b, d = mu.shape
-        per_chunk = max(1, min(k, chunk_images // max(b, 1)))
-        total = torch.full((b,), -math.inf, device=x.device)
+        per_chunk = samples_per_chunk(k, b, chunk_images)
         with self.prior_fixed():
-            for start in range(0, k, per_chunk):
-                s = min(per_chunk, k - start)
-                log_w = self.joint_log_weights(x, feats, mu, logvar, torch.randn((s, b, d), device=x.device))
-                total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
-        return -(total - math.log(k))
+            return importance_nll(lambda s: self.joint_log_weights(x, feats, mu, logvar,
+                                                                   torch.randn((s, b, d), device=x.device)),
+                                  k, per_chunk, b, x.device)
 
 
 @hookimpl

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import math
 from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +33,22 @@ def check_samples(k) -> None:
     """The IWAE bound's K: a whole number of importance samples, at least one."""
     if isinstance(k, bool) or not isinstance(k, int) or k < 1:
         raise ConfigError(f"the IWAE bound needs k ≥ 1 importance samples, got {k!r}")
+
+
+def importance_nll(log_weights: Callable[[int], torch.Tensor], k: int, per_chunk: int, batch: int,
+                   device: torch.device) -> torch.Tensor:
+    """−log p(x) per image by the IWAE estimator, −log (1/k Σ exp log w), from k importance samples drawn
+    `per_chunk` at a time: `log_weights(s)` draws s more and returns their log-weights [s, B], summed as
+    they come (a running logsumexp), so memory does not grow with k."""
+    total = torch.full((batch,), -math.inf, device=device)
+    for start in range(0, k, per_chunk):
+        total = torch.logaddexp(total, torch.logsumexp(log_weights(min(per_chunk, k - start)), 0))
+    return -(total - math.log(k))
+
+
+def samples_per_chunk(k: int, batch: int, chunk_images: int) -> int:
+    """Samples of each of `batch` images decoded at once: about `chunk_images` decoded images a chunk."""
+    return max(1, min(k, chunk_images // max(batch, 1)))
 
 
 @dataclass
@@ -165,15 +182,11 @@ class VAE(ZooModel):
             keep_freed_cpu_buffers()
         mu, logvar = self.posterior(x, y)
         b, d = mu.shape
-        per_chunk = max(1, min(k, chunk_images // max(b, 1)))
-        eps = torch.empty((per_chunk, b, d), device=x.device)
-        total = torch.full((b,), -math.inf, device=x.device)
+        per_chunk = samples_per_chunk(k, b, chunk_images)
+        eps = torch.empty((per_chunk, b, d), device=x.device)  # the same buffer, refilled chunk by chunk
         with self.prior_fixed():
-            for start in range(0, k, per_chunk):
-                s = min(per_chunk, k - start)
-                log_w = self.log_weights(x, y, mu, logvar, eps[:s].normal_())
-                total = torch.logaddexp(total, torch.logsumexp(log_w, 0))
-        return -(total - math.log(k))
+            return importance_nll(lambda s: self.log_weights(x, y, mu, logvar, eps[:s].normal_()), k, per_chunk, b,
+                                  x.device)
 
     def log_weights(self, x: torch.Tensor, y: torch.Tensor | None, mu: torch.Tensor, logvar: torch.Tensor,
                     eps: torch.Tensor, prior_weight: float = 1.0) -> torch.Tensor:
