@@ -243,3 +243,20 @@ def test_zoo_latent_log_tensorboard_writes_the_codes_their_labels_and_a_sprite_f
 def test_zoo_latent_refuses_a_logger_without_an_embedding_viewer(logged_run):
     assert_clean_error(invoke("latent", logged_run, "--n", "10", "--log", "mlflow"),
                        "mlflow has no viewer for latent codes", "tensorboard")
+
+
+def test_from_python_the_loggers_key_turns_tensorboard_on_and_its_time_is_returned(tmp_path):
+    import zoo
+    from conftest import TINY, quiet
+
+    result = zoo.train("convae", dataset="digits", epochs=2, out=tmp_path / "run", log=quiet, progress=False,
+                       loggers="tensorboard", **TINY)
+    assert steps(events(tmp_path / "run" / "tensorboard"), "loss/val") == [1, 2]
+    assert set(result.logging_seconds) == {"tensorboard"} and result.logging_seconds["tensorboard"] > 0
+
+
+def test_a_denoising_run_logs_its_clean_noisy_and_denoised_rows(tmp_path):
+    run = tmp_path / "dae"
+    assert_ok(invoke("train", "dae", "--dataset", "digits", *TINY_SET, "--epochs", "1", "--log", "tensorboard",
+                     "--out", run))
+    assert set(events(run / "tensorboard").Tags()["images"]) == {"images/clean", "images/noisy", "images/denoised"}
