@@ -193,6 +193,8 @@ class MLflow(Logger):
                                                          "zoo.study_folder": str(study.folder.absolute())},
                         {**flat_params({"train": study.fixed}), "model": study.model, "metric": study.metric})
         parent = self.client.get_run(self.run_id).info
+        if not study.finished and parent.status != "RUNNING":  # a resumed search: running again
+            self.client.update_run(self.run_id, status="RUNNING")
         children = self.client.search_runs([parent.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'",
                                            max_results=MAX_TRIALS)
         logged = {r.data.tags.get("zoo.trial") for r in children}
@@ -209,6 +211,8 @@ class MLflow(Logger):
             results = {**trial.metrics, **({"objective": trial.value} if trial.value is not None else {})}
             self.client.log_batch(child, metrics=curve + [Metric(k, v, now, last) for k, v in results.items()])
             self.client.set_terminated(child, "FAILED" if trial.state == "fail" else "FINISHED")
+        if not study.finished:
+            return  # the parent stays RUNNING; its results and outputs come once the search has ended
         best = next((t for t in study.trials if t.number == study.best), None)
         if best is not None:
             log_metrics(self.client, self.run_id, {"best_objective": best.value, "best_trial": float(best.number)}, 0)

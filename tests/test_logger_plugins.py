@@ -32,6 +32,10 @@ class RowLog(Logger):
     def close(self, run, status):
         (run.folder / "closed.txt").write_text(f"{status} {len(run.history)}")
 
+    def log_study(self, study):
+        with open(study.folder / "study-log.txt", "a") as fh:
+            fh.write(f"{len(study.trials)} {study.finished} {[t.number for t in study.trials]}\\n")
+
 
 class Flaky(Logger):
     name = "flaky"
@@ -110,3 +114,32 @@ def test_a_logger_whose_package_is_missing_says_what_to_install(rowlog_installed
                        "--log needs-missing needs the 'zoo_no_such_package_xyz' package, which is not installed",
                        'pip install "zoo-xyz-logger"')
     assert not (tmp_path / "r").exists()
+
+
+SPACE = """\
+[search]
+trials = 3
+[params]
+lr = {low = 1e-4, high = 1e-2, log = true}
+[fixed]
+epochs = 1
+dataset = "digits"
+channels = [4, 8, 8]
+hidden = [16]
+device = "cpu"
+"""
+
+
+def test_a_search_hands_its_loggers_each_trial_as_it_finishes_then_the_ended_study(rowlog_installed, tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    study = tmp_path / "study"
+    assert_ok(invoke("search", "convae", "--space", tmp_path / "space.toml", "--out", study, "--log", "rowlog"))
+    assert (study / "study-log.txt").read_text().splitlines() == [
+        "1 False [0]", "2 False [0, 1]", "3 False [0, 1, 2]", "3 True [0, 1, 2]"]
+
+
+def test_an_unknown_logger_is_refused_before_a_search_runs_a_trial(rowlog_installed, tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    assert_clean_error(invoke("search", "convae", "--space", tmp_path / "space.toml", "--out", tmp_path / "study",
+                              "--log", "rowlgo"), "unknown logger 'rowlgo'", "Did you mean: rowlog")
+    assert not (tmp_path / "study" / "trials.csv").exists()

@@ -61,14 +61,15 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     interrupted: Interrupted | None = None
     started = time.time()
     try:
+        logged = lambda: log_search(loggers, settings, sp)  # noqa: E731  (the trials finished so far)
         if settings.workers == 1:
-            Worker(settings, sp, log=log, data_cache=data_cache).run()
+            Worker(settings, sp, log=log, data_cache=data_cache, after_trial=logged).run()
         else:
-            _run_workers(settings, log)
+            _run_workers(settings, log, every_while=logged)
     except Interrupted as e:
         interrupted = e
     summary = write_outputs(settings, sp, log=log, seconds=time.time() - started)
-    log_search(loggers, settings, sp)
+    log_search(loggers, settings, sp, finished=True)
     if interrupted is not None:
         raise interrupted
     done = summary["states"]["complete"] + summary["states"]["pruned"]
@@ -78,7 +79,11 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     return summary
 
 
-def _run_workers(settings: Settings, log: Callable[[str], None]) -> None:
+LOG_EVERY = 10.0  # seconds between loggings of the trials worker processes finished
+
+
+def _run_workers(settings: Settings, log: Callable[[str], None], every_while: Callable[[], None] | None = None) -> None:
+    """Start the worker processes and wait for them; `every_while()` is called every LOG_EVERY seconds."""
     env = {**os.environ, SETTINGS_ENV: json.dumps(dataclasses.asdict(settings))}
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores instead of oversubscribing them
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
@@ -88,7 +93,11 @@ def _run_workers(settings: Settings, log: Callable[[str], None]) -> None:
                                       env=env))
     try:
         pending = dict(enumerate(procs))
+        last = time.monotonic()
         while pending:
+            if every_while is not None and time.monotonic() - last > LOG_EVERY:
+                every_while()
+                last = time.monotonic()
             for k, p in list(pending.items()):
                 rc = p.poll()  # also reaps a killed worker, so the others see it is gone
                 if rc is None:

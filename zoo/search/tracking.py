@@ -1,7 +1,8 @@
 """A search's trials, logged to the loggers its `loggers` key names (`zoo search --log mlflow`): the
-study as one parent with each finished trial as a child (zoo.tracking.logger.StudyView), once the
-trials are done (also when the search is interrupted). A resumed search logs only the trials its
-loggers do not hold yet."""
+study as one parent with each finished trial as a child (zoo.tracking.logger.StudyView), as the trials
+finish (after each one in this process, every few seconds while worker processes run them), and once
+more when the search has ended (also when it is interrupted). A resumed search logs only the trials
+its loggers do not hold yet."""
 
 from __future__ import annotations
 
@@ -34,7 +35,7 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def study_view(settings: Settings, space: Space) -> StudyView:
+def study_view(settings: Settings, space: Space, finished: bool = False) -> StudyView:
     """The study's finished trials as loggers see them."""
     study, _, _ = open_study(settings, space)
     trials = []
@@ -49,13 +50,14 @@ def study_view(settings: Settings, space: Space) -> StudyView:
     complete = [t for t in trials if t.value is not None]
     best = min(complete, key=lambda t: t.value).number if complete else None
     return StudyView(settings.study, Path(settings.study_dir), settings.model, settings.metric or "",
-                     {**space.fixed, **settings.overrides}, trials, best)
+                     {**space.fixed, **settings.overrides}, trials, best, finished)
 
 
-def log_search(loggers: list[Logger], settings: Settings, space: Space) -> None:
-    """Hand the finished study to each logger; a logger's failure is said, never raised."""
-    if not loggers:
+def log_search(loggers: list[Logger], settings: Settings, space: Space, finished: bool = False) -> None:
+    """Hand the study's finished trials to each logger (`finished`: the search has ended); a logger's
+    failure is said, never raised."""
+    if not any(not logger.failed for logger in loggers):
         return
-    view = study_view(settings, space)
+    view = study_view(settings, space, finished)
     for logger in loggers:
         logger.guarded("logging the search", logger.log_study, view)

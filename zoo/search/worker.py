@@ -28,8 +28,10 @@ class Worker:
     """Runs trials of one study until the study's budget is spent."""
 
     def __init__(self, settings: Settings, space: Space, log: Callable[[str], None] = to_stdout, label: str = "",
-                 data_cache: dict | None = None):
+                 data_cache: dict | None = None, after_trial: Callable[[], None] | None = None):
+        """`after_trial()` is called after each trial (or group of trials) this worker runs."""
         self.settings, self.space, self.log = settings, space, log
+        self.after_trial = after_trial
         self.prefix = f"[{label}] " if label else ""
         self.study, self.storage, self.native = open_study(settings, space)
         self.retry = retry_callback()
@@ -74,6 +76,8 @@ class Worker:
                     self.study.optimize(self.objective, n_trials=1, catch=(Duplicate,), gc_after_trial=False,
                                         show_progress_bar=False)
                     ran += 1
+                if self.after_trial is not None:
+                    self.after_trial()
                 if self.duplicates:  # the space offers little else while those trials run: wait a little
                     time.sleep(min(poll * 2 ** (self.duplicates - 1), 30.0))
         except (KeyboardInterrupt, ZooError) as e:

@@ -84,6 +84,7 @@ class StudyView:
     fixed: dict[str, Any]           # the keys every trial shares (the space's and --set's)
     trials: list[TrialView]
     best: int | None                # the best trial's number
+    finished: bool = False          # the search has ended and written its outputs (else trials are running)
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -153,7 +154,8 @@ class Logger(Callback):
         self.prepare(folder)
 
     def log_study(self, study: StudyView) -> None:
-        """A search: each finished trial not logged before (a resumed search logs only the new ones)."""
+        """A search: each finished trial not logged before. Called as trials finish, and once more when
+        the search has ended (`study.finished`); a resumed search logs only the new trials."""
         raise NotImplementedError
 
     @staticmethod
