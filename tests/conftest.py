@@ -59,6 +59,12 @@ TINY = {"channels": [4, 8, 8], "hidden": [16], "device": "cpu"}
 TINY_SET = ["--set", "channels=4,8,8", "--set", "hidden=16", "--device", "cpu", "--no-progress"]
 
 
+def tiny_space(trials: int, epochs: int) -> str:
+    """A search space over the learning rate of the tiny ConvAE on `digits`."""
+    return (f"[search]\ntrials = {trials}\n[params]\nlr = {{low = 1e-4, high = 1e-2, log = true}}\n[fixed]\n"
+            f'epochs = {epochs}\ndataset = "digits"\nchannels = [4, 8, 8]\nhidden = [16]\ndevice = "cpu"\n')
+
+
 # ------------------------------------------------------------------------------------------ environment
 
 @pytest.fixture(scope="session", autouse=True)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TINY_SET, _install_in_process, assert_clean_error, assert_ok, invoke, read_metrics, write_plugin
+from conftest import TINY_SET, tiny_space, _install_in_process, assert_clean_error, assert_ok, invoke, read_metrics, write_plugin
 
 ROWLOG = '''\
 """A third-party zoo logger: each epoch's row and the run's end, appended to RUN/rows.jsonl."""
@@ -116,18 +116,7 @@ def test_a_logger_whose_package_is_missing_says_what_to_install(rowlog_installed
     assert not (tmp_path / "r").exists()
 
 
-SPACE = """\
-[search]
-trials = 3
-[params]
-lr = {low = 1e-4, high = 1e-2, log = true}
-[fixed]
-epochs = 1
-dataset = "digits"
-channels = [4, 8, 8]
-hidden = [16]
-device = "cpu"
-"""
+SPACE = tiny_space(trials=3, epochs=1)
 
 
 def test_a_search_hands_its_loggers_each_trial_as_it_finishes_then_the_ended_study(rowlog_installed, tmp_path):

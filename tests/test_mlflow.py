@@ -13,7 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SET, assert_clean_error, assert_ok, invoke, read_metrics
+from conftest import TINY_SET, tiny_space, assert_clean_error, assert_ok, invoke, read_metrics
 
 pytest.importorskip("mlflow", reason='the mlflow extra is not installed (pip install "zoo[mlflow]")')
 
@@ -117,18 +117,7 @@ def test_an_unreachable_server_leaves_the_run_complete_and_says_what_was_not_log
     assert not (folder / "mlflow.json").exists()
 
 
-SPACE = """\
-[search]
-trials = 2
-[params]
-lr = {low = 1e-4, high = 1e-2, log = true}
-[fixed]
-epochs = 2
-dataset = "digits"
-channels = [4, 8, 8]
-hidden = [16]
-device = "cpu"
-"""
+SPACE = tiny_space(trials=2, epochs=2)
 
 
 def test_a_search_is_a_parent_run_with_each_trial_a_child_run(server, tmp_path):

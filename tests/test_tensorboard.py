@@ -14,7 +14,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import TINY_SET, assert_clean_error, assert_ok, invoke, read_metrics
+from conftest import TINY_SET, tiny_space, assert_clean_error, assert_ok, invoke, read_metrics
 
 pytest.importorskip("tensorboard", reason='the tensorboard extra is not installed (pip install "zoo[tensorboard]")')
 
@@ -187,18 +187,7 @@ def test_a_missing_tensorboard_package_is_named_in_one_line_with_what_to_install
     assert not (tmp_path / "r").exists()
 
 
-SPACE = """\
-[search]
-trials = 2
-[params]
-lr = {low = 1e-4, high = 1e-2, log = true}
-[fixed]
-epochs = 2
-dataset = "digits"
-channels = [4, 8, 8]
-hidden = [16]
-device = "cpu"
-"""
+SPACE = tiny_space(trials=2, epochs=2)
 
 
 def test_a_search_logs_each_trial_as_a_run_with_its_curve_and_hparams(tmp_path):
