@@ -153,7 +153,7 @@ class MLflow(Logger):
         """The run's page on a tracking server (its id elsewhere)."""
         uri = self.client.tracking_uri
         if not uri.startswith(("http://", "https://")):
-            return f"run {self.run_id} at {uri}"
+            return f"run {self.run_id} in {uri} (to see it: mlflow ui --backend-store-uri {uri})"
         info = self.client.get_run(self.run_id).info
         return f"{uri.rstrip('/')}/#/experiments/{info.experiment_id}/runs/{self.run_id}"
 
