@@ -8,8 +8,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -180,9 +178,6 @@ def runs(digits_run, tmp_path_factory) -> dict[str, Path]:
     one epoch); and one whose training split is a tenth of digits' (val_fraction 0.9: ~130 codes)."""
     root = tmp_path_factory.mktemp("flow-runs")
     own = Path(shutil.copytree(digits_run, root / "own"))
-    created = json.loads((own / "config.json").read_text())["created"]  # to the second: the other run is later
-    while datetime.now(timezone.utc).isoformat(timespec="seconds") <= created:
-        time.sleep(0.05)
     zoo.train("convae", dataset="digits", epochs=1, out=root / "other", log=quiet, progress=False, **TINY)
     zoo.train("convae", dataset="digits", epochs=1, val_fraction=0.9, out=root / "small", log=quiet,
               progress=False, **TINY)
@@ -221,7 +216,7 @@ def test_generate_fits_a_maf_once_saves_it_and_reproduces_seeds(runs, tmp_path, 
     with safe_open(str(path), "pt") as fh:
         meta = fh.metadata()
     record = json.loads((own / "config.json").read_text())
-    assert meta["run"] == f"convae created {record['created']}" and meta["sampler"] == "maf"
+    assert meta["run"] == f"convae created {record['created']}, run {record['run_id']}" and meta["sampler"] == "maf"
     stamp = path.stat().st_mtime_ns
     assert torch.equal(images("b", "1"), first) and path.stat().st_mtime_ns == stamp  # reused
     assert not torch.equal(images("c", "2"), first)
@@ -266,3 +261,14 @@ def test_a_stale_file_of_the_same_run_and_an_old_file_are_refitted(runs, tmp_pat
         assert "fitted the maf sampler" in out
         with safe_open(str(path), "pt") as fh:
             assert fh.metadata()["weights_sha256"] == meta["weights_sha256"] and fh.metadata()["run"] == meta["run"]
+
+
+def test_two_runs_created_in_the_same_second_have_different_identities(runs, tmp_path):
+    from zoo.analysis.latent_samplers import run_identity
+
+    twin = Path(shutil.copytree(runs["other"], tmp_path / "twin"))
+    record = json.loads((twin / "config.json").read_text())
+    record["created"] = json.loads((runs["own"] / "config.json").read_text())["created"]  # the same second
+    (twin / "config.json").write_text(json.dumps(record))
+    assert run_identity(zoo.load(twin)) != run_identity(zoo.load(runs["own"]))
+    assert run_identity(zoo.load(twin)).startswith("convae created ")

@@ -174,10 +174,14 @@ def _weights_digest(run_dir: Path) -> str:
 
 
 def run_identity(run: Run) -> str:
-    """Which run a sampler's codes came from, as saved with it: the model's name and config.json's
-    `created` time ("" for a run that records no creation time)."""
+    """Which run a sampler's codes came from, as saved with it: the model's name, config.json's `created`
+    time and its `run_id` (a random id, so two runs started in the same second differ; runs trained
+    before zoo recorded it have the time alone; "" for a run that records no creation time)."""
     created = run.record.get("created")
-    return f"{run.record.get('model', run.name)} created {created}" if created else ""
+    if not created:
+        return ""
+    run_id = run.record.get("run_id")
+    return f"{run.record.get('model', run.name)} created {created}" + (f", run {run_id}" if run_id else "")
 
 
 def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, identity: str) -> LatentSampler | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import re
+import uuid
 from pathlib import Path
 from typing import Any, Callable
 
@@ -53,6 +54,7 @@ def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> di
         "train": dataclasses.asdict(train_cfg),
         "data": data_info,
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "run_id": uuid.uuid4().hex,  # which run this is, also for two started in the same second
     }
 
 
