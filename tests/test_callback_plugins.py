@@ -163,3 +163,19 @@ def test_a_dropout_schedule_on_a_model_without_dropout_is_refused_before_trainin
     with pytest.raises(ConfigError, match="has no dropout layers to schedule"):
         _train(tmp_path / "run", train_callbacks=["dropout-schedule:0"])
     assert not (tmp_path / "run").exists()
+
+
+def test_a_callback_param_declared_integer_comes_as_a_whole_number_and_a_fraction_is_refused():
+    from zoo.training.callbacks import Callback
+
+    class Every(Callback):
+        name = "every"
+        params = ("n", "weight")
+        defaults = (0.5,)
+        integer = ("n",)
+        ranges = {"n": (1, 100)}
+
+    n, weight = Every.parse_values("every:5", ["5"])
+    assert n == 5 and isinstance(n, int) and weight == 0.5
+    with pytest.raises(ConfigError, match="train_callbacks: 'every:2.5': n must be a whole number, got 2.5"):
+        Every.parse_values("every:2.5", ["2.5"])

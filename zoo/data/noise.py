@@ -11,6 +11,7 @@ from typing import ClassVar
 import torch
 
 from zoo.errors import ConfigError
+from zoo.plugin_values import spec_numbers
 from zoo.registry import load_registry
 
 
@@ -28,22 +29,12 @@ class NoiseModel:
     vectorized: ClassVar[bool] = False
 
     def __init__(self, *values: float):
-        if len(values) > len(self.params):
-            raise ConfigError(f"noise '{self.name}' takes {len(self.params)} value(s): {':'.join(self.params)}")
-        full = list(values) + list(self.defaults[len(values):])
-        self.values = dict(zip(self.params, full))
-        for k in self.integer:
-            if float(self.values[k]) != int(self.values[k]):
-                raise ConfigError(f"noise '{self.name}': {k} must be a whole number, got {self.values[k]}")
-            self.values[k] = int(self.values[k])
+        self.values = dict(zip(self.params, spec_numbers(self, values, f"{self.name} noise")))
         self.check()
 
     def check(self) -> None:
-        """Raise ConfigError for values out of `ranges` (override for other rules)."""
-        for k, (low, high) in self.ranges.items():
-            if not low <= self.values[k] <= high:
-                valid = f">= {low:g}" if high == float("inf") else f"in {low:g}..{high:g}"
-                raise ConfigError(f"{self.name} noise: {k} must be {valid}, got {self.values[k]:g}")
+        """Raise ConfigError for values that break a rule of the noise beyond its `ranges` and `integer`
+        (which zoo.plugin_values checks)."""
 
     def __call__(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
@@ -83,8 +74,4 @@ def parse_noise(spec: str | NoiseModel | None) -> NoiseModel | None:
         raise ConfigError(f"unknown noise '{name}'",
                           (f"Did you mean: {', '.join(close)}? " if close else "")
                           + "Known: " + ", ".join(f"{n}:{':'.join(c.params)}" for n, c in sorted(available.items())))
-    try:
-        values = [float(v) for v in raw if v != ""]
-    except ValueError:
-        raise ConfigError(f"noise '{spec}': its values must be numbers, as in {name}:{':'.join(cls.params)}") from None
-    return cls(*values)
+    return cls(*[v for v in raw if v != ""])  # text: checked and made numbers by zoo.plugin_values

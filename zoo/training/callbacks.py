@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 
 from zoo.errors import ConfigError
+from zoo.plugin_values import spec_numbers
 from zoo.registry import load_registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,6 +49,7 @@ class Callback:
     description: ClassVar[str] = ""
     params: ClassVar[tuple[str, ...]] = ()       # spec values, in order: l1-activity:WEIGHT
     defaults: ClassVar[tuple[float, ...]] = ()   # of the trailing params a spec may leave out
+    integer: ClassVar[tuple[str, ...]] = ()      # params that must be whole numbers (passed as int)
     ranges: ClassVar[dict[str, tuple[float, float]]] = {}  # valid (low, high) of a param, both included
     keys: ClassVar[tuple[str, ...]] = ()         # TrainConfig keys that turn it on (zoo's own callbacks)
 
@@ -61,25 +63,10 @@ class Callback:
         return None
 
     @classmethod
-    def parse_values(cls, spec: str, values: list[str]) -> list[float]:
-        """The numbers of a spec, defaults filled in, range-checked: one ConfigError for any mistake."""
-        form = ":".join([cls.name, *cls.params])
-        if len(values) > len(cls.params):
-            raise ConfigError(f"train_callbacks: '{spec}' has {len(values)} value(s); {cls.name} takes {len(cls.params)}",
-                              f"Write it as {form}.")
-        try:
-            numbers = [float(v) for v in values]
-        except ValueError:
-            raise ConfigError(f"train_callbacks: '{spec}': its values must be numbers", f"Write it as {form}.") from None
-        missing = len(cls.params) - len(numbers)
-        if missing > len(cls.defaults):
-            raise ConfigError(f"train_callbacks: '{spec}' leaves out a value {cls.name} needs", f"Write it as {form}.")
-        numbers += list(cls.defaults[len(cls.defaults) - missing:]) if missing else []
-        for key, number in zip(cls.params, numbers):
-            low, high = cls.ranges.get(key, (float("-inf"), float("inf")))
-            if not low <= number <= high:
-                raise ConfigError(f"train_callbacks: '{spec}': {key} must be in {low:g}..{high:g}, got {number:g}")
-        return numbers
+    def parse_values(cls, spec: str, values: list[str]) -> list[float | int]:
+        """The numbers of a spec, defaults filled in, whole numbers and ranges checked: one ConfigError
+        for any mistake."""
+        return spec_numbers(cls, values, f"train_callbacks: '{spec}'")
 
     def check(self, model: "ZooModel") -> None:
         """Refuse, with a ConfigError, a model this callback cannot work on (before anything is written)."""
