@@ -11,12 +11,14 @@
 #   bash benchmarks/gpu_check.sh likelihood # carry .whl .data/mnist; at most 9 minutes (issue 15): the
 #       IWAE-50 and PIWAE rows of docs/model-zoo.md, 40 epochs each recorded in a CUDA graph, and their
 #       -log p(x) over the 10,000 binarised test images with K = 1,000 (benchmarks/model_zoo.py)
+#   bash benchmarks/gpu_check.sh tracking   # carry .whl .data/mnist; at most 4 minutes (issue 16): the lab
+#       ConvAE with TensorBoard on and off, side by side, recorded in a CUDA graph (the logging cost)
 # Prepare them with benchmarks/gpu_prepare.sh. Logs go to $OUT (or ./gpu-check).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 ZOO_DATA_DIR=$PWD/.data
 out=${OUT:-gpu-check}
 mkdir -p "$out"
-part=${1:?say which part: mnist, fashion or likelihood}
+part=${1:?say which part: mnist, fashion, likelihood or tracking}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site || exit 1
 export PATH=/tmp/site/bin:$PATH
@@ -40,6 +42,11 @@ elif [ "$part" = likelihood ]; then
     step "likelihood row $row" timeout 260 python3 benchmarks/model_zoo.py $row --k 1000 --out "$out/$row" \
       --set device=cuda --set cuda_graph=true
   done
+elif [ "$part" = tracking ]; then
+  step "logging cost, TensorBoard on and off" timeout 230 python3 benchmarks/bench_convae.py --device cuda \
+    --epochs 8 --ref-epochs 1 --variant plain:cuda_graph=true,plot_every=1 \
+    --variant tensorboard:cuda_graph=true,loggers=tensorboard,plot_every=1 --variant plain2:cuda_graph=true,plot_every=1 \
+    --variant tensorboard2:cuda_graph=true,loggers=tensorboard,plot_every=1
 else
   step "Fashion-MNIST report search, 80 trials x 30 epochs" timeout 330 zoo search convae \
     --space report-000-fashion-random --vectorize 80 --set cuda_graph=true --device cuda --out "$out/fashion80"

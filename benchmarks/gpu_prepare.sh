@@ -2,7 +2,7 @@
 # Prepare, on a machine with a network, what benchmarks/gpu_check.sh needs on a GPU machine without one:
 # the MNIST and Fashion-MNIST files in .data/ and wheels in .whl/: zoo as committed (HEAD, without its
 # bundled weights, which the benchmarks do not use), Optuna and pythae (the speed comparison's other
-# library) with what they need beyond the GPU machine's packages. Both folders are git-ignored. Carry .whl and .data/mnist for `gpu_check.sh mnist`, .whl and .data/fashion-mnist for
+# library) and TensorBoard (the logging cost, issue 16) with what they need beyond the GPU machine's packages. Both folders are git-ignored. Carry .whl and .data/mnist for `gpu_check.sh mnist`, .whl and .data/fashion-mnist for
 # `gpu_check.sh fashion` (one call each keeps every transfer under the device's 64 MiB).
 #
 #   bash benchmarks/gpu_prepare.sh [DATASETS_DIR]      # default ../shared/datasets
@@ -19,5 +19,5 @@ rm -rf "$tree"
 python3 -m pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   -d .whl optuna alembic sqlalchemy greenlet colorlog mako pythae pydantic pydantic-core annotated-types \
-  typing-inspection typing-extensions
+  typing-inspection typing-extensions tensorboard protobuf absl-py
 du -sh .data .whl
