@@ -3,7 +3,8 @@
     python benchmarks/bench_convae.py                      # CPU defaults: 3 timed epochs each
     python benchmarks/bench_convae.py --device cuda --epochs 30 --latent 6
     python benchmarks/bench_convae.py --device cuda --variant eager: --variant graph:cuda_graph=true
-    python benchmarks/bench_convae.py --variant plain: --variant tensorboard:loggers=tensorboard,plot_every=1
+    python benchmarks/bench_convae.py --rounds 7 --variant plain:plot_every=1 \
+        --variant tensorboard:loggers=tensorboard,plot_every=1
 
 The reference loop is what the reports wrote by hand: torchvision.datasets.MNIST + ToTensor +
 DataLoader(batch 256, shuffle=True), the model and Adam stepped per batch. zoo trains the same
@@ -130,6 +131,9 @@ def main() -> None:
     ap.add_argument("--pythae", action="store_true", help="also time pythae's trainer on the same net (needs pythae)")
     ap.add_argument("--variant", dest="variants", action="append", default=[],
                     help="NAME:key=value,... a zoo run with these settings (repeatable; default: one run, 'zoo')")
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="train every variant this many times, in alternating order (a noisy machine's drift "
+                         "falls on all of them); prints each variant's median against the first, round by round")
     args = ap.parse_args()
 
     from zoo.runs.config import parse_assignments
@@ -151,21 +155,23 @@ def main() -> None:
             pythae_times = pythae_loop(images, args.ref_epochs, args.latent, device, tmp / "pythae")
 
         variants = [v.partition(":") for v in args.variants] or [("zoo", ":", "")]
-        rows = []
-        for name, _, settings in variants:
-            overrides = {**extra, **parse_assignments([a for a in settings.split(",") if a])}
-            try:
-                result = zoo.train("convae", preset="convae-lab", dataset="mnist", data_dir=args.data_dir or "",
-                                   epochs=args.epochs, latent_dim=args.latent, device=str(device),
-                                   out=tmp / f"zoo-{len(rows)}", progress=False, log=lambda m: None, **overrides)
-            except Exception as e:  # one failing variant must not cost the others' figures
-                print(f"variant {name} failed: {type(e).__name__}: {e}", flush=True)
-                continue
-            # the first epoch holds one-off costs (cuDNN autotuning, graph recording, compiling): medians
-            # leave it out
-            times = [r["seconds"] for r in result.history]
-            logging = sum(result.logging_seconds.values()) / max(len(times), 1)  # --log: its time per epoch
-            rows.append((name, times, zoo.evaluate(result.run_dir, save=False)["metrics"], logging))
+        runs: dict[str, list[tuple[list[float], dict, float]]] = {name: [] for name, _, _ in variants}
+        for round_ in range(args.rounds):
+            for name, _, settings in (variants if round_ % 2 == 0 else variants[::-1]):
+                overrides = {**extra, **parse_assignments([a for a in settings.split(",") if a])}
+                try:
+                    result = zoo.train("convae", preset="convae-lab", dataset="mnist", data_dir=args.data_dir or "",
+                                       epochs=args.epochs, latent_dim=args.latent, device=str(device),
+                                       out=tmp / f"zoo-{name}-{round_}", progress=False, log=lambda m: None,
+                                       **overrides)
+                except Exception as e:  # one failing variant must not cost the others' figures
+                    print(f"variant {name} failed: {type(e).__name__}: {e}", flush=True)
+                    continue
+                # the first epoch holds one-off costs (cuDNN autotuning, graph recording, compiling): medians
+                # leave it out
+                times = [r["seconds"] for r in result.history]
+                logging = sum(result.logging_seconds.values()) / max(len(times), 1)  # --log: its time per epoch
+                runs[name].append((times, zoo.evaluate(result.run_dir, save=False)["metrics"], logging))
 
     def summary(times):
         times = times[1:] if len(times) > 2 else times
@@ -182,12 +188,25 @@ def main() -> None:
     if pythae_times:
         s, ips = summary(pythae_times)
         print(f"{'pythae':<12} {len(pythae_times):>6} {s:>9.3f} {ips:>10,.0f} {ips / ref_ips:>6.2f}x {'':>9}")
-    for name, times, metrics, logging in rows:
-        s, ips = summary(times)
+    first = next((name for name, _, _ in variants if len(runs[name]) == args.rounds), None)
+    for name, done in runs.items():
+        if not done:
+            continue
+        s = statistics.median(summary(times)[0] for times, _, _ in done)  # the median of the runs' medians
+        ips = n_train / s
+        logging = statistics.median(log for _, _, log in done)
         cost = f"{logging:.3f} ({logging / s:.1%})" if logging else ""
-        print(f"{name:<12} {len(times):>6} {s:>9.3f} {ips:>10,.0f} {ips / ref_ips:>6.2f}x {metrics['mse']:>9.4f} "
+        epochs = sum(len(times) for times, _, _ in done)
+        print(f"{name:<12} {epochs:>6} {s:>9.3f} {ips:>10,.0f} {ips / ref_ips:>6.2f}x {done[-1][1]['mse']:>9.4f} "
               f"{cost:>16}")
-    print("s/epoch and images/s: medians over the epochs, without the first when there are 3 or more")
+    if args.rounds > 1 and first is not None:
+        for name, done in runs.items():
+            if name != first and len(done) == args.rounds:
+                ratios = [summary(a[0])[0] / summary(b[0])[0] for a, b in zip(done, runs[first])]
+                print(f"{name} against {first}, round by round: median {statistics.median(ratios):.3f}x "
+                      f"(rounds: {', '.join(f'{r:.3f}' for r in ratios)})")
+    print("s/epoch and images/s: medians over the epochs, without the first when there are 3 or more"
+          + (f"; with --rounds, the median of the {args.rounds} runs' medians" if args.rounds > 1 else ""))
     print("logging s/epoch: the time loggers (--variant NAME:loggers=tensorboard) took, per epoch, opening and "
           "closing included, and its share of the median epoch")
 
