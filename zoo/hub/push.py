@@ -19,7 +19,7 @@ from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint
-from zoo.runs.checkpoint import METRICS, read_metrics
+from zoo.runs.checkpoint import METRICS, best_row, read_metrics
 from zoo.runs.modelcard import render_card
 
 
@@ -50,8 +50,7 @@ def _training_summary(run_dir: Path) -> dict[str, Any] | None:
         return None
     if not rows:
         return None
-    best = [r for r in rows if r.get("best")]
-    row = best[-1] if best else rows[-1]
+    row = best_row(rows)
     keep = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
             and k not in ("lr", "images_per_s", "seconds")}
     return {"best_epoch": row.get("epoch"), "epochs": rows[-1].get("epoch"), "metrics": keep}

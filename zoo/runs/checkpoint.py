@@ -120,6 +120,13 @@ def _metrics_row(line: str) -> dict[str, Any] | None:
     return row
 
 
+def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The row of metrics.jsonl a run's result is read from: the last one marked best (its weights are
+    model.safetensors), else the last row (nothing monitored); None for no rows."""
+    best = [r for r in rows if r.get("best")]
+    return best[-1] if best else (rows[-1] if rows else None)
+
+
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The rows of a metrics.jsonl in epoch order, and how many lines were dropped as not a row (see
     _metrics_row) or as out of order (an epoch not after the one before)."""

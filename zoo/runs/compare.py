@@ -25,6 +25,7 @@ from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError, ZooError, storage_error
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
+from zoo.runs.files import flat_config
 from zoo.runs.loading import catalogued_name, read_run, resolve
 
 GLOB_CHARS = re.compile(r"[*?[]")
@@ -172,15 +173,6 @@ def expand(sources: list[str | Path]) -> list[tuple[str, Path]]:
     return unique
 
 
-def flat_config(run: dict[str, Any]) -> dict[str, Any]:
-    """config.json's model and training keys in one table, by the names `--set` takes (a training key
-    that a model key also has is `train.KEY`)."""
-    flat = dict(run["config"])
-    for k, v in run["train"].items():
-        flat[f"train.{k}" if k in flat else k] = v
-    return flat
-
-
 def read_compared(name: str, folder: Path) -> Compared:
     """A run's summary from its config.json, metrics.jsonl, eval.json and model card (no weights)."""
     run = read_run(folder)
@@ -211,8 +203,7 @@ def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:
     if not rows:
         row.notes.append(f"{ckpt.METRICS} holds no epoch")
         return
-    best = [r for r in rows if r.get("best")]
-    final = best[-1] if best else rows[-1]
+    final = ckpt.best_row(rows)
     row.best_epoch, row.epochs = final["epoch"], rows[-1]["epoch"]
     row.metrics = {k: v for k, v in final.items() if k not in NOT_METRICS and _number(v)}
     row.seconds = round(sum(r.get("seconds", 0) for r in rows if _number(r.get("seconds"))), 2)

@@ -254,3 +254,12 @@ def picture_output(out: str | Path | None, default: Path, *, tensors: bool = Fal
         also = " (a picture) or .safetensors (the images as a tensor)" if tensors else ""
         raise ConfigError(f"--out {path}: zoo writes pictures as PNG; give a name ending in .png{also}")
     return path
+
+
+def flat_config(run: dict[str, Any]) -> dict[str, Any]:
+    """config.json's model and training keys in one table, by the names `--set` takes (a training key
+    that a model key also has is `train.KEY`)."""
+    flat = dict(run.get("config") or {})
+    for k, v in (run.get("train") or {}).items():
+        flat[f"train.{k}" if k in flat else k] = v
+    return flat

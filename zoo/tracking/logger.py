@@ -36,6 +36,7 @@ import torch
 from zoo.errors import ConfigError
 from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
+from zoo.runs.files import flat_config
 from zoo.runs.loading import writable
 from zoo.training.callbacks import Callback
 
@@ -88,13 +89,10 @@ class StudyView:
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
-    """A run's hyperparameters as one flat dict of scalars (model name, model and training keys; lists
-    as text), as tracking tools take them."""
-    params: dict[str, Any] = {"model": config.get("model", "")}
-    for section in ("config", "train"):
-        for key, value in (config.get(section) or {}).items():
-            params[key] = value if isinstance(value, (bool, int, float, str)) else str(value)
-    return params
+    """A run's hyperparameters as one flat dict of scalars (model name, model and training keys by the
+    names `--set` takes; lists as text), as tracking tools take them."""
+    params = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in flat_config(config).items()}
+    return {"model": config.get("model", ""), **params}
 
 
 def scalars(record: dict[str, Any]) -> dict[str, float]:
@@ -107,10 +105,9 @@ def scalars(record: dict[str, Any]) -> dict[str, float]:
 def final_metrics(history: list[dict[str, Any]]) -> dict[str, float]:
     """The run's result: the best epoch's validation metrics (the last epoch's when none is marked best),
     with the epochs trained."""
-    if not history:
+    row = ckpt.best_row(history)
+    if row is None:
         return {}
-    best = [r for r in history if r.get("best")]
-    row = best[-1] if best else history[-1]
     out = {f"best_{k}": v for k, v in scalars(row).items() if k.startswith("val_")}
     out["best_epoch"] = float(row["epoch"])
     out["epochs"] = float(history[-1]["epoch"])
