@@ -112,6 +112,8 @@ class MLflow(Logger):
         super().__init__(train, say)
         self.client = None
         self.run_id = ""
+        self.experiment_id = ""
+        self.logged_trials: set[str] | None = None  # a search's trials already children of its parent run
 
     def prepare(self, folder: Path) -> None:
         """A tracking store in local files (file:, sqlite:, a plain path) must be writable."""
@@ -189,19 +191,22 @@ class MLflow(Logger):
         at each epoch, its results. Trials already logged as children are left as they are."""
         from mlflow.entities import Metric
 
-        self.mlflow_run(study.folder, True, study.name, {"zoo.model": study.model, "zoo.study": study.name,
-                                                         "zoo.study_folder": str(study.folder.absolute())},
-                        {**flat_params({"train": study.fixed}), "model": study.model, "metric": study.metric})
-        parent = self.client.get_run(self.run_id).info
-        if not study.finished and parent.status != "RUNNING":  # a resumed search: running again
-            self.client.update_run(self.run_id, status="RUNNING")
-        children = self.client.search_runs([parent.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'",
-                                           max_results=MAX_TRIALS)
-        logged = {r.data.tags.get("zoo.trial") for r in children}
+        if self.logged_trials is None:  # the first call of this search: the parent, and the children it has
+            self.mlflow_run(study.folder, True, study.name,
+                            {"zoo.model": study.model, "zoo.study": study.name,
+                             "zoo.study_folder": str(study.folder.absolute())},
+                            {**flat_params({"train": study.fixed}), "model": study.model, "metric": study.metric})
+            parent = self.client.get_run(self.run_id).info
+            self.experiment_id = parent.experiment_id
+            if not study.finished and parent.status != "RUNNING":  # a resumed search: running again
+                self.client.update_run(self.run_id, status="RUNNING")
+            children = self.client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'",
+                                               max_results=MAX_TRIALS)
+            self.logged_trials = {r.data.tags.get("zoo.trial") for r in children}
         for trial in study.trials:
-            if str(trial.number) in logged:
+            if str(trial.number) in self.logged_trials:
                 continue
-            child = self.client.create_run(parent.experiment_id, run_name=f"trial-{trial.number}",
+            child = self.client.create_run(self.experiment_id, run_name=f"trial-{trial.number}",
                                            tags={"mlflow.parentRunId": self.run_id, "zoo.trial": str(trial.number),
                                                  "zoo.state": trial.state}).info.run_id
             log_params(self.client, child, trial.params)
@@ -211,6 +216,7 @@ class MLflow(Logger):
             results = {**trial.metrics, **({"objective": trial.value} if trial.value is not None else {})}
             self.client.log_batch(child, metrics=curve + [Metric(k, v, now, last) for k, v in results.items()])
             self.client.set_terminated(child, "FAILED" if trial.state == "fail" else "FINISHED")
+            self.logged_trials.add(str(trial.number))
         if not study.finished:
             return  # the parent stays RUNNING; its results and outputs come once the search has ended
         best = next((t for t in study.trials if t.number == study.best), None)
