@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import ConfigError
 from zoo.hooks import hookimpl
 from zoo.runs import checkpoint as ckpt
 from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
@@ -42,6 +43,24 @@ def tracking_uri(configured: str) -> str:
     import mlflow
 
     return configured or os.environ.get("MLFLOW_TRACKING_URI") or mlflow.get_tracking_uri()
+
+
+# The stores MLflow's client opens: its REST server, local files, and the databases SQLAlchemy reaches.
+KNOWN_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks", "uc")
+
+
+def check_uri(uri: str) -> None:
+    """Refuse, before anything is trained, a URI no MLflow store answers to (a typo such as htp://)."""
+    parsed = urllib.parse.urlparse(uri)
+    scheme = parsed.scheme.split("+")[0].lower()  # postgresql+psycopg2://
+    if len(scheme) == 1:  # a Windows drive letter: a plain path
+        return
+    if scheme and scheme not in KNOWN_SCHEMES:
+        raise ConfigError(f"mlflow_uri {uri!r}: MLflow has no tracking store for '{parsed.scheme}:'",
+                          "Use http(s)://HOST:PORT for a server, or file:PATH, sqlite:///FILE.db or a folder "
+                          "for a local store: --set mlflow_uri=...")
+    if scheme in ("http", "https") and not parsed.netloc:
+        raise ConfigError(f"mlflow_uri {uri!r} names no server", "Write it as http://HOST:PORT.")
 
 
 def local_store(uri: str) -> Path | None:
@@ -118,6 +137,7 @@ class MLflow(Logger):
     def prepare(self, folder: Path) -> None:
         """A tracking store in local files (file:, sqlite:, a plain path) must be writable."""
         uri = tracking_uri(self.train.mlflow_uri)
+        check_uri(uri)
         local = local_store(uri)
         if local is not None:
             check_writable(local, "the MLflow tracking store", "--set mlflow_uri=...")

@@ -98,6 +98,10 @@ class TensorBoard(Logger):
             self.writer.add_image(image_tag(label), grid(images), epoch)
         self.writer.flush()
 
+    def release(self) -> None:
+        if self.writer is not None:
+            self.writer.close()  # its background thread and open event file
+
     def close(self, run: RunView, status: str) -> None:
         if self.writer is None:
             return

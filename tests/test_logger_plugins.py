@@ -42,13 +42,18 @@ class Flaky(Logger):
     description = "fails at epoch 2"
 
     def open(self, run):
-        self.seen = []
+        self.folder = run.folder
         return 0
 
     def log_epoch(self, record):
         if record["epoch"] == 2:
             raise RuntimeError("the tracking server went away")
-        self.seen.append(record["epoch"])
+
+    def release(self):
+        (self.folder / "flaky-released.txt").write_text("released")
+
+    def close(self, run, status):
+        (run.folder / "flaky-closed.txt").write_text(status)
 
 
 class Missing(Logger):
@@ -98,7 +103,7 @@ def test_zoo_list_shows_the_plugins_loggers_beside_zoos_own(rowlog_installed):
         next(r for r in listing["loggers"] if r["name"] == "rowlog").items()
 
 
-def test_a_failing_logger_never_stops_training_and_says_what_was_not_logged(rowlog_installed, tmp_path):
+def test_a_failing_logger_never_stops_training_is_released_and_says_what_was_not_logged(rowlog_installed, tmp_path):
     run = tmp_path / "run"
     out = assert_ok(train("--epochs", "3", "--log", "flaky,rowlog", "--out", run))
     assert "flaky: logging epoch 2 failed (RuntimeError: the tracking server went away)" in out
@@ -107,6 +112,8 @@ def test_a_failing_logger_never_stops_training_and_says_what_was_not_logged(rowl
     assert [r["epoch"] for r in read_metrics(run)] == [1, 2, 3]  # no epoch lost
     assert len((run / "rows.jsonl").read_text().splitlines()) == 3  # the other logger carried on
     assert (run / "model.safetensors").is_file()
+    assert (run / "flaky-released.txt").is_file()  # what it held is let go at the failure
+    assert not (run / "flaky-closed.txt").exists()  # and nothing more is written through it
 
 
 def test_a_logger_whose_package_is_missing_says_what_to_install(rowlog_installed, tmp_path):

@@ -173,6 +173,15 @@ def test_a_local_tracking_store_that_cannot_be_written_is_refused_before_the_run
     assert not (tmp_path / "r").exists()
 
 
+@pytest.mark.parametrize("uri, fragment", [("htp://127.0.0.1:5000", "no tracking store for 'htp:'"),
+                                            ("http://", "names no server")])
+def test_a_tracking_uri_no_store_answers_to_is_refused_before_the_run_folder_exists(tmp_path, uri, fragment):
+    out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "mlflow",
+                                    "--set", f"mlflow_uri={uri}", "--out", tmp_path / "r"), fragment)
+    assert "mlflow_uri" in out
+    assert not (tmp_path / "r").exists()
+
+
 def test_a_local_sqlite_store_holds_the_run_without_a_server(tmp_path):
     store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     folder = tmp_path / "ae"

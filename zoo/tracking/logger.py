@@ -146,6 +146,10 @@ class Logger(Callback):
         """The run ended: `status` is "finished", "failed" or "killed"; the run folder is complete
         (weights, config.json, model card) when it is "finished"."""
 
+    def release(self) -> None:
+        """After a failure: let go of what the logger holds (an open file, a thread), writing nothing more.
+        By default: nothing held."""
+
     def prepare_study(self, folder: Path) -> None:
         """Refuse, with a ConfigError, a destination a search in `folder` could not log to."""
         self.prepare(folder)
@@ -175,6 +179,8 @@ class Logger(Callback):
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
             self.say(f"note: {self.name}: {what} failed ({type(e).__name__}: {first}); the rest of this run is "
                      "not logged there. metrics.jsonl in the run folder holds every epoch")
+            with contextlib.suppress(Exception):
+                self.release()
             return None
         finally:
             self.seconds += time.perf_counter() - start
