@@ -206,7 +206,11 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         if as_json:
             echo_json(result)
             return
-        click.echo(f"{result['note']}; feature network {result['feature_network']}, {result['images']} images")
+        accuracy = result.get("feature_network_test_accuracy")
+        click.echo(f"{result['note']}; feature network {result['feature_network']}"
+                   + (f" (test accuracy {accuracy:.1%})" if accuracy is not None else "") + f", {result['images']} images")
+        if "warning" in result:
+            click.echo(f"warning: {result['warning']}", err=True)
         for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
             r = result[key]
             click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.4g} ± {r['kid_std']:.2g}   "

@@ -21,6 +21,11 @@ from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.training.batching import batches
 
 
+NO_DECODER = "not used: a classifier has no decoder"
+DECODER_KEYS = ("dropout_decoder", "decoder_channels", "decoder_kernel", "decoder_stride", "decoder_padding",
+                "decoder_hidden")
+
+
 @dataclass
 class ClassifierConfig(ConvNetConfig):
     head: list[int] = param([60], "hidden layers of the classification head", low=1, high=65536)
@@ -35,6 +40,14 @@ class ClassifierConfig(ConvNetConfig):
     unfreeze_last: int = param(0, "with freeze=all, the number of last encoder weight layers still trained",
                                low=0, high=1000)
     init_from: str = param("", "the run whose encoder weights this model started from (set by zoo finetune)")
+    # A classifier has no decoder: the conv net's decoder keys stay (so every conv model's config.json reads
+    # alike, and runs saved with them load), say so, and are refused when set.
+    dropout_decoder: bool = param(False, NO_DECODER)
+    decoder_channels: list[int] = param([], NO_DECODER, low=1, high=4096)
+    decoder_kernel: list[int] = param([], NO_DECODER, low=1, high=15)
+    decoder_stride: list[int] = param([], NO_DECODER, low=1, high=8)
+    decoder_padding: list[int] = param([], NO_DECODER, low=0, high=16)
+    decoder_hidden: list[int] = param([], NO_DECODER, low=1, high=65536)
 
 
 class Classifier(ZooModel):
@@ -68,6 +81,14 @@ class Classifier(ZooModel):
         self._apply_freeze()
 
     @classmethod
+    def check_data(cls, config, data) -> None:
+        """A new training that sets a decoder key means something else: say so (a run saved with one still loads)."""
+        unused = [k for k in DECODER_KEYS if getattr(config, k)]
+        if unused:
+            raise ConfigError(f"classifier: {', '.join(unused)} set, and a classifier has no decoder",
+                              "Leave the decoder keys out.")
+
+    @classmethod
     def transfer_from(cls, source, *, hidden=(60,), freeze="all", unfreeze_last=0, features="latent"):
         """A classifier on the conv encoder of `source` (a run of any model built on zoo.plugins.conv):
         its encoder's settings and weights, with a new head."""
@@ -75,7 +96,7 @@ class Classifier(ZooModel):
         if not source.can("encode") or not isinstance(encoder, nn.Sequential) or not isinstance(encoder[-1], nn.Linear):
             raise CapabilityError(f"model '{source.name}' has no conv encoder to fine-tune",
                                   "finetune works from runs of models built on zoo.plugins.conv (convae, dae, vae).")
-        own_keys = {f.name for f in fields(cls.Config)}
+        own_keys = {f.name for f in fields(cls.Config)} - set(DECODER_KEYS)
         values = {k: v for k, v in source.record["config"].items() if k in own_keys}
         values.update(head=list(hidden), freeze=freeze, unfreeze_last=unfreeze_last, features=features,
                       encoder_out=encoder[-1].out_features, init_from=source.source)

@@ -75,3 +75,14 @@ def test_fid_shows_its_progress_on_stderr_never_in_json(vae_run, features_run, m
     assert_ok(result)
     assert "fid: " in result.stderr and "step" in result.stderr, result.stderr
     assert json.loads(result.stdout)["samples_vs_test"]["kid_subset_size"] == 150
+
+
+def test_fid_states_the_feature_networks_test_accuracy_and_warns_when_it_is_weak(vae_run, features_run):
+    output = assert_ok(invoke("eval", vae_run, "--fid", "--features", features_run, "--fid-n", "200", "--no-progress"))
+    saved = json.loads((vae_run / "quality.json").read_text())
+    accuracy = saved["feature_network_test_accuracy"]
+    assert 0.0 <= accuracy <= 1.0
+    assert f"(test accuracy {accuracy:.1%})" in output
+    # one epoch on a few hundred digits: far from the 90 % below which the figures are said to mean little
+    assert accuracy < 0.9 and "warning: the feature network classifies only" in output
+    assert "classifies only" in saved["warning"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo import registry
+from zoo.errors import ConfigError
 from zoo.model import ZooModel
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
@@ -66,7 +67,7 @@ def model_info(name: str) -> dict[str, Any]:
     return {
         "name": entry.name, "description": entry.description, "package": entry.package, "version": entry.version,
         "capabilities": cls.capabilities(),
-        "params": describe(cls.Config),
+        "params": describe(cls.Config, getattr(cls, "train_defaults", {})),
         "vectorized_keys": _vectorizable(cls),
         "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),
         "presets": registry.presets(entry.name),
@@ -83,6 +84,11 @@ def _vectorizable(cls: type) -> list[str]:
 
 def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, **config) -> ZooModel:
     """Build an untrained model by name, sized for images of `shape` (C, H, W)."""
+    if not isinstance(name, str):
+        raise ConfigError(f"create: the model is named by a string (zoo.list_models()), not {name!r:.60}")
+    shape = runfiles.check_image_shape(shape)
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 0 <= num_classes <= 100_000:
+        raise ConfigError(f"create: num_classes must be a whole number in 0..100000, not {num_classes!r:.60}")
     cls, model_cfg, _ = resolve_config(name, overrides=config)
     runfiles.check_fits(cls, model_cfg, shape, num_classes, "cpu", copies=1, what="build")
     return cls(model_cfg, shape, num_classes)

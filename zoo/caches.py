@@ -33,6 +33,6 @@ def hf_caches() -> list[Path]:
 def is_managed(folder: str | Path) -> bool:
     """True for folders that zoo or huggingface-hub manage (pulled copies, the HF cache, bundled weights):
     nothing should write into them (outputs, fitted samplers)."""
-    folder = Path(folder).absolute()
-    roots = [zoo_cache(), *hf_caches(), Path(registry.__file__).parent]
-    return any(folder == r.absolute() or r.absolute() in folder.parents for r in roots)
+    folder = Path(folder).absolute().resolve()  # `..` and links resolved: no spelling gets in
+    roots = [Path(r).absolute().resolve() for r in (zoo_cache(), *hf_caches(), Path(registry.__file__).parent)]
+    return any(folder == r or r in folder.parents for r in roots)

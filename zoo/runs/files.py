@@ -65,6 +65,15 @@ def check_run_config(run: Any, where: str) -> dict[str, Any]:
     return run
 
 
+def check_image_shape(shape: Any, what: str = "shape") -> tuple[int, int, int]:
+    """An image shape a user gives (C, H, W) as whole numbers in the ranges config.json allows."""
+    if not (isinstance(shape, (tuple, list)) and len(shape) == 3 and all(type(s) is int for s in shape)
+            and 1 <= shape[0] <= MAX_CHANNELS and all(1 <= s <= MAX_SIDE for s in shape[1:])):
+        raise ConfigError(f"{what} must be (channels, height, width): whole numbers, channels 1..{MAX_CHANNELS} "
+                          f"and sides 1..{MAX_SIDE}; got {shape!r:.80}", "For example shape=(1, 28, 28).")
+    return tuple(shape)
+
+
 def run_shape(run: dict[str, Any]) -> tuple[int, int, int]:
     return tuple(run["data"]["shape"])
 
@@ -222,18 +231,25 @@ def check_weights_fit(spec: dict[str, tuple[tuple[int, ...], torch.dtype]],
 
 # A run's own records: no output of a command may take their place.
 RUN_RECORDS = ("config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "README.md",
-               "eval.json", ".zoo-pushed.json")
+               "eval.json", ".zoo-pushed.json", "loss.png")
 
 
-def check_output(path: str | Path) -> Path:
+def check_output(path: str | Path, own: str | Path | None = None) -> Path:
     """A file a user named for a command's output (--out): refused where writing it would replace a
-    run's own records (its weights, checkpoint, config, metrics, samplers) or a file in zoo's or the
-    Hugging Face Hub's caches or the bundled weights."""
+    run's own records (its weights, checkpoint, config, metrics, training curve, samplers), any existing
+    file of a run other than `own` (the run the command reads), or a file in zoo's or the Hugging Face
+    Hub's caches or the bundled weights. The folder is resolved first (`..`, links), so no spelling of
+    the path gets past these checks."""
     path = Path(path)
-    folder = path.absolute().parent
+    folder = path.absolute().parent.resolve()
+    target = folder / path.name
     is_record = path.name in RUN_RECORDS or (path.name.startswith("sampler-") and path.suffix == ".safetensors")
-    if is_record and (folder / "config.json").is_file():
+    in_run = (folder / "config.json").is_file()
+    if is_record and in_run:
         raise ConfigError(f"--out {path} would replace the run's own {path.name}",
+                          "Write the output elsewhere (another name or folder).")
+    if in_run and target.exists() and (own is None or Path(own).absolute().resolve() != folder):
+        raise ConfigError(f"--out {path} would replace {path.name} of another run ({folder})",
                           "Write the output elsewhere (another name or folder).")
     if is_managed(folder):
         raise ConfigError(f"--out {path} is inside a folder zoo or the Hugging Face Hub manages "
@@ -241,14 +257,16 @@ def check_output(path: str | Path) -> Path:
     return path
 
 
-def picture_output(out: str | Path | None, default: Path, *, tensors: bool = False) -> Path:
+def picture_output(out: str | Path | None, default: Path | None, *, tensors: bool = False,
+                   own: str | Path | None = None) -> Path:
     """Where a command writes its picture: `default`, or the --out the user named, checked like any
-    output (check_output) and refused unless it ends in .png, the format zoo writes (a .jpg or .txt
-    name holding PNG bytes would mislead every later reader). `tensors`: .safetensors is accepted too
-    (zoo generate writes the images themselves there)."""
+    output (check_output; the command's own run is `own`, else the default's folder) and refused unless
+    it ends in .png, the format zoo writes (a .jpg or .txt name holding PNG bytes would mislead every
+    later reader). `tensors`: .safetensors is accepted too (zoo generate writes the images themselves
+    there)."""
     if out is None or out == "":
         return default
-    path = check_output(out)
+    path = check_output(out, own if own is not None else (default.parent if default is not None else None))
     allowed = (".png", ".safetensors") if tensors else (".png",)
     if path.suffix.lower() not in allowed:
         also = " (a picture) or .safetensors (the images as a tensor)" if tensors else ""

@@ -21,6 +21,12 @@ from zoo.runs.config import TrainConfig
 SPLITS = ("train", "val", "test")
 
 
+def _described(value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {list(value.shape)}"
+    return f"a {type(value).__name__}"
+
+
 def training_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = None) -> ImageData:
     """The training settings' data set; for an existing run (its config.json), brought to the shape and
     classes it was trained on (a folder whose images changed size is converted, one whose classes
@@ -65,23 +71,58 @@ class Run:
     def capabilities(self) -> list[str]:
         return self.model.capabilities()
 
+    # What users hand these: images as the data sets hold them (uint8 0..255) or as the model takes
+    # them (float in [0, 1]), one image [C, H, W] or a batch [N, C, H, W]. They run without gradients
+    # (use run.model to train through the model) and refuse what the model cannot do in one message.
+    @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.encode(x)
+        self.require("encode")
+        return self.model.encode(self.images(x))
 
+    @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        return self.model.decode(z)
+        self.require("decode")
+        if not isinstance(z, torch.Tensor) or z.dim() != 2 or not z.is_floating_point():
+            raise ConfigError(f"decode takes latent codes as a float tensor [N, D], got {_described(z)}",
+                              "Encode images with run.encode(x) for codes of the right size.")
+        return self.model.decode(z.to(self.device))
 
+    @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.reconstruct(x)
+        self.require("reconstruct")
+        return self.model.reconstruct(self.images(x))
 
+    @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        self.require("sample")
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"sample takes how many images, a whole number of at least 1, not {n!r:.60}")
         return self.model.sample(n, generator=generator)
 
+    @torch.no_grad()
     def sample_class(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.model.sample_class(labels.to(self.device), generator=generator)
+        self.require("sample_class")
+        return self.model.sample_class(torch.as_tensor(labels).long().to(self.device), generator=generator)
 
+    @torch.no_grad()
     def classify(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model.classify(x)
+        self.require("classify")
+        return self.model.classify(self.images(x))
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """`x` as the model takes it: a float batch [N, C, H, W] in [0, 1] on its device (uint8 images
+        are divided by 255, one image gets a batch of one); a shape the model was not trained on is refused."""
+        if not isinstance(x, torch.Tensor):
+            raise ConfigError(f"images must be a torch tensor, got {_described(x)}",
+                              "For example run.data('test')[0][:8], or zoo.load_images(FOLDER, run.shape, run.device)[0].")
+        if x.dim() == len(self.shape):
+            x = x.unsqueeze(0)
+        if x.dim() != len(self.shape) + 1 or tuple(x.shape[1:]) != tuple(self.shape):
+            raise ConfigError(f"model '{self.name}' takes images of shape {list(self.shape)} "
+                              f"(or a batch [N, {', '.join(map(str, self.shape))}]), got {list(x.shape)}",
+                              "Bring them to the run's size and channels first (zoo.load_images does).")
+        x = x.to(self.device)
+        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
 
     def require(self, capability: str) -> None:
         """Refuse, with what the model can do instead, a task that needs `capability`."""

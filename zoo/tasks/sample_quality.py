@@ -25,6 +25,9 @@ def _feature_model() -> str:
                 "NAME")
 
 
+WEAK_FEATURES = 0.9  # below this test accuracy, a feature network's FID and precision are said to mean little
+
+
 def feature_network_name(dataset: str) -> str:
     return f"features-{dataset}"
 
@@ -76,7 +79,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                           f"{_feature_model()})")
     if tuple(feat.shape) != tuple(run.shape):
         raise ConfigError(f"the feature network '{features}' takes {feat.shape} images, the model makes {run.shape}")
-    data, test_x, _ = run.data("test", data_dir)
+    data, test_x, test_y = run.data("test", data_dir)
     if "test" in data.reused:
         raise ConfigError(f"no sample-quality figure for {data.name}: {data.caveat()}",
                           "FID and KID compare samples with held-out images; add images to the folder.")
@@ -113,6 +116,15 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                   "floor_test_vs_train": quality.compare(f_test, f_train, bar=bar)}
         if conditional:
             result["class_accuracy"] = class_accuracy(feat, samples, wanted, run.classes)
+        if feat.can("classify") and test_y is not None and len(test_y):
+            # The figures are only as good as the features: a poor classifier maps unlike images together.
+            real = test_x[:m].float() / 255.0 if test_x.dtype == torch.uint8 else test_x[:m].float()
+            accuracy = class_accuracy(feat, real, test_y[:m].cpu(), run.classes)["mean"]
+            result["feature_network_test_accuracy"] = accuracy
+            if accuracy < WEAK_FEATURES:
+                result["warning"] = (f"the feature network classifies only {accuracy:.1%} of the test images right: "
+                                     "its features tell the classes apart poorly, so these figures say little "
+                                     "(even noise can score a high precision); train it longer")
     if inception:  # the same samples and images, in Inception's features (minutes on a CPU)
         result["inception"] = inception_mod.inception_quality(samples, test_x[:m], train_x, inception=inception,
                                                               device=run.device, seed=seed)

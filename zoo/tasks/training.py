@@ -95,6 +95,8 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         raise ConfigError(f"--out {out} is a hub location: a run is trained into a folder",
                           f"Train into a folder, then publish it: zoo push RUN {out}")
     run_dir = Path(out) if out else _default_out(model, train_cfg.dataset)
+    if ".." in run_dir.parts:  # runs/x/..: the folder it names, so no check is made on one and a mkdir on another
+        run_dir = run_dir.absolute().resolve()
     if run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder")
     regs = zoo_callbacks.callbacks_for(train_cfg)  # pruning, iterative autoencoding, plugins' (as configured)

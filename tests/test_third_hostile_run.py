@@ -1,0 +1,110 @@
+"""What a third hostile run and a second newcomer found (issues 11 and 12): output paths spelled with
+`..`, outputs over another run's files, the Python API's inputs, and model settings that mean nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+
+import zoo
+from conftest import TINY_SET, assert_clean_error, assert_ok, invoke
+
+
+def digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(Path(folder).iterdir()) if p.is_file()}
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "checkpoint.safetensors", "loss.png"])
+def test_an_out_spelled_with_dotdot_cannot_replace_a_runs_records(run_copy, name):
+    before = digest(run_copy)
+    assert_clean_error(invoke("generate", run_copy, "--sampler", "gaussian", "--n", "2",
+                              "--out", run_copy / "x" / ".." / name), f"would replace the run's own {name}")
+    assert digest(run_copy) == before
+    assert not (run_copy / "x").exists()
+
+
+def test_an_out_spelled_with_dotdot_cannot_write_into_zoos_cache(digits_run, tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    (tmp_path / "cache" / "zoo" / "hub").mkdir(parents=True)
+    out = tmp_path / "cache" / "zoo" / "q" / ".." / "hub" / "x.safetensors"
+    assert_clean_error(invoke("generate", digits_run, "--sampler", "gaussian", "--n", "2", "--out", out),
+                       "inside a folder zoo or the Hugging Face Hub manages")
+    assert not (tmp_path / "cache" / "zoo" / "hub" / "x.safetensors").exists()
+
+
+def test_an_output_may_not_replace_a_file_of_another_run_but_may_replace_its_own(digits_run, tmp_path):
+    other = Path(shutil.copytree(digits_run, tmp_path / "other"))
+    mine = Path(shutil.copytree(digits_run, tmp_path / "mine"))
+    before = digest(other)
+    assert_clean_error(invoke("reconstruct", mine, "--n", "4", "--out", other / "reconstructions.png"),
+                       "would replace reconstructions.png of another run")
+    assert digest(other) == before
+    assert_ok(invoke("reconstruct", mine, "--n", "4", "--out", mine / "reconstructions.png"))
+    assert_ok(invoke("generate", mine, "--sampler", "gaussian", "--n", "4", "--out", mine / "samples.png"))
+    assert_ok(invoke("generate", mine, "--sampler", "gaussian", "--n", "4", "--out", mine / "samples.png"))
+
+
+def test_train_into_a_run_spelled_with_dotdot_is_refused_and_leaves_no_folder(digits_run, tmp_path):
+    run = Path(shutil.copytree(digits_run, tmp_path / "run"))
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", *TINY_SET,
+                              "--out", run / "nd" / ".."), "already holds a run")
+    assert not (run / "nd").exists()
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda: zoo.create(None), "named by a string"),
+    (lambda: zoo.create("convae", shape=(0, 28, 28)), "channels 1.."),
+    (lambda: zoo.create("convae", shape="abc"), "(channels, height, width)"),
+    (lambda: zoo.create("convae", num_classes=-1), "num_classes"),
+])
+def test_create_refuses_what_cannot_build_a_model_in_one_message(call, fragment):
+    with pytest.raises(zoo.ZooError, match=None) as caught:
+        call()
+    assert fragment in str(caught.value)
+
+
+def test_a_runs_methods_take_uint8_or_float_images_one_or_a_batch_without_gradients(digits_run):
+    run = zoo.load(digits_run)
+    images, _ = run.data("test")[1:]
+    x = images[:4]
+    codes = run.encode(x)
+    assert codes.shape[0] == 4 and not codes.requires_grad
+    assert torch.allclose(codes, run.encode(x.float() / 255.0))
+    assert torch.allclose(run.encode(x[0]), codes[:1])
+    assert run.reconstruct(x).shape == (4, *run.shape)
+    assert run.decode(codes).shape == (4, *run.shape)
+
+
+@pytest.mark.parametrize("call, fragment", [
+    (lambda run: run.encode(torch.zeros(2, 3, 28, 28)), "takes images of shape [1, 28, 28]"),
+    (lambda run: run.encode([[0.0]]), "must be a torch tensor"),
+    (lambda run: run.decode(torch.zeros(3)), "decode takes latent codes as a float tensor [N, D]"),
+    (lambda run: run.sample(4), "cannot sample"),
+])
+def test_a_runs_methods_refuse_wrong_inputs_and_missing_abilities_in_one_message(digits_run, call, fragment):
+    with pytest.raises(zoo.ZooError) as caught:
+        call(zoo.load(digits_run))
+    assert fragment in str(caught.value)
+
+
+def test_a_gan_asked_to_encode_says_what_it_can_do():
+    with pytest.raises(zoo.ZooError, match="cannot encode") as caught:
+        zoo.load("gan-mnist").encode(torch.zeros(1, 1, 28, 28))
+    assert "sample" in caught.value.hint
+
+
+def test_zoo_info_of_a_model_shows_the_defaults_new_trainings_use():
+    params = {p["name"]: p["default"] for p in zoo.model_info("gan")["params"]}
+    assert params["clusters"] == 50 and params["ema"] == 0.999
+
+
+def test_a_classifier_says_its_decoder_keys_do_nothing_and_refuses_them_when_set(tmp_path):
+    info = {p["name"]: p["help"] for p in zoo.model_info("classifier")["params"]}
+    assert info["decoder_hidden"] == "not used: a classifier has no decoder"
+    assert_clean_error(invoke("train", "classifier", "--dataset", "digits", "--epochs", "1", *TINY_SET,
+                              "--set", "decoder_hidden=4", "--out", tmp_path / "c"), "a classifier has no decoder")
+    assert not (tmp_path / "c").exists()
