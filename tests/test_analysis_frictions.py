@@ -230,12 +230,17 @@ def test_denoise_writes_each_denoised_image_under_its_name(dae, tmp_path):
     assert {str(p.relative_to(mine)): p.read_bytes() for p in mine.rglob("*") if p.is_file()} == before
 
 
-def test_denoise_files_go_beside_the_default_picture(dae, tmp_path):
+def test_denoise_files_go_beside_the_default_picture_named_after_the_input(dae, tmp_path):
     (tmp_path / "pics").mkdir()
     Image.new("L", (28, 28), 30).save(tmp_path / "pics" / "one.png")
     out = assert_ok(invoke("denoise", dae, "--input", tmp_path / "pics" / "one.png", "--noise", "gaussian:0.5"))
-    assert f"to {dae / 'denoised_files'}/" in out and "wrote 1 denoised image " in out
-    assert is_png(dae / "denoised.png") and is_png(dae / "denoised_files" / "one.png")
+    assert f"to {dae / 'denoised-one_files'}/" in out and "wrote 1 denoised image " in out
+    assert is_png(dae / "denoised-one.png") and is_png(dae / "denoised-one_files" / "one.png")
+    out = assert_ok(invoke("denoise", dae, "--input", tmp_path / "pics"))
+    assert is_png(dae / "denoised-pics.png") and is_png(dae / "denoised-pics_files" / "one.png")
+    picture = (dae / "denoised-pics.png").read_bytes()
+    assert_ok(invoke("denoise", dae, "--n", "4"))  # the test set's picture leaves the user's images' alone
+    assert is_png(dae / "denoised.png") and (dae / "denoised-pics.png").read_bytes() == picture
 
 
 def test_denoise_picture_named_like_the_input_folder_keeps_its_files_apart(dae, tmp_path):

@@ -200,6 +200,6 @@ def test_the_files_the_readme_names_are_written(readme_run):
     for name in NAMED_OUTPUTS:
         assert name in readme, f"{name} is no longer named in the README: update NAMED_OUTPUTS"
         assert is_png(work / name) or (name.endswith(".json") and (work / name).is_file()), name
-    denoised = sorted(p.name for p in (work / "runs" / "dae" / "denoised_files").iterdir())
+    denoised = sorted(p.name for p in (work / "runs" / "dae" / "denoised-my_images_files").iterdir())
     assert denoised == sorted(p.name for p in (work / "my_images").iterdir()) and len(denoised) == 8
     assert (work / "runs" / "best" / "model.safetensors").is_file()  # retrained from best.toml

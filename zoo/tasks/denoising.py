@@ -61,8 +61,9 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     With `input` (an image file or a folder of them, searched recursively), a user's own images instead:
     every one is denoised (noised first with `noise`, if given) and written as a PNG at the model's image
     size, under its own name with .png (and its subfolder), into the picture's folder of files: its name
-    without .png plus _files (RUN/denoised_files/ beside RUN/denoised.png; a browser's "page.html" and
-    "page_files/"), so that a picture named like the input folder keeps apart from it. The picture shows
+    without .png plus _files (RUN/denoised-INPUT_files/ beside RUN/denoised-INPUT.png, INPUT the input
+    folder's name or the file's stem; a browser's "page.html" and "page_files/"), so that a picture named
+    like the input folder keeps apart from it. The picture shows
     the first `n`. The files' folder may not be the input folder or inside it (a later run would read the
     outputs as inputs); `log` says where the files went."""
     check_seed(seed)
@@ -71,7 +72,10 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     if n < 1:
         raise ConfigError("--n must be at least 1")
     gen = torch.Generator(device=run.device).manual_seed(seed)
-    out = runfiles.picture_output(out, run.output_dir / "denoised.png")
+    # A user's images get a picture named after them: a later denoising of the test set (denoised.png)
+    # does not replace it, nor leave it beside files of another input.
+    default = "denoised.png" if input is None else f"denoised-{input_label(Path(input))}.png"
+    out = runfiles.picture_output(out, run.output_dir / default)
     if input is None:
         chosen = corruption(run, noise)
         _, xs, _ = run.data(split, data_dir)
@@ -117,6 +121,11 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
         f"to {folder}/, named as the inputs")
     shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"
     return plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised")
+
+
+def input_label(root: Path) -> str:
+    """What a user's images are called in the names of their outputs: the folder's name, or the file's stem."""
+    return (root.resolve().name if root.is_dir() else root.stem) or "input"
 
 
 @torch.no_grad()
