@@ -7,6 +7,12 @@ metrics.jsonl as artifacts (never a pickled model). The tracking URI is `--set m
 $MLFLOW_TRACKING_URI, else MLflow's default. RUN/mlflow.json says which MLflow run it is, so
 `--resume` goes on in that same run.
 
+Credentials never go into the run folder: config.json and the model card are published with the run,
+so a mlflow_uri carrying a user name or password is refused (MLflow reads them from
+$MLFLOW_TRACKING_USERNAME / $MLFLOW_TRACKING_PASSWORD or $MLFLOW_TRACKING_TOKEN, and a database URI's
+from $MLFLOW_TRACKING_URI, which is never stored); every message and RUN/mlflow.json shows a URI with
+its credentials replaced by ***.
+
 A server that cannot be reached never stops training: the message says that the run is not logged
 there, and the run folder holds everything.
 """
@@ -24,7 +30,8 @@ from typing import Any
 from zoo.errors import ConfigError
 from zoo.hooks import hookimpl
 from zoo.runs import checkpoint as ckpt
-from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
+from zoo.tracking.logger import (Logger, RunView, StudyView, check_writable, final_metrics, flat_params, redact,
+                                 scalars)
 
 RUN_FILE = "mlflow.json"  # in a run or study folder: the tracking URI and the MLflow run it is logged to
 ARTIFACTS = (ckpt.WEIGHTS, ckpt.CONFIG, "README.md", ckpt.METRICS, "loss.png")
@@ -33,6 +40,7 @@ MAX_TRIALS = 50_000  # child runs read back per search (MLflow's page limit)
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 PROBE_SECONDS = 5.0
 BATCH = 100  # params per log_batch call (MLflow's limit)
+ARTIFACT_FOLDER = "mlartifacts"  # beside a SQLite store's database: the artifacts of the experiments zoo creates
 
 
 class Unreachable(Exception):
@@ -49,18 +57,50 @@ def tracking_uri(configured: str) -> str:
 KNOWN_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks", "uc")
 
 
-def check_uri(uri: str) -> None:
-    """Refuse, before anything is trained, a URI no MLflow store answers to (a typo such as htp://)."""
+def check_uri(uri: str, configured: bool = True) -> None:
+    """Refuse, before anything is trained, a URI no MLflow store answers to (a typo such as htp://), and
+    a configured one (`configured`: from mlflow_uri, stored in config.json) that carries credentials."""
     parsed = urllib.parse.urlparse(uri)
     scheme = parsed.scheme.split("+")[0].lower()  # postgresql+psycopg2://
     if len(scheme) == 1:  # a Windows drive letter: a plain path
         return
     if scheme and scheme not in KNOWN_SCHEMES:
-        raise ConfigError(f"mlflow_uri {uri!r}: MLflow has no tracking store for '{parsed.scheme}:'",
-                          "Use http(s)://HOST:PORT for a server, or file:PATH, sqlite:///FILE.db or a folder "
-                          "for a local store: --set mlflow_uri=...")
+        raise ConfigError(f"mlflow_uri {redact(uri)!r}: MLflow has no tracking store for '{parsed.scheme}:'",
+                          "Use http(s)://HOST:PORT for a server, or sqlite:///PATH/mlflow.db for a local store: "
+                          "--set mlflow_uri=...")
     if scheme in ("http", "https") and not parsed.netloc:
-        raise ConfigError(f"mlflow_uri {uri!r} names no server", "Write it as http://HOST:PORT.")
+        raise ConfigError(f"mlflow_uri {redact(uri)!r} names no server", "Write it as http://HOST:PORT.")
+    if configured and "@" in parsed.netloc:
+        raise ConfigError(f"mlflow_uri {redact(uri)!r} carries a user name or password, which config.json and the "
+                          "model card would keep and `zoo push` would publish",
+                          ("Give the URI without them and pass the credentials the way MLflow reads them: "
+                           "$MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD, or $MLFLOW_TRACKING_TOKEN."
+                           if scheme in ("http", "https") else
+                           "Pass a database URI with its password in $MLFLOW_TRACKING_URI instead (never stored), "
+                           "and leave mlflow_uri unset."))
+
+
+def check_file_store(uri: str, source: str) -> None:
+    """Refuse, before anything is trained, a file store (file:PATH or a folder) when the installed MLflow
+    refuses to open one: MLflow 3 put it in maintenance mode, and from 3.13 opens it only with
+    MLFLOW_ALLOW_FILE_STORE=true (MLflow 2 opens it)."""
+    try:
+        from mlflow import environment_variables as mlflow_env
+    except ImportError:  # an MLflow 2 older than its environment_variables module: it opens file stores
+        return
+    allowed = getattr(mlflow_env, "MLFLOW_ALLOW_FILE_STORE", None)  # MLflow >= 3.13
+    if allowed is None or allowed.get() or not is_file_store(uri):
+        return
+    raise ConfigError(f"{source} {redact(uri)!r} is a file store, which MLflow no longer opens (its filesystem "
+                      "backend is in maintenance mode)",
+                      "Use a SQLite store instead: --set mlflow_uri=sqlite:///PATH/mlflow.db (`mlflow "
+                      "migrate-filestore` copies an existing one into it), or set MLFLOW_ALLOW_FILE_STORE=true "
+                      "to keep MLflow's file store.")
+
+
+def is_file_store(uri: str) -> bool:
+    scheme = urllib.parse.urlparse(uri).scheme
+    return scheme == "file" or len(scheme) <= 1 and not uri.startswith("databricks")  # a path, C:\...
 
 
 def local_store(uri: str) -> Path | None:
@@ -75,18 +115,24 @@ def local_store(uri: str) -> Path | None:
     return None
 
 
+def without_userinfo(uri: str) -> str:
+    """The URI without user name and password (urllib would read them as part of the host name)."""
+    parsed = urllib.parse.urlparse(uri)
+    return urllib.parse.urlunparse(parsed._replace(netloc=parsed.netloc.rpartition("@")[2]))
+
+
 def probe(uri: str) -> None:
     """Fail fast, before any MLflow call retries for minutes, when an HTTP tracking server is down."""
     if not uri.startswith(("http://", "https://")):
         return
     try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=PROBE_SECONDS):
+        with urllib.request.urlopen(without_userinfo(uri).rstrip("/") + "/health", timeout=PROBE_SECONDS):
             pass
     except urllib.error.HTTPError:
         return  # it answered: a server without /health, or behind a proxy
     except (OSError, ValueError) as e:
         reason = getattr(e, "reason", e)
-        raise Unreachable(f"cannot reach the MLflow server at {uri} ({reason})") from None
+        raise Unreachable(f"cannot reach the MLflow server at {redact(uri)} ({reason})") from None
 
 
 def client_for(uri: str):
@@ -101,8 +147,15 @@ def client_for(uri: str):
 
 
 def experiment_id(client, name: str) -> str:
+    """The experiment `name`, created when missing; in a SQLite store, with its artifacts beside the
+    database (MLflow's default would be ./mlruns in whatever folder zoo runs in)."""
     found = client.get_experiment_by_name(name)
-    return found.experiment_id if found is not None else client.create_experiment(name)
+    if found is not None:
+        return found.experiment_id
+    uri = client.tracking_uri
+    local = local_store(uri) if uri.startswith("sqlite:") else None
+    location = (local / ARTIFACT_FOLDER).absolute().as_uri() if local is not None else None
+    return client.create_experiment(name, artifact_location=location)
 
 
 def log_params(client, run_id: str, params: dict[str, Any]) -> None:
@@ -126,6 +179,7 @@ class MLflow(Logger):
                    "(--set mlflow_uri=... or $MLFLOW_TRACKING_URI)")
     requires = "mlflow"
     install = "zoo[mlflow]"
+    run_files = (RUN_FILE,)  # --overwrite removes it: the new run is a new MLflow run, not the old one's
 
     def __init__(self, train, say):
         super().__init__(train, say)
@@ -135,9 +189,14 @@ class MLflow(Logger):
         self.logged_trials: set[str] | None = None  # a search's trials already children of its parent run
 
     def prepare(self, folder: Path) -> None:
-        """A tracking store in local files (file:, sqlite:, a plain path) must be writable."""
+        """Refused before the run folder exists: a URI no store answers to, a mlflow_uri with credentials
+        (config.json is published), a file store the installed MLflow no longer opens, and a local store
+        (file:, sqlite:, a plain path) that cannot be written."""
         uri = tracking_uri(self.train.mlflow_uri)
-        check_uri(uri)
+        check_uri(uri, configured=bool(self.train.mlflow_uri))
+        source = ("mlflow_uri" if self.train.mlflow_uri else "$MLFLOW_TRACKING_URI"
+                  if os.environ.get("MLFLOW_TRACKING_URI") else "MLflow's default tracking URI")
+        check_file_store(uri, source)
         local = local_store(uri)
         if local is not None:
             check_writable(local, "the MLflow tracking store", "--set mlflow_uri=...")
@@ -160,20 +219,23 @@ class MLflow(Logger):
         self.client = client_for(uri)
         known = folder / RUN_FILE
         saved = ckpt.read_json(known) if resumed and known.is_file() else {}
-        if saved.get("tracking_uri") == uri and self.goes_on(saved.get("run_id", "")):
+        # Only the redacted URI is stored (no password is written); compared redacted, the same store is equal.
+        if redact(saved.get("tracking_uri", "")) == redact(uri) and self.goes_on(saved.get("run_id", "")):
             self.run_id = saved["run_id"]
             return False
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "zoo"
-        self.run_id = self.client.create_run(experiment_id(self.client, experiment), run_name=name,
-                                             tags=tags).info.run_id
+        found = experiment_id(self.client, experiment)
+        self.run_id = self.client.create_run(found, run_name=name, tags=tags).info.run_id
         log_params(self.client, self.run_id, params)
-        ckpt.write_json(known, {"tracking_uri": uri, "run_id": self.run_id, "experiment": experiment})
-        self.say(f"mlflow: logging to run {self.run_id} in experiment '{experiment}' at {uri}")
+        ckpt.write_json(known, {"tracking_uri": redact(uri), "run_id": self.run_id, "experiment": experiment})
+        artifacts = self.client.get_experiment(found).artifact_location
+        self.say(f"mlflow: logging to run {self.run_id} in experiment '{experiment}' at {redact(uri)}, "
+                 f"artifacts in {redact(artifacts)}")
         return True
 
     def where(self) -> str:
         """The run's page on a tracking server (its id elsewhere)."""
-        uri = self.client.tracking_uri
+        uri = redact(self.client.tracking_uri)
         if not uri.startswith(("http://", "https://")):
             return f"run {self.run_id} in {uri} (to see it: mlflow ui --backend-store-uri {uri})"
         info = self.client.get_run(self.run_id).info

@@ -67,6 +67,7 @@ class TensorBoard(Logger):
                    "as hparams; `tensorboard --logdir runs`")
     requires = "tensorboard"
     install = "zoo[tensorboard]"
+    run_files = ("tensorboard",)  # RUN/tensorboard: --overwrite removes the old run's events with it
 
     def __init__(self, train, say):
         super().__init__(train, say)

@@ -37,6 +37,14 @@ class RowLog(Logger):
             fh.write(f"{len(study.trials)} {study.finished} {[t.number for t in study.trials]}\\n")
 
 
+class Noisy(Logger):
+    name = "noisy"
+    description = "fails with a long message that names a URI with credentials"
+
+    def open(self, run):
+        raise RuntimeError("could not log to https://bob:hunter2@tracking.example/api: " + "word " * 100 + "END")
+
+
 class Flaky(Logger):
     name = "flaky"
     description = "fails at epoch 2"
@@ -65,7 +73,7 @@ class Missing(Logger):
 
 @zoo.hookimpl
 def zoo_loggers():
-    return [RowLog, Flaky, Missing]
+    return [RowLog, Flaky, Noisy, Missing]
 '''
 
 
@@ -114,6 +122,14 @@ def test_a_failing_logger_never_stops_training_is_released_and_says_what_was_not
     assert (run / "model.safetensors").is_file()
     assert (run / "flaky-released.txt").is_file()  # what it held is let go at the failure
     assert not (run / "flaky-closed.txt").exists()  # and nothing more is written through it
+
+
+def test_a_failure_note_hides_credentials_in_uris_and_is_cut_at_a_word_not_mid_word(rowlog_installed, tmp_path):
+    out = assert_ok(train("--epochs", "1", "--log", "noisy", "--out", tmp_path / "run"))
+    note = next(line for line in out.splitlines() if line.startswith("note: noisy:"))
+    assert "https://***@tracking.example/api" in note and "hunter2" not in note and "bob" not in note
+    assert "END" not in note and "word ...);" in note  # shortened, at a word's end
+    assert "the rest of this run is not logged there" in note
 
 
 def test_a_logger_whose_package_is_missing_says_what_to_install(rowlog_installed, tmp_path):

@@ -17,6 +17,7 @@ from conftest import TINY_SET, tiny_space, assert_clean_error, assert_ok, invoke
 
 pytest.importorskip("mlflow", reason='the mlflow extra is not installed (pip install "zoo[mlflow]")')
 
+from mlflow import environment_variables as mlflow_env  # noqa: E402
 from mlflow.tracking import MlflowClient  # noqa: E402
 
 
@@ -190,3 +191,82 @@ def test_a_local_sqlite_store_holds_the_run_without_a_server(tmp_path):
     run = client.get_run(mlflow_run(folder))
     assert run.info.status == "FINISHED"
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]
+
+
+SECRET = "s3cretTOKEN"
+
+
+@pytest.mark.parametrize("uri, hint", [
+    (f"http://alice:{SECRET}@127.0.0.1:5000", "MLFLOW_TRACKING_USERNAME and $MLFLOW_TRACKING_PASSWORD"),
+    (f"postgresql://alice:{SECRET}@db.example/mlflow", "$MLFLOW_TRACKING_URI instead (never stored)")])
+def test_a_mlflow_uri_with_credentials_is_refused_before_the_run_folder_exists_and_not_echoed(tmp_path, uri, hint):
+    out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "mlflow",
+                                    "--set", f"mlflow_uri={uri}", "--out", tmp_path / "r"),
+                             "carries a user name or password", hint)
+    assert SECRET not in out and "alice" not in out
+    assert not (tmp_path / "r").exists()
+
+
+def test_credentials_in_the_environments_tracking_uri_reach_no_run_file_and_no_message(server, tmp_path, monkeypatch):
+    # The test server takes any credentials: the run is logged with them, and they are shown nowhere.
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", server.replace("http://", f"http://alice:{SECRET}@"))
+    folder = tmp_path / "ae"
+    out = train("--epochs", "1", "--log", "mlflow", "--out", folder)
+    assert "mlflow: logging to run" in out and "http://***@127.0.0.1" in out
+    assert SECRET not in out
+    for path in folder.rglob("*"):
+        assert not path.is_file() or SECRET.encode() not in path.read_bytes(), path
+    saved = json.loads((folder / "mlflow.json").read_text())
+    assert saved["tracking_uri"] == server.replace("http://", "http://***@")
+    assert MlflowClient(server).get_run(saved["run_id"]).info.status == "FINISHED"
+    # Resumed: the stored (redacted) URI names the same store, so the same MLflow run goes on.
+    assert SECRET not in assert_ok(invoke("train", "--resume", folder, "--epochs", "2", "--no-progress"))
+    assert json.loads((folder / "mlflow.json").read_text())["run_id"] == saved["run_id"]
+
+
+def test_an_unreachable_server_with_credentials_in_the_environment_is_named_without_them(tmp_path, monkeypatch):
+    dead = f"127.0.0.1:{free_port()}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://alice:{SECRET}@{dead}")
+    out = train("--epochs", "1", "--log", "mlflow", "--out", tmp_path / "ae")
+    assert f"cannot reach the MLflow server at http://***@{dead} (" in out
+    assert "Name or service not known" not in out  # the host is the literal address, not alice:...@address
+    assert SECRET not in out
+
+
+@pytest.mark.skipif(not hasattr(mlflow_env, "MLFLOW_ALLOW_FILE_STORE"), reason="this MLflow still opens file stores")
+@pytest.mark.parametrize("form", ["folder", "file:"])
+def test_a_file_store_the_installed_mlflow_refuses_is_refused_before_the_run_folder_exists(tmp_path, monkeypatch,
+                                                                                           form):
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    store = tmp_path / "mlstore"
+    uri = str(store) if form == "folder" else store.as_uri()
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "mlflow",
+                              "--set", f"mlflow_uri={uri}", "--out", tmp_path / "r"),
+                       "is a file store", "sqlite:///PATH/mlflow.db", "MLFLOW_ALLOW_FILE_STORE=true")
+    assert not (tmp_path / "r").exists() and not store.exists()
+
+
+def test_a_sqlite_store_keeps_the_artifacts_of_the_experiment_zoo_creates_beside_its_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "beside")
+    db = tmp_path / "store" / "mlflow.db"
+    out = train("--epochs", "1", "--log", "mlflow", "--set", f"mlflow_uri=sqlite:///{db}", "--out", tmp_path / "ae")
+    artifacts = tmp_path / "store" / "mlartifacts"
+    assert f"artifacts in {artifacts.as_uri()}" in out
+    run_id = mlflow_run(tmp_path / "ae")
+    assert (artifacts / run_id / "artifacts" / "model.safetensors").is_file()
+    assert not (tmp_path / "mlruns").exists()  # not MLflow's default, in whatever folder zoo ran in
+
+
+def test_overwrite_removes_the_old_runs_mlflow_json_so_the_new_run_is_a_new_mlflow_run(tmp_path):
+    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    folder = tmp_path / "ae"
+    train("--epochs", "1", "--log", "mlflow", "--set", f"mlflow_uri={store}", "--out", folder)
+    old = mlflow_run(folder)
+    train("--epochs", "1", "--out", folder, "--overwrite")
+    assert not (folder / "mlflow.json").exists()
+    train("--epochs", "1", "--log", "mlflow", "--set", f"mlflow_uri={store}", "--out", folder, "--overwrite")
+    assert mlflow_run(folder) != old
+    client = MlflowClient(store)
+    assert [m.step for m in client.get_metric_history(mlflow_run(folder), "val_loss")] == [1]
+    assert client.get_run(old).info.status == "FINISHED"  # the old MLflow run stays as it was

@@ -146,6 +146,16 @@ def test_a_new_run_hides_the_events_an_old_run_of_the_same_name_left(tmp_path):
     assert steps(events(shared / "run"), "loss/val") == [1, 2]  # epoch 3 of the old run purged
 
 
+def test_overwrite_removes_the_old_runs_event_folder_also_when_the_new_run_does_not_log(tmp_path):
+    run = tmp_path / "runs" / "watched"
+    train("--epochs", "2", "--log", "tensorboard", "--out", run)
+    assert steps(events(run / "tensorboard"), "loss/val") == [1, 2]
+    out = train("--epochs", "1", "--out", run, "--overwrite")
+    assert not (run / "tensorboard").exists()  # `tensorboard --logdir runs` shows no replaced run's curves
+    assert "kept" not in out  # nothing of the old run is left behind
+    assert [r["epoch"] for r in read_metrics(run)] == [1]
+
+
 def test_a_tensorboard_dir_gathers_each_run_under_its_folder_name(tmp_path):
     shared = tmp_path / "all-runs"
     for name in ("a", "b"):

@@ -14,6 +14,7 @@ from zoo.errors import RunError, storage_error
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.loading import read_run
 from zoo.runs.lock import lock_run
+from zoo.tracking import logger_run_files
 
 # What a new run writes into its folder: a folder already holding any of these is not trained into.
 RUN_OUTPUTS = (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS, ckpt.CARD, ckpt.EVAL, "loss.png",
@@ -30,13 +31,19 @@ def refuse_existing_run(run_dir: Path, overwrite: bool = False) -> None:
 
 def remove_old_run(run_dir: Path, log) -> None:
     """--overwrite: remove what a training wrote into `run_dir` (config.json first, so that from the
-    first deletion on the folder is no longer a run), its fitted samplers and progress grids. Other
-    files are kept and named."""
+    first deletion on the folder is no longer a run), its fitted samplers and progress grids, and what
+    the installed loggers wrote there (RUN/tensorboard, RUN/mlflow.json: the new run must not show or
+    continue the old one's logs). Other files are kept and named."""
     read_run(run_dir)  # a zoo run, readable: --overwrite replaces runs, not whatever holds a config.json
     (run_dir / ckpt.CONFIG).unlink()
     for path in [*(run_dir / n for n in RUN_OUTPUTS), *run_dir.glob("sampler-*.safetensors")]:
         path.unlink(missing_ok=True)
     shutil.rmtree(run_dir / "progress", ignore_errors=True)
+    for path in (run_dir / n for n in logger_run_files()):
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path, ignore_errors=True)  # what is left is named below, as kept
+        else:
+            path.unlink(missing_ok=True)
     kept = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
     log(f"--overwrite: removed the run in {run_dir}" + (f"; kept {', '.join(kept[:6])}" if kept else ""))
 

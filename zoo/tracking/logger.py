@@ -26,6 +26,7 @@ import contextlib
 import difflib
 import importlib
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 JSONL = "jsonl"  # metrics.jsonl: always written, by the engine; named so `--log jsonl` is accepted
 PREVIEW_IMAGES = 16  # test images in a logged preview, as in the run folder's pictures
+NOTE_CHARS = 300  # at most this much of a failure's message in the note that says it
+USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")  # scheme://USER:PASSWORD@ in a URI
 
 
 @dataclass
@@ -88,6 +91,20 @@ class StudyView:
     finished: bool = False          # the search has ended and written its outputs (else trials are running)
 
 
+def redact(text: str) -> str:
+    """`text` with the user name and password of every URI in it (scheme://USER:PASSWORD@host) replaced
+    by ***: a tracking URI may carry credentials, and messages and run files must never show them."""
+    return USERINFO.sub(r"\1***@", text)
+
+
+def shortened(text: str, limit: int = NOTE_CHARS) -> str:
+    """`text` cut to about `limit` characters at a word's end, with an ellipsis (never mid-word)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit + 1].rsplit(" ", 1)[0] if " " in text[:limit + 1] else text[:limit]
+    return cut.rstrip(" ,;:") + " ..."
+
+
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
     """A run's hyperparameters as one flat dict of scalars (model name, model and training keys by the
     names `--set` takes; lists as text), as tracking tools take them."""
@@ -120,6 +137,9 @@ class Logger(Callback):
 
     requires: ClassVar[str] = ""   # a module to import, e.g. "tensorboard"
     install: ClassVar[str] = ""    # what to pip install for it, e.g. 'zoo[tensorboard]'
+    # What it writes into a run folder (names relative to it: files or folders), so that `--overwrite`
+    # removes them with the run it replaces: a new run never shows, or continues, the old one's logs.
+    run_files: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, train: "TrainConfig", say: Callable[[str], None]):
         self.train = train
@@ -176,7 +196,7 @@ class Logger(Callback):
             return fn(*args)
         except Exception as e:  # noqa: BLE001 - a tracking tool's failure must never stop training
             self.failed = True
-            first = (str(e).strip().splitlines() or [type(e).__name__])[0][:300]
+            first = shortened(redact((str(e).strip().splitlines() or [type(e).__name__])[0]))
             self.say(f"note: {self.name}: {what} failed ({type(e).__name__}: {first}); the rest of this run is "
                      "not logged there. metrics.jsonl in the run folder holds every epoch")
             with contextlib.suppress(Exception):
@@ -262,6 +282,18 @@ def preview_rows(trainer: "Trainer") -> list[tuple[str, torch.Tensor]]:
 def installed() -> dict[str, type[Logger]]:
     """Every logger class the installed plugins provide, by name."""
     return {name: e.cls for name, e in load_registry().loggers.items()}
+
+
+def logger_run_files() -> list[str]:
+    """What the installed loggers write into a run folder (their `run_files`), each once: `--overwrite`
+    removes these with the old run. Only plain relative names count (never an absolute path or ..)."""
+    names: list[str] = []
+    for cls in installed().values():
+        for name in cls.run_files:
+            path = Path(name)
+            if name and not path.is_absolute() and ".." not in path.parts and name not in names:
+                names.append(name)
+    return names
 
 
 def logger_names(value: Any) -> list[str]:
