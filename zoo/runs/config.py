@@ -87,7 +87,8 @@ class TrainConfig:
                                "(`zoo list`); metrics.jsonl is always written")
     tensorboard_dir: str = param("", "TensorBoard event files go to RUN/tensorboard; with a folder here, to "
                                  "FOLDER/RUN-NAME instead (one --logdir for many runs)")
-    mlflow_uri: str = param("", "MLflow tracking URI (else $MLFLOW_TRACKING_URI, else MLflow's default, sqlite:///mlflow.db in the working folder)")
+    mlflow_uri: str = param("", "MLflow tracking URI (else $MLFLOW_TRACKING_URI, else MLflow's default, "
+                                "sqlite:///mlflow.db in the working folder)")
 
 
 def fields_of(cls) -> list[dataclasses.Field]:
