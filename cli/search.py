@@ -29,7 +29,8 @@ def _fmt(v) -> str:
                    "pruning only once max(5, trials/10) trials are complete, after a trial's first "
                    "max(2, epochs/3) epochs). median: Optuna's defaults. No pruner stops a trial at its last "
                    "epoch.")
-@click.option("--study", default=None, help="Study name (default MODEL-SPACE); rerun with it to resume.")
+@click.option("--study", default=None, help="Study name (default MODEL-SPACE); rerun with it to resume (with the data set, epochs, "
+                   "objective and space it began with: another is refused).")
 @click.option("--storage", default=None,
               help="Optuna storage URL shared by workers (default: a journal file in the study folder).")
 @click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes.")

@@ -375,7 +375,7 @@ def test_example_spaces_reproduce_the_reports():
         assert v["channels"] == [n, 2 * n, 3 * n] and v["decoder_channels"] == [2 * n, n]
         resolve_config("convae", preset=s000.search["preset"], config=s000.fixed, overrides={
             k: x for k, x in v.items() if k != "n_channels"})
-    assert (s001.search["strategy"], s001.search["pruner"], s001.search["trials"]) == ("tpe", "median", 40)
+    assert (s001.search["strategy"], s001.search["pruner"], s001.search["trials"]) == ("tpe", "auto", 40)
     assert {p.name for p in s001.params} == {"optimizer", "lr", "weight_decay", "hidden", "latent_dim"}
     assert (s002.search["cv"], s002.objective["time_penalty"], s002.objective["latent_penalty"]) == (5, 1e-5, 1e-2)
     built = 0

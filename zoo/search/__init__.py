@@ -7,6 +7,10 @@ over folds) plus optional penalties, λ × training minutes and μ × latent siz
 cannot be built (the plugin raises ConfigError) or diverges is pruned with its reason. The default pruner
 (`auto`) is sized from the search, and prunes nothing in a search too small for it (zoo.search.study).
 
+A resumed study must be the same search (zoo.search.resume): the study records its model, data set,
+epochs, objective, folds, fixed keys and space, and a resume that differs is refused before anything is
+written. The outputs are made from one snapshot of the trials and put in place together (zoo.search.outputs).
+
 The study lives in a storage: by default Optuna's journal file in the study folder (safe for several
 processes on one disk, and on a shared disk across machines), or any Optuna storage URL (SQLite,
 PostgreSQL, MySQL). `--workers N` starts N local worker processes on the same storage; several

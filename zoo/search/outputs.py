@@ -3,20 +3,28 @@ and the summary."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import math
+import os
+import shutil
+import signal
+import threading
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 from zoo.analysis.plots import save_figure
 from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import to_toml
-from zoo.search.settings import Settings
+from zoo.search.settings import STUDY_OUTPUTS, Settings
 from zoo.search.space import Space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
+
+
+STAGE = ".outputs.partial"  # the staging folder of a set of outputs (`_staged`)
 
 
 def _state(t) -> str:
@@ -25,24 +33,73 @@ def _state(t) -> str:
 
 def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None] = to_stdout,
                   seconds: float | None = None) -> dict[str, Any]:
-    """trials.csv, best.toml, history.png, importance.png and summary.json in the study folder."""
+    """trials.csv, best.toml, history.png, importance.png and summary.json in the study folder, made from
+    one snapshot of the study's trials and put in place together (`_staged`): a Ctrl-C or a kill while
+    they are made leaves the previous set whole, so the files never disagree about the best trial."""
     from optuna.trial import TrialState
-
 
     study, _, _ = open_study(settings, space)
     study_dir = Path(settings.study_dir)
-    trials = study.get_trials(deepcopy=False)
-    written = [write_csv(trials, study_dir / "trials.csv")]
-    complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
-    best = min(complete, key=lambda t: t.value) if complete else None
-    if best is not None and "config" in best.user_attrs:
-        written.append(write_best(settings, best, study_dir / "best.toml", total=len(trials)))
-    for name, plot in (("history.png", plot_history), ("importance.png", plot_importance)):
-        try:
-            if plot(study, trials, study_dir / name):
-                written.append(study_dir / name)
-        except Exception as e:  # noqa: BLE001 - a missing plot must not lose the study's results
-            log(f"note: no {name} ({type(e).__name__}: {e})")
+    trials = study.get_trials(deepcopy=True)  # the one snapshot every output is made from
+    with _staged(study_dir) as stage:
+        made = [write_csv(trials, stage / "trials.csv")]
+        complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        best = min(complete, key=lambda t: t.value) if complete else None
+        if best is not None and "config" in best.user_attrs:
+            made.append(write_best(settings, best, stage / "best.toml", total=len(trials),
+                                   final=study_dir / "best.toml"))
+        for name, plot in (("history.png", plot_history), ("importance.png", plot_importance)):
+            try:
+                if plot(study.study_name, trials, stage / name):
+                    made.append(stage / name)
+            except Exception as e:  # noqa: BLE001 - a missing plot must not lose the study's results
+                log(f"note: no {name} ({type(e).__name__}: {e})")
+        summary = _summary(settings, space, trials, best, seconds)
+        summary["written"] = [str(study_dir / p.name) for p in made] + [str(study_dir / "summary.json")]
+        ckpt.write_json(stage / "summary.json", summary)
+    return summary
+
+
+@contextlib.contextmanager
+def _staged(study_dir: Path) -> Iterator[Path]:
+    """A staging folder in the study folder; on leaving it without an error, its files replace the study's
+    outputs and outputs it does not hold (a plot not made this time) are removed, with Ctrl-C held back
+    for those few renames. On an error (Ctrl-C included) the study's outputs are left as they were."""
+    stage = study_dir / STAGE
+    shutil.rmtree(stage, ignore_errors=True)  # left by a search killed while writing
+    stage.mkdir(parents=True)
+    try:
+        yield stage
+        with _holding_ctrl_c():
+            for name in STUDY_OUTPUTS[::-1]:  # summary.json last
+                if (stage / name).is_file():
+                    os.replace(stage / name, study_dir / name)
+                elif (study_dir / name).is_file():
+                    (study_dir / name).unlink()
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _holding_ctrl_c():
+    """Ctrl-C (SIGINT) is held back inside, and raised on leaving (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def _summary(settings: Settings, space: Space, trials, best, seconds: float | None) -> dict[str, Any]:
+    from optuna.trial import TrialState
+
+    study_dir = Path(settings.study_dir)
     counts = {s: sum(_state(t) == s for t in trials) for s in ("complete", "pruned", "fail", "running", "waiting")}
     reasons: dict[str, int] = {}
     for t in trials:
@@ -66,8 +123,6 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
                            "minutes": best.user_attrs.get("minutes"), "latent": best.user_attrs.get("latent"),
                            "values": best.user_attrs.get("values", best.params)}
         summary["retrain"] = f"zoo train {settings.model} --config {study_dir / 'best.toml'}"
-    summary["written"] = [str(p) for p in written] + [str(study_dir / "summary.json")]
-    ckpt.write_json(study_dir / "summary.json", summary)
     return summary
 
 
@@ -107,20 +162,20 @@ def write_csv(trials, path: Path) -> Path:
     return path
 
 
-def write_best(settings: Settings, best, path: Path, total: int) -> Path:
-
+def write_best(settings: Settings, best, path: Path, total: int, final: Path | None = None) -> Path:
+    """The best trial's config; `final`: where it will lie (named in its retrain line), if not at `path`."""
     config = {k: v for k, v in best.user_attrs["config"].items() if k != "device"}
     loss, penalty = best.user_attrs.get("loss"), best.user_attrs.get("penalty") or 0.0
     head = [f"# zoo search: the best trial of study '{settings.study}' (trial {best.number} of {total})",
             f"# objective {best.value:.6g}" + (f" = {settings.metric} {loss:.6g} + penalties {penalty:.4g}"
                                                if penalty and loss is not None else ""),
             f"# searched: {json.dumps(best.user_attrs.get('values', {}))}",
-            f"# retrain: zoo train {settings.model} --config {path}"]
+            f"# retrain: zoo train {settings.model} --config {final or path}"]
     ckpt.atomic_write(path, "\n".join(head) + "\n" + to_toml({"model": settings.model, **config}))
     return path
 
 
-def plot_history(study, trials, path: Path) -> bool:
+def plot_history(name: str, trials, path: Path) -> bool:
     import matplotlib
     from optuna.trial import TrialState
 
@@ -149,7 +204,7 @@ def plot_history(study, trials, path: Path) -> bool:
     values = [t.value for t in complete]
     if values and min(values) > 0 and max(values) / min(values) > 20:
         ax.set_yscale("log")
-    ax.set_title(f"{study.study_name}: {len(complete)} complete, {len(pruned)} pruned", fontsize=10)
+    ax.set_title(f"{name}: {len(complete)} complete, {len(pruned)} pruned", fontsize=10)
     if ax.get_legend_handles_labels()[0]:  # nothing to label when no trial completed or reported
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -158,14 +213,17 @@ def plot_history(study, trials, path: Path) -> bool:
     return True
 
 
-def plot_importance(study, trials, path: Path) -> bool:
-    """fANOVA hyperparameter importances (Optuna), as a bar chart; False if too few trials."""
+def plot_importance(name: str, trials, path: Path) -> bool:
+    """fANOVA hyperparameter importances (Optuna) of the complete trials of `trials` (the snapshot, not
+    the study as it is now), as a bar chart; False if too few trials."""
     import optuna
     from optuna.trial import TrialState
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if len(complete) < 2:
         return False
+    study = optuna.create_study(direction="minimize")  # in memory: the snapshot's trials only
+    study.add_trials(complete)
     importances = None
     for make in (lambda: optuna.importance.FanovaImportanceEvaluator(seed=0),
                  lambda: optuna.importance.MeanDecreaseImpurityImportanceEvaluator(seed=0)):
@@ -186,7 +244,7 @@ def plot_importance(study, trials, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(6.4, max(2.4, 0.9 + 0.32 * len(names))), dpi=100)
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
     ax.set_xlabel("importance (fANOVA)")
-    ax.set_title(f"{study.study_name}: hyperparameter importance ({len(complete)} trials)", fontsize=10)
+    ax.set_title(f"{name}: hyperparameter importance ({len(complete)} trials)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)  # atomically, like every file zoo writes
     plt.close(fig)

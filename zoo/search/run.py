@@ -17,6 +17,7 @@ from zoo.errors import ConfigError, RunError
 from zoo.runs import checkpoint as ckpt
 from zoo.search.objective import check_metric
 from zoo.search.outputs import write_outputs
+from zoo.search.resume import META, check_same_study, fingerprint, record, recorded, reusable
 from zoo.search.settings import Interrupted, Settings, prepare
 from zoo.search.space import load_space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
@@ -30,6 +31,17 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
                **options) -> dict[str, Any]:
     """Run (or resume) a study; write its outputs; return the summary (see `write_outputs`)."""
     settings, sp = prepare(model, space, **options)
+    # A resumed study must be the same search: checked from what the study recorded, before anything
+    # (the space's copy, the study, the outputs) is written.
+    meta = recorded(settings)
+    reused = reusable(meta, settings, sp) if meta else {}
+    if reused:
+        settings, sp = prepare(model, space, **{**options, "overrides": {**reused, **settings.overrides}})
+    current = fingerprint(settings, sp)
+    if meta is not None:
+        check_same_study(meta, current, settings)
+    if reused:
+        log("note: resuming with the study's " + ", ".join(f"{k} = {v}" for k, v in reused.items()))
     data_cache: dict = {}
     check_metric(settings, sp, data_cache)  # loads the data set: a missing one fails here, once
     loggers = search_loggers(settings, sp, log)  # --log: refused here when unknown or not installed
@@ -38,16 +50,14 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     copy_path = study_dir / "space.toml"
     if not copy_path.is_file() or copy_path.read_text() != sp.text:
         if copy_path.is_file():
-            log(f"note: the space differs from the one this study began with; {copy_path} now holds the new one")
+            log(f"note: the space file differs from the one this study began with (not in what it measures); "
+                f"{copy_path} now holds the new one")
         ckpt.atomic_write(copy_path, sp.text)
     study, _, _ = open_study(settings, sp, create=True)
-    meta = study.user_attrs.get("zoo")
-    if meta is None:
-        study.set_user_attr("zoo", {"model": model, "space": Path(sp.source).name, "metric": settings.metric,
-                                    "reduce": settings.reduce, "cv": settings.cv})
-    elif meta.get("model") != model:
-        raise ConfigError(f"study '{settings.study}' is a search over '{meta.get('model')}', not '{model}'",
-                          "Choose another --study name.")
+    meta = study.user_attrs.get(META)
+    if meta is not None:  # also a study another process began meanwhile
+        check_same_study(meta, current, settings)
+    record(study, meta, current)
     done = len(study.get_trials(deepcopy=False))
     if settings.workers > 1 and (settings.storage or "").startswith("sqlite"):
         log("note: several workers writing one SQLite file may wait on its lock (and SQLite on a network disk "
@@ -68,7 +78,12 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
             _run_workers(settings, log, every_while=logged)
     except Interrupted as e:
         interrupted = e
-    summary = write_outputs(settings, sp, log=log, seconds=time.time() - started)
+    try:
+        summary = write_outputs(settings, sp, log=log, seconds=time.time() - started)
+    except KeyboardInterrupt:
+        raise Interrupted("search interrupted while writing its outputs: the trials are stored, and the study "
+                          "folder's outputs are still those of the search before (all from one set of trials). "
+                          "Resume with the same command to update them.") from None
     log_search(loggers, settings, sp, finished=True)
     if interrupted is not None:
         raise interrupted

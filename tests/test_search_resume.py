@@ -1,0 +1,195 @@
+"""Resuming a study: a resume that would mix trials measured differently (another data set, epochs,
+objective, fixed keys, space, folds or model) is refused naming each difference and leaves the study
+folder byte-identical; a matching resume adds trials, reusing the study's --dataset/--epochs when left
+out. The end-of-search outputs come from one set of trials on every ending (Ctrl-C included). And the
+README's example space does not prune a small search from its first trial or epoch."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, invoke
+
+from zoo.search import outputs as outputs_module
+
+optuna = pytest.importorskip("optuna")
+
+SPACE = "[search]\nstrategy = \"random\"\npruner = \"none\"\nseed = 0\n" + SEARCH_FIXED + \
+    "epochs = 1\nbatch_size = 128\n\n[params]\nlatent_dim = { low = 2, high = 4 }\n"
+
+
+def hashes(folder: Path) -> dict[str, str]:
+    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def rows(study_dir: Path) -> list[dict]:
+    with open(study_dir / "trials.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def black_folder(root: Path) -> Path:
+    from PIL import Image
+
+    for c in "ab":
+        (root / "black" / c).mkdir(parents=True, exist_ok=True)
+        for i in range(10):
+            Image.new("L", (28, 28), 0).save(root / "black" / c / f"{i}.png")
+    return root / "black"
+
+
+@pytest.fixture(scope="module")
+def begun(tmp_path_factory) -> Path:
+    """A study of 2 trials (digits, 1 epoch, batch 128), to copy and resume."""
+    root = tmp_path_factory.mktemp("begun")
+    (root / "s.toml").write_text(SPACE)
+    assert_ok(invoke("search", "convae", "--space", root / "s.toml", "--study", "s", "--out", root / "st",
+                     "--trials", "2"))
+    return root
+
+
+@pytest.fixture
+def study(begun, tmp_path) -> Path:
+    shutil.copytree(begun / "st", tmp_path / "st")
+    (tmp_path / "s.toml").write_text(SPACE)
+    return tmp_path
+
+
+def _space(tmp_path: Path, old: str, new: str) -> list[str]:
+    assert old in SPACE
+    (tmp_path / "other.toml").write_text(SPACE.replace(old, new))
+    return ["--space", tmp_path / "other.toml"]
+
+
+MISMATCHES = {
+    "dataset": lambda d: ["--space", d / "s.toml", "--dataset", f"folder:{black_folder(d)}"],
+    "epochs": lambda d: ["--space", d / "s.toml", "--epochs", "2"],
+    "objective": lambda d: _space(d, "[params]", "[objective]\nmetric = \"train_loss\"\n\n[params]"),
+    "fixed": lambda d: _space(d, "batch_size = 128", "batch_size = 64"),
+    "params": lambda d: _space(d, "high = 4", "high = 16"),
+    "cv": lambda d: ["--space", d / "s.toml", "--cv", "2"],
+}
+
+
+@pytest.mark.parametrize("what", sorted(MISMATCHES))
+def test_a_resume_that_differs_is_refused_naming_it_and_touches_nothing(study, what):
+    before = hashes(study / "st")
+    r = invoke("search", "convae", *MISMATCHES[what](study), "--study", "s", "--out", study / "st", "--trials", "4")
+    out = assert_clean_error(r, f"{what} (", "was begun with other settings", "--study NEW")
+    assert hashes(study / "st") == before, out
+    assert "note: resuming" not in out
+
+
+def test_a_resume_that_differs_in_two_settings_names_both(study):
+    r = invoke("search", "convae", "--space", study / "s.toml", "--dataset", f"folder:{black_folder(study)}",
+               "--epochs", "4", "--study", "s", "--out", study / "st", "--trials", "4")
+    assert_clean_error(r, "dataset (", "epochs (1 in the study, 4 now)")
+
+
+def test_a_resume_over_another_model_is_refused_and_touches_nothing(study):
+    before = hashes(study / "st")
+    r = invoke("search", "dae", "--space", study / "s.toml", "--study", "s", "--out", study / "st", "--trials", "4")
+    assert_clean_error(r, "is a search over 'convae', not 'dae'")
+    assert hashes(study / "st") == before
+
+
+def test_a_matching_resume_adds_trials(study):
+    # the same settings, and what does not change a score differs: the budget, the strategy, the seed
+    out = assert_ok(invoke("search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st",
+                           "--trials", "3", "--strategy", "tpe", "--seed", "5", "--device", "cpu"))
+    assert "resuming with 2 trials stored" in out
+    assert [r["number"] for r in rows(study / "st")] == ["0", "1", "2"]
+
+
+def test_a_resume_without_dataset_or_epochs_reuses_the_studys(tmp_path):
+    # the space names another data set and other epochs than the study was begun with
+    (tmp_path / "s.toml").write_text(SPACE.replace('dataset = "digits"', 'dataset = "mnist"')
+                                     .replace("epochs = 1", "epochs = 5"))
+    base = ["search", "convae", "--study", "s", "--out", tmp_path / "st"]
+    assert_ok(invoke(*base, "--space", tmp_path / "s.toml", "--dataset", "digits", "--epochs", "1", "--trials", "1"))
+    out = assert_ok(invoke(*base, "--trials", "2"))
+    assert "note: resuming with the study's dataset = digits, epochs = 1" in out
+    assert [r["epochs"] for r in rows(tmp_path / "st")] == ["1", "1"]
+
+
+# ------------------------------------------------------------------------------------------ outputs agree
+
+def assert_outputs_agree(study_dir: Path) -> dict:
+    """summary.json, trials.csv and best.toml describe the same trials and the same best one."""
+    summary = json.loads((study_dir / "summary.json").read_text())
+    table = rows(study_dir)
+    assert summary["trials"] == len(table)
+    complete = [r for r in table if r["state"] == "complete"]
+    assert summary["states"]["complete"] == len(complete)
+    best = min(complete, key=lambda r: float(r["value"]))
+    assert summary["best"]["number"] == int(best["number"])
+    head = re.search(r"\(trial (\d+) of (\d+)\)", (study_dir / "best.toml").read_text())
+    assert (int(head[1]), int(head[2])) == (summary["best"]["number"], summary["trials"])
+    assert {Path(p).name for p in summary["written"]} <= {p.name for p in study_dir.iterdir()}
+    assert not (study_dir / outputs_module.STAGE).exists()
+    return summary
+
+
+def test_ctrl_c_after_the_second_trial_leaves_outputs_that_agree(tmp_path):
+    (tmp_path / "slow.toml").write_text(SPACE.replace("epochs = 1", "epochs = 15"))
+    args = ["search", "convae", "--space", tmp_path / "slow.toml", "--study", "c", "--out", tmp_path / "c",
+            "--trials", "20"]
+    with open(tmp_path / "log", "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "zoo", *map(str, args)], stdout=fh, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.time() + 120
+        while time.time() < deadline and proc.poll() is None:
+            log = (tmp_path / "log").read_text()
+            if len(re.findall(r"^trial \d+ ", log, re.M)) >= 2:  # the 2nd trial's line: it has finished
+                proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.1)
+        proc.wait(timeout=60)
+    log = (tmp_path / "log").read_text()
+    assert proc.returncode == 130, log
+    assert "Traceback" not in log
+    summary = assert_outputs_agree(tmp_path / "c")
+    assert 2 <= summary["states"]["complete"] < 20
+
+
+def test_ctrl_c_while_the_outputs_are_written_leaves_the_previous_set_whole(study, monkeypatch):
+    before = hashes(study / "st")
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(outputs_module, "plot_importance", interrupted)
+    r = invoke("search", "convae", "--study", "s", "--out", study / "st", "--trials", "4")
+    assert r.exit_code == 130, r.output
+    assert "the study folder's outputs are still those of the search before" in r.output
+    after = hashes(study / "st")
+    assert {k: v for k, v in after.items() if k != "journal.log"} == \
+        {k: v for k, v in before.items() if k != "journal.log"}  # 2 more trials stored, outputs as before
+    assert_outputs_agree(study / "st")
+    monkeypatch.undo()
+    assert_ok(invoke("search", "convae", "--study", "s", "--out", study / "st", "--trials", "4"))
+    assert assert_outputs_agree(study / "st")["trials"] == 4
+
+
+# ------------------------------------------------------------------------------------------ the README's example
+
+def test_the_readme_example_space_waits_for_5_trials_and_2_epochs_before_pruning():
+    from zoo.search import prepare
+    from zoo.search.study import auto_pruning
+
+    settings, space = prepare("convae", "report-001-mnist-optuna", trials=10,
+                              overrides={"dataset": "digits", "epochs": 5})
+    assert settings.pruner == "auto"
+    assert auto_pruning(settings, 5) == (5, 2)  # median pruning only after 5 complete trials, from epoch 2
+    small, _ = prepare("convae", "report-001-mnist-optuna", trials=5, overrides={"dataset": "digits", "epochs": 5})
+    assert auto_pruning(small, 5) is None  # a search of 5 trials is not pruned at all

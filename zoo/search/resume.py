@@ -1,0 +1,138 @@
+"""Resuming a study: what it was started with, recorded in the study (its `zoo` user attribute), and
+the check that a resumed search is the same search. Trials measured on other data, for other epochs,
+by another objective or over another space are not comparable: TPE would learn from them and "best"
+would rank them together, so such a resume is refused before anything is written.
+
+Recorded (and compared): the model, the data set, the epochs ("searched" where the space searches
+them), the objective (metric, direction, reduce, penalties), the cross-validation folds, the fixed keys
+(the space's [fixed] and the command line's --set/--dataset/--epochs, as the model resolves them,
+and the preset) and the space's [params] as written. Not compared: what does not change a trial's
+score (the budget, strategy, pruner, seed, workers, device and other keys of where and how fast a trial
+runs), so workers that join a study with their own --device or --trials still can. A resume that does
+not give a key the study was started with on the command line (--dataset, --epochs, --set) reuses it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ConfigError
+from zoo.runs.config import resolve_config
+from zoo.search.settings import Settings
+from zoo.search.space import Space
+from zoo.search.study import journal_path, open_storage, redact
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+META = "zoo"  # the study's user attribute
+# Config keys of where and how fast a trial runs, not of what it measures: they may differ between
+# the workers of one study (a GPU machine joins a CPU one) and between a study and its resume.
+ENVIRONMENT_KEYS = {"device", "data_dir", "channels_last", "cuda_graph", "compile", "plot_every", "loggers",
+                    "tensorboard_dir", "mlflow_uri"}
+COMPARED = ("model", "dataset", "epochs", "objective", "cv", "fixed", "params")
+
+
+def _plain(v: Any) -> Any:
+    """A value as JSON holds it (tuples as lists), so recorded and current values compare equal."""
+    return json.loads(json.dumps(v, default=str))
+
+
+def _dataset(name: str) -> str:
+    """A folder data set by its absolute path: the same folder named from another working directory."""
+    if name.startswith("folder:"):
+        return "folder:" + str(Path(name[len("folder:"):]).expanduser().resolve())
+    return name
+
+
+def fingerprint(settings: Settings, space: Space) -> dict[str, Any]:
+    """What the study's trials are measured with (see the module's docstring)."""
+    overrides = {k: v for k, v in settings.overrides.items() if k not in ENVIRONMENT_KEYS}
+    _, model_cfg, train_cfg = resolve_config(settings.model, preset=settings.preset,
+                                             config={**space.fixed, **settings.overrides})
+    searched = set(space.keys())
+    fixed: dict[str, Any] = {"preset": settings.preset} if settings.preset else {}
+    for key in sorted((set(space.fixed) | set(overrides)) - ENVIRONMENT_KEYS - {"dataset", "epochs"}):
+        cfg = model_cfg if hasattr(model_cfg, key) else train_cfg
+        fixed[key] = getattr(cfg, key, space.fixed.get(key, overrides.get(key)))
+    params = tomllib.loads(space.text).get("params", {}) if space.text else {p.name: p.name for p in space.params}
+    return _plain({
+        "model": settings.model, "space": Path(space.source).name,
+        "dataset": _dataset(train_cfg.dataset), "epochs": "searched" if "epochs" in searched else train_cfg.epochs,
+        "metric": settings.metric, "reduce": settings.reduce, "cv": settings.cv,
+        "objective": {"metric": settings.metric, "direction": "minimize", "reduce": settings.reduce,
+                      "time_penalty": settings.time_penalty, "latent_penalty": settings.latent_penalty,
+                      "latent_key": settings.latent_key},
+        "fixed": fixed, "params": params, "overrides": overrides,
+    })
+
+
+def recorded(settings: Settings) -> dict[str, Any] | None:
+    """The study's record, read without creating anything: None for a study not begun yet (no journal
+    file, or no study of that name in the storage)."""
+    path = journal_path(settings)
+    if path is not None and not path.is_file():
+        return None
+    storage, _ = open_storage(settings)
+    try:
+        study_id = storage.get_study_id_from_name(settings.study)
+    except KeyError:
+        return None
+    return storage.get_study_user_attrs(study_id).get(META, {})
+
+
+def reusable(meta: dict[str, Any], settings: Settings, space: Space) -> dict[str, Any]:
+    """The command-line keys the study was started with that this search does not give (nor search)."""
+    return {k: v for k, v in meta.get("overrides", {}).items()
+            if k not in settings.overrides and k not in space.keys()}
+
+
+def _show(v: Any) -> str:
+    return json.dumps(v) if not isinstance(v, str) else repr(v)
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    found = []
+    for key in COMPARED:
+        if key not in old or old[key] == new[key]:  # a study begun by an older zoo lacks some keys
+            continue
+        a, b = old[key], new[key]
+        if key == "model":  # the first thing to say, on its own
+            return [f"is a search over '{a}', not '{b}'"]
+        if isinstance(a, dict) and isinstance(b, dict):
+            parts = []
+            for k in sorted(set(a) | set(b)):
+                if a.get(k) != b.get(k):
+                    parts.append(f"{k}: {_show(a[k]) if k in a else 'none'} in the study, "
+                                 f"{_show(b[k]) if k in b else 'none'} now")
+            found.append(f"{key} ({'; '.join(parts)})")
+        else:
+            found.append(f"{key} ({_show(a)} in the study, {_show(b)} now)")
+    return found
+
+
+def check_same_study(meta: dict[str, Any], current: dict[str, Any], settings: Settings) -> None:
+    """Refuse a resume whose trials would not be comparable with the study's (one message, every
+    difference named)."""
+    diffs = _differences(meta, current)
+    if not diffs:
+        return
+    where = f"the study folder {settings.study_dir}" if settings.storage is None else redact(settings.storage)
+    if diffs[0].startswith("is a search over"):
+        raise ConfigError(f"study '{settings.study}' {diffs[0]}",
+                          "Choose another --study name (or another --out).")
+    raise ConfigError(f"study '{settings.study}' (in {where}) was begun with other settings, and its trials would "
+                      f"not compare with this search's: {', '.join(diffs)}",
+                      "Resume it as it began (leave out --space, --dataset and --epochs to reuse the study's), "
+                      "or start a new study: --study NEW (or another --out).")
+
+
+def record(study, meta: dict[str, Any] | None, current: dict[str, Any]) -> None:
+    """Record the settings a study is begun with (and, in a study begun by an older zoo, those it lacks)."""
+    merged = {**current, **(meta or {})}
+    if merged != meta:
+        study.set_user_attr(META, merged)
