@@ -23,6 +23,7 @@ sampling from the prior) is the VAE's.
 from __future__ import annotations
 
 import math
+import resource
 from dataclasses import dataclass
 
 import torch
@@ -31,10 +32,16 @@ import torch.nn.functional as F
 from zoo import hookimpl, param
 from zoo.errors import ConfigError
 from zoo.plugins.vae import VAE, VAEConfig
+from zoo.runs.files import available_memory, skeleton
 
 
 CIWAE_BETA = 0.5  # the ELBO's default share in the CIWAE loss
 GROUPED = ("miwae", "piwae")  # the bounds that draw M groups of K samples
+# A training step keeps, for the backward pass, what autograd saves of every decoded sample; that is counted
+# on the meta device, tensor by tensor (one that two operations save counts twice), and the step's peak is
+# taken as this many times the count. Measured on the CPU (the default nets, 28×28, k·B of 6,400 to 25,600):
+# peaks of 0.6 times the count, so 1.0 leaves room for the allocator and the backward pass's gradients.
+ACTIVATION_FACTOR = 1.0
 
 
 @dataclass
@@ -65,6 +72,57 @@ class IWAE(VAE):
 
     def samples_per_image(self) -> int:
         return self.config.k * (self.config.m if self.config.bound in GROUPED else 1)
+
+    def check_training(self, train, data) -> None:
+        """Refuse a k × batch_size whose training step cannot fit in the memory at hand, before the first
+        step (and before a new run's folder is kept): autograd holds what the decoder saves for every one
+        of the k (M·K) samples of every image of a batch until the backward pass, so chunking the decoder
+        passes bounds the buffers but not that. Evaluation (no gradients) is chunked and needs no check."""
+        free = memory_at_hand(self.device)
+        per_sample = self.saved_bytes_per_sample()
+        if free is None or per_sample is None:
+            return
+        batch = max(1, min(int(train.batch_size), int(data.train_x.shape[0])))
+        samples = self.samples_per_image()
+        need = ACTIVATION_FACTOR * per_sample * samples * batch
+        if need <= free:
+            return
+        c = self.config
+        groups = samples // c.k
+        fits_k = int(free // (ACTIVATION_FACTOR * per_sample * groups * batch))
+        fits_batch = int(free // (ACTIVATION_FACTOR * per_sample * samples))
+        what = f"k={c.k}" + (f" × m={c.m}" if groups > 1 else "") + " samples"
+        hint = (f"With batch_size {batch}, k={fits_k} is the largest that fits (--set k={fits_k}); "
+                if fits_k >= 1 else f"No k fits with batch_size {batch}; ")
+        hint += (f"with {what}, a batch_size of {fits_batch} fits (--batch-size {fits_batch})." if fits_batch >= 1
+                 else "a smaller model (channels, hidden) is needed for these samples.")
+        raise ConfigError(
+            f"{self.name}{'' if c.bound == 'iwae' else f' ({c.bound})'}: {what} per image × batch_size {batch} would hold about {_gib(need)} of decoder "
+            f"activations in one training step, and {_gib(free)} are free on {self.device.type}", hint)
+
+    def saved_bytes_per_sample(self) -> float | None:
+        """Bytes autograd keeps for one sample of one image through the IWAE's log-weights, measured on a
+        copy of the model on the meta device (no memory) as the difference between 2 and 4 samples, so
+        the weights saved once per pass are not counted; None where the model does not build there."""
+        meta = skeleton(type(self), self.config, self.shape, self.num_classes)
+        if meta is None:
+            return None
+        meta.train()
+        d, sizes = self.config.latent_dim, []
+        for n in (2, 4):
+            saved = []
+
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                saved.append(t.numel() * t.element_size())
+                return t
+
+            mu = torch.zeros(n, d, device="meta", requires_grad=True)
+            logvar = torch.zeros(n, d, device="meta", requires_grad=True)
+            x = torch.zeros(n, *self.shape, device="meta")
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                meta.log_weights(x, None, mu, logvar, torch.zeros(1, n, d, device="meta"))
+            sizes.append(sum(saved))
+        return max(0.0, (sizes[1] - sizes[0]) / 2) + x[0].numel() * 4  # and its logits' own output
 
     def bound_terms(self, x: torch.Tensor, y: torch.Tensor | None, prior_weight) -> dict[str, torch.Tensor]:
         """Per image: the training bound (in nats, higher is better), and the IWAE-K (MIWAE's mean over M)
@@ -111,6 +169,28 @@ class IWAE(VAE):
         recon = self.reconstruction(batch.x, batch.y)
         return {"loss": -terms["bound"].mean(), f"iwae_k{self.config.k}": -terms["iwae"].mean(),
                 "neg_elbo": -terms["elbo"].mean(), "mse": F.mse_loss(recon.float(), batch.x)}
+
+
+def memory_at_hand(device: torch.device) -> int | None:
+    """Bytes that can still be allocated on `device`; on the CPU also within the process's address-space
+    limit (ulimit -v), which /proc/meminfo does not know of."""
+    free = available_memory(device)
+    if device.type != "cpu":
+        return free
+    limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if limit == resource.RLIM_INFINITY:
+        return free
+    try:
+        with open("/proc/self/statm") as fh:
+            used = int(fh.read().split()[0]) * resource.getpagesize()
+    except (OSError, ValueError, IndexError):
+        return free
+    room = max(0, limit - used)
+    return room if free is None else min(free, room)
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**27 else f"{n / 2**20:.0f} MiB"
 
 
 @hookimpl

@@ -166,6 +166,12 @@ class ZooModel(nn.Module):
         cannot learn from, before the model is built and before a run folder is touched: e.g. more
         VampPrior pseudo-inputs than training images. Anything goes by default."""
 
+    def check_training(self, train, data) -> None:
+        """Refuse, with a `zoo.errors.ConfigError`, training settings (a TrainConfig) this model cannot
+        train with on `data`, e.g. an IWAE's k × batch_size beyond the memory at hand. The Trainer asks it
+        before the first step, of new runs (whose folder is then removed), resumes and searches alike.
+        Anything goes by default."""
+
     def reconstruction_error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """The mean per-pixel error of reconstructions `recon` (in [0, 1]) of `x` that this model trains
         with, for callbacks that compare reconstructions (iterative autoencoding): squared error here;

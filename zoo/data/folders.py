@@ -41,7 +41,7 @@ def read_folder(root: Path, image_size: int,
         heads = [_image_header(p) for p in files]
         mode, mode_note = _folder_mode(root, files, [m for m, _ in heads])
         size, size_note = _folder_size(root, files, [wh for _, wh in heads], image_size)
-        notes = [n for n in (mode_note, size_note) if n]
+        notes = [n for n in (mode_note, _depth_note(root, files, [m for m, _ in heads]), size_note) if n]
     x = _folder_pixels(files, mode, size)
     y = torch.tensor(labels, dtype=torch.int64)
     return x, y, classes, notes
@@ -123,6 +123,12 @@ def _holds_images(folder: Path) -> bool:
 
 
 GREY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}  # PIL modes without colour
+# Grey images deeper than 8 bits, brought to 8-bit levels by scaling (PIL's convert("L") clips them: 30000
+# became 255). 16-bit integers (and 32-bit "I" ones whose values lie in 0..65535) are divided by 257 and
+# rounded (65535 -> 255); floats ("F") must lie in [0, 1] and are multiplied by 255 and rounded. Others
+# (a float image outside [0, 1], an integer one beyond 0..65535) are refused, naming the file and its
+# range: no scale would be right for every file of a folder. PIL reads 16-bit colour images as 8-bit RGB.
+SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
 
 @contextmanager
@@ -159,6 +165,41 @@ def _folder_mode(root: Path, files: list[Path], modes: list[str]) -> tuple[str, 
                    "For grey images, convert the colour files to grey or remove them.")
 
 
+def _depth_note(root: Path, files: list[Path], modes: list[str]) -> str:
+    """A note naming the 16-bit and float images and how they are scaled to 8-bit grey levels."""
+    deep = [(p, "16-bit" if m in SIXTEEN_BIT else "float") for p, m in zip(files, modes)
+            if m in SIXTEEN_BIT or m == "F"]
+    if not deep:
+        return ""
+    kinds = {k: [p for p, kind in deep if kind == k] for k in ("16-bit", "float")}
+    rules = {"16-bit": "16-bit values divided by 257", "float": "float values (in [0, 1]) multiplied by 255"}
+    said = [f"{len(ps)} {k} ({_names(root, ps)})" for k, ps in kinds.items() if ps]
+    how = " and ".join(rules[k] for k, ps in kinds.items() if ps)
+    return (f"{root} holds images deeper than 8 bits: {'; '.join(said)}. They are read as 8-bit grey levels: "
+            f"{how}, rounded.")
+
+
+def _eight_bit(im, path: Path):
+    """`im` with 16-bit or float grey levels scaled to an 8-bit "L" image (see SIXTEEN_BIT); others as they are."""
+    from PIL import Image
+
+    if im.mode not in SIXTEEN_BIT and im.mode != "F":
+        return im
+    a = np.asarray(im, dtype=np.float64)
+    low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
+    if im.mode == "F":
+        if not (np.isfinite(a).all() and low >= 0.0 and high <= 1.0):
+            raise DataNotFoundError(
+                f"{path} is a float image with values from {low:g} to {high:g}: zoo reads float images "
+                "whose values lie in [0, 1]", "Scale it to [0, 1], or save it as an 8- or 16-bit image.")
+        return Image.fromarray(np.rint(a * 255.0).astype(np.uint8), "L")
+    if low < 0 or high > 65535:
+        raise DataNotFoundError(
+            f"{path} is a 32-bit integer image with values from {low:g} to {high:g}: zoo reads integer "
+            "images whose values lie in 0..65535 (16-bit)", "Save it as an 8- or 16-bit image.")
+    return Image.fromarray(np.rint(a / 257.0).astype(np.uint8), "L")
+
+
 def _folder_size(root: Path, files: list[Path], sizes: list[tuple[int, int]],
                  image_size: int) -> tuple[tuple[int, int], str]:
     """(width, height): image_size if set, else the most common size of all the files (the larger on a
@@ -193,14 +234,14 @@ def _wh(size: tuple[int, int]) -> str:
 
 
 def _folder_pixels(files: list[Path], mode: str, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 [N, C, H, W]: every file converted to `mode` ("L" or "RGB") and resized to `size` (W, H),
-    one at a time into one array (a folder's decoded images are never all held twice)."""
+    """uint8 [N, C, H, W]: every file scaled to 8 bits (`_eight_bit`), converted to `mode` ("L" or "RGB")
+    and resized to `size` (W, H), one at a time into one array (a folder's decoded images are never all held twice)."""
     from PIL import Image
 
     width, height = size
     x = np.empty((len(files), height, width) + ((3,) if mode == "RGB" else ()), dtype=np.uint8)
     for i, path in enumerate(files):
         with _opened(path) as im:
-            x[i] = np.asarray(im.convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
+            x[i] = np.asarray(_eight_bit(im, path).convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
     t = torch.from_numpy(x)
     return t.unsqueeze(1) if mode == "L" else t.permute(0, 3, 1, 2).contiguous()

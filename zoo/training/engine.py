@@ -77,6 +77,7 @@ class Trainer:
         if train.cuda_graph and self.device.type != "cuda":
             log(f"note: cuda_graph records the step on CUDA devices only; on {self.device.type} the same "
                 "step runs unrecorded")
+        model.check_training(train, data)  # settings it cannot train with, before anything is written
         self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
         self.shuffle = torch.Generator().manual_seed(train.seed)
         self.state: dict[str, Any] = {}  # the epoch done, the best epoch and value, ...: saved in checkpoints

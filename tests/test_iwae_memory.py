@@ -1,0 +1,60 @@
+"""An IWAE's k × batch_size whose training step cannot fit in memory is refused before a run folder is
+kept (new runs and resumes alike), with the largest k and batch size that fit; the bound's codes are
+decoded in blocks without copying the images k times, with the values and gradients of one pass."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import TINY_SET, assert_clean_error, assert_ok, invoke
+
+import zoo
+from zoo.plugins.vae import IWAE_CHUNK_IMAGES
+
+HUGE = {"iwae": ["--set", "k=5000"], "ciwae": ["--set", "bound=ciwae", "--set", "k=5000"],
+        "miwae": ["--set", "bound=miwae", "--set", "k=5000", "--set", "m=1000"],
+        "piwae": ["--set", "bound=piwae", "--set", "k=5000", "--set", "m=1000"]}
+
+
+@pytest.mark.parametrize("bound", list(HUGE))
+def test_a_k_times_batch_beyond_memory_is_refused_with_what_fits_and_no_run_folder(tmp_path, bound):
+    # the default nets: 5000 samples of each of 1294 images hold ~190 GiB of decoder activations
+    out = tmp_path / "run"
+    result = invoke("train", "iwae", "--dataset", "digits", "--epochs", "1", "--batch-size", "1294",
+                    "--device", "cpu", "--no-progress", *HUGE[bound], "--out", str(out))
+    message = assert_clean_error(result, "× batch_size 1294 would hold about", "of decoder activations",
+                                 "are free on cpu")
+    assert "--set k=" in message or "No k fits" in message
+    assert "--batch-size" in message or "smaller model" in message
+    assert not out.exists()
+
+
+def test_a_resume_of_a_run_whose_k_cannot_fit_is_refused_and_leaves_it_as_it_was(tmp_path):
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "iwae", "--dataset", "digits", "--epochs", "1", "--set", "k=2", *TINY_SET,
+                     "--out", str(run)))
+    config = json.loads((run / "config.json").read_text())  # as an older zoo would have started it
+    config["config"].update(k=5000, m=1000, bound="miwae")
+    (run / "config.json").write_text(json.dumps(config))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert_clean_error(invoke("train", "--resume", str(run), "--epochs", "2", "--no-progress"),
+                       "k=5000 × m=1000 samples per image", "of decoder activations")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
+def test_the_codes_of_the_bound_decoded_in_blocks_give_one_pass_s_values_and_gradients():
+    """More images than a block holds (columns split) and more samples than fit beside them (rows split)."""
+    torch.manual_seed(0)
+    net = zoo.create("iwae", latent_dim=3, channels=[4, 8, 8], hidden=[16])
+    for s, b in ((3, IWAE_CHUNK_IMAGES + 7), (2 * IWAE_CHUNK_IMAGES // 5 + 1, 5)):
+        z = torch.randn(s, b, 3, requires_grad=True)
+        x = torch.bernoulli(torch.rand(b, 1, 28, 28))
+        blocks = net.codes_log_likelihood(x, None, z)
+        xs = x.unsqueeze(0).expand(s, *x.shape).reshape(s * b, *x.shape[1:])
+        whole = net.log_likelihood(net.decode_logits(z.reshape(s * b, 3)), xs).view(s, b)
+        torch.testing.assert_close(blocks, whole)
+        params = [z, *net.decoder.parameters()]
+        for a, c in zip(torch.autograd.grad(blocks.sum(), params), torch.autograd.grad(whole.sum(), params)):
+            torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-4)
