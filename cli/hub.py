@@ -69,7 +69,10 @@ def pull(source, as_json):
         return
     how = {"bundled": "bundled with zoo", "cached": "already in the cache", "fetched": "fetched"}[result["how"]]
     commit = f", commit {result['commit']}" if result.get("commit") else ""
-    _err(f"{source}: {how}{commit}; verified {', '.join(sorted(result['files']))}")
+    verified, unverified = result.get("verified", sorted(result["files"])), result.get("unverified", [])
+    said = ([f"verified {', '.join(verified)}"] if verified else []) + \
+        ([f"not verified: {', '.join(unverified)}"] if unverified else [])
+    _err(f"{source}: {how}{commit}; {'; '.join(said)}")
     click.echo(result["folder"])
 
 

@@ -1,6 +1,7 @@
 """A folder hub never leads zoo out of itself: a file that is a symbolic link (or not a regular file
 at all) is refused when the model needs it and skipped, with a note, when it is optional; a link
-swapped in while a pull runs is not followed either; copies in the cache get ordinary permissions."""
+swapped in while a pull runs is not followed either; copies in the cache get ordinary permissions, never
+more than the hub's file has."""
 
 from __future__ import annotations
 
@@ -55,14 +56,15 @@ def umask() -> int:
 def test_a_picture_linked_to_a_private_file_is_skipped_and_never_copied(hub, secret):
     (hub / "loss.png").unlink()
     os.symlink(secret, hub / "loss.png")
-    (hub / "config.json").chmod(0o600)  # a private file of the hub itself: its copy is ordinary
+    (hub / "config.json").chmod(0o600)  # a private file of the hub itself: its copy stays private
     result = invoke("pull", f"file://{hub}")
     out = assert_ok(result)
     assert "loss.png" in out and "symbolic link" in out and "skipped" in out
     folder = Path(result.stdout.strip().splitlines()[-1])
     assert not (folder / "loss.png").exists() and (folder / "reconstructions.png").is_file()
     files = assert_cache_clean()
-    assert files and all(stat.S_IMODE(p.stat().st_mode) == 0o666 & ~umask() for p in files)
+    assert files and all(stat.S_IMODE(p.stat().st_mode) == (0o600 if p.name == "config.json" else 0o666) & ~umask()
+                         for p in files if p.name != ".zoo-pulled.json")
     zoo.load(f"file://{hub}")
 
 

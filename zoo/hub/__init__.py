@@ -64,7 +64,7 @@ This package imports neither torch nor huggingface-hub at import time.
 from zoo.caches import is_managed, zoo_cache
 from zoo.hub.cache import Fetched
 from zoo.hub.files import check_config, check_safetensors, file_sha256, safe_name, select_files
-from zoo.hub.folder import list_folder_hub
+from zoo.hub.marks import list_folder_hub
 from zoo.hub.locations import HubError, Location, is_hub_source, parse
 from zoo.hub.pull import catalogue, catalogue_info, fetch, pull, resolve
 from zoo.hub.push import Pushed, model_card, push

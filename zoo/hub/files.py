@@ -27,9 +27,11 @@ from zoo.runs.files import (
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
 CARD = "README.md"
+METRICS = "metrics.jsonl"                        # the training log
+EVAL = "eval.json"                               # test metrics, pushed only when they measured these weights
 IMAGES = ("reconstructions.png", "samples.png", "loss.png")
 MODEL_FILES = (CONFIG, WEIGHTS)                  # what loading needs; checked on every load
-REPO_FILES = (CONFIG, WEIGHTS, CARD, *IMAGES)    # all that is ever downloaded or pushed
+REPO_FILES = (CONFIG, WEIGHTS, CARD, METRICS, EVAL, *IMAGES)  # all that is ever downloaded or pushed
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 PULLED_MANIFEST = ".zoo-pulled.json"   # in a cached copy of a folder hub: where it came from, its sha256s
 PUSHED_MANIFEST = ".zoo-pushed.json"   # in a folder hub: the mark of a push, the files it wrote and their sha256s

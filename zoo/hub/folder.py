@@ -1,11 +1,13 @@
 """Folder hubs (file:///PATH): fetched as a verified, content-addressed copy in zoo's cache; pushed by
 swapping a complete new folder into place.
 
-Fetching never follows a link out of the hub: every file is opened relative to the hub folder with
-O_NOFOLLOW and checked to be a regular file on the open descriptor, so a link swapped in between a
-check and the copy is refused too. A model file that is a link refuses the pull; an optional one (the
-card, a picture) is skipped with a note. Copies are made with ordinary permissions, and no more bytes
-are read than the file's cap (zoo.hub.limits).
+Fetching never brings a file from outside the hub: every file is opened relative to the hub folder with
+O_NOFOLLOW and checked, on the open descriptor, to be a regular file with one name (a hard link may be
+a file from anywhere on the disk), so a link swapped in between a check and the copy is refused too. A
+model file that is a link refuses the pull; an optional one (the card, a picture) is skipped with a note.
+Copies are never more permissive than the hub's file, and no more bytes are read than the file's cap
+(zoo.hub.limits).
+Where the hub holds a push's mark, the copy is checked against it (zoo.hub.marks).
 
 A push only ever creates a folder hub or replaces one a push made: it leaves PUSHED_MANIFEST (the
 files it wrote and their sha256s) in the folder, and replaces an existing non-empty folder only if
@@ -16,6 +18,7 @@ run it publishes, into zoo's or huggingface-hub's caches or zoo's bundled weight
 from __future__ import annotations
 
 import errno
+import functools
 import glob
 import hashlib
 import json
@@ -31,6 +34,7 @@ from zoo.hub.files import (CONFIG, MODEL_FILES, PULLED_MANIFEST, PUSHED_MANIFEST
                            file_sha256, select_files)
 from zoo.hub.hf import zoo_version
 from zoo.hub.locations import HubError, Location, Log
+from zoo.hub.marks import check_against_mark, pushed_files, read_mark
 
 RUN_MARKERS = ("checkpoint.safetensors", "metrics.jsonl", ".zoo.lock")  # files only a run folder holds
 
@@ -61,7 +65,8 @@ def _fetch_from(dir_fd: int, loc: Location, log: Log) -> Fetched:
     where = str(loc)
     listing = _listing(dir_fd, loc)
     wanted = [n for n in select_files(list(listing), where) if _plain_file(n, listing[n], where, log)]
-    fingerprint = {n: [listing[n].st_size, listing[n].st_mtime_ns] for n in wanted}
+    marked = [PUSHED_MANIFEST] if PUSHED_MANIFEST in listing else []  # a new mark is a new version too
+    fingerprint = {n: [listing[n].st_size, listing[n].st_mtime_ns] for n in wanted + marked}
     base = zoo_cache() / "file"
     temps.sweep(base, ".tmp-*")  # copies a killed pull left half-made
     prefix = slug(str(loc.path))
@@ -86,9 +91,13 @@ def _copy_into_cache(dir_fd: int, wanted: list[str], listing: dict, fingerprint:
     with temps.make_dir(base, ".tmp-") as tmp:
         try:
             files = _copy_files(dir_fd, wanted, listing, tmp.path, where, log)
+            mark = read_mark(functools.partial(_open_plain, dir_fd, PUSHED_MANIFEST, where)
+                             if PUSHED_MANIFEST in listing else None, where, log)
+            verified, unverified = check_against_mark(files, mark, tmp.path, where, log)
             check_model_files(tmp.path, where)
             final = base / f"{prefix}-{slug(json.dumps(files, sort_keys=True))}"
-            record = {"location": where, "files": files, "stat": fingerprint, "pulled": now()}
+            record = {"location": where, "files": files, "stat": fingerprint, "pulled": now(),
+                      "verified": verified, "unverified": unverified}
             write_json(tmp.path / PULLED_MANIFEST, record)
             if final.exists():
                 write_json(final / PULLED_MANIFEST, record)
@@ -117,19 +126,26 @@ def _listing(dir_fd: int, loc: Location) -> dict[str, os.stat_result]:
 
 
 def _plain_file(name: str, st: os.stat_result, where: str, log: Log) -> bool:
-    """Whether `name` is a regular file to fetch; a link or anything else refuses a model file and
-    skips an optional one."""
-    if stat.S_ISREG(st.st_mode):
-        return True
-    limits.skip(name, _not_plain(name, where, stat.S_ISLNK(st.st_mode)), log)
-    return False
+    """Whether `name` is a regular file of one name to fetch; a link or anything else refuses a model
+    file and skips an optional one."""
+    problem = _not_plain(name, where, st)
+    if problem is not None:
+        limits.skip(name, problem, log)
+    return problem is None
 
 
-def _not_plain(name: str, where: str, link: bool) -> HubError:
-    if link:
-        return HubError(f"{name} of {where} is a symbolic link: zoo never follows a link out of a hub",
-                        "A folder hub holds the files themselves; `zoo push` writes them so.")
-    return HubError(f"{name} of {where} is not a regular file", "A folder hub holds plain files.")
+def _not_plain(name: str, where: str, st: os.stat_result | None) -> HubError | None:
+    """Why hub file `name` (its lstat or fstat; None: O_NOFOLLOW met a symbolic link) is not fetched, or
+    None: a symbolic link, a hard link (a file that may lie outside the hub), or not a regular file."""
+    hint = "A folder hub holds the files themselves; `zoo push` writes them so."
+    if st is None or stat.S_ISLNK(st.st_mode):
+        return HubError(f"{name} of {where} is a symbolic link: zoo never follows a link out of a hub", hint)
+    if not stat.S_ISREG(st.st_mode):
+        return HubError(f"{name} of {where} is not a regular file", "A folder hub holds plain files.")
+    if st.st_nlink > 1:
+        return HubError(f"{name} of {where} is a hard link ({st.st_nlink} names): it may be a file from outside "
+                        "the hub, and zoo never brings one into its cache", hint)
+    return None
 
 
 def _cached_copy(base: Path, prefix: str, fingerprint: dict, where: str) -> Fetched | None:
@@ -161,23 +177,33 @@ def _copy_files(dir_fd: int, wanted: list[str], listing: dict, tmp: Path, where:
     return files
 
 
-def _copy_nofollow(dir_fd: int, name: str, dest: Path, cap: limits.Cap, where: str) -> str:
-    """Copy hub file `name` to `dest` without following a link and reading at most `cap` bytes; its sha256."""
+def _open_plain(dir_fd: int, name: str, where: str):
+    """Hub file `name`, opened for reading without following a link, and checked on the open descriptor
+    to be a regular file of one name (`_not_plain`)."""
     try:
         fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC, dir_fd=dir_fd)
     except OSError as e:
         if e.errno == errno.ELOOP:
-            raise _not_plain(name, where, link=True) from None
+            raise _not_plain(name, where, None) from None
         raise HubError(f"cannot read {name} of {where}: {e.strerror or e}") from None
+    src = os.fdopen(fd, "rb")
+    problem = _not_plain(name, where, os.fstat(fd))
+    if problem is not None:
+        src.close()
+        raise problem
+    return src
+
+
+def _copy_nofollow(dir_fd: int, name: str, dest: Path, cap: limits.Cap, where: str) -> str:
+    """Copy hub file `name` to `dest` without following a link and reading at most `cap` bytes; its sha256."""
     h = hashlib.sha256()
-    with os.fdopen(fd, "rb") as src:
+    with _open_plain(dir_fd, name, where) as src:
         st = os.fstat(src.fileno())
-        if not stat.S_ISREG(st.st_mode):
-            raise _not_plain(name, where, link=False)
         if st.st_size > cap.limit:
             raise limits.too_big(name, st.st_size, cap, where)
         try:
-            with open(dest, "xb") as out:  # a new file: the process's ordinary permissions, not the hub's
+            with open(dest, "xb") as out:  # a new file: ordinary permissions, masked by the hub file's
+                os.fchmod(out.fileno(), stat.S_IMODE(os.fstat(out.fileno()).st_mode) & stat.S_IMODE(st.st_mode))
                 total = 0
                 for chunk in iter(lambda: src.read(1 << 20), b""):
                     total += len(chunk)
@@ -245,7 +271,7 @@ def _check_replaceable(dest: Path, shown: Path) -> None:
     names = sorted(os.listdir(dest))
     if not names:
         return
-    pushed = _pushed_files(dest)
+    pushed = pushed_files(dest)
     if pushed is None:
         raise HubError(f"{shown} is {_describe(names)}, not a folder hub that `zoo push` made: "
                        "refusing to replace it",
@@ -259,18 +285,6 @@ def _check_replaceable(dest: Path, shown: Path) -> None:
     if changed:
         raise HubError(f"{shown}: {_names(changed)} changed since zoo pushed it: refusing to replace it",
                        f"Keep a copy of the changed files elsewhere and delete {shown}, or push to a new folder.")
-
-
-def _pushed_files(folder: Path) -> dict[str, str] | None:
-    """The files a push recorded in `folder` (name -> sha256), or None if it holds no valid mark."""
-    path = folder / PUSHED_MANIFEST
-    if not path.is_file() or path.is_symlink():
-        return None
-    manifest = read_json(path)
-    files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
-        return None
-    return files
 
 
 def _unchanged(path: Path, sha256: str) -> bool:
@@ -369,28 +383,3 @@ def _swap(new: Path, dest: Path) -> None:
             os.rename(old, dest)
             raise
     temps.remove(old)
-
-
-# ------------------------------------------------------------------------------------------ list
-
-def list_folder_hub(root: Path) -> list[dict]:
-    """The entries of a folder hub: every folder below `root` (at any depth, links not followed) that a
-    push wrote, with its location, model, data set and when it was pushed. Read from the entries'
-    config.json and push mark only: nothing is fetched or hashed."""
-    root = Path(root)
-    if not root.is_dir():
-        raise HubError(f"no folder hub at {root}" if not root.exists() else f"{root} is not a folder",
-                       "Give the folder that `zoo push RUN file:///PATH/NAME` pushed into (PATH).")
-    entries = []
-    for mark in sorted(root.rglob(PUSHED_MANIFEST)):
-        folder = mark.parent
-        if mark.is_symlink() or any(p.is_symlink() for p in folder.relative_to(root).parents if p != Path(".")):
-            continue
-        config = read_json(folder / CONFIG) if (folder / CONFIG).is_file() else None
-        config = config if isinstance(config, dict) else {}
-        data = config.get("data") if isinstance(config.get("data"), dict) else {}
-        entries.append({"location": f"file://{folder.absolute()}", "name": str(folder.relative_to(root)),
-                        "model": config.get("model") if isinstance(config.get("model"), str) else "?",
-                        "dataset": data.get("name") if isinstance(data.get("name"), str) else "?",
-                        "pushed": mark.stat().st_mtime})
-    return entries

@@ -1,7 +1,8 @@
 """How many bytes a pull fetches, per kind of file: checked against the size a hub lists (or `stat`
 gives) before a file is requested, and again while it is read, so an oversized file is never read whole.
 
-    config.json, README.md   1 MiB each
+    config.json, README.md   1 MiB each (and a folder hub's push mark, .zoo-pushed.json)
+    metrics.jsonl, eval.json 16 MiB each (a row per epoch; a classifier's report)
     each picture             20 MiB
     model.safetensors        the size of the weights the config.json (fetched first) describes, computed
                              on the meta device, plus 1 MiB of header; 2 GiB where the model's plugin is
@@ -16,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from zoo.hub.files import CONFIG, IMAGES, MODEL_FILES, WEIGHTS, model_spec
+from zoo.hub.files import CONFIG, EVAL, IMAGES, METRICS, MODEL_FILES, PUSHED_MANIFEST, WEIGHTS, model_spec
 from zoo.hub.locations import HubError, Log
 from zoo.runs.files import nbytes
 
@@ -24,6 +25,7 @@ ENV = "ZOO_HUB_MAX_BYTES"
 MiB = 1 << 20
 TEXT_CAP = 1 * MiB
 IMAGE_CAP = 20 * MiB
+RECORD_CAP = 16 * MiB                # metrics.jsonl, eval.json
 HEADER_SLACK = 1 * MiB               # a safetensors header and its metadata, beyond the tensors' bytes
 WEIGHTS_CAP = 2 << 30                # the weights of a model zoo cannot size (its plugin is not installed)
 
@@ -65,7 +67,9 @@ def cap(name: str, run: dict | None = None) -> Cap:
                                             f"and {size_text(HEADER_SLACK)} of header)")
     if name in IMAGES:
         return Cap(IMAGE_CAP, "a picture")
-    return Cap(TEXT_CAP, name if name == CONFIG else "a model card")
+    if name in (METRICS, EVAL):
+        return Cap(RECORD_CAP, "a training log" if name == METRICS else "test metrics")
+    return Cap(TEXT_CAP, name if name in (CONFIG, PUSHED_MANIFEST) else "a model card")
 
 
 class TooBig(HubError):

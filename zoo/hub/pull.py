@@ -12,7 +12,7 @@ from zoo import registry
 from zoo.caches import zoo_cache
 from zoo.console import to_stderr
 from zoo.hub.cache import Fetched, read_json
-from zoo.hub.files import MODEL_FILES, WEIGHTS, check_safetensors, file_sha256, verify_catalogued
+from zoo.hub.files import MODEL_FILES, PULLED_MANIFEST, WEIGHTS, check_safetensors, file_sha256, verify_catalogued
 from zoo.hub.folder import fetch_folder, slug
 from zoo.hub.hf import fetch_hf, hf_store, import_hf
 from zoo.hub.locations import COMMIT_RE, HubError, Log, is_hub_source, parse
@@ -30,13 +30,31 @@ def _bundled_folder(name: str, entry: dict) -> Path | None:
     return registry.weights_folder(name)
 
 
+def checked(got: Fetched, catalogued: bool = False) -> dict[str, list[str]]:
+    """Which fetched files were verified, and which not: every file from the Hugging Face Hub (checked
+    against the hub's checksums); from a folder hub (whose copy holds a pull record), those that match
+    its push mark (zoo.hub.marks); and `catalogued` weights (checked against registry.toml's sha256)."""
+    if catalogued:
+        lists = checked(got)
+        return {"verified": sorted({*lists["verified"], WEIGHTS}),
+                "unverified": [n for n in lists["unverified"] if n != WEIGHTS]}
+    record = read_json(got.folder / PULLED_MANIFEST)
+    if not isinstance(record, dict):
+        return {"verified": sorted(got.files), "unverified": []}
+    lists = {k: record.get(k) for k in ("verified", "unverified")}
+    if not all(isinstance(v, list) and all(n in got.files for n in v) for v in lists.values()):
+        return {"verified": [], "unverified": sorted(got.files)}  # a copy made before pulls said so
+    return {k: sorted(v) for k, v in lists.items()}
+
+
 def pull(source: str, *, log: Log = to_stderr) -> dict[str, Any]:
     """Fetch hf://…, file://… or a catalogued name into the cache (or find it bundled), verify it, and
-    say where it is: {"folder", "location", "name", "commit", "files" (sha256s), "how"}."""
+    say where it is: {"folder", "location", "name", "commit", "files" (sha256s), "how", "verified" and
+    "unverified" (file names: what was checked against the hub's checksums or a folder hub's push mark)}."""
     if is_hub_source(source):
         got = fetch(source, log=log)
         return {"folder": str(got.folder), "location": got.location, "name": None, "commit": got.commit,
-                "files": got.files, "how": "cached" if got.cached else "fetched"}
+                "files": got.files, "how": "cached" if got.cached else "fetched", **checked(got)}
     entries = registry.weights()
     if source not in entries:
         close = difflib.get_close_matches(source, list(entries), n=3, cutoff=0.5)
@@ -54,7 +72,7 @@ def pull(source: str, *, log: Log = to_stderr) -> dict[str, Any]:
         verify_catalogued(digest, expected, source, str(bundled))
         check_safetensors(weights, str(bundled))
         return {"folder": str(bundled), "location": str(bundled), "name": source, "commit": None,
-                "files": {WEIGHTS: digest}, "how": "bundled"}
+                "files": {WEIGHTS: digest}, "how": "bundled", "verified": [WEIGHTS], "unverified": []}
     if not entry.get("hub"):
         raise HubError(f"'{source}' has neither bundled weights nor a hub location in registry.toml",
                        "Its entry needs `path` (bundled) or `hub` (hf://ORG/NAME@REVISION or file:///PATH).")
@@ -64,7 +82,7 @@ def pull(source: str, *, log: Log = to_stderr) -> dict[str, Any]:
     got = fetch(entry["hub"], log=log)
     verify_catalogued(got.files[WEIGHTS], expected, source, got.location)
     return {"folder": str(got.folder), "location": got.location, "name": source, "commit": got.commit,
-            "files": got.files, "how": "cached" if got.cached else "fetched"}
+            "files": got.files, "how": "cached" if got.cached else "fetched", **checked(got, bool(expected))}
 
 
 def resolve(source: str, *, log: Log = to_stderr) -> Path:

@@ -1,5 +1,6 @@
-"""Publish a run folder: its config, weights, a model card and its pictures, to the Hugging Face Hub or
-a folder hub."""
+"""Publish a run folder: its config, weights, a model card, its training log (metrics.jsonl), its test
+metrics (eval.json, when they measured these weights) and its pictures, to the Hugging Face Hub or a
+folder hub."""
 
 from __future__ import annotations
 
@@ -12,14 +13,13 @@ from typing import Any
 from zoo import registry
 from zoo.console import to_stderr
 from zoo.errors import RunError
-from zoo.hub.cache import read_json
 from zoo.hub.files import CARD, CONFIG, IMAGES, MODEL_FILES, WEIGHTS, check_config, check_model_files
 from zoo.hub.folder import check_destination, push_folder
 from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint
-from zoo.runs.checkpoint import METRICS, best_row, read_metrics
+from zoo.runs.checkpoint import EVAL, METRICS, best_row, open_regular, read_eval, read_metrics
 from zoo.runs.modelcard import render_card
 
 
@@ -46,7 +46,7 @@ def _run_folder(run: str | Path, log: Log) -> Path:
 def _training_summary(run_dir: Path) -> dict[str, Any] | None:
     try:
         rows, _ = read_metrics(run_dir / METRICS)
-    except OSError:
+    except (OSError, RunError):  # none, or not a file (_training_log refuses to push that)
         return None
     if not rows:
         return None
@@ -60,10 +60,9 @@ def model_card(run_dir: Path, location: str) -> str:
     """The README.md pushed with a run: zoo's model card, addressed to `location`, plus the metrics
     measured during training (in the YAML metadata and the body)."""
     run = check_config(run_dir / CONFIG, str(run_dir))
-    eval_path = run_dir / "eval.json"
-    eval_result = read_json(eval_path) if eval_path.is_file() else None
+    eval_result, _ = read_eval(run_dir)  # None unless it measured these weights
     images = [p for p in IMAGES if (run_dir / p).is_file()]
-    card = render_card(run, eval_result if isinstance(eval_result, dict) else None, images, location)
+    card = render_card(run, eval_result, images, location)
     summary = _training_summary(run_dir)
     plugin = run.get("plugin", {})
     plugin_text = f"{plugin.get('package', 'zoo')} {plugin.get('version', '')}".strip()
@@ -87,22 +86,46 @@ def model_card(run_dir: Path, location: str) -> str:
     return head + "\n" + "\n".join(meta) + sep + rest
 
 
-def _push_files(run_dir: Path, location: str) -> dict[str, Path | bytes]:
+def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | bytes]:
     """What a push publishes, after refusing a run that is incomplete or damaged: a config.json whose
     fields are not all there and typed, weights whose header does not fit it, or whose contents do not
-    match the checksum recorded when they were written. Nothing is written or uploaded before this."""
+    match the checksum recorded when they were written, or a training log that is not a file. Test
+    metrics go only where they measured these weights (see read_eval). Nothing is written or uploaded
+    before this."""
     for name in MODEL_FILES:
         if not (run_dir / name).is_file():
             raise HubError(f"{run_dir} has no {name}: nothing to push",
                            "Push a finished run folder (one written by `zoo train`).")
     check_model_files(run_dir, str(run_dir))
     _verify_weights(run_dir / WEIGHTS)
+    training_log = _training_log(run_dir)
+    evaluated, note = read_eval(run_dir)
+    if note:
+        log(f"note: {note}; no test metrics are pushed")
     files: dict[str, Path | bytes] = {CONFIG: run_dir / CONFIG, WEIGHTS: run_dir / WEIGHTS,
                                       CARD: model_card(run_dir, location).encode()}
+    if training_log is not None:
+        files[METRICS] = training_log
+    if evaluated is not None:
+        files[EVAL] = (json.dumps(evaluated, indent=2) + "\n").encode()  # as read and checked
     for image in IMAGES:
         if (run_dir / image).is_file():
             files[image] = run_dir / image
     return files
+
+
+def _training_log(run_dir: Path) -> bytes | None:
+    """metrics.jsonl's bytes (None without one); one that is not a regular file (a FIFO) refuses the push."""
+    path = run_dir / METRICS
+    if not path.exists():
+        return None
+    try:
+        with open_regular(path) as fh:
+            return fh.read()
+    except RunError as e:
+        raise HubError(f"refusing to push {run_dir}: {e.message}", e.hint) from None
+    except OSError as e:
+        raise HubError(f"cannot read {path}: {e.strerror or e}") from None
 
 
 def _verify_weights(path: Path) -> None:
@@ -115,10 +138,11 @@ def _verify_weights(path: Path) -> None:
 
 def push(run: str | Path, destination: str, *, private: bool = False, revision: str | None = None,
          message: str | None = None, log: Log = to_stderr) -> Pushed:
-    """Publish a run folder (config.json, model.safetensors, a model card, its pictures) to
-    hf://ORG/NAME (a commit on `revision`, default main; the repository is created if needed, private if
-    asked) or to a folder hub file:///PATH (created, or replaced as a whole, atomically, only if an earlier
-    push made it: see zoo.hub.folder). A damaged run is refused before anything is written or uploaded."""
+    """Publish a run folder (config.json, model.safetensors, a model card, metrics.jsonl, a current
+    eval.json, its pictures) to hf://ORG/NAME (a commit on `revision`, default main; the repository is
+    created if needed, private if asked) or to a folder hub file:///PATH (created, or replaced as a
+    whole, atomically, only if an earlier push made it: see zoo.hub.folder). A damaged run is refused
+    before anything is written or uploaded."""
     loc = parse(destination)
     if loc.kind == "hf" and loc.revision and revision and loc.revision != revision:
         raise HubError(f"two revisions given: @{loc.revision} and --revision {revision}")
@@ -128,11 +152,11 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
         if revision:
             raise HubError("a folder hub keeps one version: --revision is for hf:// locations")
         check_destination(loc.path, run_dir)  # before the run is even read
-        files = _push_files(run_dir, str(loc))
+        files = _push_files(run_dir, str(loc), log)
         push_folder(loc.path, files, run_dir)
         return Pushed(str(loc), sorted(files))
     base = f"{HF_SCHEME}{loc.repo}"
-    files = _push_files(run_dir, base)
+    files = _push_files(run_dir, base, log)
     if os.environ.get("ZOO_OFFLINE", "") not in ("", "0"):
         raise HubError(f"cannot push to {base}: zoo is offline (ZOO_OFFLINE is set)")
     hf = import_hf()

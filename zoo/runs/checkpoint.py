@@ -5,18 +5,24 @@ leaves the previous complete version. Every safetensors file zoo writes carries 
 tensors in its metadata (`zoo_sha256`), checked whenever it is read: a damaged file is refused, never
 loaded. Only safetensors are ever read: zoo never unpickles anything. What checkpoint.safetensors holds,
 and how a run resumes from it, is zoo.runs.training_state.
+
+A run's files are opened without blocking and only read if they are regular files (open_regular): a FIFO
+or a device in a run folder is refused with one message, never waited on. eval.json records the weights it
+measured, and counts only while model.safetensors holds them (read_eval).
 """
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
 import os
 import re
+import stat
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 from safetensors import SafetensorError
@@ -33,6 +39,7 @@ METRICS = "metrics.jsonl"
 EVAL = "eval.json"
 CARD = "README.md"
 DIGEST_KEY = "zoo_sha256"   # safetensors metadata: the sha256 of the file's tensors (tensor_digest)
+WEIGHTS_DIGEST = "weights_digest"  # eval.json: the weights it measured (weights_digest of model.safetensors)
 TMP_SUFFIX = ".tmp"          # atomic_write's temporary files: .NAME.XXXX.tmp
 
 
@@ -90,6 +97,34 @@ def remove_stale_temporaries(folder: Path, older_than: float = STALE_SECONDS) ->
     return removed
 
 
+def open_regular(path: Path) -> BinaryIO:
+    """Open one of a run's files for reading without blocking: a FIFO or a device would make a plain
+    open or read wait forever, so anything but a regular file is refused with a RunError naming it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except OSError as e:
+        if e.errno != errno.ENXIO:  # ENXIO: a socket, which cannot be opened at all
+            raise
+        raise _not_regular(path, os.stat(path).st_mode) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_regular(path, mode)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _not_regular(path: Path, mode: int) -> RunError:
+    if stat.S_ISDIR(mode):
+        return RunError(f"{path} is a folder, not a file", "The run folder is damaged.")
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+    return RunError(f"{path} is not a regular file ({kind}); zoo reads only the files it wrote",
+                    "Remove it, or put back the file zoo wrote there (from a copy).")
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
@@ -131,7 +166,9 @@ def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The rows of a metrics.jsonl in epoch order, and how many lines were dropped as not a row (see
     _metrics_row) or as out of order (an epoch not after the one before)."""
     rows, dropped = [], 0
-    for line in Path(path).read_text(errors="replace").splitlines():
+    with open_regular(Path(path)) as fh:
+        text = fh.read().decode(errors="replace")
+    for line in text.splitlines():
         if not line.strip():
             continue
         row = _metrics_row(line)
@@ -147,15 +184,57 @@ def write_json(path: Path, obj: Any) -> None:
 
 
 def read_json(path: Path) -> Any:
+    with open_regular(Path(path)) as fh:
+        data = fh.read()
     try:
-        return json.loads(Path(path).read_text())
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
+        return json.loads(data)
     except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
         raise RunError(f"{path} is not valid JSON ({type(e).__name__}: {str(e)[:200]})",
                        "The run folder is damaged.") from None
-    except IsADirectoryError:
-        raise RunError(f"{path} is a folder, not a file", "The run folder is damaged.") from None
+
+
+def read_weights_header(path: Path) -> tuple[dict[str, tuple[tuple[int, ...], str]], dict[str, str]]:
+    """files.read_header of a run's weights file, refused first if it is not a regular file (a FIFO would
+    block the read)."""
+    with open_regular(Path(path)):
+        return read_header(Path(path))
+
+
+def weights_digest(path: Path) -> str:
+    """What identifies the weights in a file: the checksum zoo recorded in it when it wrote it
+    (DIGEST_KEY, read from the header), else, for a file another tool wrote, the sha256 of its bytes."""
+    with open_regular(Path(path)) as fh:
+        _, meta = read_header(Path(path))
+        if isinstance(meta.get(DIGEST_KEY), str) and meta[DIGEST_KEY]:
+            return meta[DIGEST_KEY]
+        h = hashlib.sha256()
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+        return f"sha256:{h.hexdigest()}"
+
+
+def read_eval(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The run's eval.json if it measured the weights now in model.safetensors: (its contents, None).
+    Else (None, why it is left out): unreadable, written by an older zoo that did not record the weights
+    it measured, or stale (measured on earlier weights: the run was trained further). (None, None): none.
+    Every reader of eval.json (card, compare, push, info) goes through here, so none shows stale metrics."""
+    path = Path(run_dir) / EVAL
+    if not os.path.lexists(path):
+        return None, None
+    try:
+        result = read_json(path)
+        if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
+            return None, f"{path} holds no test metrics: ignored"
+        if not result.get(WEIGHTS_DIGEST):
+            return None, (f"{path} does not record which weights it measured (an older zoo wrote it): "
+                          "ignored; run zoo eval again")
+        if result[WEIGHTS_DIGEST] != weights_digest(Path(run_dir) / WEIGHTS):
+            return None, f"{path} is stale: measured on earlier weights; run zoo eval again"
+    except RunError as e:
+        return None, f"{e.message}: {EVAL} ignored"
+    except OSError as e:
+        return None, f"{path} cannot be read ({e.strerror or e}): ignored"
+    return result, None
 
 
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -265,10 +344,9 @@ def load_tensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
     tensors must match the checksum recorded when zoo wrote the file (files without one, written by
     other tools or older zoo versions, are read as they are)."""
     path = Path(path)
-    if not path.is_file():
-        raise RunError(f"{path} is missing")
-    read_header(path)  # its declared tensors fill the file exactly: nothing large is read before that
-    data = path.read_bytes()
+    with open_regular(path) as fh:
+        read_header(path)  # its declared tensors fill the file exactly: nothing large is read before that
+        data = fh.read()
     try:
         tensors = st_load(data)
         metadata = read_metadata(data)

@@ -2,7 +2,8 @@
 weights). One row per run: its model, the config keys whose values differ between the runs (the keys
 equal in all of them are only counted), and its final metrics: the best epoch's row of metrics.jsonl
 (the last row where none is marked best), the epochs trained and the seconds they took. Test metrics
-come from eval.json, or for published weights from their model card or catalogue entry.
+come from eval.json when it measured the run's current weights (see checkpoint.read_eval), or for
+published weights from their model card or catalogue entry.
 
 A run is a folder, a glob of folders (expanded here: `runs/vae-*`), a catalogued name or a hub location
 (resolved by zoo.runs.loading, as every command resolves them)."""
@@ -178,18 +179,22 @@ def read_compared(name: str, folder: Path) -> Compared:
     run = read_run(folder)
     row = Compared(name=name, folder=folder, model=run["model"], config=flat_config(run))
     path = folder / ckpt.METRICS
-    if path.is_file():
+    if path.exists():
         try:
             rows, dropped = ckpt.read_metrics(path)
         except OSError as e:
             rows, dropped = [], 0
             row.notes.append(f"{ckpt.METRICS} cannot be read ({e.strerror or e})")
+        except RunError as e:  # not a regular file (a FIFO, a folder)
+            rows, dropped = None, 0
+            row.notes.append(e.message.replace(f"{folder}/", "") + ": skipped")
         if dropped:
             row.notes.append(f"{dropped} damaged line{'s' * (dropped != 1)} of {ckpt.METRICS} skipped")
-        _summarise(row, rows)
+        if rows is not None:
+            _summarise(row, rows)
     else:
         row.notes.append(f"no {ckpt.METRICS} (published weights carry no training log)")
-    row.test_metrics = _test_metrics(folder, name)
+    row.test_metrics = _test_metrics(folder, name, row.notes)
     if not row.metrics and not row.history:
         card = _card_training(folder / ckpt.CARD)
         if card:
@@ -213,17 +218,18 @@ def _number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
-def _test_metrics(folder: Path, name: str) -> dict[str, float]:
-    """The run's test metrics: its eval.json, else its model card's, else its catalogue entry's."""
-    path = folder / ckpt.EVAL
-    if path.is_file():
-        try:
-            evaluated = ckpt.read_json(path)
-        except ZooError:
-            evaluated = None
-        if isinstance(evaluated, dict) and evaluated.get("split", "test") == "test" \
-                and isinstance(evaluated.get("metrics"), dict):
-            return {k: v for k, v in evaluated["metrics"].items() if _number(v)}
+def _test_metrics(folder: Path, name: str, notes: list[str]) -> dict[str, float]:
+    """The run's test metrics: its eval.json, else (without one) its model card's, else its catalogue
+    entry's. An eval.json of other weights than the run's (stale after --resume) gives none, with a note:
+    the card's metrics were rendered from it, so they are not used either."""
+    evaluated, note = ckpt.read_eval(folder)
+    if note:
+        notes.append(note.replace(f"{folder}/", ""))  # the run's name is on the row
+        return {}
+    if evaluated is not None:
+        if evaluated.get("split", "test") != "test":
+            return {}
+        return {k: v for k, v in evaluated["metrics"].items() if _number(v)}
     card = _front_matter(folder / ckpt.CARD)
     found = {m[1]: float(m[2]) for m in re.finditer(r"-\s*\{type:\s*([\w.-]+),\s*value:\s*([-+\d.eE]+)\}", card)
              if _float(m[2])} if card else {}

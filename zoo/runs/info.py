@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from zoo.console import to_stderr
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo import registry
@@ -31,11 +32,12 @@ def run_info(source: str | Path) -> dict[str, Any]:
                   if p.is_file() and not p.name.startswith(".")},
         "load": f"zoo.load({json.dumps(str(source))})",
     }
-    if (run_dir / ckpt.EVAL).is_file():
-        evaluated = ckpt.read_json(run_dir / ckpt.EVAL)
-        if isinstance(evaluated, dict) and isinstance(evaluated.get("metrics"), dict):
-            info["test_metrics"] = {"split": evaluated.get("split"), "images": evaluated.get("images"),
-                                    **evaluated["metrics"]}
+    evaluated, note = ckpt.read_eval(run_dir)  # None unless it measured these weights
+    if note:
+        to_stderr(f"note: {note}")
+    if evaluated is not None:
+        info["test_metrics"] = {"split": evaluated.get("split"), "images": evaluated.get("images"),
+                                **evaluated["metrics"]}
     return info
 
 

@@ -28,7 +28,7 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
         raise RunError(f"{run_dir} does not exist")
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} is a file, not a run folder", "Pass the folder written by `zoo train`.")
-    if not (run_dir / ckpt.CONFIG).is_file():
+    if not (run_dir / ckpt.CONFIG).exists():  # anything else there (a FIFO, a folder) is refused by read_json
         raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG})",
                        "Pass a folder written by `zoo train`.")
     return runfiles.check_run_config(ckpt.read_json(run_dir / ckpt.CONFIG), str(run_dir / ckpt.CONFIG))
@@ -90,7 +90,7 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     model_cfg = cfgmod.build(entry.cls.Config, dict(run["config"]), where=f"{run_dir / ckpt.CONFIG}")
     shape, classes = runfiles.run_shape(run), runfiles.run_classes(run)
     weights_path = run_dir / ckpt.WEIGHTS
-    declared, _ = runfiles.read_header(weights_path)
+    declared, _ = ckpt.read_weights_header(weights_path)
     skeleton = runfiles.skeleton(entry.cls, model_cfg, shape, classes)
     if skeleton is not None:
         try:

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from zoo import registry
+from zoo.console import to_stderr
 from zoo.errors import ZooError
 from zoo.runs import checkpoint as ckpt
 
@@ -84,11 +85,14 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     return "\n".join(lines)
 
 
-def write_card(run_dir: Path) -> Path:
+def write_card(run_dir: Path, log=to_stderr) -> Path:
+    """README.md of a run folder, from its config.json, its current eval.json (a stale one is left out,
+    with a note to `log`) and its pictures."""
     run_dir = Path(run_dir)
     run = ckpt.read_json(run_dir / ckpt.CONFIG)
-    eval_path = run_dir / ckpt.EVAL
-    eval_result = ckpt.read_json(eval_path) if eval_path.exists() else None
+    eval_result, note = ckpt.read_eval(run_dir)  # only test metrics of the weights the card describes
+    if note:
+        log(f"note: {note}")
     images = [p for p in ("reconstructions.png", "samples.png", "loss.png") if (run_dir / p).exists()]
     path = run_dir / ckpt.CARD
     # The run as the user reached it (runs/ae, /data/runs/ae): the load line works from where they work.

@@ -51,6 +51,9 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if not model.has_test_metrics():
         raise _no_metrics(run, source)
     check_metric_options(model, options or {})
+    # Which weights are measured, read right after they were loaded: readers of eval.json ignore it once
+    # model.safetensors holds other weights (a resumed run trained further), see ckpt.read_eval.
+    measured = ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
     data, x, y = run.data(split, data_dir)
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
@@ -68,7 +71,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         raise _no_metrics(run, source)
     result = {"model": run.record["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.pixels(), "classes": list(data.classes),
-              "metrics": {k: v / max(n, 1) for k, v in sums.items()}}
+              "metrics": {k: v / max(n, 1) for k, v in sums.items()}, ckpt.WEIGHTS_DIGEST: measured}
     if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
         result["caveat"] = data.caveat()
     if regularize.prunes(run.record.get("train", {})):

@@ -1,0 +1,106 @@
+"""A folder hub's push mark (PUSHED_MANIFEST: the files a push wrote and their sha256s), and a pulled copy
+checked against it; the entries of a folder hub, found by their marks.
+
+A pull says "verified" only of what it checked: a copied file whose sha256 is the one the mark records.
+One whose sha256 differs was changed after the push: a model file (config.json, model.safetensors)
+refuses the pull; a card or picture is left out of the copy, with a note (the model loads without it,
+and a changed picture would misdescribe it). A file the mark does not list is fetched and said to be
+unverified, as every file is of a hub without a usable mark. The copy's PULLED_MANIFEST records both lists.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, BinaryIO, Callable
+
+from zoo.hub import limits
+from zoo.hub.cache import read_json
+from zoo.hub.files import CONFIG, PUSHED_MANIFEST
+from zoo.hub.locations import HubError, Log
+
+
+def mark_files(manifest: Any) -> dict[str, str] | None:
+    """The files a parsed push mark lists (name -> sha256); None if it is not a valid mark."""
+    files = manifest.get("files") if isinstance(manifest, dict) else None
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+        return None
+    return files
+
+
+def pushed_files(folder: Path) -> dict[str, str] | None:
+    """The files a push recorded in `folder` (name -> sha256), or None if it holds no valid mark."""
+    path = Path(folder) / PUSHED_MANIFEST
+    if not path.is_file() or path.is_symlink():
+        return None
+    try:
+        return mark_files(json.loads(path.read_bytes()))
+    except (OSError, ValueError, RecursionError):
+        return None
+
+
+def read_mark(open_mark: Callable[[], BinaryIO] | None, where: str, log: Log) -> dict[str, str] | None:
+    """The files the hub's push mark lists, read through `open_mark` (which opens it as the hub's other
+    files are opened: no link; None where the hub has no mark) and no further than its cap; None, with a
+    note, where there is none or it cannot be used."""
+    if open_mark is None:
+        log(f"note: {where} holds no push mark ({PUSHED_MANIFEST}): its files are not verified against what "
+            "a push wrote")
+        return None
+    cap = limits.cap(PUSHED_MANIFEST)
+    files = None
+    try:
+        with open_mark() as src:
+            data = src.read(cap.limit + 1)
+        files = mark_files(json.loads(data)) if len(data) <= cap.limit else None
+    except HubError as e:
+        log(f"note: {e.message}")
+    except (OSError, ValueError, RecursionError):
+        pass
+    if files is None:
+        log(f"note: the push mark {PUSHED_MANIFEST} of {where} cannot be used: its files are not verified "
+            "against what a push wrote")
+    return files
+
+
+def check_against_mark(files: dict[str, str], mark: dict[str, str] | None, copy: Path, where: str,
+                       log: Log) -> tuple[list[str], list[str]]:
+    """The copied files (name -> sha256, in folder `copy`) checked against the push mark: (verified,
+    unverified). A changed model file refuses the pull; a changed card or picture is removed from the
+    copy and from `files`, with a note."""
+    if mark is None:
+        return [], sorted(files)
+    for name in [n for n in files if n in mark and files[n] != mark[n]]:
+        limits.skip(name, HubError(f"{name} of {where} is not the file the push wrote (its sha256 differs from "
+                                   f"the one in {PUSHED_MANIFEST})",
+                                   "It was changed after the push; push the run again."), log)
+        (copy / name).unlink()
+        del files[name]
+    unverified = sorted(n for n in files if n not in mark)
+    if unverified:
+        log(f"note: {', '.join(unverified)} of {where} {'is' if len(unverified) == 1 else 'are'} not in its push "
+            f"mark ({PUSHED_MANIFEST}): fetched unverified")
+    return sorted(n for n in files if n in mark), unverified
+
+
+def list_folder_hub(root: Path) -> list[dict]:
+    """The entries of a folder hub: every folder below `root` (at any depth, links not followed) that a
+    push wrote, with its location, model, data set and when it was pushed. Read from the entries'
+    config.json and push mark only: nothing is fetched or hashed."""
+    root = Path(root)
+    if not root.is_dir():
+        raise HubError(f"no folder hub at {root}" if not root.exists() else f"{root} is not a folder",
+                       "Give the folder that `zoo push RUN file:///PATH/NAME` pushed into (PATH).")
+    entries = []
+    for mark in sorted(root.rglob(PUSHED_MANIFEST)):
+        folder = mark.parent
+        if mark.is_symlink() or any(p.is_symlink() for p in folder.relative_to(root).parents if p != Path(".")):
+            continue
+        config = read_json(folder / CONFIG) if (folder / CONFIG).is_file() else None
+        config = config if isinstance(config, dict) else {}
+        data = config.get("data") if isinstance(config.get("data"), dict) else {}
+        entries.append({"location": f"file://{folder.absolute()}", "name": str(folder.relative_to(root)),
+                        "model": config.get("model") if isinstance(config.get("model"), str) else "?",
+                        "dataset": data.get("name") if isinstance(data.get("name"), str) else "?",
+                        "pushed": mark.stat().st_mtime})
+    return entries
