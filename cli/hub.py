@@ -57,8 +57,8 @@ def pull(source, as_json):
     safetensors are fetched; every file is checked against the hub's checksum and a catalogued name also
     against its sha256 in registry.toml. Once pulled, it loads offline (HF_HUB_OFFLINE=1).
 
-    Each file has a size cap, checked before it is fetched: 1 MiB for config.json and the card, 20 MiB
-    a picture, and the weights the config describes plus 1 MiB (ZOO_HUB_MAX_BYTES=N overrides them all).
+    Each file has a size cap, checked before it is fetched: 1 MiB for config.json and the card, 16 MiB
+    for metrics.jsonl and eval.json, 20 MiB a picture, and the weights the config describes plus 1 MiB (ZOO_HUB_MAX_BYTES=N overrides them all).
     An optional file over its cap, or a link in a folder hub, is skipped with a note; a model file is refused.
     """
     from zoo.hub import pull as hub_pull
@@ -178,7 +178,15 @@ def show_run(source: str, as_json: bool = False) -> None:
         m = dict(data["test_metrics"])
         split, images = m.pop("split"), m.pop("images")
         click.echo(f"{split} metrics ({images} images): " + ", ".join(f"{k} {v:.5g}" for k, v in m.items()))
-    click.echo("config (as trained, where not the default): "
-               + (", ".join(f"{k}={json.dumps(v)}" for k, v in data["changed"].items()) or "all defaults"))
+    if data["changed"] is None:  # the plugin is not installed: its defaults are unknown
+        click.echo(f"model '{data['model']}' is not installed here, so its defaults are unknown; config as trained: "
+                   + ", ".join(f"{k}={json.dumps(v)}" for k, v in data["config"].items()))
+    else:
+        click.echo("config (as trained, where not the default): "
+                   + (", ".join(f"{k}={json.dumps(v)}" for k, v in data["changed"].items()) or "all defaults"))
     click.echo("files: " + ", ".join(f"{n} ({s:,} B)" for n, s in data["files"].items()))
-    click.echo(f"load it: {data['load']}")
+    if data["installed"]:
+        click.echo(f"load it: {data['load']}")
+    else:
+        click.echo(f"load it: install the package that provides '{data['model']}' first "
+                   f"(pip install {plugin.get('package', '?')}), then {data['load']}")

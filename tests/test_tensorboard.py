@@ -230,7 +230,7 @@ def test_zoo_latent_log_tensorboard_writes_the_codes_their_labels_and_a_sprite_f
     embedded = folder / "00000" / "latent codes"
     codes = [[float(v) for v in line.split("\t")] for line in (embedded / "tensors.tsv").read_text().splitlines()]
     run = zoo.load(logged_run)
-    _, x, _ = run.data("test")
+    x, _ = run.data("test")
     with torch.no_grad():
         expected = run.encode(x[:100].float() / 255.0)
     assert torch.allclose(torch.tensor(codes), expected, atol=1e-4)

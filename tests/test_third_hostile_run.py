@@ -69,7 +69,8 @@ def test_create_refuses_what_cannot_build_a_model_in_one_message(call, fragment)
 
 def test_a_runs_methods_take_uint8_or_float_images_one_or_a_batch_without_gradients(digits_run):
     run = zoo.load(digits_run)
-    images, _ = run.data("test")[1:]
+    images, labels = run.data("test")
+    assert images.dtype == torch.uint8 and labels.shape[0] == images.shape[0]
     x = images[:4]
     codes = run.encode(x)
     assert codes.shape[0] == 4 and not codes.requires_grad
@@ -108,3 +109,22 @@ def test_a_classifier_says_its_decoder_keys_do_nothing_and_refuses_them_when_set
     assert_clean_error(invoke("train", "classifier", "--dataset", "digits", "--epochs", "1", *TINY_SET,
                               "--set", "decoder_hidden=4", "--out", tmp_path / "c"), "a classifier has no decoder")
     assert not (tmp_path / "c").exists()
+
+
+def test_info_of_a_run_whose_plugin_is_not_installed_says_so_instead_of_listing_defaults(run_copy):
+    import json
+
+    record = json.loads((run_copy / "config.json").read_text())
+    record["model"], record["plugin"] = "gone-model", {"package": "gonepkg", "version": "0.1"}
+    (run_copy / "config.json").write_text(json.dumps(record))
+    out = assert_ok(invoke("info", run_copy))
+    assert "model 'gone-model' is not installed here, so its defaults are unknown" in out
+    assert "where not the default" not in out
+    assert "install the package that provides 'gone-model' first (pip install gonepkg)" in out
+
+
+def test_compare_takes_one_run_as_a_string_and_load_refuses_what_names_no_run(digits_run):
+    assert [r.name for r in zoo.compare(str(digits_run)).runs] == [str(digits_run)]
+    for bad in (None, 3):
+        with pytest.raises(zoo.ZooError, match="names no run"):
+            zoo.load(bad)

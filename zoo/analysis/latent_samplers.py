@@ -27,7 +27,7 @@ from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
 from zoo.registry import load_registry
 from zoo.runs.checkpoint import WEIGHTS, load_tensors, save_tensors
-from zoo.runs.run import Run
+from zoo.runs.run import Run, check_split
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
 FIT_SPLIT = "train"       # samplers are fitted on the training codes, never on the test set
@@ -146,7 +146,8 @@ def run_split(run: Run, split: str, data_dir: str | None = None):
     if not isinstance(run, Run):
         raise RunError(f"model '{run.name}' was not loaded from a run folder: its data set is unknown",
                        "Load it with zoo.load(RUN).")
-    return run.data(split, data_dir)
+    data = run.dataset(data_dir)
+    return (data, *data.split(check_split(split)))
 
 
 def split_codes(run: Run, split: str, data_dir: str | None = None):

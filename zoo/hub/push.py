@@ -19,7 +19,8 @@ from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint
-from zoo.runs.checkpoint import EVAL, METRICS, best_row, open_regular, read_eval, read_metrics
+from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_metrics
+from zoo.runs.files import open_regular
 from zoo.runs.modelcard import render_card
 
 

@@ -13,16 +13,14 @@ measured, and counts only while model.safetensors holds them (read_eval).
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import json
 import math
 import os
 import re
-import stat
 import tempfile
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -30,7 +28,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from zoo.errors import ConfigError, RunError
-from zoo.runs.files import DTYPES, check_weights_fit, read_header, state_spec
+from zoo.runs.files import DTYPES, check_weights_fit, open_regular, read_header, state_spec
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -95,34 +93,6 @@ def remove_stale_temporaries(folder: Path, older_than: float = STALE_SECONDS) ->
             except OSError:
                 pass
     return removed
-
-
-def open_regular(path: Path) -> BinaryIO:
-    """Open one of a run's files for reading without blocking: a FIFO or a device would make a plain
-    open or read wait forever, so anything but a regular file is refused with a RunError naming it."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
-    except OSError as e:
-        if e.errno != errno.ENXIO:  # ENXIO: a socket, which cannot be opened at all
-            raise
-        raise _not_regular(path, os.stat(path).st_mode) from None
-    mode = os.fstat(fd).st_mode
-    if not stat.S_ISREG(mode):
-        os.close(fd)
-        raise _not_regular(path, mode)
-    os.set_blocking(fd, True)
-    return os.fdopen(fd, "rb")
-
-
-def _not_regular(path: Path, mode: int) -> RunError:
-    if stat.S_ISDIR(mode):
-        return RunError(f"{path} is a folder, not a file", "The run folder is damaged.")
-    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
-    return RunError(f"{path} is not a regular file ({kind}); zoo reads only the files it wrote",
-                    "Remove it, or put back the file zoo wrote there (from a copy).")
 
 
 def _umask() -> int:

@@ -317,6 +317,8 @@ def compare(sources: list[str | Path], metric: str | None = None, *, descending:
     Reads config.json and metrics.jsonl (skipping damaged lines), never the weights. Sorted by `metric`
     (default: the models' monitored metric, val_loss), ascending unless `descending`; a run without it
     comes last. `plot`: a PNG to draw the runs' curves of that metric into, one line per run."""
+    if isinstance(sources, (str, Path)):  # one run, not the characters of its name
+        sources = [sources]
     runs = [read_compared(name, folder) for name, folder in expand(list(sources))]
     chosen = pick_metric(runs, metric)
     have = sorted((r for r in runs if r.value(chosen) is not None), key=lambda r: r.value(chosen), reverse=descending)

@@ -8,10 +8,12 @@ make zoo allocate gigabytes.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
+import stat
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import torch
 
@@ -156,12 +158,40 @@ def check_fits(cls: type, config, shape, num_classes: int, device, *, copies: in
 
 # ----------------------------------------------------------------------------------------- weights files
 
+def open_regular(path: Path) -> BinaryIO:
+    """Open one of a run's files for reading without blocking: a FIFO or a device would make a plain
+    open or read wait forever, so anything but a regular file is refused with a RunError naming it."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise RunError(f"{path} is missing") from None
+    except OSError as e:
+        if e.errno != errno.ENXIO:  # ENXIO: a socket, which cannot be opened at all
+            raise
+        raise _not_regular(path, os.stat(path).st_mode) from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise _not_regular(path, mode)
+    os.set_blocking(fd, True)
+    return os.fdopen(fd, "rb")
+
+
+def _not_regular(path: Path, mode: int) -> RunError:
+    if stat.S_ISDIR(mode):
+        return RunError(f"{path} is a folder, not a file", "The run folder is damaged.")
+    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+    return RunError(f"{path} is not a regular file ({kind}); zoo reads only the files it wrote",
+                    "Remove it, or put back the file zoo wrote there (from a copy).")
+
+
 def read_header(path: Path) -> tuple[dict[str, tuple[tuple[int, ...], str]], dict[str, str]]:
     """The tensors a safetensors file declares (name -> (shape, dtype name)) and its metadata, read
     from the header alone."""
     path = Path(path)
     try:
-        with open(path, "rb") as fh:
+        with open_regular(path) as fh:
             head = fh.read(8)
             n = int.from_bytes(head, "little") if len(head) == 8 else -1
             if n < 2 or n > MAX_HEADER:

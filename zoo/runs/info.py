@@ -27,10 +27,11 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "plugin": run.get("plugin", {}), "zoo_version": run.get("zoo_version"),
         "dataset": data.get("name", run["train"].get("dataset")), "shape": data.get("shape"),
         "classes": data.get("classes"), "sizes": data.get("sizes"),
-        "changed": _changed_from_defaults(run), "training": _training(run_dir, run),
+        "config": run["config"], "changed": _changed_from_defaults(run), "training": _training(run_dir, run),
         "files": {p.name: p.stat().st_size for p in sorted(run_dir.iterdir())
                   if p.is_file() and not p.name.startswith(".")},
         "load": f"zoo.load({json.dumps(str(source))})",
+        "installed": run["model"] in registry.list_models(),
     }
     evaluated, note = ckpt.read_eval(run_dir)  # None unless it measured these weights
     if note:
@@ -41,12 +42,13 @@ def run_info(source: str | Path) -> dict[str, Any]:
     return info
 
 
-def _changed_from_defaults(run: dict[str, Any]) -> dict[str, Any]:
-    """The config keys whose value is not the model's (or training's) default, as they were trained."""
+def _changed_from_defaults(run: dict[str, Any]) -> dict[str, Any] | None:
+    """The config keys whose value is not the model's (or training's) default, as they were trained;
+    None when the model's plugin is not installed here (its defaults are unknown)."""
     try:
         cls = registry.get_model_class(run["model"])
-    except UnknownModelError:  # a model not installed here: every key is shown as recorded
-        return {**run["config"], **run["train"]}
+    except UnknownModelError:
+        return None
     defaults = {f.name: cfgmod.default_of(f) for f in cfgmod.fields_of(cls.Config)}
     defaults.update({f.name: cfgmod.default_of(f) for f in cfgmod.fields_of(cfgmod.TrainConfig)})
     defaults.update(getattr(cls, "train_defaults", {}))

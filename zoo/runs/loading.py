@@ -38,6 +38,9 @@ def resolve(source: str | Path) -> Path:
     """A run folder; a name catalogued in registry.toml (its bundled folder, or its copy pulled from the hub
     its entry names; checked by sha256); or a hub location, hf://ORG/NAME[@REVISION] or file:///PATH,
     fetched into the cache and verified (see zoo.hub)."""
+    if not isinstance(source, (str, Path)) or not str(source).strip():
+        raise ConfigError(f"{source!r:.60} names no run",
+                          "Give a run folder, a catalogued name (zoo list --pretrained) or a hub location.")
     if hub.is_hub_source(source):
         return hub.resolve(source)
     path = Path(source)

@@ -145,13 +145,21 @@ class Run:
         path = self.folder / ckpt.METRICS
         return ckpt.read_metrics(path)[0] if path.is_file() else []
 
-    def data(self, split: str, data_dir: str | None = None) -> tuple[ImageData, torch.Tensor, torch.Tensor]:
-        """The data set it was trained on, brought to the shape its model takes, with `split`'s images
-        and labels. `data_dir` points at the data set elsewhere than when it was trained."""
-        if split not in SPLITS:
-            raise ConfigError(f"unknown split '{split}'", f"Use {', '.join(SPLITS)}.")
+    def dataset(self, data_dir: str | None = None) -> ImageData:
+        """The data set it was trained on (every split), brought to the shape its model takes. `data_dir`
+        points at the data set elsewhere than when it was trained."""
         train = self.train_config
         if data_dir:
             train.data_dir = data_dir
-        data = training_data(train, self.device, self.record)
-        return data, *data.split(split)
+        return training_data(train, self.device, self.record)
+
+    def data(self, split: str, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """`split`'s images (uint8 [N, C, H, W], as `run.encode` takes them) and labels, as
+        `zoo.load_dataset(...).split(split)` gives them."""
+        return self.dataset(data_dir).split(check_split(split))
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ConfigError(f"unknown split '{split}'", f"Use {', '.join(SPLITS)}.")
+    return split

@@ -78,7 +78,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     out = runfiles.picture_output(out, run.output_dir / default)
     if input is None:
         chosen = corruption(run, noise)
-        _, xs, _ = run.data(split, data_dir)
+        xs, _ = run.data(split, data_dir)
         clean = xs[:n].float() / 255.0
         noisy = chosen(clean, gen)
         rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", run.reconstruct(noisy))]
@@ -147,7 +147,7 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     trained = corruption(run, noise)
     levels = [(trained.scaled(f), f) for f in factors]
     levels += [(cls(), None) for name, cls in sorted(noise_models().items()) if name != trained.name]
-    _, x, y = run.data(split, data_dir)
+    x, y = run.data(split, data_dir)
     rows = []
     for i, (level, factor) in enumerate(levels):
         gen = torch.Generator(device=run.device).manual_seed(seed + i)

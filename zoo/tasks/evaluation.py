@@ -15,7 +15,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
 from zoo.runs.loading import load
 from zoo.runs.modelcard import write_card
-from zoo.runs.run import Run
+from zoo.runs.run import Run, check_split
 from zoo.training import regularize
 from zoo.training.batching import growing_batches
 
@@ -54,7 +54,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     # Which weights are measured, read right after they were loaded: readers of eval.json ignore it once
     # model.safetensors holds other weights (a resumed run trained further), see ckpt.read_eval.
     measured = ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
-    data, x, y = run.data(split, data_dir)
+    data = run.dataset(data_dir)
+    x, y = data.split(check_split(split))
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
     sums: dict[str, float] = {}
@@ -98,7 +99,7 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
                               f"It can: {', '.join(run.capabilities()) or 'nothing listed'}.")
     if n < 1:
         raise ConfigError("--n must be at least 1")
-    _, x, _ = run.data(split, data_dir)
+    x, _ = run.data(split, data_dir)
     xb = x[:n].float() / 255.0
     out = runfiles.picture_output(out, run.output_dir / "reconstructions.png")
     return plots.image_rows([("original", xb), ("reconstruction", run.reconstruct(xb))], out,

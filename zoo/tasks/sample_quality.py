@@ -79,7 +79,8 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                           f"{_feature_model()})")
     if tuple(feat.shape) != tuple(run.shape):
         raise ConfigError(f"the feature network '{features}' takes {feat.shape} images, the model makes {run.shape}")
-    data, test_x, test_y = run.data("test", data_dir)
+    data = run.dataset(data_dir)
+    test_x, test_y = data.split("test")
     if "test" in data.reused:
         raise ConfigError(f"no sample-quality figure for {data.name}: {data.caveat()}",
                           "FID and KID compare samples with held-out images; add images to the folder.")

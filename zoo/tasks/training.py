@@ -119,7 +119,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
             f"on {device} -> {run_dir}")
         with finishing(loggers):
             result = trainer.fit()
-            write_card(run_dir)
+            write_card(run_dir, log=log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
 
@@ -199,6 +199,6 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
             log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
         with finishing(loggers):
             result = trainer.fit(resume=True)
-            write_card(run_dir)
+            write_card(run_dir, log=log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
