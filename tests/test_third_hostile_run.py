@@ -128,3 +128,13 @@ def test_compare_takes_one_run_as_a_string_and_load_refuses_what_names_no_run(di
     for bad in (None, 3):
         with pytest.raises(zoo.ZooError, match="names no run"):
             zoo.load(bad)
+
+
+def test_a_storage_error_names_the_option_that_chooses_another_place():
+    import errno
+
+    from zoo.errors import storage_error
+
+    denied = OSError(errno.EACCES, "Permission denied", "/ro/plot.png")
+    assert "(--plot)" in storage_error(denied, "--plot /ro/plot.png: cannot write", option="--plot").hint
+    assert "(--out, -o, XDG_CACHE_HOME)" in storage_error(denied, "cannot write").hint

@@ -52,17 +52,19 @@ _OS_HINTS = {
     "ENOSPC": "Free some space on that disk (or write elsewhere), then try again.",
     "EDQUOT": "Your disk quota is used up: free some space (or write elsewhere), then try again.",
     "EFBIG": "A file-size limit stopped the write (`ulimit -f`): raise it, then try again.",
-    "EROFS": "That file system is read-only: choose a writable place (--out, -o, XDG_CACHE_HOME).",
-    "EACCES": "You may not write there: choose a folder you own (--out, -o, XDG_CACHE_HOME) or fix its permissions.",
-    "EPERM": "You may not write there: choose a folder you own (--out, -o, XDG_CACHE_HOME) or fix its permissions.",
+    "EROFS": "That file system is read-only: choose a writable place ({option}).",
+    "EACCES": "You may not write there: choose a folder you own ({option}) or fix its permissions.",
+    "EPERM": "You may not write there: choose a folder you own ({option}) or fix its permissions.",
     "ENOTDIR": "A part of that path is a file, not a folder: choose another path.",
     "EEXIST": "A part of that path is a file, not a folder: choose another path.",
 }
 
 
-def storage_error(e: OSError, doing: str = "", kept: str = "", path=None) -> StorageError:
+def storage_error(e: OSError, doing: str = "", kept: str = "", path=None,
+                  option: str = "--out, -o, XDG_CACHE_HOME") -> StorageError:
     """One clear StorageError for an OSError: what could not be done, on which path (the error's own, or
-    `path`), why, and what to do. `kept` says what is safe (e.g. which epoch of a run is saved)."""
+    `path`), why, and what to do. `kept` says what is safe (e.g. which epoch of a run is saved); `option`
+    names what chooses another place."""
     import errno as _errno
     import os as _os
 
@@ -73,4 +75,5 @@ def storage_error(e: OSError, doing: str = "", kept: str = "", path=None) -> Sto
     message = f"{what}: {why}" + (f" ({name})" if name else "")
     if kept:
         message += f". {kept}"
-    return StorageError(message, _OS_HINTS.get(name, "Check the path, the disk and its permissions, then try again."))
+    hint = _OS_HINTS.get(name, "Check the path, the disk and its permissions, then try again.")
+    return StorageError(message, hint.format(option=option))

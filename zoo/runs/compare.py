@@ -358,7 +358,7 @@ def plot_curves(runs: list[Compared], metric: str, path: str | Path) -> Path:
     try:
         plots.save_png(fig, out)
     except OSError as e:
-        raise storage_error(e, f"--plot {out}: cannot write", path=out) from None
+        raise storage_error(e, f"--plot {out}: cannot write", path=out, option="--plot") from None
     finally:
         plt.close(fig)
     return out
