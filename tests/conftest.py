@@ -363,3 +363,16 @@ def folder_hub(digits_run, tmp_path) -> Path:
     dest = tmp_path / "shared" / "digits"
     hub.push(digits_run, f"file://{dest}")
     return dest
+
+
+SECRET = b"TOP-SECRET-" * 64
+
+
+@pytest.fixture
+def secret(tmp_path) -> Path:
+    """A file only its owner may read, like /etc/shadow, on the hub's own disk (a hard link needs one)."""
+    path = tmp_path / "private" / "shadow"
+    path.parent.mkdir()
+    path.write_bytes(SECRET)
+    path.chmod(0o600)
+    return path

@@ -16,18 +16,6 @@ import zoo
 from conftest import assert_clean_error, assert_ok, invoke
 from zoo import hub as zhub
 
-SECRET = b"TOP-SECRET-" * 64
-
-
-@pytest.fixture
-def secret(tmp_path) -> Path:
-    """A file only its owner may read, like /etc/shadow."""
-    path = tmp_path / "system" / "shadow"
-    path.parent.mkdir()
-    path.write_bytes(SECRET)
-    path.chmod(0o600)
-    return path
-
 
 @pytest.fixture
 def hub(folder_hub) -> Path:

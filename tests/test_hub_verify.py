@@ -17,7 +17,6 @@ import zoo
 from zoo import hub as zhub
 
 MARK = ".zoo-pushed.json"
-SECRET = b"TOP-SECRET-" * 64
 
 
 def mark_of(hub: Path) -> dict:
@@ -100,16 +99,6 @@ def test_a_hub_without_a_usable_mark_verifies_nothing(folder_hub, damage):
     line = summary(out, folder_hub)
     assert "; verified" not in line and "; not verified: README.md, config.json" in line
     assert zoo.hub.pull(f"file://{folder_hub}")["verified"] == []
-
-
-@pytest.fixture
-def secret(tmp_path) -> Path:
-    """A file only its owner may read, on the hub's own disk (a hard link needs one)."""
-    path = tmp_path / "private" / "shadow"
-    path.parent.mkdir()
-    path.write_bytes(SECRET)
-    path.chmod(0o600)
-    return path
 
 
 def assert_secret_not_cached() -> None:
