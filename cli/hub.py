@@ -185,7 +185,11 @@ def show_run(source: str, as_json: bool = False) -> None:
         click.echo("config (as trained, where not the default): "
                    + (", ".join(f"{k}={json.dumps(v)}" for k, v in data["changed"].items()) or "all defaults"))
     click.echo("files: " + ", ".join(f"{n} ({s:,} B)" for n, s in data["files"].items()))
-    if data["installed"]:
+    if data["not_regular"]:
+        click.echo(f"not regular files (zoo will not read them): {', '.join(data['not_regular'])}")
+    if set(data["not_regular"]) & {"config.json", "model.safetensors"}:
+        click.echo("load it: not as it is; put back its config.json and model.safetensors first")
+    elif data["installed"]:
         click.echo(f"load it: {data['load']}")
     else:
         click.echo(f"load it: install the package that provides '{data['model']}' first "

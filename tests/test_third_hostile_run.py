@@ -83,7 +83,7 @@ def test_a_runs_methods_take_uint8_or_float_images_one_or_a_batch_without_gradie
 @pytest.mark.parametrize("call, fragment", [
     (lambda run: run.encode(torch.zeros(2, 3, 28, 28)), "takes images of shape [1, 28, 28]"),
     (lambda run: run.encode([[0.0]]), "must be a torch tensor"),
-    (lambda run: run.decode(torch.zeros(3)), "decode takes latent codes as a float tensor [N, D]"),
+    (lambda run: run.decode(torch.zeros(3)), "decode takes latent codes as a float tensor [N, 4]"),
     (lambda run: run.sample(4), "cannot sample"),
 ])
 def test_a_runs_methods_refuse_wrong_inputs_and_missing_abilities_in_one_message(digits_run, call, fragment):
@@ -138,3 +138,82 @@ def test_a_storage_error_names_the_option_that_chooses_another_place():
     denied = OSError(errno.EACCES, "Permission denied", "/ro/plot.png")
     assert "(--plot)" in storage_error(denied, "--plot /ro/plot.png: cannot write", option="--plot").hint
     assert "(--out, -o, XDG_CACHE_HOME)" in storage_error(denied, "cannot write").hint
+
+
+# ----------------------------------------------------------------- the fourth pass, on the fixes above
+
+def test_compare_plot_and_out_may_not_replace_files_of_a_run_or_its_sub_folders(digits_run, tmp_path):
+    other = Path(shutil.copytree(digits_run, tmp_path / "other"))
+    (other / "progress").mkdir(exist_ok=True)
+    (other / "progress" / "epoch_0001.png").write_bytes(b"picture")
+    before = {str(p): p.read_bytes() for p in other.rglob("*") if p.is_file()}
+    assert_clean_error(invoke("compare", digits_run, other, "--plot", other / "reconstructions.png"),
+                       "of another run")
+    assert_clean_error(invoke("reconstruct", digits_run, "--n", "4", "--out", other / "progress" / "epoch_0001.png"),
+                       "of another run")
+    assert {str(p): p.read_bytes() for p in other.rglob("*") if p.is_file()} == before
+    assert_ok(invoke("compare", digits_run, other, "--plot", tmp_path / "curves.png"))
+
+
+def test_a_refused_resume_or_eval_writes_nothing(run_copy):
+    import os
+
+    (run_copy / "README.md").unlink()
+    (run_copy / "README.md").mkdir()
+    (run_copy / "eval.json").unlink(missing_ok=True)
+    before = digest(run_copy)
+    assert_clean_error(invoke("eval", run_copy), "README.md is a folder, where zoo writes its README.md")
+    assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", "3", "--no-progress"), "nothing was done")
+    assert digest(run_copy) == before and not (run_copy / "eval.json").exists()
+    (run_copy / "README.md").rmdir()
+    (run_copy / "model.safetensors").unlink()
+    os.mkfifo(run_copy / "model.safetensors")
+    before = digest(run_copy)
+    assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", "3", "--no-progress"),
+                       "model.safetensors is not a regular file")
+    assert digest(run_copy) == before
+    out = assert_ok(invoke("info", run_copy))
+    assert "not regular files (zoo will not read them): model.safetensors" in out and "zoo.load(" not in out
+
+
+@pytest.mark.parametrize("damage", [{"mse": "abc"}, {"mse": {"a": 1}}, {"mse": float("nan")}, {"x" * 5000: 0.1}])
+def test_an_eval_json_with_values_zoo_does_not_write_is_ignored_by_info_compare_and_push(run_copy, tmp_path, damage):
+    import json
+
+    assert_ok(invoke("eval", run_copy))
+    record = json.loads((run_copy / "eval.json").read_text())
+    record["metrics"].update(damage)
+    (run_copy / "eval.json").write_text(json.dumps(record))
+    out = assert_ok(invoke("info", run_copy))
+    assert "holds values zoo does not write" in out and "test metrics" not in out
+    assert_ok(invoke("compare", run_copy))
+    assert_ok(invoke("push", run_copy, f"file://{tmp_path / 'hub' / 'x'}"))
+    assert not (tmp_path / "hub" / "x" / "eval.json").exists()
+
+
+@pytest.mark.parametrize("make, fragment", [
+    (lambda x: x.long() * 1000, "uint8 (0..255) or floats in [0, 1]"),
+    (lambda x: x.bool(), "uint8 (0..255) or floats in [0, 1]"),
+    (lambda x: x.float(), "must lie in [0, 1]"),
+    (lambda x: x.float() / 0 * 0, "must lie in [0, 1] (and be finite)"),
+])
+def test_a_runs_methods_refuse_images_the_model_would_turn_into_garbage(digits_run, make, fragment):
+    run = zoo.load(digits_run)
+    images, _ = run.data("test")
+    with pytest.raises(zoo.ZooError) as caught:
+        run.encode(make(images[:4]))
+    assert fragment in str(caught.value)
+
+
+@pytest.mark.parametrize("labels", [[[1, 2]], "a", [3.7], [True], [-1], [10]])
+def test_sample_class_takes_only_class_indices(labels):
+    with pytest.raises(zoo.ZooError, match="sample_class"):
+        zoo.load("cgan-mnist").sample_class(labels)
+
+
+def test_codes_of_the_wrong_width_and_counts_beyond_memory_are_one_message(digits_run):
+    run = zoo.load(digits_run)
+    with pytest.raises(zoo.ZooError, match=r"float tensor \[N, 4\]"):
+        run.decode(torch.zeros(2, 5))
+    with pytest.raises(zoo.ZooError, match="GiB are free"):
+        zoo.load("gan-mnist").sample(10**12)

@@ -94,6 +94,8 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
     metrics go only where they measured these weights (see read_eval). Nothing is written or uploaded
     before this."""
     for name in MODEL_FILES:
+        if (run_dir / name).exists() and not (run_dir / name).is_file():
+            open_regular(run_dir / name).close()  # says what stands there instead (a FIFO, a folder, ...)
         if not (run_dir / name).is_file():
             raise HubError(f"{run_dir} has no {name}: nothing to push",
                            "Push a finished run folder (one written by `zoo train`).")

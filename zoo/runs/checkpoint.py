@@ -195,6 +195,9 @@ def read_eval(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
         result = read_json(path)
         if not isinstance(result, dict) or not isinstance(result.get("metrics"), dict):
             return None, f"{path} holds no test metrics: ignored"
+        if not _eval_fields_ok(result):
+            return None, (f"{path} holds values zoo does not write (a metric that is not a finite number, a "
+                          "name too long, a split or image count of the wrong type): ignored; run zoo eval again")
         if not result.get(WEIGHTS_DIGEST):
             return None, (f"{path} does not record which weights it measured (an older zoo wrote it): "
                           "ignored; run zoo eval again")
@@ -205,6 +208,16 @@ def read_eval(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
     except OSError as e:
         return None, f"{path} cannot be read ({e.strerror or e}): ignored"
     return result, None
+
+
+def _eval_fields_ok(result: dict[str, Any]) -> bool:
+    """The fields of eval.json that readers print, as zoo writes them: metric names (short text) to finite
+    numbers, the split's name and its number of images."""
+    numbers_ok = all(isinstance(k, str) and 0 < len(k) <= 64 and type(v) in (int, float) and math.isfinite(v)
+                     for k, v in result["metrics"].items())
+    split, images = result.get("split", "test"), result.get("images", 0)
+    return (numbers_ok and isinstance(split, str) and len(split) <= 16
+            and type(images) is int and images >= 0)
 
 
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:

@@ -264,22 +264,46 @@ RUN_RECORDS = ("config.json", "model.safetensors", "checkpoint.safetensors", "me
                "eval.json", ".zoo-pushed.json", "loss.png")
 
 
+def check_replaceable(folder: Path, names) -> None:
+    """Refuse, before any work is done, a command that would end by writing one of `names` into
+    `folder` where a folder, a FIFO or a device stands (zoo writes by renaming a new file into place):
+    a refusal after the work would leave the rest of its files written."""
+    for name in names:
+        path = Path(folder) / name
+        if path.is_symlink() or not path.exists():
+            continue
+        if not path.is_file():
+            kind = "a folder" if path.is_dir() else "not a regular file"
+            raise RunError(f"{path} is {kind}, where zoo writes its {name}; nothing was done",
+                           "Remove it (or put back the file zoo wrote there), then try again.")
+
+
+def run_root(folder: Path) -> Path | None:
+    """The run folder `folder` is or lies in (the nearest one holding a config.json), else None."""
+    for candidate in (folder, *folder.parents):
+        if (candidate / "config.json").is_file():
+            return candidate
+    return None
+
+
 def check_output(path: str | Path, own: str | Path | None = None) -> Path:
     """A file a user named for a command's output (--out): refused where writing it would replace a
     run's own records (its weights, checkpoint, config, metrics, training curve, samplers), any existing
-    file of a run other than `own` (the run the command reads), or a file in zoo's or the Hugging Face
-    Hub's caches or the bundled weights. The folder is resolved first (`..`, links), so no spelling of
-    the path gets past these checks."""
+    file in a run other than `own` (the run the command reads; its sub-folders, such as progress/,
+    included), or a file in zoo's or the Hugging Face Hub's caches or the bundled weights. The folder is
+    resolved first (`..`, links), so no spelling of the path gets past these checks."""
     path = Path(path)
     folder = path.absolute().parent.resolve()
     target = folder / path.name
+    root = run_root(folder)
+    mine = root is not None and own is not None and Path(own).absolute().resolve() == root
     is_record = path.name in RUN_RECORDS or (path.name.startswith("sampler-") and path.suffix == ".safetensors")
-    in_run = (folder / "config.json").is_file()
-    if is_record and in_run:
-        raise ConfigError(f"--out {path} would replace the run's own {path.name}",
+    if is_record and root == folder:
+        whose = "the run's own" if mine or own is None else f"another run's ({root})"
+        raise ConfigError(f"--out {path} would replace {whose} {path.name}",
                           "Write the output elsewhere (another name or folder).")
-    if in_run and target.exists() and (own is None or Path(own).absolute().resolve() != folder):
-        raise ConfigError(f"--out {path} would replace {path.name} of another run ({folder})",
+    if root is not None and not mine and (target.exists() or target.is_symlink()):
+        raise ConfigError(f"--out {path} would replace {path.name} of another run ({root})",
                           "Write the output elsewhere (another name or folder).")
     if is_managed(folder):
         raise ConfigError(f"--out {path} is inside a folder zoo or the Hugging Face Hub manages "

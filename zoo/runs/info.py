@@ -30,6 +30,9 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "config": run["config"], "changed": _changed_from_defaults(run), "training": _training(run_dir, run),
         "files": {p.name: p.stat().st_size for p in sorted(run_dir.iterdir())
                   if p.is_file() and not p.name.startswith(".")},
+        # A FIFO, socket or device where a file belongs: listed, since no command will read it.
+        "not_regular": [p.name for p in sorted(run_dir.iterdir())
+                        if p.exists() and not p.is_file() and not p.is_dir() and not p.name.startswith(".")],
         "load": f"zoo.load({json.dumps(str(source))})",
         "installed": run["model"] in registry.list_models(),
     }

@@ -4,6 +4,7 @@ takes one (or anything `zoo.load` accepts)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -82,9 +83,13 @@ class Run:
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         self.require("decode")
-        if not isinstance(z, torch.Tensor) or z.dim() != 2 or not z.is_floating_point():
-            raise ConfigError(f"decode takes latent codes as a float tensor [N, D], got {_described(z)}",
+        width = getattr(self.model.config, "latent_dim", None)
+        if (not isinstance(z, torch.Tensor) or z.dim() != 2 or not z.is_floating_point()
+                or (isinstance(width, int) and z.shape[1] != width)):
+            raise ConfigError(f"decode takes latent codes as a float tensor [N, {width or 'D'}], got {_described(z)}",
                               "Encode images with run.encode(x) for codes of the right size.")
+        if not bool(torch.isfinite(z).all()):
+            raise ConfigError("decode: the codes hold NaN or infinite values")
         return self.model.decode(z.to(self.device))
 
     @torch.no_grad()
@@ -95,23 +100,46 @@ class Run:
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         self.require("sample")
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"sample takes how many images, a whole number of at least 1, not {n!r:.60}")
+        self._check_count(n)
         return self.model.sample(n, generator=generator)
 
     @torch.no_grad()
-    def sample_class(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def sample_class(self, labels, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Samples of the given classes: a 1-D tensor or list of class indices (0 .. classes - 1)."""
         self.require("sample_class")
-        return self.model.sample_class(torch.as_tensor(labels).long().to(self.device), generator=generator)
+        try:
+            labels = torch.as_tensor(labels)
+        except (TypeError, ValueError, RuntimeError):
+            labels = None
+        if labels is None or labels.dim() != 1 or labels.dtype in (torch.bool, torch.uint8) \
+                or labels.is_floating_point() or labels.is_complex():
+            raise ConfigError("sample_class takes class indices: a 1-D tensor or list of whole numbers",
+                              f"Classes: 0..{len(self.classes) - 1} ({', '.join(self.classes[:10])}).")
+        self._check_count(len(labels))
+        if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < len(self.classes)):
+            raise ConfigError(f"sample_class: a class index outside 0..{len(self.classes) - 1}")
+        return self.model.sample_class(labels.long().to(self.device), generator=generator)
 
     @torch.no_grad()
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         self.require("classify")
         return self.model.classify(self.images(x))
 
+    def _check_count(self, n) -> None:
+        """A whole number of images that fits in the memory at hand (as floats, with room to spare)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"how many images: a whole number of at least 1, not {n!r:.60}")
+        need = 4 * n * math.prod(self.shape)
+        free = runfiles.available_memory(self.device)
+        if free is not None and 4 * need > free:
+            raise ConfigError(f"{n} images of shape {list(self.shape)} need {need / 2**30:.1f} GiB, and "
+                              f"{free / 2**30:.1f} GiB are free on {self.device}",
+                              "Draw them in batches (zoo generate --out x.safetensors streams them).")
+
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """`x` as the model takes it: a float batch [N, C, H, W] in [0, 1] on its device (uint8 images
-        are divided by 255, one image gets a batch of one); a shape the model was not trained on is refused."""
+        are divided by 255, one image gets a batch of one). Another shape, another integer type, floats
+        outside [0, 1] (0..255 floats, NaN) are refused: the model would silently compute garbage."""
         if not isinstance(x, torch.Tensor):
             raise ConfigError(f"images must be a torch tensor, got {_described(x)}",
                               "For example run.data('test')[0][:8], or zoo.load_images(FOLDER, run.shape, run.device)[0].")
@@ -121,8 +149,17 @@ class Run:
             raise ConfigError(f"model '{self.name}' takes images of shape {list(self.shape)} "
                               f"(or a batch [N, {', '.join(map(str, self.shape))}]), got {list(x.shape)}",
                               "Bring them to the run's size and channels first (zoo.load_images does).")
-        x = x.to(self.device)
-        return x.float() / 255.0 if x.dtype == torch.uint8 else x.float()
+        if x.dtype == torch.uint8:
+            return x.to(self.device).float() / 255.0
+        if not x.is_floating_point():
+            raise ConfigError(f"images must be uint8 (0..255) or floats in [0, 1], got {_described(x)}",
+                              "Divide integer pixels by 255 (x.float() / 255), or pass them as uint8.")
+        x = x.to(self.device).float()
+        if x.numel() and not (bool(torch.isfinite(x).all()) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
+            raise ConfigError(f"float images must lie in [0, 1] (and be finite), these span "
+                              f"{float(x.min()):.4g} .. {float(x.max()):.4g}",
+                              "Divide 0..255 pixels by 255, or pass them as uint8.")
+        return x
 
     def require(self, capability: str) -> None:
         """Refuse, with what the model can do instead, a task that needs `capability`."""

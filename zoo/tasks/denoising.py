@@ -103,7 +103,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
             raise ConfigError(f"{seen[name]} and {p} would both be written as {folder / name}",
                               "Rename one of them (the denoised files keep the inputs' names, with .png).")
         seen[name] = p
-    targets = [runfiles.check_output(folder / name) for name in names]
+    targets = [runfiles.check_output(folder / name, own=run.output_dir) for name in names]
 
     rows = [("input", x[:n])]
     if noise is not None:

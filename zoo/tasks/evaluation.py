@@ -9,6 +9,7 @@ from typing import Any
 import torch
 
 from zoo.analysis import metrics, plots
+from zoo.console import to_stderr
 from zoo.errors import CapabilityError, ConfigError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
@@ -38,6 +39,9 @@ def _no_metrics(run: Run, source) -> CapabilityError:
                            f"Measure its samples instead: zoo eval {source} --fid")
 
 
+LONG_BOUND = 5_000_000  # decoded images past which an IWAE bound is said to take long before it starts
+
+
 @torch.no_grad()
 def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | None = None,
              device: str | None = None, save: bool = True, options: dict | None = None,
@@ -51,6 +55,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if not model.has_test_metrics():
         raise _no_metrics(run, source)
     check_metric_options(model, options or {})
+    if save:  # what it writes at the end, checked before the work
+        runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, ckpt.CARD))
     # Which weights are measured, read right after they were loaded: readers of eval.json ignore it once
     # model.safetensors holds other weights (a resumed run trained further), see ckpt.read_eval.
     measured = ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
@@ -58,6 +64,10 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     x, y = data.split(check_split(split))
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
+    samples = int((options or {}).get("iwae_k") or 0) * x.shape[0]
+    if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
+        to_stderr(f"note: the bound decodes {samples:,} images ({x.shape[0]:,} images x k={options['iwae_k']:,}); "
+                  "on a CPU that is minutes to hours (--limit N measures the first N images)")
     sums: dict[str, float] = {}
     # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
     # every evaluation: a fixed seed, in a forked random state that leaves the caller's untouched.

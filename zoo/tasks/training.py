@@ -21,7 +21,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.config import TrainConfig, model_named_by, resolve_config, split_config
-from zoo.runs.folder import new_run_folder
+from zoo.runs.folder import RUN_OUTPUTS, new_run_folder
 from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
 from zoo.runs.modelcard import write_card
@@ -164,6 +164,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         if not (run_dir / ckpt.CHECKPOINT).exists():
             raise RunError(f"{run_dir} has no checkpoint to resume from",
                            f"Its files are incomplete; train it anew into another folder (or remove {run_dir}).")
+        runfiles.check_replaceable(run_dir, (ckpt.CONFIG, *RUN_OUTPUTS))  # before a byte is written
         ckpt.remove_stale_temporaries(run_dir)
         device = pick_device(train_cfg.device)
         loggers = loggers_for(train_cfg, log)

@@ -91,10 +91,15 @@ class StudyView:
     finished: bool = False          # the search has ended and written its outputs (else trials are running)
 
 
+# A query parameter whose name says it holds a secret (?password=..., &token=...): its value.
+SECRET_PARAM = re.compile(r"([?&][^=&\s]*(?:pass|pwd|token|secret|key|sig|credential|auth)[^=&\s]*=)[^&\s]*",
+                          re.IGNORECASE)
+
+
 def redact(text: str) -> str:
-    """`text` with the user name and password of every URI in it (scheme://USER:PASSWORD@host) replaced
-    by ***: a tracking URI may carry credentials, and messages and run files must never show them."""
-    return USERINFO.sub(r"\1***@", text)
+    """`text` with the user name and password of every URI in it (scheme://USER:PASSWORD@host), and the
+    values of query parameters named like secrets (?password=...), replaced by ***: a tracking URI may carry credentials, and messages and run files must never show them."""
+    return SECRET_PARAM.sub(r"\1***", USERINFO.sub(r"\1***@", text))
 
 
 def shortened(text: str, limit: int = NOTE_CHARS) -> str:
