@@ -136,7 +136,7 @@ def assert_outputs_agree(study_dir: Path) -> dict:
     head = re.search(r"\(trial (\d+) of (\d+)\)", (study_dir / "best.toml").read_text())
     assert (int(head[1]), int(head[2])) == (summary["best"]["number"], summary["trials"])
     assert {Path(p).name for p in summary["written"]} <= {p.name for p in study_dir.iterdir()}
-    assert not (study_dir / outputs_module.STAGE).exists()
+    assert not list(study_dir.glob(outputs_module.STAGE + "*"))  # no staging folder left behind
     return summary
 
 

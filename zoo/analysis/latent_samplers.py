@@ -125,8 +125,7 @@ def latent_dim(run: Run) -> int:
     """Size of the model's code, from encoding one blank image (a latent sampler draws codes of that
     size for the decoder)."""
     run.require("encode")
-    with torch.no_grad():
-        return int(run.encode(torch.zeros((1, *run.shape), device=run.device)).flatten(1).shape[1])
+    return run.code_width
 
 
 @torch.no_grad()

@@ -177,12 +177,16 @@ def open_regular(path: Path) -> BinaryIO:
     return os.fdopen(fd, "rb")
 
 
+def _file_kind(mode: int) -> str:
+    """What stands where a file belongs, in words."""
+    return ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
+
+
 def _not_regular(path: Path, mode: int) -> RunError:
     if stat.S_ISDIR(mode):
         return RunError(f"{path} is a folder, not a file", "The run folder is damaged.")
-    kind = ("a FIFO" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
-            else "a device" if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else "not a file")
-    return RunError(f"{path} is not a regular file ({kind}); zoo reads only the files it wrote",
+    return RunError(f"{path} is not a regular file ({_file_kind(mode)}); zoo reads only the files it wrote",
                     "Remove it, or put back the file zoo wrote there (from a copy).")
 
 
@@ -273,8 +277,9 @@ def check_replaceable(folder: Path, names) -> None:
         if path.is_symlink() or not path.exists():
             continue
         if not path.is_file():
-            kind = "a folder" if path.is_dir() else "not a regular file"
-            raise RunError(f"{path} is {kind}, where zoo writes its {name}; nothing was done",
+            mode = path.stat().st_mode
+            kind = "is a folder" if stat.S_ISDIR(mode) else f"is not a regular file ({_file_kind(mode)})"
+            raise RunError(f"{path} {kind}, where zoo writes its {name}; nothing was done",
                            "Remove it (or put back the file zoo wrote there), then try again.")
 
 

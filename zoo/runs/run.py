@@ -4,6 +4,7 @@ takes one (or anything `zoo.load` accepts)."""
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -83,14 +84,23 @@ class Run:
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         self.require("decode")
-        width = getattr(self.model.config, "latent_dim", None)
+        width = self.code_width
         if (not isinstance(z, torch.Tensor) or z.dim() != 2 or not z.is_floating_point()
-                or (isinstance(width, int) and z.shape[1] != width)):
+                or (width is not None and z.shape[1] != width)):
             raise ConfigError(f"decode takes latent codes as a float tensor [N, {width or 'D'}], got {_described(z)}",
                               "Encode images with run.encode(x) for codes of the right size.")
         if not bool(torch.isfinite(z).all()):
             raise ConfigError("decode: the codes hold NaN or infinite values")
         return self.model.decode(z.to(self.device))
+
+    @functools.cached_property
+    def code_width(self) -> int | None:
+        """The size of the model's codes, from encoding one blank image; None for a model that cannot encode."""
+        if not self.can("encode"):
+            return None
+        with torch.no_grad():
+            blank = torch.zeros((1, *self.shape), device=self.device)
+            return int(self.model.encode(blank).flatten(1).shape[1])
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:

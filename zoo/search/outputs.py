@@ -11,7 +11,9 @@ import math
 import os
 import shutil
 import signal
+import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -24,7 +26,8 @@ from zoo.search.space import Space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
 
 
-STAGE = ".outputs.partial"  # the staging folder of a set of outputs (`_staged`)
+STAGE = ".outputs-"  # the staging folders of sets of outputs (`_staged`): one per writer
+STALE_STAGE_SECONDS = 600  # a staging folder older than this was left by a search killed while writing
 
 
 def _state(t) -> str:
@@ -65,9 +68,12 @@ def _staged(study_dir: Path) -> Iterator[Path]:
     """A staging folder in the study folder; on leaving it without an error, its files replace the study's
     outputs and outputs it does not hold (a plot not made this time) are removed, with Ctrl-C held back
     for those few renames. On an error (Ctrl-C included) the study's outputs are left as they were."""
-    stage = study_dir / STAGE
-    shutil.rmtree(stage, ignore_errors=True)  # left by a search killed while writing
-    stage.mkdir(parents=True)
+    now = time.time()
+    for old in study_dir.glob(STAGE + "*"):  # left by a search killed while writing; never a live one's
+        with contextlib.suppress(OSError):
+            if now - old.stat().st_mtime > STALE_STAGE_SECONDS:
+                shutil.rmtree(old, ignore_errors=True)
+    stage = Path(tempfile.mkdtemp(prefix=STAGE, dir=study_dir))  # its own: two resumes may write at once
     try:
         yield stage
         with _holding_ctrl_c():

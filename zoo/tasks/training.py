@@ -164,7 +164,8 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         if not (run_dir / ckpt.CHECKPOINT).exists():
             raise RunError(f"{run_dir} has no checkpoint to resume from",
                            f"Its files are incomplete; train it anew into another folder (or remove {run_dir}).")
-        runfiles.check_replaceable(run_dir, (ckpt.CONFIG, *RUN_OUTPUTS))  # before a byte is written
+        # What a resumed training writes, checked before a byte is (eval.json is only read, and ignored if odd)
+        runfiles.check_replaceable(run_dir, (ckpt.CONFIG, *(n for n in RUN_OUTPUTS if n != ckpt.EVAL)))
         ckpt.remove_stale_temporaries(run_dir)
         device = pick_device(train_cfg.device)
         loggers = loggers_for(train_cfg, log)
