@@ -89,3 +89,19 @@ def test_an_image_out_of_range_is_refused_naming_the_file_and_its_range(tmp_path
     assert str(root / "odd.tif") in str(e.value)
     for w in words:
         assert w in str(e.value)
+
+
+def test_denoise_reads_a_users_16_bit_and_float_files_as_a_folder_data_set_does(tmp_path):
+    from PIL import Image
+
+    import zoo
+
+    (tmp_path / "mine").mkdir()
+    Image.fromarray(np.full((8, 8), 25700, np.uint16)).save(tmp_path / "mine" / "deep.png")
+    Image.fromarray(np.full((8, 8), 0.5, np.float32), "F").save(tmp_path / "mine" / "float.tiff")
+    x, files = zoo.load_images(tmp_path / "mine", (1, 8, 8), "cpu")
+    levels = {p.name: round(float(img.max()) * 255) for p, img in zip(files, x)}
+    assert levels == {"deep.png": 100, "float.tiff": 128}
+    Image.fromarray(np.full((8, 8), np.nan, np.float32), "F").save(tmp_path / "mine" / "nan.tiff")
+    with pytest.raises(zoo.ZooError, match="NaN or infinite"):
+        zoo.load_images(tmp_path / "mine", (1, 8, 8), "cpu")

@@ -88,17 +88,28 @@ def test_a_file_the_mark_does_not_list_is_fetched_and_said_unverified(folder_hub
     assert line.endswith("; not verified: loss.png") and "; verified README.md, config.json" in line
 
 
-@pytest.mark.parametrize("damage", ["missing", "not-json"])
-def test_a_hub_without_a_usable_mark_verifies_nothing(folder_hub, damage):
-    if damage == "missing":
-        (folder_hub / MARK).unlink()
-    else:
-        (folder_hub / MARK).write_text("{not json")
+def test_a_hub_without_a_mark_verifies_nothing(folder_hub):
+    (folder_hub / MARK).unlink()  # a hub pushed by an older zoo
     out, folder = pulled(invoke("pull", f"file://{folder_hub}"))
     assert "not verified against what a push wrote" in out
     line = summary(out, folder_hub)
     assert "; verified" not in line and "; not verified: README.md, config.json" in line
     assert zoo.hub.pull(f"file://{folder_hub}")["verified"] == []
+
+
+@pytest.mark.parametrize("mark", ["{not json", "[]", '{"files": ["config.json"]}', '{"files": null}',
+                                  '{"files": {"config.json": 123}}', '{"files": {"config.json": "abc"}}'])
+def test_a_mark_that_is_not_one_a_push_writes_refuses_the_pull(folder_hub, mark):
+    (folder_hub / MARK).write_text(mark)
+    assert_clean_error(invoke("pull", f"file://{folder_hub}"), "is not one a push writes")
+    assert not any(p.is_file() for p in zhub.zoo_cache().rglob("model.safetensors"))
+
+
+def test_a_file_the_mark_lists_but_the_hub_lacks_is_said(folder_hub):
+    (folder_hub / "loss.png").unlink()
+    out, folder = pulled(invoke("pull", f"file://{folder_hub}"))
+    assert "loss.png of file://" in out and "in its push mark but not in the hub" in out
+    assert not (folder / "loss.png").exists()
 
 
 def assert_secret_not_cached() -> None:

@@ -193,3 +193,30 @@ def test_the_readme_example_space_waits_for_5_trials_and_2_epochs_before_pruning
     assert auto_pruning(settings, 5) == (5, 2)  # median pruning only after 5 complete trials, from epoch 2
     small, _ = prepare("convae", "report-001-mnist-optuna", trials=5, overrides={"dataset": "digits", "epochs": 5})
     assert auto_pruning(small, 5) is None  # a search of 5 trials is not pruned at all
+
+
+@pytest.mark.parametrize("damage", ["emptied", "deleted", "cut", "torn"])
+def test_a_study_whose_journal_is_gone_or_damaged_is_refused_and_its_results_kept(study, damage):
+    journal = study / "st" / "journal.log"
+    data = journal.read_bytes()
+    if damage == "emptied":
+        journal.write_bytes(b"")
+    elif damage == "deleted":
+        journal.unlink()
+    elif damage == "cut":
+        journal.write_bytes(data[:100])
+    else:
+        journal.write_bytes(data[:-50])  # a last line a crash left half-written
+    before = hashes(study / "st")
+    expected = "is damaged at line" if damage in ("cut", "torn") else "holds a search's results"
+    assert_clean_error(invoke("search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st",
+                              "--trials", "3"), expected)
+    assert hashes(study / "st") == before
+
+
+@pytest.mark.parametrize("name", ["../escaped", ".", "/tmp/elsewhere"])
+def test_a_study_name_that_is_a_path_out_of_studies_is_refused(study, name, monkeypatch):
+    monkeypatch.chdir(study)
+    assert_clean_error(invoke("search", "convae", "--space", study / "s.toml", "--study", name, "--trials", "1"),
+                       "a study name is not a path")
+    assert not (study / "escaped").exists() and not (study / "studies").exists()

@@ -179,7 +179,7 @@ def _depth_note(root: Path, files: list[Path], modes: list[str]) -> str:
             f"{how}, rounded.")
 
 
-def _eight_bit(im, path: Path):
+def eight_bit(im, path: Path):
     """`im` with 16-bit or float grey levels scaled to an 8-bit "L" image (see SIXTEEN_BIT); others as they are."""
     from PIL import Image
 
@@ -188,7 +188,10 @@ def _eight_bit(im, path: Path):
     a = np.asarray(im, dtype=np.float64)
     low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
     if im.mode == "F":
-        if not (np.isfinite(a).all() and low >= 0.0 and high <= 1.0):
+        if not np.isfinite(a).all():
+            raise DataNotFoundError(f"{path} is a float image holding NaN or infinite values: zoo reads float "
+                                    "images whose values lie in [0, 1]", "Replace them, or save it as an 8-bit image.")
+        if not (low >= 0.0 and high <= 1.0):
             raise DataNotFoundError(
                 f"{path} is a float image with values from {low:g} to {high:g}: zoo reads float images "
                 "whose values lie in [0, 1]", "Scale it to [0, 1], or save it as an 8- or 16-bit image.")
@@ -234,7 +237,7 @@ def _wh(size: tuple[int, int]) -> str:
 
 
 def _folder_pixels(files: list[Path], mode: str, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 [N, C, H, W]: every file scaled to 8 bits (`_eight_bit`), converted to `mode` ("L" or "RGB")
+    """uint8 [N, C, H, W]: every file scaled to 8 bits (`eight_bit`), converted to `mode` ("L" or "RGB")
     and resized to `size` (W, H), one at a time into one array (a folder's decoded images are never all held twice)."""
     from PIL import Image
 
@@ -242,6 +245,6 @@ def _folder_pixels(files: list[Path], mode: str, size: tuple[int, int]) -> torch
     x = np.empty((len(files), height, width) + ((3,) if mode == "RGB" else ()), dtype=np.uint8)
     for i, path in enumerate(files):
         with _opened(path) as im:
-            x[i] = np.asarray(_eight_bit(im, path).convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
+            x[i] = np.asarray(eight_bit(im, path).convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
     t = torch.from_numpy(x)
     return t.unsqueeze(1) if mode == "L" else t.permute(0, 3, 1, 2).contiguous()

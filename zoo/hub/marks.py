@@ -11,6 +11,7 @@ unverified, as every file is of a hub without a usable mark. The copy's PULLED_M
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, BinaryIO, Callable
 
@@ -20,10 +21,14 @@ from zoo.hub.files import CONFIG, PUSHED_MANIFEST
 from zoo.hub.locations import HubError, Log
 
 
+SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
 def mark_files(manifest: Any) -> dict[str, str] | None:
     """The files a parsed push mark lists (name -> sha256); None if it is not a valid mark."""
     files = manifest.get("files") if isinstance(manifest, dict) else None
-    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in files.items()):
+    if not isinstance(files, dict) or not all(isinstance(k, str) and isinstance(v, str) and SHA256.fullmatch(v)
+                                              for k, v in files.items()):
         return None
     return files
 
@@ -42,7 +47,8 @@ def pushed_files(folder: Path) -> dict[str, str] | None:
 def read_mark(open_mark: Callable[[], BinaryIO] | None, where: str, log: Log) -> dict[str, str] | None:
     """The files the hub's push mark lists, read through `open_mark` (which opens it as the hub's other
     files are opened: no link; None where the hub has no mark) and no further than its cap; None, with a
-    note, where there is none or it cannot be used."""
+    note, where there is none (a hub pushed by an older zoo). A mark that is there but not one a push
+    writes refuses the pull: damaging the mark must not switch the checks off."""
     if open_mark is None:
         log(f"note: {where} holds no push mark ({PUSHED_MANIFEST}): its files are not verified against what "
             "a push wrote")
@@ -58,8 +64,8 @@ def read_mark(open_mark: Callable[[], BinaryIO] | None, where: str, log: Log) ->
     except (OSError, ValueError, RecursionError):
         pass
     if files is None:
-        log(f"note: the push mark {PUSHED_MANIFEST} of {where} cannot be used: its files are not verified "
-            "against what a push wrote")
+        raise HubError(f"the push mark {PUSHED_MANIFEST} of {where} is not one a push writes (a table of file "
+                       "names and their sha256s)", "It was damaged or edited after the push; push the run again.")
     return files
 
 
@@ -76,6 +82,10 @@ def check_against_mark(files: dict[str, str], mark: dict[str, str] | None, copy:
                                    "It was changed after the push; push the run again."), log)
         (copy / name).unlink()
         del files[name]
+    missing = sorted(n for n in mark if n not in files)
+    if missing:
+        log(f"note: {', '.join(missing)} of {where} {'is' if len(missing) == 1 else 'are'} in its push mark but "
+            "not in the hub (removed after the push, or not fetched): the copy lacks them")
     unverified = sorted(n for n in files if n not in mark)
     if unverified:
         log(f"note: {', '.join(unverified)} of {where} {'is' if len(unverified) == 1 else 'are'} not in its push "

@@ -73,16 +73,49 @@ def fingerprint(settings: Settings, space: Space) -> dict[str, Any]:
 
 def recorded(settings: Settings) -> dict[str, Any] | None:
     """The study's record, read without creating anything: None for a study not begun yet (no journal
-    file, or no study of that name in the storage)."""
+    file, or no study of that name in the storage). A study folder that holds a search's results but
+    whose study is gone (an emptied or deleted journal), or a damaged journal, is refused: a new study
+    would silently replace those results."""
     path = journal_path(settings)
-    if path is not None and not path.is_file():
+    results = [n for n in ("summary.json", "trials.csv") if (Path(settings.study_dir) / n).is_file()]
+    if path is not None and (not path.is_file() or path.stat().st_size == 0):
+        if results:
+            raise _lost_study(settings, results, f"its journal {path} is {'empty' if path.is_file() else 'missing'}")
         return None
+    if path is not None:
+        check_journal(path)
     storage, _ = open_storage(settings)
     try:
         study_id = storage.get_study_id_from_name(settings.study)
     except KeyError:
+        if results:
+            raise _lost_study(settings, results, f"the storage holds no study '{settings.study}'") from None
         return None
     return storage.get_study_user_attrs(study_id).get(META, {})
+
+
+def _lost_study(settings: Settings, results: list[str], why: str) -> ConfigError:
+    return ConfigError(f"{settings.study_dir} holds a search's results ({', '.join(results)}), but {why}",
+                       "Restore it, or start a new study elsewhere: another --out, or --study NEW.")
+
+
+def check_journal(path: Path) -> None:
+    """Every line of an Optuna journal file is a JSON record; a cut or edited one would make Optuna fail
+    half-way (after writing to it), so it is refused first, naming the line."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as e:
+        raise ConfigError(f"cannot read the study's journal {path}: {e.strerror or e}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise ConfigError(f"the study's journal {path} is damaged at line {number} (not a record Optuna wrote)",
+                              "Restore it from a copy, or start a new study elsewhere: another --out, or --study NEW.")
 
 
 def reusable(meta: dict[str, Any], settings: Settings, space: Space) -> dict[str, Any]:

@@ -63,6 +63,10 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     if study is not None and not study.strip():
         raise ConfigError("--study needs a name")
+    if study is not None and (Path(study).is_absolute() or any(part in (".", "..") for part in study.split("/"))):
+        # its folder is studies/NAME: `..` would put it outside studies/, `.` over every other study
+        raise ConfigError(f"--study {study!r}: a study name is not a path (no leading /, no '.' or '..' parts)",
+                          "Name it plainly (e.g. --study convae-lr), or choose its folder with --out.")
     study_dir = Path(out) if out else None
     # The space: the file given, else the copy in the study folder (resuming a study by name).
     if space is None:
