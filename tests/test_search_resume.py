@@ -111,6 +111,16 @@ def test_a_matching_resume_adds_trials(study):
     assert [r["number"] for r in rows(study / "st")] == ["0", "1", "2"]
 
 
+def test_a_resume_that_sets_a_key_to_its_default_is_the_same_search(study):
+    import zoo
+
+    default = next(p["default"] for p in zoo.model_info("convae")["train_params"] if p["name"] == "weight_decay")
+    out = assert_ok(invoke("search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st",
+                           "--trials", "3", "--set", f"weight_decay={default}"))
+    assert "resuming with 2 trials stored" in out
+    assert [r["number"] for r in rows(study / "st")] == ["0", "1", "2"]
+
+
 def test_a_resume_without_dataset_or_epochs_reuses_the_studys(tmp_path):
     # the space names another data set and other epochs than the study was begun with
     (tmp_path / "s.toml").write_text(SPACE.replace('dataset = "digits"', 'dataset = "mnist"')

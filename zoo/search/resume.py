@@ -13,6 +13,7 @@ not give a key the study was started with on the command line (--dataset, --epoc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -128,7 +129,9 @@ def _show(v: Any) -> str:
     return json.dumps(v) if not isinstance(v, str) else repr(v)
 
 
-def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+def _differences(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
+    """What differs between the study's record and this search's; a fixed key one of them does not name
+    counts as its default (`--set latent_dim=4` where 4 is the default changes nothing)."""
     found = []
     for key in COMPARED:
         if key not in old or old[key] == new[key]:  # a study begun by an older zoo lacks some keys
@@ -139,10 +142,12 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
         if isinstance(a, dict) and isinstance(b, dict):
             parts = []
             for k in sorted(set(a) | set(b)):
-                if a.get(k) != b.get(k):
+                fallback = defaults.get(k) if key == "fixed" else None
+                if a.get(k, fallback) != b.get(k, fallback):
                     parts.append(f"{k}: {_show(a[k]) if k in a else 'none'} in the study, "
                                  f"{_show(b[k]) if k in b else 'none'} now")
-            found.append(f"{key} ({'; '.join(parts)})")
+            if parts:
+                found.append(f"{key} ({'; '.join(parts)})")
         else:
             found.append(f"{key} ({_show(a)} in the study, {_show(b)} now)")
     return found
@@ -151,7 +156,9 @@ def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
 def check_same_study(meta: dict[str, Any], current: dict[str, Any], settings: Settings) -> None:
     """Refuse a resume whose trials would not be comparable with the study's (one message, every
     difference named)."""
-    diffs = _differences(meta, current)
+    _, model_cfg, train_cfg = resolve_config(settings.model)
+    defaults = _plain({**dataclasses.asdict(train_cfg), **dataclasses.asdict(model_cfg)})
+    diffs = _differences(meta, current, defaults)
     if not diffs:
         return
     where = f"the study folder {settings.study_dir}" if settings.storage is None else redact(settings.storage)
