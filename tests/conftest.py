@@ -11,9 +11,11 @@ import gzip
 import json
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 # Before torch is imported anywhere (here or in a subprocess that inherits the environment).
@@ -376,3 +378,19 @@ def secret(tmp_path) -> Path:
     path.write_bytes(SECRET)
     path.chmod(0o600)
     return path
+
+
+def interrupt_zoo(args, log: Path, ready, within: float = 120) -> tuple[int, str]:
+    """Run `python -m zoo ARGS` (Ctrl-C at its default action, output into `log`), send it SIGINT as soon as
+    `ready()` holds (polled every 0.1 s, for at most `within` seconds), and return its exit code and output."""
+    with open(log, "w") as fh:
+        proc = subprocess.Popen([sys.executable, "-m", "zoo", *map(str, args)], stdout=fh, stderr=subprocess.STDOUT,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+        deadline = time.time() + within
+        while time.time() < deadline and proc.poll() is None:
+            if ready():
+                proc.send_signal(signal.SIGINT)
+                break
+            time.sleep(0.1)
+        proc.wait(timeout=60)
+    return proc.returncode, Path(log).read_text()

@@ -14,7 +14,7 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, invoke, is_png, quiet
+from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, interrupt_zoo, invoke, is_png, quiet
 
 import zoo
 from zoo.search import space as spacemod
@@ -216,19 +216,9 @@ def test_a_search_killed_mid_trial_resumes_and_retries_the_trial(tmp_path):
 def test_ctrl_c_fails_the_trial_queues_it_again_and_resume_runs_it(tmp_path):
     space = write(tmp_path / "slow.toml", SLOW)
     args = ["search", "convae", "--space", space, "--study", "c", "--out", tmp_path / "c", "--trials", "3"]
-    fh = open(tmp_path / "log", "w")
-    proc = subprocess.Popen([sys.executable, "-m", "zoo", *map(str, args)], stdout=fh, stderr=subprocess.STDOUT,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-    deadline = time.time() + 90
-    while time.time() < deadline:
-        running = [t for t in _trials_or_none(tmp_path / "c", "c") if t.state.name == "RUNNING" and t.intermediate_values]
-        if running:
-            proc.send_signal(signal.SIGINT)
-            break
-        time.sleep(0.1)
-    proc.wait(timeout=60)
-    log = (tmp_path / "log").read_text()
-    assert proc.returncode == 130, log
+    code, log = interrupt_zoo(args, tmp_path / "log", lambda: any(  # a trial that has begun its epochs
+        t.state.name == "RUNNING" and t.intermediate_values for t in _trials_or_none(tmp_path / "c", "c")), within=90)
+    assert code == 130, log
     assert "search interrupted" in log and "Resume with the same command" in log and "Traceback" not in log
     trials = journal_study(tmp_path / "c", "c").trials
     assert [t.state.name for t in trials][-2:] == ["FAIL", "WAITING"]

@@ -11,14 +11,10 @@ import hashlib
 import json
 import re
 import shutil
-import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
-from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, invoke
+from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, interrupt_zoo, invoke
 
 from zoo.search import outputs as outputs_module
 
@@ -154,19 +150,9 @@ def test_ctrl_c_after_the_second_trial_leaves_outputs_that_agree(tmp_path):
     (tmp_path / "slow.toml").write_text(SPACE.replace("epochs = 1", "epochs = 15"))
     args = ["search", "convae", "--space", tmp_path / "slow.toml", "--study", "c", "--out", tmp_path / "c",
             "--trials", "20"]
-    with open(tmp_path / "log", "w") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "zoo", *map(str, args)], stdout=fh, stderr=subprocess.STDOUT,
-                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
-        deadline = time.time() + 120
-        while time.time() < deadline and proc.poll() is None:
-            log = (tmp_path / "log").read_text()
-            if len(re.findall(r"^trial \d+ ", log, re.M)) >= 2:  # the 2nd trial's line: it has finished
-                proc.send_signal(signal.SIGINT)
-                break
-            time.sleep(0.1)
-        proc.wait(timeout=60)
-    log = (tmp_path / "log").read_text()
-    assert proc.returncode == 130, log
+    code, log = interrupt_zoo(  # once the 2nd trial's line is out: it has finished
+        args, tmp_path / "log", lambda: len(re.findall(r"^trial \d+ ", (tmp_path / "log").read_text(), re.M)) >= 2)
+    assert code == 130, log
     assert "Traceback" not in log
     summary = assert_outputs_agree(tmp_path / "c")
     assert 2 <= summary["states"]["complete"] < 20
