@@ -10,9 +10,7 @@ import json
 import math
 import os
 import shutil
-import signal
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -21,6 +19,7 @@ from zoo.analysis.plots import save_figure
 from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import to_toml
+from zoo.search.interrupts import holding_ctrl_c
 from zoo.search.settings import STUDY_OUTPUTS, Settings
 from zoo.search.space import Space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
@@ -76,7 +75,7 @@ def _staged(study_dir: Path) -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=STAGE, dir=study_dir))  # its own: two resumes may write at once
     try:
         yield stage
-        with _holding_ctrl_c():
+        with holding_ctrl_c():
             for name in STUDY_OUTPUTS[::-1]:  # summary.json last
                 if (stage / name).is_file():
                     os.replace(stage / name, study_dir / name)
@@ -84,22 +83,6 @@ def _staged(study_dir: Path) -> Iterator[Path]:
                     (study_dir / name).unlink()
     finally:
         shutil.rmtree(stage, ignore_errors=True)
-
-
-@contextlib.contextmanager
-def _holding_ctrl_c():
-    """Ctrl-C (SIGINT) is held back inside, and raised on leaving (main thread only)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
 
 
 def _summary(settings: Settings, space: Space, trials, best, seconds: float | None) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from zoo.runs.config import resolve_config
 from zoo.errors import ConfigError
+from zoo.search.interrupts import held_ctrl_c
 from zoo.search.space import Space
 
 if TYPE_CHECKING:  # (settings imports this module)
@@ -101,11 +102,15 @@ def open_storage(settings: Settings):
             path.parent.mkdir(parents=True, exist_ok=True)
             from optuna.storages.journal import JournalFileBackend
 
-            return optuna.storages.JournalStorage(JournalFileBackend(str(path))), False
+            backend = JournalFileBackend(str(path))
         except ImportError:  # Optuna < 4
-            return optuna.storages.JournalStorage(optuna.storages.JournalFileStorage(str(path))), False
+            backend = optuna.storages.JournalFileStorage(str(path))
         except (OSError, ValueError) as e:
             raise ConfigError(f"cannot open the journal file {path}: {e}") from None
+        # Each write takes the journal's lock, appends and renames the lock away: a Ctrl-C in between
+        # would end the search in a storage error (or take another writer's lock), so it waits for the end.
+        backend.append_logs = held_ctrl_c(backend.append_logs)
+        return optuna.storages.JournalStorage(backend), False
     scheme = settings.storage.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in RDB_SCHEMES:
         raise ConfigError(f"unsupported storage URL '{redact(settings.storage)}'",
