@@ -1,5 +1,6 @@
 """Folder data sets of images deeper than 8 bits: 16-bit and float grey levels are scaled to 8 bits
-(never clipped to white or black), and a float image outside [0, 1] is refused naming its file."""
+(never clipped to white or black), and a float image outside [0, 1] is refused naming its file. Photos
+stored turned, with an EXIF orientation saying so, are read upright, as viewers show them."""
 
 from __future__ import annotations
 
@@ -105,3 +106,40 @@ def test_denoise_reads_a_users_16_bit_and_float_files_as_a_folder_data_set_does(
     Image.fromarray(np.full((8, 8), np.nan, np.float32), "F").save(tmp_path / "mine" / "nan.tiff")
     with pytest.raises(zoo.ZooError, match="NaN or infinite"):
         zoo.load_images(tmp_path / "mine", (1, 8, 8), "cpu")
+
+
+def _turned_photo(path: Path, stored: np.ndarray, orientation: int) -> None:
+    """`stored` saved as a PNG whose EXIF says how to turn it for viewing (a camera held sideways)."""
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    Image.fromarray(stored).save(path, exif=exif)
+
+
+def test_photos_with_an_exif_orientation_are_read_upright_in_a_folder_data_set(tmp_path):
+    stored = np.zeros((10, 20), np.uint8)  # 20 wide, 10 high, as stored
+    stored[0, :] = 255  # the stored top row
+    stored[:, 0] = 128  # the stored left column
+    for cls in ("a", "b"):
+        (tmp_path / "pics" / cls).mkdir(parents=True)
+        for i in range(3):
+            _turned_photo(tmp_path / "pics" / cls / f"{i}.png", stored, 6)  # 6: turn a quarter clockwise
+    assert Image.open(tmp_path / "pics" / "a" / "0.png").getexif()[0x0112] == 6
+    data = zoo.load_dataset(f"folder:{tmp_path / 'pics'}")
+    images = _all_images(data)
+    assert tuple(images.shape[1:]) == (1, 20, 10)  # upright: 10 wide, 20 high, without a resize note
+    assert not any("sizes" in n for n in data.notes)
+    upright = np.rot90(stored, k=-1)  # turned a quarter clockwise: the stored top row is now the right column
+    assert upright[1:, -1].min() == 255 and upright[0, :].tolist() == [128] * 10  # and the left column the top
+    for img in images:
+        assert np.array_equal(img[0].numpy(), upright)
+
+
+def test_denoise_reads_a_users_turned_photo_upright(tmp_path):
+    stored = np.zeros((8, 8), np.uint8)
+    stored[0, :] = 255  # the stored top row; orientation 3 turns the photo half a turn: the bottom row
+    (tmp_path / "mine").mkdir()
+    _turned_photo(tmp_path / "mine" / "turned.png", stored, 3)
+    Image.fromarray(stored).save(tmp_path / "mine" / "plain.png")
+    x, files = zoo.load_images(tmp_path / "mine", (1, 8, 8), "cpu")
+    rows = {p.name: [int(v) for v in (img[0, :, 0] * 255).round()] for p, img in zip(files, x)}
+    assert rows == {"plain.png": [255] + [0] * 7, "turned.png": [0] * 7 + [255]}

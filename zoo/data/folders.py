@@ -145,10 +145,35 @@ def _opened(path: Path):
 
 
 def _image_header(path: Path) -> tuple[str, tuple[int, int]]:
-    """An image's PIL mode and (width, height), from its header only: Image.open reads no pixels, so
-    every file can be looked at before deciding the data set's channels and size."""
+    """An image's PIL mode and upright (width, height), from its header only: Image.open reads no pixels,
+    so every file can be looked at before deciding the data set's channels and size."""
     with _opened(path) as im:
-        return im.mode, im.size
+        w, h = im.size
+        return im.mode, ((h, w) if _orientation(im) in SIDEWAYS else (w, h))
+
+
+# EXIF orientations (a camera's "this photo was taken turned"): 1 is upright; 5 to 8 turn it by a quarter,
+# so the upright picture's width is the stored height. Photos are read upright, as viewers show them (and
+# as Hugging Face datasets and torchvision.io's apply_exif_orientation read them).
+SIDEWAYS = {5, 6, 7, 8}
+EXIF_ORIENTATION = 0x0112
+
+
+def _orientation(im) -> int:
+    try:
+        return int(im.getexif().get(EXIF_ORIENTATION, 1))
+    except Exception:  # noqa: BLE001 - damaged EXIF data: the pixels as stored
+        return 1
+
+
+def pixels(im, path: Path, mode: str, size: tuple[int, int]) -> np.ndarray:
+    """uint8 [H, W] or [H, W, 3]: `im` upright (its EXIF orientation applied), scaled to 8 bits
+    (`eight_bit`), converted to `mode` ("L" or "RGB") and resized to `size` (W, H)."""
+    from PIL import Image, ImageOps
+
+    if _orientation(im) != 1:
+        im = ImageOps.exif_transpose(im)
+    return np.asarray(eight_bit(im, path).convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
 
 
 def _folder_mode(root: Path, files: list[Path], modes: list[str]) -> tuple[str, str]:
@@ -237,14 +262,12 @@ def _wh(size: tuple[int, int]) -> str:
 
 
 def _folder_pixels(files: list[Path], mode: str, size: tuple[int, int]) -> torch.Tensor:
-    """uint8 [N, C, H, W]: every file scaled to 8 bits (`eight_bit`), converted to `mode` ("L" or "RGB")
-    and resized to `size` (W, H), one at a time into one array (a folder's decoded images are never all held twice)."""
-    from PIL import Image
-
+    """uint8 [N, C, H, W]: every file as `pixels` makes it, one at a time into one array (a folder's
+    decoded images are never all held twice)."""
     width, height = size
     x = np.empty((len(files), height, width) + ((3,) if mode == "RGB" else ()), dtype=np.uint8)
     for i, path in enumerate(files):
         with _opened(path) as im:
-            x[i] = np.asarray(eight_bit(im, path).convert(mode).resize(size, Image.BILINEAR), dtype=np.uint8)
+            x[i] = pixels(im, path, mode, size)
     t = torch.from_numpy(x)
     return t.unsqueeze(1) if mode == "L" else t.permute(0, 3, 1, 2).contiguous()

@@ -13,7 +13,7 @@ from PIL import Image, UnidentifiedImageError
 
 from zoo.analysis import plots
 from zoo.console import to_stderr
-from zoo.data.folders import IMAGE_SUFFIXES, eight_bit
+from zoo.data.folders import IMAGE_SUFFIXES, pixels
 from zoo.data.noise import NoiseModel, noise_models, parse_noise
 from zoo.errors import ConfigError, DataNotFoundError
 from zoo.runs import checkpoint as ckpt
@@ -34,8 +34,8 @@ def corruption(run: Run, noise: str | None) -> NoiseModel:
 
 
 def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tuple[torch.Tensor, list[Path]]:
-    """A user's image files as floats in [0, 1], converted to the model's channels and size (16-bit and
-    float files scaled to 8 bits as a folder data set's are)."""
+    """A user's image files as floats in [0, 1], read as a folder data set's are (upright, 16-bit and
+    float files scaled to 8 bits) and converted to the model's channels and size."""
     root = Path(folder)
     files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if root.exists() else []
@@ -46,9 +46,7 @@ def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tupl
     for p in files:
         try:
             with Image.open(p) as im:
-                # 16-bit and float files scaled as a folder data set's are (PIL's convert would clip them)
-                arr = np.asarray(eight_bit(im, p).convert("L" if c == 1 else "RGB").resize((w, h), Image.BILINEAR),
-                                 dtype=np.uint8)
+                arr = pixels(im, p, "L" if c == 1 else "RGB", (w, h))  # as a folder data set's are read
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
             raise DataNotFoundError(f"cannot read image {p}: {e}") from None
         arrays.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))
