@@ -58,3 +58,34 @@ def test_the_codes_of_the_bound_decoded_in_blocks_give_one_pass_s_values_and_gra
         params = [z, *net.decoder.parameters()]
         for a, c in zip(torch.autograd.grad(blocks.sum(), params), torch.autograd.grad(whole.sum(), params)):
             torch.testing.assert_close(a, c, rtol=1e-4, atol=1e-4)
+
+
+def test_trials_vectorised_or_not_are_pruned_alike_when_their_k_times_batch_cannot_fit(tmp_path):
+    pytest.importorskip("optuna")
+    space = tmp_path / "s.toml"
+    space.write_text('[search]\nstrategy = "random"\npruner = "none"\nseed = 0\n[fixed]\ndataset = "digits"\n'
+                     'batch_norm = false\ndevice = "cpu"\nepochs = 1\nbatch_size = 1294\nk = 5000\n'
+                     '[params]\nlr = { low = 1e-4, high = 1e-2, log = true }\n')  # no batch norm: stackable
+    reasons = {}
+    for how, options in (("alone", []), ("vectorised", ["--vectorize", "2"])):
+        out = assert_ok(invoke("search", "iwae", "--space", space, "--out", tmp_path / how, "--trials", "2",
+                               *options))
+        assert "pruned: 2 invalid configuration" in out
+        summary = json.loads((tmp_path / how / "summary.json").read_text())
+        reasons[how] = summary["states"]
+    assert reasons["alone"] == reasons["vectorised"] == {**reasons["alone"], "complete": 0, "pruned": 2}
+
+
+def test_training_trials_together_refuses_a_k_times_batch_beyond_memory_before_stacking():
+    import dataclasses
+
+    from zoo.errors import ConfigError
+    from zoo.api import resolve_config
+    from zoo.training import multitrial
+    from zoo.runs.run import training_data
+
+    cls, model_cfg, train_cfg = resolve_config("iwae", overrides={"dataset": "digits", "batch_norm": False,
+                                                                  "k": 5000, "batch_size": 1294, "epochs": 1})
+    data = training_data(train_cfg, "cpu")
+    with pytest.raises(ConfigError, match="of decoder activations"):
+        multitrial.train_together(cls, model_cfg, [train_cfg, dataclasses.replace(train_cfg, lr=1e-4)], data)

@@ -127,7 +127,8 @@ def _run_members(worker: Worker, members: list, tell) -> None:
         try:
             multitrial.check_stackable(cls, [m[3] for m in members], [m[4] for m in members], data.shape,
                                        data.num_classes)
-        except ConfigError:
+            multitrial.check_trials(cls, [m[3] for m in members], [m[4] for m in members], data)
+        except ConfigError:  # trained one by one: each trial is pruned with its own reason, or trains
             stackable = False
     if not stackable:
         for t, values, cls_, mc, tc in members:
