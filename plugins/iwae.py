@@ -11,9 +11,9 @@ passes per image.
 - `bound = ciwae`: `ciwae_beta`·ELBO + (1 − `ciwae_beta`)·IWAE-K over the same K samples.
 - `bound = piwae`: each network its own bound over the same M·K samples: the decoder climbs the IWAE-(M·K)
   bound (the tighter one makes the better model), the encoder the MIWAE(M, K) bound (whose gradient keeps
-  its signal). One forward pass serves both: the encoder's path sees the decoder only through
-  ∂log p(x|z)/∂z, taken once, so neither network gets the other's gradient. With a batch-normalised
-  decoder that derivative leaves out how each code moves the batch's statistics.
+  its signal). One forward pass serves both: the encoder's path sees the decoder only through one
+  vector-Jacobian product (MIWAE's weights on ∂log p(x|z)/∂z), so neither network gets the other's
+  gradient (`split_log_weights`).
 
 β and `kl_warmup` weigh log p(z) − log q(z|x) inside each weight as they weigh the KL term of the VAE
 (with β = 1 and the warm-up over, the bound is exact). Everything else (the nets, `zoo eval --iwae-k`,
@@ -132,7 +132,7 @@ class IWAE(VAE):
         groups = c.m if c.bound in GROUPED else 1
         eps = torch.randn((groups * c.k, *mu.shape), device=mu.device, dtype=mu.dtype)
         if c.bound == "piwae" and torch.is_grad_enabled():
-            for_decoder, for_encoder = self.split_log_weights(x, y, mu, logvar, eps, prior_weight)
+            for_decoder, for_encoder, through_decoder = self.split_log_weights(x, y, mu, logvar, eps, prior_weight)
         else:
             for_decoder = for_encoder = self.log_weights(x, y, mu, logvar, eps, prior_weight)
         log_w = for_encoder.view(groups, c.k, -1)
@@ -140,23 +140,37 @@ class IWAE(VAE):
         elbo = log_w.mean((0, 1))
         if c.bound == "ciwae":
             bound = c.ciwae_beta * elbo + (1 - c.ciwae_beta) * iwae
-        elif c.bound == "piwae":  # the value is IWAE-(M·K); the encoder's gradient comes from MIWAE alone
-            bound = torch.logsumexp(for_decoder, 0) - math.log(groups * c.k) + (iwae - iwae.detach())
+        elif c.bound == "piwae" and torch.is_grad_enabled():
+            # The value is IWAE-(M·K); the encoder's gradient is MIWAE's alone: through the prior terms
+            # (`iwae`) and through the decoder (`through_decoder`), both of value 0 here.
+            bound = (torch.logsumexp(for_decoder, 0) - math.log(groups * c.k)
+                     + (iwae - iwae.detach()) + (through_decoder - through_decoder.detach()))
+        elif c.bound == "piwae":
+            bound = torch.logsumexp(for_decoder, 0) - math.log(groups * c.k)
         else:
             bound = iwae
         return {"bound": bound, "iwae": iwae, "elbo": elbo}
 
-    def split_log_weights(self, x, y, mu, logvar, eps, prior_weight) -> tuple[torch.Tensor, torch.Tensor]:
-        """The log-weights [s, B] twice, equal in value: the first passes gradients to the decoder only, the
-        second to the encoder only (through z = μ + σ·ε, with ∂log p(x|z)/∂z held fixed)."""
+    def split_log_weights(self, x, y, mu, logvar, eps, prior_weight):
+        """PIWAE's two gradients from one decoder pass. Returns the log-weights [s, B] twice, equal in value
+        (the first passes gradients to the decoder only, the second to the encoder through its prior terms
+        only), and [B] terms whose gradient is the rest of MIWAE's for the encoder: each code z = μ + σ·ε
+        moved along ∂/∂z of Σ_j w_j log p(x_j|z_j), w_j being MIWAE's own weight on sample j (its share of
+        its group's softmax, over M). That vector-Jacobian product is exact with a batch-normalised decoder
+        too, where a code also moves every other sample's log p(x|z) through the batch's statistics (the
+        unweighted ∂log p(x|z)/∂z used before counted those moves at the wrong weights, and PIWAE with batch
+        norm diverged)."""
+        c = self.config
         z = self.codes(mu, logvar, eps)
         z_in = z.detach().requires_grad_()
         log_px = self.codes_log_likelihood(x, y, z_in)
-        (dlog_px_dz,) = torch.autograd.grad(log_px.sum(), z_in, retain_graph=True)
         prior = prior_weight * self.log_prior_ratio(z, logvar, eps)
         for_decoder = log_px + prior.detach()
-        for_encoder = log_px.detach() + ((z - z.detach()) * dlog_px_dz).sum(-1) + prior
-        return for_decoder, for_encoder
+        for_encoder = log_px.detach() + prior
+        groups = z.shape[0] // c.k
+        weights = torch.softmax(for_encoder.detach().view(groups, c.k, -1), 1).view_as(log_px) / groups
+        (along,) = torch.autograd.grad(log_px, z_in, grad_outputs=weights, retain_graph=True)
+        return for_decoder, for_encoder, (z * along).sum((0, 2))
 
     def loss(self, batch):
         terms = self.bound_terms(batch.x, batch.y, self.warmup * self.beta)

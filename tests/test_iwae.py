@@ -66,8 +66,9 @@ def test_ciwae_mixes_the_elbo_and_the_iwae_bound_by_its_beta():
     torch.testing.assert_close(terms["bound"], 0.25 * terms["elbo"] + 0.75 * terms["iwae"])
 
 
-def test_piwae_gives_the_decoder_the_iwae_mk_gradient_and_the_encoder_the_miwae_gradient():
-    model, x = _model(bound="piwae", k=3, m=2), _images()
+@pytest.mark.parametrize("batch_norm", [False, True])  # with batch norm, each code moves all samples' scores
+def test_piwae_gives_the_decoder_the_iwae_mk_gradient_and_the_encoder_the_miwae_gradient(batch_norm):
+    model, x = _model(bound="piwae", k=3, m=2, batch_norm=batch_norm), _images()
     model.train()
     torch.manual_seed(0)
     out = model.loss(zoo.Batch(x, torch.zeros(len(x), dtype=torch.long)))
@@ -79,7 +80,8 @@ def test_piwae_gives_the_decoder_the_iwae_mk_gradient_and_the_encoder_the_miwae_
     for params, bound in ((decoder, iwae_6), (encoder, miwae)):
         expected = torch.autograd.grad(-bound, params, retain_graph=True)
         for p, g in zip(params, expected):
-            torch.testing.assert_close(p.grad, g, atol=1e-6, rtol=1e-5)
+            # float32 sums in another order through batch norm: a few 1e-5 on gradients of order 1
+            torch.testing.assert_close(p.grad, g, atol=1e-4 if batch_norm else 1e-6, rtol=1e-5)
     torch.testing.assert_close(out["loss"], -iwae_6)  # what is logged is the decoder's bound, IWAE-(M·K)
 
 
