@@ -48,7 +48,7 @@ def main() -> None:
     net = zoo.load(run)
     metrics = {}
     try:
-        metrics = zoo.evaluate(run, options={"iwae_k": args.iwae_k})["metrics"]
+        metrics = zoo.evaluate(run, options={"iwae_k": args.iwae_k} if args.iwae_k else {})["metrics"]
     except ZooError:  # a GAN has no per-image metrics
         pass
     quality = run / "quality.json"

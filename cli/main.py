@@ -155,7 +155,7 @@ def _print_metrics(result: dict) -> None:
               help="Noise to sweep (default: the one the run was trained with).")
 @click.option("--baseline", type=TEXT, default=None,
               help="With --noise-sweep: a run to compare, fed the same noisy images.")
-@click.option("--iwae-k", type=click.IntRange(0, 100_000), default=0, metavar="K",
+@click.option("--iwae-k", type=click.IntRange(1, 100_000), default=None, metavar="K",
               help="VAE: also estimate -log p(x) with K importance samples (the IWAE bound; K decoder passes "
                    "per image: minutes on a CPU for K=1000). Default: off.")
 @click.option("--fid", is_flag=True, help="Classifier-feature FID and KID of samples against the test set.")

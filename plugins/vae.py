@@ -246,15 +246,15 @@ class VAE(ZooModel):
                  for i in range(0, n, IWAE_CHUNK_IMAGES)]
         return torch.cat(parts)
 
-    def metrics(self, batch, iwae_k: int = 0, **options):
-        """Reconstruction metrics, the negative ELBO and its KL term; with `iwae_k` K > 0 also the IWAE
+    def metrics(self, batch, iwae_k: int | None = None, **options):
+        """Reconstruction metrics, the negative ELBO and its KL term; with `iwae_k` K (≥ 1) also the IWAE
         bound `nll_iwae_kK_nats` (costly: K decoder passes per image, hence off by default)."""
         x, y = batch.x, batch.y
         out = reconstruction_metrics(x, self.reconstruction(x, y))
         rec, kl = self._terms(x, y)
         out["neg_elbo_nats"] = rec + kl
         out["kl_nats"] = kl
-        if iwae_k and iwae_k > 0:
+        if iwae_k is not None:  # 0 or less is refused (check_samples), never taken for "off"
             out[f"nll_iwae_k{iwae_k}_nats"] = self.iwae_nll(x, iwae_k, y)
         return out
 

@@ -40,6 +40,7 @@ HOSTILE = [
     ["manifold", "{run}", "--out", "{tmp}/m.pdf"],
     ["eval", "{run}", "--limit", "0"],
     ["eval", "{run}", "--iwae-k", "-1"],
+    ["eval", "{run}", "--iwae-k", "0"],  # not a silent "off": an estimate of no samples is no estimate
     ["reconstruct", "{run}", "--n", BIG],
     ["generate", "{run}", "--class", "3", "--spread", "nan"],
     ["generate", "{run}", "--class", "3", "--spread", "inf"],

@@ -38,6 +38,13 @@ def test_iwae_k_opts_in_and_the_metric_names_k(vae_run):
     assert re.search(r"nll_iwae_k5_nats\s+\d", output), output
 
 
+@pytest.mark.parametrize("k", [0, -5, "50"])
+def test_an_iwae_k_that_is_not_a_count_of_samples_is_refused_not_taken_for_off(vae_run, k):
+    with pytest.raises(zoo.ZooError, match="k ≥ 1 importance samples"):
+        zoo.evaluate(vae_run, options={"iwae_k": k}, limit=8, save=False)
+    assert_clean_error(invoke("eval", vae_run, "--iwae-k", "0"), "not in the range 1<=x<=100000", code=2)
+
+
 def test_slow_eval_shows_progress_on_stderr_never_in_json(vae_run, monkeypatch):
     # The real bar and its real delay, with the delay shortened below this evaluation's length.
     monkeypatch.setattr(zoo.analysis.metrics, "PROGRESS_AFTER_S", 0.05)

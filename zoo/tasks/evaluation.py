@@ -64,7 +64,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     x, y = data.split(check_split(split))
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
-    samples = int((options or {}).get("iwae_k") or 0) * x.shape[0]
+    k = (options or {}).get("iwae_k")
+    samples = k * x.shape[0] if isinstance(k, int) else 0  # a k that is no count is refused by the model
     if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
         to_stderr(f"note: the bound decodes {samples:,} images ({x.shape[0]:,} images x k={options['iwae_k']:,}); "
                   "on a CPU that is minutes to hours (--limit N measures the first N images)")
