@@ -148,8 +148,7 @@ def _image_header(path: Path) -> tuple[str, tuple[int, int]]:
     """An image's PIL mode and upright (width, height), from its header only: Image.open reads no pixels,
     so every file can be looked at before deciding the data set's channels and size."""
     with _opened(path) as im:
-        w, h = im.size
-        return im.mode, ((h, w) if _orientation(im) in SIDEWAYS else (w, h))
+        return im.mode, _upright_size(im)
 
 
 # EXIF orientations (a camera's "this photo was taken turned"): 1 is upright; 5 to 8 turn it by a quarter,
@@ -159,7 +158,17 @@ SIDEWAYS = {5, 6, 7, 8}
 EXIF_ORIENTATION = 0x0112
 
 
+def _upright_size(im) -> tuple[int, int]:
+    """(width, height) once turned upright (`pixels`), from the header."""
+    w, h = im.size
+    return (h, w) if _orientation(im) in SIDEWAYS else (w, h)
+
+
 def _orientation(im) -> int:
+    """The EXIF orientation zoo applies: 1 (none) for a TIFF, whose orientation tag Pillow handles itself
+    when it reads one (recent versions turn it while loading), so it is never applied twice."""
+    if im.format == "TIFF":
+        return 1
     try:
         return int(im.getexif().get(EXIF_ORIENTATION, 1))
     except Exception:  # noqa: BLE001 - damaged EXIF data: the pixels as stored
