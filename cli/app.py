@@ -85,7 +85,7 @@ class ZooGroup(click.Group):
     folder), into one clean message and an exit code instead of a traceback."""
 
     def invoke(self, ctx):
-        from zoo.errors import ZooError, storage_error
+        from zoo.errors import ZooError, out_of_memory, storage_error
 
         try:
             return super().invoke(ctx)
@@ -99,6 +99,11 @@ class ZooGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("Interrupted.", err=True)
             ctx.exit(130)
+        except (MemoryError, RuntimeError) as e:  # an allocation that failed, outside training (which says it)
+            oom = out_of_memory(e)
+            if oom is None:
+                raise
+            _fail(ctx, oom)
 
 
 def config_overrides(command: str, assignments, functions, options: dict) -> dict:

@@ -48,6 +48,30 @@ class StorageError(ZooError):
     exit_code = 74  # EX_IOERR
 
 
+class OutOfMemory(ZooError):
+    """An allocation failed: the CPU's memory (or an address-space limit) or the GPU's was used up."""
+
+
+def out_of_memory(e: BaseException, device: str = "", kept: str = "") -> OutOfMemory | None:
+    """One clear OutOfMemory for an allocation that failed (Python's MemoryError, torch's CPU allocator,
+    CUDA's out-of-memory error), saying how much was asked where it is known; None for any other error."""
+    import re as _re
+
+    text = str(e)
+    if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or "can't allocate memory" in text or "out of memory" in text.lower()):
+        return None
+    size = _re.search(r"allocate (\d+) bytes", text)
+    asked = _re.search(r"[Tt]ried to allocate ([\d.]+ [KMGT]i?B)", text)
+    tried = f"{int(size[1]) / 2**30:.1f} GiB" if size else (asked[1] if asked else "")
+    message = f"out of memory{f' on {device}' if device else ''}" + (f" (one allocation of {tried} failed)"
+                                                                     if tried else "")
+    if kept:
+        message += f". {kept}"
+    return OutOfMemory(message, "Use a smaller --batch-size or a smaller model (channels, hidden, --n for "
+                                "samples), or free memory used by other programs, then try again.")
+
+
 _OS_HINTS = {
     "ENOSPC": "Free some space on that disk (or write elsewhere), then try again.",
     "EDQUOT": "Your disk quota is used up: free some space (or write elsewhere), then try again.",

@@ -10,9 +10,8 @@ import math
 import statistics
 from typing import TYPE_CHECKING, Any
 
-import torch
 
-from zoo.errors import ConfigError, TrainingDiverged
+from zoo.errors import ConfigError, OutOfMemory, TrainingDiverged, out_of_memory
 from zoo.runs.config import resolve_config
 from zoo.search import cv as cvmod
 from zoo.search.duplicates import refuse_duplicate
@@ -102,7 +101,11 @@ def score(worker: Worker, trial, values, cls, model_cfg, train_cfg) -> float:
             prune(worker, trial, f"invalid configuration: {e.message}")
         except TrainingDiverged as e:
             prune(worker, trial, f"diverged: {e.message.split('. ')[0]}")
-        except torch.OutOfMemoryError:
+        except OutOfMemory:  # the CPU's or the GPU's, while training: a smaller trial may fit
+            prune(worker, trial, "out of memory")
+        except (MemoryError, RuntimeError) as e:  # building the model (its weights alone too large)
+            if out_of_memory(e) is None:
+                raise
             prune(worker, trial, "out of memory")
         except optuna.TrialPruned as e:
             worker.log(f"{worker.prefix}trial {trial.number}  {e}")

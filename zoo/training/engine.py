@@ -21,7 +21,7 @@ import torch
 
 from zoo.console import to_stderr
 from zoo.data import ImageData
-from zoo.errors import ConfigError, TrainingDiverged, ZooError, storage_error
+from zoo.errors import ConfigError, TrainingDiverged, ZooError, out_of_memory, storage_error
 from zoo.model import StepContext, ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import TrainConfig
@@ -265,6 +265,11 @@ class Trainer:
                               f"epochs up to {self.state['epoch']} are saved.{where}") from None
         except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
             raise storage_error(e, "cannot write", self._saved_note()) from None
+        except (MemoryError, RuntimeError) as e:  # an allocation that failed: said, with what is saved
+            oom = out_of_memory(e, self.device.type, self._saved_note(resume=False))
+            if oom is None:
+                raise
+            raise oom from None
         self.tracker.finish()
         try:
             return self._finish()
@@ -301,9 +306,12 @@ class Trainer:
             return False
         return True
 
-    def _saved_note(self) -> str:
+    def _saved_note(self, resume: bool = True) -> str:
         if not self.run_dir:
             return ""
+        if not resume:  # the run's settings cannot go on as they are: what is kept, and how to start again
+            return (f"Epochs up to {self.saved_epoch} are saved in {self.run_dir}" if self.saved_epoch else
+                    f"No epoch was trained; start again with --overwrite to replace {self.run_dir}")
         return (f"Epochs up to {self.saved_epoch} are saved in {self.run_dir}; once that is fixed, "
                 f"continue with `zoo train --resume {self.run_dir}`")
 

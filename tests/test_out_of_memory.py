@@ -1,0 +1,84 @@
+"""Memory that runs out is one clear message, never a traceback: training says how much one allocation
+asked and what its run folder keeps; a search prunes the trial that did not fit and goes on. The memory
+is really used up: the zoo process runs under an address-space limit (ulimit -v) too small for its step."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import sys
+
+import pytest
+import torch
+from conftest import assert_ok, invoke
+
+from zoo.errors import OutOfMemory, out_of_memory
+
+LIMIT = 5 * 2**30  # torch and the data fit; one training step of the net below (3.9 GiB of features) does not
+TOO_BIG = ["--batch-size", "1294", "--set", "channels=4096,8,8", "--set", "hidden=16", "--device", "cpu"]
+
+
+def zoo_within_limit(*args) -> subprocess.CompletedProcess:
+    def limit():
+        resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT))
+
+    return subprocess.run([sys.executable, "-m", "zoo", *map(str, args)], capture_output=True, text=True,
+                          preexec_fn=limit, timeout=300)
+
+
+def test_training_that_runs_out_of_memory_says_so_and_what_its_folder_keeps(tmp_path):
+    run = tmp_path / "run"
+    r = zoo_within_limit("train", "convae", "--dataset", "digits", "--epochs", "1", *TOO_BIG, "--out", run,
+                         "--no-progress")
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    assert "out of memory on cpu (one allocation of 3.9 GiB failed)" in r.stderr
+    assert f"No epoch was trained; start again with --overwrite to replace {run}" in r.stderr
+    assert "--batch-size" in r.stderr
+    assert json.loads((run / "config.json").read_text())["train"]["batch_size"] == 1294  # what was tried
+
+
+def test_a_search_prunes_a_trial_that_runs_out_of_memory_and_goes_on(tmp_path, monkeypatch):
+    """In-process, to keep it quick: a step on the whole set at once, or building the widest net, asks the
+    allocator for 16 TiB (a real failed allocation); the narrow net on 32 images a step trains."""
+    pytest.importorskip("optuna")
+    from zoo.plugins.convae import ConvAE
+
+    plain_loss, plain_init = ConvAE.loss, ConvAE.__init__
+
+    def loss(self, batch):
+        if batch.x.shape[0] > 100:
+            torch.empty(2**42)
+        return plain_loss(self, batch)
+
+    def init(self, config, *args, **kwargs):  # the widest net's weights alone do not fit
+        plain_init(self, config, *args, **kwargs)
+        if config.hidden == [64]:
+            torch.empty(2**42)
+
+    monkeypatch.setattr(ConvAE, "loss", loss)
+    monkeypatch.setattr(ConvAE, "__init__", init)
+    space = tmp_path / "s.toml"
+    space.write_text('[search]\nstrategy = "grid"\npruner = "none"\n[fixed]\ndataset = "digits"\ndevice = "cpu"\n'
+                     'epochs = 1\nchannels = [4, 8, 8]\n[params]\nbatch_size = { choices = [1294, 32] }\n'
+                     'hidden = { choices = [16, 64] }\n')  # hidden is a list of one width
+    out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "st", "--trials", "4"))
+    summary = json.loads((tmp_path / "st" / "summary.json").read_text())
+    assert summary["states"]["complete"] == 1 and summary["states"]["pruned"] == 3
+    assert "pruned: out of memory" in out
+
+
+@pytest.mark.parametrize("error, words", [
+    (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
+                            "79.19 GiB of which 1.06 GiB is free."), "out of memory on cuda (one allocation of "
+                                                                     "2.00 GiB failed)"),
+    (RuntimeError("[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+                  "you tried to allocate 1644167168 bytes."), "out of memory on cuda (one allocation of 1.5 GiB "
+                                                              "failed)"),
+    (MemoryError(), "out of memory on cuda"),
+])
+def test_each_kind_of_failed_allocation_is_worded_with_its_size(error, words):
+    oom = out_of_memory(error, "cuda")
+    assert isinstance(oom, OutOfMemory) and oom.message == words
+    assert out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"), "cuda") is None
