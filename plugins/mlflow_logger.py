@@ -20,7 +20,6 @@ there, and the run folder holds everything.
 from __future__ import annotations
 
 import os
-import re
 import time
 import urllib.error
 import urllib.parse
@@ -31,8 +30,8 @@ from typing import Any
 from zoo.errors import ConfigError
 from zoo.hooks import hookimpl
 from zoo.runs import checkpoint as ckpt
-from zoo.tracking.logger import (Logger, RunView, StudyView, check_writable, final_metrics, flat_params, redact,
-                                 scalars)
+from zoo.tracking.logger import (SECRET_NAME, Logger, RunView, StudyView, check_writable, final_metrics, flat_params,
+                                 redact, scalars)
 
 RUN_FILE = "mlflow.json"  # in a run or study folder: the tracking URI and the MLflow run it is logged to
 ARTIFACTS = (ckpt.WEIGHTS, ckpt.CONFIG, "README.md", ckpt.METRICS, "loss.png")
@@ -58,10 +57,6 @@ def tracking_uri(configured: str) -> str:
 KNOWN_SCHEMES = ("http", "https", "file", "sqlite", "postgresql", "mysql", "mssql", "databricks", "uc")
 
 
-# Query parameters that carry a secret (?password=..., ?token=..., a cloud store's signature or key).
-SECRET_QUERY = re.compile(r"pass|pwd|token|secret|key|sig|credential|auth", re.IGNORECASE)
-
-
 def check_uri(uri: str, configured: bool = True) -> None:
     """Refuse, before anything is trained, a URI no MLflow store answers to (a typo such as htp://), and
     a configured one (`configured`: from mlflow_uri, stored in config.json) that carries credentials."""
@@ -76,7 +71,7 @@ def check_uri(uri: str, configured: bool = True) -> None:
     if scheme in ("http", "https") and not parsed.netloc:
         raise ConfigError(f"mlflow_uri {redact(uri)!r} names no server", "Write it as http://HOST:PORT.")
     secret_keys = [k for k, _ in urllib.parse.parse_qsl(parsed.query, keep_blank_values=True)
-                   if SECRET_QUERY.search(k)]
+                   if SECRET_NAME.search(k)]
     if configured and ("@" in parsed.netloc or secret_keys):
         raise ConfigError(f"mlflow_uri {redact(uri)!r} carries a user name or password, which config.json and the "
                           "model card would keep and `zoo push` would publish",

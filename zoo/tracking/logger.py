@@ -91,14 +91,16 @@ class StudyView:
     finished: bool = False          # the search has ended and written its outputs (else trials are running)
 
 
-# A query parameter whose name says it holds a secret (?password=..., &token=...): its value.
-SECRET_PARAM = re.compile(r"([?&][^=&\s]*(?:pass|pwd|token|secret|key|sig|credential|auth)[^=&\s]*=)[^&\s]*",
-                          re.IGNORECASE)
+# Words in a query parameter's name that say it holds a secret (?password=..., &token=..., a cloud
+# store's signature or key), and such a parameter's value in a URI, to redact.
+SECRET_NAME = re.compile(r"pass|pwd|token|secret|key|sig|credential|auth", re.IGNORECASE)
+SECRET_PARAM = re.compile(rf"([?&][^=&\s]*(?:{SECRET_NAME.pattern})[^=&\s]*=)[^&\s]*", re.IGNORECASE)
 
 
 def redact(text: str) -> str:
     """`text` with the user name and password of every URI in it (scheme://USER:PASSWORD@host), and the
-    values of query parameters named like secrets (?password=...), replaced by ***: a tracking URI may carry credentials, and messages and run files must never show them."""
+    values of query parameters named like secrets (?password=...), replaced by ***: a tracking URI may
+    carry credentials, and messages and run files must never show them."""
     return SECRET_PARAM.sub(r"\1***", USERINFO.sub(r"\1***@", text))
 
 
