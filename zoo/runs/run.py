@@ -165,10 +165,11 @@ class Run:
             raise ConfigError(f"images must be uint8 (0..255) or floats in [0, 1], got {_described(x)}",
                               "Divide integer pixels by 255 (x.float() / 255), or pass them as uint8.")
         x = x.to(self.device).float()
-        if x.numel() and not (bool(torch.isfinite(x).all()) and float(x.min()) >= 0.0 and float(x.max()) <= 1.0):
-            raise ConfigError(f"float images must lie in [0, 1] (and be finite), these span "
-                              f"{float(x.min()):.4g} .. {float(x.max()):.4g}",
-                              "Divide 0..255 pixels by 255, or pass them as uint8.")
+        if x.numel():
+            low, high = (float(v) for v in torch.aminmax(x))  # one pass; a NaN makes both NaN: refused
+            if not (0.0 <= low and high <= 1.0):
+                raise ConfigError(f"float images must lie in [0, 1] (and be finite), these span "
+                                  f"{low:.4g} .. {high:.4g}", "Divide 0..255 pixels by 255, or pass them as uint8.")
         return x
 
     def require(self, capability: str) -> None:
