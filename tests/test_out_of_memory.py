@@ -78,7 +78,7 @@ def test_a_search_prunes_a_trial_that_runs_out_of_memory_and_goes_on(tmp_path, m
                                                               "failed)"),
     (MemoryError(), "out of memory on cuda"),
 ])
-def test_each_kind_of_failed_allocation_is_worded_with_its_size(error, words):
+def test_each_kind_of_failed_allocation_is_worded_with_its_size_where_known(error, words):
     oom = out_of_memory(error, "cuda")
     assert isinstance(oom, OutOfMemory) and oom.message == words
     assert out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"), "cuda") is None
