@@ -69,6 +69,26 @@ def test_a_search_prunes_a_trial_that_runs_out_of_memory_and_goes_on(tmp_path, m
     assert "pruned: out of memory" in out
 
 
+def test_vectorised_trials_that_do_not_fit_together_train_one_by_one(tmp_path, monkeypatch):
+    """The stacked step of two trials asks the allocator for 16 TiB (a real failed allocation); each trial
+    alone fits, so both complete, trained one after the other."""
+    pytest.importorskip("optuna")
+    from zoo.training import multitrial
+
+    def train_together(*args, **kwargs):
+        torch.empty(2**42)
+
+    monkeypatch.setattr(multitrial, "train_together", train_together)
+    space = tmp_path / "s.toml"
+    space.write_text('[search]\nstrategy = "grid"\npruner = "none"\n[fixed]\ndataset = "digits"\ndevice = "cpu"\n'
+                     'epochs = 1\nchannels = [4, 8, 8]\nhidden = [16]\n[params]\nlr = { choices = [1e-3, 2e-3] }\n')
+    out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "st", "--trials", "2",
+                           "--vectorize", "2"))
+    assert "2 vectorised trials do not fit in memory together: training them one by one" in out
+    summary = json.loads((tmp_path / "st" / "summary.json").read_text())
+    assert summary["states"]["complete"] == 2
+
+
 @pytest.mark.parametrize("error, words", [
     (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of "
                             "79.19 GiB of which 1.06 GiB is free."), "out of memory on cuda (one allocation of "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, out_of_memory
 from zoo.search.duplicates import Duplicate
 from zoo.search.liveness import Heartbeat
 from zoo.search.study import HOST, optuna_module
@@ -117,7 +117,7 @@ def _run_concurrently(worker: Worker, groups: list[list], tell) -> None:
 
 
 def _run_members(worker: Worker, members: list, tell) -> None:
-    optuna = optuna_module()
+    optuna_module()  # optuna itself, or the clear message that it is missing
     from optuna.trial import TrialState
 
     cls = members[0][2]
@@ -131,11 +131,7 @@ def _run_members(worker: Worker, members: list, tell) -> None:
         except ConfigError:  # trained one by one: each trial is pruned with its own reason, or trains
             stackable = False
     if not stackable:
-        for t, values, cls_, mc, tc in members:
-            try:
-                tell(t, score(worker, t, values, cls_, mc, tc))
-            except optuna.TrialPruned:
-                tell(t, state=TrialState.PRUNED)
+        _one_by_one(worker, members, tell)
         return
     s = worker.settings
     alive = list(members)
@@ -160,8 +156,24 @@ def _run_members(worker: Worker, members: list, tell) -> None:
                 return False
             return True
 
-        results = multitrial.train_together(cls, [m[3] for m in alive], [m[4] for m in alive], part,
-                                            report=report, metric=s.metric, reduce=s.reduce, log=worker.log)
+        results = None
+        try:
+            results = multitrial.train_together(cls, [m[3] for m in alive], [m[4] for m in alive], part,
+                                                report=report, metric=s.metric, reduce=s.reduce, log=worker.log)
+        except (MemoryError, RuntimeError) as e:  # n stacked trials hold n times one trial's memory
+            if out_of_memory(e) is None:
+                raise
+        if results is None:  # out of the except block: its traceback held the stacked step's tensors
+            if i == 0:  # nothing trained yet: each may fit alone
+                worker.log(f"{worker.prefix}{len(alive)} vectorised trials do not fit in memory together: "
+                           "training them one by one")
+                _one_by_one(worker, alive, tell)
+                return
+            for m in alive:
+                m[0].set_user_attr("pruned_reason", "out of memory")
+                worker.log(f"{worker.prefix}trial {m[0].number}  pruned: out of memory")
+                tell(m[0], state=TrialState.PRUNED)
+            return
         seconds += sum(r.seconds for r in results)
         survivors = []
         for k, (m, r) in enumerate(zip(alive, results)):
@@ -179,3 +191,15 @@ def _run_members(worker: Worker, members: list, tell) -> None:
     for t, values, _, mc, _ in alive:
         tell(t, finish(worker, t, values, mc, losses[t.number], seconds / len(members), epochs[t.number],
                    note=f", {len(members)} trials vectorised"))
+
+
+def _one_by_one(worker: Worker, members: list, tell) -> None:
+    """Train each trial alone, each pruned with its own reason or told its score."""
+    optuna = optuna_module()
+    from optuna.trial import TrialState
+
+    for t, values, cls, model_cfg, train_cfg in members:
+        try:
+            tell(t, score(worker, t, values, cls, model_cfg, train_cfg))
+        except optuna.TrialPruned:
+            tell(t, state=TrialState.PRUNED)
