@@ -127,7 +127,6 @@ def _run_members(worker: Worker, members: list, tell) -> None:
         try:
             multitrial.check_stackable(cls, [m[3] for m in members], [m[4] for m in members], data.shape,
                                        data.num_classes)
-            multitrial.check_trials(cls, [m[3] for m in members], [m[4] for m in members], data)
         except ConfigError:  # trained one by one: each trial is pruned with its own reason, or trains
             stackable = False
     if not stackable:
@@ -156,17 +155,22 @@ def _run_members(worker: Worker, members: list, tell) -> None:
                 return False
             return True
 
-        results = None
+        results, out_of_memory_together = None, False
         try:
             results = multitrial.train_together(cls, [m[3] for m in alive], [m[4] for m in alive], part,
                                                 report=report, metric=s.metric, reduce=s.reduce, log=worker.log)
+        except ConfigError:  # a trial its model cannot train (check_training, asked before stacking)
+            if i > 0:
+                raise
         except (MemoryError, RuntimeError) as e:  # n stacked trials hold n times one trial's memory
             if out_of_memory(e) is None:
                 raise
+            out_of_memory_together = True
         if results is None:  # out of the except block: its traceback held the stacked step's tensors
-            if i == 0:  # nothing trained yet: each may fit alone
-                worker.log(f"{worker.prefix}{len(alive)} vectorised trials do not fit in memory together: "
-                           "training them one by one")
+            if i == 0:  # nothing trained yet: one by one, each is pruned with its own reason or trains
+                if out_of_memory_together:
+                    worker.log(f"{worker.prefix}{len(alive)} vectorised trials do not fit in memory together: "
+                               "training them one by one")
                 _one_by_one(worker, alive, tell)
                 return
             for m in alive:

@@ -60,14 +60,6 @@ def _on_meta(cls: type, model_cfg, shape, num_classes: int) -> ZooModel:
         return cls(model_cfg, shape, num_classes)
 
 
-def check_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], data: ImageData) -> None:
-    """Refuse (ConfigError) a trial its model could not train with alone, as the Trainer asks each model
-    (`check_training`: an IWAE's k × batch_size beyond the memory at hand), before anything is stacked."""
-    device = data.train_x.device
-    for m, t in zip(model_cfgs, train_cfgs):
-        build_seeded(cls, m, data, t.seed, device).check_training(t, data)
-
-
 def layout(model: ZooModel) -> tuple:
     """Names and shapes of a model's parameters and buffers, and which buffers are saved."""
     saved = set(model.state_dict())
@@ -197,7 +189,7 @@ def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], da
     models = [build_seeded(cls, m, data, t.seed, device)
               for m, t in zip(model_cfgs, train_cfgs)]
     for model, t in zip(models, train_cfgs):
-        model.check_training(t, data)  # as `check_trials`, on the models built here
+        model.check_training(t, data)  # as the Trainer asks each model, before anything is stacked
     params, buffers = stack_module_state(models)
     params = {k: v.detach().clone() for k, v in params.items()}
     hypers = {k: v.clone() for k, v in buffers.items()}  # each trial's dropout p, noise level, β
