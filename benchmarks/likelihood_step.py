@@ -27,8 +27,12 @@ MODELS = {
     "miwae-8x8": ("iwae", {"bound": "miwae", "m": 8, "k": 8}, 64),
     "piwae-8x8": ("iwae", {"bound": "piwae", "m": 8, "k": 8}, 64),
     "vampprior": ("vampprior", {"batch_norm": False}, 1),
+    "vampprior-d32": ("vampprior", {"batch_norm": False, "prior_draws": 32}, 1),
+    "vampprior-d64": ("vampprior", {"batch_norm": False, "prior_draws": 64}, 1),
+    "vampprior-d128": ("vampprior", {"batch_norm": False, "prior_draws": 128}, 1),
     "hvae": ("hvae", {"batch_norm": False}, 1),
     "hvae-vampprior": ("hvae", {"batch_norm": False, "prior": "vampprior"}, 1),
+    "hvae-vampprior-d32": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 32}, 1),
 }
 NET = {"channels": [16, 32, 64], "hidden": [256], "latent_dim": 32, "batch_norm": True}
 

@@ -44,7 +44,8 @@ from zoo.device import keep_freed_cpu_buffers
 from zoo.errors import ConfigError
 from zoo.plugins.conv import activation, build_decoder, build_encoder
 from zoo.plugins.vae import IWAE_CHUNK_IMAGES, VAE, VAEConfig, check_samples, importance_nll, samples_per_chunk
-from zoo.plugins.vampprior import FixedComponents, VampPrior, check_pseudo_inputs, log_normal
+from zoo.plugins.vampprior import (PRIOR_DRAWS, PRIOR_DRAWS_HELP, PriorComponents, VampPrior, check_prior_draws,
+                                   check_pseudo_inputs, log_normal)
 
 PSEUDO_INPUTS = 500  # the default K of the VampPrior (the paper's, for MNIST)
 
@@ -60,6 +61,7 @@ class HVAEConfig(VAEConfig):
                                    "of the top posteriors at pseudo_inputs learned pseudo-inputs)",
                        choices=("standard", "vampprior"))
     pseudo_inputs: int = param(PSEUDO_INPUTS, "prior=vampprior: K, the learned pseudo-inputs", low=1, high=100_000)
+    prior_draws: int = param(PRIOR_DRAWS, "prior=vampprior: " + PRIOR_DRAWS_HELP, low=0, high=100_000)
 
 
 def gaussian(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -78,6 +80,10 @@ class HVAE(VAE):
         if config.prior == "standard" and config.pseudo_inputs != PSEUDO_INPUTS:
             raise ConfigError(f"hvae: pseudo_inputs={config.pseudo_inputs} counts the VampPrior's pseudo-inputs, "
                               "and prior is standard", "Add --set prior=vampprior, or leave pseudo_inputs out.")
+        if config.prior == "standard" and config.prior_draws != PRIOR_DRAWS:
+            raise ConfigError(f"hvae: prior_draws={config.prior_draws} draws the VampPrior's pseudo-inputs, and prior "
+                              "is standard", "Add --set prior=vampprior, or leave prior_draws out.")
+        check_prior_draws(config.prior_draws, config.pseudo_inputs)
         if config.prior == "vampprior" and config.batch_norm:
             raise ConfigError("hvae: batch_norm would normalise the pseudo-inputs by their own batch's statistics "
                               "(and mix them into the running ones)", "Use --set batch_norm=false.")
@@ -96,7 +102,7 @@ class HVAE(VAE):
         hyper_buffer(self, "beta", config.beta)
         self.warmup = 1.0 if config.kl_warmup == 0 else 0.0
         self.prior = VampPrior(config.pseudo_inputs, self.shape) if config.prior == "vampprior" else None
-        self.components = FixedComponents(lambda: self.posterior(self.prior.inputs()))
+        self.components = PriorComponents(self.prior, self.posterior, config.prior_draws) if self.prior is not None else None
 
     @classmethod
     def check_data(cls, config, data) -> None:
@@ -156,7 +162,7 @@ class HVAE(VAE):
         """log p(z_L) of top codes [..., d]."""
         if self.prior is None:
             return super().log_prior(z)
-        return self.prior.log_prob(z, *self.components.get())
+        return self.components.log_prob(z)
 
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The top layer's KL term, log q(z_L|x) − log p(z_L), estimated at the sampled top code."""
@@ -165,8 +171,7 @@ class HVAE(VAE):
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.prior is None:
             return super().prior_sample(n, generator)
-        with torch.no_grad():
-            return self.prior.sample(n, *self.components.get(), generator=generator)
+        return self.components.sample(n, generator)
 
     def prior_fixed(self):
         return self.components.held() if self.prior is not None else super().prior_fixed()

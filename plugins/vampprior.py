@@ -28,6 +28,10 @@ from zoo.errors import ConfigError
 from zoo.plugins.vae import LOG_2PI, VAE, VAEConfig
 
 PSEUDO_MEAN, PSEUDO_STD = 0.05, 0.01  # the paper's initialisation of the pseudo-inputs on MNIST
+PRIOR_DRAWS = 0
+PRIOR_DRAWS_HELP = ("pseudo-inputs drawn each training step to carry the prior's gradient to the encoder and to "
+                    "them, by their share of the batch's codes (an unbiased estimate, cheaper); 0: all, exactly")
+Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # images -> the posterior's (μ, logvar)
 
 
 def log_normal(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -46,16 +50,48 @@ class VampPrior(nn.Module):
         return self.pseudo.clamp(0.0, 1.0)
 
     @staticmethod
-    def log_prob(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-        """log (1/K) Σ_k N(z; μ_k, σ_k²) for codes z [..., d], given the K components' μ, logvar [K, d].
-        The squared distances to every component come from two matrix products, so no [N, K, d] tensor is
-        ever made (N·K·d would be 500 MB for an IWAE chunk against 500 components)."""
-        lead, d = z.shape[:-1], z.shape[-1]
-        flat = z.reshape(-1, d)
-        inv = torch.exp(-logvar)                                            # [K, d]
-        quad = (flat * flat) @ inv.T - 2.0 * flat @ (mu * inv).T + (mu * mu * inv).sum(-1)  # [N, K]
-        log_comp = -0.5 * (quad + logvar.sum(-1) + d * LOG_2PI)
-        return (torch.logsumexp(log_comp, dim=-1) - math.log(mu.shape[0])).reshape(lead)
+    def log_components(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """log N(z_n; μ_k, σ_k²) [N, K] for codes z [N, d] and components' μ, logvar [K, d]. The squared
+        distances come from two matrix products, so no [N, K, d] tensor is ever made (N·K·d would be 500 MB
+        for an IWAE chunk against 500 components)."""
+        d = z.shape[-1]
+        inv = torch.exp(-logvar)                                                    # [K, d]
+        quad = (z * z) @ inv.T - 2.0 * z @ (mu * inv).T + (mu * mu * inv).sum(-1)   # [N, K]
+        return -0.5 * (quad + logvar.sum(-1) + d * LOG_2PI)
+
+    @classmethod
+    def log_prob(cls, z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """log (1/K) Σ_k N(z; μ_k, σ_k²) for codes z [..., d], given the K components' μ, logvar [K, d]."""
+        log_comp = cls.log_components(z.reshape(-1, z.shape[-1]), mu, logvar)
+        return (torch.logsumexp(log_comp, dim=-1) - math.log(mu.shape[0])).reshape(z.shape[:-1])
+
+    def log_prob_drawn(self, z: torch.Tensor, encode: Encode, draws: int) -> torch.Tensor:
+        """log p(z) for codes z [..., d], exact in value and in its gradient to z, with the gradient to the
+        components (the encoder and the pseudo-inputs) estimated from `draws` of them instead of all K.
+
+        ∇ log p(z_n) through the components is Σ_k r_nk ∇ log N(z_n; μ_k, σ_k²), r_nk the responsibility of
+        component k for code n. Components are drawn with replacement by their share of the batch's N codes,
+        m_k = Σ_n r_nk, and each draw of k is weighted N/(draws·m_k): its expected count times that weight is
+        1, so the estimate is unbiased. All K are still encoded, without gradient (a forward pass is about a
+        third of a forward and backward); only the drawn ones are encoded again with it."""
+        inputs = self.inputs()
+        with torch.no_grad():
+            mu, logvar = encode(inputs)
+        flat = z.reshape(-1, z.shape[-1])
+        log_comp = self.log_components(flat, mu, logvar)                # [N, K]: the gradient to z only
+        value = torch.logsumexp(log_comp, dim=-1) - math.log(mu.shape[0])
+        with torch.no_grad():
+            share = torch.softmax(log_comp, dim=-1)                     # r [N, K]
+            mass = share.sum(0)                                         # m [K], summing to N
+            # Inverse-CDF draws: fixed shapes and no host sync, so a CUDA graph can record them (multinomial
+            # cannot be captured on every torch version).
+            cdf = mass.cumsum(0)
+            u = torch.rand(draws, device=cdf.device, dtype=cdf.dtype) * cdf[-1]
+            picks = torch.searchsorted(cdf, u, right=True).clamp_(max=mass.shape[0] - 1)
+            weight = share[:, picks] * (flat.shape[0] / draws / mass[picks])   # [N, draws]
+        drawn = self.log_components(flat.detach(), *encode(inputs[picks]))    # [N, draws]: the gradient to them
+        surrogate = (weight * drawn).sum(-1)
+        return (value + surrogate - surrogate.detach()).reshape(z.shape[:-1])
 
     @staticmethod
     def sample(n: int, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None):
@@ -65,21 +101,33 @@ class VampPrior(nn.Module):
         return mu[pick] + (0.5 * logvar[pick]).exp() * eps
 
 
-class FixedComponents:
-    """The prior's components computed once, for a block of evaluation without gradients (an IWAE bound
-    scores thousands of codes against the same pseudo-inputs)."""
+class PriorComponents:
+    """A model's VampPrior at work: its components are the model's posteriors at the pseudo-inputs
+    (`encode`), computed with every step's gradient (exactly, or estimated from `draws` of them while
+    training), or once for a block of evaluation without gradients (`held`: an IWAE bound scores thousands
+    of codes against the same pseudo-inputs)."""
 
-    def __init__(self, compute: Callable[[], tuple[torch.Tensor, torch.Tensor]]):
-        self.compute = compute
+    def __init__(self, prior: VampPrior, encode: Encode, draws: int = 0):
+        self.prior, self.encode, self.draws = prior, encode, draws
         self.fixed: tuple[torch.Tensor, torch.Tensor] | None = None
 
     def get(self) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.fixed if self.fixed is not None else self.compute()
+        """The components' (μ, logvar) [K, d]."""
+        return self.fixed if self.fixed is not None else self.encode(self.prior.inputs())
+
+    def log_prob(self, z: torch.Tensor) -> torch.Tensor:
+        if self.fixed is None and self.draws and torch.is_grad_enabled():
+            return self.prior.log_prob_drawn(z, self.encode, self.draws)
+        return self.prior.log_prob(z, *self.get())
+
+    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        with torch.no_grad():
+            return self.prior.sample(n, *self.get(), generator=generator)
 
     @contextlib.contextmanager
     def held(self):
         with torch.no_grad():
-            self.fixed = self.compute()
+            self.fixed = self.get()
         try:
             yield
         finally:
@@ -90,6 +138,14 @@ class FixedComponents:
 class VampConfig(VAEConfig):
     pseudo_inputs: int = param(500, "K: learned pseudo-inputs whose posteriors make the prior (a mixture of K)",
                                low=1, high=100_000)
+    prior_draws: int = param(PRIOR_DRAWS, PRIOR_DRAWS_HELP, low=0, high=100_000)
+
+
+def check_prior_draws(draws: int, count: int) -> None:
+    """Drawing as many pseudo-inputs as there are costs more than taking them all exactly."""
+    if draws > count:
+        raise ConfigError(f"prior_draws={draws} is more than the pseudo_inputs={count}",
+                          f"Use fewer than {count}, or 0 to take every pseudo-input exactly.")
 
 
 def check_pseudo_inputs(count: int, data) -> None:
@@ -109,24 +165,24 @@ class VampPriorVAE(VAE):
         if config.batch_norm:
             raise ConfigError("vampprior: batch_norm would normalise the pseudo-inputs by their own batch's "
                               "statistics (and mix them into the running ones)", "Use --set batch_norm=false.")
+        check_prior_draws(config.prior_draws, config.pseudo_inputs)
         super().__init__(config, shape, num_classes)
         self.prior = VampPrior(config.pseudo_inputs, self.shape)
-        self.components = FixedComponents(lambda: self.posterior(self.prior.inputs()))
+        self.components = PriorComponents(self.prior, self.posterior, config.prior_draws)
 
     @classmethod
     def check_data(cls, config, data) -> None:
         check_pseudo_inputs(config.pseudo_inputs, data)
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
-        return self.prior.log_prob(z, *self.components.get())
+        return self.components.log_prob(z)
 
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """log q(z|x) − log p(z) at the sampled code: an unbiased estimate of the KL term."""
         return log_normal(z, mu, logvar) - self.log_prior(z)
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        with torch.no_grad():
-            return self.prior.sample(n, *self.components.get(), generator=generator)
+        return self.components.sample(n, generator)
 
     def prior_fixed(self):
         return self.components.held()

@@ -109,6 +109,19 @@ def test_the_vampprior_top_prior_is_the_mixture_of_the_top_posteriors_at_the_pse
     torch.testing.assert_close(kl_top, q - VampPrior.log_prob(z2, mu, logvar))
 
 
+def test_drawn_pseudo_inputs_keep_the_top_prior_exact_and_train_the_drawn_ones():
+    model = _model(prior="vampprior", pseudo_inputs=6, prior_draws=2).train()
+    z = torch.randn(4, 3)
+    with torch.no_grad():
+        exact = VampPrior.log_prob(z, *model.posterior(model.prior.inputs()))
+    torch.manual_seed(5)
+    drawn = model.log_prior(z)  # with gradients: two of the six carry the gradient to the pseudo-inputs
+    torch.testing.assert_close(drawn.detach(), exact)
+    drawn.sum().backward()
+    moved = (model.prior.pseudo.grad.flatten(1).abs().sum(1) > 0).sum()
+    assert 1 <= int(moved) <= 2
+
+
 @torch.no_grad()
 def test_decode_walks_down_the_conditional_means_and_sample_is_seeded():
     model = _model(layers=3)
@@ -143,7 +156,7 @@ def test_hvae_trains_evaluates_generates_and_resumes_through_the_cli(tmp_path):
     run = tmp_path / "run"
     assert_ok(invoke("train", "hvae", "--dataset", "digits", "--epochs", "1", "--set", "latent_dim=4",
                      "--set", "layer_hidden=32", "--set", "prior=vampprior", "--set", "pseudo_inputs=20",
-                     "--set", "binarize=dynamic", *TINY_SET, "--out", str(run)))
+                     "--set", "prior_draws=6", "--set", "binarize=dynamic", *TINY_SET, "--out", str(run)))
     assert_ok(invoke("train", "--resume", str(run), "--epochs", "2", "--no-progress"))
     records = read_metrics(run)
     assert [r["epoch"] for r in records] == [1, 2] and records[1]["val_loss"] < records[0]["val_loss"]
@@ -165,6 +178,8 @@ def test_hvae_trains_evaluates_generates_and_resumes_through_the_cli(tmp_path):
     (["pseudo_inputs=100"], "prior is standard"),
     (["prior=vampprior", "pseudo_inputs=100000"], "more than the"),  # the digits' training split is a few hundred
     (["prior=vampprior", "batch_norm=true"], "batch_norm=false"),
+    (["prior_draws=8"], "prior is standard"),
+    (["prior=vampprior", "prior_draws=501"], "more than the pseudo_inputs=500"),
 ])
 def test_bad_hvae_settings_are_refused_before_a_run_folder_exists(tmp_path, settings, fragment):
     sets = [a for s in settings for a in ("--set", s)]

@@ -8,6 +8,7 @@ import math
 
 import pytest
 import torch
+from torch import nn
 from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, read_metrics
 
 import zoo
@@ -63,6 +64,42 @@ def test_the_kl_term_is_estimated_at_the_sampled_code():
     torch.testing.assert_close(model.kl(mu, logvar, z), log_normal(z, mu, logvar) - model.log_prior(z))
 
 
+def _prior_gradients(prior: VampPrior, encode: nn.Linear, z, draws: int):
+    """log p(z) summed, its gradient to z, and its gradients to the pseudo-inputs and the encoder's weights
+    (all flat, side by side), with the components' gradient exact (draws 0) or drawn."""
+    def posterior(images):
+        return encode(images.flatten(1)).chunk(2, dim=-1)
+    z = z.clone().requires_grad_()
+    params = [prior.pseudo, *encode.parameters()]
+    value = (prior.log_prob_drawn(z, posterior, draws) if draws else prior.log_prob(z, *posterior(prior.inputs()))).sum()
+    grads = torch.autograd.grad(value, [z, *params])
+    return value.detach(), grads[0], torch.cat([g.flatten() for g in grads[1:]])
+
+
+def test_drawn_pseudo_inputs_give_the_exact_prior_and_an_unbiased_gradient_to_the_components():
+    torch.manual_seed(4)
+    prior, encode = VampPrior(12, (1, 3, 3)), nn.Linear(9, 6)
+    with torch.no_grad():  # spread the pseudo-inputs, so that the components differ and the draws matter
+        prior.pseudo.uniform_(0.0, 1.0)
+        mu = encode(prior.inputs().flatten(1))[:, :3]
+    z = mu[torch.arange(10) % 12] + 0.3 * torch.randn(10, 3)
+    value, z_grad, exact = _prior_gradients(prior, encode, z, draws=0)
+    runs = [_prior_gradients(prior, encode, z, draws=3) for _ in range(1500)]
+    for drawn_value, drawn_z_grad, _ in runs[:5]:  # the value and the gradient to z are exact at every draw
+        torch.testing.assert_close(drawn_value, value)
+        torch.testing.assert_close(drawn_z_grad, z_grad)
+    mean = torch.stack([grads for _, _, grads in runs]).mean(0)
+    assert float((runs[0][2] - exact).norm() / exact.norm()) > 0.1  # one draw is an estimate, not the gradient
+    assert float((mean - exact).norm() / exact.norm()) < 0.03  # whose mean is the gradient
+
+
+def test_without_gradients_the_prior_takes_every_pseudo_input():
+    model = _model(pseudo_inputs=5, prior_draws=2)
+    z = torch.randn(4, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(model.log_prior(z), VampPrior.log_prob(z, *model.posterior(model.prior.inputs())))
+
+
 def test_vampprior_trains_evaluates_and_samples_through_the_cli(tmp_path):
     run = tmp_path / "run"
     assert_ok(invoke("train", "vampprior", "--dataset", "digits", "--epochs", "2", "--set", "latent_dim=4",
@@ -85,6 +122,8 @@ def test_vampprior_trains_evaluates_and_samples_through_the_cli(tmp_path):
     ("pseudo_inputs=100000", "more than the"),   # the digits' training split is a few hundred images
     ("batch_norm=true", "batch_norm=false"),
     ("pseudo_inputs=0", "pseudo_inputs must be"),
+    ("prior_draws=600", "more than the pseudo_inputs=500"),
+    ("prior_draws=-1", "prior_draws must be"),
 ])
 def test_bad_vampprior_settings_are_refused_before_a_run_folder_exists(tmp_path, setting, fragment):
     result = invoke("train", "vampprior", "--dataset", "digits", "--epochs", "1", "--set", setting, *TINY_SET,
