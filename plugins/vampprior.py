@@ -145,7 +145,7 @@ def check_prior_draws(draws: int, count: int) -> None:
     """Drawing as many pseudo-inputs as there are costs more than taking them all exactly."""
     if draws > count:
         raise ConfigError(f"prior_draws={draws} is more than the pseudo_inputs={count}",
-                          f"Use fewer than {count}, or 0 to take every pseudo-input exactly.")
+                          f"Use at most {count}, or 0 to take every pseudo-input exactly.")
 
 
 def check_pseudo_inputs(count: int, data) -> None:
