@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from torch import nn
-from zoo.plugins.conv import ConvNetConfig, activation, build_encoder
+from zoo.plugins.conv import ConvNetConfig, activation, build_encoder, init_weights
 
 from zoo import ZooModel, hookimpl, param
 from zoo.analysis.plots import pyplot, save_png
@@ -77,6 +77,7 @@ class Classifier(ZooModel):
                 layers.append(nn.Dropout(config.head_dropout))
             layers += [nn.Linear(a, b), activation(config)]
         self.head = nn.Sequential(*layers[:-1])  # no activation after the logits
+        init_weights(self.head, config)
         self._check_unfreeze()
         self._apply_freeze()
 

@@ -96,8 +96,9 @@ class IWAE(VAE):
                 if fits_k >= 1 else f"No k fits with batch_size {batch}; ")
         hint += (f"with {what}, a batch_size of {fits_batch} fits (--batch-size {fits_batch})." if fits_batch >= 1
                  else "a smaller model (channels, hidden) is needed for these samples.")
+        name = self.name if c.bound == "iwae" else f"{self.name} ({c.bound})"
         raise ConfigError(
-            f"{self.name}{'' if c.bound == 'iwae' else f' ({c.bound})'}: {what} per image × batch_size {batch} would hold about {_gib(need)} of decoder "
+            f"{name}: {what} per image × batch_size {batch} would hold about {_gib(need)} of decoder "
             f"activations in one training step, and {_gib(free)} are free on {self.device.type}", hint)
 
     def saved_bytes_per_sample(self) -> float | None:

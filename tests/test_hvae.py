@@ -134,15 +134,36 @@ def test_decode_walks_down_the_conditional_means_and_sample_is_seeded():
     assert first.shape == (5, 1, 28, 28) and model.encode(_images()).shape == (5, 3)
 
 
+def test_free_bits_leave_a_layers_kl_below_them_unpenalised_in_training_and_validation_keeps_the_elbo():
+    batch = zoo.Batch(_images(8), torch.full((8,), -1))
+    model = _model(free_bits=1000.0).train()
+    torch.manual_seed(3)
+    out = model.loss(batch)
+    # both layers' KLs are far below 1,000 nats: each costs exactly the floor, so the KL terms add no gradient
+    torch.testing.assert_close(out["loss"], out["rec"] + 2 * 1000.0)
+    out["loss"].backward()
+    assert all(p.grad is None or float(p.grad.abs().max()) == 0.0 for p in model.p_down.parameters())
+    torch.manual_seed(3)
+    checked = model.validation_step(batch)
+    torch.testing.assert_close(checked["loss"], checked["rec"] + checked["kl"])  # the ELBO, no free bits
+    plain = _model().train()
+    torch.manual_seed(3)
+    out = plain.loss(batch)
+    torch.testing.assert_close(out["loss"], out["rec"] + out["kl"])
+
+
 def test_a_three_layer_model_builds_trains_a_step_and_evaluates():
     model = _model(layers=3).train()
     x = _images(8)
     before = {k: v.clone() for k, v in model.state_dict().items()}
-    out = model.loss(zoo.Batch(x, torch.full((8,), -1)))
-    assert {"kl_z3", "kl_z2", "kl_z1"} <= set(out)
-    torch.testing.assert_close(out["kl"], out["kl_z3"] + out["kl_z2"] + out["kl_z1"])
-    out["loss"].backward()
-    torch.optim.SGD(model.parameters(), lr=1e-2).step()
+    sgd = torch.optim.SGD(model.parameters(), lr=1e-2)
+    for _ in range(2):  # two steps: the lower layers' heads start at zero, so q_from_z learns from the second
+        out = model.loss(zoo.Batch(x, torch.full((8,), -1)))
+        assert {"kl_z3", "kl_z2", "kl_z1"} <= set(out)
+        torch.testing.assert_close(out["kl"], out["kl_z3"] + out["kl_z2"] + out["kl_z1"])
+        sgd.zero_grad()
+        out["loss"].backward()
+        sgd.step()
     changed = {k.split(".")[0] for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
     assert {"encoder", "top", "q_from_z", "q_joint", "p_down", "decoder"} <= changed  # every network learns
     model.eval()
