@@ -192,7 +192,7 @@ def init_weights(module: nn.Module, cfg) -> None:
     Kaiming normal weights and zero biases, with the gain of the activation that follows the layer in its
     nn.Sequential (batch norm between them allowed), and gain 1 for a layer no activation follows (the heads
     of codes and logits, which the activation's gain would start far from the prior). docs/model-zoo.md has
-    what it changes: the hierarchical VAE learns several times faster."""
+    what it changes (the hierarchical VAE's validation −ELBO after 4 epochs: 139.79 under torch, 105.85 under he)."""
     if cfg.weight_init != "he":
         return
     nonlinearity, slope = HE_NONLINEARITY[cfg.activation]
