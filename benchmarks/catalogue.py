@@ -1,6 +1,7 @@
 """Add a trained run to zoo's catalogue: copy what loading needs into the bundled folder hub
-(zoo/weights/NAME: config.json, model.safetensors, README.md, the picture), measure it with
-`zoo eval` now, and write its [weights.NAME] entry into registry.toml (sha256, metrics, command).
+(zoo/weights/NAME: config.json, model.safetensors, README.md), measure it with `zoo eval` now
+(or, with --reuse-eval, take the run's eval.json when it measured these weights on the whole test
+split), and write its [weights.NAME] entry into registry.toml (sha256, metrics, command).
 
     python benchmarks/catalogue.py gan-mnist /tmp/bench/runs/gan-mnist --default \\
         --command "zoo train gan --dataset mnist --set g_channels=32 --set d_channels=32 --epochs 8"
@@ -20,10 +21,13 @@ from pathlib import Path
 import zoo
 from zoo import registry
 from zoo.errors import ZooError
+from zoo.runs import checkpoint as ckpt
 from zoo.runs.modelcard import render_card
 
 ROOT = Path(__file__).resolve().parents[1]
-KEEP = ("config.json", "model.safetensors", "README.md", "reconstructions.png", "samples.png", "loss.png")
+# The run's pictures stay behind: git ignores *.png, so a card that showed them would point at missing files
+# in every clone and wheel (tests/test_bundled_cards.py).
+KEEP = ("config.json", "model.safetensors", "README.md")
 
 
 def toml_value(v) -> str:
@@ -34,6 +38,29 @@ def toml_value(v) -> str:
     return json.dumps(str(v))
 
 
+def measured_metrics(run: Path, iwae_k: int) -> dict:
+    """Test metrics measured now (zoo eval, writing RUN/eval.json); none for a GAN."""
+    try:
+        return zoo.evaluate(run, options={"iwae_k": iwae_k} if iwae_k else {})["metrics"]
+    except ZooError:  # a GAN has no per-image metrics
+        return {}
+
+
+def reused_metrics(run: Path, net, iwae_k: int) -> dict:
+    """RUN/eval.json's metrics, only if it measured these weights on every test image (and the bound at K)."""
+    result, why = ckpt.read_eval(run)
+    if result is None:
+        raise SystemExit(f"--reuse-eval: {why or f'{run} has no eval.json'}; run zoo eval {run} first")
+    test_images = net.dataset().split("test")[0].shape[0]
+    if result.get("split") != "test" or result.get("images") != test_images:
+        raise SystemExit(f"--reuse-eval: {run}/eval.json measured {result.get('images')} {result.get('split')} "
+                         f"images, not the whole test split ({test_images}); run zoo eval {run} without --limit")
+    if iwae_k and f"nll_iwae_k{iwae_k}_nats" not in result["metrics"]:
+        raise SystemExit(f"--reuse-eval: {run}/eval.json holds no bound at K={iwae_k}; "
+                         f"run zoo eval {run} --iwae-k {iwae_k}")
+    return result["metrics"]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("name")
@@ -42,15 +69,13 @@ def main() -> None:
     ap.add_argument("--description", default="")
     ap.add_argument("--default", action="store_true", help="what `zoo generate MODEL` loads by the model's name")
     ap.add_argument("--iwae-k", type=int, default=0, help="VAE: importance samples for the catalogued -log p(x)")
+    ap.add_argument("--reuse-eval", action="store_true",
+                    help="take RUN/eval.json instead of measuring again (a K=1000 bound is a quarter hour on a CPU)")
     args = ap.parse_args()
 
     run = Path(args.run)
     net = zoo.load(run)
-    metrics = {}
-    try:
-        metrics = zoo.evaluate(run, options={"iwae_k": args.iwae_k} if args.iwae_k else {})["metrics"]
-    except ZooError:  # a GAN has no per-image metrics
-        pass
+    metrics = reused_metrics(run, net, args.iwae_k) if args.reuse_eval else measured_metrics(run, args.iwae_k)
     quality = run / "quality.json"
     if quality.exists():  # zoo eval RUN --fid: FID never without precision and recall
         measured = json.loads(quality.read_text())
@@ -68,8 +93,7 @@ def main() -> None:
             shutil.copy2(run / name, target / name)
     # The card again, addressed by the catalogued name (the run's own names its folder, wherever it was).
     eval_result = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else None
-    images = [p for p in ("reconstructions.png", "samples.png", "loss.png") if (target / p).exists()]
-    (target / "README.md").write_text(render_card(net.record, eval_result, images, args.name))
+    (target / "README.md").write_text(render_card(net.record, eval_result, [], args.name))
     digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()
     cfg = net.record
     lines = [f"[weights.{args.name}]", f'model = "{cfg["model"]}"', f'dataset = "{cfg["train"]["dataset"]}"',
