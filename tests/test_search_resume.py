@@ -187,8 +187,10 @@ def test_ctrl_c_inside_a_journal_write_ends_as_an_interrupt_and_the_study_resume
                 os.kill(os.getpid(), signal.SIGINT)
 
     (tmp_path / "s.toml").write_text(SPACE)
+    # A Ctrl-C inside the study's creation can leave a trial created but unclaimed: the resume fails it
+    # after one heartbeat (here 1 s, not the default 30).
     args = ["search", "convae", "--space", tmp_path / "s.toml", "--study", "j", "--out", tmp_path / "j",
-            "--trials", "3"]
+            "--trials", "3", "--heartbeat", "1"]
     monkeypatch.setattr(os, "unlink", unlink_then_ctrl_c)
     r = invoke(*args)
     monkeypatch.undo()

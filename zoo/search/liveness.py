@@ -94,8 +94,11 @@ def fail_stale(worker: Worker) -> None:
             continue
         beat = t.user_attrs.get("heartbeat") if own else None
         started = t.datetime_start.timestamp() if t.datetime_start else now
+        # A worker claims its new trial at once (the objective's first write); one still unclaimed after a
+        # heartbeat was left by a worker stopped right after creating it (Ctrl-C): no need to wait 3 beats.
+        limit = worker.settings.grace if own else worker.settings.heartbeat
         dead = (own and w.get("host") == HOST and not _alive(w.get("pid"))) or \
-            now - max(beat or 0.0, started) > worker.settings.grace
+            now - max(beat or 0.0, started) > limit
         if not dead:
             continue
         try:
