@@ -92,7 +92,7 @@ def main() -> None:
         if (run / name).exists():
             shutil.copy2(run / name, target / name)
     # The card again, addressed by the catalogued name (the run's own names its folder, wherever it was).
-    eval_result = json.loads((run / "eval.json").read_text()) if (run / "eval.json").exists() else None
+    eval_result = ckpt.read_eval(run)[0]  # what measured these weights (never a stale eval.json)
     (target / "README.md").write_text(render_card(net.record, eval_result, [], args.name))
     digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()
     cfg = net.record
