@@ -213,6 +213,35 @@ def test_a_search_killed_mid_trial_resumes_and_retries_the_trial(tmp_path):
     assert len(rows(tmp_path / "k")) == 4
 
 
+def test_a_trial_no_worker_has_claimed_is_failed_after_a_heartbeat_but_not_before_unclaimed_s(tmp_path, monkeypatch):
+    """A trial created but not yet claimed (its worker may still be drawing its parameters, or was stopped
+    right after creating it) is failed and queued again once one heartbeat and UNCLAIMED_S have passed."""
+    from types import SimpleNamespace
+
+    from zoo.search import liveness
+    from zoo.search.settings import prepare
+    from zoo.search.study import open_study
+    from zoo.search.worker import Worker
+
+    settings, sp = prepare("convae", write(tmp_path / "s.toml", SPACE), study="u", out=tmp_path / "u", heartbeat=1)
+    (tmp_path / "u").mkdir()
+    open_study(settings, sp, create=True)
+    lines: list[str] = []
+    worker = Worker(settings, sp, log=lines.append)
+    other = journal_study(tmp_path / "u", "u").ask({"latent_dim": optuna.distributions.IntDistribution(2, 4)})
+    time.sleep(1.2)  # past one heartbeat: claimed trials are given 3, unclaimed ones at least UNCLAIMED_S
+    liveness.fail_stale(worker)
+    assert journal_study(tmp_path / "u", "u").trials[other.number].state.name == "RUNNING" and not lines
+    later = time.time() + liveness.UNCLAIMED_S
+    monkeypatch.setattr(liveness, "time", SimpleNamespace(time=lambda: later))
+    liveness.fail_stale(worker)
+    trials = journal_study(tmp_path / "u", "u").trials
+    assert trials[other.number].state.name == "FAIL"
+    assert lines == [f"trial {other.number} lost its worker: failed, queued again"]
+    retry = [t for t in trials if t.system_attrs.get("failed_trial") == other.number]
+    assert len(retry) == 1 and retry[0].state.name == "WAITING" and retry[0].params == other.params
+
+
 def test_ctrl_c_fails_the_trial_queues_it_again_and_resume_runs_it(tmp_path):
     space = write(tmp_path / "slow.toml", SLOW)
     args = ["search", "convae", "--space", space, "--study", "c", "--out", tmp_path / "c", "--trials", "3"]

@@ -188,7 +188,7 @@ def test_ctrl_c_inside_a_journal_write_ends_as_an_interrupt_and_the_study_resume
 
     (tmp_path / "s.toml").write_text(SPACE)
     # A Ctrl-C inside the study's creation can leave a trial created but unclaimed: the resume fails it
-    # after one heartbeat (here 1 s, not the default 30).
+    # after one heartbeat and at least liveness.UNCLAIMED_S (here 10 s, not the 90 s of three default beats).
     args = ["search", "convae", "--space", tmp_path / "s.toml", "--study", "j", "--out", tmp_path / "j",
             "--trials", "3", "--heartbeat", "1"]
     monkeypatch.setattr(os, "unlink", unlink_then_ctrl_c)

@@ -16,6 +16,9 @@ if TYPE_CHECKING:
     from zoo.search.worker import Worker
 
 
+UNCLAIMED_S = 10  # the least time a trial no worker has claimed yet is given before it is failed
+
+
 def _alive(pid: int | None) -> bool:
     if not pid:
         return True
@@ -95,8 +98,9 @@ def fail_stale(worker: Worker) -> None:
         beat = t.user_attrs.get("heartbeat") if own else None
         started = t.datetime_start.timestamp() if t.datetime_start else now
         # A worker claims its new trial at once (the objective's first write); one still unclaimed after a
-        # heartbeat was left by a worker stopped right after creating it (Ctrl-C): no need to wait 3 beats.
-        limit = worker.settings.grace if own else worker.settings.heartbeat
+        # heartbeat was left by a worker stopped right after creating it (Ctrl-C): no need to wait 3 beats. Not
+        # under UNCLAIMED_S, though: a live worker's sampler may still be drawing the new trial's parameters.
+        limit = worker.settings.grace if own else max(worker.settings.heartbeat, UNCLAIMED_S)
         dead = (own and w.get("host") == HOST and not _alive(w.get("pid"))) or \
             now - max(beat or 0.0, started) > limit
         if not dead:
