@@ -55,6 +55,7 @@ def test_he_keeps_the_signal_through_the_hierarchical_vaes_encoder_where_the_def
         with torch.no_grad():
             spread[init] = model.features(x).std().item()
     assert zoo.create("hvae", **CONFIG).config.weight_init == "he"  # the hierarchical VAE's default
+    assert zoo.create("vampprior", **CONFIG).config.weight_init == "he"  # and the VampPrior VAE's (no batch norm)
     assert spread["he"] > 5 * spread["torch"]
 
 
