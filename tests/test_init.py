@@ -54,9 +54,14 @@ def test_he_keeps_the_signal_through_the_hierarchical_vaes_encoder_where_the_def
         model = zoo.create("hvae", weight_init=init, **CONFIG).eval()
         with torch.no_grad():
             spread[init] = model.features(x).std().item()
-    assert zoo.create("hvae", **CONFIG).config.weight_init == "he"  # the hierarchical VAE's default
-    assert zoo.create("vampprior", **CONFIG).config.weight_init == "he"  # and the VampPrior VAE's (no batch norm)
     assert spread["he"] > 5 * spread["torch"]
+
+
+def test_the_models_without_batch_norm_default_to_he_and_the_others_to_torch():
+    """hvae and vampprior run without batch norm (the pseudo-inputs forbid it), where PyTorch's default shrinks
+    the signal: docs/model-zoo.md measured both better under he."""
+    defaults = {name: zoo.create(name, **CONFIG).config.weight_init for name in ("hvae", "vampprior", "vae")}
+    assert defaults == {"hvae": "he", "vampprior": "he", "vae": "torch"}
 
 
 @torch.no_grad()
