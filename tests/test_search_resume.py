@@ -118,6 +118,44 @@ def test_a_resume_that_sets_a_key_to_its_default_is_the_same_search(study):
     assert [r["number"] for r in rows(study / "st")] == ["0", "1", "2"]
 
 
+def journal(study_dir: Path):
+    """The study's journal, opened with optuna itself: (storage, id of study "s")."""
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    from zoo.search.study import JOURNAL
+
+    storage = JournalStorage(JournalFileBackend(str(study_dir / JOURNAL)))
+    return storage, storage.get_study_id_from_name("s")
+
+
+def test_a_default_changed_since_the_study_began_is_refused_naming_it_and_pinning_it_resumes(study):
+    # The study as an older zoo would have begun it: one whose weight_decay default was 0.5 (recorded as
+    # such in the journal by optuna itself); today's default is 0.0.
+    storage, study_id = journal(study / "st")
+    defaults = storage.get_study_user_attrs(study_id)["zoo_defaults"]
+    assert defaults["weight_decay"] == 0.0 and "latent_dim" not in defaults  # latent_dim is searched
+    storage.set_study_user_attr(study_id, "zoo_defaults", {**defaults, "weight_decay": 0.5})
+    before = hashes(study / "st")
+    base = ["search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st", "--trials", "3"]
+    out = assert_clean_error(invoke(*base), "defaults, changed since the study began (weight_decay: 0.5 in the "
+                             "study, 0.0 now)", "--set KEY=VALUE")
+    assert hashes(study / "st") == before, out
+    out = assert_ok(invoke(*base, "--set", "weight_decay=0.5"))
+    assert "resuming with 2 trials stored" in out
+    assert [r["number"] for r in rows(study / "st")] == ["0", "1", "2"]
+
+
+def test_a_study_an_older_zoo_began_without_recorded_defaults_resumes(study):
+    storage, study_id = journal(study / "st")
+    defaults = storage.get_study_user_attrs(study_id)["zoo_defaults"]
+    storage.set_study_user_attr(study_id, "zoo_defaults", None)  # optuna cannot delete an attribute
+    out = assert_ok(invoke("search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st",
+                           "--trials", "3"))
+    assert "resuming with 2 trials stored" in out
+    assert storage.get_study_user_attrs(study_id)["zoo_defaults"] == defaults  # recorded from now on
+
+
 def test_a_resume_without_dataset_or_epochs_reuses_the_studys(tmp_path):
     # the space names another data set and other epochs than the study was begun with
     (tmp_path / "s.toml").write_text(SPACE.replace('dataset = "digits"', 'dataset = "mnist"')
@@ -167,7 +205,9 @@ def test_ctrl_c_after_the_second_trial_leaves_outputs_that_agree(tmp_path):
     assert 2 <= summary["states"]["complete"] < 20
 
 
-@pytest.mark.parametrize("writes", [3, 12])  # inside the study's creation; inside a trial's reports
+# the 4th write creates the first trial (after the study, its `zoo` record and its defaults); the 12th is
+# inside a trial's reports
+@pytest.mark.parametrize("writes", [4, 12])
 def test_ctrl_c_inside_a_journal_write_ends_as_an_interrupt_and_the_study_resumes(tmp_path, monkeypatch, writes):
     """Optuna's journal write takes a lock (a symlink), appends, and renames the lock away then deletes it:
     a Ctrl-C landing at the very end of that (just after the delete) used to end the search with a storage

@@ -6,7 +6,9 @@ would rank them together, so such a resume is refused before anything is written
 Recorded (and compared): the model, the data set, the epochs ("searched" where the space searches
 them), the objective (metric, direction, reduce, penalties), the cross-validation folds, the fixed keys
 (the space's [fixed] and the command line's --set/--dataset/--epochs, as the model resolves them,
-and the preset) and the space's [params] as written. Not compared: what does not change a trial's
+and the preset), the space's [params] as written, and the value every other key of the model and its
+training resolves to (its default, or the preset's): a default a newer zoo changed would otherwise mix
+trials of the old and the new behaviour in one study without a word. Not compared: what does not change a trial's
 score (the budget, strategy, pruner, seed, workers, device and other keys of where and how fast a trial
 runs), so workers that join a study with their own --device or --trials still can. A resume that does
 not give a key the study was started with on the command line (--dataset, --epochs, --set) reuses it."""
@@ -31,11 +33,14 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 META = "zoo"  # the study's user attribute
+# The resolved defaults, in an attribute of their own: they are long, and optuna-dashboard cuts an attribute
+# at 1,024 characters, which would leave the `zoo` record unreadable there.
+META_DEFAULTS = "zoo_defaults"
 # Config keys of where and how fast a trial runs, not of what it measures: they may differ between
 # the workers of one study (a GPU machine joins a CPU one) and between a study and its resume.
 ENVIRONMENT_KEYS = {"device", "data_dir", "channels_last", "cuda_graph", "compile", "plot_every", "loggers",
                     "tensorboard_dir", "mlflow_uri"}
-COMPARED = ("model", "dataset", "epochs", "objective", "cv", "fixed", "params")
+COMPARED = ("model", "dataset", "epochs", "objective", "cv", "fixed", "params", "defaults")
 
 
 def _plain(v: Any) -> Any:
@@ -61,6 +66,9 @@ def fingerprint(settings: Settings, space: Space) -> dict[str, Any]:
         cfg = model_cfg if hasattr(model_cfg, key) else train_cfg
         fixed[key] = getattr(cfg, key, space.fixed.get(key, overrides.get(key)))
     params = tomllib.loads(space.text).get("params", {}) if space.text else {p.name: p.name for p in space.params}
+    resolved = {**dataclasses.asdict(train_cfg), **dataclasses.asdict(model_cfg)}
+    defaults = {k: v for k, v in resolved.items()
+                if k not in fixed and k not in searched and k not in ENVIRONMENT_KEYS | {"dataset", "epochs"}}
     return _plain({
         "model": settings.model, "space": Path(space.source).name,
         "dataset": _dataset(train_cfg.dataset), "epochs": "searched" if "epochs" in searched else train_cfg.epochs,
@@ -68,7 +76,7 @@ def fingerprint(settings: Settings, space: Space) -> dict[str, Any]:
         "objective": {"metric": settings.metric, "direction": "minimize", "reduce": settings.reduce,
                       "time_penalty": settings.time_penalty, "latent_penalty": settings.latent_penalty,
                       "latent_key": settings.latent_key},
-        "fixed": fixed, "params": params, "overrides": overrides,
+        "fixed": fixed, "params": params, "overrides": overrides, "defaults": defaults,
     })
 
 
@@ -92,7 +100,15 @@ def recorded(settings: Settings) -> dict[str, Any] | None:
         if results:
             raise _lost_study(settings, results, f"the storage holds no study '{settings.study}'") from None
         return None
-    return storage.get_study_user_attrs(study_id).get(META, {})
+    return study_record(storage.get_study_user_attrs(study_id)) or {}
+
+
+def study_record(user_attrs: dict[str, Any]) -> dict[str, Any] | None:
+    """What the study recorded it began with (None for a study not yet recorded), defaults included."""
+    meta = user_attrs.get(META)
+    if meta is None or user_attrs.get(META_DEFAULTS) is None:  # begun by a zoo that did not record them
+        return meta
+    return {**meta, "defaults": user_attrs[META_DEFAULTS]}
 
 
 def _lost_study(settings: Settings, results: list[str], why: str) -> ConfigError:
@@ -131,8 +147,11 @@ def _show(v: Any) -> str:
 
 def _differences(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, Any]) -> list[str]:
     """What differs between the study's record and this search's; a fixed key one of them does not name
-    counts as its default (`--set latent_dim=4` where 4 is the default changes nothing)."""
+    counts as the value it resolved to there (`--set latent_dim=4` where 4 is the default changes nothing).
+    A key only one side's defaults know (a key a newer zoo added) is not a difference."""
     found = []
+    resolved_old = {**defaults, **old.get("defaults", {})}
+    resolved_new = {**defaults, **new.get("defaults", {})}
     for key in COMPARED:
         if key not in old or old[key] == new[key]:  # a study begun by an older zoo lacks some keys
             continue
@@ -142,12 +161,19 @@ def _differences(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, A
         if isinstance(a, dict) and isinstance(b, dict):
             parts = []
             for k in sorted(set(a) | set(b)):
-                fallback = defaults.get(k) if key == "fixed" else None
-                if a.get(k, fallback) != b.get(k, fallback):
+                if key == "defaults":
+                    if k not in a or k not in b or k in old.get("fixed", {}) or k in new.get("fixed", {}):
+                        continue
+                    if a[k] != b[k]:
+                        parts.append(f"{k}: {_show(a[k])} in the study, {_show(b[k])} now")
+                    continue
+                fa, fb = (resolved_old.get(k), resolved_new.get(k)) if key == "fixed" else (None, None)
+                if a.get(k, fa) != b.get(k, fb):
                     parts.append(f"{k}: {_show(a[k]) if k in a else 'none'} in the study, "
                                  f"{_show(b[k]) if k in b else 'none'} now")
             if parts:
-                found.append(f"{key} ({'; '.join(parts)})")
+                label = "defaults, changed since the study began" if key == "defaults" else key
+                found.append(f"{label} ({'; '.join(parts)})")
         else:
             found.append(f"{key} ({_show(a)} in the study, {_show(b)} now)")
     return found
@@ -167,12 +193,15 @@ def check_same_study(meta: dict[str, Any], current: dict[str, Any], settings: Se
                           "Choose another --study name (or another --out).")
     raise ConfigError(f"study '{settings.study}' (in {where}) was begun with other settings, and its trials would "
                       f"not compare with this search's: {', '.join(diffs)}",
-                      "Resume it as it began (leave out --space, --dataset and --epochs to reuse the study's), "
-                      "or start a new study: --study NEW (or another --out).")
+                      "Resume it as it began (leave out --space, --dataset and --epochs to reuse the study's"
+                      + ("; give a changed default the study's value with --set KEY=VALUE"
+                         if any(d.startswith("defaults") for d in diffs) else "")
+                      + "), or start a new study: --study NEW (or another --out).")
 
 
 def record(study, meta: dict[str, Any] | None, current: dict[str, Any]) -> None:
     """Record the settings a study is begun with (and, in a study begun by an older zoo, those it lacks)."""
     merged = {**current, **(meta or {})}
     if merged != meta:
-        study.set_user_attr(META, merged)
+        study.set_user_attr(META, {k: v for k, v in merged.items() if k != "defaults"})
+        study.set_user_attr(META_DEFAULTS, merged["defaults"])

@@ -17,7 +17,7 @@ from zoo.errors import ConfigError, RunError
 from zoo.runs import checkpoint as ckpt
 from zoo.search.objective import check_metric
 from zoo.search.outputs import write_outputs
-from zoo.search.resume import META, check_same_study, fingerprint, record, recorded, reusable
+from zoo.search.resume import check_same_study, fingerprint, record, recorded, reusable, study_record
 from zoo.search.settings import Interrupted, Settings, prepare
 from zoo.search.space import load_space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
@@ -54,7 +54,7 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
                 f"{copy_path} now holds the new one")
         ckpt.atomic_write(copy_path, sp.text)
     study, _, _ = open_study(settings, sp, create=True)
-    meta = study.user_attrs.get(META)
+    meta = study_record(study.user_attrs)
     if meta is not None:  # also a study another process began meanwhile
         check_same_study(meta, current, settings)
     record(study, meta, current)
