@@ -36,7 +36,7 @@ ROWS = {
               "paper": "84.46", "pythae": "84.58"},
     "ciwae": {"model": "iwae", "epochs": 40, "set": {"bound": "ciwae", "k": 64},
               "paper": "84.57", "pythae": "84.74"},
-    "vampprior": {"model": "vampprior", "epochs": 40, "set": {"batch_norm": False, "weight_init": "he"},
+    "vampprior": {"model": "vampprior", "epochs": 80, "set": {"batch_norm": False, "weight_init": "he"},
                   "paper": "85.57", "pythae": "85.79"},
     "hvae-vampprior": {"model": "hvae", "epochs": 80, "set": {"batch_norm": False, "prior": "vampprior",
                                                               "free_bits": 4},
