@@ -9,7 +9,7 @@ them), the objective (metric, direction, reduce, penalties), the cross-validatio
 and the preset), the space's [params] as written, and the value every other key of the model and its
 training resolves to (its default, or the preset's): a default a newer zoo changed would otherwise mix
 trials of the old and the new behaviour in one study without a word. Not compared: what does not change a trial's
-score (the budget, strategy, pruner, seed, workers, device and other keys of where and how fast a trial
+score (the budget, strategy, pruner, the sampler's --seed, workers, device and other keys of where and how fast a trial
 runs), so workers that join a study with their own --device or --trials still can. A resume that does
 not give a key the study was started with on the command line (--dataset, --epochs, --set) reuses it."""
 
