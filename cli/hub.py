@@ -58,7 +58,8 @@ def pull(source, as_json):
     against its sha256 in registry.toml. Once pulled, it loads offline (HF_HUB_OFFLINE=1).
 
     Each file has a size cap, checked before it is fetched: 1 MiB for config.json and the card, 16 MiB
-    for metrics.jsonl and eval.json, 20 MiB a picture, and the weights the config describes plus 1 MiB (ZOO_HUB_MAX_BYTES=N overrides them all).
+    for metrics.jsonl and eval.json, 20 MiB a picture, and the weights the config describes plus 1 MiB
+    (ZOO_HUB_MAX_BYTES=N overrides them all).
     An optional file over its cap, or a link in a folder hub, is skipped with a note; a model file is refused.
     """
     from zoo.hub import pull as hub_pull

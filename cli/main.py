@@ -28,7 +28,8 @@ def list_cmd(as_json, pretrained):
         return
     sections = [("", listing["models"]), ("noise models (--set noise=NAME:VALUES)", listing["noise_models"]),
                 ("latent samplers (zoo generate --sampler NAME)", listing["samplers"]),
-                ("training callbacks (--set train_callbacks=NAME:VALUES; zoo's own: by their keys)", listing["callbacks"]),
+                ("training callbacks (--set train_callbacks=NAME:VALUES; zoo's own: by their keys)",
+                 listing["callbacks"]),
                 ("loggers (zoo train --log NAME[,NAME]; metrics.jsonl is always written)", listing["loggers"])]
     shown = lambda r: ":".join([r["name"], *r.get("params", [])])  # noqa: E731  (gaussian:sigma)
     every = [r for _, section in sections for r in section]
@@ -141,7 +142,8 @@ def _print_metrics(result: dict) -> None:
     if result.get("sparsity"):
         click.echo("weight sparsity (pruned):")
         for group, v in result["sparsity"].items():
-            click.echo(f"  {group.replace('_', ' '):<15} {v['sparsity']:7.2%}  ({v['zeros']:,} of {v['weights']:,} weights)")
+            click.echo(f"  {group.replace('_', ' '):<15} {v['sparsity']:7.2%}  "
+                       f"({v['zeros']:,} of {v['weights']:,} weights)")
 
 
 @cli.command("eval")
@@ -208,7 +210,8 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
             return
         accuracy = result.get("feature_network_test_accuracy")
         click.echo(f"{result['note']}; feature network {result['feature_network']}"
-                   + (f" (test accuracy {accuracy:.1%})" if accuracy is not None else "") + f", {result['images']} images")
+                   + (f" (test accuracy {accuracy:.1%})" if accuracy is not None else "")
+                   + f", {result['images']} images")
         if "warning" in result:
             click.echo(f"warning: {result['warning']}", err=True)
         for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
@@ -226,7 +229,8 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         if "inception" in result:
             inc = result["inception"]
             click.echo(f"{inc['note']}; {inc['feature_extractor']} weights {inc['weights']}, {inc['images']} images")
-            for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
+            for label, key in (("samples vs test", "samples_vs_test"),
+                               ("test vs train (floor)", "floor_test_vs_train")):
                 r = inc[key]
                 click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.4g} ± {r['kid_std']:.2g}   "
                            f"IS {r['is']:.3f} ± {r['is_std']:.2g}")

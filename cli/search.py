@@ -29,7 +29,8 @@ def _fmt(v) -> str:
                    "pruning only once max(5, trials/10) trials are complete, after a trial's first "
                    "max(2, epochs/3) epochs). median: Optuna's defaults. No pruner stops a trial at its last "
                    "epoch.")
-@click.option("--study", default=None, help="Study name (default MODEL-SPACE); rerun with it to resume (with the data set, epochs, "
+@click.option("--study", default=None,
+              help="Study name (default MODEL-SPACE); rerun with it to resume (with the data set, epochs, "
                    "objective and space it began with: another is refused).")
 @click.option("--storage", default=None,
               help="Optuna storage URL shared by workers (default: a journal file in the study folder).")
@@ -55,8 +56,9 @@ def _fmt(v) -> str:
               help="Also log the study to these loggers (tensorboard, mlflow): a parent with a child per trial.")
 @click.option("--list-spaces", is_flag=True, help="List the example spaces zoo ships.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def search(model, space, strategy, old_sampler, trials, pruner, study, storage, workers, cv, timeout, out, dataset, assignments,
-           epochs, device, data_dir, seed, heartbeat, vectorize, concurrent, loggers, list_spaces, as_json):
+def search(model, space, strategy, old_sampler, trials, pruner, study, storage, workers, cv, timeout, out, dataset,
+           assignments, epochs, device, data_dir, seed, heartbeat, vectorize, concurrent, loggers, list_spaces,
+           as_json):
     """Hyperparameter search over a space file with Optuna.
 
     \b
@@ -168,7 +170,8 @@ def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments,
     metric = result["metric"]
     click.echo(f"{model} on {result['dataset']}: {result['folds']}-fold cross-validation, {metric} "
                f"({result['reduce']} epoch)")
-    click.echo(f"  {'fold':<8} {'train':>6} {'val':>6} {'epochs':>6} {'best':>5} {metric:>12} {'test':>10} {'seconds':>8}")
+    click.echo(f"  {'fold':<8} {'train':>6} {'val':>6} {'epochs':>6} {'best':>5} {metric:>12} {'test':>10} "
+               f"{'seconds':>8}")
     rows = list(result["per_fold"]) + ([result["holdout"]] if "holdout" in result else [])
     key = metric[4:]
     for r in rows:

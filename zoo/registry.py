@@ -180,7 +180,8 @@ def _why_empty(reg: Registry, plugin) -> str:
     where = f"module {module.__name__} ({file})" if module is not None else repr(plugin)
     if reg.manager.get_hookcallers(plugin):
         return f"the hooks of {where} returned no classes"
-    return f"{where} has no @zoo.hookimpl function (zoo_models, zoo_noise_models, zoo_samplers, zoo_callbacks or zoo_loggers)"
+    return (f"{where} has no @zoo.hookimpl function "
+            "(zoo_models, zoo_noise_models, zoo_samplers, zoo_callbacks or zoo_loggers)")
 
 
 def list_models() -> list[str]:

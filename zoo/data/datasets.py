@@ -150,7 +150,8 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
         raise DataNotFoundError(f"unknown data set '{name}'", f"Known data sets: {known}.")
     _check_expected(data, shape, classes)
     if binarize in ("static", "dynamic"):
-        data = replace(data, val_x=binarized(data.val_x, BINARIZE_SEED), test_x=binarized(data.test_x, BINARIZE_SEED + 1))
+        data = replace(data, val_x=binarized(data.val_x, BINARIZE_SEED),
+                       test_x=binarized(data.test_x, BINARIZE_SEED + 1))
         if binarize == "static":
             data = replace(data, train_x=binarized(data.train_x, BINARIZE_SEED + 2))
     elif binarize not in ("none", "", None):

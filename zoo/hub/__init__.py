@@ -70,5 +70,5 @@ from zoo.hub.pull import catalogue, catalogue_info, fetch, pull, resolve
 from zoo.hub.push import Pushed, model_card, push
 
 __all__ = ["Fetched", "HubError", "Location", "Pushed", "catalogue", "catalogue_info", "check_config",
-           "check_safetensors", "fetch", "file_sha256", "is_hub_source", "is_managed", "list_folder_hub", "model_card", "parse",
-           "pull", "push", "resolve", "safe_name", "select_files", "zoo_cache"]
+           "check_safetensors", "fetch", "file_sha256", "is_hub_source", "is_managed", "list_folder_hub", "model_card",
+           "parse", "pull", "push", "resolve", "safe_name", "select_files", "zoo_cache"]

@@ -53,7 +53,8 @@ def resolve(source: str | Path) -> Path:
     if source not in registry.weights():
         close = [n for n in registry.weights() if source in n or n in source]
         raise RunError(f"{source} is neither a run folder nor a catalogued name",
-                       (f"Did you mean: {', '.join(close)}? " if close else "") + "`zoo list --pretrained` lists the names.")
+                       (f"Did you mean: {', '.join(close)}? " if close else "")
+                       + "`zoo list --pretrained` lists the names.")
     return hub.resolve(source)  # bundled or pulled, checked against its catalogued sha256
 
 

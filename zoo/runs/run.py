@@ -152,7 +152,8 @@ class Run:
         outside [0, 1] (0..255 floats, NaN) are refused: the model would silently compute garbage."""
         if not isinstance(x, torch.Tensor):
             raise ConfigError(f"images must be a torch tensor, got {_described(x)}",
-                              "For example run.data('test')[0][:8], or zoo.load_images(FOLDER, run.shape, run.device)[0].")
+                              "For example run.data('test')[0][:8], "
+                              "or zoo.load_images(FOLDER, run.shape, run.device)[0].")
         if x.dim() == len(self.shape):
             x = x.unsqueeze(0)
         if x.dim() != len(self.shape) + 1 or tuple(x.shape[1:]) != tuple(self.shape):

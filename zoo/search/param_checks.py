@@ -101,7 +101,8 @@ class KeyChecks:
             if bad:
                 many = len(bad) > 1
                 raise ConfigError(f"{w}: the choice{'s' if many else ''} {', '.join(_shown(c) for c in bad)} "
-                                  f"{'are' if many else 'is'} not {'values' if many else 'a value'} that {f.name} takes",
+                                  f"{'are' if many else 'is'} not {'values' if many else 'a value'} "
+                                  f"that {f.name} takes",
                                   f"{_takes(f, tp)}. Give choices of that type within that range"
                                   + (" (numbers without quotes)." if scalar in (int, float) else "."))
             return []

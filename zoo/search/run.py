@@ -64,7 +64,8 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
             "is unsafe); the default journal file suits workers that share a disk")
     log(f"study {settings.study}: {model}, {settings.strategy} strategy, {describe_pruner(settings, sp)}, "
         f"{settings.trials} trials{f', {settings.cv}-fold CV' if settings.cv else ''}, "
-        f"{settings.workers} worker(s); storage {redact(settings.storage) if settings.storage else journal_path(settings)}"
+        f"{settings.workers} worker(s); "
+        f"storage {redact(settings.storage) if settings.storage else journal_path(settings)}"
         + (f"; resuming with {done} trials stored" if done else ""))
     for note in settings.notes:
         log(f"note: {note}")

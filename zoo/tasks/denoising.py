@@ -40,7 +40,8 @@ def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tupl
     files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if root.exists() else []
     if not files:
-        raise DataNotFoundError(f"no images found at {root}", f"Give a folder of {', '.join(sorted(IMAGE_SUFFIXES))} files.")
+        raise DataNotFoundError(f"no images found at {root}",
+                                f"Give a folder of {', '.join(sorted(IMAGE_SUFFIXES))} files.")
     c, h, w = shape
     arrays = []
     for p in files:
@@ -166,7 +167,8 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     learned = run.model.training_corruption()
     trained_spec = learned.spec if learned is not None else None
     result = {"model": str(run.folder), "baseline": str(base.folder) if base is not None else None,
-              "noise": trained.spec, "trained_noise": trained_spec, "split": split, "images": int(x.shape[0]), "rows": rows}
+              "noise": trained.spec, "trained_noise": trained_spec, "split": split, "images": int(x.shape[0]),
+              "rows": rows}
     if save:
         ckpt.write_json(run.output_dir / "noise_sweep.json", result)
         plots.noise_sweep(result, run.output_dir / "noise_sweep.png")

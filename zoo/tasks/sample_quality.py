@@ -70,7 +70,8 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         raise ConfigError(f"no feature network is catalogued for {dataset}: FID and KID measure samples in the "
                           "features of a classifier trained on the same data set",
                           "Train one, then pass it with --features RUN:\n"
-                          f"  zoo train {_feature_model()} --dataset {shlex.quote(dataset)}{option} --out runs/features\n"
+                          f"  zoo train {_feature_model()} --dataset {shlex.quote(dataset)}{option} "
+                          "--out runs/features\n"
                           f"  zoo eval {shlex.quote(str(source))} --fid --features runs/features")
     features = features or feature_network_name(dataset)
     feat = load(features, device=str(run.device)).model
