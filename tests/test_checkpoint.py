@@ -124,7 +124,8 @@ def test_missing_folder(tmp_path):
     ("{not json", ["config.json is not valid JSON"]),
     ("[1, 2]", ["is not a zoo run config"]),
     ('{"model": "convae"}', ["is not a zoo run config"]),
-    ('{"model": "nosuchmodel", "config": {}, "train": {}, "data": {"shape": [1, 28, 28]}}', ["'nosuchmodel', which is not installed"]),
+    ('{"model": "nosuchmodel", "config": {}, "train": {}, "data": {"shape": [1, 28, 28]}}',
+     ["'nosuchmodel', which is not installed"]),
 ])
 def test_damaged_run_config(run_copy, text, words):
     (run_copy / "config.json").write_text(text)

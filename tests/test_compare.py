@@ -231,7 +231,8 @@ def test_json_and_csv_together_are_refused():
 
 def test_compare_help_does_not_import_torch():
     code = ("import sys\nfrom zoo.cli.main import cli\nimport zoo.cli.compare\n"
-            "try:\n    cli(['compare', '--help'], prog_name='zoo')\nexcept SystemExit as e:\n    assert e.code in (0, None)\n"
+            "try:\n    cli(['compare', '--help'], prog_name='zoo')\n"
+            "except SystemExit as e:\n    assert e.code in (0, None)\n"
             "print('TORCH' if 'torch' in sys.modules else 'NO-TORCH')")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

@@ -38,7 +38,8 @@ LEARNING = {"channels": [8, 16, 16], "hidden": [64], "latent_dim": 16, "activati
 
 
 def _mse(net, noisy, clean):
-    """Per-image MSE between the model's output for `noisy` and the `clean` images, as zoo.analysis.metrics clamps it."""
+    """Per-image MSE between the model's output for `noisy` and the `clean` images,
+    as zoo.analysis.metrics clamps it."""
     return (net.reconstruct(noisy).clamp(0, 1) - clean).pow(2).mean((1, 2, 3))
 
 

@@ -102,8 +102,10 @@ def test_iwae_trains_evaluates_and_samples_through_the_cli(tmp_path):
 
 
 @pytest.mark.parametrize("setting, fragment", [
-    ("k=0", "k must be 1 .. 5000"), ("bound=riwae", "iwae, miwae, ciwae, piwae"), ("ciwae_beta=2", "ciwae_beta must be 0 .. 1"),
-    ("m=4", "--set bound=miwae or bound=piwae"), ("ciwae_beta=0.2", "--set bound=ciwae"),  # another bound's setting, not ignored
+    ("k=0", "k must be 1 .. 5000"), ("bound=riwae", "iwae, miwae, ciwae, piwae"),
+    ("ciwae_beta=2", "ciwae_beta must be 0 .. 1"),
+    # another bound's setting, not ignored
+    ("m=4", "--set bound=miwae or bound=piwae"), ("ciwae_beta=0.2", "--set bound=ciwae"),
 ])
 def test_bad_iwae_settings_are_refused_with_a_message(tmp_path, setting, fragment):
     result = invoke("train", "iwae", "--dataset", "digits", "--epochs", "1", "--set", setting, *TINY_SET,

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import TINY_SET, tiny_space, _install_in_process, assert_clean_error, assert_ok, invoke, read_metrics, write_plugin
+from conftest import (TINY_SET, tiny_space, _install_in_process, assert_clean_error, assert_ok, invoke, read_metrics,
+                      write_plugin)
 
 ROWLOG = '''\
 """A third-party zoo logger: each epoch's row and the run's end, appended to RUN/rows.jsonl."""

@@ -133,7 +133,8 @@ def test_a_search_is_a_parent_run_with_each_trial_a_child_run(server, tmp_path):
     summary = json.loads((study / "summary.json").read_text())
     assert parent.info.status == "FINISHED" and parent.data.params["model"] == "convae"
     assert parent.data.metrics["best_trial"] == summary["best"]["number"]
-    assert {"summary.json", "trials.csv", "best.toml", "space.toml"} <= {a.path for a in client.list_artifacts(parent_id)}
+    artifacts = {a.path for a in client.list_artifacts(parent_id)}
+    assert {"summary.json", "trials.csv", "best.toml", "space.toml"} <= artifacts
 
     def children():
         runs = client.search_runs([parent.info.experiment_id], f"tags.mlflow.parentRunId = '{parent_id}'")

@@ -80,7 +80,8 @@ def test_train_takes_the_model_a_config_file_names(tmp_path):
 
 
 def test_train_without_any_model_says_where_one_may_be_named(tmp_path):
-    assert_clean_error(invoke("train"), "which model?", 'model = "NAME"', "Installed: cgan, classifier, convae, cvae, dae")
+    assert_clean_error(invoke("train"), "which model?", 'model = "NAME"',
+                       "Installed: cgan, classifier, convae, cvae, dae")
     (tmp_path / "odd.toml").write_text("model = 123\n")
     assert_clean_error(invoke("train", "--config", tmp_path / "odd.toml"), "model = 123", "named by a string")
 
@@ -135,7 +136,8 @@ def test_classification_results_name_the_classes_and_the_confusion_matrix(tmp_pa
     for name, colour in (("cat", (200, 30, 30)), ("dog", (30, 30, 200))):
         (tmp_path / "pets" / name).mkdir(parents=True)
         for i in range(12):
-            Image.new("RGB", (16, 16), tuple(min(255, c + 5 * i) for c in colour)).save(tmp_path / "pets" / name / f"{i}.png")
+            shade = tuple(min(255, c + 5 * i) for c in colour)
+            Image.new("RGB", (16, 16), shade).save(tmp_path / "pets" / name / f"{i}.png")
     zoo.train("classifier", dataset=f"folder:{tmp_path / 'pets'}", epochs=1, out=tmp_path / "c", log=quiet,
               progress=False, **TINY)
     out = assert_ok(invoke("eval", tmp_path / "c"))

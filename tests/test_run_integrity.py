@@ -351,7 +351,7 @@ def test_generate_refuses_a_seed_out_of_range(vae_run, seed):
         generate(vae_run, n=4, seed=int(seed))
 
 
-# ------------------------------------------------------------------------------------------ found by the second hostile run
+# ------------------------------------------------------------------------------- found by the second hostile run
 
 def test_a_start_into_a_folder_holding_a_users_run_files_is_refused_and_keeps_them(digits_run, tmp_path):
     out = tmp_path / "mine"

@@ -301,7 +301,8 @@ def test_postgres_storage_shared_by_workers_one_killed(tmp_path):
     ("[params]\nlatnt_dim = { low = 2, high = 4 }\n", "'latnt_dim' is not a config key of convae"),
     ("[params]\nlr = { low = 1e-3 }\n", "needs both low and high"),
     ("[params]\nlr = 0.1\n", "must be a table"),
-    ("[params]\nhidden = { length = \"n\", element = { low = 8, high = 16 } }\nn = { low = 1, high = 2, helper = true }\n",
+    ("[params]\nhidden = { length = \"n\", element = { low = 8, high = 16 } }\n"
+     "n = { low = 1, high = 2, helper = true }\n",
      "which is not defined above it"),
     ("[params]\nlr = { value = \"__import__('os')\" }\n", "calls something other than"),
     ("[params]\nlr = { value = \"x.y\" }\n", "uses Attribute"),

@@ -179,6 +179,7 @@ def test_a_latent_penalty_without_the_key_of_the_latent_size_is_refused_with_the
     with pytest.raises(ConfigError, match="the latent penalty needs the config key that holds the latent size") as e:
         prepare("convae", space, out=tmp_path / "s")
     assert 'latent_key = "KEY"' in e.value.hint and "latent_dim" in e.value.hint
-    space.write_text(space.read_text().replace("latent_penalty = 0.01\n", 'latent_penalty = 0.01\nlatent_key = "latent_dim"\n'))
+    with_key = 'latent_penalty = 0.01\nlatent_key = "latent_dim"\n'
+    space.write_text(space.read_text().replace("latent_penalty = 0.01\n", with_key))
     settings, _ = prepare("convae", space, out=tmp_path / "s")
     assert (settings.latent_key, settings.latent_penalty) == ("latent_dim", 0.01)

@@ -76,7 +76,8 @@ def test_a_non_finite_bound_computed_from_a_float_draw_prunes_that_trial_and_the
     pruned = [line for line in out.output.splitlines() if "pruned: invalid configuration:" in line]
     assert len(pruned) == 2 and all("lr.high: '10.0 ** scale' is beyond what a space expression may compute" in line
                                     for line in pruned)
-    assert out.output.count("note: the values or bounds of lr depend on drawn keys") == 2  # at the start, in the summary
+    # once at the start, once in the summary
+    assert out.output.count("note: the values or bounds of lr depend on drawn keys") == 2
 
 
 # ------------------------------------------------------------------------------------------ bounded expressions

@@ -190,7 +190,8 @@ def test_jsonl_is_always_on_and_may_be_named(tmp_path):
 
 def test_a_missing_tensorboard_package_is_named_in_one_line_with_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "tensorboard", None)  # as if it were not installed
-    result = invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "tensorboard", "--out", tmp_path / "r")
+    result = invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "tensorboard",
+                    "--out", tmp_path / "r")
     out = assert_clean_error(result, "--log tensorboard needs the 'tensorboard' package, which is not installed",
                              'pip install "zoo[tensorboard]"')
     assert len([line for line in out.splitlines() if line.strip()]) <= 2  # the error and its hint

@@ -23,7 +23,8 @@ def _model(**config):
 
 def test_the_prior_density_is_the_mean_of_the_components_densities():
     g = torch.Generator().manual_seed(0)
-    mu, logvar, z = torch.randn(7, 4, generator=g), 0.5 * torch.randn(7, 4, generator=g), torch.randn(3, 5, 4, generator=g)
+    mu, logvar = torch.randn(7, 4, generator=g), 0.5 * torch.randn(7, 4, generator=g)
+    z = torch.randn(3, 5, 4, generator=g)
     by_definition = torch.log(torch.stack([log_normal(z, mu[k], logvar[k]).exp() for k in range(7)]).mean(0))
     torch.testing.assert_close(VampPrior.log_prob(z, mu, logvar), by_definition, atol=1e-5, rtol=1e-5)
 
@@ -49,7 +50,8 @@ def test_samples_come_from_the_posterior_of_a_pseudo_input():
 
 @torch.no_grad()
 def test_the_iwae_bound_is_the_same_with_the_prior_computed_once():
-    model, x = _model(pseudo_inputs=6), torch.bernoulli(torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2)))
+    model = _model(pseudo_inputs=6)
+    x = torch.bernoulli(torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(2)))
     mu, logvar = model.posterior(x)
     eps = torch.randn(5, *mu.shape, generator=torch.Generator().manual_seed(3))
     each_time = model.log_weights(x, None, mu, logvar, eps)
@@ -71,7 +73,8 @@ def _prior_gradients(prior: VampPrior, encode: nn.Linear, z, draws: int):
         return encode(images.flatten(1)).chunk(2, dim=-1)
     z = z.clone().requires_grad_()
     params = [prior.pseudo, *encode.parameters()]
-    value = (prior.log_prob_drawn(z, posterior, draws) if draws else prior.log_prob(z, *posterior(prior.inputs()))).sum()
+    log_prob = prior.log_prob_drawn(z, posterior, draws) if draws else prior.log_prob(z, *posterior(prior.inputs()))
+    value = log_prob.sum()
     grads = torch.autograd.grad(value, [z, *params])
     return value.detach(), grads[0], torch.cat([g.flatten() for g in grads[1:]])
 
