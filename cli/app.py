@@ -128,7 +128,10 @@ def config_overrides(command: str, assignments, functions, options: dict) -> dic
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zoo", prog_name="zoo")
-def cli():
+@click.option("--threads", type=click.IntRange(1, 4096), envvar="ZOO_THREADS", show_envvar=True,
+              help="CPU threads torch computes on (default: torch's, one per core). On a machine shared "
+                   "with other work, fewer threads than cores is often faster.")
+def cli(threads):
     """zoo: a plugin-based model zoo for unsupervised deep learning on images.
 
     \b
@@ -139,6 +142,10 @@ def cli():
     zoo eval runs/ae6                         test MSE, BCE, PSNR
     zoo reconstruct runs/ae6 --n 16 --out recon.png
     """
+    if threads is not None:
+        import torch  # only here: `zoo --help` and `zoo list` stay quick
+
+        torch.set_num_threads(threads)
 
 
 def echo_json(obj) -> None:

@@ -178,3 +178,21 @@ def test_mistake_in_a_real_process_prints_no_traceback(tmp_path, args, words):
     result = run_zoo(*(a.format(tmp=tmp_path) for a in args))
     assert_clean_error(result, *words)
     assert result.stdout == ""  # the message goes to stderr
+
+
+def test_threads_sets_the_cpu_threads_a_training_runs_on_and_its_first_line_says_so(tmp_path):
+    """`zoo --threads N` (or ZOO_THREADS) before any command: a training on a shared CPU can be held to
+    fewer threads than cores, and its first line names the count it computes with."""
+    flag = run_zoo("--threads", 1, "train", "convae", "--dataset", "digits", "--epochs", 1, "--out",
+                   tmp_path / "a", *TINY_SET, env={"OMP_NUM_THREADS": "2"})
+    assert_ok(flag)
+    assert "on cpu (1 thread) ->" in flag.stderr
+    env = run_zoo("train", "convae", "--dataset", "digits", "--epochs", 1, "--out", tmp_path / "b", *TINY_SET,
+                  env={"ZOO_THREADS": "2", "OMP_NUM_THREADS": "1"})
+    assert_ok(env)
+    assert "on cpu (2 threads) ->" in env.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "two"])
+def test_a_thread_count_that_is_not_a_positive_count_is_refused(value):
+    assert_clean_error(run_zoo("--threads", value, "list"), "Invalid value for '--threads'")

@@ -54,3 +54,12 @@ def keep_freed_cpu_buffers() -> bool:
     if mallopt is None:
         return False
     return bool(mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)) and bool(mallopt(_M_TRIM_THRESHOLD, 1024 ** 3))
+
+
+def describe(device: torch.device) -> str:
+    """The device as a training's first line names it: a CPU with the threads torch computes on (which
+    `zoo --threads N` or OMP_NUM_THREADS set), since on a shared machine that count decides the speed."""
+    if device.type != "cpu":
+        return str(device)
+    n = torch.get_num_threads()
+    return f"cpu ({n} thread{'s' if n != 1 else ''})"

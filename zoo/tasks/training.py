@@ -13,7 +13,7 @@ import zoo
 from zoo import registry
 from zoo.console import to_stderr
 from zoo.data import canonical_dataset_name
-from zoo.device import pick_device
+from zoo.device import describe, pick_device
 from zoo.errors import ConfigError, RunError, storage_error
 from zoo.hub import is_hub_source
 from zoo.model import ZooModel, build_seeded
@@ -116,7 +116,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
         started()
         log(f"training {model} on {data.name} ({data.info()['sizes']['train']} images, {tuple(data.shape)}) "
-            f"on {device} -> {run_dir}")
+            f"on {describe(device)} -> {run_dir}")
         with finishing(loggers):
             result = trainer.fit()
             write_card(run_dir, log=log)
