@@ -6,6 +6,10 @@ size, where P is the other model's decoder passes per image (an IWAE-K makes K):
 times the images. Prints the median seconds per step and the ratio.
 
     OMP_NUM_THREADS=1 python benchmarks/likelihood_step.py [--rounds 7] [--batch 128] [--models iwae-k5,piwae,...]
+
+With --pythae (pythae installed), the `vampprior` row also times pythae's VAE and VAMP steps on the same conv
+net (500 components, latent 32), wrapped in pythae's encoder / decoder classes, in the same rounds: the
+peer's VampPrior against its own VAE, and zoo's VampPrior step against pythae's.
 """
 
 from __future__ import annotations
@@ -56,11 +60,56 @@ def stepper(name: str, settings: dict, images: int):
     return step
 
 
+def pythae_stepper(vamp: bool, images: int):
+    """pythae's VAE or VAMP (`model({"data": x})`, its loss, backward, Adam) on zoo's net without batch norm."""
+    from pythae.models import VAE, VAMP, VAEConfig, VAMPConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+
+    torch.manual_seed(0)
+    net = zoo.create("vae", **{**NET, "batch_norm": False})
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.net = net.encoder
+
+        def forward(self, x):
+            mu, logvar = self.net(x).chunk(2, dim=1)
+            return ModelOutput(embedding=mu, log_covariance=logvar)
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.net = net.decoder
+
+        def forward(self, z):
+            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+
+    shape = dict(input_dim=(1, 28, 28), latent_dim=NET["latent_dim"], reconstruction_loss="bce")
+    config = VAMPConfig(**shape, number_components=500) if vamp else VAEConfig(**shape)
+    model = (VAMP if vamp else VAE)(config, encoder=Encoder(), decoder=Decoder()).train()
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    x = torch.bernoulli(torch.rand(images, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
+
+    def step() -> float:
+        start = time.perf_counter()
+        loss = model({"data": x}, epoch=10).loss
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return time.perf_counter() - start
+
+    step()
+    return step
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--models", default="iwae-k5,piwae-8x8,vampprior")
+    ap.add_argument("--pythae", action="store_true", help="time pythae's VAE and VAMP beside the vampprior row")
     args = ap.parse_args()
     torch.set_num_threads(1)
     for key in args.models.split(","):
@@ -73,14 +122,21 @@ def main() -> None:
         else:
             vae_settings = {}
         steps = {"vae": stepper("vae", vae_settings, args.batch), key: stepper(plugin, settings, args.batch)}
+        peer = args.pythae and key == "vampprior"
+        if peer:
+            steps |= {"pythae_vae": pythae_stepper(False, args.batch), "pythae_vamp": pythae_stepper(True, args.batch)}
         times: dict[str, list[float]] = {k: [] for k in steps}
         for _ in range(args.rounds):
             for k, step in steps.items():
                 times[k].append(step())
         vae, model = passes * statistics.median(times["vae"]), statistics.median(times[key])
-        print(json.dumps({"model": key, "decoder_passes_per_image": passes, "batch": args.batch,
-                          "vae_steps": passes, "vae_s": round(vae, 4),
-                          "model_s": round(model, 4), "ratio": round(model / vae, 2)}))
+        row = {"model": key, "decoder_passes_per_image": passes, "batch": args.batch, "vae_steps": passes,
+               "vae_s": round(vae, 4), "model_s": round(model, 4), "ratio": round(model / vae, 2)}
+        if peer:
+            p_vae, p_vamp = statistics.median(times["pythae_vae"]), statistics.median(times["pythae_vamp"])
+            row |= {"pythae_vae_s": round(p_vae, 4), "pythae_vamp_s": round(p_vamp, 4),
+                    "pythae_ratio": round(p_vamp / p_vae, 2), "zoo_over_pythae": round(model / p_vamp, 2)}
+        print(json.dumps(row))
 
 
 if __name__ == "__main__":
