@@ -77,30 +77,13 @@ def pythae_loop(images: torch.Tensor, epochs: int, latent: int, device: torch.de
     its progress bar (zoo's runs here have none either)."""
     from pythae.data.datasets import BaseDataset
     from pythae.models import AE, AEConfig
-    from pythae.models.base.base_utils import ModelOutput
-    from pythae.models.nn import BaseDecoder, BaseEncoder
     from pythae.trainers import BaseTrainer, BaseTrainerConfig
+    from pythae_nets import wrap
 
     torch.manual_seed(0)
     net = zoo.create("convae", latent_dim=latent)
-
-    class Encoder(BaseEncoder):
-        def __init__(self):
-            super().__init__()
-            self.net = net.encoder
-
-        def forward(self, x):
-            return ModelOutput(embedding=self.net(x))
-
-    class Decoder(BaseDecoder):
-        def __init__(self):
-            super().__init__()
-            self.net = net.decoder
-
-        def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
-
-    model = AE(AEConfig(input_dim=tuple(images.shape[1:]), latent_dim=latent), encoder=Encoder(), decoder=Decoder())
+    encoder, decoder = wrap(net.encoder, net.decoder, variational=False)
+    model = AE(AEConfig(input_dim=tuple(images.shape[1:]), latent_dim=latent), encoder=encoder, decoder=decoder)
     config = BaseTrainerConfig(output_dir=str(out), num_epochs=epochs, learning_rate=1e-3,
                                per_device_train_batch_size=256, per_device_eval_batch_size=256,
                                optimizer_cls="Adam", optimizer_params={"weight_decay": 1e-5},

@@ -63,32 +63,15 @@ def stepper(name: str, settings: dict, images: int):
 def pythae_stepper(vamp: bool, images: int):
     """pythae's VAE or VAMP (`model({"data": x})`, its loss, backward, Adam) on zoo's net without batch norm."""
     from pythae.models import VAE, VAMP, VAEConfig, VAMPConfig
-    from pythae.models.base.base_utils import ModelOutput
-    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae_nets import wrap
 
     torch.manual_seed(0)
     net = zoo.create("vae", **{**NET, "batch_norm": False})
-
-    class Encoder(BaseEncoder):
-        def __init__(self):
-            super().__init__()
-            self.net = net.encoder
-
-        def forward(self, x):
-            mu, logvar = self.net(x).chunk(2, dim=1)
-            return ModelOutput(embedding=mu, log_covariance=logvar)
-
-    class Decoder(BaseDecoder):
-        def __init__(self):
-            super().__init__()
-            self.net = net.decoder
-
-        def forward(self, z):
-            return ModelOutput(reconstruction=torch.sigmoid(self.net(z)))
+    encoder, decoder = wrap(net.encoder, net.decoder, variational=True)
 
     shape = dict(input_dim=(1, 28, 28), latent_dim=NET["latent_dim"], reconstruction_loss="bce")
     config = VAMPConfig(**shape, number_components=500) if vamp else VAEConfig(**shape)
-    model = (VAMP if vamp else VAE)(config, encoder=Encoder(), decoder=Decoder()).train()
+    model = (VAMP if vamp else VAE)(config, encoder=encoder, decoder=decoder).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     x = torch.bernoulli(torch.rand(images, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
 
