@@ -15,8 +15,10 @@ peer's VampPrior against its own VAE, and zoo's VampPrior step against pythae's.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import statistics
+import sys
 import time
 
 import torch
@@ -87,6 +89,14 @@ def pythae_stepper(vamp: bool, images: int):
     return step
 
 
+def check_pythae(models: list[str]) -> None:
+    """--pythae needs pythae installed and the vampprior row among the models: say so, not a traceback."""
+    if importlib.util.find_spec("pythae") is None:
+        sys.exit("--pythae: pythae is not installed (pip install pythae), or leave --pythae out")
+    if "vampprior" not in models:
+        sys.exit("--pythae compares the vampprior row: add it to --models (e.g. --models vampprior)")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=7)
@@ -94,6 +104,8 @@ def main() -> None:
     ap.add_argument("--models", default="iwae-k5,piwae-8x8,vampprior")
     ap.add_argument("--pythae", action="store_true", help="time pythae's VAE and VAMP beside the vampprior row")
     args = ap.parse_args()
+    if args.pythae:
+        check_pythae(args.models.split(","))
     torch.set_num_threads(1)
     for key in args.models.split(","):
         plugin, settings, passes = MODELS[key]

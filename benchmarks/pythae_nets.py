@@ -3,13 +3,13 @@ the very same layers as zoo's (the benchmarks run as scripts, so `import pythae_
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 
 def wrap(encoder: nn.Module, decoder: nn.Module, variational: bool):
     """pythae (BaseEncoder, BaseDecoder) instances around zoo's nets: the encoder gives an embedding, or a
     variational one's (μ, log σ²) halves; the decoder gives sigmoid pixels."""
-    import torch
     from pythae.models.base.base_utils import ModelOutput
     from pythae.models.nn import BaseDecoder, BaseEncoder
 
