@@ -10,10 +10,10 @@
 #       the Fashion-MNIST report's random search, 80 trials x 30 epochs, wall time
 #   bash benchmarks/gpu_check.sh likelihood # carry .whl .data/mnist; at most BUDGET_S (default 540) seconds
 #       (issue 15): the recorded-step tests on the GPU; each likelihood model's epoch against the plain VAE's
-#       (benchmarks/likelihood_epoch.py); the IWAE-50 and PIWAE rows of docs/model-zoo.md, 40 epochs each
-#       recorded in a CUDA graph, then the convHVAE with VampPrior for as many epochs as the time left
-#       allows; each row's -log p(x) over the 10,000 binarised test images with K = 1,000
-#       (benchmarks/model_zoo.py). A row stopped at its time still has its best epoch's weights, which are
+#       (benchmarks/likelihood_epoch.py); then the rows of docs/model-zoo.md named in ROWS (default "piwae
+#       hvae-vampprior"), recorded in a CUDA graph, each for the epochs its measured epoch time allows in an
+#       equal share of the time left; each row's -log p(x) over the 10,000 binarised test images with
+#       K = 1,000 (benchmarks/model_zoo.py). A row stopped at its time still has its best epoch's weights, which are
 #       then measured. Each run folder comes back as $OUT/ROW.tar (the files a bundled entry needs).
 #   bash benchmarks/gpu_check.sh tracking   # carry .whl .data/mnist; at most 4 minutes (issue 16): the lab
 #       ConvAE with TensorBoard on and off, side by side, recorded in a CUDA graph (the logging cost)
@@ -66,27 +66,20 @@ print(min(400, int((float(sys.argv[3]) - 60) / s[0])) if s else 0)" "$out/epochs
   step "recorded steps on the GPU" timeout 60 python3 -P -m pytest -q -p no:cacheprovider \
     tests/test_graphstep.py -k gpu
   step "epoch times against the VAE's" timeout 100 python3 benchmarks/likelihood_epoch.py --epochs 2 "${gpu[@]}" \
-    --models iwae-k50,piwae-8x8,hvae-vampprior,vampprior | tee "$out/epochs.jsonl"
-  # The time left: 55 % to the IWAE-50, the rest to the PIWAE, each trained for the epochs its measured epoch
-  # time allows (a cosine schedule ends where it is planned to: better than a longer run cut short); the
-  # convHVAE with VampPrior only where it can have more than its 80 CPU epochs.
-  share=$(( $(left) * 55 / 100 ))
-  epochs=$(fit iwae-k50 $share); [ "$epochs" -ge 10 ] || epochs=40
-  echo "iwae-k50: $epochs epochs in $share s" | tee -a "$out/log.txt"
-  row iwae-k50 $((share + 30)) --epochs "$epochs"
-  hvae=$(fit hvae-vampprior $(( $(left) / 2 )))
-  if [ "$hvae" -gt 80 ]; then
-    share=$(( $(left) / 2 )); epochs=$(fit piwae-8x8 $share); [ "$epochs" -ge 10 ] || epochs=40
-    echo "piwae: $epochs epochs in $share s" | tee -a "$out/log.txt"
-    row piwae $((share + 20)) --epochs "$epochs"
-    share=$(( $(left) - 10 )); epochs=$(fit hvae-vampprior $share)
-    echo "hvae-vampprior: $epochs epochs in $share s" | tee -a "$out/log.txt"
-    row hvae-vampprior "$share" --epochs "$epochs"
-  else
-    share=$(( $(left) - 10 )); epochs=$(fit piwae-8x8 $share); [ "$epochs" -ge 10 ] || epochs=40
-    echo "piwae: $epochs epochs in $share s (hvae-vampprior: $hvae epochs would fit, not run)" | tee -a "$out/log.txt"
-    row piwae "$share" --epochs "$epochs"
-  fi
+    --models "${PROBE:-iwae-k50,piwae-8x8,hvae-vampprior,vampprior}" | tee "$out/epochs.jsonl"
+  # The rows in ROWS (default: the two targets still open after 2026-12-04's IWAE-50 at 84.07), in turn, each
+  # given an equal share of the time left and trained for the epochs its measured epoch time allows there (a
+  # cosine schedule ends where it is planned to: better than a longer run cut short; a row not measured, or
+  # with under 10 epochs' time, trains its own epochs and is stopped at its share).
+  set -- ${ROWS:-piwae hvae-vampprior}
+  while [ $# -gt 0 ]; do
+    name=$1; shift
+    case $name in piwae|miwae) probe=$name-8x8 ;; *) probe=$name ;; esac
+    share=$(( $(left) / ($# + 1) ))
+    epochs=$(fit "$probe" $share)
+    echo "$name: $epochs epochs fit in $share s" | tee -a "$out/log.txt"
+    if [ "$epochs" -ge 10 ]; then row "$name" $((share + 20)) --epochs "$epochs"; else row "$name" "$share"; fi
+  done
 elif [ "$part" = tracking ]; then
   step "logging cost, TensorBoard on and off" timeout 230 python3 benchmarks/bench_convae.py --device cuda \
     --epochs 6 --ref-epochs 1 --rounds 5 --variant plain:cuda_graph=true,plot_every=1 \

@@ -44,7 +44,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import ZooModel, hookimpl, hyper_buffer, param
+from zoo import ZooModel, hookimpl, hyper_buffer, param, schedule_buffer
 from zoo.device import keep_freed_cpu_buffers
 from zoo.errors import ConfigError
 from zoo.plugins.conv import INIT_HELP, INITS, activation, build_decoder, build_encoder, init_weights
@@ -118,7 +118,7 @@ class HVAE(VAE):
             for head in (*(q[-1] for q in self.q_joint), *(p[-1] for p in self.p_down)):
                 nn.init.zeros_(head.weight)
         hyper_buffer(self, "beta", config.beta)
-        self.warmup = 1.0 if config.kl_warmup == 0 else 0.0
+        schedule_buffer(self, "warmup", 1.0 if config.kl_warmup == 0 else 0.0)
         self.prior = VampPrior(config.pseudo_inputs, self.shape) if config.prior == "vampprior" else None
         self.components = (PriorComponents(self.prior, self.posterior, config.prior_draws)
                            if self.prior is not None else None)

@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from zoo import ZooModel, hookimpl, hyper_buffer, param
+from zoo import ZooModel, hookimpl, hyper_buffer, param, schedule_buffer
 from zoo.analysis.metrics import reconstruction_metrics
 from zoo.device import keep_freed_cpu_buffers
 from zoo.errors import ConfigError
@@ -74,7 +74,7 @@ class VAE(ZooModel):
         geometry["channels"][0] = c  # the decoder makes the image alone, not the condition's channels
         self.decoder = build_decoder(config, geometry, config.latent_dim + extra)
         hyper_buffer(self, "beta", config.beta)
-        self.warmup = 1.0 if config.kl_warmup == 0 else 0.0  # fraction of β in the training loss
+        schedule_buffer(self, "warmup", 1.0 if config.kl_warmup == 0 else 0.0)  # fraction of β in the training loss
 
     # ---------------------------------------------------------------- what a conditional VAE changes
     def condition_size(self) -> int:
@@ -149,7 +149,7 @@ class VAE(ZooModel):
 
     def before_step(self, step):
         warm = self.config.kl_warmup
-        self.warmup = min(1.0, (step.epoch - 1 + step.step_in_epoch) / warm) if warm else 1.0
+        self.warmup.fill_(min(1.0, (step.epoch - 1 + step.step_in_epoch) / warm) if warm else 1.0)
 
     def validation_step(self, batch):
         rec, kl = self._terms(batch.x, batch.y)

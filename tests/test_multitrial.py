@@ -154,6 +154,23 @@ def test_vaes_differing_in_beta_train_together():
     assert together[2]["val_loss"] == pytest.approx(together[2]["val_rec"] + 4 * together[2]["val_kl"], rel=1e-4)
 
 
+def test_vaes_with_a_kl_warm_up_train_together_as_alone():
+    """The warm-up weight is one tensor on the module the trials share, which before_step raises for all."""
+    cls, model_cfg, train_cfg = resolve_config("vae", overrides={
+        "device": "cpu", "dataset": "digits", "hidden": [32, 16], "epochs": 4, "lr": 1e-3, "batch_size": 32,
+        "kl_warmup": 2})
+    data = training_data(train_cfg, "cpu")
+    betas = (1.0, 2.0)
+    cfgs = [dataclasses.replace(model_cfg, beta=b) for b in betas]
+    together = multitrial.train_together(cls, cfgs, [train_cfg] * len(cfgs), data)
+    alone = [fit(cls, m, train_cfg, data) for m in cfgs]
+    for t, a, beta in zip(together, alone, betas):
+        first, last = t.history[0], t.history[-1]
+        assert first["train_loss"] < first["train_rec"] + beta * first["train_kl"] - 1  # warming: KL weighed < β
+        assert last["train_loss"] == pytest.approx(last["train_rec"] + beta * last["train_kl"], rel=1e-4)  # warm
+        assert last["val_loss"] == pytest.approx(a.history[-1]["val_loss"], rel=0.02)
+
+
 def test_search_groups_trials_by_what_can_share_a_step(tmp_path):
     space = tmp_path / "s.toml"
     space.write_text('[search]\nstrategy = "random"\npruner = "none"\nseed = 1\n[fixed]\ndataset = "digits"\n'

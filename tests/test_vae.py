@@ -161,7 +161,7 @@ def test_kl_warmup_rises_over_the_first_epoch(tmp_path):
             self.epoch = epoch
 
         def after_backward(self, trainer, optimizer):
-            weights[self.epoch].append(trainer.model.warmup * float(trainer.model.beta))
+            weights[self.epoch].append(float(trainer.model.warmup) * float(trainer.model.beta))
 
     zoo.train("vae", dataset="digits", epochs=2, latent_dim=2, beta=2.0, kl_warmup=1, batch_size=128,
               out=tmp_path / "run", log=quiet, progress=False, callbacks=[Record()], **TINY)

@@ -16,6 +16,7 @@ _LAZY = {
     "Batch": "zoo.model",
     "StepContext": "zoo.model",
     "hyper_buffer": "zoo.model",
+    "schedule_buffer": "zoo.model",
     "hookimpl": "zoo.hooks",
     "hookspec": "zoo.hooks",
     "param": "zoo.runs.config",

@@ -107,6 +107,21 @@ def hyper_buffer(module: nn.Module, name: str, value: float, key: str | None = N
     module.__dict__.setdefault("_zoo_hyper_keys", {})[name] = key or name
 
 
+def schedule_buffer(module: nn.Module, name: str, value: float) -> None:
+    """Keep a value `before_step` changes during training (a KL warm-up's weight) in a float tensor that it
+    changes in place (`.fill_`): a step recorded in a CUDA graph reads the tensor anew at every replay, where
+    it would replay a Python number as recorded. Non-persistent (`before_step` sets it again on resume), and
+    shared by every trial of a vectorised step (its schedule comes from config keys the trials share)."""
+    module.register_buffer(name, torch.tensor(float(value)), persistent=False)
+    module.__dict__.setdefault("_zoo_schedules", set()).add(name)
+
+
+def schedule_names(model: nn.Module) -> set[str]:
+    """The full names of `model`'s `schedule_buffer` tensors (as `named_buffers` gives them)."""
+    return {f"{prefix}.{name}".lstrip(".") for prefix, m in model.named_modules()
+            for name in m.__dict__.get("_zoo_schedules", ())}
+
+
 def hyper_keys(model: nn.Module) -> set[str]:
     """The config keys whose values `model` holds in `hyper_buffer` tensors (and reads from nowhere else)."""
     return {key for m in model.modules() for key in m.__dict__.get("_zoo_hyper_keys", {}).values()}

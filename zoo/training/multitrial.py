@@ -32,7 +32,7 @@ from torch import nn
 from zoo.console import to_stderr
 from zoo.data import ImageData
 from zoo.errors import ConfigError
-from zoo.model import Batch, StepContext, ZooModel, build_seeded, has_own_training_step, hyper_keys
+from zoo.model import Batch, StepContext, ZooModel, build_seeded, has_own_training_step, hyper_keys, schedule_names
 from zoo.runs.config import TrainConfig
 from zoo.training.epochs import EpochEnd, EpochLosses, LossSums, Tracker, lr_factor, run_epochs, validation_means
 from zoo.training.fit import FitResult, reduce_history
@@ -192,8 +192,12 @@ def _stack_trials(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], da
         model.check_training(t, data)  # as the Trainer asks each model, before anything is stacked
     params, buffers = stack_module_state(models)
     params = {k: v.detach().clone() for k, v in params.items()}
-    hypers = {k: v.clone() for k, v in buffers.items()}  # each trial's dropout p, noise level, β
+    schedules = schedule_names(models[0])
+    hypers = {k: v.clone() for k, v in buffers.items() if k not in schedules}  # each trial's dropout p, noise, β
     base = copy.deepcopy(models[0]).to("meta")
+    for name in schedules:  # one real tensor on the shared module, which base.before_step changes for all trials
+        owner, _, leaf = name.rpartition(".")
+        setattr(base.get_submodule(owner), leaf, buffers[name][0].clone())
     train_net, val_net = _Loss(base), _Loss(base, validation=True)
 
     def tensors(p, h):
