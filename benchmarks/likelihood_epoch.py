@@ -13,20 +13,25 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import tempfile
 from pathlib import Path
 
 from likelihood_step import MODELS
-from model_zoo import COMMON
+from model_zoo import COMMON, settings
 
 import zoo
+from zoo.errors import ZooError
 
 
-def epoch_seconds(plugin: str, settings: dict, epochs: int, out: Path) -> float:
-    """Median seconds of the epochs after the first of `plugin` trained with the rows' common settings."""
-    result = zoo.train(plugin, preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=epochs, out=out,
-                       progress=False, log=lambda message: None,
-                       **{k: v for k, v in COMMON.items() if k not in ("preset", "dataset")}, **settings)
+def epoch_seconds(plugin: str, options: dict, epochs: int, out: Path) -> float:
+    """Median seconds of the epochs after the first of `plugin` trained with the rows' common settings and
+    `options` (a bad one ends the script with zoo's message)."""
+    try:
+        result = zoo.train(plugin, preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=epochs, out=out,
+                           progress=False, log=lambda message: None, **options)
+    except ZooError as e:
+        sys.exit(f"{plugin}: {e}")
     return statistics.median(r["seconds"] for r in result.history[1:])
 
 
@@ -43,19 +48,19 @@ def main() -> None:
     unknown = [m for m in args.models.split(",") if m not in MODELS]
     if unknown:
         ap.error(f"unknown model {', '.join(unknown)}; choose from {', '.join(MODELS)}")
-    extra = dict(item.split("=", 1) for item in args.set)  # zoo parses the strings as --set does
+    extra = settings({}, args.set)  # the rows' common settings and each --set
     tmp = Path(tempfile.mkdtemp())
     vae_s: dict[bool, float] = {}  # the VAE's epoch, with and without batch norm (each model's own net)
     for key in args.models.split(","):
-        plugin, settings, passes = MODELS[key]
-        norm = settings.get("batch_norm", True)
+        plugin, own, passes = MODELS[key]
+        norm = own.get("batch_norm", True)
         if norm not in vae_s:
             vae_s[norm] = epoch_seconds("vae", {**extra, "batch_norm": norm}, args.epochs, tmp / f"vae-{norm}")
-        model_s = epoch_seconds(plugin, {**extra, **settings}, args.epochs, tmp / key)
+        model_s = epoch_seconds(plugin, {**extra, **own}, args.epochs, tmp / key)
         vae = passes * vae_s[norm]
         print(json.dumps({"model": key, "decoder_passes_per_image": passes, "vae_epoch_s": round(vae_s[norm], 3),
                           "vae_at_same_passes_s": round(vae, 3), "model_epoch_s": round(model_s, 3),
-                          "ratio": round(model_s / vae, 2), "epochs": args.epochs, "settings": extra}), flush=True)
+                          "ratio": round(model_s / vae, 2), "epochs": args.epochs, "sets": args.set}), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,12 @@ from __future__ import annotations
 import argparse
 import json
 import shlex
+import sys
 import time
 from pathlib import Path
 
 import zoo
+from zoo.errors import ZooError
 
 # Shared by every row: the `vae-mnist` conv net at latent 32, dynamically binarised MNIST, KL warm-up.
 COMMON = {"preset": "vae-mnist", "dataset": "mnist", "binarize": "dynamic", "latent_dim": 32, "kl_warmup": 5}
@@ -44,10 +46,22 @@ ROWS = {
 }
 
 
+def settings(row_set: dict, sets: list[str]) -> dict:
+    """A row's training settings: the common ones, the row's own, then each `--set KEY=VALUE` (strings, which
+    zoo parses as the CLI's --set does). A malformed --set ends the script with one message."""
+    out = {**{k: v for k, v in COMMON.items() if k not in ("preset", "dataset")}, **row_set}
+    for item in sets:
+        key, eq, value = item.partition("=")
+        if not eq or not key:
+            sys.exit(f"--set {item!r}: give KEY=VALUE, e.g. --set device=cuda")
+        out[key] = value
+    return out
+
+
 def command(row: dict, epochs: int, out: str) -> str:
     """The row's `zoo train` line."""
-    settings = {**{k: v for k, v in COMMON.items() if k not in ("preset", "dataset")}, **row["set"]}
-    sets = " ".join(f"--set {k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in settings.items())
+    sets = " ".join(f"--set {k}={str(v).lower() if isinstance(v, bool) else v}"
+                    for k, v in settings(row["set"], []).items())
     return (f"zoo train {row['model']} --preset {COMMON['preset']} --dataset {COMMON['dataset']} {sets} "
             f"--epochs {epochs} --out {shlex.quote(out)}")
 
@@ -72,10 +86,11 @@ def main() -> None:
     epochs = args.epochs or row["epochs"]
     run = Path(args.run or args.out or f"runs/model-zoo-{args.row}")
     if args.run is None:
-        settings = {**{k: v for k, v in COMMON.items() if k not in ("preset", "dataset")}, **row["set"]}
-        settings.update(item.split("=", 1) for item in args.set)  # zoo parses the strings as --set does
-        zoo.train(row["model"], preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=epochs, out=run,
-                  progress=False, **settings)
+        try:
+            zoo.train(row["model"], preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=epochs, out=run,
+                      progress=False, **settings(row["set"], args.set))
+        except ZooError as e:
+            sys.exit(f"{e}")
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     train_s = sum(r.get("seconds", 0.0) for r in history)
     start = time.perf_counter()
