@@ -5,8 +5,8 @@
 #       ConvAE against the reference loop and pythae's trainer (zoo eager, cuda_graph, cuda_graph without
 #       channels-last, cuda_graph with compiled layers);
 #       64 same-shape trials at once (eager vmap and recorded)
-#   bash benchmarks/gpu_check.sh fashion    # carry .whl .data/fashion-mnist (about 61 of the 64 MiB a call
-#                                           # may send, with the working tree); at most 5.5 minutes:
+#   bash benchmarks/gpu_check.sh fashion    # carry .whl .data/fashion-mnist (with the working tree, over the
+#                                           # 64 MiB a call may send: see gpu_prepare.sh); at most 5.5 minutes:
 #       the Fashion-MNIST report's random search, 80 trials x 30 epochs, wall time
 #   bash benchmarks/gpu_check.sh likelihood # carry .whl .data/mnist; at most BUDGET_S (default 540) seconds
 #       (issue 15): the recorded-step tests on the GPU; each likelihood model's epoch against the plain VAE's
@@ -55,7 +55,7 @@ elif [ "$part" = likelihood ]; then
         --run "/tmp/runs/$name"
     fi
     tar -C /tmp/runs -cf "$out/$name.tar" --exclude=checkpoint.safetensors --exclude='*.png' --exclude=.zoo.lock "$name"
-}
+  }
   fit() {  # MODEL SECONDS: the epochs of MODEL's measured epoch time that fit in SECONDS (a minute kept for
            # the process's start, the first epoch's recording and the bound); 0 when its time was not measured
     python3 -c "import json, sys

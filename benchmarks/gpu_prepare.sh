@@ -3,7 +3,7 @@
 # the MNIST and Fashion-MNIST files in .data/ and wheels in .whl/: zoo as committed (HEAD, without its
 # bundled weights, which the benchmarks do not use), Optuna and pythae (the speed comparison's other
 # library) and TensorBoard (the logging cost, issue 16) with what they need beyond the GPU machine's packages. Both folders are git-ignored. Carry .whl and .data/mnist for `gpu_check.sh mnist`, .whl and .data/fashion-mnist for
-# `gpu_check.sh fashion` (one call each keeps every transfer under the device's 64 MiB).
+# `gpu_check.sh fashion` (one data set a call).
 #
 # A call carries the tracked working tree too, and since the bundled weights grew (59 MiB tracked, 2026-12-04)
 # tree and data are over the 64 MiB: for the call, take the GAN weight folders (36 MB, which no benchmark
