@@ -39,6 +39,8 @@ MODELS = {
     "hvae": ("hvae", {"batch_norm": False}, 1),
     "hvae-vampprior": ("hvae", {"batch_norm": False, "prior": "vampprior"}, 1),
     "hvae-vampprior-d32": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 32}, 1),
+    "convhvae-vampprior": ("hvae", {"batch_norm": False, "prior": "vampprior", "pixel_layers": 4, "pixel_channels": 64},
+                           1),
 }
 NET = {"channels": [16, 32, 64], "hidden": [256], "latent_dim": 32, "batch_norm": True}
 

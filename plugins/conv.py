@@ -118,6 +118,31 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         return super().extra_repr() + (f", crop_end={self.crop_end}" if any(self.crop_end) else "")
 
 
+
+class GatedConv2d(nn.Module):
+    """A same-size conv whose output is gated by a sigmoid of a second one's, h ⊙ σ(g) (Dauphin et al. 2017;
+    the VampPrior paper's GatedConv2d): one conv of twice the channels, split in two."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel: int = 3):
+        super().__init__()
+        self.conv = nn.Conv2d(in_channels, 2 * out_channels, kernel, padding=kernel // 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, g = self.conv(x).chunk(2, dim=1)
+        return h * torch.sigmoid(g)
+
+
+def build_pixel_head(image_channels: int, width: int, layers: int, cfg) -> nn.Sequential:
+    """`layers` gated 3×3 convs of `width` channels at the image's full resolution, then a 1×1 conv back to
+    logits: read on top of a decoder's logits, as the VampPrior paper's convHVAE reads the image-sized output of
+    its dense layers (four of 64 channels there). Each output pixel then depends on its neighbours' decoded
+    values too, which the transposed convs' few channels at full resolution cannot express."""
+    convs = [GatedConv2d(image_channels if i == 0 else width, width) for i in range(layers)]
+    head = nn.Sequential(*convs, nn.Conv2d(width, image_channels, 1))
+    init_weights(head, cfg)
+    return head
+
+
 def _per_layer(values: list[int], n: int, key: str) -> list[int]:
     if len(values) == 1:
         return values * n

@@ -8,7 +8,8 @@ Generative model, top down:
                             pseudo-inputs (`prior = vampprior`, `pseudo_inputs` = K)
     p(z_l | z_{l+1})        a diagonal Gaussian from a small MLP, for l = L−1 .. 1
     p(x | z_1, ..., z_L)    the conv decoder (plugins/conv.py) on all the codes side by side: at L = 2 that is
-                            the paper's p(x | z_1, z_2)
+                            the paper's p(x | z_1, z_2); with `pixel_layers` > 0, gated convs at the image's
+                            full resolution on top of its logits, as the paper's convHVAE decoder
 
 Inference, top down too: one conv encoder reads x into features h(x); q(z_L | x) is a linear head on h(x),
 and q(z_l | x, z_{l+1}) an MLP on h(x) beside z_{l+1} (itself through a small MLP), for l = L−1 .. 1. Every
@@ -47,12 +48,15 @@ from torch import nn
 from zoo import ZooModel, hookimpl, hyper_buffer, param, schedule_buffer
 from zoo.device import keep_freed_cpu_buffers
 from zoo.errors import ConfigError
-from zoo.plugins.conv import INIT_HELP, INITS, activation, build_decoder, build_encoder, init_weights
-from zoo.plugins.vae import IWAE_CHUNK_IMAGES, VAE, VAEConfig, check_samples, importance_nll, samples_per_chunk
+from zoo.plugins.conv import (INIT_HELP, INITS, activation, build_decoder, build_encoder, build_pixel_head,
+                              init_weights)
+from zoo.plugins.vae import (IWAE_CHUNK_IMAGES, REUSABLE_BYTES, VAE, VAEConfig, check_samples, importance_nll,
+                             samples_per_chunk)
 from zoo.plugins.vampprior import (PRIOR_DRAWS, PRIOR_DRAWS_HELP, PriorComponents, VampPrior, check_prior_draws,
                                    check_pseudo_inputs, log_normal)
 
 PSEUDO_INPUTS = 500  # the default K of the VampPrior (the paper's, for MNIST)
+PIXEL_CHANNELS = 64  # the width of the convHVAE's full-resolution gated convs (the paper's)
 
 
 @dataclass
@@ -73,6 +77,10 @@ class HVAEConfig(VAEConfig):
     free_bits: float = param(0.0, "training only: nats of KL each layer carries unpenalised (Kingma et al. 2016's "
                                   "free bits, per layer and batch): keeps the lower layers from switching off early; "
                                   "0: the ELBO", low=0.0, high=1000.0)
+    pixel_layers: int = param(0, "gated 3×3 conv layers of pixel_channels at the image's full resolution on top of "
+                                 "the decoder's logits (the VampPrior paper's convHVAE p(x|z) has 4 of 64): sharper "
+                                 "images, at a far higher cost per step; 0: none", low=0, high=16)
+    pixel_channels: int = param(PIXEL_CHANNELS, "pixel_layers > 0: the channels of each", low=1, high=1024)
 
 
 def gaussian(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,6 +102,9 @@ class HVAE(VAE):
         if config.prior == "standard" and config.prior_draws != PRIOR_DRAWS:
             raise ConfigError(f"hvae: prior_draws={config.prior_draws} draws the VampPrior's pseudo-inputs, and prior "
                               "is standard", "Add --set prior=vampprior, or leave prior_draws out.")
+        if config.pixel_layers == 0 and config.pixel_channels != PIXEL_CHANNELS:
+            raise ConfigError(f"hvae: pixel_channels={config.pixel_channels} sets the width of the pixel layers, and "
+                              "pixel_layers is 0", "Add --set pixel_layers=N (the paper's convHVAE has 4).")
         check_prior_draws(config.prior_draws, config.pseudo_inputs)
         if config.prior == "vampprior" and config.batch_norm:
             raise ConfigError("hvae: batch_norm would normalise the pseudo-inputs by their own batch's statistics "
@@ -113,6 +124,11 @@ class HVAE(VAE):
         self.p_down = nn.ModuleList(nn.Sequential(nn.Linear(d, width), activation(config), nn.Linear(width, width),
                                                   activation(config), nn.Linear(width, 2 * d)) for _ in range(steps))
         self.decoder = build_decoder(config, geometry, config.layers * d)  # p(x | z_1, ..., z_L)
+        self.pixel = (build_pixel_head(self.shape[0], config.pixel_channels, config.pixel_layers, config)
+                      if config.pixel_layers else None)
+        if self.pixel is not None:  # its gated convs hold 2·pixel_channels full-size maps per decoded image
+            widest = 4 * 2 * config.pixel_channels * self.shape[1] * self.shape[2]  # bytes
+            self.chunk_images = max(1, min(IWAE_CHUNK_IMAGES, REUSABLE_BYTES // widest))
         init_weights(nn.ModuleList([self.top, self.q_from_z, self.q_joint, self.p_down]), config)
         if config.weight_init == "he":  # the lower layers' q and p start as N(0, I): their KL at 0, not heavy-tailed
             for head in (*(q[-1] for q in self.q_joint), *(p[-1] for p in self.p_down)):
@@ -165,7 +181,8 @@ class HVAE(VAE):
     def decode_logits(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The decoder's logits from all the codes side by side, [N, L·d] (top first): not the top code
         alone (that is `decode`)."""
-        return self.decoder(z)
+        logits = self.decoder(z)
+        return logits if self.pixel is None else self.pixel(logits)
 
     def reconstruction(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """The decoded posterior means, every layer's mean given the mean above it, in [0, 1]."""
@@ -255,7 +272,7 @@ class HVAE(VAE):
 
     @torch.no_grad()
     def iwae_nll(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None,
-                 chunk_images: int = IWAE_CHUNK_IMAGES) -> torch.Tensor:
+                 chunk_images: int | None = None) -> torch.Tensor:
         """−log p(x) per image, estimated with k joint samples of all the layers from q (the IWAE bound):
         the encoder runs once, the samples go through the top-down path and the decoder `chunk_images`
         decoded images at a time, and their log-weights are summed as they come (a running logsumexp)."""
@@ -265,7 +282,7 @@ class HVAE(VAE):
         feats = self.features(x)
         mu, logvar = self.posterior_from(feats)
         b, d = mu.shape
-        per_chunk = samples_per_chunk(k, b, chunk_images)
+        per_chunk = samples_per_chunk(k, b, chunk_images or self.chunk_images)
         with self.prior_fixed():
             return importance_nll(lambda s: self.joint_log_weights(x, feats, mu, logvar,
                                                                    torch.randn((s, b, d), device=x.device)),

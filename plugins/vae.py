@@ -27,6 +27,9 @@ LOG_2PI = math.log(2 * math.pi)
 # enough (tens of MB) for the allocator to reuse them, where 65,536 at a time (the old size) mapped and
 # unmapped gigabytes from the kernel each chunk, and the process spent as much time in the kernel as computing.
 IWAE_CHUNK_IMAGES = 512
+# The largest freed CPU buffer glibc keeps for reuse once keep_freed_cpu_buffers has run: a model whose decoder
+# holds wider buffers per image decodes fewer images a chunk (its `chunk_images`), or each chunk faults in anew.
+REUSABLE_BYTES = 32 * 1024 * 1024
 
 
 def check_samples(k) -> None:
@@ -65,6 +68,7 @@ class VAE(ZooModel):
     name = "vae"
     description = "Variational autoencoder: conv encoder -> N(mu, sigma²) -> decoder; sampling from the prior"
     Config = VAEConfig
+    chunk_images = IWAE_CHUNK_IMAGES  # decoded images per chunk of the bound on the CPU
 
     def __init__(self, config: VAEConfig, shape, num_classes: int = 0):
         super().__init__(config, shape, num_classes)
@@ -173,7 +177,7 @@ class VAE(ZooModel):
     # ---------------------------------------------------------------- evaluation
     @torch.no_grad()
     def iwae_nll(self, x: torch.Tensor, k: int, y: torch.Tensor | None = None,
-                 chunk_images: int = IWAE_CHUNK_IMAGES) -> torch.Tensor:
+                 chunk_images: int | None = None) -> torch.Tensor:
         """−log p(x) per image (−log p(x|y) given a condition), estimated with k importance samples from
         q(z|x) (the IWAE bound). The k samples go through the decoder `chunk_images` decoded images at a
         time, and their log-weights are summed as they come (a running logsumexp), so memory does not grow
@@ -183,7 +187,7 @@ class VAE(ZooModel):
             keep_freed_cpu_buffers()
         mu, logvar = self.posterior(x, y)
         b, d = mu.shape
-        per_chunk = samples_per_chunk(k, b, chunk_images)
+        per_chunk = samples_per_chunk(k, b, chunk_images or self.chunk_images)
         eps = torch.empty((per_chunk, b, d), device=x.device)  # the same buffer, refilled chunk by chunk
         with self.prior_fixed():
             return importance_nll(lambda s: self.log_weights(x, y, mu, logvar, eps[:s].normal_()), k, per_chunk, b,
@@ -206,13 +210,13 @@ class VAE(ZooModel):
     def codes_log_likelihood(self, x: torch.Tensor, y: torch.Tensor | None, z: torch.Tensor) -> torch.Tensor:
         """log p(x|z) [s, B] of the s codes [s, B, d] of each image of x. The images are never copied s
         times (s·B of them was 20 GB for k=5000 and a batch of 1294): each block of codes is decoded and
-        scored against x broadcast. On the CPU a block is about IWAE_CHUNK_IMAGES decoded images (see
+        scored against x broadcast. On the CPU a block is about `chunk_images` decoded images (see
         `decoded_log_likelihood`); elsewhere all s·B are decoded at once."""
         s, b, d = z.shape
-        if z.device.type != "cpu" or s * b <= IWAE_CHUNK_IMAGES:
+        if z.device.type != "cpu" or s * b <= self.chunk_images:
             return self._score_codes(x, y, z)
         keep_freed_cpu_buffers()
-        rows, cols = samples_per_chunk(s, b, IWAE_CHUNK_IMAGES), min(b, IWAE_CHUNK_IMAGES)
+        rows, cols = samples_per_chunk(s, b, self.chunk_images), min(b, self.chunk_images)
         blocks = [torch.cat([self._score_codes(x[j:j + cols], None if y is None else y[j:j + cols],
                                                z[i:i + rows, j:j + cols]) for j in range(0, b, cols)], 1)
                   for i in range(0, s, rows)]
@@ -231,19 +235,18 @@ class VAE(ZooModel):
         return self.log_prior(z) - log_qz
 
     def decoded_log_likelihood(self, z: torch.Tensor, y: torch.Tensor | None, x: torch.Tensor) -> torch.Tensor:
-        """log p(x|z) of codes z [N, d] for their images x [N, C, H, W], decoded IWAE_CHUNK_IMAGES at a time
+        """log p(x|z) of codes z [N, d] for their images x [N, C, H, W], decoded `chunk_images` at a time
         on the CPU: there every buffer of a chunk stays small enough for the C library to reuse (see
         zoo.device.keep_freed_cpu_buffers), where one pass over the K·B codes of an IWAE's training batch
         would map and unmap hundreds of MB per layer. A batch-normalised decoder normalises each chunk by
         its own statistics."""
-        n = z.shape[0]
-        if z.device.type != "cpu" or n <= IWAE_CHUNK_IMAGES:
+        n, step = z.shape[0], self.chunk_images
+        if z.device.type != "cpu" or n <= step:
             return self.log_likelihood(self.decode_logits(z, y), x)
         keep_freed_cpu_buffers()
-        parts = [self.log_likelihood(self.decode_logits(z[i:i + IWAE_CHUNK_IMAGES],
-                                                        None if y is None else y[i:i + IWAE_CHUNK_IMAGES]),
-                                     x[i:i + IWAE_CHUNK_IMAGES])
-                 for i in range(0, n, IWAE_CHUNK_IMAGES)]
+        parts = [self.log_likelihood(self.decode_logits(z[i:i + step], None if y is None else y[i:i + step]),
+                                     x[i:i + step])
+                 for i in range(0, n, step)]
         return torch.cat(parts)
 
     def metrics(self, batch, iwae_k: int | None = None, **options):

@@ -13,6 +13,8 @@ from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, read
 from torch.distributions import Bernoulli, Normal
 
 import zoo
+from zoo.plugins.conv import GatedConv2d
+from zoo.plugins.vae import IWAE_CHUNK_IMAGES, REUSABLE_BYTES
 from zoo.plugins.vampprior import VampPrior
 
 
@@ -173,6 +175,62 @@ def test_a_three_layer_model_builds_trains_a_step_and_evaluates():
         assert metrics[key].shape == (8,) and torch.isfinite(metrics[key]).all(), key
 
 
+@torch.no_grad()
+def test_pixel_layers_are_gated_full_resolution_convs_on_the_decoders_logits():
+    model, x = _model(pixel_layers=2, pixel_channels=5), _images()
+    gated = [m for m in model.pixel if isinstance(m, GatedConv2d)]
+    assert len(gated) == 2 and [g.conv.out_channels for g in gated] == [10, 10]  # h and its gate g, 5 each
+    z = torch.randn(5, 6)
+    # By hand: each layer is h ⊙ σ(g) of one same-size conv split in two, then a 1×1 conv back to one channel.
+    y = model.decoder(z)
+    for g in gated:
+        h, gate = torch.nn.functional.conv2d(y, g.conv.weight, g.conv.bias, padding=1).chunk(2, 1)
+        y = h * torch.sigmoid(gate)
+        assert y.shape == (5, 5, 28, 28)  # the image's full resolution
+    torch.testing.assert_close(model.decode_logits(z), model.pixel[-1](y))
+    assert model.decode_logits(z).shape == (5, 1, 28, 28)
+    # The ELBO reads the same logits: its reconstruction term is their Bernoulli log-likelihood.
+    torch.manual_seed(5)
+    rec, _ = model.layer_terms(x)
+    torch.manual_seed(5)
+    feats = model.features(x)
+    mu, logvar = model.posterior_from(feats)
+    codes, _, _ = model.down(feats, mu + (0.5 * logvar).exp() * torch.randn_like(mu))
+    log_px = Bernoulli(logits=model.decode_logits(torch.cat(codes, -1))).log_prob(x).flatten(1).sum(1)
+    torch.testing.assert_close(rec, -log_px)
+
+
+@torch.no_grad()
+def test_wide_pixel_layers_decode_fewer_images_a_chunk_so_each_buffer_stays_reusable():
+    plain, model = _model(), _model(pixel_layers=2, pixel_channels=64)
+    assert plain.chunk_images == IWAE_CHUNK_IMAGES and model.chunk_images < IWAE_CHUNK_IMAGES
+    widest = []
+    for layer in model.pixel:
+        layer.register_forward_hook(lambda m, i, o: widest.append(max(t.numel() * t.element_size() for t in (*i, o))))
+    for conv in model.pixel.modules():
+        if isinstance(conv, torch.nn.Conv2d):
+            conv.register_forward_hook(lambda m, i, o: widest.append(o.numel() * o.element_size()))
+    model.decode_logits(torch.randn(model.chunk_images, 6))
+    assert REUSABLE_BYTES // 2 < max(widest) <= REUSABLE_BYTES  # as many images as fit, and no more
+    x = _images(3)
+    torch.manual_seed(4)
+    chunked = model.iwae_nll(x, 40)  # 120 decoded images: two chunks of the wide model's size
+    assert chunked.shape == (3,) and torch.isfinite(chunked).all()
+
+
+def test_a_model_with_pixel_layers_trains_and_reloads_with_them(tmp_path):
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "hvae", "--dataset", "digits", "--epochs", "2", "--set", "latent_dim=4",
+                     "--set", "layer_hidden=32", "--set", "pixel_layers=1", "--set", "pixel_channels=4",
+                     "--set", "binarize=dynamic", *TINY_SET, "--out", str(run)))
+    records = read_metrics(run)
+    assert records[1]["val_loss"] < records[0]["val_loss"]
+    trained = zoo.load(str(run)).model
+    assert trained.config.pixel_layers == 1 and trained.pixel[0].conv.out_channels == 8
+    assert_ok(invoke("eval", str(run), "--iwae-k", "4", "--json", "--no-progress"))
+    assert math.isfinite(json.loads((run / "eval.json").read_text())["metrics"]["nll_iwae_k4_nats"])
+
+
 def test_hvae_trains_evaluates_generates_and_resumes_through_the_cli(tmp_path):
     run = tmp_path / "run"
     assert_ok(invoke("train", "hvae", "--dataset", "digits", "--epochs", "1", "--set", "latent_dim=4",
@@ -201,6 +259,8 @@ def test_hvae_trains_evaluates_generates_and_resumes_through_the_cli(tmp_path):
     (["prior=vampprior", "batch_norm=true"], "batch_norm=false"),
     (["prior_draws=8"], "prior is standard"),
     (["prior=vampprior", "prior_draws=501"], "more than the pseudo_inputs=500"),
+    (["pixel_channels=32"], "pixel_layers is 0"),
+    (["pixel_layers=17"], "pixel_layers"),
 ])
 def test_bad_hvae_settings_are_refused_before_a_run_folder_exists(tmp_path, settings, fragment):
     sets = [a for s in settings for a in ("--set", s)]
