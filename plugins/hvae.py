@@ -78,8 +78,8 @@ class HVAEConfig(VAEConfig):
                                   "free bits, per layer and batch): keeps the lower layers from switching off early; "
                                   "0: the ELBO", low=0.0, high=1000.0)
     pixel_layers: int = param(0, "gated 3×3 conv layers of pixel_channels at the image's full resolution on top of "
-                                 "the decoder's logits (the VampPrior paper's convHVAE p(x|z) has 4 of 64): sharper "
-                                 "images, at a far higher cost per step; 0: none", low=0, high=16)
+                                 "the decoder's logits (the VampPrior paper's convHVAE p(x|z) has 4 of 64): each "
+                                 "pixel reads its neighbours' logits, far costlier per step; 0: none", low=0, high=16)
     pixel_channels: int = param(PIXEL_CHANNELS, "pixel_layers > 0: the channels of each", low=1, high=1024)
 
 
