@@ -118,7 +118,6 @@ class ConvTranspose2d(nn.ConvTranspose2d):
         return super().extra_repr() + (f", crop_end={self.crop_end}" if any(self.crop_end) else "")
 
 
-
 class GatedConv2d(nn.Module):
     """A same-size conv whose output is gated by a sigmoid of a second one's, h ⊙ σ(g) (Dauphin et al. 2017;
     the VampPrior paper's GatedConv2d): one conv of twice the channels, split in two."""

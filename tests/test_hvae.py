@@ -212,10 +212,6 @@ def test_wide_pixel_layers_decode_fewer_images_a_chunk_so_each_buffer_stays_reus
             conv.register_forward_hook(lambda m, i, o: widest.append(o.numel() * o.element_size()))
     model.decode_logits(torch.randn(model.chunk_images, 6))
     assert REUSABLE_BYTES // 2 < max(widest) <= REUSABLE_BYTES  # as many images as fit, and no more
-    x = _images(3)
-    torch.manual_seed(4)
-    chunked = model.iwae_nll(x, 40)  # 120 decoded images: two chunks of the wide model's size
-    assert chunked.shape == (3,) and torch.isfinite(chunked).all()
 
 
 def test_a_model_with_pixel_layers_trains_and_reloads_with_them(tmp_path):
