@@ -39,6 +39,7 @@ MODELS = {
     "hvae": ("hvae", {"batch_norm": False}, 1),
     "hvae-vampprior": ("hvae", {"batch_norm": False, "prior": "vampprior"}, 1),
     "hvae-vampprior-d32": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 32}, 1),
+    "hvae-vampprior-d128": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 128}, 1),
     "convhvae-vampprior": ("hvae", {"batch_norm": False, "prior": "vampprior", "pixel_layers": 4, "pixel_channels": 64},
                            1),
 }
