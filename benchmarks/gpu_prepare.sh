@@ -5,8 +5,8 @@
 # library) and TensorBoard (the logging cost, issue 16) with what they need beyond the GPU machine's packages. Both folders are git-ignored. Carry .whl and .data/mnist for `gpu_check.sh mnist`, .whl and .data/fashion-mnist for
 # `gpu_check.sh fashion` (one data set a call).
 #
-# A call carries the tracked working tree too, and since the bundled weights grew (59 MiB tracked, 2026-12-04)
-# tree and data are over the 64 MiB: for the call, take the GAN weight folders (36 MB, which no benchmark
+# A call carries the tracked working tree too, and since the bundled weights grew (67 MiB tracked since 2026-12-04)
+# the tree alone is over the 64 MiB: for the call, take the GAN weight folders (36 MB, which no benchmark
 # reads) out of git's index, and put them back after:
 #   git rm -r -q --cached zoo/weights/gan-mnist zoo/weights/gan-fashion-mnist zoo/weights/cgan-mnist \
 #     zoo/weights/cgan-fashion-mnist && printf '/zoo/weights/%s/\n' gan-mnist gan-fashion-mnist cgan-mnist \
