@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--model", default="vae-mnist", help="a bundled name or a run folder")
     ap.add_argument("--chunk-images", type=int, default=None, help="decoded images a chunk (default: the model's)")
     args = ap.parse_args()
+    if args.chunk_images is not None and args.chunk_images < 1:
+        ap.error(f"--chunk-images must be at least 1, got {args.chunk_images}")
     torch.set_num_threads(1)
     try:
         run = zoo.load(args.model)  # loading is not what is timed
