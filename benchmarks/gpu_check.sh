@@ -73,7 +73,7 @@ print(min(400, int((float(sys.argv[3]) - float(sys.argv[4])) / s[0])) if s else 
       tests/test_graphstep.py -k gpu
   fi
   step "epoch times against the VAE's" timeout 100 python3 benchmarks/likelihood_epoch.py --epochs 2 "${gpu[@]}" \
-    --models "${PROBE:-convhvae-vampprior,hvae-vampprior,hvae-vampprior-d128}" | tee "$out/epochs.jsonl"
+    --models "${PROBE:-convhvae-vampprior,hvae-vampprior,hvae-vampprior-d128,hvae-vampprior-d128-r10}" | tee "$out/epochs.jsonl"
   # The rows in ROWS, in turn, each given an equal share of the time left and trained for the epochs its measured
   # epoch time allows there (a cosine schedule ends where it is planned to: better than a longer run cut short; a
   # row not measured, or with under 10 epochs' time, trains its own epochs and is stopped at its share).

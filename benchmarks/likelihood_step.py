@@ -24,7 +24,7 @@ import time
 import torch
 
 import zoo
-from zoo.model import Batch
+from zoo.model import Batch, StepContext
 
 # name: (plugin, settings, decoder passes per image). The `vae-mnist` preset's conv net, latent 32.
 MODELS = {
@@ -36,10 +36,13 @@ MODELS = {
     "vampprior-d32": ("vampprior", {"batch_norm": False, "prior_draws": 32}, 1),
     "vampprior-d64": ("vampprior", {"batch_norm": False, "prior_draws": 64}, 1),
     "vampprior-d128": ("vampprior", {"batch_norm": False, "prior_draws": 128}, 1),
+    "vampprior-d128-r10": ("vampprior", {"batch_norm": False, "prior_draws": 128, "prior_refresh": 10}, 1),
     "hvae": ("hvae", {"batch_norm": False}, 1),
     "hvae-vampprior": ("hvae", {"batch_norm": False, "prior": "vampprior"}, 1),
     "hvae-vampprior-d32": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 32}, 1),
     "hvae-vampprior-d128": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 128}, 1),
+    "hvae-vampprior-d128-r10": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 128,
+                                         "prior_refresh": 10}, 1),
     "convhvae-vampprior": ("hvae", {"batch_norm": False, "prior": "vampprior", "pixel_layers": 4, "pixel_channels": 64},
                            1),
 }
@@ -53,8 +56,12 @@ def stepper(name: str, settings: dict, images: int):
     x = torch.bernoulli(torch.rand(images, 1, 28, 28, generator=torch.Generator().manual_seed(1)))
     batch = Batch(x, torch.zeros(images, dtype=torch.long))
 
+    ctx = StepContext({}, epoch=1)
+
     def step() -> float:
         start = time.perf_counter()
+        model.before_step(ctx)  # as the engine calls it: a warm-up's weight, a cached prior's refresh
+        ctx.step += 1
         loss = model.loss(batch)["loss"]
         opt.zero_grad(set_to_none=True)
         loss.backward()

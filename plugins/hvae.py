@@ -52,8 +52,8 @@ from zoo.plugins.conv import (INIT_HELP, INITS, activation, build_decoder, build
                               init_weights)
 from zoo.plugins.vae import (IWAE_CHUNK_IMAGES, REUSABLE_BYTES, VAE, VAEConfig, check_samples, importance_nll,
                              samples_per_chunk)
-from zoo.plugins.vampprior import (PRIOR_DRAWS, PRIOR_DRAWS_HELP, PriorComponents, VampPrior, check_prior_draws,
-                                   check_pseudo_inputs, log_normal)
+from zoo.plugins.vampprior import (PRIOR_DRAWS, PRIOR_DRAWS_HELP, PRIOR_REFRESH, PRIOR_REFRESH_HELP, PriorComponents,
+                                   VampPrior, check_prior_draws, check_pseudo_inputs, log_normal)
 
 PSEUDO_INPUTS = 500  # the default K of the VampPrior (the paper's, for MNIST)
 PIXEL_CHANNELS = 64  # the width of the convHVAE's full-resolution gated convs (the paper's)
@@ -71,6 +71,7 @@ class HVAEConfig(VAEConfig):
                        choices=("standard", "vampprior"))
     pseudo_inputs: int = param(PSEUDO_INPUTS, "prior=vampprior: K, the learned pseudo-inputs", low=1, high=100_000)
     prior_draws: int = param(PRIOR_DRAWS, "prior=vampprior: " + PRIOR_DRAWS_HELP, low=0, high=100_000)
+    prior_refresh: int = param(PRIOR_REFRESH, "prior=vampprior: " + PRIOR_REFRESH_HELP, low=1, high=100_000)
     # He, not PyTorch's default: under the default the stacked MLPs of the layers learned so slowly that the
     # bundled model trailed the one-layer VAE by 10 nats (docs/model-zoo.md).
     weight_init: str = param("he", INIT_HELP, choices=INITS)
@@ -99,13 +100,15 @@ class HVAE(VAE):
         if config.prior == "standard" and config.pseudo_inputs != PSEUDO_INPUTS:
             raise ConfigError(f"hvae: pseudo_inputs={config.pseudo_inputs} counts the VampPrior's pseudo-inputs, "
                               "and prior is standard", "Add --set prior=vampprior, or leave pseudo_inputs out.")
-        if config.prior == "standard" and config.prior_draws != PRIOR_DRAWS:
-            raise ConfigError(f"hvae: prior_draws={config.prior_draws} draws the VampPrior's pseudo-inputs, and prior "
-                              "is standard", "Add --set prior=vampprior, or leave prior_draws out.")
+        for key, default, what in (("prior_draws", PRIOR_DRAWS, "draws"),
+                                   ("prior_refresh", PRIOR_REFRESH, "refreshes")):
+            if config.prior == "standard" and getattr(config, key) != default:
+                raise ConfigError(f"hvae: {key}={getattr(config, key)} {what} the VampPrior's pseudo-inputs, and prior "
+                                  "is standard", f"Add --set prior=vampprior, or leave {key} out.")
         if config.pixel_layers == 0 and config.pixel_channels != PIXEL_CHANNELS:
             raise ConfigError(f"hvae: pixel_channels={config.pixel_channels} sets the width of the pixel layers, and "
                               "pixel_layers is 0", "Add --set pixel_layers=N (the paper's convHVAE has 4).")
-        check_prior_draws(config.prior_draws, config.pseudo_inputs)
+        check_prior_draws(config.prior_draws, config.pseudo_inputs, config.prior_refresh)
         if config.prior == "vampprior" and config.batch_norm:
             raise ConfigError("hvae: batch_norm would normalise the pseudo-inputs by their own batch's statistics "
                               "(and mix them into the running ones)", "Use --set batch_norm=false.")
@@ -136,8 +139,8 @@ class HVAE(VAE):
         hyper_buffer(self, "beta", config.beta)
         schedule_buffer(self, "warmup", 1.0 if config.kl_warmup == 0 else 0.0)
         self.prior = VampPrior(config.pseudo_inputs, self.shape) if config.prior == "vampprior" else None
-        self.components = (PriorComponents(self.prior, self.posterior, config.prior_draws)
-                           if self.prior is not None else None)
+        self.components = (PriorComponents(self.prior, self.posterior, config.prior_draws, config.prior_refresh,
+                                           config.latent_dim) if self.prior is not None else None)
 
     @classmethod
     def check_data(cls, config, data) -> None:
@@ -199,6 +202,11 @@ class HVAE(VAE):
         if self.prior is None:
             return super().log_prior(z)
         return self.components.log_prob(z)
+
+    def before_step(self, step):
+        super().before_step(step)
+        if self.components is not None:
+            self.components.before_step()
 
     def kl(self, mu: torch.Tensor, logvar: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The top layer's KL term, log q(z_L|x) − log p(z_L), estimated at the sampled top code."""

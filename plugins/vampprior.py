@@ -23,7 +23,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from zoo import hookimpl, param
+from zoo import hookimpl, param, step_state_buffer
 from zoo.errors import ConfigError
 from zoo.plugins.conv import INIT_HELP, INITS
 from zoo.plugins.vae import LOG_2PI, VAE, VAEConfig
@@ -32,6 +32,10 @@ PSEUDO_MEAN, PSEUDO_STD = 0.05, 0.01  # the paper's initialisation of the pseudo
 PRIOR_DRAWS = 0
 PRIOR_DRAWS_HELP = ("pseudo-inputs drawn each training step to carry the prior's gradient to the encoder and to "
                     "them, by their share of the batch's codes (an unbiased estimate, cheaper); 0: all, exactly")
+PRIOR_REFRESH = 1
+PRIOR_REFRESH_HELP = ("prior_draws > 0: training steps between encodings of every pseudo-input (without gradient, "
+                      "the prior's value); in between the last ones are reused, each drawn one updated as it is "
+                      "encoded again: components a few steps stale, far cheaper steps; 1: every step")
 Encode = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]  # images -> the posterior's (μ, logvar)
 
 
@@ -66,7 +70,8 @@ class VampPrior(nn.Module):
         log_comp = cls.log_components(z.reshape(-1, z.shape[-1]), mu, logvar)
         return (torch.logsumexp(log_comp, dim=-1) - math.log(mu.shape[0])).reshape(z.shape[:-1])
 
-    def log_prob_drawn(self, z: torch.Tensor, encode: Encode, draws: int) -> torch.Tensor:
+    def log_prob_drawn(self, z: torch.Tensor, encode: Encode, draws: int,
+                       cache: tuple[torch.Tensor, torch.Tensor] | None = None) -> torch.Tensor:
         """log p(z) for codes z [..., d], exact in value and in its gradient to z, with the gradient to the
         components (the encoder and the pseudo-inputs) estimated from `draws` of them instead of all K.
 
@@ -74,10 +79,17 @@ class VampPrior(nn.Module):
         component k for code n. Components are drawn with replacement by their share of the batch's N codes,
         m_k = Σ_n r_nk, and each draw of k is weighted N/(draws·m_k): its expected count times that weight is
         1, so the estimate is unbiased. All K are still encoded, without gradient (a forward pass is about a
-        third of a forward and backward); only the drawn ones are encoded again with it."""
+        third of a forward and backward); only the drawn ones are encoded again with it.
+
+        With a `cache` (μ, logvar [K, d] encoded some steps ago) no pseudo-input is encoded without gradient:
+        the value and the gradient to z come from the cache, and the drawn ones' new posteriors are written
+        into it (in place)."""
         inputs = self.inputs()
-        with torch.no_grad():
-            mu, logvar = encode(inputs)
+        if cache is None:
+            with torch.no_grad():
+                mu, logvar = encode(inputs)
+        else:
+            mu, logvar = cache
         flat = z.reshape(-1, z.shape[-1])
         log_comp = self.log_components(flat, mu, logvar)                # [N, K]: the gradient to z only
         value = torch.logsumexp(log_comp, dim=-1) - math.log(mu.shape[0])
@@ -90,7 +102,12 @@ class VampPrior(nn.Module):
             u = torch.rand(draws, device=cdf.device, dtype=cdf.dtype) * cdf[-1]
             picks = torch.searchsorted(cdf, u, right=True).clamp_(max=mass.shape[0] - 1)
             weight = share[:, picks] * (flat.shape[0] / draws / mass[picks])   # [N, draws]
-        drawn = self.log_components(flat.detach(), *encode(inputs[picks]))    # [N, draws]: the gradient to them
+        fresh = encode(inputs[picks])
+        drawn = self.log_components(flat.detach(), *fresh)                     # [N, draws]: the gradient to them
+        if cache is not None:
+            with torch.no_grad():
+                for held, new in zip(cache, fresh):
+                    held.index_copy_(0, picks, new.to(held.dtype))
         surrogate = (weight * drawn).sum(-1)
         return (value + surrogate - surrogate.detach()).reshape(z.shape[:-1])
 
@@ -106,19 +123,43 @@ class PriorComponents:
     """A model's VampPrior at work: its components are the model's posteriors at the pseudo-inputs
     (`encode`), computed with every step's gradient (exactly, or estimated from `draws` of them while
     training), or once for a block of evaluation without gradients (`held`: an IWAE bound scores thousands
-    of codes against the same pseudo-inputs)."""
+    of codes against the same pseudo-inputs).
 
-    def __init__(self, prior: VampPrior, encode: Encode, draws: int = 0):
-        self.prior, self.encode, self.draws = prior, encode, draws
+    With `refresh` > 1 (and draws) a training step encodes only the drawn pseudo-inputs: `before_step`
+    encodes all of them every `refresh` steps into a cache on the prior (a `step_state_buffer`, so a
+    recorded CUDA graph reads it anew), which the steps in between reuse and update."""
+
+    def __init__(self, prior: VampPrior, encode: Encode, draws: int = 0, refresh: int = PRIOR_REFRESH,
+                 latent_dim: int = 0):
+        self.prior, self.encode, self.draws, self.refresh = prior, encode, draws, refresh
         self.fixed: tuple[torch.Tensor, torch.Tensor] | None = None
+        self.since_refresh: int | None = None  # steps since the cache was filled; None: not yet (or resumed)
+        if refresh > 1:
+            count = prior.pseudo.shape[0]
+            step_state_buffer(prior, "cached_mu", (count, latent_dim))
+            step_state_buffer(prior, "cached_logvar", (count, latent_dim))
 
     def get(self) -> tuple[torch.Tensor, torch.Tensor]:
         """The components' (μ, logvar) [K, d]."""
         return self.fixed if self.fixed is not None else self.encode(self.prior.inputs())
 
+    def before_step(self) -> None:
+        """Encode every pseudo-input into the cache when `refresh` steps have passed (or none is there yet)."""
+        if self.refresh == 1:
+            return
+        if self.since_refresh is None or self.since_refresh >= self.refresh:
+            with torch.no_grad():
+                for held, new in zip((self.prior.cached_mu, self.prior.cached_logvar), self.get()):
+                    held.copy_(new)
+            self.since_refresh = 0
+        self.since_refresh += 1
+
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         if self.fixed is None and self.draws and torch.is_grad_enabled():
-            return self.prior.log_prob_drawn(z, self.encode, self.draws)
+            if self.refresh > 1 and self.since_refresh is None:  # a step taken outside the engine's loop
+                self.before_step()
+            cache = (self.prior.cached_mu, self.prior.cached_logvar) if self.refresh > 1 else None
+            return self.prior.log_prob_drawn(z, self.encode, self.draws, cache)
         return self.prior.log_prob(z, *self.get())
 
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -140,16 +181,22 @@ class VampConfig(VAEConfig):
     pseudo_inputs: int = param(500, "K: learned pseudo-inputs whose posteriors make the prior (a mixture of K)",
                                low=1, high=100_000)
     prior_draws: int = param(PRIOR_DRAWS, PRIOR_DRAWS_HELP, low=0, high=100_000)
+    prior_refresh: int = param(PRIOR_REFRESH, PRIOR_REFRESH_HELP, low=1, high=100_000)
     # He, not PyTorch's default: without batch norm (which the pseudo-inputs forbid) the default shrinks the
     # signal; the bundled model went from 87.69 to 85.48 nats after 40 epochs with it (docs/model-zoo.md).
     weight_init: str = param("he", INIT_HELP, choices=INITS)
 
 
-def check_prior_draws(draws: int, count: int) -> None:
-    """Drawing as many pseudo-inputs as there are costs more than taking them all exactly."""
+def check_prior_draws(draws: int, count: int, refresh: int = PRIOR_REFRESH) -> None:
+    """Drawing as many pseudo-inputs as there are costs more than taking them all exactly; a cache refreshed
+    every few steps needs drawn pseudo-inputs to carry the prior's gradient in between."""
     if draws > count:
         raise ConfigError(f"prior_draws={draws} is more than the pseudo_inputs={count}",
                           f"Use at most {count}, or 0 to take every pseudo-input exactly.")
+    if refresh > 1 and draws == 0:
+        raise ConfigError(f"prior_refresh={refresh} reuses the components between steps, and prior_draws is 0 (every "
+                          "pseudo-input encoded exactly at every step)",
+                          "Add --set prior_draws=N (e.g. 128), or leave prior_refresh out.")
 
 
 def check_pseudo_inputs(count: int, data) -> None:
@@ -169,14 +216,19 @@ class VampPriorVAE(VAE):
         if config.batch_norm:
             raise ConfigError("vampprior: batch_norm would normalise the pseudo-inputs by their own batch's "
                               "statistics (and mix them into the running ones)", "Use --set batch_norm=false.")
-        check_prior_draws(config.prior_draws, config.pseudo_inputs)
+        check_prior_draws(config.prior_draws, config.pseudo_inputs, config.prior_refresh)
         super().__init__(config, shape, num_classes)
         self.prior = VampPrior(config.pseudo_inputs, self.shape)
-        self.components = PriorComponents(self.prior, self.posterior, config.prior_draws)
+        self.components = PriorComponents(self.prior, self.posterior, config.prior_draws, config.prior_refresh,
+                                          config.latent_dim)
 
     @classmethod
     def check_data(cls, config, data) -> None:
         check_pseudo_inputs(config.pseudo_inputs, data)
+
+    def before_step(self, step):
+        super().before_step(step)
+        self.components.before_step()
 
     def log_prior(self, z: torch.Tensor) -> torch.Tensor:
         return self.components.log_prob(z)

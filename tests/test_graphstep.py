@@ -150,6 +150,7 @@ def test_a_kl_warm_up_is_recorded_and_trains_like_eager_steps_on_a_gpu(tmp_path)
 LIKELIHOOD_STEPS = [  # the issue-15 models' steps: PIWAE's vector-Jacobian product, the VampPrior's drawn
     ("iwae", {"bound": "piwae", "m": 2, "k": 3}),  # pseudo-inputs, the hierarchical VAE's pixel layers
     ("vampprior", {"batch_norm": False, "pseudo_inputs": 20, "prior_draws": 6}),
+    ("vampprior", {"batch_norm": False, "pseudo_inputs": 20, "prior_draws": 6, "prior_refresh": 3}),  # its cache
     ("hvae", {"prior": "vampprior", "pseudo_inputs": 20, "prior_draws": 6, "pixel_layers": 1, "pixel_channels": 8}),
 ]
 

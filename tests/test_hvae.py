@@ -10,6 +10,7 @@ import math
 import pytest
 import torch
 from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, read_metrics
+from safetensors import safe_open
 from torch.distributions import Bernoulli, Normal
 
 import zoo
@@ -231,8 +232,9 @@ def test_hvae_trains_evaluates_generates_and_resumes_through_the_cli(tmp_path):
     run = tmp_path / "run"
     assert_ok(invoke("train", "hvae", "--dataset", "digits", "--epochs", "1", "--set", "latent_dim=4",
                      "--set", "layer_hidden=32", "--set", "prior=vampprior", "--set", "pseudo_inputs=20",
-                     "--set", "prior_draws=6", "--set", "binarize=dynamic", *TINY_SET, "--out", str(run)))
-    assert_ok(invoke("train", "--resume", str(run), "--epochs", "2", "--no-progress"))
+                     "--set", "prior_draws=6", "--set", "prior_refresh=3", "--set", "binarize=dynamic", *TINY_SET,
+                     "--out", str(run)))
+    assert_ok(invoke("train", "--resume", str(run), "--epochs", "2", "--no-progress"))  # its cache built anew
     records = read_metrics(run)
     assert [r["epoch"] for r in records] == [1, 2] and records[1]["val_loss"] < records[0]["val_loss"]
     assert {"train_kl_z1", "train_kl_z2", "val_kl_z1", "val_kl_z2"} <= set(records[1])
@@ -246,6 +248,8 @@ def test_hvae_trains_evaluates_generates_and_resumes_through_the_cli(tmp_path):
                      "--out", str(tmp_path / "i.png")))
     trained = zoo.load(str(run)).model
     assert trained.prior.pseudo.shape == (20, 1, 28, 28)  # saved with the weights
+    with safe_open(run / "model.safetensors", "pt") as saved:  # the prior's cache is not: it is rebuilt
+        assert "prior.pseudo" in saved.keys() and not [k for k in saved.keys() if "cached" in k]
 
 
 @pytest.mark.parametrize("settings, fragment", [
@@ -254,6 +258,8 @@ def test_hvae_trains_evaluates_generates_and_resumes_through_the_cli(tmp_path):
     (["prior=vampprior", "pseudo_inputs=100000"], "more than the"),  # the digits' training split is a few hundred
     (["prior=vampprior", "batch_norm=true"], "batch_norm=false"),
     (["prior_draws=8"], "prior is standard"),
+    (["prior_refresh=8"], "prior is standard"),
+    (["prior=vampprior", "prior_refresh=8"], "prior_draws is 0"),
     (["prior=vampprior", "prior_draws=501"], "more than the pseudo_inputs=500"),
     (["pixel_channels=32"], "pixel_layers is 0"),
     (["pixel_layers=17"], "pixel_layers"),

@@ -3,6 +3,7 @@ posteriors, a real (tiny) training run through the CLI, and the settings it refu
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -12,6 +13,7 @@ from torch import nn
 from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, read_metrics
 
 import zoo
+from zoo.errors import ConfigError
 from zoo.plugins.vampprior import VampPrior, log_normal
 
 
@@ -96,6 +98,46 @@ def test_drawn_pseudo_inputs_give_the_exact_prior_and_an_unbiased_gradient_to_th
     assert float((mean - exact).norm() / exact.norm()) < 0.03  # whose mean is the gradient
 
 
+def test_a_refreshed_prior_reuses_its_components_between_refreshes_and_updates_the_drawn_ones():
+    model = _model(pseudo_inputs=8, prior_draws=3, prior_refresh=4).train()
+    z = torch.randn(5, 3)
+
+    def exact():
+        with torch.no_grad():
+            return model.posterior(model.prior.inputs())
+
+    model.components.before_step()  # the first step fills the cache: the components, exactly
+    torch.testing.assert_close((model.prior.cached_mu, model.prior.cached_logvar), exact())
+    torch.testing.assert_close(model.log_prior(z), VampPrior.log_prob(z, *exact()))
+    with torch.no_grad():  # an optimizer step: the encoder moves, the cache does not follow it at once
+        for p in model.encoder.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    model.components.before_step()
+    stale = (model.prior.cached_mu.clone(), model.prior.cached_logvar.clone())
+    assert not torch.allclose(stale[0], exact()[0], atol=1e-3)
+    value = model.log_prior(z)  # the value from the cache; the drawn pseudo-inputs encoded anew, into it
+    torch.testing.assert_close(value, VampPrior.log_prob(z, *stale))
+    updated = [k for k in range(8) if not torch.equal(model.prior.cached_mu[k], stale[0][k])]
+    assert 1 <= len(updated) <= 3
+    torch.testing.assert_close(model.prior.cached_mu[updated], exact()[0][updated])
+    for _ in range(3):  # the fourth step after the fill refreshes every component
+        model.components.before_step()
+    torch.testing.assert_close((model.prior.cached_mu, model.prior.cached_logvar), exact())
+
+
+def test_a_prior_carrying_its_cache_between_steps_is_not_vectorised_in_a_search():
+    from zoo.api import resolve_config
+    from zoo.training import multitrial
+
+    cls, model_cfg, train_cfg = resolve_config("vampprior", overrides={
+        "dataset": "digits", "batch_norm": False, "pseudo_inputs": 10, "prior_draws": 4, "prior_refresh": 5})
+    trials = [dataclasses.replace(model_cfg, beta=b) for b in (0.5, 1.0)]
+    with pytest.raises(ConfigError, match="one by one"):
+        multitrial.check_stackable(cls, trials, [train_cfg] * 2, (1, 28, 28))
+    multitrial.check_stackable(cls, [dataclasses.replace(t, prior_refresh=1) for t in trials], [train_cfg] * 2,
+                               (1, 28, 28))  # every step exact: nothing carried, stacked as before
+
+
 def test_without_gradients_the_prior_takes_every_pseudo_input():
     model = _model(pseudo_inputs=5, prior_draws=2)
     z = torch.randn(4, 3)
@@ -127,6 +169,8 @@ def test_vampprior_trains_evaluates_and_samples_through_the_cli(tmp_path):
     ("pseudo_inputs=0", "pseudo_inputs must be"),
     ("prior_draws=600", "more than the pseudo_inputs=500"),
     ("prior_draws=-1", "prior_draws must be"),
+    ("prior_refresh=10", "prior_draws is 0"),
+    ("prior_refresh=0", "prior_refresh must be"),
 ])
 def test_bad_vampprior_settings_are_refused_before_a_run_folder_exists(tmp_path, setting, fragment):
     result = invoke("train", "vampprior", "--dataset", "digits", "--epochs", "1", "--set", setting, *TINY_SET,

@@ -17,6 +17,7 @@ _LAZY = {
     "StepContext": "zoo.model",
     "hyper_buffer": "zoo.model",
     "schedule_buffer": "zoo.model",
+    "step_state_buffer": "zoo.model",
     "hookimpl": "zoo.hooks",
     "hookspec": "zoo.hooks",
     "param": "zoo.runs.config",

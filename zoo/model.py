@@ -116,6 +116,21 @@ def schedule_buffer(module: nn.Module, name: str, value: float) -> None:
     module.__dict__.setdefault("_zoo_schedules", set()).add(name)
 
 
+def step_state_buffer(module: nn.Module, name: str, shape: tuple[int, ...]) -> None:
+    """Keep a tensor a model carries from one training step to the next (a VampPrior's components encoded a
+    few steps ago), changed in place by `before_step` or the step itself: a recorded CUDA graph reads it anew
+    at every replay. Not saved (it is rebuilt after a resume), and such a model's trials are not vectorised:
+    the shared step could not keep one per trial."""
+    module.register_buffer(name, torch.zeros(shape), persistent=False)
+    module.__dict__.setdefault("_zoo_step_state", set()).add(name)
+
+
+def step_state_names(model: nn.Module) -> set[str]:
+    """The full names of `model`'s `step_state_buffer` tensors."""
+    return {f"{prefix}.{name}".lstrip(".") for prefix, m in model.named_modules()
+            for name in m.__dict__.get("_zoo_step_state", ())}
+
+
 def schedule_names(model: nn.Module) -> set[str]:
     """The full names of `model`'s `schedule_buffer` tensors (as `named_buffers` gives them)."""
     return {f"{prefix}.{name}".lstrip(".") for prefix, m in model.named_modules()

@@ -14,7 +14,8 @@ draws its own random numbers, from another stream than it would alone.
 
 What cannot be stacked is refused with a ConfigError: model configs differing elsewhere, tensors of
 different shapes (dropout 0 beside dropout > 0 adds layers), models with saved buffers (batch norm),
-custom training steps (GANs), pruning or iterative autoencoding, bf16, dynamic binarisation.
+custom training steps (GANs), state carried between steps, pruning or iterative autoencoding, bf16, dynamic
+binarisation.
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ from torch import nn
 from zoo.console import to_stderr
 from zoo.data import ImageData
 from zoo.errors import ConfigError
-from zoo.model import Batch, StepContext, ZooModel, build_seeded, has_own_training_step, hyper_keys, schedule_names
+from zoo.model import (Batch, StepContext, ZooModel, build_seeded, has_own_training_step, hyper_keys, schedule_names,
+                       step_state_names)
 from zoo.runs.config import TrainConfig
 from zoo.training.epochs import EpochEnd, EpochLosses, LossSums, Tracker, lr_factor, run_epochs, validation_means
 from zoo.training.fit import FitResult, reduce_history
@@ -121,6 +123,9 @@ def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], 
         raise ConfigError("trials train together only when their tensors have the same names and shapes "
                           "(dropout 0 beside dropout > 0 adds layers, a noise kind names its level's tensor); "
                           "train them in separate groups")
+    if step_state_names(models[0]):
+        raise ConfigError(f"model '{cls.name}' carries state from one step to the next (a VampPrior's prior_refresh "
+                          "> 1), which one shared step cannot keep per trial; its trials train one by one")
     if any(saved for _, _, saved in layouts[0][1]):
         raise ConfigError("models with saved buffers (batch norm) are not vectorised; train these trials one by one")
 
