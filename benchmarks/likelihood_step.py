@@ -41,6 +41,8 @@ MODELS = {
     "hvae-vampprior": ("hvae", {"batch_norm": False, "prior": "vampprior"}, 1),
     "hvae-vampprior-d32": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 32}, 1),
     "hvae-vampprior-d128": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 128}, 1),
+    "hvae-vampprior-d64-r10": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 64,
+                                        "prior_refresh": 10}, 1),
     "hvae-vampprior-d128-r10": ("hvae", {"batch_norm": False, "prior": "vampprior", "prior_draws": 128,
                                          "prior_refresh": 10}, 1),
     "convhvae-vampprior": ("hvae", {"batch_norm": False, "prior": "vampprior", "pixel_layers": 4, "pixel_channels": 64},
