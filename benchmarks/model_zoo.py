@@ -4,6 +4,7 @@ Prints the row's figures as JSON and as the table's markdown line.
 
     OMP_NUM_THREADS=1 python benchmarks/model_zoo.py ROW [--epochs N] [--k 5000] [--out DIR]
     python benchmarks/model_zoo.py ROW --run DIR [--k 1000]       # only the bound, of a run trained before
+    python benchmarks/model_zoo.py ROW --resume --out DIR [--k 1000]  # finish a run a time limit stopped; the bound
     python benchmarks/model_zoo.py --list
 
 The published figures beside each row are the papers' and pythae's reproduction (its README table);
@@ -80,6 +81,9 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N test images (a quick check)")
     ap.add_argument("--out", default=None, help="run folder (default: runs/model-zoo-ROW)")
     ap.add_argument("--run", default=None, help="a run trained before: measure its bound only")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue the run in --out (stopped before its epochs, e.g. by a time limit) to its planned "
+                         "epochs, then measure")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a training setting beside the row's (device=cuda, cuda_graph=true, ...)")
     args = ap.parse_args()
@@ -90,12 +94,16 @@ def main() -> None:
     row = ROWS[args.row]
     epochs = args.epochs or row["epochs"]
     run = Path(args.run or args.out or f"runs/model-zoo-{args.row}")
-    if args.run is None:
-        try:
+    if args.resume and (args.run or args.epochs or args.set):
+        ap.error("--resume continues the run in --out with its own settings: leave out --run, --epochs and --set")
+    try:
+        if args.resume:
+            zoo.train(resume=run, progress=False)
+        elif args.run is None:
             zoo.train(row["model"], preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=epochs, out=run,
                       progress=False, **settings(row["set"], args.set))
-        except ZooError as e:
-            sys.exit(f"{e}")
+    except ZooError as e:
+        sys.exit(f"{e}")
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     train_s = sum(r.get("seconds", 0.0) for r in history)
     start = time.perf_counter()
