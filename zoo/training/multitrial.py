@@ -123,9 +123,10 @@ def check_stackable(cls: type, model_cfgs: list, train_cfgs: list[TrainConfig], 
         raise ConfigError("trials train together only when their tensors have the same names and shapes "
                           "(dropout 0 beside dropout > 0 adds layers, a noise kind names its level's tensor); "
                           "train them in separate groups")
-    if step_state_names(models[0]):
-        raise ConfigError(f"model '{cls.name}' carries state from one step to the next (a VampPrior's prior_refresh "
-                          "> 1), which one shared step cannot keep per trial; its trials train one by one")
+    carried = step_state_names(models[0])
+    if carried:
+        raise ConfigError(f"model '{cls.name}' carries state from one step to the next ({', '.join(sorted(carried))}), "
+                          "which one shared step cannot keep per trial; its trials train one by one")
     if any(saved for _, _, saved in layouts[0][1]):
         raise ConfigError("models with saved buffers (batch norm) are not vectorised; train these trials one by one")
 
