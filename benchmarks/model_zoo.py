@@ -64,6 +64,14 @@ def settings(row_set: dict, sets: list[str]) -> dict:
     return out
 
 
+def saved_model(run: Path) -> str | None:
+    """The plugin a run folder was trained with; None when it has no readable config.json (zoo then says why)."""
+    try:
+        return json.loads((run / "config.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
 def command(row: dict, epochs: int, out: str) -> str:
     """The row's `zoo train` line."""
     sets = " ".join(f"--set {k}={str(v).lower() if isinstance(v, bool) else v}"
@@ -96,6 +104,12 @@ def main() -> None:
     run = Path(args.run or args.out or f"runs/model-zoo-{args.row}")
     if args.resume and (args.run or args.epochs or args.set):
         ap.error("--resume continues the run in --out with its own settings: leave out --run, --epochs and --set")
+    if args.run and not (run / "metrics.jsonl").is_file():
+        ap.error(f"--run {run}: not a run folder (no metrics.jsonl); train it first, or give the folder of one")
+    if args.resume or args.run:
+        trained = saved_model(run)
+        if trained not in (None, row["model"]):
+            ap.error(f"{run} holds a {trained} run, not the row {args.row}'s {row['model']}: name its row")
     try:
         if args.resume:
             zoo.train(resume=run, progress=False)
