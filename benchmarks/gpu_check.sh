@@ -19,12 +19,17 @@
 #       then measured. Each run folder comes back as $OUT/ROW.tar (the files a bundled entry needs).
 #   bash benchmarks/gpu_check.sh tracking   # carry .whl .data/mnist; at most 4 minutes (issue 16): the lab
 #       ConvAE with TensorBoard on and off, side by side, recorded in a CUDA graph (the logging cost)
+#   bash benchmarks/gpu_check.sh long       # carry .whl .data/mnist (and .runs, from the second call on, if the
+#       machine was given back between calls); at most BUDGET_S (default 520) seconds a call: ROW (default
+#       convhvae-vampprior) for EPOCHS (default 340: 1.6 s an epoch on the H200) across calls, resumed each call,
+#       then its K = 1,000 bound; the run comes back each call as $OUT/ROW.tar, checkpoint included. A dry run here:
+#       DEVICE=cpu ROW=vae EPOCHS=3 BUDGET_S=45 LIMIT=200 (LIMIT: only the first N test images in the bound)
 # Prepare them with benchmarks/gpu_prepare.sh. Logs go to $OUT (or ./gpu-check).
 set -uo pipefail
 export PYTHONUNBUFFERED=1 ZOO_DATA_DIR=$PWD/.data
 out=${OUT:-gpu-check}
 mkdir -p "$out"
-part=${1:?say which part: mnist, fashion, likelihood or tracking}
+part=${1:?say which part: mnist, fashion, likelihood, long or tracking}
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
   && export PYTHONPATH=/tmp/site || exit 1
 export PATH=/tmp/site/bin:$PATH
@@ -53,10 +58,10 @@ elif [ "$part" = likelihood ]; then
   row() {  # ROW SECONDS [model_zoo.py options]: train and measure; if stopped at its time, measure its best epoch
     local name=$1 cap=$2; shift 2
     if [ "$cap" -lt 30 ]; then echo "likelihood row $name: no time left, not run" | tee -a "$out/log.txt"; return; fi
-    step "likelihood row $name" timeout "$cap" python3 benchmarks/model_zoo.py "$name" --k 1000 \
+    step "likelihood row $name" timeout "$cap" python3 benchmarks/model_zoo.py "$name" --k 1000 ${LIMIT:+--limit "$LIMIT"} \
       --out "/tmp/runs/$name" "${gpu[@]}" "$@"
     if ! grep -q "\"row\": \"$name\"" "$out/log.txt" && [ -f "/tmp/runs/$name/model.safetensors" ]; then
-      step "likelihood row $name, best epoch so far" timeout "$(overhead "$name")" python3 benchmarks/model_zoo.py "$name" --k 1000 \
+      step "likelihood row $name, best epoch so far" timeout "$(overhead "$name")" python3 benchmarks/model_zoo.py "$name" --k 1000 ${LIMIT:+--limit "$LIMIT"} \
         --run "/tmp/runs/$name"
     fi
     tar -C /tmp/runs -cf "$out/$name.tar" --exclude=checkpoint.safetensors --exclude='*.png' --exclude=.zoo.lock "$name"
@@ -86,6 +91,24 @@ print(min(400, int((float(sys.argv[3]) - float(sys.argv[4])) / s[0])) if s else 
     echo "$name: $epochs epochs fit in $share s" | tee -a "$out/log.txt"
     if [ "$epochs" -ge 10 ]; then row "$name" $((share + 20)) --epochs "$epochs"; else row "$name" "$share"; fi
   done
+elif [ "$part" = long ]; then
+  # One row trained across calls, for a schedule longer than one call (the convHVAE, issue 15): the first call
+  # trains ROW for EPOCHS until BUDGET_S and returns the run with its checkpoint as $OUT/ROW.tar; each next call
+  # resumes it, from /tmp/runs on a warm machine, or on a fresh one from the tar carried back unpacked in .runs/;
+  # once its epochs are done, the K = 1,000 bound over the test set (67 s for the convHVAE on the H200).
+  name=${ROW:-convhvae-vampprior} run=/tmp/runs/${ROW:-convhvae-vampprior}
+  mkdir -p /tmp/runs
+  if [ ! -f "$run/checkpoint.safetensors" ] && [ -f ".runs/$name/checkpoint.safetensors" ]; then
+    cp -r ".runs/$name" /tmp/runs/
+  fi
+  if [ -f "$run/checkpoint.safetensors" ]; then
+    step "long row $name, resumed" timeout "${BUDGET_S:-520}" python3 benchmarks/model_zoo.py "$name" --k 1000 ${LIMIT:+--limit "$LIMIT"} \
+      --resume --out "$run"
+  else
+    step "long row $name" timeout "${BUDGET_S:-520}" python3 benchmarks/model_zoo.py "$name" --k 1000 ${LIMIT:+--limit "$LIMIT"} \
+      --epochs "${EPOCHS:-340}" --out "$run" --set device="${DEVICE:-cuda}" --set cuda_graph=true
+  fi
+  tar -C /tmp/runs -cf "$out/$name.tar" --exclude='*.png' --exclude=.zoo.lock "$name"
 elif [ "$part" = tracking ]; then
   step "logging cost, TensorBoard on and off" timeout 230 python3 benchmarks/bench_convae.py --device cuda \
     --epochs 6 --ref-epochs 1 --rounds 5 --variant plain:cuda_graph=true,plot_every=1 \
