@@ -32,6 +32,7 @@ MODELS = {
     "iwae-k50": ("iwae", {"k": 50}, 50),
     "miwae-8x8": ("iwae", {"bound": "miwae", "m": 8, "k": 8}, 64),
     "piwae-8x8": ("iwae", {"bound": "piwae", "m": 8, "k": 8}, 64),
+    "ciwae-64": ("iwae", {"bound": "ciwae", "k": 64}, 64),
     "vampprior": ("vampprior", {"batch_norm": False}, 1),
     "vampprior-d32": ("vampprior", {"batch_norm": False, "prior_draws": 32}, 1),
     "vampprior-d64": ("vampprior", {"batch_norm": False, "prior_draws": 64}, 1),
