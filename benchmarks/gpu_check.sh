@@ -58,11 +58,11 @@ elif [ "$part" = likelihood ]; then
   row() {  # ROW SECONDS [model_zoo.py options]: train and measure; if stopped at its time, measure its best epoch
     local name=$1 cap=$2; shift 2
     if [ "$cap" -lt 30 ]; then echo "likelihood row $name: no time left, not run" | tee -a "$out/log.txt"; return; fi
-    step "likelihood row $name" timeout "$cap" python3 benchmarks/model_zoo.py "$name" --k 1000 ${LIMIT:+--limit "$LIMIT"} \
-      --out "/tmp/runs/$name" "${gpu[@]}" "$@"
+    step "likelihood row $name" timeout "$cap" python3 benchmarks/model_zoo.py "$name" --k 1000 \
+      ${LIMIT:+--limit "$LIMIT"} --out "/tmp/runs/$name" "${gpu[@]}" "$@"
     if ! grep -q "\"row\": \"$name\"" "$out/log.txt" && [ -f "/tmp/runs/$name/model.safetensors" ]; then
-      step "likelihood row $name, best epoch so far" timeout "$(overhead "$name")" python3 benchmarks/model_zoo.py "$name" --k 1000 ${LIMIT:+--limit "$LIMIT"} \
-        --run "/tmp/runs/$name"
+      step "likelihood row $name, best epoch so far" timeout "$(overhead "$name")" python3 benchmarks/model_zoo.py \
+        "$name" --k 1000 ${LIMIT:+--limit "$LIMIT"} --run "/tmp/runs/$name"
     fi
     tar -C /tmp/runs -cf "$out/$name.tar" --exclude=checkpoint.safetensors --exclude='*.png' --exclude=.zoo.lock "$name"
   }
@@ -96,17 +96,19 @@ elif [ "$part" = long ]; then
   # trains ROW for EPOCHS until BUDGET_S and returns the run with its checkpoint as $OUT/ROW.tar; each next call
   # resumes it, from /tmp/runs on a warm machine, or on a fresh one from the tar carried back unpacked in .runs/;
   # once its epochs are done, the K = 1,000 bound over the test set (67 s for the convHVAE on the H200).
-  name=${ROW:-convhvae-vampprior} run=/tmp/runs/${ROW:-convhvae-vampprior}
+  name=${ROW:-convhvae-vampprior}
+  run=/tmp/runs/$name
   mkdir -p /tmp/runs
   if [ ! -f "$run/checkpoint.safetensors" ] && [ -f ".runs/$name/checkpoint.safetensors" ]; then
     cp -r ".runs/$name" /tmp/runs/
   fi
   if [ -f "$run/checkpoint.safetensors" ]; then
-    step "long row $name, resumed" timeout "${BUDGET_S:-520}" python3 benchmarks/model_zoo.py "$name" --k 1000 ${LIMIT:+--limit "$LIMIT"} \
-      --resume --out "$run"
+    step "long row $name, resumed" timeout "${BUDGET_S:-520}" python3 benchmarks/model_zoo.py "$name" --k 1000 \
+      ${LIMIT:+--limit "$LIMIT"} --resume --out "$run"
   else
-    step "long row $name" timeout "${BUDGET_S:-520}" python3 benchmarks/model_zoo.py "$name" --k 1000 ${LIMIT:+--limit "$LIMIT"} \
-      --epochs "${EPOCHS:-340}" --out "$run" --set device="${DEVICE:-cuda}" --set cuda_graph=true
+    step "long row $name" timeout "${BUDGET_S:-520}" python3 benchmarks/model_zoo.py "$name" --k 1000 \
+      ${LIMIT:+--limit "$LIMIT"} --epochs "${EPOCHS:-340}" --out "$run" --set device="${DEVICE:-cuda}" \
+      --set cuda_graph=true
   fi
   tar -C /tmp/runs -cf "$out/$name.tar" --exclude='*.png' --exclude=.zoo.lock "$name"
 elif [ "$part" = tracking ]; then
