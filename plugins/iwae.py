@@ -57,7 +57,7 @@ class IWAEConfig(VAEConfig):
 
 class IWAE(VAE):
     name = "iwae"
-    description = "Importance-weighted autoencoder: the VAE trained on the IWAE-K bound (or MIWAE, CIWAE)"
+    description = "Importance-weighted autoencoder: the VAE trained on the IWAE-K bound (or MIWAE, PIWAE, CIWAE)"
     Config = IWAEConfig
 
     def __init__(self, config: IWAEConfig, shape, num_classes: int = 0):
