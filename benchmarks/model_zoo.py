@@ -5,6 +5,7 @@ Prints the row's figures as JSON and as the table's markdown line.
     OMP_NUM_THREADS=1 python benchmarks/model_zoo.py ROW [--epochs N] [--k 5000] [--out DIR]
     python benchmarks/model_zoo.py ROW --run DIR [--k 1000]       # only the bound, of a run trained before
     python benchmarks/model_zoo.py ROW --resume --out DIR [--k 1000]  # finish a run a time limit stopped; the bound
+    python benchmarks/model_zoo.py ROW --resume --out DIR --epochs N   # train a finished run on to epoch N; the bound
     python benchmarks/model_zoo.py --list
 
 The published figures beside each row are the papers' and pythae's reproduction (its README table);
@@ -83,6 +84,19 @@ def command(row: dict, epochs: int, out: str) -> str:
             f"--epochs {epochs} --out {shlex.quote(out)}")
 
 
+def restarts(history: list[dict]) -> list[int]:
+    """The epochs after which a finished run was trained on (`--resume --epochs N`): where the learning rate
+    rose, which a cosine schedule only does when its epochs were raised. Empty for a run trained in one go."""
+    return [prev["epoch"] for prev, cur in zip(history, history[1:]) if cur.get("lr", 0) > prev.get("lr", 0)]
+
+
+def train_line(row: dict, history: list[dict], run: str) -> str:
+    """How the run in `history` was trained: the row's `zoo train` line, then each `--resume --epochs N`."""
+    ends = restarts(history) + [len(history)]
+    resumed = "".join(f", then `zoo train --resume {shlex.quote(run)} --epochs {end}`" for end in ends[1:])
+    return f"`{command(row, ends[0], run)}`{resumed}"
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("row", nargs="?", choices=sorted(ROWS))
@@ -94,7 +108,8 @@ def main() -> None:
     ap.add_argument("--run", default=None, help="a run trained before: measure its bound only")
     ap.add_argument("--resume", action="store_true",
                     help="continue the run in --out (stopped before its epochs, e.g. by a time limit) to its planned "
-                         "epochs, then measure")
+                         "epochs, or with --epochs N on to epoch N (a cosine schedule then restarts over the new "
+                         "epochs, as `zoo train --resume RUN --epochs N` does), then measure")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a training setting beside the row's (device=cuda, cuda_graph=true, ...)")
     args = ap.parse_args()
@@ -105,8 +120,8 @@ def main() -> None:
     row = ROWS[args.row]
     epochs = args.epochs or row["epochs"]
     run = Path(args.run or args.out or f"runs/model-zoo-{args.row}")
-    if args.resume and (args.run or args.epochs or args.set):
-        ap.error("--resume continues the run in --out with its own settings: leave out --run, --epochs and --set")
+    if args.resume and (args.run or args.set):
+        ap.error("--resume continues the run in --out with its own settings: leave out --run and --set")
     if args.run and not (run / "metrics.jsonl").is_file():
         ap.error(f"--run {run}: not a run folder (no metrics.jsonl); train it first, or give the folder of one")
     if args.resume or args.run:
@@ -115,7 +130,7 @@ def main() -> None:
             ap.error(f"{run} holds a {trained} run, not the row {args.row}'s {row['model']}: name its row")
     try:
         if args.resume:
-            zoo.train(resume=run, progress=False)
+            zoo.train(resume=run, progress=False, **({"epochs": args.epochs} if args.epochs else {}))
         elif args.run is None:
             zoo.train(row["model"], preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=epochs, out=run,
                       progress=False, **settings(row["set"], args.set))
@@ -132,7 +147,7 @@ def main() -> None:
                "epochs": len(history), "train_s": round(train_s), "eval_s": round(eval_s), "run": str(run)}
     print(json.dumps(figures))
     print(f"| {args.row} | **{nll:.2f}** (K = {args.k:,}, {images:,} test images) | {row['paper']} | {row['pythae']} | "
-          f"{len(history)} | {train_s / 60:.0f} min | `{command(row, len(history), str(run))}` |")
+          f"{len(history)} | {train_s / 60:.0f} min | {train_line(row, history, str(run))} |")
 
 
 if __name__ == "__main__":
