@@ -16,7 +16,6 @@ Samplers are pluggable: a plugin returns `LatentSampler` subclasses from the `zo
 from __future__ import annotations
 
 import difflib
-import hashlib
 import math
 from pathlib import Path
 from typing import Callable, ClassVar
@@ -27,6 +26,7 @@ from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
 from zoo.registry import load_registry
 from zoo.runs.checkpoint import WEIGHTS, load_tensors, save_tensors
+from zoo.runs.files import file_sha256
 from zoo.runs.run import Run, check_split
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
@@ -164,13 +164,7 @@ def sampler_path(run_dir: str | Path, name: str) -> Path:
 
 def _weights_digest(run_dir: Path) -> str:
     path = Path(run_dir) / WEIGHTS
-    if not path.is_file():
-        return ""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
+    return file_sha256(path) if path.is_file() else ""
 
 
 def run_identity(run: Run) -> str:

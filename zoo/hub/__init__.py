@@ -63,11 +63,12 @@ This package imports neither torch nor huggingface-hub at import time.
 
 from zoo.caches import is_managed, zoo_cache
 from zoo.hub.cache import Fetched
-from zoo.hub.files import check_config, check_safetensors, file_sha256, safe_name, select_files
+from zoo.hub.files import check_config, check_safetensors, safe_name, select_files
 from zoo.hub.marks import list_folder_hub
 from zoo.hub.locations import HubError, Location, is_hub_source, parse
 from zoo.hub.pull import catalogue, catalogue_info, fetch, pull, resolve
 from zoo.hub.push import Pushed, model_card, push
+from zoo.runs.files import file_sha256
 
 __all__ = ["Fetched", "HubError", "Location", "Pushed", "catalogue", "catalogue_info", "check_config",
            "check_safetensors", "fetch", "file_sha256", "is_hub_source", "is_managed", "list_folder_hub", "model_card",

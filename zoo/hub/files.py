@@ -37,14 +37,6 @@ PULLED_MANIFEST = ".zoo-pulled.json"   # in a cached copy of a folder hub: where
 PUSHED_MANIFEST = ".zoo-pushed.json"   # in a folder hub: the mark of a push, the files it wrote and their sha256s
 
 
-def file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def git_blob_sha1(path: Path) -> str:
     h = hashlib.sha1()
     h.update(f"blob {os.path.getsize(path)}\0".encode())

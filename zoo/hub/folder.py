@@ -31,10 +31,11 @@ from zoo.caches import is_managed, zoo_cache
 from zoo.hub import limits, temps
 from zoo.hub.cache import Fetched, cache_error, now, read_json, write_json
 from zoo.hub.files import (CONFIG, MODEL_FILES, PULLED_MANIFEST, PUSHED_MANIFEST, check_config, check_model_files,
-                           file_sha256, select_files)
+                           select_files)
 from zoo.hub.hf import zoo_version
 from zoo.hub.locations import HubError, Location, Log
 from zoo.hub.marks import check_against_mark, pushed_files, read_mark
+from zoo.runs.files import file_sha256
 
 RUN_MARKERS = ("checkpoint.safetensors", "metrics.jsonl", ".zoo.lock")  # files only a run folder holds
 

@@ -21,12 +21,12 @@ from zoo.hub.files import (
     MODEL_FILES,
     check_config,
     check_model_files,
-    file_sha256,
     git_blob_sha1,
     safe_name,
     select_files,
 )
 from zoo.hub.locations import COMMIT_RE, HubError, Location, Log
+from zoo.runs.files import file_sha256
 
 _TIMEOUTS_BOUND = False
 # While zoo downloads one file: (the most bytes it may take, the HubError to raise past that).

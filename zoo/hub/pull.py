@@ -12,10 +12,11 @@ from zoo import registry
 from zoo.caches import zoo_cache
 from zoo.console import to_stderr
 from zoo.hub.cache import Fetched, read_json
-from zoo.hub.files import MODEL_FILES, PULLED_MANIFEST, WEIGHTS, check_safetensors, file_sha256, verify_catalogued
+from zoo.hub.files import MODEL_FILES, PULLED_MANIFEST, WEIGHTS, check_safetensors, verify_catalogued
 from zoo.hub.folder import fetch_folder, slug
 from zoo.hub.hf import fetch_hf, hf_store, import_hf
 from zoo.hub.locations import COMMIT_RE, HubError, Log, is_hub_source, parse
+from zoo.runs.files import file_sha256
 
 
 def fetch(source: str, *, log: Log = to_stderr) -> Fetched:

@@ -9,6 +9,7 @@ make zoo allocate gigabytes.
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import os
 import stat
@@ -340,3 +341,12 @@ def flat_config(run: dict[str, Any]) -> dict[str, Any]:
     for k, v in (run.get("train") or {}).items():
         flat[f"train.{k}" if k in flat else k] = v
     return flat
+
+
+def file_sha256(path: Path) -> str:
+    """The sha256 of a file's bytes, read in 1 MiB blocks (a weights file may be large)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
