@@ -58,7 +58,7 @@ registry.toml catalogues pretrained weights as
     [weights.vae-mnist.metrics]                  # measured test metrics
     mse = 0.0123
 
-This package imports neither torch nor huggingface-hub at import time.
+This package imports huggingface-hub only when it talks to the Hugging Face Hub (torch comes with zoo.runs' checks).
 """
 
 from zoo.caches import is_managed, zoo_cache
