@@ -212,6 +212,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         click.echo(f"{result['note']}; feature network {result['feature_network']}"
                    + (f" (test accuracy {accuracy:.1%})" if accuracy is not None else "")
                    + f", {result['images']} images")
+        click.echo(f"  pixels: {result['pixels']}")
         if "warning" in result:
             click.echo(f"warning: {result['warning']}", err=True)
         for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):

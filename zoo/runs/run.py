@@ -194,12 +194,15 @@ class Run:
         path = self.folder / ckpt.METRICS
         return ckpt.read_metrics(path)[0] if path.is_file() else []
 
-    def dataset(self, data_dir: str | None = None) -> ImageData:
+    def dataset(self, data_dir: str | None = None, *, grey: bool = False) -> ImageData:
         """The data set it was trained on (every split), brought to the shape its model takes. `data_dir`
-        points at the data set elsewhere than when it was trained."""
+        points at the data set elsewhere than when it was trained. `grey`: every split in grey levels, even
+        where the run was trained on binarised pixels (a grey level is the mean of its pixel's binarisations)."""
         train = self.train_config
         if data_dir:
             train.data_dir = data_dir
+        if grey:
+            train.binarize = "none"
         return training_data(train, self.device, self.record)
 
     def data(self, split: str, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:

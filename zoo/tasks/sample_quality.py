@@ -80,7 +80,11 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                           f"{_feature_model()})")
     if tuple(feat.shape) != tuple(run.shape):
         raise ConfigError(f"the feature network '{features}' takes {feat.shape} images, the model makes {run.shape}")
-    data = run.dataset(data_dir)
+    # In grey levels, also for a run trained on binarised pixels: its samples are pixel probabilities, the
+    # mean of the binary images it models, as a grey image is the mean of its binarisations. Binarised test
+    # images beside grey training images made the floor a comparison of two kinds of picture (73 on MNIST).
+    data = run.dataset(data_dir, grey=True)
+    binarised = run.record["train"].get("binarize", "none") not in ("none", "", None)
     test_x, test_y = data.split("test")
     if "test" in data.reused:
         raise ConfigError(f"no sample-quality figure for {data.name}: {data.caveat()}",
@@ -114,6 +118,8 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         bar.set_description_str("fid: KID", refresh=False)
         result = {"feature_network": features, "note": "classifier-feature FID/KID: not comparable to Inception FID",
                   "images": m, "seed": seed, "sampler": sampler or "model",
+                  "pixels": ("the samples' pixel probabilities against grey images (the mean of their binarisations; "
+                             "the run was trained on binarised pixels)" if binarised else data.pixels()),
                   "samples_vs_test": quality.compare(f_samples, f_test, bar=bar),
                   "floor_test_vs_train": quality.compare(f_test, f_train, bar=bar)}
         if conditional:
