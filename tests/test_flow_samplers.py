@@ -272,3 +272,20 @@ def test_two_runs_created_in_the_same_second_have_different_identities(runs, tmp
     (twin / "config.json").write_text(json.dumps(record))
     assert run_identity(zoo.load(twin)) != run_identity(zoo.load(runs["own"]))
     assert run_identity(zoo.load(twin)).startswith("convae created ")
+
+
+def test_a_two_stage_fit_on_gaussian_codes_warns_that_it_collapsed_and_one_near_a_plane_does_not():
+    """Independent Gaussian codes (a VAE's are close to them) leave the second VAE nothing to learn: its decoder
+    variance stays large and its samples, the decoder's means, bunch together; codes near a plane do not."""
+    gen = seeded(0)
+    gaussian = quick("two-stage", steps=1000, width=32, lr=3e-3).fit(torch.randn(2000, 4, generator=gen, dtype=F64))
+    assert float(gaussian.net.log_gamma.detach().exp()) >= 0.5
+    assert "use the gmm sampler" in gaussian.fit_warning()
+    spread = gaussian.sample(5000, generator=seeded(1)).std(0)
+    assert float(spread.max()) < 0.9  # narrower than the codes' unit spread: what the warning says
+    plane = torch.randn(2000, 2, generator=gen, dtype=F64) @ torch.randn(2, 4, generator=gen, dtype=F64)
+    near_plane = quick("two-stage", steps=1000, width=32, lr=3e-3).fit(plane + 0.05 * torch.randn(2000, 4,
+                                                                                                   generator=gen,
+                                                                                                   dtype=F64))
+    assert near_plane.fit_warning() == ""
+    assert TwoStageVae.from_state(gaussian.state(), 4).fit_warning() == gaussian.fit_warning()  # read back, too

@@ -64,6 +64,10 @@ class LatentSampler:
     def _load(self, tensors: dict[str, torch.Tensor]) -> None:
         """Set the parameters from what `state` returned; raise KeyError/ValueError if they do not fit."""
 
+    def fit_warning(self) -> str:
+        """A sentence for the user when the fitted parameters are known to sample poorly ("" when not)."""
+        return ""
+
     # ------------------------------------------------------------------ shared
     def fit(self, codes: torch.Tensor, seed: int = FIT_SEED) -> "LatentSampler":
         codes = torch.as_tensor(codes).detach().to("cpu", torch.float64)
@@ -226,6 +230,7 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     if not refit:
         saved = _read_saved(path, cls, digest, dim, identity)
         if saved is not None:
+            _warn_if_poor(saved, log)
             return saved
     codes, _, _ = split_codes(run, FIT_SPLIT, data_dir)
     if codes.shape[0] < 2:
@@ -238,7 +243,14 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
         (log or to_stderr)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes -> {path}")
     except OSError as e:  # a read-only (catalogued) run: use it without saving
         (log or to_stderr)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes (not saved: {e})")
+    _warn_if_poor(sampler, log)
     return sampler
+
+
+def _warn_if_poor(sampler: LatentSampler, log: Callable[[str], None] | None) -> None:
+    warning = sampler.fit_warning()
+    if warning:
+        (log or to_stderr)(f"warning: {warning}")
 
 
 # ---------------------------------------------------------------------------------- classes
