@@ -27,8 +27,8 @@ CODES_PER_DIM = 20     # ... and this many per latent dimension
 HELD_OUT = 0.1         # the fraction of the codes that decides when fitting stops
 LOG_SCALE_BOUND = 5.0  # a MADE's log-scales are softly bounded to ±5, so that inverting it cannot overflow
 # A two-stage VAE whose decoder variance γ (in units of the standardised codes) ends at or above this has
-# collapsed: on six MNIST models' codes γ ended at 0.18-0.22 where its samples scored well (FID 16-40) and at
-# 0.72-0.82 on the IWAEs' (FID 80-1,360, recall 0.06-0.24; docs/benchmarks.md).
+# collapsed: on seven MNIST models' codes γ ended at 0.18-0.22 for the four whose samples scored FID 16-40 and
+# at 0.72-0.82 for the three IWAEs' (FID 80-1,360, recall 0.06-0.24; docs/benchmarks.md).
 COLLAPSED_GAMMA = 0.5
 
 
