@@ -275,8 +275,9 @@ def test_two_runs_created_in_the_same_second_have_different_identities(runs, tmp
 
 
 def test_a_two_stage_fit_on_gaussian_codes_warns_that_it_collapsed_and_one_near_a_plane_does_not():
-    """Independent Gaussian codes (a VAE's are close to them) leave the second VAE nothing to learn: its decoder
-    variance stays large and its samples, the decoder's means, bunch together; codes near a plane do not."""
+    """Independent Gaussian codes leave the second VAE nothing to learn: its decoder variance stays large and its
+    samples, the decoder's means, bunch together (as on the IWAEs' codes, docs/benchmarks.md); codes near a
+    plane do not."""
     gen = seeded(0)
     gaussian = quick("two-stage", steps=1000, width=32, lr=3e-3).fit(torch.randn(2000, 4, generator=gen, dtype=F64))
     assert float(gaussian.net.log_gamma.detach().exp()) >= 0.5
