@@ -54,15 +54,17 @@ def binarised_training_codes() -> None:
 
 
 def two_stage_units(name: str) -> None:
-    from zoo.plugins.flow_samplers import TwoStageVae, _standardised
+    from zoo.plugins.flow_samplers import TwoStageVae
     from zoo.runs.loading import load
     codes, _, _ = latent_samplers.split_codes(load(name), "train")
     sampler = TwoStageVae().fit(codes)
+    standardised = ((codes[:5000].double() - sampler.mean) / sampler.std).float()  # as the sampler was fitted
     with torch.no_grad():
-        mu, logvar = sampler.net.enc(_standardised(codes)[0][:5000]).chunk(2, -1)
+        mu, logvar = sampler.net.enc(standardised).chunk(2, -1)
         kl = 0.5 * (mu ** 2 + logvar.exp() - logvar - 1).mean(0)
         spread = sampler.sample(5000, torch.Generator().manual_seed(0)).std(0) / codes.std(0)
-    print(f"{name}: γ {float(sampler.net.log_gamma.exp()):.2f}, {int((kl >= 0.01).sum())} of {kl.numel()} units "
+    gamma = float(sampler.net.log_gamma.detach().exp())
+    print(f"{name}: γ {gamma:.2f}, {int((kl >= 0.01).sum())} of {kl.numel()} units "
           f"in use, draws' spread {float(spread.min()):.2f} to {float(spread.max()):.2f} of the codes'", flush=True)
 
 
