@@ -180,7 +180,9 @@ def _print_metrics(result: dict) -> None:
                    "(default: when on a terminal).")
 def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
              sampler, inception, limit, progress):
-    """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json."""
+    """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json.
+
+    An evaluation stopped midway (Ctrl-C) keeps what it measured: the same command goes on from there."""
     from zoo.api import evaluate
     from zoo.api import noise_sweep as api_sweep
 

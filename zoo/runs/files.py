@@ -266,7 +266,7 @@ def check_weights_fit(spec: dict[str, tuple[tuple[int, ...], torch.dtype]],
 
 # A run's own records: no output of a command may take their place.
 RUN_RECORDS = ("config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "README.md",
-               "eval.json", ".zoo-pushed.json", "loss.png")
+               "eval.json", "eval-progress.safetensors", ".zoo-pushed.json", "loss.png")
 
 
 def check_replaceable(folder: Path, names) -> None:

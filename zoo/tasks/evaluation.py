@@ -14,11 +14,12 @@ from zoo.errors import CapabilityError, ConfigError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
+from zoo.runs.eval_progress import PROGRESS, EvalProgress, evaluation_key
 from zoo.runs.loading import load
 from zoo.runs.modelcard import write_card
 from zoo.runs.run import Run, check_split
 from zoo.training import regularize
-from zoo.training.batching import growing_batches
+from zoo.training.batching import growing_spans, to_batch
 
 EVAL_SEED = 0  # the random draws of an evaluation (see evaluate)
 
@@ -56,7 +57,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         raise _no_metrics(run, source)
     check_metric_options(model, options or {})
     if save:  # what it writes at the end, checked before the work
-        runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, ckpt.CARD))
+        runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, ckpt.CARD, PROGRESS))
     # Which weights are measured, read right after they were loaded: readers of eval.json ignore it once
     # model.safetensors holds other weights (a resumed run trained further), see ckpt.read_eval.
     measured = ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
@@ -69,16 +70,29 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
         to_stderr(f"note: the bound decodes {samples:,} images ({x.shape[0]:,} images x k={options['iwae_k']:,}); "
                   "on a CPU that is minutes to hours (--limit N measures the first N images)")
-    sums: dict[str, float] = {}
+    n = x.shape[0]
+    spans = list(growing_spans(n))
+    # An evaluation that stops (Ctrl-C, out of memory) keeps its progress and the same command goes on from it.
+    key = evaluation_key(measured, split, options or {}, run.device, x, y)
+    saved = EvalProgress(run.output_dir if save else None, key, measured, run.device)
     # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
     # every evaluation: a fixed seed, in a forked random state that leaves the caller's untouched.
     devices = [run.device] if run.device.type == "cuda" else []
-    with torch.random.fork_rng(devices=devices), metrics.progress_bar(x.shape[0], f"eval {split}", progress) as bar:
+    with torch.random.fork_rng(devices=devices), metrics.progress_bar(n, f"eval {split}", progress) as bar:
         torch.manual_seed(EVAL_SEED)
-        for batch in growing_batches(x, y, bar):
-            for k, v in model.metrics(batch, **(options or {})).items():
-                sums[k] = sums.get(k, 0.0) + float(v.double().sum())
-    n = x.shape[0]
+        done, sums = saved.resume({stop for _, stop in spans}, n)
+        bar.update(done)
+        try:
+            for start, stop in spans:
+                if stop <= done:  # measured before the evaluation stopped
+                    continue
+                for k, v in model.metrics(to_batch(x[start:stop], y[start:stop]), **(options or {})).items():
+                    sums[k] = sums.get(k, 0.0) + float(v.double().sum())
+                bar.update(stop - start)
+                saved.reached(stop, sums)
+        except BaseException:
+            saved.interrupted(n)
+            raise
     if not sums:
         raise _no_metrics(run, source)
     result = {"model": run.record["model"], "dataset": data.name, "split": split, "images": n,
@@ -94,6 +108,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if save:
         written = run.output_dir / ckpt.EVAL
         ckpt.write_json(written, result)
+        saved.finish()
         if run.output_dir == run.folder:
             write_card(run.folder)
         result["written"] = [str(written)]

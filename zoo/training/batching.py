@@ -32,13 +32,13 @@ def batches(x: torch.Tensor, y: torch.Tensor, size: int, order: torch.Tensor | N
         yield to_batch(xb, yb, binarize, channels_last)
 
 
-def growing_batches(x: torch.Tensor, y: torch.Tensor, bar, largest: int = 1024):
-    """Batches of (x, y) of 16, 32, 64, ... images up to `largest`: a costly metric (an IWAE bound) moves
-    `bar` soon after it starts, a cheap one soon runs at full size. The sizes are fixed, never timed, so
-    a seeded evaluation draws the same random numbers for the same images every time."""
-    size, start, n = 16, 0, x.shape[0]
+def growing_spans(n: int, largest: int = 1024):
+    """(start, stop) of batches of 16, 32, 64, ... images up to `largest`, over n images: a costly metric
+    (an IWAE bound) moves a progress bar soon after it starts, a cheap one soon runs at full size. The
+    sizes are fixed, never timed, so a seeded evaluation draws the same random numbers for the same
+    images every time, and can stop and go on at any batch's end."""
+    size, start = 16, 0
     while start < n:
-        yield from batches(x[start:start + size], y[start:start + size], size)
-        bar.update(min(size, n - start))
+        yield start, min(start + size, n)
         start += size
         size = min(2 * size, largest)

@@ -1,0 +1,119 @@
+"""An interrupted `zoo eval` keeps what it measured and the same command goes on from there, to the same
+result as an evaluation that never stopped (a K = 5,000 bound runs for hours on a CPU)."""
+
+import functools
+import json
+import shutil
+
+import pytest
+
+import zoo
+from conftest import TINY, assert_clean_error, assert_ok, invoke, quiet
+from zoo.plugins.vae import VAE
+from zoo.runs.eval_progress import PROGRESS
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval-resume") / "vae"
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=out, log=quiet, progress=False, **TINY)
+    return out
+
+
+@pytest.fixture
+def run(vae_run, tmp_path):
+    return shutil.copytree(vae_run, tmp_path / "vae")
+
+
+def interrupt_after(monkeypatch, batches: int) -> None:
+    """Every VAE's metrics raise KeyboardInterrupt (Ctrl-C) once `batches` batches were measured."""
+    calls = {"n": 0}
+    measure = VAE.metrics
+
+    @functools.wraps(measure)
+    def metrics(self, batch, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] > batches:
+            raise KeyboardInterrupt
+        return measure(self, batch, *args, **kwargs)
+    monkeypatch.setattr(VAE, "metrics", metrics)
+
+
+def test_an_interrupted_eval_saves_its_progress_and_going_on_gives_the_uninterrupted_result(run, monkeypatch):
+    whole = zoo.evaluate(run, options={"iwae_k": 20}, save=False)["metrics"]
+    interrupt_after(monkeypatch, 3)  # 16 + 32 + 64 images
+    result = invoke("eval", run, "--iwae-k", "20", "--no-progress")
+    assert result.exit_code == 130 and "Interrupted." in result.stderr and "Traceback" not in result.output
+    assert "112 of" in result.stderr and "the same command goes on from there" in result.stderr, result.stderr
+    assert (run / PROGRESS).is_file() and not (run / "eval.json").exists()
+
+    monkeypatch.undo()
+    result = invoke("eval", run, "--iwae-k", "20", "--no-progress")
+    assert_ok(result)
+    assert "going on with the evaluation" in result.stderr and "112 of" in result.stderr, result.stderr
+    assert json.loads((run / "eval.json").read_text())["metrics"] == whole  # to the last digit
+    assert not (run / PROGRESS).exists()
+
+
+def test_another_evaluations_progress_is_neither_taken_up_nor_lost(run, monkeypatch):
+    k7 = zoo.evaluate(run, options={"iwae_k": 7}, save=False)["metrics"]
+    k5 = zoo.evaluate(run, options={"iwae_k": 5}, save=False)["metrics"]
+    interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5})
+    saved = (run / PROGRESS).read_bytes()
+    monkeypatch.undo()
+    assert zoo.evaluate(run, options={"iwae_k": 7})["metrics"] == k7
+    assert (run / PROGRESS).read_bytes() == saved  # the k=5 evaluation can still go on ...
+    assert zoo.evaluate(run, options={"iwae_k": 5})["metrics"] == k5  # ... and does
+    assert not (run / PROGRESS).exists()
+
+
+def test_progress_of_weights_trained_on_since_is_replaced(run, monkeypatch, capsys):
+    interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5})
+    monkeypatch.undo()
+    zoo.train(resume=run, epochs=2, log=quiet, progress=False)
+    whole = zoo.evaluate(run, options={"iwae_k": 5}, save=False)["metrics"]
+    interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5})
+    assert "trained on since" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert zoo.evaluate(run, options={"iwae_k": 5})["metrics"] == whole
+    assert "going on with the evaluation" in capsys.readouterr().err  # from the newer weights' progress
+
+
+def test_a_damaged_progress_file_is_set_aside_and_the_eval_starts_afresh(run, monkeypatch, capsys):
+    whole = zoo.evaluate(run, options={"iwae_k": 5}, save=False)["metrics"]
+    interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5})
+    monkeypatch.undo()
+    data = bytearray((run / PROGRESS).read_bytes())
+    data[-3] ^= 0xFF  # a flipped byte in the saved random state: the checksum no longer matches
+    (run / PROGRESS).write_bytes(bytes(data))
+    capsys.readouterr()
+    assert zoo.evaluate(run, options={"iwae_k": 5})["metrics"] == whole
+    assert "could not be read" in capsys.readouterr().err
+
+
+def test_an_eval_that_writes_nothing_saves_no_progress(run, monkeypatch):
+    interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5}, save=False)
+    assert not (run / PROGRESS).exists()
+
+
+def test_a_folder_where_the_progress_goes_is_refused_before_any_work(run):
+    (run / PROGRESS).mkdir()
+    with pytest.raises(zoo.ZooError, match="is a folder"):
+        zoo.evaluate(run, options={"iwae_k": 5})
+    assert not (run / "eval.json").exists()
+
+
+def test_no_command_may_write_its_output_where_an_evaluation_keeps_its_progress(run):
+    assert_clean_error(invoke("generate", run, "--n", "4", "--out", run / PROGRESS),
+                       "would replace the run's own eval-progress.safetensors")
+    assert not (run / PROGRESS).exists()

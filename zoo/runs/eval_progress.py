@@ -1,0 +1,133 @@
+"""An evaluation's progress, kept in its output folder so that an interrupted `zoo eval` goes on where it
+stopped: a K = 5,000 IWAE bound over a test set runs for hours on a CPU, and Ctrl-C, a closed terminal or
+a lack of memory near its end would otherwise lose all of it.
+
+The file (eval-progress.safetensors) holds the metric sums over the images done so far and the random
+generators' states at that point, which is always the end of a batch; an evaluation that resumes from it
+draws the same random numbers for the remaining images as one that never stopped, so its result is the
+same to the last digit. It is written at most every SAVE_EVERY_S seconds and when the evaluation is
+interrupted, read only by an evaluation of the same weights, split, images, options and kind of device,
+and removed once its eval.json is written. Meanwhile another evaluation of the same weights leaves it
+alone (and saves no progress of its own); one of weights trained on since replaces it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from zoo.console import to_stderr
+from zoo.errors import RunError, ZooError
+from zoo.runs.checkpoint import load_tensors, save_tensors
+
+PROGRESS = "eval-progress.safetensors"
+SAVE_EVERY_S = 30.0  # a cheap evaluation ends before it writes anything
+
+
+def evaluation_key(weights: str, split: str, options: dict, device: torch.device, x: torch.Tensor,
+                   y: torch.Tensor) -> str:
+    """What an evaluation's result depends on besides its seed: the weights (their digest), the split,
+    the exact images and labels measured, the metric options and the kind of device (whose generator
+    draws the random numbers)."""
+    h = hashlib.sha256(json.dumps([weights, split, sorted(options.items()), device.type]).encode())
+    for t in (x, y):
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def _rng_states(device: torch.device) -> dict[str, torch.Tensor]:
+    states = {"rng.cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        states["rng.cuda"] = torch.cuda.get_rng_state(device)
+    return states
+
+
+class EvalProgress:
+    """Where an evaluation stands: `resume` restores a saved point, `reached` records the end of each
+    batch (and saves it now and then), `interrupted` saves the last one, `finish` removes the file.
+    With no folder (an evaluation that writes nothing) it only counts. The progress of another
+    evaluation of the same weights (other options or images) is left alone: this one then saves none."""
+
+    def __init__(self, folder: Path | None, key: str, weights: str, device: torch.device):
+        self.path = Path(folder) / PROGRESS if folder is not None else None
+        self.key, self.weights, self.device = key, weights, device
+        self.saved_done, self.last_save = 0, time.monotonic()
+        self._point: tuple[int, dict[str, float], dict[str, torch.Tensor]] | None = None
+
+    def resume(self, boundaries: set[int], total: int) -> tuple[int, dict[str, float]]:
+        """(images done, metric sums) of a saved evaluation of the same key, its random generators
+        restored; (0, {}) when there is none, or it is another evaluation's, damaged or inconsistent."""
+        if self.path is None or not self.path.is_file():
+            return 0, {}
+        try:
+            tensors, meta = load_tensors(self.path)
+            if meta.get("key") != self.key:
+                self._other(meta.get("weights"))
+                return 0, {}
+            done, sums = int(meta["done"]), {k: float(v) for k, v in json.loads(meta["sums"]).items()}
+            if done not in boundaries or done > total or set(tensors) != set(_rng_states(self.device)):
+                raise ValueError("its counts do not fit this evaluation")
+            torch.set_rng_state(tensors["rng.cpu"])
+            if "rng.cuda" in tensors:
+                torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
+        except (RunError, KeyError, ValueError, TypeError, RuntimeError) as e:
+            why = e.message if isinstance(e, RunError) else str(e)
+            to_stderr(f"note: {self.path} could not be read ({why}); the evaluation starts from the first image "
+                      "and will replace it")
+            return 0, {}
+        to_stderr(f"note: going on with the evaluation saved in {self.path}: {done:,} of {total:,} images "
+                  "done (delete the file to start afresh)")
+        self.saved_done = done
+        return done, sums
+
+    def _other(self, weights: str | None) -> None:
+        """Another evaluation's progress: replaced when its weights are gone (it can never go on), else kept."""
+        if weights != self.weights:
+            to_stderr(f"note: {self.path} holds the progress of an evaluation of other weights (the run trained "
+                      "on since): it will be replaced")
+            return
+        to_stderr(f"note: {self.path} holds the progress of another evaluation of these weights (other options or "
+                  "images), left as it is for that command to go on: this one saves no progress of its own")
+        self.path = None
+
+    def reached(self, done: int, sums: dict[str, float]) -> None:
+        """A batch ended with `done` images measured: remember the point, and save it if the last save is
+        SAVE_EVERY_S old."""
+        if self.path is None:
+            return
+        self._point = (done, dict(sums), _rng_states(self.device))
+        if time.monotonic() - self.last_save >= SAVE_EVERY_S:
+            self._save()
+
+    def interrupted(self, total: int) -> None:
+        """Save the last batch's end, if it is newer than the file's, and say how to go on."""
+        if self.path is None:
+            return
+        if self._point is not None and self._point[0] > self.saved_done:
+            self._save()
+        if self.path is not None and self.saved_done:
+            to_stderr(f"note: {self.saved_done:,} of {total:,} images were measured and saved in {self.path}: "
+                      "the same command goes on from there")
+
+    def finish(self) -> None:
+        """The evaluation ended: its own progress file goes (another evaluation's stays)."""
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)
+
+    def _save(self) -> None:
+        """Write the last batch's end; a file that cannot be written ends the saving, not the evaluation."""
+        done, sums, states = self._point
+        meta = {"key": self.key, "weights": self.weights, "done": str(done), "sums": json.dumps(sums)}
+        try:
+            save_tensors(self.path, states, meta)
+        except (OSError, ZooError) as e:
+            to_stderr(f"note: the evaluation goes on without saving its progress: {self.path} cannot be written "
+                      f"({e.message if isinstance(e, ZooError) else e.strerror or e})")
+            self.path = None
+            return
+        self.saved_done, self.last_save = done, time.monotonic()
