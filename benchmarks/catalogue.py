@@ -1,7 +1,11 @@
 """Add a trained run to zoo's catalogue: copy what loading needs into the bundled folder hub
 (zoo/weights/NAME: config.json, model.safetensors, README.md), measure it with `zoo eval` now
 (or, with --reuse-eval, take the run's eval.json when it measured these weights on the whole test
-split), and write its [weights.NAME] entry into registry.toml (sha256, metrics, command).
+split), and write its [weights.NAME] entry into registry.toml (sha256, metrics, command). With --sampler S, the
+latent sampler S fitted on the run's training codes (RUN/sampler-S.safetensors, fitted there if missing)
+is shipped beside the weights and the entry names it: `zoo generate NAME --sampler S` then needs no
+training images, and `zoo generate NAME` points to it (for a model whose samples through S scored a
+lower FID than its prior's).
 
     python benchmarks/catalogue.py gan-mnist /tmp/bench/runs/gan-mnist --default \\
         --command "zoo train gan --dataset mnist --set g_channels=32 --set d_channels=32 --epochs 8"
@@ -20,6 +24,7 @@ from pathlib import Path
 
 import zoo
 from zoo import registry
+from zoo.analysis.latent_samplers import fitted_sampler, sampler_path
 from zoo.errors import ZooError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.modelcard import render_card
@@ -71,6 +76,7 @@ def main() -> None:
     ap.add_argument("--iwae-k", type=int, default=0, help="VAE: importance samples for the catalogued -log p(x)")
     ap.add_argument("--reuse-eval", action="store_true",
                     help="take RUN/eval.json instead of measuring again (a K=1000 bound is a quarter hour on a CPU)")
+    ap.add_argument("--sampler", default="", help="ship this latent sampler, fitted on RUN's training codes")
     args = ap.parse_args()
 
     run = Path(args.run)
@@ -91,6 +97,9 @@ def main() -> None:
     for name in KEEP:
         if (run / name).exists():
             shutil.copy2(run / name, target / name)
+    if args.sampler:
+        fitted_sampler(net, args.sampler)  # RUN's own file, or fitted on its training codes and saved there
+        shutil.copy2(sampler_path(run, args.sampler), target / sampler_path(run, args.sampler).name)
     # The card again, addressed by the catalogued name (the run's own names its folder, wherever it was).
     eval_result = ckpt.read_eval(run)[0]  # what measured these weights (never a stale eval.json)
     (target / "README.md").write_text(render_card(net.record, eval_result, [], args.name))
@@ -99,6 +108,8 @@ def main() -> None:
     lines = [f"[weights.{args.name}]", f'model = "{cfg["model"]}"', f'dataset = "{cfg["train"]["dataset"]}"',
              f"description = {json.dumps(args.description or cfg['model'] + ' trained on ' + cfg['train']['dataset'])}",
              f'path = "weights/{args.name}"', f'sha256 = "{digest}"', f"command = {json.dumps(args.command)}"]
+    if args.sampler:
+        lines.append(f"sampler = {json.dumps(args.sampler)}")
     if args.default:
         lines.append("default = true")
     if metrics:

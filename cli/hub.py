@@ -123,7 +123,8 @@ def show_pretrained(name: str, as_json: bool = False) -> None:
     for k, v in data["metrics"].items():
         click.echo(f"  {k:<10} {v:.6g}" if isinstance(v, (int, float)) else f"  {k:<10} {v}")
     for k, v in data["extra"].items():
-        click.echo(f"{k}: {v}")
+        shipped = f", shipped with the weights: zoo generate {name} --sampler {v}" if k == "sampler" else ""
+        click.echo(f"{k}: {v}{shipped}")
     click.echo(f"load it: zoo.load(\"{name}\"), or `zoo <command> {name}` wherever a run folder is accepted")
 
 

@@ -212,7 +212,9 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
                    log: Callable[[str], None] | None = None) -> LatentSampler:
     """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
     training codes (and saved there) when that file is missing, damaged, or made for other weights of
-    this run. A file fitted on another run's codes is refused (ConfigError) unless `refit`."""
+    this run. A file fitted on another run's codes is refused (ConfigError) unless `refit`. A catalogued
+    model's outputs go elsewhere (Run.output_dir); a sampler shipped beside its weights is read from
+    there, so that it samples offline and with no training images at hand."""
     cls = get_sampler(name)
     if not cls.needs_fit:
         return cls(latent_dim(run))
@@ -228,10 +230,12 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     dim = latent_dim(run)
     identity = run_identity(run)
     if not refit:
-        saved = _read_saved(path, cls, digest, dim, identity)
-        if saved is not None:
-            _warn_if_poor(saved, log)
-            return saved
+        shipped = [sampler_path(run_dir, cls.name)] if run.output_dir != run_dir else []
+        for candidate in [path, *shipped]:
+            saved = _read_saved(candidate, cls, digest, dim, identity)
+            if saved is not None:
+                _warn_if_poor(saved, log)
+                return saved
     codes, _, _ = split_codes(run, FIT_SPLIT, data_dir)
     if codes.shape[0] < 2:
         raise ConfigError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")

@@ -7,13 +7,15 @@ from pathlib import Path
 
 import torch
 
+from zoo import registry
 from zoo.analysis import plots
 from zoo.analysis.latent_samplers import latent_drawer, resolve_class
+from zoo.console import to_stderr
 from zoo.errors import CapabilityError, ConfigError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
 from zoo.runs.config import check_seed
-from zoo.runs.loading import load
+from zoo.runs.loading import catalogued_name, load
 from zoo.runs.run import Run
 
 SAMPLE_BATCH = 256      # samples made at once: memory stays one batch, whatever --n
@@ -62,6 +64,19 @@ def per_class_batches(run: Run, per_class: int, gen: torch.Generator, batch: int
         yield run.sample_class(labels[start:start + batch], generator=gen).float().clamp(0, 1)
 
 
+def _say_better_sampler(source) -> None:
+    """A catalogued model whose entry names a `sampler` (one shipped beside its weights, whose samples
+    scored a lower FID than its prior's) says so when it is sampled from its prior."""
+    if not isinstance(source, str) or Path(source).exists():
+        return
+    name = catalogued_name(source)
+    better = registry.weights().get(name, {}).get("sampler")
+    if better:
+        to_stderr(f"note: {name} draws better images through the {better} sampler shipped with it than from its "
+                  f"prior (a lower classifier-feature FID: docs/model-zoo.md, \"Sampling the likelihood models\"): "
+                  f"zoo generate {name} --sampler {better}")
+
+
 def _whole_number(value, option: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ConfigError(f"{option} must be a whole number of at least 1, got {value!r}")
@@ -108,6 +123,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                                   f"zoo generate {source} --sampler gmm (or gaussian, standard-normal), "
                                   f"or decode around a class mean with --class LABEL.")
         how = "the model's prior"
+        _say_better_sampler(source)
     else:
         how = f"sampler {sampler}" if sampler else f"class {class_label}"
     if per_class is not None:
