@@ -31,7 +31,10 @@ METRICS = "metrics.jsonl"                        # the training log
 EVAL = "eval.json"                               # test metrics, pushed only when they measured these weights
 IMAGES = ("reconstructions.png", "samples.png", "loss.png")
 MODEL_FILES = (CONFIG, WEIGHTS)                  # what loading needs; checked on every load
-REPO_FILES = (CONFIG, WEIGHTS, CARD, METRICS, EVAL, *IMAGES)  # all that is ever downloaded or pushed
+REPO_FILES = (CONFIG, WEIGHTS, CARD, METRICS, EVAL, *IMAGES)  # all that is downloaded or pushed, with samplers
+# Latent samplers fitted on the run's training codes (zoo.analysis.latent_samplers): they travel with the
+# weights, so that a pulled copy samples its latent space with no training images at hand.
+SAMPLER_FILE = re.compile(r"sampler-[A-Za-z0-9][A-Za-z0-9_-]*\.safetensors")
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 PULLED_MANIFEST = ".zoo-pulled.json"   # in a cached copy of a folder hub: where it came from, its sha256s
 PUSHED_MANIFEST = ".zoo-pushed.json"   # in a folder hub: the mark of a push, the files it wrote and their sha256s
@@ -72,7 +75,11 @@ def select_files(names: list[str], where: str) -> list[str]:
     if CONFIG not in present:
         raise HubError(f"{where} has no {CONFIG}: it is not a zoo model",
                        "`zoo push RUN LOCATION` publishes a run in the layout zoo loads.")
-    return [n for n in REPO_FILES if n in present]
+    return [n for n in REPO_FILES if n in present] + sorted(n for n in present if is_sampler_file(n))
+
+
+def is_sampler_file(name: str) -> bool:
+    return bool(SAMPLER_FILE.fullmatch(name))
 
 
 def check_safetensors(path: Path, where: str) -> dict[str, tuple[tuple[int, ...], str]]:

@@ -4,12 +4,13 @@ gives) before a file is requested, and again while it is read, so an oversized f
     config.json, README.md   1 MiB each (and a folder hub's push mark, .zoo-pushed.json)
     metrics.jsonl, eval.json 16 MiB each (a row per epoch; a classifier's report)
     each picture             20 MiB
+    each latent sampler      64 MiB (sampler-NAME.safetensors, fitted on the run's training codes)
     model.safetensors        the size of the weights the config.json (fetched first) describes, computed
                              on the meta device, plus 1 MiB of header; 2 GiB where the model's plugin is
                              not installed here
 
 ZOO_HUB_MAX_BYTES=N replaces every one of these with N bytes. A model file over its cap refuses the
-pull; an optional file (the model card, a picture) over its cap is skipped with a note.
+pull; an optional file (the model card, a picture, a sampler) over its cap is skipped with a note.
 """
 
 from __future__ import annotations
@@ -17,7 +18,17 @@ from __future__ import annotations
 import dataclasses
 import os
 
-from zoo.hub.files import CONFIG, EVAL, IMAGES, METRICS, MODEL_FILES, PUSHED_MANIFEST, WEIGHTS, model_spec
+from zoo.hub.files import (
+    CONFIG,
+    EVAL,
+    IMAGES,
+    METRICS,
+    MODEL_FILES,
+    PUSHED_MANIFEST,
+    WEIGHTS,
+    is_sampler_file,
+    model_spec,
+)
 from zoo.hub.locations import HubError, Log
 from zoo.runs.files import nbytes
 
@@ -26,6 +37,7 @@ MiB = 1 << 20
 TEXT_CAP = 1 * MiB
 IMAGE_CAP = 20 * MiB
 RECORD_CAP = 16 * MiB                # metrics.jsonl, eval.json
+SAMPLER_CAP = 64 * MiB               # a fitted latent sampler (a GMM's means and covariances, a flow's weights)
 HEADER_SLACK = 1 * MiB               # a safetensors header and its metadata, beyond the tensors' bytes
 WEIGHTS_CAP = 2 << 30                # the weights of a model zoo cannot size (its plugin is not installed)
 
@@ -67,6 +79,8 @@ def cap(name: str, run: dict | None = None) -> Cap:
                                             f"and {size_text(HEADER_SLACK)} of header)")
     if name in IMAGES:
         return Cap(IMAGE_CAP, "a picture")
+    if is_sampler_file(name):
+        return Cap(SAMPLER_CAP, "a fitted latent sampler")
     if name in (METRICS, EVAL):
         return Cap(RECORD_CAP, "a training log" if name == METRICS else "test metrics")
     return Cap(TEXT_CAP, name if name in (CONFIG, PUSHED_MANIFEST) else "a model card")

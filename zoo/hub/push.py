@@ -1,6 +1,6 @@
 """Publish a run folder: its config, weights, a model card, its training log (metrics.jsonl), its test
-metrics (eval.json, when they measured these weights) and its pictures, to the Hugging Face Hub or a
-folder hub."""
+metrics (eval.json, when they measured these weights), its pictures and the latent samplers fitted on
+these weights, to the Hugging Face Hub or a folder hub."""
 
 from __future__ import annotations
 
@@ -13,14 +13,23 @@ from typing import Any
 from zoo import registry
 from zoo.console import to_stderr
 from zoo.errors import RunError
-from zoo.hub.files import CARD, CONFIG, IMAGES, MODEL_FILES, WEIGHTS, check_config, check_model_files
+from zoo.hub.files import (
+    CARD,
+    CONFIG,
+    IMAGES,
+    MODEL_FILES,
+    WEIGHTS,
+    check_config,
+    check_model_files,
+    is_sampler_file,
+)
 from zoo.hub.folder import check_destination, push_folder
 from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint
 from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_metrics
-from zoo.runs.files import open_regular
+from zoo.runs.files import file_sha256, open_regular
 from zoo.runs.modelcard import render_card
 
 
@@ -114,7 +123,28 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
     for image in IMAGES:
         if (run_dir / image).is_file():
             files[image] = run_dir / image
+    files.update(_samplers(run_dir, log))
     return files
+
+
+def _samplers(run_dir: Path, log: Log) -> dict[str, Path]:
+    """The run's latent samplers fitted on these weights (RUN/sampler-NAME.safetensors, intact): they go
+    with them, so that a pulled copy samples with no training images. A stale or damaged one stays, said."""
+    digest = file_sha256(run_dir / WEIGHTS)
+    found = {}
+    for path in sorted(run_dir.glob("sampler-*.safetensors")):
+        if not is_sampler_file(path.name) or not path.is_file():
+            continue
+        try:
+            _, meta = checkpoint.load_tensors(path)
+        except RunError as e:
+            log(f"note: {path.name} is not pushed: {e.message}")
+            continue
+        if meta.get("weights_sha256") != digest:
+            log(f"note: {path.name} is not pushed: it was fitted on other weights of this run (before it trained on)")
+            continue
+        found[path.name] = path
+    return found
 
 
 def _training_log(run_dir: Path) -> bytes | None:
@@ -142,10 +172,10 @@ def _verify_weights(path: Path) -> None:
 def push(run: str | Path, destination: str, *, private: bool = False, revision: str | None = None,
          message: str | None = None, log: Log = to_stderr) -> Pushed:
     """Publish a run folder (config.json, model.safetensors, a model card, metrics.jsonl, a current
-    eval.json, its pictures) to hf://ORG/NAME (a commit on `revision`, default main; the repository is
-    created if needed, private if asked) or to a folder hub file:///PATH (created, or replaced as a
-    whole, atomically, only if an earlier push made it: see zoo.hub.folder). A damaged run is refused
-    before anything is written or uploaded."""
+    eval.json, its pictures, its samplers fitted on these weights) to hf://ORG/NAME (a commit on
+    `revision`, default main; the repository is created if needed, private if asked) or to a folder hub
+    file:///PATH (created, or replaced as a whole, atomically, only if an earlier push made it: see
+    zoo.hub.folder). A damaged run is refused before anything is written or uploaded."""
     loc = parse(destination)
     if loc.kind == "hf" and loc.revision and revision and loc.revision != revision:
         raise HubError(f"two revisions given: @{loc.revision} and --revision {revision}")
