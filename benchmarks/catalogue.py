@@ -102,7 +102,8 @@ def main() -> None:
         shutil.copy2(sampler_path(run, args.sampler), target / sampler_path(run, args.sampler).name)
     # The card again, addressed by the catalogued name (the run's own names its folder, wherever it was).
     eval_result = ckpt.read_eval(run)[0]  # what measured these weights (never a stale eval.json)
-    (target / "README.md").write_text(render_card(net.record, eval_result, [], args.name))
+    shipped = [args.sampler] if args.sampler else []
+    (target / "README.md").write_text(render_card(net.record, eval_result, [], args.name, shipped))
     digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()
     cfg = net.record
     lines = [f"[weights.{args.name}]", f'model = "{cfg["model"]}"', f'dataset = "{cfg["train"]["dataset"]}"',

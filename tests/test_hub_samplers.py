@@ -29,6 +29,7 @@ def test_a_sampler_fitted_on_the_weights_travels_through_a_folder_hub_and_is_not
     dest = tmp_path / "hub" / "digits"
     pushed = zhub.push(fitted_run, f"file://{dest}")
     assert GMM in pushed.files and (dest / GMM).read_bytes() == (fitted_run / GMM).read_bytes()
+    assert f"zoo generate file://{dest} --sampler gmm" in (dest / "README.md").read_text()  # the card says so
     result = invoke("generate", f"file://{dest}", "--sampler", "gmm", "--n", "4", "--out", tmp_path / "s.png")
     assert_ok(result)
     assert is_png(tmp_path / "s.png")
@@ -82,3 +83,8 @@ def test_a_sampler_travels_through_the_hugging_face_hub(fitted_run, tmp_path, mo
                          "--out", tmp_path / "s.png", env=env, timeout=90)
     assert_ok(result)
     assert is_png(tmp_path / "s.png") and "fitted the gmm sampler" not in result.stderr, result.stderr
+
+
+def test_a_runs_own_card_shows_its_fitted_samplers_once_rewritten(fitted_run):
+    assert_ok(invoke("eval", fitted_run))  # rewrites the card, as the end of a training does
+    assert f"zoo generate {fitted_run} --sampler gmm --n 64" in (fitted_run / "README.md").read_text()

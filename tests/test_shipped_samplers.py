@@ -41,3 +41,9 @@ def test_a_model_without_a_shipped_sampler_samples_its_prior_without_a_note(tmp_
 def test_info_says_which_sampler_ships_and_how_to_use_it():
     output = assert_ok(invoke("info", "iwae50-mnist"))
     assert "sampler: gmm, shipped with the weights: zoo generate iwae50-mnist --sampler gmm" in output, output
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_a_bundled_card_shows_how_to_sample_through_its_shipped_sampler(name):
+    card = (registry.weights_folder(name) / "README.md").read_text()
+    assert f"zoo generate {name} --sampler {SHIPPED[name]} --n 64" in card

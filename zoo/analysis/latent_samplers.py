@@ -26,7 +26,7 @@ from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
 from zoo.registry import load_registry
 from zoo.runs.checkpoint import WEIGHTS, load_tensors, save_tensors
-from zoo.runs.files import file_sha256
+from zoo.runs.files import file_sha256, sampler_file
 from zoo.runs.run import Run, check_split
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
@@ -166,7 +166,7 @@ def split_codes(run: Run, split: str, data_dir: str | None = None):
 # ---------------------------------------------------------------------------------- fitted samplers
 
 def sampler_path(run_dir: str | Path, name: str) -> Path:
-    return Path(run_dir) / f"sampler-{name}.safetensors"
+    return Path(run_dir) / sampler_file(name)
 
 
 def _weights_digest(run_dir: Path) -> str:

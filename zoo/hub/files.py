@@ -20,6 +20,7 @@ from zoo.runs.files import (
     read_header,
     run_classes,
     run_shape,
+    sampler_name,
     skeleton,
     state_spec,
 )
@@ -32,9 +33,6 @@ EVAL = "eval.json"                               # test metrics, pushed only whe
 IMAGES = ("reconstructions.png", "samples.png", "loss.png")
 MODEL_FILES = (CONFIG, WEIGHTS)                  # what loading needs; checked on every load
 REPO_FILES = (CONFIG, WEIGHTS, CARD, METRICS, EVAL, *IMAGES)  # all that is downloaded or pushed, with samplers
-# Latent samplers fitted on the run's training codes (zoo.analysis.latent_samplers): they travel with the
-# weights, so that a pulled copy samples its latent space with no training images at hand.
-SAMPLER_FILE = re.compile(r"sampler-[A-Za-z0-9][A-Za-z0-9_-]*\.safetensors")
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 PULLED_MANIFEST = ".zoo-pulled.json"   # in a cached copy of a folder hub: where it came from, its sha256s
 PUSHED_MANIFEST = ".zoo-pushed.json"   # in a folder hub: the mark of a push, the files it wrote and their sha256s
@@ -75,11 +73,13 @@ def select_files(names: list[str], where: str) -> list[str]:
     if CONFIG not in present:
         raise HubError(f"{where} has no {CONFIG}: it is not a zoo model",
                        "`zoo push RUN LOCATION` publishes a run in the layout zoo loads.")
+    # Latent samplers fitted on the run's training codes travel with the weights, so that a pulled copy
+    # samples its latent space with no training images at hand.
     return [n for n in REPO_FILES if n in present] + sorted(n for n in present if is_sampler_file(n))
 
 
 def is_sampler_file(name: str) -> bool:
-    return bool(SAMPLER_FILE.fullmatch(name))
+    return sampler_name(name) is not None
 
 
 def check_safetensors(path: Path, where: str) -> dict[str, tuple[tuple[int, ...], str]]:

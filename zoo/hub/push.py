@@ -29,7 +29,7 @@ from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint
 from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_metrics
-from zoo.runs.files import file_sha256, open_regular
+from zoo.runs.files import file_sha256, open_regular, sampler_name
 from zoo.runs.modelcard import render_card
 
 
@@ -66,13 +66,13 @@ def _training_summary(run_dir: Path) -> dict[str, Any] | None:
     return {"best_epoch": row.get("epoch"), "epochs": rows[-1].get("epoch"), "metrics": keep}
 
 
-def model_card(run_dir: Path, location: str) -> str:
+def model_card(run_dir: Path, location: str, samplers=()) -> str:
     """The README.md pushed with a run: zoo's model card, addressed to `location`, plus the metrics
-    measured during training (in the YAML metadata and the body)."""
+    measured during training (in the YAML metadata and the body). `samplers`: the names of those pushed."""
     run = check_config(run_dir / CONFIG, str(run_dir))
     eval_result, _ = read_eval(run_dir)  # None unless it measured these weights
     images = [p for p in IMAGES if (run_dir / p).is_file()]
-    card = render_card(run, eval_result, images, location)
+    card = render_card(run, eval_result, images, location, samplers)
     summary = _training_summary(run_dir)
     plugin = run.get("plugin", {})
     plugin_text = f"{plugin.get('package', 'zoo')} {plugin.get('version', '')}".strip()
@@ -114,8 +114,10 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
     evaluated, note = read_eval(run_dir)
     if note:
         log(f"note: {note}; no test metrics are pushed")
+    samplers = _samplers(run_dir, log)
+    names = [sampler_name(n) for n in samplers]
     files: dict[str, Path | bytes] = {CONFIG: run_dir / CONFIG, WEIGHTS: run_dir / WEIGHTS,
-                                      CARD: model_card(run_dir, location).encode()}
+                                      CARD: model_card(run_dir, location, names).encode()}
     if training_log is not None:
         files[METRICS] = training_log
     if evaluated is not None:
@@ -123,7 +125,7 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
     for image in IMAGES:
         if (run_dir / image).is_file():
             files[image] = run_dir / image
-    files.update(_samplers(run_dir, log))
+    files.update(samplers)
     return files
 
 

@@ -12,6 +12,7 @@ import errno
 import hashlib
 import json
 import os
+import re
 import stat
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -263,6 +264,27 @@ def check_weights_fit(spec: dict[str, tuple[tuple[int, ...], torch.dtype]],
 
 
 # ----------------------------------------------------------------------------------------- outputs
+
+# Latent samplers fitted on a run's training codes, saved beside its weights (zoo.analysis.latent_samplers).
+SAMPLER_FILE = re.compile(r"sampler-([A-Za-z0-9][A-Za-z0-9._-]*)\.safetensors")
+
+
+def sampler_file(name: str) -> str:
+    """The file a run keeps its fitted sampler `name` in."""
+    return f"sampler-{name}.safetensors"
+
+
+def sampler_name(filename: str) -> str | None:
+    """The sampler a run's file holds (None: not a sampler file)."""
+    match = SAMPLER_FILE.fullmatch(filename)
+    return match[1] if match else None
+
+
+def sampler_names(folder: Path) -> list[str]:
+    """The samplers saved in a run folder, by name."""
+    names = (sampler_name(p.name) for p in Path(folder).glob("sampler-*.safetensors") if p.is_file())
+    return sorted(n for n in names if n)
+
 
 # A run's own records: no output of a command may take their place.
 RUN_RECORDS = ("config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "README.md",

@@ -10,6 +10,7 @@ from zoo import registry
 from zoo.console import to_stderr
 from zoo.errors import ZooError
 from zoo.runs import checkpoint as ckpt
+from zoo.runs.files import sampler_names
 
 
 def _yaml_list(items) -> str:
@@ -24,8 +25,9 @@ def _model_class(model: str) -> type | None:
         return None
 
 
-def _usage(address: str, cls: type | None) -> tuple[str, list[str]]:
-    """The card's load line and the commands that apply to the model (all of them when unknown)."""
+def _usage(address: str, cls: type | None, samplers=()) -> tuple[str, list[str]]:
+    """The card's load line and the commands that apply to the model (all of them when unknown), with
+    one `zoo generate --sampler` line per latent sampler that goes with the weights."""
     can = set(cls.capabilities()) if cls is not None else {"encode", "reconstruct", "sample"}
     evaluates = cls.has_test_metrics() if cls is not None else True
     shell = shlex.quote(address)
@@ -41,14 +43,16 @@ def _usage(address: str, cls: type | None) -> tuple[str, list[str]]:
         commands.append(f"zoo reconstruct {shell} --n 16 --out recon.png")
     if "sample" in can:
         commands += [f"zoo generate {shell} --n 64 --out samples.png", f"zoo eval {shell} --fid"]
+    commands += [f"zoo generate {shell} --sampler {s} --n 64 --out samples-{s}.png" for s in samplers]
     if "sample_class" in can:
         commands.append(f"zoo generate {shell} --per-class 8 --out per-class.png")
     return python_line, commands
 
 
-def render_card(run: dict, eval_result: dict | None, images: list[str], address: str) -> str:
+def render_card(run: dict, eval_result: dict | None, images: list[str], address: str, samplers=()) -> str:
     """The card of a run reached at `address` (a folder, a catalogued name or a hub location): its
-    load lines use the address as it is, so they work as written."""
+    load lines use the address as it is, so they work as written. `samplers`: the names of the latent
+    samplers fitted on its training codes that go with the weights (sampler-NAME.safetensors)."""
     run_name = address.rstrip("/").rsplit("/", 1)[-1]
     model, data = run["model"], run.get("data", {})
     dataset = data.get("name", run.get("train", {}).get("dataset", "?"))
@@ -76,7 +80,7 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
                   "| metric | value |", "| --- | --- |"]
         lines += [f"| {k} | {v:.5g} |" for k, v in metrics.items()]
         lines.append("")
-    python_line, commands = _usage(address, _model_class(model))
+    python_line, commands = _usage(address, _model_class(model), samplers)
     lines += ["## Use it", "", "```python", "import zoo", python_line, "```", "", "```", *commands, "```", "",
               "## Training configuration", "", "```json",
               json.dumps({"config": run.get("config"), "train": run.get("train")}, indent=2), "```", ""]
@@ -96,5 +100,6 @@ def write_card(run_dir: Path, log=to_stderr) -> Path:
     images = [p for p in ("reconstructions.png", "samples.png", "loss.png") if (run_dir / p).exists()]
     path = run_dir / ckpt.CARD
     # The run as the user reached it (runs/ae, /data/runs/ae): the load line works from where they work.
-    ckpt.atomic_write(path, render_card(run, eval_result, images, str(run_dir)))
+    ckpt.atomic_write(path, render_card(run, eval_result, images, str(run_dir), sampler_names(run_dir)))
     return path
+
