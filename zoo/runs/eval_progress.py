@@ -6,10 +6,11 @@ The file (eval-progress.safetensors) holds the metric sums over the images done 
 generators' states at that point, which is always the end of a batch; an evaluation that resumes from it
 draws the same random numbers for the remaining images as one that never stopped, so its result is the
 same to the last digit (on the CPU and CUDA, whose generators it saves; on another device, such as MPS, a
-resumed evaluation is as valid an estimate, from other draws). It is written at most every SAVE_EVERY_S seconds and when the evaluation is
-interrupted, read only by an evaluation of the same weights, split, images, options and kind of device,
-and removed once its eval.json is written. Meanwhile another evaluation of the same weights leaves it
-alone (and saves no progress of its own); one of weights trained on since replaces it.
+resumed evaluation is as valid an estimate, from other draws). It is written at most every SAVE_EVERY_S
+seconds and when the evaluation is interrupted, read only by an evaluation of the same weights, split,
+images, options and kind of device, and removed once its eval.json is written. Meanwhile another
+evaluation of the same weights leaves it alone (and saves no progress of its own); one of weights trained
+on since replaces it.
 """
 
 from __future__ import annotations
