@@ -1,18 +1,18 @@
 """Catalogued models whose entry names a `sampler` ship it, fitted on their training codes, beside their
 weights: `zoo generate NAME --sampler S` needs no training images (none are at hand in these tests), and
-`zoo generate NAME` from the prior points to it."""
+`zoo generate NAME` from the prior (or of a model with none) points to it."""
 
 import pytest
 
-from conftest import assert_ok, invoke, is_png
+from conftest import assert_clean_error, assert_ok, invoke, is_png
 from zoo import registry
 
 SHIPPED = {name: entry["sampler"] for name, entry in registry.weights().items() if "sampler" in entry}
 
 
-def test_the_likelihood_models_whose_prior_samples_poorly_ship_a_sampler():
+def test_the_likelihood_models_whose_prior_samples_poorly_and_the_convaes_ship_a_sampler():
     assert SHIPPED == {"iwae-mnist": "gmm", "iwae50-mnist": "gmm", "piwae-mnist": "gmm",
-                       "vampprior-mnist": "two-stage"}
+                       "vampprior-mnist": "two-stage", "convae-mnist": "gmm", "convae-fashion-mnist": "maf"}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
@@ -30,6 +30,11 @@ def test_sampling_a_model_from_its_prior_points_to_its_shipped_sampler(tmp_path)
     result = invoke("generate", "piwae-mnist", "--n", "4", "--out", tmp_path / "p.png")
     assert_ok(result)
     assert "zoo generate piwae-mnist --sampler gmm" in result.stderr, result.stderr
+
+
+def test_a_model_with_no_prior_names_its_shipped_sampler_when_asked_to_sample_by_itself(tmp_path):
+    assert_clean_error(invoke("generate", "convae-fashion-mnist", "--n", "4", "--out", tmp_path / "c.png"),
+                       "cannot sample by itself", "zoo generate convae-fashion-mnist --sampler maf (shipped with it")
 
 
 def test_a_model_without_a_shipped_sampler_samples_its_prior_without_a_note(tmp_path):

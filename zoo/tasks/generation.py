@@ -64,14 +64,22 @@ def per_class_batches(run: Run, per_class: int, gen: torch.Generator, batch: int
         yield run.sample_class(labels[start:start + batch], generator=gen).float().clamp(0, 1)
 
 
-def _say_better_sampler(source) -> None:
-    """A catalogued model whose entry names a `sampler` (one shipped beside its weights, whose samples
-    scored a lower FID than its prior's) says so when it is sampled from its prior."""
+def shipped_sampler(source) -> tuple[str, str] | None:
+    """(catalogued name, sampler) when `source` names catalogued weights whose entry names a `sampler`:
+    one shipped beside them, fitted on their training codes (whose samples scored a lower FID than the
+    prior's, for a model that has one)."""
     if not isinstance(source, str) or Path(source).exists():
-        return
+        return None
     name = catalogued_name(source)
-    better = registry.weights().get(name, {}).get("sampler")
-    if better:
+    sampler = registry.weights().get(name, {}).get("sampler")
+    return (name, sampler) if sampler else None
+
+
+def _say_better_sampler(source) -> None:
+    """A catalogued model that ships a sampler says so when it is sampled from its prior."""
+    shipped = shipped_sampler(source)
+    if shipped:
+        name, better = shipped
         to_stderr(f"note: {name} draws better images through the {better} sampler shipped with it than from its "
                   f"prior (a lower classifier-feature FID: docs/model-zoo.md, \"Sampling the likelihood models\"): "
                   f"zoo generate {name} --sampler {better}")
@@ -118,9 +126,11 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                               "Ask fewer per class, or write them to a tensor file: --out samples.safetensors.")
     elif sampler is None and class_label is None:
         if not run.can("sample"):
+            shipped = shipped_sampler(source)
+            use = (f"zoo generate {source} --sampler {shipped[1]} (shipped with it; or gmm, gaussian, standard-normal)"
+                   if shipped else f"zoo generate {source} --sampler gmm (or gaussian, standard-normal)")
             raise CapabilityError(f"model '{run.name}' cannot sample by itself",
-                                  "Sample its latent space with a fitted sampler: "
-                                  f"zoo generate {source} --sampler gmm (or gaussian, standard-normal), "
+                                  f"Sample its latent space with a fitted sampler: {use}, "
                                   f"or decode around a class mean with --class LABEL.")
         how = "the model's prior"
         _say_better_sampler(source)
