@@ -4,8 +4,8 @@
 split), and write its [weights.NAME] entry into registry.toml (sha256, metrics, command). With --sampler S, the
 latent sampler S fitted on the run's training codes (RUN/sampler-S.safetensors, fitted there if missing)
 is shipped beside the weights and the entry names it: `zoo generate NAME --sampler S` then needs no
-training images, and `zoo generate NAME` points to it (for a model whose samples through S scored a
-lower FID than its prior's).
+training images, and `zoo generate NAME` points to it (ship the sampler that scored the lowest FID on the
+run's codes, for a model with a prior only one that beat the prior's).
 
     python benchmarks/catalogue.py gan-mnist /tmp/bench/runs/gan-mnist --default \\
         --command "zoo train gan --dataset mnist --set g_channels=32 --set d_channels=32 --epochs 8"
