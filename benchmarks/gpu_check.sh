@@ -42,7 +42,7 @@ step() {
 }
 if [ "$part" = mnist ]; then
   step "recorded steps on the GPU" timeout 120 python3 -P -m pytest -q -p no:cacheprovider \
-    tests/test_graphstep.py -k gpu  # -P: import the installed zoo, not ./zoo
+    tests/test_graphstep.py tests/test_eval_resume.py -k gpu  # -P: import the installed zoo, not ./zoo
   step "lab-basic ConvAE, batch 256" timeout 150 python3 benchmarks/bench_convae.py --device cuda --epochs 6 \
     --ref-epochs 3 --pythae --variant eager: --variant graph:cuda_graph=true \
     --variant graph-nchw:cuda_graph=true,channels_last=false --variant graph-compiled:cuda_graph=true,compile=true
@@ -75,7 +75,7 @@ print(min(400, int((float(sys.argv[3]) - float(sys.argv[4])) / s[0])) if s else 
   }
   if [ "${TESTS:-1}" != 0 ]; then  # 7 passed in 56 s on 2026-12-04 (second GPU session)
     step "recorded steps on the GPU" timeout 90 python3 -P -m pytest -q -p no:cacheprovider \
-      tests/test_graphstep.py -k gpu
+      tests/test_graphstep.py tests/test_eval_resume.py -k gpu
   fi
   step "epoch times against the VAE's" timeout 100 python3 benchmarks/likelihood_epoch.py --epochs 2 "${gpu[@]}" \
     --models "${PROBE:-convhvae-vampprior,hvae-vampprior,hvae-vampprior-d128,hvae-vampprior-d128-r10}" | tee "$out/epochs.jsonl"

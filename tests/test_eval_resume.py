@@ -6,6 +6,7 @@ import json
 import shutil
 
 import pytest
+import torch
 
 import zoo
 from conftest import TINY, assert_clean_error, assert_ok, invoke, quiet
@@ -116,4 +117,21 @@ def test_a_folder_where_the_progress_goes_is_refused_before_any_work(run):
 def test_no_command_may_write_its_output_where_an_evaluation_keeps_its_progress(run):
     assert_clean_error(invoke("generate", run, "--n", "4", "--out", run / PROGRESS),
                        "would replace the run's own eval-progress.safetensors")
+    assert not (run / PROGRESS).exists()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA generator's state needs a GPU")
+def test_an_interrupted_eval_on_the_gpu_goes_on_with_the_cuda_generators_draws(tmp_path, monkeypatch):
+    """The draws come from the CUDA generator there: its state is saved and restored too (close, not to the
+    last digit: a GPU's reductions need not be deterministic)."""
+    run = tmp_path / "vae-gpu"
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=run, log=quiet, progress=False,
+              **{**TINY, "device": "cuda"})
+    whole = zoo.evaluate(run, options={"iwae_k": 20}, device="cuda", save=False)["metrics"]
+    interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 20}, device="cuda")
+    monkeypatch.undo()
+    again = zoo.evaluate(run, options={"iwae_k": 20}, device="cuda")["metrics"]
+    assert again == pytest.approx(whole, rel=1e-5)
     assert not (run / PROGRESS).exists()
