@@ -139,8 +139,8 @@ def _samplers(run_dir: Path, log: Log) -> dict[str, Path]:
             continue
         try:
             _, meta = checkpoint.load_tensors(path)
-        except RunError as e:
-            log(f"note: {path.name} is not pushed: {e.message}")
+        except (RunError, OSError) as e:  # damaged, or unreadable: the run is pushed without it
+            log(f"note: {path.name} is not pushed: {e.message if isinstance(e, RunError) else e.strerror or e}")
             continue
         if meta.get("weights_sha256") != digest:
             log(f"note: {path.name} is not pushed: it was fitted on other weights of this run (before it trained on)")

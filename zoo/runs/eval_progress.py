@@ -77,8 +77,8 @@ class EvalProgress:
             torch.set_rng_state(tensors["rng.cpu"])
             if "rng.cuda" in tensors:
                 torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
-        except (RunError, KeyError, ValueError, TypeError, RuntimeError) as e:
-            why = e.message if isinstance(e, RunError) else str(e)
+        except (RunError, OSError, KeyError, ValueError, TypeError, RuntimeError) as e:  # OSError: unreadable
+            why = e.message if isinstance(e, RunError) else (e.strerror if isinstance(e, OSError) else None) or str(e)
             to_stderr(f"note: {self.path} could not be read ({why}); the evaluation starts from the first image "
                       "and will replace it")
             return 0, {}
