@@ -127,9 +127,8 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     elif sampler is None and class_label is None:
         if not run.can("sample"):
             shipped = shipped_sampler(source)
-            first = shipped[1] if shipped else "gmm"
-            others = ", ".join(s for s in ("gmm", "gaussian", "standard-normal") if s != first)
-            use = f"zoo generate {source} --sampler {first} ({'shipped with it; or ' if shipped else 'or '}{others})"
+            use = (f"zoo generate {source} --sampler {shipped[1]} (shipped with it; `zoo list` shows the others)"
+                   if shipped else f"zoo generate {source} --sampler gmm (or gaussian, standard-normal)")
             raise CapabilityError(f"model '{run.name}' cannot sample by itself",
                                   f"Sample its latent space with a fitted sampler: {use}, "
                                   f"or decode around a class mean with --class LABEL.")
