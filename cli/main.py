@@ -132,11 +132,38 @@ def train(model, dataset, preset, config_file, assignments, out, resume, overwri
                    f"run in {result.run_dir}")
 
 
+# The options of each of `zoo eval`'s three evaluations beyond those they share (data, device, --json,
+# --progress): one given to another evaluation would be silently ignored, so it is refused.
+EVAL_MODES = {"--noise-sweep": ("split", "noise", "baseline"),
+              "--fid": ("features", "fid_n", "sampler", "inception"),
+              "": ("split", "iwae_k", "limit", "per_image")}
+
+
+def _check_eval_mode(ctx: click.Context, noise_sweep: bool, fid: bool) -> None:
+    if noise_sweep and fid:
+        raise click.UsageError("--noise-sweep and --fid are two evaluations: run them as two commands")
+    mode = "--noise-sweep" if noise_sweep else "--fid" if fid else ""
+    given = [p for p in ctx.command.params if p.name in {n for names in EVAL_MODES.values() for n in names}
+             and ctx.get_parameter_source(p.name) != click.core.ParameterSource.DEFAULT]
+    for p in given:
+        if p.name in EVAL_MODES[mode]:
+            continue
+        flag, owners = p.opts[0], [m for m, names in EVAL_MODES.items() if p.name in names]
+        if not mode:
+            raise click.UsageError(f"{flag} applies with {' or '.join(owners)} only: add it, or leave {flag} out")
+        what = " or ".join(m or "the test metrics (zoo eval RUN without --fid or --noise-sweep)" for m in owners)
+        raise click.UsageError(f"{flag} does nothing with {mode}: it is an option of {what}. Leave {flag} out, or "
+                               "run that evaluation as its own command.")
+
+
 def _print_metrics(result: dict) -> None:
     click.echo(f"{result['model']} on {result['dataset']} ({result['split']}, {result['images']} images, "
                f"{result.get('pixels', 'grey levels')})")
+    errors = result.get("standard_errors", {})
     for k, v in result["metrics"].items():
-        click.echo(f"  {k:<8} {v:.6g}")
+        click.echo(f"  {k:<8} {v:.6g}" + (f"  ± {errors[k]:.2g}" if k in errors else ""))
+    if errors:
+        click.echo("  (± the standard error of the mean over the images)")
     if result.get("caveat"):
         click.secho(f"note: {result['caveat']}", err=True, fg="yellow")
     if result.get("sparsity"):
@@ -178,14 +205,20 @@ def _print_metrics(result: dict) -> None:
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr for an evaluation that runs longer than a few seconds "
                    "(default: when on a terminal).")
-def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
-             sampler, inception, limit, progress):
-    """Test metrics of RUN (MSE, BCE, PSNR for autoencoders); also written to RUN/eval.json.
+@click.option("--per-image", type=OUT_FILE, default=None, metavar="FILE.csv",
+              help="Also write every image's metrics to this CSV (index in the split, label, class, one column "
+                   "per metric): e.g. -log p(x) or the reconstruction error as an outlier score.")
+@click.pass_context
+def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
+             sampler, inception, limit, progress, per_image):
+    """Test metrics of RUN (MSE, BCE, PSNR for autoencoders), each a mean over the images with its standard
+    error; also written to RUN/eval.json.
 
     An evaluation stopped midway (Ctrl-C) keeps what it measured: the same command goes on from there."""
     from zoo.api import evaluate
     from zoo.api import noise_sweep as api_sweep
 
+    _check_eval_mode(ctx, noise_sweep, fid or inception)
     if noise_sweep:
         result = api_sweep(run, baseline=baseline, noise=noise, split=split, data_dir=data_dir, device=device)
         if as_json:
@@ -243,7 +276,7 @@ def eval_cmd(run, split, data_dir, device, as_json, noise_sweep, noise, baseline
         return
     options = {"iwae_k": iwae_k} if iwae_k else {}
     result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options, limit=limit,
-                      progress=progress)
+                      progress=progress, per_image=per_image)
     if as_json:
         echo_json(result)
     else:

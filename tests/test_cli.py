@@ -63,11 +63,12 @@ def test_eval_prints_metrics_and_writes_eval_json(run_copy):
     m = saved["metrics"]
     assert set(m) == {"mse", "bce", "psnr"}
     assert 0 < m["mse"] < 0.25 and m["bce"] > 0 and m["psnr"] > 0
-    printed = {line.split()[0]: float(line.split()[1]) for line in out.splitlines()
-               if line.startswith("  ") and len(line.split()) == 2}
-    assert set(printed) == set(m)
-    for name, value in m.items():  # the printed figure is the saved one, to the 6 digits shown
-        assert printed[name] == pytest.approx(value, rel=1e-5), name
+    rows = [line.split() for line in out.splitlines() if line.startswith("  ") and " ± " in line]
+    printed = {name: (float(value), float(se)) for name, value, _, se in rows}  # name, mean, ±, standard error
+    assert set(printed) == set(m) == set(saved["standard_errors"])
+    for name, value in m.items():  # the printed figures are the saved ones, to the digits shown
+        assert printed[name][0] == pytest.approx(value, rel=1e-5), name
+        assert printed[name][1] == pytest.approx(saved["standard_errors"][name], rel=0.05), name
     assert f"written to {run_copy / 'eval.json'}" in out
     assert m == pytest.approx(zoo.evaluate(run_copy, save=False)["metrics"], rel=1e-9)  # the test set, measured
     card = (run_copy / "README.md").read_text()

@@ -135,3 +135,14 @@ def test_an_interrupted_eval_on_the_gpu_goes_on_with_the_cuda_generators_draws(t
     again = zoo.evaluate(run, options={"iwae_k": 20}, device="cuda")["metrics"]
     assert again == pytest.approx(whole, rel=1e-5)
     assert not (run / PROGRESS).exists()
+
+
+def test_a_resumed_eval_writes_the_per_image_metrics_and_errors_of_an_uninterrupted_one(run, monkeypatch, tmp_path):
+    whole = zoo.evaluate(run, options={"iwae_k": 5}, save=False, per_image=tmp_path / "whole.csv")
+    interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5}, per_image=tmp_path / "again.csv")
+    monkeypatch.undo()
+    again = zoo.evaluate(run, options={"iwae_k": 5}, per_image=tmp_path / "again.csv")
+    assert (tmp_path / "again.csv").read_text() == (tmp_path / "whole.csv").read_text()
+    assert again["standard_errors"] == whole["standard_errors"]

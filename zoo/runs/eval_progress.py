@@ -2,8 +2,9 @@
 stopped: a K = 5,000 IWAE bound over a test set runs for hours on a CPU, and Ctrl-C, a closed terminal or
 a lack of memory near its end would otherwise lose all of it.
 
-The file (eval-progress.safetensors) holds the metric sums over the images done so far and the random
-generators' states at that point, which is always the end of a batch; an evaluation that resumes from it
+The file (eval-progress.safetensors) holds the metric sums over the images done so far, each image's
+metrics (for the standard errors and --per-image) and the random generators' states at that point, which is
+always the end of a batch; an evaluation that resumes from it
 draws the same random numbers for the remaining images as one that never stopped, so its result is the
 same to the last digit (on the CPU and CUDA, whose generators it saves; on another device, such as MPS, a
 resumed evaluation is as valid an estimate, from other draws). It is written at most every SAVE_EVERY_S
@@ -28,6 +29,10 @@ from zoo.runs.checkpoint import load_tensors, save_tensors
 
 PROGRESS = "eval-progress.safetensors"
 SAVE_EVERY_S = 30.0  # a cheap evaluation ends before it writes anything
+VALUES = "values."  # the file's tensors of each image's metrics: values.METRIC
+
+# Each metric's per-image values so far, batch by batch (float64, on the CPU).
+Values = dict[str, list[torch.Tensor]]
 
 
 def evaluation_key(weights: str, split: str, options: dict, device: torch.device, x: torch.Tensor,
@@ -61,18 +66,22 @@ class EvalProgress:
         self.saved_done, self.last_save = 0, time.monotonic()
         self._point: tuple[int, dict[str, float], dict[str, torch.Tensor]] | None = None
 
-    def resume(self, boundaries: set[int], total: int) -> tuple[int, dict[str, float]]:
-        """(images done, metric sums) of a saved evaluation of the same key, its random generators
-        restored; (0, {}) when there is none, or it is another evaluation's, damaged or inconsistent."""
+    def resume(self, boundaries: set[int], total: int) -> tuple[int, dict[str, float], Values]:
+        """(images done, metric sums, each image's metrics) of a saved evaluation of the same key, its random
+        generators restored; (0, {}, {}) when there is none, or it is another evaluation's, damaged or
+        inconsistent."""
         if self.path is None or not self.path.is_file():
-            return 0, {}
+            return 0, {}, {}
         try:
             tensors, meta = load_tensors(self.path)
             if meta.get("key") != self.key:
                 self._other(meta.get("weights"))
-                return 0, {}
+                return 0, {}, {}
             done, sums = int(meta["done"]), {k: float(v) for k, v in json.loads(meta["sums"]).items()}
-            if done not in boundaries or done > total or set(tensors) != set(_rng_states(self.device)):
+            values = {k[len(VALUES):]: [t.double()] for k, t in tensors.items() if k.startswith(VALUES)}
+            if (done not in boundaries or done > total or set(values) != set(sums)
+                    or any(v[0].shape != (done,) for v in values.values())
+                    or set(tensors) != set(_rng_states(self.device)) | {VALUES + k for k in values}):
                 raise ValueError("its counts do not fit this evaluation")
             torch.set_rng_state(tensors["rng.cpu"])
             if "rng.cuda" in tensors:
@@ -81,11 +90,11 @@ class EvalProgress:
             why = e.message if isinstance(e, RunError) else (e.strerror if isinstance(e, OSError) else None) or str(e)
             to_stderr(f"note: {self.path} could not be read ({why}); the evaluation starts from the first image "
                       "and will replace it")
-            return 0, {}
+            return 0, {}, {}
         to_stderr(f"note: going on with the evaluation saved in {self.path}: {done:,} of {total:,} images "
                   "done (delete the file to start afresh)")
         self.saved_done = done
-        return done, sums
+        return done, sums, values
 
     def _other(self, weights: str | None) -> None:
         """Another evaluation's progress: replaced when its weights are gone (it can never go on), else kept."""
@@ -97,12 +106,13 @@ class EvalProgress:
                   "images), left as it is for that command to go on: this one saves no progress of its own")
         self.path = None
 
-    def reached(self, done: int, sums: dict[str, float]) -> None:
+    def reached(self, done: int, sums: dict[str, float], values: Values) -> None:
         """A batch ended with `done` images measured: remember the point, and save it if the last save is
-        SAVE_EVERY_S old."""
+        SAVE_EVERY_S old. (The values' lists are copied, not their tensors, which no one changes: joined
+        only when saved.)"""
         if self.path is None:
             return
-        self._point = (done, dict(sums), _rng_states(self.device))
+        self._point = (done, dict(sums), {k: list(v) for k, v in values.items()}, _rng_states(self.device))
         if time.monotonic() - self.last_save >= SAVE_EVERY_S:
             self._save()
 
@@ -123,10 +133,11 @@ class EvalProgress:
 
     def _save(self) -> None:
         """Write the last batch's end; a file that cannot be written ends the saving, not the evaluation."""
-        done, sums, states = self._point
+        done, sums, values, states = self._point
         meta = {"key": self.key, "weights": self.weights, "done": str(done), "sums": json.dumps(sums)}
+        tensors = {**states, **{VALUES + k: torch.cat(v) for k, v in values.items()}}
         try:
-            save_tensors(self.path, states, meta)
+            save_tensors(self.path, tensors, meta)
         except (OSError, ZooError) as e:
             to_stderr(f"note: the evaluation goes on without saving its progress: {self.path} cannot be written "
                       f"({e.message if isinstance(e, ZooError) else e.strerror or e})")

@@ -314,12 +314,13 @@ def run_root(folder: Path) -> Path | None:
     return None
 
 
-def check_output(path: str | Path, own: str | Path | None = None) -> Path:
+def check_output(path: str | Path, own: str | Path | None = None, flag: str = "--out") -> Path:
     """A file a user named for a command's output (--out): refused where writing it would replace a
     run's own records (its weights, checkpoint, config, metrics, training curve, samplers), any existing
     file in a run other than `own` (the run the command reads; its sub-folders, such as progress/,
     included), or a file in zoo's or the Hugging Face Hub's caches or the bundled weights. The folder is
-    resolved first (`..`, links), so no spelling of the path gets past these checks."""
+    resolved first (`..`, links), so no spelling of the path gets past these checks. `flag`: the option that
+    named it, for the messages."""
     path = Path(path)
     folder = path.absolute().parent.resolve()
     target = folder / path.name
@@ -328,13 +329,13 @@ def check_output(path: str | Path, own: str | Path | None = None) -> Path:
     is_record = path.name in RUN_RECORDS or (path.name.startswith("sampler-") and path.suffix == ".safetensors")
     if is_record and root == folder:
         whose = "the run's own" if mine or own is None else f"another run's ({root})"
-        raise ConfigError(f"--out {path} would replace {whose} {path.name}",
+        raise ConfigError(f"{flag} {path} would replace {whose} {path.name}",
                           "Write the output elsewhere (another name or folder).")
     if root is not None and not mine and (target.exists() or target.is_symlink()):
-        raise ConfigError(f"--out {path} would replace {path.name} of another run ({root})",
+        raise ConfigError(f"{flag} {path} would replace {path.name} of another run ({root})",
                           "Write the output elsewhere (another name or folder).")
     if is_managed(folder):
-        raise ConfigError(f"--out {path} is inside a folder zoo or the Hugging Face Hub manages "
+        raise ConfigError(f"{flag} {path} is inside a folder zoo or the Hugging Face Hub manages "
                           "(a verified cache or the bundled weights)", "Write the output elsewhere.")
     return path
 

@@ -77,8 +77,9 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
               f"on {dataset} images of shape {tuple(data.get('shape', ()))}.", ""]
     if metrics:
         lines += [f"## Test metrics ({eval_result.get('images')} {eval_result.get('split')} images)", "",
-                  "| metric | value |", "| --- | --- |"]
-        lines += [f"| {k} | {v:.5g} |" for k, v in metrics.items()]
+                  "| metric | value | standard error |", "| --- | --- | --- |"]
+        errors = eval_result.get("standard_errors", {})  # the spread over the images over √N (older evals: none)
+        lines += [f"| {k} | {v:.5g} | {f'{errors[k]:.2g}' if k in errors else '—'} |" for k, v in metrics.items()]
         lines.append("")
     python_line, commands = _usage(address, _model_class(model), samplers)
     lines += ["## Use it", "", "```python", "import zoo", python_line, "```", "", "```", *commands, "```", "",

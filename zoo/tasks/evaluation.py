@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import csv
 import inspect
+import io
+import math
 from pathlib import Path
 from typing import Any
 
@@ -46,16 +49,22 @@ LONG_BOUND = 5_000_000  # decoded images past which an IWAE bound is said to tak
 @torch.no_grad()
 def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | None = None,
              device: str | None = None, save: bool = True, options: dict | None = None,
-             limit: int | None = None, progress: bool | None = None) -> dict[str, Any]:
-    """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json.
-    `options` pass model-specific settings to its `metrics` (e.g. {"iwae_k": 1000}: a VAE's IWAE bound,
-    off by default for its cost). An evaluation that runs longer than a few seconds shows a progress bar
-    on stderr; `progress` None: when stderr is a terminal."""
+             limit: int | None = None, progress: bool | None = None,
+             per_image: str | Path | None = None) -> dict[str, Any]:
+    """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json: each
+    metric's mean over the images, and its standard error (`standard_errors`: the standard deviation over
+    the images over √N). `options` pass model-specific settings to its `metrics` (e.g. {"iwae_k": 1000}: a
+    VAE's IWAE bound, off by default for its cost). `per_image`: a .csv file to write every image's metrics
+    to (index in the split, label, class, then one column per metric: e.g. −log p(x) as an outlier score).
+    An evaluation that runs longer than a few seconds shows a progress bar on stderr; `progress` None: when
+    stderr is a terminal."""
     run = load(source, device=device)
     model = run.model
     if not model.has_test_metrics():
         raise _no_metrics(run, source)
     check_metric_options(model, options or {})
+    if per_image is not None:
+        per_image = per_image_output(per_image, run)
     if save:  # what it writes at the end, checked before the work
         runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, ckpt.CARD, PROGRESS))
     # Which weights are measured, read right after they were loaded: readers of eval.json ignore it once
@@ -80,7 +89,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     devices = [run.device] if run.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), metrics.progress_bar(n, f"eval {split}", progress) as bar:
         torch.manual_seed(EVAL_SEED)
-        done, sums = saved.resume({stop for _, stop in spans}, n)
+        done, sums, values = saved.resume({stop for _, stop in spans}, n)
         bar.update(done)
         try:
             for start, stop in spans:
@@ -88,8 +97,9 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
                     continue
                 for k, v in model.metrics(to_batch(x[start:stop], y[start:stop]), **(options or {})).items():
                     sums[k] = sums.get(k, 0.0) + float(v.double().sum())
+                    values.setdefault(k, []).append(v.detach().double().cpu().reshape(-1))
                 bar.update(stop - start)
-                saved.reached(stop, sums)
+                saved.reached(stop, sums, values)
         except BaseException:
             saved.interrupted(n)
             raise
@@ -98,6 +108,9 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     result = {"model": run.record["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.pixels(), "classes": list(data.classes),
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}, ckpt.WEIGHTS_DIGEST: measured}
+    per = {k: torch.cat(values[k]) for k in sums}  # in the metrics' order (a resumed one's file sorts them)
+    if n > 1:
+        result["standard_errors"] = {k: float(t.std()) / math.sqrt(n) for k, t in per.items()}
     if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
         result["caveat"] = data.caveat()
     if regularize.prunes(run.record.get("train", {})):
@@ -105,6 +118,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     report = model.evaluation_report(x, y, run, run.output_dir if save else None)
     if report:
         result["report"] = report
+    if per_image is not None:
+        _write_per_image(per_image, per, y, data.classes)
     if save:
         written = run.output_dir / ckpt.EVAL
         ckpt.write_json(written, result)
@@ -112,7 +127,31 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         if run.output_dir == run.folder:
             write_card(run.folder)
         result["written"] = [str(written)]
+    if per_image is not None:
+        result.setdefault("written", []).append(str(per_image))
     return result
+
+
+def per_image_output(path: str | Path, run: Run) -> Path:
+    """Where `zoo eval --per-image` writes: checked before any work like every output (check_output), and
+    refused unless it ends in .csv, the format written."""
+    out = runfiles.check_output(path, run.folder, "--per-image")
+    if out.suffix.lower() != ".csv":
+        raise ConfigError(f"--per-image {path}: zoo writes the per-image metrics as CSV",
+                          "Give a name ending in .csv.")
+    return out
+
+
+def _write_per_image(path: Path, per: dict[str, torch.Tensor], y: torch.Tensor, classes) -> None:
+    """One row per image: its index in the split, its label and class name, then each metric."""
+    text = io.StringIO(newline="")
+    w = csv.writer(text)
+    w.writerow(["index", "label", "class", *per])
+    columns = [t.tolist() for t in per.values()]
+    for i, label in enumerate(y.tolist()):
+        name = classes[label] if 0 <= label < len(classes) else ""
+        w.writerow([i, label, name, *(repr(c[i]) for c in columns)])
+    ckpt.atomic_write(path, text.getvalue())
 
 
 @torch.no_grad()

@@ -1,0 +1,98 @@
+"""`zoo eval` reports each metric's standard error over the images and, with --per-image FILE.csv, every
+image's metrics (a likelihood model's −log p(x), an autoencoder's reconstruction error: outlier scores);
+options of another kind of evaluation are refused instead of silently ignored."""
+
+import csv
+import json
+import math
+import shutil
+
+import pytest
+
+import zoo
+from conftest import TINY, assert_clean_error, assert_ok, invoke, quiet
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("eval-per-image") / "vae"
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=out, log=quiet, progress=False, **TINY)
+    return out
+
+
+@pytest.fixture
+def run(vae_run, tmp_path):
+    return shutil.copytree(vae_run, tmp_path / "vae")
+
+
+def read_rows(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def column(rows, name):
+    return [float(r[name]) for r in rows]
+
+
+def test_the_per_image_csv_holds_every_test_image_whose_means_are_eval_jsons_metrics(run, tmp_path):
+    scores = tmp_path / "scores.csv"
+    out = assert_ok(invoke("eval", run, "--iwae-k", "5", "--per-image", scores, "--no-progress"))
+    assert str(scores) in out
+    saved = json.loads((run / "eval.json").read_text())
+    rows = read_rows(scores)
+    _, labels = zoo.load(run).data("test")
+    assert len(rows) == saved["images"] == len(labels)
+    assert list(rows[0])[:3] == ["index", "label", "class"]
+    assert [int(r["index"]) for r in rows] == list(range(len(rows)))
+    assert [int(r["label"]) for r in rows] == labels.tolist()
+    assert set(list(rows[0])[3:]) == set(saved["metrics"]) and "nll_iwae_k5_nats" in saved["metrics"]
+    for name, mean in saved["metrics"].items():
+        assert sum(column(rows, name)) / len(rows) == pytest.approx(mean, rel=1e-9)
+
+
+def test_each_metrics_standard_error_is_its_spread_over_the_images_over_root_n(run, tmp_path):
+    scores = tmp_path / "scores.csv"
+    out = assert_ok(invoke("eval", run, "--iwae-k", "5", "--per-image", scores, "--no-progress"))
+    errors = json.loads((run / "eval.json").read_text())["standard_errors"]
+    rows = read_rows(scores)
+    n = len(rows)
+    for name, se in errors.items():
+        values = column(rows, name)
+        mean = sum(values) / n
+        sd = math.sqrt(sum((v - mean) ** 2 for v in values) / (n - 1))
+        assert se == pytest.approx(sd / math.sqrt(n), rel=1e-6) and se > 0
+    assert f"± {errors['nll_iwae_k5_nats']:.2g}" in out and "standard error of the mean" in out
+
+
+def test_per_image_with_limit_holds_the_first_n_images(run, tmp_path):
+    scores = tmp_path / "first.csv"
+    result = zoo.evaluate(run, limit=20, per_image=scores, save=False)
+    rows = read_rows(scores)
+    assert [int(r["index"]) for r in rows] == list(range(20))
+    assert result["written"] == [str(scores)] and not (run / "eval.json").exists()
+
+
+@pytest.mark.parametrize("name, fragment", [("scores.txt", "as CSV"), ("vae/config.json", "would replace")])
+def test_a_per_image_file_zoo_cannot_write_is_refused_before_any_work(run, tmp_path, name, fragment):
+    before = (run / "config.json").read_bytes()
+    assert_clean_error(invoke("eval", run, "--per-image", tmp_path / name, "--no-progress"), "--per-image",
+                       fragment)
+    assert not (run / "eval.json").exists() and (run / "config.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("args, flag", [
+    (["--iwae-k", "5", "--fid"], "--iwae-k"),
+    (["--limit", "3", "--fid"], "--limit"),
+    (["--split", "val", "--fid"], "--split"),
+    (["--sampler", "gmm"], "--sampler"),
+    (["--features", "features-mnist"], "--features"),
+    (["--fid-n", "200"], "--fid-n"),
+    (["--baseline", "convae-mnist"], "--baseline"),
+    (["--noise", "gaussian:0.2"], "--noise"),
+    (["--per-image", "x.csv", "--noise-sweep"], "--per-image"),
+    (["--iwae-k", "5", "--noise-sweep"], "--iwae-k"),
+    (["--noise-sweep", "--fid"], "two evaluations"),
+])
+def test_an_option_of_another_evaluation_is_refused_not_ignored(run, args, flag):
+    assert_clean_error(invoke("eval", run, *args, "--no-progress"), flag, code=2)
+    assert not (run / "eval.json").exists()
