@@ -188,6 +188,22 @@ def run_copy(digits_run, tmp_path) -> Path:
     return Path(shutil.copytree(digits_run, tmp_path / "run"))
 
 
+@pytest.fixture(scope="session")
+def digits_vae_run(tmp_path_factory) -> Path:
+    """A finished 1-epoch tiny VAE run (latent 2) on digits. Read-only: use `vae_copy` to change it."""
+    import zoo
+
+    out = tmp_path_factory.mktemp("shared-runs") / "digits-vae"
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=out, log=quiet, progress=False, **TINY)
+    return out
+
+
+@pytest.fixture
+def vae_copy(digits_vae_run, tmp_path) -> Path:
+    """A private copy of `digits_vae_run`, in tmp_path/vae."""
+    return Path(shutil.copytree(digits_vae_run, tmp_path / "vae"))
+
+
 # ------------------------------------------------------------------------------------------ data files
 
 def idx_bytes(array: np.ndarray) -> bytes:

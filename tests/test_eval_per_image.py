@@ -5,24 +5,16 @@ options of another kind of evaluation are refused instead of silently ignored.""
 import csv
 import json
 import math
-import shutil
 
 import pytest
 
 import zoo
-from conftest import TINY, assert_clean_error, assert_ok, invoke, quiet
-
-
-@pytest.fixture(scope="module")
-def vae_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("eval-per-image") / "vae"
-    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=out, log=quiet, progress=False, **TINY)
-    return out
+from conftest import assert_clean_error, assert_ok, invoke
 
 
 @pytest.fixture
-def run(vae_run, tmp_path):
-    return shutil.copytree(vae_run, tmp_path / "vae")
+def run(vae_copy):
+    return vae_copy
 
 
 def read_rows(path):

@@ -3,7 +3,6 @@ result as an evaluation that never stopped (a K = 5,000 bound runs for hours on 
 
 import functools
 import json
-import shutil
 
 import pytest
 import torch
@@ -14,16 +13,9 @@ from zoo.plugins.vae import VAE
 from zoo.runs.eval_progress import PROGRESS
 
 
-@pytest.fixture(scope="module")
-def vae_run(tmp_path_factory):
-    out = tmp_path_factory.mktemp("eval-resume") / "vae"
-    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=out, log=quiet, progress=False, **TINY)
-    return out
-
-
 @pytest.fixture
-def run(vae_run, tmp_path):
-    return shutil.copytree(vae_run, tmp_path / "vae")
+def run(vae_copy):
+    return vae_copy
 
 
 def interrupt_after(monkeypatch, batches: int) -> None:
