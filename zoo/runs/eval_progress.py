@@ -3,11 +3,11 @@ stopped: a K = 5,000 IWAE bound over a test set runs for hours on a CPU, and Ctr
 a lack of memory near its end would otherwise lose all of it.
 
 The file (eval-progress.safetensors) holds the metric sums over the images done so far, each image's
-metrics (for the standard errors and --per-image) and the random generators' states at that point, which is
-always the end of a batch; an evaluation that resumes from it
-draws the same random numbers for the remaining images as one that never stopped, so its result is the
-same to the last digit (on the CPU and CUDA, whose generators it saves; on another device, such as MPS, a
-resumed evaluation is as valid an estimate, from other draws). It is written at most every SAVE_EVERY_S
+metrics (for the standard errors and --per-image) and the random generators' states at that point, which
+is always the end of a batch; an evaluation that resumes from it draws the same random numbers for the
+remaining images as one that never stopped, so its result is the same to the last digit (on the CPU and
+CUDA, whose generators it saves; on another device, such as MPS, a resumed evaluation is as valid an
+estimate, from other draws). It is written at most every SAVE_EVERY_S
 seconds and when the evaluation is interrupted, read only by an evaluation of the same weights, split,
 images, options and kind of device, and removed once its eval.json is written. Meanwhile another
 evaluation of the same weights leaves it alone (and saves no progress of its own); one of weights trained
@@ -64,7 +64,7 @@ class EvalProgress:
         self.path = Path(folder) / PROGRESS if folder is not None else None
         self.key, self.weights, self.device = key, weights, device
         self.saved_done, self.last_save = 0, time.monotonic()
-        self._point: tuple[int, dict[str, float], dict[str, torch.Tensor]] | None = None
+        self._point: tuple[int, dict[str, float], Values, dict[str, torch.Tensor]] | None = None
 
     def resume(self, boundaries: set[int], total: int) -> tuple[int, dict[str, float], Values]:
         """(images done, metric sums, each image's metrics) of a saved evaluation of the same key, its random
