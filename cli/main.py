@@ -160,8 +160,9 @@ def _print_metrics(result: dict) -> None:
     click.echo(f"{result['model']} on {result['dataset']} ({result['split']}, {result['images']} images, "
                f"{result.get('pixels', 'grey levels')})")
     errors = result.get("standard_errors", {})
+    width = max(map(len, result["metrics"]), default=0)
     for k, v in result["metrics"].items():
-        click.echo(f"  {k:<8} {v:.6g}" + (f"  ± {errors[k]:.2g}" if k in errors else ""))
+        click.echo(f"  {k:<{width}}  {v:<10.6g}" + (f"  ± {errors[k]:.2g}" if k in errors else ""))
     if errors:
         click.echo("  (± the standard error of the mean over the images)")
     if result.get("caveat"):
