@@ -88,3 +88,11 @@ def test_a_per_image_file_zoo_cannot_write_is_refused_before_any_work(run, tmp_p
 def test_an_option_of_another_evaluation_is_refused_not_ignored(run, args, flag):
     assert_clean_error(invoke("eval", run, *args, "--no-progress"), flag, code=2)
     assert not (run / "eval.json").exists()
+
+
+def test_a_plugin_metric_that_is_not_per_image_is_refused_not_averaged_wrongly(run, monkeypatch):
+    from zoo.plugins.vae import VAE
+
+    monkeypatch.setattr(VAE, "metrics", lambda self, batch, **options: {"mse": batch.x.mean()})
+    assert_clean_error(invoke("eval", run, "--no-progress"), "metric 'mse' is not per image", "one value per image")
+    assert not (run / "eval.json").exists()

@@ -96,6 +96,11 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
                 if stop <= done:  # measured before the evaluation stopped
                     continue
                 for k, v in model.metrics(to_batch(x[start:stop], y[start:stop]), **(options or {})).items():
+                    if v.numel() != stop - start:  # a batch mean would be summed as if it were one image
+                        raise CapabilityError(
+                            f"model '{run.name}': its metric '{k}' is not per image (shape {tuple(v.shape)} for "
+                            f"{stop - start} images)", "Its plugin's `metrics` must return one value per image "
+                            "([B] tensors; docs/plugins.md): a fix for the plugin's author.")
                     sums[k] = sums.get(k, 0.0) + float(v.double().sum())
                     values.setdefault(k, []).append(v.detach().double().cpu().reshape(-1))
                 bar.update(stop - start)
