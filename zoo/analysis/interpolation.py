@@ -17,6 +17,7 @@ import torch
 
 from zoo.analysis.latent_samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
 from zoo.analysis.plots import pyplot, save_png
+from zoo.data.datasets import class_name
 from zoo.errors import ConfigError
 from zoo.runs.files import picture_output
 from zoo.runs.loading import load
@@ -62,7 +63,7 @@ def _endpoint(spec: str | int, net, data, x, y, class_codes) -> Endpoint:
             raise ConfigError(f"test image #{i} does not exist: {have}")
         z = encode_images(net, x[i:i + 1])[0]
         lab = int(y[i])
-        name = data.classes[lab] if 0 <= lab < len(data.classes) else "unlabelled"
+        name = class_name(data.classes, lab)
         return Endpoint(text, "image", i, f"test #{i}\n({name})", z, x[i].float().cpu() / 255.0)
     index = resolve_class(text, data.classes)
     mean, _ = class_stats(*class_codes(), index)

@@ -21,6 +21,7 @@ import torch
 
 from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
 from zoo.analysis.plots import pyplot, save_png
+from zoo.data.datasets import class_name
 from zoo.errors import ConfigError
 from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import picture_output
@@ -47,7 +48,7 @@ class Codes:
     images: torch.Tensor | None = None  # the encoded images, uint8 [N, C, H, W] on the CPU
 
     def class_name(self, label: int) -> str:
-        return self.classes[label] if 0 <= label < len(self.classes) else "unlabelled"
+        return class_name(self.classes, label)
 
     def where(self) -> str:
         """Where the codes come from, for messages."""

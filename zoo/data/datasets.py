@@ -116,6 +116,11 @@ def _assemble(name, train_x, train_y, test_x, test_y, classes, val_fraction) -> 
     return ImageData(name, tx, ty, vx, vy, test_x, test_y, tuple(classes))
 
 
+def class_name(classes, label: int) -> str:
+    """The name of class `label`; "unlabelled" for a label outside the classes (an image without a class)."""
+    return classes[label] if 0 <= label < len(classes) else "unlabelled"
+
+
 BINARIZE_SEED = 31337  # fixed: binarised validation and test sets are the same in every run
 
 

@@ -103,4 +103,3 @@ def write_card(run_dir: Path, log=to_stderr) -> Path:
     # The run as the user reached it (runs/ae, /data/runs/ae): the load line works from where they work.
     ckpt.atomic_write(path, render_card(run, eval_result, images, str(run_dir), sampler_names(run_dir)))
     return path
-

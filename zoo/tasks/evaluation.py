@@ -13,6 +13,7 @@ import torch
 
 from zoo.analysis import metrics, plots
 from zoo.console import to_stderr
+from zoo.data.datasets import class_name
 from zoo.errors import CapabilityError, ConfigError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
@@ -101,6 +102,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
                             f"model '{run.name}': its metric '{k}' is not per image (shape {tuple(v.shape)} for "
                             f"{stop - start} images)", "Its plugin's `metrics` must return one value per image "
                             "([B] tensors; docs/plugins.md): a fix for the plugin's author.")
+                    # The sums, though the values hold them, are added batch by batch as before the values
+                    # were kept: every published mean reproduces to its last digit.
                     sums[k] = sums.get(k, 0.0) + float(v.double().sum())
                     values.setdefault(k, []).append(v.detach().double().cpu().reshape(-1))
                 bar.update(stop - start)
@@ -154,8 +157,7 @@ def _write_per_image(path: Path, per: dict[str, torch.Tensor], y: torch.Tensor, 
     w.writerow(["index", "label", "class", *per])
     columns = [t.tolist() for t in per.values()]
     for i, label in enumerate(y.tolist()):
-        name = classes[label] if 0 <= label < len(classes) else ""
-        w.writerow([i, label, name, *(repr(c[i]) for c in columns)])
+        w.writerow([i, label, class_name(classes, label), *(repr(c[i]) for c in columns)])
     ckpt.atomic_write(path, text.getvalue())
 
 
