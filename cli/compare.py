@@ -22,14 +22,21 @@ def compare(runs, metric, desc, as_json, as_csv, plot):
 
     \b
     RUNS are run folders, globs of folders (quoted: 'runs/vae-*'), catalogued names (iwae-mnist) or hub
-    locations (hf://ORG/NAME, file:///PATH). Only config.json and metrics.jsonl are read, never the weights.
+    locations (hf://ORG/NAME, file:///PATH). Only their records are read (config.json, metrics.jsonl,
+    eval.json, the model card), never the weights.
     Each row shows the best epoch's metrics (the last epoch's where none is marked best), the epochs trained
-    and the seconds they took; runs without the sort metric come last.
+    and the seconds they took; runs without the sort metric come last. Test metrics come from `zoo eval`
+    (for a catalogued name, the eval.json it wrote into ./zoo-outputs/NAME/). Sorted by a test metric, the
+    table gives its standard error over the images and, for runs evaluated on the same images, a paired
+    difference from the first of them, image by image: far more precise than the two standard errors
+    (`zoo eval A --iwae-k 1000`, `zoo eval B --iwae-k 1000`, then
+    `zoo compare A B --sort test_nll_iwae_k1000_nats`).
 
     \b
     zoo compare runs/ae6 runs/ae8 runs/mine
     zoo compare 'runs/vae-*' --sort val_loss --plot vae-curves.png
     zoo compare 'runs/*' --csv > runs.csv
+    zoo compare iwae50-mnist piwae-mnist --sort test_nll_iwae_k1000_nats
     """
     from zoo.api import compare as api_compare
 

@@ -62,6 +62,28 @@ def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     return out
 
 
+def epoch_curves(curves: list[tuple[str, list[tuple[int, float]], int | None]], metric: str):
+    """A figure of curves of `metric` against the epoch: (label, [(epoch, value)], best epoch) each, a
+    labelled line per curve with its best epoch starred; a log scale where the values span over 20×."""
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for label, points, best in curves:
+        xs, ys = zip(*points)
+        line, = ax.plot(xs, ys, marker="o", markersize=3, label=label)
+        if best in xs:
+            ax.plot([best], [ys[xs.index(best)]], marker="*", markersize=11, color=line.get_color())
+    values = [y for _, points, _ in curves for _, y in points]
+    if min(values) > 0 and max(values) / min(values) > 20:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric)
+    ax.set_title(f"{metric} by epoch (★ best epoch)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
 def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = "", per_row: int | None = None) -> Path:
     """Rows of images (each [n, C, H, W] in [0, 1]) with a label on the left of each row; a row holding
     more than `per_row` images (default 16) wraps onto several lines."""

@@ -183,11 +183,13 @@ def weights_digest(path: Path) -> str:
         return f"sha256:{h.hexdigest()}"
 
 
-def read_eval(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
+def read_eval(run_dir: Path, weights: Path | None = None) -> tuple[dict[str, Any] | None, str | None]:
     """The run's eval.json if it measured the weights now in model.safetensors: (its contents, None).
     Else (None, why it is left out): unreadable, written by an older zoo that did not record the weights
     it measured, or stale (measured on earlier weights: the run was trained further). (None, None): none.
-    Every reader of eval.json (card, compare, push, info) goes through here, so none shows stale metrics."""
+    Every reader of eval.json (card, compare, push, info) goes through here, so none shows stale metrics.
+    `weights`: the model file the evaluation must have measured, where eval.json is not beside it (the
+    outputs folder of a model the user does not own)."""
     path = Path(run_dir) / EVAL
     if not os.path.lexists(path):
         return None, None
@@ -201,7 +203,7 @@ def read_eval(run_dir: Path) -> tuple[dict[str, Any] | None, str | None]:
         if not result.get(WEIGHTS_DIGEST):
             return None, (f"{path} does not record which weights it measured (an older zoo wrote it): "
                           "ignored; run zoo eval again")
-        if result[WEIGHTS_DIGEST] != weights_digest(Path(run_dir) / WEIGHTS):
+        if result[WEIGHTS_DIGEST] != weights_digest(weights or Path(run_dir) / WEIGHTS):
             return None, f"{path} is stale: measured on earlier weights; run zoo eval again"
     except RunError as e:
         return None, f"{e.message}: {EVAL} ignored"

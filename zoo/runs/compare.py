@@ -14,7 +14,6 @@ import csv
 import glob
 import io
 import json
-import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,9 +24,12 @@ from zoo.analysis import plots
 from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError, ZooError, storage_error
 from zoo.runs import checkpoint as ckpt
+from zoo.runs import eval_images, published
 from zoo.runs import files as runfiles
+from zoo.runs.eval_images import Paired
 from zoo.runs.files import flat_config
-from zoo.runs.loading import catalogued_name, read_run, resolve
+from zoo.runs.published import number
+from zoo.runs.loading import output_place, read_run, resolve
 
 GLOB_CHARS = re.compile(r"[*?[]")
 # Columns of a metrics.jsonl row that are not a measured metric of the epoch.
@@ -45,6 +47,10 @@ class Compared:
     config: dict[str, Any]                      # every config key, flat: model hyperparameters and training
     metrics: dict[str, float] = field(default_factory=dict)       # the best epoch's row (train_*, val_*)
     test_metrics: dict[str, float] = field(default_factory=dict)  # eval.json, the model card or the catalogue
+    test_errors: dict[str, float] = field(default_factory=dict)   # their standard errors over the images (eval.json)
+    test_values: dict[str, Any] = field(default_factory=dict)     # each image's test metrics (eval_images)
+    test_images: str | None = None                                # which images those are (their digest)
+    paired: Paired | None = None                                  # the sort metric against the reference run's
     best_epoch: int | None = None
     epochs: int | None = None
     seconds: float | None = None
@@ -57,6 +63,15 @@ class Compared:
         if metric.startswith("test_"):
             return self.test_metrics.get(metric.removeprefix("test_"))
         return None
+
+    def error(self, metric: str) -> float | None:
+        """A test metric's standard error over the images, where eval.json gives one."""
+        return self.test_errors.get(metric.removeprefix("test_")) if metric.startswith("test_") else None
+
+    def shown(self, metric: str, with_error: bool = False) -> str:
+        """A metric's cell: its value, and its standard error if asked and known."""
+        value, error = self.value(metric), self.error(metric) if with_error else None
+        return "" if value is None else f"{value:.5g}" + ("" if error is None else f" ± {error:.2g}")
 
     def known(self) -> set[str]:
         return set(self.metrics) | {f"test_{k}" for k in self.test_metrics}
@@ -75,6 +90,7 @@ class Comparison:
     equal: list[str]
     partial: list[str] = field(default_factory=list)
     plot: Path | None = None
+    reference: Compared | None = None  # the run the others' paired differences are taken from
 
     def metric_columns(self) -> list[str]:
         """The metrics a table shows: the sort metric, the validation metrics, then the test metrics."""
@@ -85,11 +101,13 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {"sort": self.metric, "descending": self.descending, "differing_keys": self.differing,
                 "equal_keys": self.equal, "partial_keys": self.partial, "plot": str(self.plot) if self.plot else None,
+                "paired_reference": self.reference.name if self.reference else None,
                 "runs": [{"name": r.name, "folder": str(r.folder), "model": r.model,
                           "config": {k: r.config.get(k) for k in self.differing},
                           "best_epoch": r.best_epoch, "epochs": r.epochs, "seconds": r.seconds,
                           "sort_value": r.value(self.metric), "metrics": r.metrics,
-                          "test_metrics": r.test_metrics, "notes": r.notes} for r in self.runs]}
+                          "test_metrics": r.test_metrics, "test_standard_errors": r.test_errors,
+                          "paired": r.paired.to_dict() if r.paired else None, "notes": r.notes} for r in self.runs]}
 
     def to_csv(self) -> str:
         """A header, then a row per run: name, folder, model, the differing keys (config.KEY), the best
@@ -97,23 +115,33 @@ class Comparison:
         where a run has none."""
         metrics = self.metric_columns()
         metrics += sorted(set().union(*(r.metrics for r in self.runs)) - set(metrics)) if self.runs else []
+        errors = [m for m in metrics if any(r.error(m) is not None for r in self.runs)]
+        paired = ["paired_difference", "paired_standard_error"] if self.reference else []
         buf = io.StringIO()
         out = csv.writer(buf, lineterminator="\n")
         out.writerow(["name", "folder", "model", *(f"config.{k}" for k in self.differing), "best_epoch", "epochs",
-                      "seconds", *metrics])
+                      "seconds", *metrics, *(f"{m}_se" for m in errors), *paired])
         for r in self.runs:
             out.writerow([r.name, r.folder, r.model, *(_cell(r.config, k, compact=True) for k in self.differing),
                           _blank(r.best_epoch), _blank(r.epochs), _blank(r.seconds),
-                          *(_blank(r.value(m)) for m in metrics)])
+                          *(_blank(r.value(m)) for m in metrics),
+                          *(_blank(r.error(m)) for m in errors),
+                          *([_blank(r.paired and r.paired.difference), _blank(r.paired and r.paired.standard_error)]
+                            if paired else [])])
         return buf.getvalue()
 
     def table(self) -> list[str]:
         """The comparison as aligned text lines: a heading, a row per run, then notes."""
         metrics = self.metric_columns()
+        cells = [[r.shown(m, with_error=m == self.metric) for m in metrics] for r in self.runs]
+        if self.reference:  # the paired differences, right after the sort metric's column
+            metrics.insert(1, "paired Δ")
+            for r, row in zip(self.runs, cells):
+                row.insert(1, "reference" if r is self.reference else _difference(r.paired))
         head = ["run", "model", *self.differing, "best_epoch", "trained", "seconds", *metrics]
         body = [[r.name, r.model, *(_cell(r.config, k) for k in self.differing), _blank(r.best_epoch),
-                 _blank(r.epochs), "" if r.seconds is None else f"{r.seconds:.1f}",
-                 *("" if r.value(m) is None else f"{r.value(m):.5g}" for m in metrics)] for r in self.runs]
+                 _blank(r.epochs), "" if r.seconds is None else f"{r.seconds:.1f}", *row]
+                for r, row in zip(self.runs, cells)]
         widths = [max(len(row[i]) for row in [head, *body]) for i in range(len(head))]
         numeric = set(range(len(head) - len(metrics) - 3, len(head)))
         fmt = lambda row: "  ".join(c.rjust(w) if i in numeric else c.ljust(w)  # noqa: E731
@@ -122,7 +150,14 @@ class Comparison:
         partial = f", {len(self.partial)} only some runs have" if self.partial else ""
         lines = [f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}, sorted by {self.metric} ({order}; "
                  f"runs without it last); {len(self.equal)} config keys equal in all runs{partial}"
-                 + ("" if self.differing else ", none differs"), "", fmt(head), *map(fmt, body)]
+                 + ("" if self.differing else ", none differs")]
+        if any(r.error(self.metric) is not None for r in self.runs):
+            lines.append(f"{self.metric} ± its standard error over the test images: how far it would move on "
+                         "other images")
+        if self.reference:
+            lines.append(f"paired Δ: {self.metric} minus {self.reference.name}'s, image by image over the same "
+                         f"{next(r.paired.images for r in self.runs if r.paired):,} test images, ± its standard error")
+        lines += ["", fmt(head), *map(fmt, body)]
         notes = [f"  {r.name}: {note}" for r in self.runs for note in r.notes]
         return lines + (["", "notes:", *notes] if notes else [])
 
@@ -136,6 +171,10 @@ def _cell(config: dict[str, Any], key: str, compact: bool = False) -> str:
 
 def _blank(value) -> str:
     return "" if value is None else str(value)
+
+
+def _difference(p: Paired | None) -> str:
+    return "" if p is None else f"{p.difference:+.4g} ± {p.standard_error:.2g}"
 
 
 # ------------------------------------------------------------------------------------------ finding runs
@@ -194,9 +233,9 @@ def read_compared(name: str, folder: Path) -> Compared:
             _summarise(row, rows)
     else:
         row.notes.append(f"no {ckpt.METRICS} (published weights carry no training log)")
-    row.test_metrics = _test_metrics(folder, name, row.notes)
+    _read_tests(row, folder, name)
     if not row.metrics and not row.history:
-        card = _card_training(folder / ckpt.CARD)
+        card = published.card_training(folder / ckpt.CARD)
         if card:
             row.metrics, row.best_epoch, row.epochs = card
             row.notes.append("training metrics from its model card")
@@ -210,62 +249,39 @@ def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:
         return
     final = ckpt.best_row(rows)
     row.best_epoch, row.epochs = final["epoch"], rows[-1]["epoch"]
-    row.metrics = {k: v for k, v in final.items() if k not in NOT_METRICS and _number(v)}
-    row.seconds = round(sum(r.get("seconds", 0) for r in rows if _number(r.get("seconds"))), 2)
+    row.metrics = {k: v for k, v in final.items() if k not in NOT_METRICS and number(v)}
+    row.seconds = round(sum(r.get("seconds", 0) for r in rows if number(r.get("seconds"))), 2)
 
 
-def _number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _test_metrics(folder: Path, name: str, notes: list[str]) -> dict[str, float]:
-    """The run's test metrics: its eval.json, else (without one) its model card's, else its catalogue
-    entry's. An eval.json of other weights than the run's (stale after --resume) gives none, with a note:
-    the card's metrics were rendered from it, so they are not used either."""
+def _read_tests(row: Compared, folder: Path, name: str) -> None:
+    """The run's test metrics: its eval.json (with their standard errors and each image's values, where
+    it has them; for a model not the user's, as `zoo eval` wrote it into ./zoo-outputs/NAME/), else
+    (without one) its model card's, else its catalogue entry's. An eval.json of other
+    weights than the run's (stale after --resume) gives none, with a note: the card's metrics were rendered
+    from it, so they are not used either."""
     evaluated, note = ckpt.read_eval(folder)
+    place, elsewhere = output_place(name, folder)
+    if evaluated is None and not note and elsewhere:  # the user's own `zoo eval` of a model not theirs
+        evaluated, note = ckpt.read_eval(place, weights=folder / ckpt.WEIGHTS)
+        if evaluated is not None:
+            folder = place
+            row.notes.append(f"test metrics from {place.relative_to(Path.cwd())}/{ckpt.EVAL} "
+                             f"({evaluated.get('images')} {evaluated.get('split', 'test')} images)")
     if note:
-        notes.append(note.replace(f"{folder}/", ""))  # the run's name is on the row
-        return {}
-    if evaluated is not None:
+        row.notes.append(note.replace(f"{folder}/", ""))  # the run's name is on the row
+    elif evaluated is not None:
         if evaluated.get("split", "test") != "test":
-            return {}
-        return {k: v for k, v in evaluated["metrics"].items() if _number(v)}
-    card = _front_matter(folder / ckpt.CARD)
-    found = {m[1]: float(m[2]) for m in re.finditer(r"-\s*\{type:\s*([\w.-]+),\s*value:\s*([-+\d.eE]+)\}", card)
-             if _float(m[2])} if card else {}
-    if found:
-        return found
-    entry = registry.weights().get(catalogued_name(name)) if "/" not in name else None
-    return {k: v for k, v in (entry or {}).get("metrics", {}).items() if _number(v)}
-
-
-def _float(text: str) -> bool:
-    try:
-        return math.isfinite(float(text))
-    except ValueError:
-        return False
-
-
-def _front_matter(path: Path) -> str:
-    """The YAML metadata at the top of a model card ("" without one)."""
-    try:
-        text = path.read_text(errors="replace")[:200_000] if path.is_file() else ""
-    except OSError:
-        return ""
-    parts = text.split("\n---\n", 1)
-    return parts[0] if text.startswith("---\n") and len(parts) == 2 else ""
-
-
-def _card_training(path: Path) -> tuple[dict[str, float], int | None, int | None] | None:
-    """A pushed run's training summary from its card's metadata (`zoo push` writes it): the best epoch's
-    metrics, the best epoch and the epochs trained."""
-    meta = _front_matter(path)
-    block = re.search(r"^  training_metrics:\n((?:    [\w.-]+: .*\n?)+)", meta, re.MULTILINE)
-    if not block:
-        return None
-    metrics = {k: float(v) for k, v in re.findall(r"^    ([\w.-]+): (\S+)", block[1], re.MULTILINE) if _float(v)}
-    epochs = re.search(r"training: \{best_epoch: (\d+), epochs: (\d+)\}", meta)
-    return metrics, int(epochs[1]) if epochs else None, int(epochs[2]) if epochs else None
+            return
+        row.test_metrics = {k: v for k, v in evaluated["metrics"].items() if number(v)}
+        errors = evaluated.get("standard_errors")
+        row.test_errors = {k: v for k, v in errors.items() if k in row.test_metrics and number(v)
+                           } if isinstance(errors, dict) else {}
+        row.test_values, note = eval_images.read(folder, evaluated)
+        row.test_images = evaluated.get(eval_images.IMAGES_DIGEST) if row.test_values else None
+        if note:
+            row.notes.append(note)
+    else:
+        row.test_metrics = published.test_metrics(folder, name)
 
 
 # ------------------------------------------------------------------------------------------ comparing
@@ -310,6 +326,28 @@ def differing_keys(runs: list[Compared]) -> tuple[list[str], list[str], list[str
     return differ, [k for k in keys if k not in differ and k not in partial], partial
 
 
+def pair(runs: list[Compared], metric: str) -> Compared | None:
+    """Each run's paired difference on the test `metric` from a reference run's, over the same images: the
+    reference is the first run (in the table's order) of the largest group measured on the same images
+    whose values were kept. That run, or None when no two runs pair."""
+    name = metric.removeprefix("test_")
+    kept = [r for r in runs if metric.startswith("test_") and name in r.test_values]
+    groups: dict[str | None, list[Compared]] = {}
+    for r in kept:
+        groups.setdefault(r.test_images, []).append(r)
+    group = max(groups.values(), key=len, default=[])  # the first of the largest: max keeps the first
+    if len(group) < 2:
+        return None
+    reference = group[0]
+    for r in kept:
+        if r in group[1:]:
+            r.paired = eval_images.paired(reference.test_values[name], r.test_values[name])
+        elif r is not reference:
+            r.notes.append(f"measured on other test images than {reference.name} (another dataset or --limit): "
+                           "no paired difference")
+    return reference
+
+
 def compare(sources: list[str | Path], metric: str | None = None, *, descending: bool = False,
             plot: str | Path | None = None) -> Comparison:
     """Compare runs: folders, globs of folders, catalogued names, hub locations (hf://, file://).
@@ -324,6 +362,7 @@ def compare(sources: list[str | Path], metric: str | None = None, *, descending:
     have = sorted((r for r in runs if r.value(chosen) is not None), key=lambda r: r.value(chosen), reverse=descending)
     ordered = have + [r for r in runs if r.value(chosen) is None]
     result = Comparison(ordered, chosen, descending, *differing_keys(runs))
+    result.reference = pair(ordered, chosen)
     if plot is not None:
         result.plot = plot_curves(ordered, chosen, plot)
     return result
@@ -332,33 +371,18 @@ def compare(sources: list[str | Path], metric: str | None = None, *, descending:
 def plot_curves(runs: list[Compared], metric: str, path: str | Path) -> Path:
     """One PNG of every run's `metric` against the epoch, a labelled line per run, its best epoch marked."""
     out = runfiles.picture_output(path, None)  # compare reads runs but owns none of them
-    curves = [(r, [(x["epoch"], x[metric]) for x in r.history if _number(x.get(metric))]) for r in runs]
+    curves = [(r, [(x["epoch"], x[metric]) for x in r.history if number(x.get(metric))]) for r in runs]
     curves = [(r, points) for r, points in curves if points]
     if not curves:
         with_curves = sorted({k for r in runs for x in r.history for k in x if k not in NOT_METRICS})
         raise ConfigError(f"--plot: no run has a {metric} curve in its {ckpt.METRICS}",
                           f"Sort by one that runs logged to plot it: {', '.join(with_curves)}." if with_curves else
                           f"None of the runs has a {ckpt.METRICS} (published weights carry no training log).")
-    plt = plots.pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r, points in curves:
-        xs, ys = zip(*points)
-        line, = ax.plot(xs, ys, marker="o", markersize=3, label=f"{r.name} ({r.model})")
-        if r.best_epoch in xs:
-            ax.plot([r.best_epoch], [ys[xs.index(r.best_epoch)]], marker="*", markersize=11, color=line.get_color())
-    values = [y for _, points in curves for _, y in points]
-    if min(values) > 0 and max(values) / min(values) > 20:
-        ax.set_yscale("log")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(metric)
-    ax.set_title(f"{metric} by epoch (★ best epoch)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
+    fig = plots.epoch_curves([(f"{r.name} ({r.model})", points, r.best_epoch) for r, points in curves], metric)
     try:
         plots.save_png(fig, out)
     except OSError as e:
         raise storage_error(e, f"--plot {out}: cannot write", path=out, option="--plot") from None
     finally:
-        plt.close(fig)
+        plots.pyplot().close(fig)
     return out

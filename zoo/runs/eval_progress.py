@@ -26,6 +26,7 @@ import torch
 from zoo.console import to_stderr
 from zoo.errors import RunError, ZooError
 from zoo.runs.checkpoint import load_tensors, save_tensors
+from zoo.runs.eval_images import hash_images
 
 PROGRESS = "eval-progress.safetensors"
 SAVE_EVERY_S = 30.0  # a cheap evaluation ends before it writes anything
@@ -41,9 +42,7 @@ def evaluation_key(weights: str, split: str, options: dict, device: torch.device
     the exact images and labels measured, the metric options and the kind of device (whose generator
     draws the random numbers)."""
     h = hashlib.sha256(json.dumps([weights, split, sorted(options.items()), device.type]).encode())
-    for t in (x, y):
-        h.update(str((t.dtype, tuple(t.shape))).encode())
-        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    hash_images(h, x, y)
     return h.hexdigest()
 
 

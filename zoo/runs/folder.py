@@ -12,13 +12,15 @@ from zoo.caches import is_managed
 from zoo.console import to_stderr
 from zoo.errors import RunError, storage_error
 from zoo.runs import checkpoint as ckpt
+from zoo.runs.eval_images import IMAGES_FILE
 from zoo.runs.loading import read_run
 from zoo.runs.lock import lock_run
 from zoo.tracking import logger_run_files
 
 # What a new run writes into its folder: a folder already holding any of these is not trained into.
-RUN_OUTPUTS = (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS, ckpt.CARD, ckpt.EVAL, "loss.png",
+RUN_OUTPUTS = (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS, ckpt.CARD, ckpt.EVAL, IMAGES_FILE, "loss.png",
                "reconstructions.png", "samples.png")
+EVALUATED = (ckpt.EVAL, IMAGES_FILE)  # what `zoo eval` wrote: a resumed training reads eval.json, writes neither
 START_MARK = ".zoo-starting"  # present while a run is being started: a kill leaves it with zoo's own files
 
 

@@ -127,9 +127,18 @@ def output_folder(source: str | Path, run_dir: Path) -> Path:
     downloaded model, or a run in a folder this process cannot write, is left alone: its results go to
     ./zoo-outputs/NAME/ (NAME: the catalogued name, the hub repository's name, or the run folder's
     name), so they never mix with, or overwrite, the user's own files in the working directory."""
+    folder, why = output_place(source, run_dir)
+    if why:
+        to_stderr(f"note: {why}; outputs go to {folder.relative_to(Path.cwd())}/")
+    return folder
+
+
+def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
+    """output_folder without its note: (the folder, None) for a run the user owns, else (./zoo-outputs/NAME,
+    why the results go there). Readers of a model's results (`zoo compare`) look there too."""
     owned = not hub.is_hub_source(source) and Path(source) == run_dir
     if owned and writable(run_dir):
-        return run_dir
+        return run_dir, None
     if hub.is_hub_source(source):
         where = hub.parse(str(source))
         label = where.repo.rsplit("/", 1)[-1] + (f"@{where.revision}" if where.revision else "") \
@@ -137,9 +146,7 @@ def output_folder(source: str | Path, run_dir: Path) -> Path:
     else:
         label = run_dir.name if owned else catalogued_name(str(source))
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
-    why = f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours"
-    to_stderr(f"note: {why}; outputs go to {folder.relative_to(Path.cwd())}/")
-    return folder
+    return folder, f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours"
 
 
 def writable(folder: Path) -> bool:

@@ -17,6 +17,7 @@ from zoo.data.datasets import class_name
 from zoo.errors import CapabilityError, ConfigError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
+from zoo.runs import eval_images
 from zoo.runs import files as runfiles
 from zoo.runs.eval_progress import PROGRESS, EvalProgress, evaluation_key
 from zoo.runs.loading import load
@@ -54,11 +55,12 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
              per_image: str | Path | None = None) -> dict[str, Any]:
     """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json: each
     metric's mean over the images, and its standard error (`standard_errors`: the standard deviation over
-    the images over √N). `options` pass model-specific settings to its `metrics` (e.g. {"iwae_k": 1000}: a
-    VAE's IWAE bound, off by default for its cost). `per_image`: a .csv file to write every image's metrics
-    to (index in the split, label, class, then one column per metric: e.g. −log p(x) as an outlier score).
-    An evaluation that runs longer than a few seconds shows a progress bar on stderr; `progress` None: when
-    stderr is a terminal."""
+    the images over √N). Each image's metrics go to eval-images.safetensors, for `zoo compare` to set runs
+    measured on the same images side by side, image by image. `options` pass model-specific settings to
+    its `metrics` (e.g. {"iwae_k": 1000}: a VAE's IWAE bound, off by default for its cost). `per_image`: a
+    .csv file to write every image's metrics to (index in the split, label, class, then one column per
+    metric: e.g. −log p(x) as an outlier score). An evaluation that runs longer than a few seconds shows a
+    progress bar on stderr; `progress` None: when stderr is a terminal."""
     run = load(source, device=device)
     model = run.model
     if not model.has_test_metrics():
@@ -67,7 +69,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if per_image is not None:
         per_image = per_image_output(per_image, run)
     if save:  # what it writes at the end, checked before the work
-        runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, ckpt.CARD, PROGRESS))
+        runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, eval_images.IMAGES_FILE, ckpt.CARD, PROGRESS))
     # Which weights are measured, read right after they were loaded: readers of eval.json ignore it once
     # model.safetensors holds other weights (a resumed run trained further), see ckpt.read_eval.
     measured = ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
@@ -115,7 +117,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         raise _no_metrics(run, source)
     result = {"model": run.record["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.pixels(), "classes": list(data.classes),
-              "metrics": {k: v / max(n, 1) for k, v in sums.items()}, ckpt.WEIGHTS_DIGEST: measured}
+              "metrics": {k: v / max(n, 1) for k, v in sums.items()}, ckpt.WEIGHTS_DIGEST: measured,
+              eval_images.IMAGES_DIGEST: eval_images.images_digest(x, y)}
     per = {k: torch.cat(values[k]) for k in sums}  # in the metrics' order (a resumed one's file sorts them)
     if n > 1:
         result["standard_errors"] = {k: float(t.std()) / math.sqrt(n) for k, t in per.items()}
@@ -130,6 +133,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         _write_per_image(per_image, per, y, data.classes)
     if save:
         written = run.output_dir / ckpt.EVAL
+        eval_images.write(run.output_dir, per, result)  # each image's metrics, for `zoo compare`'s pairs
         ckpt.write_json(written, result)
         saved.finish()
         if run.output_dir == run.folder:

@@ -21,7 +21,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.config import TrainConfig, model_named_by, resolve_config, split_config
-from zoo.runs.folder import RUN_OUTPUTS, new_run_folder
+from zoo.runs.folder import EVALUATED, RUN_OUTPUTS, new_run_folder
 from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
 from zoo.runs.modelcard import write_card
@@ -165,7 +165,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
             raise RunError(f"{run_dir} has no checkpoint to resume from",
                            f"Its files are incomplete; train it anew into another folder (or remove {run_dir}).")
         # What a resumed training writes, checked before a byte is (eval.json is only read, and ignored if odd)
-        runfiles.check_replaceable(run_dir, (ckpt.CONFIG, *(n for n in RUN_OUTPUTS if n != ckpt.EVAL)))
+        runfiles.check_replaceable(run_dir, (ckpt.CONFIG, *(n for n in RUN_OUTPUTS if n not in EVALUATED)))
         ckpt.remove_stale_temporaries(run_dir)
         device = pick_device(train_cfg.device)
         loggers = loggers_for(train_cfg, log)

@@ -1,0 +1,173 @@
+"""`zoo eval` keeps each image's metrics (eval-images.safetensors) and `zoo compare`, sorted by a test metric,
+gives its standard error and the paired difference of runs measured on the same images, image by image;
+runs measured on other images, files of another evaluation and damaged files are left out with a note."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import shutil
+from pathlib import Path
+
+import pytest
+from conftest import TINY, assert_ok, invoke, write_idx_set
+
+import zoo
+from zoo.console import quiet
+from zoo.runs.checkpoint import load_tensors
+
+IMAGES_FILE = "eval-images.safetensors"
+NLL = "nll_iwae_k5_nats"
+
+
+@pytest.fixture
+def pair_of_runs(vae_copy, tmp_path) -> tuple[Path, Path]:
+    """The shared 1-epoch VAE and a second one trained with another seed, both evaluated with K = 5, each
+    image's metrics also written to RUN.csv."""
+    other = tmp_path / "other"
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, seed=7, out=other, log=quiet, progress=False, **TINY)
+    for run in (vae_copy, other):
+        assert_ok(invoke("eval", run, "--iwae-k", "5", "--per-image", f"{run}.csv", "--no-progress"))
+    return vae_copy, other
+
+
+def per_image(run: Path) -> list[float]:
+    with open(f"{run}.csv", newline="") as fh:
+        return [float(row[NLL]) for row in csv.DictReader(fh)]
+
+
+def compare_json(*args) -> dict:
+    result = invoke("compare", *args, "--json")
+    assert_ok(result)
+    return json.loads(result.stdout)
+
+
+def test_eval_keeps_each_images_metrics_whose_means_are_eval_jsons(vae_copy):
+    assert_ok(invoke("eval", vae_copy, "--iwae-k", "5", "--no-progress"))
+    saved = json.loads((vae_copy / "eval.json").read_text())
+    values, _ = load_tensors(vae_copy / IMAGES_FILE)
+    assert set(values) == set(saved["metrics"])
+    for name, mean in saved["metrics"].items():
+        assert values[name].shape == (saved["images"],)
+        assert float(values[name].mean()) == pytest.approx(mean, rel=1e-12)
+        se = float(values[name].std()) / math.sqrt(saved["images"])
+        assert se == pytest.approx(saved["standard_errors"][name], rel=1e-12)
+
+
+def test_the_paired_difference_is_the_mean_of_the_image_by_image_differences_with_their_standard_error(pair_of_runs):
+    a, b = pair_of_runs
+    result = compare_json(a, b, "--sort", f"test_{NLL}")
+    first, second = result["runs"]
+    assert result["paired_reference"] == first["name"]
+    assert first["paired"] is None
+    ref, other = (a, b) if first["name"] == str(a) else (b, a)
+    diffs = [y - x for x, y in zip(per_image(ref), per_image(other))]
+    n = len(diffs)
+    mean = sum(diffs) / n
+    sd = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1))
+    assert second["paired"]["images"] == n
+    assert second["paired"]["difference"] == pytest.approx(mean, rel=1e-9)
+    assert second["paired"]["standard_error"] == pytest.approx(sd / math.sqrt(n), rel=1e-9)
+    # sorted ascending: the second run's bound is the larger, by the paired difference's mean
+    assert second["paired"]["difference"] == pytest.approx(
+        second["test_metrics"][NLL] - first["test_metrics"][NLL], rel=1e-9)
+    assert second["paired"]["difference"] > 0
+    assert first["test_standard_errors"][NLL] > second["paired"]["standard_error"] / 10
+
+
+def test_the_table_shows_the_standard_error_and_the_paired_column_beside_the_sort_metric(pair_of_runs):
+    a, b = pair_of_runs
+    out = assert_ok(invoke("compare", a, b, "--sort", f"test_{NLL}"))
+    header = next(line for line in out.splitlines() if line.startswith("run "))
+    columns = header.split()
+    assert columns[columns.index(f"test_{NLL}") + 1:][:2] == ["paired", "Δ"]
+    rows = [line for line in out.splitlines() if line.startswith((str(a), str(b)))]
+    assert "reference" in rows[0] and rows[0].count("±") == 1
+    assert rows[1].count("±") == 2
+    assert f"paired Δ: test_{NLL} minus" in out and "test images, ± its standard error" in out
+
+
+def test_sorted_by_a_validation_metric_the_table_has_no_paired_column(pair_of_runs):
+    out = assert_ok(invoke("compare", *pair_of_runs))
+    assert "paired" not in out and "±" not in out
+
+
+def test_the_csv_carries_the_standard_errors_and_the_paired_difference(pair_of_runs):
+    result = invoke("compare", *pair_of_runs, "--sort", f"test_{NLL}", "--csv")
+    rows = list(csv.DictReader(io.StringIO(assert_ok(result) and result.stdout)))
+    as_json = compare_json(*pair_of_runs, "--sort", f"test_{NLL}")["runs"]
+    assert rows[0]["paired_difference"] == "" and float(rows[1]["paired_difference"]) == pytest.approx(
+        as_json[1]["paired"]["difference"])
+    assert float(rows[1]["paired_standard_error"]) == pytest.approx(as_json[1]["paired"]["standard_error"])
+    assert float(rows[0][f"test_{NLL}_se"]) == pytest.approx(as_json[0]["test_standard_errors"][NLL])
+
+
+def test_runs_measured_on_other_images_are_not_paired_and_the_note_says_why(pair_of_runs):
+    a, b = pair_of_runs
+    assert_ok(invoke("eval", b, "--iwae-k", "5", "--limit", "100", "--no-progress"))
+    result = compare_json(a, b, "--sort", f"test_{NLL}")
+    assert result["paired_reference"] is None
+    assert all(r["paired"] is None for r in result["runs"])
+    assert "paired" not in assert_ok(invoke("compare", a, b, "--sort", f"test_{NLL}"))
+
+
+def test_of_three_runs_the_two_on_the_same_images_pair_and_the_third_is_named(pair_of_runs, tmp_path):
+    a, b = pair_of_runs
+    c = Path(shutil.copytree(a, tmp_path / "third"))
+    assert_ok(invoke("eval", c, "--iwae-k", "5", "--limit", "50", "--no-progress"))
+    result = compare_json(a, b, c, "--sort", f"test_{NLL}")
+    by_name = {r["name"]: r for r in result["runs"]}
+    assert result["paired_reference"] in (str(a), str(b))
+    assert by_name[str(c)]["paired"] is None
+    assert any("measured on other test images than" in n for n in by_name[str(c)]["notes"])
+    assert sum(r["paired"] is not None for r in result["runs"]) == 1
+
+
+def test_an_images_file_of_another_evaluation_is_ignored_with_a_note(pair_of_runs, tmp_path):
+    a, b = pair_of_runs
+    kept = tmp_path / "k5.safetensors"
+    shutil.copy(b / IMAGES_FILE, kept)
+    assert_ok(invoke("eval", b, "--iwae-k", "5", "--limit", "300", "--no-progress"))
+    shutil.copy(kept, b / IMAGES_FILE)  # eval.json now holds the 300-image evaluation
+    result = compare_json(a, b, "--sort", f"test_{NLL}")
+    notes = next(r["notes"] for r in result["runs"] if r["name"] == str(b))
+    assert any("is not from the evaluation eval.json holds" in n for n in notes)
+    assert result["paired_reference"] is None
+    assert next(r for r in result["runs"] if r["name"] == str(b))["test_metrics"]  # the metrics themselves stay
+
+
+def test_a_damaged_images_file_is_ignored_with_a_note_and_left_as_it_was(pair_of_runs):
+    a, b = pair_of_runs
+    path = b / IMAGES_FILE
+    data = bytearray(path.read_bytes())
+    data[-3] ^= 0xFF
+    path.write_bytes(bytes(data))
+    result = compare_json(a, b, "--sort", f"test_{NLL}")
+    notes = next(r["notes"] for r in result["runs"] if r["name"] == str(b))
+    assert any(IMAGES_FILE in n and "cannot be read" in n for n in notes)
+    assert result["paired_reference"] is None
+    assert path.read_bytes() == bytes(data)
+
+
+def test_catalogued_models_are_compared_by_their_own_evaluations_in_zoo_outputs(tmp_path):
+    write_idx_set(tmp_path / "data" / "mnist", n_train=64, n_test=64)
+    for name in ("convae-mnist", "dae-mnist"):
+        assert_ok(invoke("eval", name, "--limit", "40", "--data-dir", tmp_path / "data", "--no-progress"))
+        assert (tmp_path / "zoo-outputs" / name / IMAGES_FILE).is_file()
+    result = compare_json("convae-mnist", "dae-mnist", "--sort", "test_mse")
+    assert result["paired_reference"] == result["runs"][0]["name"]
+    second = result["runs"][1]
+    assert second["paired"]["images"] == 40
+    own = json.loads((tmp_path / "zoo-outputs" / second["name"] / "eval.json").read_text())
+    assert second["test_metrics"] == own["metrics"]
+    assert f"test metrics from zoo-outputs/{second['name']}/eval.json (40 test images)" in second["notes"]
+
+
+def test_overwrite_removes_the_images_file_with_the_rest_of_the_run(vae_copy):
+    assert_ok(invoke("eval", vae_copy, "--iwae-k", "2", "--limit", "20", "--no-progress"))
+    assert (vae_copy / IMAGES_FILE).is_file()
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=vae_copy, overwrite=True, log=quiet,
+              progress=False, **TINY)
+    assert not (vae_copy / IMAGES_FILE).exists() and not (vae_copy / "eval.json").exists()

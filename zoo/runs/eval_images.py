@@ -1,0 +1,93 @@
+"""Each image's test metrics, kept beside eval.json (eval-images.safetensors), so that two runs measured on
+the same images can be compared image by image (`zoo compare`).
+
+Why image by image: most of the spread of a test metric over the images is which image is hard, not which
+model measured it. The −log p(x) of a likelihood model has a standard error of about 0.2 nats over MNIST's
+10,000 test images, yet the difference between two such models, taken image by image over the same
+images, has one of about 0.03 (docs/model-zoo.md, "How precise these figures are"). Set side by side,
+the two figures' own standard errors would call real differences noise.
+
+The file holds one float64 tensor per metric, in the order of the images, and records which evaluation
+wrote it: the weights measured, the images and labels measured (their sha256) and eval.json's means. A
+reader uses it only while eval.json is that evaluation's.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from zoo.errors import RunError
+from zoo.runs.checkpoint import WEIGHTS_DIGEST, load_tensors, save_tensors
+
+IMAGES_FILE = "eval-images.safetensors"
+IMAGES_DIGEST = "images_digest"  # eval.json and the file's metadata: which images (and labels) were measured
+
+
+def hash_images(h: Any, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Feed the images and labels an evaluation measures (their types, shapes and bytes) into hash `h`."""
+    for t in (x, y):
+        h.update(str((t.dtype, tuple(t.shape))).encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+
+
+def images_digest(x: torch.Tensor, y: torch.Tensor) -> str:
+    """The sha256 of the images and labels an evaluation measured: two evaluations pair only on equal ones
+    (the same dataset, split, binarisation and --limit)."""
+    h = hashlib.sha256()
+    hash_images(h, x, y)
+    return h.hexdigest()
+
+
+def write(folder: Path, values: dict[str, torch.Tensor], result: dict[str, Any]) -> Path:
+    """Save each image's metrics of the evaluation whose eval.json is `result` (written after this file)."""
+    path = Path(folder) / IMAGES_FILE
+    meta = {"weights": result[WEIGHTS_DIGEST], "images": result[IMAGES_DIGEST],
+            "metrics": json.dumps(result["metrics"])}
+    save_tensors(path, {k: v.double() for k, v in values.items()}, meta)
+    return path
+
+
+def read(folder: Path, evaluated: dict[str, Any]) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The per-image values of the evaluation `evaluated` (a run's current eval.json) records: ({metric:
+    values}, None); ({}, None) where there are none (an evaluation by an older zoo); ({}, why) where the
+    file cannot be used (damaged, or another evaluation's)."""
+    path = Path(folder) / IMAGES_FILE
+    if not path.is_file():
+        return {}, None
+    try:
+        tensors, meta = load_tensors(path)
+    except (RunError, OSError) as e:
+        return {}, f"{IMAGES_FILE} cannot be read ({getattr(e, 'message', None) or e}): ignored"
+    n, names = evaluated.get("images"), evaluated.get("metrics", {})
+    same = (meta.get("weights") == evaluated.get(WEIGHTS_DIGEST) and meta.get("images") == evaluated.get(IMAGES_DIGEST)
+            and meta.get("metrics") == json.dumps(names))
+    shapes = all(t.dtype == torch.float64 and tuple(t.shape) == (n,) for t in tensors.values())
+    if not same or set(tensors) != set(names) or not shapes:
+        return {}, f"{IMAGES_FILE} is not from the evaluation eval.json holds: ignored; run zoo eval again"
+    return tensors, None
+
+
+@dataclass(frozen=True)
+class Paired:
+    """How much `other` is above `reference` on one metric, image by image over the same images."""
+
+    difference: float         # the mean over the images of other's value minus reference's
+    standard_error: float     # of that mean: the differences' standard deviation over √images
+    images: int
+
+    def to_dict(self) -> dict[str, float | int]:
+        return {"difference": self.difference, "standard_error": self.standard_error, "images": self.images}
+
+
+def paired(reference: torch.Tensor, other: torch.Tensor) -> Paired:
+    """The paired difference of two runs' per-image values of one metric over the same images."""
+    d = other.double() - reference.double()
+    n = d.numel()
+    return Paired(float(d.mean()), float(d.std()) / math.sqrt(n) if n > 1 else math.nan, n)
