@@ -5,6 +5,7 @@ options of another kind of evaluation are refused instead of silently ignored.""
 import csv
 import json
 import math
+from pathlib import Path
 
 import pytest
 
@@ -70,6 +71,15 @@ def test_a_per_image_file_zoo_cannot_write_is_refused_before_any_work(run, tmp_p
     assert_clean_error(invoke("eval", run, "--per-image", tmp_path / name, "--no-progress"), "--per-image",
                        fragment)
     assert not (run / "eval.json").exists() and (run / "config.json").read_bytes() == before
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc, where no file can be made")
+def test_a_per_image_folder_where_no_file_can_be_made_is_refused_before_the_evaluation(run):
+    before = sorted(p.name for p in run.iterdir())
+    out = assert_clean_error(invoke("eval", run, "--iwae-k", "5", "--per-image", "/proc/scores.csv", "--no-progress"),
+                             "--per-image: cannot write /proc/scores.csv", code=74)
+    assert ".tmp" not in out  # named by the user's path, not by the probe's temporary file
+    assert sorted(p.name for p in run.iterdir()) == before  # no eval.json, no progress
 
 
 @pytest.mark.parametrize("args, flag", [

@@ -145,12 +145,13 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
 
 
 def per_image_output(path: str | Path, run: Run) -> Path:
-    """Where `zoo eval --per-image` writes: checked before any work like every output (check_output), and
-    refused unless it ends in .csv, the format written."""
+    """Where `zoo eval --per-image` writes: checked before any work like every output (check_output),
+    refused unless it ends in .csv, the format written, or where no file can be written."""
     out = runfiles.check_output(path, run.folder, "--per-image")
     if out.suffix.lower() != ".csv":
         raise ConfigError(f"--per-image {path}: zoo writes the per-image metrics as CSV",
                           "Give a name ending in .csv.")
+    runfiles.check_writable(out, "--per-image")
     return out
 
 
