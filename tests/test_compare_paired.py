@@ -171,3 +171,18 @@ def test_overwrite_removes_the_images_file_with_the_rest_of_the_run(vae_copy):
     zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=vae_copy, overwrite=True, log=quiet,
               progress=False, **TINY)
     assert not (vae_copy / IMAGES_FILE).exists() and not (vae_copy / "eval.json").exists()
+
+
+def test_a_pushed_run_carries_each_images_metrics_and_pairs_with_a_local_run_once_pulled(pair_of_runs, tmp_path):
+    from zoo import hub
+
+    a, b = pair_of_runs
+    location = f"file://{tmp_path / 'hub' / 'b'}"
+    hub.push(b, location)
+    assert (tmp_path / "hub" / "b" / IMAGES_FILE).read_bytes() == (b / IMAGES_FILE).read_bytes()
+    result = compare_json(a, location, "--sort", f"test_{NLL}")
+    pulled = next(r for r in result["runs"] if r["name"] == location)
+    local = compare_json(a, b, "--sort", f"test_{NLL}")  # the same pair, both runs here
+    assert [r["paired"] for r in result["runs"]] == [r["paired"] for r in local["runs"]]
+    assert any(r["paired"] for r in result["runs"])
+    assert pulled["test_metrics"] == json.loads((b / "eval.json").read_text())["metrics"]

@@ -14,6 +14,7 @@ from zoo import registry
 from zoo.errors import RunError
 from zoo.hub.locations import HubError
 from zoo.runs import config as cfgmod
+from zoo.runs.eval_images import IMAGES_FILE
 from zoo.runs.files import (
     check_run_config,
     check_weights_fit,
@@ -32,7 +33,9 @@ METRICS = "metrics.jsonl"                        # the training log
 EVAL = "eval.json"                               # test metrics, pushed only when they measured these weights
 IMAGES = ("reconstructions.png", "samples.png", "loss.png")
 MODEL_FILES = (CONFIG, WEIGHTS)                  # what loading needs; checked on every load
-REPO_FILES = (CONFIG, WEIGHTS, CARD, METRICS, EVAL, *IMAGES)  # all that is downloaded or pushed, with samplers
+EVAL_IMAGES = IMAGES_FILE                         # each test image's metrics, pushed with the eval.json they match
+# All that is downloaded or pushed, with samplers.
+REPO_FILES = (CONFIG, WEIGHTS, CARD, METRICS, EVAL, EVAL_IMAGES, *IMAGES)
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 PULLED_MANIFEST = ".zoo-pulled.json"   # in a cached copy of a folder hub: where it came from, its sha256s
 PUSHED_MANIFEST = ".zoo-pushed.json"   # in a folder hub: the mark of a push, the files it wrote and their sha256s

@@ -3,6 +3,7 @@ gives) before a file is requested, and again while it is read, so an oversized f
 
     config.json, README.md   1 MiB each (and a folder hub's push mark, .zoo-pushed.json)
     metrics.jsonl, eval.json 16 MiB each (a row per epoch; a classifier's report)
+    eval-images.safetensors  16 MiB (each test image's metrics: 2 million numbers)
     each picture             20 MiB
     each latent sampler      64 MiB (sampler-NAME.safetensors, fitted on the run's training codes)
     model.safetensors        the size of the weights the config.json (fetched first) describes, computed
@@ -21,6 +22,7 @@ import os
 from zoo.hub.files import (
     CONFIG,
     EVAL,
+    EVAL_IMAGES,
     IMAGES,
     METRICS,
     MODEL_FILES,
@@ -81,8 +83,8 @@ def cap(name: str, run: dict | None = None) -> Cap:
         return Cap(IMAGE_CAP, "a picture")
     if is_sampler_file(name):
         return Cap(SAMPLER_CAP, "a fitted latent sampler")
-    if name in (METRICS, EVAL):
-        return Cap(RECORD_CAP, "a training log" if name == METRICS else "test metrics")
+    if name in (METRICS, EVAL, EVAL_IMAGES):
+        return Cap(RECORD_CAP, {METRICS: "a training log", EVAL: "test metrics"}.get(name, "each test image's metrics"))
     return Cap(TEXT_CAP, name if name in (CONFIG, PUSHED_MANIFEST) else "a model card")
 
 

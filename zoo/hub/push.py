@@ -27,7 +27,7 @@ from zoo.hub.folder import check_destination, push_folder
 from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
 from zoo.hub.pull import fetch, pull
-from zoo.runs import checkpoint
+from zoo.runs import checkpoint, eval_images
 from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_metrics
 from zoo.runs.files import file_sha256, open_regular, sampler_name
 from zoo.runs.modelcard import render_card
@@ -122,6 +122,11 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
         files[METRICS] = training_log
     if evaluated is not None:
         files[EVAL] = (json.dumps(evaluated, indent=2) + "\n").encode()  # as read and checked
+        values, note = eval_images.read(run_dir, evaluated)  # each image's, for pairs with the user's runs
+        if values:
+            files[eval_images.IMAGES_FILE] = run_dir / eval_images.IMAGES_FILE
+        elif note:
+            log(f"note: {note}; it is not pushed")
     for image in IMAGES:
         if (run_dir / image).is_file():
             files[image] = run_dir / image
