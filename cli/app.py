@@ -8,6 +8,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import signal
 import sys
 
 import click
@@ -64,12 +65,36 @@ OUT_FOLDER = ZooPath(file_okay=False, output=True)
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
 
 
+_STOPPED_BY: list[int] = []  # the SIGTERM or SIGHUP that stopped the command (see stop_like_ctrl_c)
+INTERRUPTED = 130             # 128 + SIGINT: Ctrl-C's exit code
+
+
+def stop_like_ctrl_c() -> None:
+    """SIGTERM (`kill`, `timeout`, a job scheduler) and SIGHUP (a closed terminal) stop a command as Ctrl-C
+    does, instead of ending the process where it stands: a training keeps its finished epochs and says so,
+    an evaluation saves its progress, a search stores its trials. The exit code is then 128 + the signal's
+    number, as a shell reports a process the signal ended. A second one ends the process at once."""
+    def stop(signum, frame):
+        _STOPPED_BY.append(signum)
+        signal.signal(signum, signal.SIG_DFL)
+        raise KeyboardInterrupt
+
+    for name in ("SIGTERM", "SIGHUP"):  # Windows has no SIGHUP
+        if hasattr(signal, name):
+            signal.signal(getattr(signal, name), stop)
+
+
+def _exit_code(code: int) -> int:
+    """Ctrl-C's code, or the code of the signal that stopped the command as Ctrl-C does."""
+    return 128 + _STOPPED_BY[0] if code == INTERRUPTED and _STOPPED_BY else code
+
+
 def _fail(ctx: click.Context, error) -> None:
     """Print a ZooError as one "Error:" line (and its hint) on stderr and exit with its code."""
     click.secho(f"Error: {error.message}", err=True, fg="red")
     if error.hint:
         click.echo(error.hint, err=True)
-    ctx.exit(error.exit_code)
+    ctx.exit(_exit_code(error.exit_code))
 
 
 def _discard_stdout() -> None:
@@ -97,8 +122,9 @@ class ZooGroup(click.Group):
         except OSError as e:  # whatever a command did not word itself: the path, why, and what to do
             _fail(ctx, storage_error(e, "cannot write" if e.errno in _WRITE_ERRNOS else ""))
         except KeyboardInterrupt:
-            click.echo("Interrupted.", err=True)
-            ctx.exit(130)
+            stopped = f"Stopped by {signal.Signals(_STOPPED_BY[0]).name}." if _STOPPED_BY else "Interrupted."
+            click.echo(stopped, err=True)
+            ctx.exit(_exit_code(INTERRUPTED))
         except (MemoryError, RuntimeError) as e:  # an allocation that failed, outside training (which says it)
             oom = out_of_memory(e)
             if oom is None:

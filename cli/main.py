@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from zoo.cli.app import (IN_FILE, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli, config_overrides,
-                         echo_json)
+                         echo_json, stop_like_ctrl_c)
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -415,6 +415,7 @@ from zoo.cli import analysis, compare, hub, search  # noqa: E402,F401
 
 
 def main() -> None:
+    stop_like_ctrl_c()
     cli(prog_name="zoo")
 
 

@@ -399,16 +399,17 @@ def secret(tmp_path) -> Path:
     return path
 
 
-def interrupt_zoo(args, log: Path, ready, within: float = 120) -> tuple[int, str]:
-    """Run `python -m zoo ARGS` (Ctrl-C at its default action, output into `log`), send it SIGINT as soon as
-    `ready()` holds (polled every 0.1 s, for at most `within` seconds), and return its exit code and output."""
+def interrupt_zoo(args, log: Path, ready, within: float = 120, sig: int = signal.SIGINT) -> tuple[int, str]:
+    """Run `python -m zoo ARGS` (Ctrl-C at its default action, output into `log`), send it `sig` (Ctrl-C's
+    SIGINT) as soon as `ready()` holds (polled every 0.1 s, for at most `within` seconds), and return its
+    exit code and output."""
     with open(log, "w") as fh:
         proc = subprocess.Popen([sys.executable, "-m", "zoo", *map(str, args)], stdout=fh, stderr=subprocess.STDOUT,
                                 preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
         deadline = time.time() + within
         while time.time() < deadline and proc.poll() is None:
             if ready():
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(sig)
                 break
             time.sleep(0.1)
         proc.wait(timeout=60)

@@ -1,0 +1,38 @@
+"""SIGTERM (`kill`, `timeout`, a job scheduler) and SIGHUP (a closed terminal) stop a command as Ctrl-C
+does: a training keeps its finished epochs, an evaluation its progress; the exit code is 128 + the signal."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+from conftest import TINY_SET, assert_ok, interrupt_zoo, invoke, read_metrics
+
+
+def test_sigterm_stops_a_training_that_keeps_its_finished_epochs_and_exits_143(tmp_path):
+    run = tmp_path / "run"
+    rc, out = interrupt_zoo(["train", "convae", "--dataset", "digits", "--epochs", "500", "--out", run, *TINY_SET],
+                            tmp_path / "train.log", ready=lambda: bool(list(_rows(run))), sig=signal.SIGTERM)
+    assert rc == 128 + signal.SIGTERM, out
+    saved = re.search(r"epochs up to (\d+) are saved", out)
+    assert saved and "Traceback" not in out
+    assert [r["epoch"] for r in read_metrics(run)] == list(range(1, int(saved[1]) + 1))
+    assert (run / "checkpoint.safetensors").is_file()
+
+
+def test_sighup_stops_an_evaluation_that_saves_its_progress_and_goes_on_from_it(vae_copy, tmp_path):
+    log = tmp_path / "eval.log"
+    args = ["eval", vae_copy, "--iwae-k", "4000", "--limit", "48", "--progress"]
+    # the bar, drawn after 2 s, shows the first batch of 16 images done while the second one is measured
+    rc, out = interrupt_zoo(args, log, ready=lambda: "16.0/48" in log.read_text(), sig=signal.SIGHUP)
+    assert rc == 128 + signal.SIGHUP, out
+    assert "16 of 48 images were measured and saved" in out and "Stopped by SIGHUP." in out
+    assert (vae_copy / "eval-progress.safetensors").is_file() and not (vae_copy / "eval.json").exists()
+    out = assert_ok(invoke(*args[:-1], "--no-progress"))
+    assert "going on with the evaluation saved in" in out and "16 of 48 images done" in out
+    assert (vae_copy / "eval.json").is_file() and not (vae_copy / "eval-progress.safetensors").exists()
+
+
+def _rows(run):
+    path = run / "metrics.jsonl"
+    return path.read_text().splitlines() if path.is_file() else []
