@@ -284,7 +284,8 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
         _print_metrics(result)
         if "report" in result and "per_class_accuracy" in result["report"]:
             _print_classification(result)
-        click.echo(f"written to {' and '.join(result.get('written', []))}")
+        if result.get("written"):  # nothing where a whole test split's eval.json was kept
+            click.echo(f"written to {' and '.join(result['written'])}")
 
 
 @cli.command()

@@ -106,6 +106,7 @@ def test_the_csv_carries_the_standard_errors_and_the_paired_difference(pair_of_r
 
 def test_runs_measured_on_other_images_are_not_paired_and_the_note_says_why(pair_of_runs):
     a, b = pair_of_runs
+    (b / "eval.json").unlink()  # else kept: a part of the test split does not replace the whole's eval.json
     assert_ok(invoke("eval", b, "--iwae-k", "5", "--limit", "100", "--no-progress"))
     result = compare_json(a, b, "--sort", f"test_{NLL}")
     assert result["paired_reference"] is None
@@ -116,6 +117,7 @@ def test_runs_measured_on_other_images_are_not_paired_and_the_note_says_why(pair
 def test_of_three_runs_the_two_on_the_same_images_pair_and_the_third_is_named(pair_of_runs, tmp_path):
     a, b = pair_of_runs
     c = Path(shutil.copytree(a, tmp_path / "third"))
+    (c / "eval.json").unlink()
     assert_ok(invoke("eval", c, "--iwae-k", "5", "--limit", "50", "--no-progress"))
     result = compare_json(a, b, c, "--sort", f"test_{NLL}")
     by_name = {r["name"]: r for r in result["runs"]}
@@ -129,6 +131,7 @@ def test_an_images_file_of_another_evaluation_is_ignored_with_a_note(pair_of_run
     a, b = pair_of_runs
     kept = tmp_path / "k5.safetensors"
     shutil.copy(b / IMAGES_FILE, kept)
+    (b / "eval.json").unlink()
     assert_ok(invoke("eval", b, "--iwae-k", "5", "--limit", "300", "--no-progress"))
     shutil.copy(kept, b / IMAGES_FILE)  # eval.json now holds the 300-image evaluation
     result = compare_json(a, b, "--sort", f"test_{NLL}")
@@ -152,9 +155,9 @@ def test_a_damaged_images_file_is_ignored_with_a_note_and_left_as_it_was(pair_of
 
 
 def test_catalogued_models_are_compared_by_their_own_evaluations_in_zoo_outputs(tmp_path):
-    write_idx_set(tmp_path / "data" / "mnist", n_train=64, n_test=64)
+    write_idx_set(tmp_path / "data" / "mnist", n_train=64, n_test=40)
     for name in ("convae-mnist", "dae-mnist"):
-        assert_ok(invoke("eval", name, "--limit", "40", "--data-dir", tmp_path / "data", "--no-progress"))
+        assert_ok(invoke("eval", name, "--data-dir", tmp_path / "data", "--no-progress"))
         assert (tmp_path / "zoo-outputs" / name / IMAGES_FILE).is_file()
     result = compare_json("convae-mnist", "dae-mnist", "--sort", "test_mse")
     assert result["paired_reference"] == result["runs"][0]["name"]
@@ -163,6 +166,17 @@ def test_catalogued_models_are_compared_by_their_own_evaluations_in_zoo_outputs(
     own = json.loads((tmp_path / "zoo-outputs" / second["name"] / "eval.json").read_text())
     assert second["test_metrics"] == own["metrics"]
     assert f"test metrics from zoo-outputs/{second['name']}/eval.json (40 test images)" in second["notes"]
+
+
+def test_a_quick_look_at_a_catalogued_model_does_not_stand_in_for_its_published_metrics(tmp_path):
+    published = compare_json("iwae50-mnist")["runs"][0]["test_metrics"]
+    write_idx_set(tmp_path / "data" / "mnist", n_train=64, n_test=64)
+    assert_ok(invoke("eval", "iwae50-mnist", "--iwae-k", "2", "--limit", "20", "--data-dir", tmp_path / "data",
+                     "--no-progress"))
+    row = compare_json("iwae50-mnist", "--sort", "test_nll_iwae_k1000_nats")["runs"][0]
+    assert row["test_metrics"] == published and row["paired"] is None
+    assert "zoo-outputs/iwae50-mnist/eval.json measured 20 test images, not the whole test split: the published " \
+           "test metrics are shown" in row["notes"]
 
 
 def test_overwrite_removes_the_images_file_with_the_rest_of_the_run(vae_copy):

@@ -106,3 +106,16 @@ def test_a_plugin_metric_that_is_not_per_image_is_refused_not_averaged_wrongly(r
     monkeypatch.setattr(VAE, "metrics", lambda self, batch, **options: {"mse": batch.x.mean()})
     assert_clean_error(invoke("eval", run, "--no-progress"), "metric 'mse' is not per image", "one value per image")
     assert not (run / "eval.json").exists()
+
+
+def test_a_limited_or_validation_evaluation_does_not_replace_the_whole_test_splits(run, tmp_path):
+    assert_ok(invoke("eval", run, "--iwae-k", "5", "--no-progress"))
+    kept = {name: (run / name).read_bytes() for name in ("eval.json", "eval-images.safetensors", "README.md")}
+    scores = tmp_path / "first.csv"
+    out = assert_ok(invoke("eval", run, "--iwae-k", "5", "--limit", "30", "--per-image", scores, "--no-progress"))
+    assert "holds this model's evaluation of the whole test split" in out and "of 30 test images" in out
+    assert len(read_rows(scores)) == 30  # what was asked for is still written
+    out = assert_ok(invoke("eval", run, "--split", "val", "--no-progress"))
+    assert "of 144 val images, is printed but not written over it" in out and "written to" not in out
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+    assert not (run / "eval-progress.safetensors").exists()

@@ -2,8 +2,8 @@
 weights). One row per run: its model, the config keys whose values differ between the runs (the keys
 equal in all of them are only counted), and its final metrics: the best epoch's row of metrics.jsonl
 (the last row where none is marked best), the epochs trained and the seconds they took. Test metrics
-come from eval.json when it measured the run's current weights (see checkpoint.read_eval), or for
-published weights from their model card or catalogue entry.
+come from eval.json when it measured the run's current weights, or for published weights from their
+model card (see test_results); sorted by one, runs measured on the same images are paired (see pair).
 
 A run is a folder, a glob of folders (expanded here: `runs/vae-*`), a catalogued name or a hub location
 (resolved by zoo.runs.loading, as every command resolves them)."""
@@ -28,8 +28,9 @@ from zoo.runs import eval_images, published
 from zoo.runs import files as runfiles
 from zoo.runs.eval_images import Paired
 from zoo.runs.files import flat_config
+from zoo.runs.loading import read_run, resolve
 from zoo.runs.published import number
-from zoo.runs.loading import output_place, read_run, resolve
+from zoo.runs.test_results import read_test_results
 
 GLOB_CHARS = re.compile(r"[*?[]")
 # Columns of a metrics.jsonl row that are not a measured metric of the epoch.
@@ -233,7 +234,10 @@ def read_compared(name: str, folder: Path) -> Compared:
             _summarise(row, rows)
     else:
         row.notes.append(f"no {ckpt.METRICS} (published weights carry no training log)")
-    _read_tests(row, folder, name)
+    tested = read_test_results(folder, name)
+    row.test_metrics, row.test_errors, row.test_values = tested.metrics, tested.errors, tested.values
+    row.test_images = tested.images
+    row.notes += tested.notes
     if not row.metrics and not row.history:
         card = published.card_training(folder / ckpt.CARD)
         if card:
@@ -251,37 +255,6 @@ def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:
     row.best_epoch, row.epochs = final["epoch"], rows[-1]["epoch"]
     row.metrics = {k: v for k, v in final.items() if k not in NOT_METRICS and number(v)}
     row.seconds = round(sum(r.get("seconds", 0) for r in rows if number(r.get("seconds"))), 2)
-
-
-def _read_tests(row: Compared, folder: Path, name: str) -> None:
-    """The run's test metrics: its eval.json (with their standard errors and each image's values, where
-    it has them; for a model not the user's, as `zoo eval` wrote it into ./zoo-outputs/NAME/), else
-    (without one) its model card's, else its catalogue entry's. An eval.json of other
-    weights than the run's (stale after --resume) gives none, with a note: the card's metrics were rendered
-    from it, so they are not used either."""
-    evaluated, note = ckpt.read_eval(folder)
-    place, elsewhere = output_place(name, folder)
-    if evaluated is None and not note and elsewhere:  # the user's own `zoo eval` of a model not theirs
-        evaluated, note = ckpt.read_eval(place, weights=folder / ckpt.WEIGHTS)
-        if evaluated is not None:
-            folder = place
-            row.notes.append(f"test metrics from {place.relative_to(Path.cwd())}/{ckpt.EVAL} "
-                             f"({evaluated.get('images')} {evaluated.get('split', 'test')} images)")
-    if note:
-        row.notes.append(note.replace(f"{folder}/", ""))  # the run's name is on the row
-    elif evaluated is not None:
-        if evaluated.get("split", "test") != "test":
-            return
-        row.test_metrics = {k: v for k, v in evaluated["metrics"].items() if number(v)}
-        errors = evaluated.get("standard_errors")
-        row.test_errors = {k: v for k, v in errors.items() if k in row.test_metrics and number(v)
-                           } if isinstance(errors, dict) else {}
-        row.test_values, note = eval_images.read(folder, evaluated)
-        row.test_images = evaluated.get(eval_images.IMAGES_DIGEST) if row.test_values else None
-        if note:
-            row.notes.append(note)
-    else:
-        row.test_metrics = published.test_metrics(folder, name)
 
 
 # ------------------------------------------------------------------------------------------ comparing

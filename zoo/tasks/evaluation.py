@@ -13,7 +13,7 @@ import torch
 
 from zoo.analysis import metrics, plots
 from zoo.console import to_stderr
-from zoo.data.datasets import class_name
+from zoo.data.datasets import ImageData, class_name
 from zoo.errors import CapabilityError, ConfigError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
@@ -75,8 +75,11 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     measured = ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
     data = run.dataset(data_dir)
     x, y = data.split(check_split(split))
+    whole = x.shape[0]
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
+    part = x.shape[0] < whole or split != "test"
+    keep = save and part and _whole_test_kept(run, data, x.shape[0], split)
     k = (options or {}).get("iwae_k")
     samples = k * x.shape[0] if isinstance(k, int) else 0  # a k that is no count is refused by the model
     if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
@@ -86,7 +89,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     spans = list(growing_spans(n))
     # An evaluation that stops (Ctrl-C, out of memory) keeps its progress and the same command goes on from it.
     key = evaluation_key(measured, split, options or {}, run.device, x, y)
-    saved = EvalProgress(run.output_dir if save else None, key, measured, run.device)
+    saved = EvalProgress(run.output_dir if save else None, key, measured, run.device)  # kept eval.json or not
     # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
     # every evaluation: a fixed seed, in a forked random state that leaves the caller's untouched.
     devices = [run.device] if run.device.type == "cuda" else []
@@ -118,7 +121,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     result = {"model": run.record["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.pixels(), "classes": list(data.classes),
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}, ckpt.WEIGHTS_DIGEST: measured,
-              eval_images.IMAGES_DIGEST: eval_images.images_digest(x, y)}
+              eval_images.IMAGES_DIGEST: eval_images.images_digest(x, y), "limit": n if n < whole else None}
     per = {k: torch.cat(values[k]) for k in sums}  # in the metrics' order (a resumed one's file sorts them)
     if n > 1:
         result["standard_errors"] = {k: float(t.std()) / math.sqrt(n) for k, t in per.items()}
@@ -131,7 +134,9 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         result["report"] = report
     if per_image is not None:
         _write_per_image(per_image, per, y, data.classes)
-    if save:
+    if keep:  # the progress of this part is no longer needed; the whole split's eval.json stays
+        saved.finish()
+    elif save:
         written = run.output_dir / ckpt.EVAL
         eval_images.write(run.output_dir, per, result)  # each image's metrics, for `zoo compare`'s pairs
         ckpt.write_json(written, result)
@@ -142,6 +147,19 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if per_image is not None:
         result.setdefault("written", []).append(str(per_image))
     return result
+
+
+def _whole_test_kept(run: Run, data: ImageData, n: int, split: str) -> bool:
+    """A quick look (--limit, another split) does not replace an eval.json of the same weights over the
+    whole test split (which may have been hours of a K = 5,000 bound): True, said, where one is kept."""
+    kept, _ = ckpt.read_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
+    whole = data.split("test")[0].shape[0]
+    if kept is None or kept.get("split", "test") != "test" or kept.get("images") != whole or kept.get("limit"):
+        return False
+    where = run.output_dir / ckpt.EVAL
+    to_stderr(f"note: {where} holds this model's evaluation of the whole test split ({whole:,} images); this "
+              f"one, of {n:,} {split} images, is printed but not written over it (delete it to write this one)")
+    return True
 
 
 def per_image_output(path: str | Path, run: Run) -> Path:

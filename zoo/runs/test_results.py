@@ -1,0 +1,79 @@
+"""A run's test metrics as `zoo compare` shows them: from its eval.json (with their standard errors and
+each image's values, where kept), or for published weights (catalogued, pulled) from their model card,
+over which goes the user's own evaluation of the whole test split in ./zoo-outputs/NAME/. Never the
+weights, only their digest."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from zoo.runs import checkpoint as ckpt
+from zoo.runs import eval_images, published
+from zoo.runs.loading import output_place
+from zoo.runs.published import number
+
+
+@dataclass
+class TestResults:
+    """A run's test metrics, their standard errors over the images, each image's values (eval_images.read)
+    and which images those are (their digest); notes on what was left out and why."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    errors: dict[str, float] = field(default_factory=dict)
+    values: dict[str, Any] = field(default_factory=dict)
+    images: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def read_test_results(folder: Path, name: str) -> TestResults:
+    """The run's test metrics: its eval.json (with their standard errors and each image's values, where
+    it has them), else (without one) its model card's, else its catalogue entry's. For a model not the
+    user's (catalogued, pulled), the user's own evaluation of the whole test split, as `zoo eval` wrote it
+    into ./zoo-outputs/NAME/, goes over the published metrics. An eval.json of other weights than the
+    run's (stale after --resume) gives none, with a note: the card's metrics were rendered from it, so they
+    are not used either."""
+    row = TestResults()
+    evaluated, note = ckpt.read_eval(folder)
+    if note:
+        row.notes.append(note.replace(f"{folder}/", ""))  # the run's name is on the row
+        return row
+    if evaluated is None:
+        row.metrics = published.test_metrics(folder, name)
+        place, elsewhere = output_place(name, folder)
+        evaluated = _own_evaluation(row, place, folder) if elsewhere else None
+        if evaluated is None:
+            return row
+        folder = place
+    if evaluated.get("split", "test") != "test":
+        return row
+    row.metrics.update({k: v for k, v in evaluated["metrics"].items() if number(v)})
+    errors = evaluated.get("standard_errors")
+    row.errors = {k: v for k, v in errors.items() if k in row.metrics and number(v)
+                  } if isinstance(errors, dict) else {}
+    row.values, note = eval_images.read(folder, evaluated)
+    row.images = evaluated.get(eval_images.IMAGES_DIGEST) if row.values else None
+    if note:
+        row.notes.append(note)
+    return row
+
+
+def _own_evaluation(row: TestResults, place: Path, folder: Path) -> dict[str, Any] | None:
+    """The user's `zoo eval` of published weights (in ./zoo-outputs/NAME/), if it measured these weights on
+    the whole test split: a quick look (--limit, another split) does not stand in for the published
+    figures. Said in the row's notes either way."""
+    own, note = ckpt.read_eval(place, weights=folder / ckpt.WEIGHTS)
+    where = f"{place.relative_to(Path.cwd())}/{ckpt.EVAL}"
+    if note:
+        row.notes.append(f"{note}: the published test metrics are shown")
+        return None
+    if own is None:
+        return None
+    if own.get("split", "test") != "test" or own.get("limit", "unknown") is not None:
+        row.notes.append(f"{where} measured {own.get('images')} {own.get('split', 'test')} images, not the whole "
+                         "test split: the published test metrics are shown")
+        return None
+    row.notes.append(f"test metrics from {where} ({own.get('images'):,} test images)"
+                     + (", the rest published" if set(row.metrics) - set(own["metrics"]) else ""))
+    return own
