@@ -18,6 +18,18 @@ def run(vae_copy):
     return vae_copy
 
 
+def progress_files(run) -> list:
+    """The evaluations' progress files in the run folder (eval-progress-KEY.safetensors, one per evaluation)."""
+    return sorted(run.glob("eval-progress*.safetensors"))
+
+
+def progress_file(run):
+    """The one progress file the test's evaluation left."""
+    found = progress_files(run)
+    assert len(found) == 1, found
+    return found[0]
+
+
 def interrupt_after(monkeypatch, batches: int) -> None:
     """Every VAE's metrics raise KeyboardInterrupt (Ctrl-C) once `batches` batches were measured."""
     calls = {"n": 0}
@@ -38,28 +50,57 @@ def test_an_interrupted_eval_saves_its_progress_and_going_on_gives_the_uninterru
     result = invoke("eval", run, "--iwae-k", "20", "--no-progress")
     assert result.exit_code == 130 and "Interrupted." in result.stderr and "Traceback" not in result.output
     assert "112 of" in result.stderr and "the same command goes on from there" in result.stderr, result.stderr
-    assert (run / PROGRESS).is_file() and not (run / "eval.json").exists()
+    assert progress_file(run).is_file() and not (run / "eval.json").exists()
 
     monkeypatch.undo()
     result = invoke("eval", run, "--iwae-k", "20", "--no-progress")
     assert_ok(result)
     assert "going on with the evaluation" in result.stderr and "112 of" in result.stderr, result.stderr
     assert json.loads((run / "eval.json").read_text())["metrics"] == whole  # to the last digit
-    assert not (run / PROGRESS).exists()
+    assert not progress_files(run)
 
 
-def test_another_evaluations_progress_is_neither_taken_up_nor_lost(run, monkeypatch):
+def test_another_evaluations_progress_is_neither_taken_up_nor_lost(run, monkeypatch, capsys):
     k7 = zoo.evaluate(run, options={"iwae_k": 7}, save=False)["metrics"]
     k5 = zoo.evaluate(run, options={"iwae_k": 5}, save=False)["metrics"]
     interrupt_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         zoo.evaluate(run, options={"iwae_k": 5})
-    saved = (run / PROGRESS).read_bytes()
+    k5_file = progress_file(run)
+    saved = k5_file.read_bytes()
     monkeypatch.undo()
     assert zoo.evaluate(run, options={"iwae_k": 7})["metrics"] == k7
-    assert (run / PROGRESS).read_bytes() == saved  # the k=5 evaluation can still go on ...
+    assert f"{k5_file} holds 48 images of another evaluation" in capsys.readouterr().err
+    assert progress_files(run) == [k5_file] and k5_file.read_bytes() == saved  # the k=5 evaluation can go on ...
     assert zoo.evaluate(run, options={"iwae_k": 5})["metrics"] == k5  # ... and does
-    assert not (run / PROGRESS).exists()
+    assert not progress_files(run)
+
+
+def test_a_quick_looks_progress_does_not_stop_a_long_evaluation_from_saving_its_own(run, monkeypatch):
+    whole = zoo.evaluate(run, options={"iwae_k": 5}, save=False)["metrics"]
+    interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5}, limit=100)  # a quick look, stopped
+    quick = progress_file(run)
+    monkeypatch.undo()
+    interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5})  # the whole test split, stopped too: both are kept
+    assert len(progress_files(run)) == 2 and quick in progress_files(run)
+    monkeypatch.undo()
+    assert zoo.evaluate(run, options={"iwae_k": 5})["metrics"] == whole
+    assert progress_files(run) == [quick]
+
+
+def test_the_single_progress_file_of_an_older_zoo_is_taken_up(run, monkeypatch):
+    whole = zoo.evaluate(run, options={"iwae_k": 5}, save=False)["metrics"]
+    interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5})
+    progress_file(run).rename(run / PROGRESS)  # where zoo kept it before 2026-12-06
+    monkeypatch.undo()
+    assert zoo.evaluate(run, options={"iwae_k": 5})["metrics"] == whole
+    assert not progress_files(run)
 
 
 def test_progress_of_weights_trained_on_since_is_replaced(run, monkeypatch, capsys):
@@ -84,9 +125,9 @@ def test_a_damaged_progress_file_is_set_aside_and_the_eval_starts_afresh(run, mo
     with pytest.raises(KeyboardInterrupt):
         zoo.evaluate(run, options={"iwae_k": 5})
     monkeypatch.undo()
-    data = bytearray((run / PROGRESS).read_bytes())
+    data = bytearray(progress_file(run).read_bytes())
     data[-3] ^= 0xFF  # a flipped byte in the saved random state: the checksum no longer matches
-    (run / PROGRESS).write_bytes(bytes(data))
+    progress_file(run).write_bytes(bytes(data))
     capsys.readouterr()
     assert zoo.evaluate(run, options={"iwae_k": 5})["metrics"] == whole
     assert "could not be read" in capsys.readouterr().err
@@ -96,20 +137,26 @@ def test_an_eval_that_writes_nothing_saves_no_progress(run, monkeypatch):
     interrupt_after(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         zoo.evaluate(run, options={"iwae_k": 5}, save=False)
-    assert not (run / PROGRESS).exists()
+    assert not progress_files(run)
 
 
-def test_a_folder_where_the_progress_goes_is_refused_before_any_work(run):
-    (run / PROGRESS).mkdir()
+def test_a_folder_where_the_progress_goes_is_refused_before_any_work(run, monkeypatch):
+    interrupt_after(monkeypatch, 1)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5})
+    monkeypatch.undo()
+    where = progress_file(run)
+    where.unlink()
+    where.mkdir()
     with pytest.raises(zoo.ZooError, match="is a folder"):
         zoo.evaluate(run, options={"iwae_k": 5})
     assert not (run / "eval.json").exists()
 
 
-def test_no_command_may_write_its_output_where_an_evaluation_keeps_its_progress(run):
-    assert_clean_error(invoke("generate", run, "--n", "4", "--out", run / PROGRESS),
-                       "would replace the run's own eval-progress.safetensors")
-    assert not (run / PROGRESS).exists()
+@pytest.mark.parametrize("name", [PROGRESS, "eval-progress-0123456789abcdef.safetensors", "eval-images.safetensors"])
+def test_no_command_may_write_its_output_where_an_evaluation_keeps_its_progress_or_values(run, name):
+    assert_clean_error(invoke("generate", run, "--n", "4", "--out", run / name), f"would replace the run's own {name}")
+    assert not (run / name).exists()
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA generator's state needs a GPU")
@@ -126,7 +173,7 @@ def test_an_interrupted_eval_on_the_gpu_goes_on_with_the_cuda_generators_draws(t
     monkeypatch.undo()
     again = zoo.evaluate(run, options={"iwae_k": 20}, device="cuda")["metrics"]
     assert again == pytest.approx(whole, rel=1e-5)
-    assert not (run / PROGRESS).exists()
+    assert not progress_files(run)
 
 
 def test_a_resumed_eval_writes_the_per_image_metrics_and_errors_of_an_uninterrupted_one(run, monkeypatch, tmp_path):

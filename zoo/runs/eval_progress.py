@@ -2,22 +2,25 @@
 stopped: a K = 5,000 IWAE bound over a test set runs for hours on a CPU, and Ctrl-C, a closed terminal or
 a lack of memory near its end would otherwise lose all of it.
 
-The file (eval-progress.safetensors) holds the metric sums over the images done so far, each image's
+Each evaluation has its own file, eval-progress-KEY.safetensors (KEY: the start of evaluation_key), so that
+a quick check (--limit 100) and a K = 5,000 bound over the whole test set of the same run never take each
+other's place. The file holds the metric sums over the images done so far, each image's
 metrics (for the standard errors and --per-image) and the random generators' states at that point, which
 is always the end of a batch; an evaluation that resumes from it draws the same random numbers for the
 remaining images as one that never stopped, so its result is the same to the last digit (on the CPU and
 CUDA, whose generators it saves; on another device, such as MPS, a resumed evaluation is as valid an
 estimate, from other draws). It is written at most every SAVE_EVERY_S
 seconds and when the evaluation is interrupted, read only by an evaluation of the same weights, split,
-images, options and kind of device, and removed once its eval.json is written. Meanwhile another
-evaluation of the same weights leaves it alone (and saves no progress of its own); one of weights trained
-on since replaces it.
+images, options and kind of device, and removed once its eval.json is written. Another evaluation of the
+same weights leaves it alone, and says it is there; one of weights trained on since removes it (it can
+never go on). The single eval-progress.safetensors of zoo before 2026-12-06 is read the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 import time
 from pathlib import Path
 
@@ -26,9 +29,11 @@ import torch
 from zoo.console import to_stderr
 from zoo.errors import RunError, ZooError
 from zoo.runs.checkpoint import load_tensors, save_tensors
+from zoo.runs.files import read_header
 from zoo.runs.eval_images import hash_images
 
-PROGRESS = "eval-progress.safetensors"
+PROGRESS = "eval-progress.safetensors"  # zoo before 2026-12-06: one file per folder, whichever evaluation
+PROGRESS_FILE = re.compile(r"eval-progress(-[0-9a-f]{16})?\.safetensors")
 SAVE_EVERY_S = 30.0  # a cheap evaluation ends before it writes anything
 VALUES = "values."  # the file's tensors of each image's metrics: values.METRIC
 
@@ -46,6 +51,11 @@ def evaluation_key(weights: str, split: str, options: dict, device: torch.device
     return h.hexdigest()
 
 
+def progress_name(key: str) -> str:
+    """The progress file of the evaluation whose evaluation_key is `key`."""
+    return f"eval-progress-{key[:16]}.safetensors"
+
+
 def _rng_states(device: torch.device) -> dict[str, torch.Tensor]:
     states = {"rng.cpu": torch.get_rng_state()}
     if device.type == "cuda":
@@ -56,11 +66,10 @@ def _rng_states(device: torch.device) -> dict[str, torch.Tensor]:
 class EvalProgress:
     """Where an evaluation stands: `resume` restores a saved point, `reached` records the end of each
     batch (and saves it now and then), `interrupted` saves the last one, `finish` removes the file.
-    With no folder (an evaluation that writes nothing) it only counts. The progress of another
-    evaluation of the same weights (other options or images) is left alone: this one then saves none."""
+    With no folder (an evaluation that writes nothing) it only counts."""
 
     def __init__(self, folder: Path | None, key: str, weights: str, device: torch.device):
-        self.path = Path(folder) / PROGRESS if folder is not None else None
+        self.path = Path(folder) / progress_name(key) if folder is not None else None
         self.key, self.weights, self.device = key, weights, device
         self.saved_done, self.last_save = 0, time.monotonic()
         self._point: tuple[int, dict[str, float], Values, dict[str, torch.Tensor]] | None = None
@@ -69,13 +78,15 @@ class EvalProgress:
         """(images done, metric sums, each image's metrics) of a saved evaluation of the same key, its random
         generators restored; (0, {}, {}) when there is none, or it is another evaluation's, damaged or
         inconsistent."""
-        if self.path is None or not self.path.is_file():
+        if self.path is None:
+            return 0, {}, {}
+        self._others()
+        if not self.path.is_file():
             return 0, {}, {}
         try:
             tensors, meta = load_tensors(self.path)
             if meta.get("key") != self.key:
-                self._other(meta.get("weights"))
-                return 0, {}, {}
+                raise ValueError("it is another evaluation's")
             done, sums = int(meta["done"]), {k: float(v) for k, v in json.loads(meta["sums"]).items()}
             values = {k[len(VALUES):]: [t.double()] for k, t in tensors.items() if k.startswith(VALUES)}
             if (done not in boundaries or done > total or set(values) != set(sums)
@@ -95,15 +106,27 @@ class EvalProgress:
         self.saved_done = done
         return done, sums, values
 
-    def _other(self, weights: str | None) -> None:
-        """Another evaluation's progress: replaced when its weights are gone (it can never go on), else kept."""
-        if weights != self.weights:
-            to_stderr(f"note: {self.path} holds the progress of an evaluation of other weights (the run trained "
-                      "on since): it will be replaced")
-            return
-        to_stderr(f"note: {self.path} holds the progress of another evaluation of these weights (other options or "
-                  "images), left as it is for that command to go on: this one saves no progress of its own")
-        self.path = None
+    def _others(self) -> None:
+        """Other evaluations' progress files in the folder: one of other weights is removed (it can never go
+        on), one of these weights stays for its command to go on, said. zoo's older single file, where it
+        holds this very evaluation, is taken up as this one's."""
+        for path in sorted(self.path.parent.glob("eval-progress*.safetensors")):
+            if path == self.path or not PROGRESS_FILE.fullmatch(path.name) or not path.is_file():
+                continue
+            try:
+                _, meta = read_header(path)
+            except (RunError, OSError):  # not readable: not ours to judge, left as it is
+                continue
+            if path.name == PROGRESS and meta.get("key") == self.key:
+                self.path = path
+            elif meta.get("weights") != self.weights:
+                path.unlink(missing_ok=True)
+                to_stderr(f"note: removed {path}: the progress of an evaluation of other weights (the run trained "
+                          "on since), which can never go on")
+            else:
+                to_stderr(f"note: {path} holds {meta.get('done', 'some')} images of another evaluation of these "
+                          "weights (other options or images): it stays for that command to go on (delete it if "
+                          "it is no longer needed)")
 
     def reached(self, done: int, sums: dict[str, float], values: Values) -> None:
         """A batch ended with `done` images measured: remember the point, and save it if the last save is

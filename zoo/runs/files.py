@@ -289,7 +289,9 @@ def sampler_names(folder: Path) -> list[str]:
 
 # A run's own records: no output of a command may take their place.
 RUN_RECORDS = ("config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "README.md",
-               "eval.json", "eval-progress.safetensors", ".zoo-pushed.json", "loss.png")
+               "eval.json", "eval-images.safetensors", ".zoo-pushed.json", "loss.png")
+# Files of a run named by what they hold: its latent samplers, each evaluation's progress.
+RECORD_PREFIXES = ("sampler-", "eval-progress")
 
 
 def check_replaceable(folder: Path, names) -> None:
@@ -327,7 +329,7 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
     target = folder / path.name
     root = run_root(folder)
     mine = root is not None and own is not None and Path(own).absolute().resolve() == root
-    is_record = path.name in RUN_RECORDS or (path.name.startswith("sampler-") and path.suffix == ".safetensors")
+    is_record = path.name in RUN_RECORDS or (path.name.startswith(RECORD_PREFIXES) and path.suffix == ".safetensors")
     if is_record and root == folder:
         whose = "the run's own" if mine or own is None else f"another run's ({root})"
         raise ConfigError(f"{flag} {path} would replace {whose} {path.name}",

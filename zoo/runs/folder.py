@@ -33,12 +33,13 @@ def refuse_existing_run(run_dir: Path, overwrite: bool = False) -> None:
 
 def remove_old_run(run_dir: Path, log) -> None:
     """--overwrite: remove what a training wrote into `run_dir` (config.json first, so that from the
-    first deletion on the folder is no longer a run), its fitted samplers and progress grids, and what
-    the installed loggers wrote there (RUN/tensorboard, RUN/mlflow.json: the new run must not show or
-    continue the old one's logs). Other files are kept and named."""
+    first deletion on the folder is no longer a run), its fitted samplers, evaluations' progress and
+    progress grids, and what the installed loggers wrote there (RUN/tensorboard, RUN/mlflow.json: the new
+    run must not show or continue the old one's logs). Other files are kept and named."""
     read_run(run_dir)  # a zoo run, readable: --overwrite replaces runs, not whatever holds a config.json
     (run_dir / ckpt.CONFIG).unlink()
-    for path in [*(run_dir / n for n in RUN_OUTPUTS), *run_dir.glob("sampler-*.safetensors")]:
+    for path in [*(run_dir / n for n in RUN_OUTPUTS), *run_dir.glob("sampler-*.safetensors"),
+                 *run_dir.glob("eval-progress*.safetensors")]:
         path.unlink(missing_ok=True)
     shutil.rmtree(run_dir / "progress", ignore_errors=True)
     for path in (run_dir / n for n in logger_run_files()):

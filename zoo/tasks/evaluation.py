@@ -19,7 +19,7 @@ from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import eval_images
 from zoo.runs import files as runfiles
-from zoo.runs.eval_progress import PROGRESS, EvalProgress, evaluation_key
+from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
 from zoo.runs.modelcard import write_card
 from zoo.runs.run import Run, check_split
@@ -69,7 +69,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if per_image is not None:
         per_image = per_image_output(per_image, run)
     if save:  # what it writes at the end, checked before the work
-        runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, eval_images.IMAGES_FILE, ckpt.CARD, PROGRESS))
+        runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, eval_images.IMAGES_FILE, ckpt.CARD))
     # Which weights are measured, read right after they were loaded: readers of eval.json ignore it once
     # model.safetensors holds other weights (a resumed run trained further), see ckpt.read_eval.
     measured = ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
@@ -89,6 +89,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     spans = list(growing_spans(n))
     # An evaluation that stops (Ctrl-C, out of memory) keeps its progress and the same command goes on from it.
     key = evaluation_key(measured, split, options or {}, run.device, x, y)
+    if save:
+        runfiles.check_replaceable(run.output_dir, (progress_name(key),))
     saved = EvalProgress(run.output_dir if save else None, key, measured, run.device)  # kept eval.json or not
     # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
     # every evaluation: a fixed seed, in a forked random state that leaves the caller's untouched.
