@@ -177,6 +177,12 @@ def test_a_quick_look_at_a_catalogued_model_does_not_stand_in_for_its_published_
     assert row["test_metrics"] == published and row["paired"] is None
     assert "zoo-outputs/iwae50-mnist/eval.json measured 20 test images, not the whole test split: the published " \
            "test metrics are shown" in row["notes"]
+    own = tmp_path / "zoo-outputs" / "iwae50-mnist" / "eval.json"
+    older = {k: v for k, v in json.loads(own.read_text()).items() if k != "limit"}  # as zoo wrote it before
+    own.write_text(json.dumps(older))
+    row = compare_json("iwae50-mnist", "--sort", "test_nll_iwae_k1000_nats")["runs"][0]
+    assert row["test_metrics"] == published
+    assert any("does not say whether it measured the whole test split" in n for n in row["notes"])
 
 
 def test_overwrite_removes_the_images_file_with_the_rest_of_the_run(vae_copy):

@@ -70,7 +70,11 @@ def _own_evaluation(row: TestResults, place: Path, folder: Path) -> dict[str, An
         return None
     if own is None:
         return None
-    if own.get("split", "test") != "test" or own.get("limit", "unknown") is not None:
+    if "limit" not in own:
+        row.notes.append(f"{where} does not say whether it measured the whole test split (an older zoo wrote it): "
+                         "the published test metrics are shown; run zoo eval again to compare yours")
+        return None
+    if own.get("split", "test") != "test" or own["limit"] is not None:
         row.notes.append(f"{where} measured {own.get('images')} {own.get('split', 'test')} images, not the whole "
                          "test split: the published test metrics are shown")
         return None
