@@ -94,8 +94,15 @@ def search(model, space, strategy, old_sampler, trials, pruner, study, storage, 
                          overrides=overrides, log=lambda m: click.echo(m))
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
-        return
-    _print_summary(summary)
+    else:
+        _print_summary(summary)
+    # Nothing to retrain: a script's next step (zoo train --config best.toml) would fail.
+    if not summary.get("best") and not summary["states"]["running"]:
+        from zoo.errors import RunError
+
+        raise RunError("no trial of the search completed, so there is no best.toml",
+                       "Each trial's line above says why. An invalid configuration is a value of the space or of "
+                       "--set that the model refuses (the line names it): change it, then run the search again.")
 
 
 def _print_summary(s: dict) -> None:
@@ -119,8 +126,6 @@ def _print_summary(s: dict) -> None:
         for k, v in best["values"].items():
             click.echo(f"  {k} = {_fmt(v)}")
         click.echo(f"retrain it: {s['retrain']}")
-    else:
-        click.echo("no trial completed")
     click.echo("written: " + ", ".join(s["written"]))
 
 
