@@ -38,8 +38,8 @@ class Text(click.ParamType):
 
 class ZooPath(click.Path):
     """click.Path that refuses an empty name and, for what zoo writes, anything already there that is
-    neither a regular file nor a folder: zoo writes by renaming a finished file into place, which would
-    replace a device such as /dev/null, a FIFO or a socket."""
+    neither a regular file nor a folder (zoo writes by renaming a finished file into place, which would
+    replace a device such as /dev/null, a FIFO or a socket) and a name with a control character."""
 
     def __init__(self, *, output: bool = False, **kwargs):
         super().__init__(**kwargs)
@@ -50,6 +50,9 @@ class ZooPath(click.Path):
         path = super().convert(value, param, ctx)
         if self.output and os.path.lexists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
             self.fail(f"{path} exists and is not a regular file; zoo writes only files and folders", param, ctx)
+        if self.output and any(ord(c) < 32 or ord(c) == 127 for c in str(path)):  # a newline, a tab, an escape
+            self.fail(f"{str(path)!r} holds a control character: every message naming it would be garbled",
+                      param, ctx)
         return path
 
 
@@ -134,8 +137,8 @@ class ZooGroup(click.Group):
 
 def config_overrides(command: str, assignments, functions, options: dict) -> dict:
     """The config keys a command passes on to the API: its --set KEY=VALUE pairs, then the options given
-    (which win). A key that is an argument of those API functions themselves (out, resume, progress, ...)
-    is no config key, and passed on it would reach them twice: it is refused."""
+    (which win, said where they differ). A key that is an argument of those API functions themselves (out,
+    resume, progress, ...) is no config key, and passed on it would reach them twice: it is refused."""
     import inspect
 
     from zoo.runs.config import parse_assignments
@@ -148,7 +151,10 @@ def config_overrides(command: str, assignments, functions, options: dict) -> dic
     if taken:
         raise ConfigError(f"--set {taken[0]}=...: --set cannot change '{taken[0]}'",
                           f"`zoo {command} --help` lists its options; `zoo info MODEL` lists the config keys.")
-    overrides.update({k: v for k, v in options.items() if v is not None})
+    given = {k: v for k, v in options.items() if v is not None}
+    for key in sorted(k for k in set(overrides) & set(given) if overrides[k] != str(given[k])):
+        click.echo(f"note: --{key.replace('_', '-')} {given[key]} wins over --set {key}={overrides[key]}", err=True)
+    overrides.update(given)
     return overrides
 
 

@@ -118,6 +118,25 @@ def test_set_without_equals_sign_is_an_error():
     assert_clean_error(invoke("train", "convae", "--set", "latent_dim"), "--set expects key=value", code=2)
 
 
+def test_a_set_key_given_twice_with_two_values_is_refused_not_resolved_silently(tmp_path):
+    assert_clean_error(invoke("train", "convae", "--out", tmp_path / "r", *TINY_SET, "--set", "latent_dim=3", "--set",
+                              "latent_dim=4"), "--set latent_dim is given twice ('3' and '4')", code=2)
+    assert not (tmp_path / "r").exists()
+
+
+def test_an_output_name_with_a_control_character_is_refused(tmp_path):
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--out", f"{tmp_path}/a\nb", *TINY_SET),
+                       "holds a control character", code=2)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_key_given_twice_with_one_value_trains(tmp_path):
+    assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--set", "epochs=1", "--set",
+                     "latent_dim=3", "--set", "latent_dim=3", "--out", tmp_path / "r", *TINY_SET))
+    saved = read_config(tmp_path / "r")
+    assert saved["train"]["epochs"] == 1 and saved["config"]["latent_dim"] == 3
+
+
 # ------------------------------------------------------------------------------------------ TOML files
 
 def test_toml_file_with_model_and_train_tables(tmp_path):
@@ -232,6 +251,7 @@ def test_layers_apply_in_order_preset_then_file_then_set(tmp_path):
 
 def test_named_cli_options_beat_set(tmp_path):
     run = tmp_path / "run"
-    assert_ok(invoke("train", "convae", "--dataset", "digits", "--out", run, *TINY_SET, "--epochs", "1",
-                     "--set", "epochs=3", "--set", "val_fraction=0.8"))
+    out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--out", run, *TINY_SET, "--epochs", "1",
+                           "--set", "epochs=3", "--set", "val_fraction=0.8"))
     assert read_config(run)["train"]["epochs"] == 1
+    assert "note: --epochs 1 wins over --set epochs=3" in out

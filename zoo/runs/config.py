@@ -246,7 +246,10 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got '{item}'")
-        out[key.strip().replace("-", "_")] = value.strip()
+        name = key.strip().replace("-", "_")
+        if name in out and out[name] != value.strip():  # the last would win silently
+            raise ConfigError(f"--set {name} is given twice ({out[name]!r} and {value.strip()!r})", "Give it once.")
+        out[name] = value.strip()
     return out
 
 
