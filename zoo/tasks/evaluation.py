@@ -63,9 +63,9 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     progress bar on stderr; `progress` None: when stderr is a terminal."""
     run = load(source, device=device)
     model = run.model
+    check_metric_options(model, options or {})  # first: --iwae-k on a GAN is an option it does not take
     if not model.has_test_metrics():
         raise _no_metrics(run, source)
-    check_metric_options(model, options or {})
     if per_image is not None:
         per_image = per_image_output(per_image, run)
     if save:  # what it writes at the end, checked before the work
