@@ -73,6 +73,13 @@ class GaussianMixture(LatentSampler):
         self.means = torch.from_numpy(gmm.means_).to(torch.float64)
         self.chol = _cholesky(torch.from_numpy(gmm.covariances_).to(torch.float64))
 
+    def fit_warning(self) -> str:
+        k = int(self.weights.shape[0])
+        if k >= self.components:
+            return ""
+        return (f"the gmm sampler has {k} component{'s' * (k != 1)}, not {self.components}: it was fitted on fewer "
+                f"than {2 * self.components} training codes, and a component needs two at least")
+
     def sample(self, n, generator=None):
         device = self._device(generator)
         comp = torch.multinomial(self.weights.float().to(device), n, replacement=True, generator=generator)

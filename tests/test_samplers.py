@@ -169,3 +169,19 @@ def test_class_errors(run):
     assert_clean_error(invoke("generate", run, "--class", "7", "--spread", "-1"), "0 or more")
     assert_clean_error(invoke("generate", run, "--class", "7", "--noise-scale", "0.5"),
                        "--noise-scale is now --spread", "--spread 0.5")  # zoo 0.1's name
+
+
+def test_a_damaged_sampler_file_is_fitted_again_and_the_user_is_told(run, tmp_path):
+    images(run, tmp_path, "a", "--sampler", "gmm", "--n", "4")
+    path = sampler_path(run, "gmm")
+    path.write_bytes(path.read_bytes()[:-40])  # cut short
+    out = assert_ok(invoke("generate", run, "--sampler", "gmm", "--n", "4", "--out", tmp_path / "b.png"))
+    assert f"note: {path} is truncated or corrupt" in out and "the gmm sampler is fitted again" in out
+    assert "fitted the gmm sampler" in out and load_file(str(path))["means"].shape[1] == 4
+
+
+def test_a_gmm_fitted_on_too_few_codes_for_its_components_says_so():
+    few = get_sampler("gmm")().fit(torch.randn(7, 2, generator=torch.Generator().manual_seed(0)))
+    assert few.weights.shape == (3,)
+    assert few.fit_warning().startswith("the gmm sampler has 3 components, not 10")
+    assert get_sampler("gmm")().fit(torch.randn(40, 2)).fit_warning() == ""

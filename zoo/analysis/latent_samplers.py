@@ -185,14 +185,18 @@ def run_identity(run: Run) -> str:
     return f"{run.record.get('model', run.name)} created {created}" + (f", run {run_id}" if run_id else "")
 
 
-def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, identity: str) -> LatentSampler | None:
+def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, identity: str,
+                log: Callable[[str], None]) -> LatentSampler | None:
     """The sampler saved at `path` if it is intact, of this kind, and fitted to these weights; None (refit)
-    if it is missing, damaged or stale. A file fitted on another run's codes is refused, and left as it is."""
+    if it is missing, damaged (said) or stale. A file fitted on another run's codes is refused, and left as
+    it is."""
     if not path.is_file():
         return None
     try:
         tensors, meta = load_tensors(path)
-    except (RunError, KeyError, ValueError, RuntimeError):
+    except (RunError, KeyError, ValueError, RuntimeError) as e:
+        why = e.message if isinstance(e, RunError) else f"{path} cannot be read ({e})"  # a RunError names it
+        log(f"note: {why}; the {cls.name} sampler is fitted again")
         return None
     fitted_on = meta.get("run", "")
     if fitted_on and identity and fitted_on != identity:  # files saved before runs were recorded: refitted
@@ -232,7 +236,7 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     if not refit:
         shipped = [sampler_path(run_dir, cls.name)] if run.output_dir != run_dir else []
         for candidate in [path, *shipped]:
-            saved = _read_saved(candidate, cls, digest, dim, identity)
+            saved = _read_saved(candidate, cls, digest, dim, identity, log or to_stderr)
             if saved is not None:
                 _warn_if_poor(saved, log)
                 return saved
