@@ -201,7 +201,7 @@ def test_a_glob_matching_nothing_is_refused(runs, tmp_path):
 
 def test_an_unknown_catalogued_name_is_refused_with_close_names(runs):
     assert_clean_error(invoke("compare", runs["a"], "iwae-mnst"), "neither a run folder nor a catalogued name",
-                       "zoo list --pretrained", code=1)
+                       "Did you mean: iwae-mnist", "zoo list --pretrained", code=1)
 
 
 def test_a_sort_metric_no_run_has_is_refused_naming_those_that_exist(runs):

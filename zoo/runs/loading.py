@@ -4,6 +4,7 @@ on it go."""
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -51,7 +52,8 @@ def resolve(source: str | Path) -> Path:
                   f"(`zoo list --pretrained` lists the others)")
         source = catalogued_name(source)
     if source not in registry.weights():
-        close = [n for n in registry.weights() if source in n or n in source]
+        names = list(registry.weights())  # a misspelling (iwae-mnst) or a part of a name (iwae50)
+        close = difflib.get_close_matches(source, names, n=3, cutoff=0.75) or [n for n in names if source in n]
         raise RunError(f"{source} is neither a run folder nor a catalogued name",
                        (f"Did you mean: {', '.join(close)}? " if close else "")
                        + "`zoo list --pretrained` lists the names.")
