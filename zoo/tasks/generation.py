@@ -124,7 +124,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
         if not to_file and n > MAX_GRID:
             raise ConfigError(f"--per-class {per_class}: {n} samples, and a picture shows at most {MAX_GRID:,}",
                               "Ask fewer per class, or write them to a tensor file: --out samples.safetensors.")
-    elif sampler is not None and not run.can("decode"):
+    elif sampler is not None and class_label is None and not run.can("decode"):
         raise CapabilityError(f"--sampler {sampler}: a latent sampler draws codes for an autoencoder's decoder, and "
                               f"model '{run.name}' has none",
                               f"It samples by itself: zoo generate {source}" if run.can("sample") else
