@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
+from zoo.console import to_stderr
 from zoo.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -240,15 +241,16 @@ def unknown_key(key: str, known, where: str) -> ConfigError:
 
 
 def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
-    """`["latent_dim=6", "channels=8,16,32"]` -> {"latent_dim": "6", "channels": "8,16,32"}."""
+    """`["latent_dim=6", "channels=8,16,32"]` -> {"latent_dim": "6", "channels": "8,16,32"}; a key given twice
+    keeps its last value, said where the two differ."""
     out = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got '{item}'")
         name = key.strip().replace("-", "_")
-        if name in out and out[name] != value.strip():  # the last would win silently
-            raise ConfigError(f"--set {name} is given twice ({out[name]!r} and {value.strip()!r})", "Give it once.")
+        if name in out and out[name] != value.strip():  # the last wins, as options do, but not silently
+            to_stderr(f"note: --set {name}={value.strip()} wins over the earlier --set {name}={out[name]}")
         out[name] = value.strip()
     return out
 
