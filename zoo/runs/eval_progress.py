@@ -29,8 +29,8 @@ import torch
 from zoo.console import to_stderr
 from zoo.errors import RunError, ZooError
 from zoo.runs.checkpoint import load_tensors, save_tensors
-from zoo.runs.files import read_header
 from zoo.runs.eval_images import hash_images
+from zoo.runs.files import read_header
 
 PROGRESS = "eval-progress.safetensors"  # zoo before 2026-12-06: one file per folder, whichever evaluation
 PROGRESS_FILE = re.compile(r"eval-progress(-[0-9a-f]{16})?\.safetensors")

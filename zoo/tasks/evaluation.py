@@ -91,7 +91,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     key = evaluation_key(measured, split, options or {}, run.device, x, y)
     if save:
         runfiles.check_replaceable(run.output_dir, (progress_name(key),))
-    saved = EvalProgress(run.output_dir if save else None, key, measured, run.device)  # kept eval.json or not
+    saved = EvalProgress(run.output_dir if save else None, key, measured, run.device)
     # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
     # every evaluation: a fixed seed, in a forked random state that leaves the caller's untouched.
     devices = [run.device] if run.device.type == "cuda" else []
@@ -131,7 +131,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         result["caveat"] = data.caveat()
     if regularize.prunes(run.record.get("train", {})):
         result["sparsity"] = regularize.sparsity(model)  # zeros per group of the pruned weights
-    report = model.evaluation_report(x, y, run, run.output_dir if save else None)
+    report = model.evaluation_report(x, y, run, run.output_dir if save and not keep else None)  # its files too
     if report:
         result["report"] = report
     if per_image is not None:
