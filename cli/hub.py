@@ -164,7 +164,8 @@ def show_run(source: str, as_json: bool = False) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     plugin = data["plugin"]
-    click.echo(f"{source}: a {data['model']} run ({plugin.get('package', '?')} {plugin.get('version', '')}) "
+    article = "an" if data["model"][:1].lower() in "aeiou" else "a"
+    click.echo(f"{source}: {article} {data['model']} run ({plugin.get('package', '?')} {plugin.get('version', '')}) "
                f"on {data['dataset']}, images {tuple(data['shape'] or ())}")
     t = data["training"]
     line = (f"training: {t['epochs']} of {t['of']} epochs" if t["epochs"] is not None else

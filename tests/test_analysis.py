@@ -314,7 +314,8 @@ def test_manifold_over_the_prior_needs_no_test_images(tmp_path):
 def test_latent_on_fewer_images_than_a_projection_needs_is_a_clear_error(one_image, one_image_1d, tmp_path):
     for method, name in (("pca", "PCA"), ("tsne", "t-SNE")):
         assert_clean_error(invoke("latent", one_image, "--method", method, "--out", tmp_path / "l.png"),
-                           f"{name} needs at least 3 codes, got 1 from the test images of folder:")
+                           f"{name} needs at least 3 codes, got 1 from the test images of folder:",
+                           "Ask for more images (--n)")
     r = latent.latent_scatter(one_image_1d, out=tmp_path / "one.png")  # a 1-D latent: plotted as it is
     assert r.method == "as-is" and r.coords.shape == (1, 2) and is_png(r.png)
 

@@ -91,8 +91,9 @@ def test_missing_weights_file(run_copy):
 def test_damaged_checkpoint_refuses_resume(run_copy):
     _truncate(run_copy / "checkpoint.safetensors")
     assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", "3"),
-                       "checkpoint.safetensors is truncated or corrupt")
-    assert zoo.load(run_copy) is not None  # the model itself is intact
+                       "checkpoint.safetensors is truncated or corrupt", "Restore checkpoint.safetensors to train on",
+                       "model.safetensors (its best weights) is a file of its own")
+    assert zoo.load(run_copy) is not None  # the model itself is intact, as the message says
 
 
 def test_weights_file_as_checkpoint_refuses_resume(run_copy):

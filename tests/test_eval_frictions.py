@@ -93,3 +93,18 @@ def test_fid_states_the_feature_networks_test_accuracy_and_warns_when_it_is_weak
     # one epoch on a few hundred digits: far from the 90 % below which the figures are said to mean little
     assert accuracy < 0.9 and "warning: the feature network classifies only" in output
     assert "classifies only" in saved["warning"]
+
+
+def test_a_run_that_has_not_finished_an_epoch_is_measured_with_a_note(vae_copy):
+    assert "initial, untrained weights" not in assert_ok(invoke("eval", vae_copy, "--no-progress"))
+    (vae_copy / "metrics.jsonl").write_text("")  # as a run stopped during its first epoch leaves it
+    out = assert_ok(invoke("eval", vae_copy, "--no-progress"))
+    assert f"note: {vae_copy} has not finished an epoch: these are its initial, untrained weights" in out
+    assert f"zoo train --resume {vae_copy}" in out
+
+
+def test_zoo_info_names_a_model_with_the_right_article(vae_copy, tmp_path):
+    assert f"{vae_copy}: a vae run" in assert_ok(invoke("info", vae_copy))
+    iwae = tmp_path / "iwae"
+    zoo.train("iwae", dataset="digits", epochs=1, latent_dim=2, k=2, out=iwae, log=quiet, progress=False, **TINY)
+    assert f"{iwae}: an iwae run" in assert_ok(invoke("info", iwae))

@@ -100,7 +100,7 @@ def check_codes(z: np.ndarray, what: str, where: str, *, need: int, spread: bool
     n = z.shape[0]
     if n < need:
         raise ConfigError(f"{what} needs at least {need} code{'s' if need > 1 else ''}, got {n} from {where}",
-                          "Use a split or data set with more images.")
+                          "Ask for more images (--n), or use a split or data set with more.")
     if not np.isfinite(z).all():
         raise ConfigError(f"some codes from {where} are NaN or infinite",
                           "The model's weights may be damaged: retrain it or use an earlier copy of the run.")

@@ -14,7 +14,7 @@ import torch
 from zoo.analysis import metrics, plots
 from zoo.console import to_stderr
 from zoo.data.datasets import ImageData, class_name
-from zoo.errors import CapabilityError, ConfigError
+from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import eval_images
@@ -66,6 +66,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     check_metric_options(model, options or {})  # first: --iwae-k on a GAN is an option it does not take
     if not model.has_test_metrics():
         raise _no_metrics(run, source)
+    _say_if_untrained(run)
     if per_image is not None:
         per_image = per_image_output(per_image, run)
     if save:  # what it writes at the end, checked before the work
@@ -149,6 +150,19 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if per_image is not None:
         result.setdefault("written", []).append(str(per_image))
     return result
+
+
+def _say_if_untrained(run: Run) -> None:
+    """A run stopped during its first epoch holds the weights it started with: measured all the same, but said."""
+    if not (run.folder / ckpt.CHECKPOINT).is_file():  # published weights carry no checkpoint
+        return
+    try:
+        rows = ckpt.read_metrics(run.folder / ckpt.METRICS)[0] if (run.folder / ckpt.METRICS).is_file() else []
+    except (RunError, OSError):  # a damaged log says nothing of how far it trained
+        return
+    if not rows:
+        to_stderr(f"note: {run.folder} has not finished an epoch: these are its initial, untrained weights "
+                  f"(zoo train --resume {run.folder} trains it)")
 
 
 def _whole_test_kept(run: Run, data: ImageData, n: int, split: str) -> bool:

@@ -21,7 +21,7 @@ import torch
 
 from zoo.console import to_stderr
 from zoo.data import ImageData
-from zoo.errors import ConfigError, TrainingDiverged, ZooError, out_of_memory, storage_error
+from zoo.errors import ConfigError, RunError, TrainingDiverged, ZooError, out_of_memory, storage_error
 from zoo.model import StepContext, ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import TrainConfig
@@ -111,8 +111,13 @@ class Trainer:
 
     def resume(self) -> None:
         """Load checkpoint.safetensors and the metrics written up to it."""
-        reparametrize_like(self.model, self._path(ckpt.CHECKPOINT))  # pruning masks saved mid-training
-        state, rng = load_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers)
+        try:
+            reparametrize_like(self.model, self._path(ckpt.CHECKPOINT))  # pruning masks saved mid-training
+            state, rng = load_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers)
+        except RunError as e:  # the best weights are a file of their own: say what still works
+            raise RunError(e.message, f"Restore {ckpt.CHECKPOINT} to train on. The run's {ckpt.WEIGHTS} (its best "
+                                      "weights) is a file of its own: if intact, it still loads, evaluates and "
+                                      "samples.") from None
         self.state.update(state)
         self.saved_epoch = self.state["epoch"]
         self._restore_rng(rng)
