@@ -14,14 +14,13 @@ import json
 import os
 import re
 import stat
-import tempfile
 from pathlib import Path
 from typing import Any, BinaryIO
 
 import torch
 
 from zoo.caches import is_managed
-from zoo.errors import ConfigError, RunError, ZooError, storage_error
+from zoo.errors import ConfigError, RunError, ZooError
 
 MAX_HEADER = 100_000_000         # bytes of a safetensors header zoo will read
 MAX_CHANNELS = 64
@@ -341,21 +340,6 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
         raise ConfigError(f"{flag} {path} is inside a folder zoo or the Hugging Face Hub manages "
                           "(a verified cache or the bundled weights)", "Write the output elsewhere.")
     return path
-
-
-def check_writable(path: str | Path, flag: str) -> None:
-    """Refuse now, not after hours of work, an output that cannot be written: a file is made and removed
-    in its folder (or the nearest folder that exists: the missing ones are made when it is written), as
-    permission bits say nothing to root and a read-only mount is only found by writing."""
-    folder = Path(path).absolute().parent
-    while not folder.exists() and folder != folder.parent:
-        folder = folder.parent
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:  # named by the user's path, not the probe's temporary name
-        raise storage_error(OSError(e.errno, e.strerror), f"{flag}: cannot write", path=path,
-                            option=flag) from None
 
 
 def picture_output(out: str | Path | None, default: Path | None, *, tensors: bool = False,

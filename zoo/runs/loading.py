@@ -20,6 +20,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.run import Run
+from zoo.runs.write_checks import writable
 
 
 def read_run(run_dir: str | Path) -> dict[str, Any]:
@@ -149,15 +150,3 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
         label = run_dir.name if owned else catalogued_name(str(source))
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
     return folder, f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours"
-
-
-def writable(folder: Path) -> bool:
-    """True if a file can be made in `folder` (tried for real: permission bits say nothing to root, and
-    a read-only mount is only found by writing)."""
-    import tempfile
-
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            return True
-    except OSError:
-        return False

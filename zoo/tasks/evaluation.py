@@ -23,6 +23,7 @@ from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
 from zoo.runs.modelcard import write_card
 from zoo.runs.run import Run, check_split
+from zoo.runs.write_checks import check_writable
 from zoo.training import regularize
 from zoo.training.batching import growing_spans, to_batch
 
@@ -185,7 +186,7 @@ def per_image_output(path: str | Path, run: Run) -> Path:
     if out.suffix.lower() != ".csv":
         raise ConfigError(f"--per-image {path}: zoo writes the per-image metrics as CSV",
                           "Give a name ending in .csv.")
-    runfiles.check_writable(out, "--per-image")
+    check_writable(out, "--per-image")
     return out
 
 

@@ -38,7 +38,7 @@ from zoo.errors import ConfigError
 from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.files import flat_config
-from zoo.runs.loading import writable
+from zoo.runs.write_checks import nearest_existing, writable
 from zoo.training.callbacks import Callback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -256,9 +256,7 @@ def finishing(loggers: list[Logger]):
 def check_writable(path: Path, what: str, instead: str) -> None:
     """Refuse, before anything is trained, a folder that cannot be made or written (tried for real: to
     root, permission bits say nothing). `instead`: the option that chooses another."""
-    existing = Path(path)
-    while not existing.exists() and existing.parent != existing:
-        existing = existing.parent
+    existing = nearest_existing(path)
     if not existing.is_dir():
         raise ConfigError(f"cannot write {what} to {path}: {existing} is not a folder",
                           f"Choose another folder ({instead}).")
