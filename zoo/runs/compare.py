@@ -3,7 +3,7 @@ weights). One row per run: its model, the config keys whose values differ betwee
 equal in all of them are only counted), and its final metrics: the best epoch's row of metrics.jsonl
 (the last row where none is marked best), the epochs trained and the seconds they took. Test metrics
 come from eval.json when it measured the run's current weights, or for published weights from their
-model card (see test_results); sorted by one, runs measured on the same images are paired (see pair).
+model card (see evaluated); sorted by one, runs measured on the same images are paired (see pair).
 
 A run is a folder, a glob of folders (expanded here: `runs/vae-*`), a catalogued name or a hub location
 (resolved by zoo.runs.loading, as every command resolves them)."""
@@ -30,7 +30,7 @@ from zoo.runs.eval_images import Paired
 from zoo.runs.files import flat_config
 from zoo.runs.loading import read_run, resolve
 from zoo.runs.published import number
-from zoo.runs.test_results import read_test_results
+from zoo.runs.evaluated import read_evaluated
 
 GLOB_CHARS = re.compile(r"[*?[]")
 # Columns of a metrics.jsonl row that are not a measured metric of the epoch.
@@ -234,7 +234,7 @@ def read_compared(name: str, folder: Path) -> Compared:
             _summarise(row, rows)
     else:
         row.notes.append(f"no {ckpt.METRICS} (published weights carry no training log)")
-    tested = read_test_results(folder, name)
+    tested = read_evaluated(folder, name)
     row.test_metrics, row.test_errors, row.test_values = tested.metrics, tested.errors, tested.values
     row.test_images = tested.images
     row.notes += tested.notes

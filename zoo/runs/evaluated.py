@@ -16,7 +16,7 @@ from zoo.runs.published import number
 
 
 @dataclass
-class TestResults:
+class Evaluated:
     """A run's test metrics, their standard errors over the images, each image's values (eval_images.read)
     and which images those are (their digest); notes on what was left out and why."""
 
@@ -27,14 +27,14 @@ class TestResults:
     notes: list[str] = field(default_factory=list)
 
 
-def read_test_results(folder: Path, name: str) -> TestResults:
+def read_evaluated(folder: Path, name: str) -> Evaluated:
     """The run's test metrics: its eval.json (with their standard errors and each image's values, where
     it has them), else (without one) its model card's, else its catalogue entry's. For a model not the
     user's (catalogued, pulled), the user's own evaluation of the whole test split, as `zoo eval` wrote it
     into ./zoo-outputs/NAME/, goes over the published metrics. An eval.json of other weights than the
     run's (stale after --resume) gives none, with a note: the card's metrics were rendered from it, so they
     are not used either."""
-    row = TestResults()
+    row = Evaluated()
     evaluated, note = ckpt.read_eval(folder)
     if note:
         row.notes.append(note.replace(f"{folder}/", ""))  # the run's name is on the row
@@ -59,7 +59,7 @@ def read_test_results(folder: Path, name: str) -> TestResults:
     return row
 
 
-def _own_evaluation(row: TestResults, place: Path, folder: Path) -> dict[str, Any] | None:
+def _own_evaluation(row: Evaluated, place: Path, folder: Path) -> dict[str, Any] | None:
     """The user's `zoo eval` of published weights (in ./zoo-outputs/NAME/), if it measured these weights on
     the whole test split: a quick look (--limit, another split) does not stand in for the published
     figures. Said in the row's notes either way."""
