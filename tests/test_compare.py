@@ -160,6 +160,13 @@ def test_catalogued_weights_without_metrics_jsonl_show_their_card_metrics_and_em
     assert "sorted by test_mse" in out
 
 
+def test_runs_without_the_default_metric_are_said_to_be_in_the_order_given_with_a_metric_to_sort_by():
+    out = assert_ok(invoke("compare", "iwae-mnist", "vae-mnist"))
+    assert out.startswith("2 runs, in the order given (none has val_loss: --sort test_nll_iwae_k1000_nats sorts them)")
+    assert out.index("iwae-mnist  ") < out.index("vae-mnist  ")
+    assert "sorted by" not in out
+
+
 def test_a_run_pulled_from_a_folder_hub_is_compared_by_its_cards_training_metrics(runs, tmp_path):
     from zoo import hub
 

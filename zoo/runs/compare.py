@@ -149,9 +149,8 @@ class Comparison:
                                     for i, (c, w) in enumerate(zip(row, widths))).rstrip()
         order = "descending" if self.descending else "ascending"
         partial = f", {len(self.partial)} only some runs have" if self.partial else ""
-        lines = [f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}, sorted by {self.metric} ({order}; "
-                 f"runs without it last); {len(self.equal)} config keys equal in all runs{partial}"
-                 + ("" if self.differing else ", none differs")]
+        lines = [f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}, {self._order(order)}; "
+                 f"{len(self.equal)} config keys equal in all runs{partial}" + ("" if self.differing else ", none differs")]
         if any(r.error(self.metric) is not None for r in self.runs):
             lines.append(f"{self.metric} ± its standard error over the test images: how far it would move on "
                          "other images")
@@ -161,6 +160,17 @@ class Comparison:
         lines += ["", fmt(head), *map(fmt, body)]
         notes = [f"  {r.name}: {note}" for r in self.runs for note in r.notes]
         return lines + (["", "notes:", *notes] if notes else [])
+
+
+    def _order(self, order: str) -> str:
+        """How the rows are ordered: by the metric, or (where no run has the default one) as given, naming a
+        metric they could be sorted by (a likelihood bound first)."""
+        if any(r.value(self.metric) is not None for r in self.runs):
+            return f"sorted by {self.metric} ({order}; runs without it last)"
+        known = sorted(set().union(*(r.known() for r in self.runs)))
+        likely = [k for k in known if k.startswith("test_nll")] or [k for k in known if k.startswith("test_")] or known
+        hint = f"--sort {likely[0]} sorts them" if likely else "they have no metric to sort by"
+        return f"in the order given (none has {self.metric}: {hint})"
 
 
 def _cell(config: dict[str, Any], key: str, compact: bool = False) -> str:
