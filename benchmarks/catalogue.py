@@ -1,7 +1,8 @@
 """Add a trained run to zoo's catalogue: copy what loading needs into the bundled folder hub
 (zoo/weights/NAME: config.json, model.safetensors, README.md), measure it with `zoo eval` now
 (or, with --reuse-eval, take the run's eval.json when it measured these weights on the whole test
-split), and write its [weights.NAME] entry into registry.toml (sha256, metrics, command). With --sampler S, the
+split) and ship that eval.json with its images' values (eval-images.safetensors, what `zoo compare`
+pairs runs by), and write its [weights.NAME] entry into registry.toml (sha256, metrics, command). With --sampler S, the
 latent sampler S fitted on the run's training codes (RUN/sampler-S.safetensors, fitted there if missing)
 is shipped beside the weights and the entry names it: `zoo generate NAME --sampler S` then needs no
 training images, and `zoo generate NAME` points to it (ship the sampler that scored the lowest FID on the
@@ -27,6 +28,7 @@ from zoo import registry
 from zoo.analysis.latent_samplers import fitted_sampler, sampler_path
 from zoo.errors import ZooError
 from zoo.runs import checkpoint as ckpt
+from zoo.runs import eval_images
 from zoo.runs.modelcard import render_card
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,6 +104,10 @@ def main() -> None:
         shutil.copy2(sampler_path(run, args.sampler), target / sampler_path(run, args.sampler).name)
     # The card again, addressed by the catalogued name (the run's own names its folder, wherever it was).
     eval_result = ckpt.read_eval(run)[0]  # what measured these weights (never a stale eval.json)
+    if eval_result is not None and eval_images.read(run, eval_result)[0]:
+        # Shipped with its images' values: `zoo compare` pairs the bundled model with a user's runs at once.
+        for name in (ckpt.EVAL, eval_images.IMAGES_FILE):
+            shutil.copy2(run / name, target / name)
     shipped = [args.sampler] if args.sampler else []
     (target / "README.md").write_text(render_card(net.record, eval_result, [], args.name, shipped))
     digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()

@@ -34,6 +34,26 @@ def test_catalogued_metrics_match_what_eval_measures_now():
     assert result["metrics"]["accuracy"] == pytest.approx(entry["metrics"]["accuracy"], abs=1e-4)
 
 
+def test_shipped_evaluations_measured_the_bundled_weights_and_are_the_catalogues_metrics():
+    """Bundled weights may ship their eval.json with each image's values (for `zoo compare`'s pairs): it
+    measured these very weights on the whole test split, and the catalogue and card show its figures."""
+    from zoo.runs import checkpoint as ckpt
+    from zoo.runs import eval_images
+
+    shipped = [name for name in catalogue() if (registry.weights_folder(name) / "eval.json").exists()]
+    assert {"iwae50-mnist", "piwae-mnist", "vampprior-mnist", "hvae-mnist"} <= set(shipped)
+    for name in shipped:
+        folder = registry.weights_folder(name)
+        result, why = ckpt.read_eval(folder)
+        assert why is None and result["split"] == "test" and result["limit"] is None, name
+        values, why = eval_images.read(folder, result)
+        assert why is None and all(v.shape == (result["images"],) for v in values.values()), name
+        for metric, value in catalogue()[name]["metrics"].items():
+            assert value == pytest.approx(result["metrics"][metric], rel=1e-5), (name, metric)
+        assert f"nll_iwae_k1000_nats, value: {catalogue()[name]['metrics']['nll_iwae_k1000_nats']}" in \
+            (folder / "README.md").read_text(), name
+
+
 def test_list_pretrained_and_info_by_name():
     out = assert_ok(invoke("list", "--pretrained"))
     assert "features-mnist" in out and "bundled" in out

@@ -15,6 +15,7 @@ import pytest
 from conftest import TINY, assert_ok, invoke, write_idx_set
 
 import zoo
+from zoo import registry
 from zoo.console import quiet
 from zoo.runs.checkpoint import load_tensors
 
@@ -166,6 +167,31 @@ def test_catalogued_models_are_compared_by_their_own_evaluations_in_zoo_outputs(
     own = json.loads((tmp_path / "zoo-outputs" / second["name"] / "eval.json").read_text())
     assert second["test_metrics"] == own["metrics"]
     assert f"test metrics from zoo-outputs/{second['name']}/eval.json (40 test images)" in second["notes"]
+
+
+def test_bundled_likelihood_models_pair_out_of_the_box_by_the_evaluations_they_ship():
+    result = compare_json("iwae50-mnist", "piwae-mnist", "--sort", "test_nll_iwae_k1000_nats")
+    piwae, iwae50 = result["runs"]
+    assert piwae["name"] == result["paired_reference"] == "piwae-mnist"
+    shipped = {r["name"]: load_tensors(registry.weights_folder(r["name"]) / IMAGES_FILE)[0]["nll_iwae_k1000_nats"]
+               for r in (piwae, iwae50)}
+    d = shipped["iwae50-mnist"] - shipped["piwae-mnist"]
+    assert iwae50["paired"]["images"] == 10_000
+    assert iwae50["paired"]["difference"] == pytest.approx(float(d.mean()), rel=1e-12)
+    assert iwae50["paired"]["standard_error"] == pytest.approx(float(d.std()) / 100, rel=1e-12)
+    se = float(shipped["iwae50-mnist"].std()) / 100
+    assert iwae50["test_standard_errors"]["nll_iwae_k1000_nats"] == pytest.approx(se)
+
+
+def test_the_users_own_evaluation_of_a_bundled_model_goes_over_the_one_it_ships(tmp_path):
+    write_idx_set(tmp_path / "data" / "mnist", n_train=64, n_test=40)
+    assert_ok(invoke("eval", "piwae-mnist", "--iwae-k", "2", "--data-dir", tmp_path / "data", "--no-progress"))
+    row = compare_json("piwae-mnist", "--sort", "test_nll_iwae_k2_nats")["runs"][0]
+    own = json.loads((tmp_path / "zoo-outputs" / "piwae-mnist" / "eval.json").read_text())
+    assert {k: row["test_metrics"][k] for k in own["metrics"]} == own["metrics"]
+    published = registry.weights()["piwae-mnist"]["metrics"]["nll_iwae_k1000_nats"]
+    assert row["test_metrics"]["nll_iwae_k1000_nats"] == published
+    assert "test metrics from zoo-outputs/piwae-mnist/eval.json (40 test images), the rest published" in row["notes"]
 
 
 def test_a_quick_look_at_a_catalogued_model_does_not_stand_in_for_its_published_metrics(tmp_path):

@@ -149,8 +149,8 @@ class Comparison:
                                     for i, (c, w) in enumerate(zip(row, widths))).rstrip()
         order = "descending" if self.descending else "ascending"
         partial = f", {len(self.partial)} only some runs have" if self.partial else ""
-        lines = [f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}, {self._order(order)}; "
-                 f"{len(self.equal)} config keys equal in all runs{partial}" + ("" if self.differing else ", none differs")]
+        lines = [f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}, {self._order(order)}; {len(self.equal)} "
+                 f"config keys equal in all runs{partial}" + ("" if self.differing else ", none differs")]
         if any(r.error(self.metric) is not None for r in self.runs):
             lines.append(f"{self.metric} ± its standard error over the test images: how far it would move on "
                          "other images")

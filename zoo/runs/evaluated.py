@@ -31,21 +31,23 @@ def read_evaluated(folder: Path, name: str) -> Evaluated:
     """The run's test metrics: its eval.json (with their standard errors and each image's values, where
     it has them), else (without one) its model card's, else its catalogue entry's. For a model not the
     user's (catalogued, pulled), the user's own evaluation of the whole test split, as `zoo eval` wrote it
-    into ./zoo-outputs/NAME/, goes over the published metrics. An eval.json of other weights than the
-    run's (stale after --resume) gives none, with a note: the card's metrics were rendered from it, so they
-    are not used either."""
+    into ./zoo-outputs/NAME/, goes over the published metrics and the eval.json published with the
+    weights (bundled weights ship theirs, so that they pair with the user's runs). An eval.json of other
+    weights than the run's (stale after --resume) gives none, with a note: the card's metrics were rendered
+    from it, so they are not used either."""
     row = Evaluated()
     evaluated, note = ckpt.read_eval(folder)
     if note:
         row.notes.append(note.replace(f"{folder}/", ""))  # the run's name is on the row
         return row
-    if evaluated is None:
+    place, elsewhere = output_place(name, folder)
+    if evaluated is None or elsewhere:
         row.metrics = published.test_metrics(folder, name)
-        place, elsewhere = output_place(name, folder)
-        evaluated = _own_evaluation(row, place, folder) if elsewhere else None
-        if evaluated is None:
+        own = _own_evaluation(row, place, folder) if elsewhere else None
+        if own is not None:
+            evaluated, folder = own, place
+        elif evaluated is None:
             return row
-        folder = place
     if evaluated.get("split", "test") != "test":
         return row
     row.metrics.update({k: v for k, v in evaluated["metrics"].items() if number(v)})
