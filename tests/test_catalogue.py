@@ -41,7 +41,7 @@ def test_shipped_evaluations_measured_the_bundled_weights_and_are_the_catalogues
     from zoo.runs import eval_images
 
     shipped = [name for name in catalogue() if (registry.weights_folder(name) / "eval.json").exists()]
-    assert {"iwae50-mnist", "piwae-mnist", "vampprior-mnist", "hvae-mnist"} <= set(shipped)
+    assert {"iwae-mnist", "iwae50-mnist", "piwae-mnist", "vampprior-mnist", "hvae-mnist"} <= set(shipped)
     for name in shipped:
         folder = registry.weights_folder(name)
         result, why = ckpt.read_eval(folder)
