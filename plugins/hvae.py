@@ -250,6 +250,7 @@ class HVAE(VAE):
 
     def validation_step(self, batch):
         out = self._losses(batch.x, self.beta)
+        out["neg_elbo"] = out["rec"] + out["kl"]  # the loss at β = 1: comparable across β (loss_keys)
         out["mse"] = F.mse_loss(self.reconstruction(batch.x).float(), batch.x)
         return out
 

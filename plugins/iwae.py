@@ -17,8 +17,9 @@ passes per image.
   gradient (`split_log_weights`).
 
 β and `kl_warmup` weigh log p(z) − log q(z|x) inside each weight as they weigh the KL term of the VAE
-(with β = 1 and the warm-up over, the bound is exact). Everything else (the nets, `zoo eval --iwae-k`,
-sampling from the prior) is the VAE's.
+(with β = 1 and the warm-up over, the bound is exact); the figures named `iwae_kK` and `neg_elbo` are
+always the true bounds (a prior weight of 1), so with β ≠ 1 or during the warm-up they differ from `loss`.
+Everything else (the nets, `zoo eval --iwae-k`, sampling from the prior) is the VAE's.
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ class IWAE(VAE):
     name = "iwae"
     description = "Importance-weighted autoencoder: the VAE trained on the IWAE-K bound (or MIWAE, PIWAE, CIWAE)"
     Config = IWAEConfig
+    # Each changes the bound the loss is (a larger K or PIWAE's IWAE-(M·K) is a tighter number, not a
+    # better model); the −ELBO (β = 1) compares any two.
+    loss_keys = ("beta", "k", "bound", "m", "ciwae_beta")
 
     def __init__(self, config: IWAEConfig, shape, num_classes: int = 0):
         # A setting of another bound would be silently ignored: say so instead.
@@ -127,22 +131,29 @@ class IWAE(VAE):
         return max(0.0, (sizes[1] - sizes[0]) / 2) + x[0].numel() * 4  # and its logits' own output
 
     def bound_terms(self, x: torch.Tensor, y: torch.Tensor | None, prior_weight) -> dict[str, torch.Tensor]:
-        """Per image: the training bound (in nats, higher is better), and the IWAE-K (MIWAE's mean over M)
-        and ELBO it is made of."""
+        """Per image: the training bound (in nats, higher is better; `prior_weight`, β and the warm-up's
+        share, weighs log p(z) − log q(z|x) inside each weight), and, as figures without gradients, the
+        IWAE-K (MIWAE's mean over M) and the ELBO of the same samples at a prior weight of 1: the true
+        bounds on log p(x) their names say, whatever β is and wherever the warm-up stands."""
         mu, logvar = self.posterior(x, y)
         c = self.config
         groups = c.m if c.bound in GROUPED else 1
         eps = torch.randn((groups * c.k, *mu.shape), device=mu.device, dtype=mu.dtype)
-        if c.bound == "piwae" and torch.is_grad_enabled():
-            for_decoder, for_encoder, through_decoder = self.split_log_weights(x, y, mu, logvar, eps, prior_weight)
-        else:
-            for_decoder = for_encoder = self.log_weights(x, y, mu, logvar, eps, prior_weight)
+        split = c.bound == "piwae" and torch.is_grad_enabled()  # PIWAE's two gradients
+        if split:
+            for_decoder, for_encoder, through_decoder, exact = self.split_log_weights(
+                x, y, mu, logvar, eps, prior_weight)
+        else:  # VAE.log_weights, in its two parts
+            z = self.codes(mu, logvar, eps)
+            log_px, ratio = self.codes_log_likelihood(x, y, z), self.log_prior_ratio(z, logvar, eps)
+            for_decoder = for_encoder = log_px + prior_weight * ratio
+            exact = log_px.detach() + ratio.detach()
         log_w = for_encoder.view(groups, c.k, -1)
         iwae = (torch.logsumexp(log_w, 1) - math.log(c.k)).mean(0)        # [B]: MIWAE's mean over M
         elbo = log_w.mean((0, 1))
         if c.bound == "ciwae":
             bound = c.ciwae_beta * elbo + (1 - c.ciwae_beta) * iwae
-        elif c.bound == "piwae" and torch.is_grad_enabled():
+        elif split:
             # The value is IWAE-(M·K); the encoder's gradient is MIWAE's alone: through the prior terms
             # (`iwae`) and through the decoder (`through_decoder`), both of value 0 here.
             bound = (torch.logsumexp(for_decoder, 0) - math.log(groups * c.k)
@@ -151,12 +162,15 @@ class IWAE(VAE):
             bound = torch.logsumexp(for_decoder, 0) - math.log(groups * c.k)
         else:
             bound = iwae
-        return {"bound": bound, "iwae": iwae, "elbo": elbo}
+        exact = exact.view(groups, c.k, -1)  # with a prior weight ≠ 1 neither figure above bounds log p(x)
+        return {"bound": bound, "iwae": (torch.logsumexp(exact, 1) - math.log(c.k)).mean(0),
+                "elbo": exact.mean((0, 1))}
 
     def split_log_weights(self, x, y, mu, logvar, eps, prior_weight):
         """PIWAE's two gradients from one decoder pass. Returns the log-weights [s, B] twice, equal in value
         (the first passes gradients to the decoder only, the second to the encoder through its prior terms
-        only), and [B] terms whose gradient is the rest of MIWAE's for the encoder: each code z = μ + σ·ε
+        only), [B] terms whose gradient is the rest of MIWAE's for the encoder, and the log-weights at a prior
+        weight of 1, without gradients (the figures bound_terms reports). The encoder's terms: each code z = μ + σ·ε
         moved along ∂/∂z of Σ_j w_j log p(x_j|z_j), w_j being MIWAE's own weight on sample j (its share of
         its group's softmax, over M). That vector-Jacobian product is exact with a batch-normalised decoder
         too, where a code also moves every other sample's log p(x|z) through the batch's statistics (the
@@ -166,13 +180,14 @@ class IWAE(VAE):
         z = self.codes(mu, logvar, eps)
         z_in = z.detach().requires_grad_()
         log_px = self.codes_log_likelihood(x, y, z_in)
-        prior = prior_weight * self.log_prior_ratio(z, logvar, eps)
+        ratio = self.log_prior_ratio(z, logvar, eps)
+        prior = prior_weight * ratio
         for_decoder = log_px + prior.detach()
         for_encoder = log_px.detach() + prior
         groups = z.shape[0] // c.k
         weights = torch.softmax(for_encoder.detach().view(groups, c.k, -1), 1).view_as(log_px) / groups
         (along,) = torch.autograd.grad(log_px, z_in, grad_outputs=weights, retain_graph=True)
-        return for_decoder, for_encoder, (z * along).sum((0, 2))
+        return for_decoder, for_encoder, (z * along).sum((0, 2)), log_px.detach() + ratio.detach()
 
     def loss(self, batch):
         terms = self.bound_terms(batch.x, batch.y, self.warmup * self.beta)
@@ -180,7 +195,8 @@ class IWAE(VAE):
                 "neg_elbo": -terms["elbo"].mean()}
 
     def validation_step(self, batch):
-        """The training bound (β and the warm-up at their end), so early stopping watches what is trained."""
+        """The loss is the training bound (β and the warm-up at their end), so early stopping watches what is
+        trained; the IWAE-K and the −ELBO are the true bounds (β = 1) whatever β is, as their names say."""
         terms = self.bound_terms(batch.x, batch.y, self.beta)
         recon = self.reconstruction(batch.x, batch.y)
         return {"loss": -terms["bound"].mean(), f"iwae_k{self.config.k}": -terms["iwae"].mean(),

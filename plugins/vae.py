@@ -68,6 +68,8 @@ class VAE(ZooModel):
     name = "vae"
     description = "Variational autoencoder: conv encoder -> N(mu, sigma²) -> decoder; sampling from the prior"
     Config = VAEConfig
+    loss_keys = ("beta",)  # the loss is rec + β·KL; the −ELBO (β = 1) compares any two
+    comparable_metric = "neg_elbo"
     chunk_images = IWAE_CHUNK_IMAGES  # decoded images per chunk of the bound on the CPU
 
     def __init__(self, config: VAEConfig, shape, num_classes: int = 0):
@@ -159,7 +161,7 @@ class VAE(ZooModel):
         rec, kl = self._terms(batch.x, batch.y)
         recon = self.reconstruction(batch.x, batch.y)
         return {"loss": (rec + self.beta * kl).mean(), "rec": rec.mean(), "kl": kl.mean(),
-                "mse": F.mse_loss(recon.float(), batch.x)}
+                "neg_elbo": (rec + kl).mean(), "mse": F.mse_loss(recon.float(), batch.x)}
 
     # ---------------------------------------------------------------- capabilities
     def encode(self, x: torch.Tensor) -> torch.Tensor:

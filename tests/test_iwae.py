@@ -41,6 +41,18 @@ def test_the_iwae_bound_is_the_log_mean_of_the_k_weights_and_above_their_mean():
 
 
 @torch.no_grad()
+@pytest.mark.parametrize("prior_weight", [1000.0, 0.2])  # a β, a warm-up's share
+def test_the_iwae_and_elbo_figures_are_the_true_bounds_whatever_weighs_the_prior_in_the_loss(prior_weight):
+    model, x = _model(k=6), _images()
+    weights = _weights(model, x, 6)
+    torch.manual_seed(0)
+    terms = model.bound_terms(x, None, prior_weight)
+    torch.testing.assert_close(terms["iwae"], torch.logsumexp(weights, 0) - math.log(6))
+    torch.testing.assert_close(terms["elbo"], weights.mean(0))
+    assert not torch.allclose(terms["bound"], terms["iwae"])  # the loss is the weighted one
+
+
+@torch.no_grad()
 def test_with_one_sample_the_iwae_is_the_vae():
     model, x = _model(k=1), _images()
     torch.manual_seed(0)

@@ -37,7 +37,8 @@ def write_space(path: Path, *, metric: str | None = None, fixed: str = TINY, par
 
 @pytest.mark.parametrize("model, metric, names", [
     ("convae", "nonexistent", "val_loss (or loss), val_mse (or mse)"),
-    ("vae", "val_psnr", "val_loss (or loss), val_rec (or rec), val_kl (or kl), val_mse (or mse)"),
+    ("vae", "val_psnr",
+     "val_loss (or loss), val_rec (or rec), val_kl (or kl), val_neg_elbo (or neg_elbo), val_mse (or mse)"),
     ("classifier", "mse", "val_loss (or loss), val_accuracy (or accuracy)"),
 ])
 def test_a_metric_the_model_does_not_report_is_refused_before_any_trial_with_the_valid_names(
@@ -46,6 +47,26 @@ def test_a_metric_the_model_does_not_report_is_refused_before_any_trial_with_the
     assert_clean_error(invoke("search", model, "--space", space, "--out", tmp_path / "s"),
                        f"the objective metric '{metric}' is not one that {model} reports", names, code=2)
     assert not (tmp_path / "s").exists()  # no study, no trial
+
+
+@pytest.mark.parametrize("model, params, keys", [
+    ("vae", "beta = { choices = [0.5, 1.0, 4.0] }", "the space varies beta, which changes what vae's loss measures"),
+    ("iwae", "k = { choices = [1, 5] }\nbeta = { low = 0.5, high = 2.0 }",
+     "the space varies beta, k, which change what iwae's loss measures"),
+])
+def test_trials_differing_in_what_the_loss_measures_are_not_scored_by_it_but_by_the_elbo(tmp_path, model, params,
+                                                                                         keys):
+    """A β-VAE's loss is rec + β·KL and an IWAE's the bound at its K: the smallest number would win, not
+    the best model (a search over an IWAE's β once picked β = 1000, its 'bound' 360 nats below the true one)."""
+    space = write_space(tmp_path / "b.toml", params=f"[params]\n{params}\n")
+    assert_clean_error(invoke("search", model, "--space", space, "--out", tmp_path / "s"), keys,
+                       'metric = "neg_elbo"', code=2)
+    assert not (tmp_path / "s").exists()
+    space = write_space(tmp_path / "b.toml", metric="neg_elbo", params=f"[params]\n{params}\n",
+                        search="trials = 2\n")
+    assert_ok(invoke("search", model, "--space", space, "--out", tmp_path / "s"))
+    best = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert best["objective"]["metric"] == "val_neg_elbo"
 
 
 def test_a_default_metric_the_model_does_not_report_is_refused_with_the_valid_names(tmp_path):

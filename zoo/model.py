@@ -160,6 +160,11 @@ class ZooModel(nn.Module):
     train_defaults: ClassVar[dict[str, Any]] = {}
     # The validation metric early stopping watches (lower is better); None: keep the last epoch.
     monitor: ClassVar[str | None] = "loss"
+    # Config keys that change what the loss measures, not only how good the model is (a β that weighs a
+    # KL inside it): losses of configurations that differ in one are not comparable (`zoo search` refuses
+    # to score such trials by their loss), and the validation metric that is (None: none).
+    loss_keys: ClassVar[tuple[str, ...]] = ()
+    comparable_metric: ClassVar[str | None] = None
 
     def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()

@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Iterator
 
+from zoo import registry
 from zoo.errors import ConfigError
 from zoo.runs.config import resolve_config
 from zoo.search.data import load_data
@@ -40,8 +41,10 @@ def describe(keys: list[str]) -> str:
 
 
 def check_metric(settings, space: Space, data_cache: dict) -> None:
-    """Refuse an objective metric the model does not record (ConfigError listing those it does).
-    Loads the data set into `data_cache` (a missing one fails here, once)."""
+    """Refuse an objective metric the model does not record (ConfigError listing those it does), and the
+    loss of a model whose loss the space changes (see check_comparable). Loads the data set into
+    `data_cache` (a missing one fails here, once)."""
+    check_comparable(settings, space)
     keys = recorded_metrics(settings, space, data_cache)
     if keys is None or settings.metric in keys:
         return
@@ -50,6 +53,26 @@ def check_metric(settings, space: Space, data_cache: dict) -> None:
     raise ConfigError(f"the objective metric {what} is not one that {settings.model} reports",
                       f"{settings.model}'s metrics, as metrics.jsonl names them: {describe(keys)}. "
                       "Set `metric` in the space file's [objective].")
+
+
+def check_comparable(settings, space: Space) -> None:
+    """Refuse to score by their loss trials that differ in a key that changes what the model's loss
+    measures (its `loss_keys`: a β-VAE's rec + β·KL, an IWAE's K): the search would pick the value that
+    makes the number smallest, not the best model."""
+    if settings.metric.split("_", 1)[1] != "loss":
+        return
+    cls = registry.get_model_class(settings.model)
+    varied = {p.name.split("[")[0] for p in space.params if not p.helper}
+    keys = [k for k in cls.loss_keys if k in varied]
+    if not keys:
+        return
+    alt = cls.comparable_metric
+    raise ConfigError(f"the space varies {', '.join(keys)}, which change{'s' * (len(keys) == 1)} what "
+                      f"{settings.model}'s loss measures: trials that differ in {'it' if len(keys) == 1 else 'them'} "
+                      "are not comparable by their loss (the smallest number would win, not the best model)",
+                      (f'Score them by a metric every trial measures alike: metric = "{alt}" in the space '
+                       "file's [objective]" if alt else "Score them by another metric in the space file's "
+                       "[objective]") + f", or fix {', '.join(keys)} in [fixed].")
 
 
 def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | None:
