@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, assert_clean_error, invoke, run_zoo, weights
+from conftest import TINY, assert_clean_error, invoke, read_metrics, run_zoo, weights
 from safetensors.torch import save_file
 
 import zoo
@@ -94,6 +94,34 @@ def test_damaged_checkpoint_refuses_resume(run_copy):
                        "checkpoint.safetensors is truncated or corrupt", "Restore checkpoint.safetensors to train on",
                        "model.safetensors (its best weights) is a file of its own")
     assert zoo.load(run_copy) is not None  # the model itself is intact, as the message says
+
+
+def test_damaged_best_weights_refuse_resume_before_any_epoch_and_say_how_to_go_on(run_copy):
+    _truncate(run_copy / "model.safetensors")
+    checkpoint = (run_copy / "checkpoint.safetensors").read_bytes()
+    assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", "3"),
+                       "model.safetensors is truncated or corrupt", "It holds the run's best weights (epoch 2)",
+                       "delete it to resume", code=1)
+    assert (run_copy / "checkpoint.safetensors").read_bytes() == checkpoint  # no epoch was trained
+    assert [r["epoch"] for r in read_metrics(run_copy)] == [1, 2]
+
+
+def test_missing_best_weights_are_said_and_the_best_epoch_from_then_on_is_kept(run_copy):
+    (run_copy / "model.safetensors").unlink()
+    result = invoke("train", "--resume", run_copy, "--epochs", "3")
+    assert result.exit_code == 0, result.output
+    assert "model.safetensors (the best weights, of epoch 2) is missing" in result.output
+    rows = read_metrics(run_copy)
+    assert [r["epoch"] for r in rows] == [1, 2, 3] and rows[-1]["best"]
+    assert zoo.load(run_copy) is not None
+
+
+def test_a_missing_training_log_is_said_on_resume(run_copy):
+    (run_copy / "metrics.jsonl").unlink()
+    result = invoke("train", "--resume", run_copy, "--epochs", "3")
+    assert result.exit_code == 0, result.output
+    assert "metrics.jsonl is missing: the log of epochs 1-2 (their metrics and times) is lost" in result.output
+    assert [r["epoch"] for r in read_metrics(run_copy)] == [3]
 
 
 def test_weights_file_as_checkpoint_refuses_resume(run_copy):

@@ -121,14 +121,37 @@ class Trainer:
         self.state.update(state)
         self.saved_epoch = self.state["epoch"]
         self._restore_rng(rng)
+        if self.model.monitor is not None and self.saved_epoch:
+            self._check_best_weights()
         metrics = self._path(ckpt.METRICS)
+        rows, dropped = ckpt.read_metrics(metrics) if metrics.exists() else ([], 0)
+        if dropped:
+            self.log(f"note: {dropped} damaged line(s) of {metrics} dropped (cut short by a kill, or edited)")
+        self.history = [r for r in rows if r["epoch"] <= self.state["epoch"]]
+        if self.saved_epoch and not self.history:
+            self.log(f"note: {metrics} {'holds no epoch' if metrics.exists() else 'is missing'}: the log of epochs "
+                     f"1-{self.saved_epoch} (their metrics and times) is lost; it goes on from epoch "
+                     f"{self.saved_epoch + 1}")
         if metrics.exists():
-            rows, dropped = ckpt.read_metrics(metrics)
-            if dropped:
-                self.log(f"note: {dropped} damaged line(s) of {metrics} dropped (cut short by a kill, or edited)")
-            self.history = [r for r in rows if r["epoch"] <= self.state["epoch"]]
             ckpt.atomic_write(metrics, "".join(ckpt.metrics_line(r) for r in self.history))
         self.resumed = True
+
+    def _check_best_weights(self) -> None:
+        """The best weights are a file of their own, which the end of training loads: a damaged one is
+        refused before any epoch (it would fail after every resumed epoch); a missing one is said, and the
+        best of the epochs trained from now on is kept."""
+        path, best = self._path(ckpt.WEIGHTS), self.state["best_epoch"]
+        if not path.exists():
+            self.log(f"note: {path} (the best weights, of epoch {best}) is missing: they are lost; the best of the "
+                     "epochs trained from now on is kept")
+            self.state.update(best_value=None, best_epoch=0, bad_epochs=0)
+            return
+        try:
+            ckpt.load_tensors(path)
+        except RunError as e:
+            raise RunError(e.message, f"It holds the run's best weights (epoch {best}): restore it to train on, or "
+                                      f"delete it to resume keeping the best of the epochs trained from now on "
+                                      f"({ckpt.CHECKPOINT} is intact).") from None
 
     # ------------------------------------------------------------------ the loop
     def _autocast(self, cache: bool = True):
