@@ -227,6 +227,14 @@ def test_folder_hub_push_pull_load(digits_run, run_copy, tmp_path):
     folder = Path(assert_ok(invoke("pull", f"file://{dest}")).strip().splitlines()[-1])
     assert zhub.is_managed(folder) and run_bytes(folder) == run_bytes(run_copy)
 
+    # the path `zoo pull` prints is zoo's copy, not the user's run: results on it go to ./zoo-outputs too
+    before = run_bytes(folder)
+    result = invoke("eval", folder)
+    assert_ok(result)
+    assert f"{folder} is a copy zoo manages" in result.output
+    assert (Path.cwd() / "zoo-outputs" / folder.name / "eval.json").is_file()
+    assert run_bytes(folder) == before and not (folder / "eval.json").exists()
+
 
 def _folder(root: Path, files: dict[str, bytes]) -> Path:
     root.mkdir(parents=True)

@@ -127,7 +127,8 @@ OUTPUTS = "zoo-outputs"  # where the results of a model the user does not own ar
 
 def output_folder(source: str | Path, run_dir: Path) -> Path:
     """Where a task writes its results for `source`. Beside a run the user owns. A catalogued or
-    downloaded model, or a run in a folder this process cannot write, is left alone: its results go to
+    downloaded model (named, or by the path of zoo's copy), or a run in a folder this process cannot
+    write, is left alone: its results go to
     ./zoo-outputs/NAME/ (NAME: the catalogued name, the hub repository's name, or the run folder's
     name), so they never mix with, or overwrite, the user's own files in the working directory."""
     folder, why = output_place(source, run_dir)
@@ -140,7 +141,8 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     """output_folder without its note: (the folder, None) for a run the user owns, else (./zoo-outputs/NAME,
     why the results go there). Readers of a model's results (`zoo compare`) look there too."""
     owned = not hub.is_hub_source(source) and Path(source) == run_dir
-    if owned and writable(run_dir):
+    managed = owned and hub.is_managed(run_dir)  # the path of a pulled copy, or of the bundled weights
+    if owned and not managed and writable(run_dir):
         return run_dir, None
     if hub.is_hub_source(source):
         where = hub.parse(str(source))
@@ -149,4 +151,6 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     else:
         label = run_dir.name if owned else catalogued_name(str(source))
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
-    return folder, f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours"
+    why = (f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
+           f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours")
+    return folder, why
