@@ -248,6 +248,22 @@ def test_resume_without_checkpoint_is_refused(run_copy):
     assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", "3"), "has no checkpoint to resume from")
 
 
+@pytest.mark.parametrize("source, what", [("iwae-mnist", "a catalogued name"),
+                                          ("file:///somewhere/hub/entry", "a hub location")])
+def test_resume_of_published_weights_is_refused_saying_what_they_are(source, what):
+    assert_clean_error(invoke("train", "--resume", source, "--epochs", "3"), f"--resume {source}: {what}, not a "
+                       "run of yours: published weights carry no checkpoint", code=1)
+
+
+def test_resume_of_zoos_copy_of_bundled_weights_is_refused():
+    from zoo import registry
+
+    folder = registry.weights_folder("iwae-mnist")
+    before = sorted(p.name for p in folder.iterdir())
+    assert_clean_error(invoke("train", "--resume", folder, "--epochs", "3"), "zoo's copy of published weights")
+    assert sorted(p.name for p in folder.iterdir()) == before
+
+
 def test_resume_of_a_missing_folder(tmp_path):
     assert_clean_error(invoke("train", "--resume", tmp_path / "nope"), "does not exist")
 

@@ -15,7 +15,7 @@ from zoo.console import to_stderr
 from zoo.data import canonical_dataset_name
 from zoo.device import describe, pick_device
 from zoo.errors import ConfigError, RunError, storage_error
-from zoo.hub import is_hub_source
+from zoo.hub import is_hub_source, is_managed
 from zoo.model import ZooModel, build_seeded
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
@@ -76,6 +76,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         if overwrite:
             raise ConfigError("--overwrite with --resume: a resumed run continues in its folder, nothing is replaced",
                               "Leave out one of them.")
+        _refuse_published(str(resume))
         return _resume(Path(resume), model, log, progress, callbacks, overrides, preset=preset, config=config,
                        out=out)
     model = model or model_named_by(preset, config)
@@ -122,6 +123,23 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
             write_card(run_dir, log=log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
+
+
+def _refuse_published(text: str) -> None:
+    """Published weights (a hub location, a catalogued name, zoo's copy of either) are no run to resume:
+    they carry no checkpoint (optimizer state, random state) to go on from."""
+    run_dir = Path(text)
+    if is_hub_source(text):
+        what = "a hub location"
+    elif not run_dir.exists() and text in registry.weights():
+        what = "a catalogued name"
+    elif run_dir.exists() and is_managed(run_dir):
+        what = "zoo's copy of published weights"
+    else:
+        return
+    raise RunError(f"--resume {text}: {what}, not a run of yours: published weights carry no checkpoint to "
+                   "train on", "Train a run of your own (zoo train MODEL ...); --resume continues a folder that "
+                   "zoo train wrote.")
 
 
 def _resume(run_dir: Path, model: str | None, log, progress, callbacks, overrides, *, preset=None, config=None,
