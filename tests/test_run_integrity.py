@@ -57,6 +57,9 @@ def test_a_second_writer_of_a_run_folder_is_refused_while_the_first_trains(tmp_p
                            "is being written by another zoo process", f"pid {first.pid}")
         assert_clean_error(run_zoo("train", "convae", "--dataset", "digits", "--out", out, *TINY_SET),
                            "already holds a run")
+        assert_clean_error(run_zoo("push", out, f"file://{tmp_path / 'hub' / 'run'}"),  # a mid-training snapshot
+                           "is being trained by another zoo process", f"pid {first.pid}", "between two epochs")
+        assert not (tmp_path / "hub").exists()
         assert first.poll() is None  # the first writer goes on, undisturbed
     finally:
         first.kill()

@@ -30,6 +30,7 @@ from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint, eval_images
 from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_metrics
 from zoo.runs.files import file_sha256, open_regular, sampler_name
+from zoo.runs.lock import writer_of
 from zoo.runs.modelcard import render_card
 
 
@@ -102,6 +103,11 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
     match the checksum recorded when they were written, or a training log that is not a file. Test
     metrics go only where they measured these weights (see read_eval). Nothing is written or uploaded
     before this."""
+    writer = writer_of(run_dir)
+    if writer is not None:
+        raise HubError(f"{run_dir} is being trained by another zoo process{f' (pid {writer})' if writer else ''}: "
+                       "a push now would publish it between two epochs",
+                       "Push it when the training has ended (Ctrl-C on it keeps every finished epoch).")
     for name in MODEL_FILES:
         if (run_dir / name).exists() and not (run_dir / name).is_file():
             open_regular(run_dir / name).close()  # says what stands there instead (a FIFO, a folder, ...)

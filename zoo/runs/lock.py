@@ -79,6 +79,24 @@ def lock_run(folder: Path) -> RunLock:
     return RunLock(folder, fd)
 
 
+def writer_of(folder: Path) -> str | None:
+    """The pid (or "" if unknown) of a process that holds `folder`'s writer lock now, else None. Takes no
+    lock and writes nothing: readers of a run that may be read-only (`zoo push`) ask with it."""
+    if fcntl is None:
+        return None
+    try:
+        fd = os.open(Path(folder) / LOCK, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError:  # no lock file: no writer (a writer that ends removes it)
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)  # refused while a writer holds it exclusively
+        return None
+    except BlockingIOError:
+        return _holder(fd)
+    finally:
+        os.close(fd)  # drops the shared lock, if taken
+
+
 def _holder(fd: int) -> str:
     try:
         return os.pread(fd, 32, 0).decode().strip()
