@@ -46,6 +46,14 @@ def flip_tensor_bytes(path: Path, n: int = 50) -> None:
     path.write_bytes(bytes(data))
 
 
+def test_a_run_with_damaged_weights_is_not_pushed_and_the_message_blames_the_run_not_a_download(run_copy, tmp_path):
+    weights = run_copy / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    assert_clean_error(invoke("push", run_copy, f"file://{tmp_path / 'hub' / 'r'}"), "not a valid safetensors file",
+                       "the run's own file is damaged: restore it (or train the run again) before pushing", code=1)
+    assert not (tmp_path / "hub").exists()
+
+
 def test_push_over_another_run_is_refused_and_leaves_it_byte_identical(digits_run, tmp_path):
     other = Path(shutil.copytree(digits_run, tmp_path / "runs" / "b"))
     (other / "sampler-gmm.safetensors").write_bytes(b"fitted sampler")

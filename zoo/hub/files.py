@@ -85,9 +85,13 @@ def is_sampler_file(name: str) -> bool:
     return sampler_name(name) is not None
 
 
-def check_safetensors(path: Path, where: str) -> dict[str, tuple[tuple[int, ...], str]]:
+FETCHED = "the upload or the copy is damaged"
+
+
+def check_safetensors(path: Path, where: str, damaged: str = FETCHED) -> dict[str, tuple[tuple[int, ...], str]]:
     """The tensors a safetensors file declares (name -> (shape, dtype)), from its header alone: a file
-    whose header is malformed or declares more than the file holds is refused. Nothing is loaded."""
+    whose header is malformed or declares more than the file holds is refused, saying what `damaged` it
+    (a fetched copy's upload or copy; a run's own file, for a push). Nothing is loaded."""
 
     try:
         declared, _ = read_header(Path(path))
@@ -100,7 +104,7 @@ def check_safetensors(path: Path, where: str) -> dict[str, tuple[tuple[int, ...]
     else:
         return declared
     raise HubError(f"{WEIGHTS} from {where} is not a valid safetensors file ({problem}): refusing it",
-                   "zoo only loads intact safetensors files; the upload or the copy is damaged.")
+                   f"zoo only loads intact safetensors files; {damaged}.")
 
 
 def check_config(path: Path, where: str) -> dict:
@@ -141,13 +145,13 @@ def model_spec(run: dict) -> dict | None:
     return None if meta is None else state_spec(meta)
 
 
-def check_model_files(folder: Path, where: str) -> dict:
+def check_model_files(folder: Path, where: str, damaged: str = FETCHED) -> dict:
     """config.json and model.safetensors of a copy checked before it is used or recorded as verified:
     the config's fields, the weights' header, and (where the plugin is installed) that the header
     declares exactly the tensors the config's model has, so nothing is allocated for a mismatch."""
 
     run = check_config(folder / CONFIG, where)
-    declared = check_safetensors(folder / WEIGHTS, where)
+    declared = check_safetensors(folder / WEIGHTS, where, damaged)
     spec = model_spec(run)
     if spec is not None:
         try:

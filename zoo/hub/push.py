@@ -114,7 +114,8 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
         if not (run_dir / name).is_file():
             raise HubError(f"{run_dir} has no {name}: nothing to push",
                            "Push a finished run folder (one written by `zoo train`).")
-    check_model_files(run_dir, str(run_dir))
+    check_model_files(run_dir, str(run_dir), "the run's own file is damaged: restore it (or train the run again) "
+                      "before pushing")
     _verify_weights(run_dir / WEIGHTS)
     training_log = _training_log(run_dir)
     evaluated, note = read_eval(run_dir)
