@@ -234,7 +234,8 @@ def test_a_failing_compiler_is_one_message(tmp_path):
                        "torch.compile failed", "compile=false", code=2)
 
 
-def test_cuda_graph_without_cuda_says_it_runs_unrecorded(tmp_path):
+def test_cuda_graph_and_bf16_without_cuda_say_the_step_runs_as_without_them(tmp_path):
     out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", tmp_path / "r",
-                           *TINY_SET, "--set", "cuda_graph=true"))
-    assert "records the step on CUDA devices only" in out
+                           *TINY_SET, "--set", "cuda_graph=true", "--bf16"))
+    assert "cuda_graph records the step on CUDA devices only; on cpu the step runs as without it" in out
+    assert "bf16 autocasts to bfloat16 on CUDA devices only; on cpu the step runs as without it" in out

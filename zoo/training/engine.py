@@ -74,9 +74,9 @@ class Trainer:
         if train.compile:
             for child in model.children():
                 child.compile()  # in place: the weights keep their names in checkpoints
-        if train.cuda_graph and self.device.type != "cuda":
-            log(f"note: cuda_graph records the step on CUDA devices only; on {self.device.type} the same "
-                "step runs unrecorded")
+        for key, what in (("cuda_graph", "records the step"), ("bf16", "autocasts to bfloat16")):
+            if getattr(train, key) and self.device.type != "cuda":
+                log(f"note: {key} {what} on CUDA devices only; on {self.device.type} the step runs as without it")
         model.check_training(train, data)  # settings it cannot train with, before anything is written
         self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
         self.shuffle = torch.Generator().manual_seed(train.seed)
