@@ -154,9 +154,11 @@ def test_mistake_is_one_message_and_a_non_zero_exit(tmp_path, args, words, code)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
-def test_cuda_without_cuda_is_a_clean_error(tmp_path):
+def test_cuda_without_cuda_is_a_clean_error_naming_the_device_asked_for(tmp_path):
     assert_clean_error(invoke("train", "convae", "--device", "cuda", "--out", tmp_path / "r"),
                        "CUDA is not available")
+    assert_clean_error(invoke("train", "convae", "--device", "cuda:3", "--out", tmp_path / "r"),
+                       "device 'cuda:3' was asked for but CUDA is not available here")
 
 
 def test_missing_data_offline(tmp_path):

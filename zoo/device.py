@@ -24,7 +24,7 @@ def pick_device(name: str = "auto") -> torch.device:
     except RuntimeError:
         raise ConfigError(f"unknown device '{name}'", "Use auto, cpu, cuda, cuda:N or mps.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("device 'cuda' was asked for but CUDA is not available here", "Use --device cpu or auto.")
+        raise ConfigError(f"device '{name}' was asked for but CUDA is not available here", "Use --device cpu or auto.")
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(f"device '{name}' does not exist ({torch.cuda.device_count()} CUDA devices)")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
