@@ -118,14 +118,14 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     gen = torch.Generator(device=run.device).manual_seed(seed)
     if per_class is not None:
         if not run.can("sample_class"):
-            raise CapabilityError(f"model '{run.name}' is not conditional: it cannot sample a given class",
+            raise ConfigError(f"--per-class: model '{run.name}' is not conditional: it cannot sample a given class",
                                   "Sample it without --per-class, or train a conditional model (zoo list).")
         n, how = per_class * len(run.classes), f"{per_class} per class, a row each"
         if not to_file and n > MAX_GRID:
             raise ConfigError(f"--per-class {per_class}: {n} samples, and a picture shows at most {MAX_GRID:,}",
                               "Ask fewer per class, or write them to a tensor file: --out samples.safetensors.")
     elif sampler is not None and class_label is None and not run.can("decode"):
-        raise CapabilityError(f"--sampler {sampler}: a latent sampler draws codes for an autoencoder's decoder, and "
+        raise ConfigError(f"--sampler {sampler}: a latent sampler draws codes for an autoencoder's decoder, and "
                               f"model '{run.name}' has none",
                               f"It samples by itself: zoo generate {source}" if run.can("sample") else
                               f"It can: {', '.join(run.capabilities()) or 'nothing listed'}.")
