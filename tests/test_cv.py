@@ -90,6 +90,16 @@ def test_cv_refuses_more_folds_than_distinct_images(tmp_path):
     assert e.value.hint == "Ask for at most 3 folds."
 
 
+def test_a_limit_on_the_training_images_is_said_to_be_a_folds(tmp_path):
+    """4 images, 2 folds: each fold trains on 2, so 3 pseudo-inputs (which `zoo train` takes on the 4) are
+    too many for a fold, and the message says so rather than miscount the set."""
+    four = _flat_folder(tmp_path / "four", 4)
+    with pytest.raises(ConfigError, match=r"fold 1/2, which trains on 2 of the 4 images: pseudo_inputs=3 is more "
+                                          r"than the 2 training images"):
+        cv.cross_validate("vampprior", folds_k=2, dataset=four, overrides={**TINY, "epochs": 1, "pseudo_inputs": 3,
+                                                                            "batch_norm": False})
+
+
 def test_each_fold_holds_out_different_images_of_a_tiny_folder(tmp_path):
     data = load_dataset(_flat_folder(tmp_path / "two", 2))
     folds = list(cv.folds(data, 2))

@@ -97,7 +97,11 @@ def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, 
         log(f"no test figures: {data.caveat() or f'{data.name} has no test images'}")
     rows = []
     for i, fold in enumerate(parts):
-        r = fit(cls, model_cfg, train_cfg, fold, metric=metric, reduce=reduce, test=True)
+        try:
+            r = fit(cls, model_cfg, train_cfg, fold, metric=metric, reduce=reduce, test=True)
+        except ConfigError as e:  # a limit on the training images (pseudo-inputs) is a fold's, not the set's
+            raise ConfigError(f"fold {i + 1}/{folds_k}, which trains on {fold.train_x.shape[0]} of the "
+                              f"{fold.train_x.shape[0] + fold.val_x.shape[0]} images: {e.message}", e.hint) from None
         rows.append(_row(str(i + 1), fold, r))
         log(f"fold {i + 1}/{folds_k}: validation {metric} {r.value:.5g} (best epoch {r.best_epoch}), "
             f"{r.seconds:.1f} s")
