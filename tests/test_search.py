@@ -122,13 +122,16 @@ def test_best_toml_retrains_the_best_trial(tpe_study, tmp_path):
     assert zoo.load(tmp_path / "best").model.config.latent_dim == int(best["latent_dim"])
 
 
-def test_a_study_resumes_by_name_and_keeps_its_trials(tpe_study):
+def test_a_study_resumes_by_name_or_by_its_folder_alone_and_keeps_its_trials(tpe_study):
     study_dir = tpe_study / "s"
     out = assert_ok(invoke("search", "convae", "--study", "s", "--out", study_dir, "--trials", "12"))
     assert "resuming with 10 trials stored" in out  # the space comes from the study folder
     assert [int(r["number"]) for r in rows(study_dir)] == list(range(12))
     r = invoke("search", "dae", "--study", "s", "--out", study_dir, "--trials", "13")
     assert_clean_error(r, "is a search over 'convae'")
+    out = assert_ok(invoke("search", "convae", "--out", study_dir, "--trials", "13"))  # the study's name: its journal's
+    assert "resuming with 12 trials stored" in out
+    assert [int(r["number"]) for r in rows(study_dir)] == list(range(13))
 
 
 # ------------------------------------------------------------------------------------------ samplers, pruners, cv

@@ -12,7 +12,7 @@ from zoo.errors import ConfigError, ZooError
 from zoo.runs.config import TrainConfig, check_seed, field_type, fields_of, resolve_config
 from zoo.search.objective import metric_key
 from zoo.search.space import PRUNERS, STRATEGIES, Space, load_space
-from zoo.search.study import normalise_url
+from zoo.search.study import folder_study_name, normalise_url
 
 
 class Interrupted(ZooError):
@@ -70,15 +70,19 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     study_dir = Path(out) if out else None
     # The space: the file given, else the copy in the study folder (resuming a study by name).
     if space is None:
-        if study is None:
+        if study is None and study_dir is None:
             raise ConfigError("which space? e.g. zoo search convae --space space.toml",
-                              "Give --space FILE (or the name of an example space), or --study NAME of a study "
-                              "begun before.")
+                              "Give --space FILE (or the name of an example space), or --study NAME (or --out "
+                              "FOLDER) of a study begun before.")
         study_dir = study_dir or Path("studies") / study
         if not (study_dir / "space.toml").is_file():
             raise ConfigError(f"no study folder {study_dir} with a space.toml to resume",
                               "Give --space FILE, or --out with the study's folder.")
         sp = load_space(study_dir / "space.toml")
+        study = study or folder_study_name(study_dir)
+        if study is None:  # a study kept in a database, or a journal of several
+            raise ConfigError(f"{study_dir}'s journal holds no single study to resume",
+                              "Give --study NAME (or --space FILE) as when it began.")
     else:
         sp = load_space(space)
     name = study or f"{model}-{Path(sp.source).stem}"

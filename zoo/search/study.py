@@ -93,20 +93,36 @@ def journal_path(settings: Settings) -> Path | None:
     return None
 
 
+def _journal_backend(path: Path):
+    optuna = optuna_module()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        from optuna.storages.journal import JournalFileBackend
+
+        return JournalFileBackend(str(path))
+    except ImportError:  # Optuna < 4
+        return optuna.storages.JournalFileStorage(str(path))
+    except (OSError, ValueError) as e:
+        raise ConfigError(f"cannot open the journal file {path}: {e}") from None
+
+
+def folder_study_name(study_dir: Path) -> str | None:
+    """The name of the study a study folder's journal holds (None: no journal, or not exactly one study):
+    what resumes a study named by its folder alone (`--out`)."""
+    path = Path(study_dir) / JOURNAL
+    if not path.is_file():
+        return None
+    optuna = optuna_module()
+    names = optuna.get_all_study_names(storage=optuna.storages.JournalStorage(_journal_backend(path)))
+    return names[0] if len(names) == 1 else None
+
+
 def open_storage(settings: Settings):
     """(storage, native_heartbeat): the journal file (default) or an RDB storage with heartbeats."""
     optuna = optuna_module()
     path = journal_path(settings)
     if path is not None:
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            from optuna.storages.journal import JournalFileBackend
-
-            backend = JournalFileBackend(str(path))
-        except ImportError:  # Optuna < 4
-            backend = optuna.storages.JournalFileStorage(str(path))
-        except (OSError, ValueError) as e:
-            raise ConfigError(f"cannot open the journal file {path}: {e}") from None
+        backend = _journal_backend(path)
         # Each write takes the journal's lock, appends and renames the lock away: a Ctrl-C in between
         # would end the search in a storage error (or take another writer's lock), so it waits for the end.
         backend.append_logs = held_ctrl_c(backend.append_logs)
