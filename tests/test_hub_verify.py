@@ -65,6 +65,7 @@ def test_a_changed_card_or_picture_is_left_out_and_not_called_verified(folder_hu
     for name in ("README.md", "loss.png"):
         assert f"note: {name} of file://{folder_hub} is not the file the push wrote" in out
         assert not (folder / name).exists()
+    assert "in its push mark but not in the hub" not in out  # they are in the hub, changed: said once, rightly
     line = summary(out, folder_hub)
     assert "README.md" not in line and "loss.png" not in line
     assert "verified config.json" in line and "model.safetensors" in line

@@ -76,13 +76,14 @@ def check_against_mark(files: dict[str, str], mark: dict[str, str] | None, copy:
     copy and from `files`, with a note."""
     if mark is None:
         return [], sorted(files)
-    for name in [n for n in files if n in mark and files[n] != mark[n]]:
+    changed = [n for n in files if n in mark and files[n] != mark[n]]
+    for name in changed:
         limits.skip(name, HubError(f"{name} of {where} is not the file the push wrote (its sha256 differs from "
                                    f"the one in {PUSHED_MANIFEST})",
                                    "It was changed after the push; push the run again."), log)
         (copy / name).unlink()
         del files[name]
-    missing = sorted(n for n in mark if n not in files)
+    missing = sorted(n for n in mark if n not in files and n not in changed)  # (the changed ones are said above)
     if missing:
         log(f"note: {', '.join(missing)} of {where} {'is' if len(missing) == 1 else 'are'} in its push mark but "
             "not in the hub (removed after the push, or not fetched): the copy lacks them")
