@@ -325,6 +325,8 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert "interrupted during epoch" in err
+    assert ("no epoch was finished (a resume starts at epoch 1)" in err) != ("are saved" in err)
+    assert "epochs up to 0 " not in err
     assert f"zoo train --resume {run}" in err
     assert "Traceback" not in err
     assert zoo.load(run) is not None

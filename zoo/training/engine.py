@@ -289,8 +289,9 @@ class Trainer:
                        end_member=self._end_of_epoch)
         except KeyboardInterrupt:
             where = f" Resume with: zoo train --resume {self.run_dir}" if self.run_dir else ""
-            raise Interrupted(f"interrupted during epoch {self.state['epoch'] + 1}; "
-                              f"epochs up to {self.state['epoch']} are saved.{where}") from None
+            done = self.state["epoch"]
+            saved = f"epochs up to {done} are saved" if done else "no epoch was finished (a resume starts at epoch 1)"
+            raise Interrupted(f"interrupted during epoch {done + 1}; {saved}.{where}") from None
         except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
             raise storage_error(e, "cannot write", self._saved_note()) from None
         except (MemoryError, RuntimeError) as e:  # an allocation that failed: said, with what is saved
@@ -340,8 +341,8 @@ class Trainer:
         if not resume:  # the run's settings cannot go on as they are: what is kept, and how to start again
             return (f"Epochs up to {self.saved_epoch} are saved in {self.run_dir}" if self.saved_epoch else
                     f"No epoch was trained; start again with --overwrite to replace {self.run_dir}")
-        return (f"Epochs up to {self.saved_epoch} are saved in {self.run_dir}; once that is fixed, "
-                f"continue with `zoo train --resume {self.run_dir}`")
+        saved = f"Epochs up to {self.saved_epoch} are saved" if self.saved_epoch else "No epoch was finished"
+        return f"{saved} in {self.run_dir}; once that is fixed, continue with `zoo train --resume {self.run_dir}`"
 
     def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         self.history.append(record)
