@@ -54,6 +54,22 @@ def test_a_run_with_damaged_weights_is_not_pushed_and_the_message_blames_the_run
     assert not (tmp_path / "hub").exists()
 
 
+def test_a_push_that_replaces_another_runs_entry_says_so_and_one_of_the_same_run_does_not(digits_run, run_copy,
+                                                                                         tmp_path):
+    dest = f"file://{tmp_path / 'hub' / 'entry'}"
+    assert_ok(invoke("push", digits_run, dest))
+    again = invoke("push", digits_run, dest)
+    assert_ok(again)
+    assert "held a push of another run" not in again.output
+    config = json.loads((run_copy / "config.json").read_text())
+    config["run_id"] = "another-run"
+    (run_copy / "config.json").write_text(json.dumps(config))
+    other = invoke("push", run_copy, dest)
+    assert_ok(other)
+    assert f"note: {dest} held a push of another run (a convae run trained {config['created']}): replaced" \
+        in other.output
+
+
 def test_push_over_another_run_is_refused_and_leaves_it_byte_identical(digits_run, tmp_path):
     other = Path(shutil.copytree(digits_run, tmp_path / "runs" / "b"))
     (other / "sampler-gmm.safetensors").write_bytes(b"fitted sampler")

@@ -28,7 +28,7 @@ from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint, eval_images
-from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_metrics
+from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_json, read_metrics
 from zoo.runs.files import file_sha256, open_regular, sampler_name
 from zoo.runs.lock import writer_of
 from zoo.runs.modelcard import render_card
@@ -183,6 +183,21 @@ def _verify_weights(path: Path) -> None:
         raise HubError(f"refusing to push a damaged run: {e.message}", e.hint) from None
 
 
+def _another_runs_push(dest: Path, run_dir: Path) -> str | None:
+    """What an earlier push into folder hub entry `dest` published, where it was another run than `run_dir`
+    (its model and when it was trained); None for the same run pushed again, or nothing there."""
+    try:
+        old, new = read_json(dest / CONFIG), read_json(run_dir / CONFIG)
+    except (OSError, RunError):
+        return None
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return None
+    identity = ("model", "created", "run_id")
+    if [old.get(k) for k in identity] == [new.get(k) for k in identity]:
+        return None
+    return f"a {old.get('model', '?')} run trained {old.get('created', 'at a time it does not record')}"
+
+
 def push(run: str | Path, destination: str, *, private: bool = False, revision: str | None = None,
          message: str | None = None, log: Log = to_stderr) -> Pushed:
     """Publish a run folder (config.json, model.safetensors, a model card, metrics.jsonl, a current
@@ -200,7 +215,10 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
             raise HubError("a folder hub keeps one version: --revision is for hf:// locations")
         check_destination(loc.path, run_dir)  # before the run is even read
         files = _push_files(run_dir, str(loc), log)
+        earlier = _another_runs_push(loc.path, run_dir)
         push_folder(loc.path, files, run_dir)
+        if earlier:
+            log(f"note: {loc} held a push of another run ({earlier}): replaced")
         return Pushed(str(loc), sorted(files))
     base = f"{HF_SCHEME}{loc.repo}"
     files = _push_files(run_dir, base, log)
