@@ -180,6 +180,15 @@ def test_a_damaged_sampler_file_is_fitted_again_and_the_user_is_told(run, tmp_pa
     assert "fitted the gmm sampler" in out and load_file(str(path))["means"].shape[1] == 4
 
 
+def test_a_sampler_file_of_another_kind_is_said_before_it_is_fitted_again_in_its_place(run, tmp_path):
+    images(run, tmp_path, "a", "--sampler", "gaussian", "--n", "4")
+    path = sampler_path(run, "gmm")
+    path.write_bytes(sampler_path(run, "gaussian").read_bytes())  # a gaussian one under the gmm's name
+    out = assert_ok(invoke("generate", run, "--sampler", "gmm", "--n", "4", "--out", tmp_path / "b.png"))
+    assert f"note: {path} holds a 'gaussian' sampler, not a 'gmm' one; the gmm sampler is fitted again" in out
+    assert "fitted the gmm sampler" in out and "means" in load_file(str(path))
+
+
 def test_a_gmm_fitted_on_too_few_codes_for_its_components_says_so():
     few = get_sampler("gmm")().fit(torch.randn(7, 2, generator=torch.Generator().manual_seed(0)))
     assert few.weights.shape == (3,)

@@ -204,6 +204,10 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, ide
                           f"({identity}); it was left as it is",
                           f"Delete it (rm {path}) and zoo fits the '{cls.name}' sampler on this run's training "
                           f"codes.")
+    if meta.get("sampler") not in (None, cls.name):  # a file renamed or copied over: said, not silently replaced
+        log(f"note: {path} holds a '{meta.get('sampler')}' sampler, not a '{cls.name}' one; the {cls.name} sampler "
+            "is fitted again in its place")
+        return None
     try:
         if meta.get("sampler") != cls.name or meta.get("weights_sha256", "") != digest or int(meta["dim"]) != dim:
             return None  # stale: this run's weights changed (a resumed training) since it was fitted
