@@ -160,6 +160,20 @@ def test_catalogued_weights_without_metrics_jsonl_show_their_card_metrics_and_em
     assert "sorted by test_mse" in out
 
 
+def test_a_loss_that_measures_differently_across_the_runs_is_said_with_the_metric_that_compares_them(runs, tmp_path):
+    """A β-VAE's loss is rec + β·KL: sorted by it, the larger β can look worse or better for the number's sake."""
+    for beta in (1.0, 4.0):
+        zoo.train("vae", dataset="digits", epochs=1, out=tmp_path / f"b{beta:g}", log=quiet, progress=False,
+                  beta=beta, **TINY)
+    data = compare_json(tmp_path / "b1", tmp_path / "b4")
+    assert data["caveat"] == "val_loss is not one measure across these runs (beta differs): --sort val_neg_elbo " \
+                             "compares them alike"
+    assert "note: val_loss is not one measure across these runs (runs of convae, vae)" in \
+        assert_ok(invoke("compare", runs["a"], tmp_path / "b1"))
+    assert compare_json(tmp_path / "b1", tmp_path / "b4", "--sort", "val_neg_elbo")["caveat"] is None
+    assert compare_json(runs["a"], runs["b"])["caveat"] is None  # latent_dim changes the model, not the measure
+
+
 def test_runs_without_the_default_metric_are_said_to_be_in_the_order_given_with_a_metric_to_sort_by():
     out = assert_ok(invoke("compare", "iwae-mnist", "vae-mnist"))
     assert out.startswith("2 runs, in the order given (none has val_loss: --sort test_nll_iwae_k1000_nats sorts them)")

@@ -92,6 +92,7 @@ class Comparison:
     partial: list[str] = field(default_factory=list)
     plot: Path | None = None
     reference: Compared | None = None  # the run the others' paired differences are taken from
+    caveat: str | None = None  # why the sort metric is not one measure across the runs (see loss_caveat)
 
     def metric_columns(self) -> list[str]:
         """The metrics a table shows: the sort metric, the validation metrics, then the test metrics."""
@@ -102,7 +103,7 @@ class Comparison:
     def to_dict(self) -> dict[str, Any]:
         return {"sort": self.metric, "descending": self.descending, "differing_keys": self.differing,
                 "equal_keys": self.equal, "partial_keys": self.partial, "plot": str(self.plot) if self.plot else None,
-                "paired_reference": self.reference.name if self.reference else None,
+                "paired_reference": self.reference.name if self.reference else None, "caveat": self.caveat,
                 "runs": [{"name": r.name, "folder": str(r.folder), "model": r.model,
                           "config": {k: r.config.get(k) for k in self.differing},
                           "best_epoch": r.best_epoch, "epochs": r.epochs, "seconds": r.seconds,
@@ -151,6 +152,8 @@ class Comparison:
         partial = f", {len(self.partial)} only some runs have" if self.partial else ""
         lines = [f"{len(self.runs)} run{'s' * (len(self.runs) != 1)}, {self._order(order)}; {len(self.equal)} "
                  f"config keys equal in all runs{partial}" + ("" if self.differing else ", none differs")]
+        if self.caveat:
+            lines.append(f"note: {self.caveat}")
         if any(r.error(self.metric) is not None for r in self.runs):
             lines.append(f"{self.metric} ± its standard error over the test images: how far it would move on "
                          "other images")
@@ -272,10 +275,8 @@ def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:
 def default_metric(runs: list[Compared]) -> str:
     """The runs' models' monitored metric, on the validation split where they have one (val_loss)."""
     for r in runs:
-        try:
-            monitor = registry.get_model_class(r.model).monitor
-        except ZooError:  # a model not installed here
-            continue
+        cls = _model_class(r.model)
+        monitor = cls.monitor if cls else None
         if monitor:
             for name in (f"val_{monitor}", f"train_{monitor}"):
                 if any(name in x.metrics for x in runs):
@@ -307,6 +308,31 @@ def differing_keys(runs: list[Compared]) -> tuple[list[str], list[str], list[str
     differ = [k for k in keys if len(values[k]) > 1]
     partial = [k for k in keys if k not in differ and any(k not in r.config for r in runs)]
     return differ, [k for k in keys if k not in differ and k not in partial], partial
+
+
+def loss_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str | None:
+    """Why a loss does not compare these runs, where it does not: they are of different models, or differ
+    in a key that changes what their model's loss measures (its `loss_keys`: a β, an IWAE's K); with the
+    metric that compares them alike, where every run has it."""
+    if metric.split("_", 1)[-1] != "loss":
+        return None
+    models = sorted({r.model for r in runs})
+    classes = [_model_class(m) for m in models]
+    keys = sorted({k for c in classes if c for k in c.loss_keys} & set(differing))
+    if len(models) < 2 and not keys:
+        return None
+    alike = {c.comparable_metric if c else None for c in classes}
+    name = f"{metric.split('_', 1)[0]}_{next(iter(alike))}" if len(alike) == 1 and None not in alike else None
+    hint = f": --sort {name} compares them alike" if name and all(name in r.metrics for r in runs) else ""
+    why = f"runs of {', '.join(models)}" if len(models) > 1 else f"{', '.join(keys)} differ{'s' * (len(keys) == 1)}"
+    return f"{metric} is not one measure across these runs ({why}){hint}"
+
+
+def _model_class(name: str):
+    try:
+        return registry.get_model_class(name)
+    except ZooError:  # a model not installed here
+        return None
 
 
 def pair(runs: list[Compared], metric: str) -> Compared | None:
@@ -346,6 +372,7 @@ def compare(sources: list[str | Path], metric: str | None = None, *, descending:
     ordered = have + [r for r in runs if r.value(chosen) is None]
     result = Comparison(ordered, chosen, descending, *differing_keys(runs))
     result.reference = pair(ordered, chosen)
+    result.caveat = loss_caveat(ordered, chosen, result.differing)
     if plot is not None:
         result.plot = plot_curves(ordered, chosen, plot)
     return result
