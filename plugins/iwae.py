@@ -63,7 +63,7 @@ class IWAE(VAE):
     Config = IWAEConfig
     # Each changes the bound the loss is (a larger K or PIWAE's IWAE-(M·K) is a tighter number, not a
     # better model); the −ELBO (β = 1) compares any two.
-    loss_keys = ("beta", "k", "bound", "m", "ciwae_beta")
+    loss_keys = {**VAE.loss_keys, **{key: ("neg_elbo", "mse") for key in ("beta", "k", "bound", "m", "ciwae_beta")}}
 
     def __init__(self, config: IWAEConfig, shape, num_classes: int = 0):
         # A setting of another bound would be silently ignored: say so instead.

@@ -68,8 +68,9 @@ class VAE(ZooModel):
     name = "vae"
     description = "Variational autoencoder: conv encoder -> N(mu, sigma²) -> decoder; sampling from the prior"
     Config = VAEConfig
-    loss_keys = ("beta",)  # the loss is rec + β·KL; the −ELBO (β = 1) compares any two
-    comparable_metric = "neg_elbo"
+    # The loss is rec + β·KL: the −ELBO (β = 1) compares any two βs. Another likelihood is another measure
+    # of every figure but the reconstruction's MSE.
+    loss_keys = {"beta": ("neg_elbo", "rec", "mse"), "likelihood": ("mse",)}
     chunk_images = IWAE_CHUNK_IMAGES  # decoded images per chunk of the bound on the CPU
 
     def __init__(self, config: VAEConfig, shape, num_classes: int = 0):

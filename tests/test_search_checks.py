@@ -69,6 +69,24 @@ def test_trials_differing_in_what_the_loss_measures_are_not_scored_by_it_but_by_
     assert best["objective"]["metric"] == "val_neg_elbo"
 
 
+@pytest.mark.parametrize("model, params, metric, said, alike", [
+    ("vae", 'likelihood = { choices = ["bernoulli", "gaussian"] }', "neg_elbo",
+     "the space varies likelihood, which changes what vae's neg_elbo measures", 'metric = "mse"'),
+    ("iwae", "k = { choices = [2, 5] }", "iwae_k5", "the space varies k, which changes what iwae's iwae_k5 measures",
+     'metric = "neg_elbo"'),  # (a k = 2 trial records no iwae_k5 at all)
+])
+def test_a_metric_a_varied_key_changes_is_refused_naming_one_that_compares(tmp_path, model, params, metric, said,
+                                                                          alike):
+    space = write_space(tmp_path / "v.toml", metric=metric, params=f"[params]\n{params}\n")
+    assert_clean_error(invoke("search", model, "--space", space, "--out", tmp_path / "s"), said, alike, code=2)
+
+
+def test_a_key_searched_over_one_value_varies_nothing_and_is_not_refused(tmp_path):
+    space = write_space(tmp_path / "one.toml", params="[params]\nbeta = { choices = [2.0] }\n",
+                        search="trials = 1\n")
+    assert_ok(invoke("search", "vae", "--space", space, "--out", tmp_path / "s"))
+
+
 def test_a_default_metric_the_model_does_not_report_is_refused_with_the_valid_names(tmp_path):
     space = write_space(tmp_path / "gan.toml", fixed="", params="[params]\nlr = { low = 1e-4, high = 1e-3 }\n")
     assert_clean_error(invoke("search", "gan", "--space", space, "--out", tmp_path / "s"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Iterable
 
 import torch
 from torch import nn
@@ -149,6 +149,16 @@ def has_own_training_step(model: "ZooModel | type") -> bool:
     return cls.training_step is not ZooModel.training_step
 
 
+def measured_alike(cls: type, differing: Iterable[str], metric: str) -> tuple[list[str], list[str]]:
+    """(the keys among `differing` that change what `metric` (a validation metric's name: loss, neg_elbo)
+    measures for model class `cls`, the metrics that compare configurations differing in all of them).
+    Trials or runs that differ in such a key are not comparable by that metric: the smallest number would
+    win, not the best model (`zoo search` refuses it, `zoo compare` says it)."""
+    keys = [k for k in cls.loss_keys if k in set(differing)]
+    alike = [m for m in cls.loss_keys[keys[0]] if all(m in cls.loss_keys[k] for k in keys)] if keys else []
+    return ([k for k in keys if metric not in cls.loss_keys[k]], alike)
+
+
 class ZooModel(nn.Module):
     """Base class of every architecture. Subclasses set the class attributes and implement `loss`."""
 
@@ -161,10 +171,9 @@ class ZooModel(nn.Module):
     # The validation metric early stopping watches (lower is better); None: keep the last epoch.
     monitor: ClassVar[str | None] = "loss"
     # Config keys that change what the loss measures, not only how good the model is (a β that weighs a
-    # KL inside it): losses of configurations that differ in one are not comparable (`zoo search` refuses
-    # to score such trials by their loss), and the validation metric that is (None: none).
-    loss_keys: ClassVar[tuple[str, ...]] = ()
-    comparable_metric: ClassVar[str | None] = None
+    # KL inside it), each with the validation metrics that still compare configurations differing in it,
+    # the one to suggest first: see measured_alike.
+    loss_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()

@@ -29,6 +29,7 @@ from zoo.runs import files as runfiles
 from zoo.runs.eval_images import Paired
 from zoo.runs.files import flat_config
 from zoo.runs.loading import read_run, resolve
+from zoo.model import measured_alike
 from zoo.runs.published import number
 from zoo.runs.evaluated import read_evaluated
 
@@ -170,7 +171,8 @@ class Comparison:
         metric they could be sorted by (a likelihood bound first)."""
         if any(r.value(self.metric) is not None for r in self.runs):
             return f"sorted by {self.metric} ({order}; runs without it last)"
-        known = sorted(set().union(*(r.known() for r in self.runs)))
+        every = set.intersection(*(r.known() for r in self.runs)) if self.runs else set()
+        known = sorted(every) or sorted(set().union(*(r.known() for r in self.runs)))  # those every run has, first
         likely = [k for k in known if k.startswith("test_nll")] or [k for k in known if k.startswith("test_")] or known
         hint = f"--sort {likely[0]} sorts them" if likely else "they have no metric to sort by"
         return f"in the order given (none has {self.metric}: {hint})"
@@ -314,15 +316,15 @@ def loss_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str 
     """Why a loss does not compare these runs, where it does not: they are of different models, or differ
     in a key that changes what their model's loss measures (its `loss_keys`: a β, an IWAE's K); with the
     metric that compares them alike, where every run has it."""
-    if metric.split("_", 1)[-1] != "loss":
+    split, _, base = metric.partition("_")
+    if split not in ("val", "train"):  # a test metric is measured by `zoo eval`, alike for every run
         return None
     models = sorted({r.model for r in runs})
-    classes = [_model_class(m) for m in models]
-    keys = sorted({k for c in classes if c for k in c.loss_keys} & set(differing))
-    if len(models) < 2 and not keys:
+    cls = _model_class(models[0]) if len(models) == 1 else None
+    keys, alike = measured_alike(cls, differing, base) if cls else ([], [])
+    if (len(models) < 2 or base != "loss") and not keys or not any(r.value(metric) is not None for r in runs):
         return None
-    alike = {c.comparable_metric if c else None for c in classes}
-    name = f"{metric.split('_', 1)[0]}_{next(iter(alike))}" if len(alike) == 1 and None not in alike else None
+    name = f"{split}_{alike[0]}" if alike else None
     hint = f": --sort {name} compares them alike" if name and all(name in r.metrics for r in runs) else ""
     why = f"runs of {', '.join(models)}" if len(models) > 1 else f"{', '.join(keys)} differ{'s' * (len(keys) == 1)}"
     return f"{metric} is not one measure across these runs ({why}){hint}"

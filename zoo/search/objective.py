@@ -15,6 +15,7 @@ from typing import Any, Iterator
 
 from zoo import registry
 from zoo.errors import ConfigError
+from zoo.model import measured_alike
 from zoo.runs.config import resolve_config
 from zoo.search.data import load_data
 from zoo.search.space import Space
@@ -56,23 +57,26 @@ def check_metric(settings, space: Space, data_cache: dict) -> None:
 
 
 def check_comparable(settings, space: Space) -> None:
-    """Refuse to score by their loss trials that differ in a key that changes what the model's loss
-    measures (its `loss_keys`: a β-VAE's rec + β·KL, an IWAE's K): the search would pick the value that
+    """Refuse to score trials by a metric that a key they differ in changes the meaning of (the model's
+    `loss_keys`: a β-VAE's loss rec + β·KL, an IWAE's bound at its K): the search would pick the value that
     makes the number smallest, not the best model."""
-    if settings.metric.split("_", 1)[1] != "loss":
-        return
-    cls = registry.get_model_class(settings.model)
-    varied = {p.name.split("[")[0] for p in space.params if not p.helper}
-    keys = [k for k in cls.loss_keys if k in varied]
+    metric = settings.metric.split("_", 1)[1]
+    varied = {p.name.split("[")[0] for p in space.params if not p.helper and not _one_value(p)}
+    keys, alike = measured_alike(registry.get_model_class(settings.model), varied, metric)
     if not keys:
         return
-    alt = cls.comparable_metric
-    raise ConfigError(f"the space varies {', '.join(keys)}, which change{'s' * (len(keys) == 1)} what "
-                      f"{settings.model}'s loss measures: trials that differ in {'it' if len(keys) == 1 else 'them'} "
-                      "are not comparable by their loss (the smallest number would win, not the best model)",
-                      (f'Score them by a metric every trial measures alike: metric = "{alt}" in the space '
-                       "file's [objective]" if alt else "Score them by another metric in the space file's "
+    one = len(keys) == 1
+    raise ConfigError(f"the space varies {', '.join(keys)}, which change{'s' * one} what {settings.model}'s {metric} "
+                      f"measures: trials that differ in {'it' if one else 'them'} are not comparable by it (the "
+                      "smallest number would win, not the best model)",
+                      (f'Score them by a metric every trial measures alike: metric = "{alike[0]}" in the space '
+                       "file's [objective]" if alike else "Score them by another metric in the space file's "
                        "[objective]") + f", or fix {', '.join(keys)} in [fixed].")
+
+
+def _one_value(p) -> bool:
+    """A searched key that can take one value only (`choices = [2.0]`): it varies nothing."""
+    return p.choices is not None and len({repr(c) for c in p.choices}) == 1
 
 
 def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | None:
