@@ -234,6 +234,16 @@ def test_folder_hub_push_pull_load(digits_run, run_copy, tmp_path):
     assert f"{folder} is a copy zoo manages" in result.output
     assert (Path.cwd() / "zoo-outputs" / folder.name / "eval.json").is_file()
     assert run_bytes(folder) == before and not (folder / "eval.json").exists()
+    (Path.cwd() / "link").symlink_to(folder)  # a link is named by the folder it names
+    assert_ok(invoke("eval", "link"))
+    assert not (Path.cwd() / "zoo-outputs" / "link").exists()
+    names, cwd = sorted(p.name for p in folder.iterdir()), Path.cwd()
+    os.chdir(folder)  # from inside the copy, nowhere is the user's to write
+    try:
+        assert_clean_error(invoke("eval", "."), "is inside a folder zoo manages", code=1)
+    finally:
+        os.chdir(cwd)
+    assert sorted(p.name for p in folder.iterdir()) == names
 
 
 def _folder(root: Path, files: dict[str, bytes]) -> Path:

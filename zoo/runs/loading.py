@@ -132,6 +132,9 @@ def output_folder(source: str | Path, run_dir: Path) -> Path:
     ./zoo-outputs/NAME/ (NAME: the catalogued name, the hub repository's name, or the run folder's
     name), so they never mix with, or overwrite, the user's own files in the working directory."""
     folder, why = output_place(source, run_dir)
+    if why and hub.is_managed(folder):  # the working directory is inside zoo's cache or the bundled weights
+        raise RunError(f"the working directory {Path.cwd()} is inside a folder zoo manages (a pulled copy, or the "
+                       "bundled weights): results cannot be written there", "Run the command from another folder.")
     if why:
         to_stderr(f"note: {why}; outputs go to {folder.relative_to(Path.cwd())}/")
     return folder
@@ -148,8 +151,8 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
         where = hub.parse(str(source))
         label = where.repo.rsplit("/", 1)[-1] + (f"@{where.revision}" if where.revision else "") \
             if where.kind == "hf" else where.path.name
-    else:
-        label = run_dir.name if owned else catalogued_name(str(source))
+    else:  # a folder by its own name (`.`, a link: the folder they name)
+        label = run_dir.resolve().name if owned else catalogued_name(str(source))
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
     why = (f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
            f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours")
