@@ -106,6 +106,15 @@ def test_damaged_best_weights_refuse_resume_before_any_epoch_and_say_how_to_go_o
     assert [r["epoch"] for r in read_metrics(run_copy)] == [1, 2]
 
 
+def test_best_weights_of_another_model_refuse_resume_before_any_epoch(run_copy):
+    other = zoo.create("convae", **{**TINY, "latent_dim": 6})
+    save_file({k: v.contiguous() for k, v in other.state_dict().items()}, str(run_copy / "model.safetensors"))
+    checkpoint = (run_copy / "checkpoint.safetensors").read_bytes()
+    assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", "3"), "does not fit the model",
+                       "It holds the run's best weights (epoch 2)", code=1)
+    assert (run_copy / "checkpoint.safetensors").read_bytes() == checkpoint
+
+
 def test_missing_best_weights_are_said_and_the_best_epoch_from_then_on_is_kept(run_copy):
     (run_copy / "model.safetensors").unlink()
     result = invoke("train", "--resume", run_copy, "--epochs", "3")

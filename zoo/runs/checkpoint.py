@@ -361,7 +361,7 @@ def read_metadata(data: bytes) -> dict[str, str]:
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
     """Load weights strictly: a file whose tensors do not fit the model (names, shapes, dtypes) is
     foreign, and weights that are not finite are damaged: both are refused."""
-    declared = {k: (tuple(v.shape), _safetensors_dtype(v.dtype)) for k, v in state.items()}
+    declared = {k: (tuple(v.shape), dtype_name(v.dtype)) for k, v in state.items()}
     check_weights_fit(state_spec(model), declared, source)
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
@@ -370,5 +370,6 @@ def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: P
     model.load_state_dict(state, strict=True)
 
 
-def _safetensors_dtype(dtype: torch.dtype) -> str:
+def dtype_name(dtype: torch.dtype) -> str:
+    """A torch dtype by its safetensors name (F32, ...), as a file's header declares it."""
     return next((k for k, v in DTYPES.items() if v == dtype), str(dtype))

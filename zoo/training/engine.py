@@ -147,7 +147,9 @@ class Trainer:
             self.state.update(best_value=None, best_epoch=0, bad_epochs=0)
             return
         try:
-            ckpt.load_tensors(path)
+            state, _ = ckpt.load_tensors(path)  # as _save_best writes them, and _finish reads them: plain
+            ckpt.check_weights_fit({k: (tuple(v.shape), v.dtype) for k, v in plain_state_dict(self.model).items()},
+                                   {k: (tuple(v.shape), ckpt.dtype_name(v.dtype)) for k, v in state.items()}, path)
         except RunError as e:
             raise RunError(e.message, f"It holds the run's best weights (epoch {best}): restore it to train on, or "
                                       f"delete it to resume keeping the best of the epochs trained from now on "
