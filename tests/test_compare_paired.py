@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY, assert_ok, invoke, write_idx_set
+from conftest import TINY, assert_ok, invoke, real_data, write_idx_set
 
 import zoo
 from zoo import registry
@@ -192,6 +192,19 @@ def test_the_users_own_evaluation_of_a_bundled_model_goes_over_the_one_it_ships(
     published = registry.weights()["piwae-mnist"]["metrics"]["nll_iwae_k1000_nats"]
     assert row["test_metrics"]["nll_iwae_k1000_nats"] == published
     assert "test metrics from zoo-outputs/piwae-mnist/eval.json (40 test images), the rest published" in row["notes"]
+
+
+def test_the_users_evaluation_without_the_bound_keeps_the_shipped_bound_and_its_pairs():
+    """`zoo eval iwae50-mnist` over the whole (real) test split, without --iwae-k: its figures go over the
+    shipped ones, and the shipped K = 1,000 bound of the same images stays, values and all."""
+    assert_ok(invoke("eval", "iwae50-mnist", "--data-dir", real_data("mnist"), "--no-progress"))
+    own = json.loads((Path.cwd() / "zoo-outputs" / "iwae50-mnist" / "eval.json").read_text())
+    result = compare_json("iwae50-mnist", "piwae-mnist", "--sort", "test_nll_iwae_k1000_nats")
+    iwae50 = next(r for r in result["runs"] if r["name"] == "iwae50-mnist")
+    assert iwae50["test_metrics"]["neg_elbo_nats"] == own["metrics"]["neg_elbo_nats"]
+    shipped = json.loads((registry.weights_folder("iwae50-mnist") / "eval.json").read_text())
+    assert iwae50["test_metrics"]["nll_iwae_k1000_nats"] == shipped["metrics"]["nll_iwae_k1000_nats"]
+    assert iwae50["paired"]["images"] == 10_000 and result["paired_reference"] == "piwae-mnist"
 
 
 def test_a_quick_look_at_a_catalogued_model_does_not_stand_in_for_its_published_metrics(tmp_path):

@@ -41,24 +41,36 @@ def read_evaluated(folder: Path, name: str) -> Evaluated:
         row.notes.append(note.replace(f"{folder}/", ""))  # the run's name is on the row
         return row
     place, elsewhere = output_place(name, folder)
+    published_too = None  # the evaluation published with the weights, under the user's own
     if evaluated is None or elsewhere:
         row.metrics = published.test_metrics(folder, name)
         own = _own_evaluation(row, place, folder) if elsewhere else None
         if own is not None:
+            published_too = (evaluated, folder) if evaluated is not None else None
             evaluated, folder = own, place
         elif evaluated is None:
             return row
     if evaluated.get("split", "test") != "test":
         return row
-    row.metrics.update({k: v for k, v in evaluated["metrics"].items() if number(v)})
-    errors = evaluated.get("standard_errors")
-    row.errors = {k: v for k, v in errors.items() if k in row.metrics and number(v)
-                  } if isinstance(errors, dict) else {}
-    row.values, note = eval_images.read(folder, evaluated)
-    row.images = evaluated.get(eval_images.IMAGES_DIGEST) if row.values else None
+    _take(row, evaluated, folder)
+    if published_too and published_too[0].get(eval_images.IMAGES_DIGEST) == evaluated.get(eval_images.IMAGES_DIGEST):
+        # The same images: the metrics the user's evaluation left out (the bound at a K it did not measure).
+        _take(row, *published_too, skip=set(evaluated["metrics"]))
+    return row
+
+
+def _take(row: Evaluated, evaluated: dict[str, Any], folder: Path, skip: set[str] = frozenset()) -> None:
+    """An evaluation's test metrics (but `skip`), their standard errors and each image's values, into `row`."""
+    keep = {k for k, v in evaluated["metrics"].items() if number(v) and k not in skip}
+    row.metrics.update({k: evaluated["metrics"][k] for k in keep})
+    errors = evaluated.get("standard_errors") if isinstance(evaluated.get("standard_errors"), dict) else {}
+    row.errors.update({k: errors[k] for k in keep if number(errors.get(k))})
+    values, note = eval_images.read(folder, evaluated)
+    row.values.update({k: v for k, v in values.items() if k in keep})
+    if values and row.images is None:
+        row.images = evaluated.get(eval_images.IMAGES_DIGEST)
     if note:
         row.notes.append(note)
-    return row
 
 
 def _own_evaluation(row: Evaluated, place: Path, folder: Path) -> dict[str, Any] | None:
