@@ -54,6 +54,14 @@ def test_a_run_with_damaged_weights_is_not_pushed_and_the_message_blames_the_run
     assert not (tmp_path / "hub").exists()
 
 
+def test_a_run_that_has_not_finished_an_epoch_is_pushed_with_a_note_that_its_weights_are_untrained(run_copy,
+                                                                                                   tmp_path):
+    (run_copy / "metrics.jsonl").write_text("")  # as a training stopped in its first epoch leaves it
+    result = invoke("push", run_copy, f"file://{tmp_path / 'hub' / 'r'}")
+    assert_ok(result)
+    assert "has not finished an epoch: the push publishes its initial, untrained weights" in result.output
+
+
 def test_a_push_that_replaces_another_runs_entry_says_so_and_one_of_the_same_run_does_not(digits_run, run_copy,
                                                                                          tmp_path):
     dest = f"file://{tmp_path / 'hub' / 'entry'}"

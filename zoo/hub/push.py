@@ -118,6 +118,8 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
                       "before pushing")
     _verify_weights(run_dir / WEIGHTS)
     training_log = _training_log(run_dir)
+    if (run_dir / checkpoint.CHECKPOINT).is_file() and not (training_log or b"").strip():  # (published weights: none)
+        log(f"note: {run_dir} has not finished an epoch: the push publishes its initial, untrained weights")
     evaluated, note = read_eval(run_dir)
     if note:
         log(f"note: {note}; no test metrics are pushed")
