@@ -81,6 +81,13 @@ def test_a_metric_a_varied_key_changes_is_refused_naming_one_that_compares(tmp_p
     assert_clean_error(invoke("search", model, "--space", space, "--out", tmp_path / "s"), said, alike, code=2)
 
 
+def test_a_set_over_a_fixed_key_of_the_space_is_said(tmp_path):
+    space = write_space(tmp_path / "f.toml", fixed=TINY + "beta = 4.0\n", search="trials = 1\n")
+    out = assert_ok(invoke("search", "vae", "--space", space, "--set", "beta=2", "--out", tmp_path / "s"))
+    assert "note: beta = 2.0 from the command line goes over the space's [fixed] beta = 4.0" in out
+    assert 'beta = 2.0' in (tmp_path / "s" / "best.toml").read_text()
+
+
 def test_a_key_searched_over_one_value_varies_nothing_and_is_not_refused(tmp_path):
     space = write_space(tmp_path / "one.toml", params="[params]\nbeta = { choices = [2.0] }\n",
                         search="trials = 1\n")

@@ -120,6 +120,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     fields = {f.name: (f, field_type(f, owner)) for owner in (cls.Config, TrainConfig) for f in fields_of(owner)}
     sp.check_keys(set(fields), model)
     notes = sp.check_values(fields)  # mixed-type choices, bounds outside a key's range: refused here
+
     searched = set(sp.keys())
     clash = sorted(searched & set(overrides))
     if clash:
@@ -128,6 +129,13 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     preset = search.get("preset")
     # The fixed part must be valid on its own (a typo fails here, not in every trial).
     _, model_cfg, train_cfg = resolve_config(model, preset=preset, config={**sp.fixed, **overrides})
+    both = sorted(set(overrides) & set(sp.fixed))
+    if both:  # said, as `zoo train` says a named option over a differing --set
+        _, fixed_model, fixed_train = resolve_config(model, preset=preset, config=sp.fixed)
+        value = lambda cfgs, k: next(getattr(c, k) for c in cfgs if hasattr(c, k))  # noqa: E731
+        notes += [f"{k} = {value((model_cfg, train_cfg), k)!r} from the command line goes over the space's [fixed] "
+                  f"{k} = {value((fixed_model, fixed_train), k)!r}" for k in both
+                  if value((model_cfg, train_cfg), k) != value((fixed_model, fixed_train), k)]
     latent_key = obj.get("latent_key", "")
     latent_penalty = float(obj.get("latent_penalty", 0.0))
     sizes = [f.name for f in fields_of(cls.Config) if field_type(f, cls.Config) is int]
