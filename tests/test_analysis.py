@@ -269,6 +269,9 @@ def test_classifier_codes_plot_but_do_not_decode(classifier_run, tmp_path):
                        "cannot decode")
     assert_clean_error(invoke("generate", classifier_run, "--class", "1", "--out", tmp_path / "g.png"),
                        "is not conditional", "nor decode around a class's mean code")
+    assert_clean_error(invoke("generate", classifier_run, "--out", tmp_path / "g.png"),  # no advice that fails
+                       "model 'classifier' makes no images: it has no decoder and cannot sample",
+                       "Generate with an autoencoder, a VAE or a GAN", code=1)
 
 
 # ------------------------------------------------------------------------------------------ tiny data sets

@@ -130,6 +130,10 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                               f"It samples by itself: zoo generate {source}" if run.can("sample") else
                               f"It can: {', '.join(run.capabilities()) or 'nothing listed'}.")
     elif sampler is None and class_label is None:
+        if not run.can("sample") and not run.can("decode"):  # a classifier: nothing to make images with
+            raise CapabilityError(f"model '{run.name}' makes no images: it has no decoder and cannot sample",
+                                  f"It can: {', '.join(run.capabilities()) or 'nothing listed'}. Generate with "
+                                  "an autoencoder, a VAE or a GAN (zoo list).")
         if not run.can("sample"):
             shipped = shipped_sampler(source)
             use = (f"zoo generate {source} --sampler {shipped[1]} (shipped with it; `zoo list` shows the others)"
