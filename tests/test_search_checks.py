@@ -74,6 +74,8 @@ def test_trials_differing_in_what_the_loss_measures_are_not_scored_by_it_but_by_
      "the space varies likelihood, which changes what vae's neg_elbo measures", 'metric = "mse"'),
     ("iwae", "k = { choices = [2, 5] }", "iwae_k5", "the space varies k, which changes what iwae's iwae_k5 measures",
      'metric = "neg_elbo"'),  # (a k = 2 trial records no iwae_k5 at all)
+    ("convae", 'binarize = { choices = ["none", "dynamic"] }', "mse",  # other images: every metric changes
+     "the space varies binarize, which changes what convae's mse measures", "No metric compares them"),
 ])
 def test_a_metric_a_varied_key_changes_is_refused_naming_one_that_compares(tmp_path, model, params, metric, said,
                                                                           alike):

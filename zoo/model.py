@@ -149,14 +149,20 @@ def has_own_training_step(model: "ZooModel | type") -> bool:
     return cls.training_step is not ZooModel.training_step
 
 
+# Training keys that change the images every metric of every model is measured on (grey levels or binarised
+# pixels, another data set): no metric compares configurations that differ in one.
+DATA_KEYS: dict[str, tuple[str, ...]] = {"dataset": (), "binarize": ()}
+
+
 def measured_alike(cls: type, differing: Iterable[str], metric: str) -> tuple[list[str], list[str]]:
     """(the keys among `differing` that change what `metric` (a validation metric's name: loss, neg_elbo)
     measures for model class `cls`, the metrics that compare configurations differing in all of them).
     Trials or runs that differ in such a key are not comparable by that metric: the smallest number would
     win, not the best model (`zoo search` refuses it, `zoo compare` says it)."""
-    keys = [k for k in cls.loss_keys if k in set(differing)]
-    alike = [m for m in cls.loss_keys[keys[0]] if all(m in cls.loss_keys[k] for k in keys)] if keys else []
-    return ([k for k in keys if metric not in cls.loss_keys[k]], alike)
+    measures = {**DATA_KEYS, **cls.loss_keys}
+    keys = [k for k in measures if k in set(differing)]
+    alike = [m for m in measures[keys[0]] if all(m in measures[k] for k in keys)] if keys else []
+    return ([k for k in keys if metric not in measures[k]], alike)
 
 
 class ZooModel(nn.Module):

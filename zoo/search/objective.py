@@ -70,8 +70,8 @@ def check_comparable(settings, space: Space) -> None:
                       f"measures: trials that differ in {'it' if one else 'them'} are not comparable by it (the "
                       "smallest number would win, not the best model)",
                       (f'Score them by a metric every trial measures alike: metric = "{alike[0]}" in the space '
-                       "file's [objective]" if alike else "Score them by another metric in the space file's "
-                       "[objective]") + f", or fix {', '.join(keys)} in [fixed].")
+                       f"file's [objective], or fix {', '.join(keys)} in [fixed]." if alike else
+                       f"No metric compares them: fix {', '.join(keys)} in [fixed] (one search each)."))
 
 
 def _one_value(p) -> bool:
