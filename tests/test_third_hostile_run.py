@@ -36,6 +36,14 @@ def test_an_out_spelled_with_dotdot_cannot_write_into_zoos_cache(digits_run, tmp
     assert not (tmp_path / "cache" / "zoo" / "hub" / "x.safetensors").exists()
 
 
+def test_no_run_is_trained_into_zoos_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "cache" / "zoo" / "hub" / "file" / "copy" / "sub"
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", out, *TINY_SET),
+                       "is in a folder zoo or the Hugging Face Hub manages: no run is trained there", code=1)
+    assert not out.exists()
+
+
 def test_an_output_may_not_replace_a_file_of_another_run_but_may_replace_its_own(digits_run, tmp_path):
     other = Path(shutil.copytree(digits_run, tmp_path / "other"))
     mine = Path(shutil.copytree(digits_run, tmp_path / "mine"))

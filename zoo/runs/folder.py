@@ -58,8 +58,9 @@ def new_run_folder(run_dir: Path, *, overwrite: bool = False, log=to_stderr):
     here): no half-made run is left behind for `--resume` to trip over. `overwrite`: a run already in
     the folder is removed first (under the lock), never any other folder's files."""
     refuse_existing_run(run_dir, overwrite)  # before anything is written, even a lock file
-    if overwrite and is_managed(run_dir):
-        raise RunError(f"{run_dir} is in a folder zoo or the Hugging Face Hub manages; --overwrite is refused",
+    if is_managed(run_dir):  # a pulled copy, the HF cache or the bundled weights: verified files, not a workplace
+        raise RunError(f"{run_dir} is in a folder zoo or the Hugging Face Hub manages"
+                       + ("; --overwrite is refused" if overwrite else ": no run is trained there"),
                        "Train into a folder of your own.")
     made = not run_dir.exists()
     try:
