@@ -16,7 +16,10 @@ def test_sigterm_stops_a_training_that_keeps_its_finished_epochs_and_exits_143(t
     assert rc == 128 + signal.SIGTERM, out
     saved = re.search(r"epochs up to (\d+) are saved", out)
     assert saved and "Traceback" not in out
-    assert [r["epoch"] for r in read_metrics(run)] == list(range(1, int(saved[1]) + 1))
+    # A stop between an epoch's metrics line and its checkpoint leaves the line of an epoch not saved (a resume
+    # drops it): the saved epochs are all there, and at most that one more.
+    epochs, n = [r["epoch"] for r in read_metrics(run)], int(saved[1])
+    assert epochs[:n] == list(range(1, n + 1)) and len(epochs) <= n + 1
     assert (run / "checkpoint.safetensors").is_file()
 
 

@@ -291,7 +291,8 @@ class Trainer:
                        end_member=self._end_of_epoch)
         except KeyboardInterrupt:
             where = f" Resume with: zoo train --resume {self.run_dir}" if self.run_dir else ""
-            done = self.state["epoch"]
+            done = self.saved_epoch if self.run_dir else self.state["epoch"]  # (a stop between an epoch's end and
+            # its checkpoint leaves the epoch before it saved)
             saved = f"epochs up to {done} are saved" if done else "no epoch was finished (a resume starts at epoch 1)"
             raise Interrupted(f"interrupted during epoch {done + 1}; {saved}.{where}") from None
         except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
