@@ -264,14 +264,14 @@ def test_a_stale_file_of_the_same_run_and_an_old_file_are_refitted(runs, tmp_pat
 
 
 def test_two_runs_created_in_the_same_second_have_different_identities(runs, tmp_path):
-    from zoo.analysis.latent_samplers import run_identity
+    from zoo.runs.checkpoint import run_identity
 
     twin = Path(shutil.copytree(runs["other"], tmp_path / "twin"))
     record = json.loads((twin / "config.json").read_text())
     record["created"] = json.loads((runs["own"] / "config.json").read_text())["created"]  # the same second
     (twin / "config.json").write_text(json.dumps(record))
-    assert run_identity(zoo.load(twin)) != run_identity(zoo.load(runs["own"]))
-    assert run_identity(zoo.load(twin)).startswith("convae created ")
+    assert run_identity(zoo.load(twin).record) != run_identity(zoo.load(runs["own"]).record)
+    assert run_identity(zoo.load(twin).record).startswith("convae created ")
 
 
 def test_a_two_stage_fit_on_gaussian_codes_warns_that_it_collapsed_and_one_near_a_plane_does_not():

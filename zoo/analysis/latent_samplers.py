@@ -25,7 +25,7 @@ import torch
 from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
 from zoo.registry import load_registry
-from zoo.runs.checkpoint import WEIGHTS, load_tensors, save_tensors
+from zoo.runs.checkpoint import WEIGHTS, load_tensors, run_identity, save_tensors
 from zoo.runs.files import file_sha256, sampler_file
 from zoo.runs.run import Run, check_split
 
@@ -174,17 +174,6 @@ def _weights_digest(run_dir: Path) -> str:
     return file_sha256(path) if path.is_file() else ""
 
 
-def run_identity(run: Run) -> str:
-    """Which run a sampler's codes came from, as saved with it: the model's name, config.json's `created`
-    time and its `run_id` (a random id, so two runs started in the same second differ; runs trained
-    before zoo recorded it have the time alone; "" for a run that records no creation time)."""
-    created = run.record.get("created")
-    if not created:
-        return ""
-    run_id = run.record.get("run_id")
-    return f"{run.record.get('model', run.name)} created {created}" + (f", run {run_id}" if run_id else "")
-
-
 def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, identity: str,
                 log: Callable[[str], None]) -> LatentSampler | None:
     """The sampler saved at `path` if it is intact, of this kind, and fitted to these weights; None (refit)
@@ -236,7 +225,7 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     path = sampler_path(run.output_dir, cls.name)
     digest = _weights_digest(run_dir)
     dim = latent_dim(run)
-    identity = run_identity(run)
+    identity = run_identity(run.record)  # which run's codes a saved sampler was fitted on
     if not refit:
         shipped = [sampler_path(run_dir, cls.name)] if run.output_dir != run_dir else []
         for candidate in [path, *shipped]:

@@ -28,7 +28,7 @@ from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint, eval_images
-from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_json, read_metrics
+from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_json, read_metrics, run_identity
 from zoo.runs.files import file_sha256, open_regular, sampler_name
 from zoo.runs.lock import writer_of
 from zoo.runs.modelcard import render_card
@@ -194,8 +194,7 @@ def _another_runs_push(dest: Path, run_dir: Path) -> str | None:
         return None
     if not isinstance(old, dict) or not isinstance(new, dict):
         return None
-    identity = ("model", "created", "run_id")
-    if [old.get(k) for k in identity] == [new.get(k) for k in identity]:
+    if run_identity(old) == run_identity(new):
         return None
     return f"a {old.get('model', '?')} run trained {old.get('created', 'at a time it does not record')}"
 

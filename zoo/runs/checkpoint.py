@@ -358,11 +358,27 @@ def read_metadata(data: bytes) -> dict[str, str]:
     return meta
 
 
+def run_identity(record: dict[str, Any]) -> str:
+    """Which run a config.json describes: the model's name, its `created` time and its `run_id` (a random
+    id, so two runs started in the same second differ; runs trained before zoo recorded it have the time
+    alone; "" for a run that records no creation time)."""
+    created = record.get("created")
+    if not created:
+        return ""
+    run_id = record.get("run_id")
+    return f"{record.get('model')} created {created}" + (f", run {run_id}" if run_id else "")
+
+
+def check_state_fits(spec: dict[str, tuple[tuple[int, ...], torch.dtype]], state: dict[str, torch.Tensor],
+                     source: Path) -> None:
+    """Refuse loaded tensors that are not exactly those of `spec` (names, shapes, dtypes): another model's."""
+    check_weights_fit(spec, {k: (tuple(v.shape), dtype_name(v.dtype)) for k, v in state.items()}, source)
+
+
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
     """Load weights strictly: a file whose tensors do not fit the model (names, shapes, dtypes) is
     foreign, and weights that are not finite are damaged: both are refused."""
-    declared = {k: (tuple(v.shape), dtype_name(v.dtype)) for k, v in state.items()}
-    check_weights_fit(state_spec(model), declared, source)
+    check_state_fits(state_spec(model), state, source)
     bad = [k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())]
     if bad:
         raise damaged(Path(source), f"{', '.join(bad[:3])}{' ...' if len(bad) > 3 else ''} "

@@ -148,8 +148,8 @@ class Trainer:
             return
         try:
             state, _ = ckpt.load_tensors(path)  # as _save_best writes them, and _finish reads them: plain
-            ckpt.check_weights_fit({k: (tuple(v.shape), v.dtype) for k, v in plain_state_dict(self.model).items()},
-                                   {k: (tuple(v.shape), ckpt.dtype_name(v.dtype)) for k, v in state.items()}, path)
+            plain = {k: (tuple(v.shape), v.dtype) for k, v in plain_state_dict(self.model).items()}
+            ckpt.check_state_fits(plain, state, path)
         except RunError as e:
             raise RunError(e.message, f"It holds the run's best weights (epoch {best}): restore it to train on, or "
                                       f"delete it to resume keeping the best of the epochs trained from now on "
