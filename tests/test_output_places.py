@@ -20,6 +20,12 @@ def test_outputs_of_a_catalogued_model_go_to_its_own_folder_and_spare_the_users_
     assert (tmp_path / "samples.png").read_bytes() == b"the user's own picture"
 
 
+def test_a_catalogued_model_with_out_writes_only_there_and_says_nothing_of_zoo_outputs(tmp_path):
+    out = assert_ok(invoke("generate", "gan", "--n", "4", "--out", "mine.png"))
+    assert is_png(tmp_path / "mine.png")
+    assert "zoo-outputs" not in out and not (tmp_path / "zoo-outputs").exists()
+
+
 def test_eval_of_a_catalogued_name_writes_eval_json_in_its_output_folder(tmp_path):
     result = zoo.evaluate("convae-mnist", save=True, limit=64, data_dir=str(_tiny_mnist(tmp_path)))
     written = Path(result["written"][0])

@@ -80,7 +80,7 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
     net.require("decode")
     if not 2 <= steps <= 200:
         raise ConfigError(f"--steps must be in 2..200, got {steps}")
-    path = picture_output(out, net.output_dir / "interpolation.png")
+    path = picture_output(out, own=net.folder) or net.output_dir / "interpolation.png"
     data, x, y = run_split(net, CLASS_SPLIT, data_dir)
     cache: dict[str, tuple] = {}
 

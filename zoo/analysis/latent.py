@@ -183,7 +183,8 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     net = load(source, device=device)
     net.require("encode")
     projected = latent_dim(net) > 2
-    path = picture_output(out, net.output_dir / (f"latent-{method}.png" if projected else "latent.png"))
+    default = f"latent-{method}.png" if projected else "latent.png"
+    path = picture_output(out, own=net.folder) or net.output_dir / default
     c = net_codes(net, split, n, data_dir)
     start = time.perf_counter()
     proj = project(c.z, method, seed=seed, labels=c.labels, where=c.where())

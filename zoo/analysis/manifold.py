@@ -151,7 +151,7 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
     net.require("decode")
     if not 2 <= steps <= 100:
         raise ConfigError(f"--steps must be in 2..100, got {steps}")
-    path = picture_output(out, net.output_dir / "manifold.png")
+    path = picture_output(out, own=net.folder) or net.output_dir / "manifold.png"
     d = latent_dim(net)
     given = parse_dims(dims, d) if dims is not None else None
     prior = net.can("sample")

@@ -382,7 +382,7 @@ def compare(sources: list[str | Path], metric: str | None = None, *, descending:
 
 def plot_curves(runs: list[Compared], metric: str, path: str | Path) -> Path:
     """One PNG of every run's `metric` against the epoch, a labelled line per run, its best epoch marked."""
-    out = runfiles.picture_output(path, None)  # compare reads runs but owns none of them
+    out = runfiles.picture_output(path)  # compare reads runs but owns none of them
     curves = [(r, [(x["epoch"], x[metric]) for x in r.history if number(x.get(metric))]) for r in runs]
     curves = [(r, points) for r, points in curves if points]
     if not curves:

@@ -342,16 +342,14 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
     return path
 
 
-def picture_output(out: str | Path | None, default: Path | None, *, tensors: bool = False,
-                   own: str | Path | None = None) -> Path:
-    """Where a command writes its picture: `default`, or the --out the user named, checked like any
-    output (check_output; the command's own run is `own`, else the default's folder) and refused unless
-    it ends in .png, the format zoo writes (a .jpg or .txt name holding PNG bytes would mislead every
-    later reader). `tensors`: .safetensors is accepted too (zoo generate writes the images themselves
-    there)."""
+def picture_output(out: str | Path | None, *, tensors: bool = False, own: str | Path | None = None) -> Path | None:
+    """The picture file the user named with --out, checked like any output (check_output; `own`: the run
+    the command reads) and refused unless it ends in .png, the format zoo writes (a .jpg or .txt name
+    holding PNG bytes would mislead every later reader); None when none was named, for the command's
+    default. `tensors`: .safetensors is accepted too (zoo generate writes the images themselves there)."""
     if out is None or out == "":
-        return default
-    path = check_output(out, own if own is not None else (default.parent if default is not None else None))
+        return None
+    path = check_output(out, own)
     allowed = (".png", ".safetensors") if tensors else (".png",)
     if path.suffix.lower() not in allowed:
         also = " (a picture) or .safetensors (the images as a tensor)" if tensors else ""

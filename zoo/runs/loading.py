@@ -108,7 +108,8 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     weights, _ = ckpt.load_tensors(weights_path)
     ckpt.load_state(net, weights, weights_path)
     net.to(pick_device(device or "auto")).eval()
-    return Run(model=net, folder=run_dir, record=run, output_dir=output_folder(source, run_dir), source=str(source))
+    return Run(model=net, folder=run_dir, record=run, source=str(source),
+               place_outputs=lambda: output_folder(source, run_dir))
 
 
 def _other_version_hint(run: dict[str, Any], hint: str | None) -> str | None:

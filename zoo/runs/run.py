@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,8 +52,15 @@ class Run:
     model: ZooModel
     folder: Path       # the run folder; for a catalogued or hub name, its verified local copy
     record: dict[str, Any]  # config.json: model, plugin, config, train, data (checked field by field)
-    output_dir: Path   # where tasks write results: the folder itself if the user owns it, else ./zoo-outputs/NAME/
     source: str        # what the user called it: a folder, a catalogued name or a hub location
+    # Where tasks write results: decided (and, for ./zoo-outputs/NAME/, noted) when a task first writes
+    # there, so a command whose outputs all go where --out says is not told they go elsewhere.
+    place_outputs: Callable[[], Path] = field(repr=False)
+
+    @functools.cached_property
+    def output_dir(self) -> Path:
+        """Where tasks write results: the folder itself if the user owns it, else ./zoo-outputs/NAME/."""
+        return self.place_outputs()
 
     # ------------------------------------------------------------------ the model, one step away
     @property

@@ -77,7 +77,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     # A user's images get a picture named after them: a later denoising of the test set (denoised.png)
     # does not replace it, nor leave it beside files of another input.
     default = "denoised.png" if input is None else f"denoised-{input_label(Path(input))}.png"
-    out = runfiles.picture_output(out, run.output_dir / default)
+    out = runfiles.picture_output(out, own=run.folder) or run.output_dir / default
     if input is None:
         chosen = corruption(run, noise)
         xs, _ = run.data(split, data_dir)
@@ -105,7 +105,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
             raise ConfigError(f"{seen[name]} and {p} would both be written as {folder / name}",
                               "Rename one of them (the denoised files keep the inputs' names, with .png).")
         seen[name] = p
-    targets = [runfiles.check_output(folder / name, own=run.output_dir) for name in names]
+    targets = [runfiles.check_output(folder / name, own=run.folder) for name in names]
 
     rows = [("input", x[:n])]
     if noise is not None:

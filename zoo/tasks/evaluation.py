@@ -213,6 +213,6 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
         raise ConfigError("--n must be at least 1")
     x, _ = run.data(split, data_dir)
     xb = x[:n].float() / 255.0
-    out = runfiles.picture_output(out, run.output_dir / "reconstructions.png")
+    out = runfiles.picture_output(out, own=run.folder) or run.output_dir / "reconstructions.png"
     return plots.image_rows([("original", xb), ("reconstruction", run.reconstruct(xb))], out,
                             title=f"{run.name}: {split} images and reconstructions")

@@ -109,7 +109,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     n = 64 if n is None else n  # the default; --per-class sets it from the classes below
     _whole_number(n, "--n")
     own = source if isinstance(source, (str, Path)) and Path(source).is_dir() else None  # a run folder
-    out = runfiles.picture_output(out, None, tensors=True, own=own)
+    out = runfiles.picture_output(out, tensors=True, own=own)
     to_file = out is not None and out.suffix == ".safetensors"
     if not to_file and n > MAX_GRID:
         raise ConfigError(f"--n {n}: a picture shows at most {MAX_GRID:,} samples",
