@@ -82,7 +82,8 @@ MISMATCHES = {
 def test_a_resume_that_differs_is_refused_naming_it_and_touches_nothing(study, what):
     before = hashes(study / "st")
     r = invoke("search", "convae", *MISMATCHES[what](study), "--study", "s", "--out", study / "st", "--trials", "4")
-    out = assert_clean_error(r, f"{what} (", "was begun with other settings", "--study NEW")
+    # --out names the folder, which holds this study's results: only another folder starts a new one
+    out = assert_clean_error(r, f"{what} (", "was begun with other settings", "start a new study in another --out")
     assert hashes(study / "st") == before, out
     assert "note: resuming" not in out
 
@@ -96,7 +97,15 @@ def test_a_resume_that_differs_in_two_settings_names_both(study):
 def test_a_resume_over_another_model_is_refused_and_touches_nothing(study):
     before = hashes(study / "st")
     r = invoke("search", "dae", "--space", study / "s.toml", "--study", "s", "--out", study / "st", "--trials", "4")
-    assert_clean_error(r, "is a search over 'convae', not 'dae'")
+    assert_clean_error(r, "is a search over 'convae', not 'dae'", "Resume it as a search over 'convae'")
+    assert hashes(study / "st") == before
+
+
+def test_another_study_name_in_a_folder_of_results_names_the_study_it_holds(study):
+    before = hashes(study / "st")
+    r = invoke("search", "convae", "--space", study / "s.toml", "--study", "other", "--out", study / "st")
+    assert_clean_error(r, "holds no study 'other' (it holds 's')", "Resume it with --study s",
+                       "start the new study in another --out")
     assert hashes(study / "st") == before
 
 

@@ -98,7 +98,12 @@ def recorded(settings: Settings) -> dict[str, Any] | None:
         study_id = storage.get_study_id_from_name(settings.study)
     except KeyError:
         if results:
-            raise _lost_study(settings, results, f"the storage holds no study '{settings.study}'") from None
+            held = sorted(s.study_name for s in storage.get_all_studies())
+            why = f"the storage holds no study '{settings.study}'" + \
+                (f" (it holds {', '.join(repr(n) for n in held)})" if held else "")
+            hint = f"Resume it with --study {held[0]}, or start the new study in another --out." \
+                if len(held) == 1 else None
+            raise _lost_study(settings, results, why, hint) from None
         return None
     return study_record(storage.get_study_user_attrs(study_id)) or {}
 
@@ -111,9 +116,10 @@ def study_record(user_attrs: dict[str, Any]) -> dict[str, Any] | None:
     return {**meta, "defaults": user_attrs[META_DEFAULTS]}
 
 
-def _lost_study(settings: Settings, results: list[str], why: str) -> ConfigError:
+def _lost_study(settings: Settings, results: list[str], why: str, hint: str | None = None) -> ConfigError:
+    # A new study in this folder would replace those results, whatever its name: only another --out helps.
     return ConfigError(f"{settings.study_dir} holds a search's results ({', '.join(results)}), but {why}",
-                       "Restore it, or start a new study elsewhere: another --out, or --study NEW.")
+                       hint or "Restore it, or start the new study in another --out.")
 
 
 def check_journal(path: Path) -> None:
@@ -132,7 +138,7 @@ def check_journal(path: Path) -> None:
             ok = False
         if not ok:
             raise ConfigError(f"the study's journal {path} is damaged at line {number} (not a record Optuna wrote)",
-                              "Restore it from a copy, or start a new study elsewhere: another --out, or --study NEW.")
+                              "Restore it from a copy, or start the new study in another --out.")
 
 
 def reusable(meta: dict[str, Any], settings: Settings, space: Space) -> dict[str, Any]:
@@ -179,6 +185,14 @@ def _differences(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, A
     return found
 
 
+def _new_study(settings: Settings) -> str:
+    """How to start another study instead: its own name gives it its own folder (studies/NAME) only when
+    --out did not name one; a folder holds one study's results."""
+    if Path(settings.study_dir) == Path("studies") / settings.study:
+        return "start a new study: --study NEW (or another --out)"
+    return "start a new study in another --out"
+
+
 def check_same_study(meta: dict[str, Any], current: dict[str, Any], settings: Settings) -> None:
     """Refuse a resume whose trials would not be comparable with the study's (one message, every
     difference named)."""
@@ -190,13 +204,13 @@ def check_same_study(meta: dict[str, Any], current: dict[str, Any], settings: Se
     where = f"the study folder {settings.study_dir}" if settings.storage is None else redact(settings.storage)
     if diffs[0].startswith("is a search over"):
         raise ConfigError(f"study '{settings.study}' {diffs[0]}",
-                          "Choose another --study name (or another --out).")
+                          f"Resume it as a search over {meta.get('model')!r}, or {_new_study(settings)}.")
     raise ConfigError(f"study '{settings.study}' (in {where}) was begun with other settings, and its trials would "
                       f"not compare with this search's: {', '.join(diffs)}",
                       "Resume it as it began (leave out --space, --dataset and --epochs to reuse the study's"
                       + ("; give a changed default the study's value with --set KEY=VALUE"
                          if any(d.startswith("defaults") for d in diffs) else "")
-                      + "), or start a new study: --study NEW (or another --out).")
+                      + f"), or {_new_study(settings)}.")
 
 
 def record(study, meta: dict[str, Any] | None, current: dict[str, Any]) -> None:
