@@ -300,6 +300,14 @@ def test_malformed_locations(source, fragment):
         zhub.parse(source)
 
 
+def test_a_percent_encoded_file_uri_names_the_folder_it_encodes(digits_run, tmp_path):
+    dest = tmp_path / "team hub" / "digits"
+    assert "%20" in dest.as_uri()  # what Path.as_uri() and a browser's address bar give
+    zhub.push(digits_run, dest.as_uri())
+    assert (dest / "model.safetensors").is_file() and not (tmp_path / "team%20hub").exists()
+    assert_same_tensors(zoo.load(dest.as_uri()).model.state_dict(), weights(digits_run / "model.safetensors"))
+
+
 def test_file_names_a_hub_may_list():
     assert all(zhub.safe_name(n) for n in ("model.safetensors", "images/a.png", "v1.2.json"))
     assert not any(zhub.safe_name(n) for n in ("../x", "a/../../x", "/etc/passwd", "a\\b", "C:evil", "", "a\nb", 3))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import urllib.parse
 from pathlib import Path
 from typing import Any, Callable
 
@@ -64,5 +65,6 @@ def parse(source: str) -> Location:
         if not rest or "@" in Path(rest).name:
             raise HubError(f"'{source}' is not a folder hub location",
                            "Write file:///absolute/path/to/folder; a folder hub keeps one version, no @revision.")
-        return Location("file", path=Path(os.path.expanduser(rest)).absolute())
+        # A file URI percent-encodes (Path.as_uri(), a browser's address bar): file:///a%20b is the folder "a b"
+        return Location("file", path=Path(os.path.expanduser(urllib.parse.unquote(rest))).absolute())
     raise HubError(f"'{source}' is not a hub location", "Use hf://ORG/NAME[@REVISION] or file:///PATH.")
