@@ -310,8 +310,8 @@ class TwoStageVae(_LearnedDensity):
             return ""
         return (f"the two-stage sampler's decoder variance ended at {gamma:.2f} of the codes' (a fit that samples "
                 "well ends near 0.2): its second VAE left most of its units idle, so its samples, the decoder's "
-                "means, bunch together. It does so on an IWAE's codes: use the gmm sampler (docs/model-zoo.md, "
-                "\"Sampling the likelihood models\").")
+                "means, bunch together (as it did on every IWAE's codes measured): use the gmm sampler "
+                "(docs/model-zoo.md, \"Sampling the likelihood models\").")
 
 
 @hookimpl

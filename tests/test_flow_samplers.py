@@ -233,7 +233,8 @@ def test_a_sampler_fitted_on_another_run_is_refused_and_left_untouched(runs, tmp
         shutil.copy2(source, target)
         before = target.read_bytes(), target.stat().st_mtime_ns
         text = assert_clean_error(invoke("generate", target.parent, "--sampler", name, "--n", "2", "--out",
-                                         tmp_path / "x.png"), str(target), "another run's codes", "Delete it")
+                                         tmp_path / "x.png"), str(target), "another run's codes", "Delete it",
+                                  code=1)  # a file's state, not the command line
         assert "convae created" in text and not (tmp_path / "x.png").exists()
         assert (target.read_bytes(), target.stat().st_mtime_ns) == before
         target.unlink()

@@ -189,7 +189,7 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, ide
         return None
     fitted_on = meta.get("run", "")
     if fitted_on and identity and fitted_on != identity:  # files saved before runs were recorded: refitted
-        raise ConfigError(f"{path} holds a sampler fitted on another run's codes ({fitted_on}), not on this run's "
+        raise RunError(f"{path} holds a sampler fitted on another run's codes ({fitted_on}), not on this run's "
                           f"({identity}); it was left as it is",
                           f"Delete it (rm {path}) and zoo fits the '{cls.name}' sampler on this run's training "
                           f"codes.")
@@ -209,7 +209,7 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
                    log: Callable[[str], None] | None = None) -> LatentSampler:
     """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
     training codes (and saved there) when that file is missing, damaged, or made for other weights of
-    this run. A file fitted on another run's codes is refused (ConfigError) unless `refit`. A catalogued
+    this run. A file fitted on another run's codes is refused (RunError) unless `refit`. A catalogued
     model's outputs go elsewhere (Run.output_dir); a sampler shipped beside its weights is read from
     there, so that it samples offline and with no training images at hand."""
     cls = get_sampler(name)

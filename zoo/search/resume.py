@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, RunError
 from zoo.runs.config import resolve_config
 from zoo.search.settings import Settings
 from zoo.search.space import Space
@@ -116,9 +116,9 @@ def study_record(user_attrs: dict[str, Any]) -> dict[str, Any] | None:
     return {**meta, "defaults": user_attrs[META_DEFAULTS]}
 
 
-def _lost_study(settings: Settings, results: list[str], why: str, hint: str | None = None) -> ConfigError:
+def _lost_study(settings: Settings, results: list[str], why: str, hint: str | None = None) -> RunError:
     # A new study in this folder would replace those results, whatever its name: only another --out helps.
-    return ConfigError(f"{settings.study_dir} holds a search's results ({', '.join(results)}), but {why}",
+    return RunError(f"{settings.study_dir} holds a search's results ({', '.join(results)}), but {why}",
                        hint or "Restore it, or start the new study in another --out.")
 
 
@@ -137,7 +137,7 @@ def check_journal(path: Path) -> None:
         except ValueError:
             ok = False
         if not ok:
-            raise ConfigError(f"the study's journal {path} is damaged at line {number} (not a record Optuna wrote)",
+            raise RunError(f"the study's journal {path} is damaged at line {number} (not a record Optuna wrote)",
                               "Restore it from a copy, or start the new study in another --out.")
 
 
