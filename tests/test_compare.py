@@ -141,9 +141,11 @@ def test_a_quoted_glob_expands_to_its_run_folders_and_leaves_other_matches_out(r
     assert sorted(r["name"] for r in data["runs"]) == sorted(str(p) for p in runs.values())
 
 
-def test_a_folder_named_twice_is_compared_once(runs):
-    data = compare_json(runs["a"], f"{runs['a'].parent}/[a]")
-    assert len(data["runs"]) == 1
+def test_a_folder_named_twice_is_compared_once_with_a_note(runs):
+    result = invoke("compare", runs["a"], f"{runs['a'].parent}/[a]", runs["a"], "--json")
+    assert_ok(result)
+    assert len(json.loads(result.stdout)["runs"]) == 1
+    assert result.stderr.count(f"note: {runs['a']} is given twice: shown once") == 2  # the glob's match, then again
 
 
 def test_catalogued_weights_without_metrics_jsonl_show_their_card_metrics_and_empty_cells_last(runs):

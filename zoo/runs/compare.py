@@ -11,29 +11,26 @@ A run is a folder, a glob of folders (expanded here: `runs/vae-*`), a catalogued
 from __future__ import annotations
 
 import csv
-import glob
 import io
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from zoo import registry
 from zoo.analysis import plots
-from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError, ZooError, storage_error
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import eval_images, published
 from zoo.runs import files as runfiles
 from zoo.runs.eval_images import Paired
 from zoo.runs.files import flat_config
-from zoo.runs.loading import read_run, resolve
+from zoo.runs.compare_sources import expand
+from zoo.runs.loading import read_run
 from zoo.model import measured_alike
 from zoo.runs.published import number
 from zoo.runs.evaluated import read_evaluated
 
-GLOB_CHARS = re.compile(r"[*?[]")
 # Columns of a metrics.jsonl row that are not a measured metric of the epoch.
 NOT_METRICS = ("epoch", "best", "lr", "images_per_s", "seconds", "diverged")
 DEFAULT_METRIC = "val_loss"
@@ -191,42 +188,6 @@ def _blank(value) -> str:
 
 def _difference(p: Paired | None) -> str:
     return "" if p is None else f"{p.difference:+.4g} ± {p.standard_error:.2g}"
-
-
-# ------------------------------------------------------------------------------------------ finding runs
-
-def expand(sources: list[str | Path]) -> list[tuple[str, Path]]:
-    """Each source's name and folder: a glob becomes its matching run folders (sorted), anything else is
-    resolved as every command resolves a run. The same folder named twice counts once."""
-    if not sources:
-        raise ConfigError("no runs to compare",
-                          "Give run folders, globs ('runs/vae-*'), catalogued names or hub locations "
-                          "(hf://ORG/NAME, file:///PATH).")
-    found: list[tuple[str, Path]] = []
-    for source in sources:
-        text = str(source)
-        if GLOB_CHARS.search(text) and not Path(text).exists() and "://" not in text:
-            matches = sorted(glob.glob(text))
-            if not matches:
-                raise RunError(f"{text} matches nothing", "Check the pattern; quote it so that zoo, not the shell, "
-                                                          "expands it, and `ls` what it should match.")
-            runs = [m for m in matches if (Path(m) / ckpt.CONFIG).is_file()]
-            if not runs:
-                raise RunError(f"{text} matches {len(matches)} path{'s' * (len(matches) != 1)}, none a run folder",
-                               "A run folder holds the config.json `zoo train` writes.")
-            skipped = len(matches) - len(runs)
-            if skipped:
-                to_stderr(f"note: {text}: {skipped} match{'es' * (skipped != 1)} not a run folder, left out")
-            found += [(m, Path(m)) for m in runs]
-        else:
-            found.append((text, resolve(source)))
-    unique, seen = [], set()
-    for name, folder in found:
-        key = folder.resolve()
-        if key not in seen:
-            seen.add(key)
-            unique.append((name, folder))
-    return unique
 
 
 def read_compared(name: str, folder: Path) -> Compared:
