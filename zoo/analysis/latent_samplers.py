@@ -226,7 +226,8 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     digest = _weights_digest(run_dir)
     dim = latent_dim(run)
     identity = run_identity(run.record)  # which run's codes a saved sampler was fitted on
-    if not refit:
+    changed = run.weights_changed()  # codes of weights that are not the file's: fitted afresh, never saved
+    if not refit and not changed:
         shipped = [sampler_path(run_dir, cls.name)] if run.output_dir != run_dir else []
         for candidate in [path, *shipped]:
             saved = _read_saved(candidate, cls, digest, dim, identity, log or to_stderr)
@@ -239,11 +240,15 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     sampler = cls().fit(codes, seed=FIT_SEED)
     meta = {"sampler": cls.name, "dim": str(sampler.dim), "codes": str(codes.shape[0]), "split": FIT_SPLIT,
             "seed": str(FIT_SEED), "weights_sha256": digest, "run": identity}
-    try:
-        save_tensors(path, sampler.state(), meta)
-        (log or to_stderr)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes -> {path}")
-    except OSError as e:  # a read-only (catalogued) run: use it without saving
-        (log or to_stderr)(f"fitted the {cls.name} sampler on {codes.shape[0]} training codes (not saved: {e})")
+    fitted, say = f"fitted the {cls.name} sampler on {codes.shape[0]} training codes", log or to_stderr
+    if changed:
+        say(f"{fitted} (not saved: {changed})")
+    else:
+        try:
+            save_tensors(path, sampler.state(), meta)
+            say(f"{fitted} -> {path}")
+        except OSError as e:  # a read-only (catalogued) run: use it without saving
+            say(f"{fitted} (not saved: {e})")
     _warn_if_poor(sampler, log)
     return sampler
 

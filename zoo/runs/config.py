@@ -315,6 +315,15 @@ def _toml_value(v: Any) -> str:
     return f'"{s}"'
 
 
+def check_count(value: Any, what: str, low: int = 1, high: int | None = None) -> int:
+    """A count the caller gave (images, samples, a limit) as a whole number in low .. high, or a ConfigError
+    naming it: never a float, text or bool taken as one, nor a 0 or negative one taken as "all"."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+        span = f"from {low:,} to {high:,}" if high is not None else f"of at least {low:,}"
+        raise ConfigError(f"{what} must be a whole number {span}, got {value!r:.60}")
+    return value
+
+
 def check_seed(seed: Any, what: str = "--seed") -> int:
     """A seed as an int in 0 .. 2**32-1, or a ConfigError (not an overflow deep inside a library)."""
     if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:

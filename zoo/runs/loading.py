@@ -109,7 +109,8 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     ckpt.load_state(net, weights, weights_path)
     net.to(pick_device(device or "auto")).eval()
     return Run(model=net, folder=run_dir, record=run, source=str(source),
-               place_outputs=lambda: output_folder(source, run_dir))
+               place_outputs=lambda: output_folder(source, run_dir), file_digest=ckpt.weights_digest(weights_path),
+               state_digest=ckpt.tensor_digest(net.state_dict()))
 
 
 def _other_version_hint(run: dict[str, Any], hint: str | None) -> str | None:

@@ -56,6 +56,22 @@ class Run:
     # Where tasks write results: decided (and, for ./zoo-outputs/NAME/, noted) when a task first writes
     # there, so a command whose outputs all go where --out says is not told they go elsewhere.
     place_outputs: Callable[[], Path] = field(repr=False)
+    # What was loaded: the file's digest (as eval.json records it) and the module's tensors' digest, so that
+    # results saved for the file are never those of weights changed since (fine-tuned, or a file replaced).
+    file_digest: str = field(default="", repr=False)
+    state_digest: str = field(default="", repr=False)
+
+    def weights_changed(self) -> str | None:
+        """Why results on `run.model` would not be results on its model.safetensors (None: they would): the
+        file is gone or holds other weights than were loaded, or the module's weights changed since."""
+        path = self.folder / ckpt.WEIGHTS
+        if not path.is_file():
+            return f"{path} is gone since the run was loaded"
+        if self.file_digest and ckpt.weights_digest(path) != self.file_digest:
+            return f"{path} holds other weights than were loaded from it (trained again or replaced since)"
+        if self.state_digest and ckpt.tensor_digest(self.model.state_dict()) != self.state_digest:
+            return f"run.model's weights changed since they were loaded from {path}"
+        return None
 
     @functools.cached_property
     def output_dir(self) -> Path:

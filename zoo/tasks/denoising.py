@@ -18,7 +18,7 @@ from zoo.data.noise import NoiseModel, noise_models, parse_noise
 from zoo.errors import ConfigError, DataNotFoundError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
-from zoo.runs.config import check_seed
+from zoo.runs.config import check_count, check_seed
 from zoo.runs.loading import load
 from zoo.runs.run import Run
 from zoo.training.batching import batches
@@ -71,8 +71,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     check_seed(seed)
     run = load(source, device=device)
     run.require("reconstruct")
-    if n < 1:
-        raise ConfigError("--n must be at least 1")
+    check_count(n, "--n")
     gen = torch.Generator(device=run.device).manual_seed(seed)
     # A user's images get a picture named after them: a later denoising of the test set (denoised.png)
     # does not replace it, nor leave it beside files of another input.

@@ -19,6 +19,7 @@ from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import eval_images
 from zoo.runs import files as runfiles
+from zoo.runs.config import check_count
 from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
 from zoo.runs.modelcard import write_card
@@ -62,6 +63,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     .csv file to write every image's metrics to (index in the split, label, class, then one column per
     metric: e.g. −log p(x) as an outlier score). An evaluation that runs longer than a few seconds shows a
     progress bar on stderr; `progress` None: when stderr is a terminal."""
+    if limit is not None:  # never 0 or a negative number taken as "all" or "all but the last few"
+        check_count(limit, "--limit", 1, 10_000_000)
     run = load(source, device=device)
     model = run.model
     check_metric_options(model, options or {})  # first: --iwae-k on a GAN is an option it does not take
@@ -72,9 +75,14 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         per_image = per_image_output(per_image, run)
     if save:  # what it writes at the end, checked before the work
         runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, eval_images.IMAGES_FILE, ckpt.CARD))
-    # Which weights are measured, read right after they were loaded: readers of eval.json ignore it once
-    # model.safetensors holds other weights (a resumed run trained further), see ckpt.read_eval.
-    measured = ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
+    # Which weights are measured, as they were loaded: readers of eval.json ignore it once model.safetensors
+    # holds other weights (a resumed run trained further), see ckpt.read_eval. Results on a module changed
+    # since (fine-tuned through run.model), or on a file replaced since, would be recorded as the file's.
+    changed = run.weights_changed()
+    if save and changed:
+        raise RunError(f"{changed}: the results would be recorded as those of the weights in the file",
+                       "Measure it with save=False, or save the weights as a run first and evaluate that run.")
+    measured = run.file_digest or ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
     data = run.dataset(data_dir)
     x, y = data.split(check_split(split))
     whole = x.shape[0]
@@ -209,8 +217,7 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
     if not run.can("reconstruct"):
         raise CapabilityError(f"model '{run.name}' cannot reconstruct images",
                               f"It can: {', '.join(run.capabilities()) or 'nothing listed'}.")
-    if n < 1:
-        raise ConfigError("--n must be at least 1")
+    check_count(n, "--n")
     x, _ = run.data(split, data_dir)
     xb = x[:n].float() / 255.0
     out = runfiles.picture_output(out, own=run.folder) or run.output_dir / "reconstructions.png"

@@ -14,7 +14,7 @@ from zoo.console import to_stderr
 from zoo.errors import CapabilityError, ConfigError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
-from zoo.runs.config import check_seed
+from zoo.runs.config import check_count, check_seed
 from zoo.runs.loading import catalogued_name, load
 from zoo.runs.run import Run
 
@@ -85,11 +85,6 @@ def _say_better_sampler(source) -> None:
                   f"zoo generate {name} --sampler {better}")
 
 
-def _whole_number(value, option: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{option} must be a whole number of at least 1, got {value!r}")
-
-
 @torch.no_grad()
 def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | None = None, device: str | None = None,
              sampler: str | None = None, class_label: str | int | None = None,
@@ -103,11 +98,11 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     (`sampler="gmm"`, ...), or around the mean code of a class (`class_label=7`)."""
     check_seed(seed)
     if per_class is not None:
-        _whole_number(per_class, "--per-class")
+        check_count(per_class, "--per-class")
         if sampler is not None or class_label is not None or spread or n is not None:
             raise ConfigError("--per-class draws every class: it goes without --n, --class, --sampler and --spread")
     n = 64 if n is None else n  # the default; --per-class sets it from the classes below
-    _whole_number(n, "--n")
+    check_count(n, "--n")
     own = source if isinstance(source, (str, Path)) and Path(source).is_dir() else None  # a run folder
     out = runfiles.picture_output(out, tensors=True, own=own)
     to_file = out is not None and out.suffix == ".safetensors"

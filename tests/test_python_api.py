@@ -1,0 +1,67 @@
+"""The Python API as a script uses it: a Run held across changes to its module or its folder, and the
+arguments a caller can get wrong, each refused in one zoo error as the CLI refuses it."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import torch
+from conftest import TINY, quiet
+
+import zoo
+from zoo.analysis.latent_samplers import fitted_sampler, sampler_path
+from zoo.errors import ConfigError, RunError
+
+
+def test_evaluate_refuses_to_save_results_of_a_module_changed_since_it_was_loaded(vae_copy):
+    run = zoo.load(vae_copy)
+    on_file = zoo.evaluate(run, save=False)["metrics"]["mse"]
+    with torch.no_grad():
+        next(run.model.parameters()).add_(1.0)  # as fine-tuning through run.model would
+    with pytest.raises(RunError, match="run.model's weights changed since they were loaded"):
+        zoo.evaluate(run)
+    assert not (vae_copy / "eval.json").exists()
+    assert zoo.evaluate(run, save=False)["metrics"]["mse"] != on_file  # measured, as asked, without saving
+
+
+def test_evaluate_refuses_to_save_results_for_a_file_replaced_since_the_run_was_loaded(vae_copy, tmp_path):
+    run = zoo.load(vae_copy)
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=tmp_path / "other", seed=1, progress=False,
+              log=quiet, **TINY)
+    shutil.copy2(tmp_path / "other" / "model.safetensors", vae_copy / "model.safetensors")
+    with pytest.raises(RunError, match="holds other weights than were loaded"):
+        zoo.evaluate(run)
+    assert not (vae_copy / "eval.json").exists()
+
+
+def test_a_sampler_fitted_on_a_changed_module_is_used_but_never_saved(vae_copy):
+    run = zoo.load(vae_copy)
+    with torch.no_grad():
+        next(run.model.parameters()).add_(1.0)
+    said: list[str] = []
+    sampler = fitted_sampler(run, "gmm", log=said.append)
+    assert sampler.sample(4, torch.Generator().manual_seed(0)).shape == (4, 2)
+    assert not sampler_path(vae_copy, "gmm").exists()
+    assert any("not saved: run.model's weights changed" in line for line in said)
+
+
+@pytest.mark.parametrize("limit", [-3, 0, True, 2.5, "10"])
+def test_an_evaluation_limit_that_is_no_count_of_images_is_refused_and_writes_nothing(vae_copy, limit):
+    with pytest.raises(ConfigError, match=r"--limit must be a whole number from 1 to 10,000,000"):
+        zoo.evaluate(vae_copy, limit=limit)
+    assert not (vae_copy / "eval.json").exists()
+
+
+@pytest.mark.parametrize("n", [0, 2.5, "4", None, True])
+def test_a_picture_count_that_is_no_count_is_refused_by_reconstruct_and_denoise(vae_copy, tmp_path, n):
+    for task in (zoo.reconstruct, zoo.denoise):
+        with pytest.raises(ConfigError, match="--n must be a whole number of at least 1"):
+            task(vae_copy, n=n, out=tmp_path / "r.png")
+    assert not (tmp_path / "r.png").exists()
+
+
+@pytest.mark.parametrize("n", [0, -5, 2.5, "100", 99])
+def test_a_sample_quality_count_below_the_clis_is_refused(vae_copy, n):
+    with pytest.raises(ConfigError, match="--fid-n must be a whole number from 100 to 1,000,000"):
+        zoo.sample_quality(vae_copy, features=vae_copy, n=n, save=False)
