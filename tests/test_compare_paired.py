@@ -112,7 +112,10 @@ def test_runs_measured_on_other_images_are_not_paired_and_the_note_says_why(pair
     result = compare_json(a, b, "--sort", f"test_{NLL}")
     assert result["paired_reference"] is None
     assert all(r["paired"] is None for r in result["runs"])
-    assert "paired" not in assert_ok(invoke("compare", a, b, "--sort", f"test_{NLL}"))
+    first, second = result["runs"]
+    assert f"measured on other test images than {first['name']} (another dataset or --limit): no paired " \
+           "difference" in second["notes"] and not any("other test images" in n for n in first["notes"])
+    assert "paired" not in assert_ok(invoke("compare", a, b, "--sort", f"test_{NLL}")).split("notes:")[0]
 
 
 def test_of_three_runs_the_two_on_the_same_images_pair_and_the_third_is_named(pair_of_runs, tmp_path):

@@ -65,3 +65,12 @@ def test_a_picture_count_that_is_no_count_is_refused_by_reconstruct_and_denoise(
 def test_a_sample_quality_count_below_the_clis_is_refused(vae_copy, n):
     with pytest.raises(ConfigError, match="--fid-n must be a whole number from 100 to 1,000,000"):
         zoo.sample_quality(vae_copy, features=vae_copy, n=n, save=False)
+
+
+def test_compare_takes_runs_loaded_with_zoo_load_as_it_takes_their_folders(vae_copy, run_copy):
+    by_folder = zoo.compare([vae_copy, run_copy]).to_dict()
+    by_run = zoo.compare([zoo.load(vae_copy), zoo.load(run_copy)]).to_dict()
+    assert [r["name"] for r in by_run["runs"]] == [r["name"] for r in by_folder["runs"]]
+    assert zoo.compare(zoo.load(vae_copy)).to_dict()["runs"][0]["model"] == "vae"
+    with pytest.raises(ConfigError, match="compare takes a list of runs, not NoneType"):
+        zoo.compare(None)

@@ -27,6 +27,7 @@ from zoo.runs.eval_images import Paired
 from zoo.runs.files import flat_config
 from zoo.runs.compare_sources import expand
 from zoo.runs.loading import read_run
+from zoo.runs.run import Run
 from zoo.model import measured_alike
 from zoo.runs.published import number
 from zoo.runs.evaluated import read_evaluated
@@ -308,28 +309,33 @@ def pair(runs: list[Compared], metric: str) -> Compared | None:
     for r in kept:
         groups.setdefault(r.test_images, []).append(r)
     group = max(groups.values(), key=len, default=[])  # the first of the largest: max keeps the first
-    if len(group) < 2:
+    if not group:
         return None
     reference = group[0]
-    for r in kept:
+    for r in kept:  # each run on other images is said to be, even where no two runs pair
         if r in group[1:]:
             r.paired = eval_images.paired(reference.test_values[name], r.test_values[name])
         elif r is not reference:
             r.notes.append(f"measured on other test images than {reference.name} (another dataset or --limit): "
                            "no paired difference")
-    return reference
+    return reference if len(group) > 1 else None
 
 
-def compare(sources: list[str | Path], metric: str | None = None, *, descending: bool = False,
+def compare(sources: list[str | Path | Run], metric: str | None = None, *, descending: bool = False,
             plot: str | Path | None = None) -> Comparison:
     """Compare runs: folders, globs of folders, catalogued names, hub locations (hf://, file://).
 
     Reads config.json and metrics.jsonl (skipping damaged lines), never the weights. Sorted by `metric`
     (default: the models' monitored metric, val_loss), ascending unless `descending`; a run without it
     comes last. `plot`: a PNG to draw the runs' curves of that metric into, one line per run."""
-    if isinstance(sources, (str, Path)):  # one run, not the characters of its name
+    if isinstance(sources, (str, Path, Run)):  # one run, not the characters of its name
         sources = [sources]
-    runs = [read_compared(name, folder) for name, folder in expand(list(sources))]
+    try:
+        sources = list(sources)
+    except TypeError:
+        raise ConfigError(f"compare takes a list of runs, not {type(sources).__name__}",
+                          "Give run folders, catalogued names, hub locations or zoo.load(...) runs.") from None
+    runs = [read_compared(name, folder) for name, folder in expand(sources)]
     chosen = pick_metric(runs, metric)
     have = sorted((r for r in runs if r.value(chosen) is not None), key=lambda r: r.value(chosen), reverse=descending)
     ordered = have + [r for r in runs if r.value(chosen) is None]

@@ -11,6 +11,7 @@ from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.loading import resolve
+from zoo.runs.run import Run
 
 GLOB_CHARS = re.compile(r"[*?[]")
 
@@ -25,6 +26,9 @@ def expand(sources: list[str | Path]) -> list[tuple[str, Path]]:
                           "(hf://ORG/NAME, file:///PATH).")
     found: list[tuple[str, Path]] = []
     for source in sources:
+        if isinstance(source, Run):  # zoo.load(...)'s: the run it was loaded from, by the name it was given
+            found.append((source.source, source.folder))
+            continue
         text = str(source)
         if GLOB_CHARS.search(text) and not Path(text).exists() and "://" not in text:
             matches = sorted(glob.glob(text))
