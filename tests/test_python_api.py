@@ -74,3 +74,26 @@ def test_compare_takes_runs_loaded_with_zoo_load_as_it_takes_their_folders(vae_c
     assert zoo.compare(zoo.load(vae_copy)).to_dict()["runs"][0]["model"] == "vae"
     with pytest.raises(ConfigError, match="compare takes a list of runs, not NoneType"):
         zoo.compare(None)
+
+
+def test_a_device_given_with_a_run_is_checked_as_with_its_folder(vae_copy):
+    run = zoo.load(vae_copy, device=torch.device("cpu"))  # a torch.device as well as its name
+    assert run.device == torch.device("cpu")
+    for device in ("gpu", 5):
+        with pytest.raises(ConfigError, match="device"):
+            zoo.evaluate(run, device=device, limit=5, save=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available here"):
+            zoo.evaluate(run, device="cuda", limit=5, save=False)
+
+
+def test_decode_takes_float64_codes_as_encode_takes_float64_images(vae_copy):
+    run = zoo.load(vae_copy)
+    images = run.data("test")[0][:4]
+    codes = run.encode(images.double() / 255)
+    torch.testing.assert_close(run.decode(codes.double()), run.decode(codes))
+
+
+def test_generate_with_a_run_may_write_into_that_runs_own_folder_as_with_its_name(vae_copy):
+    out = zoo.generate(zoo.load(vae_copy), n=2, out=vae_copy / "samples.png")
+    assert out == vae_copy / "samples.png" and out.is_file()

@@ -9,9 +9,12 @@ import torch
 from zoo.errors import ConfigError
 
 
-def pick_device(name: str = "auto") -> torch.device:
-    """'auto' picks cuda, then mps, then cpu; an explicit device must exist."""
-    name = (name or "auto").strip().lower()
+def pick_device(name: str | torch.device = "auto") -> torch.device:
+    """'auto' picks cuda, then mps, then cpu; an explicit device (a name or a torch.device) must exist."""
+    if not isinstance(name, (str, torch.device, type(None))):
+        raise ConfigError(f"a device is a name such as cpu or cuda, not {name!r:.60}",
+                          "Use auto, cpu, cuda, cuda:N or mps.")
+    name = (str(name) if name else "auto").strip().lower()
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -85,8 +85,11 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     hub location, with its model in eval mode on `device`.
 
     Nothing is allocated before the shapes the config implies match the weights file's header, and the
-    weights are checked against the checksum recorded when they were written, then for NaN."""
+    weights are checked against the checksum recorded when they were written, then for NaN. A Run is
+    returned itself, its model moved to `device` where that names another one (None: left where it is)."""
     if isinstance(source, Run):
+        if device is not None and pick_device(device) != source.device:
+            source.model.to(pick_device(device))
         return source
     if isinstance(source, ZooModel):
         raise ConfigError("a bare model has no run folder: its data set and training are unknown",

@@ -115,7 +115,7 @@ class Run:
                               "Encode images with run.encode(x) for codes of the right size.")
         if not bool(torch.isfinite(z).all()):
             raise ConfigError("decode: the codes hold NaN or infinite values")
-        return self.model.decode(z.to(self.device))
+        return self.model.decode(z.to(self.device, torch.float32))  # as images() takes images: float64 too
 
     @functools.cached_property
     def code_width(self) -> int | None:

@@ -103,7 +103,8 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
             raise ConfigError("--per-class draws every class: it goes without --n, --class, --sampler and --spread")
     n = 64 if n is None else n  # the default; --per-class sets it from the classes below
     check_count(n, "--n")
-    own = source if isinstance(source, (str, Path)) and Path(source).is_dir() else None  # a run folder
+    own = source.folder if isinstance(source, Run) else \
+        source if isinstance(source, (str, Path)) and Path(source).is_dir() else None  # the run folder it reads
     out = runfiles.picture_output(out, tensors=True, own=own)
     to_file = out is not None and out.suffix == ".safetensors"
     if not to_file and n > MAX_GRID:
