@@ -97,3 +97,40 @@ def test_decode_takes_float64_codes_as_encode_takes_float64_images(vae_copy):
 def test_generate_with_a_run_may_write_into_that_runs_own_folder_as_with_its_name(vae_copy):
     out = zoo.generate(zoo.load(vae_copy), n=2, out=vae_copy / "samples.png")
     assert out == vae_copy / "samples.png" and out.is_file()
+
+
+def test_every_name_of_the_public_api_is_reachable_from_zoo_itself():
+    import zoo.api
+
+    assert set(zoo.api.__all__) <= set(zoo.__all__)
+    for name in zoo.api.__all__:
+        assert getattr(zoo, name) is getattr(zoo.api, name)
+
+
+@pytest.mark.parametrize("call", [
+    lambda run: zoo.evaluate(run, options=[("iwae_k", 5)], save=False),
+    lambda run: zoo.evaluate(run, options="iwae_k=5", save=False),
+    lambda run: zoo.evaluate(run, options={"batch": 1}, save=False),
+    lambda run: zoo.evaluate(run, options={"options": 1}, save=False),
+    lambda run: zoo.model_info(5),
+    lambda run: zoo.resolve_config("vae", overrides=[("latent_dim", 5)]),
+    lambda run: zoo.generate(run, n=2, class_label=1, spread="x"),
+    lambda run: run.sample(2, generator=5),
+    lambda run: run.dataset(5),
+], ids=["options-list", "options-text", "options-batch", "options-catch-all", "model-info-int",
+        "overrides-list", "spread-text", "generator-int", "data-dir-int"])
+def test_an_argument_of_the_wrong_kind_ends_in_one_zoo_error(vae_copy, call):
+    with pytest.raises(zoo.ZooError):
+        call(zoo.load(vae_copy))
+
+
+def test_the_card_of_an_evaluation_of_the_train_split_does_not_call_it_a_test(vae_copy):
+    zoo.evaluate(vae_copy, split="train", limit=40)
+    card = (vae_copy / "README.md").read_text()
+    assert "## Train metrics (40 train images)" in card and "## Test metrics" not in card
+
+
+def test_create_says_it_leaves_out_training_keys(capsys):
+    net = zoo.create("iwae", dataset="mnist", epochs=3, k=5)
+    assert net.config.k == 5
+    assert "leaves out the training keys dataset, epochs (zoo.train('iwae', ...) takes them)" in capsys.readouterr().err

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from zoo import registry
+from zoo.console import to_stderr
 from zoo.errors import ConfigError
 from zoo.model import ZooModel
 from zoo.runs import config as cfgmod
@@ -90,5 +91,9 @@ def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes:
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 0 <= num_classes <= 100_000:
         raise ConfigError(f"create: num_classes must be a whole number in 0..100000, not {num_classes!r:.60}")
     cls, model_cfg, _ = resolve_config(name, overrides=config)
+    training = sorted(set(config) - {f.name for f in cfgmod.fields_of(cls.Config)})
+    if training:  # checked by resolve_config as training keys, which building a model has no use for
+        to_stderr(f"note: zoo.create builds the model only and leaves out the training "
+                  f"key{'s' * (len(training) > 1)} {', '.join(training)} (zoo.train('{name}', ...) takes them)")
     runfiles.check_fits(cls, model_cfg, shape, num_classes, "cpu", copies=1, what="build")
     return cls(model_cfg, shape, num_classes)

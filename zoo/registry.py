@@ -190,6 +190,9 @@ def list_models() -> list[str]:
 
 
 def get_entry(name: str) -> PluginEntry:
+    if not isinstance(name, str):
+        raise UnknownModelError(f"a model is named by text, such as 'vae', not {name!r:.60}",
+                                "`zoo list` shows the installed models.")
     reg = load_registry()
     if name in reg.models:
         return reg.models[name]

@@ -313,6 +313,8 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
                   log: Callable[[str], None] | None = None) -> Callable[[int], torch.Tensor]:
     """`draw(k)`: k more codes as `latent_samples` describes them, the sampler fitted (or the class's
     statistics measured) once, so that many samples can be drawn batch by batch."""
+    if isinstance(spread, bool) or not isinstance(spread, (int, float, type(None))):
+        raise ConfigError(f"--spread must be a number, 0 or more, got {spread!r:.60}")
     spread = float(spread or 0.0)
     if not (0 <= spread < math.inf):
         raise ConfigError(f"--spread must be 0 or more (and finite), got {spread}")

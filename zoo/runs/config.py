@@ -337,6 +337,9 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
                    overrides: dict[str, Any] | None = None) -> tuple[type, Any, TrainConfig]:
     """Layer defaults < plugin training defaults < preset < config file < overrides; type-check it all."""
     cls = registry.get_model_class(name)
+    if overrides is not None and not isinstance(overrides, dict):
+        raise ConfigError(f"overrides are a dict of config keys to values, not {type(overrides).__name__}",
+                          "For example {'latent_dim': 16}.")
     values: dict[str, Any] = dict(getattr(cls, "train_defaults", {}))
     if preset:
         chosen = registry.get_preset(preset)

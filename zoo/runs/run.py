@@ -135,6 +135,9 @@ class Run:
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         self.require("sample")
         self._check_count(n)
+        if generator is not None and not isinstance(generator, torch.Generator):
+            raise ConfigError(f"generator must be a torch.Generator, not {generator!r:.60}",
+                              "For example torch.Generator(device=run.device).manual_seed(0).")
         return self.model.sample(n, generator=generator)
 
     @torch.no_grad()
@@ -223,8 +226,10 @@ class Run:
         points at the data set elsewhere than when it was trained. `grey`: every split in grey levels, even
         where the run was trained on binarised pixels (a grey level is the mean of its pixel's binarisations)."""
         train = self.train_config
+        if data_dir is not None and not isinstance(data_dir, (str, Path)):
+            raise ConfigError(f"data_dir is a folder's path, not {data_dir!r:.60}")
         if data_dir:
-            train.data_dir = data_dir
+            train.data_dir = str(data_dir)
         if grey:
             train.binarize = "none"
         return training_data(train, self.device, self.record)

@@ -34,7 +34,12 @@ EVAL_SEED = 0  # the random draws of an evaluation (see evaluate)
 def check_metric_options(model: ZooModel, options: dict) -> None:
     """An option of `zoo eval` (e.g. --iwae-k) is refused for a model whose `metrics` does not take it,
     rather than silently measuring without it."""
-    taken = inspect.signature(type(model).metrics).parameters
+    if not isinstance(options, dict):
+        raise ConfigError(f"options are a dict of metric settings, not {type(options).__name__}",
+                          "For example {'iwae_k': 1000}.")
+    # the settings `metrics` takes by name: not self and the batch before them, nor its **options catch-all
+    named = list(inspect.signature(type(model).metrics).parameters.values())[2:]
+    taken = {p.name for p in named if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     unknown = [k for k in options if k not in taken]
     if unknown:
         flag = "--" + unknown[0].replace("_", "-")
