@@ -28,7 +28,7 @@ def refuse_existing_run(run_dir: Path, overwrite: bool = False) -> None:
     if (run_dir / ckpt.CONFIG).exists() and not overwrite:
         raise RunError(f"{run_dir} already holds a run",
                        f"Continue it with `zoo train --resume {run_dir}`, replace it with --overwrite, "
-                       "or choose another --out.")
+                       "or choose another --out (from Python: zoo.train(resume=...), overwrite=True, out=...).")
 
 
 def remove_old_run(run_dir: Path, log) -> None:
