@@ -101,6 +101,14 @@ def test_a_resume_over_another_model_is_refused_and_touches_nothing(study):
     assert hashes(study / "st") == before
 
 
+def test_a_study_folder_resumed_as_another_model_without_space_names_the_model_it_searched(study):
+    before = hashes(study / "st")
+    assert_clean_error(invoke("search", "vae", "--out", study / "st", "--trials", "4"),
+                       f"{study / 'st'} holds a search over 'convae', not 'vae'",
+                       f"Resume it with zoo search convae --out {study / 'st'}")
+    assert hashes(study / "st") == before
+
+
 def test_another_study_name_in_a_folder_of_results_names_the_study_it_holds(study):
     before = hashes(study / "st")
     r = invoke("search", "convae", "--space", study / "s.toml", "--study", "other", "--out", study / "st")

@@ -3,6 +3,7 @@ from the command line and a space file by `prepare`."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -52,6 +53,19 @@ class Settings:
         return 3 * self.heartbeat
 
 
+def _check_folder_model(study_dir: Path, model: str) -> None:
+    """A study folder resumed without --space is a search over the model asked for (its summary.json says
+    which, once a search has finished there)."""
+    try:
+        searched = json.loads((study_dir / "summary.json").read_text()).get("model")
+    except (OSError, ValueError, AttributeError):
+        return  # none yet, or unreadable: the study's own record is checked later (resume.check_same_study)
+    if isinstance(searched, str) and searched != model:
+        raise ConfigError(f"{study_dir} holds a search over '{searched}', not '{model}'",
+                          f"Resume it with zoo search {searched} --out {study_dir}, or search {model} in another "
+                          "--out.")
+
+
 def prepare(model: str, space: str | Path | None = None, *, study: str | None = None, out: str | Path | None = None,
             storage: str | None = None, strategy: str | None = None, pruner: str | None = None,
             trials: int | None = None, cv: int | None = None, seed: int | None = None, timeout: float | None = None,
@@ -78,6 +92,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         if not (study_dir / "space.toml").is_file():
             raise ConfigError(f"no study folder {study_dir} with a space.toml to resume",
                               "Give --space FILE, or --out with the study's folder.")
+        _check_folder_model(study_dir, model)  # before its space is read as this model's
         sp = load_space(study_dir / "space.toml")
         study = study or folder_study_name(study_dir)
         if study is None:  # a study kept in a database, or a journal of several
