@@ -160,5 +160,6 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
         label = run_dir.resolve().name if owned else catalogued_name(str(source))
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
     why = (f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
+           f"{run_dir} no longer exists" if owned and not run_dir.is_dir() else
            f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours")
     return folder, why
