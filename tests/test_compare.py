@@ -183,6 +183,9 @@ def test_runs_without_the_default_metric_are_said_to_be_in_the_order_given_with_
     assert "sorted by" not in out and "note: val_loss" not in out  # nor a caveat on a metric no run has
     out = assert_ok(invoke("compare", "iwae-mnist", "vae-mnist"))  # vae-mnist models grey levels: no bound
     assert out.startswith("2 runs, in the order given (none has val_loss: --sort test_bce sorts them)")
+    out = assert_ok(invoke("compare", "vae-mnist", "gan-mnist"))  # no test metric in common
+    assert out.startswith("2 runs, in the order given (none has val_loss: --sort test_bce sorts them, those "
+                          "without it last)")
 
 
 def test_a_run_pulled_from_a_folder_hub_is_compared_by_its_cards_training_metrics(runs, tmp_path):

@@ -172,7 +172,8 @@ class Comparison:
         every = set.intersection(*(r.known() for r in self.runs)) if self.runs else set()
         known = sorted(every) or sorted(set().union(*(r.known() for r in self.runs)))  # those every run has, first
         likely = [k for k in known if k.startswith("test_nll")] or [k for k in known if k.startswith("test_")] or known
-        hint = f"--sort {likely[0]} sorts them" if likely else "they have no metric to sort by"
+        hint = (f"--sort {likely[0]} sorts them" + ("" if every else ", those without it last")) if likely \
+            else "they have no metric to sort by"
         return f"in the order given (none has {self.metric}: {hint})"
 
 
