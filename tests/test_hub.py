@@ -306,6 +306,11 @@ def test_a_percent_encoded_file_uri_names_the_folder_it_encodes(digits_run, tmp_
     zhub.push(digits_run, dest.as_uri())
     assert (dest / "model.safetensors").is_file() and not (tmp_path / "team%20hub").exists()
     assert_same_tensors(zoo.load(dest.as_uri()).model.state_dict(), weights(digits_run / "model.safetensors"))
+    odd = tmp_path / "v@1 50%"  # the location push prints loads the folder it wrote, whatever its name holds
+    pushed = zhub.push(digits_run, odd.as_uri())
+    assert (odd / "model.safetensors").is_file() and zoo.load(pushed.location).folder != odd
+    with pytest.raises(zhub.HubError, match="NUL character"):
+        zhub.parse("file:///tmp/a%00b")
 
 
 def test_file_names_a_hub_may_list():

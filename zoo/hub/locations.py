@@ -37,7 +37,7 @@ class Location:
     def __str__(self) -> str:
         if self.kind == "hf":
             return f"{HF_SCHEME}{self.repo}" + (f"@{self.revision}" if self.revision else "")
-        return f"{FILE_SCHEME}{self.path}"
+        return self.path.as_uri()  # percent-encoded as parse() decodes it: a "%" or "@" in a name round-trips
 
 
 def is_hub_source(source: Any) -> bool:
@@ -66,5 +66,8 @@ def parse(source: str) -> Location:
             raise HubError(f"'{source}' is not a folder hub location",
                            "Write file:///absolute/path/to/folder; a folder hub keeps one version, no @revision.")
         # A file URI percent-encodes (Path.as_uri(), a browser's address bar): file:///a%20b is the folder "a b"
-        return Location("file", path=Path(os.path.expanduser(urllib.parse.unquote(rest))).absolute())
+        rest = urllib.parse.unquote(rest)
+        if "\x00" in rest:
+            raise HubError(f"'{source}' names a folder with a NUL character in it, which no file system allows")
+        return Location("file", path=Path(os.path.expanduser(rest)).absolute())
     raise HubError(f"'{source}' is not a hub location", "Use hf://ORG/NAME[@REVISION] or file:///PATH.")

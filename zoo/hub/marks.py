@@ -110,7 +110,7 @@ def list_folder_hub(root: Path) -> list[dict]:
         config = read_json(folder / CONFIG) if (folder / CONFIG).is_file() else None
         config = config if isinstance(config, dict) else {}
         data = config.get("data") if isinstance(config.get("data"), dict) else {}
-        entries.append({"location": f"file://{folder.absolute()}", "name": str(folder.relative_to(root)),
+        entries.append({"location": folder.absolute().as_uri(), "name": str(folder.relative_to(root)),
                         "model": config.get("model") if isinstance(config.get("model"), str) else "?",
                         "dataset": data.get("name") if isinstance(data.get("name"), str) else "?",
                         "pushed": mark.stat().st_mtime})
