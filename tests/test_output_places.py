@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import assert_ok, invoke, is_png, write_idx_set
+from conftest import assert_clean_error, assert_ok, invoke, is_png, write_idx_set
 
 import zoo
 
@@ -38,3 +38,10 @@ def _tiny_mnist(tmp_path: Path) -> Path:
     """A data folder whose `mnist` is 64 random 28×28 images: enough to evaluate a catalogued MNIST model."""
     write_idx_set(tmp_path / "data" / "mnist", n_train=64, n_test=64)
     return tmp_path / "data"
+
+
+def test_latent_out_into_another_run_never_replaces_its_csv(digits_run, vae_copy, tmp_path):
+    (vae_copy / "x.csv").write_text("that run's own file")
+    assert_clean_error(invoke("latent", digits_run, "--n", "50", "--method", "pca", "--out", vae_copy / "x.png"),
+                       "would replace x.csv of another run")
+    assert (vae_copy / "x.csv").read_text() == "that run's own file" and not (vae_copy / "x.png").exists()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import shutil
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY, quiet
@@ -23,6 +24,16 @@ def test_evaluate_refuses_to_save_results_of_a_module_changed_since_it_was_loade
         zoo.evaluate(run)
     assert not (vae_copy / "eval.json").exists()
     assert zoo.evaluate(run, save=False)["metrics"]["mse"] != on_file  # measured, as asked, without saving
+
+
+def test_sample_quality_and_noise_sweep_refuse_to_save_results_of_a_changed_module(vae_copy):
+    run = zoo.load(vae_copy)
+    with torch.no_grad():
+        next(run.model.parameters()).add_(1.0)
+    for task in (lambda: zoo.sample_quality(run, features=vae_copy, n=100), lambda: zoo.noise_sweep(run)):
+        with pytest.raises(RunError, match="run.model's weights changed since they were loaded"):
+            task()
+    assert not (vae_copy / "quality.json").exists() and not (vae_copy / "noise_sweep.json").exists()
 
 
 def test_evaluate_refuses_to_save_results_for_a_file_replaced_since_the_run_was_loaded(vae_copy, tmp_path):
@@ -53,12 +64,20 @@ def test_an_evaluation_limit_that_is_no_count_of_images_is_refused_and_writes_no
     assert not (vae_copy / "eval.json").exists()
 
 
-@pytest.mark.parametrize("n", [0, 2.5, "4", None, True])
+@pytest.mark.parametrize("n", [0, 2.5, "4", None, True, 2000])
 def test_a_picture_count_that_is_no_count_is_refused_by_reconstruct_and_denoise(vae_copy, tmp_path, n):
     for task in (zoo.reconstruct, zoo.denoise):
-        with pytest.raises(ConfigError, match="--n must be a whole number of at least 1"):
+        with pytest.raises(ConfigError, match="--n must be a whole number from 1 to"):  # the CLI's ranges
             task(vae_copy, n=n, out=tmp_path / "r.png")
     assert not (tmp_path / "r.png").exists()
+
+
+def test_numpys_whole_numbers_count_as_whole_numbers(vae_copy, tmp_path):
+    assert zoo.reconstruct(vae_copy, n=np.int64(4), out=tmp_path / "r.png").is_file()
+    result = zoo.evaluate(vae_copy, limit=np.int64(5), options={"iwae_k": np.int64(3)}, save=False)
+    assert result["images"] == 5 and "nll_iwae_k3_nats" in result["metrics"]
+    with pytest.raises(ConfigError, match="option iwae_k is a number or text"):
+        zoo.evaluate(vae_copy, limit=5, options={"iwae_k": torch.tensor(3)}, save=False)
 
 
 @pytest.mark.parametrize("n", [0, -5, 2.5, "100", 99])

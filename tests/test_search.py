@@ -128,7 +128,7 @@ def test_a_study_resumes_by_name_or_by_its_folder_alone_and_keeps_its_trials(tpe
     assert "resuming with 10 trials stored" in out  # the space comes from the study folder
     assert [int(r["number"]) for r in rows(study_dir)] == list(range(12))
     r = invoke("search", "dae", "--study", "s", "--out", study_dir, "--trials", "13")
-    assert_clean_error(r, "is a search over 'convae'")
+    assert_clean_error(r, "a search over 'convae', not 'dae'")
     out = assert_ok(invoke("search", "convae", "--out", study_dir, "--trials", "13"))  # the study's name: its journal's
     assert "resuming with 12 trials stored" in out
     assert [int(r["number"]) for r in rows(study_dir)] == list(range(13))

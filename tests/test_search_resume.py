@@ -97,7 +97,7 @@ def test_a_resume_that_differs_in_two_settings_names_both(study):
 def test_a_resume_over_another_model_is_refused_and_touches_nothing(study):
     before = hashes(study / "st")
     r = invoke("search", "dae", "--space", study / "s.toml", "--study", "s", "--out", study / "st", "--trials", "4")
-    assert_clean_error(r, "is a search over 'convae', not 'dae'", "Resume it as a search over 'convae'")
+    assert_clean_error(r, "holds a search over 'convae', not 'dae'", "Resume it with zoo search convae --out")
     assert hashes(study / "st") == before
 
 
@@ -106,6 +106,8 @@ def test_a_study_folder_resumed_as_another_model_without_space_names_the_model_i
     assert_clean_error(invoke("search", "vae", "--out", study / "st", "--trials", "4"),
                        f"{study / 'st'} holds a search over 'convae', not 'vae'",
                        f"Resume it with zoo search convae --out {study / 'st'}")
+    assert_clean_error(invoke("search", "vae", "--space", study / "s.toml", "--study", "other", "--out", study / "st"),
+                       f"{study / 'st'} holds a search over 'convae', not 'vae'")  # with a space and a name too
     assert hashes(study / "st") == before
 
 

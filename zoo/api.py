@@ -94,6 +94,7 @@ def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes:
     training = sorted(set(config) - {f.name for f in cfgmod.fields_of(cls.Config)})
     if training:  # checked by resolve_config as training keys, which building a model has no use for
         to_stderr(f"note: zoo.create builds the model only and leaves out the training "
-                  f"key{'s' * (len(training) > 1)} {', '.join(training)} (zoo.train('{name}', ...) takes them)")
+                  f"key{'s' * (len(training) > 1)} {', '.join(training)} (zoo.train('{name}', ...) takes "
+                  f"{'them' if len(training) > 1 else 'it'})")
     runfiles.check_fits(cls, model_cfg, shape, num_classes, "cpu", copies=1, what="build")
     return cls(model_cfg, shape, num_classes)

@@ -24,7 +24,7 @@ from zoo.analysis.plots import pyplot, save_png
 from zoo.data.datasets import class_name
 from zoo.errors import ConfigError
 from zoo.runs.checkpoint import atomic_write
-from zoo.runs.files import picture_output
+from zoo.runs.files import check_output, picture_output
 from zoo.runs.loading import load
 from zoo.tracking import code_loggers
 
@@ -185,6 +185,8 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     projected = latent_dim(net) > 2
     default = f"latent-{method}.png" if projected else "latent.png"
     path = picture_output(out, own=net.folder) or net.output_dir / default
+    if out:  # the coordinates beside it, checked as the picture is (never over another run's file)
+        check_output(path.with_suffix(".csv"), own=net.folder)
     c = net_codes(net, split, n, data_dir)
     start = time.perf_counter()
     proj = project(c.z, method, seed=seed, labels=c.labels, where=c.where())

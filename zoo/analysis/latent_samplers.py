@@ -220,20 +220,20 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
                        f"the '{cls.name}' sampler on", "Load it with zoo.load(RUN).")
     run.require("encode")
     run_dir = run.folder
-    # A run the user owns keeps its fitted samplers; a catalogued or downloaded one is left untouched,
-    # so they go with its other outputs (Run.output_dir) instead.
-    path = sampler_path(run.output_dir, cls.name)
     digest = _weights_digest(run_dir)
     dim = latent_dim(run)
     identity = run_identity(run.record)  # which run's codes a saved sampler was fitted on
     changed = run.weights_changed()  # codes of weights that are not the file's: fitted afresh, never saved
+    # A run the user owns keeps its fitted samplers; a catalogued or downloaded one is left untouched (its
+    # shipped sampler read first), so they go with its other outputs (Run.output_dir) instead: a folder
+    # decided, and noted, only when the sampler is not in the run's own.
     if not refit and not changed:
-        shipped = [sampler_path(run_dir, cls.name)] if run.output_dir != run_dir else []
-        for candidate in [path, *shipped]:
-            saved = _read_saved(candidate, cls, digest, dim, identity, log or to_stderr)
+        for candidate in (lambda: sampler_path(run_dir, cls.name), lambda: sampler_path(run.output_dir, cls.name)):
+            saved = _read_saved(candidate(), cls, digest, dim, identity, log or to_stderr)
             if saved is not None:
                 _warn_if_poor(saved, log)
                 return saved
+    path = sampler_path(run.output_dir, cls.name)
     codes, _, _ = split_codes(run, FIT_SPLIT, data_dir)
     if codes.shape[0] < 2:
         raise ConfigError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")

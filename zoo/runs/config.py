@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import numbers
 import sys
 import types
 import typing
@@ -318,10 +319,11 @@ def _toml_value(v: Any) -> str:
 def check_count(value: Any, what: str, low: int = 1, high: int | None = None) -> int:
     """A count the caller gave (images, samples, a limit) as a whole number in low .. high, or a ConfigError
     naming it: never a float, text or bool taken as one, nor a 0 or negative one taken as "all"."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < low or (high is not None and value > high):
+    whole = isinstance(value, numbers.Integral) and not isinstance(value, bool)  # numpy's integers too
+    if not whole or value < low or (high is not None and value > high):
         span = f"from {low:,} to {high:,}" if high is not None else f"of at least {low:,}"
         raise ConfigError(f"{what} must be a whole number {span}, got {value!r:.60}")
-    return value
+    return int(value)
 
 
 def check_seed(seed: Any, what: str = "--seed") -> int:

@@ -77,7 +77,8 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
               f"on {dataset} images of shape {tuple(data.get('shape', ()))}.", ""]
     if metrics:
         split = str(eval_result.get("split", "test"))  # a quick look at the train split is not called a test
-        lines += [f"## {split.capitalize()} metrics ({eval_result.get('images')} {split} images)", "",
+        heading = {"val": "Validation"}.get(split, split.capitalize())
+        lines += [f"## {heading} metrics ({eval_result.get('images')} {split} images)", "",
                   "| metric | value | standard error |", "| --- | --- | --- |"]
         errors = eval_result.get("standard_errors", {})  # the spread over the images over √N (older evals: none)
         lines += [f"| {k} | {v:.5g} | {f'{errors[k]:.2g}' if k in errors else '—'} |" for k, v in metrics.items()]

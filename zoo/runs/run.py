@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from zoo.data import ImageData, load_dataset
-from zoo.errors import CapabilityError, ConfigError
+from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
@@ -72,6 +72,14 @@ class Run:
         if self.state_digest and ckpt.tensor_digest(self.model.state_dict()) != self.state_digest:
             return f"run.model's weights changed since they were loaded from {path}"
         return None
+
+    def check_saveable(self) -> None:
+        """Refuse, before the work, to save results that would be recorded as the file's weights' when they
+        are not (weights_changed)."""
+        changed = self.weights_changed()
+        if changed:
+            raise RunError(f"{changed}: the results would be recorded as those of the weights in the file",
+                           "Measure it with save=False, or zoo.load the run again for the weights in its file.")
 
     @functools.cached_property
     def output_dir(self) -> Path:

@@ -102,6 +102,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         sp = load_space(space)
     name = study or f"{model}-{Path(sp.source).stem}"
     study_dir = study_dir or Path("studies") / name
+    _check_folder_model(study_dir, model)
     _check_study_folder(study_dir)
     search, obj = sp.search, sp.objective
 

@@ -71,7 +71,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     check_seed(seed)
     run = load(source, device=device)
     run.require("reconstruct")
-    check_count(n, "--n")
+    n = check_count(n, "--n", 1, 1024)
     gen = torch.Generator(device=run.device).manual_seed(seed)
     # A user's images get a picture named after them: a later denoising of the test set (denoised.png)
     # does not replace it, nor leave it beside files of another input.
@@ -140,6 +140,8 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     check_seed(seed)
     run = load(source, device=device)
     run.require("reconstruct")
+    if save:
+        run.check_saveable()
     base = load(baseline, device=str(run.device)) if baseline is not None else None
     if base is not None:
         base.require("reconstruct")

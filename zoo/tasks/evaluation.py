@@ -6,6 +6,7 @@ import csv
 import inspect
 import io
 import math
+import numbers
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +32,9 @@ from zoo.training.batching import growing_spans, to_batch
 EVAL_SEED = 0  # the random draws of an evaluation (see evaluate)
 
 
-def check_metric_options(model: ZooModel, options: dict) -> None:
-    """An option of `zoo eval` (e.g. --iwae-k) is refused for a model whose `metrics` does not take it,
-    rather than silently measuring without it."""
+def check_metric_options(model: ZooModel, options: dict) -> dict:
+    """The options of `zoo eval` (e.g. --iwae-k) as plain values (numpy's numbers as Python's); one is
+    refused for a model whose `metrics` does not take it, rather than silently measuring without it."""
     if not isinstance(options, dict):
         raise ConfigError(f"options are a dict of metric settings, not {type(options).__name__}",
                           "For example {'iwae_k': 1000}.")
@@ -45,6 +46,14 @@ def check_metric_options(model: ZooModel, options: dict) -> None:
         flag = "--" + unknown[0].replace("_", "-")
         raise ConfigError(f"{flag} does not apply to model '{model.name}': its metrics take no '{unknown[0]}'",
                           f"Leave it out ({flag} applies to models whose metrics take it, e.g. a likelihood bound).")
+    plain = {}
+    for k, v in options.items():  # recorded in eval.json and in the key of its saved progress: JSON values
+        if isinstance(v, numbers.Number) and not isinstance(v, (bool, complex)):
+            v = int(v) if isinstance(v, numbers.Integral) else float(v)
+        elif v is not None and not isinstance(v, (bool, str)):
+            raise ConfigError(f"option {k} is a number or text, not {v!r:.60}")
+        plain[k] = v
+    return plain
 
 
 def _no_metrics(run: Run, source) -> CapabilityError:
@@ -69,12 +78,12 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     metric: e.g. −log p(x) as an outlier score). An evaluation that runs longer than a few seconds shows a
     progress bar on stderr; `progress` None: when stderr is a terminal."""
     if limit is not None:  # never 0 or a negative number taken as "all" or "all but the last few"
-        check_count(limit, "--limit", 1, 10_000_000)
+        limit = check_count(limit, "--limit", 1, 10_000_000)
     run = load(source, device=device)
     model = run.model
-    check_metric_options(model, options or {})  # first: --iwae-k on a GAN is an option it does not take
+    options = check_metric_options(model, options or {})  # first: --iwae-k on a GAN is an option it does not take
     if not model.has_test_metrics():
-        raise _no_metrics(run, source)
+        raise _no_metrics(run, run.source)
     _say_if_untrained(run)
     if per_image is not None:
         per_image = per_image_output(per_image, run)
@@ -83,10 +92,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     # Which weights are measured, as they were loaded: readers of eval.json ignore it once model.safetensors
     # holds other weights (a resumed run trained further), see ckpt.read_eval. Results on a module changed
     # since (fine-tuned through run.model), or on a file replaced since, would be recorded as the file's.
-    changed = run.weights_changed()
-    if save and changed:
-        raise RunError(f"{changed}: the results would be recorded as those of the weights in the file",
-                       "Measure it with save=False, or save the weights as a run first and evaluate that run.")
+    if save:
+        run.check_saveable()
     measured = run.file_digest or ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
     data = run.dataset(data_dir)
     x, y = data.split(check_split(split))
@@ -134,7 +141,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
             saved.interrupted(n)
             raise
     if not sums:
-        raise _no_metrics(run, source)
+        raise _no_metrics(run, run.source)
     result = {"model": run.record["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.pixels(), "classes": list(data.classes),
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}, ckpt.WEIGHTS_DIGEST: measured,
@@ -222,7 +229,7 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
     if not run.can("reconstruct"):
         raise CapabilityError(f"model '{run.name}' cannot reconstruct images",
                               f"It can: {', '.join(run.capabilities()) or 'nothing listed'}.")
-    check_count(n, "--n")
+    n = check_count(n, "--n", 1, 256)
     x, _ = run.data(split, data_dir)
     xb = x[:n].float() / 255.0
     out = runfiles.picture_output(out, own=run.folder) or run.output_dir / "reconstructions.png"

@@ -98,11 +98,11 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     (`sampler="gmm"`, ...), or around the mean code of a class (`class_label=7`)."""
     check_seed(seed)
     if per_class is not None:
-        check_count(per_class, "--per-class")
+        per_class = check_count(per_class, "--per-class", 1, 2_500)
         if sampler is not None or class_label is not None or spread or n is not None:
             raise ConfigError("--per-class draws every class: it goes without --n, --class, --sampler and --spread")
     n = 64 if n is None else n  # the default; --per-class sets it from the classes below
-    check_count(n, "--n")
+    n = check_count(n, "--n", 1, 100_000)
     own = source.folder if isinstance(source, Run) else \
         source if isinstance(source, (str, Path)) and Path(source).is_dir() else None  # the run folder it reads
     out = runfiles.picture_output(out, tensors=True, own=own)
@@ -123,7 +123,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     elif sampler is not None and class_label is None and not run.can("decode"):
         raise ConfigError(f"--sampler {sampler}: a latent sampler draws codes for an autoencoder's decoder, and "
                               f"model '{run.name}' has none",
-                              f"It samples by itself: zoo generate {source}" if run.can("sample") else
+                              f"It samples by itself: zoo generate {run.source}" if run.can("sample") else
                               f"It can: {', '.join(run.capabilities()) or 'nothing listed'}.")
     elif sampler is None and class_label is None:
         if not run.can("sample") and not run.can("decode"):  # a classifier: nothing to make images with
@@ -131,9 +131,9 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                                   f"It can: {', '.join(run.capabilities()) or 'nothing listed'}. Generate with "
                                   "an autoencoder, a VAE or a GAN (zoo list).")
         if not run.can("sample"):
-            shipped = shipped_sampler(source)
-            use = (f"zoo generate {source} --sampler {shipped[1]} (shipped with it; `zoo list` shows the others)"
-                   if shipped else f"zoo generate {source} --sampler gmm (or gaussian, standard-normal)")
+            shipped = shipped_sampler(run.source)
+            use = (f"zoo generate {run.source} --sampler {shipped[1]} (shipped with it; `zoo list` shows the "
+                   "others)" if shipped else f"zoo generate {run.source} --sampler gmm (or gaussian, standard-normal)")
             raise CapabilityError(f"model '{run.name}' cannot sample by itself",
                                   f"Sample its latent space with a fitted sampler: {use}, "
                                   f"or decode around a class mean with --class LABEL.")

@@ -56,11 +56,13 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     `inception` (a weights file or folder, or True / "auto": torch hub's cache) adds Inception FID, KID
     and IS of the same samples through torch-fidelity under "inception"; the weights are never downloaded."""
     check_seed(seed)
-    check_count(n, "--fid-n", 100, 1_000_000)  # as the CLI's: fewer than 100 images give no usable FID
+    n = check_count(n, "--fid-n", 100, 1_000_000)  # as the CLI's: fewer than 100 images give no usable FID
     if inception:  # a missing file or library fails before minutes of sampling
         inception_mod.find_weights(inception)
         inception_mod.require_library()
     run = load(source, device=device)
+    if save:
+        run.check_saveable()
     if sampler is None:
         run.require("sample")
     train_cfg = run.record["train"]
