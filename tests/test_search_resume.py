@@ -311,6 +311,9 @@ def test_a_study_whose_journal_is_gone_or_damaged_is_refused_and_its_results_kep
     expected = "is damaged at line" if damage in ("cut", "torn") else "holds a search's results"
     assert_clean_error(invoke("search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st",
                               "--trials", "3"), expected, code=1)  # a file's state, not the command line
+    if damage in ("emptied", "deleted"):  # resumed by its folder alone, the journal is named too
+        assert_clean_error(invoke("search", "convae", "--out", study / "st", "--trials", "3"),
+                           f"its journal {journal} is {'empty' if damage == 'emptied' else 'missing'}", code=1)
     assert hashes(study / "st") == before
 
 

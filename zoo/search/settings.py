@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
-from zoo.errors import ConfigError, ZooError
+from zoo.errors import ConfigError, RunError, ZooError
 from zoo.runs.config import TrainConfig, check_seed, field_type, fields_of, resolve_config
 from zoo.search.objective import metric_key
 from zoo.search.space import PRUNERS, STRATEGIES, Space, load_space
-from zoo.search.study import folder_study_name, normalise_url
+from zoo.search.study import JOURNAL, folder_study_name, normalise_url
 
 
 class Interrupted(ZooError):
@@ -95,6 +95,11 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         _check_folder_model(study_dir, model)  # before its space is read as this model's
         sp = load_space(study_dir / "space.toml")
         study = study or folder_study_name(study_dir)
+        journal = study_dir / JOURNAL
+        if study is None and storage is None and (not journal.is_file() or journal.stat().st_size == 0):
+            raise RunError(f"{study_dir} holds a search, but its journal {journal} is "
+                           f"{'empty' if journal.is_file() else 'missing'}",
+                           "Restore it, or start the new study in another --out.")
         if study is None:  # a study kept in a database, or a journal of several
             raise ConfigError(f"{study_dir}'s journal holds no single study to resume",
                               "Give --study NAME (or --space FILE) as when it began.")

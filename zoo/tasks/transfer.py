@@ -46,7 +46,7 @@ def finetune(source: str | Path | Run, *, hidden: list[int] | tuple[int, ...] = 
     features="latent" reads the code (a VAE's mean); "conv" reads the flattened conv features.
     `model`: which installed transfer model to train, when there is more than one."""
     cls = _pick(model)
-    src = load(source)
+    src = load(source, device=None if isinstance(source, Run) else "cpu")  # a caller's Run stays where it is
     values, init = cls.transfer_from(src, hidden=list(hidden), freeze=freeze, unfreeze_last=unfreeze_last,
                                      features=features)
     src_train = src.record["train"]
