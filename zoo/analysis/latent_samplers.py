@@ -190,9 +190,8 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, ide
     fitted_on = meta.get("run", "")
     if fitted_on and identity and fitted_on != identity:  # files saved before runs were recorded: refitted
         raise RunError(f"{path} holds a sampler fitted on another run's codes ({fitted_on}), not on this run's "
-                          f"({identity}); it was left as it is",
-                          f"Delete it (rm {path}) and zoo fits the '{cls.name}' sampler on this run's training "
-                          f"codes.")
+                       f"({identity}); it was left as it is",
+                       f"Delete it (rm {path}) and zoo fits the '{cls.name}' sampler on this run's training codes.")
     if meta.get("sampler") not in (None, cls.name):  # a file renamed or copied over: said, not silently replaced
         log(f"note: {path} holds a '{meta.get('sampler')}' sampler, not a '{cls.name}' one; the {cls.name} sampler "
             "is fitted again in its place")

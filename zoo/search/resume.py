@@ -119,7 +119,7 @@ def study_record(user_attrs: dict[str, Any]) -> dict[str, Any] | None:
 def _lost_study(settings: Settings, results: list[str], why: str, hint: str | None = None) -> RunError:
     # A new study in this folder would replace those results, whatever its name: only another --out helps.
     return RunError(f"{settings.study_dir} holds a search's results ({', '.join(results)}), but {why}",
-                       hint or "Restore it, or start the new study in another --out.")
+                    hint or "Restore it, or start the new study in another --out.")
 
 
 def check_journal(path: Path) -> None:
@@ -138,7 +138,7 @@ def check_journal(path: Path) -> None:
             ok = False
         if not ok:
             raise RunError(f"the study's journal {path} is damaged at line {number} (not a record Optuna wrote)",
-                              "Restore it from a copy, or start the new study in another --out.")
+                           "Restore it from a copy, or start the new study in another --out.")
 
 
 def reusable(meta: dict[str, Any], settings: Settings, space: Space) -> dict[str, Any]:

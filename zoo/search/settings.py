@@ -54,8 +54,8 @@ class Settings:
 
 
 def _check_folder_model(study_dir: Path, model: str) -> None:
-    """A study folder resumed without --space is a search over the model asked for (its summary.json says
-    which, once a search has finished there)."""
+    """A study folder searched again is a search over the model asked for (its summary.json says which,
+    once a search has finished there): checked before its space is read as this model's."""
     try:
         searched = json.loads((study_dir / "summary.json").read_text()).get("model")
     except (OSError, ValueError, AttributeError):
@@ -92,7 +92,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         if not (study_dir / "space.toml").is_file():
             raise ConfigError(f"no study folder {study_dir} with a space.toml to resume",
                               "Give --space FILE, or --out with the study's folder.")
-        _check_folder_model(study_dir, model)  # before its space is read as this model's
+        _check_folder_model(study_dir, model)
         sp = load_space(study_dir / "space.toml")
         study = study or folder_study_name(study_dir)
         journal = study_dir / JOURNAL
