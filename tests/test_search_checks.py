@@ -183,7 +183,7 @@ def test_search_and_cv_refuse_a_seed_outside_0_to_2_32_with_a_clean_error(tmp_pa
 
 @pytest.mark.parametrize("seed", [-1, 2**32, 2**64, True, 1.5])
 def test_the_python_api_refuses_a_seed_outside_0_to_2_32(tmp_path, seed):
-    with pytest.raises(ConfigError, match="--seed must be a whole number from 0 to 4294967295"):
+    with pytest.raises(ConfigError, match="--seed must be a whole number from 0 to 4,294,967,295"):
         run_search("convae", write_space(tmp_path / "s.toml"), out=tmp_path / "s", seed=seed, log=quiet)
     assert not (tmp_path / "s").exists()
 
@@ -191,7 +191,7 @@ def test_the_python_api_refuses_a_seed_outside_0_to_2_32(tmp_path, seed):
 def test_a_space_files_seed_outside_0_to_2_32_is_refused_naming_it(tmp_path):
     space = write_space(tmp_path / "s.toml", search="seed = -1\n")
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
-                       "[search] seed must be a whole number from 0 to 4294967295", code=2)
+                       "[search] seed must be a whole number from 0 to 4,294,967,295", code=2)
     settings, _ = prepare("convae", write_space(tmp_path / "top.toml", search=f"seed = {2**32 - 1}\n"))
     assert settings.seed == 2**32 - 1  # the largest seed is fine
 

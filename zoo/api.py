@@ -88,8 +88,7 @@ def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes:
     if not isinstance(name, str):
         raise ConfigError(f"create: the model is named by a string (zoo.list_models()), not {name!r:.60}")
     shape = runfiles.check_image_shape(shape)
-    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or not 0 <= num_classes <= 100_000:
-        raise ConfigError(f"create: num_classes must be a whole number in 0..100000, not {num_classes!r:.60}")
+    num_classes = cfgmod.check_count(num_classes, "create: num_classes", 0, 100_000)
     cls, model_cfg, _ = resolve_config(name, overrides=config)
     training = sorted(set(config) - {f.name for f in cfgmod.fields_of(cls.Config)})
     if training:  # checked by resolve_config as training keys, which building a model has no use for

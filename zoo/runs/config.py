@@ -328,9 +328,7 @@ def check_count(value: Any, what: str, low: int = 1, high: int | None = None) ->
 
 def check_seed(seed: Any, what: str = "--seed") -> int:
     """A seed as an int in 0 .. 2**32-1, or a ConfigError (not an overflow deep inside a library)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= SEED_MAX:
-        raise ConfigError(f"{what} must be a whole number from 0 to {SEED_MAX}, got {seed!r}")
-    return seed
+    return check_count(seed, what, 0, SEED_MAX)
 
 
 # ------------------------------------------------------------------------------------- resolution

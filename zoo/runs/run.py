@@ -19,7 +19,7 @@ from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
-from zoo.runs.config import TrainConfig
+from zoo.runs.config import TrainConfig, check_count
 
 SPLITS = ("train", "val", "test")
 
@@ -142,7 +142,7 @@ class Run:
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         self.require("sample")
-        self._check_count(n)
+        n = self._check_count(n)
         if generator is not None and not isinstance(generator, torch.Generator):
             raise ConfigError(f"generator must be a torch.Generator, not {generator!r:.60}",
                               "For example torch.Generator(device=run.device).manual_seed(0).")
@@ -170,16 +170,16 @@ class Run:
         self.require("classify")
         return self.model.classify(self.images(x))
 
-    def _check_count(self, n) -> None:
+    def _check_count(self, n) -> int:
         """A whole number of images that fits in the memory at hand (as floats, with room to spare)."""
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"how many images: a whole number of at least 1, not {n!r:.60}")
+        n = check_count(n, "how many images (n)")
         need = 4 * n * math.prod(self.shape)
         free = runfiles.available_memory(self.device)
         if free is not None and 4 * need > free:
             raise ConfigError(f"{n} images of shape {list(self.shape)} need {need / 2**30:.1f} GiB, and "
                               f"{free / 2**30:.1f} GiB are free on {self.device}",
                               "Draw them in batches (zoo generate --out x.safetensors streams them).")
+        return n
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
         """`x` as the model takes it: a float batch [N, C, H, W] in [0, 1] on its device (uint8 images

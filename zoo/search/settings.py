@@ -92,8 +92,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         if not (study_dir / "space.toml").is_file():
             raise ConfigError(f"no study folder {study_dir} with a space.toml to resume",
                               "Give --space FILE, or --out with the study's folder.")
-        _check_folder_model(study_dir, model)
-        sp = load_space(study_dir / "space.toml")
+        sp = load_space(study_dir / "space.toml")  # read as this model's only after _check_folder_model below
         study = study or folder_study_name(study_dir)
         journal = study_dir / JOURNAL
         if study is None and storage is None and (not journal.is_file() or journal.stat().st_size == 0):
