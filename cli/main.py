@@ -79,12 +79,14 @@ def info(model, as_json):
             rng = f"  [{r['range']}]" if r["range"] else ""
             click.echo(f"  {r['name']:<{w}}  {r['type']:<9}  default {default}{rng}\n  {'':<{w}}  {r['help']}")
     click.echo("\npresets (--preset NAME):")
-    if not data["presets"]:
+    if not data["presets"] and not data["presets_that_fit"]:
         click.echo("  none")
     for name, p in data["presets"].items():
         click.echo(f"  {name}: {p.get('description', '')}")
         if p.get("source"):
             click.echo(f"    source: {p['source']}")
+    for name, p in data["presets_that_fit"].items():
+        click.echo(f"  {name} ({p.get('model')}'s; its keys fit {data['name']}): {p.get('description', '')}")
 
 
 def _names_a_run(text: str) -> bool:

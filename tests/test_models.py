@@ -6,11 +6,12 @@ import sys
 
 import pytest
 import torch
-from conftest import REPO
+from conftest import REPO, assert_ok, invoke
 from torch import nn
 
 import zoo
 from zoo.errors import ConfigError, UnknownModelError
+from zoo.runs.config import resolve_config
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -56,6 +57,16 @@ def test_loss_is_a_scalar_that_trains():
 def test_model_info_lists_the_presets_of_registry_toml():
     assert set(zoo.model_info("convae")["presets"]) == {n for n, p in PRESETS.items() if p["model"] == "convae"}
     assert {"convae-lab", "convae-fashion-report", "convae-latent2-report"} <= set(PRESETS)
+
+
+def test_model_info_lists_other_models_presets_that_fit_and_training_takes_them():
+    fits = zoo.model_info("iwae")["presets_that_fit"]
+    assert "vae-mnist" in fits and fits["vae-mnist"]["model"] == "vae" and not zoo.model_info("iwae")["presets"]
+    assert not set(zoo.model_info("convae")["presets_that_fit"])  # a VAE's or GAN's keys are no ConvAE's
+    _, config, train = resolve_config("iwae", preset="vae-mnist")
+    assert config.latent_dim == PRESETS["vae-mnist"]["config"]["latent_dim"] and train.epochs == 30
+    out = assert_ok(invoke("info", "iwae"))
+    assert "vae-mnist (vae's; its keys fit iwae)" in out and "none" not in out.split("presets (--preset NAME):")[1]
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

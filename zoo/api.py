@@ -72,6 +72,9 @@ def model_info(name: str) -> dict[str, Any]:
         "vectorized_keys": _vectorizable(cls),
         "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),
         "presets": registry.presets(entry.name),
+        # other models' presets whose keys all fit (`zoo train iwae --preset vae-mnist`)
+        "presets_that_fit": {k: p for k, p in registry.presets().items()
+                             if p.get("model") != entry.name and cfgmod.preset_fits(cls, p)},
     }
 
 

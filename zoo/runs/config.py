@@ -344,10 +344,8 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
     if preset:
         chosen = registry.get_preset(preset)
         preset_values = chosen.get("config", {})
-        if chosen.get("model") != name:  # another model's preset fits if its keys do (a DAE takes a ConvAE's)
-            known = {f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}
-            if not set(preset_values) <= known:
-                registry.get_preset(preset, name)  # raises: the preset is for another model
+        if chosen.get("model") != name and not preset_fits(cls, chosen):
+            registry.get_preset(preset, name)  # raises: the preset is for another model
         values.update(preset_values)
     if config is not None:
         file_values = flatten_sections(dict(config)) if isinstance(config, dict) else read_toml(config)
@@ -357,6 +355,13 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
         values.update(file_values)
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return (cls, *split_config(cls, values))
+
+
+def preset_fits(cls: type, preset: dict[str, Any]) -> bool:
+    """Whether a preset's keys are all the model's (or training) keys: another model's preset then fits it
+    too (a DAE takes a ConvAE's, an IWAE the VAE's)."""
+    known = {f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}
+    return set(preset.get("config", {})) <= known
 
 
 def model_named_by(preset: str | None, config: str | Path | dict | None) -> str | None:
