@@ -256,7 +256,7 @@ def test_gan_is_refused_cleanly(gan_run, tmp_path):
     assert_clean_error(invoke("generate", gan_run, "--sampler", "gmm", "--out", png),
                        "--sampler gmm: a latent sampler draws codes for an autoencoder's decoder",
                        f"It samples by itself: zoo generate {gan_run}", code=2)  # an option it has no use for
-    assert_clean_error(invoke("eval", gan_run, "--iwae-k", "5"), "--iwae-k does not apply to model 'gan'", code=2)
+    assert_clean_error(invoke("eval", gan_run, "--iwae-k", "5"), "(--iwae-k) does not apply to model 'gan'", code=2)
     assert not png.exists()
 
 

@@ -87,7 +87,7 @@ def test_train_without_any_model_says_where_one_may_be_named(tmp_path):
 
 
 def test_an_eval_option_the_model_does_not_take_is_refused(run_copy):
-    assert_clean_error(invoke("eval", run_copy, "--iwae-k", 3), "--iwae-k does not apply to model 'convae'")
+    assert_clean_error(invoke("eval", run_copy, "--iwae-k", 3), "(--iwae-k) does not apply to model 'convae'")
     assert not (run_copy / "eval.json").exists()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import inspect
 import io
 import math
@@ -42,10 +43,14 @@ def check_metric_options(model: ZooModel, options: dict) -> dict:
     named = list(inspect.signature(type(model).metrics).parameters.values())[2:]
     taken = {p.name for p in named if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     unknown = [k for k in options if k not in taken]
-    if unknown:
-        flag = "--" + unknown[0].replace("_", "-")
-        raise ConfigError(f"{flag} does not apply to model '{model.name}': its metrics take no '{unknown[0]}'",
-                          f"Leave it out ({flag} applies to models whose metrics take it, e.g. a likelihood bound).")
+    if unknown:  # named both ways: the option key (Python) and the flag (`zoo eval`)
+        key, flag = unknown[0], "--" + str(unknown[0]).replace("_", "-")
+        close = difflib.get_close_matches(str(key), sorted(taken), n=1)
+        hint = (f"Did you mean '{close[0]}'?" if close else
+                f"Its metrics take: {', '.join(sorted(taken))}." if taken else
+                "Leave it out: such options apply to models whose metrics take them, e.g. a likelihood bound.")
+        raise ConfigError(f"option '{key}' ({flag}) does not apply to model '{model.name}': its metrics take no "
+                          f"'{key}'", hint)
     plain = {}
     for k, v in options.items():  # recorded in eval.json and in the key of its saved progress: JSON values
         if isinstance(v, numbers.Number) and not isinstance(v, (bool, complex)):
