@@ -153,3 +153,10 @@ def test_create_says_it_leaves_out_training_keys(capsys):
     net = zoo.create("iwae", dataset="mnist", epochs=3, k=5)
     assert net.config.k == 5
     assert "leaves out the training keys dataset, epochs (zoo.train('iwae', ...) takes them)" in capsys.readouterr().err
+
+
+def test_a_misspelled_evaluation_option_is_named_as_python_spells_it_with_the_key_it_may_mean(vae_copy):
+    with pytest.raises(ConfigError, match=r"option 'iwae_kk' \(--iwae-kk\) does not apply") as caught:
+        zoo.evaluate(vae_copy, options={"iwae_kk": 5}, limit=4)
+    assert caught.value.hint == "Did you mean 'iwae_k'?"
+    assert not (vae_copy / "eval.json").exists()
