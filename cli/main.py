@@ -347,15 +347,16 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @click.option("--spread", default=0.0, show_default=True, type=float,
               help="With --class: spread around the class mean, as a fraction of the class's own spread.")
 @click.option("--noise-scale", "old_noise_scale", hidden=True, default=None)
+@click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are (for --sampler's fit or --class).")
 @click.option("--device", type=TEXT, default=None)
-def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noise_scale, device):
+def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noise_scale, data_dir, device):
     """Sample new images from a generative model (or from an autoencoder, with a latent sampler)."""
     from zoo.api import generate as api_generate
 
     if old_noise_scale is not None:  # zoo 0.1's name; "noise" now means only a denoiser's corruption
         raise click.UsageError(f"--noise-scale is now --spread (zoo 0.2): write --spread {old_noise_scale}")
     path = api_generate(run, n=n, seed=seed, out=out, device=device, sampler=sampler, class_label=class_label,
-                        spread=spread, per_class=per_class)
+                        spread=spread, per_class=per_class, data_dir=data_dir)
     click.echo(f"wrote {path}")
 
 
@@ -383,16 +384,9 @@ def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, transfe
     from zoo.api import evaluate
     from zoo.api import finetune as api_finetune
     from zoo.api import train as api_train
-    from zoo.runs.config import coerce
-    from zoo.errors import ConfigError
-
-    try:
-        sizes = coerce(hidden, list[int], "hidden")
-    except ValueError:
-        raise ConfigError(f"--hidden {hidden!r}: give layer sizes like 60 or 128,64") from None
     overrides = config_overrides("finetune", assignments, [api_finetune, api_train],  # finetune passes them on
                                   {"dataset": dataset, "epochs": epochs, "device": device})
-    result = api_finetune(run, hidden=sizes, freeze=freeze, unfreeze_last=unfreeze_last, features=features,
+    result = api_finetune(run, hidden=hidden, freeze=freeze, unfreeze_last=unfreeze_last, features=features,
                           out=out, model=transfer_model, progress=progress, **overrides)
     report = evaluate(result.run_dir)
     _print_classification(report)

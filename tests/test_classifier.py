@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 import zoo
+from zoo.errors import ConfigError
 from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet, weights
 
 
@@ -57,3 +58,19 @@ def test_finetune_model_must_be_one_that_trains_on_an_encoder(digits_run, tmp_pa
     assert_ok(invoke("finetune", digits_run, "--model", "classifier", "--hidden", "8", "--epochs", "1",
                      "--out", tmp_path / "h", "--no-progress"))
     assert (tmp_path / "h" / "model.safetensors").is_file()
+
+
+def test_finetune_takes_the_heads_sizes_as_a_list_one_int_or_the_clis_text_never_letter_by_letter(digits_run,
+                                                                                                   tmp_path):
+    for i, hidden in enumerate(([12, 6], 12, "12,6")):
+        zoo.finetune(digits_run, hidden=hidden, epochs=1, out=tmp_path / str(i), log=quiet, progress=False)
+        head = json.loads((tmp_path / str(i) / "config.json").read_text())["config"]["head"]
+        assert head == ([12] if hidden == 12 else [12, 6])
+    for bad in ("12,x", None, 1.5, [None]):
+        try:
+            zoo.finetune(digits_run, hidden=bad, epochs=1, out=tmp_path / "bad", log=quiet, progress=False)
+        except ConfigError as e:
+            assert "give the head's layer sizes" in e.message
+        else:
+            raise AssertionError(f"hidden={bad!r} was taken")
+    assert not (tmp_path / "bad").exists()

@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, quiet
+from conftest import TINY, assert_ok, invoke, quiet, write_idx_set
 
 import zoo
 from zoo.analysis.latent_samplers import fitted_sampler, sampler_path
@@ -160,3 +160,14 @@ def test_a_misspelled_evaluation_option_is_named_as_python_spells_it_with_the_ke
         zoo.evaluate(vae_copy, options={"iwae_kk": 5}, limit=4)
     assert caught.value.hint == "Did you mean 'iwae_k'?"
     assert not (vae_copy / "eval.json").exists()
+
+
+def test_a_sampler_is_fitted_on_the_data_dir_given_and_sample_quality_with_save_false_saves_none(tmp_path):
+    write_idx_set(tmp_path / "data" / "mnist", n_train=128, n_test=100)
+    result = zoo.sample_quality("convae-mnist", n=100, sampler="gaussian", data_dir=str(tmp_path / "data"),
+                                save=False, progress=False)
+    assert result["images"] == 100 and not list(tmp_path.glob("zoo-outputs/*/sampler-*"))
+    out = assert_ok(invoke("generate", "convae-mnist", "--sampler", "gaussian", "--n", "4", "--data-dir",
+                           tmp_path / "data", "--out", tmp_path / "g.png"))
+    assert "fitted the gaussian sampler on 115 training codes" in out and (tmp_path / "g.png").is_file()
+    assert (tmp_path / "zoo-outputs" / "convae-mnist" / "sampler-gaussian.safetensors").is_file()

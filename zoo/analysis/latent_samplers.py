@@ -204,11 +204,12 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, ide
         return None
 
 
-def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: bool = False,
+def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: bool = False, save: bool = True,
                    log: Callable[[str], None] | None = None) -> LatentSampler:
     """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
     training codes (and saved there) when that file is missing, damaged, or made for other weights of
-    this run. A file fitted on another run's codes is refused (RunError) unless `refit`. A catalogued
+    this run (not saved where `save` is False). A file fitted on another run's codes is refused (RunError)
+    unless `refit`. A catalogued
     model's outputs go elsewhere (Run.output_dir); a sampler shipped beside its weights is read from
     there, so that it samples offline and with no training images at hand."""
     cls = get_sampler(name)
@@ -240,8 +241,8 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     meta = {"sampler": cls.name, "dim": str(sampler.dim), "codes": str(codes.shape[0]), "split": FIT_SPLIT,
             "seed": str(FIT_SEED), "weights_sha256": digest, "run": identity}
     fitted, say = f"fitted the {cls.name} sampler on {codes.shape[0]} training codes", log or to_stderr
-    if changed:
-        say(f"{fitted} (not saved: {changed})")
+    if changed or not save:
+        say(f"{fitted} (not saved: {changed or 'save=False'})")
     else:
         try:
             save_tensors(path, sampler.state(), meta)
@@ -297,21 +298,23 @@ def class_stats(codes: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[
 @torch.no_grad()
 def latent_samples(run: Run, *, sampler: str | None = None, n: int = 64, generator: torch.Generator | None = None,
                    class_label: str | int | None = None, spread: float = 0.0, data_dir: str | None = None,
-                   log: Callable[[str], None] | None = None) -> torch.Tensor:
+                   save: bool = True, log: Callable[[str], None] | None = None) -> torch.Tensor:
     """`n` codes [n, D] on the model's device for its decoder: from the named sampler (fitted on the
     training codes), or the mean code of a class (over the test set) plus Gaussian noise of
     `spread` times that class's own per-dimension standard deviation."""
     if n < 1:
         raise ConfigError("--n must be at least 1")
     return latent_drawer(run, sampler=sampler, generator=generator, class_label=class_label,
-                         spread=spread, data_dir=data_dir, log=log)(n)
+                         spread=spread, data_dir=data_dir, save=save, log=log)(n)
 
 
 def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Generator | None = None,
                   class_label: str | int | None = None, spread: float = 0.0, data_dir: str | None = None,
-                  log: Callable[[str], None] | None = None) -> Callable[[int], torch.Tensor]:
+                  save: bool = True, log: Callable[[str], None] | None = None) -> Callable[[int], torch.Tensor]:
     """`draw(k)`: k more codes as `latent_samples` describes them, the sampler fitted (or the class's
-    statistics measured) once, so that many samples can be drawn batch by batch."""
+    statistics measured) once, so that many samples can be drawn batch by batch. `data_dir`: where the
+    data set's images are (for the codes a sampler is fitted on, or a class's); `save`: whether a sampler
+    fitted here is saved for the next time."""
     if isinstance(spread, bool) or not isinstance(spread, (int, float, type(None))):
         raise ConfigError(f"--spread must be a number, 0 or more, got {spread!r:.60}")
     spread = float(spread or 0.0)
@@ -335,5 +338,5 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
         raise ConfigError("--spread goes with --class (the spread around a class mean)")
     if sampler is None:
         raise ConfigError("which sampler? e.g. gmm, gaussian or standard-normal")
-    chosen = fitted_sampler(run, sampler, data_dir=data_dir, log=log)
+    chosen = fitted_sampler(run, sampler, data_dir=data_dir, save=save, log=log)
     return lambda k: chosen.sample(k, generator=generator).float().to(run.device)

@@ -23,17 +23,18 @@ MAX_GRID = 2_500        # samples one PNG may show (50 × 50); more go to a .saf
 
 
 def decoded_samples(run: Run, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
-                     spread: float = 0.0) -> torch.Tensor:
+                     spread: float = 0.0, data_dir: str | None = None, save: bool = True) -> torch.Tensor:
     """Images decoded from latent codes drawn by a fitted sampler, or around a class mean."""
     return torch.cat(list(sample_batches(run, n, gen, sampler=sampler, class_label=class_label,
-                                          spread=spread)))
+                                          spread=spread, data_dir=data_dir, save=save)))
 
 
 def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
-                    spread: float = 0.0, batch: int = SAMPLE_BATCH):
+                    spread: float = 0.0, data_dir: str | None = None, save: bool = True,
+                    batch: int = SAMPLE_BATCH):
     """`n` samples in [0, 1] as batches of at most `batch`: from the model's own prior, or decoded from
-    latent codes (a fitted sampler, or around a class mean). One generator runs through every batch, so
-    the same seed gives the same images."""
+    latent codes (a fitted sampler, or around a class mean; `data_dir` and `save` as latent_drawer takes
+    them). One generator runs through every batch, so the same seed gives the same images."""
     if sampler is None and class_label is None:
         if spread:
             raise ConfigError("--spread goes with --class")
@@ -50,7 +51,8 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
                                   "decode around a class's mean code",
                                   "Sample it without --class, or train a conditional model (cgan, cvae).")
         run.require("decode")
-        codes = latent_drawer(run, sampler=sampler, generator=gen, class_label=class_label, spread=spread)
+        codes = latent_drawer(run, sampler=sampler, generator=gen, class_label=class_label, spread=spread,
+                              data_dir=data_dir, save=save)
         draw = lambda k: run.decode(codes(k))  # noqa: E731
     for start in range(0, n, batch):
         yield draw(min(batch, n - start)).float().clamp(0, 1)
@@ -88,14 +90,15 @@ def _say_better_sampler(source) -> None:
 @torch.no_grad()
 def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | None = None, device: str | None = None,
              sampler: str | None = None, class_label: str | int | None = None,
-             spread: float = 0.0, per_class: int | None = None) -> Path:
+             spread: float = 0.0, per_class: int | None = None, data_dir: str | None = None) -> Path:
     """Sample `n` images: a grid PNG, or a tensor file if `out` ends in .safetensors (written batch by
     batch: memory does not grow with `n`).
 
     A generative model (VAE, GAN) samples itself; a conditional one samples a class (`class_label=7`),
     or `per_class` images of every class (a grid with a row per class, instead of `n`); an autoencoder
     that can decode samples its latent space through a sampler fitted on its training codes
-    (`sampler="gmm"`, ...), or around the mean code of a class (`class_label=7`)."""
+    (`sampler="gmm"`, ...), or around the mean code of a class (`class_label=7`); `data_dir`: where the
+    data set's images are, for those codes (default: where the run was trained from)."""
     check_seed(seed)
     if per_class is not None:
         per_class = check_count(per_class, "--per-class", 1, 2_500)
@@ -144,7 +147,8 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     if per_class is not None:
         batches_ = per_class_batches(run, per_class, gen)
     else:
-        batches_ = sample_batches(run, n, gen, sampler=sampler, class_label=class_label, spread=spread)
+        batches_ = sample_batches(run, n, gen, sampler=sampler, class_label=class_label, spread=spread,
+                                  data_dir=data_dir)
     if to_file:
         with ckpt.TensorStream(out, "images", (n, *run.shape), torch.float32,
                                {"model": run.name, "seed": str(seed), "n": str(n)}) as stream:

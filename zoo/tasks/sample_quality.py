@@ -106,7 +106,8 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     def draw(start: int, k: int) -> torch.Tensor:
         if conditional:
             return run.sample_class(wanted[start:start + k], generator=gen)
-        return run.sample(k, generator=gen) if sampler is None else decoded_samples(run, k, gen, sampler=sampler)
+        return run.sample(k, generator=gen) if sampler is None else \
+            decoded_samples(run, k, gen, sampler=sampler, data_dir=data_dir, save=save)
     pick = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(seed))[:m]
     per_set = -(-m // 1000)  # batches of 1000 to draw or embed for each set of m images
     with metrics.progress_bar(4 * per_set + 2 * quality.KID_SUBSETS, "fid: sampling", progress, unit="step") as bar:
