@@ -45,3 +45,14 @@ def test_latent_out_into_another_run_never_replaces_its_csv(digits_run, vae_copy
     assert_clean_error(invoke("latent", digits_run, "--n", "50", "--method", "pca", "--out", vae_copy / "x.png"),
                        "would replace x.csv of another run")
     assert (vae_copy / "x.csv").read_text() == "that run's own file" and not (vae_copy / "x.png").exists()
+
+
+def test_two_folder_hub_entries_of_the_same_name_keep_their_results_apart(digits_run, tmp_path):
+    first, second = tmp_path / "hub1" / "ev", tmp_path / "hub2" / "ev"
+    for dest in (first, second):
+        assert_ok(invoke("push", digits_run, dest.as_uri()))
+    written = [Path(zoo.evaluate(dest.as_uri(), limit=20)["written"][0]) for dest in (first, second)]
+    assert written[0].parent != written[1].parent and all(w.parent.name.startswith("ev-") for w in written)
+    assert all(json.loads(w.read_text())["limit"] == 20 for w in written)  # the first one's not replaced
+    again = Path(zoo.evaluate(first.as_uri(), limit=20)["written"][0])
+    assert again == written[0]  # the same entry finds its own folder again

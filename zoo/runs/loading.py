@@ -5,6 +5,7 @@ on it go."""
 from __future__ import annotations
 
 import difflib
+import hashlib
 from pathlib import Path
 from typing import Any
 
@@ -134,8 +135,9 @@ def output_folder(source: str | Path, run_dir: Path) -> Path:
     """Where a task writes its results for `source`. Beside a run the user owns. A catalogued or
     downloaded model (named, or by the path of zoo's copy), or a run in a folder this process cannot
     write, is left alone: its results go to
-    ./zoo-outputs/NAME/ (NAME: the catalogued name, the hub repository's name, or the run folder's
-    name), so they never mix with, or overwrite, the user's own files in the working directory."""
+    ./zoo-outputs/NAME/ (NAME: the catalogued name, the Hugging Face repository's id, or the folder's name
+    and a digest of where it is), so they never mix with, or overwrite, the user's own files in the working
+    directory, nor another model's results."""
     folder, why = output_place(source, run_dir)
     if why and hub.is_managed(folder):  # the working directory is inside zoo's cache or the bundled weights
         raise RunError(f"the working directory {Path.cwd()} is inside a folder zoo manages (a pulled copy, or the "
@@ -152,14 +154,32 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     managed = owned and hub.is_managed(run_dir)  # the path of a pulled copy, or of the bundled weights
     if owned and not managed and writable(run_dir):
         return run_dir, None
+    # NAME tells models apart: a Hugging Face repository by its full id, a catalogued model by its name, and
+    # anything else known by a place (a folder hub's entry, a read-only folder) by its name and a digest of
+    # the place: two entries named `ev` in two folder hubs never share, and overwrite, one outputs folder.
     if hub.is_hub_source(source):
         where = hub.parse(str(source))
-        label = where.repo.rsplit("/", 1)[-1] + (f"@{where.revision}" if where.revision else "") \
-            if where.kind == "hf" else where.path.name
-    else:  # a folder by its own name (`.`, a link: the folder they name)
-        label = run_dir.resolve().name if owned else catalogued_name(str(source))
+        label = where.repo + (f"@{where.revision}" if where.revision else "") if where.kind == "hf" else \
+            _placed(where.path)
+    elif owned:  # a folder by its own name (`.`, a link: the folder they name)
+        label = _bundled_name(run_dir) or _placed(run_dir)
+    else:
+        label = catalogued_name(str(source))
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
     why = (f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
            f"{run_dir} no longer exists" if owned and not run_dir.is_dir() else
            f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours")
     return folder, why
+
+
+def _placed(path: Path) -> str:
+    """A folder's name and a short digest of where it is, as its outputs folder's name."""
+    where = path.resolve()
+    return f"{where.name}-{hashlib.sha256(str(where).encode()).hexdigest()[:8]}"
+
+
+def _bundled_name(run_dir: Path) -> str | None:
+    """The catalogued name whose bundled folder `run_dir` is (its results go where the name's go)."""
+    where = run_dir.resolve()
+    return next((name for name in registry.weights()
+                 if (registry.weights_folder(name) or Path("/nonexistent")).resolve() == where), None)
