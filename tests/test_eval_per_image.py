@@ -119,3 +119,16 @@ def test_a_limited_or_validation_evaluation_does_not_replace_the_whole_test_spli
     assert "of 144 val images, is printed but not written over it" in out and "written to" not in out
     assert {name: (run / name).read_bytes() for name in kept} == kept
     assert not list(run.glob("eval-progress*"))
+
+
+def test_an_evaluation_without_the_bound_keeps_the_bound_measured_before_on_the_same_weights(run):
+    assert_ok(invoke("eval", run, "--iwae-k", "5", "--no-progress"))
+    before = json.loads((run / "eval.json").read_text())
+    out = assert_ok(invoke("eval", run, "--no-progress"))
+    assert "kept nll_iwae_k5_nats from the earlier evaluation of the same weights and images" in out
+    after = json.loads((run / "eval.json").read_text())
+    key = "nll_iwae_k5_nats"
+    assert after["metrics"][key] == before["metrics"][key]
+    assert after["standard_errors"][key] == before["standard_errors"][key]
+    row = json.loads(assert_ok(invoke("compare", run, "--sort", f"test_{key}", "--json")))["runs"][0]
+    assert row["test_metrics"][key] == before["metrics"][key] and not row["notes"]  # its values read back whole

@@ -167,8 +167,9 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         saved.finish()
     elif save:
         written = run.output_dir / ckpt.EVAL
-        eval_images.write(run.output_dir, per, result)  # each image's metrics, for `zoo compare`'s pairs
-        ckpt.write_json(written, result)
+        record, per = _with_earlier_metrics(run, result, per)
+        eval_images.write(run.output_dir, per, record)  # each image's metrics, for `zoo compare`'s pairs
+        ckpt.write_json(written, record)
         saved.finish()
         if run.output_dir == run.folder:
             write_card(run.folder)
@@ -176,6 +177,28 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if per_image is not None:
         result.setdefault("written", []).append(str(per_image))
     return result
+
+
+def _with_earlier_metrics(run: Run, result: dict[str, Any], per: dict[str, torch.Tensor]):
+    """The eval.json and per-image values to write: `result`'s, plus the metrics the eval.json about to be
+    replaced measured on the same weights and the same images and this evaluation did not (a bound at
+    another K: hours of a K = 5,000 one), with their standard errors and each image's values (said). The
+    result returned to the caller stays what this evaluation measured."""
+    kept, _ = ckpt.read_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
+    if (kept is None or kept.get(eval_images.IMAGES_DIGEST) != result[eval_images.IMAGES_DIGEST]
+            or kept.get("split", "test") != result["split"]):
+        return result, per
+    values, _ = eval_images.read(run.output_dir, kept)
+    carried = [k for k in kept.get("metrics", {}) if k not in result["metrics"] and k in values]
+    if not carried:
+        return result, per
+    errors = kept.get("standard_errors") if isinstance(kept.get("standard_errors"), dict) else {}
+    record = {**result, "metrics": {**result["metrics"], **{k: kept["metrics"][k] for k in carried}}}
+    if "standard_errors" in result:
+        record["standard_errors"] = {**result["standard_errors"], **{k: errors[k] for k in carried if k in errors}}
+    to_stderr(f"note: kept {', '.join(carried)} from the earlier evaluation of the same weights and images in "
+              f"{run.output_dir / ckpt.EVAL} (this one did not measure {'it' if len(carried) == 1 else 'them'})")
+    return record, {**per, **{k: values[k] for k in carried}}
 
 
 def _say_if_untrained(run: Run) -> None:
