@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from conftest import assert_clean_error, assert_ok, invoke
+from conftest import TINY, assert_clean_error, assert_ok, invoke
 
 
 @pytest.fixture
@@ -132,3 +132,15 @@ def test_an_evaluation_without_the_bound_keeps_the_bound_measured_before_on_the_
     assert after["standard_errors"][key] == before["standard_errors"][key]
     row = json.loads(assert_ok(invoke("compare", run, "--sort", f"test_{key}", "--json")))["runs"][0]
     assert row["test_metrics"][key] == before["metrics"][key] and not row["notes"]  # its values read back whole
+
+
+def test_the_train_split_of_a_dynamically_binarised_run_is_measured_on_binary_pixels(tmp_path):
+    zoo.train("vae", dataset="digits", epochs=1, out=tmp_path / "b", binarize="dynamic", log=lambda *_: None,
+              progress=False, **TINY)
+    train = zoo.evaluate(tmp_path / "b", split="train", save=False)
+    test = zoo.evaluate(tmp_path / "b", save=False)
+    # the model outputs the same pixel probabilities for binary images of either split: their MSEs agree, where
+    # grey training images (what was measured before) gave far lower ones
+    assert train["pixels"] == "binarised (dynamic)"
+    assert abs(train["metrics"]["mse"] - test["metrics"]["mse"]) < 0.1 * test["metrics"]["mse"]
+    assert train == zoo.evaluate(tmp_path / "b", split="train", save=False)  # one fixed draw

@@ -15,7 +15,7 @@ import torch
 
 from zoo.analysis import metrics, plots
 from zoo.console import to_stderr
-from zoo.data.datasets import ImageData, class_name
+from zoo.data.datasets import BINARIZE_SEED, ImageData, binarized, class_name
 from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
@@ -102,6 +102,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     measured = run.file_digest or ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
     data = run.dataset(data_dir)
     x, y = data.split(check_split(split))
+    if split == "train" and data.binarize == "dynamic":  # binary pixels, as trained on: one fixed draw, as the
+        x = binarized(x.cpu(), BINARIZE_SEED + 2).to(x.device)  # test set's (training draws anew every batch)
     whole = x.shape[0]
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
