@@ -232,3 +232,14 @@ def test_a_damaged_run_is_never_uploaded(server, hf_env, run_copy):  # noqa: F81
     assert_clean_error(result, "refusing to push a damaged run")
     assert REPO_ID not in server.repos
     assert not [r for r in server.requests if r[0] == "POST"]
+
+
+def test_a_picture_made_before_the_weights_were_last_written_is_not_pushed(run_copy, tmp_path):
+    recon = run_copy / "reconstructions.png"
+    weights = run_copy / "model.safetensors"
+    os.utime(weights, (recon.stat().st_mtime + 60, recon.stat().st_mtime + 60))  # as after a --resume
+    dest = tmp_path / "hub" / "r"
+    out = assert_ok(invoke("push", run_copy, dest.as_uri()))
+    assert "reconstructions.png was made before model.safetensors was last written" in out
+    assert not (dest / "reconstructions.png").exists() and (dest / "loss.png").is_file()
+    assert "reconstructions.png" not in (dest / "README.md").read_text()
