@@ -20,7 +20,7 @@ from torch import nn
 
 from zoo import hookimpl
 from zoo.analysis.latent_samplers import LatentSampler, check_state
-from zoo.errors import ConfigError
+from zoo.errors import RunError
 
 MIN_CODES = 500        # a learned density needs at least this many codes ...
 CODES_PER_DIM = 20     # ... and this many per latent dimension
@@ -38,8 +38,8 @@ def min_codes(dim: int) -> int:
 
 def _enough_codes(name: str, codes: torch.Tensor) -> None:
     n, dim = codes.shape
-    if n < min_codes(dim):
-        raise ConfigError(
+    if n < min_codes(dim):  # the run's training set, not the command, is short of them: exit 1
+        raise RunError(
             f"the '{name}' sampler needs at least {min_codes(dim)} training codes for a latent of size {dim} "
             f"(max({MIN_CODES}, {CODES_PER_DIM} per dimension)); the run has {n}: a network fitted on fewer "
             f"learns the codes themselves, and a tenth of them is held out to decide when fitting stops",

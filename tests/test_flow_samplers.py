@@ -17,7 +17,7 @@ from torch.distributions import MultivariateNormal
 
 import zoo
 from zoo.analysis.latent_samplers import get_sampler, sampler_path, samplers
-from zoo.errors import ConfigError
+from zoo.errors import RunError
 from zoo.plugins.flow_samplers import MaskedAutoregressiveFlow, TwoStageVae, min_codes
 
 F64 = torch.float64
@@ -163,10 +163,10 @@ def test_damaged_state_is_refused(maf):
         TwoStageVae.from_state({**two.state(), "dec.6.weight": torch.zeros(3, 9)}, 3)
 
 
-def test_too_few_codes_is_a_config_error():
+def test_too_few_codes_is_refused_as_a_state_of_the_run():
     assert min_codes(4) == 500 and min_codes(128) == 2560
     for name in ("maf", "two-stage"):
-        with pytest.raises(ConfigError, match=r"needs at least 500 training codes .* the run has 499"):
+        with pytest.raises(RunError, match=r"needs at least 500 training codes .* the run has 499"):
             get_sampler(name)().fit(torch.randn(499, 4, dtype=F64))
 
 
@@ -194,7 +194,7 @@ def test_a_run_with_too_few_codes_is_refused_before_anything_is_written(runs, tm
     before = snapshot(small)
     out = tmp_path / "samples.png"
     text = assert_clean_error(invoke("generate", small, "--sampler", name, "--n", "4", "--out", out),
-                              f"the '{name}' sampler needs at least 500 training codes", "gaussian or gmm")
+                              f"the '{name}' sampler needs at least 500 training codes", "gaussian or gmm", code=1)
     assert int(re.search(r"the run has (\d+)", text)[1]) < 200, text
     assert snapshot(small) == before and not sampler_path(small, name).exists() and not out.exists()
 

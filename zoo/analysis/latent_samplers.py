@@ -236,7 +236,7 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     path = sampler_path(run.output_dir, cls.name)
     codes, _, _ = split_codes(run, FIT_SPLIT, data_dir)
     if codes.shape[0] < 2:
-        raise ConfigError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")
+        raise RunError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")
     sampler = cls().fit(codes, seed=FIT_SEED)
     meta = {"sampler": cls.name, "dim": str(sampler.dim), "codes": str(codes.shape[0]), "split": FIT_SPLIT,
             "seed": str(FIT_SEED), "weights_sha256": digest, "run": identity}
