@@ -85,7 +85,7 @@ class Worker:
                 raise
             self._requeue_current()
             raise Interrupted(f"search interrupted; {self.counts()[0]} trials are done and stored. Resume with the "
-                              "same command (and --study NAME).") from e
+                              "same command.") from e
         except optuna.exceptions.StorageInternalError as e:
             raise RunError(f"the study's storage failed: {e}") from None
         finally:
