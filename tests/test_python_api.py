@@ -11,6 +11,9 @@ import torch
 from conftest import TINY, assert_ok, invoke, quiet, write_idx_set
 
 import zoo
+from zoo.analysis.interpolation import interpolate
+from zoo.analysis.latent import latent_scatter
+from zoo.analysis.manifold import manifold
 from zoo.analysis.latent_samplers import fitted_sampler, sampler_path
 from zoo.errors import ConfigError, RunError
 
@@ -136,11 +139,30 @@ def test_every_name_of_the_public_api_is_reachable_from_zoo_itself():
     lambda run: zoo.generate(run, n=2, class_label=1, spread="x"),
     lambda run: run.sample(2, generator=5),
     lambda run: run.dataset(5),
+    lambda run: zoo.noise_sweep(run, noise=0.3, save=False),
+    lambda run: zoo.noise_sweep(run, noise="gaussian:0.3", factors=3, save=False),
+    lambda run: zoo.noise_sweep(run, noise="gaussian:0.3", factors=[], save=False),
+    lambda run: zoo.noise_sweep(run, noise="gaussian:0.3", factors=[0], save=False),
+    lambda run: zoo.generate(run, out=123),
+    lambda run: zoo.evaluate(run, per_image=123),
+    lambda run: zoo.train("vae", preset=5),
+    lambda run: zoo.train("vae", config=[("k", 3)]),
+    lambda run: zoo.train("vae", callbacks=5),
+    lambda run: latent_scatter(run, n="50"),
+    lambda run: latent_scatter(run, n=50, seed=-1),
+    lambda run: manifold(run, steps=5.5),
+    lambda run: manifold(run, dims=3),
+    lambda run: interpolate(run, 3, 8, steps=None),
 ], ids=["options-list", "options-text", "options-batch", "options-catch-all", "model-info-int",
-        "overrides-list", "spread-text", "generator-int", "data-dir-int"])
+        "overrides-list", "spread-text", "generator-int", "data-dir-int", "noise-float", "factors-int",
+        "factors-none", "factors-zero", "out-int", "per-image-int", "preset-int", "config-list", "callbacks-int",
+        "latent-n-text", "latent-seed-negative", "manifold-steps-fraction", "manifold-dims-int",
+        "interpolate-steps-none"])
 def test_an_argument_of_the_wrong_kind_ends_in_one_zoo_error(vae_copy, call):
+    before = sorted(p.name for p in vae_copy.iterdir())
     with pytest.raises(zoo.ZooError):
         call(zoo.load(vae_copy))
+    assert sorted(p.name for p in vae_copy.iterdir()) == before
 
 
 def test_the_card_of_an_evaluation_of_the_train_split_does_not_call_it_a_test(vae_copy):

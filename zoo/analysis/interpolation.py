@@ -19,6 +19,7 @@ from zoo.analysis.latent_samplers import CLASS_SPLIT, class_stats, encode_images
 from zoo.analysis.plots import pyplot, save_png
 from zoo.data.datasets import class_name
 from zoo.errors import ConfigError
+from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
 from zoo.runs.loading import load
 
@@ -78,8 +79,7 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
     net = load(source, device=device)
     net.require("encode")
     net.require("decode")
-    if not 2 <= steps <= 200:
-        raise ConfigError(f"--steps must be in 2..200, got {steps}")
+    steps = check_count(steps, "--steps", 2, 200)
     path = picture_output(out, own=net.folder) or net.output_dir / "interpolation.png"
     data, x, y = run_split(net, CLASS_SPLIT, data_dir)
     cache: dict[str, tuple] = {}

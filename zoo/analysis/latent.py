@@ -23,6 +23,7 @@ from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
 from zoo.analysis.plots import pyplot, save_png
 from zoo.data.datasets import class_name
 from zoo.errors import ConfigError
+from zoo.runs.config import check_count, check_seed
 from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import check_output, picture_output
 from zoo.runs.loading import load
@@ -64,8 +65,8 @@ def codes(source, *, split: str = "test", n: int | None = None, data_dir: str | 
 
 def net_codes(net, split: str, n: int | None, data_dir: str | None) -> Codes:
     net.require("encode")
-    if n is not None and n < 1:
-        raise ConfigError("--n must be at least 1")
+    if n is not None:
+        n = check_count(n, "--n", 1, 1_000_000)
     data, x, y = run_split(net, split, data_dir)
     if n is not None:
         x, y = x[:n], y[:n]
@@ -179,6 +180,7 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     `loggers` ("tensorboard"): also write the codes, labels and images for the logger's embedding viewer
     (TensorBoard's Projector), into the folder of the PNG, under tensorboard/."""
     method = normalise_method(method)
+    check_seed(seed)
     viewers = code_loggers(loggers)  # refused before any work
     net = load(source, device=device)
     net.require("encode")

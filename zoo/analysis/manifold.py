@@ -18,6 +18,7 @@ from zoo.analysis.latent import Codes, check_codes, net_codes
 from zoo.analysis.latent_samplers import latent_dim
 from zoo.analysis.plots import pyplot, save_png
 from zoo.errors import ConfigError, DataNotFoundError
+from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
 from zoo.runs.loading import load
 
@@ -85,7 +86,8 @@ def parse_dims(spec: str | tuple[int, ...] | list[int], d: int) -> tuple[int, ..
     """The latent dimensions a user named for a grid's axes ("3,7", "3 7" or (3, 7)): two different ones
     in 0..d-1 (for a 1-D latent, its one). Anything else is one ConfigError saying what to give."""
     want = min(d, 2)
-    text = spec if isinstance(spec, str) else ",".join(str(v) for v in spec)
+    text = spec if isinstance(spec, str) else ",".join(str(v) for v in spec) if isinstance(spec, (list, tuple)) \
+        else str(spec)
     shown = text if len(text) <= 40 else text[:37] + "..."
     hint = (f"Give {'two different dimensions' if want == 2 else 'its one dimension'} of the {d}-D latent "
             f"(0..{d - 1}), e.g. --dims {'0,1' if want == 2 else '0'}.")
@@ -149,8 +151,7 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
     posterior means vary most over the test images (Burda et al.): the first two may be inactive."""
     net = load(source, device=device)
     net.require("decode")
-    if not 2 <= steps <= 100:
-        raise ConfigError(f"--steps must be in 2..100, got {steps}")
+    steps = check_count(steps, "--steps", 2, 100)
     path = picture_output(out, own=net.folder) or net.output_dir / "manifold.png"
     d = latent_dim(net)
     given = parse_dims(dims, d) if dims is not None else None

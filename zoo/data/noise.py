@@ -63,6 +63,8 @@ def parse_noise(spec: str | NoiseModel | None) -> NoiseModel | None:
     """'gaussian:0.3' -> GaussianNoise(0.3); 'none' or '' -> None."""
     if spec is None or isinstance(spec, NoiseModel):
         return spec
+    if not isinstance(spec, str):
+        raise ConfigError(f"a noise is named by a text such as 'gaussian:0.3', not {spec!r:.60}")
     spec = spec.strip()
     if spec.lower() in ("", "none", "off"):
         return None

@@ -323,6 +323,8 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
     included), or a file in zoo's or the Hugging Face Hub's caches or the bundled weights. The folder is
     resolved first (`..`, links), so no spelling of the path gets past these checks. `flag`: the option that
     named it, for the messages."""
+    if not isinstance(path, (str, os.PathLike)) or not str(path):
+        raise ConfigError(f"{flag} names a file by its path, not {path!r:.60}", "For example out='pictures/x.png'.")
     path = Path(path)
     folder = path.absolute().parent.resolve()
     target = folder / path.name

@@ -4,6 +4,8 @@ test error over noise levels and kinds (the noise sweep)."""
 from __future__ import annotations
 
 import io
+import math
+import numbers
 from pathlib import Path
 from typing import Any, Callable
 
@@ -138,6 +140,7 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     noise_sweep.json and noise_sweep.png; `trained_noise` says what the model was trained with (None:
     clean images), `noise` what was swept."""
     check_seed(seed)
+    factors = _check_factors(factors)
     run = load(source, device=device)
     run.require("reconstruct")
     if save:
@@ -175,3 +178,13 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
         plots.noise_sweep(result, run.output_dir / "noise_sweep.png")
         result["written"] = [str(run.output_dir / "noise_sweep.json"), str(run.output_dir / "noise_sweep.png")]
     return result
+
+
+def _check_factors(factors) -> list[float]:
+    """The strengths a noise sweep scales the noise by: one or more finite numbers above 0."""
+    values = list(factors) if isinstance(factors, (list, tuple)) else None
+    if not values or any(isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0 < f < math.inf
+                         for f in values):
+        raise ConfigError(f"factors are one or more numbers above 0 that scale the noise, not {factors!r:.60}",
+                          "For example factors=(1, 2, 3, 4, 5), the default.")
+    return [float(f) if not isinstance(f, int) else f for f in values]

@@ -6,6 +6,7 @@ import dataclasses
 import datetime as _dt
 import re
 import uuid
+from os import PathLike
 from pathlib import Path
 from typing import Any, Callable
 
@@ -70,6 +71,9 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     A run folder has one writer at a time (zoo.runs.lock), and it is a run only once it is complete:
     config.json is written last, after the initial weights and an epoch-0 checkpoint.
     """
+    _check_kinds(model=(model, str), dataset=(dataset, str), preset=(preset, str),
+                 config=(config, (str, PathLike, dict)), out=(out, (str, PathLike)),
+                 resume=(resume, (str, PathLike)), callbacks=(callbacks, (list, tuple)))
     if dataset is not None:
         overrides["dataset"] = dataset
     if resume is not None:
@@ -123,6 +127,16 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
             write_card(run_dir, log=log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
+
+
+def _check_kinds(**given) -> None:
+    """Arguments of the wrong kind (preset=5, out=123), each refused in one zoo error, not a TypeError deep
+    in the library. A None is always taken: the default."""
+    for name, (value, kinds) in given.items():
+        if value is not None and not isinstance(value, kinds):
+            wanted = " or ".join({str: "a text", PathLike: "a path", dict: "a dict", list: "a list",
+                                  tuple: "a tuple"}[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
+            raise ConfigError(f"{name}= takes {wanted}, not {value!r:.60}")
 
 
 def _refuse_published(text: str) -> None:
