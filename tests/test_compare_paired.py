@@ -227,6 +227,14 @@ def test_a_quick_look_at_a_catalogued_model_does_not_stand_in_for_its_published_
     assert any("does not say whether it measured the whole test split" in n for n in row["notes"])
 
 
+def test_a_quick_look_at_bundled_weights_on_their_test_set_is_printed_not_written(tmp_path):
+    out = assert_ok(invoke("eval", "piwae-mnist", "--iwae-k", "2", "--limit", "16", "--data-dir", real_data("mnist"),
+                           "--no-progress"))
+    assert "piwae-mnist is published with its evaluation of the whole test split (10,000 images); this one, of 16 " \
+           "test images, is printed, not written" in out and "delete it" not in out
+    assert not list(tmp_path.glob("zoo-outputs/*/eval*"))
+
+
 def test_overwrite_removes_the_images_file_with_the_rest_of_the_run(vae_copy):
     assert_ok(invoke("eval", vae_copy, "--iwae-k", "2", "--limit", "20", "--no-progress"))
     assert (vae_copy / IMAGES_FILE).is_file()

@@ -219,13 +219,20 @@ def _say_if_untrained(run: Run) -> None:
 def _whole_test_kept(run: Run, data: ImageData, n: int, split: str) -> bool:
     """A quick look (--limit, another split) does not replace an eval.json of the same weights over the
     whole test split (which may have been hours of a K = 5,000 bound): True, said, where one is kept."""
-    kept, _ = ckpt.read_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
     whole = data.split("test")[0].shape[0]
-    if kept is None or kept.get("split", "test") != "test" or kept.get("images") != whole or kept.get("limit"):
+    for folder in dict.fromkeys((run.output_dir, run.folder)):  # the user's, then one published with the weights
+        kept, _ = ckpt.read_eval(folder, weights=run.folder / ckpt.WEIGHTS)
+        if kept is not None and kept.get("split", "test") == "test" and kept.get("images") == whole \
+                and not kept.get("limit"):
+            break
+    else:
         return False
-    where = run.output_dir / ckpt.EVAL
-    to_stderr(f"note: {where} holds this model's evaluation of the whole test split ({whole:,} images); this "
-              f"one, of {n:,} {split} images, is printed but not written over it (delete it to write this one)")
+    if folder != run.output_dir:  # published with the weights: never the user's to delete
+        to_stderr(f"note: {run.source} is published with its evaluation of the whole test split ({whole:,} images); "
+                  f"this one, of {n:,} {split} images, is printed, not written")
+        return True
+    to_stderr(f"note: {folder / ckpt.EVAL} holds this model's evaluation of the whole test split ({whole:,} images); "
+              f"this one, of {n:,} {split} images, is printed but not written over it (delete it to write this one)")
     return True
 
 
