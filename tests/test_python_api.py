@@ -153,11 +153,13 @@ def test_every_name_of_the_public_api_is_reachable_from_zoo_itself():
     lambda run: manifold(run, steps=5.5),
     lambda run: manifold(run, dims=3),
     lambda run: interpolate(run, 3, 8, steps=None),
+    lambda run: zoo.evaluate(run, limit=8, save="no"),
+    lambda run: zoo.evaluate(run, limit=8, progress="x"),
 ], ids=["options-list", "options-text", "options-batch", "options-catch-all", "model-info-int",
         "overrides-list", "spread-text", "generator-int", "data-dir-int", "noise-float", "factors-int",
         "factors-none", "factors-zero", "out-int", "per-image-int", "preset-int", "config-list", "callbacks-int",
         "latent-n-text", "latent-seed-negative", "manifold-steps-fraction", "manifold-dims-int",
-        "interpolate-steps-none"])
+        "interpolate-steps-none", "save-text", "progress-text"])
 def test_an_argument_of_the_wrong_kind_ends_in_one_zoo_error(vae_copy, call):
     before = sorted(p.name for p in vae_copy.iterdir())
     with pytest.raises(zoo.ZooError):

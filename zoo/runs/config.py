@@ -326,6 +326,12 @@ def check_count(value: Any, what: str, low: int = 1, high: int | None = None) ->
     return int(value)
 
 
+def check_flag(value: Any, what: str) -> None:
+    """A yes/no argument (save=, progress=: None there means "on a terminal") as a bool: "no" is no False."""
+    if not isinstance(value, bool) and not (what == "progress" and value is None):
+        raise ConfigError(f"{what}= is True or False, not {value!r:.60}")
+
+
 def check_seed(seed: Any, what: str = "--seed") -> int:
     """A seed as an int in 0 .. 2**32-1, or a ConfigError (not an overflow deep inside a library)."""
     return check_count(seed, what, 0, SEED_MAX)

@@ -20,7 +20,7 @@ from zoo.data.noise import NoiseModel, noise_models, parse_noise
 from zoo.errors import ConfigError, DataNotFoundError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
-from zoo.runs.config import check_count, check_seed
+from zoo.runs.config import check_count, check_flag, check_seed
 from zoo.runs.loading import load
 from zoo.runs.run import Run
 from zoo.training.batching import batches
@@ -139,7 +139,7 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     noise kinds, beside an optional baseline run fed exactly the same noisy images. Written to
     noise_sweep.json and noise_sweep.png; `trained_noise` says what the model was trained with (None:
     clean images), `noise` what was swept."""
-    check_seed(seed)
+    check_seed(seed), check_flag(save, "save")
     factors = _check_factors(factors)
     run = load(source, device=device)
     run.require("reconstruct")

@@ -14,7 +14,7 @@ from zoo.analysis import inception as inception_mod
 from zoo.analysis import metrics, quality
 from zoo.errors import ConfigError
 from zoo.runs import checkpoint as ckpt
-from zoo.runs.config import check_count, check_seed
+from zoo.runs.config import check_count, check_flag, check_seed
 from zoo.runs.loading import load
 from zoo.tasks.generation import decoded_samples
 
@@ -55,7 +55,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     A run longer than a few seconds shows a progress bar on stderr (`progress` None: on a terminal).
     `inception` (a weights file or folder, or True / "auto": torch hub's cache) adds Inception FID, KID
     and IS of the same samples through torch-fidelity under "inception"; the weights are never downloaded."""
-    check_seed(seed)
+    check_seed(seed), check_flag(save, "save"), check_flag(progress, "progress")
     n = check_count(n, "--fid-n", 100, 1_000_000)  # as the CLI's: fewer than 100 images give no usable FID
     if inception:  # a missing file or library fails before minutes of sampling
         inception_mod.find_weights(inception)
