@@ -220,6 +220,9 @@ class HVAE(VAE):
     def prior_fixed(self):
         return self.components.held() if self.prior is not None else super().prior_fixed()
 
+    def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.prior_sample(n, generator)  # the top layer's: a VampPrior's mixture, or N(0, 1)
+
     # ---------------------------------------------------------------- training
     def layer_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """−log p(x | z) and the KL term of every layer, top first ([B] each), at one joint sample."""

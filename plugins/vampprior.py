@@ -240,6 +240,9 @@ class VampPriorVAE(VAE):
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.components.sample(n, generator)
 
+    def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        return self.prior_sample(n, generator)  # a mixture: its quantiles are no N(0, 1)'s
+
     def prior_fixed(self):
         return self.components.held()
 

@@ -161,6 +161,21 @@ def test_vampprior_trains_evaluates_and_samples_through_the_cli(tmp_path):
     start = type(trained)(trained.config, trained.shape)
     assert trained.prior.pseudo.shape == (20, 1, 28, 28)  # saved with the weights, and trained with them
     assert float((trained.prior.pseudo - start.prior.pseudo).abs().max().detach()) > 1e-3
+    _manifold_spans_the_mixtures_quantiles(run, tmp_path)
+
+
+def _manifold_spans_the_mixtures_quantiles(run, tmp_path):
+    """`zoo manifold` of a VampPrior VAE runs over its prior's quantiles, not N(0, 1)'s."""
+    from zoo.analysis.manifold import PRIOR_DRAWS, manifold
+
+    r = manifold(run, steps=5, dims="0,1", out=tmp_path / "m.png")
+    loaded = zoo.load(run)
+    drawn = loaded.model.prior_codes(PRIOR_DRAWS, generator=torch.Generator().manual_seed(0)).double()
+    p = (torch.arange(5, dtype=torch.float64) + 0.5) / 5
+    torch.testing.assert_close(r.xs, torch.quantile(drawn[:, 0], p).float())
+    torch.testing.assert_close(r.latents[0, 0, 2:], drawn.mean(0)[2:].float())  # the others at the prior's mean
+    assert not torch.allclose(r.xs, torch.distributions.Normal(0.0, 1.0).icdf(p).float(), atol=0.05)
+    assert "the prior's quantiles of z[0] and z[1] (the other 2 dimensions at the prior's mean)" in r.summary()[0]
 
 
 @pytest.mark.parametrize("setting, fragment", [

@@ -241,6 +241,11 @@ class ZooModel(nn.Module):
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         raise NotImplementedError
 
+    def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
+        """`n` codes [n, D] drawn from the model's prior over the codes `decode` takes, for a prior that is no
+        standard normal (a VampPrior): `zoo manifold` spans its quantiles instead of N(0, 1)'s."""
+        raise NotImplementedError
+
     def sample_class(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """Conditional sampling: one new image of each class index in `labels` ([n] int64)."""
         raise NotImplementedError

@@ -17,7 +17,7 @@ import torch
 from zoo.analysis.latent import Codes, check_codes, net_codes
 from zoo.analysis.latent_samplers import latent_dim
 from zoo.analysis.plots import pyplot, save_png
-from zoo.errors import ConfigError, DataNotFoundError
+from zoo.errors import CapabilityError, ConfigError, DataNotFoundError
 from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
 from zoo.runs.loading import load
@@ -58,7 +58,8 @@ class ManifoldResult:
         names = _names(self.dims)
         others = d - len(self.dims)
         if self.kind == "prior":
-            over = f"the prior's quantiles of {names}" + (f" (the other {others} dimensions at 0)" if others else "")
+            over = f"the prior's quantiles of {names}" + (f" (the other {others} dimensions at the prior's mean)"
+                                                          if others else "")
             measure = "the variance of the posterior means"
         else:
             over = (f"{names}, {SPAN_PERCENTILES[0]:g}th to {SPAN_PERCENTILES[1]:g}th percentile of the test codes"
@@ -142,7 +143,9 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
     """Decode a regular 2-D grid of codes along two latent dimensions (or the principal directions).
 
     A model that can sample (a VAE): over the prior's quantiles Φ⁻¹(p), p evenly spaced in (0, 1), as in
-    Kingma & Welling's figure; the other dimensions at the prior's mean, 0. Another: from the 5th to the
+    Kingma & Welling's figure; the other dimensions at the prior's mean, 0. A prior that is no standard
+    normal (`prior_codes`: a VampPrior's mixture) gives the quantiles and mean of PRIOR_DRAWS codes drawn
+    from it. Another: from the 5th to the
     95th percentile of the test codes (SPAN_PERCENTILES), the other dimensions at the codes' mean; for a
     latent of more than 2 dimensions and no `dims`, along the first two principal directions of the test
     codes instead (the same percentiles of their scores, mapped back by the inverse PCA).
@@ -178,12 +181,21 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
                f"{SPAN_PERCENTILES[1]:g}th percentile of their scores (inverse PCA)")
     elif prior:
         kind = "prior"
-        q = torch.distributions.Normal(0.0, 1.0).icdf((torch.arange(steps, dtype=torch.float64) + 0.5) / steps)
-        axes = [q for _ in chosen]
-        labels = tuple(f"z[{i}]: N(0,1) quantile" for i in chosen)
-        how = (f"the prior's quantiles Φ⁻¹(p) of {_names(chosen)}, p evenly spaced in (0, 1)"
-               + (f"; the other {d - len(chosen)} dimensions at 0" if d > len(chosen) else ""))
-        base = torch.zeros(d, dtype=torch.float64)
+        p = (torch.arange(steps, dtype=torch.float64) + 0.5) / steps
+        drawn = _drawn_prior(net, d)
+        if drawn is None:  # the standard normal: its quantiles exactly
+            q = torch.distributions.Normal(0.0, 1.0).icdf(p)
+            axes = [q for _ in chosen]
+            labels = tuple(f"z[{i}]: N(0,1) quantile" for i in chosen)
+            how = f"the prior's quantiles Φ⁻¹(p) of {_names(chosen)}, p evenly spaced in (0, 1)"
+            base = torch.zeros(d, dtype=torch.float64)
+        else:  # another prior (a VampPrior's mixture): the quantiles of many codes drawn from it
+            axes = [torch.quantile(drawn[:, i], p) for i in chosen]
+            labels = tuple(f"z[{i}]: prior quantile" for i in chosen)
+            how = (f"the prior's quantiles of {_names(chosen)} ({drawn.shape[0]:,} codes drawn from it), "
+                   "p evenly spaced in (0, 1)")
+            base = drawn.mean(0)
+        how += f"; the other {d - len(chosen)} dimensions at the prior's mean" if d > len(chosen) else ""
     else:
         kind = "latent"
         axes = [_span(z[:, i], steps) for i in chosen]
@@ -227,6 +239,23 @@ def _prior_codes(net, data_dir: str | None, *, needed: bool) -> Codes | None:
             raise DataNotFoundError(e.message, ((e.hint + "\n") if e.hint else "") + "Or name the two dimensions "
                                     "to sweep with --dims I,J: a grid over the prior needs no data then.") from None
         return None
+
+
+PRIOR_DRAWS = 20_000  # codes drawn from a prior that is no standard normal, for its quantiles
+
+
+def _drawn_prior(net, d: int) -> torch.Tensor | None:
+    """Codes [PRIOR_DRAWS, d] (float64, CPU) drawn with a fixed seed from a model's prior that is no standard
+    normal (ZooModel.prior_codes); None for the standard normal."""
+    if not net.can("prior_codes"):
+        return None
+    gen = torch.Generator(device=net.device).manual_seed(0)
+    with torch.no_grad():
+        drawn = net.model.prior_codes(PRIOR_DRAWS, generator=gen).double().cpu()
+    if drawn.shape != (PRIOR_DRAWS, d) or not bool(torch.isfinite(drawn).all()):
+        raise CapabilityError(f"model '{net.name}': prior_codes gave {tuple(drawn.shape)} codes (or not finite ones), "
+                              f"not [{PRIOR_DRAWS}, {d}]", "A fix for the plugin's author (docs/plugins.md).")
+    return drawn
 
 
 def _names(dims: tuple[int, ...]) -> str:
