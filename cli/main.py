@@ -86,7 +86,8 @@ def info(model, as_json):
         if p.get("source"):
             click.echo(f"    source: {p['source']}")
     for name, p in data["presets_that_fit"].items():
-        click.echo(f"  {name} ({p.get('model')}'s; its keys fit {data['name']}): {p.get('description', '')}")
+        needs = f"; {p['needs'][:1].lower()}{p['needs'][1:].rstrip('.')}" if p.get("needs") else ""
+        click.echo(f"  {name} ({p.get('model')}'s; its keys fit {data['name']}{needs}): {p.get('description', '')}")
 
 
 def _names_a_run(text: str) -> bool:

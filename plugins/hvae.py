@@ -221,7 +221,9 @@ class HVAE(VAE):
         return self.components.held() if self.prior is not None else super().prior_fixed()
 
     def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.prior_sample(n, generator)  # the top layer's: a VampPrior's mixture, or N(0, 1)
+        if self.prior is None:  # the standard normal: zoo takes its quantiles exactly
+            raise NotImplementedError
+        return self.prior_sample(n, generator)  # the top layer's VampPrior mixture
 
     # ---------------------------------------------------------------- training
     def layer_terms(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:

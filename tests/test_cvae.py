@@ -76,7 +76,7 @@ def test_conditional_options_are_refused_where_they_do_not_apply(runs, tmp_path)
     cvae, _ = runs
     assert_clean_error(invoke("generate", cvae, "--class", "3", "--sampler", "gmm"), "samples a class itself")
     assert_clean_error(invoke("generate", cvae, "--class", "eleven"), "unknown class 'eleven'")
-    assert_clean_error(invoke("generate", cvae, "--per-class", "2", "--class", "3"), "--per-class draws every class")
+    assert_clean_error(invoke("generate", cvae, "--per-class", "2", "--class", "3"), "(per_class=) draws every class")
     vae = zoo.train("vae", dataset="digits", epochs=1, out=tmp_path / "vae", log=quiet, progress=False,
                     **TINY).run_dir
     assert_clean_error(invoke("generate", vae, "--per-class", "2"), "is not conditional")

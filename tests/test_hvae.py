@@ -293,3 +293,10 @@ def test_the_hvae_space_trains_the_two_layer_vampprior_model_on_dynamically_bina
         _, model_cfg, train = resolve_config("hvae", config=sp.fixed, overrides=v)
         assert (model_cfg.pseudo_inputs, model_cfg.latent_dim, train.binarize) == (500, v["latent_dim"], "dynamic")
         cls(model_cfg, (1, 28, 28))
+
+
+def test_prior_codes_come_from_the_vampprior_and_the_standard_normal_is_left_to_its_exact_quantiles():
+    with pytest.raises(NotImplementedError):
+        _model().prior_codes(4)
+    codes = _model(prior="vampprior", pseudo_inputs=6).prior_codes(4, generator=torch.Generator().manual_seed(0))
+    assert codes.shape[0] == 4 and bool(torch.isfinite(codes).all())

@@ -63,6 +63,8 @@ def test_model_info_lists_other_models_presets_that_fit_and_training_takes_them(
     fits = zoo.model_info("iwae")["presets_that_fit"]
     assert "vae-mnist" in fits and fits["vae-mnist"]["model"] == "vae" and not zoo.model_info("iwae")["presets"]
     assert not set(zoo.model_info("convae")["presets_that_fit"])  # a VAE's or GAN's keys are no ConvAE's
+    assert "needs" not in fits["vae-mnist"]  # the IWAE takes it as it is; the VampPrior VAE refuses batch norm:
+    assert "batch_norm=false" in zoo.model_info("vampprior")["presets_that_fit"]["vae-mnist"]["needs"]
     _, config, train = resolve_config("iwae", preset="vae-mnist")
     assert config.latent_dim == PRESETS["vae-mnist"]["config"]["latent_dim"] and train.epochs == 30
     out = assert_ok(invoke("info", "iwae"))

@@ -85,7 +85,7 @@ def test_numpys_whole_numbers_count_as_whole_numbers(vae_copy, tmp_path):
 
 @pytest.mark.parametrize("n", [0, -5, 2.5, "100", 99])
 def test_a_sample_quality_count_below_the_clis_is_refused(vae_copy, n):
-    with pytest.raises(ConfigError, match="--fid-n must be a whole number from 100 to 1,000,000"):
+    with pytest.raises(ConfigError, match=r"--fid-n \(n=\) must be a whole number from 100 to 1,000,000"):
         zoo.sample_quality(vae_copy, features=vae_copy, n=n, save=False)
 
 
@@ -195,3 +195,24 @@ def test_a_sampler_is_fitted_on_the_data_dir_given_and_sample_quality_with_save_
                            tmp_path / "data", "--out", tmp_path / "g.png"))
     assert "fitted the gaussian sampler on 115 training codes" in out and (tmp_path / "g.png").is_file()
     assert (tmp_path / "zoo-outputs" / "convae-mnist" / "sampler-gaussian.safetensors").is_file()
+
+
+def test_model_info_of_catalogued_weights_or_a_name_close_to_theirs_points_to_the_weights():
+    with pytest.raises(zoo.ZooError, match="'iwae-mnist' names catalogued weights of model 'iwae', not a model") as e:
+        zoo.model_info("iwae-mnist")
+    assert "zoo.load('iwae-mnist')" in e.value.hint
+    with pytest.raises(zoo.ZooError, match="unknown model 'piwae-mnst'") as e:
+        zoo.model_info("piwae-mnst")
+    assert "Catalogued weights of that name: piwae-mnist" in e.value.hint
+
+
+def test_a_key_given_in_other_capitals_is_suggested_as_the_key():
+    with pytest.raises(ConfigError, match="unknown key 'K'") as e:
+        zoo.create("iwae", K=5)
+    assert e.value.hint == "Did you mean: k?"
+
+
+def test_the_analysis_commands_have_their_functions_on_zoo_itself(vae_copy, tmp_path):
+    assert zoo.latent_scatter(vae_copy, n=50, method="pca", out=tmp_path / "l.png").png.is_file()
+    assert zoo.manifold(vae_copy, steps=3, out=tmp_path / "m.png").png.is_file()
+    assert zoo.interpolate(vae_copy, "#1", "#2", steps=3, out=tmp_path / "i.png").png.is_file()

@@ -40,6 +40,9 @@ _LAZY = {
     "generate": "zoo.api",
     "denoise": "zoo.api",
     "noise_sweep": "zoo.api",
+    "latent_scatter": "zoo.api",   # zoo latent
+    "manifold": "zoo.api",         # zoo manifold
+    "interpolate": "zoo.api",      # zoo interpolate
     "finetune": "zoo.api",
     "sample_quality": "zoo.api",
     "load_images": "zoo.api",

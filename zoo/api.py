@@ -3,11 +3,15 @@ its own module under zoo/tasks/; loading runs and resolving configs live under z
 
 from __future__ import annotations
 
+import difflib
 from typing import Any
 
 from zoo import registry
+from zoo.analysis.interpolation import interpolate
+from zoo.analysis.latent import latent_scatter
+from zoo.analysis.manifold import manifold
 from zoo.console import to_stderr
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, UnknownModelError, ZooError
 from zoo.model import ZooModel
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
@@ -24,8 +28,9 @@ from zoo.tasks.transfer import finetune
 from zoo.training import multitrial
 
 __all__ = ["Comparison", "Run", "compare", "create", "denoise", "evaluate", "feature_network_name", "finetune",
-           "generate", "list_models", "list_plugins", "load", "load_images", "model_info", "noise_sweep", "read_run",
-           "reconstruct", "resolve", "resolve_config", "sample_quality", "split_config", "train"]
+           "generate", "interpolate", "latent_scatter", "list_models", "list_plugins", "load", "load_images",
+           "manifold", "model_info", "noise_sweep", "read_run", "reconstruct", "resolve", "resolve_config",
+           "sample_quality", "split_config", "train"]
 
 
 def list_models() -> list[str]:
@@ -54,7 +59,19 @@ def list_plugins() -> dict[str, list[dict[str, Any]]]:
 
 def model_info(name: str) -> dict[str, Any]:
     """A plugin's description, hyperparameters (type, default, range), training defaults and presets."""
-    entry = registry.get_entry(name)
+    catalogued = registry.weights().get(name) if isinstance(name, str) else None
+    if catalogued is not None and name not in registry.list_models():  # weights, not a model: say which
+        raise UnknownModelError(f"'{name}' names catalogued weights of model '{catalogued.get('model')}', not a model",
+                                f"Load them with zoo.load('{name}') (`zoo info {name}` describes them); "
+                                f"zoo.model_info('{catalogued.get('model')}') describes the model.")
+    try:
+        entry = registry.get_entry(name)
+    except UnknownModelError as e:  # a misspelled name of weights is close to one of the catalogue's too
+        close = difflib.get_close_matches(name, list(registry.weights()), n=3) if isinstance(name, str) else []
+        if not close:
+            raise
+        raise UnknownModelError(e.message, ((e.hint + " ") if e.hint else "") +
+                                f"Catalogued weights of that name: {', '.join(close)}?") from None
     cls = entry.cls
 
     def describe(dc, defaults=None):
@@ -72,10 +89,27 @@ def model_info(name: str) -> dict[str, Any]:
         "vectorized_keys": _vectorizable(cls),
         "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),
         "presets": registry.presets(entry.name),
-        # other models' presets whose keys all fit (`zoo train iwae --preset vae-mnist`)
-        "presets_that_fit": {k: p for k, p in registry.presets().items()
+        # other models' presets whose keys all fit (`zoo train iwae --preset vae-mnist`), with what a value
+        # of theirs the model refuses says to change ("needs": `--set batch_norm=false` for a VampPrior)
+        "presets_that_fit": {k: {**p, **_needs(entry.name, k)} for k, p in registry.presets().items()
                              if p.get("model") != entry.name and cfgmod.preset_fits(cls, p)},
     }
+
+
+def _needs(name: str, preset: str) -> dict[str, str]:
+    """{"needs": the remedy} where model `name`, built with another model's `preset` (on the meta device:
+    no memory), refuses one of its values; {} where it takes the preset as it is."""
+    import torch
+
+    try:
+        cls, model_cfg, _ = resolve_config(name, preset=preset)
+        with torch.device("meta"):
+            cls(model_cfg, (1, 28, 28), 10)
+    except ZooError as e:
+        return {"needs": e.hint or e.message}
+    except Exception:  # noqa: BLE001 - a model that cannot be built on the meta device: said nothing of
+        return {}
+    return {}
 
 
 def _vectorizable(cls: type) -> list[str]:

@@ -258,6 +258,6 @@ def default_weights_name(model: str) -> str | None:
 def weights_folder(name: str) -> Path | None:
     """The bundled folder of catalogued weights `name`, or None if the name is not catalogued."""
     entry = weights().get(name)
-    if entry is None:
+    if entry is None or "path" not in entry:  # not catalogued, or only on a hub
         return None
     return Path(__file__).parent / entry["path"]

@@ -1,8 +1,8 @@
 """Interpolation in a trained run's latent space: the codes along the straight line between two class
 means or two test images' codes, decoded.
 
-    zoo.analysis.interpolation.interpolate(RUN, "3", "8", steps=10)   # PNG of decodes between class means
-    zoo.analysis.interpolation.interpolate(RUN, "#12", "#40")         # ... between two test images' codes
+    zoo.interpolate(RUN, "3", "8", steps=10)   # PNG of decodes between class means
+    zoo.interpolate(RUN, "#12", "#40")         # ... between two test images' codes
 
 Codes come from the model's `encode` (a VAE's posterior mean); class means are over the test set.
 """

@@ -1,7 +1,7 @@
 """Latent codes of a trained run and where the test images land: the codes of a split, their 2-D
 projection (PCA, t-SNE, or as they are) and a scatter of them coloured by class.
 
-    zoo.analysis.latent.latent_scatter(RUN, method="tsne", n=5000)   # PNG scatter + CSV of coordinates
+    zoo.latent_scatter(RUN, method="tsne", n=5000)   # PNG scatter + CSV of coordinates
 
 Codes come from the model's `encode` (a VAE's posterior mean). The decoded grid is in
 zoo.analysis.manifold, decoding between two codes in zoo.analysis.interpolation.

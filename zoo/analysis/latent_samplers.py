@@ -322,7 +322,7 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
         raise ConfigError(f"--spread must be 0 or more (and finite), got {spread}")
     if class_label is not None:
         if sampler is not None:
-            raise ConfigError("give either --sampler or --class, not both")
+            raise ConfigError("give either --sampler or --class (sampler= or class_label=), not both")
         codes, labels, classes = split_codes(run, CLASS_SPLIT, data_dir)
         index = resolve_class(class_label, classes)
         mean, std = class_stats(codes, labels, index)
@@ -335,7 +335,7 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
 
         return around_class
     if spread:
-        raise ConfigError("--spread goes with --class (the spread around a class mean)")
+        raise ConfigError("--spread (spread=) goes with --class (class_label=): the spread around a class mean")
     if sampler is None:
         raise ConfigError("which sampler? e.g. gmm, gaussian or standard-normal")
     chosen = fitted_sampler(run, sampler, data_dir=data_dir, save=save, log=log)

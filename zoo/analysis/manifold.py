@@ -1,8 +1,8 @@
 """The decoded manifold of a trained run: a regular 2-D grid of codes, along two latent dimensions (a VAE's
 prior quantiles, or the central 90% of the test codes) or the first two principal directions, decoded.
 
-    zoo.analysis.manifold.manifold(RUN, steps=15)                 # PNG of a decoded 2-D grid
-    zoo.analysis.manifold.manifold(RUN, dims="3,7")               # ... over latent dimensions 3 and 7
+    zoo.manifold(RUN, steps=15)                 # PNG of a decoded 2-D grid
+    zoo.manifold(RUN, dims="3,7")               # ... over latent dimensions 3 and 7
 """
 
 from __future__ import annotations
@@ -250,8 +250,11 @@ def _drawn_prior(net, d: int) -> torch.Tensor | None:
     if not net.can("prior_codes"):
         return None
     gen = torch.Generator(device=net.device).manual_seed(0)
-    with torch.no_grad():
-        drawn = net.model.prior_codes(PRIOR_DRAWS, generator=gen).double().cpu()
+    try:
+        with torch.no_grad():
+            drawn = net.model.prior_codes(PRIOR_DRAWS, generator=gen).double().cpu()
+    except NotImplementedError:  # this configuration's prior is the standard normal after all
+        return None
     if drawn.shape != (PRIOR_DRAWS, d) or not bool(torch.isfinite(drawn).all()):
         raise CapabilityError(f"model '{net.name}': prior_codes gave {tuple(drawn.shape)} codes (or not finite ones), "
                               f"not [{PRIOR_DRAWS}, {d}]", "A fix for the plugin's author (docs/plugins.md).")

@@ -32,9 +32,26 @@ def save_figure(fig, path: Path, **savefig) -> Path:
     return Path(path)
 
 
-def save_png(fig, path: Path) -> Path:
-    """A figure as zoo writes every picture: 110 dpi, cropped to its content."""
-    return save_figure(fig, path, dpi=110, bbox_inches="tight")
+WEIGHTS_STAMP = "zoo-weights"  # PNG text: the digest of the weights whose outputs a picture shows
+
+
+def save_png(fig, path: Path, weights: str | None = None) -> Path:
+    """A figure as zoo writes every picture: 110 dpi, cropped to its content; `weights`: the digest of the
+    weights whose outputs it shows, kept in the PNG (WEIGHTS_STAMP) so that a push can tell a picture of
+    other weights (made before --resume) by its contents, whatever its file's times."""
+    return save_figure(fig, path, dpi=110, bbox_inches="tight",
+                       **({"metadata": {WEIGHTS_STAMP: weights}} if weights else {}))
+
+
+def weights_stamp(path: Path) -> str | None:
+    """The WEIGHTS_STAMP of a PNG zoo wrote (None: none, as in pictures of zoo before 0.4, or unreadable)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return im.text.get(WEIGHTS_STAMP) if hasattr(im, "text") else None
+    except (OSError, ValueError):
+        return None
 
 
 def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
@@ -84,9 +101,10 @@ def epoch_curves(curves: list[tuple[str, list[tuple[int, float]], int | None]], 
     return fig
 
 
-def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = "", per_row: int | None = None) -> Path:
+def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = "", per_row: int | None = None,
+               weights: str | None = None) -> Path:
     """Rows of images (each [n, C, H, W] in [0, 1]) with a label on the left of each row; a row holding
-    more than `per_row` images (default 16) wraps onto several lines."""
+    more than `per_row` images (default 16) wraps onto several lines. `weights`: as save_png takes it."""
     from torchvision.utils import make_grid
 
     plt = pyplot()
@@ -113,20 +131,20 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    out = save_png(fig, path)
+    out = save_png(fig, path, weights)
     plt.close(fig)
     return out
 
 
 @torch.no_grad()
-def preview(model, x_uint8: torch.Tensor, path: Path, title: str = "") -> Path | None:
+def preview(model, x_uint8: torch.Tensor, path: Path, title: str = "", weights: str | None = None) -> Path | None:
     """What the model does to (or instead of) a few test images, as labelled rows."""
     was_training = model.training
     model.eval()
     x = x_uint8.to(model.device).float() / 255.0
     rows = model.preview(x)
     model.train(was_training)
-    return image_rows(rows, path, title) if rows else None
+    return image_rows(rows, path, title, weights=weights) if rows else None
 
 
 def noise_sweep(result: dict, path: Path) -> Path:

@@ -15,6 +15,7 @@ from zoo.errors import RunError
 from zoo.hub.locations import HubError
 from zoo.runs import config as cfgmod
 from zoo.runs.eval_images import IMAGES_FILE
+from zoo.runs.modelcard import PICTURES
 from zoo.runs.files import (
     check_run_config,
     check_weights_fit,
@@ -31,7 +32,7 @@ WEIGHTS = "model.safetensors"
 CARD = "README.md"
 METRICS = "metrics.jsonl"                        # the training log
 EVAL = "eval.json"                               # test metrics, pushed only when they measured these weights
-IMAGES = ("reconstructions.png", "samples.png", "loss.png")
+IMAGES = PICTURES                                # a run's pictures (zoo.runs.modelcard)
 MODEL_FILES = (CONFIG, WEIGHTS)                  # what loading needs; checked on every load
 EVAL_IMAGES = IMAGES_FILE                         # each test image's metrics, pushed with the eval.json they match
 # All that is downloaded or pushed, with samplers.

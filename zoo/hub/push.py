@@ -16,7 +16,6 @@ from zoo.errors import RunError
 from zoo.hub.files import (
     CARD,
     CONFIG,
-    IMAGES,
     MODEL_FILES,
     WEIGHTS,
     check_config,
@@ -31,7 +30,7 @@ from zoo.runs import checkpoint, eval_images
 from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_json, read_metrics, run_identity
 from zoo.runs.files import file_sha256, open_regular, sampler_name
 from zoo.runs.lock import writer_of
-from zoo.runs.modelcard import render_card
+from zoo.runs.modelcard import current_pictures, render_card
 
 
 @dataclasses.dataclass
@@ -72,7 +71,7 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
     measured during training (in the YAML metadata and the body). `samplers`: the names of those pushed."""
     run = check_config(run_dir / CONFIG, str(run_dir))
     eval_result, _ = read_eval(run_dir)  # None unless it measured these weights
-    images = _current_images(run_dir)
+    images = current_pictures(run_dir)
     card = render_card(run, eval_result, images, location, samplers)
     summary = _training_summary(run_dir)
     plugin = run.get("plugin", {})
@@ -136,32 +135,11 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
             files[eval_images.IMAGES_FILE] = run_dir / eval_images.IMAGES_FILE
         elif note:
             log(f"note: {note}; it is not pushed")
-    for image in _current_images(run_dir, log):
+    for image in current_pictures(run_dir, log):
         files[image] = run_dir / image
     files.update(samplers)
     return files
 
-
-# Pictures of what the model makes, older than its weights: made before the run was trained further (--resume).
-MODEL_PICTURES = ("reconstructions.png", "samples.png")
-
-
-def _current_images(run_dir: Path, log: Log | None = None) -> list[str]:
-    """The run's pictures a push publishes: not those of the model's outputs made before its weights were
-    last written (they show other weights; said, where `log`)."""
-    weights_time = (run_dir / WEIGHTS).stat().st_mtime
-    images = []
-    for image in IMAGES:
-        path = run_dir / image
-        if not path.is_file():
-            continue
-        if image in MODEL_PICTURES and path.stat().st_mtime < weights_time:
-            if log:
-                log(f"note: {image} was made before model.safetensors was last written (other weights): it is not "
-                    "pushed; make it again (zoo generate / zoo reconstruct) to publish it")
-            continue
-        images.append(image)
-    return images
 
 
 def _samplers(run_dir: Path, log: Log) -> dict[str, Path]:

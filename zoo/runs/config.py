@@ -236,8 +236,10 @@ def build(cls, values: dict[str, Any], *, where: str = "config"):
 
 
 def unknown_key(key: str, known, where: str) -> ConfigError:
-    close = difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
-    hint = f"Did you mean: {', '.join(close)}?" if close else "`zoo info MODEL` lists the valid keys."
+    same_letters = [k for k in known if k.lower() == str(key).lower()]  # K for k: too short for difflib
+    close = same_letters or difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
+    hint = (f"Did you mean: {', '.join(close)}?" if close else
+            "`zoo info MODEL` (zoo.model_info('MODEL') in Python) lists the valid keys.")
     return ConfigError(f"{where}: unknown key '{key}'", hint)
 
 

@@ -159,8 +159,8 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     # the place: two entries named `ev` in two folder hubs never share, and overwrite, one outputs folder.
     if hub.is_hub_source(source):
         where = hub.parse(str(source))
-        label = where.repo + (f"@{where.revision}" if where.revision else "") if where.kind == "hf" else \
-            _placed(where.path)
+        label = where.repo.replace("/", "--") + (f"@{where.revision}" if where.revision else "") \
+            if where.kind == "hf" else _placed(where.path)
     elif owned:  # a folder by its own name (`.`, a link: the folder they name)
         label = _bundled_name(run_dir) or _placed(run_dir)
     else:
@@ -181,5 +181,5 @@ def _placed(path: Path) -> str:
 def _bundled_name(run_dir: Path) -> str | None:
     """The catalogued name whose bundled folder `run_dir` is (its results go where the name's go)."""
     where = run_dir.resolve()
-    return next((name for name in registry.weights()
-                 if (registry.weights_folder(name) or Path("/nonexistent")).resolve() == where), None)
+    return next((name for name in registry.weights() if registry.weights_folder(name) is not None
+                 and registry.weights_folder(name).resolve() == where), None)

@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 from zoo import registry
+from zoo.analysis import plots
 from zoo.console import to_stderr
 from zoo.errors import ZooError
 from zoo.runs import checkpoint as ckpt
@@ -92,6 +93,30 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     return "\n".join(lines)
 
 
+PICTURES = ("reconstructions.png", "samples.png", "loss.png")  # a run's pictures a card shows and a push publishes
+MODEL_PICTURES = PICTURES[:2]  # ... of the model's outputs: of the weights they were made with
+
+
+def current_pictures(run_dir: Path, log=None) -> list[str]:
+    """The run's pictures (PICTURES) but those of the model's outputs made with other weights than
+    model.safetensors holds now (drawn before the run was trained further): each such one said to `log`."""
+    current, pictures = None, []
+    for name in PICTURES:
+        path = Path(run_dir) / name
+        if not path.is_file():
+            continue
+        stamp = plots.weights_stamp(path) if name in MODEL_PICTURES else None  # none: a picture of an older zoo
+        if stamp is not None:
+            current = current or ckpt.weights_digest(Path(run_dir) / ckpt.WEIGHTS)
+            if stamp != current:
+                if log:
+                    log(f"note: {name} shows other weights than model.safetensors holds (made before the run was "
+                        "trained further): it is left out; make it again (zoo generate / zoo reconstruct)")
+                continue
+        pictures.append(name)
+    return pictures
+
+
 def write_card(run_dir: Path, log=to_stderr) -> Path:
     """README.md of a run folder, from its config.json, its current eval.json (a stale one is left out,
     with a note to `log`) and its pictures."""
@@ -100,7 +125,7 @@ def write_card(run_dir: Path, log=to_stderr) -> Path:
     eval_result, note = ckpt.read_eval(run_dir)  # only test metrics of the weights the card describes
     if note:
         log(f"note: {note}")
-    images = [p for p in ("reconstructions.png", "samples.png", "loss.png") if (run_dir / p).exists()]
+    images = current_pictures(run_dir)
     path = run_dir / ckpt.CARD
     # The run as the user reached it (runs/ae, /data/runs/ae): the load line works from where they work.
     ckpt.atomic_write(path, render_card(run, eval_result, images, str(run_dir), sampler_names(run_dir)))

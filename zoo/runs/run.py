@@ -73,6 +73,11 @@ class Run:
             return f"run.model's weights changed since they were loaded from {path}"
         return None
 
+    def outputs_stamp(self) -> str:
+        """What a picture of this run's outputs records as the weights it shows (plots.WEIGHTS_STAMP): the
+        file's digest, or, for weights changed since loading, a mark that matches no file's."""
+        return "changed since loading" if self.weights_changed() else self.file_digest
+
     def check_saveable(self) -> None:
         """Refuse, before the work, to save results that would be recorded as the file's weights' when they
         are not (weights_changed)."""

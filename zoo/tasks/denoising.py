@@ -170,7 +170,8 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
                      "baseline_mse": sums["baseline"] / n if base is not None else None})
     learned = run.model.training_corruption()
     trained_spec = learned.spec if learned is not None else None
-    result = {"model": str(run.folder), "baseline": str(base.folder) if base is not None else None,
+    result = {"model": run.record["model"], "run": run.source,
+              "baseline": base.source if base is not None else None,
               "noise": trained.spec, "trained_noise": trained_spec, "split": split, "images": int(x.shape[0]),
               "rows": rows}
     if save:

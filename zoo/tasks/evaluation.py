@@ -272,4 +272,4 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
     xb = x[:n].float() / 255.0
     out = runfiles.picture_output(out, own=run.folder) or run.output_dir / "reconstructions.png"
     return plots.image_rows([("original", xb), ("reconstruction", run.reconstruct(xb))], out,
-                            title=f"{run.name}: {split} images and reconstructions")
+                            title=f"{run.name}: {split} images and reconstructions", weights=run.outputs_stamp())

@@ -22,13 +22,6 @@ SAMPLE_BATCH = 256      # samples made at once: memory stays one batch, whatever
 MAX_GRID = 2_500        # samples one PNG may show (50 × 50); more go to a .safetensors file
 
 
-def decoded_samples(run: Run, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
-                     spread: float = 0.0, data_dir: str | None = None, save: bool = True) -> torch.Tensor:
-    """Images decoded from latent codes drawn by a fitted sampler, or around a class mean."""
-    return torch.cat(list(sample_batches(run, n, gen, sampler=sampler, class_label=class_label,
-                                          spread=spread, data_dir=data_dir, save=save)))
-
-
 def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
                     spread: float = 0.0, data_dir: str | None = None, save: bool = True,
                     batch: int = SAMPLE_BATCH):
@@ -37,7 +30,7 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
     them). One generator runs through every batch, so the same seed gives the same images."""
     if sampler is None and class_label is None:
         if spread:
-            raise ConfigError("--spread goes with --class")
+            raise ConfigError("--spread (spread=) goes with --class (class_label=)")
         draw = lambda k: run.sample(k, generator=gen)  # noqa: E731
     elif class_label is not None and run.can("sample_class"):  # a conditional model draws the class itself
         if sampler is not None or spread:
@@ -103,7 +96,8 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     if per_class is not None:
         per_class = check_count(per_class, "--per-class", 1, 2_500)
         if sampler is not None or class_label is not None or spread or n is not None:
-            raise ConfigError("--per-class draws every class: it goes without --n, --class, --sampler and --spread")
+            raise ConfigError("--per-class (per_class=) draws every class: it goes without --n, --class, --sampler "
+                              "and --spread (n=, class_label=, sampler=, spread=)")
     n = 64 if n is None else n  # the default; --per-class sets it from the classes below
     n = check_count(n, "--n", 1, 100_000)
     own = source.folder if isinstance(source, Run) else \
@@ -112,7 +106,8 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     to_file = out is not None and out.suffix == ".safetensors"
     if not to_file and n > MAX_GRID:
         raise ConfigError(f"--n {n}: a picture shows at most {MAX_GRID:,} samples",
-                          "Write them to a tensor file instead: --out samples.safetensors.")
+                          "Write them to a tensor file instead: --out samples.safetensors "
+                          "(out='samples.safetensors').")
     run = load(source, device=device)
     gen = torch.Generator(device=run.device).manual_seed(seed)
     if per_class is not None:
@@ -159,4 +154,4 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     out = out or run.output_dir / "samples.png"
     per_row = per_class or max(1, int(round(n ** 0.5)))
     return plots.image_rows([("", images)], out, title=f"{run.name}: {n} samples ({how}, seed {seed})",
-                             per_row=per_row)
+                             per_row=per_row, weights=run.outputs_stamp())

@@ -16,7 +16,7 @@ from zoo.errors import ConfigError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import check_count, check_flag, check_seed
 from zoo.runs.loading import load
-from zoo.tasks.generation import decoded_samples
+from zoo.tasks.generation import sample_batches
 
 
 def _feature_model() -> str:
@@ -56,7 +56,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     `inception` (a weights file or folder, or True / "auto": torch hub's cache) adds Inception FID, KID
     and IS of the same samples through torch-fidelity under "inception"; the weights are never downloaded."""
     check_seed(seed), check_flag(save, "save"), check_flag(progress, "progress")
-    n = check_count(n, "--fid-n", 100, 1_000_000)  # as the CLI's: fewer than 100 images give no usable FID
+    n = check_count(n, "--fid-n (n=)", 100, 1_000_000)  # as the CLI's: fewer than 100 images give no usable FID
     if inception:  # a missing file or library fails before minutes of sampling
         inception_mod.find_weights(inception)
         inception_mod.require_library()
@@ -103,11 +103,14 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                           "Give a feature network that is a classifier run (--features RUN).")
     wanted = torch.arange(m) % max(len(run.classes), 1)
 
+    # decoded from a latent sampler fitted (or read) once, batch after batch, as draw() asks for them
+    decoded = sample_batches(run, m, gen, sampler=sampler, data_dir=data_dir, save=save, batch=1000) \
+        if sampler is not None else None
+
     def draw(start: int, k: int) -> torch.Tensor:
         if conditional:
             return run.sample_class(wanted[start:start + k], generator=gen)
-        return run.sample(k, generator=gen) if sampler is None else \
-            decoded_samples(run, k, gen, sampler=sampler, data_dir=data_dir, save=save)
+        return run.sample(k, generator=gen) if sampler is None else next(decoded)
     pick = torch.randperm(data.train_x.shape[0], generator=torch.Generator().manual_seed(seed))[:m]
     per_set = -(-m // 1000)  # batches of 1000 to draw or embed for each set of m images
     with metrics.progress_bar(4 * per_set + 2 * quality.KID_SUBSETS, "fid: sampling", progress, unit="step") as bar:

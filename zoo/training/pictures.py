@@ -5,6 +5,7 @@ epoch's reconstructions or samples."""
 from __future__ import annotations
 
 from zoo.analysis import plots
+from zoo.runs import checkpoint as ckpt
 from zoo.training.callbacks import Callback
 
 
@@ -32,5 +33,7 @@ class Pictures(Callback):
         model = trainer.model
         plots.loss_curves(trainer.history, trainer.run_dir / "loss.png", title=f"{model.name} on {trainer.data.name}")
         name = "reconstructions.png" if model.can("reconstruct") else "samples.png"
+        weights = trainer.run_dir / ckpt.WEIGHTS  # the best epoch's, which the model holds again now
         plots.preview(model, trainer.data.test_x[:16], trainer.run_dir / name,
-                      title=f"{model.name}, best epoch {trainer.state['best_epoch']}")
+                      title=f"{model.name}, best epoch {trainer.state['best_epoch']}",
+                      weights=ckpt.weights_digest(weights) if weights.is_file() else None)
