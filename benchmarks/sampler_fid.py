@@ -28,7 +28,6 @@ import tempfile
 import torch
 
 from zoo.analysis import latent_samplers
-from zoo.data.datasets import BINARIZE_SEED, binarized
 from zoo.tasks.sample_quality import sample_quality
 
 
@@ -46,10 +45,8 @@ def binarised_training_codes() -> None:
     grey_split = latent_samplers.run_split
 
     def run_split(run, split, data_dir=None):
-        data, x, y = grey_split(run, split, data_dir)
-        if split == "train" and data.binarize == "dynamic":  # the seed static binarisation gives training images
-            x = binarized(x.cpu(), BINARIZE_SEED + 2).to(x.device)
-        return data, x, y
+        data, _, _ = grey_split(run, split, data_dir)
+        return (data, *data.measured(split))  # the training images binarised with static binarisation's seed
     latent_samplers.run_split = run_split
 
 

@@ -230,7 +230,7 @@ def test_a_quick_look_at_a_catalogued_model_does_not_stand_in_for_its_published_
 def test_a_quick_look_at_bundled_weights_on_their_test_set_is_printed_not_written(tmp_path):
     out = assert_ok(invoke("eval", "piwae-mnist", "--iwae-k", "2", "--limit", "16", "--data-dir", real_data("mnist"),
                            "--no-progress"))
-    assert "piwae-mnist is published with its evaluation of the whole test split (10,000 images); this one, of 16 " \
+    assert "piwae-mnist comes with its evaluation of the whole test split (10,000 images); this one, of 16 " \
            "test images, is printed, not written" in out and "delete it" not in out
     assert not list(tmp_path.glob("zoo-outputs/*/eval*"))
 

@@ -68,6 +68,14 @@ class ImageData:
     def split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
         return getattr(self, f"{which}_x"), getattr(self, f"{which}_y")
 
+    def measured(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """A split as a model is measured on it: for a dynamically binarised one, the training images
+        binarised once with a fixed seed, as the validation and test images are (training draws anew)."""
+        x, y = self.split(which)
+        if which == "train" and self.binarize == "dynamic":
+            x = binarized(x.cpu(), BINARIZE_SEED + 2).to(x.device)
+        return x, y
+
     def to(self, device) -> "ImageData":
         moved = {k: getattr(self, k).to(device) for k in
                  ("train_x", "train_y", "val_x", "val_y", "test_x", "test_y")}

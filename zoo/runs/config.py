@@ -331,7 +331,7 @@ def check_count(value: Any, what: str, low: int = 1, high: int | None = None) ->
 def check_flag(value: Any, what: str) -> None:
     """A yes/no argument (save=, progress=: None there means "on a terminal") as a bool: "no" is no False."""
     if not isinstance(value, bool) and not (what == "progress" and value is None):
-        raise ConfigError(f"{what}= is True or False, not {value!r:.60}")
+        raise ConfigError(f"{what}= is True or False{' (or None)' if what == 'progress' else ''}, not {value!r:.60}")
 
 
 def check_seed(seed: Any, what: str = "--seed") -> int:

@@ -183,7 +183,10 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
 
 def _check_factors(factors) -> list[float]:
     """The strengths a noise sweep scales the noise by: one or more finite numbers above 0."""
-    values = list(factors) if isinstance(factors, (list, tuple)) else None
+    try:  # a list, a tuple, a range, a numpy array: any numbers one after another; never a text
+        values = None if isinstance(factors, (str, bytes)) else list(factors)
+    except TypeError:
+        values = None
     if not values or any(isinstance(f, bool) or not isinstance(f, numbers.Real) or not 0 < f < math.inf
                          for f in values):
         raise ConfigError(f"factors are one or more numbers above 0 that scale the noise, not {factors!r:.60}",

@@ -15,7 +15,7 @@ import torch
 
 from zoo.analysis import metrics, plots
 from zoo.console import to_stderr
-from zoo.data.datasets import BINARIZE_SEED, ImageData, binarized, class_name
+from zoo.data.datasets import ImageData, class_name
 from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
@@ -102,9 +102,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         run.check_saveable()
     measured = run.file_digest or ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
     data = run.dataset(data_dir)
-    x, y = data.split(check_split(split))
-    if split == "train" and data.binarize == "dynamic":  # binary pixels, as trained on: one fixed draw, as the
-        x = binarized(x.cpu(), BINARIZE_SEED + 2).to(x.device)  # test set's (training draws anew every batch)
+    x, y = data.measured(check_split(split))  # binary pixels for a dynamically binarised run's training split too
     whole = x.shape[0]
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
@@ -228,8 +226,8 @@ def _whole_test_kept(run: Run, data: ImageData, n: int, split: str) -> bool:
             break
     else:
         return False
-    if folder != run.output_dir:  # published with the weights: never the user's to delete
-        to_stderr(f"note: {run.source} is published with its evaluation of the whole test split ({whole:,} images); "
+    if folder != run.output_dir:  # beside weights zoo does not write to (published, or read-only)
+        to_stderr(f"note: {run.source} comes with its evaluation of the whole test split ({whole:,} images); "
                   f"this one, of {n:,} {split} images, is printed, not written")
         return True
     to_stderr(f"note: {folder / ckpt.EVAL} holds this model's evaluation of the whole test split ({whole:,} images); "
