@@ -144,3 +144,12 @@ def test_the_train_split_of_a_dynamically_binarised_run_is_measured_on_binary_pi
     assert train["pixels"] == "binarised (dynamic)"
     assert abs(train["metrics"]["mse"] - test["metrics"]["mse"]) < 0.1 * test["metrics"]["mse"]
     assert train == zoo.evaluate(tmp_path / "b", split="train", save=False)  # one fixed draw
+
+
+def test_a_plugin_metric_given_as_a_python_number_is_refused_with_the_fix(run, monkeypatch):
+    from zoo.plugins.vae import VAE
+
+    monkeypatch.setattr(VAE, "metrics", lambda self, batch, **options: {"mse": 0.5})
+    assert_clean_error(invoke("eval", run, "--no-progress"), "metric 'mse' is not per image (a float",
+                       "one value per image")
+    assert not (run / "eval.json").exists()

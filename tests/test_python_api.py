@@ -216,3 +216,24 @@ def test_the_analysis_commands_have_their_functions_on_zoo_itself(vae_copy, tmp_
     assert zoo.latent_scatter(vae_copy, n=50, method="pca", out=tmp_path / "l.png").png.is_file()
     assert zoo.manifold(vae_copy, steps=3, out=tmp_path / "m.png").png.is_file()
     assert zoo.interpolate(vae_copy, "#1", "#2", steps=3, out=tmp_path / "i.png").png.is_file()
+
+
+def test_a_plugin_refusing_its_configuration_with_a_value_error_is_one_zoo_error(monkeypatch):
+    from zoo.plugins.vae import VAE
+
+    def refuse(self, config, shape, num_classes=10):
+        raise ValueError("latent_dim must be even")
+
+    monkeypatch.setattr(VAE, "__init__", refuse)
+    with pytest.raises(ConfigError, match="model 'vae' refused its configuration: latent_dim must be even") as e:
+        zoo.create("vae")
+    assert "zoo.errors.ConfigError" in e.value.hint
+
+
+def test_a_plugin_sampler_whose_state_holds_no_tensors_is_used_but_never_saved(vae_copy, tmp_path, monkeypatch):
+    from zoo.plugins.samplers import Gaussian
+
+    monkeypatch.setattr(Gaussian, "state", lambda self: {})
+    out = assert_ok(invoke("generate", vae_copy, "--sampler", "gaussian", "--n", "4", "--out", tmp_path / "g.png"))
+    assert "not saved: its state() gave no tensors" in out and (tmp_path / "g.png").is_file()
+    assert not (vae_copy / "sampler-gaussian.safetensors").exists()

@@ -25,6 +25,7 @@ _LAZY = {
     "Logger": "zoo.tracking",
     "NoiseModel": "zoo.data.noise",
     "LatentSampler": "zoo.analysis.latent_samplers",
+    "check_state": "zoo.analysis.latent_samplers",   # for a sampler plugin's _load
     "TrainConfig": "zoo.runs.config",
     "ZooError": "zoo.errors",
     "list_models": "zoo.api",

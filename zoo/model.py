@@ -272,7 +272,8 @@ class ZooModel(nn.Module):
     # ------------------------------------------------------------------ evaluation and pictures
     def metrics(self, batch: Batch, **options) -> dict[str, torch.Tensor]:
         """Per-image test metrics ([B] tensors) for `zoo eval`; reconstruction metrics by default.
-        `options` come from the command line (e.g. iwae_k); a model ignores those it does not know."""
+        `options` come from the command line (e.g. iwae_k): a model takes one by naming it as a keyword
+        parameter; one its signature does not name is refused before the evaluation (check_metric_options)."""
         if not self.can("reconstruct"):
             return {}
         return reconstruction_metrics(batch.x, self.reconstruct(batch.x))

@@ -204,6 +204,19 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, ide
         return None
 
 
+def _saveable_state(sampler: LatentSampler) -> tuple[dict[str, torch.Tensor], str | None]:
+    """The fitted sampler's state() if a file can hold it and give it back: tensors, at least one; else why
+    not (a plugin's sampler without state() and _load(), or one whose state is no tensors: used unsaved)."""
+    state = sampler.state()
+    if not isinstance(state, dict) or not state or not all(
+            isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
+        what = (f"a {type(state).__name__}" if not isinstance(state, dict) else "no tensors" if not state
+                else "values that are no tensors")
+        return {}, (f"its state() gave {what}; a fix for the '{sampler.name}' sampler's author: return the fitted "
+                    "parameters as a dict of tensors from state() and set them in _load() (docs/plugins.md)")
+    return state, None
+
+
 def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: bool = False, save: bool = True,
                    log: Callable[[str], None] | None = None) -> LatentSampler:
     """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
@@ -241,11 +254,12 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     meta = {"sampler": cls.name, "dim": str(sampler.dim), "codes": str(codes.shape[0]), "split": FIT_SPLIT,
             "seed": str(FIT_SEED), "weights_sha256": digest, "run": identity}
     fitted, say = f"fitted the {cls.name} sampler on {codes.shape[0]} training codes", log or to_stderr
-    if changed or not save:
-        say(f"{fitted} (not saved: {changed or 'save=False'})")
+    state, unsaveable = _saveable_state(sampler)
+    if changed or not save or unsaveable:
+        say(f"{fitted} (not saved: {changed or unsaveable or 'save=False'})")
     else:
         try:
-            save_tensors(path, sampler.state(), meta)
+            save_tensors(path, state, meta)
             say(f"{fitted} -> {path}")
         except OSError as e:  # a read-only (catalogued) run: use it without saving
             say(f"{fitted} (not saved: {e})")

@@ -96,6 +96,10 @@ def skeleton(cls: type, config, shape, num_classes: int) -> torch.nn.Module | No
             return cls(config, tuple(shape), num_classes)
     except ZooError:
         raise
+    except ValueError as e:  # a plugin refusing its configuration in Python's way: said as zoo says it
+        raise ConfigError(f"model '{getattr(cls, 'name', cls.__name__)}' refused its configuration: {e}",
+                          "Change the setting it names (`zoo info MODEL` lists them). For the plugin's author: "
+                          "raise zoo.errors.ConfigError for a configuration it cannot build.") from None
     except Exception:
         return None
 

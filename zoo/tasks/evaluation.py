@@ -132,11 +132,13 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
                 if stop <= done:  # measured before the evaluation stopped
                     continue
                 for k, v in model.metrics(to_batch(x[start:stop], y[start:stop]), **(options or {})).items():
-                    if v.numel() != stop - start:  # a batch mean would be summed as if it were one image
+                    # a batch mean would be summed as if it were one image
+                    if not isinstance(v, torch.Tensor) or v.numel() != stop - start:
+                        what = f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else f"a {type(v).__name__}"
                         raise CapabilityError(
-                            f"model '{run.name}': its metric '{k}' is not per image (shape {tuple(v.shape)} for "
-                            f"{stop - start} images)", "Its plugin's `metrics` must return one value per image "
-                            "([B] tensors; docs/plugins.md): a fix for the plugin's author.")
+                            f"model '{run.name}': its metric '{k}' is not per image ({what} for {stop - start} "
+                            "images)", "Its plugin's `metrics` must return one value per image ([B] tensors; "
+                            "docs/plugins.md): a fix for the plugin's author.")
                     # The sums, though the values hold them, are added batch by batch as before the values
                     # were kept: every published mean reproduces to its last digit.
                     sums[k] = sums.get(k, 0.0) + float(v.double().sum())
