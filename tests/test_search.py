@@ -453,3 +453,20 @@ def test_the_vampprior_space_searches_pseudo_inputs_on_dynamically_binarised_mni
 def test_list_spaces_names_the_examples():
     out = assert_ok(invoke("search", "--list-spaces"))
     assert "report-002-mnist-large" in out and "docs/reports.md#report-004" in out
+
+
+def test_sigterm_to_a_multi_worker_searchs_own_process_stops_its_workers_too(tmp_path):
+    """`kill PID`, a scheduler or a container runtime signals the search's process alone: its workers (in a
+    session of their own) are stopped by it, not left to run every trial of the budget."""
+    space = write(tmp_path / "slow.toml", SLOW)
+    args = ["search", "convae", "--space", space, "--study", "t", "--out", tmp_path / "t", "--trials", "8",
+            "--workers", "2"]
+    started = time.monotonic()
+    code, log = interrupt_zoo(args, tmp_path / "log", lambda: sum(  # both workers are training a trial
+        t.state.name == "RUNNING" and bool(t.intermediate_values) for t in _trials_or_none(tmp_path / "t", "t")) >= 2,
+        within=90, sig=signal.SIGTERM)
+    assert code == 143, log
+    assert "search interrupted" in log and "Traceback" not in log
+    states = [t.state.name for t in journal_study(tmp_path / "t", "t").trials]
+    assert "RUNNING" not in states and sum(s == "COMPLETE" for s in states) < 8, states
+    assert time.monotonic() - started < 80

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -105,8 +106,11 @@ def _run_workers(settings: Settings, log: Callable[[str], None], every_while: Ca
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
     procs = []
     for k in range(settings.workers):
+        # In a session of their own, the workers are stopped by this process alone, whatever stopped it: a
+        # terminal's Ctrl-C, or a SIGTERM or SIGHUP sent to this process only (`kill PID`, a scheduler, a
+        # container runtime), which before left them running every trial of the budget.
         procs.append(subprocess.Popen([sys.executable, "-m", "zoo", "search-worker", "--label", f"worker {k + 1}"],
-                                      env=env))
+                                      env=env, start_new_session=True))
     try:
         pending = dict(enumerate(procs))
         last = time.monotonic()
@@ -125,6 +129,10 @@ def _run_workers(settings: Settings, log: Callable[[str], None], every_while: Ca
                         "if any, is failed and queued again")
             time.sleep(0.2)
     except KeyboardInterrupt:
+        for p in procs:  # each stops as Ctrl-C stops it: its trial failed and queued again
+            if p.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    p.send_signal(signal.SIGINT)
         for p in procs:
             with contextlib.suppress(subprocess.TimeoutExpired):
                 p.wait(timeout=30)
