@@ -62,8 +62,10 @@ class IWAE(VAE):
     description = "Importance-weighted autoencoder: the VAE trained on the IWAE-K bound (or MIWAE, PIWAE, CIWAE)"
     Config = IWAEConfig
     # Each changes the bound the loss is (a larger K or PIWAE's IWAE-(M·K) is a tighter number, not a
-    # better model); the −ELBO (β = 1) compares any two.
-    loss_keys = {**VAE.loss_keys, **{key: ("neg_elbo", "mse") for key in ("beta", "k", "bound", "m", "ciwae_beta")}}
+    # better model); the −ELBO (β = 1) compares any two, and the IWAE-K figure (at a prior weight of 1,
+    # whatever the bound trained) any two of the same K.
+    loss_keys = {**VAE.loss_keys, "k": ("neg_elbo", "mse"),
+                 **{key: ("neg_elbo", "iwae_k*", "mse") for key in ("beta", "bound", "m", "ciwae_beta")}}
 
     def __init__(self, config: IWAEConfig, shape, num_classes: int = 0):
         # A setting of another bound would be silently ignored: say so instead.

@@ -83,6 +83,20 @@ def test_a_metric_a_varied_key_changes_is_refused_naming_one_that_compares(tmp_p
     assert_clean_error(invoke("search", model, "--space", space, "--out", tmp_path / "s"), said, alike, code=2)
 
 
+def test_trials_of_different_bounds_or_betas_are_scored_by_the_iwae_k_figure_they_measure_alike(tmp_path):
+    """The IWAE-K figure is taken at a prior weight of 1 whatever the bound or β trains: trials differing in
+    them compare by it (only a varying k changes it), and by nothing the loss says."""
+    params = '[params]\nbound = { choices = ["iwae", "ciwae"] }\nbeta = { choices = [0.5, 1.0] }\n'
+    space = write_space(tmp_path / "b.toml", metric="iwae_k3", fixed=TINY + "k = 3\n", params=params,
+                        search="trials = 2\n")
+    assert_ok(invoke("search", "iwae", "--space", space, "--out", tmp_path / "s"))
+    best = json.loads((tmp_path / "s" / "summary.json").read_text())
+    assert best["objective"]["metric"] == "val_iwae_k3" and best["states"]["complete"] == 2
+    space = write_space(tmp_path / "l.toml", fixed=TINY + "k = 3\n", params=params)  # by the loss: refused
+    assert_clean_error(invoke("search", "iwae", "--space", space, "--out", tmp_path / "l"),
+                       "the space varies beta, bound, which change what iwae's loss measures", code=2)
+
+
 def test_a_set_over_a_fixed_key_of_the_space_is_said(tmp_path):
     space = write_space(tmp_path / "f.toml", fixed=TINY + "beta = 4.0\n", search="trials = 1\n")
     out = assert_ok(invoke("search", "vae", "--space", space, "--set", "beta=2", "--out", tmp_path / "s"))

@@ -8,6 +8,7 @@ once per optimizer: the engine never needs to know what the model is.
 
 from __future__ import annotations
 
+import fnmatch
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable
@@ -161,8 +162,9 @@ def measured_alike(cls: type, differing: Iterable[str], metric: str) -> tuple[li
     win, not the best model (`zoo search` refuses it, `zoo compare` says it)."""
     measures = {**DATA_KEYS, **cls.loss_keys}
     keys = [k for k in measures if k in set(differing)]
-    alike = [m for m in measures[keys[0]] if all(m in measures[k] for k in keys)] if keys else []
-    return ([k for k in keys if metric not in measures[k]], alike)
+    alike = [m for m in measures[keys[0]] if all(m in measures[k] for k in keys) and "*" not in m] if keys else []
+    # a name may be a pattern (`iwae_k*`: the IWAE-K bound at whatever K the run measures it)
+    return ([k for k in keys if not any(fnmatch.fnmatchcase(metric, m) for m in measures[k])], alike)
 
 
 class ZooModel(nn.Module):
@@ -177,8 +179,8 @@ class ZooModel(nn.Module):
     # The validation metric early stopping watches (lower is better); None: keep the last epoch.
     monitor: ClassVar[str | None] = "loss"
     # Config keys that change what the loss measures, not only how good the model is (a β that weighs a
-    # KL inside it), each with the validation metrics that still compare configurations differing in it,
-    # the one to suggest first: see measured_alike.
+    # KL inside it), each with the validation metrics that still compare configurations differing in it
+    # (names, or patterns such as "iwae_k*"), the one to suggest first: see measured_alike.
     loss_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
 
     def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
