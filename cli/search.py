@@ -4,6 +4,7 @@ Thin wrappers over zoo.search and zoo.search.cv; torch and optuna are imported o
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 
@@ -100,9 +101,13 @@ def search(model, space, strategy, old_sampler, trials, pruner, study, storage, 
     if not summary.get("best") and not summary["states"]["running"]:
         from zoo.errors import RunError
 
+        written = summary.get("written") or []
+        folder = f" {Path(written[-1]).parent}" if written else ""
         raise RunError("no trial of the search completed, so there is no best.toml",
                        "Each trial's line above says why. An invalid configuration is a value of the space or of "
-                       "--set that the model refuses (the line names it): change it, then run the search again.")
+                       "--set that the model refuses (the line names it): change it, then search again with "
+                       f"another --out (the study folder{folder} keeps its settings and trials: delete it to "
+                       "start it afresh).")
 
 
 def _print_summary(s: dict) -> None:

@@ -73,6 +73,7 @@ def test_a_non_finite_bound_computed_from_a_float_draw_prunes_that_trial_and_the
                     "lr = { low = 1e-4, high = \"10.0 ** scale\" }\n")
     out = invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "2")
     assert_clean_error(out, "no trial of the search completed, so there is no best.toml", code=1)
+    assert f"search again with another --out (the study folder {tmp_path / 's'} keeps its settings" in out.output
     assert not (tmp_path / "s" / "best.toml").exists() and (tmp_path / "s" / "summary.json").is_file()
     pruned = [line for line in out.output.splitlines() if "pruned: invalid configuration:" in line]
     assert len(pruned) == 2 and all("lr.high: '10.0 ** scale' is beyond what a space expression may compute" in line
