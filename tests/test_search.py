@@ -158,6 +158,9 @@ def test_random_strategy_hyperband_and_cross_validated_trials(tmp_path):
     study = journal_study(tmp_path / "r", "convae-r")
     steps = sorted(study.trials[0].intermediate_values)
     assert steps == [1, 2, 3, 4]  # every epoch of every fold reported to the pruner
+    best = (tmp_path / "r" / "best.toml").read_text()  # its objective is the folds', and says how to measure it so
+    assert "(the mean over 2 folds of the training set)" in best
+    assert f"zoo cv convae --config {tmp_path / 'r' / 'best.toml'} --folds 2 measures it as the search did" in best
 
 
 # ------------------------------------------------------------------------------------------ dead workers

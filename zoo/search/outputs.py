@@ -157,9 +157,12 @@ def write_best(settings: Settings, best, path: Path, total: int, final: Path | N
     loss, penalty = best.user_attrs.get("loss"), best.user_attrs.get("penalty") or 0.0
     head = [f"# zoo search: the best trial of study '{settings.study}' (trial {best.number} of {total})",
             f"# objective {best.value:.6g}" + (f" = {settings.metric} {loss:.6g} + penalties {penalty:.4g}"
-                                               if penalty and loss is not None else ""),
+                                               if penalty and loss is not None else "")
+            + (f" (the mean over {settings.cv} folds of the training set)" if settings.cv else ""),
             f"# searched: {json.dumps(best.user_attrs.get('values', {}))}",
-            f"# retrain: zoo train {settings.model} --config {final or path}"]
+            f"# retrain: zoo train {settings.model} --config {final or path}"
+            + (f" (one training on the validation split, not the folds: zoo cv {settings.model} --config "
+               f"{final or path} --folds {settings.cv} measures it as the search did)" if settings.cv else "")]
     ckpt.atomic_write(path, "\n".join(head) + "\n" + to_toml({"model": settings.model, **config}))
     return path
 
