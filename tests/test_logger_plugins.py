@@ -151,6 +151,15 @@ def test_a_search_hands_its_loggers_each_trial_as_it_finishes_then_the_ended_stu
         "1 False [0]", "2 False [0, 1]", "3 False [0, 1, 2]", "3 True [0, 1, 2]"]
 
 
+def test_a_logger_failing_on_a_search_says_its_trials_are_in_trials_csv(rowlog_installed, tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    out = assert_ok(invoke("search", "convae", "--space", tmp_path / "space.toml", "--out", tmp_path / "study",
+                           "--log", "flaky"))
+    note = next(line for line in out.splitlines() if line.startswith("note: flaky: logging the search failed"))
+    assert note.endswith("trials.csv in the study folder holds every trial") and "metrics.jsonl" not in note
+    assert (tmp_path / "study" / "trials.csv").is_file()
+
+
 def test_an_unknown_logger_is_refused_before_a_search_runs_a_trial(rowlog_installed, tmp_path):
     (tmp_path / "space.toml").write_text(SPACE)
     assert_clean_error(invoke("search", "convae", "--space", tmp_path / "space.toml", "--out", tmp_path / "study",

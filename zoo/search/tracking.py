@@ -60,4 +60,5 @@ def log_search(loggers: list[Logger], settings: Settings, space: Space, finished
         return
     view = study_view(settings, space, finished)
     for logger in loggers:
-        logger.guarded("logging the search", logger.log_study, view)
+        logger.guarded("logging the search", logger.log_study, view,
+                       kept="trials.csv in the study folder holds every trial")

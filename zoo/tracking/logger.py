@@ -194,8 +194,10 @@ class Logger(Callback):
         raise NotImplementedError
 
     # ---------------------------------------------------------------- the training hooks, guarded
-    def guarded(self, what: str, fn: Callable, *args) -> Any:
-        """Call `fn`; a failure is said once, and the logger is left out from then on."""
+    def guarded(self, what: str, fn: Callable, *args,
+                kept: str = "metrics.jsonl in the run folder holds every epoch") -> Any:
+        """Call `fn`; a failure is said once (with where the figures are `kept` all the same), and the logger
+        is left out from then on."""
         if self.failed:
             return None
         start = time.perf_counter()
@@ -205,7 +207,7 @@ class Logger(Callback):
             self.failed = True
             first = shortened(redact((str(e).strip().splitlines() or [type(e).__name__])[0]))
             self.say(f"note: {self.name}: {what} failed ({type(e).__name__}: {first}); the rest of this run is "
-                     "not logged there. metrics.jsonl in the run folder holds every epoch")
+                     f"not logged there. {kept}")
             with contextlib.suppress(Exception):
                 self.release()
             return None
