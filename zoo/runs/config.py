@@ -328,10 +328,10 @@ def check_count(value: Any, what: str, low: int = 1, high: int | None = None) ->
     return int(value)
 
 
-def check_flag(value: Any, what: str) -> None:
-    """A yes/no argument (save=, progress=: None there means "on a terminal") as a bool: "no" is no False."""
-    if not isinstance(value, bool) and not (what == "progress" and value is None):
-        raise ConfigError(f"{what}= is True or False{' (or None)' if what == 'progress' else ''}, not {value!r:.60}")
+def check_flag(value: Any, what: str, *, none: bool = False) -> None:
+    """A yes/no argument (save=) as a bool, or None where `none` (progress=: "on a terminal"): "no" is no False."""
+    if not isinstance(value, bool) and not (none and value is None):
+        raise ConfigError(f"{what}= is True or False{' (or None)' if none else ''}, not {value!r:.60}")
 
 
 def check_seed(seed: Any, what: str = "--seed") -> int:

@@ -82,7 +82,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     .csv file to write every image's metrics to (index in the split, label, class, then one column per
     metric: e.g. −log p(x) as an outlier score). An evaluation that runs longer than a few seconds shows a
     progress bar on stderr; `progress` None: when stderr is a terminal."""
-    check_flag(save, "save"), check_flag(progress, "progress")
+    check_flag(save, "save"), check_flag(progress, "progress", none=True)
     if limit is not None:  # never 0 or a negative number taken as "all" or "all but the last few"
         limit = check_count(limit, "--limit", 1, 10_000_000)
     run = load(source, device=device)

@@ -55,7 +55,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     A run longer than a few seconds shows a progress bar on stderr (`progress` None: on a terminal).
     `inception` (a weights file or folder, or True / "auto": torch hub's cache) adds Inception FID, KID
     and IS of the same samples through torch-fidelity under "inception"; the weights are never downloaded."""
-    check_seed(seed), check_flag(save, "save"), check_flag(progress, "progress")
+    check_seed(seed), check_flag(save, "save"), check_flag(progress, "progress", none=True)
     n = check_count(n, "--fid-n (n=)", 100, 1_000_000)  # as the CLI's: fewer than 100 images give no usable FID
     if inception:  # a missing file or library fails before minutes of sampling
         inception_mod.find_weights(inception)
