@@ -56,3 +56,14 @@ def test_two_folder_hub_entries_of_the_same_name_keep_their_results_apart(digits
     assert all(json.loads(w.read_text())["limit"] == 20 for w in written)  # the first one's not replaced
     again = Path(zoo.evaluate(first.as_uri(), limit=20)["written"][0])
     assert again == written[0]  # the same entry finds its own folder again
+
+
+def test_a_run_loaded_by_a_relative_path_is_still_found_after_the_working_directory_changes(run_copy, tmp_path,
+                                                                                             monkeypatch):
+    run = zoo.load("run")  # relative to tmp_path, the working directory
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert run.weights_changed() is None
+    written = Path(zoo.evaluate(run, save=True)["written"][0])
+    assert written == run_copy / "eval.json" and not (elsewhere / "zoo-outputs").exists()

@@ -95,7 +95,8 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     if isinstance(source, ZooModel):
         raise ConfigError("a bare model has no run folder: its data set and training are unknown",
                           "Pass the run it came from: its folder, catalogued name or hub location, or zoo.load(...).")
-    run_dir = resolve(source)
+    # Absolute, so that the run is still found after the working directory changes (os.chdir).
+    run_dir = resolve(source).absolute()
     run = read_run(run_dir)
     entry = installed_entry(run, run_dir)
     model_cfg = cfgmod.build(entry.cls.Config, dict(run["config"]), where=f"{run_dir / ckpt.CONFIG}")
@@ -112,8 +113,10 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     weights, _ = ckpt.load_tensors(weights_path)
     ckpt.load_state(net, weights, weights_path)
     net.to(pick_device(device or "auto")).eval()
+    # A folder named by its path is kept by its absolute path too, so outputs still go beside it after os.chdir.
+    where = run_dir if not hub.is_hub_source(source) and Path(source).absolute() == run_dir else source
     return Run(model=net, folder=run_dir, record=run, source=str(source),
-               place_outputs=lambda: output_folder(source, run_dir), file_digest=ckpt.weights_digest(weights_path),
+               place_outputs=lambda: output_folder(where, run_dir), file_digest=ckpt.weights_digest(weights_path),
                state_digest=ckpt.tensor_digest(net.state_dict()))
 
 
@@ -150,7 +153,7 @@ def output_folder(source: str | Path, run_dir: Path) -> Path:
 def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     """output_folder without its note: (the folder, None) for a run the user owns, else (./zoo-outputs/NAME,
     why the results go there). Readers of a model's results (`zoo compare`) look there too."""
-    owned = not hub.is_hub_source(source) and Path(source) == run_dir
+    owned = not hub.is_hub_source(source) and Path(source).absolute() == run_dir.absolute()
     managed = owned and hub.is_managed(run_dir)  # the path of a pulled copy, or of the bundled weights
     if owned and not managed and writable(run_dir):
         return run_dir, None
