@@ -95,6 +95,7 @@ class HVAE(VAE):
     description = ("Hierarchical conv VAE: L stochastic layers, top-down inference (convHVAE); standard or "
                    "VampPrior prior on the top")
     Config = HVAEConfig
+    train_loss_keys = ("kl_warmup", "free_bits")  # each weighs the training loss only
 
     def __init__(self, config: HVAEConfig, shape, num_classes: int = 0):
         if config.prior == "standard" and config.pseudo_inputs != PSEUDO_INPUTS:

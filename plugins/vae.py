@@ -75,6 +75,7 @@ class VAE(ZooModel):
     # The loss is rec + β·KL: the −ELBO (β = 1) compares any two βs. Another likelihood is another measure
     # of every figure but the reconstruction's MSE.
     loss_keys = {"beta": ("neg_elbo", "rec", "mse"), "likelihood": ("mse",)}
+    train_loss_keys = ("kl_warmup",)  # the warm-up weighs the KL in training only (validation_step: at β)
     chunk_images = IWAE_CHUNK_IMAGES  # decoded images per chunk of the bound on the CPU
 
     def __init__(self, config: VAEConfig, shape, num_classes: int = 0):

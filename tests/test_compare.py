@@ -176,6 +176,17 @@ def test_a_loss_that_measures_differently_across_the_runs_is_said_with_the_metri
     assert compare_json(runs["a"], runs["b"])["caveat"] is None  # latent_dim changes the model, not the measure
 
 
+def test_a_training_loss_weighed_by_a_warm_up_is_said_with_the_validation_loss_that_compares_them(tmp_path):
+    """The KL warm-up weighs the training loss only: the longest warm-up's smallest KL weight is no better model."""
+    for warmup in (0, 50):
+        zoo.train("vae", dataset="digits", epochs=1, out=tmp_path / f"w{warmup}", log=quiet, progress=False,
+                  kl_warmup=warmup, **TINY)
+    data = compare_json(tmp_path / "w0", tmp_path / "w50", "--sort", "train_loss")
+    assert data["caveat"] == "train_loss is not one measure across these runs (kl_warmup differs): --sort val_loss " \
+                             "compares them alike"
+    assert compare_json(tmp_path / "w0", tmp_path / "w50")["caveat"] is None  # val_loss: weighed at β in both
+
+
 def test_runs_without_the_default_metric_are_said_to_be_in_the_order_given_with_a_metric_to_sort_by():
     out = assert_ok(invoke("compare", "iwae50-mnist", "iwae-mnist"))
     assert out.startswith("2 runs, in the order given (none has val_loss: --sort test_nll_iwae_k1000_nats sorts them)")

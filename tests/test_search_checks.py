@@ -74,6 +74,10 @@ def test_trials_differing_in_what_the_loss_measures_are_not_scored_by_it_but_by_
      "the space varies likelihood, which changes what vae's neg_elbo measures", 'metric = "mse"'),
     ("iwae", "k = { choices = [2, 5] }", "iwae_k5", "the space varies k, which changes what iwae's iwae_k5 measures",
      'metric = "neg_elbo"'),  # (a k = 2 trial records no iwae_k5 at all)
+    ("vae", "kl_warmup = { choices = [0, 50] }", "train_loss",  # the warm-up weighs the training loss only
+     "the space varies kl_warmup, which changes what vae's train_loss measures", 'metric = "val_loss"'),
+    ("hvae", "free_bits = { choices = [0.0, 4.0] }\nbeta = { choices = [0.5, 1.0] }", "train_loss",
+     "the space varies beta, free_bits, which change what hvae's train_loss measures", 'metric = "val_neg_elbo"'),
     ("convae", 'binarize = { choices = ["none", "dynamic"] }', "mse",  # other images: every metric changes
      "the space varies binarize, which changes what convae's mse measures", "No metric compares them"),
 ])
@@ -81,6 +85,14 @@ def test_a_metric_a_varied_key_changes_is_refused_naming_one_that_compares(tmp_p
                                                                           alike):
     space = write_space(tmp_path / "v.toml", metric=metric, params=f"[params]\n{params}\n")
     assert_clean_error(invoke("search", model, "--space", space, "--out", tmp_path / "s"), said, alike, code=2)
+
+
+def test_trials_differing_in_a_warm_up_are_scored_by_their_validation_loss(tmp_path):
+    """The warm-up weighs the KL in training only: the validation loss (at β) compares them."""
+    space = write_space(tmp_path / "w.toml", params="[params]\nkl_warmup = { choices = [0, 50] }\n",
+                        search="trials = 2\n")
+    assert_ok(invoke("search", "vae", "--space", space, "--out", tmp_path / "s"))
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["objective"]["metric"] == "val_loss"
 
 
 def test_trials_of_different_bounds_or_betas_are_scored_by_the_iwae_k_figure_they_measure_alike(tmp_path):

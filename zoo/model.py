@@ -155,16 +155,23 @@ def has_own_training_step(model: "ZooModel | type") -> bool:
 DATA_KEYS: dict[str, tuple[str, ...]] = {"dataset": (), "binarize": ()}
 
 
-def measured_alike(cls: type, differing: Iterable[str], metric: str) -> tuple[list[str], list[str]]:
-    """(the keys among `differing` that change what `metric` (a validation metric's name: loss, neg_elbo)
-    measures for model class `cls`, the metrics that compare configurations differing in all of them).
-    Trials or runs that differ in such a key are not comparable by that metric: the smallest number would
-    win, not the best model (`zoo search` refuses it, `zoo compare` says it)."""
+def measured_alike(cls: type, differing: Iterable[str], metric: str,
+                   split: str = "val") -> tuple[list[str], list[str]]:
+    """(the keys among `differing` that change what `metric` (a metric's name without its split: loss,
+    neg_elbo) of `split` (val, train) measures for model class `cls`, the validation metrics that compare
+    configurations differing in all of them). Trials or runs that differ in such a key are not comparable by
+    that metric: the smallest number would win, not the best model (`zoo search` refuses it, `zoo compare`
+    says it)."""
+    differing = set(differing)
     measures = {**DATA_KEYS, **cls.loss_keys}
-    keys = [k for k in measures if k in set(differing)]
+    keys = [k for k in measures if k in differing]
     alike = [m for m in measures[keys[0]] if all(m in measures[k] for k in keys) and "*" not in m] if keys else []
     # a name may be a pattern (`iwae_k*`: the IWAE-K bound at whatever K the run measures it)
-    return ([k for k in keys if not any(fnmatch.fnmatchcase(metric, m) for m in measures[k])], alike)
+    keys = [k for k in keys if not any(fnmatch.fnmatchcase(metric, m) for m in measures[k])]
+    weighed = [k for k in cls.train_loss_keys if k in differing] if (split, metric) == ("train", "loss") else []
+    if weighed:  # a warm-up weighs the training loss only: the validation loss compares them (when keys allow)
+        alike = alike if keys else ["loss"]
+    return keys + weighed, alike
 
 
 class ZooModel(nn.Module):
@@ -182,6 +189,9 @@ class ZooModel(nn.Module):
     # KL inside it), each with the validation metrics that still compare configurations differing in it
     # (names, or patterns such as "iwae_k*"), the one to suggest first: see measured_alike.
     loss_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
+    # Config keys that weigh the training loss and not the validation loss (a KL warm-up, free bits): the
+    # train_loss of configurations that differ in one is not one measure, their validation metrics are.
+    train_loss_keys: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()

@@ -284,11 +284,13 @@ def loss_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str 
         return None
     models = sorted({r.model for r in runs})
     cls = _model_class(models[0]) if len(models) == 1 else None
-    keys, alike = measured_alike(cls, differing, base) if cls else ([], [])
+    keys, alike = measured_alike(cls, differing, base, split) if cls else ([], [])
     if (len(models) < 2 or base != "loss") and not keys or not any(r.value(metric) is not None for r in runs):
         return None
-    name = f"{split}_{alike[0]}" if alike else None
-    hint = f": --sort {name} compares them alike" if name and all(name in r.metrics for r in runs) else ""
+    # the same split's metric where the runs record it, else the validation one (a train_loss: val_loss)
+    names = [f"{split}_{alike[0]}", f"val_{alike[0]}"] if alike else []
+    name = next((n for n in names if n != metric and all(n in r.metrics for r in runs)), None)
+    hint = f": --sort {name} compares them alike" if name else ""
     why = f"runs of {', '.join(models)}" if len(models) > 1 else f"{', '.join(keys)} differ{'s' * (len(keys) == 1)}"
     return f"{metric} is not one measure across these runs ({why}){hint}"
 

@@ -60,16 +60,18 @@ def check_comparable(settings, space: Space) -> None:
     """Refuse to score trials by a metric that a key they differ in changes the meaning of (the model's
     `loss_keys`: a β-VAE's loss rec + β·KL, an IWAE's bound at its K): the search would pick the value that
     makes the number smallest, not the best model."""
-    metric = settings.metric.split("_", 1)[1]
+    split, metric = settings.metric.split("_", 1)
     varied = {p.name.split("[")[0] for p in space.params if not p.helper and not _one_value(p)}
-    keys, alike = measured_alike(registry.get_model_class(settings.model), varied, metric)
+    keys, alike = measured_alike(registry.get_model_class(settings.model), varied, metric, split)
     if not keys:
         return
     one = len(keys) == 1
-    raise ConfigError(f"the space varies {', '.join(keys)}, which change{'s' * one} what {settings.model}'s {metric} "
+    alike_key = f"val_{alike[0]}" if alike and split == "train" else alike[0] if alike else ""
+    raise ConfigError(f"the space varies {', '.join(keys)}, which change{'s' * one} what {settings.model}'s "
+                      f"{settings.metric if split == 'train' else metric} "
                       f"measures: trials that differ in {'it' if one else 'them'} are not comparable by it (the "
                       "smallest number would win, not the best model)",
-                      (f'Score them by a metric every trial measures alike: metric = "{alike[0]}" in the space '
+                      (f'Score them by a metric every trial measures alike: metric = "{alike_key}" in the space '
                        f"file's [objective], or fix {', '.join(keys)} in [fixed]." if alike else
                        f"No metric compares them: fix {', '.join(keys)} in [fixed] (one search each)."))
 
