@@ -124,9 +124,10 @@ def _print_summary(s: dict) -> None:
     best = s.get("best")
     if best:
         obj = s["objective"]
-        parts = f"{obj['metric']} {best['loss']:.5g}" if best.get("loss") is not None else ""
-        if best.get("loss") is not None and abs(best["value"] - best["loss"]) > 0:
-            parts += f" + penalties {best['value'] - best['loss']:.4g}"
+        measured = best.get(obj["result"])
+        parts = f"{obj['metric']} {measured:.5g}" if measured is not None else ""
+        if measured is not None and abs(best["value"] - measured) > 0:
+            parts += f" + penalties {best['value'] - measured:.4g}"
         click.echo(f"best: trial {best['number']}, objective {best['value']:.5g}" + (f" ({parts})" if parts else ""))
         for k, v in best["values"].items():
             click.echo(f"  {k} = {_fmt(v)}")

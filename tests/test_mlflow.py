@@ -145,6 +145,9 @@ def test_a_search_is_a_parent_run_with_each_trial_a_child_run(server, tmp_path):
     best = kids[summary["best"]["number"]]
     assert float(best.data.params["lr"]) == pytest.approx(summary["best"]["values"]["lr"])
     assert best.data.metrics["objective"] == pytest.approx(summary["best"]["value"])
+    # the trial's result by its metric's name (a likelihood model's "loss" is the bound it trains on)
+    assert best.data.metrics["val_loss_best"] == pytest.approx(summary["best"]["val_loss_best"])
+    assert "loss" not in best.data.metrics
     curve = client.get_metric_history(best.info.run_id, "val_loss")
     assert [m.step for m in curve] == [1, 2]
     # Resumed with more trials: the two logged ones stay as they are, the new one joins the same parent.

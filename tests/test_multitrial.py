@@ -93,7 +93,7 @@ def _lr_seed_latent_search(tmp_path, setup, latents, seed, *options):
     for r in rows:  # the same loss as the trial trained alone
         mc = dataclasses.replace(model_cfg, latent_dim=int(r["latent_dim"]))
         alone = fit(cls, mc, dataclasses.replace(base, lr=float(r["lr"]), seed=int(r["seed"])), data)
-        assert float(r["loss"]) == pytest.approx(alone.value, rel=1e-5)
+        assert float(r["val_loss_best"]) == pytest.approx(alone.value, rel=1e-5)
     return out, rows
 
 

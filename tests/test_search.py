@@ -108,7 +108,7 @@ def test_ten_trial_search_writes_every_output(tpe_study):
 def test_objective_is_the_validation_loss_plus_penalties(tpe_study):
     for r in rows(tpe_study / "s"):
         if r["state"] == "complete":
-            expected = float(r["loss"]) + 0.01 * float(r["minutes"]) + 0.001 * int(r["latent"])
+            expected = float(r["val_loss_best"]) + 0.01 * float(r["minutes"]) + 0.001 * int(r["latent"])
             assert float(r["value"]) == pytest.approx(expected, rel=1e-9)
 
 
@@ -118,7 +118,7 @@ def test_best_toml_retrains_the_best_trial(tpe_study, tmp_path):
     text = (study_dir / "best.toml").read_text()
     assert text.startswith("# zoo search: the best trial") and 'model = "convae"' in text
     result = zoo.train("convae", config=study_dir / "best.toml", out=tmp_path / "best", log=quiet, progress=False)
-    assert result.best_value == pytest.approx(float(best["loss"]), rel=1e-5)  # the same training, the same loss
+    assert result.best_value == pytest.approx(float(best["val_loss_best"]), rel=1e-5)  # the same training
     assert zoo.load(tmp_path / "best").model.config.latent_dim == int(best["latent_dim"])
 
 
@@ -154,7 +154,7 @@ def test_random_strategy_hyperband_and_cross_validated_trials(tmp_path):
     assert len(table) == 2
     for r in table:
         if r["state"] == "complete":
-            assert float(r["loss_std"]) >= 0 and int(r["epochs"]) == 4  # two folds of two epochs
+            assert float(r["val_loss_best_std"]) >= 0 and int(r["epochs"]) == 4  # two folds of two epochs
     study = journal_study(tmp_path / "r", "convae-r")
     steps = sorted(study.trials[0].intermediate_values)
     assert steps == [1, 2, 3, 4]  # every epoch of every fold reported to the pruner

@@ -132,7 +132,7 @@ def test_dashboard_shows_every_trial_with_the_state_and_value_zoo_recorded(serve
         assert trial["state"] == row["state"].capitalize(), n
         if row["state"] == "complete":
             assert trial["values"] == [float(row["value"])], n
-            assert float(attrs(trial)["loss"]) == float(row["loss"]), n
+            assert float(attrs(trial)["loss"]) == float(row["val_loss_best"]), n
         else:
             assert "values" not in trial, n
             assert attrs(trial)["pruned_reason"] == row["note"], n

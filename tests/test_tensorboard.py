@@ -212,6 +212,8 @@ def test_a_search_logs_each_trial_as_a_run_with_its_curve_and_hparams(tmp_path):
     best = events(study / "tensorboard" / f"trial-{summary['best']['number']:04d}")
     assert steps(best, "loss/val") == [1, 2]
     assert best.Scalars("trial/objective")[-1].value == pytest.approx(summary["best"]["value"], rel=1e-6)
+    assert best.Scalars("trial/val_loss_best")[-1].value == pytest.approx(summary["best"]["val_loss_best"], rel=1e-6)
+    assert "trial/loss" not in best.Tags()["scalars"]
     start = plugin_data_pb2.HParamsPluginData.FromString(
         best.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["lr"].number_value == pytest.approx(summary["best"]["values"]["lr"])

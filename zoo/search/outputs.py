@@ -44,7 +44,7 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
     study_dir = Path(settings.study_dir)
     trials = study.get_trials(deepcopy=True)  # the one snapshot every output is made from
     with _staged(study_dir) as stage:
-        made = [write_csv(trials, stage / "trials.csv")]
+        made = [write_csv(trials, stage / "trials.csv", settings.result)]
         complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         best = min(complete, key=lambda t: t.value) if complete else None
         if best is not None and "config" in best.user_attrs:
@@ -103,12 +103,12 @@ def _summary(settings: Settings, space: Space, trials, best, seconds: float | No
         "strategy": settings.strategy, "pruner": settings.pruner, "pruning": describe_pruner(settings, space),
         "cv": settings.cv, "budget": settings.trials,
         "trials": len(trials), "states": counts, "pruned_reasons": reasons,
-        "objective": {"metric": settings.metric, "reduce": settings.reduce,
+        "objective": {"metric": settings.metric, "reduce": settings.reduce, "result": settings.result,
                       "time_penalty": settings.time_penalty, "latent_penalty": settings.latent_penalty},
         "seconds": round(seconds, 1) if seconds is not None else None, "notes": list(settings.notes),
     }
     if best is not None:
-        summary["best"] = {"number": best.number, "value": best.value, "loss": best.user_attrs.get("loss"),
+        summary["best"] = {"number": best.number, "value": best.value, settings.result: best.user_attrs.get("loss"),
                            "minutes": best.user_attrs.get("minutes"), "latent": best.user_attrs.get("latent"),
                            "values": best.user_attrs.get("values", best.params)}
         summary["retrain"] = f"zoo train {settings.model} --config {study_dir / 'best.toml'}"
@@ -121,13 +121,14 @@ def _cell(v: Any) -> Any:
     return "" if v is None else v
 
 
-def write_csv(trials, path: Path) -> Path:
+def write_csv(trials, path: Path, result: str) -> Path:
+    """One row per trial; `result` names the column of its metric reduced over the epochs (Settings.result)."""
     keys: list[str] = []
     for t in trials:
         for k in [*t.user_attrs.get("values", {}), *t.user_attrs.get("helpers", {})]:
             if k not in keys:
                 keys.append(k)
-    head = ["number", "state", "value", "loss", "loss_std", "minutes", "latent", "epochs", "duration_s", "started",
+    head = ["number", "state", "value", result, f"{result}_std", "minutes", "latent", "epochs", "duration_s", "started",
             "worker", "retry_of", "note"]
     buf = io.StringIO()
     w = csv.writer(buf)

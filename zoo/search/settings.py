@@ -52,6 +52,12 @@ class Settings:
     def grace(self) -> int:
         return 3 * self.heartbeat
 
+    @property
+    def result(self) -> str:
+        """The name of a trial's result, its metric reduced over the epochs (val_neg_elbo_best), in trials.csv,
+        summary.json and the loggers: not 'loss', which a likelihood model's runs use for the bound they train."""
+        return f"{self.metric}_{self.reduce}"
+
 
 def _check_folder_model(study_dir: Path, model: str) -> None:
     """A study folder searched again is a search over the model asked for (its summary.json says which,

@@ -35,6 +35,11 @@ def _number(v: Any) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def _named(attribute: str, settings: Settings) -> str:
+    """A trial's recorded number as loggers name it: its result after the metric (Settings.result)."""
+    return attribute.replace("loss", settings.result, 1) if attribute.startswith("loss") else attribute
+
+
 def study_view(settings: Settings, space: Space, finished: bool = False) -> StudyView:
     """The study's finished trials as loggers see them."""
     study, _, _ = open_study(settings, space)
@@ -43,7 +48,7 @@ def study_view(settings: Settings, space: Space, finished: bool = False) -> Stud
         state = FINISHED.get(t.state.name)
         if state is None:  # running or queued: logged by a later search, once finished
             continue
-        metrics = {k: float(t.user_attrs[k]) for k in RESULTS if _number(t.user_attrs.get(k))}
+        metrics = {_named(k, settings): float(t.user_attrs[k]) for k in RESULTS if _number(t.user_attrs.get(k))}
         trials.append(TrialView(t.number, state, t.value if state == "complete" else None,
                                 dict(t.user_attrs.get("values", t.params)), metrics,
                                 {int(k): float(v) for k, v in t.intermediate_values.items() if _number(v)}))
