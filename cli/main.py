@@ -139,7 +139,7 @@ def train(model, dataset, preset, config_file, assignments, out, resume, overwri
 # --progress): one given to another evaluation would be silently ignored, so it is refused.
 EVAL_MODES = {"--noise-sweep": ("split", "noise", "baseline"),
               "--fid": ("features", "fid_n", "sampler", "inception"),
-              "": ("split", "iwae_k", "limit", "per_image")}
+              "": ("split", "iwae_k", "limit", "per_image", "loggers")}
 
 
 def _check_eval_mode(ctx: click.Context, noise_sweep: bool, fid: bool) -> None:
@@ -212,9 +212,12 @@ def _print_metrics(result: dict) -> None:
 @click.option("--per-image", type=OUT_FILE, default=None, metavar="FILE.csv",
               help="Also write every image's metrics to this CSV (index in the split, label, class, one column "
                    "per metric): e.g. -log p(x) or the reconstruction error as an outlier score.")
+@click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME[,NAME]",
+              help="Also log the figures to these loggers (tensorboard, mlflow): beside the run's training, in its "
+                   "own MLflow run where it trained with --log mlflow.")
 @click.pass_context
 def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
-             sampler, inception, limit, progress, per_image):
+             sampler, inception, limit, progress, per_image, loggers):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders), each a mean over the images with its standard
     error; also written to RUN/eval.json.
 
@@ -280,7 +283,7 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
         return
     options = {"iwae_k": iwae_k} if iwae_k else {}
     result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options, limit=limit,
-                      progress=progress, per_image=per_image)
+                      progress=progress, per_image=per_image, loggers=loggers)
     if as_json:
         echo_json(result)
     else:

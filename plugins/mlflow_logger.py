@@ -117,6 +117,19 @@ def local_store(uri: str) -> Path | None:
     return None
 
 
+def absolute_store(uri: str) -> str:
+    """A local store's URI with its path absolute (sqlite:///rel.db -> sqlite:////CWD/rel.db, a folder's path);
+    any other URI as it is."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme == "sqlite" and parsed.path not in ("", "/", "/:memory:") and not parsed.path.startswith("//"):
+        return f"sqlite:///{Path(parsed.path[1:]).absolute()}" + (f"?{parsed.query}" if parsed.query else "")
+    if parsed.scheme == "file" and not parsed.netloc and not parsed.path.startswith("/"):
+        return Path(urllib.request.url2pathname(parsed.path)).absolute().as_uri()
+    if not parsed.scheme and uri and not uri.startswith("databricks"):
+        return str(Path(uri).expanduser().absolute())
+    return uri
+
+
 def without_userinfo(uri: str) -> str:
     """The URI without user name and password (urllib would read them as part of the host name)."""
     parsed = urllib.parse.urlparse(uri)
@@ -175,6 +188,11 @@ def log_metrics(client, run_id: str, values: dict[str, float], step: int) -> Non
     client.log_batch(run_id, metrics=[Metric(k, v, now, step) for k, v in values.items()])
 
 
+def run_tags(run: RunView) -> dict[str, str]:
+    """The tags of a run's MLflow run: its model and its folder."""
+    return {"zoo.model": str(run.config.get("model", "")), "zoo.run_folder": str(run.folder.absolute())}
+
+
 class MLflow(Logger):
     name = "mlflow"
     description = ("an MLflow run per training: params, per-epoch metrics, the weights and model card as artifacts "
@@ -202,11 +220,11 @@ class MLflow(Logger):
         local = local_store(uri)
         if local is not None:
             check_writable(local, "the MLflow tracking store", "--set mlflow_uri=...")
+        # config.json keeps it (written after this): a --resume from another folder then logs to the same store
+        self.train.mlflow_uri = absolute_store(self.train.mlflow_uri)
 
     def open(self, run: RunView) -> int:
-        if self.mlflow_run(run.folder, run.resumed, run.name, {"zoo.model": str(run.config.get("model", "")),
-                                                                "zoo.run_folder": str(run.folder.absolute())},
-                           flat_params(run.config)):
+        if self.mlflow_run(run.folder, run.resumed, run.name, run_tags(run), flat_params(run.config)):
             return 0
         history = self.client.get_metric_history(self.run_id, "images_per_s")
         return max((m.step for m in history), default=0)
@@ -221,10 +239,15 @@ class MLflow(Logger):
         self.client = client_for(uri)
         known = folder / RUN_FILE
         saved = ckpt.read_json(known) if resumed and known.is_file() else {}
-        # Only the redacted URI is stored (no password is written); compared redacted, the same store is equal.
-        if redact(saved.get("tracking_uri", "")) == redact(uri) and self.goes_on(saved.get("run_id", "")):
+        # Only the redacted URI is stored (no password is written); compared redacted, the same store is equal
+        # (a relative path of an earlier zoo's, from the working directory).
+        same = absolute_store(redact(saved.get("tracking_uri", ""))) == absolute_store(redact(uri))
+        if same and self.goes_on(saved.get("run_id", "")):
             self.run_id = saved["run_id"]
             return False
+        if saved.get("run_id"):  # its epochs so far are logged again into the new run
+            self.say(f"note: mlflow: {known} names run {saved['run_id']} in {saved.get('tracking_uri') or '?'}, "
+                     f"which {redact(uri)} does not hold (another store, or the run deleted): logging to a new run")
         experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "zoo"
         found = experiment_id(self.client, experiment)
         self.run_id = self.client.create_run(found, run_name=name, tags=tags).info.run_id
@@ -268,6 +291,17 @@ class MLflow(Logger):
                     self.client.log_artifact(self.run_id, str(path))
         self.client.set_terminated(self.run_id, STATUS[status])
         self.say(f"mlflow: {status}: {self.where()}")
+
+    def log_eval(self, run: RunView, figures: dict[str, float], step: int, files: list[Path]) -> None:
+        """Into the MLflow run RUN/mlflow.json names (the run's own, where it trained with --log mlflow), else
+        a new one: the figures as metrics at the run's last epoch, the files as artifacts."""
+        created = self.mlflow_run(run.folder, True, run.name, run_tags(run), flat_params(run.config))
+        log_metrics(self.client, self.run_id, figures, step)
+        for path in files:
+            self.client.log_artifact(self.run_id, str(path))
+        if created:
+            self.client.set_terminated(self.run_id, "FINISHED")
+        self.say(f"mlflow: the evaluation is logged: {self.where()}")
 
     def log_study(self, study: StudyView) -> None:
         """The study as a parent run (STUDY/mlflow.json; its fixed keys as params, its outputs as

@@ -24,8 +24,9 @@ SPRITE_IMAGES = 4096  # at most this many images in the projector's sprite (Tens
 
 
 def tag(key: str) -> str:
-    """A metrics.jsonl key as a TensorBoard tag: train_loss -> loss/train, so both splits share a section."""
-    for split in ("train", "val"):
+    """A metrics.jsonl key as a TensorBoard tag: train_loss -> loss/train, so the splits share a section (an
+    evaluation's test_mse -> mse/test)."""
+    for split in ("train", "val", "test"):
         if key.startswith(split + "_"):
             return f"{key[len(split) + 1:]}/{split}"
     return key
@@ -79,6 +80,8 @@ class TensorBoard(Logger):
 
     def prepare(self, folder: Path) -> None:
         check_writable(self.folder(folder), "TensorBoard event files", "--set tensorboard_dir=...")
+        if self.train.tensorboard_dir:  # config.json keeps it: a --resume from another folder logs to the same one
+            self.train.tensorboard_dir = str(Path(self.train.tensorboard_dir).expanduser().absolute())
 
     def open(self, run: RunView) -> int:
         folder = self.folder(run.folder)
@@ -140,6 +143,13 @@ class TensorBoard(Logger):
                 last = max(trial.curve, default=0)
                 for key, value in results.items():
                     w.add_scalar(key, value, last)
+
+    def log_eval(self, run: RunView, figures: dict[str, float], step: int, files: list[Path]) -> None:
+        """Each figure beside the training's curves (test_mse -> mse/test), at the run's last epoch."""
+        with writer(self.folder(run.folder)) as w:
+            for key, value in figures.items():
+                w.add_scalar(tag(key), value, step)
+        self.say(f"tensorboard: the evaluation is in {self.folder(run.folder)}")
 
     @staticmethod
     def log_codes(folder: Path, codes: torch.Tensor, labels: torch.Tensor | None, images: torch.Tensor,

@@ -165,3 +165,20 @@ def test_an_unknown_logger_is_refused_before_a_search_runs_a_trial(rowlog_instal
     assert_clean_error(invoke("search", "convae", "--space", tmp_path / "space.toml", "--out", tmp_path / "study",
                               "--log", "rowlgo"), "unknown logger 'rowlgo'", "Did you mean: rowlog")
     assert not (tmp_path / "study" / "trials.csv").exists()
+
+
+def test_zoo_eval_log_refuses_a_logger_that_does_not_log_evaluations_before_the_work(rowlog_installed, tmp_path):
+    run = tmp_path / "run"
+    assert_ok(train("--epochs", "1", "--out", run))
+    assert_clean_error(invoke("eval", run, "--log", "rowlog"), "--log rowlog: rowlog does not log evaluations",
+                       "Loggers that do:", code=2)
+    assert not (run / "eval.json").exists()
+
+
+def test_an_evaluation_not_saved_has_nothing_for_a_logger_and_is_refused(tmp_path):
+    import zoo
+
+    run = tmp_path / "run"
+    assert_ok(train("--epochs", "1", "--out", run))
+    with pytest.raises(zoo.errors.ConfigError, match="save=False keeps none"):
+        zoo.evaluate(run, save=False, loggers="tensorboard")

@@ -197,6 +197,49 @@ def test_a_local_sqlite_store_holds_the_run_without_a_server(tmp_path):
     assert [m.step for m in client.get_metric_history(run.info.run_id, "val_loss")] == [1, 2]
 
 
+def test_a_relative_sqlite_store_is_kept_absolute_so_a_resume_from_elsewhere_goes_on_in_the_same_run(
+        tmp_path, monkeypatch):
+    train("--epochs", "1", "--log", "mlflow", "--set", "mlflow_uri=sqlite:///store/mlflow.db", "--out", "runs/ae")
+    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    assert json.loads((tmp_path / "runs" / "ae" / "config.json").read_text())["train"]["mlflow_uri"] == store
+    first = mlflow_run(tmp_path / "runs" / "ae")
+    monkeypatch.chdir(tmp_path / "runs")
+    out = assert_ok(invoke("train", "--resume", "ae", "--epochs", "2", "--no-progress"))
+    assert "new run" not in out and mlflow_run(tmp_path / "runs" / "ae") == first
+    assert [m.step for m in MlflowClient(store).get_metric_history(first, "val_loss")] == [1, 2]
+    assert not (tmp_path / "runs" / "store").exists()  # no second store beside the working directory
+
+
+def test_a_resume_whose_mlflow_run_is_not_in_the_store_says_it_logs_to_a_new_run(tmp_path):
+    folder = tmp_path / "ae"
+    train("--epochs", "1", "--log", "mlflow", "--set", f"mlflow_uri=sqlite:///{tmp_path / 'a' / 'm.db'}",
+          "--out", folder)
+    first = mlflow_run(folder)
+    other = f"sqlite:///{tmp_path / 'b' / 'm.db'}"
+    out = assert_ok(invoke("train", "--resume", folder, "--epochs", "2", "--set", f"mlflow_uri={other}",
+                           "--no-progress"))
+    assert f"names run {first}" in out and "logging to a new run" in out
+    assert [m.step for m in MlflowClient(other).get_metric_history(mlflow_run(folder), "val_loss")] == [1, 2]
+
+
+def test_zoo_eval_log_mlflow_adds_the_test_figures_and_eval_json_to_the_runs_own_mlflow_run(tmp_path):
+    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    folder = tmp_path / "vae"
+    assert_ok(invoke("train", "vae", "--dataset", "digits", *TINY_SET, "--epochs", "2", "--log", "mlflow", "--set",
+                     f"mlflow_uri={store}", "--out", folder))
+    out = assert_ok(invoke("eval", folder, "--iwae-k", "3", "--log", "mlflow"))
+    assert "mlflow: the evaluation is logged" in out
+    client = MlflowClient(store)
+    run = client.get_run(mlflow_run(folder))  # the training's own run, not a new one
+    measured = json.loads((folder / "eval.json").read_text())
+    assert run.data.metrics["test_nll_iwae_k3_nats"] == pytest.approx(measured["metrics"]["nll_iwae_k3_nats"])
+    assert run.data.metrics["test_nll_iwae_k3_nats_se"] == pytest.approx(
+        measured["standard_errors"]["nll_iwae_k3_nats"])
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "test_mse")] == [2]  # the last epoch
+    assert "eval.json" in {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert len(client.search_runs([run.info.experiment_id])) == 1
+
+
 SECRET = "s3cretTOKEN"
 
 

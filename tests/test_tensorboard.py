@@ -165,6 +165,35 @@ def test_a_tensorboard_dir_gathers_each_run_under_its_folder_name(tmp_path):
     assert steps(events(shared / "b"), "loss/val") == [1]
 
 
+def test_a_relative_tensorboard_dir_is_kept_absolute_so_a_resume_from_elsewhere_appends_to_it(tmp_path,
+                                                                                              monkeypatch):
+    train("--epochs", "1", "--log", "tensorboard", "--set", "tensorboard_dir=tb", "--out", "runs/a")
+    assert json.loads((tmp_path / "runs" / "a" / "config.json").read_text())["train"]["tensorboard_dir"] == \
+        str(tmp_path / "tb")
+    monkeypatch.chdir(tmp_path / "runs")
+    assert_ok(invoke("train", "--resume", "a", "--epochs", "2", "--no-progress"))
+    assert steps(events(tmp_path / "tb" / "a"), "loss/val") == [1, 2] and not (tmp_path / "runs" / "tb").exists()
+
+
+def test_zoo_eval_log_tensorboard_puts_each_test_figure_beside_the_validation_curve(tmp_path):
+    run = tmp_path / "vae"
+    assert_ok(invoke("train", "vae", "--dataset", "digits", *TINY_SET, "--epochs", "2", "--log", "tensorboard",
+                     "--out", run))
+    assert_ok(invoke("eval", run, "--iwae-k", "3", "--log", "tensorboard"))
+    acc = events(run / "tensorboard")
+    measured = json.loads((run / "eval.json").read_text())["metrics"]
+    assert [(e.step, e.value) for e in acc.Scalars("nll_iwae_k3_nats/test")] == \
+        [(2, pytest.approx(measured["nll_iwae_k3_nats"], rel=1e-6))]
+    assert steps(acc, "mse/test") == [2] and steps(acc, "mse/val") == [1, 2]
+
+
+def test_zoo_eval_log_is_refused_before_the_work_for_an_unknown_logger_or_one_without_evaluations(logged_run):
+    assert_clean_error(invoke("eval", logged_run, "--log", "tensorbord"), "unknown logger 'tensorbord'", code=2)
+    assert_clean_error(invoke("eval", logged_run, "--fid", "--log", "tensorboard"), "--log does nothing with --fid",
+                       code=2)
+    assert not (logged_run / "eval.json").exists()
+
+
 def test_a_log_folder_that_cannot_be_written_is_refused_before_the_run_folder_exists(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")

@@ -27,6 +27,7 @@ from zoo.runs.loading import load
 from zoo.runs.modelcard import write_card
 from zoo.runs.run import Run, check_split
 from zoo.runs.write_checks import check_writable
+from zoo.tracking import Logger, RunView, eval_loggers, logger_names
 from zoo.training import regularize
 from zoo.training.batching import growing_spans, to_batch
 
@@ -73,7 +74,7 @@ LONG_BOUND = 5_000_000  # decoded images past which an IWAE bound is said to tak
 def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | None = None,
              device: str | None = None, save: bool = True, options: dict | None = None,
              limit: int | None = None, progress: bool | None = None,
-             per_image: str | Path | None = None) -> dict[str, Any]:
+             per_image: str | Path | None = None, loggers: str | list[str] | None = None) -> dict[str, Any]:
     """Test metrics of a run (reconstruction MSE, BCE, PSNR for autoencoders), written to eval.json: each
     metric's mean over the images, and its standard error (`standard_errors`: the standard deviation over
     the images over √N). Each image's metrics go to eval-images.safetensors, for `zoo compare` to set runs
@@ -81,7 +82,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     its `metrics` (e.g. {"iwae_k": 1000}: a VAE's IWAE bound, off by default for its cost). `per_image`: a
     .csv file to write every image's metrics to (index in the split, label, class, then one column per
     metric: e.g. −log p(x) as an outlier score). An evaluation that runs longer than a few seconds shows a
-    progress bar on stderr; `progress` None: when stderr is a terminal."""
+    progress bar on stderr; `progress` None: when stderr is a terminal. `loggers` ("mlflow", "tensorboard"): also
+    log the figures there, set up as the run trained (its own MLflow run, its TensorBoard folder)."""
     check_flag(save, "save"), check_flag(progress, "progress", none=True)
     if limit is not None:  # never 0 or a negative number taken as "all" or "all but the last few"
         limit = check_count(limit, "--limit", 1, 10_000_000)
@@ -95,6 +97,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         per_image = per_image_output(per_image, run)
     if save:  # what it writes at the end, checked before the work
         runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, eval_images.IMAGES_FILE, ckpt.CARD))
+    logging = _eval_loggers(run, loggers, save)
     # Which weights are measured, as they were loaded: readers of eval.json ignore it once model.safetensors
     # holds other weights (a resumed run trained further), see ckpt.read_eval. Results on a module changed
     # since (fine-tuned through run.model), or on a file replaced since, would be recorded as the file's.
@@ -179,7 +182,38 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         result["written"] = [str(written)]
     if per_image is not None:
         result.setdefault("written", []).append(str(per_image))
+    _log_evaluation(run, logging, result)
     return result
+
+
+def _eval_loggers(run: Run, loggers: Any, save: bool) -> list[Logger]:
+    """The loggers `loggers` names, made with the run's training settings, each destination checked before the
+    work. They log what eval.json records: refused with save=False."""
+    if not logger_names(loggers):
+        return []
+    if not save:
+        raise ConfigError("loggers record the evaluation eval.json keeps, and save=False keeps none",
+                          "Leave save on to log it, or leave loggers out.")
+    made = eval_loggers(run.train_config, loggers, to_stderr)
+    for logger in made:
+        logger.prepare(run.output_dir)
+    return made
+
+
+def _log_evaluation(run: Run, loggers: list[Logger], result: dict[str, Any]) -> None:
+    """Each figure to each logger as `zoo compare` names it (test_KEY, its standard error test_KEY_se), at the
+    run's last epoch; a logger's failure is said, never raised (eval.json holds the figures)."""
+    if not loggers:
+        return
+    prefix = "test_" if result["split"] == "test" else f"eval_{result['split']}_"
+    figures = {prefix + k: float(v) for k, v in result["metrics"].items()}
+    figures |= {f"{prefix}{k}_se": float(v) for k, v in result.get("standard_errors", {}).items()}
+    history = run.training_history()
+    view = RunView(run.output_dir, run.record, history, resumed=True)
+    files = [Path(p) for p in result.get("written", []) if Path(p).name == ckpt.EVAL]
+    for logger in loggers:
+        logger.guarded("logging the evaluation", logger.log_eval, view, figures,
+                       history[-1]["epoch"] if history else 0, files, kept=f"{ckpt.EVAL} holds every figure")
 
 
 def _with_earlier_metrics(run: Run, result: dict[str, Any], per: dict[str, torch.Tensor]):

@@ -186,6 +186,12 @@ class Logger(Callback):
         the search has ended (`study.finished`); a resumed search logs only the new trials."""
         raise NotImplementedError
 
+    def log_eval(self, run: RunView, figures: dict[str, float], step: int, files: list[Path]) -> None:
+        """A `zoo eval --log NAME` of the run: its figures (`test_KEY`, as zoo compare names them) at `step`
+        (the run's last epoch), and the `files` it wrote (eval.json); `run.folder` is where the evaluation's
+        results go. A logger without it is refused by `zoo eval --log`."""
+        raise NotImplementedError
+
     @staticmethod
     def log_codes(folder: Path, codes: torch.Tensor, labels: torch.Tensor | None, images: torch.Tensor,
                   names: list[str] | None = None) -> Path:
@@ -348,6 +354,18 @@ def code_loggers(names: Any) -> list[type[Logger]]:
             raise ConfigError(f"--log {cls.name}: {cls.name} has no viewer for latent codes",
                               f"Loggers that show them: {', '.join(able) or 'none installed'}.")
     return classes
+
+
+def eval_loggers(train: "TrainConfig", names: Any, say: Callable[[str], None]) -> list[Logger]:
+    """The loggers `names` name, made with the run's training settings (its mlflow_uri, tensorboard_dir),
+    each one that can log an evaluation (`log_eval`)."""
+    classes = logger_classes(names)
+    for cls in classes:
+        if cls.log_eval is Logger.log_eval:
+            able = sorted(n for n, c in installed().items() if c.log_eval is not Logger.log_eval)
+            raise ConfigError(f"--log {cls.name}: {cls.name} does not log evaluations",
+                              f"Loggers that do: {', '.join(able) or 'none installed'}.")
+    return [cls(train, say) for cls in classes]
 
 
 def require(cls: type[Logger]) -> None:
