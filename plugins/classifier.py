@@ -55,6 +55,7 @@ class Classifier(ZooModel):
     description = "Conv encoder + MLP head on the labels; frozen-encoder transfer with `zoo finetune`"
     Config = ClassifierConfig
     train_defaults = {"lr": 1e-3, "epochs": 20, "patience": 5}
+    maximized = ("accuracy",)  # a search minimises: it would pick the worst classifier
 
     def __init__(self, config: ClassifierConfig, shape, num_classes: int = 10):
         super().__init__(config, shape, num_classes)

@@ -87,6 +87,14 @@ def test_a_metric_a_varied_key_changes_is_refused_naming_one_that_compares(tmp_p
     assert_clean_error(invoke("search", model, "--space", space, "--out", tmp_path / "s"), said, alike, code=2)
 
 
+def test_a_metric_better_when_higher_is_refused_as_an_objective_to_minimise(tmp_path):
+    """A search minimises: scored by accuracy it would keep the chance-level classifier."""
+    space = write_space(tmp_path / "a.toml", metric="val_accuracy")
+    assert_clean_error(invoke("search", "classifier", "--space", space, "--out", tmp_path / "s"),
+                       "val_accuracy is better when higher", 'metric = "loss"', code=2)
+    assert not (tmp_path / "s").exists()
+
+
 def test_trials_differing_in_a_warm_up_are_scored_by_their_validation_loss(tmp_path):
     """The warm-up weighs the KL in training only: the validation loss (at β) compares them."""
     space = write_space(tmp_path / "w.toml", params="[params]\nkl_warmup = { choices = [0, 50] }\n",

@@ -192,6 +192,8 @@ class ZooModel(nn.Module):
     # Config keys that weigh the training loss and not the validation loss (a KL warm-up, free bits): the
     # train_loss of configurations that differ in one is not one measure, their validation metrics are.
     train_loss_keys: ClassVar[tuple[str, ...]] = ()
+    # Metrics that are better when higher (a classifier's accuracy): `zoo search`, which minimises, refuses them.
+    maximized: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()

@@ -45,6 +45,11 @@ def check_metric(settings, space: Space, data_cache: dict) -> None:
     """Refuse an objective metric the model does not record (ConfigError listing those it does), and the
     loss of a model whose loss the space changes (see check_comparable). Loads the data set into
     `data_cache` (a missing one fails here, once)."""
+    cls = registry.get_model_class(settings.model)
+    if settings.metric.split("_", 1)[1] in cls.maximized:
+        raise ConfigError(f"{settings.metric} is better when higher, and a search minimises its objective: the worst "
+                          "model would win", f'Score the trials by a loss: metric = "{cls.monitor or "loss"}" in the '
+                          "space file's [objective].")
     check_comparable(settings, space)
     keys = recorded_metrics(settings, space, data_cache)
     if keys is None or settings.metric in keys:
