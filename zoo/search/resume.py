@@ -25,7 +25,7 @@ from zoo.errors import ConfigError, RunError
 from zoo.runs.config import resolve_config
 from zoo.search.settings import Settings
 from zoo.search.space import Space
-from zoo.search.study import journal_path, open_storage, redact
+from zoo.search.study import check_journal, journal_path, open_storage, redact
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -120,25 +120,6 @@ def _lost_study(settings: Settings, results: list[str], why: str, hint: str | No
     # A new study in this folder would replace those results, whatever its name: only another --out helps.
     return RunError(f"{settings.study_dir} holds a search's results ({', '.join(results)}), but {why}",
                     hint or "Restore it, or start the new study in another --out.")
-
-
-def check_journal(path: Path) -> None:
-    """Every line of an Optuna journal file is a JSON record; a cut or edited one would make Optuna fail
-    half-way (after writing to it), so it is refused first, naming the line."""
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except OSError as e:
-        raise ConfigError(f"cannot read the study's journal {path}: {e.strerror or e}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            ok = isinstance(json.loads(line), dict)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise RunError(f"the study's journal {path} is damaged at line {number} (not a record Optuna wrote)",
-                           "Restore it from a copy, or start the new study in another --out.")
 
 
 def reusable(meta: dict[str, Any], settings: Settings, space: Space) -> dict[str, Any]:

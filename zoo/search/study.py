@@ -3,6 +3,7 @@ database URL), the sampler and pruner, and opening or creating the study."""
 
 from __future__ import annotations
 
+import json
 import secrets
 import socket
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.runs.config import resolve_config
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, RunError
 from zoo.search.interrupts import held_ctrl_c
 from zoo.search.space import Space
 
@@ -106,12 +107,32 @@ def _journal_backend(path: Path):
         raise ConfigError(f"cannot open the journal file {path}: {e}") from None
 
 
+def check_journal(path: Path) -> None:
+    """Every line of an Optuna journal file is a JSON record; a cut or edited one would make Optuna fail
+    half-way (after writing to it), so it is refused first, naming the line."""
+    try:
+        lines = path.read_bytes().split(b"\n")
+    except OSError as e:
+        raise ConfigError(f"cannot read the study's journal {path}: {e.strerror or e}") from None
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except ValueError:
+            ok = False
+        if not ok:
+            raise RunError(f"the study's journal {path} is damaged at line {number} (not a record Optuna wrote)",
+                           "Restore it from a copy, or start the new study in another --out.")
+
+
 def folder_study_name(study_dir: Path) -> str | None:
     """The name of the study a study folder's journal holds (None: no journal, or not exactly one study):
     what resumes a study named by its folder alone (`--out`)."""
     path = Path(study_dir) / JOURNAL
     if not path.is_file():
         return None
+    check_journal(path)  # Optuna would fail on a damaged line with a JSONDecodeError
     optuna = optuna_module()
     names = optuna.get_all_study_names(storage=optuna.storages.JournalStorage(_journal_backend(path)))
     return names[0] if len(names) == 1 else None
