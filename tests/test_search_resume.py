@@ -183,6 +183,8 @@ def test_a_resume_without_dataset_or_epochs_reuses_the_studys(tmp_path):
     assert_ok(invoke(*base, "--space", tmp_path / "s.toml", "--dataset", "digits", "--epochs", "1", "--trials", "1"))
     out = assert_ok(invoke(*base, "--trials", "2"))
     assert "note: resuming with the study's dataset = digits, epochs = 1" in out
+    assert "dataset = 'digits' as the study began goes over the space's [fixed] dataset = 'mnist'" in out
+    assert "from the command line" not in out  # nothing came from this command line
     assert [r["epochs"] for r in rows(tmp_path / "st")] == ["1", "1"]
 
 

@@ -37,7 +37,8 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     meta = recorded(settings)
     reused = reusable(meta, settings, sp) if meta else {}
     if reused:
-        settings, sp = prepare(model, space, **{**options, "overrides": {**reused, **settings.overrides}})
+        settings, sp = prepare(model, space, **{**options, "overrides": {**reused, **settings.overrides}},
+                               started_with=tuple(reused))
     current = fingerprint(settings, sp)
     if meta is not None:
         check_same_study(meta, current, settings)

@@ -76,8 +76,9 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
             storage: str | None = None, strategy: str | None = None, pruner: str | None = None,
             trials: int | None = None, cv: int | None = None, seed: int | None = None, timeout: float | None = None,
             workers: int = 1, heartbeat: int = 30, vectorize: int = 1, concurrent: bool | None = None,
-            overrides: dict[str, Any] | None = None) -> tuple[Settings, Space]:
-    """Check everything a user can get wrong before any trial runs; return the settings and the space."""
+            overrides: dict[str, Any] | None = None, started_with: tuple[str, ...] = ()) -> tuple[Settings, Space]:
+    """Check everything a user can get wrong before any trial runs; return the settings and the space.
+    `started_with`: the keys of `overrides` a resumed study takes from its start, not from this command."""
 
     cls = registry.get_model_class(model)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
@@ -159,7 +160,8 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     if both:  # said, as `zoo train` says a named option over a differing --set
         _, fixed_model, fixed_train = resolve_config(model, preset=preset, config=sp.fixed)
         value = lambda cfgs, k: next(getattr(c, k) for c in cfgs if hasattr(c, k))  # noqa: E731
-        notes += [f"{k} = {value((model_cfg, train_cfg), k)!r} from the command line goes over the space's [fixed] "
+        source = lambda k: "as the study began" if k in started_with else "from the command line"  # noqa: E731
+        notes += [f"{k} = {value((model_cfg, train_cfg), k)!r} {source(k)} goes over the space's [fixed] "
                   f"{k} = {value((fixed_model, fixed_train), k)!r}" for k in both
                   if value((model_cfg, train_cfg), k) != value((fixed_model, fixed_train), k)]
     latent_key = obj.get("latent_key", "")
