@@ -132,6 +132,8 @@ def _print_summary(s: dict) -> None:
         for k, v in best["values"].items():
             click.echo(f"  {k} = {_fmt(v)}")
         click.echo(f"retrain it: {s['retrain']}")
+        if "measure" in s:
+            click.echo(f"its objective is the mean over the folds; to measure it as the search did: {s['measure']}")
     click.echo("written: " + ", ".join(s["written"]))
 
 
@@ -145,7 +147,7 @@ def search_worker(label):
 
 
 @cli.command()
-@click.argument("model")
+@click.argument("model", required=False)
 @click.option("--folds", "-k", default=5, show_default=True, type=int, help="Number of folds.")
 @click.option("--compare-holdout", is_flag=True, help="Also train on the plain validation split, beside the folds.")
 @click.option("--dataset", "-d", help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
@@ -165,7 +167,8 @@ def search_worker(label):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments, epochs, batch_size, lr, patience,
        device, seed, data_dir, reduce, out, as_json):
-    """K-fold cross-validation of one configuration: mean ± std of the validation loss, per fold."""
+    """K-fold cross-validation of one configuration: mean ± std of the validation loss, per fold. MODEL may be
+    left out with a --config file that names it (a search's best.toml)."""
     from zoo.runs.config import parse_assignments
     from zoo.search.cv import cross_validate
 
@@ -179,7 +182,7 @@ def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments,
         click.echo(json.dumps({k: v for k, v in result.items()}, indent=2, default=str))
         return
     metric = result["metric"]
-    click.echo(f"{model} on {result['dataset']}: {result['folds']}-fold cross-validation, {metric} "
+    click.echo(f"{result['model']} on {result['dataset']}: {result['folds']}-fold cross-validation, {metric} "
                f"({result['reduce']} epoch)")
     click.echo(f"  {'fold':<8} {'train':>6} {'val':>6} {'epochs':>6} {'best':>5} {metric:>12} {'test':>10} "
                f"{'seconds':>8}")

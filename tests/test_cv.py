@@ -58,6 +58,14 @@ def test_cv_command_prints_the_table(tmp_path):
     assert (tmp_path / "o" / "cv.json").is_file()
 
 
+def test_cv_takes_its_model_from_a_config_file_that_names_it_as_train_does(tmp_path):
+    config = tmp_path / "best.toml"
+    config.write_text('model = "convae"\ndataset = "digits"\nepochs = 1\nchannels = [4, 8, 8]\nhidden = [16]\n')
+    out = assert_ok(invoke("cv", "--config", config, "--folds", "2", "--device", "cpu"))
+    assert out.startswith("convae on digits: 2-fold cross-validation") or "\nconvae on digits: 2-fold" in out
+    assert_clean_error(invoke("cv", "--folds", "2"), "which model? e.g. `zoo cv NAME`", "Installed: ")
+
+
 def test_cv_mistakes_are_clean_errors():
     assert_clean_error(invoke("cv", "convae", "--folds", "1", "--dataset", "digits", *TINY_SET[:-1]),
                        "at least 2 folds")

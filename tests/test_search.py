@@ -161,6 +161,7 @@ def test_random_strategy_hyperband_and_cross_validated_trials(tmp_path):
     best = (tmp_path / "r" / "best.toml").read_text()  # its objective is the folds', and says how to measure it so
     assert "(the mean over 2 folds of the training set)" in best
     assert f"zoo cv convae --config {tmp_path / 'r' / 'best.toml'} --folds 2 measures it as the search did" in best
+    assert f"to measure it as the search did: zoo cv convae --config {tmp_path / 'r' / 'best.toml'} --folds 2" in out
 
 
 # ------------------------------------------------------------------------------------------ dead workers

@@ -22,6 +22,7 @@ from zoo.errors import ConfigError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import resolve_config
 from zoo.runs.run import training_data
+from zoo.tasks.training import model_to_train
 from zoo.training.fit import REDUCE, FitResult, fit, has_own_test
 
 
@@ -74,13 +75,14 @@ def _row(name: str, data: ImageData, r: FitResult) -> dict[str, Any]:
             "curve": [{k: v for k, v in h.items() if k in ("epoch", "train_loss", "val_loss")} for h in r.history]}
 
 
-def cross_validate(model: str, *, folds_k: int = 5, dataset: str | None = None, preset: str | None = None,
+def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str | None = None, preset: str | None = None,
                    config: str | Path | dict | None = None, overrides: dict[str, Any] | None = None,
                    compare_holdout: bool = False, metric: str | None = None, reduce: str = "best",
                    out: str | Path | None = None, log: Callable[[str], None] = quiet) -> dict[str, Any]:
     """K-fold cross-validation of one configuration: per-fold validation (and test) losses, their mean
     and standard deviation; with `compare_holdout`, the plain validation split trained beside it.
     With `out`, writes cv.json and cv.png (validation curves per fold) there."""
+    model = model_to_train(model, preset, config, "cv")  # best.toml names its model
     overrides = dict(overrides or {})
     if dataset is not None:
         overrides["dataset"] = dataset

@@ -112,6 +112,8 @@ def _summary(settings: Settings, space: Space, trials, best, seconds: float | No
                            "minutes": best.user_attrs.get("minutes"), "latent": best.user_attrs.get("latent"),
                            "values": best.user_attrs.get("values", best.params)}
         summary["retrain"] = f"zoo train {settings.model} --config {study_dir / 'best.toml'}"
+        if settings.cv:  # a retraining on the validation split gives another number than the folds' mean
+            summary["measure"] = f"zoo cv {settings.model} --config {study_dir / 'best.toml'} --folds {settings.cv}"
     return summary
 
 

@@ -59,6 +59,18 @@ def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> di
     }
 
 
+def model_to_train(model: str | None, preset: str | None, config: str | Path | dict | None, command: str) -> str:
+    """The model named, else the one the config file (`model = "vae"`, as best.toml has it) or the preset
+    names; refused in one message when none does. `command`: train, cv."""
+    model = model or model_named_by(preset, config)
+    if model is None:
+        python = " (or zoo.train('NAME', ...))" if command == "train" else ""
+        raise ConfigError(f"which model? e.g. `zoo {command} NAME`{python}",
+                          'Or name it in the config file (model = "NAME") or pick a preset. Installed: '
+                          + ", ".join(registry.list_models()) + ".")
+    return model
+
+
 def train(model: str | None = None, *, dataset: str | None = None, preset: str | None = None,
           config: str | Path | dict | None = None, out: str | Path | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] = to_stderr, progress: bool | None = None, callbacks=(),
@@ -83,11 +95,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         _refuse_published(str(resume))
         return _resume(Path(resume), model, log, progress, callbacks, overrides, preset=preset, config=config,
                        out=out)
-    model = model or model_named_by(preset, config)
-    if model is None:
-        raise ConfigError("which model? e.g. `zoo train NAME` (or zoo.train('NAME', ...))",
-                          'Or name it in the config file (model = "NAME") or pick a preset. Installed: '
-                          + ", ".join(registry.list_models()) + ".")
+    model = model_to_train(model, preset, config, "train")
     entry = registry.get_entry(model)
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
     train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)
