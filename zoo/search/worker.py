@@ -84,8 +84,9 @@ class Worker:
             if isinstance(e, ZooError) and e.exit_code != 130:  # not Ctrl-C inside a trial's training
                 raise
             self._requeue_current()
-            raise Interrupted(f"search interrupted; {self.counts()[0]} trials are done and stored. Resume with the "
-                              "same command.") from e
+            done = self.counts()[0]
+            raise Interrupted(f"search interrupted; {done} {'trial is' if done == 1 else 'trials are'} done and "
+                              "stored. Resume with the same command.") from e
         except optuna.exceptions.StorageInternalError as e:
             raise RunError(f"the study's storage failed: {e}") from None
         finally:
