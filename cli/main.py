@@ -44,6 +44,9 @@ def list_cmd(as_json, pretrained):
     for f in listing["failed"]:
         click.secho(f"plugin '{f['entry_point']}' from package {f['package']} failed to load: {f['error']}",
                     err=True, fg="yellow")
+    for r in listing["models"]:
+        if r["clash"]:
+            click.secho(f"note: {r['clash']}", err=True, fg="yellow")
 
 
 @cli.command()
@@ -68,6 +71,8 @@ def info(model, as_json):
         return
     click.echo(f"{data['name']}: {data['description']}")
     click.echo(f"package: {data['package']} {data['version']}    can: {', '.join(data['capabilities'])}")
+    if data["clash"]:
+        click.secho(f"note: {data['clash']}", err=True, fg="yellow")
     if data["vectorized_keys"]:
         click.echo(f"search trials that differ only in {', '.join(data['vectorized_keys'])} (and lr, weight decay, "
                    "seed) train together with --vectorize")

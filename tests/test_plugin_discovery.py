@@ -161,3 +161,18 @@ def test_a_plugin_importing_a_module_that_moved_is_told_where_it_went(tmp_path):
     for _ in _install_in_process(fixed, "newplug"):  # the change the message asks for is enough
         plugins = zoo.list_plugins()
         assert not plugins["failed"] and "speckle" in [n["name"] for n in plugins["noise_models"]]
+
+
+def test_a_plugin_model_whose_hyperparameters_repeat_training_keys_is_said_where_its_author_and_users_look(tmp_path):
+    source = TINYPLUG.replace('    latent_dim: int = zoo.param(3, "size of the code", low=1, high=64)\n',
+                              '    latent_dim: int = zoo.param(3, "size of the code", low=1, high=64)\n'
+                              '    lr: float = zoo.param(0.5, "a learning rate of its own", low=0.0, high=1.0)\n')
+    root = write_plugin(tmp_path / "site", "clashplug", "tinyae", source)
+    said = "model 'tinyae' has hyperparameters named like training keys (lr): one --set sets both"
+    for _ in _install_in_process(root, "clashplug"):
+        assert said in invoke("list").output
+        assert said in invoke("info", "tinyae").output
+        assert said in assert_ok(invoke("train", "tinyae", "--dataset", "digits", "--epochs", "1", "--no-progress",
+                                        "--out", tmp_path / "run"))
+        assert zoo.model_info("tinyae")["clash"].startswith(said)
+        assert all(r["clash"] is None for r in zoo.list_plugins()["models"] if r["name"] != "tinyae")

@@ -23,7 +23,7 @@ from zoo.tasks.denoising import denoise, load_images, noise_sweep
 from zoo.tasks.evaluation import evaluate, reconstruct
 from zoo.tasks.generation import generate
 from zoo.tasks.sample_quality import feature_network_name, sample_quality
-from zoo.tasks.training import train
+from zoo.tasks.training import train, training_key_clash
 from zoo.tasks.transfer import finetune
 from zoo.training import multitrial
 
@@ -42,14 +42,15 @@ def list_plugins() -> dict[str, list[dict[str, Any]]]:
     """Every installed plugin class by kind: "models", "noise_models" (with their "params"), "samplers",
     "callbacks" (with their "params", or the training "keys" that turn them on) and "loggers" (with what
     to "install" for them), each a row of name,
-    package ("NAME VERSION") and description; "failed": the plugins that did not load."""
+    package ("NAME VERSION") and description (a model's "clash": its hyperparameters named like training
+    keys, said); "failed": the plugins that did not load."""
     reg = registry.load_registry()
 
     def rows(entries, **extra):
         return [{"name": e.name, "description": e.description, "package": f"{e.package} {e.version}",
                  **{k: f(e) for k, f in extra.items()}} for e in sorted(entries.values(), key=lambda e: e.name)]
 
-    return {"models": rows(reg.models),
+    return {"models": rows(reg.models, clash=lambda e: training_key_clash(e.cls)),
             "noise_models": rows(reg.noise_models, params=lambda e: list(getattr(e.cls, "params", ()))),
             "samplers": rows(reg.samplers),
             "callbacks": rows(reg.callbacks, params=lambda e: list(e.cls.params), keys=lambda e: list(e.cls.keys)),
@@ -85,6 +86,7 @@ def model_info(name: str) -> dict[str, Any]:
     return {
         "name": entry.name, "description": entry.description, "package": entry.package, "version": entry.version,
         "capabilities": cls.capabilities(),
+        "clash": training_key_clash(cls),  # hyperparameters named like training keys (a plugin's mistake)
         "params": describe(cls.Config, getattr(cls, "train_defaults", {})),
         "vectorized_keys": _vectorizable(cls),
         "train_params": describe(TrainConfig, getattr(cls, "train_defaults", {})),

@@ -59,6 +59,16 @@ def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> di
     }
 
 
+def training_key_clash(cls: type) -> str | None:
+    """What to say of a model whose Config repeats training keys (a plugin's `lr`): one --set sets both, and
+    a --resume only the training one (docs/plugins.md); None for a model that repeats none."""
+    both = sorted({f.name for f in cfgmod.fields_of(cls.Config)} & {f.name for f in cfgmod.fields_of(TrainConfig)})
+    if not both:
+        return None
+    return (f"model '{cls.name}' has hyperparameters named like training keys ({', '.join(both)}): one --set sets "
+            "both, and a --resume only the training one; its plugin should rename them (docs/plugins.md)")
+
+
 def model_to_train(model: str | None, preset: str | None, config: str | Path | dict | None, command: str) -> str:
     """The model named, else the one the config file (`model = "vae"`, as best.toml has it) or the preset
     names; refused in one message when none does. `command`: train, cv."""
@@ -98,6 +108,9 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     model = model_to_train(model, preset, config, "train")
     entry = registry.get_entry(model)
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
+    clash = training_key_clash(cls)
+    if clash:
+        log(f"note: {clash}")
     train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)
     device = pick_device(train_cfg.device)
     data = training_data(train_cfg, device)
