@@ -347,25 +347,26 @@ def loggers_for(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger
 
 def code_loggers(names: Any) -> list[type[Logger]]:
     """The logger classes `names` name, each one that can show latent codes (`log_codes`)."""
-    classes = logger_classes(names)
-    for cls in classes:
-        if cls.log_codes is Logger.log_codes:
-            able = sorted(n for n, c in installed().items() if c.log_codes is not Logger.log_codes)
-            raise ConfigError(f"--log {cls.name}: {cls.name} has no viewer for latent codes",
-                              f"Loggers that show them: {', '.join(able) or 'none installed'}.")
-    return classes
+    return _able(names, "log_codes", "has no viewer for latent codes", "Loggers that show them")
 
 
 def eval_loggers(train: "TrainConfig", names: Any, say: Callable[[str], None]) -> list[Logger]:
     """The loggers `names` name, made with the run's training settings (its mlflow_uri, tensorboard_dir),
     each one that can log an evaluation (`log_eval`)."""
+    return [cls(train, say) for cls in _able(names, "log_eval", "does not log evaluations", "Loggers that do")]
+
+
+def _able(names: Any, method: str, lacking: str, others: str) -> list[type[Logger]]:
+    """The logger classes `names` name, refused (naming the installed ones that can) where one leaves out
+    the optional `method`."""
     classes = logger_classes(names)
+    can = lambda c: getattr(c, method) is not getattr(Logger, method)  # noqa: E731
     for cls in classes:
-        if cls.log_eval is Logger.log_eval:
-            able = sorted(n for n, c in installed().items() if c.log_eval is not Logger.log_eval)
-            raise ConfigError(f"--log {cls.name}: {cls.name} does not log evaluations",
-                              f"Loggers that do: {', '.join(able) or 'none installed'}.")
-    return [cls(train, say) for cls in classes]
+        if not can(cls):
+            able = sorted(n for n, c in installed().items() if can(c))
+            raise ConfigError(f"--log {cls.name}: {cls.name} {lacking}",
+                              f"{others}: {', '.join(able) or 'none installed'}.")
+    return classes
 
 
 def require(cls: type[Logger]) -> None:
