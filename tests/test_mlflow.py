@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import math
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -318,3 +319,32 @@ def test_overwrite_removes_the_old_runs_mlflow_json_so_the_new_run_is_a_new_mlfl
     client = MlflowClient(store)
     assert [m.step for m in client.get_metric_history(mlflow_run(folder), "val_loss")] == [1]
     assert client.get_run(old).info.status == "FINISHED"  # the old MLflow run stays as it was
+
+
+def test_a_ctrl_c_while_mlflow_sets_up_a_new_sqlite_store_lands_after_it_and_leaves_the_store_usable(tmp_path,
+                                                                                                       monkeypatch):
+    """MLflow migrates a new SQLite store to its schema when its client opens it: cut in two, the store can no
+    longer be opened (`table _alembic_tmp_experiments already exists`)."""
+    import os
+    import signal
+
+    import mlflow.tracking
+
+    store = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()
+    real = mlflow.tracking.MlflowClient.__init__
+
+    def interrupted_midway(self, *args, **kwargs):
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, as the store is being made
+        real(self, *args, **kwargs)
+
+    monkeypatch.setattr(mlflow.tracking.MlflowClient, "__init__", interrupted_midway)
+    from plugins.mlflow_logger import client_for
+
+    with pytest.raises(KeyboardInterrupt):
+        client_for(store)
+    with sqlite3.connect(tmp_path / "store" / "mlflow.db") as db:  # the interrupt came once the store was made
+        tables = {row[0] for row in db.execute("select name from sqlite_master where type = 'table'")}
+    assert {"experiments", "runs", "metrics"} <= tables and not any(t.startswith("_alembic_tmp") for t in tables)
+    monkeypatch.undo()
+    assert MlflowClient(store).get_experiment_by_name("Default") is not None  # and it opens

@@ -19,7 +19,7 @@ from zoo.analysis.plots import save_figure
 from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import to_toml
-from zoo.search.interrupts import holding_ctrl_c
+from zoo.interrupts import holding_ctrl_c
 from zoo.search.settings import STUDY_OUTPUTS, Settings
 from zoo.search.space import Space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from zoo.runs.config import resolve_config
 from zoo.errors import ConfigError, RunError
-from zoo.search.interrupts import held_ctrl_c
+from zoo.interrupts import held_ctrl_c
 from zoo.search.space import Space
 
 if TYPE_CHECKING:  # (settings imports this module)

@@ -1,7 +1,8 @@
 """Ctrl-C held back across the few steps that must not be cut in two: renaming a study's outputs into
-place, and every write to Optuna's journal file. A Ctrl-C inside Optuna's journal lock (acquiring it,
-writing the line, renaming the lock away) used to leave a storage error instead of an interrupted search,
-or a lock renamed from under another writer; held back, it lands just after the write, as an interrupt."""
+place, every write to Optuna's journal file, and MLflow's first set-up of a SQLite store. A Ctrl-C inside
+Optuna's journal lock (acquiring it, writing the line, renaming the lock away) used to leave a storage error
+instead of an interrupted search, or a lock renamed from under another writer; one inside MLflow's schema
+migration, a store MLflow can no longer open. Held back, it lands just after, as an interrupt."""
 
 from __future__ import annotations
 
