@@ -133,6 +133,9 @@ def test_a_search_is_a_parent_run_with_each_trial_a_child_run(server, tmp_path):
     parent = client.get_run(parent_id)
     summary = json.loads((study / "summary.json").read_text())
     assert parent.info.status == "FINISHED" and parent.data.params["model"] == "convae"
+    # every key the trials share, defaults too (which bound an IWAE's val_loss is), not the searched one
+    assert parent.data.params["latent_dim"] == "4" and parent.data.params["loss"] == "mse" and "lr" not in \
+        parent.data.params
     assert parent.data.metrics["best_trial"] == summary["best"]["number"]
     artifacts = {a.path for a in client.list_artifacts(parent_id)}
     assert {"summary.json", "trials.csv", "best.toml", "space.toml"} <= artifacts

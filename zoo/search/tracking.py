@@ -6,6 +6,7 @@ its loggers do not hold yet."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, Callable
@@ -55,7 +56,17 @@ def study_view(settings: Settings, space: Space, finished: bool = False) -> Stud
     complete = [t for t in trials if t.value is not None]
     best = min(complete, key=lambda t: t.value).number if complete else None
     return StudyView(settings.study, Path(settings.study_dir), settings.model, settings.metric or "",
-                     {**space.fixed, **settings.overrides}, trials, best, finished)
+                     shared_config(settings, space), trials, best, finished)
+
+
+def shared_config(settings: Settings, space: Space) -> dict[str, Any]:
+    """Every model and training key the trials share, defaults included (an IWAE's `bound` and `k` left at
+    theirs say which bound `val_loss` is): the resolved [fixed] part and --set, less the searched keys."""
+    _, model_cfg, train_cfg = resolve_config(settings.model, preset=settings.preset,
+                                             config={**space.fixed, **settings.overrides})
+    searched = {p.name.split("[")[0] for p in space.params}
+    return {k: v for k, v in {**dataclasses.asdict(model_cfg), **dataclasses.asdict(train_cfg)}.items()
+            if k not in searched}
 
 
 def log_search(loggers: list[Logger], settings: Settings, space: Space, finished: bool = False) -> None:
