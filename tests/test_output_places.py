@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import assert_clean_error, assert_ok, invoke, is_png, write_idx_set
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet, write_idx_set
 
 import zoo
 
@@ -67,3 +67,24 @@ def test_a_run_loaded_by_a_relative_path_is_still_found_after_the_working_direct
     assert run.weights_changed() is None
     written = Path(zoo.evaluate(run, save=True)["written"][0])
     assert written == run_copy / "eval.json" and not (elsewhere / "zoo-outputs").exists()
+
+
+def test_results_an_earlier_zoo_kept_under_the_old_name_are_taken_up_when_they_are_of_these_weights(
+        digits_run, run_copy, tmp_path, capsys):
+    """Before 2026-12-06 a folder hub's entry kept its results in ./zoo-outputs/NAME (now NAME-DIGEST)."""
+    entry = tmp_path / "hub" / "ev"
+    assert_ok(invoke("push", digits_run, entry.as_uri()))
+    new = Path(zoo.evaluate(entry.as_uri())["written"][0]).parent
+    old = tmp_path / "zoo-outputs" / "ev"
+    new.rename(old)  # as the earlier zoo left it
+    capsys.readouterr()
+    compared = zoo.compare([entry.as_uri()])  # a reader finds them, moved into place
+    assert f"moved {old} to {new}" in capsys.readouterr().err
+    assert not old.exists() and (new / "eval.json").is_file() and compared.runs[0].test_metrics["mse"] > 0
+    other = tmp_path / "hub2" / "ev"  # of other weights: left where it is
+    zoo.train("convae", dataset="digits", epochs=1, out=tmp_path / "other", log=quiet, progress=False, seed=7, **TINY)
+    assert_ok(invoke("push", tmp_path / "other", other.as_uri()))
+    old.mkdir()
+    (old / "eval.json").write_text((new / "eval.json").read_text())
+    zoo.compare([other.as_uri()])
+    assert (old / "eval.json").is_file()

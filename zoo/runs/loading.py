@@ -162,17 +162,42 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     # the place: two entries named `ev` in two folder hubs never share, and overwrite, one outputs folder.
     if hub.is_hub_source(source):
         where = hub.parse(str(source))
-        label = where.repo.replace("/", "--") + (f"@{where.revision}" if where.revision else "") \
-            if where.kind == "hf" else _placed(where.path)
+        revision = f"@{where.revision}" if where.revision else ""
+        label, before = (where.repo.replace("/", "--") + revision, where.repo.rsplit("/", 1)[-1] + revision) \
+            if where.kind == "hf" else (_placed(where.path), where.path.name)
     elif owned:  # a folder by its own name (`.`, a link: the folder they name)
         label = _bundled_name(run_dir) or _placed(run_dir)
+        before = run_dir.resolve().name
     else:
-        label = catalogued_name(str(source))
+        label = before = catalogued_name(str(source))
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
+    _take_up(folder.parent / before.replace("/", "-"), folder, run_dir)
     why = (f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
            f"{run_dir} no longer exists" if owned and not run_dir.is_dir() else
            f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours")
     return folder, why
+
+
+def _take_up(old: Path, folder: Path, run_dir: Path) -> None:
+    """Move the results zoo kept for this model under the name it gave them before 2026-12-06 (NAME, where
+    it is now NAME-DIGEST or ORG--NAME) into `folder`, where they are results of these weights (its eval.json,
+    or an evaluation's progress, says so): an hours-long bound is neither lost nor measured again. Said."""
+    if old == folder or folder.exists() or not old.is_dir() or not (run_dir / ckpt.WEIGHTS).is_file():
+        return
+    digest = ckpt.weights_digest(run_dir / ckpt.WEIGHTS)
+    ours = ckpt.read_eval(old, weights=run_dir / ckpt.WEIGHTS)[0] is not None
+    for progress in old.glob("eval-progress*.safetensors"):
+        try:
+            ours = ours or runfiles.read_header(progress)[1].get("weights") == digest
+        except (RunError, OSError):
+            continue
+    if ours:
+        try:
+            folder.parent.mkdir(parents=True, exist_ok=True)
+            old.rename(folder)
+        except OSError:
+            return
+        to_stderr(f"note: moved {old} to {folder}: results of these weights, where zoo kept them before 2026-12-06")
 
 
 def _placed(path: Path) -> str:
