@@ -17,6 +17,7 @@ from zoo.hub.files import (
     CARD,
     CONFIG,
     MODEL_FILES,
+    REPO_FILES,
     WEIGHTS,
     check_config,
     check_model_files,
@@ -237,9 +238,17 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
             api.create_branch(loc.repo, branch=branch, exist_ok=True)
         operations = [hf.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(v) if isinstance(v, Path) else v)
                       for name, v in files.items()]
+        # What an earlier push left that this one leaves out (results or samplers of earlier weights, another
+        # run's pictures) goes, as a folder hub's entry is replaced whole; the repository's other files stay.
+        left = [name for name in api.list_repo_files(loc.repo, revision=branch)
+                if name not in files and (name in REPO_FILES or is_sampler_file(name))]
+        operations += [hf.CommitOperationDelete(path_in_repo=name) for name in left]
         info = api.create_commit(loc.repo, operations, commit_message=summary, revision=branch)
     except Exception as e:
         raise hub_error(e, Location("hf", loc.repo, branch), action="push to") from None
+    if left:
+        log(f"note: removed from {base}@{branch} what an earlier push left and this one does not hold: "
+            f"{', '.join(sorted(left))}")
     commit = getattr(info, "oid", None)
     return Pushed(f"{base}@{commit}" if commit else f"{base}@{branch}", sorted(files), commit,
                   getattr(info, "commit_url", None))
