@@ -88,3 +88,16 @@ def test_results_an_earlier_zoo_kept_under_the_old_name_are_taken_up_when_they_a
     (old / "eval.json").write_text((new / "eval.json").read_text())
     zoo.compare([other.as_uri()])
     assert (old / "eval.json").is_file()
+
+
+def test_a_folder_hub_entry_named_by_its_path_is_left_as_pushed_and_shares_its_location_s_outputs(
+        digits_run, tmp_path):
+    entry = tmp_path / "hub" / "ev"
+    assert_ok(invoke("push", digits_run, entry.as_uri()))
+    before = sorted(p.name for p in entry.iterdir())
+    out = assert_ok(invoke("eval", entry))
+    assert f"{entry} is a folder hub's entry" in out and sorted(p.name for p in entry.iterdir()) == before
+    by_path = Path(zoo.evaluate(entry)["written"][0])
+    assert by_path == Path(zoo.evaluate(entry.as_uri())["written"][0])  # one model, one outputs folder
+    assert by_path.parent.parent == tmp_path / "zoo-outputs"
+    assert_ok(invoke("push", digits_run, entry.as_uri()))  # the owner can still publish over it

@@ -16,6 +16,7 @@ from zoo import hub, registry
 from zoo.console import to_stderr
 from zoo.device import pick_device
 from zoo.errors import ConfigError, RunError, UnknownModelError
+from zoo.hub.files import PUSHED_MANIFEST
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
@@ -155,7 +156,8 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     why the results go there). Readers of a model's results (`zoo compare`) look there too."""
     owned = not hub.is_hub_source(source) and Path(source).absolute() == run_dir.absolute()
     managed = owned and hub.is_managed(run_dir)  # the path of a pulled copy, or of the bundled weights
-    if owned and not managed and writable(run_dir):
+    published = owned and (run_dir / PUSHED_MANIFEST).is_file()  # a folder hub's entry named by its path
+    if owned and not managed and not published and writable(run_dir):
         return run_dir, None
     # NAME tells models apart: a Hugging Face repository by its full id, a catalogued model by its name, and
     # anything else known by a place (a folder hub's entry, a read-only folder) by its name and a digest of
@@ -173,6 +175,7 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
     _take_up(folder.parent / before.replace("/", "-"), folder, run_dir)
     why = (f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
+           f"{run_dir} is a folder hub's entry (a push made it: {PUSHED_MANIFEST})" if published else
            f"{run_dir} no longer exists" if owned and not run_dir.is_dir() else
            f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours")
     return folder, why
