@@ -218,6 +218,19 @@ def test_push_to_a_hanging_hub_times_out_cleanly(server, hf_env, digits_run):
     assert time.monotonic() - start < 45
 
 
+
+def test_a_hub_that_stalls_mid_pull_ends_the_pull_within_the_limit_in_one_message(server, hf_env, digits_run):
+    """huggingface-hub would try a stalled file's metadata again with 60 s and five more tries: minutes."""
+    env = {**hf_env, "HF_TOKEN": "zoo-secret"}
+    assert_ok(run_zoo("push", digits_run, f"hf://{REPO_ID}", env=env, timeout=60))
+    server.mode = "hang-files"  # the repository's listing answers, its files do not
+    start = time.monotonic()
+    result = run_zoo("pull", f"hf://{REPO_ID}", env=env, timeout=90)
+    assert_clean_error(result, f"cannot fetch hf://{REPO_ID}", "did not answer within 2 s")
+    assert "Retrying" not in result.stderr and time.monotonic() - start < 20
+    server.released.set()
+
+
 # ------------------------------------------------------------------------------------------ folder hubs
 
 def test_folder_hub_push_pull_load(digits_run, run_copy, tmp_path):

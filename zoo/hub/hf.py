@@ -68,15 +68,19 @@ def _bound_timeouts(hf) -> None:
             self.inner = inner
 
         def handle_request(self, request):
+            # Every wait at most the limit: huggingface-hub retries a metadata request that timed out with 60 s
+            # (and five more tries), which a hub that stalls mid-pull would hold for minutes.
             given = dict(request.extensions.get("timeout") or {})
-            if not given or any(v is None for v in given.values()):
-                request.extensions = {**request.extensions, "timeout": {
-                    k: (given.get(k) if given.get(k) is not None else seconds)
-                    for k in ("connect", "read", "write", "pool")}}
+            request.extensions = {**request.extensions, "timeout": {
+                k: min(given[k], seconds) if given.get(k) is not None else seconds
+                for k in ("connect", "read", "write", "pool")}}
             cap = _DOWNLOAD_CAP.get() if request.method == "GET" else None
             if cap is not None:
                 request.headers["Accept-Encoding"] = "identity"  # the bytes counted are the bytes kept
-            response = self.inner.handle_request(request)
+            try:
+                response = self.inner.handle_request(request)
+            except httpx2.TimeoutException as e:  # ended here, not tried again (it retries its own errors)
+                raise Stalled(f"{request.method} {request.url} had no answer within {seconds:g} s") from e
             if cap is not None:
                 response.stream = CappedStream(response, *cap)
             return response
@@ -114,6 +118,10 @@ def _bound_timeouts(hf) -> None:
                              transport=BoundedTransport(httpx2.HTTPTransport()))
 
     hf.set_client_factory(factory)
+
+
+class Stalled(TimeoutError):
+    """A request to the hub that timed out: said at once as a time-out (see _bound_timeouts)."""
 
 
 def _timeout() -> float:
