@@ -8,8 +8,9 @@ error codes the client maps to its exceptions (X-Error-Code: RepoNotFound, Revis
 EntryNotFound). Every commit gets a sha, so a pinned revision keeps returning what it held.
 
 Failure modes for tests: `mode = "error500"` (every request answers 500), `mode = "hang"` (every
-request waits until the server stops; `"hang-files"`: only the files', under /resolve/), `short_get = {"model.safetensors"}` (a download ends early:
-GET sends half the file while HEAD announced all of it), `listed_sizes = {"samples.png": 10}` (the
+request waits until the server stops; `"hang-files"`: only the files', under /resolve/),
+`short_get = {"model.safetensors"}` (a download ends early: GET sends half the file while HEAD announced all
+of it), `listed_sizes = {"samples.png": 10}` (the
 file listing claims a size the download does not keep to), and `seed()` commits any files directly
 (pickle-only repositories, unsafe names, corrupt weights). `requests` logs every (method, path).
 """
