@@ -1,6 +1,7 @@
 """An interrupted `zoo eval` keeps what it measured and the same command goes on from there, to the same
 result as an evaluation that never stopped (a K = 5,000 bound runs for hours on a CPU)."""
 
+import errno
 import functools
 import json
 
@@ -185,3 +186,63 @@ def test_a_resumed_eval_writes_the_per_image_metrics_and_errors_of_an_uninterrup
     again = zoo.evaluate(run, options={"iwae_k": 5}, per_image=tmp_path / "again.csv")
     assert (tmp_path / "again.csv").read_text() == (tmp_path / "whole.csv").read_text()
     assert again["standard_errors"] == whole["standard_errors"]
+
+
+def _during_the_evaluation(monkeypatch, act) -> None:
+    """`act()` runs once, while the evaluation measures its second batch."""
+    calls = {"n": 0}
+    measure = VAE.metrics
+
+    @functools.wraps(measure)
+    def metrics(self, batch, *args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 2:
+            act()
+        return measure(self, batch, *args, **kwargs)
+    monkeypatch.setattr(VAE, "metrics", metrics)
+
+
+def test_an_evaluation_whose_weights_were_trained_on_while_it_ran_writes_nothing_over_theirs(run, monkeypatch,
+                                                                                           capsys):
+    """A long bound may end after `zoo train --resume` (and an evaluation of the new weights): its figures are
+    of the weights it loaded, and an eval.json of the new ones must stay theirs."""
+    from safetensors.torch import load_file, save_file
+
+    def trained_on():  # as `zoo train --resume` leaves it: other weights in model.safetensors
+        save_file({k: v + 0.01 for k, v in load_file(run / "model.safetensors").items()}, run / "model.safetensors")
+    _during_the_evaluation(monkeypatch, trained_on)
+    result = zoo.evaluate(run, options={"iwae_k": 3})
+    assert "written" not in result and result["metrics"]["nll_iwae_k3_nats"] > 0
+    assert "this evaluation's figures, of the weights it loaded, are not written" in capsys.readouterr().err
+    assert not (run / "eval.json").exists() and not progress_files(run)
+
+
+def test_a_failed_write_of_a_finished_evaluation_says_its_figures(run, monkeypatch):
+    """A K = 5,000 bound is hours of work: a full disk at the end must not take its figures with it."""
+    def full(path, data):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    monkeypatch.setattr(zoo.runs.checkpoint, "atomic_write", full)
+    result = invoke("eval", run, "--iwae-k", "3", "--no-progress")
+    assert result.exit_code == 74 and "Traceback" not in result.output
+    assert "the evaluation measured, and could not save: mse " in result.stderr and "nll_iwae_k3_nats " in result.stderr
+    assert "no space left on device" in result.stderr.lower()
+
+
+def test_two_evaluations_ending_together_merge_their_figures_in_turn(run):
+    """The results lock is waited for: the second evaluation reads what the first wrote, and keeps it."""
+    import subprocess
+    import sys
+    import time
+
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from zoo.runs.lock import results_lock\n"
+                               f"with results_lock({str(run)!r}):\n    print('held', flush=True); time.sleep(2)"],
+                              stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.monotonic()
+    zoo.evaluate(run, options={"iwae_k": 3})
+    assert time.monotonic() - start > 1.0  # it waited for the other evaluation's write
+    holder.wait(timeout=30)
+    zoo.evaluate(run, options={"iwae_k": 4})
+    metrics = json.loads((run / "eval.json").read_text())["metrics"]
+    assert "nll_iwae_k3_nats" in metrics and "nll_iwae_k4_nats" in metrics
+    assert not (run / ".zoo-results.lock").exists()

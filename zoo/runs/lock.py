@@ -14,6 +14,7 @@ from pathlib import Path
 from zoo.errors import RunError
 
 LOCK = ".zoo.lock"
+RESULTS_LOCK = ".zoo-results.lock"
 
 try:
     import fcntl
@@ -24,16 +25,17 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks, one writer
 class RunLock:
     """Held while a process writes a run folder; `release()` (or the process's end) lets the next in."""
 
-    def __init__(self, folder: Path, fd: int | None):
+    def __init__(self, folder: Path, fd: int | None, name: str = LOCK):
         self.folder = folder
+        self.path = Path(folder) / name
         self._fd = fd
 
     def release(self) -> None:
         """Remove the lock file, then drop the lock: a process that opened the file meanwhile finds it
-        removed (lock_run compares inodes) and takes a fresh one, so no stale file stays behind."""
+        removed (_take compares inodes) and takes a fresh one, so no stale file stays behind."""
         if self._fd is not None:
             try:
-                os.unlink(self.folder / LOCK)
+                os.unlink(self.path)
             except OSError:
                 pass
             os.close(self._fd)  # closing the descriptor drops the flock
@@ -46,37 +48,57 @@ class RunLock:
         self.release()
 
 
-def lock_run(folder: Path) -> RunLock:
-    """Take `folder`'s writer lock, or raise a RunError naming the process that holds it."""
-    folder = Path(folder)
-    if fcntl is None:
-        return RunLock(folder, None)
-    path = folder / LOCK
+def _take(path: Path, wait: bool) -> int:
+    """The descriptor of `path` (created) holding an exclusive flock on it; BlockingIOError (its `holder`: the
+    pid written in the file) when another process holds it and not `wait`."""
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = _holder(fd)
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError as e:
+            e.holder = _holder(fd)
             os.close(fd)
-            raise RunError(f"{folder} is being written by another zoo process"
-                           f"{f' (pid {holder})' if holder else ''}",
-                           "A run folder has one writer: wait for it to finish, or train into another --out.") \
-                from None
+            raise
         except BaseException:
             os.close(fd)
             raise
-        # A writer that gave up removes its lock file: a lock taken on that removed file guards nothing.
+        # A holder that gave up removes its lock file: a lock taken on that removed file guards nothing.
         try:
             same = os.fstat(fd).st_ino == os.stat(path, follow_symlinks=False).st_ino
         except FileNotFoundError:
             same = False
         if same:
-            break
+            try:  # who holds it, for the message of a process refused (on a full disk: left unsaid)
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            except OSError:
+                pass
+            return fd
         os.close(fd)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-    return RunLock(folder, fd)
+
+
+def lock_run(folder: Path) -> RunLock:
+    """Take `folder`'s writer lock, or raise a RunError naming the process that holds it."""
+    folder = Path(folder)
+    if fcntl is None:
+        return RunLock(folder, None)
+    try:
+        return RunLock(folder, _take(folder / LOCK, wait=False))
+    except BlockingIOError as e:
+        holder = getattr(e, "holder", "")
+        raise RunError(f"{folder} is being written by another zoo process{f' (pid {holder})' if holder else ''}",
+                       "A run folder has one writer: wait for it to finish, or train into another --out.") from None
+
+
+def results_lock(folder: Path) -> RunLock:
+    """The lock of a folder's evaluation results (eval.json and what goes with it), waited for: two evaluations
+    ending together each read, merge and write them in turn, and neither drops the other's figures. A training
+    of the run does not hold it: an evaluation of its earlier weights may end while it trains."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)  # ./zoo-outputs/NAME, the first time
+    if fcntl is None:
+        return RunLock(folder, None, RESULTS_LOCK)
+    return RunLock(folder, _take(folder / RESULTS_LOCK, wait=True), RESULTS_LOCK)
 
 
 def writer_of(folder: Path) -> str | None:

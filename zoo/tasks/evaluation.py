@@ -16,7 +16,7 @@ import torch
 from zoo.analysis import metrics, plots
 from zoo.console import to_stderr
 from zoo.data.datasets import ImageData, class_name
-from zoo.errors import CapabilityError, ConfigError, RunError
+from zoo.errors import CapabilityError, ConfigError, RunError, ZooError, storage_error
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import eval_images
@@ -24,6 +24,7 @@ from zoo.runs import files as runfiles
 from zoo.runs.config import check_count, check_flag
 from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
+from zoo.runs.lock import results_lock
 from zoo.runs.modelcard import write_card
 from zoo.runs.run import Run, check_split
 from zoo.runs.write_checks import check_writable
@@ -172,14 +173,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if keep:  # the progress of this part is no longer needed; the whole split's eval.json stays
         saved.finish()
     elif save:
-        written = run.output_dir / ckpt.EVAL
-        record, per = _with_earlier_metrics(run, result, per)
-        eval_images.write(run.output_dir, per, record)  # each image's metrics, for `zoo compare`'s pairs
-        ckpt.write_json(written, record)
-        saved.finish()
-        if run.output_dir == run.folder:
-            write_card(run.folder)
-        result["written"] = [str(written)]
+        _save(run, result, per, saved)
     if per_image is not None:
         result.setdefault("written", []).append(str(per_image))
     _log_evaluation(run, logging, result)
@@ -216,13 +210,44 @@ def _log_evaluation(run: Run, loggers: list[Logger], result: dict[str, Any]) -> 
                        history[-1]["epoch"] if history else 0, files, kept=f"{ckpt.EVAL} holds every figure")
 
 
+def _save(run: Run, result: dict[str, Any], per: dict[str, torch.Tensor], saved: EvalProgress) -> None:
+    """eval.json, each image's metrics (for `zoo compare`'s pairs) and the card, under the folder's results
+    lock (two evaluations ending together merge in turn). Not over a model.safetensors that holds other weights
+    than were measured (trained on while this evaluation ran): said instead. A write that fails says the
+    figures first: hours of a bound are not lost with it."""
+    changed = run.weights_changed()
+    if changed:
+        saved.finish()  # of weights the file no longer holds: it could never go on
+        to_stderr(f"note: {changed}: this evaluation's figures, of the weights it loaded, are not written")
+        return
+    written = run.output_dir / ckpt.EVAL
+    try:
+        with results_lock(run.output_dir):
+            record, per = _with_earlier_metrics(run, result, per)
+            eval_images.write(run.output_dir, per, record)
+            ckpt.write_json(written, record)
+            if run.output_dir == run.folder:
+                write_card(run.folder)
+    except (ZooError, OSError) as e:
+        errors = result.get("standard_errors", {})
+        to_stderr("the evaluation measured, and could not save: " + ", ".join(
+            f"{k} {v:.6g}" + (f" ± {errors[k]:.2g}" if k in errors else "") for k, v in result["metrics"].items()))
+        if isinstance(e, OSError):
+            raise storage_error(e, "cannot save the evaluation", path=written,
+                                option="a copy of the run in a folder you own") from None
+        raise
+    saved.finish()
+    result["written"] = [str(written)]
+
+
 def _with_earlier_metrics(run: Run, result: dict[str, Any], per: dict[str, torch.Tensor]):
     """The eval.json and per-image values to write: `result`'s, plus the metrics the eval.json about to be
     replaced measured on the same weights and the same images and this evaluation did not (a bound at
     another K: hours of a K = 5,000 one), with their standard errors and each image's values (said). The
     result returned to the caller stays what this evaluation measured."""
     kept, _ = ckpt.read_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
-    if (kept is None or kept.get(eval_images.IMAGES_DIGEST) != result[eval_images.IMAGES_DIGEST]
+    if (kept is None or kept.get(ckpt.WEIGHTS_DIGEST) != result[ckpt.WEIGHTS_DIGEST]
+            or kept.get(eval_images.IMAGES_DIGEST) != result[eval_images.IMAGES_DIGEST]
             or kept.get("split", "test") != result["split"]):
         return result, per
     values, _ = eval_images.read(run.output_dir, kept)
