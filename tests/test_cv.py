@@ -138,3 +138,22 @@ def test_a_configuration_is_not_scored_on_a_validation_split_that_reuses_the_tra
     assert "Cross-validate instead" in e.value.hint
     fold = next(cv.folds(data, 3))
     assert fit(cls, model_cfg, train_cfg, fold).epochs == 1  # a fold's validation image is its own
+
+
+def test_an_interrupted_cross_validation_says_the_fold_and_that_nothing_is_kept(tmp_path, monkeypatch):
+    from zoo.plugins.convae import ConvAE
+
+    calls = {"n": 0}
+    loss = ConvAE.loss
+
+    def stopped_in_the_second_fold(self, batch):
+        calls["n"] += 1
+        if calls["n"] > 3:  # the first fold: its training batches and its validation, for one epoch
+            raise KeyboardInterrupt
+        return loss(self, batch)
+    monkeypatch.setattr(ConvAE, "loss", stopped_in_the_second_fold)
+    result = invoke("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1",
+                    "--out", tmp_path / "o")
+    assert result.exit_code == 130 and "Traceback" not in result.output
+    assert "cross-validation interrupted in fold 2/2 (interrupted during epoch 1); nothing was written" in result.output
+    assert "are saved" not in result.output and not (tmp_path / "o").exists()

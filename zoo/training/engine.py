@@ -294,6 +294,8 @@ class Trainer:
             done = self.saved_epoch if self.run_dir else self.state["epoch"]  # (a stop between an epoch's end and
             # its checkpoint leaves the epoch before it saved)
             saved = f"epochs up to {done} are saved" if done else "no epoch was finished (a resume starts at epoch 1)"
+            if not self.run_dir:  # a fold or a search trial: its caller says what is kept
+                raise Interrupted(f"interrupted during epoch {done + 1}") from None
             raise Interrupted(f"interrupted during epoch {done + 1}; {saved}.{where}") from None
         except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
             raise storage_error(e, "cannot write", self._saved_note()) from None
