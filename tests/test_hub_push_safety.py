@@ -248,3 +248,27 @@ def test_a_picture_of_other_weights_is_not_pushed_whatever_the_files_times(run_c
     assert "samples.png shows other weights than model.safetensors holds" in out
     assert not (dest / "samples.png").exists() and "samples.png" not in (dest / "README.md").read_text()
     assert (dest / "reconstructions.png").is_file() and (dest / "loss.png").is_file()  # of these weights
+
+
+def test_a_run_stopped_before_its_end_is_pushed_with_a_note_and_a_card_that_says_so(tmp_path, capsys):
+    from conftest import TINY, quiet
+
+    class CtrlC(zoo.Callback):
+        def on_epoch_start(self, trainer, epoch):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "stopped"
+    with pytest.raises(zoo.errors.ZooError, match="interrupted during epoch 2"):
+        zoo.train("convae", dataset="digits", epochs=5, out=run, log=quiet, progress=False, callbacks=[CtrlC()],
+                  **TINY)
+    capsys.readouterr()
+    zhub.push(run, (tmp_path / "hub" / "stopped").as_uri())
+    assert "training was stopped before its end" in capsys.readouterr().err
+    card = (tmp_path / "hub" / "stopped" / "README.md").read_text()
+    assert "## Training metrics (best epoch 1 of 1; stopped after 1 of its 5 epochs, before its end)" in card
+    assert "training: {best_epoch: 1, epochs: 1, of: 5, stopped_before_its_end: true}" in card
+    zoo.train(resume=run, log=quiet, progress=False)  # trained to its end: said no more
+    zhub.push(run, (tmp_path / "hub" / "stopped").as_uri())
+    assert "before its end" not in (tmp_path / "hub" / "stopped" / "README.md").read_text()
+    assert "stopped before its end" not in capsys.readouterr().err

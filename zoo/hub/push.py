@@ -29,7 +29,7 @@ from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint, eval_images
 from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_json, read_metrics, run_identity
-from zoo.runs.files import file_sha256, open_regular, sampler_name
+from zoo.runs.files import file_sha256, open_regular, read_header, sampler_name
 from zoo.runs.lock import writer_of
 from zoo.runs.modelcard import current_pictures, render_card
 
@@ -67,6 +67,20 @@ def _training_summary(run_dir: Path) -> dict[str, Any] | None:
     return {"best_epoch": row.get("epoch"), "epochs": rows[-1].get("epoch"), "metrics": keep}
 
 
+def _stopped_before_its_end(run_dir: Path) -> bool:
+    """Whether the run's training was stopped before it ended (Ctrl-C, a kill): fewer epochs than asked for,
+    by its checkpoint, which no early stop or divergence ended. Published weights carry none: False."""
+    try:
+        trainer = json.loads(read_header(run_dir / checkpoint.CHECKPOINT)[1].get("trainer", "{}"))
+        train = read_json(run_dir / CONFIG)["train"]
+        rows, _ = read_metrics(run_dir / METRICS)
+        done, patience = int(trainer["epoch"]), int(train.get("patience") or 0)
+        return (done < int(train["epochs"]) and not (patience and int(trainer["bad_epochs"]) >= patience)
+                and not any(r.get("diverged") for r in rows))
+    except (OSError, RunError, ValueError, KeyError, TypeError):
+        return False
+
+
 def model_card(run_dir: Path, location: str, samplers=()) -> str:
     """The README.md pushed with a run: zoo's model card, addressed to `location`, plus the metrics
     measured during training (in the YAML metadata and the body). `samplers`: the names of those pushed."""
@@ -81,11 +95,16 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
             f"  zoo_version: {json.dumps(str(run.get('zoo_version', '')))}"]
     body = ["## Get it", "", "```", f"zoo pull {location}", f"zoo info {run['model']}", "```", ""]
     if summary:
-        meta.append(f"  training: {{best_epoch: {summary['best_epoch']}, epochs: {summary['epochs']}}}")
+        asked = run.get("train", {}).get("epochs")
+        unfinished = _stopped_before_its_end(run_dir)
+        meta.append(f"  training: {{best_epoch: {summary['best_epoch']}, epochs: {summary['epochs']}"
+                    + (f", of: {asked}, stopped_before_its_end: true" if unfinished else "") + "}")
         if summary["metrics"]:
             meta.append("  training_metrics:")
             meta += [f"    {k}: {v:.6g}" for k, v in summary["metrics"].items() if k != "epoch"]
-        body += [f"## Training metrics (best epoch {summary['best_epoch']} of {summary['epochs']})", "",
+        body += [f"## Training metrics (best epoch {summary['best_epoch']} of {summary['epochs']}"
+                 + (f"; stopped after {summary['epochs']} of its {asked} epochs, before its end" if unfinished else "")
+                 + ")", "",
                  "| metric | value |", "| --- | --- |"]
         body += [f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items() if k != "epoch"]
         body.append("")
@@ -120,6 +139,9 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
     training_log = _training_log(run_dir)
     if (run_dir / checkpoint.CHECKPOINT).is_file() and not (training_log or b"").strip():  # (published weights: none)
         log(f"note: {run_dir} has not finished an epoch: the push publishes its initial, untrained weights")
+    elif _stopped_before_its_end(run_dir):
+        log(f"note: {run_dir}'s training was stopped before its end: the push publishes its best epoch so far "
+            "(its card says so); `zoo train --resume` goes on")
     evaluated, note = read_eval(run_dir)
     if note:
         log(f"note: {note}; no test metrics are pushed")
