@@ -272,3 +272,17 @@ def test_a_run_stopped_before_its_end_is_pushed_with_a_note_and_a_card_that_says
     zhub.push(run, (tmp_path / "hub" / "stopped").as_uri())
     assert "before its end" not in (tmp_path / "hub" / "stopped" / "README.md").read_text()
     assert "stopped before its end" not in capsys.readouterr().err
+
+
+def test_a_config_json_edited_to_another_model_is_not_published_and_loads_as_a_damaged_record(vae_copy, tmp_path):
+    """A config.json edited to hold another model's key describes no model zoo builds: a damaged record (exit
+    1), not a command-line mistake (exit 2), and never published."""
+    config = json.loads((vae_copy / "config.json").read_text())
+    config["config"]["pseudo_inputs"] = 20  # a VampPrior's key
+    (vae_copy / "config.json").write_text(json.dumps(config))
+    assert_clean_error(invoke("push", vae_copy, (tmp_path / "hub" / "x").as_uri()),
+                       "does not describe a vae that zoo builds (", "unknown key 'pseudo_inputs'",
+                       "restore the run's own config.json")
+    assert not (tmp_path / "hub" / "x").exists()
+    assert_clean_error(invoke("eval", vae_copy), f"{vae_copy / 'config.json'} does not describe a vae that zoo builds",
+                       "The file was edited, or is another model's", code=1)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
-from zoo.errors import RunError
+from zoo.errors import RunError, ZooError
 from zoo.hub.locations import HubError
 from zoo.runs import config as cfgmod
 from zoo.runs.eval_images import IMAGES_FILE
@@ -133,15 +133,25 @@ def _json_problem(e: Exception) -> str:
     return str(e).splitlines()[0][:200] if str(e) else "it cannot be parsed"
 
 
-def model_spec(run: dict) -> dict | None:
+def model_spec(run: dict, where: str | None = None) -> dict | None:
     """The weights (name -> (shape, dtype)) of the model `run` describes, built on the meta device (no
-    memory); None where its plugin is not installed or its config does not build here (loading says why)."""
-
+    memory); None where its plugin is not installed or its config does not build here (loading says why).
+    With `where` (the copy's name), a config its installed plugin refuses is a HubError instead: a config.json
+    edited, or another model's, is neither published nor called verified."""
     try:
         cls = registry.get_entry(run["model"]).cls
+    except Exception:  # noqa: BLE001 - not installed here: loading says so
+        return None
+    try:
         meta = skeleton(cls, cfgmod.build(cls.Config, dict(run["config"]), where=CONFIG), run_shape(run),
                         run_classes(run))
-    except Exception:  # noqa: BLE001 - a best-effort size: any config that does not build is for `load` to explain
+    except ZooError as e:
+        if where is None:
+            return None  # a best-effort size: `load` explains
+        raise HubError(f"{CONFIG} of {where} does not describe a {run['model']} that zoo builds ({e.message}): "
+                       "refusing it", "The file was edited, or is another model's (or another version's of its "
+                       "plugin): restore the run's own config.json.") from None
+    except Exception:  # noqa: BLE001 - a plugin that cannot be built on the meta device: not checked here
         return None
     return None if meta is None else state_spec(meta)
 
@@ -153,7 +163,7 @@ def check_model_files(folder: Path, where: str, damaged: str = FETCHED) -> dict:
 
     run = check_config(folder / CONFIG, where)
     declared = check_safetensors(folder / WEIGHTS, where, damaged)
-    spec = model_spec(run)
+    spec = model_spec(run, where)
     if spec is not None:
         try:
             check_weights_fit(spec, declared, f"{WEIGHTS} from {where}")

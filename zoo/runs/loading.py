@@ -100,11 +100,16 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     run_dir = resolve(source).absolute()
     run = read_run(run_dir)
     entry = installed_entry(run, run_dir)
-    model_cfg = cfgmod.build(entry.cls.Config, dict(run["config"]), where=f"{run_dir / ckpt.CONFIG}")
     shape, classes = runfiles.run_shape(run), runfiles.run_classes(run)
+    try:  # a record the run was written with, not the command line: a config.json edited, or another model's
+        model_cfg = cfgmod.build(entry.cls.Config, dict(run["config"]), where=f"{run_dir / ckpt.CONFIG}")
+        skeleton = runfiles.skeleton(entry.cls, model_cfg, shape, classes)
+    except ConfigError as e:
+        raise RunError(f"{run_dir / ckpt.CONFIG} does not describe a {run['model']} that zoo builds: {e.message}",
+                       _other_version_hint(run, "The file was edited, or is another model's: restore the run's own "
+                                                "config.json (or train the run again).")) from None
     weights_path = run_dir / ckpt.WEIGHTS
     declared, _ = ckpt.read_weights_header(weights_path)
-    skeleton = runfiles.skeleton(entry.cls, model_cfg, shape, classes)
     if skeleton is not None:
         try:
             runfiles.check_weights_fit(runfiles.state_spec(skeleton), declared, weights_path)
