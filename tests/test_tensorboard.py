@@ -193,6 +193,8 @@ def test_zoo_eval_log_is_refused_before_the_work_for_an_unknown_logger_or_one_wi
     assert_clean_error(invoke("eval", logged_run, "--log", "tensorbord"), "unknown logger 'tensorbord'", code=2)
     assert_clean_error(invoke("eval", logged_run, "--fid", "--log", "tensorboard"), "--log does nothing with --fid",
                        code=2)
+    assert_clean_error(invoke("eval", logged_run, "--limit", "20", "--log", "tensorboard"),
+                       "--log records the figures of a whole split, and --limit 20 measures a part of it", code=2)
     assert not (logged_run / "eval.json").exists()
 
 

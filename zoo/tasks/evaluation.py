@@ -98,7 +98,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         per_image = per_image_output(per_image, run)
     if save:  # what it writes at the end, checked before the work
         runfiles.check_replaceable(run.output_dir, (ckpt.EVAL, eval_images.IMAGES_FILE, ckpt.CARD))
-    logging = _eval_loggers(run, loggers, save)
+    logging = _eval_loggers(run, loggers, save, limit)
     # Which weights are measured, as they were loaded: readers of eval.json ignore it once model.safetensors
     # holds other weights (a resumed run trained further), see ckpt.read_eval. Results on a module changed
     # since (fine-tuned through run.model), or on a file replaced since, would be recorded as the file's.
@@ -180,14 +180,18 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     return result
 
 
-def _eval_loggers(run: Run, loggers: Any, save: bool) -> list[Logger]:
+def _eval_loggers(run: Run, loggers: Any, save: bool, limit: int | None) -> list[Logger]:
     """The loggers `loggers` names, made with the run's training settings, each destination checked before the
-    work. They log what eval.json records: refused with save=False."""
+    work. They log the figures of a whole split, as eval.json records them: refused with save=False, and for a
+    --limit look (its figures, logged as test_KEY, would stand beside the whole test split's as if they were)."""
     if not logger_names(loggers):
         return []
     if not save:
         raise ConfigError("loggers record the evaluation eval.json keeps, and save=False keeps none",
                           "Leave save on to log it, or leave loggers out.")
+    if limit is not None:
+        raise ConfigError(f"--log records the figures of a whole split, and --limit {limit} measures a part of it",
+                          "Leave --limit out to log them, or --log out for a quick look.")
     made = eval_loggers(run.train_config, loggers, to_stderr)
     for logger in made:
         logger.prepare(run.output_dir)
