@@ -17,7 +17,7 @@ from conftest import (TINY, TINY_SET, assert_clean_error, assert_ok, assert_same
                       read_config, read_metrics, weights)
 
 import zoo
-from zoo.errors import ConfigError, RunError, TrainingDiverged
+from zoo.errors import ConfigError, RunError, TrainingDiverged, ZooError
 
 TIMING = {"images_per_s", "seconds"}
 
@@ -332,6 +332,32 @@ def test_ctrl_c_saves_and_says_how_to_resume(tmp_path):
     assert zoo.load(run) is not None
     done = len(read_metrics(run))
     assert_ok(invoke("train", "--resume", run, "--epochs", str(done + 1), "--no-progress"))
+
+
+def test_ctrl_c_just_after_the_best_weights_are_written_still_saves_that_epochs_checkpoint(tmp_path, monkeypatch):
+    """A Ctrl-C that lands between an epoch's best weights and its checkpoint is held until both are written:
+    model.safetensors is never an epoch ahead of the checkpoint and metrics.jsonl that `zoo eval` reads."""
+    import os
+
+    from zoo.runs import checkpoint as ckpt
+
+    real = ckpt.save_tensors
+    sent = []
+
+    def save_then_interrupt(path, tensors, metadata=None):
+        real(path, tensors, metadata)
+        if Path(path).name == ckpt.WEIGHTS and (Path(path).parent / ckpt.CONFIG).exists() and not sent:
+            sent.append(1)  # the epoch-1 best weights (epoch 0's are written before config.json)
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(ckpt, "save_tensors", save_then_interrupt)
+    run = tmp_path / "run"
+    with pytest.raises(ZooError, match="interrupted during epoch") as e:
+        train(run, epochs=3)
+    assert sent and "epochs up to 1 are saved" in str(e.value)
+    assert [r["epoch"] for r in read_metrics(run)] == [1]
+    trainer = json.loads(ckpt.load_tensors(run / ckpt.CHECKPOINT)[1]["trainer"])
+    assert trainer["epoch"] == 1 and trainer["best_epoch"] == 1
 
 
 # ------------------------------------------------------------------------------------------ folders

@@ -22,6 +22,7 @@ import torch
 from zoo.console import to_stderr
 from zoo.data import ImageData
 from zoo.errors import ConfigError, RunError, TrainingDiverged, ZooError, out_of_memory, storage_error
+from zoo.interrupts import holding_ctrl_c
 from zoo.model import StepContext, ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import TrainConfig
@@ -331,9 +332,11 @@ class Trainer:
         epoch's row and checkpoint are written; False once it stops early."""
         if end.not_finite:
             self._diverged(epoch, end.record, end.not_finite)
-        if end.improved:
-            self._save_best()
-        self._end_epoch(epoch, end.record)
+        with holding_ctrl_c():  # the best weights, the metrics line and the checkpoint: one epoch's, together
+            if end.improved:
+                self._save_best()
+            self._write_epoch(epoch, end.record)
+        self._announce_epoch(epoch, end.record)
         if end.stop:
             self.log(f"early stopping: no better {self.model.monitor} for {self.train.patience} epochs; "
                      f"best was epoch {self.state['best_epoch']}")
@@ -349,7 +352,7 @@ class Trainer:
         saved = f"Epochs up to {self.saved_epoch} are saved" if self.saved_epoch else "No epoch was finished"
         return f"{saved} in {self.run_dir}; once that is fixed, continue with `zoo train --resume {self.run_dir}`"
 
-    def _end_epoch(self, epoch: int, record: dict[str, Any]) -> None:
+    def _write_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         self.history.append(record)
         if self.run_dir:
             # The metrics line first: a kill before the checkpoint is written leaves a line that resume
@@ -359,6 +362,8 @@ class Trainer:
             save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers,
                                 self.state, self._rng())
             self.saved_epoch = epoch
+
+    def _announce_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         for cb in self.callbacks:
             cb.on_epoch_end(self, epoch, record)
         parts = [f"epoch {epoch}/{self.train.epochs}"]
