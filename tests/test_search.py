@@ -317,6 +317,8 @@ def test_postgres_storage_shared_by_workers_one_killed(tmp_path):
     ("[search]\nstrategy = \"annealing\"\n[params]\nlr = { choices = [0.1] }\n", "unknown search strategy 'annealing'"),
     ("[serach]\n[params]\nlr = { choices = [0.1] }\n", "unknown table(s) serach"),
     ("[params]\n", "lists nothing to search"),
+    ("[params]\nn = { low = 1, high = 2, helper = true }\nlr = { low = 1e-3, high = 1e-2 }\n",
+     "n is a helper (`helper = true`) that no key below it reads"),
     ("[params\n", "is not valid TOML"),
     ("[fixed]\nlr = 0.1\n[params]\nlr = { choices = [0.1] }\n", "both searched and fixed"),
 ])

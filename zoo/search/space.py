@@ -228,6 +228,13 @@ def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> 
         defined.add(name)
     if not params:
         raise ConfigError(f"{source}: [params] lists nothing to search")
+    read = set().union(*(p.names() for p in params))
+    for p in params:  # a helper nothing reads changes no trial: its search would repeat one configuration
+        if p.helper and p.name not in read:
+            raise ConfigError(f"{source}: {p.name} is a helper (`helper = true`) that no key below it reads, so "
+                              "every trial would train the same configuration",
+                              f"Use it in a later key's bounds, length, value or when; or, if {p.name} is a "
+                              "config key, drop `helper = true`.")
     return Space(params=params, fixed=dict(data.get("fixed", {})), search=search, objective=objective,
                  source=source, text=text)
 
