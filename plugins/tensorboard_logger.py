@@ -124,7 +124,8 @@ class TensorBoard(Logger):
     def log_study(self, study: StudyView) -> None:
         """Each finished trial as a run of its own (STUDY/tensorboard/trial-NNNN): the objective's metric
         at each epoch, and its drawn values as hparams with its results, so the HParams dashboard
-        compares the trials. A trial whose folder holds events was logged by an earlier session."""
+        compares the trials. A trial whose folder holds events was logged by an earlier session. Once the
+        search has ended, the study's own run: each trial's objective and the best so far."""
         from torch.utils.tensorboard.summary import hparams
 
         for trial in study.trials:
@@ -143,6 +144,21 @@ class TensorBoard(Logger):
                 last = max(trial.curve, default=0)
                 for key, value in results.items():
                     w.add_scalar(key, value, last)
+        if study.finished:
+            self._log_study_curve(study)
+
+    def _log_study_curve(self, study: StudyView) -> None:
+        """The study as a run of its own (STUDY/tensorboard/study), once it has ended: each trial's objective
+        and the best so far at the trial's number, as MLflow's parent run holds the study. A resumed search
+        writes it anew (purge_step=0 hides the earlier session's)."""
+        best = None
+        with writer(self.folder(study.folder) / "study", purge_step=0) as w:
+            for trial in sorted(study.trials, key=lambda t: t.number):
+                if trial.value is None:  # pruned or failed: no objective
+                    continue
+                best = trial.value if best is None else min(best, trial.value)
+                w.add_scalar("study/objective", trial.value, trial.number)
+                w.add_scalar("study/best_objective", best, trial.number)
 
     def log_eval(self, run: RunView, figures: dict[str, float], step: int, files: list[Path]) -> None:
         """Each figure beside the training's curves (test_mse -> mse/test), at the run's last epoch."""

@@ -241,7 +241,7 @@ def test_a_search_logs_each_trial_as_a_run_with_its_curve_and_hparams(tmp_path):
                      "--log", "tensorboard"))
     summary = json.loads((study / "summary.json").read_text())
     folders = sorted(p.name for p in (study / "tensorboard").iterdir())
-    assert folders == ["trial-0000", "trial-0001"]
+    assert folders == ["study", "trial-0000", "trial-0001"]
     best = events(study / "tensorboard" / f"trial-{summary['best']['number']:04d}")
     assert steps(best, "loss/val") == [1, 2]
     assert best.Scalars("trial/objective")[-1].value == pytest.approx(summary["best"]["value"], rel=1e-6)
@@ -250,6 +250,24 @@ def test_a_search_logs_each_trial_as_a_run_with_its_curve_and_hparams(tmp_path):
     start = plugin_data_pb2.HParamsPluginData.FromString(
         best.PluginTagToContent("hparams")["_hparams_/session_start_info"]).session_start_info
     assert start.hparams["lr"].number_value == pytest.approx(summary["best"]["values"]["lr"])
+
+
+def test_a_finished_search_logs_the_study_as_a_run_each_trials_objective_and_the_best_so_far(tmp_path):
+    import csv
+
+    (tmp_path / "space.toml").write_text(tiny_space(trials=3, epochs=1))
+    study = tmp_path / "study"
+    assert_ok(invoke("search", "convae", "--space", tmp_path / "space.toml", "--out", study, "--seed", "0",
+                     "--log", "tensorboard"))
+    rows = list(csv.DictReader((study / "trials.csv").open()))
+    objectives = {int(r["number"]): float(r["value"]) for r in rows if r["value"]}
+    acc = events(study / "tensorboard" / "study")
+    logged = {e.step: e.value for e in acc.Scalars("study/objective")}
+    assert logged == pytest.approx(objectives, rel=1e-6) and len(logged) == 3
+    running = [min(v for n, v in objectives.items() if n <= k) for k in sorted(objectives)]
+    assert [e.value for e in acc.Scalars("study/best_objective")] == pytest.approx(running, rel=1e-6)
+    summary = json.loads((study / "summary.json").read_text())
+    assert acc.Scalars("study/best_objective")[-1].value == pytest.approx(summary["best"]["value"], rel=1e-6)
 
 
 def test_zoo_latent_log_tensorboard_writes_the_codes_their_labels_and_a_sprite_for_the_projector(logged_run):
