@@ -210,6 +210,19 @@ def test_a_second_push_removes_what_the_first_left_and_it_leaves_out_but_not_the
     assert files["model.safetensors"] == (run_copy / "model.safetensors").read_bytes()
 
 
+def test_one_commit_named_by_branch_by_commit_or_by_its_cached_path_keeps_its_results_in_one_folder(
+        server, hf_env, digits_run):
+    """An hours-long bound measured on hf://REPO is found again (not measured again) under hf://REPO@main, the
+    commit, and the path `zoo pull` prints: all four are the same weights."""
+    env = {**hf_env, "HF_TOKEN": "zoo-secret"}
+    commit = last_line(run_zoo("push", digits_run, f"hf://{REPO_ID}", env=env, timeout=60)).rsplit("@", 1)[1]
+    cached = last_line(run_zoo("pull", f"hf://{REPO_ID}", env=env, timeout=30))
+    for source in (f"hf://{REPO_ID}", f"hf://{REPO_ID}@main", f"hf://{REPO_ID}@{commit}", cached):
+        assert_ok(run_zoo("eval", source, "--limit", "20", env=env, timeout=90))
+    folders = sorted(p.name for p in (Path.cwd() / "zoo-outputs").iterdir())
+    assert folders == [f"zoo-test--digits-ae@{commit[:12]}"]
+
+
 def test_push_to_a_hanging_hub_times_out_cleanly(server, hf_env, digits_run):
     server.mode = "hang"
     start = time.monotonic()

@@ -144,7 +144,7 @@ def output_folder(source: str | Path, run_dir: Path) -> Path:
     """Where a task writes its results for `source`. Beside a run the user owns. A catalogued or
     downloaded model (named, or by the path of zoo's copy), or a run in a folder this process cannot
     write, is left alone: its results go to
-    ./zoo-outputs/NAME/ (NAME: the catalogued name, the Hugging Face repository's id, or the folder's name
+    ./zoo-outputs/NAME/ (NAME: the catalogued name, the Hugging Face repository's id and commit, or the folder's name
     and a digest of where it is), so they never mix with, or overwrite, the user's own files in the working
     directory, nor another model's results."""
     folder, why = output_place(source, run_dir)
@@ -170,15 +170,18 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     if hub.is_hub_source(source):
         where = hub.parse(str(source))
         revision = f"@{where.revision}" if where.revision else ""
-        label, before = (where.repo.replace("/", "--") + revision, where.repo.rsplit("/", 1)[-1] + revision) \
-            if where.kind == "hf" else (_placed(where.path), where.path.name)
+        label, before = (_hf_label(run_dir) or where.repo.replace("/", "--") + revision,
+                         [where.repo.replace("/", "--") + revision, where.repo.rsplit("/", 1)[-1] + revision]) \
+            if where.kind == "hf" else (_placed(where.path), [where.path.name])
     elif owned:  # a folder by its own name (`.`, a link: the folder they name)
-        label = _bundled_name(run_dir) or _placed(run_dir)
-        before = run_dir.resolve().name
+        label = _bundled_name(run_dir) or _hf_label(run_dir) or _placed(run_dir)
+        before = [run_dir.resolve().name]
     else:
-        label = before = catalogued_name(str(source))
+        label = catalogued_name(str(source))
+        before = [label]
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
-    _take_up(folder.parent / before.replace("/", "-"), folder, run_dir)
+    for old in before:
+        _take_up(folder.parent / old.replace("/", "-"), folder, run_dir)
     why = (f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
            f"{run_dir} is a folder hub's entry (a push made it: {PUSHED_MANIFEST})" if published else
            f"{run_dir} no longer exists" if owned and not run_dir.is_dir() else
@@ -188,7 +191,7 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
 
 def _take_up(old: Path, folder: Path, run_dir: Path) -> None:
     """Move the results zoo kept for this model under the name it gave them before 2026-12-06 (NAME, where
-    it is now NAME-DIGEST or ORG--NAME) into `folder`, where they are results of these weights (its eval.json,
+    it is now NAME-DIGEST or ORG--NAME@COMMIT) into `folder`, where they are results of these weights (its eval.json,
     or an evaluation's progress, says so): an hours-long bound is neither lost nor measured again. Said."""
     if old == folder or folder.exists() or not old.is_dir() or not (run_dir / ckpt.WEIGHTS).is_file():
         return
@@ -206,6 +209,16 @@ def _take_up(old: Path, folder: Path, run_dir: Path) -> None:
         except OSError:
             return
         to_stderr(f"note: moved {old} to {folder}: results of these weights, where zoo kept them before 2026-12-06")
+
+
+def _hf_label(run_dir: Path) -> str | None:
+    """ORG--NAME@COMMIT (12 digits) for a snapshot of huggingface-hub's cache (models--ORG--NAME/snapshots/
+    COMMIT): the same weights named by a branch, by their commit or by the cached path share one folder."""
+    snapshot = run_dir.resolve()
+    repo = snapshot.parent.parent.name
+    if snapshot.parent.name != "snapshots" or not repo.startswith("models--") or len(repo) == len("models--"):
+        return None
+    return f"{repo[len('models--'):]}@{snapshot.name[:12]}"
 
 
 def _placed(path: Path) -> str:
