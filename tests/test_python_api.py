@@ -237,3 +237,27 @@ def test_a_plugin_sampler_whose_state_holds_no_tensors_is_used_but_never_saved(v
     out = assert_ok(invoke("generate", vae_copy, "--sampler", "gaussian", "--n", "4", "--out", tmp_path / "g.png"))
     assert "not saved: its state() gave no tensors" in out and (tmp_path / "g.png").is_file()
     assert not (vae_copy / "sampler-gaussian.safetensors").exists()
+
+
+def test_training_searching_and_loading_leave_the_callers_random_stream_as_it_was(tmp_path, vae_copy):
+    """A user's own torch.manual_seed goes on as if zoo had not been called: a training seeds torch with the
+    run's seed, and building a model draws its random initial weights, both inside."""
+    from zoo.search.run import run_search
+
+    def stream_after(call) -> torch.Tensor:
+        torch.manual_seed(1234)
+        torch.rand(2)
+        call()
+        return torch.rand(3)
+
+    untouched = stream_after(lambda: None)
+    space = tmp_path / "s.toml"
+    space.write_text("[search]\ntrials = 1\n[fixed]\nepochs = 1\n[params]\nlr = { low = 1e-3, high = 1e-2 }\n")
+    calls = {"train": lambda: zoo.train("convae", dataset="digits", out=tmp_path / "r", log=quiet, progress=False,
+                                        **{**TINY, "epochs": 1}),
+             "load": lambda: zoo.load(vae_copy),
+             "load by name": lambda: zoo.load("vae-mnist"),
+             "search": lambda: run_search("convae", space, out=tmp_path / "study", overrides={"dataset": "digits"},
+                                          log=quiet)}
+    for name, call in calls.items():
+        assert torch.equal(stream_after(call), untouched), name

@@ -66,3 +66,16 @@ def describe(device: torch.device) -> str:
         return str(device)
     n = torch.get_num_threads()
     return f"cpu ({n} thread{'s' if n != 1 else ''})"
+
+
+def keeps_callers_random_state(work):
+    """`work` (a public function that seeds or draws from torch's global generators: a training, a model's
+    random initialisation) with the caller's generators restored once it returns or raises: the CPU's,
+    and every CUDA device's where CUDA is there. A user's own `torch.manual_seed` and random stream go on
+    as if zoo had not been called (zoo's reproducibility comes from the seeds it sets inside)."""
+    @functools.wraps(work)
+    def kept(*args, **kwargs):
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        with torch.random.fork_rng(devices=devices):
+            return work(*args, **kwargs)
+    return kept

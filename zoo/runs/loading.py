@@ -14,7 +14,7 @@ import torch  # noqa: F401  (the model classes need it loaded)
 import zoo
 from zoo import hub, registry
 from zoo.console import to_stderr
-from zoo.device import pick_device
+from zoo.device import keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, RunError, UnknownModelError
 from zoo.hub.files import PUSHED_MANIFEST
 from zoo.model import ZooModel
@@ -82,6 +82,7 @@ def installed_entry(run: dict[str, Any], run_dir: Path):
             from None
 
 
+@keeps_callers_random_state
 def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     """A trained run, rebuilt from its folder (config.json + model.safetensors), a catalogued name or a
     hub location, with its model in eval mode on `device`.

@@ -17,7 +17,7 @@ import torch
 from zoo.analysis.plots import save_figure
 from zoo.console import quiet
 from zoo.data import ImageData
-from zoo.device import pick_device
+from zoo.device import keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, ZooError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import resolve_config
@@ -75,6 +75,7 @@ def _row(name: str, data: ImageData, r: FitResult) -> dict[str, Any]:
             "curve": [{k: v for k, v in h.items() if k in ("epoch", "train_loss", "val_loss")} for h in r.history]}
 
 
+@keeps_callers_random_state
 def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str | None = None, preset: str | None = None,
                    config: str | Path | dict | None = None, overrides: dict[str, Any] | None = None,
                    compare_holdout: bool = False, metric: str | None = None, reduce: str = "best",

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from zoo.console import to_stdout
+from zoo.device import keeps_callers_random_state
 from zoo.errors import ConfigError, RunError
 from zoo.runs import checkpoint as ckpt
 from zoo.search.objective import check_metric
@@ -28,6 +29,7 @@ from zoo.search.worker import Worker
 SETTINGS_ENV = "ZOO_SEARCH_SETTINGS"
 
 
+@keeps_callers_random_state
 def run_search(model: str, space: str | Path | None = None, *, log: Callable[[str], None] = to_stdout,
                **options) -> dict[str, Any]:
     """Run (or resume) a study; write its outputs; return the summary (see `write_outputs`)."""

@@ -14,7 +14,7 @@ import zoo
 from zoo import registry
 from zoo.console import to_stderr
 from zoo.data import canonical_dataset_name
-from zoo.device import describe, pick_device
+from zoo.device import describe, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, RunError, storage_error
 from zoo.hub import is_hub_source, is_managed
 from zoo.model import ZooModel, build_seeded
@@ -81,6 +81,7 @@ def model_to_train(model: str | None, preset: str | None, config: str | Path | d
     return model
 
 
+@keeps_callers_random_state
 def train(model: str | None = None, *, dataset: str | None = None, preset: str | None = None,
           config: str | Path | dict | None = None, out: str | Path | None = None, resume: str | Path | None = None,
           log: Callable[[str], None] = to_stderr, progress: bool | None = None, callbacks=(),
