@@ -61,6 +61,25 @@ def test_unknown_model_suggests_the_close_match():
     assert "Did you mean: convae" in str(e.value)
 
 
+def test_a_preset_or_catalogued_name_given_as_the_model_says_how_to_use_it(tmp_path):
+    assert_clean_error(invoke("train", "sngan", "--dataset", "digits", "--out", tmp_path / "r"),
+                       "'sngan' is not a model", "zoo train --preset sngan")
+    with pytest.raises(UnknownModelError) as e:
+        zoo.create("convae-mnist")
+    assert "preset='convae-mnist'" in str(e.value) and "zoo.load('convae-mnist')" in str(e.value)
+    assert not (tmp_path / "r").exists()
+
+
+def test_training_arguments_that_are_no_function_or_no_callback_are_refused_before_any_folder(tmp_path):
+    for kw, fragment in (({"callbacks": [object()]}, "callbacks= takes zoo.Callback objects"),
+                         ({"log": "stdout"}, "log= takes a function")):
+        with pytest.raises(ConfigError, match=fragment):
+            zoo.train("convae", dataset="digits", out=tmp_path / "r", epochs=1, progress=False, **kw)
+        assert not (tmp_path / "r").exists()
+    with pytest.raises(ConfigError, match="unknown split 'tst'"):
+        zoo.load_dataset("digits").split("tst")
+
+
 # ------------------------------------------------------------------------------------------ third-party plugin
 
 @pytest.fixture(scope="module")

@@ -201,6 +201,13 @@ def get_entry(name: str) -> PluginEntry:
         f = failed[0]
         raise UnknownModelError(f"model '{name}' is installed (package {f.package}) but failed to load: {f.error}",
                                 "Reinstall or fix that package; the other models still work.")
+    preset, catalogued = presets().get(name), weights().get(name)
+    if preset is not None or catalogued is not None:  # a preset's or weights' name where a model's goes
+        said = [f"a preset of model '{preset.get('model')}': zoo train --preset {name} (preset='{name}')"] \
+            if preset is not None else []
+        said += [f"catalogued weights of model '{catalogued.get('model')}': zoo.load('{name}'), or `zoo eval "
+                 f"{name}`"] if catalogued is not None else []
+        raise UnknownModelError(f"'{name}' is not a model", f"It names {' and '.join(said)}.")
     close = difflib.get_close_matches(name, list(reg.models), n=3, cutoff=0.5)
     hint = (f"Did you mean: {', '.join(close)}?" if close else "") + " `zoo list` shows the installed models."
     if reg.failures:

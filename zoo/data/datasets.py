@@ -31,7 +31,7 @@ import torch
 from zoo.data import sources
 from zoo.data.folders import few, read_folder
 from zoo.data.idx import IDXError, read_idx
-from zoo.errors import DataNotFoundError
+from zoo.errors import ConfigError, DataNotFoundError
 
 SPLIT_SEED = 20221  # fixed: the same split for every run, whatever its training seed
 TEST_FRACTION = 0.2  # for sets that come without a test split (digits, folders)
@@ -66,6 +66,9 @@ class ImageData:
         return len(self.classes)
 
     def split(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(images, labels) of the split "train", "val" or "test"."""
+        if which not in ("train", "val", "test"):
+            raise ConfigError(f"unknown split {which!r:.40}", "Use train, val or test.")
         return getattr(self, f"{which}_x"), getattr(self, f"{which}_y")
 
     def measured(self, which: str) -> tuple[torch.Tensor, torch.Tensor]:

@@ -97,6 +97,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     _check_kinds(model=(model, str), dataset=(dataset, str), preset=(preset, str),
                  config=(config, (str, PathLike, dict)), out=(out, (str, PathLike)),
                  resume=(resume, (str, PathLike)), callbacks=(callbacks, (list, tuple)))
+    _check_hooks(log, callbacks)
     if dataset is not None:
         overrides["dataset"] = dataset
     if resume is not None:
@@ -149,6 +150,18 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
             write_card(run_dir, log=log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
+
+
+def _check_hooks(log, callbacks) -> None:
+    """A `log` that is no function and `callbacks` that are not zoo.Callback objects, refused before any
+    folder is touched (they failed once the run's first files were written, and blocked the retry)."""
+    if not callable(log):
+        raise ConfigError(f"log= takes a function of one text (such as print), not {log!r:.60}")
+    for cb in callbacks:
+        if not isinstance(cb, zoo_callbacks.Callback):
+            raise ConfigError(f"callbacks= takes zoo.Callback objects, not {cb!r:.60}",
+                              "Subclass zoo.Callback and pass an instance; a plugin's callback is turned on by "
+                              "its config key (`zoo list` shows them).")
 
 
 def _check_kinds(**given) -> None:
