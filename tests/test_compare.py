@@ -209,6 +209,20 @@ def test_a_run_pulled_from_a_folder_hub_is_compared_by_its_cards_training_metric
     assert pulled["best_epoch"] == 2 and pulled["config"] == {"latent_dim": 8}
 
 
+def test_the_catalogues_figures_a_card_lacks_are_compared_and_pushed_with_the_weights(tmp_path):
+    """cvae-mnist's card holds its eval.json's figures, the catalogue also its FID; gan-mnist's card none."""
+    from zoo import hub, registry
+
+    fid = registry.weights()["cvae-mnist"]["metrics"]["classifier_fid"]
+    cvae = next(r for r in compare_json("cvae-mnist", "gan-mnist")["runs"] if r["name"] == "cvae-mnist")
+    assert cvae["test_metrics"]["classifier_fid"] == pytest.approx(fid)
+    assert cvae["test_metrics"]["neg_elbo_nats"] == pytest.approx(registry.weights()["cvae-mnist"]["metrics"]
+                                                                  ["neg_elbo_nats"])
+    hub.push("gan-mnist", f"file://{tmp_path / 'hub' / 'gan'}")
+    pulled = compare_json(f"file://{tmp_path / 'hub' / 'gan'}")["runs"][0]
+    assert pulled["test_metrics"] == pytest.approx(registry.weights()["gan-mnist"]["metrics"])
+
+
 def test_a_corrupt_metrics_jsonl_has_its_damaged_lines_skipped_and_counted(runs, tmp_path):
     run = Path(shutil.copytree(runs["a"], tmp_path / "damaged"))
     lines = (run / "metrics.jsonl").read_text().splitlines()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import difflib
 import importlib.metadata as md
 import inspect
+import math
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -268,3 +269,17 @@ def weights_folder(name: str) -> Path | None:
     if entry is None or "path" not in entry:  # not catalogued, or only on a hub
         return None
     return Path(__file__).parent / entry["path"]
+
+
+def bundled_name(folder: Path) -> str | None:
+    """The catalogued name whose bundled folder `folder` is (None for any other folder)."""
+    where = Path(folder).resolve()
+    return next((name for name in weights() if weights_folder(name) is not None
+                 and weights_folder(name).resolve() == where), None)
+
+
+def catalogued_metrics(name: str | None) -> dict[str, float]:
+    """The figures the catalogue quotes for weights `name` (its entry's `metrics` that are finite numbers)."""
+    metrics = weights().get(name, {}).get("metrics", {}) if name else {}
+    return {k: v for k, v in metrics.items()
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}

@@ -175,7 +175,7 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
                          [where.repo.replace("/", "--") + revision, where.repo.rsplit("/", 1)[-1] + revision]) \
             if where.kind == "hf" else (_placed(where.path), [where.path.name])
     elif owned:  # a folder by its own name (`.`, a link: the folder they name)
-        label = _bundled_name(run_dir) or _hf_label(run_dir) or _placed(run_dir)
+        label = registry.bundled_name(run_dir) or _hf_label(run_dir) or _placed(run_dir)
         before = [run_dir.resolve().name]
     else:
         label = catalogued_name(str(source))
@@ -226,10 +226,3 @@ def _placed(path: Path) -> str:
     """A folder's name and a short digest of where it is, as its outputs folder's name."""
     where = path.resolve()
     return f"{where.name}-{hashlib.sha256(str(where).encode()).hexdigest()[:8]}"
-
-
-def _bundled_name(run_dir: Path) -> str | None:
-    """The catalogued name whose bundled folder `run_dir` is (its results go where the name's go)."""
-    where = run_dir.resolve()
-    return next((name for name in registry.weights() if registry.weights_folder(name) is not None
-                 and registry.weights_folder(name).resolve() == where), None)

@@ -19,14 +19,12 @@ def number(v) -> bool:
 
 
 def test_metrics(folder: Path, name: str) -> dict[str, float]:
-    """Test metrics of published weights: their model card's, else their catalogue entry's."""
+    """Test metrics of published weights: their model card's, over their catalogue entry's (which may hold
+    figures the card lacks: a GAN's FID, measured by `zoo eval --fid` rather than written by `zoo eval`)."""
     card = _front_matter(folder / ckpt.CARD)
     found = {m[1]: float(m[2]) for m in re.finditer(r"-\s*\{type:\s*([\w.-]+),\s*value:\s*([-+\d.eE]+)\}", card)
              if _float(m[2])} if card else {}
-    if found:
-        return found
-    entry = registry.weights().get(catalogued_name(name)) if "/" not in name else None
-    return {k: v for k, v in (entry or {}).get("metrics", {}).items() if number(v)}
+    return {**registry.catalogued_metrics(catalogued_name(name) if "/" not in name else None), **found}
 
 
 def _float(text: str) -> bool:
