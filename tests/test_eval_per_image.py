@@ -108,6 +108,24 @@ def test_a_plugin_metric_that_is_not_per_image_is_refused_not_averaged_wrongly(r
     assert not (run / "eval.json").exists()
 
 
+def test_figures_that_are_not_finite_numbers_are_refused_and_nothing_is_written(run, monkeypatch):
+    """JSON has no NaN: eval.json once held a bare NaN that every reader then called a file zoo does not write."""
+    from zoo.plugins.vae import VAE
+
+    real = VAE.metrics
+
+    def some_nan(self, batch, **options):
+        out = real(self, batch, **options)
+        out["mse"] = out["mse"].clone()
+        out["mse"][0] = float("nan")
+        return out
+
+    monkeypatch.setattr(VAE, "metrics", some_nan)
+    assert_clean_error(invoke("eval", run, "--no-progress"), "not finite numbers (NaN or infinite): mse (",
+                       "a training that diverged")
+    assert not (run / "eval.json").exists()
+
+
 def test_a_limited_or_validation_evaluation_does_not_replace_the_whole_test_splits(run, tmp_path):
     assert_ok(invoke("eval", run, "--iwae-k", "5", "--no-progress"))
     kept = {name: (run / name).read_bytes() for name in ("eval.json", "eval-images.safetensors", "README.md")}
@@ -119,6 +137,18 @@ def test_a_limited_or_validation_evaluation_does_not_replace_the_whole_test_spli
     assert "of 144 val images, is printed but not written over it" in out and "written to" not in out
     assert {name: (run / name).read_bytes() for name in kept} == kept
     assert not list(run.glob("eval-progress*"))
+
+
+def test_a_quick_look_does_not_replace_an_earlier_look_with_a_bound_or_more_images(run):
+    assert_ok(invoke("eval", run, "--iwae-k", "5", "--limit", "40", "--no-progress"))
+    kept = {name: (run / name).read_bytes() for name in ("eval.json", "eval-images.safetensors")}
+    out = assert_ok(invoke("eval", run, "--limit", "5", "--no-progress"))
+    assert "with nll_iwae_k5_nats, which this one did not measure" in out and "is printed but not written" in out
+    out = assert_ok(invoke("eval", run, "--iwae-k", "5", "--limit", "20", "--no-progress"))
+    assert "on 40 test images, more than this one" in out
+    assert {name: (run / name).read_bytes() for name in kept} == kept
+    assert_ok(invoke("eval", run, "--iwae-k", "5", "--limit", "60", "--no-progress"))  # more images: written
+    assert json.loads((run / "eval.json").read_text())["images"] == 60
 
 
 def test_an_evaluation_without_the_bound_keeps_the_bound_measured_before_on_the_same_weights(run):

@@ -63,6 +63,18 @@ def check_metric_options(model: ZooModel, options: dict) -> dict:
     return plain
 
 
+def _check_finite(run, per: dict[str, torch.Tensor]) -> None:
+    """Refuse figures that are no numbers (NaN, infinite) before anything is written: JSON has no NaN, and a
+    mean over them says nothing."""
+    broken = {k: int((~torch.isfinite(t)).sum()) for k, t in per.items() if not bool(torch.isfinite(t).all())}
+    if broken:
+        which = ", ".join(f"{k} ({count} of {len(per[k])} images)" for k, count in broken.items())
+        raise RunError(f"model '{run.name}' gave figures that are not finite numbers (NaN or infinite): {which}; "
+                       "nothing was written",
+                       "Its weights may hold NaN (a training that diverged), or its plugin's `metrics` divides by "
+                       "zero: train it again, or tell the plugin's author.")
+
+
 def _no_metrics(run: Run, source) -> CapabilityError:
     return CapabilityError(f"model '{run.name}' has no per-image test metrics",
                            f"Measure its samples instead: zoo eval {source} --fid")
@@ -159,12 +171,14 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}, ckpt.WEIGHTS_DIGEST: measured,
               eval_images.IMAGES_DIGEST: eval_images.images_digest(x, y), "limit": n if n < whole else None}
     per = {k: torch.cat(values[k]) for k in sums}  # in the metrics' order (a resumed one's file sorts them)
+    _check_finite(run, per)
     if n > 1:
         result["standard_errors"] = {k: float(t.std()) / math.sqrt(n) for k, t in per.items()}
     if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
         result["caveat"] = data.caveat()
     if regularize.prunes(run.record.get("train", {})):
         result["sparsity"] = regularize.sparsity(model)  # zeros per group of the pruned weights
+    keep = keep or (save and part and _fuller_part_kept(run, result))
     report = model.evaluation_report(x, y, run, run.output_dir if save and not keep else None)  # its files too
     if report:
         result["report"] = report
@@ -297,6 +311,27 @@ def _whole_test_kept(run: Run, data: ImageData, n: int, split: str) -> bool:
         return True
     to_stderr(f"note: {folder / ckpt.EVAL} holds this model's evaluation of the whole test split ({whole:,} images); "
               f"this one, of {n:,} {split} images, is printed but not written over it (delete it to write this one)")
+    return True
+
+
+def _fuller_part_kept(run: Run, result: dict[str, Any]) -> bool:
+    """A quick look does not replace an earlier look at part of the data of the same weights that measured
+    more images or a metric this one did not (a K = 1,000 bound over 2,000 images, which took hours): True,
+    said, where one is kept."""
+    kept, _ = ckpt.read_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
+    if kept is None or kept.get(ckpt.WEIGHTS_DIGEST) != result[ckpt.WEIGHTS_DIGEST]:
+        return False
+    if kept.get(eval_images.IMAGES_DIGEST) == result[eval_images.IMAGES_DIGEST] and \
+            kept.get("split", "test") == result["split"]:
+        return False  # the same images: written, with what it lacks carried over (_with_earlier_metrics)
+    lacking = [k for k in kept.get("metrics", {}) if k not in result["metrics"]]
+    more = isinstance(kept.get("images"), int) and kept["images"] > result["images"]
+    if not lacking and not more:
+        return False
+    why = f" with {', '.join(lacking)}, which this one did not measure" if lacking else ", more than this one"
+    to_stderr(f"note: {run.output_dir / ckpt.EVAL} holds an evaluation of these weights on {kept.get('images'):,} "
+              f"{kept.get('split', 'test')} images{why}; this one, of {result['images']:,} "
+              f"{result['split']} images, is printed but not written over it (delete it to write this one)")
     return True
 
 
