@@ -184,6 +184,26 @@ def test_cli_divergence_is_one_message(tmp_path):
     assert (run / "model.safetensors").is_file()
 
 
+def test_a_run_whose_first_epoch_diverged_is_compared_and_pushed_as_holding_its_starting_weights(tmp_path):
+    """Its only metrics.jsonl row is the diverged epoch's (losses null): not its result, nor its "best epoch"."""
+    from zoo import hub
+
+    class NanLoss(zoo.Callback):
+        def on_loss(self, trainer, step):
+            step.loss = step.loss * float("nan")
+
+    run = tmp_path / "run"
+    with pytest.raises(TrainingDiverged):
+        train(run, epochs=2, callbacks=[NanLoss()])
+    row = zoo.compare([run]).runs[0]
+    assert row.best_epoch == 0 and not row.metrics
+    assert any("diverged at epoch 1: it holds the weights it started with" in note for note in row.notes)
+    hub.push(run, f"file://{tmp_path / 'hub'}")
+    card = (tmp_path / "hub" / "README.md").read_text()
+    assert "training: {best_epoch: 0, epochs: 1}" in card and "these are the weights it started with" in card
+    assert "## Training metrics" not in card
+
+
 # ------------------------------------------------------------------------------------------ resume
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd", "adagrad"])

@@ -62,6 +62,8 @@ def _training_summary(run_dir: Path) -> dict[str, Any] | None:
     if not rows:
         return None
     row = best_row(rows)
+    if row is None:  # every epoch diverged: the weights it started with
+        return {"best_epoch": 0, "epochs": rows[-1].get("epoch"), "metrics": {}}
     keep = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
             and k not in ("lr", "images_per_s", "seconds")}
     return {"best_epoch": row.get("epoch"), "epochs": rows[-1].get("epoch"), "metrics": keep}
@@ -107,12 +109,15 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
         if summary["metrics"]:
             meta.append("  training_metrics:")
             meta += [f"    {k}: {v:.6g}" for k, v in summary["metrics"].items() if k != "epoch"]
-        body += [f"## Training metrics (best epoch {summary['best_epoch']} of {summary['epochs']}"
-                 + (f"; stopped after {summary['epochs']} of its {asked} epochs, before its end" if unfinished else "")
-                 + ")", "",
-                 "| metric | value |", "| --- | --- |"]
-        body += [f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items() if k != "epoch"]
-        body.append("")
+        if summary["best_epoch"] == 0:  # no epoch kept: its training diverged
+            body += ["## Training", "", "Its training diverged in its first epoch: these are the "
+                     "weights it started with, not trained ones.", ""]
+        else:
+            body += [f"## Training metrics (best epoch {summary['best_epoch']} of {summary['epochs']}"
+                     + (f"; stopped after {summary['epochs']} of its {asked} epochs, before its end"
+                        if unfinished else "") + ")", "", "| metric | value |", "| --- | --- |"]
+            body += [f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items() if k != "epoch"]
+            body.append("")
     head, sep, rest = card.partition("\n---\n")  # the closing line of the YAML front matter
     if not sep:
         return card + "\n" + "\n".join(body)

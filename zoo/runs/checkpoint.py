@@ -131,9 +131,11 @@ def _metrics_row(line: str) -> dict[str, Any] | None:
 
 def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """The row of metrics.jsonl a run's result is read from: the last one marked best (its weights are
-    model.safetensors), else the last row (nothing monitored); None for no rows."""
-    best = [r for r in rows if r.get("best")]
-    return best[-1] if best else (rows[-1] if rows else None)
+    model.safetensors), else the last row (nothing monitored); None for no rows. A diverged epoch's row
+    (its losses not numbers, its weights not kept) is never the result."""
+    kept = [r for r in rows if not r.get("diverged")]
+    best = [r for r in kept if r.get("best")]
+    return best[-1] if best else (kept[-1] if kept else None)
 
 
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:

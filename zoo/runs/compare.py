@@ -230,6 +230,10 @@ def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:
         row.notes.append(f"{ckpt.METRICS} holds no epoch")
         return
     final = ckpt.best_row(rows)
+    if final is None:  # its only epochs diverged: model.safetensors holds the weights it started with
+        row.notes.append(f"its training diverged at epoch {rows[0]['epoch']}: it holds the weights it started with")
+        row.best_epoch, row.epochs = 0, rows[-1]["epoch"]
+        return
     row.best_epoch, row.epochs = final["epoch"], rows[-1]["epoch"]
     row.metrics = {k: v for k, v in final.items() if k not in NOT_METRICS and number(v)}
     row.seconds = round(sum(r.get("seconds", 0) for r in rows if number(r.get("seconds"))), 2)
