@@ -61,6 +61,9 @@ class Flaky(Logger):
     def release(self):
         (self.folder / "flaky-released.txt").write_text("released")
 
+    def log_study(self, study):
+        raise RuntimeError("the tracking server went away")
+
     def close(self, run, status):
         (run.folder / "flaky-closed.txt").write_text(status)
 
@@ -164,6 +167,14 @@ def test_an_unknown_logger_is_refused_before_a_search_runs_a_trial(rowlog_instal
     (tmp_path / "space.toml").write_text(SPACE)
     assert_clean_error(invoke("search", "convae", "--space", tmp_path / "space.toml", "--out", tmp_path / "study",
                               "--log", "rowlgo"), "unknown logger 'rowlgo'", "Did you mean: rowlog")
+    assert not (tmp_path / "study" / "trials.csv").exists()
+
+
+def test_a_search_refuses_a_logger_that_does_not_log_searches_before_any_trial(rowlog_installed, tmp_path):
+    (tmp_path / "space.toml").write_text(SPACE)
+    assert_clean_error(invoke("search", "convae", "--space", tmp_path / "space.toml", "--out", tmp_path / "study",
+                              "--log", "noisy"), "--log noisy: noisy does not log searches", "Loggers that do:",
+                       code=2)
     assert not (tmp_path / "study" / "trials.csv").exists()
 
 

@@ -15,7 +15,7 @@ from zoo.runs.config import resolve_config
 from zoo.search.settings import Settings
 from zoo.search.space import Space
 from zoo.search.study import open_study
-from zoo.tracking import Logger, StudyView, TrialView, loggers_for
+from zoo.tracking import Logger, StudyView, TrialView, study_loggers
 
 FINISHED = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "fail"}
 RESULTS = ("loss", "loss_std", "minutes", "epochs", "penalty", "latent")  # the numbers a trial records (trial.finish)
@@ -26,7 +26,7 @@ def search_loggers(settings: Settings, space: Space, say: Callable[[str], None])
     a folder that cannot be written: refused)."""
     _, _, train_cfg = resolve_config(settings.model, preset=settings.preset,
                                      config={**space.fixed, **settings.overrides})
-    loggers = loggers_for(train_cfg, say)
+    loggers = study_loggers(train_cfg, say)
     for logger in loggers:
         logger.prepare_study(Path(settings.study_dir))
     return loggers

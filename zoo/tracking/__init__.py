@@ -1,7 +1,8 @@
 """Watching training besides metrics.jsonl: logger plugins (TensorBoard, MLflow, ...), see zoo.tracking.logger."""
 
 from zoo.tracking.logger import (Logger, RunView, StudyView, TrialView, code_loggers, eval_loggers, finishing,
-                                installed, logger_classes, logger_names, logger_run_files, loggers_for, redact)
+                                installed, logger_classes, logger_names, logger_run_files, loggers_for, redact,
+                                study_loggers)
 
 __all__ = ["Logger", "RunView", "StudyView", "TrialView", "code_loggers", "eval_loggers", "finishing", "installed",
-           "logger_classes", "logger_names", "logger_run_files", "loggers_for", "redact"]
+           "logger_classes", "logger_names", "logger_run_files", "loggers_for", "redact", "study_loggers"]

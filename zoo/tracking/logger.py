@@ -356,6 +356,11 @@ def eval_loggers(train: "TrainConfig", names: Any, say: Callable[[str], None]) -
     return [cls(train, say) for cls in _able(names, "log_eval", "does not log evaluations", "Loggers that do")]
 
 
+def study_loggers(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger]:
+    """The loggers `train.loggers` names, for a search: each one that can log a study (`log_study`)."""
+    return [cls(train, say) for cls in _able(train.loggers, "log_study", "does not log searches", "Loggers that do")]
+
+
 def _able(names: Any, method: str, lacking: str, others: str) -> list[type[Logger]]:
     """The logger classes `names` name, refused (naming the installed ones that can) where one leaves out
     the optional `method`."""
