@@ -176,3 +176,63 @@ def test_a_plugin_model_whose_hyperparameters_repeat_training_keys_is_said_where
                                         "--out", tmp_path / "run"))
         assert zoo.model_info("tinyae")["clash"].startswith(said)
         assert all(r["clash"] is None for r in zoo.list_plugins()["models"] if r["name"] != "tinyae")
+
+
+BROKEN_CLASSES = '''\
+import dataclasses
+
+import torch
+import zoo
+
+
+class NoConfig(zoo.ZooModel):
+    name = "noconfig"
+
+    def loss(self, batch):
+        return {"loss": torch.zeros(())}
+
+
+class NoDefault(NoConfig):
+    name = "nodefault"
+
+    @dataclasses.dataclass
+    class Config:
+        latent_dim: int
+
+
+class NoLoss(zoo.ZooModel):
+    name = "noloss"
+
+    @dataclasses.dataclass
+    class Config:
+        latent_dim: int = 2
+
+
+class NotAModel(torch.nn.Module):
+    name = "notamodel"
+    Config = NoLoss.Config
+
+
+@zoo.hookimpl
+def zoo_models():
+    return [NoConfig, NoDefault, NoLoss, NotAModel, NoLoss.Config()]
+'''
+
+
+def test_model_classes_that_cannot_work_are_each_a_failure_zoo_list_names_and_the_rest_still_work(tmp_path):
+    """A class without a dataclass Config broke `zoo list` for every plugin; the others failed in zoo train."""
+    root = write_plugin(tmp_path / "site", "brokenplug", "broken", BROKEN_CLASSES)
+    for _ in _install_in_process(root, "brokenplug"):
+        errors = [f["error"] for f in zoo.list_plugins()["failed"]]
+        assert len(errors) == 5, errors
+        for fragment in ("model noconfig: NoConfig.Config is not a dataclass",
+                         "model nodefault: NoDefault.Config has fields without a default: latent_dim",
+                         "model noloss: NoLoss has no loss (nor its own training_step and validation_step)",
+                         "model notamodel: NotAModel is not a subclass of zoo.ZooModel",
+                         "not a class"):
+            assert any(fragment in e for e in errors), fragment
+        listed = assert_ok(invoke("list"))
+        assert "plugin 'broken' from package brokenplug failed to load" in listed and "convae" in listed
+        assert_clean_error(invoke("train", "noloss", "--dataset", "digits", "--out", tmp_path / "run"),
+                           "unknown model 'noloss'", "'broken' (brokenplug)")
+        assert not (tmp_path / "run").exists()

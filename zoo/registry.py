@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import importlib.metadata as md
 import inspect
@@ -140,13 +141,58 @@ def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origi
         provided[impl.plugin_name] += len(classes)
         for cls in classes:
             name = getattr(cls, "name", None)
-            if not name:
+            unfit = _unfit(cls, kind)
+            if unfit:
+                shown = name if isinstance(name, str) and name else _shown(cls)
+                reg.failures.append(PluginFailure(ep_name, package, f"{kind} {shown}: {unfit}"))
+            elif not name:
                 reg.failures.append(PluginFailure(ep_name, package, f"{cls!r} has no name"))
             elif name in into:
                 reg.failures.append(PluginFailure(
                     ep_name, package, f"{kind} '{name}' is already provided by {into[name].package}"))
             else:
                 into[name] = PluginEntry(name, cls, package, version)
+
+
+# The base class each kind of plugin class must derive from, by module and name: the registry sits below
+# them all (they read it), so it knows them by name rather than by importing them.
+BASES = {"model": ("zoo.model", "ZooModel"), "noise model": ("zoo.data.noise", "NoiseModel"),
+         "sampler": ("zoo.analysis.latent_samplers", "LatentSampler"),
+         "callback": ("zoo.training.callbacks", "Callback"), "logger": ("zoo.tracking.logger", "Logger")}
+
+
+def _unfit(cls: Any, kind: str) -> str | None:
+    """What keeps a class a hook returned from working as a plugin of `kind` (None: nothing): not a class,
+    not of the kind's base class; for a model, no dataclass `Config` with a default for every field, or
+    neither `loss` nor its own training and validation steps (docs/plugins.md, section 2)."""
+    module, base_name = BASES[kind]
+    if not inspect.isclass(cls):
+        return f"the hook returned {type(cls).__name__} {_shown(cls)}, not a class"
+    base = next((c for c in cls.__mro__ if c.__module__ == module and c.__name__ == base_name), None)
+    if base is None:
+        return f"{cls.__name__} is not a subclass of zoo.{base_name}"
+    if kind != "model":
+        return None
+    config = getattr(cls, "Config", None)
+    if not (inspect.isclass(config) and dataclasses.is_dataclass(config)):
+        return f"{cls.__name__}.Config is not a dataclass (its hyperparameters, each with a default)"
+    missing = [f.name for f in dataclasses.fields(config)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        return f"{cls.__name__}.Config has fields without a default: {', '.join(missing)}"
+    own_steps = cls.training_step is not base.training_step and cls.validation_step is not base.validation_step
+    if cls.loss is base.loss and not own_steps:
+        return f"{cls.__name__} has no loss (nor its own training_step and validation_step)"
+    return None
+
+
+def _shown(obj: Any) -> str:
+    """A plugin's object as a message shows it: its repr (60 characters at most), or its type's name where
+    that repr fails."""
+    try:
+        return f"{obj!r:.60}"
+    except Exception:  # noqa: BLE001 - a plugin's __repr__ may raise anything
+        return f"<a {type(obj).__name__}>"
 
 
 def _call(impl, reg: Registry, ep_name: str, package: str) -> list:
