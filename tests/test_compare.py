@@ -223,6 +223,21 @@ def test_the_catalogues_figures_a_card_lacks_are_compared_and_pushed_with_the_we
     assert pulled["test_metrics"] == pytest.approx(registry.weights()["gan-mnist"]["metrics"])
 
 
+def test_a_conditional_models_likelihood_is_said_to_be_given_the_class_and_paired_with_no_unconditional_one(
+        tmp_path):
+    """A cvae's −log p(x | y) was ranked against a VAE's −log p(x) with a paired difference (33 nats "better")."""
+    for model in ("cvae", "vae", "iwae"):
+        zoo.train(model, dataset="digits", out=tmp_path / model, log=quiet, progress=False, **{**TINY, "epochs": 1})
+        zoo.evaluate(tmp_path / model, options={"iwae_k": 3})
+    runs = [tmp_path / m for m in ("cvae", "vae", "iwae")]
+    rows = {Path(r["name"]).name: r for r in compare_json(*runs, "--sort", "test_nll_iwae_k3_nats")["runs"]}
+    assert any("is of p(x | y), given each image's class" in note for note in rows["cvae"]["notes"])
+    assert rows["cvae"]["paired"] is None and "given each image's class" not in " ".join(rows["vae"]["notes"])
+    assert (rows["vae"]["paired"] is None) != (rows["iwae"]["paired"] is None)  # the two unconditional ones pair
+    mse = {Path(r["name"]).name: r for r in compare_json(*runs, "--sort", "test_mse")["runs"]}
+    assert "given each image's class" not in " ".join(mse["cvae"]["notes"])
+
+
 def test_a_corrupt_metrics_jsonl_has_its_damaged_lines_skipped_and_counted(runs, tmp_path):
     run = Path(shutil.copytree(runs["a"], tmp_path / "damaged"))
     lines = (run / "metrics.jsonl").read_text().splitlines()

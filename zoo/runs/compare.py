@@ -306,6 +306,20 @@ def _model_class(name: str):
         return None
 
 
+def given_class(runs: list[Compared], metric: str) -> list[Compared]:
+    """The class-conditional models among runs of unconditional ones, where `metric` is a likelihood figure: a
+    cvae's −log p(x | y) is given each image's class, so it is said and paired with none of the others' p(x)."""
+    if "nll" not in metric and "elbo" not in metric:
+        return []
+    given = [r for r in runs if (cls := _model_class(r.model)) is not None and "sample_class" in cls.capabilities()]
+    if len(given) == len(runs):
+        return []
+    for r in given:
+        r.notes.append(f"its {metric} is of p(x | y), given each image's class: not comparable with the other "
+                       "models' p(x), and paired with none of them")
+    return given
+
+
 def pair(runs: list[Compared], metric: str) -> Compared | None:
     """Each run's paired difference on the test `metric` from a reference run's, over the same images: the
     reference is the first run (in the table's order) of the largest group measured on the same images
@@ -347,7 +361,8 @@ def compare(sources: list[str | Path | Run], metric: str | None = None, *, desce
     have = sorted((r for r in runs if r.value(chosen) is not None), key=lambda r: r.value(chosen), reverse=descending)
     ordered = have + [r for r in runs if r.value(chosen) is None]
     result = Comparison(ordered, chosen, descending, *differing_keys(runs))
-    result.reference = pair(ordered, chosen)
+    given = given_class(ordered, chosen)
+    result.reference = pair([r for r in ordered if r not in given], chosen)
     result.caveat = loss_caveat(ordered, chosen, result.differing)
     if plot is not None:
         result.plot = plot_curves(ordered, chosen, plot)
