@@ -8,7 +8,7 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, assert_ok, invoke, quiet, write_idx_set
+from conftest import TINY, assert_clean_error, assert_ok, invoke, quiet, write_idx_set
 
 import zoo
 from zoo.analysis.interpolation import interpolate
@@ -237,6 +237,23 @@ def test_a_plugin_sampler_whose_state_holds_no_tensors_is_used_but_never_saved(v
     out = assert_ok(invoke("generate", vae_copy, "--sampler", "gaussian", "--n", "4", "--out", tmp_path / "g.png"))
     assert "not saved: its state() gave no tensors" in out and (tmp_path / "g.png").is_file()
     assert not (vae_copy / "sampler-gaussian.safetensors").exists()
+
+
+@pytest.mark.parametrize("wrong", ["more", "wider", "numpy"])
+def test_a_plugin_sampler_returning_other_than_n_codes_is_named_and_nothing_is_written(vae_copy, tmp_path,
+                                                                                        monkeypatch, wrong):
+    """A picture titled "8 samples" showed 13; a tensor file failed in a traceback; a wrong width blamed decode."""
+    from zoo.plugins.samplers import Gaussian
+
+    real = Gaussian.sample
+    changed = {"more": lambda self, n, generator=None: real(self, n + 5, generator),
+               "wider": lambda self, n, generator=None: torch.zeros(n, self.dim + 3),
+               "numpy": lambda self, n, generator=None: real(self, n, generator).numpy()}
+    monkeypatch.setattr(Gaussian, "sample", changed[wrong])
+    for out in (tmp_path / "g.png", tmp_path / "g.safetensors"):
+        assert_clean_error(invoke("generate", vae_copy, "--sampler", "gaussian", "--n", "8", "--out", out),
+                           "sampler 'gaussian' returned", "a fix for the sampler's author")
+        assert not out.exists()
 
 
 def test_training_searching_and_loading_leave_the_callers_random_stream_as_it_was(tmp_path, vae_copy):

@@ -23,7 +23,7 @@ from typing import Callable, ClassVar
 import torch
 
 from zoo.console import to_stderr
-from zoo.errors import ConfigError, RunError
+from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.registry import load_registry
 from zoo.runs.checkpoint import WEIGHTS, load_tensors, run_identity, save_tensors
 from zoo.runs.files import file_sha256, sampler_file
@@ -353,4 +353,15 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
     if sampler is None:
         raise ConfigError("which sampler? e.g. gmm, gaussian or standard-normal")
     chosen = fitted_sampler(run, sampler, data_dir=data_dir, save=save, log=log)
-    return lambda k: chosen.sample(k, generator=generator).float().to(run.device)
+
+    def draw(k: int) -> torch.Tensor:
+        codes = chosen.sample(k, generator=generator)
+        if not isinstance(codes, torch.Tensor) or tuple(codes.shape) != (k, chosen.dim):
+            got = f"shape {tuple(codes.shape)}" if isinstance(codes, torch.Tensor) else f"a {type(codes).__name__}"
+            raise CapabilityError(f"sampler '{chosen.name}' returned {got} for {k} codes of {chosen.dim} "
+                                  f"dimensions, not a tensor [{k}, {chosen.dim}]",
+                                  "Its `sample(n, generator)` must return n codes as a torch tensor [n, D] "
+                                  "(docs/plugins.md): a fix for the sampler's author.")
+        return codes.float().to(run.device)
+
+    return draw
