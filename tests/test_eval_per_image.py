@@ -126,6 +126,22 @@ def test_figures_that_are_not_finite_numbers_are_refused_and_nothing_is_written(
     assert not (run / "eval.json").exists()
 
 
+def test_a_bound_looser_than_the_models_own_elbo_is_warned_of_and_a_right_one_is_not(run, monkeypatch):
+    out = assert_ok(invoke("eval", run, "--iwae-k", "5", "--no-progress"))
+    assert "warning" not in out
+    from zoo.plugins.vae import VAE
+
+    real = VAE.metrics
+
+    def loose(self, batch, iwae_k=None, **options):
+        out = real(self, batch, iwae_k=iwae_k, **options)
+        return {k: v + 50.0 if k.startswith("nll_iwae") else v for k, v in out.items()}
+
+    monkeypatch.setattr(VAE, "metrics", loose)
+    out = assert_ok(invoke("eval", run, "--iwae-k", "5", "--no-progress"))
+    assert "above its neg_elbo_nats" in out and "one of the two is computed wrongly" in out
+
+
 def test_a_limited_or_validation_evaluation_does_not_replace_the_whole_test_splits(run, tmp_path):
     assert_ok(invoke("eval", run, "--iwae-k", "5", "--no-progress"))
     kept = {name: (run / name).read_bytes() for name in ("eval.json", "eval-images.safetensors", "README.md")}
