@@ -57,6 +57,29 @@ def test_generate_class_of_a_cvae_gives_that_class(runs, tmp_path):
     assert (zoo.load(feats).classify(images).argmax(1) == 3).float().mean() > 0.6
 
 
+def test_a_tensor_file_of_samples_says_which_weights_drew_them_and_how(runs, tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    cvae, _ = runs
+
+    def meta(*args):
+        out = tmp_path / "s.safetensors"
+        assert_ok(invoke("generate", cvae, *args, "--out", out))
+        with safe_open(out, "pt") as f:
+            found = f.metadata()
+        out.unlink()
+        return found
+
+    said = meta("--class", "3", "--n", "4")
+    assert said["sampling"] == "class 3" and said["source"] == str(cvae) and said["seed"] == "0"
+    assert said["weights_digest"] == zoo.load(cvae).file_digest
+    said = meta("--per-class", "2")
+    assert said["per_class"] == "2" and json.loads(said["classes"]) == [str(i) for i in range(10)]
+    assert meta("--n", "4")["sampling"] == "the model's prior, classes drawn uniformly"
+
+
 def test_a_cvae_is_conditional_only(runs):
     """It cannot encode or reconstruct an image without its label, so it does not offer to."""
     cvae, _ = runs

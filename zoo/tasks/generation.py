@@ -3,6 +3,8 @@ decoded from latent codes a fitted sampler draws or around a class mean."""
 
 from __future__ import annotations
 
+import json
+
 from pathlib import Path
 
 import torch
@@ -135,18 +137,22 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
             raise CapabilityError(f"model '{run.name}' cannot sample by itself",
                                   f"Sample its latent space with a fitted sampler: {use}, "
                                   f"or decode around a class mean with --class LABEL.")
-        how = "the model's prior"
+        how = "the model's prior" + (", classes drawn uniformly" if run.can("sample_class") else "")
         _say_better_sampler(source)
     else:
-        how = f"sampler {sampler}" if sampler else f"class {class_label}"
+        how = f"sampler {sampler}" if sampler else f"class {class_label}" + (f", spread {spread:g}" if spread else "")
     if per_class is not None:
         batches_ = per_class_batches(run, per_class, gen)
     else:
         batches_ = sample_batches(run, n, gen, sampler=sampler, class_label=class_label, spread=spread,
                                   data_dir=data_dir)
     if to_file:
-        with ckpt.TensorStream(out, "images", (n, *run.shape), torch.float32,
-                               {"model": run.name, "seed": str(seed), "n": str(n)}) as stream:
+        # what the file holds, as a picture's title says it: of which weights, drawn how (for --per-class, each
+        # class's samples in the order of `classes`)
+        meta = {"model": run.name, "source": str(run.source), "weights_digest": run.file_digest or "",
+                "sampling": how, "seed": str(seed), "n": str(n),
+                **({"per_class": str(per_class), "classes": json.dumps(list(run.classes))} if per_class else {})}
+        with ckpt.TensorStream(out, "images", (n, *run.shape), torch.float32, meta) as stream:
             for images in batches_:
                 stream.write(images)
         return out
