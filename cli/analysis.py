@@ -31,10 +31,12 @@ def latent(run, method, n, out, split, seed, data_dir, device, loggers):
                        loggers=loggers)
     if r.method == "as-is":
         against = " against the class" if r.latent_dim == 1 else ""
-        click.echo(f"{len(r.labels)} {split} codes ({r.latent_dim}-D) plotted as they are{against}: the latent is "
+        click.echo(f"{len(r.labels)} {split} codes ({r.latent_dim}-D) plotted as they are{against}: the codes are "
                    f"already {r.latent_dim}-D, so the {METHODS[r.requested]} projection was skipped")
     else:
         click.echo(f"{len(r.labels)} {split} codes ({r.latent_dim}-D), {r.method} ({r.seconds:.1f} s)")
+    if r.codes_note:
+        click.echo(f"note: {r.codes_note}")
     click.echo(f"wrote {r.png} and {r.csv}")
     for folder in r.logged:
         click.echo(f"wrote the codes with their labels and images for the embedding viewer in {folder}")
@@ -57,7 +59,7 @@ def manifold(run, steps, dims, out, data_dir, device):
     from zoo.analysis.manifold import manifold as api_manifold
 
     r = api_manifold(run, steps=steps, dims=dims, out=out, data_dir=data_dir, device=device)
-    for line in r.summary():
+    for line in r.summary() + ([f"note: {r.codes_note}"] if r.codes_note else []):
         click.echo(line)
     click.echo(f"wrote {r.png}")
 
@@ -76,4 +78,6 @@ def interpolate(run, start, end, steps, out, data_dir, device):
 
     r = api_interpolate(run, start, end, steps=steps, out=out, data_dir=data_dir, device=device)
     click.echo(f"{steps} steps from {r.start.label.replace(chr(10), ' ')} to {r.end.label.replace(chr(10), ' ')}")
+    if r.codes_note:
+        click.echo(f"note: {r.codes_note}")
     click.echo(f"wrote {r.png}")

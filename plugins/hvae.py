@@ -142,6 +142,9 @@ class HVAE(VAE):
         self.prior = VampPrior(config.pseudo_inputs, self.shape) if config.prior == "vampprior" else None
         self.components = (PriorComponents(self.prior, self.posterior, config.prior_draws, config.prior_refresh,
                                            config.latent_dim) if self.prior is not None else None)
+        L, d = config.layers, config.latent_dim
+        self.codes_note = (f"the codes are the top layer's, z_{L} ({d}-D, of {L} stochastic layers of {d}): "
+                           "decoding one sets the lower layers to their conditional means")
 
     @classmethod
     def check_data(cls, config, data) -> None:

@@ -243,9 +243,11 @@ def test_hvae_trains_evaluates_generates_and_resumes_through_the_cli(tmp_path):
     assert metrics["nll_iwae_k10_nats"] <= metrics["neg_elbo_nats"] + 1.0
     assert_ok(invoke("generate", str(run), "--n", "8", "--out", str(tmp_path / "s.png")))
     assert (tmp_path / "s.png").stat().st_size > 0
-    assert_ok(invoke("latent", str(run), "--n", "50", "--out", str(tmp_path / "latent.png")))
-    assert_ok(invoke("interpolate", str(run), "--from", "0", "--to", "1", "--steps", "4",
-                     "--out", str(tmp_path / "i.png")))
+    top = "note: the codes are the top layer's, z_2 (4-D, of 2 stochastic layers of 4)"
+    assert top in assert_ok(invoke("latent", str(run), "--n", "50", "--out", str(tmp_path / "latent.png")))
+    assert top in assert_ok(invoke("interpolate", str(run), "--from", "0", "--to", "1", "--steps", "4",
+                                   "--out", str(tmp_path / "i.png")))
+    assert top in assert_ok(invoke("manifold", str(run), "--steps", "3", "--out", str(tmp_path / "m.png")))
     trained = zoo.load(str(run)).model
     assert trained.prior.pseudo.shape == (20, 1, 28, 28)  # saved with the weights
     with safe_open(run / "model.safetensors", "pt") as saved:  # the prior's cache is not: it is rebuilt

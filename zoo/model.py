@@ -194,6 +194,9 @@ class ZooModel(nn.Module):
     train_loss_keys: ClassVar[tuple[str, ...]] = ()
     # Metrics that are better when higher (a classifier's accuracy): `zoo search`, which minimises, refuses them.
     maximized: ClassVar[tuple[str, ...]] = ()
+    # What the codes `encode` returns are, where they are not the whole latent (a hierarchical VAE's top layer):
+    # said by zoo latent, zoo manifold and zoo interpolate in their output. "": the whole latent.
+    codes_note: str = ""
 
     def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()

@@ -49,6 +49,7 @@ class InterpolationResult:
     t: torch.Tensor               # [steps], 0 .. 1
     latents: torch.Tensor         # [steps, D]
     images: torch.Tensor          # [steps, C, H, W]
+    codes_note: str = ""          # what the codes are, where not the whole latent (ZooModel.codes_note)
 
 
 def _endpoint(spec: str | int, net, data, x, y, class_codes) -> Endpoint:
@@ -100,7 +101,7 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
     title = (f"{net.name} on {data.name}: decoded along the line between {kinds}\n"
              f"{a.label.replace(chr(10), ' ')} → {b.label.replace(chr(10), ' ')}, {steps} steps")
     _interpolation_picture(a, b, t, images, title, path)
-    return InterpolationResult(path, a, b, t, latents, images)
+    return InterpolationResult(path, a, b, t, latents, images, net.model.codes_note)
 
 
 def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: torch.Tensor, title: str,

@@ -167,6 +167,7 @@ class LatentResult:
     legend: list[str] = field(default_factory=list)
     explained: list[float] | None = None
     logged: list[Path] = field(default_factory=list)  # where loggers' viewers find the codes (--log)
+    codes_note: str = ""          # what the codes are, where not the whole latent (ZooModel.codes_note)
 
 
 def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Path | None = None,
@@ -206,12 +207,14 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
         how = f"latent codes ({d}-D, no projection needed" + (", against the class)" if d == 1 else ")")
     else:
         how = f"{METHODS[proj.method]} of the {d}-D codes"
-    title = f"{net.name} on {c.dataset}: {how}\n{len(labels)} {split} images, coloured by class"
+    note = net.model.codes_note
+    title = f"{net.name} on {c.dataset}: {how}\n{len(labels)} {split} images, coloured by class" + \
+        (f"\n{note.split(':')[0]}" if note else "")
     legend = _scatter(proj.coords, labels, c.classes, path, title, proj.xlabel, proj.ylabel)
     logged = [cls.log_codes(path.parent / cls.name, c.z, c.labels, c.images.float() / 255.0, list(c.classes))
               for cls in viewers]
     return LatentResult(path, csv_path, proj.method, proj.coords, labels, c.indices.numpy(), c.classes, d, seconds,
-                        method, legend, proj.explained, logged)
+                        method, legend, proj.explained, logged, note)
 
 
 def _class_colours(k: int):

@@ -44,6 +44,7 @@ class ManifoldResult:
                                   # of its posterior means); None with fewer than 2 codes
     n_codes: int                  # how many test codes were measured
     explained: list[float] | None = None  # pca: fraction of the codes' variance along each direction
+    codes_note: str = ""          # what the codes are, where not the whole latent (ZooModel.codes_note)
 
     def summary(self) -> list[str]:
         """What the grid is over and why those axes, in words (what `zoo manifold` prints)."""
@@ -223,7 +224,7 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
         f"{net.name}: decoded codes along {how}"
     _grid_picture(images, xs, ys if two else None, labels, title, path)
     return ManifoldResult(path, kind, xs.float(), ys.float(), latents, images, chosen, chosen_by, act,
-                          int(z.shape[0]), explained)
+                          int(z.shape[0]), explained, net.model.codes_note)
 
 
 def _prior_codes(net, data_dir: str | None, *, needed: bool) -> Codes | None:
