@@ -278,3 +278,17 @@ def test_training_searching_and_loading_leave_the_callers_random_stream_as_it_wa
                                           log=quiet)}
     for name, call in calls.items():
         assert torch.equal(stream_after(call), untouched), name
+
+
+def test_a_search_leaves_optunas_log_level_and_the_warning_filters_as_they_were(tmp_path):
+    import warnings
+
+    import optuna
+
+    from zoo.search.run import run_search
+
+    space = tmp_path / "s.toml"
+    space.write_text("[search]\ntrials = 1\n[fixed]\nepochs = 1\n[params]\nlr = { low = 1e-3, high = 1e-2 }\n")
+    level, filters = optuna.logging.get_verbosity(), list(warnings.filters)
+    run_search("convae", space, out=tmp_path / "study", overrides={"dataset": "digits"}, log=quiet)
+    assert optuna.logging.get_verbosity() == level and list(warnings.filters) == filters

@@ -22,7 +22,7 @@ from zoo.search.outputs import write_outputs
 from zoo.search.resume import check_same_study, fingerprint, record, recorded, reusable, study_record
 from zoo.search.settings import Interrupted, Settings, prepare
 from zoo.search.space import load_space
-from zoo.search.study import describe_pruner, journal_path, open_study, redact
+from zoo.search.study import describe_pruner, journal_path, keeps_optuna_settings, open_study, redact
 from zoo.search.tracking import log_search, search_loggers
 from zoo.search.worker import Worker
 
@@ -30,6 +30,7 @@ SETTINGS_ENV = "ZOO_SEARCH_SETTINGS"
 
 
 @keeps_callers_random_state
+@keeps_optuna_settings
 def run_search(model: str, space: str | Path | None = None, *, log: Callable[[str], None] = to_stdout,
                **options) -> dict[str, Any]:
     """Run (or resume) a study; write its outputs; return the summary (see `write_outputs`)."""

@@ -3,6 +3,7 @@ database URL), the sampler and pruner, and opening or creating the study."""
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import socket
@@ -39,6 +40,25 @@ def optuna_module():
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     warnings.filterwarnings("ignore", category=FutureWarning, module="optuna")
     return optuna
+
+
+def keeps_optuna_settings(work):
+    """`work` (a public function that runs a search) with Optuna's log level and Python's warning filters
+    restored once it returns or raises: zoo quietens Optuna for its own output (optuna_module), not for the
+    user's own studies later in the same session."""
+    @functools.wraps(work)
+    def kept(*args, **kwargs):
+        try:
+            import optuna
+        except ImportError:  # work refuses it in its own message
+            return work(*args, **kwargs)
+        level = optuna.logging.get_verbosity()
+        with warnings.catch_warnings():
+            try:
+                return work(*args, **kwargs)
+            finally:
+                optuna.logging.set_verbosity(level)
+    return kept
 
 
 def normalise_url(url: str | None) -> str | None:
