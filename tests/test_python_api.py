@@ -280,6 +280,19 @@ def test_training_searching_and_loading_leave_the_callers_random_stream_as_it_wa
         assert torch.equal(stream_after(call), untouched), name
 
 
+def test_search_and_cross_validation_are_functions_of_zoo_taking_config_keys_as_zoo_train_does(tmp_path):
+    space = tmp_path / "s.toml"
+    space.write_text("[search]\ntrials = 1\n[params]\nlr = { low = 1e-3, high = 1e-2 }\n")
+    summary = zoo.run_search("convae", space, dataset="digits", epochs=1, out=tmp_path / "study", log=quiet, **TINY)
+    assert "epochs = 1" in (tmp_path / "study" / "best.toml").read_text().splitlines()
+    assert summary["best"]["number"] == 0 and (tmp_path / "study" / "trials.csv").is_file()
+    with pytest.raises(zoo.ZooError, match="unknown key 'datset'"):
+        zoo.run_search("convae", space, datset="digits", out=tmp_path / "other")
+    cv = zoo.cross_validate("convae", folds_k=2, dataset="digits", epochs=1, **TINY)
+    assert cv["folds"] == 2 and len(cv["per_fold"]) == 2 and cv["train"]["epochs"] == 1
+    assert {e["name"] for e in zoo.catalogue()} >= {"vae-mnist", "piwae-mnist"}
+
+
 def test_a_search_leaves_optunas_log_level_and_the_warning_filters_as_they_were(tmp_path):
     import warnings
 

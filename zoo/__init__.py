@@ -56,6 +56,9 @@ _LAZY = {
     "load_dataset": "zoo.data",
     "push": "zoo.hub",
     "pull": "zoo.hub",
+    "catalogue": "zoo.hub",          # zoo list --pretrained
+    "run_search": "zoo.search.run",  # zoo search
+    "cross_validate": "zoo.search.cv",  # zoo cv
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -79,12 +79,13 @@ def _row(name: str, data: ImageData, r: FitResult) -> dict[str, Any]:
 def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str | None = None, preset: str | None = None,
                    config: str | Path | dict | None = None, overrides: dict[str, Any] | None = None,
                    compare_holdout: bool = False, metric: str | None = None, reduce: str = "best",
-                   out: str | Path | None = None, log: Callable[[str], None] = quiet) -> dict[str, Any]:
+                   out: str | Path | None = None, log: Callable[[str], None] = quiet, **keys) -> dict[str, Any]:
     """K-fold cross-validation of one configuration: per-fold validation (and test) losses, their mean
     and standard deviation; with `compare_holdout`, the plain validation split trained beside it.
-    With `out`, writes cv.json and cv.png (validation curves per fold) there."""
+    With `out`, writes cv.json and cv.png (validation curves per fold) there. Config keys go in `overrides`
+    or as keywords, as `zoo.train` takes them (epochs=5)."""
     model = model_to_train(model, preset, config, "cv")  # best.toml names its model
-    overrides = dict(overrides or {})
+    overrides = {**keys, **(overrides or {})}
     if dataset is not None:
         overrides["dataset"] = dataset
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import json
 import os
 import signal
@@ -33,7 +34,13 @@ SETTINGS_ENV = "ZOO_SEARCH_SETTINGS"
 @keeps_optuna_settings
 def run_search(model: str, space: str | Path | None = None, *, log: Callable[[str], None] = to_stdout,
                **options) -> dict[str, Any]:
-    """Run (or resume) a study; write its outputs; return the summary (see `write_outputs`)."""
+    """Run (or resume) a study; write its outputs; return the summary (see `write_outputs`). `options` are
+    `zoo search`'s (out, study, trials, strategy, pruner, cv, seed, workers, ...); any other keyword is a
+    config key every trial shares, as `zoo.train` takes them (dataset="mnist", epochs=5: `--set`)."""
+    settable = set(inspect.signature(prepare).parameters) - {"model", "space", "started_with"}
+    keys = {k: options.pop(k) for k in list(options) if k not in settable}
+    if keys:
+        options["overrides"] = {**keys, **(options.get("overrides") or {})}
     settings, sp = prepare(model, space, **options)
     # A resumed study must be the same search: checked from what the study recorded, before anything
     # (the space's copy, the study, the outputs) is written.

@@ -140,7 +140,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
         how = "the model's prior" + (", classes drawn uniformly" if run.can("sample_class") else "")
         _say_better_sampler(source)
     else:
-        how = f"sampler {sampler}" if sampler else f"class {class_label}" + (f", spread {spread:g}" if spread else "")
+        how = f"sampler {sampler}" if sampler else f"class {class_label}" + (f", spread {spread}" if spread else "")
     if per_class is not None:
         batches_ = per_class_batches(run, per_class, gen)
     else:
