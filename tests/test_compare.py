@@ -219,6 +219,9 @@ def test_the_catalogues_figures_a_card_lacks_are_compared_and_pushed_with_the_we
     assert cvae["test_metrics"]["neg_elbo_nats"] == pytest.approx(registry.weights()["cvae-mnist"]["metrics"]
                                                                   ["neg_elbo_nats"])
     hub.push("gan-mnist", f"file://{tmp_path / 'hub' / 'gan'}")
+    card = (tmp_path / "hub" / "gan" / "README.md").read_text()
+    assert f"zoo eval file://{tmp_path / 'hub' / 'gan'} --fid" in card  # features-mnist measures it
+    assert "pip install" not in card  # zoo's own model
     pulled = compare_json(f"file://{tmp_path / 'hub' / 'gan'}")["runs"][0]
     assert pulled["test_metrics"] == pytest.approx(registry.weights()["gan-mnist"]["metrics"])
 

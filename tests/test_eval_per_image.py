@@ -167,6 +167,12 @@ def test_a_quick_look_does_not_replace_an_earlier_look_with_a_bound_or_more_imag
     assert json.loads((run / "eval.json").read_text())["images"] == 60
 
 
+def test_the_card_of_a_look_at_the_first_images_names_that_slice_of_the_split(run):
+    assert_ok(invoke("eval", run, "--limit", "30", "--no-progress"))
+    card = (run / "README.md").read_text()
+    assert 'split: "test[:30]"' in card.split("\n---\n")[0] and "(30 test images)" in card
+
+
 def test_an_evaluation_without_the_bound_keeps_the_bound_measured_before_on_the_same_weights(run):
     assert_ok(invoke("eval", run, "--iwae-k", "5", "--no-progress"))
     before = json.loads((run / "eval.json").read_text())

@@ -318,6 +318,7 @@ def test_cgan_refuses_clusters(tmp_path):
 def test_a_gan_runs_model_card_shows_only_the_commands_a_gan_can_run(gan_run):
     card = (gan_run / "README.md").read_text()
     usage = card[card.index("## Use it"):card.index("## Training configuration")]
-    assert f"zoo generate {gan_run} --n 64" in usage and f"zoo eval {gan_run} --fid" in usage
+    assert f"zoo generate {gan_run} --n 64" in usage
+    assert f"zoo eval {gan_run} --fid" not in usage  # no feature network is catalogued for digits: it would fail
     assert "run.sample(n)" in usage
     assert "reconstruct" not in usage and "run.encode" not in usage

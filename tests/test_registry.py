@@ -105,6 +105,9 @@ def test_third_party_plugin_trains_into_a_run(tinyae_run):
     assert len(read_metrics(tinyae_run)) == 1
     for name in ("model.safetensors", "checkpoint.safetensors", "README.md", "reconstructions.png"):
         assert (tinyae_run / name).is_file(), name
+    card = (tinyae_run / "README.md").read_text()
+    assert "The model comes from the plugin package `tinyplug`: install it beside zoo first (`pip install " \
+           "tinyplug`)." in card
 
 
 def test_third_party_run_evaluates_through_the_cli(tinyae_run, tinyplug_dir, tmp_path):

@@ -26,7 +26,7 @@ def _model_class(model: str) -> type | None:
         return None
 
 
-def _usage(address: str, cls: type | None, samplers=()) -> tuple[str, list[str]]:
+def _usage(address: str, cls: type | None, samplers=(), dataset: str = "") -> tuple[str, list[str]]:
     """The card's load line and the commands that apply to the model (all of them when unknown), with
     one `zoo generate --sampler` line per latent sampler that goes with the weights."""
     can = set(cls.capabilities()) if cls is not None else {"encode", "reconstruct", "sample"}
@@ -43,7 +43,9 @@ def _usage(address: str, cls: type | None, samplers=()) -> tuple[str, list[str]]
     if "reconstruct" in can:
         commands.append(f"zoo reconstruct {shell} --n 16 --out recon.png")
     if "sample" in can:
-        commands += [f"zoo generate {shell} --n 64 --out samples.png", f"zoo eval {shell} --fid"]
+        commands.append(f"zoo generate {shell} --n 64 --out samples.png")
+        if f"features-{dataset}" in registry.weights():  # a feature network for its FID is catalogued
+            commands.append(f"zoo eval {shell} --fid")
     commands += [f"zoo generate {shell} --sampler {s} --n 64 --out samples-{s}.png" for s in samplers]
     if "sample_class" in can:
         commands.append(f"zoo generate {shell} --per-class 8 --out per-class.png")
@@ -66,8 +68,10 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
         lines.append(f"  - name: {json.dumps(run_name)}")
         lines.append("    results:")
         lines.append("      - task: {type: image-reconstruction}")
+        limit = eval_result.get("limit")  # a look at the first N images: the datasets library's slice, test[:N]
+        split = f"{eval_result.get('split', 'test')}" + (f"[:{limit}]" if isinstance(limit, int) else "")
         lines.append(f"        dataset: {{name: {json.dumps(dataset)}, type: {json.dumps(dataset)}, "
-                     f"split: {eval_result.get('split', 'test')}}}")
+                     f"split: {json.dumps(split)}}}")
         lines.append("        metrics:")
         for k, v in metrics.items():
             lines.append(f"          - {{type: {k}, value: {v:.6g}}}")
@@ -84,8 +88,11 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
         errors = eval_result.get("standard_errors", {})  # the spread over the images over √N (older evals: none)
         lines += [f"| {k} | {v:.5g} | {f'{errors[k]:.2g}' if k in errors else '—'} |" for k, v in metrics.items()]
         lines.append("")
-    python_line, commands = _usage(address, _model_class(model), samplers)
-    lines += ["## Use it", "", "```python", "import zoo", python_line, "```", "", "```", *commands, "```", "",
+    python_line, commands = _usage(address, _model_class(model), samplers, dataset)
+    package = run.get("plugin", {}).get("package") or "zoo"
+    needs = ([f"The model comes from the plugin package `{package}`: install it beside zoo first "
+              f"(`pip install {package}`).", ""] if package != "zoo" else [])
+    lines += ["## Use it", "", *needs, "```python", "import zoo", python_line, "```", "", "```", *commands, "```", "",
               "## Training configuration", "", "```json",
               json.dumps({"config": run.get("config"), "train": run.get("train")}, indent=2), "```", ""]
     for img in images:
