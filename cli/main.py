@@ -185,7 +185,8 @@ def _print_metrics(result: dict) -> None:
 @cli.command("eval")
 @click.argument("run", type=TEXT)
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are.")
+@click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are (for a run trained on a folder of "
+              "images: where that folder is now).")
 @click.option("--device", type=TEXT, default=None, help="auto, cpu, cuda, mps.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--noise-sweep", is_flag=True, help="Test MSE at 1x-5x the training noise and other noise kinds.")
@@ -356,7 +357,8 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @click.option("--spread", default=0.0, show_default=True, type=float,
               help="With --class: spread around the class mean, as a fraction of the class's own spread.")
 @click.option("--noise-scale", "old_noise_scale", hidden=True, default=None)
-@click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are (for --sampler's fit or --class).")
+@click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are (for --sampler's fit or --class; "
+              "for a run trained on a folder of images, where that folder is now).")
 @click.option("--device", type=TEXT, default=None)
 def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noise_scale, data_dir, device):
     """Sample new images from a generative model (or from an autoencoder, with a latent sampler)."""

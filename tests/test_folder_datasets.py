@@ -222,6 +222,20 @@ def test_a_run_on_a_relative_folder_evaluates_from_another_directory(tmp_path, m
     assert ev["dataset"] == f"folder:{tmp_path / 'project' / 'pics'}"
 
 
+def test_a_runs_image_folder_that_moved_is_found_again_by_data_dir(tmp_path):
+    _write_pngs(tmp_path / "pics", {"a": 10, "b": 100}, n=6, size=(16, 16), mode="L")
+    run = tmp_path / "run"
+    zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=run, log=quiet, progress=False, **TINY)
+    before = zoo.evaluate(run, save=False)["metrics"]
+    (tmp_path / "pics").rename(tmp_path / "moved")
+    assert_clean_error(invoke("eval", run), "image folder not found", "--data-dir FOLDER")
+    assert zoo.evaluate(run, data_dir=tmp_path / "moved", save=False)["metrics"] == before
+    assert_ok(invoke("generate", run, "--sampler", "gaussian", "--n", "4", "--data-dir", tmp_path / "moved",
+                     "--out", tmp_path / "s.png"))
+    _write_pngs(tmp_path / "other", {"x": 10, "y": 100}, n=6, size=(16, 16), mode="L")
+    assert_clean_error(invoke("eval", run, "--data-dir", tmp_path / "other"), "class")  # not the run's classes
+
+
 # ------------------------------------------------------------------------------------------ the shape of a run
 
 def test_shape_converts_a_folder_to_those_channels_and_that_size(tmp_path):

@@ -14,7 +14,7 @@ from typing import Any
 import torch
 
 from zoo.data import ImageData, load_dataset
-from zoo.errors import CapabilityError, ConfigError, RunError
+from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
@@ -241,11 +241,20 @@ class Run:
         train = self.train_config
         if data_dir is not None and not isinstance(data_dir, (str, Path)):
             raise ConfigError(f"data_dir is a folder's path, not {data_dir!r:.60}")
-        if data_dir:
+        folder = train.dataset.lower().startswith("folder:")  # the user's own images, by their path
+        if data_dir and folder:  # the folder moved: read it where it is now (its classes and shape are checked)
+            train.dataset = f"folder:{Path(data_dir).expanduser().absolute()}"
+        elif data_dir:
             train.data_dir = str(data_dir)
         if grey:
             train.binarize = "none"
-        return training_data(train, self.device, self.record)
+        try:
+            return training_data(train, self.device, self.record)
+        except DataNotFoundError as e:
+            if not folder or data_dir:
+                raise
+            raise DataNotFoundError(e.message, "Where the run's images are now, say so: --data-dir FOLDER "
+                                               "(data_dir= in Python).") from None
 
     def data(self, split: str, data_dir: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """`split`'s images (uint8 [N, C, H, W], as `run.encode` takes them) and labels, as
