@@ -256,6 +256,21 @@ def test_a_plugin_sampler_returning_other_than_n_codes_is_named_and_nothing_is_w
         assert not out.exists()
 
 
+@pytest.mark.parametrize("wrong", ["tensor", "no loss key", "per image"])
+def test_a_plugin_loss_of_the_wrong_form_is_named_as_the_plugins_fault(tmp_path, monkeypatch, wrong):
+    """It ended in an IndexError deep in the training step, or in autograd's complaint about a non-scalar."""
+    from zoo.errors import CapabilityError
+    from zoo.plugins.convae import ConvAE
+
+    real = ConvAE.loss
+    changed = {"tensor": lambda self, batch: real(self, batch)["loss"],
+               "no loss key": lambda self, batch: {"total": real(self, batch)["loss"]},
+               "per image": lambda self, batch: {"loss": real(self, batch)["loss"].expand(batch.x.shape[0])}}
+    monkeypatch.setattr(ConvAE, "loss", changed[wrong])
+    with pytest.raises(CapabilityError, match="its loss\\(\\) gave .*, not a dict whose 'loss' is a scalar"):
+        zoo.train("convae", dataset="digits", out=tmp_path / "r", log=quiet, progress=False, **{**TINY, "epochs": 1})
+
+
 def test_training_searching_and_loading_leave_the_callers_random_stream_as_it_was(tmp_path, vae_copy):
     """A user's own torch.manual_seed goes on as if zoo had not been called: a training seeds torch with the
     run's seed, and building a model draws its random initial weights, both inside."""

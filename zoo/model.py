@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from zoo.analysis.metrics import reconstruction_metrics
+from zoo.errors import CapabilityError
 from zoo.runs.files import check_fits
 
 CAPABILITIES = ("encode", "decode", "reconstruct", "sample", "sample_class", "classify")
@@ -221,7 +222,14 @@ class ZooModel(nn.Module):
 
     def training_step(self, batch: Batch, step: StepContext) -> dict[str, torch.Tensor]:
         out = self.loss(batch)
-        step.optimize(out["loss"])
+        loss = out.get("loss") if isinstance(out, dict) else None
+        if not isinstance(loss, torch.Tensor) or loss.ndim != 0:  # a plugin's mistake, said as one
+            got = (f"'loss' of shape {tuple(loss.shape)}" if isinstance(loss, torch.Tensor) else
+                   f"keys {sorted(out)[:6]}" if isinstance(out, dict) else f"a {type(out).__name__}")
+            raise CapabilityError(f"model '{self.name}': its loss() gave {got}, not a dict whose 'loss' is a scalar "
+                                  "tensor", "Its plugin's `loss` must return {'loss': scalar, ...} (docs/plugins.md): "
+                                  "a fix for the plugin's author.")
+        step.optimize(loss)
         return out
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:

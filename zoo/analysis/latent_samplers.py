@@ -241,8 +241,13 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     # shipped sampler read first), so they go with its other outputs (Run.output_dir) instead: a folder
     # decided, and noted, only when the sampler is not in the run's own.
     if not refit and not changed:
+        read: set[Path] = set()
         for candidate in (lambda: sampler_path(run_dir, cls.name), lambda: sampler_path(run.output_dir, cls.name)):
-            saved = _read_saved(candidate(), cls, digest, dim, identity, log or to_stderr)
+            where = candidate()
+            if where.absolute() in read:  # a run the user owns: its outputs go into its own folder, read once
+                continue
+            read.add(where.absolute())
+            saved = _read_saved(where, cls, digest, dim, identity, log or to_stderr)
             if saved is not None:
                 _warn_if_poor(saved, log)
                 return saved
