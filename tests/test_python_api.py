@@ -62,7 +62,7 @@ def test_a_sampler_fitted_on_a_changed_module_is_used_but_never_saved(vae_copy):
 
 @pytest.mark.parametrize("limit", [-3, 0, True, 2.5, "10"])
 def test_an_evaluation_limit_that_is_no_count_of_images_is_refused_and_writes_nothing(vae_copy, limit):
-    with pytest.raises(ConfigError, match=r"--limit must be a whole number from 1 to 10,000,000"):
+    with pytest.raises(ConfigError, match=r"--limit \(limit=\) must be a whole number from 1 to 10,000,000"):
         zoo.evaluate(vae_copy, limit=limit)
     assert not (vae_copy / "eval.json").exists()
 

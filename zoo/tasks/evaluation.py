@@ -93,7 +93,7 @@ def _check_finite(run, per: dict[str, torch.Tensor]) -> None:
 
 def _no_metrics(run: Run, source) -> CapabilityError:
     return CapabilityError(f"model '{run.name}' has no per-image test metrics",
-                           f"Measure its samples instead: zoo eval {source} --fid")
+                           f"Measure its samples instead: zoo eval {source} --fid (zoo.sample_quality in Python)")
 
 
 LONG_BOUND = 5_000_000  # decoded images past which an IWAE bound is said to take long before it starts
@@ -115,7 +115,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     log the figures there, set up as the run trained (its own MLflow run, its TensorBoard folder)."""
     check_flag(save, "save"), check_flag(progress, "progress", none=True)
     if limit is not None:  # never 0 or a negative number taken as "all" or "all but the last few"
-        limit = check_count(limit, "--limit", 1, 10_000_000)
+        limit = check_count(limit, "--limit (limit=)", 1, 10_000_000)
     run = load(source, device=device)
     model = run.model
     options = check_metric_options(model, options or {})  # first: --iwae-k on a GAN is an option it does not take
