@@ -271,6 +271,17 @@ def test_a_plugin_loss_of_the_wrong_form_is_named_as_the_plugins_fault(tmp_path,
         zoo.train("convae", dataset="digits", out=tmp_path / "r", log=quiet, progress=False, **{**TINY, "epochs": 1})
 
 
+def test_results_print_in_a_few_lines_in_a_notebook_not_their_arrays(vae_copy, tmp_path):
+    """A cell ending in a result printed about 1,200 lines: every coordinate, image tensor or module."""
+    results = [zoo.latent_scatter(vae_copy, n=300, out=tmp_path / "l.png"),
+               zoo.manifold(vae_copy, steps=5, out=tmp_path / "m.png"),
+               zoo.interpolate(vae_copy, "0", "1", steps=5, out=tmp_path / "i.png"),
+               zoo.train("convae", dataset="digits", out=tmp_path / "r", log=quiet, progress=False,
+                         **{**TINY, "epochs": 1})]
+    for result in results:
+        assert len(repr(result)) < 800 and "tensor(" not in repr(result) and "array(" not in repr(result), result
+
+
 def test_training_searching_and_loading_leave_the_callers_random_stream_as_it_was(tmp_path, vae_copy):
     """A user's own torch.manual_seed goes on as if zoo had not been called: a training seeds torch with the
     run's seed, and building a model draws its random initial weights, both inside."""

@@ -9,7 +9,7 @@ Codes come from the model's `encode` (a VAE's posterior mean); class means are o
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,8 +37,8 @@ class Endpoint:
     kind: str                     # class or image
     index: int                    # class index, or test-image index
     label: str                    # for the picture
-    z: torch.Tensor               # [D]
-    image: torch.Tensor | None = None  # [C, H, W] in [0, 1] for a test image
+    z: torch.Tensor = field(repr=False)  # [D]
+    image: torch.Tensor | None = field(default=None, repr=False)  # [C, H, W] in [0, 1] for a test image
 
 
 @dataclass
@@ -46,9 +46,9 @@ class InterpolationResult:
     png: Path
     start: Endpoint
     end: Endpoint
-    t: torch.Tensor               # [steps], 0 .. 1
-    latents: torch.Tensor         # [steps, D]
-    images: torch.Tensor          # [steps, C, H, W]
+    t: torch.Tensor = field(repr=False)        # [steps], 0 .. 1
+    latents: torch.Tensor = field(repr=False)  # [steps, D]
+    images: torch.Tensor = field(repr=False)   # [steps, C, H, W]
     codes_note: str = ""          # what the codes are, where not the whole latent (ZooModel.codes_note)
 
 

@@ -157,9 +157,9 @@ class LatentResult:
     png: Path
     csv: Path
     method: str                   # pca, tsne, as-is
-    coords: np.ndarray            # [N, 2], the CSV's x, y
-    labels: np.ndarray            # [N]
-    indices: np.ndarray           # [N] into the split
+    coords: np.ndarray = field(repr=False)   # [N, 2], the CSV's x, y
+    labels: np.ndarray = field(repr=False)   # [N]
+    indices: np.ndarray = field(repr=False)  # [N] into the split
     classes: tuple[str, ...]
     latent_dim: int
     seconds: float                # time of the projection

@@ -8,7 +8,7 @@ prior quantiles, or the central 90% of the test codes) or the first two principa
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -33,15 +33,16 @@ ACTIVE_THRESHOLD = 0.01
 class ManifoldResult:
     png: Path
     kind: str                     # prior, latent, pca
-    xs: torch.Tensor              # [steps] grid values along the horizontal axis
-    ys: torch.Tensor              # [steps] ... along the vertical axis, top row first
-    latents: torch.Tensor         # [rows, steps, D]: the code decoded in each cell (row 0 at the top)
-    images: torch.Tensor          # [rows, steps, C, H, W]
+    xs: torch.Tensor = field(repr=False)       # [steps] grid values along the horizontal axis
+    ys: torch.Tensor = field(repr=False)       # [steps] ... along the vertical axis, top row first
+    latents: torch.Tensor = field(repr=False)  # [rows, steps, D]: the code decoded in each cell (row 0 at the top)
+    images: torch.Tensor = field(repr=False)   # [rows, steps, C, H, W]
     dims: tuple[int, ...] | None  # the latent dimensions along x (and y); None for principal directions
     chosen_by: str                # dims: "--dims", "activity" (the most active), "all" (the latent has no
                                   # more), "first" (activity unknown); "pca" for principal directions
-    activity: torch.Tensor | None  # [D] variance of each dimension's code over the test images (a VAE:
-                                  # of its posterior means); None with fewer than 2 codes
+    # [D] variance of each dimension's code over the test images (a VAE: of its posterior means); None with
+    # fewer than 2 codes
+    activity: torch.Tensor | None = field(repr=False)
     n_codes: int                  # how many test codes were measured
     explained: list[float] | None = None  # pca: fraction of the codes' variance along each direction
     codes_note: str = ""          # what the codes are, where not the whole latent (ZooModel.codes_note)

@@ -254,7 +254,8 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         early = trainer.state.get("stopped") == "early_stopping"
         asked = any(k in given and after[k] != before[k] for k in ("epochs", "patience"))
         if done >= train_cfg.epochs:
-            log(f"{run_dir} already finished its {train_cfg.epochs} epochs; pass --epochs N (epochs=N) to train further")
+            log(f"{run_dir} already finished its {train_cfg.epochs} epochs; pass --epochs N (epochs=N) to train "
+                "further")
         elif early and not asked:
             log(f"{run_dir} already stopped early at epoch {done} (no better {net.monitor} for "
                 f"{train_cfg.patience} epochs; best epoch {trainer.state['best_epoch']}); to train further, "

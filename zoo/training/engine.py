@@ -43,9 +43,9 @@ class Interrupted(ZooError):
 
 @dataclass
 class TrainResult:
-    model: ZooModel
+    model: ZooModel = field(repr=False)  # the torch module: its repr is every layer
     run_dir: Path | None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[dict[str, Any]] = field(default_factory=list, repr=False)
     best_epoch: int = 0
     best_value: float | None = None
     stopped: str = "completed"  # completed | early_stopping
