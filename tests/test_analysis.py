@@ -228,6 +228,13 @@ def test_interpolation_between_test_images(digits_run, tmp_path):
     assert mixed.end.kind == "class" and is_png(mixed.png)
 
 
+def test_interpolation_between_one_code_and_itself_says_so(digits_run, tmp_path, capsys):
+    interpolation.interpolate(digits_run, "#5", "#5", steps=3, out=tmp_path / "same.png")
+    assert "#5 and #5 have the same code: every step decodes the same image" in capsys.readouterr().err
+    interpolation.interpolate(digits_run, "#5", "#6", steps=3, out=tmp_path / "two.png")
+    assert "the same code" not in capsys.readouterr().err
+
+
 def test_interpolation_by_class_name(shapes_run, tmp_path):
     out = assert_ok(invoke("interpolate", shapes_run, "--from", "Circle", "--to", "square", "--steps", "4"))
     assert "circle" in out and "square" in out and is_png(shapes_run / "interpolation.png")

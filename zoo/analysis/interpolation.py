@@ -17,6 +17,7 @@ import torch
 
 from zoo.analysis.latent_samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
 from zoo.analysis.plots import pyplot, save_png
+from zoo.console import to_stderr
 from zoo.data.datasets import class_name
 from zoo.errors import ConfigError
 from zoo.runs.config import check_count
@@ -92,6 +93,8 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
 
     a = _endpoint(start, net, data, x, y, class_codes)
     b = _endpoint(end, net, data, x, y, class_codes)
+    if torch.equal(a.z, b.z):  # the same class, image or code twice: a line of one point
+        to_stderr(f"note: {start} and {end} have the same code: every step decodes the same image")
     t = torch.linspace(0.0, 1.0, steps)
     latents = (1 - t).unsqueeze(1) * a.z.unsqueeze(0) + t.unsqueeze(1) * b.z.unsqueeze(0)
     latents[0], latents[-1] = a.z, b.z                              # exactly the endpoints
