@@ -413,6 +413,14 @@ def test_bundled_catalogue_name_is_verified_listed_and_described(catalogue, digi
     assert_clean_error(invoke("pull", "digits-ae"), "do not match their catalogued sha256")
 
 
+def test_a_catalogue_entry_naming_another_model_than_its_weights_is_refused(catalogue, digits_run, tmp_path):
+    bundled = Path(shutil.copytree(digits_run, tmp_path / "bundled"))
+    catalogue("digits-mislabelled", model="vae", dataset="digits", path=bundled,
+              sha256=zhub.file_sha256(bundled / "model.safetensors"))
+    with pytest.raises(RunError, match="catalogues 'digits-mislabelled' as a vae, but its config.json is a convae's"):
+        zoo.load("digits-mislabelled")
+
+
 def test_catalogue_name_on_a_folder_hub_is_pulled_on_first_use_and_checked(catalogue, digits_run, tmp_path):
     dest = tmp_path / "shared" / "digits-ae"
     zhub.push(digits_run, f"file://{dest}")

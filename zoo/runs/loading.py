@@ -100,6 +100,11 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     # Absolute, so that the run is still found after the working directory changes (os.chdir).
     run_dir = resolve(source).absolute()
     run = read_run(run_dir)
+    entry = registry.weights().get(catalogued_name(source)) if isinstance(source, str) else None
+    if entry is not None and not Path(source).exists() and entry.get("model") != run["model"]:
+        raise RunError(f"registry.toml catalogues '{catalogued_name(source)}' as a {entry.get('model')}, but its "
+                       f"config.json is a {run['model']}'s", "The catalogue entry is wrong: fix its `model` field "
+                                                           "(or reinstall zoo).")
     entry = installed_entry(run, run_dir)
     shape, classes = runfiles.run_shape(run), runfiles.run_classes(run)
     try:  # a record the run was written with, not the command line: a config.json edited, or another model's
