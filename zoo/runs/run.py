@@ -216,8 +216,11 @@ class Run:
     def require(self, capability: str) -> None:
         """Refuse, with what the model can do instead, a task that needs `capability`."""
         if not self.can(capability):
+            given = (" A class-conditional model encodes an image only given its class: `zoo eval` measures its "
+                     "reconstructions with the test labels." if self.can("sample_class") and
+                     capability in ("encode", "reconstruct") else "")
             raise CapabilityError(f"model '{self.name}' cannot {capability}",
-                                  f"It can: {', '.join(self.capabilities()) or 'nothing listed'}.")
+                                  f"It can: {', '.join(self.capabilities()) or 'nothing listed'}.{given}")
 
     # ------------------------------------------------------------------ what it was trained with
     @property

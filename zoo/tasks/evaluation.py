@@ -379,9 +379,7 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
                 data_dir: str | None = None, device: str | None = None) -> Path:
     """A picture of `n` images of the split beside their reconstructions."""
     run = load(source, device=device)
-    if not run.can("reconstruct"):
-        raise CapabilityError(f"model '{run.name}' cannot reconstruct images",
-                              f"It can: {', '.join(run.capabilities()) or 'nothing listed'}.")
+    run.require("reconstruct")
     n = check_count(n, "--n", 1, 256)
     x, _ = run.data(split, data_dir)
     xb = x[:n].float() / 255.0
