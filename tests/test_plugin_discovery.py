@@ -213,9 +213,14 @@ class NotAModel(torch.nn.Module):
     Config = NoLoss.Config
 
 
+class Spaced(NoConfig):
+    name = "two words"
+    Config = NoLoss.Config
+
+
 @zoo.hookimpl
 def zoo_models():
-    return [NoConfig, NoDefault, NoLoss, NotAModel, NoLoss.Config()]
+    return [NoConfig, NoDefault, NoLoss, NotAModel, NoLoss.Config(), Spaced]
 '''
 
 
@@ -224,12 +229,12 @@ def test_model_classes_that_cannot_work_are_each_a_failure_zoo_list_names_and_th
     root = write_plugin(tmp_path / "site", "brokenplug", "broken", BROKEN_CLASSES)
     for _ in _install_in_process(root, "brokenplug"):
         errors = [f["error"] for f in zoo.list_plugins()["failed"]]
-        assert len(errors) == 5, errors
+        assert len(errors) == 6, errors
         for fragment in ("model noconfig: NoConfig.Config is not a dataclass",
                          "model nodefault: NoDefault.Config has fields without a default: latent_dim",
                          "model noloss: NoLoss has no loss (nor its own training_step and validation_step)",
                          "model notamodel: NotAModel is not a subclass of zoo.ZooModel",
-                         "not a class"):
+                         "not a class", "model name 'two words' is not one word"):
             assert any(fragment in e for e in errors), fragment
         listed = assert_ok(invoke("list"))
         assert "plugin 'broken' from package brokenplug failed to load" in listed and "convae" in listed

@@ -7,6 +7,7 @@ import difflib
 import importlib.metadata as md
 import inspect
 import math
+import re
 import sys
 from collections import Counter
 from dataclasses import dataclass, field
@@ -147,12 +148,17 @@ def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origi
                 reg.failures.append(PluginFailure(ep_name, package, f"{kind} {shown}: {unfit}"))
             elif not name:
                 reg.failures.append(PluginFailure(ep_name, package, f"{cls!r} has no name"))
+            elif not isinstance(name, str) or not NAME.fullmatch(name):  # a name goes on command lines and in folders
+                reg.failures.append(PluginFailure(ep_name, package, f"{kind} name {name!r:.40} is not one word of "
+                                                                    "letters, digits, '.', '_' and '-'"))
             elif name in into:
                 reg.failures.append(PluginFailure(
                     ep_name, package, f"{kind} '{name}' is already provided by {into[name].package}"))
             else:
                 into[name] = PluginEntry(name, cls, package, version)
 
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a plugin class's name: one word, as `zoo train NAME` takes it
 
 # The base class each kind of plugin class must derive from, by module and name: the registry sits below
 # them all (they read it), so it knows them by name rather than by importing them.
