@@ -4,14 +4,14 @@ Thin wrappers over zoo.analysis.latent, .manifold and .interpolation; torch is i
 from __future__ import annotations
 
 import click
-from zoo.cli.app import IN_FOLDER, OUT_FILE, SEED, TEXT, cli
+from zoo.cli.app import IN_FOLDER, OUT_FILE, SEED, TEXT, Count, cli
 
 
 @cli.command()
 @click.argument("run", type=TEXT)
 @click.option("--method", "-m", type=TEXT, default="pca", show_default=True,
               help="pca or tsne (a 2-D latent is plotted as it is).")
-@click.option("--n", default=5000, show_default=True, type=click.IntRange(1, 1_000_000),
+@click.option("--n", default=5000, show_default=True, type=Count(1, 1_000_000),
               help="How many test images (the first N).")
 @click.option("--out", "-o", type=OUT_FILE,
               help="PNG to write (default RUN/latent-METHOD.png, or RUN/latent.png for a latent of 1 or 2 "
@@ -44,7 +44,7 @@ def latent(run, method, n, out, split, seed, data_dir, device, loggers):
 
 @cli.command()
 @click.argument("run", type=TEXT)
-@click.option("--steps", default=15, show_default=True, type=click.IntRange(2, 100), help="Grid points per axis.")
+@click.option("--steps", default=15, show_default=True, type=Count(2, 100), help="Grid points per axis.")
 @click.option("--dims", type=TEXT, default=None,
               help="The two latent dimensions to sweep, e.g. 3,7 (default: a VAE's two most active; a 2-D "
                    "latent's own; the principal directions of a larger latent).")
@@ -68,7 +68,7 @@ def manifold(run, steps, dims, out, data_dir, device):
 @click.argument("run", type=TEXT)
 @click.option("--from", "start", type=TEXT, required=True, help="A class (index or name) or a test image #INDEX.")
 @click.option("--to", "end", type=TEXT, required=True, help="A class (index or name) or a test image #INDEX.")
-@click.option("--steps", default=10, show_default=True, type=click.IntRange(2, 200), help="Images along the line.")
+@click.option("--steps", default=10, show_default=True, type=Count(2, 200), help="Images along the line.")
 @click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/interpolation.png).")
 @click.option("--data-dir", type=IN_FOLDER)
 @click.option("--device", type=TEXT, default=None)

@@ -15,8 +15,15 @@ import click
 
 from zoo.runs.config import SEED_MAX
 
+
+class Count(click.IntRange):
+    """A whole number within bounds, named as one in messages ("'abc' is not a valid whole number", where
+    click's own says "integer range")."""
+    name = "whole number"
+
+
 # Every command's --seed: what torch, numpy and scikit-learn all accept.
-SEED = click.IntRange(0, SEED_MAX)
+SEED = Count(0, SEED_MAX)
 
 
 def _refuse_empty(kind: click.ParamType, value, param, ctx) -> None:
@@ -160,7 +167,7 @@ def config_overrides(command: str, assignments, functions, options: dict) -> dic
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="zoo", prog_name="zoo")
-@click.option("--threads", type=click.IntRange(1, 4096), envvar="ZOO_THREADS", show_envvar=True,
+@click.option("--threads", type=Count(1, 4096), envvar="ZOO_THREADS", show_envvar=True,
               help="CPU threads torch computes on (default: torch's, one per core). On a machine shared "
                    "with other work, fewer threads than cores is often faster.")
 def cli(threads):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import (IN_FILE, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli, config_overrides,
+from zoo.cli.app import (Count, IN_FILE, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli, config_overrides,
                          echo_json, stop_like_ctrl_c)
 
 @cli.command("list")
@@ -194,14 +194,14 @@ def _print_metrics(result: dict) -> None:
               help="Noise to sweep (default: the one the run was trained with).")
 @click.option("--baseline", type=TEXT, default=None,
               help="With --noise-sweep: a run to compare, fed the same noisy images.")
-@click.option("--iwae-k", type=click.IntRange(1, 100_000), default=None, metavar="K",
+@click.option("--iwae-k", type=Count(1, 100_000), default=None, metavar="K",
               help="VAE: also estimate -log p(x) with K importance samples (the IWAE bound; K decoder passes "
                    "per image: minutes on a CPU for K=1000). Default: off.")
 @click.option("--fid", is_flag=True, help="Classifier-feature FID and KID of samples against the test set.")
 @click.option("--features", type=TEXT, default=None,
               help="With --fid: the feature network, a classifier run trained on the same data set "
                    "(default: the catalogued features-DATASET).")
-@click.option("--fid-n", default=10_000, show_default=True, type=click.IntRange(100, 1_000_000),
+@click.option("--fid-n", default=10_000, show_default=True, type=Count(100, 1_000_000),
               help="With --fid: how many samples and test images.")
 @click.option("--sampler", type=TEXT, default=None,
               help="With --fid: sample an autoencoder's latent space with this sampler.")
@@ -210,7 +210,7 @@ def _print_metrics(result: dict) -> None:
                    "comparable with published figures. PATH: the weights file "
                    "weights-inception-2015-12-05-6726825d.pth or its folder; auto: torch hub's cache "
                    "($TORCH_HOME/hub/checkpoints). Never downloaded.")
-@click.option("--limit", type=click.IntRange(1, 10_000_000), default=None,
+@click.option("--limit", type=Count(1, 10_000_000), default=None,
               help="Only the first N images of the split (for costly metrics).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress bar on stderr for an evaluation that runs longer than a few seconds "
@@ -302,7 +302,7 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
 
 @cli.command()
 @click.argument("run", type=TEXT)
-@click.option("--n", default=16, show_default=True, type=click.IntRange(1, 256), help="How many images.")
+@click.option("--n", default=16, show_default=True, type=Count(1, 256), help="How many images.")
 @click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/reconstructions.png).")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--data-dir", type=IN_FOLDER)
@@ -319,7 +319,7 @@ def reconstruct(run, n, out, split, data_dir, device):
 @click.argument("run", type=TEXT)
 @click.option("--noise", type=TEXT, default=None,
               help="Corruption to add, e.g. gaussian:0.6 (default: the training noise).")
-@click.option("--n", default=16, show_default=True, type=click.IntRange(1, 1024),
+@click.option("--n", default=16, show_default=True, type=Count(1, 1024),
               help="How many images the picture shows (with --input, every image is denoised and written).")
 @click.option("--out", "-o", type=OUT_FILE,
               help="PNG to write (default RUN/denoised.png; with --input DIR, RUN/denoised-DIR.png); with --input, "
@@ -342,7 +342,7 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 
 @cli.command()
 @click.argument("run", type=TEXT)
-@click.option("--n", default=None, type=click.IntRange(1, 100_000), help="How many samples (default 64).")
+@click.option("--n", default=None, type=Count(1, 100_000), help="How many samples (default 64).")
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--out", "-o", type=OUT_FILE,
               help="A .png grid (default RUN/samples.png) or a .safetensors file of the images.")
@@ -352,7 +352,7 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @click.option("--class", "class_label", type=TEXT, default=None,
               help="A conditional model: samples of this class (index or name). An autoencoder: decoded around "
                    "the mean code of this class.")
-@click.option("--per-class", type=click.IntRange(1, 2_500), default=None,
+@click.option("--per-class", type=Count(1, 2_500), default=None,
               help="A conditional model: K samples of every class, a row per class (instead of --n).")
 @click.option("--spread", default=0.0, show_default=True, type=float,
               help="With --class: spread around the class mean, as a fraction of the class's own spread.")
@@ -377,7 +377,7 @@ def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noi
               help="Hidden layer sizes of the head, e.g. 60 or 128,64.")
 @click.option("--freeze", default="all", show_default=True, type=click.Choice(["all", "none"]),
               help="Keep the encoder fixed (all) or train it too (none).")
-@click.option("--unfreeze-last", default=0, show_default=True, type=click.IntRange(0, 100),
+@click.option("--unfreeze-last", default=0, show_default=True, type=Count(0, 100),
               help="With --freeze all: train the encoder's last K weight layers anyway.")
 @click.option("--features", default="latent", show_default=True, type=click.Choice(["latent", "conv"]),
               help="The head reads the latent code or the flattened conv features.")

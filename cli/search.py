@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import SEED, cli
+from zoo.cli.app import SEED, Count, cli
 
 
 def _fmt(v) -> str:
@@ -45,9 +45,9 @@ def _fmt(v) -> str:
 @click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
 @click.option("--data-dir", type=click.Path(file_okay=False), default=None)
 @click.option("--seed", type=SEED, default=None, help="Seed of the trials' draws (0 to 2**32-1).")
-@click.option("--heartbeat", default=30, show_default=True, type=click.IntRange(1, 3600),
+@click.option("--heartbeat", default=30, show_default=True, type=Count(1, 3600),
               help="Seconds between a trial's heartbeats; a trial silent for 2-3 of them is failed and retried.")
-@click.option("--vectorize", default=1, show_default=True, type=click.IntRange(1, 4096),
+@click.option("--vectorize", default=1, show_default=True, type=Count(1, 4096),
               help="Ask K trials at once; those with the same shapes (differing in lr, weight decay, momentum, "
                    "seed, patience, dropout p, noise level, β) train together in one vmapped step.")
 @click.option("--concurrent/--sequential", default=None,

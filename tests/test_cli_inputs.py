@@ -144,6 +144,10 @@ def test_seed_beyond_32_bits_or_negative_is_a_usage_error_on_every_command(comma
     assert_clean_error(result, "--seed", code=2)
 
 
+def test_a_count_that_is_no_number_is_called_a_whole_number_not_an_integer_range(tmp_path):
+    assert_clean_error(invoke("eval", "vae-mnist", "--iwae-k", "abc"), "'abc' is not a valid whole number", code=2)
+
+
 @pytest.mark.parametrize("content, words", [
     ("latent_dim = 3  # café\n".encode("latin-1"), ["is not UTF-8 text", "byte 0xe9"]),
     (bytes(range(256)), ["is not UTF-8 text"]),
