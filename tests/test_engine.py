@@ -380,6 +380,34 @@ def test_ctrl_c_just_after_the_best_weights_are_written_still_saves_that_epochs_
     assert trainer["epoch"] == 1 and trainer["best_epoch"] == 1
 
 
+def test_an_ignored_sigint_stays_ignored_and_a_callers_own_handler_gets_it_at_the_end_of_an_epoch(tmp_path,
+                                                                                                   monkeypatch):
+    """The end-of-epoch writes hold Ctrl-C back, then hand it to the handler that was in place: a process that
+    ignores SIGINT (nohup) trains on, and a caller's own handler is called rather than bypassed."""
+    import os
+
+    from zoo.runs import checkpoint as ckpt
+
+    real = ckpt.save_tensors
+
+    def save_then_interrupt(path, tensors, metadata=None):
+        real(path, tensors, metadata)
+        if Path(path).name == ckpt.WEIGHTS and (Path(path).parent / ckpt.CONFIG).exists():
+            os.kill(os.getpid(), signal.SIGINT)
+
+    monkeypatch.setattr(ckpt, "save_tensors", save_then_interrupt)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        assert train(tmp_path / "ignored", epochs=2).best_epoch >= 1  # trained to its end
+        seen = []
+        signal.signal(signal.SIGINT, lambda signum, frame: seen.append(signum))
+        train(tmp_path / "own", epochs=2)
+        assert seen and set(seen) == {signal.SIGINT}
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert [r["epoch"] for r in read_metrics(tmp_path / "ignored")] == [1, 2]
+
+
 # ------------------------------------------------------------------------------------------ folders
 
 def test_training_into_an_existing_run_is_refused(run_copy):

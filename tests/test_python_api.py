@@ -314,6 +314,9 @@ def test_search_and_cross_validation_are_functions_of_zoo_taking_config_keys_as_
     assert summary["best"]["number"] == 0 and (tmp_path / "study" / "trials.csv").is_file()
     with pytest.raises(zoo.ZooError, match="unknown key 'datset'"):
         zoo.run_search("convae", space, datset="digits", out=tmp_path / "other")
+    with pytest.raises(zoo.ZooError, match="run_search has no option 'prunner'") as e:
+        zoo.run_search("convae", space, prunner="none", dataset="digits", out=tmp_path / "other")
+    assert "Did you mean pruner=?" in str(e.value) and not (tmp_path / "other").exists()
     cv = zoo.cross_validate("convae", folds_k=2, dataset="digits", epochs=1, **TINY)
     assert cv["folds"] == 2 and len(cv["per_fold"]) == 2 and cv["train"]["epochs"] == 1
     assert {e["name"] for e in zoo.catalogue()} >= {"vae-mnist", "piwae-mnist"}

@@ -71,11 +71,14 @@ def describe(device: torch.device) -> str:
 def keeps_callers_random_state(work):
     """`work` (a public function that seeds or draws from torch's global generators: a training, a model's
     random initialisation) with the caller's generators restored once it returns or raises: the CPU's,
-    and every CUDA device's where CUDA is there. A user's own `torch.manual_seed` and random stream go on
+    and every CUDA device's where the caller had started CUDA. A user's own `torch.manual_seed` and random stream go on
     as if zoo had not been called (zoo's reproducibility comes from the seeds it sets inside)."""
     @functools.wraps(work)
     def kept(*args, **kwargs):
-        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_available() else []
+        # CUDA's generators only where CUDA is already up: reading them would start CUDA for a CPU run (and
+        # fail in a process forked after its parent used CUDA). A generator CUDA starts with inside is seeded
+        # by the work, not the caller's.
+        devices = list(range(torch.cuda.device_count())) if torch.cuda.is_initialized() else []
         with torch.random.fork_rng(devices=devices):
             return work(*args, **kwargs)
     return kept

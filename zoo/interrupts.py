@@ -17,18 +17,24 @@ T = TypeVar("T")
 
 @contextlib.contextmanager
 def holding_ctrl_c() -> Iterator[None]:
-    """Ctrl-C (SIGINT) is held back inside, and raised as KeyboardInterrupt on leaving. Only the main
-    thread receives SIGINT in Python, so in any other thread this holds nothing back and needs not to."""
-    if threading.current_thread() is not threading.main_thread():
+    """Ctrl-C (SIGINT) is held back inside, and handed on leaving to the handler that was in place (Python's
+    default raises KeyboardInterrupt; an ignored SIGINT stays ignored). Only the main thread receives SIGINT
+    in Python, so in any other thread this holds nothing back and needs not to."""
+    previous = signal.getsignal(signal.SIGINT) if threading.current_thread() is threading.main_thread() else None
+    if previous is None or previous is signal.SIG_IGN:  # another thread, a handler not set from Python, or ignored
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, previous)
-    if caught:
+    if not caught:
+        return
+    if callable(previous) and previous is not signal.default_int_handler:  # the caller's own handler has it
+        previous(signal.SIGINT, None)
+    else:  # Python's default (or SIG_DFL, which would end the process): as Ctrl-C
         raise KeyboardInterrupt
 
 

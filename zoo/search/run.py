@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import inspect
 import json
 import os
@@ -35,9 +36,13 @@ SETTINGS_ENV = "ZOO_SEARCH_SETTINGS"
 def run_search(model: str, space: str | Path | None = None, *, log: Callable[[str], None] = to_stdout,
                **options) -> dict[str, Any]:
     """Run (or resume) a study; write its outputs; return the summary (see `write_outputs`). `options` are
-    `zoo search`'s (out, study, trials, strategy, pruner, cv, seed, workers, ...); any other keyword is a
-    config key every trial shares, as `zoo.train` takes them (dataset="mnist", epochs=5: `--set`)."""
+    `zoo search`'s (out, study, trials, strategy, pruner, cv, seed: the search's own, workers, ...); any other
+    keyword is a config key every trial shares, as `zoo.train` takes them (dataset="mnist", epochs=5: `--set`)."""
     settable = set(inspect.signature(prepare).parameters) - {"model", "space", "started_with"}
+    for k in options:  # a search option misspelt is said as one, not as an unknown config key
+        close = difflib.get_close_matches(k, sorted(settable), n=1, cutoff=0.8)
+        if k not in settable and close:
+            raise ConfigError(f"run_search has no option '{k}'", f"Did you mean {close[0]}=?")
     keys = {k: options.pop(k) for k in list(options) if k not in settable}
     if keys:
         options["overrides"] = {**keys, **(options.get("overrides") or {})}
