@@ -84,6 +84,15 @@ def _session_env(tmp_path_factory):
 
 
 @pytest.fixture(autouse=True)
+def _ctrl_c_as_python_sets_it():
+    """Ctrl-C as an interactive Python has it (KeyboardInterrupt), whatever the suite's parent left: a suite
+    started under nohup inherits SIGINT ignored, which zoo, rightly, leaves ignored."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous if previous is not None else signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
     """No network, a private user cache, no data dir from the environment, a private working dir."""
     monkeypatch.setenv("ZOO_OFFLINE", "1")

@@ -142,25 +142,6 @@ def test_a_bound_looser_than_the_models_own_elbo_is_warned_of_and_a_right_one_is
     assert "above its neg_elbo_nats" in out and "one of the two is computed wrongly" in out
 
 
-def test_a_negative_bound_is_warned_of_under_a_bernoulli_likelihood_of_binary_pixels_only(tmp_path, monkeypatch):
-    """A Gaussian density of binary pixels may exceed 1: its -log p(x) below 0 is no mistake."""
-    from zoo.plugins.vae import VAE
-
-    real = VAE.metrics
-
-    def negative(self, batch, iwae_k=None, **options):
-        out = real(self, batch, iwae_k=iwae_k, **options)
-        return {k: v - 1e4 if k.startswith("nll_iwae") else v for k, v in out.items()}
-
-    monkeypatch.setattr(VAE, "metrics", negative)
-    for likelihood, warned in (("bernoulli", True), ("gaussian", False)):
-        run = tmp_path / likelihood
-        zoo.train("vae", dataset="digits", out=run, progress=False, log=lambda s: None, binarize="dynamic",
-                  likelihood=likelihood, **{**TINY, "epochs": 1})
-        out = assert_ok(invoke("eval", run, "--iwae-k", "2", "--limit", "40", "--no-progress"))
-        assert ("< 0 for binary pixels under a Bernoulli likelihood" in out) == warned, out
-
-
 def test_a_limited_or_validation_evaluation_does_not_replace_the_whole_test_splits(run, tmp_path):
     assert_ok(invoke("eval", run, "--iwae-k", "5", "--no-progress"))
     kept = {name: (run / name).read_bytes() for name in ("eval.json", "eval-images.safetensors", "README.md")}

@@ -63,15 +63,11 @@ def check_metric_options(model: ZooModel, options: dict) -> dict:
     return plain
 
 
-def _say_impossible_bounds(run, per: dict[str, torch.Tensor], discrete: bool) -> None:
-    """Warn of likelihood figures no correct model gives (a plugin's bound computed wrongly): −log p(x) below 0
-    under a Bernoulli likelihood of binary pixels (a probability above 1; a density, such as a Gaussian's, may
-    exceed 1), and an IWAE bound above the model's own −ELBO by more than the noise over 30 images or more (the
-    bound only tightens with K: −ELBO ≥ IWAE-K on average)."""
+def _say_impossible_bounds(run, per: dict[str, torch.Tensor]) -> None:
+    """Warn of an IWAE bound no correct model gives (a plugin's bound computed wrongly): above the model's own
+    −ELBO by more than the noise over 30 images or more (the bound only tightens with K: −ELBO ≥ IWAE-K on
+    average)."""
     for key, t in per.items():
-        if discrete and key.startswith("nll_") and float(t.mean()) < 0:
-            to_stderr(f"warning: model '{run.name}' gives {key} {float(t.mean()):.4g} < 0 for binary pixels under "
-                      "a Bernoulli likelihood, which no probability allows: its plugin computes the bound wrongly")
         if key.startswith("nll_iwae_") and "neg_elbo_nats" in per and len(t) >= 30:
             gap = t - per["neg_elbo_nats"]
             if float(gap.mean()) > 3 * float(gap.std()) / math.sqrt(len(gap)) + 1e-3:
@@ -189,8 +185,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
               eval_images.IMAGES_DIGEST: eval_images.images_digest(x, y), "limit": n if n < whole else None}
     per = {k: torch.cat(values[k]) for k in sums}  # in the metrics' order (a resumed one's file sorts them)
     _check_finite(run, per)
-    discrete = "binarised" in str(data.pixels()) and getattr(model.config, "likelihood", "bernoulli") == "bernoulli"
-    _say_impossible_bounds(run, per, discrete)
+    _say_impossible_bounds(run, per)
     if n > 1:
         result["standard_errors"] = {k: float(t.std()) / math.sqrt(n) for k, t in per.items()}
     if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
