@@ -323,6 +323,11 @@ def weights_folder(name: str) -> Path | None:
     return Path(__file__).parent / entry["path"]
 
 
+def feature_network_name(dataset: str) -> str:
+    """The catalogued name of the classifier whose features measure a data set's FID (`zoo eval --fid`)."""
+    return f"features-{dataset}"
+
+
 def bundled_name(folder: Path) -> str | None:
     """The catalogued name whose bundled folder `folder` is (None for any other folder)."""
     where = Path(folder).resolve()

@@ -44,7 +44,7 @@ def _usage(address: str, cls: type | None, samplers=(), dataset: str = "") -> tu
         commands.append(f"zoo reconstruct {shell} --n 16 --out recon.png")
     if "sample" in can:
         commands.append(f"zoo generate {shell} --n 64 --out samples.png")
-        if f"features-{dataset}" in registry.weights():  # a feature network for its FID is catalogued
+        if registry.feature_network_name(dataset) in registry.weights():  # one measures its FID
             commands.append(f"zoo eval {shell} --fid")
     commands += [f"zoo generate {shell} --sampler {s} --n 64 --out samples-{s}.png" for s in samplers]
     if "sample_class" in can:

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 
 from zoo import registry
+from zoo.registry import feature_network_name
 from zoo.analysis import inception as inception_mod
 from zoo.analysis import metrics, quality
 from zoo.errors import ConfigError
@@ -26,10 +27,6 @@ def _feature_model() -> str:
 
 
 WEAK_FEATURES = 0.9  # below this test accuracy, a feature network's FID and precision are said to mean little
-
-
-def feature_network_name(dataset: str) -> str:
-    return f"features-{dataset}"
 
 
 @torch.no_grad()
