@@ -42,7 +42,8 @@ def list_cmd(as_json, pretrained):
         for r in section:
             click.echo(f"{shown(r):<{width}}  {r['package']:<{pw}}  {r['description']}")
     for f in listing["failed"]:
-        click.secho(f"plugin '{f['entry_point']}' from package {f['package']} failed to load: {f['error']}",
+        what = "loaded, but zoo refused a part of it" if f["partial"] else "failed to load"
+        click.secho(f"plugin '{f['entry_point']}' from package {f['package']} {what}: {f['error']}",
                     err=True, fg="yellow")
     for r in listing["models"]:
         if r["clash"]:

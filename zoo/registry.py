@@ -72,9 +72,13 @@ def _load_error(e: Exception) -> str:
 
 @dataclass
 class PluginFailure:
+    """A plugin zoo could not load (`partial` False), or a part of one it refused while keeping the classes
+    the plugin's other parts provide (`partial` True)."""
+
     entry_point: str
     package: str
     error: str
+    partial: bool = False
 
 
 @dataclass
@@ -129,17 +133,19 @@ def load_registry(refresh: bool = False) -> Registry:
     _collect(reg, reg.manager.hook.zoo_callbacks, "callback", reg.callbacks, origin, provided)
     _collect(reg, reg.manager.hook.zoo_loggers, "logger", reg.loggers, origin, provided)
     _report_empty(reg, loaded, origin, provided)
+    kept = {origin[p][:2] for p, n in provided.items() if n and p in origin}
+    for f in reg.failures:
+        f.partial = (f.entry_point, f.package) in kept
     _registry = reg
     return reg
 
 
 def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origin: dict, provided: Counter) -> None:
-    """Every class a hook's implementations return, by name, counted per plugin in `provided`; a nameless
+    """Every class a hook's implementations return, by name, counted per plugin in `provided` when kept; a nameless
     class or a name already taken (zoo's own plugins load first) is recorded as that plugin's failure."""
     for impl in hook.get_hookimpls():
         ep_name, package, version = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
         classes = _call(impl, reg, ep_name, package)
-        provided[impl.plugin_name] += len(classes)
         for cls in classes:
             name = getattr(cls, "name", None)
             unfit = _unfit(cls, kind)
@@ -156,6 +162,7 @@ def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origi
                     ep_name, package, f"{kind} '{name}' is already provided by {into[name].package}"))
             else:
                 into[name] = PluginEntry(name, cls, package, version)
+                provided[impl.plugin_name] += 1
 
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a plugin class's name: one word, as `zoo train NAME` takes it
@@ -252,7 +259,8 @@ def get_entry(name: str) -> PluginEntry:
     failed = [f for f in reg.failures if f.entry_point == name]
     if failed:
         f = failed[0]
-        raise UnknownModelError(f"model '{name}' is installed (package {f.package}) but failed to load: {f.error}",
+        what = "was refused" if f.partial else "failed to load"
+        raise UnknownModelError(f"model '{name}' is installed (package {f.package}) but {what}: {f.error}",
                                 "Reinstall or fix that package; the other models still work.")
     preset, catalogued = presets().get(name), weights().get(name)
     if preset is not None or catalogued is not None:  # a preset's or weights' name where a model's goes
@@ -265,7 +273,7 @@ def get_entry(name: str) -> PluginEntry:
     hint = (f"Did you mean: {', '.join(close)}?" if close else "") + " `zoo list` shows the installed models."
     if reg.failures:
         plugins = ", ".join(sorted({f"'{f.entry_point}' ({f.package})" for f in reg.failures}))
-        hint += f" These plugins failed to load or provide nothing, and `zoo list` says why: {plugins}."
+        hint += f" These plugins failed to load, or zoo refused a part of them, and `zoo list` says why: {plugins}."
     raise UnknownModelError(f"unknown model '{name}'", hint.strip())
 
 
