@@ -33,6 +33,20 @@ def test_folds_partition_the_whole_training_set():
     assert all(torch.equal(a.val_x, b.val_x) for a, b in zip(folds, again))  # reproducible
 
 
+def test_dynamically_binarised_folds_validate_on_binary_images_and_train_on_grey_ones():
+    """Folds of a dynamically binarised set were cut from grey training and binarised validation images
+    pooled: about 90 % of each fold's validation images were grey, 10 % of its training images binary."""
+    binary = lambda x: bool(((x == 0) | (x == 255)).all())  # noqa: E731
+    grey = load_dataset("digits")
+    run_split = load_dataset("digits", binarize="dynamic")
+    for f in cv.folds(grey, 3, seed=0, binarize="dynamic"):
+        assert f.binarize == "dynamic" and binary(f.val_x) and binary(f.test_x)
+        assert not any(binary(x) for x in f.train_x)  # grey levels, for the engine to draw anew every batch
+        assert torch.equal(f.test_x, run_split.test_x)  # the test set binarised as `zoo train` binarises it
+    static = list(cv.folds(grey, 3, seed=0, binarize="static"))
+    assert all(binary(f.train_x) and binary(f.val_x) for f in static)
+
+
 def test_cross_validate_reports_mean_std_and_each_fold(tmp_path):
     r = cv.cross_validate("convae", folds_k=3, dataset="digits", overrides={**TINY, "epochs": 1},
                           compare_holdout=True, out=tmp_path / "cv")

@@ -4,7 +4,9 @@ test_folder_datasets.py.)"""
 from __future__ import annotations
 
 import gzip
+import json
 import os
+import struct
 from pathlib import Path
 
 import numpy as np
@@ -187,6 +189,76 @@ def test_images_and_labels_that_do_not_match(tmp_path):
     write_idx_set(tmp_path / "mnist", arrays)
     with pytest.raises(DataNotFoundError, match="train images and labels do not match"):
         zoo.load_dataset("mnist", data_dir=str(tmp_path))
+
+
+def test_idx_images_of_floats_are_refused_not_cast_to_blank_bytes(tmp_path):
+    """A float32 file of pixels in [0, 1] was cast to bytes 0 and 1: black images, trained on without a word."""
+    arrays = write_idx_set(tmp_path / "mnist", gz=False)
+    floats = arrays["train_images"].astype(">f4") / 255
+    path = tmp_path / "mnist" / IDX_NAMES["train_images"]
+    path.write_bytes(bytes([0, 0, 0x0D, 3]) + b"".join(struct.pack(">I", d) for d in floats.shape) + floats.tobytes())
+    with pytest.raises(DataNotFoundError) as e:
+        zoo.load_dataset("mnist", data_dir=str(tmp_path))
+    assert f"{path} holds float32 pixels; mnist's files hold 8-bit ones (0 to 255)" in str(e.value)
+    assert "folder:PATH" in e.value.hint
+
+
+def test_idx_labels_outside_the_classes_are_refused(tmp_path):
+    """A label of 25 crashed the classifier's loss with a raw IndexError after the data loaded."""
+    arrays = make_idx_arrays(n_train=20)
+    arrays["train_labels"][3] = 25
+    write_idx_set(tmp_path / "mnist", arrays)
+    with pytest.raises(DataNotFoundError, match=r"holds the label 25, outside mnist's 10 classes \(0 to 9\)"):
+        zoo.load_dataset("mnist", data_dir=str(tmp_path))
+
+
+def test_idx_training_and_test_images_of_two_sizes_are_refused(tmp_path):
+    """Test images of another size crashed the model after the first epoch, leaving a half-made run."""
+    arrays = make_idx_arrays(n_train=20)
+    arrays["test_images"] = make_idx_arrays(n_test=10, size=14)["test_images"]
+    write_idx_set(tmp_path / "mnist", arrays)
+    out = assert_clean_error(invoke("train", "vae", "--dataset", "mnist", "--data-dir", tmp_path, "--epochs", "1",
+                                    "--out", tmp_path / "run"),
+                             "the training images are 28×28, the test images 14×14")
+    assert "Traceback" not in out and not (tmp_path / "run").exists()
+
+
+def test_a_relative_data_dir_is_recorded_absolute_and_found_from_elsewhere(tmp_path, monkeypatch):
+    """A relative --data-dir was saved as typed: from another directory zoo eval fell back to
+    $ZOO_DATA_DIR's files of the same name, and wrote their figures into eval.json."""
+    (tmp_path / "project").mkdir()
+    write_idx_set(tmp_path / "project" / "mydata" / "mnist", n_train=40, n_test=12)
+    write_idx_set(tmp_path / "other" / "mnist", n_train=80, n_test=30, seed=1)
+    monkeypatch.chdir(tmp_path / "project")
+    assert_ok(invoke("train", "convae", "--dataset", "mnist", "--data-dir", "mydata", "--epochs", "1",
+                     "--out", "run", *TINY_SET))
+    assert read_config(tmp_path / "project" / "run")["train"]["data_dir"] == str(tmp_path / "project" / "mydata")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_DATA_DIR", str(tmp_path / "other"))
+    assert json.loads(assert_ok(invoke("eval", "project/run", "--json")))["images"] == 12
+
+
+def test_an_evaluation_on_other_files_is_printed_not_written(tmp_path):
+    """`zoo eval --data-dir` on other files under the set's name replaced eval.json (a saved bound with it),
+    labelled as the run's own data set."""
+    write_idx_set(tmp_path / "mine" / "mnist", n_train=40, n_test=12)
+    write_idx_set(tmp_path / "bigger" / "mnist", n_train=40, n_test=20, seed=1)
+    write_idx_set(tmp_path / "same-size" / "mnist", n_train=40, n_test=12, seed=2)
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "convae", "--dataset", "mnist", "--data-dir", tmp_path / "mine", "--epochs", "1",
+                     "--out", run, *TINY_SET))
+    assert_ok(invoke("eval", run))
+    kept = (run / "eval.json").read_bytes()
+    out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "bigger"))
+    assert "mnist holds 20 test images where it had 12, not the images" in out and "not written" in out
+    out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "same-size"))
+    assert "holds an evaluation of these weights on other test images than these" in out
+    assert (run / "eval.json").read_bytes() == kept
+    (run / "eval.json").unlink()
+    assert_ok(invoke("eval", run, "--data-dir", tmp_path / "bigger"))
+    assert not (run / "eval.json").exists()  # other data: not the run's test figure, with or without an earlier one
+    assert_ok(invoke("eval", run))
+    assert json.loads((run / "eval.json").read_text())["images"] == 12
 
 
 def test_cli_missing_data_offline_is_one_message(tmp_path):

@@ -165,15 +165,23 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
         known = ", ".join(list(sources.SETS) + ["digits", "folder:PATH"])
         raise DataNotFoundError(f"unknown data set '{name}'", f"Known data sets: {known}.")
     _check_expected(data, shape, classes)
-    if binarize in ("static", "dynamic"):
-        data = replace(data, val_x=binarized(data.val_x, BINARIZE_SEED),
-                       test_x=binarized(data.test_x, BINARIZE_SEED + 1))
-        if binarize == "static":
-            data = replace(data, train_x=binarized(data.train_x, BINARIZE_SEED + 2))
-    elif binarize not in ("none", "", None):
+    return with_binarization(data, binarize).to(device)
+
+
+def with_binarization(data: ImageData, binarize: str) -> ImageData:
+    """Grey-level `data` binarised as `binarize` says: "static" samples binary pixels once for every
+    split, "dynamic" once for validation and test (the engine resamples the grey training images every
+    batch), each split with its own fixed seed; "none" keeps grey levels."""
+    if binarize not in ("static", "dynamic", "none", "", None):
         raise DataNotFoundError(f"unknown binarize option '{binarize}'", "Use none, static or dynamic.")
-    data.binarize = binarize or "none"
-    return data.to(device)
+    if data.binarize not in ("none", "", None):
+        raise ValueError(f"{data.name} is binarised already ({data.binarize})")  # a caller's bug, not a user's
+    fixed = lambda x, seed: binarized(x.cpu(), seed).to(x.device)  # noqa: E731  (the seed's draws are the CPU's)
+    if binarize in ("static", "dynamic"):
+        data = replace(data, val_x=fixed(data.val_x, BINARIZE_SEED), test_x=fixed(data.test_x, BINARIZE_SEED + 1))
+        if binarize == "static":
+            data = replace(data, train_x=fixed(data.train_x, BINARIZE_SEED + 2))
+    return replace(data, binarize=binarize or "none")
 
 
 def canonical_dataset_name(name: str) -> str:
@@ -185,6 +193,13 @@ def canonical_dataset_name(name: str) -> str:
     if key.lower() in sources.SETS or key.lower() == "digits":
         return key.lower()
     return name
+
+
+def canonical_data_dir(data_dir: str) -> str:
+    """The data_dir a run records: absolute, so its data are found from any working directory (a relative
+    one, read from elsewhere, fell back to $ZOO_DATA_DIR's files of the same name without a word); ""
+    (none) unchanged."""
+    return str(Path(data_dir).expanduser().absolute()) if data_dir and str(data_dir).strip() else data_dir
 
 
 def _is_folder(key: str) -> bool:
@@ -230,6 +245,12 @@ def _load_idx_set(spec: sources.TorchvisionSet, data_dir, val_fraction) -> Image
         imgs, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
         if imgs.ndim != 3 or labels.shape[0] != imgs.shape[0]:
             raise DataNotFoundError(f"data set '{spec.name}': {split} images and labels do not match")
+        _check_idx_contents(spec, files, split, imgs, labels)
+    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
+        raise DataNotFoundError(f"data set '{spec.name}': the training images are "
+                                f"{_dims(arrays['train_images'].shape[1:])}, the test images "
+                                f"{_dims(arrays['test_images'].shape[1:])} ({files['test_images']})",
+                                "A data set's splits hold images of one size: replace the file(s) with the set's own.")
 
     def images(a):
         return torch.from_numpy(a.astype(np.uint8, copy=True)).unsqueeze(1)
@@ -239,6 +260,21 @@ def _load_idx_set(spec: sources.TorchvisionSet, data_dir, val_fraction) -> Image
 
     return _assemble(spec.name, images(arrays["train_images"]), labels(arrays["train_labels"]),
                      images(arrays["test_images"]), labels(arrays["test_labels"]), spec.classes, val_fraction)
+
+
+def _check_idx_contents(spec: sources.TorchvisionSet, files: dict, split: str, imgs, labels) -> None:
+    """Refuse what the IDX format allows but these sets never hold: pixels other than 8-bit (a float or
+    16-bit file cast to 8 bits would turn into blank or wrapped images), labels outside the set's classes."""
+    if imgs.dtype != np.uint8:
+        raise DataNotFoundError(f"data set '{spec.name}': {files[f'{split}_images']} holds {imgs.dtype.name} "
+                                f"pixels; {spec.name}'s files hold 8-bit ones (0 to 255)",
+                                "Convert the images to 8 bits (uint8), or use a folder of images "
+                                "(--dataset folder:PATH), which converts them.")
+    bad = labels[(labels < 0) | (labels >= len(spec.classes))] if labels.size else labels
+    if bad.size:
+        raise DataNotFoundError(f"data set '{spec.name}': {files[f'{split}_labels']} holds the label {int(bad[0])}, "
+                                f"outside {spec.name}'s {len(spec.classes)} classes (0 to {len(spec.classes) - 1})",
+                                "Replace the file with the set's own labels.")
 
 
 def _load_digits(val_fraction) -> ImageData:

@@ -17,6 +17,7 @@ import torch
 from zoo.analysis.plots import save_figure
 from zoo.console import quiet
 from zoo.data import ImageData
+from zoo.data.datasets import with_binarization
 from zoo.device import keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, ZooError
 from zoo.runs import checkpoint as ckpt
@@ -34,10 +35,19 @@ def training_pool(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([data.train_x, data.val_x]), torch.cat([data.train_y, data.val_y])
 
 
-def folds(data: ImageData, k: int, seed: int = 0) -> Iterator[ImageData]:
-    """The k folds of the whole training set (train + validation images): scikit-learn's KFold,
-    shuffled with `seed`; each fold trains on k-1 parts and validates on the remaining one, so every
-    fold holds out different images. Too few images are refused here, before any fold is made."""
+def grey_data(train_cfg, load: Callable[[Any], ImageData]) -> ImageData:
+    """The data set of `train_cfg` in grey levels, as `load` (given training settings) reads it: folds
+    are cut from grey images and binarised each as a run's splits are (`folds`)."""
+    return load(dataclasses.replace(train_cfg, binarize="none"))
+
+
+def folds(data: ImageData, k: int, seed: int = 0, binarize: str = "none") -> Iterator[ImageData]:
+    """The k folds of the whole training set (train + validation images) of grey-level `data`:
+    scikit-learn's KFold, shuffled with `seed`; each fold trains on k-1 parts and validates on the
+    remaining one, so every fold holds out different images, then is binarised as `binarize` says, as a
+    run's splits are (dynamic: its validation images once, its training images every batch; pooling
+    binarised validation images with grey training ones mixed the two kinds in every fold). Too few
+    images are refused here, before any fold is made."""
     x, y = training_pool(data)
     n = x.shape[0]
     if k < 2:
@@ -46,10 +56,11 @@ def folds(data: ImageData, k: int, seed: int = 0) -> Iterator[ImageData]:
         raise ConfigError(f"{k} folds is more than the {n} training image(s) of {data.name}: each fold must "
                           f"hold out different images", f"Ask for at most {n} folds." if n >= 2 else
                           "Cross-validation needs a data set with at least 2 training images.")
-    return _folds(data, x, y, k, seed)
+    return _folds(data, x, y, k, seed, binarize)
 
 
-def _folds(data: ImageData, x: torch.Tensor, y: torch.Tensor, k: int, seed: int) -> Iterator[ImageData]:
+def _folds(data: ImageData, x: torch.Tensor, y: torch.Tensor, k: int, seed: int,
+           binarize: str) -> Iterator[ImageData]:
     import numpy as np
     from sklearn.model_selection import KFold
 
@@ -57,8 +68,8 @@ def _folds(data: ImageData, x: torch.Tensor, y: torch.Tensor, k: int, seed: int)
     for tr, va in KFold(n_splits=k, shuffle=True, random_state=seed).split(np.arange(x.shape[0])):
         tr_i = torch.as_tensor(tr, device=x.device)
         va_i = torch.as_tensor(va, device=x.device)
-        yield dataclasses.replace(data, train_x=x[tr_i], train_y=y[tr_i], val_x=x[va_i], val_y=y[va_i],
-                                  reused=reused)
+        yield with_binarization(dataclasses.replace(data, train_x=x[tr_i], train_y=y[tr_i], val_x=x[va_i],
+                                                    val_y=y[va_i], reused=reused), binarize)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -92,9 +103,10 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     if reduce not in REDUCE:
         raise ConfigError(f"unknown reduction '{reduce}'", f"Use one of {', '.join(REDUCE)}.")
     device = pick_device(train_cfg.device)
-    data = training_data(train_cfg, device)
+    grey = grey_data(train_cfg, lambda cfg: training_data(cfg, device))
+    data = with_binarization(grey, train_cfg.binarize)  # the standard split, as `zoo train` has it
     metric = metric or cls.monitor or "loss"
-    parts = folds(data, folds_k, train_cfg.seed)  # refuses too few images before any training
+    parts = folds(grey, folds_k, train_cfg.seed, train_cfg.binarize)  # refuses too few images before any training
     if compare_holdout and "val" in data.reused:
         raise ConfigError(f"--compare-holdout: {data.caveat()}", "Leave out --compare-holdout, or add images.")
     if not has_own_test(data):

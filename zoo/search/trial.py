@@ -83,8 +83,10 @@ def configure(worker: Worker, trial):
 
 def data_parts(worker: Worker, train_cfg):
     """The data a trial trains on: [the data set], or its k folds."""
-    data = worker.data(train_cfg)
-    return list(cvmod.folds(data, worker.settings.cv, train_cfg.seed)) if worker.settings.cv else [data]
+    if not worker.settings.cv:
+        return [worker.data(train_cfg)]
+    return list(cvmod.folds(cvmod.grey_data(train_cfg, worker.data), worker.settings.cv, train_cfg.seed,
+                            train_cfg.binarize))
 
 
 def score(worker: Worker, trial, values, cls, model_cfg, train_cfg) -> float:
