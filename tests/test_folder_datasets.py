@@ -3,6 +3,7 @@ relabelled, the path a run records, the shape a run asks for, and tiny folders t
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -234,6 +235,36 @@ def test_a_runs_image_folder_that_moved_is_found_again_by_data_dir(tmp_path):
                      "--out", tmp_path / "s.png"))
     _write_pngs(tmp_path / "other", {"x": 10, "y": 100}, n=6, size=(16, 16), mode="L")
     assert_clean_error(invoke("eval", run, "--data-dir", tmp_path / "other"), "class")  # not the run's classes
+
+
+def test_a_moved_folder_run_resumes_with_data_dir_where_the_folder_is_now(tmp_path):
+    """--data-dir was ignored on resume for a folder run (refused: 'image folder not found ... folder:PATH',
+    an option --resume refuses), and saved as typed where the old folder still existed."""
+    _write_pngs(tmp_path / "pics", {"a": 10, "b": 100}, n=6, size=(16, 16), mode="L")
+    run = tmp_path / "run"
+    zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=run, log=quiet, progress=False, **TINY)
+    (tmp_path / "pics").rename(tmp_path / "moved")
+    assert_ok(invoke("train", "--resume", run, "--epochs", "2", "--data-dir", tmp_path / "moved", "--no-progress"))
+    train = json.loads((run / "config.json").read_text())["train"]
+    assert train["dataset"] == f"folder:{tmp_path / 'moved'}" and train["data_dir"] == ""
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_a_resume_on_other_images_than_the_run_trained_on_is_refused(tmp_path):
+    """A folder that gained images, or another --data-dir's files, were trained on without a word (and
+    config.json kept the old sizes)."""
+    _write_pngs(tmp_path / "pics", {"a": 10, "b": 100}, n=6, size=(16, 16), mode="L")
+    run = tmp_path / "run"
+    zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=run, log=quiet, progress=False, **TINY)
+    before = (run / "model.safetensors").read_bytes()
+    _write_pngs(tmp_path / "pics", {"c": 200}, n=10, size=(16, 16), mode="L")  # a third class: refused as such
+    assert_clean_error(invoke("train", "--resume", run, "--epochs", "2"), "class")
+    for extra in (tmp_path / "pics" / "c").iterdir():
+        extra.rename(tmp_path / "pics" / "a" / f"more-{extra.name}")
+    (tmp_path / "pics" / "c").rmdir()
+    assert_clean_error(invoke("train", "--resume", run, "--epochs", "2"), f"{run} was trained on other images",
+                       "train images where it had", "--data-dir")
+    assert (run / "model.safetensors").read_bytes() == before
 
 
 # ------------------------------------------------------------------------------------------ the shape of a run

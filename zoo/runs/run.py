@@ -41,6 +41,19 @@ def training_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = N
                         classes=classes)
 
 
+def other_images(data: ImageData, record: dict[str, Any]) -> str:
+    """How many images `data` holds where they differ from the data set a run was trained on (its
+    config.json's data.sizes), in words; "" where they agree or the run recorded none. Other counts
+    mean other files read under the set's name (another --data-dir, a folder that gained images)."""
+    recorded = (record.get("data") or {}).get("sizes")
+    if not isinstance(recorded, dict):
+        return ""
+    now = data.info()["sizes"]
+    differ = [f"{now[s]:,} {s} images where it had {recorded[s]:,}" for s in SPLITS
+              if isinstance(recorded.get(s), int) and recorded[s] != now[s]]
+    return f"{data.name} holds {', '.join(differ)}" if differ else ""
+
+
 @dataclass(eq=False)
 class Run:
     """A trained model with what it came from.

@@ -15,7 +15,7 @@ import torch
 
 from zoo.analysis import metrics, plots
 from zoo.console import to_stderr
-from zoo.data.datasets import ImageData, class_name
+from zoo.data.datasets import class_name
 from zoo.errors import CapabilityError, ConfigError, RunError, ZooError, storage_error
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
@@ -26,8 +26,9 @@ from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
 from zoo.runs.modelcard import write_card
-from zoo.runs.run import Run, check_split
+from zoo.runs.run import Run, check_split, other_images
 from zoo.runs.write_checks import check_writable
+from zoo.tasks.kept_evaluations import fuller_part_kept, other_images_kept, whole_test_kept
 from zoo.tracking import Logger, RunView, eval_loggers, logger_names
 from zoo.training import regularize
 from zoo.training.batching import growing_spans, to_batch
@@ -136,7 +137,12 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if limit:  # the first `limit` images of the split (costly metrics such as a k=1000 IWAE bound)
         x, y = x[:limit], y[:limit]
     part = x.shape[0] < whole or split != "test"
-    keep = save and part and _whole_test_kept(run, data, x.shape[0], split)
+    keep = save and part and whole_test_kept(run, data, x.shape[0], split)
+    differ = other_images(data, run.record)
+    if save and differ and not keep:  # another --data-dir's files, a folder that gained images
+        to_stderr(f"note: {differ}, not the images {run.source} was trained and tested on: this evaluation is "
+                  f"printed, not written to {ckpt.EVAL}")
+        keep = True
     k = (options or {}).get("iwae_k")
     samples = k * x.shape[0] if isinstance(k, int) else 0  # a k that is no count is refused by the model
     if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
@@ -192,7 +198,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         result["caveat"] = data.caveat()
     if regularize.prunes(run.record.get("train", {})):
         result["sparsity"] = regularize.sparsity(model)  # zeros per group of the pruned weights
-    keep = keep or (save and part and _fuller_part_kept(run, result))
+    keep = keep or (save and (fuller_part_kept(run, result) if part else other_images_kept(run, result)))
     report = model.evaluation_report(x, y, run, run.output_dir if save and not keep else None)  # its files too
     if report:
         result["report"] = report
@@ -306,47 +312,6 @@ def _say_if_untrained(run: Run) -> None:
     if not rows:
         to_stderr(f"note: {run.folder} has not finished an epoch: these are its initial, untrained weights "
                   f"(zoo train --resume {run.folder} trains it)")
-
-
-def _whole_test_kept(run: Run, data: ImageData, n: int, split: str) -> bool:
-    """A quick look (--limit, another split) does not replace an eval.json of the same weights over the
-    whole test split (which may have been hours of a K = 5,000 bound): True, said, where one is kept."""
-    whole = data.split("test")[0].shape[0]
-    for folder in dict.fromkeys((run.output_dir, run.folder)):  # the user's, then one published with the weights
-        kept, _ = ckpt.read_eval(folder, weights=run.folder / ckpt.WEIGHTS)
-        if kept is not None and kept.get("split", "test") == "test" and kept.get("images") == whole \
-                and not kept.get("limit"):
-            break
-    else:
-        return False
-    if folder != run.output_dir:  # beside weights zoo does not write to (published, or read-only)
-        to_stderr(f"note: {run.source} comes with its evaluation of the whole test split ({whole:,} images); "
-                  f"this one, of {n:,} {split} images, is printed, not written")
-        return True
-    to_stderr(f"note: {folder / ckpt.EVAL} holds this model's evaluation of the whole test split ({whole:,} images); "
-              f"this one, of {n:,} {split} images, is printed but not written over it (delete it to write this one)")
-    return True
-
-
-def _fuller_part_kept(run: Run, result: dict[str, Any]) -> bool:
-    """A quick look does not replace an earlier look at part of the data of the same weights that measured
-    more images or a metric this one did not (a K = 1,000 bound over 2,000 images, which took hours): True,
-    said, where one is kept."""
-    kept, _ = ckpt.read_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
-    if kept is None or kept.get(ckpt.WEIGHTS_DIGEST) != result[ckpt.WEIGHTS_DIGEST]:
-        return False
-    if kept.get(eval_images.IMAGES_DIGEST) == result[eval_images.IMAGES_DIGEST] and \
-            kept.get("split", "test") == result["split"]:
-        return False  # the same images: written, with what it lacks carried over (_with_earlier_metrics)
-    lacking = [k for k in kept.get("metrics", {}) if k not in result["metrics"]]
-    more = isinstance(kept.get("images"), int) and kept["images"] > result["images"]
-    if not lacking and not more:
-        return False
-    why = f" with {', '.join(lacking)}, which this one did not measure" if lacking else ", more than this one"
-    to_stderr(f"note: {run.output_dir / ckpt.EVAL} holds an evaluation of these weights on {kept.get('images'):,} "
-              f"{kept.get('split', 'test')} images{why}; this one, of {result['images']:,} "
-              f"{result['split']} images, is printed but not written over it (delete it to write this one)")
-    return True
 
 
 def per_image_output(path: str | Path, run: Run) -> Path:

@@ -13,9 +13,9 @@ from typing import Any, Callable
 import zoo
 from zoo import registry
 from zoo.console import to_stderr
-from zoo.data import canonical_dataset_name
+from zoo.data import FOLDER_PREFIX, canonical_data_dir, canonical_dataset_name
 from zoo.device import describe, keeps_callers_random_state, pick_device
-from zoo.errors import ConfigError, RunError, storage_error
+from zoo.errors import ConfigError, DataNotFoundError, RunError, storage_error
 from zoo.hub import is_hub_source, is_managed
 from zoo.model import ZooModel, build_seeded
 from zoo.runs import checkpoint as ckpt
@@ -26,7 +26,7 @@ from zoo.runs.folder import EVALUATED, RUN_OUTPUTS, new_run_folder
 from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
 from zoo.runs.modelcard import write_card
-from zoo.runs.run import training_data
+from zoo.runs.run import other_images, training_data
 from zoo.tracking import finishing, loggers_for
 from zoo.training import callbacks as zoo_callbacks
 from zoo.training.engine import Trainer, TrainResult
@@ -114,6 +114,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     if clash:
         log(f"note: {clash}")
     train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)
+    train_cfg.data_dir = canonical_data_dir(train_cfg.data_dir)
     device = pick_device(train_cfg.device)
     data = training_data(train_cfg, device)
     for note in (*data.notes, data.caveat()):  # what reading a folder changed, and splits that reuse images
@@ -205,7 +206,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     if model is not None and model != run["model"]:
         raise ConfigError(f"{run_dir} is a '{run['model']}' run, not '{model}'")
     entry = installed_entry(run, run_dir)
-    given = {k: v for k, v in overrides.items() if v is not None}
+    given, moved = {k: v for k, v in overrides.items() if v is not None}, set()
     if config is not None:  # a config file's keys count as if given one by one: unknown or fixed keys refused
         file_values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
         named = file_values.pop("model", None)
@@ -214,11 +215,17 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         given = {**file_values, **given}
     if "dataset" in given:
         given["dataset"] = canonical_dataset_name(str(given["dataset"]))
+    if given.get("data_dir"):
+        given["data_dir"] = canonical_data_dir(str(given["data_dir"]))
+        if str(run["train"].get("dataset", "")).lower().startswith(FOLDER_PREFIX):
+            # a folder run's data_dir is where its folder is now, as `zoo eval --data-dir` takes it
+            given["dataset"] = canonical_dataset_name(FOLDER_PREFIX + given.pop("data_dir"))
+            moved = {"dataset"}
     old_model, old_train = split_config(entry.cls, {**run["config"], **run["train"]})
     new_model, new_train = split_config(entry.cls, {**run["config"], **run["train"], **given})
     before = {**dataclasses.asdict(old_model), **dataclasses.asdict(old_train)}
     after = {**dataclasses.asdict(new_model), **dataclasses.asdict(new_train)}
-    changed = {k for k in after if after[k] != before[k] and k not in RESUME_CHANGEABLE}
+    changed = {k for k in after if after[k] != before[k] and k not in RESUME_CHANGEABLE | moved}
     if changed:
         raise ConfigError(f"--resume continues a run as it was configured; cannot change {', '.join(sorted(changed))}",
                           f"Only {', '.join(sorted(RESUME_CHANGEABLE))} may change; start a new run for the rest.")
@@ -239,6 +246,11 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         for logger in loggers:
             logger.prepare(run_dir)
         data = training_data(train_cfg, device, run)
+        differ = other_images(data, run)
+        if differ:
+            raise DataNotFoundError(f"{run_dir} was trained on other images: {differ}",
+                                    "Resume on the files it was trained on (--data-dir FOLDER where they are); "
+                                    "train a new run on these.")
         net = entry.cls(model_cfg, runfiles.run_shape(run), runfiles.run_classes(run)).to(device)
         trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
                           callbacks=[*zoo_callbacks.callbacks_for(train_cfg), *callbacks, *loggers])
