@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import SEED, Count, cli
+from zoo.cli.app import SEED, TEXT, Count, cli
 
 
 def _fmt(v) -> str:
@@ -161,12 +161,15 @@ def search_worker(label):
 @click.option("--device")
 @click.option("--seed", type=SEED, help="Seed of training and of the folds' shuffle (0 to 2**32-1).")
 @click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--metric", type=TEXT, default=None,
+              help="What scores each fold: a validation metric the model records (mse, or val_mse; default: the "
+                   "one its early stopping watches, such as loss).")
 @click.option("--reduce", type=click.Choice(["best", "mean", "last"]), default="best", show_default=True,
-              help="Each fold's score: the best, mean or last epoch's validation loss.")
+              help="Each fold's score: the best, mean or last epoch's value of the metric.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), help="Write cv.json and cv.png here.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments, epochs, batch_size, lr, patience,
-       device, seed, data_dir, reduce, out, as_json):
+       device, seed, data_dir, metric, reduce, out, as_json):
     """K-fold cross-validation of one configuration: mean ± std of the validation loss, per fold. MODEL may be
     left out with a --config file that names it (a search's best.toml)."""
     from zoo.runs.config import parse_assignments
@@ -176,14 +179,14 @@ def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments,
     overrides.update({k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
                                         "device": device, "seed": seed, "data_dir": data_dir}.items() if v is not None})
     result = cross_validate(model, folds_k=folds, dataset=dataset, preset=preset, config=config_file,
-                            overrides=overrides, compare_holdout=compare_holdout, reduce=reduce, out=out,
+                            overrides=overrides, compare_holdout=compare_holdout, metric=metric, reduce=reduce, out=out,
                             log=lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items()}, indent=2, default=str))
         return
     metric = result["metric"]
-    click.echo(f"{result['model']} on {result['dataset']}: {result['folds']}-fold cross-validation, {metric} "
-               f"({result['reduce']} epoch)")
+    click.echo(f"{result['model']} on {result['dataset']} ({result['pixels']}): {result['folds']}-fold "
+               f"cross-validation, {metric} ({result['reduce']} epoch)")
     click.echo(f"  {'fold':<8} {'train':>6} {'val':>6} {'epochs':>6} {'best':>5} {metric:>12} {'test':>10} "
                f"{'seconds':>8}")
     rows = list(result["per_fold"]) + ([result["holdout"]] if "holdout" in result else [])

@@ -72,11 +72,34 @@ def test_cv_command_prints_the_table(tmp_path):
     assert (tmp_path / "o" / "cv.json").is_file()
 
 
+def test_cv_never_writes_over_an_earlier_cross_validation_or_into_a_run(tmp_path):
+    """`zoo cv --out` replaced an earlier cv.json (of another model) without a word, and wrote into run folders."""
+    args = ("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1")
+    assert_ok(invoke(*args, "--out", tmp_path / "o"))
+    kept = (tmp_path / "o" / "cv.json").read_bytes()
+    assert_clean_error(invoke(*args, "--out", tmp_path / "o"), "holds an earlier cross-validation (cv.json, cv.png)")
+    assert (tmp_path / "o" / "cv.json").read_bytes() == kept
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "1", "--out", run))
+    assert_clean_error(invoke(*args, "--out", run), "is a run folder")
+    assert not (run / "cv.json").exists()
+
+
+def test_cv_scores_the_metric_asked_for_and_draws_its_curves(tmp_path):
+    r = cv.cross_validate("convae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1, "loss": "bce"},
+                          metric="mse", reduce="last", out=tmp_path / "cv")
+    assert r["metric"] == "val_mse" and r["pixels"] == "grey levels"
+    for fold in r["per_fold"]:  # each fold's value is its last epoch's val_mse, the curve cv.png draws
+        assert fold["value"] == fold["curve"][-1]["val_mse"] != fold["curve"][-1]["val_loss"]
+        assert fold["test"]["mse"] > 0
+    assert "test_mean" in r and is_png(tmp_path / "cv" / "cv.png")
+
+
 def test_cv_takes_its_model_from_a_config_file_that_names_it_as_train_does(tmp_path):
     config = tmp_path / "best.toml"
     config.write_text('model = "convae"\ndataset = "digits"\nepochs = 1\nchannels = [4, 8, 8]\nhidden = [16]\n')
     out = assert_ok(invoke("cv", "--config", config, "--folds", "2", "--device", "cpu"))
-    assert out.startswith("convae on digits: 2-fold cross-validation") or "\nconvae on digits: 2-fold" in out
+    assert "\nconvae on digits (grey levels): 2-fold cross-validation" in out
     assert_clean_error(invoke("cv", "--folds", "2"), "which model? e.g. `zoo cv NAME`", "Installed: ")
 
 

@@ -58,7 +58,8 @@ def test_an_entry_point_that_provides_nothing_is_reported_with_its_file(emptyplu
                        module_file)
     out = assert_clean_error(invoke("train", "emptyplug", "--dataset", "digits", "--out", tmp_path / "run"),
                              "unknown model 'emptyplug'")
-    assert "These plugins failed to load, or zoo refused a part of them, and `zoo list` says why: 'emptyae' (emptyplug)" in out
+    assert ("These plugins failed to load, or zoo refused a part of them, and `zoo list` says why: 'emptyae' "
+            "(emptyplug)") in out
     assert not (tmp_path / "run").exists()
 
 

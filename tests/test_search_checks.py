@@ -265,3 +265,68 @@ def test_a_latent_penalty_without_the_key_of_the_latent_size_is_refused_with_the
     space.write_text(space.read_text().replace("latent_penalty = 0.01\n", with_key))
     settings, _ = prepare("convae", space, out=tmp_path / "s")
     assert (settings.latent_key, settings.latent_penalty) == ("latent_dim", 0.01)
+
+
+# ------------------------------------------------------------------------------------------ the budget and the folds
+
+def test_zero_trials_is_refused_not_taken_for_the_default(tmp_path):
+    """--trials 0 ran the space's 20 trials (or the whole grid): 0 is falsy."""
+    space = write_space(tmp_path / "s.toml")
+    assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "0"),
+                       "--trials must be at least 1, not 0", code=2)
+    zero = write_space(tmp_path / "z.toml", search="trials = 0\n")
+    with pytest.raises(ConfigError, match=r"the space's \[search\] trials must be at least 1, not 0"):
+        prepare("convae", zero)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_grid_space_asking_for_part_of_its_grid_gets_that_many_trials(tmp_path):
+    """A grid ran every point whatever the space's [search] trials said."""
+    grid = write_space(tmp_path / "g.toml", search="trials = 2\n",
+                       params="[params]\nlr = { choices = [1e-3, 2e-3, 3e-3, 4e-3] }\n")
+    grid.write_text(grid.read_text().replace('strategy = "random"', 'strategy = "grid"'))
+    assert prepare("convae", grid)[0].trials == 2
+    assert prepare("convae", grid, trials=3)[0].trials == 3
+    whole = write_space(tmp_path / "w.toml", params="[params]\nlr = { choices = [1e-3, 2e-3, 3e-3, 4e-3] }\n")
+    whole.write_text(whole.read_text().replace('strategy = "random"', 'strategy = "grid"'))
+    assert prepare("convae", whole)[0].trials == 4  # no budget said: the whole grid
+
+
+def test_more_folds_than_images_is_refused_before_the_study_folder_is_made(tmp_path):
+    """The study folder was made first, and the fix the message suggested was then refused as another study."""
+    from PIL import Image
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    for i in range(8):
+        Image.new("L", (28, 28), 30 * i).save(pics / f"{i}.png")
+    space = write_space(tmp_path / "s.toml")
+    args = ("search", "convae", "--space", space, "--out", tmp_path / "s", "--dataset", f"folder:{pics}",
+            "--trials", "1")
+    assert_clean_error(invoke(*args, "--cv", "7"), "7 folds is more than the 6 training image(s)")
+    assert not (tmp_path / "s").exists()
+    assert_ok(invoke(*args, "--cv", "3"))
+
+
+def test_a_resume_that_leaves_out_cv_keeps_the_studys_folds(tmp_path):
+    space = write_space(tmp_path / "s.toml")
+    assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "1", "--cv", "2"))
+    out = assert_ok(invoke("search", "convae", "--out", tmp_path / "s", "--trials", "2"))
+    assert "resuming with the study's cv = 2" in out and "2-fold CV" in out
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["trials"] == 2
+
+
+def test_the_cv_command_a_cv_search_suggests_measures_its_best_trial_as_the_search_did(tmp_path):
+    """The hint named `zoo cv ... --folds K` alone, which scored the loss at its best epoch: another figure."""
+    space = write_space(tmp_path / "m.toml", metric="val_mse", fixed=TINY + 'loss = "bce"\n')
+    out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "1",
+                           "--cv", "2"))
+    best = tmp_path / "s" / "best.toml"
+    command = f"zoo cv convae --config {best} --folds 2 --metric val_mse --reduce last"
+    assert f"to measure it as the search did: {command}" in out and command in best.read_text()
+    summary = json.loads((tmp_path / "s" / "summary.json").read_text())
+    measured = invoke(*command.split()[1:], "--json")
+    assert_ok(measured)
+    cv = json.loads(measured.stdout)
+    assert cv["metric"] == "val_mse" and cv["reduce"] == "last"
+    assert cv["mean"] == pytest.approx(summary["best"]["value"], rel=1e-5)

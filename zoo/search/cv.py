@@ -79,11 +79,25 @@ def mean_std(values: list[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
-def _row(name: str, data: ImageData, r: FitResult) -> dict[str, Any]:
+def _row(name: str, data: ImageData, r: FitResult, key: str) -> dict[str, Any]:
     return {"fold": name, "train_images": int(data.train_x.shape[0]), "val_images": int(data.val_x.shape[0]),
             "epochs": r.epochs, "best_epoch": r.best_epoch, "value": r.value,
             "test": r.test, "seconds": round(r.seconds, 3), "stopped": r.stopped,
-            "curve": [{k: v for k, v in h.items() if k in ("epoch", "train_loss", "val_loss")} for h in r.history]}
+            "curve": [{k: v for k, v in h.items() if k in ("epoch", "train_loss", "val_loss", key)} for h in r.history]}
+
+
+def check_cv_out(out: Path) -> None:
+    """`--out` of a cross-validation: a new folder or one it wrote before? Never a run's folder, nor over an
+    earlier cross-validation's cv.json (of another model, perhaps), which it replaced without a word."""
+    if (out / ckpt.CONFIG).is_file():
+        raise ConfigError(f"--out {out} is a run folder: a cross-validation goes into a folder of its own",
+                          "Choose another --out.")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    held = [n for n in ("cv.json", "cv.png") if (out / n).exists()]
+    if held:
+        raise ConfigError(f"--out {out} holds an earlier cross-validation ({', '.join(held)})",
+                          "Choose another --out, or move those files away first.")
 
 
 @keeps_callers_random_state
@@ -100,12 +114,15 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     if dataset is not None:
         overrides["dataset"] = dataset
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
+    if out is not None:
+        check_cv_out(Path(out))
     if reduce not in REDUCE:
         raise ConfigError(f"unknown reduction '{reduce}'", f"Use one of {', '.join(REDUCE)}.")
     device = pick_device(train_cfg.device)
     grey = grey_data(train_cfg, lambda cfg: training_data(cfg, device))
     data = with_binarization(grey, train_cfg.binarize)  # the standard split, as `zoo train` has it
     metric = metric or cls.monitor or "loss"
+    key = metric if metric.startswith(("val_", "train_")) else f"val_{metric}"  # as metrics.jsonl names it
     parts = folds(grey, folds_k, train_cfg.seed, train_cfg.binarize)  # refuses too few images before any training
     if compare_holdout and "val" in data.reused:
         raise ConfigError(f"--compare-holdout: {data.caveat()}", "Leave out --compare-holdout, or add images.")
@@ -123,22 +140,22 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
                 e.message = (f"cross-validation interrupted in fold {i + 1}/{folds_k} ({e.message}); nothing was "
                              "written: zoo cv does not resume, run it again")
             raise
-        rows.append(_row(str(i + 1), fold, r))
-        log(f"fold {i + 1}/{folds_k}: validation {metric} {r.value:.5g} (best epoch {r.best_epoch}), "
+        rows.append(_row(str(i + 1), fold, r, key))
+        log(f"fold {i + 1}/{folds_k}: {key} {r.value:.5g} (best epoch {r.best_epoch}), "
             f"{r.seconds:.1f} s")
     mean, std = mean_std([r["value"] for r in rows])
     result: dict[str, Any] = {
-        "model": model, "dataset": data.name, "folds": folds_k, "metric": f"val_{metric}", "reduce": reduce,
-        "config": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
+        "model": model, "dataset": data.name, "pixels": data.pixels(), "folds": folds_k, "metric": key,
+        "reduce": reduce, "config": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
         "mean": mean, "std": std, "per_fold": rows,
     }
-    tests = [r["test"][metric] for r in rows if r["test"] and metric in r["test"]]
+    tests = [r["test"][key[4:]] for r in rows if r["test"] and key.startswith("val_") and key[4:] in r["test"]]
     if tests:
         result["test_mean"], result["test_std"] = mean_std(tests)
     if compare_holdout:
         r = fit(cls, model_cfg, train_cfg, data, metric=metric, reduce=reduce, test=True)
-        result["holdout"] = _row("holdout", data, r)
-        log(f"holdout ({train_cfg.val_fraction:g} of the training set): validation {metric} {r.value:.5g}")
+        result["holdout"] = _row("holdout", data, r, key)
+        log(f"holdout ({train_cfg.val_fraction:g} of the training set): {key} {r.value:.5g}")
     if out is not None:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
@@ -155,18 +172,19 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
 
+    key = result["metric"]  # the figure each fold is scored by, per epoch; a marker on each (one epoch is a point)
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     for r in result["per_fold"]:
-        pts = [(c["epoch"], c["val_loss"]) for c in r["curve"] if "val_loss" in c]
+        pts = [(c["epoch"], c[key]) for c in r["curve"] if key in c]
         if pts:
-            ax.plot(*zip(*pts), color="tab:blue", alpha=0.45, lw=1)
+            ax.plot(*zip(*pts), color="tab:blue", alpha=0.45, lw=1, marker="o", ms=3)
     if "holdout" in result:
-        pts = [(c["epoch"], c["val_loss"]) for c in result["holdout"]["curve"] if "val_loss" in c]
+        pts = [(c["epoch"], c[key]) for c in result["holdout"]["curve"] if key in c]
         if pts:
-            ax.plot(*zip(*pts), color="tab:red", lw=2, label="holdout split")
-    ax.plot([], [], color="tab:blue", label=f"{result['folds']} folds")
+            ax.plot(*zip(*pts), color="tab:red", lw=2, marker="o", ms=3, label="holdout split")
+    ax.plot([], [], color="tab:blue", marker="o", ms=3, label=f"{result['folds']} folds")
     ax.set_xlabel("epoch")
-    ax.set_ylabel("validation loss")
+    ax.set_ylabel(f"{key} ({result['pixels']})")
     ax.set_title(f"{result['model']} on {result['dataset']}: {result['folds']}-fold CV "
                  f"{result['mean']:.4g} ± {result['std']:.2g}", fontsize=10)
     ax.legend()

@@ -17,6 +17,7 @@ from zoo import registry
 from zoo.errors import ConfigError
 from zoo.model import measured_alike
 from zoo.runs.config import resolve_config
+from zoo.search import cv as cvmod
 from zoo.search.data import load_data
 from zoo.search.space import Space
 from zoo.search.study import optuna_module
@@ -91,6 +92,8 @@ def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | No
     configuration that builds and trains; None if none does (each trial then says why)."""
     for cls, model_cfg, train_cfg in _configurations(settings, space):
         data = load_data(train_cfg, data_cache)
+        if settings.cv:  # too many folds for the images: refused here, before the study folder is made
+            cvmod.folds(data, settings.cv)
         if "val" in data.reused and not settings.cv:  # every trial would be scored on its training images
             raise ConfigError(f"cannot score trials on {data.name}: {data.caveat()}",
                               "Add images to the folder, or cross-validate with --cv K.")

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from zoo import registry
 from zoo.analysis.plots import save_figure
 from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
@@ -52,7 +53,7 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
                                    final=study_dir / "best.toml"))
         for name, plot in (("history.png", plot_history), ("importance.png", plot_importance)):
             try:
-                if plot(study.study_name, trials, stage / name):
+                if plot(settings, trials, stage / name):
                     made.append(stage / name)
             except Exception as e:  # noqa: BLE001 - a missing plot must not lose the study's results
                 log(f"note: no {name} ({type(e).__name__}: {e})")
@@ -113,7 +114,7 @@ def _summary(settings: Settings, space: Space, trials, best, seconds: float | No
                            "values": best.user_attrs.get("values", best.params)}
         summary["retrain"] = f"zoo train {settings.model} --config {study_dir / 'best.toml'}"
         if settings.cv:  # a retraining on the validation split gives another number than the folds' mean
-            summary["measure"] = f"zoo cv {settings.model} --config {study_dir / 'best.toml'} --folds {settings.cv}"
+            summary["measure"] = cv_command(settings, study_dir / "best.toml")
     return summary
 
 
@@ -154,6 +155,15 @@ def write_csv(trials, path: Path, result: str) -> Path:
     return path
 
 
+def cv_command(settings: Settings, config: Path) -> str:
+    """The `zoo cv` command that measures the configuration in `config` as a --cv search scored its trials:
+    the same folds, metric and reduction (it scored the model's monitored metric at its best epoch before)."""
+    monitored = f"val_{registry.get_model_class(settings.model).monitor or 'loss'}"
+    return (f"zoo cv {settings.model} --config {config} --folds {settings.cv}"
+            + (f" --metric {settings.metric}" if settings.metric != monitored else "")
+            + (f" --reduce {settings.reduce}" if settings.reduce != "best" else ""))
+
+
 def write_best(settings: Settings, best, path: Path, total: int, final: Path | None = None) -> Path:
     """The best trial's config; `final`: where it will lie (named in its retrain line), if not at `path`."""
     config = {k: v for k, v in best.user_attrs["config"].items() if k != "device"}
@@ -164,13 +174,21 @@ def write_best(settings: Settings, best, path: Path, total: int, final: Path | N
             + (f" (the mean over {settings.cv} folds of the training set)" if settings.cv else ""),
             f"# searched: {json.dumps(best.user_attrs.get('values', {}))}",
             f"# retrain: zoo train {settings.model} --config {final or path}"
-            + (f" (one training on the validation split, not the folds: zoo cv {settings.model} --config "
-               f"{final or path} --folds {settings.cv} measures it as the search did)" if settings.cv else "")]
+            + (f" (one training on the validation split, not the folds: {cv_command(settings, final or path)} "
+               "measures it as the search did)" if settings.cv else "")]
     ckpt.atomic_write(path, "\n".join(head) + "\n" + to_toml({"model": settings.model, **config}))
     return path
 
 
-def plot_history(name: str, trials, path: Path) -> bool:
+def objective_label(settings: Settings) -> str:
+    """What a study's objective is, in words for a plot's axis: the metric, over which epochs and folds,
+    and the penalties (a bare "objective" said none of it)."""
+    return (f"objective: {settings.metric} ({settings.reduce} epoch"
+            + (f", mean over {settings.cv} folds" if settings.cv else "") + ")"
+            + (" + penalties" if settings.time_penalty or settings.latent_penalty else ""))
+
+
+def plot_history(settings: Settings, trials, path: Path) -> bool:
     import matplotlib
     from optuna.trial import TrialState
 
@@ -180,6 +198,7 @@ def plot_history(name: str, trials, path: Path) -> bool:
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
+    failed = [t for t in trials if t.state == TrialState.FAIL]
     fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
     if complete:
         xs, ys = [t.number for t in complete], [t.value for t in complete]
@@ -195,11 +214,12 @@ def plot_history(name: str, trials, path: Path) -> bool:
         if pts:
             ax.scatter(*zip(*pts), s=14, marker="x", color="grey", label="pruned (last report)")
     ax.set_xlabel("trial")
-    ax.set_ylabel("objective")
+    ax.set_ylabel(objective_label(settings), fontsize=9)
     values = [t.value for t in complete]
     if values and min(values) > 0 and max(values) / min(values) > 20:
         ax.set_yscale("log")
-    ax.set_title(f"{name}: {len(complete)} complete, {len(pruned)} pruned", fontsize=10)
+    ax.set_title(f"{settings.study} ({settings.model}): {len(complete)} complete, {len(pruned)} pruned"
+                 + (f", {len(failed)} failed" if failed else ""), fontsize=10)
     if ax.get_legend_handles_labels()[0]:  # nothing to label when no trial completed or reported
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -208,7 +228,7 @@ def plot_history(name: str, trials, path: Path) -> bool:
     return True
 
 
-def plot_importance(name: str, trials, path: Path) -> bool:
+def plot_importance(settings: Settings, trials, path: Path) -> bool:
     """fANOVA hyperparameter importances (Optuna) of the complete trials of `trials` (the snapshot, not
     the study as it is now), as a bar chart; False if too few trials."""
     import optuna
@@ -239,7 +259,8 @@ def plot_importance(name: str, trials, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(6.4, max(2.4, 0.9 + 0.32 * len(names))), dpi=100)
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
     ax.set_xlabel("importance (fANOVA)")
-    ax.set_title(f"{name}: hyperparameter importance ({len(complete)} trials)", fontsize=10)
+    ax.set_title(f"{settings.study} ({settings.model}): hyperparameter importance to {settings.metric} "
+                 f"({len(complete)} trials)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)  # atomically, like every file zoo writes
     plt.close(fig)

@@ -188,7 +188,8 @@ def check_same_study(meta: dict[str, Any], current: dict[str, Any], settings: Se
                           f"Resume it as a search over {meta.get('model')!r}, or {_new_study(settings)}.")
     raise ConfigError(f"study '{settings.study}' (in {where}) was begun with other settings, and its trials would "
                       f"not compare with this search's: {', '.join(diffs)}",
-                      "Resume it as it began (leave out --space, --dataset, --epochs and --set to reuse the study's"
+                      "Resume it as it began (leave out --space, --dataset, --epochs, --cv and --set to reuse the "
+                      "study's"
                       + ("; give a changed default the study's value with --set KEY=VALUE"
                          if any(d.startswith("defaults") for d in diffs) else "")
                       + f"), or {_new_study(settings)}.")

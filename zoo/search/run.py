@@ -51,9 +51,12 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     # (the space's copy, the study, the outputs) is written.
     meta = recorded(settings)
     reused = reusable(meta, settings, sp) if meta else {}
-    if reused:
-        settings, sp = prepare(model, space, **{**options, "overrides": {**reused, **settings.overrides}},
-                               started_with=tuple(reused))
+    again = {"overrides": {**reused, **settings.overrides}, "started_with": tuple(reused)} if reused else {}
+    if meta and options.get("cv") is None and isinstance(meta.get("cv"), int) and meta["cv"] != settings.cv:
+        again["cv"] = meta["cv"]  # --cv left out on resume, as --dataset may be: the study's folds
+        reused = {**reused, "cv": meta["cv"]}
+    if again:
+        settings, sp = prepare(model, space, **{**options, **again})
     current = fingerprint(settings, sp)
     if meta is not None:
         check_same_study(meta, current, settings)

@@ -174,12 +174,14 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     if latent_penalty and latent_key not in {f.name for f in fields_of(cls.Config)}:
         raise ConfigError(f"the latent penalty reads '{latent_key}', which {model} does not have",
                           "Set [objective] latent_key to the model's latent size key.")
+    for given, what in ((trials, "--trials"), (search.get("trials"), "the space's [search] trials")):
+        if given is not None and given < 1:  # 0 is no "default" (it ran the space's 20, or the whole grid)
+            raise ConfigError(f"{what} must be at least 1, not {given}")
+    trials = trials or search.get("trials")  # a grid's budget too: a space asking for part of its grid gets that
     if strategy == "grid":
         size = sp.grid_size()
         trials = min(trials, size) if trials else size
-    trials = trials or search.get("trials", 20)
-    if trials < 1:
-        raise ConfigError("--trials must be at least 1")
+    trials = trials or 20
     if not train_cfg.val_fraction and not cv:
         raise ConfigError("the search scores trials on the validation split, and val_fraction is 0",
                           "Set val_fraction above 0, or use --cv K.")
