@@ -60,6 +60,15 @@ def test_table_has_a_column_for_exactly_the_differing_keys_and_counts_the_equal_
     assert {"best_epoch", "trained", "seconds", "val_loss", "val_mse"} <= set(columns)
 
 
+def test_a_key_an_older_runs_config_lacks_is_compared_at_the_default_its_model_takes():
+    """hvae-mnist's config.json predates pixel_layers: the one setting that tells it from convhvae-mnist
+    was counted among '2 only some runs have', and no column showed it."""
+    data = json.loads(assert_ok(invoke("compare", "convhvae-mnist", "hvae-mnist", "--json")))
+    assert "pixel_layers" in data["differing_keys"] and data["partial_keys"] == []
+    assert [r["config"]["pixel_layers"] for r in data["runs"]] == [4, 0]
+    assert "only some runs have" not in assert_ok(invoke("compare", "convhvae-mnist", "hvae-mnist"))
+
+
 def test_table_rows_are_in_ascending_val_loss_order_by_default(runs):
     out = assert_ok(invoke("compare", *runs.values()))
     assert "sorted by val_loss (ascending" in out

@@ -238,7 +238,7 @@ def test_a_relative_data_dir_is_recorded_absolute_and_found_from_elsewhere(tmp_p
     assert json.loads(assert_ok(invoke("eval", "project/run", "--json")))["images"] == 12
 
 
-def test_an_evaluation_on_other_files_is_printed_not_written(tmp_path):
+def test_an_evaluation_on_other_files_is_said_and_never_written_over_the_runs_own(tmp_path):
     """`zoo eval --data-dir` on other files under the set's name replaced eval.json (a saved bound with it),
     labelled as the run's own data set."""
     write_idx_set(tmp_path / "mine" / "mnist", n_train=40, n_test=12)
@@ -250,15 +250,14 @@ def test_an_evaluation_on_other_files_is_printed_not_written(tmp_path):
     assert_ok(invoke("eval", run))
     kept = (run / "eval.json").read_bytes()
     out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "bigger"))
-    assert "mnist holds 20 test images where it had 12, not the images" in out and "not written" in out
+    assert "mnist holds 20 test images where it had 12: not the images" in out
+    assert "holds an evaluation of these weights on other test images than these" in out and "not written" in out
     out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "same-size"))
     assert "holds an evaluation of these weights on other test images than these" in out
     assert (run / "eval.json").read_bytes() == kept
-    (run / "eval.json").unlink()
-    assert_ok(invoke("eval", run, "--data-dir", tmp_path / "bigger"))
-    assert not (run / "eval.json").exists()  # other data: not the run's test figure, with or without an earlier one
-    assert_ok(invoke("eval", run))
-    assert json.loads((run / "eval.json").read_text())["images"] == 12
+    (run / "eval.json").unlink()  # with none to keep, other data's figures are written, said as such
+    assert "not its test figures" in assert_ok(invoke("eval", run, "--data-dir", tmp_path / "bigger"))
+    assert json.loads((run / "eval.json").read_text())["images"] == 20
 
 
 def test_cli_missing_data_offline_is_one_message(tmp_path):

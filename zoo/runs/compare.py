@@ -24,6 +24,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import eval_images, published
 from zoo.runs import files as runfiles
 from zoo.runs.eval_images import Paired
+from zoo.runs.config import TrainConfig, default_of, fields_of
 from zoo.runs.files import flat_config
 from zoo.runs.compare_sources import expand
 from zoo.runs.loading import read_run
@@ -192,10 +193,24 @@ def _difference(p: Paired | None) -> str:
     return "" if p is None else f"{p.difference:+.4g} ± {p.standard_error:.2g}"
 
 
+def _as_built(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's config keys as its model is built from them: a key its config.json lacks (written before a
+    zoo that has the key) at the default the model takes for it, so a setting that tells two runs apart
+    (hvae's pixel_layers 4 against an older run's 0) is shown, not counted among the keys only some have."""
+    cls = _model_class(run["model"])
+    if cls is None:  # not installed here: the keys as recorded
+        return flat_config(run)
+    filled = {}
+    for part, config in (("config", cls.Config), ("train", TrainConfig)):
+        recorded = run.get(part) if isinstance(run.get(part), dict) else {}
+        filled[part] = {**{f.name: default_of(f) for f in fields_of(config)}, **recorded}
+    return flat_config({**run, **filled})
+
+
 def read_compared(name: str, folder: Path) -> Compared:
     """A run's summary from its config.json, metrics.jsonl, eval.json and model card (no weights)."""
     run = read_run(folder)
-    row = Compared(name=name, folder=folder, model=run["model"], config=flat_config(run))
+    row = Compared(name=name, folder=folder, model=run["model"], config=_as_built(run))
     path = folder / ckpt.METRICS
     if path.exists():
         try:

@@ -139,10 +139,9 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     part = x.shape[0] < whole or split != "test"
     keep = save and part and whole_test_kept(run, data, x.shape[0], split)
     differ = other_images(data, run.record)
-    if save and differ and not keep:  # another --data-dir's files, a folder that gained images
-        to_stderr(f"note: {differ}, not the images {run.source} was trained and tested on: this evaluation is "
-                  f"printed, not written to {ckpt.EVAL}")
-        keep = True
+    if differ:  # another --data-dir's files, a folder that gained images (never written over an earlier eval)
+        to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on, so these are not its "
+                  "test figures")
     k = (options or {}).get("iwae_k")
     samples = k * x.shape[0] if isinstance(k, int) else 0  # a k that is no count is refused by the model
     if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
