@@ -217,6 +217,26 @@ def test_an_evaluation_whose_weights_were_trained_on_while_it_ran_writes_nothing
     assert not (run / "eval.json").exists() and not progress_files(run)
 
 
+def test_figures_an_evaluation_does_not_write_are_not_logged_either(tmp_path, monkeypatch, capsys):
+    """They went to the run's MLflow run at the new weights' last epoch, beside a validation curve not theirs,
+    with no eval.json to check them against."""
+    MlflowClient = pytest.importorskip("mlflow.tracking").MlflowClient
+    from safetensors.torch import load_file, save_file
+
+    store, folder = f"sqlite:///{tmp_path / 'mlflow.db'}", tmp_path / "vae"
+    zoo.train("vae", dataset="digits", epochs=1, out=folder, log=quiet, progress=False, loggers="mlflow",
+              mlflow_uri=store, **TINY)
+
+    def trained_on():
+        save_file({k: v + 0.01 for k, v in load_file(folder / "model.safetensors").items()},
+                  folder / "model.safetensors")
+    _during_the_evaluation(monkeypatch, trained_on)
+    zoo.evaluate(folder, options={"iwae_k": 3}, loggers="mlflow")
+    assert "these figures are not logged either: eval.json does not hold them" in capsys.readouterr().err
+    run = MlflowClient(store).get_run(json.loads((folder / "mlflow.json").read_text())["run_id"])
+    assert not [k for k in run.data.metrics if k.startswith("test_")]
+
+
 def test_a_failed_write_of_a_finished_evaluation_says_its_figures(run, monkeypatch):
     """A K = 5,000 bound is hours of work: a full disk at the end must not take its figures with it."""
     def full(path, data):

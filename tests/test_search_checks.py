@@ -330,3 +330,24 @@ def test_the_cv_command_a_cv_search_suggests_measures_its_best_trial_as_the_sear
     cv = json.loads(measured.stdout)
     assert cv["metric"] == "val_mse" and cv["reduce"] == "last"
     assert cv["mean"] == pytest.approx(summary["best"]["value"], rel=1e-5)
+
+
+def test_more_workers_than_trials_start_only_as_many_as_can_run_one(tmp_path):
+    """--workers 8 --trials 2 started 8 processes (4 GB), six of which never ran a trial."""
+    settings, _ = prepare("convae", write_space(tmp_path / "s.toml"), trials=2, workers=8)
+    assert settings.workers == 2 and "--workers 8 for 2 trials: 2 worker(s) start" in settings.notes
+    grouped, _ = prepare("convae", write_space(tmp_path / "s.toml"), trials=8, workers=8, vectorize=4)
+    assert grouped.workers == 2
+
+
+def test_a_worker_whose_search_is_gone_starts_no_trial(tmp_path):
+    """Workers of a SIGKILLed `zoo search` trained the rest of the budget in the background, printing to no one."""
+    from zoo.search.study import open_study
+    from zoo.search.worker import Worker
+
+    settings, space = prepare("convae", write_space(tmp_path / "s.toml"), out=tmp_path / "s", trials=2)
+    open_study(settings, space, create=True)
+    said = []
+    orphan = Worker(settings, space, log=said.append, parent=-1)  # not this process's parent: the search is gone
+    assert orphan.run() == 0 and orphan.counts() == (0, 0, 0)
+    assert said == ["the zoo search that started this worker is gone: no new trials"]

@@ -6,6 +6,7 @@ README's example space does not prune a small search from its first trial or epo
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -331,3 +332,62 @@ def test_a_study_name_that_is_a_path_out_of_studies_is_refused(study, name, monk
     assert_clean_error(invoke("search", "convae", "--space", study / "s.toml", "--study", name, "--trials", "1"),
                        "a study name is not a path")
     assert not (study / "escaped").exists() and not (study / "studies").exists()
+
+
+def test_a_sqlite_study_with_damaged_pages_is_one_message_and_its_file_is_kept(tmp_path):
+    """A database damaged in part opened, and failed on the first read of its trials in a raw traceback whose
+    Optuna message blamed 'invalid data in the commit'."""
+    (tmp_path / "s.toml").write_text(SPACE)
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    args = ("search", "convae", "--space", tmp_path / "s.toml", "--study", "s", "--storage", url)
+    assert_ok(invoke(*args, "--out", tmp_path / "st", "--trials", "2"))
+    import sqlite3
+
+    db = tmp_path / "study.db"
+    with contextlib.closing(sqlite3.connect(db)) as c:
+        page = c.execute("PRAGMA page_size").fetchone()[0]
+        roots = [r for (r,) in c.execute("SELECT rootpage FROM sqlite_master WHERE name LIKE 'trial%'")]
+    data = bytearray(db.read_bytes())
+    for root in roots:  # the trials' tables torn (a disk fault, a cut copy); the study itself opens
+        data[(root - 1) * page:(root - 1) * page + 8] = b"\xff" * 8
+    db.write_bytes(bytes(data))
+    out = assert_clean_error(invoke(*args, "--out", tmp_path / "st", "--trials", "3"), "database disk image is malformed",
+                             "no other program holds the SQLite file locked", code=1)
+    assert "invalid data in the commit" not in out and "Check the URL" not in out
+    assert db.read_bytes() == bytes(data)
+
+
+def test_a_storage_failure_is_read_through_the_error_optuna_raises_while_tidying_up():
+    """A database locked past its wait ended a search in `AssertionError: Should not reach.`, raised by Optuna
+    in handling the storage's error: zoo read only the last error and printed a traceback."""
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from zoo.search.study import storage_failure
+
+    try:
+        try:
+            try:
+                raise OperationalError("UPDATE trials ...", {}, sqlite3.OperationalError("database is locked"))
+            except OperationalError as e:
+                raise optuna.exceptions.StorageInternalError("An exception is raised during the commit.") from e
+        except optuna.exceptions.StorageInternalError:
+            raise AssertionError("Should not reach.")
+    except AssertionError as tidying_up:
+        assert storage_failure(tidying_up) == "database is locked"
+    assert storage_failure(ValueError("a trial's own error")) is None
+
+
+def test_a_lock_left_by_a_killed_writer_before_the_study_moved_is_removed_not_waited_on_forever(study):
+    """Optuna's journal lock is a link to the journal's path: once the folder moved, it pointed nowhere and
+    the search spun at full CPU, silently, until killed."""
+    import os
+
+    os.symlink(study / "st" / "journal.log", study / "st" / "journal.log.lock")  # what a SIGKILL mid-write leaves
+    (study / "st").rename(study / "moved")
+    started = time.monotonic()
+    out = assert_ok(invoke("search", "convae", "--out", study / "moved", "--trials", "3"))
+    assert time.monotonic() - started < 60 and len(rows(study / "moved")) == 3
+    assert f"removed {study / 'moved' / 'journal.log.lock'}, a lock left by a search that was killed" in out
+    assert not os.path.lexists(study / "moved" / "journal.log.lock")

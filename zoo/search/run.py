@@ -24,7 +24,8 @@ from zoo.search.outputs import write_outputs
 from zoo.search.resume import check_same_study, fingerprint, record, recorded, reusable, study_record
 from zoo.search.settings import Interrupted, Settings, prepare
 from zoo.search.space import load_space
-from zoo.search.study import describe_pruner, journal_path, keeps_optuna_settings, open_study, redact
+from zoo.search.study import (describe_pruner, journal_path, keeps_optuna_settings, open_study, redact,
+                              storage_failures_said)
 from zoo.search.tracking import log_search, search_loggers
 from zoo.search.worker import Worker
 
@@ -74,11 +75,12 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
                 f"{copy_path} now holds the new one")
         ckpt.atomic_write(copy_path, sp.text)
     study, _, _ = open_study(settings, sp, create=True)
-    meta = study_record(study.user_attrs)
-    if meta is not None:  # also a study another process began meanwhile
-        check_same_study(meta, current, settings)
-    record(study, meta, current)
-    done = len(study.get_trials(deepcopy=False))
+    with storage_failures_said(settings):  # a damaged database may open, and fail on the first read of its trials
+        meta = study_record(study.user_attrs)
+        if meta is not None:  # also a study another process began meanwhile
+            check_same_study(meta, current, settings)
+        record(study, meta, current)
+        done = len(study.get_trials(deepcopy=False))
     if settings.workers > 1 and (settings.storage or "").startswith("sqlite"):
         log("note: several workers writing one SQLite file may wait on its lock (and SQLite on a network disk "
             "is unsafe); the default journal file suits workers that share a disk")
@@ -100,11 +102,13 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     except Interrupted as e:
         interrupted = e
     try:
-        summary = write_outputs(settings, sp, log=log, seconds=time.time() - started)
+        with storage_failures_said(settings):
+            summary = write_outputs(settings, sp, log=log, seconds=time.time() - started)
     except KeyboardInterrupt:
         raise Interrupted("search interrupted while writing its outputs: the trials are stored, and the study "
                           "folder's outputs are still those of the search before (all from one set of trials). "
                           "Resume with the same command to update them.") from None
+
     log_search(loggers, settings, sp, finished=True)
     if interrupted is not None:
         raise interrupted
@@ -167,5 +171,5 @@ def worker_main(label: str = "") -> int:
         raise ConfigError(f"search-worker is started by `zoo search --workers N` (no {SETTINGS_ENV})")
     settings = Settings(**json.loads(raw))
     space = load_space(settings.space)
-    Worker(settings, space, label=label).run()
+    Worker(settings, space, label=label, parent=os.getppid()).run()
     return 0

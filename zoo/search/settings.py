@@ -182,6 +182,10 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         size = sp.grid_size()
         trials = min(trials, size) if trials else size
     trials = trials or 20
+    needed = -(-trials // vectorize)  # a worker runs one trial (or one group of --vectorize) at a time
+    if workers > needed:  # the rest would only wait, each holding its own copy of the data
+        notes.append(f"--workers {workers} for {trials} trials: {needed} worker(s) start")
+        workers = needed
     if not train_cfg.val_fraction and not cv:
         raise ConfigError("the search scores trials on the validation split, and val_fraction is 0",
                           "Set val_fraction above 0, or use --cv K.")

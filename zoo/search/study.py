@@ -3,8 +3,10 @@ database URL), the sampler and pruner, and opening or creating the study."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
+import os
 import secrets
 import socket
 import time
@@ -13,7 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zoo.runs.config import resolve_config
-from zoo.errors import ConfigError, RunError
+from zoo.console import to_stderr
+from zoo.errors import ConfigError, RunError, ZooError
 from zoo.interrupts import held_ctrl_c
 from zoo.search.space import Space
 
@@ -24,6 +27,7 @@ HOST = socket.gethostname()
 JOURNAL = "journal.log"
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 MAX_RETRY = 3
+SQLITE_WAIT = 120  # seconds a write to a SQLite study waits on another's lock (a worker's, a backup's)
 SCHEMA_TRIES = 5  # attempts at opening a database whose tables another process is creating
 MIN_TRIALS = 5   # the auto pruner prunes once this many trials are complete (Optuna's n_startup_trials default)
 MIN_EPOCHS = 2   # and never before a trial's 2nd epoch
@@ -116,8 +120,10 @@ def journal_path(settings: Settings) -> Path | None:
 
 def _journal_backend(path: Path):
     optuna = optuna_module()
+    path = path.absolute()  # Optuna's lock is a link to the path as given: a relative one resolves elsewhere
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
+        _clear_stale_lock(path)
         from optuna.storages.journal import JournalFileBackend
 
         return JournalFileBackend(str(path))
@@ -125,6 +131,17 @@ def _journal_backend(path: Path):
         return optuna.storages.JournalFileStorage(str(path))
     except (OSError, ValueError) as e:
         raise ConfigError(f"cannot open the journal file {path}: {e}") from None
+
+
+def _clear_stale_lock(journal: Path) -> None:
+    """Remove a journal lock that does not point at this journal: a writer killed mid-write left it before
+    the study folder moved (or was copied). Optuna waits on it forever, silently, at full CPU; a lock a
+    live writer of this journal holds points at it, and is left for Optuna's own wait."""
+    lock = journal.with_name(journal.name + ".lock")
+    if lock.is_symlink() and os.path.realpath(lock) != os.path.realpath(journal):
+        with contextlib.suppress(FileNotFoundError):
+            lock.unlink()
+        to_stderr(f"note: removed {lock}, a lock left by a search that was killed while the study was elsewhere")
 
 
 def check_journal(path: Path) -> None:
@@ -185,9 +202,52 @@ def open_storage(settings: Settings):
     except Exception as e:  # noqa: BLE001 - connection, authentication, bad URL: one clear message
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"cannot open the storage {redact(settings.storage)}: {first}",
-                          "Check the URL, that the database server is running and that the user may connect.") \
-            from None
+                          storage_hint(settings.storage)) from None
     return storage, True
+
+
+def storage_hint(storage: str | None) -> str:
+    """What to check when a study's storage fails: a SQLite file is not a server."""
+    if (storage or "").lower().startswith("sqlite"):
+        return ("Check that no other program holds the SQLite file locked, that its disk is writable and that the "
+                "file is not damaged.")
+    return "Check the URL, that the database server is running and that the user may connect."
+
+
+def storage_failure(e: BaseException) -> str | None:
+    """What failed in a study's storage, where `e` or an error it arose from is a storage error (Optuna's
+    StorageInternalError, the database driver's: "database is locked"); None for any other error. Optuna can
+    raise an unrelated one (AssertionError: Should not reach) from tidying up a trial whose result a locked
+    database refused, so the whole chain is read."""
+    optuna = optuna_module()
+    from sqlalchemy.exc import SQLAlchemyError
+
+    said, seen = None, set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, SQLAlchemyError) and getattr(e, "orig", None) is not None:
+            return str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+        if isinstance(e, optuna.exceptions.StorageInternalError):
+            said = said or str(e).strip().splitlines()[0]
+        e = e.__cause__ or e.__context__
+    return said
+
+
+@contextlib.contextmanager
+def storage_failures_said(settings: Settings, what: str = "the study's storage failed"):
+    """A storage failure inside (see storage_failure) ends in one message, not Optuna's traceback: the
+    trials the storage holds are kept, and the same command goes on from them."""
+    try:
+        yield
+    except ZooError:
+        raise
+    except Exception as e:
+        failure = storage_failure(e)
+        if failure is None:
+            raise
+        raise RunError(f"{what}: {failure}", "The trials it stored are kept (one it could not store runs again): "
+                                             "resume with the same command once it works. "
+                                             f"{storage_hint(settings.storage)}") from None
 
 
 def _rdb_storage(settings: Settings):
@@ -198,9 +258,12 @@ def _rdb_storage(settings: Settings):
           else "failed_trial_callback")
     for attempt in range(SCHEMA_TRIES):
         try:
+            engine = {"pool_pre_ping": True}
+            if settings.storage.lower().startswith("sqlite"):  # SQLite's own 5 s ended searches mid-trial
+                engine["connect_args"] = {"timeout": SQLITE_WAIT}
             return optuna.storages.RDBStorage(settings.storage, heartbeat_interval=settings.heartbeat,
                                               grace_period=settings.grace, **{kw: retry_callback()},
-                                              engine_kwargs={"pool_pre_ping": True})
+                                              engine_kwargs=engine)
         except Exception as e:
             if attempt == SCHEMA_TRIES - 1 or not _creating_at_once(e):
                 raise
@@ -340,12 +403,13 @@ def open_study(settings: Settings, space: Space, create: bool = False):
     storage, native = open_storage(settings)
     sampler = make_sampler(settings, space)
     pruner = make_pruner(settings, _fixed_epochs(settings, space))
-    try:
-        if create:
-            study = optuna.create_study(study_name=settings.study, storage=storage, sampler=sampler, pruner=pruner,
-                                        direction="minimize", load_if_exists=True)
-        else:
-            study = optuna.load_study(study_name=settings.study, storage=storage, sampler=sampler, pruner=pruner)
+    try:  # a read-only or damaged database: one message, not Optuna's traceback
+        with storage_failures_said(settings, f"cannot use the storage {redact(settings.storage)}"):
+            if create:
+                study = optuna.create_study(study_name=settings.study, storage=storage, sampler=sampler,
+                                            pruner=pruner, direction="minimize", load_if_exists=True)
+            else:
+                study = optuna.load_study(study_name=settings.study, storage=storage, sampler=sampler, pruner=pruner)
     except ValueError as e:
         raise ConfigError(f"study '{settings.study}': {e}") from None
     except KeyError:

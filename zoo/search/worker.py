@@ -13,14 +13,14 @@ import time
 from typing import Any, Callable
 
 from zoo.console import to_stdout
-from zoo.errors import RunError, ZooError
+from zoo.errors import ZooError
 from zoo.search.data import load_data
 from zoo.search.duplicates import Duplicate
 from zoo.search.group import run_group
 from zoo.search.liveness import JournalHeartbeat, fail_stale
 from zoo.search.settings import Interrupted, Settings
 from zoo.search.space import Space
-from zoo.search.study import HOST, open_study, optuna_module, retry_callback
+from zoo.search.study import HOST, open_study, retry_callback, storage_failures_said
 from zoo.search.trial import configure, score
 
 
@@ -28,9 +28,12 @@ class Worker:
     """Runs trials of one study until the study's budget is spent."""
 
     def __init__(self, settings: Settings, space: Space, log: Callable[[str], None] = to_stdout, label: str = "",
-                 data_cache: dict | None = None, after_trial: Callable[[], None] | None = None):
-        """`after_trial()` is called after each trial (or group of trials) this worker runs."""
+                 data_cache: dict | None = None, after_trial: Callable[[], None] | None = None,
+                 parent: int | None = None):
+        """`after_trial()` is called after each trial (or group of trials) this worker runs. `parent`: the pid of
+        the `zoo search` that started this worker process, which stops starting trials once that one is gone."""
         self.settings, self.space, self.log = settings, space, log
+        self.parent = parent
         self.after_trial = after_trial
         self.prefix = f"[{label}] " if label else ""
         self.study, self.storage, self.native = open_study(settings, space)
@@ -52,34 +55,37 @@ class Worker:
     def run(self) -> int:
         """Trials until the study holds `trials` complete or pruned ones (or the timeout); returns how
         many this worker ran."""
-        optuna = optuna_module()
         start = time.time()
         ran = 0
         poll = min(1.0, self.settings.heartbeat / 2)
         try:
-            while True:
-                fail_stale(self)
-                done, running, waiting = self.counts()
-                if done >= self.settings.trials:
-                    break
-                if self.settings.timeout and time.time() - start > self.settings.timeout:
-                    self.log(f"{self.prefix}timeout: no new trials after {self.settings.timeout:g} s")
-                    break
-                if not waiting and done + running >= self.settings.trials:
-                    time.sleep(poll)  # the rest of the budget is in flight; take over a trial whose worker dies
-                    continue
-                if self.settings.vectorize > 1:
-                    size = max(1, min(self.settings.vectorize, self.settings.trials - done - running))
-                    run_group(self, max(size, min(waiting, self.settings.vectorize)))
-                    ran += size
-                else:
-                    self.study.optimize(self.objective, n_trials=1, catch=(Duplicate,), gc_after_trial=False,
-                                        show_progress_bar=False)
-                    ran += 1
-                if self.after_trial is not None:
-                    self.after_trial()
-                if self.duplicates:  # the space offers little else while those trials run: wait a little
-                    time.sleep(min(poll * 2 ** (self.duplicates - 1), 30.0))
+            with storage_failures_said(self.settings):  # a database locked past its wait, mid-trial
+                while True:
+                    if self.parent is not None and os.getppid() != self.parent:  # killed (SIGKILL): no one reads on
+                        self.log(f"{self.prefix}the zoo search that started this worker is gone: no new trials")
+                        break
+                    fail_stale(self)
+                    done, running, waiting = self.counts()
+                    if done >= self.settings.trials:
+                        break
+                    if self.settings.timeout and time.time() - start > self.settings.timeout:
+                        self.log(f"{self.prefix}timeout: no new trials after {self.settings.timeout:g} s")
+                        break
+                    if not waiting and done + running >= self.settings.trials:
+                        time.sleep(poll)  # the rest of the budget is in flight; take over a trial whose worker dies
+                        continue
+                    if self.settings.vectorize > 1:
+                        size = max(1, min(self.settings.vectorize, self.settings.trials - done - running))
+                        run_group(self, max(size, min(waiting, self.settings.vectorize)))
+                        ran += size
+                    else:
+                        self.study.optimize(self.objective, n_trials=1, catch=(Duplicate,), gc_after_trial=False,
+                                            show_progress_bar=False)
+                        ran += 1
+                    if self.after_trial is not None:
+                        self.after_trial()
+                    if self.duplicates:  # the space offers little else while those trials run: wait a little
+                        time.sleep(min(poll * 2 ** (self.duplicates - 1), 30.0))
         except (KeyboardInterrupt, ZooError) as e:
             if isinstance(e, ZooError) and e.exit_code != 130:  # not Ctrl-C inside a trial's training
                 raise
@@ -87,8 +93,6 @@ class Worker:
             done = self.counts()[0]
             raise Interrupted(f"search interrupted; {done} {'trial is' if done == 1 else 'trials are'} done and "
                               "stored. Resume with the same command.") from e
-        except optuna.exceptions.StorageInternalError as e:
-            raise RunError(f"the study's storage failed: {e}") from None
         finally:
             self.current = None
         return ran

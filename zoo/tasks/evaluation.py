@@ -239,9 +239,12 @@ def _log_evaluation(run: Run, loggers: list[Logger], result: dict[str, Any]) -> 
     prefix = "test_" if result["split"] == "test" else f"eval_{result['split']}_"
     figures = {prefix + k: float(v) for k, v in result["metrics"].items()}
     figures |= {f"{prefix}{k}_se": float(v) for k, v in result.get("standard_errors", {}).items()}
+    files = [Path(p) for p in result.get("written", []) if Path(p).name == ckpt.EVAL]
+    if not files:  # not written (the weights were trained on meanwhile): a tracker would hold them alone, at an
+        to_stderr("note: these figures are not logged either: eval.json does not hold them")  # epoch not theirs
+        return
     history = run.training_history()
     view = RunView(run.output_dir, run.record, history, resumed=True)
-    files = [Path(p) for p in result.get("written", []) if Path(p).name == ckpt.EVAL]
     for logger in loggers:
         logger.guarded("logging the evaluation", logger.log_eval, view, figures,
                        history[-1]["epoch"] if history else 0, files, kept=f"{ckpt.EVAL} holds every figure")
