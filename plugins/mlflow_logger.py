@@ -320,9 +320,12 @@ class MLflow(Logger):
             self.experiment_id = parent.experiment_id
             if not study.finished and parent.status != "RUNNING":  # a resumed search: running again
                 self.client.update_run(self.run_id, status="RUNNING")
+            self.logged_trials = set()
+        if any(str(t.number) not in self.logged_trials for t in study.trials):
+            # the children as the store holds them now: another `zoo search` on the study logs its trials too
             children = self.client.search_runs([self.experiment_id], f"tags.mlflow.parentRunId = '{self.run_id}'",
                                                max_results=MAX_TRIALS)
-            self.logged_trials = {r.data.tags.get("zoo.trial") for r in children}
+            self.logged_trials |= {r.data.tags.get("zoo.trial") for r in children}
         for trial in study.trials:
             if str(trial.number) in self.logged_trials:
                 continue

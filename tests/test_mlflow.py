@@ -162,6 +162,28 @@ def test_a_search_is_a_parent_run_with_each_trial_a_child_run(server, tmp_path):
     assert again[0].info.run_id == kids[0].info.run_id
 
 
+def test_two_searches_on_one_study_log_each_trial_once(tmp_path):
+    """Each process read the parent's children once, then logged every trial missing from its own set: the
+    other process's trials got a second child run."""
+    from zoo.runs.config import TrainConfig
+    from zoo.tracking import StudyView, TrialView, study_loggers
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    train = TrainConfig(loggers="mlflow", mlflow_uri=store)
+    trial = lambda n: TrialView(n, "complete", 0.5 - n / 10, {"lr": 0.01}, {"val_loss_best": 0.5}, {1: 0.6})  # noqa
+    view = lambda n: StudyView("s", tmp_path / "study", "convae", "val_loss", {}, [trial(i) for i in range(n)],  # noqa
+                               n - 1, False)
+    (tmp_path / "study").mkdir()
+    first, second = study_loggers(train, print)[0], study_loggers(train, print)[0]
+    first.log_study(view(1))
+    second.log_study(view(2))  # the other process: its own trial 1
+    first.log_study(view(3))
+    client = MlflowClient(store)
+    parent = json.loads((tmp_path / "study" / "mlflow.json").read_text())["run_id"]
+    kids = client.search_runs([client.get_run(parent).info.experiment_id], f"tags.mlflow.parentRunId = '{parent}'")
+    assert sorted(int(r.data.tags["zoo.trial"]) for r in kids) == [0, 1, 2]
+
+
 def test_a_missing_mlflow_package_is_named_in_one_line_with_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "mlflow", None)  # as if it were not installed
     out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "mlflow",
