@@ -137,8 +137,10 @@ def train(model, dataset, preset, config_file, assignments, out, resume, overwri
     if result.best_value is None:
         click.echo(f"{result.stopped}: last epoch ({result.best_epoch}) kept; run in {result.run_dir}")
     else:
-        click.echo(f"{result.stopped}: best epoch {result.best_epoch} (validation loss {result.best_value:.5g}); "
-                   f"run in {result.run_dir}")
+        # with no validation split (val_fraction 0) the training figure is the one watched
+        split = "validation" if any(k.startswith("val_") for row in result.history[-1:] for k in row) else "training"
+        click.echo(f"{result.stopped}: best epoch {result.best_epoch} ({split} {result.model.monitor or 'loss'} "
+                   f"{result.best_value:.5g}); run in {result.run_dir}")
 
 
 # The options of each of `zoo eval`'s three evaluations beyond those they share (data, device, --json,

@@ -71,6 +71,35 @@ def test_grey_files_of_any_grey_pil_mode_make_a_grey_folder_without_a_note(tmp_p
     assert "notes" not in data.info()
 
 
+def test_images_with_little_to_learn_are_said_as_read(tmp_path):
+    """A shape drawn in the alpha channel alone, a folder of one flat level, masks saved as 0/1: each trained
+    without a word on blank images."""
+    import numpy as np
+
+    for i in range(5):
+        drawn = np.zeros((28, 28, 4), np.uint8)
+        drawn[5:20, 8:12 + i, 3] = 255  # black glyphs on a transparent background
+        Image.fromarray(drawn, "RGBA").save(_png(tmp_path / "alpha" / f"{i}.png"))
+        _png(tmp_path / "black" / f"{i}.png", 0)
+        mask = np.zeros((28, 28), np.uint8)
+        mask[4:10 + i, 4:20] = 1
+        Image.fromarray(mask, "L").save(_png(tmp_path / "masks" / f"{i}.png"))
+    said = {name: " ".join(zoo.load_dataset(f"folder:{tmp_path / name}").notes) for name in ("alpha", "black", "masks")}
+    assert "5 image(s) with a transparency (alpha) channel" in said["alpha"] and "blank image" in said["alpha"]
+    assert f"every pixel of every image in {tmp_path / 'black'} is 0" in said["black"]
+    assert "hold the values 0 and 1 only (of 0..255), which read as black" in said["masks"]
+
+
+def test_grey_gifs_make_a_grey_folder(tmp_path):
+    """A GIF's palette of greys made the folder colour: a 3-channel model of grey images."""
+    for i in range(5):
+        Image.new("L", (16, 16), 40 * i).save(tmp_path / f"{i}.gif")
+    data = zoo.load_dataset(f"folder:{tmp_path}")
+    assert data.shape == (1, 16, 16) and data.notes == ()
+    every = torch.cat([data.train_x, data.val_x, data.test_x]).unique().tolist()
+    assert every == [0, 40, 80, 120, 160]  # each file's grey level, as drawn
+
+
 def test_an_all_colour_folder_is_rgb_without_a_note(tmp_path):
     root = tmp_path / "pics"
     for i in range(5):
@@ -96,7 +125,7 @@ def test_mixed_sizes_take_the_most_common_size_and_a_tie_the_larger(tmp_path):
 def test_image_size_chooses_the_size_for_every_file_without_a_note(tmp_path):
     root = tmp_path / "pics"
     _png(root / "a.png", 5, (40, 30))
-    _png(root / "b.png", 5, (24, 24))
+    _png(root / "b.png", 90, (24, 24))
     data = zoo.load_dataset(f"folder:{root}", image_size=16)
     assert data.shape == (1, 16, 16) and data.notes == ()
 
@@ -145,3 +174,16 @@ def test_folder_splits_have_the_documented_sizes_and_depend_on_the_file_names_on
     again = zoo.load_dataset(f"folder:{copy}")
     for split in ("train", "val", "test"):
         assert torch.equal(again.split(split)[0], data.split(split)[0]), split
+
+
+def test_val_fraction_0_holds_out_no_validation_images_and_the_end_names_the_training_loss(tmp_path):
+    """A folder with val_fraction 0 reused its training images as a validation split 'for too few images'
+    (MNIST holds none out), and the end of training called the training loss a validation loss."""
+    for i in range(10):
+        _png(tmp_path / "pics" / f"{i}.png", 20 * i)
+    data = zoo.load_dataset(f"folder:{tmp_path / 'pics'}", val_fraction=0)
+    assert data.val_x.shape[0] == 0 and "val" not in data.reused and not data.caveat()
+    out = assert_ok(invoke("train", "convae", "--dataset", f"folder:{tmp_path / 'pics'}", "--epochs", "1",
+                           "--set", "val_fraction=0", "--out", tmp_path / "run", *TINY_SET))
+    assert "too few images" not in out
+    assert "completed: best epoch 1 (training loss " in out

@@ -351,8 +351,9 @@ def test_a_sqlite_study_with_damaged_pages_is_one_message_and_its_file_is_kept(t
     for root in roots:  # the trials' tables torn (a disk fault, a cut copy); the study itself opens
         data[(root - 1) * page:(root - 1) * page + 8] = b"\xff" * 8
     db.write_bytes(bytes(data))
-    out = assert_clean_error(invoke(*args, "--out", tmp_path / "st", "--trials", "3"), "database disk image is malformed",
-                             "no other program holds the SQLite file locked", code=1)
+    out = assert_clean_error(invoke(*args, "--out", tmp_path / "st", "--trials", "3"),
+                             "database disk image is malformed", "no other program holds the SQLite file locked",
+                             code=1)
     assert "invalid data in the commit" not in out and "Check the URL" not in out
     assert db.read_bytes() == bytes(data)
 

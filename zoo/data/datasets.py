@@ -301,7 +301,7 @@ def _load_folder(root: Path, val_fraction: float, image_size: int,
     if test_x.shape[0] == 0:  # a tiny folder: the test split reuses the training images, and says so
         test_x, test_y, reused["test"] = train_x, train_y, "train"
     data = _assemble(f"{FOLDER_PREFIX}{root}", train_x, train_y, test_x, test_y, classes, val_fraction)
-    if data.val_x.shape[0] == 0:
+    if data.val_x.shape[0] == 0 and val_fraction > 0:  # val_fraction 0 asks for none, as for MNIST: none
         data = replace(data, val_x=data.train_x, val_y=data.train_y)
         reused["val"] = "train"
     return replace(data, reused=reused, notes=tuple(notes))

@@ -43,6 +43,8 @@ def read_folder(root: Path, image_size: int,
         size, size_note = _folder_size(root, files, [wh for _, wh in heads], image_size)
         notes = [n for n in (mode_note, _depth_note(root, files, [m for m, _ in heads]), size_note) if n]
     x = _folder_pixels(files, mode, size)
+    if shape is None:
+        notes += _content_notes(root, files, [m for m, _ in heads], x)
     y = torch.tensor(labels, dtype=torch.int64)
     return x, y, classes, notes
 
@@ -146,9 +148,44 @@ def _opened(path: Path):
 
 def _image_header(path: Path) -> tuple[str, tuple[int, int]]:
     """An image's PIL mode and upright (width, height), from its header only: Image.open reads no pixels,
-    so every file can be looked at before deciding the data set's channels and size."""
+    so every file can be looked at before deciding the data set's channels and size. A palette image
+    whose palette holds only greys (a grey GIF) counts as grey ("L"): it counted as colour."""
     with _opened(path) as im:
-        return im.mode, _upright_size(im)
+        mode = im.mode
+        if mode == "P" and "transparency" not in im.info:
+            palette = np.asarray(im.getpalette() or [0, 0, 0], dtype=np.int16)
+            palette = palette[:len(palette) // 3 * 3].reshape(-1, 3)
+            if (palette == palette[:, :1]).all():
+                mode = "L"
+        return mode, _upright_size(im)
+
+
+ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+
+
+def _see_through(path: Path) -> bool:
+    """Whether an image with an alpha channel is transparent anywhere (an opaque one loses nothing with it)."""
+    with _opened(path) as im:
+        return im.getchannel("A").getextrema()[0] < 255
+
+
+def _content_notes(root: Path, files: list[Path], modes: list[str], x: torch.Tensor) -> list[str]:
+    """Notes on images that hold little to learn, as read: a transparency channel dropped (a shape drawn in
+    it alone reads as a blank image), one flat level throughout, values of 0 and 1 (masks saved as 0/1,
+    which read as black)."""
+    notes = []
+    alpha = [p for p, m in zip(files, modes) if m in ALPHA_MODES and _see_through(p)]
+    if alpha:
+        notes.append(f"{root} holds {len(alpha)} image(s) with a transparency (alpha) channel "
+                     f"({_names(root, alpha)}): zoo reads their colour or grey levels and drops the alpha, so a "
+                     "shape drawn in the alpha alone reads as a blank image")
+    low, high = (int(x.min()), int(x.max())) if x.numel() else (0, 0)
+    if low == high:
+        notes.append(f"every pixel of every image in {root} is {low} (of 0..255), as read: there is nothing to learn")
+    elif high <= 1:
+        notes.append(f"the images in {root} hold the values 0 and 1 only (of 0..255), which read as black: masks "
+                     "saved as 0/1? Save them as 0/255")
+    return notes
 
 
 # EXIF orientations (a camera's "this photo was taken turned"): 1 is upright; 5 to 8 turn it by a quarter,
