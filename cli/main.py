@@ -207,7 +207,8 @@ def _print_metrics(result: dict) -> None:
 @click.option("--fid-n", default=10_000, show_default=True, type=Count(100, 1_000_000),
               help="With --fid: how many samples and test images.")
 @click.option("--sampler", type=TEXT, default=None,
-              help="With --fid: sample an autoencoder's latent space with this sampler.")
+              help="With --fid: draw the codes from this latent sampler instead of the model's own prior (any "
+                   "autoencoder or VAE; one shipped with bundled weights is read, else fitted on the training codes).")
 @click.option("--inception", type=TEXT, default=None, metavar="PATH|auto",
               help="With --fid (implied): also Inception FID, KID and IS of the same samples (torch-fidelity), "
                    "comparable with published figures. PATH: the weights file "
@@ -350,8 +351,9 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @click.option("--out", "-o", type=OUT_FILE,
               help="A .png grid (default RUN/samples.png) or a .safetensors file of the images.")
 @click.option("--sampler", type=TEXT, default=None,
-              help="Latent sampler for autoencoders, fitted on the training codes: gaussian, gmm, maf, two-stage, "
-                   "standard-normal or a plugin's (zoo list shows them).")
+              help="Draw the codes from a latent sampler (any autoencoder or VAE): gaussian, gmm, maf, two-stage, "
+                   "standard-normal or a plugin's (zoo list shows them); fitted on the training codes once and "
+                   "kept, or read where bundled weights ship it.")
 @click.option("--class", "class_label", type=TEXT, default=None,
               help="A conditional model: samples of this class (index or name). An autoencoder: decoded around "
                    "the mean code of this class.")

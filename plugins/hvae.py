@@ -92,8 +92,8 @@ def gaussian(out: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 class HVAE(VAE):
     name = "hvae"
-    description = ("Hierarchical conv VAE: L stochastic layers, top-down inference (convHVAE); standard or "
-                   "VampPrior prior on the top")
+    description = ("Hierarchical conv VAE: L stochastic layers, top-down inference; standard or VampPrior prior on "
+                   "the top; with pixel_layers, the VampPrior paper's convHVAE")
     Config = HVAEConfig
     train_loss_keys = ("kl_warmup", "free_bits")  # each weighs the training loss only
 
