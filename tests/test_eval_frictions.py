@@ -108,3 +108,18 @@ def test_zoo_info_names_a_model_with_the_right_article(vae_copy, tmp_path):
     iwae = tmp_path / "iwae"
     zoo.train("iwae", dataset="digits", epochs=1, latent_dim=2, k=2, out=iwae, log=quiet, progress=False, **TINY)
     assert f"{iwae}: an iwae run" in assert_ok(invoke("info", iwae))
+
+
+def test_a_long_bound_of_bundled_weights_first_says_the_figures_they_ship(tmp_path, monkeypatch, capsys):
+    """`zoo eval iwae50-mnist --iwae-k 1000` measured half an hour again without a word that the weights ship
+    that very figure, which `zoo info` and `zoo compare` read at once."""
+    import zoo.tasks.evaluation as evaluation
+    from conftest import write_idx_set
+
+    monkeypatch.setattr(evaluation, "LONG_BOUND", 10)  # the note's threshold, reached by 12 images x k=2
+    write_idx_set(tmp_path / "data" / "mnist", n_train=40, n_test=12)
+    zoo.evaluate("piwae-mnist", options={"iwae_k": 2}, data_dir=tmp_path / "data", save=False)
+    err = capsys.readouterr().err
+    shipped = zoo.registry.weights()["piwae-mnist"]["metrics"]["nll_iwae_k1000_nats"]
+    assert "note: piwae-mnist ships its evaluation of the whole test split (" in err
+    assert f"nll_iwae_k1000_nats {shipped:.5g}" in err and "`zoo info piwae-mnist` shows it" in err

@@ -28,7 +28,7 @@ from zoo.runs.lock import results_lock
 from zoo.runs.modelcard import write_card
 from zoo.runs.run import Run, check_split, other_images
 from zoo.runs.write_checks import check_writable
-from zoo.tasks.kept_evaluations import fuller_part_kept, other_images_kept, whole_test_kept
+from zoo.tasks.kept_evaluations import fuller_part_kept, other_images_kept, say_shipped, whole_test_kept
 from zoo.tracking import Logger, RunView, eval_loggers, logger_names
 from zoo.training import regularize
 from zoo.training.batching import growing_spans, to_batch
@@ -147,6 +147,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
         to_stderr(f"note: the bound decodes {samples:,} images ({x.shape[0]:,} images x k={options['iwae_k']:,}); "
                   "on a CPU that is minutes to hours (--limit N measures the first N images)")
+        if not part:
+            say_shipped(run)
     n = x.shape[0]
     spans = list(growing_spans(n))
     # An evaluation that stops (Ctrl-C, out of memory) keeps its progress and the same command goes on from it.

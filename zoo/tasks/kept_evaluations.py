@@ -67,3 +67,16 @@ def other_images_kept(run: Run, result: dict[str, Any]) -> bool:
               f"images than these (the data read are not those it measured); this one is printed but not written "
               "over it (delete it to write this one)")
     return True
+
+
+def say_shipped(run: Run) -> None:
+    """Before a long evaluation of the whole test split of weights published with their own (the bundled
+    ones): their figures, and where they are read at once, rather than measured again for half an hour."""
+    if run.folder == run.output_dir:
+        return
+    shipped, _ = ckpt.read_eval(run.folder, weights=run.folder / ckpt.WEIGHTS)
+    if shipped is None or shipped.get("split", "test") != "test" or shipped.get("limit"):
+        return
+    figures = ", ".join(f"{k} {v:.5g}" for k, v in shipped.get("metrics", {}).items() if isinstance(v, (int, float)))
+    to_stderr(f"note: {run.source} ships its evaluation of the whole test split ({figures}): `zoo info {run.source}` "
+              "shows it and `zoo compare` reads it at once; this one measures it again")
