@@ -457,3 +457,23 @@ def test_catalogue_name_on_the_hugging_face_hub_is_checked_by_sha256(catalogue, 
     folder = Path(last_line(pull("digits-ae")))
     assert folder.name == sha and run_bytes(folder) == run_bytes(digits_run)
     assert_clean_error(pull("digits-ae-bad"), "the weights of 'digits-ae-bad'", "do not match their catalogued sha256")
+
+
+def test_a_push_publishes_no_local_data_folder(tmp_path):
+    """data_dir, recorded absolute (/home/alice/...), went out in the pushed config.json and its model card."""
+    import json
+
+    from conftest import TINY_SET, write_idx_set
+
+    private = tmp_path / "home" / "alice" / "datasets"
+    write_idx_set(private / "mnist", n_train=40, n_test=12)
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "convae", "--dataset", "mnist", "--data-dir", private, "--epochs", "1", "--out", run,
+                     *TINY_SET))
+    assert json.loads((run / "config.json").read_text())["train"]["data_dir"] == str(private)  # kept locally
+    dest = tmp_path / "hub" / "mine"
+    assert_ok(invoke("push", run, f"file://{dest}"))
+    for name in ("config.json", "README.md"):
+        assert "alice" not in (dest / name).read_text(), name
+    assert json.loads((dest / "config.json").read_text())["train"]["data_dir"] == ""
+    assert_same_tensors(zoo.load(f"file://{dest}").model.state_dict(), weights(run / "model.safetensors"))

@@ -365,7 +365,7 @@ def test_a_storage_failure_is_read_through_the_error_optuna_raises_while_tidying
 
     from sqlalchemy.exc import OperationalError
 
-    from zoo.search.study import storage_failure
+    from zoo.search.storage_errors import failure as storage_failure
 
     try:
         try:
@@ -386,9 +386,11 @@ def test_a_lock_left_by_a_killed_writer_before_the_study_moved_is_removed_not_wa
     import os
 
     os.symlink(study / "st" / "journal.log", study / "st" / "journal.log.lock")  # what a SIGKILL mid-write leaves
+    a_minute_ago = time.time() - 60
+    os.utime(study / "st" / "journal.log.lock", (a_minute_ago, a_minute_ago), follow_symlinks=False)
     (study / "st").rename(study / "moved")
     started = time.monotonic()
     out = assert_ok(invoke("search", "convae", "--out", study / "moved", "--trials", "3"))
     assert time.monotonic() - started < 60 and len(rows(study / "moved")) == 3
-    assert f"removed {study / 'moved' / 'journal.log.lock'}, a lock left by a search that was killed" in out
+    assert f"removed {study / 'moved' / 'journal.log.lock'}, a lock left by a search killed while" in out
     assert not os.path.lexists(study / "moved" / "journal.log.lock")

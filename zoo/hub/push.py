@@ -83,10 +83,19 @@ def _stopped_before_its_end(run_dir: Path) -> bool:
         return False
 
 
+def published(record: dict) -> dict:
+    """A run's config.json as a push publishes it: without its `data_dir`, the folder this machine keeps its data
+    files in (a private path, and no use elsewhere: a puller's data are found by the data set's name)."""
+    train = record.get("train")
+    if isinstance(train, dict) and train.get("data_dir"):
+        return {**record, "train": {**train, "data_dir": ""}}
+    return record
+
+
 def model_card(run_dir: Path, location: str, samplers=()) -> str:
     """The README.md pushed with a run: zoo's model card, addressed to `location`, plus the metrics
     measured during training (in the YAML metadata and the body). `samplers`: the names of those pushed."""
-    run = check_config(run_dir / CONFIG, str(run_dir))
+    run = published(check_config(run_dir / CONFIG, str(run_dir)))
     eval_result, _ = read_eval(run_dir)  # None unless it measured these weights
     catalogued = registry.catalogued_metrics(registry.bundled_name(run_dir))
     if catalogued:  # bundled weights: the catalogue's figures too (a GAN's FID is in no eval.json)
@@ -157,7 +166,10 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
         log(f"note: {note}; no test metrics are pushed")
     samplers = _samplers(run_dir, log)
     names = [sampler_name(n) for n in samplers]
-    files: dict[str, Path | bytes] = {CONFIG: run_dir / CONFIG, WEIGHTS: run_dir / WEIGHTS,
+    record = read_json(run_dir / CONFIG)
+    config = run_dir / CONFIG if record == published(record) else \
+        (json.dumps(published(record), indent=2) + "\n").encode()
+    files: dict[str, Path | bytes] = {CONFIG: config, WEIGHTS: run_dir / WEIGHTS,
                                       CARD: model_card(run_dir, location, names).encode()}
     if training_log is not None:
         files[METRICS] = training_log

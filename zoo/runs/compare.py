@@ -194,17 +194,12 @@ def _difference(p: Paired | None) -> str:
 
 
 def _as_built(run: dict[str, Any]) -> dict[str, Any]:
-    """A run's config keys as its model is built from them: a key its config.json lacks (written before a
-    zoo that has the key) at the default the model takes for it, so a setting that tells two runs apart
-    (hvae's pixel_layers 4 against an older run's 0) is shown, not counted among the keys only some have."""
+    """A run's config keys as its model is built from them: a key its config.json lacks (an older zoo's) at the
+    default its model takes, so a setting that tells two runs apart is shown (hvae's pixel_layers 4 against 0)."""
     cls = _model_class(run["model"])
-    if cls is None:  # not installed here: the keys as recorded
-        return flat_config(run)
-    filled = {}
-    for part, config in (("config", cls.Config), ("train", TrainConfig)):
-        recorded = run.get(part) if isinstance(run.get(part), dict) else {}
-        filled[part] = {**{f.name: default_of(f) for f in fields_of(config)}, **recorded}
-    return flat_config({**run, **filled})
+    parts = (("config", cls.Config), ("train", TrainConfig)) if cls else ()  # not installed here: as recorded
+    return flat_config({**run, **{part: {**{f.name: default_of(f) for f in fields_of(c)}, **(run.get(part) or {})}
+                                  for part, c in parts}})
 
 
 def read_compared(name: str, folder: Path) -> Compared:

@@ -49,8 +49,10 @@ def other_images(data: ImageData, record: dict[str, Any]) -> str:
     if not isinstance(recorded, dict):
         return ""
     now = data.info()["sizes"]
+    # a split that reuses the training images counts them (an older zoo's folder with val_fraction 0 did)
+    reused = set(data.reused) | set((record.get("data") or {}).get("reused") or {})
     differ = [f"{now[s]:,} {s} images where it had {recorded[s]:,}" for s in SPLITS
-              if isinstance(recorded.get(s), int) and recorded[s] != now[s]]
+              if s not in reused and isinstance(recorded.get(s), int) and recorded[s] != now[s]]
     return f"{data.name} holds {', '.join(differ)}" if differ else ""
 
 

@@ -24,8 +24,8 @@ from zoo.search.outputs import write_outputs
 from zoo.search.resume import check_same_study, fingerprint, record, recorded, reusable, study_record
 from zoo.search.settings import Interrupted, Settings, prepare
 from zoo.search.space import load_space
-from zoo.search.study import (describe_pruner, journal_path, keeps_optuna_settings, open_study, redact,
-                              storage_failures_said)
+from zoo.search import storage_errors
+from zoo.search.study import describe_pruner, journal_path, keeps_optuna_settings, open_study, redact
 from zoo.search.tracking import log_search, search_loggers
 from zoo.search.worker import Worker
 
@@ -75,7 +75,7 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
                 f"{copy_path} now holds the new one")
         ckpt.atomic_write(copy_path, sp.text)
     study, _, _ = open_study(settings, sp, create=True)
-    with storage_failures_said(settings):  # a damaged database may open, and fail on the first read of its trials
+    with storage_errors.said(settings):  # a damaged database may open, and fail on the first read of its trials
         meta = study_record(study.user_attrs)
         if meta is not None:  # also a study another process began meanwhile
             check_same_study(meta, current, settings)
@@ -102,7 +102,7 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     except Interrupted as e:
         interrupted = e
     try:
-        with storage_failures_said(settings):
+        with storage_errors.said(settings):
             summary = write_outputs(settings, sp, log=log, seconds=time.time() - started)
     except KeyboardInterrupt:
         raise Interrupted("search interrupted while writing its outputs: the trials are stored, and the study "

@@ -16,8 +16,9 @@ from typing import TYPE_CHECKING
 
 from zoo.runs.config import resolve_config
 from zoo.console import to_stderr
-from zoo.errors import ConfigError, RunError, ZooError
+from zoo.errors import ConfigError, RunError
 from zoo.interrupts import held_ctrl_c
+from zoo.search import storage_errors
 from zoo.search.space import Space
 
 if TYPE_CHECKING:  # (settings imports this module)
@@ -27,7 +28,10 @@ HOST = socket.gethostname()
 JOURNAL = "journal.log"
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 MAX_RETRY = 3
-SQLITE_WAIT = 120  # seconds a write to a SQLite study waits on another's lock (a worker's, a backup's)
+# seconds a write to a SQLite study waits on another's lock (a worker's, a backup's): under the heartbeats' grace
+# (3 x 30 s by default), past which the other workers would take its trial for dead and run it again
+SQLITE_WAIT = 60
+STALE_LOCK = 30  # seconds after which a journal lock that points elsewhere is a dead writer's (Optuna's grace)
 SCHEMA_TRIES = 5  # attempts at opening a database whose tables another process is creating
 MIN_TRIALS = 5   # the auto pruner prunes once this many trials are complete (Optuna's n_startup_trials default)
 MIN_EPOCHS = 2   # and never before a trial's 2nd epoch
@@ -134,14 +138,22 @@ def _journal_backend(path: Path):
 
 
 def _clear_stale_lock(journal: Path) -> None:
-    """Remove a journal lock that does not point at this journal: a writer killed mid-write left it before
-    the study folder moved (or was copied). Optuna waits on it forever, silently, at full CPU; a lock a
-    live writer of this journal holds points at it, and is left for Optuna's own wait."""
+    """Remove a journal lock that does not point at this journal once it is older than Optuna's grace (30 s):
+    a writer killed mid-write left it before the study folder moved (or was copied), and Optuna waits on such
+    a link forever, silently, at full CPU. A live writer holds its lock for milliseconds (another machine's path
+    to a shared disk may differ from this one's), so a fresh one is waited out here, not removed."""
     lock = journal.with_name(journal.name + ".lock")
-    if lock.is_symlink() and os.path.realpath(lock) != os.path.realpath(journal):
+    said = False
+    while lock.is_symlink() and os.path.realpath(lock) != os.path.realpath(journal):
         with contextlib.suppress(FileNotFoundError):
-            lock.unlink()
-        to_stderr(f"note: removed {lock}, a lock left by a search that was killed while the study was elsewhere")
+            if time.time() - lock.lstat().st_mtime > STALE_LOCK:
+                lock.unlink()
+                to_stderr(f"note: removed {lock}, a lock left by a search killed while the study was elsewhere")
+                return
+        if not said:
+            to_stderr(f"note: waiting on {lock}, a lock that points elsewhere, until it is {STALE_LOCK} s old")
+            said = True
+        time.sleep(0.5)
 
 
 def check_journal(path: Path) -> None:
@@ -202,52 +214,8 @@ def open_storage(settings: Settings):
     except Exception as e:  # noqa: BLE001 - connection, authentication, bad URL: one clear message
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise ConfigError(f"cannot open the storage {redact(settings.storage)}: {first}",
-                          storage_hint(settings.storage)) from None
+                          storage_errors.hint(settings.storage)) from None
     return storage, True
-
-
-def storage_hint(storage: str | None) -> str:
-    """What to check when a study's storage fails: a SQLite file is not a server."""
-    if (storage or "").lower().startswith("sqlite"):
-        return ("Check that no other program holds the SQLite file locked, that its disk is writable and that the "
-                "file is not damaged.")
-    return "Check the URL, that the database server is running and that the user may connect."
-
-
-def storage_failure(e: BaseException) -> str | None:
-    """What failed in a study's storage, where `e` or an error it arose from is a storage error (Optuna's
-    StorageInternalError, the database driver's: "database is locked"); None for any other error. Optuna can
-    raise an unrelated one (AssertionError: Should not reach) from tidying up a trial whose result a locked
-    database refused, so the whole chain is read."""
-    optuna = optuna_module()
-    from sqlalchemy.exc import SQLAlchemyError
-
-    said, seen = None, set()
-    while e is not None and id(e) not in seen:
-        seen.add(id(e))
-        if isinstance(e, SQLAlchemyError) and getattr(e, "orig", None) is not None:
-            return str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
-        if isinstance(e, optuna.exceptions.StorageInternalError):
-            said = said or str(e).strip().splitlines()[0]
-        e = e.__cause__ or e.__context__
-    return said
-
-
-@contextlib.contextmanager
-def storage_failures_said(settings: Settings, what: str = "the study's storage failed"):
-    """A storage failure inside (see storage_failure) ends in one message, not Optuna's traceback: the
-    trials the storage holds are kept, and the same command goes on from them."""
-    try:
-        yield
-    except ZooError:
-        raise
-    except Exception as e:
-        failure = storage_failure(e)
-        if failure is None:
-            raise
-        raise RunError(f"{what}: {failure}", "The trials it stored are kept (one it could not store runs again): "
-                                             "resume with the same command once it works. "
-                                             f"{storage_hint(settings.storage)}") from None
 
 
 def _rdb_storage(settings: Settings):
@@ -404,7 +372,7 @@ def open_study(settings: Settings, space: Space, create: bool = False):
     sampler = make_sampler(settings, space)
     pruner = make_pruner(settings, _fixed_epochs(settings, space))
     try:  # a read-only or damaged database: one message, not Optuna's traceback
-        with storage_failures_said(settings, f"cannot use the storage {redact(settings.storage)}"):
+        with storage_errors.said(settings, f"cannot use the storage {redact(settings.storage)}"):
             if create:
                 study = optuna.create_study(study_name=settings.study, storage=storage, sampler=sampler,
                                             pruner=pruner, direction="minimize", load_if_exists=True)

@@ -20,7 +20,8 @@ from zoo.search.group import run_group
 from zoo.search.liveness import JournalHeartbeat, fail_stale
 from zoo.search.settings import Interrupted, Settings
 from zoo.search.space import Space
-from zoo.search.study import HOST, open_study, retry_callback, storage_failures_said
+from zoo.search import storage_errors
+from zoo.search.study import HOST, open_study, retry_callback
 from zoo.search.trial import configure, score
 
 
@@ -59,7 +60,7 @@ class Worker:
         ran = 0
         poll = min(1.0, self.settings.heartbeat / 2)
         try:
-            with storage_failures_said(self.settings):  # a database locked past its wait, mid-trial
+            with storage_errors.said(self.settings):  # a database locked past its wait, mid-trial
                 while True:
                     if self.parent is not None and os.getppid() != self.parent:  # killed (SIGKILL): no one reads on
                         self.log(f"{self.prefix}the zoo search that started this worker is gone: no new trials")

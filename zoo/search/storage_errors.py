@@ -1,0 +1,56 @@
+"""A study's storage failing (a SQLite file locked past its wait, read-only or damaged; a database server
+gone) said in one message, read through whatever error Optuna raised in handling it."""
+
+from __future__ import annotations
+
+import contextlib
+from typing import TYPE_CHECKING
+
+from zoo.errors import RunError, ZooError
+
+if TYPE_CHECKING:
+    from zoo.search.settings import Settings
+
+
+def hint(storage: str | None) -> str:
+    """What to check when a study's storage fails: a SQLite file is not a server."""
+    if (storage or "").lower().startswith("sqlite"):
+        return ("Check that no other program holds the SQLite file locked, that its disk is writable and that the "
+                "file is not damaged.")
+    return "Check the URL, that the database server is running and that the user may connect."
+
+
+def failure(e: BaseException) -> str | None:
+    """What failed in a study's storage, where `e` or an error it arose from is a storage error (Optuna's
+    StorageInternalError, the database driver's: "database is locked"); None for any other error. Optuna can
+    raise an unrelated one (AssertionError: Should not reach) from tidying up a trial whose result a locked
+    database refused, so the whole chain is read."""
+    from optuna.exceptions import StorageInternalError  # only a search, which has Optuna, fails this way
+    from sqlalchemy.exc import SQLAlchemyError
+
+    said, seen = None, set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, SQLAlchemyError) and getattr(e, "orig", None) is not None:
+            return str(e.orig).strip().splitlines()[0] if str(e.orig).strip() else type(e.orig).__name__
+        if isinstance(e, StorageInternalError):
+            said = said or str(e).strip().splitlines()[0]
+        e = e.__cause__ or e.__context__
+    return said
+
+
+@contextlib.contextmanager
+def said(settings: Settings, what: str = "the study's storage failed"):
+    """A storage failure inside (see `failure`) ends in one message, not Optuna's traceback: the
+    trials the storage holds are kept, and the same command goes on from them."""
+    try:
+        yield
+    except ZooError:
+        raise
+    except Exception as e:
+        found = failure(e)
+        if found is None:
+            raise
+        raise RunError(f"{what}: {found}", "The trials it stored are kept (one it could not store runs again): "
+                                           f"resume with the same command once it works. {hint(settings.storage)}") \
+            from None
