@@ -179,7 +179,7 @@ def _print_metrics(result: dict) -> None:
     if result.get("caveat"):
         click.secho(f"note: {result['caveat']}", err=True, fg="yellow")
     if result.get("sparsity"):
-        click.echo("weight sparsity (pruned):")
+        click.echo("weight sparsity (pruning reaches the encoder's and decoder's layers, not the other layers):")
         for group, v in result["sparsity"].items():
             click.echo(f"  {group.replace('_', ' '):<15} {v['sparsity']:7.2%}  "
                        f"({v['zeros']:,} of {v['weights']:,} weights)")

@@ -184,6 +184,19 @@ def test_cli_divergence_is_one_message(tmp_path):
     assert (run / "model.safetensors").is_file()
 
 
+def test_a_run_whose_optimizer_overflowed_is_said_to_have_diverged_not_to_be_damaged(tmp_path):
+    """At lr 10 the loss stayed finite (5e13) but Adam's squared gradients overflowed: the run 'completed', and
+    resuming it called its own, intact checkpoint damaged and told the user to restore it from a copy."""
+    run = tmp_path / "run"
+    zoo.train("vae", dataset="digits", epochs=2, lr=10.0, device="cpu", out=run, log=quiet, progress=False)
+    before = (run / "checkpoint.safetensors").read_bytes()
+    out = assert_clean_error(invoke("train", "--resume", run, "--epochs", "3"), "cannot go on: its training diverged",
+                             "state overflowed", "train anew with a lower --lr", code=1)
+    assert "damaged" not in out and "Restore" not in out
+    assert (run / "checkpoint.safetensors").read_bytes() == before
+    assert zoo.evaluate(run, save=False)["metrics"]  # its best weights still load and evaluate
+
+
 def test_a_run_whose_first_epoch_diverged_is_compared_and_pushed_as_holding_its_starting_weights(tmp_path):
     """Its only metrics.jsonl row is the diverged epoch's (losses null): not its result, nor its "best epoch"."""
     from zoo import hub

@@ -109,6 +109,17 @@ def test_eval_reports_sparsity_per_group(pruned_run, tmp_path):
     assert data["sparsity"]["encoder_linear"]["sparsity"] == pytest.approx(0.51, abs=1e-3)
 
 
+def test_the_layers_pruning_does_not_reach_are_counted_beside_the_pruned_groups(tmp_path):
+    """A hierarchical VAE's stochastic layers lie outside `encoder` and `decoder`: eval said 99 % sparsity of
+    the pruned groups while most of the model's weights were untouched."""
+    zoo.train("hvae", dataset="digits", epochs=2, out=tmp_path / "h", log=quiet, progress=False, prune_every=1,
+              prune_encoder_linear=0.9, prune_decoder_linear=0.9, **TINY)
+    sparsity = zoo.evaluate(tmp_path / "h", save=False)["sparsity"]
+    assert sparsity["encoder_linear"]["sparsity"] == pytest.approx(0.9, abs=1e-3)
+    other = sparsity["other_layers"]
+    assert other["weights"] > 10 * sparsity["encoder_linear"]["weights"] and other["sparsity"] < 0.01  # untouched
+
+
 def test_eval_of_an_unpruned_run_has_no_sparsity(digits_run, tmp_path):
     result = zoo.evaluate(digits_run, save=False)
     assert "sparsity" not in result
@@ -177,6 +188,17 @@ def test_iterative_autoencoding_adds_weighted_later_passes_to_the_training_loss(
     plain = train(tmp_path / "plain", epochs=1)
     assert r["val_loss"] != plain.history[0]["val_loss"]  # the extra passes changed what was learnt
     assert zoo.load(tmp_path / "it").reconstruct(torch.rand(2, 1, 28, 28)).shape == (2, 1, 28, 28)
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_a_vaes_later_passes_weigh_in_the_nats_of_its_loss(tmp_path, likelihood):
+    """A VAE's loss is nats summed over an image (~100s); the later passes added a per-pixel mean (~0.3) and
+    changed nothing: the validation losses matched the plain run's to every digit."""
+    zoo.train("vae", dataset="digits", epochs=1, log=quiet, progress=False, likelihood=likelihood,
+              out=tmp_path / "it", iterative_passes=2, **TINY)
+    (r,) = read_metrics(tmp_path / "it")
+    assert r["train_pass2_loss"] > 0.2 * r["train_pass1_loss"]  # an image's error, as the loss counts it
+    assert r["train_loss"] == pytest.approx(r["train_pass1_loss"] + r["train_pass2_loss"], rel=1e-5)
 
 
 def test_iterative_weights_must_match_the_passes():

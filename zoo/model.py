@@ -248,9 +248,10 @@ class ZooModel(nn.Module):
         Anything goes by default."""
 
     def reconstruction_error(self, recon: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """The mean per-pixel error of reconstructions `recon` (in [0, 1]) of `x` that this model trains
-        with, for callbacks that compare reconstructions (iterative autoencoding): squared error here;
-        a model trained with cross-entropy says so by overriding it."""
+        """The error of reconstructions `recon` (in [0, 1]) of `x` as this model's loss measures it, in its
+        units, for callbacks that add it to the loss (iterative autoencoding): the mean squared error here; a
+        model trained with cross-entropy, or on a likelihood summed over the pixels (the VAE's nats), says so
+        by overriding it."""
         return torch.nn.functional.mse_loss(recon.float(), x)
 
     # ------------------------------------------------------------------ what it can do afterwards

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from zoo.errors import TrainingDiverged
 from zoo.runs.checkpoint import damaged, load_state, load_tensors, save_tensors
 
 
@@ -57,10 +58,19 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str
             torch.Generator().set_state(rng["shuffle"])
         if "torch" in rng:
             torch.Generator().set_state(rng["torch"])
+    except Overflowed as e:  # a file whose checksum holds: training overflowed, nothing damaged it
+        raise TrainingDiverged(f"{path.parent} cannot go on: its training diverged, its optimizer's state "
+                               f"overflowed ({e}), as under a learning rate too high for the model",
+                               "Its best epoch's weights are in model.safetensors (zoo eval, zoo generate read "
+                               "them); train anew with a lower --lr.") from None
     except (KeyError, ValueError, TypeError, IndexError, RuntimeError, AssertionError, AttributeError) as e:
         raise damaged(path, f"its training state is inconsistent ({type(e).__name__}: "
                              f"{str(e).splitlines()[0][:200] if str(e) else 'missing field'})") from None
     return trainer, rng
+
+
+class Overflowed(ValueError):
+    """An optimizer state that is not finite in a checkpoint whose checksum holds: written so by training."""
 
 
 TRAINER_FIELDS = {"epoch": int, "best_epoch": int, "bad_epochs": int}
@@ -120,7 +130,7 @@ def _restore_optimizer(opt: torch.optim.Optimizer, name: str, tensors: dict[str,
                 raise ValueError(f"optimizer '{name}': state {key} of parameter {idx} has shape "
                                  f"{tuple(v.shape)}, the parameter {tuple(p.shape)}")
             if v.is_floating_point() and not bool(torch.isfinite(v).all()):
-                raise ValueError(f"optimizer '{name}': state {key} of parameter {idx} is not finite")
+                raise Overflowed(f"optimizer '{name}': state {key} of parameter {idx} is not finite")
             if key == "step" and float(v) < 0:
                 raise ValueError(f"optimizer '{name}': step {float(v)} is negative")
             if v.shape == p.shape:
