@@ -202,6 +202,14 @@ def canonical_data_dir(data_dir: str) -> str:
     return str(Path(data_dir).expanduser().absolute()) if data_dir and str(data_dir).strip() else data_dir
 
 
+def relocated(dataset: str, data_dir: str | Path) -> tuple[str, str]:
+    """(dataset, data_dir) of a run's data where `data_dir` says they are now: a folder run's folder itself
+    (folder:DATA_DIR; its data_dir stays empty), else the set's files looked for under DATA_DIR first."""
+    if _is_folder(dataset.strip()):
+        return canonical_dataset_name(FOLDER_PREFIX + str(data_dir)), ""
+    return dataset, canonical_data_dir(str(data_dir))
+
+
 def _is_folder(key: str) -> bool:
     return key.lower().startswith(FOLDER_PREFIX)
 

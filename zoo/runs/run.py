@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from zoo.data import ImageData, load_dataset
+from zoo.data import ImageData, load_dataset, relocated
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
@@ -260,10 +260,8 @@ class Run:
         if data_dir is not None and not isinstance(data_dir, (str, Path)):
             raise ConfigError(f"data_dir is a folder's path, not {data_dir!r:.60}")
         folder = train.dataset.lower().startswith("folder:")  # the user's own images, by their path
-        if data_dir and folder:  # the folder moved: read it where it is now (its classes and shape are checked)
-            train.dataset = f"folder:{Path(data_dir).expanduser().absolute()}"
-        elif data_dir:
-            train.data_dir = str(data_dir)
+        if data_dir:  # a moved folder is read where it is now (its classes and shape are checked)
+            train.dataset, train.data_dir = relocated(train.dataset, data_dir)
         if grey:
             train.binarize = "none"
         try:

@@ -13,7 +13,7 @@ from typing import Any, Callable
 import zoo
 from zoo import registry
 from zoo.console import to_stderr
-from zoo.data import FOLDER_PREFIX, canonical_data_dir, canonical_dataset_name
+from zoo.data import canonical_data_dir, canonical_dataset_name, relocated
 from zoo.device import describe, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, DataNotFoundError, RunError, storage_error
 from zoo.hub import is_hub_source, is_managed
@@ -215,12 +215,10 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         given = {**file_values, **given}
     if "dataset" in given:
         given["dataset"] = canonical_dataset_name(str(given["dataset"]))
-    if given.get("data_dir"):
-        given["data_dir"] = canonical_data_dir(str(given["data_dir"]))
-        if str(run["train"].get("dataset", "")).lower().startswith(FOLDER_PREFIX):
-            # a folder run's data_dir is where its folder is now, as `zoo eval --data-dir` takes it
-            given["dataset"] = canonical_dataset_name(FOLDER_PREFIX + given.pop("data_dir"))
-            moved = {"dataset"}
+    if given.get("data_dir"):  # where the run's data are now: a folder run's, its folder (as `zoo eval` takes it)
+        dataset, given["data_dir"] = relocated(str(run["train"].get("dataset", "")), given["data_dir"])
+        if dataset != run["train"].get("dataset"):
+            given["dataset"], moved = dataset, {"dataset"}
     old_model, old_train = split_config(entry.cls, {**run["config"], **run["train"]})
     new_model, new_train = split_config(entry.cls, {**run["config"], **run["train"], **given})
     before = {**dataclasses.asdict(old_model), **dataclasses.asdict(old_train)}
