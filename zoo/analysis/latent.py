@@ -22,7 +22,7 @@ import torch
 from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
 from zoo.analysis.plots import pyplot, save_png
 from zoo.data.datasets import class_name
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, RunError
 from zoo.runs.config import check_count, check_seed
 from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import check_output, picture_output
@@ -103,10 +103,10 @@ def check_codes(z: np.ndarray, what: str, where: str, *, need: int, spread: bool
         raise ConfigError(f"{what} needs at least {need} code{'s' if need > 1 else ''}, got {n} from {where}",
                           "Ask for more images (--n), or use a split or data set with more.")
     if not np.isfinite(z).all():
-        raise ConfigError(f"some codes from {where} are NaN or infinite",
+        raise RunError(f"some codes from {where} are NaN or infinite",
                           "The model's weights may be damaged: retrain it or use an earlier copy of the run.")
     if spread and not np.ptp(z, axis=0).any():
-        raise ConfigError(f"all {n} codes from {where} are the same: {what} has no spread to show",
+        raise RunError(f"all {n} codes from {where} are the same: {what} has no spread to show",
                           "Use more, or more varied, images (or a model trained for longer).")
 
 

@@ -383,7 +383,7 @@ class Trainer:
                 if self.run_dir else "")
         raise TrainingDiverged(
             f"training diverged at epoch {epoch}: {', '.join(bad)} is not finite. {kept}".strip(),
-            "Try a lower learning rate (--set lr=...), or bf16 off.")
+            "Try a lower learning rate (--set lr=...)" + (", or bf16 off." if self.train.bf16 else "."))
 
     def _finish(self) -> TrainResult:
         make_permanent(self.model)  # pruning masks folded into plain weights
