@@ -276,3 +276,16 @@ def test_a_plugin_adds_a_noise_model_and_a_sampler(noiseplug_installed, tmp_path
     assert (tmp_path / "samples.png").is_file()
     assert_clean_error(invoke("train", "dae", "--dataset", "digits", "--out", tmp_path / "bad", *TINY_SET,
                               "--set", "noise=erase:2"), "erase noise: fraction must be in 0..1, got 2")
+
+
+@pytest.mark.parametrize("name, said, use", [
+    ("gmm", "'gmm' is not a model but a latent sampler", "zoo generate RUN --sampler gmm"),
+    ("gaussian", "'gaussian' is not a model but a latent sampler and a noise model",
+     "zoo train dae --set noise=gaussian:VALUE"),
+    ("mlflow", "'mlflow' is not a model but a logger", "zoo train MODEL --log mlflow")])
+def test_a_sampler_noise_model_or_logger_named_as_a_model_is_said_as_what_it_is(tmp_path, name, said, use):
+    """`zoo search gmm` said only "unknown model 'gmm'"."""
+    for args in (("search", name, "--space", "x.toml"),
+                 ("train", name, "--dataset", "digits", "--out", tmp_path / "r")):
+        assert_clean_error(invoke(*args), said, use)
+    assert not (tmp_path / "r").exists()

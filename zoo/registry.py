@@ -269,6 +269,13 @@ def get_entry(name: str) -> PluginEntry:
         said += [f"catalogued weights of model '{catalogued.get('model')}': zoo.load('{name}'), or `zoo eval "
                  f"{name}`"] if catalogued is not None else []
         raise UnknownModelError(f"'{name}' is not a model", f"It names {' and '.join(said)}.")
+    kinds = {"a latent sampler": (reg.samplers, f"zoo generate RUN --sampler {name}"),
+             "a noise model": (reg.noise_models, f"zoo train dae --set noise={name}:VALUE"),
+             "a logger": (reg.loggers, f"zoo train MODEL --log {name}")}
+    found = [(kind, use) for kind, (names, use) in kinds.items() if name in names]
+    if found:  # `zoo search gmm`: said as what it is, and how it is used
+        raise UnknownModelError(f"'{name}' is not a model but {' and '.join(k for k, _ in found)}",
+                                f"It is used as: {', or '.join(u for _, u in found)}.")
     close = difflib.get_close_matches(name, list(reg.models), n=3, cutoff=0.5)
     hint = (f"Did you mean: {', '.join(close)}?" if close else "") + " `zoo list` shows the installed models."
     if reg.failures:
