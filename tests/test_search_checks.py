@@ -351,3 +351,13 @@ def test_a_worker_whose_search_is_gone_starts_no_trial(tmp_path):
     orphan = Worker(settings, space, log=said.append, parent=-1)  # not this process's parent: the search is gone
     assert orphan.run() == 0 and orphan.counts() == (0, 0, 0)
     assert said == ["the zoo search that started this worker is gone: no new trials"]
+
+
+def test_a_search_and_a_cross_validation_say_that_cuda_only_settings_act_on_cuda_only(tmp_path):
+    """`zoo train` said so; a search's and a cross-validation's trainings accepted them without a word."""
+    settings, _ = prepare("convae", write_space(tmp_path / "s.toml"), overrides={"cuda_graph": True, "bf16": True})
+    assert "cuda_graph records the step on CUDA devices only; on cpu the step runs as without it" in settings.notes
+    assert "bf16 autocasts to bfloat16 on CUDA devices only; on cpu the step runs as without it" in settings.notes
+    out = assert_ok(invoke("cv", "convae", "--folds", "2", "--dataset", "digits", "--epochs", "1", "--set",
+                           "channels=4,8,8", "--set", "hidden=16", "--set", "cuda_graph=true", "--device", "cpu"))
+    assert "note: cuda_graph records the step on CUDA devices only" in out

@@ -59,6 +59,14 @@ def keep_freed_cpu_buffers() -> bool:
     return bool(mallopt(_M_MMAP_THRESHOLD, 32 * 1024 * 1024)) and bool(mallopt(_M_TRIM_THRESHOLD, 1024 ** 3))
 
 
+def cuda_only_notes(train, device: torch.device) -> list[str]:
+    """Notes on training settings (a TrainConfig) that act on CUDA devices only, where `device` is another:
+    said wherever a configuration trains (a run, a search, a cross-validation), never silently dropped."""
+    return [f"{key} {what} on CUDA devices only; on {device.type} the step runs as without it"
+            for key, what in (("cuda_graph", "records the step"), ("bf16", "autocasts to bfloat16"))
+            if getattr(train, key) and device.type != "cuda"]
+
+
 def describe(device: torch.device) -> str:
     """The device as a training's first line names it: a CPU with the threads torch computes on (which
     `zoo --threads N` or OMP_NUM_THREADS set), since on a shared machine that count decides the speed."""

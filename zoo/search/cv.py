@@ -18,7 +18,7 @@ from zoo.analysis.plots import save_figure
 from zoo.console import quiet
 from zoo.data import ImageData
 from zoo.data.datasets import with_binarization
-from zoo.device import keeps_callers_random_state, pick_device
+from zoo.device import cuda_only_notes, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, ZooError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import resolve_config
@@ -119,6 +119,8 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     if reduce not in REDUCE:
         raise ConfigError(f"unknown reduction '{reduce}'", f"Use one of {', '.join(REDUCE)}.")
     device = pick_device(train_cfg.device)
+    for note in cuda_only_notes(train_cfg, device):  # the folds' trainings say nothing (fit logs quietly)
+        log(f"note: {note}")
     grey = grey_data(train_cfg, lambda cfg: training_data(cfg, device))
     data = with_binarization(grey, train_cfg.binarize)  # the standard split, as `zoo train` has it
     metric = metric or cls.monitor or "loss"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
+from zoo.device import cuda_only_notes, pick_device
 from zoo.errors import ConfigError, RunError, ZooError
 from zoo.runs.config import TrainConfig, check_seed, field_type, fields_of, resolve_config
 from zoo.search.objective import metric_key
@@ -186,6 +187,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     if workers > needed:  # the rest would only wait, each holding its own copy of the data
         notes.append(f"--workers {workers} for {trials} trials: {needed} worker(s) start")
         workers = needed
+    notes += cuda_only_notes(train_cfg, pick_device(train_cfg.device))  # each trial's training says nothing
     if not train_cfg.val_fraction and not cv:
         raise ConfigError("the search scores trials on the validation split, and val_fraction is 0",
                           "Set val_fraction above 0, or use --cv K.")

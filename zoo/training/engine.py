@@ -20,6 +20,7 @@ from typing import Any, Callable
 import torch
 
 from zoo.console import to_stderr
+from zoo.device import cuda_only_notes
 from zoo.data import ImageData
 from zoo.errors import ConfigError, RunError, TrainingDiverged, ZooError, out_of_memory, storage_error
 from zoo.interrupts import holding_ctrl_c
@@ -75,9 +76,8 @@ class Trainer:
         if train.compile:
             for child in model.children():
                 child.compile()  # in place: the weights keep their names in checkpoints
-        for key, what in (("cuda_graph", "records the step"), ("bf16", "autocasts to bfloat16")):
-            if getattr(train, key) and self.device.type != "cuda":
-                log(f"note: {key} {what} on CUDA devices only; on {self.device.type} the step runs as without it")
+        for note in cuda_only_notes(train, self.device):
+            log(f"note: {note}")
         model.check_training(train, data)  # settings it cannot train with, before anything is written
         self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
         self.shuffle = torch.Generator().manual_seed(train.seed)
