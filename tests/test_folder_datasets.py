@@ -338,3 +338,20 @@ def test_tiny_folder_says_its_splits_reuse_the_training_images(tmp_path):
     _write_pngs(tmp_path / "enough", {"a": 10, "b": 100}, n=8, size=(8, 8), mode="L")
     big = zoo.load_dataset(f"folder:{tmp_path / 'enough'}")
     assert big.reused == {} and "reused" not in big.info() and big.caveat() == ""
+
+
+def test_an_older_folder_run_whose_validation_split_reused_its_training_images_resumes(tmp_path):
+    """A zoo before 2026-12-06 reused a folder's training images as the validation split under val_fraction 0,
+    and recorded that count: the resume was refused as 'trained on other images'."""
+    _write_pngs(tmp_path / "pics", {"a": 10, "b": 100}, n=6, size=(16, 16), mode="L")
+    run = tmp_path / "run"
+    zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, val_fraction=0.0, out=run, log=quiet,
+              progress=False, **TINY)
+    record = json.loads((run / "config.json").read_text())
+    sizes = record["data"]["sizes"]
+    record["data"] = {**record["data"], "reused": {"val": "train"}, "sizes": {**sizes, "val": sizes["train"]}}
+    (run / "config.json").write_text(json.dumps(record))
+    assert_ok(invoke("train", "--resume", run, "--epochs", "2", "--no-progress"))
+    record["data"]["reused"] = 1  # not a table: read as no reuse, never a traceback
+    (run / "config.json").write_text(json.dumps(record))
+    assert_ok(invoke("eval", run))

@@ -386,8 +386,8 @@ def test_a_lock_left_by_a_killed_writer_before_the_study_moved_is_removed_not_wa
     import os
 
     os.symlink(study / "st" / "journal.log", study / "st" / "journal.log.lock")  # what a SIGKILL mid-write leaves
-    a_minute_ago = time.time() - 60
-    os.utime(study / "st" / "journal.log.lock", (a_minute_ago, a_minute_ago), follow_symlinks=False)
+    yesterday = time.time() - 86400
+    os.utime(study / "st" / "journal.log.lock", (yesterday, yesterday), follow_symlinks=False)
     (study / "st").rename(study / "moved")
     started = time.monotonic()
     out = assert_ok(invoke("search", "convae", "--out", study / "moved", "--trials", "3"))

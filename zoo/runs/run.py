@@ -50,7 +50,8 @@ def other_images(data: ImageData, record: dict[str, Any]) -> str:
         return ""
     now = data.info()["sizes"]
     # a split that reuses the training images counts them (an older zoo's folder with val_fraction 0 did)
-    reused = set(data.reused) | set((record.get("data") or {}).get("reused") or {})
+    recorded_reuse = (record.get("data") or {}).get("reused")
+    reused = set(data.reused) | (set(recorded_reuse) if isinstance(recorded_reuse, dict) else set())
     differ = [f"{now[s]:,} {s} images where it had {recorded[s]:,}" for s in SPLITS
               if s not in reused and isinstance(recorded.get(s), int) and recorded[s] != now[s]]
     return f"{data.name} holds {', '.join(differ)}" if differ else ""

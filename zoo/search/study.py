@@ -28,10 +28,9 @@ HOST = socket.gethostname()
 JOURNAL = "journal.log"
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 MAX_RETRY = 3
-# seconds a write to a SQLite study waits on another's lock (a worker's, a backup's): under the heartbeats' grace
-# (3 x 30 s by default), past which the other workers would take its trial for dead and run it again
-SQLITE_WAIT = 60
+SQLITE_WAIT = 60  # at most, the seconds a write to a SQLite study waits on another's lock (a worker's, a backup's)
 STALE_LOCK = 30  # seconds after which a journal lock that points elsewhere is a dead writer's (Optuna's grace)
+OLD_LOCK = 3600  # a lock whose own time says it is older than this is a dead writer's at once
 SCHEMA_TRIES = 5  # attempts at opening a database whose tables another process is creating
 MIN_TRIALS = 5   # the auto pruner prunes once this many trials are complete (Optuna's n_startup_trials default)
 MIN_EPOCHS = 2   # and never before a trial's 2nd epoch
@@ -138,21 +137,27 @@ def _journal_backend(path: Path):
 
 
 def _clear_stale_lock(journal: Path) -> None:
-    """Remove a journal lock that does not point at this journal once it is older than Optuna's grace (30 s):
-    a writer killed mid-write left it before the study folder moved (or was copied), and Optuna waits on such
-    a link forever, silently, at full CPU. A live writer holds its lock for milliseconds (another machine's path
-    to a shared disk may differ from this one's), so a fresh one is waited out here, not removed."""
+    """Remove a journal lock that does not point at this journal: a writer killed mid-write left it before
+    the study folder moved (or was copied), and Optuna waits on such a link forever, silently, at full CPU. A
+    live writer holds its lock for milliseconds (another machine's path to a shared disk may differ from this
+    one's), so the link goes once it has stood unchanged for Optuna's grace (30 s) of this process's own clock,
+    or at once where its own time says it is over an hour old (no clock of a shared disk is that far off)."""
     lock = journal.with_name(journal.name + ".lock")
-    said = False
+    seen, since = None, time.monotonic()
     while lock.is_symlink() and os.path.realpath(lock) != os.path.realpath(journal):
-        with contextlib.suppress(FileNotFoundError):
-            if time.time() - lock.lstat().st_mtime > STALE_LOCK:
+        try:
+            stat = lock.lstat()
+        except FileNotFoundError:  # released meanwhile
+            return
+        if (stat.st_ino, stat.st_mtime_ns) != seen:  # a new lock: its own wait
+            if seen is None:
+                to_stderr(f"note: waiting on {lock}, a lock that points elsewhere, for up to {STALE_LOCK} s")
+            seen, since = (stat.st_ino, stat.st_mtime_ns), time.monotonic()
+        if time.monotonic() - since > STALE_LOCK or time.time() - stat.st_mtime > OLD_LOCK:
+            with contextlib.suppress(FileNotFoundError):
                 lock.unlink()
-                to_stderr(f"note: removed {lock}, a lock left by a search killed while the study was elsewhere")
-                return
-        if not said:
-            to_stderr(f"note: waiting on {lock}, a lock that points elsewhere, until it is {STALE_LOCK} s old")
-            said = True
+            to_stderr(f"note: removed {lock}, a lock left by a search killed while the study was elsewhere")
+            return
         time.sleep(0.5)
 
 
@@ -228,7 +233,8 @@ def _rdb_storage(settings: Settings):
         try:
             engine = {"pool_pre_ping": True}
             if settings.storage.lower().startswith("sqlite"):  # SQLite's own 5 s ended searches mid-trial
-                engine["connect_args"] = {"timeout": SQLITE_WAIT}
+                # under the heartbeats' grace, past which the other workers would take this one's trial for dead
+                engine["connect_args"] = {"timeout": max(5, min(SQLITE_WAIT, settings.grace - settings.heartbeat))}
             return optuna.storages.RDBStorage(settings.storage, heartbeat_interval=settings.heartbeat,
                                               grace_period=settings.grace, **{kw: retry_callback()},
                                               engine_kwargs=engine)

@@ -224,7 +224,7 @@ def l1_mask(module: nn.Module, amount: float) -> torch.Tensor:
 class IterativeAutoencoding(Callback):
     """Training loss = w1 * (the model's own loss) + sum over passes i = 2..k of wi * error(x, r_i), where
     r_1 = reconstruct(x) and r_i = reconstruct(r_{i-1}). The error is the model's own
-    `reconstruction_error` (its pixel loss, averaged over pixels). Only the loss the main optimizer
+    `reconstruction_error`, in its loss's units (a VAE's nats an image). Only the loss the main optimizer
     minimises changes: validation is untouched, so validation losses stay comparable across k."""
 
     name = "iterative"
