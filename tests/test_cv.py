@@ -194,3 +194,11 @@ def test_an_interrupted_cross_validation_says_the_fold_and_that_nothing_is_kept(
     assert result.exit_code == 130 and "Traceback" not in result.output
     assert "cross-validation interrupted in fold 2/2 (interrupted during epoch 1); nothing was written" in result.output
     assert "are saved" not in result.output and not (tmp_path / "o").exists()
+
+
+def test_a_metric_the_model_does_not_record_is_said_as_the_commands_mistake_not_a_folds():
+    """It read "fold 1/2, which trains on 719 of the 1438 images: no validation 'bogus' was recorded"."""
+    out = assert_clean_error(invoke("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1],
+                                    "--epochs", "1", "--metric", "bogus"),
+                             "no validation 'bogus' was recorded", "The model's validation metrics are: loss, mse")
+    assert "fold 1/2" not in out.split("Error:")[-1]

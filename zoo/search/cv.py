@@ -24,7 +24,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import resolve_config
 from zoo.runs.run import training_data
 from zoo.tasks.training import model_to_train
-from zoo.training.fit import REDUCE, FitResult, fit, has_own_test
+from zoo.training.fit import REDUCE, FitResult, UnrecordedMetric, fit, has_own_test
 
 
 def training_pool(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -134,6 +134,8 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     for i, fold in enumerate(parts):
         try:
             r = fit(cls, model_cfg, train_cfg, fold, metric=metric, reduce=reduce, test=True)
+        except UnrecordedMetric:  # --metric names nothing the model records: no fold's doing
+            raise
         except ConfigError as e:  # a limit on the training images (pseudo-inputs) is a fold's, not the set's
             raise ConfigError(f"fold {i + 1}/{folds_k}, which trains on {fold.train_x.shape[0]} of the "
                               f"{fold.train_x.shape[0] + fold.val_x.shape[0]} images: {e.message}", e.hint) from None

@@ -21,6 +21,10 @@ from zoo.training.regularize import plain_state_dict
 REDUCE = ("best", "mean", "last")
 
 
+class UnrecordedMetric(ConfigError):
+    """A metric to score by that the model does not record: the command's mistake, whatever data it trains on."""
+
+
 @dataclass
 class FitResult:
     value: float                      # the validation metric reduced over the epochs (REDUCE)
@@ -56,7 +60,7 @@ def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "be
     values = [r[key] for r in history if key in r]
     if not values:
         have = sorted(k[4:] for r in history[:1] for k in r if k.startswith("val_"))
-        raise ConfigError(f"no validation '{metric}' was recorded",
+        raise UnrecordedMetric(f"no validation '{metric}' was recorded",
                           f"The model's validation metrics are: {', '.join(have) or 'none (is val_fraction 0?)'}.")
     if reduce == "best":
         return min(values)
