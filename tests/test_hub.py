@@ -197,15 +197,15 @@ def test_a_second_push_removes_what_the_first_left_and_it_leaves_out_but_not_the
     assert_ok(invoke("eval", run_copy))
     assert_ok(invoke("generate", run_copy, "--sampler", "gmm", "--n", "4"))
     assert_ok(run_zoo("push", run_copy, f"hf://{REPO_ID}", env=env, timeout=60))
-    assert {"eval.json", "sampler-gmm.safetensors", "samples.png"} <= set(server.files(REPO_ID))
+    assert {"eval.json", "sampler-gmm.safetensors", "samples-gmm.png"} <= set(server.files(REPO_ID))
     server.seed(REPO_ID, {**server.files(REPO_ID), "NOTES.md": b"the team's own notes"})
     assert_ok(invoke("train", "--resume", run_copy, "--epochs", "3", "--no-progress"))  # other weights now
     result = run_zoo("push", run_copy, f"hf://{REPO_ID}", env=env, timeout=60)
     out = assert_ok(result)
     assert "note: removed from hf://zoo-test/digits-ae@main what an earlier push left and this one does not hold: " \
-           "eval-images.safetensors, eval.json, sampler-gmm.safetensors, samples.png" in out
+           "eval-images.safetensors, eval.json, sampler-gmm.safetensors, samples-gmm.png" in out
     files = server.files(REPO_ID)
-    assert not {"eval.json", "eval-images.safetensors", "sampler-gmm.safetensors", "samples.png"} & set(files)
+    assert not {"eval.json", "eval-images.safetensors", "sampler-gmm.safetensors", "samples-gmm.png"} & set(files)
     assert files["NOTES.md"] == b"the team's own notes" and ".gitattributes" in files  # not zoo's: they stay
     assert files["model.safetensors"] == (run_copy / "model.safetensors").read_bytes()
 

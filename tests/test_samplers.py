@@ -195,3 +195,20 @@ def test_a_gmm_fitted_on_too_few_codes_for_its_components_says_so():
     assert few.weights.shape == (3,)
     assert few.fit_warning().startswith("the gmm sampler has 3 components, not 10")
     assert get_sampler("gmm")().fit(torch.randn(40, 2)).fit_warning() == ""
+
+
+def test_each_way_of_drawing_keeps_its_own_grid_and_a_push_publishes_them_with_the_run(vae_copy, tmp_path):
+    said = {}
+    for args, name in ((["--n", "4"], "samples.png"), (["--sampler", "gmm", "--n", "4"], "samples-gmm.png"),
+                       (["--sampler", "gaussian", "--n", "4"], "samples-gaussian.png"),
+                       (["--class", "7", "--n", "4"], "samples-class-7.png")):
+        said[name] = assert_ok(invoke("generate", vae_copy, *args))
+        assert f"wrote {vae_copy / name}" in said[name]
+    grids = {name: (vae_copy / name).read_bytes() for name in said}
+    assert all(is_png(vae_copy / name) for name in grids) and len(set(grids.values())) == 4  # none replaced
+    entry = tmp_path / "hub" / "vae"
+    assert_ok(invoke("push", vae_copy, f"file://{entry}"))
+    assert {name: (entry / name).read_bytes() for name in grids} == grids
+    assert "![samples-gmm.png](samples-gmm.png)" in (entry / "README.md").read_text()
+    pulled = Path(assert_ok(invoke("pull", f"file://{entry}")).strip().splitlines()[-1])
+    assert {name: (pulled / name).read_bytes() for name in grids} == grids

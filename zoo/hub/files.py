@@ -15,7 +15,7 @@ from zoo.errors import RunError, ZooError
 from zoo.hub.locations import HubError
 from zoo.runs import config as cfgmod
 from zoo.runs.eval_images import IMAGES_FILE
-from zoo.runs.modelcard import PICTURES
+from zoo.runs.modelcard import PICTURES, is_picture
 from zoo.runs.files import (
     check_run_config,
     check_weights_fit,
@@ -78,12 +78,18 @@ def select_files(names: list[str], where: str) -> list[str]:
         raise HubError(f"{where} has no {CONFIG}: it is not a zoo model",
                        "`zoo push RUN LOCATION` publishes a run in the layout zoo loads.")
     # Latent samplers fitted on the run's training codes travel with the weights, so that a pulled copy
-    # samples its latent space with no training images at hand.
-    return [n for n in REPO_FILES if n in present] + sorted(n for n in present if is_sampler_file(n))
+    # samples its latent space with no training images at hand; so do zoo generate's other grids.
+    others = sorted(n for n in present if is_run_file(n) and n not in REPO_FILES)
+    return [n for n in REPO_FILES if n in present] + others
 
 
 def is_sampler_file(name: str) -> bool:
     return sampler_name(name) is not None
+
+
+def is_run_file(name: str) -> bool:
+    """A file zoo publishes and fetches with a run: REPO_FILES, fitted samplers, zoo generate's other grids."""
+    return name in REPO_FILES or is_sampler_file(name) or is_picture(name)
 
 
 FETCHED = "the upload or the copy is damaged"

@@ -23,11 +23,11 @@ from zoo.hub.files import (
     CONFIG,
     EVAL,
     EVAL_IMAGES,
-    IMAGES,
     METRICS,
     MODEL_FILES,
     PUSHED_MANIFEST,
     WEIGHTS,
+    is_picture,
     is_sampler_file,
     model_spec,
 )
@@ -79,7 +79,7 @@ def cap(name: str, run: dict | None = None) -> Cap:
             return Cap(WEIGHTS_CAP, "the weights of a model whose size zoo cannot compute here")
         return Cap(expected + HEADER_SLACK, f"the weights its config.json describes ({size_text(expected)} "
                                             f"and {size_text(HEADER_SLACK)} of header)")
-    if name in IMAGES:
+    if is_picture(name):
         return Cap(IMAGE_CAP, "a picture")
     if is_sampler_file(name):
         return Cap(SAMPLER_CAP, "a fitted latent sampler")

@@ -17,10 +17,10 @@ from zoo.hub.files import (
     CARD,
     CONFIG,
     MODEL_FILES,
-    REPO_FILES,
     WEIGHTS,
     check_config,
     check_model_files,
+    is_run_file,
     is_sampler_file,
 )
 from zoo.hub.folder import check_destination, push_folder
@@ -285,7 +285,7 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
         # What an earlier push left that this one leaves out (results or samplers of earlier weights, another
         # run's pictures) goes, as a folder hub's entry is replaced whole; the repository's other files stay.
         left = [name for name in api.list_repo_files(loc.repo, revision=branch)
-                if name not in files and (name in REPO_FILES or is_sampler_file(name))]
+                if name not in files and is_run_file(name)]
         operations += [hf.CommitOperationDelete(path_in_repo=name) for name in left]
         info = api.create_commit(loc.repo, operations, commit_message=summary, revision=branch)
     except Exception as e:

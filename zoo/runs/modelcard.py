@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shlex
 from pathlib import Path
 
@@ -102,17 +103,28 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
 
 PICTURES = ("reconstructions.png", "samples.png", "loss.png")  # a run's pictures a card shows and a push publishes
 MODEL_PICTURES = PICTURES[:2]  # ... of the model's outputs: of the weights they were made with
+# zoo generate's grids drawn otherwise than from the model's prior (--sampler gmm: samples-gmm.png, --class 3:
+# samples-class-3.png): pictures of the model's outputs too, each in its own file
+OTHER_SAMPLES = re.compile(r"samples-[A-Za-z0-9_.-]+\.png")
+
+
+def is_picture(name: str) -> bool:
+    """A run's picture that a card shows and a push publishes."""
+    return name in PICTURES or bool(OTHER_SAMPLES.fullmatch(name))
 
 
 def current_pictures(run_dir: Path, log=None) -> list[str]:
-    """The run's pictures (PICTURES) but those of the model's outputs made with other weights than
-    model.safetensors holds now (drawn before the run was trained further): each such one said to `log`."""
+    """The run's pictures (PICTURES, then zoo generate's other grids) but those of the model's outputs
+    made with other weights than model.safetensors holds now (drawn before the run was trained further):
+    each such one said to `log`."""
     current, pictures = None, []
-    for name in PICTURES:
+    others = sorted(p.name for p in Path(run_dir).glob("samples-*.png") if OTHER_SAMPLES.fullmatch(p.name))
+    for name in (*PICTURES, *others):
         path = Path(run_dir) / name
         if not path.is_file():
             continue
-        stamp = plots.weights_stamp(path) if name in MODEL_PICTURES else None  # none: a picture of an older zoo
+        of_model = name in MODEL_PICTURES or name in others
+        stamp = plots.weights_stamp(path) if of_model else None  # none: a picture of an older zoo
         if stamp is not None:
             current = current or ckpt.weights_digest(Path(run_dir) / ckpt.WEIGHTS)
             if stamp != current:

@@ -4,7 +4,7 @@ decoded from latent codes a fitted sampler draws or around a class mean."""
 from __future__ import annotations
 
 import json
-
+import re
 from pathlib import Path
 
 import torch
@@ -82,12 +82,24 @@ def _say_better_sampler(source) -> None:
                   f"zoo generate {name} --sampler {better}")
 
 
+def default_picture(sampler: str | None, class_label, per_class: int | None) -> str:
+    """The grid's file when no --out is given: samples.png drawn from the model's prior, and one file for
+    each other way of drawing (samples-gmm.png, samples-class-3.png, samples-per-class.png), so that one
+    does not replace another."""
+    tags = [*([sampler] if sampler else []), *([f"class-{class_label}"] if class_label is not None else []),
+            *(["per-class"] if per_class is not None else [])]
+    if not tags:
+        return "samples.png"
+    return "samples-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(map(str, tags))) + ".png"
+
+
 @torch.no_grad()
 def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | None = None, device: str | None = None,
              sampler: str | None = None, class_label: str | int | None = None,
              spread: float = 0.0, per_class: int | None = None, data_dir: str | None = None) -> Path:
-    """Sample `n` images: a grid PNG, or a tensor file if `out` ends in .safetensors (written batch by
-    batch: memory does not grow with `n`).
+    """Sample `n` images: a grid PNG (by default in the run's output folder, named by how they were drawn:
+    default_picture), or a tensor file if `out` ends in .safetensors (written batch by batch: memory does
+    not grow with `n`).
 
     A generative model (VAE, GAN) samples itself; a conditional one samples a class (`class_label=7`),
     or `per_class` images of every class (a grid with a row per class, instead of `n`); an autoencoder
@@ -157,7 +169,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                 stream.write(images)
         return out
     images = torch.cat(list(batches_))
-    out = out or run.output_dir / "samples.png"
+    out = out or run.output_dir / default_picture(sampler, class_label, per_class)
     per_row = per_class or max(1, int(round(n ** 0.5)))
     return plots.image_rows([("", images)], out, title=f"{run.name}: {n} samples ({how}, seed {seed})",
                              per_row=per_row, weights=run.outputs_stamp())
