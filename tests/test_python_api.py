@@ -179,6 +179,20 @@ def test_create_says_it_leaves_out_training_keys(capsys):
     assert "leaves out the training keys dataset, epochs (zoo.train('iwae', ...) takes them)" in capsys.readouterr().err
 
 
+def test_create_with_a_seed_builds_the_same_weights_and_leaves_the_callers_generator_as_it_was(capsys):
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    a = zoo.create("vae", seed=7, latent_dim=4)
+    assert torch.equal(torch.get_rng_state(), before)  # the caller's stream is not drawn from
+    b = zoo.create("vae", seed=7, latent_dim=4)
+    c = zoo.create("vae", seed=8, latent_dim=4)
+    assert all(torch.equal(a.state_dict()[k], b.state_dict()[k]) for k in a.state_dict())
+    assert not all(torch.equal(a.state_dict()[k], c.state_dict()[k]) for k in a.state_dict())
+    assert "leaves out" not in capsys.readouterr().err  # seed is create's own, not a training key left out
+    with pytest.raises(ConfigError, match="create: seed"):
+        zoo.create("vae", seed=-1)
+
+
 def test_a_misspelled_evaluation_option_is_named_as_python_spells_it_with_the_key_it_may_mean(vae_copy):
     with pytest.raises(ConfigError, match=r"option 'iwae_kk' \(--iwae-kk\) does not apply") as caught:
         zoo.evaluate(vae_copy, options={"iwae_kk": 5}, limit=4)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+import torch
+
 from zoo import registry
 from zoo.analysis.interpolation import interpolate
 from zoo.analysis.latent import latent_scatter
@@ -122,12 +124,16 @@ def _vectorizable(cls: type) -> list[str]:
         return []
 
 
-def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10, **config) -> ZooModel:
-    """Build an untrained model by name, sized for images of `shape` (C, H, W)."""
+def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
+           seed: int | None = None, **config) -> ZooModel:
+    """Build an untrained model by name, sized for images of `shape` (C, H, W). Its initial weights are
+    drawn from torch's global generator, as a torch module's are; with `seed`, from that seed alone (the
+    weights zoo.train(name, seed=seed) starts from), and the caller's generator is left as it was."""
     if not isinstance(name, str):
         raise ConfigError(f"create: the model is named by a string (zoo.list_models()), not {name!r:.60}")
     shape = runfiles.check_image_shape(shape)
     num_classes = cfgmod.check_count(num_classes, "create: num_classes", 0, 100_000)
+    seed = None if seed is None else cfgmod.check_seed(seed, "create: seed")
     cls, model_cfg, _ = resolve_config(name, overrides=config)
     training = sorted(set(config) - {f.name for f in cfgmod.fields_of(cls.Config)})
     if training:  # checked by resolve_config as training keys, which building a model has no use for
@@ -135,4 +141,8 @@ def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes:
                   f"key{'s' * (len(training) > 1)} {', '.join(training)} (zoo.train('{name}', ...) takes "
                   f"{'them' if len(training) > 1 else 'it'})")
     runfiles.check_fits(cls, model_cfg, shape, num_classes, "cpu", copies=1, what="build")
-    return cls(model_cfg, shape, num_classes)
+    if seed is None:
+        return cls(model_cfg, shape, num_classes)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return cls(model_cfg, shape, num_classes)
