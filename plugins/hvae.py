@@ -138,7 +138,7 @@ class HVAE(VAE):
             for head in (*(q[-1] for q in self.q_joint), *(p[-1] for p in self.p_down)):
                 nn.init.zeros_(head.weight)
         hyper_buffer(self, "beta", config.beta)
-        schedule_buffer(self, "warmup", 1.0 if config.kl_warmup == 0 else 0.0)
+        schedule_buffer(self, "warmup", 1.0)  # as in the VAE: before_step warms it up in training
         self.prior = VampPrior(config.pseudo_inputs, self.shape) if config.prior == "vampprior" else None
         self.components = (PriorComponents(self.prior, self.posterior, config.prior_draws, config.prior_refresh,
                                            config.latent_dim) if self.prior is not None else None)

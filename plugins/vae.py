@@ -86,7 +86,9 @@ class VAE(ZooModel):
         geometry["channels"][0] = c  # the decoder makes the image alone, not the condition's channels
         self.decoder = build_decoder(config, geometry, config.latent_dim + extra)
         hyper_buffer(self, "beta", config.beta)
-        schedule_buffer(self, "warmup", 1.0 if config.kl_warmup == 0 else 0.0)  # fraction of β in the training loss
+        # The fraction of β in the training loss: before_step sets it while the KL warms up; a model built or
+        # loaded outside training has finished warming up (its loss() is the objective it was trained to)
+        schedule_buffer(self, "warmup", 1.0)
 
     # ---------------------------------------------------------------- what a conditional VAE changes
     def condition_size(self) -> int:

@@ -170,3 +170,20 @@ def test_kl_warmup_rises_over_the_first_epoch(tmp_path):
     assert first[0] == 0.0 and first[-1] == pytest.approx(2.0 * 10 / 11)
     assert all(b > a for a, b in itertools.pairwise(first))  # rises at every step of the first epoch
     assert second == [2.0] * 11  # warmed up: β from epoch 2 on
+
+
+@pytest.mark.parametrize("model", ["vae", "vampprior", "hvae"])
+def test_a_model_loaded_after_a_warm_up_it_did_not_finish_trains_on_its_whole_objective(tmp_path, model):
+    """The warm-up's weight is not saved: a loaded model's loss() (to fine-tune it through run.model) weighs the
+    KL at β, as the objective it was trained to, not at 0 (the KL left out, its codes free to drift)."""
+    extra = {"pseudo_inputs": 20, "batch_norm": False} if model == "vampprior" else {}
+    zoo.train(model, dataset="digits", epochs=1, kl_warmup=5, beta=2.0, batch_size=256, out=tmp_path / "run",
+              log=quiet, progress=False, **TINY, **extra)
+    net = zoo.load(tmp_path / "run").model
+    x = zoo.load_dataset("digits").test_x[:64].float() / 255.0
+    torch.manual_seed(0)
+    with torch.no_grad():
+        terms = net.loss(Batch(x=x, y=None))
+    kl = terms["kl"] if "kl" in terms else sum(v for k, v in terms.items() if k.startswith("kl"))
+    assert float(net.warmup) == 1.0
+    assert float(terms["loss"]) == pytest.approx(float(terms["rec"] + 2.0 * kl), rel=1e-5)
