@@ -348,3 +348,18 @@ def test_a_search_leaves_optunas_log_level_and_the_warning_filters_as_they_were(
     level, filters = optuna.logging.get_verbosity(), list(warnings.filters)
     run_search("convae", space, out=tmp_path / "study", overrides={"dataset": "digits"}, log=quiet)
     assert optuna.logging.get_verbosity() == level and list(warnings.filters) == filters
+
+
+def test_a_run_its_user_put_in_training_mode_is_measured_and_sampled_as_trained_and_given_back_its_modes(tmp_path):
+    """Batch norm in training mode would measure with each batch's statistics and change the running ones."""
+    zoo.train("vae", dataset="digits", epochs=1, batch_norm=True, out=tmp_path / "run", log=quiet, progress=False,
+              **TINY)
+    reference = zoo.evaluate(tmp_path / "run", save=False, progress=False)["metrics"]
+    expected = zoo.load(tmp_path / "run").sample(8, generator=torch.Generator().manual_seed(0))
+    run = zoo.load(tmp_path / "run")
+    run.model.train()
+    first = next(run.model.children()).eval()  # a mode of the user's own, inside the model
+    assert zoo.evaluate(run, save=False, progress=False)["metrics"] == pytest.approx(reference)
+    assert torch.equal(run.sample(8, generator=torch.Generator().manual_seed(0)), expected)
+    assert run.weights_changed() is None  # no running statistic moved
+    assert run.model.training and not first.training

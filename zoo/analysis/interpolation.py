@@ -23,6 +23,7 @@ from zoo.errors import ConfigError
 from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
 from zoo.runs.loading import load
+from zoo.runs.run import evaluated
 
 
 def _display(img: torch.Tensor) -> np.ndarray:
@@ -73,6 +74,7 @@ def _endpoint(spec: str | int, net, data, x, y, class_codes) -> Endpoint:
     return Endpoint(text, "class", index, f"mean of\n'{data.classes[index]}'", mean)
 
 
+@evaluated
 @torch.no_grad()
 def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, out: str | Path | None = None,
                 data_dir: str | None = None, device: str | None = None) -> InterpolationResult:

@@ -27,6 +27,7 @@ from zoo.runs.config import check_count, check_seed
 from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import check_output, picture_output
 from zoo.runs.loading import load
+from zoo.runs.run import evaluated
 from zoo.tracking import code_loggers
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}
@@ -170,6 +171,7 @@ class LatentResult:
     codes_note: str = ""          # what the codes are, where not the whole latent (ZooModel.codes_note)
 
 
+@evaluated
 def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Path | None = None,
                    split: str = "test", seed: int = 0, data_dir: str | None = None,
                    device: str | None = None, loggers=None) -> LatentResult:

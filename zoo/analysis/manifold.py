@@ -21,6 +21,7 @@ from zoo.errors import CapabilityError, ConfigError, DataNotFoundError
 from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
 from zoo.runs.loading import load
+from zoo.runs.run import evaluated
 
 # A grid over the test codes spans their central 90% along each axis, not their min..max: a few outlying
 # codes would otherwise leave most tiles decoding empty space. (A VAE's grid is over its prior instead.)
@@ -139,6 +140,7 @@ def _span(values: torch.Tensor, steps: int) -> torch.Tensor:
     return torch.linspace(float(lo), float(hi), steps, dtype=torch.float64)
 
 
+@evaluated
 @torch.no_grad()
 def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int] | None = None,
              out: str | Path | None = None, data_dir: str | None = None, device: str | None = None) -> ManifoldResult:

@@ -4,6 +4,7 @@ takes one (or anything `zoo.load` accepts)."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable
@@ -28,6 +29,32 @@ def _described(value: Any) -> str:
     if isinstance(value, torch.Tensor):
         return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {list(value.shape)}"
     return f"a {type(value).__name__}"
+
+
+@contextlib.contextmanager
+def eval_mode(module: torch.nn.Module):
+    """`module` in eval mode (batch norm's running statistics, no dropout) for the work inside, each of its
+    submodules given back the mode it had after: a model its user put in training mode (to fine-tune it)
+    is measured and sampled as it was trained, and its running statistics are left as they were."""
+    modes = [(m, m.training) for m in module.modules()]
+    module.eval()
+    try:
+        yield module
+    finally:
+        for m, training in modes:
+            m.training = training
+
+
+def evaluated(task):
+    """`task` (a Run method, or a task taking a Run or what zoo.load takes first) with the Run's model in
+    eval mode (eval_mode). A run zoo.load reads is in eval mode already; a Run handed back may not be."""
+    @functools.wraps(task)
+    def wrapper(source, *args, **kwargs):
+        if not isinstance(source, Run):
+            return task(source, *args, **kwargs)
+        with eval_mode(source.model):
+            return task(source, *args, **kwargs)
+    return wrapper
 
 
 def training_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = None) -> ImageData:
@@ -127,13 +154,15 @@ class Run:
         return self.model.capabilities()
 
     # What users hand these: images as the data sets hold them (uint8 0..255) or as the model takes
-    # them (float in [0, 1]), one image [C, H, W] or a batch [N, C, H, W]. They run without gradients
-    # (use run.model to train through the model) and refuse what the model cannot do in one message.
+    # them (float in [0, 1]), one image [C, H, W] or a batch [N, C, H, W]. They run without gradients and in
+    # eval mode (use run.model to train through the model) and refuse what the model cannot do in one message.
+    @evaluated
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         self.require("encode")
         return self.model.encode(self.images(x))
 
+    @evaluated
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         self.require("decode")
@@ -151,15 +180,17 @@ class Run:
         """The size of the model's codes, from encoding one blank image; None for a model that cannot encode."""
         if not self.can("encode"):
             return None
-        with torch.no_grad():
+        with torch.no_grad(), eval_mode(self.model):
             blank = torch.zeros((1, *self.shape), device=self.device)
             return int(self.model.encode(blank).flatten(1).shape[1])
 
+    @evaluated
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         self.require("reconstruct")
         return self.model.reconstruct(self.images(x))
 
+    @evaluated
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         self.require("sample")
@@ -169,6 +200,7 @@ class Run:
                               "For example torch.Generator(device=run.device).manual_seed(0).")
         return self.model.sample(n, generator=generator)
 
+    @evaluated
     @torch.no_grad()
     def sample_class(self, labels, generator: torch.Generator | None = None) -> torch.Tensor:
         """Samples of the given classes: a 1-D tensor or list of class indices (0 .. classes - 1)."""
@@ -186,6 +218,7 @@ class Run:
             raise ConfigError(f"sample_class: a class index outside 0..{len(self.classes) - 1}")
         return self.model.sample_class(labels.long().to(self.device), generator=generator)
 
+    @evaluated
     @torch.no_grad()
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         self.require("classify")

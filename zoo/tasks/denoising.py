@@ -22,7 +22,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
 from zoo.runs.config import check_count, check_flag, check_seed
 from zoo.runs.loading import load
-from zoo.runs.run import Run
+from zoo.runs.run import Run, evaluated
 from zoo.training.batching import batches
 
 
@@ -56,6 +56,7 @@ def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tupl
     return torch.from_numpy(np.stack(arrays)).to(device).float() / 255.0, files
 
 
+@evaluated
 @torch.no_grad()
 def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | None = None,
             input: str | Path | None = None, split: str = "test", seed: int = 0, data_dir: str | None = None,
@@ -131,6 +132,7 @@ def input_label(root: Path) -> str:
     return (root.resolve().name if root.is_dir() else root.stem) or "input"
 
 
+@evaluated
 @torch.no_grad()
 def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 2, 3, 4, 5), split: str = "test",
                 seed: int = 0, data_dir: str | None = None, device: str | None = None,

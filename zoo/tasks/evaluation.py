@@ -26,7 +26,7 @@ from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
 from zoo.runs.modelcard import write_card
-from zoo.runs.run import Run, check_split, other_images
+from zoo.runs.run import Run, check_split, evaluated, other_images
 from zoo.runs.write_checks import check_writable
 from zoo.tasks.kept_evaluations import fuller_part_kept, other_images_kept, say_shipped, whole_test_kept
 from zoo.tracking import Logger, RunView, eval_loggers, logger_names
@@ -97,6 +97,7 @@ def _no_metrics(run: Run, source) -> CapabilityError:
 LONG_BOUND = 5_000_000  # decoded images past which an IWAE bound is said to take long before it starts
 
 
+@evaluated
 @torch.no_grad()
 def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | None = None,
              device: str | None = None, save: bool = True, options: dict | None = None,
@@ -340,6 +341,7 @@ def _write_per_image(path: Path, per: dict[str, torch.Tensor], y: torch.Tensor, 
     ckpt.atomic_write(path, text.getvalue())
 
 
+@evaluated
 @torch.no_grad()
 def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None = None, split: str = "test",
                 data_dir: str | None = None, device: str | None = None) -> Path:

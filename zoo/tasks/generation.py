@@ -18,7 +18,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
 from zoo.runs.config import check_count, check_seed
 from zoo.runs.loading import catalogued_name, load
-from zoo.runs.run import Run
+from zoo.runs.run import Run, evaluated
 
 SAMPLE_BATCH = 256      # samples made at once: memory stays one batch, whatever --n
 MAX_GRID = 2_500        # samples one PNG may show (50 × 50); more go to a .safetensors file
@@ -93,6 +93,7 @@ def default_picture(sampler: str | None, class_label, per_class: int | None) -> 
     return "samples-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(map(str, tags))) + ".png"
 
 
+@evaluated
 @torch.no_grad()
 def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | None = None, device: str | None = None,
              sampler: str | None = None, class_label: str | int | None = None,

@@ -17,6 +17,7 @@ from zoo.errors import ConfigError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import check_count, check_flag, check_seed
 from zoo.runs.loading import load
+from zoo.runs.run import evaluated
 from zoo.tasks.generation import sample_batches
 
 
@@ -40,6 +41,7 @@ def class_accuracy(classifier, images: torch.Tensor, wanted: torch.Tensor, class
     return {"mean": float(right.float().mean()), "per_class": per_class}
 
 
+@evaluated
 @torch.no_grad()
 def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed: int = 0, sampler: str | None = None,
                    data_dir: str | None = None, device: str | None = None, save: bool = True,
