@@ -53,8 +53,10 @@ def _standardised(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torc
     return ((codes - mean) / std).float(), mean, std
 
 
-def _init(layer: nn.Linear, generator: torch.Generator) -> nn.Linear:
-    """PyTorch's default initialisation, drawn from `generator` instead of the global one."""
+def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
+    """nn.Linear with PyTorch's default initialisation drawn from `generator`: built without one (skip_init),
+    so that the global generator, the caller's, is not drawn from (nor are a fit's samples changed by it)."""
+    layer = torch.nn.utils.skip_init(nn.Linear, n_in, n_out)
     bound = 1.0 / math.sqrt(max(layer.in_features, 1))
     with torch.no_grad():
         layer.weight.copy_(torch.rand(layer.weight.shape, generator=generator) * 2 * bound - bound)
@@ -161,8 +163,8 @@ class _Made(nn.Module):
         self.dim = dim
         degree_in = torch.arange(1, dim + 1)
         degree_h = torch.arange(hidden) % max(dim - 1, 1) + 1
-        self.inp, self.mid = _init(nn.Linear(dim, hidden), generator), _init(nn.Linear(hidden, hidden), generator)
-        self.out = _init(nn.Linear(hidden, 2 * dim), generator)
+        self.inp, self.mid = _linear(dim, hidden, generator), _linear(hidden, hidden, generator)
+        self.out = _linear(hidden, 2 * dim, generator)
         self.register_buffer("mask_inp", (degree_h[:, None] >= degree_in[None, :]).float(), persistent=False)
         self.register_buffer("mask_mid", (degree_h[:, None] >= degree_h[None, :]).float(), persistent=False)
         self.register_buffer("mask_out", (degree_in[:, None] > degree_h[None, :]).float().repeat(2, 1),
@@ -266,8 +268,8 @@ class _SecondStageVae(nn.Module):
             sizes = [dim] + [hidden] * depth
             layers = []
             for a, b in zip(sizes, sizes[1:]):
-                layers += [_init(nn.Linear(a, b), generator), nn.ReLU()]
-            return nn.Sequential(*layers, _init(nn.Linear(hidden, out), generator))
+                layers += [_linear(a, b, generator), nn.ReLU()]
+            return nn.Sequential(*layers, _linear(hidden, out, generator))
 
         self.dim = dim
         self.enc, self.dec = mlp(2 * dim), mlp(dim)

@@ -100,6 +100,17 @@ def test_maf_saves_loads_and_refits_exactly(maf):
                            a.state()["made.0.inp.weight"])
 
 
+@pytest.mark.parametrize("name", ["maf", "two-stage"])
+def test_fitting_reading_and_sampling_leave_the_callers_generator_as_it_was(name):
+    """Every random number of theirs comes from their own generators, their networks' initial weights too."""
+    torch.manual_seed(11)
+    before = torch.get_rng_state()
+    fitted = quick(name, steps=20, width=16).fit(two_modes(600, seeded(1)))
+    restored = type(fitted).from_state(fitted.state(), 2)
+    restored.sample(10, generator=seeded(2))
+    assert torch.equal(torch.get_rng_state(), before)
+
+
 def test_maf_inverts_its_own_density():
     """Sampling runs the flow backwards: the codes it draws map back to the noise they came from."""
     flow = quick("maf", steps=20, width=16).fit(torch.randn(600, 5, generator=seeded(0), dtype=F64) ** 3)
