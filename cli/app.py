@@ -120,7 +120,7 @@ class ZooGroup(click.Group):
     folder), into one clean message and an exit code instead of a traceback."""
 
     def invoke(self, ctx):
-        from zoo.errors import ZooError, out_of_memory, storage_error
+        from zoo.errors import Interrupted, ZooError, out_of_memory, storage_error
 
         try:
             return super().invoke(ctx)
@@ -131,6 +131,8 @@ class ZooGroup(click.Group):
             ctx.exit(141)  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
         except OSError as e:  # whatever a command did not word itself: the path, why, and what to do
             _fail(ctx, storage_error(e, "cannot write" if e.errno in _WRITE_ERRNOS else ""))
+        except Interrupted as e:  # what was kept, and how to go on
+            _fail(ctx, e)
         except KeyboardInterrupt:
             stopped = f"Stopped by {signal.Signals(_STOPPED_BY[0]).name}." if _STOPPED_BY else "Interrupted."
             click.echo(stopped, err=True)

@@ -17,7 +17,7 @@ from conftest import (TINY, TINY_SET, assert_clean_error, assert_ok, assert_same
                       read_config, read_metrics, weights)
 
 import zoo
-from zoo.errors import ConfigError, RunError, TrainingDiverged, ZooError
+from zoo.errors import ConfigError, Interrupted, RunError, TrainingDiverged
 
 TIMING = {"images_per_s", "seconds"}
 
@@ -385,7 +385,7 @@ def test_ctrl_c_just_after_the_best_weights_are_written_still_saves_that_epochs_
 
     monkeypatch.setattr(ckpt, "save_tensors", save_then_interrupt)
     run = tmp_path / "run"
-    with pytest.raises(ZooError, match="interrupted during epoch") as e:
+    with pytest.raises(Interrupted, match="interrupted during epoch") as e:
         train(run, epochs=3)
     assert sent and "epochs up to 1 are saved" in str(e.value)
     assert [r["epoch"] for r in read_metrics(run)] == [1]

@@ -363,3 +363,25 @@ def test_a_run_its_user_put_in_training_mode_is_measured_and_sampled_as_trained_
     assert torch.equal(run.sample(8, generator=torch.Generator().manual_seed(0)), expected)
     assert run.weights_changed() is None  # no running statistic moved
     assert run.model.training and not first.training
+
+
+def test_ctrl_c_in_a_training_from_python_stops_the_caller_and_says_how_to_resume_from_python(tmp_path):
+    """An `except zoo.ZooError` around a sweep's trainings must not swallow the user's stop."""
+    from zoo.errors import Interrupted, ZooError
+    from zoo.training.engine import Callback
+
+    class CtrlC(Callback):
+        def on_epoch_start(self, trainer, epoch):
+            if epoch == 2:
+                raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt) as stopped:
+        try:
+            zoo.train("convae", dataset="digits", epochs=3, out=tmp_path / "run", log=quiet, progress=False,
+                      callbacks=[CtrlC()], **TINY)
+        except ZooError:  # a sweep skipping what zoo refuses
+            pytest.fail("the stop was taken for a refused configuration")
+    assert isinstance(stopped.value, Interrupted) and not isinstance(stopped.value, ZooError)
+    assert "epochs up to 1 are saved" in str(stopped.value)
+    assert f"zoo.train(resume={str(tmp_path / 'run')!r})" in str(stopped.value)
+    assert len(zoo.train(resume=tmp_path / "run", log=quiet, progress=False).history) == 3

@@ -15,6 +15,21 @@ class ZooError(Exception):
         return self.message if not self.hint else f"{self.message}\n{self.hint}"
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (or SIGTERM, SIGHUP: zoo's commands take them as Ctrl-C) stopped work of which zoo kept what it
+    could: the message says what was kept and how to go on. A KeyboardInterrupt, not a ZooError, so that a
+    caller's `except zoo.ZooError` (around configurations zoo may refuse) does not swallow the user's stop."""
+
+    exit_code = 130
+
+    def __init__(self, message: str, hint: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    __str__ = ZooError.__str__
+
+
 class UnknownModelError(ZooError):
     """No installed plugin has that name."""
 

@@ -29,7 +29,8 @@ RetryFailedTrialCallback): database storages use Optuna's own heartbeats; the jo
 has none, gets the same from a heartbeat user attribute and, on one host, a process check.
 """
 
+from zoo.errors import Interrupted
 from zoo.search.run import run_search, worker_main
-from zoo.search.settings import Interrupted, Settings, prepare
+from zoo.search.settings import Settings, prepare
 
 __all__ = ["Interrupted", "Settings", "prepare", "run_search", "worker_main"]

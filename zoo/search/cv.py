@@ -19,7 +19,7 @@ from zoo.console import quiet
 from zoo.data import ImageData
 from zoo.data.datasets import with_binarization
 from zoo.device import cuda_only_notes, keeps_callers_random_state, pick_device
-from zoo.errors import ConfigError, ZooError
+from zoo.errors import ConfigError, Interrupted
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import resolve_config
 from zoo.runs.run import training_data
@@ -139,11 +139,9 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
         except ConfigError as e:  # a limit on the training images (pseudo-inputs) is a fold's, not the set's
             raise ConfigError(f"fold {i + 1}/{folds_k}, which trains on {fold.train_x.shape[0]} of the "
                               f"{fold.train_x.shape[0] + fold.val_x.shape[0]} images: {e.message}", e.hint) from None
-        except ZooError as e:
-            if e.exit_code in (130, 143):  # Ctrl-C, SIGTERM: the same stop, said for cv, which keeps nothing
-                e.message = (f"cross-validation interrupted in fold {i + 1}/{folds_k} ({e.message}); nothing was "
-                             "written: zoo cv does not resume, run it again")
-            raise
+        except Interrupted as e:  # Ctrl-C, SIGTERM: the same stop, said for cv, which keeps nothing
+            raise Interrupted(f"cross-validation interrupted in fold {i + 1}/{folds_k} ({e.message}); nothing was "
+                              "written: zoo cv does not resume, run it again") from None
         rows.append(_row(str(i + 1), fold, r, key))
         log(f"fold {i + 1}/{folds_k}: {key} {r.value:.5g} (best epoch {r.best_epoch}), "
             f"{r.seconds:.1f} s")

@@ -17,12 +17,12 @@ from typing import Any, Callable
 
 from zoo.console import to_stdout
 from zoo.device import keeps_callers_random_state
-from zoo.errors import ConfigError, RunError
+from zoo.errors import ConfigError, Interrupted, RunError
 from zoo.runs import checkpoint as ckpt
 from zoo.search.objective import check_metric
 from zoo.search.outputs import write_outputs
 from zoo.search.resume import check_same_study, fingerprint, record, recorded, reusable, study_record
-from zoo.search.settings import Interrupted, Settings, prepare
+from zoo.search.settings import Settings, prepare
 from zoo.search.space import load_space
 from zoo.search import storage_errors
 from zoo.search.study import describe_pruner, journal_path, keeps_optuna_settings, open_study, redact

@@ -13,12 +13,12 @@ import time
 from typing import Any, Callable
 
 from zoo.console import to_stdout
-from zoo.errors import ZooError
+from zoo.errors import Interrupted
 from zoo.search.data import load_data
 from zoo.search.duplicates import Duplicate
 from zoo.search.group import run_group
 from zoo.search.liveness import JournalHeartbeat, fail_stale
-from zoo.search.settings import Interrupted, Settings
+from zoo.search.settings import Settings
 from zoo.search.space import Space
 from zoo.search import storage_errors
 from zoo.search.study import HOST, open_study, retry_callback
@@ -87,9 +87,7 @@ class Worker:
                         self.after_trial()
                     if self.duplicates:  # the space offers little else while those trials run: wait a little
                         time.sleep(min(poll * 2 ** (self.duplicates - 1), 30.0))
-        except (KeyboardInterrupt, ZooError) as e:
-            if isinstance(e, ZooError) and e.exit_code != 130:  # not Ctrl-C inside a trial's training
-                raise
+        except KeyboardInterrupt as e:  # also Ctrl-C inside a trial's training (Interrupted)
             self._requeue_current()
             done = self.counts()[0]
             raise Interrupted(f"search interrupted; {done} {'trial is' if done == 1 else 'trials are'} done and "

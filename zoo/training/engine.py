@@ -22,7 +22,7 @@ import torch
 from zoo.console import to_stderr
 from zoo.device import cuda_only_notes
 from zoo.data import ImageData
-from zoo.errors import ConfigError, RunError, TrainingDiverged, ZooError, out_of_memory, storage_error
+from zoo.errors import ConfigError, Interrupted, RunError, TrainingDiverged, out_of_memory, storage_error
 from zoo.interrupts import holding_ctrl_c
 from zoo.model import StepContext, ZooModel
 from zoo.runs import checkpoint as ckpt
@@ -34,12 +34,6 @@ from zoo.training.epochs import EpochEnd, EpochLosses, LossSums, Tracker, lr_fac
 from zoo.training.graphstep import GraphStep, check_supported
 from zoo.training.optim import make_optimizer
 from zoo.training.regularize import make_permanent, plain_state_dict, reparametrize_like
-
-
-class Interrupted(ZooError):
-    """Ctrl-C: the last finished epoch is saved; `--resume` continues."""
-
-    exit_code = 130
 
 
 @dataclass
@@ -291,7 +285,8 @@ class Trainer:
                        train_epoch=self._epoch_losses, validate=lambda: [self._validation()],
                        end_member=self._end_of_epoch)
         except KeyboardInterrupt:
-            where = f" Resume with: zoo train --resume {self.run_dir}" if self.run_dir else ""
+            where = (f" Resume with: zoo train --resume {self.run_dir} (from Python: zoo.train(resume="
+                     f"{str(self.run_dir)!r}))") if self.run_dir else ""  # the last finished epoch is saved
             done = self.saved_epoch if self.run_dir else self.state["epoch"]  # (a stop between an epoch's end and
             # its checkpoint leaves the epoch before it saved)
             saved = f"epochs up to {done} are saved" if done else "no epoch was finished (a resume starts at epoch 1)"
