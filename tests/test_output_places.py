@@ -58,6 +58,24 @@ def test_two_folder_hub_entries_of_the_same_name_keep_their_results_apart(digits
     assert again == written[0]  # the same entry finds its own folder again
 
 
+def test_an_entry_pushed_over_by_another_run_gets_its_own_outputs_and_the_earlier_runs_stay(digits_run, tmp_path):
+    """The results and samplers zoo kept for the run an entry held (an hours-long bound) are neither written over
+    nor in the way (a sampler fitted on the other run's codes) when someone publishes another run there."""
+    zoo.train("convae", dataset="digits", epochs=1, out=tmp_path / "other", log=quiet, progress=False, seed=7, **TINY)
+    entry = (tmp_path / "hub" / "ev").as_uri()
+    assert_ok(invoke("push", digits_run, entry))
+    first = Path(zoo.evaluate(entry, limit=20)["written"][0])
+    assert_ok(invoke("generate", entry, "--sampler", "gaussian", "--n", "4"))
+    kept = first.read_bytes()
+    assert_ok(invoke("push", tmp_path / "other", entry))
+    second = Path(zoo.evaluate(entry, limit=30)["written"][0])
+    assert second.parent != first.parent and first.read_bytes() == kept
+    assert_ok(invoke("generate", entry, "--sampler", "gaussian", "--n", "4"))  # fitted on this run's codes
+    assert (first.parent / "sampler-gaussian.safetensors").is_file()
+    assert_ok(invoke("push", digits_run, entry))  # the first run again: its own results again
+    assert Path(zoo.evaluate(entry, limit=20)["written"][0]) == first
+
+
 def test_a_run_loaded_by_a_relative_path_is_still_found_after_the_working_directory_changes(run_copy, tmp_path,
                                                                                              monkeypatch):
     run = zoo.load("run")  # relative to tmp_path, the working directory

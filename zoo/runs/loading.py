@@ -172,16 +172,18 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
         return run_dir, None
     # NAME tells models apart: a Hugging Face repository by its full id, a catalogued model by its name, and
     # anything else known by a place (a folder hub's entry, a read-only folder) by its name and a digest of
-    # the place: two entries named `ev` in two folder hubs never share, and overwrite, one outputs folder.
+    # the place and the run it holds: two entries named `ev` in two folder hubs never share, and overwrite,
+    # one outputs folder, nor do two runs pushed in turn to one entry (results before 2026-12-07, under the
+    # place's digest alone, are taken up where they are of these weights).
     if hub.is_hub_source(source):
         where = hub.parse(str(source))
         revision = f"@{where.revision}" if where.revision else ""
         label, before = (_hf_label(run_dir) or where.repo.replace("/", "--") + revision,
                          [where.repo.replace("/", "--") + revision, where.repo.rsplit("/", 1)[-1] + revision]) \
-            if where.kind == "hf" else (_placed(where.path), [where.path.name])
+            if where.kind == "hf" else (_placed(where.path, run_dir), [where.path.name, _placed(where.path)])
     elif owned:  # a folder by its own name (`.`, a link: the folder they name)
-        label = registry.bundled_name(run_dir) or _hf_label(run_dir) or _placed(run_dir)
-        before = [run_dir.resolve().name]
+        label = registry.bundled_name(run_dir) or _hf_label(run_dir) or _placed(run_dir, run_dir)
+        before = [run_dir.resolve().name, _placed(run_dir)]
     else:
         label = catalogued_name(str(source))
         before = [label]
@@ -227,7 +229,14 @@ def _hf_label(run_dir: Path) -> str | None:
     return f"{repo[len('models--'):]}@{snapshot.name[:12]}"
 
 
-def _placed(path: Path) -> str:
-    """A folder's name and a short digest of where it is, as its outputs folder's name."""
+def _placed(path: Path, run_dir: Path | None = None) -> str:
+    """A folder's name and a short digest of where it is and of which run it holds (read from `run_dir`'s
+    config.json), as its outputs folder's name: a folder hub's entry pushed over by another run gets
+    another outputs folder, and the results and samplers of the run it held before stay as they were."""
     where = path.resolve()
-    return f"{where.name}-{hashlib.sha256(str(where).encode()).hexdigest()[:8]}"
+    try:
+        held = ckpt.run_identity(ckpt.read_json(run_dir / ckpt.CONFIG)) if run_dir is not None else ""
+    except (RunError, OSError, AttributeError):  # unreadable, or not a mapping: the place alone
+        held = ""
+    key = f"{where}\0{held}" if held else str(where)  # the place alone: a run that records no identity
+    return f"{where.name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
