@@ -179,8 +179,9 @@ def show_run(source: str, as_json: bool = False) -> None:
         click.echo(f"classes: {', '.join(map(str, data['classes']))}")
     if data.get("test_metrics"):
         m = dict(data["test_metrics"])
-        split, images = m.pop("split"), m.pop("images")
-        click.echo(f"{split} metrics ({images} images): " + ", ".join(f"{k} {v:.5g}" for k, v in m.items()))
+        split, images, pixels = m.pop("split"), m.pop("images"), m.pop("pixels", None)
+        click.echo(f"{split} metrics ({images} images{f', {pixels}' if pixels else ''}): "
+                   + ", ".join(f"{k} {v:.5g}" for k, v in m.items()))
     if data["changed"] is None:  # the plugin is not installed: its defaults are unknown
         click.echo(f"model '{data['model']}' is not installed here, so its defaults are unknown; config as trained: "
                    + ", ".join(f"{k}={json.dumps(v)}" for k, v in data["config"].items()))

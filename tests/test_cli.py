@@ -72,7 +72,8 @@ def test_eval_prints_metrics_and_writes_eval_json(run_copy):
     assert f"written to {run_copy / 'eval.json'}" in out
     assert m == pytest.approx(zoo.evaluate(run_copy, save=False)["metrics"], rel=1e-9)  # the test set, measured
     card = (run_copy / "README.md").read_text()
-    assert "## Test metrics (359 test images)" in card and "model-index:" in card
+    assert "## Test metrics (359 test images, grey levels)" in card and "model-index:" in card
+    assert "test metrics (359 images, grey levels): mse" in assert_ok(invoke("info", run_copy))  # binarised or not
 
 
 def test_eval_json_and_splits(run_copy):

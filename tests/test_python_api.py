@@ -170,7 +170,7 @@ def test_an_argument_of_the_wrong_kind_ends_in_one_zoo_error(vae_copy, call):
 def test_the_card_of_an_evaluation_of_the_train_split_does_not_call_it_a_test(vae_copy):
     zoo.evaluate(vae_copy, split="train", limit=40)
     card = (vae_copy / "README.md").read_text()
-    assert "## Train metrics (40 train images)" in card and "## Test metrics" not in card
+    assert "## Train metrics (40 train images, grey levels)" in card and "## Test metrics" not in card
 
 
 def test_create_says_it_leaves_out_training_keys(capsys):

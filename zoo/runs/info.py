@@ -40,8 +40,9 @@ def run_info(source: str | Path) -> dict[str, Any]:
     if note:
         to_stderr(f"note: {note}")
     if evaluated is not None:
+        pixels = evaluated.get("pixels")  # binarised or grey: a Bernoulli -log p(x) means nothing without it
         info["test_metrics"] = {"split": evaluated.get("split"), "images": evaluated.get("images"),
-                                **evaluated["metrics"]}
+                                **({"pixels": pixels} if isinstance(pixels, str) else {}), **evaluated["metrics"]}
     return info
 
 

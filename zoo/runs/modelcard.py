@@ -84,7 +84,9 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     if metrics:
         split = str(eval_result.get("split", "test"))  # a quick look at the train split is not called a test
         heading = {"val": "Validation"}.get(split, split.capitalize())
-        lines += [f"## {heading} metrics ({eval_result.get('images')} {split} images)", "",
+        pixels = eval_result.get("pixels")  # binarised or grey: a Bernoulli -log p(x) means nothing without it
+        pixels = f", {pixels}" if isinstance(pixels, str) else ""
+        lines += [f"## {heading} metrics ({eval_result.get('images')} {split} images{pixels})", "",
                   "| metric | value | standard error |", "| --- | --- | --- |"]
         errors = eval_result.get("standard_errors", {})  # the spread over the images over √N (older evals: none)
         lines += [f"| {k} | {v:.5g} | {f'{errors[k]:.2g}' if k in errors else '—'} |" for k, v in metrics.items()]
