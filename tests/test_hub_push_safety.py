@@ -60,6 +60,9 @@ def test_a_run_that_has_not_finished_an_epoch_is_pushed_with_a_note_that_its_wei
     result = invoke("push", run_copy, f"file://{tmp_path / 'hub' / 'r'}")
     assert_ok(result)
     assert "has not finished an epoch: the push publishes its initial, untrained weights" in result.output
+    card = (tmp_path / "hub" / "r" / "README.md").read_text()  # what a puller reads says it too
+    assert "stopped before it finished an epoch: these are the weights it started with, not trained ones" in card
+    assert "  training: {best_epoch: 0, epochs: 0, of: " in card
 
 
 def test_a_push_that_replaces_another_runs_entry_says_so_and_one_of_the_same_run_does_not(digits_run, run_copy,

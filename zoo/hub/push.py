@@ -127,6 +127,10 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
                         if unfinished else "") + ")", "", "| metric | value |", "| --- | --- |"]
             body += [f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items() if k != "epoch"]
             body.append("")
+    elif (run_dir / checkpoint.CHECKPOINT).is_file():  # a run stopped in its first epoch (published ones have none)
+        meta.append(f"  training: {{best_epoch: 0, epochs: 0, of: {run.get('train', {}).get('epochs')}}}")
+        body += ["## Training", "", "It was stopped before it finished an epoch: these are the weights it started "
+                 "with, not trained ones.", ""]
     head, sep, rest = card.partition("\n---\n")  # the closing line of the YAML front matter
     if not sep:
         return card + "\n" + "\n".join(body)
