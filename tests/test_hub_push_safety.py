@@ -262,7 +262,7 @@ def test_a_run_stopped_before_its_end_is_pushed_with_a_note_and_a_card_that_says
                 raise KeyboardInterrupt
 
     run = tmp_path / "stopped"
-    with pytest.raises(zoo.errors.ZooError, match="interrupted during epoch 2"):
+    with pytest.raises(zoo.errors.Interrupted, match="interrupted during epoch 2"):
         zoo.train("convae", dataset="digits", epochs=5, out=run, log=quiet, progress=False, callbacks=[CtrlC()],
                   **TINY)
     capsys.readouterr()
