@@ -147,3 +147,18 @@ def test_cached_copies_are_never_more_permissive_than_the_hub_files(folder_hub):
     assert modes["config.json"] == 0o600 & ordinary
     assert modes["loss.png"] == 0o640 & ordinary
     assert modes["model.safetensors"] == 0o644 & ordinary
+
+
+def test_a_cached_copy_damaged_since_its_pull_is_copied_again_from_the_hub_and_never_called_verified(folder_hub):
+    """An edited eval.json or a cut training log in zoo's cache would show wrong figures as verified; damaged
+    weights would ask the user to delete zoo's cache by hand, with the intact hub right there."""
+    _, cached = pulled(invoke("pull", folder_hub.as_uri()))
+    for name, damage in (("metrics.jsonl", lambda b: b[:50]), ("README.md", lambda b: b + b"tampered"),
+                         ("model.safetensors", lambda b: b[:1000])):
+        (cached / name).write_bytes(damage((cached / name).read_bytes()))
+        out, again = pulled(invoke("pull", folder_hub.as_uri()))
+        assert "already in the cache" not in out, name
+        assert all((again / n).read_bytes() == (folder_hub / n).read_bytes()
+                   for n in ("metrics.jsonl", "README.md", "model.safetensors", "config.json"))
+        cached = again
+    assert "already in the cache" in pulled(invoke("pull", folder_hub.as_uri()))[0]  # intact now: used as it is

@@ -100,9 +100,11 @@ def _copy_into_cache(dir_fd: int, wanted: list[str], listing: dict, fingerprint:
             record = {"location": where, "files": files, "stat": fingerprint, "pulled": now(),
                       "verified": verified, "unverified": unverified}
             write_json(tmp.path / PULLED_MANIFEST, record)
-            if final.exists():
+            if final.exists() and _intact(final, files):
                 write_json(final / PULLED_MANIFEST, record)
             else:
+                if final.exists():  # damaged since it was copied: replaced by the copy just checked
+                    os.rename(final, base / f".tmp-damaged-{uuid.uuid4().hex[:12]}")  # swept as a temporary
                 try:
                     os.rename(tmp.path, final)
                 except OSError:  # another process made the same copy first
@@ -150,14 +152,21 @@ def _not_plain(name: str, where: str, st: os.stat_result | None) -> HubError | N
 
 
 def _cached_copy(base: Path, prefix: str, fingerprint: dict, where: str) -> Fetched | None:
-    """A copy of this very version made before (same sizes and times, model files intact)."""
+    """A copy of this very version made before (same sizes and times), every file of it intact: one damaged
+    since (an eval.json edited, a training log cut short) is not used, and not called verified."""
     for folder in sorted(base.glob(f"{glob.escape(prefix)}-*")):
         manifest = read_json(folder / PULLED_MANIFEST)
-        if isinstance(manifest, dict) and manifest.get("stat") == fingerprint and all(
-                (folder / n).is_file() and file_sha256(folder / n) == manifest["files"].get(n) for n in MODEL_FILES):
+        files = manifest.get("files") if isinstance(manifest, dict) else None
+        if isinstance(files, dict) and manifest.get("stat") == fingerprint and set(MODEL_FILES) <= set(files) \
+                and _intact(folder, files):
             temps.sweep(folder, ".*.tmp")  # a record a killed pull was writing
             return Fetched(folder, where, dict(manifest["files"]), cached=True)
     return None
+
+
+def _intact(folder: Path, files: dict[str, str]) -> bool:
+    """Whether every file of `files` (name -> sha256) is in `folder` with those contents."""
+    return all((folder / n).is_file() and file_sha256(folder / n) == digest for n, digest in files.items())
 
 
 def _copy_files(dir_fd: int, wanted: list[str], listing: dict, tmp: Path, where: str, log: Log) -> dict[str, str]:
