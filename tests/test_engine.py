@@ -288,6 +288,16 @@ def test_resume_of_published_weights_is_refused_saying_what_they_are(source, wha
                        "run of yours: published weights carry no checkpoint", code=1)
 
 
+def test_resume_of_a_folder_hub_entry_named_by_its_path_is_refused_and_never_advised_to_be_removed(digits_run,
+                                                                                                   tmp_path):
+    entry = tmp_path / "hub" / "entry"
+    assert_ok(invoke("push", digits_run, entry.as_uri()))
+    said = assert_clean_error(invoke("train", "--resume", entry, "--epochs", "3"),
+                              f"--resume {entry}: a folder hub's entry (a push made it: .zoo-pushed.json), not a run "
+                              "of yours: published weights carry no checkpoint", code=1)
+    assert "remove" not in said
+
+
 def test_resume_of_zoos_copy_of_bundled_weights_is_refused():
     from zoo import registry
 

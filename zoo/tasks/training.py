@@ -17,6 +17,7 @@ from zoo.data import canonical_data_dir, canonical_dataset_name, relocated
 from zoo.device import describe, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, DataNotFoundError, RunError, storage_error
 from zoo.hub import is_hub_source, is_managed
+from zoo.hub.files import PUSHED_MANIFEST
 from zoo.model import ZooModel, build_seeded
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
@@ -185,6 +186,8 @@ def _refuse_published(text: str) -> None:
         what = "a catalogued name"
     elif run_dir.exists() and is_managed(run_dir):
         what = "zoo's copy of published weights"
+    elif (run_dir / PUSHED_MANIFEST).is_file():  # named by its path
+        what = f"a folder hub's entry (a push made it: {PUSHED_MANIFEST})"
     else:
         return
     raise RunError(f"--resume {text}: {what}, not a run of yours: published weights carry no checkpoint to "
