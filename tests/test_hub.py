@@ -232,6 +232,13 @@ def test_push_to_a_hanging_hub_times_out_cleanly(server, hf_env, digits_run):
 
 
 
+@pytest.mark.parametrize("flag", ["HF_HUB_OFFLINE", "ZOO_OFFLINE"])
+def test_a_push_offline_says_it_needs_the_network_and_not_that_a_pull_would_help(server, hf_env, digits_run, flag):
+    result = run_zoo("push", digits_run, f"hf://{REPO_ID}", env={**hf_env, flag: "1"}, timeout=60)
+    said = assert_clean_error(result, f"cannot push to hf://{REPO_ID}: zoo is offline", "Unset them")
+    assert "zoo pull" not in said and REPO_ID not in server.repos  # nothing was asked of the hub
+
+
 def test_a_hub_that_stalls_mid_pull_ends_the_pull_within_the_limit_in_one_message(server, hf_env, digits_run):
     """huggingface-hub would try a stalled file's metadata again with 60 s and five more tries: minutes."""
     env = {**hf_env, "HF_TOKEN": "zoo-secret"}

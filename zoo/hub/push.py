@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ from zoo.hub.files import (
     is_run_file,
     is_sampler_file,
 )
+from zoo.hub.cache import offline
 from zoo.hub.folder import check_destination, push_folder
 from zoo.hub.hf import hub_error, import_hf, zoo_version
 from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
@@ -271,8 +271,10 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
         return Pushed(str(loc), sorted(files))
     base = f"{HF_SCHEME}{loc.repo}"
     files = _push_files(run_dir, base, log)
-    if os.environ.get("ZOO_OFFLINE", "") not in ("", "0"):
-        raise HubError(f"cannot push to {base}: zoo is offline (ZOO_OFFLINE is set)")
+    if offline():  # a push needs the network: no cached copy stands in for it
+        raise HubError(f"cannot push to {base}: zoo is offline (ZOO_OFFLINE or HF_HUB_OFFLINE is set)",
+                       "Unset them (with the network on) to push; `zoo push RUN file:///PATH` publishes to a folder "
+                       "hub offline.")
     hf = import_hf()
     api = hf.HfApi(library_name="zoo", library_version=zoo_version())
     branch = revision or "main"
