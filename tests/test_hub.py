@@ -484,3 +484,10 @@ def test_a_push_publishes_no_local_data_folder(tmp_path):
         assert "alice" not in (dest / name).read_text(), name
     assert json.loads((dest / "config.json").read_text())["train"]["data_dir"] == ""
     assert_same_tensors(zoo.load(f"file://{dest}").model.state_dict(), weights(run / "model.safetensors"))
+
+
+def test_the_card_of_an_entry_whose_path_has_spaces_or_accents_is_titled_with_its_name(digits_run, tmp_path):
+    dest = tmp_path / "hub" / "my entry ü"
+    zhub.push(digits_run, dest.as_uri())  # file:///.../my%20entry%20%C3%BC
+    card = (dest / "README.md").read_text()
+    assert "# my entry ü: `convae` trained on digits" in card and "%20" not in card.split("## Use it")[0]

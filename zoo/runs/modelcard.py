@@ -6,6 +6,7 @@ import json
 import re
 import shlex
 from pathlib import Path
+from urllib.parse import unquote
 
 from zoo import registry
 from zoo.analysis import plots
@@ -57,7 +58,7 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     """The card of a run reached at `address` (a folder, a catalogued name or a hub location): its
     load lines use the address as it is, so they work as written. `samplers`: the names of the latent
     samplers fitted on its training codes that go with the weights (sampler-NAME.safetensors)."""
-    run_name = address.rstrip("/").rsplit("/", 1)[-1]
+    run_name = unquote(address.rstrip("/").rsplit("/", 1)[-1])  # file:///hub/my%20entry: "my entry"
     model, data = run["model"], run.get("data", {})
     dataset = data.get("name", run.get("train", {}).get("dataset", "?"))
     metrics = (eval_result or {}).get("metrics", {})
