@@ -45,6 +45,15 @@ def test_a_sampler_of_weights_trained_on_since_is_not_pushed(fitted_run, tmp_pat
     assert not (tmp_path / "hub" / GMM).exists()
 
 
+def test_a_sampler_of_another_run_is_not_pushed_and_said_to_be_another_runs(fitted_run, vae_copy, tmp_path):
+    assert_ok(invoke("generate", vae_copy, "--sampler", "gmm", "--n", "4"))
+    (fitted_run / GMM).write_bytes((vae_copy / GMM).read_bytes())  # copied over from another run
+    result = invoke("push", fitted_run, f"file://{tmp_path / 'hub'}")
+    assert_ok(result)
+    assert f"{GMM} is not pushed: it was fitted on another run's codes (vae created " in result.stderr
+    assert not (tmp_path / "hub" / GMM).exists()
+
+
 def test_a_damaged_sampler_is_not_pushed_and_the_push_goes_on(fitted_run, tmp_path):
     data = bytearray((fitted_run / GMM).read_bytes())
     data[-2] ^= 0xFF

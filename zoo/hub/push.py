@@ -195,6 +195,7 @@ def _samplers(run_dir: Path, log: Log) -> dict[str, Path]:
     """The run's latent samplers fitted on these weights (RUN/sampler-NAME.safetensors, intact): they go
     with them, so that a pulled copy samples with no training images. A stale or damaged one stays, said."""
     digest = file_sha256(run_dir / WEIGHTS)
+    identity = run_identity(read_json(run_dir / CONFIG))
     found = {}
     for path in sorted(run_dir.glob("sampler-*.safetensors")):
         if not is_sampler_file(path.name) or not path.is_file():
@@ -205,7 +206,10 @@ def _samplers(run_dir: Path, log: Log) -> dict[str, Path]:
             log(f"note: {path.name} is not pushed: {e.message if isinstance(e, RunError) else e.strerror or e}")
             continue
         if meta.get("weights_sha256") != digest:
-            log(f"note: {path.name} is not pushed: it was fitted on other weights of this run (before it trained on)")
+            fitted = meta.get("run")  # the run whose codes it was fitted on (older samplers: not recorded)
+            why = (f"it was fitted on another run's codes ({fitted})" if fitted and identity and fitted != identity
+                   else "it was fitted on other weights of this run (before it trained on)")
+            log(f"note: {path.name} is not pushed: {why}")
             continue
         found[path.name] = path
     return found
