@@ -97,3 +97,15 @@ def test_a_sampler_travels_through_the_hugging_face_hub(fitted_run, tmp_path, mo
 def test_a_runs_own_card_shows_its_fitted_samplers_once_rewritten(fitted_run):
     assert_ok(invoke("eval", fitted_run))  # rewrites the card, as the end of a training does
     assert f"zoo generate {fitted_run} --sampler gmm --n 64" in (fitted_run / "README.md").read_text()
+
+
+def test_a_pulled_sampler_of_another_run_is_not_used_and_one_fitted_on_this_runs_codes_instead(folder_hub, vae_copy):
+    """zoo's copy of a published entry is never changed: the user is not told to delete a file in zoo's cache."""
+    assert_ok(invoke("generate", vae_copy, "--sampler", "gmm", "--n", "4"))
+    (folder_hub / GMM).write_bytes((vae_copy / GMM).read_bytes())  # an entry assembled by hand, wrongly
+    result = invoke("generate", folder_hub.as_uri(), "--sampler", "gmm", "--n", "4")
+    out = assert_ok(result)
+    assert "the 'gmm' sampler published with these weights was fitted on another run's codes (vae created " in out
+    assert "fitted the gmm sampler" in out and "rm " not in out
+    assert (folder_hub / GMM).read_bytes() == (vae_copy / GMM).read_bytes()
+    assert list(Path.cwd().glob(f"zoo-outputs/*/{GMM}"))  # this run's own, kept with its outputs

@@ -22,6 +22,7 @@ from typing import Callable, ClassVar
 
 import torch
 
+from zoo.caches import is_managed
 from zoo.console import to_stderr
 from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.registry import load_registry
@@ -188,6 +189,11 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, ide
         log(f"note: {why}; the {cls.name} sampler is fitted again")
         return None
     fitted_on = meta.get("run", "")
+    if fitted_on and identity and fitted_on != identity and is_managed(path):  # published with the weights
+        log(f"note: the '{cls.name}' sampler published with these weights was fitted on another run's codes "
+            f"({fitted_on}): not used; one is fitted on this run's codes (its publisher should push the entry "
+            "again without it)")
+        return None
     if fitted_on and identity and fitted_on != identity:  # files saved before runs were recorded: refitted
         raise RunError(f"{path} holds a sampler fitted on another run's codes ({fitted_on}), not on this run's "
                        f"({identity}); it was left as it is",
