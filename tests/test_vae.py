@@ -187,3 +187,23 @@ def test_a_model_loaded_after_a_warm_up_it_did_not_finish_trains_on_its_whole_ob
     kl = terms["kl"] if "kl" in terms else sum(v for k, v in terms.items() if k.startswith("kl"))
     assert float(net.warmup) == 1.0
     assert float(terms["loss"]) == pytest.approx(float(terms["rec"] + 2.0 * kl), rel=1e-5)
+
+
+def test_run_nll_of_ones_own_images_is_the_evaluations_bound_and_refuses_what_it_cannot_measure(tmp_path, digits_run):
+    zoo.train("vae", dataset="digits", epochs=1, binarize="dynamic", out=tmp_path / "run", log=quiet, progress=False,
+              **TINY)
+    run = zoo.load(tmp_path / "run")
+    x = run.data("test")[0][:100]  # binarised once, as the evaluation measures them
+    measured = zoo.evaluate(run, limit=100, save=False, progress=False, options={"iwae_k": 200})["metrics"]
+    torch.manual_seed(3)
+    before = torch.get_rng_state()
+    nll = run.nll(x, k=200)
+    assert torch.equal(torch.get_rng_state(), before) and torch.equal(run.nll(x, k=200), nll)  # by its seed
+    assert nll.shape == (100,) and float(nll.mean()) == pytest.approx(measured["nll_iwae_k200_nats"], abs=0.5)
+    grey = zoo.load_dataset("digits").split("test")[0][:4]
+    with pytest.raises(ConfigError, match="trained on binarised pixels, and these images hold grey levels"):
+        run.nll(grey)
+    with pytest.raises(ConfigError, match="importance samples"):
+        run.nll(x, k=0)
+    with pytest.raises(zoo.errors.CapabilityError, match="has no likelihood"):
+        zoo.load(digits_run).nll(grey)

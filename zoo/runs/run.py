@@ -205,18 +205,52 @@ class Run:
     def sample_class(self, labels, generator: torch.Generator | None = None) -> torch.Tensor:
         """Samples of the given classes: a 1-D tensor or list of class indices (0 .. classes - 1)."""
         self.require("sample_class")
+        labels = self._labels(labels, "sample_class")
+        self._check_count(len(labels))
+        return self.model.sample_class(labels, generator=generator)
+
+    @evaluated
+    @torch.no_grad()
+    def nll(self, x: torch.Tensor, k: int = 1000, labels=None, seed: int = 0) -> torch.Tensor:
+        """−log p(x) of each image in nats (−log p(x|y) of a conditional model, given the images' `labels`),
+        estimated by the importance-weighted bound with `k` samples, as `zoo eval --iwae-k K` does (its
+        protocol asks K ≥ 1,000). A model trained on binarised pixels takes binary images only: a Bernoulli
+        likelihood of grey levels is the probability of no image. Reproducible by `seed`; the caller's
+        random stream is left as it was."""
+        if not hasattr(self.model, "iwae_nll"):
+            raise CapabilityError(f"model '{self.name}' has no likelihood to estimate",
+                                  "The VAE family has one: vae, iwae, vampprior, hvae, cvae (zoo list).")
+        x = self.images(x)
+        if self.record.get("train", {}).get("binarize", "none") != "none" and not bool(((x == 0) | (x == 1)).all()):
+            raise ConfigError(f"model '{self.name}' was trained on binarised pixels, and these images hold grey "
+                              "levels: a Bernoulli likelihood of them is the probability of no image",
+                              "Binarise them first: torch.bernoulli(x) (as the data set's dynamic binarisation "
+                              "draws them) or (x > 0.5).float().")
+        if self.can("sample_class") != (labels is not None):
+            raise ConfigError(f"model '{self.name}' is conditional: its −log p(x|y) needs the images' labels "
+                              "(labels=)" if labels is None else f"labels=: model '{self.name}' is not conditional")
+        y = None if labels is None else self._labels(labels, "nll")
+        if y is not None and len(y) != len(x):
+            raise ConfigError(f"nll: {len(x)} images and {len(y)} labels")
+        seed = cfgmod.check_seed(seed, "seed")
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(seed)
+            return self.model.iwae_nll(x, k, y)
+
+    def _labels(self, labels, what: str) -> torch.Tensor:
+        """Class indices as a long tensor on the model's device: a 1-D tensor or list of whole numbers."""
         try:
             labels = torch.as_tensor(labels)
         except (TypeError, ValueError, RuntimeError):
             labels = None
         if labels is None or labels.dim() != 1 or labels.dtype in (torch.bool, torch.uint8) \
                 or labels.is_floating_point() or labels.is_complex():
-            raise ConfigError("sample_class takes class indices: a 1-D tensor or list of whole numbers",
+            raise ConfigError(f"{what} takes class indices: a 1-D tensor or list of whole numbers",
                               f"Classes: 0..{len(self.classes) - 1} ({', '.join(self.classes[:10])}).")
-        self._check_count(len(labels))
         if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < len(self.classes)):
-            raise ConfigError(f"sample_class: a class index outside 0..{len(self.classes) - 1}")
-        return self.model.sample_class(labels.long().to(self.device), generator=generator)
+            raise ConfigError(f"{what}: a class index outside 0..{len(self.classes) - 1}")
+        return labels.long().to(self.device)
 
     @evaluated
     @torch.no_grad()
