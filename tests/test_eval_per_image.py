@@ -170,7 +170,7 @@ def test_a_quick_look_does_not_replace_an_earlier_look_with_a_bound_or_more_imag
 def test_the_card_of_a_look_at_the_first_images_names_that_slice_of_the_split(run):
     assert_ok(invoke("eval", run, "--limit", "30", "--no-progress"))
     card = (run / "README.md").read_text()
-    assert 'split: "test[:30]"' in card.split("\n---\n")[0] and "(30 test images)" in card
+    assert 'split: "test[:30]"' in card.split("\n---\n")[0] and "(30 test images, grey levels)" in card
 
 
 def test_an_evaluation_without_the_bound_keeps_the_bound_measured_before_on_the_same_weights(run):
@@ -184,6 +184,21 @@ def test_an_evaluation_without_the_bound_keeps_the_bound_measured_before_on_the_
     assert after["standard_errors"][key] == before["standard_errors"][key]
     row = json.loads(assert_ok(invoke("compare", run, "--sort", f"test_{key}", "--json")))["runs"][0]
     assert row["test_metrics"][key] == before["metrics"][key] and not row["notes"]  # its values read back whole
+
+
+def test_a_bound_whose_per_image_values_were_lost_is_still_kept_by_the_next_evaluation(run):
+    """A failed write of eval-images.safetensors (a full disk, a kill) or a damaged one left eval.json's bound
+    with no values image by image: the next evaluation dropped the bound itself (hours at K = 5,000)."""
+    assert_ok(invoke("eval", run, "--iwae-k", "5", "--no-progress"))
+    key = "nll_iwae_k5_nats"
+    before = json.loads((run / "eval.json").read_text())["metrics"][key]
+    (run / "eval-images.safetensors").write_bytes(b"damaged")
+    out = assert_ok(invoke("eval", run, "--no-progress"))
+    assert f"kept {key} from the earlier evaluation" in out and f"{key} without its values image by image" in out
+    after = json.loads((run / "eval.json").read_text())
+    assert after["metrics"][key] == before and "mse" in after["metrics"]
+    row = json.loads(assert_ok(invoke("compare", run, "--sort", "test_mse", "--json")))["runs"][0]
+    assert row["test_metrics"][key] == before and not row["notes"]  # the values it has still read back
 
 
 def test_the_train_split_of_a_dynamically_binarised_run_is_measured_on_binary_pixels(tmp_path):

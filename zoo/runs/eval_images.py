@@ -46,7 +46,8 @@ def images_digest(x: torch.Tensor, y: torch.Tensor) -> str:
 
 
 def write(folder: Path, values: dict[str, torch.Tensor], result: dict[str, Any]) -> Path:
-    """Save each image's metrics of the evaluation whose eval.json is `result` (written after this file)."""
+    """Save each image's metrics of the evaluation whose eval.json is `result` (written before this file;
+    a figure it kept from an earlier evaluation whose values were lost has none here)."""
     path = Path(folder) / IMAGES_FILE
     meta = {"weights": result[WEIGHTS_DIGEST], "images": result[IMAGES_DIGEST],
             "metrics": json.dumps(result["metrics"])}
@@ -69,7 +70,7 @@ def read(folder: Path, evaluated: dict[str, Any]) -> tuple[dict[str, torch.Tenso
     same = (meta.get("weights") == evaluated.get(WEIGHTS_DIGEST) and meta.get("images") == evaluated.get(IMAGES_DIGEST)
             and meta.get("metrics") == json.dumps(names))
     shapes = all(t.dtype == torch.float64 and tuple(t.shape) == (n,) for t in tensors.values())
-    if not same or set(tensors) != set(names) or not shapes:
+    if not same or not set(tensors) <= set(names) or not shapes:  # fewer: figures kept without their values
         return {}, f"{IMAGES_FILE} is not from the evaluation eval.json holds: ignored; run zoo eval again"
     return tensors, None
 

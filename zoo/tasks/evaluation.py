@@ -267,8 +267,10 @@ def _save(run: Run, result: dict[str, Any], per: dict[str, torch.Tensor], saved:
     try:
         with results_lock(run.output_dir):
             record, per = _with_earlier_metrics(run, result, per)
-            eval_images.write(run.output_dir, per, record)
+            # The figures first: a write of the per-image values that fails, or a kill between the two, leaves
+            # eval.json whole (its per-image file, another evaluation's, is then ignored by its readers).
             ckpt.write_json(written, record)
+            eval_images.write(run.output_dir, per, record)
             if run.output_dir == run.folder:
                 write_card(run.folder)
     except (ZooError, OSError) as e:
@@ -294,16 +296,19 @@ def _with_earlier_metrics(run: Run, result: dict[str, Any], per: dict[str, torch
             or kept.get("split", "test") != result["split"]):
         return result, per
     values, _ = eval_images.read(run.output_dir, kept)
-    carried = [k for k in kept.get("metrics", {}) if k not in result["metrics"] and k in values]
+    carried = [k for k in kept.get("metrics", {}) if k not in result["metrics"]]
     if not carried:
         return result, per
     errors = kept.get("standard_errors") if isinstance(kept.get("standard_errors"), dict) else {}
     record = {**result, "metrics": {**result["metrics"], **{k: kept["metrics"][k] for k in carried}}}
     if "standard_errors" in result:
         record["standard_errors"] = {**result["standard_errors"], **{k: errors[k] for k in carried if k in errors}}
+    lost = [k for k in carried if k not in values]  # their per-image file was lost (damaged, or a write failed)
     to_stderr(f"note: kept {', '.join(carried)} from the earlier evaluation of the same weights and images in "
-              f"{run.output_dir / ckpt.EVAL} (this one did not measure {'it' if len(carried) == 1 else 'them'})")
-    return record, {**per, **{k: values[k] for k in carried}}
+              f"{run.output_dir / ckpt.EVAL} (this one did not measure {'it' if len(carried) == 1 else 'them'})"
+              + (f"; {', '.join(lost)} without {'its' if len(lost) == 1 else 'their'} values image by image, "
+                 f"which {eval_images.IMAGES_FILE} no longer holds" if lost else ""))
+    return record, {**per, **{k: values[k] for k in carried if k in values}}
 
 
 def _say_if_untrained(run: Run) -> None:
