@@ -266,3 +266,58 @@ def test_two_evaluations_ending_together_merge_their_figures_in_turn(run):
     metrics = json.loads((run / "eval.json").read_text())["metrics"]
     assert "nll_iwae_k3_nats" in metrics and "nll_iwae_k4_nats" in metrics
     assert not (run / ".zoo-results.lock").exists()
+
+
+def test_a_progress_save_that_failed_is_tried_again_and_keeps_the_progress_once_it_can(run, monkeypatch):
+    """A disk full for a moment stopped every later save: a kill after the disk was freed lost everything."""
+    from zoo.runs import eval_progress
+
+    real, calls = eval_progress.save_tensors, {"n": 0}
+
+    def full_once(path, tensors, meta=None):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, tensors, meta)
+    monkeypatch.setattr(eval_progress, "save_tensors", full_once)
+    monkeypatch.setattr(eval_progress, "SAVE_EVERY_S", 0.0)
+    interrupt_after(monkeypatch, 3)
+    result = invoke("eval", run, "--iwae-k", "20", "--no-progress")
+    assert result.exit_code == 130, result.output
+    assert "its progress is not saved while" in result.stderr and "tried again every 0 s" in result.stderr
+    assert "progress is saved again" in result.stderr and "112 of" in result.stderr
+    assert progress_file(run).is_file()
+
+
+def test_the_same_evaluation_run_twice_at_once_never_writes_its_progress_over_the_one_ahead(run, monkeypatch):
+    from zoo.runs import eval_progress
+
+    interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 20})  # the one ahead: 112 images saved
+    ahead = progress_file(run).read_bytes()
+    monkeypatch.undo()
+    # the other started before that file was written: it starts from the first image, and is interrupted sooner
+    monkeypatch.setattr(eval_progress.EvalProgress, "resume", lambda self, boundaries, total: (0, {}, {}))
+    monkeypatch.setattr(eval_progress, "SAVE_EVERY_S", 0.0)
+    interrupt_after(monkeypatch, 1)
+    result = invoke("eval", run, "--iwae-k", "20", "--no-progress")
+    assert result.exit_code == 130 and "112 of" in result.stderr, result.stderr  # what is kept, said
+    assert progress_file(run).read_bytes() == ahead
+
+
+def test_a_progress_file_that_cannot_be_removed_at_the_end_is_said_and_the_evaluation_still_succeeds(run,
+                                                                                                     monkeypatch):
+    import pathlib
+
+    unlink = pathlib.Path.unlink
+
+    def locked(self, missing_ok=False):
+        if self.name.startswith("eval-progress"):
+            raise PermissionError(errno.EACCES, "Permission denied", str(self))
+        return unlink(self, missing_ok=missing_ok)
+    monkeypatch.setattr(pathlib.Path, "unlink", locked)
+    result = invoke("eval", run, "--iwae-k", "3", "--no-progress", "--json")
+    assert_ok(result)
+    assert "could not be removed (Permission denied)" in result.stderr
+    assert json.loads(result.stdout)["metrics"] == json.loads((run / "eval.json").read_text())["metrics"]

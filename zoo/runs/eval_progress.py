@@ -71,7 +71,7 @@ class EvalProgress:
     def __init__(self, folder: Path | None, key: str, weights: str, device: torch.device):
         self.path = Path(folder) / progress_name(key) if folder is not None else None
         self.key, self.weights, self.device = key, weights, device
-        self.saved_done, self.last_save = 0, time.monotonic()
+        self.saved_done, self.last_save, self.failing = 0, time.monotonic(), False
         self._point: tuple[int, dict[str, float], Values, dict[str, torch.Tensor]] | None = None
 
     def resume(self, boundaries: set[int], total: int) -> tuple[int, dict[str, float], Values]:
@@ -144,25 +144,49 @@ class EvalProgress:
             return
         if self._point is not None and self._point[0] > self.saved_done:
             self._save()
-        if self.path is not None and self.saved_done:
-            to_stderr(f"note: {self.saved_done:,} of {total:,} images were measured and saved in {self.path}: "
+        kept = max(self.saved_done, self._file_done())  # the same evaluation run beside this one may be ahead
+        if kept:
+            to_stderr(f"note: {kept:,} of {total:,} images were measured and saved in {self.path}: "
                       "the same command goes on from there")
 
     def finish(self) -> None:
-        """The evaluation ended: its own progress file goes (another evaluation's stays)."""
-        if self.path is not None:
+        """The evaluation ended: its own progress file goes (another evaluation's stays). One that cannot
+        go is said: the evaluation itself is written."""
+        if self.path is None:
+            return
+        try:
             self.path.unlink(missing_ok=True)
+        except OSError as e:
+            to_stderr(f"note: {self.path} could not be removed ({e.strerror or e}); delete it (a later evaluation "
+                      "of these weights would only say it is there)")
+
+    def _file_done(self) -> int:
+        """The images the progress file holds of this very evaluation (0: none, or not this one's)."""
+        try:
+            _, meta = read_header(self.path)
+            return int(meta.get("done", 0)) if meta.get("key") == self.key else 0
+        except (RunError, OSError, ValueError, TypeError):
+            return 0
 
     def _save(self) -> None:
-        """Write the last batch's end; a file that cannot be written ends the saving, not the evaluation."""
+        """Write the last batch's end, unless the file holds more of this very evaluation (the same command
+        run twice at once: the one ahead keeps its file). A file that cannot be written is said once, and
+        tried again at the next save: a disk freed meanwhile keeps the evaluation's progress."""
         done, sums, values, states = self._point
+        self.last_save = time.monotonic()
+        if self._file_done() > done:
+            return
         meta = {"key": self.key, "weights": self.weights, "done": str(done), "sums": json.dumps(sums)}
         tensors = {**states, **{VALUES + k: torch.cat(v) for k, v in values.items()}}
         try:
             save_tensors(self.path, tensors, meta)
         except (OSError, ZooError) as e:
-            to_stderr(f"note: the evaluation goes on without saving its progress: {self.path} cannot be written "
-                      f"({e.message if isinstance(e, ZooError) else e.strerror or e})")
-            self.path = None
+            if not self.failing:
+                to_stderr(f"note: the evaluation goes on, and its progress is not saved while {self.path} cannot "
+                          f"be written ({e.message if isinstance(e, ZooError) else e.strerror or e}): tried again "
+                          f"every {SAVE_EVERY_S:.0f} s")
+            self.failing = True
             return
-        self.saved_done, self.last_save = done, time.monotonic()
+        if self.failing:
+            to_stderr(f"note: the evaluation's progress is saved again in {self.path} ({done:,} images)")
+        self.failing, self.saved_done = False, done

@@ -163,7 +163,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     with torch.random.fork_rng(devices=devices), metrics.progress_bar(n, f"eval {split}", progress) as bar:
         torch.manual_seed(EVAL_SEED)
         done, sums, values = saved.resume({stop for _, stop in spans}, n)
-        bar.update(done)
+        bar.n = bar.last_print_n = bar.initial = done  # measured before it stopped: shown, not in its rate or ETA
         try:
             for start, stop in spans:
                 if stop <= done:  # measured before the evaluation stopped
