@@ -321,3 +321,21 @@ def test_a_progress_file_that_cannot_be_removed_at_the_end_is_said_and_the_evalu
     assert_ok(result)
     assert "could not be removed (Permission denied)" in result.stderr
     assert json.loads(result.stdout)["metrics"] == json.loads((run / "eval.json").read_text())["metrics"]
+
+
+def test_a_progress_file_whose_sums_are_not_its_values_sums_is_not_gone_on_from(run, monkeypatch, capsys):
+    """A file edited by hand (or by a tool that wrote a checksum of its own) recorded a bound of 528 where its
+    images' values made 595."""
+    from zoo.runs.checkpoint import load_tensors, save_tensors
+
+    whole = zoo.evaluate(run, options={"iwae_k": 5}, save=False)["metrics"]
+    interrupt_after(monkeypatch, 2)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5})
+    monkeypatch.undo()
+    tensors, meta = load_tensors(progress_file(run))
+    sums = json.loads(meta["sums"])
+    save_tensors(progress_file(run), tensors, {**meta, "sums": json.dumps({k: v * 0.9 for k, v in sums.items()})})
+    capsys.readouterr()
+    assert zoo.evaluate(run, options={"iwae_k": 5})["metrics"] == whole
+    assert "its sums are not those of its images' values" in capsys.readouterr().err

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 import time
 from pathlib import Path
@@ -93,6 +94,8 @@ class EvalProgress:
                     or any(v[0].shape != (done,) for v in values.values())
                     or set(tensors) != set(_rng_states(self.device)) | {VALUES + k for k in values}):
                 raise ValueError("its counts do not fit this evaluation")
+            if any(not math.isclose(float(values[k][0].sum()), sums[k], rel_tol=1e-9, abs_tol=1e-6) for k in sums):
+                raise ValueError("its sums are not those of its images' values")  # edited by hand, or damaged
             torch.set_rng_state(tensors["rng.cpu"])
             if "rng.cuda" in tensors:
                 torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
