@@ -200,6 +200,20 @@ def test_a_misspelled_evaluation_option_is_named_as_python_spells_it_with_the_ke
     assert not (vae_copy / "eval.json").exists()
 
 
+@pytest.mark.parametrize("call, hint", [
+    (lambda run: zoo.compare([run], sort="test_mse"), "Write metric= (the command's --sort is metric= in Python)"),
+    (lambda run: zoo.interpolate(run, from_=3, to=8), "Write start= (the command's --from is start= in Python)"),
+    (lambda run: zoo.evaluate(run, iwae_k=5), "A metric's option goes in options=: zoo.evaluate(..., "
+                                              "options={'iwae_k': ...})"),
+    (lambda run: zoo.evaluate(run, limt=5), "Did you mean limit=?"),
+], ids=["compare-sort", "interpolate-from", "evaluate-iwae-k", "evaluate-misspelled"])
+def test_the_clis_spelling_of_a_setting_is_one_zoo_error_naming_the_keyword_python_takes(vae_copy, call, hint):
+    with pytest.raises(ConfigError, match="unexpected keyword argument|missing a required argument") as caught:
+        call(vae_copy)
+    assert caught.value.hint == hint or caught.value.hint.startswith(hint)
+    assert not (vae_copy / "eval.json").exists()
+
+
 def test_a_sampler_is_fitted_on_the_data_dir_given_and_sample_quality_with_save_false_saves_none(tmp_path):
     write_idx_set(tmp_path / "data" / "mnist", n_train=128, n_test=100)
     result = zoo.sample_quality("convae-mnist", n=100, sampler="gaussian", data_dir=str(tmp_path / "data"),

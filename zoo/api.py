@@ -12,6 +12,7 @@ from zoo import registry
 from zoo.analysis.interpolation import interpolate
 from zoo.analysis.latent import latent_scatter
 from zoo.analysis.manifold import manifold
+from zoo.arguments import clear_arguments
 from zoo.console import to_stderr
 from zoo.errors import ConfigError, UnknownModelError, ZooError
 from zoo.model import ZooModel
@@ -28,6 +29,11 @@ from zoo.tasks.sample_quality import feature_network_name, sample_quality
 from zoo.tasks.training import train, training_key_clash
 from zoo.tasks.transfer import finetune
 from zoo.training import multitrial
+
+# Each command's function: a keyword it does not take (the CLI's spelling) is one ConfigError naming the one meant.
+(compare, denoise, evaluate, finetune, generate, interpolate, latent_scatter, load, manifold, noise_sweep, reconstruct,
+ sample_quality) = map(clear_arguments, (compare, denoise, evaluate, finetune, generate, interpolate, latent_scatter,
+                                         load, manifold, noise_sweep, reconstruct, sample_quality))
 
 __all__ = ["Comparison", "Run", "compare", "create", "denoise", "evaluate", "feature_network_name", "finetune",
            "generate", "interpolate", "latent_scatter", "list_models", "list_plugins", "load", "load_images",

@@ -1,0 +1,47 @@
+"""The public functions' keywords as Python spells them: a keyword a function does not take (the CLI's
+spelling, `zoo.compare(runs, sort=...)` for `metric=`, or a metric's option given as a keyword,
+`zoo.evaluate(run, iwae_k=100)`) ends in one ConfigError naming the keyword meant, not a bare TypeError."""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import inspect
+
+from zoo.errors import ConfigError
+
+# The commands' options whose Python keyword is another name.
+PYTHON_NAMES = {"sort": "metric", "from": "start", "from_": "start", "to": "end", "class": "class_label",
+                "class_": "class_label", "noise_scale": "spread"}
+
+
+def clear_arguments(function):
+    """`function`, its arguments checked against its signature first: a call that does not fit it is a
+    ConfigError saying which keyword to write (the function itself is called as it was)."""
+    signature = inspect.signature(function)
+    takes = [name for name, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+
+    @functools.wraps(function)
+    def call(*args, **kwargs):
+        try:
+            signature.bind(*args, **kwargs)
+        except TypeError as e:
+            unknown = [k for k in kwargs if k not in takes]
+            raise ConfigError(f"zoo.{function.__name__}: {e}".replace(f"{function.__name__}() ", "", 1),
+                              _hint(function.__name__, takes, unknown)) from None
+        return function(*args, **kwargs)
+    return call
+
+
+def _hint(name: str, takes: list[str], unknown: list[str]) -> str:
+    for key in unknown:
+        meant = PYTHON_NAMES.get(key)
+        if meant in takes:
+            return f"Write {meant}= (the command's --{key.rstrip('_').replace('_', '-')} is {meant}= in Python)."
+        close = difflib.get_close_matches(key, takes, 1)
+        if close:
+            return f"Did you mean {close[0]}=?"
+        if "options" in takes:  # zoo.evaluate: a metric's option given as a keyword of its own
+            return (f"A metric's option goes in options=: zoo.{name}(..., options={{{key!r}: ...}}) "
+                    f"(zoo eval --{key.replace('_', '-')} on the command line).")
+    return f"zoo.{name} takes: {', '.join(takes)} (help(zoo.{name}))."
