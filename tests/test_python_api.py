@@ -399,3 +399,11 @@ def test_ctrl_c_in_a_training_from_python_stops_the_caller_and_says_how_to_resum
     assert "epochs up to 1 are saved" in str(stopped.value)
     assert f"zoo.train(resume={str(tmp_path / 'run')!r})" in str(stopped.value)
     assert len(zoo.train(resume=tmp_path / "run", log=quiet, progress=False).history) == 3
+
+
+def test_a_run_and_a_comparison_print_briefly_in_a_notebook(vae_copy, run_copy):
+    """Their reprs held every layer, the whole config.json and each image's values (74,000 characters)."""
+    run = zoo.load(vae_copy)
+    assert len(repr(run)) < 300 and str(vae_copy) in repr(run)
+    comparison = zoo.compare([vae_copy, run_copy])
+    assert len(repr(comparison)) < 2_000 and "metric=" in repr(comparison)

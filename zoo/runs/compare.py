@@ -84,14 +84,14 @@ class Comparison:
     those equal in all of them and those only some of them have (see differing_keys); `plot`: the PNG of
     their curves, if one was asked for."""
 
-    runs: list[Compared]
+    runs: list[Compared] = field(repr=False)  # each with its test values image by image: c.table() shows them
     metric: str
     descending: bool
     differing: list[str]
     equal: list[str]
     partial: list[str] = field(default_factory=list)
     plot: Path | None = None
-    reference: Compared | None = None  # the run the others' paired differences are taken from
+    reference: Compared | None = field(default=None, repr=False)  # the run the others' paired differences are from
     caveat: str | None = None  # why the sort metric is not one measure across the runs (see loss_caveat)
 
     def metric_columns(self) -> list[str]:

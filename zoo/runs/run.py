@@ -92,9 +92,9 @@ class Run:
     away on the run too: `run.encode(x)`, `run.decode(z)`, `run.reconstruct(x)`, `run.sample(n)`,
     `run.classify(x)`."""
 
-    model: ZooModel
+    model: ZooModel = field(repr=False)  # its repr is every layer: run.model shows them
     folder: Path       # the run folder; for a catalogued or hub name, its verified local copy
-    record: dict[str, Any]  # config.json: model, plugin, config, train, data (checked field by field)
+    record: dict[str, Any] = field(repr=False)  # config.json: model, plugin, config, train, data (each checked)
     source: str        # what the user called it: a folder, a catalogued name or a hub location
     # Where tasks write results: decided (and, for ./zoo-outputs/NAME/, noted) when a task first writes
     # there, so a command whose outputs all go where --out says is not told they go elsewhere.
