@@ -265,8 +265,8 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
                    + (f" (test accuracy {accuracy:.1%})" if accuracy is not None else "")
                    + f", {result['images']} images")
         click.echo(f"  pixels: {result['pixels']}")
-        if "warning" in result:
-            click.echo(f"warning: {result['warning']}", err=True)
+        for warning in result.get("warning", "").splitlines():  # one line each: weak features, alike samples
+            click.echo(f"warning: {warning}", err=True)
         for label, key in (("samples vs test", "samples_vs_test"), ("test vs train (floor)", "floor_test_vs_train")):
             r = result[key]
             click.echo(f"  {label:<22} FID {r['fid']:9.3f}   KID {r['kid']:.4g} ± {r['kid_std']:.2g}   "

@@ -6,7 +6,8 @@ import pytest
 import zoo
 from conftest import TINY, quiet
 from zoo.errors import ConfigError
-from zoo.analysis.quality import frechet_distance, kernel_inception_distance, kid_subset_size, precision_recall
+from zoo.analysis.quality import (frechet_distance, kernel_inception_distance, kid_subset_size, precision_recall,
+                                  spread_ratio)
 
 
 def test_frechet_distance_of_gaussians():
@@ -87,3 +88,25 @@ def test_a_binarised_run_is_measured_in_grey_levels_so_its_floor_is_the_grey_run
         floors[binarize] = result["floor_test_vs_train"]["fid"]
         assert ("binarised" in result["pixels"]) == (binarize == "dynamic")
     assert floors["dynamic"] == pytest.approx(floors["none"])
+
+
+def test_samples_nearly_all_alike_are_said_to_be_whatever_their_precision(tmp_path):
+    """Blank samples, one point in feature space near some real image, scored a precision of 1.000 unwarned."""
+    import torch
+
+    feats = zoo.train("classifier", dataset="digits", epochs=1, out=tmp_path / "feat", log=quiet, progress=False,
+                      **TINY).run_dir
+    rng = np.random.default_rng(4)
+    real = rng.normal(size=(2000, 8))
+    assert spread_ratio(rng.normal(size=(2000, 8)), real) == pytest.approx(1.0, abs=0.1)  # as varied as the data
+    assert spread_ratio(rng.normal(size=(2000, 8)) * 0.5, real) == pytest.approx(0.25, abs=0.03)
+    vae = zoo.train("vae", dataset="digits", epochs=1, out=tmp_path / "vae", log=quiet, progress=False,
+                    **TINY).run_dir
+    run = zoo.load(vae)
+    with torch.no_grad():  # a decoder that draws one grey image whatever the code
+        for name, parameter in run.model.named_parameters():
+            if name.startswith("dec"):
+                parameter.zero_()
+    blank = zoo.api.sample_quality(run, features=str(feats), n=300, save=False)
+    assert blank["samples_spread"] < 1e-6
+    assert blank["warning"].startswith("the samples are nearly all alike: their features spread 0.0% as widely")

@@ -112,6 +112,12 @@ def embed(feature_net, images: torch.Tensor, batch: int = 1000, bar=None) -> np.
     return torch.cat(out).numpy()
 
 
+def spread_ratio(fa: np.ndarray, fb: np.ndarray) -> float:
+    """How widely the features `fa` spread, as a share of how widely `fb` do: the traces of their covariances."""
+    reference = float(np.trace(np.atleast_2d(np.cov(fb.T))))
+    return float(np.trace(np.atleast_2d(np.cov(fa.T)))) / reference if reference > 0 else 1.0
+
+
 def compare(fa: np.ndarray, fb: np.ndarray, bar=None) -> dict[str, float]:
     """FID, KID (with the subsets KID was averaged over), precision and recall of the images `fa` against
     the reference images `fb`, from their features."""

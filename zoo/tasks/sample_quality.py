@@ -28,6 +28,10 @@ def _feature_model() -> str:
 
 
 WEAK_FEATURES = 0.9  # below this test accuracy, a feature network's FID and precision are said to mean little
+# Below this share of the test images' spread of features, the samples are said to be nearly all alike: blank
+# images scored a precision of 1.000 (their one point lies near some real image); the catalogued models' samples
+# spread 0.5 (iwae-mnist) to 1.0 (gan-mnist) as widely as the test images.
+ALIKE = 0.05
 
 
 @torch.no_grad()
@@ -128,6 +132,13 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                              "the run was trained on binarised pixels)" if binarised else data.pixels()),
                   "samples_vs_test": quality.compare(f_samples, f_test, bar=bar),
                   "floor_test_vs_train": quality.compare(f_test, f_train, bar=bar)}
+        result["samples_spread"] = spread = quality.spread_ratio(f_samples, f_test)
+        if spread < ALIKE:  # blank or collapsed samples sit on one real image's neighbourhood: precision 1
+            pr = result["samples_vs_test"]
+            result["warning"] = (f"the samples are nearly all alike: their features spread {spread:.1%} as widely as "
+                                 f"the test images' (blank images, or a collapsed generator): a precision of "
+                                 f"{pr['precision']:.3f} says only that they lie near some real images; the recall, "
+                                 f"{pr['recall']:.3f}, how little of the data they cover")
         if conditional:
             result["class_accuracy"] = class_accuracy(feat, samples, wanted, run.classes)
         if feat.can("classify") and test_y is not None and len(test_y):
@@ -136,7 +147,8 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
             accuracy = class_accuracy(feat, real, test_y[:m].cpu(), run.classes)["mean"]
             result["feature_network_test_accuracy"] = accuracy
             if accuracy < WEAK_FEATURES:
-                result["warning"] = (f"the feature network classifies only {accuracy:.1%} of the test images right: "
+                result["warning"] = ((result["warning"] + "\n") if "warning" in result else "") + (
+                                     f"the feature network classifies only {accuracy:.1%} of the test images right: "
                                      "its features tell the classes apart poorly, so these figures say little "
                                      "(even noise can score a high precision); train it longer")
     if inception:  # the same samples and images, in Inception's features (minutes on a CPU)
