@@ -123,6 +123,11 @@ def show_pretrained(name: str, as_json: bool = False) -> None:
     for k, v in data["metrics"].items():
         click.echo(f"  {k:<10} {v:.6g}" if isinstance(v, (int, float)) else f"  {k:<10} {v}")
     for k, v in data["extra"].items():
+        if k == "default":  # the catalogue's flag: the weights a bare model name loads
+            if v is True:
+                click.echo(f"the default {data['model']} weights: a bare `{data['model']}` names them "
+                           f"(zoo eval {data['model']}, zoo.load(\"{data['model']}\"))")
+            continue
         shipped = f", shipped with the weights: zoo generate {name} --sampler {v}" if k == "sampler" else ""
         click.echo(f"{k}: {v}{shipped}")
     click.echo(f"load it: zoo.load(\"{name}\"), or `zoo <command> {name}` wherever a run folder is accepted")

@@ -416,7 +416,8 @@ def _print_classification(result: dict) -> None:
     if rep:
         p = rep["parameters"]
         click.echo(f"parameters: {p['trainable']:,} trainable of {p['total']:,}; "
-                   f"training time {rep.get('train_seconds', 0):.1f} s over {rep.get('epochs', '?')} epochs")
+                   f"training time {rep.get('train_seconds', 0):.1f} s over {rep.get('epochs', '?')} "
+                   f"epoch{'' if rep.get('epochs') == 1 else 's'}")
         names = result.get("classes") or [str(i) for i in range(len(rep["per_class_accuracy"]))]
         click.echo("per-class accuracy: " + ", ".join(f"{name}: {a:.1%}"
                                                       for name, a in zip(names, rep["per_class_accuracy"])))

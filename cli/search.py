@@ -118,7 +118,8 @@ def _print_summary(s: dict) -> None:
                + (f", {st['waiting']} queued" if st["waiting"] else "")
                + (f"  ({s['seconds']:.0f} s)" if s.get("seconds") is not None else ""))
     if s["pruned_reasons"]:
-        click.echo("pruned: " + ", ".join(f"{n} {r}" for r, n in s["pruned_reasons"].items()))
+        click.echo("pruned: " + ", ".join(f"{n} by the pruner" if r == "pruner" else f"{n} {r}"
+                                          for r, n in s["pruned_reasons"].items()))
     for note in s.get("notes", []):
         click.echo(f"note: {note}")
     best = s.get("best")

@@ -46,6 +46,8 @@ def test_a_model_without_a_shipped_sampler_samples_its_prior_without_a_note(tmp_
 def test_info_says_which_sampler_ships_and_how_to_use_it():
     output = assert_ok(invoke("info", "iwae50-mnist"))
     assert "sampler: gmm, shipped with the weights: zoo generate iwae50-mnist --sampler gmm" in output, output
+    assert 'the default iwae weights: a bare `iwae` names them (zoo eval iwae, zoo.load("iwae"))' in output
+    assert "default: True" not in output
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
