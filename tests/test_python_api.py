@@ -407,3 +407,16 @@ def test_a_run_and_a_comparison_print_briefly_in_a_notebook(vae_copy, run_copy):
     assert len(repr(run)) < 300 and str(vae_copy) in repr(run)
     comparison = zoo.compare([vae_copy, run_copy])
     assert len(repr(comparison)) < 2_000 and "metric=" in repr(comparison)
+
+
+def test_samples_from_python_are_zoo_generates_images_as_a_tensor(vae_copy, tmp_path):
+    """A notebook draws a fitted sampler's samples without writing a file and reading it back."""
+    from safetensors.torch import load_file
+
+    for kind in ({}, {"sampler": "gmm"}, {"class_label": 3}):
+        out = zoo.generate(vae_copy, n=6, seed=2, out=tmp_path / "g.safetensors", **kind)
+        drawn = zoo.sample(vae_copy, n=6, seed=2, **kind)
+        assert drawn.shape == (6, 1, 28, 28) and torch.equal(drawn, load_file(str(out))["images"]), kind
+    assert not torch.equal(zoo.sample(vae_copy, n=6, seed=3), zoo.sample(vae_copy, n=6, seed=2))
+    with pytest.raises(ConfigError, match="n"):
+        zoo.sample(vae_copy, n=0)

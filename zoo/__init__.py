@@ -45,6 +45,7 @@ _LAZY = {
     "manifold": "zoo.api",         # zoo manifold
     "interpolate": "zoo.api",      # zoo interpolate
     "finetune": "zoo.api",
+    "sample": "zoo.api",           # zoo generate, as a tensor
     "sample_quality": "zoo.api",
     "load_images": "zoo.api",
     "Comparison": "zoo.api",

@@ -24,7 +24,7 @@ from zoo.runs.loading import load, read_run, resolve
 from zoo.runs.run import Run
 from zoo.tasks.denoising import denoise, load_images, noise_sweep
 from zoo.tasks.evaluation import evaluate, reconstruct
-from zoo.tasks.generation import generate
+from zoo.tasks.generation import generate, sample
 from zoo.tasks.sample_quality import feature_network_name, sample_quality
 from zoo.tasks.training import train, training_key_clash
 from zoo.tasks.transfer import finetune
@@ -32,13 +32,14 @@ from zoo.training import multitrial
 
 # Each command's function: a keyword it does not take (the CLI's spelling) is one ConfigError naming the one meant.
 (compare, denoise, evaluate, finetune, generate, interpolate, latent_scatter, load, manifold, noise_sweep, reconstruct,
- sample_quality) = map(clear_arguments, (compare, denoise, evaluate, finetune, generate, interpolate, latent_scatter,
-                                         load, manifold, noise_sweep, reconstruct, sample_quality))
+ sample, sample_quality) = map(clear_arguments, (compare, denoise, evaluate, finetune, generate, interpolate,
+                                                 latent_scatter, load, manifold, noise_sweep, reconstruct, sample,
+                                                 sample_quality))
 
 __all__ = ["Comparison", "Run", "compare", "create", "denoise", "evaluate", "feature_network_name", "finetune",
            "generate", "interpolate", "latent_scatter", "list_models", "list_plugins", "load", "load_images",
            "manifold", "model_info", "noise_sweep", "read_run", "reconstruct", "resolve", "resolve_config",
-           "sample_quality", "split_config", "train"]
+           "sample", "sample_quality", "split_config", "train"]
 
 
 def list_models() -> list[str]:

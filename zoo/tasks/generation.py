@@ -82,6 +82,22 @@ def _say_better_sampler(source) -> None:
                   f"zoo generate {name} --sampler {better}")
 
 
+@evaluated
+@torch.no_grad()
+def sample(source, *, n: int = 64, seed: int = 0, device: str | None = None, sampler: str | None = None,
+           class_label: str | int | None = None, spread: float = 0.0, data_dir: str | None = None) -> torch.Tensor:
+    """`n` samples as a float tensor [n, C, H, W] in [0, 1], drawn as zoo.generate draws them (the same
+    arguments and seed: the same images), for use in Python: from the model's prior, through a latent sampler
+    fitted on the training codes (`sampler="maf"`, kept in the run as zoo generate keeps it), or of a class.
+    A model trained on binarised pixels gives each pixel's probability of being on."""
+    check_seed(seed)
+    n = check_count(n, "n", 1, 100_000)
+    run = load(source, device=device)
+    gen = torch.Generator(device=run.device).manual_seed(seed)
+    return torch.cat(list(sample_batches(run, n, gen, sampler=sampler, class_label=class_label, spread=spread,
+                                         data_dir=data_dir)))
+
+
 def default_picture(sampler: str | None, class_label, per_class: int | None) -> str:
     """The grid's file when no --out is given: samples.png drawn from the model's prior, and one file for
     each other way of drawing (samples-gmm.png, samples-class-3.png, samples-per-class.png), so that one
