@@ -339,3 +339,37 @@ def test_a_progress_file_whose_sums_are_not_its_values_sums_is_not_gone_on_from(
     capsys.readouterr()
     assert zoo.evaluate(run, options={"iwae_k": 5})["metrics"] == whole
     assert "its sums are not those of its images' values" in capsys.readouterr().err
+
+
+def test_a_progress_file_that_could_not_be_gone_on_from_is_replaced_and_never_said_to_be_kept(run, monkeypatch):
+    """Rejected (its sums edited), it counted as a file ahead of the new evaluation: never replaced, and a
+    Ctrl-C said its images were saved and would be gone on from, where every rerun started afresh."""
+    from zoo.runs import eval_progress
+    from zoo.runs.checkpoint import load_tensors, save_tensors
+
+    interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.evaluate(run, options={"iwae_k": 5})  # 112 images saved
+    tensors, meta = load_tensors(progress_file(run))
+    save_tensors(progress_file(run), tensors, {**meta, "sums": json.dumps({k: 0.0 for k in json.loads(meta["sums"])})})
+    monkeypatch.undo()
+    monkeypatch.setattr(eval_progress, "SAVE_EVERY_S", 0.0)
+    interrupt_after(monkeypatch, 1)
+    result = invoke("eval", run, "--iwae-k", "5", "--no-progress")
+    assert result.exit_code == 130 and "could not be read" in result.stderr
+    assert "16 of" in result.stderr and "112 of" not in result.stderr, result.stderr
+    assert load_tensors(progress_file(run))[1]["done"] == "16"  # this evaluation's, in its place
+
+
+def test_each_images_values_that_cannot_be_written_are_said_and_the_evaluation_still_succeeds(run, monkeypatch):
+    """eval.json was written first, yet the command said it could not save and exited 74."""
+    from zoo.runs import eval_images
+
+    def full(path, tensors, meta=None):
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+    monkeypatch.setattr(eval_images, "save_tensors", full)
+    result = invoke("eval", run, "--iwae-k", "3", "--no-progress", "--json")
+    assert_ok(result)
+    assert "each image's values could not be written" in result.stderr and "could not save" not in result.stderr
+    assert json.loads(result.stdout)["metrics"] == json.loads((run / "eval.json").read_text())["metrics"]
+    assert not progress_files(run)

@@ -491,3 +491,6 @@ def test_the_card_of_an_entry_whose_path_has_spaces_or_accents_is_titled_with_it
     zhub.push(digits_run, dest.as_uri())  # file:///.../my%20entry%20%C3%BC
     card = (dest / "README.md").read_text()
     assert "# my entry ü: `convae` trained on digits" in card and "%20" not in card.split("## Use it")[0]
+    own = Path(shutil.copytree(digits_run, tmp_path / "ab%41"))  # a folder's own name is not a URL's
+    from zoo.runs.modelcard import write_card
+    assert "# ab%41: `convae` trained on digits" in write_card(own).read_text()

@@ -56,13 +56,25 @@ def test_a_run_with_damaged_weights_is_not_pushed_and_the_message_blames_the_run
 
 def test_a_run_that_has_not_finished_an_epoch_is_pushed_with_a_note_that_its_weights_are_untrained(run_copy,
                                                                                                    tmp_path):
-    (run_copy / "metrics.jsonl").write_text("")  # as a training stopped in its first epoch leaves it
-    result = invoke("push", run_copy, f"file://{tmp_path / 'hub' / 'r'}")
+    from conftest import TINY, quiet
+
+    class CtrlC(zoo.Callback):
+        def on_epoch_start(self, trainer, epoch):
+            raise KeyboardInterrupt
+
+    with pytest.raises(zoo.errors.Interrupted, match="no epoch was finished"):
+        zoo.train("convae", dataset="digits", epochs=3, out=tmp_path / "early", log=quiet, progress=False,
+                  callbacks=[CtrlC()], **TINY)
+    result = invoke("push", tmp_path / "early", f"file://{tmp_path / 'hub' / 'r'}")
     assert_ok(result)
     assert "has not finished an epoch: the push publishes its initial, untrained weights" in result.output
     card = (tmp_path / "hub" / "r" / "README.md").read_text()  # what a puller reads says it too
     assert "stopped before it finished an epoch: these are the weights it started with, not trained ones" in card
-    assert "  training: {best_epoch: 0, epochs: 0, of: " in card
+    assert "  training: {best_epoch: 0, epochs: 0, of: 3}" in card
+    (run_copy / "metrics.jsonl").unlink()  # a trained run that lost its training log is not said to be untrained
+    result = invoke("push", run_copy, f"file://{tmp_path / 'hub' / 'trained'}")
+    assert "has not finished an epoch" not in assert_ok(result)
+    assert "not trained ones" not in (tmp_path / "hub" / "trained" / "README.md").read_text()
 
 
 def test_a_push_that_replaces_another_runs_entry_says_so_and_one_of_the_same_run_does_not(digits_run, run_copy,

@@ -206,7 +206,8 @@ def test_a_misspelled_evaluation_option_is_named_as_python_spells_it_with_the_ke
     (lambda run: zoo.evaluate(run, iwae_k=5), "A metric's option goes in options=: zoo.evaluate(..., "
                                               "options={'iwae_k': ...})"),
     (lambda run: zoo.evaluate(run, limt=5), "Did you mean limit=?"),
-], ids=["compare-sort", "interpolate-from", "evaluate-iwae-k", "evaluate-misspelled"])
+    (lambda run: zoo.evaluate(run, fid=True), "zoo eval --fid is zoo.sample_quality(...) in Python."),
+], ids=["compare-sort", "interpolate-from", "evaluate-iwae-k", "evaluate-misspelled", "evaluate-fid"])
 def test_the_clis_spelling_of_a_setting_is_one_zoo_error_naming_the_keyword_python_takes(vae_copy, call, hint):
     with pytest.raises(ConfigError, match="unexpected keyword argument|missing a required argument") as caught:
         call(vae_copy)
@@ -420,3 +421,10 @@ def test_samples_from_python_are_zoo_generates_images_as_a_tensor(vae_copy, tmp_
     assert not torch.equal(zoo.sample(vae_copy, n=6, seed=3), zoo.sample(vae_copy, n=6, seed=2))
     with pytest.raises(ConfigError, match="n"):
         zoo.sample(vae_copy, n=0)
+
+
+def test_the_public_functions_pickle_as_a_process_pools_tasks():
+    import pickle
+
+    for name in ("evaluate", "compare", "generate", "load", "sample", "sample_quality", "train"):
+        assert pickle.loads(pickle.dumps(getattr(zoo, name))) is getattr(zoo, name), name

@@ -100,6 +100,7 @@ def test_samples_nearly_all_alike_are_said_to_be_whatever_their_precision(tmp_pa
     real = rng.normal(size=(2000, 8))
     assert spread_ratio(rng.normal(size=(2000, 8)), real) == pytest.approx(1.0, abs=0.1)  # as varied as the data
     assert spread_ratio(rng.normal(size=(2000, 8)) * 0.5, real) == pytest.approx(0.25, abs=0.03)
+    assert np.isnan(spread_ratio(np.full((50, 8), np.nan), real)) and np.isnan(spread_ratio(real[:1], real))
     vae = zoo.train("vae", dataset="digits", epochs=1, out=tmp_path / "vae", log=quiet, progress=False,
                     **TINY).run_dir
     run = zoo.load(vae)

@@ -32,9 +32,9 @@ from zoo.training import multitrial
 
 # Each command's function: a keyword it does not take (the CLI's spelling) is one ConfigError naming the one meant.
 (compare, denoise, evaluate, finetune, generate, interpolate, latent_scatter, load, manifold, noise_sweep, reconstruct,
- sample, sample_quality) = map(clear_arguments, (compare, denoise, evaluate, finetune, generate, interpolate,
-                                                 latent_scatter, load, manifold, noise_sweep, reconstruct, sample,
-                                                 sample_quality))
+ sample, sample_quality) = (clear_arguments(f, __name__) for f in (
+    compare, denoise, evaluate, finetune, generate, interpolate, latent_scatter, load, manifold, noise_sweep,
+    reconstruct, sample, sample_quality))
 
 __all__ = ["Comparison", "Run", "compare", "create", "denoise", "evaluate", "feature_network_name", "finetune",
            "generate", "interpolate", "latent_scatter", "list_models", "list_plugins", "load", "load_images",

@@ -15,9 +15,16 @@ PYTHON_NAMES = {"sort": "metric", "from": "start", "from_": "start", "to": "end"
                 "class_": "class_label", "noise_scale": "spread"}
 
 
-def clear_arguments(function):
+# zoo eval's options that are other functions' in Python
+ELSEWHERE = {"fid": "sample_quality", "features": "sample_quality", "fid_n": "sample_quality",
+             "inception": "sample_quality", "sampler": "sample_quality", "noise_sweep": "noise_sweep",
+             "baseline": "noise_sweep", "noise": "noise_sweep"}
+
+
+def clear_arguments(function, module: str):
     """`function`, its arguments checked against its signature first: a call that does not fit it is a
-    ConfigError saying which keyword to write (the function itself is called as it was)."""
+    ConfigError saying which keyword to write (the function itself is called as it was). `module`: where
+    the checked function is found by name (zoo.api), so that it pickles (a process pool's task)."""
     signature = inspect.signature(function)
     takes = [name for name, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
 
@@ -30,6 +37,7 @@ def clear_arguments(function):
             raise ConfigError(f"zoo.{function.__name__}: {e}".replace(f"{function.__name__}() ", "", 1),
                               _hint(function.__name__, takes, unknown)) from None
         return function(*args, **kwargs)
+    call.__module__ = module
     return call
 
 
@@ -41,6 +49,10 @@ def _hint(name: str, takes: list[str], unknown: list[str]) -> str:
         close = difflib.get_close_matches(key, takes, 1)
         if close:
             return f"Did you mean {close[0]}=?"
+        if name == "evaluate" and key in ELSEWHERE:
+            return f"zoo eval --{key.replace('_', '-')} is zoo.{ELSEWHERE[key]}(...) in Python."
+        if name == "evaluate" and key == "json":
+            return "zoo.evaluate returns the figures as a dict: --json is how the command prints them."
         if "options" in takes:  # zoo.evaluate: a metric's option given as a keyword of its own
             return (f"A metric's option goes in options=: zoo.{name}(..., options={{{key!r}: ...}}) "
                     f"(zoo eval --{key.replace('_', '-')} on the command line).")

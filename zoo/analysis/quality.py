@@ -113,7 +113,10 @@ def embed(feature_net, images: torch.Tensor, batch: int = 1000, bar=None) -> np.
 
 
 def spread_ratio(fa: np.ndarray, fb: np.ndarray) -> float:
-    """How widely the features `fa` spread, as a share of how widely `fb` do: the traces of their covariances."""
+    """How widely the features `fa` spread, as a share of how widely `fb` do: the traces of their covariances
+    (NaN where either holds a value that is not a finite number, or too few rows to spread)."""
+    if len(fa) < 2 or len(fb) < 2 or not (np.isfinite(fa).all() and np.isfinite(fb).all()):
+        return float("nan")
     reference = float(np.trace(np.atleast_2d(np.cov(fb.T))))
     return float(np.trace(np.atleast_2d(np.cov(fa.T)))) / reference if reference > 0 else 1.0
 

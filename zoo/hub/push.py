@@ -83,6 +83,15 @@ def _stopped_before_its_end(run_dir: Path) -> bool:
         return False
 
 
+def _untrained(run_dir: Path) -> bool:
+    """Whether the run was stopped before it finished an epoch: its checkpoint records none (published
+    weights carry no checkpoint: False; a lost training log does not make a trained run untrained)."""
+    try:
+        return int(json.loads(read_header(run_dir / checkpoint.CHECKPOINT)[1].get("trainer", "{}"))["epoch"]) == 0
+    except (OSError, RunError, ValueError, KeyError, TypeError):
+        return False
+
+
 def published(record: dict) -> dict:
     """A run's config.json as a push publishes it: without its `data_dir`, the folder this machine keeps its data
     files in (a private path, and no use elsewhere: a puller's data are found by the data set's name)."""
@@ -127,7 +136,7 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
                         if unfinished else "") + ")", "", "| metric | value |", "| --- | --- |"]
             body += [f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items() if k != "epoch"]
             body.append("")
-    elif (run_dir / checkpoint.CHECKPOINT).is_file():  # a run stopped in its first epoch (published ones have none)
+    elif _untrained(run_dir):  # a run stopped in its first epoch
         meta.append(f"  training: {{best_epoch: 0, epochs: 0, of: {run.get('train', {}).get('epochs')}}}")
         body += ["## Training", "", "It was stopped before it finished an epoch: these are the weights it started "
                  "with, not trained ones.", ""]
@@ -160,7 +169,7 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
                       "before pushing")
     _verify_weights(run_dir / WEIGHTS)
     training_log = _training_log(run_dir)
-    if (run_dir / checkpoint.CHECKPOINT).is_file() and not (training_log or b"").strip():  # (published weights: none)
+    if _untrained(run_dir):
         log(f"note: {run_dir} has not finished an epoch: the push publishes its initial, untrained weights")
     elif _stopped_before_its_end(run_dir):
         log(f"note: {run_dir}'s training was stopped before its end: the push publishes its best epoch so far "

@@ -72,7 +72,7 @@ class EvalProgress:
     def __init__(self, folder: Path | None, key: str, weights: str, device: torch.device):
         self.path = Path(folder) / progress_name(key) if folder is not None else None
         self.key, self.weights, self.device = key, weights, device
-        self.saved_done, self.last_save, self.failing = 0, time.monotonic(), False
+        self.saved_done, self.last_save, self.failing, self.rejected = 0, time.monotonic(), False, False
         self._point: tuple[int, dict[str, float], Values, dict[str, torch.Tensor]] | None = None
 
     def resume(self, boundaries: set[int], total: int) -> tuple[int, dict[str, float], Values]:
@@ -103,6 +103,7 @@ class EvalProgress:
             why = e.message if isinstance(e, RunError) else (e.strerror if isinstance(e, OSError) else None) or str(e)
             to_stderr(f"note: {self.path} could not be read ({why}); the evaluation starts from the first image "
                       "and will replace it")
+            self.rejected = True  # not a file ahead of this evaluation's: replaced at its first save
             return 0, {}, {}
         to_stderr(f"note: going on with the evaluation saved in {self.path}: {done:,} of {total:,} images "
                   "done (delete the file to start afresh)")
@@ -146,7 +147,7 @@ class EvalProgress:
         if self.path is None:
             return
         if self._point is not None and self._point[0] > self.saved_done:
-            self._save()
+            self._save(stopping=True)
         kept = max(self.saved_done, self._file_done())  # the same evaluation run beside this one may be ahead
         if kept:
             to_stderr(f"note: {kept:,} of {total:,} images were measured and saved in {self.path}: "
@@ -164,14 +165,17 @@ class EvalProgress:
                       "of these weights would only say it is there)")
 
     def _file_done(self) -> int:
-        """The images the progress file holds of this very evaluation (0: none, or not this one's)."""
+        """The images the progress file holds of this very evaluation (0: none, not this one's, or one that
+        resume() could not go on from)."""
+        if self.rejected:
+            return 0
         try:
             _, meta = read_header(self.path)
             return int(meta.get("done", 0)) if meta.get("key") == self.key else 0
         except (RunError, OSError, ValueError, TypeError):
             return 0
 
-    def _save(self) -> None:
+    def _save(self, stopping: bool = False) -> None:
         """Write the last batch's end, unless the file holds more of this very evaluation (the same command
         run twice at once: the one ahead keeps its file). A file that cannot be written is said once, and
         tried again at the next save: a disk freed meanwhile keeps the evaluation's progress."""
@@ -184,12 +188,14 @@ class EvalProgress:
         try:
             save_tensors(self.path, tensors, meta)
         except (OSError, ZooError) as e:
-            if not self.failing:
+            why = e.message if isinstance(e, ZooError) else e.strerror or e
+            if stopping:
+                to_stderr(f"note: the evaluation's progress could not be saved: {self.path} cannot be written ({why})")
+            elif not self.failing:
                 to_stderr(f"note: the evaluation goes on, and its progress is not saved while {self.path} cannot "
-                          f"be written ({e.message if isinstance(e, ZooError) else e.strerror or e}): tried again "
-                          f"every {SAVE_EVERY_S:.0f} s")
+                          f"be written ({why}): tried again every {SAVE_EVERY_S:.0f} s")
             self.failing = True
             return
         if self.failing:
             to_stderr(f"note: the evaluation's progress is saved again in {self.path} ({done:,} images)")
-        self.failing, self.saved_done = False, done
+        self.failing, self.rejected, self.saved_done = False, False, done

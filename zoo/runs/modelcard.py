@@ -58,7 +58,9 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     """The card of a run reached at `address` (a folder, a catalogued name or a hub location): its
     load lines use the address as it is, so they work as written. `samplers`: the names of the latent
     samplers fitted on its training codes that go with the weights (sampler-NAME.safetensors)."""
-    run_name = unquote(address.rstrip("/").rsplit("/", 1)[-1])  # file:///hub/my%20entry: "my entry"
+    run_name = address.rstrip("/").rsplit("/", 1)[-1]
+    if address.startswith("file:"):  # file:///hub/my%20entry: "my entry" (a folder's own name stays as it is)
+        run_name = unquote(run_name)
     model, data = run["model"], run.get("data", {})
     dataset = data.get("name", run.get("train", {}).get("dataset", "?"))
     metrics = (eval_result or {}).get("metrics", {})

@@ -270,7 +270,12 @@ def _save(run: Run, result: dict[str, Any], per: dict[str, torch.Tensor], saved:
             # The figures first: a write of the per-image values that fails, or a kill between the two, leaves
             # eval.json whole (its per-image file, another evaluation's, is then ignored by its readers).
             ckpt.write_json(written, record)
-            eval_images.write(run.output_dir, per, record)
+            try:
+                eval_images.write(run.output_dir, per, record)
+            except (ZooError, OSError) as e:  # eval.json holds the figures: said, not a failed evaluation
+                why = e.message if isinstance(e, ZooError) else e.strerror or e
+                to_stderr(f"note: {written} holds the figures, and each image's values could not be written to "
+                          f"{run.output_dir / eval_images.IMAGES_FILE} ({why}): zoo compare cannot pair them")
             if run.output_dir == run.folder:
                 write_card(run.folder)
     except (ZooError, OSError) as e:

@@ -4,6 +4,7 @@ the classifier finds the class each sample was drawn for."""
 
 from __future__ import annotations
 
+import math
 import shlex
 from typing import Any
 
@@ -132,8 +133,12 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                              "the run was trained on binarised pixels)" if binarised else data.pixels()),
                   "samples_vs_test": quality.compare(f_samples, f_test, bar=bar),
                   "floor_test_vs_train": quality.compare(f_test, f_train, bar=bar)}
-        result["samples_spread"] = spread = quality.spread_ratio(f_samples, f_test)
-        if spread < ALIKE:  # blank or collapsed samples sit on one real image's neighbourhood: precision 1
+        spread = quality.spread_ratio(f_samples, f_test)
+        result["samples_spread"] = spread if math.isfinite(spread) else None
+        if not math.isfinite(spread):
+            result["warning"] = "the features of the samples or the test images are not all finite numbers: these " \
+                                "figures say nothing (do the samples hold NaN?)"
+        elif spread < ALIKE:  # blank or collapsed samples sit on one real image's neighbourhood: precision 1
             pr = result["samples_vs_test"]
             result["warning"] = (f"the samples are nearly all alike: their features spread {spread:.1%} as widely as "
                                  f"the test images' (blank images, or a collapsed generator): a precision of "
