@@ -146,7 +146,7 @@ def train(model, dataset, preset, config_file, assignments, out, resume, overwri
 # The options of each of `zoo eval`'s three evaluations beyond those they share (data, device, --json,
 # --progress): one given to another evaluation would be silently ignored, so it is refused.
 EVAL_MODES = {"--noise-sweep": ("split", "noise", "baseline"),
-              "--fid": ("features", "fid_n", "sampler", "inception"),
+              "--fid": ("features", "fid_n", "fid_seeds", "sampler", "inception"),
               "": ("split", "iwae_k", "limit", "per_image", "loggers")}
 
 
@@ -206,6 +206,9 @@ def _print_metrics(result: dict) -> None:
                    "(default: the catalogued features-DATASET).")
 @click.option("--fid-n", default=10_000, show_default=True, type=Count(100, 1_000_000),
               help="With --fid: how many samples and test images.")
+@click.option("--fid-seeds", default=1, show_default=True, type=Count(1, 100), metavar="N",
+              help="With --fid: measure N seeds (N times as long) and give each FID and their median (one FID "
+                   "moves by a fifth of its value between seeds).")
 @click.option("--sampler", type=TEXT, default=None,
               help="With --fid: draw the codes from this latent sampler instead of the model's own prior (any "
                    "autoencoder or VAE; one shipped with bundled weights is read, else fitted on the training codes).")
@@ -227,7 +230,7 @@ def _print_metrics(result: dict) -> None:
                    "own MLflow run where it trained with --log mlflow.")
 @click.pass_context
 def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
-             sampler, inception, limit, progress, per_image, loggers):
+             fid_seeds, sampler, inception, limit, progress, per_image, loggers):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders), each a mean over the images with its standard
     error; also written to RUN/eval.json.
 
@@ -256,7 +259,7 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
         from zoo.api import sample_quality
 
         result = sample_quality(run, features=features, n=fid_n, sampler=sampler, data_dir=data_dir, device=device,
-                                progress=progress, inception=inception)
+                                progress=progress, inception=inception, seeds=fid_seeds)
         if as_json:
             echo_json(result)
             return
@@ -276,6 +279,11 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
             worst = min(acc["per_class"], key=acc["per_class"].get)
             click.echo(f"  class accuracy of the samples {acc['mean']:.1%} (the feature network's; lowest: "
                        f"{worst} {acc['per_class'][worst]:.1%})")
+        if "over_seeds" in result:
+            over = result["over_seeds"]
+            click.echo(f"  FID of seeds {over['seeds'][0]}-{over['seeds'][-1]}: "
+                       + ", ".join(f"{f:.3f}" for f in over["fid"]) + f"; median {over['median_fid']:.3f} "
+                       "(the figures above: the first seed's)")
         r = result["samples_vs_test"]
         click.echo(f"  (KID: mean ± std over {r['kid_subsets']} random subsets of {r['kid_subset_size']} images; "
                    f"precision and recall: {r['pr_neighbours']}-NN manifolds, Kynkäänniemi et al. 2019)")

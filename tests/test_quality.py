@@ -111,3 +111,25 @@ def test_samples_nearly_all_alike_are_said_to_be_whatever_their_precision(tmp_pa
     blank = zoo.api.sample_quality(run, features=str(feats), n=300, save=False)
     assert blank["samples_spread"] < 1e-6
     assert blank["warning"].startswith("the samples are nearly all alike: their features spread 0.0% as widely")
+
+
+def test_fid_over_seeds_gives_each_seeds_figures_and_their_median(tmp_path):
+    """One FID moves by a fifth of its value between seeds: --fid-seeds N measures N of them."""
+    import json
+    import statistics
+
+    from conftest import assert_ok, invoke
+
+    feats = zoo.train("classifier", dataset="digits", epochs=1, out=tmp_path / "feat", log=quiet, progress=False,
+                      **TINY).run_dir
+    vae = zoo.train("vae", dataset="digits", epochs=1, out=tmp_path / "vae", log=quiet, progress=False,
+                    **TINY).run_dir
+    single = [zoo.api.sample_quality(vae, features=str(feats), n=200, seed=s, save=False)["samples_vs_test"]["fid"]
+              for s in (4, 5, 6)]
+    out = assert_ok(invoke("eval", vae, "--fid", "--features", feats, "--fid-n", "200", "--fid-seeds", "3",
+                           "--no-progress"))
+    saved = json.loads((vae / "quality.json").read_text())
+    assert saved["seed"] == 0 and saved["over_seeds"]["seeds"] == [0, 1, 2]
+    over = zoo.api.sample_quality(vae, features=str(feats), n=200, seed=4, seeds=3, save=False)["over_seeds"]
+    assert over["fid"] == pytest.approx(single) and over["median_fid"] == pytest.approx(statistics.median(single))
+    assert "FID of seeds 0-2: " in out and f"median {saved['over_seeds']['median_fid']:.3f}" in out

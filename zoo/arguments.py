@@ -18,7 +18,7 @@ PYTHON_NAMES = {"sort": "metric", "from": "start", "from_": "start", "to": "end"
 # zoo eval's options that are other functions' in Python
 ELSEWHERE = {"fid": "sample_quality", "features": "sample_quality", "fid_n": "sample_quality",
              "inception": "sample_quality", "sampler": "sample_quality", "noise_sweep": "noise_sweep",
-             "baseline": "noise_sweep", "noise": "noise_sweep"}
+             "fid_seeds": "sample_quality", "baseline": "noise_sweep", "noise": "noise_sweep"}
 
 
 def clear_arguments(function, module: str):

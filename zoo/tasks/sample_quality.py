@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import math
 import shlex
+import statistics
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,7 +52,8 @@ def class_accuracy(classifier, images: torch.Tensor, wanted: torch.Tensor, class
 @torch.no_grad()
 def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed: int = 0, sampler: str | None = None,
                    data_dir: str | None = None, device: str | None = None, save: bool = True,
-                   progress: bool | None = None, inception: str | bool | None = None) -> dict[str, Any]:
+                   progress: bool | None = None, inception: str | bool | None = None,
+                   seeds: int = 1) -> dict[str, Any]:
     """Classifier-feature FID, KID, precision and recall of `n` samples against `n` test images, with the
     test set against the training set as the floor. `features` names the feature network (default
     features-<dataset>, where one is catalogued). KID is the mean ± std over random subsets of at most
@@ -58,8 +61,15 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     feature network's accuracy on its samples is reported per class (`class_accuracy`).
     A run longer than a few seconds shows a progress bar on stderr (`progress` None: on a terminal).
     `inception` (a weights file or folder, or True / "auto": torch hub's cache) adds Inception FID, KID
-    and IS of the same samples through torch-fidelity under "inception"; the weights are never downloaded."""
+    and IS of the same samples through torch-fidelity under "inception"; the weights are never downloaded.
+    `seeds` N > 1 measures seeds `seed` .. `seed` + N - 1 (N times the time) and adds "over_seeds": each
+    seed's figures and the median FID (one FID of 10,000 samples moves by 1 to 8 between seeds on MNIST,
+    docs/benchmarks.md); the other figures are the first seed's."""
     check_seed(seed), check_flag(save, "save"), check_flag(progress, "progress", none=True)
+    seeds = check_count(seeds, "--fid-seeds (seeds=)", 1, 100)
+    if seeds > 1:
+        return _over_seeds(source, seeds, features=features, n=n, seed=seed, sampler=sampler, data_dir=data_dir,
+                           device=device, save=save, progress=progress, inception=inception)
     n = check_count(n, "--fid-n (n=)", 100, 1_000_000)  # as the CLI's: fewer than 100 images give no usable FID
     if inception:  # a missing file or library fails before minutes of sampling
         inception_mod.find_weights(inception)
@@ -160,7 +170,26 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         result["inception"] = inception_mod.inception_quality(samples, test_x[:m], train_x, inception=inception,
                                                               device=run.device, seed=seed)
     if save:
-        name = "quality.json" if sampler is None else f"quality-{sampler}.json"
-        ckpt.write_json(run.output_dir / name, result)
-        result["written"] = [str(run.output_dir / name)]
+        _write(run.output_dir, result, sampler)
+    return result
+
+
+def _write(folder, result: dict[str, Any], sampler: str | None) -> None:
+    name = "quality.json" if sampler is None else f"quality-{sampler}.json"
+    ckpt.write_json(folder / name, {k: v for k, v in result.items() if k != "written"})
+    result["written"] = [str(folder / name)]
+
+
+def _over_seeds(source, seeds: int, *, seed: int, save: bool, sampler: str | None, inception, **options):
+    """sample_quality at `seeds` seeds from `seed` on: the first seed's figures (and Inception's), with every
+    seed's under "over_seeds" and their median FID. Each run reads the sampler the first one fitted."""
+    runs = [sample_quality(source, seed=seed + i, save=save, sampler=sampler, inception=inception if i == 0 else None,
+                           **options) for i in range(seeds)]
+    pairs = [r["samples_vs_test"] for r in runs]
+    result = {**runs[0], "over_seeds": {
+        "seeds": [seed + i for i in range(seeds)], "fid": [p["fid"] for p in pairs], "kid": [p["kid"] for p in pairs],
+        "precision": [p["precision"] for p in pairs], "recall": [p["recall"] for p in pairs],
+        "median_fid": statistics.median(p["fid"] for p in pairs)}}
+    if save:
+        _write(Path(runs[0]["written"][0]).parent, result, sampler)
     return result
