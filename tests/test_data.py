@@ -254,6 +254,7 @@ def test_an_evaluation_on_other_files_is_said_and_never_written_over_the_runs_ow
     assert "holds an evaluation of these weights on other test images than these" in out and "not written" in out
     out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "same-size"))
     assert "holds an evaluation of these weights on other test images than these" in out
+    assert out.count("images than these") == 1 and out.index("images than these") < out.index("mse")  # up front
     assert (run / "eval.json").read_bytes() == kept
     (run / "eval.json").unlink()  # with none to keep, other data's figures are written, said as such
     assert "not its test figures" in assert_ok(invoke("eval", run, "--data-dir", tmp_path / "bigger"))
