@@ -265,7 +265,8 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
             return
         accuracy = result.get("feature_network_test_accuracy")
         click.echo(f"{result['note']}; feature network {result['feature_network']}"
-                   + (f" (test accuracy {accuracy:.1%})" if accuracy is not None else "")
+                   + (f" (test accuracy {accuracy:.1%} on these {result['images']:,} test images)"
+                      if accuracy is not None else "")
                    + f", {result['images']} images")
         click.echo(f"  pixels: {result['pixels']}")
         for warning in result.get("warning", "").splitlines():  # one line each: weak features, alike samples

@@ -89,7 +89,7 @@ def test_fid_states_the_feature_networks_test_accuracy_and_warns_when_it_is_weak
     saved = json.loads((vae_run / "quality.json").read_text())
     accuracy = saved["feature_network_test_accuracy"]
     assert 0.0 <= accuracy <= 1.0
-    assert f"(test accuracy {accuracy:.1%})" in output
+    assert f"(test accuracy {accuracy:.1%} on these 200 test images)" in output
     # one epoch on a few hundred digits: far from the 90 % below which the figures are said to mean little
     assert accuracy < 0.9 and "warning: the feature network classifies only" in output
     assert "classifies only" in saved["warning"]

@@ -188,5 +188,6 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     images = torch.cat(list(batches_))
     out = out or run.output_dir / default_picture(sampler, class_label, per_class)
     per_row = per_class or max(1, int(round(n ** 0.5)))
-    return plots.image_rows([("", images)], out, title=f"{run.name}: {n} samples ({how}, seed {seed})",
+    named = f"{run.name} ({source})" if isinstance(source, str) and source in registry.weights() else run.name
+    return plots.image_rows([("", images)], out, title=f"{named}: {n} samples ({how}, seed {seed})",
                              per_row=per_row, weights=run.outputs_stamp())
