@@ -95,12 +95,21 @@ def test_fid_states_the_feature_networks_test_accuracy_and_warns_when_it_is_weak
     assert "classifies only" in saved["warning"]
 
 
-def test_a_run_that_has_not_finished_an_epoch_is_measured_with_a_note(vae_copy):
+def test_a_run_that_has_not_finished_an_epoch_is_measured_with_a_note(vae_copy, tmp_path):
+    class CtrlC(zoo.Callback):
+        def on_epoch_start(self, trainer, epoch):
+            raise KeyboardInterrupt
+
+    early = tmp_path / "early"
+    with pytest.raises(zoo.errors.Interrupted, match="no epoch was finished"):
+        zoo.train("vae", dataset="digits", epochs=3, out=early, log=quiet, progress=False, callbacks=[CtrlC()],
+                  **TINY)
+    out = assert_ok(invoke("eval", early, "--no-progress"))
+    assert f"note: {early} has not finished an epoch: these are its initial, untrained weights" in out
+    assert f"zoo train --resume {early}" in out
     assert "initial, untrained weights" not in assert_ok(invoke("eval", vae_copy, "--no-progress"))
-    (vae_copy / "metrics.jsonl").write_text("")  # as a run stopped during its first epoch leaves it
-    out = assert_ok(invoke("eval", vae_copy, "--no-progress"))
-    assert f"note: {vae_copy} has not finished an epoch: these are its initial, untrained weights" in out
-    assert f"zoo train --resume {vae_copy}" in out
+    (vae_copy / "metrics.jsonl").unlink()  # a trained run whose training log is lost: its checkpoint says
+    assert "initial, untrained weights" not in assert_ok(invoke("eval", vae_copy, "--no-progress"))
 
 
 def test_zoo_info_names_a_model_with_the_right_article(vae_copy, tmp_path):

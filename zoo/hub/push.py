@@ -29,8 +29,9 @@ from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint, eval_images
 from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_json, read_metrics, run_identity
-from zoo.runs.files import file_sha256, open_regular, read_header, sampler_name
+from zoo.runs.files import file_sha256, open_regular, sampler_name
 from zoo.runs.lock import writer_of
+from zoo.runs.training_state import recorded_trainer, untrained
 from zoo.runs.modelcard import current_pictures, render_card
 
 
@@ -72,22 +73,15 @@ def _training_summary(run_dir: Path) -> dict[str, Any] | None:
 def _stopped_before_its_end(run_dir: Path) -> bool:
     """Whether the run's training was stopped before it ended (Ctrl-C, a kill): fewer epochs than asked for,
     by its checkpoint, which no early stop or divergence ended. Published weights carry none: False."""
+    trainer = recorded_trainer(run_dir)
+    if trainer is None:
+        return False
     try:
-        trainer = json.loads(read_header(run_dir / checkpoint.CHECKPOINT)[1].get("trainer", "{}"))
         train = read_json(run_dir / CONFIG)["train"]
         rows, _ = read_metrics(run_dir / METRICS)
         done, patience = int(trainer["epoch"]), int(train.get("patience") or 0)
         return (done < int(train["epochs"]) and not (patience and int(trainer["bad_epochs"]) >= patience)
                 and not any(r.get("diverged") for r in rows))
-    except (OSError, RunError, ValueError, KeyError, TypeError):
-        return False
-
-
-def _untrained(run_dir: Path) -> bool:
-    """Whether the run was stopped before it finished an epoch: its checkpoint records none (published
-    weights carry no checkpoint: False; a lost training log does not make a trained run untrained)."""
-    try:
-        return int(json.loads(read_header(run_dir / checkpoint.CHECKPOINT)[1].get("trainer", "{}"))["epoch"]) == 0
     except (OSError, RunError, ValueError, KeyError, TypeError):
         return False
 
@@ -136,7 +130,7 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
                         if unfinished else "") + ")", "", "| metric | value |", "| --- | --- |"]
             body += [f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items() if k != "epoch"]
             body.append("")
-    elif _untrained(run_dir):  # a run stopped in its first epoch
+    elif untrained(run_dir):  # a run stopped in its first epoch
         meta.append(f"  training: {{best_epoch: 0, epochs: 0, of: {run.get('train', {}).get('epochs')}}}")
         body += ["## Training", "", "It was stopped before it finished an epoch: these are the weights it started "
                  "with, not trained ones.", ""]
@@ -169,7 +163,7 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
                       "before pushing")
     _verify_weights(run_dir / WEIGHTS)
     training_log = _training_log(run_dir)
-    if _untrained(run_dir):
+    if untrained(run_dir):
         log(f"note: {run_dir} has not finished an epoch: the push publishes its initial, untrained weights")
     elif _stopped_before_its_end(run_dir):
         log(f"note: {run_dir}'s training was stopped before its end: the push publishes its best epoch so far "

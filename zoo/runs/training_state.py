@@ -12,8 +12,25 @@ from typing import Any
 
 import torch
 
-from zoo.errors import TrainingDiverged
-from zoo.runs.checkpoint import damaged, load_state, load_tensors, save_tensors
+from zoo.errors import RunError, TrainingDiverged
+from zoo.runs.checkpoint import CHECKPOINT, damaged, load_state, load_tensors, save_tensors
+from zoo.runs.files import read_header
+
+
+def recorded_trainer(run_dir: Path) -> dict[str, Any] | None:
+    """The trainer's counters a run's checkpoint records (epoch: the epochs finished, best_epoch, bad_epochs),
+    from its header alone; None where there is no readable checkpoint (published weights carry none)."""
+    try:
+        trainer = json.loads(read_header(Path(run_dir) / CHECKPOINT)[1]["trainer"])
+        return trainer if isinstance(trainer, dict) and isinstance(trainer.get("epoch"), int) else None
+    except (OSError, RunError, ValueError, KeyError, TypeError):
+        return None
+
+
+def untrained(run_dir: Path) -> bool:
+    """Whether a run was stopped before it finished an epoch, by its checkpoint (published weights have none:
+    False; a lost training log does not make a trained run untrained)."""
+    return (recorded_trainer(run_dir) or {}).get("epoch") == 0
 
 
 def save_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],

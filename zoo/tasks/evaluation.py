@@ -26,6 +26,7 @@ from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
 from zoo.runs.modelcard import write_card
+from zoo.runs.training_state import untrained
 from zoo.runs.run import Run, check_split, evaluated, other_images
 from zoo.runs.write_checks import check_writable
 from zoo.tasks.kept_evaluations import fuller_part_kept, other_images_kept, say_shipped, whole_test_kept
@@ -320,14 +321,9 @@ def _with_earlier_metrics(run: Run, result: dict[str, Any], per: dict[str, torch
 
 
 def _say_if_untrained(run: Run) -> None:
-    """A run stopped during its first epoch holds the weights it started with: measured all the same, but said."""
-    if not (run.folder / ckpt.CHECKPOINT).is_file():  # published weights carry no checkpoint
-        return
-    try:
-        rows = ckpt.read_metrics(run.folder / ckpt.METRICS)[0] if (run.folder / ckpt.METRICS).is_file() else []
-    except (RunError, OSError):  # a damaged log says nothing of how far it trained
-        return
-    if not rows:
+    """A run stopped during its first epoch holds the weights it started with: measured all the same, but said
+    (by its checkpoint, as `zoo push` judges it: a lost training log does not make a trained run untrained)."""
+    if untrained(run.folder):
         to_stderr(f"note: {run.folder} has not finished an epoch: these are its initial, untrained weights "
                   f"(zoo train --resume {run.folder} trains it)")
 
