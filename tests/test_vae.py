@@ -145,6 +145,16 @@ def test_generate_png_and_tensors_reproducible(vae_run, tmp_path):
     assert 0 <= a.min() and a.max() <= 1
 
 
+def test_samples_of_a_model_trained_on_binarised_pixels_are_labelled_pixel_probabilities(vae_run, tmp_path):
+    from safetensors import safe_open
+
+    zoo.api.generate(vae_run, n=4, out=tmp_path / "p.safetensors")
+    with safe_open(tmp_path / "p.safetensors", "pt") as f:
+        assert f.metadata()["sampling"] == "the model's prior, pixel probabilities"
+        images = f.get_tensor("images")
+    assert not bool(((images == 0) | (images == 1)).all())  # grey levels: each pixel's probability, as said
+
+
 def test_plain_autoencoder_cannot_generate(digits_run):
     assert_clean_error(invoke("generate", digits_run, "--n", "4"), "cannot sample")
 

@@ -170,6 +170,9 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
         _say_better_sampler(source)
     else:
         how = f"sampler {sampler}" if sampler else f"class {class_label}" + (f", spread {spread}" if spread else "")
+    if run.record.get("train", {}).get("binarize", "none") != "none":
+        # a Bernoulli decoder's images are each pixel's probability of being on, not binary draws: say so
+        how += ", pixel probabilities"
     if per_class is not None:
         batches_ = per_class_batches(run, per_class, gen)
     else:
