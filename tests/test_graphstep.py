@@ -239,3 +239,15 @@ def test_cuda_graph_and_bf16_without_cuda_say_the_step_runs_as_without_them(tmp_
                            *TINY_SET, "--set", "cuda_graph=true", "--bf16"))
     assert "cuda_graph records the step on CUDA devices only; on cpu the step runs as without it" in out
     assert "bf16 autocasts to bfloat16 on CUDA devices only; on cpu the step runs as without it" in out
+
+
+def test_every_part_of_a_model_with_many_parts_is_compiled(tmp_path):
+    """A hierarchical VAE's parts, each compiled in place and again without gradients, are more graphs of the
+    one wrapper than Dynamo's default limit of 8: past it the rest ran uncompiled, with a warning."""
+    import torch._dynamo.utils
+
+    torch._dynamo.reset()
+    torch._dynamo.utils.counters.clear()
+    train(tmp_path / "h", "hvae", epochs=1, compile=True, latent_dim=3, layer_hidden=16, prior="vampprior",
+          pseudo_inputs=10)
+    assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 8

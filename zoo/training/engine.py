@@ -30,6 +30,7 @@ from zoo.runs.config import TrainConfig
 from zoo.runs.training_state import load_training_state, save_training_state
 from zoo.training.batching import batches
 from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
+from zoo.training.compiling import compile_in_place, from_compiler
 from zoo.training.epochs import EpochEnd, EpochLosses, LossSums, Tracker, lr_factor, run_epochs, validation_means
 from zoo.training.graphstep import GraphStep, check_supported
 from zoo.training.optim import make_optimizer
@@ -47,12 +48,6 @@ class TrainResult:
     logging_seconds: dict[str, float] = field(default_factory=dict)  # the time each logger (--log) took
 
 
-def _from_compiler(e: BaseException) -> bool:
-    """True for errors raised by torch.compile (Dynamo, Inductor, a missing C++ compiler or Triton)."""
-    return any(type(x).__module__.startswith(("torch._dynamo", "torch._inductor"))
-               for x in (e, e.__cause__) if x is not None)
-
-
 class Trainer:
     def __init__(self, model: ZooModel, data: ImageData, train: TrainConfig, *, run_dir: Path | None = None,
                  callbacks: list[Callback] | tuple = (), log: Callable[[str], None] = to_stderr,
@@ -68,8 +63,7 @@ class Trainer:
         if train.channels_last:
             model.to(memory_format=torch.channels_last)  # 4-D weights only; the rest is unchanged
         if train.compile:
-            for child in model.children():
-                child.compile()  # in place: the weights keep their names in checkpoints
+            compile_in_place(model)
         for note in cuda_only_notes(train, self.device):
             log(f"note: {note}")
         model.check_training(train, data)  # settings it cannot train with, before anything is written
@@ -313,7 +307,7 @@ class Trainer:
             self._record_divergence({"epoch": epoch, "reason": e.message})
             raise
         except Exception as e:
-            if self.train.compile and _from_compiler(e):
+            if self.train.compile and from_compiler(e):
                 raise ConfigError(f"torch.compile failed: {str(e).strip().splitlines()[0][:300]}",
                                   "Train with compile=false (it changes speed only, never results).") from e
             raise
