@@ -122,6 +122,15 @@ def test_train_on_a_folder_of_rgb_images(tmp_path):
     assert model.reconstruct(torch.rand(2, 3, 32, 32)).shape == (2, 3, 32, 32)
 
 
+def test_a_push_of_a_run_trained_on_a_folder_says_the_folder_path_it_publishes(tmp_path):
+    _write_pngs(tmp_path / "pics", {"a": 10, "b": 100}, n=5, size=(28, 28), mode="L")
+    zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=tmp_path / "run", log=quiet,
+              progress=False, **TINY)
+    out = assert_ok(invoke("push", tmp_path / "run", (tmp_path / "hub" / "mine").as_uri()))
+    said = f"the data set is named by its path on this machine, folder:{tmp_path / 'pics'}: config.json and the card"
+    assert said in " ".join(out.split())
+    assert str(tmp_path / "pics") in (tmp_path / "hub" / "mine" / "config.json").read_text()  # as said
+
 # ------------------------------------------------------------------------------------------ other layouts: refused
 
 def test_stray_images_beside_class_folders_are_refused_and_named(tmp_path):

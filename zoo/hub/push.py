@@ -174,6 +174,10 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
     samplers = _samplers(run_dir, log)
     names = [sampler_name(n) for n in samplers]
     record = read_json(run_dir / CONFIG)
+    dataset = str(record.get("train", {}).get("dataset", ""))
+    if dataset.startswith("folder:"):  # its name is its path here, unlike data_dir not left out: say it goes out
+        log(f"note: the data set is named by its path on this machine, {dataset}: config.json and the card publish "
+            "it; whoever loads the weights points at their copy of the images with --data-dir (data_dir=)")
     config = run_dir / CONFIG if record == published(record) else \
         (json.dumps(published(record), indent=2) + "\n").encode()
     files: dict[str, Path | bytes] = {CONFIG: config, WEIGHTS: run_dir / WEIGHTS,
