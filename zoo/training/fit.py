@@ -53,9 +53,11 @@ class KeepBest(Callback):
             model.load_state_dict(self.state, strict=True)
 
 
-def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "best") -> float:
-    """The `metric` over the epochs: its best (lowest), mean or last value. A metrics.jsonl key
-    (`val_loss`, `train_loss`) as written; a bare name (`loss`) is the validation one."""
+def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "best",
+                   maximized: tuple[str, ...] = ()) -> float:
+    """The `metric` over the epochs: its best, mean or last value. The best is the lowest, or the highest of a
+    metric better when higher (`maximized`, the model class's: accuracy). A metrics.jsonl key (`val_loss`,
+    `train_loss`) as written; a bare name (`loss`) is the validation one."""
     key = metric if metric.startswith(("val_", "train_")) else f"val_{metric}"
     values = [r[key] for r in history if key in r]
     if not values:
@@ -63,7 +65,7 @@ def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "be
         raise UnrecordedMetric(f"no validation '{metric}' was recorded",
                           f"The model's validation metrics are: {', '.join(have) or 'none (is val_fraction 0?)'}.")
     if reduce == "best":
-        return min(values)
+        return max(values) if key.split("_", 1)[1] in maximized else min(values)
     if reduce == "mean":
         return sum(values) / len(values)
     if reduce == "last":
@@ -91,7 +93,7 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
     result = trainer.fit()
     seconds = time.perf_counter() - start
     metric = metric or net.monitor or "loss"
-    value = reduce_history(result.history, metric, reduce)
+    value = reduce_history(result.history, metric, reduce, cls.maximized)
     keep.restore(net)
     net.eval()
     test_metrics = trainer.evaluate(data.test_x, data.test_y) if test and has_own_test(data) else None
