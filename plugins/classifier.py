@@ -16,7 +16,7 @@ from torch import nn
 from zoo.plugins.conv import ConvNetConfig, activation, build_encoder, init_weights
 
 from zoo import ZooModel, hookimpl, param
-from zoo.analysis.plots import pyplot, save_png
+from zoo.analysis.plots import save_png, subplots
 from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.training.batching import batches
 
@@ -206,9 +206,8 @@ class Classifier(ZooModel):
 
 
 def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float) -> None:
-    plt = pyplot()
     k = len(classes)
-    fig, ax = plt.subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    fig, ax = subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
     rates = confusion.float() / confusion.sum(1, keepdim=True).clamp_min(1)
     im = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
@@ -226,7 +225,6 @@ def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     fig.tight_layout()
     save_png(fig, path)
-    plt.close(fig)
 
 
 @hookimpl

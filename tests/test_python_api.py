@@ -428,3 +428,24 @@ def test_the_public_functions_pickle_as_a_process_pools_tasks():
 
     for name in ("evaluate", "compare", "generate", "load", "sample", "sample_quality", "train"):
         assert pickle.loads(pickle.dumps(getattr(zoo, name))) is getattr(zoo, name), name
+
+
+def test_the_callers_matplotlib_backend_is_left_as_it_is_by_every_call_that_draws(tmp_path):
+    """zoo switched pyplot to Agg: after a training, a cross-validation or a search, a notebook's inline plots
+    were no longer shown. zoo draws on figures of its own, off-screen."""
+    import matplotlib
+
+    from conftest import tiny_space
+
+    before = matplotlib.get_backend()
+    matplotlib.use("pdf")  # a backend zoo would not pick, standing for a notebook's inline one
+    try:
+        zoo.train("convae", dataset="digits", epochs=1, out=tmp_path / "run", log=quiet, progress=False, **TINY)
+        zoo.cross_validate("convae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1}, out=tmp_path / "cv")
+        (tmp_path / "space.toml").write_text(tiny_space(trials=1, epochs=1))
+        zoo.run_search("convae", str(tmp_path / "space.toml"), out=tmp_path / "study", log=quiet)
+        zoo.latent_scatter(tmp_path / "run", n=50)
+        assert matplotlib.get_backend() == "pdf"
+    finally:
+        matplotlib.use(before)
+    assert (tmp_path / "run" / "loss.png").is_file() and (tmp_path / "cv" / "cv.png").is_file()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from zoo.analysis.latent_samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
-from zoo.analysis.plots import pyplot, save_png
+from zoo.analysis.plots import save_png, subplots
 from zoo.console import to_stderr
 from zoo.data.datasets import class_name
 from zoo.errors import ConfigError
@@ -111,7 +111,6 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
 
 def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: torch.Tensor, title: str,
                            path: Path) -> Path:
-    plt = pyplot()
     panels: list[tuple[str, torch.Tensor, str]] = []
     if a.image is not None:
         panels.append(("input", a.image, f"input\n#{a.index}"))
@@ -122,7 +121,7 @@ def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: to
         panels.append(("input", b.image, f"input\n#{b.index}"))
     k = len(panels)
     width = min(1.25 * k + 0.4, 26)
-    fig, axes = plt.subplots(1, k, figsize=(width, width / k + 1.0), squeeze=False, layout="constrained")
+    fig, axes = subplots(1, k, figsize=(width, width / k + 1.0), squeeze=False, layout="constrained")
     for ax, (kind, img, caption) in zip(axes[0], panels):
         ax.imshow(_display(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks([])
@@ -134,5 +133,4 @@ def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: to
                 spine.set_linewidth(2)
     fig.suptitle(title, fontsize=10)
     out = save_png(fig, path)
-    plt.close(fig)
     return out

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
-from zoo.analysis.plots import pyplot, save_png
+from zoo.analysis.plots import colour_map, save_png, subplots
 from zoo.data.datasets import class_name
 from zoo.errors import ConfigError, RunError
 from zoo.runs.config import check_count, check_seed
@@ -220,19 +220,17 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
 
 
 def _class_colours(k: int):
-    plt = pyplot()
     if k <= 10:
-        return [plt.get_cmap("tab10")(i) for i in range(k)]
+        return [colour_map("tab10")(i) for i in range(k)]
     if k <= 20:
-        return [plt.get_cmap("tab20")(i) for i in range(k)]
-    return [plt.get_cmap("turbo")(i / max(k - 1, 1)) for i in range(k)]
+        return [colour_map("tab20")(i) for i in range(k)]
+    return [colour_map("turbo")(i / max(k - 1, 1)) for i in range(k)]
 
 
 def _scatter(coords: np.ndarray, labels: np.ndarray, classes, path: Path, title: str, xlabel: str,
              ylabel: str) -> list[str]:
     """Scatter coloured by class with a legend of class names (and names at the class medians)."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(8.5, 6.5))
+    fig, ax = subplots(figsize=(8.5, 6.5))
     n = len(labels)
     size = 14 if n <= 500 else 7 if n <= 3000 else 4
     present = [i for i in range(len(classes)) if (labels == i).any()]
@@ -264,5 +262,4 @@ def _scatter(coords: np.ndarray, labels: np.ndarray, classes, path: Path, title:
             names = [t.get_text() for t in leg.get_texts()]
     fig.tight_layout()
     save_png(fig, path)
-    plt.close(fig)
     return names

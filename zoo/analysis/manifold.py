@@ -16,7 +16,7 @@ import torch
 
 from zoo.analysis.latent import Codes, check_codes, net_codes
 from zoo.analysis.latent_samplers import latent_dim
-from zoo.analysis.plots import pyplot, save_png
+from zoo.analysis.plots import save_png, subplots
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError
 from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
@@ -278,12 +278,11 @@ def _ticks(values: torch.Tensor, max_ticks: int = 9) -> tuple[list[int], list[st
 
 def _grid_picture(images: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | None, labels, title: str,
                   path: Path) -> Path:
-    plt = pyplot()
     rows, cols, c, h, w = images.shape
     mosaic = images.permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)   # [rows*H, cols*W, C]
     arr = mosaic[..., 0].numpy() if c == 1 else mosaic[..., :3].numpy()
     side = min(12.0, max(4.0, 0.55 * cols))
-    fig, ax = plt.subplots(figsize=(side + 1.2, side * rows / cols + 1.4))
+    fig, ax = subplots(figsize=(side + 1.2, side * rows / cols + 1.4))
     ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest",
               extent=(-0.5, cols - 0.5, rows - 0.5, -0.5))
     pos, text = _ticks(xs)
@@ -298,5 +297,4 @@ def _grid_picture(images: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | Non
     ax.set_title(title)
     fig.tight_layout()
     out = save_png(fig, path)
-    plt.close(fig)
     return out

@@ -1,4 +1,4 @@
-"""Pictures of a run: loss curves and rows of images. Written as PNG with matplotlib's Agg backend."""
+"""Pictures of a run: loss curves and rows of images. Written as PNG by matplotlib, off-screen."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ import torch
 from zoo.runs.checkpoint import atomic_write
 
 
-def pyplot():
-    """matplotlib's pyplot on the Agg backend (files only, no display), imported when first drawn."""
+def subplots(*grid, figsize, dpi=None, layout=None, **options):
+    """pyplot.subplots, off-screen: a Figure of its own with its axes, drawn to files only. Not through pyplot,
+    whose backend is the caller's: switching it to Agg stopped a notebook's own plots from being shown."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize, dpi=dpi, layout=layout)
+    return fig, fig.subplots(*grid, **options)
+
+
+def colour_map(name: str):
+    """A matplotlib colour map by name (tab10, turbo, ...)."""
     import matplotlib
 
-    matplotlib.use("Agg", force=True)
-    import matplotlib.pyplot as plt
-
-    return plt
+    return matplotlib.colormaps[name]
 
 
 def save_figure(fig, path: Path, **savefig) -> Path:
@@ -56,8 +62,7 @@ def weights_stamp(path: Path) -> str | None:
 
 def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
     """Every '*loss' series of metrics.jsonl against the epoch."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = subplots(figsize=(6, 4))
     epochs = [r["epoch"] for r in history]
     keys = sorted({k for r in history for k in r if k.endswith("loss")})
     for k in keys:
@@ -75,15 +80,13 @@ def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
         ax.legend()
     fig.tight_layout()
     out = save_png(fig, path)
-    plt.close(fig)
     return out
 
 
 def epoch_curves(curves: list[tuple[str, list[tuple[int, float]], int | None]], metric: str):
     """A figure of curves of `metric` against the epoch: (label, [(epoch, value)], best epoch) each, a
     labelled line per curve with its best epoch starred; a log scale where the values span over 20×."""
-    plt = pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4.5))
+    fig, ax = subplots(figsize=(7, 4.5))
     for label, points, best in curves:
         xs, ys = zip(*points)
         line, = ax.plot(xs, ys, marker="o", markersize=3, label=label)
@@ -107,7 +110,6 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
     more than `per_row` images (default 16) wraps onto several lines. `weights`: as save_png takes it."""
     from torchvision.utils import make_grid
 
-    plt = pyplot()
     n_cols = max(r.shape[0] for _, r in rows)
     per_row = min(n_cols, per_row or 16)
     grids = []
@@ -118,9 +120,9 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
     heights = [g.shape[1] for _, g in grids]
     width = max(g.shape[2] for _, g in grids)
     scale = min(1.0, 16.0 / (width / 30 * 0.9 + 1.5))  # at most about 18 inches wide
-    fig, axes = plt.subplots(len(grids), 1, figsize=((width / 30 * 0.9 + 1.5) * scale,
-                                                     (sum(heights) / 30 * 0.9 + 0.6) * scale),
-                             squeeze=False, gridspec_kw={"height_ratios": heights})
+    fig, axes = subplots(len(grids), 1, figsize=((width / 30 * 0.9 + 1.5) * scale,
+                                                 (sum(heights) / 30 * 0.9 + 0.6) * scale),
+                         squeeze=False, gridspec_kw={"height_ratios": heights})
     for ax, (label, grid) in zip(axes[:, 0], grids):
         img = grid.permute(1, 2, 0).numpy()
         ax.imshow(img[:, :, 0] if img.shape[2] == 1 or (grid[0] == grid[1]).all() else img,
@@ -132,7 +134,6 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
         fig.suptitle(title)
     fig.tight_layout()
     out = save_png(fig, path, weights)
-    plt.close(fig)
     return out
 
 
@@ -149,8 +150,7 @@ def preview(model, x_uint8: torch.Tensor, path: Path, title: str = "", weights: 
 
 def noise_sweep(result: dict, path: Path) -> Path:
     """Test MSE against noise strength for the model (and its baseline), other noise kinds as points."""
-    plt = pyplot()
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
+    fig, (ax, ax2) = subplots(1, 2, figsize=(10, 4), gridspec_kw={"width_ratios": [3, 2]})
     scaled = [r for r in result["rows"] if r["factor"] is not None]
     others = [r for r in result["rows"] if r["factor"] is None]
     series = [("model", "model_mse", "o-"), ("baseline", "baseline_mse", "s--"), ("noisy input", "noisy_mse", ":")]
@@ -177,5 +177,4 @@ def noise_sweep(result: dict, path: Path) -> Path:
         ax2.legend(fontsize=8)
     fig.tight_layout()
     out = save_png(fig, path)
-    plt.close(fig)
     return out

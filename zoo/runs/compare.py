@@ -394,6 +394,4 @@ def plot_curves(runs: list[Compared], metric: str, path: str | Path) -> Path:
         plots.save_png(fig, out)
     except OSError as e:
         raise storage_error(e, f"--plot {out}: cannot write", path=out, option="--plot") from None
-    finally:
-        plots.pyplot().close(fig)
     return out

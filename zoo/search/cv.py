@@ -14,7 +14,7 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from zoo.analysis.plots import save_figure
+from zoo.analysis.plots import save_figure, subplots
 from zoo.console import quiet
 from zoo.data import ImageData
 from zoo.data.datasets import with_binarization
@@ -168,14 +168,8 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
 
 
 def _plot(result: dict[str, Any], path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-
     key = result["metric"]  # the figure each fold is scored by, per epoch; a marker on each (one epoch is a point)
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    fig, ax = subplots(figsize=(6.4, 4.2), dpi=100)
     for r in result["per_fold"]:
         pts = [(c["epoch"], c[key]) for c in r["curve"] if key in c]
         if pts:
@@ -192,4 +186,3 @@ def _plot(result: dict[str, Any], path: Path) -> None:
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path)
-    plt.close(fig)

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from zoo import registry
-from zoo.analysis.plots import save_figure
+from zoo.analysis.plots import save_figure, subplots
 from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import to_toml
@@ -189,17 +189,12 @@ def objective_label(settings: Settings) -> str:
 
 
 def plot_history(settings: Settings, trials, path: Path) -> bool:
-    import matplotlib
     from optuna.trial import TrialState
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
 
     complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
     pruned = [t for t in trials if t.state == TrialState.PRUNED]
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=100)
+    fig, ax = subplots(figsize=(6.4, 4.2), dpi=100)
     if complete:
         xs, ys = [t.number for t in complete], [t.value for t in complete]
         ax.scatter(xs, ys, s=18, color="tab:blue", label="complete", zorder=3)
@@ -224,7 +219,6 @@ def plot_history(settings: Settings, trials, path: Path) -> bool:
         ax.legend(fontsize=8)
     fig.tight_layout()
     save_figure(fig, path)  # atomically, like every file zoo writes
-    plt.close(fig)
     return True
 
 
@@ -249,20 +243,14 @@ def plot_importance(settings: Settings, trials, path: Path) -> bool:
             continue
     if not importances:
         return False
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
 
     names = list(importances)[::-1]
-    fig, ax = plt.subplots(figsize=(6.4, max(2.4, 0.9 + 0.32 * len(names))), dpi=100)
+    fig, ax = subplots(figsize=(6.4, max(2.4, 0.9 + 0.32 * len(names))), dpi=100)
     ax.barh(names, [importances[n] for n in names], color="tab:blue")
     ax.set_xlabel("importance (fANOVA)")
     ax.set_title(f"{settings.study} ({settings.model}): hyperparameter importance to {settings.metric} "
                  f"({len(complete)} trials)", fontsize=10)
     fig.tight_layout()
     save_figure(fig, path)  # atomically, like every file zoo writes
-    plt.close(fig)
     return True
 

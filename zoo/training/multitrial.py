@@ -327,7 +327,8 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
             model = cls(model_cfg, data.shape, data.num_classes).to(device)
             model.load_state_dict(trial.best_params)
             model.eval()
-        results.append(FitResult(value=reduce_history(trial.history, metric, reduce, cls.maximized) if trial.history else math.nan,
+        value = reduce_history(trial.history, metric, reduce, cls.maximized) if trial.history else math.nan
+        results.append(FitResult(value=value,
                                  best_value=trial.tracker.best_value, best_epoch=trial.tracker.best_epoch,
                                  epochs=len(trial.history), seconds=seconds, stopped=trial.tracker.stopped,
                                  history=trial.history, model=model))
