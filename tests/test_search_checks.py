@@ -153,6 +153,14 @@ def test_the_metric_is_checked_even_when_no_drawn_configuration_builds(tmp_path)
                        "the objective metric 'nonexistent' is not one that convae reports", code=2)
 
 
+def test_the_metric_of_a_model_that_needs_more_images_than_a_few_is_checked_before_any_trial(tmp_path):
+    """A VampPrior with 50 pseudo-inputs cannot train on the probe's 4 images: the check was skipped, and every
+    trial trained to its end before it was pruned for the misspelt name."""
+    space = write_space(tmp_path / "v.toml", metric="psnr", fixed=TINY + "pseudo_inputs = 50\nlatent_dim = 4\n")
+    assert_clean_error(invoke("search", "vampprior", "--space", space, "--out", tmp_path / "s"),
+                       "the objective metric 'psnr' is not one that vampprior reports", "val_neg_elbo", code=2)
+    assert not (tmp_path / "s").exists()  # no study, no trial
+
 def test_a_training_metric_the_model_does_not_record_is_refused_with_every_valid_name(tmp_path):
     space = write_space(tmp_path / "m.toml", metric="train_mse")  # convae's training step returns its loss only
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),

@@ -3,6 +3,7 @@ ever (each expression evaluates at once or fails with a message naming its key a
 
 from __future__ import annotations
 
+import json
 import random
 import time
 from pathlib import Path
@@ -75,6 +76,7 @@ def test_a_non_finite_bound_computed_from_a_float_draw_prunes_that_trial_and_the
     assert_clean_error(out, "no trial of the search completed, so there is no best.toml", code=1)
     assert f"search again with another --out (the study folder {tmp_path / 's'} keeps its settings" in out.output
     assert not (tmp_path / "s" / "best.toml").exists() and (tmp_path / "s" / "summary.json").is_file()
+    assert json.loads((tmp_path / "s" / "summary.json").read_text())["best"] is None  # as run_search returns it
     pruned = [line for line in out.output.splitlines() if "pruned: invalid configuration:" in line]
     assert len(pruned) == 2 and all("lr.high: '10.0 ** scale' is beyond what a space expression may compute" in line
                                     for line in pruned)

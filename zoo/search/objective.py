@@ -26,6 +26,7 @@ from zoo.training.fit import fit
 
 SPLITS = ("val_", "train_")  # the prefixes of metrics.jsonl's metric keys
 PROBE_IMAGES = 4  # training and validation images of the epoch that lists the metrics
+PROBE_MORE = 1024  # ... where no configuration trains on 4 (a VampPrior's hundreds of pseudo-inputs need as many)
 PROBE_DRAWS = 4   # configurations drawn from the space to find one that builds (then the fixed part alone)
 
 
@@ -89,18 +90,23 @@ def _one_value(p) -> bool:
 
 def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | None:
     """The metrics.jsonl keys of the model's metrics (`val_...`, `train_...`), from one epoch of the first
-    configuration that builds and trains; None if none does (each trial then says why)."""
-    for cls, model_cfg, train_cfg in _configurations(settings, space):
-        data = load_data(train_cfg, data_cache)
-        if settings.cv:  # too many folds for the images: refused here, before the study folder is made
-            cvmod.folds(data, settings.cv)
-        if "val" in data.reused and not settings.cv:  # every trial would be scored on its training images
-            raise ConfigError(f"cannot score trials on {data.name}: {data.caveat()}",
-                              "Add images to the folder, or cross-validate with --cv K.")
-        try:
-            return _epoch_keys(cls, model_cfg, train_cfg, data)
-        except Exception:  # noqa: BLE001 - this configuration cannot be built or trained: its trial says why
-            continue
+    configuration that builds and trains, on a few images, else on a thousand; None if none does (each trial
+    then says why)."""
+    configurations = list(_configurations(settings, space))
+    for images in (PROBE_IMAGES, PROBE_MORE):
+        for cls, model_cfg, train_cfg in configurations:
+            data = load_data(train_cfg, data_cache)
+            if settings.cv:  # too many folds for the images: refused here, before the study folder is made
+                cvmod.folds(data, settings.cv)
+            if "val" in data.reused and not settings.cv:  # every trial would be scored on its training images
+                raise ConfigError(f"cannot score trials on {data.name}: {data.caveat()}",
+                                  "Add images to the folder, or cross-validate with --cv K.")
+            if images > PROBE_IMAGES and data.train_x.shape[0] <= PROBE_IMAGES:
+                return None  # no more images to try with
+            try:
+                return _epoch_keys(cls, model_cfg, train_cfg, data, images)
+            except Exception:  # noqa: BLE001 - this configuration cannot be built or trained: its trial says why
+                continue
     return None
 
 
@@ -128,14 +134,13 @@ class _Listed(Exception):
         self.keys = keys
 
 
-def _epoch_keys(cls: type, model_cfg, train_cfg, data) -> list[str]:
+def _epoch_keys(cls: type, model_cfg, train_cfg, data, n: int) -> list[str]:
     """The metric keys of one epoch trained as a trial trains (zoo.training.fit.fit, with the configuration's
-    regularisers), on a few images, on the CPU."""
+    regularisers), on `n` images, on the CPU."""
     class Stop(Callback):
         def on_epoch_end(self, trainer, epoch, record):
             raise _Listed([k for k in record if k.startswith(SPLITS)])
 
-    n = PROBE_IMAGES
     val_x, val_y = (data.val_x, data.val_y) if data.val_x.shape[0] else (data.train_x, data.train_y)
     tiny = dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n], val_x=val_x[:n],
                                val_y=val_y[:n], test_x=data.test_x[:0], test_y=data.test_y[:0], reused={}).to("cpu")

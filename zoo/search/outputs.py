@@ -107,6 +107,7 @@ def _summary(settings: Settings, space: Space, trials, best, seconds: float | No
         "objective": {"metric": settings.metric, "reduce": settings.reduce, "result": settings.result,
                       "time_penalty": settings.time_penalty, "latent_penalty": settings.latent_penalty},
         "seconds": round(seconds, 1) if seconds is not None else None, "notes": list(settings.notes),
+        "best": None,  # no trial completed (each one's line says why): no best.toml either
     }
     if best is not None:
         summary["best"] = {"number": best.number, "value": best.value, settings.result: best.user_attrs.get("loss"),
