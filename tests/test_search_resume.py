@@ -394,3 +394,23 @@ def test_a_lock_left_by_a_killed_writer_before_the_study_moved_is_removed_not_wa
     assert time.monotonic() - started < 60 and len(rows(study / "moved")) == 3
     assert f"removed {study / 'moved' / 'journal.log.lock'}, a lock left by a search killed while" in out
     assert not os.path.lexists(study / "moved" / "journal.log.lock")
+
+
+def test_a_trial_said_finished_is_stored_before_a_ctrl_c_can_lose_it(tmp_path):
+    """The trial's line was printed before the study held its value: a Ctrl-C right after the line failed the
+    trial, and the resume trained it again, though the log had shown it finished."""
+    import zoo
+    from zoo.errors import Interrupted
+
+    (tmp_path / "s.toml").write_text(SPACE)
+    said = []
+
+    def ctrl_c_after_the_first_trial(line):
+        said.append(line)
+        if line.startswith("trial 0 "):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="1 trial is done and stored"):
+        zoo.run_search("convae", tmp_path / "s.toml", out=tmp_path / "k", trials=3, log=ctrl_c_after_the_first_trial)
+    rows = list(csv.DictReader(open(tmp_path / "k" / "trials.csv")))
+    assert [(r["number"], r["state"]) for r in rows] == [("0", "complete")], rows

@@ -42,6 +42,7 @@ def run_group(worker: Worker, size: int) -> None:
                 return
             worker.study.tell(trial, value, state=state)
             told.add(trial.number)
+            worker.say_told(trial.number)
 
     beat = Heartbeat(worker.storage, [t._trial_id for t in trials], worker.settings.heartbeat, worker.native)
     for t in trials:

@@ -138,8 +138,9 @@ def finish(worker: Worker, trial, values, model_cfg, losses, seconds, epochs, no
     shown = ", ".join(f"{k}={short(v)}" for k, v in values.items())
     extra = f" + penalties {penalty:.4g}" if penalty else ""
     cvtxt = f" (mean of {len(losses)} folds)" if len(losses) > 1 else ""
-    worker.log(f"{worker.prefix}trial {trial.number}  {value:.5g}  ({s.metric} {loss:.5g}{cvtxt}{extra}; "
-               f"{seconds:.1f} s{note})  {shown}")
+    # said once the study holds it (Worker.say_told): a Ctrl-C before that loses the trial, which is run again
+    worker.scored[trial.number] = (f"{worker.prefix}trial {trial.number}  {value:.5g}  ({s.metric} {loss:.5g}{cvtxt}"
+                                   f"{extra}; {seconds:.1f} s{note})  {shown}")
     return value
 
 

@@ -42,6 +42,14 @@ class Worker:
         self.data_cache: dict[tuple, Any] = {} if data_cache is None else data_cache
         self.current = None
         self.duplicates = 0  # draws in a row that were an earlier trial's (this worker then backs off)
+        self.scored: dict[int, str] = {}  # the line of each trial scored and not yet told to the study
+
+    def say_told(self, number: int | None = None) -> None:
+        """Print the line of trial `number` (default: of every trial scored), now that the study holds its value."""
+        for n in [number] if number is not None else list(self.scored):
+            line = self.scored.pop(n, None)
+            if line is not None:
+                self.log(line)
 
     # ------------------------------------------------------------------ the loop
     def counts(self) -> tuple[int, int, int]:
@@ -82,12 +90,14 @@ class Worker:
                     else:
                         self.study.optimize(self.objective, n_trials=1, catch=(Duplicate,), gc_after_trial=False,
                                             show_progress_bar=False)
+                        self.say_told()
                         ran += 1
                     if self.after_trial is not None:
                         self.after_trial()
                     if self.duplicates:  # the space offers little else while those trials run: wait a little
                         time.sleep(min(poll * 2 ** (self.duplicates - 1), 30.0))
         except KeyboardInterrupt as e:  # also Ctrl-C inside a trial's training (Interrupted)
+            self.scored.clear()  # not told: run again on resume
             self._requeue_current()
             done = self.counts()[0]
             raise Interrupted(f"search interrupted; {done} {'trial is' if done == 1 else 'trials are'} done and "
