@@ -113,12 +113,28 @@ def test_cv_takes_its_model_from_a_config_file_that_names_it_as_train_does(tmp_p
 
 def test_cv_mistakes_are_clean_errors():
     assert_clean_error(invoke("cv", "convae", "--folds", "1", "--dataset", "digits", *TINY_SET[:-1]),
-                       "at least 2 folds")
+                       "--folds (folds_k=) must be a whole number of at least 2, got 1")
     assert_clean_error(invoke("cv", "convae", "--folds", "3", "--dataset", "digits", "--set", "latnt_dim=3"),
                        "unknown key 'latnt_dim'")
     with pytest.raises(ConfigError, match="more than"):
         list(cv.folds(load_dataset("digits"), 5000))
 
+
+
+@pytest.mark.parametrize("call, said, hint", [
+    ({"folds_k": "3"}, "--folds (folds_k=) must be a whole number of at least 2, got '3'", ""),
+    ({"folds_k": 2.5}, "--folds (folds_k=) must be a whole number of at least 2, got 2.5", ""),
+    ({"compare_holdout": "no"}, "compare_holdout= is True or False, not 'no'", ""),
+    ({"folds": 3}, "zoo.cross_validate has no option folds=", "Write folds_k="),
+    ({"json": True}, "zoo.cross_validate has no option json=", "returns its result as a dict"),
+    ({"log": "tensorboard"}, "log= takes a function of one text (such as print), not 'tensorboard'",
+     "loggers='tensorboard'"),
+    ({"log": None}, "log= takes a function of one text", "zoo.console.quiet"),
+])
+def test_a_python_call_of_cross_validate_that_does_not_fit_it_is_one_message_before_any_fold(call, said, hint):
+    with pytest.raises(ConfigError) as e:
+        cv.cross_validate("convae", dataset="digits", **{"folds_k": 2, **call})
+    assert said in e.value.message and hint in (e.value.hint or "")
 
 # ------------------------------------------------------------------------------------------ tiny folders
 
@@ -192,7 +208,7 @@ def test_an_interrupted_cross_validation_says_the_fold_and_that_nothing_is_kept(
     loss = ConvAE.loss
 
     def stopped_in_the_second_fold(self, batch):
-        calls["n"] += 1
+        calls["n"] += batch.x.shape[0] > 4  # not the metric's check, on 4 images
         if calls["n"] > 3:  # the first fold: its training batches and its validation, for one epoch
             raise KeyboardInterrupt
         return loss(self, batch)
@@ -210,3 +226,10 @@ def test_a_metric_the_model_does_not_record_is_said_as_the_commands_mistake_not_
                                     "--epochs", "1", "--metric", "bogus"),
                              "no validation 'bogus' was recorded", "The model's validation metrics are: loss, mse")
     assert "fold 1/2" not in out.split("Error:")[-1]
+
+
+def test_a_metric_the_model_does_not_record_is_refused_before_the_first_fold_trains():
+    """A GAN records no 'loss' (cv's default): a whole fold trained (42 s) before that was said."""
+    out = assert_clean_error(invoke("cv", "gan", "--folds", "2", "--dataset", "digits", "--epochs", "5"),
+                             "no validation 'loss' was recorded", "d_loss", "score by one of them with --metric NAME")
+    assert "fold 1/2:" not in out

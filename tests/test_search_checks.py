@@ -281,7 +281,7 @@ def test_zero_trials_is_refused_not_taken_for_the_default(tmp_path):
     """--trials 0 ran the space's 20 trials (or the whole grid): 0 is falsy."""
     space = write_space(tmp_path / "s.toml")
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "0"),
-                       "--trials must be at least 1, not 0", code=2)
+                       "--trials (trials=) must be a whole number of at least 1, got 0", code=2)
     zero = write_space(tmp_path / "z.toml", search="trials = 0\n")
     with pytest.raises(ConfigError, match=r"the space's \[search\] trials must be at least 1, not 0"):
         prepare("convae", zero)
@@ -369,3 +369,56 @@ def test_a_search_and_a_cross_validation_say_that_cuda_only_settings_act_on_cuda
     out = assert_ok(invoke("cv", "convae", "--folds", "2", "--dataset", "digits", "--epochs", "1", "--set",
                            "channels=4,8,8", "--set", "hidden=16", "--set", "cuda_graph=true", "--device", "cpu"))
     assert "note: cuda_graph records the step on CUDA devices only" in out
+
+
+# ------------------------------------------------------------------------------------------ from Python
+
+@pytest.mark.parametrize("call, said, hint", [
+    ({"trials": "3"}, "--trials (trials=) must be a whole number of at least 1, got '3'", ""),
+    ({"trials": 1.7}, "--trials (trials=) must be a whole number of at least 1, got 1.7", ""),
+    ({"cv": "2"}, "--cv (cv=) must be a whole number", ""),
+    ({"workers": "2"}, "--workers (workers=) must be a whole number of at least 1", ""),
+    ({"heartbeat": "5"}, "--heartbeat (heartbeat=), in seconds, must be a whole number", ""),
+    ({"vectorize": 2.0}, "--vectorize (vectorize=) must be a whole number", ""),
+    ({"timeout": "5"}, "--timeout (timeout=) must be a positive number of seconds, got '5'", ""),
+    ({"sampler": "random"}, "zoo.run_search has no option sampler=", "Write strategy="),
+    ({"metric": "mse"}, "zoo.run_search has no option metric=", "[objective] metric"),
+    ({"set": {"patience": 3}}, "zoo.run_search has no option set=", "keywords (epochs=5) or in overrides="),
+    ({"log": "tensorboard"}, "log= takes a function of one text (such as print), not 'tensorboard'",
+     "loggers='tensorboard'"),
+    ({"log": None}, "log= takes a function of one text", "zoo.console.quiet"),
+])
+def test_a_python_call_of_run_search_that_does_not_fit_it_is_one_message_and_begins_no_study(tmp_path, call, said,
+                                                                                             hint):
+    """Raw TypeErrors (trials="3"), options taken for unknown config keys (sampler=), a log= that is a logger's
+    name failing after the study was recorded, so that the corrected call was refused as another search."""
+    from zoo.search import run_search
+
+    space = write_space(tmp_path / "s.toml")
+    with pytest.raises(ConfigError) as e:
+        run_search("convae", space, out=tmp_path / "s", **call)
+    assert said in e.value.message and hint in (e.value.hint or "")
+    assert not (tmp_path / "s").exists()
+
+
+@pytest.mark.parametrize("space, said", [
+    ('[objective]\nlatent_penalty = 0.01\nlatent_key = "hidden"\n', "reads 'hidden', which is not a whole number"),
+    ("[params]\nlatent_dim = { low = 2, high = 4, step = 10 }\n",
+     "latent_dim: step 10 does not divide the range 2..4: it would be searched as 2..2"),
+    ("[params]\nlr = { low = 0.001, high = 0.01, step = 0.004 }\n", "step 0.004 does not divide the range"),
+])
+def test_a_space_that_would_search_other_than_it_says_is_refused_before_any_trial(tmp_path, space, said):
+    """A list as the latent size failed after the first trial (a raw TypeError), a flag weighed nothing; a step
+    that does not divide its range had Optuna narrow it with a warning."""
+    path = tmp_path / "s.toml"
+    path.write_text(f"[search]\nstrategy = \"random\"\n{FIXED}{TINY}{space}"
+                    + ("" if "[params]" in space else PARAMS))
+    assert_clean_error(invoke("search", "convae", "--space", path, "--out", tmp_path / "s"), said, code=2)
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_space_given_as_a_dict_is_said_to_be_a_file():
+    from zoo.search import run_search
+
+    with pytest.raises(ConfigError, match="a search space is a TOML file or the name of an example space, not a dict"):
+        run_search("convae", {"params": {"lr": {"low": 1e-4, "high": 1e-2}}}, dataset="digits")

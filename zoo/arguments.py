@@ -20,6 +20,26 @@ ELSEWHERE = {"fid": "sample_quality", "features": "sample_quality", "fid_n": "sa
              "inception": "sample_quality", "sampler": "sample_quality", "noise_sweep": "noise_sweep",
              "fid_seeds": "sample_quality", "baseline": "noise_sweep", "noise": "noise_sweep"}
 
+# The commands' options that the functions taking config keys as keywords (zoo.run_search, zoo.cross_validate)
+# would otherwise call unknown config keys: what each is in Python.
+COMMAND_OPTIONS = {
+    "run_search": {"sampler": "Write strategy= (--sampler was the command's name for --strategy before zoo 0.2).",
+                   "metric": "The objective is the space file's: [objective] metric = \"...\".",
+                   "reduce": "The objective is the space file's: [objective] reduce = \"best\" (mean, last)."},
+    "cross_validate": {"folds": "Write folds_k= (the command's --folds is folds_k= in Python)."},
+}
+EVERY_COMMAND = {"json": "zoo.{name} returns its result as a dict: --json is how the command prints it.",
+                 "set": "Config keys go as keywords (epochs=5) or in overrides={{...}}: the command's --set KEY=VALUE."}
+
+
+def refuse_command_options(name: str, keys) -> None:
+    """A command's option among the config keys given to zoo.`name` as keywords: one ConfigError saying what
+    it is in Python (it read "unknown key 'folds'", pointing at `zoo info`'s keys)."""
+    for key in keys:
+        said = COMMAND_OPTIONS.get(name, {}).get(key) or EVERY_COMMAND.get(key, "").format(name=name)
+        if said:
+            raise ConfigError(f"zoo.{name} has no option {key}=", said)
+
 
 def clear_arguments(function, module: str):
     """`function`, its arguments checked against its signature first: a call that does not fit it is a

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sys
 
+from zoo.errors import ConfigError
+
 
 def to_stderr(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
@@ -16,3 +18,12 @@ def to_stdout(msg: str) -> None:
 
 def quiet(_msg: str) -> None:
     """Say nothing."""
+
+
+def check_log(log) -> None:
+    """A `log=` that is no function (a logger's name, None for silence), refused before anything is done."""
+    if callable(log):
+        return
+    hint = (f"The loggers are named in loggers= (the command's --log): loggers={log!r}." if isinstance(log, str)
+            else "Pass zoo.console.quiet to say nothing." if log is None else "")
+    raise ConfigError(f"log= takes a function of one text (such as print), not {log!r:.60}", hint)

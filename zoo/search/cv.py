@@ -15,16 +15,17 @@ from typing import Any, Callable, Iterator
 import torch
 
 from zoo.analysis.plots import save_figure, subplots
-from zoo.console import quiet
+from zoo.arguments import refuse_command_options
+from zoo.console import check_log, quiet
 from zoo.data import ImageData
 from zoo.data.datasets import with_binarization
 from zoo.device import cuda_only_notes, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, Interrupted
 from zoo.runs import checkpoint as ckpt
-from zoo.runs.config import resolve_config
+from zoo.runs.config import check_count, check_flag, resolve_config
 from zoo.runs.run import training_data
 from zoo.tasks.training import model_to_train
-from zoo.training.fit import REDUCE, FitResult, UnrecordedMetric, fit, has_own_test
+from zoo.training.fit import REDUCE, FitResult, UnrecordedMetric, check_recorded, fit, has_own_test
 
 
 def training_pool(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -109,6 +110,10 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     and standard deviation; with `compare_holdout`, the plain validation split trained beside it.
     With `out`, writes cv.json and cv.png (validation curves per fold) there. Config keys go in `overrides`
     or as keywords, as `zoo.train` takes them (epochs=5)."""
+    check_log(log)
+    refuse_command_options("cross_validate", keys)
+    folds_k = check_count(folds_k, "--folds (folds_k=)", 2)
+    check_flag(compare_holdout, "compare_holdout")
     model = model_to_train(model, preset, config, "cv")  # best.toml names its model
     overrides = {**keys, **(overrides or {})}
     if dataset is not None:
@@ -126,6 +131,7 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     metric = metric or cls.monitor or "loss"
     key = metric if metric.startswith(("val_", "train_")) else f"val_{metric}"  # as metrics.jsonl names it
     parts = folds(grey, folds_k, train_cfg.seed, train_cfg.binarize)  # refuses too few images before any training
+    check_recorded(cls, model_cfg, train_cfg, data, metric)  # a misspelt --metric, before a fold's training
     if compare_holdout and "val" in data.reused:
         raise ConfigError(f"--compare-holdout: {data.caveat()}", "Leave out --compare-holdout, or add images.")
     if not has_own_test(data):

@@ -10,7 +10,6 @@ before the first trial, with the names it does, not after every trial has traine
 
 from __future__ import annotations
 
-import dataclasses
 from typing import Any, Iterator
 
 from zoo import registry
@@ -21,12 +20,8 @@ from zoo.search import cv as cvmod
 from zoo.search.data import load_data
 from zoo.search.space import Space
 from zoo.search.study import optuna_module
-from zoo.training.engine import Callback
-from zoo.training.fit import fit
+from zoo.training.fit import PROBE_IMAGES, SPLITS, epoch_keys
 
-SPLITS = ("val_", "train_")  # the prefixes of metrics.jsonl's metric keys
-PROBE_IMAGES = 4  # training and validation images of the epoch that lists the metrics
-PROBE_MORE = 1024  # ... where no configuration trains on 4 (a VampPrior's hundreds of pseudo-inputs need as many)
 PROBE_DRAWS = 4   # configurations drawn from the space to find one that builds (then the fixed part alone)
 
 
@@ -93,7 +88,7 @@ def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | No
     configuration that builds and trains, on a few images, else on a thousand; None if none does (each trial
     then says why)."""
     configurations = list(_configurations(settings, space))
-    for images in (PROBE_IMAGES, PROBE_MORE):
+    for images in PROBE_IMAGES:
         for cls, model_cfg, train_cfg in configurations:
             data = load_data(train_cfg, data_cache)
             if settings.cv:  # too many folds for the images: refused here, before the study folder is made
@@ -101,10 +96,10 @@ def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | No
             if "val" in data.reused and not settings.cv:  # every trial would be scored on its training images
                 raise ConfigError(f"cannot score trials on {data.name}: {data.caveat()}",
                                   "Add images to the folder, or cross-validate with --cv K.")
-            if images > PROBE_IMAGES and data.train_x.shape[0] <= PROBE_IMAGES:
+            if images > PROBE_IMAGES[0] and data.train_x.shape[0] <= PROBE_IMAGES[0]:
                 return None  # no more images to try with
             try:
-                return _epoch_keys(cls, model_cfg, train_cfg, data, images)
+                return epoch_keys(cls, model_cfg, train_cfg, data, images)
             except Exception:  # noqa: BLE001 - this configuration cannot be built or trained: its trial says why
                 continue
     return None
@@ -124,29 +119,3 @@ def _configurations(settings, space: Space) -> Iterator[tuple[type, Any, Any]]:
             continue
         yield drawn
     yield resolve_config(settings.model, preset=settings.preset, config=base)
-
-
-class _Listed(Exception):
-    """Ends the probe's training after its first epoch, carrying that epoch's metric keys."""
-
-    def __init__(self, keys: list[str]):
-        super().__init__()
-        self.keys = keys
-
-
-def _epoch_keys(cls: type, model_cfg, train_cfg, data, n: int) -> list[str]:
-    """The metric keys of one epoch trained as a trial trains (zoo.training.fit.fit, with the configuration's
-    regularisers), on `n` images, on the CPU."""
-    class Stop(Callback):
-        def on_epoch_end(self, trainer, epoch, record):
-            raise _Listed([k for k in record if k.startswith(SPLITS)])
-
-    val_x, val_y = (data.val_x, data.val_y) if data.val_x.shape[0] else (data.train_x, data.train_y)
-    tiny = dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n], val_x=val_x[:n],
-                               val_y=val_y[:n], test_x=data.test_x[:0], test_y=data.test_y[:0], reused={}).to("cpu")
-    one_epoch = dataclasses.replace(train_cfg, epochs=1, patience=0, plot_every=0, compile=False, cuda_graph=False)
-    try:
-        fit(cls, model_cfg, one_epoch, tiny, callbacks=[Stop()])
-    except _Listed as listed:
-        return listed.keys
-    raise RuntimeError("the probe's epoch ended without its callback")  # (fit calls it every epoch)

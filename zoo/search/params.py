@@ -82,7 +82,7 @@ class Param(KeyChecks):
             p.choices = list(choices)
         elif kind in ("int", "float"):
             if "low" not in spec or "high" not in spec:
-                raise ConfigError(f"{w}: an {kind} range needs both low and high")
+                raise ConfigError(f"{w}: a{'n' * (kind == 'int')} {kind} range needs both low and high")
             p.low, p.high = spec_value(spec["low"], f"{w}.low"), spec_value(spec["high"], f"{w}.high")
             p.step = spec_value(spec["step"], f"{w}.step") if "step" in spec else None
             if p.log and p.step is not None:
@@ -141,6 +141,11 @@ class Param(KeyChecks):
             raise ConfigError(f"{where}: a log-scale range must start above 0 (low = {low})")
         if step is not None and step <= 0:
             raise ConfigError(f"{where}: step must be positive")
+        if step is not None and not _divides(step, high - low):  # Optuna would search low .. the last step below high
+            last = low + math.floor((high - low) / step + 1e-9) * step
+            raise ConfigError(f"{where}: step {step} does not divide the range {low}..{high}: it would be searched as "
+                              f"{low}..{last:g}", f"Make high - low a multiple of the step (e.g. high = "
+                              f"{last + step:g}), or leave the step out.")
         return low, high, step
 
     def names(self) -> set[str]:
@@ -212,3 +217,8 @@ class Param(KeyChecks):
             return out
         return {self.name: self.grid_values()}
 
+
+def _divides(step, span) -> bool:
+    """Whether `span` is a whole number of `step`s (to a float's rounding, as Optuna's check allows)."""
+    n = span / step
+    return math.isclose(n, round(n), rel_tol=1e-8, abs_tol=1e-8)

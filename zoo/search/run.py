@@ -15,7 +15,8 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from zoo.console import to_stdout
+from zoo.arguments import refuse_command_options
+from zoo.console import check_log, to_stdout
 from zoo.device import keeps_callers_random_state
 from zoo.errors import ConfigError, Interrupted, RunError
 from zoo.runs import checkpoint as ckpt
@@ -39,7 +40,9 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     """Run (or resume) a study; write its outputs; return the summary (see `write_outputs`). `options` are
     `zoo search`'s (out, study, trials, strategy, pruner, cv, seed: the search's own, workers, ...); any other
     keyword is a config key every trial shares, as `zoo.train` takes them (dataset="mnist", epochs=5: `--set`)."""
+    check_log(log)
     settable = set(inspect.signature(prepare).parameters) - {"model", "space", "started_with"}
+    refuse_command_options("run_search", [k for k in options if k not in settable])
     for k in options:  # a search option misspelt is said as one, not as an unknown config key
         close = difflib.get_close_matches(k, sorted(settable), n=1, cutoff=0.8)
         if k not in settable and close:

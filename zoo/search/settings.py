@@ -4,6 +4,7 @@ from the command line and a space file by `prepare`."""
 from __future__ import annotations
 
 import json
+import numbers
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ from typing import Any
 from zoo import registry
 from zoo.device import cuda_only_notes, pick_device
 from zoo.errors import ConfigError, RunError
-from zoo.runs.config import TrainConfig, check_seed, field_type, fields_of, resolve_config
+from zoo.runs.config import TrainConfig, check_count, check_flag, check_seed, field_type, fields_of, resolve_config
 from zoo.search.objective import metric_key
 from zoo.search.space import PRUNERS, STRATEGIES, Space, load_space
 from zoo.search.study import JOURNAL, folder_study_name, normalise_url
@@ -122,20 +123,21 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         raise ConfigError(f"unknown search strategy '{strategy}'", f"Use one of {', '.join(STRATEGIES)}.")
     if pruner not in PRUNERS:
         raise ConfigError(f"unknown pruner '{pruner}'", f"Use one of {', '.join(PRUNERS)}.")
-    cv = search.get("cv", 0) if cv is None else cv
+    cv = search.get("cv", 0) if cv is None else check_count(cv, "--cv (cv=)", 0)
     if cv == 1 or cv < 0:
         raise ConfigError(f"--cv {cv}: cross-validation needs at least 2 folds (0: the validation split)")
-    if workers < 1:
-        raise ConfigError("--workers must be at least 1")
-    if vectorize < 1:
-        raise ConfigError("--vectorize must be at least 1")
+    workers = check_count(workers, "--workers (workers=)", 1)
+    vectorize = check_count(vectorize, "--vectorize (vectorize=)", 1)
+    heartbeat = check_count(heartbeat, "--heartbeat (heartbeat=), in seconds,", 1)
+    check_flag(concurrent, "concurrent", none=True)
+    if trials is not None:
+        trials = check_count(trials, "--trials (trials=)", 1)
+    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
+                                or not timeout > 0):
+        raise ConfigError(f"--timeout (timeout=) must be a positive number of seconds, got {timeout!r:.60}")
     if concurrent and vectorize == 1:
         raise ConfigError("--concurrent trains the groups of trials that --vectorize K asks for at once, and "
                           "--vectorize is 1", "Add --vectorize K (e.g. 16).")
-    if heartbeat < 1:
-        raise ConfigError("--heartbeat must be at least 1 second")
-    if timeout is not None and timeout <= 0:
-        raise ConfigError("--timeout must be positive")
     if seed is not None:
         check_seed(seed)
     elif "seed" in search:
@@ -171,6 +173,9 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     if latent_penalty and latent_key not in {f.name for f in fields_of(cls.Config)}:
         raise ConfigError(f"the latent penalty reads '{latent_key}', which {model} does not have",
                           "Set [objective] latent_key to the model's latent size key.")
+    if latent_penalty and latent_key not in sizes:  # a list, a text or a flag is no size to weigh
+        raise ConfigError(f"the latent penalty reads '{latent_key}', which is not a whole number",
+                          f"Set [objective] latent_key to one of {model}'s whole-number keys: {', '.join(sizes)}.")
     for given, what in ((trials, "--trials"), (search.get("trials"), "the space's [search] trials")):
         if given is not None and given < 1:  # 0 is no "default" (it ran the space's 20, or the whole grid)
             raise ConfigError(f"{what} must be at least 1, not {given}")

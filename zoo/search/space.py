@@ -257,6 +257,10 @@ def load_space(source: str | Path) -> Space:
     else:  # pragma: no cover
         import tomli as tomllib
 
+    if not isinstance(source, (str, Path)):  # a study keeps its space file's text, and is named after it
+        raise ConfigError(f"a search space is a TOML file or the name of an example space, not a "
+                          f"{type(source).__name__}", "Write it to a file and give its path (docs/search.md shows "
+                          "the format; `zoo search --list-spaces` the examples).")
     path = Path(source)
     if not path.is_file():
         bundled = bundled_spaces()

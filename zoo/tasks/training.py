@@ -12,7 +12,7 @@ from typing import Any, Callable
 
 import zoo
 from zoo import registry
-from zoo.console import to_stderr
+from zoo.console import check_log, to_stderr
 from zoo.data import canonical_data_dir, canonical_dataset_name, relocated
 from zoo.device import describe, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, DataNotFoundError, RunError, storage_error
@@ -157,8 +157,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
 def _check_hooks(log, callbacks) -> None:
     """A `log` that is no function and `callbacks` that are not zoo.Callback objects, refused before any
     folder is touched (they failed once the run's first files were written, and blocked the retry)."""
-    if not callable(log):
-        raise ConfigError(f"log= takes a function of one text (such as print), not {log!r:.60}")
+    check_log(log)
     for cb in callbacks:
         if not isinstance(cb, zoo_callbacks.Callback):
             raise ConfigError(f"callbacks= takes zoo.Callback objects, not {cb!r:.60}",

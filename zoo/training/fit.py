@@ -3,6 +3,7 @@ folder, the best epoch's weights kept and restored, the validation metric reduce
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
@@ -19,6 +20,9 @@ from zoo.training.engine import Callback, Trainer
 from zoo.training.regularize import plain_state_dict
 
 REDUCE = ("best", "mean", "last")
+SPLITS = ("val_", "train_")  # the prefixes of metrics.jsonl's metric keys
+PROBE_IMAGES = (4, 1024)  # images of the epoch that lists the metrics: a few, else (a VampPrior's hundreds of
+                          # pseudo-inputs need as many) a thousand
 
 
 class UnrecordedMetric(ConfigError):
@@ -61,9 +65,7 @@ def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "be
     key = metric if metric.startswith(("val_", "train_")) else f"val_{metric}"
     values = [r[key] for r in history if key in r]
     if not values:
-        have = sorted(k[4:] for r in history[:1] for k in r if k.startswith("val_"))
-        raise UnrecordedMetric(f"no validation '{metric}' was recorded",
-                          f"The model's validation metrics are: {', '.join(have) or 'none (is val_fraction 0?)'}.")
+        raise unrecorded(metric, history)
     if reduce == "best":
         return max(values) if key.split("_", 1)[1] in maximized else min(values)
     if reduce == "mean":
@@ -71,6 +73,13 @@ def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "be
     if reduce == "last":
         return values[-1]
     raise ConfigError(f"unknown reduction '{reduce}'", f"Use one of {', '.join(REDUCE)}.")
+
+
+def unrecorded(metric: str, history: list[dict[str, Any]]) -> UnrecordedMetric:
+    have = sorted(k[4:] for r in history[:1] for k in r if k.startswith("val_"))
+    return UnrecordedMetric(f"no validation '{metric}' was recorded",
+                            f"The model's validation metrics are: {', '.join(have) or 'none (is val_fraction 0?)'}"
+                            + (": score by one of them with --metric NAME (metric= in Python)." if have else "."))
 
 
 def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callbacks=(),
@@ -105,3 +114,46 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
 def has_own_test(data: ImageData) -> bool:
     """Whether the test split holds images of its own (a tiny folder's reuses the training images)."""
     return data.test_x.shape[0] > 0 and "test" not in data.reused
+
+
+class _Listed(Exception):
+    """Ends the probe's training after its first epoch, carrying that epoch's metric keys."""
+
+    def __init__(self, keys: list[str]):
+        super().__init__()
+        self.keys = keys
+
+
+def epoch_keys(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, n: int) -> list[str]:
+    """The metrics.jsonl keys of the metrics one epoch records, trained as `fit` trains (with the configuration's
+    regularisers) on `n` images, on the CPU: which names a model records is told by training it, for any plugin,
+    with nothing to declare. Raises what that training raises (a configuration that cannot train on `n`)."""
+    class Stop(Callback):
+        def on_epoch_end(self, trainer, epoch, record):
+            raise _Listed([k for k in record if k.startswith(SPLITS)])
+
+    val_x, val_y = (data.val_x, data.val_y) if data.val_x.shape[0] else (data.train_x, data.train_y)
+    tiny = dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n], val_x=val_x[:n],
+                               val_y=val_y[:n], test_x=data.test_x[:0], test_y=data.test_y[:0], reused={}).to("cpu")
+    one_epoch = dataclasses.replace(train_cfg, epochs=1, patience=0, plot_every=0, compile=False, cuda_graph=False)
+    try:
+        fit(cls, model_cfg, one_epoch, tiny, callbacks=[Stop()])
+    except _Listed as listed:
+        return listed.keys
+    raise RuntimeError("the probe's epoch ended without its callback")  # (fit calls it every epoch)
+
+
+def check_recorded(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, metric: str) -> None:
+    """Refuse (UnrecordedMetric) a `metric` to score by that one epoch of this configuration does not record,
+    before any real training; say nothing where the configuration cannot train on the probe's images."""
+    key = metric if metric.startswith(SPLITS) else f"val_{metric}"
+    for n in PROBE_IMAGES:
+        if n > PROBE_IMAGES[0] and data.train_x.shape[0] <= PROBE_IMAGES[0]:
+            return  # no more images to try with
+        try:
+            keys = epoch_keys(cls, model_cfg, train_cfg, data, n)
+        except Exception:  # noqa: BLE001 - the training itself says why
+            continue
+        if key not in keys:
+            raise unrecorded(metric, [{k: 0.0 for k in keys}])
+        return
