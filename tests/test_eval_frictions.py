@@ -132,3 +132,17 @@ def test_a_long_bound_of_bundled_weights_first_says_the_figures_they_ship(tmp_pa
     shipped = zoo.registry.weights()["piwae-mnist"]["metrics"]["nll_iwae_k1000_nats"]
     assert "note: piwae-mnist ships its evaluation of the whole test split (" in err
     assert f"nll_iwae_k1000_nats {shipped:.5g}" in err and "`zoo info piwae-mnist` shows it" in err
+
+
+def test_fid_of_a_run_on_images_without_classes_says_a_feature_network_comes_from_elsewhere(tmp_path):
+    """It advised `zoo train classifier` on the same folder, which a classifier refuses (one class)."""
+    from PIL import Image
+
+    (tmp_path / "flat").mkdir()
+    for i in range(40):
+        Image.new("L", (28, 28), 6 * i).save(tmp_path / "flat" / f"{i}.png")
+    zoo.train("vae", dataset=f"folder:{tmp_path / 'flat'}", epochs=1, out=tmp_path / "run", log=quiet, progress=False,
+              **TINY)
+    out = assert_clean_error(invoke("eval", tmp_path / "run", "--fid"), "its images have no classes to train one on",
+                             "--features RUN")
+    assert "zoo train classifier" not in out

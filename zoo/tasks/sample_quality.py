@@ -84,6 +84,12 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     if features is None and feature_network_name(dataset) not in registry.weights():
         option = f" --data-dir {shlex.quote(train_cfg['data_dir'])}" if train_cfg.get("data_dir") else ""
         option += f" --set image_size={train_cfg['image_size']}" if train_cfg.get("image_size") else ""
+        if len(run.classes or ()) < 2:  # a classifier needs two classes or more: none can be trained on these
+            raise ConfigError(f"no feature network is catalogued for {dataset}, and its images have no classes to "
+                              "train one on: FID and KID measure samples in the features of a classifier",
+                              "Pass one trained on labelled images of the same size and kind (class folders, or "
+                              "another data set): --features RUN (its classes are not the run's, so no class "
+                              "accuracy is measured).")
         raise ConfigError(f"no feature network is catalogued for {dataset}: FID and KID measure samples in the "
                           "features of a classifier trained on the same data set",
                           "Train one, then pass it with --features RUN:\n"
@@ -91,7 +97,8 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                           "--out runs/features\n"
                           f"  zoo eval {shlex.quote(str(source))} --fid --features runs/features")
     features = features or feature_network_name(dataset)
-    feat = load(features, device=str(run.device)).model
+    feat_run = load(features, device=str(run.device))
+    feat = feat_run.model
     if not hasattr(feat, "embed"):
         raise ConfigError(f"'{features}' is not a feature network (a run of a model with `embed`, such as "
                           f"{_feature_model()})")
@@ -115,6 +122,9 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     if conditional and not feat.can("classify"):
         raise ConfigError(f"'{features}' cannot classify, so it cannot check the class of conditional samples",
                           "Give a feature network that is a classifier run (--features RUN).")
+    # Its class k is the run's class k only where both name the same classes in the same order (a folder's
+    # `zero..nine` sort otherwise): else no accuracy is measured, rather than a wrong one.
+    same_classes = tuple(feat_run.classes or ()) == tuple(run.classes or ())
     wanted = torch.arange(m) % max(len(run.classes), 1)
 
     # decoded from a latent sampler fitted (or read) once, batch after batch, as draw() asks for them
@@ -154,9 +164,13 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                                  f"the test images' (blank images, or a collapsed generator): a precision of "
                                  f"{pr['precision']:.3f} says only that they lie near some real images; the recall, "
                                  f"{pr['recall']:.3f}, how little of the data they cover")
-        if conditional:
+        if feat.can("classify") and not same_classes:
+            result["warning"] = ((result["warning"] + "\n") if "warning" in result else "") + (
+                f"the feature network's classes ({_listed(feat_run.classes)}) are not the run's "
+                f"({_listed(run.classes)}): no class accuracy is measured, of the samples or of the test images")
+        if conditional and same_classes:
             result["class_accuracy"] = class_accuracy(feat, samples, wanted, run.classes)
-        if feat.can("classify") and test_y is not None and len(test_y):
+        if feat.can("classify") and same_classes and test_y is not None and len(test_y):
             # The figures are only as good as the features: a poor classifier maps unlike images together.
             real = test_x[:m].float() / 255.0 if test_x.dtype == torch.uint8 else test_x[:m].float()
             accuracy = class_accuracy(feat, real, test_y[:m].cpu(), run.classes)["mean"]
@@ -193,3 +207,8 @@ def _over_seeds(source, seeds: int, *, seed: int, save: bool, sampler: str | Non
     if save:
         _write(Path(runs[0]["written"][0]).parent, result, sampler)
     return result
+
+
+def _listed(classes) -> str:
+    names = [str(c) for c in classes or ()]
+    return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "") if names else "none"
