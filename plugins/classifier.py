@@ -96,7 +96,9 @@ class Classifier(ZooModel):
         its encoder's settings and weights, with a new head."""
         encoder = getattr(source.model, "encoder", None)
         if not source.can("encode") or not isinstance(encoder, nn.Sequential) or not isinstance(encoder[-1], nn.Linear):
-            raise CapabilityError(f"model '{source.name}' has no conv encoder to fine-tune",
+            why = ("its conv encoder takes an image only with its class, and a classifier must find the class" if
+                   source.can("sample_class") and isinstance(encoder, nn.Sequential) else "it has no conv encoder")
+            raise CapabilityError(f"model '{source.name}' cannot be fine-tuned into a classifier: {why}",
                                   "finetune works from runs of models built on zoo.plugins.conv (convae, dae, vae).")
         own_keys = {f.name for f in fields(cls.Config)} - set(DECODER_KEYS)
         values = {k: v for k, v in source.record["config"].items() if k in own_keys}

@@ -86,6 +86,8 @@ def test_a_cvae_is_conditional_only(runs):
     run = zoo.load(cvae)
     assert run.capabilities() == ["sample", "sample_class"]
     assert run.sample(4, generator=torch.Generator().manual_seed(0)).shape == (4, 1, 28, 28)
+    with pytest.raises(ConfigError, match="generator must be a torch.Generator, not 42"):
+        run.sample_class([3, 4], generator=42)  # a raw TypeError
     for command, cannot in (("reconstruct", "reconstruct"), ("latent", "encode")):  # why, and where instead
         assert_clean_error(invoke(command, cvae), f"model 'cvae' cannot {cannot}",
                            "encodes an image only given its class: `zoo eval` measures its reconstructions")

@@ -154,6 +154,17 @@ def test_vaes_differing_in_beta_train_together():
     assert together[2]["val_loss"] == pytest.approx(together[2]["val_rec"] + 4 * together[2]["val_kl"], rel=1e-4)
 
 
+def test_conditional_vaes_train_together_as_alone():
+    """The class's one-hot code was written in place, which vmap refuses: a cvae search with --vectorize ended in a
+    120-line RuntimeError."""
+    cls, model_cfg, train_cfg = resolve_config("cvae", overrides={**TINY, "dataset": "digits", "epochs": 1})
+    data = training_data(train_cfg, "cpu")
+    trials = [dataclasses.replace(train_cfg, lr=lr) for lr in (1e-3, 3e-3)]
+    together = multitrial.train_together(cls, model_cfg, trials, data)
+    for t, r in zip(trials, together):
+        assert r.history[-1]["val_loss"] == pytest.approx(fit(cls, model_cfg, t, data).history[-1]["val_loss"],
+                                                          rel=1e-4)
+
 def test_vaes_with_a_kl_warm_up_train_together_as_alone():
     """The warm-up weight is one tensor on the module the trials share, which before_step raises for all."""
     cls, model_cfg, train_cfg = resolve_config("vae", overrides={

@@ -195,10 +195,7 @@ class Run:
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         self.require("sample")
         n = self._check_count(n)
-        if generator is not None and not isinstance(generator, torch.Generator):
-            raise ConfigError(f"generator must be a torch.Generator, not {generator!r:.60}",
-                              "For example torch.Generator(device=run.device).manual_seed(0).")
-        return self.model.sample(n, generator=generator)
+        return self.model.sample(n, generator=_generator(generator))
 
     @evaluated
     @torch.no_grad()
@@ -207,7 +204,7 @@ class Run:
         self.require("sample_class")
         labels = self._labels(labels, "sample_class")
         self._check_count(len(labels))
-        return self.model.sample_class(labels, generator=generator)
+        return self.model.sample_class(labels, generator=_generator(generator))
 
     @evaluated
     @torch.no_grad()
@@ -301,7 +298,7 @@ class Run:
         if not self.can(capability):
             given = (" A class-conditional model encodes an image only given its class: `zoo eval` measures its "
                      "reconstructions with the test labels." if self.can("sample_class") and
-                     capability in ("encode", "reconstruct") else "")
+                     self.model.has_test_metrics() and capability in ("encode", "reconstruct") else "")
             raise CapabilityError(f"model '{self.name}' cannot {capability}",
                                   f"It can: {', '.join(self.capabilities()) or 'nothing listed'}.{given}")
 
@@ -350,3 +347,11 @@ def check_split(split: str) -> str:
     if split not in SPLITS:
         raise ConfigError(f"unknown split '{split}'", f"Use {', '.join(SPLITS)}.")
     return split
+
+
+def _generator(generator):
+    """A sampling method's generator= as given: None or a torch.Generator (an int seed raised a TypeError deep down)."""
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise ConfigError(f"generator must be a torch.Generator, not {generator!r:.60}",
+                          "For example torch.Generator(device=run.device).manual_seed(0).")
+    return generator
