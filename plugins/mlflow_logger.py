@@ -219,6 +219,11 @@ class MLflow(Logger):
         source = ("mlflow_uri" if self.train.mlflow_uri else "$MLFLOW_TRACKING_URI"
                   if os.environ.get("MLFLOW_TRACKING_URI") else "MLflow's default tracking URI")
         check_file_store(uri, source)
+        parsed = urllib.parse.urlparse(uri)
+        if parsed.scheme == "sqlite" and parsed.path in ("", "/", "/:memory:"):  # gone when the process ends
+            raise ConfigError(f"{source} {redact(uri)} is an SQLite database in memory: everything logged to it "
+                              "is lost when the command ends", "Give it a file: --set mlflow_uri=sqlite:///mlflow.db "
+                              "(or $MLFLOW_TRACKING_URI).")
         local = local_store(uri)
         if local is not None:
             check_writable(local, "the MLflow tracking store", "--set mlflow_uri=...")

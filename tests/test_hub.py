@@ -466,8 +466,9 @@ def test_catalogue_name_on_the_hugging_face_hub_is_checked_by_sha256(catalogue, 
     assert_clean_error(pull("digits-ae-bad"), "the weights of 'digits-ae-bad'", "do not match their catalogued sha256")
 
 
-def test_a_push_publishes_no_local_data_folder(tmp_path):
-    """data_dir, recorded absolute (/home/alice/...), went out in the pushed config.json and its model card."""
+def test_a_push_publishes_no_local_data_folder_nor_tracking_store(tmp_path):
+    """data_dir, recorded absolute (/home/alice/...), went out in the pushed config.json and its model card; so did
+    the MLflow store and TensorBoard folder, where an evaluation of the pulled weights then logged."""
     import json
 
     from conftest import TINY_SET, write_idx_set
@@ -475,14 +476,16 @@ def test_a_push_publishes_no_local_data_folder(tmp_path):
     private = tmp_path / "home" / "alice" / "datasets"
     write_idx_set(private / "mnist", n_train=40, n_test=12)
     run = tmp_path / "run"
+    stores = {"mlflow_uri": f"sqlite:///{tmp_path}/home/alice/mlflow.db", "tensorboard_dir": str(private.parent / "tb")}
     assert_ok(invoke("train", "convae", "--dataset", "mnist", "--data-dir", private, "--epochs", "1", "--out", run,
-                     *TINY_SET))
+                     *TINY_SET, *[f"--set={k}={v}" for k, v in stores.items()]))
     assert json.loads((run / "config.json").read_text())["train"]["data_dir"] == str(private)  # kept locally
     dest = tmp_path / "hub" / "mine"
     assert_ok(invoke("push", run, f"file://{dest}"))
     for name in ("config.json", "README.md"):
         assert "alice" not in (dest / name).read_text(), name
-    assert json.loads((dest / "config.json").read_text())["train"]["data_dir"] == ""
+    train = json.loads((dest / "config.json").read_text())["train"]
+    assert train["data_dir"] == train["mlflow_uri"] == train["tensorboard_dir"] == ""
     assert_same_tensors(zoo.load(f"file://{dest}").model.state_dict(), weights(run / "model.safetensors"))
 
 

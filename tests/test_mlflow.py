@@ -205,7 +205,9 @@ def test_a_local_tracking_store_that_cannot_be_written_is_refused_before_the_run
 
 
 @pytest.mark.parametrize("uri, fragment", [("htp://127.0.0.1:5000", "no tracking store for 'htp:'"),
-                                            ("http://", "names no server")])
+                                            ("http://", "names no server"),
+                                            ("sqlite:///", "an SQLite database in memory"),
+                                            ("sqlite:///:memory:", "everything logged to it is lost")])
 def test_a_tracking_uri_no_store_answers_to_is_refused_before_the_run_folder_exists(tmp_path, uri, fragment):
     out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "mlflow",
                                     "--set", f"mlflow_uri={uri}", "--out", tmp_path / "r"), fragment)

@@ -189,6 +189,24 @@ def test_zoo_eval_log_tensorboard_puts_each_test_figure_beside_the_validation_cu
     assert steps(acc, "mse/test") == [2] and steps(acc, "mse/val") == [1, 2]
 
 
+def test_zoo_eval_of_published_weights_logs_where_the_user_does_not_where_their_publisher_did(tmp_path, monkeypatch):
+    """A push by an older zoo published the tensorboard_dir (and mlflow_uri) of its machine, and an evaluation of
+    the pulled weights logged into the publisher's folder (or server)."""
+    import importlib
+
+    pushing = importlib.import_module("zoo.hub.push")  # (zoo.hub.push is also the function's name)
+    publisher = tmp_path / "publisher-tb"
+    train("--epochs", "1", "--log", "tensorboard", "--set", f"tensorboard_dir={publisher}", "--out", tmp_path / "r")
+    monkeypatch.setattr(pushing, "published", lambda record: record)  # as pushed before LOCAL_KEYS
+    assert_ok(invoke("push", tmp_path / "r", (tmp_path / "hub" / "r").as_uri()))
+    monkeypatch.undo()
+    assert str(publisher) in (tmp_path / "hub" / "r" / "config.json").read_text()
+    before = sorted(publisher.rglob("*"))
+    monkeypatch.chdir(tmp_path)
+    assert_ok(invoke("eval", (tmp_path / "hub" / "r").as_uri(), "--log", "tensorboard"))
+    assert sorted(publisher.rglob("*")) == before
+    assert steps(events(next((tmp_path / "zoo-outputs").glob("r-*")) / "tensorboard"), "mse/test") == [1]
+
 def test_zoo_eval_log_is_refused_before_the_work_for_an_unknown_logger_or_one_without_evaluations(logged_run):
     assert_clean_error(invoke("eval", logged_run, "--log", "tensorbord"), "unknown logger 'tensorbord'", code=2)
     assert_clean_error(invoke("eval", logged_run, "--fid", "--log", "tensorboard"), "--log does nothing with --fid",

@@ -86,12 +86,16 @@ def _stopped_before_its_end(run_dir: Path) -> bool:
         return False
 
 
+# Where this machine keeps things: private paths and addresses, and no use elsewhere (a puller's data are found by
+# the data set's name; their evaluations logged to their own MLflow store or TensorBoard folder, not the publisher's).
+LOCAL_KEYS = ("data_dir", "mlflow_uri", "tensorboard_dir")
+
+
 def published(record: dict) -> dict:
-    """A run's config.json as a push publishes it: without its `data_dir`, the folder this machine keeps its data
-    files in (a private path, and no use elsewhere: a puller's data are found by the data set's name)."""
+    """A run's config.json as a push publishes it: without the LOCAL_KEYS' values."""
     train = record.get("train")
-    if isinstance(train, dict) and train.get("data_dir"):
-        return {**record, "train": {**train, "data_dir": ""}}
+    if isinstance(train, dict) and any(train.get(k) for k in LOCAL_KEYS):
+        return {**record, "train": {**train, **{k: "" for k in LOCAL_KEYS if train.get(k)}}}
     return record
 
 

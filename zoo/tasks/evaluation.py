@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import difflib
 import inspect
 import io
@@ -232,7 +233,10 @@ def _eval_loggers(run: Run, loggers: Any, save: bool, limit: int | None) -> list
     if limit is not None:
         raise ConfigError(f"--log records the figures of a whole split, and --limit {limit} measures a part of it",
                           "Leave --limit out to log them, or --log out for a quick look.")
-    made = eval_loggers(run.train_config, loggers, to_stderr)
+    settings = run.train_config
+    if run.output_dir != run.folder:  # published weights: the store it names is its publisher's, not the user's
+        settings = dataclasses.replace(settings, mlflow_uri="", tensorboard_dir="")
+    made = eval_loggers(settings, loggers, to_stderr)
     for logger in made:
         logger.prepare(run.output_dir)
     return made
