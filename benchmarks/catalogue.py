@@ -109,7 +109,8 @@ def main() -> None:
         for name in (ckpt.EVAL, eval_images.IMAGES_FILE):
             shutil.copy2(run / name, target / name)
     shipped = [args.sampler] if args.sampler else []
-    (target / "README.md").write_text(render_card(net.record, eval_result, [], args.name, shipped))
+    card = render_card(net.record, eval_result, [], args.name, shipped, catalogued=metrics)
+    (target / "README.md").write_text(card)
     digest = hashlib.sha256((target / "model.safetensors").read_bytes()).hexdigest()
     cfg = net.record
     lines = [f"[weights.{args.name}]", f'model = "{cfg["model"]}"', f'dataset = "{cfg["train"]["dataset"]}"',

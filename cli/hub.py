@@ -91,7 +91,7 @@ def list_pretrained(as_json: bool = False, model: str | None = None) -> None:
                    + " (registry.toml [weights.NAME])")
         return
     table = [(r["name"], r["model"] or "?", r["dataset"] or "?", r["available"],
-              ", ".join(f"{k} {v:.4g}" if isinstance(v, (int, float)) else f"{k} {v}" for k, v in r["metrics"].items())
+              ", ".join(f"{k} {v:#.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["metrics"].items())
               or "-") for r in rows]
     heads = ("name", "model", "dataset", "where", "metrics")
     widths = [max(len(str(row[i])) for row in [heads, *table]) for i in range(4)]

@@ -54,30 +54,43 @@ def _usage(address: str, cls: type | None, samplers=(), dataset: str = "") -> tu
     return python_line, commands
 
 
-def render_card(run: dict, eval_result: dict | None, images: list[str], address: str, samplers=()) -> str:
+def _task(cls: type | None) -> str:
+    """The Hugging Face task its figures are filed under."""
+    if cls is not None and cls.can("classify"):
+        return "image-classification"
+    if cls is not None and not cls.can("reconstruct") and cls.can("sample"):
+        return "unconditional-image-generation"
+    return "image-reconstruction"
+
+
+def render_card(run: dict, eval_result: dict | None, images: list[str], address: str, samplers=(),
+                catalogued: dict | None = None) -> str:
     """The card of a run reached at `address` (a folder, a catalogued name or a hub location): its
     load lines use the address as it is, so they work as written. `samplers`: the names of the latent
-    samplers fitted on its training codes that go with the weights (sampler-NAME.safetensors)."""
+    samplers fitted on its training codes that go with the weights (sampler-NAME.safetensors). `catalogued`:
+    the figures registry.toml quotes for bundled weights, shown where eval.json does not hold them (an FID)."""
     run_name = address.rstrip("/").rsplit("/", 1)[-1]
     if address.startswith("file:"):  # file:///hub/my%20entry: "my entry" (a folder's own name stays as it is)
         run_name = unquote(run_name)
     model, data = run["model"], run.get("data", {})
     dataset = data.get("name", run.get("train", {}).get("dataset", "?"))
     metrics = (eval_result or {}).get("metrics", {})
+    others = {k: v for k, v in (catalogued or {}).items() if k not in metrics and isinstance(v, (int, float))}
+    cls = _model_class(model)
     lines = ["---", "library_name: zoo", "license: mit",
              f"tags:{_yaml_list(['zoo', model, 'image', 'unsupervised'])}",
              f"datasets:{_yaml_list([dataset])}"]
-    if metrics:
+    if metrics or others:
         lines.append("model-index:")
         lines.append(f"  - name: {json.dumps(run_name)}")
         lines.append("    results:")
-        lines.append("      - task: {type: image-reconstruction}")
-        limit = eval_result.get("limit")  # a look at the first N images: the datasets library's slice, test[:N]
-        split = f"{eval_result.get('split', 'test')}" + (f"[:{limit}]" if isinstance(limit, int) else "")
+        lines.append(f"      - task: {{type: {_task(cls)}}}")
+        limit = (eval_result or {}).get("limit")  # a look at the first N images: the datasets library's slice
+        split = f"{(eval_result or {}).get('split', 'test')}" + (f"[:{limit}]" if isinstance(limit, int) else "")
         lines.append(f"        dataset: {{name: {json.dumps(dataset)}, type: {json.dumps(dataset)}, "
                      f"split: {json.dumps(split)}}}")
         lines.append("        metrics:")
-        for k, v in metrics.items():
+        for k, v in {**metrics, **others}.items():
             lines.append(f"          - {{type: {k}, value: {v:.6g}}}")
     lines.append("---")
     lines += ["", f"# {run_name}: `{model}` trained on {dataset}", "",
@@ -94,7 +107,19 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
         errors = eval_result.get("standard_errors", {})  # the spread over the images over √N (older evals: none)
         lines += [f"| {k} | {v:.5g} | {f'{errors[k]:.2g}' if k in errors else '—'} |" for k, v in metrics.items()]
         lines.append("")
-    python_line, commands = _usage(address, _model_class(model), samplers, dataset)
+        bound = next((k for k in metrics if k.startswith("nll_iwae_k")), None)
+        if bound is not None:  # the −ELBO (and a VampPrior's KL) come from the bound's draws
+            k = bound[len("nll_iwae_k"):].split("_")[0]
+            lines += [f"The Monte-Carlo figures are those of one stream of draws: `zoo eval {shlex.quote(address)} "
+                      f"--iwae-k {k}` gives them again; without `--iwae-k` the −ELBO is another draw (within its "
+                      "standard error).", ""]
+    if others:
+        lines += ["## Catalogued figures", "", "| metric | value |", "| --- | --- |",
+                  *[f"| {k} | {v:.5g} |" for k, v in others.items()], "",
+                  "(from registry.toml: measured on the test split when the weights were catalogued"
+                  + (f"; `classifier_` figures by `zoo eval {shlex.quote(address)} --fid`"
+                     if any(k.startswith("classifier_") for k in others) else "") + ")", ""]
+    python_line, commands = _usage(address, cls, samplers, dataset)
     package = run.get("plugin", {}).get("package") or "zoo"
     needs = ([f"The model comes from the plugin package `{package}`: install it beside zoo first "
               f"(`pip install {package}`).", ""] if package != "zoo" else [])
