@@ -76,6 +76,7 @@ class VAE(ZooModel):
     # of every figure but the reconstruction's MSE.
     loss_keys = {"beta": ("neg_elbo", "rec", "mse"), "likelihood": ("mse",)}
     train_loss_keys = ("kl_warmup",)  # the warm-up weighs the KL in training only (validation_step: at β)
+    test_keys = {"likelihood": ("mse", "bce", "psnr")}  # its nats are of another density; reconstructions alike
     chunk_images = IWAE_CHUNK_IMAGES  # decoded images per chunk of the bound on the CPU
 
     def __init__(self, config: VAEConfig, shape, num_classes: int = 0):

@@ -113,8 +113,8 @@ def test_runs_measured_on_other_images_are_not_paired_and_the_note_says_why(pair
     assert result["paired_reference"] is None
     assert all(r["paired"] is None for r in result["runs"])
     first, second = result["runs"]
-    assert f"measured on other test images than {first['name']} (another dataset or --limit): no paired " \
-           "difference" in second["notes"] and not any("other test images" in n for n in first["notes"])
+    assert f"measured on other test images than {first['name']} (another split, --limit, or images added to its " \
+           "folder): no paired difference" in second["notes"] and not any("other test images" in n for n in first["notes"])
     assert "paired" not in assert_ok(invoke("compare", a, b, "--sort", f"test_{NLL}")).split("notes:")[0]
 
 
@@ -256,3 +256,24 @@ def test_a_pushed_run_carries_each_images_metrics_and_pairs_with_a_local_run_onc
     assert [r["paired"] for r in result["runs"]] == [r["paired"] for r in local["runs"]]
     assert any(r["paired"] for r in result["runs"])
     assert pulled["test_metrics"] == json.loads((b / "eval.json").read_text())["metrics"]
+
+
+def test_a_test_figure_of_runs_measured_on_other_pixels_or_by_another_density_is_said_not_to_be_one_measure(
+        tmp_path):
+    """A Gaussian VAE's nats beside a Bernoulli one's gave a 'paired Δ +1964 nats', and a run on grey pixels was
+    ranked among binarised ones, its unpaired figure put down to 'another dataset or --limit'."""
+    runs = {}
+    for name, keys in (("grey", {}), ("binary", {"binarize": "dynamic"}), ("gauss", {"likelihood": "gaussian"})):
+        runs[name] = tmp_path / name
+        zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=runs[name], log=quiet, progress=False,
+                  **TINY, **keys)
+        assert_ok(invoke("eval", runs[name], "--iwae-k", "3", "--no-progress"))
+    nll = "test_nll_iwae_k3_nats"
+    both = zoo.compare([runs["grey"], runs["binary"]], nll)
+    assert both.caveat == f"{nll} is not one measure across these runs (binarize differs: other test images, or " \
+                          "another density)"
+    unpaired = next(r for r in both.runs if r is not both.runs[0])
+    assert any("(binarised against grey pixels): no paired difference" in n for n in unpaired.notes)
+    densities = zoo.compare([runs["grey"], runs["gauss"]], nll)
+    assert densities.caveat.startswith(f"{nll} is not one measure across these runs (likelihood differs")
+    assert zoo.compare([runs["grey"], runs["gauss"]], "test_mse").caveat is None  # reconstructions compare

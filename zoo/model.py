@@ -193,6 +193,9 @@ class ZooModel(nn.Module):
     # Config keys that weigh the training loss and not the validation loss (a KL warm-up, free bits): the
     # train_loss of configurations that differ in one is not one measure, their validation metrics are.
     train_loss_keys: ClassVar[tuple[str, ...]] = ()
+    # Config keys that change what `zoo eval`'s figures measure (a VAE's likelihood: a Gaussian density of the
+    # pixels against a Bernoulli one), each with the test metrics that still compare runs differing in it.
+    test_keys: ClassVar[dict[str, tuple[str, ...]]] = {}
     # Metrics that are better when higher (a classifier's accuracy): `zoo search`, which minimises, refuses them.
     maximized: ClassVar[tuple[str, ...]] = ()
     # What the codes `encode` returns are, where they are not the whole latent (a hierarchical VAE's top layer):

@@ -17,19 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from zoo import registry
 from zoo.analysis import plots
-from zoo.errors import ConfigError, RunError, ZooError, storage_error
+from zoo.errors import ConfigError, RunError, storage_error
 from zoo.runs import checkpoint as ckpt
-from zoo.runs import eval_images, published
+from zoo.runs import published
 from zoo.runs import files as runfiles
 from zoo.runs.eval_images import Paired
 from zoo.runs.config import TrainConfig, default_of, fields_of
 from zoo.runs.files import flat_config
+from zoo.runs.comparable import given_class, loss_caveat, model_class, pair
 from zoo.runs.compare_sources import expand
 from zoo.runs.loading import read_run
 from zoo.runs.run import Run
-from zoo.model import measured_alike
 from zoo.runs.published import number
 from zoo.runs.evaluated import read_evaluated
 
@@ -196,7 +195,7 @@ def _difference(p: Paired | None) -> str:
 def _as_built(run: dict[str, Any]) -> dict[str, Any]:
     """A run's config keys as its model is built from them: a key its config.json lacks (an older zoo's) at the
     default its model takes, so a setting that tells two runs apart is shown (hvae's pixel_layers 4 against 0)."""
-    cls = _model_class(run["model"])
+    cls = model_class(run["model"])
     parts = (("config", cls.Config), ("train", TrainConfig)) if cls else ()  # not installed here: as recorded
     return flat_config({**run, **{part: {**{f.name: default_of(f) for f in fields_of(c)}, **(run.get(part) or {})}
                                   for part, c in parts}})
@@ -254,7 +253,7 @@ def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:
 def default_metric(runs: list[Compared]) -> str:
     """The runs' models' monitored metric, on the validation split where they have one (val_loss)."""
     for r in runs:
-        cls = _model_class(r.model)
+        cls = model_class(r.model)
         monitor = cls.monitor if cls else None
         if monitor:
             for name in (f"val_{monitor}", f"train_{monitor}"):
@@ -287,69 +286,6 @@ def differing_keys(runs: list[Compared]) -> tuple[list[str], list[str], list[str
     differ = [k for k in keys if len(values[k]) > 1]
     partial = [k for k in keys if k not in differ and any(k not in r.config for r in runs)]
     return differ, [k for k in keys if k not in differ and k not in partial], partial
-
-
-def loss_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str | None:
-    """Why a loss does not compare these runs, where it does not: they are of different models, or differ
-    in a key that changes what their model's loss measures (its `loss_keys`: a β, an IWAE's K); with the
-    metric that compares them alike, where every run has it."""
-    split, _, base = metric.partition("_")
-    if split not in ("val", "train"):  # a test metric is measured by `zoo eval`, alike for every run
-        return None
-    models = sorted({r.model for r in runs})
-    cls = _model_class(models[0]) if len(models) == 1 else None
-    keys, alike = measured_alike(cls, differing, base, split) if cls else ([], [])
-    if (len(models) < 2 or base != "loss") and not keys or not any(r.value(metric) is not None for r in runs):
-        return None
-    # the same split's metric where the runs record it, else the validation one (a train_loss: val_loss)
-    names = [f"{split}_{alike[0]}", f"val_{alike[0]}"] if alike else []
-    name = next((n for n in names if n != metric and all(n in r.metrics for r in runs)), None)
-    hint = f": --sort {name} compares them alike" if name else ""
-    why = f"runs of {', '.join(models)}" if len(models) > 1 else f"{', '.join(keys)} differ{'s' * (len(keys) == 1)}"
-    return f"{metric} is not one measure across these runs ({why}){hint}"
-
-
-def _model_class(name: str):
-    try:
-        return registry.get_model_class(name)
-    except ZooError:  # a model not installed here
-        return None
-
-
-def given_class(runs: list[Compared], metric: str) -> list[Compared]:
-    """The class-conditional models among runs of unconditional ones, where `metric` is a likelihood figure: a
-    cvae's −log p(x | y) is given each image's class, so it is said and paired with none of the others' p(x)."""
-    if "nll" not in metric and "elbo" not in metric:
-        return []
-    given = [r for r in runs if (cls := _model_class(r.model)) is not None and "sample_class" in cls.capabilities()]
-    if len(given) == len(runs):
-        return []
-    for r in given:
-        r.notes.append(f"its {metric} is of p(x | y), given each image's class: not comparable with the other "
-                       "models' p(x), and paired with none of them")
-    return given
-
-
-def pair(runs: list[Compared], metric: str) -> Compared | None:
-    """Each run's paired difference on the test `metric` from a reference run's, over the same images: the
-    reference is the first run (in the table's order) of the largest group measured on the same images
-    whose values were kept. That run, or None when no two runs pair."""
-    name = metric.removeprefix("test_")
-    kept = [r for r in runs if metric.startswith("test_") and name in r.test_values]
-    groups: dict[str | None, list[Compared]] = {}
-    for r in kept:
-        groups.setdefault(r.test_images, []).append(r)
-    group = max(groups.values(), key=len, default=[])  # the first of the largest: max keeps the first
-    if not group:
-        return None
-    reference = group[0]
-    for r in kept:  # each run on other images is said to be, even where no two runs pair
-        if r in group[1:]:
-            r.paired = eval_images.paired(reference.test_values[name], r.test_values[name])
-        elif r is not reference:
-            r.notes.append(f"measured on other test images than {reference.name} (another dataset or --limit): "
-                           "no paired difference")
-    return reference if len(group) > 1 else None
 
 
 def compare(sources: list[str | Path | Run], metric: str | None = None, *, descending: bool = False,

@@ -1,0 +1,104 @@
+"""Whether runs' figures are one measure: the caveat `zoo compare` prints under its table, the runs whose
+figure is of another quantity (a conditional model's p(x | y)), and the pairing of per-image test values."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from zoo import registry
+from zoo.errors import ZooError
+from zoo.model import DATA_KEYS, measured_alike
+from zoo.runs import eval_images
+
+if TYPE_CHECKING:
+    from zoo.runs.compare import Compared
+
+
+def model_class(name: str):
+    try:
+        return registry.get_model_class(name)
+    except ZooError:  # a model not installed here
+        return None
+
+
+def loss_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str | None:
+    """Why a loss does not compare these runs, where it does not: they are of different models, or differ
+    in a key that changes what their model's loss measures (its `loss_keys`: a β, an IWAE's K); with the
+    metric that compares them alike, where every run has it."""
+    split, _, base = metric.partition("_")
+    if split == "test":
+        return _test_caveat(runs, metric, differing)
+    if split not in ("val", "train"):
+        return None
+    models = sorted({r.model for r in runs})
+    cls = model_class(models[0]) if len(models) == 1 else None
+    keys, alike = measured_alike(cls, differing, base, split) if cls else ([], [])
+    if (len(models) < 2 or base != "loss") and not keys or not any(r.value(metric) is not None for r in runs):
+        return None
+    # the same split's metric where the runs record it, else the validation one (a train_loss: val_loss)
+    names = [f"{split}_{alike[0]}", f"val_{alike[0]}"] if alike else []
+    name = next((n for n in names if n != metric and all(n in r.metrics for r in runs)), None)
+    hint = f": --sort {name} compares them alike" if name else ""
+    why = f"runs of {', '.join(models)}" if len(models) > 1 else f"{', '.join(keys)} differ{'s' * (len(keys) == 1)}"
+    return f"{metric} is not one measure across these runs ({why}){hint}"
+
+
+def _test_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str | None:
+    """`zoo eval` measures a figure alike for every run, but on other images where the runs differ in a DATA_KEY
+    (binarised against grey pixels, another data set), or by another density where they differ in a model's
+    `test_keys` (a Gaussian likelihood against a Bernoulli one: 'paired Δ +1964 nats')."""
+    if not any(r.value(metric) is not None for r in runs):
+        return None
+    name = metric.removeprefix("test_").removesuffix("_nats")
+    keys = [k for k in DATA_KEYS if k in differing]
+    for cls in filter(None, (model_class(m) for m in sorted({r.model for r in runs}))):
+        keys += [k for k, alike in cls.test_keys.items() if k in differing and name not in alike and k not in keys]
+    if not keys:
+        return None
+    return (f"{metric} is not one measure across these runs ({', '.join(keys)} differ{'s' * (len(keys) == 1)}: "
+            "other test images, or another density)")
+
+
+def _other_images(a: Compared, b: Compared) -> str:
+    """Why two runs' test figures are of other images."""
+    if a.config.get("dataset") != b.config.get("dataset"):
+        return "another data set"
+    if a.config.get("binarize") != b.config.get("binarize"):
+        return "binarised against grey pixels"
+    return "another split, --limit, or images added to its folder"
+
+
+def given_class(runs: list[Compared], metric: str) -> list[Compared]:
+    """The class-conditional models among runs of unconditional ones, where `metric` is a likelihood figure: a
+    cvae's −log p(x | y) is given each image's class, so it is said and paired with none of the others' p(x)."""
+    if "nll" not in metric and "elbo" not in metric:
+        return []
+    given = [r for r in runs if (cls := model_class(r.model)) is not None and "sample_class" in cls.capabilities()]
+    if len(given) == len(runs):
+        return []
+    for r in given:
+        r.notes.append(f"its {metric} is of p(x | y), given each image's class: not comparable with the other "
+                       "models' p(x), and paired with none of them")
+    return given
+
+
+def pair(runs: list[Compared], metric: str) -> Compared | None:
+    """Each run's paired difference on the test `metric` from a reference run's, over the same images: the
+    reference is the first run (in the table's order) of the largest group measured on the same images
+    whose values were kept. That run, or None when no two runs pair."""
+    name = metric.removeprefix("test_")
+    kept = [r for r in runs if metric.startswith("test_") and name in r.test_values]
+    groups: dict[str | None, list[Compared]] = {}
+    for r in kept:
+        groups.setdefault(r.test_images, []).append(r)
+    group = max(groups.values(), key=len, default=[])  # the first of the largest: max keeps the first
+    if not group:
+        return None
+    reference = group[0]
+    for r in kept:  # each run on other images is said to be, even where no two runs pair
+        if r in group[1:]:
+            r.paired = eval_images.paired(reference.test_values[name], r.test_values[name])
+        elif r is not reference:
+            r.notes.append(f"measured on other test images than {reference.name} ({_other_images(r, reference)}): "
+                           "no paired difference")
+    return reference if len(group) > 1 else None
