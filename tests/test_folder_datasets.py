@@ -185,8 +185,10 @@ def test_class_folder_without_images_is_refused(tmp_path):
     (root / "dogs").mkdir()
     (root / "dogs" / "photo.heic").write_bytes(b"not read by zoo")
     (root / "mice").mkdir()
+    (root / "owls").mkdir()
+    (root / "owls" / "x.png").symlink_to(tmp_path / "gone.png")  # a broken link: no image (it made a class of none)
     e = _refusal(root)
-    assert "with no images: dogs, mice" in e.message
+    assert "with no images: dogs, mice, owls" in e.message
     assert "Add images" in e.hint and ".png" in e.hint
 
 

@@ -117,9 +117,10 @@ def _is_image(path: Path) -> bool:
 
 def _holds_images(folder: Path) -> bool:
     """Whether a folder holds an image at any depth (hidden files and folders aside)."""
-    for _, dirs, names in os.walk(folder):
+    for root, dirs, names in os.walk(folder):
         dirs[:] = [d for d in dirs if not d.startswith(".")]
-        if any(not n.startswith(".") and Path(n).suffix.lower() in IMAGE_SUFFIXES for n in names):
+        # by name and as a file, as _is_image collects them: a broken link named x.png made a class of no images
+        if any(not n.startswith(".") and _is_image(Path(root) / n) for n in names):
             return True
     return False
 
