@@ -68,8 +68,8 @@ def test_a_cgan_trains_samples_and_shows_a_row_per_class(cgan_run):
 def test_class_options_on_an_unconditional_gan_say_it_is_not_conditional(tmp_path):
     run = zoo.train("gan", dataset="digits", epochs=1, out=tmp_path / "gan", log=quiet, progress=False,
                     **SMALL).run_dir
-    assert_clean_error(invoke("generate", run, "--class", "7"), "'gan' is not conditional", "cgan")
-    assert_clean_error(invoke("generate", run, "--per-class", "2"), "'gan' is not conditional")
+    assert_clean_error(invoke("generate", run, "--class", "7"), "'gan' is not conditional", "cgan", code=1)
+    assert_clean_error(invoke("generate", run, "--per-class", "2"), "'gan' is not conditional", "cgan", code=1)
     assert_clean_error(invoke("train", "gan", "--dataset", "digits", "--set", "d_steps=0"), "d_steps", "1 .. 100")
     assert_clean_error(invoke("train", "gan", "--dataset", "digits", "--set", "loss=wgan-gp", "--set",
                               "gp_weight=-1"), "gp_weight", "0 .. 1e+06")

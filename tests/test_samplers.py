@@ -162,7 +162,9 @@ def test_generate_from_a_class_mean(run, tmp_path):
 
 
 def test_class_errors(run):
-    assert_clean_error(invoke("generate", run, "--class", "11", "--n", "2"), "out of range")
+    assert_clean_error(invoke("generate", run, "--class", "11", "--n", "2"), "class 11 is out of range")
+    assert_clean_error(invoke("generate", run, "--class", "9" * 23, "--n", "2"),
+                       "class 99999999...9999 is out of range")  # it said 'class 10'
     assert_clean_error(invoke("generate", run, "--class", "seven", "--n", "2"), "unknown class 'seven'")
     assert_clean_error(invoke("generate", run, "--class", "7", "--sampler", "gmm"), "not both")
     assert_clean_error(invoke("generate", run, "--sampler", "gmm", "--spread", "0.3"), "--class")
@@ -212,3 +214,12 @@ def test_each_way_of_drawing_keeps_its_own_grid_and_a_push_publishes_them_with_t
     assert "![samples-gmm.png](samples-gmm.png)" in (entry / "README.md").read_text()
     pulled = Path(assert_ok(invoke("pull", f"file://{entry}")).strip().splitlines()[-1])
     assert {name: (pulled / name).read_bytes() for name in grids} == grids
+
+
+def test_a_class_given_as_a_one_number_tensor_is_that_class():
+    """torch.tensor(3) was 'unknown class 'tensor(3)'', beside a list of classes holding 3."""
+    import torch
+
+    from zoo.analysis.latent_samplers import resolve_class
+
+    assert resolve_class(torch.tensor(3), [str(i) for i in range(10)]) == 3

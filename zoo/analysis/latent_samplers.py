@@ -291,6 +291,8 @@ def resolve_class(label: str | int, classes: tuple[str, ...] | list[str]) -> int
     classes = list(classes)
     if not classes:
         raise ConfigError("the run's data set has no class labels")
+    if isinstance(label, torch.Tensor) and label.numel() == 1 and not label.is_floating_point():
+        label = int(label.item())  # torch.tensor(3): str() of it is 'tensor(3)'
     text = str(label).strip()
     for i, c in enumerate(classes):  # a name first: MNIST's names are its digits
         if text == c:
@@ -299,10 +301,11 @@ def resolve_class(label: str | int, classes: tuple[str, ...] | list[str]) -> int
     if text.lower() in lowered:
         return lowered.index(text.lower())
     if text.lstrip("-").isdigit():
-        i = int(text) if len(text) <= 18 else len(classes)  # a number that long names no class
+        i = int(text) if len(text) <= 18 else -1
         if 0 <= i < len(classes):
             return i
-        raise ConfigError(f"class {i} is out of range: the data set has classes 0..{len(classes) - 1}",
+        shown = text if len(text) <= 18 else f"{text[:8]}...{text[-4:]}"  # a number that long names no class
+        raise ConfigError(f"class {shown} is out of range: the data set has classes 0..{len(classes) - 1}",
                           "Classes: " + ", ".join(f"{j}={c}" for j, c in enumerate(classes)))
     close = difflib.get_close_matches(text, classes, n=3, cutoff=0.4)
     raise ConfigError(f"unknown class '{label}'", (f"Did you mean: {', '.join(close)}? " if close else "")

@@ -143,8 +143,8 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     gen = torch.Generator(device=run.device).manual_seed(seed)
     if per_class is not None:
         if not run.can("sample_class"):
-            raise ConfigError(f"--per-class: model '{run.name}' is not conditional: it cannot sample a given class",
-                                  "Sample it without --per-class, or train a conditional model (zoo list).")
+            raise CapabilityError(f"--per-class: model '{run.name}' is not conditional: it cannot sample a given "
+                                  "class", "Sample it without --per-class, or train a conditional model (cgan, cvae).")
         n, how = per_class * len(run.classes), f"{per_class} per class, a row each"
         if not to_file and n > MAX_GRID:
             raise ConfigError(f"--per-class {per_class}: {n} samples, and a picture shows at most {MAX_GRID:,}",
