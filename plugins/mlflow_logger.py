@@ -31,8 +31,8 @@ from zoo.errors import ConfigError
 from zoo.hooks import hookimpl
 from zoo.interrupts import holding_ctrl_c
 from zoo.runs import checkpoint as ckpt
-from zoo.tracking.logger import (SECRET_NAME, Logger, RunView, StudyView, check_writable, final_metrics, flat_params,
-                                 redact, scalars)
+from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
+from zoo.tracking.messages import SECRET_NAME, redact
 
 RUN_FILE = "mlflow.json"  # in a run or study folder: the tracking URI and the MLflow run it is logged to
 ARTIFACTS = (ckpt.WEIGHTS, ckpt.CONFIG, "README.md", ckpt.METRICS, "loss.png")

@@ -68,6 +68,21 @@ class Flaky(Logger):
         (run.folder / "flaky-closed.txt").write_text(status)
 
 
+class Locked(Logger):
+    name = "locked"
+    description = "fails as a read-only SQLite store does, its library logging its own traceback first"
+
+    def open(self, run):
+        import logging
+        import sqlite3
+
+        try:
+            raise sqlite3.OperationalError("attempt to write a readonly database")
+        except sqlite3.OperationalError as e:
+            logging.getLogger("somelib.store.db").exception("database error while flushing")
+            raise RuntimeError("(raised as a result of Query-invoked autoflush)") from e
+
+
 class Missing(Logger):
     name = "needs-missing"
     description = "needs a package that is not installed"
@@ -77,7 +92,7 @@ class Missing(Logger):
 
 @zoo.hookimpl
 def zoo_loggers():
-    return [RowLog, Flaky, Noisy, Missing]
+    return [RowLog, Flaky, Noisy, Locked, Missing]
 '''
 
 
@@ -134,6 +149,15 @@ def test_a_failure_note_hides_credentials_in_uris_and_is_cut_at_a_word_not_mid_w
     assert "https://***@tracking.example/api" in note and "hunter2" not in note and "bob" not in note
     assert "END" not in note and "word ...);" in note  # shortened, at a word's end
     assert "the rest of this run is not logged there" in note
+
+
+def test_a_failure_note_gives_the_error_it_came_from_and_no_librarys_traceback(rowlog_installed, tmp_path):
+    """A read-only MLflow database: 80 lines of SQLAlchemy's traceback, then a note cut to "raised as a result of
+    Query-invoked autoflush" without the reason."""
+    out = assert_ok(train("--epochs", "1", "--log", "locked", "--out", tmp_path / "run"))
+    assert "Traceback" not in out and "database error while flushing" not in out
+    assert "note: locked: opening the run failed (RuntimeError: (raised as a result of Query-invoked autoflush); " \
+           "from OperationalError: attempt to write a readonly database)" in out
 
 
 def test_a_logger_whose_package_is_missing_says_what_to_install(rowlog_installed, tmp_path):

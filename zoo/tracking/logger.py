@@ -23,10 +23,10 @@ A subclass writes four things, each in its own terms:
 from __future__ import annotations
 
 import contextlib
+import logging
 import difflib
 import importlib
 import math
-import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +39,7 @@ from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.files import flat_config
 from zoo.runs.write_checks import nearest_existing, writable
+from zoo.tracking.messages import failure
 from zoo.training.callbacks import Callback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -47,8 +48,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 JSONL = "jsonl"  # metrics.jsonl: always written, by the engine; named so `--log jsonl` is accepted
 PREVIEW_IMAGES = 16  # test images in a logged preview, as in the run folder's pictures
-NOTE_CHARS = 300  # at most this much of a failure's message in the note that says it
-USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")  # scheme://USER:PASSWORD@ in a URI
 
 
 @dataclass
@@ -89,27 +88,6 @@ class StudyView:
     trials: list[TrialView]
     best: int | None                # the best trial's number
     finished: bool = False          # the search has ended and written its outputs (else trials are running)
-
-
-# Words in a query parameter's name that say it holds a secret (?password=..., &token=..., a cloud
-# store's signature or key), and such a parameter's value in a URI, to redact.
-SECRET_NAME = re.compile(r"pass|pwd|token|secret|key|sig|credential|auth", re.IGNORECASE)
-SECRET_PARAM = re.compile(rf"([?&][^=&\s]*(?:{SECRET_NAME.pattern})[^=&\s]*=)[^&\s]*", re.IGNORECASE)
-
-
-def redact(text: str) -> str:
-    """`text` with the user name and password of every URI in it (scheme://USER:PASSWORD@host), and the
-    values of query parameters named like secrets (?password=...), replaced by ***: a tracking URI may
-    carry credentials, and messages and run files must never show them."""
-    return SECRET_PARAM.sub(r"\1***", USERINFO.sub(r"\1***@", text))
-
-
-def shortened(text: str, limit: int = NOTE_CHARS) -> str:
-    """`text` cut to about `limit` characters at a word's end, with an ellipsis (never mid-word)."""
-    if len(text) <= limit:
-        return text
-    cut = text[:limit + 1].rsplit(" ", 1)[0] if " " in text[:limit + 1] else text[:limit]
-    return cut.rstrip(" ,;:") + " ..."
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -207,17 +185,19 @@ class Logger(Callback):
         if self.failed:
             return None
         start = time.perf_counter()
+        quiet_before = logging.root.manager.disable
+        logging.disable(logging.ERROR)  # its library's own account of a failure (SQLAlchemy's 80-line traceback)
         try:
             return fn(*args)
         except Exception as e:  # noqa: BLE001 - a tracking tool's failure must never stop training
             self.failed = True
-            first = shortened(redact((str(e).strip().splitlines() or [type(e).__name__])[0]))
-            self.say(f"note: {self.name}: {what} failed ({type(e).__name__}: {first}); the rest of this run is "
-                     f"not logged there. {kept}")
+            self.say(f"note: {self.name}: {what} failed ({failure(e)}); the rest of this run is not logged there. "
+                     f"{kept}")
             with contextlib.suppress(Exception):
                 self.release()
             return None
         finally:
+            logging.disable(quiet_before)
             self.seconds += time.perf_counter() - start
 
     def on_train_start(self, trainer: "Trainer") -> None:

@@ -1,0 +1,43 @@
+"""How a tracking tool's failures and addresses are said: in one short line, and never with credentials."""
+
+from __future__ import annotations
+
+import re
+
+NOTE_CHARS = 300  # at most this much of a failure's message in the note that says it
+USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")  # scheme://USER:PASSWORD@ in a URI
+
+
+# Words in a query parameter's name that say it holds a secret (?password=..., &token=..., a cloud
+# store's signature or key), and such a parameter's value in a URI, to redact.
+SECRET_NAME = re.compile(r"pass|pwd|token|secret|key|sig|credential|auth", re.IGNORECASE)
+SECRET_PARAM = re.compile(rf"([?&][^=&\s]*(?:{SECRET_NAME.pattern})[^=&\s]*=)[^&\s]*", re.IGNORECASE)
+
+
+def redact(text: str) -> str:
+    """`text` with the user name and password of every URI in it (scheme://USER:PASSWORD@host), and the
+    values of query parameters named like secrets (?password=...), replaced by ***: a tracking URI may
+    carry credentials, and messages and run files must never show them."""
+    return SECRET_PARAM.sub(r"\1***", USERINFO.sub(r"\1***@", text))
+
+
+def failure(e: BaseException) -> str:
+    """An exception in a line: its type and first line, and the first line of the error it came from, where that
+    says more ("attempt to write a readonly database" under MLflow's "raised as a result of Query-invoked
+    autoflush")."""
+    def line(x: BaseException) -> str:
+        return shortened(redact((str(x).strip().splitlines() or [type(x).__name__])[0]))
+
+    root = e
+    while (root.__cause__ or root.__context__) is not None and root is not (root.__cause__ or root.__context__):
+        root = root.__cause__ or root.__context__
+    said = f"{type(e).__name__}: {line(e)}"
+    return said if root is e or line(root) in said else f"{said}; from {type(root).__name__}: {line(root)}"
+
+
+def shortened(text: str, limit: int = NOTE_CHARS) -> str:
+    """`text` cut to about `limit` characters at a word's end, with an ellipsis (never mid-word)."""
+    if len(text) <= limit:
+        return text
+    cut = text[:limit + 1].rsplit(" ", 1)[0] if " " in text[:limit + 1] else text[:limit]
+    return cut.rstrip(" ,;:") + " ..."
