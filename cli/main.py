@@ -94,6 +94,9 @@ def info(model, as_json):
     for name, p in data["presets_that_fit"].items():
         needs = f"; {p['needs'][:1].lower()}{p['needs'][1:].rstrip('.')}" if p.get("needs") else ""
         click.echo(f"  {name} ({p.get('model')}'s; its keys fit {data['name']}{needs}): {p.get('description', '')}")
+    click.echo("\npretrained weights (zoo info NAME, zoo.load(\"NAME\")):")
+    for name, description in data["weights"].items() or [("none", "")]:
+        click.echo(f"  {name}" + (f": {description}" if description else ""))
 
 
 def _names_a_run(text: str) -> bool:

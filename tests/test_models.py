@@ -59,6 +59,14 @@ def test_model_info_lists_the_presets_of_registry_toml():
     assert {"convae-lab", "convae-fashion-report", "convae-latent2-report"} <= set(PRESETS)
 
 
+def test_model_info_lists_the_catalogued_weights_of_the_model():
+    """`zoo info iwae` named none of iwae-mnist, iwae50-mnist, piwae-mnist: found only by `zoo list --pretrained`."""
+    from conftest import invoke
+
+    assert set(zoo.model_info("iwae")["weights"]) == {"iwae-mnist", "iwae50-mnist", "piwae-mnist"}
+    out = invoke("info", "iwae").output
+    assert "\npretrained weights (zoo info NAME" in out and "\n  piwae-mnist: IWAE on dynamically binarised" in out
+
 def test_model_info_lists_other_models_presets_that_fit_and_training_takes_them():
     fits = zoo.model_info("iwae")["presets_that_fit"]
     assert "vae-mnist" in fits and fits["vae-mnist"]["model"] == "vae" and not zoo.model_info("iwae")["presets"]

@@ -68,7 +68,8 @@ def list_plugins() -> dict[str, list[dict[str, Any]]]:
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """A plugin's description, hyperparameters (type, default, range), training defaults and presets."""
+    """A plugin's description, hyperparameters (type, default, range), training defaults, presets and catalogued
+    weights."""
     catalogued = registry.weights().get(name) if isinstance(name, str) else None
     if catalogued is not None and name not in registry.list_models():  # weights, not a model: say which
         raise UnknownModelError(f"'{name}' names catalogued weights of model '{catalogued.get('model')}', not a model",
@@ -104,6 +105,8 @@ def model_info(name: str) -> dict[str, Any]:
         # of theirs the model refuses says to change ("needs": `--set batch_norm=false` for a VampPrior)
         "presets_that_fit": {k: {**p, **_needs(entry.name, k)} for k, p in registry.presets().items()
                              if p.get("model") != entry.name and cfgmod.preset_fits(cls, p)},
+        # catalogued weights of this model, each by its name and description (zoo info NAME says more)
+        "weights": {k: w.get("description", "") for k, w in registry.weights().items() if w.get("model") == entry.name},
     }
 
 
