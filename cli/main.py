@@ -171,8 +171,9 @@ def _check_eval_mode(ctx: click.Context, noise_sweep: bool, fid: bool) -> None:
 
 
 def _print_metrics(result: dict) -> None:
+    given = f"; given {result['given']}" if result.get("given") else ""  # a conditional model's p(x | y)
     click.echo(f"{result['model']} on {result['dataset']} ({result['split']}, {result['images']} images, "
-               f"{result.get('pixels', 'grey levels')})")
+               f"{result.get('pixels', 'grey levels')}){given}")
     errors = result.get("standard_errors", {})
     width = max(map(len, result["metrics"]), default=0)
     for k, v in result["metrics"].items():

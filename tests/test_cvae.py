@@ -98,6 +98,8 @@ def test_a_cvae_evaluates_its_conditional_likelihood(runs):
     metrics = zoo.evaluate(cvae, options={"iwae_k": 4}, save=False)["metrics"]
     assert metrics["nll_iwae_k4_nats"] <= metrics["neg_elbo_nats"] + 1.0  # the bound is the tighter one
     assert metrics["kl_nats"] > 0
+    out = assert_ok(invoke("eval", cvae, "--no-progress"))  # named as any VAE's figures: said to be of p(x | y)
+    assert "; given each image's class: the likelihood figures are of p(x | y)" in out.splitlines()[0]
 
 
 def test_conditional_options_are_refused_where_they_do_not_apply(runs, tmp_path):

@@ -203,6 +203,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         result["standard_errors"] = {k: float(t.std()) / math.sqrt(n) for k, t in per.items()}
     if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
         result["caveat"] = data.caveat()
+    if run.can("sample_class"):  # a conditional model's figures: named as any VAE's, of p(x | y)
+        result["given"] = "each image's class: the likelihood figures are of p(x | y)"
     if regularize.prunes(run.record.get("train", {})):
         result["sparsity"] = regularize.sparsity(model)  # zeros per group of the pruned weights
     keep = keep or (save and (fuller_part_kept(run, result) if part else other_images_kept(run, result)))
