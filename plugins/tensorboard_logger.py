@@ -24,12 +24,17 @@ SPRITE_IMAGES = 4096  # at most this many images in the projector's sprite (Tens
 
 
 def tag(key: str) -> str:
-    """A metrics.jsonl key as a TensorBoard tag: train_loss -> loss/train, so the splits share a section (an
-    evaluation's test_mse -> mse/test)."""
-    for split in ("train", "val", "test"):
-        if key.startswith(split + "_"):
-            return f"{key[len(split) + 1:]}/{split}"
-    return key
+    """A metrics.jsonl key as a TensorBoard tag: train_loss -> loss/train, so the splits share a section; an
+    evaluation's figures beside them (test_mse -> mse/test, test_neg_elbo_nats -> neg_elbo/test: the training's
+    −ELBO is in nats too; an evaluation of the validation split, eval_val_mse -> mse/eval-val)."""
+    name, split = key, ""
+    for prefix in ("eval_train", "eval_val", "train", "val", "test"):
+        if key.startswith(prefix + "_"):
+            name, split = key[len(prefix) + 1:], prefix.replace("_", "-")
+            break
+    if split in ("test", "eval-train", "eval-val"):
+        name = name.replace("_nats", "")  # zoo eval's names say the unit, the training's do not
+    return f"{name}/{split}" if split else key
 
 
 def image_tag(label: str) -> str:

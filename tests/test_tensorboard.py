@@ -184,9 +184,13 @@ def test_zoo_eval_log_tensorboard_puts_each_test_figure_beside_the_validation_cu
     assert_ok(invoke("eval", run, "--iwae-k", "3", "--log", "tensorboard"))
     acc = events(run / "tensorboard")
     measured = json.loads((run / "eval.json").read_text())["metrics"]
-    assert [(e.step, e.value) for e in acc.Scalars("nll_iwae_k3_nats/test")] == \
+    assert [(e.step, e.value) for e in acc.Scalars("nll_iwae_k3/test")] == \
         [(2, pytest.approx(measured["nll_iwae_k3_nats"], rel=1e-6))]
     assert steps(acc, "mse/test") == [2] and steps(acc, "mse/val") == [1, 2]
+    assert steps(acc, "neg_elbo/test") == [2] and steps(acc, "neg_elbo/val") == [1, 2]  # both in nats
+    (run / "eval.json").unlink()
+    assert_ok(invoke("eval", run, "--split", "val", "--log", "tensorboard"))
+    assert steps(events(run / "tensorboard"), "mse/eval-val") == [2]  # it read eval_val_mse, beside nothing
 
 
 def test_zoo_eval_of_published_weights_logs_where_the_user_does_not_where_their_publisher_did(tmp_path, monkeypatch):
