@@ -16,6 +16,7 @@ from typing import Any
 
 import torch
 
+from zoo.errors import ConfigError
 from zoo.hooks import hookimpl
 from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
 
@@ -67,6 +68,9 @@ def grid(images: torch.Tensor) -> torch.Tensor:
     return make_grid(images, nrow=images.shape[0], padding=2, pad_value=1.0)
 
 
+OWNER = "zoo-run.txt"  # in TENSORBOARD_DIR/NAME: the run folder whose events it holds
+
+
 class TensorBoard(Logger):
     name = "tensorboard"
     description = ("TensorBoard event files in RUN/tensorboard: every metric per epoch, image grids, the config "
@@ -85,11 +89,22 @@ class TensorBoard(Logger):
 
     def prepare(self, folder: Path) -> None:
         check_writable(self.folder(folder), "TensorBoard event files", "--set tensorboard_dir=...")
+        owner = self.folder(folder) / OWNER
+        if self.train.tensorboard_dir and owner.is_file():
+            other = owner.read_text().strip()
+            if other != str(Path(folder).absolute()):  # runs/A/exp and runs/B/exp: one TensorBoard run, B hiding A
+                raise ConfigError(f"{self.folder(folder)} holds the TensorBoard events of another run ({other}), "
+                                  f"whose folder is also named {Path(folder).name}: TensorBoard would show the two "
+                                  "as one run, this one hiding that one's curves",
+                                  "Name this run's folder otherwise (--out), or give it another tensorboard_dir.")
         if self.train.tensorboard_dir:  # config.json keeps it: a --resume from another folder logs to the same one
             self.train.tensorboard_dir = str(Path(self.train.tensorboard_dir).expanduser().absolute())
 
     def open(self, run: RunView) -> int:
         folder = self.folder(run.folder)
+        if self.train.tensorboard_dir:  # whose events these are, in a folder of many runs' (see prepare)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / OWNER).write_text(str(Path(run.folder).absolute()) + "\n")
         logged = last_logged_epoch(folder)
         # Events past what this run holds are hidden (an old run of the same name, a resume): TensorBoard
         # purges a run's events from `purge_step` on when it reads them.
