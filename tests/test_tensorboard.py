@@ -168,9 +168,10 @@ def test_a_tensorboard_dir_gathers_each_run_under_its_folder_name(tmp_path):
 def test_a_tensorboard_dir_refuses_a_second_run_of_the_same_folder_name_before_it_trains(tmp_path):
     """runs/A/exp and runs/B/exp both logged into DIR/exp: TensorBoard showed one run, B's hiding A's curves."""
     shared = tmp_path / "all-runs"
-    train("--epochs", "1", "--log", "tensorboard", "--set", f"tensorboard_dir={shared}", "--out", tmp_path / "A" / "exp")
-    out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "1", "--log",
-                                    "tensorboard", "--set", f"tensorboard_dir={shared}", "--out", tmp_path / "B" / "exp"),
+    logged = ["--log", "tensorboard", "--set", f"tensorboard_dir={shared}"]
+    train("--epochs", "1", *logged, "--out", tmp_path / "A" / "exp")
+    out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "1", *logged,
+                                    "--out", tmp_path / "B" / "exp"),
                              f"holds the TensorBoard events of another run ({tmp_path / 'A' / 'exp'})", "--out")
     assert not (tmp_path / "B" / "exp").exists(), out
     assert_ok(invoke("train", "--resume", tmp_path / "A" / "exp", "--epochs", "2", "--no-progress"))  # its own
