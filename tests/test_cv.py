@@ -83,6 +83,9 @@ def test_cv_never_writes_over_an_earlier_cross_validation_or_into_a_run(tmp_path
     assert_ok(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "1", "--out", run))
     assert_clean_error(invoke(*args, "--out", run), "is a run folder")
     assert not (run / "cv.json").exists()
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "space.toml").write_text("[params]\n")  # a search's folder
+    assert_clean_error(invoke(*args, "--out", tmp_path / "study"), "is a search's study folder")
 
 
 def test_cv_scores_the_metric_asked_for_and_draws_its_curves(tmp_path):

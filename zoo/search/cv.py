@@ -95,6 +95,9 @@ def check_cv_out(out: Path) -> None:
                           "Choose another --out.")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
+    if (out / "space.toml").is_file():  # a search's study folder: its outputs are rewritten from its trials
+        raise ConfigError(f"--out {out} is a search's study folder: a cross-validation goes into a folder of its own",
+                          "Choose another --out.")
     held = [n for n in ("cv.json", "cv.png") if (out / n).exists()]
     if held:
         raise ConfigError(f"--out {out} holds an earlier cross-validation ({', '.join(held)})",
