@@ -10,9 +10,11 @@ from zoo.errors import ConfigError
 
 def require_labels(name: str, num_classes: int, alternative: str = "") -> None:
     if num_classes < 2:
-        raise ConfigError(f"{name} learns one distribution per class, and this data set has no class labels",
-                          "Train it on a labelled data set (mnist, fashion-mnist, digits, or a folder with one "
-                          f"sub-folder per class){alternative}.")
+        has = ("has no class labels" if num_classes == 0 else  # a folder without class folders, or with one: 1
+               "is of one class (a folder without class sub-folders, or with one)")
+        raise ConfigError(f"{name} learns one distribution per class, and this data set {has}",
+                          "Train it on a labelled data set of two classes or more (mnist, fashion-mnist, digits, or a "
+                          f"folder with one sub-folder per class){alternative}.")
 
 
 def one_hot(labels: torch.Tensor, num_classes: int, dtype=torch.float32) -> torch.Tensor:

@@ -115,6 +115,8 @@ def test_conditional_options_are_refused_where_they_do_not_apply(runs, tmp_path)
 def test_a_cvae_needs_labelled_data():
     with pytest.raises(ConfigError, match="no class labels"):
         zoo.create("cvae", num_classes=0)
+    with pytest.raises(ConfigError, match=r"is of one class \(a folder without class sub-folders, or with one\)"):
+        zoo.create("cvae", num_classes=1)  # it said 'no class labels' of a folder with one class folder
 
 
 def test_a_cvae_runs_model_card_offers_eval_generation_by_class_and_no_reconstruction(runs):
