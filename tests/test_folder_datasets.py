@@ -131,6 +131,17 @@ def test_a_push_of_a_run_trained_on_a_folder_says_the_folder_path_it_publishes(t
     assert said in " ".join(out.split())
     assert str(tmp_path / "pics") in (tmp_path / "hub" / "mine" / "config.json").read_text()  # as said
 
+def test_a_class_given_by_its_index_is_named_in_what_is_drawn(tmp_path):
+    from safetensors import safe_open
+
+    _write_pngs(tmp_path / "pics", {"cats": 10, "dogs": 100}, n=5, size=(28, 28), mode="L")
+    zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=tmp_path / "run", log=quiet,
+              progress=False, **TINY)
+    for label, said in (("1", "class 1: dogs"), ("dogs", "class dogs")):
+        zoo.api.generate(tmp_path / "run", n=2, class_label=label, out=tmp_path / "s.safetensors")
+        with safe_open(tmp_path / "s.safetensors", "pt") as f:
+            assert f.metadata()["sampling"] == said
+
 # ------------------------------------------------------------------------------------------ other layouts: refused
 
 def test_stray_images_beside_class_folders_are_refused_and_named(tmp_path):

@@ -169,7 +169,8 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
         how = "the model's prior" + (", classes drawn uniformly" if run.can("sample_class") else "")
         _say_better_sampler(source)
     else:
-        how = f"sampler {sampler}" if sampler else f"class {class_label}" + (f", spread {spread}" if spread else "")
+        how = f"sampler {sampler}" if sampler else f"class {_class_named(run, class_label)}" + \
+            (f", spread {spread}" if spread else "")
     if run.record.get("train", {}).get("binarize", "none") != "none":
         # a Bernoulli decoder's images are each pixel's probability of being on, not binary draws: say so
         how += ", pixel probabilities"
@@ -191,6 +192,19 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     images = torch.cat(list(batches_))
     out = out or run.output_dir / default_picture(sampler, class_label, per_class)
     per_row = per_class or max(1, int(round(n ** 0.5)))
-    named = f"{run.name} ({source})" if isinstance(source, str) and source in registry.weights() else run.name
-    return plots.image_rows([("", images)], out, title=f"{named}: {n} samples ({how}, seed {seed})",
-                             per_row=per_row, weights=run.outputs_stamp())
+    # a row per class, labelled with its name; one unlabelled grid otherwise
+    rows = [(str(c), images[i * per_class:(i + 1) * per_class]) for i, c in enumerate(run.classes)] \
+        if per_class is not None else [("", images)]
+    weights = catalogued_name(source) if isinstance(source, str) and not Path(source).is_dir() else None
+    named = f"{run.name} ({weights})" if weights in registry.weights() else run.name  # `cgan`: cgan-mnist's
+    return plots.image_rows(rows, out, title=f"{named}: {n} samples ({how}, seed {seed})",
+                            per_row=per_row, weights=run.outputs_stamp())
+
+
+def _class_named(run: Run, label) -> str:
+    """A class as the title says it: as given, and by its name where that is another (--class 3 of a folder whose
+    class folders are zero..nine is the class at index 3 as they sort: 'nine')."""
+    if not run.classes:
+        return str(label)
+    name = str(run.classes[resolve_class(label, run.classes)])
+    return name if name == str(label) else f"{label}: {name}"
