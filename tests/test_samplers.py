@@ -223,3 +223,25 @@ def test_a_class_given_as_a_one_number_tensor_is_that_class():
     from zoo.analysis.latent_samplers import resolve_class
 
     assert resolve_class(torch.tensor(3), [str(i) for i in range(10)]) == 3
+
+
+def test_a_sampler_fitted_on_another_folders_codes_is_not_kept_for_the_run(tmp_path):
+    """--data-dir of a wrong folder (5 images) fitted the sampler on its codes and saved it into the run: every
+    later call, on the right folder, used that 5-code sampler without a word."""
+    from PIL import Image
+
+    from conftest import TINY, quiet
+
+    def folder(name: str, n: int) -> Path:
+        (tmp_path / name / "pics").mkdir(parents=True)
+        for i in range(n):
+            Image.new("L", (28, 28), (37 * i) % 256).save(tmp_path / name / "pics" / f"{i}.png")
+        return tmp_path / name / "pics"
+
+    right, wrong = folder("right", 60), folder("wrong", 6)
+    zoo.train("convae", dataset=f"folder:{right}", epochs=1, out=tmp_path / "run", log=quiet, progress=False, **TINY)
+    drawn = ("generate", tmp_path / "run", "--sampler", "gaussian", "--n", "4")
+    out = assert_ok(invoke(*drawn, "--out", tmp_path / "a.png", "--data-dir", wrong))
+    assert "is --data-dir another folder?" in out and not sampler_path(tmp_path / "run", "gaussian").exists()
+    out = assert_ok(invoke(*drawn, "--out", tmp_path / "b.png"))
+    assert "(not saved" not in out and sampler_path(tmp_path / "run", "gaussian").is_file()  # the run's own codes

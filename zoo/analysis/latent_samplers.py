@@ -176,7 +176,7 @@ def _weights_digest(run_dir: Path) -> str:
 
 
 def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, identity: str,
-                log: Callable[[str], None]) -> LatentSampler | None:
+                log: Callable[[str], None], codes: int | None = None) -> LatentSampler | None:
     """The sampler saved at `path` if it is intact, of this kind, and fitted to these weights; None (refit)
     if it is missing, damaged (said) or stale. A file fitted on another run's codes is refused, and left as
     it is."""
@@ -201,6 +201,10 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, ide
     if meta.get("sampler") not in (None, cls.name):  # a file renamed or copied over: said, not silently replaced
         log(f"note: {path} holds a '{meta.get('sampler')}' sampler, not a '{cls.name}' one; the {cls.name} sampler "
             "is fitted again in its place")
+        return None
+    if codes and meta.get("codes", str(codes)) != str(codes):  # fitted on another folder's (--data-dir)
+        log(f"note: {path} was fitted on {meta['codes']} training codes, and the run trained on {codes}: the "
+            f"{cls.name} sampler is fitted again")
         return None
     try:
         if meta.get("sampler") != cls.name or meta.get("weights_sha256", "") != digest or int(meta["dim"]) != dim:
@@ -242,6 +246,7 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
     digest = _weights_digest(run_dir)
     dim = latent_dim(run)
     identity = run_identity(run.record)  # which run's codes a saved sampler was fitted on
+    trained = run.record.get("data", {}).get("sizes", {}).get(FIT_SPLIT)  # how many codes it must be fitted on
     changed = run.weights_changed()  # codes of weights that are not the file's: fitted afresh, never saved
     # A run the user owns keeps its fitted samplers; a catalogued or downloaded one is left untouched (its
     # shipped sampler read first), so they go with its other outputs (Run.output_dir) instead: a folder
@@ -253,12 +258,15 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
             if where.absolute() in read:  # a run the user owns: its outputs go into its own folder, read once
                 continue
             read.add(where.absolute())
-            saved = _read_saved(where, cls, digest, dim, identity, log or to_stderr)
+            saved = _read_saved(where, cls, digest, dim, identity, log or to_stderr, trained)
             if saved is not None:
                 _warn_if_poor(saved, log)
                 return saved
     path = sampler_path(run.output_dir, cls.name)
     codes, _, _ = split_codes(run, FIT_SPLIT, data_dir)
+    if trained and codes.shape[0] != trained:  # another folder's images: used, never kept for the run's own
+        changed = changed or (f"fitted on {codes.shape[0]} training codes, and the run trained on {trained}: "
+                              "is --data-dir another folder?")
     if codes.shape[0] < 2:
         raise RunError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")
     sampler = cls().fit(codes, seed=FIT_SEED)
