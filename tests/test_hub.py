@@ -407,7 +407,7 @@ def test_bundled_catalogue_name_is_verified_listed_and_described(catalogue, digi
     assert_same_tensors(zoo.load("digits-ae").model.state_dict(), weights(digits_run / "model.safetensors"))
     assert zhub.pull("digits-ae")["how"] == "bundled"
     listing = assert_ok(invoke("pretrained"))
-    assert re.search(r"digits-ae\s+convae\s+digits\s+bundled\s+mse 0.0123, psnr 19.5", listing), listing
+    assert re.search(r"digits-ae\s+convae\s+digits\s+bundled\s+mse 0.01230, psnr 19.50", listing), listing
     info = assert_ok(invoke("pretrained", "digits-ae"))
     assert digest in info and "zoo train convae --dataset digits" in info and "0.0123" in info
     assert "no pretrained weights" in assert_ok(invoke("pretrained", "--model", "tinyae"))
