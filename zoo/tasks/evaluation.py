@@ -145,10 +145,9 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         keep = other_images_kept(run, {ckpt.WEIGHTS_DIGEST: measured, "split": split,
                                        eval_images.IMAGES_DIGEST: eval_images.images_digest(x, y)})
     differ = other_images(data, run.record)
-    if differ:  # another --data-dir's files, a folder that gained images: never written as the run's figures
+    if differ:  # another --data-dir's files, a folder that gained images (never written over an earlier eval)
         to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on, so these are not its "
-                  "test figures" + ("; they are printed, not written to eval.json" if save and not keep else ""))
-        keep = keep or save
+                  "test figures")
     k = (options or {}).get("iwae_k")
     samples = k * x.shape[0] if isinstance(k, int) else 0  # a k that is no count is refused by the model
     if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
