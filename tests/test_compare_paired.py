@@ -271,10 +271,12 @@ def test_a_test_figure_of_runs_measured_on_other_pixels_or_by_another_density_is
         assert_ok(invoke("eval", runs[name], "--iwae-k", "3", "--no-progress"))
     nll = "test_nll_iwae_k3_nats"
     both = zoo.compare([runs["grey"], runs["binary"]], nll)
-    assert both.caveat == f"{nll} is not one measure across these runs (binarize differs: other test images, or " \
-                          "another density)"
-    unpaired = next(r for r in both.runs if r is not both.runs[0])
-    assert any("(binarised against grey pixels): no paired difference" in n for n in unpaired.notes)
+    assert both.caveat == f"{nll} is not one measure across these runs (binarize differs: other test images)"
+    assert both.reference is None and all(r.paired is None for r in both.runs)
     densities = zoo.compare([runs["grey"], runs["gauss"]], nll)
-    assert densities.caveat.startswith(f"{nll} is not one measure across these runs (likelihood differs")
+    assert densities.caveat == f"{nll} is not one measure across these runs (likelihood differs: another density)"
+    assert densities.reference is None and all(r.paired is None for r in densities.runs)  # no 'paired Δ +1964'
+    assert "paired" not in assert_ok(invoke("compare", runs["grey"], runs["gauss"], "--sort", nll)).split("notes")[0]
+    three = zoo.compare([runs["grey"], runs["binary"], runs["gauss"]], "test_mse")  # images differ: said, unpaired
+    assert three.caveat is not None and three.reference is None
     assert zoo.compare([runs["grey"], runs["gauss"]], "test_mse").caveat is None  # reconstructions compare

@@ -50,13 +50,16 @@ def _test_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str
     if not any(r.value(metric) is not None for r in runs):
         return None
     name = metric.removeprefix("test_").removesuffix("_nats")
-    keys = [k for k in DATA_KEYS if k in differing]
+    images = [k for k in DATA_KEYS if k in differing]
+    density: list[str] = []
     for cls in filter(None, (model_class(m) for m in sorted({r.model for r in runs}))):
-        keys += [k for k, alike in cls.test_keys.items() if k in differing and name not in alike and k not in keys]
+        density += [k for k, alike in cls.test_keys.items()
+                    if k in differing and name not in alike and k not in density]
+    keys = images + density
     if not keys:
         return None
-    return (f"{metric} is not one measure across these runs ({', '.join(keys)} differ{'s' * (len(keys) == 1)}: "
-            "other test images, or another density)")
+    what = " and ".join([*(["other test images"] if images else []), *(["another density"] if density else [])])
+    return f"{metric} is not one measure across these runs ({', '.join(keys)} differ{'s' * (len(keys) == 1)}: {what})"
 
 
 def _other_images(a: Compared, b: Compared) -> str:

@@ -147,7 +147,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     differ = other_images(data, run.record)
     if differ:  # another --data-dir's files, a folder that gained images (never written over an earlier eval)
         to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on, so these are not its "
-                  "test figures")
+                  "test figures" + ("; an eval.json of them says their count (zoo compare and zoo info show it)"
+                                    if save else ""))
     k = (options or {}).get("iwae_k")
     samples = k * x.shape[0] if isinstance(k, int) else 0  # a k that is no count is refused by the model
     if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
