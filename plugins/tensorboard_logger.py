@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from zoo.errors import ConfigError
+from zoo.runs import checkpoint as ckpt
 from zoo.hooks import hookimpl
 from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
 
@@ -91,8 +92,10 @@ class TensorBoard(Logger):
         check_writable(self.folder(folder), "TensorBoard event files", "--set tensorboard_dir=...")
         owner = self.folder(folder) / OWNER
         if self.train.tensorboard_dir and owner.is_file():
-            other = owner.read_text().strip()
-            if other != str(Path(folder).absolute()):  # runs/A/exp and runs/B/exp: one TensorBoard run, B hiding A
+            other, identity = (owner.read_text().splitlines() + ["", ""])[:2]
+            record = Path(folder) / ckpt.CONFIG  # a resume of the same run, moved since: its events
+            moved = bool(identity) and record.is_file() and ckpt.run_identity(ckpt.read_json(record)) == identity
+            if other != str(Path(folder).resolve()) and not moved:  # runs/A/exp and runs/B/exp: one run to TensorBoard
                 raise ConfigError(f"{self.folder(folder)} holds the TensorBoard events of another run ({other}), "
                                   f"whose folder is also named {Path(folder).name}: TensorBoard would show the two "
                                   "as one run, this one hiding that one's curves",
@@ -102,15 +105,21 @@ class TensorBoard(Logger):
 
     def open(self, run: RunView) -> int:
         folder = self.folder(run.folder)
-        if self.train.tensorboard_dir:  # whose events these are, in a folder of many runs' (see prepare)
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / OWNER).write_text(str(Path(run.folder).absolute()) + "\n")
+        self.claim(run.folder, ckpt.run_identity(run.config))
         logged = last_logged_epoch(folder)
         # Events past what this run holds are hidden (an old run of the same name, a resume): TensorBoard
         # purges a run's events from `purge_step` on when it reads them.
         done = min(logged, run.history[-1]["epoch"] if run.resumed and run.history else 0)
         self.writer = writer(folder, purge_step=done + 1 if logged else None)
         return done
+
+    def claim(self, run_folder: Path, identity: str = "") -> None:
+        """In a tensorboard_dir of many runs' events, write whose these are (the run's or study's folder, and a
+        run's identity): see prepare."""
+        if self.train.tensorboard_dir:
+            folder = self.folder(run_folder)
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / OWNER).write_text(f"{Path(run_folder).resolve()}\n{identity}\n")
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         for key, value in scalars(record).items():
@@ -148,6 +157,7 @@ class TensorBoard(Logger):
         search has ended, the study's own run: each trial's objective and the best so far."""
         from torch.utils.tensorboard.summary import hparams
 
+        self.claim(study.folder)
         for trial in study.trials:
             folder = self.folder(study.folder) / f"trial-{trial.number:04d}"
             if any(folder.glob(f"{EVENTS}*")):

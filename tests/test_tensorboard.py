@@ -174,8 +174,12 @@ def test_a_tensorboard_dir_refuses_a_second_run_of_the_same_folder_name_before_i
                                     "--out", tmp_path / "B" / "exp"),
                              f"holds the TensorBoard events of another run ({tmp_path / 'A' / 'exp'})", "--out")
     assert not (tmp_path / "B" / "exp").exists(), out
-    assert_ok(invoke("train", "--resume", tmp_path / "A" / "exp", "--epochs", "2", "--no-progress"))  # its own
-    assert sorted(steps(events(shared / "exp"), "loss/val")) == [1, 2]
+    assert_ok(invoke("train", "--resume", tmp_path / "A" / ".." / "A" / "exp", "--epochs", "2", "--no-progress"))
+    assert sorted(steps(events(shared / "exp"), "loss/val")) == [1, 2]  # its own, by another spelling of its path
+    (tmp_path / "moved").mkdir()
+    (tmp_path / "A" / "exp").rename(tmp_path / "moved" / "exp")  # the same run, moved: its events go on
+    assert_ok(invoke("train", "--resume", tmp_path / "moved" / "exp", "--epochs", "3", "--no-progress"))
+    assert sorted(steps(events(shared / "exp"), "loss/val")) == [1, 2, 3]
 
 
 def test_a_relative_tensorboard_dir_is_kept_absolute_so_a_resume_from_elsewhere_appends_to_it(tmp_path,
@@ -348,3 +352,14 @@ def test_a_denoising_run_logs_its_clean_noisy_and_denoised_rows(tmp_path):
     assert_ok(invoke("train", "dae", "--dataset", "digits", *TINY_SET, "--epochs", "1", "--log", "tensorboard",
                      "--out", run))
     assert set(events(run / "tensorboard").Tags()["images"]) == {"images/clean", "images/noisy", "images/denoised"}
+
+
+def test_a_second_study_of_the_same_folder_name_is_refused_a_tensorboard_dir_that_holds_the_first(tmp_path):
+    """studies/A/s and studies/B/s logged into DIR/s: B's trials were not logged, its study curve went into A's."""
+    (tmp_path / "space.toml").write_text(tiny_space(trials=1, epochs=1))
+    search = ("search", "convae", "--space", tmp_path / "space.toml", "--log", "tensorboard",
+              "--set", f"tensorboard_dir={tmp_path / 'tb'}")
+    assert_ok(invoke(*search, "--out", tmp_path / "A" / "s"))
+    assert_clean_error(invoke(*search, "--out", tmp_path / "B" / "s"),
+                       f"holds the TensorBoard events of another run ({tmp_path / 'A' / 's'})")
+    assert not (tmp_path / "B" / "s").exists()
