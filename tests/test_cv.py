@@ -131,7 +131,7 @@ def test_cv_mistakes_are_clean_errors():
     ({"folds": 3}, "zoo.cross_validate has no option folds=", "Write folds_k="),
     ({"json": True}, "zoo.cross_validate has no option json=", "returns its result as a dict"),
     ({"log": "tensorboard"}, "log= takes a function of one text (such as print), not 'tensorboard'",
-     "loggers='tensorboard'"),
+     "A cross-validation logs to no tracker"),
     ({"log": None}, "log= takes a function of one text", "zoo.console.quiet"),
 ])
 def test_a_python_call_of_cross_validate_that_does_not_fit_it_is_one_message_before_any_fold(call, said, hint):

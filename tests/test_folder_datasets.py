@@ -137,7 +137,7 @@ def test_a_class_given_by_its_index_is_named_in_what_is_drawn(tmp_path):
     _write_pngs(tmp_path / "pics", {"cats": 10, "dogs": 100}, n=5, size=(28, 28), mode="L")
     zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=tmp_path / "run", log=quiet,
               progress=False, **TINY)
-    for label, said in (("1", "class 1: dogs"), ("dogs", "class dogs")):
+    for label, said in (("1", "class 1: dogs"), ("dogs", "class dogs"), (torch.tensor(1), "class 1: dogs")):
         zoo.api.generate(tmp_path / "run", n=2, class_label=label, out=tmp_path / "s.safetensors")
         with safe_open(tmp_path / "s.safetensors", "pt") as f:
             assert f.metadata()["sampling"] == said

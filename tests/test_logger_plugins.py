@@ -217,3 +217,18 @@ def test_an_evaluation_not_saved_has_nothing_for_a_logger_and_is_refused(tmp_pat
     assert_ok(train("--epochs", "1", "--out", run))
     with pytest.raises(zoo.errors.ConfigError, match="save=False keeps none"):
         zoo.evaluate(run, save=False, loggers="tensorboard")
+
+
+def test_a_failure_is_said_down_the_chain_the_traceback_shows_and_never_round_a_cycle():
+    from zoo.tracking.messages import failure
+
+    outer, inner = RuntimeError("outer"), ValueError("inner")
+    outer.__context__, inner.__context__ = inner, outer  # a cycle: it looped for ever
+    assert failure(outer) == "RuntimeError: outer; from ValueError: inner"
+    try:
+        try:
+            raise ValueError("hidden")
+        except ValueError:
+            raise RuntimeError("said") from None
+    except RuntimeError as e:
+        assert failure(e) == "RuntimeError: said"  # a context raised `from None` is not its cause

@@ -20,10 +20,12 @@ def quiet(_msg: str) -> None:
     """Say nothing."""
 
 
-def check_log(log) -> None:
-    """A `log=` that is no function (a logger's name, None for silence), refused before anything is done."""
+def check_log(log, loggers: bool = True) -> None:
+    """A `log=` that is no function (a logger's name, None for silence), refused before anything is done.
+    `loggers`: whether the function takes loggers= (a cross-validation logs to none)."""
     if callable(log):
         return
-    hint = (f"The loggers are named in loggers= (the command's --log): loggers={log!r}." if isinstance(log, str)
+    hint = ((f"The loggers are named in loggers= (the command's --log): loggers={log!r}." if loggers else
+             "A cross-validation logs to no tracker; log= is where its lines go.") if isinstance(log, str)
             else "Pass zoo.console.quiet to say nothing." if log is None else "")
     raise ConfigError(f"log= takes a function of one text (such as print), not {log!r:.60}", hint)

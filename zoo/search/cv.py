@@ -113,7 +113,7 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     and standard deviation; with `compare_holdout`, the plain validation split trained beside it.
     With `out`, writes cv.json and cv.png (validation curves per fold) there. Config keys go in `overrides`
     or as keywords, as `zoo.train` takes them (epochs=5)."""
-    check_log(log)
+    check_log(log, loggers=False)
     refuse_command_options("cross_validate", keys)
     folds_k = check_count(folds_k, "--folds (folds_k=)", 2)
     check_flag(compare_holdout, "compare_holdout")

@@ -42,7 +42,10 @@ def run_group(worker: Worker, size: int) -> None:
                 return
             worker.study.tell(trial, value, state=state)
             told.add(trial.number)
-            worker.say_told(trial.number)
+            if state is None:  # told its value: its line is true now
+                worker.say_told(trial.number)
+            else:  # failed or pruned after all (a Ctrl-C inside the tell): no line of a finished trial
+                worker.scored.pop(trial.number, None)
 
     beat = Heartbeat(worker.storage, [t._trial_id for t in trials], worker.settings.heartbeat, worker.native)
     for t in trials:

@@ -204,6 +204,8 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
 def _class_named(run: Run, label) -> str:
     """A class as the title says it: as given, and by its name where that is another (--class 3 of a folder whose
     class folders are zero..nine is the class at index 3 as they sort: 'nine')."""
+    if isinstance(label, torch.Tensor) and label.numel() == 1:
+        label = label.item()  # torch.tensor(3): said as 3
     if not run.classes:
         return str(label)
     name = str(run.classes[resolve_class(label, run.classes)])

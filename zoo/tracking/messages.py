@@ -28,9 +28,13 @@ def failure(e: BaseException) -> str:
     def line(x: BaseException) -> str:
         return shortened(redact((str(x).strip().splitlines() or [type(x).__name__])[0]))
 
-    root = e
-    while (root.__cause__ or root.__context__) is not None and root is not (root.__cause__ or root.__context__):
-        root = root.__cause__ or root.__context__
+    root, seen = e, {id(e)}
+    while True:  # down the chain the traceback shows (a context raised `from None` is not), never round a cycle
+        below = root.__cause__ or (None if root.__suppress_context__ else root.__context__)
+        if below is None or id(below) in seen:
+            break
+        root = below
+        seen.add(id(root))
     said = f"{type(e).__name__}: {line(e)}"
     return said if root is e or line(root) in said else f"{said}; from {type(root).__name__}: {line(root)}"
 
