@@ -246,8 +246,15 @@ def test_every_part_of_a_model_with_many_parts_is_compiled(tmp_path):
     one wrapper than Dynamo's default limit of 8: past it the rest ran uncompiled, with a warning."""
     import torch._dynamo.utils
 
+    from zoo.training.compiling import called_parts
+
     torch._dynamo.reset()
     torch._dynamo.utils.counters.clear()
-    train(tmp_path / "h", "hvae", epochs=1, compile=True, latent_dim=3, layer_hidden=16, prior="vampprior",
-          pseudo_inputs=10)
+    result = train(tmp_path / "h", "hvae", epochs=1, compile=True, latent_dim=3, layer_hidden=16, prior="vampprior",
+                   pseudo_inputs=10)
+    parts = called_parts(result.model)
+    held = [m for c in result.model.children() if isinstance(c, torch.nn.ModuleList) for m in c]
+    assert held and all(any(m is part for part in parts) for m in held)  # its ModuleLists' per-layer networks too
+    assert not any(isinstance(part, torch.nn.ModuleList) for part in parts)  # a container is never called
+    assert all(getattr(part, "_compiled_call_impl", None) is not None for part in parts)
     assert torch._dynamo.utils.counters["stats"]["unique_graphs"] > 8
