@@ -62,5 +62,5 @@ def test_the_cards_file_their_figures_under_the_task_of_their_model():
     tasks = {name: re.search(r"task: \{type: ([\w-]+)\}", (WEIGHTS / name / "README.md").read_text()).group(1)
              for name in ("features-mnist", "head-mnist", "gan-mnist", "cgan-mnist", "iwae-mnist", "dae-mnist")}
     assert tasks == {"features-mnist": "image-classification", "head-mnist": "image-classification",
-                     "gan-mnist": "unconditional-image-generation", "cgan-mnist": "unconditional-image-generation",
+                     "gan-mnist": "unconditional-image-generation", "cgan-mnist": "class-conditional-image-generation",
                      "iwae-mnist": "image-reconstruction", "dae-mnist": "image-reconstruction"}

@@ -104,13 +104,10 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
     measured during training (in the YAML metadata and the body). `samplers`: the names of those pushed."""
     run = published(check_config(run_dir / CONFIG, str(run_dir)))
     eval_result, _ = read_eval(run_dir)  # None unless it measured these weights
+    # bundled weights: the catalogue's figures too (a GAN's FID is in no eval.json), as their own card shows them
     catalogued = registry.catalogued_metrics(registry.bundled_name(run_dir))
-    if catalogued:  # bundled weights: the catalogue's figures too (a GAN's FID is in no eval.json)
-        measured = (eval_result or {}).get("metrics", {})
-        eval_result = {"split": "test", "images": (eval_result or {}).get("images", 10_000), **(eval_result or {}),
-                       "metrics": {**catalogued, **measured}}
     images = current_pictures(run_dir)
-    card = render_card(run, eval_result, images, location, samplers)
+    card = render_card(run, eval_result, images, location, samplers, catalogued=catalogued)
     summary = _training_summary(run_dir)
     plugin = run.get("plugin", {})
     plugin_text = f"{plugin.get('package', 'zoo')} {plugin.get('version', '')}".strip()

@@ -58,6 +58,8 @@ def _task(cls: type | None) -> str:
     """The Hugging Face task its figures are filed under."""
     if cls is not None and cls.can("classify"):
         return "image-classification"
+    if cls is not None and cls.can("sample_class"):
+        return "class-conditional-image-generation"
     if cls is not None and not cls.can("reconstruct") and cls.can("sample"):
         return "unconditional-image-generation"
     return "image-reconstruction"
@@ -77,6 +79,9 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     metrics = (eval_result or {}).get("metrics", {})
     others = {k: v for k, v in (catalogued or {}).items() if k not in metrics and isinstance(v, (int, float))}
     cls = _model_class(model)
+    # a conditional model's likelihood figures are of p(x | y)
+    given = "; given each image's class: p(x | y)" if cls is not None and cls.can("sample_class") and \
+        cls.has_test_metrics() else ""
     lines = ["---", "library_name: zoo", "license: mit",
              f"tags:{_yaml_list(['zoo', model, 'image', 'unsupervised'])}",
              f"datasets:{_yaml_list([dataset])}"]
@@ -102,19 +107,21 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
         heading = {"val": "Validation"}.get(split, split.capitalize())
         pixels = eval_result.get("pixels")  # binarised or grey: a Bernoulli -log p(x) means nothing without it
         pixels = f", {pixels}" if isinstance(pixels, str) else ""
-        lines += [f"## {heading} metrics ({eval_result.get('images')} {split} images{pixels})", "",
+        lines += [f"## {heading} metrics ({eval_result.get('images')} {split} images{pixels}{given})", "",
                   "| metric | value | standard error |", "| --- | --- | --- |"]
         errors = eval_result.get("standard_errors", {})  # the spread over the images over √N (older evals: none)
         lines += [f"| {k} | {v:.5g} | {f'{errors[k]:.2g}' if k in errors else '—'} |" for k, v in metrics.items()]
         lines.append("")
-        bound = next((k for k in metrics if k.startswith("nll_iwae_k")), None)
-        if bound is not None:  # the −ELBO (and a VampPrior's KL) come from the bound's draws
-            k = bound[len("nll_iwae_k"):].split("_")[0]
+        ks = [k[len("nll_iwae_k"):].split("_")[0] for k in metrics if k.startswith("nll_iwae_k")]
+        if ks:  # the −ELBO (and a VampPrior's KL) come from the first bound's draws
             lines += [f"The Monte-Carlo figures are those of one stream of draws: `zoo eval {shlex.quote(address)} "
-                      f"--iwae-k {k}` gives them again; without `--iwae-k` the −ELBO is another draw (within its "
-                      "standard error).", ""]
+                      f"--iwae-k {ks[0]}` gives them again" + (f" (`--iwae-k {ks[1]}` its K = {ks[1]} bound)"
+                                                              if len(ks) > 1 else "")
+                      + "; without `--iwae-k` the −ELBO is another draw (within its standard error).", ""]
     if others:
-        lines += ["## Catalogued figures", "", "| metric | value |", "| --- | --- |",
+        binarize = run.get("train", {}).get("binarize", "none")
+        pixels = f", binarised ({binarize})" if binarize not in ("none", "", None) else ""
+        lines += [f"## Catalogued figures (test split{pixels}{given})", "", "| metric | value |", "| --- | --- |",
                   *[f"| {k} | {v:.5g} |" for k, v in others.items()], "",
                   "(from registry.toml: measured on the test split when the weights were catalogued"
                   + (f"; `classifier_` figures by `zoo eval {shlex.quote(address)} --fid`"
