@@ -25,7 +25,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import check_count, check_flag, resolve_config
 from zoo.runs.run import training_data
 from zoo.tasks.training import model_to_train
-from zoo.training.fit import REDUCE, FitResult, UnrecordedMetric, check_recorded, fit, has_own_test
+from zoo.training.fit import REDUCE, FitResult, UnrecordedMetric, check_recorded, fit, has_own_test, metric_key
 
 
 def training_pool(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,7 +132,7 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     grey = grey_data(train_cfg, lambda cfg: training_data(cfg, device))
     data = with_binarization(grey, train_cfg.binarize)  # the standard split, as `zoo train` has it
     metric = metric or cls.monitor or "loss"
-    key = metric if metric.startswith(("val_", "train_")) else f"val_{metric}"  # as metrics.jsonl names it
+    key = metric_key(metric)  # as metrics.jsonl names it
     parts = folds(grey, folds_k, train_cfg.seed, train_cfg.binarize)  # refuses too few images before any training
     check_recorded(cls, model_cfg, train_cfg, data, metric)  # a misspelt --metric, before a fold's training
     if compare_holdout and "val" in data.reused:

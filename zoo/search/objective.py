@@ -20,15 +20,9 @@ from zoo.search import cv as cvmod
 from zoo.search.data import load_data
 from zoo.search.space import Space
 from zoo.search.study import optuna_module
-from zoo.training.fit import PROBE_IMAGES, SPLITS, epoch_keys
+from zoo.training.fit import PROBE_IMAGES, epoch_keys
 
 PROBE_DRAWS = 4   # configurations drawn from the space to find one that builds (then the fixed part alone)
-
-
-def metric_key(name: str) -> str:
-    """The metrics.jsonl key of an objective name: `val_loss` and `train_loss` as written, `loss` the
-    validation one (`val_loss`)."""
-    return name if name.startswith(SPLITS) else f"val_{name}"
 
 
 def describe(keys: list[str]) -> str:

@@ -13,7 +13,7 @@ from zoo import registry
 from zoo.device import cuda_only_notes, pick_device
 from zoo.errors import ConfigError, RunError
 from zoo.runs.config import TrainConfig, check_count, check_flag, check_seed, field_type, fields_of, resolve_config
-from zoo.search.objective import metric_key
+from zoo.training.fit import metric_key
 from zoo.search.space import PRUNERS, STRATEGIES, Space, load_space
 from zoo.search.study import JOURNAL, folder_study_name, normalise_url
 

@@ -25,6 +25,13 @@ PROBE_IMAGES = (4, 1024)  # images of the epoch that lists the metrics: a few, e
                           # pseudo-inputs need as many) a thousand
 
 
+def metric_key(name: str) -> str:
+    """The metrics.jsonl key of an objective name: `val_loss` and `train_loss` as written, `loss` the
+    validation one (`val_loss`)."""
+    return name if name.startswith(SPLITS) else f"val_{name}"
+
+
+
 class UnrecordedMetric(ConfigError):
     """A metric to score by that the model does not record: the command's mistake, whatever data it trains on."""
 
@@ -62,7 +69,7 @@ def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "be
     """The `metric` over the epochs: its best, mean or last value. The best is the lowest, or the highest of a
     metric better when higher (`maximized`, the model class's: accuracy). A metrics.jsonl key (`val_loss`,
     `train_loss`) as written; a bare name (`loss`) is the validation one."""
-    key = metric if metric.startswith(("val_", "train_")) else f"val_{metric}"
+    key = metric_key(metric)
     values = [r[key] for r in history if key in r]
     if not values:
         raise unrecorded(metric, history)
@@ -146,7 +153,7 @@ def epoch_keys(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, n:
 def check_recorded(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, metric: str) -> None:
     """Refuse (UnrecordedMetric) a `metric` to score by that one epoch of this configuration does not record,
     before any real training; say nothing where the configuration cannot train on the probe's images."""
-    key = metric if metric.startswith(SPLITS) else f"val_{metric}"
+    key = metric_key(metric)
     for n in PROBE_IMAGES:
         if n > PROBE_IMAGES[0] and data.train_x.shape[0] <= PROBE_IMAGES[0]:
             return  # no more images to try with
