@@ -20,7 +20,7 @@ from zoo.search import cv as cvmod
 from zoo.search.data import load_data
 from zoo.search.space import Space
 from zoo.search.study import optuna_module
-from zoo.training.fit import PROBE_IMAGES, epoch_keys
+from zoo.training.fit import probe_keys
 
 PROBE_DRAWS = 4   # configurations drawn from the space to find one that builds (then the fixed part alone)
 
@@ -79,24 +79,17 @@ def _one_value(p) -> bool:
 
 def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | None:
     """The metrics.jsonl keys of the model's metrics (`val_...`, `train_...`), from one epoch of the first
-    configuration that builds and trains, on a few images, else on a thousand; None if none does (each trial
-    then says why)."""
-    configurations = list(_configurations(settings, space))
-    for images in PROBE_IMAGES:
-        for cls, model_cfg, train_cfg in configurations:
-            data = load_data(train_cfg, data_cache)
-            if settings.cv:  # too many folds for the images: refused here, before the study folder is made
-                cvmod.folds(data, settings.cv)
-            if "val" in data.reused and not settings.cv:  # every trial would be scored on its training images
-                raise ConfigError(f"cannot score trials on {data.name}: {data.caveat()}",
-                                  "Add images to the folder, or cross-validate with --cv K.")
-            if images > PROBE_IMAGES[0] and data.train_x.shape[0] <= PROBE_IMAGES[0]:
-                return None  # no more images to try with
-            try:
-                return epoch_keys(cls, model_cfg, train_cfg, data, images)
-            except Exception:  # noqa: BLE001 - this configuration cannot be built or trained: its trial says why
-                continue
-    return None
+    configuration that trains (zoo.training.fit.probe_keys); None if none does (each trial then says why)."""
+    candidates = []
+    for cls, model_cfg, train_cfg in _configurations(settings, space):
+        data = load_data(train_cfg, data_cache)
+        if settings.cv:  # too many folds for the images: refused here, before the study folder is made
+            cvmod.folds(data, settings.cv)
+        if "val" in data.reused and not settings.cv:  # every trial would be scored on its training images
+            raise ConfigError(f"cannot score trials on {data.name}: {data.caveat()}",
+                              "Add images to the folder, or cross-validate with --cv K.")
+        candidates.append((cls, model_cfg, train_cfg, data))
+    return probe_keys(candidates)
 
 
 def _configurations(settings, space: Space) -> Iterator[tuple[type, Any, Any]]:

@@ -23,9 +23,9 @@ A subclass writes four things, each in its own terms:
 from __future__ import annotations
 
 import contextlib
-import logging
 import difflib
 import importlib
+import logging
 import math
 import time
 from dataclasses import dataclass

@@ -1,4 +1,4 @@
-"""torch.compile for training (`compile = true`): each top-level part of a model compiled in place, and how
+"""torch.compile for training (`compile = true`): each part of a model compiled in place, and how
 to tell the compiler's own failures from the model's."""
 
 import torch

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Iterable
 
 import torch
 
@@ -29,7 +29,6 @@ def metric_key(name: str) -> str:
     """The metrics.jsonl key of an objective name: `val_loss` and `train_loss` as written, `loss` the
     validation one (`val_loss`)."""
     return name if name.startswith(SPLITS) else f"val_{name}"
-
 
 
 class UnrecordedMetric(ConfigError):
@@ -150,17 +149,25 @@ def epoch_keys(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, n:
     raise RuntimeError("the probe's epoch ended without its callback")  # (fit calls it every epoch)
 
 
+def probe_keys(candidates: Iterable[tuple[type, Any, TrainConfig, ImageData]]) -> list[str] | None:
+    """The metric keys of one epoch (epoch_keys) of the first candidate configuration (cls, model config, training
+    config, data) that trains on a few images, else of the first that trains on a thousand (a VampPrior's hundreds
+    of pseudo-inputs need as many); None where none does (the real training then says why)."""
+    candidates = list(candidates)
+    for n in PROBE_IMAGES:
+        for cls, model_cfg, train_cfg, data in candidates:
+            if n > PROBE_IMAGES[0] and data.train_x.shape[0] <= PROBE_IMAGES[0]:
+                continue  # no more images to try with
+            try:
+                return epoch_keys(cls, model_cfg, train_cfg, data, n)
+            except Exception:  # noqa: BLE001 - this configuration cannot be built or trained: its training says why
+                continue
+    return None
+
+
 def check_recorded(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, metric: str) -> None:
     """Refuse (UnrecordedMetric) a `metric` to score by that one epoch of this configuration does not record,
     before any real training; say nothing where the configuration cannot train on the probe's images."""
-    key = metric_key(metric)
-    for n in PROBE_IMAGES:
-        if n > PROBE_IMAGES[0] and data.train_x.shape[0] <= PROBE_IMAGES[0]:
-            return  # no more images to try with
-        try:
-            keys = epoch_keys(cls, model_cfg, train_cfg, data, n)
-        except Exception:  # noqa: BLE001 - the training itself says why
-            continue
-        if key not in keys:
-            raise unrecorded(metric, [{k: 0.0 for k in keys}])
-        return
+    keys = probe_keys([(cls, model_cfg, train_cfg, data)])
+    if keys is not None and metric_key(metric) not in keys:
+        raise unrecorded(metric, [{k: 0.0 for k in keys}])
