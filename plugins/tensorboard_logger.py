@@ -92,7 +92,7 @@ class TensorBoard(Logger):
         check_writable(self.folder(folder), "TensorBoard event files", "--set tensorboard_dir=...")
         owner = self.folder(folder) / OWNER
         if self.train.tensorboard_dir and owner.is_file():
-            other, identity = (owner.read_text().splitlines() + ["", ""])[:2]
+            other, identity = (owner.read_text(errors="replace").splitlines() + ["", ""])[:2]
             record = Path(folder) / ckpt.CONFIG  # a resume of the same run, moved since: its events
             moved = bool(identity) and record.is_file() and ckpt.run_identity(ckpt.read_json(record)) == identity
             if other != str(Path(folder).resolve()) and not moved:  # runs/A/exp and runs/B/exp: one run to TensorBoard

@@ -156,18 +156,18 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         spread = quality.spread_ratio(f_samples, f_test)
         result["samples_spread"] = spread if math.isfinite(spread) else None
         if not math.isfinite(spread):
-            result["warning"] = "the features of the samples or the test images are not all finite numbers: these " \
-                                "figures say nothing (do the samples hold NaN?)"
+            _warn(result, "the features of the samples or the test images are not all finite numbers: these "
+                          "figures say nothing (do the samples hold NaN?)")
         elif spread < ALIKE:  # blank or collapsed samples sit on one real image's neighbourhood: precision 1
             pr = result["samples_vs_test"]
-            result["warning"] = (f"the samples are nearly all alike: their features spread {spread:.1%} as widely as "
-                                 f"the test images' (blank images, or a collapsed generator): a precision of "
-                                 f"{pr['precision']:.3f} says only that they lie near some real images; the recall, "
-                                 f"{pr['recall']:.3f}, how little of the data they cover")
+            _warn(result, f"the samples are nearly all alike: their features spread {spread:.1%} as widely as the "
+                          f"test images' (blank images, or a collapsed generator): a precision of "
+                          f"{pr['precision']:.3f} says only that they lie near some real images; the recall, "
+                          f"{pr['recall']:.3f}, how little of the data they cover")
         if feat.can("classify") and not same_classes:
-            result["warning"] = ((result["warning"] + "\n") if "warning" in result else "") + (
-                f"the feature network's classes ({_listed(feat_run.classes)}) are not the run's "
-                f"({_listed(run.classes)}): no class accuracy is measured, of the samples or of the test images")
+            _warn(result, f"the feature network's classes ({_listed(feat_run.classes)}) are not the run's "
+                          f"({_listed(run.classes)}): no class accuracy is measured, of the samples or of the test "
+                          "images")
         if conditional and same_classes:
             result["class_accuracy"] = class_accuracy(feat, samples, wanted, run.classes)
         if feat.can("classify") and same_classes and test_y is not None and len(test_y):
@@ -176,10 +176,9 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
             accuracy = class_accuracy(feat, real, test_y[:m].cpu(), run.classes)["mean"]
             result["feature_network_test_accuracy"] = accuracy
             if accuracy < WEAK_FEATURES:
-                result["warning"] = ((result["warning"] + "\n") if "warning" in result else "") + (
-                                     f"the feature network classifies only {accuracy:.1%} of the test images right: "
-                                     "its features tell the classes apart poorly, so these figures say little "
-                                     "(even noise can score a high precision); train it longer")
+                _warn(result, f"the feature network classifies only {accuracy:.1%} of the test images right: its "
+                              "features tell the classes apart poorly, so these figures say little (even noise can "
+                              "score a high precision); train it longer")
     if inception:  # the same samples and images, in Inception's features (minutes on a CPU)
         result["inception"] = inception_mod.inception_quality(samples, test_x[:m], train_x, inception=inception,
                                                               device=run.device, seed=seed)
@@ -212,3 +211,8 @@ def _over_seeds(source, seeds: int, *, seed: int, save: bool, sampler: str | Non
 def _listed(classes) -> str:
     names = [str(c) for c in classes or ()]
     return ", ".join(names[:5]) + (", ..." if len(names) > 5 else "") if names else "none"
+
+
+def _warn(result: dict[str, Any], text: str) -> None:
+    """Add a warning to the result's, one line each (the CLI prints each on its own line)."""
+    result["warning"] = f"{result['warning']}\n{text}" if "warning" in result else text
