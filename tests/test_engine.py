@@ -176,6 +176,27 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_best_weights(tmp_path):
     assert mse == pytest.approx(best["val_mse"], rel=1e-4)
 
 
+def test_zoo_info_says_how_each_training_ended(tmp_path):
+    """`zoo info RUN` said "3 of 20 epochs" alike for a run that diverged, stopped early or was interrupted."""
+    class StopAfterFirst(zoo.Callback):
+        def on_epoch_end(self, trainer, epoch, record):
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingDiverged):
+        train(tmp_path / "diverged", epochs=20, **DIVERGE)
+    with pytest.raises(Interrupted):
+        train(tmp_path / "interrupted", epochs=3, callbacks=[StopAfterFirst()])
+    train(tmp_path / "early", epochs=40, patience=1, lr=0.05)
+    train(tmp_path / "completed", epochs=1)
+    said = {name: json.loads(assert_ok(invoke("info", tmp_path / name, "--json")))["training"]["ended"]
+            for name in ("diverged", "interrupted", "early", "completed")}
+    assert said == {"diverged": "diverged", "interrupted": "interrupted", "early": "early_stopping",
+                    "completed": "completed"}
+    out = assert_ok(invoke("info", tmp_path / "interrupted"))
+    assert f"1 of 3 epochs (interrupted; `zoo train --resume {tmp_path / 'interrupted'}` continues it)" in out
+    assert "(stopped early)" in assert_ok(invoke("info", tmp_path / "early"))
+
+
 def test_cli_divergence_is_one_message(tmp_path):
     run = tmp_path / "run"
     assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", "20", "--out", run, *TINY_SET,

@@ -46,7 +46,7 @@ def test_a_pushed_cards_load_line_works_from_the_hub(digits_run, tmp_path):
 def test_info_of_a_run_folder_says_what_it_is(run_copy):
     out = assert_ok(invoke("info", run_copy))
     assert f"{run_copy}: a convae run" in out and "on digits" in out
-    assert "training: 2 of 2 epochs, best epoch" in out and "channels=[4, 8, 8]" in out
+    assert "training: 2 of 2 epochs (completed), best epoch" in out and "channels=[4, 8, 8]" in out
     assert f'load it: zoo.load("{run_copy}")' in out
     data = json.loads(assert_ok(invoke("info", run_copy, "--json")))
     assert data["model"] == "convae" and data["training"]["epochs"] == 2

@@ -12,6 +12,8 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo import registry
 from zoo.runs.loading import read_run, resolve
+from zoo.runs.lock import writer_of
+from zoo.runs.training_state import recorded_trainer
 from zoo.errors import UnknownModelError
 
 
@@ -67,6 +69,9 @@ def _training(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
         return {"epochs": None, "of": run["train"].get("epochs")}
     rows, _ = ckpt.read_metrics(path)
     out: dict[str, Any] = {"epochs": rows[-1]["epoch"] if rows else 0, "of": run["train"].get("epochs")}
+    ended = _ended(run_dir, rows, out["of"])
+    if ended:
+        out["ended"] = ended
     best = [r for r in rows if r.get("best")]
     if best:
         out["best_epoch"] = best[-1]["epoch"]
@@ -74,3 +79,19 @@ def _training(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
     if rows and sum(r.get("seconds", 0) for r in rows):
         out["seconds"] = round(sum(r.get("seconds", 0) for r in rows), 1)
     return out
+
+
+def _ended(run_dir: Path, rows: list[dict[str, Any]], of: Any) -> str | None:
+    """How the training ended: "training" (a process writes it now), "diverged", "early_stopping",
+    "completed" (all its epochs) or "interrupted" (a resume continues it); None where its checkpoint
+    cannot tell (weights copied without it)."""
+    if writer_of(run_dir) is not None:
+        return "training"
+    if rows and rows[-1].get("diverged"):
+        return "diverged"
+    trainer = recorded_trainer(run_dir)
+    if trainer is None:
+        return None
+    if trainer.get("stopped") == "early_stopping":
+        return "early_stopping"
+    return "completed" if isinstance(of, int) and trainer["epoch"] >= of else "interrupted"
