@@ -188,7 +188,9 @@ def show_run(source: str, as_json: bool = False) -> None:
     if data.get("test_metrics"):
         m = dict(data["test_metrics"])
         split, images, pixels = m.pop("split"), m.pop("images"), m.pop("pixels", None)
-        click.echo(f"{split} metrics ({images} images{f', {pixels}' if pixels else ''}): "
+        other = m.pop("other_images", None)
+        click.echo(f"{split} metrics ({images} images{f', {pixels}' if pixels else ''}"
+                   f"{f'; other images than it was trained on: {other}' if other else ''}): "
                    + ", ".join(f"{k} {v:.5g}" for k, v in m.items()))
     if data["changed"] is None:  # the plugin is not installed: its defaults are unknown
         click.echo(f"model '{data['model']}' is not installed here, so its defaults are unknown; config as trained: "

@@ -238,6 +238,32 @@ def test_a_relative_data_dir_is_recorded_absolute_and_found_from_elsewhere(tmp_p
     assert json.loads(assert_ok(invoke("eval", "project/run", "--json")))["images"] == 12
 
 
+def test_other_files_of_the_same_count_are_told_apart_on_resume_and_eval(tmp_path):
+    """A resume with --data-dir on another set's files of the same count trained on them without a word (only
+    the counts were recorded); config.json now records each split's digest."""
+    write_idx_set(tmp_path / "mine" / "mnist", n_train=40, n_test=12)
+    write_idx_set(tmp_path / "same-size" / "mnist", n_train=40, n_test=12, seed=2)
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "convae", "--dataset", "mnist", "--data-dir", tmp_path / "mine", "--epochs", "1",
+                     "--out", run, *TINY_SET))
+    digests = read_config(run)["data"]["digests"]
+    assert set(digests) == {"train", "val", "test"} and len(set(digests.values())) == 3
+    before = (run / "checkpoint.safetensors").read_bytes()
+    assert_clean_error(invoke("train", "--resume", run, "--epochs", "2", "--data-dir", tmp_path / "same-size"),
+                       f"{run} was trained on other images", "other train, val and test images than it had (as many)")
+    assert (run / "checkpoint.safetensors").read_bytes() == before
+    out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "same-size"))
+    assert "mnist holds other train, val and test images than it had (as many): not the images" in out
+    assert "not its test figures" in out
+    for out in (assert_ok(invoke("info", run)), assert_ok(invoke("compare", run))):
+        assert "other images than it was trained on" in out and "other train, val and test images than it had" in out
+    assert "Measured on other images than it was trained and tested on" in (run / "README.md").read_text()
+    out = assert_ok(invoke("eval", run))  # its own files: nothing said, and its figures replace the others'
+    assert "(as many)" not in out and "other_images" not in json.loads((run / "eval.json").read_text())
+    assert "other images" not in assert_ok(invoke("info", run))
+    assert_ok(invoke("train", "--resume", run, "--epochs", "2", "--data-dir", tmp_path / "mine"))
+
+
 def test_an_evaluation_on_other_files_is_said_and_never_written_over_the_runs_own(tmp_path):
     """`zoo eval --data-dir` on other files under the set's name replaced eval.json (a saved bound with it),
     labelled as the run's own data set."""
@@ -250,7 +276,7 @@ def test_an_evaluation_on_other_files_is_said_and_never_written_over_the_runs_ow
     assert_ok(invoke("eval", run))
     kept = (run / "eval.json").read_bytes()
     out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "bigger"))
-    assert "mnist holds 20 test images where it had 12: not the images" in out
+    assert "mnist holds 20 test images where it had 12, and other train and val images than it had (as many)" in out
     assert "holds an evaluation of these weights on other test images than these" in out and "not written" in out
     out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "same-size"))
     assert "holds an evaluation of these weights on other test images than these" in out

@@ -22,6 +22,7 @@ order: `ImageData.classes[label]`, recorded in a run's config.json as data.class
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -96,6 +97,7 @@ class ImageData:
             "shape": list(self.shape),
             "classes": list(self.classes),
             "sizes": {s: int(getattr(self, f"{s}_x").shape[0]) for s in ("train", "val", "test")},
+            "digests": {s: self.digest(s) for s in ("train", "val", "test")},
         }
         if self.reused:
             info["reused"] = dict(self.reused)
@@ -103,6 +105,15 @@ class ImageData:
         if self.notes:
             info["notes"] = list(self.notes)
         return info
+
+    def digest(self, which: str) -> str:
+        """A short sha256 of a split's images and labels as read: a run's config.json records it, so that
+        files of the same count but other images (another --data-dir, a folder's files replaced) are told
+        apart when the run is resumed or evaluated."""
+        h = hashlib.sha256()
+        for t in self.split(which):
+            h.update(t.detach().cpu().contiguous().numpy().tobytes())
+        return h.hexdigest()[:16]
 
     def caveat(self) -> str:
         """One sentence on the splits that reuse the training images ("" when none does)."""

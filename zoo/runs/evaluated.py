@@ -65,6 +65,8 @@ def _take(row: Evaluated, evaluated: dict[str, Any], folder: Path, skip: set[str
     row.metrics.update({k: evaluated["metrics"][k] for k in keep})
     errors = evaluated.get("standard_errors") if isinstance(evaluated.get("standard_errors"), dict) else {}
     row.errors.update({k: errors[k] for k in keep if number(errors.get(k))})
+    if isinstance(evaluated.get("other_images"), str):
+        row.notes.append(f"its test metrics are of other images than it was trained on ({evaluated['other_images']})")
     values, note = eval_images.read(folder, evaluated)
     row.values.update({k: v for k, v in values.items() if k in keep})
     if values and row.images is None:

@@ -43,8 +43,10 @@ def run_info(source: str | Path) -> dict[str, Any]:
         to_stderr(f"note: {note}")
     if evaluated is not None:
         pixels = evaluated.get("pixels")  # binarised or grey: a Bernoulli -log p(x) means nothing without it
+        other = evaluated.get("other_images")  # another --data-dir's files: not the run's own test figures
         info["test_metrics"] = {"split": evaluated.get("split"), "images": evaluated.get("images"),
-                                **({"pixels": pixels} if isinstance(pixels, str) else {}), **evaluated["metrics"]}
+                                **({"pixels": pixels} if isinstance(pixels, str) else {}),
+                                **({"other_images": other} if isinstance(other, str) else {}), **evaluated["metrics"]}
     return info
 
 

@@ -69,18 +69,26 @@ def training_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = N
 
 
 def other_images(data: ImageData, record: dict[str, Any]) -> str:
-    """How many images `data` holds where they differ from the data set a run was trained on (its
-    config.json's data.sizes), in words; "" where they agree or the run recorded none. Other counts
-    mean other files read under the set's name (another --data-dir, a folder that gained images)."""
+    """How `data`'s images differ from the data set a run was trained on (its config.json's data.sizes and
+    data.digests), in words; "" where they agree or the run recorded neither. Other counts or other bytes
+    mean other files read under the set's name (another --data-dir, a folder that gained images or had its
+    files replaced)."""
     recorded = (record.get("data") or {}).get("sizes")
     if not isinstance(recorded, dict):
         return ""
-    now = data.info()["sizes"]
+    now = {s: int(data.split(s)[0].shape[0]) for s in SPLITS}
+    digests = (record.get("data") or {}).get("digests")
+    digests = digests if isinstance(digests, dict) else {}
     # a split that reuses the training images counts them (an older zoo's folder with val_fraction 0 did)
     recorded_reuse = (record.get("data") or {}).get("reused")
     reused = set(data.reused) | (set(recorded_reuse) if isinstance(recorded_reuse, dict) else set())
     differ = [f"{now[s]:,} {s} images where it had {recorded[s]:,}" for s in SPLITS
               if s not in reused and isinstance(recorded.get(s), int) and recorded[s] != now[s]]
+    other = [s for s in SPLITS if s not in reused and recorded.get(s) == now[s] and isinstance(digests.get(s), str)
+             and digests[s] != data.digest(s)]
+    if other:  # as many images, other bytes: another set's files under the name, a folder's files replaced
+        splits = " and ".join([", ".join(other[:-1]), other[-1]] if len(other) > 1 else other)
+        differ.append(f"{'and ' * bool(differ)}other {splits} images than it had (as many)")
     return f"{data.name} holds {', '.join(differ)}" if differ else ""
 
 

@@ -147,7 +147,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     differ = other_images(data, run.record)
     if differ:  # another --data-dir's files, a folder that gained images (never written over an earlier eval)
         to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on, so these are not its "
-                  "test figures" + ("; an eval.json of them says their count (zoo compare and zoo info show it)"
+                  "test figures" + ("; an eval.json of them says so (zoo info, zoo compare and its card show it)"
                                     if save else ""))
     k = (options or {}).get("iwae_k")
     samples = k * x.shape[0] if isinstance(k, int) else 0  # a k that is no count is refused by the model
@@ -202,6 +202,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     _say_impossible_bounds(run, per)
     if n > 1:
         result["standard_errors"] = {k: float(t.std()) / math.sqrt(n) for k, t in per.items()}
+    if differ:  # kept in eval.json, so that info, compare and the card say whose images these figures are of
+        result["other_images"] = differ
     if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
         result["caveat"] = data.caveat()
     if run.can("sample_class"):  # a conditional model's figures: named as any VAE's, of p(x | y)

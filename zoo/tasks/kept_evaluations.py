@@ -63,6 +63,8 @@ def other_images_kept(run: Run, result: dict[str, Any]) -> bool:
             or kept.get("split", "test") != result["split"] \
             or kept.get(eval_images.IMAGES_DIGEST) in (None, result[eval_images.IMAGES_DIGEST]):
         return False
+    if kept.get("other_images") and not result.get("other_images"):  # the run's own images replace others'
+        return False
     to_stderr(f"note: {run.output_dir / ckpt.EVAL} holds an evaluation of these weights on other {result['split']} "
               f"images than these (the data read are not those it measured); this one is printed but not written "
               "over it (delete it to write this one)")

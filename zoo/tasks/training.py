@@ -145,7 +145,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         trainer.begin()
         ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
         started()
-        log(f"training {model} on {data.name} ({data.info()['sizes']['train']} images, {tuple(data.shape)}) "
+        log(f"training {model} on {data.name} ({data.train_x.shape[0]} images, {tuple(data.shape)}) "
             f"on {describe(device)} -> {run_dir}")
         with finishing(loggers):
             result = trainer.fit()
