@@ -29,7 +29,7 @@ from typing import Any
 
 from zoo.errors import ConfigError
 from zoo.hooks import hookimpl
-from zoo.interrupts import holding_ctrl_c
+from zoo.interrupts import holding_interrupts
 from zoo.runs import checkpoint as ckpt
 from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
 from zoo.tracking.messages import SECRET_NAME, redact
@@ -159,7 +159,7 @@ def client_for(uri: str):
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # stdout is the commands' (--json)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     probe(uri)
-    with holding_ctrl_c():  # it opens the store: a new SQLite one is migrated to MLflow's schema, not to be cut
+    with holding_interrupts():  # it opens the store: a new SQLite one is migrated to MLflow's schema, not to be cut
         return MlflowClient(tracking_uri=uri)
 
 

@@ -424,6 +424,45 @@ def test_ctrl_c_just_after_the_best_weights_are_written_still_saves_that_epochs_
     assert trainer["epoch"] == 1 and trainer["best_epoch"] == 1
 
 
+_SIGTERM_AFTER_BEST_WEIGHTS = """
+import os, signal, sys
+from pathlib import Path
+from zoo.runs import checkpoint as ckpt
+real = ckpt.save_tensors
+def save_then_terminate(path, tensors, metadata=None):
+    real(path, tensors, metadata)
+    if Path(path).name == ckpt.WEIGHTS and (Path(path).parent / ckpt.CONFIG).exists():
+        os.kill(os.getpid(), signal.SIGTERM)  # between the epoch's best weights and its checkpoint
+ckpt.save_tensors = save_then_terminate
+run, how = sys.argv[1], sys.argv[2]
+if how == "cli":
+    sys.argv = ["zoo", "--threads", "1", "train", "convae", "--dataset", "digits", "--epochs", "3", "--out", run,
+                "--set", "channels=[4,8,8]", "--set", "hidden=[16]", "--no-progress"]
+    from zoo.cli.main import main
+    main()
+else:  # a Python program that set no SIGTERM handler: the signal's default ends it
+    import zoo
+    zoo.train("convae", dataset="digits", epochs=3, out=run, channels=[4, 8, 8], hidden=[16], progress=False)
+print("trained on")
+"""
+
+
+@pytest.mark.parametrize("how", ["cli", "python"])
+def test_a_sigterm_between_an_epochs_files_lands_once_they_are_all_written(tmp_path, how):
+    """Ctrl-C was held back across an epoch's files, SIGTERM (`kill`, `timeout`, a scheduler) was not: it cut
+    them in two, leaving a training log and best weights one epoch ahead of the checkpoint."""
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_AFTER_BEST_WEIGHTS, str(run), how], capture_output=True,
+                          text=True, timeout=120)
+    if how == "cli":  # stopped as by Ctrl-C, with the signal's exit code
+        assert proc.returncode == 128 + signal.SIGTERM and "epochs up to 1 are saved" in proc.stderr, proc.stderr
+    else:  # ended by the signal's default, once the files were whole
+        assert proc.returncode == -signal.SIGTERM, proc.stderr
+    assert "trained on" not in proc.stdout and "Traceback" not in proc.stderr
+    from zoo.runs.training_state import recorded_trainer
+    assert [r["epoch"] for r in read_metrics(run)] == [1] and recorded_trainer(run)["epoch"] == 1
+
+
 def test_an_ignored_sigint_stays_ignored_and_a_callers_own_handler_gets_it_at_the_end_of_an_epoch(tmp_path,
                                                                                                    monkeypatch):
     """The end-of-epoch writes hold Ctrl-C back, then hand it to the handler that was in place: a process that

@@ -20,7 +20,7 @@ from zoo.analysis.plots import save_figure, subplots
 from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import to_toml
-from zoo.interrupts import holding_ctrl_c
+from zoo.interrupts import holding_interrupts
 from zoo.search.settings import STUDY_OUTPUTS, Settings
 from zoo.search.space import Space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
@@ -76,7 +76,7 @@ def _staged(study_dir: Path) -> Iterator[Path]:
     stage = Path(tempfile.mkdtemp(prefix=STAGE, dir=study_dir))  # its own: two resumes may write at once
     try:
         yield stage
-        with holding_ctrl_c():
+        with holding_interrupts():
             for name in STUDY_OUTPUTS[::-1]:  # summary.json last
                 if (stage / name).is_file():
                     os.replace(stage / name, study_dir / name)

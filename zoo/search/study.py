@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from zoo.runs.config import resolve_config
 from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
-from zoo.interrupts import held_ctrl_c
+from zoo.interrupts import held_interrupts
 from zoo.search import storage_errors
 from zoo.search.space import Space
 
@@ -200,7 +200,7 @@ def open_storage(settings: Settings):
         backend = _journal_backend(path)
         # Each write takes the journal's lock, appends and renames the lock away: a Ctrl-C in between
         # would end the search in a storage error (or take another writer's lock), so it waits for the end.
-        backend.append_logs = held_ctrl_c(backend.append_logs)
+        backend.append_logs = held_interrupts(backend.append_logs)
         return optuna.storages.JournalStorage(backend), False
     scheme = settings.storage.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in RDB_SCHEMES:

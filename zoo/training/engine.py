@@ -23,7 +23,7 @@ from zoo.console import to_stderr
 from zoo.device import cuda_only_notes
 from zoo.data import ImageData
 from zoo.errors import ConfigError, Interrupted, RunError, TrainingDiverged, out_of_memory, storage_error
-from zoo.interrupts import holding_ctrl_c
+from zoo.interrupts import holding_interrupts
 from zoo.model import StepContext, ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import TrainConfig
@@ -321,7 +321,7 @@ class Trainer:
         epoch's row and checkpoint are written; False once it stops early."""
         if end.not_finite:
             self._diverged(epoch, end.record, end.not_finite)
-        with holding_ctrl_c():  # the best weights, the metrics line and the checkpoint: one epoch's, together
+        with holding_interrupts():  # the best weights, the metrics line and the checkpoint: one epoch's, together
             if end.improved:
                 self._save_best()
             self._write_epoch(epoch, end.record)
