@@ -227,8 +227,8 @@ def _print_metrics(result: dict) -> None:
               help="Progress bar on stderr for an evaluation that runs longer than a few seconds "
                    "(default: when on a terminal).")
 @click.option("--per-image", type=OUT_FILE, default=None, metavar="FILE.csv",
-              help="Also write every image's metrics to this CSV (index in the split, label, class, one column "
-                   "per metric): e.g. -log p(x) or the reconstruction error as an outlier score.")
+              help="Also write every image's metrics to this CSV (index in the split, a folder's image file, label, "
+                   "class, one column per metric): e.g. -log p(x) or the reconstruction error as an outlier score.")
 @click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME[,NAME]",
               help="Also log the figures to these loggers (tensorboard, mlflow): beside the run's training, in its "
                    "own MLflow run where it trained with --log mlflow.")

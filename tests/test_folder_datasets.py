@@ -377,3 +377,29 @@ def test_an_older_folder_run_whose_validation_split_reused_its_training_images_r
     record["data"]["reused"] = 1  # not a table: read as no reuse, never a traceback
     (run / "config.json").write_text(json.dumps(record))
     assert_ok(invoke("eval", run))
+
+
+# ------------------------------------------------------------------------------------------ which file is which
+
+def test_each_split_names_the_file_of_each_image_and_the_per_image_csv_shows_it(tmp_path):
+    """`zoo eval --per-image` of a folder's images gave an index in a shuffled split: no user could tell which
+    of their files scored worst (the outlier they were looking for)."""
+    for i in range(30):  # every file its own grey value, so a file and its image are matched by the pixel
+        _png(tmp_path / "pics" / ("a" if i % 2 else "b") / f"img{i:02d}.png", value=3 * i, size=(12, 12))
+    data = zoo.load_dataset(f"folder:{tmp_path / 'pics'}")
+    named = []
+    for split in ("train", "val", "test"):
+        x, _ = data.split(split)
+        files = data.files[split]
+        assert len(files) == x.shape[0] > 0
+        for image, file in zip(x, files):
+            assert int(image[0, 0, 0]) == Image.open(tmp_path / "pics" / file).getpixel((0, 0))
+        named += files
+    assert sorted(named) == sorted(p.relative_to(tmp_path / "pics").as_posix()
+                                   for p in (tmp_path / "pics").rglob("*.png"))  # each file once
+    run = tmp_path / "run"
+    zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=run, log=quiet, progress=False, **TINY)
+    assert_ok(invoke("eval", run, "--per-image", tmp_path / "scores.csv"))
+    rows = (tmp_path / "scores.csv").read_text().splitlines()
+    assert rows[0].startswith("index,file,label,class,")
+    assert [r.split(",")[1] for r in rows[1:]] == list(data.files["test"])

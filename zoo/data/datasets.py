@@ -57,6 +57,8 @@ class ImageData:
     reused: dict[str, str] = field(default_factory=dict)
     # What reading a folder changed in some of its files (colour or size), for the user to be told.
     notes: tuple[str, ...] = ()
+    # split -> each image's file, relative to the folder (a folder's images only: a named set has none).
+    files: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     @property
     def shape(self) -> tuple[int, int, int]:
@@ -313,14 +315,20 @@ def _load_folder(root: Path, val_fraction: float, image_size: int,
                  shape: tuple[int, int, int] | None = None) -> ImageData:
     """A user's own images (zoo.data.folders.read_folder), split: TEST_FRACTION held out for test (none
     for fewer than 5 images); a split that gets no image reuses the training images, and says so."""
-    x, y, classes, notes = read_folder(root, image_size, shape)
+    x, y, classes, notes, files = read_folder(root, image_size, shape)
     n = x.shape[0]
-    (train_x, train_y), (test_x, test_y) = _split_off(x, y, TEST_FRACTION if n >= 5 else 0.0, SPLIT_SEED + 2)
+    fraction = TEST_FRACTION if n >= 5 else 0.0
+    (train_x, train_y), (test_x, test_y) = _split_off(x, y, fraction, SPLIT_SEED + 2)
+    # The same permutations over the files' indices: which file each image of a split is
+    (rest, _), (test_i, _) = _split_off(torch.arange(n), y, fraction, SPLIT_SEED + 2)
+    (train_i, _), (val_i, _) = _split_off(rest, train_y, val_fraction, SPLIT_SEED)
     reused = {}
     if test_x.shape[0] == 0:  # a tiny folder: the test split reuses the training images, and says so
-        test_x, test_y, reused["test"] = train_x, train_y, "train"
+        test_x, test_y, reused["test"], test_i = train_x, train_y, "train", rest
     data = _assemble(f"{FOLDER_PREFIX}{root}", train_x, train_y, test_x, test_y, classes, val_fraction)
     if data.val_x.shape[0] == 0 and val_fraction > 0:  # val_fraction 0 asks for none, as for MNIST: none
         data = replace(data, val_x=data.train_x, val_y=data.train_y)
-        reused["val"] = "train"
-    return replace(data, reused=reused, notes=tuple(notes))
+        reused["val"], val_i = "train", train_i
+    names = {s: tuple(files[i] for i in index.tolist()) for s, index in
+             (("train", train_i), ("val", val_i), ("test", test_i))}
+    return replace(data, reused=reused, notes=tuple(notes), files=names)

@@ -27,11 +27,13 @@ def few(names, k: int = 5) -> str:
 
 
 def read_folder(root: Path, image_size: int,
-                shape: tuple[int, int, int] | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str]]:
+                shape: tuple[int, int, int] | None = None
+                ) -> tuple[torch.Tensor, torch.Tensor, list[str], list[str], list[str]]:
     """A user's own images, grey or RGB: root/CLASS/IMAGE (labelled by class folder) or root/IMAGE
     (one class, 'image'). Channels and size are decided from every file's header, never the first
     file's alone; with `shape` (C, H, W), every image is converted to exactly that. Returns the images
-    (uint8 [N, C, H, W]), their labels (int64 [N]), the class names and notes on what reading changed."""
+    (uint8 [N, C, H, W]), their labels (int64 [N]), the class names, notes on what reading changed, and each
+    image's file (relative to root, as `zoo eval --per-image` names it)."""
     if not root.is_dir():
         raise DataNotFoundError(f"image folder not found: {root}", "Use folder:PATH with an existing folder.")
     files, labels, classes = _folder_layout(root)
@@ -46,7 +48,7 @@ def read_folder(root: Path, image_size: int,
     if shape is None:
         notes += _content_notes(root, files, [m for m, _ in heads], x)
     y = torch.tensor(labels, dtype=torch.int64)
-    return x, y, classes, notes
+    return x, y, classes, notes, [p.relative_to(root).as_posix() for p in files]
 
 
 def _folder_layout(root: Path) -> tuple[list[Path], list[int], list[str]]:

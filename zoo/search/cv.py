@@ -70,7 +70,7 @@ def _folds(data: ImageData, x: torch.Tensor, y: torch.Tensor, k: int, seed: int,
         tr_i = torch.as_tensor(tr, device=x.device)
         va_i = torch.as_tensor(va, device=x.device)
         yield with_binarization(dataclasses.replace(data, train_x=x[tr_i], train_y=y[tr_i], val_x=x[va_i],
-                                                    val_y=y[va_i], reused=reused), binarize)
+                                                    val_y=y[va_i], reused=reused, files={}), binarize)
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:

@@ -215,7 +215,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if report:
         result["report"] = report
     if per_image is not None:
-        _write_per_image(per_image, per, y, data.classes)
+        _write_per_image(per_image, per, y, data.classes, data.files.get(split, ())[:n])
     if keep:  # the progress of this part is no longer needed; the whole split's eval.json stays
         saved.finish()
     elif save:
@@ -348,14 +348,16 @@ def per_image_output(path: str | Path, run: Run) -> Path:
     return out
 
 
-def _write_per_image(path: Path, per: dict[str, torch.Tensor], y: torch.Tensor, classes) -> None:
-    """One row per image: its index in the split, its label and class name, then each metric."""
+def _write_per_image(path: Path, per: dict[str, torch.Tensor], y: torch.Tensor, classes, files=()) -> None:
+    """One row per image: its index in the split, for a folder's images its file, its label and class name,
+    then each metric."""
     text = io.StringIO(newline="")
     w = csv.writer(text)
-    w.writerow(["index", "label", "class", *per])
+    w.writerow(["index", *(["file"] if files else []), "label", "class", *per])
     columns = [t.tolist() for t in per.values()]
     for i, label in enumerate(y.tolist()):
-        w.writerow([i, label, class_name(classes, label), *(repr(c[i]) for c in columns)])
+        file = [files[i]] if files else []
+        w.writerow([i, *file, label, class_name(classes, label), *(repr(c[i]) for c in columns)])
     ckpt.atomic_write(path, text.getvalue())
 
 

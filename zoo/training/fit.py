@@ -140,7 +140,8 @@ def epoch_keys(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, n:
 
     val_x, val_y = (data.val_x, data.val_y) if data.val_x.shape[0] else (data.train_x, data.train_y)
     tiny = dataclasses.replace(data, train_x=data.train_x[:n], train_y=data.train_y[:n], val_x=val_x[:n],
-                               val_y=val_y[:n], test_x=data.test_x[:0], test_y=data.test_y[:0], reused={}).to("cpu")
+                               val_y=val_y[:n], test_x=data.test_x[:0], test_y=data.test_y[:0], reused={},
+                               files={}).to("cpu")
     one_epoch = dataclasses.replace(train_cfg, epochs=1, patience=0, plot_every=0, compile=False, cuda_graph=False)
     try:
         fit(cls, model_cfg, one_epoch, tiny, callbacks=[Stop()])
