@@ -147,6 +147,23 @@ def test_resuming_an_early_stopped_run_trains_only_when_asked(tmp_path):
     assert any("continuing to epoch 12 with patience 3" in m for m in said)
 
 
+def test_a_resume_that_stretches_a_cosine_schedule_says_the_learning_rate_rises_and_by_how_much(tmp_path):
+    """Resuming a cosine run with more --epochs stretched its schedule: the learning rate rose at once (the loss
+    jumped) without a word."""
+    run = tmp_path / "run"
+    train(run, epochs=2, lr_schedule="cosine", lr=0.01)
+    said = []
+    zoo.train(resume=run, epochs=10, log=said.append, progress=False)
+    note = next(m for m in said if "cosine learning-rate schedule now spans 10 epochs, not 2" in m)
+    rows = read_metrics(run)
+    rate = next(k for k in rows[0] if k.startswith("lr"))
+    assert f"from {rows[1][rate]:.3g} in epoch 2 to {rows[2][rate]:.3g} in epoch 3" in note
+    assert rows[2][rate] > rows[1][rate]
+    said.clear()
+    zoo.train(resume=run, epochs=10, log=said.append, progress=False)  # nothing stretched: nothing said
+    assert not any("schedule" in m for m in said)
+
+
 # ------------------------------------------------------------------------------------------ divergence
 
 DIVERGE = {"optimizer": "sgd", "lr": 6.0, "sigmoid_output": False}  # unbounded output, huge steps

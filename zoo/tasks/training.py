@@ -31,6 +31,7 @@ from zoo.runs.run import other_images, training_data
 from zoo.tracking import finishing, loggers_for
 from zoo.training import callbacks as zoo_callbacks
 from zoo.training.engine import Trainer, TrainResult
+from zoo.training.epochs import lr_factor
 
 RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every", "loggers", "tensorboard_dir",
                      "mlflow_uri"}
@@ -152,6 +153,17 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
             write_card(run_dir, log=log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
+
+
+def _say_schedule_moved(log, before: TrainConfig, after: TrainConfig, done: int) -> None:
+    """A cosine schedule spans the run's --epochs: a resume with other epochs moves the learning rate at
+    once (up, for more epochs), which a user sees as a jump in the loss. Said, with the two rates."""
+    if after.lr_schedule != "cosine" or after.epochs == before.epochs:
+        return
+    last, next_ = before.lr * lr_factor(before, done), after.lr * lr_factor(after, done + 1)
+    log(f"note: the cosine learning-rate schedule now spans {after.epochs} epochs, not {before.epochs}: the rate "
+        f"goes from {last:.3g} in epoch {done} to {next_:.3g} in epoch {done + 1}, then down towards 0 by epoch "
+        f"{after.epochs}")
 
 
 def _check_hooks(log, callbacks) -> None:
@@ -279,6 +291,8 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
             trainer.tracker.go_on_after_early_stop()
         else:
             log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
+        if done < train_cfg.epochs:
+            _say_schedule_moved(log, old_train, train_cfg, done)
         with finishing(loggers):
             result = trainer.fit(resume=True)
             write_card(run_dir, log=log)
