@@ -132,6 +132,18 @@ def test_of_three_runs_the_two_on_the_same_images_pair_and_the_third_is_named(pa
     assert sum(r["paired"] is not None for r in result["runs"]) == 1
 
 
+def test_a_run_without_the_figure_does_not_unpair_the_runs_that_have_it(pair_of_runs, tmp_path):
+    """A GAN, or a run of other pixels not yet evaluated, listed beside two VAEs on the same images took their
+    paired Δ away, the caveat blaming the whole table ('binarize differs') for a figure it had not."""
+    a, b = pair_of_runs
+    unmeasured = tmp_path / "binary"
+    zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, binarize="dynamic", out=unmeasured, log=quiet,
+              progress=False, **TINY)
+    result = zoo.compare([a, b, unmeasured], f"test_{NLL}")
+    assert result.caveat is None and result.reference is not None
+    assert sum(r.paired is not None for r in result.runs) == 1 and result.runs[-1].folder == unmeasured
+
+
 def test_an_images_file_of_another_evaluation_is_ignored_with_a_note(pair_of_runs, tmp_path):
     a, b = pair_of_runs
     kept = tmp_path / "k5.safetensors"

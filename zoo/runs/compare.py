@@ -308,7 +308,9 @@ def compare(sources: list[str | Path | Run], metric: str | None = None, *, desce
     ordered = have + [r for r in runs if r.value(chosen) is None]
     result = Comparison(ordered, chosen, descending, *differing_keys(runs))
     given = given_class(ordered, chosen)
-    result.caveat = loss_caveat(ordered, chosen, result.differing)
+    # Whether the figures shown are one measure: decided over the runs that have one (a GAN without a
+    # likelihood, a run of another data set without the figure, say nothing of the others' pairing)
+    result.caveat = loss_caveat(have, chosen, differing_keys(have)[0])
     if not (result.caveat and chosen.startswith("test_")):  # no image-by-image difference of two measures
         result.reference = pair([r for r in ordered if r not in given], chosen)
     if plot is not None:
