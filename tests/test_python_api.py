@@ -337,6 +337,18 @@ def test_training_searching_and_loading_leave_the_callers_random_stream_as_it_wa
         assert torch.equal(stream_after(call), untouched), name
 
 
+def test_a_search_with_workers_hands_every_trials_line_to_the_callers_log(tmp_path, capfd):
+    """With workers=2 the trial lines went to the workers' own stdout, past the log= the caller gave."""
+    space = tmp_path / "s.toml"
+    space.write_text("[search]\ntrials = 2\n[params]\nlr = { low = 1e-3, high = 1e-2 }\n")
+    said = []
+    zoo.run_search("convae", space, dataset="digits", epochs=1, out=tmp_path / "study", log=said.append,
+                   workers=2, **TINY)
+    trials = [line for line in said if line.startswith("[worker ") and "trial " in line]
+    assert len(trials) == 2, said
+    assert "[worker " not in capfd.readouterr().out  # nothing printed past the log
+
+
 def test_search_and_cross_validation_are_functions_of_zoo_taking_config_keys_as_zoo_train_does(tmp_path):
     space = tmp_path / "s.toml"
     space.write_text("[search]\ntrials = 1\n[params]\nlr = { low = 1e-3, high = 1e-2 }\n")

@@ -8,9 +8,11 @@ import difflib
 import inspect
 import json
 import os
+import queue
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -126,17 +128,21 @@ LOG_EVERY = 10.0  # seconds between loggings of the trials worker processes fini
 
 
 def _run_workers(settings: Settings, log: Callable[[str], None], every_while: Callable[[], None] | None = None) -> None:
-    """Start the worker processes and wait for them; `every_while()` is called every LOG_EVERY seconds."""
-    env = {**os.environ, SETTINGS_ENV: json.dumps(dataclasses.asdict(settings))}
+    """Start the worker processes and wait for them; `every_while()` is called every LOG_EVERY seconds. The
+    workers' lines (a trial's score, a timeout) reach `log`, as a single worker's do, from this thread."""
+    env = {**os.environ, SETTINGS_ENV: json.dumps(dataclasses.asdict(settings)), "PYTHONUNBUFFERED": "1"}
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores instead of oversubscribing them
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
-    procs = []
+    procs, lines, readers = [], queue.SimpleQueue(), []
     for k in range(settings.workers):
         # In a session of their own, the workers are stopped by this process alone, whatever stopped it: a
         # terminal's Ctrl-C, or a SIGTERM or SIGHUP sent to this process only (`kill PID`, a scheduler, a
         # container runtime), which before left them running every trial of the budget.
         procs.append(subprocess.Popen([sys.executable, "-m", "zoo", "search-worker", "--label", f"worker {k + 1}"],
-                                      env=env, start_new_session=True))
+                                      env=env, start_new_session=True, stdout=subprocess.PIPE, text=True,
+                                      errors="replace"))
+        readers.append(threading.Thread(target=_relay, args=(procs[-1].stdout, lines), daemon=True))
+        readers[-1].start()
     try:
         pending = dict(enumerate(procs))
         last = time.monotonic()
@@ -144,6 +150,7 @@ def _run_workers(settings: Settings, log: Callable[[str], None], every_while: Ca
             if every_while is not None and time.monotonic() - last > LOG_EVERY:
                 every_while()
                 last = time.monotonic()
+            _said(lines, log)
             for k, p in list(pending.items()):
                 rc = p.poll()  # also reaps a killed worker, so the others see it is gone
                 if rc is None:
@@ -164,7 +171,27 @@ def _run_workers(settings: Settings, log: Callable[[str], None], every_while: Ca
                 p.wait(timeout=30)
             if p.poll() is None:
                 p.terminate()
+        _said(lines, log, readers)
         raise Interrupted("search interrupted; the trials done are stored. Resume with the same command.") from None
+    _said(lines, log, readers)
+
+
+def _relay(stream, lines: queue.SimpleQueue) -> None:
+    """Each line a worker prints, into `lines`, until the worker ends (its end of the pipe closes)."""
+    with stream:
+        for line in stream:
+            lines.put(line.rstrip("\n"))
+
+
+def _said(lines: queue.SimpleQueue, log: Callable[[str], None], readers: list[threading.Thread] = ()) -> None:
+    """Hand the workers' lines so far to `log`; with `readers`, once every worker's last line is read."""
+    for reader in readers:
+        reader.join(timeout=5)
+    while True:
+        try:
+            log(lines.get_nowait())
+        except queue.Empty:
+            return
 
 
 def worker_main(label: str = "") -> int:
@@ -174,5 +201,15 @@ def worker_main(label: str = "") -> int:
         raise ConfigError(f"search-worker is started by `zoo search --workers N` (no {SETTINGS_ENV})")
     settings = Settings(**json.loads(raw))
     space = load_space(settings.space)
-    Worker(settings, space, label=label, parent=os.getppid()).run()
+    Worker(settings, space, log=_to_the_search, label=label, parent=os.getppid()).run()
     return 0
+
+
+def _to_the_search(line: str) -> None:
+    """A worker's line, to the `zoo search` that reads its output (and hands it to its log); once that one is
+    gone (killed), to stderr, where the worker's warnings go."""
+    try:
+        print(line, flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        print(line, file=sys.stderr, flush=True)
