@@ -148,9 +148,13 @@ def test_generate_from_a_class_mean(run, tmp_path):
         z = net.encode(data.test_x.float() / 255.0)
         mean = z[data.test_y == 7].mean(0)
         expected = net.decode(mean[None])[0]
-    x = images(run, tmp_path, "seven", "--class", "7", "--n", "4")
+    said = assert_ok(invoke("generate", run, "--out", tmp_path / "seven.safetensors", "--class", "7", "--n", "4"))
+    assert "every image is the decoded mean code of class 7: 4 times the same image; --spread 0.5" in said
+    x = weights(tmp_path / "seven.safetensors")["images"]
     assert all(torch.allclose(x[i], expected, atol=1e-5) for i in range(4))  # no noise: the decoded class mean
     noisy = images(run, tmp_path, "noisy", "--class", "7", "--n", "4", "--spread", "0.5", "--seed", "1")
+    assert "the same image" not in assert_ok(invoke("generate", run, "--class", "7", "--n", "4", "--spread", "0.5",
+                                                    "--out", tmp_path / "noisy3.safetensors"))
     assert not torch.allclose(noisy[0], noisy[1])
     assert torch.equal(noisy, images(run, tmp_path, "noisy2", "--class", "7", "--n", "4", "--spread", "0.5",
                                      "--seed", "1"))

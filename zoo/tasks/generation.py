@@ -48,6 +48,9 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
         run.require("decode")
         codes = latent_drawer(run, sampler=sampler, generator=gen, class_label=class_label, spread=spread,
                               data_dir=data_dir, save=save)
+        if class_label is not None and not spread and n > 1:  # a grid of one image, n times, is no bug to report
+            to_stderr(f"note: with --spread 0 (the default) every image is the decoded mean code of class "
+                      f"{class_label}: {n} times the same image; --spread 0.5 draws codes around it")
         draw = lambda k: run.decode(codes(k))  # noqa: E731
     for start in range(0, n, batch):
         yield draw(min(batch, n - start)).float().clamp(0, 1)
