@@ -112,3 +112,27 @@ def test_eval_of_a_denoiser_is_reproducible(dae_and_baseline):
     first = zoo.evaluate(dae, save=False)["metrics"]
     torch.manual_seed(123)  # whatever the caller's random state
     assert zoo.evaluate(dae, save=False)["metrics"] == first
+
+
+def test_a_sweep_stops_where_the_noise_reaches_its_limit_and_says_so(dae_and_baseline):
+    """A gaussian:3 sweep failed on its 4x level ('sigma must be in 0..10, got 12', a value the user never gave);
+    a salt-pepper:0.5 one plotted salt-pepper:1 four times as four stronger noises."""
+    _, ae = dae_and_baseline
+    out = assert_ok(invoke("eval", ae, "--noise-sweep", "--noise", "gaussian:3"))
+    assert "gaussian:3 × 4 is past the noise's range" in out and "the sweep stops at × 3" in out
+    sweep = zoo.api.noise_sweep(ae, noise="salt-pepper:0.5", save=False)
+    assert [(r["noise"], r["factor"]) for r in sweep["rows"][:3]] == [("salt-pepper:0.5", 1), ("salt-pepper:1", 2),
+                                                                       ("gaussian:0.3", None)]
+    assert sweep["notes"] == ["salt-pepper:0.5 × 3 is salt-pepper:1, as × 2 is (the noise's limit): the sweep "
+                              "stops at × 2"]
+    assert_clean_error(invoke("eval", ae, "--noise-sweep", "--noise", "none"), "names no noise", "zoo reconstruct")
+
+
+@pytest.mark.parametrize("given", [["a.png"], torch.rand(2, 1, 28, 28), 123, b"imgs", ""])
+def test_denoise_refuses_an_input_that_is_no_path(dae_and_baseline, given, tmp_path, monkeypatch):
+    """A list, a tensor, a number or bytes raised a TypeError; "" read the whole working folder."""
+    dae, _ = dae_and_baseline
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(zoo.ZooError, match="input is an image file's or a folder's path") as e:
+        zoo.denoise(dae, input=given, out=tmp_path / "x.png")
+    assert "run.reconstruct(x)" in e.value.hint and not (tmp_path / "x.png").exists()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import numbers
+from os import PathLike
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +30,10 @@ from zoo.training.batching import batches
 def corruption(run: Run, noise: str | None) -> NoiseModel:
     """The noise named (`noise`), else the corruption the model learned to undo."""
     chosen = parse_noise(noise) if noise is not None else run.model.training_corruption()
+    if chosen is None and noise is not None:  # 'none': no corruption to show or sweep
+        raise ConfigError(f"--noise {noise!r:.40} names no noise: there is nothing to denoise",
+                          f"Name a noise (e.g. --noise gaussian:0.3), or leave --noise out for the one "
+                          f"{run.name} was trained with; `zoo reconstruct` shows clean images' reconstructions.")
     if chosen is None:
         raise ConfigError(f"model '{run.name}' was not trained with noise; say which with --noise, "
                           "e.g. --noise gaussian:0.3")
@@ -72,6 +77,10 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     the first `n`. The files' folder may not be the input folder or inside it (a later run would read the
     outputs as inputs); `log` says where the files went."""
     check_seed(seed)
+    if input is not None and (not isinstance(input, (str, PathLike)) or not str(input)):
+        raise ConfigError(f"input is an image file's or a folder's path, not {input!r:.60}",
+                          "To denoise images you hold as a tensor: run = zoo.load(RUN); run.reconstruct(x) "
+                          "(x floats in [0, 1], shaped as run.shape).")
     run = load(source, device=device)
     run.require("reconstruct")
     n = check_count(n, "--n", 1, 1024)
@@ -153,7 +162,9 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
         if tuple(base.shape) != tuple(run.shape):
             raise ConfigError(f"the baseline's images are {base.shape}, the model's {run.shape}")
     trained = corruption(run, noise)
-    levels = [(trained.scaled(f), f) for f in factors]
+    levels, notes = _ladder(trained, factors)
+    for note in notes:
+        to_stderr(f"note: {note}")
     levels += [(cls(), None) for name, cls in sorted(noise_models().items()) if name != trained.name]
     x, y = run.data(split, data_dir)
     rows = []
@@ -175,12 +186,35 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     result = {"model": run.record["model"], "run": run.source,
               "baseline": base.source if base is not None else None,
               "noise": trained.spec, "trained_noise": trained_spec, "split": split, "images": int(x.shape[0]),
-              "rows": rows}
+              "rows": rows, **({"notes": notes} if notes else {})}
     if save:
         ckpt.write_json(run.output_dir / "noise_sweep.json", result)
         plots.noise_sweep(result, run.output_dir / "noise_sweep.png")
         result["written"] = [str(run.output_dir / "noise_sweep.json"), str(run.output_dir / "noise_sweep.png")]
     return result
+
+
+def _ladder(noise: NoiseModel, factors: list[float]) -> tuple[list[tuple[NoiseModel, float]], list[str]]:
+    """The sweep's levels: `noise` scaled by each factor, up to the noise's limit. A level past its range
+    (gaussian:3 × 4 is a sigma of 12) or one the noise holds at its limit (salt-pepper:0.5 × 3 is
+    salt-pepper:1, as × 2 is) ends the ladder, said in a note, instead of failing the sweep or plotting one
+    noise as several."""
+    levels: list[tuple[NoiseModel, float]] = []
+    for f in factors:
+        try:
+            level = noise.scaled(f)
+        except ConfigError as e:
+            if not levels:
+                raise ConfigError(f"{noise.spec} × {f:g}: {e.message}", "Sweep smaller factors (factors= in "
+                                  "Python) or a weaker --noise.") from None
+            return levels, [f"{noise.spec} × {f:g} is past the noise's range ({e.message}): the sweep stops at "
+                            f"× {levels[-1][1]:g}"]
+        same = next((g for lv, g in levels if lv.spec == level.spec), None)
+        if same is not None:
+            return levels, [f"{noise.spec} × {f:g} is {level.spec}, as × {same:g} is (the noise's limit): the "
+                            f"sweep stops at × {levels[-1][1]:g}"]
+        levels.append((level, f))
+    return levels, []
 
 
 def _check_factors(factors) -> list[float]:
