@@ -173,10 +173,10 @@ def test_a_damaged_images_file_is_ignored_with_a_note_and_left_as_it_was(pair_of
 
 def test_catalogued_models_are_compared_by_their_own_evaluations_in_zoo_outputs(tmp_path):
     write_idx_set(tmp_path / "data" / "mnist", n_train=64, n_test=40)
-    for name in ("convae-mnist", "dae-mnist"):
+    for name in ("convae-mnist", "vae-mnist"):  # (a DAE's mse, of undoing its noise, is another measure)
         assert_ok(invoke("eval", name, "--data-dir", tmp_path / "data", "--no-progress"))
         assert (tmp_path / "zoo-outputs" / name / IMAGES_FILE).is_file()
-    result = compare_json("convae-mnist", "dae-mnist", "--sort", "test_mse")
+    result = compare_json("convae-mnist", "vae-mnist", "--sort", "test_mse")
     assert result["paired_reference"] == result["runs"][0]["name"]
     second = result["runs"][1]
     assert second["paired"]["images"] == 40
@@ -286,7 +286,8 @@ def test_a_test_figure_of_runs_measured_on_other_pixels_or_by_another_density_is
     assert both.caveat == f"{nll} is not one measure across these runs (binarize differs: other test images)"
     assert both.reference is None and all(r.paired is None for r in both.runs)
     densities = zoo.compare([runs["grey"], runs["gauss"]], nll)
-    assert densities.caveat == f"{nll} is not one measure across these runs (likelihood differs: another density)"
+    assert densities.caveat == (f"{nll} is not one measure across these runs (likelihood differs: another measure): "
+                                "--sort test_mse compares them alike")
     assert densities.reference is None and all(r.paired is None for r in densities.runs)  # no 'paired Δ +1964'
     assert "paired" not in assert_ok(invoke("compare", runs["grey"], runs["gauss"], "--sort", nll)).split("notes")[0]
     three = zoo.compare([runs["grey"], runs["binary"], runs["gauss"]], "test_mse")  # images differ: said, unpaired

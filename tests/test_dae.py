@@ -136,3 +136,22 @@ def test_denoise_refuses_an_input_that_is_no_path(dae_and_baseline, given, tmp_p
     with pytest.raises(zoo.ZooError, match="input is an image file's or a folder's path") as e:
         zoo.denoise(dae, input=given, out=tmp_path / "x.png")
     assert "run.reconstruct(x)" in e.value.hint and not (tmp_path / "x.png").exists()
+
+
+def test_denoisers_of_other_noises_and_a_plain_autoencoder_are_not_ranked_by_one_test_mse(dae_and_baseline,
+                                                                                           tmp_path):
+    """A DAE's test mse is the error of undoing its own noise: zoo compare paired σ 0.1 against σ 0.6 'image by
+    image over the same test images', and set it beside a ConvAE's clean reconstruction error unremarked."""
+    dae, ae = dae_and_baseline
+    other = zoo.train("dae", dataset="digits", epochs=1, noise="gaussian:0.6", out=tmp_path / "dae6", log=quiet,
+                      progress=False, **TINY).run_dir
+    for run in (dae, ae, other):
+        zoo.evaluate(run)
+    noises = zoo.compare([dae, other], "test_mse")
+    assert noises.caveat == ("test_mse is not one measure across these runs (noise differs: another measure): "
+                             "--sort test_clean_mse compares them alike")
+    assert noises.reference is None
+    alike = zoo.compare([dae, other], "test_clean_mse")
+    assert alike.caveat is None and alike.reference is not None
+    assert "noise differs" in zoo.compare([dae, ae], "test_mse").caveat
+    assert "val_clean_mse" in zoo.load(other).training_history()[-1]

@@ -78,6 +78,8 @@ def test_trials_differing_in_what_the_loss_measures_are_not_scored_by_it_but_by_
      "the space varies kl_warmup, which changes what vae's train_loss measures", 'metric = "val_loss"'),
     ("hvae", "free_bits = { choices = [0.0, 4.0] }\nbeta = { choices = [0.5, 1.0] }", "train_loss",
      "the space varies beta, free_bits, which change what hvae's train_loss measures", 'metric = "val_neg_elbo"'),
+    ("dae", 'noise = { choices = ["gaussian:0.05", "gaussian:0.8"] }', "loss",  # the lightest noise always won
+     "the space varies noise, which changes what dae's loss measures", 'metric = "clean_mse"'),
     ("convae", 'binarize = { choices = ["none", "dynamic"] }', "mse",  # other images: every metric changes
      "the space varies binarize, which changes what convae's mse measures", "No metric compares them"),
 ])

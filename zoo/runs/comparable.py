@@ -58,8 +58,12 @@ def _test_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str
     keys = images + density
     if not keys:
         return None
-    what = " and ".join([*(["other test images"] if images else []), *(["another density"] if density else [])])
-    return f"{metric} is not one measure across these runs ({', '.join(keys)} differ{'s' * (len(keys) == 1)}: {what})"
+    what = " and ".join([*(["other test images"] if images else []), *(["another measure"] if density else [])])
+    alike = [f"test_{m}" for cls in filter(None, (model_class(m) for m in sorted({r.model for r in runs})))
+             for k in density for m in cls.test_keys.get(k, ())] if not images else []
+    hint = next((f": --sort {m} compares them alike" for m in alike if all(m in r.known() for r in runs)), "")
+    return (f"{metric} is not one measure across these runs ({', '.join(keys)} differ{'s' * (len(keys) == 1)}: "
+            f"{what}){hint}")
 
 
 def _other_images(a: Compared, b: Compared) -> str:

@@ -310,7 +310,8 @@ def compare(sources: list[str | Path | Run], metric: str | None = None, *, desce
     given = given_class(ordered, chosen)
     # Whether the figures shown are one measure: decided over the runs that have one (a GAN without a
     # likelihood, a run of another data set without the figure, say nothing of the others' pairing)
-    result.caveat = loss_caveat(have, chosen, differing_keys(have)[0])
+    differ, _, partial = differing_keys(have)  # a key only some have (a DAE's noise beside a ConvAE) changes a test
+    result.caveat = loss_caveat(have, chosen, differ + partial if chosen.startswith("test_") else differ)
     if not (result.caveat and chosen.startswith("test_")):  # no image-by-image difference of two measures
         result.reference = pair([r for r in ordered if r not in given], chosen)
     if plot is not None:
