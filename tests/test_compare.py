@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, read_config, read_metrics
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, read_config, read_metrics, write_idx_set
 
 import zoo
 import zoo.cli.compare  # noqa: F401  (adds `zoo compare` to the command group)
@@ -297,7 +297,8 @@ def test_an_unwritable_plot_path_is_refused_with_a_storage_error(runs, tmp_path)
 
 
 def test_a_plot_path_that_is_not_png_is_refused(runs, tmp_path):
-    assert_clean_error(invoke("compare", runs["a"], "--plot", tmp_path / "curves.jpg"), "ending in .png", code=2)
+    out = assert_clean_error(invoke("compare", runs["a"], "--plot", tmp_path / "curves.jpg"), "ending in .png", code=2)
+    assert f"--plot {tmp_path / 'curves.jpg'}" in out and "--out" not in out  # compare has no --out
     assert not (tmp_path / "curves.jpg").exists()
 
 
@@ -317,3 +318,47 @@ def test_compare_help_does_not_import_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "--sort METRIC" in result.stdout and result.stdout.strip().endswith("NO-TORCH")
+
+
+def test_a_gans_learning_rates_are_no_metric_to_sort_by(tmp_path):
+    """lr_d and lr_g (a GAN's two optimizers) were offered as metrics: --sort took them and the hint named them."""
+    run = zoo.train("gan", dataset="digits", epochs=1, out=tmp_path / "gan", log=quiet, progress=False).run_dir
+    assert {"lr_d", "lr_g"} <= set(read_metrics(run)[0])
+    row = zoo.compare([run]).runs[0]
+    assert not {k for k in row.metrics if k.startswith("lr")}
+    assert_clean_error(invoke("compare", run, "--sort", "lr_d"), "lr_d")
+
+
+def test_an_interrupted_run_is_said_to_be_unfinished(runs, tmp_path):
+    """An interrupted run looked like one that had stopped early; only zoo info said it was unfinished."""
+    class StopAfterFirst(zoo.Callback):
+        def on_epoch_end(self, trainer, epoch, record):
+            raise KeyboardInterrupt
+
+    with pytest.raises(zoo.errors.Interrupted):
+        zoo.train("convae", dataset="digits", epochs=3, out=tmp_path / "half", log=quiet, progress=False,
+                  callbacks=[StopAfterFirst()], **TINY)
+    result = zoo.compare([runs["a"], tmp_path / "half"])
+    notes = {r.name: r.notes for r in result.runs}
+    assert notes[str(tmp_path / "half")] == ["trained 1 of 3 epochs: interrupted (zoo train --resume continues it)"]
+    assert notes[str(runs["a"])] == []
+
+
+def test_runs_on_two_data_sets_pair_within_the_one_most_of_them_share(tmp_path):
+    """With runs of two data sets the caveat took every paired difference away, even between runs measured on
+    the same images."""
+    made = {}
+    for name, dataset, seed in (("d1", "digits", 0), ("d2", "digits", 1), ("m", "mnist", 0)):
+        made[name] = tmp_path / name
+        kw = {"data_dir": str(tmp_path / "data")} if dataset == "mnist" else {}
+        if dataset == "mnist":
+            write_idx_set(tmp_path / "data" / "mnist", n_train=40, n_test=12)
+        zoo.train("convae", dataset=dataset, epochs=1, seed=seed, out=made[name], log=quiet, progress=False, **TINY,
+                  **kw)
+        zoo.evaluate(made[name])
+    result = zoo.compare(list(made.values()), "test_mse")
+    assert "dataset differs: other test images" in result.caveat
+    assert result.reference is not None and result.reference.name in (str(made["d1"]), str(made["d2"]))
+    by_name = {r.name: r for r in result.runs}
+    assert sum(r.paired is not None for r in result.runs) == 1 and by_name[str(made["m"])].paired is None
+    assert any("measured on other test images" in n and "another data set" in n for n in by_name[str(made["m"])].notes)

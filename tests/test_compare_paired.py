@@ -290,6 +290,8 @@ def test_a_test_figure_of_runs_measured_on_other_pixels_or_by_another_density_is
                                 "--sort test_mse compares them alike")
     assert densities.reference is None and all(r.paired is None for r in densities.runs)  # no 'paired Δ +1964'
     assert "paired" not in assert_ok(invoke("compare", runs["grey"], runs["gauss"], "--sort", nll)).split("notes")[0]
-    three = zoo.compare([runs["grey"], runs["binary"], runs["gauss"]], "test_mse")  # images differ: said, unpaired
-    assert three.caveat is not None and three.reference is None
+    three = zoo.compare([runs["grey"], runs["binary"], runs["gauss"]], "test_mse")  # images differ: said; the two
+    assert three.caveat is not None and three.reference.folder in (runs["grey"], runs["gauss"])  # on grey pair
+    binary = next(r for r in three.runs if r.folder == runs["binary"])
+    assert binary.paired is None and any("binarised against grey pixels" in n for n in binary.notes)
     assert zoo.compare([runs["grey"], runs["gauss"]], "test_mse").caveat is None  # reconstructions compare

@@ -49,12 +49,7 @@ def _test_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str
     `test_keys` (a Gaussian likelihood against a Bernoulli one: 'paired Δ +1964 nats')."""
     if not any(r.value(metric) is not None for r in runs):
         return None
-    name = metric.removeprefix("test_").removesuffix("_nats")
-    images = [k for k in DATA_KEYS if k in differing]
-    density: list[str] = []
-    for cls in filter(None, (model_class(m) for m in sorted({r.model for r in runs}))):
-        density += [k for k, alike in cls.test_keys.items()
-                    if k in differing and name not in alike and k not in density]
+    images, density = _test_differing(runs, metric, differing)
     keys = images + density
     if not keys:
         return None
@@ -64,6 +59,23 @@ def _test_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str
     hint = next((f": --sort {m} compares them alike" for m in alike if all(m in r.known() for r in runs)), "")
     return (f"{metric} is not one measure across these runs ({', '.join(keys)} differ{'s' * (len(keys) == 1)}: "
             f"{what}){hint}")
+
+
+def _test_differing(runs: list[Compared], metric: str, differing: list[str]) -> tuple[list[str], list[str]]:
+    """The keys the runs differ in that make a test figure of other images (DATA_KEYS), and those that make it
+    another measure (a model's `test_keys` where `metric` is not among the metrics they leave alike)."""
+    name = metric.removeprefix("test_").removesuffix("_nats")
+    density: list[str] = []
+    for cls in filter(None, (model_class(m) for m in sorted({r.model for r in runs}))):
+        density += [k for k, alike in cls.test_keys.items()
+                    if k in differing and name not in alike and k not in density]
+    return [k for k in DATA_KEYS if k in differing], density
+
+
+def another_measure(runs: list[Compared], metric: str, differing: list[str]) -> bool:
+    """Whether the runs' `metric` is of another quantity in some of them (not only of other images, which
+    pairing keeps apart by the images' digest): no image-by-image difference is then taken at all."""
+    return metric.startswith("test_") and bool(_test_differing(runs, metric, differing)[1])
 
 
 def _other_images(a: Compared, b: Compared) -> str:

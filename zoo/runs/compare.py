@@ -25,15 +25,22 @@ from zoo.runs import files as runfiles
 from zoo.runs.eval_images import Paired
 from zoo.runs.config import TrainConfig, default_of, fields_of
 from zoo.runs.files import flat_config
-from zoo.runs.comparable import given_class, loss_caveat, model_class, pair
+from zoo.runs.comparable import another_measure, given_class, loss_caveat, model_class, pair
 from zoo.runs.compare_sources import expand
 from zoo.runs.loading import read_run
+from zoo.runs.info import how_ended
 from zoo.runs.run import Run
 from zoo.runs.published import number
 from zoo.runs.evaluated import read_evaluated
 
 # Columns of a metrics.jsonl row that are not a measured metric of the epoch.
 NOT_METRICS = ("epoch", "best", "lr", "images_per_s", "seconds", "diverged")
+
+
+def is_metric(key: str) -> bool:
+    """A column of metrics.jsonl that measures the model, not the training's bookkeeping (its epoch, time, or
+    learning rates: lr, and a GAN's lr_d and lr_g)."""
+    return key not in NOT_METRICS and not key.startswith("lr_")
 DEFAULT_METRIC = "val_loss"
 
 
@@ -219,6 +226,11 @@ def read_compared(name: str, folder: Path) -> Compared:
             row.notes.append(f"{dropped} damaged line{'s' * (dropped != 1)} of {ckpt.METRICS} skipped")
         if rows is not None:
             _summarise(row, rows)
+            ended = how_ended(folder, rows, run["train"].get("epochs"))
+            if ended in ("interrupted", "training"):  # not a finished training: said, as zoo info says it
+                row.notes.append(f"trained {row.epochs or 0} of {run['train'].get('epochs')} epochs: "
+                                 + ("being trained now" if ended == "training" else "interrupted (zoo train "
+                                    "--resume continues it)"))
     else:
         row.notes.append(f"no {ckpt.METRICS} (published weights carry no training log)")
     tested = read_evaluated(folder, name)
@@ -244,7 +256,7 @@ def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:
         row.best_epoch, row.epochs = 0, rows[-1]["epoch"]
         return
     row.best_epoch, row.epochs = final["epoch"], rows[-1]["epoch"]
-    row.metrics = {k: v for k, v in final.items() if k not in NOT_METRICS and number(v)}
+    row.metrics = {k: v for k, v in final.items() if is_metric(k) and number(v)}
     row.seconds = round(sum(r.get("seconds", 0) for r in rows if number(r.get("seconds"))), 2)
 
 
@@ -311,9 +323,10 @@ def compare(sources: list[str | Path | Run], metric: str | None = None, *, desce
     # Whether the figures shown are one measure: decided over the runs that have one (a GAN without a
     # likelihood, a run of another data set without the figure, say nothing of the others' pairing)
     differ, _, partial = differing_keys(have)  # a key only some have (a DAE's noise beside a ConvAE) changes a test
-    result.caveat = loss_caveat(have, chosen, differ + partial if chosen.startswith("test_") else differ)
-    if not (result.caveat and chosen.startswith("test_")):  # no image-by-image difference of two measures
-        result.reference = pair([r for r in ordered if r not in given], chosen)
+    keys = differ + partial if chosen.startswith("test_") else differ
+    result.caveat = loss_caveat(have, chosen, keys)
+    if not another_measure(have, chosen, keys):  # no image-by-image difference of two measures; runs of
+        result.reference = pair([r for r in ordered if r not in given], chosen)  # other images pair apart
     if plot is not None:
         result.plot = plot_curves(ordered, chosen, plot)
     return result
@@ -321,11 +334,11 @@ def compare(sources: list[str | Path | Run], metric: str | None = None, *, desce
 
 def plot_curves(runs: list[Compared], metric: str, path: str | Path) -> Path:
     """One PNG of every run's `metric` against the epoch, a labelled line per run, its best epoch marked."""
-    out = runfiles.picture_output(path)  # compare reads runs but owns none of them
+    out = runfiles.picture_output(path, flag="--plot")  # compare reads runs but owns none of them
     curves = [(r, [(x["epoch"], x[metric]) for x in r.history if number(x.get(metric))]) for r in runs]
     curves = [(r, points) for r, points in curves if points]
     if not curves:
-        with_curves = sorted({k for r in runs for x in r.history for k in x if k not in NOT_METRICS})
+        with_curves = sorted({k for r in runs for x in r.history for k in x if is_metric(k)})
         raise ConfigError(f"--plot: no run has a {metric} curve in its {ckpt.METRICS}",
                           f"Sort by one that runs logged to plot it: {', '.join(with_curves)}." if with_curves else
                           f"None of the runs has a {ckpt.METRICS} (published weights carry no training log).")

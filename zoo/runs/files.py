@@ -348,18 +348,20 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
     return path
 
 
-def picture_output(out: str | Path | None, *, tensors: bool = False, own: str | Path | None = None) -> Path | None:
+def picture_output(out: str | Path | None, *, tensors: bool = False, own: str | Path | None = None,
+                   flag: str = "--out") -> Path | None:
     """The picture file the user named with --out, checked like any output (check_output; `own`: the run
     the command reads) and refused unless it ends in .png, the format zoo writes (a .jpg or .txt name
     holding PNG bytes would mislead every later reader); None when none was named, for the command's
-    default. `tensors`: .safetensors is accepted too (zoo generate writes the images themselves there)."""
+    default. `tensors`: .safetensors is accepted too (zoo generate writes the images themselves there); `flag`: the
+    option that named it, for the messages."""
     if out is None or out == "":
         return None
-    path = check_output(out, own)
+    path = check_output(out, own, flag)
     allowed = (".png", ".safetensors") if tensors else (".png",)
     if path.suffix.lower() not in allowed:
         also = " (a picture) or .safetensors (the images as a tensor)" if tensors else ""
-        raise ConfigError(f"--out {path}: zoo writes pictures as PNG; give a name ending in .png{also}")
+        raise ConfigError(f"{flag} {path}: zoo writes pictures as PNG; give a name ending in .png{also}")
     return path
 
 

@@ -71,7 +71,7 @@ def _training(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
         return {"epochs": None, "of": run["train"].get("epochs")}
     rows, _ = ckpt.read_metrics(path)
     out: dict[str, Any] = {"epochs": rows[-1]["epoch"] if rows else 0, "of": run["train"].get("epochs")}
-    ended = _ended(run_dir, rows, out["of"])
+    ended = how_ended(run_dir, rows, out["of"])
     if ended:
         out["ended"] = ended
     best = [r for r in rows if r.get("best")]
@@ -83,7 +83,7 @@ def _training(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _ended(run_dir: Path, rows: list[dict[str, Any]], of: Any) -> str | None:
+def how_ended(run_dir: Path, rows: list[dict[str, Any]], of: Any) -> str | None:
     """How the training ended: "training" (a process writes it now), "diverged", "early_stopping",
     "completed" (all its epochs) or "interrupted" (a resume continues it); None where its checkpoint
     cannot tell (weights copied without it)."""
