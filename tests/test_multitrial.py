@@ -184,7 +184,8 @@ def test_vaes_with_a_kl_warm_up_train_together_as_alone():
 
 def test_search_groups_trials_by_what_can_share_a_step(tmp_path):
     space = tmp_path / "s.toml"
-    space.write_text('[search]\nstrategy = "random"\npruner = "none"\nseed = 1\n[fixed]\ndataset = "digits"\n'
+    space.write_text('[search]\nstrategy = "random"\npruner = "none"\nseed = 1\n[objective]\nmetric = "clean_mse"\n'
+                     '[fixed]\ndataset = "digits"\n'
                      'channels = [4, 8, 8]\nhidden = [16, 16]\ndevice = "cpu"\nepochs = 2\n[params]\n'
                      'dropout = { low = 0.1, high = 0.5 }\n'
                      'noise = { choices = ["gaussian:0.1", "gaussian:0.4", "salt-pepper:0.2"] }\n')
