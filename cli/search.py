@@ -36,7 +36,9 @@ def _fmt(v) -> str:
 @click.option("--storage", default=None,
               help="Optuna storage URL shared by workers (default: a journal file in the study folder).")
 @click.option("--workers", default=1, show_default=True, type=int, help="Local worker processes.")
-@click.option("--cv", "cv", type=int, default=None, help="Score each trial by K-fold cross-validation.")
+@click.option("--cv", "cv", type=int, default=None,
+              help="Score each trial by K-fold cross-validation (K 2 or more; 0: by the validation split, the "
+                   "default).")
 @click.option("--timeout", type=float, default=None, help="Start no new trial after S seconds.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), help="Study folder (default studies/STUDY).")
 @click.option("--dataset", "-d", default=None, help="Data set (overrides the space's).")
@@ -56,7 +58,8 @@ def _fmt(v) -> str:
 @click.option("--log", "loggers", default=None, metavar="NAME[,NAME]",
               help="Also log the study to these loggers (tensorboard, mlflow): a parent with a child per trial.")
 @click.option("--list-spaces", is_flag=True, help="List the example spaces zoo ships.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the summary as JSON (alone on stdout: the trials' lines go to stderr).")
 def search(model, space, strategy, old_sampler, trials, pruner, study, storage, workers, cv, timeout, out, dataset,
            assignments, epochs, device, data_dir, seed, heartbeat, vectorize, concurrent, loggers, list_spaces,
            as_json):
@@ -92,7 +95,7 @@ def search(model, space, strategy, old_sampler, trials, pruner, study, storage, 
     summary = run_search(model, space, study=study, out=out, storage=storage, strategy=strategy, pruner=pruner,
                          trials=trials, cv=cv, seed=seed, timeout=timeout, workers=workers, heartbeat=heartbeat,
                          vectorize=vectorize, concurrent=concurrent,
-                         overrides=overrides, log=lambda m: click.echo(m))
+                         overrides=overrides, log=lambda m: click.echo(m, err=as_json))  # --json: stdout is JSON
     if as_json:
         click.echo(json.dumps(summary, indent=2, default=str))
     else:

@@ -99,7 +99,8 @@ class Classifier(ZooModel):
             why = ("its conv encoder takes an image only with its class, and a classifier must find the class" if
                    source.can("sample_class") and isinstance(encoder, nn.Sequential) else "it has no conv encoder")
             raise CapabilityError(f"model '{source.name}' cannot be fine-tuned into a classifier: {why}",
-                                  "finetune works from runs of models built on zoo.plugins.conv (convae, dae, vae).")
+                                  "finetune works from runs of models built on zoo.plugins.conv (convae, dae, vae, "
+                                  "iwae, vampprior, hvae, ...).")
         own_keys = {f.name for f in fields(cls.Config)} - set(DECODER_KEYS)
         values = {k: v for k, v in source.record["config"].items() if k in own_keys}
         values.update(head=list(hidden), freeze=freeze, unfreeze_last=unfreeze_last, features=features,

@@ -74,3 +74,6 @@ def test_finetune_takes_the_heads_sizes_as_a_list_one_int_or_the_clis_text_never
         else:
             raise AssertionError(f"hidden={bad!r} was taken")
     assert not (tmp_path / "bad").exists()
+    out = assert_clean_error(invoke("finetune", digits_run, "--hidden", "0", "--out", tmp_path / "zero"),
+                             "hidden=[0] (--hidden): each layer of the head holds 1 to 65536 units")
+    assert "head" not in out.split("(--hidden)")[0] and not (tmp_path / "zero").exists()  # the option's name

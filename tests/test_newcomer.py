@@ -97,10 +97,13 @@ def test_overwrite_replaces_a_run_and_only_when_asked(tmp_path):
     args = ["train", "convae", "--dataset", "digits", "--epochs", 1, "--out", run, *TINY_SET]
     assert_ok(invoke(*args))
     (run / "notes.txt").write_text("mine")
+    for i in range(14):  # the old weights' pictures: every one named, and said not to be the new weights'
+        (run / f"picture-{i:02d}.png").write_bytes(b"")
     first = (run / "model.safetensors").read_bytes()
     assert_clean_error(invoke(*args), "already holds a run", "--overwrite")
     out = assert_ok(invoke(*args[:-len(TINY_SET)], "--seed", 7, "--overwrite", *TINY_SET))
-    assert "removed the run" in out and "kept notes.txt" in out
+    assert "removed the run" in out and "kept notes.txt, picture-00.png" in out and "and 3 more" in out
+    assert "are not of the new ones; delete them or make them again" in out
     assert (run / "model.safetensors").read_bytes() != first and (run / "notes.txt").read_text() == "mine"
     assert read_config(run)["train"]["seed"] == 7
 

@@ -342,6 +342,15 @@ def test_the_cv_command_a_cv_search_suggests_measures_its_best_trial_as_the_sear
     assert cv["mean"] == pytest.approx(summary["best"]["value"], rel=1e-5)
 
 
+def test_search_json_is_alone_on_stdout_and_the_trials_lines_on_stderr(tmp_path):
+    """`zoo search --json | python -c 'json.load(...)'` failed: the study's and trials' lines came first."""
+    space = write_space(tmp_path / "j.toml", fixed=TINY)
+    result = invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "1", "--json")
+    assert_ok(result)
+    summary = json.loads(result.stdout)
+    assert summary["trials"] == 1 and "trial 0" in result.stderr
+
+
 def test_more_workers_than_trials_start_only_as_many_as_can_run_one(tmp_path):
     """--workers 8 --trials 2 started 8 processes (4 GB), six of which never ran a trial."""
     settings, _ = prepare("convae", write_space(tmp_path / "s.toml"), trials=2, workers=8)

@@ -48,7 +48,11 @@ def remove_old_run(run_dir: Path, log) -> None:
         else:
             path.unlink(missing_ok=True)
     kept = sorted(p.name for p in run_dir.iterdir() if not p.name.startswith("."))
-    log(f"--overwrite: removed the run in {run_dir}" + (f"; kept {', '.join(kept[:6])}" if kept else ""))
+    more = f" and {len(kept) - 12} more" if len(kept) > 12 else ""
+    log(f"--overwrite: removed the run in {run_dir}" + (
+        f"; kept {', '.join(kept[:12])}{more}: files zoo did not train, but the results of commands run on the "
+        "old weights among them (a noise sweep, pictures) are not of the new ones; delete them or make them again"
+        if kept else ""))
 
 
 @contextlib.contextmanager

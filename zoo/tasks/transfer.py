@@ -66,7 +66,10 @@ def _layer_sizes(hidden) -> list[int]:
     try:
         if isinstance(hidden, bool) or not isinstance(hidden, (int, str, list, tuple)):
             raise ValueError
-        return coerce(hidden, list[int], "hidden")
+        sizes = coerce(hidden, list[int], "hidden")
     except (ValueError, TypeError):
         raise ConfigError(f"hidden={hidden!r:.60} (--hidden): give the head's layer sizes, e.g. [128, 64] or 60 "
                           "(128,64 on the command line)") from None
+    if not all(1 <= s <= 65536 for s in sizes):  # said under the option's name, not the config key (head) it sets
+        raise ConfigError(f"hidden={sizes} (--hidden): each layer of the head holds 1 to 65536 units")
+    return sizes
