@@ -59,6 +59,11 @@ def test_list_pretrained_and_info_by_name():
     assert "features-mnist" in out and "bundled" in out
     out = assert_ok(invoke("info", "features-mnist"))
     assert "classifier" in out and "accuracy" in out
+    assert "vae-mnist" in assert_ok(invoke("pretrained", "--model", "vae"))
+    # a typo, or a weights name where a model goes, was an empty list and exit code 0
+    assert_clean_error(invoke("pretrained", "--model", "vea"), "unknown model 'vea'")
+    assert_clean_error(invoke("pretrained", "--model", "vae-mnist"), "is the name of catalogued weights",
+                       "zoo pretrained vae-mnist")
 
 
 def test_a_tampered_bundle_is_refused(tmp_path, monkeypatch):

@@ -11,6 +11,7 @@ from urllib.parse import quote
 from zoo import registry
 from zoo.caches import zoo_cache
 from zoo.console import to_stderr
+from zoo.errors import UnknownModelError
 from zoo.hub.cache import Fetched, read_json
 from zoo.hub.files import MODEL_FILES, PULLED_MANIFEST, WEIGHTS, check_safetensors, verify_catalogued
 from zoo.hub.folder import fetch_folder, slug
@@ -119,8 +120,16 @@ def catalogue_info(name: str) -> dict[str, Any]:
 
 
 def catalogue(model: str | None = None) -> list[dict[str, Any]]:
-    """`catalogue_info` of every catalogued name (of one model's, if given)."""
-    return [catalogue_info(n) for n in sorted(registry.weights(model))]
+    """`catalogue_info` of every catalogued name (of one model's, if given: a model neither installed nor
+    catalogued is refused, as a typo, not listed as one without weights)."""
+    names = sorted(registry.weights(model))
+    if model is not None and not names:
+        if model in registry.weights():
+            raise UnknownModelError(f"'{model}' is the name of catalogued weights, not of a model",
+                                    f"`zoo pretrained {model}` shows them; --model takes the name of a model "
+                                    f"(theirs: {registry.weights()[model].get('model')}).")
+        registry.get_model_class(model)  # unknown: refused with the names close to it
+    return [catalogue_info(n) for n in names]
 
 
 def _cached_folder(hub: str) -> Path | None:

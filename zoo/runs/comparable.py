@@ -96,8 +96,9 @@ def given_class(runs: list[Compared], metric: str) -> list[Compared]:
     if len(given) == len(runs):
         return []
     for r in given:
-        r.notes.append(f"its {metric} is of p(x | y), given each image's class: not comparable with the other "
-                       "models' p(x), and paired with none of them")
+        if r.value(metric) is not None:  # said of a figure the run has, not of a blank cell
+            r.notes.append(f"its {metric} is of p(x | y), given each image's class: not comparable with the other "
+                           "models' p(x), and paired with none of them")
     return given
 
 
