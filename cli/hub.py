@@ -5,6 +5,7 @@ until a command runs."""
 from __future__ import annotations
 
 import json
+import shlex
 
 import click
 
@@ -175,9 +176,10 @@ def show_run(source: str, as_json: bool = False) -> None:
     t = data["training"]
     line = (f"training: {t['epochs']} of {t['of']} epochs" if t["epochs"] is not None else
             f"training: {t['of']} epochs configured; no training log (metrics.jsonl) with these weights")
+    resume = f"zoo train --resume {shlex.quote(source)}"
     line += {"training": " (training now)", "diverged": " (diverged: its best weights are kept)",
              "early_stopping": " (stopped early)", "completed": " (completed)",
-             "interrupted": f" (interrupted; `zoo train --resume {source}` continues it)"}.get(t.get("ended"), "")
+             "interrupted": f" (interrupted; `{resume}` continues it)"}.get(t.get("ended"), "")
     if "best_epoch" in t:
         line += f", best epoch {t['best_epoch']} (" + ", ".join(f"{k} {v:.5g}" for k, v in t["best"].items()) + ")"
     if "seconds" in t:

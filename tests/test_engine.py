@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import shlex
 import signal
 import subprocess
 import sys
@@ -212,6 +213,22 @@ def test_zoo_info_says_how_each_training_ended(tmp_path):
     out = assert_ok(invoke("info", tmp_path / "interrupted"))
     assert f"1 of 3 epochs (interrupted; `zoo train --resume {tmp_path / 'interrupted'}` continues it)" in out
     assert "(stopped early)" in assert_ok(invoke("info", tmp_path / "early"))
+
+
+def test_the_resume_command_a_stop_suggests_works_pasted_for_a_folder_with_a_space(tmp_path):
+    """`zoo train --resume runs/my run` was suggested as such: pasted, the shell split it in two."""
+    class StopAfterFirst(zoo.Callback):
+        def on_epoch_end(self, trainer, epoch, record):
+            raise KeyboardInterrupt
+
+    run = tmp_path / "my run"
+    with pytest.raises(Interrupted) as e:
+        train(run, epochs=3, callbacks=[StopAfterFirst()])
+    assert f"zoo train --resume '{run}'" in str(e.value)
+    assert f"`zoo train --resume '{run}'` continues it" in assert_ok(invoke("info", run))
+    command = str(e.value).split("Resume with: ")[1].split(" (from Python")[0]
+    assert_ok(invoke(*shlex.split(command)[1:], "--no-progress"))  # as a shell would split it
+    assert read_metrics(run)[-1]["epoch"] == 3
 
 
 def test_cli_divergence_is_one_message(tmp_path):

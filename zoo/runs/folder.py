@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 from pathlib import Path
 
@@ -27,8 +28,9 @@ START_MARK = ".zoo-starting"  # present while a run is being started: a kill lea
 def refuse_existing_run(run_dir: Path, overwrite: bool = False) -> None:
     if (run_dir / ckpt.CONFIG).exists() and not overwrite:
         raise RunError(f"{run_dir} already holds a run",
-                       f"Continue it with `zoo train --resume {run_dir}`, replace it with --overwrite, "
-                       "or choose another --out (from Python: zoo.train(resume=...), overwrite=True, out=...).")
+                       f"Continue it with `zoo train --resume {shlex.quote(str(run_dir))}`, replace it with "
+                       "--overwrite, or choose another --out (from Python: zoo.train(resume=...), overwrite=True, "
+                       "out=...).")
 
 
 def remove_old_run(run_dir: Path, log) -> None:

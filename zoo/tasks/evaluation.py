@@ -9,6 +9,7 @@ import inspect
 import io
 import math
 import numbers
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -334,7 +335,7 @@ def _say_if_untrained(run: Run) -> None:
     (by its checkpoint, as `zoo push` judges it: a lost training log does not make a trained run untrained)."""
     if untrained(run.folder):
         to_stderr(f"note: {run.folder} has not finished an epoch: these are its initial, untrained weights "
-                  f"(zoo train --resume {run.folder} trains it)")
+                  f"(zoo train --resume {shlex.quote(str(run.folder))} trains it)")
 
 
 def per_image_output(path: str | Path, run: Run) -> Path:

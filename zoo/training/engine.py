@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import shlex
 import sys
 import time
 from dataclasses import dataclass, field
@@ -279,8 +280,8 @@ class Trainer:
                        train_epoch=self._epoch_losses, validate=lambda: [self._validation()],
                        end_member=self._end_of_epoch)
         except KeyboardInterrupt:
-            where = (f" Resume with: zoo train --resume {self.run_dir} (from Python: zoo.train(resume="
-                     f"{str(self.run_dir)!r}))") if self.run_dir else ""  # the last finished epoch is saved
+            where = (f" Resume with: zoo train --resume {shlex.quote(str(self.run_dir))} (from Python: "  # the last
+                     f"zoo.train(resume={str(self.run_dir)!r}))") if self.run_dir else ""  # finished epoch is saved
             done = self.saved_epoch if self.run_dir else self.state["epoch"]  # (a stop between an epoch's end and
             # its checkpoint leaves the epoch before it saved)
             saved = f"epochs up to {done} are saved" if done else "no epoch was finished (a resume starts at epoch 1)"
@@ -339,7 +340,8 @@ class Trainer:
             return (f"Epochs up to {self.saved_epoch} are saved in {self.run_dir}" if self.saved_epoch else
                     f"No epoch was trained; start again with --overwrite to replace {self.run_dir}")
         saved = f"Epochs up to {self.saved_epoch} are saved" if self.saved_epoch else "No epoch was finished"
-        return f"{saved} in {self.run_dir}; once that is fixed, continue with `zoo train --resume {self.run_dir}`"
+        again = f"zoo train --resume {shlex.quote(str(self.run_dir))}"
+        return f"{saved} in {self.run_dir}; once that is fixed, continue with `{again}`"
 
     def _write_epoch(self, epoch: int, record: dict[str, Any]) -> None:
         self.history.append(record)
