@@ -269,6 +269,15 @@ def test_no_runs_is_refused_with_exit_code_2():
 def test_a_folder_that_is_not_a_run_is_refused(runs, tmp_path):
     (tmp_path / "empty").mkdir()
     assert_clean_error(invoke("compare", runs["a"], tmp_path / "empty"), "is not a zoo run (no config.json)", code=1)
+    # a folder of runs, a study folder, a cv folder: said what they are and what to give instead
+    assert_clean_error(invoke("compare", runs["a"].parent), "is not a zoo run", f"such as {runs['a'].parent}/*")
+    (tmp_path / "study").mkdir()
+    (tmp_path / "study" / "best.toml").write_text("model = 'convae'\n")
+    assert_clean_error(invoke("compare", tmp_path / "study"), "it is a zoo search study folder",
+                       f"zoo train --config {tmp_path / 'study' / 'best.toml'}")
+    (tmp_path / "cv").mkdir()
+    (tmp_path / "cv" / "cv.json").write_text("{}")
+    assert_clean_error(invoke("compare", tmp_path / "cv"), "it is a zoo cv folder")
 
 
 def test_a_path_that_does_not_exist_is_refused(runs, tmp_path):

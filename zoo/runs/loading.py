@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +34,28 @@ def read_run(run_dir: str | Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} is a file, not a run folder", "Pass the folder written by `zoo train`.")
     if not (run_dir / ckpt.CONFIG).exists():  # anything else there (a FIFO, a folder) is refused by read_json
-        raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG})",
-                       "Pass a folder written by `zoo train`.")
+        raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG}){_what_it_is(run_dir)}",
+                       "Pass a folder written by `zoo train`"
+                       + (f", such as {shlex.quote(str(run_dir))}/* for the runs it holds." if
+                          any((p / ckpt.CONFIG).is_file() for p in _folders(run_dir)) else "."))
     return runfiles.check_run_config(ckpt.read_json(run_dir / ckpt.CONFIG), str(run_dir / ckpt.CONFIG))
+
+
+def _what_it_is(folder: Path) -> str:
+    """What a folder that is no run holds, where zoo wrote it: a search's study, a cross-validation."""
+    if (folder / "best.toml").is_file() or (folder / "journal.log").is_file():
+        return (": it is a zoo search study folder (trials are scored, not kept as runs; "
+                f"`zoo train --config {shlex.quote(str(folder / 'best.toml'))}` trains the best one)")
+    if (folder / "cv.json").is_file():
+        return ": it is a zoo cv folder (folds are scored, not kept as runs)"
+    return ""
+
+
+def _folders(folder: Path) -> list[Path]:
+    try:
+        return [p for p in folder.iterdir() if p.is_dir()][:1000]
+    except OSError:
+        return []
 
 
 def resolve(source: str | Path) -> Path:
