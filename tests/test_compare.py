@@ -371,3 +371,12 @@ def test_runs_on_two_data_sets_pair_within_the_one_most_of_them_share(tmp_path):
     by_name = {r.name: r for r in result.runs}
     assert sum(r.paired is not None for r in result.runs) == 1 and by_name[str(made["m"])].paired is None
     assert any("measured on other test images" in n and "another data set" in n for n in by_name[str(made["m"])].notes)
+
+
+def test_runs_validated_on_other_images_are_said_not_to_share_one_validation_loss(runs, tmp_path):
+    """val_fraction 0.1 against 0.3: each val_loss over other images, ranked as one measure unremarked."""
+    zoo.train("convae", dataset="digits", epochs=1, val_fraction=0.3, out=tmp_path / "v3", log=quiet,
+              progress=False, **TINY)
+    result = zoo.compare([runs["a"], tmp_path / "v3"])
+    assert result.caveat == ("val_loss is not one measure across these runs (val_fraction differs: other "
+                             "validation images)")

@@ -30,6 +30,8 @@ def loss_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str 
         return _test_caveat(runs, metric, differing)
     if split not in ("val", "train"):
         return None
+    if split == "val" and "val_fraction" in differing and any(r.value(metric) is not None for r in runs):
+        return f"{metric} is not one measure across these runs (val_fraction differs: other validation images)"
     models = sorted({r.model for r in runs})
     cls = model_class(models[0]) if len(models) == 1 else None
     keys, alike = measured_alike(cls, differing, base, split) if cls else ([], [])
