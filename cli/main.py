@@ -180,6 +180,8 @@ def _print_metrics(result: dict) -> None:
         click.echo(f"  {k:<{width}}  {v:<10.6g}" + (f"  ± {errors[k]:.2g}" if k in errors else ""))
     if errors:
         click.echo("  (± the standard error of the mean over the images)")
+    if result.get("metrics_note"):
+        click.echo(f"  ({result['metrics_note']})")
     if result.get("caveat"):
         click.secho(f"note: {result['caveat']}", err=True, fg="yellow")
     if result.get("sparsity"):

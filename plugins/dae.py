@@ -36,6 +36,10 @@ class DAE(ConvAE):
     def __init__(self, config: DAEConfig, shape, num_classes: int = 0):
         super().__init__(config, shape, num_classes)
         self.noise = parse_noise(config.noise)
+        if self.noise is not None:
+            self.metrics_note = (f"mse, bce and psnr are of denoising the images corrupted with {self.noise.spec} "
+                                 "(its training noise, drawn with a fixed seed); clean_mse of reconstructing the "
+                                 "clean images")
         if self.noise is not None and self.noise.vectorized:
             # The first value (the level) in a tensor, named after the noise and its other values: denoisers
             # train together in a vectorised search when only the level differs.

@@ -155,3 +155,14 @@ def test_denoisers_of_other_noises_and_a_plain_autoencoder_are_not_ranked_by_one
     assert alike.caveat is None and alike.reference is not None
     assert "noise differs" in zoo.compare([dae, ae], "test_mse").caveat
     assert "val_clean_mse" in zoo.load(other).training_history()[-1]
+
+
+def test_eval_says_a_denoisers_figures_are_of_its_own_noise(dae_and_baseline):
+    """Nothing said that a DAE's mse, bce and psnr are of noisy inputs: read beside a ConvAE's, they misled."""
+    dae, ae = dae_and_baseline
+    out = assert_ok(invoke("eval", dae))
+    said = "mse, bce and psnr are of denoising the images corrupted with gaussian:0.3"
+    assert said in out and "clean_mse of reconstructing the clean images" in out
+    assert said in zoo.evaluate(dae, save=False)["metrics_note"]
+    assert f"Note: {said}" in (Path(dae) / "README.md").read_text()
+    assert "metrics_note" not in zoo.evaluate(ae, save=False)  # a plain autoencoder's figures say what they are

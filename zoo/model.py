@@ -201,6 +201,9 @@ class ZooModel(nn.Module):
     # What the codes `encode` returns are, where they are not the whole latent (a hierarchical VAE's top layer):
     # said by zoo latent, zoo manifold and zoo interpolate in their output. "": the whole latent.
     codes_note: str = ""
+    # What `zoo eval`'s figures are of, where their names do not say it (a denoiser's mse: of undoing its noise):
+    # printed under them, kept in eval.json as metrics_note and shown on the model card. "": nothing to add.
+    metrics_note: str = ""
 
     def __init__(self, config, shape: tuple[int, int, int], num_classes: int = 0):
         super().__init__()

@@ -112,6 +112,8 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
         errors = eval_result.get("standard_errors", {})  # the spread over the images over √N (older evals: none)
         lines += [f"| {k} | {v:.5g} | {f'{errors[k]:.2g}' if k in errors else '—'} |" for k, v in metrics.items()]
         lines.append("")
+        if isinstance(eval_result.get("metrics_note"), str):
+            lines += [f"Note: {eval_result['metrics_note']}.", ""]
         if isinstance(eval_result.get("other_images"), str):  # another --data-dir's files under the set's name
             lines += [f"Measured on other images than it was trained and tested on: {eval_result['other_images']}.",
                       ""]

@@ -205,6 +205,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         result["standard_errors"] = {k: float(t.std()) / math.sqrt(n) for k, t in per.items()}
     if differ:  # kept in eval.json, so that info, compare and the card say whose images these figures are of
         result["other_images"] = differ
+    if model.metrics_note:
+        result["metrics_note"] = model.metrics_note
     if split in data.reused:  # a tiny folder: this "test" figure is measured on training images
         result["caveat"] = data.caveat()
     if run.can("sample_class"):  # a conditional model's figures: named as any VAE's, of p(x | y)
