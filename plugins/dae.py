@@ -23,6 +23,13 @@ class DAEConfig(ConvAEConfig):
     noise: str = param("gaussian:0.3", "training corruption: gaussian:SIGMA, salt-pepper:FRACTION, "
                                        "occlusion:SIZE:COUNT, or one a plugin adds (zoo list)")
 
+    def __post_init__(self):
+        # Kept as zoo writes it: GAUSSIAN:0.3, "gaussian:" (its default level) and gaussian:0.3 are one noise,
+        # and config.json, zoo compare and a resume see them so.
+        if isinstance(self.noise, str):
+            noise = parse_noise(self.noise)
+            self.noise = noise.spec if noise is not None else "none"
+
 
 class DAE(ConvAE):
     name = "dae"
@@ -77,6 +84,8 @@ class DAE(ConvAE):
         return {**denoised, "clean_mse": clean["mse"]}
 
     def preview(self, x: torch.Tensor):
+        if self.noise is None:  # noise "none": a plain autoencoder's rows, not a "noisy (None)" one
+            return super().preview(x)
         noisy = self.corrupt(x, torch.Generator(device=x.device).manual_seed(0))
         return [("clean", x), (f"noisy ({self.noise})", noisy), ("denoised", self.reconstruct(noisy))]
 

@@ -1,5 +1,6 @@
 """The denoising autoencoder plugin and the denoise / noise-sweep commands."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,15 @@ def test_eval_says_a_denoisers_figures_are_of_its_own_noise(dae_and_baseline):
     assert said in zoo.evaluate(dae, save=False)["metrics_note"]
     assert f"Note: {said}" in (Path(dae) / "README.md").read_text()
     assert "metrics_note" not in zoo.evaluate(ae, save=False)  # a plain autoencoder's figures say what they are
+
+
+def test_a_noise_is_recorded_as_zoo_writes_it_whatever_its_spelling(tmp_path):
+    """GAUSSIAN:0.3, "gaussian:" (the default level) and gaussian:0.3 were kept as typed: zoo compare showed one
+    noise as three values. A bare level was 'unknown noise' without saying a kind is missing."""
+    for name, spelling in (("upper", "GAUSSIAN:0.3"), ("bare", "gaussian:")):
+        zoo.train("dae", dataset="digits", epochs=1, noise=spelling, out=tmp_path / name, log=quiet, progress=False,
+                  **TINY)
+        assert json.loads((tmp_path / name / "config.json").read_text())["config"]["noise"] == "gaussian:0.3"
+    assert "noise" not in zoo.compare([tmp_path / "upper", tmp_path / "bare"]).differing
+    assert_clean_error(invoke("train", "dae", "--dataset", "digits", "--set", "noise=0.3", "--out", tmp_path / "n"),
+                       "a noise is KIND:LEVEL", "For example gaussian:0.3")

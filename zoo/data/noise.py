@@ -59,6 +59,14 @@ def noise_models() -> dict[str, type[NoiseModel]]:
     return {name: e.cls for name, e in load_registry().noise_models.items()}
 
 
+def _number(text: str) -> bool:
+    try:
+        float(text)
+        return True
+    except ValueError:
+        return False
+
+
 def parse_noise(spec: str | NoiseModel | None) -> NoiseModel | None:
     """'gaussian:0.3' -> GaussianNoise(0.3); 'none' or '' -> None."""
     if spec is None or isinstance(spec, NoiseModel):
@@ -73,7 +81,9 @@ def parse_noise(spec: str | NoiseModel | None) -> NoiseModel | None:
     cls = available.get(name.lower())
     if cls is None:
         close = difflib.get_close_matches(name, list(available), n=3, cutoff=0.5)
-        raise ConfigError(f"unknown noise '{name}'",
+        level = _number(name)  # a bare level ("0.3"): the kind is missing
+        raise ConfigError(f"unknown noise '{name}'" + (": a noise is KIND:LEVEL" if level else ""),
                           (f"Did you mean: {', '.join(close)}? " if close else "")
+                          + (f"For example gaussian:{name}. " if level else "")
                           + "Known: " + ", ".join(f"{n}:{':'.join(c.params)}" for n, c in sorted(available.items())))
     return cls(*[v for v in raw if v != ""])  # text: checked and made numbers by zoo.plugin_values
