@@ -18,6 +18,7 @@ from zoo.device import describe, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, DataNotFoundError, RunError, storage_error
 from zoo.hub import is_hub_source, is_managed
 from zoo.hub.files import PUSHED_MANIFEST
+from zoo.interrupts import holding_interrupts
 from zoo.model import ZooModel, build_seeded
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
@@ -150,7 +151,8 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
             f"on {describe(device)} -> {run_dir}")
         with finishing(loggers):
             result = trainer.fit()
-            write_card(run_dir, log=log)
+            with holding_interrupts():  # a stop after the last epoch still leaves the run its card
+                write_card(run_dir, log=log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
 
@@ -295,6 +297,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
             _say_schedule_moved(log, old_train, train_cfg, done)
         with finishing(loggers):
             result = trainer.fit(resume=True)
-            write_card(run_dir, log=log)
+            with holding_interrupts():  # a stop after the last epoch still leaves the run its card
+                write_card(run_dir, log=log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
