@@ -497,6 +497,22 @@ def test_a_sigterm_between_an_epochs_files_lands_once_they_are_all_written(tmp_p
     assert [r["epoch"] for r in read_metrics(run)] == [1] and recorded_trainer(run)["epoch"] == 1
 
 
+def test_a_sigterm_while_the_card_is_written_after_the_last_epoch_still_leaves_the_card(tmp_path):
+    """A stop after the last epoch, while the model card was being written, left a finished run without one."""
+    script = _SIGTERM_AFTER_BEST_WEIGHTS.replace("ckpt.save_tensors = save_then_terminate", """
+from zoo.runs import modelcard
+real_render = modelcard.render_card
+def render_then_terminate(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return real_render(*args, **kwargs)
+modelcard.render_card = render_then_terminate""")
+    run = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", script, str(run), "cli"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert (run / "README.md").is_file() and len(read_metrics(run)) == 3
+
+
 def test_an_ignored_sigint_stays_ignored_and_a_callers_own_handler_gets_it_at_the_end_of_an_epoch(tmp_path,
                                                                                                    monkeypatch):
     """The end-of-epoch writes hold Ctrl-C back, then hand it to the handler that was in place: a process that
