@@ -236,6 +236,19 @@ class MLflow(Logger):
         history = self.client.get_metric_history(self.run_id, "images_per_s")
         return max((m.step for m in history), default=0)
 
+    def params_since(self, params: dict[str, Any]) -> None:
+        """A run gone on in (a resume with more --epochs, a logger turned on): MLflow keeps a param's first value,
+        so a value changed since is set as the tag zoo.resumed.KEY (and said), and a param not logged yet is
+        logged."""
+        logged = self.client.get_run(self.run_id).data.params
+        changed = {k: str(v) for k, v in params.items() if k in logged and logged[k] != str(v)}
+        log_params(self.client, self.run_id, {k: v for k, v in params.items() if k not in logged})
+        for k, v in changed.items():
+            self.client.set_tag(self.run_id, f"zoo.resumed.{k}", v)
+        if changed:
+            self.say("mlflow: a param keeps its first value, so " + ", ".join(
+                f"{k}={v} (was {logged[k]})" for k, v in changed.items()) + " are tags zoo.resumed.KEY")
+
     def mlflow_run(self, folder: Path, resumed: bool, name: str, tags: dict[str, str], params: dict[str, Any]) -> bool:
         """Go on in the MLflow run FOLDER/mlflow.json names (when resumed, on the same server and still
         there), else create one with `params`; returns whether it was created."""
@@ -251,6 +264,7 @@ class MLflow(Logger):
         same = absolute_store(redact(saved.get("tracking_uri", ""))) == absolute_store(redact(uri))
         if same and self.goes_on(saved.get("run_id", "")):
             self.run_id = saved["run_id"]
+            self.params_since(params)
             return False
         if saved.get("run_id"):  # its epochs so far are logged again into the new run
             self.say(f"note: mlflow: {known} names run {saved['run_id']} in {saved.get('tracking_uri') or '?'}, "

@@ -86,9 +86,12 @@ def test_resume_goes_on_in_the_same_mlflow_run_without_a_repeated_epoch(server, 
     folder = tmp_path / "ae"
     train("--epochs", "2", "--log", "mlflow", "--set", f"mlflow_uri={server}", "--out", folder)
     first = mlflow_run(folder)
-    assert_ok(invoke("train", "--resume", folder, "--epochs", "4", "--no-progress"))
+    out = assert_ok(invoke("train", "--resume", folder, "--epochs", "4", "--no-progress"))
     assert mlflow_run(folder) == first
     client = MlflowClient(server)
+    # MLflow keeps a param's first value: the resumed epochs are a tag, and said (they were silently stale)
+    assert client.get_run(first).data.params["epochs"] == "2"
+    assert client.get_run(first).data.tags["zoo.resumed.epochs"] == "4" and "epochs=4 (was 2)" in out
     assert [m.step for m in client.get_metric_history(first, "val_loss")] == [1, 2, 3, 4]
     assert client.get_run(first).info.status == "FINISHED"
     runs = client.search_runs([client.get_run(first).info.experiment_id],
