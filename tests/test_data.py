@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import shutil
 import os
 import struct
 from pathlib import Path
@@ -253,11 +254,16 @@ def test_other_files_of_the_same_count_are_told_apart_on_resume_and_eval(tmp_pat
                        f"{run} was trained on other images", "other train, val and test images than it had (as many)")
     assert (run / "checkpoint.safetensors").read_bytes() == before
     out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "same-size"))
-    assert "mnist holds other train, val and test images than it had (as many): not the images" in out
+    assert "mnist holds other test images than it had (as many): not the images" in out
     assert "not its test figures" in out
     for out in (assert_ok(invoke("info", run)), assert_ok(invoke("compare", run))):
-        assert "other images than it was trained on" in out and "other train, val and test images than it had" in out
+        assert "other images than it was trained on" in out and "other test images than it had" in out
     assert "Measured on other images than it was trained and tested on" in (run / "README.md").read_text()
+    # its own test files beside another set's training files: its own test figures, nothing said
+    shutil.copytree(tmp_path / "mine", tmp_path / "mixed")
+    for f in (tmp_path / "same-size" / "mnist").glob("train*"):
+        shutil.copy(f, tmp_path / "mixed" / "mnist" / f.name)
+    assert "as many" not in assert_ok(invoke("eval", run, "--data-dir", tmp_path / "mixed"))
     out = assert_ok(invoke("eval", run))  # its own files: nothing said, and its figures replace the others'
     assert "(as many)" not in out and "other_images" not in json.loads((run / "eval.json").read_text())
     assert "other images" not in assert_ok(invoke("info", run))
@@ -276,7 +282,7 @@ def test_an_evaluation_on_other_files_is_said_and_never_written_over_the_runs_ow
     assert_ok(invoke("eval", run))
     kept = (run / "eval.json").read_bytes()
     out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "bigger"))
-    assert "mnist holds 20 test images where it had 12, and other train and val images than it had (as many)" in out
+    assert "mnist holds 20 test images where it had 12: not the images" in out  # (only the split measured)
     assert "holds an evaluation of these weights on other test images than these" in out and "not written" in out
     out = assert_ok(invoke("eval", run, "--data-dir", tmp_path / "same-size"))
     assert "holds an evaluation of these weights on other test images than these" in out

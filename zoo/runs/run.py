@@ -68,11 +68,12 @@ def training_data(train_cfg: TrainConfig, device, run: dict[str, Any] | None = N
                         classes=classes)
 
 
-def other_images(data: ImageData, record: dict[str, Any]) -> str:
-    """How `data`'s images differ from the data set a run was trained on (its config.json's data.sizes and
-    data.digests), in words; "" where they agree or the run recorded neither. Other counts or other bytes
-    mean other files read under the set's name (another --data-dir, a folder that gained images or had its
-    files replaced)."""
+def other_images(data: ImageData, record: dict[str, Any], splits: tuple[str, ...] = SPLITS) -> str:
+    """How `data`'s images of `splits` differ from the data set a run was trained on (its config.json's
+    data.sizes and data.digests), in words; "" where they agree or the run recorded neither. Other counts or
+    other bytes mean other files read under the set's name (another --data-dir, a folder that gained images or
+    had its files replaced). A resume asks of every split; an evaluation of the split it measures (a split
+    that reuses the training images: of those), whatever the others hold."""
     recorded = (record.get("data") or {}).get("sizes")
     if not isinstance(recorded, dict):
         return ""
@@ -81,10 +82,13 @@ def other_images(data: ImageData, record: dict[str, Any]) -> str:
     digests = digests if isinstance(digests, dict) else {}
     # a split that reuses the training images counts them (an older zoo's folder with val_fraction 0 did)
     recorded_reuse = (record.get("data") or {}).get("reused")
-    reused = set(data.reused) | (set(recorded_reuse) if isinstance(recorded_reuse, dict) else set())
-    differ = [f"{now[s]:,} {s} images where it had {recorded[s]:,}" for s in SPLITS
-              if s not in reused and isinstance(recorded.get(s), int) and recorded[s] != now[s]]
-    other = [s for s in SPLITS if s not in reused and recorded.get(s) == now[s] and isinstance(digests.get(s), str)
+    recorded_reuse = recorded_reuse if isinstance(recorded_reuse, dict) else {}
+    reused = set(data.reused) | set(recorded_reuse)
+    wanted = {data.reused.get(s) or recorded_reuse.get(s) or s for s in splits}  # a reused split: the train one
+    checked = [s for s in SPLITS if s in wanted and s not in reused]
+    differ = [f"{now[s]:,} {s} images where it had {recorded[s]:,}" for s in checked
+              if isinstance(recorded.get(s), int) and recorded[s] != now[s]]
+    other = [s for s in checked if recorded.get(s) == now[s] and isinstance(digests.get(s), str)
              and digests[s] != data.digest(s)]
     if other:  # as many images, other bytes: another set's files under the name, a folder's files replaced
         splits = " and ".join([", ".join(other[:-1]), other[-1]] if len(other) > 1 else other)

@@ -145,7 +145,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if save and not part and not keep:  # said before hours of a bound, not after: its figures would not be written
         keep = other_images_kept(run, {ckpt.WEIGHTS_DIGEST: measured, "split": split,
                                        eval_images.IMAGES_DIGEST: eval_images.images_digest(x, y)})
-    differ = other_images(data, run.record)
+    differ = other_images(data, run.record, (split,))
     if differ:  # another --data-dir's files, a folder that gained images (never written over an earlier eval)
         to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on, so these are not its "
                   "test figures" + ("; an eval.json of them says so (zoo info, zoo compare and its card show it)"
