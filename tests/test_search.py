@@ -476,3 +476,18 @@ def test_sigterm_to_a_multi_worker_searchs_own_process_stops_its_workers_too(tmp
     states = [t.state.name for t in journal_study(tmp_path / "t", "t").trials]
     assert "RUNNING" not in states and sum(s == "COMPLETE" for s in states) < 8, states
     assert time.monotonic() - started < 80
+
+
+def test_a_multi_worker_search_whose_reader_goes_away_stops_its_workers(tmp_path):
+    """`zoo search --workers 2 | head -1`: the search ended at once on the closed pipe, its workers ran on."""
+    space = write(tmp_path / "slow.toml", SLOW)
+    proc = subprocess.Popen([sys.executable, "-m", "zoo", "search", "convae", "--space", str(space), "--study", "h",
+                             "--out", str(tmp_path / "h"), "--trials", "8", "--workers", "2"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+    while b"[worker" not in proc.stdout.readline():  # the first trial's line, then the reader is gone
+        assert proc.poll() is None
+    proc.stdout.close()
+    proc.wait(timeout=90)
+    time.sleep(1)
+    states = [t.state.name for t in journal_study(tmp_path / "h", "h").trials]
+    assert "RUNNING" not in states and sum(s == "COMPLETE" for s in states) < 8, states  # none trained on alone

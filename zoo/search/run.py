@@ -33,6 +33,7 @@ from zoo.search.tracking import log_search, search_loggers
 from zoo.search.worker import Worker
 
 SETTINGS_ENV = "ZOO_SEARCH_SETTINGS"
+PARENT_ENV = "ZOO_SEARCH_PARENT"  # the pid of the search that started a worker, known before the worker starts
 
 
 @keeps_callers_random_state
@@ -130,7 +131,8 @@ LOG_EVERY = 10.0  # seconds between loggings of the trials worker processes fini
 def _run_workers(settings: Settings, log: Callable[[str], None], every_while: Callable[[], None] | None = None) -> None:
     """Start the worker processes and wait for them; `every_while()` is called every LOG_EVERY seconds. The
     workers' lines (a trial's score, a timeout) reach `log`, as a single worker's do, from this thread."""
-    env = {**os.environ, SETTINGS_ENV: json.dumps(dataclasses.asdict(settings)), "PYTHONUNBUFFERED": "1"}
+    env = {**os.environ, SETTINGS_ENV: json.dumps(dataclasses.asdict(settings)), PARENT_ENV: str(os.getpid()),
+           "PYTHONUNBUFFERED": "1"}
     if "OMP_NUM_THREADS" not in os.environ:  # share the cores instead of oversubscribing them
         env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // settings.workers))
     procs, lines, readers = [], queue.SimpleQueue(), []
@@ -161,7 +163,7 @@ def _run_workers(settings: Settings, log: Callable[[str], None], every_while: Ca
                     log(f"worker {k + 1} (pid {p.pid}) ended with {how}; the others carry on, and its trial, "
                         "if any, is failed and queued again")
             time.sleep(0.2)
-    except KeyboardInterrupt:
+    except BaseException as e:  # Ctrl-C; or this process's output gone (`| head -1`): the workers stop with it
         for p in procs:  # each stops as Ctrl-C stops it: its trial failed and queued again
             if p.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
@@ -171,6 +173,8 @@ def _run_workers(settings: Settings, log: Callable[[str], None], every_while: Ca
                 p.wait(timeout=30)
             if p.poll() is None:
                 p.terminate()
+        if not isinstance(e, KeyboardInterrupt):
+            raise
         _said(lines, log, readers)
         raise Interrupted("search interrupted; the trials done are stored. Resume with the same command.") from None
     _said(lines, log, readers)
@@ -201,15 +205,22 @@ def worker_main(label: str = "") -> int:
         raise ConfigError(f"search-worker is started by `zoo search --workers N` (no {SETTINGS_ENV})")
     settings = Settings(**json.loads(raw))
     space = load_space(settings.space)
-    Worker(settings, space, log=_to_the_search, label=label, parent=os.getppid()).run()
+    parent = int(os.environ[PARENT_ENV]) if os.environ.get(PARENT_ENV, "").isdigit() else os.getppid()
+    Worker(settings, space, log=_to_the_search, label=label, parent=parent).run()
     return 0
+
+
+_SEARCH_GONE: list[bool] = []  # set once the search reading a worker's output is gone
 
 
 def _to_the_search(line: str) -> None:
     """A worker's line, to the `zoo search` that reads its output (and hands it to its log); once that one is
-    gone (killed), to stderr, where the worker's warnings go."""
-    try:
-        print(line, flush=True)
-    except BrokenPipeError:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
-        print(line, file=sys.stderr, flush=True)
+    gone (killed), this and every later line to stderr, where the worker's warnings go."""
+    if not _SEARCH_GONE:
+        try:
+            print(line, flush=True)
+            return
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            _SEARCH_GONE.append(True)
+    print(line, file=sys.stderr, flush=True)
