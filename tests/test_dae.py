@@ -124,8 +124,8 @@ def test_a_sweep_stops_where_the_noise_reaches_its_limit_and_says_so(dae_and_bas
     sweep = zoo.api.noise_sweep(ae, noise="salt-pepper:0.5", save=False)
     assert [(r["noise"], r["factor"]) for r in sweep["rows"][:3]] == [("salt-pepper:0.5", 1), ("salt-pepper:1", 2),
                                                                        ("gaussian:0.3", None)]
-    assert sweep["notes"] == ["salt-pepper:0.5 × 3 is salt-pepper:1, as × 2 is (the noise's limit): the sweep "
-                              "stops at × 2"]
+    assert sweep["notes"] == ["salt-pepper:0.5 × 3 is salt-pepper:1, as × 2 is (the noise grows no further): the "
+                              "sweep stops at × 2"]
     assert_clean_error(invoke("eval", ae, "--noise-sweep", "--noise", "none"), "names no noise", "zoo reconstruct")
 
 

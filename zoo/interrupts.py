@@ -24,11 +24,11 @@ STOPPING = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP
 
 @contextlib.contextmanager
 def holding_interrupts() -> Iterator[None]:
-    """Ctrl-C, SIGTERM and SIGHUP are held back inside, and the first one caught is handed on leaving to the
-    handler that was in place: a handler set from Python is called (Python's default SIGINT one raises
-    KeyboardInterrupt), a default that ends the process ends it then, once the files are whole; an ignored
-    signal stays ignored. Only the main thread receives signals in Python, so in any other thread this holds
-    nothing back and needs not to."""
+    """Ctrl-C, SIGTERM and SIGHUP are held back inside, and the first one caught is handed on leaving (also when
+    the body raises: a stop the user asked for is not lost to an error) to the handler that was in place: a
+    handler set from Python is called (Python's default SIGINT one raises KeyboardInterrupt), a default that
+    ends the process ends it then, once the files are whole; an ignored signal stays ignored. Only the main
+    thread receives signals in Python, so in any other thread this holds nothing back and needs not to."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -41,13 +41,27 @@ def holding_interrupts() -> Iterator[None]:
     try:
         yield
     finally:
+        _restore(previous, held)
+        if caught:
+            _hand_on(caught[0], previous[caught[0]])
+
+
+def _restore(previous: dict, held: list[int]) -> None:
+    """Put the handlers back with the signals blocked meanwhile: one that lands then goes, once unblocked, to the
+    handler put back, never to the hold's (which would swallow it for good were the loop cut short)."""
+    mask = getattr(signal, "pthread_sigmask", None)
+    blocked = mask(signal.SIG_BLOCK, held) if mask else None
+    try:
         for sig in held:
             signal.signal(sig, previous[sig])
-    if not caught:
-        return
-    sig = caught[0]
-    if callable(previous[sig]) and previous[sig] is not signal.default_int_handler:  # the caller's own handler
-        previous[sig](sig, None)
+    finally:
+        if mask:
+            mask(signal.SIG_SETMASK, blocked)
+
+
+def _hand_on(sig: int, handler) -> None:
+    if callable(handler) and handler is not signal.default_int_handler:  # the caller's own handler
+        handler(sig, None)
     elif sig == signal.SIGINT:  # Python's default (or SIG_DFL, which would end the process): as Ctrl-C
         raise KeyboardInterrupt
     else:  # SIG_DFL: the process ends, as the signal asked, now that the files are whole

@@ -211,8 +211,8 @@ def _ladder(noise: NoiseModel, factors: list[float]) -> tuple[list[tuple[NoiseMo
                             f"× {levels[-1][1]:g}"]
         same = next((g for lv, g in levels if lv.spec == level.spec), None)
         if same is not None:
-            return levels, [f"{noise.spec} × {f:g} is {level.spec}, as × {same:g} is (the noise's limit): the "
-                            f"sweep stops at × {levels[-1][1]:g}"]
+            return levels, [f"{noise.spec} × {f:g} is {level.spec}, as × {same:g} is (the noise grows no further): "
+                            f"the sweep stops at × {levels[-1][1]:g}"]
         levels.append((level, f))
     return levels, []
 

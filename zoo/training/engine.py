@@ -76,6 +76,7 @@ class Trainer:
         self.resumed = False
         self.started = False  # begin() wrote the epoch-0 files
         self.saved_epoch = 0  # the epoch checkpoint.safetensors holds
+        self.stopped_after: int | None = None  # the epoch a stop held back while its files were written followed
         self.graph_step = None  # zoo.training.graphstep.GraphStep with cuda_graph, made once the state is final
         if train.cuda_graph:
             check_supported(model, train)
@@ -285,9 +286,10 @@ class Trainer:
             done = self.saved_epoch if self.run_dir else self.state["epoch"]  # (a stop between an epoch's end and
             # its checkpoint leaves the epoch before it saved)
             saved = f"epochs up to {done} are saved" if done else "no epoch was finished (a resume starts at epoch 1)"
+            when = f"after epoch {done}" if self.stopped_after == done else f"during epoch {done + 1}"
             if not self.run_dir:  # a fold or a search trial: its caller says what is kept
-                raise Interrupted(f"interrupted during epoch {done + 1}") from None
-            raise Interrupted(f"interrupted during epoch {done + 1}; {saved}.{where}") from None
+                raise Interrupted(f"interrupted {when}") from None
+            raise Interrupted(f"interrupted {when}; {saved}.{where}") from None
         except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
             raise storage_error(e, "cannot write", self._saved_note()) from None
         except (MemoryError, RuntimeError) as e:  # an allocation that failed: said, with what is saved
@@ -322,10 +324,16 @@ class Trainer:
         epoch's row and checkpoint are written; False once it stops early."""
         if end.not_finite:
             self._diverged(epoch, end.record, end.not_finite)
-        with holding_interrupts():  # the best weights, the metrics line and the checkpoint: one epoch's, together
-            if end.improved:
-                self._save_best()
-            self._write_epoch(epoch, end.record)
+        try:
+            with holding_interrupts():  # the best weights, the metrics line and the checkpoint: one epoch's, together
+                if end.improved:
+                    self._save_best()
+                self._write_epoch(epoch, end.record)
+        except KeyboardInterrupt:  # a stop held until the files were whole: this epoch is done, and said
+            if not self.run_dir or self.saved_epoch == epoch:
+                self.stopped_after = epoch
+                self._announce_epoch(epoch, end.record)
+            raise
         self._announce_epoch(epoch, end.record)
         if end.stop:
             self.log(f"early stopping: no better {self.model.monitor} for {self.train.patience} epochs; "
