@@ -59,8 +59,10 @@ def _test_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str
     alike = [f"test_{m}" for cls in filter(None, (model_class(m) for m in sorted({r.model for r in runs})))
              for k in density for m in cls.test_keys.get(k, ())] if not images else []
     hint = next((f": --sort {m} compares them alike" for m in alike if all(m in r.known() for r in runs)), "")
-    return (f"{metric} is not one measure across these runs ({', '.join(keys)} differ{'s' * (len(keys) == 1)}: "
-            f"{what}){hint}")
+    some = [k for k in keys if not all(k in r.config for r in runs)]  # a DAE's noise beside a ConvAE, which has none
+    whose = [*([f"{', '.join(k for k in keys if k not in some)} differ{'s' * (len(keys) - len(some) == 1)}"]
+               if len(some) < len(keys) else []), *([f"only some runs have {', '.join(some)}"] if some else [])]
+    return f"{metric} is not one measure across these runs ({'; '.join(whose)}: {what}){hint}"
 
 
 def _test_differing(runs: list[Compared], metric: str, differing: list[str]) -> tuple[list[str], list[str]]:
