@@ -377,6 +377,22 @@ def test_crash_between_metrics_line_and_checkpoint_keeps_every_epoch_once(run_co
     assert rows[-1]["train_loss"] > 0
 
 
+def test_a_newer_zoos_text_column_in_the_training_log_is_read_past_and_kept_by_a_resume(run_copy):
+    """A column of text, null-free lists or tables (a newer zoo's) made every row 'damaged': info said 0 epochs,
+    and a resume rewrote metrics.jsonl without them: the log of every epoch lost."""
+    lines = (run_copy / "metrics.jsonl").read_text().splitlines()
+    newer = [json.dumps({**json.loads(line), "phase": "warmup", "per_class": [0.1, 0.2]}) for line in lines]
+    (run_copy / "metrics.jsonl").write_text("\n".join(newer) + "\n")
+    history = zoo.load(run_copy).training_history()
+    assert [r["epoch"] for r in history] == [1, 2] and "phase" not in history[0] and history[0]["val_loss"] > 0
+    assert "2 of 2 epochs" in assert_ok(invoke("info", run_copy))
+    said = []
+    zoo.train(resume=run_copy, epochs=3, log=said.append, progress=False)
+    kept = (run_copy / "metrics.jsonl").read_text().splitlines()
+    assert kept[:2] == newer and json.loads(kept[2])["epoch"] == 3  # the rows as written, then the new epoch
+    assert not any("damaged" in m or "lost" in m for m in said)
+
+
 def _train_in_background(run: Path) -> subprocess.Popen:
     """`python -m zoo train` for (far) more epochs than it will get, once it has finished two of them."""
     cmd = [sys.executable, "-m", "zoo", "train", "convae", "--dataset", "digits", "--epochs", "100000",

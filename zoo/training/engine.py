@@ -123,8 +123,8 @@ class Trainer:
             self.log(f"note: {metrics} {'holds no epoch' if metrics.exists() else 'is missing'}: the log of epochs "
                      f"1-{self.saved_epoch} (their metrics and times) is lost; it goes on from epoch "
                      f"{self.saved_epoch + 1}")
-        if metrics.exists():
-            ckpt.atomic_write(metrics, "".join(ckpt.metrics_line(r) for r in self.history))
+        if metrics.exists():  # its rows up to the checkpoint, as written
+            ckpt.atomic_write(metrics, ckpt.kept_metrics_text(metrics, self.state["epoch"]))
         self.resumed = True
 
     def _check_best_weights(self) -> None:
