@@ -322,3 +322,20 @@ def test_a_gan_runs_model_card_shows_only_the_commands_a_gan_can_run(gan_run):
     assert f"zoo eval {gan_run} --fid" not in usage  # no feature network is catalogued for digits: it would fail
     assert "run.sample(n)" in usage
     assert "reconstruct" not in usage and "run.encode" not in usage
+
+
+def test_info_of_a_gan_saved_before_ema_and_clusters_existed_shows_it_has_neither(tmp_path):
+    """An older GAN (no ema, no clusters in its config.json) loads as saved, without them; zoo info said only
+    `epochs` differed from the defaults, hiding the two settings that most change what it is."""
+    import json
+
+    old = tmp_path / "old"  # as an older zoo trained it: no EMA generator, no clusters, neither key written
+    zoo.train("gan", dataset="digits", epochs=1, out=old, progress=False, log=quiet, ema=0.0, clusters=0, **SMALL)
+    record = read_config(old)
+    for key in ("ema", "clusters"):
+        record["config"].pop(key)
+    (old / "config.json").write_text(json.dumps(record))
+    changed = json.loads(assert_ok(invoke("info", old, "--json")))["changed"]
+    assert changed["ema"] == 0.0 and changed["clusters"] == 0
+    loaded = zoo.load(old).model.config
+    assert (loaded.ema, loaded.clusters) == (0.0, 0)

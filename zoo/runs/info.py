@@ -57,10 +57,12 @@ def _changed_from_defaults(run: dict[str, Any]) -> dict[str, Any] | None:
         cls = registry.get_model_class(run["model"])
     except UnknownModelError:
         return None
-    defaults = {f.name: cfgmod.default_of(f) for f in cfgmod.fields_of(cls.Config)}
-    defaults.update({f.name: cfgmod.default_of(f) for f in cfgmod.fields_of(cfgmod.TrainConfig)})
-    defaults.update(getattr(cls, "train_defaults", {}))
-    values = {**run["config"], **run["train"]}
+    built = {f.name: cfgmod.default_of(f) for f in cfgmod.fields_of(cls.Config)}
+    built.update({f.name: cfgmod.default_of(f) for f in cfgmod.fields_of(cfgmod.TrainConfig)})
+    # What a new training takes (a GAN's ema 0.999), against the values this run has: its config.json's, and a
+    # key an older zoo did not write at what it is built with (that GAN's ema 0, as saved), so it is shown.
+    defaults = {**built, **getattr(cls, "train_defaults", {})}
+    values = {**built, **run["config"], **run["train"]}
     return {k: v for k, v in values.items() if k not in defaults or defaults[k] != v}
 
 
