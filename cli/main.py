@@ -430,9 +430,9 @@ def _print_classification(result: dict) -> None:
     click.echo(f"test accuracy {result['metrics']['accuracy']:.2%} on {result['images']} {result['dataset']} images")
     if rep:
         p = rep["parameters"]
-        click.echo(f"parameters: {p['trainable']:,} trainable of {p['total']:,}; "
-                   f"training time {rep.get('train_seconds', 0):.1f} s over {rep.get('epochs', '?')} "
-                   f"epoch{'' if rep.get('epochs') == 1 else 's'}")
+        trained = (f"; training time {rep['train_seconds']:.1f} s over {rep['epochs']} "
+                   f"epoch{'' if rep['epochs'] == 1 else 's'}" if rep.get("epochs") else "")  # published: unknown
+        click.echo(f"parameters: {p['trainable']:,} trainable of {p['total']:,}{trained}")
         names = result.get("classes") or [str(i) for i in range(len(rep["per_class_accuracy"]))]
         click.echo("per-class accuracy: " + ", ".join(f"{name}: {a:.1%}"
                                                       for name, a in zip(names, rep["per_class_accuracy"])))

@@ -199,6 +199,21 @@ def test_an_eval_json_with_values_zoo_does_not_write_is_ignored_by_info_compare_
     assert not (tmp_path / "hub" / "x" / "eval.json").exists()
 
 
+@pytest.mark.parametrize("error", [None, "n/a", [1]])
+def test_an_eval_json_whose_standard_error_is_no_number_is_pushed_and_resumed_without_it(run_copy, tmp_path, error):
+    """A null or text standard error (another writer's eval.json) crashed the model card: push and a no-op resume
+    ended in a traceback."""
+    import json
+
+    assert_ok(invoke("eval", run_copy))
+    record = json.loads((run_copy / "eval.json").read_text())
+    record["standard_errors"]["mse"] = error
+    (run_copy / "eval.json").write_text(json.dumps(record))
+    assert_ok(invoke("push", run_copy, f"file://{tmp_path / 'hub'}"))
+    assert f"| mse | {record['metrics']['mse']:.5g} | — |" in (tmp_path / "hub" / "README.md").read_text()
+    assert_ok(invoke("train", "--resume", run_copy, "--no-progress"))
+
+
 @pytest.mark.parametrize("make, fragment", [
     (lambda x: x.long() * 1000, "uint8 (0..255) or floats in [0, 1]"),
     (lambda x: x.bool(), "uint8 (0..255) or floats in [0, 1]"),

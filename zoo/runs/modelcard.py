@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 import shlex
 from pathlib import Path
@@ -109,7 +110,9 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
         pixels = f", {pixels}" if isinstance(pixels, str) else ""
         lines += [f"## {heading} metrics ({eval_result.get('images')} {split} images{pixels}{given})", "",
                   "| metric | value | standard error |", "| --- | --- | --- |"]
-        errors = eval_result.get("standard_errors", {})  # the spread over the images over √N (older evals: none)
+        errors = eval_result.get("standard_errors")  # the spread over the images over √N (older evals: none; a
+        errors = {k: v for k, v in errors.items() if type(v) in (int, float) and math.isfinite(v)} \
+            if isinstance(errors, dict) else {}  # null: none)
         lines += [f"| {k} | {v:.5g} | {f'{errors[k]:.2g}' if k in errors else '—'} |" for k, v in metrics.items()]
         lines.append("")
         if isinstance(eval_result.get("metrics_note"), str):
