@@ -214,6 +214,20 @@ def test_an_eval_json_whose_standard_error_is_no_number_is_pushed_and_resumed_wi
     assert_ok(invoke("train", "--resume", run_copy, "--no-progress"))
 
 
+def test_a_run_with_a_newer_zoos_training_setting_evaluates_and_its_resume_says_why_it_is_refused(run_copy):
+    """A training key a newer zoo writes made eval, reconstruct and latent refuse the run as if the user had
+    mistyped a key; a resume said 'unknown key' without naming config.json."""
+    import json
+
+    record = json.loads((run_copy / "config.json").read_text())
+    record["train"]["future_knob"] = 3
+    (run_copy / "config.json").write_text(json.dumps(record))
+    out = assert_ok(invoke("eval", run_copy))
+    assert "holds training settings this zoo does not know (future_knob" in out and "mse" in out
+    assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", "3"),
+                       f"{run_copy / 'config.json'} holds keys this zoo", "future_knob", "the zoo that trained it")
+
+
 @pytest.mark.parametrize("make, fragment", [
     (lambda x: x.long() * 1000, "uint8 (0..255) or floats in [0, 1]"),
     (lambda x: x.bool(), "uint8 (0..255) or floats in [0, 1]"),

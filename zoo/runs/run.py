@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from zoo.console import to_stderr
 from zoo.data import ImageData, load_dataset, relocated
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
 from zoo.model import ZooModel
@@ -317,7 +318,16 @@ class Run:
     # ------------------------------------------------------------------ what it was trained with
     @property
     def train_config(self) -> TrainConfig:
-        return cfgmod.build(TrainConfig, self.record["train"], where=f"{self.folder / ckpt.CONFIG} [train]")
+        """Its training settings. A key this zoo does not know (a newer zoo's) is left out, said once: a training
+        setting changes no weights, so the run still evaluates, samples and is measured."""
+        known = {f.name for f in cfgmod.fields_of(TrainConfig)}
+        unknown = sorted(set(self.record["train"]) - known)
+        if unknown and not getattr(self, "_said_unknown", False):
+            self._said_unknown = True
+            to_stderr(f"note: {self.folder / ckpt.CONFIG} holds training settings this zoo does not know "
+                      f"({', '.join(unknown)}; written by zoo {self.record.get('zoo_version', '?')}): left out")
+        return cfgmod.build(TrainConfig, {k: v for k, v in self.record["train"].items() if k in known},
+                            where=f"{self.folder / ckpt.CONFIG} [train]")
 
     @property
     def classes(self) -> list[str]:

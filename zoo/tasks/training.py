@@ -235,6 +235,12 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         dataset, given["data_dir"] = relocated(str(run["train"].get("dataset", "")), given["data_dir"])
         if dataset != run["train"].get("dataset"):
             given["dataset"], moved = dataset, {"dataset"}
+    known = {f.name for f in cfgmod.fields_of(entry.cls.Config)} | {f.name for f in cfgmod.fields_of(TrainConfig)}
+    foreign = sorted((set(run["config"]) | set(run["train"])) - known)
+    if foreign:  # a newer zoo's keys: said as such, not as a key the user mistyped
+        raise RunError(f"{run_dir / ckpt.CONFIG} holds keys this zoo ({zoo.__version__}) does not know: "
+                       f"{', '.join(foreign)} (written by zoo {run.get('zoo_version', '?')})",
+                       "Resume it with the zoo that trained it (it still evaluates and samples here).")
     old_model, old_train = split_config(entry.cls, {**run["config"], **run["train"]})
     new_model, new_train = split_config(entry.cls, {**run["config"], **run["train"], **given})
     before = {**dataclasses.asdict(old_model), **dataclasses.asdict(old_train)}
