@@ -266,6 +266,8 @@ def test_a_moved_folder_run_resumes_with_data_dir_where_the_folder_is_now(tmp_pa
     run = tmp_path / "run"
     zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=run, log=quiet, progress=False, **TINY)
     (tmp_path / "pics").rename(tmp_path / "moved")
+    assert_clean_error(invoke("train", "--resume", run, "--epochs", "2"), "image folder not found",
+                       f"zoo train --resume {run} --data-dir FOLDER")  # not 'folder:PATH', which a resume refuses
     assert_ok(invoke("train", "--resume", run, "--epochs", "2", "--data-dir", tmp_path / "moved", "--no-progress"))
     train = json.loads((run / "config.json").read_text())["train"]
     assert train["dataset"] == f"folder:{tmp_path / 'moved'}" and train["data_dir"] == ""

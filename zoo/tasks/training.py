@@ -265,7 +265,13 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         loggers = loggers_for(train_cfg, log)
         for logger in loggers:
             logger.prepare(run_dir)
-        data = training_data(train_cfg, device, run)
+        try:
+            data = training_data(train_cfg, device, run)
+        except DataNotFoundError as e:  # a moved image folder: resumed with --data-dir (--set dataset is fixed)
+            if not train_cfg.dataset.lower().startswith("folder:") or given.get("data_dir"):
+                raise
+            raise DataNotFoundError(e.message, "Where the run's images are now, say so: zoo train --resume "
+                                               f"{run_dir} --data-dir FOLDER (data_dir= in Python).") from None
         differ = other_images(data, run)
         if differ:
             raise DataNotFoundError(f"{run_dir} was trained on other images: {differ}",
