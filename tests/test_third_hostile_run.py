@@ -226,6 +226,11 @@ def test_a_run_with_a_newer_zoos_training_setting_evaluates_and_its_resume_says_
     assert "holds training settings this zoo does not know (future_knob" in out and "mse" in out
     assert_clean_error(invoke("train", "--resume", run_copy, "--epochs", "3"),
                        f"{run_copy / 'config.json'} holds keys this zoo", "future_knob", "the zoo that trained it")
+    record["config"]["future_layer"], record["zoo_version"] = 3, "9.0.0"  # a newer zoo's architecture key
+    (run_copy / "config.json").write_text(json.dumps(record))
+    out = assert_clean_error(invoke("eval", run_copy), "unknown key 'future_layer'",
+                             "written by zoo 9.0.0, newer than this zoo")
+    assert "since 0.2 the decoder" not in out  # (the hint of an older zoo's run)
 
 
 @pytest.mark.parametrize("make, fragment", [

@@ -152,11 +152,19 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
                state_digest=ckpt.tensor_digest(net.state_dict()))
 
 
+def _version(text: str) -> tuple[int, ...]:
+    """A version's numbers ("0.2.0" -> (0, 2, 0)); what is not a number counts as 0."""
+    return tuple(int(p) if p.isdigit() else 0 for p in text.split(".")[:3])
+
+
 def _other_version_hint(run: dict[str, Any], hint: str | None) -> str | None:
     """For weights that do not fit: a run written by another zoo version may be built differently."""
     made_by = run.get("zoo_version")
     if not isinstance(made_by, str) or made_by == zoo.__version__:
         return hint
+    if _version(made_by) > _version(zoo.__version__):  # a newer zoo's run: its keys and layers may be new
+        return (f"The run was written by zoo {made_by}, newer than this zoo {zoo.__version__}: load it with zoo "
+                f"{made_by} or later (pip install -U zoo).")
     return (f"The run was written by zoo {made_by}, and zoo {zoo.__version__} builds this configuration "
             "differently (since 0.2 the decoder is sized from the encoder's geometry for every image size, "
             f"which changes models of images other than 28×28): train it again with zoo {zoo.__version__}, "
