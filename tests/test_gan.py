@@ -339,3 +339,10 @@ def test_info_of_a_gan_saved_before_ema_and_clusters_existed_shows_it_has_neithe
     assert changed["ema"] == 0.0 and changed["clusters"] == 0
     loaded = zoo.load(old).model.config
     assert (loaded.ema, loaded.clusters) == (0.0, 0)
+
+
+def test_a_pushed_gans_card_lists_no_learning_rate_among_its_training_metrics(gan_run, tmp_path):
+    """lr_d and lr_g, the two optimizers' learning rates, were listed on the card as training metrics."""
+    assert_ok(invoke("push", gan_run, f"file://{tmp_path / 'hub'}"))
+    card = (tmp_path / "hub" / "README.md").read_text()
+    assert "lr_d" not in card and "lr_g" not in card and "d_fake" in card

@@ -31,6 +31,7 @@ from zoo.runs import checkpoint, eval_images
 from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_json, read_metrics, run_identity
 from zoo.runs.files import file_sha256, open_regular, sampler_name
 from zoo.runs.lock import writer_of
+from zoo.runs.metrics_log import is_metric
 from zoo.runs.training_state import recorded_trainer, untrained
 from zoo.runs.modelcard import current_pictures, render_card
 
@@ -66,7 +67,7 @@ def _training_summary(run_dir: Path) -> dict[str, Any] | None:
     if row is None:  # every epoch diverged: the weights it started with
         return {"best_epoch": 0, "epochs": rows[-1].get("epoch"), "metrics": {}}
     keep = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and k not in ("lr", "images_per_s", "seconds")}
+            and (is_metric(k) or k == "epoch")}  # (not the learning rates, a GAN's lr_d and lr_g too)
     return {"best_epoch": row.get("epoch"), "epochs": rows[-1].get("epoch"), "metrics": keep}
 
 

@@ -29,18 +29,12 @@ from zoo.runs.comparable import another_measure, given_class, loss_caveat, model
 from zoo.runs.compare_sources import expand
 from zoo.runs.loading import read_run
 from zoo.runs.info import how_ended
+from zoo.runs.metrics_log import is_metric
 from zoo.runs.run import Run
 from zoo.runs.published import number
 from zoo.runs.evaluated import read_evaluated
 
 # Columns of a metrics.jsonl row that are not a measured metric of the epoch.
-NOT_METRICS = ("epoch", "best", "lr", "images_per_s", "seconds", "diverged")
-
-
-def is_metric(key: str) -> bool:
-    """A column of metrics.jsonl that measures the model, not the training's bookkeeping (its epoch, time, or
-    learning rates: lr, and a GAN's lr_d and lr_g)."""
-    return key not in NOT_METRICS and not key.startswith("lr_")
 DEFAULT_METRIC = "val_loss"
 
 

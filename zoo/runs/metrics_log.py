@@ -10,6 +10,14 @@ from typing import Any
 
 from zoo.runs.files import open_regular
 
+NOT_METRICS = ("epoch", "best", "lr", "images_per_s", "seconds", "diverged")
+
+
+def is_metric(key: str) -> bool:
+    """A column of metrics.jsonl that measures the model, not the training's bookkeeping (its epoch, time, or
+    learning rates: lr, and a GAN's lr_d and lr_g)."""
+    return key not in NOT_METRICS and not key.startswith("lr_")
+
 
 def metrics_line(record: dict[str, Any]) -> str:
     """One metrics.jsonl line, strict JSON: a value that is not finite (a diverged epoch's loss) is

@@ -240,7 +240,8 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     if foreign:  # a newer zoo's keys: said as such, not as a key the user mistyped
         raise RunError(f"{run_dir / ckpt.CONFIG} holds keys this zoo ({zoo.__version__}) does not know: "
                        f"{', '.join(foreign)} (written by zoo {run.get('zoo_version', '?')})",
-                       "Resume it with the zoo that trained it (it still evaluates and samples here).")
+                       "Resume it with the zoo that trained it" + ("." if set(foreign) & set(run["config"]) else
+                                                                   " (its weights still evaluate and sample here)."))
     old_model, old_train = split_config(entry.cls, {**run["config"], **run["train"]})
     new_model, new_train = split_config(entry.cls, {**run["config"], **run["train"], **given})
     before = {**dataclasses.asdict(old_model), **dataclasses.asdict(old_train)}
