@@ -29,7 +29,7 @@ from safetensors.torch import save as st_save
 
 from zoo.errors import ConfigError, RunError
 from zoo.runs.files import DTYPES, check_weights_fit, open_regular, read_header, state_spec
-from zoo.runs.metrics_log import best_row, kept_metrics_text, metrics_line, read_metrics  # noqa: F401 (ckpt.X)
+from zoo.runs.metrics_log import best_row, metrics_line, metrics_rows, read_metrics  # noqa: F401 (ckpt.X)
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"

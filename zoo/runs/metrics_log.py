@@ -57,18 +57,13 @@ def best_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 def read_metrics(path: Path) -> tuple[list[dict[str, Any]], int]:
     """The rows of a metrics.jsonl in epoch order, and how many lines were dropped as not a row (see
     _metrics_row) or as out of order (an epoch not after the one before)."""
-    rows, _, dropped = _metrics_rows(path)
+    rows, _, dropped = metrics_rows(path)
     return rows, dropped
 
 
-def kept_metrics_text(path: Path, last_epoch: int) -> str:
-    """The lines of a metrics.jsonl that are rows up to `last_epoch`, as written (a resume keeps them so: the
+def metrics_rows(path: Path) -> tuple[list[dict[str, Any]], list[str], int]:
+    """read_metrics's rows and dropped count, with each row's line as written (a resume writes those back: the
     columns a newer zoo wrote stay in the log)."""
-    rows, lines, _ = _metrics_rows(path)
-    return "".join(line + "\n" for row, line in zip(rows, lines) if row["epoch"] <= last_epoch)
-
-
-def _metrics_rows(path: Path) -> tuple[list[dict[str, Any]], list[str], int]:
     rows, lines, dropped = [], [], 0
     with open_regular(Path(path)) as fh:
         text = fh.read().decode(errors="replace")

@@ -116,6 +116,7 @@ class Run:
     # results saved for the file are never those of weights changed since (fine-tuned, or a file replaced).
     file_digest: str = field(default="", repr=False)
     state_digest: str = field(default="", repr=False)
+    told_unknown_keys: bool = field(default=False, repr=False)  # a newer zoo's training keys, said once (train_config)
 
     def weights_changed(self) -> str | None:
         """Why results on `run.model` would not be results on its model.safetensors (None: they would): the
@@ -322,8 +323,8 @@ class Run:
         setting changes no weights, so the run still evaluates, samples and is measured."""
         known = {f.name for f in cfgmod.fields_of(TrainConfig)}
         unknown = sorted(set(self.record["train"]) - known)
-        if unknown and not getattr(self, "_said_unknown", False):
-            self._said_unknown = True
+        if unknown and not self.told_unknown_keys:
+            self.told_unknown_keys = True
             to_stderr(f"note: {self.folder / ckpt.CONFIG} holds training settings this zoo does not know "
                       f"({', '.join(unknown)}; written by zoo {self.record.get('zoo_version', '?')}): left out")
         return cfgmod.build(TrainConfig, {k: v for k, v in self.record["train"].items() if k in known},

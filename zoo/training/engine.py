@@ -115,7 +115,7 @@ class Trainer:
         if self.model.monitor is not None and self.saved_epoch:
             self._check_best_weights()
         metrics = self._path(ckpt.METRICS)
-        rows, dropped = ckpt.read_metrics(metrics) if metrics.exists() else ([], 0)
+        rows, lines, dropped = ckpt.metrics_rows(metrics) if metrics.exists() else ([], [], 0)
         if dropped:
             self.log(f"note: {dropped} damaged line(s) of {metrics} dropped (cut short by a kill, or edited)")
         self.history = [r for r in rows if r["epoch"] <= self.state["epoch"]]
@@ -124,7 +124,7 @@ class Trainer:
                      f"1-{self.saved_epoch} (their metrics and times) is lost; it goes on from epoch "
                      f"{self.saved_epoch + 1}")
         if metrics.exists():  # its rows up to the checkpoint, as written
-            ckpt.atomic_write(metrics, ckpt.kept_metrics_text(metrics, self.state["epoch"]))
+            ckpt.atomic_write(metrics, "".join(line + "\n" for line in lines[:len(self.history)]))
         self.resumed = True
 
     def _check_best_weights(self) -> None:
