@@ -53,6 +53,9 @@ class OcclusionNoise(NoiseModel):
     integer = ("size", "count")
     ranges = {"size": (1, float("inf")), "count": (0, float("inf"))}
 
+    def on(self, shape):
+        return type(self)(min(self.values["size"], shape[-2], shape[-1]), self.values["count"])
+
     def __call__(self, x, generator=None):
         b, _, h, w = x.shape
         size, count = min(self.values["size"], h, w), self.values["count"]

@@ -129,6 +129,26 @@ def test_a_sweep_stops_where_the_noise_reaches_its_limit_and_says_so(dae_and_bas
     assert_clean_error(invoke("eval", ae, "--noise-sweep", "--noise", "none"), "names no noise", "zoo reconstruct")
 
 
+def test_a_sweep_stops_where_an_occlusion_patch_covers_the_whole_image(dae_and_baseline):
+    """On 28x28 images occlusion:10:1 × 3 already blacks out the image: × 4 and × 5 (40- and 50-pixel patches)
+    were plotted as stronger noises that corrupted exactly alike."""
+    _, ae = dae_and_baseline
+    sweep = zoo.api.noise_sweep(ae, noise="occlusion:10:1", save=False)
+    swept = [r for r in sweep["rows"] if r["factor"] is not None]
+    assert [r["noise"] for r in swept] == ["occlusion:10:1", "occlusion:20:1", "occlusion:30:1"]
+    assert swept[-1]["noisy_mse"] > swept[0]["noisy_mse"]
+    assert sweep["notes"] == ["occlusion:10:1 × 4 is occlusion:28:1 on 28×28 images, as × 3 is (the noise grows no "
+                              "further): the sweep stops at × 3"]
+
+
+def test_a_sweep_level_draws_the_same_noise_whatever_the_other_factors(dae_and_baseline):
+    """A level's seed was its place in the list: factors=(2,) drew other noise than the default sweep's × 2."""
+    dae, ae = dae_and_baseline
+    whole = {r["noise"]: r for r in zoo.api.noise_sweep(dae, baseline=ae, save=False)["rows"]}
+    alone = zoo.api.noise_sweep(dae, baseline=ae, factors=(2,), save=False)["rows"][0]
+    assert alone["noise"] == "gaussian:0.6" and alone == whole["gaussian:0.6"]
+
+
 @pytest.mark.parametrize("given", [["a.png"], torch.rand(2, 1, 28, 28), 123, b"imgs", ""])
 def test_denoise_refuses_an_input_that_is_no_path(dae_and_baseline, given, tmp_path, monkeypatch):
     """A list, a tensor, a number or bytes raised a TypeError; "" read the whole working folder."""

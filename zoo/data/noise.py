@@ -47,6 +47,12 @@ class NoiseModel:
             value = int(round(value))
         return type(self)(value, *rest)
 
+    def on(self, shape: tuple[int, ...]) -> "NoiseModel":
+        """The noise as it acts on images of `shape` (..., height, width): itself, unless a parameter is cut
+        to the image (an occlusion patch larger than the image covers all of it), so that a sweep knows two
+        levels that corrupt alike for one."""
+        return self
+
     @property
     def spec(self) -> str:
         return self.name + ":" + ":".join(f"{v:g}" for v in self.values.values())

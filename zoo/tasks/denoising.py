@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import math
 import numbers
+import zlib
 from os import PathLike
 from pathlib import Path
 from typing import Any, Callable
@@ -162,14 +163,15 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
         if tuple(base.shape) != tuple(run.shape):
             raise ConfigError(f"the baseline's images are {base.shape}, the model's {run.shape}")
     trained = corruption(run, noise)
-    levels, notes = _ladder(trained, factors)
+    levels, notes = _ladder(trained, factors, tuple(run.shape))
     for note in notes:
         to_stderr(f"note: {note}")
     levels += [(cls(), None) for name, cls in sorted(noise_models().items()) if name != trained.name]
     x, y = run.data(split, data_dir)
     rows = []
-    for i, (level, factor) in enumerate(levels):
-        gen = torch.Generator(device=run.device).manual_seed(seed + i)
+    for level, factor in levels:
+        # a level's draws follow its noise, not its place in the list: factors=(2,) gives the × 2 row again
+        gen = torch.Generator(device=run.device).manual_seed(seed + zlib.crc32(level.spec.encode()))
         sums = {"model": 0.0, "baseline": 0.0, "noisy": 0.0}
         for batch in batches(x, y, 1024):
             noisy = level(batch.x, gen)
@@ -194,11 +196,12 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     return result
 
 
-def _ladder(noise: NoiseModel, factors: list[float]) -> tuple[list[tuple[NoiseModel, float]], list[str]]:
+def _ladder(noise: NoiseModel, factors: list[float],
+            shape: tuple[int, ...]) -> tuple[list[tuple[NoiseModel, float]], list[str]]:
     """The sweep's levels: `noise` scaled by each factor, up to the noise's limit. A level past its range
     (gaussian:3 × 4 is a sigma of 12) or one the noise holds at its limit (salt-pepper:0.5 × 3 is
-    salt-pepper:1, as × 2 is) ends the ladder, said in a note, instead of failing the sweep or plotting one
-    noise as several."""
+    salt-pepper:1, as × 2 is; an occlusion patch as large as the `shape` images) ends the ladder, said in a
+    note, instead of failing the sweep or plotting one noise as several."""
     levels: list[tuple[NoiseModel, float]] = []
     for f in factors:
         try:
@@ -209,10 +212,12 @@ def _ladder(noise: NoiseModel, factors: list[float]) -> tuple[list[tuple[NoiseMo
                                   "Python) or a weaker --noise.") from None
             return levels, [f"{noise.spec} × {f:g} is past the noise's range ({e.message}): the sweep stops at "
                             f"× {levels[-1][1]:g}"]
-        same = next((g for lv, g in levels if lv.spec == level.spec), None)
+        acts = level.on(shape).spec
+        same = next((g for lv, g in levels if lv.on(shape).spec == acts), None)
         if same is not None:
-            return levels, [f"{noise.spec} × {f:g} is {level.spec}, as × {same:g} is (the noise grows no further): "
-                            f"the sweep stops at × {levels[-1][1]:g}"]
+            where = "" if acts == level.spec else f" on {shape[-2]}×{shape[-1]} images"
+            return levels, [f"{noise.spec} × {f:g} is {acts}{where}, as × {same:g} is (the noise grows no "
+                            f"further): the sweep stops at × {levels[-1][1]:g}"]
         levels.append((level, f))
     return levels, []
 
