@@ -242,6 +242,11 @@ def test_a_conditional_models_likelihood_is_said_to_be_given_the_class_and_paire
         zoo.train(model, dataset="digits", out=tmp_path / model, log=quiet, progress=False, **{**TINY, "epochs": 1})
         zoo.evaluate(tmp_path / model, options={"iwae_k": 3})
     runs = [tmp_path / m for m in ("cvae", "vae", "iwae")]
+    for order in ((), ("--desc",)):  # its smaller figure ranked it first; it ranks after the others' p(x)
+        ranked = [Path(r["name"]).name for r in compare_json(*runs, "--sort", "test_nll_iwae_k3_nats", *order)["runs"]]
+        assert ranked[-1] == "cvae"
+    out = assert_ok(invoke("compare", *map(str, runs), "--sort", "test_nll_iwae_k3_nats"))
+    assert "class-conditional runs, of p(x | y), after the others" in out.splitlines()[0]
     rows = {Path(r["name"]).name: r for r in compare_json(*runs, "--sort", "test_nll_iwae_k3_nats")["runs"]}
     assert any("is of p(x | y), given each image's class" in note for note in rows["cvae"]["notes"])
     assert rows["cvae"]["paired"] is None and "given each image's class" not in " ".join(rows["vae"]["notes"])

@@ -93,6 +93,7 @@ class Comparison:
     plot: Path | None = None
     reference: Compared | None = field(default=None, repr=False)  # the run the others' paired differences are from
     caveat: str | None = None  # why the sort metric is not one measure across the runs (see loss_caveat)
+    given: list[Compared] = field(default_factory=list, repr=False)  # runs of p(x | y), ranked after p(x)
 
     def metric_columns(self) -> list[str]:
         """The metrics a table shows: the sort metric, the validation metrics, then the test metrics."""
@@ -169,7 +170,8 @@ class Comparison:
         """How the rows are ordered: by the metric, or (where no run has the default one) as given, naming a
         metric they could be sorted by (a likelihood bound first)."""
         if any(r.value(self.metric) is not None for r in self.runs):
-            return f"sorted by {self.metric} ({order}; runs without it last)"
+            given = "; class-conditional runs, of p(x | y), after the others" if self.given else ""
+            return f"sorted by {self.metric} ({order}{given}; runs without it last)"
         every = set.intersection(*(r.known() for r in self.runs)) if self.runs else set()
         known = sorted(every) or sorted(set().union(*(r.known() for r in self.runs)))  # those every run has, first
         likely = [k for k in known if k.startswith("test_nll")] or [k for k in known if k.startswith("test_")] or known
@@ -310,10 +312,11 @@ def compare(sources: list[str | Path | Run], metric: str | None = None, *, desce
                           "Give run folders, catalogued names, hub locations or zoo.load(...) runs.") from None
     runs = [read_compared(name, folder) for name, folder in expand(sources)]
     chosen = pick_metric(runs, metric)
+    given = given_class(runs, chosen)  # a cvae's −log p(x | y) ranks after the others' p(x), not among them
     have = sorted((r for r in runs if r.value(chosen) is not None), key=lambda r: r.value(chosen), reverse=descending)
+    have = [r for r in have if r not in given] + [r for r in have if r in given]  # whichever the order
     ordered = have + [r for r in runs if r.value(chosen) is None]
-    result = Comparison(ordered, chosen, descending, *differing_keys(runs))
-    given = given_class(ordered, chosen)
+    result = Comparison(ordered, chosen, descending, *differing_keys(runs), given=given)
     # Whether the figures shown are one measure: decided over the runs that have one (a GAN without a
     # likelihood, a run of another data set without the figure, say nothing of the others' pairing)
     differ, _, partial = differing_keys(have)  # a key only some have (a DAE's noise beside a ConvAE) changes a test
