@@ -32,7 +32,8 @@ from zoo.runs.training_state import load_training_state, save_training_state
 from zoo.training.batching import batches
 from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
 from zoo.training.compiling import compile_in_place, from_compiler
-from zoo.training.epochs import EpochEnd, EpochLosses, LossSums, Tracker, lr_factor, run_epochs, validation_means
+from zoo.training.epochs import (EpochEnd, EpochLosses, LossSums, Tracker, fixed_draws, lr_factor, run_epochs,
+                                 validation_means)
 from zoo.training.graphstep import GraphStep, check_supported
 from zoo.training.optim import make_optimizer
 from zoo.training.regularize import make_permanent, plain_state_dict, reparametrize_like
@@ -252,7 +253,8 @@ class Trainer:
             with self._autocast():
                 return self.model.validation_step(batch)
 
-        return validation_means(step, x, y, self.train.batch_size, channels_last=self.train.channels_last)
+        with fixed_draws(self.train.seed, self.device):
+            return validation_means(step, x, y, self.train.batch_size, channels_last=self.train.channels_last)
 
     def _save_best(self) -> None:
         if self.run_dir:

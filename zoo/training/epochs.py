@@ -7,7 +7,7 @@ recorded CUDA graph (zoo.training.engine), and many trials in one vectorised ste
 - `epoch_record`: the metrics.jsonl row of an epoch;
 - `not_finite`: the values of a row that diverged;
 - `Tracker`: one run's (or trial's) best epoch, patience and ending;
-- `validation_means`: the mean validation losses over a split, in batches;
+- `validation_means`: the mean validation losses over a split, in batches, on draws fixed by `fixed_draws`;
 - `close_epoch`: what an epoch's losses mean for training: its row, whether it is the best so far,
   and whether training stops (diverged, or early stopping);
 - `run_epochs`: the epoch loop itself, for one run (zoo.training.engine) or trials that train together
@@ -18,6 +18,8 @@ recorded CUDA graph (zoo.training.engine), and many trials in one vectorised ste
 from __future__ import annotations
 
 import math
+import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol, Sequence
 
@@ -62,6 +64,20 @@ class LossSums:
 
     def means(self, n: int) -> dict[str, Any]:
         return {k: (v / max(n, 1)).tolist() for k, v in self.sums.items()}
+
+
+@contextmanager
+def fixed_draws(seed: int, device: torch.device):
+    """The random draws of a validation pass (a DAE's noise, a VAE's z), the same every epoch: its figure then
+    moves with the weights alone, so early stopping and a search's pruning compare epochs on one set of draws.
+    The training's random stream is left where it was (on the CPU and a CUDA device; another device's draws
+    go on as they did)."""
+    if device.type not in ("cpu", "cuda"):
+        yield
+        return
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(zlib.crc32(f"validation {seed}".encode()))  # apart from the seed that drew the weights
+        yield
 
 
 @torch.no_grad()

@@ -36,7 +36,8 @@ from zoo.errors import ConfigError
 from zoo.model import (Batch, StepContext, ZooModel, build_seeded, has_own_training_step, hyper_keys, schedule_names,
                        step_state_names)
 from zoo.runs.config import TrainConfig
-from zoo.training.epochs import EpochEnd, EpochLosses, LossSums, Tracker, lr_factor, run_epochs, validation_means
+from zoo.training.epochs import (EpochEnd, EpochLosses, LossSums, Tracker, fixed_draws, lr_factor, run_epochs,
+                                 validation_means)
 from zoo.training.fit import FitResult, reduce_history
 from zoo.training.graphstep import WARMUP_STEPS, NumberWatch, on_side_stream, try_recording
 from zoo.training.optim import StackedOptimizer
@@ -300,8 +301,9 @@ def train_together(cls: type, model_cfgs, train_cfgs: list[TrainConfig], data: I
 
     def validate() -> list[dict[str, float]]:
         base.eval()
-        means = validation_means(lambda batch: validate_step(stack.params, stack.hypers, batch.x, batch.y),
-                                 data.val_x, data.val_y, bs)
+        with fixed_draws(t0.seed, device):  # the first trial's, as it draws them trained alone
+            means = validation_means(lambda batch: validate_step(stack.params, stack.hypers, batch.x, batch.y),
+                                     data.val_x, data.val_y, bs)
         return _per_trial(means, len(active))
 
     def end_member(epoch: int, trial: _Trial, end: EpochEnd) -> bool:
