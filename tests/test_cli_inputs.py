@@ -12,7 +12,7 @@ import pytest
 from conftest import assert_clean_error, invoke
 
 from zoo.cli.main import cli
-from zoo.runs.config import MAX_CONFIG_BYTES, read_toml
+from zoo.runs.config_files import MAX_CONFIG_BYTES, read_toml
 from zoo.errors import ConfigError
 
 BIG = str(2**64)

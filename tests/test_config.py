@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+from fractions import Fraction
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 from conftest import TINY_SET, assert_clean_error, assert_ok, invoke, quiet, read_config
 
 import zoo
@@ -256,3 +260,41 @@ def test_named_cli_options_beat_set(tmp_path):
                            "--set", "epochs=3", "--set", "val_fraction=0.8"))
     assert read_config(run)["train"]["epochs"] == 1
     assert "note: --epochs 1 wins over --set epochs=3" in out
+
+
+@pytest.mark.parametrize("value", [np.float32(5.5), torch.tensor(5.7), Fraction(11, 2), Decimal("5.5"), float("inf")])
+def test_a_whole_number_key_refuses_a_fraction_of_any_kind(value):
+    """A float 5.5 was refused, but numpy's float32, a 0-d tensor, a Fraction or a Decimal were cut down to 5 and
+    trained as k=5 without a word."""
+    with pytest.raises(ConfigError, match="is not a valid int"):
+        zoo.resolve_config("iwae", overrides={"k": value})
+
+
+@pytest.mark.parametrize("value", [np.float32(5.0), np.int64(5), torch.tensor(5), Fraction(10, 2), "5"])
+def test_a_whole_number_key_takes_a_whole_number_of_any_kind(value):
+    assert zoo.resolve_config("iwae", overrides={"k": value})[1].k == 5
+
+
+@pytest.mark.parametrize("config, message", [
+    ({1: 5}, "unknown key '1'"),
+    ([("k", 5)], "config= takes a text or a path or a dict"),
+    ({"k": 7, "model": {"k": 9}}, "config key k is given twice: 7 at the top and 9 in [model]"),
+    ({"model": {"k": 9}, "train": {"k": 3}}, "config key k is given twice: 9 in [model] and 3 in [train]"),
+])
+def test_a_config_of_the_wrong_shape_is_one_config_error(config, message):
+    """A key that is no text was a TypeError from difflib, a list one from pathlib; a key given twice kept its
+    last value without a word."""
+    for call in (lambda: zoo.resolve_config("iwae", config=config),
+                 lambda: zoo.train("iwae", dataset="digits", config=config, out="never-made")):
+        with pytest.raises(ConfigError) as e:
+            call()
+        assert message in str(e.value)
+    assert not Path("never-made").exists()
+    assert zoo.resolve_config("iwae", config={"k": 9, "model": {"k": 9}})[1].k == 9  # twice alike: one value
+
+
+def test_a_misspelt_key_given_as_none_is_refused_as_any_unknown_key():
+    """None means a key's default, and was dropped before the keys were checked: pseudo_input=None passed."""
+    with pytest.raises(ConfigError, match="unknown key 'pseudo_input'.*\\n.*Did you mean: pseudo_inputs"):
+        zoo.resolve_config("vampprior", overrides={"pseudo_input": None})
+    assert zoo.resolve_config("vampprior", overrides={"pseudo_inputs": None})[1].pseudo_inputs > 0

@@ -31,6 +31,17 @@ def test_a_k_times_batch_beyond_memory_is_refused_with_what_fits_and_no_run_fold
     assert not out.exists()
 
 
+def test_an_overwrite_whose_k_cannot_fit_is_refused_and_leaves_the_old_run_as_it_was(tmp_path):
+    """The memory check ran once --overwrite had removed the old run: refused, with an empty folder left."""
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "iwae", "--dataset", "digits", "--epochs", "1", "--set", "k=2", *TINY_SET,
+                     "--out", str(run)))
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()}
+    assert_clean_error(invoke("train", "iwae", "--dataset", "digits", "--epochs", "1", *TINY_SET, *HUGE["miwae"],
+                              "--out", str(run), "--overwrite"), "of decoder activations")
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file()} == before
+
+
 def test_a_resume_of_a_run_whose_k_cannot_fit_is_refused_and_leaves_it_as_it_was(tmp_path):
     run = tmp_path / "run"
     assert_ok(invoke("train", "iwae", "--dataset", "digits", "--epochs", "1", "--set", "k=2", *TINY_SET,

@@ -102,3 +102,18 @@ def test_each_kind_of_failed_allocation_is_worded_with_its_size_where_known(erro
     oom = out_of_memory(error, "cuda")
     assert isinstance(oom, OutOfMemory) and oom.message == words
     assert out_of_memory(RuntimeError("mat1 and mat2 shapes cannot be multiplied"), "cuda") is None
+
+
+def test_a_model_too_large_to_build_from_python_is_a_zoo_out_of_memory(tmp_path):
+    """The command line said "out of memory"; zoo.create and zoo.train raised torch's allocator RuntimeError."""
+    script = ("import zoo, zoo.errors\n"
+              "for call in (lambda: zoo.create('hvae', layers=2, layer_hidden=16384),\n"
+              "             lambda: zoo.train('hvae', dataset='digits', layers=2, layer_hidden=16384, out='run')):\n"
+              "    try:\n"
+              "        call()\n"
+              "    except zoo.errors.OutOfMemory as e:\n"
+              "        print('said:', e.message)\n")
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=300,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT)))
+    assert r.stdout.count("said: out of memory (one allocation of") == 2, r.stdout + r.stderr
+    assert not (tmp_path / "run").exists()

@@ -4,6 +4,7 @@ import itertools
 import math
 import platform
 
+import numpy as np
 import pytest
 import torch
 from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet, read_metrics
@@ -209,6 +210,7 @@ def test_run_nll_of_ones_own_images_is_the_evaluations_bound_and_refuses_what_it
     before = torch.get_rng_state()
     nll = run.nll(x, k=200)
     assert torch.equal(torch.get_rng_state(), before) and torch.equal(run.nll(x, k=200), nll)  # by its seed
+    assert torch.equal(run.nll(x, k=np.int64(200)), nll)  # numpy's whole numbers, as zoo.evaluate takes them
     assert nll.shape == (100,) and float(nll.mean()) == pytest.approx(measured["nll_iwae_k200_nats"], abs=0.5)
     grey = zoo.load_dataset("digits").split("test")[0][:4]
     with pytest.raises(ConfigError, match="trained on binarised pixels, and these images hold grey levels"):

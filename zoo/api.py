@@ -32,9 +32,9 @@ from zoo.training import multitrial
 
 # Each command's function: a keyword it does not take (the CLI's spelling) is one ConfigError naming the one meant.
 (compare, denoise, evaluate, finetune, generate, interpolate, latent_scatter, load, manifold, noise_sweep, reconstruct,
- sample, sample_quality) = (clear_arguments(f, __name__) for f in (
+ sample, sample_quality, train) = (clear_arguments(f, __name__) for f in (
     compare, denoise, evaluate, finetune, generate, interpolate, latent_scatter, load, manifold, noise_sweep,
-    reconstruct, sample, sample_quality))
+    reconstruct, sample, sample_quality, train))
 
 __all__ = ["Comparison", "Run", "compare", "create", "denoise", "evaluate", "feature_network_name", "finetune",
            "generate", "interpolate", "latent_scatter", "list_models", "list_plugins", "load", "load_images",
@@ -156,3 +156,6 @@ def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return cls(model_cfg, shape, num_classes)
+
+
+create = clear_arguments(create, __name__)  # defined here, checked as the others are

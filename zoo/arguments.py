@@ -8,7 +8,7 @@ import difflib
 import functools
 import inspect
 
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, out_of_memory
 
 # The commands' options whose Python keyword is another name.
 PYTHON_NAMES = {"sort": "metric", "from": "start", "from_": "start", "to": "end", "class": "class_label",
@@ -43,7 +43,8 @@ def refuse_command_options(name: str, keys) -> None:
 
 def clear_arguments(function, module: str):
     """`function`, its arguments checked against its signature first: a call that does not fit it is a
-    ConfigError saying which keyword to write (the function itself is called as it was). `module`: where
+    ConfigError saying which keyword to write (the function itself is called as it was), and an allocation
+    that fails in it a zoo.OutOfMemory (as the command line says it). `module`: where
     the checked function is found by name (zoo.api), so that it pickles (a process pool's task)."""
     signature = inspect.signature(function)
     takes = [name for name, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
@@ -56,7 +57,13 @@ def clear_arguments(function, module: str):
             unknown = [k for k in kwargs if k not in takes]
             raise ConfigError(f"zoo.{function.__name__}: {e}".replace(f"{function.__name__}() ", "", 1),
                               _hint(function.__name__, takes, unknown)) from None
-        return function(*args, **kwargs)
+        try:
+            return function(*args, **kwargs)
+        except (MemoryError, RuntimeError) as e:  # an allocation that failed (building a model too): said as the
+            oom = out_of_memory(e)                 # CLI says it, a zoo.OutOfMemory, not torch's allocator text
+            if oom is None:
+                raise
+            raise oom from e
     call.__module__ = module
     return call
 

@@ -1,4 +1,5 @@
-"""Typed configurations: dataclass fields with help, range and choices; TOML files; `key=value` overrides.
+"""Typed configurations: dataclass fields with help, range and choices; `key=value` overrides (TOML files:
+zoo.runs.config_files).
 
 A model plugin's hyperparameters live in its own dataclass; the settings every run shares
 (optimizer, batch size, data set, ...) live in `TrainConfig`. Both are flat, so one TOML file
@@ -11,7 +12,6 @@ import dataclasses
 import difflib
 import math
 import numbers
-import sys
 import types
 import typing
 from dataclasses import dataclass, field
@@ -21,12 +21,7 @@ from typing import Any
 from zoo import registry
 from zoo.console import to_stderr
 from zoo.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+from zoo.runs.config_files import config_values
 
 SEED_MAX = 2**32 - 1  # the largest seed torch, numpy and scikit-learn all accept
 
@@ -140,11 +135,15 @@ def _scalar(value: Any, tp: type, key: str) -> Any:
     if tp is int:
         if isinstance(value, bool):
             raise ValueError
-        if isinstance(value, float):
-            if not value.is_integer():
-                raise ValueError
+        if isinstance(value, str):
             return int(value)
-        return int(value)
+        try:  # a number of any kind (numpy's, a 0-d tensor, a Fraction) only where it is whole: never cut down
+            whole = int(value)
+            if whole != value:
+                raise ValueError
+        except (TypeError, OverflowError):  # a list, inf
+            raise ValueError from None
+        return whole
     if tp is float:
         if isinstance(value, bool):
             raise ValueError
@@ -237,7 +236,7 @@ def build(cls, values: dict[str, Any], *, where: str = "config"):
 
 def unknown_key(key: str, known, where: str) -> ConfigError:
     same_letters = [k for k in known if k.lower() == str(key).lower()]  # K for k: too short for difflib
-    close = same_letters or difflib.get_close_matches(key, list(known), n=3, cutoff=0.6)
+    close = same_letters or difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.6)
     hint = (f"Did you mean: {', '.join(close)}?" if close else
             "`zoo info MODEL` (zoo.model_info('MODEL') in Python) lists the valid keys.")
     return ConfigError(f"{where}: unknown key '{key}'", hint)
@@ -256,66 +255,6 @@ def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
             to_stderr(f"note: --set {name}={value.strip()} wins over the earlier --set {name}={out[name]}")
         out[name] = value.strip()
     return out
-
-
-MAX_CONFIG_BYTES = 10_000_000  # far beyond any config: a larger --config is some other file
-
-
-def read_toml(path: str | Path) -> dict[str, Any]:
-    """A TOML config file's keys, its sections flattened. A file that is missing, not a file, unreadable,
-    too large, not UTF-8 or not TOML is a ConfigError that says which."""
-    p = Path(path)
-    try:
-        if not p.is_file():
-            raise ConfigError(f"config file {p} is not a file" if p.exists() else f"config file not found: {p}",
-                              "--config takes a TOML file of config keys.")
-        if p.stat().st_size > MAX_CONFIG_BYTES:
-            raise ConfigError(f"{p} is too large to be a config file ({p.stat().st_size:,} bytes)",
-                              "--config takes a TOML file of config keys.")
-        text = p.read_bytes().decode("utf-8-sig")  # UTF-8, with or without the mark some editors begin with
-        data = tomllib.loads(text)
-    except OSError as e:  # unreadable: permissions, a name too long, a failing disk
-        raise ConfigError(f"cannot read config file {p}: {(e.strerror or str(e)).lower()}") from None
-    except UnicodeDecodeError as e:
-        raise ConfigError(f"{p} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})",
-                          "TOML files are UTF-8: save it in that encoding.") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p} is not valid TOML: {e}") from None
-    except RecursionError:
-        raise ConfigError(f"{p} is not valid TOML: its values are nested too deeply") from None
-    return flatten_sections(data)
-
-
-def flatten_sections(data: dict[str, Any]) -> dict[str, Any]:
-    """Accept flat keys, or [model]/[train]/[data] tables, in a config file."""
-    flat = {}
-    for key, value in data.items():
-        if key in ("model", "train", "data") and isinstance(value, dict):
-            flat.update(value)
-        else:
-            flat[key] = value
-    return flat
-
-
-def to_toml(values: dict[str, Any]) -> str:
-    """Write a flat dict of scalars and lists as TOML (enough for configs)."""
-    lines = []
-    for key, value in values.items():
-        if value is None:
-            continue
-        lines.append(f"{key} = {_toml_value(value)}")
-    return "\n".join(lines) + "\n"
-
-
-def _toml_value(v: Any) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (int, float)):
-        return repr(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{s}"'
 
 
 def check_count(value: Any, what: str, low: int = 1, high: int | None = None) -> int:
@@ -356,11 +295,12 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
             registry.get_preset(preset, name)  # raises: the preset is for another model
         values.update(preset_values)
     if config is not None:
-        file_values = flatten_sections(dict(config)) if isinstance(config, dict) else read_toml(config)
+        file_values = config_values(config)
         named = file_values.pop("model", None)
         if named and named != name:
             raise ConfigError(f"the config file is for model '{named}', not '{name}'")
         values.update(file_values)
+    check_keys(cls, overrides or {})  # a None is the default, but of a key the model has: pseudo_input=None is a typo
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})
     return (cls, *split_config(cls, values))
 
@@ -376,7 +316,7 @@ def model_named_by(preset: str | None, config: str | Path | dict | None) -> str 
     """The model a config file names (`model = "vae"`, as `zoo search` writes best.toml), or else the
     one a preset is for: `zoo train --config best.toml` needs no model name."""
     if config is not None:
-        values = flatten_sections(dict(config)) if isinstance(config, dict) else read_toml(config)
+        values = config_values(config)
         if "model" in values:
             if not isinstance(values["model"], str) or not values["model"]:
                 raise ConfigError(f"model = {values['model']!r} in {config}: a model is named by a string",
@@ -387,12 +327,18 @@ def model_named_by(preset: str | None, config: str | Path | dict | None) -> str 
     return None
 
 
+def check_keys(cls: type, values: dict[str, Any]) -> None:
+    """Each key a key of the model's config or of TrainConfig, or a ConfigError naming the closest."""
+    known = {f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}
+    for key in values:
+        if key not in known:
+            raise unknown_key(key, known, cls.name)
+
+
 def split_config(cls: type, values: dict[str, Any]) -> tuple[Any, TrainConfig]:
     model_keys = {f.name for f in fields_of(cls.Config)}
     train_keys = {f.name for f in fields_of(TrainConfig)}
-    for key in values:
-        if key not in model_keys and key not in train_keys:
-            raise unknown_key(key, model_keys | train_keys, cls.name)
+    check_keys(cls, values)
     model_cfg = build(cls.Config, {k: v for k, v in values.items() if k in model_keys}, where=cls.name)
     train_cfg = build(TrainConfig, {k: v for k, v in values.items() if k in train_keys}, where="training")
     return model_cfg, train_cfg

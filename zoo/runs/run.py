@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -226,8 +227,10 @@ class Run:
         """−log p(x) of each image in nats (−log p(x|y) of a conditional model, given the images' `labels`),
         estimated by the importance-weighted bound with `k` samples, as `zoo eval --iwae-k K` does (its
         protocol asks K ≥ 1,000). A model trained on binarised pixels takes binary images only: a Bernoulli
-        likelihood of grey levels is the probability of no image. Reproducible by `seed`; the caller's
-        random stream is left as it was."""
+        likelihood of grey levels is the probability of no image (`run.data("test")` gives the binarised test
+        images `zoo eval` measures). Reproducible by `seed` for the same batch of images: the draws are shared
+        across the batch, so an image scored alone or beside others gets another estimate (within the
+        estimator's noise); the caller's random stream is left as it was."""
         if not hasattr(self.model, "iwae_nll"):
             raise CapabilityError(f"model '{self.name}' has no likelihood to estimate",
                                   "The VAE family has one: vae, iwae, vampprior, hvae, cvae (zoo list).")
@@ -244,6 +247,7 @@ class Run:
         if y is not None and len(y) != len(x):
             raise ConfigError(f"nll: {len(x)} images and {len(y)} labels")
         seed = cfgmod.check_seed(seed, "seed")
+        k = int(k) if isinstance(k, numbers.Integral) and not isinstance(k, bool) else k  # numpy's, as evaluate takes
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)

@@ -19,7 +19,7 @@ from zoo import registry
 from zoo.analysis.plots import save_figure, subplots
 from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
-from zoo.runs.config import to_toml
+from zoo.runs.config_files import to_toml
 from zoo.interrupts import holding_interrupts
 from zoo.search.settings import STUDY_OUTPUTS, Settings
 from zoo.search.space import Space

@@ -24,6 +24,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.config import TrainConfig, model_named_by, resolve_config, split_config
+from zoo.runs.config_files import config_values
 from zoo.runs.folder import EVALUATED, RUN_OUTPUTS, new_run_folder
 from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
@@ -141,9 +142,9 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     zoo_callbacks.check(regs, net)
     if init is not None:
         init(net)
+    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,  # and the settings the
+                      callbacks=[*regs, *callbacks, *loggers])  # model cannot train with (an IWAE's memory): checked
     with new_run_folder(run_dir, overwrite=overwrite, log=log) as started:
-        trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,
-                          callbacks=[*regs, *callbacks, *loggers])
         trainer.begin()
         ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
         started()
@@ -224,7 +225,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     entry = installed_entry(run, run_dir)
     given, moved = {k: v for k, v in overrides.items() if v is not None}, set()
     if config is not None:  # a config file's keys count as if given one by one: unknown or fixed keys refused
-        file_values = cfgmod.flatten_sections(dict(config)) if isinstance(config, dict) else cfgmod.read_toml(config)
+        file_values = config_values(config)
         named = file_values.pop("model", None)
         if named and named != run["model"]:
             raise ConfigError(f"the config file is for model '{named}', not '{run['model']}'")

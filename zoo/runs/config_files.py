@@ -1,0 +1,91 @@
+"""Config files: TOML read into flat keys (their [model]/[train]/[data] tables flattened), a config given
+as a dict or a path alike, and configs written back as TOML."""
+
+from __future__ import annotations
+
+import sys
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+from zoo.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+MAX_CONFIG_BYTES = 10_000_000  # far beyond any config: a larger --config is some other file
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """A TOML config file's keys, its sections flattened. A file that is missing, not a file, unreadable,
+    too large, not UTF-8 or not TOML is a ConfigError that says which."""
+    p = Path(path)
+    try:
+        if not p.is_file():
+            raise ConfigError(f"config file {p} is not a file" if p.exists() else f"config file not found: {p}",
+                              "--config takes a TOML file of config keys.")
+        if p.stat().st_size > MAX_CONFIG_BYTES:
+            raise ConfigError(f"{p} is too large to be a config file ({p.stat().st_size:,} bytes)",
+                              "--config takes a TOML file of config keys.")
+        text = p.read_bytes().decode("utf-8-sig")  # UTF-8, with or without the mark some editors begin with
+        data = tomllib.loads(text)
+    except OSError as e:  # unreadable: permissions, a name too long, a failing disk
+        raise ConfigError(f"cannot read config file {p}: {(e.strerror or str(e)).lower()}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{p} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})",
+                          "TOML files are UTF-8: save it in that encoding.") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{p} is not valid TOML: {e}") from None
+    except RecursionError:
+        raise ConfigError(f"{p} is not valid TOML: its values are nested too deeply") from None
+    return flatten_sections(data)
+
+
+def config_values(config: str | PathLike | dict) -> dict[str, Any]:
+    """The flat keys of a config: a dict (its tables flattened) or the path of a TOML file."""
+    if isinstance(config, dict):
+        return flatten_sections(config)
+    if not isinstance(config, (str, PathLike)):
+        raise ConfigError(f"config= takes a text or a path or a dict, not {config!r:.60}",
+                          "A dict of config keys or the path of a TOML file: config={'latent_dim': 16} or "
+                          "config='best.toml'.")
+    return read_toml(config)
+
+
+def flatten_sections(data: dict[str, Any]) -> dict[str, Any]:
+    """Accept flat keys, or [model]/[train]/[data] tables, in a config file. A key given twice with other
+    values (flat and in a table, or in two tables) is refused: which one was meant is not for zoo to guess."""
+    flat: dict[str, Any] = {}
+    where: dict[str, str] = {}
+    for key, value in data.items():
+        table = key in ("model", "train", "data") and isinstance(value, dict)
+        for k, v in (value.items() if table else [(key, value)]):
+            if k in flat and flat[k] != v:
+                raise ConfigError(f"config key {k} is given twice: {flat[k]!r:.40} {where[k]} and {v!r:.40} "
+                                  f"{f'in [{key}]' if table else 'at the top'}", "Keep one of them.")
+            flat[k], where[k] = v, f"in [{key}]" if table else "at the top"
+    return flat
+
+
+def to_toml(values: dict[str, Any]) -> str:
+    """Write a flat dict of scalars and lists as TOML (enough for configs)."""
+    lines = []
+    for key, value in values.items():
+        if value is None:
+            continue
+        lines.append(f"{key} = {_toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def _toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    s = str(v).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{s}"'
