@@ -240,7 +240,9 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders), each a mean over the images with its standard
     error; also written to RUN/eval.json.
 
-    An evaluation stopped midway (Ctrl-C) keeps what it measured: the same command goes on from there."""
+    An evaluation stopped midway (Ctrl-C) keeps what it measured: the same command goes on from there.
+    --fid writes RUN/quality.json (quality-SAMPLER.json) once every seed is measured: stopped, it keeps
+    the earlier one and starts over."""
     from zoo.api import evaluate
     from zoo.api import noise_sweep as api_sweep
 
@@ -304,7 +306,10 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
                            f"IS {r['is']:.3f} ± {r['is_std']:.2g}")
             click.echo(f"  (IS: of the first set of each pair, mean ± std over {r['is_splits']} splits; "
                        f"{inc['library']})")
-        click.echo(f"written to {' and '.join(result.get('written', []))}")
+        if result.get("kept"):
+            click.echo(f"note: {result['kept']}", err=True)
+        else:
+            click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
     options = {"iwae_k": iwae_k} if iwae_k else {}
     result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options, limit=limit,

@@ -1,7 +1,11 @@
 """Classifier-feature FID, KID, precision and recall."""
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
+import torch
 
 import zoo
 from conftest import TINY, quiet
@@ -156,3 +160,76 @@ def test_a_feature_network_of_other_classes_measures_no_class_accuracy(tmp_path)
     assert "the feature network's classes (eight, five, four, nine, one, ...) are not the run's (0, 1, 2, 3, 4, ...)" \
         in result["warning"] and "train it longer" not in result["warning"]
     assert result["samples_vs_test"]["fid"] > 0  # measured in its features all the same
+
+
+@pytest.fixture(scope="module")
+def measured(tmp_path_factory):
+    """A digits feature network, a VAE and a ConvAE of digits."""
+    root = tmp_path_factory.mktemp("measured")
+    models = {"feat": "classifier", "vae": "vae", "ae": "convae"}
+    return {name: zoo.train(model, dataset="digits", epochs=1, out=root / name, log=quiet, progress=False,
+                            **TINY).run_dir for name, model in models.items()}
+
+
+def test_a_quick_look_is_not_written_over_a_fuller_measurement_of_the_same_weights(measured):
+    """--fid-n 100 replaced a kept measurement of 10,000 images over 5 seeds without a word."""
+    import json
+
+    from conftest import assert_ok, invoke
+
+    vae, feats = measured["vae"], str(measured["feat"])
+    full = zoo.api.sample_quality(vae, features=feats, n=200, seeds=2)
+    kept = (vae / "quality.json").read_bytes()
+    look = zoo.api.sample_quality(vae, features=feats, n=100)
+    assert "written" not in look and look["kept"].endswith(
+        "holds a fuller measurement of these weights (200 images, 2 seeds): this one (100 images) is not written "
+        "over it")
+    assert (vae / "quality.json").read_bytes() == kept
+    out = invoke("eval", vae, "--fid", "--features", feats, "--fid-n", "200", "--no-progress")  # one seed of two
+    assert "is not written over it" in assert_ok(out) and (vae / "quality.json").read_bytes() == kept
+    saved = json.loads(kept)  # which weights and which feature network it measured
+    digest = zoo.runs.checkpoint.weights_digest
+    assert saved["weights_digest"] == digest(vae / "model.safetensors")
+    assert saved["feature_network_digest"] == digest(measured["feat"] / "model.safetensors")
+    assert saved["feature_network_dataset"] == "digits"
+    assert saved["over_seeds"]["fid"][0] == full["samples_vs_test"]["fid"]
+
+
+def test_fid_options_are_checked_before_any_sampling(measured, tmp_path):
+    """A numpy seed was a TypeError deep in torch; a quality.json that could not be written was found after all the
+    sampling; the last of several seeds past the largest was refused as a `--seed` the caller never gave."""
+    from conftest import assert_clean_error, invoke
+
+    vae, feats = measured["vae"], str(measured["feat"])
+    same = [zoo.api.sample_quality(vae, features=feats, n=100, seed=s, save=False)["samples_vs_test"]["fid"]
+            for s in (3, np.int64(3))]
+    assert same[0] == same[1]
+    with pytest.raises(ConfigError, match="the last seed measured"):
+        zoo.api.sample_quality(vae, features=feats, n=100, seed=2**32 - 1, seeds=2, save=False)
+    blocked = Path(shutil.copytree(vae, tmp_path / "blocked"))
+    (blocked / "quality.json").unlink(missing_ok=True)
+    (blocked / "quality.json").mkdir()
+    assert_clean_error(invoke("eval", blocked, "--fid", "--features", feats, "--fid-n", "100", "--progress"),
+                       "quality.json is a folder")
+    ae = invoke("eval", measured["ae"], "--fid", "--features", feats, "--fid-n", "100")
+    assert_clean_error(ae, "model 'convae' cannot sample", "--sampler gmm")
+    assert_clean_error(invoke("eval", measured["feat"], "--fid", "--features", feats, "--sampler", "gmm"),
+                       "decodes no latent codes")
+
+
+def test_too_few_images_and_another_data_sets_features_are_said(measured, tmp_path, capsys):
+    """A folder of 4 test images gave FID, KID, precision and recall of 4 images as results; a feature network of
+    another data set measured without a word."""
+    from PIL import Image
+
+    data = zoo.load_dataset("digits")
+    for i, (x, y) in enumerate(zip(data.train_x[:120], data.train_y[:120])):
+        (tmp_path / "few" / str(int(y))).mkdir(parents=True, exist_ok=True)
+        pixels = x[0] if x.dtype == torch.uint8 else (x[0] * 255).round().to(torch.uint8)
+        Image.fromarray(pixels.numpy()).save(tmp_path / "few" / str(int(y)) / f"{i}.png")
+    few = zoo.train("vae", dataset=f"folder:{tmp_path / 'few'}", epochs=1, out=tmp_path / "vae", log=quiet,
+                    progress=False, **TINY).run_dir
+    with pytest.raises(ConfigError, match="test and .* training images: FID, KID, precision and recall of fewer than "
+                                          "100 images say nothing"):
+        zoo.api.sample_quality(few, features=str(measured["feat"]), save=False)
+    assert "was trained on digits, the run on folder:" in capsys.readouterr().err

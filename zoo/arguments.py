@@ -12,7 +12,7 @@ from zoo.errors import ConfigError, out_of_memory
 
 # The commands' options whose Python keyword is another name.
 PYTHON_NAMES = {"sort": "metric", "from": "start", "from_": "start", "to": "end", "class": "class_label",
-                "class_": "class_label", "noise_scale": "spread"}
+                "class_": "class_label", "noise_scale": "spread", "fid_n": "n", "fid_seeds": "seeds"}
 
 
 # zoo eval's options that are other functions' in Python
@@ -77,7 +77,9 @@ def _hint(name: str, takes: list[str], unknown: list[str]) -> str:
         if close:
             return f"Did you mean {close[0]}=?"
         if name == "evaluate" and key in ELSEWHERE:
-            return f"zoo eval --{key.replace('_', '-')} is zoo.{ELSEWHERE[key]}(...) in Python."
+            meant = PYTHON_NAMES.get(key, key)
+            return (f"zoo eval --{key.replace('_', '-')} is zoo.{ELSEWHERE[key]}(..., {meant}=...) in Python."
+                    if key != "fid" else f"zoo eval --fid is zoo.{ELSEWHERE[key]}(...) in Python.")
         if name == "evaluate" and key == "json":
             return "zoo.evaluate returns the figures as a dict: --json is how the command prints them."
         if "options" in takes:  # zoo.evaluate: a metric's option given as a keyword of its own

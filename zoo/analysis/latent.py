@@ -183,7 +183,7 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     `loggers` ("tensorboard"): also write the codes, labels and images for the logger's embedding viewer
     (TensorBoard's Projector), into the folder of the PNG, under tensorboard/."""
     method = normalise_method(method)
-    check_seed(seed)
+    seed = check_seed(seed)
     viewers = code_loggers(loggers)  # refused before any work
     net = load(source, device=device)
     net.require("encode")

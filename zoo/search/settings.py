@@ -139,7 +139,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         raise ConfigError("--concurrent trains the groups of trials that --vectorize K asks for at once, and "
                           "--vectorize is 1", "Add --vectorize K (e.g. 16).")
     if seed is not None:
-        check_seed(seed)
+        seed = check_seed(seed)
     elif "seed" in search:
         seed = check_seed(search["seed"], f"{sp.source}: [search] seed")
 

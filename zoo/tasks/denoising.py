@@ -77,7 +77,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     like the input folder keeps apart from it. The picture shows
     the first `n`. The files' folder may not be the input folder or inside it (a later run would read the
     outputs as inputs); `log` says where the files went."""
-    check_seed(seed)
+    seed = check_seed(seed)
     if input is not None and (not isinstance(input, (str, PathLike)) or not str(input)):
         raise ConfigError(f"input is an image file's or a folder's path, not {input!r:.60}",
                           "To denoise images you hold as a tensor: run = zoo.load(RUN); run.reconstruct(x) "
@@ -151,7 +151,8 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     noise kinds, beside an optional baseline run fed exactly the same noisy images. Written to
     noise_sweep.json and noise_sweep.png; `trained_noise` says what the model was trained with (None:
     clean images), `noise` what was swept."""
-    check_seed(seed), check_flag(save, "save")
+    seed = check_seed(seed)
+    check_flag(save, "save")
     factors = _check_factors(factors)
     run = load(source, device=device)
     run.require("reconstruct")

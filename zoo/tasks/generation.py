@@ -93,7 +93,7 @@ def sample(source, *, n: int = 64, seed: int = 0, device: str | None = None, sam
     arguments and seed: the same images), for use in Python: from the model's prior, through a latent sampler
     fitted on the training codes (`sampler="maf"`, kept in the run as zoo generate keeps it), or of a class.
     A model trained on binarised pixels gives each pixel's probability of being on."""
-    check_seed(seed)
+    seed = check_seed(seed)
     n = check_count(n, "n", 1, 100_000)
     run = load(source, device=device)
     gen = torch.Generator(device=run.device).manual_seed(seed)
@@ -126,7 +126,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     that can decode samples its latent space through a sampler fitted on its training codes
     (`sampler="gmm"`, ...), or around the mean code of a class (`class_label=7`); `data_dir`: where the
     data set's images are, for those codes (default: where the run was trained from)."""
-    check_seed(seed)
+    seed = check_seed(seed)
     if per_class is not None:
         per_class = check_count(per_class, "--per-class", 1, 2_500)
         if sampler is not None or class_label is not None or spread or n is not None:

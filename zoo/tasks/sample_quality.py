@@ -4,6 +4,7 @@ the classifier finds the class each sample was drawn for."""
 
 from __future__ import annotations
 
+import json
 import math
 import shlex
 import statistics
@@ -16,11 +17,13 @@ from zoo import registry
 from zoo.registry import feature_network_name
 from zoo.analysis import inception as inception_mod
 from zoo.analysis import metrics, quality
-from zoo.errors import ConfigError
+from zoo.console import to_stderr
+from zoo.errors import CapabilityError, ConfigError
 from zoo.runs import checkpoint as ckpt
-from zoo.runs.config import check_count, check_flag, check_seed
+from zoo.runs import files as runfiles
+from zoo.runs.config import SEED_MAX, check_count, check_flag, check_seed
 from zoo.runs.loading import load
-from zoo.runs.run import evaluated
+from zoo.runs.run import evaluated, other_images
 from zoo.tasks.generation import sample_batches
 
 
@@ -64,21 +67,83 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     and IS of the same samples through torch-fidelity under "inception"; the weights are never downloaded.
     `seeds` N > 1 measures seeds `seed` .. `seed` + N - 1 (N times the time) and adds "over_seeds": each
     seed's figures and the median FID (one FID of 10,000 samples moves by 1 to 8 between seeds on MNIST,
-    docs/benchmarks.md); the other figures are the first seed's."""
-    check_seed(seed), check_flag(save, "save"), check_flag(progress, "progress", none=True)
+    docs/benchmarks.md); the other figures are the first seed's.
+    Written to quality.json (quality-SAMPLER.json) once every seed is measured, with the digests of the weights
+    measured and of the feature network; a measurement of the same weights over fewer images (or as many and
+    fewer seeds) than the one kept there is returned, not written over it (`kept` says so)."""
+    seed = check_seed(seed)
+    check_flag(save, "save"), check_flag(progress, "progress", none=True)
     seeds = check_count(seeds, "--fid-seeds (seeds=)", 1, 100)
-    if seeds > 1:
-        return _over_seeds(source, seeds, features=features, n=n, seed=seed, sampler=sampler, data_dir=data_dir,
-                           device=device, save=save, progress=progress, inception=inception)
-    n = check_count(n, "--fid-n (n=)", 100, 1_000_000)  # as the CLI's: fewer than 100 images give no usable FID
+    check_count(seed + seeds - 1, f"seed + seeds - 1, the last seed measured (seed={seed}, seeds={seeds}),", 0,
+                SEED_MAX)
+    n = check_count(n, "--fid-n (n=)", MIN_IMAGES, 1_000_000)  # as the CLI's: fewer give no usable FID
     if inception:  # a missing file or library fails before minutes of sampling
         inception_mod.find_weights(inception)
         inception_mod.require_library()
     run = load(source, device=device)
-    if save:
+    name = "quality.json" if sampler is None else f"quality-{sampler}.json"
+    if save:  # refused before minutes of sampling, not after
         run.check_saveable()
+        runfiles.check_replaceable(run.output_dir, (name,))
+    if sampler is None and not run.can("sample") and run.can("decode"):
+        raise CapabilityError(f"model '{run.name}' cannot sample", "It decodes: --sampler gmm (sampler='gmm') fits "
+                              "a sampler of its latent codes and measures the images it decodes from them.")
     if sampler is None:
         run.require("sample")
+    if sampler is not None and not run.can("decode"):
+        raise CapabilityError(f"model '{run.name}' decodes no latent codes, so --sampler (sampler=) has nothing to "
+                              "fit", "Leave --sampler out: it measures an autoencoder's decoded codes; this model "
+                              "samples itself." if run.can("sample") else "")
+    feat_run, features = _feature_network(run, features, source)
+    # In grey levels, also for a run trained on binarised pixels: its samples are pixel probabilities, the
+    # mean of the binary images it models, as a grey image is the mean of its binarisations. Binarised test
+    # images beside grey training images made the floor a comparison of two kinds of picture (73 on MNIST).
+    data = run.dataset(data_dir, grey=True)
+    binarised = run.record["train"].get("binarize", "none") not in ("none", "", None)
+    differ = other_images(run.dataset(data_dir) if binarised else data, run.record, ("test", "train"))
+    if differ:
+        to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on, so these are not its "
+                  "sample-quality figures" + ("; a quality.json of them says so" if save else ""))
+    test_x, test_y = data.split("test")
+    if "test" in data.reused:
+        raise ConfigError(f"no sample-quality figure for {data.name}: {data.caveat()}",
+                          "FID and KID compare samples with held-out images; add images to the folder.")
+    m = min(n, test_x.shape[0], data.train_x.shape[0])
+    if m < MIN_IMAGES:
+        raise ConfigError(f"{data.name} holds {test_x.shape[0]:,} test and {data.train_x.shape[0]:,} training images: "
+                          f"FID, KID, precision and recall of fewer than {MIN_IMAGES} images say nothing",
+                          "Measure a model of a data set with more images (add images to the folder).")
+    if m < n:
+        to_stderr(f"note: {data.name} holds {test_x.shape[0]:,} test and {data.train_x.shape[0]:,} training images: "
+                  f"the figures are of {m:,} samples and images, not {n:,}")
+    runs = [_measure(run, feat_run, data, seed=seed + i, m=m, sampler=sampler, data_dir=data_dir, save=save,
+                     progress=progress, inception=inception if i == 0 else None, differ=differ)
+            for i in range(seeds)]
+    result = runs[0]
+    result["feature_network"] = features
+    result["feature_network_dataset"] = feat_run.record["train"]["dataset"]
+    result[ckpt.WEIGHTS_DIGEST] = run.file_digest or ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
+    result["feature_network_digest"] = feat_run.file_digest or ckpt.weights_digest(feat_run.folder / ckpt.WEIGHTS)
+    if differ:  # kept in quality.json, so that whoever reads it knows whose images these figures are of
+        result["other_images"] = differ
+    if seeds > 1:
+        pairs = [r["samples_vs_test"] for r in runs]
+        result["over_seeds"] = {
+            "seeds": [r["seed"] for r in runs], "fid": [p["fid"] for p in pairs], "kid": [p["kid"] for p in pairs],
+            "precision": [p["precision"] for p in pairs], "recall": [p["recall"] for p in pairs],
+            "median_fid": statistics.median(p["fid"] for p in pairs)}
+    if save:
+        _write(run.output_dir / name, result)
+    return result
+
+
+MIN_IMAGES = 100  # fewer samples and test images give no usable FID (its covariance is of 128 features)
+
+
+def _feature_network(run, features: str | None, source) -> tuple[Any, str]:
+    """The feature network's run and its name: `features`, or the catalogued one of the run's data set. One of
+    another data set is said to be (its features may not tell these images apart); one of another image shape,
+    or no feature network, is refused."""
     train_cfg = run.record["train"]
     dataset = train_cfg["dataset"]
     if features is None and feature_network_name(dataset) not in registry.weights():
@@ -98,36 +163,41 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                           f"  zoo eval {shlex.quote(str(source))} --fid --features runs/features")
     features = features or feature_network_name(dataset)
     feat_run = load(features, device=str(run.device))
-    feat = feat_run.model
-    if not hasattr(feat, "embed"):
+    if not hasattr(feat_run.model, "embed"):
         raise ConfigError(f"'{features}' is not a feature network (a run of a model with `embed`, such as "
                           f"{_feature_model()})")
-    if tuple(feat.shape) != tuple(run.shape):
-        raise ConfigError(f"the feature network '{features}' takes {feat.shape} images, the model makes {run.shape}")
-    # In grey levels, also for a run trained on binarised pixels: its samples are pixel probabilities, the
-    # mean of the binary images it models, as a grey image is the mean of its binarisations. Binarised test
-    # images beside grey training images made the floor a comparison of two kinds of picture (73 on MNIST).
-    data = run.dataset(data_dir, grey=True)
+    if tuple(feat_run.model.shape) != tuple(run.shape):
+        raise ConfigError(f"the feature network '{features}' takes {feat_run.model.shape} images, the model makes "
+                          f"{run.shape}")
+    theirs = feat_run.record["train"]["dataset"]
+    if theirs != dataset:
+        to_stderr(f"note: the feature network '{features}' was trained on {theirs}, the run on {dataset}: its "
+                  "features may tell these images apart poorly, and the figures compare only with others measured "
+                  "by the same network")
+    return feat_run, features
+
+
+def _measure(run, feat_run, data, *, seed: int, m: int, sampler: str | None, data_dir, save: bool, progress,
+             inception, differ: str) -> dict[str, Any]:
+    """One seed's figures: `m` samples drawn with `seed` against `m` test images, beside the floor (`differ`:
+    how these images differ from the run's, "" where they do not)."""
+    feat = feat_run.model
     binarised = run.record["train"].get("binarize", "none") not in ("none", "", None)
     test_x, test_y = data.split("test")
-    if "test" in data.reused:
-        raise ConfigError(f"no sample-quality figure for {data.name}: {data.caveat()}",
-                          "FID and KID compare samples with held-out images; add images to the folder.")
-    m = min(n, test_x.shape[0], data.train_x.shape[0])
     gen = torch.Generator(device=run.device).manual_seed(seed)
 
     # A conditional model draws every class equally often, in order, so the feature network (a classifier)
     # can say how often each class came out right.
     conditional = sampler is None and run.can("sample_class")
     if conditional and not feat.can("classify"):
-        raise ConfigError(f"'{features}' cannot classify, so it cannot check the class of conditional samples",
+        raise ConfigError(f"'{feat_run.source}' cannot classify, so it cannot check the class of conditional samples",
                           "Give a feature network that is a classifier run (--features RUN).")
     # Its class k is the run's class k only where both name the same classes in the same order (a folder's
     # `zero..nine` sort otherwise): else no accuracy is measured, rather than a wrong one.
     same_classes = tuple(feat_run.classes or ()) == tuple(run.classes or ())
     wanted = torch.arange(m) % max(len(run.classes), 1)
 
-    # decoded from a latent sampler fitted (or read) once, batch after batch, as draw() asks for them
+    # decoded from a latent sampler fitted (or read: a later seed reads the first one's) once, batch after batch
     decoded = sample_batches(run, m, gen, sampler=sampler, data_dir=data_dir, save=save, batch=1000) \
         if sampler is not None else None
 
@@ -147,7 +217,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         f_samples, f_test, f_train = [quality.embed(feat, images, bar=bar) for images in
                                       (samples, test_x[:m], train_x)]
         bar.set_description_str("fid: KID", refresh=False)
-        result = {"feature_network": features, "note": "classifier-feature FID/KID: not comparable to Inception FID",
+        result = {"note": "classifier-feature FID/KID: not comparable to Inception FID",
                   "images": m, "seed": seed, "sampler": sampler or "model",
                   "pixels": ("the samples' pixel probabilities against grey images (the mean of their binarisations; "
                              "the run was trained on binarised pixels)" if binarised else data.pixels()),
@@ -161,9 +231,9 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         elif spread < ALIKE:  # blank or collapsed samples sit on one real image's neighbourhood: precision 1
             pr = result["samples_vs_test"]
             _warn(result, f"the samples are nearly all alike: their features spread {spread:.1%} as widely as the "
-                          f"test images' (blank images, or a collapsed generator): a precision of "
-                          f"{pr['precision']:.3f} says only that they lie near some real images; the recall, "
-                          f"{pr['recall']:.3f}, how little of the data they cover")
+                          f"test images' (blank images, or a collapsed generator): they cover {pr['recall']:.3f} of "
+                          f"the data (recall), and a precision of {pr['precision']:.3f} says at most that they lie "
+                          "near some real images, not that they are realistic")
         if feat.can("classify") and not same_classes:
             _warn(result, f"the feature network's classes ({_listed(feat_run.classes)}) are not the run's "
                           f"({_listed(run.classes)}): no class accuracy is measured, of the samples or of the test "
@@ -178,34 +248,39 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
             if accuracy < WEAK_FEATURES:
                 _warn(result, f"the feature network classifies only {accuracy:.1%} of the test images right: its "
                               "features tell the classes apart poorly, so these figures say little (even noise can "
-                              "score a high precision); train it longer")
+                              "score a high precision); train it longer" + (
+                                  " (or these are not its images: see the note above)" if differ else ""))
     if inception:  # the same samples and images, in Inception's features (minutes on a CPU)
         result["inception"] = inception_mod.inception_quality(samples, test_x[:m], train_x, inception=inception,
                                                               device=run.device, seed=seed)
-    if save:
-        _write(run.output_dir, result, sampler)
     return result
 
 
-def _write(folder, result: dict[str, Any], sampler: str | None) -> None:
-    name = "quality.json" if sampler is None else f"quality-{sampler}.json"
-    ckpt.write_json(folder / name, {k: v for k, v in result.items() if k != "written"})
-    result["written"] = [str(folder / name)]
+def _write(path: Path, result: dict[str, Any]) -> None:
+    """quality.json, unless it holds a fuller measurement of the same weights (more images, or as many and more
+    seeds): a quick look is returned beside it, not written over it, and `kept` says so."""
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = None
+    if isinstance(old, dict) and old.get(ckpt.WEIGHTS_DIGEST) == result[ckpt.WEIGHTS_DIGEST] and \
+            _fullness(old) > _fullness(result):
+        result["kept"] = (f"{path} holds a fuller measurement of these weights ({_described(old)}): this one "
+                          f"({_described(result)}) is not written over it")
+        return
+    ckpt.write_json(path, {k: v for k, v in result.items() if k not in ("written", "kept")})
+    result["written"] = [str(path)]
 
 
-def _over_seeds(source, seeds: int, *, seed: int, save: bool, sampler: str | None, inception, **options):
-    """sample_quality at `seeds` seeds from `seed` on: the first seed's figures (and Inception's), with every
-    seed's under "over_seeds" and their median FID. Each run reads the sampler the first one fitted."""
-    runs = [sample_quality(source, seed=seed + i, save=save, sampler=sampler, inception=inception if i == 0 else None,
-                           **options) for i in range(seeds)]
-    pairs = [r["samples_vs_test"] for r in runs]
-    result = {**runs[0], "over_seeds": {
-        "seeds": [seed + i for i in range(seeds)], "fid": [p["fid"] for p in pairs], "kid": [p["kid"] for p in pairs],
-        "precision": [p["precision"] for p in pairs], "recall": [p["recall"] for p in pairs],
-        "median_fid": statistics.median(p["fid"] for p in pairs)}}
-    if save:
-        _write(Path(runs[0]["written"][0]).parent, result, sampler)
-    return result
+def _fullness(result: dict[str, Any]) -> tuple[int, int]:
+    images = result.get("images")
+    seeds = (result.get("over_seeds") or {}).get("seeds") or [None]
+    return (images if isinstance(images, int) else 0, len(seeds) if isinstance(seeds, list) else 1)
+
+
+def _described(result: dict[str, Any]) -> str:
+    images, seeds = _fullness(result)
+    return f"{images:,} images" + (f", {seeds} seeds" if seeds > 1 else "")
 
 
 def _listed(classes) -> str:
