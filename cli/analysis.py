@@ -4,7 +4,7 @@ Thin wrappers over zoo.analysis.latent, .manifold and .interpolation; torch is i
 from __future__ import annotations
 
 import click
-from zoo.cli.app import IN_FOLDER, OUT_FILE, SEED, TEXT, Count, cli
+from zoo.cli.app import DEVICE_HELP, IN_FOLDER, OUT_FILE, SEED, TEXT, Count, cli
 
 
 @cli.command()
@@ -19,7 +19,7 @@ from zoo.cli.app import IN_FOLDER, OUT_FILE, SEED, TEXT, Count, cli
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of PCA / t-SNE.")
 @click.option("--data-dir", type=IN_FOLDER)
-@click.option("--device", type=TEXT, default=None)
+@click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 @click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME",
               help="Also write the codes with their labels and images for a logger's viewer: tensorboard "
                    "(its Projector; `tensorboard --logdir` the folder printed).")
@@ -50,7 +50,7 @@ def latent(run, method, n, out, split, seed, data_dir, device, loggers):
                    "latent's own; the principal directions of a larger latent).")
 @click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/manifold.png).")
 @click.option("--data-dir", type=IN_FOLDER)
-@click.option("--device", type=TEXT, default=None)
+@click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 def manifold(run, steps, dims, out, data_dir, device):
     """Decode a regular 2-D grid of codes: a VAE's prior quantiles, or the central 90% of the test codes.
 
@@ -71,7 +71,7 @@ def manifold(run, steps, dims, out, data_dir, device):
 @click.option("--steps", default=10, show_default=True, type=Count(2, 200), help="Images along the line.")
 @click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/interpolation.png).")
 @click.option("--data-dir", type=IN_FOLDER)
-@click.option("--device", type=TEXT, default=None)
+@click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 def interpolate(run, start, end, steps, out, data_dir, device):
     """Decode along the line between two class means or two test images' codes."""
     from zoo.analysis.interpolation import interpolate as api_interpolate

@@ -65,6 +65,7 @@ class ZooPath(click.Path):
 
 # The types of every command's names and paths (the other command modules use them too).
 TEXT = Text()
+DEVICE_HELP = "auto (the default: CUDA, else MPS, else the CPU), cpu, cuda, cuda:N or mps."
 IN_FILE = ZooPath(dir_okay=False)
 IN_FOLDER = ZooPath(file_okay=False)
 IN_PATH = ZooPath()
@@ -187,6 +188,7 @@ def cli(threads):
         import torch  # only here: `zoo --help` and `zoo list` stay quick
 
         torch.set_num_threads(threads)
+        os.environ["ZOO_THREADS"] = str(threads)  # a search's worker processes compute on as many
 
 
 def echo_json(obj) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import (Count, IN_FILE, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli, config_overrides,
-                         echo_json, stop_like_ctrl_c)
+from zoo.cli.app import (DEVICE_HELP, Count, IN_FILE, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli,
+                         config_overrides, echo_json, stop_like_ctrl_c)
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -120,7 +120,7 @@ def _names_a_run(text: str) -> bool:
 @click.option("--batch-size", type=int, help="Training batch size.")
 @click.option("--lr", type=float, help="Learning rate.")
 @click.option("--patience", type=int, help="Early-stopping patience (0: off).")
-@click.option("--device", type=TEXT, help="auto, cpu, cuda, cuda:N or mps.")
+@click.option("--device", type=TEXT, help=DEVICE_HELP)
 @click.option("--seed", type=SEED, help="Random seed.")
 @click.option("--data-dir", type=IN_FOLDER, help="Look for data files here first.")
 @click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast on CUDA.")
@@ -196,7 +196,7 @@ def _print_metrics(result: dict) -> None:
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are (for a run trained on a folder of "
               "images: where that folder is now).")
-@click.option("--device", type=TEXT, default=None, help="auto, cpu, cuda, mps.")
+@click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--noise-sweep", is_flag=True, help="Test MSE at 1x-5x the training noise and other noise kinds.")
 @click.option("--noise", type=TEXT, default=None,
@@ -330,7 +330,7 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
 @click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/reconstructions.png).")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--data-dir", type=IN_FOLDER)
-@click.option("--device", type=TEXT, default=None)
+@click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 def reconstruct(run, n, out, split, data_dir, device):
     """Originals beside their reconstructions, as a PNG."""
     from zoo.api import reconstruct as api_reconstruct
@@ -354,7 +354,7 @@ def reconstruct(run, n, out, split, data_dir, device):
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--data-dir", type=IN_FOLDER)
-@click.option("--device", type=TEXT, default=None)
+@click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
     """Rows of clean, noisy and denoised images (or your own images, denoised, each also written as a PNG)."""
     from zoo.api import denoise as api_denoise
@@ -386,7 +386,7 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @click.option("--noise-scale", "old_noise_scale", hidden=True, default=None)
 @click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are (for --sampler's fit or --class; "
               "for a run trained on a folder of images, where that folder is now).")
-@click.option("--device", type=TEXT, default=None)
+@click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noise_scale, data_dir, device):
     """Sample new images from a generative model (or from an autoencoder, with a latent sampler)."""
     from zoo.api import generate as api_generate
@@ -414,7 +414,7 @@ def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noi
               help="Which installed model to train on the encoder, when more than one can (default: the one).")
 @click.option("--epochs", type=int)
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Any other config key.")
-@click.option("--device", type=TEXT, default=None)
+@click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 @click.option("--progress/--no-progress", default=None)
 def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, transfer_model, epochs, assignments, device,
              progress):

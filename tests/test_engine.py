@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import os
 import shlex
 import signal
 import subprocess
@@ -624,3 +625,45 @@ def test_validation_draws_the_same_noise_every_epoch(tmp_path, model, options):
     run = zoo.train(model, dataset="digits", epochs=3, lr=1e-12, out=tmp_path / model, log=quiet, progress=False,
                     **TINY, **options)
     assert len({row["val_loss"] for row in zoo.load(run.run_dir).training_history()}) == 1
+
+
+def test_a_run_trained_with_compile_goes_on_without_it_where_torch_compile_fails(tmp_path):
+    """A run trained with compile=true could not be resumed where torch.compile fails (no C++ compiler here): with
+    it the first step failed, and --set compile=false was refused; the failed resume had already rewritten its
+    config.json (1 of 2 epochs, "interrupted", with nothing trained)."""
+    run = tmp_path / "run"
+    train(run, epochs=1)
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["compile"] = True  # as trained on a machine that compiles
+    (run / "config.json").write_text(json.dumps(config))
+    bare = tmp_path / "bin"  # a PATH that holds python and no compiler
+    bare.mkdir()
+    (bare / "python").symlink_to(sys.executable)
+    env = {**os.environ, "PATH": str(bare)}
+
+    def resume(*args):
+        return subprocess.run([sys.executable, "-m", "zoo", "--threads", "1", "train", "--resume", str(run),
+                               "--epochs", "2", "--no-progress", *args], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    failed = resume()
+    assert failed.returncode != 0 and "Traceback" not in failed.stderr
+    assert "torch.compile failed" in failed.stderr and f"zoo train --resume {run} --set compile=false" in failed.stderr
+    assert json.loads((run / "config.json").read_text()) == config  # nothing trained: the run is as it was
+    assert resume("--set", "compile=false").returncode == 0
+    assert [r["epoch"] for r in zoo.load(run).training_history()] == [1, 2]
+    assert json.loads((run / "config.json").read_text())["train"]["compile"] is False
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here: such a run resumes on it")
+def test_a_run_of_a_device_missing_here_says_its_config_asked_for_it_and_how_to_go_on(tmp_path):
+    """'device cuda was asked for' blamed the user, who asked for nothing: the run's config.json did."""
+    run = tmp_path / "run"
+    train(run, epochs=1)
+    config = json.loads((run / "config.json").read_text())
+    config["train"]["device"] = "cuda"  # as trained on a GPU machine
+    (run / "config.json").write_text(json.dumps(config))
+    assert_clean_error(invoke("train", "--resume", str(run), "--epochs", "2", "--no-progress"),
+                       "was trained on device 'cuda' (its config.json), which is not available here",
+                       f"zoo train --resume {run} --device cpu")
+    assert_ok(invoke("train", "--resume", str(run), "--epochs", "2", "--device", "cpu", "--no-progress"))

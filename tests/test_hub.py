@@ -497,3 +497,17 @@ def test_the_card_of_an_entry_whose_path_has_spaces_or_accents_is_titled_with_it
     own = Path(shutil.copytree(digits_run, tmp_path / "ab%41"))  # a folder's own name is not a URL's
     from zoo.runs.modelcard import write_card
     assert "# ab%41: `convae` trained on digits" in write_card(own).read_text()
+
+
+@pytest.mark.parametrize("env, said", [
+    ({"ZOO_OFFLINE": "false", "HF_HUB_OFFLINE": "0"}, "cannot reach"),  # off, as false says (it turned zoo offline)
+    ({"ZOO_OFFLINE": "maybe"}, "ZOO_OFFLINE='maybe' is neither on nor off"),
+    ({"ZOO_OFFLINE": "0", "HF_HUB_DOWNLOAD_TIMEOUT": "1.5"}, "HF_HUB_DOWNLOAD_TIMEOUT='1.5' is not a whole number"),
+    ({"ZOO_OFFLINE": "0", "HF_HUB_ETAG_TIMEOUT": "abc"}, "HF_HUB_ETAG_TIMEOUT='abc' is not a whole number"),
+])
+def test_the_environments_switches_and_time_outs_are_read_one_way_or_refused_in_one_message(env, said, tmp_path):
+    """ZOO_OFFLINE=false meant offline; a time-out huggingface-hub cannot read was a traceback on its import."""
+    closed = "http://127.0.0.1:9"  # nothing listens: an online pull fails fast
+    result = run_zoo("pull", "hf://my-org/nothing", env={"HF_ENDPOINT": closed, "HF_HUB_ETAG_TIMEOUT": "2",
+                                                          "HF_HUB_DOWNLOAD_TIMEOUT": "2", **env}, timeout=60)
+    assert_clean_error(result, said)

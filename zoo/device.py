@@ -9,6 +9,9 @@ import torch
 from zoo.errors import ConfigError
 
 
+ELSEWHERE = "Use --device cpu or auto (device='cpu' in Python)."
+
+
 def pick_device(name: str | torch.device = "auto") -> torch.device:
     """'auto' picks cuda, then mps, then cpu; an explicit device (a name or a torch.device) must exist."""
     if not isinstance(name, (str, torch.device, type(None))):
@@ -27,11 +30,11 @@ def pick_device(name: str | torch.device = "auto") -> torch.device:
     except RuntimeError:
         raise ConfigError(f"unknown device '{name}'", "Use auto, cpu, cuda, cuda:N or mps.") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' was asked for but CUDA is not available here", "Use --device cpu or auto.")
+        raise ConfigError(f"device '{name}' was asked for but CUDA is not available here", ELSEWHERE)
     if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
         raise ConfigError(f"device '{name}' does not exist ({torch.cuda.device_count()} CUDA devices)")
     if dev.type == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
-        raise ConfigError("device 'mps' was asked for but is not available here", "Use --device cpu or auto.")
+        raise ConfigError("device 'mps' was asked for but is not available here", ELSEWHERE)
     if dev.type not in ("cpu", "cuda", "mps"):
         raise ConfigError(f"unsupported device '{name}'", "Use auto, cpu, cuda, cuda:N or mps.")
     return dev

@@ -7,6 +7,7 @@ import socket
 from dataclasses import dataclass
 from pathlib import Path
 
+from zoo import environment
 from zoo.errors import DataNotFoundError
 
 FILES = {
@@ -84,8 +85,8 @@ def locate(spec: TorchvisionSet, data_dir: str | None = None, download: bool | N
         if files:
             return files
     if download is None:
-        download = os.environ.get("ZOO_OFFLINE", "") in ("", "0") and os.environ.get("HF_HUB_OFFLINE", "") in ("", "0")
-    error = "downloads are off (ZOO_OFFLINE or HF_HUB_OFFLINE is set)"
+        download = not environment.offline()
+    error = "downloads are off (ZOO_OFFLINE or HF_HUB_OFFLINE is on)"
     if download:
         try:
             return _download(spec)

@@ -12,16 +12,17 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from zoo import environment
 from zoo.errors import StorageError, storage_error
 
 
 def offline() -> bool:
-    flag = os.environ.get("ZOO_OFFLINE", "") not in ("", "0")
-    if "huggingface_hub" in sys.modules:
+    """Whether the hub may not be reached (zoo.environment: data downloads read the same switches)."""
+    if "huggingface_hub" in sys.modules:  # as the imported library took it too
         from huggingface_hub import constants
 
-        return flag or constants.is_offline_mode()
-    return flag or os.environ.get("HF_HUB_OFFLINE", "").upper() in ("1", "ON", "YES", "TRUE")
+        return environment.offline() or constants.is_offline_mode()
+    return environment.offline()
 
 
 def write_json(path: Path, obj: Any) -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import zoo
+from zoo import environment
 from zoo.caches import zoo_cache
 from zoo.errors import ZooError
 from zoo.hub import limits, temps
@@ -42,6 +43,7 @@ def import_hf():
     factory, zoo installs one whose requests without a limit get HF_HUB_DOWNLOAD_TIMEOUT seconds, and
     whose downloads stop at the file's cap (zoo.hub.limits) whatever size the server announced."""
     global _TIMEOUTS_BOUND
+    environment.check_hf_timeouts()  # read on its import, where a value it cannot read fails with a traceback
     try:
         import huggingface_hub
     except ImportError:  # pragma: no cover - a dependency
@@ -201,9 +203,10 @@ def hub_error(e: BaseException, loc: Location, action: str = "fetch") -> ZooErro
     if isinstance(e, E.RemoteEntryNotFoundError):
         return HubError(f"a file of {loc} is missing on {endpoint} ({_first_line(e)})")
     if kind == "offline" or isinstance(e, E.LocalEntryNotFoundError):
-        return HubError(f"cannot {action} {loc}: zoo is offline (HF_HUB_OFFLINE or ZOO_OFFLINE is set) "
+        return HubError(f"cannot {action} {loc}: zoo is offline (HF_HUB_OFFLINE or ZOO_OFFLINE is on) "
                         "and it is not in the local cache",
-                        f"Run `zoo pull {loc}` once with the network on; after that it loads offline.")
+                        f"Unset ZOO_OFFLINE and HF_HUB_OFFLINE and run `zoo pull {loc}` once with the network "
+                        "on; after that it loads offline.")
     if status is not None and status >= 500:
         return HubError(f"cannot {action} {loc}: the hub at {endpoint} answered with a server error ({status})",
                         "The hub is having trouble; try again later.")
@@ -320,8 +323,9 @@ def fetch_hf(loc: Location, log: Log) -> Fetched:
         commit = revision if pinned else (ref_file.read_text().strip() if ref_file.is_file() else None)
         cached = _hf_cached(hf, loc, commit, strict=True) if commit else None
         if cached is None:
-            raise HubError(f"{loc} is not in the local cache and zoo is offline (HF_HUB_OFFLINE or ZOO_OFFLINE is set)",
-                           f"Run `zoo pull {loc}` once with the network on; after that it loads offline.")
+            raise HubError(f"{loc} is not in the local cache and zoo is offline (HF_HUB_OFFLINE or ZOO_OFFLINE is on)",
+                           f"Unset ZOO_OFFLINE and HF_HUB_OFFLINE and run `zoo pull {loc}` once with the network "
+                        "on; after that it loads offline.")
         return cached
     api = hf.HfApi(library_name="zoo", library_version=zoo_version())
     try:

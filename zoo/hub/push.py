@@ -285,7 +285,7 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
     base = f"{HF_SCHEME}{loc.repo}"
     files = _push_files(run_dir, base, log)
     if offline():  # a push needs the network: no cached copy stands in for it
-        raise HubError(f"cannot push to {base}: zoo is offline (ZOO_OFFLINE or HF_HUB_OFFLINE is set)",
+        raise HubError(f"cannot push to {base}: zoo is offline (ZOO_OFFLINE or HF_HUB_OFFLINE is on)",
                        "Unset them (with the network on) to push; `zoo push RUN file:///PATH` publishes to a folder "
                        "hub offline.")
     hf = import_hf()

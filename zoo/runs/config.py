@@ -58,7 +58,7 @@ class TrainConfig:
     device: str = param("auto", "auto, cpu, cuda, cuda:N or mps")
     bf16: bool = param(False, "bfloat16 autocast on CUDA")
     channels_last: bool = param(True, "keep conv weights and image batches in channels-last memory layout "
-                                      "(faster convolutions on CPU and GPU; the results are the same)")
+                                      "(faster convolutions on CPU and GPU; the same results up to float rounding)")
     cuda_graph: bool = param(False, "capture the whole training step in one CUDA graph (adam / adamw / sgd, models "
                                     "whose steps keep no Python state): far fewer launches for small models")
     compile: bool = param(False, "torch.compile the model's layers (fused kernels, for GPUs; the first steps "

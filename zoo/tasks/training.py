@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import re
+import shlex
 import uuid
 from os import PathLike
 from pathlib import Path
@@ -35,8 +36,9 @@ from zoo.training import callbacks as zoo_callbacks
 from zoo.training.engine import Trainer, TrainResult
 from zoo.training.epochs import lr_factor
 
+# compile changes speed only: a run trained with it on a machine that compiles goes on where torch.compile fails
 RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every", "loggers", "tensorboard_dir",
-                     "mlflow_uri"}
+                     "mlflow_uri", "compile"}
 
 
 def _default_out(name: str, dataset: str) -> Path:
@@ -263,7 +265,14 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         # What a resumed training writes, checked before a byte is (eval.json is only read, and ignored if odd)
         runfiles.check_replaceable(run_dir, (ckpt.CONFIG, *(n for n in RUN_OUTPUTS if n not in EVALUATED)))
         ckpt.remove_stale_temporaries(run_dir)
-        device = pick_device(train_cfg.device)
+        try:
+            device = pick_device(train_cfg.device)
+        except ConfigError as e:  # a device of the machine it trained on, not one the user asked for here
+            if "device" in given:
+                raise
+            raise ConfigError(f"{run_dir} was trained on device '{train_cfg.device}' (its config.json), which is not "
+                              "available here", "Resume it on another: zoo train --resume "
+                              f"{shlex.quote(str(run_dir))} --device cpu (or auto).") from e
         loggers = loggers_for(train_cfg, log)
         for logger in loggers:
             logger.prepare(run_dir)
@@ -309,9 +318,15 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
             log(f"resuming {run_dir} after epoch {done} of {train_cfg.epochs}")
         if done < train_cfg.epochs:
             _say_schedule_moved(log, old_train, train_cfg, done)
-        with finishing(loggers):
-            result = trainer.fit(resume=True)
-            with holding_interrupts():  # a stop after the last epoch still leaves the run its card
-                write_card(run_dir, log=log)
+        try:
+            with finishing(loggers):
+                result = trainer.fit(resume=True)
+                with holding_interrupts():  # a stop after the last epoch still leaves the run its card
+                    write_card(run_dir, log=log)
+        except BaseException:
+            if after != before and trainer.state["epoch"] == done:  # nothing trained: the run is as it was
+                with holding_interrupts():
+                    ckpt.write_json(run_dir / ckpt.CONFIG, run)
+            raise
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result

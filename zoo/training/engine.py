@@ -1,10 +1,9 @@
 """Training a run: the engine every plugin shares, in the one epoch loop (zoo.training.epochs.run_epochs)
 that vectorised trials (zoo.training.multitrial) go through too.
 
-Batches are formed by indexing device-resident uint8 tensors; the plugin's `training_step` does the
-rest through `StepContext.optimize`, eagerly or recorded once in a CUDA graph (zoo.training.graphstep).
-Each epoch ends with validation, early-stopping bookkeeping, an atomic checkpoint and a line in
-metrics.jsonl, in that order, so a run killed at any moment resumes.
+Batches index device-resident uint8 tensors; the plugin's `training_step` does the rest through `StepContext.optimize`,
+eagerly or recorded once in a CUDA graph (zoo.training.graphstep). Each epoch ends with validation, early stopping,
+an atomic checkpoint and a line in metrics.jsonl, in that order, so a run killed at any moment resumes.
 """
 
 from __future__ import annotations
@@ -313,8 +312,9 @@ class Trainer:
             raise
         except Exception as e:
             if self.train.compile and from_compiler(e):
-                raise ConfigError(f"torch.compile failed: {str(e).strip().splitlines()[0][:300]}",
-                                  "Train with compile=false (it changes speed only, never results).") from e
+                again = f"; this run: zoo train --resume {shlex.quote(str(self.run_dir))} --set compile=false"
+                raise ConfigError(f"torch.compile failed: {str(e).strip().splitlines()[0][:300]}", "Train with "
+                                  f"compile=false (it changes speed only){again * bool(self.run_dir)}.") from e
             raise
         return EpochLosses([means], [self._learning_rates()], self.data.train_x.shape[0], seconds)
 

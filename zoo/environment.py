@@ -1,0 +1,41 @@
+"""The environment variables zoo reads as switches and numbers, each read one way wherever it is read.
+
+ZOO_OFFLINE and HF_HUB_OFFLINE (on: 1, true, yes, on; off: unset, empty, 0, false, no, off) turn downloads of
+data sets and hub locations off alike; HF_HUB_DOWNLOAD_TIMEOUT and HF_HUB_ETAG_TIMEOUT are whole seconds, as
+huggingface-hub reads them on import (anything else failed there with a traceback)."""
+
+from __future__ import annotations
+
+import os
+
+from zoo.errors import ConfigError
+
+ON = ("1", "true", "yes", "on")
+OFF = ("", "0", "false", "no", "off")
+HF_TIMEOUTS = ("HF_HUB_DOWNLOAD_TIMEOUT", "HF_HUB_ETAG_TIMEOUT")
+
+
+def flag(name: str) -> bool:
+    """Whether the switch `name` is on; a value that is neither on nor off is a ConfigError (ZOO_OFFLINE=false
+    turned zoo offline)."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ON:
+        return True
+    if value in OFF:
+        return False
+    raise ConfigError(f"{name}={os.environ[name]!r} is neither on nor off",
+                      f"Set {name}=1 (on) or {name}=0 (off), or unset it.")
+
+
+def offline() -> bool:
+    """Whether zoo may download nothing: data sets and hub locations alike."""
+    return flag("ZOO_OFFLINE") or flag("HF_HUB_OFFLINE")
+
+
+def check_hf_timeouts() -> None:
+    """The hub's time-outs as huggingface-hub will read them: whole seconds above 0."""
+    for name in HF_TIMEOUTS:
+        value = os.environ.get(name, "").strip()
+        if value and not (value.isdigit() and int(value) > 0):
+            raise ConfigError(f"{name}={os.environ[name]!r} is not a whole number of seconds above 0",
+                              "Set it to one (the default is 10), or unset it.")
