@@ -463,3 +463,12 @@ def test_the_callers_matplotlib_backend_is_left_as_it_is_by_every_call_that_draw
     finally:
         matplotlib.use(before)
     assert (tmp_path / "run" / "loss.png").is_file() and (tmp_path / "cv" / "cv.png").is_file()
+
+
+@pytest.mark.parametrize("device, said", [("bogus", "unknown device 'bogus'"), ("", "an empty device names nothing"),
+                                          (0, "a device is a name such as cpu or cuda, not 0")])
+def test_a_device_that_names_nothing_here_is_refused_by_load_dataset_and_load_alike(device, said, digits_run):
+    """load_dataset raised torch's RuntimeErrors; load took 0 (torch's cuda:0) and "" for auto, the CPU here."""
+    for call in (lambda: zoo.load_dataset("digits", device=device), lambda: zoo.load(digits_run, device=device)):
+        with pytest.raises(ConfigError, match=said):
+            call()

@@ -17,7 +17,9 @@ def pick_device(name: str | torch.device = "auto") -> torch.device:
     if not isinstance(name, (str, torch.device, type(None))):
         raise ConfigError(f"a device is a name such as cpu or cuda, not {name!r:.60}",
                           "Use auto, cpu, cuda, cuda:N or mps.")
-    name = (str(name) if name else "auto").strip().lower()
+    name = "auto" if name is None else str(name).strip().lower()
+    if not name:  # "" was taken for auto: a typo's empty value, or --set device=
+        raise ConfigError("an empty device names nothing", "Use auto, cpu, cuda, cuda:N or mps.")
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

@@ -32,6 +32,7 @@ import torch
 from zoo.data import sources
 from zoo.data.folders import few, read_folder
 from zoo.data.idx import IDXError, read_idx
+from zoo.device import pick_device
 from zoo.errors import ConfigError, DataNotFoundError
 
 SPLIT_SEED = 20221  # fixed: the same split for every run, whatever its training seed
@@ -167,6 +168,7 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
     shape and classes: what a run was trained on (C, H, W and the class names). A folder's images are
     converted to exactly that shape (it wins over image_size); any other mismatch is refused here,
     rather than crashing in the model or mislabelling images later."""
+    device = pick_device(device)  # one clear error for a device missing here, before the files are read
     key = name.strip()
     if _is_folder(key):
         data = _load_folder(_folder_root(key), val_fraction, image_size, shape)

@@ -144,7 +144,7 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     net = entry.cls(model_cfg, shape, classes)
     weights, _ = ckpt.load_tensors(weights_path)
     ckpt.load_state(net, weights, weights_path)
-    net.to(pick_device(device or "auto")).eval()
+    net.to(pick_device(device)).eval()  # None: auto; 0 or "" refused, never taken for auto
     # A folder named by its path is kept by its absolute path too, so outputs still go beside it after os.chdir.
     where = run_dir if not hub.is_hub_source(source) and Path(source).absolute() == run_dir else source
     return Run(model=net, folder=run_dir, record=run, source=str(source),
