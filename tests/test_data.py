@@ -144,6 +144,17 @@ def test_not_found_offline_names_every_place_and_the_fix(tmp_path, monkeypatch):
     assert not cache.exists()  # nothing was downloaded
 
 
+def test_not_found_says_what_is_wrong_with_zoo_data_dir(tmp_path, monkeypatch):
+    """$ZOO_DATA_DIR pointing at one set's own files (or at nothing) was one more place in the list: the user was
+    not told that it is the folder above one folder per set."""
+    write_idx_set(tmp_path / "files", n_train=20, n_test=5)
+    for env, said in ((tmp_path / "files", "holds one data set's files itself: it is the folder above one folder "
+                                           "per data set"), (tmp_path / "none", "does not exist")):
+        monkeypatch.setenv("ZOO_DATA_DIR", str(env))
+        with pytest.raises(DataNotFoundError, match=f"\\$ZOO_DATA_DIR \\({env}\\) {said}"):
+            zoo.load_dataset("kmnist")
+
+
 def test_fashion_mnist_not_found_mentions_the_debian_package(tmp_path):
     with pytest.raises(DataNotFoundError) as e:
         zoo.load_dataset("fashion-mnist", data_dir=str(tmp_path))

@@ -95,11 +95,25 @@ def locate(spec: TorchvisionSet, data_dir: str | None = None, download: bool | N
     places = "\n".join(f"  {d}" for d in dict.fromkeys(looked))
     raise DataNotFoundError(
         f"data set '{spec.name}' not found. Looked for the four IDX files ({', '.join(FILES.values())}, "
-        f"gzipped or not) in:\n{places}\nand {error}.",
+        f"gzipped or not) in:\n{places}\nand {error}.{_env_problem()}",
         "Fix: put the files in one of those folders, or pass --data-dir DIR, or set ZOO_DATA_DIR"
         + (", or `apt-get install dataset-fashion-mnist`" if spec.name == "fashion-mnist" else "")
         + ", or run once with a network.",
     )
+
+
+def _env_problem() -> str:
+    """What is wrong with $ZOO_DATA_DIR, where something is: it is the folder above one folder per data set."""
+    env = os.environ.get("ZOO_DATA_DIR")
+    if not env:
+        return ""
+    root = Path(env).expanduser()
+    if not root.is_dir():
+        return f" $ZOO_DATA_DIR ({env}) {'is not a folder' if root.exists() else 'does not exist'}."
+    if find_in(root):  # the sets share their file names: a root holding one set's files would serve it for all
+        return (f" $ZOO_DATA_DIR ({env}) holds one data set's files itself: it is the folder above one folder per "
+                "data set (ZOO_DATA_DIR/mnist/, ZOO_DATA_DIR/fashion-mnist/); --data-dir takes a set's own folder.")
+    return ""
 
 
 def _download(spec: TorchvisionSet) -> dict[str, Path]:
