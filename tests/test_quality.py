@@ -193,6 +193,10 @@ def test_a_quick_look_is_not_written_over_a_fuller_measurement_of_the_same_weigh
     assert saved["feature_network_digest"] == digest(measured["feat"] / "model.safetensors")
     assert saved["feature_network_dataset"] == "digits"
     assert saved["over_seeds"]["fid"][0] == full["samples_vs_test"]["fid"]
+    shown = zoo.compare([vae, measured["ae"]], "test_classifier_fid")  # a user's FID, as the catalogue's is
+    assert shown.runs[0].test_metrics["classifier_fid"] == saved["samples_vs_test"]["fid"]
+    assert any("classifier_ figures from quality.json (200 images" in n for n in shown.runs[0].notes)
+    assert "classifier_fid" not in shown.runs[1].test_metrics
 
 
 def test_fid_options_are_checked_before_any_sampling(measured, tmp_path):

@@ -5,10 +5,12 @@ weights, only their digest."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo.errors import ZooError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import eval_images, published
 from zoo.runs.loading import output_place
@@ -28,6 +30,14 @@ class Evaluated:
 
 
 def read_evaluated(folder: Path, name: str) -> Evaluated:
+    """The run's test metrics (_read_tested), with its classifier-feature figures from the quality.json `zoo eval
+    --fid` wrote of these weights (over the catalogued ones)."""
+    row = _read_tested(folder, name)
+    _read_quality(row, folder, name)
+    return row
+
+
+def _read_tested(folder: Path, name: str) -> Evaluated:
     """The run's test metrics: its eval.json (with their standard errors and each image's values, where
     it has them), else (without one) its model card's, else its catalogue entry's. For a model not the
     user's (catalogued, pulled), the user's own evaluation of the whole test split, as `zoo eval` wrote it
@@ -97,3 +107,27 @@ def _own_evaluation(row: Evaluated, place: Path, folder: Path) -> dict[str, Any]
     row.notes.append(f"test metrics from {where} ({own.get('images'):,} test images)"
                      + (", the rest published" if set(row.metrics) - set(own["metrics"]) else ""))
     return own
+
+
+QUALITY = {"fid": "classifier_fid", "kid": "classifier_kid", "precision": "classifier_precision",
+           "recall": "classifier_recall"}  # quality.json's samples_vs_test figures, as the catalogue names them
+
+
+def _read_quality(row: Evaluated, folder: Path, name: str) -> None:
+    """quality.json's figures (the first seed's, as the catalogue quotes them), where it measured these weights;
+    the feature network and the images are said, since FIDs of other networks or counts do not compare."""
+    place, _ = output_place(name, folder)
+    path = place / "quality.json"
+    try:
+        quality = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return
+    pair = quality.get("samples_vs_test") if isinstance(quality, dict) else None
+    try:
+        if not isinstance(pair, dict) or quality.get(ckpt.WEIGHTS_DIGEST) != ckpt.weights_digest(folder / ckpt.WEIGHTS):
+            return  # an older zoo's (no digest), or of weights trained further since
+    except (OSError, ZooError):  # weights that cannot be read: no figure said to be theirs
+        return
+    row.metrics.update({QUALITY[k]: pair[k] for k in QUALITY if number(pair.get(k))})
+    row.notes.append(f"classifier_ figures from {path.name} ({quality.get('images')} images, feature network "
+                     f"{quality.get('feature_network')}): they compare only with figures of the same network and count")
