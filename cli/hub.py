@@ -200,6 +200,12 @@ def show_run(source: str, as_json: bool = False) -> None:
     else:
         click.echo("config (as trained, where not the default): "
                    + (", ".join(f"{k}={json.dumps(v)}" for k, v in data["changed"].items()) or "all defaults"))
+        cuda_only = [k for k in ("bf16", "cuda_graph") if data["changed"].get(k)]
+        if data["devices"] and cuda_only and not any(d.startswith("cuda") for d in data["devices"]):
+            click.echo(f"  ({' and '.join(cuda_only)} act{'s' * (len(cuda_only) == 1)} on CUDA only: it trained as "
+                       f"without {'them' if len(cuda_only) > 1 else 'it'})")
+    if data["devices"]:  # an older zoo's run records none
+        click.echo(f"trained on: {', '.join(data['devices'])}")
     click.echo("files: " + ", ".join(f"{n} ({s:,} B)" for n, s in data["files"].items()))
     if data["not_regular"]:
         click.echo(f"not regular files (zoo will not read them): {', '.join(data['not_regular'])}")

@@ -667,3 +667,20 @@ def test_a_run_of_a_device_missing_here_says_its_config_asked_for_it_and_how_to_
                        "was trained on device 'cuda' (its config.json), which is not available here",
                        f"zoo train --resume {run} --device cpu")
     assert_ok(invoke("train", "--resume", str(run), "--epochs", "2", "--device", "cpu", "--no-progress"))
+
+
+def test_a_run_records_the_devices_it_trained_on_and_info_says_what_acted(tmp_path):
+    """config.json held only the device asked for ("auto"), and `zoo info` said bf16=true and cuda_graph=true "as
+    trained" of a run that trained on the CPU without either."""
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", *TINY_SET, "--bf16", "--set",
+                     "cuda_graph=true", "--out", str(run)))
+    config = json.loads((run / "config.json").read_text())
+    assert config["devices"] == ["cpu"]
+    info = assert_ok(invoke("info", str(run)))
+    assert "trained on: cpu" in info and "(bf16 and cuda_graph act on CUDA only: it trained as without them)" in info
+    config["devices"] = ["cuda:0 (NVIDIA H200)"]  # as started on a GPU machine, resumed here
+    (run / "config.json").write_text(json.dumps(config))
+    assert_ok(invoke("train", "--resume", str(run), "--epochs", "2", "--device", "cpu", "--no-progress"))
+    assert json.loads((run / "config.json").read_text())["devices"] == ["cuda:0 (NVIDIA H200)", "cpu"]
+    assert "trained on: cuda:0 (NVIDIA H200), cpu" in assert_ok(invoke("info", str(run)))

@@ -72,6 +72,13 @@ def cuda_only_notes(train, device: torch.device) -> list[str]:
             if getattr(train, key) and device.type != "cuda"]
 
 
+def device_label(device: torch.device) -> str:
+    """The device a run trained on, as its config.json records it: cpu, mps, or cuda with the GPU's name."""
+    if device.type == "cuda":
+        return f"{device} ({torch.cuda.get_device_name(device)})"
+    return device.type
+
+
 def describe(device: torch.device) -> str:
     """The device as a training's first line names it: a CPU with the threads torch computes on (which
     `zoo --threads N` or OMP_NUM_THREADS set), since on a shared machine that count decides the speed."""

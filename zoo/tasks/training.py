@@ -15,7 +15,7 @@ import zoo
 from zoo import registry
 from zoo.console import check_log, to_stderr
 from zoo.data import canonical_data_dir, canonical_dataset_name, relocated
-from zoo.device import describe, keeps_callers_random_state, pick_device
+from zoo.device import describe, device_label, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, DataNotFoundError, RunError, storage_error
 from zoo.hub import is_hub_source, is_managed
 from zoo.hub.files import PUSHED_MANIFEST
@@ -52,7 +52,7 @@ def _default_out(name: str, dataset: str) -> Path:
     return path
 
 
-def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> dict[str, Any]:
+def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict, device) -> dict[str, Any]:
     return {
         "zoo_version": zoo.__version__,
         "model": entry.name,
@@ -60,6 +60,7 @@ def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict) -> di
         "config": dataclasses.asdict(model_cfg),
         "train": dataclasses.asdict(train_cfg),
         "data": data_info,
+        "devices": [device_label(device)],  # what it trained on (train.device is what was asked: auto)
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,  # which run this is, also for two started in the same second
     }
@@ -148,7 +149,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
                       callbacks=[*regs, *callbacks, *loggers])  # model cannot train with (an IWAE's memory): checked
     with new_run_folder(run_dir, overwrite=overwrite, log=log) as started:
         trainer.begin()
-        ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info()))
+        ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info(), device))
         started()
         log(f"training {model} on {data.name} ({data.train_x.shape[0]} images, {tuple(data.shape)}) "
             f"on {describe(device)} -> {run_dir}")
@@ -296,8 +297,12 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         if train_cfg.epochs < done:
             raise ConfigError(f"{run_dir} has already trained {done} epochs; --epochs {train_cfg.epochs} would "
                               "undo them", f"Pass --epochs {done} or more (or leave it out).")
-        if after != before:
-            ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg)})
+        devices = [d for d in run.get("devices", []) if isinstance(d, str)] if isinstance(run.get("devices"), list) \
+            else []
+        more = [device_label(device)] if device_label(device) not in devices else []  # resumed on another device
+        if after != before or more:
+            ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg),
+                                                    **({"devices": devices + more} if more else {})})
         # A run that ended, by its epochs or by early stopping, is finished: resuming it trains further
         # only when asked to (more --epochs, or another --patience), and says how otherwise.
         early = trainer.state.get("stopped") == "early_stopping"
@@ -324,7 +329,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
                 with holding_interrupts():  # a stop after the last epoch still leaves the run its card
                     write_card(run_dir, log=log)
         except BaseException:
-            if after != before and trainer.state["epoch"] == done:  # nothing trained: the run is as it was
+            if (after != before or more) and trainer.state["epoch"] == done:  # nothing trained: as it was
                 with holding_interrupts():
                     ckpt.write_json(run_dir / ckpt.CONFIG, run)
             raise
