@@ -171,36 +171,40 @@ def search_worker(label):
 @click.option("--reduce", type=click.Choice(["best", "mean", "last"]), default="best", show_default=True,
               help="Each fold's score: the best, mean or last epoch's value of the metric.")
 @click.option("--out", "-o", type=click.Path(file_okay=False), help="Write cv.json and cv.png here.")
+@click.option("--overwrite", is_flag=True, help="Replace an earlier cross-validation's cv.json and cv.png in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments, epochs, batch_size, lr, patience,
-       device, seed, data_dir, metric, reduce, out, as_json):
-    """K-fold cross-validation of one configuration: mean ± std of the validation loss, per fold. MODEL may be
-    left out with a --config file that names it (a search's best.toml)."""
+       device, seed, data_dir, metric, reduce, out, overwrite, as_json):
+    """K-fold cross-validation of one configuration: mean ± sample standard deviation (n-1) of the validation loss,
+    per fold. MODEL may be left out with a --config file that names it (a search's best.toml)."""
     from zoo.runs.config import parse_assignments
     from zoo.search.cv import cross_validate
 
     overrides = parse_assignments(assignments)
-    overrides.update({k: v for k, v in {"epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
-                                        "device": device, "seed": seed, "data_dir": data_dir}.items() if v is not None})
-    result = cross_validate(model, folds_k=folds, dataset=dataset, preset=preset, config=config_file,
-                            overrides=overrides, compare_holdout=compare_holdout, metric=metric, reduce=reduce, out=out,
-                            log=lambda m: click.echo(m, err=True))
+    overrides.update({k: v for k, v in {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
+                                        "patience": patience, "device": device, "seed": seed,
+                                        "data_dir": data_dir}.items() if v is not None})
+    result = cross_validate(model, folds_k=folds, preset=preset, config=config_file, overrides=overrides,
+                            compare_holdout=compare_holdout, metric=metric, reduce=reduce, out=out,
+                            overwrite=overwrite, log=lambda m: click.echo(m, err=True))
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items()}, indent=2, default=str))
         return
     metric = result["metric"]
     click.echo(f"{result['model']} on {result['dataset']} ({result['pixels']}): {result['folds']}-fold "
                f"cross-validation, {metric} ({result['reduce']} epoch)")
-    click.echo(f"  {'fold':<8} {'train':>6} {'val':>6} {'epochs':>6} {'best':>5} {metric:>12} {'test':>10} "
+    click.echo(f"  {'fold':<8} {'train':>6} {'val':>6} {'epochs':>6} {'epoch':>5} {metric:>12} {'test':>10} "
                f"{'seconds':>8}")
     rows = list(result["per_fold"]) + ([result["holdout"]] if "holdout" in result else [])
     key = metric[4:]
     for r in rows:
         test = r["test"].get(key) if r.get("test") else None
         click.echo(f"  {r['fold']:<8} {r['train_images']:>6} {r['val_images']:>6} {r['epochs']:>6} "
-                   f"{r['best_epoch']:>5} {r['value']:>12.5g} {(f'{test:.5g}' if test is not None else '-'):>10} "
+                   f"{r['test_epoch']:>5} {r['value']:>12.5g} {(f'{test:.5g}' if test is not None else '-'):>10} "
                    f"{r['seconds']:>8.1f}")
-    click.echo(f"mean ± std over {result['folds']} folds: {result['mean']:.5g} ± {result['std']:.2g}"
+    click.echo(f"  epoch: {result['test_weights']}")
+    click.echo(f"mean ± std over {result['folds']} folds ({result['std_is']}): {result['mean']:.5g} ± "
+               f"{result['std']:.2g}"
                + (f"  (test {result['test_mean']:.5g} ± {result['test_std']:.2g})" if "test_mean" in result else ""))
     if "holdout" in result:
         h = result["holdout"]

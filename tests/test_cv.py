@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 
 import pytest
@@ -12,7 +13,7 @@ from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, is_p
 from zoo.search import cv
 from zoo.training.fit import fit
 from zoo.data import load_dataset
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, Interrupted, TrainingDiverged
 
 
 def test_folds_partition_the_whole_training_set():
@@ -88,6 +89,15 @@ def test_cv_never_writes_over_an_earlier_cross_validation_or_into_a_run(tmp_path
     assert_clean_error(invoke(*args, "--out", tmp_path / "study"), "is a search's study folder")
 
 
+def test_cv_overwrite_replaces_an_earlier_cross_validation(tmp_path):
+    args = ("cv", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1", "--out", tmp_path / "o")
+    assert_ok(invoke(*args[:1], "convae", *args[1:]))
+    said = assert_clean_error(invoke(*args[:1], "vae", *args[1:]), "holds an earlier cross-validation")
+    assert "--overwrite" in said
+    assert_ok(invoke(*args[:1], "vae", *args[1:], "--overwrite"))
+    assert json.loads((tmp_path / "o" / "cv.json").read_text())["model"] == "vae"
+
+
 def test_cv_scores_the_metric_asked_for_and_draws_its_curves(tmp_path):
     r = cv.cross_validate("convae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1, "loss": "bce"},
                           metric="mse", reduce="last", out=tmp_path / "cv")
@@ -133,11 +143,27 @@ def test_cv_mistakes_are_clean_errors():
     ({"log": "tensorboard"}, "log= takes a function of one text (such as print), not 'tensorboard'",
      "A cross-validation logs to no tracker"),
     ({"log": None}, "log= takes a function of one text", "zoo.console.quiet"),
+    ({"metric": 5}, "metric= is the name of a metric the model records (such as 'mse'), not 5", "Leave it out"),
+    ({"metric": ""}, "metric= is the name of a metric the model records (such as 'mse'), not ''", "Leave it out"),
+    ({"out": 5}, "out= is the folder to write cv.json and cv.png into (a path), not 5", ""),
+    ({"reduce": "max"}, "unknown reduction 'max'", "Use one of best, mean, last."),
+    ({"epochs": 3, "overrides": {"epochs": 1}}, "epochs given twice, as a keyword and in overrides=",
+     "Give each config key once."),
+    ({"overrides": {"dataset": "mnist"}}, "dataset given twice", "Give each config key once."),
 ])
-def test_a_python_call_of_cross_validate_that_does_not_fit_it_is_one_message_before_any_fold(call, said, hint):
+def test_a_python_call_of_cross_validate_that_does_not_fit_it_is_one_message_before_any_fold(call, said, hint,
+                                                                                            monkeypatch):
+    def no_data(*args, **kwargs):
+        raise AssertionError("the data set was loaded before the call was checked")
+    monkeypatch.setattr(cv, "training_data", no_data)
     with pytest.raises(ConfigError) as e:
         cv.cross_validate("convae", dataset="digits", **{"folds_k": 2, **call})
     assert said in e.value.message and hint in (e.value.hint or "")
+
+
+def test_a_whole_float_is_taken_as_that_many_folds():
+    r = cv.cross_validate("convae", folds_k=2.0, dataset="digits", overrides={**TINY, "epochs": 1})
+    assert r["folds"] == 2 and len(r["per_fold"]) == 2
 
 # ------------------------------------------------------------------------------------------ tiny folders
 
@@ -231,8 +257,163 @@ def test_a_metric_the_model_does_not_record_is_said_as_the_commands_mistake_not_
     assert "fold 1/2" not in out.split("Error:")[-1]
 
 
-def test_a_metric_the_model_does_not_record_is_refused_before_the_first_fold_trains():
-    """A GAN records no 'loss' (cv's default): a whole fold trained (42 s) before that was said."""
+def test_a_model_with_no_default_metric_is_said_to_have_none_before_the_first_fold_trains():
+    """A GAN watches no metric: a whole fold trained (42 s) before "no validation 'loss' was recorded" was said,
+    a 'loss' the user never asked for."""
     out = assert_clean_error(invoke("cv", "gan", "--folds", "2", "--dataset", "digits", "--epochs", "5"),
-                             "no validation 'loss' was recorded", "d_loss", "score by one of them with --metric NAME")
+                             "gan has no default metric to score the folds by", "d_loss, d_real, g_loss",
+                             "score by one of them with --metric NAME")
+    assert "fold 1/2:" not in out and "'loss'" not in out
+
+
+# ------------------------------------------------------------------------------------------ the --out folder
+
+def test_a_second_cross_validation_into_the_same_out_is_refused_while_the_first_runs(tmp_path):
+    """Both wrote cv.json at their end, the later over the earlier, and both said "written"."""
+    out, second = tmp_path / "o", []
+
+    def log(line):
+        if line.startswith("fold 1/2") and not second:  # the first is training: a second starts into its --out
+            second.append(invoke("cv", "vae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1",
+                                 "--out", out))
+    r = cv.cross_validate("convae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1}, out=out, log=log)
+    said = assert_clean_error(second[0], "is being written by another zoo process",
+                              "One cross-validation writes a folder at a time")
+    assert "fold 1/2:" not in said  # refused up front, not after its own folds
+    assert json.loads((out / "cv.json").read_text())["model"] == "convae" and r["written"]
+    assert sorted(p.name for p in out.iterdir()) == ["cv.json", "cv.png"]  # the lock is gone with the first
+
+
+def test_an_out_that_cannot_be_made_is_refused_before_any_fold(tmp_path):
+    (tmp_path / "afile").write_text("")
+    out = assert_clean_error(invoke("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1],
+                                    "--epochs", "1", "--out", tmp_path / "afile" / "sub"),
+                             "cannot make the cross-validation folder", "not a directory")
     assert "fold 1/2:" not in out
+
+
+def test_a_stop_while_the_results_are_written_leaves_them_whole(tmp_path, monkeypatch):
+    """A Ctrl-C while cv.png was drawn left cv.json alone (which refused the rerun) and a bare KeyboardInterrupt."""
+    import signal
+
+    plot = cv._plot
+
+    def stopped_while_drawing(result, path):
+        signal.raise_signal(signal.SIGINT)
+        plot(result, path)
+    monkeypatch.setattr(cv, "_plot", stopped_while_drawing)
+    out = tmp_path / "o"
+    with pytest.raises(Interrupted, match="cross-validation interrupted at its end; .*cv.json and .*cv.png are "
+                                          "written"):
+        cv.cross_validate("convae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1}, out=out)
+    assert len(json.loads((out / "cv.json").read_text())["per_fold"]) == 2 and is_png(out / "cv.png")
+
+
+def test_a_stop_between_two_folds_says_where_and_that_nothing_was_written(tmp_path):
+    def log(line):
+        if line.startswith("fold 1/2"):
+            raise KeyboardInterrupt
+    out = tmp_path / "o"
+    with pytest.raises(Interrupted, match=r"cross-validation interrupted after fold 1/2; nothing was written: zoo cv "
+                                          r"does not resume"):
+        cv.cross_validate("convae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1}, out=out, log=log)
+    assert not out.exists()
+
+
+# ------------------------------------------------------------------------------------------ the figures
+
+def test_the_test_figure_is_of_the_weights_of_the_epoch_scored(tmp_path):
+    """Scored by val_kl (lowest at epoch 1) with early stopping on the loss (lowest at the last epoch): the row said
+    best epoch 3 and tested epoch 3's weights beside epoch 1's val_kl, an 8x gap that did not exist."""
+    r = cv.cross_validate("vae", folds_k=2, dataset="digits", overrides={"device": "cpu", "epochs": 3}, metric="kl")
+    for fold in r["per_fold"]:
+        kl = [c["val_kl"] for c in fold["curve"]]
+        losses = [c["val_loss"] for c in fold["curve"]]
+        best = kl.index(min(kl)) + 1
+        assert best != losses.index(min(losses)) + 1  # the case: the two pick other epochs
+        assert fold["scored_epoch"] == fold["test_epoch"] == best and fold["value"] == min(kl)
+        assert fold["test"]["kl"] == pytest.approx(min(kl), rel=0.5)  # the same weights on other images
+    assert "best val_kl" in r["test_weights"]
+    mean = cv.cross_validate("vae", folds_k=2, dataset="digits", overrides={"device": "cpu", "epochs": 3}, metric="kl",
+                             reduce="mean")
+    for fold in mean["per_fold"]:  # no epoch is scored: the test figure is the early-stopping epoch's, and said so
+        losses = [c["val_loss"] for c in fold["curve"]]
+        assert fold["scored_epoch"] is None and fold["test_epoch"] == losses.index(min(losses)) + 1
+    assert "early-stopping epoch" in mean["test_weights"]
+
+
+def test_fit_keeps_and_tests_the_weights_of_the_scored_epoch():
+    from zoo.api import resolve_config
+    from zoo.training.engine import Callback
+    from zoo.training.regularize import plain_state_dict
+
+    class Snapshots(Callback):
+        def __init__(self):
+            self.states = {}
+
+        def on_epoch_end(self, trainer, epoch, record):
+            self.states[epoch] = {k: v.detach().clone() for k, v in plain_state_dict(trainer.model).items()}
+    cls, model_cfg, train_cfg = resolve_config("vae", overrides={"device": "cpu", "epochs": 3, "dataset": "digits"})
+    data = load_dataset("digits")
+    for reduce, epoch in (("best", lambda r: r.scored_epoch), ("last", lambda r: 3)):
+        snaps = Snapshots()
+        r = fit(cls, model_cfg, train_cfg, data, callbacks=[snaps], metric="kl", reduce=reduce, keep_model=True)
+        assert r.test_epoch == epoch(r) and (reduce == "last" or r.test_epoch != r.best_epoch)  # not the loss's
+        kept = plain_state_dict(r.model)
+        assert all(torch.equal(kept[k], v) for k, v in snaps.states[r.test_epoch].items())
+
+
+def test_the_spread_is_said_to_be_the_sample_standard_deviation(tmp_path):
+    out = assert_ok(invoke("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1",
+                           "--out", tmp_path / "o"))
+    assert "mean ± std over 2 folds (sample standard deviation, n-1):" in out
+    assert json.loads((tmp_path / "o" / "cv.json").read_text())["std_is"] == "sample standard deviation, n-1"
+
+
+# ------------------------------------------------------------------------------------------ refusals said right
+
+def test_compare_holdout_with_no_validation_split_is_refused_before_the_first_fold():
+    notes = []
+    with pytest.raises(ConfigError, match="--compare-holdout: there is no validation split") as e:
+        cv.cross_validate("convae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1, "val_fraction": 0},
+                          compare_holdout=True, log=notes.append)
+    assert "Leave out --compare-holdout, or set val_fraction above 0" in e.value.hint
+    assert "cross-validation" not in e.value.hint and not any(n.startswith("fold") for n in notes)
+
+
+def test_a_training_metric_the_model_does_not_record_lists_its_training_metrics():
+    assert_clean_error(invoke("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1",
+                              "--metric", "train_nosuch"),
+                       "no training 'train_nosuch' was recorded", "The model's training metrics are: train_loss")
+
+
+def test_a_refusal_of_the_data_set_or_the_configuration_is_not_blamed_on_a_fold(tmp_path):
+    """"fold 1/2, which trains on 2 of the 4 images: a classifier needs a labelled data set ..." said that more
+    images or fewer folds would help."""
+    four = _flat_folder(tmp_path / "four", 4)
+    with pytest.raises(ConfigError) as e:
+        cv.cross_validate("classifier", folds_k=2, dataset=four, overrides={**TINY, "epochs": 1})
+    assert e.value.message == "a classifier needs a labelled data set with at least two classes"
+    with pytest.raises(ConfigError) as e:
+        cv.cross_validate("vampprior", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1,
+                                                                                 "batch_norm": True})
+    assert e.value.message.startswith("vampprior: batch_norm would normalise the pseudo-inputs")
+
+
+def test_a_diverged_fold_is_named():
+    with pytest.raises(TrainingDiverged) as e:
+        cv.cross_validate("vae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1, "lr": 10.0,
+                                                                           "optimizer": "sgd"})
+    assert re.match(r"fold [12]/2: training diverged at epoch 1: ", e.value.message)
+    assert e.value.message.endswith("is not finite; nothing was written")
+
+
+def test_loggers_are_refused_when_unknown_and_said_unused_otherwise(tmp_path):
+    assert_clean_error(invoke("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1",
+                              "--set", "loggers=nosuch"), "unknown logger 'nosuch'", "The installed loggers are")
+    pytest.importorskip("tensorboard")
+    notes = []
+    cv.cross_validate("convae", folds_k=2, dataset="digits", log=notes.append,
+                      overrides={**TINY, "epochs": 1, "loggers": ["tensorboard"]})
+    assert ("note: a cross-validation logs to no logger (its folds are not kept as runs): loggers=tensorboard is "
+            "not used") in notes

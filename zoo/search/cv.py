@@ -6,8 +6,10 @@ the data set together); the test set is never touched by the folds.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import os
 import statistics
 from pathlib import Path
 from typing import Any, Callable, Iterator
@@ -20,12 +22,20 @@ from zoo.console import check_log, quiet
 from zoo.data import ImageData
 from zoo.data.datasets import with_binarization
 from zoo.device import cuda_only_notes, keeps_callers_random_state, pick_device
-from zoo.errors import ConfigError, Interrupted
+from zoo.errors import ConfigError, Interrupted, RunError, TrainingDiverged, storage_error
+from zoo.interrupts import holding_interrupts
+from zoo.model import build_seeded
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import check_count, check_flag, resolve_config
+from zoo.runs.lock import lock_run
 from zoo.runs.run import training_data
 from zoo.tasks.training import model_to_train
-from zoo.training.fit import REDUCE, FitResult, UnrecordedMetric, check_recorded, fit, has_own_test, metric_key
+from zoo.tracking import logger_classes
+from zoo.training.callbacks import callbacks_for, check
+from zoo.training.fit import (REDUCE, FitResult, UnrecordedMetric, check_recorded, fit, has_own_test, metric_key,
+                              probe_keys, unrecorded)
+
+STD = "sample standard deviation, n-1"  # of the folds' values: what "std" is, said in cv.json and by the CLI
 
 
 def training_pool(data: ImageData) -> tuple[torch.Tensor, torch.Tensor]:
@@ -82,14 +92,15 @@ def mean_std(values: list[float]) -> tuple[float, float]:
 
 def _row(name: str, data: ImageData, r: FitResult, key: str) -> dict[str, Any]:
     return {"fold": name, "train_images": int(data.train_x.shape[0]), "val_images": int(data.val_x.shape[0]),
-            "epochs": r.epochs, "best_epoch": r.best_epoch, "value": r.value,
+            "epochs": r.epochs, "scored_epoch": r.scored_epoch, "value": r.value, "test_epoch": r.test_epoch,
             "test": r.test, "seconds": round(r.seconds, 3), "stopped": r.stopped,
             "curve": [{k: v for k, v in h.items() if k in ("epoch", "train_loss", "val_loss", key)} for h in r.history]}
 
 
-def check_cv_out(out: Path) -> None:
+def check_cv_out(out: Path, overwrite: bool = False) -> None:
     """`--out` of a cross-validation: a new folder or one it wrote before? Never a run's folder, nor over an
-    earlier cross-validation's cv.json (of another model, perhaps), which it replaced without a word."""
+    earlier cross-validation's cv.json (of another model, perhaps), which it replaced without a word, unless
+    `overwrite` asks it to."""
     if (out / ckpt.CONFIG).is_file():
         raise ConfigError(f"--out {out} is a run folder: a cross-validation goes into a folder of its own",
                           "Choose another --out.")
@@ -99,84 +110,239 @@ def check_cv_out(out: Path) -> None:
         raise ConfigError(f"--out {out} is a search's study folder: a cross-validation goes into a folder of its own",
                           "Choose another --out.")
     held = [n for n in ("cv.json", "cv.png") if (out / n).exists()]
-    if held:
+    if held and not overwrite:
         raise ConfigError(f"--out {out} holds an earlier cross-validation ({', '.join(held)})",
-                          "Choose another --out, or move those files away first.")
+                          "Choose another --out, move those files away first, or replace them with --overwrite "
+                          "(overwrite=True in Python).")
+
+
+@contextlib.contextmanager
+def claimed(out: Path | None, overwrite: bool = False) -> Iterator[None]:
+    """`out` taken for this cross-validation from its start: made, its writer lock held (a second one into the same
+    folder is refused up front: each wrote its cv.json at its end over the other's) and checked again under the
+    lock; the folders made here are removed again when it ends without writing them."""
+    if out is None:
+        yield
+        return
+    check_cv_out(out, overwrite)  # before anything is made
+    made = [p for p in (out, *out.parents) if not p.exists() and not p.is_symlink()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = lock_run(out)
+    except (OSError, RunError) as e:
+        _remove_empty(made)
+        if isinstance(e, RunError):  # another process writes it: say it for cv
+            raise RunError(e.message, "One cross-validation writes a folder at a time: wait for it to end, or "
+                                      "choose another --out.") from None
+        raise storage_error(e, "cannot make the cross-validation folder", path=out, option="--out") from None
+    try:
+        check_cv_out(out, overwrite)  # one may have ended into it between the first look and the lock
+        yield
+    finally:
+        lock.release()
+        _remove_empty(made)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # the deepest first
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (the results are in it), or gone
+            return
+
+
+def _checked_names(metric: Any, out: Any, reduce: Any) -> Path | None:
+    """metric=, out= and reduce= of a Python call, refused before anything is loaded; `out` as a Path."""
+    if metric is not None and not (isinstance(metric, str) and metric.strip()):
+        raise ConfigError(f"metric= is the name of a metric the model records (such as 'mse'), not {metric!r:.60}",
+                          "Leave it out to score by the metric the model's early stopping watches.")
+    if reduce not in REDUCE:
+        raise ConfigError(f"unknown reduction {reduce!r:.60}", f"Use one of {', '.join(REDUCE)}.")
+    if out is None:
+        return None
+    if not isinstance(out, (str, os.PathLike)) or (isinstance(out, str) and not out.strip()):
+        raise ConfigError(f"out= is the folder to write cv.json and cv.png into (a path), not {out!r:.60}")
+    return Path(out)
+
+
+def _merged(keys: dict[str, Any], overrides: Any, dataset: str | None) -> dict[str, Any]:
+    """The config keys given as keywords and in `overrides`, a key given both ways with two values refused (the
+    dict won without a word)."""
+    overrides = dict(overrides or {})
+    given = {**keys, **({"dataset": dataset} if dataset is not None else {})}
+    twice = sorted(k for k, v in given.items() if k in overrides and overrides[k] != v)
+    if twice:
+        raise ConfigError(f"{', '.join(twice)} given twice, as a keyword and in overrides=, with two values",
+                          "Give each config key once.")
+    return {**overrides, **given}
+
+
+def _fit_fold(cls: type, model_cfg, train_cfg, fold: ImageData, grey: ImageData, name: str, metric: str,
+              reduce: str) -> FitResult:
+    """One fold trained and scored; its refusals said as the fold's where they are (not those of the set)."""
+    try:
+        return fit(cls, model_cfg, train_cfg, fold, metric=metric, reduce=reduce, test=True)
+    except UnrecordedMetric:  # --metric names nothing the model records: no fold's doing
+        raise
+    except ConfigError as e:
+        if _refused_anyway(cls, model_cfg, train_cfg, grey):  # the set's or the configuration's (no labels)
+            raise
+        # a limit on the training images (a VampPrior's pseudo-inputs) that a fold's fewer images reach
+        raise ConfigError(f"fold {name}, which trains on {fold.train_x.shape[0]} of the "
+                          f"{fold.train_x.shape[0] + fold.val_x.shape[0]} images: {e.message}", e.hint) from None
+    except TrainingDiverged as e:
+        raise TrainingDiverged(f"fold {name}: {e.message.rstrip('.')}; nothing was written", e.hint) from None
+
+
+def _refused_anyway(cls: type, model_cfg, train_cfg, grey: ImageData) -> bool:
+    """Whether the model is refused on all the training images of `grey` too (binarised as a fold's), as it is on a
+    fold's."""
+    x, y = training_pool(grey)
+    pool = with_binarization(dataclasses.replace(grey, train_x=x, train_y=y), train_cfg.binarize)
+    try:
+        check(callbacks_for(train_cfg), build_seeded(cls, model_cfg, pool, train_cfg.seed, torch.device("cpu")))
+    except ConfigError:
+        return True
+    except Exception:  # noqa: BLE001 - not a refusal of the set (memory, say): the fold's is said
+        return False
+    return False
+
+
+def _default_metric(cls: type, model_cfg, train_cfg, data: ImageData) -> str:
+    """The metric the model's early stopping watches; refused, with the names to choose from, where it watches none
+    (a GAN: no validation loss means better)."""
+    if cls.monitor is None:
+        keys = probe_keys([(cls, model_cfg, train_cfg, data)]) or []
+        raise unrecorded("", [{k: 0.0 for k in keys}], said=f"{cls.name} has no default metric to score the folds "
+                         "by: its early stopping watches none")
+    return cls.monitor
 
 
 @keeps_callers_random_state
 def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str | None = None, preset: str | None = None,
                    config: str | Path | dict | None = None, overrides: dict[str, Any] | None = None,
                    compare_holdout: bool = False, metric: str | None = None, reduce: str = "best",
-                   out: str | Path | None = None, log: Callable[[str], None] = quiet, **keys) -> dict[str, Any]:
+                   out: str | Path | None = None, overwrite: bool = False, log: Callable[[str], None] = quiet,
+                   **keys) -> dict[str, Any]:
     """K-fold cross-validation of one configuration: per-fold validation (and test) losses, their mean
-    and standard deviation; with `compare_holdout`, the plain validation split trained beside it.
-    With `out`, writes cv.json and cv.png (validation curves per fold) there. Config keys go in `overrides`
-    or as keywords, as `zoo.train` takes them (epochs=5)."""
+    and sample standard deviation; with `compare_holdout`, the plain validation split trained beside it.
+    With `out`, writes cv.json and cv.png (validation curves per fold) there (`overwrite`: over an earlier
+    cross-validation's, at the end). Config keys go in `overrides`
+    or as keywords, as `zoo.train` takes them (epochs=5). A Ctrl-C keeps nothing (no resume)."""
     check_log(log, loggers=False)
     refuse_command_options("cross_validate", keys)
+    if isinstance(folds_k, float) and folds_k.is_integer():
+        folds_k = int(folds_k)  # 2.0 is 2 folds
     folds_k = check_count(folds_k, "--folds (folds_k=)", 2)
     check_flag(compare_holdout, "compare_holdout")
+    check_flag(overwrite, "overwrite")
+    out = _checked_names(metric, out, reduce)
     model = model_to_train(model, preset, config, "cv")  # best.toml names its model
-    overrides = {**keys, **(overrides or {})}
-    if dataset is not None:
-        overrides["dataset"] = dataset
-    cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
-    if out is not None:
-        check_cv_out(Path(out))
-    if reduce not in REDUCE:
-        raise ConfigError(f"unknown reduction '{reduce}'", f"Use one of {', '.join(REDUCE)}.")
+    cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config,
+                                               overrides=_merged(keys, overrides, dataset))
+    if train_cfg.loggers:  # an unknown one refused as `zoo train` refuses it, a known one said unused
+        logger_classes(train_cfg.loggers)
+        log(f"note: a cross-validation logs to no logger (its folds are not kept as runs): loggers="
+            f"{','.join(train_cfg.loggers)} is not used")
+    with claimed(out, overwrite):
+        where = ["before the first fold"]  # where a stop lands, as the trainings go
+        try:
+            result = _cross_validate(cls, model, model_cfg, train_cfg, folds_k, compare_holdout, metric, reduce, log,
+                                     where)
+        except Interrupted as e:  # Ctrl-C, SIGTERM in a training: the same stop, said for cv, which keeps nothing
+            raise Interrupted(f"cross-validation interrupted {where[0]} ({e.message}); nothing was written: zoo cv "
+                              "does not resume, run it again") from None
+        except KeyboardInterrupt:  # between two trainings
+            raise Interrupted(f"cross-validation interrupted {where[0]}; nothing was written: zoo cv does not "
+                              "resume, run it again") from None
+        if out is not None:
+            result["written"] = _write(result, out)
+    return result
+
+
+def _cross_validate(cls, model: str, model_cfg, train_cfg, folds_k: int, compare_holdout: bool, metric: str | None,
+                    reduce: str, log: Callable[[str], None], where: list[str]) -> dict[str, Any]:
     device = pick_device(train_cfg.device)
     for note in cuda_only_notes(train_cfg, device):  # the folds' trainings say nothing (fit logs quietly)
         log(f"note: {note}")
     grey = grey_data(train_cfg, lambda cfg: training_data(cfg, device))
     data = with_binarization(grey, train_cfg.binarize)  # the standard split, as `zoo train` has it
-    metric = metric or cls.monitor or "loss"
+    metric = metric or _default_metric(cls, model_cfg, train_cfg, data)
     key = metric_key(metric)  # as metrics.jsonl names it
     parts = folds(grey, folds_k, train_cfg.seed, train_cfg.binarize)  # refuses too few images before any training
     check_recorded(cls, model_cfg, train_cfg, data, metric)  # a misspelt --metric, before a fold's training
+    if compare_holdout and data.val_x.shape[0] == 0:
+        raise ConfigError("--compare-holdout: there is no validation split to train the holdout on (val_fraction "
+                          "is 0)", "Leave out --compare-holdout, or set val_fraction above 0 (--set val_fraction=0.1).")
     if compare_holdout and "val" in data.reused:
         raise ConfigError(f"--compare-holdout: {data.caveat()}", "Leave out --compare-holdout, or add images.")
     if not has_own_test(data):
         log(f"no test figures: {data.caveat() or f'{data.name} has no test images'}")
     rows = []
-    for i, fold in enumerate(parts):
-        try:
-            r = fit(cls, model_cfg, train_cfg, fold, metric=metric, reduce=reduce, test=True)
-        except UnrecordedMetric:  # --metric names nothing the model records: no fold's doing
-            raise
-        except ConfigError as e:  # a limit on the training images (pseudo-inputs) is a fold's, not the set's
-            raise ConfigError(f"fold {i + 1}/{folds_k}, which trains on {fold.train_x.shape[0]} of the "
-                              f"{fold.train_x.shape[0] + fold.val_x.shape[0]} images: {e.message}", e.hint) from None
-        except Interrupted as e:  # Ctrl-C, SIGTERM: the same stop, said for cv, which keeps nothing
-            raise Interrupted(f"cross-validation interrupted in fold {i + 1}/{folds_k} ({e.message}); nothing was "
-                              "written: zoo cv does not resume, run it again") from None
-        rows.append(_row(str(i + 1), fold, r, key))
-        log(f"fold {i + 1}/{folds_k}: {key} {r.value:.5g} (best epoch {r.best_epoch}), "
-            f"{r.seconds:.1f} s")
+    for i, fold in enumerate(parts, 1):
+        where[0] = f"in fold {i}/{folds_k}"
+        r = _fit_fold(cls, model_cfg, train_cfg, fold, grey, f"{i}/{folds_k}", metric, reduce)
+        rows.append(_row(str(i), fold, r, key))
+        where[0] = f"after fold {i}/{folds_k}"
+        log(f"fold {i}/{folds_k}: {key} {r.value:.5g} ({_epoch(r)}), {r.seconds:.1f} s")
     mean, std = mean_std([r["value"] for r in rows])
     result: dict[str, Any] = {
         "model": model, "dataset": data.name, "pixels": data.pixels(), "folds": folds_k, "metric": key,
         "reduce": reduce, "config": dataclasses.asdict(model_cfg), "train": dataclasses.asdict(train_cfg),
-        "mean": mean, "std": std, "per_fold": rows,
+        "mean": mean, "std": std, "std_is": STD, "test_weights": _test_weights(reduce, key), "per_fold": rows,
     }
     tests = [r["test"][key[4:]] for r in rows if r["test"] and key.startswith("val_") and key[4:] in r["test"]]
     if tests:
         result["test_mean"], result["test_std"] = mean_std(tests)
     if compare_holdout:
+        where[0] = "in the holdout training"
         r = fit(cls, model_cfg, train_cfg, data, metric=metric, reduce=reduce, test=True)
         result["holdout"] = _row("holdout", data, r, key)
         log(f"holdout ({train_cfg.val_fraction:g} of the training set): {key} {r.value:.5g}")
-    if out is not None:
-        out = Path(out)
-        out.mkdir(parents=True, exist_ok=True)
-        ckpt.write_json(out / "cv.json", result)
-        _plot(result, out / "cv.png")
-        result["written"] = [str(out / "cv.json"), str(out / "cv.png")]
     return result
 
 
+def _epoch(r: FitResult) -> str:
+    if r.scored_epoch is None:
+        return f"mean of {r.epochs} epochs; tested: epoch {r.test_epoch}"
+    return f"epoch {r.scored_epoch}"
+
+
+def _test_weights(reduce: str, key: str) -> str:
+    """The epoch of each fold's test figure (its row's test_epoch), in words."""
+    if reduce == "mean":
+        return "each fold's early-stopping epoch, whose weights the test figure is of (--reduce mean scores no " \
+               "single epoch)"
+    return f"the epoch of each fold's {reduce} {key}, the score, whose weights the test figure is of"
+
+
+def _write(result: dict[str, Any], out: Path) -> list[str]:
+    """cv.png, then cv.json (which marks the folder as a cross-validation's), with Ctrl-C held back: a stop then
+    leaves both whole, never one of them alone to block the rerun; a failure removes what was written."""
+    paths = [out / "cv.json", out / "cv.png"]
+    done = False
+    try:
+        with holding_interrupts():
+            try:
+                _plot(result, paths[1])
+                ckpt.write_json(paths[0], result)
+                done = True
+            except BaseException:
+                for path in paths:
+                    path.unlink(missing_ok=True)
+                raise
+    except KeyboardInterrupt:  # held until the files were whole (or removed)
+        kept = f"{paths[0]} and {paths[1]} are written" if done else "nothing was written"
+        raise Interrupted(f"cross-validation interrupted at its end; {kept}"
+                          + ("" if done else ": zoo cv does not resume, run it again")) from None
+    except OSError as e:
+        raise storage_error(e, "cannot write the cross-validation's results", option="--out") from None
+    return [str(p) for p in paths]
+
+
 def _plot(result: dict[str, Any], path: Path) -> None:
+    from matplotlib.ticker import MaxNLocator
+
     key = result["metric"]  # the figure each fold is scored by, per epoch; a marker on each (one epoch is a point)
     fig, ax = subplots(figsize=(6.4, 4.2), dpi=100)
     for r in result["per_fold"]:
@@ -188,10 +354,11 @@ def _plot(result: dict[str, Any], path: Path) -> None:
         if pts:
             ax.plot(*zip(*pts), color="tab:red", lw=2, marker="o", ms=3, label="holdout split")
     ax.plot([], [], color="tab:blue", marker="o", ms=3, label=f"{result['folds']} folds")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.5
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{key} ({result['pixels']})")
     ax.set_title(f"{result['model']} on {result['dataset']}: {result['folds']}-fold CV "
-                 f"{result['mean']:.4g} ± {result['std']:.2g}", fontsize=10)
+                 f"{result['mean']:.4g} ± {result['std']:.2g} (sample std)", fontsize=10)
     ax.legend()
     fig.tight_layout()
     save_figure(fig, path)

@@ -38,24 +38,44 @@ class UnrecordedMetric(ConfigError):
 @dataclass
 class FitResult:
     value: float                      # the validation metric reduced over the epochs (REDUCE)
-    best_value: float | None          # the best epoch's validation metric
-    best_epoch: int
+    best_value: float | None          # the early-stopping epoch's monitored value
+    best_epoch: int                   # the early-stopping epoch (the monitor's best)
     epochs: int
     seconds: float
     stopped: str
     history: list[dict[str, Any]] = field(default_factory=list)
     test: dict[str, float] | None = None
     model: Any = None
+    scored_epoch: int | None = None   # the epoch `value` is of (None: reduce mean scores no single epoch)
+    test_epoch: int | None = None     # the epoch whose weights were kept, and `test` measured
 
 
-class KeepBest(Callback):
-    """Keeps the best epoch's weights in memory (no run folder), restored by `restore`."""
+class KeepScored(Callback):
+    """Keeps in memory (no run folder) the weights of the epoch the score is of: the scored metric's best epoch
+    (reduce best) or its last (last); the early-stopping epoch where no single epoch is scored (mean). The test
+    figure is then of the weights the score is of, not of another epoch's."""
 
-    def __init__(self):
+    def __init__(self, key: str, reduce: str, higher: bool):
+        self.key, self.reduce, self.higher = key, reduce, higher
         self.state: dict[str, torch.Tensor] | None = None
+        self.epoch: int | None = None
+        self.value: float | None = None
+
+    def _kept(self, record: dict[str, Any]) -> bool:
+        if self.reduce == "mean":
+            return bool(record.get("best"))
+        if self.key not in record:
+            return False
+        value = record[self.key]
+        if self.reduce == "best" and self.value is not None and not (
+                value > self.value if self.higher else value < self.value):
+            return False  # not better: the first best epoch is the one min()/max() scores
+        self.value = value
+        return True
 
     def on_epoch_end(self, trainer, epoch, record) -> None:
-        if record.get("best"):
+        if self._kept(record):
+            self.epoch = epoch
             self.state = {k: v.detach().clone() for k, v in plain_state_dict(trainer.model).items()}
 
     def restore(self, model) -> None:
@@ -81,10 +101,15 @@ def reduce_history(history: list[dict[str, Any]], metric: str, reduce: str = "be
     raise ConfigError(f"unknown reduction '{reduce}'", f"Use one of {', '.join(REDUCE)}.")
 
 
-def unrecorded(metric: str, history: list[dict[str, Any]]) -> UnrecordedMetric:
-    have = sorted(k[4:] for r in history[:1] for k in r if k.startswith("val_"))
-    return UnrecordedMetric(f"no validation '{metric}' was recorded",
-                            f"The model's validation metrics are: {', '.join(have) or 'none (is val_fraction 0?)'}"
+def unrecorded(metric: str, history: list[dict[str, Any]], said: str = "") -> UnrecordedMetric:
+    """The refusal of a `metric` the epochs of `history` do not record (`said`: another first line), listing those
+    of its kind that they do: validation metrics by their bare names, training ones (train_loss) as written."""
+    train = metric.startswith("train_")
+    kind = "training" if train else "validation"
+    have = sorted(k if train else k[4:] for r in history[:1] for k in r if k.startswith("train_" if train else "val_"))
+    return UnrecordedMetric(said or f"no {kind} '{metric}' was recorded",
+                            f"The model's {kind} metrics are: "
+                            + (', '.join(have) or ('none' if train else 'none (is val_fraction 0?)'))
                             + (": score by one of them with --metric NAME (metric= in Python)." if have else "."))
 
 
@@ -101,20 +126,22 @@ def fit(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, *, callba
     regs = callbacks_for(train_cfg)
     net = build_seeded(cls, model_cfg, data, train_cfg.seed, data.train_x.device)
     check(regs, net)
-    keep = KeepBest()
+    metric = metric or net.monitor or "loss"
+    key = metric_key(metric)
+    keep = KeepScored(key, reduce, key.split("_", 1)[1] in cls.maximized)
     trainer = Trainer(net, data, train_cfg, run_dir=None, callbacks=[*regs, *callbacks, keep], log=log,
                       progress=False)
     start = time.perf_counter()
     result = trainer.fit()
     seconds = time.perf_counter() - start
-    metric = metric or net.monitor or "loss"
     value = reduce_history(result.history, metric, reduce, cls.maximized)
     keep.restore(net)
     net.eval()
     test_metrics = trainer.evaluate(data.test_x, data.test_y) if test and has_own_test(data) else None
     return FitResult(value=value, best_value=result.best_value, best_epoch=result.best_epoch,
                      epochs=len(result.history), seconds=seconds, stopped=result.stopped, history=result.history,
-                     test=test_metrics, model=net if keep_model else None)
+                     test=test_metrics, model=net if keep_model else None,
+                     scored_epoch=None if reduce == "mean" else keep.epoch, test_epoch=keep.epoch)
 
 
 def has_own_test(data: ImageData) -> bool:
