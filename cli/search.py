@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import SEED, TEXT, Count, cli
+from zoo.cli.app import DEVICE_HELP, IN_FILE, IN_FOLDER, OUT_FOLDER, SEED, TEXT, Count, cli
 
 
 def _fmt(v) -> str:
@@ -40,12 +40,12 @@ def _fmt(v) -> str:
               help="Score each trial by K-fold cross-validation (K 2 or more; 0: by the validation split, the "
                    "default).")
 @click.option("--timeout", type=float, default=None, help="Start no new trial after S seconds.")
-@click.option("--out", "-o", type=click.Path(file_okay=False), help="Study folder (default studies/STUDY).")
-@click.option("--dataset", "-d", default=None, help="Data set (overrides the space's).")
+@click.option("--out", "-o", type=OUT_FOLDER, help="Study folder (default studies/STUDY).")
+@click.option("--dataset", "-d", type=TEXT, default=None, help="Data set (overrides the space's).")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Fix a config key in every trial.")
 @click.option("--epochs", type=int, default=None, help="Epochs per trial.")
-@click.option("--device", default=None, help="auto, cpu, cuda, cuda:N or mps.")
-@click.option("--data-dir", type=click.Path(file_okay=False), default=None)
+@click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
+@click.option("--data-dir", type=IN_FOLDER, default=None, help="Look for data files here first.")
 @click.option("--seed", type=SEED, default=None, help="Seed of the trials' draws (0 to 2**32-1).")
 @click.option("--heartbeat", default=30, show_default=True, type=Count(1, 3600),
               help="Seconds between a trial's heartbeats; a trial silent for 2-3 of them is failed and retried.")
@@ -154,23 +154,23 @@ def search_worker(label):
 @click.argument("model", required=False)
 @click.option("--folds", "-k", default=5, show_default=True, type=int, help="Number of folds.")
 @click.option("--compare-holdout", is_flag=True, help="Also train on the plain validation split, beside the folds.")
-@click.option("--dataset", "-d", help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
-@click.option("--preset", "-p", help="A preset from registry.toml.")
-@click.option("--config", "-c", "config_file", type=click.Path(dir_okay=False), help="A TOML file of config keys.")
+@click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
+@click.option("--preset", "-p", type=TEXT, help="A preset from registry.toml.")
+@click.option("--config", "-c", "config_file", type=IN_FILE, help="A TOML file of config keys.")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
 @click.option("--lr", type=float)
 @click.option("--patience", type=int)
-@click.option("--device")
+@click.option("--device", type=TEXT, help=DEVICE_HELP)
 @click.option("--seed", type=SEED, help="Seed of training and of the folds' shuffle (0 to 2**32-1).")
-@click.option("--data-dir", type=click.Path(file_okay=False))
+@click.option("--data-dir", type=IN_FOLDER, help="Look for data files here first.")
 @click.option("--metric", type=TEXT, default=None,
               help="What scores each fold: a validation metric the model records (mse, or val_mse; default: the "
                    "one its early stopping watches, such as loss).")
 @click.option("--reduce", type=click.Choice(["best", "mean", "last"]), default="best", show_default=True,
               help="Each fold's score: the best, mean or last epoch's value of the metric.")
-@click.option("--out", "-o", type=click.Path(file_okay=False), help="Write cv.json and cv.png here.")
+@click.option("--out", "-o", type=OUT_FOLDER, help="Write cv.json and cv.png here.")
 @click.option("--overwrite", is_flag=True, help="Replace an earlier cross-validation's cv.json and cv.png in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments, epochs, batch_size, lr, patience,

@@ -60,6 +60,10 @@ HOSTILE = [
     ["train", "convae", "--dataset", "folder:"],
     ["train", "convae", "--preset", ""],
     ["train", "convae", "--device", ""],
+    ["cv", "convae", "--device", ""],  # cv and search took "" for auto
+    ["cv", "convae", "--dataset", ""],
+    ["cv", "convae", "--data-dir", ""],
+    ["search", "convae", "--device", ""],
     ["train", "convae", "--device", "ü"],
     ["train", "convae", "--set", "ü=1"],
     ["eval", ""],
