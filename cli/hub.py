@@ -141,6 +141,14 @@ def show_pretrained(name: str, as_json: bool = False) -> None:
 def pretrained(name, model, as_json):
     """The pretrained weights catalogued in registry.toml, with their measured metrics; or all about NAME."""
     if name:
+        from zoo import registry
+
+        if name in registry.list_models() and name not in registry.weights():  # a model's name: its weights
+            raise click.UsageError(f"'{name}' is a model, not weights: zoo pretrained --model {name} lists its "
+                                   "catalogued weights")
+        if model is not None and registry.weights().get(name, {}).get("model") not in (None, model):
+            raise click.UsageError(f"'{name}' are weights of model '{registry.weights()[name]['model']}', not "
+                                   f"'{model}': give NAME or --model, not both")
         show_pretrained(name, as_json)
     else:
         list_pretrained(as_json, model)

@@ -61,10 +61,13 @@ def info(model, as_json):
     from zoo.api import model_info
 
     if model not in registry.list_models():
+        if _names_a_run(model):  # a folder here wins over catalogued weights of its name, as zoo.load has it
+            if model in registry.weights():
+                click.secho(f"note: {model} is the run folder here; the catalogued weights of that name: zoo info "
+                            f"{model} from another folder, or zoo pretrained {model}", err=True, fg="yellow")
+            return hub.show_run(model, as_json)
         if model in registry.weights():
             return hub.show_pretrained(model, as_json)
-        if _names_a_run(model):
-            return hub.show_run(model, as_json)
 
     data = model_info(model)
     if as_json:

@@ -2,6 +2,7 @@
 
 import hashlib
 import shutil
+from pathlib import Path
 
 import pytest
 
@@ -77,3 +78,22 @@ def test_a_tampered_bundle_is_refused(tmp_path, monkeypatch):
     weights.write_bytes(bytes(data))
     monkeypatch.setattr(registry, "weights_folder", lambda name: fake_pkg / "weights" / name)
     assert_clean_error(invoke("eval", "features-mnist"), "sha256")
+
+
+def test_names_of_models_presets_and_folders_are_told_apart(tmp_path, monkeypatch):
+    """zoo info of a folder named like catalogued weights described the weights while every other command used the
+    folder; a model's or a preset's name given where weights belong said nothing of what it is."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(Path(registry.__file__).parent / "weights" / "convae-mnist", tmp_path / "vae-mnist")
+    result = invoke("info", "vae-mnist")
+    assert "a convae run" in assert_ok(result) and "note: vae-mnist is the run folder here" in result.stderr
+    assert_clean_error(invoke("pretrained", "vae"), "'vae' is a model, not weights", "--model vae")
+    assert_clean_error(invoke("pretrained", "gan-mnist", "--model", "vae"), "weights of model 'gan', not 'vae'")
+    assert_clean_error(invoke("eval", "convae-lab"), "it names a preset of model 'convae'",
+                       "zoo train convae --preset convae-lab")
+    said = assert_clean_error(invoke("info", "convae-lab"), "names a preset of model 'convae'")
+    assert "Catalogued weights of that name" not in said
+    assert_clean_error(invoke("cv", "vae", "--preset", "convae-lab", "--dataset", "digits"),
+                       "preset 'convae-lab' is for model 'convae', not 'vae'", "zoo info vae lists them")
+    with pytest.raises(zoo.errors.ConfigError, match="preset='' names no preset"):
+        zoo.train("vae", preset="", dataset="digits", out=tmp_path / "never")

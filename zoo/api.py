@@ -79,7 +79,7 @@ def model_info(name: str) -> dict[str, Any]:
         entry = registry.get_entry(name)
     except UnknownModelError as e:  # a misspelled name of weights is close to one of the catalogue's too
         close = difflib.get_close_matches(name, list(registry.weights()), n=3) if isinstance(name, str) else []
-        if not close:
+        if not close or name in registry.presets():  # a preset's name, said in e.hint: no weights "of that name"
             raise
         raise UnknownModelError(e.message, ((e.hint + " ") if e.hint else "") +
                                 f"Catalogued weights of that name: {', '.join(close)}?") from None

@@ -309,8 +309,10 @@ def get_preset(name: str, model: str | None = None) -> dict[str, Any]:
         raise ConfigError(f"unknown preset '{name}'", hint)
     preset = available[name]
     if model is not None and preset.get("model") != model:
-        raise ConfigError(f"preset '{name}' is for model '{preset.get('model')}', not '{model}'",
-                          f"Use `zoo train {preset.get('model')} --preset {name}`.")
+        owner = preset.get("model")
+        raise ConfigError(f"preset '{name}' is for model '{owner}', not '{model}'",
+                          f"Give it with model {owner} (zoo train {owner} --preset {name}), or one of {model}'s "
+                          f"presets (zoo info {model} lists them).")
     return preset
 
 

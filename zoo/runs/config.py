@@ -288,6 +288,8 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
         raise ConfigError(f"overrides are a dict of config keys to values, not {type(overrides).__name__}",
                           "For example {'latent_dim': 16}.")
     values: dict[str, Any] = dict(getattr(cls, "train_defaults", {}))
+    if isinstance(preset, str) and not preset.strip():  # "" was taken for no preset: a typo's empty value
+        raise ConfigError("preset='' names no preset", "Leave preset out (None) for none.")
     if preset:
         chosen = registry.get_preset(preset)
         preset_values = chosen.get("config", {})

@@ -77,8 +77,11 @@ def resolve(source: str | Path) -> Path:
     if source not in registry.weights():
         names = list(registry.weights())  # a misspelling (iwae-mnst) or a part of a name (iwae50)
         close = difflib.get_close_matches(source, names, n=3, cutoff=0.75) or [n for n in names if source in n]
-        raise RunError(f"{source} is neither a run folder nor a catalogued name",
-                       (f"Did you mean: {', '.join(close)}? " if close else "")
+        preset = (registry.presets().get(source) or {}).get("model")  # a preset is a config, not weights
+        raise RunError(f"{source} is neither a run folder nor a catalogued name"
+                       + (f": it names a preset of model '{preset}', a config to train with" if preset else ""),
+                       (f"zoo train {preset} --preset {source} trains it. " if preset else "")
+                       + (f"Did you mean: {', '.join(close)}? " if close else "")
                        + "`zoo list --pretrained` lists the names.")
     return hub.resolve(source)  # bundled or pulled, checked against its catalogued sha256
 
