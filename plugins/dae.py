@@ -1,8 +1,8 @@
 """DAE: a denoising convolutional autoencoder, trained to map noisy images to clean ones.
 
 The corruption is a noise model (`gaussian:0.3`, `salt-pepper:0.1`, `occlusion:8:1`, or a plugin's),
-drawn afresh for every training batch on the training device; validation draws the same noise every epoch
-(zoo.training.epochs.fixed_draws), so that its figure moves with the weights alone.
+drawn afresh for every training batch on the training device; validation draws the same noise every epoch on
+the CPU and CUDA (zoo.training.epochs.fixed_draws), so that its figure moves with the weights alone.
 """
 
 from __future__ import annotations

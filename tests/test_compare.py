@@ -242,6 +242,8 @@ def test_a_conditional_models_likelihood_is_said_to_be_given_the_class_and_paire
         zoo.train(model, dataset="digits", out=tmp_path / model, log=quiet, progress=False, **{**TINY, "epochs": 1})
         zoo.evaluate(tmp_path / model, options={"iwae_k": 3})
     runs = [tmp_path / m for m in ("cvae", "vae", "iwae")]
+    ranked = [Path(r["name"]).name for r in compare_json(*runs)["runs"]]  # by val_loss: its −ELBO of p(x | y)
+    assert ranked[-1] == "cvae"
     for order in ((), ("--desc",)):  # its smaller figure ranked it first; it ranks after the others' p(x)
         ranked = [Path(r["name"]).name for r in compare_json(*runs, "--sort", "test_nll_iwae_k3_nats", *order)["runs"]]
         assert ranked[-1] == "cvae"

@@ -684,3 +684,13 @@ def test_a_run_records_the_devices_it_trained_on_and_info_says_what_acted(tmp_pa
     assert_ok(invoke("train", "--resume", str(run), "--epochs", "2", "--device", "cpu", "--no-progress"))
     assert json.loads((run / "config.json").read_text())["devices"] == ["cuda:0 (NVIDIA H200)", "cpu"]
     assert "trained on: cuda:0 (NVIDIA H200), cpu" in assert_ok(invoke("info", str(run)))
+    del config["devices"]  # an older zoo's run: which devices it trained on is unknown, and stays so
+    config["train"]["epochs"] = 2
+    (run / "config.json").write_text(json.dumps(config))
+    assert_ok(invoke("train", "--resume", str(run), "--epochs", "3", "--device", "cpu", "--no-progress"))
+    assert "devices" not in json.loads((run / "config.json").read_text())
+    config = json.loads((run / "config.json").read_text())
+    config["devices"] = ["cuda:0 (NVIDIA H200)"]
+    (run / "config.json").write_text(json.dumps(config))
+    assert_ok(invoke("train", "--resume", str(run), "--device", "cpu", "--no-progress"))  # finished: trains nothing
+    assert json.loads((run / "config.json").read_text())["devices"] == ["cuda:0 (NVIDIA H200)"]

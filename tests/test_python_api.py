@@ -472,3 +472,4 @@ def test_a_device_that_names_nothing_here_is_refused_by_load_dataset_and_load_al
     for call in (lambda: zoo.load_dataset("digits", device=device), lambda: zoo.load(digits_run, device=device)):
         with pytest.raises(ConfigError, match=said):
             call()
+    assert zoo.load_dataset("digits", device=None).train_x.device.type == "cpu"  # None: where it is, as before

@@ -193,6 +193,11 @@ def test_a_quick_look_is_not_written_over_a_fuller_measurement_of_the_same_weigh
     assert saved["feature_network_digest"] == digest(measured["feat"] / "model.safetensors")
     assert saved["feature_network_dataset"] == "digits"
     assert saved["over_seeds"]["fid"][0] == full["samples_vs_test"]["fid"]
+    other = {**saved, "images": 300, "other_images": "digits holds other test images than it had (as many)"}
+    (vae / "quality.json").write_text(json.dumps(other))  # as measured with --data-dir on other files
+    assert "other images" in zoo.compare([vae]).runs[0].notes[-1]  # not shown as the run's FID
+    assert "written" in zoo.api.sample_quality(vae, features=feats, n=100)  # its own images replace them
+    (vae / "quality.json").write_bytes(kept)
     shown = zoo.compare([vae, measured["ae"]], "test_classifier_fid")  # a user's FID, as the catalogue's is
     assert shown.runs[0].test_metrics["classifier_fid"] == saved["samples_vs_test"]["fid"]
     assert any("classifier_ figures from quality.json (200 images" in n for n in shown.runs[0].notes)

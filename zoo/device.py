@@ -74,8 +74,9 @@ def cuda_only_notes(train, device: torch.device) -> list[str]:
 
 def device_label(device: torch.device) -> str:
     """The device a run trained on, as its config.json records it: cpu, mps, or cuda with the GPU's name."""
-    if device.type == "cuda":
-        return f"{device} ({torch.cuda.get_device_name(device)})"
+    if device.type == "cuda":  # by its index: cuda and cuda:0 are one GPU
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"cuda:{index} ({torch.cuda.get_device_name(index)})"
     return device.type
 
 

@@ -33,9 +33,9 @@ def offline() -> bool:
 
 
 def check_hf_timeouts() -> None:
-    """The hub's time-outs as huggingface-hub will read them: whole seconds above 0."""
+    """The hub's time-outs as huggingface-hub will read them: whole seconds."""
     for name in HF_TIMEOUTS:
         value = os.environ.get(name, "").strip()
-        if value and not (value.isdigit() and int(value) > 0):
-            raise ConfigError(f"{name}={os.environ[name]!r} is not a whole number of seconds above 0",
+        if value and not value.isdigit():  # 0 is huggingface-hub's default
+            raise ConfigError(f"{name}={os.environ[name]!r} is not a whole number of seconds",
                               "Set it to one (the default is 10), or unset it.")

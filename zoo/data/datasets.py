@@ -168,7 +168,7 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
     shape and classes: what a run was trained on (C, H, W and the class names). A folder's images are
     converted to exactly that shape (it wins over image_size); any other mismatch is refused here,
     rather than crashing in the model or mislabelling images later."""
-    device = pick_device(device)  # one clear error for a device missing here, before the files are read
+    device = pick_device("cpu" if device is None else device)  # a device missing here: one clear error, at once
     key = name.strip()
     if _is_folder(key):
         data = _load_folder(_folder_root(key), val_fraction, image_size, shape)

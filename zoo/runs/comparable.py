@@ -94,9 +94,10 @@ def _other_images(a: Compared, b: Compared) -> str:
 def given_class(runs: list[Compared], metric: str) -> list[Compared]:
     """The class-conditional models among runs of unconditional ones, where `metric` is a likelihood figure: a
     cvae's −log p(x | y) is given each image's class, so it is said and paired with none of the others' p(x)."""
-    if "nll" not in metric and "elbo" not in metric:
+    if not any(word in metric for word in ("nll", "elbo", "loss")):  # a cvae's loss is its −ELBO of p(x | y) too
         return []
-    given = [r for r in runs if (cls := model_class(r.model)) is not None and "sample_class" in cls.capabilities()]
+    given = [r for r in runs if (cls := model_class(r.model)) is not None and "sample_class" in cls.capabilities()
+             and hasattr(cls, "iwae_nll")]  # a likelihood model's (a cgan's losses are a game's, not densities)
     if len(given) == len(runs):
         return []
     for r in given:

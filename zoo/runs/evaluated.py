@@ -128,6 +128,9 @@ def _read_quality(row: Evaluated, folder: Path, name: str) -> None:
             return  # an older zoo's (no digest), or of weights trained further since
     except (OSError, ZooError):  # weights that cannot be read: no figure said to be theirs
         return
+    if quality.get("other_images"):  # not the run's own test figures, as eval.json's of other images are not
+        row.notes.append(f"{path.name} measured other images than it was trained on: its figures are not shown")
+        return
     row.metrics.update({QUALITY[k]: pair[k] for k in QUALITY if number(pair.get(k))})
     row.notes.append(f"classifier_ figures from {path.name} ({quality.get('images')} images, feature network "
                      f"{quality.get('feature_network')}): they compare only with figures of the same network and count")

@@ -320,6 +320,7 @@ def _write(result: dict[str, Any], out: Path) -> list[str]:
     """cv.png, then cv.json (which marks the folder as a cross-validation's), with Ctrl-C held back: a stop then
     leaves both whole, never one of them alone to block the rerun; a failure removes what was written."""
     paths = [out / "cv.json", out / "cv.png"]
+    earlier = {p for p in paths if p.exists()}  # an --overwrite's: left as they were where this write fails
     done = False
     try:
         with holding_interrupts():
@@ -329,7 +330,8 @@ def _write(result: dict[str, Any], out: Path) -> list[str]:
                 done = True
             except BaseException:
                 for path in paths:
-                    path.unlink(missing_ok=True)
+                    if path not in earlier:
+                        path.unlink(missing_ok=True)
                 raise
     except KeyboardInterrupt:  # held until the files were whole (or removed)
         kept = f"{paths[0]} and {paths[1]} are written" if done else "nothing was written"

@@ -69,8 +69,9 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     seed's figures and the median FID (one FID of 10,000 samples moves by 1 to 8 between seeds on MNIST,
     docs/benchmarks.md); the other figures are the first seed's.
     Written to quality.json (quality-SAMPLER.json) once every seed is measured, with the digests of the weights
-    measured and of the feature network; a measurement of the same weights over fewer images (or as many and
-    fewer seeds) than the one kept there is returned, not written over it (`kept` says so)."""
+    measured and of the feature network; a measurement of the same weights and network over fewer images (or as
+    many and fewer seeds) than the one kept there, or of other images than the run's over one of its own, is
+    returned, not written over it (`kept` says so)."""
     seed = check_seed(seed)
     check_flag(save, "save"), check_flag(progress, "progress", none=True)
     seeds = check_count(seeds, "--fid-seeds (seeds=)", 1, 100)
@@ -263,7 +264,13 @@ def _write(path: Path, result: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         old = None
-    if isinstance(old, dict) and old.get(ckpt.WEIGHTS_DIGEST) == result[ckpt.WEIGHTS_DIGEST] and \
+    same = isinstance(old, dict) and all(old.get(k) == result.get(k) for k in (ckpt.WEIGHTS_DIGEST,
+                                                                              "feature_network_digest"))
+    if same and not old.get("other_images") and result.get("other_images"):
+        result["kept"] = (f"{path} holds a measurement of these weights on the run's own images: this one, of other "
+                          "images, is not written over it")
+        return
+    if same and bool(old.get("other_images")) == bool(result.get("other_images")) and \
             _fullness(old) > _fullness(result):
         result["kept"] = (f"{path} holds a fuller measurement of these weights ({_described(old)}): this one "
                           f"({_described(result)}) is not written over it")
@@ -272,15 +279,17 @@ def _write(path: Path, result: dict[str, Any]) -> None:
     result["written"] = [str(path)]
 
 
-def _fullness(result: dict[str, Any]) -> tuple[int, int]:
+def _fullness(result: dict[str, Any]) -> tuple[int, int, bool]:
+    """More images, then more seeds, then the Inception figures too: the fuller measurement of the same weights."""
     images = result.get("images")
     seeds = (result.get("over_seeds") or {}).get("seeds") or [None]
-    return (images if isinstance(images, int) else 0, len(seeds) if isinstance(seeds, list) else 1)
+    return (images if isinstance(images, int) else 0, len(seeds) if isinstance(seeds, list) else 1,
+            isinstance(result.get("inception"), dict))
 
 
 def _described(result: dict[str, Any]) -> str:
-    images, seeds = _fullness(result)
-    return f"{images:,} images" + (f", {seeds} seeds" if seeds > 1 else "")
+    images, seeds, inception = _fullness(result)
+    return f"{images:,} images" + (f", {seeds} seeds" if seeds > 1 else "") + (", Inception" if inception else "")
 
 
 def _listed(classes) -> str:
