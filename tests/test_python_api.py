@@ -473,3 +473,5 @@ def test_a_device_that_names_nothing_here_is_refused_by_load_dataset_and_load_al
         with pytest.raises(ConfigError, match=said):
             call()
     assert zoo.load_dataset("digits", device=None).train_x.device.type == "cpu"  # None: where it is, as before
+    import torch  # a torch.device, as zoo.load takes one, is a device for training too (it was "not a valid str")
+    assert zoo.resolve_config("vae", overrides={"device": torch.device("cpu")})[2].device == "cpu"

@@ -211,6 +211,9 @@ def test_run_nll_of_ones_own_images_is_the_evaluations_bound_and_refuses_what_it
     nll = run.nll(x, k=200)
     assert torch.equal(torch.get_rng_state(), before) and torch.equal(run.nll(x, k=200), nll)  # by its seed
     assert torch.equal(run.nll(x, k=np.int64(200)), nll)  # numpy's whole numbers, as zoo.evaluate takes them
+    with pytest.raises(ConfigError, match="Run.nll: got an unexpected keyword argument 'iwae_k'") as e:
+        run.nll(x, iwae_k=200)  # zoo.evaluate's option name: a TypeError before
+    assert e.value.hint.startswith("Write k=")
     assert nll.shape == (100,) and float(nll.mean()) == pytest.approx(measured["nll_iwae_k200_nats"], abs=0.5)
     grey = zoo.load_dataset("digits").split("test")[0][:4]
     with pytest.raises(ConfigError, match="trained on binarised pixels, and these images hold grey levels"):

@@ -12,7 +12,7 @@ from zoo.errors import ConfigError, out_of_memory
 
 # The commands' options whose Python keyword is another name.
 PYTHON_NAMES = {"sort": "metric", "from": "start", "from_": "start", "to": "end", "class": "class_label",
-                "class_": "class_label", "noise_scale": "spread", "fid_n": "n", "fid_seeds": "seeds"}
+                "class_": "class_label", "noise_scale": "spread", "fid_n": "n", "fid_seeds": "seeds", "iwae_k": "k"}
 
 
 # zoo eval's options that are other functions' in Python
@@ -55,7 +55,8 @@ def clear_arguments(function, module: str):
             signature.bind(*args, **kwargs)
         except TypeError as e:
             unknown = [k for k in kwargs if k not in takes]
-            raise ConfigError(f"zoo.{function.__name__}: {e}".replace(f"{function.__name__}() ", "", 1),
+            shown = function.__qualname__ if "." in function.__qualname__ else f"zoo.{function.__name__}"  # Run.nll
+            raise ConfigError(f"{shown}: {e}".replace(f"{function.__name__}() ", "", 1),
                               _hint(function.__name__, takes, unknown)) from None
         try:
             return function(*args, **kwargs)

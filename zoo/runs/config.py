@@ -149,6 +149,8 @@ def _scalar(value: Any, tp: type, key: str) -> Any:
             raise ValueError
         return float(value)
     if tp is str:
+        if type(value).__module__ == "torch" and type(value).__name__ == "device":  # device=torch.device("cpu")
+            return str(value)
         if not isinstance(value, (str, int, float)) or isinstance(value, bool):
             raise ValueError
         return str(value)

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from zoo.arguments import clear_arguments
 from zoo.console import to_stderr
 from zoo.data import ImageData, load_dataset, relocated
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
@@ -252,6 +253,8 @@ class Run:
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
             return self.model.iwae_nll(x, k, y)
+
+    nll = clear_arguments(nll, __name__)  # nll(x, iwae_k=5): one ConfigError naming k=, not a TypeError
 
     def _labels(self, labels, what: str) -> torch.Tensor:
         """Class indices as a long tensor on the model's device: a 1-D tensor or list of whole numbers."""
