@@ -118,7 +118,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         to_stderr(f"note: {data.name} holds {test_x.shape[0]:,} test and {data.train_x.shape[0]:,} training images: "
                   f"the figures are of {m:,} samples and images, not {n:,}")
     runs = [_measure(run, feat_run, data, seed=seed + i, m=m, sampler=sampler, data_dir=data_dir, save=save,
-                     progress=progress, inception=inception if i == 0 else None, differ=differ)
+                     progress=progress, inception=inception if i == 0 else None, differ=differ, binarised=binarised)
             for i in range(seeds)]
     result = runs[0]
     result["feature_network"] = features
@@ -179,11 +179,10 @@ def _feature_network(run, features: str | None, source) -> tuple[Any, str]:
 
 
 def _measure(run, feat_run, data, *, seed: int, m: int, sampler: str | None, data_dir, save: bool, progress,
-             inception, differ: str) -> dict[str, Any]:
+             inception, differ: str, binarised: bool) -> dict[str, Any]:
     """One seed's figures: `m` samples drawn with `seed` against `m` test images, beside the floor (`differ`:
-    how these images differ from the run's, "" where they do not)."""
+    how these images differ from the run's, "" where they do not; `binarised`: a run trained on binary pixels)."""
     feat = feat_run.model
-    binarised = run.record["train"].get("binarize", "none") not in ("none", "", None)
     test_x, test_y = data.split("test")
     gen = torch.Generator(device=run.device).manual_seed(seed)
 

@@ -297,19 +297,18 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         if train_cfg.epochs < done:
             raise ConfigError(f"{run_dir} has already trained {done} epochs; --epochs {train_cfg.epochs} would "
                               "undo them", f"Pass --epochs {done} or more (or leave it out).")
+        # A run that ended, by its epochs or by early stopping, is finished: resuming it trains further
+        # only when asked to (more --epochs, or another --patience), and says how otherwise.
+        early = trainer.state.get("stopped") == "early_stopping"
+        asked = any(k in given and after[k] != before[k] for k in ("epochs", "patience"))
+        trains = done < train_cfg.epochs and (asked or not early)
         # a device it trains on now, added where it trains at all (not an older zoo's run, whose list is unknown)
         devices = run.get("devices") if isinstance(run.get("devices"), list) else None
-        trains = done < train_cfg.epochs and not (trainer.state.get("stopped") == "early_stopping" and not any(
-            k in given and after[k] != before[k] for k in ("epochs", "patience")))
         more = [device_label(device)] if devices is not None and trains and device_label(device) not in devices \
             else []
         if after != before or more:
             ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg),
                                                     **({"devices": [*devices, *more]} if more else {})})
-        # A run that ended, by its epochs or by early stopping, is finished: resuming it trains further
-        # only when asked to (more --epochs, or another --patience), and says how otherwise.
-        early = trainer.state.get("stopped") == "early_stopping"
-        asked = any(k in given and after[k] != before[k] for k in ("epochs", "patience"))
         if done >= train_cfg.epochs:
             log(f"{run_dir} already finished its {train_cfg.epochs} epochs; pass --epochs N (epochs=N) to train "
                 "further")
