@@ -146,7 +146,11 @@ def _per_layer(values: list[int], n: int, key: str) -> list[int]:
     if len(values) == 1:
         return values * n
     if len(values) != n:
-        raise ConfigError(f"{key} has {len(values)} values for {n} conv layers", f"Give one value or {n}.")
+        layers = f"{n} conv layer{'s' * (n != 1)}"
+        raise ConfigError(f"{key}={values} has {len(values)} values, and channels gives {layers}",
+                          f"kernel, stride and padding take one value for all layers or one per layer: set {key} "
+                          f"to one (--set {key}={values[0]})" + (f" or to {n}" if n > 1 else "") +
+                          " beside channels (zoo info MODEL shows their defaults).")
     return list(values)
 
 

@@ -138,7 +138,7 @@ MISTAKES = [
     (["train", "convae", "--dataset", "folder:/no/such/folder"], ["image folder not found"], 1),
     (["train", "convae", "--set", "channels=8,8,8,8,8,8", "--set", "stride=2", "--set", "padding=0"],
      ["reduces", "to nothing"], 2),
-    (["train", "convae", "--set", "kernel=3,3"], ["kernel has 2 values for 3 conv layers"], 2),
+    (["train", "convae", "--set", "kernel=3,3"], ["kernel=[3, 3] has 2 values, and channels gives 3 conv layers"], 2),
     (["train", "convae", "--set", "loss=bce", "--set", "sigmoid_output=false"], ["needs sigmoid_output"], 2),
     (["train", "convae", "--device", "tpu"], ["unknown device 'tpu'", "cuda:N"], 2),
 ]

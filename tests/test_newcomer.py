@@ -111,7 +111,8 @@ def test_overwrite_replaces_a_run_and_only_when_asked(tmp_path):
 def test_overwrite_keeps_the_old_run_when_the_new_one_cannot_be_built(run_copy):
     before = (run_copy / "model.safetensors").read_bytes()
     assert_clean_error(invoke("train", "convae", "--out", run_copy, "--overwrite", *TINY_SET,
-                              "--set", "channels=4,4,4,4"), "padding has 3 values for 4 conv layers")
+                              "--set", "channels=4,4,4,4"),
+                       "padding=[1, 1, 0] has 3 values, and channels gives 4 conv layers")
     assert (run_copy / "model.safetensors").read_bytes() == before and (run_copy / "config.json").is_file()
 
 
