@@ -125,5 +125,5 @@ def test_a_cvae_runs_model_card_offers_eval_generation_by_class_and_no_reconstru
     commands = card[card.index("## Use it"):card.index("## Training configuration")].splitlines()
     assert f"zoo eval {cvae}" in commands  # it has test metrics
     assert f"zoo eval {cvae} --fid" not in commands  # no feature network is catalogued for digits: it would fail
-    assert f"zoo generate {cvae} --per-class 8 --out per-class.png" in commands
+    assert f"zoo generate {cvae} --per-class 8 --out {cvae.name}-per-class.png" in commands  # named after the model
     assert not any("zoo reconstruct" in line for line in commands)  # it needs the class to reconstruct

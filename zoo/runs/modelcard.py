@@ -40,18 +40,20 @@ def _usage(address: str, cls: type | None, samplers=(), dataset: str = "") -> tu
                               ("run.classify(x)", "classify")) if c in can]
     python_line = f"run = zoo.load({json.dumps(address)})  # run.model: the torch module" + \
         (f"; {', '.join(methods)}" if methods else "")
+    # pictures named after the model: following two cards' lines in one folder keeps both models' pictures
+    stem = re.sub(r"[^A-Za-z0-9._-]+", "-", address.rstrip("/").rsplit("/", 1)[-1].split("@")[0]).strip("-.") or "model"
     commands = []
     if evaluates:
         commands.append(f"zoo eval {shell}")
     if "reconstruct" in can:
-        commands.append(f"zoo reconstruct {shell} --n 16 --out recon.png")
+        commands.append(f"zoo reconstruct {shell} --n 16 --out {stem}-recon.png")
     if "sample" in can:
-        commands.append(f"zoo generate {shell} --n 64 --out samples.png")
+        commands.append(f"zoo generate {shell} --n 64 --out {stem}-samples.png")
         if registry.feature_network_name(dataset) in registry.weights():  # one measures its FID
             commands.append(f"zoo eval {shell} --fid")
-    commands += [f"zoo generate {shell} --sampler {s} --n 64 --out samples-{s}.png" for s in samplers]
+    commands += [f"zoo generate {shell} --sampler {s} --n 64 --out {stem}-samples-{s}.png" for s in samplers]
     if "sample_class" in can:
-        commands.append(f"zoo generate {shell} --per-class 8 --out per-class.png")
+        commands.append(f"zoo generate {shell} --per-class 8 --out {stem}-per-class.png")
     return python_line, commands
 
 
