@@ -69,7 +69,8 @@ def pull(source, as_json):
     if as_json:
         click.echo(json.dumps(result, indent=2))
         return
-    how = {"bundled": "bundled with zoo", "cached": "already in the cache", "fetched": "fetched"}[result["how"]]
+    how = {"bundled": "bundled with zoo", "local": "in the folder its catalogue entry names",
+           "cached": "already in the cache", "fetched": "fetched"}[result["how"]]
     commit = f", commit {result['commit']}" if result.get("commit") else ""
     verified, unverified = result.get("verified", sorted(result["files"])), result.get("unverified", [])
     said = ([f"verified {', '.join(verified)}"] if verified else []) + \
@@ -89,7 +90,7 @@ def list_pretrained(as_json: bool = False, model: str | None = None) -> None:
         return
     if not rows:
         click.echo("no pretrained weights are catalogued" + (f" for model '{model}'" if model else "")
-                   + " (registry.toml [weights.NAME])")
+                   + " (catalogue files' [weights.NAME] tables: docs/model-zoo.md)")
         return
     table = [(r["name"], r["model"] or "?", r["dataset"] or "?", r["available"],
               ", ".join(f"{k} {v:#.4g}" if isinstance(v, float) else f"{k} {v}" for k, v in r["metrics"].items())
@@ -110,10 +111,12 @@ def show_pretrained(name: str, as_json: bool = False) -> None:
         return
     click.echo(f"{data['name']}: pretrained {data['model']} on {data['dataset']}"
                + (f" - {data['description']}" if data["description"] else ""))
-    where = {"bundled": f"bundled with zoo ({data['bundled']})", "cached": f"in the cache ({data['cached']})",
-             "hub": f"on the hub, not fetched yet (`zoo pull {name}`)",
-             "missing": "missing: neither bundled nor on a hub"}[data["available"]]
+    where = {"bundled": f"bundled with zoo ({data['bundled']})", "local": f"{data['bundled']}",
+             "cached": f"in the cache ({data['cached']})", "hub": f"on the hub, not fetched yet (`zoo pull {name}`)",
+             "missing": "missing: neither in the folder its entry names nor on a hub"}[data["available"]]
     click.echo(f"where: {where}")
+    if data["available"] != "bundled":
+        click.echo(f"catalogued in: {data['catalogue']}")
     if data["hub"]:
         click.echo(f"hub: {data['hub']}")
     if data["sha256"]:
@@ -212,6 +215,8 @@ def show_run(source: str, as_json: bool = False) -> None:
         if data["devices"] and cuda_only and not any(d.startswith("cuda") for d in data["devices"]):
             click.echo(f"  ({' and '.join(cuda_only)} act{'s' * (len(cuda_only) == 1)} on CUDA only: it trained as "
                        f"without {'them' if len(cuda_only) > 1 else 'it'})")
+    if data.get("preset"):
+        click.echo(f"preset: {data['preset']} (its values are in the config above)")
     if data["devices"]:  # an older zoo's run records none
         click.echo(f"trained on: {', '.join(data['devices'])}")
     click.echo("files: " + ", ".join(f"{n} ({s:,} B)" for n, s in data["files"].items()))

@@ -67,7 +67,12 @@ def info(model, as_json):
                             f"{model} from another folder, or zoo pretrained {model}", err=True, fg="yellow")
             return hub.show_run(model, as_json)
         if model in registry.weights():
-            return hub.show_pretrained(model, as_json)
+            hub.show_pretrained(model, as_json)
+            if model in registry.presets() and not as_json:  # convae-mnist: its weights, and the config they had
+                _show_preset(model, also=True)
+            return
+        if model in registry.presets():
+            return _show_preset(model, as_json=as_json)
 
     data = model_info(model)
     if as_json:
@@ -102,6 +107,22 @@ def info(model, as_json):
         click.echo(f"  {name}" + (f": {description}" if description else ""))
 
 
+def _show_preset(name: str, as_json: bool = False, also: bool = False) -> None:
+    """A preset's model, description, source, values and the file that catalogues it (`zoo info PRESET`)."""
+    from zoo import registry
+
+    preset, file = registry.presets()[name], registry.catalog_file("presets", name)
+    if as_json:
+        return echo_json({"name": name, **preset, "catalogue": file.said()})
+    click.echo(f"{'also ' if also else ''}{name}: a preset of model {preset['model']} (zoo train --preset {name})"
+               + (f" - {preset['description']}" if preset.get("description") and not also else ""))
+    if preset.get("source") and not also:
+        click.echo(f"source: {preset['source']}")
+    click.echo("values: " + (", ".join(f"{k}={json.dumps(v)}" for k, v in preset["config"].items()) or "none"))
+    if not file.bundled:
+        click.echo(f"catalogued in: {file.said()}")
+
+
 def _names_a_run(text: str) -> bool:
     """True for what is not a model name but a place: a hub location or an existing path."""
     from zoo.hub import is_hub_source
@@ -112,7 +133,8 @@ def _names_a_run(text: str) -> bool:
 @cli.command()
 @click.argument("model", type=TEXT, required=False)
 @click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
-@click.option("--preset", "-p", type=TEXT, help="A preset from registry.toml (see `zoo info MODEL`).")
+@click.option("--preset", "-p", type=TEXT, 
+              help="A catalogued preset (`zoo info MODEL` lists them; `zoo info NAME` shows one).")
 @click.option("--config", "-c", "config_file", type=IN_FILE, help="A TOML file of config keys.")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
 @click.option("--out", "-o", type=OUT_FOLDER, help="Run folder (default runs/MODEL-DATA-TIME).")

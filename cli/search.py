@@ -155,7 +155,7 @@ def search_worker(label):
 @click.option("--folds", "-k", default=5, show_default=True, type=int, help="Number of folds.")
 @click.option("--compare-holdout", is_flag=True, help="Also train on the plain validation split, beside the folds.")
 @click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
-@click.option("--preset", "-p", type=TEXT, help="A preset from registry.toml.")
+@click.option("--preset", "-p", type=TEXT, help="A catalogued preset (`zoo info MODEL` lists them).")
 @click.option("--config", "-c", "config_file", type=IN_FILE, help="A TOML file of config keys.")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
 @click.option("--epochs", type=int)

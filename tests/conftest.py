@@ -80,6 +80,7 @@ def _session_env(tmp_path_factory):
         mp.setenv("HF_HUB_OFFLINE", "1")
         mp.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("session-cache")))
         mp.delenv("ZOO_DATA_DIR", raising=False)
+        mp.delenv("ZOO_CATALOG", raising=False)
         yield
 
 
@@ -94,10 +95,11 @@ def _ctrl_c_as_python_sets_it():
 
 @pytest.fixture(autouse=True)
 def _isolated(monkeypatch, tmp_path):
-    """No network, a private user cache, no data dir from the environment, a private working dir."""
+    """No network, a private user cache, no data dir nor catalogue from the environment, a private working dir."""
     monkeypatch.setenv("ZOO_OFFLINE", "1")
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("ZOO_DATA_DIR", raising=False)
+    monkeypatch.delenv("ZOO_CATALOG", raising=False)
     monkeypatch.chdir(tmp_path)
 
 

@@ -91,8 +91,11 @@ def test_names_of_models_presets_and_folders_are_told_apart(tmp_path, monkeypatc
     assert_clean_error(invoke("pretrained", "gan-mnist", "--model", "vae"), "weights of model 'gan', not 'vae'")
     assert_clean_error(invoke("eval", "convae-lab"), "it names a preset of model 'convae'",
                        "zoo train convae --preset convae-lab")
-    said = assert_clean_error(invoke("info", "convae-lab"), "names a preset of model 'convae'")
-    assert "Catalogued weights of that name" not in said
+    shown = assert_ok(invoke("info", "convae-lab"))  # a preset is shown: its model, source and values
+    assert "convae-lab: a preset of model convae" in shown and "latent_dim=4" in shown and "source: docs/" in shown
+    with pytest.raises(zoo.errors.UnknownModelError, match="names a preset of model 'convae'") as refused:
+        zoo.model_info("convae-lab")
+    assert "Catalogued weights of that name" not in str(refused.value)
     assert_clean_error(invoke("cv", "vae", "--preset", "convae-lab", "--dataset", "digits"),
                        "preset 'convae-lab' is for model 'convae', not 'vae'", "zoo info vae lists them")
     with pytest.raises(zoo.errors.ConfigError, match="preset='' names no preset"):

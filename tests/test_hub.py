@@ -24,7 +24,6 @@ import zoo
 from conftest import assert_clean_error, assert_ok, assert_same_tensors, invoke, is_png, run_zoo, weights
 from hubserver import HubServer
 from zoo import hub as zhub
-from zoo import registry
 from zoo.api import generate
 from zoo.errors import RunError
 
@@ -377,10 +376,10 @@ def test_file_names_a_hub_may_list():
 
 @pytest.fixture
 def catalogue(tmp_path, monkeypatch):
-    """Add [weights.NAME] tables to a private copy of registry.toml; returns its path."""
-    path = tmp_path / "registry.toml"
-    path.write_text(registry.REGISTRY_FILE.read_text())
-    monkeypatch.setattr(registry, "REGISTRY_FILE", path)
+    """Add [weights.NAME] tables to a catalogue file of the user's ($ZOO_CATALOG); returns its path."""
+    path = tmp_path / "my-catalogue.toml"
+    path.write_text("")
+    monkeypatch.setenv("ZOO_CATALOG", str(path))
 
     def add(name: str, **entry):
         metrics = entry.pop("metrics", {})
@@ -398,20 +397,21 @@ def _toml(value) -> str:
     return f'"{value}"' if isinstance(value, (str, Path)) else repr(value)
 
 
-def test_bundled_catalogue_name_is_verified_listed_and_described(catalogue, digits_run, tmp_path):
+def test_a_users_catalogued_folder_is_verified_listed_and_described(catalogue, digits_run, tmp_path):
     bundled = Path(shutil.copytree(digits_run, tmp_path / "bundled"))
     digest = zhub.file_sha256(bundled / "model.safetensors")
     catalogue("digits-ae", model="convae", dataset="digits", path=bundled, sha256=digest,
               command="zoo train convae --dataset digits --epochs 2", metrics={"mse": 0.0123, "psnr": 19.5})
 
     assert_same_tensors(zoo.load("digits-ae").model.state_dict(), weights(digits_run / "model.safetensors"))
-    assert zhub.pull("digits-ae")["how"] == "bundled"
+    assert zhub.pull("digits-ae")["how"] == "local"  # not "bundled with zoo": the user's own entry
     listing = assert_ok(invoke("pretrained"))
-    assert re.search(r"digits-ae\s+convae\s+digits\s+bundled\s+mse 0.01230, psnr 19.50", listing), listing
+    assert re.search(r"digits-ae\s+convae\s+digits\s+local\s+mse 0.01230, psnr 19.50", listing), listing
     info = assert_ok(invoke("pretrained", "digits-ae"))
     assert digest in info and "zoo train convae --dataset digits" in info and "0.0123" in info
+    assert f"where: {bundled}" in info and "(in $ZOO_CATALOG)" in info and "bundled with zoo" not in info
     assert_clean_error(invoke("pretrained", "--model", "tinyae"), "unknown model 'tinyae'")  # not an empty list
-    assert zhub.catalogue_info("digits-ae")["available"] == "bundled"
+    assert zhub.catalogue_info("digits-ae")["available"] == "local"
     assert_clean_error(invoke("pretrained", "digits-ea"), "no pretrained weights named 'digits-ea'", "digits-ae")
 
     (bundled / "model.safetensors").write_bytes(b"\0" * 16)
@@ -420,12 +420,17 @@ def test_bundled_catalogue_name_is_verified_listed_and_described(catalogue, digi
     assert_clean_error(invoke("pull", "digits-ae"), "do not match their catalogued sha256")
 
 
-def test_a_catalogue_entry_naming_another_model_than_its_weights_is_refused(catalogue, digits_run, tmp_path):
+def test_a_catalogue_entry_naming_another_model_or_dataset_than_its_weights_is_refused(catalogue, digits_run, tmp_path):
     bundled = Path(shutil.copytree(digits_run, tmp_path / "bundled"))
     catalogue("digits-mislabelled", model="vae", dataset="digits", path=bundled,
               sha256=zhub.file_sha256(bundled / "model.safetensors"))
-    with pytest.raises(RunError, match="catalogues 'digits-mislabelled' as a vae, but its config.json is a convae's"):
+    catalogue("digits-on-mnist", model="convae", dataset="mnist", path=bundled)
+    with pytest.raises(RunError, match="catalogues 'digits-mislabelled' with model 'vae', but its config.json says "
+                                       "'convae'"):
         zoo.load("digits-mislabelled")
+    # zoo info would describe MNIST weights while every command evaluated digits ones
+    assert_clean_error(invoke("eval", "digits-on-mnist"), "with dataset 'mnist', but its config.json says 'digits'",
+                       "$ZOO_CATALOG")
 
 
 def test_catalogue_name_on_a_folder_hub_is_pulled_on_first_use_and_checked(catalogue, digits_run, tmp_path):
@@ -434,7 +439,7 @@ def test_catalogue_name_on_a_folder_hub_is_pulled_on_first_use_and_checked(catal
     digest = zhub.file_sha256(digits_run / "model.safetensors")
     catalogue("digits-ae", model="convae", dataset="digits", hub=f"file://{dest}", sha256=digest)
     catalogue("digits-ae-bad", model="convae", dataset="digits", hub=f"file://{dest}", sha256="0" * 64)
-    catalogue("digits-ae-nowhere", model="convae", dataset="digits", sha256=digest)
+    catalogue("digits-ae-nowhere", model="convae", dataset="digits", path=tmp_path / "gone", sha256=digest)
 
     assert zhub.catalogue_info("digits-ae")["available"] == "hub"
     assert_same_tensors(zoo.load("digits-ae").model.state_dict(), weights(digits_run / "model.safetensors"))
@@ -442,13 +447,10 @@ def test_catalogue_name_on_a_folder_hub_is_pulled_on_first_use_and_checked(catal
     assert info["available"] == "cached" and zhub.is_managed(info["cached"])
     with pytest.raises(zhub.HubError, match="do not match their catalogued sha256"):
         zoo.load("digits-ae-bad")
-    with pytest.raises(zhub.HubError, match="neither bundled weights nor a hub location"):
+    with pytest.raises(zhub.HubError, match="the weights of 'digits-ae-nowhere' are missing") as refused:
         zoo.load("digits-ae-nowhere")
+    assert "take it out of $ZOO_CATALOG" in refused.value.hint  # not "Reinstall zoo": the entry is the user's
     assert zhub.catalogue_info("digits-ae-nowhere")["available"] == "missing"
-
-
-RUN_WITH_REGISTRY = ("import sys; from pathlib import Path; import zoo.registry as r; "
-                     "r.REGISTRY_FILE = Path(sys.argv.pop(1)); from zoo.cli.main import main; main()")
 
 
 def test_catalogue_name_on_the_hugging_face_hub_is_checked_by_sha256(catalogue, server, hf_env, digits_run):
@@ -458,8 +460,8 @@ def test_catalogue_name_on_the_hugging_face_hub_is_checked_by_sha256(catalogue, 
     path = catalogue("digits-ae-bad", model="convae", dataset="digits", hub=f"hf://{REPO_ID}", sha256="f" * 64)
 
     def pull(name):
-        return subprocess.run([sys.executable, "-c", RUN_WITH_REGISTRY, str(path), "pull", name],
-                              capture_output=True, text=True, timeout=30, env={**os.environ, **hf_env})
+        return subprocess.run([sys.executable, "-m", "zoo.cli.main", "pull", name], capture_output=True, text=True,
+                              timeout=30, env={**os.environ, **hf_env, "ZOO_CATALOG": str(path)})
 
     folder = Path(last_line(pull("digits-ae")))
     assert folder.name == sha and run_bytes(folder) == run_bytes(digits_run)

@@ -30,8 +30,8 @@ def zoo_models():
 '''
 
 
-@pytest.fixture(params=[(NO_HOOKS, "has no @zoo.hookimpl function "
-                                   "(zoo_models, zoo_noise_models, zoo_samplers, zoo_callbacks or zoo_loggers)"),
+@pytest.fixture(params=[(NO_HOOKS, "has no @zoo.hookimpl function (zoo_models, zoo_noise_models, zoo_samplers, "
+                                   "zoo_callbacks, zoo_loggers or zoo_catalogs)"),
                         (EMPTY_HOOKS, "returned no classes")], ids=["no-hooks", "empty-hooks"])
 def emptyplug(request, tmp_path):
     """A plugin package whose entry point provides nothing, installed in this process; yields (its module's

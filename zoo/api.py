@@ -135,16 +135,17 @@ def _vectorizable(cls: type) -> list[str]:
 
 
 def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
-           seed: int | None = None, **config) -> ZooModel:
-    """Build an untrained model by name, sized for images of `shape` (C, H, W). Its initial weights are
-    drawn from torch's global generator, as a torch module's are; with `seed`, from that seed alone (the
-    weights zoo.train(name, seed=seed) starts from), and the caller's generator is left as it was."""
+           seed: int | None = None, preset: str | None = None, **config) -> ZooModel:
+    """Build an untrained model by name, sized for images of `shape` (C, H, W), from its defaults, a catalogued
+    `preset`'s values and `config` keys, in that order. Its initial weights are drawn from torch's global
+    generator, as a torch module's are; with `seed`, from that seed alone (the weights zoo.train(name, seed=seed)
+    starts from), and the caller's generator is left as it was."""
     if not isinstance(name, str):
         raise ConfigError(f"create: the model is named by a string (zoo.list_models()), not {name!r:.60}")
     shape = runfiles.check_image_shape(shape)
     num_classes = cfgmod.check_count(num_classes, "create: num_classes", 0, 100_000)
     seed = None if seed is None else cfgmod.check_seed(seed, "create: seed")
-    cls, model_cfg, _ = resolve_config(name, overrides=config)
+    cls, model_cfg, _ = resolve_config(name, preset=preset, overrides=config)
     training = sorted(set(config) - {f.name for f in cfgmod.fields_of(cls.Config)})
     if training:  # checked by resolve_config as training keys, which building a model has no use for
         to_stderr(f"note: zoo.create builds the model only and leaves out the training "

@@ -2,11 +2,13 @@
 
 ZOO_OFFLINE and HF_HUB_OFFLINE (on: 1, true, yes, on; off: unset, empty, 0, false, no, off) turn downloads of
 data sets and hub locations off alike; HF_HUB_DOWNLOAD_TIMEOUT and HF_HUB_ETAG_TIMEOUT are whole seconds, as
-huggingface-hub reads them on import (anything else failed there with a traceback)."""
+huggingface-hub reads them on import (anything else failed there with a traceback). ZOO_CATALOG names the
+user's own catalogue files of presets and pretrained weights."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from zoo.errors import ConfigError
 
@@ -39,3 +41,10 @@ def check_hf_timeouts() -> None:
         if value and not value.isdigit():  # 0 is huggingface-hub's default
             raise ConfigError(f"{name}={os.environ[name]!r} is not a whole number of seconds",
                               "Set it to one (the default is 10), or unset it.")
+
+
+def catalog_paths() -> list[Path]:
+    """The catalogue files the user names in $ZOO_CATALOG (separated by os.pathsep, as in PATH; `~` expanded),
+    read after zoo's own registry.toml and the plugins' (zoo.catalog)."""
+    parts = os.environ.get("ZOO_CATALOG", "").split(os.pathsep)
+    return [Path(part.strip()).expanduser() for part in parts if part.strip()]

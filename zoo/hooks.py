@@ -36,3 +36,9 @@ def zoo_callbacks():
 def zoo_loggers():
     """Return a list of `zoo.tracking.Logger` subclasses: where training is watched besides metrics.jsonl
     (TensorBoard, MLflow, ...), turned on by the run's configuration (`loggers = ["NAME"]`, `--log NAME`)."""
+
+
+@hookspec
+def zoo_catalogs():
+    """Return a list of paths (absolute) of catalogue files this plugin ships: TOML with [presets.NAME] and
+    [weights.NAME] tables, as zoo's registry.toml has them (README, "Your own presets and weights")."""

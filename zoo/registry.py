@@ -1,14 +1,14 @@
-"""Plugin discovery (pluggy + entry points) and the presets catalogued in registry.toml."""
+"""Plugin discovery (pluggy + entry points), and the catalogue of presets and pretrained weights: zoo's
+registry.toml, the plugins' catalogue files and the user's ($ZOO_CATALOG), read by zoo.catalog."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import difflib
 import importlib.metadata as md
 import inspect
-import math
 import re
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,13 +16,8 @@ from typing import Any
 
 import pluggy
 
-from zoo import hooks
+from zoo import catalog, environment, hooks
 from zoo.errors import ConfigError, UnknownModelError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
 
 ENTRY_POINT_GROUP = "zoo.models"
 REGISTRY_FILE = Path(__file__).with_name("registry.toml")
@@ -89,6 +84,7 @@ class Registry:
     callbacks: dict[str, PluginEntry] = field(default_factory=dict)
     loggers: dict[str, PluginEntry] = field(default_factory=dict)
     failures: list[PluginFailure] = field(default_factory=list)
+    catalogs: list[catalog.CatalogFile] = field(default_factory=list)  # the plugins' catalogue files, as checked
     manager: pluggy.PluginManager | None = None
 
 
@@ -132,6 +128,7 @@ def load_registry(refresh: bool = False) -> Registry:
     _collect(reg, reg.manager.hook.zoo_samplers, "sampler", reg.samplers, origin, provided)
     _collect(reg, reg.manager.hook.zoo_callbacks, "callback", reg.callbacks, origin, provided)
     _collect(reg, reg.manager.hook.zoo_loggers, "logger", reg.loggers, origin, provided)
+    _collect_catalogs(reg, origin, provided)
     _report_empty(reg, loaded, origin, provided)
     kept = {origin[p][:2] for p, n in provided.items() if n and p in origin}
     for f in reg.failures:
@@ -208,6 +205,34 @@ def _shown(obj: Any) -> str:
         return f"<a {type(obj).__name__}>"
 
 
+def _collect_catalogs(reg: Registry, origin: dict, provided: Counter) -> None:
+    """The catalogue files the plugins ship, each checked alone and beside zoo's and the ones kept before it (a
+    file that fails is that plugin's failure, not everyone's); then a plugin model named like a catalogued
+    preset or weights is refused, as `zoo info NAME` and zoo.load(NAME) would mean different things."""
+    kept = [catalog.read(REGISTRY_FILE, catalog.BUNDLED)]
+    for impl in reg.manager.hook.zoo_catalogs.get_hookimpls():
+        ep_name, package, _ = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
+        for path in _call(impl, reg, ep_name, package):
+            try:
+                if not isinstance(path, (str, Path)) or not Path(path).is_absolute():
+                    raise ConfigError(f"zoo_catalogs returned {path!r:.60}, not the absolute path of a catalogue file")
+                file = catalog.read(Path(path), f"package {package}")
+                catalog.merge([*kept, file], set(reg.models))
+            except ConfigError as e:
+                reg.failures.append(PluginFailure(ep_name, package, f"catalogue: {e.message}"))
+                continue
+            kept.append(file)
+            provided[impl.plugin_name] += 1
+    reg.catalogs = kept[1:]
+    merged = catalog.merge(kept, set())
+    for name, entry in list(reg.models.items()):
+        if entry.package != "zoo" and (name in merged.presets or name in merged.weights):
+            what = "a preset" if name in merged.presets else "pretrained weights"
+            del reg.models[name]
+            reg.failures.append(PluginFailure(name, entry.package, f"model '{name}' is named like {what} in the "
+                                                                   "catalogue: the plugin should rename it"))
+
+
 def _call(impl, reg: Registry, ep_name: str, package: str) -> list:
     """Call one plugin's hook implementation; a failure is recorded against the plugin, not raised."""
     try:
@@ -241,7 +266,7 @@ def _why_empty(reg: Registry, plugin) -> str:
     if reg.manager.get_hookcallers(plugin):
         return f"the hooks of {where} returned no classes"
     return (f"{where} has no @zoo.hookimpl function "
-            "(zoo_models, zoo_noise_models, zoo_samplers, zoo_callbacks or zoo_loggers)")
+            "(zoo_models, zoo_noise_models, zoo_samplers, zoo_callbacks, zoo_loggers or zoo_catalogs)")
 
 
 def list_models() -> list[str]:
@@ -288,17 +313,25 @@ def get_model_class(name: str) -> type:
     return get_entry(name).cls
 
 
-# ---------------------------------------------------------------- registry.toml: presets
+# ---------------------------------------------------------------- the catalogue: presets
 
-def read_catalog() -> dict[str, Any]:
-    with open(REGISTRY_FILE, "rb") as fh:
-        return tomllib.load(fh)
+def read_catalog() -> catalog.Catalog:
+    """zoo's registry.toml, the plugins' catalogue files and the user's ($ZOO_CATALOG), checked and merged."""
+    reg = load_registry()
+    files = [catalog.read(REGISTRY_FILE, catalog.BUNDLED), *reg.catalogs]
+    files += [catalog.read(path, catalog.USER) for path in environment.catalog_paths()]
+    return catalog.merge(files, set(reg.models))
+
+
+def catalog_file(kind: str, name: str) -> catalog.CatalogFile | None:
+    """The file that catalogues preset (`kind` "presets") or weights ("weights") `name`; None: not catalogued."""
+    return read_catalog().file_of(kind, name)
 
 
 def presets(model: str | None = None) -> dict[str, dict[str, Any]]:
-    """Named configurations from registry.toml, optionally only those of one model."""
-    all_presets = read_catalog().get("presets", {})
-    return {k: v for k, v in all_presets.items() if model is None or v.get("model") == model}
+    """Named configurations from the catalogue, optionally only those of one model (copies: a caller's change
+    stays its own)."""
+    return {k: copy.deepcopy(v) for k, v in read_catalog().presets.items() if model is None or v.get("model") == model}
 
 
 def get_preset(name: str, model: str | None = None) -> dict[str, Any]:
@@ -306,6 +339,9 @@ def get_preset(name: str, model: str | None = None) -> dict[str, Any]:
     if name not in available:
         close = difflib.get_close_matches(name, list(available), n=3, cutoff=0.5)
         hint = f"Did you mean: {', '.join(close)}?" if close else "`zoo info MODEL` lists its presets."
+        if "/" in name or name.endswith(".toml"):  # a file where a catalogued name goes
+            hint = ("--preset takes a catalogued name; a file of config keys is given with --config FILE (or "
+                    "catalogued through $ZOO_CATALOG: docs/model-zoo.md).")
         raise ConfigError(f"unknown preset '{name}'", hint)
     preset = available[name]
     if model is not None and preset.get("model") != model:
@@ -319,9 +355,8 @@ def get_preset(name: str, model: str | None = None) -> dict[str, Any]:
 # ---------------------------------------------------------------- registry.toml: pretrained weights
 
 def weights(model: str | None = None) -> dict[str, dict[str, Any]]:
-    """Catalogued pretrained weights, optionally only those of one model."""
-    all_weights = read_catalog().get("weights", {})
-    return {k: v for k, v in all_weights.items() if model is None or v.get("model") == model}
+    """Catalogued pretrained weights, optionally only those of one model (copies, as `presets` gives)."""
+    return {k: copy.deepcopy(v) for k, v in read_catalog().weights.items() if model is None or v.get("model") == model}
 
 
 def default_weights_name(model: str) -> str | None:
@@ -333,11 +368,14 @@ def default_weights_name(model: str) -> str | None:
 
 
 def weights_folder(name: str) -> Path | None:
-    """The bundled folder of catalogued weights `name`, or None if the name is not catalogued."""
-    entry = weights().get(name)
-    if entry is None or "path" not in entry:  # not catalogued, or only on a hub
+    """The folder of catalogued weights `name` (its `path`, from the folder of the file that catalogues it:
+    the package's for zoo's own), or None if the name is not catalogued or only on a hub."""
+    found = read_catalog()
+    entry = found.weights.get(name)
+    if entry is None or "path" not in entry:
         return None
-    return Path(__file__).parent / entry["path"]
+    file = found.file_of("weights", name)
+    return (Path(__file__).parent if file.bundled else file.path.parent) / entry["path"]
 
 
 def feature_network_name(dataset: str) -> str:
@@ -346,14 +384,12 @@ def feature_network_name(dataset: str) -> str:
 
 
 def bundled_name(folder: Path) -> str | None:
-    """The catalogued name whose bundled folder `folder` is (None for any other folder)."""
+    """The catalogued name whose folder (`path`) `folder` is (None for any other folder)."""
     where = Path(folder).resolve()
     return next((name for name in weights() if weights_folder(name) is not None
                  and weights_folder(name).resolve() == where), None)
 
 
 def catalogued_metrics(name: str | None) -> dict[str, float]:
-    """The figures the catalogue quotes for weights `name` (its entry's `metrics` that are finite numbers)."""
-    metrics = weights().get(name, {}).get("metrics", {}) if name else {}
-    return {k: v for k, v in metrics.items()
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)}
+    """The figures the catalogue quotes for weights `name` (finite numbers: zoo.catalog checks them)."""
+    return weights().get(name, {}).get("metrics", {}) if name else {}

@@ -182,4 +182,4 @@ def verify_catalogued(sha256: str, expected: str | None, name: str | None, where
     if expected and sha256 != expected.lower():
         raise HubError(f"the weights of '{name}' from {where} do not match their catalogued sha256 "
                        f"(got {sha256[:12]}..., expected {expected[:12]}...): refusing to load them",
-                       "The copy on the hub or in the cache is not the one registry.toml describes.")
+                       "The copy on the hub, in the cache or in its folder is not the one the catalogue describes.")

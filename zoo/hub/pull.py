@@ -1,5 +1,5 @@
 """Pull and resolve by location or by catalogued name, and the catalogue of pretrained weights
-(registry.toml's [weights.NAME] tables)."""
+([weights.NAME] tables of zoo's registry.toml, the plugins' and the user's catalogue files: zoo.catalog)."""
 
 from __future__ import annotations
 
@@ -26,10 +26,12 @@ def fetch(source: str, *, log: Log = to_stderr) -> Fetched:
     return fetch_hf(loc, log) if loc.kind == "hf" else fetch_folder(loc, log)
 
 
-def _bundled_folder(name: str, entry: dict) -> Path | None:
-    if not entry.get("path"):
-        return None
-    return registry.weights_folder(name)
+def _local(name: str) -> tuple[Path | None, str, str]:
+    """Where weights `name` lie on this machine if their entry gives a `path` (else None); how that is said,
+    "bundled" (with zoo) or "local" (a plugin's or the user's entry); and what to do when they are not there."""
+    file = registry.catalog_file("weights", name)
+    how = "bundled" if file.bundled else "local"
+    return registry.weights_folder(name), how, file.fix()
 
 
 def checked(got: Fetched, catalogued: bool = False) -> dict[str, list[str]]:
@@ -65,22 +67,20 @@ def pull(source: str, *, log: Log = to_stderr) -> dict[str, Any]:
         raise HubError(f"'{source}' is not a catalogued name or a hub location", hint)
     entry = entries[source]
     expected = entry.get("sha256")
-    bundled = _bundled_folder(source, entry)
-    if bundled is not None and (bundled.is_dir() or not entry.get("hub")):
-        weights = bundled / WEIGHTS
+    local, how, fix = _local(source)
+    if local is not None and (local.is_dir() or not entry.get("hub")):
+        weights = local / WEIGHTS
         if not weights.is_file():
-            raise HubError(f"the weights of '{source}' are missing ({weights})", "Reinstall zoo.")
+            raise HubError(f"the weights of '{source}' are missing ({weights})", fix)
         digest = file_sha256(weights)
-        verify_catalogued(digest, expected, source, str(bundled))
-        check_safetensors(weights, str(bundled))
-        return {"folder": str(bundled), "location": str(bundled), "name": source, "commit": None,
-                "files": {WEIGHTS: digest}, "how": "bundled", "verified": [WEIGHTS], "unverified": []}
-    if not entry.get("hub"):
-        raise HubError(f"'{source}' has neither bundled weights nor a hub location in registry.toml",
-                       "Its entry needs `path` (bundled) or `hub` (hf://ORG/NAME@REVISION or file:///PATH).")
+        verify_catalogued(digest, expected, source, str(local))
+        check_safetensors(weights, str(local))
+        return {"folder": str(local), "location": str(local), "name": source, "commit": None,
+                "files": {WEIGHTS: digest}, "how": how, "verified": [WEIGHTS] if expected else [],
+                "unverified": [] if expected else [WEIGHTS]}
     if not is_hub_source(entry["hub"]):
-        raise HubError(f"registry.toml gives '{source}' the hub location '{entry['hub']}', which is not one",
-                       "Use hf://ORG/NAME@REVISION or file:///PATH.")
+        raise HubError(f"the catalogue gives '{source}' the hub location '{entry['hub']}', which is not one",
+                       f"Use hf://ORG/NAME@REVISION or file:///PATH. {fix}")
     got = fetch(entry["hub"], log=log)
     verify_catalogued(got.files[WEIGHTS], expected, source, got.location)
     return {"folder": str(got.folder), "location": got.location, "name": source, "commit": got.commit,
@@ -100,10 +100,10 @@ def catalogue_info(name: str) -> dict[str, Any]:
         raise HubError(f"no pretrained weights named '{name}'",
                        (f"Did you mean: {', '.join(close)}? " if close else "") + "`zoo pretrained` lists them.")
     entry = entries[name]
-    bundled = _bundled_folder(name, entry)
+    local, how, _ = _local(name)
     cached = _cached_folder(entry.get("hub")) if entry.get("hub") else None
-    if bundled is not None and (bundled / WEIGHTS).is_file():
-        where = "bundled"
+    if local is not None and (local / WEIGHTS).is_file():
+        where = how
     elif cached is not None:
         where = "cached"
     elif entry.get("hub"):
@@ -113,8 +113,9 @@ def catalogue_info(name: str) -> dict[str, Any]:
     return {"name": name, "model": entry.get("model"), "dataset": entry.get("dataset"),
             "description": entry.get("description", ""), "metrics": dict(entry.get("metrics", {})),
             "command": entry.get("command"), "sha256": entry.get("sha256"), "hub": entry.get("hub"),
-            "bundled": str(bundled) if bundled is not None else None,
+            "bundled": str(local) if local is not None else None,  # the entry's `path` (not zoo's own: "local")
             "cached": str(cached) if cached is not None else None, "available": where,
+            "catalogue": registry.catalog_file("weights", name).said(),
             "extra": {k: v for k, v in entry.items() if k not in (
                 "model", "dataset", "description", "metrics", "command", "sha256", "hub", "path")}}
 

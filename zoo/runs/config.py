@@ -290,14 +290,21 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
         raise ConfigError(f"overrides are a dict of config keys to values, not {type(overrides).__name__}",
                           "For example {'latent_dim': 16}.")
     values: dict[str, Any] = dict(getattr(cls, "train_defaults", {}))
+    if preset is not None and not isinstance(preset, str):
+        raise ConfigError(f"preset= is a catalogued preset's name, not {preset!r:.60}", "`zoo info MODEL` lists them.")
     if isinstance(preset, str) and not preset.strip():  # "" was taken for no preset: a typo's empty value
         raise ConfigError("preset='' names no preset", "Leave preset out (None) for none.")
     if preset:
         chosen = registry.get_preset(preset)
-        preset_values = chosen.get("config", {})
         if chosen.get("model") != name and not preset_fits(cls, chosen):
             registry.get_preset(preset, name)  # raises: the preset is for another model
-        values.update(preset_values)
+        values.update(chosen["config"])
+        try:  # a preset must hold on its own: its mistake is said as the preset's, not as the user's --set
+            split_config(cls, values)
+        except ConfigError as e:
+            file = registry.catalog_file("presets", preset)
+            raise ConfigError(f"preset '{preset}' (in {file.said()}): {e.message}",
+                              ((e.hint + " ") if e.hint else "") + file.fix()) from None
     if config is not None:
         file_values = config_values(config)
         named = file_values.pop("model", None)
@@ -327,7 +334,11 @@ def model_named_by(preset: str | None, config: str | Path | dict | None) -> str 
                                   'Write model = "NAME" with one of: ' + ", ".join(registry.list_models()) + ".")
             return values["model"]
     if preset:
-        return registry.get_preset(preset).get("model")
+        model = registry.get_preset(preset)["model"]
+        if model not in registry.list_models():
+            raise ConfigError(f"preset '{preset}' is for model '{model}', which is not installed",
+                              "`zoo list` shows the installed models; install the package that provides it.")
+        return model
     return None
 
 

@@ -31,6 +31,7 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "classes": data.get("classes"), "sizes": data.get("sizes"),
         "config": run["config"], "changed": _changed_from_defaults(run), "training": _training(run_dir, run),
         "devices": [d for d in run["devices"] if isinstance(d, str)] if isinstance(run.get("devices"), list) else None,
+        "preset": run["preset"] if isinstance(run.get("preset"), str) else None,  # the one it was trained from
         "files": {p.name: p.stat().st_size for p in sorted(run_dir.iterdir())
                   if p.is_file() and not p.name.startswith(".")},
         # A FIFO, socket or device where a file belongs: listed, since no command will read it.

@@ -94,6 +94,20 @@ def catalogued_name(source: str) -> str:
     return registry.default_weights_name(source) or source
 
 
+def _check_catalogued(name: str, run: dict[str, Any]) -> None:
+    """The model and data set a catalogue entry gives its weights, against what their config.json says they are
+    (`zoo info NAME` would describe one model, and zoo.load give another)."""
+    entry = registry.weights().get(name)
+    if entry is None:
+        return
+    trained_on = run["data"].get("name", run["train"].get("dataset"))
+    for field, said, actual in (("model", entry["model"], run["model"]), ("dataset", entry["dataset"], trained_on)):
+        if said != actual:
+            file = registry.catalog_file("weights", name)
+            raise RunError(f"{file.said()} catalogues '{name}' with {field} '{said}', but its config.json says "
+                           f"'{actual}'", f"The entry is wrong, not the weights. {file.fix()}")
+
+
 def installed_entry(run: dict[str, Any], run_dir: Path):
     try:
         return registry.get_entry(run["model"])
@@ -123,11 +137,8 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     # Absolute, so that the run is still found after the working directory changes (os.chdir).
     run_dir = resolve(source).absolute()
     run = read_run(run_dir)
-    entry = registry.weights().get(catalogued_name(source)) if isinstance(source, str) else None
-    if entry is not None and not Path(source).exists() and entry.get("model") != run["model"]:
-        raise RunError(f"registry.toml catalogues '{catalogued_name(source)}' as a {entry.get('model')}, but its "
-                       f"config.json is a {run['model']}'s", "The catalogue entry is wrong: fix its `model` field "
-                                                           "(or reinstall zoo).")
+    if isinstance(source, str) and not Path(source).exists():
+        _check_catalogued(catalogued_name(source), run)
     entry = installed_entry(run, run_dir)
     shape, classes = runfiles.run_shape(run), runfiles.run_classes(run)
     try:  # a record the run was written with, not the command line: a config.json edited, or another model's

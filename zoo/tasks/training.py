@@ -52,7 +52,8 @@ def _default_out(name: str, dataset: str) -> Path:
     return path
 
 
-def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict, device) -> dict[str, Any]:
+def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict, device, preset: str | None) \
+        -> dict[str, Any]:
     return {
         "zoo_version": zoo.__version__,
         "model": entry.name,
@@ -63,6 +64,7 @@ def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict, devic
         "devices": [device_label(device)],  # what it trained on (train.device is what was asked: auto)
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,  # which run this is, also for two started in the same second
+        **({"preset": preset} if preset else {}),  # the preset its config started from (its values are in config)
     }
 
 
@@ -149,7 +151,8 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
                       callbacks=[*regs, *callbacks, *loggers])  # model cannot train with (an IWAE's memory): checked
     with new_run_folder(run_dir, overwrite=overwrite, log=log) as started:
         trainer.begin()
-        ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info(), device))
+        ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info(), device,
+                                                              preset))
         started()
         log(f"training {model} on {data.name} ({data.train_x.shape[0]} images, {tuple(data.shape)}) "
             f"on {describe(device)} -> {run_dir}")
