@@ -56,11 +56,17 @@ def list_cmd(as_json, pretrained):
 def info(model, as_json):
     """MODEL's hyperparameters (name, type, default, valid range) and presets. Also anything a run is
     accepted as: a catalogued pretrained name, a run folder, a hub location (hf://ORG/NAME, file:///PATH);
-    and a folder hub's entries (file:///PATH of the folder pushed into)."""
+    and a folder hub's entries (file:///PATH of the folder pushed into); a preset's values; a zoo cv folder's
+    results."""
     from zoo import registry
     from zoo.api import model_info
 
     if model not in registry.list_models():
+        if (Path(model) / "cv.json").is_file() and not (Path(model) / "config.json").exists():  # a zoo cv's --out
+            from zoo.search.cv import read_cv
+
+            result = read_cv(model)
+            return echo_json(result) if as_json else search.show_cv(result)
         if _names_a_run(model):  # a folder here wins over catalogued weights of its name, as zoo.load has it
             if model in registry.weights():
                 click.secho(f"note: {model} is the run folder here; the catalogued weights of that name: zoo info "
@@ -135,7 +141,8 @@ def _names_a_run(text: str) -> bool:
 @click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
 @click.option("--preset", "-p", type=TEXT, 
               help="A catalogued preset (`zoo info MODEL` lists them; `zoo info NAME` shows one).")
-@click.option("--config", "-c", "config_file", type=IN_FILE, help="A TOML file of config keys.")
+@click.option("--config", "-c", "config_file", type=IN_FILE,
+              help="A TOML file of config keys, or a run's config.json (its model and config again).")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
 @click.option("--out", "-o", type=OUT_FOLDER, help="Run folder (default runs/MODEL-DATA-TIME).")
 @click.option("--resume", type=IN_FOLDER, help="Continue the run in this folder.")

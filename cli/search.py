@@ -156,7 +156,8 @@ def search_worker(label):
 @click.option("--compare-holdout", is_flag=True, help="Also train on the plain validation split, beside the folds.")
 @click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
 @click.option("--preset", "-p", type=TEXT, help="A catalogued preset (`zoo info MODEL` lists them).")
-@click.option("--config", "-c", "config_file", type=IN_FILE, help="A TOML file of config keys.")
+@click.option("--config", "-c", "config_file", type=IN_FILE,
+              help="A TOML file of config keys, or a run's config.json (its model and config again).")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
 @click.option("--epochs", type=int)
 @click.option("--batch-size", type=int)
@@ -190,20 +191,29 @@ def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments,
     if as_json:
         click.echo(json.dumps({k: v for k, v in result.items()}, indent=2, default=str))
         return
+    show_cv(result)
+
+
+def show_cv(result: dict) -> None:
+    """A cross-validation's results as a table: `zoo cv` prints them at its end, `zoo info FOLDER` from its cv.json."""
     metric = result["metric"]
-    click.echo(f"{result['model']} on {result['dataset']} ({result['pixels']}): {result['folds']}-fold "
-               f"cross-validation, {metric} ({result['reduce']} epoch)")
+    click.echo(f"{result['model']} on {result['dataset']} ({result.get('pixels', '?')}): {result['folds']}-fold "
+               f"cross-validation, {metric} ({result.get('reduce', 'best')} epoch)")
     click.echo(f"  {'fold':<8} {'train':>6} {'val':>6} {'epochs':>6} {'epoch':>5} {metric:>12} {'test':>10} "
                f"{'seconds':>8}")
     rows = list(result["per_fold"]) + ([result["holdout"]] if "holdout" in result else [])
     key = metric[4:]
-    for r in rows:
-        test = r["test"].get(key) if r.get("test") else None
-        click.echo(f"  {r['fold']:<8} {r['train_images']:>6} {r['val_images']:>6} {r['epochs']:>6} "
-                   f"{r['test_epoch']:>5} {r['value']:>12.5g} {(f'{test:.5g}' if test is not None else '-'):>10} "
-                   f"{r['seconds']:>8.1f}")
-    click.echo(f"  epoch: {result['test_weights']}")
-    click.echo(f"mean ± std over {result['folds']} folds ({result['std_is']}): {result['mean']:.5g} ± "
+    for r in rows:  # a cv.json of an older zoo lacks some fields: "-"
+        test = r["test"].get(key) if isinstance(r.get("test"), dict) else None
+        shown = [f"{r.get(k, '-')}" for k in ("fold", "train_images", "val_images", "epochs")]
+        epoch = r.get("test_epoch", r.get("best_epoch", "-"))
+        test_shown = f"{test:.5g}" if isinstance(test, (int, float)) else "-"
+        seconds = f"{r['seconds']:.1f}" if isinstance(r.get("seconds"), (int, float)) else "-"
+        click.echo(f"  {shown[0]:<8} {shown[1]:>6} {shown[2]:>6} {shown[3]:>6} {epoch!s:>5} {r['value']:>12.5g} "
+                   f"{test_shown:>10} {seconds:>8}")
+    if result.get("test_weights"):  # cv.json of an older zoo has none
+        click.echo(f"  epoch: {result['test_weights']}")
+    click.echo(f"mean ± std over {result['folds']} folds ({result.get('std_is', 'std')}): {result['mean']:.5g} ± "
                f"{result['std']:.2g}"
                + (f"  (test {result['test_mean']:.5g} ± {result['test_std']:.2g})" if "test_mean" in result else ""))
     if "holdout" in result:

@@ -63,7 +63,7 @@ def test_cross_validate_reports_mean_std_and_each_fold(tmp_path):
     assert is_png(tmp_path / "cv" / "cv.png")
 
 
-def test_cv_command_prints_the_table(tmp_path):
+def test_cv_command_prints_the_table_and_zoo_info_shows_it_again_from_cv_json(tmp_path):
     out = assert_ok(invoke("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1",
                            "--compare-holdout", "--out", tmp_path / "o"))
     assert "2-fold cross-validation" in out
@@ -71,6 +71,14 @@ def test_cv_command_prints_the_table(tmp_path):
     lines = [ln for ln in out.splitlines() if ln.startswith("  ") and ln.split()[0] in ("1", "2", "holdout")]
     assert len(lines) == 3
     assert (tmp_path / "o" / "cv.json").is_file()
+    # the same table again from its cv.json: a finished cross-validation was shown by no command
+    shown = assert_ok(invoke("info", tmp_path / "o"))
+    assert [ln for ln in shown.splitlines() if ln.startswith("  ")] == [ln for ln in out.splitlines()
+                                                                        if ln.startswith("  ")]
+    assert json.loads(invoke("info", tmp_path / "o", "--json").stdout)["folds"] == 2
+    assert_clean_error(invoke("eval", tmp_path / "o"), "it is a zoo cv folder", f"zoo info {tmp_path / 'o'}")
+    (tmp_path / "o" / "cv.json").write_text('{"model": "convae", "per_fold": "x"}')
+    assert_clean_error(invoke("info", tmp_path / "o"), "is not the results of a zoo cv (or is damaged)")
 
 
 def test_cv_never_writes_over_an_earlier_cross_validation_or_into_a_run(tmp_path):

@@ -47,7 +47,8 @@ def _what_it_is(folder: Path) -> str:
         return (": it is a zoo search study folder (trials are scored, not kept as runs; "
                 f"`zoo train --config {shlex.quote(str(folder / 'best.toml'))}` trains the best one)")
     if (folder / "cv.json").is_file():
-        return ": it is a zoo cv folder (folds are scored, not kept as runs)"
+        return (": it is a zoo cv folder (folds are scored, not kept as runs; "
+                f"`zoo info {shlex.quote(str(folder))}` shows its results)")
     return ""
 
 

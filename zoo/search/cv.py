@@ -316,6 +316,20 @@ def _test_weights(reduce: str, key: str) -> str:
     return f"the epoch of each fold's {reduce} {key}, the score, whose weights the test figure is of"
 
 
+def read_cv(folder: str | Path) -> dict[str, Any]:
+    """The results a cross-validation wrote into `folder` (its cv.json), checked for what is shown of them
+    (`zoo info FOLDER`); a RunError says a file that is not one zoo cv wrote."""
+    path = Path(folder) / "cv.json"
+    result = ckpt.read_json(path)
+    rows = result.get("per_fold") if isinstance(result, dict) else None
+    fields = {"model": str, "dataset": str, "metric": str, "folds": int, "mean": (int, float), "std": (int, float)}
+    if not (isinstance(rows, list) and rows and all(isinstance(result.get(k), t) for k, t in fields.items())
+            and all(isinstance(r, dict) and isinstance(r.get("value"), (int, float)) for r in rows)):
+        raise RunError(f"{path} is not the results of a zoo cv (or is damaged)",
+                       "Run the cross-validation again (zoo cv ... --out FOLDER --overwrite).")
+    return result
+
+
 def _write(result: dict[str, Any], out: Path) -> list[str]:
     """cv.png, then cv.json (which marks the folder as a cross-validation's), with Ctrl-C held back: a stop then
     leaves both whole, never one of them alone to block the rerun; a failure removes what was written."""
