@@ -197,6 +197,21 @@ def test_missing_toml_file_is_a_clean_error(tmp_path):
     assert_clean_error(invoke("train", "convae", "--config", tmp_path / "nope.toml"), "config file not found")
 
 
+def test_a_runs_config_json_as_config_trains_the_same_model_and_config_again(tmp_path, digits_run):
+    """`zoo cv --config RUN/config.json` was refused: a run's config was only to be copied out by hand."""
+    again = tmp_path / "again"
+    assert_ok(invoke("train", "--config", digits_run / "config.json", "--epochs", "1", "--no-progress", "--out", again))
+    first, second = read_config(digits_run), read_config(again)
+    assert second["model"] == first["model"] and second["config"] == first["config"]
+    assert {k: v for k, v in second["train"].items() if k != "epochs"} == \
+        {k: v for k, v in first["train"].items() if k != "epochs"}
+    (tmp_path / "other.json").write_text('{"latent_dim": 3}')
+    assert_clean_error(invoke("train", "convae", "--config", tmp_path / "other.json"),
+                       "is not a run's config.json (model, config and train)")
+    with pytest.raises(ConfigError, match="or a run's config.json: .*config.json"):
+        zoo.train(config=digits_run, dataset="digits")
+
+
 def test_dict_config_with_tables_is_read_like_a_toml_file(tmp_path):
     result = zoo.train("convae", dataset="digits", out=tmp_path / "run", log=quiet, progress=False,
                        config={"model": {"latent_dim": 2, "channels": [4, 8, 8], "hidden": [16]},

@@ -47,4 +47,4 @@ def catalog_paths() -> list[Path]:
     """The catalogue files the user names in $ZOO_CATALOG (separated by os.pathsep, as in PATH; `~` expanded),
     read after zoo's own registry.toml and the plugins' (zoo.catalog)."""
     parts = os.environ.get("ZOO_CATALOG", "").split(os.pathsep)
-    return [Path(part.strip()).expanduser() for part in parts if part.strip()]
+    return [Path(part.strip()).expanduser().absolute() for part in parts if part.strip()]

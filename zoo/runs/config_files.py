@@ -1,8 +1,9 @@
-"""Config files: TOML read into flat keys (their [model]/[train]/[data] tables flattened), a config given
-as a dict or a path alike, and configs written back as TOML."""
+"""Config files: TOML read into flat keys (their [model]/[train]/[data] tables flattened), a run's config.json
+read as the config it trained with, a config given as a dict or a path alike, and configs written back as TOML."""
 
 from __future__ import annotations
 
+import json
 import sys
 from os import PathLike
 from pathlib import Path
@@ -25,12 +26,17 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     p = Path(path)
     try:
         if not p.is_file():
+            hint = "--config takes a TOML file of config keys, or a run's config.json"
+            if p.is_dir() and (p / "config.json").is_file():  # a run folder: its config.json is meant
+                hint += f": {p / 'config.json'}"
             raise ConfigError(f"config file {p} is not a file" if p.exists() else f"config file not found: {p}",
-                              "--config takes a TOML file of config keys.")
+                              hint + ".")
         if p.stat().st_size > MAX_CONFIG_BYTES:
             raise ConfigError(f"{p} is too large to be a config file ({p.stat().st_size:,} bytes)",
                               "--config takes a TOML file of config keys.")
         text = p.read_bytes().decode("utf-8-sig")  # UTF-8, with or without the mark some editors begin with
+        if p.suffix.lower() == ".json":
+            return _run_config(text, p)
         data = tomllib.loads(text)
     except OSError as e:  # unreadable: permissions, a name too long, a failing disk
         raise ConfigError(f"cannot read config file {p}: {(e.strerror or str(e)).lower()}") from None
@@ -42,6 +48,20 @@ def read_toml(path: str | Path) -> dict[str, Any]:
     except RecursionError:
         raise ConfigError(f"{p} is not valid TOML: its values are nested too deeply") from None
     return flatten_sections(data)
+
+
+def _run_config(text: str, p: Path) -> dict[str, Any]:
+    """A run's config.json as a config: its model and the config and training keys it trained with (the record's
+    other fields, such as its devices, left out), so `--config RUN/config.json` trains or cross-validates it again."""
+    try:
+        run = json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        raise ConfigError(f"{p} is not valid JSON: {e}") from None
+    if not (isinstance(run, dict) and isinstance(run.get("model"), str)
+            and all(isinstance(run.get(k), dict) for k in ("config", "train"))):
+        raise ConfigError(f"{p} is not a run's config.json (model, config and train)",
+                          "--config takes a TOML file of config keys, or the config.json of a run.")
+    return {"model": run["model"], **flatten_sections({"model": run["config"], "train": run["train"]})}
 
 
 def config_values(config: str | PathLike | dict) -> dict[str, Any]:
