@@ -100,6 +100,19 @@ def test_grey_gifs_make_a_grey_folder(tmp_path):
     assert every == [0, 40, 80, 120, 160]  # each file's grey level, as drawn
 
 
+def test_grey_palette_pngs_with_a_transparent_entry_make_a_grey_folder_and_the_transparency_is_said(tmp_path):
+    """A grey palette image with a transparent entry counted as colour (a 3-channel model of grey images), and
+    the transparency it drops went unsaid."""
+    for i in range(5):
+        im = Image.new("L", (16, 16), 40 * i).convert("P")
+        im.putpalette([v for level in range(256) for v in (level, level, level)])
+        im.save(tmp_path / f"{i}.png", transparency=0)  # level 0 is see-through: image 0 is wholly
+    data = zoo.load_dataset(f"folder:{tmp_path}")
+    assert data.shape == (1, 16, 16)
+    assert torch.cat([data.train_x, data.val_x, data.test_x]).unique().tolist() == [0, 40, 80, 120, 160]
+    assert "1 image(s) with a transparency (alpha) channel" in " ".join(data.notes)
+
+
 def test_an_all_colour_folder_is_rgb_without_a_note(tmp_path):
     root = tmp_path / "pics"
     for i in range(5):

@@ -152,14 +152,16 @@ def _opened(path: Path):
 def _image_header(path: Path) -> tuple[str, tuple[int, int]]:
     """An image's PIL mode and upright (width, height), from its header only: Image.open reads no pixels,
     so every file can be looked at before deciding the data set's channels and size. A palette image
-    whose palette holds only greys (a grey GIF) counts as grey ("L"): it counted as colour."""
+    whose palette holds only greys (a grey GIF) counts as grey ("L"): it counted as colour; one with a
+    transparent entry counts as having an alpha channel ("LA", or "PA" for colours), as its transparency is
+    dropped alike (it counted as colour however grey)."""
     with _opened(path) as im:
         mode = im.mode
-        if mode == "P" and "transparency" not in im.info:
+        if mode == "P":
             palette = np.asarray(im.getpalette() or [0, 0, 0], dtype=np.int16)
             palette = palette[:len(palette) // 3 * 3].reshape(-1, 3)
-            if (palette == palette[:, :1]).all():
-                mode = "L"
+            grey = bool((palette == palette[:, :1]).all())
+            mode = ("L" if grey else "P") + ("A" if "transparency" in im.info else "")
         return mode, _upright_size(im)
 
 
@@ -168,8 +170,8 @@ ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
 def _see_through(path: Path) -> bool:
     """Whether an image with an alpha channel is transparent anywhere (an opaque one loses nothing with it)."""
-    with _opened(path) as im:
-        return im.getchannel("A").getextrema()[0] < 255
+    with _opened(path) as im:  # a palette's transparent entry is an alpha channel once converted
+        return (im.convert("RGBA") if im.mode == "P" else im).getchannel("A").getextrema()[0] < 255
 
 
 def _content_notes(root: Path, files: list[Path], modes: list[str], x: torch.Tensor) -> list[str]:
