@@ -1,4 +1,5 @@
-"""Hubs: publish a run folder, fetch one back, and the pretrained weights catalogued in registry.toml.
+"""Hubs: publish a run folder, fetch one back, and the catalogued pretrained weights (zoo's registry.toml, a
+plugin's catalogue files and the user's, $ZOO_CATALOG: zoo.catalog).
 
 Everywhere a run folder is accepted, these work too (`zoo.api.resolve` sends them here):
 
@@ -8,8 +9,8 @@ Everywhere a run folder is accepted, these work too (`zoo.api.resolve` sends the
                                HF_HUB_DOWNLOAD_TIMEOUT and HF_HUB_ETAG_TIMEOUT (seconds, default 10).
     file:///PATH               a folder hub: the same files in a folder, e.g. on a shared disk
                                (file://RELATIVE/PATH is taken relative to the working directory).
-    NAME                       a name catalogued in registry.toml under [weights.NAME]: its bundled
-                               folder, or its copy pulled from the hub named by its `hub` key.
+    NAME                       a catalogued name ([weights.NAME]): its folder (`path`: bundled with zoo, or
+                               a plugin's or the user's), or its copy pulled from the hub its `hub` key names.
 
 A repository (or folder) holds config.json, model.safetensors, README.md (a model card with YAML
 metadata: library, tags, data set, metrics, licence) and the run's pictures. `push` writes exactly that.
@@ -22,7 +23,7 @@ files, the git blob id otherwise); only then does zoo record the snapshot as ver
 $XDG_CACHE_HOME/zoo/hub), and it only ever loads verified snapshots, so an interrupted or damaged
 download is never loaded (huggingface-hub itself downloads to `.incomplete` files and renames them into
 place). Offline, a verified snapshot is checked against the recorded sha256s again before use. A
-catalogued name is also checked against the sha256 registry.toml gives for its model.safetensors.
+catalogued name is also checked against the sha256 its catalogue entry gives for its model.safetensors.
 
 A folder hub is copied into zoo's cache (content-addressed, verified, renamed into place when complete)
 and loaded from there, so a push that replaces the folder while it is read cannot mix two versions, and
@@ -45,15 +46,15 @@ weights, or anything through a link.
 Temporaries a killed process leaves (`.tmp-*` copies, `.NAME.tmp-*` beside a pushed folder, `.*.tmp`
 records) are removed by a later pull or push once no live process holds them (zoo.hub.temps).
 
-registry.toml catalogues pretrained weights as
+A catalogue file (zoo's registry.toml, or one of a plugin's or the user's) catalogues pretrained weights as
 
     [weights.vae-mnist]
     model = "vae"                                # the plugin
     dataset = "mnist"
     description = "..."
-    path = "weights/vae-mnist"                   # bundled folder, relative to the zoo package (optional)
-    hub = "hf://zoo-models/vae-mnist@<commit>"   # where it lives on a hub (optional; hf:// or file://)
-    sha256 = "..."                               # of model.safetensors
+    path = "weights/vae-mnist"                   # its folder, relative to the file's (zoo's: the package)
+    hub = "hf://zoo-models/vae-mnist@<commit>"   # where it lives on a hub (hf:// or file://; path or hub)
+    sha256 = "..."                               # of model.safetensors (optional for the user's)
     command = "zoo train vae --preset ... --dataset mnist"   # how it was trained
     [weights.vae-mnist.metrics]                  # measured test metrics
     mse = 0.0123
