@@ -375,7 +375,7 @@ def weights_folder(name: str) -> Path | None:
     if entry is None or "path" not in entry:
         return None
     file = found.file_of("weights", name)
-    return (Path(__file__).parent if file.bundled else file.path.parent) / entry["path"]
+    return (Path(__file__).parent if file.bundled else file.path.parent) / Path(entry["path"]).expanduser()
 
 
 def feature_network_name(dataset: str) -> str:

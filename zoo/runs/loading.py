@@ -236,7 +236,9 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     why = (f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
            f"{run_dir} is a folder hub's entry (a push made it: {PUSHED_MANIFEST})" if published else
            f"{run_dir} no longer exists" if owned and not run_dir.is_dir() else
-           f"{run_dir} cannot be written" if owned else f"{source} is not a run folder of yours")
+           f"{run_dir} cannot be written" if owned else
+           f"{source} names catalogued weights, whose folder zoo writes nothing into" if label in registry.weights()
+           else f"{source} is not a run folder of yours")
     return folder, why
 
 
