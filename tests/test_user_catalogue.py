@@ -48,6 +48,7 @@ def test_a_users_preset_trains_by_name_is_shown_and_is_recorded_in_the_run(my_ca
     config = read_config(run)
     assert config["preset"] == "my-ae" and config["config"]["latent_dim"] == 3 and config["train"]["lr"] == 0.005
     assert "preset: my-ae" in assert_ok(invoke("info", run))
+    assert "Started from the preset `my-ae`" in (run / "README.md").read_text()  # its model card says so too
     plain = tmp_path / "plain"
     assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", plain, *TINY_SET))
     assert "preset" not in read_config(plain)

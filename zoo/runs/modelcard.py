@@ -141,7 +141,9 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     needs = ([f"The model comes from the plugin package `{package}`: install it beside zoo first "
               f"(`pip install {package}`).", ""] if package != "zoo" else [])
     lines += ["## Use it", "", *needs, "```python", "import zoo", python_line, "```", "", "```", *commands, "```", "",
-              "## Training configuration", "", "```json",
+              "## Training configuration", "",
+              *([f"Started from the preset `{run['preset']}` (`zoo info {run['preset']}`); the values it trained "
+                 "with:", ""] if isinstance(run.get("preset"), str) else []), "```json",
               json.dumps({"config": run.get("config"), "train": run.get("train")}, indent=2), "```", ""]
     for img in images:
         lines += [f"![{img}]({img})", ""]
