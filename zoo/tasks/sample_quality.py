@@ -117,8 +117,10 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     if m < n:
         to_stderr(f"note: {data.name} holds {test_x.shape[0]:,} test and {data.train_x.shape[0]:,} training images: "
                   f"the figures are of {m:,} samples and images, not {n:,}")
+    seen: dict[str, Any] = {}  # the test images' features and accuracy: alike for every seed, computed once
     runs = [_measure(run, feat_run, data, seed=seed + i, m=m, sampler=sampler, data_dir=data_dir, save=save,
-                     progress=progress, inception=inception if i == 0 else None, differ=differ, binarised=binarised)
+                     progress=progress, inception=inception if i == 0 else None, differ=differ, binarised=binarised,
+                     seen=seen)
             for i in range(seeds)]
     result = runs[0]
     result["feature_network"] = features
@@ -179,9 +181,10 @@ def _feature_network(run, features: str | None, source) -> tuple[Any, str]:
 
 
 def _measure(run, feat_run, data, *, seed: int, m: int, sampler: str | None, data_dir, save: bool, progress,
-             inception, differ: str, binarised: bool) -> dict[str, Any]:
+             inception, differ: str, binarised: bool, seen: dict[str, Any]) -> dict[str, Any]:
     """One seed's figures: `m` samples drawn with `seed` against `m` test images, beside the floor (`differ`:
-    how these images differ from the run's, "" where they do not; `binarised`: a run trained on binary pixels)."""
+    how these images differ from the run's, "" where they do not; `binarised`: a run trained on binary pixels;
+    `seen`: what an earlier seed measured of the test images, which this one reads rather than measures again)."""
     feat = feat_run.model
     test_x, test_y = data.split("test")
     gen = torch.Generator(device=run.device).manual_seed(seed)
@@ -214,8 +217,12 @@ def _measure(run, feat_run, data, *, seed: int, m: int, sampler: str | None, dat
             bar.update()
         bar.set_description_str("fid: features", refresh=False)
         samples, train_x = torch.cat(samples), data.train_x[pick.to(data.train_x.device)]
-        f_samples, f_test, f_train = [quality.embed(feat, images, bar=bar) for images in
-                                      (samples, test_x[:m], train_x)]
+        if "features" not in seen:
+            seen["features"] = quality.embed(feat, test_x[:m], bar=bar)
+        else:
+            bar.update(per_set)
+        f_samples, f_test, f_train = quality.embed(feat, samples, bar=bar), seen["features"], \
+            quality.embed(feat, train_x, bar=bar)
         bar.set_description_str("fid: KID", refresh=False)
         result = {"note": "classifier-feature FID/KID: not comparable to Inception FID",
                   "images": m, "seed": seed, "sampler": sampler or "model",
@@ -242,8 +249,10 @@ def _measure(run, feat_run, data, *, seed: int, m: int, sampler: str | None, dat
             result["class_accuracy"] = class_accuracy(feat, samples, wanted, run.classes)
         if feat.can("classify") and same_classes and test_y is not None and len(test_y):
             # The figures are only as good as the features: a poor classifier maps unlike images together.
-            real = test_x[:m].float() / 255.0 if test_x.dtype == torch.uint8 else test_x[:m].float()
-            accuracy = class_accuracy(feat, real, test_y[:m].cpu(), run.classes)["mean"]
+            if "accuracy" not in seen:
+                real = test_x[:m].float() / 255.0 if test_x.dtype == torch.uint8 else test_x[:m].float()
+                seen["accuracy"] = class_accuracy(feat, real, test_y[:m].cpu(), run.classes)["mean"]
+            accuracy = seen["accuracy"]
             result["feature_network_test_accuracy"] = accuracy
             if accuracy < WEAK_FEATURES:
                 _warn(result, f"the feature network classifies only {accuracy:.1%} of the test images right: its "
