@@ -65,6 +65,7 @@ def test_a_users_preset_trains_by_name_is_shown_and_is_recorded_in_the_run(my_ca
     ('[presets.vae]\nmodel = "vae"\n[presets.vae.config]\n', ("names a preset 'vae', the name of an installed model",)),
     ('[weights.w]\nmodel = "vae"\ndataset = "mnist"\n', ("[weights.w] has neither `path`",)),
     ('[weights.w]\nmodel = "vae"\ndataset = "mnist"\npath = "x"\nsha256 = "abc"\n', ("not 64 lowercase hex",)),
+    ('[weights.w]\nmodel = "vae"\ndataset = "mnist"\nhub = "my-org/w"\n', ("hub = 'my-org/w', not a hub location",)),
     ('[weights.w]\nmodel = "vae"\ndataset = "mnist"\npath = "x"\n[weights.w.metrics]\nmse = "low"\n',
      ("the metric mse = 'low', not a finite number",)),
     ('[weights.w]\nmodel = "vae"\ndataset = "mnist"\npath = "x"\ndefault = true\n',

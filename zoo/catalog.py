@@ -138,6 +138,8 @@ def check_entry(kind: str, name: str, entry: Any) -> str | None:
         return None
     if "path" not in entry and "hub" not in entry:
         return "has neither `path` (a folder with config.json and model.safetensors) nor `hub` (hf://... or file://...)"
+    if "hub" in entry and not entry["hub"].startswith(("hf://", "file://")):
+        return f"has hub = {entry['hub']!r:.70}, not a hub location (hf://ORG/NAME[@REVISION] or file:///PATH)"
     if "sha256" in entry and not SHA256.fullmatch(entry["sha256"]):
         return f"has sha256 = {entry['sha256']!r:.70}, not 64 lowercase hex digits (of its model.safetensors)"
     for metric, value in entry.get("metrics", {}).items():
