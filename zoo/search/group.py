@@ -17,7 +17,7 @@ from zoo.errors import ConfigError, out_of_memory
 from zoo.search.duplicates import Duplicate
 from zoo.search.liveness import Heartbeat
 from zoo.search.study import HOST, optuna_module
-from zoo.search.trial import configure, data_parts, finish, pruner_name, score
+from zoo.search.trial import Report, configure, data_parts, finish, note_pruned, pruner_name, score
 from zoo.training import multitrial
 
 if TYPE_CHECKING:
@@ -26,9 +26,9 @@ if TYPE_CHECKING:
 
 def run_group(worker: Worker, size: int) -> None:
     """Ask `size` trials at once; those with the same tensor shapes that differ only in lr, weight
-    decay, momentum, seed, patience and the model's vectorised keys (dropout p, noise level, β)
-    train together in one vmapped step (zoo.training.multitrial); the rest one by one. Each is told its own
-    result."""
+    decay, momentum, seed, patience and the model's vectorised keys (dropout p, noise level, β), and with --cv
+    have one seed (their folds), train together in one vmapped step (zoo.training.multitrial); the rest one by
+    one. Each is told its own result; an unbuildable one is pruned with its reason."""
     optuna = optuna_module()
     from optuna.trial import TrialState
 
@@ -64,19 +64,33 @@ def run_group(worker: Worker, size: int) -> None:
         for item in ready:
             t, values, cls, model_cfg, train_cfg = item
             data = worker.data(train_cfg)
-            key = multitrial.group_key(cls, model_cfg, train_cfg, data.shape, data.num_classes)
+            try:  # builds the model (on the meta device): where its shapes collapse, the plugin refuses it here
+                key = multitrial.group_key(cls, model_cfg, train_cfg, data.shape, data.num_classes)
+            except ConfigError as e:  # pruned with the plugin's reason, as trial.score prunes it; the others go on
+                note_pruned(worker, t, f"invalid configuration: {e.message}")
+                tell(t, state=TrialState.PRUNED)
+                continue
+            if worker.settings.cv:
+                # A group trains on one data set, and with --cv each trial's folds are cut with its own seed
+                # (trial.data_parts, as alone and as `zoo cv` cuts them): only trials of one seed share a group.
+                key += f" folds of seed {train_cfg.seed}"
             groups.setdefault(key, []).append(item)
         if len(groups) > 1 and _concurrent(worker, next(iter(groups.values()))[0][4]):
             _run_concurrently(worker, list(groups.values()), tell)
         else:
             for members in groups.values():
                 _run_members(worker, members, tell)
-    except BaseException:
+    except BaseException as e:
+        why = "interrupted" if isinstance(e, KeyboardInterrupt) else \
+            f"failed: {getattr(e, 'message', None) or f'{type(e).__name__}: {e}'}"
         for t in trials:
             if t.number not in told:
                 with contextlib.suppress(Exception):
+                    t.set_user_attr("note", f"{why} (in a group of {len(trials)} vectorised trials)")  # trials.csv
                     tell(t, state=TrialState.FAIL)
-                    worker.retry(worker.study, copy.deepcopy(worker.storage.get_trial(t._trial_id)))
+                    frozen = copy.deepcopy(worker.storage.get_trial(t._trial_id))
+                    frozen.user_attrs.pop("note", None)  # its retry's row is of its own run
+                    worker.retry(worker.study, frozen)
         raise
     finally:
         beat.stop()
@@ -121,7 +135,7 @@ def _run_concurrently(worker: Worker, groups: list[list], tell) -> None:
 
 
 def _run_members(worker: Worker, members: list, tell) -> None:
-    optuna_module()  # optuna itself, or the clear message that it is missing
+    optuna = optuna_module()
     from optuna.trial import TrialState
 
     cls = members[0][2]
@@ -140,22 +154,17 @@ def _run_members(worker: Worker, members: list, tell) -> None:
     alive = list(members)
     losses: dict[int, list[float]] = {m[0].number: [] for m in members}
     seconds, epochs = 0.0, {m[0].number: 0 for m in members}
-    parts = data_parts(worker, members[0][4])
-    last = len(parts) * members[0][4].epochs
+    parts = data_parts(worker, members[0][4])  # every member's folds: run_group groups trials by their fold seed
     for i, part in enumerate(parts):
         pruned: set[int] = set()
 
-        def report(k, epoch, record, alive=alive, offset=i * members[0][4].epochs, pruned=pruned):
+        def report(k, epoch, record, alive=alive, fold=i, pruned=pruned):
             t = alive[k][0]
-            v = record.get(s.metric)
-            if v is None or not math.isfinite(v):
-                return True
-            t.report(float(v), offset + epoch)
-            if offset + epoch < last and t.should_prune():  # never at the last epoch (see trial.Report)
+            try:  # as a trial alone reports (never pruned at its last epoch)
+                Report(t, s.metric, pruner_name(s), fold, len(parts), members[0][4].epochs).report(epoch, record)
+            except optuna.TrialPruned as e:
                 pruned.add(k)
-                reason = f"pruned by the {pruner_name(s)} pruner after epoch {epoch}"
-                t.set_user_attr("pruned_reason", reason)
-                worker.log(f"{worker.prefix}trial {t.number}  {reason}")
+                worker.log(f"{worker.prefix}trial {t.number}  {e}")
                 return False
             return True
 
@@ -178,8 +187,7 @@ def _run_members(worker: Worker, members: list, tell) -> None:
                 _one_by_one(worker, alive, tell)
                 return
             for m in alive:
-                m[0].set_user_attr("pruned_reason", "out of memory")
-                worker.log(f"{worker.prefix}trial {m[0].number}  pruned: out of memory")
+                note_pruned(worker, m[0], "out of memory")
                 tell(m[0], state=TrialState.PRUNED)
             return
         seconds += sum(r.seconds for r in results)
@@ -188,8 +196,7 @@ def _run_members(worker: Worker, members: list, tell) -> None:
             if k in pruned:
                 tell(m[0], state=TrialState.PRUNED)
             elif r.stopped == "diverged" or not math.isfinite(r.value):
-                m[0].set_user_attr("pruned_reason", "diverged")
-                worker.log(f"{worker.prefix}trial {m[0].number}  pruned: diverged")
+                note_pruned(worker, m[0], "diverged")
                 tell(m[0], state=TrialState.PRUNED)
             else:
                 losses[m[0].number].append(r.value)

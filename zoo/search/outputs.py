@@ -126,7 +126,9 @@ def _cell(v: Any) -> Any:
 
 
 def write_csv(trials, path: Path, result: str) -> Path:
-    """One row per trial; `result` names the column of its metric reduced over the epochs (Settings.result)."""
+    """One row per trial; `result` names the column of its metric reduced over the epochs (Settings.result).
+    `value` (the objective) only of complete trials: Optuna's value of a pruned one is the one epoch it last
+    reported (with --cv, of one fold), not comparable with theirs, and a vectorised group reports none."""
     keys: list[str] = []
     for t in trials:
         for k in [*t.user_attrs.get("values", {}), *t.user_attrs.get("helpers", {})]:
@@ -145,7 +147,8 @@ def write_csv(trials, path: Path, result: str) -> Path:
         dur = (t.datetime_complete - t.datetime_start).total_seconds() if t.datetime_complete and t.datetime_start \
             else None
         worker = a.get("worker") or {}
-        w.writerow([t.number, _state(t), _cell(t.value), _cell(a.get("loss")), _cell(a.get("loss_std")),
+        value = t.value if _state(t) == "complete" else None
+        w.writerow([t.number, _state(t), _cell(value), _cell(a.get("loss")), _cell(a.get("loss_std")),
                     _cell(a.get("minutes")), _cell(a.get("latent")), _cell(a.get("epochs")),
                     _cell(round(dur, 3) if dur is not None else None),
                     t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ConfigError, RunError
+from zoo.errors import ConfigError, RunError, ZooError
 from zoo.runs.config import resolve_config
 from zoo.search.settings import Settings
 from zoo.search.space import Space
@@ -103,7 +103,8 @@ def recorded(settings: Settings) -> dict[str, Any] | None:
                 (f" (it holds {', '.join(repr(n) for n in held)})" if held else "")
             hint = f"Resume it with --study {held[0]}, or start the new study in another --out." \
                 if len(held) == 1 else None
-            raise _lost_study(settings, results, why, hint) from None
+            # where the storage holds other studies, the --study given is the mistake: a usage error (exit 2)
+            raise _lost_study(settings, results, why, hint, ConfigError if held else RunError) from None
         return None
     return study_record(storage.get_study_user_attrs(study_id)) or {}
 
@@ -116,9 +117,10 @@ def study_record(user_attrs: dict[str, Any]) -> dict[str, Any] | None:
     return {**meta, "defaults": user_attrs[META_DEFAULTS]}
 
 
-def _lost_study(settings: Settings, results: list[str], why: str, hint: str | None = None) -> RunError:
+def _lost_study(settings: Settings, results: list[str], why: str, hint: str | None = None,
+                error: type[ZooError] = RunError) -> ZooError:
     # A new study in this folder would replace those results, whatever its name: only another --out helps.
-    return RunError(f"{settings.study_dir} holds a search's results ({', '.join(results)}), but {why}",
+    return error(f"{settings.study_dir} holds a search's results ({', '.join(results)}), but {why}",
                     hint or "Restore it, or start the new study in another --out.")
 
 
@@ -167,8 +169,11 @@ def _differences(old: dict[str, Any], new: dict[str, Any], defaults: dict[str, A
 
 
 def _new_study(settings: Settings) -> str:
-    """How to start another study instead: its own name gives it its own folder (studies/NAME) only when
-    --out did not name one; a folder holds one study's results."""
+    """How to start another study instead: in a --storage its name names it (another --out still finds it
+    there); else its own name gives it its own folder (studies/NAME) only when --out did not name one; a folder
+    holds one study's results."""
+    if settings.storage is not None:
+        return "start a new study: --study NEW (or another --storage)"
     if Path(settings.study_dir) == Path("studies") / settings.study:
         return "start a new study: --study NEW (or another --out)"
     return "start a new study in another --out"

@@ -123,9 +123,10 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         raise ConfigError(f"unknown search strategy '{strategy}'", f"Use one of {', '.join(STRATEGIES)}.")
     if pruner not in PRUNERS:
         raise ConfigError(f"unknown pruner '{pruner}'", f"Use one of {', '.join(PRUNERS)}.")
+    given = f"{sp.source}: [search] cv = " if cv is None else "--cv "  # where the user wrote it
     cv = search.get("cv", 0) if cv is None else check_count(cv, "--cv (cv=)", 0)
     if cv == 1 or cv < 0:
-        raise ConfigError(f"--cv {cv}: cross-validation needs at least 2 folds (0: the validation split)")
+        raise ConfigError(f"{given}{cv}: cross-validation needs at least 2 folds (0: the validation split)")
     workers = check_count(workers, "--workers (workers=)", 1)
     vectorize = check_count(vectorize, "--vectorize (vectorize=)", 1)
     heartbeat = check_count(heartbeat, "--heartbeat (heartbeat=), in seconds,", 1)

@@ -26,10 +26,12 @@ if TYPE_CHECKING:
 
 class Report:
     """Reports every epoch's objective metric to the trial and prunes when the pruner says so, but never
-    at the trial's last epoch (`last`, over all folds): it has trained to the end, and keeps its score."""
+    at the trial's last epoch (over all folds): it has trained to the end, and keeps its score. `fold` (from 0)
+    of `folds` (1: the validation split): fold k's epochs follow fold k-1's, as the pruner's steps."""
 
-    def __init__(self, trial, metric: str, offset: int, last: int, pruner: str):
-        self.trial, self.metric, self.offset, self.last, self.pruner = trial, metric, offset, last, pruner
+    def __init__(self, trial, metric: str, pruner: str, fold: int, folds: int, epochs: int):
+        self.trial, self.metric, self.pruner = trial, metric, pruner
+        self.fold, self.folds, self.epochs = fold, folds, epochs
         outer = self
 
         class Report(Callback):
@@ -43,18 +45,25 @@ class Report:
         v = record.get(self.metric)
         if v is None or not math.isfinite(v):
             return
-        step = self.offset + epoch
+        step = self.fold * self.epochs + epoch
         self.trial.report(float(v), step)
-        if step < self.last and self.trial.should_prune():
-            reason = f"pruned by the {self.pruner} pruner after epoch {epoch}"
+        if step < self.folds * self.epochs and self.trial.should_prune():
+            # the epoch within its fold, and the fold: "after epoch 1" alone would read as one epoch trained
+            where = f" of fold {self.fold + 1} (of {self.folds})" if self.folds > 1 else ""
+            reason = f"pruned by the {self.pruner} pruner after epoch {epoch}{where}"
             self.trial.set_user_attr("pruned_reason", reason)
             raise optuna.TrialPruned(reason)
 
 
-def prune(worker: Worker, trial, reason: str):
-    optuna = optuna_module()
+def note_pruned(worker: Worker, trial, reason: str) -> None:
+    """Record and say why `trial` is pruned (its `pruned_reason`, trials.csv's note); the caller tells the study."""
     trial.set_user_attr("pruned_reason", reason)
     worker.log(f"{worker.prefix}trial {trial.number}  pruned: {reason}")
+
+
+def prune(worker: Worker, trial, reason: str):
+    optuna = optuna_module()
+    note_pruned(worker, trial, reason)
     raise optuna.TrialPruned(reason)
 
 
@@ -95,7 +104,7 @@ def score(worker: Worker, trial, values, cls, model_cfg, train_cfg) -> float:
     parts = data_parts(worker, train_cfg)
     losses, seconds, epochs = [], 0.0, 0
     for i, part in enumerate(parts):
-        report = Report(trial, s.metric, i * train_cfg.epochs, len(parts) * train_cfg.epochs, pruner_name(s))
+        report = Report(trial, s.metric, pruner_name(s), i, len(parts), train_cfg.epochs)
         try:
             r = fit(cls, model_cfg, train_cfg, part, callbacks=[report.callback], metric=s.metric,
                           reduce=s.reduce)
