@@ -177,7 +177,8 @@ def search_worker(label):
 def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments, epochs, batch_size, lr, patience,
        device, seed, data_dir, metric, reduce, out, overwrite, as_json):
     """K-fold cross-validation of one configuration: mean ± sample standard deviation (n-1) of the validation loss,
-    per fold. MODEL may be left out with a --config file that names it (a search's best.toml)."""
+    per fold. MODEL may be left out with a --config file that names it (a search's best.toml, a run's config.json).
+    With --out, the folds finished are kept as they end: after a stop, the same command goes on from them."""
     from zoo.runs.config import parse_assignments
     from zoo.search.cv import cross_validate
 

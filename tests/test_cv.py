@@ -238,7 +238,7 @@ def test_a_configuration_is_not_scored_on_a_validation_split_that_reuses_the_tra
     assert fit(cls, model_cfg, train_cfg, fold).epochs == 1  # a fold's validation image is its own
 
 
-def test_an_interrupted_cross_validation_says_the_fold_and_that_nothing_is_kept(tmp_path, monkeypatch):
+def test_an_interrupted_cross_validation_says_the_fold_and_keeps_the_folds_finished(tmp_path, monkeypatch):
     from zoo.plugins.convae import ConvAE
 
     calls = {"n": 0}
@@ -253,8 +253,10 @@ def test_an_interrupted_cross_validation_says_the_fold_and_that_nothing_is_kept(
     result = invoke("cv", "convae", "--folds", "2", "--dataset", "digits", *TINY_SET[:-1], "--epochs", "1",
                     "--out", tmp_path / "o")
     assert result.exit_code == 130 and "Traceback" not in result.output
-    assert "cross-validation interrupted in fold 2/2 (interrupted during epoch 1); nothing was written" in result.output
-    assert "are saved" not in result.output and not (tmp_path / "o").exists()
+    assert ("cross-validation interrupted in fold 2/2 (interrupted during epoch 1); fold 1 is kept in "
+            f"{tmp_path / 'o'}: the same command goes on from them") in result.output
+    assert [r["fold"] for r in json.loads((tmp_path / "o" / "folds.json").read_text())["per_fold"]] == ["1"]
+    assert not (tmp_path / "o" / "cv.json").exists()
 
 
 def test_a_metric_the_model_does_not_record_is_said_as_the_commands_mistake_not_a_folds():
@@ -304,12 +306,14 @@ def test_a_stop_while_the_results_are_written_leaves_them_whole(tmp_path, monkey
     """A Ctrl-C while cv.png was drawn left cv.json alone (which refused the rerun) and a bare KeyboardInterrupt."""
     import signal
 
-    plot = cv._plot
+    from zoo.search import cv_files
+
+    plot = cv_files.plot_curves
 
     def stopped_while_drawing(result, path):
         signal.raise_signal(signal.SIGINT)
         plot(result, path)
-    monkeypatch.setattr(cv, "_plot", stopped_while_drawing)
+    monkeypatch.setattr(cv_files, "plot_curves", stopped_while_drawing)
     out = tmp_path / "o"
     with pytest.raises(Interrupted, match="cross-validation interrupted at its end; .*cv.json and .*cv.png are "
                                           "written"):
@@ -317,15 +321,38 @@ def test_a_stop_while_the_results_are_written_leaves_them_whole(tmp_path, monkey
     assert len(json.loads((out / "cv.json").read_text())["per_fold"]) == 2 and is_png(out / "cv.png")
 
 
-def test_a_stop_between_two_folds_says_where_and_that_nothing_was_written(tmp_path):
-    def log(line):
-        if line.startswith("fold 1/2"):
+def test_a_stopped_cross_validation_goes_on_from_its_finished_folds_to_the_uninterrupted_figures(tmp_path):
+    """zoo cv kept nothing of a stop: a 5-fold cross-validation stopped in its last fold started again from fold 1."""
+    settings = dict(folds_k=3, dataset="digits", overrides={**TINY, "epochs": 1})
+    whole = cv.cross_validate("convae", **settings, out=tmp_path / "whole")
+
+    def stop_after_fold_2(line):
+        if line.startswith("fold 2/3"):
             raise KeyboardInterrupt
     out = tmp_path / "o"
-    with pytest.raises(Interrupted, match=r"cross-validation interrupted after fold 1/2; nothing was written: zoo cv "
-                                          r"does not resume"):
-        cv.cross_validate("convae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1}, out=out, log=log)
-    assert not out.exists()
+    with pytest.raises(Interrupted, match=r"interrupted after fold 2/3; folds 1-2 are kept in .*o: the same command"):
+        cv.cross_validate("convae", **settings, out=out, log=stop_after_fold_2)
+    said = []
+    again = cv.cross_validate("convae", **settings, out=out, log=said.append)
+    assert [line.endswith("(kept from the stopped cross-validation)") for line in said if line.startswith("fold")] \
+        == [True, True, False]
+    assert [r["value"] for r in again["per_fold"]] == [r["value"] for r in whole["per_fold"]]
+    assert again["mean"] == whole["mean"] and not (out / "folds.json").exists()  # cv.json holds them now
+    with pytest.raises(Interrupted, match="nothing was kept \\(with --out, the folds finished are kept"):
+        cv.cross_validate("convae", **settings, log=stop_after_fold_2)
+
+
+def test_the_folds_of_a_stopped_cross_validation_of_another_configuration_are_refused_not_dropped(tmp_path):
+    def stop_after_fold_1(line):
+        if line.startswith("fold 1/2"):
+            raise KeyboardInterrupt
+    out, settings = tmp_path / "o", dict(folds_k=2, dataset="digits")
+    with pytest.raises(Interrupted):
+        cv.cross_validate("convae", **settings, overrides={**TINY, "epochs": 1}, out=out, log=stop_after_fold_1)
+    with pytest.raises(ConfigError, match="holds the folds of a stopped cross-validation of another configuration"):
+        cv.cross_validate("convae", **settings, overrides={**TINY, "epochs": 1, "lr": 0.01}, out=out)
+    assert cv.cross_validate("convae", **settings, overrides={**TINY, "epochs": 1, "lr": 0.01}, out=out,
+                             overwrite=True)["folds"] == 2
 
 
 # ------------------------------------------------------------------------------------------ the figures

@@ -6,7 +6,6 @@ the data set together); the test set is never touched by the folds.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import math
 import os
@@ -16,25 +15,25 @@ from typing import Any, Callable, Iterator
 
 import torch
 
-from zoo.analysis.plots import save_figure, subplots
 from zoo.arguments import refuse_command_options
 from zoo.console import check_log, quiet
 from zoo.data import ImageData
 from zoo.data.datasets import with_binarization
 from zoo.device import cuda_only_notes, keeps_callers_random_state, pick_device
-from zoo.errors import ConfigError, Interrupted, RunError, TrainingDiverged, storage_error
-from zoo.interrupts import holding_interrupts
+from zoo.errors import ConfigError, Interrupted, TrainingDiverged
 from zoo.model import build_seeded
-from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import check_count, check_flag, resolve_config
-from zoo.runs.lock import lock_run
+from zoo.runs.eval_images import images_digest
 from zoo.runs.run import training_data
+from zoo.search.cv_files import claimed, keep_folds, kept_folds, write_results
 from zoo.tasks.training import model_to_train
 from zoo.tracking import logger_classes
 from zoo.training.callbacks import callbacks_for, check
 from zoo.training.fit import (REDUCE, FitResult, UnrecordedMetric, check_recorded, fit, has_own_test, metric_key,
                               probe_keys, unrecorded)
 
+# Training settings that change where and how it is watched, not a fold's figures (resume keeps its folds).
+UNSCORED = ("device", "data_dir", "plot_every", "loggers", "tensorboard_dir", "mlflow_uri", "compile")
 STD = "sample standard deviation, n-1"  # of the folds' values: what "std" is, said in cv.json and by the CLI
 
 
@@ -95,60 +94,6 @@ def _row(name: str, data: ImageData, r: FitResult, key: str) -> dict[str, Any]:
             "epochs": r.epochs, "scored_epoch": r.scored_epoch, "value": r.value, "test_epoch": r.test_epoch,
             "test": r.test, "seconds": round(r.seconds, 3), "stopped": r.stopped,
             "curve": [{k: v for k, v in h.items() if k in ("epoch", "train_loss", "val_loss", key)} for h in r.history]}
-
-
-def check_cv_out(out: Path, overwrite: bool = False) -> None:
-    """`--out` of a cross-validation: a new folder or one it wrote before? Never a run's folder, nor over an
-    earlier cross-validation's cv.json (of another model, perhaps), which it replaced without a word, unless
-    `overwrite` asks it to."""
-    if (out / ckpt.CONFIG).is_file():
-        raise ConfigError(f"--out {out} is a run folder: a cross-validation goes into a folder of its own",
-                          "Choose another --out.")
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out} exists and is not a folder")
-    if (out / "space.toml").is_file():  # a search's study folder: its outputs are rewritten from its trials
-        raise ConfigError(f"--out {out} is a search's study folder: a cross-validation goes into a folder of its own",
-                          "Choose another --out.")
-    held = [n for n in ("cv.json", "cv.png") if (out / n).exists()]
-    if held and not overwrite:
-        raise ConfigError(f"--out {out} holds an earlier cross-validation ({', '.join(held)})",
-                          "Choose another --out, move those files away first, or replace them with --overwrite "
-                          "(overwrite=True in Python).")
-
-
-@contextlib.contextmanager
-def claimed(out: Path | None, overwrite: bool = False) -> Iterator[None]:
-    """`out` taken for this cross-validation from its start: made, its writer lock held (a second one into the same
-    folder is refused up front: each wrote its cv.json at its end over the other's) and checked again under the
-    lock; the folders made here are removed again when it ends without writing them."""
-    if out is None:
-        yield
-        return
-    check_cv_out(out, overwrite)  # before anything is made
-    made = [p for p in (out, *out.parents) if not p.exists() and not p.is_symlink()]
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        lock = lock_run(out)
-    except (OSError, RunError) as e:
-        _remove_empty(made)
-        if isinstance(e, RunError):  # another process writes it: say it for cv
-            raise RunError(e.message, "One cross-validation writes a folder at a time: wait for it to end, or "
-                                      "choose another --out.") from None
-        raise storage_error(e, "cannot make the cross-validation folder", path=out, option="--out") from None
-    try:
-        check_cv_out(out, overwrite)  # one may have ended into it between the first look and the lock
-        yield
-    finally:
-        lock.release()
-        _remove_empty(made)
-
-
-def _remove_empty(folders: list[Path]) -> None:
-    for folder in folders:  # the deepest first
-        try:
-            folder.rmdir()
-        except OSError:  # not empty (the results are in it), or gone
-            return
 
 
 def _checked_names(metric: Any, out: Any, reduce: Any) -> Path | None:
@@ -228,7 +173,9 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     and sample standard deviation; with `compare_holdout`, the plain validation split trained beside it.
     With `out`, writes cv.json and cv.png (validation curves per fold) there (`overwrite`: over an earlier
     cross-validation's, at the end). Config keys go in `overrides`
-    or as keywords, as `zoo.train` takes them (epochs=5). A Ctrl-C keeps nothing (no resume)."""
+    or as keywords, as `zoo.train` takes them (epochs=5). With `out`, the folds finished are kept there as they
+    end (folds.json), and the same call after a stop (Ctrl-C, a kill) goes on from them; without, a stop keeps
+    nothing."""
     check_log(log, loggers=False)
     refuse_command_options("cross_validate", keys)
     if isinstance(folds_k, float) and folds_k.is_integer():
@@ -245,23 +192,33 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
         log(f"note: a cross-validation logs to no logger (its folds are not kept as runs): loggers="
             f"{','.join(train_cfg.loggers)} is not used")
     with claimed(out, overwrite):
-        where = ["before the first fold"]  # where a stop lands, as the trainings go
+        where = ["before the first fold", 0]  # where a stop lands, as the trainings go; the folds kept
         try:
             result = _cross_validate(cls, model, model_cfg, train_cfg, folds_k, compare_holdout, metric, reduce, log,
-                                     where)
-        except Interrupted as e:  # Ctrl-C, SIGTERM in a training: the same stop, said for cv, which keeps nothing
-            raise Interrupted(f"cross-validation interrupted {where[0]} ({e.message}); nothing was written: zoo cv "
-                              "does not resume, run it again") from None
+                                     where, out, overwrite)
+        except Interrupted as e:  # Ctrl-C, SIGTERM in a training: the same stop, said for cv
+            raise Interrupted(f"cross-validation interrupted {where[0]} ({e.message}); {_kept(where[1], out)}") \
+                from None
         except KeyboardInterrupt:  # between two trainings
-            raise Interrupted(f"cross-validation interrupted {where[0]}; nothing was written: zoo cv does not "
-                              "resume, run it again") from None
+            raise Interrupted(f"cross-validation interrupted {where[0]}; {_kept(where[1], out)}") from None
         if out is not None:
-            result["written"] = _write(result, out)
+            result["written"] = write_results(result, out)
     return result
 
 
+def _kept(done: int, out: Path | None) -> str:
+    """What a stopped cross-validation kept: its finished folds, in --out, which the same command goes on from."""
+    if out is None:
+        return "nothing was kept (with --out, the folds finished are kept and the same command goes on from them)"
+    if not done:
+        return "no fold had finished: the same command starts again"
+    return f"fold{'s 1-' if done > 1 else ' '}{done} {'are' if done > 1 else 'is'} kept in {out}: the same command " \
+           "goes on from them"
+
+
 def _cross_validate(cls, model: str, model_cfg, train_cfg, folds_k: int, compare_holdout: bool, metric: str | None,
-                    reduce: str, log: Callable[[str], None], where: list[str]) -> dict[str, Any]:
+                    reduce: str, log: Callable[[str], None], where: list, out: Path | None,
+                    overwrite: bool) -> dict[str, Any]:
     device = pick_device(train_cfg.device)
     for note in cuda_only_notes(train_cfg, device):  # the folds' trainings say nothing (fit logs quietly)
         log(f"note: {note}")
@@ -278,12 +235,22 @@ def _cross_validate(cls, model: str, model_cfg, train_cfg, folds_k: int, compare
         raise ConfigError(f"--compare-holdout: {data.caveat()}", "Leave out --compare-holdout, or add images.")
     if not has_own_test(data):
         log(f"no test figures: {data.caveat() or f'{data.name} has no test images'}")
-    rows = []
+    # What the folds are folds of: a stopped cross-validation goes on only from folds of the same (settings that
+    # change no figure, such as the device asked for, left out).
+    what = {"model": model, "config": dataclasses.asdict(model_cfg), "folds": folds_k, "metric": key,
+            "reduce": reduce, "images": images_digest(*training_pool(grey)),
+            "train": {k: v for k, v in dataclasses.asdict(train_cfg).items() if k not in UNSCORED}}
+    rows = kept_folds(out, what, overwrite)[:folds_k]
     for i, fold in enumerate(parts, 1):
+        if i <= len(rows):  # finished before a stop: its figures as they were
+            where[:] = [f"after fold {i}/{folds_k}", i]
+            log(f"fold {i}/{folds_k}: {key} {rows[i - 1]['value']:.5g} (kept from the stopped cross-validation)")
+            continue
         where[0] = f"in fold {i}/{folds_k}"
         r = _fit_fold(cls, model_cfg, train_cfg, fold, grey, f"{i}/{folds_k}", metric, reduce)
         rows.append(_row(str(i), fold, r, key))
-        where[0] = f"after fold {i}/{folds_k}"
+        keep_folds(out, what, rows)
+        where[:] = [f"after fold {i}/{folds_k}", i]
         log(f"fold {i}/{folds_k}: {key} {r.value:.5g} ({_epoch(r)}), {r.seconds:.1f} s")
     mean, std = mean_std([r["value"] for r in rows])
     result: dict[str, Any] = {
@@ -314,67 +281,3 @@ def _test_weights(reduce: str, key: str) -> str:
         return "each fold's early-stopping epoch, whose weights the test figure is of (--reduce mean scores no " \
                "single epoch)"
     return f"the epoch of each fold's {reduce} {key}, the score, whose weights the test figure is of"
-
-
-def read_cv(folder: str | Path) -> dict[str, Any]:
-    """The results a cross-validation wrote into `folder` (its cv.json), checked for what is shown of them
-    (`zoo info FOLDER`); a RunError says a file that is not one zoo cv wrote."""
-    path = Path(folder) / "cv.json"
-    result = ckpt.read_json(path)
-    rows = result.get("per_fold") if isinstance(result, dict) else None
-    fields = {"model": str, "dataset": str, "metric": str, "folds": int, "mean": (int, float), "std": (int, float)}
-    if not (isinstance(rows, list) and rows and all(isinstance(result.get(k), t) for k, t in fields.items())
-            and all(isinstance(r, dict) and isinstance(r.get("value"), (int, float)) for r in rows)):
-        raise RunError(f"{path} is not the results of a zoo cv (or is damaged)",
-                       "Run the cross-validation again (zoo cv ... --out FOLDER --overwrite).")
-    return result
-
-
-def _write(result: dict[str, Any], out: Path) -> list[str]:
-    """cv.png, then cv.json (which marks the folder as a cross-validation's), with Ctrl-C held back: a stop then
-    leaves both whole, never one of them alone to block the rerun; a failure removes what was written."""
-    paths = [out / "cv.json", out / "cv.png"]
-    earlier = {p for p in paths if p.exists()}  # an --overwrite's: left as they were where this write fails
-    done = False
-    try:
-        with holding_interrupts():
-            try:
-                _plot(result, paths[1])
-                ckpt.write_json(paths[0], result)
-                done = True
-            except BaseException:
-                for path in paths:
-                    if path not in earlier:
-                        path.unlink(missing_ok=True)
-                raise
-    except KeyboardInterrupt:  # held until the files were whole (or removed)
-        kept = f"{paths[0]} and {paths[1]} are written" if done else "nothing was written"
-        raise Interrupted(f"cross-validation interrupted at its end; {kept}"
-                          + ("" if done else ": zoo cv does not resume, run it again")) from None
-    except OSError as e:
-        raise storage_error(e, "cannot write the cross-validation's results", option="--out") from None
-    return [str(p) for p in paths]
-
-
-def _plot(result: dict[str, Any], path: Path) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    key = result["metric"]  # the figure each fold is scored by, per epoch; a marker on each (one epoch is a point)
-    fig, ax = subplots(figsize=(6.4, 4.2), dpi=100)
-    for r in result["per_fold"]:
-        pts = [(c["epoch"], c[key]) for c in r["curve"] if key in c]
-        if pts:
-            ax.plot(*zip(*pts), color="tab:blue", alpha=0.45, lw=1, marker="o", ms=3)
-    if "holdout" in result:
-        pts = [(c["epoch"], c[key]) for c in result["holdout"]["curve"] if key in c]
-        if pts:
-            ax.plot(*zip(*pts), color="tab:red", lw=2, marker="o", ms=3, label="holdout split")
-    ax.plot([], [], color="tab:blue", marker="o", ms=3, label=f"{result['folds']} folds")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.5
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{key} ({result['pixels']})")
-    ax.set_title(f"{result['model']} on {result['dataset']}: {result['folds']}-fold CV "
-                 f"{result['mean']:.4g} ± {result['std']:.2g} (sample std)", fontsize=10)
-    ax.legend()
-    fig.tight_layout()
-    save_figure(fig, path)

@@ -1,0 +1,171 @@
+"""What a cross-validation keeps in its --out folder: cv.json and cv.png at its end, and meanwhile the folds it
+has finished (folds.json), from which the same command goes on after a stop (Ctrl-C, a kill, a crash)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import Any, Iterator
+
+from zoo.analysis.plots import save_figure, subplots
+from zoo.errors import ConfigError, Interrupted, RunError, storage_error
+from zoo.interrupts import holding_interrupts
+from zoo.runs import checkpoint as ckpt
+from zoo.runs.lock import lock_run
+
+RESULTS = ("cv.json", "cv.png")
+FOLDS = "folds.json"  # the folds finished so far, with what they are folds of; removed once cv.json is written
+
+
+def check_cv_out(out: Path, overwrite: bool = False) -> None:
+    """`--out` of a cross-validation: a new folder or one it wrote before? Never a run's folder, nor over an
+    earlier cross-validation's cv.json (of another model, perhaps), which it replaced without a word, unless
+    `overwrite` asks it to."""
+    if (out / ckpt.CONFIG).is_file():
+        raise ConfigError(f"--out {out} is a run folder: a cross-validation goes into a folder of its own",
+                          "Choose another --out.")
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out} exists and is not a folder")
+    if (out / "space.toml").is_file():  # a search's study folder: its outputs are rewritten from its trials
+        raise ConfigError(f"--out {out} is a search's study folder: a cross-validation goes into a folder of its own",
+                          "Choose another --out.")
+    held = [n for n in RESULTS if (out / n).exists()]
+    if held and not overwrite:
+        raise ConfigError(f"--out {out} holds an earlier cross-validation ({', '.join(held)})",
+                          "Choose another --out, move those files away first, or replace them with --overwrite "
+                          "(overwrite=True in Python).")
+
+
+@contextlib.contextmanager
+def claimed(out: Path | None, overwrite: bool = False) -> Iterator[None]:
+    """`out` taken for this cross-validation from its start: made, its writer lock held (a second one into the same
+    folder is refused up front: each wrote its cv.json at its end over the other's) and checked again under the
+    lock; the folders made here are removed again when it ends without writing them."""
+    if out is None:
+        yield
+        return
+    check_cv_out(out, overwrite)  # before anything is made
+    made = [p for p in (out, *out.parents) if not p.exists() and not p.is_symlink()]
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        lock = lock_run(out)
+    except (OSError, RunError) as e:
+        _remove_empty(made)
+        if isinstance(e, RunError):  # another process writes it: say it for cv
+            raise RunError(e.message, "One cross-validation writes a folder at a time: wait for it to end, or "
+                                      "choose another --out.") from None
+        raise storage_error(e, "cannot make the cross-validation folder", path=out, option="--out") from None
+    try:
+        check_cv_out(out, overwrite)  # one may have ended into it between the first look and the lock
+        yield
+    finally:
+        lock.release()
+        _remove_empty(made)
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for folder in folders:  # the deepest first
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (the results are in it), or gone
+            return
+
+
+
+
+def kept_folds(out: Path | None, what: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
+    """The folds a stopped cross-validation of the same `what` (model, config, data, folds, metric) finished into
+    `out` (folds.json), to go on from; none without `out`. Folds of another configuration are refused, not
+    silently dropped, unless `overwrite`."""
+    path = out / FOLDS if out is not None else None
+    if path is None or not path.is_file():
+        return []
+    kept = ckpt.read_json(path)
+    if isinstance(kept, dict) and _same(kept.get("what"), what) and isinstance(kept.get("per_fold"), list):
+        return kept["per_fold"]
+    if overwrite:
+        return []
+    raise ConfigError(f"--out {out} holds the folds of a stopped cross-validation of another configuration or data "
+                      f"({FOLDS})", "Run that one again to finish it, choose another --out, or drop its folds with "
+                                    "--overwrite (overwrite=True in Python).")
+
+
+def keep_folds(out: Path | None, what: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    """folds.json after each fold (whole, or the one before: an atomic write), so a stop loses one fold at most."""
+    if out is not None:
+        try:
+            ckpt.write_json(out / FOLDS, {"what": what, "per_fold": rows})
+        except OSError as e:
+            raise storage_error(e, "cannot keep the cross-validation's finished folds", option="--out") from None
+
+
+def _same(a: Any, b: dict[str, Any]) -> bool:
+    """Whether two descriptions are equal as JSON holds them (a tuple read back is a list)."""
+    return json.dumps(a, sort_keys=True) == json.dumps(b, sort_keys=True, default=str)
+
+
+def read_cv(folder: str | Path) -> dict[str, Any]:
+    """The results a cross-validation wrote into `folder` (its cv.json), checked for what is shown of them
+    (`zoo info FOLDER`); a RunError says a file that is not one zoo cv wrote."""
+    path = Path(folder) / "cv.json"
+    result = ckpt.read_json(path)
+    rows = result.get("per_fold") if isinstance(result, dict) else None
+    fields = {"model": str, "dataset": str, "metric": str, "folds": int, "mean": (int, float), "std": (int, float)}
+    if not (isinstance(rows, list) and rows and all(isinstance(result.get(k), t) for k, t in fields.items())
+            and all(isinstance(r, dict) and isinstance(r.get("value"), (int, float)) for r in rows)):
+        raise RunError(f"{path} is not the results of a zoo cv (or is damaged)",
+                       "Run the cross-validation again (zoo cv ... --out FOLDER --overwrite).")
+    return result
+
+
+def write_results(result: dict[str, Any], out: Path) -> list[str]:
+    """cv.png, then cv.json (which marks the folder as a cross-validation's), with Ctrl-C held back: a stop then
+    leaves both whole, never one of them alone to block the rerun; a failure removes what was written."""
+    paths = [out / "cv.json", out / "cv.png"]
+    earlier = {p for p in paths if p.exists()}  # an --overwrite's: left as they were where this write fails
+    done = False
+    try:
+        with holding_interrupts():
+            try:
+                plot_curves(result, paths[1])
+                ckpt.write_json(paths[0], result)
+                done = True
+                (out / FOLDS).unlink(missing_ok=True)  # done: cv.json holds them now
+            except BaseException:
+                for path in paths:
+                    if path not in earlier:
+                        path.unlink(missing_ok=True)
+                raise
+    except KeyboardInterrupt:  # held until the files were whole (or removed)
+        kept = f"{paths[0]} and {paths[1]} are written" if done else "nothing was written"
+        raise Interrupted(f"cross-validation interrupted at its end; {kept}" + (
+            "" if done else f": its folds are kept ({out / FOLDS}), and the same command writes them")) from None
+    except OSError as e:
+        raise storage_error(e, "cannot write the cross-validation's results", option="--out") from None
+    return [str(p) for p in paths]
+
+
+def plot_curves(result: dict[str, Any], path: Path) -> None:
+    """cv.png: each fold's validation curve of the metric it is scored by (and the holdout's)."""
+    from matplotlib.ticker import MaxNLocator
+
+    key = result["metric"]  # the figure each fold is scored by, per epoch; a marker on each (one epoch is a point)
+    fig, ax = subplots(figsize=(6.4, 4.2), dpi=100)
+    for r in result["per_fold"]:
+        pts = [(c["epoch"], c[key]) for c in r["curve"] if key in c]
+        if pts:
+            ax.plot(*zip(*pts), color="tab:blue", alpha=0.45, lw=1, marker="o", ms=3)
+    if "holdout" in result:
+        pts = [(c["epoch"], c[key]) for c in result["holdout"]["curve"] if key in c]
+        if pts:
+            ax.plot(*zip(*pts), color="tab:red", lw=2, marker="o", ms=3, label="holdout split")
+    ax.plot([], [], color="tab:blue", marker="o", ms=3, label=f"{result['folds']} folds")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs are whole: no tick at 1.5
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{key} ({result['pixels']})")
+    ax.set_title(f"{result['model']} on {result['dataset']}: {result['folds']}-fold CV "
+                 f"{result['mean']:.4g} ± {result['std']:.2g} (sample std)", fontsize=10)
+    ax.legend()
+    fig.tight_layout()
+    save_figure(fig, path)
