@@ -445,26 +445,31 @@ def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noi
 @click.option("--model", "transfer_model", type=TEXT, default=None,
               help="Which installed model to train on the encoder, when more than one can (default: the one).")
 @click.option("--epochs", type=int)
-@click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Any other config key.")
+@click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE",
+              help="Any other config key (not the encoder's: those are the source run's).")
+@click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are (default: where RUN found them, "
+              "for its own data set).")
+@click.option("--overwrite", is_flag=True, help="Replace the run in --out (never RUN itself).")
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 @click.option("--progress/--no-progress", default=None)
-def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, transfer_model, epochs, assignments, device,
-             progress):
+def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, transfer_model, epochs, assignments, data_dir,
+             overwrite, device, progress):
     """Train a classifier head on the encoder of RUN (frozen by default), then report test accuracy."""
     from zoo.api import evaluate
     from zoo.api import finetune as api_finetune
     from zoo.api import train as api_train
     overrides = config_overrides("finetune", assignments, [api_finetune, api_train],  # finetune passes them on
-                                  {"dataset": dataset, "epochs": epochs, "device": device})
+                                  {"dataset": dataset, "epochs": epochs, "device": device, "data_dir": data_dir})
     result = api_finetune(run, hidden=hidden, freeze=freeze, unfreeze_last=unfreeze_last, features=features,
-                          out=out, model=transfer_model, progress=progress, **overrides)
+                          out=out, model=transfer_model, progress=progress, overwrite=overwrite, **overrides)
     report = evaluate(result.run_dir)
     _print_classification(report)
 
 
 def _print_classification(result: dict) -> None:
     rep = result.get("report", {})
-    click.echo(f"test accuracy {result['metrics']['accuracy']:.2%} on {result['images']} {result['dataset']} images")
+    click.echo(f"{result['split']} accuracy {result['metrics']['accuracy']:.2%} on {result['images']} "
+               f"{result['dataset']} images")
     if rep:
         p = rep["parameters"]
         trained = (f"; training time {rep['train_seconds']:.1f} s over {rep['epochs']} "

@@ -24,6 +24,9 @@ from zoo.training.batching import batches
 NO_DECODER = "not used: a classifier has no decoder"
 DECODER_KEYS = ("dropout_decoder", "decoder_channels", "decoder_kernel", "decoder_stride", "decoder_padding",
                 "decoder_hidden")
+# The conv net's keys that build the encoder: a fine-tuned classifier's are its source's (zoo finetune refuses a
+# --set of one: the copied weights compute the source's code only in the network they were trained in).
+ENCODER_KEYS = tuple(f.name for f in fields(ConvNetConfig) if f.name not in DECODER_KEYS)
 
 
 @dataclass
@@ -39,7 +42,10 @@ class ClassifierConfig(ConvNetConfig):
                         choices=("none", "all"))
     unfreeze_last: int = param(0, "with freeze=all, the number of last encoder weight layers still trained",
                                low=0, high=1000)
-    init_from: str = param("", "the run whose encoder weights this model started from (set by zoo finetune)")
+    init_from: str = param("", "the run whose encoder weights this model started from: its folder's absolute path, "
+                                "catalogued name or hub location (set by zoo finetune alone)")
+    init_digest: str = param("", "the digest of that run's weights file when they were copied (set by zoo finetune "
+                                  "alone)")
     # A classifier has no decoder: the conv net's decoder keys stay (so every conv model's config.json reads
     # alike, and runs saved with them load), say so, and are refused when set.
     dropout_decoder: bool = param(False, NO_DECODER)
@@ -84,35 +90,59 @@ class Classifier(ZooModel):
 
     @classmethod
     def check_data(cls, config, data) -> None:
-        """A new training that sets a decoder key means something else: say so (a run saved with one still loads)."""
+        """A new training that sets a decoder key means something else: say so (a run saved with one still loads).
+        Nor may it name an encoder's source: only zoo finetune copies one, and sets init_from as it does; trained
+        from a fine-tuned head's config.json, the encoder would start random (and, frozen, stay so)."""
         unused = [k for k in DECODER_KEYS if getattr(config, k)]
         if unused:
             raise ConfigError(f"classifier: {', '.join(unused)} set, and a classifier has no decoder",
                               "Leave the decoder keys out.")
+        if config.init_from or config.init_digest:
+            raise ConfigError(f"init_from={config.init_from!r}: only zoo finetune copies a classifier's encoder from "
+                              "another run, and records it there itself; trained from a config that names it, the "
+                              "encoder would start random" + (" and stay so (freeze=all)" if config.freeze == "all"
+                                                               else ""),
+                              f"Fine-tune that run again: zoo finetune {config.init_from or 'SOURCE'} --out NEW "
+                              "(zoo.finetune in Python); or leave init_from and init_digest out to train a "
+                              "classifier from scratch.")
 
     @classmethod
     def transfer_from(cls, source, *, hidden=(60,), freeze="all", unfreeze_last=0, features="latent"):
-        """A classifier on the conv encoder of `source` (a run of any model built on zoo.plugins.conv):
-        its encoder's settings and weights, with a new head."""
-        encoder = getattr(source.model, "encoder", None)
-        if not source.can("encode") or not isinstance(encoder, nn.Sequential) or not isinstance(encoder[-1], nn.Linear):
-            why = ("its conv encoder takes an image only with its class, and a classifier must find the class" if
-                   source.can("sample_class") and isinstance(encoder, nn.Sequential) else "it has no conv encoder")
+        """A classifier on the layers that map an image of `source` (a run of a model built on zoo.plugins.conv)
+        to its code (its model's `code_net`): their settings and weights, with a new head. The copy records
+        where they came from (init_from, init_digest)."""
+        net = source.model.code_net()
+        if not source.can("encode") or net is None or not isinstance(net[-1], nn.Linear) \
+                or not any(isinstance(m, nn.Flatten) for m in net):
+            why = ("its conv encoder takes an image only with its class, and a classifier must find the class"
+                   if source.can("sample_class") and net is not None else
+                   "its encoder ends in the conv features, not in a code" if net is not None and source.can("encode")
+                   else "it has no conv encoder")
             raise CapabilityError(f"model '{source.name}' cannot be fine-tuned into a classifier: {why}",
                                   "finetune works from runs of models built on zoo.plugins.conv (convae, dae, vae, "
-                                  "iwae, vampprior, hvae, ...).")
-        own_keys = {f.name for f in fields(cls.Config)} - set(DECODER_KEYS)
-        values = {k: v for k, v in source.record["config"].items() if k in own_keys}
-        values.update(head=list(hidden), freeze=freeze, unfreeze_last=unfreeze_last, features=features,
-                      encoder_out=encoder[-1].out_features, init_from=source.source)
-        weights = {k: v for k, v in source.model.state_dict().items() if k.startswith("encoder.")}
+                                  "iwae, vampprior, hvae, a classifier with features=latent, ...).")
+        flat = next(i for i, m in enumerate(net) if isinstance(m, nn.Flatten))
+        widths = [m.out_features for m in net[flat:] if isinstance(m, nn.Linear)]  # the code net's linear layers
+        values = {k: v for k, v in source.record["config"].items() if k in ENCODER_KEYS}
+        values.update(hidden=widths[:-1], encoder_out=widths[-1], head=list(hidden), freeze=freeze,
+                      unfreeze_last=unfreeze_last, features=features)
+        weights = list(net.state_dict().items())  # in the order of its layers, as the classifier's encoder has them
+        where, digest = _location(source), source.file_digest
 
-        def copy_encoder(net: "Classifier") -> None:
-            own = {k: v for k, v in net.state_dict().items() if k.startswith("encoder.")}
-            missing = [k for k in own if k not in weights or weights[k].shape != own[k].shape]
-            if missing:
-                raise RunError(f"the encoder of {source.source} does not fit the classifier ({', '.join(missing[:3])})")
-            net.load_state_dict({k: weights[k] for k in own}, strict=False)
+        def copy_encoder(model: "Classifier") -> None:
+            if model.shape != source.model.shape:
+                raise RunError(f"{source.source} was trained on images of shape {_shape(source.model.shape)}, and "
+                               f"these are {_shape(model.shape)}",
+                               "Fine-tune on images of its shape: a folder:PATH data set is resized with --set "
+                               f"image_size={source.model.shape[1]}.")
+            own = [(k, v) for k, v in model.state_dict().items() if k.startswith("encoder.")]  # features=conv: a prefix
+            misfit = [k for (k, v), (_, w) in zip(own, weights) if v.shape != w.shape]
+            if len(own) > len(weights) or misfit:
+                raise RunError(f"the encoder of {source.source} does not fit the classifier "
+                               f"({', '.join(misfit[:3]) or 'another number of layers'})")
+            model.load_state_dict({k: w for (k, _), (_, w) in zip(own, weights)}, strict=False)
+            # Set by the copy, never by a config (check_data): model.config is what the run's config.json records.
+            model.config.init_from, model.config.init_digest = where, digest
 
         return values, copy_encoder
 
@@ -126,7 +156,7 @@ class Classifier(ZooModel):
         frozen, seen_trainable = [], False
         for m in self.encoder:
             seen_trainable = seen_trainable or any(m is t for t in trainable)
-            if not seen_trainable and any(True for _ in m.parameters()):
+            if not seen_trainable:  # dropout too: a frozen encoder computes fixed features
                 frozen.append(m)
         return frozen
 
@@ -149,7 +179,7 @@ class Classifier(ZooModel):
 
     def train(self, mode: bool = True):
         super().train(mode)
-        for m in self._frozen_modules():  # frozen batch norm keeps its statistics too
+        for m in self._frozen_modules():  # frozen batch norm keeps its statistics, frozen dropout drops nothing
             m.eval()
         return self
 
@@ -208,6 +238,16 @@ class Classifier(ZooModel):
         return report
 
 
+def _location(run) -> str:
+    """Where a run is found again: a folder by its absolute path (as data_dir is recorded; a relative one means
+    nothing from another working directory), a catalogued name or a hub location as it was named."""
+    return str(run.folder) if Path(run.source).absolute() == run.folder else run.source
+
+
+def _shape(shape) -> str:
+    return "×".join(str(s) for s in shape)
+
+
 def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float) -> None:
     k = len(classes)
     fig, ax = subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
@@ -224,7 +264,7 @@ def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float
     ax.set_yticklabels(classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix (test accuracy {accuracy:.2%})")
+    ax.set_title(f"confusion matrix (accuracy {accuracy:.2%} on {int(confusion.sum()):,} images)")
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     fig.tight_layout()
     save_png(fig, path)

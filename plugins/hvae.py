@@ -160,6 +160,11 @@ class HVAE(VAE):
         """q(z_L | x): the top layer's (μ, log σ²)."""
         return gaussian(self.top(self.features(x)))
 
+    def code_net(self) -> nn.Sequential:
+        """The code is the top layer's mean: the encoder alone ends in the features h(x), before their
+        activation and the top layer."""
+        return nn.Sequential(*self.encoder, self.act, self.top)
+
     def down(self, feats: torch.Tensor, z: torch.Tensor, sample: bool = True):
         """The top-down inference path from the top code z [..., B, d] (leading sample dimensions allowed),
         given the features h(x) [B, F]: the codes [z_L, ..., z_1], and per layer below the top (top down)

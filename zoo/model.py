@@ -325,6 +325,13 @@ class ZooModel(nn.Module):
         Only models that can be trained this way implement it."""
         raise NotImplementedError
 
+    def code_net(self) -> nn.Sequential | None:
+        """The layers that map an image to its code, as one nn.Sequential whose output begins with what
+        `encode` returns (a VAE's: the mean, then the log-variance): what `zoo finetune` copies under a
+        head. Default: the model's `encoder`, for models whose encoder ends in the code; None: none."""
+        net = getattr(self, "encoder", None)
+        return net if isinstance(net, nn.Sequential) else None
+
     def training_corruption(self):
         """The corruption (a `zoo.data.noise.NoiseModel`) this model learned to undo, or None for one
         trained on clean images: denoising and the noise sweep use it when no noise is named."""

@@ -8,9 +8,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from zoo import registry
-from zoo.errors import CapabilityError, ConfigError
+from zoo.console import check_log, to_stderr
+from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.model import ZooModel
 from zoo.runs.config import coerce
+from zoo.runs.info import how_ended
 from zoo.runs.loading import load
 from zoo.runs.run import Run
 from zoo.tasks.training import train
@@ -47,17 +49,50 @@ def finetune(source: str | Path | Run, *, hidden: int | str | list[int] | tuple[
     `hidden`: the head's hidden layer sizes, [128, 64] (or 60, or the CLI's text "128,64").
     freeze="all" keeps the encoder fixed (but its last `unfreeze_last` weight layers); "none" trains all.
     features="latent" reads the code (a VAE's mean); "conv" reads the flattened conv features.
-    `model`: which installed transfer model to train, when there is more than one."""
+    `model`: which installed transfer model to train, when there is more than one.
+    The other keywords are `zoo.train`'s (epochs=, lr=, overwrite=, data_dir=, ...); the keys the source's
+    encoder fixes (its layers, activation, code size) are refused: the copied weights need them as they were."""
+    given = {"freeze": freeze, "unfreeze_last": unfreeze_last, "features": features}
+    for name in (k for k, v in given.items() if v is None):  # None is no setting: never a silent "train it all"
+        raise ConfigError(f"{name}=None: give a value, or leave it out for its default")
     sizes = _layer_sizes(hidden)
     cls = _pick(model)
+    check_log(overrides.get("log", to_stderr))
     src = load(source, device=None if isinstance(source, Run) else "cpu")  # a caller's Run stays where it is
+    changed = src.weights_changed()
+    if changed:  # the new run would record the file's weights as its encoder's source
+        raise RunError(f"{changed}: the fine-tuned run would record {src.source} as its encoder's source",
+                       "zoo.load the run again for the weights in its file, or train and save the changed model first.")
+    if out is not None and Path(out).resolve() == src.folder.resolve():
+        raise ConfigError(f"out={out} is the run it fine-tunes: its encoder run would be replaced by the head",
+                          "Choose another --out (out=) for the head.")
     values, init = cls.transfer_from(src, hidden=sizes, freeze=freeze, unfreeze_last=unfreeze_last,
                                      features=features)
+    for key in sorted(set(values) & set(overrides)):
+        if key in src.record["config"]:
+            raise ConfigError(f"{key}={overrides[key]!r:.40} (--set {key}): '{key}' comes from the source run "
+                              f"{src.source} ({key}={values[key]!r}), whose encoder the head reads",
+                              f"Leave {key} out: the copied weights compute the source's code only in the network "
+                              "they were trained in.")
+        raise ConfigError(f"{key}={overrides[key]!r:.40} (--set {key}): zoo finetune sets '{key}' itself "
+                          f"({key}={values[key]!r})",
+                          "Use its options (zoo finetune --help: --hidden, --freeze, --unfreeze-last, --features).")
+    _say_unfinished(src, overrides.get("log", to_stderr))
     src_train = src.record["train"]
     dataset = dataset or src_train["dataset"]
     if dataset == src_train["dataset"] and src_train.get("data_dir") and "data_dir" not in overrides:
         overrides["data_dir"] = src_train["data_dir"]
-    return train(cls.name, dataset=dataset, out=out, init=init, **{**values, **overrides})
+    return train(cls.name, dataset=dataset, out=out, init=init, **values, **overrides)
+
+
+def _say_unfinished(src: Run, log) -> None:
+    """A source still training, or stopped, holds the weights of one of its epochs: the head reads those."""
+    history = src.training_history()
+    ended = how_ended(src.folder, history, src.record["train"].get("epochs"))
+    if ended in ("training", "interrupted"):
+        log(f"note: {src.source} is {'being trained now' if ended == 'training' else 'an interrupted training'} "
+            f"({len(history)} of {src.record['train'].get('epochs')} epochs): the head reads the weights it holds "
+            "now")
 
 
 def _layer_sizes(hidden) -> list[int]:
