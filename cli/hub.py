@@ -113,7 +113,8 @@ def show_pretrained(name: str, as_json: bool = False) -> None:
                + (f" - {data['description']}" if data["description"] else ""))
     where = {"bundled": f"bundled with zoo ({data['bundled']})", "local": f"{data['bundled']}",
              "cached": f"in the cache ({data['cached']})", "hub": f"on the hub, not fetched yet (`zoo pull {name}`)",
-             "missing": "missing: neither in the folder its entry names nor on a hub"}[data["available"]]
+             "missing": f"missing: not in {data['bundled'] or 'a folder'} (its entry's path), nor on a hub"
+             }[data["available"]]
     click.echo(f"where: {where}")
     if data["available"] != "bundled":
         click.echo(f"catalogued in: {data['catalogue']}")

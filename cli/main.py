@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import (DEVICE_HELP, Count, IN_FILE, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli,
+from zoo.cli.app import (DEVICE_HELP, Count, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli,
                          config_overrides, echo_json, stop_like_ctrl_c)
 
 @cli.command("list")
@@ -141,7 +141,7 @@ def _names_a_run(text: str) -> bool:
 @click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
 @click.option("--preset", "-p", type=TEXT, 
               help="A catalogued preset (`zoo info MODEL` lists them; `zoo info NAME` shows one).")
-@click.option("--config", "-c", "config_file", type=IN_FILE,
+@click.option("--config", "-c", "config_file", type=IN_PATH,  # a run folder: its config.json is named
               help="A TOML file of config keys, or a run's config.json (its model and config again).")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
 @click.option("--out", "-o", type=OUT_FOLDER, help="Run folder (default runs/MODEL-DATA-TIME).")

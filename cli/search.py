@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import DEVICE_HELP, IN_FILE, IN_FOLDER, OUT_FOLDER, SEED, TEXT, Count, cli
+from zoo.cli.app import DEVICE_HELP, IN_FOLDER, IN_PATH, OUT_FOLDER, SEED, TEXT, Count, cli
 
 
 def _fmt(v) -> str:
@@ -156,7 +156,7 @@ def search_worker(label):
 @click.option("--compare-holdout", is_flag=True, help="Also train on the plain validation split, beside the folds.")
 @click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
 @click.option("--preset", "-p", type=TEXT, help="A catalogued preset (`zoo info MODEL` lists them).")
-@click.option("--config", "-c", "config_file", type=IN_FILE,
+@click.option("--config", "-c", "config_file", type=IN_PATH,  # a run folder: its config.json is named
               help="A TOML file of config keys, or a run's config.json (its model and config again).")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
 @click.option("--epochs", type=int)

@@ -26,7 +26,8 @@ DECODER_KEYS = ("dropout_decoder", "decoder_channels", "decoder_kernel", "decode
                 "decoder_hidden")
 # The conv net's keys that build the encoder: a fine-tuned classifier's are its source's (zoo finetune refuses a
 # --set of one: the copied weights compute the source's code only in the network they were trained in).
-ENCODER_KEYS = tuple(f.name for f in fields(ConvNetConfig) if f.name not in DECODER_KEYS)
+# weight_init is not one: it starts the head, the encoder's weights are copied over whatever it starts from.
+ENCODER_KEYS = tuple(f.name for f in fields(ConvNetConfig) if f.name not in (*DECODER_KEYS, "weight_init"))
 
 
 @dataclass

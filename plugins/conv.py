@@ -142,15 +142,16 @@ def build_pixel_head(image_channels: int, width: int, layers: int, cfg) -> nn.Se
     return head
 
 
-def _per_layer(values: list[int], n: int, key: str) -> list[int]:
+def _per_layer(values: list[int], n: int, key: str, counted_by: str = "channels") -> list[int]:
+    """One value per layer, from one for all or one each: `n` layers, as `counted_by` gives them."""
     if len(values) == 1:
         return values * n
     if len(values) != n:
-        layers = f"{n} conv layer{'s' * (n != 1)}"
-        raise ConfigError(f"{key}={values} has {len(values)} values, and channels gives {layers}",
-                          f"kernel, stride and padding take one value for all layers or one per layer: set {key} "
-                          f"to one (--set {key}={values[0]})" + (f" or to {n}" if n > 1 else "") +
-                          " beside channels (zoo info MODEL shows their defaults).")
+        layers = f"{n} {'transposed ' if key.startswith('decoder_') else ''}conv layer{'s' * (n != 1)}"
+        raise ConfigError(f"{key}={values} has {len(values)} values, and {counted_by} gives {layers}",
+                          f"Its values are one for all layers or one per layer: set {key} to one (--set "
+                          f"{key}={values[0]})" + (f" or to {n}" if n > 1 else "") + f" beside {counted_by} "
+                          "(zoo info MODEL shows their defaults).")
     return list(values)
 
 
@@ -262,9 +263,10 @@ def build_decoder(cfg: ConvNetConfig, geometry: dict, in_features: int) -> nn.Se
     explicit = any((cfg.decoder_channels, cfg.decoder_kernel, cfg.decoder_stride, cfg.decoder_padding))
     if explicit:
         n = len(cfg.decoder_kernel) or len(cfg.decoder_channels) + 1
-        ks = _per_layer(cfg.decoder_kernel or geometry["kernel"][-1:], n, "decoder_kernel")
-        ss = _per_layer(cfg.decoder_stride or [1], n, "decoder_stride")
-        ps = _per_layer(cfg.decoder_padding or [0], n, "decoder_padding")
+        by = "decoder_kernel" if cfg.decoder_kernel else "decoder_channels (one layer more than its values)"
+        ks = _per_layer(cfg.decoder_kernel or geometry["kernel"][-1:], n, "decoder_kernel", by)
+        ss = _per_layer(cfg.decoder_stride or [1], n, "decoder_stride", by)
+        ps = _per_layer(cfg.decoder_padding or [0], n, "decoder_padding", by)
         outs = list(cfg.decoder_channels) + [chans[0]]
         if len(outs) != n:
             raise ConfigError(f"decoder_channels needs {n - 1} values for {n} transposed conv layers")

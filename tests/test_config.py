@@ -210,6 +210,7 @@ def test_a_runs_config_json_as_config_trains_the_same_model_and_config_again(tmp
                        "is not a run's config.json (model, config and train)")
     with pytest.raises(ConfigError, match="or a run's config.json: .*config.json"):
         zoo.train(config=digits_run, dataset="digits")
+    assert_clean_error(invoke("cv", "--config", digits_run), "is not a file", f"{digits_run / 'config.json'}")
 
 
 def test_dict_config_with_tables_is_read_like_a_toml_file(tmp_path):

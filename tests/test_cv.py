@@ -254,7 +254,7 @@ def test_an_interrupted_cross_validation_says_the_fold_and_keeps_the_folds_finis
                     "--out", tmp_path / "o")
     assert result.exit_code == 130 and "Traceback" not in result.output
     assert ("cross-validation interrupted in fold 2/2 (interrupted during epoch 1); fold 1 is kept in "
-            f"{tmp_path / 'o'}: the same command goes on from them") in result.output
+            f"{tmp_path / 'o'}: the same command goes on from it") in result.output
     assert [r["fold"] for r in json.loads((tmp_path / "o" / "folds.json").read_text())["per_fold"]] == ["1"]
     assert not (tmp_path / "o" / "cv.json").exists()
 
@@ -349,10 +349,31 @@ def test_the_folds_of_a_stopped_cross_validation_of_another_configuration_are_re
     out, settings = tmp_path / "o", dict(folds_k=2, dataset="digits")
     with pytest.raises(Interrupted):
         cv.cross_validate("convae", **settings, overrides={**TINY, "epochs": 1}, out=out, log=stop_after_fold_1)
+    assert "it is the folder of a stopped zoo cv" in assert_clean_error(invoke("info", out), "not a zoo run")
     with pytest.raises(ConfigError, match="holds the folds of a stopped cross-validation of another configuration"):
         cv.cross_validate("convae", **settings, overrides={**TINY, "epochs": 1, "lr": 0.01}, out=out)
-    assert cv.cross_validate("convae", **settings, overrides={**TINY, "epochs": 1, "lr": 0.01}, out=out,
-                             overwrite=True)["folds"] == 2
+    said = []
+    again = cv.cross_validate("convae", **settings, overrides={**TINY, "epochs": 1, "lr": 0.01}, out=out,
+                              overwrite=True, log=said.append)
+    assert again["train"]["lr"] == 0.01 and not any("kept from" in line for line in said)  # both folds trained anew
+
+
+@pytest.mark.parametrize("damage", [
+    "not json", '{"what": {}, "per_fold": [{"fold": "1"}]}',
+    '{"what": {}, "per_fold": [{"fold": "1", "value": "x", "test": null, "curve": []}]}'])
+def test_damaged_kept_folds_are_refused_in_one_message_and_dropped_with_overwrite(tmp_path, damage):
+    """A folds.json row without a value ended in a KeyError traceback; one that was no JSON spoke of a run folder."""
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "folds.json").write_text(damage)
+    settings = dict(folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1}, out=out)
+    with pytest.raises(ConfigError, match="that is damaged, or not one zoo cv wrote") as refused:
+        cv.cross_validate("convae", **settings)
+    assert "run folder" not in refused.value.hint
+    assert len(cv.cross_validate("convae", **settings, overwrite=True)["per_fold"]) == 2
+    (out / "cv.json").write_text("not json")
+    said = assert_clean_error(invoke("info", out), "is not the results of a zoo cv (or is damaged)")
+    assert "run folder" not in said
 
 
 # ------------------------------------------------------------------------------------------ the figures

@@ -120,6 +120,8 @@ def test_too_small_image_for_the_default_stack_is_a_config_error():
     ({"channels": []}, ["at least one conv layer"]),
     ({"kernel": [3, 3]}, ["kernel=[3, 3] has 2 values, and channels gives 3 conv layers", "--set kernel=3) or to 3"]),
     ({"padding": [1, 1]}, ["padding=[1, 1] has 2 values, and channels gives 3 conv layers"]),
+    ({"decoder_kernel": [3, 3], "decoder_stride": [2, 2, 2]},  # it named channels, which has 3 layers
+     ["decoder_stride=[2, 2, 2] has 3 values, and decoder_kernel gives 2 transposed conv layers"]),
     ({"decoder_kernel": [3, 3, 5], "decoder_channels": [8]}, ["decoder_channels needs 2 values"]),
     ({"decoder_kernel": [3], "decoder_stride": [1]}, ["decoder layer 1", "cannot reach 28×28"]),
     ({"loss": "bce", "sigmoid_output": False}, ["loss 'bce' needs sigmoid_output"]),

@@ -44,6 +44,13 @@ def test_finetune_refuses_a_set_of_a_key_the_sources_encoder_fixes(digits_run, a
     assert "Leave" in out and not Path("head").exists()
 
 
+def test_finetune_takes_the_heads_own_weight_init(digits_run):
+    """weight_init starts the head (the encoder's weights are copied over it): it was refused as the encoder's."""
+    assert_ok(invoke("finetune", str(digits_run), "--epochs", "1", "--set", "weight_init=he", "--out", "head",
+                     "--no-progress"))
+    assert json.loads(Path("head/config.json").read_text())["config"]["weight_init"] == "he"
+
+
 def test_finetune_refuses_a_set_of_the_head_that_its_options_set(digits_run):
     assert_clean_error(invoke("finetune", str(digits_run), "--epochs", "1", "--hidden", "12", "--set", "head=5",
                               "--out", "head", "--no-progress"), "zoo finetune sets 'head' itself", "--hidden")

@@ -79,6 +79,32 @@ def test_a_mistake_in_a_users_catalogue_is_one_message_naming_the_file_and_the_e
         assert str(path) in said and "take it out of $ZOO_CATALOG" in said, said
 
 
+def test_a_relative_catalogue_stays_the_one_first_found_after_a_change_of_working_directory(
+        my_catalogue, tmp_path, monkeypatch):
+    my_catalogue(MY_PRESET)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_CATALOG", "my-catalogue.toml")
+    assert "my-ae" in registry.presets()
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")  # zoo.load(...) worked, then failed after an os.chdir
+    assert "my-ae" in registry.presets()
+
+
+def test_weights_trained_on_a_folder_are_catalogued_by_the_folders_name(digits_run, tmp_path, monkeypatch):
+    """config.json records folder:/home/alice/pics, which a shared catalogue cannot repeat."""
+    run = shutil.copytree(digits_run, tmp_path / "run")
+    config = json.loads((run / "config.json").read_text())
+    config["data"]["name"] = config["train"]["dataset"] = "folder:/somewhere/alice/pics"
+    (run / "config.json").write_text(json.dumps(config))
+    path = tmp_path / "c.toml"
+    path.write_text(f'[weights.pics]\nmodel = "convae"\ndataset = "folder:pics"\npath = "{run}"\n'
+                    f'[weights.other]\nmodel = "convae"\ndataset = "folder:other"\npath = "{run}"\n')
+    monkeypatch.setenv("ZOO_CATALOG", str(path))
+    assert zoo.load("pics").folder == run
+    with pytest.raises(zoo.errors.RunError, match="with dataset 'folder:other', but its config.json says"):
+        zoo.load("other")
+
+
 def test_a_catalogue_file_that_is_not_there_is_said(tmp_path, monkeypatch):
     monkeypatch.setenv("ZOO_CATALOG", f"{tmp_path / 'typo.toml'}")
     assert_clean_error(invoke("list", "--pretrained"), f"{tmp_path / 'typo.toml'} (in $ZOO_CATALOG) cannot be read")
@@ -150,6 +176,12 @@ def test_a_plugin_ships_its_presets_and_a_plugin_model_named_like_catalogued_wei
     assert "gan-mnist" not in [m["name"] for m in listing["models"]]  # zoo.load('gan-mnist') is the bundled GAN
     errors = " ".join(f["error"] for f in listing["failed"] if f["package"] == "clashplug")
     assert "named like pretrained weights" in errors and "'vae-mnist' is catalogued twice" in errors
+
+    one = write_plugin(tmp_path / "site3", "oneplug", "oneplug", CATPLUG.format(model="oneae").replace(
+        'return [Path(__file__).with_name("catalog.toml")]', 'return str(Path(__file__).with_name("catalog.toml"))'))
+    listing = json.loads(run_zoo("list", "--json", env=with_pythonpath(one)).stdout)
+    said = [f["error"] for f in listing["failed"] if f["package"] == "oneplug"]
+    assert len(said) == 1 and "not a list" in said[0]  # one failure, not one for each letter of the path
 
 
 def test_zoos_own_catalogue_passes_the_checks_a_users_file_gets():

@@ -175,5 +175,5 @@ def merge(files: list[CatalogFile], models: set[str]) -> Catalog:
                 later = where[("weights", name)]
                 raise ConfigError(f"two weights are the default of model '{entry['model']}': '{other}' (in "
                                   f"{where[('weights', other)].said()}) and '{name}' (in {later.said()})",
-                                  f"Mark one of them `default = true`. {later.fix()}")
+                                  f"Keep `default = true` on one of them only. {later.fix()}")
     return Catalog(found["presets"], found["weights"], where)

@@ -43,8 +43,15 @@ def check_hf_timeouts() -> None:
                               "Set it to one (the default is 10), or unset it.")
 
 
+_catalogs: dict[str, list[Path]] = {}  # each $ZOO_CATALOG value's files, as found when it was first read
+
+
 def catalog_paths() -> list[Path]:
     """The catalogue files the user names in $ZOO_CATALOG (separated by os.pathsep, as in PATH; `~` expanded),
-    read after zoo's own registry.toml and the plugins' (zoo.catalog)."""
-    parts = os.environ.get("ZOO_CATALOG", "").split(os.pathsep)
-    return [Path(part.strip()).expanduser().absolute() for part in parts if part.strip()]
+    read after zoo's own registry.toml and the plugins' (zoo.catalog). A relative one is of the working directory
+    where the value was first read: an os.chdir later does not move it."""
+    value = os.environ.get("ZOO_CATALOG", "")
+    if value not in _catalogs:
+        parts = [part.strip() for part in value.split(os.pathsep)]
+        _catalogs[value] = [Path(part).expanduser().absolute() for part in parts if part]
+    return list(_catalogs[value])

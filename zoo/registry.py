@@ -236,7 +236,10 @@ def _collect_catalogs(reg: Registry, origin: dict, provided: Counter) -> None:
 def _call(impl, reg: Registry, ep_name: str, package: str) -> list:
     """Call one plugin's hook implementation; a failure is recorded against the plugin, not raised."""
     try:
-        return list(impl.function())
+        returned = impl.function()
+        if isinstance(returned, (str, bytes, Path)):  # one path for a list of them: not taken letter by letter
+            raise TypeError(f"the hook returned {returned!r:.60}, not a list")
+        return list(returned)
     except Exception as e:
         reg.failures.append(PluginFailure(ep_name, package, f"{type(e).__name__}: {e}"))
         return []

@@ -49,6 +49,9 @@ def _what_it_is(folder: Path) -> str:
     if (folder / "cv.json").is_file():
         return (": it is a zoo cv folder (folds are scored, not kept as runs; "
                 f"`zoo info {shlex.quote(str(folder))}` shows its results)")
+    if (folder / "folds.json").is_file():
+        return (": it is the folder of a stopped zoo cv (folds.json holds the folds it finished; the same zoo cv "
+                "command goes on from them)")
     return ""
 
 
@@ -103,10 +106,18 @@ def _check_catalogued(name: str, run: dict[str, Any]) -> None:
         return
     trained_on = run["data"].get("name", run["train"].get("dataset"))
     for field, said, actual in (("model", entry["model"], run["model"]), ("dataset", entry["dataset"], trained_on)):
-        if said != actual:
+        if said != actual and not _same_folder_set(said, actual):
             file = registry.catalog_file("weights", name)
             raise RunError(f"{file.said()} catalogues '{name}' with {field} '{said}', but its config.json says "
                            f"'{actual}'", f"The entry is wrong, not the weights. {file.fix()}")
+
+
+def _same_folder_set(said: str, recorded: str) -> bool:
+    """A catalogue's `folder:pics` for a run that recorded `folder:/home/alice/pics`: a folder of images is
+    named by where it was, which a shared catalogue (or images moved since) cannot repeat; its name must agree."""
+    prefix = "folder:"
+    return said.startswith(prefix) and recorded.startswith(prefix) and \
+        Path(said[len(prefix):]).name == Path(recorded[len(prefix):]).name
 
 
 def installed_entry(run: dict[str, Any], run_dir: Path):

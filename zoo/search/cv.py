@@ -213,7 +213,7 @@ def _kept(done: int, out: Path | None) -> str:
     if not done:
         return "no fold had finished: the same command starts again"
     return f"fold{'s 1-' if done > 1 else ' '}{done} {'are' if done > 1 else 'is'} kept in {out}: the same command " \
-           "goes on from them"
+           f"goes on from {'them' if done > 1 else 'it'}"
 
 
 def _cross_validate(cls, model: str, model_cfg, train_cfg, folds_k: int, compare_holdout: bool, metric: str | None,

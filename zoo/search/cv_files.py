@@ -81,14 +81,27 @@ def kept_folds(out: Path | None, what: dict[str, Any], overwrite: bool) -> list[
     path = out / FOLDS if out is not None else None
     if path is None or not path.is_file():
         return []
-    kept = ckpt.read_json(path)
-    if isinstance(kept, dict) and _same(kept.get("what"), what) and isinstance(kept.get("per_fold"), list):
-        return kept["per_fold"]
+    try:
+        kept = ckpt.read_json(path)
+    except RunError:  # not JSON: damaged
+        kept = None
+    rows = kept.get("per_fold") if isinstance(kept, dict) else None
+    whole = isinstance(rows, list) and all(fold_row(r) for r in rows)
+    if whole and _same(kept.get("what"), what):
+        return rows
     if overwrite:
         return []
-    raise ConfigError(f"--out {out} holds the folds of a stopped cross-validation of another configuration or data "
-                      f"({FOLDS})", "Run that one again to finish it, choose another --out, or drop its folds with "
-                                    "--overwrite (overwrite=True in Python).")
+    said = "of another configuration or data" if whole else "that is damaged, or not one zoo cv wrote"
+    raise ConfigError(f"--out {out} holds the folds of a stopped cross-validation {said} ({FOLDS})",
+                      ("Run that one again to finish it, choose" if whole else "Choose") + " another --out, or drop "
+                      "its folds with --overwrite (overwrite=True in Python).")
+
+
+def fold_row(row: Any) -> bool:
+    """Whether a fold's row holds what is read of it: its name, its score, its test figures and its curve."""
+    return (isinstance(row, dict) and isinstance(row.get("fold"), str) and isinstance(row.get("value"), (int, float))
+            and not isinstance(row.get("value"), bool) and isinstance(row.get("test"), (dict, type(None)))
+            and isinstance(row.get("curve"), list) and all(isinstance(c, dict) for c in row["curve"]))
 
 
 def keep_folds(out: Path | None, what: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -109,11 +122,14 @@ def read_cv(folder: str | Path) -> dict[str, Any]:
     """The results a cross-validation wrote into `folder` (its cv.json), checked for what is shown of them
     (`zoo info FOLDER`); a RunError says a file that is not one zoo cv wrote."""
     path = Path(folder) / "cv.json"
-    result = ckpt.read_json(path)
+    try:
+        result = ckpt.read_json(path)
+    except RunError:  # not JSON: its hint would speak of a run folder
+        result = None
     rows = result.get("per_fold") if isinstance(result, dict) else None
     fields = {"model": str, "dataset": str, "metric": str, "folds": int, "mean": (int, float), "std": (int, float)}
     if not (isinstance(rows, list) and rows and all(isinstance(result.get(k), t) for k, t in fields.items())
-            and all(isinstance(r, dict) and isinstance(r.get("value"), (int, float)) for r in rows)):
+            and all(fold_row(r) for r in rows)):
         raise RunError(f"{path} is not the results of a zoo cv (or is damaged)",
                        "Run the cross-validation again (zoo cv ... --out FOLDER --overwrite).")
     return result
