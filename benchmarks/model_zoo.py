@@ -68,8 +68,20 @@ def settings(row_set: dict, sets: list[str]) -> dict:
         key, eq, value = item.partition("=")
         if not eq or not key:
             sys.exit(f"--set {item!r}: give KEY=VALUE, e.g. --set device=cuda")
+        if key in ("preset", "dataset", "epochs", "out", "resume"):  # the script's own: given once, its way
+            sys.exit(f"--set {item!r}: {key} is the row's protocol or the script's option, not a setting beside it"
+                     + (" (give --epochs N)" if key == "epochs" else " (give --out RUN)" if key == "out" else ""))
         out[key] = value
     return out
+
+
+def differences(row: dict, run: Path) -> list[str]:
+    """What a run given with --run was trained with otherwise than the row's protocol (data set, preset values,
+    the row's settings): its figure is then no figure of the row, and the table line says so."""
+    record = json.loads((run / "config.json").read_text())
+    trained = {**record.get("config", {}), **record.get("train", {})}
+    wanted = {"dataset": COMMON["dataset"], **settings(row["set"], [])}
+    return [f"{k}={trained.get(k)!r}" for k, v in wanted.items() if str(trained.get(k)).lower() != str(v).lower()]
 
 
 def saved_model(run: Path) -> str | None:
@@ -137,26 +149,35 @@ def main() -> None:
         trained = saved_model(run)
         if trained not in (None, row["model"]):
             ap.error(f"{run} holds a {trained} run, not the row {args.row}'s {row['model']}: name its row")
+    stages = [epochs] if args.epochs else list(row.get("stages", (epochs,)))  # the table's restarts, in order
+    if row.get("gpu") and args.run is None and "device=cuda" not in args.set:
+        print(f"note: the table's {args.row} figure was trained on a GPU (--set device=cuda --set cuda_graph=true); "
+              "on a CPU its epochs take hours to days (docs/model-zoo.md gives the times)", file=sys.stderr)
     try:
         if args.resume:
             zoo.train(resume=run, progress=False, **({"epochs": args.epochs} if args.epochs else {}))
         elif args.run is None:
-            zoo.train(row["model"], preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=epochs, out=run,
+            zoo.train(row["model"], preset=COMMON["preset"], dataset=COMMON["dataset"], epochs=stages[0], out=run,
                       progress=False, **settings(row["set"], args.set))
+            for more in stages[1:]:  # each a --resume with more epochs, restarting the cosine schedule
+                zoo.train(resume=run, epochs=more, progress=False)
     except ZooError as e:
         sys.exit(f"{e}")
+    other = differences(row, run) if args.run else []
     history = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     train_s = sum(r.get("seconds", 0.0) for r in history)
     start = time.perf_counter()
     result = zoo.evaluate(str(run), options={"iwae_k": args.k}, limit=args.limit, progress=False)
     eval_s = time.perf_counter() - start
     nll = result["metrics"][f"nll_iwae_k{args.k}_nats"]
-    images = args.limit or 10_000
+    images = result["images"]
     figures = {"row": args.row, "nll_nats": round(nll, 2), "k": args.k, "test_images": images,
-               "epochs": len(history), "train_s": round(train_s), "eval_s": round(eval_s), "run": str(run)}
+               "epochs": len(history), "train_s": round(train_s), "eval_s": round(eval_s), "run": str(run),
+               **({"not_the_rows_protocol": other} if other else {})}
     print(json.dumps(figures))
-    print(f"| {args.row} | **{nll:.2f}** (K = {args.k:,}, {images:,} test images) | {row['paper']} | {row['pythae']} | "
-          f"{len(history)} | {train_s / 60:.0f} min | {train_line(row, history, str(run))} |")
+    how = f"{run} (not the row's protocol: {', '.join(other)})" if other else train_line(row, history, str(run))
+    print(f"| {args.row} | **{nll:.2f}** (K = {args.k:,}, {images:,} {result['dataset']} test images) | "
+          f"{row['paper']} | {row['pythae']} | {len(history)} | {train_s / 60:.0f} min | {how} |")
 
 
 if __name__ == "__main__":
