@@ -216,8 +216,10 @@ def test_run_nll_of_ones_own_images_is_the_evaluations_bound_and_refuses_what_it
     assert e.value.hint.startswith("Write k=")
     assert nll.shape == (100,) and float(nll.mean()) == pytest.approx(measured["nll_iwae_k200_nats"], abs=0.5)
     grey = zoo.load_dataset("digits").split("test")[0][:4]
-    with pytest.raises(ConfigError, match="trained on binarised pixels, and these images hold grey levels"):
+    with pytest.raises(ConfigError, match="trained on binarised pixels, and these images hold grey levels") as e:
         run.nll(grey)
+    assert "x.float() / 255" in e.value.hint  # uint8, as run.data gives them: the hint's recipe then holds
+    assert run.nll(torch.bernoulli(grey.float() / 255), k=5).shape == (4,)
     with pytest.raises(ConfigError, match="importance samples"):
         run.nll(x, k=0)
     with pytest.raises(zoo.errors.CapabilityError, match="has no likelihood"):

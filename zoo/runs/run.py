@@ -237,10 +237,11 @@ class Run:
                                   "The VAE family has one: vae, iwae, vampprior, hvae, cvae (zoo list).")
         x = self.images(x)
         if self.record.get("train", {}).get("binarize", "none") != "none" and not bool(((x == 0) | (x == 1)).all()):
-            raise ConfigError(f"model '{self.name}' was trained on binarised pixels, and these images hold grey "
-                              "levels: a Bernoulli likelihood of them is the probability of no image",
-                              "Binarise them first: torch.bernoulli(x) (as the data set's dynamic binarisation "
-                              "draws them) or (x > 0.5).float().")
+            raise ConfigError(f"{self.source} ({self.name}) was trained on binarised pixels, and these images hold "
+                              "grey levels: a Bernoulli likelihood of them is the probability of no image",
+                              "Binarise them first, as levels in [0, 1] (uint8 images, as run.data gives a grey "
+                              "set's: x.float() / 255): torch.bernoulli(x), as the data set's dynamic binarisation "
+                              "draws them, or (x > 0.5).float().")
         if self.can("sample_class") != (labels is not None):
             raise ConfigError(f"model '{self.name}' is conditional: its −log p(x|y) needs the images' labels "
                               "(labels=)" if labels is None else f"labels=: model '{self.name}' is not conditional")
