@@ -378,7 +378,8 @@ def reconstruct(run, n, out, split, data_dir, device):
 @click.option("--n", default=16, show_default=True, type=Count(1, 1024),
               help="How many images the picture shows (with --input, every image is denoised and written).")
 @click.option("--out", "-o", type=OUT_FILE,
-              help="PNG to write (default RUN/denoised.png; with --input DIR, RUN/denoised-DIR.png); with --input, "
+              help="PNG to write (default RUN/denoised.png; with --input DIR, RUN/denoised-DIR.png, or "
+                   "RUN/denoised-DIR-DIGEST.png where that holds another folder's outputs); with --input, "
                    "each denoised image goes beside it, under its input's name, into NAME_files/ for NAME.png "
                    "(RUN/denoised-DIR_files/).")
 @click.option("--input", "input_path", type=IN_PATH,

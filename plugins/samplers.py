@@ -10,6 +10,7 @@ import torch
 
 from zoo import hookimpl
 from zoo.analysis.latent_samplers import LatentSampler, check_state
+from zoo.errors import ConfigError
 
 JITTER = 1e-6  # added to covariance diagonals (relative to their mean variance) so Cholesky never fails
 
@@ -64,21 +65,38 @@ class GaussianMixture(LatentSampler):
     components = 10
 
     def _fit(self, codes, seed):
+        import warnings
+
+        from sklearn.exceptions import ConvergenceWarning
         from sklearn.mixture import GaussianMixture as SkGMM
 
-        k = max(1, min(self.components, codes.shape[0] // 2))
-        gmm = SkGMM(n_components=k, covariance_type="full", reg_covar=1e-6, max_iter=200, n_init=1,
-                    random_state=seed).fit(codes.numpy())
+        n, d = codes.shape
+        # a component needs two codes at least, and two distinct ones (k-means starts EM, and warns of fewer
+        # distinct points than clusters)
+        k = max(1, min(self.components, n // 2, len(torch.unique(codes, dim=0)) // 2))
+        if n < k * d:  # fewer codes a component than dimensions: no covariance to estimate, and EM on k d×d
+            # covariances runs for long in much memory (10 of 4096-D: 1.3 GB each step)
+            raise ConfigError(f"the gmm sampler fits {k} full {d}×{d} covariances to {n:,} training codes: about "
+                              f"{n // k:,} a component, fewer than its {d} dimensions, which no covariance can be "
+                              "estimated from", "Use --sampler gaussian (one covariance) or standard-normal, or a "
+                              "model with a smaller latent_dim (or more training images).")
+        with warnings.catch_warnings(record=True) as caught:  # EM's own doubts: said as a zoo warning
+            warnings.simplefilter("always", ConvergenceWarning)
+            gmm = SkGMM(n_components=k, covariance_type="full", reg_covar=1e-6, max_iter=200, n_init=1,
+                        random_state=seed).fit(codes.numpy())
+        self.doubts = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
         self.weights = torch.from_numpy(gmm.weights_).to(torch.float64)
         self.means = torch.from_numpy(gmm.means_).to(torch.float64)
         self.chol = _cholesky(torch.from_numpy(gmm.covariances_).to(torch.float64))
 
     def fit_warning(self) -> str:
         k = int(self.weights.shape[0])
-        if k >= self.components:
-            return ""
-        return (f"the gmm sampler has {k} component{'s' * (k != 1)}, not {self.components}: it was fitted on fewer "
-                f"than {2 * self.components} training codes, and a component needs two at least")
+        said = [f"the gmm sampler's fit (scikit-learn): {doubt}" for doubt in getattr(self, "doubts", [])]
+        if k < self.components:
+            said.insert(0, f"the gmm sampler has {k} component{'s' * (k != 1)}, not {self.components}: it was "
+                           f"fitted on fewer than {2 * self.components} training codes (or distinct ones), and a "
+                           "component needs two at least")
+        return "; ".join(said)
 
     def sample(self, n, generator=None):
         device = self._device(generator)

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.analysis.checks import as_python
 from zoo.analysis.latent_samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
 from zoo.analysis.plots import save_png, subplots
 from zoo.console import to_stderr
@@ -54,9 +55,11 @@ class InterpolationResult:
     codes_note: str = ""          # what the codes are, where not the whole latent (ZooModel.codes_note)
 
 
-def _endpoint(spec: str | int, net, data, x, y, class_codes) -> Endpoint:
+def _endpoint(spec, net, data, x, y, class_codes) -> Endpoint:
+    """A class (index or name; an int, a str, or an integer tensor or numpy value) or a test image `#INDEX`."""
+    spec = as_python(spec)  # torch.tensor(1): 1, said as 1
     text = str(spec).strip()
-    if text.startswith("#"):
+    if isinstance(spec, str) and text.startswith("#"):
         raw = text[1:].strip()
         if not raw.isdigit() or len(raw) > 18:
             raise ConfigError(f"'{text[:40]}': a test image is written #INDEX, e.g. #123")
@@ -69,7 +72,7 @@ def _endpoint(spec: str | int, net, data, x, y, class_codes) -> Endpoint:
         lab = int(y[i])
         name = class_name(data.classes, lab)
         return Endpoint(text, "image", i, f"test #{i}\n({name})", z, x[i].float().cpu() / 255.0)
-    index = resolve_class(text, data.classes)
+    index = resolve_class(spec, data.classes)
     mean, _ = class_stats(*class_codes(), index)
     return Endpoint(text, "class", index, f"mean of\n'{data.classes[index]}'", mean)
 
@@ -96,7 +99,7 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
     a = _endpoint(start, net, data, x, y, class_codes)
     b = _endpoint(end, net, data, x, y, class_codes)
     if torch.equal(a.z, b.z):  # the same class, image or code twice: a line of one point
-        to_stderr(f"note: {start} and {end} have the same code: every step decodes the same image")
+        to_stderr(f"note: {a.spec} and {b.spec} have the same code: every step decodes the same image")
     t = torch.linspace(0.0, 1.0, steps)
     latents = (1 - t).unsqueeze(1) * a.z.unsqueeze(0) + t.unsqueeze(1) * b.z.unsqueeze(0)
     latents[0], latents[-1] = a.z, b.z                              # exactly the endpoints
@@ -109,20 +112,29 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
     return InterpolationResult(path, a, b, t, latents, images, net.model.codes_note)
 
 
+PER_LINE = 20  # panels a line of the picture holds
+
+
 def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: torch.Tensor, title: str,
                            path: Path) -> Path:
+    """The panels (the input images, if any, at either end) in lines of at most PER_LINE, each 1.25 inches wide
+    with its caption under it: a single line of 200 panels shrank each to a few pixels, captions overprinted."""
     panels: list[tuple[str, torch.Tensor, str]] = []
     if a.image is not None:
         panels.append(("input", a.image, f"input\n#{a.index}"))
+    digits = 2 if len(t) <= 101 else 3  # steps of 1/200 written apart: t=0.005, t=0.010
     for i, (ti, img) in enumerate(zip(t.tolist(), images)):
         name = a.label if i == 0 else b.label if i == len(t) - 1 else ""
-        panels.append(("decoded", img, f"t={ti:.2f}" + (f"\n{name}" if name else "")))
+        panels.append(("decoded", img, f"t={ti:.{digits}f}" + (f"\n{name}" if name else "")))
     if b.image is not None:
         panels.append(("input", b.image, f"input\n#{b.index}"))
     k = len(panels)
-    width = min(1.25 * k + 0.4, 26)
-    fig, axes = subplots(1, k, figsize=(width, width / k + 1.0), squeeze=False, layout="constrained")
-    for ax, (kind, img, caption) in zip(axes[0], panels):
+    lines, cols = -(-k // PER_LINE), min(k, PER_LINE)
+    fig, axes = subplots(lines, cols, figsize=(1.25 * cols + 0.4, 1.75 * lines + 0.8), squeeze=False,
+                         layout="constrained")
+    for ax in axes.flat[k:]:  # the last line's empty places
+        ax.set_axis_off()
+    for ax, (kind, img, caption) in zip(axes.flat, panels):
         ax.imshow(_display(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_xticks([])
         ax.set_yticks([])

@@ -19,10 +19,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from zoo.analysis.checks import check_codes
 from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
 from zoo.analysis.plots import colour_map, save_png, subplots
 from zoo.data.datasets import class_name
-from zoo.errors import ConfigError, RunError
+from zoo.errors import ConfigError
 from zoo.runs.config import check_count, check_seed
 from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import check_output, picture_output
@@ -93,22 +94,6 @@ def normalise_method(method: str) -> str:
     close = difflib.get_close_matches(key, list(METHODS), n=2, cutoff=0.3)
     raise ConfigError(f"unknown projection method '{method}'",
                       (f"Did you mean: {', '.join(close)}? " if close else "") + "Use pca or tsne.")
-
-
-def check_codes(z: np.ndarray, what: str, where: str, *, need: int, spread: bool) -> None:
-    """Refuse codes that `what` (a plot, a projection, a grid) cannot use: fewer than `need`, not finite,
-    or, with `spread`, all the same. scikit-learn would fail on them, and its t-SNE of identical codes
-    even kills the process."""
-    n = z.shape[0]
-    if n < need:
-        raise ConfigError(f"{what} needs at least {need} code{'s' if need > 1 else ''}, got {n} from {where}",
-                          "Ask for more images (--n), or use a split or data set with more.")
-    if not np.isfinite(z).all():
-        raise RunError(f"some codes from {where} are NaN or infinite",
-                          "The model's weights may be damaged: retrain it or use an earlier copy of the run.")
-    if spread and not np.ptp(z, axis=0).any():
-        raise RunError(f"all {n} codes from {where} are the same: {what} has no spread to show",
-                          "Use more, or more varied, images (or a model trained for longer).")
 
 
 def project(z: torch.Tensor | np.ndarray, method: str = "pca", *, seed: int = 0,

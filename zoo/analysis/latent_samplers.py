@@ -22,6 +22,7 @@ from typing import Callable, ClassVar
 
 import torch
 
+from zoo.analysis.checks import as_python, check_codes
 from zoo.caches import is_managed
 from zoo.console import to_stderr
 from zoo.errors import CapabilityError, ConfigError, RunError
@@ -269,6 +270,7 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
                               "is --data-dir another folder?")
     if codes.shape[0] < 2:
         raise RunError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")
+    check_codes(codes.numpy(), f"the '{cls.name}' sampler", f"the run's {FIT_SPLIT} images", need=2, spread=True)
     sampler = cls().fit(codes, seed=FIT_SEED)
     meta = {"sampler": cls.name, "dim": str(sampler.dim), "codes": str(codes.shape[0]), "split": FIT_SPLIT,
             "seed": str(FIT_SEED), "weights_sha256": digest, "run": identity}
@@ -299,8 +301,9 @@ def resolve_class(label: str | int, classes: tuple[str, ...] | list[str]) -> int
     classes = list(classes)
     if not classes:
         raise ConfigError("the run's data set has no class labels")
-    if isinstance(label, torch.Tensor) and label.numel() == 1 and not label.is_floating_point():
-        label = int(label.item())  # torch.tensor(3): str() of it is 'tensor(3)'
+    label = as_python(label)  # torch.tensor(3) or np.int64(3): 3, not 'tensor(3)'
+    if isinstance(label, list) and len(label) == 1:  # torch.tensor([3])
+        label = label[0]
     text = str(label).strip()
     for i, c in enumerate(classes):  # a name first: MNIST's names are its digits
         if text == c:
@@ -362,6 +365,9 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
         codes, labels, classes = split_codes(run, CLASS_SPLIT, data_dir)
         index = resolve_class(class_label, classes)
         mean, std = class_stats(codes, labels, index)
+        if spread:  # noise of a zero spread draws the mean each time: said, as a plot of such codes is
+            check_codes(codes[labels == index].numpy(), f"--spread {spread:g}", f"class {classes[index]}'s "
+                        f"{CLASS_SPLIT} images", need=1, spread=True)
         device = generator.device if generator is not None else torch.device("cpu")
         mean, std = mean.to(device), std.to(device)
 

@@ -14,9 +14,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.analysis.latent import Codes, check_codes, net_codes
+from zoo.analysis.checks import as_python, check_codes
+from zoo.analysis.latent import Codes, net_codes
 from zoo.analysis.latent_samplers import latent_dim
-from zoo.analysis.plots import save_png, subplots
+from zoo.analysis.plots import DPI, PIXEL_BUDGET, save_png, subplots
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError
 from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
@@ -86,10 +87,17 @@ class ManifoldResult:
         return lines
 
 
-def parse_dims(spec: str | tuple[int, ...] | list[int], d: int) -> tuple[int, ...]:
-    """The latent dimensions a user named for a grid's axes ("3,7", "3 7" or (3, 7)): two different ones
+def parse_dims(spec, d: int) -> tuple[int, ...]:
+    """The latent dimensions a user named for a grid's axes ("3,7", "3 7", (3, 7) or an integer tensor or numpy
+    array): two different ones
     in 0..d-1 (for a 1-D latent, its one). Anything else is one ConfigError saying what to give."""
     want = min(d, 2)
+    spec = as_python(spec)  # torch.tensor([0, 1]) or np.array([0, 1]): [0, 1]
+    if isinstance(spec, int):
+        spec = [spec]
+    elif not isinstance(spec, (str, list, tuple)):  # a float or 2-D array, a set, ...: said as what it is
+        raise ConfigError(f"--dims (dims=) takes whole numbers, e.g. '0,1' or (0, 1), not {type(spec).__name__} "
+                          f"{str(spec)[:40]}", f"Give the dimensions of the {d}-D latent as whole numbers.")
     text = spec if isinstance(spec, str) else ",".join(str(v) for v in spec) if isinstance(spec, (list, tuple)) \
         else str(spec)
     shown = text if len(text) <= 40 else text[:37] + "..."
@@ -157,7 +165,10 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
     The dimensions are `dims` ("3,7" or (3, 7)) if given; else, for a VAE, the two most active, whose
     posterior means vary most over the test images (Burda et al.): the first two may be inactive."""
     net = load(source, device=device)
-    net.require("decode")
+    if not net.can("decode"):  # a GAN's generator or a CVAE's decoder: no plain code -> image to sweep
+        raise CapabilityError(f"model '{net.name}' cannot decode a code: a manifold is a grid of codes, decoded",
+                              "It needs a model that decodes a code alone: an autoencoder or a VAE (zoo list). "
+                              f"It can: {', '.join(net.capabilities()) or 'nothing listed'}.")
     steps = check_count(steps, "--steps", 2, 100)
     path = picture_output(out, own=net.folder) or net.output_dir / "manifold.png"
     d = latent_dim(net)
@@ -281,7 +292,8 @@ def _grid_picture(images: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | Non
     rows, cols, c, h, w = images.shape
     mosaic = images.permute(0, 3, 1, 4, 2).reshape(rows * h, cols * w, c)   # [rows*H, cols*W, C]
     arr = mosaic[..., 0].numpy() if c == 1 else mosaic[..., :3].numpy()
-    side = min(12.0, max(4.0, 0.55 * cols))
+    # 0.55 inch an image, up to PIXEL_BUDGET a side: 100 × 100 images of 28 pixels keep 24 pixels each
+    side = min(PIXEL_BUDGET / DPI, max(4.0, 0.55 * cols))
     fig, ax = subplots(figsize=(side + 1.2, side * rows / cols + 1.4))
     ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest",
               extent=(-0.5, cols - 0.5, rows - 0.5, -0.5))

@@ -7,6 +7,7 @@ from typing import Any
 
 import torch
 
+from zoo.errors import ConfigError
 from zoo.runs.checkpoint import atomic_write
 
 
@@ -41,23 +42,29 @@ def save_figure(fig, path: Path, **savefig) -> Path:
 WEIGHTS_STAMP = "zoo-weights"  # PNG text: the digest of the weights whose outputs a picture shows
 
 
-def save_png(fig, path: Path, weights: str | None = None) -> Path:
+def save_png(fig, path: Path, weights: str | None = None, stamps: dict[str, str] | None = None) -> Path:
     """A figure as zoo writes every picture: 110 dpi, cropped to its content; `weights`: the digest of the
     weights whose outputs it shows, kept in the PNG (WEIGHTS_STAMP) so that a push can tell a picture of
-    other weights (made before --resume) by its contents, whatever its file's times."""
-    return save_figure(fig, path, dpi=110, bbox_inches="tight",
-                       **({"metadata": {WEIGHTS_STAMP: weights}} if weights else {}))
+    other weights (made before --resume) by its contents, whatever its file's times; `stamps`: other PNG
+    text to keep in it (png_stamp reads them back)."""
+    metadata = {**(stamps or {}), **({WEIGHTS_STAMP: weights} if weights else {})}
+    return save_figure(fig, path, dpi=DPI, bbox_inches="tight", **({"metadata": metadata} if metadata else {}))
 
 
-def weights_stamp(path: Path) -> str | None:
-    """The WEIGHTS_STAMP of a PNG zoo wrote (None: none, as in pictures of zoo before 0.4, or unreadable)."""
+def png_stamp(path: Path, key: str) -> str | None:
+    """A PNG text entry zoo kept in a picture (save_png); None: none, or no picture that can be read."""
     from PIL import Image
 
     try:
         with Image.open(path) as im:
-            return im.text.get(WEIGHTS_STAMP) if hasattr(im, "text") else None
+            return im.text.get(key) if hasattr(im, "text") else None
     except (OSError, ValueError):
         return None
+
+
+def weights_stamp(path: Path) -> str | None:
+    """The WEIGHTS_STAMP of a PNG zoo wrote (None: none, as in pictures of zoo before 0.4, or unreadable)."""
+    return png_stamp(path, WEIGHTS_STAMP)
 
 
 def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
@@ -104,26 +111,55 @@ def epoch_curves(curves: list[tuple[str, list[tuple[int, float]], int | None]], 
     return fig
 
 
+DPI = 110             # save_png's resolution: screen pixels per inch
+PIXEL_BUDGET = 2400   # the longest side, in pixels, of a picture's images (about 22 inches): grids grow to it
+MIN_TILE = 20         # the pixels an image is shown at, at least: smaller, a picture shows smudges
+ZOOM = 3.3            # screen pixels per image pixel where the budget leaves room (a 28-pixel image: 92)
+PAD = 2               # white pixels around each image of a grid (make_grid's padding)
+
+
+def check_tiles(count: int, lines: int, per_row: int, groups: int, shape, hint: str) -> float:
+    """The zoom (screen pixels per image pixel) of image_rows' picture of `count` images of `shape` (..., H, W)
+    in `lines` lines of at most `per_row`, over `groups` labelled rows: ZOOM, or less within PIXEL_BUDGET. A
+    picture that would show each image under MIN_TILE pixels is refused (ConfigError, with `hint`: what to ask
+    instead), not written as smudges. Callers check before they make the images, with the same geometry."""
+    h, w = int(shape[-2]), int(shape[-1])
+    width, height = per_row * (w + PAD) + PAD, lines * (h + PAD) + groups * PAD  # make_grid's, stacked
+    zoom = min(max(ZOOM, MIN_TILE / min(h, w)), PIXEL_BUDGET / max(width, height))
+    if zoom * min(h, w) < MIN_TILE:
+        raise ConfigError(f"a picture of {count:,} images in {lines:,} lines of up to {per_row:,} would show each "
+                          f"at {zoom * min(h, w):.0f} pixels: at most {PIXEL_BUDGET:,} pixels a side keep them at "
+                          f"{MIN_TILE} or more", hint)
+    return zoom
+
+
 def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = "", per_row: int | None = None,
-               weights: str | None = None) -> Path:
+               weights: str | None = None, stamps: dict[str, str] | None = None,
+               hint: str = "Show fewer images.") -> Path:
     """Rows of images (each [n, C, H, W] in [0, 1]) with a label on the left of each row; a row holding
-    more than `per_row` images (default 16) wraps onto several lines. `weights`: as save_png takes it."""
+    more than `per_row` images (default 16) wraps onto several lines. The figure grows with the images up to
+    PIXEL_BUDGET (check_tiles: refused with `hint` beyond it), laid out by hand: no tight_layout to give up
+    on many rows. `weights`, `stamps`: as save_png takes them."""
+    from matplotlib.figure import Figure
     from torchvision.utils import make_grid
 
     n_cols = max(r.shape[0] for _, r in rows)
     per_row = min(n_cols, per_row or 16)
-    grids = []
-    for label, imgs in rows:
-        imgs = imgs.detach().float().clamp(0, 1).cpu()
-        grid = make_grid(imgs, nrow=per_row, padding=2, pad_value=1.0)
-        grids.append((label, grid))
-    heights = [g.shape[1] for _, g in grids]
-    width = max(g.shape[2] for _, g in grids)
-    scale = min(1.0, 16.0 / (width / 30 * 0.9 + 1.5))  # at most about 18 inches wide
-    fig, axes = subplots(len(grids), 1, figsize=((width / 30 * 0.9 + 1.5) * scale,
-                                                 (sum(heights) / 30 * 0.9 + 0.6) * scale),
-                         squeeze=False, gridspec_kw={"height_ratios": heights})
-    for ax, (label, grid) in zip(axes[:, 0], grids):
+    lines = sum(-(-r.shape[0] // per_row) for _, r in rows)
+    zoom = check_tiles(sum(r.shape[0] for _, r in rows), lines, per_row, len(rows), rows[0][1].shape, hint)
+    grids = [(label, make_grid(imgs.detach().float().clamp(0, 1).cpu(), nrow=per_row, padding=PAD, pad_value=1.0))
+             for label, imgs in rows]
+    label_in, gap_in, edge_in = 1.6, 0.12, 0.1  # inches: the labels' column, between rows, around
+    title_in = 0.3 * (title.count("\n") + 1) + 0.15 if title else 0.0
+    sizes = [(g.shape[2] * zoom / DPI, g.shape[1] * zoom / DPI) for _, g in grids]
+    fig_w = label_in + max(w for w, _ in sizes) + edge_in
+    fig_h = title_in + sum(h for _, h in sizes) + gap_in * (len(grids) - 1) + 2 * edge_in
+    fig = Figure(figsize=(fig_w, fig_h))
+    top = fig_h - edge_in - title_in
+    for (label, grid), (w, h) in zip(grids, sizes):
+        top -= h
+        ax = fig.add_axes((label_in / fig_w, top / fig_h, w / fig_w, h / fig_h))
+        top -= gap_in
         img = grid.permute(1, 2, 0).numpy()
         ax.imshow(img[:, :, 0] if img.shape[2] == 1 or (grid[0] == grid[1]).all() else img,
                   cmap="gray", vmin=0, vmax=1, interpolation="nearest")
@@ -131,10 +167,8 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
         ax.set_yticks([])
         ax.set_ylabel(label, rotation=0, ha="right", va="center", fontsize=10)
     if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    out = save_png(fig, path, weights)
-    return out
+        fig.suptitle(title, y=1 - edge_in / fig_h, va="top")
+    return save_png(fig, path, weights, stamps)
 
 
 @torch.no_grad()

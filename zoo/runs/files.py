@@ -358,11 +358,16 @@ def picture_output(out: str | Path | None, *, tensors: bool = False, own: str | 
     if out is None or out == "":
         return None
     path = check_output(out, own, flag)
-    allowed = (".png", ".safetensors") if tensors else (".png",)
-    if path.suffix.lower() not in allowed:
+    if path.suffix.lower() != ".png" and not (tensors and is_tensor_file(path)):
         also = " (a picture) or .safetensors (the images as a tensor)" if tensors else ""
         raise ConfigError(f"{flag} {path}: zoo writes pictures as PNG; give a name ending in .png{also}")
     return path
+
+
+def is_tensor_file(path: Path | None) -> bool:
+    """Whether an output named `path` is a tensor file (.safetensors, in any case: x.SAFETENSORS too), not a
+    picture: the one test of the format, for picture_output and the commands that write either."""
+    return path is not None and path.suffix.lower() == ".safetensors"
 
 
 def flat_config(run: dict[str, Any]) -> dict[str, Any]:

@@ -3,6 +3,7 @@ test error over noise levels and kinds (the noise sweep)."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import math
 import numbers
@@ -74,7 +75,8 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     size, under its own name with .png (and its subfolder), into the picture's folder of files: its name
     without .png plus _files (RUN/denoised-INPUT_files/ beside RUN/denoised-INPUT.png, INPUT the input
     folder's name or the file's stem; a browser's "page.html" and "page_files/"), so that a picture named
-    like the input folder keeps apart from it. The picture shows
+    like the input folder keeps apart from it; default_output names another input of the same name apart, and
+    an --out whose files' folder holds another input's files is refused. The picture shows
     the first `n`. The files' folder may not be the input folder or inside it (a later run would read the
     outputs as inputs); `log` says where the files went."""
     seed = check_seed(seed)
@@ -88,8 +90,8 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     gen = torch.Generator(device=run.device).manual_seed(seed)
     # A user's images get a picture named after them: a later denoising of the test set (denoised.png)
     # does not replace it, nor leave it beside files of another input.
-    default = "denoised.png" if input is None else f"denoised-{input_label(Path(input))}.png"
-    out = runfiles.picture_output(out, own=run.folder) or run.output_dir / default
+    out = runfiles.picture_output(out, own=run.folder) or (
+        run.output_dir / "denoised.png" if input is None else default_output(run.output_dir, Path(input), log))
     if input is None:
         chosen = corruption(run, noise)
         xs, _ = run.data(split, data_dir)
@@ -117,6 +119,11 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
             raise ConfigError(f"{seen[name]} and {p} would both be written as {folder / name}",
                               "Rename one of them (the denoised files keep the inputs' names, with .png).")
         seen[name] = p
+    other = other_input(out, root)
+    if other and folder.is_dir() and any(folder.iterdir()):  # mixed with, or replacing, another input's files
+        raise ConfigError(f"{folder} holds the denoised files of another input ({other}): this input's would be "
+                          "written among them, and same-named ones replaced",
+                          f"Name another picture with --out, or delete {folder} and {out} first.")
     targets = [runfiles.check_output(folder / name, own=run.folder) for name in names]
 
     rows = [("input", x[:n])]
@@ -134,12 +141,40 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     log(f"wrote {len(files)} denoised image{'s' if len(files) != 1 else ''} ({w}×{h}, the model's size) "
         f"to {folder}/, named as the inputs")
     shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"
-    return plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised")
+    return plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised",
+                            stamps={INPUT_STAMP: str(root.resolve())})
+
+
+INPUT_STAMP = "zoo-input"  # PNG text of a picture of denoised files: the resolved input they were made from
 
 
 def input_label(root: Path) -> str:
     """What a user's images are called in the names of their outputs: the folder's name, or the file's stem."""
     return (root.resolve().name if root.is_dir() else root.stem) or "input"
+
+
+def other_input(picture: Path, root: Path) -> str | None:
+    """The input whose outputs `picture` (or its files' folder) holds where that is not `root` (resolved, as
+    its INPUT_STAMP keeps it; "an unknown input" for outputs without one); None when they are root's, or
+    there are none."""
+    if not picture.exists() and not picture.with_name(picture.stem + "_files").exists():
+        return None
+    made_from = plots.png_stamp(picture, INPUT_STAMP)
+    return None if made_from == str(root.resolve()) else made_from or "an unknown input"
+
+
+def default_output(folder: Path, root: Path, log: Callable[[str], None]) -> Path:
+    """The picture of `root`'s denoised images when no --out is given: FOLDER/denoised-INPUT.png (input_label),
+    or, where that name holds another input's outputs (other/myimg after myimg), denoised-INPUT-DIGEST.png,
+    DIGEST of the input's resolved path, so that one input's outputs neither mix with nor replace another's."""
+    plain = folder / f"denoised-{input_label(root)}.png"
+    other = other_input(plain, root)
+    if other is None:
+        return plain
+    digest = hashlib.sha256(str(root.resolve()).encode()).hexdigest()[:8]
+    own = plain.with_name(f"{plain.stem}-{digest}.png")
+    log(f"note: {plain.name} holds the denoised images of another input ({other}): these go to {own.name}")
+    return own
 
 
 @evaluated

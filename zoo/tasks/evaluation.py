@@ -373,7 +373,10 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
     run.require("reconstruct")
     n = check_count(n, "--n", 1, 256)
     x, _ = run.data(split, data_dir)
-    xb = x[:n].float() / 255.0
     out = runfiles.picture_output(out, own=run.folder) or run.output_dir / "reconstructions.png"
+    if x.shape[0] < n:  # a picture of fewer than asked is said, not left for the user to count
+        to_stderr(f"note: the {split} split holds {x.shape[0]} image{'s' * (x.shape[0] != 1)}: all of them shown, "
+                  f"not {n}")
+    xb = x[:n].float() / 255.0
     return plots.image_rows([("original", xb), ("reconstruction", run.reconstruct(xb))], out,
                             title=f"{run.name}: {split} images and reconstructions", weights=run.outputs_stamp())

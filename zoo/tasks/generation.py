@@ -11,7 +11,7 @@ import torch
 
 from zoo import registry
 from zoo.analysis import plots
-from zoo.analysis.latent_samplers import latent_drawer, resolve_class
+from zoo.analysis.latent_samplers import get_sampler, latent_drawer, resolve_class
 from zoo.console import to_stderr
 from zoo.errors import CapabilityError, ConfigError
 from zoo.runs import checkpoint as ckpt
@@ -22,6 +22,7 @@ from zoo.runs.run import Run, evaluated
 
 SAMPLE_BATCH = 256      # samples made at once: memory stays one batch, whatever --n
 MAX_GRID = 2_500        # samples one PNG may show (50 × 50); more go to a .safetensors file
+GRID_SIDE = 50          # samples a line of a grid holds at most
 
 
 def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, class_label=None,
@@ -33,6 +34,7 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
     if sampler is None and class_label is None:
         if spread:
             raise ConfigError("--spread (spread=) goes with --class (class_label=)")
+        require_prior(run)
         draw = lambda k: run.sample(k, generator=gen)  # noqa: E731
     elif class_label is not None and run.can("sample_class"):  # a conditional model draws the class itself
         if sampler is not None or spread:
@@ -54,6 +56,23 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
         draw = lambda k: run.decode(codes(k))  # noqa: E731
     for start in range(0, n, batch):
         yield draw(min(batch, n - start)).float().clamp(0, 1)
+
+
+def require_prior(run: Run) -> None:
+    """Refuse sampling from the prior a model that has none, saying what draws its images instead (the CLI's
+    option and Python's argument): a fitted sampler or a class mean for an autoencoder."""
+    if not run.can("sample") and not run.can("decode"):  # a classifier: nothing to make images with
+        raise CapabilityError(f"model '{run.name}' makes no images: it has no decoder and cannot sample",
+                              f"It can: {', '.join(run.capabilities()) or 'nothing listed'}. Generate with "
+                              "an autoencoder, a VAE or a GAN (zoo list).")
+    if not run.can("sample"):
+        shipped = shipped_sampler(run.source)
+        use = (f"zoo generate {run.source} --sampler {shipped[1]} (shipped with it; `zoo list` shows the others; "
+               f"sampler='{shipped[1]}' in Python)" if shipped else
+               f"zoo generate {run.source} --sampler gmm (or gaussian, standard-normal; sampler='gmm' in Python)")
+        raise CapabilityError(f"model '{run.name}' cannot sample by itself",
+                              f"Sample its latent space with a fitted sampler: {use}, "
+                              f"or decode around a class mean with --class LABEL (class_label=).")
 
 
 def per_class_batches(run: Run, per_class: int, gen: torch.Generator, batch: int = SAMPLE_BATCH):
@@ -101,10 +120,13 @@ def sample(source, *, n: int = 64, seed: int = 0, device: str | None = None, sam
                                          data_dir=data_dir)))
 
 
-def default_picture(sampler: str | None, class_label, per_class: int | None) -> str:
+def default_picture(run: Run, sampler: str | None, class_label, per_class: int | None) -> str:
     """The grid's file when no --out is given: samples.png drawn from the model's prior, and one file for
     each other way of drawing (samples-gmm.png, samples-class-3.png, samples-per-class.png), so that one
-    does not replace another."""
+    does not replace another. Named by the sampler and class resolved, not as typed: --class 03, " 3" and
+    3 (--sampler GMM and gmm) are one way of drawing, one file."""
+    sampler = get_sampler(sampler).name if sampler else None
+    class_label = run.classes[resolve_class(class_label, run.classes)] if class_label is not None else None
     tags = [*([sampler] if sampler else []), *([f"class-{class_label}"] if class_label is not None else []),
             *(["per-class"] if per_class is not None else [])]
     if not tags:
@@ -137,7 +159,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     own = source.folder if isinstance(source, Run) else \
         source if isinstance(source, (str, Path)) and Path(source).is_dir() else None  # the run folder it reads
     out = runfiles.picture_output(out, tensors=True, own=own)
-    to_file = out is not None and out.suffix == ".safetensors"
+    to_file = runfiles.is_tensor_file(out)
     if not to_file and n > MAX_GRID:
         raise ConfigError(f"--n {n}: a picture shows at most {MAX_GRID:,} samples",
                           "Write them to a tensor file instead: --out samples.safetensors "
@@ -158,22 +180,17 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                               f"It samples by itself: zoo generate {run.source}" if run.can("sample") else
                               f"It can: {', '.join(run.capabilities()) or 'nothing listed'}.")
     elif sampler is None and class_label is None:
-        if not run.can("sample") and not run.can("decode"):  # a classifier: nothing to make images with
-            raise CapabilityError(f"model '{run.name}' makes no images: it has no decoder and cannot sample",
-                                  f"It can: {', '.join(run.capabilities()) or 'nothing listed'}. Generate with "
-                                  "an autoencoder, a VAE or a GAN (zoo list).")
-        if not run.can("sample"):
-            shipped = shipped_sampler(run.source)
-            use = (f"zoo generate {run.source} --sampler {shipped[1]} (shipped with it; `zoo list` shows the "
-                   "others)" if shipped else f"zoo generate {run.source} --sampler gmm (or gaussian, standard-normal)")
-            raise CapabilityError(f"model '{run.name}' cannot sample by itself",
-                                  f"Sample its latent space with a fitted sampler: {use}, "
-                                  f"or decode around a class mean with --class LABEL.")
+        require_prior(run)
         how = "the model's prior" + (", classes drawn uniformly" if run.can("sample_class") else "")
         _say_better_sampler(source)
     else:
         how = f"sampler {sampler}" if sampler else f"class {_class_named(run, class_label)}" + \
             (f", spread {spread}" if spread else "")
+    per_row, lines, groups = grid_shape(n, per_class, len(run.classes))
+    fewer = ("Write them to a tensor file instead: --out samples.safetensors (out='samples.safetensors'), "
+             + ("or ask fewer per class." if per_class is not None else "or ask fewer (--n)."))
+    if not to_file:  # refused before any image is made, not written as smudges
+        plots.check_tiles(n, lines, per_row, groups, run.shape, fewer)
     if run.record.get("train", {}).get("binarize", "none") != "none":
         # a Bernoulli decoder's images are each pixel's probability of being on, not binary draws: say so
         how += ", pixel probabilities"
@@ -193,15 +210,25 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                 stream.write(images)
         return out
     images = torch.cat(list(batches_))
-    out = out or run.output_dir / default_picture(sampler, class_label, per_class)
-    per_row = per_class or max(1, int(round(n ** 0.5)))
+    out = out or run.output_dir / default_picture(run, sampler, class_label, per_class)
     # a row per class, labelled with its name; one unlabelled grid otherwise
     rows = [(str(c), images[i * per_class:(i + 1) * per_class]) for i, c in enumerate(run.classes)] \
         if per_class is not None else [("", images)]
     weights = catalogued_name(source) if isinstance(source, str) and not Path(source).is_dir() else None
     named = f"{run.name} ({weights})" if weights in registry.weights() else run.name  # `cgan`: cgan-mnist's
     return plots.image_rows(rows, out, title=f"{named}: {n} samples ({how}, seed {seed})",
-                            per_row=per_row, weights=run.outputs_stamp())
+                            per_row=per_row, weights=run.outputs_stamp(), hint=fewer)
+
+
+def grid_shape(n: int, per_class: int | None, classes: int) -> tuple[int, int, int]:
+    """(images a line holds, lines, labelled rows) of a grid of `n` samples: a square for --n; a row per
+    class for --per-class, wrapped onto lines of equal length of at most GRID_SIDE (one line of 250 shrank
+    every image to a few pixels)."""
+    if per_class is None:
+        per_row = max(1, int(round(n ** 0.5)))
+        return per_row, -(-n // per_row), 1
+    lines = -(-per_class // GRID_SIDE)
+    return -(-per_class // lines), lines * classes, classes
 
 
 def _class_named(run: Run, label) -> str:

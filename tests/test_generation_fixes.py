@@ -1,0 +1,180 @@
+"""Fixes of the generation and latent-space tools (gen19): the tensor-file suffix in any case, grids that grow
+with their samples instead of shrinking them, denoised outputs of two same-named inputs kept apart, collapsed
+codes and oversized mixtures refused, default names from the resolved class and sampler, whole numbers held in
+tensors and arrays, and notes and hints where a result or a refusal said too little."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
+from PIL import Image
+
+import zoo
+from zoo.analysis import plots
+from zoo.analysis.latent_samplers import get_sampler
+
+MIN_TILE = 20  # pixels a sample must keep in a picture
+
+
+@pytest.fixture(scope="module")
+def cvae(tmp_path_factory) -> Path:
+    """A tiny conditional VAE (1 epoch): a model that samples a class, and cannot decode a code alone."""
+    out = tmp_path_factory.mktemp("gen19") / "cvae"
+    zoo.train("cvae", dataset="digits", epochs=1, latent_dim=2, out=out, log=quiet, progress=False, **TINY)
+    return out
+
+
+def picture_size(path: Path) -> tuple[int, int]:
+    with Image.open(path) as im:
+        return im.size
+
+
+def raw_warnings(call) -> list[str]:
+    """The Python warnings `call` raised, every one of them (matplotlib's, scikit-learn's), as text."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        call()
+    return [f"{w.category.__name__}: {w.message}" for w in caught]
+
+
+# ------------------------------------------------------------------------------- 1. the tensor file's suffix
+
+def test_generate_writes_the_images_as_tensors_to_an_upper_case_safetensors_name(digits_vae_run, tmp_path):
+    from safetensors.torch import load_file
+
+    assert_ok(invoke("generate", digits_vae_run, "--n", "4", "--out", tmp_path / "x.SAFETENSORS"))
+    assert load_file(str(tmp_path / "x.SAFETENSORS"))["images"].shape == (4, 1, 28, 28)
+    # more than a picture shows: no "write them to a tensor file instead", since that is what was asked
+    assert_ok(invoke("generate", digits_vae_run, "--n", "2600", "--out", tmp_path / "y.SafeTensors"))
+    assert load_file(str(tmp_path / "y.SafeTensors"))["images"].shape == (2600, 1, 28, 28)
+
+
+# ------------------------------------------------------------------------------- 2. grids keep their samples visible
+
+def test_a_per_class_grid_wraps_its_rows_and_keeps_every_sample_at_20_pixels_without_raw_warnings(cvae, tmp_path):
+    said = raw_warnings(lambda: zoo.generate(cvae, per_class=100, out=tmp_path / "pc100.png"))
+    assert said == []  # no "Tight layout not applied" UserWarning
+    w, h = picture_size(tmp_path / "pc100.png")
+    # 1,000 samples of 10 classes: each class in 2 lines of 50, so 50 across and 20 lines down at 20 px or more
+    assert w >= 50 * MIN_TILE and h >= 20 * MIN_TILE, (w, h)
+
+
+def test_a_grid_that_cannot_keep_its_images_at_20_pixels_is_refused_with_what_to_ask_instead(tmp_path):
+    rows = [(str(i), torch.rand(1, 1, 28, 28)) for i in range(130)]  # 130 labelled rows: 130 lines
+    with pytest.raises(zoo.ZooError, match="would show each at") as e:
+        plots.image_rows(rows, tmp_path / "tall.png", hint="Ask fewer.")
+    assert e.value.hint == "Ask fewer." and not (tmp_path / "tall.png").exists()
+
+
+def test_an_interpolation_of_200_steps_wraps_its_panels_instead_of_shrinking_them(digits_run, tmp_path):
+    assert raw_warnings(lambda: zoo.interpolate(digits_run, "#1", "#2", steps=200, out=tmp_path / "i200.png")) == []
+    w, h = picture_size(tmp_path / "i200.png")
+    panels = 200 + 2  # the two input images too
+    assert w * h / panels >= 80 * 80, (w, h)  # room for each panel and its caption (a single line gave 14 px)
+    assert h > 5 * 100  # in several lines
+
+
+def test_a_manifold_of_100_steps_keeps_each_decode_at_20_pixels(digits_run, tmp_path):
+    assert raw_warnings(lambda: zoo.manifold(digits_run, steps=100, out=tmp_path / "m100.png")) == []
+    w, h = picture_size(tmp_path / "m100.png")
+    assert w >= 100 * MIN_TILE and h >= 100 * MIN_TILE, (w, h)
+
+
+# ------------------------------------------------------------------------------- 3. denoised outputs kept apart
+
+def _folder(root: Path, shade: int) -> Path:
+    root.mkdir(parents=True)
+    Image.new("L", (28, 28), shade).save(root / "a.png")
+    return root
+
+
+def test_denoising_another_folder_of_the_same_name_gets_its_own_default_output(run_copy, tmp_path):
+    first, second = _folder(tmp_path / "myimg", 30), _folder(tmp_path / "other" / "myimg", 200)
+    assert_ok(invoke("denoise", run_copy, "--input", first))
+    mine = (run_copy / "denoised-myimg_files" / "a.png").read_bytes()
+    out = assert_ok(invoke("denoise", run_copy, "--input", second))
+    assert "holds the denoised images of another input" in out
+    theirs = [p for p in run_copy.glob("denoised-myimg-*.png")]
+    assert len(theirs) == 1 and is_png(theirs[0].with_name(theirs[0].stem + "_files") / "a.png")
+    assert (run_copy / "denoised-myimg_files" / "a.png").read_bytes() == mine  # the first input's, untouched
+    assert sorted(p.name for p in (run_copy / "denoised-myimg_files").iterdir()) == ["a.png"]
+    # the first input again: its own outputs, replaced in place; no third name
+    assert "another input" not in assert_ok(invoke("denoise", run_copy, "--input", first))
+    assert len(list(run_copy.glob("denoised-myimg*.png"))) == 2
+    # named with --out onto the first input's outputs: refused, nothing replaced
+    assert_clean_error(invoke("denoise", run_copy, "--input", second, "--out", run_copy / "denoised-myimg.png"),
+                       "holds the denoised files of another input", "--out")
+    assert (run_copy / "denoised-myimg_files" / "a.png").read_bytes() == mine
+
+
+# ------------------------------------------------------------------------------- 4. collapsed codes
+
+def test_samplers_and_spread_refuse_codes_that_are_all_the_same_without_raw_warnings(digits_run, tmp_path):
+    run = zoo.load(digits_run)
+    with torch.no_grad():
+        run.model.encoder[-1].weight.zero_()  # every image gets the same code: the layer's bias
+    for how in ({"sampler": "gmm"}, {"sampler": "gaussian"}, {"class_label": 3, "spread": 0.5}):
+        def call(how=how):
+            with pytest.raises(zoo.ZooError, match="are the same"):
+                zoo.generate(run, n=4, out=tmp_path / "dead.png", **how)
+        assert raw_warnings(call) == [], how
+    assert not (tmp_path / "dead.png").exists()
+
+
+def test_the_gmm_sampler_fits_codes_of_few_distinct_points_without_raw_warnings():
+    codes = torch.tensor([[0.0, 1.0], [2.0, 0.0], [1.0, 1.0]]).repeat(40, 1)  # 120 codes, 3 distinct
+    fitted: list = []
+    assert raw_warnings(lambda: fitted.append(get_sampler("gmm")().fit(codes))) == []
+    assert fitted[0].weights.shape[0] == 1 and "component" in fitted[0].fit_warning()
+
+
+# ------------------------------------------------------------------------------- 5. a mixture too large to fit
+
+def test_the_gmm_sampler_refuses_more_covariance_parameters_than_the_codes_hold_with_a_hint():
+    with pytest.raises(zoo.ZooError, match="about 10 a component, fewer than its 64 dimensions") as e:
+        get_sampler("gmm")().fit(torch.randn(100, 64))
+    assert "--sampler gaussian" in e.value.hint
+
+
+# ------------------------------------------------------------------------------- 6. default names
+
+def test_default_sample_pictures_are_named_by_the_resolved_class_and_sampler(run_copy):
+    for spelling in ("3", "03", " 3"):
+        assert_ok(invoke("generate", run_copy, "--class", spelling, "--spread", "0.5", "--n", "2"))
+    for spelling in ("gmm", "GMM", " gmm"):
+        assert_ok(invoke("generate", run_copy, "--sampler", spelling, "--n", "2"))
+    assert sorted(p.name for p in run_copy.glob("samples*.png")) == ["samples-class-3.png", "samples-gmm.png"]
+
+
+# ------------------------------------------------------------------------------- 7. whole numbers in tensors
+
+def test_interpolate_and_manifold_take_whole_numbers_held_in_tensors_and_arrays(digits_vae_run, tmp_path):
+    r = zoo.interpolate(digits_vae_run, torch.tensor(1), np.int64(2), steps=3, out=tmp_path / "i.png")
+    assert (r.start.index, r.end.index, r.start.spec) == (1, 2, "1")
+    for dims in (np.array([1, 0]), torch.tensor([1, 0])):
+        assert zoo.manifold(digits_vae_run, steps=2, dims=dims, out=tmp_path / "m.png").dims == (1, 0)
+    for wrong in (np.array([0.5, 1.0]), torch.tensor([[0, 1]])):
+        with pytest.raises(zoo.ZooError, match="whole numbers"):
+            zoo.manifold(digits_vae_run, steps=2, dims=wrong, out=tmp_path / "m.png")
+
+
+# ------------------------------------------------------------------------------- 8, 9. notes and hints
+
+def test_reconstruct_says_when_the_split_holds_fewer_images_than_asked(digits_run, tmp_path):
+    out = assert_ok(invoke("reconstruct", digits_run, "--n", "256", "--split", "val", "--out", tmp_path / "r.png"))
+    assert "note: the val split holds 144 images: all of them shown, not 256" in out
+
+
+def test_sampling_a_plain_autoencoder_in_python_points_to_the_sampler_argument(digits_run):
+    with pytest.raises(zoo.ZooError, match="cannot sample by itself") as e:
+        zoo.sample(digits_run, n=2)
+    assert "sampler='gmm'" in e.value.hint
+
+
+def test_manifold_of_a_model_that_cannot_decode_a_code_says_what_it_needs(cvae):
+    assert_clean_error(invoke("manifold", cvae), "cannot decode a code", "an autoencoder or a VAE")
