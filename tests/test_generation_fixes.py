@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
+from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, is_png, quiet, write_idx_set
 from PIL import Image
 
 import zoo
@@ -178,3 +178,22 @@ def test_sampling_a_plain_autoencoder_in_python_points_to_the_sampler_argument(d
 
 def test_manifold_of_a_model_that_cannot_decode_a_code_says_what_it_needs(cvae):
     assert_clean_error(invoke("manifold", cvae), "cannot decode a code", "an autoencoder or a VAE")
+
+
+def test_a_sampler_fitted_on_other_images_than_the_runs_is_said_and_never_kept_for_the_run(tmp_path):
+    """A GMM fitted under --data-dir on another set of as many images was saved into the run, and every later
+    `zoo generate RUN --sampler gmm` drew from it without a word (gen19)."""
+    write_idx_set(tmp_path / "own" / "mnist", n_train=120, n_test=20, seed=0)
+    write_idx_set(tmp_path / "other" / "mnist", n_train=120, n_test=20, seed=1)  # as many images, other ones
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "convae", "--dataset", "mnist", "--data-dir", tmp_path / "own", "--epochs", "1",
+                     "--out", run, *TINY_SET))
+    other = invoke("generate", run, "--sampler", "gaussian", "--n", "4", "--data-dir", tmp_path / "other",
+                   "--out", tmp_path / "a.png")
+    assert_ok(other)
+    assert "other train images than it had" in other.output and "not saved: fitted on other images" in other.output
+    assert not (run / "sampler-gaussian.safetensors").exists()
+    own = assert_ok(invoke("generate", run, "--sampler", "gaussian", "--n", "4", "--out", tmp_path / "b.png"))
+    assert "other train images" not in own and (run / "sampler-gaussian.safetensors").is_file()
+    assert "not the images" in assert_ok(invoke("latent", run, "--data-dir", tmp_path / "other",
+                                                "--out", tmp_path / "l.png"))

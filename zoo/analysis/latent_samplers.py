@@ -29,7 +29,7 @@ from zoo.errors import CapabilityError, ConfigError, RunError
 from zoo.registry import load_registry
 from zoo.runs.checkpoint import WEIGHTS, load_tensors, run_identity, save_tensors
 from zoo.runs.files import file_sha256, sampler_file
-from zoo.runs.run import Run, check_split
+from zoo.runs.run import Run, check_split, other_images
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
 FIT_SPLIT = "train"       # samplers are fitted on the training codes, never on the test set
@@ -150,12 +150,16 @@ def run_split(run: Run, split: str, data_dir: str | None = None):
     """(ImageData, images, labels) of a loaded run's split. A run trained under dynamic binarisation gets its
     training images grey, as the engine keeps them: fitted on the codes of one fixed binarisation instead, the
     samplers drew worse images (FID of iwae50-mnist's MAF 54.9 against 48.9, vampprior-mnist's GMM 59.4
-    against 49.5; docs/benchmarks.md, "Sample quality of the likelihood models")."""
+    against 49.5; docs/benchmarks.md, "Sample quality of the likelihood models"). Images other than the run's
+    (another --data-dir) are said, as `zoo eval` says them."""
     if not isinstance(run, Run):
         raise RunError(f"model '{run.name}' was not loaded from a run folder: its data set is unknown",
                        "Load it with zoo.load(RUN).")
     data = run.dataset(data_dir)
-    return (data, *data.split(check_split(split)))
+    differ = other_images(data, run.record, (check_split(split),))
+    if differ:
+        to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on")
+    return (data, *data.split(split))
 
 
 def split_codes(run: Run, split: str, data_dir: str | None = None):
@@ -264,10 +268,9 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
                 _warn_if_poor(saved, log)
                 return saved
     path = sampler_path(run.output_dir, cls.name)
-    codes, _, _ = split_codes(run, FIT_SPLIT, data_dir)
-    if trained and codes.shape[0] != trained:  # another folder's images: used, never kept for the run's own
-        changed = changed or (f"fitted on {codes.shape[0]} training codes, and the run trained on {trained}: "
-                              "is --data-dir another folder?")
+    data, x, _ = run_split(run, FIT_SPLIT, data_dir)
+    codes = encode_images(run, x)  # of other images than the run's (--data-dir): used, never kept for the run's own
+    changed = changed or (other_images(data, run.record, (FIT_SPLIT,)) and "fitted on other images than the run's")
     if codes.shape[0] < 2:
         raise RunError(f"the '{cls.name}' sampler needs at least 2 training codes, the run has {codes.shape[0]}")
     check_codes(codes.numpy(), f"the '{cls.name}' sampler", f"the run's {FIT_SPLIT} images", need=2, spread=True)
