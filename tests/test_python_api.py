@@ -224,7 +224,7 @@ def test_a_sampler_is_fitted_on_the_data_dir_given_and_sample_quality_with_save_
                            tmp_path / "data", "--out", tmp_path / "g.png"))
     assert "fitted the gaussian sampler on 115 training codes" in out and (tmp_path / "g.png").is_file()
     # not the 54,000 codes the weights were trained on: used for this call, never kept as the model's sampler
-    assert "and the run trained on 54000: is --data-dir another folder?" in out
+    assert "holds 115 train images where it had 54,000" in out and "not saved: fitted on other images" in out
     assert not (tmp_path / "zoo-outputs" / "convae-mnist" / "sampler-gaussian.safetensors").exists()
 
 
