@@ -76,8 +76,8 @@ def settings(row_set: dict, sets: list[str]) -> dict:
 
 
 def differences(row: dict, run: Path) -> list[str]:
-    """What a run given with --run was trained with otherwise than the row's protocol (data set, preset values,
-    the row's settings): its figure is then no figure of the row, and the table line says so."""
+    """What a run given with --run was trained with otherwise than the row's protocol (its data set, and the
+    common and the row's settings): its figure is then no figure of the row, and the table line says so."""
     record = json.loads((run / "config.json").read_text())
     trained = {**record.get("config", {}), **record.get("train", {})}
     wanted = {"dataset": COMMON["dataset"], **settings(row["set"], [])}
@@ -150,7 +150,7 @@ def main() -> None:
         if trained not in (None, row["model"]):
             ap.error(f"{run} holds a {trained} run, not the row {args.row}'s {row['model']}: name its row")
     stages = [epochs] if args.epochs else list(row.get("stages", (epochs,)))  # the table's restarts, in order
-    if row.get("gpu") and args.run is None and "device=cuda" not in args.set:
+    if row.get("gpu") and args.run is None and not any(s.startswith("device=cuda") for s in args.set):
         print(f"note: the table's {args.row} figure was trained on a GPU (--set device=cuda --set cuda_graph=true); "
               "on a CPU its epochs take hours to days (docs/model-zoo.md gives the times)", file=sys.stderr)
     try:

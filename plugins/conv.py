@@ -150,8 +150,8 @@ def _per_layer(values: list[int], n: int, key: str, counted_by: str = "channels"
         layers = f"{n} {'transposed ' if key.startswith('decoder_') else ''}conv layer{'s' * (n != 1)}"
         raise ConfigError(f"{key}={values} has {len(values)} values, and {counted_by} gives {layers}",
                           f"Its values are one for all layers or one per layer: set {key} to one (--set "
-                          f"{key}={values[0]})" + (f" or to {n}" if n > 1 else "") + f" beside {counted_by} "
-                          "(zoo info MODEL shows their defaults).")
+                          f"{key}={values[0]})" + (f" or to {n}" if n > 1 else "") +
+                          f" beside {counted_by.split(' (')[0]} (zoo info MODEL shows their defaults).")
     return list(values)
 
 
@@ -263,7 +263,9 @@ def build_decoder(cfg: ConvNetConfig, geometry: dict, in_features: int) -> nn.Se
     explicit = any((cfg.decoder_channels, cfg.decoder_kernel, cfg.decoder_stride, cfg.decoder_padding))
     if explicit:
         n = len(cfg.decoder_kernel) or len(cfg.decoder_channels) + 1
-        by = "decoder_kernel" if cfg.decoder_kernel else "decoder_channels (one layer more than its values)"
+        by = "decoder_kernel" if cfg.decoder_kernel else \
+            f"decoder_channels ({len(cfg.decoder_channels)} value{'s' * (len(cfg.decoder_channels) != 1)}: a " \
+            "transposed conv layer more than its values)"
         ks = _per_layer(cfg.decoder_kernel or geometry["kernel"][-1:], n, "decoder_kernel", by)
         ss = _per_layer(cfg.decoder_stride or [1], n, "decoder_stride", by)
         ps = _per_layer(cfg.decoder_padding or [0], n, "decoder_padding", by)

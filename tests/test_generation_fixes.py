@@ -112,6 +112,36 @@ def test_denoising_another_folder_of_the_same_name_gets_its_own_default_output(r
     assert (run_copy / "denoised-myimg_files" / "a.png").read_bytes() == mine
 
 
+def test_a_denoising_stopped_among_its_files_is_the_same_inputs_when_run_again(run_copy, tmp_path, monkeypatch):
+    """The files were written before the picture that records their input: a stop between them left files of
+    'an unknown input', and the same command then went to another name (review22)."""
+    first = _folder(tmp_path / "myimg", 30)
+    (first / "b.png").write_bytes((first / "a.png").read_bytes())
+    write = zoo.runs.checkpoint.atomic_write
+    calls = []
+
+    def stopped_at_the_second_file(path, data):
+        calls.append(path)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        write(path, data)
+    monkeypatch.setattr(zoo.runs.checkpoint, "atomic_write", stopped_at_the_second_file)
+    invoke("denoise", run_copy, "--input", first)
+    monkeypatch.undo()
+    assert len(calls) == 2 and (run_copy / "denoised-myimg.png").is_file()
+    out = assert_ok(invoke("denoise", run_copy, "--input", first))
+    assert "another input" not in out and sorted(p.name for p in run_copy.glob("denoised-myimg*.png")) == [
+        "denoised-myimg.png"]
+
+
+def test_denoise_shows_the_most_images_its_n_allows(run_copy, tmp_path):
+    """--n 1024 (its range's top) was refused as a picture of 12-pixel images, after every image was denoised."""
+    assert_ok(invoke("denoise", run_copy, "--n", "1024", "--split", "train", "--noise", "gaussian:0.3", "--out",
+                     tmp_path / "d.png"))
+    width, height = Image.open(tmp_path / "d.png").size
+    assert min(width, height) >= 3 * 1024 ** 0.5 * 20 * 0.8  # 3,072 images of at least about 20 pixels
+
+
 # ------------------------------------------------------------------------------- 4. collapsed codes
 
 def test_samplers_and_spread_refuse_codes_that_are_all_the_same_without_raw_warnings(digits_run, tmp_path):

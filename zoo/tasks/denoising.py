@@ -95,10 +95,11 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     if input is None:
         chosen = corruption(run, noise)
         xs, _ = run.data(split, data_dir)
+        per_row = _picture_fits(3, min(n, xs.shape[0]), run.shape)  # before any work
         clean = xs[:n].float() / 255.0
         noisy = chosen(clean, gen)
         rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", run.reconstruct(noisy))]
-        return plots.image_rows(rows, out, title=f"{run.name}: denoising {chosen} on {split} images")
+        return plots.image_rows(rows, out, title=f"{run.name}: denoising {chosen} on {split} images", per_row=per_row)
 
     # The files' folder and names, checked before anything is written: never the input folder, never two
     # inputs to one name.
@@ -125,6 +126,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
                           "written among them, and same-named ones replaced",
                           f"Name another picture with --out, or delete {folder} and {out} first.")
     targets = [runfiles.check_output(folder / name, own=run.folder) for name in names]
+    per_row = _picture_fits(2 + (noise is not None), min(n, len(files)), run.shape)  # before any work
 
     rows = [("input", x[:n])]
     if noise is not None:
@@ -132,6 +134,11 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
         rows.append((f"noisy ({noise})", x[:n]))
     denoised = torch.cat([run.reconstruct(b).float().clamp(0, 1) for b in x.split(256)])
     rows.append(("denoised", denoised[:n]))
+    shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"
+    # The picture first: it records which input its files' folder holds (INPUT_STAMP), so that files written
+    # before a stop are this input's when the same command comes again, never "another input's".
+    picture = plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised",
+                               stamps={INPUT_STAMP: str(root.resolve())}, per_row=per_row)
     pixels = (denoised * 255).round().to(torch.uint8).cpu().numpy()
     for target, arr in zip(targets, pixels):
         buf = io.BytesIO()
@@ -140,9 +147,17 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     c, h, w = run.shape
     log(f"wrote {len(files)} denoised image{'s' if len(files) != 1 else ''} ({w}×{h}, the model's size) "
         f"to {folder}/, named as the inputs")
-    shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"
-    return plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised",
-                            stamps={INPUT_STAMP: str(root.resolve())})
+    return picture
+
+
+def _picture_fits(rows: int, shown: int, shape) -> int:
+    """The images a line of the picture of `rows` rows of `shown` images each holds (16, more for many images, so
+    that --n 1024 of 28-pixel images fits), checked before any work: a picture that would show them as smudges
+    is refused then, not after every image was denoised."""
+    per_row = min(shown, max(16, math.ceil(math.sqrt(rows * shown))))
+    plots.check_tiles(rows * shown, rows * -(-shown // per_row), per_row, rows, shape,
+                      f"Show fewer images: --n (n=) below {shown}.")
+    return per_row
 
 
 INPUT_STAMP = "zoo-input"  # PNG text of a picture of denoised files: the resolved input they were made from

@@ -216,7 +216,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
         if per_class is not None else [("", images)]
     weights = catalogued_name(source) if isinstance(source, str) and not Path(source).is_dir() else None
     named = f"{run.name} ({weights})" if weights in registry.weights() else run.name  # `cgan`: cgan-mnist's
-    return plots.image_rows(rows, out, title=f"{named}: {n} samples ({how}, seed {seed})",
+    return plots.image_rows(rows, out, title=f"{named}: {n} sample{'s' * (n != 1)} ({how}, seed {seed})",
                             per_row=per_row, weights=run.outputs_stamp(), hint=fewer)
 
 
