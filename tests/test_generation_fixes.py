@@ -227,3 +227,18 @@ def test_a_sampler_fitted_on_other_images_than_the_runs_is_said_and_never_kept_f
     assert "other train images" not in own and (run / "sampler-gaussian.safetensors").is_file()
     assert "not the images" in assert_ok(invoke("latent", run, "--data-dir", tmp_path / "other",
                                                 "--out", tmp_path / "l.png"))
+
+
+def test_a_manifold_of_wide_images_shows_them_wide_not_squeezed_square(tmp_path):
+    """Each cell of the manifold was one unit square: 12×36 images were shown at a third of their width."""
+    rng = np.random.default_rng(0)
+    (tmp_path / "wide").mkdir()
+    for i in range(40):
+        Image.fromarray(rng.integers(0, 256, (12, 36), dtype=np.uint8), "L").save(tmp_path / "wide" / f"{i}.png")
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "vae", "--dataset", f"folder:{tmp_path / 'wide'}", "--epochs", "1", "--set",
+                     "latent_dim=2", "--set", "channels=4,8", "--set", "padding=1", "--set", "hidden=16",
+                     "--device", "cpu", "--no-progress", "--out", run))
+    assert_ok(invoke("manifold", run, "--steps", "5", "--out", tmp_path / "m.png"))
+    width, height = Image.open(tmp_path / "m.png").size
+    assert width > 2 * height  # a 5×5 grid of images three times as wide as high, with its labels

@@ -294,8 +294,9 @@ def _grid_picture(images: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | Non
     arr = mosaic[..., 0].numpy() if c == 1 else mosaic[..., :3].numpy()
     # 0.55 inch an image, up to PIXEL_BUDGET a side: 100 × 100 images of 28 pixels keep 24 pixels each
     side = min(PIXEL_BUDGET / DPI, max(4.0, 0.55 * cols))
-    fig, ax = subplots(figsize=(side + 1.2, side * rows / cols + 1.4))
-    ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest",
+    fig, ax = subplots(figsize=(side + 1.2, side * rows * h / (cols * w) + 1.4))
+    # one unit of the axes a cell, each shown at its images' own height to width (not squeezed square)
+    ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect=h / w,
               extent=(-0.5, cols - 0.5, rows - 0.5, -0.5))
     pos, text = _ticks(xs)
     ax.set_xticks(pos, text)
