@@ -360,7 +360,8 @@ def test_the_folds_of_a_stopped_cross_validation_of_another_configuration_are_re
 
 @pytest.mark.parametrize("damage", [
     "not json", '{"what": {}, "per_fold": [{"fold": "1"}]}',
-    '{"what": {}, "per_fold": [{"fold": "1", "value": "x", "test": null, "curve": []}]}'])
+    '{"what": {}, "per_fold": [{"fold": "1", "value": "x", "test": null, "curve": []}]}',
+    '{"what": {}, "per_fold": [{"fold": "1", "value": 1.0, "test": null, "curve": [{}]}]}'])
 def test_damaged_kept_folds_are_refused_in_one_message_and_dropped_with_overwrite(tmp_path, damage):
     """A folds.json row without a value ended in a KeyError traceback; one that was no JSON spoke of a run folder."""
     out = tmp_path / "o"

@@ -101,7 +101,7 @@ def fold_row(row: Any) -> bool:
     """Whether a fold's row holds what is read of it: its name, its score, its test figures and its curve."""
     return (isinstance(row, dict) and isinstance(row.get("fold"), str) and isinstance(row.get("value"), (int, float))
             and not isinstance(row.get("value"), bool) and isinstance(row.get("test"), (dict, type(None)))
-            and isinstance(row.get("curve"), list) and all(isinstance(c, dict) for c in row["curve"]))
+            and isinstance(row.get("curve"), list) and all(isinstance(c, dict) and "epoch" in c for c in row["curve"]))
 
 
 def keep_folds(out: Path | None, what: dict[str, Any], rows: list[dict[str, Any]]) -> None:
@@ -129,7 +129,7 @@ def read_cv(folder: str | Path) -> dict[str, Any]:
     rows = result.get("per_fold") if isinstance(result, dict) else None
     fields = {"model": str, "dataset": str, "metric": str, "folds": int, "mean": (int, float), "std": (int, float)}
     if not (isinstance(rows, list) and rows and all(isinstance(result.get(k), t) for k, t in fields.items())
-            and all(fold_row(r) for r in rows)):
+            and all(fold_row(r) for r in rows) and ("holdout" not in result or fold_row(result["holdout"]))):
         raise RunError(f"{path} is not the results of a zoo cv (or is damaged)",
                        "Run the cross-validation again (zoo cv ... --out FOLDER --overwrite).")
     return result
