@@ -433,3 +433,28 @@ def test_resume_drops_hand_edited_metrics_and_writes_strict_json(run_copy):
     assert [r["epoch"] for r in rows] == list(range(2, done + 2))
     push_card = zhub.model_card(run_copy, "file:///hub/x")
     assert ": inf" not in push_card and "| inf |" not in push_card and "epochs: 99" not in push_card
+
+
+def test_a_run_loaded_while_a_training_replaces_its_weights_records_the_digest_of_the_weights_it_read(
+        run_copy, monkeypatch):
+    """The digest was read from the file again after its tensors: a `zoo train --resume` that replaced it between the
+    two reads had `zoo eval` record the old weights' figures as the new weights' (concurrent19)."""
+    from zoo.runs import checkpoint as ckpt
+
+    path = run_copy / "model.safetensors"
+    read = ckpt.load_tensors
+
+    def replaced_right_after_reading(p):
+        tensors, meta = read(p)
+        if Path(p) == path:
+            ckpt.save_tensors(path, {k: v * 2 if v.is_floating_point() else v for k, v in tensors.items()})
+        return tensors, meta
+    before = ckpt.weights_digest(path)
+    monkeypatch.setattr(ckpt, "load_tensors", replaced_right_after_reading)
+    run = zoo.load(run_copy)
+    monkeypatch.undo()
+    assert run.file_digest == before != ckpt.weights_digest(path)
+    assert "holds other weights than were loaded" in run.weights_changed()
+    with pytest.raises(RunError, match="would be recorded as those of the weights in the file") as refused:
+        zoo.evaluate(run, limit=10)  # its figures are of the weights read, not of the file's now
+    assert refused.value.hint.startswith("Run the command again")  # a CLI user has no save=False

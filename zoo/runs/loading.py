@@ -168,13 +168,16 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
         except RunError as e:
             raise RunError(e.message, _other_version_hint(run, e.hint)) from None
     net = entry.cls(model_cfg, shape, classes)
-    weights, _ = ckpt.load_tensors(weights_path)
+    weights, meta = ckpt.load_tensors(weights_path)
     ckpt.load_state(net, weights, weights_path)
     net.to(pick_device(device)).eval()  # None: auto; 0 or "" refused, never taken for auto
     # A folder named by its path is kept by its absolute path too, so outputs still go beside it after os.chdir.
     where = run_dir if not hub.is_hub_source(source) and Path(source).absolute() == run_dir else source
     return Run(model=net, folder=run_dir, record=run, source=str(source),
-               place_outputs=lambda: output_folder(where, run_dir), file_digest=ckpt.weights_digest(weights_path),
+               place_outputs=lambda: output_folder(where, run_dir),
+               # the digest of the tensors read (checked against them), not of the file read again: a training
+               # that replaced it meanwhile had the results of these weights recorded as the new ones'
+               file_digest=meta.get(ckpt.DIGEST_KEY) or ckpt.weights_digest(weights_path),
                state_digest=ckpt.tensor_digest(net.state_dict()))
 
 

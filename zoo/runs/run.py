@@ -143,7 +143,9 @@ class Run:
         changed = self.weights_changed()
         if changed:
             raise RunError(f"{changed}: the results would be recorded as those of the weights in the file",
-                           "Measure it with save=False, or zoo.load the run again for the weights in its file.")
+                           "Run the command again for the weights in the file now (a training that writes the run "
+                           "replaces them each epoch); in Python, zoo.load the run again, or measure with "
+                           "save=False.")
 
     @functools.cached_property
     def output_dir(self) -> Path:
