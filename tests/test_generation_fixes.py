@@ -242,3 +242,26 @@ def test_a_manifold_of_wide_images_shows_them_wide_not_squeezed_square(tmp_path)
     assert_ok(invoke("manifold", run, "--steps", "5", "--out", tmp_path / "m.png"))
     width, height = Image.open(tmp_path / "m.png").size
     assert width > 2 * height  # a 5×5 grid of images three times as wide as high, with its labels
+
+
+def test_a_denoising_of_a_users_images_waits_for_one_that_writes_the_runs_outputs(run_copy, tmp_path):
+    """Two denoisings of two folders of one name at once chose the same default name and wrote into one folder
+    (concurrent19): one now waits for the other, and then names its outputs apart."""
+    import subprocess
+    import sys
+    import time
+
+    from zoo.runs.lock import results_lock
+
+    first = _folder(tmp_path / "myimg", 30)
+    held = results_lock(run_copy)  # as a first denoising (or an evaluation ending) holds it
+    later = subprocess.Popen([sys.executable, "-m", "zoo", "denoise", str(run_copy), "--input", str(first)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(8)  # more than its start: it waits for the lock before it names its outputs
+    try:
+        assert later.poll() is None and not (run_copy / "denoised-myimg.png").exists()
+    finally:
+        held.release()
+    out, _ = later.communicate(timeout=120)
+    assert later.returncode == 0, out
+    assert is_png(run_copy / "denoised-myimg.png") and is_png(run_copy / "denoised-myimg_files" / "a.png")

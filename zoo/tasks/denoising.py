@@ -25,6 +25,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
 from zoo.runs.config import check_count, check_flag, check_seed
 from zoo.runs.loading import load
+from zoo.runs.lock import results_lock
 from zoo.runs.run import Run, evaluated
 from zoo.training.batching import batches
 
@@ -88,66 +89,74 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     run.require("reconstruct")
     n = check_count(n, "--n", 1, 1024)
     gen = torch.Generator(device=run.device).manual_seed(seed)
-    # A user's images get a picture named after them: a later denoising of the test set (denoised.png)
-    # does not replace it, nor leave it beside files of another input.
-    out = runfiles.picture_output(out, own=run.folder) or (
-        run.output_dir / "denoised.png" if input is None else default_output(run.output_dir, Path(input), log))
-    if input is None:
-        chosen = corruption(run, noise)
-        xs, _ = run.data(split, data_dir)
-        per_row = _picture_fits(3, min(n, xs.shape[0]), run.shape)  # before any work
-        clean = xs[:n].float() / 255.0
-        noisy = chosen(clean, gen)
-        rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", run.reconstruct(noisy))]
-        return plots.image_rows(rows, out, title=f"{run.name}: denoising {chosen} on {split} images", per_row=per_row)
+    # Two denoisings of inputs of one name at once each chose the same default name and wrote into one folder:
+    # the second now waits, and then sees the first's outputs (default_output names it apart).
+    lock = results_lock(run.output_dir) if input is not None else None
+    try:
+        # A user's images get a picture named after them: a later denoising of the test set (denoised.png)
+        # does not replace it, nor leave it beside files of another input.
+        out = runfiles.picture_output(out, own=run.folder) or (
+            run.output_dir / "denoised.png" if input is None else default_output(run.output_dir, Path(input), log))
+        if input is None:
+            chosen = corruption(run, noise)
+            xs, _ = run.data(split, data_dir)
+            per_row = _picture_fits(3, min(n, xs.shape[0]), run.shape)  # before any work
+            clean = xs[:n].float() / 255.0
+            noisy = chosen(clean, gen)
+            rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", run.reconstruct(noisy))]
+            return plots.image_rows(rows, out, title=f"{run.name}: denoising {chosen} on {split} images",
+                                    per_row=per_row)
 
-    # The files' folder and names, checked before anything is written: never the input folder, never two
-    # inputs to one name.
-    root = Path(input)
-    folder = out.with_name(out.stem + "_files")
-    x, files = load_images(root, run.shape, run.device)
-    in_folder = (root if root.is_dir() else root.parent).resolve()
-    where = folder.resolve()
-    if where == in_folder or (root.is_dir() and in_folder in where.parents):
-        raise ConfigError(f"the denoised files would be written into {folder}, "
-                          f"{'the input folder' if where == in_folder else 'inside the input folder'} {root}",
-                          "Name the picture elsewhere with --out (the files go beside it, into NAME_files/ "
-                          "for NAME.png).")
-    names = [p.relative_to(root).with_suffix(".png") if root.is_dir() else Path(p.stem + ".png") for p in files]
-    seen: dict[Path, Path] = {}
-    for p, name in zip(files, names):
-        if name in seen:
-            raise ConfigError(f"{seen[name]} and {p} would both be written as {folder / name}",
-                              "Rename one of them (the denoised files keep the inputs' names, with .png).")
-        seen[name] = p
-    other = other_input(out, root)
-    if other and folder.is_dir() and any(folder.iterdir()):  # mixed with, or replacing, another input's files
-        raise ConfigError(f"{folder} holds the denoised files of another input ({other}): this input's would be "
-                          "written among them, and same-named ones replaced",
-                          f"Name another picture with --out, or delete {folder} and {out} first.")
-    targets = [runfiles.check_output(folder / name, own=run.folder) for name in names]
-    per_row = _picture_fits(2 + (noise is not None), min(n, len(files)), run.shape)  # before any work
+        # The files' folder and names, checked before anything is written: never the input folder, never two
+        # inputs to one name.
+        root = Path(input)
+        folder = out.with_name(out.stem + "_files")
+        x, files = load_images(root, run.shape, run.device)
+        in_folder = (root if root.is_dir() else root.parent).resolve()
+        where = folder.resolve()
+        if where == in_folder or (root.is_dir() and in_folder in where.parents):
+            raise ConfigError(f"the denoised files would be written into {folder}, "
+                              f"{'the input folder' if where == in_folder else 'inside the input folder'} {root}",
+                              "Name the picture elsewhere with --out (the files go beside it, into NAME_files/ "
+                              "for NAME.png).")
+        names = [p.relative_to(root).with_suffix(".png") if root.is_dir() else Path(p.stem + ".png") for p in files]
+        seen: dict[Path, Path] = {}
+        for p, name in zip(files, names):
+            if name in seen:
+                raise ConfigError(f"{seen[name]} and {p} would both be written as {folder / name}",
+                                  "Rename one of them (the denoised files keep the inputs' names, with .png).")
+            seen[name] = p
+        other = other_input(out, root)
+        if other and folder.is_dir() and any(folder.iterdir()):  # mixed with, or replacing, another input's files
+            raise ConfigError(f"{folder} holds the denoised files of another input ({other}): this input's would be "
+                              "written among them, and same-named ones replaced",
+                              f"Name another picture with --out, or delete {folder} and {out} first.")
+        targets = [runfiles.check_output(folder / name, own=run.folder) for name in names]
+        per_row = _picture_fits(2 + (noise is not None), min(n, len(files)), run.shape)  # before any work
 
-    rows = [("input", x[:n])]
-    if noise is not None:
-        x = corruption(run, noise)(x, gen)
-        rows.append((f"noisy ({noise})", x[:n]))
-    denoised = torch.cat([run.reconstruct(b).float().clamp(0, 1) for b in x.split(256)])
-    rows.append(("denoised", denoised[:n]))
-    shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"
-    # The picture first: it records which input its files' folder holds (INPUT_STAMP), so that files written
-    # before a stop are this input's when the same command comes again, never "another input's".
-    picture = plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised",
-                               stamps={INPUT_STAMP: str(root.resolve())}, per_row=per_row)
-    pixels = (denoised * 255).round().to(torch.uint8).cpu().numpy()
-    for target, arr in zip(targets, pixels):
-        buf = io.BytesIO()
-        Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)).save(buf, format="PNG")
-        ckpt.atomic_write(target, buf.getvalue())
-    c, h, w = run.shape
-    log(f"wrote {len(files)} denoised image{'s' if len(files) != 1 else ''} ({w}×{h}, the model's size) "
-        f"to {folder}/, named as the inputs")
-    return picture
+        rows = [("input", x[:n])]
+        if noise is not None:
+            x = corruption(run, noise)(x, gen)
+            rows.append((f"noisy ({noise})", x[:n]))
+        denoised = torch.cat([run.reconstruct(b).float().clamp(0, 1) for b in x.split(256)])
+        rows.append(("denoised", denoised[:n]))
+        shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"
+        # The picture first: it records which input its files' folder holds (INPUT_STAMP), so that files written
+        # before a stop are this input's when the same command comes again, never "another input's".
+        picture = plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised",
+                                   stamps={INPUT_STAMP: str(root.resolve())}, per_row=per_row)
+        pixels = (denoised * 255).round().to(torch.uint8).cpu().numpy()
+        for target, arr in zip(targets, pixels):
+            buf = io.BytesIO()
+            Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)).save(buf, format="PNG")
+            ckpt.atomic_write(target, buf.getvalue())
+        c, h, w = run.shape
+        log(f"wrote {len(files)} denoised image{'s' if len(files) != 1 else ''} ({w}×{h}, the model's size) "
+            f"to {folder}/, named as the inputs")
+        return picture
+    finally:
+        if lock is not None:
+            lock.release()
 
 
 def _picture_fits(rows: int, shown: int, shape) -> int:
