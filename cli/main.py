@@ -63,7 +63,7 @@ def info(model, as_json):
 
     if model not in registry.list_models():
         if (Path(model) / "cv.json").is_file() and not (Path(model) / "config.json").exists():  # a zoo cv's --out
-            from zoo.search.cv_files import read_cv
+            from zoo import read_cv
 
             result = read_cv(model)
             return echo_json(result) if as_json else search.show_cv(result)

@@ -10,6 +10,7 @@ import pytest
 import torch
 from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, invoke, is_png
 
+import zoo
 from zoo.search import cv
 from zoo.training.fit import fit
 from zoo.data import load_dataset
@@ -75,10 +76,14 @@ def test_cv_command_prints_the_table_and_zoo_info_shows_it_again_from_cv_json(tm
     shown = assert_ok(invoke("info", tmp_path / "o"))
     assert [ln for ln in shown.splitlines() if ln.startswith("  ")] == [ln for ln in out.splitlines()
                                                                         if ln.startswith("  ")]
-    assert json.loads(invoke("info", tmp_path / "o", "--json").stdout)["folds"] == 2
+    assert json.loads(invoke("info", tmp_path / "o", "--json").stdout) == zoo.read_cv(tmp_path / "o")
     assert_clean_error(invoke("eval", tmp_path / "o"), "it is a zoo cv folder", f"zoo info {tmp_path / 'o'}")
     (tmp_path / "o" / "cv.json").write_text('{"model": "convae", "per_fold": "x"}')
     assert_clean_error(invoke("info", tmp_path / "o"), "is not the results of a zoo cv (or is damaged)")
+    with pytest.raises(zoo.errors.RunError, match="holds no cv.json: it is not the folder of a finished zoo cv"):
+        zoo.read_cv(tmp_path)
+    with pytest.raises(ConfigError, match="read_cv takes the folder"):
+        zoo.read_cv(None)
 
 
 def test_cv_never_writes_over_an_earlier_cross_validation_or_into_a_run(tmp_path):

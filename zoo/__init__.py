@@ -60,6 +60,7 @@ _LAZY = {
     "catalogue": "zoo.hub",          # zoo list --pretrained
     "run_search": "zoo.search.run",  # zoo search
     "cross_validate": "zoo.search.cv",  # zoo cv
+    "read_cv": "zoo.search.cv_files",   # zoo info of a zoo cv --out folder
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -344,7 +344,7 @@ def get_preset(name: str, model: str | None = None) -> dict[str, Any]:
         hint = f"Did you mean: {', '.join(close)}?" if close else "`zoo info MODEL` lists its presets."
         if "/" in name or name.endswith(".toml"):  # a file where a catalogued name goes
             hint = ("--preset takes a catalogued name; a file of config keys is given with --config FILE (or "
-                    "catalogued through $ZOO_CATALOG: docs/model-zoo.md).")
+                    "catalogued through $ZOO_CATALOG: the README's \"Your own presets and weights\").")
         raise ConfigError(f"unknown preset '{name}'", hint)
     preset = available[name]
     if model is not None and preset.get("model") != model:
@@ -355,7 +355,7 @@ def get_preset(name: str, model: str | None = None) -> dict[str, Any]:
     return preset
 
 
-# ---------------------------------------------------------------- registry.toml: pretrained weights
+# ---------------------------------------------------------------- the catalogue: pretrained weights
 
 def weights(model: str | None = None) -> dict[str, dict[str, Any]]:
     """Catalogued pretrained weights, optionally only those of one model (copies, as `presets` gives)."""

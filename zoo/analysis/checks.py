@@ -18,10 +18,10 @@ def check_codes(z: np.ndarray, what: str, where: str, *, need: int, spread: bool
                           "Ask for more images (--n), or use a split or data set with more.")
     if not np.isfinite(z).all():
         raise RunError(f"some codes from {where} are NaN or infinite",
-                          "The model's weights may be damaged: retrain it or use an earlier copy of the run.")
+                       "The model's weights may be damaged: retrain it or use an earlier copy of the run.")
     if spread and n and not np.ptp(z, axis=0).any():
         raise RunError(f"all {n} codes from {where} are the same: {what} has no spread to show",
-                          "Use more, or more varied, images (or a model trained for longer).")
+                       "Use more, or more varied, images (or a model trained for longer).")
 
 
 def as_python(value):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+from os import PathLike
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -72,8 +73,6 @@ def _remove_empty(folders: list[Path]) -> None:
             return
 
 
-
-
 def kept_folds(out: Path | None, what: dict[str, Any], overwrite: bool) -> list[dict[str, Any]]:
     """The folds a stopped cross-validation of the same `what` (model, config, data, folds, metric) finished into
     `out` (folds.json), to go on from; none without `out`. Folds of another configuration are refused, not
@@ -121,7 +120,12 @@ def _same(a: Any, b: dict[str, Any]) -> bool:
 def read_cv(folder: str | Path) -> dict[str, Any]:
     """The results a cross-validation wrote into `folder` (its cv.json), checked for what is shown of them
     (`zoo info FOLDER`); a RunError says a file that is not one zoo cv wrote."""
+    if not isinstance(folder, (str, PathLike)):
+        raise ConfigError(f"read_cv takes the folder a zoo cv wrote into (--out), not {folder!r:.60}")
     path = Path(folder) / "cv.json"
+    if not path.is_file():
+        raise RunError(f"{folder} holds no cv.json: it is not the folder of a finished zoo cv",
+                       "Give the --out of a zoo cv that ended (a stopped one holds folds.json: run it again).")
     try:
         result = ckpt.read_json(path)
     except RunError:  # not JSON: its hint would speak of a run folder
