@@ -122,7 +122,7 @@ def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: to
     panels: list[tuple[str, torch.Tensor, str]] = []
     if a.image is not None:
         panels.append(("input", a.image, f"input\n#{a.index}"))
-    digits = 2 if len(t) <= 101 else 3  # steps of 1/200 written apart: t=0.005, t=0.010
+    digits = 2 if len(t) <= 101 else 3  # steps of about 1/200 written apart: t=0.005, t=0.010
     for i, (ti, img) in enumerate(zip(t.tolist(), images)):
         name = a.label if i == 0 else b.label if i == len(t) - 1 else ""
         panels.append(("decoded", img, f"t={ti:.{digits}f}" + (f"\n{name}" if name else "")))
