@@ -174,9 +174,11 @@ def test_a_python_call_of_cross_validate_that_does_not_fit_it_is_one_message_bef
     assert said in e.value.message and hint in (e.value.hint or "")
 
 
-def test_a_whole_float_is_taken_as_that_many_folds():
-    r = cv.cross_validate("convae", folds_k=2.0, dataset="digits", overrides={**TINY, "epochs": 1})
-    assert r["folds"] == 2 and len(r["per_fold"]) == 2
+def test_a_float_count_of_folds_is_refused_as_run_search_refuses_cv_2_0():
+    """One rule for counts (check_count): 2.0 is no count of folds, here as in run_search(cv=2.0)."""
+    with pytest.raises(ConfigError) as e:
+        cv.cross_validate("convae", folds_k=2.0, dataset="digits", overrides={**TINY, "epochs": 1})
+    assert "whole number" in e.value.message and "2.0" in e.value.message
 
 # ------------------------------------------------------------------------------------------ tiny folders
 

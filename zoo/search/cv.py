@@ -178,8 +178,6 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     nothing."""
     check_log(log, loggers=False)
     refuse_command_options("cross_validate", keys)
-    if isinstance(folds_k, float) and folds_k.is_integer():
-        folds_k = int(folds_k)  # 2.0 is 2 folds
     folds_k = check_count(folds_k, "--folds (folds_k=)", 2)
     check_flag(compare_holdout, "compare_holdout")
     check_flag(overwrite, "overwrite")
