@@ -77,6 +77,7 @@ def test_an_interpolation_of_200_steps_wraps_its_panels_instead_of_shrinking_the
     panels = 200 + 2  # the two input images too
     assert w * h / panels >= 80 * 80, (w, h)  # room for each panel and its caption (a single line gave 14 px)
     assert h > 5 * 100  # in several lines
+    assert max(w, h) <= plots.PIXEL_BUDGET, (w, h)  # 20 panels a line were 2,794 pixels wide
 
 
 def test_a_manifold_of_100_steps_keeps_each_decode_at_20_pixels(digits_run, tmp_path):

@@ -17,7 +17,7 @@ import torch
 
 from zoo.analysis.checks import as_python
 from zoo.analysis.latent_samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
-from zoo.analysis.plots import save_png, subplots
+from zoo.analysis.plots import DPI, PIXEL_BUDGET, save_png, subplots
 from zoo.console import to_stderr
 from zoo.data.datasets import class_name
 from zoo.errors import ConfigError
@@ -130,8 +130,12 @@ def _interpolation_picture(a: Endpoint, b: Endpoint, t: torch.Tensor, images: to
         panels.append(("input", b.image, f"input\n#{b.index}"))
     k = len(panels)
     lines, cols = -(-k // PER_LINE), min(k, PER_LINE)
-    fig, axes = subplots(lines, cols, figsize=(1.25 * cols + 0.4, 1.75 * lines + 0.8), squeeze=False,
-                         layout="constrained")
+    # a line of 20 panels at 1.25 inches each was 2,794 pixels wide: panels shrink to fit, with room for the tight
+    # bounding box's padding and the suptitle
+    side = PIXEL_BUDGET / DPI - 0.3
+    scale = min(1.0, (side - 0.4) / (1.25 * cols), (side - 0.8) / (1.75 * lines))
+    fig, axes = subplots(lines, cols, figsize=(1.25 * scale * cols + 0.4, 1.75 * scale * lines + 0.8),
+                         squeeze=False, layout="constrained")
     for ax in axes.flat[k:]:  # the last line's empty places
         ax.set_axis_off()
     for ax, (kind, img, caption) in zip(axes.flat, panels):
