@@ -266,3 +266,17 @@ def test_a_denoising_of_a_users_images_waits_for_one_that_writes_the_runs_output
     out, _ = later.communicate(timeout=120)
     assert later.returncode == 0, out
     assert is_png(run_copy / "denoised-myimg.png") and is_png(run_copy / "denoised-myimg_files" / "a.png")
+
+
+def test_an_unlabelled_grid_has_no_empty_label_column_and_sits_centred_under_its_title(tmp_path):
+    import numpy as np
+
+    images = torch.rand(16, 1, 28, 28)
+    title = "gan (gan-mnist): 16 samples (the model's prior, seed 0)"  # wider than the grid
+    plots.image_rows([("", images)], tmp_path / "plain.png", title=title, per_row=4)
+    with Image.open(tmp_path / "plain.png") as im:
+        grey = np.asarray(im.convert("L"))
+    lower = grey[grey.shape[0] // 2:]  # under the title: the grid and its frame
+    inked = np.flatnonzero((lower < 128).any(axis=0))
+    left, right = inked[0], grey.shape[1] - 1 - inked[-1]
+    assert abs(left - right) <= 12, (left, right)  # a 1.6-inch empty label column pushed the grid right

@@ -149,7 +149,8 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
     zoom = check_tiles(sum(r.shape[0] for _, r in rows), lines, per_row, len(rows), rows[0][1].shape, hint)
     grids = [(label, make_grid(imgs.detach().float().clamp(0, 1).cpu(), nrow=per_row, padding=PAD, pad_value=1.0))
              for label, imgs in rows]
-    label_in, gap_in, edge_in = 1.6, 0.12, 0.1  # inches: the labels' column, between rows, around
+    gap_in, edge_in = 0.12, 0.1  # inches: between rows, around
+    label_in = 1.6 if any(label for label, _ in rows) else edge_in  # the labels' column, where there are labels
     title_in = 0.3 * (title.count("\n") + 1) + 0.15 if title else 0.0
     sizes = [(g.shape[2] * zoom / DPI, g.shape[1] * zoom / DPI) for _, g in grids]
     fig_w = label_in + max(w for w, _ in sizes) + edge_in
