@@ -28,6 +28,7 @@ from zoo.runs.config import check_count, check_seed
 from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import check_output, picture_output
 from zoo.runs.loading import load
+from zoo.runs.lock import results_lock
 from zoo.runs.run import evaluated
 from zoo.tracking import code_loggers
 
@@ -189,7 +190,6 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     w.writerow(["index", "label", "class", "x", "y"])
     for i, lab, (x, y) in zip(c.indices.tolist(), labels.tolist(), proj.coords.tolist()):
         w.writerow([i, lab, c.class_name(lab), repr(float(x)), repr(float(y))])
-    atomic_write(csv_path, text.getvalue())
     if proj.method == "as-is":
         how = f"latent codes ({d}-D, no projection needed" + (", against the class)" if d == 1 else ")")
     else:
@@ -197,9 +197,13 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     note = net.model.codes_note
     title = f"{net.name} on {c.dataset}: {how}\n{len(labels)} {split} images, coloured by class" + \
         (f"\n{note.split(':')[0]}" if note else "")
-    legend = _scatter(proj.coords, labels, c.classes, path, title, proj.xlabel, proj.ylabel)
-    logged = [cls.log_codes(path.parent / cls.name, c.z, c.labels, c.images.float() / 255.0, list(c.classes))
-              for cls in viewers]
+    # the coordinates and the picture are one scatter's: two scatters into one file at once wrote one's CSV
+    # beside the other's picture
+    with results_lock(path.parent):
+        atomic_write(csv_path, text.getvalue())
+        legend = _scatter(proj.coords, labels, c.classes, path, title, proj.xlabel, proj.ylabel)
+        logged = [cls.log_codes(path.parent / cls.name, c.z, c.labels, c.images.float() / 255.0, list(c.classes))
+                  for cls in viewers]
     return LatentResult(path, csv_path, proj.method, proj.coords, labels, c.indices.numpy(), c.classes, d, seconds,
                         method, legend, proj.explained, logged, note)
 

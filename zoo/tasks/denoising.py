@@ -249,9 +249,10 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
               "baseline": base.source if base is not None else None,
               "noise": trained.spec, "trained_noise": trained_spec, "split": split, "images": int(x.shape[0]),
               "rows": rows, **({"notes": notes} if notes else {})}
-    if save:
-        ckpt.write_json(run.output_dir / "noise_sweep.json", result)
-        plots.noise_sweep(result, run.output_dir / "noise_sweep.png")
+    if save:  # the pair is one sweep's: two sweeps ending together wrote one's figures beside the other's picture
+        with results_lock(run.output_dir):
+            ckpt.write_json(run.output_dir / "noise_sweep.json", result)
+            plots.noise_sweep(result, run.output_dir / "noise_sweep.png")
         result["written"] = [str(run.output_dir / "noise_sweep.json"), str(run.output_dir / "noise_sweep.png")]
     return result
 
