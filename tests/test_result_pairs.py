@@ -40,3 +40,14 @@ def test_a_noise_sweep_writes_its_json_and_png_under_the_runs_results_lock(run_c
 def test_a_latent_scatter_writes_its_png_and_csv_under_their_folders_results_lock(digits_run, tmp_path):
     _waits_for_the_lock(tmp_path, lambda: zoo.latent_scatter(digits_run, n=200, out=tmp_path / "codes.png"),
                         [tmp_path / "codes.png", tmp_path / "codes.csv"])
+
+
+def test_a_sample_quality_measurement_reads_and_writes_quality_json_under_the_runs_results_lock(tmp_path):
+    """Its "keep the fuller one" is decided under the lock: two measurements ending together each see the other's."""
+    from conftest import TINY, quiet
+
+    runs = {name: zoo.train(model, dataset="digits", epochs=1, out=tmp_path / name, log=quiet, progress=False,
+                            **TINY).run_dir for name, model in {"feat": "classifier", "vae": "vae"}.items()}
+    vae = runs["vae"]
+    _waits_for_the_lock(vae, lambda: zoo.api.sample_quality(vae, features=str(runs["feat"]), n=100),
+                        [vae / "quality.json"])

@@ -23,6 +23,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
 from zoo.runs.config import SEED_MAX, check_count, check_flag, check_seed
 from zoo.runs.loading import load
+from zoo.runs.lock import results_lock
 from zoo.runs.run import evaluated, other_images
 from zoo.tasks.generation import sample_batches
 
@@ -267,7 +268,13 @@ def _measure(run, feat_run, data, *, seed: int, m: int, sampler: str | None, dat
 
 def _write(path: Path, result: dict[str, Any]) -> None:
     """quality.json, unless it holds a fuller measurement of the same weights (more images, or as many and more
-    seeds): a quick look is returned beside it, not written over it, and `kept` says so."""
+    seeds): a quick look is returned beside it, not written over it, and `kept` says so. Read, decided and written
+    under the folder's results lock: two measurements ending together each see the other's file."""
+    with results_lock(path.parent):
+        _write_unless_fuller(path, result)
+
+
+def _write_unless_fuller(path: Path, result: dict[str, Any]) -> None:
     try:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
