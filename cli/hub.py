@@ -218,6 +218,8 @@ def show_run(source: str, as_json: bool = False) -> None:
                        f"without {'them' if len(cuda_only) > 1 else 'it'})")
     if data.get("preset"):
         click.echo(f"preset: {data['preset']} (its values are in the config above)")
+    for line in data.get("provenance", []):
+        click.echo(line)
     if data["devices"]:  # an older zoo's run records none
         click.echo(f"trained on: {', '.join(data['devices'])}")
     click.echo("files: " + ", ".join(f"{n} ({s:,} B)" for n, s in data["files"].items()))

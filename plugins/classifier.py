@@ -17,7 +17,8 @@ from zoo.plugins.conv import ConvNetConfig, activation, build_encoder, init_weig
 
 from zoo import ZooModel, hookimpl, param
 from zoo.analysis.plots import save_png, subplots
-from zoo.errors import CapabilityError, ConfigError, RunError
+from zoo.errors import CapabilityError, ConfigError, RunError, ZooError
+from zoo.runs.checkpoint import weights_digest
 from zoo.training.batching import batches
 
 
@@ -146,6 +147,30 @@ class Classifier(ZooModel):
             model.config.init_from, model.config.init_digest = where, digest
 
         return values, copy_encoder
+
+    @classmethod
+    def provenance(cls, config) -> list[str]:
+        """Where the encoder was copied from, and whether that run still holds the weights it was copied from: a
+        head's figures are of its own copy, and a source trained on or deleted since no longer matches them."""
+        where, digest = config.get("init_from") or "", config.get("init_digest") or ""
+        if not isinstance(where, str) or not where:
+            return []
+        line = f"encoder: copied from {where} by zoo finetune"
+        weights = Path(where) / "model.safetensors"
+        if not Path(where).is_absolute():  # a catalogued name or a hub location: not looked up here
+            return [line]
+        if not weights.is_file():
+            return [f"{line}; that run is gone (no {weights}): this run holds its own copy of the encoder"]
+        if not isinstance(digest, str) or not digest:
+            return [line]
+        try:
+            now = weights_digest(weights)
+        except (ZooError, OSError) as e:
+            return [f"{line}; its weights cannot be read now ({e})"]
+        if now != digest:
+            return [f"{line}; its weights have changed since (trained on or replaced): this run holds the copy it "
+                    "was fine-tuned from"]
+        return [f"{line} (its weights unchanged since)"]
 
     # ---------------------------------------------------------------- freezing
     def _frozen_modules(self) -> list[nn.Module]:

@@ -325,6 +325,13 @@ class ZooModel(nn.Module):
         Only models that can be trained this way implement it."""
         raise NotImplementedError
 
+    @classmethod
+    def provenance(cls, config: dict[str, Any]) -> list[str]:
+        """Lines `zoo info RUN` shows about where a run's weights came from, checked as they are shown, from the
+        run's recorded `config` (config.json's, as saved). A fine-tuned classifier says whether the run its
+        encoder was copied from is still there with the same weights. Default: none."""
+        return []
+
     def code_net(self) -> nn.Sequential | None:
         """The layers that map an image to its code, as one nn.Sequential whose output begins with what
         `encode` returns (a VAE's: the mean, then the log-variance): what `zoo finetune` copies under a

@@ -40,6 +40,8 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "load": f"zoo.load({json.dumps(str(source))})",
         "installed": run["model"] in registry.list_models(),
     }
+    # where its weights came from, as its plugin says (a fine-tuned head: is its encoder's source still there?)
+    info["provenance"] = registry.get_model_class(run["model"]).provenance(run["config"]) if info["installed"] else []
     evaluated, note = ckpt.read_eval(run_dir)  # None unless it measured these weights
     if note:
         to_stderr(f"note: {note}")
