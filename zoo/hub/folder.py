@@ -25,6 +25,7 @@ import json
 import os
 import stat
 import uuid
+from typing import Callable
 from pathlib import Path
 
 from zoo.caches import is_managed, zoo_cache
@@ -311,10 +312,12 @@ def _names(names: list[str]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
-def push_folder(dest: Path, files: dict[str, Path | bytes], run_dir: Path) -> None:
+def push_folder(dest: Path, files: dict[str, Path | bytes], run_dir: Path,
+                check: Callable[[dict[str, str]], None] | None = None) -> None:
     """Write the files (and the push's mark) into a new folder beside `dest`, then swap it in: readers
     see the old or the new version, never a mixture or a half-written file. One push at a time into a
-    parent folder; `dest` is checked under that lock, and once more as it is moved aside."""
+    parent folder; `dest` is checked under that lock, and once more as it is moved aside. `check` (the
+    sha256s written, by name) may refuse the swap by raising: nothing is then published."""
     refuse_location(dest, run_dir)
     parent = dest.parent
     try:
@@ -330,6 +333,8 @@ def push_folder(dest: Path, files: dict[str, Path | bytes], run_dir: Path) -> No
                 try:
                     written = {name: _write(tmp.path / name, value) for name, value in files.items()}
                     _write(tmp.path / PUSHED_MANIFEST, _manifest(written))
+                    if check is not None:
+                        check(written)
                     os.chmod(tmp.path, 0o755)
                     _swap(tmp.path, dest)
                 finally:

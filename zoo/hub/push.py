@@ -144,12 +144,34 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
     return head + "\n" + "\n".join(meta) + sep + rest
 
 
-def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | bytes]:
+def _as_read(run_dir: Path) -> tuple[bytes, str]:
+    """What a push reads a run as: its config.json's bytes and its weights' sha256 (OSError if either is gone)."""
+    return (run_dir / CONFIG).read_bytes(), file_sha256(run_dir / WEIGHTS)
+
+
+def _still_as_read(run_dir: Path, before: tuple[bytes, str], published_sha: str | None) -> None:
+    """Refuse to publish a run that changed while the push read it (a training resumed meanwhile rewrote its
+    config.json or its weights): its card and figures would describe other weights than it publishes. Checked
+    last, just before the folder hub's swap or the upload's commit."""
+    writer = writer_of(run_dir)
+    try:
+        now = _as_read(run_dir)
+    except OSError:
+        now = None
+    why = ("a zoo process began training it" if writer is not None else
+           "its weights or config.json were replaced" if now != before or published_sha not in (None, before[1])
+           else None)
+    if why:
+        raise HubError(f"{run_dir} changed while it was being pushed ({why}): nothing was published",
+                       "Push it again when its training has ended.")
+
+
+def _push_files(run_dir: Path, location: str, log: Log) -> tuple[dict[str, Path | bytes], tuple[bytes, str]]:
     """What a push publishes, after refusing a run that is incomplete or damaged: a config.json whose
     fields are not all there and typed, weights whose header does not fit it, or whose contents do not
     match the checksum recorded when they were written, or a training log that is not a file. Test
     metrics go only where they measured these weights (see read_eval). Nothing is written or uploaded
-    before this."""
+    before this. Returned with what the run was read as (_as_read), for the check before publishing."""
     writer = writer_of(run_dir)
     if writer is not None:
         raise HubError(f"{run_dir} is being trained by another zoo process{f' (pid {writer})' if writer else ''}: "
@@ -161,6 +183,7 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
         if not (run_dir / name).is_file():
             raise HubError(f"{run_dir} has no {name}: nothing to push",
                            "Push a finished run folder (one written by `zoo train`).")
+    before = _as_read(run_dir)  # first: what is checked below, and published, must still be this at the end
     check_model_files(run_dir, str(run_dir), "the run's own file is damaged: restore it (or train the run again) "
                       "before pushing")
     _verify_weights(run_dir / WEIGHTS)
@@ -196,7 +219,7 @@ def _push_files(run_dir: Path, location: str, log: Log) -> dict[str, Path | byte
     for image in current_pictures(run_dir, log):
         files[image] = run_dir / image
     files.update(samplers)
-    return files
+    return files, before
 
 
 
@@ -276,14 +299,14 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
         if revision:
             raise HubError("a folder hub keeps one version: --revision is for hf:// locations")
         check_destination(loc.path, run_dir)  # before the run is even read
-        files = _push_files(run_dir, str(loc), log)
+        files, before = _push_files(run_dir, str(loc), log)
         earlier = _another_runs_push(loc.path, run_dir)
-        push_folder(loc.path, files, run_dir)
+        push_folder(loc.path, files, run_dir, check=lambda written: _still_as_read(run_dir, before, written[WEIGHTS]))
         if earlier:
             log(f"note: {loc} held a push of another run ({earlier}): replaced")
         return Pushed(str(loc), sorted(files))
     base = f"{HF_SCHEME}{loc.repo}"
-    files = _push_files(run_dir, base, log)
+    files, before = _push_files(run_dir, base, log)
     if offline():  # a push needs the network: no cached copy stands in for it
         raise HubError(f"cannot push to {base}: zoo is offline (ZOO_OFFLINE or HF_HUB_OFFLINE is on)",
                        "Unset them (with the network on) to push; `zoo push RUN file:///PATH` publishes to a folder "
@@ -306,6 +329,9 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
         left = [name for name in api.list_repo_files(loc.repo, revision=branch)
                 if name not in files and is_run_file(name)]
         operations += [hf.CommitOperationDelete(path_in_repo=name) for name in left]
+        # the weights' sha256 as huggingface-hub read them to upload (it uploads those very bytes, checked)
+        upload = next((getattr(op, "upload_info", None) for op in operations if op.path_in_repo == WEIGHTS), None)
+        _still_as_read(run_dir, before, upload.sha256.hex() if upload is not None else None)
         info = api.create_commit(loc.repo, operations, commit_message=summary, revision=branch)
     except Exception as e:
         raise hub_error(e, Location("hf", loc.repo, branch), action="push to") from None
