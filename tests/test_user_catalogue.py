@@ -90,6 +90,22 @@ def test_a_relative_catalogue_stays_the_one_first_found_after_a_change_of_workin
     assert "my-ae" in registry.presets()
 
 
+def test_the_same_relative_catalogue_set_again_after_another_value_is_read_where_it_is_set_again(
+        my_catalogue, tmp_path, monkeypatch):
+    my_catalogue(MY_PRESET)  # tmp_path/my-catalogue.toml
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "my-catalogue.toml").write_text(MY_PRESET.replace("my-ae", "their-ae"))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ZOO_CATALOG", "my-catalogue.toml")
+    assert "my-ae" in registry.presets()
+    monkeypatch.setenv("ZOO_CATALOG", "")
+    assert "my-ae" not in registry.presets()
+    monkeypatch.chdir(tmp_path / "other")
+    monkeypatch.setenv("ZOO_CATALOG", "my-catalogue.toml")  # the same text, set again in another folder
+    presets = registry.presets()
+    assert "their-ae" in presets and "my-ae" not in presets
+
+
 def test_weights_trained_on_a_folder_are_catalogued_by_the_folders_name(digits_run, tmp_path, monkeypatch):
     """config.json records folder:/home/alice/pics, which a shared catalogue cannot repeat."""
     run = shutil.copytree(digits_run, tmp_path / "run")

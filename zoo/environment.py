@@ -43,15 +43,16 @@ def check_hf_timeouts() -> None:
                               "Set it to one (the default is 10), or unset it.")
 
 
-_catalogs: dict[str, list[Path]] = {}  # each $ZOO_CATALOG value's files, as found when it was first read
+_catalogs: list[tuple[str, list[Path]]] = []  # the $ZOO_CATALOG value last read, and its files as found then
 
 
 def catalog_paths() -> list[Path]:
     """The catalogue files the user names in $ZOO_CATALOG (separated by os.pathsep, as in PATH; `~` expanded),
     read after zoo's own registry.toml and the plugins' (zoo.catalog). A relative one is of the working directory
-    where the value was first read: an os.chdir later does not move it."""
+    where the value was first read after it was set: an os.chdir later does not move it, and the same text set
+    again after another value is read anew (in the folder it is then read in)."""
     value = os.environ.get("ZOO_CATALOG", "")
-    if value not in _catalogs:
+    if not _catalogs or _catalogs[-1][0] != value:
         parts = [part.strip() for part in value.split(os.pathsep)]
-        _catalogs[value] = [Path(part).expanduser().absolute() for part in parts if part]
-    return list(_catalogs[value])
+        _catalogs[:] = [(value, [Path(part).expanduser().absolute() for part in parts if part])]
+    return list(_catalogs[-1][1])
