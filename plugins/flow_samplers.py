@@ -20,6 +20,7 @@ from torch import nn
 
 from zoo import hookimpl
 from zoo.analysis.latent_samplers import LatentSampler, check_state
+from zoo.analysis.metrics import progress_bar
 from zoo.errors import RunError
 
 MIN_CODES = 500        # a learned density needs at least this many codes ...
@@ -67,11 +68,12 @@ def _linear(n_in: int, n_out: int, generator: torch.Generator) -> nn.Linear:
 @torch.enable_grad()  # samplers are fitted on demand, inside `zoo generate`'s no_grad
 def fit_nll(net: nn.Module, nll: Callable[[torch.Tensor, torch.Generator], torch.Tensor], data: torch.Tensor,
             seed: int, *, steps: int, batch_size: int = 512, lr: float = 1e-3, check_every: int = 200,
-            patience: int = 5) -> int:
+            patience: int = 5, what: str = "fitting a sampler") -> int:
     """Fit `net` by minibatch Adam on the mean of `nll(batch, generator)` (one negative log-likelihood
     per code) over 90 % of `data`, shuffled anew each pass, for at most `steps` steps; every
     `check_every` steps score the held-out 10 %, stop when that has not improved `patience` times in a
-    row, and keep the weights that did best there. Returns the number of steps taken."""
+    row, and keep the weights that did best there. Returns the number of steps taken. A bar of the steps is
+    drawn on a terminal once it takes a few seconds (`what`, its label): a MAF's fit is a minute or more."""
     gen = torch.Generator().manual_seed(seed)
     perm = torch.randperm(data.shape[0], generator=gen)
     n_val = max(1, int(data.shape[0] * HELD_OUT))
@@ -79,24 +81,27 @@ def fit_nll(net: nn.Module, nll: Callable[[torch.Tensor, torch.Generator], torch
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     best, best_state, waited, step = math.inf, copy.deepcopy(net.state_dict()), 0, 0
     net.train()
-    while step < steps and waited < patience:
-        order = torch.randperm(train.shape[0], generator=gen)
-        for i in range(0, train.shape[0], batch_size):
-            loss = nll(train[order[i:i + batch_size]], gen).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            step += 1
-            if step % check_every == 0 or step == steps:
-                net.eval()
-                with torch.no_grad():  # the same noise at every check, so that checks compare
-                    val_gen = torch.Generator().manual_seed(seed + 1)
-                    score = float(torch.cat([nll(val[j:j + 4096], val_gen) for j in range(0, n_val, 4096)]).mean())
-                net.train()
-                best, best_state, waited = ((score, copy.deepcopy(net.state_dict()), 0) if score < best - 1e-4
-                                            else (best, best_state, waited + 1))
-                if step == steps or waited >= patience:
-                    break
+    with progress_bar(steps, what, unit="step") as bar:
+        while step < steps and waited < patience:
+            order = torch.randperm(train.shape[0], generator=gen)
+            for i in range(0, train.shape[0], batch_size):
+                loss = nll(train[order[i:i + batch_size]], gen).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                step += 1
+                bar.update(1)
+                if step % check_every == 0 or step == steps:
+                    net.eval()
+                    with torch.no_grad():  # the same noise at every check, so that checks compare
+                        val_gen = torch.Generator().manual_seed(seed + 1)
+                        score = float(torch.cat([nll(val[j:j + 4096], val_gen)
+                                                 for j in range(0, n_val, 4096)]).mean())
+                    net.train()
+                    best, best_state, waited = ((score, copy.deepcopy(net.state_dict()), 0) if score < best - 1e-4
+                                                else (best, best_state, waited + 1))
+                    if step == steps or waited >= patience:
+                        break
     net.load_state_dict(best_state)
     net.eval()
     return step
@@ -119,7 +124,7 @@ class _LearnedDensity(LatentSampler):
         data, self.mean, self.std = _standardised(codes)
         self.net = self._net(max(self.width, self.units_per_dim * self.dim), torch.Generator().manual_seed(seed))
         self.steps_taken = fit_nll(self.net, self.net.nll, data, seed, steps=self.steps,
-                                   batch_size=self.batch_size, lr=self.lr)
+                                   batch_size=self.batch_size, lr=self.lr, what=f"fitting the {self.name} sampler")
 
     def _from_noise(self, u: torch.Tensor) -> torch.Tensor:
         """Standardised codes from N(0, I) noise u [n, D] (the flow's inverse, the second VAE's decoder)."""

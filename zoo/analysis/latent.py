@@ -22,6 +22,7 @@ import torch
 from zoo.analysis.checks import check_codes
 from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
 from zoo.analysis.plots import colour_map, save_png, subplots
+from zoo.console import to_stderr
 from zoo.data.datasets import class_name
 from zoo.errors import ConfigError
 from zoo.runs.config import check_count, check_seed
@@ -34,6 +35,7 @@ from zoo.tracking import code_loggers
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}
 TSNE_MAX_ITER = 1000  # scikit-learn's default
+TSNE_SAY_FROM = 1000  # codes: a t-SNE of this many or more says first that it takes a while
 
 
 # ---------------------------------------------------------------------------------- codes
@@ -122,6 +124,9 @@ def project(z: torch.Tensor | np.ndarray, method: str = "pca", *, seed: int = 0,
                           f"PC 2 ({ev[1]:.0%} of variance)", ev)
     from sklearn.manifold import TSNE
 
+    if n >= TSNE_SAY_FROM:  # minutes without a word looked like a hang: scikit-learn's t-SNE draws no progress
+        to_stderr(f"note: a t-SNE of {n:,} codes takes a while (about a minute for 5,000 on a 2-core CPU); "
+                  "--method pca is instant")
     perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
     tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed,
                 **_tsne_iterations(TSNE_MAX_ITER))
