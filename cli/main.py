@@ -477,7 +477,8 @@ def _print_classification(result: dict) -> None:
                    f"epoch{'' if rep['epochs'] == 1 else 's'}" if rep.get("epochs") else "")  # published: unknown
         click.echo(f"parameters: {p['trainable']:,} trainable of {p['total']:,}{trained}")
         names = result.get("classes") or [str(i) for i in range(len(rep["per_class_accuracy"]))]
-        click.echo("per-class accuracy: " + ", ".join(f"{name}: {a:.1%}"
+        # a class with no image in the split has no accuracy measured (null): said so, never as 0%
+        click.echo("per-class accuracy: " + ", ".join(f"{name}: {'n/a (no test images)' if a is None else f'{a:.1%}'}"
                                                       for name, a in zip(names, rep["per_class_accuracy"])))
         if rep.get("confusion_png") and result.get("written"):
             click.echo(f"confusion matrix: {Path(result['written'][0]).parent / rep['confusion_png']}")

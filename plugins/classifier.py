@@ -134,9 +134,7 @@ class Classifier(ZooModel):
         def copy_encoder(model: "Classifier") -> None:
             if model.shape != source.model.shape:
                 raise RunError(f"{source.source} was trained on images of shape {_shape(source.model.shape)}, and "
-                               f"these are {_shape(model.shape)}",
-                               "Fine-tune on images of its shape: a folder:PATH data set is resized with --set "
-                               f"image_size={source.model.shape[1]}.")
+                               f"these are {_shape(model.shape)}", _reshape_hint(source.model.shape, model.shape))
             own = [(k, v) for k, v in model.state_dict().items() if k.startswith("encoder.")]  # features=conv: a prefix
             misfit = [k for (k, v), (_, w) in zip(own, weights) if v.shape != w.shape]
             if len(own) > len(weights) or misfit:
@@ -247,7 +245,10 @@ class Classifier(ZooModel):
         k = self.num_classes
         confusion = torch.zeros((k, k), dtype=torch.long)
         confusion.index_put_((y, preds), torch.ones_like(y), accumulate=True)
-        per_class = (confusion.diag().float() / confusion.sum(1).clamp_min(1).float()).tolist()
+        # A class with no image in the split has no accuracy measured: None (null), never a 0/0 read as 0%
+        # ("the head never recognises it"); its confusion row stays all zeros.
+        counts = confusion.sum(1)
+        per_class = [float(confusion[i, i]) / int(counts[i]) if int(counts[i]) else None for i in range(k)]
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         report = {"accuracy": float(confusion.diag().sum() / confusion.sum().clamp_min(1)),
@@ -272,6 +273,19 @@ def _location(run) -> str:
 
 def _shape(shape) -> str:
     return "×".join(str(s) for s in shape)
+
+
+def _reshape_hint(wanted, got) -> str:
+    """How to fine-tune on images of the source's shape: what differs, the channels (no option reads a folder
+    in other channels: its files must be converted), the size (image_size resizes a folder), or both."""
+    steps = []
+    if wanted[0] != got[0]:
+        kind = {1: "grey (1 channel)", 3: "RGB (3 channels)"}.get(int(wanted[0]), f"{wanted[0]} channels")
+        steps.append(f"its encoder takes {kind} images: convert the images to {kind.split(' (')[0]}")
+    if tuple(wanted[1:]) != tuple(got[1:]):
+        steps.append("a folder:PATH data set is resized with --set image_size=" + str(wanted[1])
+                     if wanted[1] == wanted[2] else f"its encoder takes {wanted[2]}×{wanted[1]} images: resize them")
+    return "Fine-tune on images of its shape: " + "; ".join(steps) + "."
 
 
 def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float) -> None:

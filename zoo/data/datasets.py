@@ -23,6 +23,7 @@ order: `ImageData.classes[label]`, recorded in a run's config.json as data.class
 from __future__ import annotations
 
 import hashlib
+import unicodedata
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -178,8 +179,11 @@ def load_dataset(name: str, *, data_dir: str | None = None, val_fraction: float 
         data = _load_idx_set(sources.SETS[key.lower()], data_dir, val_fraction)
     else:
         known = ", ".join(list(sources.SETS) + ["digits", "folder:PATH"])
-        raise DataNotFoundError(f"unknown data set '{name}'", f"Known data sets: {known}.")
-    _check_expected(data, shape, classes)
+        folder = Path(key).expanduser()
+        raise DataNotFoundError(f"unknown data set '{name}'", f"Known data sets: {known}."
+                                + (f" For the images in the folder {key}, say so: folder:{key}"
+                                   if key and folder.is_dir() else ""))
+    data = _check_expected(data, shape, classes)
     return with_binarization(data, binarize).to(device)
 
 
@@ -225,6 +229,13 @@ def relocated(dataset: str, data_dir: str | Path) -> tuple[str, str]:
     return dataset, canonical_data_dir(str(data_dir))
 
 
+def folder_of(dataset: str) -> Path | None:
+    """The absolute folder of a folder:PATH data set (None for a named set): whether it is still there tells a
+    folder that moved (--data-dir finds it again) from one whose files or classes changed."""
+    key = dataset.strip()
+    return _folder_root(key) if _is_folder(key) and key[len(FOLDER_PREFIX):].strip() else None
+
+
 def _is_folder(key: str) -> bool:
     return key.lower().startswith(FOLDER_PREFIX)
 
@@ -239,15 +250,31 @@ def _folder_root(key: str) -> Path:
     return Path(path).expanduser().resolve()
 
 
-def _check_expected(data: ImageData, shape, classes) -> None:
-    """Refuse a data set that no longer matches the shape or the classes a run was trained on."""
+def _check_expected(data: ImageData, shape, classes) -> ImageData:
+    """`data`, refused where it no longer matches the shape or the classes a run was trained on. Class folders
+    renamed only in their Unicode normalisation (a folder copied from macOS, NFD, of a run trained on NFC
+    names) are the same classes in the same order: taken, under the run's names."""
     if shape is not None and tuple(data.shape) != tuple(shape):
         raise DataNotFoundError(f"{data.name} has images of shape {_dims(data.shape)}, but the run was trained on "
                                 f"{_dims(shape)}", "Evaluate the run on the data set it was trained on.")
-    if classes is not None and tuple(data.classes) != tuple(classes):
-        raise DataNotFoundError(f"{data.name} has the classes {few(data.classes)}, but the run was trained on "
-                                f"{few(classes)}: its labels would not mean the same",
-                                "Evaluate the run on the data set it was trained on (restore its class folders).")
+    if classes is None or tuple(data.classes) == tuple(classes):
+        return data
+    if [_nfc(c) for c in data.classes] == [_nfc(c) for c in classes]:
+        return replace(data, classes=tuple(classes))
+    changed = [(a, b) for a, b in zip(data.classes, classes) if a != b]
+    # Names that may print alike (invisible or non-ASCII characters, spaces at an end), or lists that do (a long
+    # list's tail): the differing names as Python writes them, so that the difference is seen
+    unseen = changed if few(data.classes) == few(classes) else \
+        [(a, b) for a, b in changed if any(not n.isascii() or not n.isprintable() or n != n.strip() for n in (a, b))]
+    exact = f" (as Python writes them: {few([f'{ascii(a)} where it was {ascii(b)}' for a, b in unseen], 3)})" \
+        if unseen else ""
+    raise DataNotFoundError(f"{data.name} has the classes {few(data.classes)}, but the run was trained on "
+                            f"{few(classes)}{exact}: its labels would not mean the same",
+                            "Evaluate the run on the data set it was trained on (restore its class folders).")
+
+
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", str(name))
 
 
 def _dims(shape) -> str:

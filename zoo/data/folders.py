@@ -15,7 +15,11 @@ import torch
 
 from zoo.errors import ConfigError, DataNotFoundError
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+# .jfif and .jpe are JPEG files under other common names (they were skipped without a word)
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".pgm", ".ppm"}
+# Image files zoo does not read, named in a note where a folder holds them (they were dropped without a word)
+UNREAD_SUFFIXES = {".pbm", ".pnm", ".dib", ".tga", ".ico", ".psd", ".jp2", ".j2k", ".avif", ".heic", ".heif",
+                   ".apng", ".qoi", ".svg", ".dng", ".raw"}
 MODES = {1: "L", 3: "RGB"}  # channels -> the PIL mode a folder's images are converted to
 
 
@@ -34,6 +38,9 @@ def read_folder(root: Path, image_size: int,
     file's alone; with `shape` (C, H, W), every image is converted to exactly that. Returns the images
     (uint8 [N, C, H, W]), their labels (int64 [N]), the class names, notes on what reading changed, and each
     image's file (relative to root, as `zoo eval --per-image` names it)."""
+    if root.exists() and not root.is_dir():  # "not found" of a file that is there reads as a wrong path
+        raise DataNotFoundError(f"{root} is a file, not a folder of images",
+                                "Use folder:PATH with the folder that holds the images (or their class folders).")
     if not root.is_dir():
         raise DataNotFoundError(f"image folder not found: {root}", "Use folder:PATH with an existing folder.")
     files, labels, classes = _folder_layout(root)
@@ -43,7 +50,8 @@ def read_folder(root: Path, image_size: int,
         heads = [_image_header(p) for p in files]
         mode, mode_note = _folder_mode(root, files, [m for m, _ in heads])
         size, size_note = _folder_size(root, files, [wh for _, wh in heads], image_size)
-        notes = [n for n in (mode_note, _depth_note(root, files, [m for m, _ in heads]), size_note) if n]
+        notes = [n for n in (_unread_note(root, files), mode_note, _depth_note(root, files, [m for m, _ in heads]),
+                             size_note) if n]
     x = _folder_pixels(files, mode, size)
     if shape is None:
         notes += _content_notes(root, files, [m for m, _ in heads], x)
@@ -103,6 +111,19 @@ def _refuse_empty_classes(root: Path, empty: list[Path]) -> None:
             f"class folder(s) of {root} with no images: {few([p.name for p in empty])}",
             f"Add images (files ending in {', '.join(sorted(IMAGE_SUFFIXES))}) or remove those folders; "
             "a folder whose name starts with '.' is skipped.")
+
+
+def _unread_note(root: Path, files: list[Path]) -> str:
+    """A note naming the files beside the images read that look like images but are not read: UNREAD_SUFFIXES
+    and links named like images that lead nowhere. Other files (notes.txt, labels.csv) go unsaid."""
+    folders = sorted({p.parent for p in files})  # the class folders, or root for loose images
+    unread = [p for folder in folders for p in _visible(folder) if not p.is_dir() and not _is_image(p)
+              and p.suffix.lower() in IMAGE_SUFFIXES | UNREAD_SUFFIXES]
+    if not unread:
+        return ""
+    return (f"{root} holds {len(unread)} file(s) that are not read as images ({_names(root, unread)}): zoo reads "
+            f"files ending in {', '.join(sorted(IMAGE_SUFFIXES))} (a link that leads nowhere is skipped). Convert "
+            "them to one of those to use them.")
 
 
 def _visible(folder: Path) -> list[Path]:

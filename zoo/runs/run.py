@@ -18,6 +18,7 @@ import torch
 from zoo.arguments import clear_arguments
 from zoo.console import to_stderr
 from zoo.data import ImageData, load_dataset, relocated
+from zoo.data.datasets import folder_of
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
 from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
@@ -357,7 +358,7 @@ class Run:
         train = self.train_config
         if data_dir is not None and not isinstance(data_dir, (str, Path)):
             raise ConfigError(f"data_dir is a folder's path, not {data_dir!r:.60}")
-        folder = train.dataset.lower().startswith("folder:")  # the user's own images, by their path
+        folder = folder_of(train.dataset)  # the user's own images, by their path (None: a named set)
         if data_dir:  # a moved folder is read where it is now (its classes and shape are checked)
             train.dataset, train.data_dir = relocated(train.dataset, data_dir)
         if grey:
@@ -365,7 +366,8 @@ class Run:
         try:
             return training_data(train, self.device, self.record)
         except DataNotFoundError as e:
-            if not folder or data_dir:
+            # Only a folder that is gone may have moved: a damaged image or changed classes keep their own hint
+            if folder is None or data_dir or folder.is_dir():
                 raise
             raise DataNotFoundError(e.message, "Where the run's images are now, say so: --data-dir FOLDER "
                                                "(data_dir= in Python).") from None

@@ -21,8 +21,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zoo.errors import ConfigError, RunError, ZooError
+from zoo.errors import ConfigError, DataNotFoundError, RunError, ZooError
 from zoo.runs.config import resolve_config
+from zoo.search.data import load_data
 from zoo.search.settings import Settings
 from zoo.search.space import Space
 from zoo.search.study import check_journal, journal_path, open_storage, redact
@@ -55,8 +56,9 @@ def _dataset(name: str) -> str:
     return name
 
 
-def fingerprint(settings: Settings, space: Space) -> dict[str, Any]:
-    """What the study's trials are measured with (see the module's docstring)."""
+def fingerprint(settings: Settings, space: Space, data_cache: dict | None = None) -> dict[str, Any]:
+    """What the study's trials are measured with (see the module's docstring). A folder data set is also
+    recorded by what it holds (`_folder_images`, read into `data_cache` for the trials)."""
     overrides = {k: v for k, v in settings.overrides.items() if k not in ENVIRONMENT_KEYS}
     _, model_cfg, train_cfg = resolve_config(settings.model, preset=settings.preset,
                                              config={**space.fixed, **settings.overrides})
@@ -77,7 +79,18 @@ def fingerprint(settings: Settings, space: Space) -> dict[str, Any]:
                       "time_penalty": settings.time_penalty, "latent_penalty": settings.latent_penalty,
                       "latent_key": settings.latent_key},
         "fixed": fixed, "params": params, "overrides": overrides, "defaults": defaults,
+        **_folder_images(train_cfg, {} if data_cache is None else data_cache),
     })
+
+
+def _folder_images(train_cfg, data_cache: dict) -> dict[str, Any]:
+    """{"images": each split's count and digest} of a folder data set as the trials read it (those of a run's
+    config.json, that `zoo train --resume` and `zoo eval` compare); {} for a named set. A folder's path alone
+    let a resume on changed images rank trials of other data with the study's."""
+    if not train_cfg.dataset.strip().lower().startswith("folder:"):
+        return {}
+    info = load_data(train_cfg, data_cache).info()
+    return {"images": {"sizes": info["sizes"], "digests": info["digests"]}}
 
 
 def recorded(settings: Settings) -> dict[str, Any] | None:
@@ -125,9 +138,14 @@ def _lost_study(settings: Settings, results: list[str], why: str, hint: str | No
 
 
 def reusable(meta: dict[str, Any], settings: Settings, space: Space) -> dict[str, Any]:
-    """The command-line keys the study was started with that this search does not give (nor search)."""
-    return {k: v for k, v in meta.get("overrides", {}).items()
-            if k not in settings.overrides and k not in space.keys()}
+    """The command-line keys the study was started with that this search does not give (nor search). A folder
+    data set by the absolute path the study recorded: a relative one (a study begun by an older zoo) named
+    another folder from another working directory."""
+    reused = {k: v for k, v in meta.get("overrides", {}).items()
+              if k not in settings.overrides and k not in space.keys()}
+    if "dataset" in reused and str(meta.get("dataset", "")).startswith("folder:"):
+        reused["dataset"] = meta["dataset"]
+    return reused
 
 
 def _show(v: Any) -> str:
@@ -185,9 +203,16 @@ def check_same_study(meta: dict[str, Any], current: dict[str, Any], settings: Se
     _, model_cfg, train_cfg = resolve_config(settings.model)
     defaults = _plain({**dataclasses.asdict(train_cfg), **dataclasses.asdict(model_cfg)})
     diffs = _differences(meta, current, defaults)
-    if not diffs:
-        return
     where = f"the study folder {settings.study_dir}" if settings.storage is None else redact(settings.storage)
+    if not diffs:
+        changed = _images_changed(meta.get("images"), current.get("images"))
+        if changed:  # as `zoo train --resume` and `zoo cv` refuse other images under the same name
+            raise DataNotFoundError(f"study '{settings.study}' (in {where}) was begun on other images: "
+                                    f"{current['dataset']} holds {changed}, and trials measured on them would not "
+                                    "compare with the study's",
+                                    "Resume it on the images it began with (restore the folder's files), or "
+                                    f"{_new_study(settings)}.")
+        return
     if diffs[0].startswith("is a search over"):
         raise ConfigError(f"study '{settings.study}' {diffs[0]}",
                           f"Resume it as a search over {meta.get('model')!r}, or {_new_study(settings)}.")
@@ -198,6 +223,17 @@ def check_same_study(meta: dict[str, Any], current: dict[str, Any], settings: Se
                       + ("; give a changed default the study's value with --set KEY=VALUE"
                          if any(d.startswith("defaults") for d in diffs) else "")
                       + f"), or {_new_study(settings)}.")
+
+
+def _images_changed(old: Any, new: Any) -> str:
+    """How a folder's images differ from those the study recorded (`_folder_images`), in words; "" where they
+    agree or either side recorded none (a study begun by an older zoo)."""
+    if not isinstance(old, dict) or not isinstance(new, dict) or old == new:
+        return ""
+    was, now = old.get("sizes") or {}, new.get("sizes") or {}
+    counts = [f"{now.get(s)} {s} images where it had {was.get(s)}" for s in ("train", "val", "test")
+              if was.get(s) != now.get(s)]
+    return ", ".join(counts) or "other images than it had (as many)"
 
 
 def record(study, meta: dict[str, Any] | None, current: dict[str, Any]) -> None:

@@ -64,12 +64,12 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
         reused = {**reused, "cv": meta["cv"]}
     if again:
         settings, sp = prepare(model, space, **{**options, **again})
-    current = fingerprint(settings, sp)
+    data_cache: dict = {}  # a folder is read once: for the study's record of its images, then for the trials
+    current = fingerprint(settings, sp, data_cache)
     if meta is not None:
         check_same_study(meta, current, settings)
     if reused:
         log("note: resuming with the study's " + ", ".join(f"{k} = {v}" for k, v in reused.items()))
-    data_cache: dict = {}
     check_metric(settings, sp, data_cache)  # loads the data set: a missing one fails here, once
     loggers = search_loggers(settings, sp, log)  # --log: refused here when unknown or not installed
     study_dir = Path(settings.study_dir)

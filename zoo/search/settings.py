@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
+from zoo.data import canonical_dataset_name
 from zoo.device import cuda_only_notes, pick_device
 from zoo.errors import ConfigError, RunError
 from zoo.runs.config import TrainConfig, check_count, check_flag, check_seed, field_type, fields_of, resolve_config
@@ -80,6 +81,8 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
 
     cls = registry.get_model_class(model)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    if isinstance(overrides.get("dataset"), str):  # a folder by its absolute path, as `zoo train` records it: the
+        overrides["dataset"] = canonical_dataset_name(overrides["dataset"])  # study's reuse and best.toml hold it
     if study is not None and not study.strip():
         raise ConfigError("--study needs a name")
     if study is not None and (Path(study).is_absolute() or any(part in (".", "..") for part in study.split("/"))):

@@ -148,8 +148,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     differ = other_images(data, run.record, (split,))
     if differ:  # another --data-dir's files, a folder that gained images (never written over an earlier eval)
         to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on, so these are not its "
-                  "test figures" + ("; an eval.json of them says so (zoo info, zoo compare and its card show it)"
-                                    if save else ""))
+                  "test figures" + ("; an eval.json of them, if one is written, says so (zoo info, zoo compare and "
+                                    "its card show it)" if save else ""))
     k = (options or {}).get("iwae_k")
     samples = k * x.shape[0] if isinstance(k, int) else 0  # a k that is no count is refused by the model
     if samples > LONG_BOUND:  # said up front: without a terminal there is no progress bar to watch
@@ -372,7 +372,11 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
     run = load(source, device=device)
     run.require("reconstruct")
     n = check_count(n, "--n", 1, 256)
-    x, _ = run.data(split, data_dir)
+    data = run.dataset(data_dir)
+    x, _ = data.split(check_split(split))
+    differ = other_images(data, run.record, (split,))
+    if differ:  # as zoo eval and zoo latent say it
+        to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on")
     out = runfiles.picture_output(out, own=run.folder) or run.output_dir / "reconstructions.png"
     if x.shape[0] < n:  # a picture of fewer than asked is said, not left for the user to count
         to_stderr(f"note: the {split} split holds {x.shape[0]} image{'s' * (x.shape[0] != 1)}: all of them shown, "

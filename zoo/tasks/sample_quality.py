@@ -105,7 +105,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     differ = other_images(run.dataset(data_dir) if binarised else data, run.record, ("test", "train"))
     if differ:
         to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on, so these are not its "
-                  "sample-quality figures" + ("; a quality.json of them says so" if save else ""))
+                  "sample-quality figures" + ("; a quality.json of them, if one is written, says so" if save else ""))
     test_x, test_y = data.split("test")
     if "test" in data.reused:
         raise ConfigError(f"no sample-quality figure for {data.name}: {data.caveat()}",

@@ -15,6 +15,8 @@ import zoo
 from zoo import registry
 from zoo.console import check_log, to_stderr
 from zoo.data import canonical_data_dir, canonical_dataset_name, relocated
+from zoo.data.datasets import folder_of
+from zoo.data.folders import few
 from zoo.device import describe, device_label, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, DataNotFoundError, RunError, storage_error
 from zoo.hub import is_hub_source, is_managed
@@ -126,8 +128,8 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     train_cfg.data_dir = canonical_data_dir(train_cfg.data_dir)
     device = pick_device(train_cfg.device)
     data = training_data(train_cfg, device)
-    for note in (*data.notes, data.caveat()):  # what reading a folder changed, and splits that reuse images
-        if note:
+    for note in (*data.notes, data.caveat(), _classes_missing(data)):  # what reading a folder changed, and splits
+        if note:                                                        # that reuse images or miss a class
             log(f"note: {note}")
     if is_hub_source(str(out or "")):
         raise ConfigError(f"--out {out} is a hub location: a run is trained into a folder",
@@ -162,6 +164,20 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
                 write_card(run_dir, log=log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
     return result
+
+
+def _classes_missing(data) -> str:
+    """Which classes a labelled data set's validation or test split holds no image of (a class of a few images
+    in a folder): nothing is measured of them there, and a classifier's per-class accuracy of them is none."""
+    if len(data.classes) < 2:
+        return ""
+    said = []
+    for split, name in (("val", "validation"), ("test", "test")):
+        y = data.split(split)[1]
+        missing = [c for i, c in enumerate(data.classes) if not bool((y == i).any())]
+        if split not in data.reused and y.numel() and missing:
+            said.append(f"its {name} split holds no image of the class(es) {few(missing)}")
+    return f"{data.name}: {'; '.join(said)}, so nothing is measured of them there (add images)" if said else ""
 
 
 def _say_schedule_moved(log, before: TrainConfig, after: TrainConfig, done: int) -> None:
@@ -283,7 +299,8 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         try:
             data = training_data(train_cfg, device, run)
         except DataNotFoundError as e:  # a moved image folder: resumed with --data-dir (--set dataset is fixed)
-            if not train_cfg.dataset.lower().startswith("folder:") or given.get("data_dir"):
+            folder = folder_of(train_cfg.dataset)  # one still in place has other trouble, said by its own hint
+            if folder is None or given.get("data_dir") or folder.is_dir():
                 raise
             raise DataNotFoundError(e.message, "Where the run's images are now, say so: zoo train --resume "
                                                f"{run_dir} --data-dir FOLDER (data_dir= in Python).") from None
@@ -310,7 +327,8 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
         more = [device_label(device)] if devices is not None and trains and device_label(device) not in devices \
             else []
         if after != before or more:
-            ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg),
+            moved_to = {"data": {**run["data"], "name": data.name}} if "dataset" in moved else {}  # as train names it
+            ckpt.write_json(run_dir / ckpt.CONFIG, {**run, "train": dataclasses.asdict(train_cfg), **moved_to,
                                                     **({"devices": [*devices, *more]} if more else {})})
         if done >= train_cfg.epochs:
             log(f"{run_dir} already finished its {train_cfg.epochs} epochs; pass --epochs N (epochs=N) to train "

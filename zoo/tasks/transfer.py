@@ -9,12 +9,14 @@ from pathlib import Path
 
 from zoo import registry
 from zoo.console import check_log, to_stderr
-from zoo.errors import CapabilityError, ConfigError, RunError
+from zoo.data import canonical_dataset_name, load_dataset, relocated
+from zoo.data.datasets import folder_of
+from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
 from zoo.model import ZooModel
 from zoo.runs.config import coerce
 from zoo.runs.info import how_ended
 from zoo.runs.loading import load
-from zoo.runs.run import Run
+from zoo.runs.run import Run, other_images
 from zoo.tasks.training import train
 from zoo.training.engine import TrainResult
 
@@ -77,12 +79,40 @@ def finetune(source: str | Path | Run, *, hidden: int | str | list[int] | tuple[
         raise ConfigError(f"{key}={overrides[key]!r:.40} (--set {key}): zoo finetune sets '{key}' itself "
                           f"({key}={values[key]!r})",
                           "Use its options (zoo finetune --help: --hidden, --freeze, --unfreeze-last, --features).")
-    _say_unfinished(src, overrides.get("log", to_stderr))
+    log = overrides.get("log", to_stderr)
+    _say_unfinished(src, log)
     src_train = src.record["train"]
-    dataset = dataset or src_train["dataset"]
-    if dataset == src_train["dataset"] and src_train.get("data_dir") and "data_dir" not in overrides:
-        overrides["data_dir"] = src_train["data_dir"]
+    own = dataset is None or canonical_dataset_name(str(dataset)) == src_train["dataset"]
+    if own:  # the source's own data set, read as it was trained on, where --data-dir says it is now
+        dataset = src_train["dataset"]
+        if overrides.get("data_dir"):  # a moved folder: its folder (as `zoo eval RUN --data-dir` takes it)
+            dataset, overrides["data_dir"] = relocated(dataset, overrides["data_dir"])
+        elif src_train.get("data_dir"):
+            overrides["data_dir"] = src_train["data_dir"]
+        if src_train.get("image_size") and overrides.get("image_size") is None:  # the size its encoder takes
+            overrides["image_size"] = src_train["image_size"]
+        if folder_of(dataset) is not None:
+            _say_other_images(src, dataset, overrides.get("data_dir"), log)
     return train(cls.name, dataset=dataset, out=out, init=init, **values, **overrides)
+
+
+def _say_other_images(src: Run, dataset: str, data_dir: str | None, log) -> None:
+    """A source's folder whose images changed since it was trained (zoo eval says it too): its splits are drawn
+    anew, so the head's validation and test images may be ones the encoder was trained on. Read as the source read
+    it, at its shape; its classes are not held to the source's (the head learns the labels it finds)."""
+    train_cfg = src.train_config
+    try:
+        data = load_dataset(dataset, data_dir=data_dir or None, val_fraction=train_cfg.val_fraction,
+                            image_size=train_cfg.image_size, binarize=train_cfg.binarize, shape=src.shape)
+    except DataNotFoundError as e:
+        if folder_of(dataset).is_dir():  # a damaged image: its own hint
+            raise
+        raise DataNotFoundError(e.message, "Where the run's images are now, say so: --data-dir FOLDER (data_dir= in "
+                                "Python); or fine-tune on other images with --dataset.") from None
+    differ = other_images(data, src.record)
+    if differ:
+        log(f"note: {differ}: not the images {src.source} was trained on, so the head's validation and test images "
+            "may include images its encoder was trained on: its test accuracy is then not of held-out images")
 
 
 def _say_unfinished(src: Run, log) -> None:
