@@ -73,7 +73,7 @@ def _endpoint(spec, net, data, x, y, class_codes) -> Endpoint:
         name = class_name(data.classes, lab)
         return Endpoint(text, "image", i, f"test #{i}\n({name})", z, x[i].float().cpu() / 255.0)
     index = resolve_class(spec, data.classes)
-    mean, _ = class_stats(*class_codes(), index)
+    mean, _ = class_stats(*class_codes(), index, data.classes)
     return Endpoint(text, "class", index, f"mean of\n'{data.classes[index]}'", mean)
 
 

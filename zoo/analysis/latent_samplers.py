@@ -326,11 +326,12 @@ def resolve_class(label: str | int, classes: tuple[str, ...] | list[str]) -> int
                       + "Classes: " + ", ".join(f"{j}={c}" for j, c in enumerate(classes)))
 
 
-def class_stats(codes: torch.Tensor, labels: torch.Tensor, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and per-dimension standard deviation of one class's codes."""
+def class_stats(codes: torch.Tensor, labels: torch.Tensor, index: int, classes) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and per-dimension standard deviation of one class's codes (`classes`: the names, for messages)."""
     mine = codes[labels.to(codes.device) == index]
     if mine.shape[0] == 0:
-        raise ConfigError(f"class {index} has no images in the {CLASS_SPLIT} set")
+        raise ConfigError(f"class '{classes[index]}' has no images in the {CLASS_SPLIT} split, whose codes its "
+                          "mean is of", f"Ask for a class the {CLASS_SPLIT} split holds.")
     std = mine.std(0) if mine.shape[0] > 1 else torch.zeros_like(mine[0])
     return mine.mean(0), std
 
@@ -367,7 +368,7 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
             raise ConfigError("give either --sampler or --class (sampler= or class_label=), not both")
         codes, labels, classes = split_codes(run, CLASS_SPLIT, data_dir)
         index = resolve_class(class_label, classes)
-        mean, std = class_stats(codes, labels, index)
+        mean, std = class_stats(codes, labels, index, classes)
         if spread:  # noise of a zero spread draws the mean each time: said, as a plot of such codes is
             check_codes(codes[labels == index].numpy(), f"--spread {spread:g}", f"class {classes[index]}'s "
                         f"{CLASS_SPLIT} images", need=1, spread=True)
