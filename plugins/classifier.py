@@ -290,7 +290,8 @@ def _reshape_hint(wanted, got) -> str:
 
 def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float) -> None:
     k = len(classes)
-    fig, ax = subplots(figsize=(1.0 + 0.55 * k, 0.8 + 0.5 * k))
+    # at least 3.6 × 3.2 inches, the title on two lines: two classes' title ran over the colour bar
+    fig, ax = subplots(figsize=(max(3.6, 1.0 + 0.55 * k), max(3.2, 0.8 + 0.5 * k)))
     rates = confusion.float() / confusion.sum(1, keepdim=True).clamp_min(1)
     im = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
     for i in range(k):
@@ -304,7 +305,7 @@ def _confusion_png(confusion: torch.Tensor, classes, path: Path, accuracy: float
     ax.set_yticklabels(classes)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(f"confusion matrix (accuracy {accuracy:.2%} on {int(confusion.sum()):,} images)")
+    ax.set_title(f"confusion matrix\n(accuracy {accuracy:.2%} on {int(confusion.sum()):,} images)", fontsize=10, pad=10)
     fig.colorbar(im, ax=ax, fraction=0.046, label="fraction of the true class")
     fig.tight_layout()
     save_png(fig, path)

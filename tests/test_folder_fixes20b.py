@@ -27,3 +27,21 @@ def test_a_cross_validation_on_a_relative_folder_records_its_absolute_path(tmp_p
                        overrides={**TINY, "epochs": 1}, log=quiet)
     recorded = json.loads((tmp_path / "cv" / "cv.json").read_text())
     assert recorded["train"]["dataset"] == f"folder:{tmp_path / 'pics'}", recorded["train"]
+
+
+def test_the_confusion_matrix_title_of_two_classes_does_not_run_over_its_colour_bar(tmp_path, monkeypatch):
+    import torch
+
+    from zoo.plugins import classifier
+
+    figures = []
+    monkeypatch.setattr(classifier, "save_png", lambda fig, path: figures.append(fig))
+    classifier._confusion_png(torch.tensor([[30, 3], [2, 25]]), ["a_big", "b_tiny"], tmp_path / "c.png", 0.9167)
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = figures[0]
+    FigureCanvasAgg(fig).draw()  # laid out as save_png's file is
+    renderer = fig.canvas.get_renderer()
+    title = fig.axes[0].title.get_window_extent(renderer)
+    colour_bar = fig.axes[1].get_tightbbox(renderer)  # with its label
+    assert not title.overlaps(colour_bar), (title, colour_bar)
