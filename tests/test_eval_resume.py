@@ -162,7 +162,7 @@ def test_no_command_may_write_its_output_where_an_evaluation_keeps_its_progress_
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="the CUDA generator's state needs a GPU")
 def test_an_interrupted_eval_on_the_gpu_goes_on_with_the_cuda_generators_draws(tmp_path, monkeypatch):
-    """The draws come from the CUDA generator there: its state is saved and restored too (close, not to the
+    """The draws come from the CUDA generator there, seeded for each batch as the CPU's is (close, not to the
     last digit: a GPU's reductions need not be deterministic)."""
     run = tmp_path / "vae-gpu"
     zoo.train("vae", dataset="digits", epochs=1, latent_dim=2, out=run, log=quiet, progress=False,
@@ -373,3 +373,25 @@ def test_each_images_values_that_cannot_be_written_are_said_and_the_evaluation_s
     assert "each image's values could not be written" in result.stderr and "could not save" not in result.stderr
     assert json.loads(result.stdout)["metrics"] == json.loads((run / "eval.json").read_text())["metrics"]
     assert not progress_files(run)
+
+
+def test_the_elbo_is_the_same_with_or_without_an_iwae_bound_beside_it(run):
+    """Each batch draws from a seed of its own: the bound's draws (asked for beside the ELBO) no longer moved the
+    draws of the next batches' ELBO, which gave two −ELBO figures of one run's weights."""
+    plain = zoo.evaluate(run, save=False)["metrics"]
+    with_bound = zoo.evaluate(run, options={"iwae_k": 7}, save=False)["metrics"]
+    assert with_bound["neg_elbo_nats"] == plain["neg_elbo_nats"] and with_bound["mse"] == plain["mse"]
+
+
+def test_a_limited_evaluation_measures_its_images_as_the_whole_one_does(run, tmp_path):
+    """The batches' sizes and seeds do not depend on how many images are measured: the first 112 (three whole
+    batches) of a --limit 112 evaluation are the whole evaluation's first 112, to the last digit."""
+    import csv
+
+    def rows(name, **limit):
+        zoo.evaluate(run, save=False, per_image=tmp_path / name, **limit)
+        with open(tmp_path / name, newline="") as fh:
+            return [row["neg_elbo_nats"] for row in csv.DictReader(fh)]
+
+    part, whole = rows("part.csv", limit=112), rows("whole.csv")
+    assert len(part) == 112 and part == whole[:112]

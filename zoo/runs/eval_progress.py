@@ -5,15 +5,16 @@ a lack of memory near its end would otherwise lose all of it.
 Each evaluation has its own file, eval-progress-KEY.safetensors (KEY: the start of evaluation_key), so that
 a quick check (--limit 100) and a K = 5,000 bound over the whole test set of the same run never take each
 other's place. The file holds the metric sums over the images done so far, each image's
-metrics (for the standard errors and --per-image) and the random generators' states at that point, which
-is always the end of a batch; an evaluation that resumes from it draws the same random numbers for the
-remaining images as one that never stopped, so its result is the same to the last digit (on the CPU and
-CUDA, whose generators it saves; on another device, such as MPS, a resumed evaluation is as valid an
-estimate, from other draws). It is written at most every SAVE_EVERY_S
+metrics (for the standard errors and --per-image), at the end of a batch; each batch draws its random numbers
+from a seed of its own (zoo.tasks.evaluation), so an evaluation that resumes from it draws the same ones for
+the remaining images as one that never stopped, and its result is the same to the last digit (on the CPU and
+CUDA; on another device, such as MPS, the draws follow the device's generator). It is written at most every
+SAVE_EVERY_S
 seconds and when the evaluation is interrupted, read only by an evaluation of the same weights, split,
 images, options and kind of device, and removed once its eval.json is written. Another evaluation of the
 same weights leaves it alone, and says it is there; one of weights trained on since removes it (it can
-never go on). The single eval-progress.safetensors of zoo before 2026-12-06 is read the same way.
+never go on). The single eval-progress.safetensors of zoo before 2026-12-06 is read the same way; a file of
+zoo before 2026-12-07 (one stream of draws over all batches) is never continued with the batches' own seeds.
 """
 
 from __future__ import annotations
@@ -47,7 +48,8 @@ def evaluation_key(weights: str, split: str, options: dict, device: torch.device
     """What an evaluation's result depends on besides its seed: the weights (their digest), the split,
     the exact images and labels measured, the metric options and the kind of device (whose generator
     draws the random numbers)."""
-    h = hashlib.sha256(json.dumps([weights, split, sorted(options.items()), device.type]).encode())
+    # "seed per batch": the draws of zoo before 2026-12-07 (one stream) are not continued with another's
+    h = hashlib.sha256(json.dumps([weights, split, sorted(options.items()), device.type, "seed per batch"]).encode())
     hash_images(h, x, y)
     return h.hexdigest()
 
@@ -55,13 +57,6 @@ def evaluation_key(weights: str, split: str, options: dict, device: torch.device
 def progress_name(key: str) -> str:
     """The progress file of the evaluation whose evaluation_key is `key`."""
     return f"eval-progress-{key[:16]}.safetensors"
-
-
-def _rng_states(device: torch.device) -> dict[str, torch.Tensor]:
-    states = {"rng.cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        states["rng.cuda"] = torch.cuda.get_rng_state(device)
-    return states
 
 
 class EvalProgress:
@@ -73,12 +68,11 @@ class EvalProgress:
         self.path = Path(folder) / progress_name(key) if folder is not None else None
         self.key, self.weights, self.device = key, weights, device
         self.saved_done, self.last_save, self.failing, self.rejected = 0, time.monotonic(), False, False
-        self._point: tuple[int, dict[str, float], Values, dict[str, torch.Tensor]] | None = None
+        self._point: tuple[int, dict[str, float], Values] | None = None
 
     def resume(self, boundaries: set[int], total: int) -> tuple[int, dict[str, float], Values]:
-        """(images done, metric sums, each image's metrics) of a saved evaluation of the same key, its random
-        generators restored; (0, {}, {}) when there is none, or it is another evaluation's, damaged or
-        inconsistent."""
+        """(images done, metric sums, each image's metrics) of a saved evaluation of the same key; (0, {}, {})
+        when there is none, or it is another evaluation's, damaged or inconsistent."""
         if self.path is None:
             return 0, {}, {}
         self._others()
@@ -92,13 +86,10 @@ class EvalProgress:
             values = {k[len(VALUES):]: [t.double()] for k, t in tensors.items() if k.startswith(VALUES)}
             if (done not in boundaries or done > total or set(values) != set(sums)
                     or any(v[0].shape != (done,) for v in values.values())
-                    or set(tensors) != set(_rng_states(self.device)) | {VALUES + k for k in values}):
+                    or set(tensors) != {VALUES + k for k in values}):
                 raise ValueError("its counts do not fit this evaluation")
             if any(not math.isclose(float(values[k][0].sum()), sums[k], rel_tol=1e-9, abs_tol=1e-6) for k in sums):
                 raise ValueError("its sums are not those of its images' values")  # edited by hand, or damaged
-            torch.set_rng_state(tensors["rng.cpu"])
-            if "rng.cuda" in tensors:
-                torch.cuda.set_rng_state(tensors["rng.cuda"], self.device)
         except (RunError, OSError, KeyError, ValueError, TypeError, RuntimeError) as e:  # OSError: unreadable
             why = e.message if isinstance(e, RunError) else (e.strerror if isinstance(e, OSError) else None) or str(e)
             to_stderr(f"note: {self.path} could not be read ({why}); the evaluation starts from the first image "
@@ -138,7 +129,7 @@ class EvalProgress:
         only when saved.)"""
         if self.path is None:
             return
-        self._point = (done, dict(sums), {k: list(v) for k, v in values.items()}, _rng_states(self.device))
+        self._point = (done, dict(sums), {k: list(v) for k, v in values.items()})
         if time.monotonic() - self.last_save >= SAVE_EVERY_S:
             self._save()
 
@@ -179,12 +170,12 @@ class EvalProgress:
         """Write the last batch's end, unless the file holds more of this very evaluation (the same command
         run twice at once: the one ahead keeps its file). A file that cannot be written is said once, and
         tried again at the next save: a disk freed meanwhile keeps the evaluation's progress."""
-        done, sums, values, states = self._point
+        done, sums, values = self._point
         self.last_save = time.monotonic()
         if self._file_done() > done:
             return
         meta = {"key": self.key, "weights": self.weights, "done": str(done), "sums": json.dumps(sums)}
-        tensors = {**states, **{VALUES + k: torch.cat(v) for k, v in values.items()}}
+        tensors = {VALUES + k: torch.cat(v) for k, v in values.items()}
         try:
             save_tensors(self.path, tensors, meta)
         except (OSError, ZooError) as e:

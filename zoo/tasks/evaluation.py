@@ -165,16 +165,18 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         runfiles.check_replaceable(run.output_dir, (progress_name(key),))
     saved = EvalProgress(run.output_dir if save else None, key, measured, run.device)
     # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
-    # every evaluation: a fixed seed, in a forked random state that leaves the caller's untouched.
+    # every evaluation: a fixed seed for each batch (its first image's place), in a forked random state that
+    # leaves the caller's untouched. Per batch, not one stream: an IWAE bound asked for beside the ELBO drew
+    # from the stream the next batches' ELBO draws from, and changed its figure.
     devices = [run.device] if run.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices), metrics.progress_bar(n, f"eval {split}", progress) as bar:
-        torch.manual_seed(EVAL_SEED)
         done, sums, values = saved.resume({stop for _, stop in spans}, n)
         bar.n = bar.last_print_n = bar.initial = done  # measured before it stopped: shown, not in its rate or ETA
         try:
             for start, stop in spans:
                 if stop <= done:  # measured before the evaluation stopped
                     continue
+                torch.manual_seed(EVAL_SEED + start)
                 for k, v in model.metrics(to_batch(x[start:stop], y[start:stop]), **(options or {})).items():
                     # a batch mean would be summed as if it were one image
                     if not isinstance(v, torch.Tensor) or v.numel() != stop - start:
