@@ -453,17 +453,22 @@ def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noi
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out (never RUN itself).")
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 @click.option("--progress/--no-progress", default=None)
+@click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME[,NAME]",
+              help="Also log the head's training and its test accuracy to these loggers: tensorboard, mlflow.")
 def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, transfer_model, epochs, assignments, data_dir,
-             overwrite, device, progress):
+             overwrite, device, progress, loggers):
     """Train a classifier head on the encoder of RUN (frozen by default), then report test accuracy."""
     from zoo.api import evaluate
     from zoo.api import finetune as api_finetune
     from zoo.api import train as api_train
     overrides = config_overrides("finetune", assignments, [api_finetune, api_train],  # finetune passes them on
-                                  {"dataset": dataset, "epochs": epochs, "device": device, "data_dir": data_dir})
+                                  {"dataset": dataset, "epochs": epochs, "device": device, "data_dir": data_dir,
+                                   "loggers": loggers})
     result = api_finetune(run, hidden=hidden, freeze=freeze, unfreeze_last=unfreeze_last, features=features,
                           out=out, model=transfer_model, progress=progress, overwrite=overwrite, **overrides)
-    report = evaluate(result.run_dir)
+    # the head's test accuracy goes where its training was logged (--log, or --set loggers=...), in the same runs
+    trained_with = json.loads((result.run_dir / "config.json").read_text())["train"].get("loggers") or None
+    report = evaluate(result.run_dir, loggers=trained_with)
     _print_classification(report)
 
 

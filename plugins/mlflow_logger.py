@@ -19,6 +19,8 @@ there, and the run folder holds everything.
 
 from __future__ import annotations
 
+import contextlib
+import math
 import os
 import time
 import urllib.error
@@ -34,6 +36,11 @@ from zoo.runs import checkpoint as ckpt
 from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
 from zoo.tracking.messages import SECRET_NAME, redact
 
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: no advisory locks
+    fcntl = None
+
 RUN_FILE = "mlflow.json"  # in a run or study folder: the tracking URI and the MLflow run it is logged to
 ARTIFACTS = (ckpt.WEIGHTS, ckpt.CONFIG, "README.md", ckpt.METRICS, "loss.png")
 STUDY_ARTIFACTS = ("summary.json", "trials.csv", "best.toml", "space.toml", "history.png", "importance.png")
@@ -41,6 +48,11 @@ MAX_TRIALS = 50_000  # child runs read back per search (MLflow's page limit)
 STATUS = {"finished": "FINISHED", "failed": "FAILED", "killed": "KILLED"}
 PROBE_SECONDS = 5.0
 BATCH = 100  # params per log_batch call (MLflow's limit)
+SETUP_LOCK = ".zoo-setup.lock"  # .DATABASE.zoo-setup.lock beside a SQLite store's database: see setting_up
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
+# The package that installs a database driver SQLAlchemy imports for a store's URI (the module's name otherwise).
+DRIVERS = {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "MySQLdb": "mysqlclient",
+           "pymysql": "PyMySQL", "pyodbc": "pyodbc", "pymssql": "pymssql"}
 ARTIFACT_FOLDER = "mlartifacts"  # beside a SQLite store's database: the artifacts of the experiments zoo creates
 
 
@@ -159,16 +171,81 @@ def client_for(uri: str):
     os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")  # stdout is the commands' (--json)
     os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "15")
     probe(uri)
-    with holding_interrupts():  # it opens the store: a new SQLite one is migrated to MLflow's schema, not to be cut
+    database = sqlite_file(uri)
+    with setting_up(database), holding_interrupts():  # a new SQLite store is migrated to MLflow's schema: not cut
         return MlflowClient(tracking_uri=uri)
 
 
-def experiment_id(client, name: str) -> str:
-    """The experiment `name`, created when missing; in a SQLite store, with its artifacts beside the
-    database (MLflow's default would be ./mlruns in whatever folder zoo runs in)."""
+@contextlib.contextmanager
+def setting_up(database: Path | None):
+    """One zoo process at a time opens a SQLite store: two migrating a new one to MLflow's schema at once left it
+    broken for good (a table `_alembic_tmp_*` left behind, "duplicate column name"), and the second training
+    unlogged. A lock file of its own beside the database (flock, dropped when the process ends, however it
+    ends): SQLite's own locks on the database file must not be touched. No lock where there are no flocks."""
+    if database is None or fcntl is None:
+        yield
+        return
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(database.parent / f".{database.name}{SETUP_LOCK}", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # waits for the one setting it up (seconds)
+        yield
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite:/// URI (None for another URI, or a database in memory)."""
+    parsed = urllib.parse.urlparse(uri)
+    if parsed.scheme != "sqlite" or parsed.path in ("", "/", "/:memory:"):
+        return None
+    return Path(parsed.path[1:])
+
+
+def check_store(uri: str, source: str) -> None:
+    """Refuse, before anything is trained, a store that could never take the run: a SQLite path that is a file
+    but not a database, a database whose driver is not installed, an experiment of a local store that was
+    deleted (MLflow logs no run into it). A server is not asked here: one that is down must not stop training."""
+    database = sqlite_file(uri)
+    if database is not None and database.is_file():
+        with database.open("rb") as f:
+            header = f.read(len(SQLITE_HEADER))
+        if header and header != SQLITE_HEADER:  # an empty file is a new database to SQLite
+            raise ConfigError(f"{source} {redact(uri)}: {database} is not an SQLite database",
+                              "Give the path of an MLflow store, or of a new file: "
+                              "--set mlflow_uri=sqlite:///PATH/mlflow.db")
+        if header:
+            try:
+                experiment_id(client_for(uri), experiment_name(), create=False)
+            except ConfigError:
+                raise
+            except Exception:  # noqa: BLE001 - a store that fails to open now: said by open, as a server's failure
+                pass
+    scheme = urllib.parse.urlparse(uri).scheme.lower()
+    if scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
+        import sqlalchemy
+
+        try:  # loads the dialect and imports its driver; connects to nothing
+            sqlalchemy.create_engine(uri).dispose()
+        except ImportError as e:
+            module = getattr(e, "name", None) or str(e)
+            raise ConfigError(f"{source} {redact(uri)} needs the database driver '{module}', which is not installed",
+                              f'Install it: pip install "{DRIVERS.get(module, module)}"') from None
+
+
+def experiment_name() -> str:
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or "zoo"
+
+
+def experiment_id(client, name: str, create: bool = True) -> str:
+    """The experiment `name`, created when missing (`create`); in a SQLite store, with its artifacts beside the
+    database (MLflow's default would be ./mlruns in whatever folder zoo runs in). A deleted one is refused:
+    MLflow logs no run into it, nor creates another of its name."""
     found = client.get_experiment_by_name(name)
-    if found is not None:
-        return found.experiment_id
+    if found is not None and found.lifecycle_stage == "deleted":
+        raise ConfigError(f"the MLflow experiment '{name}' in {redact(client.tracking_uri)} is deleted: MLflow logs "
+                          "no run into it",
+                          f"Restore it (mlflow experiments restore --experiment-id {found.experiment_id}, with "
+                          "MLFLOW_TRACKING_URI set to the store), or choose another name: $MLFLOW_EXPERIMENT_NAME.")
+    if found is not None or not create:
+        return found.experiment_id if found is not None else ""
     uri = client.tracking_uri
     local = local_store(uri) if uri.startswith("sqlite:") else None
     location = (local / ARTIFACT_FOLDER).absolute().as_uri() if local is not None else None
@@ -227,6 +304,7 @@ class MLflow(Logger):
         local = local_store(uri)
         if local is not None:
             check_writable(local, "the MLflow tracking store", "--set mlflow_uri=...")
+        check_store(uri, source)
         # config.json keeps it (written after this): a --resume from another folder then logs to the same store
         self.train.mlflow_uri = absolute_store(self.train.mlflow_uri)
 
@@ -269,7 +347,7 @@ class MLflow(Logger):
         if saved.get("run_id"):  # its epochs so far are logged again into the new run
             self.say(f"note: mlflow: {known} names run {saved['run_id']} in {saved.get('tracking_uri') or '?'}, "
                      f"which {redact(uri)} does not hold (another store, or the run deleted): logging to a new run")
-        experiment = os.environ.get("MLFLOW_EXPERIMENT_NAME") or "zoo"
+        experiment = experiment_name()
         found = experiment_id(self.client, experiment)
         self.run_id = self.client.create_run(found, run_name=name, tags=tags).info.run_id
         log_params(self.client, self.run_id, params)
@@ -317,12 +395,19 @@ class MLflow(Logger):
         """Into the MLflow run RUN/mlflow.json names (the run's own, where it trained with --log mlflow), else
         a new one: the figures as metrics at the run's last epoch, the files as artifacts."""
         created = self.mlflow_run(run.folder, True, run.name, run_tags(run), flat_params(run.config))
+        # an evaluation logged again (the same eval.json): no second point of a figure at its step
+        figures = {k: v for k, v in figures.items() if not self.holds(k, v, step)}
         log_metrics(self.client, self.run_id, figures, step)
         for path in files:
             self.client.log_artifact(self.run_id, str(path))
         if created:
             self.client.set_terminated(self.run_id, "FINISHED")
         self.say(f"mlflow: the evaluation is logged: {self.where()}")
+
+    def holds(self, key: str, value: float, step: int) -> bool:
+        """Whether the run holds `value` for metric `key` at `step` already."""
+        return any(m.step == step and math.isclose(m.value, value, rel_tol=1e-9, abs_tol=0.0)
+                   for m in self.client.get_metric_history(self.run_id, key))
 
     def log_study(self, study: StudyView) -> None:
         """The study as a parent run (STUDY/mlflow.json; its fixed keys as params, its outputs as
@@ -353,8 +438,10 @@ class MLflow(Logger):
                                                  "zoo.state": trial.state}).info.run_id
             log_params(self.client, child, trial.params)
             now = int(time.time() * 1000)
-            curve = [Metric(study.metric, v, now, step) for step, v in sorted(trial.curve.items())]
-            last = max(trial.curve, default=0)
+            curves = trial.curves()  # with CV, one per fold: val_loss/fold1, ...
+            curve = [Metric(study.metric + ending, v, now, step)
+                     for ending, points in curves.items() for step, v in sorted(points.items())]
+            last = max((max(points, default=0) for points in curves.values()), default=0)
             results = {**trial.metrics, **({"objective": trial.value} if trial.value is not None else {})}
             self.client.log_batch(child, metrics=curve + [Metric(k, v, now, last) for k, v in results.items()])
             self.client.set_terminated(child, "FAILED" if trial.state == "fail" else "FINISHED")
@@ -362,13 +449,19 @@ class MLflow(Logger):
         if not study.finished:
             return  # the parent stays RUNNING; its results and outputs come once the search has ended
         best = next((t for t in study.trials if t.number == study.best), None)
-        if best is not None:
-            log_metrics(self.client, self.run_id, {"best_objective": best.value, "best_trial": float(best.number)}, 0)
+        # at the count of finished trials: each end of a resumed search adds a point of its own, and a search
+        # ended again with no new trial adds none
+        step = sum(t.state in ("complete", "pruned") for t in study.trials)  # as the search counts its trials
+        held = {m.step for m in self.client.get_metric_history(self.run_id, "best_objective")}
+        if best is not None and step not in held:
+            log_metrics(self.client, self.run_id, {"best_objective": best.value, "best_trial": float(best.number)},
+                        step)
         for name in STUDY_ARTIFACTS:
             if (study.folder / name).is_file():
                 self.client.log_artifact(self.run_id, str(study.folder / name))
-        self.client.set_terminated(self.run_id, "FINISHED")
-        self.say(f"mlflow: the study and {len(study.trials)} trial(s): {self.where()}")
+        status = "KILLED" if study.stopped else "FINISHED"  # as a training stopped by Ctrl-C: resumable
+        self.client.set_terminated(self.run_id, status)
+        self.say(f"mlflow: the study and {len(study.trials)} trial(s), {status}: {self.where()}")
 
 
 @hookimpl

@@ -22,6 +22,7 @@ from zoo.hooks import hookimpl
 from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
 
 EVENTS = "events.out.tfevents"
+EVAL_SUFFIX = ".zoo-eval-"  # ends the events file of a `zoo eval --log`: EVAL_SUFFIX + the split evaluated
 SPRITE_IMAGES = 4096  # at most this many images in the projector's sprite (TensorBoard's 8192 px limit at 28 px)
 
 
@@ -39,28 +40,42 @@ def tag(key: str) -> str:
     return f"{name}/{split}" if split else key
 
 
+def eval_split(figures: dict[str, float]) -> str:
+    """The split a `zoo eval`'s figures are of, from their names: test_mse -> test, eval_val_mse -> eval-val."""
+    splits = {tag(key).rpartition("/")[2] for key in figures}
+    return "-".join(sorted(s for s in splits if s)) or "test"
+
+
 def image_tag(label: str) -> str:
     """A preview row's label as a tag: "noisy (gaussian:0.5)" -> images/noisy, "class 3" -> images/class_3."""
     words = re.sub(r"[^A-Za-z0-9_. -]", "", label.split(" (")[0]).split()
     return "images/" + ("_".join(words) or "preview")
 
 
-def last_logged_epoch(folder: Path) -> int:
-    """The last epoch the event files in `folder` hold (0: none), read with TensorBoard's own reader."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    if not any(folder.glob(f"{EVENTS}*")):
-        return 0
-    events = EventAccumulator(str(folder), size_guidance={"scalars": 0})
-    events.Reload()
-    steps = [e.step for t in events.Tags()["scalars"] for e in events.Scalars(t) if t == "images_per_s"]
-    return max(steps, default=0)
+def event_files(folder: Path) -> list[Path]:
+    """The event files in `folder` (only these: a TensorBoard folder may hold others' files too)."""
+    return sorted(p for p in folder.glob(f"{EVENTS}*") if p.is_file())
 
 
-def writer(folder: Path, purge_step: int | None = None):
+def kept_images(files: list[Path], before: int) -> list:
+    """The image events of `files` at steps before `before`, each (tag, step) once (the last written):
+    a resumed run's pictures, carried into its new event file."""
+    from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
+
+    images: dict[tuple[str, int], Any] = {}
+    for path in files:
+        for event in LegacyEventFileLoader(str(path)).Load():
+            if event.step < before and event.HasField("summary"):
+                for value in event.summary.value:
+                    if value.HasField("image"):
+                        images[(value.tag, event.step)] = event
+    return sorted(images.values(), key=lambda e: e.step)
+
+
+def writer(folder: Path, suffix: str = ""):
     from torch.utils.tensorboard import SummaryWriter
 
-    return SummaryWriter(str(folder), purge_step=purge_step)
+    return SummaryWriter(str(folder), filename_suffix=suffix)
 
 
 def grid(images: torch.Tensor) -> torch.Tensor:
@@ -104,14 +119,26 @@ class TensorBoard(Logger):
             self.train.tensorboard_dir = str(Path(self.train.tensorboard_dir).expanduser().absolute())
 
     def open(self, run: RunView) -> int:
+        """A new events file holding the whole run: TensorBoard's loaders do not hide an earlier training's
+        events reliably (the Python loader ignores a run's first purge, and both keep a tag's first hparams,
+        so an old run's config stood beside a new run's results), so none is left beside it. A fresh training
+        (--overwrite, a run folder made anew) removes the events an earlier one of this run wrote; a resume
+        carries the earlier epochs' pictures into the new file, and returns 0 so that every epoch so far is
+        logged again from metrics.jsonl (Logger.on_train_start), with the hparams of the resumed config at
+        the end. A resume keeps the events `zoo eval --log` wrote (files of their own)."""
         folder = self.folder(run.folder)
         self.claim(run.folder, ckpt.run_identity(run.config))
-        logged = last_logged_epoch(folder)
-        # Events past what this run holds are hidden (an old run of the same name, a resume): TensorBoard
-        # purges a run's events from `purge_step` on when it reads them.
-        done = min(logged, run.history[-1]["epoch"] if run.resumed and run.history else 0)
-        self.writer = writer(folder, purge_step=done + 1 if logged else None)
-        return done
+        old = [p for p in event_files(folder) if not (run.resumed and EVAL_SUFFIX in p.name)]
+        last = run.history[-1]["epoch"] if run.resumed and run.history else 0
+        # The last epoch's pictures, maybe cut short by the stop, are drawn again (Logger.on_train_start).
+        pictures = kept_images(old, last) if last else []
+        self.writer = writer(folder)
+        for event in pictures:
+            self.writer.file_writer.add_event(event, walltime=event.wall_time)
+        self.writer.flush()  # the pictures are safe in the new file before the old ones go
+        for path in old:
+            path.unlink(missing_ok=True)
+        return 0
 
     def claim(self, run_folder: Path, identity: str = "") -> None:
         """In a tensorboard_dir of many runs' events, write whose these are (the run's or study's folder, and a
@@ -152,9 +179,10 @@ class TensorBoard(Logger):
 
     def log_study(self, study: StudyView) -> None:
         """Each finished trial as a run of its own (STUDY/tensorboard/trial-NNNN): the objective's metric
-        at each epoch, and its drawn values as hparams with its results, so the HParams dashboard
-        compares the trials. A trial whose folder holds events was logged by an earlier session. Once the
-        search has ended, the study's own run: each trial's objective and the best so far."""
+        at each epoch (with CV, each fold's: loss/val/fold1, ...), and its drawn values as hparams with its
+        results, so the HParams dashboard compares the trials. A trial whose folder holds events was logged
+        by an earlier session. Once the search has ended, the study's own run: each trial's objective and
+        the best so far."""
         from torch.utils.tensorboard.summary import hparams
 
         self.claim(study.folder)
@@ -163,15 +191,16 @@ class TensorBoard(Logger):
             if any(folder.glob(f"{EVENTS}*")):
                 continue
             with writer(folder) as w:
-                for step, value in sorted(trial.curve.items()):
-                    w.add_scalar(tag(study.metric), value, step)
+                for ending, curve in trial.curves().items():  # with CV, one curve per fold
+                    for step, value in sorted(curve.items()):
+                        w.add_scalar(tag(study.metric) + ending, value, step)
                 results = {f"trial/{k}": v for k, v in trial.metrics.items()}
                 if trial.value is not None:
                     results["trial/objective"] = trial.value
                 params = {k: v if isinstance(v, (bool, int, float, str)) else str(v) for k, v in trial.params.items()}
                 for summary in hparams({**params, "state": trial.state}, results):
                     w.file_writer.add_summary(summary)
-                last = max(trial.curve, default=0)
+                last = max((max(c, default=0) for c in trial.curves().values()), default=0)
                 for key, value in results.items():
                     w.add_scalar(key, value, last)
         if study.finished:
@@ -180,22 +209,33 @@ class TensorBoard(Logger):
     def _log_study_curve(self, study: StudyView) -> None:
         """The study as a run of its own (STUDY/tensorboard/study), once it has ended: each trial's objective
         and the best so far at the trial's number, as MLflow's parent run holds the study. A resumed search
-        writes it anew (purge_step=0 hides the earlier session's)."""
+        writes it anew, and removes the earlier session's file (see open: no purge is relied on)."""
         best = None
-        with writer(self.folder(study.folder) / "study", purge_step=0) as w:
+        folder = self.folder(study.folder) / "study"
+        old = event_files(folder)
+        with writer(folder) as w:
             for trial in sorted(study.trials, key=lambda t: t.number):
                 if trial.value is None:  # pruned or failed: no objective
                     continue
                 best = trial.value if best is None else min(best, trial.value)
                 w.add_scalar("study/objective", trial.value, trial.number)
                 w.add_scalar("study/best_objective", best, trial.number)
+        for path in old:
+            path.unlink(missing_ok=True)
 
     def log_eval(self, run: RunView, figures: dict[str, float], step: int, files: list[Path]) -> None:
-        """Each figure beside the training's curves (test_mse -> mse/test), at the run's last epoch."""
-        with writer(self.folder(run.folder)) as w:
+        """Each figure beside the training's curves (test_mse -> mse/test), at the run's last epoch, in an
+        events file of the split's own (EVAL_SUFFIX): an evaluation of the split again replaces it, so that
+        no figure has two points at one step."""
+        folder = self.folder(run.folder)
+        suffix = EVAL_SUFFIX + eval_split(figures)
+        old = [p for p in event_files(folder) if p.name.endswith(suffix)]
+        with writer(folder, suffix) as w:
             for key, value in figures.items():
                 w.add_scalar(tag(key), value, step)
-        self.say(f"tensorboard: the evaluation is in {self.folder(run.folder)}")
+        for path in old:
+            path.unlink(missing_ok=True)
+        self.say(f"tensorboard: the evaluation is in {folder}")
 
     @staticmethod
     def log_codes(folder: Path, codes: torch.Tensor, labels: torch.Tensor | None, images: torch.Tensor,

@@ -50,13 +50,31 @@ def study_view(settings: Settings, space: Space, finished: bool = False) -> Stud
         if state is None:  # running or queued: logged by a later search, once finished
             continue
         metrics = {_named(k, settings): float(t.user_attrs[k]) for k in RESULTS if _number(t.user_attrs.get(k))}
+        curve = {int(k): float(v) for k, v in t.intermediate_values.items() if _number(v)}
+        epochs = t.user_attrs.get("config", {}).get("epochs")
+        folds = by_fold(curve, settings.cv, epochs) if settings.cv and isinstance(epochs, int) and epochs > 0 else []
         trials.append(TrialView(t.number, state, t.value if state == "complete" else None,
-                                dict(t.user_attrs.get("values", t.params)), metrics,
-                                {int(k): float(v) for k, v in t.intermediate_values.items() if _number(v)}))
+                                dict(t.user_attrs.get("values", t.params)), metrics, {} if folds else curve, folds))
     complete = [t for t in trials if t.value is not None]
     best = min(complete, key=lambda t: t.value).number if complete else None
+    # as zoo.search.run tells a search that ended short of its budget (no timeout ended it): to be resumed
+    done = sum(t.state in ("complete", "pruned") for t in trials)
+    stopped = finished and done < settings.trials and settings.timeout is None
     return StudyView(settings.study, Path(settings.study_dir), settings.model, settings.metric or "",
-                     shared_config(settings, space), trials, best, finished)
+                     shared_config(settings, space), trials, best, finished, stopped)
+
+
+def by_fold(steps: dict[int, float], folds: int, epochs: int) -> list[dict[int, float]]:
+    """A CV trial's reported values, each fold's by its epochs: fold k's epoch e is reported at step
+    (k - 1) * epochs + e (zoo.search.trial.Report, the pruner's steps). A fold pruned before it began is left out."""
+    out: list[dict[int, float]] = [{} for _ in range(folds)]
+    for step, value in steps.items():
+        fold, epoch = divmod(step - 1, epochs)
+        if 0 <= fold < folds:
+            out[fold][epoch + 1] = value
+    while out and not out[-1]:
+        out.pop()
+    return out
 
 
 def shared_config(settings: Settings, space: Space) -> dict[str, Any]:

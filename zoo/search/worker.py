@@ -100,6 +100,9 @@ class Worker:
             self.scored.clear()  # not told: run again on resume
             self._requeue_current()
             done = self.counts()[0]
+            if self.parent is not None and os.getppid() == self.parent:
+                # a worker process of a `zoo search` that is there to say it, once, for the whole search
+                raise SystemExit(130) from None
             raise Interrupted(f"search interrupted; {done} {'trial is' if done == 1 else 'trials are'} done and "
                               "stored. Resume with the same command.") from e
         finally:

@@ -227,7 +227,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
         _save(run, result, per, saved)
     if per_image is not None:
         result.setdefault("written", []).append(str(per_image))
-    _log_evaluation(run, logging, result)
+    _log_evaluation(run, logging, result, kept_aside=bool(keep))
     return result
 
 
@@ -252,23 +252,28 @@ def _eval_loggers(run: Run, loggers: Any, save: bool, limit: int | None) -> list
     return made
 
 
-def _log_evaluation(run: Run, loggers: list[Logger], result: dict[str, Any]) -> None:
+def _log_evaluation(run: Run, loggers: list[Logger], result: dict[str, Any], kept_aside: bool = False) -> None:
     """Each figure to each logger as `zoo compare` names it (test_KEY, its standard error test_KEY_se), at the
-    run's last epoch; a logger's failure is said, never raised (eval.json holds the figures)."""
+    run's last epoch; a logger's failure is said, never raised (eval.json holds the figures). An evaluation
+    `kept_aside` (eval.json keeps a fuller one of these weights: a --split val after a test one) is logged all the
+    same, without eval.json: its figures are of the run's weights and its own images, and eval_val_* never stand
+    for the test's. Figures of other images, or of weights trained on meanwhile, are not logged."""
     if not loggers:
         return
     prefix = "test_" if result["split"] == "test" else f"eval_{result['split']}_"
     figures = {prefix + k: float(v) for k, v in result["metrics"].items()}
     figures |= {f"{prefix}{k}_se": float(v) for k, v in result.get("standard_errors", {}).items()}
     files = [Path(p) for p in result.get("written", []) if Path(p).name == ckpt.EVAL]
-    if not files:  # not written (the weights were trained on meanwhile): a tracker would hold them alone, at an
-        to_stderr("note: these figures are not logged either: eval.json does not hold them")  # epoch not theirs
+    own = kept_aside and not result.get("other_images") and not run.weights_changed()
+    if not files and not own:  # a tracker would hold them alone, as the run's figures, at an epoch not theirs
+        to_stderr("note: these figures are not logged either: eval.json does not hold them")
         return
     history = run.training_history()
     view = RunView(run.output_dir, run.record, history, resumed=True)
     for logger in loggers:
         logger.guarded("logging the evaluation", logger.log_eval, view, figures,
-                       history[-1]["epoch"] if history else 0, files, kept=f"{ckpt.EVAL} holds every figure")
+                       history[-1]["epoch"] if history else 0, files,
+                       kept=f"{ckpt.EVAL} holds every figure" if files else "the figures above are all there is")
 
 
 def _save(run: Run, result: dict[str, Any], per: dict[str, torch.Tensor], saved: EvalProgress) -> None:

@@ -28,7 +28,6 @@ import importlib
 import logging
 import math
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -39,7 +38,8 @@ from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.files import flat_config
 from zoo.runs.write_checks import nearest_existing, writable
-from zoo.tracking.messages import failure
+from zoo.tracking.messages import failure, filling_in, interrupted_at_start
+from zoo.tracking.views import RunView, StudyView, TrialView  # noqa: F401  (a logger's types, importable here)
 from zoo.training.callbacks import Callback
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -48,46 +48,6 @@ if TYPE_CHECKING:  # pragma: no cover
 
 JSONL = "jsonl"  # metrics.jsonl: always written, by the engine; named so `--log jsonl` is accepted
 PREVIEW_IMAGES = 16  # test images in a logged preview, as in the run folder's pictures
-
-
-@dataclass
-class RunView:
-    """What a logger sees of the run it logs: its folder, its config.json, its rows so far."""
-
-    folder: Path
-    config: dict[str, Any]           # config.json: model, config, train, data, ...
-    history: list[dict[str, Any]]    # metrics.jsonl's rows up to the checkpoint
-    resumed: bool
-
-    @property
-    def name(self) -> str:
-        return self.folder.name
-
-
-@dataclass
-class TrialView:
-    """One finished trial of a search, as a logger sees it."""
-
-    number: int
-    state: str                      # complete, pruned or fail
-    value: float | None             # the objective (None when pruned or failed)
-    params: dict[str, Any]          # the drawn values
-    metrics: dict[str, float]       # what the search recorded: loss, minutes, epochs, ...
-    curve: dict[int, float]         # the objective's metric at each epoch (over the folds, with CV)
-
-
-@dataclass
-class StudyView:
-    """A search, as a logger sees it: its finished trials, in order."""
-
-    name: str
-    folder: Path                    # the study folder (summary.json, trials.csv, best.toml, ...)
-    model: str
-    metric: str
-    fixed: dict[str, Any]           # the keys every trial shares (the space's and --set's)
-    trials: list[TrialView]
-    best: int | None                # the best trial's number
-    finished: bool = False          # the search has ended and written its outputs (else trials are running)
 
 
 def flat_params(config: dict[str, Any]) -> dict[str, Any]:
@@ -132,6 +92,7 @@ class Logger(Callback):
         self.failed = False  # after a failure the logger is left out for the rest of the run
         self.run: RunView | None = None
         self.seconds = 0.0  # wall time spent logging (what it cost the run)
+        self.kept = "metrics.jsonl in the run folder holds every epoch"  # said with a failure: see filling_in
 
     # ---------------------------------------------------------------- what a subclass writes
     def prepare(self, folder: Path) -> None:
@@ -201,16 +162,39 @@ class Logger(Callback):
             self.seconds += time.perf_counter() - start
 
     def on_train_start(self, trainer: "Trainer") -> None:
-        self.run = RunView(trainer.run_dir, run_config(trainer), list(trainer.history), trainer.resumed)
-        done = self.guarded("opening the run", self.open, self.run)
-        for record in trainer.history:  # what the destination misses (a new logger on resume)
-            if done is not None and record["epoch"] > done:
-                self.guarded(f"logging epoch {record['epoch']}", self.log_epoch, record)
+        names = [n for n in logger_names(self.train.loggers) if n != JSONL]
+        self.kept = filling_in(trainer.run_dir, names)
+        try:
+            self.run = RunView(trainer.run_dir, run_config(trainer), list(trainer.history), trainer.resumed)
+            if trainer.resumed and names[:1] == [self.name]:  # said once, by the first logger
+                self.say_left_out(trainer.run_dir, names)
+            done = self.guarded("opening the run", self.open, self.run, kept=self.kept)
+            for record in trainer.history:  # what the destination misses (a new logger on resume)
+                if done is not None and record["epoch"] > done:
+                    self.guarded(f"logging epoch {record['epoch']}", self.log_epoch, record, kept=self.kept)
+            last = trainer.history[-1]["epoch"] if trainer.history else 0
+            every = trainer.train.plot_every
+            if done is not None and done < last and every and last % every == 0 and last != trainer.train.epochs:
+                # the pictures due at the checkpoint's epoch, which a stop right after it may have cut off: the
+                # weights are that epoch's again
+                self.guarded(f"logging epoch {last}'s images", lambda: self.log_images(last, preview_rows(trainer)))
+        except KeyboardInterrupt:
+            raise interrupted_at_start(trainer.run_dir, trainer.saved_epoch) from None
+
+    def say_left_out(self, run_dir: Path, names: list[str]) -> None:
+        """A resume whose --log leaves out a logger the run was logged to (its files are in the run folder):
+        that destination silently stopped at the checkpoint's epoch, so say so."""
+        for name, cls in installed().items():
+            held = [f for f in cls.run_files if (run_dir / f).exists()]
+            if name not in names and held:
+                self.say(f"note: this run was logged to {name} ({', '.join(held)} in the run folder), which --log "
+                         f"{','.join(names)} leaves out: its epochs from now on are not logged there. "
+                         f"{filling_in(run_dir, [*names, name])}")
 
     def on_epoch_end(self, trainer: "Trainer", epoch: int, record: dict[str, Any]) -> None:
         if self.run is not None:
             self.run.history.append(record)
-        self.guarded(f"logging epoch {epoch}", self.log_epoch, record)
+        self.guarded(f"logging epoch {epoch}", self.log_epoch, record, kept=self.kept)
         every = trainer.train.plot_every
         if every and epoch % every == 0 and epoch != trainer.train.epochs:
             self.guarded(f"logging epoch {epoch}'s images", lambda: self.log_images(epoch, preview_rows(trainer)))

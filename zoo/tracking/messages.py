@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import shlex
+from pathlib import Path
+
+from zoo.errors import Interrupted
 
 NOTE_CHARS = 300  # at most this much of a failure's message in the note that says it
 USERINFO = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^/?#\s]*@")  # scheme://USER:PASSWORD@ in a URI
@@ -45,3 +49,24 @@ def shortened(text: str, limit: int = NOTE_CHARS) -> str:
         return text
     cut = text[:limit + 1].rsplit(" ", 1)[0] if " " in text[:limit + 1] else text[:limit]
     return cut.rstrip(" ,;:") + " ..."
+
+
+def filling_in(run_dir: Path | None, names: list[str]) -> str:
+    """What a training's logger failure leaves, and how to fill it in: a resume logs every epoch a logger's
+    destination lacks (also of a finished run)."""
+    kept = "metrics.jsonl in the run folder holds every epoch"
+    if not run_dir or not names:
+        return kept
+    return (f"{kept}: `zoo train --resume {shlex.quote(str(run_dir))} --log {','.join(names)}` logs them there "
+            "once that works (also after the run has finished).")
+
+
+def interrupted_at_start(run_dir: Path | None, saved: int) -> KeyboardInterrupt:
+    """A Ctrl-C while the loggers open (before the first epoch of this session): the run folder is there, so
+    the message says what is saved and how to go on, as a stop during an epoch does."""
+    if not run_dir:  # a fold or a search trial: its caller says what is kept
+        return KeyboardInterrupt()
+    what = f"epochs up to {saved} are saved" if saved else "no epoch was finished (a resume starts at epoch 1)"
+    return Interrupted(f"interrupted while the loggers opened, before epoch {saved + 1}; {what}. Resume with: "
+                       f"zoo train --resume {shlex.quote(str(run_dir))} (from Python: "
+                       f"zoo.train(resume={str(run_dir)!r}))")
