@@ -402,9 +402,9 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @click.option("--n", default=None, type=Count(1, 100_000), help="How many samples (default 64).")
 @click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option("--out", "-o", type=OUT_FILE,
-              help="A .png grid (default RUN/samples.png; with --sampler S RUN/samples-S.png, with --class C "
-                   "RUN/samples-class-C.png, with --per-class RUN/samples-per-class.png) or a .safetensors "
-                   "file of the images.")
+              help="A .png grid (default RUN/samples.png, or RUN/samples-prior.png for a GAN, whose training wrote "
+                   "samples.png; with --sampler S RUN/samples-S.png, with --class C RUN/samples-class-C.png, with "
+                   "--per-class RUN/samples-per-class.png) or a .safetensors file of the images.")
 @click.option("--sampler", type=TEXT, default=None,
               help="Draw the codes from a latent sampler (any autoencoder or VAE): gaussian, gmm, maf, two-stage, "
                    "standard-normal or a plugin's (zoo list shows them); fitted on the training codes once and "

@@ -36,7 +36,12 @@ class DropoutSchedule(Callback):
         return [m for m in model.modules() if isinstance(m, nn.Dropout)]
 
     def check(self, model) -> None:
-        if not self._layers(model) or not hasattr(model.config, "dropout"):
+        if not hasattr(model.config, "dropout"):  # no setting would give it one: say so, not --set dropout
+            raise ConfigError(f"dropout-schedule: model '{model.name}' has no dropout (no `dropout` setting), so "
+                              "there is nothing to schedule",
+                              "Leave the schedule out; it schedules the dropout of models with a `dropout` setting "
+                              "(zoo info MODEL lists a model's settings).")
+        if not self._layers(model):
             raise ConfigError(f"dropout-schedule: model '{model.name}' has no dropout layers to schedule",
                               "Set dropout above 0 (--set dropout=0.3), or leave the schedule out.")
 

@@ -28,7 +28,8 @@ class CGANConfig(GANConfig):
 
 class CGAN(ClassConditional, GAN):
     name = "cgan"
-    description = "Class-conditional GAN: projection discriminator; zoo generate --class / --per-class"
+    description = ("Class-conditional GAN: projection discriminator; zoo generate --class / --per-class; no early "
+                   "stopping (no validation loss says which epoch is better: the last is kept)")
     Config = CGANConfig
     train_defaults = {**GAN.train_defaults, "clusters": 0}  # the class is its condition
 

@@ -34,6 +34,10 @@ Training alternates `d_steps` discriminator steps (optimizer "d") and one genera
 "g"). NaN/inf is the engine's business; a collapse (the discriminator's loss pinned near zero, so the
 generator has stopped learning) is detected here, with a counter kept on the device and read only
 every few steps, and ends training with `TrainingDiverged`.
+
+A GAN has no validation loss that says one epoch is better than another (val_d_loss and val_g_loss are of
+the game between the two networks, not of the samples' quality): there is no early stopping (`--patience`
+is refused), every epoch trains and the last one is kept; `zoo eval --fid` measures the samples.
 """
 
 from __future__ import annotations
@@ -44,7 +48,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from zoo import ZooModel, hookimpl, param
+from zoo import ZooModel, hookimpl, param, step_state_buffer
 from zoo.errors import ConfigError, TrainingDiverged
 from zoo.plugins.clusters import OnlineKMeans
 from zoo.plugins.conditional import one_hot
@@ -73,7 +77,8 @@ class GANConfig:
     g_lr_scale: float = param(1.0, "generator learning rate = lr × this", low=0.0, high=1000.0)
     d_lr_scale: float = param(1.0, "discriminator learning rate = lr × this", low=0.0, high=1000.0)
     collapse_steps: int = param(500, "stop with an error after this many consecutive steps with the "
-                                     "discriminator loss below collapse_threshold (0: never)",
+                                     "discriminator loss below collapse_threshold (0: never; not checked with "
+                                     "loss=wgan-gp, whose critic loss has no floor)",
                                 low=0, high=1_000_000_000)
     collapse_threshold: float = param(0.01, "discriminator loss below which a step counts toward collapse",
                                       low=0.0, high=10.0)
@@ -189,7 +194,8 @@ class ProjectionDiscriminator(Discriminator):
 class GAN(ZooModel):
     name = "gan"
     description = ("DCGAN: transposed-conv generator against a conv discriminator, both with batch norm, "
-                   "self-conditioned on 50 clusters it finds (clusters=0: plain)")
+                   "self-conditioned on 50 clusters it finds (clusters=0: plain); no early stopping (no "
+                   "validation loss says which epoch is better: the last is kept)")
     Config = GANConfig
     # `ema` and `clusters` here, not in GANConfig: runs saved before they existed must still load as saved.
     train_defaults = {"lr": 2e-4, "batch_size": 128, "epochs": 30, "plot_every": 5, "ema": 0.999, "clusters": 50}
@@ -214,10 +220,52 @@ class GAN(ZooModel):
             self.ema_generator.requires_grad_(False)
             # Steps averaged so far (saved, so a resumed run continues the same average).
             self.ema_generator.register_buffer("steps", torch.zeros((), dtype=torch.long))
-        # Collapse bookkeeping stays on the device (no sync per step) and out of the weights file.
-        self.register_buffer("_low_streak", torch.zeros((), dtype=torch.long), persistent=False)
+        # Collapse bookkeeping stays on the device (no sync per step) and out of the weights file. The streak
+        # of low-loss steps runs across epochs, so it is step state that a checkpoint carries to a resumed run;
+        # int64, not step_state_buffer's float, so that it counts every step exactly.
+        step_state_buffer(self, "_low_streak", ())
+        self._low_streak = torch.zeros((), dtype=torch.long)
+        # Latched when the streak reaches collapse_steps, read at the checks (never past an epoch's end).
         self.register_buffer("_collapsed", torch.zeros((), dtype=torch.bool), persistent=False)
-        self._steps = 0
+
+    def check_training(self, train, data) -> None:
+        """Refuse settings a GAN cannot train with, or would silently ignore (one message each, before a
+        run's folder is kept): early stopping, a batch of one image through the generator's first batch
+        norm, and the loss's and optimizer's settings that this configuration does not use."""
+        if train.patience:
+            raise ConfigError(f"{self.name} has no validation loss that says one epoch is better than another "
+                              "(val_d_loss and val_g_loss are of the game between its networks, not of its "
+                              f"samples): --patience {train.patience} would never stop it; every epoch trains and "
+                              "the last is kept",
+                              "Leave --patience out (--patience 0; also for a --resume); measure the samples "
+                              "with zoo eval --fid.")
+        self._check_batch_norm(train, data)
+        self._check_unused()
+
+    def _check_batch_norm(self, train, data) -> None:
+        """Images of 1×1 give the generator a 1×1 first feature map, and batch norm cannot normalise one value
+        per channel: a batch (the last of an epoch included) must hold two images or more."""
+        if self.generator.base != (1, 1):
+            return
+        n, size = int(data.train_x.shape[0]), int(train.batch_size)
+        sizes = {min(size, n), n % size if size < n else 0}
+        if 1 in sizes:
+            raise ConfigError(f"{self.name} on {self.shape[1]}×{self.shape[2]} images normalises its generator's "
+                              "first feature map (1×1) over the batch, and a batch of one image gives batch norm "
+                              f"one value per channel ({n} training images in batches of {size} leave a batch of "
+                              "one)",
+                              "Use a batch size of 2 or more that leaves no last batch of one image (--batch-size), "
+                              "or larger images (--set image_size=N).")
+
+    def _check_unused(self) -> None:
+        """Settings the configuration takes but never reads are refused (as an option the model has no use
+        for is), not trained on as if they had done something. (The collapse settings with loss=wgan-gp are
+        taken, and said in their help to be unchecked: a preset's run may switch the check off by its loss.)"""
+        c, default = self.config, GANConfig()
+        if c.loss != "wgan-gp" and c.gp_weight != default.gp_weight:
+            raise ConfigError(f"gp_weight {c.gp_weight:g} weighs the gradient penalty of loss=wgan-gp, and this "
+                              f"run's loss is {c.loss}: it would change nothing",
+                              "Leave gp_weight out (or --set loss=wgan-gp, whose penalty it weighs).")
 
     # ------------------------------------------------------------------ what a conditional GAN changes
     def condition_size(self) -> int:
@@ -261,7 +309,13 @@ class GAN(ZooModel):
     def _optimizer(make_optimizer, net: nn.Module, betas, scale: float):
         try:
             opt = make_optimizer(net.parameters(), betas=betas)
-        except TypeError:  # an optimizer without betas (sgd, adagrad): the user's choice wins
+        except TypeError:  # an optimizer without betas (sgd, adagrad): the user's choice of optimizer wins ...
+            default = GANConfig()
+            if betas != (default.beta1, default.beta2):  # ... but betas set for it would be dropped unsaid
+                raise ConfigError(f"beta1 {betas[0]:g} and beta2 {betas[1]:g} are Adam's (and AdamW's) settings, "
+                                  "and the optimizer chosen takes none: they would change nothing",
+                                  "Leave beta1 and beta2 at their defaults (0.5, 0.999) with this optimizer, or "
+                                  "use --set optimizer=adam.") from None
             opt = make_optimizer(net.parameters())
         for group in opt.param_groups:
             group["lr"] = group["lr"] * scale
@@ -342,8 +396,12 @@ class GAN(ZooModel):
         low = d_loss < self.config.collapse_threshold
         self._low_streak.copy_(torch.where(low, self._low_streak + 1, torch.zeros_like(self._low_streak)))
         self._collapsed.logical_or_(self._low_streak >= limit)  # latched: a check between streaks sees it
-        self._steps += 1
-        if self._steps % min(CHECK_EVERY, limit) == 0 and bool(self._collapsed):
+        # Read at places fixed by the step's position in the whole training, not by a count of this process's
+        # steps, so that a resumed run checks where the uninterrupted one did; and at each epoch's last step, so
+        # that no collapse crosses the epoch's checkpoint unread.
+        done = (step.epoch - 1) * step.steps_per_epoch + step.step + 1
+        last = step.step + 1 >= step.steps_per_epoch
+        if (done % min(CHECK_EVERY, limit) == 0 or last) and bool(self._collapsed):
             self._low_streak.zero_()
             self._collapsed.zero_()
             raise TrainingDiverged(
@@ -351,8 +409,9 @@ class GAN(ZooModel):
                 f"{limit} consecutive steps (epoch {step.epoch}, step {step.step + 1} of the epoch), so the "
                 "generator is no longer learning. The run's model.safetensors keeps the weights of the last "
                 "finished epoch.",
-                "Try a lower discriminator learning rate (--set d_lr_scale=0.5), fewer d_steps, loss=hinge, "
-                "or another --seed; --set collapse_steps=0 turns this check off.")
+                "Train a new run (another --out) with a lower discriminator learning rate (--set d_lr_scale=0.5), "
+                "fewer d_steps, loss=hinge, or another --seed; --set collapse_steps=0 turns this check off. "
+                "--resume keeps the run's settings, so none of these can be applied to this run.")
 
     @torch.no_grad()
     def validation_step(self, batch):

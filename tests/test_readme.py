@@ -48,7 +48,7 @@ SMALL_NUMBERS = [
 
 # Files the README says its lines write (each path appears in README.md as written here).
 NAMED_OUTPUTS = [
-    "zoo-outputs/gan-mnist/samples.png",
+    "zoo-outputs/gan-mnist/samples-prior.png",
     "runs/digits/eval.json",
     "digits-recon.png",
     "zoo-outputs/convae-mnist/reconstructions.png",

@@ -121,8 +121,9 @@ def schedule_buffer(module: nn.Module, name: str, value: float) -> None:
 def step_state_buffer(module: nn.Module, name: str, shape: tuple[int, ...]) -> None:
     """Keep a tensor a model carries from one training step to the next (a VampPrior's components encoded a
     few steps ago), changed in place by `before_step` or the step itself: a recorded CUDA graph reads it anew
-    at every replay. Not saved (it is rebuilt after a resume), and such a model's trials are not vectorised:
-    the shared step could not keep one per trial."""
+    at every replay. Not in the weights (model.safetensors): the training checkpoint keeps it, and a resume goes
+    on from it (a GAN's streak of collapsed steps). Such a model's trials are not vectorised: the shared step
+    could not keep one per trial."""
     module.register_buffer(name, torch.zeros(shape), persistent=False)
     module.__dict__.setdefault("_zoo_step_state", set()).add(name)
 

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 
 from zoo.errors import RunError, TrainingDiverged
+from zoo.model import step_state_names
 from zoo.runs.checkpoint import CHECKPOINT, damaged, load_state, load_tensors, save_tensors
 from zoo.runs.files import read_header
 
@@ -37,6 +38,10 @@ def save_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str
                         trainer_state: dict[str, Any], rng: dict[str, torch.Tensor]) -> None:
     """Everything resume needs, in one file, so one rename makes it consistent."""
     tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    # What a model carries from step to step (zoo.model.step_state_buffer: a GAN's streak of collapsed steps) is
+    # not part of its weights, but a resumed run goes on from it as the uninterrupted one did.
+    buffers = dict(model.named_buffers())
+    tensors.update({f"step.{name}": buffers[name] for name in sorted(step_state_names(model))})
     meta = {"trainer": json.dumps(trainer_state)}
     for name, opt in optimizers.items():
         sd = opt.state_dict()
@@ -64,6 +69,7 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str
     model_sd = {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     load_state(model, model_sd, path)
     try:
+        _restore_step_state(model, tensors)
         trainer = _trainer_state(meta)
         for name, opt in optimizers.items():
             _restore_optimizer(opt, name, tensors, meta, device)
@@ -84,6 +90,20 @@ def load_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str
         raise damaged(path, f"its training state is inconsistent ({type(e).__name__}: "
                              f"{str(e).splitlines()[0][:200] if str(e) else 'missing field'})") from None
     return trainer, rng
+
+
+def _restore_step_state(model: torch.nn.Module, tensors: dict[str, torch.Tensor]) -> None:
+    """The model's step state as the checkpoint saved it; a checkpoint written before zoo saved it leaves it as
+    built (it starts afresh, as it did then)."""
+    buffers = dict(model.named_buffers())
+    for name in step_state_names(model):
+        saved = tensors.get(f"step.{name}")
+        if saved is None:
+            continue
+        if saved.shape != buffers[name].shape:
+            raise ValueError(f"step state '{name}' has shape {tuple(saved.shape)}, not {tuple(buffers[name].shape)}")
+        with torch.no_grad():
+            buffers[name].copy_(saved)
 
 
 class Overflowed(ValueError):

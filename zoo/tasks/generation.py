@@ -19,6 +19,7 @@ from zoo.runs import files as runfiles
 from zoo.runs.config import check_count, check_seed
 from zoo.runs.loading import catalogued_name, load
 from zoo.runs.run import Run, evaluated
+from zoo.runs.training_state import untrained
 
 SAMPLE_BATCH = 256      # samples made at once: memory stays one batch, whatever --n
 MAX_GRID = 2_500        # samples one PNG may show (50 × 50); more go to a .safetensors file
@@ -124,14 +125,24 @@ def default_picture(run: Run, sampler: str | None, class_label, per_class: int |
     """The grid's file when no --out is given: samples.png drawn from the model's prior, and one file for
     each other way of drawing (samples-gmm.png, samples-class-3.png, samples-per-class.png), so that one
     does not replace another. Named by the sampler and class resolved, not as typed: --class 03, " 3" and
-    3 (--sampler GMM and gmm) are one way of drawing, one file."""
+    3 (--sampler GMM and gmm) are one way of drawing, one file. A model that cannot reconstruct (a GAN) ends
+    its training with samples.png itself (zoo/training/pictures.py), a record of the run that its card shows:
+    its prior's grid is samples-prior.png, never written over it."""
     sampler = get_sampler(sampler).name if sampler else None
     class_label = run.classes[resolve_class(class_label, run.classes)] if class_label is not None else None
     tags = [*([sampler] if sampler else []), *([f"class-{class_label}"] if class_label is not None else []),
             *(["per-class"] if per_class is not None else [])]
     if not tags:
-        return "samples.png"
+        return "samples.png" if run.can("reconstruct") else "samples-prior.png"
     return "samples-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(map(str, tags))) + ".png"
+
+
+def say_if_untrained(run: Run) -> None:
+    """Images of a run stopped before it finished an epoch (a GAN that collapsed in its first) are of its
+    initial weights: made all the same, but said."""
+    if untrained(run.folder):
+        to_stderr(f"note: {run.folder} has not finished an epoch: these images are of its initial, untrained "
+                  "weights")
 
 
 @evaluated
@@ -165,6 +176,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                           "Write them to a tensor file instead: --out samples.safetensors "
                           "(out='samples.safetensors').")
     run = load(source, device=device)
+    say_if_untrained(run)
     gen = torch.Generator(device=run.device).manual_seed(seed)
     if per_class is not None:
         if not run.can("sample_class"):

@@ -25,7 +25,7 @@ from zoo.runs.config import SEED_MAX, check_count, check_flag, check_seed
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
 from zoo.runs.run import evaluated, other_images
-from zoo.tasks.generation import sample_batches
+from zoo.tasks.generation import sample_batches, say_if_untrained
 
 
 def _feature_model() -> str:
@@ -71,8 +71,9 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
     docs/benchmarks.md); the other figures are the first seed's.
     Written to quality.json (quality-SAMPLER.json) once every seed is measured, with the digests of the weights
     measured and of the feature network; a measurement of the same weights and network over fewer images (or as
-    many and fewer seeds) than the one kept there, or of other images than the run's over one of its own, is
-    returned, not written over it (`kept` says so)."""
+    many and fewer seeds) than the one kept there, of other images than the run's over one of its own, or of the
+    same weights by another feature network that is not fuller or that zoo warns is weak, is returned, not written
+    over it (`kept` says so)."""
     seed = check_seed(seed)
     check_flag(save, "save"), check_flag(progress, "progress", none=True)
     seeds = check_count(seeds, "--fid-seeds (seeds=)", 1, 100)
@@ -92,11 +93,12 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                               "a sampler of its latent codes and measures the images it decodes from them.")
     if sampler is None:
         run.require("sample")
-    if sampler is not None and not run.can("decode"):
-        raise CapabilityError(f"model '{run.name}' decodes no latent codes, so --sampler (sampler=) has nothing to "
-                              "fit", "Leave --sampler out: it measures an autoencoder's decoded codes; this model "
-                              "samples itself." if run.can("sample") else "")
+    if sampler is not None and not run.can("decode"):  # an option this model has no use for: as zoo generate says
+        raise ConfigError(f"model '{run.name}' decodes no latent codes, so --sampler (sampler=) has nothing to "
+                          "fit", "Leave --sampler out: it measures an autoencoder's decoded codes; this model "
+                          "samples itself." if run.can("sample") else "")
     feat_run, features = _feature_network(run, features, source)
+    say_if_untrained(run)
     # In grey levels, also for a run trained on binarised pixels: its samples are pixel probabilities, the
     # mean of the binary images it models, as a grey image is the mean of its binarisations. Binarised test
     # images beside grey training images made the floor a comparison of two kinds of picture (73 on MNIST).
@@ -268,8 +270,9 @@ def _measure(run, feat_run, data, *, seed: int, m: int, sampler: str | None, dat
 
 def _write(path: Path, result: dict[str, Any]) -> None:
     """quality.json, unless it holds a fuller measurement of the same weights (more images, or as many and more
-    seeds): a quick look is returned beside it, not written over it, and `kept` says so. Read, decided and written
-    under the folder's results lock: two measurements ending together each see the other's file."""
+    seeds), or one by another feature network that this one does not better (_kept_because): a quick look is
+    returned beside it, not written over it, and `kept` says so. Read, decided and written under the folder's
+    results lock: two measurements ending together each see the other's file."""
     with results_lock(path.parent):
         _write_unless_fuller(path, result)
 
@@ -279,19 +282,50 @@ def _write_unless_fuller(path: Path, result: dict[str, Any]) -> None:
         old = json.loads(path.read_text())
     except (OSError, ValueError):
         old = None
-    same = isinstance(old, dict) and all(old.get(k) == result.get(k) for k in (ckpt.WEIGHTS_DIGEST,
-                                                                              "feature_network_digest"))
-    if same and not old.get("other_images") and result.get("other_images"):
-        result["kept"] = (f"{path} holds a measurement of these weights on the run's own images: this one, of other "
-                          "images, is not written over it")
-        return
-    if same and bool(old.get("other_images")) == bool(result.get("other_images")) and \
-            _fullness(old) > _fullness(result):
-        result["kept"] = (f"{path} holds a fuller measurement of these weights ({_described(old)}): this one "
-                          f"({_described(result)}) is not written over it")
+    kept = _kept_because(old, result) if isinstance(old, dict) and \
+        old.get(ckpt.WEIGHTS_DIGEST) == result.get(ckpt.WEIGHTS_DIGEST) else None
+    if kept:
+        result["kept"] = f"{path} holds {kept}"
         return
     ckpt.write_json(path, {k: v for k, v in result.items() if k not in ("written", "kept")})
     result["written"] = [str(path)]
+
+
+def _kept_because(old: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why `old`, a measurement of the same weights, stays in quality.json rather than `new`; None: `new` takes
+    its place. Of the run's own images over other images; by the same feature network, the fuller one; by
+    another feature network, `old` unless `new` is by a network zoo does not call weak where `old`'s is, or is
+    fuller without being by a weaker one (two networks' figures do not compare: one is not silently swapped
+    for the other)."""
+    if not old.get("other_images") and new.get("other_images"):
+        return ("a measurement of these weights on the run's own images: this one, of other images, is not written "
+                "over it")
+    if bool(old.get("other_images")) != bool(new.get("other_images")):
+        return None  # of the run's own images, over a measurement of other images
+    if old.get("feature_network_digest") == new.get("feature_network_digest"):
+        if _fullness(old) > _fullness(new):
+            return (f"a fuller measurement of these weights ({_described(old)}): this one ({_described(new)}) is "
+                    "not written over it")
+        return None
+    theirs = f"feature network {old.get('feature_network', '?')}, {_described(old)}"
+    instead = (f"delete it to keep this one instead, or measure with the same feature network "
+               f"(--features {old.get('feature_network', '?')})")
+    if _weak(new) and not _weak(old):
+        return (f"a measurement of these weights by another feature network ({theirs}), and this one's classifies "
+                f"only {new['feature_network_test_accuracy']:.1%} of the test images right: it is not written over "
+                f"it; {instead}")
+    if _weak(old) and not _weak(new):
+        return None
+    if _fullness(new) <= _fullness(old):
+        return (f"a measurement of these weights by another feature network ({theirs}), as full as this one or "
+                f"fuller ({_described(new)}): the two do not compare, and this one is not written over it; {instead}")
+    return None
+
+
+def _weak(result: dict[str, Any]) -> bool:
+    """Whether a measurement is by a feature network zoo warns of: one that classifies too few test images right."""
+    accuracy = result.get("feature_network_test_accuracy")
+    return isinstance(accuracy, (int, float)) and accuracy < WEAK_FEATURES
 
 
 def _fullness(result: dict[str, Any]) -> tuple[int, int, bool]:
