@@ -395,3 +395,18 @@ def test_a_limited_evaluation_measures_its_images_as_the_whole_one_does(run, tmp
 
     part, whole = rows("part.csv", limit=112), rows("whole.csv")
     assert len(part) == 112 and part == whole[:112]
+
+
+def test_a_progress_file_of_an_earlier_zoo_is_removed_with_a_true_note(run, capsys):
+    """Saved with one stream of draws (its generator's state inside): no command can go on from it now, and it was
+    said to stay for its command to go on, for ever."""
+    from zoo.runs.checkpoint import save_tensors, weights_digest
+
+    old = run / "eval-progress-0123456789abcdef.safetensors"
+    save_tensors(old, {"rng.cpu": torch.get_rng_state(), "values.mse": torch.zeros(16, dtype=torch.float64)},
+                 {"key": "0123456789abcdef" * 4, "weights": weights_digest(run / "model.safetensors"), "done": "16",
+                  "sums": json.dumps({"mse": 0.0})})
+    zoo.evaluate(run)
+    said = capsys.readouterr().err
+    assert not old.exists() and f"removed {old}" in said and "saved by an earlier zoo" in said, said
+    assert "it stays for that command to go on" not in said

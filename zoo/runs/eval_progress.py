@@ -64,9 +64,9 @@ class EvalProgress:
     batch (and saves it now and then), `interrupted` saves the last one, `finish` removes the file.
     With no folder (an evaluation that writes nothing) it only counts."""
 
-    def __init__(self, folder: Path | None, key: str, weights: str, device: torch.device):
+    def __init__(self, folder: Path | None, key: str, weights: str):
         self.path = Path(folder) / progress_name(key) if folder is not None else None
-        self.key, self.weights, self.device = key, weights, device
+        self.key, self.weights = key, weights
         self.saved_done, self.last_save, self.failing, self.rejected = 0, time.monotonic(), False, False
         self._point: tuple[int, dict[str, float], Values] | None = None
 
@@ -109,11 +109,15 @@ class EvalProgress:
             if path == self.path or not PROGRESS_FILE.fullmatch(path.name) or not path.is_file():
                 continue
             try:
-                _, meta = read_header(path)
+                tensors, meta = read_header(path)
             except (RunError, OSError):  # not readable: not ours to judge, left as it is
                 continue
             if path.name == PROGRESS and meta.get("key") == self.key:
                 self.path = path
+            elif "rng.cpu" in tensors:  # saved by zoo before 2026-12-07, with one stream of draws: no command goes on
+                path.unlink(missing_ok=True)  # from it now, and it would be said to stay for one forever
+                to_stderr(f"note: removed {path}: the progress of an evaluation saved by an earlier zoo, whose "
+                          "random draws this one does not continue (the command measures afresh)")
             elif meta.get("weights") != self.weights:
                 path.unlink(missing_ok=True)
                 to_stderr(f"note: removed {path}: the progress of an evaluation of other weights (the run trained "

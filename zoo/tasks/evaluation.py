@@ -163,7 +163,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     key = evaluation_key(measured, split, options or {}, run.device, x, y)
     if save:
         runfiles.check_replaceable(run.output_dir, (progress_name(key),))
-    saved = EvalProgress(run.output_dir if save else None, key, measured, run.device)
+    saved = EvalProgress(run.output_dir if save else None, key, measured)
     # Metrics that draw random numbers (a DAE's corruption, a VAE's sampled ELBO) draw the same ones on
     # every evaluation: a fixed seed for each batch (its first image's place), in a forked random state that
     # leaves the caller's untouched. Per batch, not one stream: an IWAE bound asked for beside the ELBO drew
