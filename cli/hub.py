@@ -1,6 +1,6 @@
 """`zoo push`, `zoo pull` and `zoo pretrained`: sharing runs through the Hugging Face Hub or a folder hub,
-and the pretrained weights catalogued in registry.toml. Nothing here imports torch or huggingface-hub
-until a command runs."""
+and the catalogued pretrained weights (zoo's registry.toml, plugins', $ZOO_CATALOG's). Nothing here imports
+torch or huggingface-hub until a command runs."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ def pull(source, as_json):
 
     SOURCE is a catalogued name (`zoo pretrained`), hf://ORG/NAME[@REVISION] or file:///PATH. Only
     safetensors are fetched; every file is checked against the hub's checksum and a catalogued name also
-    against its sha256 in registry.toml. Once pulled, it loads offline (HF_HUB_OFFLINE=1).
+    against its catalogued sha256. Once pulled, it loads offline (HF_HUB_OFFLINE=1).
 
     Each file has a size cap, checked before it is fetched: 1 MiB for config.json and the card, 16 MiB
     for metrics.jsonl and eval.json, 20 MiB a picture, and the weights the config describes plus 1 MiB
@@ -143,7 +143,8 @@ def show_pretrained(name: str, as_json: bool = False) -> None:
 @click.option("--model", default=None, help="Only the weights of this architecture.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def pretrained(name, model, as_json):
-    """The pretrained weights catalogued in registry.toml, with their measured metrics; or all about NAME."""
+    """The catalogued pretrained weights (zoo's, plugins', $ZOO_CATALOG's), with the metrics their catalogue quotes;
+    or all about NAME."""
     if name:
         from zoo import registry
 

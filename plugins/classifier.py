@@ -114,12 +114,15 @@ class Classifier(ZooModel):
         to its code (its model's `code_net`): their settings and weights, with a new head. The copy records
         where they came from (init_from, init_digest)."""
         net = source.model.code_net()
+        # the classifier rebuilds a zoo.plugins.conv encoder: conv layers, a Flatten, then linear layers to the code
+        convs = net is not None and any(isinstance(m, nn.Conv2d) for m in net)
         if not source.can("encode") or net is None or not isinstance(net[-1], nn.Linear) \
-                or not any(isinstance(m, nn.Flatten) for m in net):
+                or not any(isinstance(m, nn.Flatten) for m in net) or not convs:
             why = ("its conv encoder takes an image only with its class, and a classifier must find the class"
-                   if source.can("sample_class") and net is not None else
-                   "its encoder ends in the conv features, not in a code" if net is not None and source.can("encode")
-                   else "it has no conv encoder")
+                   if source.can("sample_class") and net is not None and convs else
+                   "its encoder ends in the conv features, not in a code" if convs and source.can("encode")
+                   else "its encoder has no conv layers (the classifier rebuilds zoo.plugins.conv encoders only)"
+                   if net is not None and not convs else "it has no conv encoder")
             raise CapabilityError(f"model '{source.name}' cannot be fine-tuned into a classifier: {why}",
                                   "finetune works from runs of models built on zoo.plugins.conv (convae, dae, vae, "
                                   "iwae, vampprior, hvae, a classifier with features=latent, ...).")
@@ -139,7 +142,9 @@ class Classifier(ZooModel):
             misfit = [k for (k, v), (_, w) in zip(own, weights) if v.shape != w.shape]
             if len(own) > len(weights) or misfit:
                 raise RunError(f"the encoder of {source.source} does not fit the classifier "
-                               f"({', '.join(misfit[:3]) or 'another number of layers'})")
+                               f"({', '.join(misfit[:3]) or 'another number of layers'})",
+                               "The classifier rebuilds encoders built on zoo.plugins.conv (conv layers, a Flatten, "
+                               "linear layers); its code_net() has layers of other shapes.")
             model.load_state_dict({k: w for (k, _), (_, w) in zip(own, weights)}, strict=False)
             # Set by the copy, never by a config (check_data): model.config is what the run's config.json records.
             model.config.init_from, model.config.init_digest = where, digest

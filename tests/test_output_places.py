@@ -16,7 +16,7 @@ def test_outputs_of_a_catalogued_model_go_to_its_own_folder_and_spare_the_users_
     out = assert_ok(invoke("generate", "gan", "--n", "4"))
     assert "using the catalogued weights 'gan-mnist' for model 'gan'" in out
     assert "outputs go to zoo-outputs/gan-mnist/" in out
-    assert is_png(tmp_path / "zoo-outputs" / "gan-mnist" / "samples.png")
+    assert is_png(tmp_path / "zoo-outputs" / "gan-mnist" / "samples-prior.png")  # a GAN: not its training's name
     assert (tmp_path / "samples.png").read_bytes() == b"the user's own picture"
 
 

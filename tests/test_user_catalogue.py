@@ -56,8 +56,6 @@ def test_a_users_preset_trains_by_name_is_shown_and_is_recorded_in_the_run(my_ca
 
 @pytest.mark.parametrize("text, fragments", [
     ("[presets.p\nmodel = 1", ("cannot be read", "line 1")),  # a TOML error: the file and the line
-    ('[presets.vae-mnist]\nmodel = "vae"\n[presets.vae-mnist.config]\n', ("'vae-mnist' is catalogued twice",
-                                                                          "zoo's registry.toml")),
     ('[presets.flat]\nmodel = "convae"\nlatent_dim = 3\n', ("[presets.flat] has the key 'latent_dim'",
                                                             "[presets.flat.config]")),  # trained the defaults
     ('[presets.p]\nmodel = "convae"\nconfig = 5\n', ("[presets.p] has config = 5, not a table",)),

@@ -7,9 +7,11 @@ for one model) is one message naming the file and the entry, not a traceback or 
 
 from __future__ import annotations
 
+import datetime
 import math
 import re
 import sys
+import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,15 +86,16 @@ def read(path: Path, owner: str) -> CatalogFile:
     blank = CatalogFile(path, owner, {}, {})
     try:
         stat = path.stat()
-    except OSError as e:
-        raise ConfigError(f"the catalogue {blank.said()} cannot be read: {e.strerror or e}", blank.fix()) from None
+    except (OSError, ValueError) as e:  # ValueError: a path with a NUL byte in it
+        raise ConfigError(f"the catalogue {blank.said()} cannot be read: {getattr(e, 'strerror', None) or e}",
+                          blank.fix()) from None
     key, stamp = (path, owner), (stat.st_mtime_ns, stat.st_size)
     if key in _read and _read[key][0] == stamp:
         return _read[key][1]
     try:
         with open(path, "rb") as fh:
             data = tomllib.load(fh)
-    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as e:
+    except (OSError, ValueError) as e:  # UnicodeDecodeError and TOMLDecodeError are ValueErrors
         raise ConfigError(f"the catalogue {blank.said()} cannot be read: {e}", blank.fix()) from None
     unknown = sorted(set(data) - set(KINDS))
     if unknown:
@@ -109,9 +112,21 @@ def read(path: Path, owner: str) -> CatalogFile:
             if problem:
                 raise ConfigError(f"the catalogue {blank.said()}: [{kind}.{name}] {problem}", blank.fix())
         entries[kind] = table
+    for entry in entries["weights"].values():
+        entry.update(_hub_from_file(entry, path))
     checked = CatalogFile(path, owner, entries["presets"], entries["weights"])
     _read[key] = (stamp, checked)
     return checked
+
+
+def _hub_from_file(entry: dict[str, Any], path: Path) -> dict[str, str]:
+    """A `hub = "file://RELATIVE"` as `path` is read: from the catalogue file's folder, not from wherever zoo
+    runs (which folder loaded under the entry's name changed with the working directory)."""
+    hub = entry.get("hub", "")
+    rest = urllib.parse.unquote(hub[len("file://"):]) if hub.startswith("file://") else ""
+    if not rest or rest.startswith(("/", "~", "localhost/")):
+        return {}
+    return {"hub": (path.parent / rest).absolute().as_uri()}
 
 
 def check_entry(kind: str, name: str, entry: Any) -> str | None:
@@ -135,6 +150,11 @@ def check_entry(kind: str, name: str, entry: Any) -> str | None:
     if missing:
         return f"has no {missing[0]} (a {kind[:-1]} entry needs {' and '.join(k for k, (_, r) in keys.items() if r)})"
     if kind == "presets":
+        for key, value in entry["config"].items():  # TOML has dates and times, which no config key takes
+            items = value if isinstance(value, list) else [value]
+            if any(isinstance(v, (datetime.date, datetime.time)) for v in items):
+                return (f"has {key} = {value!s:.40} in its config, a TOML date or time: a preset's values are "
+                        "numbers, strings, true or false, or lists of them")
         return None
     if "path" not in entry and "hub" not in entry:
         return "has neither `path` (a folder with config.json and model.safetensors) nor `hub` (hf://... or file://...)"
@@ -151,20 +171,31 @@ def check_entry(kind: str, name: str, entry: Any) -> str | None:
 _TYPE_WORDS = {str: "string", dict: "table", bool: "true or false"}
 
 
-def merge(files: list[CatalogFile], models: set[str]) -> Catalog:
+WHAT = {"presets": "preset", "weights": "weights"}  # an entry of each kind, as a message names it
+
+
+def merge(files: list[CatalogFile], models: set[str], ignored: list[str] | None = None) -> Catalog:
     """The entries of `files` together. A name catalogued in two files, a name of an installed model given to a
-    catalogue entry of anyone's but zoo's, and two weights marked the default of one model are each refused."""
+    catalogue entry of anyone's but zoo's, and two weights marked the default of one model are each refused.
+    With `ignored` (a list), an entry of a user's file ($ZOO_CATALOG) whose name an earlier file catalogues is
+    left out and said there instead: a plugin installed later that catalogues the same name breaks no command
+    but the ones using that name (they get the earlier file's entry, and the caller says so)."""
     found: dict[str, dict] = {"presets": {}, "weights": {}}
     where: dict[tuple[str, str], CatalogFile] = {}
     for file in files:
         for kind in KINDS:
             for name, entry in getattr(file, kind).items():
                 first = where.get((kind, name))
+                if first is not None and ignored is not None and file.owner == USER:
+                    ignored.append(f"{file.said()} catalogues the {WHAT[kind]} '{name}', which {first.said()} "
+                                   "already catalogues: yours is ignored; give it another name (a catalogue of "
+                                   "yours cannot replace an entry of zoo's or of a plugin's)")
+                    continue
                 if first is not None:
-                    raise ConfigError(f"the {kind[:-1]} '{name}' is catalogued twice: in {first.said()} and in "
+                    raise ConfigError(f"the {WHAT[kind]} '{name}' is catalogued twice: in {first.said()} and in "
                                       f"{file.said()}", f"Give one of them another name. {file.fix()}")
                 if name in models and not file.bundled:
-                    raise ConfigError(f"the catalogue {file.said()} names a {kind[:-1]} '{name}', the name of an "
+                    raise ConfigError(f"the catalogue {file.said()} names a {WHAT[kind]} '{name}', the name of an "
                                       "installed model", f"Give it another name. {file.fix()}")
                 found[kind][name], where[(kind, name)] = entry, file
     defaults: dict[str, str] = {}

@@ -1,10 +1,16 @@
 """The numbers of a plugin's `NAME:VALUES` spec (a noise model's `gaussian:0.3`, a training callback's
 `l1-activity:0.01`), checked in one place: how many, the defaults of those left out, whole numbers,
 ranges. The class declares `params`, `defaults` (for the trailing params a spec may leave out),
-`integer` and `ranges`."""
+`integer` and `ranges`. Also what the registry asks of each class a plugin's hook returns (`unfit`): its
+base class and, for a model, a Config zoo can write into a run and read back; and what a plugin that fails to
+import is said to lack (`load_error`)."""
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
+import types
+import typing
 from typing import Any, Sequence
 
 from zoo.errors import ConfigError
@@ -36,3 +42,119 @@ def spec_numbers(cls: Any, values: Sequence, where: str) -> list[float | int]:
             valid = f">= {low:g}" if high == float("inf") else f"in {low:g}..{high:g}"
             raise ConfigError(f"{where}: {key} must be {valid}, got {number:g}")
     return numbers
+
+
+# ------------------------------------------------------------------ what a class a plugin's hook returns needs
+
+# The base class each kind of plugin class must derive from, by module and name: the registry sits below
+# them all (they read it), so it knows them by name rather than by importing them.
+BASES = {"model": ("zoo.model", "ZooModel"), "noise model": ("zoo.data.noise", "NoiseModel"),
+         "sampler": ("zoo.analysis.latent_samplers", "LatentSampler"),
+         "callback": ("zoo.training.callbacks", "Callback"), "logger": ("zoo.tracking.logger", "Logger")}
+
+# The Config field types zoo writes into config.json and reads back (zoo.runs.config.coerce): a field of any
+# other type trains, and then its run can never be loaded, resumed or given that field by --set.
+SCALARS = (bool, int, float, str)
+SUPPORTED_TYPES = "bool, int, float, str, list[X] or tuple[X, ...] of one of those, and X | None of any of these"
+
+
+def unfit(cls: Any, kind: str) -> str | None:
+    """What keeps a class a hook returned from working as a plugin of `kind` (None: nothing): not a class,
+    not of the kind's base class; for a model, no dataclass `Config` with a default for every field, of types
+    zoo reads back from config.json, or neither `loss` nor its own training and validation steps
+    (docs/plugins.md, section 2)."""
+    module, base_name = BASES[kind]
+    if not inspect.isclass(cls):
+        return f"the hook returned {type(cls).__name__} {shown(cls)}, not a class"
+    base = next((c for c in cls.__mro__ if c.__module__ == module and c.__name__ == base_name), None)
+    if base is None:
+        return f"{cls.__name__} is not a subclass of zoo.{base_name}"
+    if kind != "model":
+        return None
+    config = getattr(cls, "Config", None)
+    if not (inspect.isclass(config) and dataclasses.is_dataclass(config)):
+        return f"{cls.__name__}.Config is not a dataclass (its hyperparameters, each with a default)"
+    missing = [f.name for f in dataclasses.fields(config)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
+    if missing:
+        return f"{cls.__name__}.Config has fields without a default: {', '.join(missing)}"
+    unreadable = config_type_problem(config)
+    if unreadable:
+        return f"{cls.__name__}.Config {unreadable}"
+    own_steps = cls.training_step is not base.training_step and cls.validation_step is not base.validation_step
+    if cls.loss is base.loss and not own_steps:
+        return f"{cls.__name__} has no loss (nor its own training_step and validation_step)"
+    return None
+
+
+def config_type_problem(config: type) -> str | None:
+    """Which field of a model's Config dataclass has a type zoo cannot read back from config.json (None: none):
+    refused when the plugin loads, not after a training whose run can never be loaded."""
+    try:
+        hints = typing.get_type_hints(config)
+    except Exception as e:  # noqa: BLE001 - a plugin's annotation may name anything
+        return f"has field types that cannot be read ({type(e).__name__}: {e})"
+    for f in dataclasses.fields(config):
+        tp = hints.get(f.name, f.type)
+        if not reads_back(tp):
+            return (f"field '{f.name}' is of type {type_word(tp)}, which zoo cannot read back "
+                    f"from a run's config.json (zoo supports {SUPPORTED_TYPES}; a choice is a str with "
+                    "param(..., choices=(...)))")
+        if f.default is None and type(None) not in typing.get_args(tp):
+            name = type_word(tp)
+            return f"field '{f.name}' defaults to None but is of type {name}: declare it as {name} | None"
+    return None
+
+
+def type_word(tp: Any) -> str:
+    """A type as its author wrote it: int, Path, list[list[int]], Literal['relu', 'tanh']."""
+    return tp.__name__ if isinstance(tp, type) else str(tp).replace("typing.", "")
+
+
+def reads_back(tp: Any) -> bool:
+    """Whether zoo.runs.config.coerce turns a JSON value back into a field of type `tp`."""
+    if tp in SCALARS:
+        return True
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin in (list, tuple):  # one item type (coerce reads every item as the first argument)
+        items = {a for a in args if a is not Ellipsis}
+        return len(items) == 1 and next(iter(items)) in SCALARS
+    if origin in (typing.Union, types.UnionType):
+        return all(a is type(None) or reads_back(a) for a in args)
+    return False
+
+
+def shown(obj: Any) -> str:
+    """A plugin's object as a message shows it: its repr (60 characters at most), or its type's name where
+    that repr fails."""
+    try:
+        return f"{obj!r:.60}"
+    except Exception:  # noqa: BLE001 - a plugin's __repr__ may raise anything
+        return f"<a {type(obj).__name__}>"
+
+
+# Modules that moved when zoo/ was grouped into folders (0.1 -> 0.2), for the message a plugin that
+# still imports an old path gets; the base classes a plugin needs are importable from `zoo` itself.
+MOVED_MODULES = {
+    "zoo.engine": "zoo.training.engine", "zoo.epochs": "zoo.training.epochs", "zoo.graphstep": "zoo.training.graphstep",
+    "zoo.multitrial": "zoo.training.multitrial", "zoo.callbacks": "zoo.training.callbacks",
+    "zoo.regularize": "zoo.training.regularize", "zoo.optim": "zoo.training.optim",
+    "zoo.batching": "zoo.training.batching", "zoo.runs": "zoo.runs.loading", "zoo.runfiles": "zoo.runs.files",
+    "zoo.runlock": "zoo.runs.lock", "zoo.runinfo": "zoo.runs.info", "zoo.checkpoint": "zoo.runs.checkpoint",
+    "zoo.modelcard": "zoo.runs.modelcard", "zoo.config": "zoo.runs.config", "zoo.analysis": "zoo.analysis.latent",
+    "zoo.samplers": "zoo.analysis.latent_samplers", "zoo.metrics": "zoo.analysis.metrics",
+    "zoo.quality": "zoo.analysis.quality", "zoo.plots": "zoo.analysis.plots", "zoo.cv": "zoo.search.cv",
+    "zoo.noise": "zoo.data.noise", "zoo.space": "zoo.search.space",
+}
+PUBLIC_BASES = "from zoo import ZooModel, Callback, Logger, NoiseModel, LatentSampler, param, hookimpl"
+
+
+def load_error(e: Exception) -> str:
+    """What a plugin's failure to load says: the error, and for an import of a module that moved, where
+    it is now."""
+    text = f"{type(e).__name__}: {e}"
+    missing = getattr(e, "name", None) if isinstance(e, ImportError) else None
+    if missing in MOVED_MODULES:
+        text += (f". zoo moved {missing} to {MOVED_MODULES[missing]}: import from there, or the base classes "
+                 f"from zoo itself ({PUBLIC_BASES})")
+    return text

@@ -4,7 +4,6 @@ registry.toml, the plugins' catalogue files and the user's ($ZOO_CATALOG), read 
 from __future__ import annotations
 
 import copy
-import dataclasses
 import difflib
 import importlib.metadata as md
 import inspect
@@ -16,7 +15,8 @@ from typing import Any
 
 import pluggy
 
-from zoo import catalog, environment, hooks
+from zoo import catalog, environment, hooks, plugin_values
+from zoo.console import to_stderr
 from zoo.errors import ConfigError, UnknownModelError
 
 ENTRY_POINT_GROUP = "zoo.models"
@@ -36,33 +36,6 @@ class PluginEntry:
     @property
     def description(self) -> str:
         return getattr(self.cls, "description", "")
-
-
-# Modules that moved when zoo/ was grouped into folders (0.1 -> 0.2), for the message a plugin that
-# still imports an old path gets; the base classes a plugin needs are importable from `zoo` itself.
-MOVED_MODULES = {
-    "zoo.engine": "zoo.training.engine", "zoo.epochs": "zoo.training.epochs", "zoo.graphstep": "zoo.training.graphstep",
-    "zoo.multitrial": "zoo.training.multitrial", "zoo.callbacks": "zoo.training.callbacks",
-    "zoo.regularize": "zoo.training.regularize", "zoo.optim": "zoo.training.optim",
-    "zoo.batching": "zoo.training.batching", "zoo.runs": "zoo.runs.loading", "zoo.runfiles": "zoo.runs.files",
-    "zoo.runlock": "zoo.runs.lock", "zoo.runinfo": "zoo.runs.info", "zoo.checkpoint": "zoo.runs.checkpoint",
-    "zoo.modelcard": "zoo.runs.modelcard", "zoo.config": "zoo.runs.config", "zoo.analysis": "zoo.analysis.latent",
-    "zoo.samplers": "zoo.analysis.latent_samplers", "zoo.metrics": "zoo.analysis.metrics",
-    "zoo.quality": "zoo.analysis.quality", "zoo.plots": "zoo.analysis.plots", "zoo.cv": "zoo.search.cv",
-    "zoo.noise": "zoo.data.noise", "zoo.space": "zoo.search.space",
-}
-PUBLIC_BASES = "from zoo import ZooModel, Callback, Logger, NoiseModel, LatentSampler, param, hookimpl"
-
-
-def _load_error(e: Exception) -> str:
-    """What a plugin's failure to load says: the error, and for an import of a module that moved, where
-    it is now."""
-    text = f"{type(e).__name__}: {e}"
-    missing = getattr(e, "name", None) if isinstance(e, ImportError) else None
-    if missing in MOVED_MODULES:
-        text += (f". zoo moved {missing} to {MOVED_MODULES[missing]}: import from there, or the base classes "
-                 f"from zoo itself ({PUBLIC_BASES})")
-    return text
 
 
 @dataclass
@@ -118,7 +91,7 @@ def load_registry(refresh: bool = False) -> Registry:
             plugin = ep.load()
             reg.manager.register(plugin, name=plugin_name)
         except Exception as e:  # a broken plugin must not take the others down
-            reg.failures.append(PluginFailure(ep.name, package, _load_error(e)))
+            reg.failures.append(PluginFailure(ep.name, package, plugin_values.load_error(e)))
             continue
         origin[plugin_name] = (ep.name, package, version)
         loaded[plugin_name] = plugin
@@ -129,6 +102,7 @@ def load_registry(refresh: bool = False) -> Registry:
     _collect(reg, reg.manager.hook.zoo_callbacks, "callback", reg.callbacks, origin, provided)
     _collect(reg, reg.manager.hook.zoo_loggers, "logger", reg.loggers, origin, provided)
     _collect_catalogs(reg, origin, provided)
+    _unknown_hooks(reg, origin)
     _report_empty(reg, loaded, origin, provided)
     kept = {origin[p][:2] for p, n in provided.items() if n and p in origin}
     for f in reg.failures:
@@ -145,9 +119,9 @@ def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origi
         classes = _call(impl, reg, ep_name, package)
         for cls in classes:
             name = getattr(cls, "name", None)
-            unfit = _unfit(cls, kind)
+            unfit = plugin_values.unfit(cls, kind)
             if unfit:
-                shown = name if isinstance(name, str) and name else _shown(cls)
+                shown = name if isinstance(name, str) and name else plugin_values.shown(cls)
                 reg.failures.append(PluginFailure(ep_name, package, f"{kind} {shown}: {unfit}"))
             elif not name:
                 reg.failures.append(PluginFailure(ep_name, package, f"{cls!r} has no name"))
@@ -164,46 +138,6 @@ def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origi
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # a plugin class's name: one word, as `zoo train NAME` takes it
 
-# The base class each kind of plugin class must derive from, by module and name: the registry sits below
-# them all (they read it), so it knows them by name rather than by importing them.
-BASES = {"model": ("zoo.model", "ZooModel"), "noise model": ("zoo.data.noise", "NoiseModel"),
-         "sampler": ("zoo.analysis.latent_samplers", "LatentSampler"),
-         "callback": ("zoo.training.callbacks", "Callback"), "logger": ("zoo.tracking.logger", "Logger")}
-
-
-def _unfit(cls: Any, kind: str) -> str | None:
-    """What keeps a class a hook returned from working as a plugin of `kind` (None: nothing): not a class,
-    not of the kind's base class; for a model, no dataclass `Config` with a default for every field, or
-    neither `loss` nor its own training and validation steps (docs/plugins.md, section 2)."""
-    module, base_name = BASES[kind]
-    if not inspect.isclass(cls):
-        return f"the hook returned {type(cls).__name__} {_shown(cls)}, not a class"
-    base = next((c for c in cls.__mro__ if c.__module__ == module and c.__name__ == base_name), None)
-    if base is None:
-        return f"{cls.__name__} is not a subclass of zoo.{base_name}"
-    if kind != "model":
-        return None
-    config = getattr(cls, "Config", None)
-    if not (inspect.isclass(config) and dataclasses.is_dataclass(config)):
-        return f"{cls.__name__}.Config is not a dataclass (its hyperparameters, each with a default)"
-    missing = [f.name for f in dataclasses.fields(config)
-               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    if missing:
-        return f"{cls.__name__}.Config has fields without a default: {', '.join(missing)}"
-    own_steps = cls.training_step is not base.training_step and cls.validation_step is not base.validation_step
-    if cls.loss is base.loss and not own_steps:
-        return f"{cls.__name__} has no loss (nor its own training_step and validation_step)"
-    return None
-
-
-def _shown(obj: Any) -> str:
-    """A plugin's object as a message shows it: its repr (60 characters at most), or its type's name where
-    that repr fails."""
-    try:
-        return f"{obj!r:.60}"
-    except Exception:  # noqa: BLE001 - a plugin's __repr__ may raise anything
-        return f"<a {type(obj).__name__}>"
-
 
 def _collect_catalogs(reg: Registry, origin: dict, provided: Counter) -> None:
     """The catalogue files the plugins ship, each checked alone and beside zoo's and the ones kept before it (a
@@ -217,6 +151,8 @@ def _collect_catalogs(reg: Registry, origin: dict, provided: Counter) -> None:
                 if not isinstance(path, (str, Path)) or not Path(path).is_absolute():
                     raise ConfigError(f"zoo_catalogs returned {path!r:.60}, not the absolute path of a catalogue file")
                 file = catalog.read(Path(path), f"package {package}")
+                if any(k.path.resolve() == file.path.resolve() for k in kept):  # one file returned twice: read once
+                    continue
                 catalog.merge([*kept, file], set(reg.models))
             except ConfigError as e:
                 reg.failures.append(PluginFailure(ep_name, package, f"catalogue: {e.message}"))
@@ -229,8 +165,26 @@ def _collect_catalogs(reg: Registry, origin: dict, provided: Counter) -> None:
         if entry.package != "zoo" and (name in merged.presets or name in merged.weights):
             what = "a preset" if name in merged.presets else "pretrained weights"
             del reg.models[name]
-            reg.failures.append(PluginFailure(name, entry.package, f"model '{name}' is named like {what} in the "
+            plugin = next((ep for ep, package, _ in origin.values() if package == entry.package), name)
+            reg.failures.append(PluginFailure(plugin, entry.package, f"model '{name}' is named like {what} in the "
                                                                    "catalogue: the plugin should rename it"))
+
+
+HOOKS = sorted(name for name in vars(hooks) if name.startswith("zoo_"))  # zoo's hooks, as hooks.py specifies them
+
+
+def _unknown_hooks(reg: Registry, origin: dict) -> None:
+    """A @zoo.hookimpl function zoo has no hook of (`zoo_catalog` for `zoo_catalogs`) is that plugin's failure:
+    pluggy files it and never calls it, so the plugin's catalogue (or classes) vanished without a word (what
+    pluggy's check_pending finds, said for each plugin rather than raised for the first)."""
+    for name, caller in sorted(vars(reg.manager.hook).items()):
+        if name.startswith("_") or caller.has_spec():
+            continue
+        for impl in caller.get_hookimpls():
+            if not impl.optionalhook:
+                ep_name, package, _ = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
+                reg.failures.append(PluginFailure(ep_name, package, f"unknown hook '{name}', which zoo never calls "
+                                                                    f"(zoo's hooks are {', '.join(HOOKS)})"))
 
 
 def _call(impl, reg: Registry, ep_name: str, package: str) -> list:
@@ -306,10 +260,17 @@ def get_entry(name: str) -> PluginEntry:
                                 f"It is used as: {', or '.join(u for _, u in found)}.")
     close = difflib.get_close_matches(name, list(reg.models), n=3, cutoff=0.5)
     hint = (f"Did you mean: {', '.join(close)}?" if close else "") + " `zoo list` shows the installed models."
-    if reg.failures:
-        plugins = ", ".join(sorted({f"'{f.entry_point}' ({f.package})" for f in reg.failures}))
-        hint += f" These plugins failed to load, or zoo refused a part of them, and `zoo list` says why: {plugins}."
-    raise UnknownModelError(f"unknown model '{name}'", hint.strip())
+    raise UnknownModelError(f"unknown model '{name}'", (hint + failed_plugins()).strip())
+
+
+def failed_plugins() -> str:
+    """A hint's sentence naming the plugins that failed to load or were refused a part ("" if none): a name a
+    user looks for (a model, a preset, catalogued weights) may be one of theirs."""
+    failures = load_registry().failures
+    if not failures:
+        return ""
+    plugins = ", ".join(sorted({f"'{f.entry_point}' ({f.package})" for f in failures}))
+    return f" These plugins failed to load, or zoo refused a part of them, and `zoo list` says why: {plugins}."
 
 
 def get_model_class(name: str) -> type:
@@ -322,8 +283,20 @@ def read_catalog() -> catalog.Catalog:
     """zoo's registry.toml, the plugins' catalogue files and the user's ($ZOO_CATALOG), checked and merged."""
     reg = load_registry()
     files = [catalog.read(REGISTRY_FILE, catalog.BUNDLED), *reg.catalogs]
-    files += [catalog.read(path, catalog.USER) for path in environment.catalog_paths()]
-    return catalog.merge(files, set(reg.models))
+    for path in environment.catalog_paths():
+        file = catalog.read(path, catalog.USER)
+        if not any(f.path.resolve() == file.path.resolve() for f in files):  # a link to a file read already
+            files.append(file)
+    ignored: list[str] = []
+    merged = catalog.merge(files, set(reg.models), ignored)
+    for said in ignored:  # once a process: the catalogue is read by many steps of one command
+        if said not in _warned:
+            _warned.add(said)
+            to_stderr(f"warning: {said}")
+    return merged
+
+
+_warned: set[str] = set()  # the user's catalogue entries said to be ignored in this process
 
 
 def catalog_file(kind: str, name: str) -> catalog.CatalogFile | None:
@@ -345,7 +318,11 @@ def get_preset(name: str, model: str | None = None) -> dict[str, Any]:
         if "/" in name or name.endswith(".toml"):  # a file where a catalogued name goes
             hint = ("--preset takes a catalogued name; a file of config keys is given with --config FILE (or "
                     "catalogued through $ZOO_CATALOG: the README's \"Your own presets and weights\").")
-        raise ConfigError(f"unknown preset '{name}'", hint)
+        found = weights().get(name)
+        if found is not None:  # catalogued weights given as a preset: a trained model, not a config
+            raise ConfigError(f"unknown preset '{name}': it names catalogued weights of model '{found['model']}'",
+                              f"zoo.load('{name}') loads them; `zoo info {found['model']}` lists its presets.")
+        raise ConfigError(f"unknown preset '{name}'", hint + failed_plugins())
     preset = available[name]
     if model is not None and preset.get("model") != model:
         owner = preset.get("model")
@@ -396,3 +373,14 @@ def bundled_name(folder: Path) -> str | None:
 def catalogued_metrics(name: str | None) -> dict[str, float]:
     """The figures the catalogue quotes for weights `name` (finite numbers: zoo.catalog checks them)."""
     return weights().get(name, {}).get("metrics", {}) if name else {}
+
+
+def shipped_by_plugin(folder: str | Path) -> bool:
+    """Whether `folder` is in what a plugin ships: the folder of one of its catalogue files (its installed
+    package, the weights beside the file) or a weights folder such a file catalogues. zoo writes nothing there
+    (outputs, fitted samplers), as it writes nothing into its own bundled weights."""
+    where = Path(folder).absolute().resolve()
+    roots = [file.path.parent for file in load_registry().catalogs]
+    roots += [file.path.parent / Path(e["path"]).expanduser() for file in load_registry().catalogs
+              for e in file.weights.values() if "path" in e]
+    return any(where == r.resolve() or r.resolve() in where.parents for r in roots)

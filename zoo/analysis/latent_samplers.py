@@ -181,10 +181,10 @@ def _weights_digest(run_dir: Path) -> str:
 
 
 def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, identity: str,
-                log: Callable[[str], None], codes: int | None = None) -> LatentSampler | None:
+                log: Callable[[str], None], codes: int | None = None, whose: str = "") -> LatentSampler | None:
     """The sampler saved at `path` if it is intact, of this kind, and fitted to these weights; None (refit)
-    if it is missing, damaged (said) or stale. A file fitted on another run's codes is refused, and left as
-    it is."""
+    if it is missing, damaged (said) or stale. A file fitted on another run's codes is refused, and left, in a
+    run the user owns (`whose` ""); else ("published with these weights", "kept for them in zoo-outputs") refitted."""
     if not path.is_file():
         return None
     try:
@@ -194,10 +194,10 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, ide
         log(f"note: {why}; the {cls.name} sampler is fitted again")
         return None
     fitted_on = meta.get("run", "")
-    if fitted_on and identity and fitted_on != identity and is_managed(path):  # published with the weights
-        log(f"note: the '{cls.name}' sampler published with these weights was fitted on another run's codes "
-            f"({fitted_on}): not used; one is fitted on this run's codes (its publisher should push the entry "
-            "again without it)")
+    if fitted_on and identity and fitted_on != identity and whose:  # not the user's file to delete
+        log(f"note: the '{cls.name}' sampler {whose} was fitted on another run's codes ({fitted_on}): not used; one "
+            "is fitted on this run's codes" + (" (its publisher should push the entry again without it)"
+                                               if whose.startswith("published") else ""))
         return None
     if fitted_on and identity and fitted_on != identity:  # files saved before runs were recorded: refitted
         raise RunError(f"{path} holds a sampler fitted on another run's codes ({fitted_on}), not on this run's "
@@ -236,10 +236,9 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
                    log: Callable[[str], None] | None = None) -> LatentSampler:
     """The sampler `name` for a run's model: read from RUN/sampler-NAME.safetensors, or fitted on the
     training codes (and saved there) when that file is missing, damaged, or made for other weights of
-    this run (not saved where `save` is False). A file fitted on another run's codes is refused (RunError)
-    unless `refit`. A catalogued
-    model's outputs go elsewhere (Run.output_dir); a sampler shipped beside its weights is read from
-    there, so that it samples offline and with no training images at hand."""
+    this run (not saved where `save` is False). A file of the user's fitted on another run's codes is refused
+    (RunError) unless `refit`. A catalogued model's outputs go elsewhere (Run.output_dir); a sampler shipped
+    beside its weights is read from there, so that it samples offline and with no training images at hand."""
     cls = get_sampler(name)
     if not cls.needs_fit:
         return cls(latent_dim(run))
@@ -263,7 +262,9 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
             if where.absolute() in read:  # a run the user owns: its outputs go into its own folder, read once
                 continue
             read.add(where.absolute())
-            saved = _read_saved(where, cls, digest, dim, identity, log or to_stderr, trained)
+            theirs = run.output_dir.absolute() != run_dir.absolute() or is_managed(where)  # a catalogued or pulled run
+            saved = _read_saved(where, cls, digest, dim, identity, log or to_stderr, trained, "" if not theirs else
+                                "published with these weights" if where.parent == run_dir else "kept in zoo-outputs")
             if saved is not None:
                 _warn_if_poor(saved, log)
                 return saved

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from zoo import registry
 from zoo.analysis import plots
 from zoo.errors import ConfigError, RunError, storage_error
 from zoo.runs import checkpoint as ckpt
@@ -27,7 +28,7 @@ from zoo.runs.config import TrainConfig, default_of, fields_of
 from zoo.runs.files import flat_config
 from zoo.runs.comparable import another_measure, given_class, loss_caveat, model_class, pair
 from zoo.runs.compare_sources import expand
-from zoo.runs.loading import read_run
+from zoo.runs.loading import catalogued_name, read_run
 from zoo.runs.info import how_ended
 from zoo.runs.metrics_log import is_metric
 from zoo.runs.run import Run
@@ -232,13 +233,25 @@ def read_compared(name: str, folder: Path) -> Compared:
     tested = read_evaluated(folder, name)
     row.test_metrics, row.test_errors, row.test_values = tested.metrics, tested.errors, tested.values
     row.test_images = tested.images
-    row.notes += tested.notes
+    row.notes += tested.notes + _quoted(name, tested)
     if not row.metrics and not row.history:
         card = published.card_training(folder / ckpt.CARD)
         if card:
             row.metrics, row.best_epoch, row.epochs = card
             row.notes.append("training metrics from its model card")
     return row
+
+
+def _quoted(name: str, tested) -> list[str]:
+    """A note naming the test metrics of a row that are its catalogue entry's figures (typed into a catalogue
+    file, and not tied to the weights by their sha256), not measured: eval.json's come with standard errors."""
+    named = catalogued_name(name) if "/" not in name else None
+    quoted = [k for k, v in registry.catalogued_metrics(named).items()
+              if tested.metrics.get(k) == v and k not in tested.errors]
+    if not quoted:
+        return []
+    return [f"test {', '.join(quoted)} quoted by the catalogue ({registry.catalog_file('weights', named).said()}), "
+            f"not measured here: zoo eval {name} measures {'them' if len(quoted) > 1 else 'it'}"]
 
 
 def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:

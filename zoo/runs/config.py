@@ -189,7 +189,7 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
                 continue
             try:
                 return coerce(value, arg, key)
-            except ValueError:
+            except (ValueError, TypeError):  # float(None): float | None reads a null only once past float
                 pass
         raise ValueError
     return _scalar(value, tp, key)
@@ -290,6 +290,12 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
         raise ConfigError(f"overrides are a dict of config keys to values, not {type(overrides).__name__}",
                           "For example {'latent_dim': 16}.")
     values: dict[str, Any] = dict(getattr(cls, "train_defaults", {}))
+    try:  # the model's own train_defaults must hold alone: their mistake is the plugin's, not the user's
+        split_config(cls, values)
+    except ConfigError as e:
+        raise ConfigError(f"{name}'s train_defaults (in its plugin, package {registry.get_entry(name).package}): "
+                          f"{e.message}", (f"{e.hint} " if e.hint else "") + "A fix for the plugin's author, not yours "
+                          "to make.") from None
     if preset is not None and not isinstance(preset, str):
         raise ConfigError(f"preset= is a catalogued preset's name, not {preset!r:.60}", "`zoo info MODEL` lists them.")
     if isinstance(preset, str) and not preset.strip():  # "" was taken for no preset: a typo's empty value
@@ -303,8 +309,8 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
             split_config(cls, values)
         except ConfigError as e:
             file = registry.catalog_file("presets", preset)
-            raise ConfigError(f"preset '{preset}' (in {file.said()}): {e.message}",
-                              ((e.hint + " ") if e.hint else "") + file.fix()) from None
+            hint = (e.hint + ("" if e.hint.endswith((".", "?")) else ".") + " ") if e.hint else ""  # a sentence
+            raise ConfigError(f"preset '{preset}' (in {file.said()}): {e.message}", hint + file.fix()) from None
     if config is not None:
         file_values = config_values(config)
         named = file_values.pop("model", None)
@@ -317,8 +323,13 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
 
 
 def preset_fits(cls: type, preset: dict[str, Any]) -> bool:
-    """Whether a preset's keys are all the model's (or training) keys: another model's preset then fits it
-    too (a DAE takes a ConvAE's, an IWAE the VAE's)."""
+    """Whether another model's preset fits this model too (a DAE takes a ConvAE's, an IWAE the VAE's): both
+    models come from one package, and the preset's keys are all this model's (or training) keys. A key of
+    another package's model may mean another thing (a plugin's `hidden` width is no VAE's list of widths)."""
+    models = registry.load_registry().models
+    own, other = models.get(str(preset.get("model"))), models.get(getattr(cls, "name", ""))
+    if own is None or other is None or own.package != other.package:
+        return False
     known = {f.name for f in fields_of(cls.Config)} | {f.name for f in fields_of(TrainConfig)}
     return set(preset.get("config", {})) <= known
 

@@ -86,7 +86,7 @@ def resolve(source: str | Path) -> Path:
                        + (f": it names a preset of model '{preset}', a config to train with" if preset else ""),
                        (f"zoo train {preset} --preset {source} trains it. " if preset else "")
                        + (f"Did you mean: {', '.join(close)}? " if close else "")
-                       + "`zoo list --pretrained` lists the names.")
+                       + "`zoo list --pretrained` lists the names." + registry.failed_plugins())
     return hub.resolve(source)  # bundled or pulled, checked against its catalogued sha256
 
 
@@ -126,6 +126,12 @@ def installed_entry(run: dict[str, Any], run_dir: Path):
     except UnknownModelError:
         plugin = run.get("plugin", {})
         package = plugin.get("package") if isinstance(plugin.get("package"), str) else "?"
+        failed = [f for f in registry.load_registry().failures if f.package == package]
+        if failed:  # installed, but its module or hook failed: installing it again is no answer
+            raise RunError(f"{run_dir} was made by model '{run['model']}' of package {package}, which is installed "
+                           f"but failed to load: {failed[0].error}",
+                           "Reinstall or fix that package (`zoo list` says why); the other models still work.") \
+                from None
         raise RunError(f"{run_dir} was made by model '{run['model']}', which is not installed",
                        f"Install the package that provides it (pip install {package}); `zoo list` shows what is.") \
             from None
@@ -159,14 +165,14 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     except ConfigError as e:
         raise RunError(f"{run_dir / ckpt.CONFIG} does not describe a {run['model']} that zoo builds: {e.message}",
                        _other_version_hint(run, "The file was edited, or is another model's: restore the run's own "
-                                                "config.json (or train the run again).")) from None
+                                                "config.json (or train the run again).", entry)) from None
     weights_path = run_dir / ckpt.WEIGHTS
     declared, _ = ckpt.read_weights_header(weights_path)
     if skeleton is not None:
         try:
             runfiles.check_weights_fit(runfiles.state_spec(skeleton), declared, weights_path)
         except RunError as e:
-            raise RunError(e.message, _other_version_hint(run, e.hint)) from None
+            raise RunError(e.message, _other_version_hint(run, e.hint, entry)) from None
     net = entry.cls(model_cfg, shape, classes)
     weights, meta = ckpt.load_tensors(weights_path)
     ckpt.load_state(net, weights, weights_path)
@@ -186,8 +192,16 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else 0 for p in text.split(".")[:3])
 
 
-def _other_version_hint(run: dict[str, Any], hint: str | None) -> str | None:
-    """For weights that do not fit: a run written by another zoo version may be built differently."""
+def _other_version_hint(run: dict[str, Any], hint: str | None, entry=None) -> str | None:
+    """For weights that do not fit: a run written by another version of its plugin package (config.json's
+    `plugin`, against the installed `entry`), or of zoo, may be built differently."""
+    plugin = run.get("plugin") if isinstance(run.get("plugin"), dict) else {}
+    package, version = plugin.get("package"), plugin.get("version")
+    if entry is not None and package == entry.package != "zoo" and isinstance(version, str) and \
+            version != entry.version:
+        return (f"The run was made with {package} {version}, and {package} {entry.version} is installed, which may "
+                f"build the model differently: load it with that version (pip install '{package}=={version}'), or "
+                f"train it again with {entry.version}.")
     made_by = run.get("zoo_version")
     if not isinstance(made_by, str) or made_by == zoo.__version__:
         return hint
@@ -211,7 +225,8 @@ def output_folder(source: str | Path, run_dir: Path) -> Path:
     and a digest of where it is), so they never mix with, or overwrite, the user's own files in the working
     directory, nor another model's results."""
     folder, why = output_place(source, run_dir)
-    if why and hub.is_managed(folder):  # the working directory is inside zoo's cache or the bundled weights
+    if why and (hub.is_managed(folder) or registry.shipped_by_plugin(folder)):  # the working directory is inside
+        # zoo's cache, the bundled weights or a plugin's
         raise RunError(f"the working directory {Path.cwd()} is inside a folder zoo manages (a pulled copy, or the "
                        "bundled weights): results cannot be written there", "Run the command from another folder.")
     if why:
@@ -223,7 +238,9 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     """output_folder without its note: (the folder, None) for a run the user owns, else (./zoo-outputs/NAME,
     why the results go there). Readers of a model's results (`zoo compare`) look there too."""
     owned = not hub.is_hub_source(source) and Path(source).absolute() == run_dir.absolute()
-    managed = owned and hub.is_managed(run_dir)  # the path of a pulled copy, or of the bundled weights
+    # the path of a pulled copy, of the bundled weights, or of weights a plugin ships (its installed package)
+    shipped = owned and registry.shipped_by_plugin(run_dir)
+    managed = owned and (hub.is_managed(run_dir) or shipped)
     published = owned and (run_dir / PUSHED_MANIFEST).is_file()  # a folder hub's entry named by its path
     if owned and not managed and not published and writable(run_dir):
         return run_dir, None
@@ -247,7 +264,8 @@ def output_place(source: str | Path, run_dir: Path) -> tuple[Path, str | None]:
     folder = Path.cwd() / OUTPUTS / label.replace("/", "-")
     for old in before:
         _take_up(folder.parent / old.replace("/", "-"), folder, run_dir)
-    why = (f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
+    why = (f"{run_dir} is shipped by a plugin (weights its catalogue names)" if shipped else
+           f"{run_dir} is a copy zoo manages (a pulled model, or bundled weights)" if managed else
            f"{run_dir} is a folder hub's entry (a push made it: {PUSHED_MANIFEST})" if published else
            f"{run_dir} no longer exists" if owned and not run_dir.is_dir() else
            f"{run_dir} cannot be written" if owned else

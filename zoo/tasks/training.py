@@ -121,6 +121,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     model = model_to_train(model, preset, config, "train")
     entry = registry.get_entry(model)
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
+    registry.read_catalog()  # the model card reads it after the last epoch: a broken catalogue said before the first
     clash = training_key_clash(cls)
     if clash:
         log(f"note: {clash}")
@@ -222,6 +223,8 @@ def _refuse_published(text: str) -> None:
         what = "a catalogued name"
     elif run_dir.exists() and is_managed(run_dir):
         what = "zoo's copy of published weights"
+    elif run_dir.exists() and registry.shipped_by_plugin(run_dir):
+        what = "weights a plugin ships"
     elif (run_dir / PUSHED_MANIFEST).is_file():  # named by its path
         what = f"a folder hub's entry (a push made it: {PUSHED_MANIFEST})"
     else:
@@ -245,6 +248,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     if model is not None and model != run["model"]:
         raise ConfigError(f"{run_dir} is a '{run['model']}' run, not '{model}'")
     entry = installed_entry(run, run_dir)
+    registry.read_catalog()  # as for a new run: the card written at the end reads it
     given, moved = {k: v for k, v in overrides.items() if v is not None}, set()
     if config is not None:  # a config file's keys count as if given one by one: unknown or fixed keys refused
         file_values = config_values(config)

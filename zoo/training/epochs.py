@@ -25,6 +25,7 @@ from typing import Any, Callable, Protocol, Sequence
 
 import torch
 
+from zoo.errors import ConfigError
 from zoo.runs.config import TrainConfig
 from zoo.training.batching import batches
 
@@ -182,6 +183,12 @@ def close_epoch(tracker: Tracker, epoch: int, train: dict[str, float], val: dict
         tracker.stop("diverged")
         return EpochEnd(record, not_finite=bad, stop="diverged")
     watched = (val or train).get(monitor) if monitor else None
+    if monitor and watched is None:  # else every epoch counted as the best: early stopping off, the last kept
+        logged = ", ".join(sorted(val or train)) or "none"
+        raise ConfigError(f"the model's monitor '{monitor}' is not among the {'validation' if val else 'training'} "
+                          f"keys it logs ({logged})",
+                          "monitor names the key that picks the best epoch and stops early: a fix for the model's "
+                          "author (one of those keys, or None to keep the last epoch).")
     improved = tracker.end_epoch(epoch, watched)
     record["best"] = improved
     return EpochEnd(record, improved, stop="early_stopping" if tracker.should_stop() else None)
