@@ -222,3 +222,18 @@ def test_a_resumed_gan_collapses_at_the_step_the_uninterrupted_run_does(tmp_path
     zoo.train("gan", epochs=1, out=tmp_path / "part", **collapse)  # 11 steps of the streak saved with epoch 1
     resumed = _collapse_said(lambda: zoo.train(resume=tmp_path / "part", epochs=3, progress=False, log=quiet))
     assert resumed == whole
+
+
+def test_zoo_generate_out_into_a_gan_runs_own_samples_png_is_refused(gan_copy, tmp_path):
+    """samples.png is the picture a GAN's training ends with, which its card shows: a run record, as loss.png is."""
+    trained = (gan_copy / "samples.png").read_bytes()
+    said = assert_clean_error(invoke("generate", gan_copy, "--n", "4", "--out", gan_copy / "samples.png"),
+                              "would replace the run's own samples.png")
+    assert "Write the output elsewhere" in said and (gan_copy / "samples.png").read_bytes() == trained
+
+
+def test_cuda_graph_on_a_gan_on_the_cpu_is_refused_without_a_note_first_saying_it_is_ignored(tmp_path):
+    said = assert_clean_error(invoke("train", "gan", "--dataset", "digits", "--epochs", "1", "--device", "cpu",
+                                     "--set", "cuda_graph=true", "--out", tmp_path / "g", "--no-progress"),
+                              "which cuda_graph does not record")
+    assert "note:" not in said, said  # "cuda_graph acts on CUDA only: ignored", then refused, contradicted itself

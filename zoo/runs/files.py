@@ -295,6 +295,17 @@ RUN_RECORDS = ("config.json", "model.safetensors", "checkpoint.safetensors", "me
                "eval.json", "eval-images.safetensors", ".zoo-pushed.json", "loss.png")
 # Files of a run named by what they hold: its latent samplers, each evaluation's progress.
 RECORD_PREFIXES = ("sampler-", "eval-progress")
+# The picture a model's training ends with is reconstructions.png where it reconstructs, else samples.png (a GAN's,
+# zoo/training/pictures.py), which its card shows: a record of the run then, and zoo generate's grid there is
+# samples-prior.png.
+TRAINING_SAMPLES = "samples.png"
+
+
+def is_run_record(root: Path, name: str) -> bool:
+    """Whether `name` in run folder `root` is one of the run's own records: RUN_RECORDS, its samplers and
+    evaluations' progress, and samples.png of a run whose training picture is not reconstructions.png."""
+    return name in RUN_RECORDS or (name.startswith(RECORD_PREFIXES) and name.endswith(".safetensors")) or \
+        (name == TRAINING_SAMPLES and not (root / "reconstructions.png").is_file())
 
 
 def check_replaceable(folder: Path, names) -> None:
@@ -334,8 +345,7 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
     target = folder / path.name
     root = run_root(folder)
     mine = root is not None and own is not None and Path(own).absolute().resolve() == root
-    is_record = path.name in RUN_RECORDS or (path.name.startswith(RECORD_PREFIXES) and path.suffix == ".safetensors")
-    if is_record and root == folder:
+    if root == folder and is_run_record(root, path.name):
         whose = "the run's own" if mine or own is None else f"another run's ({root})"
         raise ConfigError(f"{flag} {path} would replace {whose} {path.name}",
                           "Write the output elsewhere (another name or folder).")

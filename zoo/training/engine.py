@@ -65,8 +65,6 @@ class Trainer:
             model.to(memory_format=torch.channels_last)  # 4-D weights only; the rest is unchanged
         if train.compile:
             compile_in_place(model)
-        for note in cuda_only_notes(train, self.device):
-            log(f"note: {note}")
         model.check_training(train, data)  # settings it cannot train with, before anything is written
         self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
         self.shuffle = torch.Generator().manual_seed(train.seed)
@@ -80,6 +78,8 @@ class Trainer:
         self.graph_step = None  # zoo.training.graphstep.GraphStep with cuda_graph, made once the state is final
         if train.cuda_graph:
             check_supported(model, train)
+        for note in cuda_only_notes(train, self.device):  # after the refusals: "ignored here", then refused, jarred
+            log(f"note: {note}")
 
     # ------------------------------------------------------------------ paths
     def _path(self, name: str) -> Path | None:
