@@ -162,14 +162,15 @@ class Classifier(ZooModel):
         weights = Path(where) / "model.safetensors"
         if not Path(where).is_absolute():  # a catalogued name or a hub location: not looked up here
             return [line]
-        if not weights.is_file():
-            return [f"{line}; that run is gone (no {weights}): this run holds its own copy of the encoder"]
-        if not isinstance(digest, str) or not digest:
-            return [line]
         try:
+            if not weights.is_file():
+                return [f"{line}; that run is gone (no {weights}): this run holds its own copy of the encoder"]
+            if not isinstance(digest, str) or not digest:
+                return [line]
             now = weights_digest(weights)
-        except (ZooError, OSError) as e:
-            return [f"{line}; its weights cannot be read now ({e})"]
+        except (ZooError, OSError) as e:  # a folder this user may not read: said, never a failed `zoo info`
+            why = e.message if isinstance(e, ZooError) else e.strerror or e
+            return [f"{line}; its weights cannot be read now ({why})"]
         if now != digest:
             return [f"{line}; its weights have changed since (trained on or replaced): this run holds the copy it "
                     "was fine-tuned from"]

@@ -37,3 +37,33 @@ def test_runs_of_other_models_and_heads_trained_from_scratch_say_nothing_of_a_so
     for run in (head, digits_run):
         assert json.loads(invoke("info", str(run), "--json").stdout)["provenance"] == []
         assert "encoder: copied from" not in assert_ok(invoke("info", str(run)))
+
+
+def test_a_pushed_heads_info_says_nothing_of_its_publishers_paths(run_copy, tmp_path):
+    """A pulled copy's init_from is a path of the machine it was trained on: checked here, it said "gone" (or
+    compared an unrelated run that happened to lie there)."""
+    head = _head(run_copy, tmp_path / "head")
+    hub = f"file://{tmp_path / 'hub' / 'head'}"
+    assert_ok(invoke("push", str(head), hub))
+    shutil.rmtree(run_copy)  # as on another machine
+    said = assert_ok(invoke("info", hub))
+    assert "encoder: copied from" not in said and "gone" not in said, said
+    assert json.loads(invoke("info", hub, "--json").stdout)["provenance"] == []
+
+
+def test_a_source_folder_that_cannot_be_read_is_said_not_a_failed_info(run_copy, tmp_path, monkeypatch):
+    """As a user without the right to enter the source's folder: `zoo info` of the head said "You may not write
+    there" (a PermissionError from a read)."""
+    import pathlib
+
+    head = _head(run_copy, tmp_path / "head")
+    is_file = pathlib.Path.is_file
+
+    def denied(self, *args, **kwargs):
+        if str(self).startswith(str(run_copy)):
+            raise PermissionError(13, "Permission denied")
+        return is_file(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "is_file", denied)
+    said = assert_ok(invoke("info", str(head)))
+    assert "its weights cannot be read now (Permission denied)" in said, said

@@ -77,3 +77,20 @@ def test_weights_replaced_before_an_upload_are_not_committed(server, hf_env, run
                           env={**os.environ, **hf_env})
     assert "refused:" in done.stdout and "nothing was published" in done.stdout, done.stdout + done.stderr
     assert not [r for r in server.requests if r[0] == "POST" and "commit" in r[1]], server.requests
+
+
+def test_a_run_whose_files_cannot_be_read_is_one_clear_refusal(run_copy, tmp_path, monkeypatch):
+    """As a user who may not read the weights: a raw PermissionError (the CLI said "You may not write there")."""
+    import pathlib
+
+    read_bytes = pathlib.Path.read_bytes
+
+    def denied(self):
+        if self.parent == run_copy:
+            raise PermissionError(13, "Permission denied")
+        return read_bytes(self)
+
+    monkeypatch.setattr(pathlib.Path, "read_bytes", denied)
+    with pytest.raises(zhub.HubError, match=f"cannot read config.json from {run_copy}: Permission denied"):
+        zhub.push(run_copy, f"file://{tmp_path / 'hub' / 'x'}")
+    assert not (tmp_path / "hub" / "x").exists()

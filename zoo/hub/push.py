@@ -183,9 +183,13 @@ def _push_files(run_dir: Path, location: str, log: Log) -> tuple[dict[str, Path 
         if not (run_dir / name).is_file():
             raise HubError(f"{run_dir} has no {name}: nothing to push",
                            "Push a finished run folder (one written by `zoo train`).")
-    before = _as_read(run_dir)  # first: what is checked below, and published, must still be this at the end
     check_model_files(run_dir, str(run_dir), "the run's own file is damaged: restore it (or train the run again) "
-                      "before pushing")
+                      "before pushing")  # first: it says a file that cannot be read as it is
+    try:
+        before = _as_read(run_dir)  # what is published must still be this at the end (_still_as_read)
+    except OSError as e:  # a file this user may not read: said, as check_config says it of config.json
+        raise HubError(f"cannot read {run_dir}: {e.strerror or e}",
+                       "Push a run folder you can read (its config.json and model.safetensors).") from None
     _verify_weights(run_dir / WEIGHTS)
     training_log = _training_log(run_dir)
     if untrained(run_dir):
@@ -329,7 +333,7 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
         left = [name for name in api.list_repo_files(loc.repo, revision=branch)
                 if name not in files and is_run_file(name)]
         operations += [hf.CommitOperationDelete(path_in_repo=name) for name in left]
-        # the weights' sha256 as huggingface-hub read them to upload (it uploads those very bytes, checked)
+        # the sha256 huggingface-hub uploads the weights under (the hub checks the bytes it gets against it)
         upload = next((getattr(op, "upload_info", None) for op in operations if op.path_in_repo == WEIGHTS), None)
         _still_as_read(run_dir, before, upload.sha256.hex() if upload is not None else None)
         info = api.create_commit(loc.repo, operations, commit_message=summary, revision=branch)

@@ -11,6 +11,7 @@ from zoo.console import to_stderr
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo import registry
+from zoo.hub import is_hub_source, is_managed
 from zoo.runs.loading import read_run, resolve
 from zoo.runs.lock import writer_of
 from zoo.runs.training_state import recorded_trainer
@@ -40,8 +41,11 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "load": f"zoo.load({json.dumps(str(source))})",
         "installed": run["model"] in registry.list_models(),
     }
-    # where its weights came from, as its plugin says (a fine-tuned head: is its encoder's source still there?)
-    info["provenance"] = registry.get_model_class(run["model"]).provenance(run["config"]) if info["installed"] else []
+    # Where its weights came from, as its plugin says (a fine-tuned head: is its encoder's source still there?), for
+    # a run folder of this machine: a pulled or bundled copy's paths are its publisher's, not this machine's.
+    own = not is_hub_source(str(source)) and Path(source).absolute() == run_dir.absolute() and not is_managed(run_dir)
+    info["provenance"] = registry.get_model_class(run["model"]).provenance(run["config"]) \
+        if info["installed"] and own else []
     evaluated, note = ckpt.read_eval(run_dir)  # None unless it measured these weights
     if note:
         to_stderr(f"note: {note}")
