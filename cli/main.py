@@ -48,6 +48,13 @@ def list_cmd(as_json, pretrained):
     for r in listing["models"]:
         if r["clash"]:
             click.secho(f"note: {r['clash']}", err=True, fg="yellow")
+    from zoo import registry
+    from zoo.errors import ConfigError
+
+    try:  # a catalogue that every other command refuses: said here too, not a clean list beside it
+        registry.read_catalog()
+    except ConfigError as e:
+        click.secho(f"a catalogue failed: {e.message}" + (f" ({e.hint})" if e.hint else ""), err=True, fg="yellow")
 
 
 @cli.command()

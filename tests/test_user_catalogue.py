@@ -205,3 +205,10 @@ def test_zoos_own_catalogue_passes_the_checks_a_users_file_gets():
     assert all(catalog.check_entry(k, n, e) is None for k in ("presets", "weights") for n, e in
                getattr(found, k).items())
     assert catalog.check_entry("presets", "p", {"config": {}}).startswith("has no model")
+
+
+def test_zoo_list_says_a_users_catalogue_that_every_other_command_refuses(my_catalogue):
+    path = my_catalogue("[presets.p\nmodel = 1")  # a TOML error
+    result = invoke("list")
+    assert result.exit_code == 0 and "convae" in result.stdout  # the models are listed all the same
+    assert "a catalogue failed:" in result.stderr and str(path) in result.stderr, result.stderr
