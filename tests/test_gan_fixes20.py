@@ -237,3 +237,11 @@ def test_cuda_graph_on_a_gan_on_the_cpu_is_refused_without_a_note_first_saying_i
                                      "--set", "cuda_graph=true", "--out", tmp_path / "g", "--no-progress"),
                               "which cuda_graph does not record")
     assert "note:" not in said, said  # "cuda_graph acts on CUDA only: ignored", then refused, contradicted itself
+
+
+def test_compare_of_gan_runs_suggests_their_training_loss_said_to_be_one_not_train_d_fake(gan_run, tmp_path):
+    """No GAN has val_loss, and without a measured FID no test figure: the hint named train_d_fake (the first key by
+    name), which says nothing of the samples."""
+    runs = [shutil.copytree(gan_run, tmp_path / name) for name in ("a", "b")]
+    first = zoo.compare(runs).table()[0]
+    assert "--sort train_loss sorts them by a training figure; `zoo eval` measures test ones" in first, first

@@ -175,9 +175,13 @@ class Comparison:
             return f"sorted by {self.metric} ({order}{given}; runs without it last)"
         every = set.intersection(*(r.known() for r in self.runs)) if self.runs else set()
         known = sorted(every) or sorted(set().union(*(r.known() for r in self.runs)))  # those every run has, first
-        likely = [k for k in known if k.startswith("test_nll")] or [k for k in known if k.startswith("test_")] or known
-        hint = (f"--sort {likely[0]} sorts them" + ("" if every else ", those without it last")) if likely \
-            else "they have no metric to sort by"
+        # a likelihood bound first, then any test figure; else the training loss (a GAN's train_d_fake, first by
+        # name, says nothing of its samples), said to be one
+        likely = [k for k in known if k.startswith("test_nll")] or [k for k in known if k.startswith("test_")] \
+            or [k for k in known if k == "train_loss"] or known
+        hint = (f"--sort {likely[0]} sorts them" + ("" if every else ", those without it last")
+                + ("" if likely[0].startswith("test_") else " by a training figure; `zoo eval` measures test ones"))\
+            if likely else "they have no metric to sort by"
         return f"in the order given (none has {self.metric}: {hint})"
 
 
