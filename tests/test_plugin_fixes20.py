@@ -325,3 +325,12 @@ def test_an_unknown_name_hints_at_a_plugin_whose_catalogue_failed(plugin):
 def test_the_plugin_docs_say_how_a_package_ships_its_catalogue():
     docs = (Path(__file__).parents[1] / "docs" / "plugins.md").read_text()
     assert "[tool.setuptools.package-data]" in docs and "importlib.resources" in docs
+
+
+def test_a_catalogued_cards_figures_are_said_to_be_quoted_by_its_catalogue_not_by_registry_toml():
+    """A plugin's or a user's catalogued weights got a card saying their figures came "from registry.toml"."""
+    from zoo.runs.modelcard import render_card
+
+    run = json.loads((Path(zoo.__file__).parent / "weights" / "vae-mnist" / "config.json").read_text())
+    card = render_card(run, None, [], "my-vae", catalogued={"neg_elbo_nats": 99.5})
+    assert "quoted by the catalogue entry of these weights" in card and "from registry.toml" not in card

@@ -73,7 +73,7 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     """The card of a run reached at `address` (a folder, a catalogued name or a hub location): its
     load lines use the address as it is, so they work as written. `samplers`: the names of the latent
     samplers fitted on its training codes that go with the weights (sampler-NAME.safetensors). `catalogued`:
-    the figures registry.toml quotes for bundled weights, shown where eval.json does not hold them (an FID)."""
+    the figures the catalogue quotes for catalogued weights, shown where eval.json does not hold them (an FID)."""
     run_name = address.rstrip("/").rsplit("/", 1)[-1]
     if address.startswith("file:"):  # file:///hub/my%20entry: "my entry" (a folder's own name stays as it is)
         run_name = unquote(run_name)
@@ -133,7 +133,8 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
         pixels = f", binarised ({binarize})" if binarize not in ("none", "", None) else ""
         lines += [f"## Catalogued figures (test split{pixels}{given})", "", "| metric | value |", "| --- | --- |",
                   *[f"| {k} | {v:.5g} |" for k, v in others.items()], "",
-                  "(from registry.toml: measured on the test split when the weights were catalogued"
+                  "(quoted by the catalogue entry of these weights, zoo's registry.toml or a plugin's or a user's "
+                  "catalogue file, for the test split when they were catalogued; not measured for this card"
                   + (f"; `classifier_` figures by `zoo eval {shlex.quote(address)} --fid`"
                      if any(k.startswith("classifier_") for k in others) else "") + ")", ""]
     python_line, commands = _usage(address, cls, samplers, dataset)
