@@ -127,8 +127,12 @@ class TensorBoard(Logger):
         logged again from metrics.jsonl (Logger.on_train_start), with the hparams of the resumed config at
         the end. A resume keeps the events `zoo eval --log` wrote (files of their own)."""
         folder = self.folder(run.folder)
-        self.claim(run.folder, ckpt.run_identity(run.config))
         old = [p for p in event_files(folder) if not (run.resumed and EVAL_SUFFIX in p.name)]
+        if old and not run.resumed and not self.written_for(folder, run.folder):  # never a user's own events
+            raise RuntimeError(f"{folder} holds TensorBoard event files no training of {run.folder} wrote: they stay, "
+                               "and TensorBoard would show them as this run's. Move them, or log to another folder "
+                               "(--set tensorboard_dir=...)")
+        self.claim(run.folder, ckpt.run_identity(run.config), run=True)
         last = run.history[-1]["epoch"] if run.resumed and run.history else 0
         # The last epoch's pictures, maybe cut short by the stop, are drawn again (Logger.on_train_start).
         pictures = kept_images(old, last) if last else []
@@ -140,13 +144,23 @@ class TensorBoard(Logger):
             path.unlink(missing_ok=True)
         return 0
 
-    def claim(self, run_folder: Path, identity: str = "") -> None:
-        """In a tensorboard_dir of many runs' events, write whose these are (the run's or study's folder, and a
-        run's identity): see prepare."""
-        if self.train.tensorboard_dir:
+    def claim(self, run_folder: Path, identity: str = "", run: bool = False) -> None:
+        """Write whose events these are (the run's or study's folder, and a run's identity): in a tensorboard_dir
+        of many runs' events, see prepare; and a run's in any folder: a fresh training removes only the events
+        written for its folder (written_for)."""
+        if self.train.tensorboard_dir or run:
             folder = self.folder(run_folder)
             folder.mkdir(parents=True, exist_ok=True)
             (folder / OWNER).write_text(f"{Path(run_folder).resolve()}\n{identity}\n")
+
+    @staticmethod
+    def written_for(folder: Path, run_folder: Path) -> bool:
+        """Whether the events in `folder` were written by zoo for `run_folder` (claim's OWNER names it)."""
+        try:
+            owner = (folder / OWNER).read_text(errors="replace").splitlines()[:1]
+        except OSError:
+            return False
+        return owner == [str(Path(run_folder).resolve())]
 
     def log_epoch(self, record: dict[str, Any]) -> None:
         for key, value in scalars(record).items():

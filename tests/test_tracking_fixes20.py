@@ -379,3 +379,16 @@ def test_finetune_log_mlflow_puts_the_heads_test_accuracy_in_its_mlflow_run(tmp_
                      "--set", f"mlflow_uri={store}", "--no-progress"))
     run = MlflowClient(store).get_run(json.loads((head / "mlflow.json").read_text())["run_id"])
     assert "test_accuracy" in run.data.metrics
+
+
+def test_a_fresh_training_leaves_event_files_it_did_not_write_and_says_so(tmp_path):
+    """An --out folder the user had, with their own tensorboard/ events: a fresh training deleted them."""
+    run = tmp_path / "mine"
+    (run / "tensorboard").mkdir(parents=True)
+    theirs = run / "tensorboard" / "events.out.tfevents.123.host.1.0"
+    theirs.write_bytes(b"the user's own curves")
+    result = invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "1", "--log", "tensorboard",
+                    "--out", run)
+    said = assert_ok(result)
+    assert theirs.read_bytes() == b"the user's own curves"
+    assert "holds TensorBoard event files no training of" in said and "they stay" in said, said
