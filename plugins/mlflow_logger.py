@@ -34,7 +34,7 @@ from zoo.hooks import hookimpl
 from zoo.interrupts import holding_interrupts
 from zoo.runs import checkpoint as ckpt
 from zoo.tracking.logger import Logger, RunView, StudyView, check_writable, final_metrics, flat_params, scalars
-from zoo.tracking.messages import SECRET_NAME, redact
+from zoo.tracking.messages import SECRET_NAME, failure, redact
 
 try:
     import fcntl
@@ -228,6 +228,10 @@ def check_store(uri: str, source: str) -> None:
             module = getattr(e, "name", None) or str(e)
             raise ConfigError(f"{source} {redact(uri)} needs the database driver '{module}', which is not installed",
                               f'Install it: pip install "{DRIVERS.get(module, module)}"') from None
+        except Exception as e:  # noqa: BLE001 - SQLAlchemy's reading of a mistyped URI (an unknown driver, a port
+            # that is no number) was a raw traceback
+            raise ConfigError(f"{source} {redact(uri)} is not a database URI MLflow can use ({failure(e)})",
+                              "Check the URI: dialect+driver://user:password@host:port/database.") from None
 
 
 def experiment_name() -> str:

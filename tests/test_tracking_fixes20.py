@@ -392,3 +392,11 @@ def test_a_fresh_training_leaves_event_files_it_did_not_write_and_says_so(tmp_pa
     said = assert_ok(result)
     assert theirs.read_bytes() == b"the user's own curves"
     assert "holds TensorBoard event files no training of" in said and "they stay" in said, said
+
+
+@pytest.mark.parametrize("uri", ["postgresql+nosuchdriver://localhost/db", "mysql://host:notaport/db"])
+def test_a_mistyped_database_uri_is_one_clear_refusal_before_training(uri, tmp_path):
+    said = assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "1",
+                                     "--log", "mlflow", "--set", f"mlflow_uri={uri}", "--out", tmp_path / "r"),
+                              "is not a database URI MLflow can use")
+    assert "Check the URI" in said and not (tmp_path / "r" / "model.safetensors").exists()
