@@ -49,6 +49,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from zoo import ZooModel, hookimpl, param, step_state_buffer
+from zoo.console import to_stderr
 from zoo.errors import ConfigError, TrainingDiverged
 from zoo.plugins.clusters import OnlineKMeans
 from zoo.plugins.conditional import one_hot
@@ -229,16 +230,14 @@ class GAN(ZooModel):
         self.register_buffer("_collapsed", torch.zeros((), dtype=torch.bool), persistent=False)
 
     def check_training(self, train, data) -> None:
-        """Refuse settings a GAN cannot train with, or would silently ignore (one message each, before a
-        run's folder is kept): early stopping, a batch of one image through the generator's first batch
-        norm, and the loss's and optimizer's settings that this configuration does not use."""
+        """Refuse what a GAN cannot train with (a batch of one image through the generator's first batch norm),
+        and say what it ignores: early stopping, and the loss's and optimizer's settings this configuration does
+        not use. Said, not refused: a run trained with them before must still resume, where they cannot change."""
         if train.patience:
-            raise ConfigError(f"{self.name} has no validation loss that says one epoch is better than another "
-                              "(val_d_loss and val_g_loss are of the game between its networks, not of its "
-                              f"samples): --patience {train.patience} would never stop it; every epoch trains and "
-                              "the last is kept",
-                              "Leave --patience out (--patience 0; also for a --resume); measure the samples "
-                              "with zoo eval --fid.")
+            to_stderr(f"note: {self.name} has no validation loss that says one epoch is better than another "
+                      "(val_d_loss and val_g_loss are of the game between its networks, not of its samples): "
+                      f"--patience {train.patience} never stops it; every epoch trains and the last is kept "
+                      "(zoo eval --fid measures the samples)")
         self._check_batch_norm(train, data)
         self._check_unused()
 
@@ -258,14 +257,13 @@ class GAN(ZooModel):
                               "or larger images (--set image_size=N).")
 
     def _check_unused(self) -> None:
-        """Settings the configuration takes but never reads are refused (as an option the model has no use
-        for is), not trained on as if they had done something. (The collapse settings with loss=wgan-gp are
-        taken, and said in their help to be unchecked: a preset's run may switch the check off by its loss.)"""
+        """Settings the configuration takes but never reads are said, not trained on silently as if they had done
+        something. (The collapse settings with loss=wgan-gp are taken, and said in their help to be unchecked: a
+        preset's run may switch the check off by its loss.)"""
         c, default = self.config, GANConfig()
         if c.loss != "wgan-gp" and c.gp_weight != default.gp_weight:
-            raise ConfigError(f"gp_weight {c.gp_weight:g} weighs the gradient penalty of loss=wgan-gp, and this "
-                              f"run's loss is {c.loss}: it would change nothing",
-                              "Leave gp_weight out (or --set loss=wgan-gp, whose penalty it weighs).")
+            to_stderr(f"note: gp_weight {c.gp_weight:g} weighs the gradient penalty of loss=wgan-gp, and this run's "
+                      f"loss is {c.loss}: it changes nothing")
 
     # ------------------------------------------------------------------ what a conditional GAN changes
     def condition_size(self) -> int:
@@ -311,11 +309,9 @@ class GAN(ZooModel):
             opt = make_optimizer(net.parameters(), betas=betas)
         except TypeError:  # an optimizer without betas (sgd, adagrad): the user's choice of optimizer wins ...
             default = GANConfig()
-            if betas != (default.beta1, default.beta2):  # ... but betas set for it would be dropped unsaid
-                raise ConfigError(f"beta1 {betas[0]:g} and beta2 {betas[1]:g} are Adam's (and AdamW's) settings, "
-                                  "and the optimizer chosen takes none: they would change nothing",
-                                  "Leave beta1 and beta2 at their defaults (0.5, 0.999) with this optimizer, or "
-                                  "use --set optimizer=adam.") from None
+            if betas != (default.beta1, default.beta2):  # ... but betas set for it are not dropped unsaid
+                to_stderr(f"note: beta1 {betas[0]:g} and beta2 {betas[1]:g} are Adam's (and AdamW's) settings, and "
+                          "the optimizer chosen takes none: they change nothing")
             opt = make_optimizer(net.parameters())
         for group in opt.param_groups:
             group["lr"] = group["lr"] * scale

@@ -9,7 +9,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet, read_metrics
 
 import zoo
 from zoo.errors import TrainingDiverged
@@ -118,11 +118,13 @@ def test_a_gan_of_one_pixel_images_in_batches_of_one_is_refused_in_one_message(t
 # ------------------------------------------------------------------------------------------ C1
 
 @pytest.mark.parametrize("model", ["gan", "cgan"])
-def test_patience_on_a_gan_is_refused_and_its_description_says_it_does_not_stop_early(model, tmp_path):
+def test_patience_on_a_gan_is_said_to_stop_nothing_and_its_description_says_it_does_not_stop_early(model, tmp_path):
+    """Said, not refused: a run trained with --patience before must still resume (patience stays as trained)."""
     out = tmp_path / "run"
-    assert_clean_error(invoke("train", model, "--dataset", "digits", "--epochs", "2", "--patience", "1", *SMALL_SET,
-                              "--out", out), "no validation loss", "--patience 0", code=2)
-    assert not out.exists()
+    said = assert_ok(invoke("train", model, "--dataset", "digits", "--epochs", "2", "--patience", "1", *SMALL_SET,
+                            "--out", out))
+    assert "no validation loss" in said and "--patience 1 never stops it" in said
+    assert [r["epoch"] for r in read_metrics(out)] == [1, 2]  # every epoch trained
     assert "no early stopping" in zoo.model_info(model)["description"]
 
 
@@ -161,11 +163,12 @@ def test_the_gan_presets_shown_for_cgan_do_not_promise_it_clusters():
     (["--set", "gp_weight=1000"], "gp_weight 1000 weighs the gradient penalty of loss=wgan-gp"),
     (["--set", "optimizer=sgd", "--set", "beta1=0.1", "--set", "beta2=0.2"], "beta1 0.1 and beta2 0.2"),
 ])
-def test_a_gan_setting_the_configuration_would_not_use_is_refused(settings, said, tmp_path):
+def test_a_gan_setting_the_configuration_does_not_use_is_said_and_its_run_resumes(settings, said, tmp_path):
     out = tmp_path / "run"
-    assert_clean_error(invoke("train", "gan", "--dataset", "digits", "--epochs", "1", *SMALL_SET, *settings,
-                              "--out", out), said, "would change nothing", code=2)
-    assert not out.exists()
+    output = assert_ok(invoke("train", "gan", "--dataset", "digits", "--epochs", "1", *SMALL_SET, *settings,
+                              "--out", out))
+    assert said in output and ("changes nothing" in output or "they change nothing" in output)
+    assert_ok(invoke("train", "--resume", out, "--epochs", "2", "--no-progress"))  # the keys a resume cannot change
 
 
 def test_zoo_info_says_the_collapse_check_is_not_made_with_wgan_gp():
@@ -245,3 +248,12 @@ def test_compare_of_gan_runs_suggests_their_training_loss_said_to_be_one_not_tra
     runs = [shutil.copytree(gan_run, tmp_path / name) for name in ("a", "b")]
     first = zoo.compare(runs).table()[0]
     assert "--sort train_loss sorts them by a training figure; `zoo eval` measures test ones" in first, first
+
+
+def test_a_gan_run_trained_with_patience_resumes_without_patience_given(tmp_path):
+    """A run trained with --patience before the setting was said to do nothing: its resume must not be refused
+    over a value a resume cannot drop unasked."""
+    out = tmp_path / "run"
+    zoo.train("gan", dataset="digits", epochs=1, patience=3, out=out, progress=False, log=quiet, **SMALL)
+    assert_ok(invoke("train", "--resume", out, "--epochs", "2", "--no-progress"))
+    assert [r["epoch"] for r in read_metrics(out)] == [1, 2]
