@@ -414,3 +414,17 @@ def test_a_trial_said_finished_is_stored_before_a_ctrl_c_can_lose_it(tmp_path):
         zoo.run_search("convae", tmp_path / "s.toml", out=tmp_path / "k", trials=3, log=ctrl_c_after_the_first_trial)
     rows = list(csv.DictReader(open(tmp_path / "k" / "trials.csv")))
     assert [(r["number"], r["state"]) for r in rows] == [("0", "complete")], rows
+
+
+def test_a_study_an_older_zoo_recorded_with_its_data_sets_name_as_typed_resumes(study):
+    """An older zoo kept `--dataset Digits` as typed; today's names a named set in lower case, as a run records it:
+    the resume was refused over the spelling, with a hint that could not help."""
+    from zoo.search.resume import META
+
+    storage, study_id = journal(study / "st")
+    meta = storage.get_study_user_attrs(study_id)[META]
+    assert meta["dataset"] == "digits"
+    storage.set_study_user_attr(study_id, META, {**meta, "dataset": "Digits"})
+    out = assert_ok(invoke("search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st",
+                           "--trials", "3"))
+    assert "resuming with 2 trials stored" in out

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from zoo.data import canonical_dataset_name
 from zoo.errors import ConfigError, DataNotFoundError, RunError, ZooError
 from zoo.runs.config import resolve_config
 from zoo.search.data import load_data
@@ -49,13 +50,6 @@ def _plain(v: Any) -> Any:
     return json.loads(json.dumps(v, default=str))
 
 
-def _dataset(name: str) -> str:
-    """A folder data set by its absolute path: the same folder named from another working directory."""
-    if name.startswith("folder:"):
-        return "folder:" + str(Path(name[len("folder:"):]).expanduser().resolve())
-    return name
-
-
 def fingerprint(settings: Settings, space: Space, data_cache: dict | None = None) -> dict[str, Any]:
     """What the study's trials are measured with (see the module's docstring). A folder data set is also
     recorded by what it holds (`_folder_images`, read into `data_cache` for the trials)."""
@@ -73,7 +67,8 @@ def fingerprint(settings: Settings, space: Space, data_cache: dict | None = None
                 if k not in fixed and k not in searched and k not in ENVIRONMENT_KEYS | {"dataset", "epochs"}}
     return _plain({
         "model": settings.model, "space": Path(space.source).name,
-        "dataset": _dataset(train_cfg.dataset), "epochs": "searched" if "epochs" in searched else train_cfg.epochs,
+        "dataset": canonical_dataset_name(train_cfg.dataset),
+        "epochs": "searched" if "epochs" in searched else train_cfg.epochs,
         "metric": settings.metric, "reduce": settings.reduce, "cv": settings.cv,
         "objective": {"metric": settings.metric, "direction": "minimize", "reduce": settings.reduce,
                       "time_penalty": settings.time_penalty, "latent_penalty": settings.latent_penalty,
@@ -202,6 +197,8 @@ def check_same_study(meta: dict[str, Any], current: dict[str, Any], settings: Se
     difference named)."""
     _, model_cfg, train_cfg = resolve_config(settings.model)
     defaults = _plain({**dataclasses.asdict(train_cfg), **dataclasses.asdict(model_cfg)})
+    if isinstance(meta.get("dataset"), str):  # as recorded by an older zoo ("Digits", a relative folder): by its name
+        meta = {**meta, "dataset": canonical_dataset_name(meta["dataset"])}  # as a run records it, as `current` has it
     diffs = _differences(meta, current, defaults)
     where = f"the study folder {settings.study_dir}" if settings.storage is None else redact(settings.storage)
     if not diffs:
