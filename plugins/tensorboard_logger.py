@@ -57,19 +57,25 @@ def event_files(folder: Path) -> list[Path]:
     return sorted(p for p in folder.glob(f"{EVENTS}*") if p.is_file())
 
 
-def kept_images(files: list[Path], before: int) -> list:
-    """The image events of `files` at steps before `before`, each (tag, step) once (the last written):
-    a resumed run's pictures, carried into its new event file."""
+EVALUATED = ("/test", "/eval-train", "/eval-val")  # the tags of `zoo eval --log`'s figures (see tag)
+
+
+def carried_events(files: list[Path], last: int, redrawn: bool) -> list:
+    """What a resumed run's new event file takes over from `files`, each (tag, step) once (the last written): its
+    pictures up to epoch `last` (but those of `last` where they are `redrawn`, maybe cut short by the stop), and
+    the figures `zoo eval --log` of an earlier zoo wrote into them (since, an evaluation writes files of its own,
+    EVAL_SUFFIX, which a resume keeps)."""
+    before = last if redrawn else last + 1
     from tensorboard.backend.event_processing.event_file_loader import LegacyEventFileLoader
 
-    images: dict[tuple[str, int], Any] = {}
+    kept: dict[tuple[str, int], Any] = {}
     for path in files:
         for event in LegacyEventFileLoader(str(path)).Load():
-            if event.step < before and event.HasField("summary"):
+            if event.HasField("summary"):
                 for value in event.summary.value:
-                    if value.HasField("image"):
-                        images[(value.tag, event.step)] = event
-    return sorted(images.values(), key=lambda e: e.step)
+                    if (value.HasField("image") and event.step < before) or value.tag.endswith(EVALUATED):
+                        kept[(value.tag, event.step)] = event
+    return sorted(kept.values(), key=lambda e: e.step)
 
 
 def writer(folder: Path, suffix: str = ""):
@@ -134,8 +140,10 @@ class TensorBoard(Logger):
                                "(--set tensorboard_dir=...)")
         self.claim(run.folder, ckpt.run_identity(run.config), run=True)
         last = run.history[-1]["epoch"] if run.resumed and run.history else 0
-        # The last epoch's pictures, maybe cut short by the stop, are drawn again (Logger.on_train_start).
-        pictures = kept_images(old, last) if last else []
+        # The last epoch's pictures at a plot_every epoch, maybe cut short by the stop, are drawn again
+        # (Logger.on_train_start); those of a last epoch between them (its end's) are carried.
+        every = self.train.plot_every
+        pictures = carried_events(old, last, redrawn=bool(every) and last % every == 0) if last else []
         self.writer = writer(folder)
         for event in pictures:
             self.writer.file_writer.add_event(event, walltime=event.wall_time)

@@ -400,3 +400,33 @@ def test_a_mistyped_database_uri_is_one_clear_refusal_before_training(uri, tmp_p
                                      "--log", "mlflow", "--set", f"mlflow_uri={uri}", "--out", tmp_path / "r"),
                               "is not a database URI MLflow can use")
     assert "Check the URI" in said and not (tmp_path / "r" / "model.safetensors").exists()
+
+
+def test_a_resume_keeps_the_evaluation_figures_an_earlier_zoo_wrote_into_the_runs_events(tmp_path):
+    """An earlier zoo's `zoo eval --log tensorboard` wrote into an events file with no suffix of its own: a resume
+    deleted it with the training's."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "2", "--log", "tensorboard",
+                     "--out", run))
+    with SummaryWriter(str(run / "tensorboard")) as w:  # as zoo eval --log wrote it before 2026-12-07
+        w.add_scalar("mse/test", 0.25, 2)
+    assert_ok(invoke("train", "--resume", run, "--epochs", "3", "--no-progress"))
+    assert scalar_points(run / "tensorboard", "mse/test") == [(2, 0.25)]
+    assert [s for s, _ in scalar_points(run / "tensorboard", "loss/train")] == [1, 2, 3]
+
+
+def test_a_resume_keeps_the_pictures_of_a_last_epoch_between_plot_every_epochs(tmp_path):
+    """Three epochs with plot_every 2 end with pictures at 2 and 3: a resume kept 2 only (3 is no plot_every
+    epoch, so it was neither carried nor drawn again)."""
+    run = tmp_path / "run"
+    assert_ok(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "3", "--set", "plot_every=2",
+                     "--log", "tensorboard", "--out", run))
+    steps = sorted({e.step for e in raw_events(run / "tensorboard") if e.HasField("summary")
+                    for v in e.summary.value if v.HasField("image")})
+    assert steps == [2, 3], steps
+    assert_ok(invoke("train", "--resume", run, "--epochs", "4", "--no-progress"))
+    steps = sorted({e.step for e in raw_events(run / "tensorboard") if e.HasField("summary")
+                    for v in e.summary.value if v.HasField("image")})
+    assert steps == [2, 3, 4], steps
