@@ -257,3 +257,14 @@ def test_a_gan_run_trained_with_patience_resumes_without_patience_given(tmp_path
     zoo.train("gan", dataset="digits", epochs=1, patience=3, out=out, progress=False, log=quiet, **SMALL)
     assert_ok(invoke("train", "--resume", out, "--epochs", "2", "--no-progress"))
     assert [r["epoch"] for r in read_metrics(out)] == [1, 2]
+
+
+def test_out_samples_png_into_a_run_that_has_none_is_taken(tmp_path):
+    """A VAE stopped before its end has no reconstructions.png, and no samples.png: nothing of its training is
+    replaced, so --out RUN/samples.png is no refusal."""
+    run = tmp_path / "vae"
+    zoo.train("vae", dataset="digits", epochs=1, out=run, progress=False, log=quiet, **TINY)
+    (run / "reconstructions.png").unlink(missing_ok=True)
+    (run / "samples.png").unlink(missing_ok=True)
+    assert_ok(invoke("generate", run, "--n", "4", "--out", run / "samples.png"))
+    assert is_png(run / "samples.png")

@@ -303,9 +303,10 @@ TRAINING_SAMPLES = "samples.png"
 
 def is_run_record(root: Path, name: str) -> bool:
     """Whether `name` in run folder `root` is one of the run's own records: RUN_RECORDS, its samplers and
-    evaluations' progress, and samples.png of a run whose training picture is not reconstructions.png."""
+    evaluations' progress, and a samples.png there of a run whose training picture is not reconstructions.png
+    (a VAE stopped before its end has neither: a samples.png asked for there replaces nothing of its training)."""
     return name in RUN_RECORDS or (name.startswith(RECORD_PREFIXES) and name.endswith(".safetensors")) or \
-        (name == TRAINING_SAMPLES and not (root / "reconstructions.png").is_file())
+        (name == TRAINING_SAMPLES and (root / name).is_file() and not (root / "reconstructions.png").is_file())
 
 
 def check_replaceable(folder: Path, names) -> None:
