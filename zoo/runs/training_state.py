@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import json
 import math
+import shlex
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from zoo.console import to_stderr
 from zoo.errors import RunError, TrainingDiverged
 from zoo.model import step_state_names
 from zoo.runs.checkpoint import CHECKPOINT, damaged, load_state, load_tensors, save_tensors
@@ -32,6 +34,14 @@ def untrained(run_dir: Path) -> bool:
     """Whether a run was stopped before it finished an epoch, by its checkpoint (published weights have none:
     False; a lost training log does not make a trained run untrained)."""
     return (recorded_trainer(run_dir) or {}).get("epoch") == 0
+
+
+def say_if_untrained(run_dir: Path, these: str) -> None:
+    """A run stopped during its first epoch holds the weights it started with: measured or sampled all the same,
+    but said (`these`: what is of them, "these images are of")."""
+    if untrained(run_dir):
+        to_stderr(f"note: {run_dir} has not finished an epoch: {these} its initial, untrained weights "
+                  f"(zoo train --resume {shlex.quote(str(run_dir))} trains it)")
 
 
 def save_training_state(path: Path, model: torch.nn.Module, optimizers: dict[str, torch.optim.Optimizer],

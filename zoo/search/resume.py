@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo.data import canonical_dataset_name
+from zoo.data.datasets import folder_of
 from zoo.errors import ConfigError, DataNotFoundError, RunError, ZooError
 from zoo.runs.config import resolve_config
 from zoo.search.data import load_data
@@ -82,7 +83,7 @@ def _folder_images(train_cfg, data_cache: dict) -> dict[str, Any]:
     """{"images": each split's count and digest} of a folder data set as the trials read it (those of a run's
     config.json, that `zoo train --resume` and `zoo eval` compare); {} for a named set. A folder's path alone
     let a resume on changed images rank trials of other data with the study's."""
-    if not train_cfg.dataset.strip().lower().startswith("folder:"):
+    if folder_of(train_cfg.dataset) is None:  # a named set: its name says which images
         return {}
     info = load_data(train_cfg, data_cache).info()
     return {"images": {"sizes": info["sizes"], "digests": info["digests"]}}

@@ -9,7 +9,6 @@ import inspect
 import io
 import math
 import numbers
-import shlex
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
 from zoo.runs.modelcard import write_card
-from zoo.runs.training_state import untrained
+from zoo.runs.training_state import say_if_untrained
 from zoo.runs.run import Run, check_split, evaluated, other_images
 from zoo.runs.write_checks import check_writable
 from zoo.tasks.kept_evaluations import fuller_part_kept, other_images_kept, say_shipped, whole_test_kept
@@ -123,7 +122,7 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     options = check_metric_options(model, options or {})  # first: --iwae-k on a GAN is an option it does not take
     if not model.has_test_metrics():
         raise _no_metrics(run, run.source)
-    _say_if_untrained(run)
+    say_if_untrained(run.folder, "these are")
     if per_image is not None:
         per_image = per_image_output(per_image, run)
     if save:  # what it writes at the end, checked before the work
@@ -337,14 +336,6 @@ def _with_earlier_metrics(run: Run, result: dict[str, Any], per: dict[str, torch
               + (f"; {', '.join(lost)} without {'its' if len(lost) == 1 else 'their'} values image by image, "
                  f"which {eval_images.IMAGES_FILE} no longer holds" if lost else ""))
     return record, {**per, **{k: values[k] for k in carried if k in values}}
-
-
-def _say_if_untrained(run: Run) -> None:
-    """A run stopped during its first epoch holds the weights it started with: measured all the same, but said
-    (by its checkpoint, as `zoo push` judges it: a lost training log does not make a trained run untrained)."""
-    if untrained(run.folder):
-        to_stderr(f"note: {run.folder} has not finished an epoch: these are its initial, untrained weights "
-                  f"(zoo train --resume {shlex.quote(str(run.folder))} trains it)")
 
 
 def per_image_output(path: str | Path, run: Run) -> Path:

@@ -19,7 +19,7 @@ from zoo.runs import files as runfiles
 from zoo.runs.config import check_count, check_seed
 from zoo.runs.loading import catalogued_name, load
 from zoo.runs.run import Run, evaluated
-from zoo.runs.training_state import untrained
+from zoo.runs.training_state import say_if_untrained
 
 SAMPLE_BATCH = 256      # samples made at once: memory stays one batch, whatever --n
 MAX_GRID = 2_500        # samples one PNG may show (50 × 50); more go to a .safetensors file
@@ -137,14 +137,6 @@ def default_picture(run: Run, sampler: str | None, class_label, per_class: int |
     return "samples-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(map(str, tags))) + ".png"
 
 
-def say_if_untrained(run: Run) -> None:
-    """Images of a run stopped before it finished an epoch (a GAN that collapsed in its first) are of its
-    initial weights: made all the same, but said."""
-    if untrained(run.folder):
-        to_stderr(f"note: {run.folder} has not finished an epoch: these images are of its initial, untrained "
-                  "weights")
-
-
 @evaluated
 @torch.no_grad()
 def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | None = None, device: str | None = None,
@@ -176,7 +168,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                           "Write them to a tensor file instead: --out samples.safetensors "
                           "(out='samples.safetensors').")
     run = load(source, device=device)
-    say_if_untrained(run)
+    say_if_untrained(run.folder, "these images are of")  # a GAN that collapsed in its first epoch
     gen = torch.Generator(device=run.device).manual_seed(seed)
     if per_class is not None:
         if not run.can("sample_class"):

@@ -25,7 +25,8 @@ from zoo.runs.config import SEED_MAX, check_count, check_flag, check_seed
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
 from zoo.runs.run import evaluated, other_images
-from zoo.tasks.generation import sample_batches, say_if_untrained
+from zoo.runs.training_state import say_if_untrained
+from zoo.tasks.generation import sample_batches
 
 
 def _feature_model() -> str:
@@ -98,7 +99,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                           "fit", "Leave --sampler out: it measures an autoencoder's decoded codes; this model "
                           "samples itself." if run.can("sample") else "")
     feat_run, features = _feature_network(run, features, source)
-    say_if_untrained(run)
+    say_if_untrained(run.folder, "these samples are of")
     # In grey levels, also for a run trained on binarised pixels: its samples are pixel probabilities, the
     # mean of the binary images it models, as a grey image is the mean of its binarisations. Binarised test
     # images beside grey training images made the floor a comparison of two kinds of picture (73 on MNIST).
