@@ -212,3 +212,14 @@ def test_zoo_list_says_a_users_catalogue_that_every_other_command_refuses(my_cat
     result = invoke("list")
     assert result.exit_code == 0 and "convae" in result.stdout  # the models are listed all the same
     assert "a catalogue failed:" in result.stderr and str(path) in result.stderr, result.stderr
+
+
+def test_two_catalogues_of_the_users_that_clash_are_one_error_naming_both(tmp_path, monkeypatch):
+    """Not the warning of a user's entry under zoo's or a plugin's ("a catalogue of yours cannot replace ..."):
+    both files are the user's."""
+    a, b = tmp_path / "a.toml", tmp_path / "b.toml"
+    for path in (a, b):
+        path.write_text(MY_PRESET)
+    monkeypatch.setenv("ZOO_CATALOG", f"{a}:{b}")
+    said = assert_clean_error(invoke("info", "my-ae"), "'my-ae' is catalogued twice")
+    assert str(a) in said and str(b) in said and "cannot replace an entry" not in said

@@ -186,7 +186,8 @@ def merge(files: list[CatalogFile], models: set[str], ignored: list[str] | None 
         for kind in KINDS:
             for name, entry in getattr(file, kind).items():
                 first = where.get((kind, name))
-                if first is not None and ignored is not None and file.owner == USER:
+                # two files of the user's clash: their mistake, said as one (neither is zoo's or a plugin's)
+                if first is not None and ignored is not None and file.owner == USER and first.owner != USER:
                     ignored.append(f"{file.said()} catalogues the {WHAT[kind]} '{name}', which {first.said()} "
                                    "already catalogues: yours is ignored; give it another name (a catalogue of "
                                    "yours cannot replace an entry of zoo's or of a plugin's)")
