@@ -291,8 +291,9 @@ def test_a_resume_that_leaves_out_a_logger_the_run_was_logged_to_says_so(tmp_pat
 SPACE3 = tiny_space(trials=3, epochs=1)
 
 
+@pytest.mark.parametrize("timeout", [[], ["--timeout", "3600"]])  # a --timeout search stopped by Ctrl-C too
 def test_a_stopped_search_is_killed_in_mlflow_and_each_end_adds_best_objective_at_the_count_of_trials(
-        tmp_path, monkeypatch):
+        timeout, tmp_path, monkeypatch):
     import os
     import signal
 
@@ -304,7 +305,7 @@ def test_a_stopped_search_is_killed_in_mlflow_and_each_end_adds_best_objective_a
     space = tmp_path / "s.toml"
     space.write_text(SPACE3)
     command = ["search", "convae", "--space", space, "--out", tmp_path / "st", "--log", "mlflow",
-               "--set", f"mlflow_uri={store}"]
+               "--set", f"mlflow_uri={store}", *timeout]
     real = worker_module.score
 
     def stopped_at_trial_2(worker, trial, *args):

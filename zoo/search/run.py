@@ -115,7 +115,7 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
                           "folder's outputs are still those of the search before (all from one set of trials). "
                           "Resume with the same command to update them.") from None
 
-    log_search(loggers, settings, sp, finished=True)
+    log_search(loggers, settings, sp, finished=True, interrupted=interrupted is not None)  # a --timeout one too
     if interrupted is not None:
         raise interrupted
     done = summary["states"]["complete"] + summary["states"]["pruned"]

@@ -41,8 +41,9 @@ def _named(attribute: str, settings: Settings) -> str:
     return attribute.replace("loss", settings.result, 1) if attribute.startswith("loss") else attribute
 
 
-def study_view(settings: Settings, space: Space, finished: bool = False) -> StudyView:
-    """The study's finished trials as loggers see them."""
+def study_view(settings: Settings, space: Space, finished: bool = False, interrupted: bool = False) -> StudyView:
+    """The study's finished trials as loggers see them (`interrupted`: the search was stopped, by Ctrl-C or a
+    failed worker, whatever its budget)."""
     study, _, _ = open_study(settings, space)
     trials = []
     for t in study.get_trials(deepcopy=False):
@@ -59,7 +60,7 @@ def study_view(settings: Settings, space: Space, finished: bool = False) -> Stud
     best = min(complete, key=lambda t: t.value).number if complete else None
     # as zoo.search.run tells a search that ended short of its budget (no timeout ended it): to be resumed
     done = sum(t.state in ("complete", "pruned") for t in trials)
-    stopped = finished and done < settings.trials and settings.timeout is None
+    stopped = finished and (interrupted or done < settings.trials and settings.timeout is None)
     return StudyView(settings.study, Path(settings.study_dir), settings.model, settings.metric or "",
                      shared_config(settings, space), trials, best, finished, stopped)
 
@@ -87,12 +88,13 @@ def shared_config(settings: Settings, space: Space) -> dict[str, Any]:
             if k not in searched}
 
 
-def log_search(loggers: list[Logger], settings: Settings, space: Space, finished: bool = False) -> None:
-    """Hand the study's finished trials to each logger (`finished`: the search has ended); a logger's
-    failure is said, never raised."""
+def log_search(loggers: list[Logger], settings: Settings, space: Space, finished: bool = False,
+               interrupted: bool = False) -> None:
+    """Hand the study's finished trials to each logger (`finished`: the search has ended; `interrupted`: it was
+    stopped); a logger's failure is said, never raised."""
     if not any(not logger.failed for logger in loggers):
         return
-    view = study_view(settings, space, finished)
+    view = study_view(settings, space, finished, interrupted)
     for logger in loggers:
         logger.guarded("logging the search", logger.log_study, view,
                        kept="trials.csv in the study folder holds every trial")
