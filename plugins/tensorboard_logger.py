@@ -104,6 +104,7 @@ class TensorBoard(Logger):
     def __init__(self, train, say):
         super().__init__(train, say)
         self.writer = None
+        self.hparams_written = False
 
     def folder(self, run_folder: Path) -> Path:
         base = self.train.tensorboard_dir
@@ -131,7 +132,8 @@ class TensorBoard(Logger):
         (--overwrite, a run folder made anew) removes the events an earlier one of this run wrote; a resume
         carries the earlier epochs' pictures into the new file, and returns 0 so that every epoch so far is
         logged again from metrics.jsonl (Logger.on_train_start), with the hparams of the resumed config at
-        the end. A resume keeps the events `zoo eval --log` wrote (files of their own)."""
+        once (a stop before its end leaves the run in the HParams dashboard). A resume keeps the events
+        `zoo eval --log` wrote (files of their own)."""
         folder = self.folder(run.folder)
         old = [p for p in event_files(folder) if not (run.resumed and EVAL_SUFFIX in p.name)]
         if old and not run.resumed and not self.written_for(folder, run.folder):  # never a user's own events
@@ -147,10 +149,22 @@ class TensorBoard(Logger):
         self.writer = writer(folder)
         for event in pictures:
             self.writer.file_writer.add_event(event, walltime=event.wall_time)
+        if run.resumed and run.history:  # the resumed config's hparams now: a stop before the end left none
+            self._write_hparams(run)
         self.writer.flush()  # the pictures are safe in the new file before the old ones go
         for path in old:
             path.unlink(missing_ok=True)
         return 0
+
+    def _write_hparams(self, run: RunView) -> None:
+        """The run's config as hparams, once per events file (TensorBoard keeps a run's first), with the names of
+        its final metrics (their values are the final/* scalars)."""
+        from torch.utils.tensorboard.summary import hparams
+
+        metrics = {f"final/{k}": v for k, v in final_metrics(run.history).items()}
+        for summary in hparams(flat_params(run.config), metrics):
+            self.writer.file_writer.add_summary(summary)
+        self.hparams_written = True
 
     def claim(self, run_folder: Path, identity: str = "", run: bool = False) -> None:
         """Write whose events these are (the run's or study's folder, and a run's identity): in a tensorboard_dir
@@ -189,11 +203,9 @@ class TensorBoard(Logger):
             return
         try:
             if status == "finished" and run.history:
-                from torch.utils.tensorboard.summary import hparams
-
+                if not self.hparams_written:
+                    self._write_hparams(run)
                 metrics = {f"final/{k}": v for k, v in final_metrics(run.history).items()}
-                for summary in hparams(flat_params(run.config), metrics):
-                    self.writer.file_writer.add_summary(summary)
                 for key, value in metrics.items():
                     self.writer.add_scalar(key, value, run.history[-1]["epoch"])
         finally:

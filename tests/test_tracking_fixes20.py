@@ -431,3 +431,21 @@ def test_a_resume_keeps_the_pictures_of_a_last_epoch_between_plot_every_epochs(t
     steps = sorted({e.step for e in raw_events(run / "tensorboard") if e.HasField("summary")
                     for v in e.summary.value if v.HasField("image")})
     assert steps == [2, 3, 4], steps
+
+
+def test_a_resume_stopped_before_its_end_leaves_the_run_its_resumed_hparams(tmp_path):
+    """The old files, which held the finished run's hparams, go when the resume opens: a stop before its end left
+    none, and the run left TensorBoard's HParams dashboard."""
+    import zoo
+
+    class StopAtEpoch3(zoo.Callback):
+        def on_epoch_end(self, trainer, epoch, record):
+            if epoch == 3:
+                raise KeyboardInterrupt
+
+    run = tmp_path / "run"
+    train("--epochs", "2", "--log", "tensorboard", "--out", run)
+    with pytest.raises(KeyboardInterrupt):
+        zoo.train(resume=run, epochs=4, progress=False, log=lambda s: None, callbacks=[StopAtEpoch3()])
+    sessions = hparams_sessions(run / "tensorboard")
+    assert len(sessions) == 1 and sessions[0]["epochs"] == 4, sessions
