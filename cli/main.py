@@ -468,15 +468,15 @@ def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, transfe
     from zoo.api import evaluate
     from zoo.api import finetune as api_finetune
     from zoo.api import train as api_train
-    from zoo.runs.checkpoint import read_json
     overrides = config_overrides("finetune", assignments, [api_finetune, api_train],  # finetune passes them on
                                   {"dataset": dataset, "epochs": epochs, "device": device, "data_dir": data_dir,
                                    "loggers": loggers})
     result = api_finetune(run, hidden=hidden, freeze=freeze, unfreeze_last=unfreeze_last, features=features,
                           out=out, model=transfer_model, progress=progress, overwrite=overwrite, **overrides)
     # the head's test accuracy goes where its training was logged (--log, or --set loggers=...), in the same runs
-    trained_with = read_json(result.run_dir / "config.json")["train"].get("loggers") or None
-    report = evaluate(result.run_dir, loggers=trained_with)
+    from zoo.api import load
+    head = load(result.run_dir)  # through the public API, as a user would: the loggers the head trained with
+    report = evaluate(head, loggers=head.train_config.loggers or None)
     _print_classification(report)
 
 

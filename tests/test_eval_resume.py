@@ -384,8 +384,9 @@ def test_the_elbo_is_the_same_with_or_without_an_iwae_bound_beside_it(run):
 
 
 def test_a_limited_evaluation_measures_its_images_as_the_whole_one_does(run, tmp_path):
-    """The batches' sizes and seeds do not depend on how many images are measured: the first 112 (three whole
-    batches) of a --limit 112 evaluation are the whole evaluation's first 112, to the last digit."""
+    """A guard, true before the batches had seeds of their own too: their sizes and seeds do not depend on how many
+    images are measured, so the first 112 (three whole batches) of a --limit 112 evaluation are the whole
+    evaluation's first 112, to the last digit."""
     import csv
 
     def rows(name, **limit):
