@@ -106,6 +106,12 @@ class TensorBoard(Logger):
         self.writer = None
         self.hparams_written = False
 
+    @classmethod
+    def logged_training(cls, run_dir: Path) -> list[str]:
+        """RUN/tensorboard with a training's claim in it: `zoo latent --log tensorboard` writes its projector
+        files there too, which log no epoch."""
+        return ["tensorboard"] if (run_dir / "tensorboard" / OWNER).is_file() else []
+
     def folder(self, run_folder: Path) -> Path:
         base = self.train.tensorboard_dir
         return Path(base).expanduser() / run_folder.name if base else run_folder / "tensorboard"

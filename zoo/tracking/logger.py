@@ -86,6 +86,12 @@ class Logger(Callback):
     # removes them with the run it replaces: a new run never shows, or continues, the old one's logs.
     run_files: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def logged_training(cls, run_dir: Path) -> list[str]:
+        """Which of its `run_files` in `run_dir` show that a training of the run was logged here (a resume
+        whose --log leaves this logger out says so). By default: those present."""
+        return [f for f in cls.run_files if (run_dir / f).exists()]
+
     def __init__(self, train: "TrainConfig", say: Callable[[str], None]):
         self.train = train
         self.say = say
@@ -185,7 +191,7 @@ class Logger(Callback):
         """A resume whose --log leaves out a logger the run was logged to (its files are in the run folder):
         that destination silently stopped at the checkpoint's epoch, so say so."""
         for name, cls in installed().items():
-            held = [f for f in cls.run_files if (run_dir / f).exists()]
+            held = cls.logged_training(run_dir)
             if name not in names and held:
                 self.say(f"note: this run was logged to {name} ({', '.join(held)} in the run folder), which --log "
                          f"{','.join(names)} leaves out: its epochs from now on are not logged there. "

@@ -1,0 +1,27 @@
+"""Findings fixed in the twenty-first round (review24's leftovers and the walks' findings), each through the
+CLI or the public API on real run folders."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import TINY_SET, assert_ok, invoke
+
+
+def train(*args) -> str:
+    return assert_ok(invoke("train", "convae", "--dataset", "digits", *TINY_SET, *args))
+
+
+def test_a_resume_says_a_left_out_tensorboard_only_where_a_training_logged_to_it_not_after_zoo_latent(tmp_path):
+    pytest.importorskip("tensorboard")
+    pytest.importorskip("mlflow")
+    store = ["--set", f"mlflow_uri=sqlite:///{tmp_path / 'mlflow.db'}"]
+    plain = tmp_path / "plain"
+    train("--epochs", "1", "--out", plain)
+    assert_ok(invoke("latent", plain, "--log", "tensorboard"))
+    assert (plain / "tensorboard").is_dir()  # the projector's files, no epoch
+    out = assert_ok(invoke("train", "--resume", plain, "--epochs", "2", "--log", "mlflow", *store, "--no-progress"))
+    assert "leaves out" not in out
+    logged = tmp_path / "logged"
+    train("--epochs", "1", "--log", "tensorboard", "--out", logged)
+    out = assert_ok(invoke("train", "--resume", logged, "--epochs", "2", "--log", "mlflow", *store, "--no-progress"))
+    assert "this run was logged to tensorboard (tensorboard in the run folder), which --log mlflow leaves out" in out
