@@ -25,3 +25,18 @@ def test_a_resume_says_a_left_out_tensorboard_only_where_a_training_logged_to_it
     train("--epochs", "1", "--log", "tensorboard", "--out", logged)
     out = assert_ok(invoke("train", "--resume", logged, "--epochs", "2", "--log", "mlflow", *store, "--no-progress"))
     assert "this run was logged to tensorboard (tensorboard in the run folder), which --log mlflow leaves out" in out
+
+
+def test_a_commands_progress_choice_reaches_the_bars_of_what_it_calls_such_as_a_samplers_fit():
+    from zoo.analysis.metrics import bars_shown, progress_bar
+
+    with bars_shown(False):
+        with progress_bar(10, "fitting a sampler", unit="step") as bar:
+            assert bar.disable  # --no-progress: hidden even on a terminal
+        with progress_bar(10, "told otherwise", enabled=True) as bar:
+            assert not bar.disable
+    with bars_shown(True):
+        with progress_bar(10, "fitting a sampler", unit="step") as bar:
+            assert not bar.disable  # --progress: shown though stderr is no terminal here
+    with progress_bar(10, "outside", unit="step") as bar:
+        assert bar.disable  # back to "on a terminal" (pytest's stderr is none)

@@ -122,10 +122,11 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         to_stderr(f"note: {data.name} holds {test_x.shape[0]:,} test and {data.train_x.shape[0]:,} training images: "
                   f"the figures are of {m:,} samples and images, not {n:,}")
     seen: dict[str, Any] = {}  # the test images' features and accuracy: alike for every seed, computed once
-    runs = [_measure(run, feat_run, data, seed=seed + i, m=m, sampler=sampler, data_dir=data_dir, save=save,
-                     progress=progress, inception=inception if i == 0 else None, differ=differ, binarised=binarised,
-                     seen=seen)
-            for i in range(seeds)]
+    with metrics.bars_shown(progress):  # also the bar of a sampler fitted on the way (a MAF's minute)
+        runs = [_measure(run, feat_run, data, seed=seed + i, m=m, sampler=sampler, data_dir=data_dir, save=save,
+                         progress=progress, inception=inception if i == 0 else None, differ=differ,
+                         binarised=binarised, seen=seen)
+                for i in range(seeds)]
     result = runs[0]
     result["feature_network"] = features
     result["feature_network_dataset"] = feat_run.record["train"]["dataset"]
