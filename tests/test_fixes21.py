@@ -40,3 +40,17 @@ def test_a_commands_progress_choice_reaches_the_bars_of_what_it_calls_such_as_a_
             assert not bar.disable  # --progress: shown though stderr is no terminal here
     with progress_bar(10, "outside", unit="step") as bar:
         assert bar.disable  # back to "on a terminal" (pytest's stderr is none)
+
+
+def test_a_conditional_models_tensor_file_of_uniform_classes_says_they_are_not_recorded_and_how_to_label_them(
+        tmp_path):
+    from safetensors import safe_open
+
+    run = tmp_path / "cvae"
+    assert_ok(invoke("train", "cvae", "--dataset", "digits", *TINY_SET, "--epochs", "1", "--out", run))
+    out = assert_ok(invoke("generate", run, "--n", "4", "--out", tmp_path / "x.safetensors"))
+    assert "classes of these samples, drawn uniformly, are not recorded" in out and "--per-class N" in out
+    out = assert_ok(invoke("generate", run, "--per-class", "2", "--out", tmp_path / "y.safetensors"))
+    assert "not recorded" not in out
+    with safe_open(tmp_path / "y.safetensors", "pt") as f:
+        assert f.get_tensor("images").shape[0] == 20 and f.metadata()["classes"].startswith('["0"')

@@ -203,6 +203,10 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     else:
         batches_ = sample_batches(run, n, gen, sampler=sampler, class_label=class_label, spread=spread,
                                   data_dir=data_dir)
+    if to_file and per_class is None and class_label is None and sampler is None and run.can("sample_class"):
+        to_stderr("note: the classes of these samples, drawn uniformly, are not recorded in the file; for labelled "
+                  "samples write --per-class N (each class's in turn, their names in the file's metadata) or "
+                  "--class C")
     if to_file:
         # what the file holds, as a picture's title says it: of which weights, drawn how (for --per-class, each
         # class's samples in the order of `classes`)
