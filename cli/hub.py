@@ -230,6 +230,9 @@ def show_run(source: str, as_json: bool = False) -> None:
         click.echo("load it: not as it is; put back its config.json and model.safetensors first")
     elif data["installed"]:
         click.echo(f"load it: {data['load']}")
+    elif data["plugin_failure"]:
+        click.echo(f"load it: not until package {plugin.get('package')} loads: it is installed but failed "
+                   f"({data['plugin_failure']}); fix or reinstall it (`zoo list` says why), then {data['load']}")
     else:
         click.echo(f"load it: install the package that provides '{data['model']}' first "
                    f"(pip install {plugin.get('package', '?')}), then {data['load']}")

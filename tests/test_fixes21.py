@@ -54,3 +54,15 @@ def test_a_conditional_models_tensor_file_of_uniform_classes_says_they_are_not_r
     assert "not recorded" not in out
     with safe_open(tmp_path / "y.safetensors", "pt") as f:
         assert f.get_tensor("images").shape[0] == 20 and f.metadata()["classes"].startswith('["0"')
+
+
+def test_zoo_info_of_a_run_whose_plugin_is_installed_but_broken_says_fix_it_not_install_it(
+        run_copy, brokenplug_installed):
+    import json
+
+    record = json.loads((run_copy / "config.json").read_text())
+    record["model"], record["plugin"] = "ghostae", {"name": "ghostae", "package": "brokenplug", "version": "0.1"}
+    (run_copy / "config.json").write_text(json.dumps(record))
+    out = assert_ok(invoke("info", run_copy))
+    assert "load it: not until package brokenplug loads: it is installed but failed (ImportError" in out
+    assert "pip install" not in out

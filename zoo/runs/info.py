@@ -41,6 +41,10 @@ def run_info(source: str | Path) -> dict[str, Any]:
         "load": f"zoo.load({json.dumps(str(source))})",
         "installed": run["model"] in registry.list_models(),
     }
+    package = info["plugin"].get("package") if isinstance(info["plugin"], dict) else None
+    failed = [f.error for f in registry.load_registry().failures if package and f.package == package]
+    # installed but broken: installing it again is no answer (as loading it says)
+    info["plugin_failure"] = failed[0] if failed and not info["installed"] else None
     # Where its weights came from, as its plugin says (a fine-tuned head: is its encoder's source still there?), for
     # a run folder of this machine: a pulled or bundled copy's paths are its publisher's, not this machine's.
     own = not is_hub_source(str(source)) and Path(source).absolute() == run_dir.absolute() and not is_managed(run_dir)
