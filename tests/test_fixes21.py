@@ -66,3 +66,18 @@ def test_zoo_info_of_a_run_whose_plugin_is_installed_but_broken_says_fix_it_not_
     out = assert_ok(invoke("info", run_copy))
     assert "load it: not until package brokenplug loads: it is installed but failed (ImportError" in out
     assert "pip install" not in out
+
+
+@pytest.mark.parametrize("named, suggested", [("gmm", "--sampler gmm (shipped with it"),
+                                              ("gmmx", "--sampler gmm (or gaussian")])
+def test_a_catalogued_sampler_is_suggested_only_where_it_is_installed(named, suggested, digits_run, tmp_path,
+                                                                     monkeypatch):
+    from conftest import assert_clean_error
+
+    path = tmp_path / "mine.toml"
+    path.write_text(f'[weights.my-ae]\nmodel = "convae"\ndataset = "digits"\npath = "{digits_run}"\n'
+                    f'sampler = "{named}"\n')
+    monkeypatch.setenv("ZOO_CATALOG", str(path))
+    result = invoke("generate", "my-ae", "--n", "4", "--out", tmp_path / "x.png")
+    assert_clean_error(result, "cannot sample by itself", suggested)
+    assert "gmmx" not in result.output

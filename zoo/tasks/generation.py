@@ -87,12 +87,13 @@ def per_class_batches(run: Run, per_class: int, gen: torch.Generator, batch: int
 def shipped_sampler(source) -> tuple[str, str] | None:
     """(catalogued name, sampler) when `source` names catalogued weights whose entry names a `sampler`:
     one shipped beside them, fitted on their training codes (whose samples scored a lower FID than the
-    prior's, for a model that has one)."""
+    prior's, for a model that has one). A sampler not installed here (misspelt, or of a plugin that is not) is
+    never suggested."""
     if not isinstance(source, str) or Path(source).exists():
         return None
     name = catalogued_name(source)
     sampler = registry.weights().get(name, {}).get("sampler")
-    return (name, sampler) if sampler else None
+    return (name, sampler) if sampler in registry.load_registry().samplers else None
 
 
 def _say_better_sampler(source) -> None:
