@@ -475,8 +475,13 @@ def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, transfe
                           out=out, model=transfer_model, progress=progress, overwrite=overwrite, **overrides)
     # the head's test accuracy goes where its training was logged (--log, or --set loggers=...), in the same runs
     from zoo.api import load
+    from zoo.console import to_stderr
+    from zoo.tracking import logging_evaluations
     head = load(result.run_dir)  # through the public API, as a user would: the loggers the head trained with
-    report = evaluate(head, loggers=head.train_config.loggers or None)
+    able, unable = logging_evaluations(head.train_config.loggers)
+    if unable:  # the head trained and is saved: its accuracy is still measured and printed
+        to_stderr(f"note: {', '.join(unable)} logs no evaluations: the head's test accuracy is not logged there")
+    report = evaluate(head, loggers=able or None)
     _print_classification(report)
 
 

@@ -232,3 +232,11 @@ def test_a_failure_is_said_down_the_chain_the_traceback_shows_and_never_round_a_
             raise RuntimeError("said") from None
     except RuntimeError as e:
         assert failure(e) == "RuntimeError: said"  # a context raised `from None` is not its cause
+
+
+def test_zoo_finetune_logged_to_a_logger_without_log_eval_still_prints_the_heads_accuracy_and_says_why_unlogged(
+        rowlog_installed, digits_run, tmp_path):
+    head = tmp_path / "head"
+    out = assert_ok(invoke("finetune", digits_run, "--epochs", "1", "--log", "rowlog", "--out", head))
+    assert "note: rowlog logs no evaluations: the head's test accuracy is not logged there" in out
+    assert "test accuracy" in out and len((head / "rows.jsonl").read_text().splitlines()) == 1

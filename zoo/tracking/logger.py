@@ -326,6 +326,13 @@ def eval_loggers(train: "TrainConfig", names: Any, say: Callable[[str], None]) -
     return [cls(train, say) for cls in _able(names, "log_eval", "does not log evaluations", "Loggers that do")]
 
 
+def logging_evaluations(names: Any) -> tuple[list[str], list[str]]:
+    """The names among `names` of loggers that log an evaluation (`log_eval`), and of those that do not."""
+    classes = logger_classes(names)
+    able = [c.name for c in classes if c.log_eval is not Logger.log_eval]
+    return able, [c.name for c in classes if c.name not in able]
+
+
 def study_loggers(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger]:
     """The loggers `train.loggers` names, for a search: each one that can log a study (`log_study`)."""
     return [cls(train, say) for cls in _able(train.loggers, "log_study", "does not log searches", "Loggers that do")]
