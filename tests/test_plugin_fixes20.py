@@ -172,6 +172,18 @@ def test_zoo_eval_of_a_plugins_weights_folder_by_its_path_writes_nothing_into_th
     assert (tmp_path / "zoo-outputs" / "ship-w" / "eval.json").is_file()
 
 
+def test_the_authors_own_runs_beside_a_plugins_catalogue_file_are_theirs_to_resume_and_evaluate_in_place(
+        plugin, digits_run, tmp_path, monkeypatch):
+    package = plugin("devplug")  # a plugin in development: its catalogue beside the author's work
+    _ship(package, digits_run, "dev-w")
+    run = package / "runs" / "mine"
+    shutil.copytree(digits_run, run)
+    monkeypatch.chdir(package)
+    assert_ok(invoke("eval", "runs/mine", "--limit", "10"))
+    assert (run / "eval.json").is_file() and not (package / "zoo-outputs").exists()
+    assert_ok(invoke("train", "--resume", "runs/mine", "--epochs", "2", "--no-progress"))
+
+
 def test_a_stale_sampler_in_the_outputs_folder_of_upgraded_catalogued_weights_is_fitted_again(plugin, digits_run,
                                                                                               tmp_path):
     package = plugin("upplug")

@@ -376,11 +376,11 @@ def catalogued_metrics(name: str | None) -> dict[str, float]:
 
 
 def shipped_by_plugin(folder: str | Path) -> bool:
-    """Whether `folder` is in what a plugin ships: the folder of one of its catalogue files (its installed
-    package, the weights beside the file) or a weights folder such a file catalogues. zoo writes nothing there
-    (outputs, fitted samplers), as it writes nothing into its own bundled weights."""
+    """Whether `folder` is in what a plugin ships: a weights folder one of its catalogue files names by `path`.
+    zoo writes nothing there (outputs, fitted samplers), as it writes nothing into its own bundled weights. Not
+    the whole folder of the catalogue file: a plugin in development (`pip install -e .`, a one-module plugin with
+    its catalogue beside it) has it in the author's project, where the author's own runs are."""
     where = Path(folder).absolute().resolve()
-    roots = [file.path.parent for file in load_registry().catalogs]
-    roots += [file.path.parent / Path(e["path"]).expanduser() for file in load_registry().catalogs
-              for e in file.weights.values() if "path" in e]
+    roots = [file.path.parent / Path(e["path"]).expanduser() for file in load_registry().catalogs
+             for e in file.weights.values() if "path" in e]
     return any(where == r.resolve() or r.resolve() in where.parents for r in roots)
