@@ -81,3 +81,59 @@ def test_a_catalogued_sampler_is_suggested_only_where_it_is_installed(named, sug
     result = invoke("generate", "my-ae", "--n", "4", "--out", tmp_path / "x.png")
     assert_clean_error(result, "cannot sample by itself", suggested)
     assert "gmmx" not in result.output
+
+
+# ---------------------------------------------------------------- workers21: space files and racing searches
+
+SPACE_FIXED = '[search]\nstrategy = "random"\ntrials = 1\n[fixed]\ndataset = "digits"\nepochs = 1\n' \
+              'channels = [4, 8, 8]\nhidden = [16]\ndevice = "cpu"\n[params]\n'
+
+
+@pytest.mark.parametrize("params, message, hint", [
+    pytest.param('optimizer = { choices = ["sgd"] }\nmomentum = { low = 0, high = 1 }',
+                 "momentum: integer bounds draw whole numbers only, and momentum takes fractions",
+                 "Give float bounds (low = 0.0, high = 1.0)", id="int bounds for a float key"),
+    pytest.param('lr = { low = 1e-4, high = 1e-2, log = "false" }', "lr: log = 'false' is not true or false",
+                 "Write log = true or log = false (no quotes)", id="a quoted boolean"),
+    pytest.param("latent_dim = { low = 2, high = 4, choices = [1, 2] }",
+                 "latent_dim: high, low do not go with a search of categorical values", "takes: choices",
+                 id="choices beside a range"),
+    pytest.param("lr = { choices = [0.001, 0.01], log = true }",
+                 "lr: log does not go with a search of categorical values", "takes: choices", id="choices with log"),
+    pytest.param('latent_dim = { value = 3, low = 2 }', "latent_dim: low does not go with a computed value",
+                 "takes: helper, value, when", id="a value beside a bound"),
+])
+def test_a_space_field_that_would_be_ignored_or_misread_is_refused_before_any_trial(tmp_path, params, message, hint):
+    from conftest import assert_clean_error
+
+    space = tmp_path / "bad.toml"
+    space.write_text(SPACE_FIXED + params + "\n")
+    assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"), message, hint, code=2)
+    assert not (tmp_path / "s").exists()
+
+
+def test_int_bounds_with_an_explicit_int_type_still_search_whole_numbers_of_a_float_key(tmp_path):
+    from zoo.search import prepare
+
+    space = tmp_path / "ok.toml"
+    space.write_text(SPACE_FIXED + 'optimizer = { choices = ["sgd"] }\n'
+                     'momentum = { type = "int", low = 0, high = 1 }\n')
+    prepare("convae", space, out=tmp_path / "s")
+
+
+def test_a_search_refused_as_another_study_never_replaces_that_studys_space_copy(tmp_path, monkeypatch):
+    """Two searches started at once on one new study: the one refused (its space differs from what the other
+    recorded meanwhile) left its space.toml in the folder, and every resume of the study was refused."""
+    from conftest import quiet
+
+    from zoo.errors import ConfigError
+    from zoo.search import run as search_run
+
+    first, second = tmp_path / "a.toml", tmp_path / "b.toml"
+    first.write_text(SPACE_FIXED + "latent_dim = { low = 2, high = 6 }\n")
+    second.write_text(SPACE_FIXED + "latent_dim = { low = 2, high = 7 }\n")
+    search_run.run_search("convae", first, out=tmp_path / "s", study="r", log=quiet)
+    monkeypatch.setattr(search_run, "recorded", lambda settings: None)  # as when the other had not recorded yet
+    with pytest.raises(ConfigError, match="was begun with other settings"):
+        search_run.run_search("convae", second, out=tmp_path / "s", study="r", log=quiet)
+    assert (tmp_path / "s" / "space.toml").read_text() == first.read_text()

@@ -119,6 +119,10 @@ class KeyChecks:
         if scalar is int and self.kind == "float":
             raise ConfigError(f"{w}: a float range draws fractions, and {f.name} takes whole numbers",
                               f"{_takes(f, tp)}. Give integer bounds (low = 2, not 2.0).")
+        if scalar is float and self.kind == "int" and self.inferred:  # low = 0, high = 1 drew only 0 and 1
+            raise ConfigError(f"{w}: integer bounds draw whole numbers only, and {f.name} takes fractions",
+                              f"{_takes(f, tp)}. Give float bounds (low = 0.0, high = 1.0); or type = \"int\" "
+                              "for whole numbers only.")
         unknown = False
         for label in ("low", "high"):
             bound = getattr(self, label)

@@ -16,6 +16,10 @@ from zoo.search.param_checks import KeyChecks, checked_length
 SPEC_KEYS = {"type", "choices", "low", "high", "step", "log", "when", "helper", "length", "element", "elements",
              "value"}
 TYPES = ("categorical", "int", "float", "list", "value")
+COMMON = {"type", "when", "helper"}
+OWN_FIELDS = {"categorical": COMMON | {"choices"}, "int": COMMON | {"low", "high", "step", "log"},
+              "float": COMMON | {"low", "high", "step", "log"},
+              "list": COMMON | {"length", "element", "elements"}, "value": COMMON | {"value"}}
 GRID_MAX = 1000  # values of one integer range that a grid may enumerate
 
 
@@ -34,6 +38,7 @@ class Param(KeyChecks):
     element: "Param | None" = None
     elements: list["Param"] = field(default_factory=list)
     value: Any = None
+    inferred: bool = False          # an int or float range whose kind was read from its bounds (no `type`)
 
     # ------------------------------------------------------------------ parsing
     @classmethod
@@ -65,7 +70,19 @@ class Param(KeyChecks):
             raise ConfigError(f"{w}: unknown type '{kind}'", f"Use one of {', '.join(TYPES)}.")
         if element and kind in ("list",):
             raise ConfigError(f"{w}: a list's elements cannot be lists")
-        p = cls(name=name, kind=kind, log=bool(spec.get("log", False)), helper=bool(spec.get("helper", False)))
+        for flag in ("log", "helper"):  # "false", a string, is no false: say so rather than read it as true
+            if flag in spec and not isinstance(spec[flag], bool):
+                raise ConfigError(f"{w}: {flag} = {spec[flag]!r:.40} is not true or false",
+                                  f"Write {flag} = true or {flag} = false (no quotes).")
+        # fields another kind of search takes, which this one would ignore: a choice outside the low..high written
+        # beside it was drawn
+        alien = sorted(set(spec) & (SPEC_KEYS - OWN_FIELDS[kind]))
+        if alien:
+            raise ConfigError(f"{w}: {', '.join(alien)} {'do' if len(alien) > 1 else 'does'} not go with "
+                              f"{'a computed value' if kind == 'value' else f'a search of {kind} values'}",
+                              f"A {kind} parameter takes: {', '.join(sorted(OWN_FIELDS[kind] - {'type'}))}.")
+        p = cls(name=name, kind=kind, log=spec.get("log", False), helper=spec.get("helper", False),
+                inferred="type" not in spec)
         if "when" in spec:
             if element:
                 raise ConfigError(f"{w}: `when` belongs to the whole key, not to an element")

@@ -74,12 +74,6 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     loggers = search_loggers(settings, sp, log)  # --log: refused here when unknown or not installed
     study_dir = Path(settings.study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
-    copy_path = study_dir / "space.toml"
-    if not copy_path.is_file() or copy_path.read_text() != sp.text:
-        if copy_path.is_file():
-            log(f"note: the space file differs from the one this study began with (not in what it measures); "
-                f"{copy_path} now holds the new one")
-        ckpt.atomic_write(copy_path, sp.text)
     study, _, _ = open_study(settings, sp, create=True)
     with storage_errors.said(settings):  # a damaged database may open, and fail on the first read of its trials
         meta = study_record(study.user_attrs)
@@ -87,6 +81,13 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
             check_same_study(meta, current, settings)
         record(study, meta, current)
         done = len(study.get_trials(deepcopy=False))
+    # the space's copy, once the study is known to be this search (a search refused above never replaces it)
+    copy_path = study_dir / "space.toml"
+    if not copy_path.is_file() or copy_path.read_text() != sp.text:
+        if copy_path.is_file():
+            log(f"note: the space file differs from the one this study began with (not in what it measures); "
+                f"{copy_path} now holds the new one")
+        ckpt.atomic_write(copy_path, sp.text)
     if settings.workers > 1 and (settings.storage or "").startswith("sqlite"):
         log("note: several workers writing one SQLite file may wait on its lock (and SQLite on a network disk "
             "is unsafe); the default journal file suits workers that share a disk")
