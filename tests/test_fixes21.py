@@ -137,3 +137,35 @@ def test_a_search_refused_as_another_study_never_replaces_that_studys_space_copy
     with pytest.raises(ConfigError, match="was begun with other settings"):
         search_run.run_search("convae", second, out=tmp_path / "s", study="r", log=quiet)
     assert (tmp_path / "s" / "space.toml").read_text() == first.read_text()
+
+
+# ---------------------------------------------------------------- paths21: the file system under a training
+
+@pytest.mark.parametrize("swap", [False, True], ids=["moved away", "another run moved into its name"])
+def test_a_run_folder_moved_while_it_trains_is_never_made_again_nor_another_run_in_its_name_overwritten(
+        swap, tmp_path, run_copy):
+    import os
+
+    import zoo
+    from zoo.training.callbacks import Callback
+
+    live, moved = tmp_path / "live", tmp_path / "moved"
+    other_weights = (run_copy / "model.safetensors").read_bytes()
+
+    class Mover(Callback):
+        def on_epoch_end(self, trainer, epoch, record):
+            if epoch == 2:
+                os.rename(live, moved)
+                if swap:
+                    os.rename(run_copy, live)
+
+    with pytest.raises(zoo.ZooError, match="is no longer the run folder this training writes: it was moved"):
+        zoo.train("convae", dataset="digits", epochs=4, out=live, callbacks=[Mover()], progress=False,
+                  channels=[4, 8, 8], hidden=[16])
+    assert [line.count('"epoch"') for line in (moved / "metrics.jsonl").read_text().splitlines()] == [1, 1]
+    if swap:
+        assert (live / "model.safetensors").read_bytes() == other_weights
+    else:
+        assert not live.exists()
+    os.rename(moved, tmp_path / "back")
+    assert_ok(invoke("train", "--resume", tmp_path / "back", "--no-progress"))  # the moved run goes on

@@ -30,9 +30,25 @@ class RunLock:
         self.path = Path(folder) / name
         self._fd = fd
 
+    def in_place(self) -> bool:
+        """Whether the lock file at `path` is still the one held: not when the folder was moved, renamed or
+        deleted meanwhile (another folder of that name holds another file, or none)."""
+        if self._fd is None:
+            return True
+        try:
+            here, held = os.stat(self.path, follow_symlinks=False), os.fstat(self._fd)
+        except OSError:
+            return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
     def release(self) -> None:
         """Remove the lock file, then drop the lock: a process that opened the file meanwhile finds it
         removed (_take compares inodes) and takes a fresh one, so no stale file stays behind."""
+        if _WRITING.get(_key(self.folder)) is self:
+            del _WRITING[_key(self.folder)]
+        if self._fd is not None and not self.in_place():  # the folder moved: its lock file went with it
+            os.close(self._fd)
+            self._fd = None
         if self._fd is not None:
             try:
                 os.unlink(self.path)
@@ -83,11 +99,34 @@ def lock_run(folder: Path) -> RunLock:
     if fcntl is None:
         return RunLock(folder, None)
     try:
-        return RunLock(folder, _take(folder / LOCK, wait=False))
+        lock = _WRITING[_key(folder)] = RunLock(folder, _take(folder / LOCK, wait=False))
+        return lock
     except BlockingIOError as e:
         holder = getattr(e, "holder", "")
         raise RunError(f"{folder} is being written by another zoo process{f' (pid {holder})' if holder else ''}",
                        "A run folder has one writer: wait for it to finish, or train into another --out.") from None
+
+
+# The run folders this process holds the writer lock of, by path: a training checks, before it writes an
+# epoch, that the folder is still the one it locked (still_writing).
+_WRITING: dict[str, RunLock] = {}
+
+
+def _key(folder: Path) -> str:
+    return os.path.abspath(folder)
+
+
+def still_writing(folder: Path) -> Path:
+    """`folder`, once sure it is the run folder this process locked (nothing to check where it holds no lock):
+    a folder moved or deleted while it trained was made again by the next write, and a run moved into its
+    name had its weights overwritten. A RunError says what happened instead."""
+    lock = _WRITING.get(_key(folder))
+    if lock is not None and not lock.in_place():
+        raise RunError(f"{folder} is no longer the run folder this training writes: it was moved, renamed or "
+                       "deleted while it trained, so nothing more is written there",
+                       "The epochs saved so far went with the folder: put it back where it was and continue "
+                       f"with `zoo train --resume {folder}`.")
+    return folder
 
 
 def results_lock(folder: Path) -> RunLock:

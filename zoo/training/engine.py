@@ -27,6 +27,7 @@ from zoo.interrupts import holding_interrupts
 from zoo.model import StepContext, ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import TrainConfig
+from zoo.runs.lock import still_writing
 from zoo.runs.training_state import load_training_state, save_training_state
 from zoo.training.batching import batches
 from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
@@ -81,9 +82,8 @@ class Trainer:
         for note in cuda_only_notes(train, self.device):  # after the refusals: "ignored here", then refused, jarred
             log(f"note: {note}")
 
-    # ------------------------------------------------------------------ paths
-    def _path(self, name: str) -> Path | None:
-        return self.run_dir / name if self.run_dir else None
+    def _path(self, name: str) -> Path | None:  # a folder moved away while it trains is not made again
+        return still_writing(self.run_dir) / name if self.run_dir else None
 
     # ------------------------------------------------------------------ rng state for exact resume
     def _rng(self) -> dict[str, torch.Tensor]:
