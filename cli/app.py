@@ -54,6 +54,8 @@ class ZooPath(click.Path):
 
     def convert(self, value, param, ctx):
         _refuse_empty(self, value, param, ctx)
+        if isinstance(value, str) and value.startswith("~"):  # --out=~/x and a quoted "~/x": no shell expands it
+            value = os.path.expanduser(value)
         path = super().convert(value, param, ctx)
         if self.output and os.path.lexists(path) and not (os.path.isfile(path) or os.path.isdir(path)):
             self.fail(f"{path} exists and is not a regular file; zoo writes only files and folders", param, ctx)

@@ -169,3 +169,24 @@ def test_a_run_folder_moved_while_it_trains_is_never_made_again_nor_another_run_
         assert not live.exists()
     os.rename(moved, tmp_path / "back")
     assert_ok(invoke("train", "--resume", tmp_path / "back", "--no-progress"))  # the moved run goes on
+
+
+def test_a_leading_tilde_is_the_users_home_in_run_and_output_paths_from_python_and_the_command_line(
+        tmp_path, monkeypatch, digits_run):
+    import shutil
+
+    import zoo
+
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    monkeypatch.setenv("HOME", str(home))
+    monkeypatch.chdir(work)
+    shutil.copytree(digits_run, home / "mine")
+    assert zoo.load("~/mine").folder == home / "mine"
+    out = zoo.reconstruct("~/mine", n=4, out="~/pics/r.png")
+    assert out == home / "pics" / "r.png" and out.is_file()
+    assert_ok(invoke("reconstruct", "~/mine", "--n", "4", "--out=~/pics/s.png"))  # no shell expands --out=~
+    assert (home / "pics" / "s.png").is_file()
+    zoo.train("convae", dataset="digits", epochs=1, out="~/t", channels=[4, 8, 8], hidden=[16], progress=False)
+    assert (home / "t" / "config.json").is_file()
+    assert not (work / "~").exists()

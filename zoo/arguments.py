@@ -7,6 +7,8 @@ from __future__ import annotations
 import difflib
 import functools
 import inspect
+import os
+from pathlib import Path
 
 from zoo.errors import ConfigError, out_of_memory
 
@@ -41,6 +43,20 @@ def refuse_command_options(name: str, keys) -> None:
             raise ConfigError(f"zoo.{name} has no option {key}=", said)
 
 
+# The public functions' arguments that name files and folders: a leading ~ is the user's home there, as in
+# a shell (without it, out="~/runs/x" made a folder named "~" in the working directory).
+PATHS = {"source", "sources", "out", "resume", "run", "run_dir", "per_image", "config", "space", "folder", "input"}
+
+
+def home(value):
+    """`value` with a leading ~ (or ~user) expanded, where it is a path; anything else as it is."""
+    if isinstance(value, str) and value.startswith("~"):
+        return os.path.expanduser(value)
+    if isinstance(value, Path) and str(value).startswith("~"):
+        return Path(os.path.expanduser(value))
+    return value
+
+
 def clear_arguments(function, module: str):
     """`function`, its arguments checked against its signature first: a call that does not fit it is a
     ConfigError saying which keyword to write (the function itself is called as it was), and an allocation
@@ -52,14 +68,17 @@ def clear_arguments(function, module: str):
     @functools.wraps(function)
     def call(*args, **kwargs):
         try:
-            signature.bind(*args, **kwargs)
+            bound = signature.bind(*args, **kwargs)
         except TypeError as e:
             unknown = [k for k in kwargs if k not in takes]
             shown = function.__qualname__ if "." in function.__qualname__ else f"zoo.{function.__name__}"  # Run.nll
             raise ConfigError(f"{shown}: {e}".replace(f"{function.__name__}() ", "", 1),
                               _hint(function.__name__, takes, unknown)) from None
+        for name in PATHS & set(bound.arguments):
+            value = bound.arguments[name]
+            bound.arguments[name] = [home(v) for v in value] if isinstance(value, list) else home(value)
         try:
-            return function(*args, **kwargs)
+            return function(*bound.args, **bound.kwargs)
         except (MemoryError, RuntimeError) as e:  # an allocation that failed (building a model too): said as the
             oom = out_of_memory(e)                 # CLI says it, a zoo.OutOfMemory, not torch's allocator text
             if oom is None:
