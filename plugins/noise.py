@@ -51,9 +51,13 @@ class OcclusionNoise(NoiseModel):
     params = ("size", "count")
     defaults = (8, 1)
     integer = ("size", "count")
-    ranges = {"size": (1, float("inf")), "count": (0, float("inf"))}
+    # Each patch is a pass over the batch: a count of a billion ran for a day; a thousand 1-pixel patches
+    # already black out more than a 28×28 image.
+    ranges = {"size": (1, float("inf")), "count": (0, 1000)}
 
     def on(self, shape):
+        if self.values["count"] == 0:  # no patch at all, of any size: one noise (a sweep stops at it)
+            return type(self)(1, 0)
         return type(self)(min(self.values["size"], shape[-2], shape[-1]), self.values["count"])
 
     def __call__(self, x, generator=None):

@@ -190,3 +190,51 @@ def test_a_leading_tilde_is_the_users_home_in_run_and_output_paths_from_python_a
     zoo.train("convae", dataset="digits", epochs=1, out="~/t", channels=[4, 8, 8], hidden=[16], progress=False)
     assert (home / "t" / "config.json").is_file()
     assert not (work / "~").exists()
+
+
+# ---------------------------------------------------------------- denoise21: a user's own images
+
+def _png(path, array, mode=None):
+    import numpy as np
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.asarray(array, dtype=np.uint8), mode).save(path)
+    return path
+
+
+def test_zoo_denoise_never_writes_its_picture_over_an_input_image_nor_into_the_input_folder(tmp_path):
+    from conftest import assert_clean_error
+
+    scan = _png(tmp_path / "in" / "scan.png", [[0, 255] * 14] * 28)
+    before = scan.read_bytes()
+    assert_clean_error(invoke("denoise", "dae-mnist", "--input", scan, "--out", scan),
+                       "is one of the input images", "Name the picture elsewhere with --out")
+    assert_clean_error(invoke("denoise", "dae-mnist", "--input", tmp_path / "in", "--out", tmp_path / "in" / "p.png"),
+                       "is inside the input folder", "Name the picture elsewhere")
+    assert scan.read_bytes() == before
+
+
+def test_zoo_denoise_skips_hidden_files_and_says_what_reading_the_users_images_changed(tmp_path):
+    import numpy as np
+
+    folder = tmp_path / "imgs"
+    _png(folder / "grey.png", np.full((28, 28), 128))
+    _png(folder / "colour.png", np.zeros((13, 7, 3)))
+    (folder / "._grey.png").write_bytes(b"\x00\x05\x16\x07junk")  # macOS's AppleDouble file: no image
+    _png(folder / ".ipynb_checkpoints" / "old.png", np.zeros((28, 28)))
+    out = assert_ok(invoke("denoise", "dae-mnist", "--input", folder, "--out", tmp_path / "d.png"))
+    assert "1 colour image(s) (colour.png) are read as grey" in out
+    assert "1 image(s) are not 28×28, the model's size (e.g. colour.png: 7×13)" in out
+    assert sorted(p.name for p in (tmp_path / "d_files").rglob("*")) == ["colour.png", "grey.png"]
+
+
+def test_an_occlusion_count_is_bounded_and_a_sweep_of_no_patch_stops_at_once(tmp_path):
+    from conftest import assert_clean_error
+
+    from zoo.data.noise import parse_noise
+
+    assert_clean_error(invoke("denoise", "dae-mnist", "--input", _png(tmp_path / "a.png", [[0] * 28] * 28),
+                              "--noise", "occlusion:5:1e9", "--out", tmp_path / "d.png"),
+                       "count must be in 0..1000")
+    assert parse_noise("occlusion:5:0").on((1, 28, 28)).spec == parse_noise("occlusion:25:0").on((1, 28, 28)).spec

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +10,10 @@ import torch
 
 from zoo.errors import ConfigError
 from zoo.runs.checkpoint import atomic_write
+
+# A title naming a user's folder in a script the font lacks (数字) draws boxes for it: the picture is right, and
+# matplotlib's warning, pointing into zoo's source at every draw, said nothing a user could act on.
+warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
 
 
 def subplots(*grid, figsize, dpi=None, layout=None, **options):

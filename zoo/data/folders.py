@@ -324,6 +324,29 @@ def _run_format(shape: tuple[int, int, int]) -> str:
     return MODES[channels]
 
 
+def conversion_notes(base: Path, files: list[Path], shape: tuple[int, int, int]) -> list[str]:
+    """What reading `files` (under the folder `base`) as images of `shape` (C, H, W) changes, for a command that
+    reads a user's own images at a model's format (zoo denoise --input), as training says it of a folder."""
+    modes, sizes = zip(*(_image_header(p) for p in files)) if files else ((), ())
+    c, h, w = shape
+    notes = []
+    colour = [p for p, m in zip(files, modes) if m not in GREY_MODES]
+    if c == 1 and colour:
+        notes.append(f"{len(colour)} colour image(s) ({_names(base, colour)}) are read as grey: the model takes "
+                     "grey images")
+    alpha = [p for p, m in zip(files, modes) if m in ALPHA_MODES and _see_through(p)]
+    if alpha:
+        notes.append(f"{len(alpha)} image(s) ({_names(base, alpha)}) have a transparency (alpha) channel, which is "
+                     "dropped: a shape drawn in the alpha alone reads as a blank image")
+    notes += [n for n in (_depth_note(base, files, list(modes)),) if n]
+    other = [(p, wh) for p, wh in zip(files, sizes) if wh != (w, h)]
+    if other:
+        notes.append(f"{len(other)} image(s) are not {_wh((w, h))}, the model's size (e.g. "
+                     f"{other[0][0].relative_to(base)}: {_wh(other[0][1])}): they are resized to it, stretched "
+                     "where their shape differs")
+    return notes
+
+
 def _names(root: Path, files: list[Path]) -> str:
     """A few of `files`, relative to root, for a message."""
     return few([str(p.relative_to(root)) for p in files], 3)

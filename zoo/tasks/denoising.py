@@ -18,7 +18,7 @@ from PIL import Image, UnidentifiedImageError
 
 from zoo.analysis import plots
 from zoo.console import to_stderr
-from zoo.data.folders import IMAGE_SUFFIXES, pixels
+from zoo.data.folders import IMAGE_SUFFIXES, conversion_notes, pixels
 from zoo.data.noise import NoiseModel, noise_models, parse_noise
 from zoo.errors import ConfigError, DataNotFoundError
 from zoo.runs import checkpoint as ckpt
@@ -27,6 +27,7 @@ from zoo.runs.config import check_count, check_flag, check_seed
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
 from zoo.runs.run import Run, evaluated
+from zoo.tasks.evaluation import pictured
 from zoo.training.batching import batches
 
 
@@ -43,15 +44,23 @@ def corruption(run: Run, noise: str | None) -> NoiseModel:
     return chosen
 
 
-def load_images(folder: str | Path, shape: tuple[int, int, int], device) -> tuple[torch.Tensor, list[Path]]:
+def load_images(folder: str | Path, shape: tuple[int, int, int], device,
+                log: Callable[[str], None] = to_stderr) -> tuple[torch.Tensor, list[Path]]:
     """A user's image files as floats in [0, 1], read as a folder data set's are (upright, 16-bit and
-    float files scaled to 8 bits) and converted to the model's channels and size."""
+    float files scaled to 8 bits; hidden files and folders left out, as a folder data set leaves them) and
+    converted to the model's channels and size, each change said through `log`."""
     root = Path(folder)
+    if root.is_file() and root.suffix.lower() not in IMAGE_SUFFIXES:
+        raise DataNotFoundError(f"{root} is not an image file zoo reads",
+                                f"Give an image ({', '.join(sorted(IMAGE_SUFFIXES))}) or a folder of them.")
     files = sorted(p for p in ([root] if root.is_file() else root.rglob("*"))
-                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES) if root.exists() else []
+                   if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+                   and not any(part.startswith(".") for part in p.relative_to(root).parts)) if root.exists() else []
     if not files:
         raise DataNotFoundError(f"no images found at {root}",
                                 f"Give a folder of {', '.join(sorted(IMAGE_SUFFIXES))} files.")
+    for note in conversion_notes(root if root.is_dir() else root.parent, files, shape):
+        log(f"note: {note}")
     c, h, w = shape
     arrays = []
     for p in files:
@@ -99,9 +108,8 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
             run.output_dir / "denoised.png" if input is None else default_output(run.output_dir, Path(input), log))
         if input is None:
             chosen = corruption(run, noise)
-            xs, _ = run.data(split, data_dir)
-            per_row = _picture_fits(3, min(n, xs.shape[0]), run.shape)  # before any work
-            clean = xs[:n].float() / 255.0
+            clean = pictured(run, split, data_dir, n)
+            per_row = _picture_fits(3, clean.shape[0], run.shape)  # before any work
             noisy = chosen(clean, gen)
             rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", run.reconstruct(noisy))]
             return plots.image_rows(rows, out, title=f"{run.name}: denoising {chosen} on {split} images",
@@ -111,7 +119,12 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
         # inputs to one name.
         root = Path(input)
         folder = out.with_name(out.stem + "_files")
-        x, files = load_images(root, run.shape, run.device)
+        x, files = load_images(root, run.shape, run.device, log)
+        inputs = {p.resolve() for p in files}
+        if out.resolve() in inputs or (root.is_dir() and root.resolve() in out.resolve().parents):
+            what = "one of the input images" if out.resolve() in inputs else "inside the input folder"
+            raise ConfigError(f"--out {out} is {what} {root}: it would replace an input, or be read as one next time",
+                              "Name the picture elsewhere with --out.")
         in_folder = (root if root.is_dir() else root.parent).resolve()
         where = folder.resolve()
         if where == in_folder or (root.is_dir() and in_folder in where.parents):
@@ -136,8 +149,9 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
 
         rows = [("input", x[:n])]
         if noise is not None:
-            x = corruption(run, noise)(x, gen)
-            rows.append((f"noisy ({noise})", x[:n]))
+            chosen = corruption(run, noise)
+            x = chosen(x, gen)
+            rows.append((f"noisy ({chosen})", x[:n]))
         denoised = torch.cat([run.reconstruct(b).float().clamp(0, 1) for b in x.split(256)])
         rows.append(("denoised", denoised[:n]))
         shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"

@@ -370,15 +370,21 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
     run = load(source, device=device)
     run.require("reconstruct")
     n = check_count(n, "--n", 1, 256)
+    out = runfiles.picture_output(out, own=run.folder) or run.output_dir / "reconstructions.png"
+    xb = pictured(run, split, data_dir, n)
+    return plots.image_rows([("original", xb), ("reconstruction", run.reconstruct(xb))], out,
+                            title=f"{run.name}: {split} images and reconstructions", weights=run.outputs_stamp())
+
+
+def pictured(run: Run, split: str, data_dir: str | None, n: int) -> torch.Tensor:
+    """The first `n` images of `split` as floats in [0, 1], for a picture (zoo reconstruct, zoo denoise), with
+    the notes that images other than the run's (another --data-dir) and fewer than asked are."""
     data = run.dataset(data_dir)
     x, _ = data.split(check_split(split))
     differ = other_images(data, run.record, (split,))
     if differ:  # as zoo eval and zoo latent say it
         to_stderr(f"note: {differ}: not the images {run.source} was trained and tested on")
-    out = runfiles.picture_output(out, own=run.folder) or run.output_dir / "reconstructions.png"
     if x.shape[0] < n:  # a picture of fewer than asked is said, not left for the user to count
         to_stderr(f"note: the {split} split holds {x.shape[0]} image{'s' * (x.shape[0] != 1)}: all of them shown, "
                   f"not {n}")
-    xb = x[:n].float() / 255.0
-    return plots.image_rows([("original", xb), ("reconstruction", run.reconstruct(xb))], out,
-                            title=f"{run.name}: {split} images and reconstructions", weights=run.outputs_stamp())
+    return x[:n].float() / 255.0
