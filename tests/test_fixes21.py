@@ -238,3 +238,17 @@ def test_an_occlusion_count_is_bounded_and_a_sweep_of_no_patch_stops_at_once(tmp
                               "--noise", "occlusion:5:1e9", "--out", tmp_path / "d.png"),
                        "count must be in 0..1000")
     assert parse_noise("occlusion:5:0").on((1, 28, 28)).spec == parse_noise("occlusion:25:0").on((1, 28, 28)).spec
+
+
+@pytest.mark.parametrize("sets, message", [
+    (["iterative_passes=1", "iterative_weights=5"], "iterative_weights = [5.0] with iterative_passes 1"),
+    (["iterative_passes=3", "iterative_weights=0,0,0"], "iterative_weights are all 0: the loss would be 0"),
+])
+def test_iterative_weights_that_would_change_nothing_or_train_nothing_are_refused_before_training(
+        sets, message, tmp_path):
+    from conftest import assert_clean_error
+
+    args = [a for s in sets for a in ("--set", s)]
+    assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "1", *args,
+                              "--out", tmp_path / "r"), message)
+    assert not (tmp_path / "r").exists()

@@ -241,14 +241,20 @@ class IterativeAutoencoding(Callback):
         if len(weights) != self.passes:
             raise ConfigError(f"iterative_weights has {len(weights)} values for {self.passes} passes",
                               f"Give one weight, or one per pass ({self.passes}).")
+        if not any(weights):  # a loss of 0 at every step: every epoch "trained", and the weights never moved
+            raise ConfigError("iterative_weights are all 0: the loss would be 0 and nothing would train",
+                              "Give the passes' reconstructions weights above 0 (at least one).")
         self.weights = [float(w) for w in weights]
 
     @classmethod
     def from_config(cls, train) -> "IterativeAutoencoding | None":
         if train.iterative_passes <= 1:
-            if len(train.iterative_weights) > 1:
-                raise ConfigError(f"iterative_weights has {len(train.iterative_weights)} values but iterative_passes "
-                                  "is 1", "Set iterative_passes to the number of reconstructions in the loss.")
+            if len(train.iterative_weights) > 1 or any(w != 1 for w in train.iterative_weights):
+                # one weight with one pass changed nothing (the loss is the model's own): said, not ignored
+                raise ConfigError(f"iterative_weights = {list(train.iterative_weights)} with iterative_passes 1: "
+                                  "one pass is no iterative autoencoding, and its weight would not be used",
+                                  "Set iterative_passes to the number of reconstructions in the loss, or leave "
+                                  "iterative_weights out.")
             return None
         return cls(train.iterative_passes, train.iterative_weights)
 
