@@ -252,3 +252,18 @@ def test_iterative_weights_that_would_change_nothing_or_train_nothing_are_refuse
     assert_clean_error(invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--epochs", "1", *args,
                               "--out", tmp_path / "r"), message)
     assert not (tmp_path / "r").exists()
+
+
+def test_a_run_that_is_not_the_users_own_with_a_name_near_255_bytes_still_gets_an_outputs_folder(
+        digits_run, tmp_path, monkeypatch):
+    from zoo import hub
+
+    import shutil
+
+    hub.push(digits_run, f"file://{tmp_path / 'hub' / 'e'}")
+    entry = tmp_path / "hub" / ("b" * 250)  # a folder hub's entry: its outputs go to ./zoo-outputs/NAME-DIGEST
+    shutil.copytree(tmp_path / "hub" / "e", entry)
+    monkeypatch.chdir(tmp_path)
+    assert_ok(invoke("eval", entry, "--limit", "10"))
+    (outputs,) = (tmp_path / "zoo-outputs").iterdir()
+    assert len(outputs.name.encode()) <= 255 and (outputs / "eval.json").is_file()

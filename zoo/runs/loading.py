@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import os
 import shlex
 from pathlib import Path
 from typing import Any
@@ -316,4 +317,6 @@ def _placed(path: Path, run_dir: Path | None = None) -> str:
     except (RunError, OSError, AttributeError):  # unreadable, or not a mapping: the place alone
         held = ""
     key = f"{where}\0{held}" if held else str(where)  # the place alone: a run that records no identity
-    return f"{where.name}-{hashlib.sha256(key.encode()).hexdigest()[:8]}"
+    # a name within a file name's 255 bytes with its digest (a 250-byte run name could not be evaluated)
+    name = os.fsdecode(os.fsencode(where.name)[:200]) if len(os.fsencode(where.name)) > 200 else where.name
+    return f"{name}-{hashlib.sha256(os.fsencode(key)).hexdigest()[:8]}"
