@@ -55,8 +55,9 @@ def test_a_second_writer_of_a_run_folder_is_refused_while_the_first_trains(tmp_p
         _wait_for(out / "config.json", first)
         assert_clean_error(run_zoo("train", "--resume", out, "--epochs", 101),
                            "is being written by another zoo process", f"pid {first.pid}")
+        # said as the writer it is, not "already holds a run" (whose hints, --resume and --overwrite, are refused)
         assert_clean_error(run_zoo("train", "convae", "--dataset", "digits", "--out", out, *TINY_SET),
-                           "already holds a run")
+                           "is being written by another zoo process", f"pid {first.pid}")
         assert_clean_error(run_zoo("push", out, f"file://{tmp_path / 'hub' / 'run'}"),  # a mid-training snapshot
                            "is being trained by another zoo process", f"pid {first.pid}", "between two epochs")
         assert not (tmp_path / "hub").exists()

@@ -15,7 +15,7 @@ from zoo.errors import RunError, storage_error
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.eval_images import IMAGES_FILE
 from zoo.runs.loading import read_run
-from zoo.runs.lock import lock_run
+from zoo.runs.lock import lock_run, writer_of
 from zoo.tracking import logger_run_files
 
 # What a new run writes into its folder: a folder already holding any of these is not trained into.
@@ -63,6 +63,10 @@ def new_run_folder(run_dir: Path, *, overwrite: bool = False, log=to_stderr):
     started (config.json written), a failure removes what this start wrote (and the folder, if made
     here): no half-made run is left behind for `--resume` to trip over. `overwrite`: a run already in
     the folder is removed first (under the lock), never any other folder's files."""
+    writer = writer_of(run_dir) if run_dir.is_dir() else None  # a training now: "--resume it" would be refused too
+    if writer is not None:
+        raise RunError(f"{run_dir} is being written by another zoo process{f' (pid {writer})' if writer else ''}",
+                       "A run folder has one writer: wait for it to finish, or train into another --out.")
     refuse_existing_run(run_dir, overwrite)  # before anything is written, even a lock file
     if is_managed(run_dir):  # a pulled copy, the HF cache or the bundled weights: verified files, not a workplace
         raise RunError(f"{run_dir} is in a folder zoo or the Hugging Face Hub manages"
