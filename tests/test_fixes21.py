@@ -267,3 +267,15 @@ def test_a_run_that_is_not_the_users_own_with_a_name_near_255_bytes_still_gets_a
     assert_ok(invoke("eval", entry, "--limit", "10"))
     (outputs,) = (tmp_path / "zoo-outputs").iterdir()
     assert len(outputs.name.encode()) <= 255 and (outputs / "eval.json").is_file()
+
+
+def test_a_relative_xdg_cache_home_is_ignored_as_the_xdg_specification_says(tmp_path, monkeypatch):
+    from zoo.caches import zoo_cache
+    from zoo.data.sources import cache_dir
+
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", "relcache")
+    assert zoo_cache() == tmp_path / ".cache" / "zoo" / "hub"
+    assert cache_dir() == tmp_path / ".cache" / "zoo" / "datasets"
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "abs"))
+    assert zoo_cache() == tmp_path / "abs" / "zoo" / "hub"

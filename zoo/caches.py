@@ -9,18 +9,17 @@ import sys
 from pathlib import Path
 
 from zoo import registry
+from zoo.environment import cache_home
 
 
 def zoo_cache() -> Path:
     """Where zoo keeps its hub records and folder-hub copies: $XDG_CACHE_HOME/zoo/hub."""
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zoo" / "hub"
+    return cache_home() / "zoo" / "hub"
 
 
 def hf_caches() -> list[Path]:
     """huggingface-hub's cache: as the environment says now, and as the imported library took it."""
-    home = os.environ.get("HF_HOME") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "huggingface")
+    home = os.environ.get("HF_HOME") or os.path.join(cache_home(), "huggingface")
     roots = [Path(os.environ.get("HF_HUB_CACHE") or os.environ.get("HUGGINGFACE_HUB_CACHE")
                   or os.path.join(home, "hub")).expanduser()]
     if "huggingface_hub" in sys.modules:

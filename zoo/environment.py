@@ -56,3 +56,11 @@ def catalog_paths() -> list[Path]:
         parts = [part.strip() for part in value.split(os.pathsep)]
         _catalogs[:] = [(value, [Path(part).expanduser().absolute() for part in parts if part])]
     return list(_catalogs[-1][1])
+
+
+def cache_home() -> Path:
+    """$XDG_CACHE_HOME, else ~/.cache. A relative value is ignored, as the XDG specification says: taken from
+    each command's working directory, one cache was two, and a copy pulled from one folder was not known as
+    zoo's (so not protected) from another."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    return Path(base) if os.path.isabs(base) else Path(os.path.expanduser("~")) / ".cache"

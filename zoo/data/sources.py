@@ -38,8 +38,7 @@ SETS = {
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "zoo" / "datasets"
+    return environment.cache_home() / "zoo" / "datasets"
 
 
 def search_roots(data_dir: str | None) -> list[tuple[str, Path]]:
