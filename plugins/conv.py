@@ -195,7 +195,8 @@ def build_encoder(cfg: ConvNetConfig, shape: tuple[int, int, int], out_features:
         if min(_out_size(ih, k, s, p), _out_size(iw, k, s, p)) < 1:
             raise ConfigError(
                 f"conv layer {i + 1} (kernel {k}, stride {s}, padding {p}) reduces {ih}×{iw} images to nothing",
-                "Use fewer conv layers, smaller strides or kernels, or more padding.")
+                "Use fewer conv layers, smaller strides or kernels, or more padding; for a folder of small "
+                "images, --set image_size=28 reads them larger.")
         end = (_end_padding(ih, k, s, p), _end_padding(iw, k, s, p))
         nh, nw = _out_size(ih + end[0], k, s, p), _out_size(iw + end[1], k, s, p)
         layers.append(Conv2d(in_c, out_c, k, stride=s, padding=p, pad_end=end))

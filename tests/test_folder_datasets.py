@@ -332,6 +332,12 @@ def test_classes_that_changed_since_the_run_are_refused(tmp_path):
     with pytest.raises(DataNotFoundError) as e:
         zoo.load_dataset(f"folder:{root}", classes=("cats", "dogs", "mice"))
     assert "has the classes cats, dogs, but the run was trained on cats, dogs, mice" in e.value.message
+    flat = tmp_path / "flat"
+    for i in range(3):
+        _png(flat / f"{i}.png", size=(8, 8))
+    with pytest.raises(DataNotFoundError) as e:  # its one class is named "image" inside zoo: never said so
+        zoo.load_dataset(f"folder:{flat}", classes=("cats", "dogs"))
+    assert "has no class folders (its images are one class), but the run was trained on cats, dogs" in e.value.message
 
 
 def test_a_run_evaluates_after_its_folder_images_changed_size_and_colour(tmp_path):

@@ -268,7 +268,9 @@ def _check_expected(data: ImageData, shape, classes) -> ImageData:
         [(a, b) for a, b in changed if any(not n.isascii() or not n.isprintable() or n != n.strip() for n in (a, b))]
     exact = f" (as Python writes them: {few([f'{ascii(a)} where it was {ascii(b)}' for a, b in unseen], 3)})" \
         if unseen else ""
-    raise DataNotFoundError(f"{data.name} has the classes {few(data.classes)}, but the run was trained on "
+    held = "no class folders (its images are one class)" if tuple(data.classes) == ("image",) else \
+        f"the classes {few(data.classes)}"
+    raise DataNotFoundError(f"{data.name} has {held}, but the run was trained on "
                             f"{few(classes)}{exact}: its labels would not mean the same",
                             "Evaluate the run on the data set it was trained on (restore its class folders).")
 
