@@ -21,9 +21,11 @@ def _fmt(v) -> str:
 @click.argument("model", required=False)
 @click.option("--space", "space", help="A space file (TOML), or the name of an example space (--list-spaces).")
 @click.option("--strategy", type=click.Choice(["tpe", "random", "grid"]), default=None,
-              help="How trials are drawn: Optuna's TPE, random or grid sampler (default: the space's, else tpe).")
+              help="How trials are drawn: Optuna's TPE, random or grid sampler (default: a resumed study's, else the "
+                   "space's, else tpe).")
 @click.option("--sampler", "old_sampler", hidden=True, default=None)
-@click.option("--trials", type=int, default=None, help="Trials in the study, over all workers (default: the space's).")
+@click.option("--trials", type=int, default=None,
+              help="Trials in the study, over all workers (default: a resumed study's budget, else the space's).")
 @click.option("--pruner", type=click.Choice(["auto", "median", "hyperband", "none"]), default=None,
               help="Pruner fed every epoch's objective metric (default: the space's, else auto: no pruning for a "
                    "search of at most 5 trials, or of epochs too few to prune; else Optuna's median pruner, "

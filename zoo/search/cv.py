@@ -26,6 +26,7 @@ from zoo.runs.config import check_count, check_flag, resolve_config
 from zoo.runs.eval_images import images_digest
 from zoo.runs.run import training_data
 from zoo.search.cv_files import claimed, keep_folds, kept_folds, write_results
+from zoo.search.settings import merged_keys
 from zoo.tasks.training import model_to_train
 from zoo.tracking import logger_classes
 from zoo.training.callbacks import callbacks_for, check
@@ -110,18 +111,6 @@ def _checked_names(metric: Any, out: Any, reduce: Any) -> Path | None:
     return Path(out)
 
 
-def _merged(keys: dict[str, Any], overrides: Any, dataset: str | None) -> dict[str, Any]:
-    """The config keys given as keywords and in `overrides`, a key given both ways with two values refused (the
-    dict won without a word)."""
-    overrides = dict(overrides or {})
-    given = {**keys, **({"dataset": dataset} if dataset is not None else {})}
-    twice = sorted(k for k, v in given.items() if k in overrides and overrides[k] != v)
-    if twice:
-        raise ConfigError(f"{', '.join(twice)} given twice, as a keyword and in overrides=, with two values",
-                          "Give each config key once.")
-    return {**overrides, **given}
-
-
 def _fit_fold(cls: type, model_cfg, train_cfg, fold: ImageData, grey: ImageData, name: str, metric: str,
               reduce: str) -> FitResult:
     """One fold trained and scored; its refusals said as the fold's where they are (not those of the set)."""
@@ -184,7 +173,7 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     out = _checked_names(metric, out, reduce)
     model = model_to_train(model, preset, config, "cv")  # best.toml names its model
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config,
-                                               overrides=_merged(keys, overrides, dataset))
+                                               overrides=merged_keys(keys, overrides, dataset))
     train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)  # a folder by its absolute path, as zoo train has it
     if train_cfg.loggers:  # an unknown one refused as `zoo train` refuses it, a known one said unused
         logger_classes(train_cfg.loggers)

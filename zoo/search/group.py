@@ -15,7 +15,7 @@ import torch
 
 from zoo.errors import ConfigError, out_of_memory
 from zoo.search.duplicates import Duplicate
-from zoo.search.liveness import Heartbeat
+from zoo.search.liveness import Heartbeat, say_taken_over, taken_over
 from zoo.search.study import HOST, optuna_module
 from zoo.search.trial import Report, configure, data_parts, finish, note_pruned, pruner_name, score
 from zoo.training import multitrial
@@ -39,6 +39,10 @@ def run_group(worker: Worker, size: int) -> None:
     def tell(trial, value=None, state=None):
         with lock:  # groups may finish at once, in their own threads
             if trial.number in told:
+                return
+            if taken_over(worker, trial):  # another worker failed it while this one did not answer: Optuna refuses
+                say_taken_over(worker, trial)
+                told.add(trial.number)
                 return
             worker.study.tell(trial, value, state=state)
             told.add(trial.number)

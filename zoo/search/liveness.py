@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 
 UNCLAIMED_S = 10  # the least time a trial no worker has claimed yet is given before it is failed
+LOST = "lost"  # the user attribute of why fail_stale failed a trial: trials.csv's note where the trial failed
 
 
 def _alive(pid: int | None) -> bool:
@@ -83,11 +84,17 @@ class JournalHeartbeat(threading.Thread):
 def fail_stale(worker: Worker) -> None:
     """Fail the trials of dead workers and queue them again."""
     optuna = optuna_module()
-    if worker.native:
-        optuna.storages.fail_stale_trials(worker.study)
-        return
     from optuna.exceptions import UpdateFinishedTrialError
     from optuna.trial import TrialState
+
+    if worker.native:  # Optuna's heartbeats fail and retry them; said as on the journal file, which it did not
+        running = {t._trial_id: t.number for t in worker.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))}
+        optuna.storages.fail_stale_trials(worker.study)
+        if running:
+            for t in worker.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+                if t._trial_id in running:  # (another worker failing it in the same instant may say it too)
+                    worker.log(f"{worker.prefix}trial {t.number} lost its worker: failed, queued again")
+        return
 
     now = time.time()
     for t in worker.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -105,10 +112,36 @@ def fail_stale(worker: Worker) -> None:
             now - max(beat or 0.0, started) > limit
         if not dead:
             continue
-        try:
+        try:  # trials.csv's note of a failed trial (a trial its worker finishes meanwhile keeps its own row)
+            worker.storage.set_trial_user_attr(t._trial_id, LOST, f"its worker stopped answering (no heartbeat for "
+                                               f"{now - max(beat or 0.0, started):.0f} s): failed, queued again")
             failed = worker.storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         except UpdateFinishedTrialError:
             continue
         if failed:
             worker.log(f"{worker.prefix}trial {t.number} lost its worker: failed, queued again")
-            worker.retry(worker.study, copy.deepcopy(worker.storage.get_trial(t._trial_id)))
+            frozen = copy.deepcopy(worker.storage.get_trial(t._trial_id))
+            frozen.user_attrs.pop(LOST, None)  # its retry's row is of its own run
+            worker.retry(worker.study, frozen)
+
+
+def taken_over(worker: Worker, trial) -> bool:
+    """Whether `trial`, which this worker ran, is finished in the study already: another worker took this one for
+    dead (no heartbeat past the grace: a suspended or paused process, a cut to the database) and failed it."""
+    from optuna.trial import TrialState
+
+    try:
+        return worker.storage.get_trial(trial._trial_id).state != TrialState.RUNNING
+    except Exception:  # noqa: BLE001 - a storage that fails says so when the trial is told
+        return False
+
+
+def say_taken_over(worker: Worker, trial) -> None:
+    """Say that this worker's result for `trial` is dropped, and which trial retries it (`taken_over`)."""
+    worker.scored.pop(trial.number, None)  # its line would say a score the study does not hold
+    retries = [t.number for t in worker.study.get_trials(deepcopy=False)
+               if (t.system_attrs.get("retry_history") or [None])[-1] == trial.number]
+    where = f"retried as trial {retries[0]}" if retries else "queued again"
+    worker.log(f"{worker.prefix}trial {trial.number} was failed by another worker while this one did not answer (no "
+               f"heartbeat for more than {worker.settings.grace} s: paused, suspended or cut off from the storage) "
+               f"and is {where}; this worker's result for it is dropped")

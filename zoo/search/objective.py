@@ -60,6 +60,7 @@ def check_comparable(settings, space: Space) -> None:
     varied = {p.name.split("[")[0] for p in space.params if not p.helper and not _one_value(p)}
     keys, alike = measured_alike(registry.get_model_class(settings.model), varied, metric, split)
     if not keys:
+        _check_validation_images(settings, varied)
         return
     one = len(keys) == 1
     alike_key = f"val_{alike[0]}" if alike and split == "train" else alike[0] if alike else ""
@@ -70,6 +71,20 @@ def check_comparable(settings, space: Space) -> None:
                       (f'Score them by a metric every trial measures alike: metric = "{alike_key}" in the space '
                        f"file's [objective], or fix {', '.join(keys)} in [fixed]." if alike else
                        f"No metric compares them: fix {', '.join(keys)} in [fixed] (one search each)."))
+
+
+def _check_validation_images(settings, varied: set[str]) -> None:
+    """Refuse a val_ objective where the space varies val_fraction: trials would be scored on other validation
+    images each (as `zoo compare` says of runs that differ in it), and ranked partly by how easy theirs are. Not
+    with --cv, whose folds are cut from the training and validation images together: every image is validated once
+    in every trial (the folds' partition may differ, as it does between trials of another `seed`). Not a DATA_KEY
+    of zoo.model: it leaves the test images and the training metrics' meaning alone."""
+    if "val_fraction" in varied and settings.metric.startswith("val_") and not settings.cv:
+        raise ConfigError(f"the space varies val_fraction, which changes the validation images {settings.metric} is "
+                          "measured on: trials that differ in it are not comparable by it (the easiest validation "
+                          "images would win, not the best model)",
+                          "Fix val_fraction in [fixed], or score the trials by cross-validation with --cv K (its "
+                          "folds validate every training and validation image once, whatever val_fraction).")
 
 
 def _one_value(p) -> bool:

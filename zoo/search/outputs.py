@@ -9,6 +9,7 @@ import io
 import json
 import math
 import os
+import shlex
 import shutil
 import tempfile
 import time
@@ -21,6 +22,7 @@ from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config_files import to_toml
 from zoo.interrupts import holding_interrupts
+from zoo.search.liveness import LOST
 from zoo.search.settings import STUDY_OUTPUTS, Settings
 from zoo.search.space import Space
 from zoo.search.study import describe_pruner, journal_path, open_study, redact
@@ -113,7 +115,7 @@ def _summary(settings: Settings, space: Space, trials, best, seconds: float | No
         summary["best"] = {"number": best.number, "value": best.value, settings.result: best.user_attrs.get("loss"),
                            "minutes": best.user_attrs.get("minutes"), "latent": best.user_attrs.get("latent"),
                            "values": best.user_attrs.get("values", best.params)}
-        summary["retrain"] = f"zoo train {settings.model} --config {study_dir / 'best.toml'}"
+        summary["retrain"] = f"zoo train {settings.model} --config {shlex.quote(str(study_dir / 'best.toml'))}"
         if settings.cv:  # a retraining on the validation split gives another number than the folds' mean
             summary["measure"] = cv_command(settings, study_dir / "best.toml")
     return summary
@@ -138,7 +140,7 @@ def write_csv(trials, path: Path, result: str) -> Path:
             "worker", "retry_of", "note"]
     buf = io.StringIO()
     w = csv.writer(buf)
-    w.writerow(head + keys)
+    w.writerow(head + param_columns(head, keys))
     for t in trials:
         a = t.user_attrs
         vals = {**a.get("values", {}), **a.get("helpers", {})}
@@ -153,17 +155,43 @@ def write_csv(trials, path: Path, result: str) -> Path:
                     _cell(round(dur, 3) if dur is not None else None),
                     t.datetime_start.isoformat(timespec="seconds") if t.datetime_start else "",
                     f"{worker.get('host', '')}:{worker.get('pid', '')}" if worker.get("trial") == t.number else "",
-                    _cell(t.system_attrs.get("failed_trial")), a.get("pruned_reason") or a.get("note", "")]
+                    _cell(t.system_attrs.get("failed_trial")), _note(t, trials)]
                    + [_cell(vals.get(k)) for k in keys])
     ckpt.atomic_write(path, buf.getvalue())
     return path
+
+
+def _note(t, trials) -> str:
+    """Why a trial was pruned or failed: its reason, else for a failed one what failed it (`liveness.LOST`: a dead
+    worker's, set before it is failed, and so kept only where it did fail), else which trial retried it (a trial
+    Optuna's heartbeats failed on a database)."""
+    a = t.user_attrs
+    note = a.get("pruned_reason") or a.get("note", "")
+    if note or _state(t) != "fail":
+        return note
+    retries = [r.number for r in trials if (r.system_attrs.get("retry_history") or [None])[-1] == t.number]
+    return a.get(LOST) or (f"failed; retried as trial {retries[0]}" if retries else "failed")
+
+
+def param_columns(head: list[str], keys: list[str]) -> list[str]:
+    """The columns of the searched keys and helpers: their names, but `param_NAME` for one named like a column of
+    zoo's own (a searched `epochs` beside the epochs trained, a helper `value`): a CSV reader keeps one column of a
+    name, and read the searched value as the objective or the state."""
+    taken, columns = set(head) | set(keys), []
+    for k in keys:
+        column = k
+        while column in head or (column != k and column in taken):
+            column = f"param_{column}"
+        taken.add(column)
+        columns.append(column)
+    return columns
 
 
 def cv_command(settings: Settings, config: Path) -> str:
     """The `zoo cv` command that measures the configuration in `config` as a --cv search scored its trials:
     the same folds, metric and reduction (it scored the model's monitored metric at its best epoch before)."""
     monitored = f"val_{registry.get_model_class(settings.model).monitor or 'loss'}"
-    return (f"zoo cv {settings.model} --config {config} --folds {settings.cv}"
+    return (f"zoo cv {settings.model} --config {shlex.quote(str(config))} --folds {settings.cv}"
             + (f" --metric {settings.metric}" if settings.metric != monitored else "")
             + (f" --reduce {settings.reduce}" if settings.reduce != "best" else ""))
 
@@ -177,7 +205,7 @@ def write_best(settings: Settings, best, path: Path, total: int, final: Path | N
                                                if penalty and loss is not None else "")
             + (f" (the mean over {settings.cv} folds of the training set)" if settings.cv else ""),
             f"# searched: {json.dumps(best.user_attrs.get('values', {}))}",
-            f"# retrain: zoo train {settings.model} --config {final or path}"
+            f"# retrain: zoo train {settings.model} --config {shlex.quote(str(final or path))}"
             + (f" (one training on the validation split, not the folds: {cv_command(settings, final or path)} "
                "measures it as the search did)" if settings.cv else "")]
     ckpt.atomic_write(path, "\n".join(head) + "\n" + to_toml({"model": settings.model, **config}))

@@ -11,7 +11,10 @@ training resolves to (its default, or the preset's): a default a newer zoo chang
 trials of the old and the new behaviour in one study without a word. Not compared: what does not change a trial's
 score (the budget, strategy, pruner, the sampler's --seed, workers, device and other keys of where and how fast a trial
 runs), so workers that join a study with their own --device or --trials still can. A resume that does
-not give a key the study was started with on the command line (--dataset, --epochs, --set) reuses it."""
+not give a key the study was started with on the command line (--dataset, --epochs, --set) reuses it, and
+so does one that leaves out --cv, --trials or --strategy: the budget and strategy are recorded too (the latest
+command's that gave them), so a resume that leaves them out neither raises the budget to the space's (or 20) nor
+draws by another strategy. A grid is not resumed over trials another strategy drew (`check_grid_resume`)."""
 
 from __future__ import annotations
 
@@ -144,6 +147,44 @@ def reusable(meta: dict[str, Any], settings: Settings, space: Space) -> dict[str
     return reused
 
 
+# The search's own options a resume that leaves them out takes from the study: the record's name, the option's.
+REUSED_OPTIONS = {"cv": "cv", "budget": "trials", "strategy": "strategy"}
+# Recorded but not compared: how the study runs, as the latest command that gave them said (`record`).
+RUNNING = ("budget", "strategy")
+
+
+def reusable_options(meta: dict[str, Any], options: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """{option: value} of the search's own options (--cv, --trials, --strategy) the study recorded and this search
+    leaves out, where the study's value differs from the one this search would take (the space's, or a default).
+    A study begun by an older zoo recorded no budget nor strategy: those are the command's, as before."""
+    reused = {}
+    for key, option in REUSED_OPTIONS.items():
+        value = meta.get(key)
+        if options.get(option) is None and value is not None and value != getattr(settings, option):
+            if key == "cv" and not isinstance(value, int):
+                continue
+            reused[option] = value
+    return reused
+
+
+def check_grid_resume(settings: Settings, meta: dict[str, Any]) -> None:
+    """Refuse to resume as a grid a study that holds trials another strategy drew: Optuna's grid gives trial n its
+    n-th point whatever the study holds, so it skipped some points, trained others twice, and said the grid done."""
+    if settings.strategy != "grid":
+        return
+    storage, _ = open_storage(settings)
+    study_id = storage.get_study_id_from_name(settings.study)
+    other = [t.number for t in storage.get_all_trials(study_id, deepcopy=False) if "grid_id" not in t.system_attrs]
+    if not other:
+        return
+    was = meta.get("strategy") if meta.get("strategy") not in (None, "grid") else None
+    raise ConfigError(f"study '{settings.study}' holds {len(other)} trial(s) drawn by the {was or 'tpe or random'} "
+                      f"strategy (trial {other[0]}{', ...' if len(other) > 1 else ''}), and a grid resumed over them "
+                      "would skip some of its points and train others twice",
+                      f"Resume it with --strategy {was or 'tpe (or random)'} (or leave --strategy out), or for the "
+                      f"grid {_new_study(settings)}.")
+
+
 def _show(v: Any) -> str:
     return json.dumps(v) if not isinstance(v, str) else repr(v)
 
@@ -235,8 +276,9 @@ def _images_changed(old: Any, new: Any) -> str:
 
 
 def record(study, meta: dict[str, Any] | None, current: dict[str, Any]) -> None:
-    """Record the settings a study is begun with (and, in a study begun by an older zoo, those it lacks)."""
-    merged = {**current, **(meta or {})}
+    """Record the settings a study is begun with (and, in a study begun by an older zoo, those it lacks); its budget
+    and strategy as this search runs them (RUNNING: reused when left out, else the command's)."""
+    merged = {**current, **(meta or {}), **{k: current[k] for k in RUNNING if k in current}}
     if merged != meta:
         study.set_user_attr(META, {k: v for k, v in merged.items() if k != "defaults"})
         study.set_user_attr(META_DEFAULTS, merged["defaults"])

@@ -24,8 +24,9 @@ from zoo.errors import ConfigError, Interrupted, RunError
 from zoo.runs import checkpoint as ckpt
 from zoo.search.objective import check_metric
 from zoo.search.outputs import write_outputs
-from zoo.search.resume import check_same_study, fingerprint, record, recorded, reusable, study_record
-from zoo.search.settings import Settings, prepare
+from zoo.search.resume import (check_grid_resume, check_same_study, fingerprint, record, recorded, reusable,
+                               reusable_options, study_record)
+from zoo.search.settings import Settings, merged_keys, prepare
 from zoo.search.space import load_space
 from zoo.search import storage_errors
 from zoo.search.study import describe_pruner, journal_path, keeps_optuna_settings, open_study, redact
@@ -51,23 +52,23 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
         if k not in settable and close:
             raise ConfigError(f"run_search has no option '{k}'", f"Did you mean {close[0]}=?")
     keys = {k: options.pop(k) for k in list(options) if k not in settable}
-    if keys:
-        options["overrides"] = {**keys, **(options.get("overrides") or {})}
+    options["overrides"] = merged_keys(keys, options.get("overrides"))  # epochs=2 beside {"epochs": 1}: refused
     settings, sp = prepare(model, space, **options)
     # A resumed study must be the same search: checked from what the study recorded, before anything
     # (the space's copy, the study, the outputs) is written.
     meta = recorded(settings)
     reused = reusable(meta, settings, sp) if meta else {}
     again = {"overrides": {**reused, **settings.overrides}, "started_with": tuple(reused)} if reused else {}
-    if meta and options.get("cv") is None and isinstance(meta.get("cv"), int) and meta["cv"] != settings.cv:
-        again["cv"] = meta["cv"]  # --cv left out on resume, as --dataset may be: the study's folds
-        reused = {**reused, "cv": meta["cv"]}
+    # --cv, --trials, --strategy left out on resume, as --dataset may be: the study's folds, budget and strategy
+    own = reusable_options(meta, options, settings) if meta else {}
+    again, reused = {**again, **own}, {**reused, **own}
     if again:
         settings, sp = prepare(model, space, **{**options, **again})
     data_cache: dict = {}  # a folder is read once: for the study's record of its images, then for the trials
-    current = fingerprint(settings, sp, data_cache)
+    current = {**fingerprint(settings, sp, data_cache), "budget": settings.trials, "strategy": settings.strategy}
     if meta is not None:
         check_same_study(meta, current, settings)
+        check_grid_resume(settings, meta)
     if reused:
         log("note: resuming with the study's " + ", ".join(f"{k} = {v}" for k, v in reused.items()))
     check_metric(settings, sp, data_cache)  # loads the data set: a missing one fails here, once
@@ -79,8 +80,8 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
         meta = study_record(study.user_attrs)
         if meta is not None:  # also a study another process began meanwhile
             check_same_study(meta, current, settings)
+        done = len(study.get_trials(deepcopy=False))  # read first: a damaged storage is refused before any write
         record(study, meta, current)
-        done = len(study.get_trials(deepcopy=False))
     # the space's copy, once the study is known to be this search (a search refused above never replaces it)
     copy_path = study_dir / "space.toml"
     if not copy_path.is_file() or copy_path.read_text() != sp.text:

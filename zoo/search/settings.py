@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import numbers
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,6 +60,41 @@ class Settings:
         return f"{self.metric}_{self.reduce}"
 
 
+def config_keys(overrides: Any) -> dict[str, Any]:
+    """`overrides=` of a Python call as a dict of config keys, NumPy numbers (np.int64(64), an np.float32 learning
+    rate) as Python's and paths as text: a search hands its settings to worker processes as JSON, which has no NumPy
+    types, and that failed only with --workers 2, after the study folder was made. Anything but a dict is refused."""
+    if overrides is None:
+        return {}
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"overrides= takes a dict of config keys, not {type(overrides).__name__} "
+                          f"{overrides!r:.60}", "For example overrides={'epochs': 5}, or the keys as keywords: "
+                          "epochs=5.")
+    return {k: _python(v) for k, v in overrides.items()}
+
+
+def _python(v: Any) -> Any:
+    if isinstance(v, (list, tuple)):
+        return type(v)(_python(x) for x in v)
+    if type(v).__module__ == "numpy" and hasattr(v, "tolist"):  # a NumPy scalar (or array) as Python's numbers
+        return v.tolist()
+    if isinstance(v, os.PathLike):  # data_dir=Path(...), as out= and space= take one
+        return os.fspath(v)
+    return v
+
+
+def merged_keys(keys: dict[str, Any], overrides: Any, dataset: str | None = None) -> dict[str, Any]:
+    """The config keys a Python call gives as keywords (and `dataset`) and in `overrides` (`config_keys`), one key
+    given both ways with two values refused: the dict won without a word (run_search's epochs=2 trained 1 epoch)."""
+    overrides = config_keys(overrides)
+    given = config_keys({**keys, **({"dataset": dataset} if dataset is not None else {})})
+    twice = sorted(k for k, v in given.items() if k in overrides and overrides[k] != v)
+    if twice:
+        raise ConfigError(f"{', '.join(twice)} given twice, as a keyword and in overrides=, with two values",
+                          "Give each config key once.")
+    return {**overrides, **given}
+
+
 def _check_folder_model(study_dir: Path, model: str) -> None:
     """A study folder searched again is a search over the model asked for (its summary.json says which,
     once a search has finished there): checked before its space is read as this model's."""
@@ -80,7 +117,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     `started_with`: the keys of `overrides` a resumed study takes from its start, not from this command."""
 
     cls = registry.get_model_class(model)
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    overrides = {k: v for k, v in config_keys(overrides).items() if v is not None}
     if isinstance(overrides.get("dataset"), str):  # a folder by its absolute path, as `zoo train` records it: the
         overrides["dataset"] = canonical_dataset_name(overrides["dataset"])  # study's reuse and best.toml hold it
     if study is not None and not study.strip():
@@ -89,7 +126,10 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         # its folder is studies/NAME: `..` would put it outside studies/, `.` over every other study
         raise ConfigError(f"--study {study!r}: a study name is not a path (no leading /, no '.' or '..' parts)",
                           "Name it plainly (e.g. --study convae-lr), or choose its folder with --out.")
-    study_dir = Path(out) if out else None
+    if out is not None and (not isinstance(out, (str, os.PathLike)) or not str(out).strip()):
+        raise ConfigError(f"--out (out=) is the study folder, a path, not {out!r:.60}",
+                          "Leave it out for studies/NAME, or name a folder.")
+    study_dir = Path(out) if out is not None else None
     # The space: the file given, else the copy in the study folder (resuming a study by name).
     if space is None:
         if study is None and study_dir is None:
@@ -139,6 +179,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, numbers.Real)
                                 or not timeout > 0):
         raise ConfigError(f"--timeout (timeout=) must be a positive number of seconds, got {timeout!r:.60}")
+    timeout = float(timeout) if timeout is not None else None  # a NumPy number too (the settings go as JSON)
     if concurrent and vectorize == 1:
         raise ConfigError("--concurrent trains the groups of trials that --vectorize K asks for at once, and "
                           "--vectorize is 1", "Add --vectorize K (e.g. 16).")

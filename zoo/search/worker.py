@@ -17,11 +17,11 @@ from zoo.errors import Interrupted
 from zoo.search.data import load_data
 from zoo.search.duplicates import Duplicate
 from zoo.search.group import run_group
-from zoo.search.liveness import JournalHeartbeat, fail_stale
+from zoo.search.liveness import JournalHeartbeat, fail_stale, say_taken_over, taken_over
 from zoo.search.settings import Settings
 from zoo.search.space import Space
 from zoo.search import storage_errors
-from zoo.search.study import HOST, open_study, retry_callback
+from zoo.search.study import HOST, open_study, optuna_module, retry_callback
 from zoo.search.trial import configure, score
 
 
@@ -43,6 +43,7 @@ class Worker:
         self.current = None
         self.duplicates = 0  # draws in a row that were an earlier trial's (this worker then backs off)
         self.scored: dict[int, str] = {}  # the line of each trial scored and not yet told to the study
+        self.lost = None  # the trial another worker failed while this one ran it (liveness.taken_over)
 
     def say_told(self, number: int | None = None) -> None:
         """Print the line of trial `number` (default: of every trial scored), now that the study holds its value."""
@@ -88,8 +89,15 @@ class Worker:
                         run_group(self, max(size, min(waiting, self.settings.vectorize)))
                         ran += size
                     else:
-                        self.study.optimize(self.objective, n_trials=1, catch=(Duplicate,), gc_after_trial=False,
-                                            show_progress_bar=False)
+                        self.lost = None
+                        try:
+                            self.study.optimize(self.objective, n_trials=1, catch=(Duplicate,), gc_after_trial=False,
+                                                show_progress_bar=False)
+                        except Exception:  # Optuna cannot tell a trial another worker failed meanwhile (ValueError:
+                            if self.lost is None:  # "Cannot tell a FAIL trial", or its own "Should not reach")
+                                raise
+                            say_taken_over(self, self.lost)
+                            self.current = None  # retried there: not queued again on a Ctrl-C here
                         self.say_told()
                         ran += 1
                     if self.after_trial is not None:
@@ -118,7 +126,9 @@ class Worker:
             from optuna.trial import TrialState
 
             if frozen.state == TrialState.FAIL:
-                self.retry(self.study, copy.deepcopy(frozen))
+                frozen = copy.deepcopy(frozen)
+                frozen.user_attrs.pop("note", None)  # its retry's row is of its own run
+                self.retry(self.study, frozen)
 
     # ------------------------------------------------------------------ one trial
     def data(self, train_cfg):
@@ -136,6 +146,15 @@ class Worker:
         try:
             values, cls, model_cfg, train_cfg = configure(self, trial)
             return score(self, trial, values, cls, model_cfg, train_cfg)
+        except (Exception, KeyboardInterrupt) as e:  # failed: trials.csv's note says why (its retry's row has none)
+            if not isinstance(e, (Duplicate, optuna_module().TrialPruned)):  # (those have theirs)
+                why = "interrupted (Ctrl-C or a stop signal): queued again" if isinstance(e, KeyboardInterrupt) else \
+                    f"failed: {getattr(e, 'message', None) or f'{type(e).__name__}: {e}'}"
+                with contextlib.suppress(Exception):  # (a trial another worker failed meanwhile takes no note)
+                    trial.set_user_attr("note", why[:300])
+            raise
         finally:
             if beat is not None:
                 beat.stop()
+            if taken_over(self, trial):  # this worker paused past the grace: Optuna refuses to tell it
+                self.lost = trial
