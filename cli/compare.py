@@ -27,7 +27,8 @@ def compare(runs, metric, desc, as_json, as_csv, plot):
     Each row shows the best epoch's metrics (the last epoch's where none is marked best), the epochs trained
     and the seconds they took; runs without the sort metric come last. Test metrics come from `zoo eval`
     (for a catalogued name, its evaluation of the whole test split in ./zoo-outputs/NAME/, else the
-    published figures: the bundled likelihood models ship their K=1000 evaluation). Sorted by a test
+    published figures: the bundled likelihood models ship their K=1000 evaluation); a run whose test
+    figures are of other images than the others' (a --limit look, another split) is noted. Sorted by a test
     metric, the table gives its standard error over the images and,
     for runs evaluated on the same images, a paired difference from the first of them, image by image: far
     more precise than the two standard errors (`zoo eval A --iwae-k 1000`, `zoo eval B --iwae-k 1000`,

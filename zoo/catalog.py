@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime
 import math
+import os
 import re
 import sys
 import urllib.parse
@@ -126,7 +127,7 @@ def _hub_from_file(entry: dict[str, Any], path: Path) -> dict[str, str]:
     rest = urllib.parse.unquote(hub[len("file://"):]) if hub.startswith("file://") else ""
     if not rest or rest.startswith(("/", "~", "localhost/")):
         return {}
-    return {"hub": (path.parent / rest).absolute().as_uri()}
+    return {"hub": Path(os.path.abspath(path.parent / rest)).as_uri()}  # ../hub/x: normalised, as parse() does
 
 
 def check_entry(kind: str, name: str, entry: Any) -> str | None:

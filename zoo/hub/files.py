@@ -15,7 +15,7 @@ from zoo.errors import RunError, ZooError
 from zoo.hub.locations import HubError
 from zoo.runs import config as cfgmod
 from zoo.runs.eval_images import IMAGES_FILE
-from zoo.runs.modelcard import PICTURES, is_picture
+from zoo.runs.modelcard import PICTURES, QUALITY, is_picture  # noqa: F401 (hub.files.QUALITY)
 from zoo.runs.files import (
     check_run_config,
     check_weights_fit,
@@ -35,8 +35,9 @@ EVAL = "eval.json"                               # test metrics, pushed only whe
 IMAGES = PICTURES                                # a run's pictures (zoo.runs.modelcard)
 MODEL_FILES = (CONFIG, WEIGHTS)                  # what loading needs; checked on every load
 EVAL_IMAGES = IMAGES_FILE                         # each test image's metrics, pushed with the eval.json they match
+# zoo eval --fid's figures of the samples (a GAN's only test figures), pushed when they measured these weights
 # All that is downloaded or pushed, with samplers.
-REPO_FILES = (CONFIG, WEIGHTS, CARD, METRICS, EVAL, EVAL_IMAGES, *IMAGES)
+REPO_FILES = (CONFIG, WEIGHTS, CARD, METRICS, EVAL, EVAL_IMAGES, QUALITY, *IMAGES)
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 PULLED_MANIFEST = ".zoo-pulled.json"   # in a cached copy of a folder hub: where it came from, its sha256s
 PUSHED_MANIFEST = ".zoo-pushed.json"   # in a folder hub: the mark of a push, the files it wrote and their sha256s

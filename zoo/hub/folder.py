@@ -12,7 +12,8 @@ Where the hub holds a push's mark, the copy is checked against it (zoo.hub.marks
 A push only ever creates a folder hub or replaces one a push made: it leaves PUSHED_MANIFEST (the
 files it wrote and their sha256s) in the folder, and replaces an existing non-empty folder only if
 that mark is there and the folder holds nothing else, unchanged. It never writes into or over the
-run it publishes, into zoo's or huggingface-hub's caches or zoo's bundled weights, or through a link.
+run it publishes, into zoo's or huggingface-hub's caches or zoo's bundled weights, inside another hub
+entry or run folder (zoo.hub.destination), or through a link.
 """
 
 from __future__ import annotations
@@ -28,9 +29,10 @@ import uuid
 from typing import Callable
 from pathlib import Path
 
-from zoo.caches import is_managed, zoo_cache
+from zoo.caches import zoo_cache
 from zoo.hub import limits, temps
 from zoo.hub.cache import Fetched, cache_error, now, read_json, write_json
+from zoo.hub.destination import RUN_MARKERS, refuse_location, write_error
 from zoo.hub.files import (CONFIG, MODEL_FILES, PULLED_MANIFEST, PUSHED_MANIFEST, check_config, check_model_files,
                            select_files)
 from zoo.hub.hf import zoo_version
@@ -38,7 +40,6 @@ from zoo.hub.locations import HubError, Location, Log
 from zoo.hub.marks import check_against_mark, pushed_files, read_mark
 from zoo.runs.files import file_sha256
 
-RUN_MARKERS = ("checkpoint.safetensors", "metrics.jsonl", ".zoo.lock")  # files only a run folder holds
 
 
 def slug(text: str) -> str:
@@ -239,23 +240,6 @@ def check_destination(dest: Path, run_dir: Path) -> None:
     check_replaceable(dest)
 
 
-def refuse_location(dest: Path, run_dir: Path) -> None:
-    """Refuse a push destination that is, holds or lies inside the run, or lies in a folder zoo or
-    huggingface-hub manage (links resolved: a link cannot disguise one)."""
-    real, run = Path(os.path.realpath(dest)), Path(os.path.realpath(run_dir))
-    if real == run or run in real.parents:
-        raise HubError(f"{dest} is {'the run' if real == run else 'inside the run'} {run_dir} that is being "
-                       "pushed: refusing to write there",
-                       "A folder hub is a separate folder: push to file:///SOME/OTHER/PATH.")
-    if real in run.parents:
-        raise HubError(f"{dest} holds the run {run_dir} that is being pushed: refusing to replace it",
-                       "A folder hub is a separate folder: push to file:///SOME/OTHER/PATH.")
-    if is_managed(dest) or is_managed(real):
-        raise HubError(f"{dest} is inside zoo's cache, the Hugging Face Hub cache or zoo's bundled weights: "
-                       "refusing to write there",
-                       "Those folders belong to zoo and huggingface-hub; push to a folder of your own.")
-
-
 def check_replaceable(dest: Path, shown: Path | None = None) -> None:
     """Refuse to replace `dest` unless it is missing, an empty folder, or a folder hub a push made and
     nobody changed since: every file it holds is one the push listed, with the sha256 it wrote. `shown`
@@ -324,7 +308,7 @@ def push_folder(dest: Path, files: dict[str, Path | bytes], run_dir: Path,
         parent.mkdir(parents=True, exist_ok=True)
         lock = temps.hold(parent)
     except OSError as e:
-        raise HubError(f"cannot write to {parent}: {e.strerror or e}") from None
+        raise write_error(e, parent) from None
     with lock:
         check_replaceable(dest)
         _recover(dest)
@@ -340,7 +324,7 @@ def push_folder(dest: Path, files: dict[str, Path | bytes], run_dir: Path,
                 finally:
                     temps.remove(tmp.path)  # gone already when it was swapped in
         except OSError as e:
-            raise HubError(f"cannot write to {dest}: {e.strerror or e}") from None
+            raise write_error(e, dest) from None
 
 
 def _recover(dest: Path) -> None:

@@ -1,7 +1,7 @@
 """How many bytes a pull fetches, per kind of file: checked against the size a hub lists (or `stat`
 gives) before a file is requested, and again while it is read, so an oversized file is never read whole.
 
-    config.json, README.md   1 MiB each (and a folder hub's push mark, .zoo-pushed.json)
+    config.json, README.md   1 MiB each (and a folder hub's push mark, .zoo-pushed.json, and quality.json)
     metrics.jsonl, eval.json 16 MiB each (a row per epoch; a classifier's report)
     eval-images.safetensors  16 MiB (each test image's metrics: 2 million numbers)
     each picture             20 MiB
@@ -26,6 +26,7 @@ from zoo.hub.files import (
     METRICS,
     MODEL_FILES,
     PUSHED_MANIFEST,
+    QUALITY,
     WEIGHTS,
     is_picture,
     is_sampler_file,
@@ -83,6 +84,8 @@ def cap(name: str, run: dict | None = None) -> Cap:
         return Cap(IMAGE_CAP, "a picture")
     if is_sampler_file(name):
         return Cap(SAMPLER_CAP, "a fitted latent sampler")
+    if name == QUALITY:
+        return Cap(TEXT_CAP, "sample quality figures")
     if name in (METRICS, EVAL, EVAL_IMAGES):
         return Cap(RECORD_CAP, {METRICS: "a training log", EVAL: "test metrics"}.get(name, "each test image's metrics"))
     return Cap(TEXT_CAP, name if name in (CONFIG, PUSHED_MANIFEST) else "a model card")

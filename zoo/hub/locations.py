@@ -69,5 +69,6 @@ def parse(source: str) -> Location:
         rest = urllib.parse.unquote(rest)
         if "\x00" in rest:
             raise HubError(f"'{source}' names a folder with a NUL character in it, which no file system allows")
-        return Location("file", path=Path(os.path.expanduser(rest)).absolute())
+        # normalised (a/../b: b), so that one folder is one cached copy and one outputs folder however it is spelled
+        return Location("file", path=Path(os.path.abspath(os.path.expanduser(rest))))
     raise HubError(f"'{source}' is not a hub location", "Use hf://ORG/NAME[@REVISION] or file:///PATH.")

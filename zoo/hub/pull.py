@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import difflib
+import glob
+import os
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -11,19 +13,45 @@ from urllib.parse import quote
 from zoo import registry
 from zoo.caches import zoo_cache
 from zoo.console import to_stderr
-from zoo.errors import UnknownModelError
+from zoo.errors import RunError, UnknownModelError
 from zoo.hub.cache import Fetched, read_json
-from zoo.hub.files import MODEL_FILES, PULLED_MANIFEST, WEIGHTS, check_safetensors, verify_catalogued
+from zoo.hub.files import (CONFIG, MODEL_FILES, PULLED_MANIFEST, WEIGHTS, check_config, check_safetensors,
+                           verify_catalogued)
 from zoo.hub.folder import fetch_folder, slug
 from zoo.hub.hf import fetch_hf, hf_store, import_hf
 from zoo.hub.locations import COMMIT_RE, HubError, Log, is_hub_source, parse
 from zoo.runs.files import file_sha256
 
 
-def fetch(source: str, *, log: Log = to_stderr) -> Fetched:
-    """A verified local copy of hf://… or file://… (downloaded or copied only when needed)."""
+def fetch(source: str, *, log: Log = to_stderr, sha256: str | None = None) -> Fetched:
+    """A verified local copy of hf://… or file://… (downloaded or copied only when needed). A folder hub that is
+    not there (a shared disk not mounted, a folder moved) is stood in for by its newest intact copy pulled before
+    (`sha256`: one whose weights have it, for a catalogued name), with a note; none: refused as before."""
     loc = parse(source)
-    return fetch_hf(loc, log) if loc.kind == "hf" else fetch_folder(loc, log)
+    if loc.kind == "hf":
+        return fetch_hf(loc, log)
+    if not os.path.lexists(loc.path):
+        copy = pulled_copy(str(loc), sha256)
+        if copy is not None:
+            log(f"note: the folder hub {loc} is not reachable: using its copy pulled on {copy[1]}, {copy[0].folder}")
+            return copy[0]
+    return fetch_folder(loc, log)
+
+
+def pulled_copy(location: str, sha256: str | None = None) -> tuple[Fetched, str] | None:
+    """The newest copy of folder hub `location` in zoo's cache that is intact (every file as its pull recorded
+    it), and with weights of `sha256` if given; with when it was pulled. None: there is none."""
+    copies = []
+    for folder in (zoo_cache() / "file").glob(f"{glob.escape(slug(str(parse(location).path)))}-*"):
+        record = read_json(folder / PULLED_MANIFEST)
+        files = record.get("files") if isinstance(record, dict) else None
+        if isinstance(files, dict) and record.get("location") == location and set(MODEL_FILES) <= set(files) \
+                and sha256 in (None, files[WEIGHTS]):
+            copies.append((str(record.get("pulled", "")), folder, files))
+    for pulled, folder, files in sorted(copies, key=lambda c: c[0], reverse=True):
+        if all((folder / n).is_file() and file_sha256(folder / n) == d for n, d in files.items()):
+            return Fetched(folder, location, dict(files), cached=True), pulled or "an unrecorded date"
+    return None
 
 
 def _local(name: str) -> tuple[Path | None, str, str]:
@@ -75,16 +103,42 @@ def pull(source: str, *, log: Log = to_stderr) -> dict[str, Any]:
         digest = file_sha256(weights)
         verify_catalogued(digest, expected, source, str(local))
         check_safetensors(weights, str(local))
+        if (local / CONFIG).is_file():  # (a folder without one is refused as no run when it is loaded)
+            check_catalogued(source, check_config(local / CONFIG, str(local)))
         return {"folder": str(local), "location": str(local), "name": source, "commit": None,
                 "files": {WEIGHTS: digest}, "how": how, "verified": [WEIGHTS] if expected else [],
                 "unverified": [] if expected else [WEIGHTS]}
     if not is_hub_source(entry["hub"]):
         raise HubError(f"the catalogue gives '{source}' the hub location '{entry['hub']}', which is not one",
                        f"Use hf://ORG/NAME@REVISION or file:///PATH. {fix}")
-    got = fetch(entry["hub"], log=log)
+    got = fetch(entry["hub"], log=log, sha256=expected)
     verify_catalogued(got.files[WEIGHTS], expected, source, got.location)
+    check_catalogued(source, check_config(got.folder / CONFIG, got.location))
     return {"folder": str(got.folder), "location": got.location, "name": source, "commit": got.commit,
             "files": got.files, "how": "cached" if got.cached else "fetched", **checked(got, bool(expected))}
+
+
+def check_catalogued(name: str, run: dict[str, Any]) -> None:
+    """The model and data set a catalogue entry gives its weights, against what their config.json says they are
+    (`zoo info NAME` would describe one model, and zoo.load give another): checked by every pull of a catalogued
+    name, so that zoo pull, zoo compare and zoo.load refuse a wrong entry alike."""
+    entry = registry.weights().get(name)
+    if entry is None:
+        return
+    trained_on = run["data"].get("name", run["train"].get("dataset"))
+    for field, said, actual in (("model", entry["model"], run["model"]), ("dataset", entry["dataset"], trained_on)):
+        if said != actual and not _same_folder_set(said, actual):
+            file = registry.catalog_file("weights", name)
+            raise RunError(f"{file.said()} catalogues '{name}' with {field} '{said}', but its config.json says "
+                           f"'{actual}'", f"The entry is wrong, not the weights. {file.fix()}")
+
+
+def _same_folder_set(said: str, recorded: str) -> bool:
+    """A catalogue's `folder:pics` for a run that recorded `folder:/home/alice/pics`: a folder of images is
+    named by where it was, which a shared catalogue (or images moved since) cannot repeat; its name must agree."""
+    prefix = "folder:"
+    return said.startswith(prefix) and recorded.startswith(prefix) and \
+        Path(said[len(prefix):]).name == Path(recorded[len(prefix):]).name
 
 
 def resolve(source: str, *, log: Log = to_stderr) -> Path:

@@ -1,15 +1,18 @@
-"""Publish a run folder: its config, weights, a model card, its training log (metrics.jsonl), its test
-metrics (eval.json, when they measured these weights), its pictures and the latent samplers fitted on
-these weights, to the Hugging Face Hub or a folder hub."""
+"""Publish a run folder: its config, weights, a model card (with the user's notes of the run's own card),
+its training log (metrics.jsonl), its test metrics (eval.json, when they measured these weights), its
+samples' quality figures (quality.json, likewise), its pictures and the latent samplers fitted on these
+weights, to the Hugging Face Hub or a folder hub."""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 from zoo import registry
+from zoo.caches import is_managed
 from zoo.console import to_stderr
 from zoo.errors import RunError
 from zoo.hub.files import (
@@ -33,7 +36,7 @@ from zoo.runs.files import file_sha256, open_regular, sampler_name
 from zoo.runs.lock import writer_of
 from zoo.runs.metrics_log import is_metric
 from zoo.runs.training_state import recorded_trainer, untrained
-from zoo.runs.modelcard import current_pictures, render_card
+from zoo.runs.modelcard import QUALITY, current_pictures, current_quality, read_notes, render_card, with_notes
 
 
 @dataclasses.dataclass
@@ -93,11 +96,22 @@ LOCAL_KEYS = ("data_dir", "mlflow_uri", "tensorboard_dir")
 
 
 def published(record: dict) -> dict:
-    """A run's config.json as a push publishes it: without the LOCAL_KEYS' values."""
-    train = record.get("train")
+    """A run's config.json as a push publishes it: without the LOCAL_KEYS' values, and a fine-tuned head's
+    encoder source (init_from) by its folder's name where it is a path here (public_name)."""
+    train, config = record.get("train"), record.get("config")
     if isinstance(train, dict) and any(train.get(k) for k in LOCAL_KEYS):
-        return {**record, "train": {**train, **{k: "" for k in LOCAL_KEYS if train.get(k)}}}
+        record = {**record, "train": {**train, **{k: "" for k in LOCAL_KEYS if train.get(k)}}}
+    if isinstance(config, dict) and public_name(config.get("init_from")) != config.get("init_from"):
+        record = {**record, "config": {**config, "init_from": public_name(config["init_from"])}}
     return record
+
+
+def public_name(where: object) -> object:
+    """A run named by its absolute path on this machine (private, and no use elsewhere) as its folder's name;
+    a catalogued name, a hub location or anything else as it is. Its weights' digest still identifies it."""
+    if isinstance(where, str) and os.path.isabs(where) and not is_hub_source(where):
+        return Path(where).name or where
+    return where
 
 
 def model_card(run_dir: Path, location: str, samplers=()) -> str:
@@ -108,7 +122,8 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
     # bundled weights: the catalogue's figures too (a GAN's FID is in no eval.json), as their own card shows them
     catalogued = registry.catalogued_metrics(registry.bundled_name(run_dir))
     images = current_pictures(run_dir)
-    card = render_card(run, eval_result, images, location, samplers, catalogued=catalogued)
+    card = render_card(run, eval_result, images, location, samplers, catalogued=catalogued,
+                       quality=published_quality(run_dir))
     summary = _training_summary(run_dir)
     plugin = run.get("plugin", {})
     plugin_text = f"{plugin.get('package', 'zoo')} {plugin.get('version', '')}".strip()
@@ -136,12 +151,22 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
         meta.append(f"  training: {{best_epoch: 0, epochs: 0, of: {run.get('train', {}).get('epochs')}}}")
         body += ["## Training", "", "It was stopped before it finished an epoch: these are the weights it started "
                  "with, not trained ones.", ""]
+    notes, _ = read_notes(run_dir / CARD)  # the user's own text in the run's card, published with it
     head, sep, rest = card.partition("\n---\n")  # the closing line of the YAML front matter
     if not sep:
-        return card + "\n" + "\n".join(body)
+        return with_notes(card + "\n" + "\n".join(body), notes)
     marker = "## Training configuration"
     rest = rest.replace(marker, "\n".join(body) + "\n" + marker, 1) if marker in rest else rest + "\n".join(body)
-    return head + "\n" + "\n".join(meta) + sep + rest
+    return with_notes(head + "\n" + "\n".join(meta) + sep + rest, notes)
+
+
+def published_quality(run_dir: Path) -> dict | None:
+    """The run's current quality.json (of these weights) as a push publishes it: its feature network, where a
+    run named by its path here, by its folder's name (its digest still identifies it)."""
+    quality = current_quality(run_dir)
+    if quality is not None and public_name(quality.get("feature_network")) != quality.get("feature_network"):
+        quality = {**quality, "feature_network": public_name(quality["feature_network"])}
+    return quality
 
 
 def _as_read(run_dir: Path) -> tuple[bytes, str]:
@@ -207,6 +232,14 @@ def _push_files(run_dir: Path, location: str, log: Log) -> tuple[dict[str, Path 
     if dataset.startswith("folder:"):  # its name is its path here, unlike data_dir not left out: say it goes out
         log(f"note: the data set is named by its path on this machine, {dataset}: config.json and the card publish "
             "it; whoever loads the weights points at their copy of the images with --data-dir (data_dir=)")
+    source = record.get("config", {}).get("init_from")
+    if public_name(source) != source:
+        log(f"note: the encoder's source is named by its path on this machine, {source}: config.json and the card "
+            f"publish its folder's name, {public_name(source)} (init_digest still identifies its weights)")
+    if not is_managed(run_dir) and not registry.shipped_by_plugin(run_dir):  # the user's card (not published weights')
+        _, dropped = read_notes(run_dir / CARD)
+        if dropped and (run_dir / CARD).is_file():
+            log(f"note: {dropped}; the pushed card is generated (with your notes below its notes line)")
     config = run_dir / CONFIG if record == published(record) else \
         (json.dumps(published(record), indent=2) + "\n").encode()
     files: dict[str, Path | bytes] = {CONFIG: config, WEIGHTS: run_dir / WEIGHTS,
@@ -220,6 +253,9 @@ def _push_files(run_dir: Path, location: str, log: Log) -> tuple[dict[str, Path 
             files[eval_images.IMAGES_FILE] = run_dir / eval_images.IMAGES_FILE
         elif note:
             log(f"note: {note}; it is not pushed")
+    quality = published_quality(run_dir)
+    if quality is not None:  # a GAN's only test figure; its digests make it checkable against the weights
+        files[QUALITY] = (json.dumps(quality, indent=2) + "\n").encode()
     for image in current_pictures(run_dir, log):
         files[image] = run_dir / image
     files.update(samplers)

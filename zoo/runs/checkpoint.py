@@ -8,7 +8,8 @@ and how a run resumes from it, is zoo.runs.training_state.
 
 A run's files are opened without blocking and only read if they are regular files (open_regular): a FIFO
 or a device in a run folder is refused with one message, never waited on. eval.json records the weights it
-measured, and counts only while model.safetensors holds them (read_eval).
+measured and a digest of the config.json fields that shape what it measures, and counts only while
+model.safetensors holds those weights and config.json those fields (read_eval).
 """
 
 from __future__ import annotations
@@ -39,13 +40,18 @@ EVAL = "eval.json"
 CARD = "README.md"
 DIGEST_KEY = "zoo_sha256"   # safetensors metadata: the sha256 of the file's tensors (tensor_digest)
 WEIGHTS_DIGEST = "weights_digest"  # eval.json: the weights it measured (weights_digest of model.safetensors)
+CONFIG_DIGEST = "config_digest"  # eval.json: what shaped the evaluation in config.json (measured_config_digest)
 TMP_SUFFIX = ".tmp"          # atomic_write's temporary files: .NAME.XXXX.tmp
+# the train fields that choose the images an evaluation reads (data_dir only says where they lie here)
+MEASURED_TRAIN_KEYS = ("dataset", "binarize", "image_size")
 
 
-def atomic_write(path: Path, data: bytes | str) -> None:
+def atomic_write(path: Path, data: bytes | str, errors: str = "surrogateescape") -> None:
     """Write `data` to `path` through a temporary file renamed into place: readers and a kill see the
     old file or the new one, never a mixture. Only a regular file (or nothing) is ever replaced: a
-    device, a pipe or a folder at `path` is refused, not swapped for a file."""
+    device, a pipe or a folder at `path` is refused, not swapped for a file. Text is written as UTF-8;
+    a file name that is not UTF-8 (Latin-1 bytes, which Python holds as surrogates) is written back as
+    its own bytes (`errors`: surrogateescape; a card, read as UTF-8 text, takes backslashreplace)."""
     path = Path(path)
     refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -56,7 +62,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
         raise
     try:
         with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode() if isinstance(data, str) else data)
+            fh.write(data.encode("utf-8", errors) if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
@@ -107,7 +113,25 @@ def _umask() -> int:
 
 
 def write_json(path: Path, obj: Any) -> None:
+    """A JSON file; an eval.json written beside its run's config.json records the digest of what shaped
+    the evaluation there (measured_config_digest), so that an edit of config.json makes it stale (read_eval)."""
+    path = Path(path)
+    if path.name == EVAL and isinstance(obj, dict) and WEIGHTS_DIGEST in obj and (path.parent / CONFIG).is_file():
+        obj = {**obj, CONFIG_DIGEST: measured_config_digest(read_json(path.parent / CONFIG))}
     atomic_write(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
+
+
+def measured_config_digest(record: Any) -> str:
+    """The sha256 of what in a config.json shapes what an evaluation measures: the model, its `config`, the data
+    set (its record, binarisation and image size). Not what a push leaves out or rewrites (data_dir, the trackers'
+    addresses, init_from), nor the training settings (epochs, lr), which changed the weights if anything."""
+    record = record if isinstance(record, dict) else {}
+    train = record.get("train") if isinstance(record.get("train"), dict) else {}
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    config = {k: v for k, v in config.items() if k != "init_from"}  # a push publishes it by its folder's name
+    shaped = {"model": record.get("model"), "config": config, "data": record.get("data"),
+              "train": {k: train.get(k) for k in MEASURED_TRAIN_KEYS}}
+    return hashlib.sha256(json.dumps(shaped, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def read_json(path: Path) -> Any:
@@ -143,7 +167,9 @@ def weights_digest(path: Path) -> str:
 def read_eval(run_dir: Path, weights: Path | None = None) -> tuple[dict[str, Any] | None, str | None]:
     """The run's eval.json if it measured the weights now in model.safetensors: (its contents, None).
     Else (None, why it is left out): unreadable, written by an older zoo that did not record the weights
-    it measured, or stale (measured on earlier weights: the run was trained further). (None, None): none.
+    it measured, or stale (measured on earlier weights: the run was trained further; or config.json changed
+    what they measure since: an eval.json that records no CONFIG_DIGEST, an older zoo's or a bundled
+    one's, is judged by its weights alone). (None, None): none.
     Every reader of eval.json (card, compare, push, info) goes through here, so none shows stale metrics.
     `weights`: the model file the evaluation must have measured, where eval.json is not beside it (the
     outputs folder of a model the user does not own)."""
@@ -162,6 +188,10 @@ def read_eval(run_dir: Path, weights: Path | None = None) -> tuple[dict[str, Any
                           "ignored; run zoo eval again")
         if result[WEIGHTS_DIGEST] != weights_digest(weights or Path(run_dir) / WEIGHTS):
             return None, f"{path} is stale: measured on earlier weights; run zoo eval again"
+        config = (weights.parent if weights is not None else Path(run_dir)) / CONFIG
+        if result.get(CONFIG_DIGEST) and result[CONFIG_DIGEST] != measured_config_digest(read_json(config)):
+            return None, (f"{path} is stale: config.json changed since it was measured (the model's settings or "
+                          "its data); run zoo eval again")
     except RunError as e:
         return None, f"{e.message}: {EVAL} ignored"
     except OSError as e:

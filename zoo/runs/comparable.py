@@ -110,7 +110,11 @@ def given_class(runs: list[Compared], metric: str) -> list[Compared]:
 def pair(runs: list[Compared], metric: str) -> Compared | None:
     """Each run's paired difference on the test `metric` from a reference run's, over the same images: the
     reference is the first run (in the table's order) of the largest group measured on the same images
-    whose values were kept. That run, or None when no two runs pair."""
+    whose values were kept. That run, or None when no two runs pair. Sorted by another metric, the runs
+    whose test figures are of other images than the others' are said all the same (other_test_images)."""
+    if not metric.startswith("test_"):
+        other_test_images(runs)
+        return None
     name = metric.removeprefix("test_")
     kept = [r for r in runs if metric.startswith("test_") and name in r.test_values]
     groups: dict[str | None, list[Compared]] = {}
@@ -127,3 +131,20 @@ def pair(runs: list[Compared], metric: str) -> Compared | None:
             r.notes.append(f"measured on other test images than {reference.name} ({_other_images(r, reference)}): "
                            "no paired difference")
     return reference if len(group) > 1 else None
+
+
+def other_test_images(runs: list[Compared]) -> None:
+    """The test columns a table shows whatever its sort key: a run whose figures are of other images (a --limit
+    look, another split) than the first of the largest group measured on the same images is said to be, since
+    its cells stand beside theirs. Runs whose images are not known (no per-image values kept) say nothing."""
+    groups: dict[str, list[Compared]] = {}
+    for r in runs:
+        if r.test_metrics and r.test_images is not None:
+            groups.setdefault(r.test_images, []).append(r)
+    if len(groups) < 2:
+        return
+    reference = max(groups.values(), key=len)[0]  # the first of the largest: max keeps the first
+    for r in runs:
+        if r.test_metrics and r.test_images not in (None, reference.test_images):
+            r.notes.append(f"its test metrics are of other test images than {reference.name}'s "
+                           f"({_other_images(r, reference)}): they do not compare directly")

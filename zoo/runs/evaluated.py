@@ -91,22 +91,36 @@ def _own_evaluation(row: Evaluated, place: Path, folder: Path) -> dict[str, Any]
     figures. Said in the row's notes either way."""
     own, note = ckpt.read_eval(place, weights=folder / ckpt.WEIGHTS)
     where = f"{place.relative_to(Path.cwd())}/{ckpt.EVAL}"
+    shown = "the published test metrics are shown" if row.metrics else "no test metrics were published to show"
     if note:
-        row.notes.append(f"{note}: the published test metrics are shown")
+        row.notes.append(f"{note}: {shown}")
         return None
     if own is None:
         return None
     if "limit" not in own:
         row.notes.append(f"{where} does not say whether it measured the whole test split (an older zoo wrote it): "
-                         "the published test metrics are shown; run zoo eval again to compare yours")
+                         f"{shown}; run zoo eval again to compare yours")
         return None
     if own.get("split", "test") != "test" or own["limit"] is not None:
         row.notes.append(f"{where} measured {own.get('images')} {own.get('split', 'test')} images, not the whole "
-                         "test split: the published test metrics are shown")
+                         f"test split: {shown}")
         return None
     row.notes.append(f"test metrics from {where} ({own.get('images'):,} test images)"
                      + (", the rest published" if set(row.metrics) - set(own["metrics"]) else ""))
     return own
+
+
+def _current_quality(path: Path, folder: Path) -> dict[str, Any] | None:
+    """The quality.json at `path` where it measured the weights in `folder` (None: none, an older zoo's without
+    their digest, or of weights trained further since)."""
+    try:
+        quality = json.loads(path.read_text())
+        if not isinstance(quality, dict) or not isinstance(quality.get("samples_vs_test"), dict) \
+                or quality.get(ckpt.WEIGHTS_DIGEST) != ckpt.weights_digest(folder / ckpt.WEIGHTS):
+            return None
+    except (OSError, ValueError, ZooError):  # weights that cannot be read: no figure said to be theirs
+        return None
+    return quality
 
 
 QUALITY = {"fid": "classifier_fid", "kid": "classifier_kid", "precision": "classifier_precision",
@@ -114,20 +128,17 @@ QUALITY = {"fid": "classifier_fid", "kid": "classifier_kid", "precision": "class
 
 
 def _read_quality(row: Evaluated, folder: Path, name: str) -> None:
-    """quality.json's figures (the first seed's, as the catalogue quotes them), where it measured these weights;
-    the feature network and the images are said, since FIDs of other networks or counts do not compare."""
+    """quality.json's figures (the first seed's, as the catalogue quotes them), where it measured these weights:
+    the user's own (in ./zoo-outputs/NAME/ for a model not theirs), else the one published with the weights; the
+    feature network and the images are said, since FIDs of other networks or counts do not compare."""
     place, _ = output_place(name, folder)
-    path = place / "quality.json"
-    try:
-        quality = json.loads(path.read_text())
-    except (OSError, ValueError):
+    for path in dict.fromkeys((place / "quality.json", folder / "quality.json")):
+        quality = _current_quality(path, folder)
+        if quality is not None:
+            break
+    else:
         return
-    pair = quality.get("samples_vs_test") if isinstance(quality, dict) else None
-    try:
-        if not isinstance(pair, dict) or quality.get(ckpt.WEIGHTS_DIGEST) != ckpt.weights_digest(folder / ckpt.WEIGHTS):
-            return  # an older zoo's (no digest), or of weights trained further since
-    except (OSError, ZooError):  # weights that cannot be read: no figure said to be theirs
-        return
+    pair = quality["samples_vs_test"]
     if quality.get("other_images"):  # not the run's own test figures, as eval.json's of other images are not
         row.notes.append(f"{path.name} measured other images than it was trained on: its figures are not shown")
         return

@@ -1,8 +1,13 @@
-"""README.md model cards for run folders: YAML metadata for hubs, then what it is and how to use it."""
+"""README.md model cards for run folders: YAML metadata for hubs, then what it is and how to use it, then
+the user's own notes: the text below the card's notes line (NOTES_LINE), carried into every card zoo writes
+of the run (zoo eval, zoo push). The line records a digest of the card above it, so that a hand edit there,
+which the next card replaces, is said rather than dropped without a word."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import math
 import re
 import shlex
@@ -29,12 +34,63 @@ def _model_class(model: str) -> type | None:
         return None
 
 
+NOTES_LINE = ("<!-- zoo card {digest}: write your own notes below this line; zoo keeps them in every card it writes "
+              "(zoo eval, zoo push) and writes the card above anew -->")
+_NOTES_RE = re.compile(r"^<!-- zoo card ([0-9a-f]{12}): .*-->$", re.MULTILINE)
+
+
+def _text_digest(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:12]  # as the card is written
+
+
+def with_notes(card: str, notes: str = "") -> str:
+    """`card`, then its notes line (with the digest of the card above it), then the user's `notes`."""
+    above = card.rstrip("\n") + "\n\n"
+    return above + NOTES_LINE.format(digest=_text_digest(above)) + "\n" + notes
+
+
+def read_notes(path: Path) -> tuple[str, str | None]:
+    """The user's notes in the card at `path` (the text below its notes line), and what to say where a push or
+    the next card drops text of the user's: an edit above the line, or a card without the line (an older zoo's,
+    or a file of the user's). ("", None) without a card."""
+    try:
+        text = Path(path).read_bytes().decode("utf-8", "replace")
+    except OSError:  # none (or unreadable: the card is zoo's to write anew)
+        return "", None
+    found = _NOTES_RE.search(text)
+    if found is None:
+        return "", (f"{path} has no notes line (an older zoo wrote it, or it is a file of yours): the card zoo writes "
+                    "replaces it, and text of yours in it is not kept; write your notes below the new card's notes "
+                    "line, which zoo keeps")
+    notes = text[found.end() + 1:]
+    if _text_digest(text[:found.start()]) != found.group(1):
+        return notes, (f"{path} was edited above its notes line: zoo writes that part anew and does not keep "
+                       "the edit; write your text below the notes line, which zoo keeps")
+    return notes, None
+
+
+def shell_address(address: str) -> str:
+    """`address` quoted for a shell command line; a local path that begins with '-' as ./-x, else a
+    command would take it for an option (zoo eval -x)."""
+    return shlex.quote(f"./{address}" if address.startswith("-") else address)
+
+
+def card_address(run_dir: Path) -> str:
+    """A run folder as its card names it: as the user reached it (runs/ae, /data/runs/ae), so that its lines work
+    from where they work; but a path through '..', or '.' (zoo train --resume . inside the folder), is right from
+    one folder alone and says nothing of the run: the folder's own name then."""
+    parts = Path(run_dir).parts
+    if not parts or ".." in parts:
+        return Path(os.path.abspath(run_dir)).name or str(run_dir)
+    return str(run_dir)
+
+
 def _usage(address: str, cls: type | None, samplers=(), dataset: str = "") -> tuple[str, list[str]]:
     """The card's load line and the commands that apply to the model (all of them when unknown), with
     one `zoo generate --sampler` line per latent sampler that goes with the weights."""
     can = set(cls.capabilities()) if cls is not None else {"encode", "reconstruct", "sample"}
     evaluates = cls.has_test_metrics() if cls is not None else True
-    shell = shlex.quote(address)
+    shell = shell_address(address)
     methods = [m for m, c in (("run.encode(x)", "encode"), ("run.reconstruct(x)", "reconstruct"),
                               ("run.sample(n)", "sample"), ("run.sample_class(labels)", "sample_class"),
                               ("run.classify(x)", "classify")) if c in can]
@@ -69,11 +125,12 @@ def _task(cls: type | None) -> str:
 
 
 def render_card(run: dict, eval_result: dict | None, images: list[str], address: str, samplers=(),
-                catalogued: dict | None = None) -> str:
+                catalogued: dict | None = None, quality: dict | None = None) -> str:
     """The card of a run reached at `address` (a folder, a catalogued name or a hub location): its
     load lines use the address as it is, so they work as written. `samplers`: the names of the latent
     samplers fitted on its training codes that go with the weights (sampler-NAME.safetensors). `catalogued`:
-    the figures the catalogue quotes for catalogued weights, shown where eval.json does not hold them (an FID)."""
+    the figures the catalogue quotes for catalogued weights, shown where eval.json does not hold them (an FID).
+    `quality`: the run's quality.json of these weights (current_quality), its sample figures quoted."""
     run_name = address.rstrip("/").rsplit("/", 1)[-1]
     if address.startswith("file:"):  # file:///hub/my%20entry: "my entry" (a folder's own name stays as it is)
         run_name = unquote(run_name)
@@ -124,7 +181,7 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
                       ""]
         ks = [k[len("nll_iwae_k"):].split("_")[0] for k in metrics if k.startswith("nll_iwae_k")]
         if ks:  # the −ELBO (and a VampPrior's KL) come from the first bound's draws
-            lines += [f"The Monte-Carlo figures are those of one stream of draws: `zoo eval {shlex.quote(address)} "
+            lines += [f"The Monte-Carlo figures are those of one stream of draws: `zoo eval {shell_address(address)} "
                       f"--iwae-k {ks[0]}` gives them again" + (f" (`--iwae-k {ks[1]}` its K = {ks[1]} bound)"
                                                               if len(ks) > 1 else "")
                       + "; without `--iwae-k` the −ELBO is another draw (within its standard error).", ""]
@@ -135,8 +192,9 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
                   *[f"| {k} | {v:.5g} |" for k, v in others.items()], "",
                   "(quoted by the catalogue entry of these weights, zoo's registry.toml or a plugin's or a user's "
                   "catalogue file, for the test split when they were catalogued; not measured for this card"
-                  + (f"; `classifier_` figures by `zoo eval {shlex.quote(address)} --fid`"
+                  + (f"; `classifier_` figures by `zoo eval {shell_address(address)} --fid`"
                      if any(k.startswith("classifier_") for k in others) else "") + ")", ""]
+    lines += _quality_lines(quality, address)
     python_line, commands = _usage(address, cls, samplers, dataset)
     package = run.get("plugin", {}).get("package") or "zoo"
     needs = ([f"The model comes from the plugin package `{package}`: install it beside zoo first "
@@ -149,6 +207,40 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     for img in images:
         lines += [f"![{img}]({img})", ""]
     return "\n".join(lines)
+
+
+QUALITY = "quality.json"  # zoo eval --fid's figures of the model's samples (of its prior's: quality-SAMPLER.json not)
+
+
+def current_quality(run_dir: Path) -> dict | None:
+    """The run's quality.json where it measured the weights model.safetensors holds (None: none, unreadable, an
+    older zoo's without the weights' digest, or of earlier weights)."""
+    try:
+        quality = ckpt.read_json(Path(run_dir) / QUALITY)
+        current = ckpt.weights_digest(Path(run_dir) / ckpt.WEIGHTS)
+    except (ZooError, OSError):
+        return None
+    if not isinstance(quality, dict) or not isinstance(quality.get("samples_vs_test"), dict) \
+            or quality.get(ckpt.WEIGHTS_DIGEST) != current:
+        return None
+    return quality
+
+
+def _quality_lines(quality: dict | None, address: str) -> list[str]:
+    """The card's section of quality.json's figures of the samples against the test images."""
+    if not quality:
+        return []
+    pair = quality["samples_vs_test"]
+    rows = [f"| classifier_{k} | {pair[k]:.5g} |" for k in ("fid", "kid", "precision", "recall")
+            if type(pair.get(k)) in (int, float) and math.isfinite(pair[k])]
+    if not rows:
+        return []
+    other = " (of other images than it was trained on)" if quality.get("other_images") else ""
+    return [f"## Sample quality ({quality.get('images')} samples against the test images{other})", "",
+            "| metric | value |", "| --- | --- |", *rows, "",
+            f"(measured by `zoo eval {shell_address(address)} --fid`, on the features of the network "
+            f"{quality.get('feature_network')}: they compare only with figures of the same network and count; "
+            f"{QUALITY} holds them all)", ""]
 
 
 PICTURES = ("reconstructions.png", "samples.png", "loss.png")  # a run's pictures a card shows and a push publishes
@@ -188,7 +280,8 @@ def current_pictures(run_dir: Path, log=None) -> list[str]:
 
 def write_card(run_dir: Path, log=to_stderr) -> Path:
     """README.md of a run folder, from its config.json, its current eval.json (a stale one is left out,
-    with a note to `log`) and its pictures."""
+    with a note to `log`) and its pictures, with the user's notes of the card it replaces (read_notes; a hand
+    edit it does not keep is said to `log`)."""
     run_dir = Path(run_dir)
     run = ckpt.read_json(run_dir / ckpt.CONFIG)
     eval_result, note = ckpt.read_eval(run_dir)  # only test metrics of the weights the card describes
@@ -196,6 +289,11 @@ def write_card(run_dir: Path, log=to_stderr) -> Path:
         log(f"note: {note}")
     images = current_pictures(run_dir)
     path = run_dir / ckpt.CARD
-    # The run as the user reached it (runs/ae, /data/runs/ae): the load line works from where they work.
-    ckpt.atomic_write(path, render_card(run, eval_result, images, str(run_dir), sampler_names(run_dir)))
+    notes, dropped = read_notes(path)
+    if dropped and path.is_file():
+        log(f"note: {dropped}")
+    card = render_card(run, eval_result, images, card_address(run_dir), sampler_names(run_dir),
+                       quality=current_quality(run_dir))
+    # a card is UTF-8 text: a folder name that is not (Latin-1 bytes) is spelled with backslash escapes in it
+    ckpt.atomic_write(path, with_notes(card, notes), errors="backslashreplace")
     return path

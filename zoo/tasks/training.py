@@ -229,6 +229,11 @@ def _refuse_published(text: str) -> None:
         what = f"a folder hub's entry (a push made it: {PUSHED_MANIFEST})"
     else:
         return
+    folder = registry.weights_folder(text) if what == "a catalogued name" else None
+    if folder is not None and (folder / ckpt.CHECKPOINT).is_file():  # the user's catalogue names a run of theirs
+        raise RunError(f"--resume {text}: a catalogued name, and --resume takes a run folder: its entry names the "
+                       f"run folder {folder.resolve()}", f"Resume it by its path: zoo train --resume "
+                       f"{shlex.quote(str(folder.resolve()))}")
     raise RunError(f"--resume {text}: {what}, not a run of yours: published weights carry no checkpoint to "
                    "train on", "Train a run of your own (zoo train MODEL ...); --resume continues a folder that "
                    "zoo train wrote.")
