@@ -51,9 +51,9 @@ class OcclusionNoise(NoiseModel):
     params = ("size", "count")
     defaults = (8, 1)
     integer = ("size", "count")
-    # Each patch is a pass over the batch: a count of a billion ran for a day; a thousand 1-pixel patches
-    # already black out more than a 28×28 image.
-    ranges = {"size": (1, float("inf")), "count": (0, 1000)}
+    # Each patch is a pass over the batch: a count of a billion ran for a day. A hundred thousand 1-pixel
+    # patches black out a 256×256 image (and a run trained with more could no longer be loaded).
+    ranges = {"size": (1, float("inf")), "count": (0, 100_000)}
 
     def on(self, shape):
         if self.values["count"] == 0:  # no patch at all, of any size: one noise (a sweep stops at it)

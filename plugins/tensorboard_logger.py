@@ -108,9 +108,11 @@ class TensorBoard(Logger):
 
     @classmethod
     def logged_training(cls, run_dir: Path) -> list[str]:
-        """RUN/tensorboard with a training's claim in it: `zoo latent --log tensorboard` writes its projector
-        files there too, which log no epoch."""
-        return ["tensorboard"] if (run_dir / "tensorboard" / OWNER).is_file() else []
+        """RUN/tensorboard with a training's claim in it (or, written before claims, event files without the
+        projector's): `zoo latent --log tensorboard` writes its projector files there too, which log no epoch."""
+        folder = run_dir / "tensorboard"
+        older = any(folder.glob("events.out.tfevents*")) and not (folder / "projector_config.pbtxt").exists()
+        return ["tensorboard"] if (folder / OWNER).is_file() or older else []
 
     def folder(self, run_folder: Path) -> Path:
         base = self.train.tensorboard_dir

@@ -14,6 +14,7 @@ from typing import Any
 from zoo import registry
 from zoo.caches import is_managed
 from zoo.console import to_stderr
+from zoo.arguments import home
 from zoo.errors import RunError
 from zoo.hub.files import (
     CARD,
@@ -330,6 +331,7 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
     `revision`, default main; the repository is created if needed, private if asked) or to a folder hub
     file:///PATH (created, or replaced as a whole, atomically, only if an earlier push made it: see
     zoo.hub.folder). A damaged run is refused before anything is written or uploaded."""
+    run = home(run)  # ~/runs/x: the user's home, as everywhere (zoo.arguments.home)
     loc = parse(destination)
     if loc.kind == "hf" and loc.revision and revision and loc.revision != revision:
         raise HubError(f"two revisions given: @{loc.revision} and --revision {revision}")

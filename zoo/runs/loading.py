@@ -318,5 +318,6 @@ def _placed(path: Path, run_dir: Path | None = None) -> str:
         held = ""
     key = f"{where}\0{held}" if held else str(where)  # the place alone: a run that records no identity
     # a name within a file name's 255 bytes with its digest (a 250-byte run name could not be evaluated)
-    name = os.fsdecode(os.fsencode(where.name)[:200]) if len(os.fsencode(where.name)) > 200 else where.name
+    name = os.fsencode(where.name)[:200].decode("utf-8", "ignore") if len(os.fsencode(where.name)) > 200 \
+        else where.name  # (cut between whole characters)
     return f"{name}-{hashlib.sha256(os.fsencode(key)).hexdigest()[:8]}"

@@ -20,6 +20,7 @@ from zoo.console import check_log, quiet
 from zoo.data import ImageData, canonical_dataset_name
 from zoo.data.datasets import with_binarization
 from zoo.device import cuda_only_notes, keeps_callers_random_state, pick_device
+from zoo.arguments import home
 from zoo.errors import ConfigError, Interrupted, TrainingDiverged
 from zoo.model import build_seeded
 from zoo.runs.config import check_count, check_flag, resolve_config
@@ -166,6 +167,7 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     end (folds.json), and the same call after a stop (Ctrl-C, a kill) goes on from them; without, a stop keeps
     nothing."""
     check_log(log, loggers=False)
+    out, config = home(out), home(config)  # ~/cv is the user's home, as everywhere (zoo.arguments.home)
     refuse_command_options("cross_validate", keys)
     folds_k = check_count(folds_k, "--folds (folds_k=)", 2)
     check_flag(compare_holdout, "compare_holdout")

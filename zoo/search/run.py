@@ -20,6 +20,7 @@ from typing import Any, Callable
 from zoo.arguments import refuse_command_options
 from zoo.console import check_log, to_stdout
 from zoo.device import keeps_callers_random_state
+from zoo.arguments import home
 from zoo.errors import ConfigError, Interrupted, RunError
 from zoo.runs import checkpoint as ckpt
 from zoo.search.objective import check_metric
@@ -45,6 +46,8 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
     `zoo search`'s (out, study, trials, strategy, pruner, cv, seed: the search's own, workers, ...); any other
     keyword is a config key every trial shares, as `zoo.train` takes them (dataset="mnist", epochs=5: `--set`)."""
     check_log(log)
+    space = home(space)  # ~/space.toml and out="~/st": the user's home, as everywhere (zoo.arguments.home)
+    options = {k: home(v) if k == "out" else v for k, v in options.items()}
     settable = set(inspect.signature(prepare).parameters) - {"model", "space", "started_with"}
     refuse_command_options("run_search", [k for k in options if k not in settable])
     for k in options:  # a search option misspelt is said as one, not as an unknown config key

@@ -249,12 +249,9 @@ class IterativeAutoencoding(Callback):
     @classmethod
     def from_config(cls, train) -> "IterativeAutoencoding | None":
         if train.iterative_passes <= 1:
-            if len(train.iterative_weights) > 1 or any(w != 1 for w in train.iterative_weights):
-                # one weight with one pass changed nothing (the loss is the model's own): said, not ignored
-                raise ConfigError(f"iterative_weights = {list(train.iterative_weights)} with iterative_passes 1: "
-                                  "one pass is no iterative autoencoding, and its weight would not be used",
-                                  "Set iterative_passes to the number of reconstructions in the loss, or leave "
-                                  "iterative_weights out.")
+            if len(train.iterative_weights) > 1:
+                raise ConfigError(f"iterative_weights has {len(train.iterative_weights)} values but iterative_passes "
+                                  "is 1", "Set iterative_passes to the number of reconstructions in the loss.")
             return None
         return cls(train.iterative_passes, train.iterative_weights)
 
