@@ -381,7 +381,8 @@ def reconstruct(run, n, out, split, data_dir, device):
 @cli.command()
 @click.argument("run", type=TEXT)
 @click.option("--noise", type=TEXT, default=None,
-              help="Corruption to add, e.g. gaussian:0.6 (default: the training noise).")
+              help="Corruption to add, e.g. gaussian:0.6 (default: the training noise; with --input, none: your "
+                   "images are denoised as they are).")
 @click.option("--n", default=16, show_default=True, type=Count(1, 1024),
               help="How many images the picture shows (with --input, every image is denoised and written).")
 @click.option("--out", "-o", type=OUT_FILE,

@@ -281,3 +281,17 @@ def test_a_relative_xdg_cache_home_is_ignored_as_the_xdg_specification_says(tmp_
     assert cache_dir() == tmp_path / ".cache" / "zoo" / "datasets"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "abs"))
     assert zoo_cache() == tmp_path / "abs" / "zoo" / "hub"
+
+
+def test_an_option_named_like_a_config_key_says_to_give_it_with_set():
+    result = invoke("train", "vae", "--latent-dim", "8")
+    assert result.exit_code == 2 and "--set latent_dim=VALUE gives it" in result.output
+    assert "Did you mean" not in result.output
+
+
+def test_zoo_denoise_of_catalogued_weights_with_out_names_no_outputs_folder_it_does_not_use(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = assert_ok(invoke("denoise", "dae-mnist", "--input", _png(tmp_path / "in" / "a.png", [[0] * 28] * 28),
+                           "--out", tmp_path / "pics" / "d.png"))
+    assert "zoo-outputs" not in out and not (tmp_path / "zoo-outputs").exists()
+    assert (tmp_path / "pics" / "d_files" / "a.png").is_file()

@@ -250,3 +250,9 @@ def test_a_dead_workers_trial_on_sqlite_is_said_as_on_the_journal_file(tmp_path)
     write_csv(worker.study.get_trials(), tmp_path / "trials.csv", "val_loss_best")
     _, table = rows(tmp_path)
     assert (table[0]["state"], table[0]["note"]) == ("fail", "failed; retried as trial 1")
+
+
+def test_one_config_key_given_as_a_keyword_and_in_overrides_with_the_same_values_as_tuple_and_list_is_one_value():
+    from zoo.search.settings import merged_keys
+
+    assert merged_keys({"channels": (4, 8, 8)}, {"channels": [4, 8, 8]})["channels"] in ([4, 8, 8], (4, 8, 8))

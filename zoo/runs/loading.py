@@ -99,28 +99,6 @@ def catalogued_name(source: str) -> str:
     return registry.default_weights_name(source) or source
 
 
-def _check_catalogued(name: str, run: dict[str, Any]) -> None:
-    """The model and data set a catalogue entry gives its weights, against what their config.json says they are
-    (`zoo info NAME` would describe one model, and zoo.load give another)."""
-    entry = registry.weights().get(name)
-    if entry is None:
-        return
-    trained_on = run["data"].get("name", run["train"].get("dataset"))
-    for field, said, actual in (("model", entry["model"], run["model"]), ("dataset", entry["dataset"], trained_on)):
-        if said != actual and not _same_folder_set(said, actual):
-            file = registry.catalog_file("weights", name)
-            raise RunError(f"{file.said()} catalogues '{name}' with {field} '{said}', but its config.json says "
-                           f"'{actual}'", f"The entry is wrong, not the weights. {file.fix()}")
-
-
-def _same_folder_set(said: str, recorded: str) -> bool:
-    """A catalogue's `folder:pics` for a run that recorded `folder:/home/alice/pics`: a folder of images is
-    named by where it was, which a shared catalogue (or images moved since) cannot repeat; its name must agree."""
-    prefix = "folder:"
-    return said.startswith(prefix) and recorded.startswith(prefix) and \
-        Path(said[len(prefix):]).name == Path(recorded[len(prefix):]).name
-
-
 def installed_entry(run: dict[str, Any], run_dir: Path):
     try:
         return registry.get_entry(run["model"])
@@ -155,9 +133,7 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
                           "Pass the run it came from: its folder, catalogued name or hub location, or zoo.load(...).")
     # Absolute, so that the run is still found after the working directory changes (os.chdir).
     run_dir = resolve(source).absolute()
-    run = read_run(run_dir)
-    if isinstance(source, str) and not Path(source).exists():
-        _check_catalogued(catalogued_name(source), run)
+    run = read_run(run_dir)  # (a catalogued name's model and data set are checked by its pull: check_catalogued)
     entry = installed_entry(run, run_dir)
     shape, classes = runfiles.run_shape(run), runfiles.run_classes(run)
     try:  # a record the run was written with, not the command line: a config.json edited, or another model's

@@ -88,7 +88,8 @@ def merged_keys(keys: dict[str, Any], overrides: Any, dataset: str | None = None
     given both ways with two values refused: the dict won without a word (run_search's epochs=2 trained 1 epoch)."""
     overrides = config_keys(overrides)
     given = config_keys({**keys, **({"dataset": dataset} if dataset is not None else {})})
-    twice = sorted(k for k, v in given.items() if k in overrides and overrides[k] != v)
+    listed = lambda v: list(v) if isinstance(v, tuple) else v  # noqa: E731  ((4, 8) and [4, 8] are one value)
+    twice = sorted(k for k, v in given.items() if k in overrides and listed(overrides[k]) != listed(v))
     if twice:
         raise ConfigError(f"{', '.join(twice)} given twice, as a keyword and in overrides=, with two values",
                           "Give each config key once.")

@@ -100,7 +100,9 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     gen = torch.Generator(device=run.device).manual_seed(seed)
     # Two denoisings of inputs of one name at once each chose the same default name and wrote into one folder:
     # the second now waits, and then sees the first's outputs (default_output names it apart).
-    lock = results_lock(run.output_dir) if input is not None else None
+    # (the folder the outputs go to: --out's, or the run's outputs folder, named only when it is used)
+    place = Path(out).absolute().parent if isinstance(out, (str, PathLike)) and str(out) else None
+    lock = results_lock(place or run.output_dir) if input is not None else None
     try:
         # A user's images get a picture named after them: a later denoising of the test set (denoised.png)
         # does not replace it, nor leave it beside files of another input.
