@@ -295,3 +295,25 @@ def test_zoo_denoise_of_catalogued_weights_with_out_names_no_outputs_folder_it_d
                            "--out", tmp_path / "pics" / "d.png"))
     assert "zoo-outputs" not in out and not (tmp_path / "zoo-outputs").exists()
     assert (tmp_path / "pics" / "d_files" / "a.png").is_file()
+
+
+def test_a_stop_while_the_last_epochs_pictures_are_drawn_leaves_a_complete_run_and_says_so(tmp_path):
+    import json
+    import os
+    import signal
+
+    import zoo
+    from zoo.errors import Interrupted
+    from zoo.training.callbacks import Callback
+
+    class StopAtTheEnd(Callback):
+        def on_train_end(self, trainer):
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the best weights' pictures are drawn
+
+    run = tmp_path / "r"
+    with pytest.raises(Interrupted, match="stopped after its last epoch: .* is complete"):
+        zoo.train("convae", dataset="digits", epochs=2, out=run, callbacks=[StopAtTheEnd()], progress=False,
+                  channels=[4, 8, 8], hidden=[16])
+    assert (run / "reconstructions.png").is_file() and (run / "loss.png").is_file()
+    card = (run / "README.md").read_text()
+    assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2 and '"epochs": 2' in card

@@ -18,7 +18,7 @@ from zoo.data import canonical_data_dir, canonical_dataset_name, relocated
 from zoo.data.datasets import folder_of
 from zoo.data.folders import few
 from zoo.device import describe, device_label, keeps_callers_random_state, pick_device
-from zoo.errors import ConfigError, DataNotFoundError, RunError, storage_error
+from zoo.errors import ConfigError, DataNotFoundError, Interrupted, RunError, storage_error
 from zoo.hub import is_hub_source, is_managed
 from zoo.hub.files import PUSHED_MANIFEST
 from zoo.interrupts import holding_interrupts
@@ -160,10 +160,27 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         log(f"training {model} on {data.name} ({data.train_x.shape[0]} images, {tuple(data.shape)}) "
             f"on {describe(device)} -> {run_dir}")
         with finishing(loggers):
-            result = trainer.fit()
-            with holding_interrupts():  # a stop after the last epoch still leaves the run its card
-                write_card(run_dir, log=log)
+            result = fit_with_card(trainer, run_dir, log)
         result.logging_seconds = {logger.name: logger.seconds for logger in loggers}
+    return result
+
+
+def fit_with_card(trainer: Trainer, run_dir: Path, log, resume: bool = False):
+    """Train, then write the run's card. A stop after the last epoch (while the best weights' pictures are drawn:
+    the engine holds it until they are) still leaves the run its card, and is said as the end it is, not as a
+    bare "Interrupted." beside a card of fewer epochs."""
+    try:
+        result = trainer.fit(resume=resume)
+    except KeyboardInterrupt as e:
+        ended = trainer.state.get("epoch", 0) >= trainer.train.epochs or trainer.state.get("stopped")
+        if isinstance(e, Interrupted) or not ended:
+            raise
+        with holding_interrupts():
+            write_card(run_dir, log=log)
+        raise Interrupted(f"stopped after its last epoch: {run_dir} is complete (its weights, metrics, pictures and "
+                          "card)") from None
+    with holding_interrupts():  # a stop after the last epoch still leaves the run its card
+        write_card(run_dir, log=log)
     return result
 
 
@@ -357,9 +374,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
             _say_schedule_moved(log, old_train, train_cfg, done)
         try:
             with finishing(loggers):
-                result = trainer.fit(resume=True)
-                with holding_interrupts():  # a stop after the last epoch still leaves the run its card
-                    write_card(run_dir, log=log)
+                result = fit_with_card(trainer, run_dir, log, resume=True)
         except BaseException:
             if (after != before or more) and trainer.state["epoch"] == done:  # nothing trained: as it was
                 with holding_interrupts():

@@ -284,8 +284,7 @@ class Trainer:
         except KeyboardInterrupt:
             where = (f" Resume with: zoo train --resume {shlex.quote(str(self.run_dir))} (from Python: "  # the last
                      f"zoo.train(resume={str(self.run_dir)!r}))") if self.run_dir else ""  # finished epoch is saved
-            done = self.saved_epoch if self.run_dir else self.state["epoch"]  # (a stop between an epoch's end and
-            # its checkpoint leaves the epoch before it saved)
+            done = self.saved_epoch if self.run_dir else self.state["epoch"]  # (a stop before a checkpoint: the last)
             saved = f"epochs up to {done} are saved" if done else "no epoch was finished (a resume starts at epoch 1)"
             when = f"after epoch {done}" if self.stopped_after == done else f"during epoch {done + 1}"
             if not self.run_dir:  # a fold or a search trial: its caller says what is kept
@@ -300,7 +299,8 @@ class Trainer:
             raise oom from None
         self.tracker.finish()
         try:
-            return self._finish()
+            with holding_interrupts():  # a stop now lets the best weights' pictures be drawn first, then stops
+                return self._finish()
         except OSError as e:
             raise storage_error(e, "cannot write", self._saved_note()) from None
 
