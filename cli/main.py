@@ -4,6 +4,7 @@ one clear message and a non-zero exit code. Nothing here imports torch until a c
 from __future__ import annotations
 
 import json
+import signal
 from pathlib import Path
 
 import click
@@ -510,7 +511,12 @@ from zoo.cli import analysis, compare, hub, search  # noqa: E402,F401
 
 def main() -> None:
     stop_like_ctrl_c()
-    cli(prog_name="zoo")
+    try:
+        cli(prog_name="zoo")
+    finally:  # the command is done (its files written, its message said): a stop while Python shuts down was an
+        for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
+            if sig is not None:  # "Exception ignored in atexit callback" traceback, or 130 without a word
+                signal.signal(sig, signal.SIG_IGN)
 
 
 if __name__ == "__main__":

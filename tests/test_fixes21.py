@@ -317,3 +317,20 @@ def test_a_stop_while_the_last_epochs_pictures_are_drawn_leaves_a_complete_run_a
     assert (run / "reconstructions.png").is_file() and (run / "loss.png").is_file()
     card = (run / "README.md").read_text()
     assert json.loads((run / "config.json").read_text())["train"]["epochs"] == 2 and '"epochs": 2' in card
+
+
+def test_once_a_command_has_ended_a_stop_while_python_shuts_down_is_ignored_not_a_traceback(monkeypatch):
+    import signal
+    import sys
+
+    from zoo.cli.main import main
+
+    before = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    monkeypatch.setattr(sys, "argv", ["zoo", "--version"])
+    try:
+        with pytest.raises(SystemExit):
+            main()
+        assert all(signal.getsignal(s) is signal.SIG_IGN for s in before)
+    finally:
+        for s, handler in before.items():
+            signal.signal(s, handler)

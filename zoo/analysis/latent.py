@@ -24,6 +24,7 @@ from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
 from zoo.analysis.plots import colour_map, save_png, subplots
 from zoo.console import to_stderr
 from zoo.data.datasets import class_name
+from zoo.interrupts import holding_interrupts
 from zoo.errors import ConfigError
 from zoo.runs.config import check_count, check_seed
 from zoo.runs.checkpoint import atomic_write
@@ -205,8 +206,9 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     # the coordinates and the picture are one scatter's: two scatters into one file at once wrote one's CSV
     # beside the other's picture
     with results_lock(path.parent):
-        atomic_write(csv_path, text.getvalue())
-        legend = _scatter(proj.coords, labels, c.classes, path, title, proj.xlabel, proj.ylabel)
+        with holding_interrupts():  # a stop between the two files left one scatter's CSV beside another's picture
+            atomic_write(csv_path, text.getvalue())
+            legend = _scatter(proj.coords, labels, c.classes, path, title, proj.xlabel, proj.ylabel)
         logged = [cls.log_codes(path.parent / cls.name, c.z, c.labels, c.images.float() / 255.0, list(c.classes))
                   for cls in viewers]
     return LatentResult(path, csv_path, proj.method, proj.coords, labels, c.indices.numpy(), c.classes, d, seconds,
