@@ -20,6 +20,7 @@ from zoo.analysis import plots
 from zoo.console import to_stderr
 from zoo.data.folders import IMAGE_SUFFIXES, conversion_notes, pixels
 from zoo.data.noise import NoiseModel, noise_models, parse_noise
+from zoo.interrupts import holding_interrupts
 from zoo.errors import ConfigError, DataNotFoundError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
@@ -159,13 +160,16 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
         shown = f"the first {n} of {len(files)}" if len(files) > n else f"{len(files)}"
         # The picture first: it records which input its files' folder holds (INPUT_STAMP), so that files written
         # before a stop are this input's when the same command comes again, never "another input's".
-        picture = plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised",
-                                   stamps={INPUT_STAMP: str(root.resolve())}, per_row=per_row)
-        pixels = (denoised * 255).round().to(torch.uint8).cpu().numpy()
-        for target, arr in zip(targets, pixels):
-            buf = io.BytesIO()
-            Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)).save(buf, format="PNG")
-            ckpt.atomic_write(target, buf.getvalue())
+        # the picture and its files as one: a stop midway left a folder of this run's and an earlier run's files
+        # beside a picture of this one (held, it stops once they are written)
+        with holding_interrupts():
+            picture = plots.image_rows(rows, out, title=f"{run.name}: {shown} image(s) from {input}, denoised",
+                                       stamps={INPUT_STAMP: str(root.resolve())}, per_row=per_row)
+            pixels = (denoised * 255).round().to(torch.uint8).cpu().numpy()
+            for target, arr in zip(targets, pixels):
+                buf = io.BytesIO()
+                Image.fromarray(arr[0] if arr.shape[0] == 1 else arr.transpose(1, 2, 0)).save(buf, format="PNG")
+                ckpt.atomic_write(target, buf.getvalue())
         c, h, w = run.shape
         log(f"wrote {len(files)} denoised image{'s' if len(files) != 1 else ''} ({w}×{h}, the model's size) "
             f"to {folder}/, named as the inputs")
