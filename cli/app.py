@@ -129,7 +129,9 @@ class ZooGroup(click.Group):
             return super().invoke(ctx)
         except click.NoSuchOption as e:  # --latent-dim: a config key, which --set gives (it suggested --data-dir)
             key = e.option_name.lstrip("-").replace("-", "_")
-            if e.option_name.startswith("--") and _config_key(key):
+            from zoo.runs.config import is_config_key
+
+            if e.option_name.startswith("--") and is_config_key(key):
                 e.message = f"No such option: {e.option_name}; {key} is a config key: --set {key}=VALUE gives it"
                 e.possibilities = None
             raise
@@ -151,19 +153,6 @@ class ZooGroup(click.Group):
             if oom is None:
                 raise
             _fail(ctx, oom)
-
-
-def _config_key(key: str) -> bool:
-    """Whether `key` is a training key or a config key of an installed model (`zoo info MODEL` lists them)."""
-    import dataclasses
-
-    from zoo import registry
-    from zoo.runs.config import TrainConfig
-
-    keys = {f.name for f in dataclasses.fields(TrainConfig)}
-    for name in registry.list_models():
-        keys |= {f.name for f in dataclasses.fields(registry.get_model_class(name).Config)}
-    return key in keys
 
 
 def config_overrides(command: str, assignments, functions, options: dict) -> dict:

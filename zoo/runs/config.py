@@ -244,6 +244,14 @@ def unknown_key(key: str, known, where: str) -> ConfigError:
     return ConfigError(f"{where}: unknown key '{key}'", hint)
 
 
+def is_config_key(key: str) -> bool:
+    """Whether `key` is a training key or a config key of an installed model (what `--set KEY=VALUE` takes)."""
+    keys = {f.name for f in fields_of(TrainConfig)}
+    for name in registry.list_models():
+        keys |= {f.name for f in fields_of(registry.get_model_class(name).Config)}
+    return key in keys
+
+
 def parse_assignments(items: list[str] | tuple[str, ...]) -> dict[str, str]:
     """`["latent_dim=6", "channels=8,16,32"]` -> {"latent_dim": "6", "channels": "8,16,32"}; a key given twice
     keeps its last value, said where the two differ."""
