@@ -233,7 +233,7 @@ def test_zoo_denoise_skips_hidden_files_and_says_what_reading_the_users_images_c
     assert sorted(p.name for p in (tmp_path / "d_files").rglob("*")) == ["colour.png", "grey.png"]
 
 
-def test_an_occlusion_count_is_bounded_and_a_sweep_of_no_patch_stops_at_once(tmp_path):
+def test_an_occlusion_count_is_bounded_and_a_count_of_0_is_one_noise_whatever_its_size(tmp_path):
     from conftest import assert_clean_error
 
     from zoo.data.noise import parse_noise
