@@ -367,7 +367,8 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
 @cli.command()
 @click.argument("run", type=TEXT)
 @click.option("--n", default=16, show_default=True, type=Count(1, 256), help="How many images.")
-@click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/reconstructions.png).")
+@click.option("--out", "-o", type=OUT_FILE,
+              help="PNG to write (default RUN/reconstructions-SPLIT.png: RUN/reconstructions.png is training's).")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
 @click.option("--data-dir", type=IN_FOLDER)
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)

@@ -99,10 +99,15 @@ def test_reconstruct_writes_a_png(run_copy, tmp_path):
         assert im.width > 100 and im.height > 50
 
 
-def test_reconstruct_default_path(run_copy):
-    (run_copy / "reconstructions.png").unlink()
+def test_reconstruct_default_path_keeps_trainings_picture(run_copy):
+    """zoo reconstruct's default picture is its own (reconstructions-SPLIT.png), never training's
+    reconstructions.png of the best epoch, which the run's card shows."""
+    trained = (run_copy / "reconstructions.png").read_bytes()
     assert_ok(invoke("reconstruct", run_copy, "--n", "4"))
-    assert is_png(run_copy / "reconstructions.png")
+    assert is_png(run_copy / "reconstructions-test.png")
+    assert_ok(invoke("reconstruct", run_copy, "--n", "4", "--split", "train"))
+    assert is_png(run_copy / "reconstructions-train.png")
+    assert (run_copy / "reconstructions.png").read_bytes() == trained
 
 
 def test_reconstruct_n_out_of_range(run_copy):

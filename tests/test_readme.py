@@ -51,7 +51,7 @@ NAMED_OUTPUTS = [
     "zoo-outputs/gan-mnist/samples-prior.png",
     "runs/digits/eval.json",
     "digits-recon.png",
-    "zoo-outputs/convae-mnist/reconstructions.png",
+    "zoo-outputs/convae-mnist/reconstructions-test.png",
     "runs/dae/noise_sweep.png",
     "runs/ae6/latent-tsne.png",
     "runs/vae/manifold.png",

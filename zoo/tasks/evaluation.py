@@ -370,7 +370,8 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
     run = load(source, device=device)
     run.require("reconstruct")
     n = check_count(n, "--n", 1, 256)
-    out = runfiles.picture_output(out, own=run.folder) or run.output_dir / "reconstructions.png"
+    # Its own name by default: RUN/reconstructions.png is training's picture of the best epoch, which the card shows
+    out = runfiles.picture_output(out, own=run.folder) or run.output_dir / f"reconstructions-{check_split(split)}.png"
     xb = pictured(run, split, data_dir, n)
     return plots.image_rows([("original", xb), ("reconstruction", run.reconstruct(xb))], out,
                             title=f"{run.name}: {split} images and reconstructions", weights=run.outputs_stamp())
