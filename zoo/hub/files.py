@@ -16,7 +16,8 @@ from zoo.hub.locations import HubError
 from zoo.runs import config as cfgmod
 from zoo.runs.eval_images import IMAGES_FILE
 from zoo.runs.modelcard import PICTURES, QUALITY, is_picture  # noqa: F401 (hub.files.QUALITY)
-from zoo.runs.files import (
+from zoo.runs.files import (  # noqa: F401 (hub.files.PUSHED_MANIFEST)
+    PUSHED_MANIFEST,
     check_run_config,
     check_weights_fit,
     read_header,
@@ -40,7 +41,6 @@ EVAL_IMAGES = IMAGES_FILE                         # each test image's metrics, p
 REPO_FILES = (CONFIG, WEIGHTS, CARD, METRICS, EVAL, EVAL_IMAGES, QUALITY, *IMAGES)
 UNSAFE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 PULLED_MANIFEST = ".zoo-pulled.json"   # in a cached copy of a folder hub: where it came from, its sha256s
-PUSHED_MANIFEST = ".zoo-pushed.json"   # in a folder hub: the mark of a push, the files it wrote and their sha256s
 
 
 def git_blob_sha1(path: Path) -> str:

@@ -24,8 +24,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import published
 from zoo.runs import files as runfiles
 from zoo.runs.eval_images import Paired
-from zoo.runs.config import TrainConfig, default_of, fields_of
-from zoo.runs.files import flat_config
+from zoo.runs.config import TrainConfig, default_of, fields_of, flat_config
 from zoo.runs.comparable import another_measure, given_class, loss_caveat, model_class, pair
 from zoo.runs.compare_sources import expand
 from zoo.runs.loading import catalogued_name, read_run

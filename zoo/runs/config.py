@@ -376,3 +376,12 @@ def split_config(cls: type, values: dict[str, Any]) -> tuple[Any, TrainConfig]:
     model_cfg = build(cls.Config, {k: v for k, v in values.items() if k in model_keys}, where=cls.name)
     train_cfg = build(TrainConfig, {k: v for k, v in values.items() if k in train_keys}, where="training")
     return model_cfg, train_cfg
+
+
+def flat_config(run: dict[str, Any]) -> dict[str, Any]:
+    """config.json's model and training keys in one table, by the names `--set` takes (a training key
+    that a model key also has is `train.KEY`)."""
+    flat = dict(run.get("config") or {})
+    for k, v in (run.get("train") or {}).items():
+        flat[f"train.{k}" if k in flat else k] = v
+    return flat

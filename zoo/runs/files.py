@@ -290,9 +290,10 @@ def sampler_names(folder: Path) -> list[str]:
     return sorted(n for n in names if n)
 
 
+PUSHED_MANIFEST = ".zoo-pushed.json"   # in a folder hub: the mark of a push, the files it wrote and their sha256s
 # A run's own records: no output of a command may take their place.
 RUN_RECORDS = ("config.json", "model.safetensors", "checkpoint.safetensors", "metrics.jsonl", "README.md",
-               "eval.json", "eval-images.safetensors", ".zoo-pushed.json", "loss.png")
+               "eval.json", "eval-images.safetensors", PUSHED_MANIFEST, "loss.png")
 # Files of a run named by what they hold: its latent samplers, each evaluation's progress.
 RECORD_PREFIXES = ("sampler-", "eval-progress")
 # The picture a model's training ends with is reconstructions.png where it reconstructs, else samples.png (a GAN's,
@@ -353,6 +354,9 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
     if root is not None and not mine and (target.exists() or target.is_symlink()):
         raise ConfigError(f"{flag} {path} would replace {path.name} of another run ({root})",
                           "Write the output elsewhere (another name or folder).")
+    if root is not None and (root / PUSHED_MANIFEST).is_file():  # a file there would be published as if pushed
+        raise ConfigError(f"{flag} {path} is inside a folder hub's entry ({root}): only zoo push writes there",
+                          "Write the output elsewhere (its results from a read-only command go to ./zoo-outputs/).")
     if is_managed(folder):
         raise ConfigError(f"{flag} {path} is inside a folder zoo or the Hugging Face Hub manages "
                           "(a verified cache or the bundled weights)", "Write the output elsewhere.")
@@ -379,15 +383,6 @@ def is_tensor_file(path: Path | None) -> bool:
     """Whether an output named `path` is a tensor file (.safetensors, in any case: x.SAFETENSORS too), not a
     picture: the one test of the format, for picture_output and the commands that write either."""
     return path is not None and path.suffix.lower() == ".safetensors"
-
-
-def flat_config(run: dict[str, Any]) -> dict[str, Any]:
-    """config.json's model and training keys in one table, by the names `--set` takes (a training key
-    that a model key also has is `train.KEY`)."""
-    flat = dict(run.get("config") or {})
-    for k, v in (run.get("train") or {}).items():
-        flat[f"train.{k}" if k in flat else k] = v
-    return flat
 
 
 def file_sha256(path: Path) -> str:

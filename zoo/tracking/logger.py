@@ -36,7 +36,7 @@ import torch
 from zoo.errors import ConfigError
 from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
-from zoo.runs.files import flat_config
+from zoo.runs.config import flat_config
 from zoo.runs.write_checks import nearest_existing, writable
 from zoo.tracking.messages import failure, filling_in, interrupted_at_start
 from zoo.tracking.views import RunView, StudyView, TrialView  # noqa: F401  (a logger's types, importable here)
