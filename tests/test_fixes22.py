@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from conftest import assert_clean_error, assert_ok, invoke
 
+from zoo.errors import Interrupted
+
 
 def test_an_out_into_a_folder_hubs_entry_is_refused_and_writes_nothing_there(folder_hub, tmp_path):
     before = sorted(p.name for p in folder_hub.iterdir())
@@ -15,3 +17,73 @@ def test_an_out_into_a_folder_hubs_entry_is_refused_and_writes_nothing_there(fol
     mine = tmp_path / "mine.png"  # elsewhere it is written
     assert_ok(invoke("reconstruct", folder_hub, "--n", "4", "--out", mine))
     assert mine.is_file()
+
+
+def test_a_samplers_fit_stopped_by_ctrl_c_says_nothing_of_it_was_saved():
+    """A stop in a sampler's fit (a MAF fits for a minute) ended in a bare "Interrupted."."""
+    import pytest
+    import torch
+
+    import zoo
+    from zoo.analysis.latent_samplers import LatentSampler
+
+    class Stopped(LatentSampler):  # a fit the user stops midway
+        name = "stopped"
+
+        def _fit(self, codes, seed):
+            raise KeyboardInterrupt
+
+    with pytest.raises(Interrupted, match="fitting the 'stopped' sampler was interrupted; nothing of it was saved"):
+        Stopped().fit(torch.zeros(4, 2))
+
+
+def test_a_push_stopped_by_ctrl_c_says_the_entry_is_whole_and_leaves_the_earlier_push(folder_hub, run_copy,
+                                                                                   monkeypatch):
+    import pytest
+
+    import zoo
+    from zoo.hub import folder
+
+    before = {p.name: p.read_bytes() for p in folder_hub.iterdir() if p.is_file()}
+    written = []
+    real = folder._write
+
+    def stopped_midway(path, value):  # Ctrl-C after the first file of the new version
+        if written:
+            raise KeyboardInterrupt
+        written.append(path)
+        return real(path, value)
+
+    monkeypatch.setattr(folder, "_write", stopped_midway)
+    with pytest.raises(Interrupted, match="entry holds its earlier version or this push, whole") as stop:
+        zoo.hub.push(run_copy, f"file://{folder_hub}")
+    assert "Run the same command again" in stop.value.hint
+    assert {p.name: p.read_bytes() for p in folder_hub.iterdir() if p.is_file()} == before
+    assert sorted(p.name for p in folder_hub.parent.iterdir()) == [folder_hub.name]  # no half-written copy left
+
+
+def test_a_sample_quality_measurement_stopped_by_ctrl_c_says_how_far_it_got_and_writes_nothing(digits_vae_run,
+                                                                                             tmp_path, monkeypatch):
+    import shutil
+
+    import pytest
+    from conftest import TINY, quiet
+
+    import zoo
+    from zoo.tasks import sample_quality as sq
+
+    feats = zoo.train("classifier", dataset="digits", epochs=1, out=tmp_path / "feat", log=quiet, progress=False,
+                      **TINY).run_dir
+    vae = shutil.copytree(digits_vae_run, tmp_path / "vae")
+    real, calls = sq._measure, []
+
+    def stopped_on_the_second_seed(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(sq, "_measure", stopped_on_the_second_seed)
+    with pytest.raises(Interrupted, match=r"interrupted after 1 of 2 seeds; .*quality.json is as it was"):
+        zoo.api.sample_quality(vae, features=str(feats), n=100, seeds=2)
+    assert not (vae / "quality.json").exists()

@@ -25,7 +25,7 @@ import torch
 from zoo.analysis.checks import as_python, check_codes
 from zoo.caches import is_managed
 from zoo.console import to_stderr
-from zoo.errors import CapabilityError, ConfigError, RunError
+from zoo.errors import CapabilityError, ConfigError, Interrupted, RunError
 from zoo.registry import load_registry
 from zoo.runs.checkpoint import WEIGHTS, load_tensors, run_identity, save_tensors
 from zoo.runs.files import file_sha256, sampler_file
@@ -76,7 +76,10 @@ class LatentSampler:
         if codes.ndim != 2 or codes.shape[0] < 1:
             raise ConfigError(f"sampler '{self.name}': need codes of shape [N, D], got {tuple(codes.shape)}")
         self.dim = int(codes.shape[1])
-        self._fit(codes, seed)
+        try:
+            self._fit(codes, seed)
+        except KeyboardInterrupt:  # said, not left as a bare "Interrupted." (a MAF fits for a minute)
+            raise Interrupted(f"fitting the '{self.name}' sampler was interrupted; nothing of it was saved") from None
         return self
 
     @classmethod
@@ -128,8 +131,7 @@ def get_sampler(name: str) -> type[LatentSampler]:
 # ---------------------------------------------------------------------------------- codes of a run
 
 def latent_dim(run: Run) -> int:
-    """Size of the model's code, from encoding one blank image (a latent sampler draws codes of that
-    size for the decoder)."""
+    """Size of the model's code (a latent sampler draws codes of that size for the decoder)."""
     run.require("encode")
     return run.code_width
 
@@ -176,8 +178,7 @@ def sampler_path(run_dir: str | Path, name: str) -> Path:
 
 
 def _weights_digest(run_dir: Path) -> str:
-    path = Path(run_dir) / WEIGHTS
-    return file_sha256(path) if path.is_file() else ""
+    return file_sha256(path) if (path := Path(run_dir) / WEIGHTS).is_file() else ""
 
 
 def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, identity: str,
@@ -309,9 +310,8 @@ def resolve_class(label: str | int, classes: tuple[str, ...] | list[str]) -> int
     if isinstance(label, list) and len(label) == 1:  # torch.tensor([3])
         label = label[0]
     text = str(label).strip()
-    for i, c in enumerate(classes):  # a name first: MNIST's names are its digits
-        if text == c:
-            return i
+    if text in classes:  # a name first: MNIST's names are its digits
+        return classes.index(text)
     lowered = [c.lower() for c in classes]
     if text.lower() in lowered:
         return lowered.index(text.lower())

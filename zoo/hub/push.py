@@ -15,7 +15,7 @@ from zoo import registry
 from zoo.caches import is_managed
 from zoo.console import to_stderr
 from zoo.arguments import home
-from zoo.errors import RunError
+from zoo.errors import Interrupted, RunError
 from zoo.hub.files import (
     CARD,
     CONFIG,
@@ -331,8 +331,20 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
     `revision`, default main; the repository is created if needed, private if asked) or to a folder hub
     file:///PATH (created, or replaced as a whole, atomically, only if an earlier push made it: see
     zoo.hub.folder). A damaged run is refused before anything is written or uploaded."""
-    run = home(run)  # ~/runs/x: the user's home, as everywhere (zoo.arguments.home)
     loc = parse(destination)
+    try:
+        return _push(home(run), loc, private=private, revision=revision, message=message, log=log)
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # said, not left as a bare "Interrupted."
+        how = ("a commit is made whole or not at all" if loc.kind == "hf" else
+               "the entry holds its earlier version or this push, whole, never a mixture of the two")
+        raise Interrupted(f"push to {loc} interrupted; {how}", "Run the same command again to publish the run.") \
+            from None
+
+
+def _push(run: Path, loc: Location, *, private: bool, revision: str | None, message: str | None, log: Log) -> Pushed:
+    """push() of `run` (~ expanded: the user's home, as everywhere, zoo.arguments.home) to the parsed location."""
     if loc.kind == "hf" and loc.revision and revision and loc.revision != revision:
         raise HubError(f"two revisions given: @{loc.revision} and --revision {revision}")
     revision = revision or loc.revision

@@ -18,7 +18,7 @@ from zoo.registry import feature_network_name
 from zoo.analysis import inception as inception_mod
 from zoo.analysis import metrics, quality
 from zoo.console import to_stderr
-from zoo.errors import CapabilityError, ConfigError
+from zoo.errors import CapabilityError, ConfigError, Interrupted
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
 from zoo.runs.config import SEED_MAX, check_count, check_flag, check_seed
@@ -122,11 +122,20 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         to_stderr(f"note: {data.name} holds {test_x.shape[0]:,} test and {data.train_x.shape[0]:,} training images: "
                   f"the figures are of {m:,} samples and images, not {n:,}")
     seen: dict[str, Any] = {}  # the test images' features and accuracy: alike for every seed, computed once
-    with metrics.bars_shown(progress):  # also the bar of a sampler fitted on the way (a MAF's minute)
-        runs = [_measure(run, feat_run, data, seed=seed + i, m=m, sampler=sampler, data_dir=data_dir, save=save,
-                         progress=progress, inception=inception if i == 0 else None, differ=differ,
-                         binarised=binarised, seen=seen)
-                for i in range(seeds)]
+    runs: list[dict[str, Any]] = []
+    try:
+        with metrics.bars_shown(progress):  # also the bar of a sampler fitted on the way (a MAF's minute)
+            for i in range(seeds):
+                runs.append(_measure(run, feat_run, data, seed=seed + i, m=m, sampler=sampler, data_dir=data_dir,
+                                     save=save, progress=progress, inception=inception if i == 0 else None,
+                                     differ=differ, binarised=binarised, seen=seen))
+    except Interrupted:
+        raise
+    except KeyboardInterrupt:  # said, not left as a bare "Interrupted."
+        kept = f"{run.output_dir / name} is as it was" if save else "nothing was written"
+        raise Interrupted(f"the sample-quality measurement was interrupted after {len(runs)} of {seeds} "
+                          f"seed{'s' * (seeds != 1)}; {kept} (it is written once every seed is measured)",
+                          "The same command measures again from the start.") from None
     result = runs[0]
     result["feature_network"] = features
     result["feature_network_dataset"] = feat_run.record["train"]["dataset"]
