@@ -87,3 +87,25 @@ def test_a_sample_quality_measurement_stopped_by_ctrl_c_says_how_far_it_got_and_
     with pytest.raises(Interrupted, match=r"interrupted after 1 of 2 seeds; .*quality.json is as it was"):
         zoo.api.sample_quality(vae, features=str(feats), n=100, seeds=2)
     assert not (vae / "quality.json").exists()
+
+
+def test_a_noise_sweeps_baseline_trained_on_another_data_set_is_said_in_a_note_and_in_the_result(run_copy, tmp_path):
+    import numpy as np
+    from conftest import TINY, quiet
+    from PIL import Image
+
+    import zoo
+
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / "pics" / cls).mkdir(parents=True)
+        for i in range(20):  # 28x28 grey images, as digits' are
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(tmp_path / "pics" / cls / f"{i}.png")
+    other = zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=tmp_path / "other", log=quiet,
+                      progress=False, **TINY).run_dir
+    result = zoo.api.noise_sweep(run_copy, baseline=other, noise="gaussian:0.2", save=False)
+    assert any(f"the baseline {other} was trained on folder:" in n and "the model on digits: both are fed digits's "
+               "images" in n for n in result["notes"])
+    assert "notes" not in zoo.api.noise_sweep(run_copy, baseline=run_copy, noise="gaussian:0.2", save=False)
+    out = invoke("eval", run_copy, "--noise-sweep", "--baseline", other, "--noise", "gaussian:0.2", "--json")
+    assert "note: the baseline" in assert_ok(out)

@@ -244,6 +244,10 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
             raise ConfigError(f"the baseline's images are {base.shape}, the model's {run.shape}")
     trained = corruption(run, noise)
     levels, notes = _ladder(trained, factors, tuple(run.shape))
+    theirs, ours = (r.record["train"].get("dataset") for r in (base or run, run))
+    if theirs != ours:  # a comparison the user may mean, but never one to take for like with like
+        notes.append(f"the baseline {base.source} was trained on {theirs}, the model on {ours}: both are fed "
+                     f"{ours}'s images")
     for note in notes:
         to_stderr(f"note: {note}")
     levels += [(cls(), None) for name, cls in sorted(noise_models().items()) if name != trained.name]
