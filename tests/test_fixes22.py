@@ -109,3 +109,14 @@ def test_a_noise_sweeps_baseline_trained_on_another_data_set_is_said_in_a_note_a
     assert "notes" not in zoo.api.noise_sweep(run_copy, baseline=run_copy, noise="gaussian:0.2", save=False)
     out = invoke("eval", run_copy, "--noise-sweep", "--baseline", other, "--noise", "gaussian:0.2", "--json")
     assert "note: the baseline" in assert_ok(out)
+
+
+def test_a_push_to_an_entry_whose_name_leaves_no_room_for_its_temporary_is_refused_before_writing(digits_run,
+                                                                                                  tmp_path):
+    hub = tmp_path / "hub"
+    too_long = hub / ("e" * 238)  # .NAME.tmp-TAG would be 256 bytes
+    assert_clean_error(invoke("push", digits_run, f"file://{too_long}"), "238 bytes long",
+                       "Push to a name of at most 237 bytes")
+    assert not hub.exists() or not any(hub.iterdir())
+    assert_ok(invoke("push", digits_run, f"file://{hub / ('e' * 237)}"))
+    assert (hub / ("e" * 237) / "model.safetensors").is_file()

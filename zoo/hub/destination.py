@@ -11,8 +11,12 @@ from pathlib import Path
 from zoo.caches import is_managed
 from zoo.hub.files import CONFIG, PUSHED_MANIFEST, WEIGHTS
 from zoo.hub.locations import HubError
+from zoo.hub.temps import TEMP_TAG
 
 RUN_MARKERS = ("checkpoint.safetensors", "metrics.jsonl", ".zoo.lock")  # files only a run folder holds
+
+
+NAME_MAX = 255  # bytes in one name of a path, on the usual file systems
 
 
 def refuse_location(dest: Path, run_dir: Path) -> None:
@@ -20,6 +24,11 @@ def refuse_location(dest: Path, run_dir: Path) -> None:
     huggingface-hub manage, or lies inside another hub entry or another run folder (links resolved: a link
     cannot disguise one)."""
     real, run = Path(os.path.realpath(dest)), Path(os.path.realpath(run_dir))
+    longest = NAME_MAX - len(".") - len(".tmp-") - TEMP_TAG  # the new version is built beside it: .NAME.tmp-TAG
+    if len(os.fsencode(dest.name)) > longest:
+        raise HubError(f"the entry's name is {len(os.fsencode(dest.name))} bytes long: a push builds the entry "
+                       f"beside it under a longer name, and a file system's names hold at most {NAME_MAX} bytes",
+                       f"Push to a name of at most {longest} bytes.")
     if real == run or run in real.parents:
         raise HubError(f"{dest} is {'the run' if real == run else 'inside the run'} {run_dir} that is being "
                        "pushed: refusing to write there",

@@ -372,7 +372,7 @@ def _swap(new: Path, dest: Path) -> None:
     if not os.path.lexists(dest):
         os.rename(new, dest)  # fails if a non-empty folder appeared there meanwhile
         return
-    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:12]}"
+    old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:temps.TEMP_TAG]}"
     with temps.hold(dest):
         os.rename(dest, old)
         try:

@@ -27,6 +27,7 @@ except ImportError:  # pragma: no cover - Windows: no advisory locks; only age t
 
 GRACE_S = 60
 STALE_S = 3600
+TEMP_TAG = 12  # characters of the random tag in a temporary's name
 
 
 class Held:
@@ -75,7 +76,7 @@ def hold(folder: Path) -> Held:
 
 def make_dir(parent: Path, prefix: str) -> Held:
     """A new, empty temporary folder `parent/PREFIXxxxx`, locked by this process until released."""
-    path = Path(parent) / f"{prefix}{uuid.uuid4().hex[:12]}"
+    path = Path(parent) / f"{prefix}{uuid.uuid4().hex[:TEMP_TAG]}"
     path.mkdir()
     fd = _open_dir(path)
     _lock(fd, wait=False)
