@@ -21,7 +21,7 @@ import torch
 
 from zoo.analysis.checks import check_codes
 from zoo.analysis.latent_samplers import encode_images, latent_dim, run_split
-from zoo.analysis.plots import colour_map, save_png, subplots
+from zoo.analysis.plots import colour_map, save_png, subplots, tidy
 from zoo.console import to_stderr
 from zoo.data.datasets import class_name
 from zoo.interrupts import holding_interrupts
@@ -256,6 +256,6 @@ def _scatter(coords: np.ndarray, labels: np.ndarray, classes, path: Path, title:
             leg = ax.legend(title="class", loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False,
                             markerscale=1.0, fontsize=9)
             names = [t.get_text() for t in leg.get_texts()]
-    fig.tight_layout()
+    tidy(fig)
     save_png(fig, path)
     return names

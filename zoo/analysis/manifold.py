@@ -17,7 +17,7 @@ import torch
 from zoo.analysis.checks import as_python, check_codes
 from zoo.analysis.latent import Codes, net_codes
 from zoo.analysis.latent_samplers import latent_dim
-from zoo.analysis.plots import DPI, PIXEL_BUDGET, save_png, subplots
+from zoo.analysis.plots import DPI, PIXEL_BUDGET, save_png, subplots, tidy
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError
 from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
@@ -308,6 +308,6 @@ def _grid_picture(images: torch.Tensor, xs: torch.Tensor, ys: torch.Tensor | Non
     else:
         ax.set_yticks([])
     ax.set_title(title)
-    fig.tight_layout()
+    tidy(fig)
     out = save_png(fig, path)
     return out

@@ -32,12 +32,30 @@ def colour_map(name: str):
     return matplotlib.colormaps[name]
 
 
+def drawable_texts(fig) -> None:
+    """Make every text of `fig` one FreeType can draw: a name from a file system that is not UTF-8 (a Latin-1
+    folder) reaches Python holding lone surrogates (\\udce4), which failed the picture with a traceback after
+    the training it shows; such a character is drawn as U+FFFD instead."""
+    from matplotlib.text import Text
+
+    for text in fig.findobj(Text):
+        s = text.get_text()
+        if isinstance(s, str) and any("\ud800" <= c <= "\udfff" for c in s):
+            text.set_text("".join("\ufffd" if "\ud800" <= c <= "\udfff" else c for c in s))
+
+
+def tidy(fig) -> None:
+    """fig.tight_layout() of drawable texts (tight_layout draws them)."""
+    drawable_texts(fig)
+    fig.tight_layout()
+
+
 def save_figure(fig, path: Path, **savefig) -> Path:
     """Write a matplotlib figure as a PNG through checkpoint.atomic_write, the one file writer: a kill
     or a full disk leaves the previous picture, never half of one."""
     import io
 
-
+    drawable_texts(fig)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", **savefig)
     atomic_write(Path(path), buf.getvalue())
@@ -90,7 +108,7 @@ def loss_curves(history: list[dict[str, Any]], path: Path, title: str = "") -> P
     ax.grid(alpha=0.3)
     if keys:
         ax.legend()
-    fig.tight_layout()
+    tidy(fig)
     out = save_png(fig, path)
     return out
 
@@ -112,7 +130,7 @@ def epoch_curves(curves: list[tuple[str, list[tuple[int, float]], int | None]], 
     ax.set_title(f"{metric} by epoch (★ best epoch)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
+    tidy(fig)
     return fig
 
 
@@ -215,6 +233,6 @@ def noise_sweep(result: dict, path: Path) -> Path:
         ax2.set_ylabel("test MSE")
         ax2.set_title("other noise kinds")
         ax2.legend(fontsize=8)
-    fig.tight_layout()
+    tidy(fig)
     out = save_png(fig, path)
     return out

@@ -9,7 +9,7 @@ from os import PathLike
 from pathlib import Path
 from typing import Any, Iterator
 
-from zoo.analysis.plots import save_figure, subplots
+from zoo.analysis.plots import save_figure, subplots, tidy
 from zoo.errors import ConfigError, Interrupted, RunError, storage_error
 from zoo.interrupts import holding_interrupts
 from zoo.runs import checkpoint as ckpt
@@ -187,5 +187,5 @@ def plot_curves(result: dict[str, Any], path: Path) -> None:
     ax.set_title(f"{result['model']} on {result['dataset']}: {result['folds']}-fold CV "
                  f"{result['mean']:.4g} ± {result['std']:.2g} (sample std)", fontsize=10)
     ax.legend()
-    fig.tight_layout()
+    tidy(fig)
     save_figure(fig, path)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from zoo import registry
-from zoo.analysis.plots import save_figure, subplots
+from zoo.analysis.plots import save_figure, subplots, tidy
 from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config_files import to_toml
@@ -249,7 +249,7 @@ def plot_history(settings: Settings, trials, path: Path) -> bool:
                  + (f", {len(failed)} failed" if failed else ""), fontsize=10)
     if ax.get_legend_handles_labels()[0]:  # nothing to label when no trial completed or reported
         ax.legend(fontsize=8)
-    fig.tight_layout()
+    tidy(fig)
     save_figure(fig, path)  # atomically, like every file zoo writes
     return True
 
@@ -282,7 +282,7 @@ def plot_importance(settings: Settings, trials, path: Path) -> bool:
     ax.set_xlabel("importance (fANOVA)")
     ax.set_title(f"{settings.study} ({settings.model}): hyperparameter importance to {settings.metric} "
                  f"({len(complete)} trials)", fontsize=10)
-    fig.tight_layout()
+    tidy(fig)
     save_figure(fig, path)  # atomically, like every file zoo writes
     return True
 
