@@ -363,3 +363,12 @@ class ZooModel(nn.Module):
         for p in self.parameters():
             return p.device
         return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of its floating weights (float32 unless its user made it half, bfloat16 or double): the Run
+        methods bring their inputs to it, as they bring them to its device."""
+        for p in self.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return torch.float32

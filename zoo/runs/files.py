@@ -25,6 +25,8 @@ from zoo.errors import ConfigError, RunError, ZooError
 MAX_HEADER = 100_000_000         # bytes of a safetensors header zoo will read
 MAX_CHANNELS = 64
 MAX_SIDE = 4096
+MISSING_HINT = ("Restore it from a copy, or train the run again (a run whose checkpoint.safetensors is left goes on "
+                "from it: zoo train --resume RUN --epochs N, N more than it trained, writes a new model.safetensors).")
 # Training holds the weights, their gradients and two Adam moments: about four copies of the weights.
 TRAINING_COPIES = 4
 
@@ -170,7 +172,7 @@ def open_regular(path: Path) -> BinaryIO:
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
+        raise RunError(f"{path} is missing", MISSING_HINT) from None
     except OSError as e:
         if e.errno != errno.ENXIO:  # ENXIO: a socket, which cannot be opened at all
             raise
@@ -208,7 +210,7 @@ def read_header(path: Path) -> tuple[dict[str, tuple[tuple[int, ...], str]], dic
                 raise ValueError("no safetensors header")
             header = json.loads(fh.read(n))
     except FileNotFoundError:
-        raise RunError(f"{path} is missing") from None
+        raise RunError(f"{path} is missing", MISSING_HINT) from None
     except (ValueError, UnicodeDecodeError, RecursionError, IsADirectoryError) as e:
         raise RunError(f"{path} is truncated or corrupt ({e})",
                        "Delete the run or restore the file; zoo only reads intact safetensors files.") from None

@@ -11,7 +11,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-import torch  # noqa: F401  (the model classes need it loaded)
+import torch
 
 import zoo
 from zoo import hub, registry
@@ -23,13 +23,18 @@ from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
+from zoo.runs.inputs import dtype_name
 from zoo.runs.run import Run
 from zoo.runs.write_checks import writable
+from zoo.training.engine import TrainResult
 
 
-def read_run(run_dir: str | Path) -> dict[str, Any]:
-    """The run's config.json, checked to be a zoo run: every field zoo reads present and of its type."""
-    run_dir = Path(run_dir)
+def read_run(run_dir: str | Path | Run) -> dict[str, Any]:
+    """The run's config.json, checked to be a zoo run: every field zoo reads present and of its type. Found as
+    zoo.load finds it (a folder, a catalogued name, a hub location); a Run gives its own."""
+    if isinstance(run_dir, Run):
+        return run_dir.record
+    run_dir = resolve(run_dir)
     if not run_dir.exists():
         raise RunError(f"{run_dir} does not exist")
     if not run_dir.is_dir():
@@ -66,7 +71,9 @@ def _folders(folder: Path) -> list[Path]:
 def resolve(source: str | Path) -> Path:
     """A run folder; a name catalogued in registry.toml (its bundled folder, or its copy pulled from the hub
     its entry names; checked by sha256); or a hub location, hf://ORG/NAME[@REVISION] or file:///PATH,
-    fetched into the cache and verified (see zoo.hub)."""
+    fetched into the cache and verified (see zoo.hub). A training's result (zoo.train, zoo.finetune): its folder."""
+    if isinstance(source, TrainResult):
+        return Path(source.run_dir)
     if not isinstance(source, (str, Path)) or not str(source).strip():
         raise ConfigError(f"{source!r:.60} names no run",
                           "Give a run folder, a catalogued name (zoo list --pretrained) or a hub location.")
@@ -80,8 +87,10 @@ def resolve(source: str | Path) -> Path:
                   f"(`zoo list --pretrained` lists the others)")
         source = catalogued_name(source)
     if source not in registry.weights():
-        names = list(registry.weights())  # a misspelling (iwae-mnst) or a part of a name (iwae50)
-        close = difflib.get_close_matches(source, names, n=3, cutoff=0.75) or [n for n in names if source in n]
+        # a misspelling (iwae-mnst), a part of a name (iwae50), either in other capitals (HEAD-MNIST)
+        names = {name.lower(): name for name in registry.weights()}
+        close = [names[n] for n in difflib.get_close_matches(source.lower(), list(names), n=3, cutoff=0.75)] \
+            or [name for n, name in names.items() if source.lower() in n]
         preset = (registry.presets().get(source) or {}).get("model")  # a preset is a config, not weights
         raise RunError(f"{source} is neither a run folder nor a catalogued name"
                        + (f": it names a preset of model '{preset}', a config to train with" if preset else ""),
@@ -125,12 +134,19 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     weights are checked against the checksum recorded when they were written, then for NaN. A Run is
     returned itself, its model moved to `device` where that names another one (None: left where it is)."""
     if isinstance(source, Run):
+        if source.model.dtype != torch.float32:  # the tasks feed it float32 batches: torch's error deep down
+            raise ConfigError(f"run.model is in {dtype_name(source.model)}: zoo's tasks (evaluate, finetune, "
+                              "generate, ...) take a float32 model",
+                              "Bring it back with run.model.float() (or zoo.load the run again); the Run's methods "
+                              "(run.encode, run.classify, ...) take the model in its dtype.")
         if device is not None and pick_device(device) != source.device:
             source.model.to(pick_device(device))
         return source
     if isinstance(source, ZooModel):
         raise ConfigError("a bare model has no run folder: its data set and training are unknown",
                           "Pass the run it came from: its folder, catalogued name or hub location, or zoo.load(...).")
+    if isinstance(source, TrainResult):  # zoo.train's or zoo.finetune's result: the run it wrote
+        source = source.run_dir
     # Absolute, so that the run is still found after the working directory changes (os.chdir).
     run_dir = resolve(source).absolute()
     run = read_run(run_dir)  # (a catalogued name's model and data set are checked by its pull: check_catalogued)

@@ -25,14 +25,9 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.config import TrainConfig, check_count
+from zoo.runs.inputs import check_generator, class_indices, latent_codes, model_images, said_in_its_dtype
 
 SPLITS = ("train", "val", "test")
-
-
-def _described(value: Any) -> str:
-    if isinstance(value, torch.Tensor):
-        return f"a {str(value.dtype).replace('torch.', '')} tensor of shape {list(value.shape)}"
-    return f"a {type(value).__name__}"
 
 
 @contextlib.contextmanager
@@ -56,7 +51,7 @@ def evaluated(task):
     def wrapper(source, *args, **kwargs):
         if not isinstance(source, Run):
             return task(source, *args, **kwargs)
-        with eval_mode(source.model):
+        with eval_mode(source.model), said_in_its_dtype(source.model):
             return task(source, *args, **kwargs)
     return wrapper
 
@@ -185,14 +180,7 @@ class Run:
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         self.require("decode")
-        width = self.code_width
-        if (not isinstance(z, torch.Tensor) or z.dim() != 2 or not z.is_floating_point()
-                or (width is not None and z.shape[1] != width)):
-            raise ConfigError(f"decode takes latent codes as a float tensor [N, {width or 'D'}], got {_described(z)}",
-                              "Encode images with run.encode(x) for codes of the right size.")
-        if not bool(torch.isfinite(z).all()):
-            raise ConfigError("decode: the codes hold NaN or infinite values")
-        return self.model.decode(z.to(self.device, torch.float32))  # as images() takes images: float64 too
+        return self.model.decode(latent_codes(z, self.code_width, self.model))
 
     @functools.cached_property
     def code_width(self) -> int | None:
@@ -200,7 +188,7 @@ class Run:
         if not self.can("encode"):
             return None
         with torch.no_grad(), eval_mode(self.model):
-            blank = torch.zeros((1, *self.shape), device=self.device)
+            blank = torch.zeros((1, *self.shape), device=self.device, dtype=self.model.dtype)
             return int(self.model.encode(blank).flatten(1).shape[1])
 
     @evaluated
@@ -214,7 +202,7 @@ class Run:
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         self.require("sample")
         n = self._check_count(n)
-        return self.model.sample(n, generator=_generator(generator))
+        return self.model.sample(n, generator=check_generator(generator))
 
     @evaluated
     @torch.no_grad()
@@ -222,8 +210,10 @@ class Run:
         """Samples of the given classes: a 1-D tensor or list of class indices (0 .. classes - 1)."""
         self.require("sample_class")
         labels = self._labels(labels, "sample_class")
+        if not len(labels):  # said as what it is, not as a count (n) the caller never gave
+            raise ConfigError("sample_class: no class indices given: it draws one image of each, so give at least one")
         self._check_count(len(labels))
-        return self.model.sample_class(labels, generator=_generator(generator))
+        return self.model.sample_class(labels, generator=check_generator(generator))
 
     @evaluated
     @torch.no_grad()
@@ -262,17 +252,7 @@ class Run:
 
     def _labels(self, labels, what: str) -> torch.Tensor:
         """Class indices as a long tensor on the model's device: a 1-D tensor or list of whole numbers."""
-        try:
-            labels = torch.as_tensor(labels)
-        except (TypeError, ValueError, RuntimeError):
-            labels = None
-        if labels is None or labels.dim() != 1 or labels.dtype in (torch.bool, torch.uint8) \
-                or labels.is_floating_point() or labels.is_complex():
-            raise ConfigError(f"{what} takes class indices: a 1-D tensor or list of whole numbers",
-                              f"Classes: 0..{len(self.classes) - 1} ({', '.join(self.classes[:10])}).")
-        if len(labels) and not (0 <= int(labels.min()) and int(labels.max()) < len(self.classes)):
-            raise ConfigError(f"{what}: a class index outside 0..{len(self.classes) - 1}")
-        return labels.long().to(self.device)
+        return class_indices(labels, self.classes, self.device, what)
 
     @evaluated
     @torch.no_grad()
@@ -292,31 +272,10 @@ class Run:
         return n
 
     def images(self, x: torch.Tensor) -> torch.Tensor:
-        """`x` as the model takes it: a float batch [N, C, H, W] in [0, 1] on its device (uint8 images
-        are divided by 255, one image gets a batch of one). Another shape, another integer type, floats
+        """`x` as the model takes it: a float batch [N, C, H, W] in [0, 1] on its device and in its dtype (uint8
+        images are divided by 255, one image gets a batch of one). Another shape, another integer type, floats
         outside [0, 1] (0..255 floats, NaN) are refused: the model would silently compute garbage."""
-        if not isinstance(x, torch.Tensor):
-            raise ConfigError(f"images must be a torch tensor, got {_described(x)}",
-                              "For example run.data('test')[0][:8], "
-                              "or zoo.load_images(FOLDER, run.shape, run.device)[0].")
-        if x.dim() == len(self.shape):
-            x = x.unsqueeze(0)
-        if x.dim() != len(self.shape) + 1 or tuple(x.shape[1:]) != tuple(self.shape):
-            raise ConfigError(f"model '{self.name}' takes images of shape {list(self.shape)} "
-                              f"(or a batch [N, {', '.join(map(str, self.shape))}]), got {list(x.shape)}",
-                              "Bring them to the run's size and channels first (zoo.load_images does).")
-        if x.dtype == torch.uint8:
-            return x.to(self.device).float() / 255.0
-        if not x.is_floating_point():
-            raise ConfigError(f"images must be uint8 (0..255) or floats in [0, 1], got {_described(x)}",
-                              "Divide integer pixels by 255 (x.float() / 255), or pass them as uint8.")
-        x = x.to(self.device).float()
-        if x.numel():
-            low, high = (float(v) for v in torch.aminmax(x))  # one pass; a NaN makes both NaN: refused
-            if not (0.0 <= low and high <= 1.0):
-                raise ConfigError(f"float images must lie in [0, 1] (and be finite), these span "
-                                  f"{low:.4g} .. {high:.4g}", "Divide 0..255 pixels by 255, or pass them as uint8.")
-        return x
+        return model_images(x, self.model)
 
     def require(self, capability: str) -> None:
         """Refuse, with what the model can do instead, a task that needs `capability`."""
@@ -382,11 +341,3 @@ def check_split(split: str) -> str:
     if split not in SPLITS:
         raise ConfigError(f"unknown split '{split}'", f"Use {', '.join(SPLITS)}.")
     return split
-
-
-def _generator(generator):
-    """A sampling method's generator= as given: None or a torch.Generator (an int seed raised a TypeError deep down)."""
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise ConfigError(f"generator must be a torch.Generator, not {generator!r:.60}",
-                          "For example torch.Generator(device=run.device).manual_seed(0).")
-    return generator

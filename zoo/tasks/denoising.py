@@ -18,7 +18,8 @@ from PIL import Image, UnidentifiedImageError
 
 from zoo.analysis import plots
 from zoo.console import to_stderr
-from zoo.data.folders import IMAGE_SUFFIXES, conversion_notes, pixels
+from zoo.device import pick_device
+from zoo.data.folders import IMAGE_SUFFIXES, MODES, conversion_notes, pixels
 from zoo.data.noise import NoiseModel, noise_models, parse_noise
 from zoo.interrupts import holding_interrupts
 from zoo.errors import ConfigError, DataNotFoundError
@@ -49,7 +50,17 @@ def load_images(folder: str | Path, shape: tuple[int, int, int], device,
                 log: Callable[[str], None] = to_stderr) -> tuple[torch.Tensor, list[Path]]:
     """A user's image files as floats in [0, 1], read as a folder data set's are (upright, 16-bit and
     float files scaled to 8 bits; hidden files and folders left out, as a folder data set leaves them) and
-    converted to the model's channels and size, each change said through `log`."""
+    converted to the model's channels and size, each change said through `log`. Its arguments are checked before
+    any file is read: `shape` (C, H, W) with 1 or 3 channels (a folder's images are grey or RGB), a device zoo
+    knows."""
+    if not isinstance(folder, (str, PathLike)) or not str(folder):
+        raise ConfigError(f"load_images takes an image file's or a folder's path, not {folder!r:.60}",
+                          "For example zoo.load_images('my-images', run.shape, run.device).")
+    shape = runfiles.check_image_shape(shape)
+    if shape[0] not in MODES:
+        raise ConfigError(f"load_images reads images as grey (1 channel) or RGB (3), not {shape[0]} channels",
+                          "Pass the run's shape: zoo.load_images(FOLDER, run.shape, run.device).")
+    device = pick_device(device)
     root = Path(folder)
     if root.is_file() and root.suffix.lower() not in IMAGE_SUFFIXES:
         raise DataNotFoundError(f"{root} is not an image file zoo reads",
@@ -67,7 +78,7 @@ def load_images(folder: str | Path, shape: tuple[int, int, int], device,
     for p in files:
         try:
             with Image.open(p) as im:
-                arr = pixels(im, p, "L" if c == 1 else "RGB", (w, h))  # as a folder data set's are read
+                arr = pixels(im, p, MODES[c], (w, h))  # as a folder data set's are read
         except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
             raise DataNotFoundError(f"cannot read image {p}: {e}") from None
         arrays.append(arr[None] if c == 1 else arr.transpose(2, 0, 1))

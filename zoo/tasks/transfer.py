@@ -5,7 +5,9 @@ that implements `ZooModel.transfer_from` can be trained on top of another run.""
 
 from __future__ import annotations
 
+from os import PathLike
 from pathlib import Path
+from typing import Any
 
 from zoo import registry
 from zoo.console import check_log, to_stderr
@@ -14,6 +16,7 @@ from zoo.data.datasets import folder_of
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
 from zoo.model import ZooModel
 from zoo.runs.config import coerce
+from zoo.runs.config_files import config_values
 from zoo.runs.info import how_ended
 from zoo.runs.loading import load
 from zoo.runs.run import Run, other_images
@@ -59,6 +62,11 @@ def finetune(source: str | Path | Run, *, hidden: int | str | list[int] | tuple[
         raise ConfigError(f"{name}=None: give a value, or leave it out for its default")
     sizes = _layer_sizes(hidden)
     cls = _pick(model)
+    _check_out(out)
+    if "init" in overrides:  # the head's init copies the source's encoder: a second one would undo it
+        raise ConfigError("init=: zoo.finetune sets the head's initial weights itself (the source's encoder, copied)",
+                          "Leave init out; zoo.train(..., init=...) takes one for a model trained from scratch.")
+    dataset, overrides, from_config = _with_config(cls, dataset, overrides)
     check_log(overrides.get("log", to_stderr))
     src = load(source, device=None if isinstance(source, Run) else "cpu")  # a caller's Run stays where it is
     changed = src.weights_changed()
@@ -71,14 +79,15 @@ def finetune(source: str | Path | Run, *, hidden: int | str | list[int] | tuple[
     values, init = cls.transfer_from(src, hidden=sizes, freeze=freeze, unfreeze_last=unfreeze_last,
                                      features=features)
     for key in sorted(set(values) & set(overrides)):
+        given = f"{key}={overrides[key]!r:.40} ({'in config=' if key in from_config else f'--set {key}'})"
         if key in src.record["config"]:
-            raise ConfigError(f"{key}={overrides[key]!r:.40} (--set {key}): '{key}' comes from the source run "
+            raise ConfigError(f"{given}: '{key}' comes from the source run "
                               f"{src.source} ({key}={values[key]!r}), whose encoder the head reads",
                               f"Leave {key} out: the copied weights compute the source's code only in the network "
                               "they were trained in.")
-        raise ConfigError(f"{key}={overrides[key]!r:.40} (--set {key}): zoo finetune sets '{key}' itself "
-                          f"({key}={values[key]!r})",
-                          "Use its options (zoo finetune --help: --hidden, --freeze, --unfreeze-last, --features).")
+        raise ConfigError(f"{given}: zoo finetune sets '{key}' itself ({key}={values[key]!r})",
+                          "Use its options (zoo finetune --help: --hidden, --freeze, --unfreeze-last, --features; "
+                          "hidden=, freeze=, unfreeze_last=, features= in Python).")
     log = overrides.get("log", to_stderr)
     _say_unfinished(src, log)
     src_train = src.record["train"]
@@ -94,6 +103,36 @@ def finetune(source: str | Path | Run, *, hidden: int | str | list[int] | tuple[
         if folder_of(dataset) is not None:
             _say_other_images(src, dataset, overrides.get("data_dir"), log)
     return train(cls.name, dataset=dataset, out=out, init=init, **values, **overrides)
+
+
+def _check_out(out: Any) -> None:
+    """out= as zoo.train takes it (a text or a path), checked before the source is loaded; "" names nothing, as
+    the command line says (an unset variable's value would otherwise train into a default folder)."""
+    if out is not None and not isinstance(out, (str, PathLike)):
+        raise ConfigError(f"out= takes a text or a path, not {out!r:.60}")
+    if out is not None and not str(out).strip():
+        raise ConfigError(f"out={out!r}: an empty value names nothing",
+                          "Name the head's run folder, or leave out= out for a new one under runs/.")
+
+
+def _with_config(cls, dataset: str | None, overrides: dict[str, Any]) -> tuple[Any, dict[str, Any], set[str]]:
+    """config= (a dict or a TOML file, as zoo.train takes it) read into the keywords, which win over its keys as
+    they do in zoo.train: its keys then meet the checks the keywords meet (its freeze, its encoder's keys), and
+    its dataset is the dataset= keyword's. (Passed on whole, the head's own values silently won over its keys.)
+    Also the keys it gave (for the messages)."""
+    if overrides.get("config") is None:
+        return dataset, {k: v for k, v in overrides.items() if k != "config"}, set()
+    given = config_values(overrides["config"])
+    named = given.pop("model", None)
+    if named and named != cls.name:
+        raise ConfigError(f"the config file is for model '{named}', not '{cls.name}' (the head zoo finetune trains)")
+    config_dataset = given.pop("dataset", None)
+    for key in sorted(set(given) & {"out", "resume", "preset", "log", "progress", "callbacks", "init", "overwrite",
+                                    "config"}):
+        raise ConfigError(f"config= holds '{key}', which is no config key: it is a keyword of zoo.finetune",
+                          f"Pass it as {key}= (or leave it out).")
+    merged = {**given, **{k: v for k, v in overrides.items() if k != "config"}}
+    return (dataset if dataset is not None else config_dataset), merged, set(given) - set(overrides)
 
 
 def _say_other_images(src: Run, dataset: str, data_dir: str | None, log) -> None:
