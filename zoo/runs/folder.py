@@ -58,27 +58,25 @@ def remove_old_run(run_dir: Path, log) -> None:
 
 
 @contextlib.contextmanager
-def new_run_folder(run_dir: Path, *, overwrite: bool = False, log=to_stderr):
+def new_run_folder(run_dir: Path, *, overwrite: bool = False, log=to_stderr, made: bool = False):
     """Hold `run_dir`'s writer lock while a new run is made in it. Until the caller says the run has
     started (config.json written), a failure removes what this start wrote (and the folder, if made
     here): no half-made run is left behind for `--resume` to trip over. `overwrite`: a run already in
-    the folder is removed first (under the lock), never any other folder's files."""
-    writer = writer_of(run_dir) if run_dir.is_dir() else None  # a training now: "--resume it" would be refused too
-    if writer is not None:
-        raise RunError(f"{run_dir} is being written by another zoo process{f' (pid {writer})' if writer else ''}",
-                       "A run folder has one writer: wait for it to finish, or train into another --out.")
-    refuse_existing_run(run_dir, overwrite)  # before anything is written, even a lock file
-    if is_managed(run_dir):  # a pulled copy, the HF cache or the bundled weights: verified files, not a workplace
-        raise RunError(f"{run_dir} is in a folder zoo or the Hugging Face Hub manages"
-                       + ("; --overwrite is refused" if overwrite else ": no run is trained there"),
-                       "Train into a folder of your own.")
-    made = not run_dir.exists()
+    the folder is removed first (under the lock), never any other folder's files. `made`: the caller made the
+    (empty) folder for this run, which a failure removes too."""
+    try:
+        _check_new(run_dir, overwrite)
+    except BaseException:
+        if made:
+            remove_empty(run_dir)
+        raise
+    made = made or not run_dir.exists()
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         lock = lock_run(run_dir)
     except OSError as e:
         if made:
-            _remove_empty(run_dir)
+            remove_empty(run_dir)
         raise storage_error(e, "cannot write the run folder", path=run_dir) from None
     state = {"started": False}
     mark = run_dir / START_MARK
@@ -109,9 +107,22 @@ def new_run_folder(run_dir: Path, *, overwrite: bool = False, log=to_stderr):
                 raise
     finally:
         if made and not state["started"]:
-            _remove_empty(run_dir)
+            remove_empty(run_dir)
 
 
-def _remove_empty(folder: Path) -> None:
+def _check_new(run_dir: Path, overwrite: bool) -> None:
+    """Refuse a folder another process writes, one holding a run (unless `overwrite`) or one zoo manages."""
+    writer = writer_of(run_dir) if run_dir.is_dir() else None  # a training now: "--resume it" would be refused too
+    if writer is not None:
+        raise RunError(f"{run_dir} is being written by another zoo process{f' (pid {writer})' if writer else ''}",
+                       "A run folder has one writer: wait for it to finish, or train into another --out.")
+    refuse_existing_run(run_dir, overwrite)  # before anything is written, even a lock file
+    if is_managed(run_dir):  # a pulled copy, the HF cache or the bundled weights: verified files, not a workplace
+        raise RunError(f"{run_dir} is in a folder zoo or the Hugging Face Hub manages"
+                       + ("; --overwrite is refused" if overwrite else ": no run is trained there"),
+                       "Train into a folder of your own.")
+
+
+def remove_empty(folder: Path) -> None:
     with contextlib.suppress(OSError):
         folder.rmdir()  # only if nothing else is in it

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
+import itertools
 import re
 import shlex
 import uuid
@@ -28,7 +29,7 @@ from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.config import TrainConfig, model_named_by, resolve_config, split_config
 from zoo.runs.config_files import config_values
-from zoo.runs.folder import EVALUATED, RUN_OUTPUTS, new_run_folder
+from zoo.runs.folder import EVALUATED, RUN_OUTPUTS, new_run_folder, remove_empty
 from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
 from zoo.runs.modelcard import write_card
@@ -43,15 +44,22 @@ RESUME_CHANGEABLE = {"epochs", "patience", "device", "data_dir", "plot_every", "
                      "mlflow_uri", "compile"}
 
 
-def _default_out(name: str, dataset: str) -> Path:
+def _claim_default_out(name: str, dataset: str) -> Path:
+    """runs/MODEL-DATA-TIME, made here (empty) so that it is this run's: two runs started in the same second,
+    by one script or two terminals, take -2, -3, ... (a check that the name was free let both take one)."""
     stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     slug = re.sub(r"[^A-Za-z0-9]+", "-", dataset.split(":")[0]).strip("-")
     base = Path("runs") / f"{name}-{slug}-{stamp}"
-    path, i = base, 1
-    while path.exists():  # two runs started in the same second
-        i += 1
-        path = base.with_name(f"{base.name}-{i}")
-    return path
+    for i in itertools.count(1):
+        path = base if i == 1 else base.with_name(f"{base.name}-{i}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+        except OSError as e:
+            raise storage_error(e, "cannot make the run folder", path=path) from None
 
 
 def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict, device, preset: str | None) \
@@ -135,24 +143,30 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     if is_hub_source(str(out or "")):
         raise ConfigError(f"--out {out} is a hub location: a run is trained into a folder",
                           f"Train into a folder, then publish it: zoo push RUN {out}")
-    run_dir = Path(out) if out else _default_out(model, train_cfg.dataset)
-    if ".." in run_dir.parts:  # runs/x/..: the folder it names, so no check is made on one and a mkdir on another
-        run_dir = run_dir.absolute().resolve()
-    if run_dir.exists() and not run_dir.is_dir():
+    run_dir = Path(out) if out else None
+    if run_dir is not None and ".." in run_dir.parts:  # runs/x/..: the folder it names, so no check is made on one
+        run_dir = run_dir.absolute().resolve()            # and a mkdir on another
+    if run_dir is not None and run_dir.exists() and not run_dir.is_dir():
         raise RunError(f"{run_dir} exists and is not a folder")
     regs = zoo_callbacks.callbacks_for(train_cfg)  # pruning, iterative autoencoding, plugins' (as configured)
     loggers = loggers_for(train_cfg, log)  # TensorBoard, MLflow, ...: refused here when unknown or not installed
-    for logger in loggers:
-        logger.prepare(run_dir)
     # The model is built before the folder is touched: a configuration that cannot be built leaves an
     # old run in place (with --overwrite too).
     net = build_seeded(cls, model_cfg, data, train_cfg.seed, device)
     zoo_callbacks.check(regs, net)
     if init is not None:
         init(net)
-    trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,  # and the settings the
-                      callbacks=[*regs, *callbacks, *loggers])  # model cannot train with (an IWAE's memory): checked
-    with new_run_folder(run_dir, overwrite=overwrite, log=log) as started:
+    run_dir = run_dir or _claim_default_out(model, train_cfg.dataset)  # made now: a twin start takes the next name
+    try:
+        for logger in loggers:
+            logger.prepare(run_dir)
+        trainer = Trainer(net, data, train_cfg, run_dir=run_dir, log=log, progress=progress,  # and the settings
+                          callbacks=[*regs, *callbacks, *loggers])  # the model cannot train with (an IWAE's memory)
+    except BaseException:
+        if out is None:  # the folder zoo named and made for this run, still empty
+            remove_empty(run_dir)
+        raise
+    with new_run_folder(run_dir, overwrite=overwrite, log=log, made=out is None) as started:
         trainer.begin()
         ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info(), device,
                                                               preset))
@@ -228,6 +242,8 @@ def _check_kinds(**given) -> None:
             wanted = " or ".join({str: "a text", PathLike: "a path", dict: "a dict", list: "a list",
                                   tuple: "a tuple"}[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
             raise ConfigError(f"{name}= takes {wanted}, not {value!r:.60}")
+        if name in ("out", "resume", "config") and isinstance(value, str) and not value.strip():  # as the CLI has it
+            raise ConfigError(f"{name}={value!r}: an empty value names nothing", f"Leave {name}= out for its default.")
 
 
 def _refuse_published(text: str) -> None:
