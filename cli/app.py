@@ -134,6 +134,10 @@ class ZooGroup(click.Group):
             if e.option_name.startswith("--") and is_config_key(key):
                 e.message = f"No such option: {e.option_name}; {key} is a config key: --set {key}=VALUE gives it"
                 e.possibilities = None
+            elif any(e.option_name in p.opts for p in self.params):  # zoo's own (--threads): before the command
+                e.message = (f"No such option: {e.option_name} of zoo {ctx.invoked_subcommand}; it is zoo's own "
+                             f"option, given before the command: zoo {e.option_name} N {ctx.invoked_subcommand} ...")
+                e.possibilities = None
             raise
         except ZooError as e:
             _fail(ctx, e)
@@ -172,10 +176,25 @@ def config_overrides(command: str, assignments, functions, options: dict) -> dic
         raise ConfigError(f"--set {taken[0]}=...: --set cannot change '{taken[0]}'",
                           f"`zoo {command} --help` lists its options; `zoo info MODEL` lists the config keys.")
     given = {k: v for k, v in options.items() if v is not None}
-    for key in sorted(k for k in set(overrides) & set(given) if overrides[k] != str(given[k])):
-        click.echo(f"note: --{key.replace('_', '-')} {given[key]} wins over --set {key}={overrides[key]}", err=True)
+    ctx = click.get_current_context(silent=True)
+    flags = {p.name: p for p in (ctx.command.params if ctx else [])}  # a key's option: loggers is --log
+    for key in sorted(k for k in set(overrides) & set(given) if not _same(overrides[k], given[k])):
+        option = flags.get(key)
+        shown = max(option.opts, key=len) if option is not None else f"--{key.replace('_', '-')}"
+        value = "" if option is not None and getattr(option, "is_flag", False) else f" {given[key]}"
+        click.echo(f"note: {shown}{value} wins over --set {key}={overrides[key]}", err=True)
     overrides.update(given)
     return overrides
+
+
+def _same(text: str, value) -> bool:
+    """Whether --set's text gives the option's value (1e-3 is 0.001, true is True): then nothing is said."""
+    if isinstance(value, bool):
+        return text.strip().lower() in (("true", "1", "yes", "on") if value else ("false", "0", "no", "off"))
+    try:
+        return float(text) == float(value)
+    except (TypeError, ValueError):
+        return text == str(value)
 
 
 @click.group(cls=ZooGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -179,3 +179,29 @@ def test_zoo_train_refuses_an_empty_out_as_the_command_line_does(tmp_path, monke
     with pytest.raises(ConfigError, match="out='': an empty value names nothing"):
         zoo.train("convae", dataset="digits", out="", epochs=1)
     assert not (tmp_path / "runs").exists()
+
+
+def test_zoos_own_option_after_the_command_says_it_goes_before_it():
+    result = invoke("train", "convae", "--threads", "1")
+    assert result.exit_code == 2
+    assert "--threads of zoo train; it is zoo's own option, given before the command: zoo --threads N train" in \
+        result.output
+
+
+def test_an_option_winning_over_set_is_said_by_its_own_name_and_only_where_the_values_differ():
+    def notes(*args):
+        out = invoke("train", "convae", "--dataset", "digits", *args, "--set", "latent_dim=0").output
+        return [line for line in out.splitlines() if line.startswith("note:") and "wins over" in line]
+
+    assert notes("--set", "loggers=tensorboard", "--log", "mlflow") == [
+        "note: --log mlflow wins over --set loggers=tensorboard"]
+    assert notes("--set", "lr=1e-3", "--lr", "0.001") == [] and notes("--set", "bf16=true", "--bf16") == []
+    assert notes("--set", "bf16=false", "--bf16") == ["note: --bf16 wins over --set bf16=false"]
+    assert notes("--set", "lr=1e-2", "--lr", "0.001") == ["note: --lr 0.001 wins over --set lr=1e-2"]
+
+
+def test_a_hub_time_out_set_but_empty_is_refused_in_one_message(monkeypatch):
+    for value in ("", "²"):
+        monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", value)
+        assert_clean_error(invoke("info", "hf://org/name"), "HF_HUB_DOWNLOAD_TIMEOUT=", "is not a whole number of "
+                           "seconds", code=2)

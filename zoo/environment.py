@@ -8,6 +8,7 @@ user's own catalogue files of presets and pretrained weights."""
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from zoo.errors import ConfigError
@@ -36,9 +37,8 @@ def offline() -> bool:
 
 def check_hf_timeouts() -> None:
     """The hub's time-outs as huggingface-hub will read them: whole seconds."""
-    for name in HF_TIMEOUTS:
-        value = os.environ.get(name, "").strip()
-        if value and not value.isdigit():  # 0 is huggingface-hub's default
+    for name in HF_TIMEOUTS:  # set but empty (a script's unset $VAR) too: huggingface-hub's int('') failed
+        if name in os.environ and not re.fullmatch(r"[0-9]+", os.environ[name].strip()):  # ASCII: int('²') fails
             raise ConfigError(f"{name}={os.environ[name]!r} is not a whole number of seconds",
                               "Set it to one (the default is 10), or unset it.")
 
