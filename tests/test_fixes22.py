@@ -205,3 +205,18 @@ def test_a_hub_time_out_set_but_empty_is_refused_in_one_message(monkeypatch):
         monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", value)
         assert_clean_error(invoke("info", "hf://org/name"), "HF_HUB_DOWNLOAD_TIMEOUT=", "is not a whole number of "
                            "seconds", code=2)
+
+
+def test_no_color_and_a_dumb_terminal_turn_the_colours_of_errors_off(monkeypatch):
+    from click.testing import CliRunner
+
+    from zoo.cli.main import cli
+
+    def coloured(**env) -> bool:
+        result = CliRunner().invoke(cli, ["train", "nosuch"], prog_name="zoo", color=True, env=env)
+        assert result.exit_code != 0 and "unknown model 'nosuch'" in result.output
+        return "\x1b[" in result.output
+
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    assert coloured(TERM="xterm")
+    assert not coloured(NO_COLOR="1", TERM="xterm") and not coloured(TERM="dumb")
