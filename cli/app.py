@@ -110,12 +110,14 @@ def _fail(ctx: click.Context, error) -> None:
     ctx.exit(_exit_code(error.exit_code))
 
 
-def _discard_stdout() -> None:
-    """Point stdout at /dev/null, so the interpreter's last flush at exit does not fail on the closed pipe."""
-    try:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-    except (OSError, ValueError, AttributeError):  # not a real file (a test's captured output)
-        pass
+def _discard_output() -> None:
+    """Point stdout and stderr at /dev/null, so the interpreter's last flush at exit does not fail on the closed
+    pipe (a training's log lines go to stderr: `zoo train ... 2>&1 | head -2`)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        except (OSError, ValueError, AttributeError):  # not a real file (a test's captured output)
+            pass
 
 
 class ZooGroup(click.Group):
@@ -142,7 +144,7 @@ class ZooGroup(click.Group):
         except ZooError as e:
             _fail(ctx, e)
         except BrokenPipeError:  # the reader went away (`zoo list | head -1`): nothing left to say
-            _discard_stdout()
+            _discard_output()
             ctx.exit(141)  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
         except OSError as e:  # whatever a command did not word itself: the path, why, and what to do
             _fail(ctx, storage_error(e, "cannot write" if e.errno in _WRITE_ERRNOS else ""))
@@ -213,6 +215,7 @@ def cli(threads):
     zoo eval runs/ae6                         test MSE, BCE, PSNR
     zoo reconstruct runs/ae6 --n 16 --out recon.png
     """
+    os.environ.pop("MPLBACKEND", None)  # the commands draw to files only: a backend named wrongly failed every picture
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":  # no-color.org; a terminal without colours
         click.get_current_context().color = False  # the commands' contexts inherit it: click.echo strips styles
     if threads is not None:

@@ -220,3 +220,30 @@ def test_no_color_and_a_dumb_terminal_turn_the_colours_of_errors_off(monkeypatch
     monkeypatch.delenv("NO_COLOR", raising=False)
     assert coloured(TERM="xterm")
     assert not coloured(NO_COLOR="1", TERM="xterm") and not coloured(TERM="dumb")
+
+
+def test_a_training_whose_log_pipe_closes_exits_141_with_its_epochs_kept(tmp_path):
+    import subprocess
+    import sys
+
+    run = tmp_path / "bp"
+    line = (f"{sys.executable} -m zoo train convae --dataset digits --epochs 3 --set channels=4,8,8 --set hidden=16 "
+            f"--device cpu --no-progress --out {run} 2>&1 | head -1; exit ${{PIPESTATUS[0]}}")
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 141, done.stdout + done.stderr  # 128 + SIGPIPE, as for `zoo list | head -1`
+    assert done.stdout.startswith("training convae on digits") and "Traceback" not in done.stderr
+    assert (run / "checkpoint.safetensors").is_file()  # its finished epochs, for --resume
+
+
+def test_a_matplotlib_backend_named_wrongly_does_not_fail_the_pictures_of_a_command(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    env = {**os.environ, "MPLBACKEND": "bogus"}
+    done = subprocess.run([sys.executable, "-m", "zoo", "train", "convae", "--dataset", "digits", "--epochs", "1",
+                           "--set", "channels=4,8,8", "--set", "hidden=16", "--device", "cpu", "--no-progress",
+                           "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert (out / "loss.png").is_file() and (out / "README.md").is_file()

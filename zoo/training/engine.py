@@ -3,8 +3,7 @@ that vectorised trials (zoo.training.multitrial) go through too.
 
 Batches index device-resident uint8 tensors; the plugin's `training_step` does the rest through `StepContext.optimize`,
 eagerly or recorded once in a CUDA graph (zoo.training.graphstep). Each epoch ends with validation, early stopping,
-an atomic checkpoint and a line in metrics.jsonl, in that order, so a run killed at any moment resumes.
-"""
+an atomic checkpoint and a line in metrics.jsonl, in that order, so a run killed at any moment resumes."""
 
 from __future__ import annotations
 
@@ -290,8 +289,9 @@ class Trainer:
             if not self.run_dir:  # a fold or a search trial: its caller says what is kept
                 raise Interrupted(f"interrupted {when}") from None
             raise Interrupted(f"interrupted {when}; {saved}.{where}") from None
-        except OSError as e:  # a full disk, a file-size limit, a folder made read-only meanwhile
-            raise storage_error(e, "cannot write", self._saved_note()) from None
+        except OSError as e:  # a full disk, a size limit, a read-only folder (a closed log pipe stays one)
+            error = e if isinstance(e, BrokenPipeError) else storage_error(e, "cannot write", self._saved_note())
+            raise error from None
         except (MemoryError, RuntimeError) as e:  # an allocation that failed: said, with what is saved
             oom = out_of_memory(e, self.device.type, self._saved_note(resume=False))
             if oom is None:
