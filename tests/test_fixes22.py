@@ -247,3 +247,16 @@ def test_a_matplotlib_backend_named_wrongly_does_not_fail_the_pictures_of_a_comm
                            "--out", str(out)], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0, done.stderr
     assert (out / "loss.png").is_file() and (out / "README.md").is_file()
+
+
+def test_a_training_with_its_stderr_closed_trains_to_its_end(tmp_path):
+    """Its first log line failed (a bad file descriptor) and ended the training at epoch 0, saying nothing."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    line = (f"{sys.executable} -m zoo train convae --dataset digits --epochs 1 --set channels=4,8,8 --set hidden=16 "
+            f"--device cpu --no-progress --out {run} 2>&-")
+    done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0 and "completed: best epoch 1" in done.stdout
+    assert (run / "README.md").is_file() and (run / "loss.png").is_file()

@@ -9,7 +9,17 @@ from zoo.errors import ConfigError
 
 
 def to_stderr(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+    """A line for the user on stderr. One that cannot be written (stderr closed, 2>&-, or a full device) is dropped:
+    a training's notes are not its work, which goes on (metrics.jsonl holds its numbers). A reader that went away
+    (a closed pipe) still ends the command, as it does every command (exit 141)."""
+    if sys.stderr is None:  # started with its stderr closed
+        return
+    try:
+        print(msg, file=sys.stderr, flush=True)
+    except BrokenPipeError:
+        raise
+    except (OSError, ValueError):  # ValueError: a stream closed from Python
+        pass
 
 
 def to_stdout(msg: str) -> None:
