@@ -260,3 +260,19 @@ def test_a_training_with_its_stderr_closed_trains_to_its_end(tmp_path):
     done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "completed: best epoch 1" in done.stdout
     assert (run / "README.md").is_file() and (run / "loss.png").is_file()
+
+
+def test_bundled_weights_evaluated_on_another_sets_files_under_their_sets_name_are_told_so(tmp_path):
+    """The bundled runs record no split digests: Fashion-MNIST's files given as MNIST's were measured as MNIST."""
+    import shutil
+
+    from conftest import real_data
+
+    fashion = real_data("fashion-mnist") / "fashion-mnist"
+    shutil.copytree(fashion, tmp_path / "looks-like-mnist")
+    out = assert_ok(invoke("eval", "head-mnist", "--data-dir", tmp_path / "looks-like-mnist", "--limit", "200",
+                           "--json"))
+    assert "mnist holds other test images than it had (as many): not the images head-mnist was trained" in out
+    mnist = real_data("mnist") / "mnist"
+    assert "other test images" not in assert_ok(invoke("eval", "head-mnist", "--data-dir", mnist, "--limit", "200",
+                                                       "--json"))

@@ -18,6 +18,7 @@ import torch
 from zoo.arguments import clear_arguments
 from zoo.console import to_stderr
 from zoo.data import ImageData, load_dataset, relocated
+from zoo.data.canonical import known_digests
 from zoo.data.datasets import folder_of
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
 from zoo.model import ZooModel
@@ -77,8 +78,7 @@ def other_images(data: ImageData, record: dict[str, Any], splits: tuple[str, ...
     if not isinstance(recorded, dict):
         return ""
     now = {s: int(data.split(s)[0].shape[0]) for s in SPLITS}
-    digests = (record.get("data") or {}).get("digests")
-    digests = digests if isinstance(digests, dict) else {}
+    digests = known_digests(record.get("data") or {})  # recorded, or a standard set's published test split
     # a split that reuses the training images counts them (an older zoo's folder with val_fraction 0 did)
     recorded_reuse = (record.get("data") or {}).get("reused")
     recorded_reuse = recorded_reuse if isinstance(recorded_reuse, dict) else {}
