@@ -17,7 +17,9 @@ from zoo.cli.app import DEVICE_HELP, IN_FOLDER, OUT_FILE, SEED, TEXT, Count, cli
               help="PNG to write (default RUN/latent-METHOD.png, or RUN/latent.png for a latent of 1 or 2 "
                    "dimensions, which is plotted as it is); the coordinates go beside it as .csv.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--seed", default=0, show_default=True, type=SEED, help="Seed of PCA / t-SNE.")
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="t-SNE's start: 0 its codes' principal components, another seed random positions drawn with it "
+                   "(to see which clusters stay). PCA is exact: no seed changes it.")
 @click.option("--data-dir", type=IN_FOLDER)
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 @click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME",

@@ -119,7 +119,7 @@ def project(z: torch.Tensor | np.ndarray, method: str = "pca", *, seed: int = 0,
     if method == "pca":
         from sklearn.decomposition import PCA
 
-        pca = PCA(n_components=2, random_state=seed).fit(z)
+        pca = PCA(n_components=2, svd_solver="full").fit(z)  # exact: no seed changes it
         ev = [float(v) for v in pca.explained_variance_ratio_]
         return Projection(pca.transform(z), "pca", f"PC 1 ({ev[0]:.0%} of variance)",
                           f"PC 2 ({ev[1]:.0%} of variance)", ev)
@@ -129,8 +129,11 @@ def project(z: torch.Tensor | np.ndarray, method: str = "pca", *, seed: int = 0,
         to_stderr(f"note: a t-SNE of {n:,} codes takes a while (about a minute for 5,000 on a 2-core CPU); "
                   "--method pca is instant")
     perplexity = float(min(30.0, max(1.0, (n - 1) / 3)))
-    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca", learning_rate="auto", random_state=seed,
-                **_tsne_iterations(TSNE_MAX_ITER))
+    # Seed 0 starts from the principal components (stable global structure). scikit-learn's seed only drew that
+    # start, exact for these widths, so every seed gave one picture: another seed starts from random positions it
+    # draws, to see which clusters stay.
+    tsne = TSNE(n_components=2, perplexity=perplexity, init="pca" if seed == 0 else "random", learning_rate="auto",
+                random_state=seed, **_tsne_iterations(TSNE_MAX_ITER))
     return Projection(tsne.fit_transform(z.astype(np.float32)).astype(np.float64), "tsne", "t-SNE 1", "t-SNE 2")
 
 
@@ -172,6 +175,7 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     needs no projection: its codes are plotted as they are, by default into latent.png (not
     latent-METHOD.png, which would name a projection that was not done).
 
+    `seed`: t-SNE's start (0: the principal components; another: random positions drawn with it); PCA is exact.
     `loggers` ("tensorboard"): also write the codes, labels and images for the logger's embedding viewer
     (TensorBoard's Projector), into the folder of the PNG, under tensorboard/."""
     method = normalise_method(method)
