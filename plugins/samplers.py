@@ -82,8 +82,11 @@ class GaussianMixture(LatentSampler):
                               "model with a smaller latent_dim (or more training images).")
         with warnings.catch_warnings(record=True) as caught:  # EM's own doubts: said as a zoo warning
             warnings.simplefilter("always", ConvergenceWarning)
-            gmm = SkGMM(n_components=k, covariance_type="full", reg_covar=1e-6, max_iter=200, n_init=1,
-                        random_state=seed).fit(codes.numpy())
+            # scikit-learn adds reg_covar in absolute units: relative to the codes' variance, as the gaussian
+            # sampler's jitter is (codes of std 1e-3 were drawn 56 % wider than they are)
+            scale = float(codes.var(0).mean()) if n > 1 else 1.0
+            gmm = SkGMM(n_components=k, covariance_type="full", reg_covar=1e-6 * (scale or 1.0), max_iter=200,
+                        n_init=1, random_state=seed).fit(codes.numpy())
         self.doubts = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
         self.weights = torch.from_numpy(gmm.weights_).to(torch.float64)
         self.means = torch.from_numpy(gmm.means_).to(torch.float64)

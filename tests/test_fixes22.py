@@ -289,3 +289,41 @@ def test_another_seed_gives_another_tsne_and_the_same_seed_the_same(tmp_path):
     first, again, other = (project(codes, "tsne", seed=s).coords for s in (0, 0, 1))
     assert np.array_equal(first, again) and not np.allclose(first, other)
     assert np.array_equal(project(codes, "pca", seed=0).coords, project(codes, "pca", seed=5).coords)
+
+
+def test_a_class_folder_named_with_outer_spaces_is_named_with_or_without_them_and_shown_quoted():
+    import pytest
+
+    from zoo.analysis.latent_samplers import resolve_class
+    from zoo.errors import ConfigError
+
+    classes = [" spaced", "#1", "10", "2", "Big Cat"]
+    assert resolve_class(" spaced", classes) == 0 and resolve_class("spaced", classes) == 0
+    assert resolve_class("big cat", classes) == 4 and resolve_class("2", classes) == 3  # a name before an index
+    with pytest.raises(ConfigError) as refused:
+        resolve_class("nothing", classes)
+    assert "0=' spaced', 1=#1" in refused.value.hint
+
+
+def test_the_gmm_samplers_draws_spread_as_the_codes_do_whatever_their_scale():
+    """scikit-learn's reg_covar is absolute: codes of std 1e-3 were drawn 56 % wider than they are."""
+    import torch
+
+    from zoo.analysis.latent_samplers import get_sampler
+
+    codes = torch.randn(2000, 2, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1e-3
+    drawn = get_sampler("gmm")().fit(codes).sample(50_000, generator=torch.Generator().manual_seed(1))
+    ratio = drawn.double().var(0) / codes.var(0)
+    assert bool(((ratio > 0.9) & (ratio < 1.1)).all()), ratio
+
+
+def test_a_classifier_asked_for_a_class_is_told_it_makes_no_images(tmp_path):
+    from conftest import TINY, quiet
+
+    import zoo
+
+    head = zoo.train("classifier", dataset="digits", epochs=1, out=tmp_path / "head", log=quiet, progress=False,
+                     **TINY).run_dir
+    for option in (["--class", "3"], ["--per-class", "2"]):
+        out = assert_clean_error(invoke("generate", head, *option, "--out", tmp_path / "x.png"), "makes no images")
+        assert "without --class" not in out and "without --per-class" not in out

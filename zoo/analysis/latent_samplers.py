@@ -307,24 +307,21 @@ def resolve_class(label: str | int, classes: tuple[str, ...] | list[str]) -> int
     if not classes:
         raise ConfigError("the run's data set has no class labels")
     label = as_python(label)  # torch.tensor(3) or np.int64(3): 3, not 'tensor(3)'
-    if isinstance(label, list) and len(label) == 1:  # torch.tensor([3])
-        label = label[0]
+    label = label[0] if isinstance(label, list) and len(label) == 1 else label  # torch.tensor([3])
     text = str(label).strip()
-    if text in classes:  # a name first: MNIST's names are its digits
-        return classes.index(text)
-    lowered = [c.lower() for c in classes]
-    if text.lower() in lowered:
-        return lowered.index(text.lower())
+    names = [c.strip() for c in classes]  # a folder ' spaced' is named by 'spaced' (or ' spaced', quoted)
+    for wanted, among in ((text, names), (text.lower(), [c.lower() for c in names])):
+        if wanted in among:  # a name first (MNIST's names are its digits), then in other capitals
+            return among.index(wanted)
+    listed = "Classes: " + ", ".join(f"{j}={c if c == c.strip() else repr(c)}" for j, c in enumerate(classes))
     if text.lstrip("-").isdigit():
         i = int(text) if len(text) <= 18 else -1
         if 0 <= i < len(classes):
             return i
         shown = text if len(text) <= 18 else f"{text[:8]}...{text[-4:]}"  # a number that long names no class
-        raise ConfigError(f"class {shown} is out of range: the data set has classes 0..{len(classes) - 1}",
-                          "Classes: " + ", ".join(f"{j}={c}" for j, c in enumerate(classes)))
-    close = difflib.get_close_matches(text, classes, n=3, cutoff=0.4)
-    raise ConfigError(f"unknown class '{label}'", (f"Did you mean: {', '.join(close)}? " if close else "")
-                      + "Classes: " + ", ".join(f"{j}={c}" for j, c in enumerate(classes)))
+        raise ConfigError(f"class {shown} is out of range: the data set has classes 0..{len(classes) - 1}", listed)
+    close = difflib.get_close_matches(text, names, n=3, cutoff=0.4)
+    raise ConfigError(f"unknown class '{label}'", (f"Did you mean: {', '.join(close)}? " if close else "") + listed)
 
 
 def class_stats(codes: torch.Tensor, labels: torch.Tensor, index: int, classes) -> tuple[torch.Tensor, torch.Tensor]:

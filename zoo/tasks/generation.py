@@ -45,6 +45,8 @@ def sample_batches(run: Run, n: int, gen: torch.Generator, *, sampler=None, clas
         draw = lambda k: run.sample_class(torch.full((k,), index, dtype=torch.long), generator=gen)  # noqa: E731
     else:
         if class_label is not None and not run.can("decode"):
+            if not run.can("sample"):  # a classifier: "without --class" would fail too
+                require_prior(run)
             raise CapabilityError(f"model '{run.name}' is not conditional: it cannot sample a given class, nor "
                                   "decode around a class's mean code",
                                   "Sample it without --class, or train a conditional model (cgan, cvae).")
@@ -173,6 +175,8 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     gen = torch.Generator(device=run.device).manual_seed(seed)
     if per_class is not None:
         if not run.can("sample_class"):
+            if not run.can("sample") and not run.can("decode"):  # a classifier: "without --per-class" fails too
+                require_prior(run)
             raise CapabilityError(f"--per-class: model '{run.name}' is not conditional: it cannot sample a given "
                                   "class", "Sample it without --per-class, or train a conditional model (cgan, cvae).")
         n, how = per_class * len(run.classes), f"{per_class} per class, a row each"
