@@ -11,7 +11,10 @@ Failure modes for tests: `mode = "error500"` (every request answers 500), `mode 
 request waits until the server stops; `"hang-files"`: only the files', under /resolve/),
 `short_get = {"model.safetensors"}` (a download ends early: GET sends half the file while HEAD announced all
 of it), `listed_sizes = {"samples.png": 10}` (the
-file listing claims a size the download does not keep to), and `seed()` commits any files directly
+file listing claims a size the download does not keep to), `no_checksum = True` (the listing gives no blobId, as a
+mirror or a proxy may), `corrupt_get = {"model.safetensors"}` (GET flips a byte in the middle of the file),
+`redirect_files = URL` (GET under /resolve/ answers 302 to URL + path, as the Hub sends files to its CDN), and
+`seed()` commits any files directly
 (pickle-only repositories, unsafe names, corrupt weights). `requests` logs every (method, path).
 """
 
@@ -68,6 +71,9 @@ class HubServer:
         self.mode = "ok"
         self.short_get: set[str] = set()
         self.listed_sizes: dict[str, int] = {}
+        self.no_checksum = False
+        self.corrupt_get: set[str] = set()
+        self.redirect_files: str | None = None
         self.requests: list[tuple[str, str]] = []
         self.authorizations: list[str | None] = []
         self.lock = threading.Lock()
@@ -183,6 +189,8 @@ class HubServer:
                        "Content-Type": "application/octet-stream"}
             if method == "GET" and filename in self.short_get:
                 data = data[:len(data) // 2]
+            if method == "GET" and filename in self.corrupt_get:
+                data = data[:len(data) // 2] + bytes([data[len(data) // 2] ^ 0xFF]) + data[len(data) // 2 + 1:]
             return 200, headers, data
         raise HubError(404, f"no route for {method} {path}")
 
@@ -218,7 +226,8 @@ class HubServer:
         siblings = []
         for p, d in sorted(commit.files.items()):
             size = self.listed_sizes.get(p, len(d))
-            siblings.append({"rfilename": p, **({"size": size, "blobId": git_blob_sha1(d)} if blobs else {})})
+            meta = {"size": size, **({} if self.no_checksum else {"blobId": git_blob_sha1(d)})} if blobs else {}
+            siblings.append({"rfilename": p, **meta})
         body = {"_id": repo.repo_id, "id": repo.repo_id, "modelId": repo.repo_id, "sha": commit.sha,
                 "private": repo.private, "lastModified": commit.date, "createdAt": commit.date, "tags": [],
                 "library_name": "zoo", "disabled": False, "gated": False, "siblings": siblings}
@@ -309,6 +318,8 @@ class _Handler(BaseHTTPRequestHandler):
                 raise HubError(503, "hung")
             elif hub.mode == "error500":
                 raise HubError(500, "Internal Server Error")
+            elif hub.redirect_files and method == "GET" and "/resolve/" in parts.path:
+                status, headers, data = 302, {"Location": hub.redirect_files + self.path}, b""
             else:
                 status, headers, data = hub.handle(method, parts.path, parse_qs(parts.query), body, auth)
         except HubError as e:

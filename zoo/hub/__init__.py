@@ -19,7 +19,8 @@ Trust. Only safetensors are ever read: a location that offers only pickle-based 
 .pth, .ckpt, .pkl) is refused, and nothing but the files above is ever downloaded. File names a hub
 lists are checked (no '..', no absolute path, no backslash) before anything is fetched. Every file
 fetched from the Hugging Face Hub is checked against the checksum the hub lists for it (sha256 for LFS
-files, the git blob id otherwise); only then does zoo record the snapshot as verified (in
+files, the git blob id otherwise; a hub that lists none, a mirror or a proxy: safetensors against the sha256
+zoo records in them, the other files said to be unverified); only then does zoo record the snapshot (in
 $XDG_CACHE_HOME/zoo/hub), and it only ever loads verified snapshots, so an interrupted or damaged
 download is never loaded (huggingface-hub itself downloads to `.incomplete` files and renames them into
 place). Offline, a verified snapshot is checked against the recorded sha256s again before use. A
@@ -38,7 +39,10 @@ the weights' header must declare exactly the tensors of the model it describes, 
 allocated for a config that does not match its weights.
 
 Pushing. A push refuses a damaged run (its config, or weights that do not match the checksum recorded
-when they were written) before anything is written or uploaded. A folder-hub push only creates a folder
+when they were written) before anything is written or uploaded. A push to hf://ORG/NAME[@BRANCH] commits onto
+a branch that is new, holds no model, or holds an earlier zoo push (zoo.hub.hf_push): never over another
+library's model or someone's files, and never to an existing public repository when --private is asked; its
+card's commands load the branch it went to. A folder-hub push only creates a folder
 or replaces one an earlier push made (it leaves .zoo-pushed.json, the files it wrote and their sha256s):
 never another run or other files, the run itself, zoo's or huggingface-hub's caches, zoo's bundled
 weights, or anything through a link.

@@ -56,6 +56,7 @@ class Fetched:
     files: dict[str, str]            # name -> sha256
     commit: str | None = None
     cached: bool = False             # served from an earlier verified copy, without downloading
+    unverified: list[str] = dataclasses.field(default_factory=list)  # hf:// files a hub listed no checksum for
 
 
 def cache_error(e: OSError, where: Path):

@@ -6,15 +6,14 @@ from __future__ import annotations
 import contextvars
 import os
 import re
-import sys
 import uuid
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 import zoo
 from zoo import environment
 from zoo.caches import zoo_cache
-from zoo.errors import ZooError
+from zoo.errors import ConfigError, RunError
 from zoo.hub import limits, temps
 from zoo.hub.cache import Fetched, cache_error, now, offline, read_json, write_json
 from zoo.hub.files import (
@@ -26,7 +25,9 @@ from zoo.hub.files import (
     safe_name,
     select_files,
 )
-from zoo.hub.locations import COMMIT_RE, HubError, Location, Log
+from zoo.hub.locations import (  # noqa: F401 (hub_error: zoo.hub.hf.hub_error, as before)
+    COMMIT_RE, HubError, Location, Log, first_line, hub_endpoint, hub_error, timeout_seconds, unreachable)
+from zoo.runs import checkpoint
 from zoo.runs.files import file_sha256
 
 _TIMEOUTS_BOUND = False
@@ -44,6 +45,7 @@ def import_hf():
     whose downloads stop at the file's cap (zoo.hub.limits) whatever size the server announced."""
     global _TIMEOUTS_BOUND
     environment.check_hf_timeouts()  # read on its import, where a value it cannot read fails with a traceback
+    _check_endpoint()  # likewise
     try:
         import huggingface_hub
     except ImportError:  # pragma: no cover - a dependency
@@ -57,13 +59,29 @@ def import_hf():
     return huggingface_hub
 
 
+def _check_endpoint() -> None:
+    """HF_ENDPOINT as huggingface-hub parses it on import (a port out of range, a broken IPv6 address: a traceback)."""
+    value = os.environ.get("HF_ENDPOINT", "").strip()
+    if not value:
+        return
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018 - raises ValueError for a port it cannot read
+        problem = None if parts.scheme in ("http", "https") and parts.hostname else "not an http(s) address"
+    except ValueError as e:
+        problem = str(e)
+    if problem:
+        raise ConfigError(f"HF_ENDPOINT={value!r} is not the address of a hub ({problem})",
+                          "Set it to one, e.g. HF_ENDPOINT=https://huggingface.co, or unset it.")
+
+
 def _bound_timeouts(hf) -> None:
     import httpx2
     from huggingface_hub.utils import _http
 
     if getattr(_http, "_GLOBAL_CLIENT_FACTORY", None) is not getattr(_http, "default_client_factory", object()):
         return  # the user's own client: leave it alone
-    seconds = _timeout()
+    seconds = timeout_seconds()
 
     class BoundedTransport(httpx2.BaseTransport):
         def __init__(self, inner):
@@ -82,7 +100,11 @@ def _bound_timeouts(hf) -> None:
             try:
                 response = self.inner.handle_request(request)
             except httpx2.TimeoutException as e:  # ended here, not tried again (it retries its own errors)
-                raise Stalled(f"{request.method} {request.url} had no answer within {seconds:g} s") from e
+                raise Stalled(f"{request.method} {request.url} had no answer within {seconds:g} s", request.url) from e
+            except httpx2.ConnectError as e:  # a file's host (where the hub redirects: a CDN) refuses: said once
+                if cap is None:  # (not tried five more times, logging each); other requests as huggingface-hub does
+                    raise
+                raise Unreachable(f"{request.method} {request.url}: {first_line(e)}", request.url) from e
             if cap is not None:
                 response.stream = CappedStream(response, *cap)
             return response
@@ -125,113 +147,22 @@ def _bound_timeouts(hf) -> None:
 class Stalled(TimeoutError):
     """A request to the hub that timed out: said at once as a time-out (see _bound_timeouts)."""
 
-
-def _timeout() -> float:
-    if "huggingface_hub" in sys.modules:
-        from huggingface_hub import constants
-
-        return float(constants.HF_HUB_DOWNLOAD_TIMEOUT)
-    return float(os.environ.get("HF_HUB_DOWNLOAD_TIMEOUT") or 10)
+    def __init__(self, message: str, url=None):
+        super().__init__(message)
+        self.url = url
 
 
-def _endpoint() -> str:
-    from huggingface_hub import constants
+class Unreachable(ConnectionError):
+    """A file's download whose host refused the connection: said at once, naming that host (see _bound_timeouts)."""
 
-    return constants.ENDPOINT
-
-
-def _first_line(e: BaseException) -> str:
-    text = str(e).strip()
-    lines = [line for line in text.splitlines() if line.strip()]
-    return lines[0] if lines else type(e).__name__
-
-
-def _net_error_kind(e: BaseException) -> str | None:
-    """'timeout', 'connect' or 'offline' for network failures (of whichever HTTP library is in use)."""
-    from huggingface_hub.errors import OfflineModeIsEnabled
-
-    if isinstance(e, OfflineModeIsEnabled):
-        return "offline"
-    for module, timeouts, connects in (
-            ("httpx2", ("TimeoutException",), ("NetworkError", "RemoteProtocolError", "ProxyError")),
-            ("httpx", ("TimeoutException",), ("NetworkError", "RemoteProtocolError", "ProxyError")),
-            ("requests", ("Timeout",), ("ConnectionError",))):
-        mod = sys.modules.get(module)
-        if mod is None:
-            continue
-        if isinstance(e, tuple(getattr(mod, n) for n in timeouts if hasattr(mod, n))):
-            return "timeout"
-        if isinstance(e, tuple(getattr(mod, n) for n in connects if hasattr(mod, n))):
-            return "connect"
-    if isinstance(e, (TimeoutError,)):
-        return "timeout"
-    if isinstance(e, ConnectionError):
-        return "connect"
-    return None
-
-
-def _status(e: BaseException) -> int | None:
-    return getattr(getattr(e, "response", None), "status_code", None)
-
-
-def _unreachable(e: BaseException) -> bool:
-    """Failures where a copy verified earlier may stand in: no network, time-outs, server errors."""
-    status = _status(e)
-    return _net_error_kind(e) is not None or (status is not None and (status >= 500 or status == 429))
-
-
-def hub_error(e: BaseException, loc: Location, action: str = "fetch") -> ZooError:
-    """One clear ZooError for an exception raised by huggingface-hub (or its HTTP library)."""
-    if isinstance(e, ZooError):
-        return e
-    from huggingface_hub import errors as E
-
-    endpoint = _endpoint()
-    status = _status(e)
-    kind = _net_error_kind(e)
-    if isinstance(e, E.LocalEntryNotFoundError) and e.__cause__ is not None and e.__cause__ is not e:
-        return hub_error(e.__cause__, loc, action)
-    if isinstance(e, E.GatedRepoError):
-        return HubError(f"{loc.repo} on {endpoint} is gated: accept its conditions on its page first",
-                        "Then log in (`hf auth login` or HF_TOKEN) and try again.")
-    if isinstance(e, E.RepositoryNotFoundError):
-        return HubError(f"repository {loc.repo} not found on {endpoint}",
-                        "Check the name. A private repository needs a token: `hf auth login`, or set HF_TOKEN.")
-    if isinstance(e, E.RevisionNotFoundError):
-        return HubError(f"revision '{loc.revision or 'main'}' not found in {loc.repo} on {endpoint}",
-                        "Check the branch, tag or commit; `zoo push` prints the commit of each push.")
-    if isinstance(e, E.RemoteEntryNotFoundError):
-        return HubError(f"a file of {loc} is missing on {endpoint} ({_first_line(e)})")
-    if kind == "offline" or isinstance(e, E.LocalEntryNotFoundError):
-        return HubError(f"cannot {action} {loc}: zoo is offline (HF_HUB_OFFLINE or ZOO_OFFLINE is on) "
-                        "and it is not in the local cache",
-                        f"Unset ZOO_OFFLINE and HF_HUB_OFFLINE and run `zoo pull {loc}` once with the network "
-                        "on; after that it loads offline.")
-    if status is not None and status >= 500:
-        return HubError(f"cannot {action} {loc}: the hub at {endpoint} answered with a server error ({status})",
-                        "The hub is having trouble; try again later.")
-    if status in (401, 403):
-        return HubError(f"cannot {action} {loc}: not authorised by {endpoint} ({status})",
-                        "Log in with `hf auth login` or set HF_TOKEN to a token with write access.")
-    if status == 429:
-        return HubError(f"cannot {action} {loc}: {endpoint} is rate-limiting requests (429)", "Try again later.")
-    if status is not None:
-        return HubError(f"cannot {action} {loc}: {endpoint} answered {status} ({_first_line(e)})")
-    if kind == "timeout":
-        return HubError(f"cannot {action} {loc}: the hub at {endpoint} did not answer within {_timeout():g} s",
-                        "Check the network; HF_HUB_DOWNLOAD_TIMEOUT and HF_HUB_ETAG_TIMEOUT set the limit.")
-    if kind == "connect":
-        return HubError(f"cannot {action} {loc}: cannot reach the hub at {endpoint} ({_first_line(e)})",
-                        "Check the network and HF_ENDPOINT; a copy pulled before loads with HF_HUB_OFFLINE=1.")
-    if isinstance(e, OSError) and "Consistency check failed" in str(e):
-        return HubError(f"cannot {action} {loc}: a download ended early ({_first_line(e)})",
-                        "Nothing incomplete was kept; try again.")
-    return HubError(f"cannot {action} {loc}: {type(e).__name__}: {_first_line(e)}")
+    def __init__(self, message: str, url=None):
+        super().__init__(message)
+        self.url = url
 
 
 def hf_store(loc: Location) -> Path:
     """zoo's records for one repository of one endpoint: refs/REV -> commit, verified/COMMIT.json."""
-    endpoint = re.sub(r"[^A-Za-z0-9.-]+", "_", re.sub(r"^https?://", "", _endpoint())).strip("_")
+    endpoint = re.sub(r"[^A-Za-z0-9.-]+", "_", re.sub(r"^https?://", "", hub_endpoint())).strip("_")
     return zoo_cache() / "hf" / endpoint / loc.repo.replace("/", "--")
 
 
@@ -258,13 +189,15 @@ def _hf_cached(hf, loc: Location, commit: str, *, strict: bool) -> Fetched | Non
             return None
     if folder is None:
         return None
-    return Fetched(folder, str(loc), dict(manifest["files"]), commit, cached=True)
+    unverified = manifest.get("unverified")  # (older records: none; they were all checked against the hub's)
+    unverified = [n for n in unverified if n in manifest["files"]] if isinstance(unverified, list) else []
+    return Fetched(folder, str(loc), dict(manifest["files"]), commit, cached=True, unverified=unverified)
 
 
 def _hf_download(hf, loc: Location, name: str, commit: str, cap: limits.Cap) -> Path:
     token = _DOWNLOAD_CAP.set((cap.limit, limits.too_big(name, None, cap, str(loc))))
     try:
-        return Path(hf.hf_hub_download(loc.repo, name, revision=commit, etag_timeout=_timeout(),
+        return Path(hf.hf_hub_download(loc.repo, name, revision=commit, etag_timeout=timeout_seconds(),
                                        library_name="zoo", library_version=zoo_version()))
     except Exception as e:
         raise hub_error(e, loc) from None
@@ -272,18 +205,29 @@ def _hf_download(hf, loc: Location, name: str, commit: str, cap: limits.Cap) -> 
         _DOWNLOAD_CAP.reset(token)
 
 
-def _download_checked(hf, loc: Location, name: str, commit: str, sibling, cap: limits.Cap) -> Path:
-    """One file of `commit`, within its cap, matching the checksum the hub lists (fetched once more if not)."""
+def download(hf, loc: Location, name: str, commit: str) -> Path:
+    """One file of `commit` into huggingface-hub's cache, within its cap (zoo.hub.limits), not checked."""
+    return _hf_download(hf, loc, name, commit, limits.cap(name))
+
+
+def _download_checked(hf, loc: Location, name: str, commit: str, sibling, cap: limits.Cap) -> tuple[Path, bool, bool]:
+    """One file of `commit`, within its cap, matching the checksum the hub lists, or where it lists none, the one
+    zoo records in the safetensors it writes (fetched once more if not); with whether it was checked against one,
+    and whether it was fetched again (a damaged copy in the cache, or a damaged download)."""
     path = _hf_download(hf, loc, name, commit, cap)
-    if _matches_hub(path, sibling) is False:  # a damaged copy: fetch it once more
+    matches = _matches(path, sibling)
+    if matches is False:  # a damaged copy: fetch it once more
         _evict(path)
         path = _hf_download(hf, loc, name, commit, cap)
-        if _matches_hub(path, sibling) is False:
+        matches = _matches(path, sibling)
+        if matches is False:
             _evict(path)
-            raise HubError(f"{name} of {loc} does not match the checksum the hub lists for it "
-                           f"(commit {commit[:12]}): refusing it",
+            what = ("is not intact (truncated, or not the tensors whose checksum zoo recorded in it; the hub "
+                    "lists none)" if _listed(sibling) is None else "does not match the checksum the hub lists for it")
+            raise HubError(f"{name} of {loc} {what} (commit {commit[:12]}): refusing it",
                            "The download was damaged or the hub is inconsistent; nothing was kept. Try again.")
-    return path
+        return path, True, True
+    return path, matches is True, False
 
 
 def _evict(path: Path) -> None:
@@ -296,15 +240,29 @@ def _evict(path: Path) -> None:
             pass
 
 
-def _matches_hub(path: Path, sibling) -> bool | None:
+def _listed(sibling) -> tuple[str, str] | None:
+    """The checksum the hub lists for a file: ("sha256", …) for LFS files, ("blob", git blob id), or None."""
     lfs = getattr(sibling, "lfs", None)
     sha256 = lfs.get("sha256") if isinstance(lfs, dict) else getattr(lfs, "sha256", None)
     if sha256:
-        return file_sha256(path) == sha256
+        return "sha256", sha256
     blob = getattr(sibling, "blob_id", None)
-    if blob:
-        return git_blob_sha1(path) == blob
-    return None  # the hub listed no checksum
+    return ("blob", blob) if blob else None
+
+
+def _matches(path: Path, sibling) -> bool | None:
+    """Whether the file matches the checksum the hub lists for it, or (a hub that lists none: a mirror, a proxy)
+    the one zoo records in every safetensors it writes; None where there is neither (it was not checked)."""
+    listed = _listed(sibling)
+    if listed is not None:
+        return (file_sha256(path) if listed[0] == "sha256" else git_blob_sha1(path)) == listed[1]
+    if not path.name.endswith(".safetensors"):
+        return None
+    try:
+        _, meta = checkpoint.load_tensors(path)
+    except RunError:  # truncated, or not the tensors its recorded checksum says
+        return False
+    return True if meta.get(checkpoint.DIGEST_KEY) else None
 
 
 def fetch_hf(loc: Location, log: Log) -> Fetched:
@@ -329,10 +287,10 @@ def fetch_hf(loc: Location, log: Log) -> Fetched:
         return cached
     api = hf.HfApi(library_name="zoo", library_version=zoo_version())
     try:
-        info = api.model_info(loc.repo, revision=revision, files_metadata=True, timeout=_timeout())
+        info = api.model_info(loc.repo, revision=revision, files_metadata=True, timeout=timeout_seconds())
     except Exception as e:
         error = hub_error(e, loc)
-        if _unreachable(e):
+        if unreachable(e):
             commit = revision if pinned else (ref_file.read_text().strip() if ref_file.is_file() else None)
             cached = _hf_cached(hf, loc, commit, strict=True) if commit else None
             if cached is not None:
@@ -341,12 +299,13 @@ def fetch_hf(loc: Location, log: Log) -> Fetched:
         raise error from None
     commit = info.sha
     if not isinstance(commit, str) or not COMMIT_RE.fullmatch(commit):
-        raise HubError(f"{_endpoint()} gave no commit for {loc}: it does not look like a Hugging Face Hub")
+        raise HubError(f"{hub_endpoint()} gave no commit for {loc}: it does not look like a Hugging Face Hub")
     siblings = {s.rfilename: s for s in (info.siblings or [])}
     wanted = select_files(list(siblings), str(loc))
     assert wanted[0] == CONFIG  # fetched first: the model it describes sizes the weights' cap
     before = {n: isinstance(hf.try_to_load_from_cache(loc.repo, n, revision=commit), str) for n in wanted}
     files: dict[str, str] = {}
+    unchecked: list[str] = []  # where the hub lists no checksum (a mirror, a proxy), and the file records none
     folder = None
     run = None
     for name in wanted:
@@ -354,28 +313,37 @@ def fetch_hf(loc: Location, log: Log) -> Fetched:
         if not limits.admit(name, getattr(siblings[name], "size", None), cap, str(loc), log):
             continue  # over its listed size: never requested
         try:
-            path = _download_checked(hf, loc, name, commit, siblings[name], cap)
+            path, checked, again = _download_checked(hf, loc, name, commit, siblings[name], cap)
         except limits.TooBig as e:  # larger than it was listed: stopped at its cap
             limits.skip(name, e, log)
             continue
+        before[name] = before[name] and not again
+        if not checked:
+            unchecked.append(name)
         files[name] = file_sha256(path)
         folder = path.parent
         if name == CONFIG:
             run = check_config(path, str(loc))
     assert folder is not None
     check_model_files(folder, str(loc))
+    if unchecked:
+        log(f"note: {hub_endpoint()} lists no checksums for the files of {loc}: {', '.join(sorted(unchecked))} "
+            f"{'was' if len(unchecked) == 1 else 'were'} not verified (the Hugging Face Hub lists one for each file; "
+            "check HF_ENDPOINT, or pull from a hub that does)")
     try:
-        _record(store, loc, commit, files, None if pinned else ref_file)
+        _record(store, loc, commit, files, unchecked, None if pinned else ref_file)
     except OSError as e:
         raise cache_error(e, store) from None
-    return Fetched(folder, str(loc), files, commit, cached=all(before[n] for n in files))
+    return Fetched(folder, str(loc), files, commit, cached=all(before[n] for n in files), unverified=unchecked)
 
 
-def _record(store: Path, loc: Location, commit: str, files: dict[str, str], ref_file: Path | None) -> None:
-    """Record `commit` as verified (with its files' sha256s), and where a branch or tag points now."""
+def _record(store: Path, loc: Location, commit: str, files: dict[str, str], unverified: list[str],
+            ref_file: Path | None) -> None:
+    """Record `commit` as fetched (with its files' sha256s, and which of them nothing was checked against), and
+    where a branch or tag points now."""
     write_json(store / "verified" / f"{commit}.json",
-               {"location": str(loc), "endpoint": _endpoint(), "repo": loc.repo, "commit": commit,
-                "files": files, "verified": now()})
+               {"location": str(loc), "endpoint": hub_endpoint(), "repo": loc.repo, "commit": commit,
+                "files": files, "unverified": unverified, "verified": now()})
     if ref_file is not None:
         ref_file.parent.mkdir(parents=True, exist_ok=True)
         tmp = ref_file.with_name(f".{ref_file.name}.{uuid.uuid4().hex[:8]}.tmp")

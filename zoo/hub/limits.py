@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import os
 
+from zoo.errors import ConfigError
 from zoo.hub.files import (
     CONFIG,
     EVAL,
@@ -58,7 +59,7 @@ def _override() -> int | None:
     if not raw:
         return None
     if not raw.isdigit() or int(raw) < 1:
-        raise HubError(f"{ENV}={raw!r} is not a number of bytes",
+        raise ConfigError(f"{ENV}={raw!r} is not a number of bytes",  # a usage error, as the other variables'
                        f"Set {ENV} to a positive whole number (e.g. {ENV}={4 << 30}), or unset it.")
     return int(raw)
 

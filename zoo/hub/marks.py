@@ -19,6 +19,7 @@ from zoo.hub import limits
 from zoo.hub.cache import read_json
 from zoo.hub.files import CONFIG, PUSHED_MANIFEST
 from zoo.hub.locations import HubError, Log
+from zoo.runs.checkpoint import run_identity
 
 
 SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -31,6 +32,14 @@ def mark_files(manifest: Any) -> dict[str, str] | None:
                                               for k, v in files.items()):
         return None
     return files
+
+
+def another_run(old: Any, new: Any) -> str | None:
+    """What an earlier push published (its config.json, parsed: `old`), where it was another run than the one
+    whose config.json is `new`: its model and when it was trained; None for the same run pushed again, or none."""
+    if not isinstance(old, dict) or not isinstance(new, dict) or run_identity(old) == run_identity(new):
+        return None
+    return f"a {old.get('model', '?')} run trained {old.get('created', 'at a time it does not record')}"
 
 
 def pushed_files(folder: Path) -> dict[str, str] | None:

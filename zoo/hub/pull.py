@@ -63,8 +63,9 @@ def _local(name: str) -> tuple[Path | None, str, str]:
 
 
 def checked(got: Fetched, catalogued: bool = False) -> dict[str, list[str]]:
-    """Which fetched files were verified, and which not: every file from the Hugging Face Hub (checked
-    against the hub's checksums); from a folder hub (whose copy holds a pull record), those that match
+    """Which fetched files were verified, and which not: from the Hugging Face Hub, every file checked against
+    the hub's checksum (or, where it lists none, the one zoo records in its safetensors: Fetched.unverified, the
+    others); from a folder hub (whose copy holds a pull record), those that match
     its push mark (zoo.hub.marks); and `catalogued` weights (checked against registry.toml's sha256)."""
     if catalogued:
         lists = checked(got)
@@ -72,7 +73,8 @@ def checked(got: Fetched, catalogued: bool = False) -> dict[str, list[str]]:
                 "unverified": [n for n in lists["unverified"] if n != WEIGHTS]}
     record = read_json(got.folder / PULLED_MANIFEST)
     if not isinstance(record, dict):
-        return {"verified": sorted(got.files), "unverified": []}
+        return {"verified": sorted(n for n in got.files if n not in got.unverified),
+                "unverified": sorted(got.unverified)}
     lists = {k: record.get(k) for k in ("verified", "unverified")}
     if not all(isinstance(v, list) and all(n in got.files for n in v) for v in lists.values()):
         return {"verified": [], "unverified": sorted(got.files)}  # a copy made before pulls said so

@@ -23,13 +23,14 @@ from zoo.hub.files import (
     WEIGHTS,
     check_config,
     check_model_files,
-    is_run_file,
     is_sampler_file,
 )
+from zoo.hub import cache
 from zoo.hub.cache import offline
 from zoo.hub.folder import check_destination, push_folder
-from zoo.hub.hf import hub_error, import_hf, zoo_version
-from zoo.hub.locations import COMMIT_RE, HF_SCHEME, HubError, Location, Log, is_hub_source, parse
+from zoo.hub.hf_push import push_hf
+from zoo.hub.locations import HF_SCHEME, HubError, Location, Log, is_hub_source, parse
+from zoo.hub.marks import another_run
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint, eval_images
 from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_json, read_metrics, run_identity
@@ -46,6 +47,7 @@ class Pushed:
     files: list[str]
     commit: str | None = None
     url: str | None = None
+    branch: str | None = None  # the Hugging Face Hub's branch it was committed to
 
 
 def _run_folder(run: str | Path, log: Log) -> Path:
@@ -310,20 +312,6 @@ def _verify_weights(path: Path) -> None:
         raise HubError(f"refusing to push a damaged run: {e.message}", e.hint) from None
 
 
-def _another_runs_push(dest: Path, run_dir: Path) -> str | None:
-    """What an earlier push into folder hub entry `dest` published, where it was another run than `run_dir`
-    (its model and when it was trained); None for the same run pushed again, or nothing there."""
-    try:
-        old, new = read_json(dest / CONFIG), read_json(run_dir / CONFIG)
-    except (OSError, RunError):
-        return None
-    if not isinstance(old, dict) or not isinstance(new, dict):
-        return None
-    if run_identity(old) == run_identity(new):
-        return None
-    return f"a {old.get('model', '?')} run trained {old.get('created', 'at a time it does not record')}"
-
-
 def push(run: str | Path, destination: str, *, private: bool = False, revision: str | None = None,
          message: str | None = None, log: Log = to_stderr) -> Pushed:
     """Publish a run folder (config.json, model.safetensors, a model card, metrics.jsonl, a current
@@ -354,44 +342,22 @@ def _push(run: Path, loc: Location, *, private: bool, revision: str | None, mess
             raise HubError("a folder hub keeps one version: --revision is for hf:// locations")
         check_destination(loc.path, run_dir)  # before the run is even read
         files, before = _push_files(run_dir, str(loc), log)
-        earlier = _another_runs_push(loc.path, run_dir)
+        earlier = another_run(cache.read_json(loc.path / CONFIG), cache.read_json(run_dir / CONFIG))
         push_folder(loc.path, files, run_dir, check=lambda written: _still_as_read(run_dir, before, written[WEIGHTS]))
         if earlier:
             log(f"note: {loc} held a push of another run ({earlier}): replaced")
         return Pushed(str(loc), sorted(files))
-    base = f"{HF_SCHEME}{loc.repo}"
-    files, before = _push_files(run_dir, base, log)
+    base, branch = f"{HF_SCHEME}{loc.repo}", revision or "main"
+    # the card's commands load what it describes: this branch's weights, not main's
+    files, before = _push_files(run_dir, base if branch == "main" else f"{base}@{branch}", log)
     if offline():  # a push needs the network: no cached copy stands in for it
         raise HubError(f"cannot push to {base}: zoo is offline (ZOO_OFFLINE or HF_HUB_OFFLINE is on)",
                        "Unset them (with the network on) to push; `zoo push RUN file:///PATH` publishes to a folder "
                        "hub offline.")
-    hf = import_hf()
-    api = hf.HfApi(library_name="zoo", library_version=zoo_version())
-    branch = revision or "main"
-    if COMMIT_RE.fullmatch(branch):
-        raise HubError(f"cannot push onto commit {branch}: push to a branch (--revision NAME)")
     run = check_config(run_dir / CONFIG, str(run_dir))
     summary = message or f"zoo push: {run['model']} trained on {run.get('data', {}).get('name', '?')} ({run_dir.name})"
-    try:
-        api.create_repo(loc.repo, private=True if private else None, exist_ok=True)
-        if branch != "main":
-            api.create_branch(loc.repo, branch=branch, exist_ok=True)
-        operations = [hf.CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(v) if isinstance(v, Path) else v)
-                      for name, v in files.items()]
-        # What an earlier push left that this one leaves out (results or samplers of earlier weights, another
-        # run's pictures) goes, as a folder hub's entry is replaced whole; the repository's other files stay.
-        left = [name for name in api.list_repo_files(loc.repo, revision=branch)
-                if name not in files and is_run_file(name)]
-        operations += [hf.CommitOperationDelete(path_in_repo=name) for name in left]
-        # the sha256 huggingface-hub uploads the weights under (the hub checks the bytes it gets against it)
-        upload = next((getattr(op, "upload_info", None) for op in operations if op.path_in_repo == WEIGHTS), None)
-        _still_as_read(run_dir, before, upload.sha256.hex() if upload is not None else None)
-        info = api.create_commit(loc.repo, operations, commit_message=summary, revision=branch)
-    except Exception as e:
-        raise hub_error(e, Location("hf", loc.repo, branch), action="push to") from None
-    if left:
-        log(f"note: removed from {base}@{branch} what an earlier push left and this one does not hold: "
-            f"{', '.join(sorted(left))}")
-    commit = getattr(info, "oid", None)
-    return Pushed(f"{base}@{commit}" if commit else f"{base}@{branch}", sorted(files), commit,
-                  getattr(info, "commit_url", None))
+    commit, url = push_hf(loc.repo, branch, files, run, private=private, summary=summary, log=log,
+                          check=lambda sha: _still_as_read(run_dir, before, sha))
+    if branch != "main" and not loc.revision:
+        log(f"note: committed to branch {branch} of {base} (its main branch is unchanged)")
+    return Pushed(f"{base}@{commit}" if commit else f"{base}@{branch}", sorted(files), commit, url, branch)

@@ -132,6 +132,8 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     the figures the catalogue quotes for catalogued weights, shown where eval.json does not hold them (an FID).
     `quality`: the run's quality.json of these weights (current_quality), its sample figures quoted."""
     run_name = address.rstrip("/").rsplit("/", 1)[-1]
+    if address.startswith("hf://"):  # hf://org/ae@dev (a push to a branch: its lines load that branch): "ae"
+        run_name = run_name.split("@")[0]
     if address.startswith("file:"):  # file:///hub/my%20entry: "my entry" (a folder's own name stays as it is)
         run_name = unquote(run_name)
     model, data = run["model"], run.get("data", {})
