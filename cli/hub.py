@@ -19,7 +19,8 @@ def _err(msg: str) -> None:
 @cli.command()
 @click.argument("run")
 @click.argument("destination")
-@click.option("--private", is_flag=True, help="Create the Hugging Face repository as private.")
+@click.option("--private", is_flag=True,
+              help="Create the Hugging Face repository as private (an existing public one is refused).")
 @click.option("--revision", default=None, help="Branch to commit to on the Hugging Face Hub (default main).")
 @click.option("--message", "-m", default=None, help="Commit message.")
 def push(run, destination, private, revision, message):
@@ -40,7 +41,9 @@ def push(run, destination, private, revision, message):
     from zoo.hub import push as hub_push
 
     result = hub_push(run, destination, private=private, revision=revision, message=message, log=_err)
-    where = f" (commit {result.commit})" if result.commit else ""
+    branch = result.branch
+    where = (f" (branch {branch}, commit {result.commit})" if result.commit and branch not in (None, "main") else
+             f" (commit {result.commit})" if result.commit else "")
     _err(f"pushed {run} to {destination}{where}: {', '.join(result.files)}")
     if result.url:
         _err(f"commit: {result.url}")

@@ -58,6 +58,7 @@ def test_a_push_to_a_branch_publishes_a_card_whose_commands_load_that_branch(ser
     assert_ok(push(digits_run, "hf://me/ae", hf_env))
     result = push(digits_run, "hf://me/ae", hf_env, "--revision", "dev")
     assert "note: committed to branch dev of hf://me/ae (its main branch is unchanged)" in assert_ok(result)
+    assert re.search(r"pushed .* to hf://me/ae \(branch dev, commit [0-9a-f]{40}\)", result.stdout + result.stderr)
     card = server.files("me/ae", "dev")["README.md"].decode()
     assert 'zoo.load("hf://me/ae@dev")' in card and "zoo pull hf://me/ae@dev" in card
     assert "zoo eval hf://me/ae@dev" in card and not re.search(r"hf://me/ae(?!@dev)", card)
@@ -143,3 +144,15 @@ def test_an_unreadable_ZOO_HUB_MAX_BYTES_is_a_usage_error(folder_hub, monkeypatc
     result = invoke("pull", f"file://{folder_hub}")
     assert_clean_error(result, "ZOO_HUB_MAX_BYTES='abc' is not a number of bytes", code=2)
 
+
+
+# ------------------------------------------------------------------------------------------ 8: a head's source
+
+def test_a_head_fine_tuned_from_a_hub_branch_records_the_commit_it_was_copied_from(server, hf_env, digits_run,
+                                                                                  tmp_path):
+    assert_ok(push(digits_run, "hf://me/enc", hf_env))
+    head = tmp_path / "head"
+    assert_ok(run_zoo("finetune", "hf://me/enc", "--hidden", "8", "--epochs", "1", "--out", head, "--no-progress",
+                      env=hf_env, timeout=300))
+    recorded = json.loads((head / "config.json").read_text())["config"]["init_from"]
+    assert re.fullmatch(r"hf://me/enc@[0-9a-f]{40}", recorded), recorded  # not the branch, which moves

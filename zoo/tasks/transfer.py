@@ -9,10 +9,11 @@ from os import PathLike
 from pathlib import Path
 from typing import Any
 
-from zoo import registry
+from zoo import hub, registry
 from zoo.console import check_log, to_stderr
 from zoo.data import canonical_dataset_name, load_dataset, relocated
 from zoo.data.datasets import folder_of
+from zoo.hub.locations import COMMIT_RE, HF_SCHEME
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
 from zoo.model import ZooModel
 from zoo.runs.config import coerce
@@ -68,6 +69,7 @@ def finetune(source: str | Path | Run, *, hidden: int | str | list[int] | tuple[
                           "Leave init out; zoo.train(..., init=...) takes one for a model trained from scratch.")
     dataset, overrides, from_config = _with_config(cls, dataset, overrides)
     check_log(overrides.get("log", to_stderr))
+    source = _pinned(source, overrides.get("log", to_stderr))
     src = load(source, device=None if isinstance(source, Run) else "cpu")  # a caller's Run stays where it is
     changed = src.weights_changed()
     if changed:  # the new run would record the file's weights as its encoder's source
@@ -103,6 +105,17 @@ def finetune(source: str | Path | Run, *, hidden: int | str | list[int] | tuple[
         if folder_of(dataset) is not None:
             _say_other_images(src, dataset, overrides.get("data_dir"), log)
     return train(cls.name, dataset=dataset, out=out, init=init, **values, **overrides)
+
+
+def _pinned(source, log):
+    """An hf:// source on a branch (or none: main) as the commit it is now, which the head records (init_from):
+    a branch moves, and `zoo info` of the head then named weights that were no longer its encoder's."""
+    if not (isinstance(source, str) and hub.is_hub_source(source) and hub.parse(source).kind == "hf"):
+        return source
+    loc = hub.parse(source)
+    if loc.revision and COMMIT_RE.fullmatch(loc.revision):
+        return source
+    return f"{HF_SCHEME}{loc.repo}@{hub.pull(source, log=log)['commit']}"
 
 
 def _check_out(out: Any) -> None:
