@@ -3,6 +3,7 @@ the CLI or the public API on real run folders."""
 
 from __future__ import annotations
 
+import pytest
 from conftest import assert_clean_error, assert_ok, invoke
 
 from zoo.errors import Interrupted
@@ -327,3 +328,10 @@ def test_a_classifier_asked_for_a_class_is_told_it_makes_no_images(tmp_path):
     for option in (["--class", "3"], ["--per-class", "2"]):
         out = assert_clean_error(invoke("generate", head, *option, "--out", tmp_path / "x.png"), "makes no images")
         assert "without --class" not in out and "without --per-class" not in out
+
+
+@pytest.mark.parametrize("cap", [str(64 << 30), str(2 ** 63 - 1)])
+def test_a_hub_cap_raised_past_the_machines_memory_still_pulls_a_small_entry(folder_hub, cap, monkeypatch):
+    monkeypatch.setenv("ZOO_HUB_MAX_BYTES", cap)
+    out = assert_ok(invoke("pull", f"file://{folder_hub}"))
+    assert "model.safetensors" in out

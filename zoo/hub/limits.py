@@ -58,10 +58,10 @@ def _override() -> int | None:
     raw = os.environ.get(ENV, "").strip()
     if not raw:
         return None
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isascii() or not raw.isdigit() or int(raw) < 1:
         raise ConfigError(f"{ENV}={raw!r} is not a number of bytes",  # a usage error, as the other variables'
                        f"Set {ENV} to a positive whole number (e.g. {ENV}={4 << 30}), or unset it.")
-    return int(raw)
+    return min(int(raw), 1 << 62)  # more bytes than any disk holds: no cap (a read of that size overflowed)
 
 
 def expected_weights(run: dict | None) -> int | None:

@@ -53,6 +53,19 @@ def pushed_files(folder: Path) -> dict[str, str] | None:
         return None
 
 
+def _read_at_most(src: BinaryIO, limit: int) -> bytes:
+    """Up to `limit` + 1 bytes of `src`, in blocks: read(n) allocates n bytes at once, and a cap raised to 64 GiB
+    (ZOO_HUB_MAX_BYTES) failed every pull of a mark of 300 bytes for want of memory."""
+    blocks, size = [], 0
+    while size <= limit:
+        block = src.read(min(1 << 20, limit + 1 - size))
+        if not block:
+            break
+        blocks.append(block)
+        size += len(block)
+    return b"".join(blocks)
+
+
 def read_mark(open_mark: Callable[[], BinaryIO] | None, where: str, log: Log) -> dict[str, str] | None:
     """The files the hub's push mark lists, read through `open_mark` (which opens it as the hub's other
     files are opened: no link; None where the hub has no mark) and no further than its cap; None, with a
@@ -66,7 +79,7 @@ def read_mark(open_mark: Callable[[], BinaryIO] | None, where: str, log: Log) ->
     files = None
     try:
         with open_mark() as src:
-            data = src.read(cap.limit + 1)
+            data = _read_at_most(src, cap.limit)
         files = mark_files(json.loads(data)) if len(data) <= cap.limit else None
     except HubError as e:
         log(f"note: {e.message}")
