@@ -22,10 +22,8 @@ def test_an_out_into_a_folder_hubs_entry_is_refused_and_writes_nothing_there(fol
 
 def test_a_samplers_fit_stopped_by_ctrl_c_says_nothing_of_it_was_saved():
     """A stop in a sampler's fit (a MAF fits for a minute) ended in a bare "Interrupted."."""
-    import pytest
     import torch
 
-    import zoo
     from zoo.analysis.latent_samplers import LatentSampler
 
     class Stopped(LatentSampler):  # a fit the user stops midway
@@ -40,8 +38,6 @@ def test_a_samplers_fit_stopped_by_ctrl_c_says_nothing_of_it_was_saved():
 
 def test_a_push_stopped_by_ctrl_c_says_the_entry_is_whole_and_leaves_the_earlier_push(folder_hub, run_copy,
                                                                                    monkeypatch):
-    import pytest
-
     import zoo
     from zoo.hub import folder
 
@@ -67,7 +63,6 @@ def test_a_sample_quality_measurement_stopped_by_ctrl_c_says_how_far_it_got_and_
                                                                                              tmp_path, monkeypatch):
     import shutil
 
-    import pytest
     from conftest import TINY, quiet
 
     import zoo
@@ -171,8 +166,6 @@ def test_a_folder_whose_names_are_not_utf8_trains_to_its_pictures_and_card_and_p
 
 
 def test_zoo_train_refuses_an_empty_out_as_the_command_line_does(tmp_path, monkeypatch):
-    import pytest
-
     import zoo
     from zoo.errors import ConfigError
 
@@ -293,8 +286,6 @@ def test_another_seed_gives_another_tsne_and_the_same_seed_the_same(tmp_path):
 
 
 def test_a_class_folder_named_with_outer_spaces_is_named_with_or_without_them_and_shown_quoted():
-    import pytest
-
     from zoo.analysis.latent_samplers import resolve_class
     from zoo.errors import ConfigError
 
