@@ -326,3 +326,26 @@ def test_a_hub_cap_raised_past_the_machines_memory_still_pulls_a_small_entry(fol
     monkeypatch.setenv("ZOO_HUB_MAX_BYTES", cap)
     out = assert_ok(invoke("pull", f"file://{folder_hub}"))
     assert "model.safetensors" in out
+
+
+def test_generate_gives_each_class_and_each_way_of_drawing_its_own_default_file(tmp_path):
+    """Classes 'x y', 'x_y' and 'x?y' all wrote samples-class-x_y.png, each replacing the last without a word."""
+    import numpy as np
+    from conftest import TINY, quiet
+    from PIL import Image
+
+    import zoo
+
+    rng = np.random.default_rng(0)
+    for name in ("x y", "x_y", "x?y"):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        for i in range(40):
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(tmp_path / "pics" / name / f"{i}.png")
+    run = zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=tmp_path / "run", log=quiet,
+                    progress=False, **TINY).run_dir
+    for name in ("x y", "x_y", "x?y"):
+        assert_ok(invoke("generate", run, "--class", name, "--n", "4", "--spread", "0.5"))
+    assert_ok(invoke("generate", run, "--class", "x_y", "--n", "4"))
+    assert sorted(p.name for p in run.glob("samples-class-*.png")) == [
+        "samples-class-0-x_y-spread-0.5.png", "samples-class-1-x_y-spread-0.5.png", "samples-class-x_y-spread-0.5.png",
+        "samples-class-x_y.png"]  # classes in folder order: 'x y', 'x?y', 'x_y'

@@ -49,9 +49,13 @@ def test_an_output_may_not_replace_a_file_of_another_run_but_may_replace_its_own
     mine = Path(shutil.copytree(digits_run, tmp_path / "mine"))
     before = digest(other)
     assert_clean_error(invoke("reconstruct", mine, "--n", "4", "--out", other / "reconstructions.png"),
-                       "would replace reconstructions.png of another run")
+                       f"would replace another run's ({other}) reconstructions.png")
     assert digest(other) == before
-    assert_ok(invoke("reconstruct", mine, "--n", "4", "--out", mine / "reconstructions.png"))
+    # training's picture of the best epoch, which the card shows, is the run's record: its own outputs are not
+    assert_clean_error(invoke("interpolate", mine, "--from", "1", "--to", "2", "--out", mine / "reconstructions.png"),
+                       "would replace the run's own reconstructions.png")
+    assert_ok(invoke("reconstruct", mine, "--n", "4", "--out", mine / "recon.png"))
+    assert_ok(invoke("reconstruct", mine, "--n", "4", "--out", mine / "recon.png"))
     assert_ok(invoke("generate", mine, "--sampler", "gaussian", "--n", "4", "--out", mine / "samples.png"))
     assert_ok(invoke("generate", mine, "--sampler", "gaussian", "--n", "4", "--out", mine / "samples.png"))
 
@@ -156,7 +160,7 @@ def test_compare_plot_and_out_may_not_replace_files_of_a_run_or_its_sub_folders(
     (other / "progress" / "epoch_0001.png").write_bytes(b"picture")
     before = {str(p): p.read_bytes() for p in other.rglob("*") if p.is_file()}
     assert_clean_error(invoke("compare", digits_run, other, "--plot", other / "reconstructions.png"),
-                       "of another run")
+                       "would replace the run's own reconstructions.png")
     assert_clean_error(invoke("reconstruct", digits_run, "--n", "4", "--out", other / "progress" / "epoch_0001.png"),
                        "of another run")
     assert {str(p): p.read_bytes() for p in other.rglob("*") if p.is_file()} == before

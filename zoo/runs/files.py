@@ -301,15 +301,17 @@ RECORD_PREFIXES = ("sampler-", "eval-progress")
 # The picture a model's training ends with is reconstructions.png where it reconstructs, else samples.png (a GAN's,
 # zoo/training/pictures.py), which its card shows: a record of the run then, and zoo generate's grid there is
 # samples-prior.png.
-TRAINING_SAMPLES = "samples.png"
+TRAINING_SAMPLES, TRAINING_RECONSTRUCTIONS = "samples.png", "reconstructions.png"
 
 
 def is_run_record(root: Path, name: str) -> bool:
     """Whether `name` in run folder `root` is one of the run's own records: RUN_RECORDS, its samplers and
-    evaluations' progress, and a samples.png there of a run whose training picture is not reconstructions.png
-    (a VAE stopped before its end has neither: a samples.png asked for there replaces nothing of its training)."""
+    evaluations' progress, its training's reconstructions.png (which its card shows), and a samples.png there of
+    a run whose training picture is not reconstructions.png (a VAE stopped before its end has neither: a
+    samples.png asked for there replaces nothing of its training)."""
     return name in RUN_RECORDS or (name.startswith(RECORD_PREFIXES) and name.endswith(".safetensors")) or \
-        (name == TRAINING_SAMPLES and (root / name).is_file() and not (root / "reconstructions.png").is_file())
+        (name == TRAINING_RECONSTRUCTIONS and (root / name).is_file()) or \
+        (name == TRAINING_SAMPLES and (root / name).is_file() and not (root / TRAINING_RECONSTRUCTIONS).is_file())
 
 
 def check_replaceable(folder: Path, names) -> None:

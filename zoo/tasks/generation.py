@@ -124,20 +124,31 @@ def sample(source, *, n: int = 64, seed: int = 0, device: str | None = None, sam
                                          data_dir=data_dir)))
 
 
-def default_picture(run: Run, sampler: str | None, class_label, per_class: int | None) -> str:
+def default_picture(run: Run, sampler: str | None, class_label, per_class: int | None, spread: float = 0.0) -> str:
     """The grid's file when no --out is given: samples.png drawn from the model's prior, and one file for
     each other way of drawing (samples-gmm.png, samples-class-3.png, samples-per-class.png), so that one
     does not replace another. Named by the sampler and class resolved, not as typed: --class 03, " 3" and
     3 (--sampler GMM and gmm) are one way of drawing, one file. A model that cannot reconstruct (a GAN) ends
     its training with samples.png itself (zoo/training/pictures.py), a record of the run that its card shows:
-    its prior's grid is samples-prior.png, never written over it."""
+    its prior's grid is samples-prior.png, never written over it. A class whose name a file name cannot hold as
+    it is ('x y', 'x?y') is named with its index too (class-0-x_y), so that two such classes never share a file;
+    codes drawn around a class's mean (`spread`) are another way of drawing than its mean."""
     sampler = get_sampler(sampler).name if sampler else None
-    class_label = run.classes[resolve_class(class_label, run.classes)] if class_label is not None else None
-    tags = [*([sampler] if sampler else []), *([f"class-{class_label}"] if class_label is not None else []),
-            *(["per-class"] if per_class is not None else [])]
+    tags = [sampler] if sampler else []
+    if class_label is not None:
+        index = resolve_class(class_label, run.classes)
+        name = run.classes[index]
+        safe = _file_safe(name)
+        tags += [f"class-{safe}" if safe == name else f"class-{index}-{safe}"]
+        tags += [f"spread-{spread:g}"] if spread else []
+    tags += ["per-class"] if per_class is not None else []
     if not tags:
         return "samples.png" if run.can("reconstruct") else "samples-prior.png"
-    return "samples-" + re.sub(r"[^A-Za-z0-9_.-]+", "_", "-".join(map(str, tags))) + ".png"
+    return "samples-" + _file_safe("-".join(map(str, tags))) + ".png"
+
+
+def _file_safe(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text)
 
 
 @evaluated
@@ -223,7 +234,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
                 stream.write(images)
         return out
     images = torch.cat(list(batches_))
-    out = out or run.output_dir / default_picture(run, sampler, class_label, per_class)
+    out = out or run.output_dir / default_picture(run, sampler, class_label, per_class, spread)
     # a row per class, labelled with its name; one unlabelled grid otherwise
     rows = [(str(c), images[i * per_class:(i + 1) * per_class]) for i, c in enumerate(run.classes)] \
         if per_class is not None else [("", images)]
