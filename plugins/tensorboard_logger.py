@@ -10,6 +10,8 @@ with their labels and a sprite of the images for the Embedding Projector.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -289,7 +291,9 @@ class TensorBoard(Logger):
         metadata = None
         if labels is not None:
             metadata = [names[int(y)] if names and 0 <= int(y) < len(names) else str(int(y)) for y in labels[:n]]
-        with writer(folder) as w:
+        # torch prints "did you set global_step for add_embedding()?" where the codes of an earlier zoo latent are:
+        # they are replaced, as asked, and the user has no step to set
+        with writer(folder) as w, contextlib.redirect_stdout(io.StringIO()):
             w.add_embedding(codes[:n].float().cpu(), metadata=metadata, label_img=images[:n].float().cpu(),
                             tag="latent codes")
         return folder

@@ -349,3 +349,12 @@ def test_generate_gives_each_class_and_each_way_of_drawing_its_own_default_file(
     assert sorted(p.name for p in run.glob("samples-class-*.png")) == [
         "samples-class-0-x_y-spread-0.5.png", "samples-class-1-x_y-spread-0.5.png", "samples-class-x_y-spread-0.5.png",
         "samples-class-x_y.png"]  # classes in folder order: 'x y', 'x?y', 'x_y'
+
+
+def test_zoo_latent_logged_to_tensorboard_twice_replaces_the_codes_without_torchs_global_step_warning(run_copy):
+    pytest.importorskip("tensorboard")
+    assert_ok(invoke("latent", run_copy, "--log", "tensorboard", "--n", "30"))
+    out = assert_ok(invoke("latent", run_copy, "--log", "tensorboard", "--n", "40"))
+    assert "global_step" not in out
+    tsv = next((run_copy / "tensorboard").rglob("metadata.tsv")).read_text().splitlines()
+    assert len(tsv) == 40  # the second command's codes (no header for a single column of labels)
