@@ -70,7 +70,7 @@ def test_an_evaluation_limit_that_is_no_count_of_images_is_refused_and_writes_no
 @pytest.mark.parametrize("n", [0, 2.5, "4", None, True, 2000])
 def test_a_picture_count_that_is_no_count_is_refused_by_reconstruct_and_denoise(vae_copy, tmp_path, n):
     for task in (zoo.reconstruct, zoo.denoise):
-        with pytest.raises(ConfigError, match="--n must be a whole number from 1 to"):  # the CLI's ranges
+        with pytest.raises(ConfigError, match=r"--n \(n=\) must be a whole number from 1 to"):  # the CLI's ranges
             task(vae_copy, n=n, out=tmp_path / "r.png")
     assert not (tmp_path / "r.png").exists()
 

@@ -72,7 +72,7 @@ def codes(source, *, split: str = "test", n: int | None = None, data_dir: str | 
 def net_codes(net, split: str, n: int | None, data_dir: str | None) -> Codes:
     net.require("encode")
     if n is not None:
-        n = check_count(n, "--n", 1, 1_000_000)
+        n = check_count(n, "--n (n=)", 1, 1_000_000)
     data, x, y = run_split(net, split, data_dir)
     if n is not None:
         x, y = x[:n], y[:n]

@@ -108,7 +108,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
                           "(x floats in [0, 1], shaped as run.shape).")
     run = load(source, device=device)
     run.require("reconstruct")
-    n = check_count(n, "--n", 1, 1024)
+    n = check_count(n, "--n (n=)", 1, 1024)
     gen = torch.Generator(device=run.device).manual_seed(seed)
     # Two denoisings of inputs of one name at once each chose the same default name and wrote into one folder:
     # the second now waits, and then sees the first's outputs (default_output names it apart).

@@ -369,7 +369,7 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
     """A picture of `n` images of the split beside their reconstructions."""
     run = load(source, device=device)
     run.require("reconstruct")
-    n = check_count(n, "--n", 1, 256)
+    n = check_count(n, "--n (n=)", 1, 256)
     # Its own name by default: RUN/reconstructions.png is training's picture of the best epoch, which the card shows
     out = runfiles.picture_output(out, own=run.folder) or run.output_dir / f"reconstructions-{check_split(split)}.png"
     xb = pictured(run, split, data_dir, n)

@@ -172,7 +172,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
             raise ConfigError("--per-class (per_class=) draws every class: it goes without --n, --class, --sampler "
                               "and --spread (n=, class_label=, sampler=, spread=)")
     n = 64 if n is None else n  # the default; --per-class sets it from the classes below
-    n = check_count(n, "--n", 1, 100_000)
+    n = check_count(n, "--n (n=)", 1, 100_000)
     own = source.folder if isinstance(source, Run) else \
         source if isinstance(source, (str, Path)) and Path(source).is_dir() else None  # the run folder it reads
     out = runfiles.picture_output(out, tensors=True, own=own)
