@@ -358,3 +358,9 @@ def test_zoo_latent_logged_to_tensorboard_twice_replaces_the_codes_without_torch
     assert "global_step" not in out
     tsv = next((run_copy / "tensorboard").rglob("metadata.tsv")).read_text().splitlines()
     assert len(tsv) == 40  # the second command's codes (no header for a single column of labels)
+
+
+def test_zoo_info_of_a_run_without_its_weights_file_does_not_offer_to_load_it(run_copy):
+    (run_copy / "model.safetensors").unlink()
+    out = assert_ok(invoke("info", run_copy))
+    assert "load it: not as it is; put back its config.json and model.safetensors first" in out
