@@ -26,6 +26,7 @@ class DropoutSchedule(Callback):
     params = ("start", "epochs")
     defaults = (10.0,)
     ranges = {"start": (0.0, 0.95), "epochs": (1.0, 1e6)}
+    integer = ("epochs",)  # a fraction was cut to its whole part without a word
 
     def __init__(self, start: float, epochs: float = 10.0):
         self.start, self.epochs = float(start), int(epochs)

@@ -1,8 +1,9 @@
 """Convolutional encoder/decoder stacks shared by the autoencoder plugins.
 
 The config fields below are the common vocabulary: channels, kernel, stride and padding per conv
-layer, hidden linear sizes, latent size, activation. The decoder mirrors the encoder unless its
-layers are given explicitly; output paddings are computed so the output has the input's size.
+layer, hidden linear sizes, latent size, activation. The decoder mirrors the encoder while its layer keys
+(decoder_channels/kernel/stride/padding) are all empty; once one is given, it is built from those. Output
+paddings are computed so the output has the input's size.
 
 Every pixel counts, at any image size. Where PyTorch's rounding down would leave an encoder layer's
 last rows or columns unread (kernel 3, stride 2, padding 0 reads rows 0-6 of 8), the layer pads its
@@ -37,6 +38,10 @@ INITS = ("torch", "he")
 INIT_HELP = ("weights of every conv and linear layer at the start: torch (PyTorch's default), or he (Kaiming "
              "normal for the activation, zero biases, as the VampPrior paper's code: deep stacks learn faster)")
 # The gain Kaiming's rule uses for each activation; GELU and SiLU take ReLU's, which they approach.
+# The decoder mirrors the encoder only while all four of its layer keys are empty: once one is set, it is built
+# from them, and an empty one means one layer, the encoder's last kernel, stride 1 or padding 0 (as runs record it).
+DECODER_LAYER_KEYS = ("decoder_channels", "decoder_kernel", "decoder_stride", "decoder_padding")
+ALL_EMPTY = "all four decoder_channels/kernel/stride/padding empty: mirror the encoder"
 HE_NONLINEARITY = {"relu": ("relu", 0.0), "leaky_relu": ("leaky_relu", 0.2), "elu": ("relu", 0.0),
                    "gelu": ("relu", 0.0), "silu": ("relu", 0.0), "tanh": ("tanh", 0.0)}
 
@@ -56,11 +61,13 @@ class ConvNetConfig:
     dropout: float = param(0.0, "dropout probability before each hidden linear layer", low=0.0, high=0.95)
     dropout_decoder: bool = param(False, "dropout in the decoder's linear layers too (else encoder only)")
     decoder_channels: list[int] = param([], "decoder: output channels of each transposed conv but the last "
-                                        "(empty: mirror the encoder)", low=1, high=4096)
-    decoder_kernel: list[int] = param([], "decoder: kernel of each transposed conv (empty: mirror)", low=1, high=15)
-    decoder_stride: list[int] = param([], "decoder: stride of each transposed conv (empty: mirror)", low=1, high=8)
-    decoder_padding: list[int] = param([], "decoder: padding of each transposed conv (empty: mirror)", low=0,
-                                       high=16)
+                                        f"(empty: one transposed conv; {ALL_EMPTY})", low=1, high=4096)
+    decoder_kernel: list[int] = param([], "decoder: kernel of each transposed conv (empty: the encoder's last "
+                                      f"kernel; {ALL_EMPTY})", low=1, high=15)
+    decoder_stride: list[int] = param([], f"decoder: stride of each transposed conv (empty: 1; {ALL_EMPTY})",
+                                      low=1, high=8)
+    decoder_padding: list[int] = param([], f"decoder: padding of each transposed conv (empty: 0; {ALL_EMPTY})",
+                                       low=0, high=16)
     decoder_hidden: list[int] = param([], "decoder: hidden linear layers (empty: mirror the encoder's)", low=1,
                                       high=65536)
     weight_init: str = param("torch", INIT_HELP, choices=INITS)
@@ -261,8 +268,16 @@ def build_decoder(cfg: ConvNetConfig, geometry: dict, in_features: int) -> nn.Se
     layers = _linear_stack([in_features, *hidden, last_c * lh * lw], cfg,
                            dropout=cfg.dropout if cfg.dropout_decoder else 0.0, final_activation=True)
     layers.append(nn.Unflatten(1, (last_c, lh, lw)))
-    explicit = any((cfg.decoder_channels, cfg.decoder_kernel, cfg.decoder_stride, cfg.decoder_padding))
+    explicit = any(getattr(cfg, key) for key in DECODER_LAYER_KEYS)
+    hint = "Change the decoder's kernels, strides or paddings, or leave all four of decoder_channels, " \
+        "decoder_kernel, decoder_stride and decoder_padding empty to mirror the encoder."
     if explicit:
+        empty = {"decoder_kernel": "the encoder's last kernel", "decoder_stride": "stride 1",
+                 "decoder_padding": "padding 0"}
+        empty = [f"{key} (empty: {meaning})" for key, meaning in empty.items() if not getattr(cfg, key)]
+        if empty:  # what the user did not set, said: it is not the mirror they may expect
+            hint = f"With {'/'.join(k for k in DECODER_LAYER_KEYS if getattr(cfg, k))} set, the decoder does not " \
+                f"mirror the encoder: {', '.join(empty)}. " + hint
         n = len(cfg.decoder_kernel) or len(cfg.decoder_channels) + 1
         by = "decoder_kernel" if cfg.decoder_kernel else \
             f"decoder_channels ({len(cfg.decoder_channels)} value{'s' * (len(cfg.decoder_channels) != 1)}: a " \
@@ -287,7 +302,7 @@ def build_decoder(cfg: ConvNetConfig, geometry: dict, in_features: int) -> nn.Se
         natural = (_transposed_size(cur[0], k, s, p) - crop[0], _transposed_size(cur[1], k, s, p) - crop[1])
         target = targets[i] or natural
         op = (target[0] - natural[0], target[1] - natural[1])
-        _check_transposed(i, k, s, p, cur, natural, target, op)
+        _check_transposed(i, k, s, p, cur, natural, target, op, hint)
         layers.append(ConvTranspose2d(in_c, outs[i], k, stride=s, padding=p, output_padding=op, crop_end=crop))
         if i < n - 1:
             if cfg.batch_norm:
@@ -299,13 +314,12 @@ def build_decoder(cfg: ConvNetConfig, geometry: dict, in_features: int) -> nn.Se
     return decoder
 
 
-def _check_transposed(i: int, k: int, s: int, p: int, cur, natural, target, op) -> None:
+def _check_transposed(i: int, k: int, s: int, p: int, cur, natural, target, op, hint: str) -> None:
     """A transposed layer must land on its target, and its output padding may only take back rows its
     padding cropped: rows past those no kernel reaches, so they would hold the bias, the same for every code
     (a kernel smaller than its stride leaves such gaps anyway)."""
     where = (f"decoder layer {i + 1} (kernel {k}, stride {s}, padding {p}) turns {cur[0]}×{cur[1]} into "
              f"{natural[0]}×{natural[1]}")
-    hint = "Change the decoder's kernels, strides or paddings (or leave them empty to mirror the encoder)."
     if min(op) < 0 or max(op) >= max(s, 1) or min(natural) < 1:
         raise ConfigError(f"{where}, and cannot reach {target[0]}×{target[1]}", hint)
     if k >= s and max(op) > p:

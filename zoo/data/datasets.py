@@ -217,8 +217,16 @@ def canonical_dataset_name(name: str) -> str:
 def canonical_data_dir(data_dir: str) -> str:
     """The data_dir a run records: absolute, so its data are found from any working directory (a relative
     one, read from elsewhere, fell back to $ZOO_DATA_DIR's files of the same name without a word); ""
-    (none) unchanged."""
-    return str(Path(data_dir).expanduser().absolute()) if data_dir and str(data_dir).strip() else data_dir
+    (none) unchanged. One that is no folder is refused: the data set's files were then read from
+    $ZOO_DATA_DIR or the cache without a word, and the run recorded the folder it was never trained from."""
+    if not (data_dir and str(data_dir).strip()):
+        return data_dir
+    path = Path(data_dir).expanduser().absolute()
+    if not path.is_dir():
+        raise ConfigError(f"data_dir {path}: {'not a folder' if path.exists() else 'no such folder'}",
+                          "Point --data-dir (data_dir=) at the folder that holds the data set's files, or leave it "
+                          "empty (--set data_dir=) to look in $ZOO_DATA_DIR, the user cache and /usr/share/datasets.")
+    return str(path)
 
 
 def relocated(dataset: str, data_dir: str | Path) -> tuple[str, str]:

@@ -21,7 +21,7 @@ from typing import Any
 from zoo import registry
 from zoo.console import to_stderr
 from zoo.errors import ConfigError
-from zoo.runs.config_files import config_values
+from zoo.runs.config_files import config_values, refuse_newer_keys
 
 SEED_MAX = 2**32 - 1  # the largest seed torch, numpy and scikit-learn all accept
 
@@ -111,14 +111,19 @@ def describe_range(f: dataclasses.Field) -> str:
     meta = f.metadata
     if meta.get("choices"):
         return "one of " + ", ".join(str(c) for c in meta["choices"])
-    low, high = meta.get("low"), meta.get("high")
+    low, high = (_bound(meta.get(k)) for k in ("low", "high"))
     if low is not None and high is not None:
-        return f"{low:g} .. {high:g}"
+        return f"{low} .. {high}"
     if low is not None:
-        return f">= {low:g}"
+        return f">= {low}"
     if high is not None:
-        return f"<= {high:g}"
+        return f"<= {high}"
     return ""
+
+
+def _bound(value: float | int | None) -> str | None:
+    """A range's bound as written: an int's every digit (a seed's 4294967295, not 4.29497e+09), a float's :g."""
+    return None if value is None else str(value) if isinstance(value, int) else f"{value:g}"
 
 
 def _scalar(value: Any, tp: type, key: str) -> Any:
@@ -135,8 +140,9 @@ def _scalar(value: Any, tp: type, key: str) -> Any:
     if tp is int:
         if isinstance(value, bool):
             raise ValueError
-        if isinstance(value, str):
-            return int(value)
+        if isinstance(value, str):  # "6.0" as a TOML file's 6.0: whole, so taken; "6.5" never cut down
+            text = value.strip()
+            return int(text) if text.lstrip("+-").isdigit() else _scalar(float(text), int, key)
         try:  # a number of any kind (numpy's, a 0-d tensor, a Fraction) only where it is whole: never cut down
             whole = int(value)
             if whole != value:
@@ -172,7 +178,8 @@ def coerce(value: Any, tp: Any, key: str) -> Any:
     if origin in (list, tuple):
         (inner, *_) = typing.get_args(tp)
         if isinstance(value, str):
-            text = value.strip().strip("[]")
+            text = value.strip()
+            text = text[1:-1] if text[:1] == "[" and text[-1:] == "]" else text  # one pair: [[32]] is no list of ints
             items = [v.strip() for v in text.split(",")] if text.strip() else []
             if "" in items:  # "60,,": a value left out is a typo, not a shorter list
                 raise ValueError
@@ -239,8 +246,10 @@ def build(cls, values: dict[str, Any], *, where: str = "config"):
 def unknown_key(key: str, known, where: str) -> ConfigError:
     same_letters = [k for k in known if k.lower() == str(key).lower()]  # K for k: too short for difflib
     close = same_letters or difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.6)
-    hint = (f"Did you mean: {', '.join(close)}?" if close else
-            "`zoo info MODEL` (zoo.model_info('MODEL') in Python) lists the valid keys.")
+    owners = [] if close else [m for m in registry.list_models() if any(  # a key of another model: said so
+        f.name == key for f in fields_of(registry.get_model_class(m).Config))]
+    hint = (f"Did you mean: {', '.join(close)}?" if close else f"{key} is a key of {', '.join(owners)}, not of "
+            f"{where}." if owners else "`zoo info MODEL` (zoo.model_info('MODEL') in Python) lists the valid keys.")
     return ConfigError(f"{where}: unknown key '{key}'", hint)
 
 
@@ -322,8 +331,11 @@ def resolve_config(name: str, *, preset: str | None = None, config: str | Path |
     if config is not None:
         file_values = config_values(config)
         named = file_values.pop("model", None)
+        if named is not None and (not isinstance(named, str) or not named):  # [[model]], model = "": as without NAME
+            model_named_by(None, config)  # raises: a model is named by a string
         if named and named != name:
             raise ConfigError(f"the config file is for model '{named}', not '{name}'")
+        refuse_newer_keys(config, file_values, {f.name for f in (*fields_of(cls.Config), *fields_of(TrainConfig))})
         values.update(file_values)
     check_keys(cls, overrides or {})  # a None is the default, but of a key the model has: pseudo_input=None is a typo
     values.update({k: v for k, v in (overrides or {}).items() if v is not None})

@@ -4,11 +4,13 @@ read as the config it trained with, a config given as a dict or a path alike, an
 from __future__ import annotations
 
 import json
+import re
 import sys
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
+import zoo
 from zoo.errors import ConfigError
 
 if sys.version_info >= (3, 11):
@@ -36,7 +38,7 @@ def read_toml(path: str | Path) -> dict[str, Any]:
                               "--config takes a TOML file of config keys.")
         text = p.read_bytes().decode("utf-8-sig")  # UTF-8, with or without the mark some editors begin with
         if p.suffix.lower() == ".json":
-            return _run_config(text, p)
+            return _record_values(_read_record(text, p))
         data = tomllib.loads(text)
     except OSError as e:  # unreadable: permissions, a name too long, a failing disk
         raise ConfigError(f"cannot read config file {p}: {(e.strerror or str(e)).lower()}") from None
@@ -44,30 +46,73 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{p} is not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start})",
                           "TOML files are UTF-8: save it in that encoding.") from None
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{p} is not valid TOML: {e}") from None
+        named_and_table = all(re.search(rf"^\s*{line}", text, re.M) for line in (r"model\s*=", r"\[\s*model\s*\]"))
+        raise ConfigError(f"{p} is not valid TOML: {e}", 'A file that names its model and has a [model] table names '
+                          'it inside the table: [model] then model = "NAME".' if named_and_table else None) from None
     except RecursionError:
         raise ConfigError(f"{p} is not valid TOML: its values are nested too deeply") from None
     return flatten_sections(data)
 
 
-def _run_config(text: str, p: Path) -> dict[str, Any]:
-    """A run's config.json as a config: its model and the config and training keys it trained with (the record's
-    other fields, such as its devices, left out), so `--config RUN/config.json` trains or cross-validates it again."""
+def _read_record(text: str, p: Path) -> dict[str, Any]:
+    """A run's config.json, parsed; a file that is no JSON or no run's record refused."""
     try:
         run = json.loads(text)
     except (json.JSONDecodeError, RecursionError) as e:
         raise ConfigError(f"{p} is not valid JSON: {e}") from None
-    if not (isinstance(run, dict) and isinstance(run.get("model"), str)
-            and all(isinstance(run.get(k), dict) for k in ("config", "train"))):
+    if not is_run_record(run):
         raise ConfigError(f"{p} is not a run's config.json (model, config and train)",
                           "--config takes a TOML file of config keys, or the config.json of a run.")
+    return run
+
+
+def is_run_record(config: Any) -> bool:
+    """Whether `config` is a run's config.json as a dict (a model's name, its config and train tables)."""
+    return isinstance(config, dict) and isinstance(config.get("model"), str) \
+        and all(isinstance(config.get(k), dict) for k in ("config", "train"))
+
+
+def _record_values(run: dict[str, Any]) -> dict[str, Any]:
+    """A run's config.json as a config: its model and the config and training keys it trained with (the record's
+    other fields, such as its devices, left out), so `--config RUN/config.json` trains or cross-validates it again."""
     return {"model": run["model"], **flatten_sections({"model": run["config"], "train": run["train"]})}
 
 
-def config_values(config: str | PathLike | dict) -> dict[str, Any]:
-    """The flat keys of a config: a dict (its tables flattened) or the path of a TOML file."""
+def run_record(config: str | PathLike | dict | None) -> dict[str, Any] | None:
+    """The run's config.json that `config` is (a dict of one, or a .json file), else None: what a run trained
+    from it records of it (its preset), and which zoo wrote the keys this one does not know."""
     if isinstance(config, dict):
-        return flatten_sections(config)
+        return config if is_run_record(config) else None
+    if isinstance(config, (str, PathLike)) and Path(config).suffix.lower() == ".json":
+        config_values(config)  # one that cannot be read, or is no run's, refused as --config refuses it
+        return _read_record(Path(config).read_bytes().decode("utf-8-sig"), Path(config))
+    return None
+
+
+def recorded_preset(config: str | PathLike | dict | None) -> str | None:
+    """The preset a run's config.json (as `config`) records its run started from, for a run trained from it."""
+    preset = (run_record(config) or {}).get("preset")
+    return preset if isinstance(preset, str) and preset else None
+
+
+def refuse_newer_keys(config: str | PathLike | dict, values: dict[str, Any], known: set[str]) -> None:
+    """A run's config.json with keys this zoo does not know was written by another zoo (a newer one, or one with
+    another plugin): said as such, as --resume says it, not as a key the user mistyped."""
+    record = run_record(config)
+    foreign = sorted(set(values) - known - {"model"})
+    if record is None or not foreign:
+        return
+    where = config if not isinstance(config, dict) else "config="
+    raise ConfigError(f"{where} holds keys this zoo ({zoo.__version__}) does not know: {', '.join(foreign)} "
+                      f"(written by zoo {record.get('zoo_version', '?')})",
+                      "Train it with the zoo that wrote it, or leave those keys out (of a copy of the file).")
+
+
+def config_values(config: str | PathLike | dict) -> dict[str, Any]:
+    """The flat keys of a config: a dict (its tables flattened; a run's config.json as a dict read as the file
+    is) or the path of a TOML file or of a run's config.json."""
+    if isinstance(config, dict):
+        return _record_values(config) if is_run_record(config) else flatten_sections(config)
     if not isinstance(config, (str, PathLike)):
         raise ConfigError(f"config= takes a text or a path or a dict, not {config!r:.60}",
                           "A dict of config keys or the path of a TOML file: config={'latent_dim': 16} or "

@@ -15,25 +15,26 @@ from typing import Any, Callable
 import zoo
 from zoo import registry
 from zoo.console import check_log, to_stderr
-from zoo.data import canonical_data_dir, canonical_dataset_name, relocated
+from zoo.data import canonical_dataset_name, relocated
 from zoo.data.datasets import folder_of
 from zoo.data.folders import few
 from zoo.device import describe, device_label, keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, DataNotFoundError, Interrupted, RunError, storage_error
-from zoo.hub import is_hub_source, is_managed
-from zoo.hub.files import PUSHED_MANIFEST
+from zoo.hub import is_hub_source
 from zoo.interrupts import holding_interrupts
 from zoo.model import ZooModel, build_seeded
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.config import TrainConfig, model_named_by, resolve_config, split_config
-from zoo.runs.config_files import config_values
+from zoo.runs.config_files import config_values, recorded_preset
 from zoo.runs.folder import EVALUATED, RUN_OUTPUTS, new_run_folder, remove_empty
 from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
 from zoo.runs.modelcard import write_card
 from zoo.runs.run import other_images, training_data
+from zoo.tasks.resume_source import refuse_published
+from zoo.tasks.run_settings import settle
 from zoo.tracking import finishing, loggers_for
 from zoo.training import callbacks as zoo_callbacks
 from zoo.training.engine import Trainer, TrainResult
@@ -123,18 +124,18 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
         if overwrite:
             raise ConfigError("--overwrite with --resume: a resumed run continues in its folder, nothing is replaced",
                               "Leave out one of them.")
-        _refuse_published(str(resume))
+        refuse_published(str(resume))
         return _resume(Path(resume), model, log, progress, callbacks, overrides, preset=preset, config=config,
                        out=out)
     model = model_to_train(model, preset, config, "train")
     entry = registry.get_entry(model)
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config, overrides=overrides)
+    preset = preset or recorded_preset(config)  # a run's config.json: the preset that run started from, kept
     registry.read_catalog()  # the model card reads it after the last epoch: a broken catalogue said before the first
     clash = training_key_clash(cls)
     if clash:
         log(f"note: {clash}")
-    train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)
-    train_cfg.data_dir = canonical_data_dir(train_cfg.data_dir)
+    settle(train_cfg, log)  # canonical names, a data_dir that is no folder refused, settings that cannot act said
     device = pick_device(train_cfg.device)
     data = training_data(train_cfg, device)
     for note in (*data.notes, data.caveat(), _classes_missing(data)):  # what reading a folder changed, and splits
@@ -244,32 +245,6 @@ def _check_kinds(**given) -> None:
             raise ConfigError(f"{name}= takes {wanted}, not {value!r:.60}")
         if name in ("out", "resume", "config") and isinstance(value, str) and not value.strip():  # as the CLI has it
             raise ConfigError(f"{name}={value!r}: an empty value names nothing", f"Leave {name}= out for its default.")
-
-
-def _refuse_published(text: str) -> None:
-    """Published weights (a hub location, a catalogued name, zoo's copy of either) are no run to resume:
-    they carry no checkpoint (optimizer state, random state) to go on from."""
-    run_dir = Path(text)
-    if is_hub_source(text):
-        what = "a hub location"
-    elif not run_dir.exists() and text in registry.weights():
-        what = "a catalogued name"
-    elif run_dir.exists() and is_managed(run_dir):
-        what = "zoo's copy of published weights"
-    elif run_dir.exists() and registry.shipped_by_plugin(run_dir):
-        what = "weights a plugin ships"
-    elif (run_dir / PUSHED_MANIFEST).is_file():  # named by its path
-        what = f"a folder hub's entry (a push made it: {PUSHED_MANIFEST})"
-    else:
-        return
-    folder = registry.weights_folder(text) if what == "a catalogued name" else None
-    if folder is not None and (folder / ckpt.CHECKPOINT).is_file():  # the user's catalogue names a run of theirs
-        raise RunError(f"--resume {text}: a catalogued name, and --resume takes a run folder: its entry names the "
-                       f"run folder {folder.resolve()}", f"Resume it by its path: zoo train --resume "
-                       f"{shlex.quote(str(folder.resolve()))}")
-    raise RunError(f"--resume {text}: {what}, not a run of yours: published weights carry no checkpoint to "
-                   "train on", "Train a run of your own (zoo train MODEL ...); --resume continues a folder that "
-                   "zoo train wrote.")
 
 
 def _resume(run_dir: Path, model: str | None, log, progress, callbacks, overrides, *, preset=None, config=None,

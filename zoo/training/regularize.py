@@ -284,3 +284,20 @@ def prunes(train: dict | Any) -> bool:
     """Whether a training config (TrainConfig or the dict in config.json) asks for pruning."""
     get = train.get if isinstance(train, dict) else (lambda k, d=None: getattr(train, k, d))
     return bool(get("prune_every", 0)) and any((get(f"prune_{g}", 0.0) or 0) > 0 for g in GROUPS)
+
+
+def pruning_notes(train) -> list[str]:
+    """What a TrainConfig's pruning keys leave undone, said rather than recorded as if it pruned: amounts
+    without prune_every, prune_every without amounts, or a prune_every no epoch of the run reaches (the first
+    pruning is before epoch prune_every + 1)."""
+    amounts = [f"prune_{g}={getattr(train, f'prune_{g}'):g}" for g in GROUPS if getattr(train, f"prune_{g}") > 0]
+    if amounts and not train.prune_every:
+        return [f"{', '.join(amounts)} {'has' if len(amounts) == 1 else 'have'} no effect: prune_every is 0 "
+                "(never); set prune_every=N to prune every N epochs"]
+    if train.prune_every and not amounts:
+        return [f"prune_every={train.prune_every} has no effect: every prune_* amount is 0 (set one, e.g. "
+                "prune_encoder_linear=0.2)"]
+    if amounts and train.prune_every >= train.epochs:
+        return [f"prune_every={train.prune_every} with epochs={train.epochs}: nothing is pruned (the first pruning "
+                f"is before epoch {train.prune_every + 1})"]
+    return []
