@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from zoo.cli.app import (DEVICE_HELP, Count, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli,
-                         config_overrides, echo_json, stop_like_ctrl_c)
+                         config_overrides, echo_json, forgive_stderr, stop_like_ctrl_c)
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -512,6 +512,7 @@ from zoo.cli import analysis, compare, hub, search  # noqa: E402,F401
 
 def main() -> None:
     stop_like_ctrl_c()
+    forgive_stderr()
     try:
         cli(prog_name="zoo")
     finally:  # the command is done (its files written, its message said): a stop while Python shuts down was an

@@ -250,7 +250,7 @@ def test_a_training_with_its_stderr_closed_trains_to_its_end(tmp_path):
 
     run = tmp_path / "run"
     line = (f"{sys.executable} -m zoo train convae --dataset digits --epochs 1 --set channels=4,8,8 --set hidden=16 "
-            f"--device cpu --no-progress --out {run} 2>&-")
+            f"--set epochs=2 --device cpu --no-progress --out {run} 2>&-")  # the CLI's own note first: --epochs wins
     done = subprocess.run(["bash", "-c", line], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0 and "completed: best epoch 1" in done.stdout
     assert (run / "README.md").is_file() and (run / "loss.png").is_file()
@@ -364,3 +364,18 @@ def test_zoo_info_of_a_run_without_its_weights_file_does_not_offer_to_load_it(ru
     (run_copy / "model.safetensors").unlink()
     out = assert_ok(invoke("info", run_copy))
     assert "load it: not as it is; put back its config.json and model.safetensors first" in out
+
+
+def test_cv_and_search_refuse_a_data_dir_that_is_no_folder_before_any_training(tmp_path, monkeypatch):
+    """zoo train refused it; cv and search read $ZOO_DATA_DIR's files and recorded the typo."""
+    pytest.importorskip("optuna")
+    from conftest import tiny_space
+
+    monkeypatch.chdir(tmp_path)
+    typo = tmp_path / "no-such-folder"
+    assert_clean_error(invoke("cv", "convae", "--dataset", "digits", "--set", f"data_dir={typo}", "--folds", "2",
+                              "--epochs", "1", "--out", tmp_path / "cv"), f"data_dir {typo}: no such folder")
+    (tmp_path / "space.toml").write_text(tiny_space(2, 1))
+    assert_clean_error(invoke("search", "convae", "--space", tmp_path / "space.toml", "--set", f"data_dir={typo}",
+                              "--study", "s1"), f"data_dir {typo}: no such folder")
+    assert not (tmp_path / "cv").exists() and not (tmp_path / "studies").exists()

@@ -17,7 +17,7 @@ import torch
 
 from zoo.arguments import refuse_command_options
 from zoo.console import check_log, quiet
-from zoo.data import ImageData, canonical_dataset_name
+from zoo.data import ImageData, canonical_data_dir, canonical_dataset_name
 from zoo.data.datasets import with_binarization
 from zoo.device import cuda_only_notes, keeps_callers_random_state, pick_device
 from zoo.arguments import home
@@ -177,6 +177,7 @@ def cross_validate(model: str | None = None, *, folds_k: int = 5, dataset: str |
     cls, model_cfg, train_cfg = resolve_config(model, preset=preset, config=config,
                                                overrides=merged_keys(keys, overrides, dataset))
     train_cfg.dataset = canonical_dataset_name(train_cfg.dataset)  # a folder by its absolute path, as zoo train has it
+    train_cfg.data_dir = canonical_data_dir(train_cfg.data_dir)  # one that is no folder refused, as zoo train does
     if train_cfg.loggers:  # an unknown one refused as `zoo train` refuses it, a known one said unused
         logger_classes(train_cfg.loggers)
         log(f"note: a cross-validation logs to no logger (its folds are not kept as runs): loggers="

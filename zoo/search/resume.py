@@ -24,7 +24,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zoo.data import canonical_dataset_name
+from zoo.data import canonical_data_dir, canonical_dataset_name
 from zoo.data.datasets import folder_of
 from zoo.errors import ConfigError, DataNotFoundError, RunError, ZooError
 from zoo.runs.config import resolve_config
@@ -60,6 +60,7 @@ def fingerprint(settings: Settings, space: Space, data_cache: dict | None = None
     overrides = {k: v for k, v in settings.overrides.items() if k not in ENVIRONMENT_KEYS}
     _, model_cfg, train_cfg = resolve_config(settings.model, preset=settings.preset,
                                              config={**space.fixed, **settings.overrides})
+    canonical_data_dir(train_cfg.data_dir)  # one that is no folder refused before any trial, as zoo train does
     searched = set(space.keys())
     fixed: dict[str, Any] = {"preset": settings.preset} if settings.preset else {}
     for key in sorted((set(space.fixed) | set(overrides)) - ENVIRONMENT_KEYS - {"dataset", "epochs"}):
