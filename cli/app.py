@@ -171,8 +171,11 @@ class ZooGroup(click.Group):
                 e.message = f"No such option: {e.option_name}; {key} is a config key: --set {key}=VALUE gives it"
                 e.possibilities = None
             elif any(e.option_name in p.opts for p in self.params):  # zoo's own (--threads): before the command
+                own = next(p for p in self.params if e.option_name in p.opts)
+                given = f"zoo {e.option_name}" if getattr(own, "is_flag", False) or own.name == "version" else \
+                    f"zoo {e.option_name} N {ctx.invoked_subcommand} ..."
                 e.message = (f"No such option: {e.option_name} of zoo {ctx.invoked_subcommand}; it is zoo's own "
-                             f"option, given before the command: zoo {e.option_name} N {ctx.invoked_subcommand} ...")
+                             f"option, given before the command: {given}")
                 e.possibilities = None
             raise
         except ZooError as e:

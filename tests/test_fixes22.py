@@ -379,3 +379,28 @@ def test_cv_and_search_refuse_a_data_dir_that_is_no_folder_before_any_training(t
     assert_clean_error(invoke("search", "convae", "--space", tmp_path / "space.toml", "--set", f"data_dir={typo}",
                               "--study", "s1"), f"data_dir {typo}: no such folder")
     assert not (tmp_path / "cv").exists() and not (tmp_path / "studies").exists()
+
+
+def test_zoo_push_takes_what_zoo_train_returned_and_a_run_and_refuses_other_things(digits_run, tmp_path):
+    from conftest import TINY, quiet
+
+    import zoo
+    from zoo.errors import RunError
+
+    result = zoo.train("convae", dataset="digits", epochs=1, out=tmp_path / "run", log=quiet, progress=False, **TINY)
+    assert "model.safetensors" in zoo.push(result, f"file://{tmp_path / 'hub' / 'a'}").files
+    assert "model.safetensors" in zoo.push(zoo.load(digits_run), f"file://{tmp_path / 'hub' / 'b'}").files
+    with pytest.raises(RunError, match="zoo.push takes a run folder, not 5"):
+        zoo.push(5, f"file://{tmp_path / 'hub' / 'c'}")
+
+
+def test_a_training_into_a_folder_hubs_entry_is_refused(folder_hub):
+    out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out",
+                                    folder_hub / "inside"), "is inside the folder hub's entry")
+    assert "only zoo push writes there" in out and not (folder_hub / "inside").exists()
+
+
+def test_zoos_own_flag_after_the_command_is_said_without_a_value():
+    result = invoke("train", "--version")
+    assert result.exit_code == 2 and "given before the command: zoo --version" in result.output
+    assert "--version N" not in result.output

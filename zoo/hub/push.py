@@ -318,7 +318,11 @@ def push(run: str | Path, destination: str, *, private: bool = False, revision: 
     eval.json, its pictures, its samplers fitted on these weights) to hf://ORG/NAME (a commit on
     `revision`, default main; the repository is created if needed, private if asked) or to a folder hub
     file:///PATH (created, or replaced as a whole, atomically, only if an earlier push made it: see
-    zoo.hub.folder). A damaged run is refused before anything is written or uploaded."""
+    zoo.hub.folder). A damaged run is refused before anything is written or uploaded. `run` may also be what
+    zoo.train returned, or a Run: their folder."""
+    run = getattr(run, "run_dir", None) or getattr(run, "folder", None) or run
+    if not isinstance(run, (str, os.PathLike)):
+        raise RunError(f"zoo.push takes a run folder, not {run!r:.60}", "For example zoo.push('runs/ae6', DEST).")
     loc = parse(destination)
     try:
         return _push(home(run), loc, private=private, revision=revision, message=message, log=log)

@@ -14,6 +14,7 @@ from zoo.console import to_stderr
 from zoo.errors import RunError, storage_error
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.eval_images import IMAGES_FILE
+from zoo.runs.files import PUSHED_MANIFEST
 from zoo.runs.loading import read_run
 from zoo.runs.lock import lock_run, writer_of
 from zoo.tracking import logger_run_files
@@ -117,6 +118,11 @@ def _check_new(run_dir: Path, overwrite: bool) -> None:
         raise RunError(f"{run_dir} is being written by another zoo process{f' (pid {writer})' if writer else ''}",
                        "A run folder has one writer: wait for it to finish, or train into another --out.")
     refuse_existing_run(run_dir, overwrite)  # before anything is written, even a lock file
+    entry = next((p for p in (run_dir.absolute(), *run_dir.absolute().parents) if (p / PUSHED_MANIFEST).is_file()),
+                 None)
+    if entry is not None:  # a run there would be files no push wrote: every later push to the entry refused
+        raise RunError(f"{run_dir} is inside the folder hub's entry {entry}: only zoo push writes there",
+                       "Train into a folder of your own (outside the hub).")
     if is_managed(run_dir):  # a pulled copy, the HF cache or the bundled weights: verified files, not a workplace
         raise RunError(f"{run_dir} is in a folder zoo or the Hugging Face Hub manages"
                        + ("; --overwrite is refused" if overwrite else ": no run is trained there"),
