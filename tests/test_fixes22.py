@@ -404,3 +404,17 @@ def test_zoos_own_flag_after_the_command_is_said_without_a_value():
     result = invoke("train", "--version")
     assert result.exit_code == 2 and "given before the command: zoo --version" in result.output
     assert "--version N" not in result.output
+
+
+def test_a_batch_of_one_image_through_a_one_value_batch_norm_is_refused_before_the_folder_is_made(tmp_path):
+    """A deep ConvAE's 1×1 feature maps under batch norm failed at the first step with torch's ValueError, leaving a
+    run that resumed into the same traceback."""
+    deep = ["--set", "batch_norm=true", "--set", "channels=4,4,4,4,4,4", "--set", "padding=1", "--set", "hidden=16",
+            "--device", "cpu", "--no-progress", "--epochs", "1"]
+    digits_train = 1294  # digits' training split
+    for size in ("1", str(digits_train - 1)):
+        out = tmp_path / f"bs{size}"
+        assert_clean_error(invoke("train", "convae", "--dataset", "digits", *deep, "--batch-size", size, "--out", out),
+                           "batch norm cannot normalise a batch of one image", code=2)
+        assert not out.exists()
+    assert_ok(invoke("train", "convae", "--dataset", "digits", *deep, "--batch-size", "64", "--out", tmp_path / "ok"))

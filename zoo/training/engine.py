@@ -28,7 +28,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import TrainConfig
 from zoo.runs.lock import still_writing
 from zoo.runs.training_state import load_training_state, save_training_state
-from zoo.training.batching import batches
+from zoo.training.batching import batches, check_batch_norm
 from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
 from zoo.training.compiling import compile_in_place, from_compiler
 from zoo.training.epochs import (EpochEnd, EpochLosses, LossSums, Tracker, fixed_draws, lr_factor, run_epochs,
@@ -53,9 +53,7 @@ class Trainer:
     def __init__(self, model: ZooModel, data: ImageData, train: TrainConfig, *, run_dir: Path | None = None,
                  callbacks: list[Callback] | tuple = (), log: Callable[[str], None] = to_stderr,
                  progress: bool | None = None):
-        self.model = model
-        self.data = data
-        self.train = train
+        self.model, self.data, self.train = model, data, train
         self.run_dir = Path(run_dir) if run_dir else None
         self.callbacks = list(callbacks)
         self.log = log
@@ -66,6 +64,7 @@ class Trainer:
         if train.compile:
             compile_in_place(model)
         model.check_training(train, data)  # settings it cannot train with, before anything is written
+        check_batch_norm(model, train.batch_size, int(data.train_x.shape[0]))
         self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
         self.shuffle = torch.Generator().manual_seed(train.seed)
         self.state: dict[str, Any] = {}  # the epoch done, the best epoch and value, ...: saved in checkpoints
