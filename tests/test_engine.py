@@ -176,9 +176,10 @@ def test_nan_loss_stops_with_a_clear_error_and_keeps_the_best_weights(tmp_path):
     with pytest.raises(TrainingDiverged) as e:
         train(run, epochs=20, **DIVERGE)
     text = str(e.value)
-    assert "training diverged at epoch" in text and "is not finite" in text
+    assert "training diverged at epoch" in text and "not finite" in text
     assert str(run / "model.safetensors") in text
     assert "lower learning rate" in e.value.hint and "bf16" not in e.value.hint  # it was never on
+    assert "Train a new run (another --out, or --overwrite)" in e.value.hint  # a resume would diverge again
     lines = read_metrics(run)
     assert lines[-1]["diverged"] is True
     bad = lines[-1]["not_finite"]  # named, and written as null: NaN is not JSON
@@ -236,7 +237,7 @@ def test_cli_divergence_is_one_message(tmp_path):
     run = tmp_path / "run"
     assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", "20", "--out", run, *TINY_SET,
                               "--set", "optimizer=sgd", "--set", "lr=6", "--set", "sigmoid_output=false"),
-                       "training diverged at epoch", "--set lr=", code=1)
+                       "training diverged at epoch", "lower learning rate (--lr)", code=1)
     assert (run / "model.safetensors").is_file()
 
 

@@ -418,3 +418,13 @@ def test_a_batch_of_one_image_through_a_one_value_batch_norm_is_refused_before_t
                            "batch norm cannot normalise a batch of one image", code=2)
         assert not out.exists()
     assert_ok(invoke("train", "convae", "--dataset", "digits", *deep, "--batch-size", "64", "--out", tmp_path / "ok"))
+
+
+def test_a_training_that_diverges_in_its_first_epoch_says_its_weights_are_untrained_and_how_to_go_on(tmp_path):
+    from conftest import TINY_SET
+
+    out = assert_clean_error(invoke("train", "convae", "--dataset", "digits", "--epochs", "3", *TINY_SET, "--lr", "10",
+                                    "--set", "optimizer=sgd", "--set", "sigmoid_output=false", "--out", tmp_path / "d"),
+                             "training diverged at epoch 1", code=1)
+    assert "No epoch finished: its weights are the untrained ones." in out and "(epoch 0)" not in out
+    assert "Train a new run (another --out, or --overwrite) with a lower learning rate (--lr)" in out

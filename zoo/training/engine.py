@@ -55,8 +55,7 @@ class Trainer:
                  progress: bool | None = None):
         self.model, self.data, self.train = model, data, train
         self.run_dir = Path(run_dir) if run_dir else None
-        self.callbacks = list(callbacks)
-        self.log = log
+        self.callbacks, self.log = list(callbacks), log
         self.progress = sys.stderr.isatty() if progress is None else progress
         self.device = model.device
         if train.channels_last:
@@ -379,11 +378,13 @@ class Trainer:
 
     def _diverged(self, epoch: int, record: dict[str, Any], bad: list[str]) -> None:
         self._record_divergence({**record, "not_finite": bad})
-        kept = (f"The best weights (epoch {self.state['best_epoch']}) are kept in {self._path(ckpt.WEIGHTS)}."
-                if self.run_dir else "")
-        raise TrainingDiverged(
-            f"training diverged at epoch {epoch}: {', '.join(bad)} is not finite. {kept}".strip(),
-            "Try a lower learning rate (--set lr=...)" + (", or bf16 off." if self.train.bf16 else "."))
+        best = self.state["best_epoch"]  # 0: no epoch finished, and model.safetensors holds the untrained weights
+        kept = "" if not self.run_dir else (f"The best weights (epoch {best}) are kept in {self._path(ckpt.WEIGHTS)}."
+                                            if best else "No epoch finished: its weights are the untrained ones.")
+        raise TrainingDiverged(  # a resume keeps the lr, and diverges again: a new run is the way out
+            f"training diverged at epoch {epoch}: {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite. "
+            f"{kept}".strip(), "Train a new run (another --out, or --overwrite) with a lower learning rate (--lr)"
+            + (" or bf16 off" if self.train.bf16 else "") + ": --resume keeps the run's settings.")
 
     def _finish(self) -> TrainResult:
         make_permanent(self.model)  # pruning masks folded into plain weights
