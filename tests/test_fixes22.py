@@ -428,3 +428,16 @@ def test_a_training_that_diverges_in_its_first_epoch_says_its_weights_are_untrai
                              "training diverged at epoch 1", code=1)
     assert "No epoch finished: its weights are the untrained ones." in out and "(epoch 0)" not in out
     assert "Train a new run (another --out, or --overwrite) with a lower learning rate (--lr)" in out
+
+
+def test_kept_weights_from_before_a_pruning_are_said_with_the_zeros_they_hold(tmp_path):
+    """Pruning raised the validation loss, so the best epoch (restored) was one before it: the run logged 99 %
+    sparsity and kept weights with no zeros, without a word."""
+    from conftest import TINY_SET
+
+    out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "4", *TINY_SET, "--lr", "0.01",
+                           "--batch-size", "64", "--set", "prune_every=2", "--set", "prune_encoder_linear=0.99",
+                           "--set", "prune_decoder_conv=0.99", "--out", tmp_path / "p"))
+    assert "completed: best epoch 2" in out
+    assert ("note: the kept weights, of the best epoch (2), are from before the pruning before epoch 3: encoder "
+            "linear 0.0% zeros (pruned to 98.9%)") in out

@@ -189,8 +189,21 @@ class Pruning(Callback):
             return
         self.prune(trainer.model)
         s = sparsity(trainer.model)
+        self.pruned = (epoch, {g: v["sparsity"] for g, v in s.items() if self.amounts.get(g)})
         trainer.log(f"pruned before epoch {epoch}: " + ", ".join(
-            f"{g.replace('_', ' ')} {v['sparsity']:.1%}" for g, v in s.items() if self.amounts.get(g)))
+            f"{g.replace('_', ' ')} {v:.1%}" for g, v in self.pruned[1].items()))
+
+    def on_train_end(self, trainer) -> None:
+        """Say where the kept weights (the best epoch's, restored) hold less of the pruning than its last log line:
+        pruning raises the validation loss, and the best epoch was often one before it (0 % zeros kept)."""
+        epoch, logged = getattr(self, "pruned", (None, {}))
+        kept = {g: v["sparsity"] for g, v in sparsity(trainer.model).items() if g in logged}
+        if any(kept[g] < logged[g] - 1e-9 for g in logged):
+            trainer.log(f"note: the kept weights, of the best epoch ({trainer.state['best_epoch']}), are from before "
+                        f"the pruning before epoch {epoch}: " + ", ".join(
+                            f"{g.replace('_', ' ')} {kept[g]:.1%} zeros (pruned to {logged[g]:.1%})" for g in logged)
+                        + ": the pruned network scored worse on validation (prune less, or train more epochs after "
+                        "the last pruning)")
 
     @torch.no_grad()
     def prune(self, model: nn.Module) -> None:
