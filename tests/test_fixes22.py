@@ -441,3 +441,12 @@ def test_kept_weights_from_before_a_pruning_are_said_with_the_zeros_they_hold(tm
     assert "completed: best epoch 2" in out
     assert ("note: the kept weights, of the best epoch (2), are from before the pruning before epoch 3: encoder "
             "linear 0.0% zeros (pruned to 98.9%)") in out
+
+
+def test_a_val_fraction_that_rounds_to_no_image_is_said():
+    import zoo
+
+    data = zoo.load_dataset("digits", val_fraction=0.0001)
+    assert data.val_x.shape[0] == 0
+    assert any("val_fraction 0.0001 of 1,438 images is no image: there is no validation split" in n for n in data.notes)
+    assert zoo.load_dataset("digits", val_fraction=0.0).notes == ()  # none asked for: nothing to say

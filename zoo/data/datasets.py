@@ -57,7 +57,7 @@ class ImageData:
     # split -> "train" where a tiny folder has too few images for that split and reuses the training
     # images instead: figures on that split then measure fit, not generalisation.
     reused: dict[str, str] = field(default_factory=dict)
-    # What reading a folder changed in some of its files (colour or size), for the user to be told.
+    # What reading a folder changed in some of its files (colour or size), or a split asked for and left empty.
     notes: tuple[str, ...] = ()
     # split -> each image's file, relative to the folder (a folder's images only: a named set has none).
     files: dict[str, tuple[str, ...]] = field(default_factory=dict)
@@ -139,7 +139,10 @@ def _split_off(x: torch.Tensor, y: torch.Tensor, fraction: float, seed: int):
 
 def _assemble(name, train_x, train_y, test_x, test_y, classes, val_fraction) -> ImageData:
     (tx, ty), (vx, vy) = _split_off(train_x, train_y, val_fraction, SPLIT_SEED)
-    return ImageData(name, tx, ty, vx, vy, test_x, test_y, tuple(classes))
+    notes = (f"val_fraction {val_fraction:g} of {train_x.shape[0]:,} images is no image: there is no validation "
+             "split, and early stopping and the best epoch follow the training loss",) \
+        if val_fraction > 0 and not vx.shape[0] else ()  # asked for, and silently none
+    return ImageData(name, tx, ty, vx, vy, test_x, test_y, tuple(classes), notes=notes)
 
 
 def class_name(classes, label: int) -> str:
