@@ -179,7 +179,8 @@ def test_default_sample_pictures_are_named_by_the_resolved_class_and_sampler(run
         assert_ok(invoke("generate", run_copy, "--class", spelling, "--spread", "0.5", "--n", "2"))
     for spelling in ("gmm", "GMM", " gmm"):
         assert_ok(invoke("generate", run_copy, "--sampler", spelling, "--n", "2"))
-    assert sorted(p.name for p in run_copy.glob("samples*.png")) == ["samples-class-3-spread-0.5.png", "samples-gmm.png"]
+    assert sorted(p.name for p in run_copy.glob("samples*.png")) == ["samples-class-3-spread-0.5.png",
+                                                                      "samples-gmm.png"]
 
 
 # ------------------------------------------------------------------------------- 7. whole numbers in tensors
