@@ -48,7 +48,7 @@ class DropoutSchedule(Callback):
 
     def rate_in(self, epoch: int, target: float) -> float:
         """The dropout rate of `epoch` (1-based)."""
-        t = min(1.0, (epoch - 1) / max(self.epochs - 1, 1))
+        t = 1.0 if self.epochs <= 1 else min(1.0, (epoch - 1) / (self.epochs - 1))  # EPOCHS 1: the rate at once
         return self.start + (target - self.start) * t
 
     def on_epoch_start(self, trainer, epoch: int) -> None:

@@ -450,3 +450,12 @@ def test_a_val_fraction_that_rounds_to_no_image_is_said():
     assert data.val_x.shape[0] == 0
     assert any("val_fraction 0.0001 of 1,438 images is no image: there is no validation split" in n for n in data.notes)
     assert zoo.load_dataset("digits", val_fraction=0.0).notes == ()  # none asked for: nothing to say
+
+
+def test_a_dropout_schedule_over_one_epoch_runs_that_epoch_at_the_configured_rate():
+    """EPOCHS is the epoch that reaches the configured rate: with 1, epoch 1 ran at START instead."""
+    from zoo.registry import load_registry
+
+    schedule = load_registry().callbacks["dropout-schedule"].cls
+    assert schedule(0.5, 1).rate_in(1, 0.1) == pytest.approx(0.1)
+    assert [round(schedule(0.5, 3).rate_in(e, 0.1), 6) for e in (1, 2, 3, 4)] == [0.5, 0.3, 0.1, 0.1]
