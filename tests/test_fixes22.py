@@ -459,3 +459,14 @@ def test_a_dropout_schedule_over_one_epoch_runs_that_epoch_at_the_configured_rat
     schedule = load_registry().callbacks["dropout-schedule"].cls
     assert schedule(0.5, 1).rate_in(1, 0.1) == pytest.approx(0.1)
     assert [round(schedule(0.5, 3).rate_in(e, 0.1), 6) for e in (1, 2, 3, 4)] == [0.5, 0.3, 0.1, 0.1]
+
+
+def test_momentum_with_an_optimizer_that_has_none_is_said(tmp_path):
+    from conftest import TINY_SET
+
+    out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", *TINY_SET, "--set",
+                           "momentum=0.5", "--out", tmp_path / "a"))
+    assert "note: momentum=0.5 has no effect with optimizer adam (it is sgd's)" in out
+    out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", *TINY_SET, "--set",
+                           "momentum=0.5", "--set", "optimizer=sgd", "--out", tmp_path / "s"))
+    assert "momentum" not in out

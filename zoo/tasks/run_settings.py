@@ -20,3 +20,6 @@ def settle(train_cfg: TrainConfig, log: Callable[[str], None]) -> None:
         train_cfg.image_size = 0
     for note in pruning_notes(train_cfg):
         log(f"note: {note}")
+    default = TrainConfig.__dataclass_fields__["momentum"].default
+    if train_cfg.optimizer != "sgd" and train_cfg.momentum != default:  # recorded as trained, and never used
+        log(f"note: momentum={train_cfg.momentum:g} has no effect with optimizer {train_cfg.optimizer} (it is sgd's)")
