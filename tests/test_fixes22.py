@@ -469,4 +469,4 @@ def test_momentum_with_an_optimizer_that_has_none_is_said(tmp_path):
     assert "note: momentum=0.5 has no effect with optimizer adam (it is sgd's)" in out
     out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", *TINY_SET, "--set",
                            "momentum=0.5", "--set", "optimizer=sgd", "--out", tmp_path / "s"))
-    assert "momentum" not in out
+    assert "has no effect" not in out
