@@ -97,40 +97,6 @@ def stop_like_ctrl_c() -> None:
             signal.signal(getattr(signal, name), stop)
 
 
-class _Forgiving:
-    """stderr as a command writes its notes and progress to it: a line that cannot be written (stderr closed,
-    2>&-, or on a full device) is dropped and the command goes on, its work not being its notes (a training died
-    at its first note, before any epoch); a reader that went away (a closed pipe) still ends it, with 141."""
-
-    def __init__(self, stream):
-        self._stream = stream
-
-    def __getattr__(self, name):
-        return getattr(self._stream, name)
-
-    def write(self, text):
-        try:
-            return self._stream.write(text)
-        except BrokenPipeError:
-            raise
-        except (OSError, ValueError):
-            return len(text)
-
-    def flush(self):
-        try:
-            self._stream.flush()
-        except BrokenPipeError:
-            raise
-        except (OSError, ValueError):
-            pass
-
-
-def forgive_stderr() -> None:
-    """The command's stderr is _Forgiving (the entry point's: a test's captured stderr stays as it is)."""
-    if sys.stderr is not None and not isinstance(sys.stderr, _Forgiving):
-        sys.stderr = _Forgiving(sys.stderr)
-
-
 def _exit_code(code: int) -> int:
     """Ctrl-C's code, or the code of the signal that stopped the command as Ctrl-C does."""
     return 128 + _STOPPED_BY[0] if code == INTERRUPTED and _STOPPED_BY else code

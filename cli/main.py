@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from zoo.cli.app import (DEVICE_HELP, Count, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli,
-                         config_overrides, echo_json, forgive_stderr, stop_like_ctrl_c)
+                         config_overrides, echo_json, stop_like_ctrl_c)
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -511,6 +511,8 @@ from zoo.cli import analysis, compare, hub, search  # noqa: E402,F401
 
 
 def main() -> None:
+    from zoo.console import forgive_stderr
+
     stop_like_ctrl_c()
     forgive_stderr()
     try:

@@ -8,18 +8,45 @@ import sys
 from zoo.errors import ConfigError
 
 
+class Forgiving:
+    """A stream as zoo writes its notes and progress to stderr: a line that cannot be written (stderr closed,
+    2>&-, or on a full device) is dropped and the work goes on, its notes not being its work (a training died at
+    its first note, before any epoch); a reader that went away (a closed pipe) still ends it (the CLI's 141)."""
+
+    def __init__(self, stream):
+        self._stream = stream
+
+    def __getattr__(self, name):
+        return getattr(self._stream, name)
+
+    def write(self, text):
+        try:
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError):  # ValueError: a stream closed from Python
+            return len(text)
+
+    def flush(self):
+        try:
+            self._stream.flush()
+        except BrokenPipeError:
+            raise
+        except (OSError, ValueError):
+            pass
+
+
+def forgive_stderr() -> None:
+    """Make sys.stderr Forgiving, for a whole command (the CLI's entry point: click's own notes too)."""
+    if sys.stderr is not None and not isinstance(sys.stderr, Forgiving):
+        sys.stderr = Forgiving(sys.stderr)
+
+
 def to_stderr(msg: str) -> None:
-    """A line for the user on stderr. One that cannot be written (stderr closed, 2>&-, or a full device) is dropped:
-    a training's notes are not its work, which goes on (metrics.jsonl holds its numbers). A reader that went away
-    (a closed pipe) still ends the command, as it does every command (exit 141)."""
-    if sys.stderr is None:  # started with its stderr closed
-        return
-    try:
-        print(msg, file=sys.stderr, flush=True)
-    except BrokenPipeError:
-        raise
-    except (OSError, ValueError):  # ValueError: a stream closed from Python
-        pass
+    """A line for the user on stderr, written as Forgiving writes it (also where no CLI made stderr so)."""
+    if sys.stderr is not None:  # None: started with its stderr closed
+        stream = sys.stderr if isinstance(sys.stderr, Forgiving) else Forgiving(sys.stderr)
+        print(msg, file=stream, flush=True)
 
 
 def to_stdout(msg: str) -> None:
