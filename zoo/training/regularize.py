@@ -160,6 +160,7 @@ class Pruning(Callback):
     def __init__(self, every: int, amounts: dict[str, float]):
         self.every = int(every)
         self.amounts = {g: float(amounts.get(g, 0.0)) for g in GROUPS}
+        self.pruned: tuple[int | None, dict[str, float]] = (None, {})  # the last pruning here and its sparsity
 
     @classmethod
     def from_config(cls, train) -> "Pruning | None":
@@ -196,7 +197,7 @@ class Pruning(Callback):
     def on_train_end(self, trainer) -> None:
         """Say where the kept weights (the best epoch's, restored) hold less of the pruning than its last log line:
         pruning raises the validation loss, and the best epoch was often one before it (0 % zeros kept)."""
-        epoch, logged = getattr(self, "pruned", (None, {}))
+        epoch, logged = self.pruned
         kept = {g: v["sparsity"] for g, v in sparsity(trainer.model).items() if g in logged}
         if any(kept[g] < logged[g] - 1e-9 for g in logged):
             trainer.log(f"note: the kept weights, of the best epoch ({trainer.state['best_epoch']}), are from before "
