@@ -229,8 +229,8 @@ def show_run(source: str, as_json: bool = False) -> None:
     click.echo("files: " + ", ".join(f"{n} ({s:,} B)" for n, s in data["files"].items()))
     if data["not_regular"]:
         click.echo(f"not regular files (zoo will not read them): {', '.join(data['not_regular'])}")
-    if set(data["not_regular"]) & {"config.json", "model.safetensors"} or "model.safetensors" not in data["files"]:
-        click.echo("load it: not as it is; put back its config.json and model.safetensors first")
+    if data["missing"]:
+        click.echo(f"load it: not as it is; put back its {' and '.join(data['missing'])} first")
     elif data["installed"]:
         click.echo(f"load it: {data['load']}")
     elif data["plugin_failure"]:

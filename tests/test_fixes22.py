@@ -3,6 +3,8 @@ the CLI or the public API on real run folders."""
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from conftest import assert_clean_error, assert_ok, invoke
 
@@ -363,7 +365,9 @@ def test_zoo_latent_logged_to_tensorboard_twice_replaces_the_codes_without_torch
 def test_zoo_info_of_a_run_without_its_weights_file_does_not_offer_to_load_it(run_copy):
     (run_copy / "model.safetensors").unlink()
     out = assert_ok(invoke("info", run_copy))
-    assert "load it: not as it is; put back its config.json and model.safetensors first" in out
+    assert "load it: not as it is; put back its model.safetensors first" in out
+    data = json.loads(assert_ok(invoke("info", run_copy, "--json")))
+    assert data["load"] is None and data["missing"] == ["model.safetensors"]  # nor in --json
 
 
 def test_cv_and_search_refuse_a_data_dir_that_is_no_folder_before_any_training(tmp_path, monkeypatch):

@@ -38,9 +38,11 @@ def run_info(source: str | Path) -> dict[str, Any]:
         # A FIFO, socket or device where a file belongs: listed, since no command will read it.
         "not_regular": [p.name for p in sorted(run_dir.iterdir())
                         if p.exists() and not p.is_file() and not p.is_dir() and not p.name.startswith(".")],
-        "load": f"zoo.load({json.dumps(str(source))})",
         "installed": run["model"] in registry.list_models(),
     }
+    # The files a load reads, where one is absent or no regular file: no line that loads it is offered then.
+    info["missing"] = [n for n in (ckpt.CONFIG, ckpt.WEIGHTS) if n not in info["files"]]
+    info["load"] = None if info["missing"] else f"zoo.load({json.dumps(str(source))})"
     package = info["plugin"].get("package") if isinstance(info["plugin"], dict) else None
     failed = [f.error for f in registry.load_registry().failures if package and f.package == package]
     # installed but broken: installing it again is no answer (as loading it says)
