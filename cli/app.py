@@ -218,7 +218,6 @@ def cli(threads):
     zoo eval runs/ae6                         test MSE, BCE, PSNR
     zoo reconstruct runs/ae6 --n 16 --out recon.png
     """
-    os.environ.pop("MPLBACKEND", None)  # the commands draw to files only: a backend named wrongly failed every picture
     if os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":  # no-color.org; a terminal without colours
         click.get_current_context().color = False  # the commands' contexts inherit it: click.echo strips styles
     if threads is not None:

@@ -14,3 +14,21 @@ def test_iterative_weights_with_one_pass_are_said_to_have_no_effect(tmp_path):
     out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", *TINY_SET, "--set",
                            "iterative_weights=0.5", "--set", "iterative_passes=2", "--out", tmp_path / "b"))
     assert "has no effect" not in out
+
+
+def test_a_matplotlib_backend_named_wrongly_does_not_fail_the_pictures_of_a_python_training(tmp_path):
+    """The CLI ignored a bad $MPLBACKEND; zoo.train from Python failed after its epochs, without loss.png or the
+    card. The variable is left as the caller had it."""
+    import os
+    import subprocess
+    import sys
+
+    script = ("import os, zoo\n"
+              f"zoo.train('convae', dataset='digits', epochs=1, channels=[4, 8, 8], hidden=[16], device='cpu', "
+              f"progress=False, out={str(tmp_path / 'run')!r})\n"
+              "print(os.environ['MPLBACKEND'])\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "MPLBACKEND": "bogus"})
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "bogus"
+    assert (tmp_path / "run" / "loss.png").is_file() and (tmp_path / "run" / "README.md").is_file()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -16,17 +18,35 @@ from zoo.runs.checkpoint import atomic_write
 warnings.filterwarnings("ignore", message=r"Glyph \d+ .* missing from font", category=UserWarning)
 
 
+def figure_class():
+    """matplotlib's Figure, imported even where $MPLBACKEND names no backend (matplotlib's import refuses one):
+    zoo draws off-screen, where no backend plays a part, and a misspelt one failed every picture after the training
+    they show. It is imported once without the variable, which is then put back as the caller had it."""
+    try:
+        from matplotlib.figure import Figure
+    except ValueError:
+        wrong = os.environ.pop("MPLBACKEND", None)
+        if wrong is None:
+            raise
+        for name in [m for m in sys.modules if m.split(".")[0] == "matplotlib"]:  # the failed import's half
+            del sys.modules[name]
+        try:
+            from matplotlib.figure import Figure
+        finally:
+            os.environ["MPLBACKEND"] = wrong
+    return Figure
+
+
 def subplots(*grid, figsize, dpi=None, layout=None, **options):
     """pyplot.subplots, off-screen: a Figure of its own with its axes, drawn to files only. Not through pyplot,
     whose backend is the caller's: switching it to Agg stopped a notebook's own plots from being shown."""
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=figsize, dpi=dpi, layout=layout)
+    fig = figure_class()(figsize=figsize, dpi=dpi, layout=layout)
     return fig, fig.subplots(*grid, **options)
 
 
 def colour_map(name: str):
     """A matplotlib colour map by name (tab10, turbo, ...)."""
+    figure_class()  # matplotlib imported whatever $MPLBACKEND says
     import matplotlib
 
     return matplotlib.colormaps[name]
@@ -163,7 +183,6 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
     more than `per_row` images (default 16) wraps onto several lines. The figure grows with the images up to
     PIXEL_BUDGET (check_tiles: refused with `hint` beyond it), laid out by hand: no tight_layout to give up
     on many rows. `weights`, `stamps`: as save_png takes them."""
-    from matplotlib.figure import Figure
     from torchvision.utils import make_grid
 
     n_cols = max(r.shape[0] for _, r in rows)
@@ -178,7 +197,7 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
     sizes = [(g.shape[2] * zoom / DPI, g.shape[1] * zoom / DPI) for _, g in grids]
     fig_w = label_in + max(w for w, _ in sizes) + edge_in
     fig_h = title_in + sum(h for _, h in sizes) + gap_in * (len(grids) - 1) + 2 * edge_in
-    fig = Figure(figsize=(fig_w, fig_h))
+    fig = figure_class()(figsize=(fig_w, fig_h))
     top = fig_h - edge_in - title_in
     for (label, grid), (w, h) in zip(grids, sizes):
         top -= h

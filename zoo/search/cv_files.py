@@ -168,10 +168,9 @@ def write_results(result: dict[str, Any], out: Path) -> list[str]:
 
 def plot_curves(result: dict[str, Any], path: Path) -> None:
     """cv.png: each fold's validation curve of the metric it is scored by (and the holdout's)."""
-    from matplotlib.ticker import MaxNLocator
-
     key = result["metric"]  # the figure each fold is scored by, per epoch; a marker on each (one epoch is a point)
     fig, ax = subplots(figsize=(6.4, 4.2), dpi=100)
+    from matplotlib.ticker import MaxNLocator  # after subplots, which imports matplotlib whatever $MPLBACKEND says
     for r in result["per_fold"]:
         pts = [(c["epoch"], c[key]) for c in r["curve"] if key in c]
         if pts:
