@@ -4,6 +4,7 @@ the branch it went to; a hub that lists no checksums is not called verified; fai
 from __future__ import annotations
 
 import json
+import os
 import re
 
 import pytest
@@ -156,3 +157,23 @@ def test_a_head_fine_tuned_from_a_hub_branch_records_the_commit_it_was_copied_fr
                       env=hf_env, timeout=300))
     recorded = json.loads((head / "config.json").read_text())["config"]["init_from"]
     assert re.fullmatch(r"hf://me/enc@[0-9a-f]{40}", recorded), recorded  # not the branch, which moves
+
+
+def test_a_head_fine_tuned_from_a_run_loaded_off_a_hub_branch_records_the_commit_it_was_loaded_at(
+        server, hf_env, digits_run, tmp_path):
+    """zoo.finetune(zoo.load("hf://me/enc")) recorded the branch: only a source named by text was pinned."""
+    import subprocess
+    import sys
+
+    assert_ok(push(digits_run, "hf://me/enc", hf_env))
+    head = tmp_path / "head"
+    script = ("import zoo\n"
+              "run = zoo.load('hf://me/enc')\n"
+              f"zoo.finetune(run, hidden=[8], epochs=1, progress=False, out={str(head)!r})\n"
+              "print(run.source)\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300,
+                          env={**os.environ, **hf_env})
+    assert done.returncode == 0, done.stderr
+    recorded = json.loads((head / "config.json").read_text())["config"]["init_from"]
+    assert re.fullmatch(r"hf://me/enc@[0-9a-f]{40}", recorded), recorded
+    assert done.stdout.splitlines()[-1] == "hf://me/enc"  # the caller's Run is left as it was loaded

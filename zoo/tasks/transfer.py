@@ -5,6 +5,7 @@ that implements `ZooModel.transfer_from` can be trained on top of another run.""
 
 from __future__ import annotations
 
+import dataclasses
 from os import PathLike
 from pathlib import Path
 from typing import Any
@@ -109,12 +110,18 @@ def finetune(source: str | Path | Run, *, hidden: int | str | list[int] | tuple[
 
 def _pinned(source, log):
     """An hf:// source on a branch (or none: main) as the commit it is now, which the head records (init_from):
-    a branch moves, and `zoo info` of the head then named weights that were no longer its encoder's."""
-    if not (isinstance(source, str) and hub.is_hub_source(source) and hub.parse(source).kind == "hf"):
+    a branch moves, and `zoo info` of the head then named weights that were no longer its encoder's. A Run
+    loaded from a branch names the commit it was loaded at: its folder is huggingface-hub's snapshots/COMMIT."""
+    text = source.source if isinstance(source, Run) else source
+    if not (isinstance(text, str) and hub.is_hub_source(text) and hub.parse(text).kind == "hf"):
         return source
-    loc = hub.parse(source)
+    loc = hub.parse(text)
     if loc.revision and COMMIT_RE.fullmatch(loc.revision):
         return source
+    if isinstance(source, Run):
+        if not COMMIT_RE.fullmatch(source.folder.name):  # another cache layout: the branch is all that is known
+            return source
+        return dataclasses.replace(source, source=f"{HF_SCHEME}{loc.repo}@{source.folder.name}")
     return f"{HF_SCHEME}{loc.repo}@{hub.pull(source, log=log)['commit']}"
 
 
