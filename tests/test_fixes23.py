@@ -32,3 +32,17 @@ def test_a_matplotlib_backend_named_wrongly_does_not_fail_the_pictures_of_a_pyth
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "bogus"
     assert (tmp_path / "run" / "loss.png").is_file() and (tmp_path / "run" / "README.md").is_file()
+
+
+def test_picture_counts_refused_from_python_name_their_keyword(digits_run):
+    """Only --n said n=: zoo.manifold(steps=1) was told of --steps, an option a Python caller has not got."""
+    import pytest
+
+    import zoo
+    from zoo.errors import ConfigError
+
+    for call, said in ((lambda: zoo.manifold(digits_run, steps=1), "--steps (steps=) must be"),
+                       (lambda: zoo.generate(digits_run, per_class=0), "--per-class (per_class=) must be"),
+                       (lambda: zoo.sample(digits_run, n=0), "n= must be")):
+        with pytest.raises(ConfigError, match=said.replace("(", r"\(").replace(")", r"\)")):
+            call()

@@ -86,7 +86,7 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
     net = load(source, device=device)
     net.require("encode")
     net.require("decode")
-    steps = check_count(steps, "--steps", 2, 200)
+    steps = check_count(steps, "--steps (steps=)", 2, 200)
     path = picture_output(out, own=net.folder) or net.output_dir / "interpolation.png"
     data, x, y = run_split(net, CLASS_SPLIT, data_dir)
     cache: dict[str, tuple] = {}

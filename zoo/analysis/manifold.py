@@ -169,7 +169,7 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
         raise CapabilityError(f"model '{net.name}' cannot decode a code: a manifold is a grid of codes, decoded",
                               "It needs a model that decodes a code alone: an autoencoder or a VAE (zoo list). "
                               f"It can: {', '.join(net.capabilities()) or 'nothing listed'}.")
-    steps = check_count(steps, "--steps", 2, 100)
+    steps = check_count(steps, "--steps (steps=)", 2, 100)
     path = picture_output(out, own=net.folder) or net.output_dir / "manifold.png"
     d = latent_dim(net)
     given = parse_dims(dims, d) if dims is not None else None

@@ -117,7 +117,7 @@ def sample(source, *, n: int = 64, seed: int = 0, device: str | None = None, sam
     fitted on the training codes (`sampler="maf"`, kept in the run as zoo generate keeps it), or of a class.
     A model trained on binarised pixels gives each pixel's probability of being on."""
     seed = check_seed(seed)
-    n = check_count(n, "n", 1, 100_000)
+    n = check_count(n, "n=", 1, 100_000)
     run = load(source, device=device)
     gen = torch.Generator(device=run.device).manual_seed(seed)
     return torch.cat(list(sample_batches(run, n, gen, sampler=sampler, class_label=class_label, spread=spread,
@@ -167,7 +167,7 @@ def generate(source, *, n: int | None = None, seed: int = 0, out: str | Path | N
     data set's images are, for those codes (default: where the run was trained from)."""
     seed = check_seed(seed)
     if per_class is not None:
-        per_class = check_count(per_class, "--per-class", 1, 2_500)
+        per_class = check_count(per_class, "--per-class (per_class=)", 1, 2_500)
         if sampler is not None or class_label is not None or spread or n is not None:
             raise ConfigError("--per-class (per_class=) draws every class: it goes without --n, --class, --sampler "
                               "and --spread (n=, class_label=, sampler=, spread=)")
