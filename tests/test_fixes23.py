@@ -46,3 +46,24 @@ def test_picture_counts_refused_from_python_name_their_keyword(digits_run):
                        (lambda: zoo.sample(digits_run, n=0), "n= must be")):
         with pytest.raises(ConfigError, match=said.replace("(", r"\(").replace(")", r"\)")):
             call()
+
+
+def test_a_class_named_like_another_class_s_index_form_gets_its_own_default_file(tmp_path):
+    """'!x' (class 0) is written samples-class-0-_x.png; class '0-_x' was written to that file too."""
+    import numpy as np
+    from conftest import TINY, quiet
+    from PIL import Image
+
+    import zoo
+
+    rng = np.random.default_rng(0)
+    for name in ("!x", "0-_x"):
+        (tmp_path / "pics" / name).mkdir(parents=True)
+        for i in range(30):
+            Image.fromarray(rng.integers(0, 256, (28, 28), dtype=np.uint8)).save(tmp_path / "pics" / name / f"{i}.png")
+    run = zoo.train("convae", dataset=f"folder:{tmp_path / 'pics'}", epochs=1, out=tmp_path / "run", log=quiet,
+                    progress=False, **TINY).run_dir
+    for name in ("!x", "0-_x"):
+        assert_ok(invoke("generate", run, "--class", name, "--n", "4"))
+    assert sorted(p.name for p in run.glob("samples-class-*.png")) == ["samples-class-0-_x.png",
+                                                                        "samples-class-1-0__x.png"]

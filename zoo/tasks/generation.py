@@ -131,14 +131,15 @@ def default_picture(run: Run, sampler: str | None, class_label, per_class: int |
     3 (--sampler GMM and gmm) are one way of drawing, one file. A model that cannot reconstruct (a GAN) ends
     its training with samples.png itself (zoo/training/pictures.py), a record of the run that its card shows:
     its prior's grid is samples-prior.png, never written over it. A class whose name a file name cannot hold as
-    it is ('x y', 'x?y') is named with its index too (class-0-x_y), so that two such classes never share a file;
+    it is ('x y', 'x?y', '0-x_y': a '-' parts the tags) is named with its index too (class-0-x_y, class-1-0_x_y),
+    so that no two classes, nor a class and another way of drawing, share a file;
     codes drawn around a class's mean (`spread`) are another way of drawing than its mean."""
     sampler = get_sampler(sampler).name if sampler else None
     tags = [sampler] if sampler else []
     if class_label is not None:
         index = resolve_class(class_label, run.classes)
         name = run.classes[index]
-        safe = _file_safe(name)
+        safe = re.sub(r"[^A-Za-z0-9_.]+", "_", name)  # no '-': it parts the tags, and the index form's number
         tags += [f"class-{safe}" if safe == name else f"class-{index}-{safe}"]
         tags += [f"spread-{spread:g}"] if spread else []
     tags += ["per-class"] if per_class is not None else []
