@@ -37,6 +37,15 @@ def test_a_push_refuses_a_repository_zoo_did_not_push_to_and_changes_nothing(ser
     assert server.repos["other/lab"].branches["main"] == before  # no commit
 
 
+def test_a_push_to_a_new_branch_of_another_librarys_repository_says_the_branch_starts_from_main(server, hf_env,
+                                                                                              digits_run):
+    """The refusal named main only: the branch asked for was not said, nor why main's files decide."""
+    server.seed("other/lab", THEIRS)
+    assert_clean_error(push(digits_run, "hf://other/lab", hf_env, "--revision", "zoo"),
+                       "hf://other/lab@zoo (a new branch: it starts from main, and main) holds files zoo did not push")
+    assert set(server.repos["other/lab"].branches) == {"main"}  # no branch made
+
+
 def test_a_push_onto_a_repository_holding_only_a_readme_replaces_it(server, hf_env, digits_run):
     server.seed("me/new", {"README.md": b"# made on the Hub's page\n"})
     assert_ok(push(digits_run, "hf://me/new", hf_env))

@@ -40,7 +40,7 @@ allocated for a config that does not match its weights.
 
 Pushing. A push refuses a damaged run (its config, or weights that do not match the checksum recorded
 when they were written) before anything is written or uploaded. A push to hf://ORG/NAME[@BRANCH] commits onto
-a branch that is new, holds no model, or holds an earlier zoo push (zoo.hub.hf_push): never over another
+a branch that holds no model or an earlier zoo push (a new branch: as main does; zoo.hub.hf_push): never over another
 library's model or someone's files, and never to an existing public repository when --private is asked; its
 card's commands load the branch it went to. A folder-hub push only creates a folder
 or replaces one an earlier push made (it leaves .zoo-pushed.json, the files it wrote and their sha256s):

@@ -1,7 +1,8 @@
 """A push to the Hugging Face Hub: one commit of a run's files to a branch of hf://ORG/NAME (created if needed).
 
-A push replaces only what zoo published. It commits onto a branch that is new, holds no model (a new
-repository's .gitattributes, a README.md) or holds an earlier zoo push (its config.json is a zoo run's); a
+A push replaces only what zoo published. It commits onto a branch that holds no model (a new repository's
+.gitattributes, a README.md) or holds an earlier zoo push (its config.json is a zoo run's), a new branch judged
+by main, the files it starts from; a
 repository that holds another library's model, or files of someone's without a config.json, is refused before
 anything is written. Only there do the files an earlier push left and this one does not hold (results of
 earlier weights, another run's pictures) go; the repository's other files stay. --private never ends in a
@@ -33,7 +34,8 @@ def push_hf(repo: str, branch: str, files: dict[str, Path | bytes], run: dict, *
     try:
         api.create_repo(repo, private=True if private else None, exist_ok=True)
         info, exists = _branch_info(api, repo, branch)  # a new branch: the main branch it starts from
-        where = f"{HF_SCHEME}{repo}@{branch if exists else 'main'}"
+        # a new branch starts as a copy of main: judged by main's files, which the push would replace on it
+        where = f"{HF_SCHEME}{repo}@{branch}" + ("" if exists else " (a new branch: it starts from main, and main)")
         if private and not info.private:  # create_repo(exist_ok=True) leaves an existing one as it is
             raise HubError(f"hf://{repo} exists and is public: --private cannot make it private, and nothing was "
                            "pushed", "Make it private on its settings page on the Hub (or with huggingface-hub's "
