@@ -278,7 +278,8 @@ def _print_metrics(result: dict) -> None:
 def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
              fid_seeds, sampler, inception, limit, progress, per_image, loggers):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders), each a mean over the images with its standard
-    error; also written to RUN/eval.json.
+    error; also written to RUN/eval.json. An autoencoder's are those of its reconstructions clipped to [0, 1],
+    the images they stand for: without a sigmoid output its training's val_mse counts values outside.
 
     An evaluation stopped midway (Ctrl-C) keeps what it measured: the same command goes on from there.
     --fid writes RUN/quality.json (quality-SAMPLER.json) once every seed is measured: stopped, it keeps

@@ -13,7 +13,13 @@ def test_iterative_weights_with_one_pass_are_said_to_have_no_effect(tmp_path):
     assert "note: iterative_weights=0.5 has no effect with iterative_passes 1" in out
     out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", *TINY_SET, "--set",
                            "iterative_weights=0.5", "--set", "iterative_passes=2", "--out", tmp_path / "b"))
-    assert "has no effect" not in out
+    assert "has no effect" not in out and "lr=0" not in out
+
+
+def test_a_learning_rate_of_0_is_said_to_leave_the_weights_as_initialised(tmp_path):
+    out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", *TINY_SET, "--lr", "0",
+                           "--out", tmp_path / "a"))
+    assert "note: lr=0: the weights stay as initialised" in out
 
 
 def test_a_matplotlib_backend_named_wrongly_does_not_fail_the_pictures_of_a_python_training(tmp_path):

@@ -9,7 +9,9 @@ import torch.nn.functional as F
 
 
 def reconstruction_metrics(x: torch.Tensor, recon: torch.Tensor) -> dict[str, torch.Tensor]:
-    """MSE, binary cross-entropy (per pixel) and PSNR in dB (peak 1.0) for each image."""
+    """MSE, binary cross-entropy (per pixel) and PSNR in dB (peak 1.0) for each image, of `recon` clipped to
+    [0, 1]: the images it stands for, as a picture shows them (a model without a sigmoid output can give values
+    outside, which its training's validation loss counts, so the two can differ)."""
     recon = recon.float().clamp(0, 1)
     x = x.float()
     dims = tuple(range(1, x.dim()))

@@ -23,6 +23,8 @@ def settle(train_cfg: TrainConfig, log: Callable[[str], None]) -> None:
     default = TrainConfig.__dataclass_fields__["momentum"].default
     if train_cfg.optimizer != "sgd" and train_cfg.momentum != default:  # recorded as trained, and never used
         log(f"note: momentum={train_cfg.momentum:g} has no effect with optimizer {train_cfg.optimizer} (it is sgd's)")
+    if train_cfg.lr == 0:  # allowed (an untrained baseline, trained through the same steps), never unsaid
+        log("note: lr=0: the weights stay as initialised (every epoch computes the losses only)")
     if train_cfg.iterative_passes <= 1 and train_cfg.iterative_weights:  # one pass: the plain loss, unweighted
         log(f"note: iterative_weights={train_cfg.iterative_weights[0]:g} has no effect with iterative_passes 1 "
             "(the loss is the plain one); set iterative_passes to weigh later reconstructions")
