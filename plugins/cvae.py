@@ -57,7 +57,8 @@ class CVAE(ClassConditional, VAE):
     # ---------------------------------------------------------------- capabilities
     def sample_class(self, labels: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         labels = self.checked_labels(labels)
-        z = torch.randn((labels.shape[0], self.config.latent_dim), device=self.device, generator=generator)
+        z = torch.randn((labels.shape[0], self.config.latent_dim), device=self.device,
+                        generator=generator).to(self.dtype)  # float32 draws: a half model draws the same codes
         return torch.sigmoid(self.decode_logits(z, labels))
 
 

@@ -318,7 +318,8 @@ class GAN(ZooModel):
         return opt
 
     def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.randn(n, self.config.latent_dim, generator=generator, device=self.device)
+        # drawn in float32 and cast: a half or double generator draws the same codes as the float32 one
+        return torch.randn(n, self.config.latent_dim, generator=generator, device=self.device).to(self.dtype)
 
     def d_loss(self, real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
         real_logits, fake_logits = real_logits.float(), fake_logits.float()

@@ -187,6 +187,7 @@ class HVAE(VAE):
             mu, logvar = gaussian(p_down(z))
             z = mu + (0.5 * logvar).exp() * torch.randn(mu.shape, device=mu.device, generator=generator) \
                 if sample else mu
+            z = z.to(self.dtype)  # (gaussian's float32) in the layers' dtype: a half model's next layer takes it
             codes.append(z)
         return codes
 
@@ -224,7 +225,7 @@ class HVAE(VAE):
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         if self.prior is None:
             return super().prior_sample(n, generator)
-        return self.components.sample(n, generator)
+        return self.components.sample(n, generator).to(self.dtype)  # the mixture is scored in float32
 
     def prior_fixed(self):
         return self.components.held() if self.prior is not None else super().prior_fixed()
@@ -307,8 +308,8 @@ class HVAE(VAE):
         b, d = mu.shape
         per_chunk = samples_per_chunk(k, b, chunk_images or self.chunk_images)
         with self.prior_fixed():
-            return importance_nll(lambda s: self.joint_log_weights(x, feats, mu, logvar,
-                                                                   torch.randn((s, b, d), device=x.device)),
+            draw = lambda s: torch.randn((s, b, d), device=x.device, dtype=mu.dtype)  # noqa: E731
+            return importance_nll(lambda s: self.joint_log_weights(x, feats, mu, logvar, draw(s)),
                                   k, per_chunk, b, x.device)
 
 

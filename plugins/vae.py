@@ -150,7 +150,8 @@ class VAE(ZooModel):
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         """n codes drawn from p(z)."""
-        return torch.randn((n, self.config.latent_dim), device=self.device, generator=generator)
+        # drawn in float32 and cast: a half or double model draws the same codes as the float32 one
+        return torch.randn((n, self.config.latent_dim), device=self.device, generator=generator).to(self.dtype)
 
     def prior_fixed(self):
         """A context in which the prior's parameters are computed once (evaluation without gradients):
@@ -204,7 +205,7 @@ class VAE(ZooModel):
         mu, logvar = self.posterior(x, y)
         b, d = mu.shape
         per_chunk = samples_per_chunk(k, b, chunk_images or self.chunk_images)
-        eps = torch.empty((per_chunk, b, d), device=x.device)  # the same buffer, refilled chunk by chunk
+        eps = torch.empty((per_chunk, b, d), device=x.device, dtype=mu.dtype)  # one buffer, refilled chunk by chunk
         with self.prior_fixed():
             return importance_nll(lambda s: self.log_weights(x, y, mu, logvar, eps[:s].normal_()), k, per_chunk, b,
                                   x.device)

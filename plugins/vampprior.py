@@ -115,7 +115,7 @@ class VampPrior(nn.Module):
     def sample(n: int, mu: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator | None = None):
         """n codes: a component chosen uniformly, then a draw from its Gaussian."""
         pick = torch.randint(0, mu.shape[0], (n,), device=mu.device, generator=generator)
-        eps = torch.randn((n, mu.shape[1]), device=mu.device, generator=generator)
+        eps = torch.randn((n, mu.shape[1]), device=mu.device, generator=generator).to(mu.dtype)
         return mu[pick] + (0.5 * logvar[pick]).exp() * eps
 
 
@@ -238,7 +238,7 @@ class VampPriorVAE(VAE):
         return log_normal(z, mu, logvar) - self.log_prior(z)
 
     def prior_sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        return self.components.sample(n, generator)
+        return self.components.sample(n, generator).to(self.dtype)  # the mixture is scored in float32
 
     def prior_codes(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         return self.prior_sample(n, generator)  # a mixture: its quantiles are no N(0, 1)'s

@@ -73,3 +73,17 @@ def test_a_class_named_like_another_class_s_index_form_gets_its_own_default_file
         assert_ok(invoke("generate", run, "--class", name, "--n", "4"))
     assert sorted(p.name for p in run.glob("samples-class-*.png")) == ["samples-class-0-_x.png",
                                                                         "samples-class-1-0__x.png"]
+
+
+def test_a_half_or_double_vae_samples_the_images_of_its_float32_self(digits_vae_run):
+    """The plugins drew float32 noise into a model converted by its user: sampling refused every other dtype."""
+    import torch
+
+    import zoo
+
+    run = zoo.load(digits_vae_run)
+    first = run.sample(4, generator=torch.Generator().manual_seed(1))
+    for dtype, close in ((torch.float64, 1e-5), (torch.float16, 5e-3)):
+        run.model.to(dtype)
+        drawn = run.sample(4, generator=torch.Generator().manual_seed(1))
+        assert drawn.dtype == dtype and (drawn.float() - first).abs().max() < close

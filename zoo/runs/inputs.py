@@ -38,8 +38,8 @@ def said_in_its_dtype(model: ZooModel):
         reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
         raise ConfigError(f"model '{model.name}' fails in {dtype_name(model)}, the dtype run.model was converted to "
                           f"(its own computation makes float32 tensors, or torch lacks an operation): {reason[:160]}",
-                          "Bring it back with run.model.float() (or zoo.load the run again); encode, classify and "
-                          "a plain autoencoder's decode take the model in other float dtypes.") from e
+                          "Bring it back with run.model.float() (or zoo.load the run again); encode, classify, "
+                          "sample and decode take zoo's models in other float dtypes, a likelihood (nll) does not.") from e
 
 
 def _refuse_meta(value: torch.Tensor, what: str) -> None:
