@@ -87,3 +87,23 @@ def test_a_half_or_double_vae_samples_the_images_of_its_float32_self(digits_vae_
         run.model.to(dtype)
         drawn = run.sample(4, generator=torch.Generator().manual_seed(1))
         assert drawn.dtype == dtype and (drawn.float() - first).abs().max() < close
+
+
+def test_compare_sorted_by_a_figure_only_some_runs_have_still_says_a_limited_runs_test_images(vae_copy, tmp_path):
+    """Sorted by test_nll_iwae_k8_nats (the full run's only), the --limit run's other test columns stood beside
+    the full split's figures without the note the default sort gives."""
+    import shutil
+
+    part = shutil.copytree(vae_copy, tmp_path / "part")
+    assert_ok(invoke("eval", vae_copy, "--iwae-k", "8"))
+    assert_ok(invoke("eval", part, "--limit", "30", "--iwae-k", "3"))
+    for sort in ([], ["--sort", "test_nll_iwae_k8_nats"]):
+        out = assert_ok(invoke("compare", vae_copy, part, *sort))
+        assert "its test metrics are of other test images than" in out, sort
+
+
+def test_dir_of_zoo_lists_the_public_api_imported_lazily():
+    """dir(zoo), tab completion and help(zoo) showed none of load, train, evaluate, Run (imported on first use)."""
+    import zoo
+
+    assert {"load", "train", "evaluate", "Run", "ZooModel", "__version__"} <= set(dir(zoo))

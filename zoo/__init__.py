@@ -74,3 +74,8 @@ def __getattr__(name):
         globals()[name] = value
         return value
     raise AttributeError(f"module 'zoo' has no attribute {name!r}")
+
+
+def __dir__():
+    """The public API beside the module's own names: dir(zoo), tab completion and help(zoo) list the lazy names."""
+    return sorted(set(globals()) | set(_LAZY))

@@ -122,8 +122,10 @@ def pair(runs: list[Compared], metric: str) -> Compared | None:
         groups.setdefault(r.test_images, []).append(r)
     group = max(groups.values(), key=len, default=[])  # the first of the largest: max keeps the first
     if not group:
+        other_test_images(runs)
         return None
     reference = group[0]
+    other_test_images([r for r in runs if r not in kept], reference)  # the runs without the sort key's figure
     for r in kept:  # each run on other images is said to be, even where no two runs pair
         if r in group[1:]:
             r.paired = eval_images.paired(reference.test_values[name], r.test_values[name])
@@ -133,17 +135,21 @@ def pair(runs: list[Compared], metric: str) -> Compared | None:
     return reference if len(group) > 1 else None
 
 
-def other_test_images(runs: list[Compared]) -> None:
+def other_test_images(runs: list[Compared], reference: Compared | None = None) -> None:
     """The test columns a table shows whatever its sort key: a run whose figures are of other images (a --limit
-    look, another split) than the first of the largest group measured on the same images is said to be, since
-    its cells stand beside theirs. Runs whose images are not known (no per-image values kept) say nothing."""
-    groups: dict[str, list[Compared]] = {}
-    for r in runs:
-        if r.test_metrics and r.test_images is not None:
-            groups.setdefault(r.test_images, []).append(r)
-    if len(groups) < 2:
+    look, another split) than `reference`'s (default: the first of the largest group measured on the same images)
+    is said to be, since its cells stand beside theirs. Runs whose images are not known (no per-image values
+    kept) say nothing."""
+    if reference is None:
+        groups: dict[str, list[Compared]] = {}
+        for r in runs:
+            if r.test_metrics and r.test_images is not None:
+                groups.setdefault(r.test_images, []).append(r)
+        if len(groups) < 2:
+            return
+        reference = max(groups.values(), key=len)[0]  # the first of the largest: max keeps the first
+    if reference.test_images is None:  # its images are not known: nothing to say of others'
         return
-    reference = max(groups.values(), key=len)[0]  # the first of the largest: max keeps the first
     for r in runs:
         if r.test_metrics and r.test_images not in (None, reference.test_images):
             r.notes.append(f"its test metrics are of other test images than {reference.name}'s "
