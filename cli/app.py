@@ -133,8 +133,16 @@ class ZooGroup(click.Group):
             key = e.option_name.lstrip("-").replace("-", "_")
             from zoo.runs.config import is_config_key
 
-            if e.option_name.startswith("--") and is_config_key(key):
+            command = e.ctx.command if e.ctx is not None else None
+            takes_set = command is not None and any("--set" in getattr(p, "opts", ()) for p in command.params)
+            if e.option_name.startswith("--") and is_config_key(key) and takes_set:
                 e.message = f"No such option: {e.option_name}; {key} is a config key: --set {key}=VALUE gives it"
+                e.possibilities = None
+            elif e.option_name.startswith("--") and is_config_key(key) and command is not None:
+                spread = " (the spread of codes around a class mean is --spread F)" if key == "noise" else ""
+                e.message = (f"No such option: {e.option_name}; {key} is a config key, which a trained run keeps as "
+                             f"it was trained: zoo {command.name} takes none{spread} (zoo train, cv, search and "
+                             "finetune set them with --set)")
                 e.possibilities = None
             elif any(e.option_name in p.opts for p in self.params):  # zoo's own (--threads): before the command
                 own = next(p for p in self.params if e.option_name in p.opts)

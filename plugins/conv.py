@@ -52,7 +52,9 @@ class ConvNetConfig:
                                 low=1, high=4096)
     kernel: list[int] = param([3], "kernel size of each conv layer (one value: every layer)", low=1, high=15)
     stride: list[int] = param([2], "stride of each conv layer (one value: every layer)", low=1, high=8)
-    padding: list[int] = param([1, 1, 0], "padding of each conv layer (one value: every layer)", low=0, high=16)
+    padding: list[int] = param([1, 1, 0], "padding of each conv layer (one value: every layer); a layer whose windows "
+                               "would skip the last rows or columns also pads its end to read them (14 -> 7 at "
+                               "kernel 3, stride 2, padding 0, where torch's Conv2d gives 6)", low=0, high=16)
     hidden: list[int] = param([128], "hidden linear layers between the convolutions and the latent", low=1,
                               high=65536)
     latent_dim: int = param(4, "size of the latent code", low=1, high=4096)

@@ -10,7 +10,7 @@ import torch
 
 from zoo import hookimpl
 from zoo.analysis.latent_samplers import LatentSampler, check_state
-from zoo.errors import ConfigError
+from zoo.errors import CapabilityError
 
 JITTER = 1e-6  # added to covariance diagonals (relative to their mean variance) so Cholesky never fails
 
@@ -76,7 +76,7 @@ class GaussianMixture(LatentSampler):
         k = max(1, min(self.components, n // 2, len(torch.unique(codes, dim=0)) // 2))
         if n < k * d:  # fewer codes a component than dimensions: no covariance to estimate, and EM on k d×d
             # covariances runs for long in much memory (10 of 4096-D: 1.3 GB each step)
-            raise ConfigError(f"the gmm sampler fits {k} full {d}×{d} covariances to {n:,} training codes: about "
+            raise CapabilityError(f"the gmm sampler fits {k} full {d}×{d} covariances to {n:,} training codes: about "
                               f"{n // k:,} a component, fewer than its {d} dimensions, which no covariance can be "
                               "estimated from", "Use --sampler gaussian (one covariance) or standard-normal, or a "
                               "model with a smaller latent_dim (or more training images).")

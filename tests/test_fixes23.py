@@ -107,3 +107,14 @@ def test_dir_of_zoo_lists_the_public_api_imported_lazily():
     import zoo
 
     assert {"load", "train", "evaluate", "Run", "ZooModel", "__version__"} <= set(dir(zoo))
+
+
+def test_a_config_key_given_as_an_option_to_a_command_without_set_is_not_told_to_use_set(digits_run):
+    """zoo eval --latent-dim was told "--set latent_dim=VALUE gives it", an option zoo eval has not got."""
+    from conftest import assert_clean_error
+
+    out = assert_clean_error(invoke("eval", digits_run, "--latent-dim", "3"), "latent_dim is a config key",
+                             "zoo eval takes none", code=2)
+    assert "--set latent_dim" not in out
+    assert_clean_error(invoke("generate", digits_run, "--noise", "0.5"), "--spread F", code=2)
+    assert_clean_error(invoke("train", "convae", "--latent-dim", "3"), "--set latent_dim=VALUE gives it", code=2)

@@ -170,6 +170,7 @@ def test_the_gmm_sampler_refuses_more_covariance_parameters_than_the_codes_hold_
     with pytest.raises(zoo.ZooError, match="about 10 a component, fewer than its 64 dimensions") as e:
         get_sampler("gmm")().fit(torch.randn(100, 64))
     assert "--sampler gaussian" in e.value.hint
+    assert e.value.exit_code == 1  # the run's data decide, not the command line
 
 
 # ------------------------------------------------------------------------------- 6. default names
