@@ -197,7 +197,9 @@ def show_run(source: str, as_json: bool = False) -> None:
              "early_stopping": " (stopped early)", "completed": " (completed)",
              "interrupted": f" (interrupted; `{resume}` continues it)"}.get(t.get("ended"), "")
     if "best_epoch" in t:
-        line += f", best epoch {t['best_epoch']} (" + ", ".join(f"{k} {v:.5g}" for k, v in t["best"].items()) + ")"
+        figures = ", ".join(f"{k} {v:.5g}" for k, v in t["best"].items())
+        line += (f", best epoch {t['best_epoch']}" if t.get("kept") != "last" else
+                 f", last epoch {t['best_epoch']} kept") + (f" ({figures})" if figures else "")
     if "seconds" in t:
         line += f", {t['seconds']:.0f} s"
     click.echo(line)
@@ -206,10 +208,18 @@ def show_run(source: str, as_json: bool = False) -> None:
     if data.get("test_metrics"):
         m = dict(data["test_metrics"])
         split, images, pixels = m.pop("split"), m.pop("images"), m.pop("pixels", None)
-        other = m.pop("other_images", None)
-        click.echo(f"{split} metrics ({images} images{f', {pixels}' if pixels else ''}"
+        other, given = m.pop("other_images", None), m.pop("given", None)
+        errors = data.get("test_standard_errors") or {}
+        given = f"; given each image's class: {given}" if given else ""  # a cvae's p(x | y), as its card says
+        click.echo(f"{split} metrics ({images} images{f', {pixels}' if pixels else ''}{given}"
                    f"{f'; other images than it was trained on: {other}' if other else ''}): "
-                   + ", ".join(f"{k} {v:.5g}" for k, v in m.items()))
+                   + ", ".join(f"{k} {v:.5g}" + (f" ± {errors[k]:.2g}" if k in errors else "") for k, v in m.items()))
+    if data.get("sample_quality"):  # zoo eval --fid's figures of these weights' samples
+        q = dict(data["sample_quality"])
+        images, network, other = q.pop("images"), q.pop("feature_network"), q.pop("other_images", None)
+        click.echo(f"sample quality ({images} samples against the test images, feature network {network}"
+                   f"{f'; other images than it was trained on: {other}' if other else ''}): "
+                   + ", ".join(f"{k} {v:.5g}" for k, v in q.items()))
     if data["changed"] is None:  # the plugin is not installed: its defaults are unknown
         click.echo(f"model '{data['model']}' is not installed here, so its defaults are unknown; config as trained: "
                    + ", ".join(f"{k}={json.dumps(v)}" for k, v in data["config"].items()))
@@ -231,6 +241,8 @@ def show_run(source: str, as_json: bool = False) -> None:
         click.echo(f"not regular files (zoo will not read them): {', '.join(data['not_regular'])}")
     if data["missing"]:
         click.echo(f"load it: not as it is; put back its {' and '.join(data['missing'])} first")
+    elif data.get("unbuildable"):  # said as a note above
+        click.echo("load it: not as it is; restore its config.json first")
     elif data["installed"]:
         click.echo(f"load it: {data['load']}")
     elif data["plugin_failure"]:

@@ -142,11 +142,11 @@ def test_a_pushed_head_publishes_its_encoders_source_by_name_and_still_shows_its
     assert f"the encoder's source is named by its path on this machine, {source}" in out
     for name in ("config.json", "README.md"):
         text = (tmp_path / "hub" / "head" / name).read_text()
-        assert str(source) not in text and '"init_from": "enc-src"' in text
+        assert str(source) not in text and '"init_from": "./enc-src"' in text
     config = json.loads((tmp_path / "hub" / "head" / "config.json").read_text())["config"]
     assert config["init_digest"] == json.loads((tmp_path / "head" / "config.json").read_text())["config"]["init_digest"]
     info = assert_ok(invoke("info", (tmp_path / "hub" / "head").as_uri()))  # provenance: judged of own runs only
-    assert 'init_from="enc-src"' in info and str(source) not in info
+    assert 'init_from="./enc-src"' in info and str(source) not in info
     assert "stale" not in info and "test metrics" in info  # its published evaluation still counts
 
 
@@ -201,7 +201,7 @@ def test_a_current_quality_json_is_pushed_quoted_on_the_card_and_compared_from_t
     dest = tmp_path / "hub" / "q"
     assert_ok(invoke("push", run_copy, f"file://{dest}"))
     published = json.loads((dest / "quality.json").read_text())
-    assert published["samples_vs_test"] == quality["samples_vs_test"] and published["feature_network"] == "feat"
+    assert published["samples_vs_test"] == quality["samples_vs_test"] and published["feature_network"] == "./feat"
     card = (dest / "README.md").read_text()
     assert "## Sample quality" in card and "| classifier_fid | 1.25 |" in card and "private" not in card
     out = assert_ok(invoke("compare", dest.as_uri()))

@@ -33,12 +33,13 @@ from zoo.hub.locations import HF_SCHEME, HubError, Location, Log, is_hub_source,
 from zoo.hub.marks import another_run
 from zoo.hub.pull import fetch, pull
 from zoo.runs import checkpoint, eval_images
-from zoo.runs.checkpoint import EVAL, METRICS, best_row, read_eval, read_json, read_metrics, run_identity
+from zoo.runs.checkpoint import EVAL, METRICS, read_json, read_metrics, run_identity
 from zoo.runs.files import file_sha256, open_regular, sampler_name
 from zoo.runs.lock import writer_of
 from zoo.runs.metrics_log import is_metric
 from zoo.runs.training_state import recorded_trainer, untrained
-from zoo.runs.modelcard import QUALITY, current_pictures, current_quality, read_notes, render_card, with_notes
+from zoo.runs.modelcard import (QUALITY, current_pictures, current_quality, kept_training, read_notes, render_card,
+                                shell_address, with_notes)
 
 
 @dataclasses.dataclass
@@ -63,18 +64,18 @@ def _run_folder(run: str | Path, log: Log) -> Path:
 
 
 def _training_summary(run_dir: Path) -> dict[str, Any] | None:
+    """The kept epoch, the epochs trained and the kept epoch's training metrics (kept_training: the checkpoint's
+    counters where a damaged line of metrics.jsonl hid them), and `note`: what the log lacks, or None."""
     try:
-        rows, _ = read_metrics(run_dir / METRICS)
+        rows, dropped = read_metrics(run_dir / METRICS)
     except (OSError, RunError):  # none, or not a file (_training_log refuses to push that)
         return None
     if not rows:
         return None
-    row = best_row(rows)
-    if row is None:  # every epoch diverged: the weights it started with
-        return {"best_epoch": 0, "epochs": rows[-1].get("epoch"), "metrics": {}}
-    keep = {k: v for k, v in row.items() if isinstance(v, (int, float)) and not isinstance(v, bool)
+    row, best, epochs, note = kept_training(run_dir, rows, dropped)
+    keep = {k: v for k, v in (row or {}).items() if isinstance(v, (int, float)) and not isinstance(v, bool)
             and (is_metric(k) or k == "epoch")}  # (not the learning rates, a GAN's lr_d and lr_g too)
-    return {"best_epoch": row.get("epoch"), "epochs": rows[-1].get("epoch"), "metrics": keep}
+    return {"best_epoch": best, "epochs": epochs, "metrics": keep, "note": note}
 
 
 def _stopped_before_its_end(run_dir: Path) -> bool:
@@ -110,10 +111,12 @@ def published(record: dict) -> dict:
 
 
 def public_name(where: object) -> object:
-    """A run named by its absolute path on this machine (private, and no use elsewhere) as its folder's name;
-    a catalogued name, a hub location or anything else as it is. Its weights' digest still identifies it."""
+    """A run named by its absolute path on this machine (private, and no use elsewhere) as ./ and its folder's
+    name: a relative path, which no catalogued name or hub location reads as (a bare "vampprior" would name the
+    catalogued vampprior weights); a catalogued name, a hub location or anything else as it is. Its weights'
+    digest still identifies it."""
     if isinstance(where, str) and os.path.isabs(where) and not is_hub_source(where):
-        return Path(where).name or where
+        return f"./{Path(where).name}" if Path(where).name else where
     return where
 
 
@@ -121,7 +124,7 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
     """The README.md pushed with a run: zoo's model card, addressed to `location`, plus the metrics
     measured during training (in the YAML metadata and the body). `samplers`: the names of those pushed."""
     run = published(check_config(run_dir / CONFIG, str(run_dir)))
-    eval_result, _ = read_eval(run_dir)  # None unless it measured these weights
+    eval_result, _ = eval_images.current_eval(run_dir)  # None unless it measured these weights (as zoo eval wrote it)
     # bundled weights: the catalogue's figures too (a GAN's FID is in no eval.json), as their own card shows them
     catalogued = registry.catalogued_metrics(registry.bundled_name(run_dir))
     images = current_pictures(run_dir)
@@ -132,7 +135,7 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
     plugin_text = f"{plugin.get('package', 'zoo')} {plugin.get('version', '')}".strip()
     meta = ["zoo:", f"  model: {json.dumps(run['model'])}", f"  plugin: {json.dumps(plugin_text)}",
             f"  zoo_version: {json.dumps(str(run.get('zoo_version', '')))}"]
-    body = ["## Get it", "", "```", f"zoo pull {location}", f"zoo info {run['model']}", "```", ""]
+    body = ["## Get it", "", "```", f"zoo pull {location}", f"zoo info {shell_address(location)}", "```", ""]
     if summary:
         asked = run.get("train", {}).get("epochs")
         unfinished = _stopped_before_its_end(run_dir)
@@ -141,15 +144,23 @@ def model_card(run_dir: Path, location: str, samplers=()) -> str:
         if summary["metrics"]:
             meta.append("  training_metrics:")
             meta += [f"    {k}: {v:.6g}" for k, v in summary["metrics"].items() if k != "epoch"]
+        cls = registry.get_model_class(run["model"]) if run["model"] in registry.list_models() else None
+        # a model that monitors no validation figure keeps its last epoch: none is "best"
+        kept = f"best epoch {summary['best_epoch']} of {summary['epochs']}" if cls is None or cls.monitor is not None \
+            else f"last epoch {summary['best_epoch']} of {summary['epochs']} kept"
         if summary["best_epoch"] == 0:  # no epoch kept: its training diverged
             body += ["## Training", "", "Its training diverged in its first epoch: these are the "
                      "weights it started with, not trained ones.", ""]
         else:
-            body += [f"## Training metrics (best epoch {summary['best_epoch']} of {summary['epochs']}"
+            body += [f"## Training metrics ({kept}"
                      + (f"; stopped after {summary['epochs']} of its {asked} epochs, before its end"
-                        if unfinished else "") + ")", "", "| metric | value |", "| --- | --- |"]
-            body += [f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items() if k != "epoch"]
-            body.append("")
+                        if unfinished else "") + ")", ""]
+            if summary["note"]:
+                body += [f"Note: {summary['note']}.", ""]
+            if summary["metrics"]:
+                body += ["| metric | value |", "| --- | --- |"]
+                body += [f"| {k} | {v:.5g} |" for k, v in summary["metrics"].items() if k != "epoch"]
+                body.append("")
     elif untrained(run_dir):  # a run stopped in its first epoch
         meta.append(f"  training: {{best_epoch: 0, epochs: 0, of: {run.get('train', {}).get('epochs')}}}")
         body += ["## Training", "", "It was stopped before it finished an epoch: these are the weights it started "
@@ -220,12 +231,15 @@ def _push_files(run_dir: Path, location: str, log: Log) -> tuple[dict[str, Path 
                        "Push a run folder you can read (its config.json and model.safetensors).") from None
     _verify_weights(run_dir / WEIGHTS)
     training_log = _training_log(run_dir)
+    summary = _training_summary(run_dir)
+    if summary and summary["note"]:  # the card says it too
+        log(f"note: {summary['note']}")
     if untrained(run_dir):
         log(f"note: {run_dir} has not finished an epoch: the push publishes its initial, untrained weights")
     elif _stopped_before_its_end(run_dir):
         log(f"note: {run_dir}'s training was stopped before its end: the push publishes its best epoch so far "
             "(its card says so); `zoo train --resume` goes on")
-    evaluated, note = read_eval(run_dir)
+    evaluated, note = eval_images.current_eval(run_dir)
     if note:
         log(f"note: {note}; no test metrics are pushed")
     samplers = _samplers(run_dir, log)

@@ -28,7 +28,7 @@ from zoo.runs.config import TrainConfig, default_of, fields_of, flat_config
 from zoo.runs.comparable import another_measure, given_class, loss_caveat, model_class, pair
 from zoo.runs.compare_sources import expand
 from zoo.runs.loading import catalogued_name, read_run
-from zoo.runs.info import how_ended
+from zoo.runs.info import how_ended, unbuildable
 from zoo.runs.metrics_log import is_metric
 from zoo.runs.run import Run
 from zoo.runs.published import number
@@ -212,6 +212,9 @@ def read_compared(name: str, folder: Path) -> Compared:
     """A run's summary from its config.json, metrics.jsonl, eval.json and model card (no weights)."""
     run = read_run(folder)
     row = Compared(name=name, folder=folder, model=run["model"], config=_as_built(run))
+    refused = unbuildable(run, folder) if model_class(run["model"]) else None
+    if refused:  # its keys are shown as they are, but no command that builds the model takes it
+        row.notes.append(refused.replace(f"{folder}/", ""))
     path = folder / ckpt.METRICS
     if path.exists():
         try:
@@ -253,8 +256,14 @@ def _quoted(name: str, tested) -> list[str]:
               if tested.metrics.get(k) == v and k not in tested.errors]
     if not quoted:
         return []
+    # zoo eval --fid measures the samples' figures (classifier_*, class_accuracy); a plain zoo eval the rest
+    sampled = [k for k in quoted if k.startswith("classifier_") or k == "class_accuracy"]
+    commands = [f"zoo eval {name}"] * (len(sampled) < len(quoted)) + [f"zoo eval {name} --fid"] * bool(sampled)
+    how = (f"{commands[0]} measures {'them' if len(quoted) > 1 else 'it'}" if len(commands) == 1 else
+           f"zoo eval {name} measures {', '.join(k for k in quoted if k not in sampled)}, and zoo eval {name} --fid "
+           f"{', '.join(sampled)}")
     return [f"test {', '.join(quoted)} quoted by the catalogue ({registry.catalog_file('weights', named).said()}), "
-            f"not measured here: zoo eval {name} measures {'them' if len(quoted) > 1 else 'it'}"]
+            f"not measured here: {how}"]
 
 
 def _summarise(row: Compared, rows: list[dict[str, Any]]) -> None:

@@ -24,7 +24,8 @@ from typing import Any
 import torch
 
 from zoo.errors import RunError
-from zoo.runs.checkpoint import WEIGHTS_DIGEST, load_tensors, save_tensors
+from zoo.runs.checkpoint import EVAL, WEIGHTS_DIGEST, load_tensors, read_eval, save_tensors
+from zoo.runs.files import read_header
 
 IMAGES_FILE = "eval-images.safetensors"
 IMAGES_DIGEST = "images_digest"  # eval.json and the file's metadata: which images (and labels) were measured
@@ -73,6 +74,26 @@ def read(folder: Path, evaluated: dict[str, Any]) -> tuple[dict[str, torch.Tenso
     if not same or not set(tensors) <= set(names) or not shapes:  # fewer: figures kept without their values
         return {}, f"{IMAGES_FILE} is not from the evaluation eval.json holds: ignored; run zoo eval again"
     return tensors, None
+
+
+def current_eval(folder: Path, weights: Path | None = None) -> tuple[dict[str, Any] | None, str | None]:
+    """read_eval's eval.json, but (None, why) where its figures are not those its evaluation wrote: the
+    per-image file records the figures of the evaluation of the same weights and images, and zoo eval removes
+    it before it writes another eval.json, so one that disagrees was edited since (a hand-set figure would be
+    published and ranked, beside the real standard error)."""
+    evaluated, note = read_eval(folder, weights)
+    if evaluated is None:
+        return evaluated, note
+    try:
+        _, meta = read_header(Path(folder) / IMAGES_FILE) if (Path(folder) / IMAGES_FILE).is_file() else (None, {})
+        recorded = json.loads(meta["metrics"]) if isinstance(meta, dict) and "metrics" in meta else None
+    except (RunError, OSError, ValueError):  # damaged: read() says so; eval.json is not judged by it
+        return evaluated, None
+    same = meta.get("weights") == evaluated.get(WEIGHTS_DIGEST) and meta.get("images") == evaluated.get(IMAGES_DIGEST)
+    if same and isinstance(recorded, dict) and recorded != evaluated["metrics"]:
+        return None, (f"{Path(folder) / EVAL} holds other figures than its evaluation wrote ({IMAGES_FILE} records "
+                      "them): edited since; ignored; run zoo eval again")
+    return evaluated, None
 
 
 @dataclass(frozen=True)

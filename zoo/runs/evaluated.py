@@ -14,6 +14,7 @@ from zoo.errors import ZooError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import eval_images, published
 from zoo.runs.loading import output_place
+from zoo.runs.modelcard import quality_figures
 from zoo.runs.published import number
 
 
@@ -46,7 +47,7 @@ def _read_tested(folder: Path, name: str) -> Evaluated:
     weights than the run's (stale after --resume) gives none, with a note: the card's metrics were rendered
     from it, so they are not used either."""
     row = Evaluated()
-    evaluated, note = ckpt.read_eval(folder)
+    evaluated, note = eval_images.current_eval(folder)
     if note:
         row.notes.append(note.replace(f"{folder}/", ""))  # the run's name is on the row
         return row
@@ -89,7 +90,7 @@ def _own_evaluation(row: Evaluated, place: Path, folder: Path) -> dict[str, Any]
     """The user's `zoo eval` of published weights (in ./zoo-outputs/NAME/), if it measured these weights on
     the whole test split: a quick look (--limit, another split) does not stand in for the published
     figures. Said in the row's notes either way."""
-    own, note = ckpt.read_eval(place, weights=folder / ckpt.WEIGHTS)
+    own, note = eval_images.current_eval(place, weights=folder / ckpt.WEIGHTS)
     where = f"{place.relative_to(Path.cwd())}/{ckpt.EVAL}"
     shown = "the published test metrics are shown" if row.metrics else "no test metrics were published to show"
     if note:
@@ -110,38 +111,37 @@ def _own_evaluation(row: Evaluated, place: Path, folder: Path) -> dict[str, Any]
     return own
 
 
-def _current_quality(path: Path, folder: Path) -> dict[str, Any] | None:
+def _current_quality(path: Path, folder: Path) -> tuple[dict[str, Any] | None, bool]:
     """The quality.json at `path` where it measured the weights in `folder` (None: none, an older zoo's without
-    their digest, or of weights trained further since)."""
+    their digest, or of weights trained further since), and whether it is stale: of other weights."""
     try:
         quality = json.loads(path.read_text())
-        if not isinstance(quality, dict) or not isinstance(quality.get("samples_vs_test"), dict) \
-                or quality.get(ckpt.WEIGHTS_DIGEST) != ckpt.weights_digest(folder / ckpt.WEIGHTS):
-            return None
+        if not isinstance(quality, dict) or not isinstance(quality.get("samples_vs_test"), dict):
+            return None, False
+        if quality.get(ckpt.WEIGHTS_DIGEST) != ckpt.weights_digest(folder / ckpt.WEIGHTS):
+            return None, bool(quality.get(ckpt.WEIGHTS_DIGEST))
     except (OSError, ValueError, ZooError):  # weights that cannot be read: no figure said to be theirs
-        return None
-    return quality
-
-
-QUALITY = {"fid": "classifier_fid", "kid": "classifier_kid", "precision": "classifier_precision",
-           "recall": "classifier_recall"}  # quality.json's samples_vs_test figures, as the catalogue names them
+        return None, False
+    return quality, False
 
 
 def _read_quality(row: Evaluated, folder: Path, name: str) -> None:
-    """quality.json's figures (the first seed's, as the catalogue quotes them), where it measured these weights:
-    the user's own (in ./zoo-outputs/NAME/ for a model not theirs), else the one published with the weights; the
-    feature network and the images are said, since FIDs of other networks or counts do not compare."""
+    """quality.json's figures (quality_figures: the first seed's, as the catalogue quotes them), where it measured
+    these weights: the user's own (in ./zoo-outputs/NAME/ for a model not theirs), else the one published with the
+    weights; the feature network and the images are said, since FIDs of other networks or counts do not compare.
+    A stale one (of earlier weights) is said, as a stale eval.json is."""
     place, _ = output_place(name, folder)
     for path in dict.fromkeys((place / "quality.json", folder / "quality.json")):
-        quality = _current_quality(path, folder)
+        quality, stale = _current_quality(path, folder)
+        if stale:
+            row.notes.append(f"{path.name} is stale: measured on earlier weights; run zoo eval --fid again")
         if quality is not None:
             break
     else:
         return
-    pair = quality["samples_vs_test"]
     if quality.get("other_images"):  # not the run's own test figures, as eval.json's of other images are not
         row.notes.append(f"{path.name} measured other images than it was trained on: its figures are not shown")
         return
-    row.metrics.update({QUALITY[k]: pair[k] for k in QUALITY if number(pair.get(k))})
+    row.metrics.update(quality_figures(quality))
     row.notes.append(f"classifier_ figures from {path.name} ({quality.get('images')} images, feature network "
                      f"{quality.get('feature_network')}): they compare only with figures of the same network and count")

@@ -9,13 +9,17 @@ from typing import Any
 
 from zoo.console import to_stderr
 from zoo.runs import checkpoint as ckpt
+from zoo.runs import eval_images
 from zoo.runs import config as cfgmod
 from zoo import registry
 from zoo.hub import is_hub_source, is_managed
 from zoo.runs.loading import read_run, resolve
 from zoo.runs.lock import writer_of
 from zoo.runs.training_state import recorded_trainer
-from zoo.errors import UnknownModelError
+from zoo.errors import ConfigError, UnknownModelError, ZooError
+from zoo.runs.metrics_log import is_metric
+from zoo.runs.modelcard import current_quality, kept_training, quality_figures
+from zoo.runs.published import number
 
 
 def run_info(source: str | Path) -> dict[str, Any]:
@@ -42,7 +46,11 @@ def run_info(source: str | Path) -> dict[str, Any]:
     }
     # The files a load reads, where one is absent or no regular file: no line that loads it is offered then.
     info["missing"] = [n for n in (ckpt.CONFIG, ckpt.WEIGHTS) if n not in info["files"]]
-    info["load"] = None if info["missing"] else f"zoo.load({json.dumps(str(source))})"
+    # a config.json that every command which builds the model refuses (a key edited in): said, and no load line
+    info["unbuildable"] = unbuildable(run, run_dir) if info["installed"] else None
+    if info["unbuildable"]:
+        to_stderr(f"note: {info['unbuildable']}")
+    info["load"] = None if info["missing"] or info["unbuildable"] else f"zoo.load({json.dumps(str(source))})"
     package = info["plugin"].get("package") if isinstance(info["plugin"], dict) else None
     failed = [f.error for f in registry.load_registry().failures if package and f.package == package]
     # installed but broken: installing it again is no answer (as loading it says)
@@ -52,16 +60,40 @@ def run_info(source: str | Path) -> dict[str, Any]:
     own = not is_hub_source(str(source)) and Path(source).absolute() == run_dir.absolute() and not is_managed(run_dir)
     info["provenance"] = registry.get_model_class(run["model"]).provenance(run["config"]) \
         if info["installed"] and own else []
-    evaluated, note = ckpt.read_eval(run_dir)  # None unless it measured these weights
+    evaluated, note = eval_images.current_eval(run_dir)  # None unless it measured these weights
     if note:
         to_stderr(f"note: {note}")
     if evaluated is not None:
         pixels = evaluated.get("pixels")  # binarised or grey: a Bernoulli -log p(x) means nothing without it
         other = evaluated.get("other_images")  # another --data-dir's files: not the run's own test figures
+        cls = registry.get_model_class(run["model"]) if info["installed"] else None
+        # a conditional model's likelihood figures are of p(x | y), as its card and zoo compare say
+        given = cls is not None and cls.can("sample_class") and cls.has_test_metrics()
         info["test_metrics"] = {"split": evaluated.get("split"), "images": evaluated.get("images"),
                                 **({"pixels": pixels} if isinstance(pixels, str) else {}),
+                                **({"given": "p(x | y)"} if given else {}),
                                 **({"other_images": other} if isinstance(other, str) else {}), **evaluated["metrics"]}
+        errors = evaluated.get("standard_errors") if isinstance(evaluated.get("standard_errors"), dict) else {}
+        info["test_standard_errors"] = {k: v for k, v in errors.items() if k in evaluated["metrics"] and number(v)}
+    quality = current_quality(run_dir)  # zoo eval --fid's figures of these weights' samples
+    if quality_figures(quality):
+        other = quality.get("other_images")
+        info["sample_quality"] = {"images": quality.get("images"), "feature_network": quality.get("feature_network"),
+                                  **({"other_images": other} if isinstance(other, str) else {}),
+                                  **quality_figures(quality)}
     return info
+
+
+def unbuildable(run: dict[str, Any], run_dir: Path) -> str | None:
+    """Why zoo would not build the model config.json describes (as loading it says), or None."""
+    try:
+        cfgmod.build(registry.get_model_class(run["model"]).Config, dict(run["config"]), where=ckpt.CONFIG)
+    except ConfigError as e:
+        return (f"{run_dir / ckpt.CONFIG} does not describe a {run['model']} model that zoo builds ({e.message}): "
+                "zoo eval, zoo.load and zoo push refuse it; restore the run's own config.json")
+    except ZooError:  # a plugin that fails to load: said by the lines below
+        return None
+    return None
 
 
 def _changed_from_defaults(run: dict[str, Any]) -> dict[str, Any] | None:
@@ -85,15 +117,25 @@ def _training(run_dir: Path, run: dict[str, Any]) -> dict[str, Any]:
     path = run_dir / ckpt.METRICS
     if not path.is_file():  # published weights carry no training log
         return {"epochs": None, "of": run["train"].get("epochs")}
-    rows, _ = ckpt.read_metrics(path)
-    out: dict[str, Any] = {"epochs": rows[-1]["epoch"] if rows else 0, "of": run["train"].get("epochs")}
+    rows, dropped = ckpt.read_metrics(path)
+    row, best, epochs, note = kept_training(run_dir, rows, dropped)
+    out: dict[str, Any] = {"epochs": epochs, "of": run["train"].get("epochs")}
     ended = how_ended(run_dir, rows, out["of"])
     if ended:
         out["ended"] = ended
-    best = [r for r in rows if r.get("best")]
+    if note:
+        out["note"] = note
+        to_stderr(f"note: {note}")
     if best:
-        out["best_epoch"] = best[-1]["epoch"]
-        out["best"] = {k: v for k, v in best[-1].items() if k.endswith("loss")}
+        try:  # a model that monitors no validation figure keeps its last epoch: none is its best
+            cls = registry.get_model_class(run["model"])
+            out["kept"] = "best" if cls.monitor is not None else "last"
+        except ZooError:  # not installed here: as its log marks it
+            out["kept"] = "best"
+        out["best_epoch"] = best
+        # the kept epoch's losses, and a classifier's accuracy (its figure that says most)
+        out["best"] = {k: v for k, v in (row or {}).items()
+                       if is_metric(k) and number(v) and (k.endswith("loss") or k.endswith("accuracy"))}
     if rows and sum(r.get("seconds", 0) for r in rows):
         out["seconds"] = round(sum(r.get("seconds", 0) for r in rows), 1)
     return out

@@ -39,7 +39,8 @@ def said_in_its_dtype(model: ZooModel):
         raise ConfigError(f"model '{model.name}' fails in {dtype_name(model)}, the dtype run.model was converted to "
                           f"(its own computation makes float32 tensors, or torch lacks an operation): {reason[:160]}",
                           "Bring it back with run.model.float() (or zoo.load the run again); encode, classify, "
-                          "sample and decode take zoo's models in other float dtypes, a likelihood (nll) does not.") from e
+                          "sample and decode take zoo's models in other float dtypes, a likelihood (nll) does "
+                          "not.") from e
 
 
 def _refuse_meta(value: torch.Tensor, what: str) -> None:

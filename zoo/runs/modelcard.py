@@ -19,7 +19,10 @@ from zoo.analysis import plots
 from zoo.console import to_stderr
 from zoo.errors import ZooError
 from zoo.runs import checkpoint as ckpt
+from zoo.runs import eval_images
 from zoo.runs.files import sampler_names
+from zoo.runs.metrics_log import best_row
+from zoo.runs.training_state import recorded_trainer
 
 
 def _yaml_list(items) -> str:
@@ -85,6 +88,29 @@ def card_address(run_dir: Path) -> str:
     return str(run_dir)
 
 
+def kept_training(run_dir: Path, rows: list[dict], dropped: int = 0) -> tuple[dict | None, int, int, str | None]:
+    """The kept epoch's row of metrics.jsonl (best_row; None where the log lacks it), that epoch and the epochs
+    trained, and why the log is partial. Where the run's checkpoint records other counters than the log shows (a
+    damaged line was skipped: the kept epoch's, or the last), the checkpoint's: no other epoch is called the one
+    whose weights model.safetensors holds. `dropped`: the damaged lines read_metrics skipped."""
+    row = best_row(rows)
+    best, epochs = (row["epoch"] if row else 0), (rows[-1]["epoch"] if rows else 0)
+    trainer = recorded_trainer(run_dir)
+    lost = f"{dropped} damaged line{'s' * (dropped != 1)} of metrics.jsonl skipped" if dropped else None
+    # a diverged epoch's line is logged, and its epoch not counted by the checkpoint (its weights were not kept)
+    finished = max((r["epoch"] for r in rows if not r.get("diverged")), default=0)
+    if trainer is None or not isinstance(trainer.get("best_epoch"), int) or (trainer["best_epoch"], trainer["epoch"]) \
+            == (best, finished):
+        return row, best, epochs, lost
+    best, epochs = trainer["best_epoch"], trainer["epoch"]
+    row = next((r for r in rows if r.get("epoch") == best and not r.get("diverged")), None)
+    disagree = "its lines disagree with the run's checkpoint"
+    why = (f"metrics.jsonl is partial ({lost or disagree}): the "
+           f"checkpoint records {epochs} epochs trained, epoch {best}'s weights kept"
+           + ("; that epoch's line is not in the log" if row is None else ""))
+    return row, best, epochs, why
+
+
 def _usage(address: str, cls: type | None, samplers=(), dataset: str = "") -> tuple[str, list[str]]:
     """The card's load line and the commands that apply to the model (all of them when unknown), with
     one `zoo generate --sampler` line per latent sampler that goes with the weights."""
@@ -139,7 +165,13 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     model, data = run["model"], run.get("data", {})
     dataset = data.get("name", run.get("train", {}).get("dataset", "?"))
     metrics = (eval_result or {}).get("metrics", {})
-    others = {k: v for k, v in (catalogued or {}).items() if k not in metrics and isinstance(v, (int, float))}
+    limit = (eval_result or {}).get("limit")  # a look at the first N images: the datasets library's slice
+    # quality.json's figures are of the whole test split: filed beside test metrics only, never of other images
+    sampled = quality_figures(quality) if (eval_result or {}).get("split", "test") == "test" and \
+        not isinstance(limit, int) and not (quality or {}).get("other_images") else {}
+    sampled = {k: v for k, v in sampled.items() if k not in metrics}
+    others = {k: v for k, v in (catalogued or {}).items()
+              if k not in metrics and k not in sampled and isinstance(v, (int, float))}
     cls = _model_class(model)
     # a conditional model's likelihood figures are of p(x | y)
     given = "; given each image's class: p(x | y)" if cls is not None and cls.can("sample_class") and \
@@ -147,17 +179,16 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     lines = ["---", "library_name: zoo", "license: mit",
              f"tags:{_yaml_list(['zoo', model, 'image', 'unsupervised'])}",
              f"datasets:{_yaml_list([dataset])}"]
-    if metrics or others:
+    if metrics or sampled or others:
         lines.append("model-index:")
         lines.append(f"  - name: {json.dumps(run_name)}")
         lines.append("    results:")
         lines.append(f"      - task: {{type: {_task(cls)}}}")
-        limit = (eval_result or {}).get("limit")  # a look at the first N images: the datasets library's slice
         split = f"{(eval_result or {}).get('split', 'test')}" + (f"[:{limit}]" if isinstance(limit, int) else "")
         lines.append(f"        dataset: {{name: {json.dumps(dataset)}, type: {json.dumps(dataset)}, "
                      f"split: {json.dumps(split)}}}")
         lines.append("        metrics:")
-        for k, v in {**metrics, **others}.items():
+        for k, v in {**metrics, **sampled, **others}.items():
             lines.append(f"          - {{type: {k}, value: {v:.6g}}}")
     lines.append("---")
     lines += ["", f"# {run_name}: `{model}` trained on {dataset}", "",
@@ -196,7 +227,7 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
                   "catalogue file, for the test split when they were catalogued; not measured for this card"
                   + (f"; `classifier_` figures by `zoo eval {shell_address(address)} --fid`"
                      if any(k.startswith("classifier_") for k in others) else "") + ")", ""]
-    lines += _quality_lines(quality, address)
+    lines += _quality_lines(quality, address, dataset)
     python_line, commands = _usage(address, cls, samplers, dataset)
     package = run.get("plugin", {}).get("package") or "zoo"
     needs = ([f"The model comes from the plugin package `{package}`: install it beside zoo first "
@@ -228,20 +259,53 @@ def current_quality(run_dir: Path) -> dict | None:
     return quality
 
 
-def _quality_lines(quality: dict | None, address: str) -> list[str]:
-    """The card's section of quality.json's figures of the samples against the test images."""
-    if not quality:
-        return []
+QUALITY_FIGURES = {"fid": "classifier_fid", "kid": "classifier_kid", "precision": "classifier_precision",
+                   "recall": "classifier_recall"}  # quality.json's samples_vs_test figures, as the catalogue names them
+FID_N = 10_000  # zoo eval --fid-n's default: a card's command names another count
+
+
+def quality_figures(quality: dict | None) -> dict[str, float]:
+    """quality.json's figures as the catalogue names them: classifier_fid, _kid, _precision, _recall (the first
+    seed's) and a conditional model's class_accuracy of its samples; finite numbers only."""
+    if not isinstance(quality, dict) or not isinstance(quality.get("samples_vs_test"), dict):
+        return {}
     pair = quality["samples_vs_test"]
-    rows = [f"| classifier_{k} | {pair[k]:.5g} |" for k in ("fid", "kid", "precision", "recall")
-            if type(pair.get(k)) in (int, float) and math.isfinite(pair[k])]
-    if not rows:
+    figures = {name: pair.get(k) for k, name in QUALITY_FIGURES.items()}
+    accuracy = quality.get("class_accuracy")
+    figures["class_accuracy"] = accuracy.get("mean") if isinstance(accuracy, dict) else None
+    return {k: v for k, v in figures.items() if type(v) in (int, float) and math.isfinite(v)}
+
+
+def quality_command(quality: dict, address: str, dataset: str) -> str:
+    """The `zoo eval ADDRESS --fid` that measures quality.json's figures again: with the feature network, the
+    count and the seeds it was measured with where they are not the defaults (another network or count gives
+    figures that do not compare, and a data set with no catalogued network refuses the command without one)."""
+    command = f"zoo eval {shell_address(address)} --fid"
+    network = quality.get("feature_network")
+    if isinstance(network, str) and network != registry.feature_network_name(dataset):
+        command += f" --features {shell_address(network)}"
+    if type(quality.get("images")) is int and quality["images"] != FID_N:
+        command += f" --fid-n {quality['images']}"
+    seeds = (quality.get("over_seeds") or {}).get("seeds") if isinstance(quality.get("over_seeds"), dict) else None
+    if isinstance(seeds, list) and len(seeds) > 1:
+        command += f" --fid-seeds {len(seeds)}"
+    return command
+
+
+def _quality_lines(quality: dict | None, address: str, dataset: str) -> list[str]:
+    """The card's section of quality.json's figures of the samples against the test images."""
+    figures = quality_figures(quality)
+    if not figures:
         return []
+    rows = [f"| {k} | {v:.5g} |" for k, v in figures.items()]
     other = " (of other images than it was trained on)" if quality.get("other_images") else ""
+    network = quality.get("feature_network")
+    theirs = " (a run folder of its publisher's: pass your copy of it)" \
+        if isinstance(network, str) and network.startswith("./") else ""
     return [f"## Sample quality ({quality.get('images')} samples against the test images{other})", "",
             "| metric | value |", "| --- | --- |", *rows, "",
-            f"(measured by `zoo eval {shell_address(address)} --fid`, on the features of the network "
-            f"{quality.get('feature_network')}: they compare only with figures of the same network and count; "
+            f"(measured by `{quality_command(quality, address, dataset)}`, on the features of the network "
+            f"{network}{theirs}: they compare only with figures of the same network and count; "
             f"{QUALITY} holds them all)", ""]
 
 
@@ -280,13 +344,22 @@ def current_pictures(run_dir: Path, log=None) -> list[str]:
     return pictures
 
 
+def card_folder(folder: Path, source: str) -> Path:
+    """Where a command that loaded a run from `source` writes its card: the folder as the user typed it (as `zoo
+    train` names it, so the card's lines do not flip between that and the absolute path), where `source` is that
+    folder's path; else the resolved `folder`."""
+    if "://" not in source and Path(source).absolute() == Path(folder).absolute():
+        return Path(source)
+    return Path(folder)
+
+
 def write_card(run_dir: Path, log=to_stderr) -> Path:
     """README.md of a run folder, from its config.json, its current eval.json (a stale one is left out,
     with a note to `log`) and its pictures, with the user's notes of the card it replaces (read_notes; a hand
     edit it does not keep is said to `log`)."""
     run_dir = Path(run_dir)
     run = ckpt.read_json(run_dir / ckpt.CONFIG)
-    eval_result, note = ckpt.read_eval(run_dir)  # only test metrics of the weights the card describes
+    eval_result, note = eval_images.current_eval(run_dir)  # only test metrics of the weights the card describes
     if note:
         log(f"note: {note}")
     images = current_pictures(run_dir)

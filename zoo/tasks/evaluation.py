@@ -26,7 +26,7 @@ from zoo.runs.config import check_count, check_flag
 from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
-from zoo.runs.modelcard import write_card
+from zoo.runs.modelcard import card_folder, write_card
 from zoo.runs.training_state import say_if_untrained
 from zoo.runs.run import Run, check_split, evaluated, other_images
 from zoo.runs.write_checks import check_writable
@@ -290,7 +290,9 @@ def _save(run: Run, result: dict[str, Any], per: dict[str, torch.Tensor], saved:
         with results_lock(run.output_dir):
             record, per = _with_earlier_metrics(run, result, per)
             # The figures first: a write of the per-image values that fails, or a kill between the two, leaves
-            # eval.json whole (its per-image file, another evaluation's, is then ignored by its readers).
+            # eval.json whole, without a per-image file: the earlier evaluation's goes first, so that one that
+            # disagrees with eval.json says eval.json was edited since (eval_images.current_eval).
+            (run.output_dir / eval_images.IMAGES_FILE).unlink(missing_ok=True)
             ckpt.write_json(written, record)
             try:
                 eval_images.write(run.output_dir, per, record)
@@ -299,7 +301,7 @@ def _save(run: Run, result: dict[str, Any], per: dict[str, torch.Tensor], saved:
                 to_stderr(f"note: {written} holds the figures, and each image's values could not be written to "
                           f"{run.output_dir / eval_images.IMAGES_FILE} ({why}): zoo compare cannot pair them")
             if run.output_dir == run.folder:
-                write_card(run.folder)
+                write_card(card_folder(run.folder, run.source))
     except (ZooError, OSError) as e:
         errors = result.get("standard_errors", {})
         to_stderr("the evaluation measured, and could not save: " + ", ".join(
@@ -317,7 +319,7 @@ def _with_earlier_metrics(run: Run, result: dict[str, Any], per: dict[str, torch
     replaced measured on the same weights and the same images and this evaluation did not (a bound at
     another K: hours of a K = 5,000 one), with their standard errors and each image's values (said). The
     result returned to the caller stays what this evaluation measured."""
-    kept, _ = ckpt.read_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
+    kept, _ = eval_images.current_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
     if (kept is None or kept.get(ckpt.WEIGHTS_DIGEST) != result[ckpt.WEIGHTS_DIGEST]
             or kept.get(eval_images.IMAGES_DIGEST) != result[eval_images.IMAGES_DIGEST]
             or kept.get("split", "test") != result["split"]):

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 
 from zoo import registry
+from zoo.hub import is_hub_source
 from zoo.registry import feature_network_name
 from zoo.analysis import inception as inception_mod
 from zoo.analysis import metrics, quality
@@ -24,6 +25,7 @@ from zoo.runs import files as runfiles
 from zoo.runs.config import SEED_MAX, check_count, check_flag, check_seed
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
+from zoo.runs.modelcard import card_folder, write_card
 from zoo.runs.run import evaluated, other_images
 from zoo.runs.training_state import say_if_untrained
 from zoo.tasks.generation import sample_batches
@@ -86,9 +88,11 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
         inception_mod.require_library()
     run = load(source, device=device)
     name = "quality.json" if sampler is None else f"quality-{sampler}.json"
+    # the run's card quotes quality.json: written anew with it, as zoo eval's figures rewrite it
+    card = card_folder(run.folder, run.source) if sampler is None and run.output_dir == run.folder else None
     if save:  # refused before minutes of sampling, not after
         run.check_saveable()
-        runfiles.check_replaceable(run.output_dir, (name,))
+        runfiles.check_replaceable(run.output_dir, (name, ckpt.CARD) if card else (name,))
     if sampler is None and not run.can("sample") and run.can("decode"):
         raise CapabilityError(f"model '{run.name}' cannot sample", "It decodes: --sampler gmm (sampler='gmm') fits "
                               "a sampler of its latent codes and measures the images it decodes from them.")
@@ -137,7 +141,10 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
                           f"seed{'s' * (seeds != 1)}; {kept} (it is written once every seed is measured)",
                           "The same command measures again from the start.") from None
     result = runs[0]
-    result["feature_network"] = features
+    # a run folder by its absolute path: the path as typed means nothing from another folder (a card's command,
+    # compare's note); a push publishes its folder's name (zoo.hub.push.public_name)
+    result["feature_network"] = str(feat_run.folder) if not is_hub_source(features) and \
+        Path(features).absolute() == Path(feat_run.folder).absolute() else features
     result["feature_network_dataset"] = feat_run.record["train"]["dataset"]
     result[ckpt.WEIGHTS_DIGEST] = run.file_digest or ckpt.weights_digest(run.folder / ckpt.WEIGHTS)
     result["feature_network_digest"] = feat_run.file_digest or ckpt.weights_digest(feat_run.folder / ckpt.WEIGHTS)
@@ -150,7 +157,7 @@ def sample_quality(source, *, features: str | None = None, n: int = 10_000, seed
             "precision": [p["precision"] for p in pairs], "recall": [p["recall"] for p in pairs],
             "median_fid": statistics.median(p["fid"] for p in pairs)}
     if save:
-        _write(run.output_dir / name, result)
+        _write(run.output_dir / name, result, card)
     return result
 
 
@@ -251,10 +258,12 @@ def _measure(run, feat_run, data, *, seed: int, m: int, sampler: str | None, dat
                           "figures say nothing (do the samples hold NaN?)")
         elif spread < ALIKE:  # blank or collapsed samples sit on one real image's neighbourhood: precision 1
             pr = result["samples_vs_test"]
+            said = (f"a precision of {pr['precision']:.3f} says at most that they lie near some real images, not "
+                    "that they are realistic" if pr["precision"] > 0 else
+                    "none of them lies near a real image (precision 0)")
             _warn(result, f"the samples are nearly all alike: their features spread {spread:.1%} as widely as the "
                           f"test images' (blank images, or a collapsed generator): they cover {pr['recall']:.3f} of "
-                          f"the data (recall), and a precision of {pr['precision']:.3f} says at most that they lie "
-                          "near some real images, not that they are realistic")
+                          f"the data (recall), and {said}")
         if feat.can("classify") and not same_classes:
             _warn(result, f"the feature network's classes ({_listed(feat_run.classes)}) are not the run's "
                           f"({_listed(run.classes)}): no class accuracy is measured, of the samples or of the test "
@@ -279,13 +288,16 @@ def _measure(run, feat_run, data, *, seed: int, m: int, sampler: str | None, dat
     return result
 
 
-def _write(path: Path, result: dict[str, Any]) -> None:
+def _write(path: Path, result: dict[str, Any], card: Path | None = None) -> None:
     """quality.json, unless it holds a fuller measurement of the same weights (more images, or as many and more
     seeds), or one by another feature network that this one does not better (_kept_because): a quick look is
     returned beside it, not written over it, and `kept` says so. Read, decided and written under the folder's
-    results lock: two measurements ending together each see the other's file."""
+    results lock: two measurements ending together each see the other's file. `card`: the run folder whose card
+    is written anew when quality.json is."""
     with results_lock(path.parent):
         _write_unless_fuller(path, result)
+        if card is not None and result.get("written"):
+            write_card(card)
 
 
 def _write_unless_fuller(path: Path, result: dict[str, Any]) -> None:
