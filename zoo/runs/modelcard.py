@@ -213,11 +213,11 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
             lines += [f"Measured on other images than it was trained and tested on: {eval_result['other_images']}.",
                       ""]
         ks = [k[len("nll_iwae_k"):].split("_")[0] for k in metrics if k.startswith("nll_iwae_k")]
-        if ks:  # the −ELBO (and a VampPrior's KL) come from the first bound's draws
+        if ks:  # each batch draws from a seed of its own, the bound's draws after the ELBO's
             lines += [f"The Monte-Carlo figures are those of one stream of draws: `zoo eval {shell_address(address)} "
                       f"--iwae-k {ks[0]}` gives them again" + (f" (`--iwae-k {ks[1]}` its K = {ks[1]} bound)"
                                                               if len(ks) > 1 else "")
-                      + "; without `--iwae-k` the −ELBO is another draw (within its standard error).", ""]
+                      + "; the −ELBO is the same with or without `--iwae-k`.", ""]
     if others:
         binarize = run.get("train", {}).get("binarize", "none")
         pixels = f", binarised ({binarize})" if binarize not in ("none", "", None) else ""
