@@ -36,6 +36,9 @@ from zoo.training import regularize
 from zoo.training.batching import growing_spans, to_batch
 
 EVAL_SEED = 0  # the random draws of an evaluation (see evaluate)
+# eval.json's record of how its draws were made: an evaluation made before (none recorded) drew from one stream,
+# and the same command now gives figures within their standard errors of it, not the same digits (the card says)
+DRAWS = "seeded per batch"
 
 
 def check_metric_options(model: ZooModel, options: dict) -> dict:
@@ -198,7 +201,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     result = {"model": run.record["model"], "dataset": data.name, "split": split, "images": n,
               "pixels": data.pixels(), "classes": list(data.classes),
               "metrics": {k: v / max(n, 1) for k, v in sums.items()}, ckpt.WEIGHTS_DIGEST: measured,
-              eval_images.IMAGES_DIGEST: eval_images.images_digest(x, y), "limit": n if n < whole else None}
+              eval_images.IMAGES_DIGEST: eval_images.images_digest(x, y), "limit": n if n < whole else None,
+              "draws": DRAWS}
     per = {k: torch.cat(values[k]) for k in sums}  # in the metrics' order (a resumed one's file sorts them)
     _check_finite(run, per)
     _say_impossible_bounds(run, per)
