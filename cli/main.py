@@ -190,7 +190,7 @@ def train(model, dataset, preset, config_file, assignments, out, resume, overwri
 # --progress): one given to another evaluation would be silently ignored, so it is refused.
 EVAL_MODES = {"--noise-sweep": ("split", "noise", "baseline"),
               "--fid": ("features", "fid_n", "fid_seeds", "sampler", "inception"),
-              "": ("split", "iwae_k", "limit", "per_image", "loggers")}
+              "": ("split", "iwae_k", "metric_options", "limit", "per_image", "loggers")}
 
 
 def _check_eval_mode(ctx: click.Context, noise_sweep: bool, fid: bool) -> None:
@@ -208,6 +208,25 @@ def _check_eval_mode(ctx: click.Context, noise_sweep: bool, fid: bool) -> None:
         what = " or ".join(m or "the test metrics (zoo eval RUN without --fid or --noise-sweep)" for m in owners)
         raise click.UsageError(f"{flag} does nothing with {mode}: it is an option of {what}. Leave {flag} out, or "
                                "run that evaluation as its own command.")
+
+
+def _metric_options(items) -> dict:
+    """--metric-option KEY=VALUE pairs as the keywords a model's metrics take: whole numbers, numbers, true/false,
+    else the text (zoo.evaluate's `options`; the model's signature refuses a key it does not take)."""
+    options = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise click.UsageError(f"--metric-option takes KEY=VALUE, e.g. samples=3, not {item!r:.60}")
+        text = text.strip()
+        value = {"true": True, "false": False}.get(text.lower(), text)
+        for kind in (int, float):
+            try:
+                value = kind(text) if isinstance(value, str) else value
+            except ValueError:
+                continue
+        options[key.strip().replace("-", "_")] = value
+    return options
 
 
 def _print_metrics(result: dict) -> None:
@@ -246,6 +265,9 @@ def _print_metrics(result: dict) -> None:
 @click.option("--iwae-k", type=Count(1, 100_000), default=None, metavar="K",
               help="VAE: also estimate -log p(x) with K importance samples (the IWAE bound; K decoder passes "
                    "per image: minutes on a CPU for K=1000). Default: off.")
+@click.option("--metric-option", "metric_options", multiple=True, metavar="KEY=VALUE",
+              help="An option of the model's own metrics (a plugin's `metrics(batch, KEY=...)`), e.g. samples=3; "
+                   "a number, true/false or text. Repeatable.")
 @click.option("--fid", is_flag=True, help="Classifier-feature FID and KID of samples against the test set.")
 @click.option("--features", type=TEXT, default=None,
               help="With --fid: the feature network, a classifier run trained on the same data set "
@@ -275,8 +297,8 @@ def _print_metrics(result: dict) -> None:
               help="Also log the figures to these loggers (tensorboard, mlflow): beside the run's training, in its "
                    "own MLflow run where it trained with --log mlflow.")
 @click.pass_context
-def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, fid, features, fid_n,
-             fid_seeds, sampler, inception, limit, progress, per_image, loggers):
+def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, metric_options, fid,
+             features, fid_n, fid_seeds, sampler, inception, limit, progress, per_image, loggers):
     """Test metrics of RUN (MSE, BCE, PSNR for autoencoders), each a mean over the images with its standard
     error; also written to RUN/eval.json. An autoencoder's are those of its reconstructions clipped to [0, 1],
     the images they stand for: without a sigmoid output its training's val_mse counts values outside.
@@ -352,7 +374,7 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
         else:
             click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
-    options = {"iwae_k": iwae_k} if iwae_k else {}
+    options = {**_metric_options(metric_options), **({"iwae_k": iwae_k} if iwae_k else {})}
     result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options, limit=limit,
                       progress=progress, per_image=per_image, loggers=loggers)
     if as_json:

@@ -9,6 +9,7 @@ once per optimizer: the engine never needs to know what the model is.
 from __future__ import annotations
 
 import fnmatch
+import functools
 import threading
 from dataclasses import dataclass
 from typing import Any, Callable, ClassVar, Iterable
@@ -18,6 +19,7 @@ from torch import nn
 
 from zoo.analysis.metrics import reconstruction_metrics
 from zoo.errors import CapabilityError
+from zoo.plugin_values import step_problem
 from zoo.runs.files import check_fits
 
 CAPABILITIES = ("encode", "decode", "reconstruct", "sample", "sample_class", "classify")
@@ -61,9 +63,9 @@ class StepContext:
         """One training step of `model` on `batch`: its losses, with what the callbacks logged, and as
         'loss' what a sole optimizer minimised when a callback changed it."""
         if self._on_loss is None:
-            return model.training_step(batch, self)
+            return checked_step(model, model.training_step(batch, self), "training_step")
         self.batch, self.logs, self.minimised = batch, {}, {}
-        out = model.training_step(batch, self)
+        out = checked_step(model, model.training_step(batch, self), "training_step")
         out = {**out, **self.logs}
         if len(self.optimizers) == 1 and self.minimised:
             out["loss"] = next(iter(self.minimised.values()))
@@ -83,6 +85,17 @@ class StepContext:
         if self._after_backward is not None:
             self._after_backward(name)
         opt.step()
+
+
+def checked_step(model: "ZooModel", out, step: str):
+    """`out`, what `model`'s `step` (loss, training_step, validation_step) returned, if it is a dict of scalar
+    tensors; else a plugin's mistake, said as one before anything is recorded (not a list in metrics.jsonl)."""
+    problem = step_problem(out)
+    if problem:
+        raise CapabilityError(f"model '{model.name}': its {step}() gave {problem}, not a dict of scalar tensors",
+                              f"Its plugin's `{step}` must return {{'loss': scalar, ...}}, each the batch's mean "
+                              "(docs/plugins.md): a fix for the plugin's author.")
+    return out
 
 
 _SEEDING = threading.Lock()
@@ -237,10 +250,18 @@ class ZooModel(nn.Module):
                                   "tensor", "Its plugin's `loss` must return {'loss': scalar, ...} (docs/plugins.md): "
                                   "a fix for the plugin's author.")
         step.optimize(loss)
-        return out
+        return checked_step(self, out, "loss")
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
-        return self.loss(batch)
+        return checked_step(self, self.loss(batch), "loss")
+
+    def __init_subclass__(cls, **kwargs):
+        """A model's own validation_step is checked as the base one checks loss(): its means become val_KEY."""
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("validation_step")
+        if own is not None:
+            cls.validation_step = functools.wraps(own)(
+                lambda self, *args, **kwargs: checked_step(self, own(self, *args, **kwargs), "validation_step"))
 
     @classmethod
     def check_data(cls, config, data) -> None:

@@ -58,6 +58,19 @@ SCALARS = (bool, int, float, str)
 SUPPORTED_TYPES = "bool, int, float, str, list[X] or tuple[X, ...] of one of those, and X | None of any of these"
 
 
+# The names zoo's own arguments take, which a model's Config field may not: zoo.train(NAME=...) and
+# zoo.create(NAME=...) take a config key as a keyword beside them, and a config file's top-level `model` and
+# `preset` say what it trains (search writes its best.toml that way). Training keys (lr, seed) are noted, not
+# refused (zoo.tasks.training.training_key_clash): --set sets both.
+_TRAIN = ("model", "preset", "config", "out", "resume", "log", "progress", "callbacks", "init", "overwrite")
+OWN_ARGUMENTS = {
+    **{k: f"an argument of zoo.train ({k}=)" for k in _TRAIN},
+    **{k: f"an argument of zoo.create ({k}=)" for k in ("name", "shape", "num_classes")},
+    "model": "the model a config file or a search's best.toml names (model = \"NAME\"), and zoo.train's model=",
+    "preset": "the preset a config file names (preset = \"NAME\"), and zoo.train's preset=",
+}
+
+
 def unfit(cls: Any, kind: str) -> str | None:
     """What keeps a class a hook returned from working as a plugin of `kind` (None: nothing): not a class,
     not of the kind's base class; for a model, no dataclass `Config` with a default for every field, of types
@@ -81,6 +94,16 @@ def unfit(cls: Any, kind: str) -> str | None:
     unreadable = config_type_problem(config)
     if unreadable:
         return f"{cls.__name__}.Config {unreadable}"
+    taken = next((f.name for f in dataclasses.fields(config) if f.name in OWN_ARGUMENTS), None)
+    if taken:
+        return (f"{cls.__name__}.Config has a field '{taken}', which is {OWN_ARGUMENTS[taken]}: the field could "
+                "never be set (--set refuses it, the Python call takes it as its own); rename it (docs/plugins.md)")
+    fields = {f.name for f in dataclasses.fields(config)}
+    for attr in ("loss_keys", "train_loss_keys", "test_keys"):  # a typo there silently turns its protection off
+        unknown = sorted(str(k) for k in getattr(cls, attr, ()) if k not in fields)
+        if unknown:
+            return (f"{cls.__name__}.{attr} names {', '.join(unknown)}, not a field of its Config "
+                    f"({', '.join(sorted(fields))})")
     own_steps = cls.training_step is not base.training_step and cls.validation_step is not base.validation_step
     if cls.loss is base.loss and not own_steps:
         return f"{cls.__name__} has no loss (nor its own training_step and validation_step)"
@@ -122,6 +145,21 @@ def reads_back(tp: Any) -> bool:
     if origin in (typing.Union, types.UnionType):
         return all(a is type(None) or reads_back(a) for a in args)
     return False
+
+
+def step_problem(out: Any) -> str | None:
+    """What keeps a model's training or validation step output from being losses zoo averages over an epoch
+    (None: nothing): a dict of scalar tensors, each the batch's mean."""
+    import torch  # here: the registry reads this module, and `zoo list` imports no torch for it
+
+    if not isinstance(out, dict):
+        return f"a {type(out).__name__}"
+    for key, value in out.items():
+        if not isinstance(value, torch.Tensor):
+            return f"'{key}' = {shown(value)} (a {type(value).__name__})"
+        if value.ndim != 0:
+            return f"'{key}' of shape {tuple(value.shape)}"
+    return None
 
 
 def shown(obj: Any) -> str:

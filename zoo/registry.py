@@ -146,6 +146,9 @@ def _collect_catalogs(reg: Registry, origin: dict, provided: Counter) -> None:
     kept = [catalog.read(REGISTRY_FILE, catalog.BUNDLED)]
     for impl in reg.manager.hook.zoo_catalogs.get_hookimpls():
         ep_name, package, _ = origin.get(impl.plugin_name, (impl.plugin_name, "?", "0"))
+        # An entry named like a model of zoo's or of its own package refuses this file; one named like another
+        # package's model refuses that model, below (docs/plugins.md): never one package's whole catalogue.
+        owned = {name for name, e in reg.models.items() if e.package in ("zoo", package)}
         for path in _call(impl, reg, ep_name, package):
             try:
                 if not isinstance(path, (str, Path)) or not Path(path).is_absolute():
@@ -153,7 +156,7 @@ def _collect_catalogs(reg: Registry, origin: dict, provided: Counter) -> None:
                 file = catalog.read(Path(path), f"package {package}")
                 if any(k.path.resolve() == file.path.resolve() for k in kept):  # one file returned twice: read once
                     continue
-                catalog.merge([*kept, file], set(reg.models))
+                catalog.merge([*kept, file], owned)
             except ConfigError as e:
                 reg.failures.append(PluginFailure(ep_name, package, f"catalogue: {e.message}"))
                 continue

@@ -216,8 +216,8 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
         if ks:  # each batch draws from a seed of its own, the bound's draws after the ELBO's
             again = f"`zoo eval {shell_address(address)} --iwae-k {ks[0]}` gives them again" + (
                 f" (`--iwae-k {ks[1]}` its K = {ks[1]} bound)" if len(ks) > 1 else "")
-            lines += ([f"The Monte-Carlo figures are of fixed draws (a seed for each batch): {again}; the −ELBO is the same "
-                       "with or without `--iwae-k`.", ""] if eval_result.get("draws") else
+            lines += ([f"The Monte-Carlo figures are of fixed draws (a seed for each batch): {again}; the −ELBO is "
+                       "the same with or without `--iwae-k`.", ""] if eval_result.get("draws") else
                       [f"The Monte-Carlo figures were drawn by an earlier zoo, from one stream: "
                        f"`zoo eval {shell_address(address)} --iwae-k {ks[0]}` now draws each batch from a seed of "
                        "its own and gives figures within their standard errors of these, not the same digits.", ""])

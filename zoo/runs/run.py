@@ -22,6 +22,7 @@ from zoo.data.canonical import known_digests
 from zoo.data.datasets import folder_of
 from zoo.errors import CapabilityError, ConfigError, DataNotFoundError, RunError
 from zoo.model import ZooModel
+from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
@@ -225,9 +226,11 @@ class Run:
         images `zoo eval` measures). Reproducible by `seed` for the same batch of images: the draws are shared
         across the batch, so an image scored alone or beside others gets another estimate (within the
         estimator's noise); the caller's random stream is left as it was."""
-        if not hasattr(self.model, "iwae_nll"):
-            raise CapabilityError(f"model '{self.name}' has no likelihood to estimate",
-                                  "The VAE family has one: vae, iwae, vampprior, hvae, cvae (zoo list).")
+        if not hasattr(self.model, "iwae_nll"):  # the optional method docs/plugins.md names
+            having = sorted(n for n, e in load_registry().models.items() if hasattr(e.cls, "iwae_nll"))
+            raise CapabilityError(f"model '{self.name}' has no likelihood to estimate: its plugin implements no "
+                                  "iwae_nll(x, k, y) (docs/plugins.md, section 2)",
+                                  f"Installed models that have one: {', '.join(having) or 'none'} (zoo list).")
         x = self.images(x)
         if self.record.get("train", {}).get("binarize", "none") != "none" and not bool(((x == 0) | (x == 1)).all()):
             raise ConfigError(f"{self.source} ({self.name}) was trained on binarised pixels, and these images hold "

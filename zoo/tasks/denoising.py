@@ -22,7 +22,8 @@ from zoo.device import pick_device
 from zoo.data.folders import IMAGE_SUFFIXES, MODES, conversion_notes, pixels
 from zoo.data.noise import NoiseModel, noise_models, parse_noise
 from zoo.interrupts import holding_interrupts
-from zoo.errors import ConfigError, DataNotFoundError
+from zoo.errors import CapabilityError, ConfigError, DataNotFoundError
+from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
 from zoo.runs.config import check_count, check_flag, check_seed
@@ -124,7 +125,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
             chosen = corruption(run, noise)
             clean = pictured(run, split, data_dir, n)
             per_row = _picture_fits(3, clean.shape[0], run.shape)  # before any work
-            noisy = chosen(clean, gen)
+            noisy = noised(chosen, clean, gen)
             rows = [("clean", clean), (f"noisy ({chosen})", noisy), ("denoised", run.reconstruct(noisy))]
             return plots.image_rows(rows, out, title=f"{run.name}: denoising {chosen} on {split} images",
                                     per_row=per_row)
@@ -164,7 +165,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
         rows = [("input", x[:n])]
         if noise is not None:
             chosen = corruption(run, noise)
-            x = chosen(x, gen)
+            x = noised(chosen, x, gen)
             rows.append((f"noisy ({chosen})", x[:n]))
         denoised = torch.cat([run.reconstruct(b).float().clamp(0, 1) for b in x.split(256)])
         rows.append(("denoised", denoised[:n]))
@@ -259,9 +260,9 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     if theirs != ours:  # a comparison the user may mean, but never one to take for like with like
         notes.append(f"the baseline {base.source} was trained on {theirs}, the model on {ours}: both are fed "
                      f"{ours}'s images")
+    levels += _other_noises(trained, notes)
     for note in notes:
         to_stderr(f"note: {note}")
-    levels += [(cls(), None) for name, cls in sorted(noise_models().items()) if name != trained.name]
     x, y = run.data(split, data_dir)
     rows = []
     for level, factor in levels:
@@ -269,7 +270,7 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
         gen = torch.Generator(device=run.device).manual_seed(seed + zlib.crc32(level.spec.encode()))
         sums = {"model": 0.0, "baseline": 0.0, "noisy": 0.0}
         for batch in batches(x, y, 1024):
-            noisy = level(batch.x, gen)
+            noisy = noised(level, batch.x, gen)
             sums["noisy"] += float((noisy - batch.x).pow(2).mean((1, 2, 3)).double().sum())
             sums["model"] += float((run.reconstruct(noisy) - batch.x).pow(2).mean((1, 2, 3)).double().sum())
             if base is not None:
@@ -290,6 +291,40 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
             plots.noise_sweep(result, run.output_dir / "noise_sweep.png")
         result["written"] = [str(run.output_dir / "noise_sweep.json"), str(run.output_dir / "noise_sweep.png")]
     return result
+
+
+def _package(noise: NoiseModel | type[NoiseModel]) -> str:
+    """' (package NAME VERSION)' of an installed noise model, for a message blaming its plugin."""
+    entry = load_registry().noise_models.get(noise.name)
+    return f" (package {entry.package} {entry.version})" if entry is not None else ""
+
+
+def noised(noise: NoiseModel, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """`x` corrupted by `noise`; a noise model (a plugin's) that gives images of another shape is said as its
+    mistake, not as the user's images of the wrong size."""
+    out = noise(x, generator)
+    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
+        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
+        raise CapabilityError(f"noise model '{noise.name}'{_package(noise)} returned {got} for images of shape "
+                              f"{tuple(x.shape)}", "Its `__call__(x, generator)` must return the images corrupted, "
+                              "of x's shape (docs/plugins.md): a fix for the noise model's author.")
+    return out
+
+
+def _other_noises(trained: NoiseModel, notes: list[str]) -> list[tuple[NoiseModel, None]]:
+    """The sweep's rows of the other installed noise kinds, each at its defaults; one that cannot be made so (a
+    plugin's without `defaults`) is left out, said in `notes`, rather than failing the sweep."""
+    levels = []
+    for name, cls in sorted(noise_models().items()):
+        if name == trained.name:
+            continue
+        try:
+            levels.append((cls(), None))
+        except Exception as e:  # noqa: BLE001 - a plugin's class may raise anything; the sweep goes on without it
+            said = e.message if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
+            notes.append(f"noise model '{name}'{_package(cls)} has no level to "
+                         f"sweep by default ({said}): left out; --noise {name}:VALUES sweeps it")
+    return levels
 
 
 def _ladder(noise: NoiseModel, factors: list[float],

@@ -52,10 +52,12 @@ def check_metric_options(model: ZooModel, options: dict) -> dict:
     taken = {p.name for p in named if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
     unknown = [k for k in options if k not in taken]
     if unknown:  # named both ways: the option key (Python) and the flag (`zoo eval`)
-        key, flag = unknown[0], "--" + str(unknown[0]).replace("_", "-")
+        key = unknown[0]
+        flag = "--iwae-k" if key == "iwae_k" else f"--metric-option {key}=VALUE"
         close = difflib.get_close_matches(str(key), sorted(taken), n=1)
         hint = (f"Did you mean '{close[0]}'?" if close else
-                f"Its metrics take: {', '.join(sorted(taken))}." if taken else
+                f"Its metrics take: {', '.join(sorted(taken))} (options= in Python; on the command line "
+                "--metric-option KEY=VALUE, or --iwae-k K for iwae_k)." if taken else
                 "Leave it out: such options apply to models whose metrics take them, e.g. a likelihood bound.")
         raise ConfigError(f"option '{key}' ({flag}) does not apply to model '{model.name}': its metrics take no "
                           f"'{key}'", hint)

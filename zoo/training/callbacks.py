@@ -20,8 +20,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 
-from zoo.errors import ConfigError
-from zoo.plugin_values import spec_numbers
+from zoo.errors import CapabilityError, ConfigError, ZooError, out_of_memory
+from zoo.plugin_values import spec_numbers, step_problem
 from zoo.registry import load_registry
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -113,8 +113,52 @@ def callbacks_for(train) -> list[Callback]:
                               (f"Did you mean: {', '.join(close)}? " if close else "")
                               + "`zoo list` shows the installed callbacks"
                               + (f" ({', '.join(selectable)})." if selectable else "."))
-    made = (cls.from_config(train) for cls in available.values())
-    return [cb for cb in made if cb is not None]
+    made = [cb for cb in (cls.from_config(train) for cls in available.values()) if cb is not None]
+    reg = load_registry().callbacks
+    for cb in made:
+        entry = reg.get(cb.name)
+        if entry is not None and entry.package != "zoo":  # a plugin's: its mistakes said as its own
+            guard(cb, f"{entry.package} {entry.version}")
+    return made
+
+
+HOOKS = ("on_train_start", "on_epoch_start", "on_loss", "after_backward", "on_epoch_end", "on_train_end")
+
+
+def guard(cb: Callback, package: str) -> None:
+    """Make each hook `cb`'s class overrides end, where it raises (or `on_loss` logs what is no scalar tensor),
+    in one error naming the callback and its package, as a logger's failure is said; the engine still sees which
+    hooks the class has (it asks the class). An error of zoo's kind and a failed allocation stay as they are."""
+    for hook in HOOKS:
+        if getattr(type(cb), hook) is not getattr(Callback, hook):
+            setattr(cb, hook, _guarded(cb, hook, getattr(cb, hook), package))
+
+
+def _guarded(cb: Callback, hook: str, method, package: str):
+    def call(trainer, *args):
+        where = f"training callback '{cb.name}' (package {package})"
+        try:
+            method(trainer, *args)
+        except ZooError:
+            raise
+        except Exception as e:  # noqa: BLE001 - a plugin's hook may raise anything
+            if out_of_memory(e) is not None:  # the engine says what is kept and what to do
+                raise
+            raise CapabilityError(f"{where}: its {hook}() raised {type(e).__name__}: {str(e)[:300]}",
+                                  _fix(trainer)) from e
+        problem = step_problem(args[0].logs) if hook == "on_loss" else None
+        if problem:
+            raise CapabilityError(f"{where}: its on_loss() logged {problem}, not a scalar tensor", _fix(trainer))
+
+    return call
+
+
+def _fix(trainer) -> str:
+    """The hint of a plugin callback's failure: whose fix it is, and the epochs kept."""
+    saved, run_dir = getattr(trainer, "saved_epoch", 0), getattr(trainer, "run_dir", None)
+    kept = f" Epochs up to {saved} are saved in {run_dir}." if saved and run_dir else ""
+    return ("A bug in the callback's plugin (docs/plugins.md, section 3): report it to its author, or train without "
+            "it (leave it out of train_callbacks)." + kept)
 
 
 def check(callbacks, model) -> None:
