@@ -97,8 +97,10 @@ def info(model, as_json):
     if data["clash"]:
         click.secho(f"note: {data['clash']}", err=True, fg="yellow")
     if data["vectorized_keys"]:
+        dropout = "; dropout only between rates above 0 (a rate of 0 builds no dropout layer)" \
+            if "dropout" in data["vectorized_keys"] else ""
         click.echo(f"search trials that differ only in {', '.join(data['vectorized_keys'])} (and lr, weight decay, "
-                   "seed) train together with --vectorize")
+                   f"momentum, seed, patience) train together with --vectorize{dropout}")
     for title, rows in (("model hyperparameters", data["params"]), ("training settings", data["train_params"])):
         click.echo(f"\n{title} (--set key=value):")
         w = max(len(r["name"]) for r in rows)

@@ -118,3 +118,13 @@ def test_a_config_key_given_as_an_option_to_a_command_without_set_is_not_told_to
     assert "--set latent_dim" not in out
     assert_clean_error(invoke("generate", digits_run, "--noise", "0.5"), "--spread F", code=2)
     assert_clean_error(invoke("train", "convae", "--latent-dim", "3"), "--set latent_dim=VALUE gives it", code=2)
+
+
+def test_zoo_info_lists_dropout_among_the_keys_whose_trials_train_together():
+    """Read off a model built at dropout 0 (no dropout layer), zoo info convae listed no such key at all."""
+    import json
+
+    data = json.loads(assert_ok(invoke("info", "convae", "--json")))
+    assert "dropout" in data["vectorized_keys"]
+    out = assert_ok(invoke("info", "vae"))
+    assert "differ only in beta, dropout (and lr, weight decay, momentum, seed, patience)" in out

@@ -3,6 +3,8 @@ its own module under zoo/tasks/; loading runs and resolving configs live under z
 
 from __future__ import annotations
 
+import dataclasses
+
 import difflib
 from typing import Any
 
@@ -127,11 +129,18 @@ def _needs(name: str, preset: str) -> dict[str, str]:
 
 
 def _vectorizable(cls: type) -> list[str]:
-    """The config keys that search trials with the default config may differ in and train together."""
-    try:
-        return multitrial.vectorizable_keys(cls, cls.Config(), (1, 28, 28), 10)
-    except Exception:  # a third-party model that cannot be built on the meta device: it shows none
-        return []
+    """The config keys that search trials may differ in and train together: the default config's, and a
+    dropout's where the model has one (at its default 0 it builds no dropout layer to hold the rate)."""
+    configs = [cls.Config()]
+    if any(f.name == "dropout" for f in dataclasses.fields(cls.Config)):
+        configs.append(dataclasses.replace(cls.Config(), dropout=0.1))
+    keys: set[str] = set()
+    for config in configs:
+        try:
+            keys.update(multitrial.vectorizable_keys(cls, config, (1, 28, 28), 10))
+        except Exception:  # a third-party model that cannot be built on the meta device: it shows none
+            continue
+    return sorted(keys)
 
 
 def create(name: str, *, shape: tuple[int, int, int] = (1, 28, 28), num_classes: int = 10,
