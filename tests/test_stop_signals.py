@@ -23,6 +23,7 @@ def test_sigterm_stops_a_training_that_keeps_its_finished_epochs_and_exits_143(t
     epochs, n = [r["epoch"] for r in read_metrics(run)], int(saved[1])
     assert epochs[:n] == list(range(1, n + 1)) and len(epochs) <= n + 1
     assert (run / "checkpoint.safetensors").is_file()
+    assert "# run: `convae` trained on digits" in (run / "README.md").read_text()  # its card, as a push would make
 
 
 def test_sighup_stops_an_evaluation_that_saves_its_progress_and_goes_on_from_it(vae_copy, tmp_path):

@@ -19,7 +19,7 @@ from zoo.data import canonical_dataset_name, relocated
 from zoo.data.datasets import folder_of
 from zoo.data.folders import few
 from zoo.device import describe, device_label, keeps_callers_random_state, pick_device
-from zoo.errors import ConfigError, DataNotFoundError, Interrupted, RunError, storage_error
+from zoo.errors import ConfigError, DataNotFoundError, Interrupted, RunError, ZooError, storage_error
 from zoo.hub import is_hub_source
 from zoo.interrupts import holding_interrupts
 from zoo.model import ZooModel, build_seeded
@@ -189,6 +189,7 @@ def fit_with_card(trainer: Trainer, run_dir: Path, log, resume: bool = False):
     except KeyboardInterrupt as e:
         ended = trainer.state.get("epoch", 0) >= trainer.train.epochs or trainer.state.get("stopped")
         if isinstance(e, Interrupted) or not ended:
+            _card_of_stopped(run_dir, log)
             raise
         with holding_interrupts():
             write_card(run_dir, log=log)
@@ -197,6 +198,19 @@ def fit_with_card(trainer: Trainer, run_dir: Path, log, resume: bool = False):
     with holding_interrupts():  # a stop after the last epoch still leaves the run its card
         write_card(run_dir, log=log)
     return result
+
+
+def _card_of_stopped(run_dir: Path, log) -> None:
+    """The card of a run stopped before its end (its kept epoch so far, as a push would publish it): a run folder
+    is loadable from the moment it exists, and was left without one. Not written, and said, where it cannot be:
+    the stop is what the user is told."""
+    if not (run_dir / "model.safetensors").is_file():
+        return
+    try:
+        with holding_interrupts():
+            write_card(run_dir, log=log)
+    except (ZooError, OSError) as e:
+        log(f"note: the stopped run's card could not be written ({e})")
 
 
 def _classes_missing(data) -> str:
