@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from zoo import hookimpl
+from zoo import hookimpl, param
 from zoo.errors import ConfigError
 from zoo.plugins.conditional import ClassConditional, require_labels
 from zoo.plugins.gan import GAN, GANConfig
@@ -23,7 +23,10 @@ from zoo.plugins.gan import GAN, GANConfig
 
 @dataclass
 class CGANConfig(GANConfig):
-    pass
+    # gan's self-conditioning, which the class replaces: kept as a field (every GAN setting works as in the GAN), with
+    # its range, so that the model's own refusal says why (its range 0 .. 0 would only say "must be 0 .. 0")
+    clusters: int = param(0, "the unconditional gan's self-conditioning on clusters it finds: cgan is conditioned on "
+                             "the class labels instead, and refuses any value but 0", low=0, high=1024)
 
 
 class CGAN(ClassConditional, GAN):

@@ -201,6 +201,9 @@ class GAN(ZooModel):
     # `ema` and `clusters` here, not in GANConfig: runs saved before they existed must still load as saved.
     train_defaults = {"lr": 2e-4, "batch_size": 128, "epochs": 30, "plot_every": 5, "ema": 0.999, "clusters": 50}
     monitor = None  # no validation loss means "better" for a GAN: keep the last epoch
+    # `loss` switches the formula of every metric (the non-saturating BCE, the hinge, a Wasserstein critic's value;
+    # d_real/d_fake are sigmoids of logits that only `ns` trains as probabilities): none compares two of them.
+    loss_keys = {"loss": ()}
 
     def __init__(self, config: GANConfig, shape, num_classes: int = 0):
         super().__init__(config, shape, num_classes)

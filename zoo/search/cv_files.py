@@ -90,7 +90,8 @@ def kept_folds(out: Path | None, what: dict[str, Any], overwrite: bool) -> list[
         return rows
     if overwrite:
         return []
-    said = "of another configuration or data" if whole else "that is damaged, or not one zoo cv wrote"
+    said = (f"of another configuration or data: {_differences(kept.get('what'), what)}" if whole
+            else "that is damaged, or not one zoo cv wrote")
     raise ConfigError(f"--out {out} holds the folds of a stopped cross-validation {said} ({FOLDS})",
                       ("Run that one again to finish it, choose" if whole else "Choose") + " another --out, or drop "
                       "its folds with --overwrite (overwrite=True in Python).")
@@ -110,6 +111,22 @@ def keep_folds(out: Path | None, what: dict[str, Any], rows: list[dict[str, Any]
             ckpt.write_json(out / FOLDS, {"what": what, "per_fold": rows})
         except OSError as e:
             raise storage_error(e, "cannot keep the cross-validation's finished folds", option="--out") from None
+
+
+def _differences(kept: Any, what: dict[str, Any]) -> str:
+    """What differs between the kept folds' description and this cross-validation's, as `zoo search` says it:
+    `metric (val_loss in the folds, val_mse now)`; the images by name only."""
+    kept = json.loads(json.dumps(kept)) if isinstance(kept, dict) else {}
+    now = json.loads(json.dumps(what, default=str))
+    said = []
+    for k in sorted(set(kept) | set(now)):
+        was, is_ = kept.get(k), now.get(k)
+        if isinstance(was, dict) and isinstance(is_, dict):
+            said += [f"{n} ({was.get(n)!r} in the folds, {is_.get(n)!r} now)" for n in sorted(set(was) | set(is_))
+                     if was.get(n) != is_.get(n)]
+        elif was != is_:
+            said.append("the images" if k == "images" else f"{k} ({was!r} in the folds, {is_!r} now)")
+    return ", ".join(said) or "how it was recorded"
 
 
 def _same(a: Any, b: dict[str, Any]) -> bool:

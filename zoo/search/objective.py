@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+import torch
+
 from zoo import registry
 from zoo.errors import ConfigError
 from zoo.model import measured_alike
@@ -57,7 +59,7 @@ def check_comparable(settings, space: Space) -> None:
     `loss_keys`: a β-VAE's loss rec + β·KL, an IWAE's bound at its K): the search would pick the value that
     makes the number smallest, not the best model."""
     split, metric = settings.metric.split("_", 1)
-    varied = {p.name.split("[")[0] for p in space.params if not p.helper and not _one_value(p)}
+    varied = _varied(settings, space)
     keys, alike = measured_alike(registry.get_model_class(settings.model), varied, metric, split)
     if not keys:
         _check_validation_images(settings, varied)
@@ -87,8 +89,35 @@ def _check_validation_images(settings, varied: set[str]) -> None:
                           "folds validate every training and validation image once, whatever val_fraction).")
 
 
+def _varied(settings, space: Space) -> set[str]:
+    """The config keys trials may differ in: the searched ones, but a key searched over one value (`choices = [2.0]`)
+    varies nothing. One under `when` still varies: where its condition is false it keeps the value the fixed part
+    gives it (unless that is its one value)."""
+    varied = {p.name.split("[")[0] for p in space.params if not p.helper and not _one_value(p)}
+    conditional = [p for p in space.params if not p.helper and _one_value(p) and p.when is not None]
+    if conditional:
+        try:
+            _, model_cfg, train_cfg = resolve_config(settings.model, preset=settings.preset,
+                                                     config={**space.fixed, **settings.overrides})
+        except ConfigError:  # a fixed part that does not resolve: each trial says why; count the key as varied
+            model_cfg = train_cfg = None
+        for p in conditional:
+            kept = getattr(model_cfg, p.name, getattr(train_cfg, p.name, _UNKNOWN))
+            if not _same(kept, p.choices[0]):
+                varied.add(p.name)
+    return varied
+
+
+_UNKNOWN = object()
+
+
+def _same(a, b) -> bool:
+    """Equal values of one kind (True is no 1, but 1 is 1.0 for a float key)."""
+    return a == b and isinstance(a, bool) == isinstance(b, bool)
+
+
 def _one_value(p) -> bool:
-    """A searched key that can take one value only (`choices = [2.0]`): it varies nothing."""
+    """A searched key that can take one value only (`choices = [2.0]`)."""
     return p.choices is not None and len({repr(c) for c in p.choices}) == 1
 
 
@@ -104,7 +133,31 @@ def recorded_metrics(settings, space: Space, data_cache: dict) -> list[str] | No
             raise ConfigError(f"cannot score trials on {data.name}: {data.caveat()}",
                               "Add images to the folder, or cross-validate with --cv K.")
         candidates.append((cls, model_cfg, train_cfg, data))
-    return probe_keys(candidates)
+    refused: list[Exception] = []
+    keys = probe_keys(candidates, refused)
+    if keys is None and len(candidates) > 1:
+        _refuse_every_configuration(candidates, refused)
+    return keys
+
+
+def _refuse_every_configuration(candidates: list, refused: list[Exception]) -> None:
+    """Raise the model's refusal of every configuration probed (those drawn and the fixed part alone), where it is one
+    (the same message) and the fixed part alone, built for the whole data set, meets it too: no draw can mend it
+    (a VampPrior with batch norm, a class-conditional model on unlabelled images), and each trial would only be
+    pruned with it, as `zoo train` and `zoo cv` refuse it at once. Said before the study folder is made."""
+    said = {e.message for e in refused if isinstance(e, ConfigError)}
+    if len(refused) != len(candidates) or len(said) != 1:
+        return
+    cls, model_cfg, _, data = candidates[-1]
+    try:  # the probe trained on a few images: a refusal of their number is no refusal of the data set
+        cls.check_data(model_cfg, data)
+        with torch.device("meta"):  # no memory: the constructor's checks only
+            cls(model_cfg, data.shape, data.num_classes)
+    except ConfigError as e:
+        if e.message in said:
+            raise
+    except Exception:  # noqa: BLE001 - not the refusal the probe met: each trial says what it meets
+        return
 
 
 def _configurations(settings, space: Space) -> Iterator[tuple[type, Any, Any]]:

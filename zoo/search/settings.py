@@ -17,6 +17,7 @@ from zoo.device import cuda_only_notes, pick_device
 from zoo.errors import ConfigError, RunError
 from zoo.runs.config import TrainConfig, check_count, check_flag, check_seed, field_type, fields_of, resolve_config
 from zoo.training.fit import metric_key
+from zoo.search.cv_files import FOLDS as CV_FOLDS, RESULTS as CV_RESULTS
 from zoo.search.space import PRUNERS, STRATEGIES, Space, load_space
 from zoo.search.study import JOURNAL, folder_study_name, normalise_url
 
@@ -190,7 +191,8 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         seed = check_seed(search["seed"], f"{sp.source}: [search] seed")
 
     fields = {f.name: (f, field_type(f, owner)) for owner in (cls.Config, TrainConfig) for f in fields_of(owner)}
-    sp.check_keys(set(fields), model)
+    others = {m: {f.name for f in fields_of(registry.get_model_class(m).Config)} for m in registry.list_models()}
+    sp.check_keys(set(fields), model, others)  # another model's key is said to be that model's
     notes = sp.check_values(fields)  # mixed-type choices, bounds outside a key's range: refused here
 
     searched = set(sp.keys())
@@ -261,6 +263,10 @@ def _check_study_folder(study_dir: Path) -> None:
     if (study_dir / "config.json").is_file():
         raise ConfigError(f"--out {study_dir} is a run folder: a study goes into a folder of its own",
                           "Choose another --out (default: studies/NAME).")
+    held = [n for n in (*CV_RESULTS, CV_FOLDS) if (study_dir / n).exists()]
+    if held:  # `zoo cv --overwrite` there would then refuse the folder as a study's
+        raise ConfigError(f"--out {study_dir} is a cross-validation's folder ({', '.join(held)}): a study goes into "
+                          "a folder of its own", "Choose another --out (default: studies/NAME).")
     clash = [n for n in STUDY_OUTPUTS if (study_dir / n).exists()]
     if clash and not (study_dir / "space.toml").is_file():
         raise ConfigError(f"--out {study_dir} holds files a search would replace ({', '.join(clash)})",

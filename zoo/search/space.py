@@ -90,6 +90,17 @@ def _draw_values(p: "Param") -> list | None:
 
 # ----------------------------------------------------------------------------------------- spaces
 
+class _GridPoint:
+    """Stands in for an Optuna trial: answers one grid point's values, noting those the draw asks for."""
+
+    def __init__(self, point: dict[str, Any]):
+        self.point, self.asked = point, {}
+
+    def suggest_categorical(self, name: str, choices: list) -> Any:
+        self.asked[name] = self.point[name]
+        return self.point[name]
+
+
 @dataclass
 class Space:
     params: list[Param]
@@ -128,22 +139,49 @@ class Space:
         return space
 
     def grid_size(self) -> int:
-        return math.prod(len(values) for values in self.grid().values())
+        """The grid's distinct points (`distinct`)."""
+        grid = self.grid()
+        if all(p.when is None for p in self.params):
+            return math.prod(len(values) for values in grid.values())
+        return len(self.distinct(list(itertools.product(*grid.values())), list(grid)))
+
+    def distinct(self, points: list[tuple], names: list[str]) -> list[tuple]:
+        """The grid `points` (tuples of the values of `names`, as Optuna's grid sampler lists them) less those that
+        draw what an earlier one draws: a key under `when` is not drawn where its condition is false, so the values
+        the grid gives it there make no other configuration, only the same trial again."""
+        if all(p.when is None for p in self.params):
+            return points
+        seen: set[str] = set()
+        out = []
+        for point in points:
+            trial = _GridPoint(dict(zip(names, point)))
+            try:
+                self.sample(trial, grid=True)
+                drawn = repr(sorted(trial.asked.items()))
+            except ConfigError:  # kept: its trial is pruned with the reason
+                drawn = repr(point)
+            if drawn not in seen:
+                seen.add(drawn)
+                out.append(point)
+        return out
 
     def keys(self) -> list[str]:
         return [p.name for p in self.params if not p.helper]
 
-    def check_keys(self, known: set[str], model: str) -> None:
-        """Every searched or fixed key must be a config key of the model or of the training settings."""
+    def check_keys(self, known: set[str], model: str, others: dict[str, set[str]] | None = None) -> None:
+        """Every searched or fixed key must be a config key of the model or of the training settings; `others`
+        (each other model's config keys) names the model a key is of instead."""
         import difflib
 
         for key in [*self.keys(), *self.fixed]:
             if key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+                owners = sorted(m for m, keys in (others or {}).items() if m != model and key in keys)
+                close = [] if owners else difflib.get_close_matches(key, sorted(known), n=3, cutoff=0.6)
+                helper = "A parameter that only feeds others needs `helper = true`; " if key in self.keys() else ""
                 raise ConfigError(f"{self.source}: '{key}' is not a config key of {model}",
-                                  (f"Did you mean: {', '.join(close)}? " if close else "")
-                                  + "A parameter that only feeds others needs `helper = true`; "
-                                    f"`zoo info {model}` lists the keys.")
+                                  (f"{key} is a key of {', '.join(owners)}, not of {model}. " if owners else "")
+                                  + (f"Did you mean: {', '.join(close)}? " if close else "")
+                                  + f"{helper}`zoo info {model}` lists the keys.")
         overlap = set(self.keys()) & set(self.fixed)
         if overlap:
             raise ConfigError(f"{self.source}: {', '.join(sorted(overlap))} is both searched and fixed")
@@ -207,6 +245,11 @@ def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> 
                 raise ConfigError(f"{source}: [{table}] {k} = {v!r} is not a{'n' if tp is int else ''} "
                                   f"{tp.__name__}")
             literal(v, f"{source}: [{table}] {k}")
+    for k in ("time_penalty", "latent_penalty"):  # a negative one would reward the slowest, widest trial
+        if objective.get(k, 0) < 0:
+            raise ConfigError(f"{source}: [objective] {k} = {objective[k]} is negative: a penalty adds to the "
+                              "objective, and the search would favour the trials it should penalise",
+                              f"Give {k} 0 (none) or more.")
     if search.get("strategy", "tpe") not in STRATEGIES:
         raise ConfigError(f"{source}: unknown search strategy '{search['strategy']}'",
                           f"Use one of {', '.join(STRATEGIES)}.")
@@ -221,6 +264,15 @@ def parse_space(data: dict[str, Any], source: str = "space", text: str = "") -> 
     for name, spec in data.get("params", {}).items():
         p = Param.parse(name, spec, source)
         missing = p.names() - defined - {"i", name, "true", "false"}
+        fixed = sorted(missing & set(data.get("fixed", {})))
+        if fixed:  # a constant, and one --set may change: the expression would read the file's value
+            k, v = fixed[0], data["fixed"][fixed[0]]
+            one = (f"{{ value = {json.dumps(json.dumps(v))} }}" if isinstance(v, list)  # a list is no choice
+                   else f"{{ choices = [{json.dumps(v)}] }}")
+            raise ConfigError(f"{source}: {name} uses {', '.join(fixed)}, which {'is' if len(fixed) == 1 else 'are'} "
+                              "in [fixed]: expressions read the [params] keys above them, not [fixed] ones",
+                              "Write the expression without it (its value is known), or move it to [params] above "
+                              f"{name} with its one value: {k} = {one}.")
         if missing:
             raise ConfigError(f"{source}: {name} uses {', '.join(sorted(missing))}, which is not defined above it",
                               "Keys are sampled in file order: define a key before the keys that use it.")

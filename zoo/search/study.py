@@ -268,10 +268,18 @@ def make_sampler(settings: Settings, space: Space):
     optuna = optuna_module()
     if settings.strategy == "grid":
         class Grid(optuna.samplers.GridSampler):
+            def __init__(self):
+                super().__init__(space.grid(), seed=settings.seed)
+                # one point per configuration: a conditional key's values where it is not drawn make none (Optuna's
+                # own lists, as 3.x-5.x name them; another version's grid keeps its repeats)
+                if hasattr(self, "_all_grids") and hasattr(self, "_param_names"):
+                    self._all_grids = space.distinct(self._all_grids, self._param_names)
+                    self._n_min_trials = len(self._all_grids)
+
             def after_trial(self, study, trial, state, values):  # zoo's loop keeps the budget
                 return None
 
-        return Grid(space.grid(), seed=settings.seed)
+        return Grid()
     seed = settings.seed if settings.seed is not None else secrets.randbits(32)
 
     def make(stream: int):

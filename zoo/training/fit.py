@@ -177,19 +177,24 @@ def epoch_keys(cls: type, model_cfg, train_cfg: TrainConfig, data: ImageData, n:
     raise RuntimeError("the probe's epoch ended without its callback")  # (fit calls it every epoch)
 
 
-def probe_keys(candidates: Iterable[tuple[type, Any, TrainConfig, ImageData]]) -> list[str] | None:
+def probe_keys(candidates: Iterable[tuple[type, Any, TrainConfig, ImageData]],
+               refused: list[Exception] | None = None) -> list[str] | None:
     """The metric keys of one epoch (epoch_keys) of the first candidate configuration (cls, model config, training
     config, data) that trains on a few images, else of the first that trains on a thousand (a VampPrior's hundreds
-    of pseudo-inputs need as many); None where none does (the real training then says why)."""
+    of pseudo-inputs need as many); None where none does (the real training then says why). `refused`, where given,
+    receives why each candidate failed, with the most images it was tried on (when none trained)."""
     candidates = list(candidates)
+    why: dict[int, Exception] = {}
     for n in PROBE_IMAGES:
-        for cls, model_cfg, train_cfg, data in candidates:
+        for i, (cls, model_cfg, train_cfg, data) in enumerate(candidates):
             if n > PROBE_IMAGES[0] and data.train_x.shape[0] <= PROBE_IMAGES[0]:
                 continue  # no more images to try with
             try:
                 return epoch_keys(cls, model_cfg, train_cfg, data, n)
-            except Exception:  # noqa: BLE001 - this configuration cannot be built or trained: its training says why
-                continue
+            except Exception as e:  # noqa: BLE001 - this configuration cannot be built or trained: its training says why
+                why[i] = e
+    if refused is not None:
+        refused.extend(why[i] for i in sorted(why))
     return None
 
 
