@@ -128,3 +128,12 @@ def test_zoo_info_lists_dropout_among_the_keys_whose_trials_train_together():
     assert "dropout" in data["vectorized_keys"]
     out = assert_ok(invoke("info", "vae"))
     assert "differ only in beta, dropout (and lr, weight decay, momentum, seed, patience)" in out
+
+
+def test_set_of_another_models_key_names_that_model_before_any_guess():
+    """--set layers=1 on cvae was asked "Did you mean: loggers?": layers is hvae's."""
+    from conftest import assert_clean_error
+
+    out = assert_clean_error(invoke("train", "cvae", "--dataset", "digits", "--set", "layers=1"),
+                             "unknown key 'layers'", "layers is a key of hvae, not of cvae", code=2)
+    assert "loggers" not in out

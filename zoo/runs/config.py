@@ -245,9 +245,9 @@ def build(cls, values: dict[str, Any], *, where: str = "config"):
 
 def unknown_key(key: str, known, where: str) -> ConfigError:
     same_letters = [k for k in known if k.lower() == str(key).lower()]  # K for k: too short for difflib
-    close = same_letters or difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.6)
-    owners = [] if close else [m for m in registry.list_models() if any(  # a key of another model: said so
+    owners = [m for m in registry.list_models() if any(  # a key of another model: said so, before a guess
         f.name == key for f in fields_of(registry.get_model_class(m).Config))]
+    close = same_letters or ([] if owners else difflib.get_close_matches(str(key), list(known), n=3, cutoff=0.6))
     hint = (f"Did you mean: {', '.join(close)}?" if close else f"{key} is a key of {', '.join(owners)}, not of "
             f"{where}." if owners else "`zoo info MODEL` (zoo.model_info('MODEL') in Python) lists the valid keys.")
     return ConfigError(f"{where}: unknown key '{key}'", hint)
