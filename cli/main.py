@@ -385,6 +385,9 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
         _print_metrics(result)
         if "report" in result and "per_class_accuracy" in result["report"]:
             _print_classification(result)
+        elif result.get("report"):  # a plugin's whole-split results: named, and where to read them
+            click.echo(f"the model's report ({', '.join(map(str, result['report']))}): eval.json's \"report\", "
+                       "or --json")
         if result.get("written"):  # nothing where a whole test split's eval.json was kept
             click.echo(f"written to {' and '.join(result['written'])}")
 

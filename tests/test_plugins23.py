@@ -337,3 +337,21 @@ def test_zoo_eval_passes_a_plugins_own_metrics_option_with_metric_option(plugin,
     assert json.loads(result.output)["metrics"]["samples"] == 3.0
     assert_clean_error(invoke("eval", run, "--metric-option", "bogus=1"), "option 'bogus'", "model 'mlpae'")
     assert_clean_error(invoke("eval", run, "--metric-option", "samples"), "--metric-option takes KEY=VALUE")
+
+
+# ---------------------------------------------------------------- §10b a plugin's evaluation_report, said by zoo eval
+
+REPORT = '''
+    def evaluation_report(self, x, y, run, out_dir):
+        return {"pixels_on": float((x > 127).float().mean()), "images": int(x.shape[0])}
+'''
+
+
+def test_zoo_eval_names_a_plugins_evaluation_report_and_where_it_is(plugin, tmp_path):
+    """It was written into eval.json only: zoo eval printed nothing of it."""
+    plugin("reportplug", body=REPORT)
+    run = train(out=tmp_path / "run").run_dir
+    result = invoke("eval", run)
+    assert result.exit_code == 0, result.output
+    assert "the model's report (pixels_on, images): eval.json's \"report\", or --json" in result.output
+    assert json.loads((run / "eval.json").read_text())["report"]["images"] == 359
