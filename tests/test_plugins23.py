@@ -355,3 +355,12 @@ def test_zoo_eval_names_a_plugins_evaluation_report_and_where_it_is(plugin, tmp_
     assert result.exit_code == 0, result.output
     assert "the model's report (pixels_on, images): eval.json's \"report\", or --json" in result.output
     assert json.loads((run / "eval.json").read_text())["report"]["images"] == 359
+
+
+def test_a_plugin_callback_with_params_and_no_init_taking_them_is_refused_when_the_plugin_loads(plugin):
+    """It loaded, and a training asking for it ended in a raw TypeError from Callback.from_config."""
+    source = CALLBACK.format(raises=False, logged="step.loss.detach()").replace(
+        "    def __init__(self, w):\n        self.w = w\n", "")
+    plugin("cbplug2", hooks=source)
+    assert "boom23" not in registry.load_registry().callbacks
+    assert any("Boom has params (w)" in e and "define __init__(self, w)" in e for e in failures_of("cbplug2"))

@@ -82,6 +82,8 @@ def unfit(cls: Any, kind: str) -> str | None:
     base = next((c for c in cls.__mro__ if c.__module__ == module and c.__name__ == base_name), None)
     if base is None:
         return f"{cls.__name__} is not a subclass of zoo.{base_name}"
+    if kind == "callback":
+        return _unbuildable_callback(cls, base)
     if kind != "model":
         return None
     config = getattr(cls, "Config", None)
@@ -107,6 +109,23 @@ def unfit(cls: Any, kind: str) -> str | None:
     own_steps = cls.training_step is not base.training_step and cls.validation_step is not base.validation_step
     if cls.loss is base.loss and not own_steps:
         return f"{cls.__name__} has no loss (nor its own training_step and validation_step)"
+    return None
+
+
+def _unbuildable_callback(cls: Any, base: type) -> str | None:
+    """A callback built the default way (Callback.from_config: cls(*its spec's values)) whose __init__ cannot take
+    them: said when the plugin loads, not as a TypeError when a training asks for it."""
+    params = tuple(getattr(cls, "params", ()) or ())
+    if not params or getattr(cls.from_config, "__func__", None) is not getattr(base.from_config, "__func__", None):
+        return None
+    try:
+        inspect.signature(cls).bind(*([0] * len(params)))
+    except TypeError:
+        return (f"{cls.__name__} has params ({', '.join(params)}), which a spec's values are passed to its "
+                f"__init__ as, and its __init__ does not take {len(params)} value(s): define "
+                f"__init__(self, {', '.join(params)}) (docs/plugins.md, section 3)")
+    except ValueError:  # no signature to read (a C type): built as it is
+        return None
     return None
 
 
