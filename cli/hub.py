@@ -242,7 +242,7 @@ def show_run(source: str, as_json: bool = False) -> None:
     if data["missing"]:
         click.echo(f"load it: not as it is; put back its {' and '.join(data['missing'])} first")
     elif data.get("unbuildable"):  # said as a note above
-        click.echo("load it: not as it is; restore its config.json first")
+        click.echo("load it: not as it is (the note above says why)")
     elif data["installed"]:
         click.echo(f"load it: {data['load']}")
     elif data["plugin_failure"]:

@@ -218,7 +218,8 @@ def _metric_options(items) -> dict:
     options = {}
     for item in items:
         key, sep, text = item.partition("=")
-        if not sep or not key.strip().isidentifier():
+        key = key.strip().replace("-", "_")  # chunk-images as the option is written, chunk_images as the keyword
+        if not sep or not key.isidentifier():
             raise click.UsageError(f"--metric-option takes KEY=VALUE, e.g. samples=3, not {item!r:.60}")
         text = text.strip()
         value = {"true": True, "false": False}.get(text.lower(), text)
@@ -227,7 +228,7 @@ def _metric_options(items) -> dict:
                 value = kind(text) if isinstance(value, str) else value
             except ValueError:
                 continue
-        options[key.strip().replace("-", "_")] = value
+        options[key] = value
     return options
 
 
@@ -376,7 +377,10 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
         else:
             click.echo(f"written to {' and '.join(result.get('written', []))}")
         return
-    options = {**_metric_options(metric_options), **({"iwae_k": iwae_k} if iwae_k else {})}
+    options = _metric_options(metric_options)
+    if iwae_k and "iwae_k" in options:  # one of the two would be dropped without a word
+        raise click.UsageError("--iwae-k and --metric-option iwae_k=... both give the bound's K: give one")
+    options.update({"iwae_k": iwae_k} if iwae_k else {})
     result = evaluate(run, split=split, data_dir=data_dir, device=device, options=options, limit=limit,
                       progress=progress, per_image=per_image, loggers=loggers)
     if as_json:

@@ -137,3 +137,27 @@ def test_set_of_another_models_key_names_that_model_before_any_guess():
     out = assert_clean_error(invoke("train", "cvae", "--dataset", "digits", "--set", "layers=1"),
                              "unknown key 'layers'", "layers is a key of hvae, not of cvae", code=2)
     assert "loggers" not in out
+
+
+def test_zoo_info_of_a_newer_zoos_run_with_a_key_this_zoo_lacks_names_the_version_not_an_edit(run_copy):
+    """It said the config.json was edited and to restore it; the file is genuine, of a newer zoo."""
+    import json
+
+    path = run_copy / "config.json"
+    record = json.loads(path.read_text())
+    record["zoo_version"], record["config"]["future_key"] = "9.0.0", 1
+    path.write_text(json.dumps(record))
+    result = invoke("info", run_copy)
+    assert result.exit_code == 0, result.output
+    assert "written by zoo 9.0.0, newer than this zoo" in result.output and "restore" not in result.output
+    assert "load it: not as it is (the note above says why)" in result.output
+
+
+def test_a_training_that_diverges_leaves_its_card(tmp_path):
+    """A Ctrl-C'd run got its card; a diverged one, as loadable (its kept or initial weights), got none."""
+    from conftest import assert_clean_error
+
+    run = tmp_path / "run"
+    assert_clean_error(invoke("train", "vae", "--dataset", "digits", "--epochs", "2", *TINY_SET, "--set",
+                              "optimizer=sgd", "--lr", "10", "--out", run), "diverged")
+    assert "# run: `vae` trained on digits" in (run / "README.md").read_text()

@@ -335,8 +335,12 @@ def test_zoo_eval_passes_a_plugins_own_metrics_option_with_metric_option(plugin,
     result = invoke("eval", run, "--metric-option", "samples=3", "--json", "--no-progress")
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["metrics"]["samples"] == 3.0
-    assert_clean_error(invoke("eval", run, "--metric-option", "bogus=1"), "option 'bogus'", "model 'mlpae'")
+    assert_clean_error(invoke("eval", run, "--metric-option", "bogus=1"), "option 'bogus' (--metric-option "
+                       "bogus=VALUE) does not apply to model 'mlpae'", "Its metrics take: samples")
     assert_clean_error(invoke("eval", run, "--metric-option", "samples"), "--metric-option takes KEY=VALUE")
+    assert_clean_error(invoke("eval", run, "--metric-option", "sam-ples=3"), "option 'sam_ples'")  # - as _
+    assert_clean_error(invoke("eval", run, "--iwae-k", "2", "--metric-option", "iwae_k=3"),
+                       "--iwae-k and --metric-option iwae_k=... both give the bound's K", code=2)
 
 
 # ---------------------------------------------------------------- §10b a plugin's evaluation_report, said by zoo eval

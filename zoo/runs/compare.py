@@ -178,9 +178,13 @@ class Comparison:
         # name, says nothing of its samples), said to be one
         likely = [k for k in known if k.startswith("test_nll")] or [k for k in known if k.startswith("test_")] \
             or [k for k in known if k == "train_loss"] or known
-        hint = (f"--sort {likely[0]} sorts them" + ("" if every else ", those without it last")
-                + ("" if likely[0].startswith("test_") else " by a training figure; `zoo eval` measures test ones"))\
-            if likely else "they have no metric to sort by"
+        # not one that the table would then say is no one measure across them (a GAN's losses of another `loss`)
+        one = [k for k in likely if loss_caveat(self.runs, k, self.differing) is None]
+        hint = (f"--sort {one[0]} sorts them" + ("" if every else ", those without it last")
+                + ("" if one[0].startswith("test_") else " by a training figure; `zoo eval` measures test ones"))\
+            if one else ("they have no metric to sort by" if not likely else
+                         "no figure of theirs is one measure across them: "
+                         + str(loss_caveat(self.runs, likely[0], self.differing)))
         return f"in the order given (none has {self.metric}: {hint})"
 
 

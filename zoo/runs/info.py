@@ -13,7 +13,7 @@ from zoo.runs import eval_images
 from zoo.runs import config as cfgmod
 from zoo import registry
 from zoo.hub import is_hub_source, is_managed
-from zoo.runs.loading import read_run, resolve
+from zoo.runs.loading import other_version_hint, read_run, resolve
 from zoo.runs.lock import writer_of
 from zoo.runs.training_state import recorded_trainer
 from zoo.errors import ConfigError, UnknownModelError, ZooError
@@ -89,8 +89,10 @@ def unbuildable(run: dict[str, Any], run_dir: Path) -> str | None:
     try:
         cfgmod.build(registry.get_model_class(run["model"]).Config, dict(run["config"]), where=ckpt.CONFIG)
     except ConfigError as e:
+        # a run of a newer zoo, or of another version of its plugin, is no edited file: which version loads it
+        other = other_version_hint(run, None, registry.load_registry().models.get(run["model"]))
         return (f"{run_dir / ckpt.CONFIG} does not describe a {run['model']} model that zoo builds ({e.message}): "
-                "zoo eval, zoo.load and zoo push refuse it; restore the run's own config.json")
+                "zoo eval, zoo.load and zoo push refuse it; " + (other or "restore the run's own config.json"))
     except ZooError:  # a plugin that fails to load: said by the lines below
         return None
     return None

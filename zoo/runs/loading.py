@@ -157,7 +157,7 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
         skeleton = runfiles.skeleton(entry.cls, model_cfg, shape, classes)
     except ConfigError as e:
         raise RunError(f"{run_dir / ckpt.CONFIG} does not describe a {run['model']} that zoo builds: {e.message}",
-                       _other_version_hint(run, "The file was edited, or is another model's: restore the run's own "
+                       other_version_hint(run, "The file was edited, or is another model's: restore the run's own "
                                                 "config.json (or train the run again).", entry)) from None
     weights_path = run_dir / ckpt.WEIGHTS
     declared, _ = ckpt.read_weights_header(weights_path)
@@ -165,7 +165,7 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
         try:
             runfiles.check_weights_fit(runfiles.state_spec(skeleton), declared, weights_path)
         except RunError as e:
-            raise RunError(e.message, _other_version_hint(run, e.hint, entry)) from None
+            raise RunError(e.message, other_version_hint(run, e.hint, entry)) from None
     net = entry.cls(model_cfg, shape, classes)
     weights, meta = ckpt.load_tensors(weights_path)
     ckpt.load_state(net, weights, weights_path)
@@ -185,7 +185,7 @@ def _version(text: str) -> tuple[int, ...]:
     return tuple(int(p) if p.isdigit() else 0 for p in text.split(".")[:3])
 
 
-def _other_version_hint(run: dict[str, Any], hint: str | None, entry=None) -> str | None:
+def other_version_hint(run: dict[str, Any], hint: str | None, entry=None) -> str | None:
     """For weights that do not fit: a run written by another version of its plugin package (config.json's
     `plugin`, against the installed `entry`), or of zoo, may be built differently."""
     plugin = run.get("plugin") if isinstance(run.get("plugin"), dict) else {}

@@ -18,7 +18,7 @@ def whole_test_kept(run: Run, data: ImageData, n: int, split: str) -> bool:
     whole test split (which may have been hours of a K = 5,000 bound): True, said, where one is kept."""
     whole = data.split("test")[0].shape[0]
     for folder in dict.fromkeys((run.output_dir, run.folder)):  # the user's, then one published with the weights
-        kept, _ = ckpt.read_eval(folder, weights=run.folder / ckpt.WEIGHTS)
+        kept, _ = eval_images.current_eval(folder, weights=run.folder / ckpt.WEIGHTS)
         if kept is not None and kept.get("split", "test") == "test" and kept.get("images") == whole \
                 and not kept.get("limit"):
             break
@@ -37,7 +37,7 @@ def fuller_part_kept(run: Run, result: dict[str, Any]) -> bool:
     """A quick look does not replace an earlier look at part of the data of the same weights that measured
     more images or a metric this one did not (a K = 1,000 bound over 2,000 images, which took hours): True,
     said, where one is kept."""
-    kept, _ = ckpt.read_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
+    kept, _ = eval_images.current_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
     if kept is None or kept.get(ckpt.WEIGHTS_DIGEST) != result[ckpt.WEIGHTS_DIGEST]:
         return False
     if kept.get(eval_images.IMAGES_DIGEST) == result[eval_images.IMAGES_DIGEST] and \
@@ -58,7 +58,7 @@ def other_images_kept(run: Run, result: dict[str, Any]) -> bool:
     """An evaluation of a whole split does not replace one of the same weights and split on other images
     (a --data-dir holding other files under the set's name: Fashion-MNIST's as mnist): True, said, where
     one is kept. The same data always give the same images, binarised ones included."""
-    kept, _ = ckpt.read_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
+    kept, _ = eval_images.current_eval(run.output_dir, weights=run.folder / ckpt.WEIGHTS)
     if kept is None or kept.get(ckpt.WEIGHTS_DIGEST) != result[ckpt.WEIGHTS_DIGEST] or kept.get("limit") \
             or kept.get("split", "test") != result["split"] \
             or kept.get(eval_images.IMAGES_DIGEST) in (None, result[eval_images.IMAGES_DIGEST]):
@@ -76,7 +76,7 @@ def say_shipped(run: Run) -> None:
     ones): their figures, and where they are read at once, rather than measured again for half an hour."""
     if run.folder == run.output_dir:
         return
-    shipped, _ = ckpt.read_eval(run.folder, weights=run.folder / ckpt.WEIGHTS)
+    shipped, _ = eval_images.current_eval(run.folder, weights=run.folder / ckpt.WEIGHTS)
     if shipped is None or shipped.get("split", "test") != "test" or shipped.get("limit"):
         return
     figures = ", ".join(f"{k} {v:.5g}" for k, v in shipped.get("metrics", {}).items() if isinstance(v, (int, float)))

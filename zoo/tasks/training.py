@@ -19,7 +19,8 @@ from zoo.data import canonical_dataset_name, relocated
 from zoo.data.datasets import folder_of
 from zoo.data.folders import few
 from zoo.device import describe, device_label, keeps_callers_random_state, pick_device
-from zoo.errors import ConfigError, DataNotFoundError, Interrupted, RunError, ZooError, storage_error
+from zoo.errors import (ConfigError, DataNotFoundError, Interrupted, RunError, TrainingDiverged, ZooError,
+                        storage_error)
 from zoo.hub import is_hub_source
 from zoo.interrupts import holding_interrupts
 from zoo.model import ZooModel, build_seeded
@@ -186,6 +187,9 @@ def fit_with_card(trainer: Trainer, run_dir: Path, log, resume: bool = False):
     bare "Interrupted." beside a card of fewer epochs."""
     try:
         result = trainer.fit(resume=resume)
+    except TrainingDiverged:  # its kept epoch (or its initial weights) stays loadable: with its card
+        _card_of_stopped(run_dir, log)
+        raise
     except KeyboardInterrupt as e:
         ended = trainer.state.get("epoch", 0) >= trainer.train.epochs or trainer.state.get("stopped")
         if isinstance(e, Interrupted) or not ended:
@@ -201,9 +205,9 @@ def fit_with_card(trainer: Trainer, run_dir: Path, log, resume: bool = False):
 
 
 def _card_of_stopped(run_dir: Path, log) -> None:
-    """The card of a run stopped before its end (its kept epoch so far, as a push would publish it): a run folder
-    is loadable from the moment it exists, and was left without one. Not written, and said, where it cannot be:
-    the stop is what the user is told."""
+    """The card of a run stopped before its end, by a stop or a divergence (its kept epoch so far, as a push would
+    publish it): a run folder is loadable from the moment it exists, and was left without one. Not written, and
+    said, where it cannot be: the stop is what the user is told."""
     if not (run_dir / "model.safetensors").is_file():
         return
     try:

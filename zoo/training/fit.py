@@ -191,7 +191,7 @@ def probe_keys(candidates: Iterable[tuple[type, Any, TrainConfig, ImageData]],
                 continue  # no more images to try with
             try:
                 return epoch_keys(cls, model_cfg, train_cfg, data, n)
-            except Exception as e:  # noqa: BLE001 - this configuration cannot be built or trained: its training says why
+            except Exception as e:  # noqa: BLE001 - a configuration that cannot be built or trained: its training says
                 why[i] = e
     if refused is not None:
         refused.extend(why[i] for i in sorted(why))
