@@ -49,9 +49,10 @@ def test_info_cli_lists_keys_and_presets():
     out = assert_ok(invoke("info", "convae"))
     for word in ("latent_dim", "list[int]", "batch_size", "convae-lab", "convae-fashion-report"):
         assert word in out
-    assert "train together" not in out  # the default has no dropout layers: nothing held in tensors
-    assert "differ only in beta (and lr, weight decay, seed) train together" in assert_ok(invoke("info", "vae"))
-    assert "differ only in noise (and lr" in assert_ok(invoke("info", "dae"))
+    assert "differ only in dropout (and lr" in out  # held in tensors where the rate is above 0
+    assert "differ only in beta, dropout (and lr, weight decay, momentum, seed, patience) train together" in \
+        assert_ok(invoke("info", "vae"))
+    assert "differ only in dropout, noise (and lr" in assert_ok(invoke("info", "dae"))
 
 
 def test_unknown_model_suggests_the_close_match():
