@@ -161,3 +161,23 @@ def test_a_training_that_diverges_leaves_its_card(tmp_path):
     assert_clean_error(invoke("train", "vae", "--dataset", "digits", "--epochs", "2", *TINY_SET, "--set",
                               "optimizer=sgd", "--lr", "10", "--out", run), "diverged")
     assert "# run: `vae` trained on digits" in (run / "README.md").read_text()
+
+
+def test_compare_of_gans_of_another_loss_suggests_no_sort_that_is_no_one_measure(tmp_path):
+    """It suggested --sort train_loss, which the same command then noted is not one measure (loss differs)."""
+    import json
+    import shutil
+
+    import zoo
+    from conftest import quiet
+
+    ns = tmp_path / "ns"
+    zoo.train("gan", dataset="digits", epochs=1, out=ns, log=quiet, progress=False, g_channels=4, d_channels=4,
+              latent_dim=8, device="cpu")
+    hinge = shutil.copytree(ns, tmp_path / "hinge")
+    record = json.loads((hinge / "config.json").read_text())
+    record["config"]["loss"] = "hinge"  # what compare reads: the runs' records, not their weights
+    (hinge / "config.json").write_text(json.dumps(record))
+    out = assert_ok(invoke("compare", ns, hinge))
+    assert "--sort train_loss sorts them" not in out
+    assert "no figure of theirs is one measure across them" in out and "(loss differs)" in out

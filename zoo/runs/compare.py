@@ -178,8 +178,9 @@ class Comparison:
         # name, says nothing of its samples), said to be one
         likely = [k for k in known if k.startswith("test_nll")] or [k for k in known if k.startswith("test_")] \
             or [k for k in known if k == "train_loss"] or known
-        # not one that the table would then say is no one measure across them (a GAN's losses of another `loss`)
-        one = [k for k in likely if loss_caveat(self.runs, k, self.differing) is None]
+        # not a training figure the table would then say is no one measure across them (a GAN's losses of another
+        # `loss`); a test figure of other images is still suggested, its caveat said beside it
+        one = [k for k in likely if k.startswith("test_") or loss_caveat(self.runs, k, self.differing) is None]
         hint = (f"--sort {one[0]} sorts them" + ("" if every else ", those without it last")
                 + ("" if one[0].startswith("test_") else " by a training figure; `zoo eval` measures test ones"))\
             if one else ("they have no metric to sort by" if not likely else
