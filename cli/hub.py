@@ -10,6 +10,7 @@ import shlex
 import click
 
 from zoo.cli.app import cli
+from zoo.console import with_article
 
 
 def _err(msg: str) -> None:
@@ -186,9 +187,8 @@ def show_run(source: str, as_json: bool = False) -> None:
         click.echo(json.dumps(data, indent=2))
         return
     plugin = data["plugin"]
-    article = "an" if data["model"][:1].lower() in "aeiou" else "a"
-    click.echo(f"{source}: {article} {data['model']} run ({plugin.get('package', '?')} {plugin.get('version', '')}) "
-               f"on {data['dataset']}, images {tuple(data['shape'] or ())}")
+    click.echo(f"{source}: {with_article(data['model'])} run ({plugin.get('package', '?')} "
+               f"{plugin.get('version', '')}) on {data['dataset']}, images {tuple(data['shape'] or ())}")
     t = data["training"]
     line = (f"training: {t['epochs']} of {t['of']} epochs" if t["epochs"] is not None else
             f"training: {t['of']} epochs configured; no training log (metrics.jsonl) with these weights")

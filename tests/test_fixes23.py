@@ -181,3 +181,9 @@ def test_compare_of_gans_of_another_loss_suggests_no_sort_that_is_no_one_measure
     out = assert_ok(invoke("compare", ns, hinge))
     assert "--sort train_loss sorts them" not in out
     assert "no figure of theirs is one measure across them" in out and "(loss differs)" in out
+
+
+def test_a_models_name_takes_the_article_it_is_spoken_with():
+    from zoo.console import with_article
+
+    assert [with_article(m) for m in ("iwae", "vae", "Encoder", "gan")] == ["an iwae", "a vae", "an Encoder", "a gan"]

@@ -66,3 +66,8 @@ def check_log(log, loggers: bool = True) -> None:
              "A cross-validation logs to no tracker; log= is where its lines go.") if isinstance(log, str)
             else "Pass zoo.console.quiet to say nothing." if log is None else "")
     raise ConfigError(f"log= takes a function of one text (such as print), not {log!r:.60}", hint)
+
+
+def with_article(word: str) -> str:
+    """`word` after its indefinite article as it is spoken: a vae, an iwae, a gan."""
+    return f"{'an' if word[:1].lower() in 'aeiou' else 'a'} {word}"

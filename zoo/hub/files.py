@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from zoo import registry
+from zoo.console import with_article
 from zoo.errors import RunError, ZooError
 from zoo.hub.locations import HubError
 from zoo.runs import config as cfgmod
@@ -155,9 +156,9 @@ def model_spec(run: dict, where: str | None = None) -> dict | None:
     except ZooError as e:
         if where is None:
             return None  # a best-effort size: `load` explains
-        raise HubError(f"{CONFIG} of {where} does not describe a {run['model']} that zoo builds ({e.message}): "
-                       "refusing it", "The file was edited, or is another model's (or another version's of its "
-                       "plugin): restore the run's own config.json.") from None
+        raise HubError(f"{CONFIG} of {where} does not describe {with_article(run['model'])} that zoo builds "
+                       f"({e.message}): refusing it", "The file was edited, or is another model's (or another "
+                       "version's of its plugin): restore the run's own config.json.") from None
     except Exception:  # noqa: BLE001 - a plugin that cannot be built on the meta device: not checked here
         return None
     return None if meta is None else state_spec(meta)

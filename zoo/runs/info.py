@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zoo.console import to_stderr
+from zoo.console import to_stderr, with_article
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import eval_images
 from zoo.runs import config as cfgmod
@@ -91,8 +91,9 @@ def unbuildable(run: dict[str, Any], run_dir: Path) -> str | None:
     except ConfigError as e:
         # a run of a newer zoo, or of another version of its plugin, is no edited file: which version loads it
         other = other_version_hint(run, None, registry.load_registry().models.get(run["model"]))
-        return (f"{run_dir / ckpt.CONFIG} does not describe a {run['model']} model that zoo builds ({e.message}): "
-                "zoo eval, zoo.load and zoo push refuse it; " + (other or "restore the run's own config.json"))
+        return (f"{run_dir / ckpt.CONFIG} does not describe {with_article(run['model'])} model that zoo builds "
+                f"({e.message}): zoo eval, zoo.load and zoo push refuse it; "
+                + (other or "restore the run's own config.json"))
     except ZooError:  # a plugin that fails to load: said by the lines below
         return None
     return None

@@ -15,7 +15,7 @@ import torch
 
 import zoo
 from zoo import hub, registry
-from zoo.console import to_stderr
+from zoo.console import to_stderr, with_article
 from zoo.device import keeps_callers_random_state, pick_device
 from zoo.errors import ConfigError, RunError, UnknownModelError
 from zoo.hub.files import PUSHED_MANIFEST
@@ -156,7 +156,8 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
         model_cfg = cfgmod.build(entry.cls.Config, dict(run["config"]), where=f"{run_dir / ckpt.CONFIG}")
         skeleton = runfiles.skeleton(entry.cls, model_cfg, shape, classes)
     except ConfigError as e:
-        raise RunError(f"{run_dir / ckpt.CONFIG} does not describe a {run['model']} that zoo builds: {e.message}",
+        raise RunError(f"{run_dir / ckpt.CONFIG} does not describe {with_article(run['model'])} that zoo builds: "
+                       f"{e.message}",
                        other_version_hint(run, "The file was edited, or is another model's: restore the run's own "
                                                 "config.json (or train the run again).", entry)) from None
     weights_path = run_dir / ckpt.WEIGHTS
