@@ -63,13 +63,17 @@ class StepContext:
         """One training step of `model` on `batch`: its losses, with what the callbacks logged, and as
         'loss' what a sole optimizer minimised when a callback changed it."""
         if self._on_loss is None:
-            return checked_step(model, model.training_step(batch, self), "training_step")
+            return self._checked(model, model.training_step(batch, self))
         self.batch, self.logs, self.minimised = batch, {}, {}
-        out = checked_step(model, model.training_step(batch, self), "training_step")
-        out = {**out, **self.logs}
+        out = {**self._checked(model, model.training_step(batch, self)), **self.logs}
         if len(self.optimizers) == 1 and self.minimised:
             out["loss"] = next(iter(self.minimised.values()))
         return out
+
+    @staticmethod
+    def _checked(model: "ZooModel", out):
+        """A model's own training_step's output checked (checked_step); the default one checks its loss() itself."""
+        return checked_step(model, out, "training_step") if has_own_training_step(model) else out
 
     def optimize(self, loss: torch.Tensor, name: str = "main") -> None:
         try:
@@ -249,8 +253,9 @@ class ZooModel(nn.Module):
             raise CapabilityError(f"model '{self.name}': its loss() gave {got}, not a dict whose 'loss' is a scalar "
                                   "tensor", "Its plugin's `loss` must return {'loss': scalar, ...} (docs/plugins.md): "
                                   "a fix for the plugin's author.")
+        checked_step(self, out, "loss")  # every logged value, before any step is taken on them
         step.optimize(loss)
-        return checked_step(self, out, "loss")
+        return out
 
     def validation_step(self, batch: Batch) -> dict[str, torch.Tensor]:
         return checked_step(self, self.loss(batch), "loss")
