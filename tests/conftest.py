@@ -340,6 +340,43 @@ def brokenplug_dir(tmp_path_factory) -> Path:
     return write_plugin(tmp_path_factory.mktemp("brokenplug"), "brokenplug", "broken", BROKENPLUG)
 
 
+@pytest.fixture
+def plugin_installer(tmp_path):
+    """install(package, source, version=..., files={NAME: TEXT}): a plugin package whose module is `source`
+    (with `files` beside it, a catalog.toml), written into tmp_path as pip would leave it and registered in this
+    process; its folder. Every one is removed again after the test."""
+    import importlib
+
+    from zoo import registry
+
+    roots = []
+
+    def install(package: str, source: str, *, version: str = "0.1", files: dict[str, str] | None = None) -> Path:
+        root = write_plugin(tmp_path / f"site-{package}-{version}", package, package, source, version)
+        for name, text in (files or {}).items():
+            (root / package / name).write_text(text)
+        sys.path.insert(0, str(root))
+        sys.modules.pop(package, None)
+        importlib.invalidate_caches()
+        roots.append((root, package))
+        registry.load_registry(refresh=True)
+        return root / package
+
+    yield install
+    for root, package in roots:
+        sys.path.remove(str(root))
+        sys.modules.pop(package, None)
+    importlib.invalidate_caches()
+    registry.load_registry(refresh=True)
+
+
+def failures_of(package: str) -> list[str]:
+    """The load failures zoo recorded of plugin package `package`."""
+    from zoo import registry
+
+    return [f.error for f in registry.load_registry().failures if f.package == package]
+
+
 def _install_in_process(root: Path, module: str):
     """Make the plugin visible to this process: sys.path, then zoo rereads its entry points."""
     import importlib

@@ -4,16 +4,14 @@ plugin here is a real package written into tmp_path and registered as pip would 
 
 from __future__ import annotations
 
-import importlib
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
 import zoo
-from conftest import TINY, assert_clean_error, assert_ok, invoke, write_plugin
+from conftest import TINY, assert_clean_error, assert_ok, failures_of, invoke
 from zoo import registry
 from zoo.console import quiet
 from zoo.errors import CapabilityError, ConfigError, RunError, UnknownModelError
@@ -71,34 +69,17 @@ def {catalogs_hook}():
 
 
 @pytest.fixture
-def plugin(tmp_path):
+def plugin(plugin_installer):
     """install(package, extra=..., body=..., catalogs=..., catalogue=TEXT): a plugin package written into tmp_path
     and registered in this process (its catalog.toml beside its module); removed again after the test."""
-    roots = []
-
     def install(package: str, *, model: str = "mlpae", extra: str = "", body: str = "", version: str = "0.1",
                 catalogs: str = '[Path(__file__).with_name("catalog.toml")]', catalogue: str = "",
                 catalogs_hook: str = "zoo_catalogs") -> Path:
-        root = write_plugin(tmp_path / f"site-{package}-{version}", package, package, MLP.format(
-            model=model, extra=extra, body=body, catalogs=catalogs, catalogs_hook=catalogs_hook), version)
-        (root / package / "catalog.toml").write_text(catalogue)
-        sys.path.insert(0, str(root))
-        sys.modules.pop(package, None)
-        importlib.invalidate_caches()
-        roots.append((root, package))
-        registry.load_registry(refresh=True)
-        return root / package
+        return plugin_installer(package, MLP.format(model=model, extra=extra, body=body, catalogs=catalogs,
+                                                    catalogs_hook=catalogs_hook),
+                                version=version, files={"catalog.toml": catalogue})
 
-    yield install
-    for root, package in roots:
-        sys.path.remove(str(root))
-        sys.modules.pop(package, None)
-    importlib.invalidate_caches()
-    registry.load_registry(refresh=True)
-
-
-def failures_of(package: str) -> list[str]:
-    return [f.error for f in registry.load_registry().failures if f.package == package]
+    return install
 
 
 # ---------------------------------------------------------------- 1. a Config zoo cannot read back

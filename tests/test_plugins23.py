@@ -6,15 +6,13 @@ written into tmp_path and registered as pip would leave it (conftest.write_plugi
 from __future__ import annotations
 
 import dataclasses
-import importlib
 import inspect
 import json
-import sys
 
 import pytest
 
 import zoo
-from conftest import assert_clean_error, invoke, write_plugin
+from conftest import assert_clean_error, failures_of, invoke
 from zoo import registry
 from zoo.console import quiet
 from zoo.errors import CapabilityError
@@ -67,33 +65,15 @@ def zoo_models():
 
 
 @pytest.fixture
-def plugin(tmp_path):
+def plugin(plugin_installer):
     """install(package, model=..., extra=..., body=..., hooks=..., catalogue=TEXT): a plugin package written into
     tmp_path (its catalog.toml beside its module) and registered in this process; removed again after the test."""
-    roots = []
-
     def install(package: str, *, model: str = "mlpae", extra: str = "", body: str = "", hooks: str = "",
                 catalogue: str | None = None):
-        root = write_plugin(tmp_path / f"site-{package}", package, package,
-                            MLP.format(model=model, extra=extra, body=body, hooks=hooks))
-        if catalogue is not None:
-            (root / package / "catalog.toml").write_text(catalogue)
-        sys.path.insert(0, str(root))
-        sys.modules.pop(package, None)
-        importlib.invalidate_caches()
-        roots.append((root, package))
-        registry.load_registry(refresh=True)
+        plugin_installer(package, MLP.format(model=model, extra=extra, body=body, hooks=hooks),
+                         files=None if catalogue is None else {"catalog.toml": catalogue})
 
-    yield install
-    for root, package in roots:
-        sys.path.remove(str(root))
-        sys.modules.pop(package, None)
-    importlib.invalidate_caches()
-    registry.load_registry(refresh=True)
-
-
-def failures_of(package: str) -> list[str]:
-    return [f.error for f in registry.load_registry().failures if f.package == package]
+    return install
 
 
 def train(model: str = "mlpae", out=None, **keys):
