@@ -56,6 +56,11 @@ class CapabilityError(ZooError):
     """The model cannot do what was asked (e.g. sample from a plain autoencoder)."""
 
 
+class PluginError(CapabilityError):
+    """A plugin broke its contract (docs/plugins.md): its model raised, or handed back what zoo cannot use (a
+    tuple of codes, images of another shape or outside [0, 1]). A bug for the plugin's author, not the user's."""
+
+
 class StorageError(ZooError):
     """The operating system refused a read or a write: a full disk, a file-size limit, a read-only or
     foreign folder. What was complete before is kept (zoo writes every file atomically)."""

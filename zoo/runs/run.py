@@ -28,6 +28,7 @@ from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.config import TrainConfig, check_count
 from zoo.runs.inputs import check_generator, class_indices, latent_codes, model_images, said_in_its_dtype
+from zoo.runs.plugin_calls import blamed, codes_of, images_of, per_image
 
 SPLITS = ("train", "val", "test")
 
@@ -175,13 +176,15 @@ class Run:
     @torch.no_grad()
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         self.require("encode")
-        return self.model.encode(self.images(x))
+        x = self.images(x)
+        return self._asked("encode", codes_of, len(x), x)
 
     @evaluated
     @torch.no_grad()
     def decode(self, z: torch.Tensor) -> torch.Tensor:
         self.require("decode")
-        return self.model.decode(latent_codes(z, self.code_width, self.model))
+        z = latent_codes(z, self.code_width, self.model)
+        return self._asked("decode", images_of, len(z), z)
 
     @functools.cached_property
     def code_width(self) -> int | None:
@@ -190,20 +193,21 @@ class Run:
             return None
         with torch.no_grad(), eval_mode(self.model):
             blank = torch.zeros((1, *self.shape), device=self.device, dtype=self.model.dtype)
-            return int(self.model.encode(blank).flatten(1).shape[1])
+            return int(self._asked("encode", codes_of, 1, blank).flatten(1).shape[1])
 
     @evaluated
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor) -> torch.Tensor:
         self.require("reconstruct")
-        return self.model.reconstruct(self.images(x))
+        x = self.images(x)
+        return self._asked("reconstruct", images_of, len(x), x)
 
     @evaluated
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
         self.require("sample")
         n = self._check_count(n)
-        return self.model.sample(n, generator=check_generator(generator))
+        return self._asked("sample", images_of, n, n, generator=check_generator(generator))
 
     @evaluated
     @torch.no_grad()
@@ -214,7 +218,7 @@ class Run:
         if not len(labels):  # said as what it is, not as a count (n) the caller never gave
             raise ConfigError("sample_class: no class indices given: it draws one image of each, so give at least one")
         self._check_count(len(labels))
-        return self.model.sample_class(labels, generator=check_generator(generator))
+        return self._asked("sample_class", images_of, len(labels), labels, generator=check_generator(generator))
 
     @evaluated
     @torch.no_grad()
@@ -249,7 +253,7 @@ class Run:
         devices = [self.device.index or 0] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(seed)
-            return self.model.iwae_nll(x, k, y)
+            return self._asked("iwae_nll", per_image, len(x), x, k, y)
 
     nll = clear_arguments(nll, __name__)  # nll(x, iwae_k=5): one ConfigError naming k=, not a TypeError
 
@@ -261,7 +265,15 @@ class Run:
     @torch.no_grad()
     def classify(self, x: torch.Tensor) -> torch.Tensor:
         self.require("classify")
-        return self.model.classify(self.images(x))
+        x = self.images(x)
+        return self._asked("classify", functools.partial(per_image, width=self.model.num_classes), len(x), x)
+
+    def _asked(self, method: str, check: Callable, n: int, *args, **kwargs) -> torch.Tensor:
+        """The model's `method` called, what it raises blamed on its plugin, and its answer for `n` images
+        held to the contract by `check` (zoo.runs.plugin_calls)."""
+        with blamed(self.model, method):
+            out = getattr(self.model, method)(*args, **kwargs)
+        return check(self.model, method, out, n)
 
     def _check_count(self, n) -> int:
         """A whole number of images that fits in the memory at hand (as floats, with room to spare)."""

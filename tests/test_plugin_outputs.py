@@ -1,0 +1,147 @@
+"""What a plugin's model raises or hands back wrong, through a Run (zoo.runs.plugin_calls): said as a bug of the
+plugin, naming its package, with exit 1, never a traceback of zoo's, a garbage picture written with exit 0, or a
+message sending the user after their own options (plugin23 §5, §6). The plugin is a real package written into
+tmp_path and registered as pip would leave it; BROKEN in the environment picks its mistake."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import zoo
+from conftest import assert_clean_error, invoke
+from zoo.console import quiet
+from zoo.errors import CapabilityError, PluginError
+
+SOURCE = '''\
+import os
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import zoo
+
+
+@dataclass
+class Config:
+    latent_dim: int = zoo.param(3, "size of the code", low=1, high=64)
+
+
+class BrokenAE(zoo.ZooModel):
+    name = "brokenae"
+    Config = Config
+
+    def __init__(self, config, shape, num_classes=0):
+        super().__init__(config, shape, num_classes)
+        pixels = shape[0] * shape[1] * shape[2]
+        self.enc = nn.Linear(pixels, config.latent_dim)
+        self.dec = nn.Linear(config.latent_dim, pixels)
+
+    def encode(self, x):
+        z = self.enc(x.flatten(1))
+        mode = os.environ.get("BROKEN")
+        if mode == "encode_tuple":
+            return z, z
+        if mode == "encode_numpy":
+            return z.numpy()
+        if mode == "encode_raises":
+            raise RuntimeError("boom in encode")
+        if mode == "encode_nan":
+            return z * float("nan")
+        return z
+
+    def decode(self, z):
+        x = torch.sigmoid(self.dec(z)).view(-1, *self.shape)
+        mode = os.environ.get("BROKEN")
+        if mode == "decode_flat":
+            return x.flatten(1)
+        if mode == "decode_range":
+            return x * 255
+        return x
+
+    def reconstruct(self, x):
+        return self.decode(self.encode(x))
+
+    def sample(self, n, generator=None):
+        if os.environ.get("BROKEN") == "sample_count":
+            n += 1
+        return self.decode(torch.randn(n, self.config.latent_dim, generator=generator))
+
+    def loss(self, batch):
+        return {"loss": F.mse_loss(self.reconstruct(batch.x), batch.x)}
+
+
+@zoo.hookimpl
+def zoo_models():
+    return [BrokenAE]
+'''
+
+
+@pytest.fixture
+def broken_run(plugin_installer, tmp_path):
+    """A run of the plugin's model, trained while it was well (BROKEN unset)."""
+    plugin_installer("brokenplug", SOURCE)
+    zoo.train("brokenae", dataset="digits", epochs=1, out=tmp_path / "run", log=quiet, progress=False, device="cpu")
+    return tmp_path / "run"
+
+
+def refused(monkeypatch, run_dir, mode: str, call) -> PluginError:
+    monkeypatch.setenv("BROKEN", mode)
+    run = zoo.load(run_dir)
+    x, _ = run.data("test")
+    with pytest.raises(PluginError) as caught:
+        call(run, x[:5])
+    assert "model 'brokenae' (brokenplug 0.1)" in caught.value.message
+    assert "report it to its author" in caught.value.hint
+    assert isinstance(caught.value, CapabilityError)  # what callers caught before
+    return caught.value
+
+
+@pytest.mark.parametrize("mode, call, said", [
+    ("encode_tuple", lambda run, x: run.encode(x), "its encode() gave tuple, not a float tensor"),
+    ("encode_numpy", lambda run, x: run.encode(x), "its encode() gave ndarray, not a float tensor"),
+    ("decode_flat", lambda run, x: run.reconstruct(x), "its reconstruct() gave a tensor of shape [5, 784], not 5 "
+                                                       "images [5, 1, 28, 28]"),
+    ("decode_range", lambda run, x: run.reconstruct(x), "its reconstruct() gave images with values from"),
+    ("decode_range", lambda run, x: run.decode(torch.zeros(2, 3)), "its decode() gave images with values from"),
+    ("sample_count", lambda run, x: run.sample(4), "its sample() gave a tensor of shape [5, 1, 28, 28], not 4 images"),
+    ("encode_nan", lambda run, x: run.encode(x), "its encode() gave codes holding NaN"),
+])
+def test_a_plugins_wrong_answer_to_a_run_method_is_refused_naming_the_plugin(broken_run, monkeypatch, mode, call,
+                                                                           said):
+    assert said in refused(monkeypatch, broken_run, mode, call).message
+
+
+def test_what_a_plugins_method_raises_is_said_as_its_bug_with_its_own_exception_kept(broken_run, monkeypatch):
+    error = refused(monkeypatch, broken_run, "encode_raises", lambda run, x: run.encode(x))
+    assert "its encode() raised RuntimeError: boom in encode" in error.message
+    assert isinstance(error.__cause__, RuntimeError)  # the plugin's traceback, for its author
+
+
+def test_a_well_plugin_passes_its_answers_through(broken_run):
+    run = zoo.load(broken_run)
+    x, _ = run.data("test")
+    assert run.encode(x[:5]).shape == (5, 3)
+    assert run.reconstruct(x[:5]).shape == (5, 1, 28, 28)
+    assert run.sample(4).shape == (4, 1, 28, 28)
+
+
+def test_a_picture_of_a_plugins_wrong_shaped_images_is_refused_not_written(broken_run, monkeypatch, tmp_path):
+    monkeypatch.setenv("BROKEN", "decode_flat")
+    out = tmp_path / "r.png"
+    assert_clean_error(invoke("reconstruct", str(broken_run), "--n", "4", "--out", str(out)),
+                       "its reconstruct() gave a tensor of shape [4, 784]", "report it to its author", code=1)
+    assert not out.exists()
+    assert_clean_error(invoke("generate", str(broken_run), "--n", "4", "--out", str(tmp_path / "g.png")),
+                       "its sample() gave a tensor of shape", code=1)  # not "ask fewer (--n)"
+
+
+def test_nan_codes_of_a_plugins_encode_are_its_bug_not_the_users_options(broken_run, monkeypatch):
+    monkeypatch.setenv("BROKEN", "encode_nan")
+    out = assert_clean_error(invoke("interpolate", str(broken_run), "--from", "1", "--to", "2"),
+                             "its encode() gave codes holding NaN", code=1)
+    assert "Encode images with run.encode(x)" not in out
+    assert_clean_error(invoke("latent", str(broken_run)), "its encode() gave codes holding NaN", code=1)
