@@ -104,7 +104,7 @@ def test_a_plugin_metric_that_is_not_per_image_is_refused_not_averaged_wrongly(r
     from zoo.plugins.vae import VAE
 
     monkeypatch.setattr(VAE, "metrics", lambda self, batch, **options: {"mse": batch.x.mean()})
-    assert_clean_error(invoke("eval", run, "--no-progress"), "metric 'mse' is not per image", "one value per image")
+    assert_clean_error(invoke("eval", run, "--no-progress"), "metric 'mse' that is not per image", "one value per image")
     assert not (run / "eval.json").exists()
 
 
@@ -217,6 +217,6 @@ def test_a_plugin_metric_given_as_a_python_number_is_refused_with_the_fix(run, m
     from zoo.plugins.vae import VAE
 
     monkeypatch.setattr(VAE, "metrics", lambda self, batch, **options: {"mse": 0.5})
-    assert_clean_error(invoke("eval", run, "--no-progress"), "metric 'mse' is not per image (a float",
+    assert_clean_error(invoke("eval", run, "--no-progress"), "metric 'mse' that is not per image (a float",
                        "one value per image")
     assert not (run / "eval.json").exists()

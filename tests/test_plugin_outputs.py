@@ -73,6 +73,26 @@ class BrokenAE(zoo.ZooModel):
     def loss(self, batch):
         return {"loss": F.mse_loss(self.reconstruct(batch.x), batch.x)}
 
+    def metrics(self, batch):
+        per = (self.reconstruct(batch.x) - batch.x).pow(2).mean((1, 2, 3))
+        return [per] if os.environ.get("BROKEN") == "metrics_list" else {"mse": per}
+
+    def configure_optimizers(self, make_optimizer):
+        if os.environ.get("BROKEN") == "configure_bad":
+            return make_optimizer(self.parameters())
+        return {"main": make_optimizer(self.parameters())}
+
+    def preview(self, x):
+        return [x] if os.environ.get("BROKEN") == "preview_bad" else super().preview(x)
+
+    def evaluation_report(self, *args):
+        mode = os.environ.get("BROKEN")
+        if mode == "report_old" and len(args) == 4:
+            raise TypeError("BrokenAE.evaluation_report() takes 4 positional arguments but 5 were given")
+        if mode == "report_tensor":
+            return {"t": torch.ones(3)}
+        return {"fine": 1}
+
 
 @zoo.hookimpl
 def zoo_models():
@@ -145,3 +165,43 @@ def test_nan_codes_of_a_plugins_encode_are_its_bug_not_the_users_options(broken_
                              "its encode() gave codes holding NaN", code=1)
     assert "Encode images with run.encode(x)" not in out
     assert_clean_error(invoke("latent", str(broken_run)), "its encode() gave codes holding NaN", code=1)
+
+
+@pytest.mark.parametrize("mode, said", [
+    ("metrics_list", "its metrics() gave list, not a dict of per-image tensors"),
+    ("report_old", "its evaluation_report() raised TypeError: BrokenAE.evaluation_report() takes 4"),
+    ("report_tensor", "its evaluation_report() gave what eval.json cannot hold"),
+])
+def test_a_plugins_broken_metrics_or_report_ends_zoo_eval_naming_the_plugin(broken_run, monkeypatch, mode, said):
+    before = (broken_run / "eval.json").read_bytes() if (broken_run / "eval.json").exists() else None
+    monkeypatch.setenv("BROKEN", mode)
+    assert_clean_error(invoke("eval", str(broken_run), "--no-progress"), "model 'brokenae' (brokenplug 0.1)", said,
+                       "report it to its author", code=1)
+    after = (broken_run / "eval.json").read_bytes() if (broken_run / "eval.json").exists() else None
+    assert after == before  # nothing half-written
+
+
+def test_a_well_plugins_report_lands_in_eval_json(broken_run):
+    result = zoo.evaluate(broken_run, progress=False)
+    assert result["report"] == {"fine": 1} and result["metrics"]["mse"] > 0
+
+
+def test_optimizers_not_given_by_name_are_refused_before_a_run_folder_is_written(plugin_installer, monkeypatch,
+                                                                                 tmp_path):
+    plugin_installer("brokenplug", SOURCE)
+    monkeypatch.setenv("BROKEN", "configure_bad")
+    assert_clean_error(invoke("train", "brokenae", "--dataset", "digits", "--epochs", "1", "--out",
+                              str(tmp_path / "run")),
+                       "its configure_optimizers() gave Adam", "not a dict of optimizers by name", code=1)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+
+
+def test_a_plugins_bad_preview_rows_end_training_in_its_message_with_the_weights_kept(plugin_installer, monkeypatch,
+                                                                                      tmp_path):
+    plugin_installer("brokenplug", SOURCE)
+    monkeypatch.setenv("BROKEN", "preview_bad")
+    assert_clean_error(invoke("train", "brokenae", "--dataset", "digits", "--epochs", "1", "--out",
+                              str(tmp_path / "run")),
+                       "its preview() gave list of other rows than (label, images [k, 1, 28, 28]) pairs", code=1)
+    monkeypatch.delenv("BROKEN")
+    assert zoo.load(tmp_path / "run").encode(torch.zeros(1, 1, 28, 28)).shape == (1, 3)  # the trained weights load

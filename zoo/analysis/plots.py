@@ -12,6 +12,7 @@ import torch
 
 from zoo.errors import ConfigError
 from zoo.runs.checkpoint import atomic_write
+from zoo.runs.plugin_calls import model_preview
 
 # A title naming a user's folder in a script the font lacks (数字) draws boxes for it: the picture is right, and
 # matplotlib's warning, pointing into zoo's source at every draw, said nothing a user could act on.
@@ -217,11 +218,8 @@ def image_rows(rows: list[tuple[str, torch.Tensor]], path: Path, title: str = ""
 @torch.no_grad()
 def preview(model, x_uint8: torch.Tensor, path: Path, title: str = "", weights: str | None = None) -> Path | None:
     """What the model does to (or instead of) a few test images, as labelled rows."""
-    was_training = model.training
-    model.eval()
     x = x_uint8.to(model.device).float() / 255.0
-    rows = model.preview(x)
-    model.train(was_training)
+    rows = model_preview(model, x)
     return image_rows(rows, path, title, weights=weights) if rows else None
 
 

@@ -1,11 +1,12 @@
-"""A plugin's model called for a Run, and its answer held to docs/plugins.md's contract: what it raises, and
-what it hands back wrong (a tuple for codes, images of another shape or outside [0, 1], codes holding NaN
-for finite images), said as a bug of its plugin, naming the package. Unchecked, such a mistake failed later
-in a traceback of zoo's, drew a garbage picture with exit 0, or was blamed on the user's options."""
+"""A plugin called by zoo, and its answer held to docs/plugins.md's contract: what it raises, and what it hands
+back wrong (a tuple for codes, images of another shape or outside [0, 1], codes holding NaN for finite images),
+said as a bug of its plugin, naming the package (`PluginError`). Unchecked, such a mistake failed later in a
+traceback of zoo's, drew a garbage picture with exit 0, or was blamed on the user's options."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Iterator
 
 import torch
@@ -15,25 +16,32 @@ from zoo.model import ZooModel
 from zoo.registry import load_registry
 
 SLACK = 1e-3  # images a hair outside [0, 1] (float rounding of a sigmoid or tanh) are a model's own
+KINDS = (("models", "model"), ("noise_models", "noise model"), ("samplers", "sampler"), ("callbacks", "callback"),
+         ("loggers", "logger"))  # the registry's plugin kinds, as a message names them
 
 
-def plugin_named(model: ZooModel) -> str:
-    """`model 'NAME' (package VERSION)` as the registry knows where its class came from."""
-    entry = load_registry().models.get(model.name)
-    if entry is None or entry.cls is not type(model):
-        return f"model '{model.name}'"
-    return f"model '{model.name}' ({entry.package} {entry.version})"
+def plugin_named(plugin: object) -> str:
+    """`KIND 'NAME' (package VERSION)`: a plugin's object (a model, a noise model, a sampler, a callback, a logger,
+    or its class) as the registry knows where its class came from."""
+    cls = plugin if isinstance(plugin, type) else type(plugin)
+    registry = load_registry()
+    for attr, kind in KINDS:
+        for name, entry in getattr(registry, attr).items():
+            if entry.cls is cls:
+                return f"{kind} '{name}' ({entry.package} {entry.version})"
+    return f"{'model' if issubclass(cls, ZooModel) else 'plugin'} '{getattr(plugin, 'name', cls.__name__)}'"
 
 
-def _refused(model: ZooModel, method: str, problem: str) -> PluginError:
-    return PluginError(f"{plugin_named(model)}: its {method}() {problem}",
-                       "A bug in the model's plugin (docs/plugins.md, section 2): report it to its author. "
-                       "From Python, the exception's __cause__ holds the plugin's own traceback.")
+def plugin_bug(plugin: object, method: str, problem: str) -> PluginError:
+    """`plugin`'s `method` broke the contract with `problem`: said as its package's bug, for its author."""
+    return PluginError(f"{plugin_named(plugin)}: its {method}() {problem}",
+                       "A bug in the plugin (docs/plugins.md): report it to its author. "
+                       "(From Python, an exception it raised is this error's __cause__, with its traceback.)")
 
 
 @contextlib.contextmanager
-def blamed(model: ZooModel, method: str) -> Iterator[None]:
-    """What `model`'s `method` raises, said as its plugin's bug; zoo's own errors, a stop and a failed
+def blamed(plugin: object, method: str) -> Iterator[None]:
+    """What `plugin`'s `method` raises, said as its package's bug; zoo's own errors, a stop and a failed
     allocation (the memory at hand, not a bug) pass as they are."""
     try:
         yield
@@ -42,13 +50,13 @@ def blamed(model: ZooModel, method: str) -> Iterator[None]:
     except Exception as e:
         if out_of_memory(e) is not None:
             raise
-        raise _refused(model, method, f"raised {type(e).__name__}: {str(e)[:300]}") from e
+        raise plugin_bug(plugin, method, f"raised {type(e).__name__}: {str(e)[:300]}") from e
 
 
 def _tensor(model: ZooModel, method: str, out) -> torch.Tensor:
     if not isinstance(out, torch.Tensor) or not out.is_floating_point():
         shown = type(out).__name__ if not isinstance(out, torch.Tensor) else f"a {out.dtype} tensor"
-        raise _refused(model, method, f"gave {shown}, not a float tensor")
+        raise plugin_bug(model, method, f"gave {shown}, not a float tensor")
     return out
 
 
@@ -56,11 +64,11 @@ def images_of(model: ZooModel, method: str, out, n: int) -> torch.Tensor:
     """`out` if it is `n` images [n, C, H, W] of the model's shape with values in [0, 1]."""
     out = _tensor(model, method, out)
     if tuple(out.shape) != (n, *model.shape):
-        raise _refused(model, method, f"gave a tensor of shape {list(out.shape)}, not {n} images "
+        raise plugin_bug(model, method, f"gave a tensor of shape {list(out.shape)}, not {n} images "
                                       f"{[n, *model.shape]}")
     if n and not (float(out.min()) >= -SLACK and float(out.max()) <= 1 + SLACK):  # NaN fails both
         low, high = float(out.min()), float(out.max())
-        raise _refused(model, method, f"gave images with values from {low:.4g} to {high:.4g} (or NaN), "
+        raise plugin_bug(model, method, f"gave images with values from {low:.4g} to {high:.4g} (or NaN), "
                                       "not in [0, 1]")
     return out
 
@@ -69,9 +77,9 @@ def codes_of(model: ZooModel, method: str, out, n: int) -> torch.Tensor:
     """`out` if it is `n` finite codes (one per image, of any shape after the first dimension)."""
     out = _tensor(model, method, out)
     if out.dim() < 2 or out.shape[0] != n:
-        raise _refused(model, method, f"gave a tensor of shape {list(out.shape)}, not {n} codes [{n}, D]")
+        raise plugin_bug(model, method, f"gave a tensor of shape {list(out.shape)}, not {n} codes [{n}, D]")
     if not bool(torch.isfinite(out).all()):
-        raise _refused(model, method, "gave codes holding NaN or infinite values for finite images "
+        raise plugin_bug(model, method, "gave codes holding NaN or infinite values for finite images "
                                       "(or its weights are damaged: train it again)")
     return out
 
@@ -81,5 +89,51 @@ def per_image(model: ZooModel, method: str, out, n: int, width: int | None = Non
     out = _tensor(model, method, out)
     wanted = [n] if width is None else [n, width]
     if list(out.shape) != wanted:
-        raise _refused(model, method, f"gave a tensor of shape {list(out.shape)}, not {wanted}")
+        raise plugin_bug(model, method, f"gave a tensor of shape {list(out.shape)}, not {wanted}")
     return out
+
+
+def metric_values(model: ZooModel, out, n: int) -> list[tuple[str, torch.Tensor]]:
+    """The (name, values) a model's `metrics` gave for a batch of `n` images, if each holds one value per image
+    ([n]: a batch mean would be summed as if it were one image)."""
+    if not isinstance(out, dict):
+        raise plugin_bug(model, "metrics", f"gave {type(out).__name__}, not a dict of per-image tensors")
+    for name, values in out.items():
+        if not isinstance(values, torch.Tensor) or values.numel() != n:
+            what = f"shape {tuple(values.shape)}" if isinstance(values, torch.Tensor) else \
+                f"a {type(values).__name__}"
+            raise plugin_bug(model, "metrics", f"gave metric '{name}' that is not per image ({what} for {n} "
+                                             "images): it must return one value per image, [B] tensors")
+    return list(out.items())
+
+
+def report_of(model: ZooModel, out) -> dict | None:
+    """What a model's `evaluation_report` gave, if eval.json can hold it: None, or a dict of JSON values."""
+    if out is None:
+        return None
+    try:
+        if not isinstance(out, dict):
+            raise TypeError(f"a {type(out).__name__}")
+        json.dumps(out, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as e:
+        raise plugin_bug(model, "evaluation_report", f"gave what eval.json cannot hold ({e}), not a dict of "
+                                                   "numbers, strings, lists and dicts") from None
+    return out
+
+
+def model_preview(model: ZooModel, x: torch.Tensor) -> list[tuple[str, torch.Tensor]]:
+    """The rows of `model.preview(x)` (its end-of-training picture: a label and images of its shape each), taken
+    in eval mode without gradients, the model's mode given back after."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad(), blamed(model, "preview"):
+            rows = model.preview(x)
+    finally:
+        model.train(was_training)
+    if not isinstance(rows, (list, tuple)) or not all(
+            isinstance(row, (list, tuple)) and len(row) == 2 and isinstance(row[0], str)
+            and isinstance(row[1], torch.Tensor) and tuple(row[1].shape[1:]) == tuple(model.shape) for row in rows):
+        raise plugin_bug(model, "preview", f"gave {type(rows).__name__} of other rows than (label, images "
+                                           f"[k, {', '.join(map(str, model.shape))}]) pairs")
+    return list(rows)

@@ -27,6 +27,7 @@ from zoo.runs.eval_progress import EvalProgress, evaluation_key, progress_name
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
 from zoo.runs.modelcard import card_folder, write_card
+from zoo.runs.plugin_calls import blamed, metric_values, report_of
 from zoo.runs.training_state import say_if_untrained
 from zoo.runs.run import Run, check_split, evaluated, other_images
 from zoo.runs.write_checks import check_writable
@@ -181,14 +182,9 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
                 if stop <= done:  # measured before the evaluation stopped
                     continue
                 torch.manual_seed(EVAL_SEED + start)
-                for k, v in model.metrics(to_batch(x[start:stop], y[start:stop]), **(options or {})).items():
-                    # a batch mean would be summed as if it were one image
-                    if not isinstance(v, torch.Tensor) or v.numel() != stop - start:
-                        what = f"shape {tuple(v.shape)}" if isinstance(v, torch.Tensor) else f"a {type(v).__name__}"
-                        raise CapabilityError(
-                            f"model '{run.name}': its metric '{k}' is not per image ({what} for {stop - start} "
-                            "images)", "Its plugin's `metrics` must return one value per image ([B] tensors; "
-                            "docs/plugins.md): a fix for the plugin's author.")
+                with blamed(model, "metrics"):
+                    got = model.metrics(to_batch(x[start:stop], y[start:stop]), **(options or {}))
+                for k, v in metric_values(model, got, stop - start):
                     # The sums, though the values hold them, are added batch by batch as before the values
                     # were kept: every published mean reproduces to its last digit.
                     sums[k] = sums.get(k, 0.0) + float(v.double().sum())
@@ -221,7 +217,8 @@ def evaluate(source: str | Path | Run, *, split: str = "test", data_dir: str | N
     if regularize.prunes(run.record.get("train", {})):
         result["sparsity"] = regularize.sparsity(model)  # zeros per group of the pruned weights
     keep = keep or (save and (fuller_part_kept(run, result) if part else other_images_kept(run, result)))
-    report = model.evaluation_report(x, y, run, run.output_dir if save and not keep else None)  # its files too
+    with blamed(model, "evaluation_report"):  # its files too
+        report = report_of(model, model.evaluation_report(x, y, run, run.output_dir if save and not keep else None))
     if report:
         result["report"] = report
     if per_image is not None:

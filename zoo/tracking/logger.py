@@ -37,6 +37,7 @@ from zoo.errors import ConfigError
 from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import flat_config
+from zoo.runs.plugin_calls import model_preview
 from zoo.runs.write_checks import nearest_existing, writable
 from zoo.tracking.messages import failure, filling_in, interrupted_at_start
 from zoo.tracking.views import RunView, StudyView, TrialView  # noqa: F401  (a logger's types, importable here)
@@ -251,13 +252,8 @@ def run_config(trainer: "Trainer") -> dict[str, Any]:
 def preview_rows(trainer: "Trainer") -> list[tuple[str, torch.Tensor]]:
     """The model's preview rows of the first test images, in [0, 1], as the run folder's pictures show."""
     model = trainer.model
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        x = trainer.data.test_x[:PREVIEW_IMAGES].to(model.device).float() / 255.0
-        rows = [(label, images.detach().float().clamp(0, 1).cpu()) for label, images in model.preview(x)]
-    model.train(was_training)
-    return rows
+    x = trainer.data.test_x[:PREVIEW_IMAGES].to(model.device).float() / 255.0
+    return [(label, images.detach().float().clamp(0, 1).cpu()) for label, images in model_preview(model, x)]
 
 
 # -------------------------------------------------------------------- choosing loggers

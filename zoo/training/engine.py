@@ -34,7 +34,7 @@ from zoo.training.compiling import compile_in_place, from_compiler
 from zoo.training.epochs import (EpochEnd, EpochLosses, LossSums, Tracker, fixed_draws, lr_factor, run_epochs,
                                  validation_means)
 from zoo.training.graphstep import GraphStep, check_supported
-from zoo.training.optim import make_optimizer
+from zoo.training.optim import model_optimizers
 from zoo.training.regularize import make_permanent, plain_state_dict, reparametrize_like
 
 
@@ -64,7 +64,7 @@ class Trainer:
             compile_in_place(model)
         model.check_training(train, data)  # settings it cannot train with, before anything is written
         check_batch_norm(model, train.batch_size, int(data.train_x.shape[0]))
-        self.optimizers = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
+        self.optimizers = model_optimizers(model, train)
         self.shuffle = torch.Generator().manual_seed(train.seed)
         self.state: dict[str, Any] = {}  # the epoch done, the best epoch and value, ...: saved in checkpoints
         self.tracker = Tracker(train.patience, self.state)

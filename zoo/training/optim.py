@@ -3,7 +3,21 @@ stacked tensors for trials that train together (zoo.training.multitrial)."""
 
 import torch
 
+from zoo.model import ZooModel
 from zoo.runs.config import TrainConfig
+from zoo.runs.plugin_calls import blamed, plugin_bug
+
+
+def model_optimizers(model: ZooModel, train: TrainConfig) -> dict[str, torch.optim.Optimizer]:
+    """The optimizers `model.configure_optimizers` builds with the run's settings, by name; anything else it
+    gives (the optimizer itself, not {name: optimizer}) said as its plugin's bug before training starts."""
+    with blamed(model, "configure_optimizers"):
+        out = model.configure_optimizers(lambda params, **kw: make_optimizer(params, train, **kw))
+    if not isinstance(out, dict) or not out or not all(
+            isinstance(name, str) and hasattr(opt, "step") and hasattr(opt, "zero_grad") for name, opt in out.items()):
+        raise plugin_bug(model, "configure_optimizers", f"gave {type(out).__name__} {str(out)[:80]!r}, not a dict "
+                                                        "of optimizers by name ({'main': optimizer})")
+    return out
 
 
 def make_optimizer(params, train: TrainConfig, **overrides) -> torch.optim.Optimizer:
