@@ -71,7 +71,8 @@ class BrokenAE(zoo.ZooModel):
         return self.decode(torch.randn(n, self.config.latent_dim, generator=generator))
 
     def loss(self, batch):
-        return {"loss": F.mse_loss(self.reconstruct(batch.x), batch.x)}
+        loss = F.mse_loss(self.reconstruct(batch.x), batch.x)
+        return {"loss": loss.detach() if os.environ.get("BROKEN") == "loss_detached" else loss}
 
     def metrics(self, batch):
         per = (self.reconstruct(batch.x) - batch.x).pow(2).mean((1, 2, 3))
@@ -205,3 +206,14 @@ def test_a_plugins_bad_preview_rows_end_training_in_its_message_with_the_weights
                        "its preview() gave list of other rows than (label, images [k, 1, 28, 28]) pairs", code=1)
     monkeypatch.delenv("BROKEN")
     assert zoo.load(tmp_path / "run").encode(torch.zeros(1, 1, 28, 28)).shape == (1, 3)  # the trained weights load
+
+
+def test_a_loss_without_gradient_ends_training_in_a_message_for_the_plugins_author(plugin_installer, monkeypatch,
+                                                                                   tmp_path):
+    plugin_installer("brokenplug", SOURCE)
+    monkeypatch.setenv("BROKEN", "loss_detached")
+    out = assert_clean_error(invoke("train", "brokenae", "--dataset", "digits", "--epochs", "1", "--out",
+                                    str(tmp_path / "run")),
+                             "step.optimize('main'): a loss without gradient (detached, or computed under "
+                             "torch.no_grad)", "A fix for the plugin", code=1)
+    assert "does not require grad" not in out

@@ -76,10 +76,11 @@ class StepContext:
         return checked_step(model, out, "training_step") if has_own_training_step(model) else out
 
     def optimize(self, loss: torch.Tensor, name: str = "main") -> None:
-        try:
-            opt = self.optimizers[name]
-        except KeyError:
-            raise KeyError(f"no optimizer named '{name}' (have: {', '.join(self.optimizers)})") from None
+        opt = self.optimizers.get(name)  # a plugin's mistakes, said as one (not torch's "element 0 of tensors ...")
+        problem = (f"no optimizer named '{name}' (have: {', '.join(self.optimizers)})" if opt is None else "" if
+                   loss.requires_grad else "a loss without gradient (detached, or computed under torch.no_grad)")
+        if problem:
+            raise CapabilityError(f"step.optimize('{name}'): {problem}", "A fix for the plugin (docs/plugins.md).")
         if self._on_loss is not None and self.batch is not None:
             changed = self._on_loss(self, loss, name)
             if changed is not loss:
@@ -199,8 +200,7 @@ class ZooModel(nn.Module):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     Config: ClassVar[type]
-    # Training settings this architecture prefers (e.g. a GAN's lr and batch size); presets and the
-    # user override them.
+    # Training settings this architecture prefers (a GAN's lr and batch size); presets and the user override them.
     train_defaults: ClassVar[dict[str, Any]] = {}
     # The validation metric early stopping watches (lower is better); None: keep the last epoch.
     monitor: ClassVar[str | None] = "loss"
