@@ -260,6 +260,53 @@ def write_idx_set(directory: Path, arrays: dict[str, np.ndarray] | None = None, 
 
 # ------------------------------------------------------------------------------------------ plugins
 
+# A plugin module's source: an MLP autoencoder named {model}, with {extra} (module level, after its Config),
+# {body} (more of its class) and {hooks} (more of the module: other classes, hooks) filled in by a test.
+MLP_PLUGIN = '''\
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import zoo
+
+
+@dataclass
+class Config:
+    latent_dim: int = zoo.param(3, "size of the code", low=1, high=64)
+{extra}
+
+class MLPAE(zoo.ZooModel):
+    name = "{model}"
+    Config = Config
+
+    def __init__(self, config, shape, num_classes=0):
+        super().__init__(config, shape, num_classes)
+        pixels = shape[0] * shape[1] * shape[2]
+        self.enc = nn.Linear(pixels, config.latent_dim)
+        self.dec = nn.Linear(config.latent_dim, pixels)
+
+    def encode(self, x):
+        return self.enc(x.flatten(1))
+
+    def decode(self, z):
+        return torch.sigmoid(self.dec(z)).view(-1, *self.shape)
+
+    def reconstruct(self, x):
+        return self.decode(self.encode(x))
+
+    def loss(self, batch):
+        return {{"loss": F.mse_loss(self.reconstruct(batch.x), batch.x)}}
+{body}
+
+@zoo.hookimpl
+def zoo_models():
+    return [MLPAE]
+{hooks}
+'''
+
 TINYPLUG = '''\
 """A third-party zoo plugin: a one-linear-layer autoencoder."""
 from dataclasses import dataclass

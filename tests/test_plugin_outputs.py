@@ -9,39 +9,19 @@ import pytest
 import torch
 
 import zoo
-from conftest import assert_clean_error, invoke
+from conftest import MLP_PLUGIN, assert_clean_error, invoke
 from zoo.console import quiet
 from zoo.errors import CapabilityError, PluginError
 
-SOURCE = '''\
+BROKEN = '''
 import os
-from dataclasses import dataclass
-
-import numpy as np
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-import zoo
 
 
-@dataclass
-class Config:
-    latent_dim: int = zoo.param(3, "size of the code", low=1, high=64)
-
-
-class BrokenAE(zoo.ZooModel):
+class BrokenAE(MLPAE):
     name = "brokenae"
-    Config = Config
-
-    def __init__(self, config, shape, num_classes=0):
-        super().__init__(config, shape, num_classes)
-        pixels = shape[0] * shape[1] * shape[2]
-        self.enc = nn.Linear(pixels, config.latent_dim)
-        self.dec = nn.Linear(config.latent_dim, pixels)
 
     def encode(self, x):
-        z = self.enc(x.flatten(1))
+        z = super().encode(x)
         mode = os.environ.get("BROKEN")
         if mode == "encode_tuple":
             return z, z
@@ -54,7 +34,7 @@ class BrokenAE(zoo.ZooModel):
         return z
 
     def decode(self, z):
-        x = torch.sigmoid(self.dec(z)).view(-1, *self.shape)
+        x = super().decode(z)
         mode = os.environ.get("BROKEN")
         if mode == "decode_flat":
             return x.flatten(1)
@@ -62,16 +42,13 @@ class BrokenAE(zoo.ZooModel):
             return x * 255
         return x
 
-    def reconstruct(self, x):
-        return self.decode(self.encode(x))
-
     def sample(self, n, generator=None):
         if os.environ.get("BROKEN") == "sample_count":
             n += 1
         return self.decode(torch.randn(n, self.config.latent_dim, generator=generator))
 
     def loss(self, batch):
-        loss = F.mse_loss(self.reconstruct(batch.x), batch.x)
+        loss = super().loss(batch)["loss"]
         return {"loss": loss.detach() if os.environ.get("BROKEN") == "loss_detached" else loss}
 
     def metrics(self, batch):
@@ -95,10 +72,11 @@ class BrokenAE(zoo.ZooModel):
         return {"fine": 1}
 
 
-@zoo.hookimpl
-def zoo_models():
+@zoo.hookimpl(specname="zoo_models")
+def broken_models():
     return [BrokenAE]
 '''
+SOURCE = MLP_PLUGIN.format(model="mlpae", extra="", body="", hooks=BROKEN)
 
 
 @pytest.fixture

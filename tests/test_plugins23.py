@@ -12,56 +12,11 @@ import json
 import pytest
 
 import zoo
-from conftest import assert_clean_error, failures_of, invoke
+from conftest import MLP_PLUGIN, assert_clean_error, failures_of, invoke
 from zoo import registry
 from zoo.console import quiet
 from zoo.errors import CapabilityError
 from zoo.runs.config import TrainConfig
-
-MLP = '''\
-from dataclasses import dataclass
-from pathlib import Path
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-import zoo
-
-
-@dataclass
-class Config:
-    latent_dim: int = zoo.param(3, "size of the code", low=1, high=64)
-{extra}
-
-class MLPAE(zoo.ZooModel):
-    name = "{model}"
-    Config = Config
-
-    def __init__(self, config, shape, num_classes=0):
-        super().__init__(config, shape, num_classes)
-        pixels = shape[0] * shape[1] * shape[2]
-        self.enc = nn.Linear(pixels, config.latent_dim)
-        self.dec = nn.Linear(config.latent_dim, pixels)
-
-    def encode(self, x):
-        return self.enc(x.flatten(1))
-
-    def decode(self, z):
-        return torch.sigmoid(self.dec(z)).view(-1, *self.shape)
-
-    def reconstruct(self, x):
-        return self.decode(self.encode(x))
-
-    def loss(self, batch):
-        return {{"loss": F.mse_loss(self.reconstruct(batch.x), batch.x)}}
-{body}
-
-@zoo.hookimpl
-def zoo_models():
-    return [MLPAE]
-{hooks}
-'''
 
 
 @pytest.fixture
@@ -70,7 +25,7 @@ def plugin(plugin_installer):
     tmp_path (its catalog.toml beside its module) and registered in this process; removed again after the test."""
     def install(package: str, *, model: str = "mlpae", extra: str = "", body: str = "", hooks: str = "",
                 catalogue: str | None = None):
-        plugin_installer(package, MLP.format(model=model, extra=extra, body=body, hooks=hooks),
+        plugin_installer(package, MLP_PLUGIN.format(model=model, extra=extra, body=body, hooks=hooks),
                          files=None if catalogue is None else {"catalog.toml": catalogue})
 
     return install
