@@ -24,7 +24,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import published
 from zoo.runs import files as runfiles
 from zoo.runs.eval_images import Paired
-from zoo.runs.config import TrainConfig, default_of, fields_of, flat_config
+from zoo.runs.config import TrainConfig, check_flag, default_of, fields_of, flat_config
 from zoo.runs.comparable import another_measure, given_class, loss_caveat, model_class, pair
 from zoo.runs.compare_sources import expand
 from zoo.runs.loading import catalogued_name, read_run
@@ -33,6 +33,7 @@ from zoo.runs.metrics_log import is_metric
 from zoo.runs.run import Run
 from zoo.runs.published import number
 from zoo.runs.evaluated import read_evaluated
+from zoo.training.engine import TrainResult
 
 # Columns of a metrics.jsonl row that are not a measured metric of the epoch.
 DEFAULT_METRIC = "val_loss"
@@ -88,12 +89,20 @@ class Comparison:
     metric: str
     descending: bool
     differing: list[str]
-    equal: list[str]
+    equal: list[str] = field(repr=False)  # often most of the keys: c.table() counts them
     partial: list[str] = field(default_factory=list)
     plot: Path | None = None
     reference: Compared | None = field(default=None, repr=False)  # the run the others' paired differences are from
     caveat: str | None = None  # why the sort metric is not one measure across the runs (see loss_caveat)
     given: list[Compared] = field(default_factory=list, repr=False)  # runs of p(x | y), ranked after p(x)
+
+    def __repr__(self) -> str:
+        """The runs in their order with their sort value, the sort and the keys that differ (not the ~50 equal
+        ones): what a notebook shows of it; c.table() is the whole comparison."""
+        runs = ", ".join(f"{r.name!r}: {r.shown(self.metric) or None}" for r in self.runs)  # as the table has it
+        extra = "".join(f", {k}={v!r}" for k, v in (("plot", self.plot), ("caveat", self.caveat)) if v is not None)
+        return (f"Comparison(metric={self.metric!r}, descending={self.descending}, runs={{{runs}}}, "
+                f"differing={self.differing!r}{extra})")
 
     def metric_columns(self) -> list[str]:
         """The metrics a table shows: the sort metric, the validation metrics, then the test metrics."""
@@ -326,20 +335,23 @@ def differing_keys(runs: list[Compared]) -> tuple[list[str], list[str], list[str
     return differ, [k for k in keys if k not in differ and k not in partial], partial
 
 
-def compare(sources: list[str | Path | Run], metric: str | None = None, *, descending: bool = False,
+def compare(sources: list[str | Path | Run | TrainResult], metric: str | None = None, *, descending: bool = False,
             plot: str | Path | None = None) -> Comparison:
     """Compare runs: folders, globs of folders, catalogued names, hub locations (hf://, file://).
 
     Reads config.json and metrics.jsonl (skipping damaged lines), never the weights. Sorted by `metric`
     (default: the models' monitored metric, val_loss), ascending unless `descending`; a run without it
     comes last. `plot`: a PNG to draw the runs' curves of that metric into, one line per run."""
-    if isinstance(sources, (str, Path, Run)):  # one run, not the characters of its name
+    if isinstance(sources, (str, Path, Run, TrainResult)):  # one run, not the characters of its name
         sources = [sources]
     try:
         sources = list(sources)
     except TypeError:
         raise ConfigError(f"compare takes a list of runs, not {type(sources).__name__}",
                           "Give run folders, catalogued names, hub locations or zoo.load(...) runs.") from None
+    check_flag(descending, "descending")  # "False" is no False: it sorted the other way, or failed in sorted()
+    if metric is not None and not isinstance(metric, str):
+        raise ConfigError(f"metric= names one metric, not {metric!r:.60}", "For example metric=\"val_loss\".")
     runs = [read_compared(name, folder) for name, folder in expand(sources)]
     chosen = pick_metric(runs, metric)
     given = given_class(runs, chosen)  # a cvae's −log p(x | y) ranks after the others' p(x), not among them

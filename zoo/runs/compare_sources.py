@@ -12,11 +12,12 @@ from zoo.errors import ConfigError, RunError
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.loading import resolve
 from zoo.runs.run import Run
+from zoo.training.engine import TrainResult
 
 GLOB_CHARS = re.compile(r"[*?[]")
 
 
-def expand(sources: list[str | Path]) -> list[tuple[str, Path]]:
+def expand(sources: list[str | Path | Run | TrainResult]) -> list[tuple[str, Path]]:
     """Each source's name and folder: a glob becomes its matching run folders (sorted), anything else is
     resolved as every command resolves a run. The same folder named twice (a link, a copy's
     name) counts once, with a note."""
@@ -28,6 +29,9 @@ def expand(sources: list[str | Path]) -> list[tuple[str, Path]]:
     for source in sources:
         if isinstance(source, Run):  # zoo.load(...)'s: the run it was loaded from, by the name it was given
             found.append((source.source, source.folder))
+            continue
+        if isinstance(source, TrainResult):  # zoo.train(...)'s: by its run folder (its repr was taken as a name)
+            found.append((str(source.run_dir), Path(source.run_dir)))
             continue
         text = str(source)
         if GLOB_CHARS.search(text) and not Path(text).exists() and "://" not in text:

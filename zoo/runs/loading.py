@@ -5,6 +5,7 @@ on it go."""
 from __future__ import annotations
 
 import difflib
+import functools
 import hashlib
 import os
 import shlex
@@ -174,7 +175,7 @@ def load(source: str | Path | Run, device: str | None = "cpu") -> Run:
     # A folder named by its path is kept by its absolute path too, so outputs still go beside it after os.chdir.
     where = run_dir if not hub.is_hub_source(source) and Path(source).absolute() == run_dir else source
     return Run(model=net, folder=run_dir, record=run, source=str(source),
-               place_outputs=lambda: output_folder(where, run_dir),
+               place_outputs=functools.partial(output_folder, where, run_dir),  # a lambda would not pickle
                # the digest of the tensors read (checked against them), not of the file read again: a training
                # that replaced it meanwhile had the results of these weights recorded as the new ones'
                file_digest=meta.get(ckpt.DIGEST_KEY) or ckpt.weights_digest(weights_path),

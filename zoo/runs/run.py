@@ -164,6 +164,9 @@ class Run:
         return self.model.device
 
     def can(self, capability: str) -> bool:
+        if not isinstance(capability, str):  # a TypeError from getattr, not a no
+            raise ConfigError(f"can() takes a capability's name, a text, not {capability!r:.60}",
+                              "For example run.can('encode'); run.capabilities() lists this run's.")
         return self.model.can(capability)
 
     def capabilities(self) -> list[str]:
@@ -329,6 +332,7 @@ class Run:
         """The data set it was trained on (every split), brought to the shape its model takes. `data_dir`
         points at the data set elsewhere than when it was trained. `grey`: every split in grey levels, even
         where the run was trained on binarised pixels (a grey level is the mean of its pixel's binarisations)."""
+        cfgmod.check_flag(grey, "grey")  # "no" is no False: it gave grey levels
         train = self.train_config
         if data_dir is not None and not isinstance(data_dir, (str, Path)):
             raise ConfigError(f"data_dir is a folder's path, not {data_dir!r:.60}")

@@ -139,6 +139,8 @@ def read_cv(folder: str | Path) -> dict[str, Any]:
     (`zoo info FOLDER`); a RunError says a file that is not one zoo cv wrote."""
     if not isinstance(folder, (str, PathLike)):
         raise ConfigError(f"read_cv takes the folder a zoo cv wrote into (--out), not {folder!r:.60}")
+    if Path(folder).name == "cv.json" and Path(folder).is_file():  # the file itself, as zoo.load takes config.json
+        folder = Path(folder).parent
     path = Path(folder) / "cv.json"
     if not path.is_file():
         raise RunError(f"{folder} holds no cv.json: it is not the folder of a finished zoo cv",

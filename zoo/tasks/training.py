@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import zoo
 from zoo import registry
-from zoo.console import check_log, to_stderr
+from zoo.console import to_stderr
 from zoo.data import canonical_dataset_name, relocated
 from zoo.data.datasets import folder_of
 from zoo.data.folders import few
@@ -33,9 +33,10 @@ from zoo.runs.folder import EVALUATED, RUN_OUTPUTS, new_run_folder, remove_empty
 from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
 from zoo.runs.modelcard import write_card
-from zoo.runs.run import other_images, training_data
+from zoo.runs.run import Run, other_images, training_data
 from zoo.tasks.resume_source import refuse_published
 from zoo.tasks.run_settings import settle
+from zoo.tasks.train_arguments import check_flags, check_hooks, check_kinds, resume_folder
 from zoo.tracking import finishing, loggers_for
 from zoo.training import callbacks as zoo_callbacks
 from zoo.training.engine import Trainer, TrainResult
@@ -104,10 +105,12 @@ def model_to_train(model: str | None, preset: str | None, config: str | Path | d
 
 @keeps_callers_random_state
 def train(model: str | None = None, *, dataset: str | None = None, preset: str | None = None,
-          config: str | Path | dict | None = None, out: str | Path | None = None, resume: str | Path | None = None,
-          log: Callable[[str], None] = to_stderr, progress: bool | None = None, callbacks=(),
-          init: Callable[[ZooModel], None] | None = None, overwrite: bool = False, **overrides) -> TrainResult:
-    """Train `model` (a plugin name) and write a run folder; or continue one with `resume=RUN`.
+          config: str | Path | dict | None = None, out: str | Path | None = None,
+          resume: str | Path | TrainResult | Run | None = None, log: Callable[[str], None] = to_stderr,
+          progress: bool | None = None, callbacks=(), init: Callable[[ZooModel], None] | None = None,
+          overwrite: bool = False, **overrides) -> TrainResult:
+    """Train `model` (a plugin name) and write a run folder; or continue one with `resume=RUN` (a folder, or
+    a training's result or a zoo.load Run: its folder).
     A folder that holds a run is refused unless `overwrite`: then the old run's files are replaced.
 
     Keyword overrides are config keys of the model or of `TrainConfig` (epochs=30, latent_dim=6, ...).
@@ -115,10 +118,12 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     A run folder has one writer at a time (zoo.runs.lock), and it is a run only once it is complete:
     config.json is written last, after the initial weights and an epoch-0 checkpoint.
     """
-    _check_kinds(model=(model, str), dataset=(dataset, str), preset=(preset, str),
-                 config=(config, (str, PathLike, dict)), out=(out, (str, PathLike)),
-                 resume=(resume, (str, PathLike)), callbacks=(callbacks, (list, tuple)))
-    _check_hooks(log, callbacks)
+    resume = resume_folder(resume)  # a training's result or a Run: its folder
+    check_kinds(model=(model, str), dataset=(dataset, str), preset=(preset, str),
+                config=(config, (str, PathLike, dict)), out=(out, (str, PathLike)),
+                resume=(resume, (str, PathLike)), callbacks=(callbacks, (list, tuple)))
+    check_flags(overwrite, progress)  # overwrite="no" is no False: it replaced the run in `out`
+    check_hooks(log, callbacks, init)
     if dataset is not None:
         overrides["dataset"] = dataset
     if resume is not None:
@@ -240,29 +245,6 @@ def _say_schedule_moved(log, before: TrainConfig, after: TrainConfig, done: int)
     log(f"note: the cosine learning-rate schedule now spans {after.epochs} epochs, not {before.epochs}: the rate "
         f"goes from {last:.3g} in epoch {done} to {next_:.3g} in epoch {done + 1}, then down towards 0 by epoch "
         f"{after.epochs}")
-
-
-def _check_hooks(log, callbacks) -> None:
-    """A `log` that is no function and `callbacks` that are not zoo.Callback objects, refused before any
-    folder is touched (they failed once the run's first files were written, and blocked the retry)."""
-    check_log(log)
-    for cb in callbacks:
-        if not isinstance(cb, zoo_callbacks.Callback):
-            raise ConfigError(f"callbacks= takes zoo.Callback objects, not {cb!r:.60}",
-                              "Subclass zoo.Callback and pass an instance; a plugin's callback is turned on by "
-                              "its config key (`zoo list` shows them).")
-
-
-def _check_kinds(**given) -> None:
-    """Arguments of the wrong kind (preset=5, out=123), each refused in one zoo error, not a TypeError deep
-    in the library. A None is always taken: the default."""
-    for name, (value, kinds) in given.items():
-        if value is not None and not isinstance(value, kinds):
-            wanted = " or ".join({str: "a text", PathLike: "a path", dict: "a dict", list: "a list",
-                                  tuple: "a tuple"}[k] for k in (kinds if isinstance(kinds, tuple) else (kinds,)))
-            raise ConfigError(f"{name}= takes {wanted}, not {value!r:.60}")
-        if name in ("out", "resume", "config") and isinstance(value, str) and not value.strip():  # as the CLI has it
-            raise ConfigError(f"{name}={value!r}: an empty value names nothing", f"Leave {name}= out for its default.")
 
 
 def _resume(run_dir: Path, model: str | None, log, progress, callbacks, overrides, *, preset=None, config=None,

@@ -22,6 +22,7 @@ from zoo.runs.config_files import config_values
 from zoo.runs.info import how_ended
 from zoo.runs.loading import load
 from zoo.runs.run import Run, other_images
+from zoo.tasks.train_arguments import check_flags
 from zoo.tasks.training import train
 from zoo.training.engine import TrainResult
 
@@ -65,6 +66,7 @@ def finetune(source: str | Path | Run, *, hidden: int | str | list[int] | tuple[
     sizes = _layer_sizes(hidden)
     cls = _pick(model)
     _check_out(out)
+    check_flags(overrides.get("overwrite", False), overrides.get("progress"))  # zoo.train's, before the source is read
     if "init" in overrides:  # the head's init copies the source's encoder: a second one would undo it
         raise ConfigError("init=: zoo.finetune sets the head's initial weights itself (the source's encoder, copied)",
                           "Leave init out; zoo.train(..., init=...) takes one for a model trained from scratch.")
