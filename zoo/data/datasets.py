@@ -14,7 +14,8 @@ overlaps the old training images: evaluate a run on the folder as it was trained
 gets no image reuses the training images instead (ImageData.reused, and caveat() says so).
 
 A folder's images are read as grey (1 channel) if every file is grey, else as RGB (3 channels); at
-`image_size` if set, else at the most common size among all the files. Where a folder mixes grey and
+`image_size` if set, else at the most common size among all the files (refused where no two files share a
+size, or where that size is over 1024 pixels a side: set image_size then). Where a folder mixes grey and
 colour files, or sizes, `ImageData.notes` says so and names the files (`zoo train` prints the notes,
 config.json keeps them as data.notes). A folder's class names are its class folders' names, in label
 order: `ImageData.classes[label]`, recorded in a run's config.json as data.classes.
@@ -32,7 +33,7 @@ import torch
 
 from zoo.data import sources
 from zoo.data.folders import few, read_folder
-from zoo.data.idx import IDXError, read_idx
+from zoo.data.idx import read_idx_set
 from zoo.device import pick_device
 from zoo.errors import ConfigError, DataNotFoundError
 
@@ -65,6 +66,13 @@ class ImageData:
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.train_x.shape[1:])
+
+    def __repr__(self) -> str:
+        """Short: the dataclass's own printed six tensors and every file's name (25,777 characters for a folder of
+        1,000 images), in a notebook cell."""
+        sizes = ", ".join(f"{s}={getattr(self, f'{s}_x').shape[0]}" for s in ("train", "val", "test"))
+        binarize = f", binarize={self.binarize!r}" if self.binarize not in ("none", "", None) else ""
+        return f"ImageData(name={self.name!r}, shape={self.shape}, {sizes}, classes={self.num_classes}{binarize})"
 
     @property
     def num_classes(self) -> int:
@@ -299,21 +307,7 @@ def dataset_names() -> list[str]:
 
 
 def _load_idx_set(spec: sources.TorchvisionSet, data_dir, val_fraction) -> ImageData:
-    files = sources.locate(spec, data_dir)
-    try:
-        arrays = {k: read_idx(p) for k, p in files.items()}
-    except IDXError as e:
-        raise DataNotFoundError(f"data set '{spec.name}': {e}", "Replace the damaged file(s).") from None
-    for split in ("train", "test"):
-        imgs, labels = arrays[f"{split}_images"], arrays[f"{split}_labels"]
-        if imgs.ndim != 3 or labels.shape[0] != imgs.shape[0]:
-            raise DataNotFoundError(f"data set '{spec.name}': {split} images and labels do not match")
-        _check_idx_contents(spec, files, split, imgs, labels)
-    if arrays["train_images"].shape[1:] != arrays["test_images"].shape[1:]:
-        raise DataNotFoundError(f"data set '{spec.name}': the training images are "
-                                f"{_dims(arrays['train_images'].shape[1:])}, the test images "
-                                f"{_dims(arrays['test_images'].shape[1:])} ({files['test_images']})",
-                                "A data set's splits hold images of one size: replace the file(s) with the set's own.")
+    arrays = read_idx_set(spec.name, len(spec.classes), sources.locate(spec, data_dir))
 
     def images(a):
         return torch.from_numpy(a.astype(np.uint8, copy=True)).unsqueeze(1)
@@ -323,21 +317,6 @@ def _load_idx_set(spec: sources.TorchvisionSet, data_dir, val_fraction) -> Image
 
     return _assemble(spec.name, images(arrays["train_images"]), labels(arrays["train_labels"]),
                      images(arrays["test_images"]), labels(arrays["test_labels"]), spec.classes, val_fraction)
-
-
-def _check_idx_contents(spec: sources.TorchvisionSet, files: dict, split: str, imgs, labels) -> None:
-    """Refuse what the IDX format allows but these sets never hold: pixels other than 8-bit (a float or
-    16-bit file cast to 8 bits would turn into blank or wrapped images), labels outside the set's classes."""
-    if imgs.dtype != np.uint8:
-        raise DataNotFoundError(f"data set '{spec.name}': {files[f'{split}_images']} holds {imgs.dtype.name} "
-                                f"pixels; {spec.name}'s files hold 8-bit ones (0 to 255)",
-                                "Convert the images to 8 bits (uint8), or use a folder of images "
-                                "(--dataset folder:PATH), which converts them.")
-    bad = labels[(labels < 0) | (labels >= len(spec.classes))] if labels.size else labels
-    if bad.size:
-        raise DataNotFoundError(f"data set '{spec.name}': {files[f'{split}_labels']} holds the label {int(bad[0])}, "
-                                f"outside {spec.name}'s {len(spec.classes)} classes (0 to {len(spec.classes) - 1})",
-                                "Replace the file with the set's own labels.")
 
 
 def _load_digits(val_fraction) -> ImageData:

@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from zoo.data.image_files import GREY_MODES, SIXTEEN_BIT, eight_bit, is_zoo_output, open_image
 from zoo.errors import ConfigError, DataNotFoundError
 
 # .jfif and .jpe are JPEG files under other common names (they were skipped without a word)
@@ -21,6 +21,9 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".jfif", ".jpe", ".bmp", ".gif", ".we
 UNREAD_SUFFIXES = {".pbm", ".pnm", ".dib", ".tga", ".ico", ".psd", ".jp2", ".j2k", ".avif", ".heic", ".heif",
                    ".apng", ".qoi", ".svg", ".dng", ".raw"}
 MODES = {1: "L", 3: "RGB"}  # channels -> the PIL mode a folder's images are converted to
+# The largest size a folder's images are read at, image_size's own limit (zoo.runs.config.TrainConfig): the most
+# common size of a folder of photos (2000×2000) built a model the machine's memory could not hold (SIGKILL)
+LARGEST_SIZE = 1024
 
 
 def few(names, k: int = 5) -> str:
@@ -43,45 +46,76 @@ def read_folder(root: Path, image_size: int,
                                 "Use folder:PATH with the folder that holds the images (or their class folders).")
     if not root.is_dir():
         raise DataNotFoundError(f"image folder not found: {root}", "Use folder:PATH with an existing folder.")
-    files, labels, classes = _folder_layout(root)
+    files, labels, classes, zoos = _folder_layout(root)
+    heard: dict[Path, list[str]] = {}  # Pillow's warnings, by file
     if shape is not None:
         mode, size, notes = _run_format(shape), (int(shape[2]), int(shape[1])), []
     else:
-        heads = [_image_header(p) for p in files]
+        heads = [_image_header(p, heard) for p in files]
         mode, mode_note = _folder_mode(root, files, [m for m, _ in heads])
         size, size_note = _folder_size(root, files, [wh for _, wh in heads], image_size)
-        notes = [n for n in (_unread_note(root, files), mode_note, _depth_note(root, files, [m for m, _ in heads]),
-                             size_note) if n]
-    x = _folder_pixels(files, mode, size)
+        notes = [n for n in (_zoo_note(root, zoos), _unread_note(root, files), mode_note,
+                             _depth_note(root, files, [m for m, _ in heads]), size_note) if n]
+    x = _folder_pixels(files, mode, size, heard)
     if shape is None:
-        notes += _content_notes(root, files, [m for m, _ in heads], x)
+        notes += _content_notes(root, files, [m for m, _ in heads], x, heard)
+    notes += [n for n in (_heard_note(root, heard),) if n]
     y = torch.tensor(labels, dtype=torch.int64)
     return x, y, classes, notes, [p.relative_to(root).as_posix() for p in files]
 
 
-def _folder_layout(root: Path) -> tuple[list[Path], list[int], list[str]]:
-    """Image files, their labels and the class names of a folder data set.
+def _folder_layout(root: Path) -> tuple[list[Path], list[int], list[str], list[Path]]:
+    """Image files, their labels, the class names of a folder data set, and zoo's own folders skipped in it.
 
     Two layouts only, since anything else would silently drop or merge labels: images straight in
     `root` (one class), or in class folders root/CLASS/IMAGE. Hidden files and folders (.DS_Store,
-    .ipynb_checkpoints) are tools' files and are skipped; other files that are not images are ignored."""
+    .ipynb_checkpoints) are tools' files and are skipped, as are zoo's own outputs (_zoo_made); other files
+    that are not images are ignored."""
     entries = _visible(root)
+    zoos = [p for p in entries if p.is_dir() and _zoo_made(p)]
+    entries = [p for p in entries if p not in zoos]
     loose = [p for p in entries if _is_image(p)]
     folders = [p for p in entries if p.is_dir() and _holds_images(p)]
     _refuse_strays(root, loose, folders)
     if loose:
-        return loose, [0] * len(loose), ["image"]
+        return loose, [0] * len(loose), ["image"], zoos
     if not folders:
         raise DataNotFoundError(f"no images in {root}",
                                 f"zoo reads files ending in {', '.join(sorted(IMAGE_SUFFIXES))}.")
-    _refuse_nested(root, [p for folder in folders for p in _visible(folder) if p.is_dir() and _holds_images(p)])
+    inner = [p for folder in folders for p in _visible(folder) if p.is_dir()]
+    zoos += [p for p in inner if _zoo_made(p)]
+    _refuse_nested(root, [p for p in inner if p not in zoos and _holds_images(p)])
     _refuse_empty_classes(root, [p for p in entries if p.is_dir() and p not in folders])
     files, labels = [], []
     for label, folder in enumerate(folders):
         own = [p for p in _visible(folder) if _is_image(p)]
         files += own
         labels += [label] * len(own)
-    return files, labels, [p.name for p in folders]
+    return files, labels, [p.name for p in folders], zoos
+
+
+def _zoo_made(folder: Path) -> bool:
+    """Whether a folder beside the images is zoo's, not the user's: a run or ./zoo-outputs/ (is_zoo_output), or
+    one holding runs and no image outside them (runs/ of `zoo train` started in the image folder), or a runs/
+    without images (left by a start that failed)."""
+    if is_zoo_output(folder):
+        return True
+    runs = False
+    for top, dirs, names in os.walk(folder):
+        if any(not n.startswith(".") and _is_image(Path(top) / n) for n in names):
+            return False
+        ours = [d for d in dirs if not d.startswith(".") and is_zoo_output(Path(top) / d)]
+        runs = runs or bool(ours)
+        dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ours]
+    return runs or folder.name == "runs"
+
+
+def _zoo_note(root: Path, zoos: list[Path]) -> str:
+    """Zoo's own folders skipped in a folder data set, said once (when its channels and size are decided)."""
+    if not zoos:
+        return ""
+    return (f"{root} holds zoo's own output folder(s), not read as images: {_names(root, zoos)} (a run's loss.png "
+            "and reconstructions.png are not your pictures). Pass --out outside the image folder to keep them apart.")
 
 
 def _refuse_strays(root: Path, loose: list[Path], folders: list[Path]) -> None:
@@ -139,44 +173,24 @@ def _is_image(path: Path) -> bool:
 
 
 def _holds_images(folder: Path) -> bool:
-    """Whether a folder holds an image at any depth (hidden files and folders aside)."""
+    """Whether a folder holds an image at any depth (hidden files and folders, and zoo's own outputs, aside)."""
+    if is_zoo_output(folder):
+        return False
     for root, dirs, names in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and not is_zoo_output(Path(root) / d)]
         # by name and as a file, as _is_image collects them: a broken link named x.png made a class of no images
         if any(not n.startswith(".") and _is_image(Path(root) / n) for n in names):
             return True
     return False
 
 
-GREY_MODES = {"1", "L", "LA", "La", "I", "F", "I;16", "I;16L", "I;16B", "I;16N"}  # PIL modes without colour
-# Grey images deeper than 8 bits, brought to 8-bit levels by scaling (PIL's convert("L") clips them: 30000
-# became 255). 16-bit integers (and 32-bit "I" ones whose values lie in 0..65535) are divided by 257 and
-# rounded (65535 -> 255); floats ("F") must lie in [0, 1] and are multiplied by 255 and rounded. Others
-# (a float image outside [0, 1], an integer one beyond 0..65535) are refused, naming the file and its
-# range: no scale would be right for every file of a folder. PIL reads 16-bit colour images as 8-bit RGB.
-SIXTEEN_BIT = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
-
-
-@contextmanager
-def _opened(path: Path):
-    """The file as a PIL image; one PIL cannot read (not an image, damaged, a decompression bomb) is one
-    clear error naming it, whether it fails at the header or later, at the pixels."""
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            yield im
-    except (UnidentifiedImageError, Image.DecompressionBombError, OSError) as e:
-        raise DataNotFoundError(f"cannot read image {path}: {e}", "Remove or replace that file.") from None
-
-
-def _image_header(path: Path) -> tuple[str, tuple[int, int]]:
+def _image_header(path: Path, heard: dict | None = None) -> tuple[str, tuple[int, int]]:
     """An image's PIL mode and upright (width, height), from its header only: Image.open reads no pixels,
     so every file can be looked at before deciding the data set's channels and size. A palette image
     whose palette holds only greys (a grey GIF) counts as grey ("L"): it counted as colour; one with a
     transparent entry counts as having an alpha channel ("LA", or "PA" for colours), as its transparency is
     dropped alike (it counted as colour however grey)."""
-    with _opened(path) as im:
+    with open_image(path, heard) as im:
         mode = im.mode
         if mode == "P":
             palette = np.asarray(im.getpalette() or [0, 0, 0], dtype=np.int16)
@@ -189,26 +203,31 @@ def _image_header(path: Path) -> tuple[str, tuple[int, int]]:
 ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 
 
-def _see_through(path: Path) -> bool:
+def _see_through(path: Path, heard: dict | None = None) -> bool:
     """Whether an image with an alpha channel is transparent anywhere (an opaque one loses nothing with it)."""
-    with _opened(path) as im:  # a palette's transparent entry is an alpha channel once converted
+    with open_image(path, heard) as im:  # a palette's transparent entry is an alpha channel once converted
         return (im.convert("RGBA") if im.mode == "P" else im).getchannel("A").getextrema()[0] < 255
 
 
-def _content_notes(root: Path, files: list[Path], modes: list[str], x: torch.Tensor) -> list[str]:
+def _content_notes(root: Path, files: list[Path], modes: list[str], x: torch.Tensor, heard: dict) -> list[str]:
     """Notes on images that hold little to learn, as read: a transparency channel dropped (a shape drawn in
     it alone reads as a blank image), one flat level throughout, values of 0 and 1 (masks saved as 0/1,
-    which read as black)."""
+    which read as black; or 8-bit values saved in 16-bit files, black once divided by 257)."""
     notes = []
-    alpha = [p for p, m in zip(files, modes) if m in ALPHA_MODES and _see_through(p)]
+    alpha = [p for p, m in zip(files, modes) if m in ALPHA_MODES and _see_through(p, heard)]
     if alpha:
         notes.append(f"{root} holds {len(alpha)} image(s) with a transparency (alpha) channel "
                      f"({_names(root, alpha)}): zoo reads their colour or grey levels and drops the alpha, so a "
                      "shape drawn in the alpha alone reads as a blank image")
+    dark = [p for i, (p, m) in enumerate(zip(files, modes)) if m in SIXTEEN_BIT and int(x[i].max()) <= 1]
+    if dark:  # numpy uint16 arrays of 0..255, OpenCV, scanners: said as masks saved as 0/1, a wrong diagnosis
+        notes.append(f"{len(dark)} 16-bit image(s) of {root} ({_names(root, dark)}) hold no value above 385 (of "
+                     "0..65535): read as value/257 they are black (0 or 1 of 0..255). 8-bit values (0..255) saved in "
+                     "16-bit files? Save them as 8-bit images, or scale them to 0..65535")
     low, high = (int(x.min()), int(x.max())) if x.numel() else (0, 0)
     if low == high:
         notes.append(f"every pixel of every image in {root} is {low} (of 0..255), as read: there is nothing to learn")
-    elif high <= 1:
+    elif high <= 1 and len(dark) < len(files):
         notes.append(f"the images in {root} hold the values 0 and 1 only (of 0..255), which read as black: masks "
                      "saved as 0/1? Save them as 0/255")
     return notes
@@ -276,43 +295,36 @@ def _depth_note(root: Path, files: list[Path], modes: list[str]) -> str:
             f"{how}, rounded.")
 
 
-def eight_bit(im, path: Path):
-    """`im` with 16-bit or float grey levels scaled to an 8-bit "L" image (see SIXTEEN_BIT); others as they are."""
-    from PIL import Image
-
-    if im.mode not in SIXTEEN_BIT and im.mode != "F":
-        return im
-    a = np.asarray(im, dtype=np.float64)
-    low, high = (float(a.min()), float(a.max())) if a.size else (0.0, 0.0)
-    if im.mode == "F":
-        if not np.isfinite(a).all():
-            raise DataNotFoundError(f"{path} is a float image holding NaN or infinite values: zoo reads float "
-                                    "images whose values lie in [0, 1]", "Replace them, or save it as an 8-bit image.")
-        if not (low >= 0.0 and high <= 1.0):
-            raise DataNotFoundError(
-                f"{path} is a float image with values from {low:g} to {high:g}: zoo reads float images "
-                "whose values lie in [0, 1]", "Scale it to [0, 1], or save it as an 8- or 16-bit image.")
-        return Image.fromarray(np.rint(a * 255.0).astype(np.uint8), "L")
-    if low < 0 or high > 65535:
-        raise DataNotFoundError(
-            f"{path} is a 32-bit integer image with values from {low:g} to {high:g}: zoo reads integer "
-            "images whose values lie in 0..65535 (16-bit)", "Save it as an 8- or 16-bit image.")
-    return Image.fromarray(np.rint(a / 257.0).astype(np.uint8), "L")
+SIZE_HINT = (f"Choose the size: --set image_size=N (image_size=N in Python), N up to {LARGEST_SIZE}; every image is "
+             "resized to N×N. A model's memory grows with N², so start small (e.g. 64).")
 
 
 def _folder_size(root: Path, files: list[Path], sizes: list[tuple[int, int]],
                  image_size: int) -> tuple[tuple[int, int], str]:
     """(width, height): image_size if set, else the most common size of all the files (the larger on a
-    tie), with a note naming the files resized to it."""
+    tie), with a note naming the files resized to it. Refused, before any pixel is read, where no two files
+    share a size (the "most common" was then the largest: a folder of photos was read at 2000×2000) or where
+    that size is beyond LARGEST_SIZE, which image_size itself may not ask for."""
     if image_size:
         return (image_size, image_size), ""
     counts = Counter(sizes)
     size = max(counts, key=lambda wh: (counts[wh], wh[0] * wh[1], wh))
+    if len(counts) > 1 and counts[size] == 1:
+        small, large = min(counts, key=lambda wh: wh[0] * wh[1]), max(counts, key=lambda wh: wh[0] * wh[1])
+        raise DataNotFoundError(f"the {len(files)} images of {root} are of {len(counts)} sizes, from {_wh(small)} to "
+                                f"{_wh(large)}, no two of one size: zoo reads a folder's images at one size, and none "
+                                "is the most common", SIZE_HINT)
+    if max(size) > LARGEST_SIZE:
+        raise DataNotFoundError(f"the images of {root} would be read at their most common size, {_wh(size)} "
+                                f"({counts[size]} of {len(files)} files): over {LARGEST_SIZE} pixels a side, the "
+                                "largest size zoo reads a folder's images at", SIZE_HINT)
     if len(counts) == 1:
         return size, ""
     other = [p for p, wh in zip(files, sizes) if wh != size]
+    tied = [_wh(wh) for wh in counts if counts[wh] == counts[size] and wh != size]
+    tie = f", as many as {few(tied, 3)}: the larger is taken" if tied else ""
     return size, (f"{root} has images of {len(counts)} sizes: all are read at {_wh(size)}, the most common "
-                  f"({counts[size]} of {len(files)} files); the other {len(other)} are resized "
+                  f"({counts[size]} of {len(files)} files{tie}); the other {len(other)} are resized "
                   f"({_names(root, other)}). To choose the size, set image_size (e.g. --set image_size=32).")
 
 
@@ -327,14 +339,15 @@ def _run_format(shape: tuple[int, int, int]) -> str:
 def conversion_notes(base: Path, files: list[Path], shape: tuple[int, int, int]) -> list[str]:
     """What reading `files` (under the folder `base`) as images of `shape` (C, H, W) changes, for a command that
     reads a user's own images at a model's format (zoo denoise --input), as training says it of a folder."""
-    modes, sizes = zip(*(_image_header(p) for p in files)) if files else ((), ())
+    heard: dict[Path, list[str]] = {}
+    modes, sizes = zip(*(_image_header(p, heard) for p in files)) if files else ((), ())
     c, h, w = shape
     notes = []
     colour = [p for p, m in zip(files, modes) if m not in GREY_MODES]
     if c == 1 and colour:
         notes.append(f"{len(colour)} colour image(s) ({_names(base, colour)}) are read as grey: the model takes "
                      "grey images")
-    alpha = [p for p, m in zip(files, modes) if m in ALPHA_MODES and _see_through(p)]
+    alpha = [p for p, m in zip(files, modes) if m in ALPHA_MODES and _see_through(p, heard)]
     if alpha:
         notes.append(f"{len(alpha)} image(s) ({_names(base, alpha)}) have a transparency (alpha) channel, which is "
                      "dropped: a shape drawn in the alpha alone reads as a blank image")
@@ -344,7 +357,7 @@ def conversion_notes(base: Path, files: list[Path], shape: tuple[int, int, int])
         notes.append(f"{len(other)} image(s) are not {_wh((w, h))}, the model's size (e.g. "
                      f"{other[0][0].relative_to(base)}: {_wh(other[0][1])}): they are resized to it, stretched "
                      "where their shape differs")
-    return notes
+    return notes + [n for n in (_heard_note(base, heard),) if n]
 
 
 def _names(root: Path, files: list[Path]) -> str:
@@ -356,13 +369,22 @@ def _wh(size: tuple[int, int]) -> str:
     return f"{size[0]}×{size[1]}"
 
 
-def _folder_pixels(files: list[Path], mode: str, size: tuple[int, int]) -> torch.Tensor:
+def _heard_note(root: Path, heard: dict[Path, list[str]]) -> str:
+    """Pillow's warnings (open_image), each with the file it concerns: they printed as Python warnings naming
+    Pillow's source, not the file, which a folder of thousands gave no way to find."""
+    if not heard:
+        return ""
+    said = [f"{p.relative_to(root) if p.is_relative_to(root) else p}: {'; '.join(m)}" for p, m in heard.items()]
+    return f"Pillow warned of {len(heard)} file(s) of {root} as it read them: {few(said, 3)}"
+
+
+def _folder_pixels(files: list[Path], mode: str, size: tuple[int, int], heard: dict) -> torch.Tensor:
     """uint8 [N, C, H, W]: every file as `pixels` makes it, one at a time into one array (a folder's
     decoded images are never all held twice)."""
     width, height = size
     x = np.empty((len(files), height, width) + ((3,) if mode == "RGB" else ()), dtype=np.uint8)
     for i, path in enumerate(files):
-        with _opened(path) as im:
+        with open_image(path, heard) as im:
             x[i] = pixels(im, path, mode, size)
     t = torch.from_numpy(x)
     return t.unsqueeze(1) if mode == "L" else t.permute(0, 3, 1, 2).contiguous()

@@ -56,11 +56,15 @@ def search_roots(data_dir: str | None) -> list[tuple[str, Path]]:
 def candidate_dirs(spec: TorchvisionSet, data_dir: str | None) -> list[Path]:
     dirs = []
     for origin, root in search_roots(data_dir):
-        dirs += [root / spec.name, root / spec.tv_class / "raw", root / spec.tv_class]
-        if origin == "--data-dir":  # every set has the same file names: a shared root would mix them up
-            dirs.append(root)
+        dirs += _set_dirs(spec, root, origin == "--data-dir")
     dirs.append(Path("/usr/share/datasets") / spec.name)
     return dirs
+
+
+def _set_dirs(spec: TorchvisionSet, root: Path, own: bool) -> list[Path]:
+    """The folders under `root` a set's files are looked for in; `own` (--data-dir): `root` itself too (every set
+    has the same file names: a shared root such as $ZOO_DATA_DIR would mix them up)."""
+    return [root / spec.name, root / spec.tv_class / "raw", root / spec.tv_class] + ([root] if own else [])
 
 
 def find_in(directory: Path) -> dict[str, Path] | None:
@@ -76,8 +80,33 @@ def find_in(directory: Path) -> dict[str, Path] | None:
     return found
 
 
+def partial_set(directory: Path) -> str:
+    """Empty unless `directory` holds some of the four IDX files but not all: then how many it holds and which are
+    missing, with the files there that may be a missing one misnamed (t10k-labels.idx1-ubyte)."""
+    present = {key: stem for key, stem in FILES.items() if any((directory / n).is_file() for n in (stem, stem + ".gz"))}
+    if not present or len(present) == len(FILES):
+        return ""
+    missing = [f"{stem}(.gz)" for key, stem in FILES.items() if key not in present]
+    try:
+        near = sorted(p.name for p in directory.iterdir() if p.is_file() and not p.name.startswith(".")
+                      and ("ubyte" in p.name or "idx" in p.name) and p.name.removesuffix(".gz") not in FILES.values())
+    except OSError:
+        near = []
+    return (f"holds {len(present)} of the four IDX files: {' and '.join(missing)} not found there"
+            + (f" (other files there: {', '.join(near[:5])})" if near else ""))
+
+
 def locate(spec: TorchvisionSet, data_dir: str | None = None, download: bool | None = None) -> dict[str, Path]:
-    """Find the data set's files, downloading them into the user cache as a last resort."""
+    """Find the data set's files, downloading them into the user cache as a last resort. A --data-dir folder
+    that holds some of the four files and none of its folders all four is refused, naming the missing ones: the
+    search went on to $ZOO_DATA_DIR's set of the same name, trained on it without a word, and the run recorded
+    --data-dir as its data."""
+    own = _set_dirs(spec, Path(data_dir).expanduser(), True) if data_dir else []
+    if own and not any(map(find_in, own)):
+        partial = [(d, partial_set(d)) for d in own if partial_set(d)]
+        if partial:
+            raise DataNotFoundError(f"data set '{spec.name}': {partial[0][0]} {partial[0][1]}",
+                                    f"Put all four files there (gzipped or not), named {', '.join(FILES.values())}.")
     looked = candidate_dirs(spec, data_dir)
     for d in looked:
         files = find_in(d)
@@ -91,7 +120,7 @@ def locate(spec: TorchvisionSet, data_dir: str | None = None, download: bool | N
             return _download(spec)
         except Exception as e:  # offline, DNS failure, refused, time-out, bad archive
             error = f"download failed: {type(e).__name__}: {e}".splitlines()[0]
-    places = "\n".join(f"  {d}" for d in dict.fromkeys(looked))
+    places = "\n".join(f"  {d}" + (f" ({partial_set(d)})" if partial_set(d) else "") for d in dict.fromkeys(looked))
     raise DataNotFoundError(
         f"data set '{spec.name}' not found. Looked for the four IDX files ({', '.join(FILES.values())}, "
         f"gzipped or not) in:\n{places}\nand {error}.{_env_problem()}",

@@ -172,6 +172,9 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     sampled = {k: v for k, v in sampled.items() if k not in metrics}
     others = {k: v for k, v in (catalogued or {}).items()
               if k not in metrics and k not in sampled and isinstance(v, (int, float))}
+    # model-index is read by hubs and tools as the model's results on its data set's split: figures measured on other
+    # images (eval --data-dir of a changed folder) are said in the prose only, as quality.json's are
+    filed = {} if (eval_result or {}).get("other_images") else metrics
     cls = _model_class(model)
     # a conditional model's likelihood figures are of p(x | y)
     given = "; given each image's class: p(x | y)" if cls is not None and cls.can("sample_class") and \
@@ -179,16 +182,17 @@ def render_card(run: dict, eval_result: dict | None, images: list[str], address:
     lines = ["---", "library_name: zoo", "license: mit",
              f"tags:{_yaml_list(['zoo', model, 'image', 'unsupervised'])}",
              f"datasets:{_yaml_list([dataset])}"]
-    if metrics or sampled or others:
+    if filed or sampled or others:
         lines.append("model-index:")
         lines.append(f"  - name: {json.dumps(run_name)}")
         lines.append("    results:")
         lines.append(f"      - task: {{type: {_task(cls)}}}")
-        split = f"{(eval_result or {}).get('split', 'test')}" + (f"[:{limit}]" if isinstance(limit, int) else "")
+        split = f"{(eval_result or {}).get('split', 'test')}" + (f"[:{limit}]" if isinstance(limit, int) else "") \
+            if filed else "test"  # the quality and catalogued figures are of the whole test split
         lines.append(f"        dataset: {{name: {json.dumps(dataset)}, type: {json.dumps(dataset)}, "
                      f"split: {json.dumps(split)}}}")
         lines.append("        metrics:")
-        for k, v in {**metrics, **sampled, **others}.items():
+        for k, v in {**filed, **sampled, **others}.items():
             lines.append(f"          - {{type: {k}, value: {v:.6g}}}")
     lines.append("---")
     lines += ["", f"# {run_name}: `{model}` trained on {dataset}", "",
