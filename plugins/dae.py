@@ -16,7 +16,7 @@ from zoo.plugins.convae import ConvAE, ConvAEConfig
 
 from zoo import hookimpl, hyper_buffer, param
 from zoo.analysis.metrics import reconstruction_metrics
-from zoo.data.noise import parse_noise
+from zoo.data.noise import noised, parse_noise
 
 
 @dataclass
@@ -59,19 +59,29 @@ class DAE(ConvAE):
     def training_corruption(self):
         return self.noise
 
-    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    def corrupt(self, x: torch.Tensor, generator: torch.Generator | None = None, *,
+                values: bool = True) -> torch.Tensor:
+        """`x` under the training noise, checked (zoo.data.noise.noised); `values=False` in the training steps
+        (which may run vmapped or in a CUDA graph), whose noise check_training has checked before the first."""
         if self.noise is None:
             return x
-        if self.noise.vectorized:
-            return self.noise(x, generator, strength=getattr(self, self.level_name))
-        return self.noise(x, generator)
+        strength = getattr(self, self.level_name) if self.noise.vectorized else None
+        return noised(self.noise, x, generator, strength=strength, values=values)
+
+    def check_training(self, train, data) -> None:
+        """The noise's output checked in full on a few training images before anything is written: a plugin's
+        noise giving images outside [0, 1], NaN or another shape would train (and be evaluated) on garbage."""
+        super().check_training(train, data)
+        x = data.train_x[:8].float() / 255
+        if self.noise is not None and x.numel():
+            self.corrupt(x, torch.Generator(device=x.device).manual_seed(0))
 
     def loss(self, batch):
-        logits = self.decode_logits(self.encode(self.corrupt(batch.x)))
+        logits = self.decode_logits(self.encode(self.corrupt(batch.x, values=False)))
         return {"loss": self.reconstruction_loss(logits, batch.x)}
 
     def validation_step(self, batch):
-        logits = self.decode_logits(self.encode(self.corrupt(batch.x)))
+        logits = self.decode_logits(self.encode(self.corrupt(batch.x, values=False)))
         out = torch.sigmoid(logits) if self.config.sigmoid_output else logits
         clean = self.reconstruct(batch.x)  # measured alike whatever the noise (loss_keys)
         return {"loss": self.reconstruction_loss(logits, batch.x), "mse": F.mse_loss(out.float(), batch.x),

@@ -13,6 +13,7 @@ import torch
 from zoo.errors import ConfigError
 from zoo.plugin_values import spec_numbers
 from zoo.registry import load_registry
+from zoo.runs.plugin_calls import SLACK, blamed, plugin_bug
 
 
 class NoiseModel:
@@ -30,7 +31,8 @@ class NoiseModel:
 
     def __init__(self, *values: float):
         self.values = dict(zip(self.params, spec_numbers(self, values, f"{self.name} noise")))
-        self.check()
+        with blamed(self, "check"):  # a ValueError of a plugin's check(): its bug, named, not a traceback
+            self.check()
 
     def check(self) -> None:
         """Raise ConfigError for values that break a rule of the noise beyond its `ranges` and `integer`
@@ -59,6 +61,33 @@ class NoiseModel:
 
     def __repr__(self) -> str:
         return self.spec
+
+
+def noised(noise: NoiseModel, x: torch.Tensor, generator: torch.Generator | None = None, *,
+           strength: torch.Tensor | None = None, values: bool = True) -> torch.Tensor:
+    """`x` corrupted by `noise` (with `strength`, a vectorized noise's level), held to the contract: float images of
+    x's shape and device, finite and in [0, 1]. What the noise raises or hands back wrong is said as its plugin's
+    bug (zoo.runs.plugin_calls), not left to fail later as the user's images. Every corruption goes through here:
+    a DAE's training, evaluation and preview, zoo denoise, the noise sweep. `values=False` checks the type, shape
+    and device alone (no device sync), for steps where a check of the values cannot run (vmapped, recorded in a
+    CUDA graph): the DAE checks them once on training images before its first step."""
+    with blamed(noise, "__call__"):
+        out = noise(x, generator) if strength is None else noise(x, generator, strength=strength)
+    if not isinstance(out, torch.Tensor) or not out.is_floating_point():
+        shown = f"a {out.dtype} tensor" if isinstance(out, torch.Tensor) else type(out).__name__
+        raise plugin_bug(noise, "__call__", f"gave {shown}, not float images")
+    if out.shape != x.shape:
+        raise plugin_bug(noise, "__call__", f"gave shape {tuple(out.shape)} for images of shape {tuple(x.shape)}: "
+                                            "the corrupted images are x's shape")
+    if out.device != x.device:
+        raise plugin_bug(noise, "__call__", f"gave images on {out.device} for images on {x.device}")
+    if values and out.numel():
+        if not bool(torch.isfinite(out).all()):
+            raise plugin_bug(noise, "__call__", "gave images holding NaN or infinite values")
+        low, high = float(out.min()), float(out.max())
+        if low < -SLACK or high > 1 + SLACK:
+            raise plugin_bug(noise, "__call__", f"gave images with values from {low:.4g} to {high:.4g}, not in [0, 1]")
+    return out
 
 
 def noise_models() -> dict[str, type[NoiseModel]]:

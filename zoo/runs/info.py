@@ -19,6 +19,7 @@ from zoo.runs.training_state import recorded_trainer
 from zoo.errors import ConfigError, UnknownModelError, ZooError
 from zoo.runs.metrics_log import is_metric
 from zoo.runs.modelcard import current_quality, kept_training, quality_figures
+from zoo.runs.plugin_uses import missing_use
 from zoo.runs.published import number
 
 
@@ -89,6 +90,9 @@ def unbuildable(run: dict[str, Any], run_dir: Path) -> str | None:
     try:
         cfgmod.build(registry.get_model_class(run["model"]).Config, dict(run["config"]), where=ckpt.CONFIG)
     except ConfigError as e:
+        missing = missing_use(run, run_dir)  # another package's noise it was trained with: no edited file either
+        if missing is not None:
+            return f"{missing.message}: zoo eval, zoo.load and zoo push refuse it; {missing.hint}"
         # a run of a newer zoo, or of another version of its plugin, is no edited file: which version loads it
         other = other_version_hint(run, None, registry.load_registry().models.get(run["model"]))
         return (f"{run_dir / ckpt.CONFIG} does not describe {with_article(run['model'])} model that zoo builds "

@@ -25,6 +25,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
 from zoo.runs.inputs import dtype_name
+from zoo.runs.plugin_uses import missing_use, package_missing
 from zoo.runs.run import Run
 from zoo.runs.write_checks import writable
 from zoo.training.engine import TrainResult
@@ -110,20 +111,18 @@ def catalogued_name(source: str) -> str:
 
 
 def installed_entry(run: dict[str, Any], run_dir: Path):
+    """The registry's entry of the run's model, once its package and those of the plugin classes the run uses
+    (its training noise) are installed: else which package to install."""
     try:
-        return registry.get_entry(run["model"])
+        entry = registry.get_entry(run["model"])
     except UnknownModelError:
         plugin = run.get("plugin", {})
         package = plugin.get("package") if isinstance(plugin.get("package"), str) else "?"
-        failed = [f for f in registry.load_registry().failures if f.package == package]
-        if failed:  # installed, but its module or hook failed: installing it again is no answer
-            raise RunError(f"{run_dir} was made by model '{run['model']}' of package {package}, which is installed "
-                           f"but failed to load: {failed[0].error}",
-                           "Reinstall or fix that package (`zoo list` says why); the other models still work.") \
-                from None
-        raise RunError(f"{run_dir} was made by model '{run['model']}', which is not installed",
-                       f"Install the package that provides it (pip install {package}); `zoo list` shows what is.") \
-            from None
+        raise package_missing(f"{run_dir} was made by model '{run['model']}'", package) from None
+    missing = missing_use(run, run_dir)
+    if missing is not None:  # said as what it is, not as a config.json edited (its noise: an unknown name)
+        raise missing
+    return entry
 
 
 @keeps_callers_random_state

@@ -20,15 +20,16 @@ from zoo.analysis import plots
 from zoo.console import to_stderr
 from zoo.device import pick_device
 from zoo.data.folders import IMAGE_SUFFIXES, MODES, conversion_notes, pixels
-from zoo.data.noise import NoiseModel, noise_models, parse_noise
+from zoo.data.noise import NoiseModel, noise_models, noised, parse_noise
 from zoo.interrupts import holding_interrupts
-from zoo.errors import CapabilityError, ConfigError, DataNotFoundError
+from zoo.errors import ConfigError, DataNotFoundError, PluginError, ZooError
 from zoo.registry import load_registry
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import files as runfiles
 from zoo.runs.config import check_count, check_flag, check_seed
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
+from zoo.runs.plugin_calls import blamed
 from zoo.runs.run import Run, evaluated
 from zoo.tasks.evaluation import pictured
 from zoo.training.batching import batches
@@ -266,19 +267,9 @@ def noise_sweep(source, *, baseline=None, noise: str | None = None, factors=(1, 
     x, y = run.data(split, data_dir)
     rows = []
     for level, factor in levels:
-        # a level's draws follow its noise, not its place in the list: factors=(2,) gives the × 2 row again
-        gen = torch.Generator(device=run.device).manual_seed(seed + zlib.crc32(level.spec.encode()))
-        sums = {"model": 0.0, "baseline": 0.0, "noisy": 0.0}
-        for batch in batches(x, y, 1024):
-            noisy = noised(level, batch.x, gen)
-            sums["noisy"] += float((noisy - batch.x).pow(2).mean((1, 2, 3)).double().sum())
-            sums["model"] += float((run.reconstruct(noisy) - batch.x).pow(2).mean((1, 2, 3)).double().sum())
-            if base is not None:
-                sums["baseline"] += float((base.reconstruct(noisy) - batch.x).pow(2).mean((1, 2, 3)).double().sum())
-        n = x.shape[0]
-        rows.append({"noise": level.spec, "factor": factor, "noisy_mse": sums["noisy"] / n,
-                     "model_mse": sums["model"] / n,
-                     "baseline_mse": sums["baseline"] / n if base is not None else None})
+        row = _row(run, base, level, factor, (x, y), seed, notes)
+        if row is not None:  # None: another kind's plugin failed, said in notes
+            rows.append(row)
     learned = run.model.training_corruption()
     trained_spec = learned.spec if learned is not None else None
     result = {"model": run.record["model"], "run": run.source,
@@ -299,31 +290,49 @@ def _package(noise: NoiseModel | type[NoiseModel]) -> str:
     return f" (package {entry.package} {entry.version})" if entry is not None else ""
 
 
-def noised(noise: NoiseModel, x: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """`x` corrupted by `noise`; a noise model (a plugin's) that gives images of another shape is said as its
-    mistake, not as the user's images of the wrong size."""
-    out = noise(x, generator)
-    if not isinstance(out, torch.Tensor) or out.shape != x.shape:
-        got = f"shape {tuple(out.shape)}" if isinstance(out, torch.Tensor) else f"a {type(out).__name__}"
-        raise CapabilityError(f"noise model '{noise.name}'{_package(noise)} returned {got} for images of shape "
-                              f"{tuple(x.shape)}", "Its `__call__(x, generator)` must return the images corrupted, "
-                              "of x's shape (docs/plugins.md): a fix for the noise model's author.")
-    return out
+def _row(run: Run, base: Run | None, level: NoiseModel, factor: float | None, data, seed: int,
+         notes: list[str]) -> dict[str, Any] | None:
+    """The sweep's row of `level` (`factor` × the noise swept; None: another installed kind at its defaults) on
+    `data`'s images; None where that other kind's plugin fails, said in `notes`: one broken noise model fails
+    no DAE's sweep, while the noise swept fails it."""
+    x, y = data
+    # a level's draws follow its noise, not its place in the list: factors=(2,) gives the × 2 row again
+    gen = torch.Generator(device=run.device).manual_seed(seed + zlib.crc32(level.spec.encode()))
+    sums = {"model": 0.0, "baseline": 0.0, "noisy": 0.0}
+    for batch in batches(x, y, 1024):
+        try:
+            noisy = noised(level, batch.x, gen)
+        except PluginError as e:
+            if factor is not None:
+                raise
+            notes.append(f"{e.message}: left out of the sweep")
+            to_stderr(f"note: {notes[-1]}")
+            return None
+        sums["noisy"] += float((noisy - batch.x).pow(2).mean((1, 2, 3)).double().sum())
+        sums["model"] += float((run.reconstruct(noisy) - batch.x).pow(2).mean((1, 2, 3)).double().sum())
+        if base is not None:
+            sums["baseline"] += float((base.reconstruct(noisy) - batch.x).pow(2).mean((1, 2, 3)).double().sum())
+    n = x.shape[0]
+    return {"noise": level.spec, "factor": factor, "noisy_mse": sums["noisy"] / n, "model_mse": sums["model"] / n,
+            "baseline_mse": sums["baseline"] / n if base is not None else None}
 
 
 def _other_noises(trained: NoiseModel, notes: list[str]) -> list[tuple[NoiseModel, None]]:
     """The sweep's rows of the other installed noise kinds, each at its defaults; one that cannot be made so (a
-    plugin's without `defaults`) is left out, said in `notes`, rather than failing the sweep."""
+    plugin's without `defaults`, or one whose constructor fails) is left out, said in `notes`, rather than failing
+    the sweep (of every DAE, zoo's own noises' included)."""
     levels = []
     for name, cls in sorted(noise_models().items()):
         if name == trained.name:
             continue
         try:
-            levels.append((cls(), None))
-        except Exception as e:  # noqa: BLE001 - a plugin's class may raise anything; the sweep goes on without it
-            said = e.message if isinstance(e, ConfigError) else f"{type(e).__name__}: {e}"
+            with blamed(cls, "__init__"):
+                levels.append((cls(), None))
+        except ConfigError as e:
             notes.append(f"noise model '{name}'{_package(cls)} has no level to "
-                         f"sweep by default ({said}): left out; --noise {name}:VALUES sweeps it")
+                         f"sweep by default ({e.message}): left out; --noise {name}:VALUES sweeps it")
+        except ZooError as e:  # its bug (a PluginError: what it raised, named): the sweep goes on without it
+            notes.append(f"{e.message}: left out of the sweep")
     return levels
 
 

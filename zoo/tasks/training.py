@@ -33,6 +33,7 @@ from zoo.runs.folder import EVALUATED, RUN_OUTPUTS, new_run_folder, remove_empty
 from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
 from zoo.runs.modelcard import write_card
+from zoo.runs.plugin_uses import uses_record
 from zoo.runs.run import Run, other_images, training_data
 from zoo.tasks.resume_source import refuse_published
 from zoo.tasks.run_settings import settle
@@ -65,8 +66,8 @@ def _claim_default_out(name: str, dataset: str) -> Path:
             raise storage_error(e, "cannot make the run folder", path=path) from None
 
 
-def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict, device, preset: str | None) \
-        -> dict[str, Any]:
+def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict, device, preset: str | None,
+                uses: list[dict[str, str]]) -> dict[str, Any]:
     return {
         "zoo_version": zoo.__version__,
         "model": entry.name,
@@ -78,6 +79,7 @@ def _run_config(entry, model_cfg, train_cfg: TrainConfig, data_info: dict, devic
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "run_id": uuid.uuid4().hex,  # which run this is, also for two started in the same second
         **({"preset": preset} if preset else {}),  # the preset its config started from (its values are in config)
+        **({"uses": uses} if uses else {}),  # other packages' classes it is built with (zoo.runs.plugin_uses)
     }
 
 
@@ -176,7 +178,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     with new_run_folder(run_dir, overwrite=overwrite, log=log, made=out is None) as started:
         trainer.begin()
         ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info(), device,
-                                                              preset))
+                                                              preset, uses_record(net)))
         started()
         log(f"training {model} on {data.name} ({data.train_x.shape[0]} images, {tuple(data.shape)}) "
             f"on {describe(device)} -> {run_dir}")
