@@ -16,8 +16,8 @@ from zoo.cli.app import (DEVICE_HELP, Count, IN_FOLDER, IN_PATH, OUT_FILE, OUT_F
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--pretrained", is_flag=True, help="The catalogued pretrained weights instead.")
 def list_cmd(as_json, pretrained):
-    """Every installed architecture plugin (then the noise models and latent samplers plugins provide):
-    name, package, description."""
+    """Every installed architecture plugin (then the noise models, latent samplers, training callbacks and
+    loggers plugins provide): name, package, description."""
     if pretrained:
 
         return hub.list_pretrained(as_json)
@@ -168,7 +168,8 @@ def _names_a_run(text: str) -> bool:
 @click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast on CUDA.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 @click.option("--log", "loggers", type=TEXT, metavar="NAME[,NAME]",
-              help="Also log to these loggers: tensorboard, mlflow (metrics.jsonl is always written).")
+              help="Also log to these loggers: tensorboard, mlflow, or a plugin's (zoo list shows them); "
+                   "metrics.jsonl is always written.")
 def train(model, dataset, preset, config_file, assignments, out, resume, overwrite, epochs, batch_size, lr, patience,
           device, seed, data_dir, bf16, progress, loggers):
     """Train MODEL; or continue a run with --resume RUN."""
@@ -297,8 +298,8 @@ def _print_metrics(result: dict) -> None:
               help="Also write every image's metrics to this CSV (index in the split, a folder's image file, label, "
                    "class, one column per metric): e.g. -log p(x) or the reconstruction error as an outlier score.")
 @click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME[,NAME]",
-              help="Also log the figures to these loggers (tensorboard, mlflow): beside the run's training, in its "
-                   "own MLflow run where it trained with --log mlflow.")
+              help="Also log the figures to these loggers (tensorboard, mlflow, or a plugin's: zoo list shows them): "
+                   "beside the run's training, in its own MLflow run where it trained with --log mlflow.")
 @click.pass_context
 def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, baseline, iwae_k, metric_options, fid,
              features, fid_n, fid_seeds, sampler, inception, limit, progress, per_image, loggers):
@@ -496,7 +497,8 @@ def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noi
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 @click.option("--progress/--no-progress", default=None)
 @click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME[,NAME]",
-              help="Also log the head's training and its test accuracy to these loggers: tensorboard, mlflow.")
+              help="Also log the head's training and its test accuracy to these loggers: tensorboard, mlflow, or a "
+                   "plugin's (zoo list shows them).")
 def finetune(run, hidden, freeze, unfreeze_last, features, dataset, out, transfer_model, epochs, assignments, data_dir,
              overwrite, device, progress, loggers):
     """Train a classifier head on the encoder of RUN (frozen by default), then report test accuracy."""

@@ -58,7 +58,8 @@ def _fmt(v) -> str:
               help="Train the different-shape groups of --vectorize at once, each in a thread with its own CUDA "
                    "stream (default: concurrent on CUDA, sequential elsewhere).")
 @click.option("--log", "loggers", default=None, metavar="NAME[,NAME]",
-              help="Also log the study to these loggers (tensorboard, mlflow): a parent with a child per trial.")
+              help="Also log the study to these loggers (tensorboard, mlflow, or a plugin's: zoo list shows them): "
+                   "a parent with a child per trial.")
 @click.option("--list-spaces", is_flag=True, help="List the example spaces zoo ships.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the summary as JSON (alone on stdout: the trials' lines go to stderr).")

@@ -73,7 +73,8 @@ OWN_ARGUMENTS = {
 
 def unfit(cls: Any, kind: str) -> str | None:
     """What keeps a class a hook returned from working as a plugin of `kind` (None: nothing): not a class,
-    not of the kind's base class; for a model, no dataclass `Config` with a default for every field, of types
+    not of the kind's base class; for a noise model or a callback, ill-formed `params`, `defaults`, `integer` or
+    `ranges` (`spec_problem`); for a model, no dataclass `Config` with a default for every field, of types
     zoo reads back from config.json, or neither `loss` nor its own training and validation steps
     (docs/plugins.md, section 2)."""
     module, base_name = BASES[kind]
@@ -82,8 +83,14 @@ def unfit(cls: Any, kind: str) -> str | None:
     base = next((c for c in cls.__mro__ if c.__module__ == module and c.__name__ == base_name), None)
     if base is None:
         return f"{cls.__name__} is not a subclass of zoo.{base_name}"
+    if kind in ("noise model", "callback"):  # a spec NAME:VALUES is read by its params, defaults, integer, ranges
+        problem = spec_problem(cls)
+        if problem:
+            return problem
     if kind == "callback":
         return _unbuildable_callback(cls, base)
+    if kind == "noise model":
+        return _unvectorized_noise(cls)
     if kind != "model":
         return None
     config = getattr(cls, "Config", None)
@@ -110,6 +117,58 @@ def unfit(cls: Any, kind: str) -> str | None:
     if cls.loss is base.loss and not own_steps:
         return f"{cls.__name__} has no loss (nor its own training_step and validation_step)"
     return None
+
+
+def spec_problem(cls: Any) -> str | None:
+    """What is wrong with the `params`, `defaults`, `integer` and `ranges` a noise model or a callback declares
+    (None: nothing), said when its plugin loads: `params = ("sigma")` (a one-element tuple without its comma)
+    was read letter by letter, `defaults = (0.2)` failed in a TypeError, a typo in `ranges` turned its check off."""
+    attrs = {a: getattr(cls, a, ()) for a in ("params", "defaults", "integer")}
+    for attr, value in attrs.items():
+        if not isinstance(value, (tuple, list) if attr != "integer" else (tuple, list, set, frozenset)):
+            comma = isinstance(value, (str, int, float))
+            return (f"{cls.__name__}.{attr} is {shown(value)}, not a tuple"
+                    + (f": a one-element tuple needs its comma, ({value!r},)" if comma else ""))
+    params, defaults = attrs["params"], attrs["defaults"]
+    if not all(isinstance(p, str) and p for p in params) or len(set(params)) != len(params):
+        return f"{cls.__name__}.params is {shown(params)}, not a tuple of distinct names"
+    if len(defaults) > len(params) or not all(_number(d) for d in defaults):
+        return (f"{cls.__name__}.defaults is {shown(defaults)}, not numbers for the last of its params "
+                f"({', '.join(params)})")
+    ranges = getattr(cls, "ranges", {})
+    if not isinstance(ranges, dict):
+        return f"{cls.__name__}.ranges is {shown(ranges)}, not a dict of (low, high) by param"
+    for attr, names in (("integer", attrs["integer"]), ("ranges", list(ranges))):
+        unknown = [str(k) for k in names if k not in params]
+        if unknown:
+            return (f"{cls.__name__}.{attr} names {', '.join(unknown)}, not one of its params "
+                    f"({', '.join(params) or 'none'})")
+    for key, pair in ranges.items():
+        if not (isinstance(pair, (tuple, list)) and len(pair) == 2 and all(map(_number, pair)) and pair[0] <= pair[1]):
+            return f"{cls.__name__}.ranges['{key}'] is {shown(pair)}, not a (low, high) pair of numbers"
+    for key, default in zip(params[len(params) - len(defaults):], defaults):
+        low, high = ranges.get(key, (default, default))
+        if not low <= default <= high or (key in attrs["integer"] and not float(default).is_integer()):
+            return f"{cls.__name__}.defaults gives {key} = {default!r}, which its ranges or integer refuse"
+    return None
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value == value  # not NaN
+
+
+def _unvectorized_noise(cls: Any) -> str | None:
+    """A noise model declaring `vectorized = True` whose __call__ takes no `strength=` (the DAE passes it)."""
+    if not getattr(cls, "vectorized", False):
+        return None
+    try:
+        taken = inspect.signature(cls.__call__).parameters
+    except (TypeError, ValueError):  # no signature to read: taken as it says
+        return None
+    if "strength" in taken or any(p.kind is p.VAR_KEYWORD for p in taken.values()):
+        return None
+    return (f"{cls.__name__} has vectorized = True, but its __call__ takes no strength= (the levels of a vectorised "
+            "training): add the argument, or set vectorized = False (docs/plugins.md)")
 
 
 def _unbuildable_callback(cls: Any, base: type) -> str | None:

@@ -128,6 +128,9 @@ def _collect(reg: Registry, hook, kind: str, into: dict[str, PluginEntry], origi
             elif not isinstance(name, str) or not NAME.fullmatch(name):  # a name goes on command lines and in folders
                 reg.failures.append(PluginFailure(ep_name, package, f"{kind} name {name!r:.40} is not one word of "
                                                                     "letters, digits, '.', '_' and '-'"))
+            elif kind != "model" and name != name.lower():  # its option (--sampler, --log, ...) is read lower-cased
+                reg.failures.append(PluginFailure(ep_name, package, f"{kind} name '{name}' has capitals, which zoo's "
+                                                                    f"options never match: name it '{name.lower()}'"))
             elif name in into:
                 reg.failures.append(PluginFailure(
                     ep_name, package, f"{kind} '{name}' is already provided by {into[name].package}"))
@@ -254,9 +257,12 @@ def get_entry(name: str) -> PluginEntry:
         said += [f"catalogued weights of model '{catalogued.get('model')}': zoo.load('{name}'), or `zoo eval "
                  f"{name}`"] if catalogued is not None else []
         raise UnknownModelError(f"'{name}' is not a model", f"It names {' and '.join(said)}.")
+    keys = reg.callbacks[name].cls.keys if name in reg.callbacks else ()  # zoo's own callbacks: turned on by a key
     kinds = {"a latent sampler": (reg.samplers, f"zoo generate RUN --sampler {name}"),
              "a noise model": (reg.noise_models, f"zoo train dae --set noise={name}:VALUE"),
-             "a logger": (reg.loggers, f"zoo train MODEL --log {name}")}
+             "a logger": (reg.loggers, f"zoo train MODEL --log {name}"),
+             "a training callback": (reg.callbacks, f"zoo train MODEL --set {keys[0]}=VALUE" if keys else
+                                     f"zoo train MODEL --set train_callbacks={name}:VALUES")}
     found = [(kind, use) for kind, (names, use) in kinds.items() if name in names]
     if found:  # `zoo search gmm`: said as what it is, and how it is used
         raise UnknownModelError(f"'{name}' is not a model but {' and '.join(k for k, _ in found)}",

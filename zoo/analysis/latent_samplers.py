@@ -1,17 +1,16 @@
 """Latent samplers: new codes for an autoencoder's decoder, fitted on the run's training codes.
 
-A plain autoencoder has no prior to sample from; a density fitted to the codes of its training
-images stands in for one (a Gaussian with full covariance, a Gaussian mixture, ...). A fitted sampler
-is saved in the run as `sampler-NAME.safetensors` (tensors only; never a pickle) and reused while the
-model's weights are the ones it was fitted to; it is refitted when the file is missing, damaged or
-stale (the run's weights changed since). The file records the run it was fitted on (model and creation
-time), and one fitted on another run's codes is refused, not overwritten. Fitting is seeded with a
-fixed seed, so a refit gives the same sampler, and sampling draws everything from the caller's
-`torch.Generator`, so `--seed` reproduces the images.
+A plain autoencoder has no prior to sample from; a density fitted to the codes of its training images stands in
+for one (a Gaussian with full covariance, a Gaussian mixture, ...). A fitted sampler is saved in the run as
+`sampler-NAME.safetensors` (tensors only; never a pickle) and reused while the model's weights are the ones it was
+fitted to; it is refitted when the file is missing, damaged or stale (the run's weights changed since). The file
+records the run it was fitted on (model and creation time), and one fitted on another run's codes is refused, not
+overwritten. Fitting is seeded with a fixed seed, so a refit gives the same sampler, and sampling draws everything
+from the caller's `torch.Generator`, so `--seed` reproduces the images.
 
-Samplers are pluggable: a plugin returns `LatentSampler` subclasses from the `zoo_samplers` hook
-(zoo's own, in zoo.plugins.samplers and zoo.plugins.flow_samplers, are registered the same way).
-"""
+Samplers are pluggable: a plugin returns `LatentSampler` subclasses from the `zoo_samplers` hook (zoo's own, in
+zoo.plugins.samplers and zoo.plugins.flow_samplers, register the same way); their exceptions and NaN draws are
+said as the package's bug."""
 
 from __future__ import annotations
 
@@ -26,9 +25,10 @@ from zoo.analysis.checks import as_python, check_codes
 from zoo.caches import is_managed
 from zoo.console import to_stderr
 from zoo.errors import CapabilityError, ConfigError, Interrupted, RunError
-from zoo.registry import load_registry
+from zoo.registry import failed_plugins, load_registry
 from zoo.runs.checkpoint import WEIGHTS, load_tensors, run_identity, save_tensors
 from zoo.runs.files import file_sha256, sampler_file
+from zoo.runs.plugin_calls import blamed, plugin_bug, plugin_named
 from zoo.runs.run import Run, check_split, other_images
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
@@ -38,11 +38,9 @@ ENCODE_BATCH = 1024
 
 
 class LatentSampler:
-    """A distribution over latent codes.
-
-    Subclasses set `name` and `description` and implement `_fit` (set tensors from the codes),
-    `sample` and `state`/`_load` (the fitted parameters as named tensors). A sampler that needs no
-    fitting (`needs_fit = False`) is defined by the latent size alone and is never saved."""
+    """A distribution over latent codes. Subclasses set `name` and `description` and implement `_fit` (set
+    tensors from the codes), `sample` and `state`/`_load` (the fitted parameters as named tensors). A sampler that
+    needs no fitting (`needs_fit = False`) is defined by the latent size alone and is never saved."""
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
@@ -77,7 +75,8 @@ class LatentSampler:
             raise ConfigError(f"sampler '{self.name}': need codes of shape [N, D], got {tuple(codes.shape)}")
         self.dim = int(codes.shape[1])
         try:
-            self._fit(codes, seed)
+            with blamed(self, "_fit"):  # a plugin's exception said as its package's bug, not a traceback
+                self._fit(codes, seed)
         except KeyboardInterrupt:  # said, not left as a bare "Interrupted." (a MAF fits for a minute)
             raise Interrupted(f"fitting the '{self.name}' sampler was interrupted; nothing of it was saved") from None
         return self
@@ -124,7 +123,7 @@ def get_sampler(name: str) -> type[LatentSampler]:
         return available[key]
     close = difflib.get_close_matches(key, list(available), n=3, cutoff=0.4)
     hint = (f"Did you mean: {', '.join(close)}? " if close else "") + "Known samplers: " + (
-        ", ".join(sorted(available)) or "none installed")
+        ", ".join(sorted(available)) or "none installed") + "." + failed_plugins()
     raise ConfigError(f"unknown sampler '{name}'", hint)
 
 
@@ -143,9 +142,7 @@ def encode_images(run: Run, x_uint8: torch.Tensor, batch_size: int = ENCODE_BATC
     for i in range(0, x_uint8.shape[0], batch_size):
         xb = x_uint8[i:i + batch_size].to(run.device).float() / 255.0
         out.append(run.encode(xb).float().flatten(1).cpu())
-    if not out:
-        return torch.zeros((0, latent_dim(run)))
-    return torch.cat(out)
+    return torch.cat(out) if out else torch.zeros((0, latent_dim(run)))
 
 
 def run_split(run: Run, split: str, data_dir: str | None = None):
@@ -212,18 +209,20 @@ def _read_saved(path: Path, cls: type[LatentSampler], digest: str, dim: int, ide
         log(f"note: {path} was fitted on {meta['codes']} training codes, and the run trained on {codes}: the "
             f"{cls.name} sampler is fitted again")
         return None
-    try:
-        if meta.get("sampler") != cls.name or meta.get("weights_sha256", "") != digest or int(meta["dim"]) != dim:
-            return None  # stale: this run's weights changed (a resumed training) since it was fitted
-        return cls.from_state(tensors, dim)
-    except (KeyError, ValueError, RuntimeError):
-        return None
+    if meta.get("sampler") != cls.name or meta.get("weights_sha256", "") != digest or meta.get("dim") != str(dim):
+        return None  # stale: this run's weights changed (a resumed training) since it was fitted
+    with blamed(cls, "_load"):  # KeyError, ValueError, RuntimeError: a damaged file (docs), refitted; else a bug
+        try:
+            return cls.from_state(tensors, dim)
+        except (KeyError, ValueError, RuntimeError):
+            return None
 
 
 def _saveable_state(sampler: LatentSampler) -> tuple[dict[str, torch.Tensor], str | None]:
     """The fitted sampler's state() if a file can hold it and give it back: tensors, at least one; else why
     not (a plugin's sampler without state() and _load(), or one whose state is no tensors: used unsaved)."""
-    state = sampler.state()
+    with blamed(sampler, "state"):
+        state = sampler.state()
     if not isinstance(state, dict) or not state or not all(
             isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()):
         what = (f"a {type(state).__name__}" if not isinstance(state, dict) else "no tensors" if not state
@@ -294,7 +293,8 @@ def fitted_sampler(run: Run, name: str, *, data_dir: str | None = None, refit: b
 
 
 def _warn_if_poor(sampler: LatentSampler, log: Callable[[str], None] | None) -> None:
-    warning = sampler.fit_warning()
+    with blamed(sampler, "fit_warning"):
+        warning = sampler.fit_warning()
     if warning:
         (log or to_stderr)(f"warning: {warning}")
 
@@ -385,13 +385,16 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
     chosen = fitted_sampler(run, sampler, data_dir=data_dir, save=save, log=log)
 
     def draw(k: int) -> torch.Tensor:
-        codes = chosen.sample(k, generator=generator)
+        with blamed(chosen, "sample"):
+            codes = chosen.sample(k, generator=generator)
         if not isinstance(codes, torch.Tensor) or tuple(codes.shape) != (k, chosen.dim):
             got = f"shape {tuple(codes.shape)}" if isinstance(codes, torch.Tensor) else f"a {type(codes).__name__}"
             raise CapabilityError(f"sampler '{chosen.name}' returned {got} for {k} codes of {chosen.dim} "
                                   f"dimensions, not a tensor [{k}, {chosen.dim}]",
-                                  "Its `sample(n, generator)` must return n codes as a torch tensor [n, D] "
-                                  "(docs/plugins.md): a fix for the sampler's author.")
+                                  f"Its `sample(n, generator)` must return n codes as a torch tensor [n, D] (docs/"
+                                  f"plugins.md): a fix for the sampler's author, {plugin_named(chosen)}.")
+        if not bool(torch.isfinite(codes).all()):  # else decode blamed the user's codes, which they never gave
+            raise plugin_bug(chosen, "sample", "drew codes holding NaN or infinite values")
         return codes.float().to(run.device)
 
     return draw

@@ -33,11 +33,11 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import torch
 
-from zoo.errors import ConfigError
-from zoo.registry import load_registry
+from zoo.errors import ConfigError, PluginError
+from zoo.registry import failed_plugins, load_registry
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import flat_config
-from zoo.runs.plugin_calls import model_preview
+from zoo.runs.plugin_calls import blamed, model_preview
 from zoo.runs.write_checks import nearest_existing, writable
 from zoo.tracking.messages import failure, filling_in, interrupted_at_start
 from zoo.tracking.views import RunView, StudyView, TrialView  # noqa: F401  (a logger's types, importable here)
@@ -175,7 +175,7 @@ class Logger(Callback):
             self.run = RunView(trainer.run_dir, run_config(trainer), list(trainer.history), trainer.resumed)
             if trainer.resumed and names[:1] == [self.name]:  # said once, by the first logger
                 self.say_left_out(trainer.run_dir, names)
-            done = self.guarded("opening the run", self.open, self.run, kept=self.kept)
+            done = self.guarded("opening the run", self._open_checked, self.run, kept=self.kept)
             for record in trainer.history:  # what the destination misses (a new logger on resume)
                 if done is not None and record["epoch"] > done:
                     self.guarded(f"logging epoch {record['epoch']}", self.log_epoch, record, kept=self.kept)
@@ -187,6 +187,15 @@ class Logger(Callback):
                 self.guarded(f"logging epoch {last}'s images", lambda: self.log_images(last, preview_rows(trainer)))
         except KeyboardInterrupt:
             raise interrupted_at_start(trainer.run_dir, trainer.saved_epoch) from None
+
+    def _open_checked(self, run: RunView) -> int | None:
+        """`open(run)`, its answer checked: the last epoch the destination holds, a whole number 0 or more (None: the
+        epochs from now on are logged); another answer fails as an exception does (said once, the logger left out)."""
+        done = self.open(run)
+        if done is not None and (isinstance(done, bool) or not isinstance(done, int) or done < 0):
+            raise TypeError(f"its open() returned {done!r:.40}, not the last epoch it holds (an int, 0: none); a bug "
+                            "in the logger's plugin")
+        return done
 
     def say_left_out(self, run_dir: Path, names: list[str]) -> None:
         """A resume whose --log leaves out a logger the run was logged to (its files are in the run folder):
@@ -300,7 +309,9 @@ def logger_classes(names: Any) -> list[type[Logger]]:
             close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
             raise ConfigError(f"unknown logger '{name}'",
                               (f"Did you mean: {', '.join(close)}? " if close else "")
-                              + f"The installed loggers are: {', '.join(known)} (`zoo list` shows them).")
+                              + f"The installed loggers are: {', '.join(known)} (`zoo list` shows them). On "
+                              "--resume the run's own loggers are asked for, unless --log names others."
+                              + failed_plugins())
         require(cls)
         classes.append(cls)
     return classes
@@ -308,7 +319,34 @@ def logger_classes(names: Any) -> list[type[Logger]]:
 
 def loggers_for(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger]:
     """The loggers `train.loggers` names, made for a run or a search."""
-    return [cls(train, say) for cls in logger_classes(train.loggers)]
+    return [made(cls, train, say) for cls in logger_classes(train.loggers)]
+
+
+def made(cls: type[Logger], train: "TrainConfig", say: Callable[[str], None]) -> Logger:
+    """A logger of `cls`; a plugin's (not zoo's own) has its `__init__`, `prepare` and `prepare_study` said as its
+    package's bug where they raise other than a ConfigError: called before training, unguarded, a RuntimeError
+    was a traceback and a ConnectionError was said as the disk's fault, the logger not named."""
+    entry = load_registry().loggers.get(cls.name)
+    if entry is None or entry.cls is not cls or entry.package == "zoo":
+        return cls(train, say)
+    with blamed(cls, "__init__"):
+        logger = cls(train, say)
+    for method in ("prepare", "prepare_study"):
+        setattr(logger, method, _blamed_call(logger, method, getattr(logger, method)))
+    return logger
+
+
+def _blamed_call(logger: Logger, method: str, call: Callable) -> Callable:
+    def blamed_call(*args):
+        try:
+            with blamed(logger, method):
+                return call(*args)
+        except PluginError as e:
+            leave = f" Or leave {logger.name} out of --log."
+            e.hint = e.hint if (e.hint or "").endswith(leave) else f"{e.hint or ''}{leave}"  # said once, if nested
+            raise
+
+    return blamed_call
 
 
 def code_loggers(names: Any) -> list[type[Logger]]:
@@ -319,7 +357,7 @@ def code_loggers(names: Any) -> list[type[Logger]]:
 def eval_loggers(train: "TrainConfig", names: Any, say: Callable[[str], None]) -> list[Logger]:
     """The loggers `names` name, made with the run's training settings (its mlflow_uri, tensorboard_dir),
     each one that can log an evaluation (`log_eval`)."""
-    return [cls(train, say) for cls in _able(names, "log_eval", "does not log evaluations", "Loggers that do")]
+    return [made(cls, train, say) for cls in _able(names, "log_eval", "does not log evaluations", "Loggers that do")]
 
 
 def logging_evaluations(names: Any) -> tuple[list[str], list[str]]:
@@ -331,7 +369,8 @@ def logging_evaluations(names: Any) -> tuple[list[str], list[str]]:
 
 def study_loggers(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger]:
     """The loggers `train.loggers` names, for a search: each one that can log a study (`log_study`)."""
-    return [cls(train, say) for cls in _able(train.loggers, "log_study", "does not log searches", "Loggers that do")]
+    return [made(cls, train, say) for cls in _able(train.loggers, "log_study", "does not log searches",
+                                                   "Loggers that do")]
 
 
 def _able(names: Any, method: str, lacking: str, others: str) -> list[type[Logger]]:

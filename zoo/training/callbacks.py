@@ -14,6 +14,7 @@ It changes training through its hooks only: `on_loss` may change the loss an opt
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -22,7 +23,8 @@ import torch
 
 from zoo.errors import CapabilityError, ConfigError, ZooError, out_of_memory
 from zoo.plugin_values import spec_numbers, step_problem
-from zoo.registry import load_registry
+from zoo.registry import failed_plugins, load_registry
+from zoo.runs.plugin_calls import blamed
 
 if TYPE_CHECKING:  # pragma: no cover
     from zoo.model import Batch, ZooModel
@@ -112,14 +114,26 @@ def callbacks_for(train) -> list[Callback]:
             raise ConfigError(f"train_callbacks: unknown callback '{name}'",
                               (f"Did you mean: {', '.join(close)}? " if close else "")
                               + "`zoo list` shows the installed callbacks"
-                              + (f" ({', '.join(selectable)})." if selectable else "."))
-    made = [cb for cb in (cls.from_config(train) for cls in available.values()) if cb is not None]
+                              + (f" ({', '.join(selectable)})." if selectable else ".")
+                              + " (On --resume: the run's own train_callbacks, which need their plugins.)"
+                              + failed_plugins())
+    made = []
+    for cls in available.values():  # a plugin's __init__ (or from_config) that raises: said as its package's bug
+        own = getattr(cls.from_config, "__func__", None) is not getattr(Callback.from_config, "__func__", None)
+        with blamed(cls, "from_config" if own else "__init__") if _plugins(cls) else contextlib.nullcontext():
+            made.append(cls.from_config(train))
     reg = load_registry().callbacks
-    for cb in made:
+    for cb in filter(None, made):
         entry = reg.get(cb.name)
         if entry is not None and entry.package != "zoo":  # a plugin's: its mistakes said as its own
             guard(cb, f"{entry.package} {entry.version}")
-    return made
+    return [cb for cb in made if cb is not None]
+
+
+def _plugins(cls: type) -> bool:
+    """Whether `cls` is a plugin's callback (not zoo's own): what it raises is said as its package's bug."""
+    entry = load_registry().callbacks.get(getattr(cls, "name", ""))
+    return entry is not None and entry.cls is cls and entry.package != "zoo"
 
 
 HOOKS = ("on_train_start", "on_epoch_start", "on_loss", "after_backward", "on_epoch_end", "on_train_end")
@@ -156,12 +170,16 @@ def _guarded(cb: Callback, hook: str, method, package: str):
 def _fix(trainer) -> str:
     """The hint of a plugin callback's failure: whose fix it is, and the epochs kept."""
     saved, run_dir = getattr(trainer, "saved_epoch", 0), getattr(trainer, "run_dir", None)
-    kept = f" Epochs up to {saved} are saved in {run_dir}." if saved and run_dir else ""
-    return ("A bug in the callback's plugin (docs/plugins.md, section 3): report it to its author, or train without "
-            "it (leave it out of train_callbacks)." + kept)
+    kept = (f" Epochs up to {saved} are saved in {run_dir}: `zoo train --resume` continues them once the plugin is "
+            "fixed.") if saved and run_dir else ""
+    return ("A bug in the callback's plugin (docs/plugins.md, section 3): report it to its author, or train a new run "
+            "without it (leave it out of train_callbacks: a resumed run keeps the callbacks it was trained with)."
+            + kept)
 
 
 def check(callbacks, model) -> None:
-    """Refuse, before anything is written, a callback the model cannot take."""
+    """Refuse, before anything is written, a callback the model cannot take; a plugin's check() that raises other
+    than a ConfigError is said as its package's bug."""
     for cb in callbacks:
-        cb.check(model)
+        with blamed(cb, "check") if _plugins(type(cb)) else contextlib.nullcontext():
+            cb.check(model)
