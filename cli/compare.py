@@ -12,7 +12,9 @@ from zoo.cli.app import OUT_FILE, TEXT, cli, echo_json
 @click.option("--sort", "metric", type=TEXT, default=None, metavar="METRIC",
               help="Sort by this metric of the best epoch (val_loss, train_loss, val_bce, ...; test_mse etc. from "
                    "eval.json or a model card). Default: the models' monitored metric, val_loss.")
-@click.option("--desc", is_flag=True, help="Sort descending (largest first), e.g. for accuracy or PSNR.")
+@click.option("--desc/--asc", default=None,
+              help="Sort descending (largest first) or ascending. Default: best first, ascending but for a metric "
+                   "better when higher (accuracy, PSNR).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (stdout only).")
 @click.option("--csv", "as_csv", is_flag=True, help="Print CSV, a row per run (stdout only).")
 @click.option("--plot", type=OUT_FILE, default=None, metavar="FILE.png",

@@ -104,7 +104,8 @@ def test_a_plugin_metric_that_is_not_per_image_is_refused_not_averaged_wrongly(r
     from zoo.plugins.vae import VAE
 
     monkeypatch.setattr(VAE, "metrics", lambda self, batch, **options: {"mse": batch.x.mean()})
-    assert_clean_error(invoke("eval", run, "--no-progress"), "metric 'mse' that is not per image", "one value per image")
+    assert_clean_error(invoke("eval", run, "--no-progress"), "metric 'mse' that is not per image",
+                       "one value per image")
     assert not (run / "eval.json").exists()
 
 

@@ -194,7 +194,8 @@ def test_create_with_a_seed_builds_the_same_weights_and_leaves_the_callers_gener
 
 
 def test_a_misspelled_evaluation_option_is_named_as_python_spells_it_with_the_key_it_may_mean(vae_copy):
-    with pytest.raises(ConfigError, match=r"option 'iwae_kk' \(--metric-option iwae_kk=VALUE\) does not apply") as caught:
+    said = r"option 'iwae_kk' \(--metric-option iwae_kk=VALUE\) does not apply"
+    with pytest.raises(ConfigError, match=said) as caught:
         zoo.evaluate(vae_copy, options={"iwae_kk": 5}, limit=4)
     assert caught.value.hint == "Did you mean 'iwae_k'?"
     assert not (vae_copy / "eval.json").exists()

@@ -9,7 +9,7 @@ import pickle
 
 import pytest
 import torch
-from conftest import TINY, quiet
+from conftest import TINY, invoke, quiet
 
 import zoo
 from zoo.errors import ConfigError
@@ -115,3 +115,18 @@ def test_read_cv_takes_the_cv_json_file_as_its_folder(tmp_path):
     out = tmp_path / "c1"
     zoo.cross_validate("convae", folds_k=2, dataset="digits", overrides={**TINY, "epochs": 1}, out=out, log=quiet)
     assert zoo.read_cv(out / "cv.json") == zoo.read_cv(out)
+
+
+def test_compare_puts_the_best_first_by_default_largest_for_a_metric_better_when_higher(tmp_path):
+    for name, latent in (("a", 2), ("b", 6)):
+        zoo.train("convae", dataset="digits", epochs=1, out=tmp_path / name, log=quiet, progress=False,
+                  latent_dim=latent, **TINY)
+        zoo.evaluate(tmp_path / name, progress=False)
+    runs = [tmp_path / "a", tmp_path / "b"]
+    for metric, largest_first in (("test_psnr", True), ("test_mse", False), ("val_loss", False)):
+        result = zoo.compare(runs, metric)
+        values = [r.value(metric) for r in result.runs]
+        assert result.descending is largest_first and values == sorted(values, reverse=largest_first), metric
+    assert zoo.compare(runs, "test_psnr", descending=False).descending is False  # asked: as asked
+    out = invoke("compare", str(runs[0]), str(runs[1]), "--sort", "test_psnr", "--asc").output
+    assert "ascending" in out

@@ -21,6 +21,17 @@ def model_class(name: str):
         return None
 
 
+HIGHER_IS_BETTER = ("psnr", "accuracy")  # zoo's own figures better when higher, beside a model's `maximized`
+
+
+def better_when_higher(runs: list[Compared], metric: str) -> bool:
+    """Whether `metric` (val_accuracy, test_psnr) is better when higher: a figure of zoo's that is, or one the runs'
+    model classes declare `maximized`; a compare sorts it largest first (best first, as a loss smallest first)."""
+    base = metric.partition("_")[2]
+    classes = [model_class(r.model) for r in runs]
+    return base in HIGHER_IS_BETTER or any(base in getattr(cls, "maximized", ()) for cls in classes if cls)
+
+
 def loss_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str | None:
     """Why a loss does not compare these runs, where it does not: they are of different models, or differ
     in a key that changes what their model's loss measures (its `loss_keys`: a β, an IWAE's K); with the

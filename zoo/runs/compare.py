@@ -25,7 +25,7 @@ from zoo.runs import published
 from zoo.runs import files as runfiles
 from zoo.runs.eval_images import Paired
 from zoo.runs.config import TrainConfig, check_flag, default_of, fields_of, flat_config
-from zoo.runs.comparable import another_measure, given_class, loss_caveat, model_class, pair
+from zoo.runs.comparable import another_measure, better_when_higher, given_class, loss_caveat, model_class, pair
 from zoo.runs.compare_sources import expand
 from zoo.runs.loading import catalogued_name, read_run
 from zoo.runs.info import how_ended, unbuildable
@@ -335,13 +335,14 @@ def differing_keys(runs: list[Compared]) -> tuple[list[str], list[str], list[str
     return differ, [k for k in keys if k not in differ and k not in partial], partial
 
 
-def compare(sources: list[str | Path | Run | TrainResult], metric: str | None = None, *, descending: bool = False,
-            plot: str | Path | None = None) -> Comparison:
+def compare(sources: list[str | Path | Run | TrainResult], metric: str | None = None, *,
+            descending: bool | None = None, plot: str | Path | None = None) -> Comparison:
     """Compare runs: folders, globs of folders, catalogued names, hub locations (hf://, file://).
 
     Reads config.json and metrics.jsonl (skipping damaged lines), never the weights. Sorted by `metric`
-    (default: the models' monitored metric, val_loss), ascending unless `descending`; a run without it
-    comes last. `plot`: a PNG to draw the runs' curves of that metric into, one line per run."""
+    (default: the models' monitored metric, val_loss), best first unless `descending` says the order (True:
+    largest first): ascending, but for a metric better when higher (accuracy, PSNR); a run without it comes last.
+    `plot`: a PNG to draw the runs' curves of that metric into, one line per run."""
     if isinstance(sources, (str, Path, Run, TrainResult)):  # one run, not the characters of its name
         sources = [sources]
     try:
@@ -349,11 +350,12 @@ def compare(sources: list[str | Path | Run | TrainResult], metric: str | None = 
     except TypeError:
         raise ConfigError(f"compare takes a list of runs, not {type(sources).__name__}",
                           "Give run folders, catalogued names, hub locations or zoo.load(...) runs.") from None
-    check_flag(descending, "descending")  # "False" is no False: it sorted the other way, or failed in sorted()
+    check_flag(descending, "descending", none=True)  # "False" is no False: it sorted the other way, or failed
     if metric is not None and not isinstance(metric, str):
         raise ConfigError(f"metric= names one metric, not {metric!r:.60}", "For example metric=\"val_loss\".")
     runs = [read_compared(name, folder) for name, folder in expand(sources)]
     chosen = pick_metric(runs, metric)
+    descending = better_when_higher(runs, chosen) if descending is None else descending
     given = given_class(runs, chosen)  # a cvae's −log p(x | y) ranks after the others' p(x), not among them
     have = sorted((r for r in runs if r.value(chosen) is not None), key=lambda r: r.value(chosen), reverse=descending)
     have = [r for r in have if r not in given] + [r for r in have if r in given]  # whichever the order
