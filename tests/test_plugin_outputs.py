@@ -9,9 +9,9 @@ import pytest
 import torch
 
 import zoo
-from conftest import MLP_PLUGIN, assert_clean_error, invoke
+from conftest import MLP_PLUGIN, TINY, assert_clean_error, invoke
 from zoo.console import quiet
-from zoo.errors import CapabilityError, PluginError
+from zoo.errors import CapabilityError, ConfigError, PluginError
 
 BROKEN = '''
 import os
@@ -38,8 +38,8 @@ class BrokenAE(MLPAE):
         mode = os.environ.get("BROKEN")
         if mode == "decode_flat":
             return x.flatten(1)
-        if mode == "decode_range":
-            return x * 255
+        if mode == "decode_nan":
+            return x * float("nan")
         return x
 
     def sample(self, n, generator=None):
@@ -104,8 +104,8 @@ def refused(monkeypatch, run_dir, mode: str, call) -> PluginError:
     ("encode_numpy", lambda run, x: run.encode(x), "its encode() gave ndarray, not a float tensor"),
     ("decode_flat", lambda run, x: run.reconstruct(x), "its reconstruct() gave a tensor of shape [5, 784], not 5 "
                                                        "images [5, 1, 28, 28]"),
-    ("decode_range", lambda run, x: run.reconstruct(x), "its reconstruct() gave images with values from"),
-    ("decode_range", lambda run, x: run.decode(torch.zeros(2, 3)), "its decode() gave images with values from"),
+    ("decode_nan", lambda run, x: run.reconstruct(x), "its reconstruct() gave images holding NaN"),
+    ("decode_nan", lambda run, x: run.decode(torch.zeros(2, 3)), "its decode() gave images holding NaN"),
     ("sample_count", lambda run, x: run.sample(4), "its sample() gave a tensor of shape [5, 1, 28, 28], not 4 images"),
     ("encode_nan", lambda run, x: run.encode(x), "its encode() gave codes holding NaN"),
 ])
@@ -192,6 +192,30 @@ def test_a_loss_without_gradient_ends_training_in_a_message_for_the_plugins_auth
     monkeypatch.setenv("BROKEN", "loss_detached")
     out = assert_clean_error(invoke("train", "brokenae", "--dataset", "digits", "--epochs", "1", "--out",
                                     str(tmp_path / "run")),
-                             "step.optimize('main'): a loss without gradient (detached, or computed under "
-                             "torch.no_grad)", "A fix for the plugin", code=1)
+                             "step.optimize('main'): a loss without gradient (detached, or no tensor)",
+                             "A fix for the plugin", code=1)
     assert "does not require grad" not in out
+
+
+def test_zoos_own_autoencoder_with_linear_outputs_is_not_refused_for_values_beyond_0_1(tmp_path):
+    zoo.train("convae", dataset="digits", epochs=1, out=tmp_path / "run", log=quiet, progress=False,
+              sigmoid_output=False, **TINY)
+    run = zoo.load(tmp_path / "run")
+    name, bias = [(n, p) for n, p in run.model.named_parameters()][-1]
+    assert name.endswith("bias")
+    with torch.no_grad():
+        bias += 1.0  # as a longer training leaves it: values a little beyond 1 (and below 0), which pictures clamp
+    x, _ = run.data("test")
+    out = run.reconstruct(x[:64])
+    assert out.shape == (64, 1, 28, 28) and out.max() > 1
+    assert zoo.reconstruct(run, n=4, out=tmp_path / "r.png").exists()
+
+
+def test_a_run_its_user_converted_to_half_is_said_as_its_dtype_not_as_the_plugins_bug(digits_vae_run):
+    run = zoo.load(digits_vae_run)
+    run.model.half()
+    x, _ = run.data("test")
+    with pytest.raises(ConfigError) as caught:
+        run.nll(x[:4].float().div(255).bernoulli(), k=2)
+    assert "the dtype run.model was converted to" in caught.value.message and "run.model.float()" in caught.value.hint
+    assert not isinstance(caught.value, PluginError)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from zoo.analysis.metrics import reconstruction_metrics
-from zoo.errors import CapabilityError
+from zoo.errors import CapabilityError, PluginError
 from zoo.plugin_values import step_problem
 from zoo.runs.files import check_fits
 
@@ -78,9 +78,9 @@ class StepContext:
     def optimize(self, loss: torch.Tensor, name: str = "main") -> None:
         opt = self.optimizers.get(name)  # a plugin's mistakes, said as one (not torch's "element 0 of tensors ...")
         problem = (f"no optimizer named '{name}' (have: {', '.join(self.optimizers)})" if opt is None else "" if
-                   loss.requires_grad else "a loss without gradient (detached, or computed under torch.no_grad)")
+                   getattr(loss, "requires_grad", False) else "a loss without gradient (detached, or no tensor)")
         if problem:
-            raise CapabilityError(f"step.optimize('{name}'): {problem}", "A fix for the plugin (docs/plugins.md).")
+            raise PluginError(f"step.optimize('{name}'): {problem}", "A fix for the plugin (docs/plugins.md).")
         if self._on_loss is not None and self.batch is not None:
             changed = self._on_loss(self, loss, name)
             if changed is not loss:
