@@ -28,6 +28,7 @@ from zoo.runs.files import (  # noqa: F401 (hub.files.PUSHED_MANIFEST)
     skeleton,
     state_spec,
 )
+from zoo.runs.plugin_uses import missing_use
 
 CONFIG = "config.json"
 WEIGHTS = "model.safetensors"
@@ -156,6 +157,9 @@ def model_spec(run: dict, where: str | None = None) -> dict | None:
     except ZooError as e:
         if where is None:
             return None  # a best-effort size: `load` explains
+        missing = missing_use(run, where)  # built with a class of a package not installed here: not an edit
+        if missing is not None:
+            raise missing from None
         raise HubError(f"{CONFIG} of {where} does not describe {with_article(run['model'])} that zoo builds "
                        f"({e.message}): refusing it", "The file was edited, or is another model's (or another "
                        "version's of its plugin): restore the run's own config.json.") from None

@@ -41,7 +41,6 @@ from zoo.hub.marks import check_against_mark, pushed_files, read_mark
 from zoo.runs.files import file_sha256
 
 
-
 def slug(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -51,17 +50,32 @@ def slug(text: str) -> str:
 def fetch_folder(loc: Location, log: Log) -> Fetched:
     src = loc.path
     assert src is not None
-    if not src.is_dir():
-        raise HubError(f"no folder hub at {src}" if not src.exists() else f"{src} is not a folder",
-                       "file:// locations name a folder written by `zoo push RUN file:///PATH`.")
-    try:
-        dir_fd = os.open(src, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    except OSError as e:
-        raise HubError(f"cannot read the folder hub {src}: {e.strerror or e}") from None
-    try:
-        return _fetch_from(dir_fd, loc, log)
-    finally:
-        os.close(dir_fd)
+    for _ in range(10):  # a push swaps a new version in at most once per try (tries: each a push meanwhile)
+        wait_for_swap(src)
+        if not src.is_dir():
+            raise HubError(f"no folder hub at {src}" if not src.exists() else f"{src} is not a folder",
+                           "file:// locations name a folder written by `zoo push RUN file:///PATH`.")
+        try:
+            held = temps.share(src)  # a push removes the old version only once its readers are done
+        except OSError as e:
+            raise HubError(f"cannot read the folder hub {src}: {e.strerror or e}") from None
+        with held:
+            if held.is_at(src):  # not replaced while this waited for the lock
+                return _fetch_from(held.fileno(), loc, log)
+    raise HubError(f"the folder hub {src} was replaced by pushes again and again while it was read",
+                   "Pull it again once the pushes to it have ended.")
+
+
+def wait_for_swap(src: Path) -> None:
+    """Where `src` is missing because a push moved it aside to swap a new version in (`_swap` holds the old one's
+    lock until the new one is in place), wait for that push: a reader then gets the new version, not "no hub"."""
+    if os.path.lexists(src):
+        return
+    for old in src.parent.glob(f"{glob.escape(f'.{src.name}')}.old-*"):
+        try:
+            temps.share(old).release()
+        except OSError:  # removed meanwhile: that push is done
+            continue
 
 
 def _fetch_from(dir_fd: int, loc: Location, log: Log) -> Fetched:
@@ -373,7 +387,7 @@ def _swap(new: Path, dest: Path) -> None:
         os.rename(new, dest)  # fails if a non-empty folder appeared there meanwhile
         return
     old = dest.parent / f".{dest.name}.old-{uuid.uuid4().hex[:temps.TEMP_TAG]}"
-    with temps.hold(dest):
+    with temps.hold(dest):  # once the readers of the old version are done (they share-lock it: fetch_folder)
         os.rename(dest, old)
         try:
             check_replaceable(old, shown=dest)
@@ -381,4 +395,4 @@ def _swap(new: Path, dest: Path) -> None:
         except BaseException:
             os.rename(old, dest)
             raise
-    temps.remove(old)
+        temps.remove(old)  # still locked: a reader that opened it meanwhile tries the new version

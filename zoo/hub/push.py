@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -265,9 +266,9 @@ def _push_files(run_dir: Path, location: str, log: Log) -> tuple[dict[str, Path 
         files[METRICS] = training_log
     if evaluated is not None:
         files[EVAL] = (json.dumps(evaluated, indent=2) + "\n").encode()  # as read and checked
-        values, note = eval_images.read(run_dir, evaluated)  # each image's, for pairs with the user's runs
-        if values:
-            files[eval_images.IMAGES_FILE] = run_dir / eval_images.IMAGES_FILE
+        images, note = _checked_images(run_dir, evaluated)  # each image's, for pairs with the user's runs
+        if images is not None:
+            files[eval_images.IMAGES_FILE] = images
         elif note:
             log(f"note: {note}; it is not pushed")
     quality = published_quality(run_dir)
@@ -278,6 +279,23 @@ def _push_files(run_dir: Path, location: str, log: Log) -> tuple[dict[str, Path 
     files.update(samplers)
     return files, before
 
+
+
+def _checked_images(run_dir: Path, evaluated: dict) -> tuple[bytes | None, str | None]:
+    """RUN/eval-images.safetensors as bytes, checked to be of the evaluation `evaluated` (eval_images.read);
+    the bytes checked are those pushed: an evaluation ending meanwhile rewrites the file, not the push's copy."""
+    path = run_dir / eval_images.IMAGES_FILE
+    if not path.is_file():
+        return None, None
+    try:
+        with open_regular(path) as fh:
+            data = fh.read()
+    except (RunError, OSError) as e:
+        return None, f"{path.name} cannot be read ({getattr(e, 'message', None) or e}): ignored"
+    with tempfile.TemporaryDirectory(prefix="zoo-push-") as tmp:
+        (Path(tmp) / eval_images.IMAGES_FILE).write_bytes(data)
+        values, note = eval_images.read(Path(tmp), evaluated)
+    return (data if values else None), note
 
 
 def _samplers(run_dir: Path, log: Log) -> dict[str, Path]:

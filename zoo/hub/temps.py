@@ -37,6 +37,17 @@ class Held:
         self.path = path
         self._fd = fd
 
+    def fileno(self) -> int | None:
+        return self._fd
+
+    def is_at(self, path: Path) -> bool:
+        """Whether `path` is still the folder held (not replaced by a rename meanwhile)."""
+        try:
+            here, held = os.stat(path), os.fstat(self._fd)
+        except (OSError, TypeError):
+            return False
+        return (here.st_dev, here.st_ino) == (held.st_dev, held.st_ino)
+
     def release(self) -> None:
         if self._fd is not None:
             os.close(self._fd)  # closing the descriptor drops the lock
@@ -71,6 +82,18 @@ def hold(folder: Path) -> Held:
     `folder` may be reached through a link (a shared disk mounted elsewhere)."""
     fd = _open_dir(folder, follow=True)
     _lock(fd, wait=True)
+    return Held(Path(folder), fd)
+
+
+def share(folder: Path) -> Held:
+    """`folder` opened and share-locked (waiting while a push holds it: `_swap` in zoo.hub.folder), for a reader;
+    OSError where it cannot be opened. A file system without locks: opened only."""
+    fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+        except OSError:  # e.g. NFS without lock support: read unguarded, as before
+            pass
     return Held(Path(folder), fd)
 
 

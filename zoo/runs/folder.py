@@ -24,6 +24,11 @@ RUN_OUTPUTS = (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS, ckpt.CARD, ckpt.EVAL
                "reconstructions.png", "samples.png")
 EVALUATED = (ckpt.EVAL, IMAGES_FILE)  # what `zoo eval` wrote: a resumed training reads eval.json, writes neither
 START_MARK = ".zoo-starting"  # present while a run is being started: a kill leaves it with zoo's own files
+# What `zoo search` (space.toml, journal.log: zoo.search.study) and `zoo cv` (cv.json, cv.png, folds.json:
+# zoo.search.cv_files) keep in their --out folder: a run there would make them refuse their own folder.
+OTHER_COMMANDS = {"space.toml": "a search's study folder", "journal.log": "a search's study folder",
+                  "cv.json": "a cross-validation's folder", "cv.png": "a cross-validation's folder",
+                  "folds.json": "a cross-validation's folder"}
 
 
 def refuse_existing_run(run_dir: Path, overwrite: bool = False) -> None:
@@ -89,6 +94,7 @@ def new_run_folder(run_dir: Path, *, overwrite: bool = False, log=to_stderr, mad
     try:
         with lock:
             refuse_existing_run(run_dir, overwrite)  # a writer that finished while this one waited
+            refuse_other_command(run_dir)  # a search or cross-validation that began meanwhile
             replacing = overwrite and (run_dir / ckpt.CONFIG).exists()
             clash = [n for n in RUN_OUTPUTS if (run_dir / n).exists()]
             if clash and not mark.exists() and not replacing:  # the mark: a killed start's files, zoo's own
@@ -118,6 +124,7 @@ def _check_new(run_dir: Path, overwrite: bool) -> None:
         raise RunError(f"{run_dir} is being written by another zoo process{f' (pid {writer})' if writer else ''}",
                        "A run folder has one writer: wait for it to finish, or train into another --out.")
     refuse_existing_run(run_dir, overwrite)  # before anything is written, even a lock file
+    refuse_other_command(run_dir)
     entry = next((p for p in (run_dir.absolute(), *run_dir.absolute().parents) if (p / PUSHED_MANIFEST).is_file()),
                  None)
     if entry is not None:  # a run there would be files no push wrote: every later push to the entry refused
@@ -127,6 +134,15 @@ def _check_new(run_dir: Path, overwrite: bool) -> None:
         raise RunError(f"{run_dir} is in a folder zoo or the Hugging Face Hub manages"
                        + ("; --overwrite is refused" if overwrite else ": no run is trained there"),
                        "Train into a folder of your own.")
+
+
+def refuse_other_command(run_dir: Path) -> None:
+    """Refuse a folder that `zoo search` or `zoo cv` writes (with --overwrite too): each refuses a run folder, so
+    a run there would leave the study unresumable, or the cross-validation's table hidden and not redone."""
+    held = [n for n in OTHER_COMMANDS if (run_dir / n).exists()]
+    if held:
+        raise RunError(f"{run_dir} is {OTHER_COMMANDS[held[0]]} ({', '.join(held)}): a run goes into a folder of "
+                       "its own", "Choose another --out.")
 
 
 def remove_empty(folder: Path) -> None:

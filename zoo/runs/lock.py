@@ -9,12 +9,14 @@ interleaving its epochs with the first one's.
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 from zoo.errors import RunError
 
 LOCK = ".zoo.lock"
 RESULTS_LOCK = ".zoo-results.lock"
+PROBE_TRIES = 10  # a writer's tries, 20 ms apart: a reader's probe (writer_of) holds a shared lock for a moment
 
 try:
     import fcntl
@@ -98,13 +100,16 @@ def lock_run(folder: Path) -> RunLock:
     folder = Path(folder)
     if fcntl is None:
         return RunLock(folder, None)
-    try:
-        lock = _WRITING[_key(folder)] = RunLock(folder, _take(folder / LOCK, wait=False))
-        return lock
-    except BlockingIOError as e:
-        holder = getattr(e, "holder", "")
-        raise RunError(f"{folder} is being written by another zoo process{f' (pid {holder})' if holder else ''}",
-                       "A run folder has one writer: wait for it to finish, or train into another --out.") from None
+    for tries in range(PROBE_TRIES):
+        try:
+            lock = _WRITING[_key(folder)] = RunLock(folder, _take(folder / LOCK, wait=False))
+            return lock
+        except BlockingIOError as e:
+            holder = getattr(e, "holder", "")
+            if tries + 1 < PROBE_TRIES:  # perhaps only a reader's probe (writer_of): it lasts microseconds
+                time.sleep(0.02)
+    raise RunError(f"{folder} is being written by another zoo process{f' (pid {holder})' if holder else ''}",
+                   "A run folder has one writer: wait for it to finish, or train into another --out.")
 
 
 # The run folders this process holds the writer lock of, by path: a training checks, before it writes an

@@ -16,6 +16,7 @@ from zoo.data import canonical_dataset_name
 from zoo.device import cuda_only_notes, pick_device
 from zoo.errors import ConfigError, RunError
 from zoo.runs.config import TrainConfig, check_count, check_flag, check_seed, field_type, fields_of, resolve_config
+from zoo.runs.lock import writer_of
 from zoo.training.fit import metric_key
 from zoo.search.cv_files import FOLDS as CV_FOLDS, RESULTS as CV_RESULTS
 from zoo.search.space import PRUNERS, STRATEGIES, Space, load_space
@@ -263,6 +264,11 @@ def _check_study_folder(study_dir: Path) -> None:
     if (study_dir / "config.json").is_file():
         raise ConfigError(f"--out {study_dir} is a run folder: a study goes into a folder of its own",
                           "Choose another --out (default: studies/NAME).")
+    writer = writer_of(study_dir)  # a `zoo cv` (or training) into it now: it writes its files only later
+    if writer is not None:
+        pid = f" (pid {writer})" if writer else ""
+        raise RunError(f"--out {study_dir} is being written by another zoo process{pid}",
+                       "A study goes into a folder of its own: wait for it to finish, or choose another --out.")
     held = [n for n in (*CV_RESULTS, CV_FOLDS) if (study_dir / n).exists()]
     if held:  # `zoo cv --overwrite` there would then refuse the folder as a study's
         raise ConfigError(f"--out {study_dir} is a cross-validation's folder ({', '.join(held)}): a study goes into "
