@@ -263,6 +263,8 @@ def write_idx_set(directory: Path, arrays: dict[str, np.ndarray] | None = None, 
 # A plugin module's source: an MLP autoencoder named {model}, with {extra} (module level, after its Config),
 # {body} (more of its class) and {hooks} (more of the module: other classes, hooks) filled in by a test.
 MLP_PLUGIN = '''\
+import os
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 

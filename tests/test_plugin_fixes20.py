@@ -11,56 +11,12 @@ from pathlib import Path
 import pytest
 
 import zoo
-from conftest import TINY, assert_clean_error, assert_ok, failures_of, invoke
+from conftest import MLP_PLUGIN, TINY, assert_clean_error, assert_ok, failures_of, invoke
 from zoo import registry
 from zoo.console import quiet
 from zoo.errors import CapabilityError, ConfigError, RunError, UnknownModelError
 
-MLP = '''\
-import os
-from dataclasses import dataclass
-from pathlib import Path
-import typing
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-import zoo
-
-
-@dataclass
-class Config:
-    latent_dim: int = zoo.param(3, "size of the code", low=1, high=64)
-{extra}
-
-class MLPAE(zoo.ZooModel):
-    name = "{model}"
-    Config = Config
-{body}
-    def __init__(self, config, shape, num_classes=0):
-        super().__init__(config, shape, num_classes)
-        pixels = shape[0] * shape[1] * shape[2]
-        self.encoder = nn.Sequential(nn.Flatten(), nn.Linear(pixels, 8), nn.ReLU(), nn.Linear(8, config.latent_dim))
-        self.dec = nn.Linear(config.latent_dim, pixels)
-
-    def encode(self, x):
-        return self.encoder(x)
-
-    def decode(self, z):
-        return torch.sigmoid(self.dec(z)).view(-1, *self.shape)
-
-    def reconstruct(self, x):
-        return self.decode(self.encode(x))
-
-    def loss(self, batch):
-        return {{"loss": F.mse_loss(self.reconstruct(batch.x), batch.x)}}
-
-
-@zoo.hookimpl
-def zoo_models():
-    return [MLPAE]
-
+CATALOGS = '''
 
 @zoo.hookimpl
 def {catalogs_hook}():
@@ -75,8 +31,8 @@ def plugin(plugin_installer):
     def install(package: str, *, model: str = "mlpae", extra: str = "", body: str = "", version: str = "0.1",
                 catalogs: str = '[Path(__file__).with_name("catalog.toml")]', catalogue: str = "",
                 catalogs_hook: str = "zoo_catalogs") -> Path:
-        return plugin_installer(package, MLP.format(model=model, extra=extra, body=body, catalogs=catalogs,
-                                                    catalogs_hook=catalogs_hook),
+        hooks = CATALOGS.format(catalogs_hook=catalogs_hook, catalogs=catalogs)
+        return plugin_installer(package, MLP_PLUGIN.format(model=model, extra=extra, body=body, hooks=hooks),
                                 version=version, files={"catalog.toml": catalogue})
 
     return install
@@ -277,7 +233,8 @@ def test_a_plugins_preset_does_not_apply_to_another_packages_model(plugin):
 # ---------------------------------------------------------------- 14: finetune of an MLP encoder
 
 def test_finetune_of_a_plugin_mlp_encoder_says_the_classifier_needs_a_conv_encoder(plugin, tmp_path):
-    plugin("ftplug")
+    plugin("ftplug", body="\n    @property\n    def encoder(self):  # an MLP encoder, by the name zoo's conv models use\n"
+                          "        return nn.Sequential(nn.Flatten(), self.enc)\n")
     run = zoo.train("mlpae", dataset="digits", epochs=1, out=tmp_path / "run", log=quiet, progress=False,
                     device="cpu").run_dir
     with pytest.raises(CapabilityError, match="its encoder has no conv layers"):
