@@ -233,8 +233,8 @@ def test_a_plugins_preset_does_not_apply_to_another_packages_model(plugin):
 # ---------------------------------------------------------------- 14: finetune of an MLP encoder
 
 def test_finetune_of_a_plugin_mlp_encoder_says_the_classifier_needs_a_conv_encoder(plugin, tmp_path):
-    plugin("ftplug", body="\n    @property\n    def encoder(self):  # an MLP encoder, by the name zoo's conv models use\n"
-                          "        return nn.Sequential(nn.Flatten(), self.enc)\n")
+    encoder = "\n    @property\n    def encoder(self):  # an MLP encoder, by the name zoo's conv models use\n"
+    plugin("ftplug", body=encoder + "        return nn.Sequential(nn.Flatten(), self.enc)\n")
     run = zoo.train("mlpae", dataset="digits", epochs=1, out=tmp_path / "run", log=quiet, progress=False,
                     device="cpu").run_dir
     with pytest.raises(CapabilityError, match="its encoder has no conv layers"):
