@@ -309,52 +309,8 @@ def zoo_models():
 {hooks}
 '''
 
-TINYPLUG = '''\
-"""A third-party zoo plugin: a one-linear-layer autoencoder."""
-from dataclasses import dataclass
-
-import torch
-import torch.nn.functional as F
-from torch import nn
-
-import zoo
-
-
-@dataclass
-class TinyAEConfig:
-    latent_dim: int = zoo.param(3, "size of the code", low=1, high=64)
-
-
-class TinyAE(zoo.ZooModel):
-    name = "tinyae"
-    description = "one linear layer each way"
-    Config = TinyAEConfig
-
-    def __init__(self, config, shape, num_classes=0):
-        super().__init__(config, shape, num_classes)
-        pixels = 1
-        for s in self.shape:
-            pixels *= s
-        self.enc = nn.Linear(pixels, config.latent_dim)
-        self.dec = nn.Linear(config.latent_dim, pixels)
-
-    def encode(self, x):
-        return self.enc(x.flatten(1))
-
-    def decode(self, z):
-        return torch.sigmoid(self.dec(z)).view(-1, *self.shape)
-
-    def reconstruct(self, x):
-        return self.decode(self.encode(x))
-
-    def loss(self, batch):
-        return {"loss": F.mse_loss(self.reconstruct(batch.x), batch.x)}
-
-
-@zoo.hookimpl
-def zoo_models():
-    return [TinyAE]
-'''
+TINYPLUG = '"""A third-party zoo plugin: a one-linear-layer autoencoder."""\n' + MLP_PLUGIN.format(
+    model="tinyae", extra="", body='    description = "one linear layer each way"\n', hooks="")
 
 BROKENPLUG = '''\
 raise ImportError("brokenplug needs a library that is not installed")

@@ -124,7 +124,7 @@ def test_third_party_run_evaluates_through_the_cli(tinyae_run, tinyplug_dir, tmp
 def test_third_party_run_loads_in_python(tinyae_run, tinyplug_installed):
     assert "tinyae" in zoo.list_models()
     model = zoo.load(tinyae_run).model
-    assert type(model).__name__ == "TinyAE"
+    assert type(model).__name__ == "MLPAE"
     assert model.name == "tinyae"
     assert not model.training
     x = torch.rand(2, 1, 28, 28)
