@@ -165,22 +165,23 @@ def test_a_well_plugins_report_lands_in_eval_json(broken_run):
     assert result["report"] == {"fine": 1} and result["metrics"]["mse"] > 0
 
 
+def broken_training(plugin_installer, monkeypatch, out, mode: str):
+    """`zoo train brokenae` into `out` with the plugin's mistake `mode` switched on: click's Result."""
+    plugin_installer("brokenplug", SOURCE)
+    monkeypatch.setenv("BROKEN", mode)
+    return invoke("train", "brokenae", "--dataset", "digits", "--epochs", "1", "--out", str(out))
+
+
 def test_optimizers_not_given_by_name_are_refused_before_a_run_folder_is_written(plugin_installer, monkeypatch,
                                                                                  tmp_path):
-    plugin_installer("brokenplug", SOURCE)
-    monkeypatch.setenv("BROKEN", "configure_bad")
-    assert_clean_error(invoke("train", "brokenae", "--dataset", "digits", "--epochs", "1", "--out",
-                              str(tmp_path / "run")),
+    assert_clean_error(broken_training(plugin_installer, monkeypatch, tmp_path / "run", "configure_bad"),
                        "its configure_optimizers() gave Adam", "not a dict of optimizers by name", code=1)
     assert not (tmp_path / "run" / "model.safetensors").exists()
 
 
 def test_a_plugins_bad_preview_rows_end_training_in_its_message_with_the_weights_kept(plugin_installer, monkeypatch,
                                                                                       tmp_path):
-    plugin_installer("brokenplug", SOURCE)
-    monkeypatch.setenv("BROKEN", "preview_bad")
-    assert_clean_error(invoke("train", "brokenae", "--dataset", "digits", "--epochs", "1", "--out",
-                              str(tmp_path / "run")),
+    assert_clean_error(broken_training(plugin_installer, monkeypatch, tmp_path / "run", "preview_bad"),
                        "its preview() gave list of other rows than (label, images [k, 1, 28, 28]) pairs", code=1)
     monkeypatch.delenv("BROKEN")
     assert zoo.load(tmp_path / "run").encode(torch.zeros(1, 1, 28, 28)).shape == (1, 3)  # the trained weights load
@@ -188,10 +189,7 @@ def test_a_plugins_bad_preview_rows_end_training_in_its_message_with_the_weights
 
 def test_a_loss_without_gradient_ends_training_in_a_message_for_the_plugins_author(plugin_installer, monkeypatch,
                                                                                    tmp_path):
-    plugin_installer("brokenplug", SOURCE)
-    monkeypatch.setenv("BROKEN", "loss_detached")
-    out = assert_clean_error(invoke("train", "brokenae", "--dataset", "digits", "--epochs", "1", "--out",
-                                    str(tmp_path / "run")),
+    out = assert_clean_error(broken_training(plugin_installer, monkeypatch, tmp_path / "run", "loss_detached"),
                              "step.optimize('main'): a loss without gradient (detached, or no tensor)",
                              "A fix for the plugin", code=1)
     assert "does not require grad" not in out
