@@ -7,10 +7,14 @@ KINDS24 in the environment picks its mistake."""
 
 from __future__ import annotations
 
+import importlib
+import json
+import shutil
+
 import pytest
 
 import zoo
-from conftest import TINY, TINY_SET, assert_clean_error, failures_of, invoke
+from conftest import TINY, TINY_SET, assert_clean_error, assert_ok, failures_of, invoke
 from zoo import registry
 from zoo.console import quiet
 
@@ -302,3 +306,18 @@ def test_log_options_help_mentions_plugin_loggers_and_zoo_list_help_every_kind()
         assert "or a plugin's (zoo list shows them)" in said(command) or "or a plugin's: zoo list shows them" \
             in said(command), command
     assert "training callbacks and loggers" in said("list")
+
+
+def test_a_run_records_its_plugin_callback_and_logger_and_a_resume_without_them_says_what_to_install(
+        plugin_installer, tmp_path):
+    folder = plugin_installer("kinds24", KINDS)
+    assert_ok(train_cli(tmp_path / "run", "--set", "train_callbacks=l1w24", "--log", "csv24"))
+    uses = json.loads((tmp_path / "run" / "config.json").read_text())["uses"]
+    assert {(u["kind"], u["name"], u["package"]) for u in uses} == {("callback", "l1w24", "kinds24"),
+                                                                    ("logger", "csv24", "kinds24")}
+    shutil.rmtree(folder.parent / "kinds24-0.1.dist-info")  # pip uninstall, as zoo's entry points see it
+    importlib.invalidate_caches()
+    registry.load_registry(refresh=True)
+    assert zoo.load(tmp_path / "run").can("reconstruct")  # opened without them: they only train
+    assert_clean_error(invoke("train", "--resume", tmp_path / "run", "--epochs", "2"),
+                       "uses callback 'l1w24', which is not installed", "pip install kinds24", code=1)

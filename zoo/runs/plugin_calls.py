@@ -13,22 +13,33 @@ import torch
 
 from zoo.errors import PluginError, ZooError, out_of_memory
 from zoo.model import ZooModel
-from zoo.registry import load_registry
+from zoo.registry import PluginEntry, load_registry
 
 SLACK = 1e-3  # a noise model's images a hair outside [0, 1] (float rounding) are its own (zoo.data.noise)
 KINDS = (("models", "model"), ("noise_models", "noise model"), ("samplers", "sampler"), ("callbacks", "callback"),
          ("loggers", "logger"))  # the registry's plugin kinds, as a message names them
 
 
-def plugin_named(plugin: object) -> str:
-    """`KIND 'NAME' (package VERSION)`: a plugin's object (a model, a noise model, a sampler, a callback, a logger,
-    or its class) as the registry knows where its class came from."""
+def plugin_entry(plugin: object) -> tuple[str, PluginEntry] | None:
+    """The kind ("noise model", ...) and registry entry of a plugin's object (or class); None where the registry has
+    no such class (a model built outside it)."""
     cls = plugin if isinstance(plugin, type) else type(plugin)
     registry = load_registry()
     for attr, kind in KINDS:
-        for name, entry in getattr(registry, attr).items():
+        for entry in getattr(registry, attr).values():
             if entry.cls is cls:
-                return f"{kind} '{name}' ({entry.package} {entry.version})"
+                return kind, entry
+    return None
+
+
+def plugin_named(plugin: object) -> str:
+    """`KIND 'NAME' (package VERSION)`: a plugin's object (a model, a noise model, a sampler, a callback, a logger,
+    or its class) as the registry knows where its class came from."""
+    found = plugin_entry(plugin)
+    if found is not None:
+        kind, entry = found
+        return f"{kind} '{entry.name}' ({entry.package} {entry.version})"
+    cls = plugin if isinstance(plugin, type) else type(plugin)
     return f"{'model' if issubclass(cls, ZooModel) else 'plugin'} '{getattr(plugin, 'name', cls.__name__)}'"
 
 

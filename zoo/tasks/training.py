@@ -33,7 +33,7 @@ from zoo.runs.folder import EVALUATED, RUN_OUTPUTS, new_run_folder, remove_empty
 from zoo.runs.loading import installed_entry, read_run
 from zoo.runs.lock import lock_run
 from zoo.runs.modelcard import write_card
-from zoo.runs.plugin_uses import uses_record
+from zoo.runs.plugin_uses import missing_use, uses_record
 from zoo.runs.run import Run, other_images, training_data
 from zoo.tasks.resume_source import refuse_published
 from zoo.tasks.run_settings import settle
@@ -178,7 +178,7 @@ def train(model: str | None = None, *, dataset: str | None = None, preset: str |
     with new_run_folder(run_dir, overwrite=overwrite, log=log, made=out is None) as started:
         trainer.begin()
         ckpt.write_json(run_dir / ckpt.CONFIG, _run_config(entry, model_cfg, train_cfg, data.info(), device,
-                                                              preset, uses_record(net)))
+                                                              preset, uses_record(net, [*regs, *loggers])))
         started()
         log(f"training {model} on {data.name} ({data.train_x.shape[0]} images, {tuple(data.shape)}) "
             f"on {describe(device)} -> {run_dir}")
@@ -263,6 +263,9 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     if model is not None and model != run["model"]:
         raise ConfigError(f"{run_dir} is a '{run['model']}' run, not '{model}'")
     entry = installed_entry(run, run_dir)
+    missing = missing_use(run, run_dir, ("callback", "logger"))  # it trains with them again: not "unknown callback"
+    if missing is not None:
+        raise missing
     registry.read_catalog()  # as for a new run: the card written at the end reads it
     given, moved = {k: v for k, v in overrides.items() if v is not None}, set()
     if config is not None:  # a config file's keys count as if given one by one: unknown or fixed keys refused
