@@ -51,12 +51,16 @@ def fetch_folder(loc: Location, log: Log) -> Fetched:
     src = loc.path
     assert src is not None
     for _ in range(10):  # a push swaps a new version in at most once per try (tries: each a push meanwhile)
-        wait_for_swap(src)
+        temps.wait_for_swap(src)
         if not src.is_dir():
+            if temps.swapping(src):  # moved aside by a push since the look above: wait for its new version
+                continue
             raise HubError(f"no folder hub at {src}" if not src.exists() else f"{src} is not a folder",
                            "file:// locations name a folder written by `zoo push RUN file:///PATH`.")
         try:
             held = temps.share(src)  # a push removes the old version only once its readers are done
+        except FileNotFoundError:  # moved aside between the look and the open: the next try waits for the swap
+            continue
         except OSError as e:
             raise HubError(f"cannot read the folder hub {src}: {e.strerror or e}") from None
         with held:
@@ -64,18 +68,6 @@ def fetch_folder(loc: Location, log: Log) -> Fetched:
                 return _fetch_from(held.fileno(), loc, log)
     raise HubError(f"the folder hub {src} was replaced by pushes again and again while it was read",
                    "Pull it again once the pushes to it have ended.")
-
-
-def wait_for_swap(src: Path) -> None:
-    """Where `src` is missing because a push moved it aside to swap a new version in (`_swap` holds the old one's
-    lock until the new one is in place), wait for that push: a reader then gets the new version, not "no hub"."""
-    if os.path.lexists(src):
-        return
-    for old in src.parent.glob(f"{glob.escape(f'.{src.name}')}.old-*"):
-        try:
-            temps.share(old).release()
-        except OSError:  # removed meanwhile: that push is done
-            continue
 
 
 def _fetch_from(dir_fd: int, loc: Location, log: Log) -> Fetched:

@@ -14,10 +14,11 @@ from zoo import registry
 from zoo.caches import zoo_cache
 from zoo.console import to_stderr
 from zoo.errors import RunError, UnknownModelError
+from zoo.hub import temps
 from zoo.hub.cache import Fetched, read_json
 from zoo.hub.files import (CONFIG, MODEL_FILES, PULLED_MANIFEST, WEIGHTS, check_config, check_safetensors,
                            verify_catalogued)
-from zoo.hub.folder import fetch_folder, slug, wait_for_swap
+from zoo.hub.folder import fetch_folder, slug
 from zoo.hub.hf import fetch_hf, hf_store, import_hf
 from zoo.hub.locations import COMMIT_RE, HubError, Log, is_hub_source, parse
 from zoo.runs.files import file_sha256
@@ -30,8 +31,8 @@ def fetch(source: str, *, log: Log = to_stderr, sha256: str | None = None) -> Fe
     loc = parse(source)
     if loc.kind == "hf":
         return fetch_hf(loc, log)
-    wait_for_swap(loc.path)  # missing only for the moment a push swaps a new version in: not "not reachable"
-    if not os.path.lexists(loc.path):
+    temps.wait_for_swap(loc.path)  # missing only for the moment a push swaps a new version in: not "not reachable"
+    if not os.path.lexists(loc.path) and not temps.swapping(loc.path):  # else fetch_folder waits for the swap
         copy = pulled_copy(str(loc), sha256)
         if copy is not None:
             log(f"note: the folder hub {loc} is not reachable: using its copy pulled on {copy[1]}, {copy[0].folder}")

@@ -13,6 +13,7 @@ holds, so a concurrent writer's are never touched:
 
 from __future__ import annotations
 
+import glob
 import os
 import shutil
 import stat
@@ -158,3 +159,24 @@ def sweep(parent: Path, *patterns: str) -> list[Path]:
     for p in removed:
         remove(p)
     return removed
+
+
+def wait_for_swap(src: Path) -> None:
+    """Where `src` is missing because a push moved it aside to swap a new version in (`_swap` in zoo.hub.folder
+    holds the old one's lock until the new one is in place), wait for that push, and for the next one that moved it
+    aside meanwhile: a reader then gets the new version, not "no hub"."""
+    for _ in range(10):
+        olds = [] if os.path.lexists(src) else swapping(src)
+        if not olds:
+            return
+        for old in olds:
+            try:
+                share(old).release()
+            except OSError:  # removed meanwhile: that push is done
+                continue
+
+
+def swapping(src: Path) -> list[Path]:
+    """The old versions of `src` live pushes have moved aside to swap a new one in (none: no push is swapping; one
+    a killed push left is stale, not waited for)."""
+    return [old for old in src.parent.glob(f"{glob.escape(f'.{src.name}')}.old-*") if not is_stale(old)]
