@@ -36,19 +36,23 @@ def _folder(root: Path, n: int = 10, size=(28, 28)) -> Path:
 
 # ------------------------------------------------------------------------------- #2 the size a folder is read at
 
-def test_a_folder_whose_files_share_no_size_is_refused_before_reading_pixels_with_how_to_choose_one(tmp_path):
-    """Every photo of its own size: "the most common" was the largest (2000×2000), a model the memory could not
-    hold. Tiny files of three sizes stand for them."""
+def test_a_folder_whose_files_share_no_size_is_read_at_the_largest_unless_beyond_1024_before_reading_pixels(
+        tmp_path):
+    """Every photo of its own size: read at the largest, with a note; where that is beyond image_size's own limit
+    (2000×2000 photos: a model the memory could not hold) refused before a pixel is read. Tiny files stand for them."""
     root = tmp_path / "photos"
     for i, size in enumerate([(20, 20), (16, 12), (8, 6)]):
         _grey(root / f"p{i}.png", size, seed=i)
+    data = zoo.load_dataset(f"folder:{root}")
+    assert data.shape == (1, 20, 20) and "all are read at 20×20" in data.notes[0]
+    _grey(root / "wide.png", (1100, 3))
     with pytest.raises(DataNotFoundError) as e:
         zoo.load_dataset(f"folder:{root}")
-    assert "3 sizes, from 8×6 to 20×20, no two of one size" in str(e.value)
+    assert "1100×3" in str(e.value) and "over 1024 pixels a side" in str(e.value)
     assert "--set image_size=N" in e.value.hint and "1024" in e.value.hint
     assert zoo.load_dataset(f"folder:{root}", image_size=8).shape == (1, 8, 8)  # the way out the hint gives
     out = assert_clean_error(invoke("train", "convae", "--dataset", f"folder:{root}", "--epochs", "1",
-                                    "--out", tmp_path / "run", *TINY_SET), "no two of one size", "image_size=N")
+                                    "--out", tmp_path / "run", *TINY_SET), "over 1024 pixels a side", "image_size=N")
     assert not (tmp_path / "run").exists(), out
 
 
@@ -256,3 +260,15 @@ def test_an_image_data_sets_repr_is_short_and_says_its_splits(tmp_path):
     text = repr(zoo.load_dataset(f"folder:{tmp_path / 'many'}"))
     assert len(text) < 250 and "classes=2" in text and "00.png" not in text and "tensor" not in text
     assert "train=" in text and "test=" in text
+
+
+def test_a_users_own_runs_folder_of_other_files_is_not_called_zoos_output(tmp_path):
+    root = tmp_path / "set"
+    for c in "ab":
+        for i in range(2):
+            _grey(root / c / f"{i}.png", (8, 8), seed=i)
+    (root / "runs").mkdir()
+    (root / "runs" / "notes.txt").write_text("my notes")
+    with pytest.raises(DataNotFoundError) as e:
+        zoo.load_dataset(f"folder:{root}")
+    assert "with no images: runs" in str(e.value) and "zoo's own" not in str(e.value)

@@ -134,11 +134,10 @@ def test_mixed_sizes_take_the_most_common_size_and_a_tie_the_larger(tmp_path):
         _png(tie / f"a{i}.png", 5, (24, 24))
         _png(tie / f"b{i}.png", 5, (40, 30))
     assert zoo.load_dataset(f"folder:{tie}").shape == (1, 30, 40)
-    lone = tmp_path / "lone"  # no two files of one size: no size to read them at but one the user picks
+    lone = tmp_path / "lone"  # no two files of one size: the largest
     _png(lone / "a.png", 5, (24, 24))
     _png(lone / "b.png", 5, (40, 30))
-    with pytest.raises(DataNotFoundError, match="no two of one size"):
-        zoo.load_dataset(f"folder:{lone}")
+    assert zoo.load_dataset(f"folder:{lone}").shape == (1, 30, 40)
 
 
 def test_image_size_chooses_the_size_for_every_file_without_a_note(tmp_path):

@@ -97,17 +97,18 @@ def _folder_layout(root: Path) -> tuple[list[Path], list[int], list[str], list[P
 def _zoo_made(folder: Path) -> bool:
     """Whether a folder beside the images is zoo's, not the user's: a run or ./zoo-outputs/ (is_zoo_output), or
     one holding runs and no image outside them (runs/ of `zoo train` started in the image folder), or a runs/
-    without images (left by a start that failed)."""
+    holding no file (left by a start that failed)."""
     if is_zoo_output(folder):
         return True
-    runs = False
+    runs = files = False
     for top, dirs, names in os.walk(folder):
         if any(not n.startswith(".") and _is_image(Path(top) / n) for n in names):
             return False
+        files = files or any(not n.startswith(".") for n in names)  # the user's notes.txt: not an empty runs/
         ours = [d for d in dirs if not d.startswith(".") and is_zoo_output(Path(top) / d)]
         runs = runs or bool(ours)
         dirs[:] = [d for d in dirs if not d.startswith(".") and d not in ours]
-    return runs or folder.name == "runs"
+    return runs or (folder.name == "runs" and not files)
 
 
 def _zoo_note(root: Path, zoos: list[Path]) -> str:
@@ -302,18 +303,13 @@ SIZE_HINT = (f"Choose the size: --set image_size=N (image_size=N in Python), N u
 def _folder_size(root: Path, files: list[Path], sizes: list[tuple[int, int]],
                  image_size: int) -> tuple[tuple[int, int], str]:
     """(width, height): image_size if set, else the most common size of all the files (the larger on a
-    tie), with a note naming the files resized to it. Refused, before any pixel is read, where no two files
-    share a size (the "most common" was then the largest: a folder of photos was read at 2000×2000) or where
-    that size is beyond LARGEST_SIZE, which image_size itself may not ask for."""
+    tie: where no two files share a size, the largest), with a note naming the files resized to it. Refused,
+    before any pixel is read, where that size is beyond LARGEST_SIZE, which image_size itself may not ask for (a
+    folder of photos was read at 2000×2000, and the training killed for its memory)."""
     if image_size:
         return (image_size, image_size), ""
     counts = Counter(sizes)
     size = max(counts, key=lambda wh: (counts[wh], wh[0] * wh[1], wh))
-    if len(counts) > 1 and counts[size] == 1:
-        small, large = min(counts, key=lambda wh: wh[0] * wh[1]), max(counts, key=lambda wh: wh[0] * wh[1])
-        raise DataNotFoundError(f"the {len(files)} images of {root} are of {len(counts)} sizes, from {_wh(small)} to "
-                                f"{_wh(large)}, no two of one size: zoo reads a folder's images at one size, and none "
-                                "is the most common", SIZE_HINT)
     if max(size) > LARGEST_SIZE:
         raise DataNotFoundError(f"the images of {root} would be read at their most common size, {_wh(size)} "
                                 f"({counts[size]} of {len(files)} files): over {LARGEST_SIZE} pixels a side, the "
