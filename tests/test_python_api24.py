@@ -130,3 +130,11 @@ def test_compare_puts_the_best_first_by_default_largest_for_a_metric_better_when
     assert zoo.compare(runs, "test_psnr", descending=False).descending is False  # asked: as asked
     out = invoke("compare", str(runs[0]), str(runs[1]), "--sort", "test_psnr", "--asc").output
     assert "ascending" in out
+
+
+def test_compare_sorts_the_shipped_gans_quality_figures_best_first():
+    for metric, largest_first in (("test_class_accuracy", True), ("test_classifier_precision", True),
+                                  ("test_classifier_recall", True), ("test_classifier_fid", False)):
+        result = zoo.compare(["cgan-mnist", "cgan-fashion-mnist"], metric)
+        values = [r.value(metric) for r in result.runs]
+        assert result.descending is largest_first and values == sorted(values, reverse=largest_first), metric

@@ -21,7 +21,9 @@ def model_class(name: str):
         return None
 
 
-HIGHER_IS_BETTER = ("psnr", "accuracy")  # zoo's own figures better when higher, beside a model's `maximized`
+# zoo's own figures better when higher (test_psnr, test_class_accuracy, test_classifier_precision), by the
+# last word of their name, beside a model's `maximized`
+HIGHER_IS_BETTER = ("psnr", "accuracy", "precision", "recall")
 
 
 def better_when_higher(runs: list[Compared], metric: str) -> bool:
@@ -29,7 +31,8 @@ def better_when_higher(runs: list[Compared], metric: str) -> bool:
     model classes declare `maximized`; a compare sorts it largest first (best first, as a loss smallest first)."""
     base = metric.partition("_")[2]
     classes = [model_class(r.model) for r in runs]
-    return base in HIGHER_IS_BETTER or any(base in getattr(cls, "maximized", ()) for cls in classes if cls)
+    return (base.rpartition("_")[2] in HIGHER_IS_BETTER
+            or any(base in getattr(cls, "maximized", ()) for cls in classes if cls))
 
 
 def loss_caveat(runs: list[Compared], metric: str, differing: list[str]) -> str | None:
