@@ -131,7 +131,7 @@ def report_of(model: ZooModel, out) -> dict | None:
     try:
         if not isinstance(out, dict):
             raise TypeError(f"a {type(out).__name__}")
-        json.dumps(out, allow_nan=False)
+        json.dumps(out)  # as eval.json is written (ckpt.write_json): a NaN goes, a tensor does not
     except (TypeError, ValueError, RecursionError) as e:
         raise plugin_bug(model, "evaluation_report", f"gave what eval.json cannot hold ({e}), not a dict of "
                                                    "numbers, strings, lists and dicts") from None
