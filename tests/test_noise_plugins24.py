@@ -15,7 +15,8 @@ from conftest import TINY, assert_clean_error, invoke, quiet
 
 import zoo
 from zoo import registry
-from zoo.errors import PluginError, RunError
+from zoo.data.noise import parse_noise
+from zoo.errors import ConfigError, PluginError, RunError
 from zoo.runs.plugin_uses import uses_record
 
 SPECKLE = '''\
@@ -138,3 +139,11 @@ def test_a_dae_records_the_package_of_its_noise_and_without_it_says_which_to_ins
     info = invoke("info", run_dir).output
     assert all(part in info for part in said), info
     assert uses_record(zoo.create("dae", **{k: v for k, v in TINY.items() if k != "device"})) == []  # zoo's noise
+
+
+def test_an_unknown_noise_names_the_plugins_zoo_refused_where_it_may_be(plugin_installer):
+    plugin_installer("noiseplug24", SPECKLE.replace('name = "speckle24"', 'name = "Speckle24"'))  # refused at load
+    with pytest.raises(ConfigError) as caught:
+        parse_noise("speckle24:0.3")
+    assert "unknown noise 'speckle24'" in caught.value.message
+    assert "failed to load" in caught.value.hint and "(noiseplug24)" in caught.value.hint

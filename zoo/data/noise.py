@@ -12,7 +12,7 @@ import torch
 
 from zoo.errors import ConfigError
 from zoo.plugin_values import spec_numbers
-from zoo.registry import load_registry
+from zoo.registry import failed_plugins, load_registry
 from zoo.runs.plugin_calls import SLACK, blamed, plugin_bug
 
 
@@ -120,5 +120,6 @@ def parse_noise(spec: str | NoiseModel | None) -> NoiseModel | None:
         raise ConfigError(f"unknown noise '{name}'" + (": a noise is KIND:LEVEL" if level else ""),
                           (f"Did you mean: {', '.join(close)}? " if close else "")
                           + (f"For example gaussian:{name}. " if level else "")
-                          + "Known: " + ", ".join(f"{n}:{':'.join(c.params)}" for n, c in sorted(available.items())))
+                          + "Known: " + ", ".join(f"{n}:{':'.join(c.params)}" for n, c in sorted(available.items()))
+                          + "." + failed_plugins())  # a plugin's noise may be among them
     return cls(*[v for v in raw if v != ""])  # text: checked and made numbers by zoo.plugin_values
