@@ -88,6 +88,10 @@ class L1Weights(zoo.Callback):
         if broken("epoch_raise"):
             raise RuntimeError("callback bug")
 
+    def on_loss(self, trainer, step):
+        if broken("nan_loss"):
+            step.loss = step.loss * float("nan")
+
 
 class CsvLog(Logger):
     name = "csv24"
@@ -321,3 +325,12 @@ def test_a_run_records_its_plugin_callback_and_logger_and_a_resume_without_them_
     assert zoo.load(tmp_path / "run").can("reconstruct")  # opened without them: they only train
     assert_clean_error(invoke("train", "--resume", tmp_path / "run", "--epochs", "2"),
                        "uses callback 'l1w24', which is not installed", "pip install kinds24", code=1)
+
+
+
+def test_a_training_a_plugin_callback_took_part_in_that_diverged_says_it_may_be_left_out(kinds, tmp_path):
+    kinds("nan_loss")
+    with pytest.raises(zoo.errors.TrainingDiverged) as caught:
+        zoo.train("convae", dataset="digits", epochs=1, out=tmp_path / "run", log=quiet, progress=False,
+                  train_callbacks=["l1w24"], **TINY)
+    assert "lower learning rate (--lr), or without callback 'l1w24' (kinds24 0.1)" in caught.value.hint

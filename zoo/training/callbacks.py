@@ -24,7 +24,7 @@ import torch
 from zoo.errors import CapabilityError, ConfigError, ZooError, out_of_memory
 from zoo.plugin_values import spec_numbers, step_problem
 from zoo.registry import failed_plugins, load_registry
-from zoo.runs.plugin_calls import blamed
+from zoo.runs.plugin_calls import blamed, plugin_entry, plugin_named
 
 if TYPE_CHECKING:  # pragma: no cover
     from zoo.model import Batch, ZooModel
@@ -183,3 +183,13 @@ def check(callbacks, model) -> None:
     for cb in callbacks:
         with blamed(cb, "check") if _plugins(type(cb)) else contextlib.nullcontext():
             cb.check(model)
+
+
+def divergence_hint(train, callbacks) -> str:
+    """What a new run may change after a training diverged: a lower learning rate (bf16 off), or, where a plugin's
+    training callback took part (one that changes the loss may be what diverged), training without it."""
+    theirs = [plugin_named(cb) for cb in callbacks if (found := plugin_entry(cb)) is not None
+              and found[0] == "callback" and found[1].package != "zoo"]
+    return ("Train a new run (another --out, or --overwrite) with a lower learning rate (--lr)"
+            + (" or bf16 off" if train.bf16 else "") + (f", or without {' and '.join(theirs)}" if theirs else "")
+            + ": --resume keeps the run's settings.")

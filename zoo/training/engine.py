@@ -29,7 +29,7 @@ from zoo.runs.config import TrainConfig
 from zoo.runs.lock import still_writing
 from zoo.runs.training_state import load_training_state, save_training_state
 from zoo.training.batching import batches, check_batch_norm
-from zoo.training.callbacks import Callback, LossStep  # noqa: F401  (Callback: also zoo.training.engine.Callback)
+from zoo.training.callbacks import Callback, LossStep, divergence_hint  # noqa: F401  (Callback: also engine's)
 from zoo.training.compiling import compile_in_place, from_compiler
 from zoo.training.epochs import (EpochEnd, EpochLosses, LossSums, Tracker, fixed_draws, lr_factor, run_epochs,
                                  validation_means)
@@ -383,8 +383,7 @@ class Trainer:
                                             if best else "No epoch finished: its weights are the untrained ones.")
         raise TrainingDiverged(  # a resume keeps the lr, and diverges again: a new run is the way out
             f"training diverged at epoch {epoch}: {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite. "
-            f"{kept}".strip(), "Train a new run (another --out, or --overwrite) with a lower learning rate (--lr)"
-            + (" or bf16 off" if self.train.bf16 else "") + ": --resume keeps the run's settings.")
+            f"{kept}".strip(), divergence_hint(self.train, self.callbacks))
 
     def _finish(self) -> TrainResult:
         make_permanent(self.model)  # pruning masks folded into plain weights
