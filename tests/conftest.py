@@ -7,6 +7,7 @@ machine is many times slower with two competing torch threads).
 
 from __future__ import annotations
 
+import csv
 import gzip
 import json
 import os
@@ -256,6 +257,18 @@ def write_idx_set(directory: Path, arrays: dict[str, np.ndarray] | None = None, 
         else:
             (directory / stem).write_bytes(data)
     return arrays
+
+
+def written(path: Path, text: str) -> Path:
+    """`path` with `text` written into it (a space or config file of a test)."""
+    path.write_text(text)
+    return path
+
+
+def trial_rows(study_dir: Path) -> list[dict]:
+    """The rows of a study's trials.csv, as dicts by column."""
+    with open(study_dir / "trials.csv", newline="") as fh:
+        return list(csv.DictReader(fh))
 
 
 # ------------------------------------------------------------------------------------------ plugins

@@ -3,7 +3,6 @@ workers (journal file and, when ZOO_TEST_POSTGRES_URL is set, a real PostgreSQL 
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import signal
@@ -14,7 +13,8 @@ import uuid
 from pathlib import Path
 
 import pytest
-from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, interrupt_zoo, invoke, is_png, quiet
+from conftest import (SEARCH_FIXED, assert_clean_error, assert_ok, interrupt_zoo, invoke, is_png, quiet, trial_rows,
+                      written)
 
 import zoo
 from zoo.search import space as spacemod
@@ -60,16 +60,6 @@ latent_dim = { low = 2, high = 6 }
 """
 
 
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
-
-
-def rows(study_dir: Path) -> list[dict]:
-    with open(study_dir / "trials.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
-
-
 def journal_study(study_dir: Path, name: str):
     from optuna.storages.journal import JournalFileBackend
 
@@ -82,7 +72,7 @@ def journal_study(study_dir: Path, name: str):
 @pytest.fixture(scope="module")
 def tpe_study(tmp_path_factory) -> Path:
     root = tmp_path_factory.mktemp("tpe")
-    space = write(root / "space.toml", SPACE)
+    space = written(root / "space.toml", SPACE)
     out = assert_ok(invoke("search", "convae", "--space", space, "--study", "s", "--out", root / "s"))
     (root / "output.txt").write_text(out)
     return root
@@ -92,7 +82,7 @@ def test_ten_trial_search_writes_every_output(tpe_study):
     study_dir = tpe_study / "s"
     out = (tpe_study / "output.txt").read_text()
     assert "study s (convae): 10 trials" in out and "best: trial" in out and "retrain it: zoo train convae" in out
-    table = rows(study_dir)
+    table = trial_rows(study_dir)
     assert [int(r["number"]) for r in table] == list(range(10))
     assert {r["state"] for r in table} <= {"complete", "pruned"}
     invalid = [r for r in table if r["note"].startswith("invalid configuration")]
@@ -106,7 +96,7 @@ def test_ten_trial_search_writes_every_output(tpe_study):
 
 
 def test_objective_is_the_validation_loss_plus_penalties(tpe_study):
-    for r in rows(tpe_study / "s"):
+    for r in trial_rows(tpe_study / "s"):
         if r["state"] == "complete":
             expected = float(r["val_loss_best"]) + 0.01 * float(r["minutes"]) + 0.001 * int(r["latent"])
             assert float(r["value"]) == pytest.approx(expected, rel=1e-9)
@@ -114,7 +104,7 @@ def test_objective_is_the_validation_loss_plus_penalties(tpe_study):
 
 def test_best_toml_retrains_the_best_trial(tpe_study, tmp_path):
     study_dir = tpe_study / "s"
-    best = min((r for r in rows(study_dir) if r["state"] == "complete"), key=lambda r: float(r["value"]))
+    best = min((r for r in trial_rows(study_dir) if r["state"] == "complete"), key=lambda r: float(r["value"]))
     text = (study_dir / "best.toml").read_text()
     assert text.startswith("# zoo search: the best trial") and 'model = "convae"' in text
     result = zoo.train("convae", config=study_dir / "best.toml", out=tmp_path / "best", log=quiet, progress=False)
@@ -126,31 +116,31 @@ def test_a_study_resumes_by_name_or_by_its_folder_alone_and_keeps_its_trials(tpe
     study_dir = tpe_study / "s"
     out = assert_ok(invoke("search", "convae", "--study", "s", "--out", study_dir, "--trials", "12"))
     assert "resuming with 10 trials stored" in out  # the space comes from the study folder
-    assert [int(r["number"]) for r in rows(study_dir)] == list(range(12))
+    assert [int(r["number"]) for r in trial_rows(study_dir)] == list(range(12))
     r = invoke("search", "dae", "--study", "s", "--out", study_dir, "--trials", "13")
     assert_clean_error(r, "a search over 'convae', not 'dae'")
     out = assert_ok(invoke("search", "convae", "--out", study_dir, "--trials", "13"))  # the study's name: its journal's
     assert "resuming with 12 trials stored" in out
-    assert [int(r["number"]) for r in rows(study_dir)] == list(range(13))
+    assert [int(r["number"]) for r in trial_rows(study_dir)] == list(range(13))
 
 
 # ------------------------------------------------------------------------------------------ samplers, pruners, cv
 
 def test_grid_strategy_runs_every_point_once(tmp_path):
-    space = write(tmp_path / "grid.toml", "[search]\nstrategy = \"grid\"\npruner = \"none\"\n" + FIXED
+    space = written(tmp_path / "grid.toml", "[search]\nstrategy = \"grid\"\npruner = \"none\"\n" + FIXED
                   + "epochs = 1\n[params]\nlr = { choices = [1e-3, 3e-3] }\nlatent_dim = { low = 2, high = 3 }\n")
     assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "g", "--trials", "50"))
-    table = rows(tmp_path / "g")
+    table = trial_rows(tmp_path / "g")
     assert len(table) == 4 and all(r["state"] == "complete" for r in table)
     assert {(float(r["lr"]), int(r["latent_dim"])) for r in table} == {(1e-3, 2), (1e-3, 3), (3e-3, 2), (3e-3, 3)}
 
 
 def test_random_strategy_hyperband_and_cross_validated_trials(tmp_path):
-    space = write(tmp_path / "r.toml", FIXED + "epochs = 2\n[params]\nlr = { low = 1e-3, high = 1e-2, log = true }\n")
+    space = written(tmp_path / "r.toml", FIXED + "epochs = 2\n[params]\nlr = { low = 1e-3, high = 1e-2, log = true }\n")
     out = assert_ok(invoke("search", "convae", "--space", space, "--out", tmp_path / "r", "--strategy", "random",
                            "--pruner", "hyperband", "--trials", "2", "--cv", "2", "--seed", "3"))
     assert "2-fold CV" in out
-    table = rows(tmp_path / "r")
+    table = trial_rows(tmp_path / "r")
     assert len(table) == 2
     for r in table:
         if r["state"] == "complete":
@@ -208,7 +198,7 @@ def _check_finished(study, killed: int, budget: int, workers: int = 1) -> None:
 
 
 def test_a_search_killed_mid_trial_resumes_and_retries_the_trial(tmp_path):
-    space = write(tmp_path / "slow.toml", SLOW)
+    space = written(tmp_path / "slow.toml", SLOW)
     args = ["search", "convae", "--space", space, "--study", "k", "--out", tmp_path / "k", "--trials", "3"]
     proc = _popen(args, tmp_path / "log")
     killed = _kill_mid_trial(lambda: journal_study(tmp_path / "k", "k"), proc, tmp_path / "log")
@@ -217,7 +207,7 @@ def test_a_search_killed_mid_trial_resumes_and_retries_the_trial(tmp_path):
     out = assert_ok(invoke(*args))
     assert f"trial {killed} lost its worker: failed, queued again" in out
     _check_finished(journal_study(tmp_path / "k", "k"), killed, 3)
-    assert len(rows(tmp_path / "k")) == 4
+    assert len(trial_rows(tmp_path / "k")) == 4
 
 
 def test_a_trial_no_worker_has_claimed_is_failed_after_a_heartbeat_but_not_before_unclaimed_s(tmp_path, monkeypatch):
@@ -230,7 +220,7 @@ def test_a_trial_no_worker_has_claimed_is_failed_after_a_heartbeat_but_not_befor
     from zoo.search.study import open_study
     from zoo.search.worker import Worker
 
-    settings, sp = prepare("convae", write(tmp_path / "s.toml", SPACE), study="u", out=tmp_path / "u", heartbeat=1)
+    settings, sp = prepare("convae", written(tmp_path / "s.toml", SPACE), study="u", out=tmp_path / "u", heartbeat=1)
     (tmp_path / "u").mkdir()
     open_study(settings, sp, create=True)
     lines: list[str] = []
@@ -250,7 +240,7 @@ def test_a_trial_no_worker_has_claimed_is_failed_after_a_heartbeat_but_not_befor
 
 
 def test_ctrl_c_fails_the_trial_queues_it_again_and_resume_runs_it(tmp_path):
-    space = write(tmp_path / "slow.toml", SLOW)
+    space = written(tmp_path / "slow.toml", SLOW)
     args = ["search", "convae", "--space", space, "--study", "c", "--out", tmp_path / "c", "--trials", "3"]
     code, log = interrupt_zoo(args, tmp_path / "log", lambda: any(  # a trial that has begun its epochs
         t.state.name == "RUNNING" and t.intermediate_values for t in _trials_or_none(tmp_path / "c", "c")), within=90)
@@ -271,7 +261,7 @@ def _trials_or_none(study_dir: Path, name: str) -> list:
 
 
 def _workers_survive_a_killed_worker(tmp_path: Path, storage_args: list, load_study) -> None:
-    space = write(tmp_path / "slow.toml", SLOW)
+    space = written(tmp_path / "slow.toml", SLOW)
     proc = _popen(["search", "convae", "--space", space, "--study", tmp_path.name, "--out", tmp_path / "w",
                    "--trials", "5", "--workers", "2", "--heartbeat", "1", *storage_args], tmp_path / "log")
     killed = _kill_mid_trial(load_study, proc, tmp_path / "log", not_pid=proc.pid)
@@ -280,7 +270,7 @@ def _workers_survive_a_killed_worker(tmp_path: Path, storage_args: list, load_st
     assert proc.returncode == 0, log
     assert "ended with signal 9" in log and "queued again" in log
     _check_finished(load_study(), killed, 5, workers=2)
-    assert {r["number"] for r in rows(tmp_path / "w")} == {str(t.number) for t in load_study().trials}
+    assert {r["number"] for r in trial_rows(tmp_path / "w")} == {str(t.number) for t in load_study().trials}
 
 
 def test_local_workers_share_a_journal_and_survive_a_killed_worker(tmp_path):
@@ -323,19 +313,20 @@ def test_postgres_storage_shared_by_workers_one_killed(tmp_path):
     ("[fixed]\nlr = 0.1\n[params]\nlr = { choices = [0.1] }\n", "both searched and fixed"),
 ])
 def test_bad_space_files_are_clean_errors(tmp_path, text, fragment):
-    space = write(tmp_path / "bad.toml", text)
+    space = written(tmp_path / "bad.toml", text)
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"), fragment, code=2)
     assert not (tmp_path / "s" / "journal.log").exists()
 
 
 def test_command_line_mistakes_are_clean_errors(tmp_path):
-    space = write(tmp_path / "ok.toml", FIXED + "epochs = 1\n[params]\nlr = { low = 1e-3, high = 1e-2 }\n")
+    space = written(tmp_path / "ok.toml", FIXED + "epochs = 1\n[params]\nlr = { low = 1e-3, high = 1e-2 }\n")
     base = ["search", "convae", "--space", space, "--out", tmp_path / "s"]
     assert_clean_error(invoke("search", "convae", "--space", tmp_path / "nope.toml"), "space file not found")
     assert_clean_error(invoke(*base, "--strategy", "annealing"), "annealing")
     # zoo 0.1 called the strategy "sampler", the word zoo generate uses for latent samplers
     assert_clean_error(invoke(*base, "--sampler", "random"), "--sampler is now --strategy", "--strategy random")
-    old = write(tmp_path / "old.toml", '[search]\nsampler = "grid"\n' + FIXED + "[params]\nlr = { choices = [0.1] }\n")
+    old = written(tmp_path / "old.toml",
+                  '[search]\nsampler = "grid"\n' + FIXED + "[params]\nlr = { choices = [0.1] }\n")
     assert_clean_error(invoke("search", "convae", "--space", old), "[search] sampler is now called strategy",
                        'strategy = "grid"')
     assert_clean_error(invoke(*base, "--storage", "redis://localhost/0"), "unsupported storage URL")
@@ -464,7 +455,7 @@ def test_list_spaces_names_the_examples():
 def test_sigterm_to_a_multi_worker_searchs_own_process_stops_its_workers_too(tmp_path):
     """`kill PID`, a scheduler or a container runtime signals the search's process alone: its workers (in a
     session of their own) are stopped by it, not left to run every trial of the budget."""
-    space = write(tmp_path / "slow.toml", SLOW)
+    space = written(tmp_path / "slow.toml", SLOW)
     args = ["search", "convae", "--space", space, "--study", "t", "--out", tmp_path / "t", "--trials", "8",
             "--workers", "2"]
     started = time.monotonic()
@@ -480,7 +471,7 @@ def test_sigterm_to_a_multi_worker_searchs_own_process_stops_its_workers_too(tmp
 
 def test_a_multi_worker_search_whose_reader_goes_away_stops_its_workers(tmp_path):
     """`zoo search --workers 2 | head -1`: the search ended at once on the closed pipe, its workers ran on."""
-    space = write(tmp_path / "slow.toml", SLOW)
+    space = written(tmp_path / "slow.toml", SLOW)
     proc = subprocess.Popen([sys.executable, "-m", "zoo", "search", "convae", "--space", str(space), "--study", "h",
                              "--out", str(tmp_path / "h"), "--trials", "8", "--workers", "2"],
                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)

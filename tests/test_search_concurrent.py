@@ -9,16 +9,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from conftest import SEARCH_FIXED, quiet
+from conftest import SEARCH_FIXED, quiet, written
 
 optuna = pytest.importorskip("optuna")
 
 FIXED = SEARCH_FIXED
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +23,7 @@ def warm(tmp_path_factory) -> None:
     from zoo.search import run_search
 
     root = tmp_path_factory.mktemp("warm")
-    space = write(root / "w.toml", FIXED + "epochs = 1\n[params]\nlatent_dim = { low = 2, high = 3 }\n")
+    space = written(root / "w.toml", FIXED + "epochs = 1\n[params]\nlatent_dim = { low = 2, high = 3 }\n")
     run_search("convae", space, out=root / "w", trials=1, log=quiet)
 
 
@@ -76,7 +71,7 @@ def pids(trials) -> set[int]:
 
 def test_two_searches_started_at_once_on_one_sqlite_study_draw_distinct_configurations(tmp_path, warm):
     # the same seed in both, as when two people run the same command: TPE's first trials are random draws
-    space = write(tmp_path / "s.toml", "[search]\nstrategy = \"tpe\"\npruner = \"none\"\nseed = 0\n" + FIXED
+    space = written(tmp_path / "s.toml", "[search]\nstrategy = \"tpe\"\npruner = \"none\"\nseed = 0\n" + FIXED
                   + "epochs = 2\n[params]\nlr = { low = 1e-3, high = 1e-2, log = true }\n"
                     "latent_dim = { low = 2, high = 6 }\n")
     url = f"sqlite:///{tmp_path / 'study.db'}"
@@ -88,7 +83,7 @@ def test_two_searches_started_at_once_on_one_sqlite_study_draw_distinct_configur
 
 
 def test_two_processes_on_one_grid_run_every_point_once(tmp_path, warm):
-    space = write(tmp_path / "g.toml", "[search]\nstrategy = \"grid\"\npruner = \"none\"\n" + FIXED
+    space = written(tmp_path / "g.toml", "[search]\nstrategy = \"grid\"\npruner = \"none\"\n" + FIXED
                   + "epochs = 1\n[params]\nlr = { choices = [1e-3, 3e-3] }\nlatent_dim = { low = 2, high = 4 }\n")
     search_at_once(2, space=space, study="g", out=tmp_path / "g")
     trials = complete(journal(tmp_path / "g", "g"))
@@ -99,7 +94,7 @@ def test_two_processes_on_one_grid_run_every_point_once(tmp_path, warm):
 
 def test_two_processes_never_run_one_configuration_at_the_same_time(tmp_path, warm):
     # one configuration only: while one process trains it, the other's draw of it is failed, not run
-    space = write(tmp_path / "one.toml", "[search]\nstrategy = \"random\"\npruner = \"none\"\nseed = 0\n" + FIXED
+    space = written(tmp_path / "one.toml", "[search]\nstrategy = \"random\"\npruner = \"none\"\nseed = 0\n" + FIXED
                   + "epochs = 6\n[params]\nlatent_dim = { choices = [3] }\n")
     search_at_once(2, space=space, study="one", out=tmp_path / "one", trials=2)
     trials = journal(tmp_path / "one", "one").get_trials(deepcopy=False)
@@ -118,7 +113,7 @@ def test_two_processes_never_run_one_configuration_at_the_same_time(tmp_path, wa
 def test_a_seeded_search_draws_the_same_trials_again_and_a_resumed_one_new_trials(tmp_path):
     from zoo.search import run_search
 
-    space = write(tmp_path / "r.toml", "[search]\nstrategy = \"random\"\npruner = \"none\"\n" + FIXED
+    space = written(tmp_path / "r.toml", "[search]\nstrategy = \"random\"\npruner = \"none\"\n" + FIXED
                   + "epochs = 1\n[params]\nlr = { low = 1e-3, high = 1e-2, log = true }\n"
                     "latent_dim = { low = 2, high = 6 }\n")
     drawn = {}

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, interrupt_zoo, invoke
+from conftest import SEARCH_FIXED, assert_clean_error, assert_ok, interrupt_zoo, invoke, trial_rows
 
 from zoo.search import outputs as outputs_module
 
@@ -29,11 +29,6 @@ SPACE = "[search]\nstrategy = \"random\"\npruner = \"none\"\nseed = 0\n" + SEARC
 def hashes(folder: Path) -> dict[str, str]:
     return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
             for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def rows(study_dir: Path) -> list[dict]:
-    with open(study_dir / "trials.csv", newline="") as fh:
-        return list(csv.DictReader(fh))
 
 
 def black_folder(root: Path) -> Path:
@@ -125,7 +120,7 @@ def test_a_matching_resume_adds_trials(study):
     out = assert_ok(invoke("search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st",
                            "--trials", "3", "--strategy", "tpe", "--seed", "5", "--device", "cpu"))
     assert "resuming with 2 trials stored" in out
-    assert [r["number"] for r in rows(study / "st")] == ["0", "1", "2"]
+    assert [r["number"] for r in trial_rows(study / "st")] == ["0", "1", "2"]
 
 
 def test_a_resume_that_sets_a_key_to_its_default_is_the_same_search(study):
@@ -135,7 +130,7 @@ def test_a_resume_that_sets_a_key_to_its_default_is_the_same_search(study):
     out = assert_ok(invoke("search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st",
                            "--trials", "3", "--set", f"weight_decay={default}"))
     assert "resuming with 2 trials stored" in out
-    assert [r["number"] for r in rows(study / "st")] == ["0", "1", "2"]
+    assert [r["number"] for r in trial_rows(study / "st")] == ["0", "1", "2"]
 
 
 def journal(study_dir: Path):
@@ -163,7 +158,7 @@ def test_a_default_changed_since_the_study_began_is_refused_naming_it_and_pinnin
     assert hashes(study / "st") == before, out
     out = assert_ok(invoke(*base, "--set", "weight_decay=0.5"))
     assert "resuming with 2 trials stored" in out
-    assert [r["number"] for r in rows(study / "st")] == ["0", "1", "2"]
+    assert [r["number"] for r in trial_rows(study / "st")] == ["0", "1", "2"]
 
 
 def test_a_study_an_older_zoo_began_without_recorded_defaults_resumes(study):
@@ -186,7 +181,7 @@ def test_a_resume_without_dataset_or_epochs_reuses_the_studys(tmp_path):
     assert "note: resuming with the study's dataset = digits, epochs = 1" in out
     assert "dataset = 'digits' as the study began goes over the space's [fixed] dataset = 'mnist'" in out
     assert "from the command line" not in out  # nothing came from this command line
-    assert [r["epochs"] for r in rows(tmp_path / "st")] == ["1", "1"]
+    assert [r["epochs"] for r in trial_rows(tmp_path / "st")] == ["1", "1"]
 
 
 # ------------------------------------------------------------------------------------------ outputs agree
@@ -194,7 +189,7 @@ def test_a_resume_without_dataset_or_epochs_reuses_the_studys(tmp_path):
 def assert_outputs_agree(study_dir: Path) -> dict:
     """summary.json, trials.csv and best.toml describe the same trials and the same best one."""
     summary = json.loads((study_dir / "summary.json").read_text())
-    table = rows(study_dir)
+    table = trial_rows(study_dir)
     assert summary["trials"] == len(table)
     complete = [r for r in table if r["state"] == "complete"]
     assert summary["states"]["complete"] == len(complete)
@@ -391,7 +386,7 @@ def test_a_lock_left_by_a_killed_writer_before_the_study_moved_is_removed_not_wa
     (study / "st").rename(study / "moved")
     started = time.monotonic()
     out = assert_ok(invoke("search", "convae", "--out", study / "moved", "--trials", "3"))
-    assert time.monotonic() - started < 60 and len(rows(study / "moved")) == 3
+    assert time.monotonic() - started < 60 and len(trial_rows(study / "moved")) == 3
     assert f"removed {study / 'moved' / 'journal.log.lock'}, a lock left by a search killed while" in out
     assert not os.path.lexists(study / "moved" / "journal.log.lock")
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 import json
 import random
 import time
-from pathlib import Path
 
 import pytest
-from conftest import SEARCH_FIXED, assert_clean_error, invoke
+from conftest import SEARCH_FIXED, assert_clean_error, invoke, written
 
 from zoo.errors import ConfigError
 from zoo.search import expressions
@@ -18,11 +17,6 @@ from zoo.search import space as spacemod
 optuna = pytest.importorskip("optuna")
 
 FIXED = SEARCH_FIXED + "epochs = 1\n"
-
-
-def write(path: Path, text: str) -> Path:
-    path.write_text(text)
-    return path
 
 
 def draw(sp: spacemod.Space) -> dict:
@@ -47,20 +41,20 @@ def draw(sp: spacemod.Space) -> dict:
     ("hidden = { elements = [{ low = 8, high = inf }] }", "hidden[0].high is inf"),
 ])
 def test_a_non_finite_number_in_a_space_is_refused_naming_its_key(tmp_path, params, fragment):
-    space = write(tmp_path / "bad.toml", FIXED + "[params]\n" + params + "\n")
+    space = written(tmp_path / "bad.toml", FIXED + "[params]\n" + params + "\n")
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"), fragment, code=2)
     assert not (tmp_path / "s").exists()  # refused before a study or a trial exists
 
 
 def test_a_non_finite_objective_penalty_is_refused(tmp_path):
-    space = write(tmp_path / "bad.toml", "[objective]\ntime_penalty = nan\n" + FIXED
+    space = written(tmp_path / "bad.toml", "[objective]\ntime_penalty = nan\n" + FIXED
                   + "[params]\nlr = { low = 1e-4, high = 1e-2 }\n")
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
                        "[objective] time_penalty is nan, not a finite number", code=2)
 
 
 def test_a_non_finite_bound_computed_from_listable_drawn_keys_is_refused_naming_the_draw(tmp_path):
-    space = write(tmp_path / "dep.toml", FIXED + "[params]\nscale = { low = 400, high = 410, helper = true }\n"
+    space = written(tmp_path / "dep.toml", FIXED + "[params]\nscale = { low = 400, high = 410, helper = true }\n"
                                                  "lr = { low = 1e-4, high = \"10.0 ** scale\" }\n")
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
                        "lr.high: '10.0 ** scale' is beyond what a space expression may compute", "(when scale = 400)",
@@ -69,7 +63,7 @@ def test_a_non_finite_bound_computed_from_listable_drawn_keys_is_refused_naming_
 
 
 def test_a_non_finite_bound_computed_from_a_float_draw_prunes_that_trial_and_the_summary_says_so(tmp_path):
-    space = write(tmp_path / "dep.toml", "[search]\nstrategy = \"random\"\npruner = \"none\"\n" + FIXED
+    space = written(tmp_path / "dep.toml", "[search]\nstrategy = \"random\"\npruner = \"none\"\n" + FIXED
                   + "[params]\nscale = { low = 400.0, high = 410.0, helper = true }\n"
                     "lr = { low = 1e-4, high = \"10.0 ** scale\" }\n")
     out = invoke("search", "convae", "--space", space, "--out", tmp_path / "s", "--trials", "2")
@@ -226,7 +220,7 @@ def test_every_expression_of_the_language_evaluates_at_once_or_fails_with_a_mess
                  id="a conditional key, in the draws that draw it"),
 ])
 def test_a_value_its_config_key_cannot_take_stops_the_search_before_the_first_trial(tmp_path, params, message, hint):
-    space = write(tmp_path / "bad.toml", FIXED + "[params]\n" + params + "\n")
+    space = written(tmp_path / "bad.toml", FIXED + "[params]\n" + params + "\n")
     assert_clean_error(invoke("search", "convae", "--space", space, "--out", tmp_path / "s"),
                        f"{space}: {message}", hint, code=2)
     assert not (tmp_path / "s").exists()  # no study, no trial
@@ -244,6 +238,6 @@ def test_a_value_its_config_key_cannot_take_stops_the_search_before_the_first_tr
 def test_values_every_draw_of_which_fits_the_key_are_accepted_without_a_note(tmp_path, params):
     from zoo.search import prepare
 
-    settings, _ = prepare("convae", write(tmp_path / "ok.toml", FIXED + "[params]\n" + params + "\n"),
+    settings, _ = prepare("convae", written(tmp_path / "ok.toml", FIXED + "[params]\n" + params + "\n"),
                           out=tmp_path / "s")
     assert settings.notes == []
