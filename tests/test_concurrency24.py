@@ -139,7 +139,9 @@ def test_writer_lock_is_not_refused_for_a_readers_moment(tmp_path):
     fd = os.open(tmp_path / LOCK, os.O_RDONLY)
     fcntl.flock(fd, fcntl.LOCK_SH)  # a reader's probe (zoo info, zoo push: writer_of), released a moment later
     threading.Timer(0.05, os.close, args=(fd,)).start()
-    lock_run(tmp_path).release()
+    lock = lock_run(tmp_path)  # refused at once before: "being written by another zoo process (pid 424242)"
+    assert (tmp_path / LOCK).read_text().strip() == str(os.getpid())  # this process is the writer now
+    lock.release()
 
 
 def test_push_of_a_run_using_a_missing_package_names_the_package_not_an_edit(tmp_path):
