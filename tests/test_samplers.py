@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 import zoo
 from zoo.analysis.latent_samplers import LatentSampler, get_sampler, latent_samples, sampler_path, samplers
-from zoo.errors import ConfigError
+from zoo.errors import ConfigError, PluginError, RunError
 
 
 @pytest.fixture(scope="module")
@@ -201,6 +201,15 @@ def test_a_gmm_fitted_on_too_few_codes_for_its_components_says_so():
     assert few.weights.shape == (3,)
     assert few.fit_warning().startswith("the gmm sampler has 3 components, not 10")
     assert get_sampler("gmm")().fit(torch.randn(40, 2)).fit_warning() == ""
+
+
+@pytest.mark.parametrize("name", ["gaussian", "gmm", "maf", "two-stage"])
+def test_a_sampler_fitted_on_nan_codes_says_the_codes_are_wrong_not_that_the_sampler_has_a_bug(name):
+    codes = torch.randn(40, 3, generator=torch.Generator().manual_seed(0))
+    codes[5, 1] = float("nan")
+    with pytest.raises(RunError, match="NaN or infinite") as caught:
+        get_sampler(name)().fit(codes)
+    assert not isinstance(caught.value, PluginError)
 
 
 def test_each_way_of_drawing_keeps_its_own_grid_and_a_push_publishes_them_with_the_run(vae_copy, tmp_path):

@@ -68,11 +68,11 @@ class LatentSampler:
         """A sentence for the user when the fitted parameters are known to sample poorly ("" when not)."""
         return ""
 
-    # ------------------------------------------------------------------ shared
     def fit(self, codes: torch.Tensor, seed: int = FIT_SEED) -> "LatentSampler":
         codes = torch.as_tensor(codes).detach().to("cpu", torch.float64)
         if codes.ndim != 2 or codes.shape[0] < 1:
             raise ConfigError(f"sampler '{self.name}': need codes of shape [N, D], got {tuple(codes.shape)}")
+        check_codes(codes.numpy(), f"the '{self.name}' sampler", "the codes given", need=1, spread=False)
         self.dim = int(codes.shape[1])
         try:
             with blamed(self, "_fit"):  # a plugin's exception said as its package's bug, not a traceback
