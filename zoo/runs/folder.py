@@ -13,6 +13,7 @@ from zoo.caches import is_managed
 from zoo.console import to_stderr
 from zoo.errors import RunError, storage_error
 from zoo.runs import checkpoint as ckpt
+from zoo.runs.command_folders import OTHER_COMMANDS
 from zoo.runs.eval_images import IMAGES_FILE
 from zoo.runs.files import PUSHED_MANIFEST
 from zoo.runs.loading import read_run
@@ -24,11 +25,6 @@ RUN_OUTPUTS = (ckpt.WEIGHTS, ckpt.CHECKPOINT, ckpt.METRICS, ckpt.CARD, ckpt.EVAL
                "reconstructions.png", "samples.png")
 EVALUATED = (ckpt.EVAL, IMAGES_FILE)  # what `zoo eval` wrote: a resumed training reads eval.json, writes neither
 START_MARK = ".zoo-starting"  # present while a run is being started: a kill leaves it with zoo's own files
-# What `zoo search` (space.toml, journal.log: zoo.search.study) and `zoo cv` (cv.json, cv.png, folds.json:
-# zoo.search.cv_files) keep in their --out folder: a run there would make them refuse their own folder.
-OTHER_COMMANDS = {"space.toml": "a search's study folder", "journal.log": "a search's study folder",
-                  "cv.json": "a cross-validation's folder", "cv.png": "a cross-validation's folder",
-                  "folds.json": "a cross-validation's folder"}
 
 
 def refuse_existing_run(run_dir: Path, overwrite: bool = False) -> None:

@@ -24,6 +24,7 @@ from zoo.model import ZooModel
 from zoo.runs import checkpoint as ckpt
 from zoo.runs import config as cfgmod
 from zoo.runs import files as runfiles
+from zoo.runs.command_folders import what_it_is
 from zoo.runs.inputs import dtype_name
 from zoo.runs.plugin_uses import missing_use, package_missing
 from zoo.runs.run import Run
@@ -42,25 +43,11 @@ def read_run(run_dir: str | Path | Run) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise RunError(f"{run_dir} is a file, not a run folder", "Pass the folder written by `zoo train`.")
     if not (run_dir / ckpt.CONFIG).exists():  # anything else there (a FIFO, a folder) is refused by read_json
-        raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG}){_what_it_is(run_dir)}",
+        raise RunError(f"{run_dir} is not a zoo run (no {ckpt.CONFIG}){what_it_is(run_dir)}",
                        "Pass a folder written by `zoo train`"
                        + (f", such as {shlex.quote(str(run_dir))}/* for the runs it holds." if
                           any((p / ckpt.CONFIG).is_file() for p in _folders(run_dir)) else "."))
     return runfiles.check_run_config(ckpt.read_json(run_dir / ckpt.CONFIG), str(run_dir / ckpt.CONFIG))
-
-
-def _what_it_is(folder: Path) -> str:
-    """What a folder that is no run holds, where zoo wrote it: a search's study, a cross-validation."""
-    if (folder / "best.toml").is_file() or (folder / "journal.log").is_file():
-        return (": it is a zoo search study folder (trials are scored, not kept as runs; "
-                f"`zoo train --config {shlex.quote(str(folder / 'best.toml'))}` trains the best one)")
-    if (folder / "cv.json").is_file():
-        return (": it is a zoo cv folder (folds are scored, not kept as runs; "
-                f"`zoo info {shlex.quote(str(folder))}` shows its results)")
-    if (folder / "folds.json").is_file():
-        return (": it is the folder of a stopped zoo cv (folds.json holds the folds it finished; the same zoo cv "
-                "command goes on from them)")
-    return ""
 
 
 def _folders(folder: Path) -> list[Path]:

@@ -13,10 +13,10 @@ from zoo.analysis.plots import save_figure, subplots, tidy
 from zoo.errors import ConfigError, Interrupted, RunError, storage_error
 from zoo.interrupts import holding_interrupts
 from zoo.runs import checkpoint as ckpt
+from zoo.runs.command_folders import CV_FOLDS, CV_RESULTS, STUDY_SPACE
 from zoo.runs.lock import lock_run
 
-RESULTS = ("cv.json", "cv.png")
-FOLDS = "folds.json"  # the folds finished so far, with what they are folds of; removed once cv.json is written
+RESULTS, FOLDS = CV_RESULTS, CV_FOLDS
 
 
 def check_cv_out(out: Path, overwrite: bool = False) -> None:
@@ -28,7 +28,7 @@ def check_cv_out(out: Path, overwrite: bool = False) -> None:
                           "Choose another --out.")
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out} exists and is not a folder")
-    if (out / "space.toml").is_file():  # a search's study folder: its outputs are rewritten from its trials
+    if (out / STUDY_SPACE).is_file():  # a search's study folder: its outputs are rewritten from its trials
         raise ConfigError(f"--out {out} is a search's study folder: a cross-validation goes into a folder of its own",
                           "Choose another --out.")
     held = [n for n in RESULTS if (out / n).exists()]

@@ -20,6 +20,7 @@ from zoo import registry
 from zoo.analysis.plots import save_figure, subplots, tidy
 from zoo.console import to_stdout
 from zoo.runs import checkpoint as ckpt
+from zoo.runs.command_folders import STUDY_BEST
 from zoo.runs.config_files import to_toml
 from zoo.interrupts import holding_interrupts
 from zoo.search.liveness import LOST
@@ -51,8 +52,8 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
         complete = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         best = min(complete, key=lambda t: t.value) if complete else None
         if best is not None and "config" in best.user_attrs:
-            made.append(write_best(settings, best, stage / "best.toml", total=len(trials),
-                                   final=study_dir / "best.toml"))
+            made.append(write_best(settings, best, stage / STUDY_BEST, total=len(trials),
+                                   final=study_dir / STUDY_BEST))
         for name, plot in (("history.png", plot_history), ("importance.png", plot_importance)):
             try:
                 if plot(settings, trials, stage / name):
@@ -117,7 +118,7 @@ def _summary(settings: Settings, space: Space, trials, best, seconds: float | No
                            "values": best.user_attrs.get("values", best.params)}
         summary["retrain"] = f"zoo train {settings.model} --config {shlex.quote(str(study_dir / 'best.toml'))}"
         if settings.cv:  # a retraining on the validation split gives another number than the folds' mean
-            summary["measure"] = cv_command(settings, study_dir / "best.toml")
+            summary["measure"] = cv_command(settings, study_dir / STUDY_BEST)
     return summary
 
 

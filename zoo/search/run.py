@@ -22,6 +22,7 @@ from zoo.console import check_log, to_stdout
 from zoo.device import keeps_callers_random_state
 from zoo.arguments import home
 from zoo.errors import ConfigError, Interrupted, RunError
+from zoo.runs.command_folders import STUDY_SPACE
 from zoo.runs import checkpoint as ckpt
 from zoo.search.objective import check_metric
 from zoo.search.outputs import write_outputs
@@ -86,7 +87,7 @@ def run_search(model: str, space: str | Path | None = None, *, log: Callable[[st
         done = len(study.get_trials(deepcopy=False))  # read first: a damaged storage is refused before any write
         record(study, meta, current)
     # the space's copy, once the study is known to be this search (a search refused above never replaces it)
-    copy_path = study_dir / "space.toml"
+    copy_path = study_dir / STUDY_SPACE
     if not copy_path.is_file() or copy_path.read_text() != sp.text:
         if copy_path.is_file():
             log(f"note: the space file differs from the one this study began with (not in what it measures); "

@@ -16,9 +16,9 @@ from zoo.data import canonical_dataset_name
 from zoo.device import cuda_only_notes, pick_device
 from zoo.errors import ConfigError, RunError
 from zoo.runs.config import TrainConfig, check_count, check_flag, check_seed, field_type, fields_of, resolve_config
+from zoo.runs.command_folders import CV_FOLDS, CV_RESULTS, STUDY_BEST, STUDY_SPACE
 from zoo.runs.lock import writer_of
 from zoo.training.fit import metric_key
-from zoo.search.cv_files import FOLDS as CV_FOLDS, RESULTS as CV_RESULTS
 from zoo.search.space import PRUNERS, STRATEGIES, Space, load_space
 from zoo.search.study import JOURNAL, folder_study_name, normalise_url
 
@@ -140,10 +140,10 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
                               "Give --space FILE (or the name of an example space), or --study NAME (or --out "
                               "FOLDER) of a study begun before.")
         study_dir = study_dir or Path("studies") / study
-        if not (study_dir / "space.toml").is_file():
+        if not (study_dir / STUDY_SPACE).is_file():
             raise ConfigError(f"no study folder {study_dir} with a space.toml to resume",
                               "Give --space FILE, or --out with the study's folder.")
-        sp = load_space(study_dir / "space.toml")  # read as this model's only after _check_folder_model below
+        sp = load_space(study_dir / STUDY_SPACE)  # read as this model's only after _check_folder_model below
         study = study or folder_study_name(study_dir)
         journal = study_dir / JOURNAL
         if study is None and storage is None and (not journal.is_file() or journal.stat().st_size == 0):
@@ -242,7 +242,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
         raise ConfigError("the search scores trials on the validation split, and val_fraction is 0",
                           "Set val_fraction above 0, or use --cv K.")
     settings = Settings(
-        model=model, space=str(study_dir / "space.toml"), study=name, study_dir=str(study_dir),
+        model=model, space=str(study_dir / STUDY_SPACE), study=name, study_dir=str(study_dir),
         storage=normalise_url(storage), strategy=strategy, pruner=pruner, trials=int(trials), cv=int(cv or 0),
         seed=seed, timeout=timeout, heartbeat=int(heartbeat), preset=preset, overrides=overrides,
         metric=metric_key(obj.get("metric") or cls.monitor or "loss"), reduce=obj.get("reduce", "best"),
@@ -251,7 +251,7 @@ def prepare(model: str, space: str | Path | None = None, *, study: str | None = 
     return settings, sp
 
 
-STUDY_OUTPUTS = ("summary.json", "trials.csv", "best.toml", "history.png", "importance.png")
+STUDY_OUTPUTS = ("summary.json", "trials.csv", STUDY_BEST, "history.png", "importance.png")
 
 
 def _check_study_folder(study_dir: Path) -> None:
@@ -274,6 +274,6 @@ def _check_study_folder(study_dir: Path) -> None:
         raise ConfigError(f"--out {study_dir} is a cross-validation's folder ({', '.join(held)}): a study goes into "
                           "a folder of its own", "Choose another --out (default: studies/NAME).")
     clash = [n for n in STUDY_OUTPUTS if (study_dir / n).exists()]
-    if clash and not (study_dir / "space.toml").is_file():
+    if clash and not (study_dir / STUDY_SPACE).is_file():
         raise ConfigError(f"--out {study_dir} holds files a search would replace ({', '.join(clash)})",
                           "Choose another --out, or move those files away first.")

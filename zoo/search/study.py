@@ -14,6 +14,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zoo.runs.command_folders import STUDY_JOURNAL
 from zoo.runs.config import resolve_config
 from zoo.console import to_stderr
 from zoo.errors import ConfigError, RunError
@@ -25,7 +26,7 @@ if TYPE_CHECKING:  # (settings imports this module)
     from zoo.search.settings import Settings
 
 HOST = socket.gethostname()
-JOURNAL = "journal.log"
+JOURNAL = STUDY_JOURNAL
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 MAX_RETRY = 3
 SQLITE_WAIT = 60  # at most, the seconds a write to a SQLite study waits on another's lock (a worker's, a backup's)
