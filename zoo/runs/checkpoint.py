@@ -14,6 +14,7 @@ model.safetensors holds those weights and config.json those fields (read_eval).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
@@ -21,12 +22,12 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
+from safetensors.torch import save_file as st_save_file
 
 from zoo.errors import ConfigError, RunError
 from zoo.runs.files import DTYPES, check_weights_fit, open_regular, read_header, state_spec
@@ -52,6 +53,14 @@ def atomic_write(path: Path, data: bytes | str, errors: str = "surrogateescape")
     device, a pipe or a folder at `path` is refused, not swapped for a file. Text is written as UTF-8;
     a file name that is not UTF-8 (Latin-1 bytes, which Python holds as surrogates) is written back as
     its own bytes (`errors`: surrogateescape; a card, read as UTF-8 text, takes backslashreplace)."""
+    with atomic_file(path) as tmp, open(tmp, "wb") as fh:
+        fh.write(data.encode("utf-8", errors) if isinstance(data, str) else data)
+
+
+@contextlib.contextmanager
+def atomic_file(path: Path) -> Iterator[str]:
+    """A new temporary file's path beside `path`, for a writer that takes a file name (safetensors' save_file,
+    which writes the tensors' memory, not a copy of the file's bytes): once written, synced and renamed onto it."""
     path = Path(path)
     refuse_special(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -60,10 +69,10 @@ def atomic_write(path: Path, data: bytes | str, errors: str = "surrogateescape")
     except OSError as e:  # named after the file the user asked for, not zoo's temporary
         e.filename = str(path)
         raise
+    os.close(fd)
     try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data.encode("utf-8", errors) if isinstance(data, str) else data)
-            fh.flush()
+        yield tmp
+        with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the usual permissions
         os.replace(tmp, path)
@@ -210,8 +219,15 @@ def _eval_fields_ok(result: dict[str, Any]) -> bool:
 
 
 def _plain(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Detached, contiguous CPU copies (safetensors refuses shared or strided storage)."""
-    return {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
+    """The tensors detached, contiguous, on the CPU; copied only where one shares its memory with another (tied
+    weights), which safetensors refuses: a copy of all doubled the memory a checkpoint takes to write."""
+    plain, seen = {}, set()
+    for k, v in tensors.items():
+        v = v.detach().to("cpu").contiguous()
+        where = v.untyped_storage().data_ptr() if v.numel() else None
+        plain[k] = v.clone() if where in seen else v
+        seen.add(where)
+    return plain
 
 
 def tensor_digest(tensors: dict[str, torch.Tensor]) -> str:
@@ -240,7 +256,13 @@ def _with_metadata(tensors_hex: str, metadata: dict[str, str]) -> str:
 def save_tensors(path: Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None) -> None:
     plain = _plain(tensors)
     meta = dict(metadata or {})
-    atomic_write(path, st_save(plain, metadata={**meta, DIGEST_KEY: file_digest(plain, meta)}))
+    with atomic_file(path) as tmp:
+        try:
+            st_save_file(plain, tmp, metadata={**meta, DIGEST_KEY: file_digest(plain, meta)})
+        except SafetensorError as e:  # its writer's I/O errors (a full disk, a file size limit) come as text
+            if (code := re.search(r"\(os error (\d+)\)", str(e))) is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(path)) from e
 
 
 class TensorStream:
