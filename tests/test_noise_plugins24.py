@@ -16,7 +16,7 @@ from conftest import TINY, assert_clean_error, invoke, quiet
 import zoo
 from zoo import registry
 from zoo.data.noise import parse_noise
-from zoo.errors import ConfigError, PluginError, RunError
+from zoo.errors import ConfigError, PluginError, RunError, TrainingDiverged
 from zoo.runs.plugin_uses import uses_record
 
 SPECKLE = '''\
@@ -44,7 +44,8 @@ class Speckle(zoo.NoiseModel):
         if mode == "raise":
             raise RuntimeError("speckle exploded")
         return {"range": out * 255, "nan": out * float("nan"), "uint8": (out * 255).to(torch.uint8),
-                "shape": out[:, :, 1:, :], "": out}[mode]
+                "shape": out[:, :, 1:, :], "": out,
+                "late": out * float("nan") if x.shape[0] != 8 else out}[mode]  # right on check_training's 8 only
 
 
 @zoo.hookimpl
@@ -106,6 +107,15 @@ def test_training_a_dae_on_a_noise_giving_bad_images_is_refused_before_anything_
     with pytest.raises(PluginError, match=NAMED.replace("(", r"\(").replace(")", r"\)")):
         train_dae(tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def test_a_dae_diverging_on_a_noise_that_turns_to_nan_after_its_check_is_told_to_train_without_it(
+        speckle, monkeypatch, tmp_path):
+    monkeypatch.setenv("NOISE24", "late")
+    with pytest.raises(TrainingDiverged) as caught:
+        train_dae(tmp_path / "run")
+    assert caught.value.hint.endswith(f"with a lower learning rate (--lr), or without {NAMED}: --resume keeps the "
+                                      "run's settings.")
 
 
 def test_eval_of_a_dae_whose_noise_now_gives_bad_images_is_refused_naming_it(speckle, monkeypatch, tmp_path):

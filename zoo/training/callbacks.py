@@ -185,11 +185,12 @@ def check(callbacks, model) -> None:
             cb.check(model)
 
 
-def divergence_hint(train, callbacks) -> str:
+def divergence_hint(train, plugins) -> str:
     """What a new run may change after a training diverged: a lower learning rate (bf16 off), or, where a plugin's
-    training callback took part (one that changes the loss may be what diverged), training without it."""
-    theirs = [plugin_named(cb) for cb in callbacks if (found := plugin_entry(cb)) is not None
-              and found[0] == "callback" and found[1].package != "zoo"]
+    training callback or noise model took part (one that changes the loss, or gives NaN images only after the
+    first batches zoo checks in full, may be what diverged), training without it."""
+    theirs = [plugin_named(p) for p in plugins if (found := plugin_entry(p)) is not None
+              and found[0] in ("callback", "noise model") and found[1].package != "zoo"]
     return ("Train a new run (another --out, or --overwrite) with a lower learning rate (--lr)"
             + (" or bf16 off" if train.bf16 else "") + (f", or without {' and '.join(theirs)}" if theirs else "")
             + ": --resume keeps the run's settings.")

@@ -383,7 +383,7 @@ class Trainer:
                                             if best else "No epoch finished: its weights are the untrained ones.")
         raise TrainingDiverged(  # a resume keeps the lr, and diverges again: a new run is the way out
             f"training diverged at epoch {epoch}: {', '.join(bad)} {'is' if len(bad) == 1 else 'are'} not finite. "
-            f"{kept}".strip(), divergence_hint(self.train, self.callbacks))
+            f"{kept}".strip(), divergence_hint(self.train, [*self.callbacks, self.model.training_corruption()]))
 
     def _finish(self) -> TrainResult:
         make_permanent(self.model)  # pruning masks folded into plain weights
