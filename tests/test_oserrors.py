@@ -136,6 +136,15 @@ def test_train_under_a_file_size_limit_is_one_message(tmp_path):
     assert not list(run.glob(".*.tmp")), "a temporary file was left behind"
 
 
+def test_generated_tensors_beyond_a_file_size_limit_name_the_file_asked_for_and_leave_no_temporary(vae_copy,
+                                                                                                 tmp_path):
+    out = tmp_path / "images.safetensors"
+    result = zoo_with_file_size_limit(20_000, "generate", vae_copy, "--n", "64", "--out", out)  # 200 KB of images
+    line = assert_storage_error(result, "file too large", "ulimit")
+    assert str(out) in line
+    assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
+
+
 def test_resume_under_a_file_size_limit_leaves_the_run_as_it_was(run_copy):
     before = run_files(run_copy)
     result = zoo_with_file_size_limit(1_000, "train", "--resume", run_copy, "--epochs", "3", *TINY_SET)

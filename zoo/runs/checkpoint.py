@@ -287,44 +287,41 @@ class TensorStream:
         self._digest_at = 8 + self._header.index(placeholder.encode())
         self._hash = hashlib.sha256(json.dumps([name, str(dtype), list(self.shape)]).encode())
         self._meta = dict(metadata or {})
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, self._tmp = tempfile.mkstemp(dir=self.path.parent, prefix=f".{self.path.name}.", suffix=TMP_SUFFIX)
-        self._fh = os.fdopen(fd, "w+b")
-        self._fh.write(len(self._header).to_bytes(8, "little") + self._header)
+        self._file = contextlib.ExitStack()  # atomic_file's: errors name self.path, not its temporary
+        self._fh = self._file.enter_context(open(self._file.enter_context(atomic_file(self.path)), "r+b"))
+        self._write(len(self._header).to_bytes(8, "little") + self._header)
 
     def write(self, batch: torch.Tensor) -> None:
         if tuple(batch.shape[1:]) != self.shape[1:] or self.rows + batch.shape[0] > self.shape[0]:
             raise ValueError(f"batch {tuple(batch.shape)} does not continue a tensor of shape {self.shape}")
         data = batch.detach().to("cpu", self.dtype).contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
         self._hash.update(data)
-        self._fh.write(data)
+        self._write(data)
         self.rows += batch.shape[0]
+
+    def _write(self, data: bytes) -> None:
+        try:
+            self._fh.write(data)
+        except BaseException as e:  # a full disk: the temporary goes, and the error names the file asked for
+            self._file.__exit__(type(e), e, e.__traceback__)
+            raise
 
     def close(self) -> Path:
         if self.rows != self.shape[0]:
             raise ValueError(f"{self.rows} of {self.shape[0]} rows written")
         self._fh.seek(self._digest_at)
-        self._fh.write(_with_metadata(self._hash.hexdigest(), self._meta).encode())
-        self._fh.flush()
-        os.fsync(self._fh.fileno())
-        self._fh.close()
-        os.chmod(self._tmp, 0o666 & ~_umask())
-        os.replace(self._tmp, self.path)
+        self._write(_with_metadata(self._hash.hexdigest(), self._meta).encode())
+        self._file.close()  # flushed, synced and renamed into place
         return self.path
-
-    def abort(self) -> None:
-        self._fh.close()
-        if os.path.exists(self._tmp):
-            os.unlink(self._tmp)
 
     def __enter__(self) -> "TensorStream":
         return self
 
-    def __exit__(self, exc_type, *rest) -> None:
+    def __exit__(self, exc_type, exc, tb) -> None:
         if exc_type is None:
             self.close()
-        else:
-            self.abort()
+        else:  # the temporary removed (a second exit, after _write's, does nothing)
+            self._file.__exit__(exc_type, exc, tb)
 
 
 def damaged(path: Path, why: str) -> RunError:
