@@ -5,6 +5,7 @@ imports them."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -104,10 +105,41 @@ def _exit_code(code: int) -> int:
 
 def _fail(ctx: click.Context, error) -> None:
     """Print a ZooError as one "Error:" line (and its hint) on stderr and exit with its code."""
+    say(error)
+    ctx.exit(_exit_code(error.exit_code))
+
+
+def say(error) -> None:
+    """A ZooError as one "Error:" line (and its hint) on stderr."""
     click.secho(f"Error: {error.message}", err=True, fg="red")
     if error.hint:
         click.echo(error.hint, err=True)
-    ctx.exit(_exit_code(error.exit_code))
+
+
+def os_error(e: OSError):
+    """An OSError no command worded itself, as a StorageError: the path, why, and what to do. One of the standard
+    output (`zoo list > /dev/full`: it names no file) says so; the output then goes to /dev/null, so that the last
+    flush at exit does not fail on it again."""
+    from zoo.errors import storage_error
+
+    if e.filename is None and _writing_stdout(e):
+        e.filename = "the standard output"
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return storage_error(e, "cannot write" if e.errno in _WRITE_ERRNOS else "")
+
+
+def _writing_stdout(e: OSError) -> bool:
+    """Whether `e` was raised printing to the standard output: click.echo (not err=True) or zoo.console.to_stdout
+    is where it was raised (Python drops what failed to be written, so a second flush cannot tell)."""
+    tb = e.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return False
+    code, names = tb.tb_frame.f_code, tb.tb_frame.f_locals
+    return code.co_name == "to_stdout" or (code.co_name == "echo" and names.get("err") is False
+                                           and getattr(names.get("file"), "name", None) == "<stdout>")
 
 
 def _discard_output() -> None:
@@ -125,7 +157,7 @@ class ZooGroup(click.Group):
     folder), into one clean message and an exit code instead of a traceback."""
 
     def invoke(self, ctx):
-        from zoo.errors import Interrupted, ZooError, out_of_memory, storage_error
+        from zoo.errors import Interrupted, ZooError, out_of_memory
 
         try:
             return super().invoke(ctx)
@@ -158,7 +190,7 @@ class ZooGroup(click.Group):
             _discard_output()
             ctx.exit(141)  # 128 + SIGPIPE, as a shell reports a process a closed pipe ended
         except OSError as e:  # whatever a command did not word itself: the path, why, and what to do
-            _fail(ctx, storage_error(e, "cannot write" if e.errno in _WRITE_ERRNOS else ""))
+            _fail(ctx, os_error(e))
         except Interrupted as e:  # what was kept, and how to go on
             _fail(ctx, e)
         except KeyboardInterrupt:

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 from pathlib import Path
 
 import click
 
 from zoo.cli.app import (DEVICE_HELP, Count, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli,
-                         config_overrides, echo_json, stop_like_ctrl_c)
+                         config_overrides, echo_json, os_error, say, stop_like_ctrl_c)
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -551,6 +552,10 @@ def main() -> None:
     forgive_stderr()
     try:
         cli(prog_name="zoo")
+    except OSError as e:  # while click reads the command line, before ZooGroup.invoke: zoo --version > /dev/full
+        error = os_error(e)
+        say(error)
+        sys.exit(error.exit_code)
     finally:  # the command is done (its files written, its message said): a stop while Python shuts down was an
         for sig in (signal.SIGINT, getattr(signal, "SIGTERM", None), getattr(signal, "SIGHUP", None)):
             if sig is not None:  # "Exception ignored in atexit callback" traceback, or 130 without a word

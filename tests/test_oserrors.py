@@ -145,6 +145,17 @@ def test_generated_tensors_beyond_a_file_size_limit_name_the_file_asked_for_and_
     assert not out.exists() and not list(tmp_path.glob(".*.tmp"))
 
 
+def test_a_push_past_a_file_size_limit_is_a_storage_error_naming_the_entry_and_keeps_the_version_before(
+        digits_run, digits_vae_run, tmp_path):
+    hub = tmp_path / "hub" / "entry"
+    assert zoo_with_file_size_limit(10**9, "push", digits_run, hub.as_uri()).returncode == 0
+    before = run_files(hub)
+    result = zoo_with_file_size_limit(2_000, "push", digits_vae_run, hub.as_uri())
+    line = assert_storage_error(result, "file too large", "ulimit")
+    assert f"cannot write to {hub}" in line
+    assert run_files(hub) == before
+
+
 def test_resume_under_a_file_size_limit_leaves_the_run_as_it_was(run_copy):
     before = run_files(run_copy)
     result = zoo_with_file_size_limit(1_000, "train", "--resume", run_copy, "--epochs", "3", *TINY_SET)
@@ -256,3 +267,15 @@ def test_output_into_a_closed_pipe_ends_quietly():
         os.close(write_end)
     assert result.returncode == 141, result.stderr  # 128 + SIGPIPE, as a shell reports it
     assert result.stderr == ""
+
+
+# ------------------------------------------------------------------------------------------ standard output
+
+@pytest.mark.parametrize("args", [["list"], ["--version"], ["info", "convae"]])
+def test_output_into_a_full_device_is_said_as_the_standard_outputs_not_a_traceback(args):
+    with open("/dev/full", "w") as full:
+        result = subprocess.run([*ZOO, *args], stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert result.returncode == OS_EXIT, result.stderr
+    assert result.stderr.splitlines()[0] == ("Error: cannot write the standard output: no space left on device "
+                                             "(ENOSPC)"), result.stderr
+    assert "Traceback" not in result.stderr

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from zoo.caches import is_managed
+from zoo.errors import StorageError, storage_error
 from zoo.hub.files import CONFIG, PUSHED_MANIFEST, WEIGHTS
 from zoo.hub.locations import HubError
 from zoo.hub.temps import TEMP_TAG
@@ -57,11 +58,14 @@ def _refuse_inside(dest: Path, real: Path) -> None:
                            "A folder hub is a folder of its own, outside any run: push to file:///SOME/OTHER/PATH.")
 
 
-def write_error(e: OSError, dest: Path) -> HubError:
+def write_error(e: OSError, dest: Path) -> HubError | StorageError:
     """A push's failed write, said. A mount point (or a folder on another file system than its parent) cannot be
-    replaced by the new version, which is built beside it in its parent folder: EBUSY, EXDEV."""
+    replaced by the new version, which is built beside it in its parent folder: EBUSY, EXDEV. Anything else (a full
+    disk, a file-size limit, a read-only hub) as every command's storage error: the entry's path, why, what to do."""
     if e.errno in (errno.EBUSY, errno.EXDEV):
         return HubError(f"cannot write to {dest}: it is a mount point, or on another file system than its parent "
                         f"folder ({e.strerror or e}), and a push replaces the entry by a folder it builds beside it",
                         f"Push to a folder inside it, e.g. {Path(os.path.abspath(dest), 'NAME').as_uri()}.")
-    return HubError(f"cannot write to {dest}: {e.strerror or e}")
+    if e.errno is None:
+        return HubError(f"cannot write to {dest}: {e}")
+    return storage_error(OSError(e.errno, e.strerror, str(dest)), "cannot write to", option="another file:///PATH")
