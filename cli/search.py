@@ -201,7 +201,9 @@ def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments,
 def show_cv(result: dict) -> None:
     """A cross-validation's results as a table: `zoo cv` prints them at its end, `zoo info FOLDER` from its cv.json."""
     metric = result["metric"]
-    click.echo(f"{result['model']} on {result['dataset']} ({result.get('pixels', '?')}): {result['folds']}-fold "
+    # An older zoo's cv.json lacks `pixels` and `std_is`: left out, rather than shown as a "?" that says nothing.
+    pixels = f" ({result['pixels']})" if result.get("pixels") else ""
+    click.echo(f"{result['model']} on {result['dataset']}{pixels}: {result['folds']}-fold "
                f"cross-validation, {metric} ({result.get('reduce', 'best')} epoch)")
     click.echo(f"  {'fold':<8} {'train':>6} {'val':>6} {'epochs':>6} {'epoch':>5} {metric:>12} {'test':>10} "
                f"{'seconds':>8}")
@@ -217,7 +219,8 @@ def show_cv(result: dict) -> None:
                    f"{test_shown:>10} {seconds:>8}")
     if result.get("test_weights"):  # cv.json of an older zoo has none
         click.echo(f"  epoch: {result['test_weights']}")
-    click.echo(f"mean ± std over {result['folds']} folds ({result.get('std_is', 'std')}): {result['mean']:.5g} ± "
+    std_is = f" ({result['std_is']})" if result.get("std_is") else ""
+    click.echo(f"mean ± std over {result['folds']} folds{std_is}: {result['mean']:.5g} ± "
                f"{result['std']:.2g}"
                + (f"  (test {result['test_mean']:.5g} ± {result['test_std']:.2g})" if "test_mean" in result else ""))
     if "holdout" in result:

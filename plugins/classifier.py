@@ -18,6 +18,7 @@ from zoo.plugins.conv import ConvNetConfig, activation, build_encoder, init_weig
 from zoo import ZooModel, hookimpl, param
 from zoo.analysis.plots import save_png, subplots
 from zoo.errors import CapabilityError, ConfigError, RunError, ZooError
+from zoo.hub import is_hub_source
 from zoo.runs.checkpoint import weights_digest
 from zoo.training.batching import batches
 
@@ -160,13 +161,20 @@ class Classifier(ZooModel):
             return []
         line = f"encoder: copied from {where} by zoo finetune"
         weights = Path(where) / "model.safetensors"
+        older = not isinstance(digest, str) or not digest  # today's finetune always records the weights' digest
+        if not Path(where).is_absolute() and not is_hub_source(where) and older:
+            # An older zoo recorded the source as typed: a path relative to a working directory not known here (or
+            # a catalogued name); read as today's bare name, it would name the catalogued weights.
+            return [f"encoder: copied from {where!r} by an older zoo's finetune, as typed there (a path relative to "
+                    "the folder it ran in, or a catalogued name): not checked"]
         if not Path(where).is_absolute():  # a catalogued name or a hub location: not looked up here
             return [line]
         try:
             if not weights.is_file():
                 return [f"{line}; that run is gone (no {weights}): this run holds its own copy of the encoder"]
-            if not isinstance(digest, str) or not digest:
-                return [line]
+            if older:
+                return [f"{line}; an older zoo recorded no digest of its weights: whether they changed since is not "
+                        "known"]
             now = weights_digest(weights)
         except (ZooError, OSError) as e:  # a folder this user may not read: said, never a failed `zoo info`
             why = e.message if isinstance(e, ZooError) else e.strerror or e

@@ -40,8 +40,9 @@ def read_evaluated(folder: Path, name: str) -> Evaluated:
 
 def _read_tested(folder: Path, name: str) -> Evaluated:
     """The run's test metrics: its eval.json (with their standard errors and each image's values, where
-    it has them), else (without one) its model card's, else its catalogue entry's. For a model not the
-    user's (catalogued, pulled), the user's own evaluation of the whole test split, as `zoo eval` wrote it
+    it has them), else (without one, for published weights only: published.is_published) its model card's, else
+    its catalogue entry's. For a model not the user's (catalogued, pulled), the user's own evaluation of the whole
+    test split, as `zoo eval` wrote it
     into ./zoo-outputs/NAME/, goes over the published metrics and the eval.json published with the
     weights (bundled weights ship theirs, so that they pair with the user's runs). An eval.json of other
     weights than the run's (stale after --resume) gives none, with a note: the card's metrics were rendered
@@ -54,7 +55,9 @@ def _read_tested(folder: Path, name: str) -> Evaluated:
     place, elsewhere = output_place(name, folder)
     published_too = None  # the evaluation published with the weights, under the user's own
     if evaluated is None or elsewhere:
-        row.metrics = published.test_metrics(folder, name)
+        # a run folder of the user's: its own evaluation alone (a folder named like catalogued weights, ./convae,
+        # is not them; an older zoo's card may hold figures of earlier weights)
+        row.metrics = published.test_metrics(folder, name) if published.is_published(name, folder) else {}
         own = _own_evaluation(row, place, folder) if elsewhere else None
         if own is not None:
             published_too = (evaluated, folder) if evaluated is not None else None

@@ -8,7 +8,8 @@ import math
 import re
 from pathlib import Path
 
-from zoo import registry
+from zoo import hub, registry
+from zoo.hub.files import PUSHED_MANIFEST
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.loading import catalogued_name
 
@@ -18,13 +19,33 @@ def number(v) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
 
 
+def is_published(name: str, folder: Path) -> bool:
+    """Whether `name` (resolved to `folder`) names published weights: a catalogued name or a hub location, or the
+    path of a pulled copy, of bundled weights, of weights a plugin's catalogue names, or of a folder hub's entry.
+    Only theirs has test metrics in a card (or a catalogue entry) that stand in for an eval.json: a run folder of
+    the user's is known by its own evaluation alone (an older zoo's card records no weights, and kept the figures
+    of earlier weights after a resume), even where it bears a catalogued name (./convae)."""
+    if catalogued_as(name, folder) or hub.is_hub_source(name):
+        return True
+    return hub.is_managed(folder) or registry.shipped_by_plugin(folder) or (folder / PUSHED_MANIFEST).is_file()
+
+
+def catalogued_as(name: str, folder: Path) -> str | None:
+    """The catalogued weights `name` resolved to (None where it named a folder, `folder` itself, or a hub location)."""
+    if hub.is_hub_source(name) or Path(name).absolute() == folder.absolute():
+        return None
+    named = catalogued_name(name)
+    return named if named in registry.weights() else None  # not a relative path typed in another directory
+
+
 def test_metrics(folder: Path, name: str) -> dict[str, float]:
-    """Test metrics of published weights: their model card's, over their catalogue entry's (which may hold
-    figures the card lacks: a GAN's FID, measured by `zoo eval --fid` rather than written by `zoo eval`)."""
+    """Test metrics of published weights (is_published): their model card's, over their catalogue entry's (which
+    may hold figures the card lacks: a GAN's FID, measured by `zoo eval --fid` rather than written by `zoo eval`),
+    where `name` resolved to that entry rather than to a folder of that name."""
     card = _front_matter(folder / ckpt.CARD)
     found = {m[1]: float(m[2]) for m in re.finditer(r"-\s*\{type:\s*([\w.-]+),\s*value:\s*([-+\d.eE]+)\}", card)
              if _float(m[2])} if card else {}
-    return {**registry.catalogued_metrics(catalogued_name(name) if "/" not in name else None), **found}
+    return {**registry.catalogued_metrics(catalogued_as(name, folder)), **found}
 
 
 def _float(text: str) -> bool:
