@@ -193,7 +193,7 @@ def test_resume_of_a_read_only_run_is_one_message(mounts, run_copy):
     before = run_files(run_copy)
     result = in_mount_namespace(read_only(run_copy),
                                 shlex.join([*ZOO, "train", "--resume", str(run_copy), "--epochs", "3", *TINY_SET]))
-    line = assert_storage_error(result, "read-only file system", "--out")
+    line = assert_storage_error(result, "read-only file system", "resume the copy")
     assert str(run_copy) in line
     assert run_files(run_copy) == before
 

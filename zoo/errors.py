@@ -105,19 +105,23 @@ _OS_HINTS = {
 
 
 def storage_error(e: OSError, doing: str = "", kept: str = "", path=None,
-                  option: str = "--out, -o, XDG_CACHE_HOME") -> StorageError:
-    """One clear StorageError for an OSError: what could not be done, on which path (the error's own, or
-    `path`), why, and what to do. `kept` says what is safe (e.g. which epoch of a run is saved); `option`
-    names what chooses another place."""
+                  option: str = "--out, -o, XDG_CACHE_HOME", *, at=None, place_hint: str | None = None) -> StorageError:
+    """One clear StorageError for an OSError: what could not be done, on which path (`at`; else the error's
+    own, or `path`), why, and what to do. `kept` says what is safe (e.g. which epoch of a run is saved); `option`
+    names what chooses another place. `at` names the place the user gave where the error names a file zoo
+    made in it (a lock, a temporary); `place_hint` replaces the hint to choose another place (a read-only
+    or foreign one) where no other place can do (a resume writes into its own run folder)."""
     import errno as _errno
     import os as _os
 
     name = _errno.errorcode.get(e.errno or 0, "")
     why = (e.strerror or _os.strerror(e.errno) if e.errno else str(e) or type(e).__name__).lower()
-    path = e.filename if e.filename is not None else (path if path is not None else "")
+    path = next((p for p in (at, e.filename, path) if p is not None), "")
     what = f"{doing} {path}".strip() if doing else (f"cannot use {path}" if path else "an operating-system error")
     message = f"{what}: {why}" + (f" ({name})" if name else "")
     if kept:
         message += f". {kept}"
     hint = _OS_HINTS.get(name, "Check the path, the disk and its permissions, then try again.")
+    if place_hint is not None and "{option}" in hint:
+        return StorageError(message, place_hint)
     return StorageError(message, hint.format(option=option))

@@ -209,7 +209,7 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
         (f"\n{note.split(':')[0]}" if note else "")
     # the coordinates and the picture are one scatter's: two scatters into one file at once wrote one's CSV
     # beside the other's picture
-    with results_lock(path.parent):
+    with results_lock(path.parent, path):  # a lock it cannot take is said as the picture's
         with holding_interrupts():  # a stop between the two files left one scatter's CSV beside another's picture
             atomic_write(csv_path, text.getvalue())
             legend = _scatter(proj.coords, labels, c.classes, path, title, proj.xlabel, proj.ylabel)

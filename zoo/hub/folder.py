@@ -18,6 +18,7 @@ entry or run folder (zoo.hub.destination), or through a link.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import glob
@@ -85,7 +86,9 @@ def _fetch_from(dir_fd: int, loc: Location, log: Log) -> Fetched:
     try:
         base.mkdir(parents=True, exist_ok=True)
         files, final = _copy_into_cache(dir_fd, wanted, listing, fingerprint, base, prefix, where, log)
-    except OSError as e:
+    except OSError as e:  # the cache's disk (full, a size limit, read-only); the hub's errors are HubErrors
+        if e.filename is not None and Path(e.filename).is_relative_to(base):
+            e.filename = None  # named as the cache folder (its disk, its permissions), not a temporary made in it
         raise cache_error(e, base) from None
     for name in MODEL_FILES:
         if file_sha256(final / name) != files[name]:
@@ -213,7 +216,8 @@ def _open_plain(dir_fd: int, name: str, where: str):
 
 
 def _copy_nofollow(dir_fd: int, name: str, dest: Path, cap: limits.Cap, where: str) -> str:
-    """Copy hub file `name` to `dest` without following a link and reading at most `cap` bytes; its sha256."""
+    """Copy hub file `name` to `dest` without following a link and reading at most `cap` bytes; its sha256.
+    A read error is the hub's (a HubError); a write error's OSError goes on, for _fetch_from to say as the cache's."""
     h = hashlib.sha256()
     with _open_plain(dir_fd, name, where) as src:
         st = os.fstat(src.fileno())
@@ -223,19 +227,25 @@ def _copy_nofollow(dir_fd: int, name: str, dest: Path, cap: limits.Cap, where: s
             with open(dest, "xb") as out:  # a new file: ordinary permissions, masked by the hub file's
                 os.fchmod(out.fileno(), stat.S_IMODE(os.fstat(out.fileno()).st_mode) & stat.S_IMODE(st.st_mode))
                 total = 0
-                for chunk in iter(lambda: src.read(1 << 20), b""):
+                for chunk in iter(functools.partial(_read, src, name, where), b""):
                     total += len(chunk)
                     if total > cap.limit:
                         raise limits.too_big(name, None, cap, where)
                     h.update(chunk)
                     out.write(chunk)
-        except HubError:
-            dest.unlink(missing_ok=True)
+        except BaseException:
+            with contextlib.suppress(OSError):  # a read-only cache, where `dest` was never made: said by the raise
+                dest.unlink(missing_ok=True)
             raise
-        except OSError as e:
-            dest.unlink(missing_ok=True)
-            raise HubError(f"cannot copy {name} of {where}: {e.strerror or e}") from None
     return h.hexdigest()
+
+
+def _read(src, name: str, where: str) -> bytes:
+    """The next chunk of hub file `name` (b"" at its end); an error reading it is the hub's."""
+    try:
+        return src.read(1 << 20)
+    except OSError as e:
+        raise HubError(f"cannot read {name} of {where}: {e.strerror or e}") from None
 
 
 # ------------------------------------------------------------------------------------------ push

@@ -134,15 +134,20 @@ def still_writing(folder: Path) -> Path:
     return folder
 
 
-def results_lock(folder: Path) -> RunLock:
+def results_lock(folder: Path, output: Path | None = None) -> RunLock:
     """The lock of a folder's evaluation results (eval.json and what goes with it), waited for: two evaluations
     ending together each read, merge and write them in turn, and neither drops the other's figures. A training
-    of the run does not hold it: an evaluation of its earlier weights may end while it trains."""
+    of the run does not hold it: an evaluation of its earlier weights may end while it trains. An OSError taking
+    it (a read-only folder) names `output`, the file asked for (else `folder`), not zoo's lock file."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)  # ./zoo-outputs/NAME, the first time
     if fcntl is None:
         return RunLock(folder, None, RESULTS_LOCK)
-    return RunLock(folder, _take(folder / RESULTS_LOCK, wait=True), RESULTS_LOCK)
+    try:
+        return RunLock(folder, _take(folder / RESULTS_LOCK, wait=True), RESULTS_LOCK)
+    except OSError as e:
+        e.filename = str(output if output is not None else folder)
+        raise
 
 
 def writer_of(folder: Path) -> str | None:

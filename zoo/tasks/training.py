@@ -298,8 +298,10 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
     model_cfg, train_cfg = new_model, new_train
     try:
         lock = lock_run(run_dir)
-    except OSError as e:
-        raise storage_error(e, "cannot write to the run folder", path=run_dir) from None
+    except OSError as e:  # the run folder, not its lock file; and no other place can do (--out is refused)
+        raise storage_error(e, "cannot write to the run folder", at=run_dir, place_hint=(
+            f"A resume writes into its run folder: make {run_dir} writable, or copy the folder to a writable "
+            "place and resume the copy.")) from None
     with lock:
         if not (run_dir / ckpt.CHECKPOINT).exists():
             raise RunError(f"{run_dir} has no checkpoint to resume from",

@@ -28,6 +28,7 @@ from zoo.runs import checkpoint as ckpt
 from zoo.runs.config import TrainConfig
 from zoo.runs.lock import still_writing
 from zoo.runs.training_state import load_training_state, save_training_state
+from zoo.training import best_weights
 from zoo.training.batching import batches, check_batch_norm
 from zoo.training.callbacks import Callback, LossStep, divergence_hint  # noqa: F401  (Callback: also engine's)
 from zoo.training.compiling import compile_in_place, from_compiler
@@ -35,7 +36,7 @@ from zoo.training.epochs import (EpochEnd, EpochLosses, LossSums, Tracker, fixed
                                  validation_means)
 from zoo.training.graphstep import GraphStep, check_supported
 from zoo.training.optim import model_optimizers
-from zoo.training.regularize import make_permanent, plain_state_dict, reparametrize_like
+from zoo.training.regularize import make_permanent, reparametrize_like
 
 
 @dataclass
@@ -110,7 +111,7 @@ class Trainer:
         self.saved_epoch = self.state["epoch"]
         self._restore_rng(rng)
         if self.model.monitor is not None and self.saved_epoch:
-            self._check_best_weights()
+            best_weights.check_on_resume(self._path(ckpt.WEIGHTS), self.model, self.state, self.log)
         metrics = self._path(ckpt.METRICS)
         rows, lines, dropped = ckpt.metrics_rows(metrics) if metrics.exists() else ([], [], 0)
         if dropped:
@@ -123,25 +124,6 @@ class Trainer:
         if metrics.exists():  # its rows up to the checkpoint, as written
             ckpt.atomic_write(metrics, "".join(line + "\n" for line in lines[:len(self.history)]))
         self.resumed = True
-
-    def _check_best_weights(self) -> None:
-        """The best weights are a file of their own, which the end of training loads: a damaged one is
-        refused before any epoch (it would fail after every resumed epoch); a missing one is said, and the
-        best of the epochs trained from now on is kept."""
-        path, best = self._path(ckpt.WEIGHTS), self.state["best_epoch"]
-        if not path.exists():
-            self.log(f"note: {path} (the best weights, of epoch {best}) is missing: they are lost; the best of the "
-                     "epochs trained from now on is kept")
-            self.state.update(best_value=None, best_epoch=0, bad_epochs=0)
-            return
-        try:
-            state, _ = ckpt.load_tensors(path)  # as _save_best writes them, and _finish reads them: plain
-            plain = {k: (tuple(v.shape), v.dtype) for k, v in plain_state_dict(self.model).items()}
-            ckpt.check_state_fits(plain, state, path)
-        except RunError as e:
-            raise RunError(e.message, f"It holds the run's best weights (epoch {best}): restore it to train on, or "
-                                      f"delete it to resume keeping the best of the epochs trained from now on "
-                                      f"({ckpt.CHECKPOINT} is intact).") from None
 
     # ------------------------------------------------------------------ the loop
     def _autocast(self, cache: bool = True):
@@ -252,16 +234,12 @@ class Trainer:
         with fixed_draws(self.train.seed, self.device):
             return validation_means(step, x, y, self.train.batch_size, channels_last=self.train.channels_last)
 
-    def _save_best(self) -> None:
-        if self.run_dir:
-            ckpt.save_tensors(self._path(ckpt.WEIGHTS), plain_state_dict(self.model), {"format": "pt"})
-
     def begin(self) -> None:
         """Write the run's epoch-0 files: the initial weights, a checkpoint to resume from and an empty
         metrics.jsonl, so a run is loadable and resumable from its first moment (the caller writes
         config.json after them: the file that makes a folder a run)."""
         if self.run_dir:
-            self._save_best()
+            best_weights.save_best(self._path(ckpt.WEIGHTS), self.model)
             save_training_state(self._path(ckpt.CHECKPOINT), self.model, self.optimizers, self.state, self._rng())
             ckpt.atomic_write(self._path(ckpt.METRICS), "")
         self.started = True
@@ -325,10 +303,10 @@ class Trainer:
         if end.not_finite:
             self._diverged(epoch, end.record, end.not_finite)
         try:
-            with holding_interrupts():  # the best weights, the metrics line and the checkpoint: one epoch's, together
-                if end.improved:
-                    self._save_best()
+            with holding_interrupts():  # the metrics line, the checkpoint and the best weights: one epoch's, together
                 self._write_epoch(epoch, end.record)
+                if end.improved and self.run_dir:  # after the checkpoint: the weights never run ahead of the record
+                    best_weights.save_best(self._path(ckpt.WEIGHTS), self.model)
         except KeyboardInterrupt:  # a stop held until the files were whole: this epoch is done, and said
             if not self.run_dir or self.saved_epoch == epoch:
                 self.stopped_after = epoch
