@@ -4,7 +4,7 @@ Thin wrappers over zoo.analysis.latent, .manifold and .interpolation; torch is i
 from __future__ import annotations
 
 import click
-from zoo.cli.app import DEVICE_HELP, IN_FOLDER, OUT_FILE, SEED, TEXT, Count, cli
+from zoo.cli.app import DATA_DIR_HELP, DEVICE_HELP, IN_FOLDER, OUT_FILE, SEED, SPLIT_HELP, TEXT, Count, cli
 
 
 @cli.command()
@@ -16,11 +16,12 @@ from zoo.cli.app import DEVICE_HELP, IN_FOLDER, OUT_FILE, SEED, TEXT, Count, cli
 @click.option("--out", "-o", type=OUT_FILE,
               help="PNG to write (default RUN/latent-METHOD.png, or RUN/latent.png for a latent of 1 or 2 "
                    "dimensions, which is plotted as it is); the coordinates go beside it as .csv.")
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]),
+              help=SPLIT_HELP)
 @click.option("--seed", default=0, show_default=True, type=SEED,
               help="t-SNE's start: 0 its codes' principal components, another seed random positions drawn with it "
                    "(to see which clusters stay). PCA is exact: no seed changes it.")
-@click.option("--data-dir", type=IN_FOLDER)
+@click.option("--data-dir", type=IN_FOLDER, help=DATA_DIR_HELP)
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 @click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME",
               help="Also write the codes with their labels and images for a logger's viewer: tensorboard "
@@ -51,7 +52,7 @@ def latent(run, method, n, out, split, seed, data_dir, device, loggers):
               help="The two latent dimensions to sweep, e.g. 3,7 (default: a VAE's two most active; a 2-D "
                    "latent's own; the principal directions of a larger latent).")
 @click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/manifold.png).")
-@click.option("--data-dir", type=IN_FOLDER)
+@click.option("--data-dir", type=IN_FOLDER, help=DATA_DIR_HELP)
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 def manifold(run, steps, dims, out, data_dir, device):
     """Decode a regular 2-D grid of codes: a VAE's prior quantiles, or the central 90% of the test codes.
@@ -72,7 +73,7 @@ def manifold(run, steps, dims, out, data_dir, device):
 @click.option("--to", "end", type=TEXT, required=True, help="A class (index or name) or a test image #INDEX.")
 @click.option("--steps", default=10, show_default=True, type=Count(2, 200), help="Images along the line.")
 @click.option("--out", "-o", type=OUT_FILE, help="PNG to write (default RUN/interpolation.png).")
-@click.option("--data-dir", type=IN_FOLDER)
+@click.option("--data-dir", type=IN_FOLDER, help=DATA_DIR_HELP)
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 def interpolate(run, start, end, steps, out, data_dir, device):
     """Decode along the line between two class means or two test images' codes."""

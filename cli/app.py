@@ -9,12 +9,13 @@ import contextlib
 import errno
 import json
 import os
+import re
 import signal
 import sys
 
 import click
 
-from zoo.runs.config import SEED_MAX
+from zoo.runs.config import SEED_MAX, TrainConfig, default_of, fields_of
 
 
 class Count(click.IntRange):
@@ -74,6 +75,26 @@ IN_FOLDER = ZooPath(file_okay=False)
 IN_PATH = ZooPath()
 OUT_FILE = ZooPath(dir_okay=False, output=True)
 OUT_FOLDER = ZooPath(file_okay=False, output=True)
+
+# The help of options several commands share.
+SPLIT_HELP = "Which split of the run's data set: train, val (the validation images held out of training) or test."
+DATA_DIR_HELP = ("Where the data set's files are (default: where RUN found them; for a run trained on a folder of "
+                 "images: where that folder is now).")
+
+
+def train_default(key: str) -> object:
+    """zoo's default of a training key (TrainConfig's), which a model's train_defaults or a preset may change."""
+    return next(default_of(f) for f in fields_of(TrainConfig) if f.name == key)
+
+
+def training_default(key: str, what: str) -> str:
+    """An option's help for a training key whose default is the preset's or the model's (a GAN's lr is not a
+    ConvAE's): `what` it is, then zoo's default, which most models keep."""
+    return f"{what} Default: the preset's, else the model's (`zoo info MODEL`; {train_default(key)} for most)."
+
+
+DATASET_HELP = training_default("dataset", "mnist, fashion-mnist, kmnist, digits or folder:PATH (a preset named for "
+                                           "a data set, such as convae-mnist, holds it).")
 
 # Errors only a write can cause: the message says "cannot write" even when the OS names no file.
 _WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS}
@@ -184,6 +205,9 @@ class ZooGroup(click.Group):
                              f"option, given before the command: {given}")
                 e.possibilities = None
             raise
+        except click.UsageError as e:  # --set latent_dim 3: the 3 is an extra argument
+            _set_in_one_word(e)
+            raise
         except ZooError as e:
             _fail(ctx, e)
         except BrokenPipeError:  # the reader went away (`zoo list | head -1`): nothing left to say
@@ -204,6 +228,35 @@ class ZooGroup(click.Group):
             _fail(ctx, oom)
 
 
+def _set_in_one_word(e: click.UsageError) -> None:
+    """Where click found an extra argument after a --set KEY without '=' (`--set latent_dim 3`), say that --set
+    takes KEY=VALUE as one word."""
+    extra = re.match(r"Got unexpected extra arguments? \((.*)\)$", e.message)
+    assignments = (e.ctx.params.get("assignments") if e.ctx is not None else None) or ()
+    keys = [a for a in assignments if isinstance(a, str) and "=" not in a]
+    if extra and keys:
+        value = extra[1].split(" ")[0]
+        e.message += (f"; --set takes KEY=VALUE as one word: --set {keys[0]}={value}, not --set {keys[0]} {value}")
+
+
+def note_preset_dataset(preset: str | None, dataset: str | None) -> None:
+    """A preset made for a data set (convae-mnist: mnist) trains on it; a data set given (--dataset, --set) wins,
+    and is said to, as the preset's values were chosen for its own."""
+    from zoo import registry
+    from zoo.data import canonical_dataset_name
+    from zoo.errors import ZooError
+
+    if not preset or not dataset:
+        return
+    try:
+        made_for = registry.presets().get(preset, {}).get("config", {}).get("dataset")
+    except ZooError:  # a catalogue that cannot be read: the command itself says so
+        return
+    if isinstance(made_for, str) and canonical_dataset_name(made_for) != canonical_dataset_name(str(dataset)):
+        click.echo(f"note: the data set given ({dataset}) wins over preset {preset}'s ({made_for}), which its values "
+                   "were chosen for", err=True)
+
+
 def config_overrides(command: str, assignments, functions, options: dict) -> dict:
     """The config keys a command passes on to the API: its --set KEY=VALUE pairs, then the options given
     (which win, said where they differ). A key that is an argument of those API functions themselves (out,
@@ -213,6 +266,10 @@ def config_overrides(command: str, assignments, functions, options: dict) -> dic
     from zoo.runs.config import parse_assignments
     from zoo.errors import ConfigError
 
+    for item in assignments:  # --set latent_dim (its value a word of its own): said how it is written
+        if "=" not in item:
+            raise ConfigError(f"--set expects key=value, got '{item}'",
+                              f"--set takes KEY=VALUE as one word: --set {item.strip() or 'KEY'}=VALUE.")
     overrides = parse_assignments(assignments)
     arguments = {name for f in functions for name, p in inspect.signature(f).parameters.items()
                  if p.kind is not p.VAR_KEYWORD} - set(options)

@@ -10,8 +10,9 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import (DEVICE_HELP, Count, IN_FOLDER, IN_PATH, OUT_FILE, OUT_FOLDER, SEED, TEXT, cli,
-                         config_overrides, echo_json, os_error, say, stop_like_ctrl_c)
+from zoo.cli.app import (DATA_DIR_HELP, DATASET_HELP, DEVICE_HELP, SPLIT_HELP, Count, IN_FOLDER, IN_PATH, OUT_FILE,
+                         OUT_FOLDER, SEED, TEXT, cli, config_overrides, echo_json, note_preset_dataset, os_error, say,
+                         stop_like_ctrl_c, training_default)
 
 @cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -149,22 +150,23 @@ def _names_a_run(text: str) -> bool:
 
 @cli.command()
 @click.argument("model", type=TEXT, required=False)
-@click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
-@click.option("--preset", "-p", type=TEXT, 
+@click.option("--dataset", "-d", type=TEXT, help=DATASET_HELP)
+@click.option("--preset", "-p", type=TEXT,
               help="A catalogued preset (`zoo info MODEL` lists them; `zoo info NAME` shows one).")
 @click.option("--config", "-c", "config_file", type=IN_PATH,  # a run folder: its config.json is named
               help="A TOML file of config keys, or a run's config.json (its model and config again).")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
 @click.option("--out", "-o", type=OUT_FOLDER, help="Run folder (default runs/MODEL-DATA-TIME).")
-@click.option("--resume", type=IN_FOLDER, help="Continue the run in this folder.")
+@click.option("--resume", type=IN_FOLDER, help="Continue the run in this folder (a run folder, not a model).")
 @click.option("--overwrite", is_flag=True, help="Replace the run already in --out (its weights, metrics and "
               "pictures); without it such a folder is refused.")
-@click.option("--epochs", type=int, help="Maximum epochs.")
-@click.option("--batch-size", type=int, help="Training batch size.")
-@click.option("--lr", type=float, help="Learning rate.")
-@click.option("--patience", type=int, help="Early-stopping patience (0: off).")
+@click.option("--epochs", type=int, help=training_default("epochs", "Maximum epochs."))
+@click.option("--batch-size", type=int, help=training_default("batch_size", "Training batch size."))
+@click.option("--lr", type=float, help=training_default("lr", "Learning rate."))
+@click.option("--patience", type=int, help=training_default("patience", "Early-stopping patience (0: off)."))
 @click.option("--device", type=TEXT, help=DEVICE_HELP)
-@click.option("--seed", type=SEED, help="Random seed.")
+@click.option("--seed", type=SEED, help=training_default("seed", "Random seed of the initial weights and the "
+                                                                "shuffling."))
 @click.option("--data-dir", type=IN_FOLDER, help="Look for data files here first.")
 @click.option("--bf16", is_flag=True, default=None, help="bfloat16 autocast on CUDA.")
 @click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
@@ -176,9 +178,11 @@ def train(model, dataset, preset, config_file, assignments, out, resume, overwri
     """Train MODEL; or continue a run with --resume RUN."""
     from zoo.api import train as api_train
 
+    _refuse_a_model_as_run(resume)
     overrides = config_overrides("train", assignments, [api_train], {
         "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
         "device": device, "seed": seed, "data_dir": data_dir, "bf16": bf16, "loggers": loggers})
+    note_preset_dataset(None if resume else preset, overrides.get("dataset"))  # a resume refuses a preset
     result = api_train(model, preset=preset, config=config_file, out=out, resume=resume, progress=progress,
                        overwrite=overwrite, **overrides)
     if result.best_value is None:
@@ -188,6 +192,17 @@ def train(model, dataset, preset, config_file, assignments, out, resume, overwri
         split = "validation" if any(k.startswith("val_") for row in result.history[-1:] for k in row) else "training"
         click.echo(f"{result.stopped}: best epoch {result.best_epoch} ({split} {result.model.monitor or 'loss'} "
                    f"{result.best_value:.5g}); run in {result.run_dir}")
+
+
+def _refuse_a_model_as_run(resume: str | None) -> None:
+    """`zoo train --resume convae`: a model's name where a run folder goes (none of that name here)."""
+    from zoo import registry
+    from zoo.errors import ConfigError
+
+    if resume is not None and not Path(resume).exists() and resume in registry.list_models():
+        raise ConfigError(f"--resume takes a run folder; {resume} is a model",
+                          f"`zoo train {resume} ...` trains a new run of it; `zoo train --resume RUN` continues the "
+                          "run in folder RUN.")
 
 
 # The options of each of `zoo eval`'s three evaluations beyond those they share (data, device, --json,
@@ -257,7 +272,8 @@ def _print_metrics(result: dict) -> None:
 
 @cli.command("eval")
 @click.argument("run", type=TEXT)
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]),
+              help=SPLIT_HELP)
 @click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are (for a run trained on a folder of "
               "images: where that folder is now).")
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
@@ -403,8 +419,9 @@ def eval_cmd(ctx, run, split, data_dir, device, as_json, noise_sweep, noise, bas
 @click.option("--n", default=16, show_default=True, type=Count(1, 256), help="How many images.")
 @click.option("--out", "-o", type=OUT_FILE,
               help="PNG to write (default RUN/reconstructions-SPLIT.png: RUN/reconstructions.png is training's).")
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--data-dir", type=IN_FOLDER)
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]),
+              help=SPLIT_HELP)
+@click.option("--data-dir", type=IN_FOLDER, help=DATA_DIR_HELP)
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 def reconstruct(run, n, out, split, data_dir, device):
     """Originals beside their reconstructions, as a PNG."""
@@ -428,9 +445,11 @@ def reconstruct(run, n, out, split, data_dir, device):
                    "(RUN/denoised-DIR_files/).")
 @click.option("--input", "input_path", type=IN_PATH,
               help="Denoise your own image file, or folder of images, instead.")
-@click.option("--seed", default=0, show_default=True, type=SEED)
-@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]))
-@click.option("--data-dir", type=IN_FOLDER)
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="Random seed of the noise added (the same seed, the same noisy images).")
+@click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]),
+              help=SPLIT_HELP)
+@click.option("--data-dir", type=IN_FOLDER, help=DATA_DIR_HELP)
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
 def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
     """Rows of clean, noisy and denoised images (or your own images, denoised, each also written as a PNG)."""
@@ -444,7 +463,8 @@ def denoise(run, noise, n, out, input_path, seed, split, data_dir, device):
 @cli.command()
 @click.argument("run", type=TEXT)
 @click.option("--n", default=None, type=Count(1, 100_000), help="How many samples (default 64).")
-@click.option("--seed", default=0, show_default=True, type=SEED)
+@click.option("--seed", default=0, show_default=True, type=SEED,
+              help="Random seed of the samples drawn (the same seed, the same images).")
 @click.option("--out", "-o", type=OUT_FILE,
               help="A .png grid (default RUN/samples.png, or RUN/samples-prior.png for a GAN, whose training wrote "
                    "samples.png; with --sampler S RUN/samples-S.png, with --class C RUN/samples-class-C.png, with "
@@ -489,14 +509,15 @@ def generate(run, n, seed, out, sampler, class_label, per_class, spread, old_noi
 @click.option("--out", "-o", type=OUT_FOLDER, help="Run folder for the classifier.")
 @click.option("--model", "transfer_model", type=TEXT, default=None,
               help="Which installed model to train on the encoder, when more than one can (default: the one).")
-@click.option("--epochs", type=int)
+@click.option("--epochs", type=int, help="Maximum epochs of the head's training (default: its model's: `zoo info "
+              "classifier`, or the --model's).")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE",
               help="Any other config key (not the encoder's: those are the source run's).")
 @click.option("--data-dir", type=IN_FOLDER, help="Where the data set's files are (default: where RUN found them, "
               "for its own data set).")
 @click.option("--overwrite", is_flag=True, help="Replace the run in --out (never RUN itself).")
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
-@click.option("--progress/--no-progress", default=None)
+@click.option("--progress/--no-progress", default=None, help="Progress bar (default: when on a terminal).")
 @click.option("--log", "loggers", type=TEXT, default=None, metavar="NAME[,NAME]",
               help="Also log the head's training and its test accuracy to these loggers: tensorboard, mlflow, or a "
                    "plugin's (zoo list shows them).")

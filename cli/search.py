@@ -8,7 +8,8 @@ from pathlib import Path
 
 import click
 
-from zoo.cli.app import DEVICE_HELP, IN_FOLDER, IN_PATH, OUT_FOLDER, SEED, TEXT, Count, cli
+from zoo.cli.app import (DATASET_HELP, DEVICE_HELP, IN_FOLDER, IN_PATH, OUT_FOLDER, SEED, TEXT, Count, cli,
+                         note_preset_dataset, train_default, training_default)
 
 
 def _fmt(v) -> str:
@@ -43,7 +44,9 @@ def _fmt(v) -> str:
                    "default).")
 @click.option("--timeout", type=float, default=None, help="Start no new trial after S seconds.")
 @click.option("--out", "-o", type=OUT_FOLDER, help="Study folder (default studies/STUDY).")
-@click.option("--dataset", "-d", type=TEXT, default=None, help="Data set (overrides the space's).")
+@click.option("--dataset", "-d", type=TEXT, default=None,
+              help=f"mnist, fashion-mnist, kmnist, digits or folder:PATH. Default: the space's, else "
+                   f"{train_default('dataset')}.")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Fix a config key in every trial.")
 @click.option("--epochs", type=int, default=None, help="Epochs per trial.")
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
@@ -157,15 +160,15 @@ def search_worker(label):
 @click.argument("model", required=False)
 @click.option("--folds", "-k", default=5, show_default=True, type=int, help="Number of folds.")
 @click.option("--compare-holdout", is_flag=True, help="Also train on the plain validation split, beside the folds.")
-@click.option("--dataset", "-d", type=TEXT, help="mnist, fashion-mnist, kmnist, digits or folder:PATH.")
+@click.option("--dataset", "-d", type=TEXT, help=DATASET_HELP)
 @click.option("--preset", "-p", type=TEXT, help="A catalogued preset (`zoo info MODEL` lists them).")
 @click.option("--config", "-c", "config_file", type=IN_PATH,  # a run folder: its config.json is named
               help="A TOML file of config keys, or a run's config.json (its model and config again).")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Set any config key.")
-@click.option("--epochs", type=int)
-@click.option("--batch-size", type=int)
-@click.option("--lr", type=float)
-@click.option("--patience", type=int)
+@click.option("--epochs", type=int, help=training_default("epochs", "Maximum epochs of each fold's training."))
+@click.option("--batch-size", type=int, help=training_default("batch_size", "Training batch size."))
+@click.option("--lr", type=float, help=training_default("lr", "Learning rate."))
+@click.option("--patience", type=int, help=training_default("patience", "Early-stopping patience (0: off)."))
 @click.option("--device", type=TEXT, help=DEVICE_HELP)
 @click.option("--seed", type=SEED, help="Seed of training and of the folds' shuffle (0 to 2**32-1).")
 @click.option("--data-dir", type=IN_FOLDER, help="Look for data files here first.")
@@ -189,6 +192,8 @@ def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments,
     overrides.update({k: v for k, v in {"dataset": dataset, "epochs": epochs, "batch_size": batch_size, "lr": lr,
                                         "patience": patience, "device": device, "seed": seed,
                                         "data_dir": data_dir}.items() if v is not None})
+    note_preset_dataset(preset, overrides.get("dataset"))
+    _say_start(model, folds, preset, config_file, overrides)
     result = cross_validate(model, folds_k=folds, preset=preset, config=config_file, overrides=overrides,
                             compare_holdout=compare_holdout, metric=metric, reduce=reduce, out=out,
                             overwrite=overwrite, log=lambda m: click.echo(m, err=True))
@@ -196,6 +201,23 @@ def cv(model, folds, compare_holdout, dataset, preset, config_file, assignments,
         click.echo(json.dumps({k: v for k, v in result.items()}, indent=2, default=str))
         return
     show_cv(result)
+
+
+def _say_start(model: str | None, folds: int, preset: str | None, config_file: str | None, overrides: dict) -> None:
+    """A first line, as `zoo train` gives one: a fold's line comes only when it ends (minutes on MNIST). Said only
+    where the configuration resolves: otherwise cross_validate says what is wrong with it."""
+    from zoo.api import resolve_config
+    from zoo.errors import ZooError
+    from zoo.tasks.training import model_to_train
+
+    try:
+        model = model_to_train(model, preset, config_file, "cv")
+        _, _, train = resolve_config(model, preset=preset, config=config_file, overrides=overrides)
+    except ZooError:
+        return
+    epochs = f"{train.epochs} epoch{'s' * (train.epochs != 1)}"
+    click.echo(f"{folds}-fold cross-validation of {model} on {train.dataset}: {folds} trainings of up to {epochs}, "
+               "a line as each fold ends", err=True)
 
 
 def show_cv(result: dict) -> None:

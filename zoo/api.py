@@ -16,6 +16,7 @@ from zoo.analysis.latent import latent_scatter
 from zoo.analysis.manifold import manifold
 from zoo.arguments import clear_arguments
 from zoo.console import to_stderr
+from zoo.data import dataset_names
 from zoo.errors import ConfigError, UnknownModelError, ZooError
 from zoo.model import ZooModel
 from zoo.runs import config as cfgmod
@@ -77,6 +78,11 @@ def model_info(name: str) -> dict[str, Any]:
         raise UnknownModelError(f"'{name}' names catalogued weights of model '{catalogued.get('model')}', not a model",
                                 f"Load them with zoo.load('{name}') (`zoo info {name}` describes them); "
                                 f"zoo.model_info('{catalogued.get('model')}') describes the model.")
+    if isinstance(name, str) and name in dataset_names() and name not in registry.list_models():  # `zoo info mnist`
+        trained = [k for k, w in registry.weights().items() if w.get("dataset") == name]
+        weights = f" Catalogued weights trained on it: {', '.join(trained)} (`zoo info NAME`)." if trained else ""
+        raise UnknownModelError(f"'{name}' is a data set, not a model", f"`zoo train MODEL --dataset {name}` trains "
+                                f"a model on it (`zoo list` shows the models).{weights}")
     try:
         entry = registry.get_entry(name)
     except UnknownModelError as e:  # a misspelled name of weights is close to one of the catalogue's too

@@ -8,6 +8,7 @@ import difflib
 import importlib.metadata as md
 import inspect
 import re
+import shlex
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -257,6 +258,10 @@ def get_entry(name: str) -> PluginEntry:
         said += [f"catalogued weights of model '{catalogued.get('model')}': zoo.load('{name}'), or `zoo eval "
                  f"{name}`"] if catalogued is not None else []
         raise UnknownModelError(f"'{name}' is not a model", f"It names {' and '.join(said)}.")
+    if (Path(name) / "config.json").is_file():  # `zoo train runs/ae`: a run folder where a model's name goes
+        raise UnknownModelError(f"'{name}' is a run folder, not a model", f"Continue its training with `zoo train "
+                                f"--resume {shlex.quote(name)}`, or train its configuration anew with `zoo train "
+                                f"--config {shlex.quote(str(Path(name) / 'config.json'))}`.")
     keys = reg.callbacks[name].cls.keys if name in reg.callbacks else ()  # zoo's own callbacks: turned on by a key
     kinds = {"a latent sampler": (reg.samplers, f"zoo generate RUN --sampler {name}"),
              "a noise model": (reg.noise_models, f"zoo train dae --set noise={name}:VALUE"),

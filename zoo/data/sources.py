@@ -119,7 +119,7 @@ def locate(spec: TorchvisionSet, data_dir: str | None = None, download: bool | N
         try:
             return _download(spec)
         except Exception as e:  # offline, DNS failure, refused, time-out, bad archive
-            error = f"download failed: {type(e).__name__}: {e}".splitlines()[0]
+            error = f"download failed: {download_failure(e)}"
     places = "\n".join(f"  {d}" + (f" ({partial_set(d)})" if partial_set(d) else "") for d in dict.fromkeys(looked))
     raise DataNotFoundError(
         f"data set '{spec.name}' not found. Looked for the four IDX files ({', '.join(FILES.values())}, "
@@ -128,6 +128,24 @@ def locate(spec: TorchvisionSet, data_dir: str | None = None, download: bool | N
         + (", or `apt-get install dataset-fashion-mnist`" if spec.name == "fashion-mnist" else "")
         + ", or run once with a network.",
     )
+
+
+# What an address lookup or a connection says where there is no network (Linux, macOS, Windows).
+NO_NETWORK = ("name or service not known", "temporary failure in name resolution", "nodename nor servname",
+              "getaddrinfo failed", "no address associated", "network is unreachable")
+
+
+def download_failure(e: BaseException) -> str:
+    """A failed download in one line, with its reason: torchvision says "Error downloading FILE:" and puts
+    each mirror's error on the lines below ("Tried URL, got:", "<urlopen error [Errno -2] Name or service not
+    known>"), which a first line alone left out."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    reasons = [line.removeprefix("<urlopen error ").removesuffix(">") for line in lines[1:]
+               if not line.startswith("Tried ")]
+    said = " ".join([lines[0] if lines else "", *dict.fromkeys(reasons)]).strip() or "(no reason given)"
+    offline = any(words in str(e).lower() for words in NO_NETWORK)
+    return f"{type(e).__name__}: {said}" + (" (no network: the server's address could not be looked up or reached)"
+                                            if offline else "")
 
 
 def _env_problem() -> str:

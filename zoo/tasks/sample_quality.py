@@ -167,19 +167,19 @@ MIN_IMAGES = 100  # fewer samples and test images give no usable FID (its covari
 def _feature_network(run, features: str | None, source) -> tuple[Any, str]:
     """The feature network's run and its name: `features`, or the catalogued one of the run's data set. One of
     another data set is said to be (its features may not tell these images apart); one of another image shape,
-    or no feature network, is refused."""
+    or no feature network, is refused (no catalogued one: a thing the data set lacks, not a wrong argument)."""
     train_cfg = run.record["train"]
     dataset = train_cfg["dataset"]
     if features is None and feature_network_name(dataset) not in registry.weights():
         option = f" --data-dir {shlex.quote(train_cfg['data_dir'])}" if train_cfg.get("data_dir") else ""
         option += f" --set image_size={train_cfg['image_size']}" if train_cfg.get("image_size") else ""
         if len(run.classes or ()) < 2:  # a classifier needs two classes or more: none can be trained on these
-            raise ConfigError(f"no feature network is catalogued for {dataset}, and its images have no classes to "
+            raise CapabilityError(f"no feature network is catalogued for {dataset}, and its images have no classes to "
                               "train one on: FID and KID measure samples in the features of a classifier",
                               "Pass one trained on labelled images of the same size and kind (class folders, or "
                               "another data set): --features RUN (its classes are not the run's, so no class "
                               "accuracy is measured).")
-        raise ConfigError(f"no feature network is catalogued for {dataset}: FID and KID measure samples in the "
+        raise CapabilityError(f"no feature network is catalogued for {dataset}: FID and KID measure samples in the "
                           "features of a classifier trained on the same data set",
                           "Train one, then pass it with --features RUN:\n"
                           f"  zoo train {_feature_model()} --dataset {shlex.quote(dataset)}{option} "

@@ -317,7 +317,7 @@ def _resume(run_dir: Path, model: str | None, log, progress, callbacks, override
             raise ConfigError(f"{run_dir} was trained on device '{train_cfg.device}' (its config.json), which is not "
                               "available here", "Resume it on another: zoo train --resume "
                               f"{shlex.quote(str(run_dir))} --device cpu (or auto).") from e
-        loggers = loggers_for(train_cfg, log)
+        loggers = loggers_for(train_cfg, log, resume=True)
         for logger in loggers:
             logger.prepare(run_dir)
         try:

@@ -295,9 +295,10 @@ def logger_names(value: Any) -> list[str]:
     return names
 
 
-def logger_classes(names: Any) -> list[type[Logger]]:
+def logger_classes(names: Any, *, resume: bool = False) -> list[type[Logger]]:
     """The logger classes `names` name (`jsonl`, always on, needs none); an unknown name, or one whose
-    package is missing, is refused with what to do (before anything is written)."""
+    package is missing, is refused with what to do (before anything is written). The installed loggers it
+    names are those `zoo list` shows; `resume`: a resumed run's, whose own loggers are asked for again."""
     available = installed()
     classes = []
     for name in logger_names(names):
@@ -305,21 +306,21 @@ def logger_classes(names: Any) -> list[type[Logger]]:
             continue
         cls = available.get(name)
         if cls is None:
-            known = sorted([JSONL, *available])
-            close = difflib.get_close_matches(name, known, n=2, cutoff=0.5)
+            close = difflib.get_close_matches(name, sorted([JSONL, *available]), n=2, cutoff=0.5)
             raise ConfigError(f"unknown logger '{name}'",
                               (f"Did you mean: {', '.join(close)}? " if close else "")
-                              + f"The installed loggers are: {', '.join(known)} (`zoo list` shows them). On "
-                              "--resume the run's own loggers are asked for, unless --log names others."
-                              + failed_plugins())
+                              + f"The installed loggers are: {', '.join(sorted(available)) or 'none'} (`zoo list` "
+                              "shows them); jsonl names metrics.jsonl, which is always written."
+                              + (" On --resume the run's own loggers are asked for, unless --log names others."
+                                 if resume else "") + failed_plugins())
         require(cls)
         classes.append(cls)
     return classes
 
 
-def loggers_for(train: "TrainConfig", say: Callable[[str], None]) -> list[Logger]:
-    """The loggers `train.loggers` names, made for a run or a search."""
-    return [made(cls, train, say) for cls in logger_classes(train.loggers)]
+def loggers_for(train: "TrainConfig", say: Callable[[str], None], *, resume: bool = False) -> list[Logger]:
+    """The loggers `train.loggers` names, made for a run (`resume`: a resumed one) or a search."""
+    return [made(cls, train, say) for cls in logger_classes(train.loggers, resume=resume)]
 
 
 def made(cls: type[Logger], train: "TrainConfig", say: Callable[[str], None]) -> Logger:
