@@ -117,3 +117,15 @@ def test_a_model_too_large_to_build_from_python_is_a_zoo_out_of_memory(tmp_path)
                        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_AS, (LIMIT, LIMIT)))
     assert r.stdout.count("said: out of memory (one allocation of") == 2, r.stdout + r.stderr
     assert not (tmp_path / "run").exists()
+
+
+def test_an_os_error_of_memory_is_said_as_memory_not_as_the_path_it_was_using():
+    import errno
+
+    from zoo.errors import storage_error
+
+    said = storage_error(OSError(errno.ENOMEM, "Cannot allocate memory", "/usr/lib/torchvision/models"),
+                         "cannot write", "Epochs up to 3 are saved.")
+    assert isinstance(said, OutOfMemory) and said.exit_code == OutOfMemory.exit_code
+    assert said.message == "out of memory. Epochs up to 3 are saved." and "torchvision" not in str(said)
+    assert "--batch-size or --n, where the command has them" in said.hint

@@ -77,8 +77,11 @@ def out_of_memory(e: BaseException, device: str = "", kept: str = "") -> OutOfMe
     CUDA's out-of-memory error), saying how much was asked where it is known; None for any other error."""
     import re as _re
 
+    import errno as _errno
+
     text = str(e)
     if not (isinstance(e, MemoryError) or type(e).__name__ == "OutOfMemoryError"
+            or (isinstance(e, OSError) and e.errno == _errno.ENOMEM)  # the kernel's: mmap, a thread, a pipe
             or "can't allocate memory" in text or "out of memory" in text.lower()):
         return None
     size = _re.search(r"allocate (\d+) bytes", text)
@@ -88,8 +91,9 @@ def out_of_memory(e: BaseException, device: str = "", kept: str = "") -> OutOfMe
                                                                      if tried else "")
     if kept:
         message += f". {kept}"
-    return OutOfMemory(message, "Use a smaller --batch-size or a smaller model (channels, hidden, --n for "
-                                "samples), or free memory used by other programs, then try again.")
+    return OutOfMemory(message, "Ask for less at once (a smaller --batch-size or --n, where the command has them) or "
+                                "use a smaller model (channels, hidden), or free memory used by other programs, then "
+                                "try again.")
 
 
 _OS_HINTS = {
@@ -105,7 +109,8 @@ _OS_HINTS = {
 
 
 def storage_error(e: OSError, doing: str = "", kept: str = "", path=None,
-                  option: str = "--out, -o, XDG_CACHE_HOME", *, at=None, place_hint: str | None = None) -> StorageError:
+                  option: str = "--out, -o, XDG_CACHE_HOME", *, at=None,
+                  place_hint: str | None = None) -> StorageError | OutOfMemory:
     """One clear StorageError for an OSError: what could not be done, on which path (`at`; else the error's
     own, or `path`), why, and what to do. `kept` says what is safe (e.g. which epoch of a run is saved); `option`
     names what chooses another place. `at` names the place the user gave where the error names a file zoo
@@ -114,6 +119,8 @@ def storage_error(e: OSError, doing: str = "", kept: str = "", path=None,
     import errno as _errno
     import os as _os
 
+    if e.errno == _errno.ENOMEM:  # memory, not the path it was using (a read, a mapped file): said as such
+        return out_of_memory(e, kept=kept)
     name = _errno.errorcode.get(e.errno or 0, "")
     why = (e.strerror or _os.strerror(e.errno) if e.errno else str(e) or type(e).__name__).lower()
     path = next((p for p in (at, e.filename, path) if p is not None), "")
