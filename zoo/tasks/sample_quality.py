@@ -294,7 +294,7 @@ def _write(path: Path, result: dict[str, Any], card: Path | None = None) -> None
     returned beside it, not written over it, and `kept` says so. Read, decided and written under the folder's
     results lock: two measurements ending together each see the other's file. `card`: the run folder whose card
     is written anew when quality.json is."""
-    with results_lock(path.parent):
+    with results_lock(path.parent, path):  # a lock it cannot take is said as the file asked for
         _write_unless_fuller(path, result)
         if card is not None and result.get("written"):
             write_card(card)
