@@ -15,7 +15,8 @@ from zoo.cli.app import DATA_DIR_HELP, DEVICE_HELP, IN_FOLDER, OUT_FILE, SEED, S
               help="How many test images (the first N).")
 @click.option("--out", "-o", type=OUT_FILE,
               help="PNG to write (default RUN/latent-METHOD.png, or RUN/latent.png for a latent of 1 or 2 "
-                   "dimensions, which is plotted as it is); the coordinates go beside it as .csv.")
+                   "dimensions, which is plotted as it is; -SPLIT before .png for --split train or val: "
+                   "RUN/latent-pca-train.png); the coordinates go beside it as .csv.")
 @click.option("--split", default="test", show_default=True, type=click.Choice(["train", "val", "test"]),
               help=SPLIT_HELP)
 @click.option("--seed", default=0, show_default=True, type=SEED,

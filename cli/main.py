@@ -439,7 +439,9 @@ def reconstruct(run, n, out, split, data_dir, device):
 @click.option("--n", default=16, show_default=True, type=Count(1, 1024),
               help="How many images the picture shows (with --input, every image is denoised and written).")
 @click.option("--out", "-o", type=OUT_FILE,
-              help="PNG to write (default RUN/denoised.png; with --input DIR, RUN/denoised-DIR.png, or "
+              help="PNG to write (default RUN/denoised.png; RUN/denoised-NOISE[-SPLIT].png for a --noise other "
+                   "than the model's training noise or another --split: RUN/denoised-salt-pepper_0.2-train.png; "
+                   "with --input DIR, RUN/denoised-DIR.png, or "
                    "RUN/denoised-DIR-DIGEST.png where that holds another folder's outputs); with --input, "
                    "each denoised image goes beside it, under its input's name, into NAME_files/ for NAME.png "
                    "(RUN/denoised-DIR_files/).")

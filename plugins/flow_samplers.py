@@ -22,6 +22,7 @@ from zoo import hookimpl
 from zoo.analysis.latent_samplers import LatentSampler, check_state
 from zoo.analysis.metrics import progress_bar
 from zoo.errors import RunError
+from zoo.plugins.samplers import GaussianMixture, gmm_fits
 
 MIN_CODES = 500        # a learned density needs at least this many codes ...
 CODES_PER_DIM = 20     # ... and this many per latent dimension
@@ -40,11 +41,13 @@ def min_codes(dim: int) -> int:
 def _enough_codes(name: str, codes: torch.Tensor) -> None:
     n, dim = codes.shape
     if n < min_codes(dim):  # the run's training set, not the command, is short of them: exit 1
+        # gmm named only where it can fit these codes (a full covariance a component): else it refuses them too
+        fitting = "gaussian or gmm" if gmm_fits(codes, GaussianMixture.components) else "gaussian"
         raise RunError(
             f"the '{name}' sampler needs at least {min_codes(dim)} training codes for a latent of size {dim} "
             f"(max({MIN_CODES}, {CODES_PER_DIM} per dimension)); the run has {n}: a network fitted on fewer "
             f"learns the codes themselves, and a tenth of them is held out to decide when fitting stops",
-            "Use the gaussian or gmm sampler, or train the model on more images.")
+            f"Use the {fitting} sampler, or train the model on more images.")
 
 
 def _standardised(codes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -27,6 +27,19 @@ def _cholesky(cov: torch.Tensor) -> torch.Tensor:
     raise ValueError("covariance is not positive definite")
 
 
+def gmm_components(codes: torch.Tensor, components: int = 10) -> int:
+    """The components the gmm sampler fits to `codes` [N, D]: `components`, fewer where a component would get
+    fewer than two codes, or two distinct ones (k-means starts EM, and warns of fewer distinct points than
+    clusters)."""
+    return max(1, min(components, codes.shape[0] // 2, len(torch.unique(codes, dim=0)) // 2))
+
+
+def gmm_fits(codes: torch.Tensor, components: int = 10) -> bool:
+    """Whether the gmm sampler can fit `codes` [N, D]: at least as many codes a component as dimensions, from
+    which a full covariance can be estimated."""
+    return codes.shape[0] >= gmm_components(codes, components) * codes.shape[1]
+
+
 class StandardNormal(LatentSampler):
     name = "standard-normal"
     description = "N(0, I): what a VAE's prior would be; for comparison with the fitted samplers"
@@ -71,10 +84,8 @@ class GaussianMixture(LatentSampler):
         from sklearn.mixture import GaussianMixture as SkGMM
 
         n, d = codes.shape
-        # a component needs two codes at least, and two distinct ones (k-means starts EM, and warns of fewer
-        # distinct points than clusters)
-        k = max(1, min(self.components, n // 2, len(torch.unique(codes, dim=0)) // 2))
-        if n < k * d:  # fewer codes a component than dimensions: no covariance to estimate, and EM on k d×d
+        k = gmm_components(codes, self.components)
+        if not gmm_fits(codes, self.components):  # no covariance to estimate, and EM on k d×d
             # covariances runs for long in much memory (10 of 4096-D: 1.3 GB each step)
             raise CapabilityError(f"the gmm sampler fits {k} full {d}×{d} covariances to {n:,} training codes: about "
                               f"{n // k:,} a component, fewer than its {d} dimensions, which no covariance can be "

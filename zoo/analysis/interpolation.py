@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from zoo.analysis.checks import as_python
-from zoo.analysis.latent_samplers import CLASS_SPLIT, class_stats, encode_images, resolve_class, run_split
+from zoo.analysis.class_codes import CLASS_SPLIT, class_label, class_stats, described, resolve_class
+from zoo.analysis.latent_samplers import encode_images, run_split
 from zoo.analysis.plots import DPI, PIXEL_BUDGET, save_png, subplots
 from zoo.console import to_stderr
 from zoo.data.datasets import class_name
@@ -25,6 +25,7 @@ from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
 from zoo.runs.loading import load
 from zoo.runs.run import evaluated
+from zoo.runs.training_state import say_if_untrained
 
 
 def _display(img: torch.Tensor) -> np.ndarray:
@@ -55,9 +56,17 @@ class InterpolationResult:
     codes_note: str = ""          # what the codes are, where not the whole latent (ZooModel.codes_note)
 
 
-def _endpoint(spec, net, data, x, y, class_codes) -> Endpoint:
-    """A class (index or name; an int, a str, or an integer tensor or numpy value) or a test image `#INDEX`."""
-    spec = as_python(spec)  # torch.tensor(1): 1, said as 1
+def _endpoint(spec, net, data, x, y, class_codes, which: str) -> Endpoint:
+    """A class (index or name; an int, a str, or an integer tensor or numpy value) or a test image `#INDEX`;
+    anything else (an image of the user's, as a tensor) is refused shortly, by its type and shape (`which`: the
+    argument, start or end)."""
+    given, spec = spec, class_label(spec)  # torch.tensor(1): 1, said as 1
+    if spec is None:
+        own = hasattr(given, "shape")  # an image of the user's, as a tensor or an array
+        raise ConfigError(f"{which}= takes a class (its index or name) or '#INDEX' of a test image, not "
+                          f"{described(given)}", "Between your own images: run.decode of codes along the line from "
+                          "run.encode(a) to run.encode(b) (run = zoo.load(RUN); images in [0, 1], [N, C, H, W])."
+                          if own else f"For example {which}=3, {which}='3' or {which}='#12'.")
     text = str(spec).strip()
     if isinstance(spec, str) and text.startswith("#"):
         raw = text[1:].strip()
@@ -88,6 +97,7 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
     net.require("decode")
     steps = check_count(steps, "--steps (steps=)", 2, 200)
     path = picture_output(out, own=net.folder) or net.output_dir / "interpolation.png"
+    say_if_untrained(net.folder, "these images are of")
     data, x, y = run_split(net, CLASS_SPLIT, data_dir)
     cache: dict[str, tuple] = {}
 
@@ -96,8 +106,8 @@ def interpolate(source, start: str | int, end: str | int, *, steps: int = 10, ou
             cache["all"] = (encode_images(net, x), y.cpu())
         return cache["all"]
 
-    a = _endpoint(start, net, data, x, y, class_codes)
-    b = _endpoint(end, net, data, x, y, class_codes)
+    a = _endpoint(start, net, data, x, y, class_codes, "start")
+    b = _endpoint(end, net, data, x, y, class_codes, "end")
     if torch.equal(a.z, b.z):  # the same class, image or code twice: a line of one point
         to_stderr(f"note: {a.spec} and {b.spec} have the same code: every step decodes the same image")
     t = torch.linspace(0.0, 1.0, steps)

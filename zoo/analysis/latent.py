@@ -31,12 +31,14 @@ from zoo.runs.checkpoint import atomic_write
 from zoo.runs.files import check_output, picture_output
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
-from zoo.runs.run import evaluated
+from zoo.runs.run import check_split, evaluated
+from zoo.runs.training_state import say_if_untrained
 from zoo.tracking import code_loggers
 
 METHODS = {"pca": "PCA", "tsne": "t-SNE"}
 TSNE_MAX_ITER = 1000  # scikit-learn's default
 TSNE_SAY_FROM = 1000  # codes: a t-SNE of this many or more says first that it takes a while
+CSV_HEADER = ("index", "label", "class", "x", "y")  # the first line of the coordinates zoo latent writes
 
 
 # ---------------------------------------------------------------------------------- codes
@@ -173,7 +175,8 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     """A 2-D scatter of the codes of the first `n` images of the split, coloured by class, as PNG; the
     coordinates beside it as CSV (same name, .csv: index,label,class,x,y). A latent of 1 or 2 dimensions
     needs no projection: its codes are plotted as they are, by default into latent.png (not
-    latent-METHOD.png, which would name a projection that was not done).
+    latent-METHOD.png, which would name a projection that was not done); a split other than the test split is
+    named in the default (latent-pca-train.png), so that one split's scatter does not replace another's.
 
     `seed`: t-SNE's start (0: the principal components; another: random positions drawn with it); PCA is exact.
     `loggers` ("tensorboard"): also write the codes, labels and images for the logger's embedding viewer
@@ -184,10 +187,13 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     net = load(source, device=device)
     net.require("encode")
     projected = latent_dim(net) > 2
-    default = f"latent-{method}.png" if projected else "latent.png"
+    tag = "" if check_split(split) == "test" else f"-{split}"
+    default = (f"latent-{method}" if projected else "latent") + tag + ".png"
     path = picture_output(out, own=net.folder) or net.output_dir / default
     if out:  # the coordinates beside it, checked as the picture is (never over another run's file)
         check_output(path.with_suffix(".csv"), own=net.folder)
+    check_side_csv(path)
+    say_if_untrained(net.folder, "these codes are of")
     c = net_codes(net, split, n, data_dir)
     start = time.perf_counter()
     proj = project(c.z, method, seed=seed, labels=c.labels, where=c.where())
@@ -197,7 +203,7 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
     csv_path = path.with_suffix(".csv")
     text = io.StringIO(newline="")
     w = csv.writer(text)
-    w.writerow(["index", "label", "class", "x", "y"])
+    w.writerow(CSV_HEADER)
     for i, lab, (x, y) in zip(c.indices.tolist(), labels.tolist(), proj.coords.tolist()):
         w.writerow([i, lab, c.class_name(lab), repr(float(x)), repr(float(y))])
     if proj.method == "as-is":
@@ -217,6 +223,25 @@ def latent_scatter(source, *, method: str = "pca", n: int = 5000, out: str | Pat
                   for cls in viewers]
     return LatentResult(path, csv_path, proj.method, proj.coords, labels, c.indices.numpy(), c.classes, d, seconds,
                         method, legend, proj.explained, logged, note)
+
+
+def check_side_csv(png: Path) -> None:
+    """Refuse, before any work, a picture whose coordinates (PNG.csv, beside it) would replace a CSV that zoo
+    latent did not write (its first line is not CSV_HEADER): the user named the picture, never that file. A scatter's
+    own CSV is replaced with its picture, as they are one scatter's."""
+    csv_path = png.with_suffix(".csv")
+    if not csv_path.is_file():  # no file of the user's to lose (a folder or a FIFO there is refused as before)
+        return
+    try:
+        with open(csv_path, "rb") as fh:
+            first = fh.readline(200).strip()
+    except OSError:  # unreadable: not known to be a scatter's, so kept
+        first = b""
+    if first != ",".join(CSV_HEADER).encode():
+        raise ConfigError(f"{csv_path} is not a scatter's coordinates, and zoo latent writes those beside {png.name} "
+                          f"(as {csv_path.name}): it would be replaced",
+                          f"Name the picture otherwise with --out (its coordinates go beside it, as NAME.csv), or "
+                          f"move {csv_path.name} away first.")
 
 
 def _class_colours(k: int):

@@ -21,7 +21,9 @@ from typing import Callable, ClassVar
 
 import torch
 
-from zoo.analysis.checks import as_python, check_codes
+from zoo.analysis.checks import check_codes
+from zoo.analysis.class_codes import CLASS_SPLIT, around_class
+from zoo.analysis.class_codes import class_stats, resolve_class  # noqa: F401 (their home before class_codes)
 from zoo.caches import is_managed
 from zoo.console import to_stderr
 from zoo.errors import CapabilityError, ConfigError, Interrupted, RunError
@@ -33,7 +35,6 @@ from zoo.runs.run import Run, check_split, other_images
 
 FIT_SEED = 0              # fitting is deterministic: a refit gives the sampler saved before
 FIT_SPLIT = "train"       # samplers are fitted on the training codes, never on the test set
-CLASS_SPLIT = "test"      # class means (generate --class, interpolate) are over the test set
 ENCODE_BATCH = 1024
 
 
@@ -299,41 +300,6 @@ def _warn_if_poor(sampler: LatentSampler, log: Callable[[str], None] | None) -> 
         (log or to_stderr)(f"warning: {warning}")
 
 
-# ---------------------------------------------------------------------------------- classes
-
-def resolve_class(label: str | int, classes: tuple[str, ...] | list[str]) -> int:
-    """A class index from an index (7, "7") or a class name ("Sneaker", case-insensitive)."""
-    classes = list(classes)
-    if not classes:
-        raise ConfigError("the run's data set has no class labels")
-    label = as_python(label)  # torch.tensor(3) or np.int64(3): 3, not 'tensor(3)'
-    label = label[0] if isinstance(label, list) and len(label) == 1 else label  # torch.tensor([3])
-    text = str(label).strip()
-    names = [c.strip() for c in classes]  # a folder ' spaced' is named by 'spaced' (or ' spaced', quoted)
-    for wanted, among in ((text, names), (text.lower(), [c.lower() for c in names])):
-        if wanted in among:  # a name first (MNIST's names are its digits), then in other capitals
-            return among.index(wanted)
-    listed = "Classes: " + ", ".join(f"{j}={c if c == c.strip() else repr(c)}" for j, c in enumerate(classes))
-    if text.lstrip("-").isdigit():
-        i = int(text) if len(text) <= 18 else -1
-        if 0 <= i < len(classes):
-            return i
-        shown = text if len(text) <= 18 else f"{text[:8]}...{text[-4:]}"  # a number that long names no class
-        raise ConfigError(f"class {shown} is out of range: the data set has classes 0..{len(classes) - 1}", listed)
-    close = difflib.get_close_matches(text, names, n=3, cutoff=0.4)
-    raise ConfigError(f"unknown class '{label}'", (f"Did you mean: {', '.join(close)}? " if close else "") + listed)
-
-
-def class_stats(codes: torch.Tensor, labels: torch.Tensor, index: int, classes) -> tuple[torch.Tensor, torch.Tensor]:
-    """Mean and per-dimension standard deviation of one class's codes (`classes`: the names, for messages)."""
-    mine = codes[labels.to(codes.device) == index]
-    if mine.shape[0] == 0:
-        raise ConfigError(f"class '{classes[index]}' has no images in the {CLASS_SPLIT} split, whose codes its "
-                          "mean is of", f"Ask for a class the {CLASS_SPLIT} split holds.")
-    std = mine.std(0) if mine.shape[0] > 1 else torch.zeros_like(mine[0])
-    return mine.mean(0), std
-
-
 # ---------------------------------------------------------------------------------- for generate
 
 @torch.no_grad()
@@ -364,20 +330,7 @@ def latent_drawer(run: Run, *, sampler: str | None = None, generator: torch.Gene
     if class_label is not None:
         if sampler is not None:
             raise ConfigError("give either --sampler or --class (sampler= or class_label=), not both")
-        codes, labels, classes = split_codes(run, CLASS_SPLIT, data_dir)
-        index = resolve_class(class_label, classes)
-        mean, std = class_stats(codes, labels, index, classes)
-        if spread:  # noise of a zero spread draws the mean each time: said, as a plot of such codes is
-            check_codes(codes[labels == index].numpy(), f"--spread {spread:g}", f"class {classes[index]}'s "
-                        f"{CLASS_SPLIT} images", need=1, spread=True)
-        device = generator.device if generator is not None else torch.device("cpu")
-        mean, std = mean.to(device), std.to(device)
-
-        def around_class(k: int) -> torch.Tensor:
-            eps = torch.randn((k, mean.shape[0]), generator=generator, device=device)
-            return (mean + spread * std * eps).to(run.device)
-
-        return around_class
+        return around_class(*split_codes(run, CLASS_SPLIT, data_dir), class_label, spread, generator, run.device)
     if spread:
         raise ConfigError("--spread (spread=) goes with --class (class_label=): the spread around a class mean")
     if sampler is None:

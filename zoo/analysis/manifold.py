@@ -23,6 +23,7 @@ from zoo.runs.config import check_count
 from zoo.runs.files import picture_output
 from zoo.runs.loading import load
 from zoo.runs.run import evaluated
+from zoo.runs.training_state import say_if_untrained
 
 # A grid over the test codes spans their central 90% along each axis, not their min..max: a few outlying
 # codes would otherwise leave most tiles decoding empty space. (A VAE's grid is over its prior instead.)
@@ -171,6 +172,7 @@ def manifold(source, *, steps: int = 15, dims: str | tuple[int, ...] | list[int]
                               f"It can: {', '.join(net.capabilities()) or 'nothing listed'}.")
     steps = check_count(steps, "--steps (steps=)", 2, 100)
     path = picture_output(out, own=net.folder) or net.output_dir / "manifold.png"
+    say_if_untrained(net.folder, "these images are of")
     d = latent_dim(net)
     given = parse_dims(dims, d) if dims is not None else None
     prior = net.can("sample")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import re
 import stat
@@ -21,6 +22,7 @@ import torch
 
 from zoo.caches import is_managed
 from zoo.errors import ConfigError, RunError, ZooError
+from zoo.runs.command_folders import OTHER_COMMANDS, STUDY_BEST
 
 MAX_HEADER = 100_000_000         # bytes of a safetensors header zoo will read
 MAX_CHANNELS = 64
@@ -111,13 +113,7 @@ def state_spec(module: torch.nn.Module) -> dict[str, tuple[tuple[int, ...], torc
 
 
 def nbytes(spec: dict[str, tuple[tuple[int, ...], torch.dtype]]) -> int:
-    total = 0
-    for shape, dtype in spec.values():
-        n = 1
-        for s in shape:
-            n *= s
-        total += n * torch.empty((), dtype=dtype).element_size()
-    return total
+    return sum(math.prod(shape) * torch.empty((), dtype=dtype).element_size() for shape, dtype in spec.values())
 
 
 def _gib(n: float) -> str:
@@ -341,7 +337,8 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
     """A file a user named for a command's output (--out): refused where writing it would replace a
     run's own records (its weights, checkpoint, config, metrics, training curve, samplers), any existing
     file in a run other than `own` (the run the command reads; its sub-folders, such as progress/,
-    included), or a file in zoo's or the Hugging Face Hub's caches or the bundled weights. The folder is
+    included), any existing file in a zoo search's study or a zoo cv's folder (its results), or a file in
+    zoo's or the Hugging Face Hub's caches or the bundled weights. The folder is
     resolved first (`..`, links), so no spelling of the path gets past these checks. `flag`: the option that
     named it, for the messages."""
     if not isinstance(path, (str, os.PathLike)) or not str(path):
@@ -355,8 +352,12 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
         whose = "the run's own" if mine or own is None else f"another run's ({root})"
         raise ConfigError(f"{flag} {path} would replace {whose} {path.name}",
                           "Write the output elsewhere (another name or folder).")
-    if root is not None and not mine and (target.exists() or target.is_symlink()):
-        raise ConfigError(f"{flag} {path} would replace {path.name} of another run ({root})",
+    # a search's study or a cv's folder: every file there is one of its results (trials.csv, history.png, cv.png)
+    other = next((OTHER_COMMANDS.get(n, "a search's study folder") for n in (STUDY_BEST, *OTHER_COMMANDS)
+                  if (folder / n).is_file()), None)
+    if (other or root is not None and not mine) and (target.exists() or target.is_symlink()):
+        whose = f"{other} ({folder})" if other else f"another run ({root})"
+        raise ConfigError(f"{flag} {path} would replace {path.name} of {whose}",
                           "Write the output elsewhere (another name or folder).")
     if root is not None and (root / PUSHED_MANIFEST).is_file():  # a file there would be published as if pushed
         raise ConfigError(f"{flag} {path} is inside a folder hub's entry ({root}): only zoo push writes there",

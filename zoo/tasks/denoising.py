@@ -7,6 +7,7 @@ import hashlib
 import io
 import math
 import numbers
+import re
 import zlib
 from os import PathLike
 from pathlib import Path
@@ -30,7 +31,8 @@ from zoo.runs.config import check_count, check_flag, check_seed
 from zoo.runs.loading import load
 from zoo.runs.lock import results_lock
 from zoo.runs.plugin_calls import blamed
-from zoo.runs.run import Run, evaluated
+from zoo.runs.run import Run, check_split, evaluated
+from zoo.runs.training_state import say_if_untrained
 from zoo.tasks.evaluation import pictured
 from zoo.training.batching import batches
 
@@ -120,10 +122,11 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     try:
         # A user's images get a picture named after them: a later denoising of the test set (denoised.png)
         # does not replace it, nor leave it beside files of another input.
-        out = runfiles.picture_output(out, own=run.folder) or (
-            run.output_dir / "denoised.png" if input is None else default_output(run.output_dir, Path(input), log))
+        out = runfiles.picture_output(out, own=run.folder)
+        say_if_untrained(run.folder, "these denoised images are of")
         if input is None:
             chosen = corruption(run, noise)
+            out = out or run.output_dir / denoised_name(run, chosen, split)
             clean = pictured(run, split, data_dir, n)
             per_row = _picture_fits(3, clean.shape[0], run.shape)  # before any work
             noisy = noised(chosen, clean, gen)
@@ -133,6 +136,7 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
 
         # The files' folder and names, checked before anything is written: never the input folder, never two
         # inputs to one name.
+        out = out or default_output(run.output_dir, Path(input), log)
         root = Path(input)
         folder = out.with_name(out.stem + "_files")
         x, files = load_images(root, run.shape, run.device, log)
@@ -190,6 +194,16 @@ def denoise(source, *, noise: str | None = None, n: int = 16, out: str | Path | 
     finally:
         if lock is not None:
             lock.release()
+
+
+def denoised_name(run: Run, chosen: NoiseModel, split: str) -> str:
+    """The picture of a split's denoising when no --out is given: denoised.png for the noise the model was trained
+    with on the test split, else named by the other noise and split (denoised-salt-pepper_0.2-train.png), so that
+    one denoising does not replace another's picture (as zoo reconstruct's and zoo generate's keep apart)."""
+    trained = run.model.training_corruption()
+    tags = [chosen.spec] if trained is None or chosen.spec != trained.spec else []
+    tags += [] if check_split(split) == "test" else [split]
+    return "-".join(["denoised", *(re.sub(r"[^A-Za-z0-9_.-]+", "_", t) for t in tags)]) + ".png"
 
 
 def _picture_fits(rows: int, shown: int, shape) -> int:

@@ -377,6 +377,7 @@ def reconstruct(source: str | Path | Run, *, n: int = 16, out: str | Path | None
     n = check_count(n, "--n (n=)", 1, 256)
     # Its own name by default: RUN/reconstructions.png is training's picture of the best epoch, which the card shows
     out = runfiles.picture_output(out, own=run.folder) or run.output_dir / f"reconstructions-{check_split(split)}.png"
+    say_if_untrained(run.folder, "these reconstructions are of")
     xb = pictured(run, split, data_dir, n)
     return plots.image_rows([("original", xb), ("reconstruction", run.reconstruct(xb))], out,
                             title=f"{run.name}: {split} images and reconstructions", weights=run.outputs_stamp())

@@ -11,7 +11,8 @@ import torch
 
 from zoo import registry
 from zoo.analysis import plots
-from zoo.analysis.latent_samplers import get_sampler, latent_drawer, resolve_class
+from zoo.analysis.class_codes import resolve_class
+from zoo.analysis.latent_samplers import get_sampler, latent_drawer
 from zoo.console import to_stderr
 from zoo.errors import CapabilityError, ConfigError
 from zoo.runs import checkpoint as ckpt
