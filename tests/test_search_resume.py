@@ -293,7 +293,7 @@ def test_the_readme_example_space_waits_for_5_trials_and_2_epochs_before_pruning
     assert auto_pruning(small, 5) is None  # a search of 5 trials is not pruned at all
 
 
-@pytest.mark.parametrize("damage", ["emptied", "deleted", "cut", "torn", "edited"])
+@pytest.mark.parametrize("damage", ["emptied", "deleted", "cut", "edited"])  # a torn last line: test_search_disk25
 def test_a_study_whose_journal_is_gone_or_damaged_is_refused_and_its_results_kept(study, damage):
     journal = study / "st" / "journal.log"
     data = journal.read_bytes()
@@ -303,14 +303,12 @@ def test_a_study_whose_journal_is_gone_or_damaged_is_refused_and_its_results_kep
         journal.unlink()
     elif damage == "cut":
         journal.write_bytes(data[:100])
-    elif damage == "edited":  # a middle line changed by hand
+    else:  # edited: a middle line changed by hand
         lines = data.split(b"\n")
         lines[2] = lines[2][:-1] + b"X"
         journal.write_bytes(b"\n".join(lines))
-    else:
-        journal.write_bytes(data[:-50])  # a last line a crash left half-written
     before = hashes(study / "st")
-    expected = "is damaged at line" if damage in ("cut", "torn", "edited") else "holds a search's results"
+    expected = "is damaged at line" if damage in ("cut", "edited") else "holds a search's results"
     assert_clean_error(invoke("search", "convae", "--space", study / "s.toml", "--study", "s", "--out", study / "st",
                               "--trials", "3"), expected, code=1)  # a file's state, not the command line
     # resumed by its folder alone, the journal is named too

@@ -19,6 +19,7 @@ from typing import Any, Callable, Iterator
 from zoo import registry
 from zoo.analysis.plots import save_figure, subplots, tidy
 from zoo.console import to_stdout
+from zoo.errors import StorageError, storage_error
 from zoo.runs import checkpoint as ckpt
 from zoo.runs.command_folders import STUDY_BEST
 from zoo.runs.config_files import to_toml
@@ -58,6 +59,8 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
             try:
                 if plot(settings, trials, stage / name):
                     made.append(stage / name)
+            except OSError:  # a full disk: a StorageError (`_staged`), not a missing plot (which removes the old one)
+                raise
             except Exception as e:  # noqa: BLE001 - a missing plot must not lose the study's results
                 log(f"note: no {name} ({type(e).__name__}: {e})")
         summary = _summary(settings, space, trials, best, seconds)
@@ -70,13 +73,17 @@ def write_outputs(settings: Settings, space: Space, *, log: Callable[[str], None
 def _staged(study_dir: Path) -> Iterator[Path]:
     """A staging folder in the study folder; on leaving it without an error, its files replace the study's
     outputs and outputs it does not hold (a plot not made this time) are removed, with Ctrl-C held back
-    for those few renames. On an error (Ctrl-C included) the study's outputs are left as they were."""
+    for those few renames. On an error (Ctrl-C included) the study's outputs are left as they were; one the
+    system refused to write (a full disk) is a StorageError naming the output, not the staging folder."""
     now = time.time()
     for old in study_dir.glob(STAGE + "*"):  # left by a search killed while writing; never a live one's
         with contextlib.suppress(OSError):
             if now - old.stat().st_mtime > STALE_STAGE_SECONDS:
                 shutil.rmtree(old, ignore_errors=True)
-    stage = Path(tempfile.mkdtemp(prefix=STAGE, dir=study_dir))  # its own: two resumes may write at once
+    try:
+        stage = Path(tempfile.mkdtemp(prefix=STAGE, dir=study_dir))  # its own: two resumes may write at once
+    except OSError as e:
+        raise _not_written(e, study_dir) from None
     try:
         yield stage
         with holding_interrupts():
@@ -85,8 +92,27 @@ def _staged(study_dir: Path) -> Iterator[Path]:
                     os.replace(stage / name, study_dir / name)
                 elif (study_dir / name).is_file():
                     (study_dir / name).unlink()
+    except BrokenPipeError:  # the output's reader gone (a note said to `| head`): not a write of the study's
+        raise
+    except OSError as e:
+        raise _not_written(e, study_dir) from None
     finally:
         shutil.rmtree(stage, ignore_errors=True)
+
+
+def _not_written(e: OSError, study_dir: Path) -> StorageError:
+    """An output the system refused to write, named where it would lie: the study folder's file, not its copy
+    in zoo's staging folder (nor the staging folder itself)."""
+    named = isinstance(e.filename, (str, bytes, os.PathLike))
+    where = Path(os.fsdecode(e.filename)) if named else None
+    if where is None or where.name.startswith(STAGE):
+        e.filename = str(study_dir)
+    elif where.parent.name.startswith(STAGE):
+        e.filename = str(study_dir / where.name)
+    e.filename2 = None
+    return storage_error(e, "cannot write", option="--out",
+                         kept="The study's trials are stored in its journal, and its outputs are as they were: once "
+                              "that is fixed, the same command writes them (no trial runs again)")
 
 
 def _summary(settings: Settings, space: Space, trials, best, seconds: float | None) -> dict[str, Any]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from zoo.errors import RunError, ZooError
+from zoo.errors import RunError, StorageError, ZooError, storage_error
 
 if TYPE_CHECKING:
     from zoo.search.settings import Settings
@@ -18,6 +18,27 @@ def hint(storage: str | None) -> str:
         return ("Check that no other program holds the SQLite file locked, that its disk is writable and that the "
                 "file is not damaged.")
     return "Check the URL, that the database server is running and that the user may connect."
+
+
+def journal_failed(e: OSError, path) -> StorageError:
+    """A write to the study's journal file that the system refused (a full disk, a file-size limit, a read-only
+    folder), named after the journal. Its append was cut back (zoo.search.journal): the study can be resumed."""
+    e.filename, e.filename2 = str(path), None  # not the lock's link, nor no name at all (a write's ENOSPC)
+    return storage_error(e, "cannot write", option="--out",
+                         kept="The study's trials stored so far are kept (a trial it could not store runs again); "
+                              "once that is fixed, resume with the same command")
+
+
+def _stored(e: BaseException | None) -> StorageError | None:
+    """The StorageError `e` is, or arose from: Optuna raises its own (AssertionError: Should not reach) from
+    tidying up a trial whose result the journal refused."""
+    seen = set()
+    while e is not None and id(e) not in seen:
+        seen.add(id(e))
+        if isinstance(e, StorageError):
+            return e
+        e = e.__cause__ or e.__context__
+    return None
 
 
 def failure(e: BaseException) -> str | None:
@@ -48,6 +69,9 @@ def said(settings: Settings, what: str = "the study's storage failed"):
     except ZooError:
         raise
     except Exception as e:
+        stored = _stored(e)
+        if stored is not None:  # the journal's own message (journal_failed), not Optuna's error
+            raise stored from None
         found = failure(e)
         if found is None:
             raise

@@ -1,12 +1,9 @@
-"""Where a study lives and how it samples: the storage (Optuna's journal file by default, or a
-database URL), the sampler and pruner, and opening or creating the study."""
+"""Where a study lives and how it samples: the storage (Optuna's journal file by default: zoo.search.journal;
+or a database URL), the sampler and pruner, and opening or creating the study."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import json
-import os
 import secrets
 import socket
 import time
@@ -16,10 +13,9 @@ from typing import TYPE_CHECKING
 
 from zoo.runs.command_folders import STUDY_JOURNAL
 from zoo.runs.config import resolve_config
-from zoo.console import to_stderr
-from zoo.errors import ConfigError, RunError
-from zoo.interrupts import held_interrupts
+from zoo.errors import ConfigError
 from zoo.search import storage_errors
+from zoo.search.journal import check_journal, journal_backend, journal_path
 from zoo.search.space import Space
 
 if TYPE_CHECKING:  # (settings imports this module)
@@ -30,8 +26,6 @@ JOURNAL = STUDY_JOURNAL
 RDB_SCHEMES = ("sqlite", "postgresql", "postgres", "mysql", "mariadb", "oracle", "mssql")
 MAX_RETRY = 3
 SQLITE_WAIT = 60  # at most, the seconds a write to a SQLite study waits on another's lock (a worker's, a backup's)
-STALE_LOCK = 30  # seconds after which a journal lock that points elsewhere is a dead writer's (Optuna's grace)
-OLD_LOCK = 3600  # a lock whose own time says it is older than this is a dead writer's at once
 SCHEMA_TRIES = 5  # attempts at opening a database whose tables another process is creating
 MIN_TRIALS = 5   # the auto pruner prunes once this many trials are complete (Optuna's n_startup_trials default)
 MIN_EPOCHS = 2   # and never before a trial's 2nd epoch
@@ -110,77 +104,6 @@ def retry_callback():
     return cls(max_retry=MAX_RETRY)
 
 
-def journal_path(settings: Settings) -> Path | None:
-    url = settings.storage
-    if url is None:
-        return Path(settings.study_dir) / JOURNAL
-    if url.startswith("journal:"):
-        rest = url[len("journal:"):]
-        return Path(rest[2:] if rest.startswith("//") else rest)
-    if "://" not in url:
-        return Path(url)
-    return None
-
-
-def _journal_backend(path: Path):
-    optuna = optuna_module()
-    path = path.absolute()  # Optuna's lock is a link to the path as given: a relative one resolves elsewhere
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        _clear_stale_lock(path)
-        from optuna.storages.journal import JournalFileBackend
-
-        return JournalFileBackend(str(path))
-    except ImportError:  # Optuna < 4
-        return optuna.storages.JournalFileStorage(str(path))
-    except (OSError, ValueError) as e:
-        raise ConfigError(f"cannot open the journal file {path}: {e}") from None
-
-
-def _clear_stale_lock(journal: Path) -> None:
-    """Remove a journal lock that does not point at this journal: a writer killed mid-write left it before
-    the study folder moved (or was copied), and Optuna waits on such a link forever, silently, at full CPU. A
-    live writer holds its lock for milliseconds (another machine's path to a shared disk may differ from this
-    one's), so the link goes once it has stood unchanged for Optuna's grace (30 s) of this process's own clock,
-    or at once where its own time says it is over an hour old (no clock of a shared disk is that far off)."""
-    lock = journal.with_name(journal.name + ".lock")
-    seen, since = None, time.monotonic()
-    while lock.is_symlink() and os.path.realpath(lock) != os.path.realpath(journal):
-        try:
-            stat = lock.lstat()
-        except FileNotFoundError:  # released meanwhile
-            return
-        if (stat.st_ino, stat.st_mtime_ns) != seen:  # a new lock: its own wait
-            if seen is None:
-                to_stderr(f"note: waiting on {lock}, a lock that points elsewhere, for up to {STALE_LOCK} s")
-            seen, since = (stat.st_ino, stat.st_mtime_ns), time.monotonic()
-        if time.monotonic() - since > STALE_LOCK or time.time() - stat.st_mtime > OLD_LOCK:
-            with contextlib.suppress(FileNotFoundError):
-                lock.unlink()
-            to_stderr(f"note: removed {lock}, a lock left by a search killed while the study was elsewhere")
-            return
-        time.sleep(0.5)
-
-
-def check_journal(path: Path) -> None:
-    """Every line of an Optuna journal file is a JSON record; a cut or edited one would make Optuna fail
-    half-way (after writing to it), so it is refused first, naming the line."""
-    try:
-        lines = path.read_bytes().split(b"\n")
-    except OSError as e:
-        raise ConfigError(f"cannot read the study's journal {path}: {e.strerror or e}") from None
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            ok = isinstance(json.loads(line), dict)
-        except ValueError:
-            ok = False
-        if not ok:
-            raise RunError(f"the study's journal {path} is damaged at line {number} (not a record Optuna wrote)",
-                           "Restore it from a copy, or start the new study in another --out.")
-
-
 def folder_study_name(study_dir: Path) -> str | None:
     """The name of the study a study folder's journal holds (None: no journal, or not exactly one study):
     what resumes a study named by its folder alone (`--out`)."""
@@ -189,7 +112,7 @@ def folder_study_name(study_dir: Path) -> str | None:
         return None
     check_journal(path)  # Optuna would fail on a damaged line with a JSONDecodeError
     optuna = optuna_module()
-    names = optuna.get_all_study_names(storage=optuna.storages.JournalStorage(_journal_backend(path)))
+    names = optuna.get_all_study_names(storage=optuna.storages.JournalStorage(journal_backend(path)))
     return names[0] if len(names) == 1 else None
 
 
@@ -198,11 +121,7 @@ def open_storage(settings: Settings):
     optuna = optuna_module()
     path = journal_path(settings)
     if path is not None:
-        backend = _journal_backend(path)
-        # Each write takes the journal's lock, appends and renames the lock away: a Ctrl-C in between
-        # would end the search in a storage error (or take another writer's lock), so it waits for the end.
-        backend.append_logs = held_interrupts(backend.append_logs)
-        return optuna.storages.JournalStorage(backend), False
+        return optuna.storages.JournalStorage(journal_backend(path)), False
     scheme = settings.storage.split("://", 1)[0].split("+", 1)[0].lower()
     if scheme not in RDB_SCHEMES:
         raise ConfigError(f"unsupported storage URL '{redact(settings.storage)}'",

@@ -17,12 +17,15 @@ from zoo.errors import Interrupted
 from zoo.search.data import load_data
 from zoo.search.duplicates import Duplicate
 from zoo.search.group import run_group
-from zoo.search.liveness import JournalHeartbeat, fail_stale, say_taken_over, taken_over
+from zoo.search.liveness import LOST, JournalHeartbeat, fail_stale, say_taken_over, taken_over
 from zoo.search.settings import Settings
 from zoo.search.space import Space
 from zoo.search import storage_errors
 from zoo.search.study import HOST, open_study, optuna_module, retry_callback
 from zoo.search.trial import configure, score
+
+
+_ACTIVE: list[Worker] = []  # the workers running trials in this process now
 
 
 class Worker:
@@ -68,8 +71,11 @@ class Worker:
         start = time.time()
         ran = 0
         poll = min(1.0, self.settings.heartbeat / 2)
+        _ACTIVE.append(self)
         try:
             with storage_errors.said(self.settings):  # a database locked past its wait, mid-trial
+                if len(_ACTIVE) == 1:
+                    self._fail_left_running()
                 while True:
                     if self.parent is not None and os.getppid() != self.parent:  # killed (SIGKILL): no one reads on
                         self.log(f"{self.prefix}the zoo search that started this worker is gone: no new trials")
@@ -115,7 +121,31 @@ class Worker:
                               "stored. Resume with the same command.") from e
         finally:
             self.current = None
+            _ACTIVE.remove(self)
         return ran
+
+    def _fail_left_running(self) -> None:
+        """Fail and queue again the trials an earlier search of this process left running (one a full disk ended
+        mid-trial, resumed in the same Python session): `fail_stale` takes any trial of this process for one it
+        runs now, and the search would wait on it forever. Called while no other worker of this process runs."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            w = t.user_attrs.get("worker") or {}
+            if (w.get("trial"), w.get("host"), w.get("pid")) != (t.number, HOST, os.getpid()):
+                continue
+            try:
+                self.storage.set_trial_user_attr(t._trial_id, LOST, "left running by an earlier search of the same "
+                                                 "process (ended by an error): failed, queued again")
+                if not self.storage.set_trial_state_values(t._trial_id, TrialState.FAIL):
+                    continue
+            except UpdateFinishedTrialError:
+                continue
+            self.log(f"{self.prefix}trial {t.number} was left running by an earlier search: failed, queued again")
+            frozen = copy.deepcopy(self.storage.get_trial(t._trial_id))
+            frozen.user_attrs.pop(LOST, None)  # its retry's row is of its own run
+            self.retry(self.study, frozen)
 
     def _requeue_current(self) -> None:
         """A trial interrupted by Ctrl-C is failed (by Optuna); queue it again for the resumed study."""
