@@ -111,3 +111,11 @@ def test_a_plot_a_full_disk_refuses_is_a_storage_error_and_the_study_keeps_its_p
     assert ".outputs-" not in result.stdout + result.stderr
     assert {name: (kept / name).read_bytes() for name in before} == before
     assert not list(kept.glob(".outputs-*"))
+
+
+def test_a_sqlite_study_whose_disk_refuses_its_first_write_is_a_storage_error_not_a_usage_error(tmp_path):
+    (tmp_path / "space.toml").write_text(tiny_space(2, 1))
+    url = f"sqlite:///{tmp_path / 'db.sqlite'}"
+    result = zoo_with_file_size_limit(40_000, *search(tmp_path / "space.toml", tmp_path / "st", "--storage", url))
+    line = assert_storage_error(result, "disk i/o error", "refused a write")
+    assert line.startswith(f"Error: cannot open the storage {url}")

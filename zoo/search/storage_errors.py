@@ -75,6 +75,23 @@ def said(settings: Settings, what: str = "the study's storage failed"):
         found = failure(e)
         if found is None:
             raise
-        raise RunError(f"{what}: {found}", "The trials it stored are kept (one it could not store runs again): "
-                                           f"resume with the same command once it works. {hint(settings.storage)}") \
-            from None
+        full = disk_full(f"{what}: {found}", "resume with the same command (the trials it stored are kept)")
+        raise full or RunError(f"{what}: {found}", "The trials it stored are kept (one it could not store runs "
+                                                   f"again): resume with the same command once it works. "
+                                                   f"{hint(settings.storage)}") from None
+
+
+# What database drivers say of a disk that refuses a write: full, read-only, past `ulimit -f` (SQLite's "disk I/O
+# error"), failing (SQLite, PostgreSQL, MySQL)
+DISK_WORDS = ("disk is full", "no space left", "readonly database", "read-only file system", "the table is full",
+              "disk i/o error")
+
+
+def disk_full(message: str, then: str) -> StorageError | None:
+    """A storage error whose database says its disk refused a write, as every full disk is said (exit 74): not
+    the URL, the server or the command line is wrong, and the disk is what to fix; None for others."""
+    if not any(words in message.lower() for words in DISK_WORDS):
+        return None
+    return StorageError(message, "The disk that holds the study's database refused a write (full, read-only, a "
+                                 f"file-size limit, or failing): free some space there or make it writable, then "
+                                 f"{then}.")

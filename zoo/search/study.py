@@ -138,8 +138,9 @@ def open_storage(settings: Settings):
                           f"({name})", hint) from None
     except Exception as e:  # noqa: BLE001 - connection, authentication, bad URL: one clear message
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ConfigError(f"cannot open the storage {redact(settings.storage)}: {first}",
-                          storage_errors.hint(settings.storage)) from None
+        message = f"cannot open the storage {redact(settings.storage)}: {first}"
+        raise storage_errors.disk_full(message, "try again") or ConfigError(
+            message, storage_errors.hint(settings.storage)) from None
     return storage, True
 
 
