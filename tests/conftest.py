@@ -265,6 +265,23 @@ def written(path: Path, text: str) -> Path:
     return path
 
 
+def stopped_run(model: str, out: Path, epoch: int = 1, epochs: int = 3, **config) -> Path:
+    """`out`: a run of `model` on digits (TINY) stopped by a Ctrl-C as `epoch` of its `epochs` begins, as a
+    user's stop leaves one (epoch 1: its weights the untrained ones)."""
+    import zoo
+
+    class CtrlC(zoo.Callback):
+        def on_epoch_start(self, trainer, started):
+            if started == epoch:
+                raise KeyboardInterrupt
+
+    said = "no epoch was finished" if epoch == 1 else f"interrupted during epoch {epoch}"
+    with pytest.raises(zoo.errors.Interrupted, match=said):
+        zoo.train(model, dataset="digits", epochs=epochs, out=out, log=quiet, progress=False,
+                  callbacks=[CtrlC()], **{**TINY, **config})
+    return out
+
+
 def trial_rows(study_dir: Path) -> list[dict]:
     """The rows of a study's trials.csv, as dicts by column."""
     with open(study_dir / "trials.csv", newline="") as fh:

@@ -8,7 +8,7 @@ import pytest
 
 import zoo
 import zoo.analysis.metrics
-from conftest import TINY, assert_clean_error, assert_ok, invoke, quiet
+from conftest import TINY, assert_clean_error, assert_ok, invoke, quiet, stopped_run
 
 
 @pytest.fixture(scope="module")
@@ -97,14 +97,7 @@ def test_fid_states_the_feature_networks_test_accuracy_and_warns_when_it_is_weak
 
 
 def test_a_run_that_has_not_finished_an_epoch_is_measured_with_a_note(vae_copy, tmp_path):
-    class CtrlC(zoo.Callback):
-        def on_epoch_start(self, trainer, epoch):
-            raise KeyboardInterrupt
-
-    early = tmp_path / "early"
-    with pytest.raises(zoo.errors.Interrupted, match="no epoch was finished"):
-        zoo.train("vae", dataset="digits", epochs=3, out=early, log=quiet, progress=False, callbacks=[CtrlC()],
-                  **TINY)
+    early = stopped_run("vae", tmp_path / "early")
     out = assert_ok(invoke("eval", early, "--no-progress"))
     assert f"note: {early} has not finished an epoch: these are its initial, untrained weights" in out
     assert f"zoo train --resume {early}" in out

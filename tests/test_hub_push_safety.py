@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 import zoo
-from conftest import assert_clean_error, assert_ok, invoke, run_zoo
+from conftest import assert_clean_error, assert_ok, invoke, quiet, run_zoo, stopped_run
 from test_hub import REPO_ID, hf_env, server  # noqa: F401  (fixtures)
 from zoo import hub as zhub
 from zoo import registry
@@ -56,15 +56,7 @@ def test_a_run_with_damaged_weights_is_not_pushed_and_the_message_blames_the_run
 
 def test_a_run_that_has_not_finished_an_epoch_is_pushed_with_a_note_that_its_weights_are_untrained(run_copy,
                                                                                                    tmp_path):
-    from conftest import TINY, quiet
-
-    class CtrlC(zoo.Callback):
-        def on_epoch_start(self, trainer, epoch):
-            raise KeyboardInterrupt
-
-    with pytest.raises(zoo.errors.Interrupted, match="no epoch was finished"):
-        zoo.train("convae", dataset="digits", epochs=3, out=tmp_path / "early", log=quiet, progress=False,
-                  callbacks=[CtrlC()], **TINY)
+    stopped_run("convae", tmp_path / "early")
     result = invoke("push", tmp_path / "early", f"file://{tmp_path / 'hub' / 'r'}")
     assert_ok(result)
     assert "has not finished an epoch: the push publishes its initial, untrained weights" in result.output
@@ -266,17 +258,7 @@ def test_a_picture_of_other_weights_is_not_pushed_whatever_the_files_times(run_c
 
 
 def test_a_run_stopped_before_its_end_is_pushed_with_a_note_and_a_card_that_says_so(tmp_path, capsys):
-    from conftest import TINY, quiet
-
-    class CtrlC(zoo.Callback):
-        def on_epoch_start(self, trainer, epoch):
-            if epoch == 2:
-                raise KeyboardInterrupt
-
-    run = tmp_path / "stopped"
-    with pytest.raises(zoo.errors.Interrupted, match="interrupted during epoch 2"):
-        zoo.train("convae", dataset="digits", epochs=5, out=run, log=quiet, progress=False, callbacks=[CtrlC()],
-                  **TINY)
+    run = stopped_run("convae", tmp_path / "stopped", epoch=2, epochs=5)
     capsys.readouterr()
     zhub.push(run, (tmp_path / "hub" / "stopped").as_uri())
     assert "training was stopped before its end" in capsys.readouterr().err

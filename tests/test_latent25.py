@@ -13,7 +13,7 @@ import torch
 from PIL import Image
 
 import zoo
-from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet, tiny_space
+from conftest import TINY, assert_clean_error, assert_ok, invoke, is_png, quiet, stopped_run, tiny_space
 from zoo.errors import ConfigError, RunError
 
 UNTRAINED = "has not finished an epoch: these {} its initial, untrained weights"
@@ -75,14 +75,7 @@ def test_latent_and_denoise_default_names_keep_splits_and_noises_apart(run_copy)
 # ------------------------------------------------------------------------------------------ #4 untrained
 
 def test_every_picture_of_a_run_that_finished_no_epoch_says_its_weights_are_untrained(digits_run, tmp_path):
-    class CtrlC(zoo.Callback):
-        def on_epoch_start(self, trainer, epoch):
-            raise KeyboardInterrupt
-
-    early = tmp_path / "early"
-    with pytest.raises(zoo.errors.Interrupted, match="no epoch was finished"):
-        zoo.train("convae", dataset="digits", epochs=3, out=early, log=quiet, progress=False, callbacks=[CtrlC()],
-                  **TINY)
+    early = stopped_run("convae", tmp_path / "early")
     commands = [("reconstructions are of", ["reconstruct", "--n", "2"]),
                 ("denoised images are of", ["denoise", "--noise", "gaussian:0.3", "--n", "2"]),
                 ("codes are of", ["latent", "--n", "30"]), ("images are of", ["manifold", "--steps", "2"]),
