@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+import time
 from pathlib import Path
 
 import click
@@ -183,15 +184,18 @@ def train(model, dataset, preset, config_file, assignments, out, resume, overwri
         "dataset": dataset, "epochs": epochs, "batch_size": batch_size, "lr": lr, "patience": patience,
         "device": device, "seed": seed, "data_dir": data_dir, "bf16": bf16, "loggers": loggers})
     note_preset_dataset(None if resume else preset, overrides.get("dataset"))  # a resume refuses a preset
+    started = time.monotonic()
     result = api_train(model, preset=preset, config=config_file, out=out, resume=resume, progress=progress,
                        overwrite=overwrite, **overrides)
+    took = time.monotonic() - started  # the whole command's, data loading and pictures included
+    took = f"took {took:.1f} s" if took < 60 else f"took {took / 60:.1f} min"
     if result.best_value is None:
-        click.echo(f"{result.stopped}: last epoch ({result.best_epoch}) kept; run in {result.run_dir}")
+        click.echo(f"{result.stopped}: last epoch ({result.best_epoch}) kept; run in {result.run_dir}; {took}")
     else:
         # with no validation split (val_fraction 0) the training figure is the one watched
         split = "validation" if any(k.startswith("val_") for row in result.history[-1:] for k in row) else "training"
         click.echo(f"{result.stopped}: best epoch {result.best_epoch} ({split} {result.model.monitor or 'loss'} "
-                   f"{result.best_value:.5g}); run in {result.run_dir}")
+                   f"{result.best_value:.5g}); run in {result.run_dir}; {took}")
 
 
 def _refuse_a_model_as_run(resume: str | None) -> None:

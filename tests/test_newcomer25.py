@@ -139,3 +139,12 @@ def test_a_failed_download_names_its_reason():
     said = assert_clean_error(result, "data set 'kmnist' not found", "download failed")
     reason = re.search(r"download failed: (.*)", said)[1]
     assert not reason.rstrip(".").endswith(":") and re.search(r"[Rr]efused|[Ee]rrno", reason), said
+
+
+def test_the_end_of_a_training_says_how_long_it_took(tmp_path):
+    import re
+
+    out = assert_ok(invoke("train", "convae", "--dataset", "digits", "--epochs", "1", "--out", tmp_path / "r",
+                           *TINY_SET))
+    done = next(line for line in out.splitlines() if line.startswith("completed: best epoch 1"))
+    assert re.search(rf"; run in {re.escape(str(tmp_path / 'r'))}; took \d+\.\d s$", done), done
