@@ -250,7 +250,7 @@ def test_a_log_folder_that_cannot_be_written_is_refused_before_the_run_folder_ex
 def test_an_unknown_logger_is_refused_with_the_installed_ones(tmp_path):
     result = invoke("train", "convae", "--dataset", "digits", *TINY_SET, "--log", "tensorbord", "--out", tmp_path / "r")
     out = assert_clean_error(result, "unknown logger 'tensorbord'", "Did you mean: tensorboard")
-    assert "jsonl, mlflow, tensorboard" in out
+    assert "The installed loggers are: mlflow, tensorboard (`zoo list` shows them); jsonl names metrics.jsonl" in out
     assert not (tmp_path / "r").exists()
 
 
