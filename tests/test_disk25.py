@@ -86,3 +86,22 @@ def test_a_resume_writes_again_best_weights_that_lag_the_checkpoint(run_copy, tm
     zoo.train(resume=run_copy, log=notes.append, progress=False)
     assert_same_tensors(weights(run_copy / "model.safetensors"), best, rtol=0, atol=0)
     assert any("written again" in n for n in notes), notes
+
+
+@pytest.mark.parametrize("damage", ["a write that failed after the last checkpoint", "deleted"])
+def test_a_gan_resumed_after_its_last_epoch_writes_again_weights_that_are_not_its_checkpoints(tmp_path, damage):
+    import zoo
+
+    gan = {"g_channels": 8, "d_channels": 8, "latent_dim": 16, "device": "cpu"}
+    first, run = tmp_path / "one-epoch", tmp_path / "run"
+    zoo.train("gan", dataset="digits", epochs=1, out=first, log=quiet, progress=False, **gan)
+    zoo.train("gan", dataset="digits", epochs=2, out=run, log=quiet, progress=False, **gan)
+    last = {k: v.clone() for k, v in weights(run / "model.safetensors").items()}
+    if damage == "deleted":
+        (run / "model.safetensors").unlink()
+    else:  # epoch 1's weights, as a failed write of epoch 2's (after its checkpoint) leaves them
+        shutil.copy(first / "model.safetensors", run / "model.safetensors")
+    notes = []
+    zoo.train(resume=run, log=notes.append, progress=False)  # it finished its epochs: nothing is trained
+    assert_same_tensors(weights(run / "model.safetensors"), last, rtol=0, atol=0)
+    assert any("did not hold the weights of the last epoch, 2" in n and "written again" in n for n in notes), notes

@@ -24,10 +24,18 @@ def save_best(path: Path, model: torch.nn.Module) -> None:
     ckpt.save_tensors(path, plain_state_dict(model), {"format": "pt"})
 
 
-def check_on_resume(path: Path, model: torch.nn.Module, state: dict[str, Any], log: Callable[[str], None]) -> None:
+def check_on_resume(path: Path, model: torch.nn.Module, state: dict[str, Any], log: Callable[[str], None], *,
+                    monitored: bool = True) -> None:
     """Check the best weights at `path` against the checkpoint just loaded into `model` (its `state`): a damaged
     file is refused (it would fail after every resumed epoch); a missing one is said, and `state` keeps the best
-    of the epochs trained from now on; one that lags the checkpoint's best epoch is written again."""
+    of the epochs trained from now on; one that lags the checkpoint's best epoch is written again. A model with
+    no monitor (a GAN) keeps its last epoch's weights, the checkpoint's model: written again unless they are it."""
+    if not monitored:
+        if not _holds(path, model):
+            log(f"note: {path} did not hold the weights of the last epoch, {state['epoch']} (a stop or a failed write "
+                f"after its checkpoint, or a damaged or missing file): written again from {ckpt.CHECKPOINT}")
+            save_best(path, model)
+        return
     best = state["best_epoch"]
     if not path.exists():
         log(f"note: {path} (the best weights, of epoch {best}) is missing: they are lost; the best of the "
@@ -48,3 +56,13 @@ def check_on_resume(path: Path, model: torch.nn.Module, state: dict[str, Any], l
         log(f"note: {path} did not hold the weights of the best epoch, {best} (a stop or a failed write after its "
             f"checkpoint): written again from {ckpt.CHECKPOINT}")
         save_best(path, model)
+
+
+def _holds(path: Path, model: torch.nn.Module) -> bool:
+    """Whether the file at `path` holds exactly `model`'s weights, as save_best writes them."""
+    try:
+        saved, _ = ckpt.load_tensors(path)
+    except (RunError, OSError):
+        return False
+    plain = plain_state_dict(model)
+    return saved.keys() == plain.keys() and all(torch.equal(saved[k], v.detach().cpu()) for k, v in plain.items())

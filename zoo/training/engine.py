@@ -110,8 +110,9 @@ class Trainer:
         self.state.update(state)
         self.saved_epoch = self.state["epoch"]
         self._restore_rng(rng)
-        if self.model.monitor is not None and self.saved_epoch:
-            best_weights.check_on_resume(self._path(ckpt.WEIGHTS), self.model, self.state, self.log)
+        if self.saved_epoch:
+            best_weights.check_on_resume(self._path(ckpt.WEIGHTS), self.model, self.state, self.log,
+                                         monitored=self.model.monitor is not None)
         metrics = self._path(ckpt.METRICS)
         rows, lines, dropped = ckpt.metrics_rows(metrics) if metrics.exists() else ([], [], 0)
         if dropped:
