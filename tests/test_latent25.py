@@ -50,6 +50,16 @@ def test_out_over_a_cv_folders_picture_is_refused_and_it_is_kept(digits_run, tmp
     assert _digest(folder) == before
 
 
+@pytest.mark.parametrize("copied", ["best.toml", "journal.log", "space.toml", "cv.png"])
+def test_one_file_of_a_studys_or_cvs_name_makes_no_results_folder_and_out_may_be_written_again(digits_run, tmp_path,
+                                                                                             copied):
+    (tmp_path / copied).write_text("lr = 0.001\n")  # a best.toml copied out to train from, a log of the user's
+    out = tmp_path / "recon.png"
+    for _ in range(2):
+        assert_ok(invoke("reconstruct", digits_run, "--n", "2", "--out", out))
+    assert is_png(out)
+
+
 def test_zoo_latent_refuses_to_replace_a_csv_it_did_not_write_beside_its_picture(digits_run, tmp_path):
     (tmp_path / "summary.csv").write_text("my,own,sheet\n")
     assert_clean_error(invoke("latent", digits_run, "--n", "20", "--out", tmp_path / "summary.png"),

@@ -17,6 +17,17 @@ OTHER_COMMANDS = {STUDY_SPACE: "a search's study folder", STUDY_JOURNAL: "a sear
                   **dict.fromkeys((*CV_RESULTS, CV_FOLDS), "a cross-validation's folder")}
 
 
+def results_folder(folder: Path) -> str | None:
+    """What `folder` is by the files zoo leaves there together (a search's space.toml beside its journal.log or
+    summary.json; a cross-validation's cv.json or folds.json), for --out, which replaces none of its files; None for
+    any other folder: one file of a common name (a best.toml copied out, a journal.log) makes none of it one."""
+    if (folder / STUDY_SPACE).is_file() and any((folder / n).is_file() for n in (STUDY_JOURNAL, "summary.json")):
+        return OTHER_COMMANDS[STUDY_SPACE]
+    if (folder / CV_RESULTS[0]).is_file() or (folder / CV_FOLDS).is_file():
+        return OTHER_COMMANDS[CV_FOLDS]
+    return None
+
+
 def what_it_is(folder: Path) -> str:
     """What a folder that is no run holds, where zoo wrote it ("" for any other): said after "is not a zoo run"."""
     if (folder / STUDY_BEST).is_file() or (folder / STUDY_JOURNAL).is_file():

@@ -22,7 +22,7 @@ import torch
 
 from zoo.caches import is_managed
 from zoo.errors import ConfigError, RunError, ZooError
-from zoo.runs.command_folders import OTHER_COMMANDS, STUDY_BEST
+from zoo.runs.command_folders import results_folder
 
 MAX_HEADER = 100_000_000         # bytes of a safetensors header zoo will read
 MAX_CHANNELS = 64
@@ -353,8 +353,7 @@ def check_output(path: str | Path, own: str | Path | None = None, flag: str = "-
         raise ConfigError(f"{flag} {path} would replace {whose} {path.name}",
                           "Write the output elsewhere (another name or folder).")
     # a search's study or a cv's folder: every file there is one of its results (trials.csv, history.png, cv.png)
-    other = next((OTHER_COMMANDS.get(n, "a search's study folder") for n in (STUDY_BEST, *OTHER_COMMANDS)
-                  if (folder / n).is_file()), None)
+    other = results_folder(folder)
     if (other or root is not None and not mine) and (target.exists() or target.is_symlink()):
         whose = f"{other} ({folder})" if other else f"another run ({root})"
         raise ConfigError(f"{flag} {path} would replace {path.name} of {whose}",
