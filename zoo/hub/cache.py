@@ -60,7 +60,11 @@ class Fetched:
 
 
 def cache_error(e: OSError, where: Path):
-    """One StorageError (the exit code of every operating-system error) for a cache zoo cannot write."""
-    return StorageError(storage_error(e, "cannot write to zoo's cache at", path=where).message,
+    """One StorageError (the exit code of every operating-system error) for a cache zoo cannot write; memory that
+    ran out (ENOMEM) stays said as such."""
+    said = storage_error(e, "cannot write to zoo's cache at", path=where)
+    if not isinstance(said, StorageError):
+        return said
+    return StorageError(said.message,
                         "zoo keeps verified copies under $XDG_CACHE_HOME/zoo/hub: free space there or make it "
                         "writable, or point XDG_CACHE_HOME at a folder that is.")

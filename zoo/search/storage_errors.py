@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 from typing import TYPE_CHECKING
 
-from zoo.errors import RunError, StorageError, ZooError, storage_error
+from zoo.errors import OutOfMemory, RunError, StorageError, ZooError, storage_error
 
 if TYPE_CHECKING:
     from zoo.search.settings import Settings
@@ -20,7 +20,7 @@ def hint(storage: str | None) -> str:
     return "Check the URL, that the database server is running and that the user may connect."
 
 
-def journal_failed(e: OSError, path) -> StorageError:
+def journal_failed(e: OSError, path) -> StorageError | OutOfMemory:
     """A write to the study's journal file that the system refused (a full disk, a file-size limit, a read-only
     folder), named after the journal. Its append was cut back (zoo.search.journal): the study can be resumed."""
     e.filename, e.filename2 = str(path), None  # not the lock's link, nor no name at all (a write's ENOSPC)
@@ -29,13 +29,13 @@ def journal_failed(e: OSError, path) -> StorageError:
                               "once that is fixed, resume with the same command")
 
 
-def _stored(e: BaseException | None) -> StorageError | None:
-    """The StorageError `e` is, or arose from: Optuna raises its own (AssertionError: Should not reach) from
-    tidying up a trial whose result the journal refused."""
+def _stored(e: BaseException | None) -> StorageError | OutOfMemory | None:
+    """The StorageError (or OutOfMemory: ENOMEM) `e` is, or arose from: Optuna raises its own (AssertionError:
+    Should not reach) from tidying up a trial whose result the journal refused."""
     seen = set()
     while e is not None and id(e) not in seen:
         seen.add(id(e))
-        if isinstance(e, StorageError):
+        if isinstance(e, (StorageError, OutOfMemory)):
             return e
         e = e.__cause__ or e.__context__
     return None
