@@ -45,8 +45,8 @@ def _fmt(v) -> str:
 @click.option("--timeout", type=float, default=None, help="Start no new trial after S seconds.")
 @click.option("--out", "-o", type=OUT_FOLDER, help="Study folder (default studies/STUDY).")
 @click.option("--dataset", "-d", type=TEXT, default=None,
-              help=f"mnist, fashion-mnist, kmnist, digits or folder:PATH. Default: the space's, else "
-                   f"{train_default('dataset')}.")
+              help=f"mnist, fashion-mnist, kmnist, digits or folder:PATH. Default: the space's, else its "
+                   f"preset's, else {train_default('dataset')}.")
 @click.option("--set", "-s", "assignments", multiple=True, metavar="KEY=VALUE", help="Fix a config key in every trial.")
 @click.option("--epochs", type=int, default=None, help="Epochs per trial.")
 @click.option("--device", type=TEXT, default=None, help=DEVICE_HELP)
