@@ -175,16 +175,16 @@ def _feature_network(run, features: str | None, source) -> tuple[Any, str]:
         option += f" --set image_size={train_cfg['image_size']}" if train_cfg.get("image_size") else ""
         if len(run.classes or ()) < 2:  # a classifier needs two classes or more: none can be trained on these
             raise CapabilityError(f"no feature network is catalogued for {dataset}, and its images have no classes to "
-                              "train one on: FID and KID measure samples in the features of a classifier",
-                              "Pass one trained on labelled images of the same size and kind (class folders, or "
-                              "another data set): --features RUN (its classes are not the run's, so no class "
-                              "accuracy is measured).")
+                                  "train one on: FID and KID measure samples in the features of a classifier",
+                                  "Pass one trained on labelled images of the same size and kind (class folders, or "
+                                  "another data set): --features RUN (its classes are not the run's, so no class "
+                                  "accuracy is measured).")
         raise CapabilityError(f"no feature network is catalogued for {dataset}: FID and KID measure samples in the "
-                          "features of a classifier trained on the same data set",
-                          "Train one, then pass it with --features RUN:\n"
-                          f"  zoo train {_feature_model()} --dataset {shlex.quote(dataset)}{option} "
-                          "--out runs/features\n"
-                          f"  zoo eval {shlex.quote(str(source))} --fid --features runs/features")
+                              "features of a classifier trained on the same data set",
+                              "Train one, then pass it with --features RUN:\n"
+                              f"  zoo train {_feature_model()} --dataset {shlex.quote(dataset)}{option} "
+                              "--out runs/features\n"
+                              f"  zoo eval {shlex.quote(str(source))} --fid --features runs/features")
     features = features or feature_network_name(dataset)
     feat_run = load(features, device=str(run.device))
     if not hasattr(feat_run.model, "embed"):
